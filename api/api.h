@@ -1,0 +1,135 @@
+/*
+ * api.h -- the HTTP side: libmicrohttpd driven from the libevent loop
+ * (http.c), routing (route.c), problem documents (problem.c) and the
+ * endpoints (tasks.c, health.c).
+ *
+ * Every request goes through two phases: the headers call only allocates
+ * the request (answering on the first call would cost keep-alive), body
+ * pieces are appended with a bound, and the final call routes it.  A
+ * handler either answers at once or suspends the request and answers later
+ * from the loop (after a commit, a change, a timeout) with http_resume().
+ */
+#ifndef API_H
+#define API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+struct MHD_Connection;
+struct MHD_Response;
+
+/* problem.c: RFC 9457 problem documents */
+struct problem {
+	int		 status;
+	const char	*type;		/* slug: urn:corod:problem:<type> */
+	char		 detail[512];
+	char		 field[256];	/* JSON Pointer, "" if none */
+	const char	*allow;		/* 405: Allow header */
+	int		 retry_after;	/* 429/503: seconds, 0 none */
+};
+/* Fill p: status, type slug, field (may be NULL) and a detail format. */
+void		 problem_set(struct problem *, int, const char *,
+		    const char *, const char *, ...)
+		    __attribute__((format(printf, 5, 6)));
+const char	*problem_title(int);
+json_t		*problem_json(const struct problem *);
+/* Append a reference token to a JSON Pointer, escaping ~ and /. */
+void		 pointer_join(char *, size_t, const char *, const char *);
+void		 pointer_index(char *, size_t, const char *, size_t);
+
+/* http.c */
+enum http_method {
+	HTTP_GET = 1,
+	HTTP_HEAD = 2,
+	HTTP_POST = 4,
+	HTTP_PUT = 8,
+	HTTP_DELETE = 16,
+	HTTP_PATCH = 32,
+	HTTP_OPTIONS = 64,
+	HTTP_OTHER = 128,
+};
+
+struct http_request {
+	struct MHD_Connection	*conn;
+	enum http_method	 method;
+	const char		*url;		/* path, without the query */
+
+	char			*body;		/* NUL-terminated */
+	size_t			 len;
+	size_t			 cap;
+	int			 too_large;	/* over max_body: 413 */
+
+	/* The answer, set by a handler; sent when the request runs again. */
+	struct MHD_Response	*response;
+	unsigned int		 status;
+	int			 answered;
+
+	int			 suspended;
+	struct event		*closed_ev;	/* client gone while suspended */
+	int			 gone;		/* ... and it went */
+
+	/* The handler's own state and what to do if the client goes away. */
+	void			*data;
+	void			(*on_gone)(struct http_request *);
+	void			(*on_free)(struct http_request *);
+	int64_t			 started;	/* monotonic µs */
+};
+
+/* Start listening (host:port, port 0 picks one); -1 and *cause on error.
+ * The bound address is logged as "listening on HOST:PORT". */
+int		 http_start(struct event_base *, const char *, char **);
+/* The port actually bound. */
+int		 http_port(void);
+/* Stop accepting, answer suspended requests 503, stop the daemon. */
+void		 http_stop(void);
+/* Count of requests currently suspended. */
+size_t		 http_suspended(void);
+
+/* Request accessors. */
+const char	*http_header(struct http_request *, const char *);
+const char	*http_query(struct http_request *, const char *);
+/* Call fn for each query argument; stop and return its non-zero value. */
+int		 http_query_each(struct http_request *,
+		    int (*)(void *, const char *, const char *), void *);
+
+/* Answers.  The json/text is sent after the current handler returns (or
+ * at once if the request is suspended: it is resumed).  Headers added with
+ * http_add_header go on the pending response. */
+void		 http_respond_json(struct http_request *, unsigned int,
+		    json_t *);	/* steals the reference */
+void		 http_respond_problem(struct http_request *,
+		    const struct problem *);
+void		 http_respond_text(struct http_request *, unsigned int,
+		    const char *, char *, size_t);	/* type, buf (stolen) */
+void		 http_respond_empty(struct http_request *, unsigned int);
+void		 http_add_header(struct http_request *, const char *,
+		    const char *);
+/* Hold the request (no answer yet); resumed by any http_respond_*. */
+void		 http_suspend(struct http_request *);
+
+/* route.c: dispatch a complete request to its endpoint */
+void		 route_request(struct http_request *);
+
+/* tasks.c */
+void		 api_tasks_submit(struct http_request *);
+void		 api_tasks_list(struct http_request *);
+void		 api_task_get(struct http_request *, int64_t);
+void		 api_task_cancel(struct http_request *, int64_t);
+void		 api_task_delete(struct http_request *, int64_t);
+void		 api_task_log(struct http_request *, int64_t);
+/* A task changed (committed): wake requests waiting on it. */
+void		 api_task_changed(int64_t, int64_t);
+void		 api_tasks_shutdown(void);
+/* json.c: render a stored task as the API's JSON object */
+struct buf;
+struct task_row;
+void		 task_render(struct buf *, const struct task_row *,
+		    const int64_t *, size_t);
+
+/* health.c */
+void		 api_healthz(struct http_request *);
+
+#endif /* API_H */

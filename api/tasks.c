@@ -1,0 +1,1057 @@
+/*
+ * tasks.c -- the /v1/tasks endpoints.
+ *
+ * Reads (list, get, log) answer from committed data at once.  Writes
+ * (submit, cancel, delete) change tasks in memory, suspend the request and
+ * answer from a commit_after callback: a 201 or a cancellation's answer
+ * goes out only after its transaction reached the disk.  If the client
+ * leaves meanwhile, the request is detached and the callback only cleans
+ * up.  GET ?wait= holds the request until the task's version changes
+ * (api_task_changed, called for every committed change) or time runs out.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "../daemon/corod.h"
+#include "../daemon/sha256.h"
+#include "../db/db.h"
+#include "api.h"
+
+#define LIST_DEFAULT	100
+#define LIST_MAX	1000
+#define LOG_READ_MAX	10000		/* lines per answer */
+#define WAIT_MAX	60		/* seconds */
+#define JSON_MAX_DEPTH	64
+#define IDEM_KEY_MAX	200
+
+/* A submission waiting for its commit. */
+struct submit {
+	struct http_request	*req;		/* NULL once the client left */
+	struct spec_tree	 tree;
+	int64_t			*ids;		/* per row */
+	struct task		**tasks;	/* per row, until committed */
+	int			 batch;		/* answer {"tasks": [...]} */
+	char			*idem_key;
+	char			 idem_hash[65];
+	char			*idem_ids;	/* JSON array of top-level ids */
+	LIST_ENTRY(submit)	 idem_entry;	/* keys not yet committed */
+};
+static LIST_HEAD(, submit) idem_pending = LIST_HEAD_INITIALIZER(idem_pending);
+
+/* A cancel or delete waiting for its commit. */
+struct change {
+	struct http_request	*req;
+	int64_t			 id;
+	unsigned int		 status;
+};
+
+/* A GET ?wait= holding for a change of the task. */
+struct waiter {
+	struct http_request	*req;
+	int64_t			 id;
+	int64_t			 version;
+	struct event		*timer;
+	LIST_ENTRY(waiter)	 entry;
+};
+#define WAITER_BUCKETS	1024
+static LIST_HEAD(, waiter) waiters[WAITER_BUCKETS];
+
+static int	json_depth_ok(json_t *, int);
+static int	row_is_group(const struct task_row *);
+static int	query_check(struct http_request *, const char *const *);
+static int	query_int(struct http_request *, const char *, int64_t,
+		    int64_t, int64_t, int64_t *);
+static int	etag_matches(const char *, const char *);
+static int	if_match_fails(struct http_request *, int64_t);
+static void	respond_task(struct http_request *, unsigned int,
+		    const struct task_row *, const char *);
+static void	detach_cb(struct http_request *);
+static void	submit_free(struct submit *);
+static void	submit_done(void *, int);
+static int	submit_idem_write(void *);
+static int	submit_idempotent(struct http_request *, const char *,
+		    const char *);
+static void	idem_retry(void *, int);
+static void	change_done(void *, int);
+static void	change_wait(struct http_request *, int64_t, unsigned int);
+static void	waiter_free(struct waiter *);
+static void	waiter_timeout_cb(evutil_socket_t, short, void *);
+static void	waiter_gone(struct http_request *);
+static void	task_get_answer(struct http_request *, int64_t);
+
+/* Nesting of arrays and objects stays under limit. */
+static int
+json_depth_ok(json_t *v, int limit)
+{
+	const char	*key;
+	json_t		*e;
+	size_t		 i;
+
+	if (limit <= 0)
+		return (0);
+	if (json_is_object(v)) {
+		json_object_foreach(v, key, e) {
+			if (!json_depth_ok(e, limit - 1))
+				return (0);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, e) {
+			if (!json_depth_ok(e, limit - 1))
+				return (0);
+		}
+	}
+	return (1);
+}
+
+/* Every query parameter must be one of names; 400 otherwise. */
+struct query_check_arg {
+	const char *const	*names;
+	const char		*bad;
+};
+
+static int
+query_check_cb(void *arg, const char *key, const char *value)
+{
+	struct query_check_arg	*a = arg;
+	const char *const	*n;
+
+	(void)value;
+	for (n = a->names; *n != NULL; n++) {
+		if (strcmp(*n, key) == 0)
+			return (0);
+	}
+	a->bad = key;
+	return (1);
+}
+
+static int
+query_check(struct http_request *req, const char *const *names)
+{
+	struct query_check_arg	 a = { names, NULL };
+	struct problem		 p;
+	char			 field[256];
+
+	if (http_query_each(req, query_check_cb, &a) == 0)
+		return (0);
+	pointer_join(field, sizeof field, "/query", a.bad);
+	problem_set(&p, 400, "unknown-parameter", field,
+	    "unknown query parameter \"%.64s\"", a.bad);
+	http_respond_problem(req, &p);
+	return (-1);
+}
+
+/*
+ * An integer query parameter in [min, max]; def if absent.  Answers 400
+ * and returns -1 if it is malformed.
+ */
+static int
+query_int(struct http_request *req, const char *name, int64_t min,
+    int64_t max, int64_t def, int64_t *out)
+{
+	const char	*s = http_query(req, name);
+	char		*end, field[64];
+	struct problem	 p;
+	long long	 v;
+
+	*out = def;
+	if (s == NULL)
+		return (0);
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*s == '\0' || !isdigit((unsigned char)*s) || *end != '\0' ||
+	    errno != 0 || v < min || v > max) {
+		snprintf(field, sizeof field, "/query/%s", name);
+		problem_set(&p, 400, "invalid-parameter", field,
+		    "%s must be an integer from %lld to %lld", name,
+		    (long long)min, (long long)max);
+		http_respond_problem(req, &p);
+		return (-1);
+	}
+	*out = v;
+	return (0);
+}
+
+/* Does an If-None-Match / If-Match header list this ETag? */
+static int
+etag_matches(const char *header, const char *etag)
+{
+	const char	*p = header, *q;
+	size_t		 len = strlen(etag);
+
+	while (*p != '\0') {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		if (*p == '*')
+			return (1);
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		q = p;
+		while (*q != '\0' && *q != ',' && *q != ' ')
+			q++;
+		if ((size_t)(q - p) == len && memcmp(p, etag, len) == 0)
+			return (1);
+		p = q;
+	}
+	return (0);
+}
+
+/* If-Match given and not the task's version: 412 answered, returns 1. */
+static int
+if_match_fails(struct http_request *req, int64_t version)
+{
+	const char	*h = http_header(req, "If-Match");
+	char		 etag[32];
+	struct problem	 p;
+
+	if (h == NULL)
+		return (0);
+	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", version);
+	if (etag_matches(h, etag))
+		return (0);
+	problem_set(&p, 412, "precondition-failed", "/headers/If-Match",
+	    "the task's version is %" PRId64 ", not %.40s", version, h);
+	http_respond_problem(req, &p);
+	return (1);
+}
+
+/* Does the stored row belong to a group kind (with children)? */
+static int
+row_is_group(const struct task_row *row)
+{
+	const struct task_kind	*k = kind_find(row->kind, strlen(row->kind));
+
+	return (k != NULL && k->group);
+}
+
+/* Answer with one task (and its ETag, and a Location if given). */
+static void
+respond_task(struct http_request *req, unsigned int status,
+    const struct task_row *row, const char *location)
+{
+	struct buf	 b = { NULL, 0, 0 };
+	int64_t		*kids = NULL;
+	size_t		 nkids = 0, len;
+	char		 etag[32], *body;
+
+	if (row_is_group(row))
+		db_task_child_ids(corod_db, row->id, &kids, &nkids);
+	task_render(&b, row, kids, nkids);
+	free(kids);
+	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", row->version);
+	http_add_header(req, "ETag", etag);
+	if (location != NULL)
+		http_add_header(req, "Location", location);
+	body = buf_steal(&b, &len);
+	http_respond_text(req, status, "application/json", body, len);
+}
+
+/* The client left while its write waited: the callback only cleans up. */
+static void
+detach_cb(struct http_request *req)
+{
+	struct submit	*s = req->data;
+
+	/* Both struct submit and struct change start with the request. */
+	*(struct http_request **)s = NULL;
+	req->data = NULL;
+}
+
+static void
+submit_free(struct submit *s)
+{
+	if (s->idem_key != NULL)
+		LIST_REMOVE(s, idem_entry);
+	free(s->idem_key);
+	free(s->idem_ids);
+	free(s->ids);
+	free(s->tasks);
+	spec_tree_free(&s->tree);
+	free(s);
+}
+
+/* The idempotency row goes into the same transaction as the tasks. */
+static int
+submit_idem_write(void *arg)
+{
+	struct submit	*s = arg;
+
+	return (db_idem_put(corod_db, s->idem_key, s->idem_hash, s->idem_ids,
+	    time_now()));
+}
+
+/* After the commit: 201 with the tasks, or an error and no tasks. */
+static void
+submit_done(void *arg, int ok)
+{
+	struct submit	*s = arg;
+	struct http_request *req = s->req;
+	struct problem	 p;
+	struct buf	 b = { NULL, 0, 0 };
+	size_t		 i, j, nkids, len, first = 1;
+	int64_t		*kids;
+	char		 loc[64], *body;
+
+	if (!ok) {
+		for (i = s->tree.nrows; i-- > 0;) {
+			if (s->tasks[i] != NULL)
+				task_discard(s->tasks[i]);
+		}
+	}
+	if (req == NULL)
+		goto out;
+	req->data = NULL;
+	req->on_free = NULL;
+	if (!ok) {
+		problem_set(&p, 503, "store-unavailable", NULL,
+		    "the task could not be stored; nothing was submitted");
+		p.retry_after = 1;
+		http_respond_problem(req, &p);
+		goto out;
+	}
+	kids = xcalloc(s->tree.nrows, sizeof *kids);
+	if (s->batch)
+		buf_puts(&b, "{\"tasks\":[");
+	for (i = 0; i < s->tree.nrows; i++) {
+		if (s->tree.parent[i] != SIZE_MAX)
+			continue;
+		nkids = 0;
+		for (j = i + 1; j < s->tree.nrows; j++) {
+			if (s->tree.parent[j] == i)
+				kids[nkids++] = s->ids[j];
+		}
+		if (!first)
+			buf_add(&b, ",", 1);
+		first = 0;
+		task_render(&b, &s->tree.rows[i], kids, nkids);
+		if (!s->batch) {
+			snprintf(loc, sizeof loc, "/v1/tasks/%" PRId64,
+			    s->ids[i]);
+			http_add_header(req, "Location", loc);
+			snprintf(loc, sizeof loc, "\"%" PRId64 "\"",
+			    s->tree.rows[i].version);
+			http_add_header(req, "ETag", loc);
+		}
+	}
+	if (s->batch)
+		buf_puts(&b, "]}");
+	free(kids);
+	body = buf_steal(&b, &len);
+	http_respond_text(req, 201, "application/json", body, len);
+out:
+	submit_free(s);
+}
+
+/* A key committed by an earlier request: 200 with its tasks, or 422. */
+static int
+submit_idempotent(struct http_request *req, const char *key,
+    const char *hash)
+{
+	struct problem	 p;
+	struct task_row	 row;
+	struct buf	 b = { NULL, 0, 0 };
+	char		*old_hash = NULL, *ids_json = NULL, *body, loc[64];
+	json_t		*ids, *v;
+	size_t		 i, len, nkids;
+	int64_t		*kids;
+	int		 found, batch;
+
+	if ((found = db_idem_get(corod_db, key, &old_hash, &ids_json)) != 1)
+		return (found);
+	if (strcmp(old_hash, hash) != 0) {
+		problem_set(&p, 422, "idempotency-key-reused",
+		    "/headers/Idempotency-Key", "this Idempotency-Key was "
+		    "used with a different body");
+		http_respond_problem(req, &p);
+		goto done;
+	}
+	ids = json_loads(ids_json, 0, NULL);
+	batch = json_is_object(ids);
+	if (batch)
+		buf_puts(&b, "{\"tasks\":[");
+	json_array_foreach(batch ? json_object_get(ids, "tasks") : ids, i, v) {
+		memset(&row, 0, sizeof row);
+		if (db_task_get(corod_db, json_integer_value(v), &row) != 1)
+			continue;
+		kids = NULL;
+		nkids = 0;
+		if (row_is_group(&row))
+			db_task_child_ids(corod_db, row.id, &kids, &nkids);
+		if (b.len > 10)
+			buf_add(&b, ",", 1);
+		task_render(&b, &row, kids, nkids);
+		if (!batch) {
+			snprintf(loc, sizeof loc, "/v1/tasks/%" PRId64, row.id);
+			http_add_header(req, "Location", loc);
+		}
+		free(kids);
+		task_row_free(&row);
+	}
+	json_decref(ids);
+	if (batch)
+		buf_puts(&b, "]}");
+	if (b.len == 0) {
+		problem_set(&p, 404, "not-found", NULL, "the tasks of this "
+		    "Idempotency-Key have been deleted");
+		http_respond_problem(req, &p);
+		buf_free(&b);
+		goto done;
+	}
+	body = buf_steal(&b, &len);
+	http_respond_text(req, 200, "application/json", body, len);
+done:
+	free(old_hash);
+	free(ids_json);
+	return (1);
+}
+
+/* The same key is being committed right now: ask again after that. */
+static void
+idem_retry(void *arg, int ok)
+{
+	struct change		*c = arg;
+	struct http_request	*req = c->req;
+
+	(void)ok;
+	free(c);
+	if (req == NULL)
+		return;
+	req->data = NULL;
+	req->on_free = NULL;
+	api_tasks_submit(req);
+}
+
+/*
+ * POST /v1/tasks: one spec (an object) or a batch (an array), all or
+ * nothing, in one commit.
+ */
+void
+api_tasks_submit(struct http_request *req)
+{
+	struct submit	*s;
+	struct submit	*other;
+	struct change	*retry;
+	struct problem	 p;
+	json_error_t	 err;
+	json_t		*root, *spec;
+	struct task	*t;
+	const char	*key;
+	char		 base[32], what[256], *canon;
+	size_t		 i, n, k;
+	int64_t		 now = time_now();
+
+	if (query_check(req, (const char *const []){ NULL }) != 0)
+		return;
+	if (req->len == 0) {
+		problem_set(&p, 400, "invalid-json", "", "the body is empty; "
+		    "send a task spec (a JSON object) or an array of them");
+		http_respond_problem(req, &p);
+		return;
+	}
+	root = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &err);
+	if (root == NULL) {
+		problem_set(&p, 400, "invalid-json", "", "the body is not "
+		    "valid JSON (line %d, column %d): %s", err.line,
+		    err.column, err.text);
+		http_respond_problem(req, &p);
+		return;
+	}
+	if (!json_depth_ok(root, JSON_MAX_DEPTH)) {
+		problem_set(&p, 400, "too-deep", "", "the body nests deeper "
+		    "than %d levels", JSON_MAX_DEPTH);
+		goto bad;
+	}
+	if (!json_is_object(root) && !json_is_array(root)) {
+		problem_set(&p, 400, "invalid-spec", "", "the body must be a "
+		    "task spec (an object) or an array of them");
+		goto bad;
+	}
+	n = json_is_array(root) ? json_array_size(root) : 1;
+	if (json_is_array(root) && n == 0) {
+		problem_set(&p, 400, "invalid-spec", "", "the array of task "
+		    "specs is empty");
+		goto bad;
+	}
+	if (n > (size_t)cfg->max_batch) {
+		problem_set(&p, 400, "limit-exceeded", "", "a submission takes "
+		    "at most %d task specs (%zu given)", cfg->max_batch, n);
+		goto bad;
+	}
+
+	/* Idempotency: the same key and body answer the first tasks. */
+	key = http_header(req, "Idempotency-Key");
+	s = xcalloc(1, sizeof *s);
+	if (key != NULL) {
+		for (k = 0; key[k] != '\0'; k++) {
+			if (key[k] < 0x21 || key[k] > 0x7e)
+				break;
+		}
+		if (k == 0 || key[k] != '\0' || k > IDEM_KEY_MAX) {
+			free(s);
+			problem_set(&p, 400, "invalid-header",
+			    "/headers/Idempotency-Key", "Idempotency-Key must "
+			    "be 1 to %d visible ASCII characters",
+			    IDEM_KEY_MAX);
+			goto bad;
+		}
+		canon = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+		sha256_hex(canon, strlen(canon), s->idem_hash);
+		free(canon);
+		LIST_FOREACH(other, &idem_pending, idem_entry) {
+			if (strcmp(other->idem_key, key) == 0) {
+				free(s);
+				json_decref(root);
+				retry = xcalloc(1, sizeof *retry);
+				retry->req = req;
+				req->data = retry;
+				req->on_free = detach_cb;
+				commit_after(idem_retry, retry);
+				http_suspend(req);
+				return;
+			}
+		}
+		if (submit_idempotent(req, key, s->idem_hash) != 0) {
+			free(s);
+			json_decref(root);
+			return;
+		}
+	}
+
+	/* Validate everything before storing anything. */
+	s->batch = json_is_array(root);
+	for (i = 0; i < n; i++) {
+		spec = s->batch ? json_array_get(root, i) : root;
+		if (s->batch)
+			snprintf(base, sizeof base, "/%zu", i);
+		else
+			base[0] = '\0';
+		if (spec_parse(spec, base, SIZE_MAX, 0, now, &s->tree,
+		    &p) != 0) {
+			spec_tree_free(&s->tree);
+			free(s);
+			goto bad;
+		}
+	}
+	json_decref(root);
+
+	/* Ids, versions, parents; then the tasks, on the commit list. */
+	s->ids = xcalloc(s->tree.nrows, sizeof *s->ids);
+	s->tasks = xcalloc(s->tree.nrows, sizeof *s->tasks);
+	for (i = 0; i < s->tree.nrows; i++) {
+		s->ids[i] = commit_next_id();
+		s->tree.rows[i].id = s->ids[i];
+		if (s->tree.parent[i] != SIZE_MAX)
+			s->tree.rows[i].parent = s->ids[s->tree.parent[i]];
+		s->tree.rows[i].version = commit_next_seq();
+	}
+	for (i = 0; i < s->tree.nrows; i++) {
+		t = task_create(&s->tree.rows[i]);
+		t->flags |= TASKF_NEW;
+		commit_dirty(t);
+		s->tasks[i] = t;
+		if (s->tree.parent[i] == SIZE_MAX) {
+			task_describe(t, what, sizeof what);
+			task_log(t, "%s scheduled for execution", what);
+			s->tree.rows[i].log_next = t->row.log_next;
+			sched_add(t);
+		}
+	}
+	if (key != NULL) {
+		s->idem_key = xstrdup(key);
+		if (s->batch) {
+			struct buf b = { NULL, 0, 0 };
+			buf_puts(&b, "{\"tasks\":[");
+			for (i = 0, k = 0; i < s->tree.nrows; i++) {
+				if (s->tree.parent[i] == SIZE_MAX)
+					buf_printf(&b, "%s%" PRId64,
+					    k++ == 0 ? "" : ",", s->ids[i]);
+			}
+			buf_puts(&b, "]}");
+			s->idem_ids = buf_steal(&b, NULL);
+		} else
+			xasprintf(&s->idem_ids, "[%" PRId64 "]", s->ids[0]);
+		LIST_INSERT_HEAD(&idem_pending, s, idem_entry);
+		commit_write(submit_idem_write, s);
+	}
+	s->req = req;
+	req->data = s;
+	req->on_free = detach_cb;
+	/* s->tasks stay valid until the commit: they are on its list. */
+	commit_after(submit_done, s);
+	http_suspend(req);
+	return;
+bad:
+	json_decref(root);
+	http_respond_problem(req, &p);
+}
+
+/* GET /v1/tasks: newest first, filtered, paged by cursor. */
+void
+api_tasks_list(struct http_request *req)
+{
+	static const char *const names[] = { "state", "kind", "parent",
+	    "limit", "cursor", NULL };
+	struct db_filter	 f;
+	struct task_row		*rows = NULL;
+	struct problem		 p;
+	struct buf		 b = { NULL, 0, 0 };
+	const char		*s, *e, *inm;
+	char			 etag[40], *end, *body;
+	int64_t			 limit, parent, *kids;
+	size_t			 n = 0, i, nkids, len;
+	int			 st;
+	long long		 v;
+
+	if (query_check(req, names) != 0)
+		return;
+	memset(&f, 0, sizeof f);
+	f.parent = -1;
+	if ((s = http_query(req, "state")) != NULL) {
+		for (;;) {
+			e = strchr(s, ',');
+			len = e != NULL ? (size_t)(e - s) : strlen(s);
+			if ((st = task_state_parse(s, len)) == -1) {
+				problem_set(&p, 400, "invalid-parameter",
+				    "/query/state", "state must be a comma "
+				    "list of scheduled, running, succeeded, "
+				    "failed, canceled");
+				http_respond_problem(req, &p);
+				return;
+			}
+			f.states |= 1U << st;
+			if (e == NULL)
+				break;
+			s = e + 1;
+		}
+	}
+	if ((s = http_query(req, "kind")) != NULL) {
+		if (kind_find(s, strlen(s)) == NULL) {
+			problem_set(&p, 400, "invalid-parameter",
+			    "/query/kind", "unknown kind \"%.64s\"; kinds "
+			    "are: %s", s, kind_names());
+			http_respond_problem(req, &p);
+			return;
+		}
+		f.kind = s;
+	}
+	if ((s = http_query(req, "parent")) != NULL &&
+	    (strcmp(s, "none") == 0 || strcmp(s, "null") == 0))
+		f.parent = 0;
+	else {
+		if (query_int(req, "parent", 1, INT64_MAX, -1, &parent) != 0)
+			return;
+		f.parent = parent;
+	}
+	if (query_int(req, "limit", 1, LIST_MAX, LIST_DEFAULT, &limit) != 0)
+		return;
+	f.limit = (int)limit;
+	if ((s = http_query(req, "cursor")) != NULL) {
+		errno = 0;
+		v = s[0] == 'c' && isdigit((unsigned char)s[1]) ?
+		    strtoll(s + 1, &end, 10) : -1;
+		if (v <= 0 || *end != '\0' || errno != 0) {
+			problem_set(&p, 400, "invalid-parameter",
+			    "/query/cursor", "cursor is not one this server "
+			    "gave out (use next_cursor as it is)");
+			http_respond_problem(req, &p);
+			return;
+		}
+		f.before = v;
+	}
+
+	snprintf(etag, sizeof etag, "\"s%" PRId64 "\"", commit_seq);
+	http_add_header(req, "ETag", etag);
+	if ((inm = http_header(req, "If-None-Match")) != NULL &&
+	    etag_matches(inm, etag)) {
+		http_respond_empty(req, 304);
+		return;
+	}
+	if (db_task_list(corod_db, &f, &rows, &n) != 0) {
+		problem_set(&p, 503, "store-unavailable", NULL,
+		    "the store could not be read");
+		http_respond_problem(req, &p);
+		return;
+	}
+	buf_puts(&b, "{\"tasks\":[");
+	for (i = 0; i < n; i++) {
+		kids = NULL;
+		nkids = 0;
+		if (row_is_group(&rows[i]))
+			db_task_child_ids(corod_db, rows[i].id, &kids, &nkids);
+		if (i > 0)
+			buf_add(&b, ",", 1);
+		task_render(&b, &rows[i], kids, nkids);
+		free(kids);
+	}
+	if (n == (size_t)f.limit)
+		buf_printf(&b, "],\"next_cursor\":\"c%" PRId64 "\"",
+		    rows[n - 1].id);
+	else
+		buf_puts(&b, "],\"next_cursor\":null");
+	buf_printf(&b, ",\"seq\":%" PRId64 "}", commit_seq);
+	for (i = 0; i < n; i++)
+		task_row_free(&rows[i]);
+	free(rows);
+	body = buf_steal(&b, &len);
+	http_respond_text(req, 200, "application/json", body, len);
+}
+
+/* The task as stored now: 200, 304 or 404. */
+static void
+task_get_answer(struct http_request *req, int64_t id)
+{
+	struct task_row	 row;
+	struct problem	 p;
+	const char	*inm;
+	char		 etag[32];
+
+	memset(&row, 0, sizeof row);
+	if (db_task_get(corod_db, id, &row) != 1) {
+		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64, id);
+		http_respond_problem(req, &p);
+		return;
+	}
+	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", row.version);
+	if ((inm = http_header(req, "If-None-Match")) != NULL &&
+	    etag_matches(inm, etag)) {
+		http_add_header(req, "ETag", etag);
+		http_respond_empty(req, 304);
+	} else
+		respond_task(req, 200, &row, NULL);
+	task_row_free(&row);
+}
+
+/* GET /v1/tasks/{id}[?wait=S&version=V] */
+void
+api_task_get(struct http_request *req, int64_t id)
+{
+	static const char *const names[] = { "wait", "version", NULL };
+	struct task_row	 row;
+	struct problem	 p;
+	struct waiter	*w;
+	struct timeval	 tv;
+	const char	*ws;
+	char		*end;
+	double		 wait = 0;
+	int64_t		 version;
+
+	if (query_check(req, names) != 0)
+		return;
+	if ((ws = http_query(req, "wait")) != NULL) {
+		errno = 0;
+		wait = strtod(ws, &end);
+		if (*ws == '\0' || *end != '\0' || errno != 0 ||
+		    !isfinite(wait) || wait < 0 || wait > WAIT_MAX) {
+			problem_set(&p, 400, "invalid-parameter", "/query/wait",
+			    "wait must be a number of seconds from 0 to %d",
+			    WAIT_MAX);
+			http_respond_problem(req, &p);
+			return;
+		}
+		if (http_query(req, "version") == NULL) {
+			problem_set(&p, 400, "missing-parameter",
+			    "/query/version", "wait needs the version to wait "
+			    "past (the task's current \"version\")");
+			http_respond_problem(req, &p);
+			return;
+		}
+	}
+	if (query_int(req, "version", 0, INT64_MAX, -1, &version) != 0)
+		return;
+	if (wait <= 0 || version < 0) {
+		task_get_answer(req, id);
+		return;
+	}
+	memset(&row, 0, sizeof row);
+	if (db_task_get(corod_db, id, &row) != 1 || row.version != version) {
+		task_row_free(&row);
+		task_get_answer(req, id);
+		return;
+	}
+	task_row_free(&row);
+
+	w = xcalloc(1, sizeof *w);
+	w->req = req;
+	w->id = id;
+	w->version = version;
+	w->timer = evtimer_new(loop_base, waiter_timeout_cb, w);
+	tv = time_tv((int64_t)(wait * USEC_PER_SEC));
+	evtimer_add(w->timer, &tv);
+	LIST_INSERT_HEAD(&waiters[(uint64_t)id % WAITER_BUCKETS], w, entry);
+	req->data = w;
+	req->on_gone = waiter_gone;
+	req->on_free = waiter_gone;
+	http_suspend(req);
+}
+
+static void
+waiter_free(struct waiter *w)
+{
+	LIST_REMOVE(w, entry);
+	event_free(w->timer);
+	if (w->req != NULL) {
+		w->req->data = NULL;
+		w->req->on_gone = NULL;
+		w->req->on_free = NULL;
+	}
+	free(w);
+}
+
+/* Time is up: answer with the task as it is. */
+static void
+waiter_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct waiter		*w = arg;
+	struct http_request	*req = w->req;
+	int64_t			 id = w->id;
+
+	(void)fd;
+	(void)what;
+	waiter_free(w);
+	task_get_answer(req, id);
+}
+
+/* The client left. */
+static void
+waiter_gone(struct http_request *req)
+{
+	struct waiter	*w = req->data;
+
+	if (w == NULL)
+		return;
+	req->data = NULL;
+	req->on_gone = NULL;
+	req->on_free = NULL;
+	w->req = NULL;
+	waiter_free(w);
+}
+
+/* A committed change: answer whoever waited on this task's version. */
+void
+api_task_changed(int64_t id, int64_t version)
+{
+	struct waiter		*w, *next;
+	struct http_request	*req;
+
+	for (w = LIST_FIRST(&waiters[(uint64_t)id % WAITER_BUCKETS]);
+	    w != NULL; w = next) {
+		next = LIST_NEXT(w, entry);
+		if (w->id != id || w->version == version)
+			continue;
+		req = w->req;
+		waiter_free(w);
+		task_get_answer(req, id);
+	}
+}
+
+/* At stop: answer every waiter now. */
+void
+api_tasks_shutdown(void)
+{
+	struct waiter	*w;
+	size_t		 i;
+	struct http_request *req;
+	int64_t		 id;
+
+	for (i = 0; i < WAITER_BUCKETS; i++) {
+		while ((w = LIST_FIRST(&waiters[i])) != NULL) {
+			req = w->req;
+			id = w->id;
+			waiter_free(w);
+			if (req != NULL)
+				task_get_answer(req, id);
+		}
+	}
+}
+
+/* After the commit of a cancel or delete: the answer. */
+static void
+change_done(void *arg, int ok)
+{
+	struct change		*c = arg;
+	struct http_request	*req = c->req;
+	struct task_row		 row;
+	struct problem		 p;
+
+	if (req == NULL)
+		goto out;
+	req->data = NULL;
+	req->on_free = NULL;
+	if (!ok) {
+		problem_set(&p, 503, "store-unavailable", NULL,
+		    "the change could not be stored; try again");
+		p.retry_after = 1;
+		http_respond_problem(req, &p);
+		goto out;
+	}
+	if (c->status == 204) {
+		http_respond_empty(req, 204);
+		goto out;
+	}
+	memset(&row, 0, sizeof row);
+	if (db_task_get(corod_db, c->id, &row) != 1) {
+		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64,
+		    c->id);
+		http_respond_problem(req, &p);
+		goto out;
+	}
+	respond_task(req, c->status, &row, NULL);
+	task_row_free(&row);
+out:
+	free(c);
+}
+
+/* Hold the request until the change is committed. */
+static void
+change_wait(struct http_request *req, int64_t id, unsigned int status)
+{
+	struct change	*c;
+
+	c = xcalloc(1, sizeof *c);
+	c->req = req;
+	c->id = id;
+	c->status = status;
+	req->data = c;
+	req->on_free = detach_cb;
+	commit_after(change_done, c);
+	http_suspend(req);
+}
+
+/* POST /v1/tasks/{id}/cancel */
+void
+api_task_cancel(struct http_request *req, int64_t id)
+{
+	struct task	*t;
+	struct problem	 p;
+	int		 rc;
+
+	if (query_check(req, (const char *const []){ NULL }) != 0)
+		return;
+	if ((t = task_get(id)) == NULL) {
+		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64, id);
+		http_respond_problem(req, &p);
+		return;
+	}
+	task_ref(t);
+	if (if_match_fails(req, t->row.version)) {
+		task_unref(t);
+		return;
+	}
+	rc = task_cancel(t, CANCEL_USER);
+	if (rc < 0) {
+		problem_set(&p, 409, "already-finished", NULL, "task %" PRId64
+		    " has already %s", id, task_state_name(t->row.state));
+		http_respond_problem(req, &p);
+	} else
+		change_wait(req, id, rc == 0 ? 200 : 202);
+	task_unref(t);
+}
+
+/* DELETE /v1/tasks/{id}: a finished task and its log (and children). */
+void
+api_task_delete(struct http_request *req, int64_t id)
+{
+	struct task	*t, *parent = NULL;
+	struct problem	 p;
+
+	if (query_check(req, (const char *const []){ NULL }) != 0)
+		return;
+	if ((t = task_get(id)) == NULL) {
+		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64, id);
+		http_respond_problem(req, &p);
+		return;
+	}
+	task_ref(t);
+	if (if_match_fails(req, t->row.version))
+		goto out;
+	if (!TASK_FINAL(t->row.state)) {
+		problem_set(&p, 409, "not-finished", NULL, "task %" PRId64
+		    " is %s; cancel it first", id,
+		    task_state_name(t->row.state));
+		http_respond_problem(req, &p);
+		goto out;
+	}
+	if (t->row.parent != 0 && (parent = task_get(t->row.parent)) != NULL) {
+		task_ref(parent);
+		if (!TASK_FINAL(parent->row.state)) {
+			problem_set(&p, 409, "parent-running", NULL, "task %"
+			    PRId64 " belongs to task %" PRId64 ", which is "
+			    "still %s", id, parent->row.id,
+			    task_state_name(parent->row.state));
+			http_respond_problem(req, &p);
+			task_unref(parent);
+			goto out;
+		}
+		task_unref(parent);
+	}
+	t->flags |= TASKF_DELETE;
+	task_touch(t);
+	change_wait(req, id, 204);
+out:
+	task_unref(t);
+}
+
+/* GET /v1/tasks/{id}/log[?since=N] */
+void
+api_task_log(struct http_request *req, int64_t id)
+{
+	static const char *const names[] = { "since", "follow", NULL };
+	struct task_row		 row;
+	struct db_log_line	*lines = NULL;
+	struct problem		 p;
+	struct buf		 b = { NULL, 0, 0 };
+	const char		*fs;
+	char			 t[TIME_STRLEN], next[32], *body;
+	int64_t			 since, first = 0, nextn;
+	size_t			 n = 0, i, len;
+
+	if (query_check(req, names) != 0)
+		return;
+	if (query_int(req, "since", 0, INT64_MAX, 0, &since) != 0)
+		return;
+	if ((fs = http_query(req, "follow")) != NULL &&
+	    strcmp(fs, "0") != 0 && strcmp(fs, "1") != 0) {
+		problem_set(&p, 400, "invalid-parameter", "/query/follow",
+		    "follow must be 0 or 1");
+		http_respond_problem(req, &p);
+		return;
+	}
+	memset(&row, 0, sizeof row);
+	if (db_task_get(corod_db, id, &row) != 1) {
+		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64, id);
+		http_respond_problem(req, &p);
+		return;
+	}
+	task_row_free(&row);
+	if (db_log_read(corod_db, id, since, LOG_READ_MAX, &lines, &n,
+	    &first) != 0) {
+		problem_set(&p, 503, "store-unavailable", NULL,
+		    "the log could not be read");
+		http_respond_problem(req, &p);
+		return;
+	}
+	if (n > 0 && first > since) {
+		buf_printf(&b, "%s [%" PRId64 " earlier line%s dropped: the "
+		    "log keeps the last %d]\n", time_format(lines[0].at, t),
+		    first - since, first - since == 1 ? "" : "s",
+		    cfg->log_lines);
+	}
+	for (i = 0; i < n; i++) {
+		buf_puts(&b, time_format(lines[i].at, t));
+		buf_add(&b, " ", 1);
+		buf_add(&b, lines[i].text, lines[i].len);
+		buf_add(&b, "\n", 1);
+	}
+	nextn = n > 0 ? lines[n - 1].n + 1 : (first > since ? first : since);
+	db_log_lines_free(lines, n);
+	snprintf(next, sizeof next, "%" PRId64, nextn);
+	http_add_header(req, "X-Log-Next", next);
+	body = buf_steal(&b, &len);
+	http_respond_text(req, 200, "text/plain; charset=utf-8", body, len);
+}

@@ -1,0 +1,132 @@
+/*
+ * buf.c -- a growable byte buffer for building answers and log lines.
+ *
+ * Rendering the API's JSON straight into text (stored JSON fields are
+ * copied, not re-parsed) keeps listing a hundred tasks cheap.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "corod.h"
+
+/* Make room for n more bytes (plus a NUL). */
+void
+buf_reserve(struct buf *b, size_t n)
+{
+	size_t	cap;
+
+	if (b->len + n + 1 <= b->cap)
+		return;
+	cap = b->cap == 0 ? 256 : b->cap;
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	b->data = xrealloc(b->data, cap);
+	b->cap = cap;
+}
+
+/* Append n bytes. */
+void
+buf_add(struct buf *b, const void *p, size_t n)
+{
+	buf_reserve(b, n);
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+/* Append a string. */
+void
+buf_puts(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+/* Append formatted text. */
+void
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatalx("buf_printf: bad format");
+	buf_reserve(b, (size_t)n);
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+/* Append s as a JSON string literal, quotes included. */
+void
+buf_json_string(struct buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t		  i, start = 0;
+	unsigned char	  c;
+	char		  esc[6];
+
+	buf_reserve(b, n + 2);
+	b->data[b->len++] = '"';
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		buf_add(b, s + start, i - start);
+		start = i + 1;
+		switch (c) {
+		case '"':
+			buf_add(b, "\\\"", 2);
+			break;
+		case '\\':
+			buf_add(b, "\\\\", 2);
+			break;
+		case '\n':
+			buf_add(b, "\\n", 2);
+			break;
+		case '\r':
+			buf_add(b, "\\r", 2);
+			break;
+		case '\t':
+			buf_add(b, "\\t", 2);
+			break;
+		default:
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 0xf];
+			buf_add(b, esc, 6);
+			break;
+		}
+	}
+	buf_add(b, s + start, n - start);
+	buf_add(b, "\"", 1);
+}
+
+/* Take the contents (caller frees); the buffer is empty afterwards. */
+char *
+buf_steal(struct buf *b, size_t *len)
+{
+	char	*p;
+
+	if (b->data == NULL)
+		buf_reserve(b, 0);
+	p = b->data;
+	if (len != NULL)
+		*len = b->len;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return (p);
+}
+
+/* Release the contents. */
+void
+buf_free(struct buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}

@@ -1,0 +1,317 @@
+/*
+ * config.c -- the option table.
+ *
+ * Every setting has one entry: its name (the long flag and the config file
+ * key are the same), its type and bounds, its default and its help line.
+ * Flags override the file; the file overrides the defaults.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "corod.h"
+
+enum opt_type {
+	OPT_STRING,
+	OPT_INT,	/* bounded integer */
+	OPT_SIZE,	/* bytes, with an optional K/M/G suffix */
+	OPT_SECONDS,	/* a duration in seconds (fractions allowed) */
+	OPT_SYNC,	/* full | normal */
+	OPT_LOGLEVEL,
+};
+
+struct opt {
+	const char	*name;
+	enum opt_type	 type;
+	size_t		 offset;
+	long long	 min;
+	long long	 max;
+	const char	*def;
+	const char	*help;
+};
+
+#define O(f)	offsetof(struct config, f)
+static const struct opt opt_table[] = {
+	{ "listen", OPT_STRING, O(listen), 0, 0, "127.0.0.1:8080",
+	    "HOST:PORT to serve the API on" },
+	{ "db", OPT_STRING, O(db_path), 0, 0, "var/corod.db",
+	    "sqlite database file (created if missing)" },
+	{ "download-dir", OPT_STRING, O(download_dir), 0, 0, "var/downloads",
+	    "directory downloads are written under" },
+	{ "sync", OPT_SYNC, O(sync_full), 0, 0, "full",
+	    "full: a commit survives power loss; normal: only process crashes" },
+	{ "max-body", OPT_SIZE, O(max_body), 1024, 1LL << 30, "1M",
+	    "largest request body accepted (413 above)" },
+	{ "log-lines", OPT_INT, O(log_lines), 1, 100000000, "10000",
+	    "log lines kept per task (older ones dropped with a marker)" },
+	{ "retention", OPT_SECONDS, O(retention), 0, 0, "604800",
+	    "seconds finished tasks are kept (0: forever)" },
+	{ "max-running", OPT_INT, O(max_running), 0, 100000000, "0",
+	    "tasks running at once, not counting groups (0: unlimited)" },
+	{ "max-batch", OPT_INT, O(max_batch), 1, 100000, "1000",
+	    "task specs in one submission" },
+	{ "max-children", OPT_INT, O(max_children), 1, 100000, "1000",
+	    "children of one sequence or gather" },
+	{ "max-depth", OPT_INT, O(max_depth), 1, 64, "8",
+	    "nesting depth of sequences and gathers" },
+	{ "max-connections", OPT_INT, O(max_connections), 1, 1000000, "4096",
+	    "HTTP connections at once" },
+	{ "connection-timeout", OPT_INT, O(connection_timeout), 1, 86400,
+	    "60", "seconds an idle HTTP connection is kept" },
+	{ "window", OPT_SECONDS, O(window), 0, 0, "60",
+	    "seconds ahead that scheduled tasks are held in memory" },
+	{ "window-max", OPT_INT, O(window_max), 1, 10000000, "100000",
+	    "scheduled tasks loaded into memory by one read" },
+	{ "allow-origin", OPT_STRING, O(allow_origin), 0, 0, "",
+	    "comma list of other origins allowed to change state (* for any)" },
+	{ "log-level", OPT_LOGLEVEL, O(log_level), 0, 0, "info",
+	    "err, warning, notice, info or debug" },
+};
+#undef O
+
+struct config	*cfg;
+
+static const struct opt	*opt_find(const char *);
+static int		 parse_seconds(const char *, int64_t *);
+
+/* Find an option by name. */
+static const struct opt *
+opt_find(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof opt_table / sizeof opt_table[0]; i++) {
+		if (strcmp(opt_table[i].name, name) == 0)
+			return (&opt_table[i]);
+	}
+	return (NULL);
+}
+
+/* Fill c with the defaults. */
+void
+config_defaults(struct config *c)
+{
+	size_t	 i;
+	char	*cause;
+
+	memset(c, 0, sizeof *c);
+	for (i = 0; i < sizeof opt_table / sizeof opt_table[0]; i++) {
+		if (config_set(c, opt_table[i].name, opt_table[i].def,
+		    &cause) != 0)
+			fatalx("default of %s: %s", opt_table[i].name, cause);
+	}
+}
+
+/* A non-negative duration in seconds, fractions allowed, into µs. */
+static int
+parse_seconds(const char *s, int64_t *out)
+{
+	char	*end;
+	double	 d;
+
+	errno = 0;
+	d = strtod(s, &end);
+	if (end == s || *end != '\0' || errno != 0 || !(d >= 0) ||
+	    d > COROD_MAX_SECONDS)
+		return (-1);
+	*out = (int64_t)(d * USEC_PER_SEC);
+	return (0);
+}
+
+/* Set option name to value; -1 with *cause allocated if either is bad. */
+int
+config_set(struct config *c, const char *name, const char *value,
+    char **cause)
+{
+	const struct opt	*o;
+	void			*field;
+	char			*end;
+	long long		 n, mult = 1;
+	int64_t			 us;
+	int			 lvl;
+
+	if ((o = opt_find(name)) == NULL) {
+		xasprintf(cause, "unknown option '%s'", name);
+		return (-1);
+	}
+	field = (char *)c + o->offset;
+	switch (o->type) {
+	case OPT_STRING:
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return (0);
+	case OPT_INT:
+	case OPT_SIZE:
+		errno = 0;
+		n = strtoll(value, &end, 10);
+		if (end == value || errno != 0)
+			goto bad;
+		if (o->type == OPT_SIZE && *end != '\0') {
+			switch (toupper((unsigned char)*end)) {
+			case 'K':
+				mult = 1024;
+				break;
+			case 'M':
+				mult = 1024 * 1024;
+				break;
+			case 'G':
+				mult = 1024 * 1024 * 1024;
+				break;
+			default:
+				goto bad;
+			}
+			end++;
+			if (*end == 'i' || *end == 'B' || *end == 'b')
+				end++;
+			if (*end == 'B')
+				end++;
+		}
+		if (*end != '\0' || n > LLONG_MAX / mult)
+			goto bad;
+		n *= mult;
+		if (n < o->min || n > o->max) {
+			xasprintf(cause, "%s: %s is out of range %lld..%lld",
+			    name, value, o->min, o->max);
+			return (-1);
+		}
+		if (o->type == OPT_SIZE)
+			*(size_t *)field = (size_t)n;
+		else
+			*(int *)field = (int)n;
+		return (0);
+	case OPT_SECONDS:
+		if (parse_seconds(value, &us) != 0)
+			goto bad;
+		*(int64_t *)field = us;
+		return (0);
+	case OPT_SYNC:
+		if (strcasecmp(value, "full") == 0)
+			*(int *)field = 1;
+		else if (strcasecmp(value, "normal") == 0)
+			*(int *)field = 0;
+		else
+			goto bad;
+		return (0);
+	case OPT_LOGLEVEL:
+		if ((lvl = log_level_parse(value)) == -1)
+			goto bad;
+		*(int *)field = lvl;
+		return (0);
+	}
+bad:
+	xasprintf(cause, "%s: bad value '%s'", name, value);
+	return (-1);
+}
+
+/*
+ * Read a config file of "key = value" lines ("key value" also works; '#'
+ * starts a comment; a value may be in double quotes).  -1 with *cause
+ * naming the file and line on the first error.
+ */
+int
+config_load(struct config *c, const char *path, char **cause)
+{
+	FILE	*f;
+	char	*line = NULL, *key, *value, *p, *why;
+	size_t	 size = 0, len;
+	int	 lineno = 0, rc = 0;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		xasprintf(cause, "%s: %s", path, strerror(errno));
+		return (-1);
+	}
+	while (getline(&line, &size, f) != -1) {
+		lineno++;
+		for (key = line; isspace((unsigned char)*key); key++)
+			;
+		if (*key == '#' || *key == '\0')
+			continue;
+		for (p = key; *p != '\0' && *p != '=' &&
+		    !isspace((unsigned char)*p); p++)
+			;
+		value = p;
+		while (isspace((unsigned char)*value))
+			value++;
+		if (*value == '=')
+			value++;
+		*p = '\0';
+		while (isspace((unsigned char)*value))
+			value++;
+		len = strlen(value);
+		while (len > 0 && isspace((unsigned char)value[len - 1]))
+			value[--len] = '\0';
+		if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
+			value[len - 1] = '\0';
+			value++;
+		} else if ((p = strchr(value, '#')) != NULL) {
+			*p = '\0';
+			len = strlen(value);
+			while (len > 0 &&
+			    isspace((unsigned char)value[len - 1]))
+				value[--len] = '\0';
+		}
+		if (strcmp(key, "config") == 0) {
+			xasprintf(cause, "%s:%d: 'config' cannot be set in a "
+			    "config file", path, lineno);
+			rc = -1;
+			break;
+		}
+		if (config_set(c, key, value, &why) != 0) {
+			xasprintf(cause, "%s:%d: %s", path, lineno, why);
+			free(why);
+			rc = -1;
+			break;
+		}
+	}
+	if (rc == 0 && ferror(f)) {
+		xasprintf(cause, "%s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	free(line);
+	fclose(f);
+	return (rc);
+}
+
+/* Free the strings of c. */
+void
+config_free(struct config *c)
+{
+	free(c->listen);
+	free(c->db_path);
+	free(c->download_dir);
+	free(c->allow_origin);
+	memset(c, 0, sizeof *c);
+}
+
+/* The options, for --help. */
+void
+config_usage(FILE *f)
+{
+	size_t	i;
+	char	arg[64];
+
+	fprintf(f, "usage: corod [-n] [--config FILE] [--OPTION VALUE ...]\n"
+	    "\n  -n, --check          check the configuration and exit\n"
+	    "  -h, --help           show this help\n"
+	    "  -V, --version        show the version\n"
+	    "  -c, --config FILE    read settings from FILE first\n");
+	for (i = 0; i < sizeof opt_table / sizeof opt_table[0]; i++) {
+		snprintf(arg, sizeof arg, "--%s VALUE", opt_table[i].name);
+		fprintf(f, "  %-26s %s (default: %s)\n", arg,
+		    opt_table[i].help, opt_table[i].def[0] != '\0' ?
+		    opt_table[i].def : "none");
+	}
+}
+
+/* The option names, for getopt_long in main.c; NULL-terminated. */
+const char *
+config_option_name(size_t i)
+{
+	if (i >= sizeof opt_table / sizeof opt_table[0])
+		return (NULL);
+	return (opt_table[i].name);
+}

@@ -1,0 +1,359 @@
+/*
+ * corod.h -- the daemon's shared declarations, one section per file.
+ *
+ * corod runs every task as a stackless coroutine on one libevent loop.
+ * The state that matters lives in sqlite (db/); memory holds the running
+ * tasks and a window of the next due ones.  All writes of one loop turn are
+ * collected (commit.c) and committed together at the end of the turn; an
+ * answer that promises durability is sent only after that commit.
+ */
+#ifndef COROD_H
+#define COROD_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <jansson.h>
+
+#define COROD_NAME	"corod"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION	"0.1.0"
+#endif
+
+#define USEC_PER_SEC	1000000LL
+
+/* A duration or time no sane client asks for: 100 years, in seconds. */
+#define COROD_MAX_SECONDS	(100.0 * 365 * 86400)
+
+struct problem;
+struct db;
+
+/* main.c: the store every module uses */
+extern struct db	*corod_db;
+
+/* xmalloc.c */
+void		*xmalloc(size_t);
+void		*xcalloc(size_t, size_t);
+void		*xrealloc(void *, size_t);
+void		*xreallocarray(void *, size_t, size_t);
+char		*xstrdup(const char *);
+char		*xstrndup(const char *, size_t);
+int		 xasprintf(char **, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+/* buf.c: a growable byte buffer */
+struct buf {
+	char		*data;
+	size_t		 len;
+	size_t		 cap;
+};
+void		 buf_reserve(struct buf *, size_t);
+void		 buf_add(struct buf *, const void *, size_t);
+void		 buf_puts(struct buf *, const char *);
+void		 buf_printf(struct buf *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+void		 buf_json_string(struct buf *, const char *, size_t);
+char		*buf_steal(struct buf *, size_t *);
+void		 buf_free(struct buf *);
+
+/* log.c */
+enum log_level {
+	LOG_LVL_ERR = 3,
+	LOG_LVL_WARNING = 4,
+	LOG_LVL_NOTICE = 5,
+	LOG_LVL_INFO = 6,
+	LOG_LVL_DEBUG = 7,
+};
+void		 log_init(int);
+void		 log_set_level(int);
+int		 log_level_parse(const char *);
+void		 log_warn(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+void		 log_warnx(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+void		 log_notice(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+void		 log_info(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+void		 log_debug(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+__attribute__((noreturn)) void fatal(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+__attribute__((noreturn)) void fatalx(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+
+/* timeutil.c: wall-clock microseconds for what is stored, monotonic for timers */
+int64_t		 time_now(void);
+int64_t		 time_mono(void);
+/* RFC 3339 UTC with microseconds; buf holds at least TIME_STRLEN bytes. */
+#define TIME_STRLEN	32
+char		*time_format(int64_t, char *);
+/* Parse RFC 3339 (any offset, optional fraction); -1 if malformed. */
+int		 time_parse(const char *, int64_t *);
+struct timeval	 time_tv(int64_t);
+
+/* config.c: the option table, flags and the config file share it */
+struct config {
+	char		*listen;	/* host:port */
+	char		*db_path;
+	char		*download_dir;
+	int		 sync_full;	/* synchronous=FULL (default) */
+	size_t		 max_body;	/* bytes */
+	int		 log_lines;	/* kept per task */
+	int64_t		 retention;	/* µs finished tasks are kept */
+	int		 max_running;	/* 0: unlimited */
+	int		 max_batch;	/* specs per request */
+	int		 max_children;	/* per sequence/gather */
+	int		 max_depth;	/* nesting of groups */
+	int		 max_connections;
+	int		 connection_timeout;	/* seconds */
+	int64_t		 window;	/* µs of due tasks held in memory */
+	int		 window_max;	/* tasks loaded by one window read */
+	char		*allow_origin;	/* extra origins allowed to change state */
+	int		 log_level;
+};
+extern struct config	*cfg;
+void		 config_defaults(struct config *);
+/* Set one option by name; -1 and *cause (allocated) on error. */
+int		 config_set(struct config *, const char *, const char *,
+		    char **);
+/* Read "key = value" lines; -1 and *cause naming file:line on error. */
+int		 config_load(struct config *, const char *, char **);
+void		 config_free(struct config *);
+/* --help text, and the option names for getopt_long */
+void		 config_usage(FILE *);
+const char	*config_option_name(size_t);
+
+/* The task states.  Final states never change again (see task.c). */
+enum task_state {
+	TASK_SCHEDULED = 0,
+	TASK_RUNNING = 1,
+	TASK_SUCCEEDED = 2,
+	TASK_FAILED = 3,
+	TASK_CANCELED = 4,
+};
+#define TASK_NSTATES	5
+#define TASK_FINAL(s)	((s) >= TASK_SUCCEEDED)
+const char	*task_state_name(enum task_state);
+int		 task_state_parse(const char *, size_t);	/* -1: unknown */
+
+/*
+ * The persistent task: one row of the tasks table, as db/ stores it and api/
+ * renders it.  JSON-valued fields are kept as compact JSON text (NULL for
+ * null).  Times are wall-clock microseconds since the epoch, 0 for null.
+ */
+struct task_row {
+	int64_t		 id;
+	int64_t		 parent;	/* 0: top level */
+	int		 child_index;
+	char		*kind;
+	char		*name;		/* NULL: none */
+	char		*params;	/* JSON object text */
+	enum task_state	 state;
+	int64_t		 created_at;
+	int64_t		 run_at;	/* 0: waiting for its parent */
+	int64_t		 delay;		/* µs; children: from parent start */
+	int64_t		 started_at;
+	int64_t		 finished_at;
+	int		 attempt;
+	int		 max_attempts;
+	int64_t		 timeout;	/* µs per attempt, 0: none */
+	int		 priority;
+	int		 cancel_requested;
+	char		*progress;
+	char		*result;
+	char		*error;
+	char		*checkpoint;	/* kind-private resume state */
+	int64_t		 version;	/* change seq of the last change */
+	int64_t		 log_next;	/* log lines ever written */
+};
+void		 task_row_free(struct task_row *);	/* fields only */
+void		 task_row_copy(struct task_row *, const struct task_row *);
+
+/* coro.h has the coroutine macros; kinds see struct task through it. */
+enum task_wake {
+	WAKE_START = 0,		/* first run of an attempt */
+	WAKE_TIMER,		/* its sleep ended */
+	WAKE_CHILD,		/* a child reached a final state */
+	WAKE_IO,		/* a transfer finished (downloads) */
+	WAKE_CANCEL,		/* cancellation delivered at the await */
+};
+
+enum cancel_reason {
+	CANCEL_NONE = 0,
+	CANCEL_USER,		/* POST /cancel, or a canceled parent */
+	CANCEL_TIMEOUT,		/* the attempt's timeout expired */
+	CANCEL_SIBLING,		/* a sibling failed (on_failure=cancel) */
+};
+
+/* The in-memory task: a loaded row plus its coroutine. */
+struct task {
+	struct task_row		 row;
+	const struct task_kind	*kind;
+	void			*data;		/* kind locals across awaits */
+	int			 lc;		/* coroutine resume point */
+	enum task_wake		 wake;
+	enum cancel_reason	 cancel;	/* pending cancellation */
+
+	struct event		 timer;		/* sleeps and due time */
+	struct event		*deadline;	/* attempt timeout, if any */
+
+	struct task		*parent;	/* in memory while running */
+	int			 nchildren_live;	/* unfinished children */
+	int			 nchildren_bad;	/* ended but not succeeded */
+
+	unsigned int		 flags;
+#define TASKF_DIRTY	0x01	/* row changed this turn, in commit list */
+#define TASKF_NEW	0x02	/* row not yet inserted */
+#define TASKF_QUEUED	0x04	/* in the run queue */
+#define TASKF_ARMED	0x08	/* due timer pending */
+#define TASKF_READY	0x10	/* due, waiting for a slot */
+#define TASKF_SLOT	0x20	/* holds a running slot */
+#define TASKF_DELETE	0x40	/* delete at the next commit */
+	int			 refs;		/* held by a parent or a request */
+
+	TAILQ_ENTRY(task)	 dirty_entry;	/* commit.c */
+	TAILQ_ENTRY(task)	 run_entry;	/* task.c run queue */
+	struct task		*hnext;		/* task.c id hash chain */
+	size_t			 ready_idx;	/* sched.c ready heap */
+};
+TAILQ_HEAD(task_list, task);
+
+/*
+ * A kind: one file, one table entry (kind.c).  validate checks params (a
+ * JSON object) and fills the problem with a pointer under base; body is the
+ * coroutine (coro.h); start parses params into t->data before the first
+ * resume of an attempt; free releases t->data.
+ */
+struct task_kind {
+	const char	*name;
+	int		 group;		/* sequence/gather: has children, no slot */
+	int		(*validate)(json_t *, const char *, struct problem *);
+	int		(*start)(struct task *);
+	int		(*body)(struct task *);
+	void		(*free)(struct task *);
+	/* "scheduled for execution" line subject, e.g. "\"Hello!\"" */
+	void		(*describe)(struct task *, char *, size_t);
+};
+const struct task_kind	*kind_find(const char *, size_t);
+const char		*kind_names(void);
+extern const struct task_kind	*kind_table[];
+extern const struct task_kind	 kind_echo, kind_sleep, kind_repeat,
+				 kind_sequence, kind_gather;
+
+/* group.c: what sequence and gather share */
+struct group {
+	struct task	**kids;		/* held (task_ref) while running */
+	size_t		  n;
+	size_t		  next;		/* sequence: the child running */
+	int		  keep_going;	/* on_failure: "continue" */
+	int		  stopping;	/* siblings canceled after a failure */
+};
+int		 group_validate(json_t *, const char *, struct problem *);
+int		 group_start(struct task *);
+void		 group_free(struct task *);
+void		 group_arm(struct task *, struct task *);
+void		 group_cancel(struct task *, enum cancel_reason);
+void		 group_finish(struct task *);
+void		 group_describe(struct task *, char *, size_t);
+
+/* spec.c: a submitted task spec, validated into rows (children follow
+ * their parent; parent[i] is the index of row i's parent or SIZE_MAX) */
+struct spec_tree {
+	struct task_row	*rows;
+	size_t		*parent;
+	size_t		 nrows;
+	size_t		 cap;
+};
+int		 spec_parse(json_t *, const char *, size_t, int, int64_t,
+		    struct spec_tree *, struct problem *);
+void		 spec_tree_free(struct spec_tree *);
+
+/* task.c: lifecycle (the state machine is drawn there) */
+struct task	*task_lookup(int64_t);
+struct task	*task_get(int64_t);
+struct task	*task_create(const struct task_row *);
+void		 task_ref(struct task *);
+void		 task_unref(struct task *);
+void		 task_touch(struct task *);
+void		 task_arm(struct task *, int64_t);
+void		 task_start(struct task *);
+void		 task_wake(struct task *, enum task_wake);
+int		 task_run_queue(void);
+int		 task_queued(void);
+void		 task_log(struct task *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+void		 task_describe(struct task *, char *, size_t);
+void		 task_succeed(struct task *, json_t *);
+void		 task_fail(struct task *, const char *, const char *, int);
+void		 task_end_canceled(struct task *);
+int		 task_cancel(struct task *, enum cancel_reason);
+void		 task_committed(struct task *);
+void		 task_discard(struct task *);
+void		 task_checkpoint(struct task *, const char *);
+void		 task_free(struct task *);
+size_t		 task_count(void);
+void		 task_free_all(void);
+extern size_t	 task_nrunning;
+
+/* sched.c: due timers, slots, the window of due tasks */
+#define SCHED_LATENESS_BUCKETS	16
+void		 sched_init(struct event_base *);
+void		 sched_shutdown(void);
+void		 sched_add(struct task *);
+void		 sched_remove(struct task *);
+void		 sched_due(struct task *);
+void		 sched_slot_release(struct task *);
+int		 sched_slots_used(void);
+size_t		 sched_waiting(void);
+void		 sched_window_fill(void);
+int		 sched_in_window(int64_t, int64_t);
+int		 sched_recover(void);
+extern const int64_t	 sched_lateness_bounds[SCHED_LATENESS_BUCKETS];
+extern uint64_t		 sched_lateness_hist[SCHED_LATENESS_BUCKETS + 1];
+extern int64_t		 sched_lateness_sum;
+
+/* commit.c: the group commit at the end of each loop turn */
+void		 commit_init(struct event_base *);
+void		 commit_shutdown(void);
+void		 commit_dirty(struct task *);
+void		 commit_forget(struct task *);
+void		 commit_log(struct task *, int64_t, int64_t, const char *,
+		    size_t);
+/* Call fn(arg, ok) once the current turn's writes are committed (ok=1) or
+ * failed (ok=0).  If nothing is pending, it still runs at the turn's end. */
+void		 commit_after(void (*)(void *, int), void *);
+void		 commit_write(int (*)(void *), void *);
+int		 commit_pending(void);
+/* Flush now (end of turn); returns -1 if the commit failed. */
+int		 commit_flush(void);
+int64_t		 commit_next_seq(void);	/* allocate a change seq */
+int64_t		 commit_next_id(void);	/* allocate a task id */
+extern int64_t	 commit_seq;		/* last committed change seq */
+/* Told of every committed change (id, version): wakes waiting requests. */
+extern void	(*commit_change_hook)(int64_t, int64_t);
+
+/* housekeeping.c: retention of finished tasks, key and feed pruning */
+void		 housekeeping_init(struct event_base *);
+void		 housekeeping_run(void);
+void		 housekeeping_shutdown(void);
+
+/* loop.c: the event base and end-of-turn work */
+extern struct event_base	*loop_base;
+void		 loop_init(void);
+void		 loop_free(void);
+void		 loop_turn_end(void);
+int		 loop_run(void);
+void		 loop_stop(void);
+int		 loop_stopping(void);
+int64_t		 loop_started_at(void);
+
+#endif /* COROD_H */

@@ -1,0 +1,197 @@
+/*
+ * group.c -- what "sequence" and "gather" share: their params, loading
+ * their children, cancelling them and the result listing them.
+ *
+ * Children are real tasks, stored at submission with their parent's id
+ * and armed only when the parent starts them; their delay counts from
+ * that moment.  While the parent runs it holds every child in memory.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coro.h"
+#include "db.h"
+#include "../api/api.h"
+
+/*
+ * params: {"tasks": [spec, ...], "on_failure"?: "cancel"|"continue"}.
+ * The specs themselves are checked by spec.c, which recurses into them.
+ */
+int
+group_validate(json_t *params, const char *base, struct problem *p)
+{
+	const char	*key;
+	json_t		*v;
+	char		 field[256];
+
+	json_object_foreach(params, key, v) {
+		pointer_join(field, sizeof field, base, key);
+		if (strcmp(key, "tasks") == 0) {
+			if (!json_is_array(v) || json_array_size(v) == 0) {
+				problem_set(p, 400, "invalid-field", field,
+				    "tasks must be a non-empty array of task "
+				    "specs");
+				return (-1);
+			}
+			if (json_array_size(v) > (size_t)cfg->max_children) {
+				problem_set(p, 400, "limit-exceeded", field,
+				    "a group takes at most %d tasks (%zu given)",
+				    cfg->max_children, json_array_size(v));
+				return (-1);
+			}
+		} else if (strcmp(key, "on_failure") == 0) {
+			if (!json_is_string(v) ||
+			    (strcmp(json_string_value(v), "cancel") != 0 &&
+			    strcmp(json_string_value(v), "continue") != 0)) {
+				problem_set(p, 400, "invalid-field", field,
+				    "on_failure must be \"cancel\" or "
+				    "\"continue\"");
+				return (-1);
+			}
+		} else {
+			problem_set(p, 400, "unknown-field", field,
+			    "a group takes \"tasks\" and \"on_failure\"");
+			return (-1);
+		}
+	}
+	if (json_object_get(params, "tasks") == NULL) {
+		pointer_join(field, sizeof field, base, "tasks");
+		problem_set(p, 400, "missing-field", field,
+		    "a group needs \"tasks\"");
+		return (-1);
+	}
+	return (0);
+}
+
+/* Load the children into memory, held by the parent; count them. */
+int
+group_start(struct task *t)
+{
+	struct group	*g;
+	struct task_row	*rows = NULL;
+	struct task	*c;
+	json_t		*params, *of;
+	size_t		 n = 0, i;
+
+	if ((params = json_loads(t->row.params, 0, NULL)) == NULL)
+		return (-1);
+	g = xcalloc(1, sizeof *g);
+	of = json_object_get(params, "on_failure");
+	g->keep_going = of != NULL &&
+	    strcmp(json_string_value(of), "continue") == 0;
+	json_decref(params);
+
+	if (db_task_children(corod_db, t->row.id, &rows, &n) != 0) {
+		free(g);
+		return (-1);
+	}
+	g->kids = xcalloc(n, sizeof *g->kids);
+	t->nchildren_live = t->nchildren_bad = 0;
+	for (i = 0; i < n; i++) {
+		if ((c = task_lookup(rows[i].id)) == NULL)
+			c = task_create(&rows[i]);
+		task_row_free(&rows[i]);
+		task_ref(c);
+		c->parent = t;
+		g->kids[g->n++] = c;
+		if (!TASK_FINAL(c->row.state))
+			t->nchildren_live++;
+		else if (c->row.state != TASK_SUCCEEDED)
+			t->nchildren_bad++;
+	}
+	free(rows);
+	t->data = g;
+	return (0);
+}
+
+/* Let go of the children. */
+void
+group_free(struct task *t)
+{
+	struct group	*g = t->data;
+	size_t		 i;
+
+	for (i = 0; i < g->n; i++) {
+		g->kids[i]->parent = NULL;
+		task_unref(g->kids[i]);
+	}
+	free(g->kids);
+	free(g);
+	t->data = NULL;
+}
+
+/* Arm a child: its delay counts from now. */
+void
+group_arm(struct task *t, struct task *c)
+{
+	(void)t;
+	if (c->row.state == TASK_SCHEDULED && !(c->flags & TASKF_ARMED))
+		task_arm(c, time_now() + c->row.delay);
+}
+
+/* Cancel every unfinished child. */
+void
+group_cancel(struct task *t, enum cancel_reason why)
+{
+	struct group	*g = t->data;
+	size_t		 i;
+
+	for (i = 0; i < g->n; i++) {
+		if (!TASK_FINAL(g->kids[i]->row.state))
+			task_cancel(g->kids[i], why);
+	}
+}
+
+/*
+ * All children have ended: succeed, or fail if any did not succeed; the
+ * result lists each child's id, state and result (or error).
+ */
+void
+group_finish(struct task *t)
+{
+	struct group	*g = t->data;
+	struct task	*c;
+	json_t		*list, *e, *v;
+	size_t		 i;
+	int		 bad = 0;
+	char		 msg[128];
+
+	list = json_array();
+	for (i = 0; i < g->n; i++) {
+		c = g->kids[i];
+		e = json_pack("{s:I, s:s}", "id", (json_int_t)c->row.id,
+		    "state", task_state_name(c->row.state));
+		v = c->row.result != NULL ?
+		    json_loads(c->row.result, JSON_DECODE_ANY, NULL) : NULL;
+		json_object_set_new(e, "result", v != NULL ? v : json_null());
+		if (c->row.error != NULL &&
+		    (v = json_loads(c->row.error, 0, NULL)) != NULL)
+			json_object_set_new(e, "error", v);
+		json_array_append_new(list, e);
+		if (c->row.state != TASK_SUCCEEDED)
+			bad++;
+	}
+	if (bad == 0) {
+		task_succeed(t, json_pack("{s:o}", "tasks", list));
+		return;
+	}
+	free(t->row.result);
+	v = json_pack("{s:o}", "tasks", list);
+	t->row.result = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	snprintf(msg, sizeof msg, "%d of %zu tasks did not succeed", bad, g->n);
+	task_fail(t, "child_failed", msg, 0);
+}
+
+/* "gather of 3 tasks" */
+void
+group_describe(struct task *t, char *buf, size_t len)
+{
+	json_t	*params;
+
+	params = json_loads(t->row.params, 0, NULL);
+	snprintf(buf, len, "%s of %zu tasks", t->kind->name,
+	    json_array_size(json_object_get(params, "tasks")));
+	json_decref(params);
+}

@@ -1,0 +1,82 @@
+/*
+ * housekeeping.c -- what keeps the database from growing without bound.
+ *
+ * Once a minute (and at start): finished top-level tasks older than the
+ * retention are deleted with their children and logs (each leaves a
+ * tombstone for the change feed), idempotency keys older than 24 h are
+ * dropped, tombstones more than a million changes old are pruned, and
+ * the WAL is checkpointed.  Work is done in bounded batches so a large
+ * backlog costs several short turns, not one long stall.
+ */
+#include <stdlib.h>
+
+#include "corod.h"
+#include "db.h"
+
+#define HK_INTERVAL		60		/* seconds */
+#define HK_BATCH		1000		/* deletions per turn */
+#define HK_IDEM_KEEP		(24 * 3600 * USEC_PER_SEC)
+#define HK_TOMBSTONES_KEEP	1000000
+
+static struct event	*hk_ev;
+static struct event	*hk_more_ev;
+
+static void	hk_cb(evutil_socket_t, short, void *);
+
+/* Run now and every minute. */
+void
+housekeeping_init(struct event_base *base)
+{
+	struct timeval	tv = { HK_INTERVAL, 0 };
+
+	hk_ev = event_new(base, -1, EV_PERSIST, hk_cb, NULL);
+	hk_more_ev = event_new(base, -1, 0, hk_cb, NULL);
+	event_add(hk_ev, &tv);
+	event_active(hk_more_ev, EV_TIMEOUT, 1);
+}
+
+void
+housekeeping_shutdown(void)
+{
+	if (hk_ev != NULL)
+		event_free(hk_ev);
+	if (hk_more_ev != NULL)
+		event_free(hk_more_ev);
+	hk_ev = hk_more_ev = NULL;
+}
+
+static void
+hk_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	housekeeping_run();
+}
+
+/* One round; another follows at once if the batch was full. */
+void
+housekeeping_run(void)
+{
+	int64_t		*ids = NULL, now = time_now();
+	size_t		 n = 0, i;
+	struct task	*t;
+
+	if (cfg->retention > 0 && db_task_expired(corod_db,
+	    now - cfg->retention, HK_BATCH, &ids, &n) == 0) {
+		for (i = 0; i < n; i++) {
+			if ((t = task_get(ids[i])) == NULL ||
+			    !TASK_FINAL(t->row.state))
+				continue;
+			t->flags |= TASKF_DELETE;
+			task_touch(t);
+		}
+		free(ids);
+		if (n == HK_BATCH)
+			event_active(hk_more_ev, EV_TIMEOUT, 1);
+	}
+	db_idem_prune(corod_db, now - HK_IDEM_KEEP);
+	if (commit_seq > HK_TOMBSTONES_KEEP)
+		db_tombstone_prune(corod_db, commit_seq - HK_TOMBSTONES_KEEP);
+	db_checkpoint(corod_db);
+}

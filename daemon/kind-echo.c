@@ -1,0 +1,119 @@
+/*
+ * kind-echo.c -- "echo": write a message to the task's log.
+ *
+ * The seed's delayed message: submitted with a delay it logs '"Hello!"
+ * scheduled for execution' at once and 'Hello!' when it runs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coro.h"
+#include "../api/api.h"
+
+/* Longest message accepted, bytes. */
+#define ECHO_MAX	65536
+
+static int	echo_validate(json_t *, const char *, struct problem *);
+static int	echo_start(struct task *);
+static int	echo_body(struct task *);
+static void	echo_free(struct task *);
+static void	echo_describe(struct task *, char *, size_t);
+
+const struct task_kind kind_echo = {
+	.name = "echo",
+	.validate = echo_validate,
+	.start = echo_start,
+	.body = echo_body,
+	.free = echo_free,
+	.describe = echo_describe,
+};
+
+/* params: {"message": string} */
+static int
+echo_validate(json_t *params, const char *base, struct problem *p)
+{
+	const char	*key;
+	json_t		*v;
+	char		 field[256];
+
+	json_object_foreach(params, key, v) {
+		pointer_join(field, sizeof field, base, key);
+		if (strcmp(key, "message") != 0) {
+			problem_set(p, 400, "unknown-field", field,
+			    "echo takes only \"message\"");
+			return (-1);
+		}
+		if (!json_is_string(v)) {
+			problem_set(p, 400, "invalid-field", field,
+			    "message must be a string");
+			return (-1);
+		}
+		if (json_string_length(v) > ECHO_MAX) {
+			problem_set(p, 400, "invalid-field", field,
+			    "message is longer than %d bytes", ECHO_MAX);
+			return (-1);
+		}
+	}
+	if (json_object_get(params, "message") == NULL) {
+		pointer_join(field, sizeof field, base, "message");
+		problem_set(p, 400, "missing-field", field,
+		    "echo needs a \"message\"");
+		return (-1);
+	}
+	return (0);
+}
+
+/* Keep the message (as parsed JSON) for the body. */
+static int
+echo_start(struct task *t)
+{
+	json_t	*params;
+
+	if ((params = json_loads(t->row.params, 0, NULL)) == NULL)
+		return (-1);
+	if (!json_is_string(json_object_get(params, "message"))) {
+		json_decref(params);
+		return (-1);
+	}
+	t->data = params;
+	return (0);
+}
+
+/* Log the message; the result repeats it. */
+static int
+echo_body(struct task *t)
+{
+	json_t		*params = t->data;
+	json_t		*msg = json_object_get(params, "message");
+
+	CORO_BEGIN(t);
+	task_log(t, "%s", json_string_value(msg));
+	task_succeed(t, json_pack("{s:O}", "message", msg));
+	CORO_END(t);
+}
+
+static void
+echo_free(struct task *t)
+{
+	json_decref(t->data);
+	t->data = NULL;
+}
+
+/* '"Hello!"': the message as a JSON string, shortened if long. */
+static void
+echo_describe(struct task *t, char *buf, size_t len)
+{
+	json_t	*params, *msg;
+	char	*s;
+
+	params = json_loads(t->row.params, 0, NULL);
+	msg = json_object_get(params, "message");
+	s = msg != NULL ? json_dumps(msg, JSON_ENCODE_ANY) : NULL;
+	if (s != NULL && strlen(s) >= len && len > 5)
+		snprintf(buf, len, "%.*s...\"", (int)(len - 5), s);
+	else
+		snprintf(buf, len, "%s", s != NULL ? s : "echo");
+	free(s);
+	json_decref(params);
+}

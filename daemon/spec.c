@@ -1,0 +1,245 @@
+/*
+ * spec.c -- validate a submitted task spec into rows.
+ *
+ * A spec is {"kind", "params", "name"?, "delay"? | "run_at"?, "priority"?,
+ * "max_attempts"?, "timeout"?}; a group's params hold more specs, which
+ * become its children.  Everything is checked before anything is stored,
+ * and the first fault is reported as a problem whose field is a JSON
+ * Pointer into the request body.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "corod.h"
+#include "../api/api.h"
+
+#define SPEC_MAX_NAME		256
+#define SPEC_MAX_PRIORITY	1000000
+#define SPEC_MAX_ATTEMPTS	100
+
+static int	spec_seconds(json_t *, const char *, const char *, int,
+		    int64_t *, struct problem *);
+static size_t	spec_add_row(struct spec_tree *);
+
+/* A number of seconds (0 <= s <= 100 years; > 0 if positive). */
+static int
+spec_seconds(json_t *v, const char *field, const char *what, int positive,
+    int64_t *out, struct problem *p)
+{
+	double	d;
+
+	d = json_number_value(v);
+	if (!json_is_number(v) || !isfinite(d) || d < 0 ||
+	    (positive && d == 0) || d > COROD_MAX_SECONDS) {
+		problem_set(p, 400, "invalid-field", field, "%s must be a "
+		    "number of seconds %s 0 and at most %.0f", what,
+		    positive ? "above" : "from", COROD_MAX_SECONDS);
+		return (-1);
+	}
+	*out = (int64_t)llround(d * USEC_PER_SEC);
+	return (0);
+}
+
+/* Room for one more row; its index. */
+static size_t
+spec_add_row(struct spec_tree *tree)
+{
+	if (tree->nrows == tree->cap) {
+		tree->cap = tree->cap == 0 ? 8 : tree->cap * 2;
+		tree->rows = xreallocarray(tree->rows, tree->cap,
+		    sizeof *tree->rows);
+		tree->parent = xreallocarray(tree->parent, tree->cap,
+		    sizeof *tree->parent);
+	}
+	memset(&tree->rows[tree->nrows], 0, sizeof *tree->rows);
+	return (tree->nrows++);
+}
+
+/*
+ * Check spec (at JSON Pointer base) and append its row and, for a group,
+ * its children's rows after it.  parent is the index of the parent row
+ * (SIZE_MAX at top level) and depth the group nesting so far.  Times are
+ * relative to now.  Returns -1 with p filled in on the first fault; the
+ * tree then holds partial rows (spec_tree_free them).
+ */
+int
+spec_parse(json_t *spec, const char *base, size_t parent, int depth,
+    int64_t now, struct spec_tree *tree, struct problem *p)
+{
+	const struct task_kind	*kind = NULL;
+	struct task_row		*row;
+	const char		*key;
+	json_t			*v, *params = NULL, *tasks, *child;
+	char			 field[256], cbase[256];
+	size_t			 idx, cidx, i;
+	int64_t			 us;
+	json_int_t		 n;
+
+	if (!json_is_object(spec)) {
+		problem_set(p, 400, "invalid-spec", base[0] != '\0' ? base : "",
+		    "a task spec must be a JSON object");
+		return (-1);
+	}
+	idx = spec_add_row(tree);
+	tree->parent[idx] = parent;
+	row = &tree->rows[idx];
+	row->state = TASK_SCHEDULED;
+	row->max_attempts = 1;
+	row->created_at = now;
+
+	json_object_foreach(spec, key, v) {
+		pointer_join(field, sizeof field, base, key);
+		row = &tree->rows[idx];
+		if (strcmp(key, "kind") == 0) {
+			if (!json_is_string(v)) {
+				problem_set(p, 400, "invalid-field", field,
+				    "kind must be a string, one of: %s",
+				    kind_names());
+				return (-1);
+			}
+			kind = kind_find(json_string_value(v),
+			    json_string_length(v));
+			if (kind == NULL) {
+				problem_set(p, 400, "unknown-kind", field,
+				    "unknown kind \"%.64s\"; kinds are: %s",
+				    json_string_value(v), kind_names());
+				return (-1);
+			}
+		} else if (strcmp(key, "params") == 0) {
+			if (!json_is_object(v)) {
+				problem_set(p, 400, "invalid-field", field,
+				    "params must be a JSON object");
+				return (-1);
+			}
+			params = v;
+		} else if (strcmp(key, "name") == 0) {
+			if (json_is_null(v))
+				continue;
+			if (!json_is_string(v) ||
+			    json_string_length(v) > SPEC_MAX_NAME) {
+				problem_set(p, 400, "invalid-field", field,
+				    "name must be a string of at most %d "
+				    "bytes", SPEC_MAX_NAME);
+				return (-1);
+			}
+			row->name = xstrdup(json_string_value(v));
+		} else if (strcmp(key, "delay") == 0) {
+			if (json_is_null(v))
+				continue;
+			if (spec_seconds(v, field, "delay", 0, &us, p) != 0)
+				return (-1);
+			row->delay = us;
+		} else if (strcmp(key, "run_at") == 0) {
+			if (json_is_null(v))
+				continue;
+			if (parent != SIZE_MAX) {
+				problem_set(p, 400, "invalid-field", field,
+				    "a child task cannot have run_at: its "
+				    "delay counts from when its parent starts "
+				    "it");
+				return (-1);
+			}
+			if (!json_is_string(v) ||
+			    time_parse(json_string_value(v), &us) != 0) {
+				problem_set(p, 400, "invalid-field", field,
+				    "run_at must be an RFC 3339 time such as "
+				    "2026-11-25T10:53:24.5Z");
+				return (-1);
+			}
+			row->run_at = us;
+		} else if (strcmp(key, "priority") == 0) {
+			if (!json_is_integer(v) ||
+			    (n = json_integer_value(v)) < -SPEC_MAX_PRIORITY ||
+			    n > SPEC_MAX_PRIORITY) {
+				problem_set(p, 400, "invalid-field", field,
+				    "priority must be an integer from %d to %d",
+				    -SPEC_MAX_PRIORITY, SPEC_MAX_PRIORITY);
+				return (-1);
+			}
+			row->priority = (int)n;
+		} else if (strcmp(key, "max_attempts") == 0) {
+			if (!json_is_integer(v) ||
+			    (n = json_integer_value(v)) < 1 ||
+			    n > SPEC_MAX_ATTEMPTS) {
+				problem_set(p, 400, "invalid-field", field,
+				    "max_attempts must be an integer from 1 to "
+				    "%d", SPEC_MAX_ATTEMPTS);
+				return (-1);
+			}
+			row->max_attempts = (int)n;
+		} else if (strcmp(key, "timeout") == 0) {
+			if (json_is_null(v))
+				continue;
+			if (spec_seconds(v, field, "timeout", 1, &us, p) != 0)
+				return (-1);
+			row->timeout = us;
+		} else {
+			problem_set(p, 400, "unknown-field", field,
+			    "unknown field \"%.64s\" in a task spec", key);
+			return (-1);
+		}
+	}
+	row = &tree->rows[idx];
+	if (kind == NULL) {
+		pointer_join(field, sizeof field, base, "kind");
+		problem_set(p, 400, "missing-field", field,
+		    "a task spec needs a \"kind\", one of: %s", kind_names());
+		return (-1);
+	}
+	if (params == NULL) {
+		pointer_join(field, sizeof field, base, "params");
+		problem_set(p, 400, "missing-field", field,
+		    "a task spec needs \"params\" (an object)");
+		return (-1);
+	}
+	if (json_object_get(spec, "delay") != NULL &&
+	    !json_is_null(json_object_get(spec, "delay")) &&
+	    row->run_at != 0) {
+		pointer_join(field, sizeof field, base, "run_at");
+		problem_set(p, 400, "invalid-field", field,
+		    "give either delay or run_at, not both");
+		return (-1);
+	}
+	pointer_join(field, sizeof field, base, "params");
+	if (kind->validate(params, field, p) != 0)
+		return (-1);
+	row->kind = xstrdup(kind->name);
+	row->params = json_dumps(params, JSON_COMPACT);
+	if (row->params == NULL)
+		fatalx("%s: cannot encode params", __func__);
+	if (parent == SIZE_MAX && row->run_at == 0)
+		row->run_at = now + row->delay;
+
+	if (!kind->group)
+		return (0);
+	if (depth + 1 > cfg->max_depth) {
+		problem_set(p, 400, "limit-exceeded", field,
+		    "groups nest at most %d deep", cfg->max_depth);
+		return (-1);
+	}
+	tasks = json_object_get(params, "tasks");
+	pointer_join(cbase, sizeof cbase, field, "tasks");
+	json_array_foreach(tasks, i, child) {
+		pointer_index(field, sizeof field, cbase, i);
+		cidx = tree->nrows;
+		if (spec_parse(child, field, idx, depth + 1, now, tree,
+		    p) != 0)
+			return (-1);
+		tree->rows[cidx].child_index = (int)i;
+	}
+	return (0);
+}
+
+/* Free the rows of a tree. */
+void
+spec_tree_free(struct spec_tree *tree)
+{
+	size_t	i;
+
+	for (i = 0; i < tree->nrows; i++)
+		task_row_free(&tree->rows[i]);
+	free(tree->rows);
+	free(tree->parent);
+	memset(tree, 0, sizeof *tree);
+}

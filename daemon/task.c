@@ -1,0 +1,689 @@
+/*
+ * task.c -- the task lifecycle.
+ *
+ * The state machine, with the function that makes each move:
+ *
+ *   (submitted) --api_tasks_submit--> SCHEDULED   run_at set, or 0 for a
+ *                                                 child until its parent
+ *                                                 arms it (task_arm)
+ *   SCHEDULED --task_start--> RUNNING             due and given a slot
+ *   SCHEDULED --task_cancel--> CANCELED           at once
+ *   RUNNING --task_succeed--> SUCCEEDED
+ *   RUNNING --task_fail--> FAILED                 final failure
+ *   RUNNING --task_fail--> SCHEDULED              transient failure with
+ *                                                 attempts left: backoff
+ *   RUNNING --task_cancel, then the body's        unwound at its await;
+ *     task_end_canceled--> CANCELED               a timeout ends FAILED
+ *   RUNNING --(daemon died)--> SCHEDULED          sched_recover at start
+ *
+ * SUCCEEDED, FAILED and CANCELED are final: nothing changes them again.
+ *
+ * Memory holds a task while it is running, armed in the window, waiting
+ * for a slot, held by a running parent, or changed in this turn (until its
+ * change is committed).  Anything else lives only in the database and is
+ * loaded again (task_get) when needed.  Every change goes through
+ * task_touch, which gives the task a new version and puts it on the
+ * commit list.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coro.h"
+#include "db.h"
+
+/* id -> task, chained, grown at load factor 1. */
+static struct task	**htab;
+static size_t		  hsize;
+static size_t		  hcount;
+
+static struct task_list	  runq = TAILQ_HEAD_INITIALIZER(runq);
+static int		  task_exiting;
+
+size_t			  task_nrunning;
+
+static void	task_hash_add(struct task *);
+static void	task_hash_del(struct task *);
+static void	task_timer_cb(evutil_socket_t, short, void *);
+static void	task_deadline_cb(evutil_socket_t, short, void *);
+static void	task_resume(struct task *);
+static void	task_finalize(struct task *, enum task_state);
+static void	task_end_attempt(struct task *);
+static int	task_idle(struct task *);
+static void	task_cancel_stored_children(struct task *);
+static char	*task_error_json(const char *, const char *);
+
+/* Bucket of an id. */
+static inline size_t
+task_bucket(int64_t id)
+{
+	uint64_t	h = (uint64_t)id * 0x9e3779b97f4a7c15ULL;
+
+	return ((size_t)(h >> 20) & (hsize - 1));
+}
+
+/* Add to the id hash, growing it when full. */
+static void
+task_hash_add(struct task *t)
+{
+	struct task	**old = htab, *e, *next;
+	size_t		  oldsize = hsize, i, b;
+
+	if (hcount + 1 > hsize) {
+		hsize = hsize == 0 ? 1024 : hsize * 2;
+		htab = xcalloc(hsize, sizeof *htab);
+		for (i = 0; i < oldsize; i++) {
+			for (e = old[i]; e != NULL; e = next) {
+				next = e->hnext;
+				b = task_bucket(e->row.id);
+				e->hnext = htab[b];
+				htab[b] = e;
+			}
+		}
+		free(old);
+	}
+	b = task_bucket(t->row.id);
+	t->hnext = htab[b];
+	htab[b] = t;
+	hcount++;
+}
+
+/* Remove from the id hash. */
+static void
+task_hash_del(struct task *t)
+{
+	struct task	**pp;
+
+	if (hsize == 0)
+		return;
+	for (pp = &htab[task_bucket(t->row.id)]; *pp != NULL;
+	    pp = &(*pp)->hnext) {
+		if (*pp == t) {
+			*pp = t->hnext;
+			hcount--;
+			return;
+		}
+	}
+}
+
+/* The task with this id if it is in memory. */
+struct task *
+task_lookup(int64_t id)
+{
+	struct task	*t;
+
+	if (hsize == 0)
+		return (NULL);
+	for (t = htab[task_bucket(id)]; t != NULL; t = t->hnext) {
+		if (t->row.id == id)
+			return (t);
+	}
+	return (NULL);
+}
+
+/* The task in memory, loaded from the store if need be; NULL if none. */
+struct task *
+task_get(int64_t id)
+{
+	struct task_row	 row;
+	struct task	*t;
+
+	if ((t = task_lookup(id)) != NULL)
+		return (t);
+	memset(&row, 0, sizeof row);
+	if (db_task_get(corod_db, id, &row) != 1)
+		return (NULL);
+	t = task_create(&row);
+	task_row_free(&row);
+	return (t);
+}
+
+/* Bring a row into memory (a copy).  The task is idle until armed. */
+struct task *
+task_create(const struct task_row *row)
+{
+	struct task	*t;
+
+	t = xcalloc(1, sizeof *t);
+	task_row_copy(&t->row, row);
+	t->kind = kind_find(row->kind, strlen(row->kind));
+	if (t->kind == NULL)
+		fatalx("%s: task %lld has unknown kind %s", __func__,
+		    (long long)row->id, row->kind);
+	evtimer_assign(&t->timer, loop_base, task_timer_cb, t);
+	t->ready_idx = (size_t)-1;
+	task_hash_add(t);
+	return (t);
+}
+
+/* Hold a task in memory (a parent holds its children). */
+void
+task_ref(struct task *t)
+{
+	t->refs++;
+}
+
+/* Let go; an idle task nobody holds leaves memory. */
+void
+task_unref(struct task *t)
+{
+	if (--t->refs < 0)
+		fatalx("%s: task %lld refs < 0", __func__, (long long)t->row.id);
+	if (!task_exiting && t->refs == 0 && !(t->flags & TASKF_DIRTY) && task_idle(t))
+		task_free(t);
+}
+
+/* Nothing about the task needs it in memory. */
+static int
+task_idle(struct task *t)
+{
+	if (t->flags & (TASKF_QUEUED | TASKF_ARMED | TASKF_READY))
+		return (0);
+	if (t->row.state == TASK_RUNNING)
+		return (0);
+	return (1);
+}
+
+/* Free a task's memory (its row stays in the store). */
+void
+task_free(struct task *t)
+{
+	if (t->kind != NULL && t->kind->free != NULL && t->data != NULL)
+		t->kind->free(t);
+	if (t->flags & TASKF_QUEUED)
+		TAILQ_REMOVE(&runq, t, run_entry);
+	if (t->flags & TASKF_DIRTY)
+		commit_forget(t);
+	if (t->flags & (TASKF_ARMED | TASKF_READY))
+		sched_remove(t);
+	if (evtimer_initialized(&t->timer))
+		evtimer_del(&t->timer);
+	if (t->deadline != NULL)
+		event_free(t->deadline);
+	task_hash_del(t);
+	task_row_free(&t->row);
+	free(t);
+}
+
+/* Free every task in memory (at exit, for leak checkers). */
+void
+task_free_all(void)
+{
+	size_t		 i;
+	struct task	*t;
+
+	task_exiting = 1;
+	for (i = 0; i < hsize; i++) {
+		for (t = htab[i]; t != NULL; t = t->hnext) {
+			if (t->kind->free != NULL && t->data != NULL)
+				t->kind->free(t);
+		}
+	}
+	for (i = 0; i < hsize; i++) {
+		while ((t = htab[i]) != NULL)
+			task_free(t);
+	}
+	free(htab);
+	htab = NULL;
+	hsize = hcount = 0;
+}
+
+/* Tasks in memory. */
+size_t
+task_count(void)
+{
+	return (hcount);
+}
+
+/* The task changed: a new version, and on the commit list. */
+void
+task_touch(struct task *t)
+{
+	if (t->flags & TASKF_DIRTY)
+		return;
+	t->row.version = commit_next_seq();
+	commit_dirty(t);
+}
+
+/* Kind-private resume state changed; stored without a new version. */
+void
+task_checkpoint(struct task *t, const char *text)
+{
+	free(t->row.checkpoint);
+	t->row.checkpoint = text != NULL ? xstrdup(text) : NULL;
+	if (!(t->flags & TASKF_DIRTY))
+		commit_dirty(t);
+}
+
+/* "subject" of the scheduled-for-execution line. */
+void
+task_describe(struct task *t, char *buf, size_t len)
+{
+	if (t->kind->describe != NULL)
+		t->kind->describe(t, buf, len);
+	else
+		snprintf(buf, len, "%s", t->kind->name);
+}
+
+/* Give a scheduled task its due time and hand it to the scheduler. */
+void
+task_arm(struct task *t, int64_t run_at)
+{
+	char	what[256];
+
+	t->row.run_at = run_at;
+	task_touch(t);
+	task_describe(t, what, sizeof what);
+	task_log(t, "%s scheduled for execution", what);
+	sched_add(t);
+}
+
+/* Due and given a slot: SCHEDULED -> RUNNING; the body runs this turn. */
+void
+task_start(struct task *t)
+{
+	struct timeval	tv;
+
+	t->row.state = TASK_RUNNING;
+	t->row.started_at = time_now();
+	t->row.attempt++;
+	free(t->row.error);
+	t->row.error = NULL;
+	t->cancel = CANCEL_NONE;
+	t->lc = 0;
+	task_nrunning++;
+	task_touch(t);
+	if (t->row.attempt > 1)
+		task_log(t, "attempt %d started", t->row.attempt);
+	if (t->row.timeout > 0) {
+		if (t->deadline == NULL)
+			t->deadline = evtimer_new(loop_base, task_deadline_cb, t);
+		tv = time_tv(t->row.timeout);
+		evtimer_add(t->deadline, &tv);
+	}
+	task_wake(t, WAKE_START);
+}
+
+/* Queue a resume of the task's body for the end of this turn. */
+void
+task_wake(struct task *t, enum task_wake why)
+{
+	t->wake = why;
+	if (t->flags & TASKF_QUEUED)
+		return;
+	t->flags |= TASKF_QUEUED;
+	TAILQ_INSERT_TAIL(&runq, t, run_entry);
+}
+
+/* Resume every queued body; returns how many ran. */
+int
+task_run_queue(void)
+{
+	struct task	*t;
+	int		 n = 0;
+
+	while ((t = TAILQ_FIRST(&runq)) != NULL) {
+		TAILQ_REMOVE(&runq, t, run_entry);
+		t->flags &= ~TASKF_QUEUED;
+		if (t->row.state == TASK_RUNNING)
+			task_resume(t);
+		else if (t->refs == 0 && !(t->flags & TASKF_DIRTY) &&
+		    task_idle(t))
+			task_free(t);
+		n++;
+	}
+	return (n);
+}
+
+/* Bodies waiting to be resumed this turn. */
+int
+task_queued(void)
+{
+	return (!TAILQ_EMPTY(&runq));
+}
+
+/* Run the body to its next await or its end. */
+static void
+task_resume(struct task *t)
+{
+	/*
+	 * The kind reads its params at the first resume, not in task_start:
+	 * when thousands fall due at once, each start must stay cheap.
+	 */
+	if (t->lc == 0 && t->data == NULL && t->kind->start != NULL &&
+	    t->kind->start(t) != 0) {
+		task_fail(t, "invalid_params", "the task's params cannot be "
+		    "used", 0);
+		return;
+	}
+	if (t->kind->body(t) == CORO_DONE && t->row.state == TASK_RUNNING) {
+		log_warnx("%s: task %lld: body ended without an outcome",
+		    __func__, (long long)t->row.id);
+		task_fail(t, "internal", "the task ended without an outcome",
+		    0);
+	}
+}
+
+/* The task's timer: its due time (scheduler) or the end of a sleep. */
+static void
+task_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct task	*t = arg;
+
+	(void)fd;
+	(void)what;
+	if (t->flags & TASKF_ARMED) {
+		sched_due(t);
+		return;
+	}
+	t->wake = WAKE_TIMER;
+	task_resume(t);
+}
+
+/* The attempt's timeout expired: cancel it, to end FAILED/timeout. */
+static void
+task_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct task	*t = arg;
+
+	(void)fd;
+	(void)what;
+	if (t->row.state == TASK_RUNNING)
+		task_cancel(t, CANCEL_TIMEOUT);
+}
+
+/* Arm the timer to resume the body after us microseconds. */
+void
+task_sleep(struct task *t, int64_t us)
+{
+	struct timeval	tv = time_tv(us);
+
+	evtimer_add(&t->timer, &tv);
+}
+
+/*
+ * Append a line to the task's log.  Control characters are escaped so an
+ * entry is always one line.
+ */
+void
+task_log(struct task *t, const char *fmt, ...)
+{
+	static struct buf	 b;
+	char			 small[512], *text = small;
+	va_list			 ap;
+	int			 n;
+	size_t			 i;
+	unsigned char		 c;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof small, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof small) {
+		text = xmalloc((size_t)n + 1);
+		va_start(ap, fmt);
+		vsnprintf(text, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
+	for (i = 0; i < (size_t)n; i++) {
+		c = (unsigned char)text[i];
+		if (c < 0x20 || c == 0x7f)
+			break;
+	}
+	if (i == (size_t)n)
+		commit_log(t, t->row.log_next++, time_now(), text, (size_t)n);
+	else {
+		b.len = 0;
+		for (i = 0; i < (size_t)n; i++) {
+			c = (unsigned char)text[i];
+			if (c == '\n')
+				buf_add(&b, "\\n", 2);
+			else if (c == '\r')
+				buf_add(&b, "\\r", 2);
+			else if (c == '\t')
+				buf_add(&b, "\\t", 2);
+			else if (c < 0x20 || c == 0x7f)
+				buf_printf(&b, "\\x%02x", c);
+			else
+				buf_add(&b, &text[i], 1);
+		}
+		commit_log(t, t->row.log_next++, time_now(), b.data, b.len);
+	}
+	if (text != small)
+		free(text);
+}
+
+/* {"code": ..., "message": ...} as text. */
+static char *
+task_error_json(const char *code, const char *message)
+{
+	json_t	*o;
+	char	*s;
+
+	o = json_pack("{s:s, s:s}", "code", code, "message", message);
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return (s);
+}
+
+/* What an attempt holds is let go: timers, slot, kind data. */
+static void
+task_end_attempt(struct task *t)
+{
+	evtimer_del(&t->timer);
+	if (t->deadline != NULL)
+		evtimer_del(t->deadline);
+	if (t->kind->free != NULL && t->data != NULL)
+		t->kind->free(t);
+	t->data = NULL;
+	t->lc = 0;
+	if (t->row.state == TASK_RUNNING && task_nrunning > 0)
+		task_nrunning--;
+	sched_slot_release(t);
+}
+
+/* Reach a final state; a parent waiting in memory hears of it. */
+static void
+task_finalize(struct task *t, enum task_state state)
+{
+	struct task	*p;
+
+	task_end_attempt(t);
+	if (t->flags & (TASKF_ARMED | TASKF_READY))
+		sched_remove(t);
+	t->row.state = state;
+	t->row.finished_at = time_now();
+	task_touch(t);
+	if ((p = t->parent) != NULL) {
+		p->nchildren_live--;
+		if (state != TASK_SUCCEEDED)
+			p->nchildren_bad++;
+		task_wake(p, WAKE_CHILD);
+	}
+}
+
+/* RUNNING -> SUCCEEDED with a result (reference stolen, may be NULL). */
+void
+task_succeed(struct task *t, json_t *result)
+{
+	free(t->row.result);
+	t->row.result = NULL;
+	if (result != NULL) {
+		t->row.result = json_dumps(result, JSON_COMPACT |
+		    JSON_ENCODE_ANY);
+		json_decref(result);
+	}
+	task_finalize(t, TASK_SUCCEEDED);
+}
+
+/*
+ * The attempt failed.  A transient failure with attempts left goes back to
+ * SCHEDULED after an exponential backoff with jitter (1 s, 2 s, 4 s ...
+ * capped at 5 min); anything else is final.  Groups are not retried: their
+ * children carry their own attempts.
+ */
+void
+task_fail(struct task *t, const char *code, const char *message,
+    int transient)
+{
+	double	backoff;
+	int64_t	delay;
+
+	if (transient && !t->kind->group &&
+	    t->row.attempt < t->row.max_attempts) {
+		backoff = ldexp(1.0, t->row.attempt - 1);
+		if (backoff > 300)
+			backoff = 300;
+		backoff *= 0.75 + 0.5 * ((double)random() / RAND_MAX);
+		delay = (int64_t)(backoff * USEC_PER_SEC);
+		task_log(t, "attempt %d failed: %s: %s; retrying in %.1f s",
+		    t->row.attempt, code, message, backoff);
+		task_end_attempt(t);
+		t->row.state = TASK_SCHEDULED;
+		t->row.run_at = time_now() + delay;
+		task_touch(t);
+		sched_add(t);
+		return;
+	}
+	free(t->row.error);
+	t->row.error = task_error_json(code, message);
+	task_log(t, "failed: %s: %s", code, message);
+	task_finalize(t, TASK_FAILED);
+}
+
+/* The body unwound after a cancellation: end CANCELED (or timed out). */
+void
+task_end_canceled(struct task *t)
+{
+	char	msg[128];
+
+	if (t->cancel == CANCEL_TIMEOUT) {
+		snprintf(msg, sizeof msg, "the attempt exceeded its timeout "
+		    "of %g s", (double)t->row.timeout / USEC_PER_SEC);
+		t->cancel = CANCEL_NONE;
+		task_fail(t, "timeout", msg, 1);
+		return;
+	}
+	task_log(t, "canceled");
+	task_finalize(t, TASK_CANCELED);
+}
+
+/* A scheduled group's children are only on disk: cancel them there. */
+static void
+task_cancel_stored_children(struct task *t)
+{
+	int64_t		*ids = NULL;
+	size_t		 n = 0, i;
+	struct task	*c;
+
+	if (db_task_child_ids(corod_db, t->row.id, &ids, &n) != 0)
+		return;
+	for (i = 0; i < n; i++) {
+		if ((c = task_get(ids[i])) != NULL) {
+			task_ref(c);
+			task_cancel(c, CANCEL_USER);
+			task_unref(c);
+		}
+	}
+	free(ids);
+}
+
+/*
+ * Cancel a task: a scheduled one becomes CANCELED at once (0); a running
+ * one is unwound at its next await (1); a final one is left alone (-1,
+ * or 0 if it is already CANCELED).
+ */
+int
+task_cancel(struct task *t, enum cancel_reason why)
+{
+	switch (t->row.state) {
+	case TASK_SCHEDULED:
+		if (why == CANCEL_USER)
+			t->row.cancel_requested = 1;
+		if (t->kind->group)
+			task_cancel_stored_children(t);
+		task_log(t, "canceled");
+		task_finalize(t, TASK_CANCELED);
+		return (0);
+	case TASK_RUNNING:
+		if (t->cancel != CANCEL_NONE)
+			return (1);
+		t->cancel = why;
+		if (why == CANCEL_USER && !t->row.cancel_requested) {
+			t->row.cancel_requested = 1;
+			task_touch(t);
+		}
+		if (why == CANCEL_TIMEOUT)
+			task_log(t, "timeout of %g s reached, canceling",
+			    (double)t->row.timeout / USEC_PER_SEC);
+		else
+			task_log(t, "cancel requested");
+		evtimer_del(&t->timer);
+		task_wake(t, WAKE_CANCEL);
+		return (1);
+	case TASK_CANCELED:
+		return (0);
+	default:
+		return (-1);
+	}
+}
+
+/* Its change is committed: leave memory if nothing holds it. */
+void
+task_committed(struct task *t)
+{
+	t->flags &= ~(TASKF_DIRTY | TASKF_NEW);
+	if (t->flags & TASKF_DELETE) {
+		t->flags &= ~TASKF_DELETE;
+		if (t->refs == 0)
+			task_free(t);
+		return;
+	}
+	/*
+	 * The window may have moved past it while the change was pending
+	 * (the disk read could not see it): arm it now rather than lose it.
+	 */
+	if (t->row.state == TASK_SCHEDULED && t->row.parent == 0 &&
+	    t->row.run_at != 0 && !(t->flags & (TASKF_ARMED | TASKF_READY)) &&
+	    sched_in_window(t->row.run_at, t->row.id))
+		sched_add(t);
+	if (t->refs == 0 && task_idle(t))
+		task_free(t);
+}
+
+/* A new task whose submission failed to commit: forget it entirely. */
+void
+task_discard(struct task *t)
+{
+	commit_forget(t);
+	t->flags &= ~TASKF_NEW;
+	task_free(t);
+}
+
+static const char *task_state_names[TASK_NSTATES] = {
+	"scheduled", "running", "succeeded", "failed", "canceled",
+};
+
+/* The API's name of a state. */
+const char *
+task_state_name(enum task_state s)
+{
+	if ((int)s < 0 || s >= TASK_NSTATES)
+		return ("unknown");
+	return (task_state_names[s]);
+}
+
+/* A state from its name (len bytes); -1 if none. */
+int
+task_state_parse(const char *s, size_t len)
+{
+	int	i;
+
+	for (i = 0; i < TASK_NSTATES; i++) {
+		if (strlen(task_state_names[i]) == len &&
+		    memcmp(task_state_names[i], s, len) == 0)
+			return (i);
+	}
+	return (-1);
+}
