@@ -13,6 +13,7 @@
 
 static void	render_time(struct buf *, const char *, int64_t);
 static void	render_raw(struct buf *, const char *, const char *);
+static void	render_int(struct buf *, const char *, int64_t);
 
 /* ,"key":"time" or ,"key":null */
 static void
@@ -20,12 +21,13 @@ render_time(struct buf *b, const char *key, int64_t us)
 {
 	char	t[TIME_STRLEN];
 
-	buf_printf(b, ",\"%s\":", key);
+	buf_add(b, ",\"", 2);
+	buf_puts(b, key);
 	if (us == 0)
-		buf_add(b, "null", 4);
+		buf_add(b, "\":null", 6);
 	else {
-		buf_add(b, "\"", 1);
-		buf_puts(b, time_format(us, t));
+		buf_add(b, "\":\"", 3);
+		buf_add(b, time_format(us, t), 27);
 		buf_add(b, "\"", 1);
 	}
 }
@@ -34,8 +36,20 @@ render_time(struct buf *b, const char *key, int64_t us)
 static void
 render_raw(struct buf *b, const char *key, const char *json)
 {
-	buf_printf(b, ",\"%s\":", key);
+	buf_add(b, ",\"", 2);
+	buf_puts(b, key);
+	buf_add(b, "\":", 2);
 	buf_puts(b, json != NULL ? json : "null");
+}
+
+/* ,"key":n */
+static void
+render_int(struct buf *b, const char *key, int64_t v)
+{
+	buf_add(b, ",\"", 2);
+	buf_puts(b, key);
+	buf_add(b, "\":", 2);
+	buf_add_int(b, v);
 }
 
 /* Append the task object; kids are the ids of its children, in order. */
@@ -45,7 +59,9 @@ task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
 {
 	size_t	i;
 
-	buf_printf(b, "{\"id\":%" PRId64 ",\"kind\":", r->id);
+	buf_add(b, "{\"id\":", 6);
+	buf_add_int(b, r->id);
+	buf_add(b, ",\"kind\":", 8);
 	buf_json_string(b, r->kind, strlen(r->kind));
 	buf_add(b, ",\"name\":", 8);
 	if (r->name != NULL)
@@ -53,13 +69,16 @@ task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
 	else
 		buf_add(b, "null", 4);
 	render_raw(b, "params", r->params);
-	buf_printf(b, ",\"state\":\"%s\"", task_state_name(r->state));
+	buf_add(b, ",\"state\":\"", 10);
+	buf_puts(b, task_state_name(r->state));
+	buf_add(b, "\"", 1);
 	render_time(b, "created_at", r->created_at);
 	render_time(b, "run_at", r->run_at);
 	render_time(b, "started_at", r->started_at);
 	render_time(b, "finished_at", r->finished_at);
-	buf_printf(b, ",\"attempt\":%d,\"max_attempts\":%d,\"priority\":%d",
-	    r->attempt, r->max_attempts, r->priority);
+	render_int(b, "attempt", r->attempt);
+	render_int(b, "max_attempts", r->max_attempts);
+	render_int(b, "priority", r->priority);
 	if (r->timeout != 0)
 		buf_printf(b, ",\"timeout\":%.6g",
 		    (double)r->timeout / USEC_PER_SEC);
@@ -68,16 +87,20 @@ task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
 	if (r->delay != 0)
 		buf_printf(b, ",\"delay\":%.6g", (double)r->delay / USEC_PER_SEC);
 	if (r->parent != 0)
-		buf_printf(b, ",\"parent\":%" PRId64, r->parent);
+		render_int(b, "parent", r->parent);
 	else
 		buf_add(b, ",\"parent\":null", 14);
 	buf_add(b, ",\"children\":[", 13);
-	for (i = 0; i < nkids; i++)
-		buf_printf(b, "%s%" PRId64, i == 0 ? "" : ",", kids[i]);
-	buf_printf(b, "],\"cancel_requested\":%s",
-	    r->cancel_requested ? "true" : "false");
+	for (i = 0; i < nkids; i++) {
+		if (i > 0)
+			buf_add(b, ",", 1);
+		buf_add_int(b, kids[i]);
+	}
+	buf_puts(b, r->cancel_requested ? "],\"cancel_requested\":true" :
+	    "],\"cancel_requested\":false");
 	render_raw(b, "progress", r->progress);
 	render_raw(b, "result", r->result);
 	render_raw(b, "error", r->error);
-	buf_printf(b, ",\"version\":%" PRId64 "}", r->version);
+	render_int(b, "version", r->version);
+	buf_add(b, "}", 1);
 }

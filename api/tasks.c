@@ -440,9 +440,8 @@ api_tasks_submit(struct http_request *req)
 	struct problem	 p;
 	json_error_t	 err;
 	json_t		*root, *spec;
-	struct task	*t;
 	const char	*key;
-	char		 base[32], what[256], *canon;
+	char		 base[32], *canon;
 	size_t		 i, n, k;
 	int64_t		 now = time_now();
 
@@ -540,28 +539,10 @@ api_tasks_submit(struct http_request *req)
 	}
 	json_decref(root);
 
-	/* Ids, versions, parents; then the tasks, on the commit list. */
+	/* The tasks, on the commit list; s->tasks stay valid until then. */
 	s->ids = xcalloc(s->tree.nrows, sizeof *s->ids);
 	s->tasks = xcalloc(s->tree.nrows, sizeof *s->tasks);
-	for (i = 0; i < s->tree.nrows; i++) {
-		s->ids[i] = commit_next_id();
-		s->tree.rows[i].id = s->ids[i];
-		if (s->tree.parent[i] != SIZE_MAX)
-			s->tree.rows[i].parent = s->ids[s->tree.parent[i]];
-		s->tree.rows[i].version = commit_next_seq();
-	}
-	for (i = 0; i < s->tree.nrows; i++) {
-		t = task_create(&s->tree.rows[i]);
-		t->flags |= TASKF_NEW;
-		commit_dirty(t);
-		s->tasks[i] = t;
-		if (s->tree.parent[i] == SIZE_MAX) {
-			task_describe(t, what, sizeof what);
-			task_log(t, "%s scheduled for execution", what);
-			s->tree.rows[i].log_next = t->row.log_next;
-			sched_add(t);
-		}
-	}
+	task_submit(&s->tree, s->ids, s->tasks);
 	if (key != NULL) {
 		s->idem_key = xstrdup(key);
 		if (s->batch) {
@@ -582,7 +563,6 @@ api_tasks_submit(struct http_request *req)
 	s->req = req;
 	req->data = s;
 	req->on_free = detach_cb;
-	/* s->tasks stay valid until the commit: they are on its list. */
 	commit_after(submit_done, s);
 	http_suspend(req);
 	return;

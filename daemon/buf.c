@@ -42,23 +42,42 @@ buf_puts(struct buf *b, const char *s)
 	buf_add(b, s, strlen(s));
 }
 
-/* Append formatted text. */
+/* Append formatted text (one pass when it fits, as it usually does). */
 void
 buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list	ap;
 	int	n;
 
+	buf_reserve(b, 64);
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		fatalx("buf_printf: bad format");
-	buf_reserve(b, (size_t)n);
-	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
+	if ((size_t)n >= b->cap - b->len) {
+		buf_reserve(b, (size_t)n);
+		va_start(ap, fmt);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
 	b->len += (size_t)n;
+}
+
+/* Append a decimal integer. */
+void
+buf_add_int(struct buf *b, int64_t v)
+{
+	char		 tmp[24], *p = tmp + sizeof tmp;
+	uint64_t	 u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 /* Append s as a JSON string literal, quotes included. */

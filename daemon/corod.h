@@ -60,6 +60,7 @@ void		 buf_add(struct buf *, const void *, size_t);
 void		 buf_puts(struct buf *, const char *);
 void		 buf_printf(struct buf *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
+void		 buf_add_int(struct buf *, int64_t);
 void		 buf_json_string(struct buf *, const char *, size_t);
 char		*buf_steal(struct buf *, size_t *);
 void		 buf_free(struct buf *);
@@ -281,6 +282,7 @@ void		 spec_tree_free(struct spec_tree *);
 struct task	*task_lookup(int64_t);
 struct task	*task_get(int64_t);
 struct task	*task_create(const struct task_row *);
+void		 task_submit(struct spec_tree *, int64_t *, struct task **);
 void		 task_ref(struct task *);
 void		 task_unref(struct task *);
 void		 task_touch(struct task *);

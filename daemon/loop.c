@@ -15,6 +15,7 @@
 #include "corod.h"
 
 struct event_base	*loop_base;
+struct db		*corod_db;	/* the store, opened by main */
 static int		 stopping;
 static int64_t		 started_at;
 static struct event	*ev_term, *ev_int, *ev_hup;

@@ -24,8 +24,6 @@
 #include "db.h"
 #include "../api/api.h"
 
-struct db	*corod_db;
-
 static int	mkdirs(const char *);
 static void	raise_nofile(void);
 static void	parse_args(int, char **, int *);

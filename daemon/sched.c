@@ -108,6 +108,18 @@ sched_remove(struct task *t)
 void
 sched_due(struct task *t)
 {
+	struct timeval	tv;
+	int64_t		early;
+
+	/*
+	 * Timers run on the monotonic clock and run_at is wall-clock time;
+	 * never start a task before its run_at, even by microseconds.
+	 */
+	if ((early = t->row.run_at - time_now()) > 0) {
+		tv = time_tv(early);
+		evtimer_add(&t->timer, &tv);
+		return;
+	}
 	t->flags &= ~TASKF_ARMED;
 	if (!t->kind->group && cfg->max_running > 0 &&
 	    nslots >= cfg->max_running) {

@@ -156,6 +156,42 @@ task_create(const struct task_row *row)
 	return (t);
 }
 
+/*
+ * Create the tasks of a validated submission: ids, versions and parents
+ * are assigned (ids[i] and tasks[i] per row of the tree, tree rows
+ * updated too), every row goes on the commit list, and top-level tasks
+ * log that they are scheduled and are armed if due within the window.
+ * Children wait on disk for their parent.  The tasks stay valid until
+ * the commit (after it, those not held in memory are freed).
+ */
+void
+task_submit(struct spec_tree *tree, int64_t *ids, struct task **tasks)
+{
+	struct task_row	*row;
+	struct task	*t;
+	char		 what[256];
+	size_t		 i;
+
+	for (i = 0; i < tree->nrows; i++) {
+		row = &tree->rows[i];
+		row->id = ids[i] = commit_next_id();
+		if (tree->parent[i] != SIZE_MAX)
+			row->parent = ids[tree->parent[i]];
+		row->version = commit_next_seq();
+	}
+	for (i = 0; i < tree->nrows; i++) {
+		t = tasks[i] = task_create(&tree->rows[i]);
+		t->flags |= TASKF_NEW;
+		commit_dirty(t);
+		if (tree->parent[i] != SIZE_MAX)
+			continue;
+		task_describe(t, what, sizeof what);
+		task_log(t, "%s scheduled for execution", what);
+		tree->rows[i].log_next = t->row.log_next;
+		sched_add(t);
+	}
+}
+
 /* Hold a task in memory (a parent holds its children). */
 void
 task_ref(struct task *t)

@@ -1,0 +1,877 @@
+/*
+ * db-tasks.c -- the store's queries: tasks, their logs, tombstones and
+ * idempotency keys.
+ *
+ * Every query is a cached prepared statement (db.c), reset after use.
+ * Strings are bound SQLITE_STATIC: the caller's buffers outlive the step,
+ * and the write path allocates nothing.  Rows read are copied out (the
+ * caller owns them, task_row_free); the column order is TASK_COLS
+ * everywhere, decoded by row_read.
+ *
+ * Listing (db_task_list) must stay fast with a million rows, so each filter
+ * shape has its own statement, built once, and each reads at most limit
+ * index entries per state it asks for: a filter on several states is a
+ * UNION ALL of one index range per state (newest first, each limited),
+ * merged, instead of "state IN (...)", which would sort every match.  The
+ * schema and its indexes are described in migrate.c.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "corod.h"
+#include "db.h"
+#include "db-sqlite.h"
+
+#define TASK_COLS_COMMON						\
+	"id, parent, child_index, kind, name, params, state, created_at, "	\
+	"run_at, delay, started_at, finished_at, attempt, max_attempts, "	\
+	"timeout, priority, cancel_requested, progress, result, error, "	\
+	"checkpoint, version, "
+/* The columns as stored (for INSERT). */
+#define TASK_COLS_STORED	TASK_COLS_COMMON "log_next"
+/*
+ * The columns as read: log_next is stored only with the task's other
+ * changes, so a task that logged since (a worker, until it was killed)
+ * continues after its last stored line.
+ */
+#define TASK_COLS	TASK_COLS_COMMON					\
+	"max(log_next, coalesce((SELECT max(n) + 1 FROM logs "		\
+	"WHERE logs.task = tasks.id), 0))"
+
+#define STMT(db, which, sql)						\
+	db_stmt((db), &(db)->st[(which)], (sql), __func__)
+
+/* The parent filter's modes, part of a list statement's shape. */
+#define LIST_PARENT_ANY		0
+#define LIST_PARENT_TOP		1
+#define LIST_PARENT_ONE		2
+
+#define LIST_SQL_MAX		8192
+
+/* The subtree of task ?1: itself, its children, theirs. */
+#define SUBTREE								\
+	"WITH RECURSIVE sub(id) AS (VALUES (?1) UNION ALL "		\
+	"SELECT t.id FROM tasks AS t INDEXED BY tasks_parent, sub "	\
+	"WHERE t.parent = sub.id) "
+
+static void	 bind_text(sqlite3_stmt *, int, const char *, int *);
+static void	 bind_opt(sqlite3_stmt *, int, int64_t, int *);
+static char	*col_dup(sqlite3_stmt *, int);
+static void	 row_read(sqlite3_stmt *, struct task_row *);
+static int	 rows_collect(struct db *, sqlite3_stmt *, const char *,
+		     struct task_row **, size_t *);
+static int	 ids_collect(struct db *, sqlite3_stmt *, const char *,
+		     int64_t **, size_t *);
+static int	 one_int64(struct db *, sqlite3_stmt *, const char *,
+		     int64_t *);
+static int	 done(struct db *, sqlite3_stmt *, const char *);
+static void	 sql_add(char *, size_t *, const char *, ...)
+		     __attribute__((format(printf, 3, 4)));
+static void	 list_arm(char *, size_t *, const char *, const char *,
+		     int, int, int, int);
+static void	 list_sql(char *, unsigned int, int, int, int);
+
+/* Bind a string that may be NULL; the caller keeps it alive. */
+static void
+bind_text(sqlite3_stmt *st, int i, const char *s, int *rc)
+{
+	if (s == NULL)
+		*rc |= sqlite3_bind_null(st, i);
+	else
+		*rc |= sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+/* Bind a value whose 0 means "none" (NULL in the table). */
+static void
+bind_opt(sqlite3_stmt *st, int i, int64_t v, int *rc)
+{
+	if (v == 0)
+		*rc |= sqlite3_bind_null(st, i);
+	else
+		*rc |= sqlite3_bind_int64(st, i, v);
+}
+
+/* A text column as an allocated string; NULL stays NULL. */
+static char *
+col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char	*p;
+	char			*s;
+	size_t			 len;
+
+	if ((p = sqlite3_column_text(st, i)) == NULL)
+		return (NULL);
+	len = (size_t)sqlite3_column_bytes(st, i);
+	s = xmalloc(len + 1);
+	memcpy(s, p, len);
+	s[len] = '\0';
+	return (s);
+}
+
+/* Decode one TASK_COLS row; NULL numbers read as 0. */
+static void
+row_read(sqlite3_stmt *st, struct task_row *r)
+{
+	r->id = sqlite3_column_int64(st, 0);
+	r->parent = sqlite3_column_int64(st, 1);
+	r->child_index = sqlite3_column_int(st, 2);
+	r->kind = col_dup(st, 3);
+	r->name = col_dup(st, 4);
+	r->params = col_dup(st, 5);
+	r->state = (enum task_state)sqlite3_column_int(st, 6);
+	r->created_at = sqlite3_column_int64(st, 7);
+	r->run_at = sqlite3_column_int64(st, 8);
+	r->delay = sqlite3_column_int64(st, 9);
+	r->started_at = sqlite3_column_int64(st, 10);
+	r->finished_at = sqlite3_column_int64(st, 11);
+	r->attempt = sqlite3_column_int(st, 12);
+	r->max_attempts = sqlite3_column_int(st, 13);
+	r->timeout = sqlite3_column_int64(st, 14);
+	r->priority = sqlite3_column_int(st, 15);
+	r->cancel_requested = sqlite3_column_int(st, 16);
+	r->progress = col_dup(st, 17);
+	r->result = col_dup(st, 18);
+	r->error = col_dup(st, 19);
+	r->checkpoint = col_dup(st, 20);
+	r->version = sqlite3_column_int64(st, 21);
+	r->log_next = sqlite3_column_int64(st, 22);
+}
+
+/*
+ * Step a bound statement to the end, collecting its rows into an
+ * allocated array (NULL when empty).  On error nothing is handed out.
+ */
+static int
+rows_collect(struct db *db, sqlite3_stmt *st, const char *func,
+    struct task_row **rowsp, size_t *np)
+{
+	struct task_row	*rows = NULL;
+	size_t		 n = 0, cap = 0, i;
+	int		 rc;
+
+	*rowsp = NULL;
+	*np = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			rows = xreallocarray(rows, cap, sizeof *rows);
+		}
+		row_read(st, &rows[n++]);
+	}
+	if (rc != SQLITE_DONE) {
+		for (i = 0; i < n; i++)
+			task_row_free(&rows[i]);
+		free(rows);
+		return (db_fail(db, st, func));
+	}
+	sqlite3_reset(st);
+	*rowsp = rows;
+	*np = n;
+	return (0);
+}
+
+/* Like rows_collect, for statements returning one id column. */
+static int
+ids_collect(struct db *db, sqlite3_stmt *st, const char *func,
+    int64_t **idsp, size_t *np)
+{
+	int64_t	*ids = NULL;
+	size_t	 n = 0, cap = 0;
+	int	 rc;
+
+	*idsp = NULL;
+	*np = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			ids = xreallocarray(ids, cap, sizeof *ids);
+		}
+		ids[n++] = sqlite3_column_int64(st, 0);
+	}
+	if (rc != SQLITE_DONE) {
+		free(ids);
+		return (db_fail(db, st, func));
+	}
+	sqlite3_reset(st);
+	*idsp = ids;
+	*np = n;
+	return (0);
+}
+
+/* Step a statement returning one number (NULL reads as 0). */
+static int
+one_int64(struct db *db, sqlite3_stmt *st, const char *func, int64_t *out)
+{
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return (db_fail(db, st, func));
+	*out = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return (0);
+}
+
+/* Step a statement returning no rows. */
+static int
+done(struct db *db, sqlite3_stmt *st, const char *func)
+{
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return (db_fail(db, st, func));
+	sqlite3_reset(st);
+	return (0);
+}
+
+/* Store a new task; id 0 lets sqlite choose one (tests only). */
+int
+db_task_insert(struct db *db, const struct task_row *r)
+{
+	sqlite3_stmt	*st;
+	int		 rc = SQLITE_OK;
+
+	if ((st = STMT(db, DB_ST_TASK_INSERT, "INSERT INTO tasks (" TASK_COLS_STORED
+	    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+	    " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)")) == NULL)
+		return (-1);
+	bind_opt(st, 1, r->id, &rc);
+	bind_opt(st, 2, r->parent, &rc);
+	rc |= sqlite3_bind_int(st, 3, r->child_index);
+	bind_text(st, 4, r->kind, &rc);
+	bind_text(st, 5, r->name, &rc);
+	bind_text(st, 6, r->params, &rc);
+	rc |= sqlite3_bind_int(st, 7, (int)r->state);
+	rc |= sqlite3_bind_int64(st, 8, r->created_at);
+	bind_opt(st, 9, r->run_at, &rc);
+	rc |= sqlite3_bind_int64(st, 10, r->delay);
+	bind_opt(st, 11, r->started_at, &rc);
+	bind_opt(st, 12, r->finished_at, &rc);
+	rc |= sqlite3_bind_int(st, 13, r->attempt);
+	rc |= sqlite3_bind_int(st, 14, r->max_attempts);
+	bind_opt(st, 15, r->timeout, &rc);
+	rc |= sqlite3_bind_int(st, 16, r->priority);
+	rc |= sqlite3_bind_int(st, 17, r->cancel_requested);
+	bind_text(st, 18, r->progress, &rc);
+	bind_text(st, 19, r->result, &rc);
+	bind_text(st, 20, r->error, &rc);
+	bind_text(st, 21, r->checkpoint, &rc);
+	rc |= sqlite3_bind_int64(st, 22, r->version);
+	rc |= sqlite3_bind_int64(st, 23, r->log_next);
+	if (rc != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	return (done(db, st, __func__));
+}
+
+/* Store a task's mutable fields (the list is in db.h). */
+int
+db_task_update(struct db *db, const struct task_row *r)
+{
+	sqlite3_stmt	*st;
+	int		 rc = SQLITE_OK;
+
+	if ((st = STMT(db, DB_ST_TASK_UPDATE, "UPDATE tasks SET state = ?2,"
+	    " run_at = ?3, started_at = ?4, finished_at = ?5, attempt = ?6,"
+	    " cancel_requested = ?7, progress = ?8, result = ?9, error = ?10,"
+	    " checkpoint = ?11, version = ?12, log_next = ?13"
+	    " WHERE id = ?1")) == NULL)
+		return (-1);
+	rc |= sqlite3_bind_int64(st, 1, r->id);
+	rc |= sqlite3_bind_int(st, 2, (int)r->state);
+	bind_opt(st, 3, r->run_at, &rc);
+	bind_opt(st, 4, r->started_at, &rc);
+	bind_opt(st, 5, r->finished_at, &rc);
+	rc |= sqlite3_bind_int(st, 6, r->attempt);
+	rc |= sqlite3_bind_int(st, 7, r->cancel_requested);
+	bind_text(st, 8, r->progress, &rc);
+	bind_text(st, 9, r->result, &rc);
+	bind_text(st, 10, r->error, &rc);
+	bind_text(st, 11, r->checkpoint, &rc);
+	rc |= sqlite3_bind_int64(st, 12, r->version);
+	rc |= sqlite3_bind_int64(st, 13, r->log_next);
+	if (rc != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	if (done(db, st, __func__) != 0)
+		return (-1);
+	/* A bug above, not a store failure: failing would block commits. */
+	if (sqlite3_changes(db->h) == 0)
+		log_warnx("%s: task %lld is not stored", __func__,
+		    (long long)r->id);
+	return (0);
+}
+
+/*
+ * Delete a task, its descendants and all their log lines, and leave a
+ * tombstone (seq, id) for the change feed.
+ */
+int
+db_task_delete(struct db *db, int64_t id, int64_t seq)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = STMT(db, DB_ST_DELETE_LOGS,
+	    SUBTREE "DELETE FROM logs WHERE task IN sub")) == NULL)
+		return (-1);
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	if (done(db, st, __func__) != 0)
+		return (-1);
+
+	if ((st = STMT(db, DB_ST_DELETE_TASKS,
+	    SUBTREE "DELETE FROM tasks WHERE id IN sub")) == NULL)
+		return (-1);
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	if (done(db, st, __func__) != 0)
+		return (-1);
+
+	if ((st = STMT(db, DB_ST_TOMBSTONE_INSERT,
+	    "INSERT INTO tombstones (seq, task) VALUES (?1, ?2)")) == NULL)
+		return (-1);
+	if (sqlite3_bind_int64(st, 1, seq) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, id) != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	return (done(db, st, __func__));
+}
+
+/*
+ * Append log line n of a task (text of len bytes, no NUL needed) and, if
+ * keep > 0, drop the lines before n - keep + 1.
+ */
+int
+db_log_insert(struct db *db, int64_t task, int64_t n, int64_t at,
+    const char *text, size_t len, int keep)
+{
+	sqlite3_stmt	*st;
+	int		 rc = SQLITE_OK;
+
+	if ((st = STMT(db, DB_ST_LOG_INSERT, "INSERT INTO logs (task, n, at,"
+	    " text) VALUES (?1, ?2, ?3, ?4)")) == NULL)
+		return (-1);
+	rc |= sqlite3_bind_int64(st, 1, task);
+	rc |= sqlite3_bind_int64(st, 2, n);
+	rc |= sqlite3_bind_int64(st, 3, at);
+	rc |= sqlite3_bind_text64(st, 4, text, len, SQLITE_STATIC,
+	    SQLITE_UTF8);
+	if (rc != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	if (done(db, st, __func__) != 0)
+		return (-1);
+	if (keep <= 0 || n < keep)
+		return (0);
+
+	if ((st = STMT(db, DB_ST_LOG_TRIM,
+	    "DELETE FROM logs WHERE task = ?1 AND n <= ?2")) == NULL)
+		return (-1);
+	if (sqlite3_bind_int64(st, 1, task) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, n - keep) != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	return (done(db, st, __func__));
+}
+
+/*
+ * One task into *row (overwritten, not freed first): 1 found, 0 not
+ * found, -1 error.
+ */
+int
+db_task_get(struct db *db, int64_t id, struct task_row *row)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = STMT(db, DB_ST_TASK_GET,
+	    "SELECT " TASK_COLS " FROM tasks WHERE id = ?1")) == NULL)
+		return (-1);
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return (0);
+	}
+	if (rc != SQLITE_ROW)
+		return (db_fail(db, st, __func__));
+	row_read(st, row);
+	sqlite3_reset(st);
+	return (1);
+}
+
+/* The children of a task, in child_index order. */
+int
+db_task_children(struct db *db, int64_t parent, struct task_row **rows,
+    size_t *n)
+{
+	sqlite3_stmt	*st;
+
+	*rows = NULL;
+	*n = 0;
+	if ((st = STMT(db, DB_ST_TASK_CHILDREN, "SELECT " TASK_COLS
+	    " FROM tasks INDEXED BY tasks_parent WHERE parent = ?1"
+	    " ORDER BY child_index, id")) == NULL)
+		return (-1);
+	if (sqlite3_bind_int64(st, 1, parent) != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	return (rows_collect(db, st, __func__, rows, n));
+}
+
+/* The ids of a task's children, in child_index order. */
+int
+db_task_child_ids(struct db *db, int64_t parent, int64_t **ids, size_t *n)
+{
+	sqlite3_stmt	*st;
+
+	*ids = NULL;
+	*n = 0;
+	if ((st = STMT(db, DB_ST_TASK_CHILD_IDS, "SELECT id FROM tasks"
+	    " INDEXED BY tasks_parent WHERE parent = ?1"
+	    " ORDER BY child_index, id")) == NULL)
+		return (-1);
+	if (sqlite3_bind_int64(st, 1, parent) != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	return (ids_collect(db, st, __func__, ids, n));
+}
+
+/* Append to a statement being built; too long is a bug. */
+static void
+sql_add(char *buf, size_t *len, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *len, LIST_SQL_MAX - *len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= LIST_SQL_MAX - *len)
+		fatalx("%s: statement too long", __func__);
+	*len += (size_t)n;
+}
+
+/*
+ * One SELECT of a list statement: cols of the tasks matching the filter's
+ * kind (?2), parent mode (?3) and cursor (?4), and state when state >= 0
+ * (a states bitmask when the parent mode is LIST_PARENT_ONE), newest
+ * first, at most ?1, read through index.
+ */
+static void
+list_arm(char *buf, size_t *len, const char *cols, const char *index,
+    int state, int kind, int pmode, int before)
+{
+	const char	*and = " WHERE";
+	int		 i;
+
+	sql_add(buf, len, "SELECT %s FROM tasks", cols);
+	if (index != NULL)
+		sql_add(buf, len, " INDEXED BY %s", index);
+	if (kind) {
+		sql_add(buf, len, "%s kind = ?2", and);
+		and = " AND";
+	}
+	if (pmode == LIST_PARENT_ONE && state > 0) {
+		sql_add(buf, len, "%s state IN (", and);
+		and = "";
+		for (i = 0; i < TASK_NSTATES; i++) {
+			if (state & (1 << i)) {
+				sql_add(buf, len, "%s%d", and, i);
+				and = ", ";
+			}
+		}
+		sql_add(buf, len, ")");
+		and = " AND";
+	} else if (pmode != LIST_PARENT_ONE && state >= 0) {
+		sql_add(buf, len, "%s state = %d", and, state);
+		and = " AND";
+	}
+	if (pmode == LIST_PARENT_TOP) {
+		sql_add(buf, len, "%s parent IS NULL", and);
+		and = " AND";
+	} else if (pmode == LIST_PARENT_ONE) {
+		sql_add(buf, len, "%s parent = ?3", and);
+		and = " AND";
+	}
+	if (before)
+		sql_add(buf, len, "%s id < ?4", and);
+	sql_add(buf, len, " ORDER BY id DESC LIMIT ?1");
+}
+
+/*
+ * The statement for one filter shape.  The children of one parent are few:
+ * read them all through tasks_parent and sort.  Otherwise read one index
+ * range per state asked for (all of them under a kind, whose index leads
+ * with (kind, state)), each already newest first; with several, merge the
+ * ranges' ids (from the index alone) and read only the rows that made the
+ * limit.  With neither kind nor states, walk the table back from the
+ * cursor.
+ */
+static void
+list_sql(char *buf, unsigned int states, int kind, int pmode, int before)
+{
+	const char	*index;
+	size_t		 len = 0;
+	int		 i, narms = 0, nstates = 0;
+
+	buf[0] = '\0';
+	if (pmode == LIST_PARENT_ONE) {
+		list_arm(buf, &len, TASK_COLS, "tasks_parent", (int)states,
+		    kind, pmode, before);
+		return;
+	}
+	if (kind) {
+		index = "tasks_kind";
+		if (states == 0)
+			states = (1U << TASK_NSTATES) - 1;
+	} else if (states != 0)
+		index = "tasks_state";
+	else {
+		list_arm(buf, &len, TASK_COLS, NULL, -1, kind, pmode, before);
+		return;
+	}
+	for (i = 0; i < TASK_NSTATES; i++) {
+		if (states & (1U << i))
+			nstates++;
+	}
+	if (nstates == 1) {
+		for (i = 0; !(states & (1U << i)); i++)
+			/* nothing */;
+		list_arm(buf, &len, TASK_COLS, index, i, kind, pmode, before);
+		return;
+	}
+	sql_add(buf, &len, "SELECT " TASK_COLS " FROM tasks WHERE id IN (");
+	for (i = 0; i < TASK_NSTATES; i++) {
+		if (!(states & (1U << i)))
+			continue;
+		sql_add(buf, &len, "%sSELECT id FROM (", narms++ == 0 ? "" :
+		    " UNION ALL ");
+		list_arm(buf, &len, "id", index, i, kind, pmode, before);
+		sql_add(buf, &len, ")");
+	}
+	sql_add(buf, &len, " ORDER BY id DESC LIMIT ?1) ORDER BY id DESC");
+}
+
+/* Tasks matching a filter, newest first. */
+int
+db_task_list(struct db *db, const struct db_filter *f, struct task_row **rows,
+    size_t *n)
+{
+	sqlite3_stmt	*st;
+	char		*sql;
+	unsigned int	 states, all = (1U << TASK_NSTATES) - 1;
+	int		 kind, pmode, before, shape, rc = SQLITE_OK;
+
+	*rows = NULL;
+	*n = 0;
+	states = f->states & all;
+	kind = f->kind != NULL;
+	if (f->parent < 0)
+		pmode = LIST_PARENT_ANY;
+	else if (f->parent == 0)
+		pmode = LIST_PARENT_TOP;
+	else
+		pmode = LIST_PARENT_ONE;
+	before = f->before > 0;
+	if (states == all && !kind)
+		states = 0;
+	shape = (((int)states * 2 + kind) * 3 + pmode) * 2 + before;
+
+	if ((st = db->list[shape]) == NULL) {
+		sql = xmalloc(LIST_SQL_MAX);
+		list_sql(sql, states, kind, pmode, before);
+		st = db_stmt(db, &db->list[shape], sql, __func__);
+		free(sql);
+		if (st == NULL)
+			return (-1);
+	}
+	rc |= sqlite3_bind_int(st, 1, f->limit > 0 ? f->limit : -1);
+	if (kind)
+		rc |= sqlite3_bind_text(st, 2, f->kind, -1, SQLITE_STATIC);
+	if (pmode == LIST_PARENT_ONE)
+		rc |= sqlite3_bind_int64(st, 3, f->parent);
+	if (before)
+		rc |= sqlite3_bind_int64(st, 4, f->before);
+	if (rc != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	return (rows_collect(db, st, __func__, rows, n));
+}
+
+/* Every task in a state, in id order (recovery at start). */
+int
+db_task_in_state(struct db *db, int state, struct task_row **rows,
+    size_t *n)
+{
+	sqlite3_stmt	*st;
+
+	*rows = NULL;
+	*n = 0;
+	if ((st = STMT(db, DB_ST_TASK_IN_STATE, "SELECT " TASK_COLS
+	    " FROM tasks INDEXED BY tasks_state WHERE state = ?1"
+	    " ORDER BY id")) == NULL)
+		return (-1);
+	if (sqlite3_bind_int(st, 1, state) != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	return (rows_collect(db, st, __func__, rows, n));
+}
+
+/*
+ * Scheduled top-level tasks due by until, in (run_at, id) order, strictly
+ * after (after_run_at, after_id); at most limit (<= 0: all).
+ */
+int
+db_task_due(struct db *db, int64_t after_run_at, int64_t after_id,
+    int64_t until, int limit, struct task_row **rows, size_t *n)
+{
+	sqlite3_stmt	*st;
+	int		 rc = SQLITE_OK;
+
+	*rows = NULL;
+	*n = 0;
+	if ((st = STMT(db, DB_ST_TASK_DUE, "SELECT " TASK_COLS
+	    " FROM tasks INDEXED BY tasks_due"
+	    " WHERE state = 0 AND parent IS NULL"
+	    " AND (run_at, id) > (?1, ?2) AND run_at <= ?3"
+	    " ORDER BY run_at, id LIMIT ?4")) == NULL)
+		return (-1);
+	rc |= sqlite3_bind_int64(st, 1, after_run_at);
+	rc |= sqlite3_bind_int64(st, 2, after_id);
+	rc |= sqlite3_bind_int64(st, 3, until);
+	rc |= sqlite3_bind_int(st, 4, limit > 0 ? limit : -1);
+	if (rc != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	return (rows_collect(db, st, __func__, rows, n));
+}
+
+/*
+ * Count tasks by state into counts[TASK_NSTATES].  This walks the whole
+ * state index: for health and metrics, not for every request.
+ */
+int
+db_task_count(struct db *db, int64_t *counts)
+{
+	sqlite3_stmt	*st;
+	int		 rc, state;
+
+	memset(counts, 0, TASK_NSTATES * sizeof *counts);
+	if ((st = STMT(db, DB_ST_TASK_COUNT, "SELECT state, count(*)"
+	    " FROM tasks INDEXED BY tasks_state GROUP BY state")) == NULL)
+		return (-1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		state = sqlite3_column_int(st, 0);
+		if (state >= 0 && state < TASK_NSTATES)
+			counts[state] = sqlite3_column_int64(st, 1);
+	}
+	if (rc != SQLITE_DONE)
+		return (db_fail(db, st, __func__));
+	sqlite3_reset(st);
+	return (0);
+}
+
+/*
+ * The lines n >= since of a task's log, at most limit (<= 0: all), in
+ * order; *first is the lowest line still stored (0 if none).
+ */
+int
+db_log_read(struct db *db, int64_t task, int64_t since, int limit,
+    struct db_log_line **linesp, size_t *np, int64_t *first)
+{
+	sqlite3_stmt		*st;
+	struct db_log_line	*lines = NULL, *l;
+	const unsigned char	*p;
+	size_t			 n = 0, cap = 0;
+	int			 rc = SQLITE_OK;
+
+	*linesp = NULL;
+	*np = 0;
+	if ((st = STMT(db, DB_ST_LOG_FIRST,
+	    "SELECT min(n) FROM logs WHERE task = ?1")) == NULL)
+		return (-1);
+	if (sqlite3_bind_int64(st, 1, task) != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	if (one_int64(db, st, __func__, first) != 0)
+		return (-1);
+
+	if ((st = STMT(db, DB_ST_LOG_READ, "SELECT n, at, text FROM logs"
+	    " WHERE task = ?1 AND n >= ?2 ORDER BY n LIMIT ?3")) == NULL)
+		return (-1);
+	rc |= sqlite3_bind_int64(st, 1, task);
+	rc |= sqlite3_bind_int64(st, 2, since);
+	rc |= sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
+	if (rc != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			lines = xreallocarray(lines, cap, sizeof *lines);
+		}
+		l = &lines[n++];
+		l->n = sqlite3_column_int64(st, 0);
+		l->at = sqlite3_column_int64(st, 1);
+		p = sqlite3_column_text(st, 2);
+		l->len = (size_t)sqlite3_column_bytes(st, 2);
+		l->text = xmalloc(l->len + 1);
+		if (l->len != 0)
+			memcpy(l->text, p, l->len);
+		l->text[l->len] = '\0';
+	}
+	if (rc != SQLITE_DONE) {
+		db_log_lines_free(lines, n);
+		return (db_fail(db, st, __func__));
+	}
+	sqlite3_reset(st);
+	*linesp = lines;
+	*np = n;
+	return (0);
+}
+
+/* Free what db_log_read handed out. */
+void
+db_log_lines_free(struct db_log_line *lines, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		free(lines[i].text);
+	free(lines);
+}
+
+/*
+ * The highest task id ever stored: AUTOINCREMENT's record survives the
+ * row's deletion.
+ */
+int
+db_max_id(struct db *db, int64_t *id)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = STMT(db, DB_ST_MAX_ID, "SELECT max(coalesce((SELECT seq"
+	    " FROM sqlite_sequence WHERE name = 'tasks'), 0),"
+	    " coalesce((SELECT max(id) FROM tasks), 0))")) == NULL)
+		return (-1);
+	return (one_int64(db, st, __func__, id));
+}
+
+/*
+ * The highest change seq stored: a task's version or a tombstone (the
+ * newest tombstone is never pruned, so a deletion's seq is not reused).
+ */
+int
+db_max_seq(struct db *db, int64_t *seq)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = STMT(db, DB_ST_MAX_SEQ, "SELECT max(coalesce((SELECT"
+	    " max(version) FROM tasks), 0), coalesce((SELECT max(seq)"
+	    " FROM tombstones), 0))")) == NULL)
+		return (-1);
+	return (one_int64(db, st, __func__, seq));
+}
+
+/*
+ * An idempotency key: 1 and *hash, *ids (allocated) if stored, 0 if not,
+ * -1 on error.
+ */
+int
+db_idem_get(struct db *db, const char *key, char **hash, char **ids)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*hash = *ids = NULL;
+	if ((st = STMT(db, DB_ST_IDEM_GET,
+	    "SELECT hash, ids FROM idempotency WHERE key = ?1")) == NULL)
+		return (-1);
+	if (sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC) != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return (0);
+	}
+	if (rc != SQLITE_ROW)
+		return (db_fail(db, st, __func__));
+	*hash = col_dup(st, 0);
+	*ids = col_dup(st, 1);
+	sqlite3_reset(st);
+	return (1);
+}
+
+/* Store an idempotency key (replacing one of the same name). */
+int
+db_idem_put(struct db *db, const char *key, const char *hash,
+    const char *ids, int64_t created_at)
+{
+	sqlite3_stmt	*st;
+	int		 rc = SQLITE_OK;
+
+	if ((st = STMT(db, DB_ST_IDEM_PUT, "INSERT OR REPLACE INTO idempotency"
+	    " (key, hash, ids, created_at) VALUES (?1, ?2, ?3, ?4)")) == NULL)
+		return (-1);
+	rc |= sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc |= sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+	rc |= sqlite3_bind_text(st, 3, ids, -1, SQLITE_STATIC);
+	rc |= sqlite3_bind_int64(st, 4, created_at);
+	if (rc != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	return (done(db, st, __func__));
+}
+
+/* Forget the idempotency keys created before a time. */
+int
+db_idem_prune(struct db *db, int64_t before)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = STMT(db, DB_ST_IDEM_PRUNE,
+	    "DELETE FROM idempotency WHERE created_at < ?1")) == NULL)
+		return (-1);
+	if (sqlite3_bind_int64(st, 1, before) != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	return (done(db, st, __func__));
+}
+
+/*
+ * Up to limit (<= 0: all) top-level finished tasks that finished before
+ * a time, oldest first.
+ */
+int
+db_task_expired(struct db *db, int64_t before, int limit, int64_t **ids,
+    size_t *n)
+{
+	sqlite3_stmt	*st;
+	int		 rc = SQLITE_OK;
+
+	*ids = NULL;
+	*n = 0;
+	if ((st = STMT(db, DB_ST_TASK_EXPIRED, "SELECT id FROM tasks"
+	    " INDEXED BY tasks_finished WHERE parent IS NULL AND state >= 2"
+	    " AND finished_at < ?1 ORDER BY finished_at, id LIMIT ?2")) == NULL)
+		return (-1);
+	rc |= sqlite3_bind_int64(st, 1, before);
+	rc |= sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
+	if (rc != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	return (ids_collect(db, st, __func__, ids, n));
+}
+
+/*
+ * Drop the tombstones before seq, except the newest one: it keeps
+ * db_max_seq from going back.
+ */
+int
+db_tombstone_prune(struct db *db, int64_t seq)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = STMT(db, DB_ST_TOMBSTONE_PRUNE, "DELETE FROM tombstones"
+	    " WHERE seq < ?1 AND seq < (SELECT max(seq) FROM tombstones)"))
+	    == NULL)
+		return (-1);
+	if (sqlite3_bind_int64(st, 1, seq) != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	return (done(db, st, __func__));
+}
+
+/* The oldest tombstone's seq, 0 if none. */
+int
+db_tombstone_min(struct db *db, int64_t *seq)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = STMT(db, DB_ST_TOMBSTONE_MIN,
+	    "SELECT min(seq) FROM tombstones")) == NULL)
+		return (-1);
+	return (one_int64(db, st, __func__, seq));
+}

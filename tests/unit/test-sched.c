@@ -1,0 +1,325 @@
+/*
+ * test-sched.c -- the coroutine runtime and the scheduler, in process:
+ * a real event base and a real sqlite file, no HTTP.  Tasks are submitted
+ * as the API does (spec_parse, task_submit, commit) and the loop is run
+ * for a bounded time; what the store then says is checked: order and
+ * rough timing, cancellation at an await, timeouts and retries, slots by
+ * priority, groups, and recovery of interrupted tasks after a "crash".
+ */
+#include <sys/stat.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "corod.h"
+#include "db.h"
+#include "api.h"
+#include "tap.h"
+
+static struct config	conf;
+static char		dir[] = "/tmp/corod-sched-XXXXXX";
+static char		dbpath[512];
+
+/* Submit spec text; the id of its (first) top-level task. */
+static int64_t
+submit(const char *text)
+{
+	struct spec_tree	 tree;
+	struct problem		 p;
+	json_t			*j;
+	int64_t			*ids, id;
+	struct task		**tasks;
+
+	memset(&tree, 0, sizeof tree);
+	if ((j = json_loads(text, 0, NULL)) == NULL ||
+	    spec_parse(j, "", SIZE_MAX, 0, time_now(), &tree, &p) != 0) {
+		diag("bad spec %s: %s", text, p.detail);
+		exit(1);
+	}
+	json_decref(j);
+	ids = xcalloc(tree.nrows, sizeof *ids);
+	tasks = xcalloc(tree.nrows, sizeof *tasks);
+	task_submit(&tree, ids, tasks);
+	id = ids[0];
+	free(ids);
+	free(tasks);
+	spec_tree_free(&tree);
+	commit_flush();
+	return (id);
+}
+
+static void
+break_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(arg);
+}
+
+/* Run the loop for ms milliseconds. */
+static void
+run_for(int ms)
+{
+	int64_t	end = time_mono() + (int64_t)ms * 1000;
+	struct timeval tv;
+	struct event *ev;
+
+	ev = evtimer_new(loop_base, break_cb, loop_base);
+	while (time_mono() < end) {
+		tv = time_tv(end - time_mono());
+		evtimer_add(ev, &tv);
+		event_base_loop(loop_base, EVLOOP_ONCE);
+		loop_turn_end();
+	}
+	event_free(ev);
+}
+
+static struct task_row	r;
+
+/* The stored row of a task. */
+static struct task_row *
+row(int64_t id)
+{
+	task_row_free(&r);
+	memset(&r, 0, sizeof r);
+	if (db_task_get(corod_db, id, &r) != 1)
+		return (NULL);
+	return (&r);
+}
+
+/* Its log lines' texts, joined with '|'. */
+static const char *
+logtext(int64_t id)
+{
+	static char		 out[4096];
+	struct db_log_line	*l = NULL;
+	size_t			 n = 0, i;
+	int64_t			 first;
+
+	out[0] = '\0';
+	db_log_read(corod_db, id, 0, 1000, &l, &n, &first);
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			strncat(out, "|", sizeof out - strlen(out) - 1);
+		strncat(out, l[i].text, sizeof out - strlen(out) - 1);
+	}
+	db_log_lines_free(l, n);
+	return (out);
+}
+
+static void
+start(void)
+{
+	char	*cause;
+
+	if ((corod_db = db_open(dbpath, 0, &cause)) == NULL) {
+		diag("db_open: %s", cause);
+		exit(1);
+	}
+	loop_init();
+	commit_init(loop_base);
+	sched_recover();
+	sched_init(loop_base);
+}
+
+static void
+stop(void)
+{
+	sched_shutdown();
+	task_free_all();
+	commit_shutdown();
+	db_close(corod_db);
+	loop_free();
+}
+
+static void
+test_order(void)
+{
+	int64_t	a, b;
+	double	ra, rb;
+
+	b = submit("{\"kind\":\"echo\",\"params\":{\"message\":\"second\"},"
+	    "\"delay\":0.4}");
+	a = submit("{\"kind\":\"echo\",\"params\":{\"message\":\"first\"},"
+	    "\"delay\":0.2}");
+	run_for(100);
+	is(row(a)->state, TASK_SCHEDULED, "not before its delay");
+	run_for(500);
+	is(row(a)->state, TASK_SUCCEEDED, "echo ran");
+	ra = (double)(row(a)->started_at - row(a)->created_at) / 1e6;
+	rb = (double)(row(b)->started_at - row(b)->created_at) / 1e6;
+	ok(ra >= 0.2 && ra < 0.35, "first started after ~0.2 s (%.3f)", ra);
+	ok(rb >= 0.4 && rb < 0.55, "second after ~0.4 s (%.3f)", rb);
+	ok(row(a)->started_at >= row(a)->run_at, "never before run_at");
+	is_str(logtext(a), "\"first\" scheduled for execution|first",
+	    "echo log");
+	is_str(row(a)->result, "{\"message\":\"first\"}", "echo result");
+}
+
+static void
+test_cancel(void)
+{
+	int64_t		 id, s;
+	struct task	*t;
+
+	id = submit("{\"kind\":\"repeat\",\"params\":{\"message\":\"tick\","
+	    "\"interval\":0.1}}");
+	run_for(350);
+	t = task_lookup(id);
+	ok(t != NULL && t->row.state == TASK_RUNNING, "repeat running");
+	is(task_cancel(t, CANCEL_USER), 1, "cancel of a running task: 1");
+	loop_turn_end();
+	is(row(id)->state, TASK_CANCELED, "unwound at its await");
+	is(row(id)->cancel_requested, 1, "cancel_requested stored");
+	is_str(logtext(id), "repeat \"tick\" every 0.1 s scheduled for "
+	    "execution|tick|tick|tick|cancel requested|canceled",
+	    "three ticks then the cancel lines");
+
+	s = submit("{\"kind\":\"echo\",\"params\":{\"message\":\"x\"},"
+	    "\"delay\":10}");
+	t = task_get(s);
+	is(task_cancel(t, CANCEL_USER), 0, "cancel of a scheduled task: 0");
+	loop_turn_end();
+	is(row(s)->state, TASK_CANCELED, "canceled at once");
+	t = task_get(s);
+	task_ref(t);
+	is(task_cancel(t, CANCEL_USER), 0, "again: still 0");
+	task_unref(t);
+}
+
+static void
+test_timeout_retry(void)
+{
+	int64_t	id;
+
+	id = submit("{\"kind\":\"sleep\",\"params\":{\"seconds\":5},"
+	    "\"timeout\":0.1}");
+	run_for(300);
+	is(row(id)->state, TASK_FAILED, "timed out");
+	ok(row(id)->error != NULL &&
+	    strstr(row(id)->error, "\"code\":\"timeout\"") != NULL,
+	    "error code timeout");
+
+	id = submit("{\"kind\":\"sleep\",\"params\":{\"seconds\":5},"
+	    "\"timeout\":0.1,\"max_attempts\":2}");
+	run_for(300);
+	is(row(id)->state, TASK_SCHEDULED, "transient failure retried");
+	is(row(id)->attempt, 1, "one attempt so far");
+	run_for(1800);
+	is(row(id)->state, TASK_FAILED, "failed after the second attempt");
+	is(row(id)->attempt, 2, "attempt counts 2");
+	ok(strstr(logtext(id), "retrying in") != NULL, "log says retrying");
+}
+
+static void
+test_groups(void)
+{
+	int64_t	g, s, f;
+	double	dg, ds;
+
+	g = submit("{\"kind\":\"gather\",\"params\":{\"tasks\":["
+	    "{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},\"delay\":0.1},"
+	    "{\"kind\":\"echo\",\"params\":{\"message\":\"b\"},\"delay\":0.2}"
+	    "]}}");
+	s = submit("{\"kind\":\"sequence\",\"params\":{\"tasks\":["
+	    "{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},\"delay\":0.1},"
+	    "{\"kind\":\"echo\",\"params\":{\"message\":\"b\"},\"delay\":0.2}"
+	    "]}}");
+	run_for(600);
+	is(row(g)->state, TASK_SUCCEEDED, "gather succeeded");
+	is(row(s)->state, TASK_SUCCEEDED, "sequence succeeded");
+	dg = (double)(row(g)->finished_at - row(g)->created_at) / 1e6;
+	ds = (double)(row(s)->finished_at - row(s)->created_at) / 1e6;
+	ok(dg >= 0.2 && dg < 0.3, "gather ~ max of delays (%.3f)", dg);
+	ok(ds >= 0.3 && ds < 0.45, "sequence ~ sum of delays (%.3f)", ds);
+	ok(strstr(row(g)->result, "\"state\":\"succeeded\"") != NULL,
+	    "gather result lists children");
+
+	f = submit("{\"kind\":\"sequence\",\"params\":{\"tasks\":["
+	    "{\"kind\":\"sleep\",\"params\":{\"seconds\":1},\"timeout\":0.05},"
+	    "{\"kind\":\"echo\",\"params\":{\"message\":\"never\"}}]}}");
+	run_for(300);
+	is(row(f)->state, TASK_FAILED, "a failed child fails the sequence");
+	is(row(f + 2)->state, TASK_CANCELED, "the rest is canceled");
+	is_str(logtext(f + 2), "canceled", "and never ran");
+
+	g = submit("{\"kind\":\"gather\",\"params\":{\"tasks\":["
+	    "{\"kind\":\"sleep\",\"params\":{\"seconds\":5}},"
+	    "{\"kind\":\"sleep\",\"params\":{\"seconds\":5}}]}}");
+	run_for(100);
+	task_cancel(task_lookup(g), CANCEL_USER);
+	loop_turn_end();
+	is(row(g)->state, TASK_CANCELED, "canceled gather");
+	ok(row(g + 1)->state == TASK_CANCELED &&
+	    row(g + 2)->state == TASK_CANCELED, "its children too");
+}
+
+static void
+test_priority(void)
+{
+	int64_t	lo, hi, blocker;
+
+	conf.max_running = 1;
+	blocker = submit("{\"kind\":\"sleep\",\"params\":{\"seconds\":0.2}}");
+	lo = submit("{\"kind\":\"echo\",\"params\":{\"message\":\"lo\"},"
+	    "\"priority\":1}");
+	hi = submit("{\"kind\":\"echo\",\"params\":{\"message\":\"hi\"},"
+	    "\"priority\":5}");
+	run_for(100);
+	is(row(blocker)->state, TASK_RUNNING, "the slot is taken");
+	is(row(lo)->state, TASK_SCHEDULED, "others wait for it");
+	run_for(300);
+	ok(row(hi)->started_at < row(lo)->started_at,
+	    "higher priority ran first");
+	conf.max_running = 0;
+}
+
+static void
+test_recovery(void)
+{
+	int64_t	id;
+
+	id = submit("{\"kind\":\"repeat\",\"params\":{\"message\":\"w\","
+	    "\"interval\":0.1}}");
+	run_for(250);
+	is(row(id)->state, TASK_RUNNING, "worker running before the crash");
+	/* A crash: the store stays as it is, memory is lost. */
+	stop();
+	start();
+	is(row(id)->state, TASK_SCHEDULED, "interrupted task rescheduled");
+	ok(strstr(logtext(id), "interrupted") != NULL, "log says so");
+	run_for(250);
+	is(row(id)->state, TASK_RUNNING, "running again");
+	is(row(id)->attempt, 2, "as attempt 2");
+	ok(strstr(logtext(id), "w|w|interrupted") != NULL &&
+	    strstr(logtext(id), "attempt 2 started|w") != NULL,
+	    "the log continues after the lines already stored");
+}
+
+int
+main(void)
+{
+	log_init(LOG_LVL_WARNING);
+	config_defaults(&conf);
+	cfg = &conf;
+	if (mkdtemp(dir) == NULL)
+		return (1);
+	snprintf(dbpath, sizeof dbpath, "%s/corod.db", dir);
+	start();
+	test_order();
+	test_cancel();
+	test_timeout_retry();
+	test_groups();
+	test_priority();
+	test_recovery();
+	task_row_free(&r);
+	stop();
+	unlink(dbpath);
+	snprintf(dbpath, sizeof dbpath, "rm -rf %s", dir);
+	if (system(dbpath) != 0)
+		diag("cleanup failed");
+	config_free(&conf);
+	return (done_testing());
+}

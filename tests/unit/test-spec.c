@@ -1,0 +1,255 @@
+/*
+ * test-spec.c -- the pure pieces: task spec validation (with the JSON
+ * Pointer of each fault), RFC 3339 times, SHA-256, the option table and
+ * config file errors.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "corod.h"
+#include "sha256.h"
+#include "api.h"
+#include "tap.h"
+
+static struct config	conf;
+
+/* Parse spec text; return the problem's field ("" if valid: "OK"). */
+static const char *
+check(const char *text, struct spec_tree *tree, int *status)
+{
+	static struct problem	p;
+	json_t			*j;
+	json_error_t		 err;
+
+	memset(&p, 0, sizeof p);
+	memset(tree, 0, sizeof *tree);
+	if ((j = json_loads(text, 0, &err)) == NULL) {
+		*status = -1;
+		return ("bad test JSON");
+	}
+	*status = 0;
+	if (spec_parse(j, "", SIZE_MAX, 0, 1000 * USEC_PER_SEC, tree,
+	    &p) != 0) {
+		*status = p.status;
+		json_decref(j);
+		return (p.field);
+	}
+	json_decref(j);
+	return ("OK");
+}
+
+static void
+expect_field(const char *text, const char *field, const char *desc)
+{
+	struct spec_tree	tree;
+	int			status;
+	const char		*got;
+
+	got = check(text, &tree, &status);
+	is_str(got, field, "%s: field", desc);
+	if (strcmp(field, "OK") != 0)
+		is(status, 400, "%s: status 400", desc);
+	spec_tree_free(&tree);
+}
+
+static void
+test_spec(void)
+{
+	struct spec_tree	 tree;
+	int			 status;
+
+	/* A valid echo with a delay. */
+	is_str(check("{\"kind\":\"echo\",\"params\":{\"message\":\"Hi\"},"
+	    "\"delay\":1.5,\"name\":\"n\",\"priority\":3,\"max_attempts\":2,"
+	    "\"timeout\":4}", &tree, &status), "OK", "valid echo");
+	is(tree.nrows, 1, "one row");
+	is(tree.rows[0].run_at, 1001500000, "run_at = now + delay");
+	is(tree.rows[0].delay, 1500000, "delay in µs");
+	is(tree.rows[0].priority, 3, "priority");
+	is(tree.rows[0].max_attempts, 2, "max_attempts");
+	is(tree.rows[0].timeout, 4000000, "timeout µs");
+	is_str(tree.rows[0].name, "n", "name");
+	is_str(tree.rows[0].params, "{\"message\":\"Hi\"}", "params compact");
+	spec_tree_free(&tree);
+
+	/* A gather of a sequence: rows in order, parents, child indexes. */
+	is_str(check("{\"kind\":\"gather\",\"params\":{\"tasks\":["
+	    "{\"kind\":\"sleep\",\"params\":{\"seconds\":1}},"
+	    "{\"kind\":\"sequence\",\"params\":{\"tasks\":["
+	    "{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},\"delay\":2}]}}"
+	    "]}}", &tree, &status), "OK", "valid nested group");
+	is(tree.nrows, 4, "four rows");
+	ok(tree.parent[0] == SIZE_MAX && tree.parent[1] == 0 &&
+	    tree.parent[2] == 0 && tree.parent[3] == 2, "parents by index");
+	is(tree.rows[2].child_index, 1, "second child index");
+	is(tree.rows[3].child_index, 0, "grandchild index");
+	is(tree.rows[3].run_at, 0, "a child waits for its parent");
+	is(tree.rows[3].delay, 2000000, "child delay kept");
+	spec_tree_free(&tree);
+
+	expect_field("[1]", "", "not an object");
+	expect_field("{\"params\":{}}", "/kind", "missing kind");
+	expect_field("{\"kind\":\"echo\"}", "/params", "missing params");
+	expect_field("{\"kind\":5,\"params\":{}}", "/kind", "kind type");
+	expect_field("{\"kind\":\"nope\",\"params\":{}}", "/kind",
+	    "unknown kind");
+	expect_field("{\"kind\":\"echo\",\"params\":\"x\"}", "/params",
+	    "params type");
+	expect_field("{\"kind\":\"echo\",\"params\":{}}", "/params/message",
+	    "echo without message");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":1}}",
+	    "/params/message", "message type");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\","
+	    "\"x\":1}}", "/params/x", "unknown param");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"bogus\":1}", "/bogus", "unknown top-level field");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"delay\":-1}", "/delay", "negative delay");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"delay\":\"1\"}", "/delay", "delay as a string");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"delay\":1e300}", "/delay", "absurd delay");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"delay\":1,\"run_at\":\"2030-01-01T00:00:00Z\"}", "/run_at",
+	    "delay and run_at");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"run_at\":\"2026-13-01T00:00:00Z\"}", "/run_at", "bad month");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"run_at\":\"yesterday\"}", "/run_at", "not a time");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"max_attempts\":1.5}", "/max_attempts", "fractional attempts");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"max_attempts\":0}", "/max_attempts", "zero attempts");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"priority\":\"hi\"}", "/priority", "priority type");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"timeout\":0}", "/timeout", "zero timeout");
+	expect_field("{\"kind\":\"sleep\",\"params\":{\"seconds\":-2}}",
+	    "/params/seconds", "negative sleep");
+	expect_field("{\"kind\":\"repeat\",\"params\":{\"message\":\"a\","
+	    "\"interval\":0}}", "/params/interval", "zero interval");
+	expect_field("{\"kind\":\"repeat\",\"params\":{\"message\":\"a\","
+	    "\"interval\":1,\"count\":0}}", "/params/count", "zero count");
+	expect_field("{\"kind\":\"gather\",\"params\":{\"tasks\":[]}}",
+	    "/params/tasks", "empty group");
+	expect_field("{\"kind\":\"gather\",\"params\":{\"tasks\":[{\"kind\":"
+	    "\"echo\",\"params\":{\"message\":\"a\"}},{\"kind\":\"echo\","
+	    "\"params\":{\"message\":2}}]}}", "/params/tasks/1/params/message",
+	    "bad child points into the array");
+	expect_field("{\"kind\":\"sequence\",\"params\":{\"tasks\":[{\"kind\":"
+	    "\"echo\",\"params\":{\"message\":\"a\"},\"run_at\":"
+	    "\"2030-01-01T00:00:00Z\"}]}}", "/params/tasks/0/run_at",
+	    "child with run_at");
+	expect_field("{\"kind\":\"gather\",\"params\":{\"tasks\":[{\"kind\":"
+	    "\"echo\",\"params\":{\"message\":\"a\"}}],\"on_failure\":\"x\"}}",
+	    "/params/on_failure", "bad on_failure");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"name\":7}", "/name", "name type");
+
+	/* Nesting beyond max-depth. */
+	conf.max_depth = 2;
+	expect_field("{\"kind\":\"gather\",\"params\":{\"tasks\":[{\"kind\":"
+	    "\"gather\",\"params\":{\"tasks\":[{\"kind\":\"gather\",\"params\":"
+	    "{\"tasks\":[{\"kind\":\"echo\",\"params\":{\"message\":\"a\"}}]}}"
+	    "]}}]}}", "/params/tasks/0/params/tasks/0/params",
+	    "groups nested too deep");
+	conf.max_depth = 8;
+	conf.max_children = 1;
+	expect_field("{\"kind\":\"gather\",\"params\":{\"tasks\":[{\"kind\":"
+	    "\"echo\",\"params\":{\"message\":\"a\"}},{\"kind\":\"echo\","
+	    "\"params\":{\"message\":\"b\"}}]}}", "/params/tasks",
+	    "too many children");
+	conf.max_children = 1000;
+}
+
+static void
+test_time(void)
+{
+	int64_t	us;
+	char	buf[TIME_STRLEN];
+
+	ok(time_parse("2026-11-25T10:53:24.500115Z", &us) == 0 &&
+	    us == 1795604004500115LL, "RFC 3339 with µs");
+	is_str(time_format(us, buf), "2026-11-25T10:53:24.500115Z",
+	    "formats back");
+	ok(time_parse("2026-11-25T11:53:24+01:00", &us) == 0 &&
+	    us == 1795604004000000LL, "offset applied");
+	ok(time_parse("2026-11-25t10:53:24.5z", &us) == 0 &&
+	    us == 1795604004500000LL, "lower case t/z and short fraction");
+	ok(time_parse("2026-13-01T00:00:00Z", &us) != 0, "month 13");
+	ok(time_parse("2026-02-29T00:00:00Z", &us) != 0, "no Feb 29 in 2026");
+	ok(time_parse("2028-02-29T00:00:00Z", &us) == 0, "Feb 29 in 2028");
+	ok(time_parse("2026-11-25T10:53:24", &us) != 0, "offset required");
+	ok(time_parse("2026-11-25T24:00:00Z", &us) != 0, "hour 24");
+	ok(time_parse("yesterday", &us) != 0, "words");
+	ok(time_parse("2026-11-25T10:53:24Zjunk", &us) != 0, "trailing junk");
+	is_str(time_format(0, buf), "1970-01-01T00:00:00.000000Z", "epoch");
+}
+
+static void
+test_sha256(void)
+{
+	char	hex[65];
+
+	sha256_hex("abc", 3, hex);
+	is_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff6"
+	    "1f20015ad", "sha256(abc)");
+	sha256_hex("", 0, hex);
+	is_str(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49599"
+	    "1b7852b855", "sha256('')");
+}
+
+static void
+test_config(void)
+{
+	struct config	 c;
+	char		*cause = NULL, path[] = "/tmp/corod-test-XXXXXX";
+	FILE		*f;
+	int		 fd;
+
+	config_defaults(&c);
+	is_str(c.listen, "127.0.0.1:8080", "default listen");
+	is(c.sync_full, 1, "durable by default");
+	is((long long)c.max_body, 1048576, "default body limit 1 MiB");
+	ok(config_set(&c, "max-body", "2M", &cause) == 0 &&
+	    c.max_body == 2 * 1048576, "size suffix");
+	ok(config_set(&c, "sync", "normal", &cause) == 0 && c.sync_full == 0,
+	    "sync normal");
+	ok(config_set(&c, "max-body", "lots", &cause) != 0 &&
+	    strstr(cause, "max-body") != NULL, "bad size named");
+	free(cause);
+	ok(config_set(&c, "nope", "1", &cause) != 0 &&
+	    strstr(cause, "nope") != NULL, "unknown option named");
+	free(cause);
+
+	fd = mkstemp(path);
+	f = fdopen(fd, "w");
+	fprintf(f, "# comment\nlisten = 127.0.0.1:9999\n\nlog-lines 5 # x\n"
+	    "bogus = 1\n");
+	fclose(f);
+	ok(config_load(&c, path, &cause) != 0 && cause != NULL &&
+	    strstr(cause, ":5:") != NULL && strstr(cause, "bogus") != NULL,
+	    "config error names file line 5 and the key");
+	diag("%s", cause != NULL ? cause : "(none)");
+	free(cause);
+	is_str(c.listen, "127.0.0.1:9999", "earlier lines applied");
+	is(c.log_lines, 5, "key value without '=' and a trailing comment");
+	unlink(path);
+	config_free(&c);
+}
+
+int
+main(void)
+{
+	log_init(LOG_LVL_WARNING);
+	config_defaults(&conf);
+	cfg = &conf;
+	test_spec();
+	test_time();
+	test_sha256();
+	test_config();
+	config_free(&conf);
+	return (done_testing());
+}
