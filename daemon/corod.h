@@ -30,6 +30,9 @@
 
 #define USEC_PER_SEC	1000000LL
 
+/* Reals as a person wrote them: 0.2, not 0.20000000000000001. */
+#define COROD_JSON_REALS	JSON_REAL_PRECISION(15)
+
 /* A duration or time no sane client asks for: 100 years, in seconds. */
 #define COROD_MAX_SECONDS	(100.0 * 365 * 86400)
 

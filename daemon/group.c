@@ -178,7 +178,7 @@ group_finish(struct task *t)
 	}
 	free(t->row.result);
 	v = json_pack("{s:o}", "tasks", list);
-	t->row.result = json_dumps(v, JSON_COMPACT);
+	t->row.result = json_dumps(v, JSON_COMPACT | COROD_JSON_REALS);
 	json_decref(v);
 	snprintf(msg, sizeof msg, "%d of %zu tasks did not succeed", bad, g->n);
 	task_fail(t, "child_failed", msg, 0);

@@ -205,7 +205,7 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 	if (kind->validate(params, field, p) != 0)
 		return (-1);
 	row->kind = xstrdup(kind->name);
-	row->params = json_dumps(params, JSON_COMPACT);
+	row->params = json_dumps(params, JSON_COMPACT | COROD_JSON_REALS);
 	if (row->params == NULL)
 		fatalx("%s: cannot encode params", __func__);
 	if (parent == SIZE_MAX && row->run_at == 0)

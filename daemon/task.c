@@ -525,11 +525,12 @@ task_finalize(struct task *t, enum task_state state)
 {
 	struct task	*p;
 
+	/* Finished before its slot goes to the next task (which starts now). */
+	t->row.finished_at = time_now();
 	task_end_attempt(t);
 	if (t->flags & (TASKF_ARMED | TASKF_READY))
 		sched_remove(t);
 	t->row.state = state;
-	t->row.finished_at = time_now();
 	task_touch(t);
 	if ((p = t->parent) != NULL) {
 		p->nchildren_live--;
@@ -546,7 +547,7 @@ task_succeed(struct task *t, json_t *result)
 	free(t->row.result);
 	t->row.result = NULL;
 	if (result != NULL) {
-		t->row.result = json_dumps(result, JSON_COMPACT |
+		t->row.result = json_dumps(result, JSON_COMPACT | COROD_JSON_REALS |
 		    JSON_ENCODE_ANY);
 		json_decref(result);
 	}

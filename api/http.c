@@ -1,0 +1,1099 @@
+/*
+ * http.c -- libmicrohttpd driven from the libevent loop.
+ *
+ * MHD runs without threads of its own in epoll mode: its epoll fd is
+ * watched by a persistent libevent read event, and one libevent timer is
+ * re-armed from MHD_get_timeout after every MHD_run.  Nothing else may call
+ * MHD_run: code that needs MHD to run again (a resumed request) activates
+ * the kick event instead, which is safe from inside MHD's own callbacks.
+ * The kick is an event of its own, not the timer made active: re-arming a
+ * timer that is active by EV_TIMEOUT takes it off libevent's active queue,
+ * and the re-arm after the MHD_run that did the resume would cancel it (a
+ * request resumed from another request's handler then waited for MHD's
+ * next timeout, seconds later).
+ *
+ * A request goes through these calls of the access handler:
+ *
+ *	headers	allocate the request (struct http_ctx) and return; answering
+ *		here would make MHD close the connection (no keep-alive).
+ *		Only a Content-Length above max_body is answered here (413),
+ *		and then the close is wanted.
+ *	body	each piece is appended while the total fits max_body; past
+ *		that the request is marked too large and the rest discarded.
+ *	final	413 if too large, else route_request().  A handler either
+ *		answers (http_respond_*) or holds the request (http_suspend).
+ *
+ * A held request is suspended in MHD.  MHD then neither times it out nor
+ * notices the client going away, so an EV_CLOSED watcher on its socket
+ * does: the request is marked gone, its on_gone hook runs, and it is
+ * resumed only to be closed.  An answer to a held request is stored on it,
+ * the request is resumed and the kick activated; the next handler call
+ * queues the answer.  MHD_stop_daemon aborts with suspended connections, so
+ * http_stop answers every held request 503 and lets MHD send that first;
+ * a request arriving meanwhile on an open connection gets 503 too.
+ *
+ * For handlers: req->body is NULL when the request had none (len 0);
+ * headers added before the answer exists wait on the request; Cache-Control
+ * is no-store unless the handler set its own.
+ */
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "../daemon/corod.h"
+#include "api.h"
+
+/* How long http_stop lets MHD send the 503s, in milliseconds. */
+#define HTTP_STOP_WAIT	2000
+
+/* A header added before the response exists. */
+struct http_hdr {
+	char			*name;
+	char			*value;
+	struct http_hdr		*next;
+};
+
+/*
+ * What http.c keeps about a request.  The public part comes first, so a
+ * struct http_request pointer handed to a handler is also this.
+ */
+struct http_ctx {
+	struct http_request	 req;
+	char			*url;		/* req->url, owned */
+	struct http_hdr		*hdrs;		/* pending headers, in order */
+	struct http_hdr		**hdrs_tail;
+	int			 routed;	/* route_request was called */
+	int			 held;		/* suspended in MHD */
+	int			 stopping;	/* answered 503 by http_stop */
+	TAILQ_ENTRY(http_ctx)	 entry;		/* http_held, while held */
+};
+TAILQ_HEAD(http_ctx_list, http_ctx);
+
+static struct MHD_Daemon	*http_daemon;
+static struct event_base	*http_base;
+static struct event		*http_io_ev;
+static struct event		*http_timer_ev;
+static struct event		*http_kick_ev;
+static int			 http_bound_port = -1;
+static struct http_ctx_list	 http_held = TAILQ_HEAD_INITIALIZER(http_held);
+static size_t			 http_nheld;
+static int			 http_stopping;
+static size_t			 http_nstopping;
+static char			 http_lastlog[256];
+/* A gone request was refused: MHD's "internal error" line is expected. */
+static int			 http_closing;
+
+static int	 http_parse_listen(const char *, struct sockaddr_storage *,
+		     char **);
+static int	 http_bound(char *, size_t);
+static void	 http_log_cb(void *, const char *, va_list);
+static void	 http_panic_cb(void *, const char *, unsigned int,
+		     const char *);
+static enum MHD_Result http_access_cb(void *, struct MHD_Connection *,
+		     const char *, const char *, const char *, const char *,
+		     size_t *, void **);
+static void	 http_completed_cb(void *, struct MHD_Connection *, void **,
+		     enum MHD_RequestTerminationCode);
+static void	 http_io_cb(evutil_socket_t, short, void *);
+static void	 http_timer_cb(evutil_socket_t, short, void *);
+static void	 http_kick_cb(evutil_socket_t, short, void *);
+static void	 http_closed_cb(evutil_socket_t, short, void *);
+static void	 http_drive(void);
+static void	 http_rearm(void);
+static void	 http_kick(void);
+static enum http_method http_method_parse(const char *);
+static const char *http_method_name(enum http_method);
+static int	 http_too_long(struct MHD_Connection *);
+static void	 http_append(struct http_ctx *, const char *, size_t);
+static enum MHD_Result http_finish(struct http_ctx *);
+static enum MHD_Result http_queue(struct http_ctx *);
+static void	 http_hold(struct http_ctx *);
+static void	 http_release(struct http_ctx *);
+static void	 http_set_response(struct http_request *, unsigned int,
+		     struct MHD_Response *);
+static struct MHD_Response *http_buffer_response(char *, size_t);
+static void	 http_answer_problem(struct http_request *, int,
+		     const char *, const char *);
+static void	 http_hdrs_free(struct http_ctx *);
+static enum MHD_Result http_query_cb(void *, enum MHD_ValueKind,
+		     const char *, const char *);
+static int	 http_hexval(char);
+static size_t	 http_unescape_cb(void *, struct MHD_Connection *, char *);
+
+/*
+ * Parse "host:port" ("[v6addr]:port" for IPv6; host "*" is any IPv4
+ * address; a name is resolved, its first address used) into ss.
+ */
+static int
+http_parse_listen(const char *s, struct sockaddr_storage *ss, char **cause)
+{
+	struct addrinfo	 hints, *res;
+	char		*copy, *host, *port, *end;
+	const char	*errstr;
+	int		 error;
+
+	copy = xstrdup(s);
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if (*copy == '[') {
+		host = copy + 1;
+		if ((end = strchr(host, ']')) == NULL || end[1] != ':') {
+			errstr = "expected [address]:port";
+			goto fail;
+		}
+		*end = '\0';
+		port = end + 2;
+		hints.ai_family = AF_INET6;
+		hints.ai_flags |= AI_NUMERICHOST;
+	} else {
+		if ((end = strrchr(copy, ':')) == NULL) {
+			errstr = "expected host:port";
+			goto fail;
+		}
+		*end = '\0';
+		host = copy;
+		port = end + 1;
+		if (strchr(host, ':') != NULL) {
+			errstr = "an IPv6 address needs brackets: [addr]:port";
+			goto fail;
+		}
+		hints.ai_family = AF_UNSPEC;
+		if (strcmp(host, "*") == 0) {
+			host = NULL;
+			hints.ai_family = AF_INET;
+			hints.ai_flags |= AI_PASSIVE;
+		}
+	}
+	if (host != NULL && *host == '\0') {
+		errstr = "empty host";
+		goto fail;
+	}
+	if (*port == '\0' || strspn(port, "0123456789") != strlen(port) ||
+	    strlen(port) > 5 || strtol(port, NULL, 10) > 65535) {
+		errstr = "port must be a number from 0 to 65535";
+		goto fail;
+	}
+
+	if ((error = getaddrinfo(host, port, &hints, &res)) != 0) {
+		xasprintf(cause, "listen %s: %s", s, gai_strerror(error));
+		free(copy);
+		return (-1);
+	}
+	memset(ss, 0, sizeof *ss);
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	free(copy);
+	return (0);
+
+fail:
+	xasprintf(cause, "listen %s: %s", s, errstr);
+	free(copy);
+	return (-1);
+}
+
+/* Read the bound address back from the listen socket; the port or -1. */
+static int
+http_bound(char *host, size_t size)
+{
+	const union MHD_DaemonInfo	*info;
+	struct sockaddr_storage		 ss;
+	struct sockaddr_in		*sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6		*sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t			 len = sizeof ss;
+	char				 addr[INET6_ADDRSTRLEN];
+
+	info = MHD_get_daemon_info(http_daemon, MHD_DAEMON_INFO_LISTEN_FD);
+	if (info == NULL)
+		return (-1);
+	if (getsockname(info->listen_fd, (struct sockaddr *)&ss, &len) != 0)
+		return (-1);
+	switch (ss.ss_family) {
+	case AF_INET:
+		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof addr);
+		snprintf(host, size, "%s", addr);
+		return (ntohs(sin->sin_port));
+	case AF_INET6:
+		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof addr);
+		snprintf(host, size, "[%s]", addr);
+		return (ntohs(sin6->sin6_port));
+	}
+	return (-1);
+}
+
+/* MHD's messages, one warning each; the last is kept for http_start. */
+static void
+http_log_cb(void *arg, const char *fmt, va_list ap)
+{
+	size_t	len;
+
+	(void)arg;
+	vsnprintf(http_lastlog, sizeof http_lastlog, fmt, ap);
+	len = strlen(http_lastlog);
+	while (len > 0 && (http_lastlog[len - 1] == '\n' ||
+	    http_lastlog[len - 1] == '\r'))
+		http_lastlog[--len] = '\0';
+	if (http_closing && strncmp(http_lastlog, "Application reported",
+	    20) == 0) {
+		http_closing = 0;
+		log_debug("libmicrohttpd: %s", http_lastlog);
+		return;
+	}
+	log_warnx("libmicrohttpd: %s", http_lastlog);
+}
+
+/* MHD found a broken invariant: say where, then abort as it would. */
+static void
+http_panic_cb(void *arg, const char *file, unsigned int line,
+    const char *reason)
+{
+	(void)arg;
+	log_warnx("libmicrohttpd: panic at %s:%u: %s", file, line,
+	    reason != NULL ? reason : "(no reason given)");
+	abort();
+}
+
+/* The value of a hex digit, -1 if c is none. */
+static int
+http_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return (c - '0');
+	if (c >= 'a' && c <= 'f')
+		return (c - 'a' + 10);
+	if (c >= 'A' && c <= 'F')
+		return (c - 'A' + 10);
+	return (-1);
+}
+
+/*
+ * Decode %XX in the path and in query arguments, in place; the new length.
+ * "%00" stays as it is: a NUL would cut the C string short, so that
+ * "/v1/tasks/1%00/log" would be routed as "/v1/tasks/1".  Kept, it makes
+ * the id (or the argument) invalid, and the client is told so.
+ */
+static size_t
+http_unescape_cb(void *arg, struct MHD_Connection *conn, char *s)
+{
+	char	*r = s, *w = s;
+	int	 hi, lo;
+
+	(void)arg;
+	(void)conn;
+	while (*r != '\0') {
+		if (r[0] == '%' && (hi = http_hexval(r[1])) != -1 &&
+		    (lo = http_hexval(r[2])) != -1 && (hi | lo) != 0) {
+			*w++ = (char)(hi << 4 | lo);
+			r += 3;
+		} else
+			*w++ = *r++;
+	}
+	*w = '\0';
+	return ((size_t)(w - s));
+}
+
+/* Start MHD on address (host:port) and hook it into base. */
+int
+http_start(struct event_base *base, const char *address, char **cause)
+{
+	struct sockaddr_storage		 ss;
+	const union MHD_DaemonInfo	*info;
+	unsigned int			 flags;
+	uint16_t			 port;
+	char				 host[INET6_ADDRSTRLEN + 2];
+
+	if (http_daemon != NULL) {
+		xasprintf(cause, "listen %s: already listening", address);
+		return (-1);
+	}
+	if (http_parse_listen(address, &ss, cause) != 0)
+		return (-1);
+
+	flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	http_lastlog[0] = '\0';
+	MHD_set_panic_func(http_panic_cb, NULL);
+	/* The port is only for MHD's messages: SOCK_ADDR has it too. */
+	if (ss.ss_family == AF_INET6)
+		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	else
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	http_daemon = MHD_start_daemon(flags, port, NULL, NULL,
+	    http_access_cb, NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, http_log_cb, NULL,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
+	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)cfg->connection_timeout,
+	    MHD_OPTION_NOTIFY_COMPLETED, http_completed_cb, NULL,
+	    MHD_OPTION_UNESCAPE_CALLBACK, http_unescape_cb, NULL,
+	    MHD_OPTION_END);
+	if (http_daemon == NULL) {
+		xasprintf(cause, "listen %s: %s", address,
+		    http_lastlog[0] != '\0' ? http_lastlog :
+		    "libmicrohttpd failed to start");
+		return (-1);
+	}
+
+	if ((http_bound_port = http_bound(host, sizeof host)) == -1) {
+		xasprintf(cause, "listen %s: cannot read the bound address",
+		    address);
+		goto fail;
+	}
+	info = MHD_get_daemon_info(http_daemon, MHD_DAEMON_INFO_EPOLL_FD);
+	if (info == NULL) {
+		xasprintf(cause, "listen %s: no epoll fd from libmicrohttpd",
+		    address);
+		goto fail;
+	}
+	if ((event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE) == 0)
+		log_warnx("%s: event backend %s cannot see clients close; "
+		    "held requests keep their slot until answered", __func__,
+		    event_base_get_method(base));
+
+	http_base = base;
+	http_stopping = 0;
+	http_io_ev = event_new(base, info->epoll_fd, EV_READ|EV_PERSIST,
+	    http_io_cb, NULL);
+	http_timer_ev = evtimer_new(base, http_timer_cb, NULL);
+	http_kick_ev = event_new(base, -1, 0, http_kick_cb, NULL);
+	if (http_io_ev == NULL || http_timer_ev == NULL || http_kick_ev == NULL)
+		fatalx("%s: event_new failed", __func__);
+	event_add(http_io_ev, NULL);
+	http_rearm();
+
+	log_info("listening on %s:%d", host, http_bound_port);
+	return (0);
+
+fail:
+	MHD_stop_daemon(http_daemon);
+	http_daemon = NULL;
+	http_bound_port = -1;
+	return (-1);
+}
+
+/* The port actually bound; -1 if not listening. */
+int
+http_port(void)
+{
+	return (http_bound_port);
+}
+
+/* Run MHD once and re-arm its timer. */
+static void
+http_drive(void)
+{
+	if (http_daemon == NULL)
+		return;
+	if (MHD_run(http_daemon) != MHD_YES)
+		log_debug("%s: MHD_run failed", __func__);
+	http_closing = 0;
+	http_rearm();
+}
+
+/* Arm the timer for MHD's next timeout, or stop it if MHD has none. */
+static void
+http_rearm(void)
+{
+	MHD_UNSIGNED_LONG_LONG	 ms;
+	struct timeval		 tv;
+
+	if (MHD_get_timeout(http_daemon, &ms) == MHD_YES) {
+		if (ms > (MHD_UNSIGNED_LONG_LONG)INT_MAX)
+			ms = INT_MAX;
+		tv.tv_sec = (time_t)(ms / 1000);
+		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+		evtimer_add(http_timer_ev, &tv);
+	} else
+		evtimer_del(http_timer_ev);
+}
+
+/*
+ * Have MHD run on the next loop turn: after a resume, and from anywhere,
+ * including inside MHD's callbacks where MHD_run must not be re-entered.
+ */
+static void
+http_kick(void)
+{
+	if (http_kick_ev != NULL)
+		event_active(http_kick_ev, 0, 0);
+}
+
+/* MHD's epoll fd is readable. */
+static void
+http_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	http_drive();
+}
+
+/* MHD's timeout expired, or a resume asked for a run. */
+static void
+http_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	http_drive();
+}
+
+/* A resumed request wants MHD to run. */
+static void
+http_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	http_drive();
+}
+
+/* The method name as an enum (HTTP_OTHER for anything unknown). */
+static enum http_method
+http_method_parse(const char *m)
+{
+	static const struct {
+		const char		*name;
+		enum http_method	 method;
+	} table[] = {
+		{ MHD_HTTP_METHOD_GET, HTTP_GET },
+		{ MHD_HTTP_METHOD_HEAD, HTTP_HEAD },
+		{ MHD_HTTP_METHOD_POST, HTTP_POST },
+		{ MHD_HTTP_METHOD_PUT, HTTP_PUT },
+		{ MHD_HTTP_METHOD_DELETE, HTTP_DELETE },
+		{ MHD_HTTP_METHOD_PATCH, HTTP_PATCH },
+		{ MHD_HTTP_METHOD_OPTIONS, HTTP_OPTIONS },
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof table / sizeof table[0]; i++) {
+		if (strcmp(m, table[i].name) == 0)
+			return (table[i].method);
+	}
+	return (HTTP_OTHER);
+}
+
+/* The method's name, for the log. */
+static const char *
+http_method_name(enum http_method m)
+{
+	switch (m) {
+	case HTTP_GET:
+		return ("GET");
+	case HTTP_HEAD:
+		return ("HEAD");
+	case HTTP_POST:
+		return ("POST");
+	case HTTP_PUT:
+		return ("PUT");
+	case HTTP_DELETE:
+		return ("DELETE");
+	case HTTP_PATCH:
+		return ("PATCH");
+	case HTTP_OPTIONS:
+		return ("OPTIONS");
+	case HTTP_OTHER:
+		break;
+	}
+	return ("OTHER");
+}
+
+/* Does the request announce a body longer than max_body? */
+static int
+http_too_long(struct MHD_Connection *conn)
+{
+	const char		*cl;
+	unsigned long long	 n;
+
+	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl == NULL || *cl < '0' || *cl > '9')
+		return (0);	/* none, or MHD itself refuses it */
+	errno = 0;
+	n = strtoull(cl, NULL, 10);
+	if (errno == ERANGE)
+		return (1);
+	return (n > cfg->max_body);
+}
+
+/* Keep a body piece while the total fits max_body; beyond, drop it all. */
+static void
+http_append(struct http_ctx *ctx, const char *data, size_t size)
+{
+	struct http_request	*req = &ctx->req;
+	size_t			 need, cap;
+
+	if (req->too_large || req->answered)
+		return;
+	if (size > cfg->max_body - req->len) {
+		log_debug("%s: %s: body over %zu bytes", __func__, req->url,
+		    cfg->max_body);
+		req->too_large = 1;
+		free(req->body);
+		req->body = NULL;
+		req->len = req->cap = 0;
+		return;
+	}
+	need = req->len + size + 1;
+	if (need > req->cap) {
+		cap = req->cap != 0 ? req->cap : 4096;
+		while (cap < need)
+			cap *= 2;
+		if (cap > cfg->max_body + 1)
+			cap = cfg->max_body + 1;
+		req->body = xrealloc(req->body, cap);
+		req->cap = cap;
+	}
+	memcpy(req->body + req->len, data, size);
+	req->len += size;
+	req->body[req->len] = '\0';
+}
+
+/* MHD's access handler: the three phases described at the top. */
+static enum MHD_Result
+http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct http_ctx		*ctx = *con_cls;
+	struct http_request	*req;
+
+	(void)arg;
+	(void)version;
+	if (ctx == NULL) {
+		ctx = xcalloc(1, sizeof *ctx);
+		ctx->hdrs_tail = &ctx->hdrs;
+		ctx->url = xstrdup(url);
+		req = &ctx->req;
+		req->conn = conn;
+		req->method = http_method_parse(method);
+		req->url = ctx->url;
+		req->started = time_mono();
+		*con_cls = ctx;
+
+		if (http_too_long(conn)) {
+			/* MHD closes the connection after this: wanted. */
+			req->too_large = 1;
+			ctx->routed = 1;
+			http_answer_problem(req, 413, "body-too-large", NULL);
+			return (http_queue(ctx));
+		}
+		return (MHD_YES);
+	}
+	if (*upload_data_size != 0) {
+		http_append(ctx, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return (MHD_YES);
+	}
+	return (http_finish(ctx));
+}
+
+/* The request is complete (or resumed): route it, queue or hold it. */
+static enum MHD_Result
+http_finish(struct http_ctx *ctx)
+{
+	struct http_request	*req = &ctx->req;
+	struct problem		 p;
+
+	if (req->gone) {
+		http_closing = 1;
+		return (MHD_NO);	/* MHD closes the connection */
+	}
+	if (req->answered)
+		return (MHD_YES);
+
+	if (req->response == NULL && !ctx->routed) {
+		ctx->routed = 1;
+		if (req->too_large)
+			http_answer_problem(req, 413, "body-too-large", NULL);
+		else if (http_stopping) {
+			http_add_header(req, MHD_HTTP_HEADER_CONNECTION,
+			    "close");
+			http_answer_problem(req, 503, "shutting-down",
+			    "corod is shutting down");
+		} else
+			route_request(req);
+	}
+	if (req->response != NULL)
+		return (http_queue(ctx));
+	if (req->suspended && !http_stopping) {
+		http_hold(ctx);
+		return (MHD_YES);
+	}
+
+	log_warnx("%s: %s %s: the handler gave no answer", __func__,
+	    http_method_name(req->method), req->url);
+	problem_set(&p, 500, "internal-error", NULL,
+	    "the request was not answered (a bug)");
+	req->suspended = 0;
+	http_respond_problem(req, &p);
+	return (http_queue(ctx));
+}
+
+/* Queue the stored response; no-store unless the handler said otherwise. */
+static enum MHD_Result
+http_queue(struct http_ctx *ctx)
+{
+	struct http_request	*req = &ctx->req;
+	struct MHD_Response	*resp = req->response;
+	enum MHD_Result		 ret;
+
+	if (MHD_get_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL) ==
+	    NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+		    "no-store");
+	ret = MHD_queue_response(req->conn, req->status, resp);
+	MHD_destroy_response(resp);
+	req->response = NULL;
+	req->answered = 1;
+	if (ret != MHD_YES)
+		log_warnx("%s: %s %s: cannot queue %u", __func__,
+		    http_method_name(req->method), req->url, req->status);
+	return (ret);
+}
+
+/* Suspend the request in MHD and watch its socket for the client leaving. */
+static void
+http_hold(struct http_ctx *ctx)
+{
+	struct http_request		*req = &ctx->req;
+	const union MHD_ConnectionInfo	*info;
+
+	MHD_suspend_connection(req->conn);
+	ctx->held = 1;
+	TAILQ_INSERT_TAIL(&http_held, ctx, entry);
+	http_nheld++;
+
+	info = MHD_get_connection_info(req->conn,
+	    MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (info == NULL) {
+		log_warnx("%s: %s: no socket to watch", __func__, req->url);
+		return;
+	}
+	req->closed_ev = event_new(http_base, info->connect_fd, EV_CLOSED,
+	    http_closed_cb, ctx);
+	if (req->closed_ev == NULL || event_add(req->closed_ev, NULL) != 0) {
+		log_warnx("%s: %s: cannot watch the socket", __func__,
+		    req->url);
+		if (req->closed_ev != NULL)
+			event_free(req->closed_ev);
+		req->closed_ev = NULL;
+	}
+}
+
+/* Resume a held request; MHD runs it on the next loop turn. */
+static void
+http_release(struct http_ctx *ctx)
+{
+	struct http_request	*req = &ctx->req;
+
+	if (req->closed_ev != NULL) {
+		event_free(req->closed_ev);
+		req->closed_ev = NULL;
+	}
+	TAILQ_REMOVE(&http_held, ctx, entry);
+	http_nheld--;
+	ctx->held = 0;
+	req->suspended = 0;
+	MHD_resume_connection(req->conn);
+	http_kick();
+}
+
+/* The client of a held request closed its end: drop the request. */
+static void
+http_closed_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_ctx		*ctx = arg;
+	struct http_request	*req = &ctx->req;
+
+	(void)fd;
+	(void)what;
+	log_debug("%s: %s %s: client gone", __func__,
+	    http_method_name(req->method), req->url);
+	req->gone = 1;
+	event_free(req->closed_ev);
+	req->closed_ev = NULL;
+	if (req->on_gone != NULL)
+		req->on_gone(req);
+	if (ctx->held)
+		http_release(ctx);
+}
+
+/* MHD is done with the request: free it and everything it holds. */
+static void
+http_completed_cb(void *arg, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct http_ctx		*ctx = *con_cls;
+	struct http_request	*req;
+
+	(void)arg;
+	(void)conn;
+	if (ctx == NULL)
+		return;
+	req = &ctx->req;
+	if (ctx->held) {
+		/* Not expected: MHD does not end suspended requests. */
+		log_warnx("%s: %s: ended while held", __func__, req->url);
+		TAILQ_REMOVE(&http_held, ctx, entry);
+		http_nheld--;
+	}
+	if (ctx->stopping)
+		http_nstopping--;
+	if (req->closed_ev != NULL)
+		event_free(req->closed_ev);
+	if (req->on_free != NULL)
+		req->on_free(req);
+	log_debug("%s %s %u%s (%lld us)", http_method_name(req->method),
+	    req->url, req->answered ? req->status : 0,
+	    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted",
+	    (long long)(time_mono() - req->started));
+	if (req->response != NULL)
+		MHD_destroy_response(req->response);
+	http_hdrs_free(ctx);
+	free(req->body);
+	free(ctx->url);
+	free(ctx);
+	*con_cls = NULL;
+}
+
+/*
+ * Stop accepting, answer every held request 503, let MHD send those
+ * answers (for a bounded time) and stop it.
+ */
+void
+http_stop(void)
+{
+	struct http_ctx			*ctx;
+	const union MHD_DaemonInfo	*info;
+	struct pollfd			 pfd;
+	MHD_socket			 fd;
+	int64_t				 deadline;
+	int				 wait;
+
+	if (http_daemon == NULL)
+		return;
+	http_stopping = 1;
+	if ((fd = MHD_quiesce_daemon(http_daemon)) != MHD_INVALID_SOCKET)
+		close(fd);
+	info = MHD_get_daemon_info(http_daemon, MHD_DAEMON_INFO_EPOLL_FD);
+
+	deadline = time_mono() + HTTP_STOP_WAIT * 1000LL;
+	for (;;) {
+		while ((ctx = TAILQ_FIRST(&http_held)) != NULL) {
+			ctx->stopping = 1;
+			http_nstopping++;
+			http_add_header(&ctx->req, MHD_HTTP_HEADER_CONNECTION,
+			    "close");
+			http_answer_problem(&ctx->req, 503, "shutting-down",
+			    "corod is shutting down");
+		}
+		MHD_run(http_daemon);
+		if (http_nstopping == 0)
+			break;
+		wait = (int)((deadline - time_mono()) / 1000);
+		if (wait <= 0) {
+			log_warnx("%s: %zu answers not sent", __func__,
+			    http_nstopping);
+			break;
+		}
+		if (info != NULL) {
+			pfd.fd = info->epoll_fd;
+			pfd.events = POLLIN;
+			poll(&pfd, 1, wait < 50 ? wait : 50);
+		}
+	}
+
+	MHD_stop_daemon(http_daemon);
+	http_daemon = NULL;
+	http_nstopping = 0;
+	http_bound_port = -1;
+	event_free(http_io_ev);
+	http_io_ev = NULL;
+	event_free(http_timer_ev);
+	http_timer_ev = NULL;
+	event_free(http_kick_ev);
+	http_kick_ev = NULL;
+	http_base = NULL;
+}
+
+/* Count of requests currently held. */
+size_t
+http_suspended(void)
+{
+	return (http_nheld);
+}
+
+/* A request header (case-insensitive name); NULL if absent. */
+const char *
+http_header(struct http_request *req, const char *name)
+{
+	return (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+	    name));
+}
+
+/*
+ * A query argument, decoded; "" if given without a value ("?follow"),
+ * NULL if absent.  The first one counts if it is repeated.
+ */
+const char *
+http_query(struct http_request *req, const char *name)
+{
+	const char	*value = NULL;
+
+	if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND,
+	    name, strlen(name), &value, NULL) != MHD_YES)
+		return (NULL);
+	return (value != NULL ? value : "");
+}
+
+struct http_query_walk {
+	int	(*fn)(void *, const char *, const char *);
+	void	*arg;
+	int	 ret;
+};
+
+/* One query argument for http_query_each. */
+static enum MHD_Result
+http_query_cb(void *arg, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct http_query_walk	*w = arg;
+
+	(void)kind;
+	w->ret = w->fn(w->arg, key, value != NULL ? value : "");
+	return (w->ret == 0 ? MHD_YES : MHD_NO);
+}
+
+/* Call fn for each query argument in order; its first non-zero return. */
+int
+http_query_each(struct http_request *req,
+    int (*fn)(void *, const char *, const char *), void *arg)
+{
+	struct http_query_walk	w;
+
+	w.fn = fn;
+	w.arg = arg;
+	w.ret = 0;
+	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
+	    http_query_cb, &w);
+	return (w.ret);
+}
+
+/* A response over buf (malloc'd, freed by MHD; NULL if len is 0). */
+static struct MHD_Response *
+http_buffer_response(char *buf, size_t len)
+{
+	struct MHD_Response	*resp;
+
+	if (len == 0) {
+		free(buf);
+		resp = MHD_create_response_from_buffer(0, NULL,
+		    MHD_RESPMEM_PERSISTENT);
+	} else
+		resp = MHD_create_response_from_buffer_with_free_callback(len,
+		    buf, free);
+	if (resp == NULL)
+		fatalx("%s: cannot create a response", __func__);
+	return (resp);
+}
+
+/*
+ * Store resp as the request's answer, with the headers added so far.  A
+ * held request is resumed; otherwise it is queued when the handler returns.
+ */
+static void
+http_set_response(struct http_request *req, unsigned int status,
+    struct MHD_Response *resp)
+{
+	struct http_ctx	*ctx = (struct http_ctx *)req;
+	struct http_hdr	*h;
+
+	if (req->gone) {
+		MHD_destroy_response(resp);
+		return;
+	}
+	if (req->answered || req->response != NULL) {
+		log_warnx("%s: %s %s: answered twice (%u, then %u)", __func__,
+		    http_method_name(req->method), req->url, req->status,
+		    status);
+		MHD_destroy_response(resp);
+		return;
+	}
+	for (h = ctx->hdrs; h != NULL; h = h->next) {
+		if (MHD_add_response_header(resp, h->name, h->value) != MHD_YES)
+			log_warnx("%s: %s: header %s refused", __func__,
+			    req->url, h->name);
+	}
+	http_hdrs_free(ctx);
+	req->response = resp;
+	req->status = status;
+	if (ctx->held)
+		http_release(ctx);
+	else
+		req->suspended = 0;
+}
+
+/* Answer status with a JSON document (the reference is stolen). */
+void
+http_respond_json(struct http_request *req, unsigned int status, json_t *j)
+{
+	struct MHD_Response	*resp;
+	struct problem		 p;
+	char			*s;
+
+	s = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (s == NULL) {
+		log_warnx("%s: %s: cannot encode the answer", __func__,
+		    req->url);
+		problem_set(&p, 500, "internal-error", NULL,
+		    "the answer could not be encoded");
+		http_respond_problem(req, &p);
+		return;
+	}
+	resp = http_buffer_response(s, strlen(s));
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    "application/json");
+	http_set_response(req, status, resp);
+}
+
+/* Answer with a problem document, with Allow and Retry-After if set. */
+void
+http_respond_problem(struct http_request *req, const struct problem *p)
+{
+	struct MHD_Response	*resp;
+	json_t			*j;
+	char			*s, ra[32];
+
+	j = problem_json(p);
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (s == NULL)
+		fatalx("%s: cannot encode a problem", __func__);
+	resp = http_buffer_response(s, strlen(s));
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    "application/problem+json");
+	if (p->allow != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, p->allow);
+	if (p->retry_after > 0) {
+		snprintf(ra, sizeof ra, "%d", p->retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
+	http_set_response(req, (unsigned int)p->status, resp);
+}
+
+/* A problem with the status's title as its only detail. */
+static void
+http_answer_problem(struct http_request *req, int status, const char *type,
+    const char *detail)
+{
+	struct problem	p;
+
+	if (status == 413)
+		problem_set(&p, status, type, NULL, "the body is larger than "
+		    "%zu bytes", cfg->max_body);
+	else
+		problem_set(&p, status, type, NULL, "%s",
+		    detail != NULL ? detail : problem_title(status));
+	http_respond_problem(req, &p);
+}
+
+/* Answer status with buf (len bytes, stolen) of the given content type. */
+void
+http_respond_text(struct http_request *req, unsigned int status,
+    const char *type, char *buf, size_t len)
+{
+	struct MHD_Response	*resp;
+
+	resp = http_buffer_response(buf, len);
+	if (type != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    type);
+	http_set_response(req, status, resp);
+}
+
+/* Answer status with no body (204, 304, or a HEAD-like answer). */
+void
+http_respond_empty(struct http_request *req, unsigned int status)
+{
+	http_set_response(req, status, http_buffer_response(NULL, 0));
+}
+
+/*
+ * Add a response header: kept on the request until the answer exists,
+ * added to the answer directly once it does.
+ */
+void
+http_add_header(struct http_request *req, const char *name,
+    const char *value)
+{
+	struct http_ctx	*ctx = (struct http_ctx *)req;
+	struct http_hdr	*h;
+
+	if (req->answered || req->gone) {
+		log_warnx("%s: %s: %s added after the answer went", __func__,
+		    req->url, name);
+		return;
+	}
+	if (req->response != NULL) {
+		if (MHD_add_response_header(req->response, name, value) !=
+		    MHD_YES)
+			log_warnx("%s: %s: header %s refused", __func__,
+			    req->url, name);
+		return;
+	}
+	h = xcalloc(1, sizeof *h);
+	h->name = xstrdup(name);
+	h->value = xstrdup(value);
+	*ctx->hdrs_tail = h;
+	ctx->hdrs_tail = &h->next;
+}
+
+/* Free the pending headers. */
+static void
+http_hdrs_free(struct http_ctx *ctx)
+{
+	struct http_hdr	*h, *next;
+
+	for (h = ctx->hdrs; h != NULL; h = next) {
+		next = h->next;
+		free(h->name);
+		free(h->value);
+		free(h);
+	}
+	ctx->hdrs = NULL;
+	ctx->hdrs_tail = &ctx->hdrs;
+}
+
+/*
+ * Hold the request: no answer now, one later from the loop (any
+ * http_respond_* resumes it).  Only a request not yet answered can be held.
+ */
+void
+http_suspend(struct http_request *req)
+{
+	if (req->answered || req->response != NULL || req->gone)
+		return;
+	req->suspended = 1;
+}

@@ -1,0 +1,258 @@
+/*
+ * problem.c -- RFC 9457 problem documents.
+ *
+ * Every client error has one shape: a type URN built from a short slug
+ * ("urn:corod:problem:invalid-field"), the status and its title, a detail
+ * saying exactly what is wrong and, when one field is at fault, a JSON
+ * Pointer (RFC 6901) to it.  The detail may quote what the client sent, so
+ * it is made valid UTF-8 before it goes into the JSON.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../daemon/corod.h"
+#include "api.h"
+
+#define PROBLEM_URN	"urn:corod:problem:"
+
+static size_t	 utf8_valid_prefix(const unsigned char *, size_t);
+static json_t	*problem_string(const char *);
+
+/* Fill p: status, type slug, field (NULL for none) and a detail. */
+void
+problem_set(struct problem *p, int status, const char *type,
+    const char *field, const char *fmt, ...)
+{
+	va_list	ap;
+
+	p->status = status;
+	p->type = type;
+	p->allow = NULL;
+	p->retry_after = 0;
+	if (field == NULL)
+		field = "";
+	if (field != p->field && (size_t)snprintf(p->field, sizeof p->field,
+	    "%s", field) >= sizeof p->field)
+		log_debug("%s: field truncated: %s", __func__, field);
+	va_start(ap, fmt);
+	vsnprintf(p->detail, sizeof p->detail, fmt, ap);
+	va_end(ap);
+}
+
+/* The reason phrase of status (RFC 9110), for the problem's title. */
+const char *
+problem_title(int status)
+{
+	switch (status) {
+	case 400:
+		return ("Bad Request");
+	case 401:
+		return ("Unauthorized");
+	case 403:
+		return ("Forbidden");
+	case 404:
+		return ("Not Found");
+	case 405:
+		return ("Method Not Allowed");
+	case 406:
+		return ("Not Acceptable");
+	case 408:
+		return ("Request Timeout");
+	case 409:
+		return ("Conflict");
+	case 410:
+		return ("Gone");
+	case 411:
+		return ("Length Required");
+	case 412:
+		return ("Precondition Failed");
+	case 413:
+		return ("Content Too Large");
+	case 414:
+		return ("URI Too Long");
+	case 415:
+		return ("Unsupported Media Type");
+	case 416:
+		return ("Range Not Satisfiable");
+	case 422:
+		return ("Unprocessable Content");
+	case 428:
+		return ("Precondition Required");
+	case 429:
+		return ("Too Many Requests");
+	case 431:
+		return ("Request Header Fields Too Large");
+	case 500:
+		return ("Internal Server Error");
+	case 501:
+		return ("Not Implemented");
+	case 502:
+		return ("Bad Gateway");
+	case 503:
+		return ("Service Unavailable");
+	case 504:
+		return ("Gateway Timeout");
+	}
+	if (status >= 400 && status < 500)
+		return ("Client Error");
+	if (status >= 500 && status < 600)
+		return ("Server Error");
+	return ("Unknown Status");
+}
+
+/*
+ * The length of the longest prefix of s that is well-formed UTF-8 (no
+ * overlong forms, no surrogates, nothing above U+10FFFF).
+ */
+static size_t
+utf8_valid_prefix(const unsigned char *s, size_t len)
+{
+	size_t		i = 0, n, k;
+	unsigned int	c, min;
+
+	while (i < len) {
+		c = s[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			c &= 0x1f;
+			min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			c &= 0x0f;
+			min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			c &= 0x07;
+			min = 0x10000;
+		} else
+			return (i);
+		if (len - i <= n)
+			return (i);
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return (i);
+			c = (c << 6) | (s[i + k] & 0x3f);
+		}
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return (i);
+		i += n + 1;
+	}
+	return (i);
+}
+
+/*
+ * A JSON string of s; bytes that are not UTF-8 (a detail quoting raw
+ * client input, or one cut by truncation) become U+FFFD.
+ */
+static json_t *
+problem_string(const char *s)
+{
+	const unsigned char	*u = (const unsigned char *)s;
+	size_t			 len = strlen(s), ok, off = 0, out = 0;
+	char			*copy;
+	json_t			*j;
+
+	if (utf8_valid_prefix(u, len) == len)
+		return (json_stringn(s, len));
+
+	/* At most three bytes out for each byte in, plus the NUL. */
+	copy = xreallocarray(NULL, len + 1, 3);
+	while (off < len) {
+		ok = utf8_valid_prefix(u + off, len - off);
+		memcpy(copy + out, s + off, ok);
+		out += ok;
+		off += ok;
+		if (off < len) {
+			memcpy(copy + out, "\xef\xbf\xbd", 3);
+			out += 3;
+			off++;
+		}
+	}
+	j = json_stringn(copy, out);
+	free(copy);
+	return (j);
+}
+
+/* The problem as a JSON object; "field" only if one is at fault. */
+json_t *
+problem_json(const struct problem *p)
+{
+	json_t	*o;
+	char	*type;
+
+	o = json_object();
+	if (p->type != NULL && *p->type != '\0') {
+		xasprintf(&type, "%s%s", PROBLEM_URN, p->type);
+		json_object_set_new(o, "type", json_string(type));
+		free(type);
+	} else
+		json_object_set_new(o, "type", json_string("about:blank"));
+	json_object_set_new(o, "title", json_string(problem_title(p->status)));
+	json_object_set_new(o, "status", json_integer(p->status));
+	if (p->detail[0] != '\0')
+		json_object_set_new(o, "detail", problem_string(p->detail));
+	if (p->field[0] != '\0')
+		json_object_set_new(o, "field", problem_string(p->field));
+	return (o);
+}
+
+/*
+ * Write base followed by "/" and the reference token tok into buf (RFC
+ * 6901: "~" becomes "~0", "/" becomes "~1").  buf may be base itself.  On
+ * truncation buf holds what fits, never a half escape.
+ */
+void
+pointer_join(char *buf, size_t size, const char *base, const char *tok)
+{
+	char	*tmp, *out;
+	size_t	 blen, i, need;
+
+	if (size == 0)
+		return;
+	blen = strlen(base);
+	need = blen + 1;
+	for (i = 0; tok[i] != '\0'; i++)
+		need += (tok[i] == '~' || tok[i] == '/') ? 2 : 1;
+
+	tmp = xmalloc(need + 1);
+	memcpy(tmp, base, blen);
+	out = tmp + blen;
+	*out++ = '/';
+	for (i = 0; tok[i] != '\0'; i++) {
+		if (tok[i] == '~') {
+			*out++ = '~';
+			*out++ = '0';
+		} else if (tok[i] == '/') {
+			*out++ = '~';
+			*out++ = '1';
+		} else
+			*out++ = tok[i];
+	}
+	*out = '\0';
+
+	if (need >= size) {
+		need = size - 1;
+		/* Do not end on the "~" of an escape. */
+		if (need > 0 && tmp[need - 1] == '~')
+			need--;
+		tmp[need] = '\0';
+	}
+	memcpy(buf, tmp, need + 1);
+	free(tmp);
+}
+
+/* Write base followed by "/" and the array index i into buf. */
+void
+pointer_index(char *buf, size_t size, const char *base, size_t i)
+{
+	char	tok[32];
+
+	snprintf(tok, sizeof tok, "%zu", i);
+	pointer_join(buf, size, base, tok);
+}

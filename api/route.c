@@ -1,0 +1,446 @@
+/*
+ * route.c -- the path table and the checks every request passes first.
+ *
+ * A complete request is matched against the table below by path shape;
+ * "{id}" matches one non-empty path segment.  The checks run in this order,
+ * and the first that fails answers:
+ *
+ *	404	no shape matches the path
+ *	405	the shape matches, the method does not (Allow lists them)
+ *	403	a state-changing request (POST, PUT, PATCH, DELETE) from another
+ *		origin, unless cfg->allow_origin names it
+ *	415	a state-changing request whose body (or Content-Type) is not
+ *		application/json
+ *	400	the {id} segment is not a task id
+ *
+ * Then the endpoint runs.  HEAD is routed like GET (MHD drops the body).
+ *
+ * Trailing slashes are not stripped: "/v1/tasks/" is not "/v1/tasks" but a
+ * 404 whose detail names the path without the slash.  Every resource then
+ * has exactly one URL, and "/v1/tasks/" is not read as a task with an
+ * empty id.
+ *
+ * The origin check is what keeps a web page from changing a local corod:
+ * browsers send Origin on every POST, PUT, PATCH and DELETE, so a request
+ * whose Origin is neither corod's own (http:// or https:// and the Host
+ * header) nor listed is refused, and so is "Origin: null" (sandboxed pages,
+ * file:// documents).  Without Origin, "Sec-Fetch-Site: cross-site" is
+ * refused too.  Requiring application/json bodies keeps plain HTML form
+ * posts out as well: a browser cannot send that type cross-origin without
+ * a CORS preflight, which corod never grants.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../daemon/corod.h"
+#include "api.h"
+
+/* The methods that change state: these pass the origin and type checks. */
+#define ROUTE_UNSAFE	(HTTP_POST|HTTP_PUT|HTTP_PATCH|HTTP_DELETE)
+
+/* A path shape, the methods it takes and the endpoint for them. */
+struct route {
+	const char	*path;		/* "{id}" is one segment, a task id */
+	unsigned int	 methods;
+	void		(*fn)(struct http_request *);
+	void		(*fn_id)(struct http_request *, int64_t);
+};
+
+static const struct route route_table[] = {
+	{ "/healthz", HTTP_GET|HTTP_HEAD, api_healthz, NULL },
+	{ "/v1/tasks", HTTP_GET|HTTP_HEAD, api_tasks_list, NULL },
+	{ "/v1/tasks", HTTP_POST, api_tasks_submit, NULL },
+	{ "/v1/tasks/{id}", HTTP_GET|HTTP_HEAD, NULL, api_task_get },
+	{ "/v1/tasks/{id}", HTTP_DELETE, NULL, api_task_delete },
+	{ "/v1/tasks/{id}/cancel", HTTP_POST, NULL, api_task_cancel },
+	{ "/v1/tasks/{id}/log", HTTP_GET|HTTP_HEAD, NULL, api_task_log },
+};
+#define ROUTE_COUNT	(sizeof route_table / sizeof route_table[0])
+
+static int	 route_match(const char *, const char *, const char **,
+		     size_t *);
+static void	 route_allow(unsigned int, char *, size_t);
+static void	 route_quote(char *, size_t, const char *, size_t);
+static int	 route_parse_id(const char *, size_t, int64_t *);
+static int	 route_same_origin(const char *, const char *);
+static int	 route_origin_listed(const char *, const char *);
+static int	 route_check_origin(struct http_request *, struct problem *);
+static int	 route_json_type(const char *);
+static int	 route_check_type(struct http_request *, struct problem *);
+static void	 route_not_found(struct http_request *);
+
+/*
+ * Does path match the shape pattern?  If the shape has "{id}", *id and
+ * *idlen point at that segment of path.
+ */
+static int
+route_match(const char *pattern, const char *path, const char **id,
+    size_t *idlen)
+{
+	size_t	n;
+
+	while (*pattern != '\0') {
+		if (strncmp(pattern, "{id}", 4) == 0) {
+			n = strcspn(path, "/");
+			if (n == 0)
+				return (0);
+			*id = path;
+			*idlen = n;
+			path += n;
+			pattern += 4;
+			continue;
+		}
+		if (*pattern != *path)
+			return (0);
+		pattern++;
+		path++;
+	}
+	return (*path == '\0');
+}
+
+/* The Allow header for a set of methods. */
+static void
+route_allow(unsigned int methods, char *buf, size_t size)
+{
+	static const struct {
+		unsigned int	 method;
+		const char	*name;
+	} names[] = {
+		{ HTTP_GET, "GET" },
+		{ HTTP_HEAD, "HEAD" },
+		{ HTTP_POST, "POST" },
+		{ HTTP_PUT, "PUT" },
+		{ HTTP_PATCH, "PATCH" },
+		{ HTTP_DELETE, "DELETE" },
+	};
+	size_t	i, len = 0;
+	int	n;
+
+	*buf = '\0';
+	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if ((methods & names[i].method) == 0)
+			continue;
+		n = snprintf(buf + len, size - len, "%s%s",
+		    len != 0 ? ", " : "", names[i].name);
+		if (n < 0 || (size_t)n >= size - len)
+			break;
+		len += (size_t)n;
+	}
+}
+
+/*
+ * Quote len bytes of client input for a detail: printable ASCII as is,
+ * '"', '\' and everything else as \xHH, at most 64 bytes of it.
+ */
+static void
+route_quote(char *buf, size_t size, const char *s, size_t len)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const unsigned char	*u = (const unsigned char *)s;
+	size_t			 i, out = 0, max = len > 64 ? 64 : len;
+
+	if (size < 3) {
+		if (size > 0)
+			*buf = '\0';
+		return;
+	}
+	buf[out++] = '"';
+	for (i = 0; i < max; i++) {
+		if (out + 4 + 5 >= size)	/* room for \xHH and "..." */
+			break;
+		if (u[i] >= 0x20 && u[i] < 0x7f && u[i] != '"' &&
+		    u[i] != '\\')
+			buf[out++] = (char)u[i];
+		else {
+			buf[out++] = '\\';
+			buf[out++] = 'x';
+			buf[out++] = hex[u[i] >> 4];
+			buf[out++] = hex[u[i] & 0xf];
+		}
+	}
+	buf[out++] = '"';
+	if (i < len && out + 3 < size) {
+		memcpy(buf + out, "...", 3);
+		out += 3;
+	}
+	buf[out] = '\0';
+}
+
+/*
+ * A task id: a positive decimal integer, no sign, no leading zero, that
+ * fits int64_t.  0 and *id on success, -1 if s (len bytes) is not one.
+ */
+static int
+route_parse_id(const char *s, size_t len, int64_t *id)
+{
+	int64_t	v = 0;
+	size_t	i;
+
+	if (len == 0 || s[0] == '0')
+		return (-1);
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return (-1);
+		if (v > (INT64_MAX - (s[i] - '0')) / 10)
+			return (-1);
+		v = v * 10 + (s[i] - '0');
+	}
+	*id = v;
+	return (0);
+}
+
+/*
+ * Is origin corod's own: "http://" or "https://" followed by the Host
+ * header (a default port, :80 or :443, may be left out on either side)?
+ */
+static int
+route_same_origin(const char *origin, const char *host)
+{
+	const char	*hp, *port;
+	size_t		 olen, hlen, plen;
+
+	if (host == NULL || *host == '\0')
+		return (0);
+	if (strncasecmp(origin, "http://", 7) == 0) {
+		hp = origin + 7;
+		port = ":80";
+	} else if (strncasecmp(origin, "https://", 8) == 0) {
+		hp = origin + 8;
+		port = ":443";
+	} else
+		return (0);
+	if (strchr(hp, '/') != NULL)
+		return (0);	/* an Origin has no path */
+
+	olen = strlen(hp);
+	hlen = strlen(host);
+	plen = strlen(port);
+	if (olen > plen && strcmp(hp + olen - plen, port) == 0)
+		olen -= plen;
+	if (hlen > plen && strcmp(host + hlen - plen, port) == 0)
+		hlen -= plen;
+	return (olen != 0 && olen == hlen && strncasecmp(hp, host, olen) == 0);
+}
+
+/*
+ * Is origin in list (cfg->allow_origin: comma-separated origins, spaces
+ * and a trailing "/" ignored; "*" for any)?
+ */
+static int
+route_origin_listed(const char *origin, const char *list)
+{
+	const char	*p, *end;
+	size_t		 len, olen = strlen(origin);
+
+	if (list == NULL)
+		return (0);
+	for (p = list; *p != '\0'; p = end) {
+		p += strspn(p, " \t,");
+		end = p + strcspn(p, ",");
+		len = (size_t)(end - p);
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len > 1 && p[len - 1] == '/')
+			len--;
+		if (len == 1 && *p == '*')
+			return (1);
+		if (len != 0 && len == olen && strncasecmp(p, origin, len) == 0)
+			return (1);
+	}
+	return (0);
+}
+
+/* May this state-changing request come from where it comes from? */
+static int
+route_check_origin(struct http_request *req, struct problem *p)
+{
+	const char	*origin, *site;
+	char		 q[300];
+
+	origin = http_header(req, "Origin");
+	if (origin == NULL) {
+		site = http_header(req, "Sec-Fetch-Site");
+		/* Only "*" in the list matches the empty origin. */
+		if (site == NULL || strcasecmp(site, "cross-site") != 0 ||
+		    route_origin_listed("", cfg->allow_origin))
+			return (0);
+		problem_set(p, 403, "cross-origin", NULL,
+		    "a cross-site request (Sec-Fetch-Site) may not change "
+		    "state");
+		return (-1);
+	}
+	if (strcmp(origin, "null") != 0 &&
+	    route_same_origin(origin, http_header(req, "Host")))
+		return (0);
+	if (route_origin_listed(origin, cfg->allow_origin))
+		return (0);
+	route_quote(q, sizeof q, origin, strlen(origin));
+	problem_set(p, 403, "cross-origin", NULL, "a request from origin %s "
+	    "may not change state (see allow-origin)", q);
+	return (-1);
+}
+
+/*
+ * Is ctype application/json?  Parameters may follow; a charset must be
+ * utf-8.  Case does not matter.
+ */
+static int
+route_json_type(const char *ctype)
+{
+	const char	*p = ctype, *name, *value;
+	size_t		 nlen, vlen;
+
+	p += strspn(p, " \t");
+	if (strncasecmp(p, "application/json", 16) != 0)
+		return (0);
+	p += 16;
+	p += strspn(p, " \t");
+	while (*p != '\0') {
+		if (*p != ';')
+			return (0);
+		p++;
+		p += strspn(p, " \t");
+		if (*p == '\0' || *p == ';')
+			continue;	/* an empty parameter */
+		name = p;
+		nlen = strcspn(p, "=; \t");
+		p += nlen;
+		if (nlen == 0 || *p != '=')
+			return (0);
+		p++;
+		if (*p == '"') {
+			value = ++p;
+			while (*p != '\0' && *p != '"') {
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+				p++;
+			}
+			if (*p != '"')
+				return (0);
+			vlen = (size_t)(p - value);
+			p++;
+		} else {
+			value = p;
+			vlen = strcspn(p, "; \t");
+			p += vlen;
+		}
+		if (nlen == 7 && strncasecmp(name, "charset", 7) == 0 &&
+		    (vlen != 5 || strncasecmp(value, "utf-8", 5) != 0))
+			return (0);
+		p += strspn(p, " \t");
+	}
+	return (1);
+}
+
+/* Is a body, or a declared Content-Type, JSON? */
+static int
+route_check_type(struct http_request *req, struct problem *p)
+{
+	const char	*ctype;
+	char		 q[300];
+
+	ctype = http_header(req, "Content-Type");
+	if (ctype == NULL) {
+		if (req->len == 0)
+			return (0);
+		problem_set(p, 415, "unsupported-media-type", NULL,
+		    "a body must be sent as Content-Type: application/json");
+		return (-1);
+	}
+	if (route_json_type(ctype))
+		return (0);
+	route_quote(q, sizeof q, ctype, strlen(ctype));
+	problem_set(p, 415, "unsupported-media-type", NULL,
+	    "a body must be application/json (charset utf-8), not %s", q);
+	return (-1);
+}
+
+/* 404, naming the path without its trailing slash if that one exists. */
+static void
+route_not_found(struct http_request *req)
+{
+	struct problem	 p;
+	const char	*id;
+	size_t		 i, idlen, len = strlen(req->url);
+	char		 q[300], q2[300], *alt;
+
+	route_quote(q, sizeof q, req->url, len);
+	if (len > 1 && req->url[len - 1] == '/') {
+		alt = xstrndup(req->url, len - 1);
+		for (i = 0; i < ROUTE_COUNT; i++) {
+			if (route_match(route_table[i].path, alt, &id, &idlen))
+				break;
+		}
+		if (i != ROUTE_COUNT) {
+			route_quote(q2, sizeof q2, alt, len - 1);
+			problem_set(&p, 404, "not-found", NULL, "no such "
+			    "resource: %s (without the trailing slash: %s)",
+			    q, q2);
+			free(alt);
+			http_respond_problem(req, &p);
+			return;
+		}
+		free(alt);
+	}
+	problem_set(&p, 404, "not-found", NULL, "no such resource: %s", q);
+	http_respond_problem(req, &p);
+}
+
+/* Dispatch a complete request to its endpoint, or answer why not. */
+void
+route_request(struct http_request *req)
+{
+	const struct route	*r = NULL;
+	struct problem		 p;
+	const char		*id = NULL;
+	size_t			 i, idlen = 0;
+	unsigned int		 methods = 0;
+	int64_t			 n = 0;
+	char			 allow[64], q[300];
+
+	for (i = 0; i < ROUTE_COUNT; i++) {
+		if (!route_match(route_table[i].path, req->url, &id, &idlen))
+			continue;
+		methods |= route_table[i].methods;
+		if (route_table[i].methods & req->method)
+			r = &route_table[i];
+	}
+
+	if (methods == 0) {
+		route_not_found(req);
+		return;
+	}
+	if (r == NULL) {
+		route_allow(methods, allow, sizeof allow);
+		route_quote(q, sizeof q, req->url, strlen(req->url));
+		problem_set(&p, 405, "method-not-allowed", NULL,
+		    "%s takes only %s", q, allow);
+		p.allow = allow;
+		http_respond_problem(req, &p);
+		return;
+	}
+
+	if (req->method & ROUTE_UNSAFE) {
+		if (route_check_origin(req, &p) != 0 ||
+		    route_check_type(req, &p) != 0) {
+			http_respond_problem(req, &p);
+			return;
+		}
+	}
+
+	if (r->fn_id != NULL) {
+		/* id was set by the matching shape; all {id} shapes agree. */
+		route_match(r->path, req->url, &id, &idlen);
+		if (route_parse_id(id, idlen, &n) != 0) {
+			route_quote(q, sizeof q, id, idlen);
+			problem_set(&p, 400, "invalid-field", "/path/id",
+			    "a task id is a positive integer, not %s", q);
+			http_respond_problem(req, &p);
+			return;
+		}
+		r->fn_id(req, n);
+	} else
+		r->fn(req);
+}

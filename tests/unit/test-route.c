@@ -1,0 +1,493 @@
+/*
+ * test-route.c -- api/route.c and api/problem.c, as TAP.
+ *
+ * route_request runs on fake requests: the HTTP layer (http_header,
+ * http_respond_problem) and the endpoints are stubs here that record what
+ * was called, so the path table, the task id syntax, the origin and
+ * content-type checks and their order are checked without a socket.  The
+ * problem documents and JSON Pointers of problem.c are checked too.
+ *
+ * `make check` links this file with libcorod.a: its stubs keep http.c and
+ * the endpoints (tasks.c, health.c) out of the link.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "../../daemon/corod.h"
+#include "../../api/api.h"
+#include "tap.h"
+
+struct config		*cfg;
+static struct config	 test_cfg;
+
+/* A request as route.c sees it, with its headers. */
+struct fake {
+	struct http_request	 req;
+	const char		*hdrs[8][2];
+};
+
+/* What the stubs saw. */
+static const char	*called;	/* endpoint name */
+static int64_t		 called_id;
+static struct problem	 answered;	/* the problem, if any */
+static char		 answered_allow[64];
+static int		 nanswers;
+
+/* Stubs: the HTTP layer. */
+const char *
+http_header(struct http_request *req, const char *name)
+{
+	struct fake	*f = (struct fake *)req;
+	size_t		 i;
+
+	for (i = 0; i < 8 && f->hdrs[i][0] != NULL; i++) {
+		if (strcasecmp(f->hdrs[i][0], name) == 0)
+			return (f->hdrs[i][1]);
+	}
+	return (NULL);
+}
+
+void
+http_respond_problem(struct http_request *req, const struct problem *p)
+{
+	(void)req;
+	answered = *p;
+	snprintf(answered_allow, sizeof answered_allow, "%s",
+	    p->allow != NULL ? p->allow : "");
+	answered.allow = NULL;
+	nanswers++;
+}
+
+/* Stubs: the endpoints. */
+void
+api_healthz(struct http_request *req)
+{
+	(void)req;
+	called = "healthz";
+}
+
+void
+api_tasks_list(struct http_request *req)
+{
+	(void)req;
+	called = "list";
+}
+
+void
+api_tasks_submit(struct http_request *req)
+{
+	(void)req;
+	called = "submit";
+}
+
+void
+api_task_get(struct http_request *req, int64_t id)
+{
+	(void)req;
+	called = "get";
+	called_id = id;
+}
+
+void
+api_task_cancel(struct http_request *req, int64_t id)
+{
+	(void)req;
+	called = "cancel";
+	called_id = id;
+}
+
+void
+api_task_delete(struct http_request *req, int64_t id)
+{
+	(void)req;
+	called = "delete";
+	called_id = id;
+}
+
+void
+api_task_log(struct http_request *req, int64_t id)
+{
+	(void)req;
+	called = "log";
+	called_id = id;
+}
+
+/*
+ * Route one request: method, url, body length and up to three header
+ * pairs (name, value, ..., NULL).  Returns the endpoint called or the
+ * problem's status as a string ("404").
+ */
+static const char *
+route(enum http_method m, const char *url, size_t len, ...)
+{
+	static char	 status[16];
+	struct fake	 f;
+	va_list		 ap;
+	const char	*name;
+	size_t		 i = 0;
+
+	memset(&f, 0, sizeof f);
+	f.req.method = m;
+	f.req.url = url;
+	f.req.len = len;
+	f.req.body = len != 0 ? (char *)"{}" : NULL;
+	va_start(ap, len);
+	while ((name = va_arg(ap, const char *)) != NULL && i < 7) {
+		f.hdrs[i][0] = name;
+		f.hdrs[i][1] = va_arg(ap, const char *);
+		i++;
+	}
+	va_end(ap);
+
+	called = NULL;
+	called_id = 0;
+	nanswers = 0;
+	memset(&answered, 0, sizeof answered);
+	answered_allow[0] = '\0';
+	route_request(&f.req);
+	if (called != NULL && nanswers == 0)
+		return (called);
+	if (called == NULL && nanswers == 1) {
+		snprintf(status, sizeof status, "%d", answered.status);
+		return (status);
+	}
+	return ("bad: both or neither");
+}
+
+/* The path table, the methods and 405. */
+static void
+test_table(void)
+{
+	is_str(route(HTTP_GET, "/healthz", 0, NULL), "healthz", "GET /healthz");
+	is_str(route(HTTP_HEAD, "/healthz", 0, NULL), "healthz",
+	    "HEAD /healthz");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, NULL), "list", "GET /v1/tasks");
+	is_str(route(HTTP_HEAD, "/v1/tasks", 0, NULL), "list",
+	    "HEAD /v1/tasks");
+	is_str(route(HTTP_POST, "/v1/tasks", 2, "Content-Type",
+	    "application/json", NULL), "submit", "POST /v1/tasks");
+	is_str(route(HTTP_POST, "/v1/tasks", 0, NULL), "submit",
+	    "POST /v1/tasks without a body reaches the endpoint (its 400)");
+	is_str(route(HTTP_GET, "/v1/tasks/42", 0, NULL), "get",
+	    "GET /v1/tasks/42");
+	is(called_id, 42, "... with id 42");
+	is_str(route(HTTP_HEAD, "/v1/tasks/42", 0, NULL), "get",
+	    "HEAD /v1/tasks/42");
+	is_str(route(HTTP_DELETE, "/v1/tasks/7", 0, NULL), "delete",
+	    "DELETE /v1/tasks/7");
+	is(called_id, 7, "... with id 7");
+	is_str(route(HTTP_POST, "/v1/tasks/8/cancel", 0, NULL), "cancel",
+	    "POST /v1/tasks/8/cancel with no body");
+	is(called_id, 8, "... with id 8");
+	is_str(route(HTTP_GET, "/v1/tasks/9/log", 0, NULL), "log",
+	    "GET /v1/tasks/9/log");
+	is(called_id, 9, "... with id 9");
+	is_str(route(HTTP_HEAD, "/v1/tasks/9/log", 0, NULL), "log",
+	    "HEAD /v1/tasks/9/log");
+
+	is_str(route(HTTP_POST, "/healthz", 0, NULL), "405", "POST /healthz");
+	is_str(answered_allow, "GET, HEAD", "... Allow: GET, HEAD");
+	is_str(answered.type, "method-not-allowed", "... type");
+	is_str(route(HTTP_DELETE, "/v1/tasks", 0, NULL), "405",
+	    "DELETE /v1/tasks");
+	is_str(answered_allow, "GET, HEAD, POST", "... Allow: GET, HEAD, POST");
+	is_str(route(HTTP_PUT, "/v1/tasks/1", 0, NULL), "405",
+	    "PUT /v1/tasks/1");
+	is_str(answered_allow, "GET, HEAD, DELETE",
+	    "... Allow: GET, HEAD, DELETE");
+	is_str(route(HTTP_GET, "/v1/tasks/1/cancel", 0, NULL), "405",
+	    "GET /v1/tasks/1/cancel");
+	is_str(answered_allow, "POST", "... Allow: POST");
+	is_str(route(HTTP_OPTIONS, "/v1/tasks/1/log", 0, NULL), "405",
+	    "OPTIONS /v1/tasks/1/log");
+	is_str(answered_allow, "GET, HEAD", "... Allow: GET, HEAD");
+	is_str(route(HTTP_OTHER, "/v1/tasks", 0, NULL), "405",
+	    "an unknown method");
+	is_str(route(HTTP_PUT, "/v1/tasks/abc", 0, NULL), "405",
+	    "405 comes before the id is looked at");
+}
+
+/* Unknown paths, trailing slashes. */
+static void
+test_404(void)
+{
+	static const char *paths[] = { "/", "/v1", "/v1/", "/v1/tasks/",
+	    "/v1/tasks/1/", "/v1/tasks/1/foo", "/v1/tasks//cancel",
+	    "/v1/tasks/1/cancel/", "/healthz/", "/v1/taskss", "/V1/tasks",
+	    "//v1/tasks", "/v1/tasks/1/log/x" };
+	size_t	i;
+
+	for (i = 0; i < sizeof paths / sizeof paths[0]; i++)
+		is_str(route(HTTP_GET, paths[i], 0, NULL), "404", "GET %s",
+		    paths[i]);
+	route(HTTP_GET, "/v1/tasks/", 0, NULL);
+	is_str(answered.type, "not-found", "404 type");
+	ok(strstr(answered.detail,
+	    "without the trailing slash: \"/v1/tasks\")") != NULL,
+	    "a trailing slash is named: %s", answered.detail);
+	route(HTTP_GET, "/v1/nothing/", 0, NULL);
+	ok(strstr(answered.detail, "trailing") == NULL,
+	    "... only where it would match: %s", answered.detail);
+	is_str(route(HTTP_POST, "/nope", 5, "Origin", "http://evil.example",
+	    NULL), "404", "404 comes before the origin check");
+}
+
+/* The {id} segment. */
+static void
+test_ids(void)
+{
+	static const char *bad[] = { "0", "00", "007", "+1", "-1", "1e3",
+	    "1.0", " 1", "1 ", "0x10", "abc", "9223372036854775808",
+	    "99999999999999999999", "1%20" };
+	char	url[128];
+	size_t	i;
+
+	is_str(route(HTTP_GET, "/v1/tasks/9223372036854775807", 0, NULL),
+	    "get", "the largest int64 id");
+	ok(called_id == INT64_MAX, "... is INT64_MAX");
+	is_str(route(HTTP_GET, "/v1/tasks/1", 0, NULL), "get", "id 1");
+	is_str(route(HTTP_GET, "/v1/tasks/10", 0, NULL), "get", "id 10");
+	is(called_id, 10, "... is 10");
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(url, sizeof url, "/v1/tasks/%s", bad[i]);
+		is_str(route(HTTP_GET, url, 0, NULL), "400", "id \"%s\"",
+		    bad[i]);
+	}
+	route(HTTP_GET, "/v1/tasks/abc/log", 0, NULL);
+	is(answered.status, 400, "a bad id on /log");
+	is_str(answered.field, "/path/id", "... field /path/id");
+	is_str(answered.type, "invalid-field", "... type invalid-field");
+	ok(strstr(answered.detail, "\"abc\"") != NULL, "... names it: %s",
+	    answered.detail);
+
+	route(HTTP_GET, "/v1/tasks/\x01\"\\\xff", 0, NULL);
+	ok(strstr(answered.detail, "\"\\x01\\x22\\x5c\\xff\"") != NULL,
+	    "control, quote, backslash, non-ASCII are escaped: %s",
+	    answered.detail);
+	memset(url, 'a', sizeof url);
+	memcpy(url, "/v1/tasks/", 10);
+	url[sizeof url - 1] = '\0';
+	route(HTTP_GET, url, 0, NULL);
+	ok(strlen(answered.detail) < 120 && strstr(answered.detail,
+	    "...") != NULL, "a long id is cut: %s", answered.detail);
+
+	is_str(route(HTTP_POST, "/v1/tasks/x/cancel", 0, "Origin",
+	    "http://evil.example", NULL), "403",
+	    "the origin check comes before the id");
+}
+
+/* Origin and Sec-Fetch-Site on state-changing requests. */
+static void
+test_origin(void)
+{
+	const char	*host = "127.0.0.1:8080";
+
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "http://127.0.0.1:8080", NULL), "delete", "same origin (http)");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "https://127.0.0.1:8080", NULL), "delete", "same origin (https)");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", "Corod.Example",
+	    "Origin", "http://corod.example", NULL), "delete",
+	    "host names compare without case");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", "corod.example:80",
+	    "Origin", "http://corod.example", NULL), "delete",
+	    "a default port may be left out (:80)");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", "corod.example",
+	    "Origin", "https://corod.example:443", NULL), "delete",
+	    "a default port may be left out (:443)");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", "corod.example",
+	    "Origin", "http://corod.example:443", NULL), "403",
+	    "... only the scheme's own");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "http://127.0.0.1:8081", NULL), "403", "another port");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "http://evil.example", NULL), "403", "another host");
+	is_str(answered.type, "cross-origin", "... type cross-origin");
+	ok(strstr(answered.detail, "\"http://evil.example\"") != NULL,
+	    "... names the origin: %s", answered.detail);
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "null", NULL), "403", "Origin: null");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Origin",
+	    "http://127.0.0.1:8080", NULL), "403", "an Origin and no Host");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "http://127.0.0.1:8080/x", NULL), "403", "an Origin with a path");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "ftp://127.0.0.1:8080", NULL), "403", "another scheme");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "http://127.0.0.1:8080.evil.example", NULL), "403",
+	    "a longer host");
+	is_str(route(HTTP_POST, "/v1/tasks", 2, "Host", host, "Origin",
+	    "http://evil.example", "Content-Type", "application/json", NULL),
+	    "403", "POST from another origin");
+	is_str(route(HTTP_POST, "/v1/tasks/1/cancel", 0, "Host", host,
+	    "Origin", "http://evil.example", NULL), "403",
+	    "cancel from another origin");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", host, "Origin",
+	    "http://evil.example", NULL), "list", "GET is not checked");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Sec-Fetch-Site",
+	    "cross-site", NULL), "403", "Sec-Fetch-Site: cross-site");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Sec-Fetch-Site",
+	    "same-origin", NULL), "delete", "Sec-Fetch-Site: same-origin");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Sec-Fetch-Site",
+	    "none", NULL), "delete", "Sec-Fetch-Site: none");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "http://127.0.0.1:8080", "Sec-Fetch-Site", "cross-site", NULL),
+	    "delete", "an allowed Origin wins over Sec-Fetch-Site");
+
+	test_cfg.allow_origin = (char *)" http://a.example ,https://b.example/,"
+	    "HTTP://C.example";
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "http://a.example", NULL), "delete", "listed origin");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "https://b.example", NULL), "delete",
+	    "listed with a trailing slash");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "http://c.example", NULL), "delete", "listed in other case");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "http://a.example.evil", NULL), "403", "not listed");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "https://a.example", NULL), "403", "listed, other scheme");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "null", NULL), "403", "null is not listed");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Sec-Fetch-Site",
+	    "cross-site", NULL), "403", "a list does not allow cross-site");
+
+	test_cfg.allow_origin = (char *)"*";
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "http://evil.example", NULL), "delete", "* allows any origin");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
+	    "null", NULL), "delete", "... even null");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Sec-Fetch-Site",
+	    "cross-site", NULL), "delete", "... and cross-site");
+	test_cfg.allow_origin = (char *)"";
+}
+
+/* Content-Type on state-changing requests. */
+static void
+test_type(void)
+{
+	static const char *good[] = { "application/json",
+	    "Application/JSON", "application/json; charset=utf-8",
+	    "application/json;charset=UTF-8",
+	    "application/json; charset=\"utf-8\"",
+	    "application/json ; charset=utf-8 ",
+	    "application/json;", "application/json; foo=bar; charset=utf-8",
+	    " application/json" };
+	static const char *bad[] = { "text/plain",
+	    "application/x-www-form-urlencoded",
+	    "multipart/form-data; boundary=xyz", "application/jsonx",
+	    "application/json-patch+json", "application/json; charset=latin1",
+	    "application/json; charset=\"utf-16\"", "application/json; foo",
+	    "application/json x", "application/json; charset=\"utf-8",
+	    "", "application" };
+	size_t	i;
+
+	for (i = 0; i < sizeof good / sizeof good[0]; i++)
+		is_str(route(HTTP_POST, "/v1/tasks", 2, "Content-Type",
+		    good[i], NULL), "submit", "Content-Type: %s", good[i]);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		is_str(route(HTTP_POST, "/v1/tasks", 2, "Content-Type", bad[i],
+		    NULL), "415", "Content-Type: %s", bad[i]);
+	route(HTTP_POST, "/v1/tasks", 2, "Content-Type", "text/plain", NULL);
+	is_str(answered.type, "unsupported-media-type", "415 type");
+	ok(strstr(answered.detail, "\"text/plain\"") != NULL,
+	    "... names the type: %s", answered.detail);
+	is_str(route(HTTP_POST, "/v1/tasks", 2, NULL), "415",
+	    "a body without Content-Type");
+	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Content-Type",
+	    "text/plain", NULL), "415",
+	    "a Content-Type without a body is checked too");
+	is_str(route(HTTP_POST, "/v1/tasks/1/cancel", 0, "Content-Type",
+	    "application/json", NULL), "cancel", "cancel with JSON type");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Content-Type", "text/plain",
+	    NULL), "list", "GET is not checked");
+	is_str(route(HTTP_POST, "/v1/tasks", 2, "Host", "h", "Origin",
+	    "http://evil.example", "Content-Type", "text/plain", NULL), "403",
+	    "the origin check comes before the type");
+}
+
+/* problem.c: titles, documents, pointers. */
+static void
+test_problem(void)
+{
+	struct problem	 p;
+	json_t		*j;
+	char		 buf[64], *s;
+
+	is_str(problem_title(400), "Bad Request", "title 400");
+	is_str(problem_title(404), "Not Found", "title 404");
+	is_str(problem_title(405), "Method Not Allowed", "title 405");
+	is_str(problem_title(409), "Conflict", "title 409");
+	is_str(problem_title(413), "Content Too Large", "title 413");
+	is_str(problem_title(415), "Unsupported Media Type", "title 415");
+	is_str(problem_title(422), "Unprocessable Content", "title 422");
+	is_str(problem_title(503), "Service Unavailable", "title 503");
+	is_str(problem_title(499), "Client Error", "title of an odd 4xx");
+
+	problem_set(&p, 409, "conflict", NULL, "task %d is %s", 3, "done");
+	j = problem_json(&p);
+	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	is_str(s, "{\"detail\":\"task 3 is done\",\"status\":409,"
+	    "\"title\":\"Conflict\",\"type\":\"urn:corod:problem:conflict\"}",
+	    "a problem without a field");
+	free(s);
+	json_decref(j);
+
+	problem_set(&p, 400, "invalid-field", "/params/url", "bad \xff\xfe "
+	    "and \xc3\xa9");
+	p.retry_after = 3;
+	j = problem_json(&p);
+	is_str(json_string_value(json_object_get(j, "field")), "/params/url",
+	    "... with a field");
+	is_str(json_string_value(json_object_get(j, "detail")),
+	    "bad \xef\xbf\xbd\xef\xbf\xbd and \xc3\xa9",
+	    "bytes that are not UTF-8 become U+FFFD, the rest is kept");
+	ok(json_object_get(j, "retry_after") == NULL, "no extra members");
+	json_decref(j);
+
+	problem_set(&p, 400, "x", "", "%s", "");
+	j = problem_json(&p);
+	ok(json_object_get(j, "field") == NULL &&
+	    json_object_get(j, "detail") == NULL, "empty field and detail "
+	    "are left out");
+	json_decref(j);
+
+	pointer_join(buf, sizeof buf, "", "message");
+	is_str(buf, "/message", "pointer_join from the root");
+	pointer_join(buf, sizeof buf, "/params", "a/b~c");
+	is_str(buf, "/params/a~1b~0c", "~ and / escaped (RFC 6901)");
+	pointer_join(buf, sizeof buf, "/tasks", "");
+	is_str(buf, "/tasks/", "an empty key");
+	snprintf(buf, sizeof buf, "/tasks");
+	pointer_index(buf, sizeof buf, buf, 12);
+	is_str(buf, "/tasks/12", "pointer_index, in place");
+	pointer_join(buf, 7, "/ab", "c~d");
+	is_str(buf, "/ab/c", "cut before a half escape");
+	pointer_join(buf, 8, "/ab", "c~d");
+	is_str(buf, "/ab/c~0", "... kept when whole");
+}
+
+int
+main(void)
+{
+	memset(&test_cfg, 0, sizeof test_cfg);
+	test_cfg.max_body = 1024;
+	test_cfg.allow_origin = (char *)"";
+	cfg = &test_cfg;
+
+	test_table();
+	test_404();
+	test_ids();
+	test_origin();
+	test_type();
+	test_problem();
+	return (done_testing());
+}
