@@ -210,41 +210,31 @@ problem_json(const struct problem *p)
 void
 pointer_join(char *buf, size_t size, const char *base, const char *tok)
 {
-	char	*tmp, *out;
-	size_t	 blen, i, need;
+	char	 tmp[1024];
+	size_t	 len, i;
 
 	if (size == 0)
 		return;
-	blen = strlen(base);
-	need = blen + 1;
-	for (i = 0; tok[i] != '\0'; i++)
-		need += (tok[i] == '~' || tok[i] == '/') ? 2 : 1;
-
-	tmp = xmalloc(need + 1);
-	memcpy(tmp, base, blen);
-	out = tmp + blen;
-	*out++ = '/';
-	for (i = 0; tok[i] != '\0'; i++) {
-		if (tok[i] == '~') {
-			*out++ = '~';
-			*out++ = '0';
-		} else if (tok[i] == '/') {
-			*out++ = '~';
-			*out++ = '1';
+	if (size > sizeof tmp)
+		size = sizeof tmp;
+	/* Validators call this for every member: no allocation here. */
+	len = strlen(base);
+	if (len >= size)
+		len = size - 1;
+	memcpy(tmp, base, len);
+	if (len + 1 < size)
+		tmp[len++] = '/';
+	for (i = 0; tok[i] != '\0' && len + 1 < size; i++) {
+		if (tok[i] == '~' || tok[i] == '/') {
+			if (len + 2 >= size)
+				break;	/* never a half escape */
+			tmp[len++] = '~';
+			tmp[len++] = tok[i] == '~' ? '0' : '1';
 		} else
-			*out++ = tok[i];
+			tmp[len++] = tok[i];
 	}
-	*out = '\0';
-
-	if (need >= size) {
-		need = size - 1;
-		/* Do not end on the "~" of an escape. */
-		if (need > 0 && tmp[need - 1] == '~')
-			need--;
-		tmp[need] = '\0';
-	}
-	memcpy(buf, tmp, need + 1);
-	free(tmp);
+	tmp[len] = '\0';
+	memcpy(buf, tmp, len + 1);
 }
 
 /* Write base followed by "/" and the array index i into buf. */

@@ -218,7 +218,7 @@ struct task {
 #define TASKF_DIRTY	0x01	/* row changed this turn, in commit list */
 #define TASKF_NEW	0x02	/* row not yet inserted */
 #define TASKF_QUEUED	0x04	/* in the run queue */
-#define TASKF_ARMED	0x08	/* due timer pending */
+#define TASKF_ARMED	0x08	/* in the due heap */
 #define TASKF_READY	0x10	/* due, waiting for a slot */
 #define TASKF_SLOT	0x20	/* holds a running slot */
 #define TASKF_DELETE	0x40	/* delete at the next commit */
@@ -227,7 +227,7 @@ struct task {
 	TAILQ_ENTRY(task)	 dirty_entry;	/* commit.c */
 	TAILQ_ENTRY(task)	 run_entry;	/* task.c run queue */
 	struct task		*hnext;		/* task.c id hash chain */
-	size_t			 ready_idx;	/* sched.c ready heap */
+	size_t			 heap_idx;	/* sched.c due or ready heap */
 };
 TAILQ_HEAD(task_list, task);
 
@@ -315,7 +315,6 @@ void		 sched_init(struct event_base *);
 void		 sched_shutdown(void);
 void		 sched_add(struct task *);
 void		 sched_remove(struct task *);
-void		 sched_due(struct task *);
 void		 sched_slot_release(struct task *);
 int		 sched_slots_used(void);
 size_t		 sched_waiting(void);

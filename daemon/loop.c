@@ -30,7 +30,13 @@ loop_init(void)
 
 	if ((ec = event_config_new()) == NULL)
 		fatalx("event_config_new");
-	event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+	/*
+	 * Timers are armed with delays computed from the clock now; with a
+	 * cached loop time they would count from the turn's start and fire
+	 * early after a long turn.
+	 */
+	event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER |
+	    EVENT_BASE_FLAG_NO_CACHE_TIME);
 	if ((loop_base = event_base_new_with_config(ec)) == NULL)
 		fatalx("cannot create the event base");
 	event_config_free(ec);

@@ -3,8 +3,11 @@
  *
  * The database is the source of truth for scheduled tasks; memory holds a
  * window of them: every top-level scheduled task whose (run_at, id) is at
- * or before the watermark is in memory with its own libevent timer (the
- * loop's timer heap orders them).  The window is read ahead from disk
+ * or before the watermark is in memory, in the due heap ordered by run_at.
+ * One libevent timer is armed for the earliest; when it fires, every task
+ * that is due starts in one tight loop (so ten thousand tasks due at the
+ * same moment start within a millisecond or two of it), at most
+ * SCHED_BATCH a turn.  The window is read ahead from disk
  * every second (sched_window_fill); a submission inside the window is
  * armed at once, one beyond it stays on disk until the window reaches it.
  * So a million tasks due next week cost disk, not memory.
@@ -31,18 +34,33 @@ const int64_t	 sched_lateness_bounds[SCHED_LATENESS_BUCKETS] = {
 uint64_t	 sched_lateness_hist[SCHED_LATENESS_BUCKETS + 1];
 int64_t		 sched_lateness_sum;		/* µs */
 
-static struct task	**ready;
-static size_t		  nready, ready_cap;
+/* A binary heap of tasks; the task's heap_idx is its position. */
+struct heap {
+	struct task	**v;
+	size_t		  n;
+	size_t		  cap;
+	int		(*before)(const struct task *, const struct task *);
+};
+
+#define SCHED_BATCH	50000		/* due tasks started in one turn */
+
+static int	due_before(const struct task *, const struct task *);
+static int	ready_before(const struct task *, const struct task *);
+
+static struct heap	  due = { NULL, 0, 0, due_before };
+static struct heap	  ready = { NULL, 0, 0, ready_before };
+static struct event	 *due_ev;
 static int		  nslots;
 static int64_t		  wm_run_at, wm_id;	/* the window's watermark */
 static struct event	 *window_ev;
 
-static int	ready_before(const struct task *, const struct task *);
-static void	ready_push(struct task *);
-static void	ready_del(struct task *);
-static void	ready_swap(size_t, size_t);
-static void	ready_up(size_t);
-static void	ready_down(size_t);
+static void	heap_push(struct heap *, struct task *);
+static void	heap_del(struct heap *, struct task *);
+static void	heap_swap(struct heap *, size_t, size_t);
+static void	heap_up(struct heap *, size_t);
+static void	heap_down(struct heap *, size_t);
+static void	sched_rearm(void);
+static void	sched_due_cb(evutil_socket_t, short, void *);
 static void	sched_start(struct task *);
 static void	sched_window_cb(evutil_socket_t, short, void *);
 
@@ -52,9 +70,11 @@ sched_init(struct event_base *base)
 {
 	struct timeval	tv = { 1, 0 };
 
+	due_ev = evtimer_new(base, sched_due_cb, NULL);
 	window_ev = event_new(base, -1, EV_PERSIST, sched_window_cb, NULL);
 	event_add(window_ev, &tv);
 	sched_window_fill();
+	sched_rearm();
 }
 
 /* Stop the window timer and free the heap (at exit). */
@@ -63,10 +83,15 @@ sched_shutdown(void)
 {
 	if (window_ev != NULL)
 		event_free(window_ev);
-	window_ev = NULL;
-	free(ready);
-	ready = NULL;
-	nready = ready_cap = 0;
+	if (due_ev != NULL)
+		event_free(due_ev);
+	window_ev = due_ev = NULL;
+	free(due.v);
+	free(ready.v);
+	due.v = ready.v = NULL;
+	due.n = due.cap = ready.n = ready.cap = 0;
+	wm_run_at = wm_id = 0;
+	nslots = 0;
 }
 
 /* Is (run_at, id) inside the window held in memory? */
@@ -76,57 +101,84 @@ sched_in_window(int64_t run_at, int64_t id)
 	return (run_at < wm_run_at || (run_at == wm_run_at && id <= wm_id));
 }
 
-/* A scheduled task with its run_at: arm its timer if it is ours to hold. */
+/* A scheduled task with its run_at: into the due heap if ours to hold. */
 void
 sched_add(struct task *t)
 {
-	struct timeval	tv;
-
 	if (t->row.state != TASK_SCHEDULED || t->row.run_at == 0)
 		return;
 	if (t->row.parent == 0 && !sched_in_window(t->row.run_at, t->row.id))
 		return;
 	sched_remove(t);
-	tv = time_tv(t->row.run_at - time_now());
-	evtimer_add(&t->timer, &tv);
+	heap_push(&due, t);
 	t->flags |= TASKF_ARMED;
+	if (due.v[0] == t)
+		sched_rearm();
 }
 
-/* No longer due: disarm, or leave the ready heap. */
+/* No longer due: out of the due heap, or out of the ready heap. */
 void
 sched_remove(struct task *t)
 {
 	if (t->flags & TASKF_ARMED) {
-		evtimer_del(&t->timer);
 		t->flags &= ~TASKF_ARMED;
+		heap_del(&due, t);
 	}
-	if (t->flags & TASKF_READY)
-		ready_del(t);
+	if (t->flags & TASKF_READY) {
+		t->flags &= ~TASKF_READY;
+		heap_del(&ready, t);
+	}
 }
 
-/* Its due time came: start it, or queue it for a slot. */
-void
-sched_due(struct task *t)
+/* Arm the one timer for the earliest due task. */
+static void
+sched_rearm(void)
 {
 	struct timeval	tv;
-	int64_t		early;
 
-	/*
-	 * Timers run on the monotonic clock and run_at is wall-clock time;
-	 * never start a task before its run_at, even by microseconds.
-	 */
-	if ((early = t->row.run_at - time_now()) > 0) {
-		tv = time_tv(early);
-		evtimer_add(&t->timer, &tv);
+	if (due_ev == NULL)		/* before sched_init: it arms then */
+		return;
+	if (due.n == 0) {
+		evtimer_del(due_ev);
 		return;
 	}
-	t->flags &= ~TASKF_ARMED;
-	if (!t->kind->group && cfg->max_running > 0 &&
-	    nslots >= cfg->max_running) {
-		ready_push(t);
-		return;
+	tv = time_tv(due.v[0]->row.run_at - time_now());
+	evtimer_add(due_ev, &tv);
+}
+
+/*
+ * The timer: start every task whose run_at has come (never one before
+ * it, even by microseconds: timers run on the monotonic clock), or queue
+ * it for a slot.
+ */
+static void
+sched_due_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct task	*t;
+	int64_t		 now = time_now();
+	int		 n = 0;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	while (due.n > 0 && (t = due.v[0])->row.run_at <= now) {
+		if (n++ == SCHED_BATCH) {
+			event_active(due_ev, EV_TIMEOUT, 1);
+			return;
+		}
+		t->flags &= ~TASKF_ARMED;
+		heap_del(&due, t);
+		if (!t->kind->group && cfg->max_running > 0 &&
+		    nslots >= cfg->max_running) {
+			heap_push(&ready, t);
+			t->flags |= TASKF_READY;
+			continue;
+		}
+		sched_start(t);
+		if ((n & 1023) == 0)
+			now = time_now();
 	}
-	sched_start(t);
+	sched_rearm();
 }
 
 /* Take a slot (leaves only) and run; record how late it started. */
@@ -162,10 +214,11 @@ sched_slot_release(struct task *t)
 		return;
 	t->flags &= ~TASKF_SLOT;
 	nslots--;
-	while (nready > 0 &&
+	while (ready.n > 0 &&
 	    (cfg->max_running == 0 || nslots < cfg->max_running)) {
-		next = ready[0];
-		ready_del(next);
+		next = ready.v[0];
+		next->flags &= ~TASKF_READY;
+		heap_del(&ready, next);
 		sched_start(next);
 	}
 }
@@ -180,10 +233,19 @@ sched_slots_used(void)
 size_t
 sched_waiting(void)
 {
-	return (nready);
+	return (ready.n);
 }
 
-/* Heap order: priority desc, run_at asc, id asc. */
+/* Due order: run_at, then id. */
+static int
+due_before(const struct task *a, const struct task *b)
+{
+	if (a->row.run_at != b->row.run_at)
+		return (a->row.run_at < b->row.run_at);
+	return (a->row.id < b->row.id);
+}
+
+/* Slot order: priority desc, run_at asc, id asc. */
 static int
 ready_before(const struct task *a, const struct task *b)
 {
@@ -195,27 +257,27 @@ ready_before(const struct task *a, const struct task *b)
 }
 
 static void
-ready_swap(size_t i, size_t j)
+heap_swap(struct heap *h, size_t i, size_t j)
 {
-	struct task	*tmp = ready[i];
+	struct task	*tmp = h->v[i];
 
-	ready[i] = ready[j];
-	ready[j] = tmp;
-	ready[i]->ready_idx = i;
-	ready[j]->ready_idx = j;
+	h->v[i] = h->v[j];
+	h->v[j] = tmp;
+	h->v[i]->heap_idx = i;
+	h->v[j]->heap_idx = j;
 }
 
 static void
-ready_up(size_t i)
+heap_up(struct heap *h, size_t i)
 {
-	while (i > 0 && ready_before(ready[i], ready[(i - 1) / 2])) {
-		ready_swap(i, (i - 1) / 2);
+	while (i > 0 && h->before(h->v[i], h->v[(i - 1) / 2])) {
+		heap_swap(h, i, (i - 1) / 2);
 		i = (i - 1) / 2;
 	}
 }
 
 static void
-ready_down(size_t i)
+heap_down(struct heap *h, size_t i)
 {
 	size_t	l, r, m;
 
@@ -223,44 +285,41 @@ ready_down(size_t i)
 		l = 2 * i + 1;
 		r = l + 1;
 		m = i;
-		if (l < nready && ready_before(ready[l], ready[m]))
+		if (l < h->n && h->before(h->v[l], h->v[m]))
 			m = l;
-		if (r < nready && ready_before(ready[r], ready[m]))
+		if (r < h->n && h->before(h->v[r], h->v[m]))
 			m = r;
 		if (m == i)
 			return;
-		ready_swap(i, m);
+		heap_swap(h, i, m);
 		i = m;
 	}
 }
 
-/* Wait for a slot. */
 static void
-ready_push(struct task *t)
+heap_push(struct heap *h, struct task *t)
 {
-	if (nready == ready_cap) {
-		ready_cap = ready_cap == 0 ? 64 : ready_cap * 2;
-		ready = xreallocarray(ready, ready_cap, sizeof *ready);
+	if (h->n == h->cap) {
+		h->cap = h->cap == 0 ? 64 : h->cap * 2;
+		h->v = xreallocarray(h->v, h->cap, sizeof *h->v);
 	}
-	ready[nready] = t;
-	t->ready_idx = nready++;
-	t->flags |= TASKF_READY;
-	ready_up(t->ready_idx);
+	h->v[h->n] = t;
+	t->heap_idx = h->n++;
+	heap_up(h, t->heap_idx);
 }
 
-/* Leave the ready heap from any position. */
+/* Remove from any position. */
 static void
-ready_del(struct task *t)
+heap_del(struct heap *h, struct task *t)
 {
-	size_t	i = t->ready_idx;
+	size_t	i = t->heap_idx;
 
-	t->flags &= ~TASKF_READY;
-	t->ready_idx = (size_t)-1;
-	if (i != --nready) {
-		ready[i] = ready[nready];
-		ready[i]->ready_idx = i;
-		ready_down(i);
-		ready_up(i);
+	t->heap_idx = (size_t)-1;
+	if (i != --h->n) {
+		h->v[i] = h->v[h->n];
+		h->v[i]->heap_idx = i;
+		heap_down(h, i);
+		heap_up(h, i);
 	}
 }
 

@@ -151,7 +151,7 @@ task_create(const struct task_row *row)
 		fatalx("%s: task %lld has unknown kind %s", __func__,
 		    (long long)row->id, row->kind);
 	evtimer_assign(&t->timer, loop_base, task_timer_cb, t);
-	t->ready_idx = (size_t)-1;
+	t->heap_idx = (size_t)-1;
 	task_hash_add(t);
 	return (t);
 }
@@ -259,6 +259,7 @@ task_free_all(void)
 		while ((t = htab[i]) != NULL)
 			task_free(t);
 	}
+	task_exiting = 0;
 	free(htab);
 	htab = NULL;
 	hsize = hcount = 0;
@@ -400,7 +401,7 @@ task_resume(struct task *t)
 	}
 }
 
-/* The task's timer: its due time (scheduler) or the end of a sleep. */
+/* The task's timer: the end of a sleep. */
 static void
 task_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -408,10 +409,6 @@ task_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (t->flags & TASKF_ARMED) {
-		sched_due(t);
-		return;
-	}
 	t->wake = WAKE_TIMER;
 	task_resume(t);
 }

@@ -39,6 +39,14 @@
 	"max(log_next, coalesce((SELECT max(n) + 1 FROM logs "		\
 	"WHERE logs.task = tasks.id), 0))"
 
+/* The same, of the table aliased t. */
+#define TASK_COLS_T							\
+	"t.id, t.parent, t.child_index, t.kind, t.name, t.params, t.state, "\
+	"t.created_at, t.run_at, t.delay, t.started_at, t.finished_at, "	\
+	"t.attempt, t.max_attempts, t.timeout, t.priority, "		\
+	"t.cancel_requested, t.progress, t.result, t.error, t.checkpoint, "	\
+	"t.version, t.log_next"
+
 #define STMT(db, which, sql)						\
 	db_stmt((db), &(db)->st[(which)], (sql), __func__)
 
@@ -68,8 +76,9 @@ static int	 one_int64(struct db *, sqlite3_stmt *, const char *,
 static int	 done(struct db *, sqlite3_stmt *, const char *);
 static void	 sql_add(char *, size_t *, const char *, ...)
 		     __attribute__((format(printf, 3, 4)));
-static void	 list_arm(char *, size_t *, const char *, const char *,
+static void	 list_arm(char *, size_t *, const char *, const char *, int,
 		     int, int, int, int);
+static int	 list_cmp(const void *, const void *);
 static void	 list_sql(char *, unsigned int, int, int, int);
 
 /* Bind a string that may be NULL; the caller keeps it alive. */
@@ -298,12 +307,22 @@ db_task_update(struct db *db, const struct task_row *r)
 
 /*
  * Delete a task, its descendants and all their log lines, and leave a
- * tombstone (seq, id) for the change feed.
+ * tombstone (seq, id) for the change feed.  The highest id deleted is
+ * remembered (db_max_id).
  */
 int
 db_task_delete(struct db *db, int64_t id, int64_t seq)
 {
 	sqlite3_stmt	*st;
+
+	if ((st = STMT(db, DB_ST_DELETE_IDS, SUBTREE "UPDATE meta SET value ="
+	    " max(value, (SELECT max(id) FROM sub))"
+	    " WHERE key = 'max_deleted_id'")) == NULL)
+		return (-1);
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	if (done(db, st, __func__) != 0)
+		return (-1);
 
 	if ((st = STMT(db, DB_ST_DELETE_LOGS,
 	    SUBTREE "DELETE FROM logs WHERE task IN sub")) == NULL)
@@ -445,12 +464,13 @@ sql_add(char *buf, size_t *len, const char *fmt, ...)
 /*
  * One SELECT of a list statement: cols of the tasks matching the filter's
  * kind (?2), parent mode (?3) and cursor (?4), and state when state >= 0
- * (a states bitmask when the parent mode is LIST_PARENT_ONE), newest
- * first, at most ?1, read through index.
+ * (a states bitmask when the parent mode is LIST_PARENT_ONE), read
+ * through index; unless it is an arm of a compound, newest first and at
+ * most ?1.
  */
 static void
 list_arm(char *buf, size_t *len, const char *cols, const char *index,
-    int state, int kind, int pmode, int before)
+    int state, int kind, int pmode, int before, int arm)
 {
 	const char	*and = " WHERE";
 	int		 i;
@@ -486,17 +506,20 @@ list_arm(char *buf, size_t *len, const char *cols, const char *index,
 	}
 	if (before)
 		sql_add(buf, len, "%s id < ?4", and);
-	sql_add(buf, len, " ORDER BY id DESC LIMIT ?1");
+	if (!arm)
+		sql_add(buf, len, " ORDER BY id DESC LIMIT ?1");
 }
 
 /*
  * The statement for one filter shape.  The children of one parent are few:
  * read them all through tasks_parent and sort.  Otherwise read one index
  * range per state asked for (all of them under a kind, whose index leads
- * with (kind, state)), each already newest first; with several, merge the
- * ranges' ids (from the index alone) and read only the rows that made the
- * limit.  With neither kind nor states, walk the table back from the
- * cursor.
+ * with (kind, state)), each already in id order.  With several, their ids
+ * (from the index alone) go into a UNION ALL whose ORDER BY sqlite runs
+ * as a lazy merge, so about limit entries are read and nothing is sorted,
+ * and only the rows that made the limit are read, in the merge's order
+ * (db_task_list checks it).  With neither kind nor states, walk the table
+ * back from the cursor.
  */
 static void
 list_sql(char *buf, unsigned int states, int kind, int pmode, int before)
@@ -508,7 +531,7 @@ list_sql(char *buf, unsigned int states, int kind, int pmode, int before)
 	buf[0] = '\0';
 	if (pmode == LIST_PARENT_ONE) {
 		list_arm(buf, &len, TASK_COLS, "tasks_parent", (int)states,
-		    kind, pmode, before);
+		    kind, pmode, before, 0);
 		return;
 	}
 	if (kind) {
@@ -518,7 +541,8 @@ list_sql(char *buf, unsigned int states, int kind, int pmode, int before)
 	} else if (states != 0)
 		index = "tasks_state";
 	else {
-		list_arm(buf, &len, TASK_COLS, NULL, -1, kind, pmode, before);
+		list_arm(buf, &len, TASK_COLS, NULL, -1, kind, pmode, before,
+		    0);
 		return;
 	}
 	for (i = 0; i < TASK_NSTATES; i++) {
@@ -528,19 +552,29 @@ list_sql(char *buf, unsigned int states, int kind, int pmode, int before)
 	if (nstates == 1) {
 		for (i = 0; !(states & (1U << i)); i++)
 			/* nothing */;
-		list_arm(buf, &len, TASK_COLS, index, i, kind, pmode, before);
+		list_arm(buf, &len, TASK_COLS, index, i, kind, pmode, before,
+		    0);
 		return;
 	}
-	sql_add(buf, &len, "SELECT " TASK_COLS " FROM tasks WHERE id IN (");
+	sql_add(buf, &len, "SELECT " TASK_COLS_T " FROM (");
 	for (i = 0; i < TASK_NSTATES; i++) {
 		if (!(states & (1U << i)))
 			continue;
-		sql_add(buf, &len, "%sSELECT id FROM (", narms++ == 0 ? "" :
-		    " UNION ALL ");
-		list_arm(buf, &len, "id", index, i, kind, pmode, before);
-		sql_add(buf, &len, ")");
+		if (narms++ != 0)
+			sql_add(buf, &len, " UNION ALL ");
+		list_arm(buf, &len, "id", index, i, kind, pmode, before, 1);
 	}
-	sql_add(buf, &len, " ORDER BY id DESC LIMIT ?1) ORDER BY id DESC");
+	sql_add(buf, &len, " ORDER BY id DESC LIMIT ?1) AS s"
+	    " CROSS JOIN tasks AS t ON t.id = s.id");
+}
+
+/* Newest first, for qsort. */
+static int
+list_cmp(const void *a, const void *b)
+{
+	const struct task_row	*ra = a, *rb = b;
+
+	return (ra->id < rb->id ? 1 : ra->id > rb->id ? -1 : 0);
 }
 
 /* Tasks matching a filter, newest first. */
@@ -550,6 +584,7 @@ db_task_list(struct db *db, const struct db_filter *f, struct task_row **rows,
 {
 	sqlite3_stmt	*st;
 	char		*sql;
+	size_t		 i;
 	unsigned int	 states, all = (1U << TASK_NSTATES) - 1;
 	int		 kind, pmode, before, shape, rc = SQLITE_OK;
 
@@ -585,7 +620,16 @@ db_task_list(struct db *db, const struct db_filter *f, struct task_row **rows,
 		rc |= sqlite3_bind_int64(st, 4, f->before);
 	if (rc != SQLITE_OK)
 		return (db_fail(db, st, __func__));
-	return (rows_collect(db, st, __func__, rows, n));
+	if (rows_collect(db, st, __func__, rows, n) != 0)
+		return (-1);
+	/* A join's order is the plan's, not a promise: make sure. */
+	for (i = 1; i < *n; i++) {
+		if ((*rows)[i - 1].id < (*rows)[i].id) {
+			qsort(*rows, *n, sizeof **rows, list_cmp);
+			break;
+		}
+	}
+	return (0);
 }
 
 /* Every task in a state, in id order (recovery at start). */
@@ -727,17 +771,14 @@ db_log_lines_free(struct db_log_line *lines, size_t n)
 	free(lines);
 }
 
-/*
- * The highest task id ever stored: AUTOINCREMENT's record survives the
- * row's deletion.
- */
+/* The highest task id ever stored, deleted ones included. */
 int
 db_max_id(struct db *db, int64_t *id)
 {
 	sqlite3_stmt	*st;
 
-	if ((st = STMT(db, DB_ST_MAX_ID, "SELECT max(coalesce((SELECT seq"
-	    " FROM sqlite_sequence WHERE name = 'tasks'), 0),"
+	if ((st = STMT(db, DB_ST_MAX_ID, "SELECT max(coalesce((SELECT value"
+	    " FROM meta WHERE key = 'max_deleted_id'), 0),"
 	    " coalesce((SELECT max(id) FROM tasks), 0))")) == NULL)
 		return (-1);
 	return (one_int64(db, st, __func__, id));
