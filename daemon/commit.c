@@ -25,6 +25,7 @@ struct log_entry {
 	int64_t		at;
 	size_t		off;
 	size_t		len;
+	int		fresh;		/* of a row inserted by this commit */
 };
 
 struct after {
@@ -38,6 +39,8 @@ struct write {
 };
 
 static struct task_list	 dirty = TAILQ_HEAD_INITIALIZER(dirty);
+static struct task_row	**inserts;	/* rows without a task in memory */
+static size_t		 ninserts, inserts_cap;
 static struct log_entry	*logs;
 static size_t		 nlogs, logs_cap;
 static struct buf	 log_text;
@@ -55,6 +58,7 @@ void			(*commit_change_hook)(int64_t, int64_t);
 
 static void	commit_retry_cb(evutil_socket_t, short, void *);
 static void	commit_run_afters(int);
+static void	commit_drop_fresh(void);
 
 /* Read where ids and seqs continue; arm the retry timer. */
 void
@@ -84,6 +88,9 @@ commit_shutdown(void)
 	free(writes);
 	writes = NULL;
 	nwrites = writes_cap = 0;
+	free(inserts);
+	inserts = NULL;
+	ninserts = inserts_cap = 0;
 }
 
 /* A new task id; never reused, even across restarts. */
@@ -126,24 +133,69 @@ commit_forget(struct task *t)
 	}
 }
 
-/* Queue log line n of a task (text already escaped to one line). */
+/*
+ * Queue log line n of a task.  Control characters are escaped so that an
+ * entry is always one line.  fresh: the task is a row of this commit
+ * (commit_insert), so the line goes if that insert fails.
+ */
 void
-commit_log(struct task *t, int64_t n, int64_t at, const char *text,
-    size_t len)
+commit_log(int64_t task, int64_t n, int64_t at, const char *text,
+    size_t len, int fresh)
 {
 	struct log_entry	*e;
+	size_t			 i;
+	unsigned char		 c;
 
 	if (nlogs == logs_cap) {
 		logs_cap = logs_cap == 0 ? 1024 : logs_cap * 2;
 		logs = xreallocarray(logs, logs_cap, sizeof *logs);
 	}
 	e = &logs[nlogs++];
-	e->task = t->row.id;
+	e->task = task;
 	e->n = n;
 	e->at = at;
 	e->off = log_text.len;
-	e->len = len;
-	buf_add(&log_text, text, len);
+	e->fresh = fresh;
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)text[i];
+		if (c < 0x20 || c == 0x7f)
+			break;
+	}
+	if (i == len)
+		buf_add(&log_text, text, len);
+	else {
+		buf_add(&log_text, text, i);
+		for (; i < len; i++) {
+			c = (unsigned char)text[i];
+			if (c == '\n')
+				buf_add(&log_text, "\\n", 2);
+			else if (c == '\r')
+				buf_add(&log_text, "\\r", 2);
+			else if (c == '\t')
+				buf_add(&log_text, "\\t", 2);
+			else if (c < 0x20 || c == 0x7f)
+				buf_printf(&log_text, "\\x%02x", c);
+			else
+				buf_add(&log_text, &text[i], 1);
+		}
+	}
+	e->len = log_text.len - e->off;
+}
+
+/*
+ * Insert a new row that needs no task in memory (a child, a task due
+ * later than the window).  The caller keeps the row alive until its
+ * commit_after callback; a failed commit drops it.
+ */
+void
+commit_insert(struct task_row *row)
+{
+	if (ninserts == inserts_cap) {
+		inserts_cap = inserts_cap == 0 ? 256 : inserts_cap * 2;
+		inserts = xreallocarray(inserts, inserts_cap,
+		    sizeof *inserts);
+	}
+	inserts[ninserts++] = row;
 }
 
 /* Run fn(arg, ok) once this turn's writes are committed. */
@@ -182,7 +234,7 @@ int
 commit_pending(void)
 {
 	return (!TAILQ_EMPTY(&dirty) || nlogs != 0 || nafters != 0 ||
-	    nwrites != 0);
+	    nwrites != 0 || ninserts != 0);
 }
 
 /* Run the callbacks registered so far (they may register new ones). */
@@ -197,6 +249,23 @@ commit_run_afters(int ok)
 	for (i = 0; i < n; i++)
 		list[i].fn(list[i].arg, ok);
 	free(list);
+}
+
+/*
+ * After a failed commit: what belongs to new submissions goes (they are
+ * answered with an error); changes of existing tasks stay for the retry.
+ */
+static void
+commit_drop_fresh(void)
+{
+	size_t	i;
+
+	for (i = 0; i < nlogs; i++) {
+		if (logs[i].fresh)
+			logs[i].task = 0;
+	}
+	ninserts = 0;
+	nwrites = 0;
 }
 
 /* A failed commit is tried again from this timer. */
@@ -226,14 +295,15 @@ commit_flush(void)
 	int64_t			 seq = next_seq;
 	int			 rc = 0;
 
-	if (TAILQ_EMPTY(&dirty) && nlogs == 0 && nwrites == 0) {
+	if (TAILQ_EMPTY(&dirty) && nlogs == 0 && nwrites == 0 &&
+	    ninserts == 0) {
 		if (nafters != 0)
 			commit_run_afters(1);
 		return (0);
 	}
 	if (failing && evtimer_pending(retry_ev, NULL)) {
 		/* Answer who waits now; the rest waits for the retry. */
-		nwrites = 0;
+		commit_drop_fresh();
 		if (nafters != 0)
 			commit_run_afters(0);
 		return (-1);
@@ -241,6 +311,10 @@ commit_flush(void)
 
 	if (db_begin(corod_db) != 0)
 		goto fail;
+	for (i = 0; i < ninserts; i++) {
+		if (db_task_insert(corod_db, inserts[i]) != 0)
+			goto rollback;
+	}
 	TAILQ_FOREACH(t, &dirty, dirty_entry) {
 		if (t->flags & TASKF_DELETE)
 			rc = db_task_delete(corod_db, t->row.id, t->row.version);
@@ -266,6 +340,11 @@ commit_flush(void)
 	if (db_commit(corod_db) != 0)
 		goto rollback;
 	nwrites = 0;
+	if (commit_change_hook != NULL) {
+		for (i = 0; i < ninserts; i++)
+			commit_change_hook(inserts[i]->id, inserts[i]->version);
+	}
+	ninserts = 0;
 
 	commit_seq = seq;
 	nlogs = 0;
@@ -282,7 +361,7 @@ commit_flush(void)
 rollback:
 	db_rollback(corod_db);
 fail:
-	nwrites = 0;
+	commit_drop_fresh();
 	if (!failing)
 		log_warnx("commit: writing to the store failed; retrying");
 	failing = 1;

@@ -245,7 +245,7 @@ struct task_kind {
 	int		(*body)(struct task *);
 	void		(*free)(struct task *);
 	/* "scheduled for execution" line subject, e.g. "\"Hello!\"" */
-	void		(*describe)(struct task *, char *, size_t);
+	void		(*describe)(const struct task_row *, char *, size_t);
 };
 const struct task_kind	*kind_find(const char *, size_t);
 const char		*kind_names(void);
@@ -267,7 +267,7 @@ void		 group_free(struct task *);
 void		 group_arm(struct task *, struct task *);
 void		 group_cancel(struct task *, enum cancel_reason);
 void		 group_finish(struct task *);
-void		 group_describe(struct task *, char *, size_t);
+void		 group_describe(const struct task_row *, char *, size_t);
 
 /* spec.c: a submitted task spec, validated into rows (children follow
  * their parent; parent[i] is the index of row i's parent or SIZE_MAX) */
@@ -296,7 +296,7 @@ int		 task_run_queue(void);
 int		 task_queued(void);
 void		 task_log(struct task *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
-void		 task_describe(struct task *, char *, size_t);
+void		 task_describe(const struct task_row *, char *, size_t);
 void		 task_succeed(struct task *, json_t *);
 void		 task_fail(struct task *, const char *, const char *, int);
 void		 task_end_canceled(struct task *);
@@ -330,8 +330,9 @@ void		 commit_init(struct event_base *);
 void		 commit_shutdown(void);
 void		 commit_dirty(struct task *);
 void		 commit_forget(struct task *);
-void		 commit_log(struct task *, int64_t, int64_t, const char *,
-		    size_t);
+void		 commit_log(int64_t, int64_t, int64_t, const char *, size_t,
+		    int);
+void		 commit_insert(struct task_row *);
 /* Call fn(arg, ok) once the current turn's writes are committed (ok=1) or
  * failed (ok=0).  If nothing is pending, it still runs at the turn's end. */
 void		 commit_after(void (*)(void *, int), void *);

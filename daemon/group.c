@@ -186,12 +186,12 @@ group_finish(struct task *t)
 
 /* "gather of 3 tasks" */
 void
-group_describe(struct task *t, char *buf, size_t len)
+group_describe(const struct task_row *r, char *buf, size_t len)
 {
 	json_t	*params;
 
-	params = json_loads(t->row.params, 0, NULL);
-	snprintf(buf, len, "%s of %zu tasks", t->kind->name,
+	params = json_loads(r->params, 0, NULL);
+	snprintf(buf, len, "%s of %zu tasks", r->kind,
 	    json_array_size(json_object_get(params, "tasks")));
 	json_decref(params);
 }

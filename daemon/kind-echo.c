@@ -18,7 +18,7 @@ static int	echo_validate(json_t *, const char *, struct problem *);
 static int	echo_start(struct task *);
 static int	echo_body(struct task *);
 static void	echo_free(struct task *);
-static void	echo_describe(struct task *, char *, size_t);
+static void	echo_describe(const struct task_row *, char *, size_t);
 
 const struct task_kind kind_echo = {
 	.name = "echo",
@@ -102,31 +102,31 @@ echo_free(struct task *t)
 
 /* '"Hello!"': the message as a JSON string, shortened if long. */
 static void
-echo_describe(struct task *t, char *buf, size_t len)
+echo_describe(const struct task_row *r, char *buf, size_t len)
 {
 	static const char	 prefix[] = "{\"message\":";
 	json_t			*params, *msg;
 	char			*s;
-	size_t			 n = strlen(t->row.params);
+	size_t			 n = strlen(r->params);
 
 	/*
 	 * params were encoded compactly by spec.c and "message" is their
 	 * only member, so the message's JSON string is what follows the
 	 * prefix: no parse on the submission path.
 	 */
-	if (n > sizeof prefix && memcmp(t->row.params, prefix,
-	    sizeof prefix - 1) == 0 && t->row.params[n - 1] == '}' &&
-	    t->row.params[sizeof prefix - 1] == '"') {
+	if (n > sizeof prefix && memcmp(r->params, prefix,
+	    sizeof prefix - 1) == 0 && r->params[n - 1] == '}' &&
+	    r->params[sizeof prefix - 1] == '"') {
 		n -= sizeof prefix;	/* the string, without the '}' */
 		if (n < len)
 			snprintf(buf, len, "%.*s", (int)n,
-			    t->row.params + sizeof prefix - 1);
+			    r->params + sizeof prefix - 1);
 		else if (len > 5)
 			snprintf(buf, len, "%.*s...\"", (int)(len - 5),
-			    t->row.params + sizeof prefix - 1);
+			    r->params + sizeof prefix - 1);
 		return;
 	}
-	params = json_loads(t->row.params, 0, NULL);
+	params = json_loads(r->params, 0, NULL);
 	msg = json_object_get(params, "message");
 	s = msg != NULL ? json_dumps(msg, JSON_ENCODE_ANY) : NULL;
 	if (s != NULL && strlen(s) >= len && len > 5)

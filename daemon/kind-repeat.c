@@ -30,7 +30,7 @@ static int	repeat_validate(json_t *, const char *, struct problem *);
 static int	repeat_start(struct task *);
 static int	repeat_body(struct task *);
 static void	repeat_free(struct task *);
-static void	repeat_describe(struct task *, char *, size_t);
+static void	repeat_describe(const struct task_row *, char *, size_t);
 
 const struct task_kind kind_repeat = {
 	.name = "repeat",
@@ -164,12 +164,12 @@ repeat_free(struct task *t)
 
 /* 'repeat "msg" every 1 s' */
 static void
-repeat_describe(struct task *t, char *buf, size_t len)
+repeat_describe(const struct task_row *r, char *buf, size_t len)
 {
 	json_t	*params, *msg;
 	char	*s;
 
-	params = json_loads(t->row.params, 0, NULL);
+	params = json_loads(r->params, 0, NULL);
 	msg = json_object_get(params, "message");
 	s = msg != NULL ? json_dumps(msg, JSON_ENCODE_ANY) : NULL;
 	snprintf(buf, len, "repeat %.200s every %g s", s != NULL ? s : "",

@@ -13,7 +13,7 @@ static int	sleep_validate(json_t *, const char *, struct problem *);
 static int	sleep_start(struct task *);
 static int	sleep_body(struct task *);
 static void	sleep_free(struct task *);
-static void	sleep_describe(struct task *, char *, size_t);
+static void	sleep_describe(const struct task_row *, char *, size_t);
 
 const struct task_kind kind_sleep = {
 	.name = "sleep",
@@ -100,11 +100,11 @@ sleep_free(struct task *t)
 }
 
 static void
-sleep_describe(struct task *t, char *buf, size_t len)
+sleep_describe(const struct task_row *r, char *buf, size_t len)
 {
 	json_t	*params;
 
-	params = json_loads(t->row.params, 0, NULL);
+	params = json_loads(r->params, 0, NULL);
 	snprintf(buf, len, "sleep %g s",
 	    json_number_value(json_object_get(params, "seconds")));
 	json_decref(params);

@@ -158,19 +158,21 @@ task_create(const struct task_row *row)
 
 /*
  * Create the tasks of a validated submission: ids, versions and parents
- * are assigned (ids[i] and tasks[i] per row of the tree, tree rows
- * updated too), every row goes on the commit list, and top-level tasks
- * log that they are scheduled and are armed if due within the window.
- * Children wait on disk for their parent.  The tasks stay valid until
- * the commit (after it, those not held in memory are freed).
+ * are assigned (ids[i] per row of the tree, the rows updated too), every
+ * row goes into the turn's commit, and top-level tasks log that they are
+ * scheduled.  A top-level task due within the window becomes a task in
+ * memory, armed (tasks[i]); the others (children wait for their parent,
+ * later tasks for the window) are only rows (tasks[i] NULL), which the
+ * caller keeps alive until the commit is done.
  */
 void
 task_submit(struct spec_tree *tree, int64_t *ids, struct task **tasks)
 {
 	struct task_row	*row;
 	struct task	*t;
-	char		 what[256];
+	char		 what[256], line[300];
 	size_t		 i;
+	int		 n;
 
 	for (i = 0; i < tree->nrows; i++) {
 		row = &tree->rows[i];
@@ -180,14 +182,28 @@ task_submit(struct spec_tree *tree, int64_t *ids, struct task **tasks)
 		row->version = commit_next_seq();
 	}
 	for (i = 0; i < tree->nrows; i++) {
-		t = tasks[i] = task_create(&tree->rows[i]);
+		row = &tree->rows[i];
+		tasks[i] = NULL;
+		if (tree->parent[i] == SIZE_MAX) {
+			task_describe(row, what, sizeof what);
+			n = snprintf(line, sizeof line,
+			    "%s scheduled for execution", what);
+			commit_log(row->id, row->log_next++, time_now(), line,
+			    (size_t)n < sizeof line ? (size_t)n :
+			    sizeof line - 1, 1);
+		}
+		/*
+		 * Only a task due within the window needs memory now; the
+		 * rest (children, tasks due later) are rows to insert.
+		 */
+		if (tree->parent[i] != SIZE_MAX ||
+		    !sched_in_window(row->run_at, row->id)) {
+			commit_insert(row);
+			continue;
+		}
+		t = tasks[i] = task_create(row);
 		t->flags |= TASKF_NEW;
 		commit_dirty(t);
-		if (tree->parent[i] != SIZE_MAX)
-			continue;
-		task_describe(t, what, sizeof what);
-		task_log(t, "%s scheduled for execution", what);
-		tree->rows[i].log_next = t->row.log_next;
 		sched_add(t);
 	}
 }
@@ -294,12 +310,14 @@ task_checkpoint(struct task *t, const char *text)
 
 /* "subject" of the scheduled-for-execution line. */
 void
-task_describe(struct task *t, char *buf, size_t len)
+task_describe(const struct task_row *r, char *buf, size_t len)
 {
-	if (t->kind->describe != NULL)
-		t->kind->describe(t, buf, len);
+	const struct task_kind	*k = kind_find(r->kind, strlen(r->kind));
+
+	if (k != NULL && k->describe != NULL)
+		k->describe(r, buf, len);
 	else
-		snprintf(buf, len, "%s", t->kind->name);
+		snprintf(buf, len, "%s", r->kind);
 }
 
 /* Give a scheduled task its due time and hand it to the scheduler. */
@@ -310,7 +328,7 @@ task_arm(struct task *t, int64_t run_at)
 
 	t->row.run_at = run_at;
 	task_touch(t);
-	task_describe(t, what, sizeof what);
+	task_describe(&t->row, what, sizeof what);
 	task_log(t, "%s scheduled for execution", what);
 	sched_add(t);
 }
@@ -434,19 +452,13 @@ task_sleep(struct task *t, int64_t us)
 	evtimer_add(&t->timer, &tv);
 }
 
-/*
- * Append a line to the task's log.  Control characters are escaped so an
- * entry is always one line.
- */
+/* Append a line to the task's log. */
 void
 task_log(struct task *t, const char *fmt, ...)
 {
-	static struct buf	 b;
-	char			 small[512], *text = small;
-	va_list			 ap;
-	int			 n;
-	size_t			 i;
-	unsigned char		 c;
+	char		 small[512], *text = small;
+	va_list		 ap;
+	int		 n;
 
 	va_start(ap, fmt);
 	n = vsnprintf(small, sizeof small, fmt, ap);
@@ -459,30 +471,8 @@ task_log(struct task *t, const char *fmt, ...)
 		vsnprintf(text, (size_t)n + 1, fmt, ap);
 		va_end(ap);
 	}
-	for (i = 0; i < (size_t)n; i++) {
-		c = (unsigned char)text[i];
-		if (c < 0x20 || c == 0x7f)
-			break;
-	}
-	if (i == (size_t)n)
-		commit_log(t, t->row.log_next++, time_now(), text, (size_t)n);
-	else {
-		b.len = 0;
-		for (i = 0; i < (size_t)n; i++) {
-			c = (unsigned char)text[i];
-			if (c == '\n')
-				buf_add(&b, "\\n", 2);
-			else if (c == '\r')
-				buf_add(&b, "\\r", 2);
-			else if (c == '\t')
-				buf_add(&b, "\\t", 2);
-			else if (c < 0x20 || c == 0x7f)
-				buf_printf(&b, "\\x%02x", c);
-			else
-				buf_add(&b, &text[i], 1);
-		}
-		commit_log(t, t->row.log_next++, time_now(), b.data, b.len);
-	}
+	commit_log(t->row.id, t->row.log_next++, time_now(), text, (size_t)n,
+	    0);
 	if (text != small)
 		free(text);
 }

@@ -36,18 +36,22 @@ time_mono(void)
 
 /*
  * Format µs as "2026-11-25T10:53:24.500115Z" into buf (TIME_STRLEN).  The
- * date and clock part is cached per second: log lines format many times a
- * second on the hot path.
+ * date and clock part is cached for a few recent seconds: log lines and
+ * listings format many times a second, mostly the same few seconds.
  */
 char *
 time_format(int64_t us, char *buf)
 {
-	static time_t	 cached = -1;
-	static char	 head[24];	/* "YYYY-MM-DDThh:mm:ss" */
+	static struct {
+		time_t	secs;
+		char	head[24];	/* "YYYY-MM-DDThh:mm:ss" */
+	}		 cache[4] = { { -1, "" }, { -1, "" }, { -1, "" },
+			     { -1, "" } };
 	struct tm	 tm;
 	time_t		 secs;
 	int64_t		 frac;
-	int		 i;
+	static int	 next;
+	int		 i, slot;
 
 	secs = (time_t)(us / USEC_PER_SEC);
 	frac = us % USEC_PER_SEC;
@@ -55,13 +59,17 @@ time_format(int64_t us, char *buf)
 		frac += USEC_PER_SEC;
 		secs--;
 	}
-	if (secs != cached) {
+	for (slot = 0; slot < 4 && cache[slot].secs != secs; slot++)
+		;
+	if (slot == 4) {
+		slot = next++ & 3;
 		gmtime_r(&secs, &tm);
-		if (strftime(head, sizeof head, "%Y-%m-%dT%H:%M:%S", &tm) != 19)
-			memcpy(head, "0000-00-00T00:00:00", 20);
-		cached = secs;
+		if (strftime(cache[slot].head, sizeof cache[slot].head,
+		    "%Y-%m-%dT%H:%M:%S", &tm) != 19)
+			memcpy(cache[slot].head, "0000-00-00T00:00:00", 20);
+		cache[slot].secs = secs;
 	}
-	memcpy(buf, head, 19);
+	memcpy(buf, cache[slot].head, 19);
 	buf[19] = '.';
 	for (i = 25; i > 19; i--) {
 		buf[i] = '0' + (char)(frac % 10);

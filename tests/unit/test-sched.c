@@ -43,10 +43,14 @@ submit(const char *text)
 	tasks = xcalloc(tree.nrows, sizeof *tasks);
 	task_submit(&tree, ids, tasks);
 	id = ids[0];
+	/* The rows must live until their commit. */
+	if (commit_flush() != 0) {
+		diag("commit failed");
+		exit(1);
+	}
 	free(ids);
 	free(tasks);
 	spec_tree_free(&tree);
-	commit_flush();
 	return (id);
 }
 
