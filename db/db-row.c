@@ -1,0 +1,48 @@
+/*
+ * db-row.c -- struct task_row ownership: free and deep copy.
+ *
+ * A row owns its strings (kind, name, params, progress, result, error,
+ * checkpoint); every other field is a value.  Rows come from the store
+ * (db-tasks.c), from a parsed spec (spec.c) and from copies of both.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "corod.h"
+
+static char	*row_strdup(const char *);
+
+/* Copy a string that may be NULL. */
+static char *
+row_strdup(const char *s)
+{
+	return (s != NULL ? xstrdup(s) : NULL);
+}
+
+/* Free a row's strings and zero it; the row itself is the caller's. */
+void
+task_row_free(struct task_row *row)
+{
+	free(row->kind);
+	free(row->name);
+	free(row->params);
+	free(row->progress);
+	free(row->result);
+	free(row->error);
+	free(row->checkpoint);
+	memset(row, 0, sizeof *row);
+}
+
+/* Deep copy src into dst; what dst held before is not freed. */
+void
+task_row_copy(struct task_row *dst, const struct task_row *src)
+{
+	*dst = *src;
+	dst->kind = row_strdup(src->kind);
+	dst->name = row_strdup(src->name);
+	dst->params = row_strdup(src->params);
+	dst->progress = row_strdup(src->progress);
+	dst->result = row_strdup(src->result);
+	dst->error = row_strdup(src->error);
+	dst->checkpoint = row_strdup(src->checkpoint);
+}

@@ -1,0 +1,209 @@
+/*
+ * db.c -- the sqlite connection: open, pragmas, transactions, the
+ * statement cache.
+ *
+ * One connection in WAL mode, used only from the loop thread.  Write
+ * transactions start with BEGIN IMMEDIATE (a deferred one that later
+ * writes fails at once with SQLITE_BUSY_SNAPSHOT if anyone else wrote).
+ * The busy timeout is short because it blocks the loop: the only other
+ * writers are admin tools, and a commit that fails is retried by the
+ * caller from a timer.  synchronous is FULL (a commit survives power loss)
+ * or NORMAL (it survives a process crash); it is not stored in the file,
+ * so it is set on every open.  Checkpoints run as sqlite's automatic ones
+ * plus a passive one from the daemon's idle timer.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "corod.h"
+#include "db.h"
+#include "db-sqlite.h"
+
+/* How long a statement waits for another connection's lock. */
+#define DB_BUSY_TIMEOUT	100	/* ms */
+
+/*
+ * The WAL file is cut back to this size when a checkpoint lets it restart,
+ * so a burst of writes does not leave a huge file behind.
+ */
+#define DB_WAL_LIMIT	"67108864"	/* bytes */
+
+static int	db_pragma(sqlite3 *, const char *, const char *, char **);
+static int	db_simple(struct db *, enum db_st, const char *, const char *);
+
+/* Run a PRAGMA; with want, check the value it answers. */
+static int
+db_pragma(sqlite3 *h, const char *sql, const char *want, char **got)
+{
+	sqlite3_stmt	*st;
+	const char	*v;
+	int		 rc, ok = 0;
+
+	*got = NULL;
+	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
+		return (-1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		v = (const char *)sqlite3_column_text(st, 0);
+		if (want != NULL && *got == NULL)
+			*got = xstrdup(v != NULL ? v : "");
+	}
+	if (rc == SQLITE_DONE)
+		ok = want == NULL || (*got != NULL && strcmp(*got, want) == 0);
+	sqlite3_finalize(st);
+	return (ok ? 0 : -1);
+}
+
+/*
+ * Open the database at path, creating and migrating it.  On error NULL is
+ * returned and *cause (allocated) says why.
+ */
+struct db *
+db_open(const char *path, int sync_full, char **cause)
+{
+	struct db	*db;
+	sqlite3		*h = NULL;
+	char		*got = NULL;
+	int		 version;
+
+	*cause = NULL;
+	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		if (h == NULL)
+			xasprintf(cause, "%s: out of memory", path);
+		else
+			xasprintf(cause, "%s: %s", path, sqlite3_errmsg(h));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(h, 1);
+	sqlite3_busy_timeout(h, DB_BUSY_TIMEOUT);
+
+	if (migrate_check(h, path, &version, cause) != 0)
+		goto fail;
+	if (db_pragma(h, "PRAGMA journal_mode = WAL", "wal", &got) != 0) {
+		xasprintf(cause, "%s: cannot use WAL mode: %s", path,
+		    got != NULL ? got : sqlite3_errmsg(h));
+		goto fail;
+	}
+	free(got);
+	got = NULL;
+	if (db_pragma(h, sync_full ? "PRAGMA synchronous = FULL" :
+	    "PRAGMA synchronous = NORMAL", NULL, &got) != 0 ||
+	    db_pragma(h, "PRAGMA foreign_keys = OFF", NULL, &got) != 0 ||
+	    db_pragma(h, "PRAGMA journal_size_limit = " DB_WAL_LIMIT, NULL,
+	    &got) != 0) {
+		xasprintf(cause, "%s: %s", path, sqlite3_errmsg(h));
+		goto fail;
+	}
+	if (migrate_run(h, path, cause) != 0)
+		goto fail;
+
+	db = xcalloc(1, sizeof *db);
+	db->h = h;
+	log_debug("%s: %s opened, schema version %d, synchronous %s",
+	    __func__, path, db_schema_version(), sync_full ? "FULL" : "NORMAL");
+	return (db);
+
+fail:
+	free(got);
+	sqlite3_close(h);
+	return (NULL);
+}
+
+/* Finalize every statement and close the connection. */
+void
+db_close(struct db *db)
+{
+	sqlite3_stmt	*st;
+
+	if (db == NULL)
+		return;
+	while ((st = sqlite3_next_stmt(db->h, NULL)) != NULL)
+		sqlite3_finalize(st);
+	if (sqlite3_close(db->h) != SQLITE_OK)
+		log_warnx("%s: %s", __func__, sqlite3_errmsg(db->h));
+	free(db);
+}
+
+/*
+ * The cached statement in *slot, prepared on first use.  NULL (logged
+ * for func) if sql does not prepare.
+ */
+sqlite3_stmt *
+db_stmt(struct db *db, sqlite3_stmt **slot, const char *sql,
+    const char *func)
+{
+	if (*slot != NULL)
+		return (*slot);
+	if (sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    slot, NULL) != SQLITE_OK) {
+		log_warnx("%s: %s", func, sqlite3_errmsg(db->h));
+		*slot = NULL;
+		return (NULL);
+	}
+	return (*slot);
+}
+
+/* Log a failed statement for func, reset it and return -1. */
+int
+db_fail(struct db *db, sqlite3_stmt *st, const char *func)
+{
+	log_warnx("%s: %s", func, sqlite3_errmsg(db->h));
+	if (st != NULL)
+		sqlite3_reset(st);
+	return (-1);
+}
+
+/* Step a statement that returns no rows. */
+static int
+db_simple(struct db *db, enum db_st which, const char *sql, const char *func)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = db_stmt(db, &db->st[which], sql, func)) == NULL)
+		return (-1);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return (db_fail(db, st, func));
+	sqlite3_reset(st);
+	return (0);
+}
+
+/* Start the turn's write transaction. */
+int
+db_begin(struct db *db)
+{
+	return (db_simple(db, DB_ST_BEGIN, "BEGIN IMMEDIATE", __func__));
+}
+
+/*
+ * Commit it.  On error the transaction may still be open: the caller
+ * rolls back (db_rollback).
+ */
+int
+db_commit(struct db *db)
+{
+	return (db_simple(db, DB_ST_COMMIT, "COMMIT", __func__));
+}
+
+/* Roll back the open transaction, if any (an I/O error may have). */
+void
+db_rollback(struct db *db)
+{
+	if (sqlite3_get_autocommit(db->h))
+		return;
+	db_simple(db, DB_ST_ROLLBACK, "ROLLBACK", __func__);
+}
+
+/* A passive WAL checkpoint: copies what it can, never waits. */
+int
+db_checkpoint(struct db *db)
+{
+	int	rc;
+
+	rc = sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE,
+	    NULL, NULL);
+	if (rc != SQLITE_OK) {
+		log_warnx("%s: %s", __func__, sqlite3_errmsg(db->h));
+		return (-1);
+	}
+	return (0);
+}

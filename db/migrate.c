@@ -1,0 +1,248 @@
+/*
+ * migrate.c -- the store's schema, as numbered migration steps.
+ *
+ * The schema version lives in the file's header as PRAGMA user_version;
+ * PRAGMA application_id = 0x636f726f ("coro") marks the file as corod's.
+ * Step N (steps[N - 1]) turns a version N - 1 file into version N; a new
+ * file (version 0) runs every step.  This binary writes version
+ * db_schema_version() = the number of steps.
+ *
+ * Upgrade procedure (for whoever changes the schema):
+ *
+ *   1. Never edit a step that has been released: files in the field are at
+ *      its version already and would never see the change.  Append a new
+ *      step instead (ALTER TABLE ... ADD/DROP/RENAME COLUMN, CREATE INDEX,
+ *      or create-copy-drop-rename for anything ALTER cannot do).
+ *   2. A step must run inside one transaction: no VACUUM, no
+ *      journal_mode, no statements that cannot run in a transaction.
+ *   3. Update struct task_row, the column list and the statements in
+ *      db-tasks.c, and the description of the tables below, in the same
+ *      commit.
+ *   4. Test: open a file written by the previous release (keep one under
+ *      tests/), check the data survives and db_schema_version() is new.
+ *
+ * How a file is upgraded (migrate_run): for each missing step, BEGIN
+ * IMMEDIATE, read user_version again (another process may have migrated
+ * meanwhile), run the step, set user_version = N, COMMIT.  user_version is
+ * transactional, so a crash or error in the middle of a step leaves the
+ * file at N - 1 with nothing of step N applied, and the next start redoes
+ * it.  A file whose version is newer than this binary knows is refused
+ * (migrate_check): an older corod must not write a schema it does not
+ * understand.  Downgrades are not supported; keep a copy (sqlite3 .backup
+ * or VACUUM INTO) before upgrading if a way back is needed.
+ *
+ * Version 1:
+ *
+ * tasks -- one row per task (struct task_row).  id is the daemon's
+ *   (commit_next_id), never reused: db_max_id is the highest of the ids
+ *   stored and meta's max_deleted_id, which db_task_delete raises.  (Not
+ *   AUTOINCREMENT: its sqlite_sequence update on every insert cost 10-20%
+ *   of the insert rate, for what only a delete needs.)  NULL stands for
+ *   the row's 0 in parent, run_at, started_at,
+ *   finished_at and timeout, and for the row's NULL strings; state is the
+ *   enum task_state value.  JSON fields are compact JSON text, not
+ *   checked here (the daemon produces them).
+ * Indexes on tasks, each for one query:
+ *   tasks_state (state, id)		lists by state, recovery, counts
+ *   tasks_kind (kind, state, id)	lists by kind (one range per state,
+ *					merged newest first)
+ *   tasks_parent (parent, child_index)	children, partial: children only
+ *   tasks_due (run_at, id)		due window, partial: scheduled top
+ *					level only, so it holds just the
+ *					pending work
+ *   tasks_version (version)		change feed, db_max_seq
+ *   tasks_finished (finished_at)	retention, partial: finished top
+ *					level only
+ * logs -- task log lines (task, n) WITHOUT ROWID, so one task's lines are
+ *   stored together in line order.  n counts from 0 per task; the cap
+ *   drops the oldest.
+ * tombstones -- (seq, task): a deleted task, for the change feed.
+ * idempotency -- key -> (hash of the request body, JSON array of the ids
+ *   it created, created_at), pruned by age.
+ * meta -- named integers of the store: max_deleted_id, the highest id
+ *   ever deleted.
+ *
+ * No foreign keys: deleting a task removes its children and logs
+ * explicitly (db_task_delete), and a log line whose task is gone must not
+ * fail a whole group commit.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "corod.h"
+#include "db.h"
+#include "db-sqlite.h"
+
+#define COROD_APPLICATION_ID	0x636f726f
+
+static const char *const step1[] = {
+	"PRAGMA application_id = 0x636f726f",
+	"CREATE TABLE tasks ("
+	"  id INTEGER PRIMARY KEY,"
+	"  parent INTEGER,"
+	"  child_index INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  name TEXT,"
+	"  params TEXT NOT NULL,"
+	"  state INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  run_at INTEGER,"
+	"  delay INTEGER NOT NULL,"
+	"  started_at INTEGER,"
+	"  finished_at INTEGER,"
+	"  attempt INTEGER NOT NULL,"
+	"  max_attempts INTEGER NOT NULL,"
+	"  timeout INTEGER,"
+	"  priority INTEGER NOT NULL,"
+	"  cancel_requested INTEGER NOT NULL,"
+	"  progress TEXT,"
+	"  result TEXT,"
+	"  error TEXT,"
+	"  checkpoint TEXT,"
+	"  version INTEGER NOT NULL,"
+	"  log_next INTEGER NOT NULL)",
+	"CREATE INDEX tasks_state ON tasks (state, id)",
+	"CREATE INDEX tasks_kind ON tasks (kind, state, id)",
+	"CREATE INDEX tasks_parent ON tasks (parent, child_index)"
+	"  WHERE parent IS NOT NULL",
+	"CREATE INDEX tasks_due ON tasks (run_at, id)"
+	"  WHERE state = 0 AND parent IS NULL",
+	"CREATE INDEX tasks_version ON tasks (version)",
+	"CREATE INDEX tasks_finished ON tasks (finished_at)"
+	"  WHERE parent IS NULL AND state >= 2",
+	"CREATE TABLE logs ("
+	"  task INTEGER NOT NULL,"
+	"  n INTEGER NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  text TEXT NOT NULL,"
+	"  PRIMARY KEY (task, n)) WITHOUT ROWID",
+	"CREATE TABLE tombstones ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  task INTEGER NOT NULL)",
+	"CREATE TABLE idempotency ("
+	"  key TEXT PRIMARY KEY,"
+	"  hash TEXT NOT NULL,"
+	"  ids TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL) WITHOUT ROWID",
+	"CREATE INDEX idempotency_created ON idempotency (created_at)",
+	"CREATE TABLE meta ("
+	"  key TEXT PRIMARY KEY,"
+	"  value INTEGER NOT NULL) WITHOUT ROWID",
+	"INSERT INTO meta (key, value) VALUES ('max_deleted_id', 0)",
+	NULL
+};
+
+static const char *const *const steps[] = {
+	step1,
+};
+#define NSTEPS	((int)(sizeof steps / sizeof steps[0]))
+
+static int	migrate_int(sqlite3 *, const char *, int *);
+static int	migrate_exec(sqlite3 *, const char *);
+
+/* The schema version this binary writes. */
+int
+db_schema_version(void)
+{
+	return (NSTEPS);
+}
+
+/* Run a one-value integer query (a PRAGMA). */
+static int
+migrate_int(sqlite3 *h, const char *sql, int *out)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
+		return (-1);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return (rc == SQLITE_ROW ? 0 : -1);
+}
+
+/* Run one statement that returns no rows that matter. */
+static int
+migrate_exec(sqlite3 *h, const char *sql)
+{
+	return (sqlite3_exec(h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1);
+}
+
+/*
+ * Check that the file is corod's (or empty) and not newer than this
+ * binary; *version is its schema version.  -1 and *cause on error.
+ */
+int
+migrate_check(sqlite3 *h, const char *path, int *version, char **cause)
+{
+	int	appid, tables;
+
+	if (migrate_int(h, "PRAGMA application_id", &appid) != 0 ||
+	    migrate_int(h, "PRAGMA user_version", version) != 0 ||
+	    migrate_int(h, "SELECT count(*) FROM sqlite_schema",
+	    &tables) != 0) {
+		xasprintf(cause, "%s: %s", path, sqlite3_errmsg(h));
+		return (-1);
+	}
+	if (appid != COROD_APPLICATION_ID && (appid != 0 || tables != 0)) {
+		xasprintf(cause, "%s: not a corod database (application_id "
+		    "0x%08x)", path, (unsigned int)appid);
+		return (-1);
+	}
+	if (*version > NSTEPS || *version < 0) {
+		xasprintf(cause, "%s: schema version %d is newer than this "
+		    "corod knows (%d); use a newer corod", path, *version,
+		    NSTEPS);
+		return (-1);
+	}
+	return (0);
+}
+
+/* Bring the file to this binary's version, one transaction a step. */
+int
+migrate_run(sqlite3 *h, const char *path, char **cause)
+{
+	const char *const	*sql;
+	char			 set[64];
+	int			 v;
+
+	for (;;) {
+		if (migrate_exec(h, "BEGIN IMMEDIATE") != 0)
+			goto fail;
+		if (migrate_int(h, "PRAGMA user_version", &v) != 0)
+			goto rollback;
+		if (v > NSTEPS || v < 0) {
+			migrate_exec(h, "ROLLBACK");
+			xasprintf(cause, "%s: schema version %d is newer than "
+			    "this corod knows (%d)", path, v, NSTEPS);
+			return (-1);
+		}
+		if (v == NSTEPS)
+			break;
+		for (sql = steps[v]; *sql != NULL; sql++) {
+			if (migrate_exec(h, *sql) != 0)
+				goto rollback;
+		}
+		snprintf(set, sizeof set, "PRAGMA user_version = %d", v + 1);
+		if (migrate_exec(h, set) != 0 ||
+		    migrate_exec(h, "COMMIT") != 0)
+			goto rollback;
+		if (v + 1 > 1)
+			log_notice("%s: schema upgraded to version %d", path,
+			    v + 1);
+	}
+	if (migrate_exec(h, "COMMIT") != 0)
+		goto rollback;
+	return (0);
+
+rollback:
+	xasprintf(cause, "%s: schema migration: %s", path, sqlite3_errmsg(h));
+	if (!sqlite3_get_autocommit(h))
+		migrate_exec(h, "ROLLBACK");
+	return (-1);
+fail:
+	xasprintf(cause, "%s: schema migration: %s", path, sqlite3_errmsg(h));
+	return (-1);
+}

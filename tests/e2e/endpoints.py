@@ -1,0 +1,663 @@
+#!/usr/bin/env python3
+"""endpoints.py -- every endpoint of API.md (except /v1/events, /metrics and
+GET /, which come with later issues) against the real daemon.
+
+Submit one and batches (all or nothing), Idempotency-Key, list with
+filters, limit, cursor paging, seq and ETag/304, get with ETag/304 and
+?wait=&version=, cancel in every state, If-Match, delete, the log with
+X-Log-Next/?since= and escaping, healthz, priority, retries after a
+timeout, run_at, the per-task log cap, HEAD.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from tap import TAP, scaled  # noqa: E402
+from corod import (Corod, TIME_RE_FULL, corod_bin, format_time,  # noqa: E402
+                   is_problem, parse_time)
+
+FINAL = ("succeeded", "failed", "canceled")
+TASK_FIELDS = ("id", "kind", "name", "params", "state", "created_at",
+               "run_at", "started_at", "finished_at", "attempt",
+               "max_attempts", "timeout", "parent", "children",
+               "cancel_requested", "progress", "result", "error", "version")
+TIME_FIELDS = ("created_at", "run_at", "started_at", "finished_at")
+
+t = TAP("endpoints")
+d = Corod(t)
+
+
+def echo(msg, delay=None, **kw):
+    spec = {"kind": "echo", "params": {"message": msg}}
+    if delay is not None:
+        spec["delay"] = delay
+    spec.update(kw)
+    return spec
+
+
+def sleep(seconds, **kw):
+    spec = {"kind": "sleep", "params": {"seconds": seconds}}
+    spec.update(kw)
+    return spec
+
+
+def etag_value(h):
+    """The version inside an ETag header ('"7"' or 'W/"7"' -> '7')."""
+    if h is None:
+        return None
+    h = h.strip()
+    if h.startswith("W/"):
+        h = h[2:]
+    return h.strip('"')
+
+
+def problem(r, status, desc, field=None):
+    good, why = is_problem(r, status, field)
+    return t.ok(good, desc, diag=why + "\n" + r.describe())
+
+
+def check_task_shape(task, desc):
+    missing = [f for f in TASK_FIELDS if f not in task]
+    t.ok(not missing, "%s: every field of the task JSON" % desc,
+         diag="missing: %s\n%s" % (missing, json.dumps(task)))
+    bad = [f for f in TIME_FIELDS if task.get(f) is not None and
+           not TIME_RE_FULL.match(task[f])]
+    t.ok(not bad, "%s: times are RFC 3339 UTC with microseconds" % desc,
+         diag="bad: %s" % [(f, task.get(f)) for f in bad])
+    t.ok(isinstance(task.get("id"), int) and task["id"] > 0 and
+         isinstance(task.get("version"), int),
+         "%s: id a positive integer, version an integer" % desc)
+
+
+# --- submit --------------------------------------------------------------------
+
+@t.test(timeout=20)
+def submit_one():
+    spec = echo("far", 3600, name="greeting")
+    r = d.request("POST", "/v1/tasks", spec)
+    t.is_(r.status, 201, "POST /v1/tasks: 201")
+    if r.status != 201:
+        t.diag(r.describe())
+        return
+    task = r.body
+    t.like(r.headers.get("content-type", ""), r"^application/json",
+           "Content-Type application/json")
+    t.is_(r.headers.get("location"), "/v1/tasks/%d" % task["id"],
+          "Location: /v1/tasks/{id}")
+    check_task_shape(task, "submitted task")
+    t.is_((task["kind"], task["name"], task["params"]),
+          ("echo", "greeting", {"message": "far"}), "kind, name, params")
+    t.is_((task["state"], task["attempt"], task["max_attempts"],
+           task["timeout"], task["parent"], task["children"],
+           task["cancel_requested"], task["progress"], task["result"],
+           task["error"], task["started_at"], task["finished_at"]),
+          ("scheduled", 0, 1, None, None, [], False, None, None, None, None,
+           None), "defaults of a fresh task")
+    t.between(parse_time(task["run_at"]) - parse_time(task["created_at"]),
+              3599.999, 3600.001, "run_at = created_at + delay")
+    t.between(parse_time(task["created_at"]) - time.time(), -5, 5,
+              "created_at is now")
+    t.is_(etag_value(r.headers.get("etag")), str(task["version"]),
+          "ETag of the 201 is the version")
+    g = d.request("GET", r.headers.get("location"))
+    t.is_(g.status, 200, "GET Location: 200")
+    t.is_(g.body, task, "GET returns the task as submitted")
+    t.is_(etag_value(g.headers.get("etag")), str(task["version"]),
+          "GET's ETag is the version")
+
+    r = d.request("POST", "/v1/tasks", echo("charset"),
+                  headers={"Content-Type": "application/json; charset=utf-8"})
+    t.is_(r.status, 201, "Content-Type with charset=utf-8 is accepted")
+    r = d.request("POST", "/v1/tasks", sleep(0.1, timeout=5, max_attempts=3,
+                                             priority=7))
+    t.ok(r.status == 201 and r.body["timeout"] == 5 and
+         r.body["max_attempts"] == 3,
+         "timeout and max_attempts are echoed back", diag=r.describe())
+    r = d.request("POST", "/v1/tasks", echo("null name", name=None,
+                                            delay=None))
+    t.ok(r.status == 201 and r.body["name"] is None,
+         "name null and delay null are accepted as absent", diag=r.describe())
+
+
+@t.test(timeout=20)
+def submit_batch():
+    before = d.list_all()
+    r = d.request("POST", "/v1/tasks", [echo("b1", 3600), echo("b2", 3600),
+                                        sleep(0, delay=3600)])
+    t.is_(r.status, 201, "batch of 3: 201")
+    tasks = r.body.get("tasks") if isinstance(r.body, dict) else None
+    t.ok(isinstance(tasks, list) and len(tasks) == 3,
+         "... body {\"tasks\": [3 tasks]}", diag=r.describe())
+    if not tasks or len(tasks) != 3:
+        return
+    ids = [x["id"] for x in tasks]
+    t.ok(ids == sorted(ids) and len(set(ids)) == 3,
+         "... distinct ids in the order given")
+    t.is_([x["params"] for x in tasks], [{"message": "b1"}, {"message": "b2"},
+                                         {"seconds": 0}], "... each spec")
+    t.ok(all(d.get(i)["state"] == "scheduled" for i in ids),
+         "... each one stored")
+    mid = d.list_all()
+    bad = [echo("ok1"), echo("ok2"), {"kind": "echo", "params": {"message": 5}}]
+    r = d.request("POST", "/v1/tasks", bad)
+    problem(r, 400, "batch with a bad third element: 400 naming "
+            "/2/params/message", "/2/params/message")
+    r = d.request("POST", "/v1/tasks", [echo("ok1"), {"kind": "nope",
+                                                      "params": {}}])
+    problem(r, 400, "batch with an unknown kind: 400 naming /1/kind", "/1/kind")
+    after = d.list_all()
+    t.is_([x["id"] for x in after], [x["id"] for x in mid],
+          "all or nothing: no task of a rejected batch was stored")
+    t.is_(len(mid) - len(before), 3, "only the good batch added tasks")
+
+
+@t.test(timeout=20)
+def idempotency_key():
+    key = {"Idempotency-Key": "e2e-key-%d" % os.getpid()}
+    a = d.request("POST", "/v1/tasks", echo("idem", 3600), headers=key)
+    t.is_(a.status, 201, "first submission with a key: 201")
+    b = d.request("POST", "/v1/tasks", echo("idem", 3600), headers=key)
+    t.is_(b.status, 200, "the same key and body again: 200")
+    t.ok(isinstance(b.body, dict) and b.body.get("id") == a.body.get("id"),
+         "... with the first task", diag=b.describe())
+    c = d.request("POST", "/v1/tasks", echo("other", 3600), headers=key)
+    problem(c, 422, "the same key with another body: 422")
+    n = len(d.list_all())
+    e = d.request("POST", "/v1/tasks", echo("idem", 3600), headers=key)
+    t.is_((e.status, len(d.list_all())), (200, n),
+          "a third repeat stores nothing")
+    bkey = {"Idempotency-Key": "e2e-batch-%d" % os.getpid()}
+    x = d.request("POST", "/v1/tasks", [echo("i1", 3600), echo("i2", 3600)],
+                  headers=bkey)
+    y = d.request("POST", "/v1/tasks", [echo("i1", 3600), echo("i2", 3600)],
+                  headers=bkey)
+    t.is_(x.status, 201, "batch with a key: 201")
+    t.ok(y.status == 200 and [z["id"] for z in y.body.get("tasks", [])] ==
+         [z["id"] for z in x.body.get("tasks", [])],
+         "the batch repeated: 200 with the same tasks", diag=y.describe())
+
+
+# --- list ----------------------------------------------------------------------
+
+@t.test(timeout=30)
+def list_filters():
+    tag = "lf-%d" % os.getpid()
+    sched = d.submit(echo(tag, 3600))
+    done = d.submit(echo(tag))
+    canc = d.submit(echo(tag, 3600))
+    d.cancel(canc["id"])
+    sl = d.submit(sleep(0, delay=3600))
+    grp = d.submit({"kind": "gather", "params": {"tasks": [echo("c1", 3600),
+                                                            echo("c2", 3600)]},
+                    "delay": 3600})
+    d.wait_state(done["id"], "succeeded", 5)
+
+    r = d.request("GET", "/v1/tasks")
+    t.is_(r.status, 200, "GET /v1/tasks: 200")
+    b = r.body
+    t.ok(isinstance(b, dict) and isinstance(b.get("tasks"), list) and
+         "next_cursor" in b and isinstance(b.get("seq"), int),
+         "{tasks, next_cursor, seq}", diag=r.describe()[:500])
+    ids = [x["id"] for x in b["tasks"]]
+    t.ok(ids == sorted(ids, reverse=True), "newest first")
+    t.ok(len(ids) <= 100, "default limit at most 100")
+
+    r = d.request("GET", "/v1/tasks?state=scheduled&limit=1000")
+    t.ok(r.status == 200 and r.body["tasks"] and
+         all(x["state"] == "scheduled" for x in r.body["tasks"]) and
+         sched["id"] in [x["id"] for x in r.body["tasks"]],
+         "state=scheduled: only scheduled tasks, ours among them")
+    r = d.request("GET", "/v1/tasks?state=succeeded,canceled&limit=1000")
+    got = {x["id"]: x["state"] for x in r.body.get("tasks", [])}
+    t.ok(r.status == 200 and set(got.values()) <= {"succeeded", "canceled"}
+         and got.get(done["id"]) == "succeeded" and
+         got.get(canc["id"]) == "canceled",
+         "state=succeeded,canceled (a comma list)", diag=got)
+    r = d.request("GET", "/v1/tasks?kind=sleep&limit=1000")
+    t.ok(r.status == 200 and r.body["tasks"] and
+         all(x["kind"] == "sleep" for x in r.body["tasks"]) and
+         sl["id"] in [x["id"] for x in r.body["tasks"]],
+         "kind=sleep: only sleeps")
+    r = d.request("GET", "/v1/tasks?parent=%d" % grp["id"])
+    t.is_(sorted(x["id"] for x in r.body.get("tasks", [])),
+          sorted(grp["children"]), "parent=ID: exactly its children")
+    r = d.request("GET", "/v1/tasks?kind=echo&state=scheduled&limit=1000")
+    t.ok(r.status == 200 and all(x["kind"] == "echo" and
+                                 x["state"] == "scheduled"
+                                 for x in r.body["tasks"]),
+         "filters combine")
+    r = d.request("GET", "/v1/tasks?limit=2")
+    t.ok(r.status == 200 and len(r.body["tasks"]) == 2 and
+         isinstance(r.body.get("next_cursor"), str),
+         "limit=2: two tasks and a next_cursor")
+    r = d.request("GET", "/v1/tasks?limit=1000")
+    t.ok(r.status == 200 and r.body.get("next_cursor") is None,
+         "everything on one page: next_cursor null")
+
+
+@t.test(timeout=40)
+def cursor_paging():
+    # Enough tasks for several pages, then page through with a small limit.
+    d.submit([echo("page %d" % i, 3600) for i in range(25)])
+    whole = d.request("GET", "/v1/tasks?limit=1000").body["tasks"]
+    want = [x["id"] for x in whole]
+    got = []
+    cursor = None
+    pages = 0
+    for _ in range(200):
+        q = "/v1/tasks?limit=7" + ("&cursor=" + cursor if cursor else "")
+        r = d.request("GET", q)
+        if r.status != 200:
+            t.fail("paging: %s" % q, diag=r.describe())
+            return
+        pages += 1
+        got.extend(x["id"] for x in r.body["tasks"])
+        cursor = r.body.get("next_cursor")
+        if not cursor:
+            break
+    t.ok(len(want) > 7 * 3, "more than three pages of tasks (%d)" % len(want))
+    t.is_(len(got), len(set(got)), "paging: no duplicates")
+    t.is_(got, want, "paging: no gaps, same order as one big page")
+    t.ok(pages >= (len(want) + 6) // 7, "paging took %d pages" % pages)
+    # Paging a filtered list.
+    got = []
+    cursor = None
+    for _ in range(200):
+        q = "/v1/tasks?kind=echo&state=scheduled&limit=5" + \
+            ("&cursor=" + cursor if cursor else "")
+        r = d.request("GET", q)
+        got.extend(x["id"] for x in r.body.get("tasks", []))
+        cursor = r.body.get("next_cursor") if r.status == 200 else None
+        if not cursor:
+            break
+    want = [x["id"] for x in whole if x["kind"] == "echo" and
+            x["state"] == "scheduled"]
+    t.is_(got, want, "paging a filtered list")
+
+
+@t.test(timeout=30)
+def list_etag_and_seq():
+    # A daemon of its own: nothing else changes while we look.
+    with Corod(t, name="etag") as e:
+        e.submit(echo("x", 3600))
+        r1 = e.request("GET", "/v1/tasks")
+        tag = r1.headers.get("etag")
+        t.ok(tag is not None, "list sends an ETag")
+        r2 = e.request("GET", "/v1/tasks", headers={"If-None-Match": tag})
+        t.is_(r2.status, 304, "If-None-Match with it: 304")
+        t.is_(r2.raw, b"", "... with no body")
+        seq = r1.body["seq"]
+        task = e.submit(echo("y", 3600))
+        r3 = e.request("GET", "/v1/tasks", headers={"If-None-Match": tag})
+        t.is_(r3.status, 200, "after a submission the old ETag gives 200")
+        t.isnt(r3.headers.get("etag"), tag, "... and a new ETag")
+        t.ok(r3.body["seq"] > seq, "seq grew after a change (%s -> %s)" %
+             (seq, r3.body["seq"]))
+        seq = r3.body["seq"]
+        e.cancel(task["id"])
+        r4 = e.request("GET", "/v1/tasks")
+        t.ok(r4.body["seq"] > seq, "seq grew after a cancel")
+        r5 = e.request("GET", "/v1/tasks?state=scheduled",
+                       headers={"If-None-Match": r4.headers.get("etag")})
+        t.ok(r5.status in (200, 304), "ETag with a filter: 200 or 304")
+        t.is_(e.stop(), 0, "exit status 0")
+
+
+# --- one task ----------------------------------------------------------------------
+
+@t.test(timeout=20)
+def task_etag():
+    task = d.submit(echo("etag", 3600))
+    r = d.request("GET", "/v1/tasks/%d" % task["id"])
+    tag = r.headers.get("etag")
+    t.is_(etag_value(tag), str(r.body["version"]), "ETag is the version")
+    r2 = d.request("GET", "/v1/tasks/%d" % task["id"],
+                   headers={"If-None-Match": tag})
+    t.is_(r2.status, 304, "If-None-Match: 304")
+    t.is_(r2.raw, b"", "... with no body")
+    r3 = d.request("GET", "/v1/tasks/%d" % task["id"],
+                   headers={"If-None-Match": '"999999999"'})
+    t.is_(r3.status, 200, "another ETag: 200")
+    d.cancel(task["id"])
+    r4 = d.request("GET", "/v1/tasks/%d" % task["id"],
+                   headers={"If-None-Match": tag})
+    t.ok(r4.status == 200 and r4.body["version"] > task["version"],
+         "after a change: 200 and a higher version")
+
+
+@t.test(timeout=40)
+def get_wait():
+    task = d.submit(echo("soon", 1))
+    v = task["version"]
+    t0 = time.monotonic()
+    r = d.request("GET", "/v1/tasks/%d?wait=20&version=%d" % (task["id"], v),
+                  timeout=40)
+    el = time.monotonic() - t0
+    t.is_(r.status, 200, "?wait=20&version=V: 200")
+    t.ok(r.body["version"] != v, "... answered with a newer version")
+    t.between(el, 0.5, 5.0, "... early, when the task changed")
+    far = d.submit(echo("far", 3600))
+    t0 = time.monotonic()
+    r = d.request("GET", "/v1/tasks/%d?wait=1&version=%d" %
+                  (far["id"], far["version"]), timeout=30)
+    el = time.monotonic() - t0
+    t.ok(r.status == 200 and r.body["version"] == far["version"],
+         "nothing changed: 200 with the same version")
+    t.between(el, 0.9, 3.0 * scaled(1), "... after the wait (1 s)")
+    t0 = time.monotonic()
+    r = d.request("GET", "/v1/tasks/%d?wait=10&version=%d" %
+                  (far["id"], far["version"] - 1))
+    t.ok(r.status == 200 and time.monotonic() - t0 < 1.0,
+         "version already different: answered at once")
+    # A change from another connection wakes the waiter.
+    res = {}
+
+    def waiter():
+        c = d.connection(timeout=40)
+        try:
+            res["r"] = d.request("GET", "/v1/tasks/%d?wait=20&version=%d" %
+                                 (far["id"], far["version"]), conn=c,
+                                 timeout=40)
+        finally:
+            c.close()
+        res["t"] = time.monotonic()
+    th = threading.Thread(target=waiter, daemon=True)
+    th.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    d.cancel(far["id"])
+    th.join(scaled(25))
+    t.ok("r" in res and res["r"].status == 200 and
+         res["r"].body["state"] == "canceled",
+         "a cancel wakes a waiting GET with the canceled task")
+    t.between(res.get("t", 1e9) - t0, 0, 2.0, "... at once")
+
+
+# --- cancel and delete --------------------------------------------------------------
+
+@t.test(timeout=30)
+def cancel_states():
+    s = d.submit(echo("never", 3600))
+    r = d.cancel(s["id"])
+    t.is_(r.status, 200, "cancel scheduled: 200")
+    t.ok(isinstance(r.body, dict) and r.body.get("state") == "canceled" and
+         r.body.get("cancel_requested") is True,
+         "... the task, canceled, cancel_requested", diag=r.describe())
+    r = d.cancel(s["id"])
+    t.ok(r.status == 200 and r.body.get("state") == "canceled",
+         "cancel it again: 200")
+    run = d.submit(sleep(30))
+    d.wait_state(run["id"], "running", 5)
+    r = d.cancel(run["id"])
+    t.is_(r.status, 202, "cancel running: 202")
+    t.ok(isinstance(r.body, dict) and r.body.get("cancel_requested") is True,
+         "... cancel_requested true", diag=r.describe())
+    x = d.wait_state(run["id"], FINAL, 5)
+    t.is_(x["state"], "canceled", "... then it ends canceled")
+    r = d.cancel(run["id"])
+    t.is_(r.status, 200, "cancel a canceled task: 200")
+    ok_ = d.submit(echo("done"))
+    d.wait_state(ok_["id"], "succeeded", 5)
+    problem(d.cancel(ok_["id"]), 409, "cancel succeeded: 409")
+    f = d.submit(sleep(5, timeout=0.2))
+    d.wait_state(f["id"], "failed", 5)
+    problem(d.cancel(f["id"]), 409, "cancel failed: 409")
+    t.is_(d.get(ok_["id"])["state"], "succeeded", "... the state is kept")
+
+
+@t.test(timeout=20)
+def if_match():
+    s = d.submit(echo("if-match", 3600))
+    r = d.cancel(s["id"], headers={"If-Match": '"%d"' % (s["version"] + 1000)})
+    problem(r, 412, "cancel with a stale If-Match: 412")
+    t.is_(d.get(s["id"])["state"], "scheduled", "... not canceled")
+    r = d.cancel(s["id"], headers={"If-Match": '"%d"' % s["version"]})
+    t.is_(r.status, 200, "cancel with the right If-Match: 200")
+    cur = d.get(s["id"])
+    r = d.request("DELETE", "/v1/tasks/%d" % s["id"],
+                  headers={"If-Match": '"%d"' % (cur["version"] + 1000)})
+    problem(r, 412, "delete with a stale If-Match: 412")
+    t.is_(d.request("GET", "/v1/tasks/%d" % s["id"]).status, 200,
+          "... not deleted")
+    r = d.request("DELETE", "/v1/tasks/%d" % s["id"],
+                  headers={"If-Match": '"%d"' % cur["version"]})
+    t.is_(r.status, 204, "delete with the right If-Match: 204")
+
+
+@t.test(timeout=20)
+def delete():
+    s = d.submit(echo("to delete"))
+    d.wait_state(s["id"], "succeeded", 5)
+    r = d.request("DELETE", "/v1/tasks/%d" % s["id"])
+    t.is_(r.status, 204, "DELETE a finished task: 204")
+    t.is_(r.raw, b"", "... no body")
+    problem(d.request("GET", "/v1/tasks/%d" % s["id"]), 404,
+            "then GET: 404")
+    problem(d.request("GET", "/v1/tasks/%d/log" % s["id"]), 404,
+            "... and its log: 404")
+    problem(d.request("DELETE", "/v1/tasks/%d" % s["id"]), 404,
+            "DELETE again: 404")
+    u = d.submit(echo("unfinished", 3600))
+    problem(d.request("DELETE", "/v1/tasks/%d" % u["id"]), 409,
+            "DELETE a scheduled task: 409")
+    run = d.submit(sleep(30))
+    d.wait_state(run["id"], "running", 5)
+    problem(d.request("DELETE", "/v1/tasks/%d" % run["id"]), 409,
+            "DELETE a running task: 409")
+    d.cancel(run["id"])
+    d.wait_state(run["id"], FINAL, 5)
+    g = d.submit({"kind": "gather", "params": {"tasks": [echo("k1"),
+                                                          echo("k2")]}})
+    d.wait_state(g["id"], "succeeded", 5)
+    t.is_(d.request("DELETE", "/v1/tasks/%d" % g["id"]).status, 204,
+          "DELETE a finished gather: 204")
+    t.is_([d.request("GET", "/v1/tasks/%d" % k).status for k in g["children"]],
+          [404, 404], "... its children are gone with it")
+    new = d.submit(echo("after delete", 3600))
+    t.ok(new["id"] > g["children"][-1], "ids are not reused after a delete")
+
+
+# --- log ---------------------------------------------------------------------------
+
+@t.test(timeout=20)
+def log_since():
+    s = d.submit({"kind": "repeat", "params": {"message": "r", "interval": 0.05,
+                                                "count": 4}})
+    d.wait_state(s["id"], "succeeded", 5)
+    r = d.request("GET", "/v1/tasks/%d/log" % s["id"])
+    t.like(r.headers.get("content-type", ""), r"^text/plain",
+           "log: text/plain")
+    lines = r.body.splitlines() if isinstance(r.body, str) else []
+    t.ok(len(lines) >= 5, "scheduled line + 4 messages (%d lines)" %
+         len(lines))
+    t.is_(r.headers.get("x-log-next"), str(len(lines)),
+          "X-Log-Next is the number of lines")
+    r2 = d.request("GET", "/v1/tasks/%d/log?since=2" % s["id"])
+    t.is_(r2.body.splitlines() if isinstance(r2.body, str) else r2.body,
+          lines[2:], "?since=2 skips the first two lines")
+    t.is_(r2.headers.get("x-log-next"), str(len(lines)),
+          "... same X-Log-Next")
+    r3 = d.request("GET", "/v1/tasks/%d/log?since=%d" % (s["id"], len(lines)))
+    t.ok(r3.status == 200 and not r3.raw, "?since=X-Log-Next: nothing new")
+    t.is_(r3.headers.get("x-log-next"), str(len(lines)),
+          "... X-Log-Next unchanged")
+    r4 = d.request("GET", "/v1/tasks/%d/log?since=1000" % s["id"])
+    t.ok(r4.status == 200 and not r4.raw, "?since beyond the end: empty 200")
+
+
+@t.test(timeout=20)
+def log_escapes_control_characters():
+    msg = "line1\nline2\ttab\r\x01end"
+    s = d.submit(echo(msg))
+    d.wait_state(s["id"], "succeeded", 5)
+    r = d.request("GET", "/v1/tasks/%d/log" % s["id"])
+    body = r.body if isinstance(r.body, str) else ""
+    lines = body.split("\n")
+    t.is_(lines[-1], "", "the log ends with a newline")
+    lines = lines[:-1]
+    t.is_(len(lines), 2, "a message with control characters is one line")
+    t.ok(all(ch >= " " or ch == "\n" for ch in body),
+         "no raw control characters in the log", diag=repr(body))
+    t.ok(len(lines) == 2 and "line1\\nline2" in lines[1],
+         "the newline is written as \\n", diag=repr(body))
+    t.is_(d.get(s["id"])["result"], {"message": msg},
+          "the result keeps the message as it was")
+
+
+# --- healthz, HEAD ----------------------------------------------------------------
+
+@t.test(timeout=20)
+def healthz():
+    r = d.request("GET", "/healthz")
+    t.is_(r.status, 200, "GET /healthz: 200")
+    b = r.body if isinstance(r.body, dict) else {}
+    t.is_(b.get("status"), "ok", "status ok")
+    ver = subprocess.run([corod_bin(), "--version"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, timeout=scaled(10))
+    t.is_(ver.returncode, 0, "corod --version exits 0")
+    vtext = ver.stdout.decode("utf-8", "replace").strip()
+    t.ok(isinstance(b.get("version"), str) and b["version"] and
+         b["version"] in vtext,
+         "version (%r) is the binary's (%r)" % (b.get("version"), vtext))
+    t.ok(isinstance(b.get("uptime"), (int, float)) and
+         not isinstance(b.get("uptime"), bool) and b["uptime"] >= 0,
+         "uptime is a number of seconds")
+    time.sleep(0.3)
+    b2 = d.request("GET", "/healthz").body
+    t.ok(b2["uptime"] > b["uptime"], "uptime grows")
+
+
+@t.test(timeout=20)
+def head_requests():
+    s = d.submit(echo("head", 3600))
+    for path in ("/v1/tasks/%d" % s["id"], "/v1/tasks", "/healthz",
+                 "/v1/tasks/%d/log" % s["id"]):
+        g = d.request("GET", path)
+        h = d.request("HEAD", path)
+        t.ok(h.status == 200 and h.raw == b"" and
+             h.headers.get("content-type") == g.headers.get("content-type"),
+             "HEAD %s: 200, the GET's Content-Type, no body" % path,
+             diag=h.describe())
+    h = d.request("HEAD", "/v1/tasks/999999999")
+    t.is_(h.status, 404, "HEAD of an unknown task: 404")
+    t.is_(d.request("GET", "/healthz").status, 200,
+          "the connection still works after HEADs")
+
+
+# --- scheduling ----------------------------------------------------------------
+
+@t.test(timeout=40)
+def priority():
+    with Corod(t, args=["--max-running", "1"], name="prio") as p:
+        blocker = p.submit(sleep(1))
+        p.wait_state(blocker["id"], "running", 5)
+        low = p.submit(sleep(0.1, priority=-5))
+        mid = p.submit(sleep(0.1))
+        high = p.submit(sleep(0.1, priority=10))
+        time.sleep(0.2)
+        t.is_([p.get(x["id"])["state"] for x in (low, mid, high)],
+              ["scheduled"] * 3, "with --max-running 1 they wait for the slot")
+        got = [p.wait_state(x["id"], FINAL, 10) for x in (low, mid, high)]
+        starts = [parse_time(x["started_at"]) for x in got]
+        t.ok(None not in starts and starts[2] < starts[1] < starts[0],
+             "among due tasks, higher priority runs first (high, mid, low)",
+             diag=[x["started_at"] for x in got])
+        t.ok(None not in starts and
+             starts[2] >= parse_time(p.get(blocker["id"])["finished_at"]),
+             "... and only after the running one finished")
+        t.is_(p.stop(), 0, "exit status 0")
+
+
+@t.test(timeout=40)
+def retries_after_timeout():
+    s = d.submit(sleep(5, timeout=0.3, max_attempts=2))
+    s = d.wait_state(s["id"], FINAL, 15)
+    t.is_(s["state"], "failed", "sleep 5, timeout 0.3, max_attempts 2: fails")
+    t.is_(s["attempt"], 2, "... after 2 attempts")
+    t.is_((s.get("error") or {}).get("code"), "timeout", "... error timeout")
+    log = [x[1] for x in d.log(s["id"])]
+    t.ok(any(re.search(r"attempt 1 .*(retry|retrying)", x) for x in log),
+         "the log records the retry", diag=log)
+    t.ok(any("attempt 2" in x for x in log), "... and the second attempt",
+         diag=log)
+    t.between(parse_time(s["finished_at"]) - parse_time(s["created_at"]),
+              0.6 + 0.7, 0.6 + 1.3 + 1.5,
+              "two timeouts and a backoff of about 1 s")
+    one = d.submit(sleep(5, timeout=0.2))
+    one = d.wait_state(one["id"], FINAL, 10)
+    t.is_((one["state"], one["attempt"]), ("failed", 1),
+          "max_attempts 1 (default): no retry")
+
+
+@t.test(timeout=30)
+def run_at():
+    now = time.time()
+    at = format_time(now + 1.5)
+    s = d.submit(echo("at", run_at=at))
+    t.is_(parse_time(s["run_at"]), parse_time(at), "run_at kept as given (Z)")
+    t.like(s["run_at"], TIME_RE_FULL.pattern, "... in RFC 3339 µs Z")
+    at2 = format_time(now + 1.5, offset_minutes=120)
+    s2 = d.submit(echo("at+02:00", run_at=at2))
+    t.ok(at2.endswith("+02:00"), "submitted with an offset: %s" % at2)
+    t.between(parse_time(s2["run_at"]) - (now + 1.5), -0.000002, 0.000002,
+              "run_at with +02:00 is the same instant")
+    t.ok(s2["run_at"].endswith("Z"), "... returned in UTC")
+    at3 = format_time(now + 1.5, offset_minutes=-330)
+    s3 = d.submit(echo("at-05:30", run_at=at3))
+    t.between(parse_time(s3["run_at"]) - (now + 1.5), -0.000002, 0.000002,
+              "run_at with -05:30 is the same instant")
+    time.sleep(0.5)
+    t.is_(d.get(s["id"])["state"], "scheduled", "not run before its time")
+    for x in (s, s2, s3):
+        y = d.wait_state(x["id"], FINAL, 10)
+        t.between(parse_time(y["started_at"]) - parse_time(y["run_at"]),
+                  -0.001, 0.5, "%s ran at its run_at" % x["params"]["message"])
+    past = d.submit(echo("past", run_at="2001-01-01T00:00:00Z"))
+    p = d.wait_state(past["id"], FINAL, 5)
+    t.is_(p["state"], "succeeded", "run_at in the past: runs at once")
+    frac = d.submit(echo("no fraction", run_at="2099-01-01T00:00:00+00:00"))
+    t.is_(frac["run_at"], "2099-01-01T00:00:00.000000Z",
+          "run_at without a fraction, +00:00: normalized")
+    d.cancel(frac["id"])
+
+
+@t.test(timeout=40)
+def log_cap():
+    with Corod(t, args=["--log-lines", "5"], name="logcap") as c:
+        s = c.submit({"kind": "repeat", "params": {"message": "m",
+                                                    "interval": 0.02,
+                                                    "count": 20}})
+        s = c.wait_state(s["id"], FINAL, 10)
+        t.is_(s["state"], "succeeded", "repeat of 20 messages with "
+              "--log-lines 5")
+        r = c.request("GET", "/v1/tasks/%d/log" % s["id"])
+        lines = r.body.splitlines() if isinstance(r.body, str) else []
+        t.ok(len(lines) <= 6, "at most 5 lines kept plus a marker (%d)" %
+             len(lines), diag=r.body)
+        t.ok(len(lines) > 0 and "dropped" in lines[0],
+             "the first line says lines were dropped", diag=r.body)
+        t.ok(len(lines) > 1 and lines[-1].endswith(" m"),
+             "the last lines are kept", diag=r.body)
+        t.is_(r.headers.get("x-log-next"), "21",
+              "X-Log-Next counts every line written (1 + 20)")
+        r2 = c.request("GET", "/v1/tasks/%d/log?since=19" % s["id"])
+        t.is_(len(r2.body.splitlines()) if isinstance(r2.body, str) else -1,
+              2, "?since=19 gives the last 2 lines, no marker")
+        t.is_(c.stop(), 0, "exit status 0")
+
+
+@t.test(timeout=20)
+def daemon_stops_cleanly():
+    t.ok(d.running(), "the daemon is still running")
+    t.is_(d.stop(), 0, "SIGTERM: exit status 0, no sanitizer report")
+    d.close()
+
+
+t.done()

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# tests/run-all.sh -- build corod and run the whole test suite twice: a
+# normal build with -Werror, then an AddressSanitizer+UBSan build; end with
+# one line "N passed, N failed" (test points of both runs) and a non-zero
+# exit status if anything failed or did not build.
+#
+#   ./tests/run-all.sh            (from anywhere; JOBS=N for make -jN)
+#
+# 1. In the tree: autoreconf -fi && ./configure --enable-werror && make &&
+#    make check.
+# 2. Sanitizers, out of tree: `make distdir` copies the distributed sources
+#    to build-asan/src (configure refuses a VPATH build of a source tree
+#    that is itself configured, and the in-tree build of step 1 is what the
+#    README's run command uses), then build-asan/obj runs
+#    ../src/configure --enable-werror --enable-sanitizers && make &&
+#    make check, with every harness timeout stretched (COROD_TIMEOUT_MULT).
+#    This also checks that the distribution holds what the build needs.
+#
+# A failing test's log (its last 100 lines) is printed after its run.
+
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 2
+jobs=${JOBS:-2}
+passed=0
+failed=0
+status=0
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# Add the counts of a build directory's test-suite.log; a missing log is
+# one failure (the suite did not run).
+count() {
+	local log=$1/test-suite.log p f e x
+	if [ ! -f "$log" ]; then
+		echo "run-all: no $log: the tests did not run" >&2
+		failed=$((failed + 1))
+		return
+	fi
+	p=$(sed -n 's/^# PASS: *\([0-9][0-9]*\).*/\1/p' "$log" | head -1)
+	f=$(sed -n 's/^# FAIL: *\([0-9][0-9]*\).*/\1/p' "$log" | head -1)
+	e=$(sed -n 's/^# ERROR: *\([0-9][0-9]*\).*/\1/p' "$log" | head -1)
+	x=$(sed -n 's/^# XPASS: *\([0-9][0-9]*\).*/\1/p' "$log" | head -1)
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + ${f:-0} + ${e:-0} + ${x:-0}))
+	if [ -z "$p$f$e$x" ]; then
+		echo "run-all: cannot read the counts of $log" >&2
+		failed=$((failed + 1))
+	fi
+}
+
+# Print the tail of every failing test's log under a build directory.
+show_failures() {
+	local trs
+	find "$1" -name '*.trs' -newer "$2" 2>/dev/null | sort |
+	while IFS= read -r trs; do
+		if grep -Eq '^:global-test-result: (FAIL|ERROR|XPASS)' "$trs"; then
+			printf '\n---- %s (last 100 lines) ----\n' "${trs%.trs}.log"
+			tail -100 "${trs%.trs}.log"
+		fi
+	done
+}
+
+stamp=$(mktemp "${TMPDIR:-/tmp}/corod-run-all.XXXXXX")
+trap 'rm -f "$stamp"' EXIT
+
+# --- 1. the normal build, in the tree ------------------------------------------
+
+say "build (in tree, --enable-werror)"
+rm -f test-suite.log
+if autoreconf -fi && ./configure --enable-werror && make -j"$jobs"; then
+	say "make check"
+	make check || status=1
+	count .
+	show_failures . "$stamp"
+else
+	echo "run-all: the normal build failed" >&2
+	failed=$((failed + 1))
+	status=1
+fi
+
+# --- 2. the sanitizer build, out of tree ------------------------------------------
+
+say "build (out of tree, --enable-sanitizers)"
+asan=$top/build-asan
+rm -rf "$asan"
+mkdir -p "$asan/obj"
+if [ -f Makefile ] &&
+    make distdir distdir="corod-asan-src" >/dev/null &&
+    mv corod-asan-src "$asan/src" &&
+    (cd "$asan/obj" && ../src/configure --enable-werror --enable-sanitizers &&
+     make -j"$jobs"); then
+	say "make check (sanitizers)"
+	(cd "$asan/obj" &&
+	 COROD_TIMEOUT_MULT=${COROD_TIMEOUT_MULT:-3} \
+	 COROD_TEST_TIME_MULT=${COROD_TEST_TIME_MULT:-3} \
+	 make check) || status=1
+	count "$asan/obj"
+	show_failures "$asan/obj" "$stamp"
+else
+	echo "run-all: the sanitizer build failed" >&2
+	failed=$((failed + 1))
+	status=1
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$status" -eq 0 ]

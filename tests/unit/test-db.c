@@ -1,0 +1,918 @@
+/*
+ * test-db.c -- the sqlite store against a real file in a temp directory.
+ *
+ * Round trips of every task field, listing with every filter against a
+ * brute-force reference, cursor paging, children order, the due window,
+ * log caps, deletion with tombstones, counters that never go back,
+ * idempotency keys, retention, counts, transactions and schema versions.
+ * TAP on stdout; the store's own warnings go to stderr.
+ */
+#include <sys/stat.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "corod.h"
+#include "db.h"
+#include "db-sqlite.h"
+#include "tap.h"
+
+#define NLIST	90
+#define PLAN	106
+
+static char	 dir[256];
+static char	 path[300];
+
+static void		 setup(void);
+static void		 clean(void);
+static void		 teardown(void);
+static struct db	*reopen(struct db *);
+static void		 row_init(struct task_row *, int64_t, int64_t,
+			     const char *, enum task_state);
+static const char	*row_diff(const struct task_row *,
+			     const struct task_row *);
+static int64_t		 raw_int(const char *);
+static void		 test_rows(struct db *);
+static void		 test_list(void);
+static void		 test_children(struct db *);
+static void		 test_due(void);
+static void		 test_logs(struct db *);
+static void		 test_delete(struct db *);
+static void		 test_idem(struct db *);
+static void		 test_expired_count(void);
+static void		 test_txn(struct db *);
+static void		 test_versions(void);
+static int		 raw_exec(const char *);
+
+/* A fresh temp directory for the test's files. */
+static void
+setup(void)
+{
+	const char	*tmp = getenv("TMPDIR");
+
+	snprintf(dir, sizeof dir, "%s/test-db.XXXXXX",
+	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+	if (mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	snprintf(path, sizeof path, "%s/corod.db", dir);
+}
+
+/* Remove the database files. */
+static void
+clean(void)
+{
+	static const char	*suffix[] = { "", "-wal", "-shm", "-journal" };
+	char			 p[320];
+	size_t			 i;
+
+	for (i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+		snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+		unlink(p);
+	}
+}
+
+/* Remove the files and the directory. */
+static void
+teardown(void)
+{
+	clean();
+	rmdir(dir);
+}
+
+/* Close (if open) and open the test database again. */
+static struct db *
+reopen(struct db *db)
+{
+	char	*cause = NULL;
+
+	db_close(db);
+	if ((db = db_open(path, 1, &cause)) == NULL) {
+		printf("Bail out! db_open %s: %s\n", path, cause);
+		exit(1);
+	}
+	return (db);
+}
+
+/* A minimal valid row. */
+static void
+row_init(struct task_row *r, int64_t id, int64_t parent, const char *kind,
+    enum task_state state)
+{
+	memset(r, 0, sizeof *r);
+	r->id = id;
+	r->parent = parent;
+	r->kind = (char *)kind;
+	r->params = (char *)"{}";
+	r->state = state;
+	r->created_at = 1000000 + id;
+	r->max_attempts = 1;
+	r->version = id;
+}
+
+/* The first field that differs, NULL if none. */
+static const char *
+row_diff(const struct task_row *a, const struct task_row *b)
+{
+#define NUM(f) do {							\
+	if (a->f != b->f)						\
+		return (#f);						\
+} while (0)
+#define STR(f) do {							\
+	if ((a->f == NULL) != (b->f == NULL) ||				\
+	    (a->f != NULL && strcmp(a->f, b->f) != 0))			\
+		return (#f);						\
+} while (0)
+	NUM(id); NUM(parent); NUM(child_index); STR(kind); STR(name);
+	STR(params); NUM(state); NUM(created_at); NUM(run_at); NUM(delay);
+	NUM(started_at); NUM(finished_at); NUM(attempt); NUM(max_attempts);
+	NUM(timeout); NUM(priority); NUM(cancel_requested); STR(progress);
+	STR(result); STR(error); STR(checkpoint); NUM(version);
+	NUM(log_next);
+	return (NULL);
+#undef NUM
+#undef STR
+}
+
+/* One number from the file through a connection of its own. */
+static int64_t
+raw_int(const char *sql)
+{
+	sqlite3		*h;
+	sqlite3_stmt	*st;
+	int64_t		 v = -12345;
+
+	if (sqlite3_open(path, &h) != SQLITE_OK)
+		return (v);
+	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	} else
+		diag("raw_int: %s", sqlite3_errmsg(h));
+	sqlite3_close(h);
+	return (v);
+}
+
+/* Insert, get, update: every field, NULL and set, 0 and not. */
+static void
+test_rows(struct db *db)
+{
+	struct task_row	 full, min, got, want, *rows;
+	struct db_filter f;
+	const char	*d;
+	size_t		 n;
+
+	memset(&full, 0, sizeof full);
+	full.id = 10;
+	full.parent = 7;
+	full.child_index = 3;
+	full.kind = (char *)"download";
+	full.name = (char *)"fetch \xc3\xa9t\xc3\xa9";
+	full.params = (char *)"{\"url\":\"http://x/\"}";
+	full.state = TASK_RUNNING;
+	full.created_at = 1764067204500115LL;
+	full.run_at = 1764067205500115LL;
+	full.delay = 1000000;
+	full.started_at = 1764067205600000LL;
+	full.finished_at = 1764067206000000LL;
+	full.attempt = 2;
+	full.max_attempts = 5;
+	full.timeout = 30000000;
+	full.priority = -4;
+	full.cancel_requested = 1;
+	full.progress = (char *)"{\"current\":5}";
+	full.result = (char *)"{\"path\":\"a\"}";
+	full.error = (char *)"{\"code\":\"x\"}";
+	full.checkpoint = (char *)"{\"off\":5}";
+	full.version = 99;
+	full.log_next = 12;
+
+	row_init(&min, 11, 0, "echo", TASK_SCHEDULED);
+	min.max_attempts = 0;
+	min.version = 100;
+	min.name = (char *)"";
+
+	ok(db_begin(db) == 0, "begin");
+	ok(db_task_insert(db, &full) == 0, "insert a row with every field set");
+	ok(db_task_insert(db, &min) == 0, "insert a row with NULLs and zeros");
+	ok(db_task_insert(db, &min) == -1, "a duplicate id is refused");
+	ok(db_commit(db) == 0, "commit");
+
+	memset(&got, 0, sizeof got);
+	is(db_task_get(db, 10, &got), 1, "get the full row");
+	d = row_diff(&got, &full);
+	ok(d == NULL, "full row round trip (%s)", d ? d : "all fields");
+	task_row_free(&got);
+	is(db_task_get(db, 11, &got), 1, "get the minimal row");
+	d = row_diff(&got, &min);
+	ok(d == NULL, "minimal row round trip (%s)", d ? d : "all fields");
+	ok(got.name != NULL && got.name[0] == '\0' && got.progress == NULL,
+	    "an empty string stays empty, NULL stays NULL");
+	task_row_free(&got);
+	is(raw_int("SELECT (parent IS NULL) + (run_at IS NULL) + "
+	    "(started_at IS NULL) + (finished_at IS NULL) + (timeout IS NULL) +"
+	    " (progress IS NULL) + (checkpoint IS NULL) FROM tasks WHERE id = "
+	    "11"), 7, "zeros and NULLs are stored as NULL");
+	is(db_task_get(db, 12, &got), 0, "get a missing id: 0");
+
+	/*
+	 * log_next as read covers lines stored after the row (a task that
+	 * logged without its row being written); a final task's is its own.
+	 */
+	db_begin(db);
+	db_log_insert(db, 11, 0, 1, "a", 1, 0);
+	db_log_insert(db, 11, 1, 2, "b", 1, 0);
+	db_log_insert(db, 10, 12, 3, "c", 1, 0);
+	db_log_insert(db, 10, 13, 4, "d", 1, 0);
+	ok(db_commit(db) == 0, "log lines beyond the stored log_next");
+	ok(db_task_get(db, 11, &got) == 1 && got.log_next == 2,
+	    "log_next read: stored 0, lines 0-1: 2");
+	task_row_free(&got);
+	ok(db_task_get(db, 10, &got) == 1 && got.log_next == 14,
+	    "log_next read: stored 12, lines 12-13: 14");
+	task_row_free(&got);
+	f.states = 1 << TASK_SCHEDULED | 1 << TASK_RUNNING;
+	f.kind = NULL;
+	f.parent = -1;
+	f.before = 0;
+	f.limit = 10;
+	ok(db_task_list(db, &f, &rows, &n) == 0 && n == 2 &&
+	    rows[0].id == 11 && rows[0].log_next == 2 && rows[1].id == 10 &&
+	    rows[1].log_next == 14, "and so in a merged list");
+	while (n > 0)
+		task_row_free(&rows[--n]);
+	free(rows);
+
+	/* Update: only the mutable fields are stored. */
+	task_row_copy(&want, &full);
+	d = row_diff(&want, &full);
+	ok(d == NULL && want.kind != full.kind, "task_row_copy is deep");
+	want.state = TASK_SUCCEEDED;
+	want.run_at = 0;
+	want.started_at = 5;
+	want.finished_at = 6;
+	want.attempt = 3;
+	want.cancel_requested = 0;
+	free(want.progress);
+	want.progress = NULL;
+	free(want.result);
+	want.result = xstrdup("{\"ok\":true}");
+	free(want.error);
+	want.error = NULL;
+	free(want.checkpoint);
+	want.checkpoint = xstrdup("");
+	want.version = 150;
+	want.log_next = 40;
+	full = want;
+	full.priority = 77;
+	full.kind = (char *)"echo";
+	full.timeout = 1;
+	ok(db_task_update(db, &full) == 0, "update");
+	is(db_task_get(db, 10, &got), 1, "get the updated row");
+	d = row_diff(&got, &want);
+	ok(d == NULL, "update stores the mutable fields only (%s)",
+	    d ? d : "all fields");
+	task_row_free(&got);
+	db_begin(db);
+	db_log_insert(db, 10, 40, 5, "e", 1, 0);
+	db_commit(db);
+	ok(db_task_get(db, 10, &got) == 1 && got.log_next == 40,
+	    "a final task's log_next is the stored one");
+	task_row_free(&got);
+	task_row_free(&want);
+	ok(want.kind == NULL && want.id == 0, "task_row_free zeroes");
+
+	row_init(&min, 12345, 0, "echo", TASK_SCHEDULED);
+	ok(db_task_update(db, &min) == 0, "update of a missing row: logged, 0");
+}
+
+/* What the brute-force reference knows of a listed task. */
+struct lrow {
+	int64_t		 id;
+	int64_t		 parent;
+	const char	*kind;
+	int		 state;
+};
+
+/* The ids a filter should list, newest first, into ids; their count. */
+static size_t
+list_expect(const struct lrow *all, size_t nall, const struct db_filter *f,
+    int64_t *ids)
+{
+	size_t	i, n = 0;
+
+	for (i = nall; i-- > 0;) {
+		if (f->states != 0 && !(f->states & (1U << all[i].state)))
+			continue;
+		if (f->kind != NULL && strcmp(f->kind, all[i].kind) != 0)
+			continue;
+		if (f->parent == 0 && all[i].parent != 0)
+			continue;
+		if (f->parent > 0 && all[i].parent != f->parent)
+			continue;
+		if (f->before > 0 && all[i].id >= f->before)
+			continue;
+		if (f->limit > 0 && n == (size_t)f->limit)
+			break;
+		ids[n++] = all[i].id;
+	}
+	return (n);
+}
+
+/* Compare db_task_list with the reference; describe a mismatch. */
+static int
+list_check(struct db *db, const struct lrow *all, size_t nall,
+    const struct db_filter *f)
+{
+	struct task_row	*rows;
+	int64_t		 ids[NLIST];
+	size_t		 n, nw, i;
+	int		 good;
+
+	nw = list_expect(all, nall, f, ids);
+	if (db_task_list(db, f, &rows, &n) != 0) {
+		diag("list failed: states %#x kind %s parent %lld before %lld"
+		    " limit %d", f->states, f->kind ? f->kind : "-",
+		    (long long)f->parent, (long long)f->before, f->limit);
+		return (0);
+	}
+	good = n == nw;
+	for (i = 0; good && i < n; i++)
+		good = rows[i].id == ids[i];
+	if (!good)
+		diag("list mismatch: states %#x kind %s parent %lld before %lld"
+		    " limit %d: %zu rows, want %zu", f->states,
+		    f->kind ? f->kind : "-", (long long)f->parent,
+		    (long long)f->before, f->limit, n, nw);
+	for (i = 0; i < n; i++)
+		task_row_free(&rows[i]);
+	free(rows);
+	return (good);
+}
+
+/* Listing: every filter shape against brute force, and paging. */
+static void
+test_list(void)
+{
+	static const unsigned int states[] = { 0, 1 << 2, 1 << 0 | 1 << 1,
+	    1 << 2 | 1 << 3 | 1 << 4, 0x1f, 1 << 1 | 1 << 4 };
+	static const char	*kinds[] = { NULL, "echo", "sleep", "none" };
+	static const char	*knames[] = { "echo", "sleep", "gather" };
+	static const int64_t	 parents[] = { -1, 0, 3, 4 };
+	static const int64_t	 befores[] = { 0, 50, 1 };
+	static const int	 limits[] = { 0, 5, 1000 };
+	struct lrow		 all[NLIST];
+	struct task_row		 r, *rows;
+	struct db_filter	 f;
+	struct db		*db = NULL;
+	sqlite3_stmt		*st;
+	size_t			 i, a, b, c, d, e, combos = 0, bad = 0, n;
+	size_t			 nst0, nst1;
+	int64_t			 ids[NLIST], cursor;
+	int			 good;
+
+	clean();
+	db = reopen(NULL);
+	db_begin(db);
+	for (i = 0; i < NLIST; i++) {
+		all[i].id = (int64_t)i + 1;
+		all[i].parent = i % 3 == 2 ? (i % 2 ? 3 : 4) : 0;
+		all[i].kind = knames[i % 3];
+		all[i].state = (int)(i * 7 % TASK_NSTATES);
+		row_init(&r, all[i].id, all[i].parent, all[i].kind,
+		    (enum task_state)all[i].state);
+		r.run_at = 5;
+		r.child_index = (int)i;
+		if (db_task_insert(db, &r) != 0)
+			break;
+	}
+	ok(i == NLIST && db_commit(db) == 0, "insert %d tasks to list", NLIST);
+
+	for (a = 0; a < sizeof states / sizeof states[0]; a++)
+	for (b = 0; b < sizeof kinds / sizeof kinds[0]; b++)
+	for (c = 0; c < sizeof parents / sizeof parents[0]; c++)
+	for (d = 0; d < sizeof befores / sizeof befores[0]; d++)
+	for (e = 0; e < sizeof limits / sizeof limits[0]; e++) {
+		f.states = states[a];
+		f.kind = kinds[b];
+		f.parent = parents[c];
+		f.before = befores[d];
+		f.limit = limits[e];
+		combos++;
+		if (!list_check(db, all, NLIST, &f))
+			bad++;
+	}
+	ok(bad == 0, "list: %zu filter combinations match brute force (%zu "
+	    "bad)", combos, bad);
+
+	/* Paging with the cursor covers everything once, in order. */
+	for (a = 0; a < sizeof states / sizeof states[0]; a++) {
+		f.states = states[a];
+		f.kind = a % 2 ? "echo" : NULL;
+		f.parent = -1;
+		f.before = 0;
+		f.limit = 0;
+		n = list_expect(all, NLIST, &f, ids);
+		f.limit = 4;
+		good = 1;
+		i = 0;
+		do {
+			if (db_task_list(db, &f, &rows, &e) != 0) {
+				good = 0;
+				break;
+			}
+			for (b = 0; b < e; b++) {
+				if (i >= n || rows[b].id != ids[i])
+					good = 0;
+				i++;
+			}
+			cursor = e > 0 ? rows[e - 1].id : 0;
+			for (b = 0; b < e; b++)
+				task_row_free(&rows[b]);
+			free(rows);
+			f.before = cursor;
+		} while (e == (size_t)f.limit && good);
+		ok(good && i == n, "paging by 4 with states %#x kind %s: %zu "
+		    "rows", f.states, f.kind ? f.kind : "any", n);
+	}
+
+	/* Listing a shape again prepares nothing new. */
+	f.states = 1 << 2 | 1 << 3;
+	f.kind = "echo";
+	f.parent = 0;
+	f.before = 40;
+	f.limit = 3;
+	list_check(db, all, NLIST, &f);
+	for (nst0 = 0, st = NULL; (st = sqlite3_next_stmt(db->h, st)) != NULL;)
+		nst0++;
+	f.before = 30;
+	f.kind = "sleep";
+	list_check(db, all, NLIST, &f);
+	for (nst1 = 0, st = NULL; (st = sqlite3_next_stmt(db->h, st)) != NULL;)
+		nst1++;
+	ok(nst0 == nst1 && nst0 > 0, "list statements are cached (%zu)", nst0);
+	db_close(db);
+}
+
+/* Children come in child_index order, ties by id. */
+static void
+test_children(struct db *db)
+{
+	static const int	 idx[] = { 2, 0, 1, 1 };
+	struct task_row		 r, *rows;
+	int64_t			*ids;
+	size_t			 i, n;
+
+	db_begin(db);
+	row_init(&r, 20, 0, "sequence", TASK_SCHEDULED);
+	db_task_insert(db, &r);
+	for (i = 0; i < 4; i++) {
+		row_init(&r, 21 + (int64_t)i, 20, "echo", TASK_SCHEDULED);
+		r.child_index = idx[i];
+		db_task_insert(db, &r);
+	}
+	row_init(&r, 30, 21, "echo", TASK_SCHEDULED);
+	db_task_insert(db, &r);
+	ok(db_commit(db) == 0, "insert a group of 4 children");
+
+	ok(db_task_children(db, 20, &rows, &n) == 0 && n == 4 &&
+	    rows[0].id == 22 && rows[1].id == 23 && rows[2].id == 24 &&
+	    rows[3].id == 21 && rows[0].parent == 20, "children in "
+	    "child_index order, ties by id");
+	for (i = 0; i < n; i++)
+		task_row_free(&rows[i]);
+	free(rows);
+	ok(db_task_child_ids(db, 20, &ids, &n) == 0 && n == 4 &&
+	    ids[0] == 22 && ids[1] == 23 && ids[2] == 24 && ids[3] == 21,
+	    "child ids in the same order");
+	free(ids);
+	ok(db_task_children(db, 22, &rows, &n) == 0 && n == 0 && rows == NULL,
+	    "no children: empty");
+}
+
+/* The due window: (run_at, id) order, strict cursor, until, limit. */
+static void
+test_due(void)
+{
+	struct db	*db;
+	struct task_row	 r, *rows;
+	size_t		 i, n;
+	int64_t		 want[] = { 3, 5, 2, 4, 6 };
+	int		 good;
+
+	clean();
+	db = reopen(NULL);
+	db_begin(db);
+	/* id: run_at -- 2: 200, 3: 100, 4: 200, 5: 100, 6: 200, 7: 300 */
+	for (i = 2; i <= 7; i++) {
+		row_init(&r, (int64_t)i, 0, "echo", TASK_SCHEDULED);
+		r.run_at = i == 7 ? 300 : (i % 2 ? 100 : 200);
+		db_task_insert(db, &r);
+	}
+	row_init(&r, 8, 0, "echo", TASK_RUNNING);	/* not scheduled */
+	r.run_at = 100;
+	db_task_insert(db, &r);
+	row_init(&r, 9, 2, "echo", TASK_SCHEDULED);	/* a child */
+	r.run_at = 100;
+	db_task_insert(db, &r);
+	row_init(&r, 10, 0, "echo", TASK_CANCELED);
+	r.run_at = 50;
+	db_task_insert(db, &r);
+	ok(db_commit(db) == 0, "insert due candidates");
+
+	good = db_task_due(db, 0, 0, 250, 100, &rows, &n) == 0 && n == 5;
+	for (i = 0; good && i < n; i++)
+		good = rows[i].id == want[i];
+	ok(good, "due by 250: (run_at, id) order, scheduled top level only");
+	for (i = 0; i < n; i++)
+		task_row_free(&rows[i]);
+	free(rows);
+
+	good = db_task_due(db, 0, 0, 250, 2, &rows, &n) == 0 && n == 2 &&
+	    rows[0].id == 3 && rows[1].id == 5;
+	ok(good, "due with limit 2");
+	for (i = 0; i < n; i++)
+		task_row_free(&rows[i]);
+	free(rows);
+
+	good = db_task_due(db, 100, 5, 250, 2, &rows, &n) == 0 && n == 2 &&
+	    rows[0].id == 2 && rows[1].id == 4;
+	ok(good, "due after (100, 5): the tie-break on id continues");
+	for (i = 0; i < n; i++)
+		task_row_free(&rows[i]);
+	free(rows);
+
+	good = db_task_due(db, 200, 2, 250, 0, &rows, &n) == 0 && n == 2 &&
+	    rows[0].id == 4 && rows[1].id == 6;
+	ok(good, "due after (200, 2), no limit");
+	for (i = 0; i < n; i++)
+		task_row_free(&rows[i]);
+	free(rows);
+
+	good = db_task_due(db, 200, INT64_MAX, 1000, 0, &rows, &n) == 0 &&
+	    n == 1 && rows[0].id == 7;
+	ok(good, "due after (200, max): the next run_at only");
+	for (i = 0; i < n; i++)
+		task_row_free(&rows[i]);
+	free(rows);
+	db_close(db);
+}
+
+/* Log lines: cap, since, limit, first. */
+static void
+test_logs(struct db *db)
+{
+	struct db_log_line	*l;
+	size_t			 n;
+	int64_t			 first, i;
+	char			 text[32];
+	int			 good;
+
+	db_begin(db);
+	for (i = 0; i < 5; i++) {
+		snprintf(text, sizeof text, "line %lld", (long long)i);
+		if (db_log_insert(db, 20, i, 1000 + i, text, strlen(text),
+		    3) != 0)
+			break;
+	}
+	ok(i == 5, "write 5 lines with keep=3");
+	ok(db_log_insert(db, 21, 0, 7, "abcdef", 3, 0) == 0, "a line of 3 "
+	    "bytes, not NUL-terminated");
+	for (i = 1; i < 6; i++)
+		db_log_insert(db, 21, i, 7 + i, "x", 1, 0);
+	ok(db_commit(db) == 0, "commit the log lines");
+
+	good = db_log_read(db, 20, 0, 0, &l, &n, &first) == 0 && n == 3 &&
+	    first == 2 && l[0].n == 2 && l[1].n == 3 && l[2].n == 4 &&
+	    strcmp(l[0].text, "line 2") == 0 && l[0].len == 6 &&
+	    l[2].at == 1004;
+	ok(good, "read: lines 2..4 kept, first=2");
+	db_log_lines_free(l, n);
+	good = db_log_read(db, 20, 3, 0, &l, &n, &first) == 0 && n == 2 &&
+	    l[0].n == 3 && l[1].n == 4 && first == 2;
+	ok(good, "since=3: lines 3 and 4");
+	db_log_lines_free(l, n);
+	good = db_log_read(db, 20, 0, 1, &l, &n, &first) == 0 && n == 1 &&
+	    l[0].n == 2;
+	ok(good, "limit=1: line 2 only");
+	db_log_lines_free(l, n);
+	good = db_log_read(db, 20, 5, 10, &l, &n, &first) == 0 && n == 0 &&
+	    l == NULL && first == 2;
+	ok(good, "since past the end: nothing");
+	db_log_lines_free(l, n);
+	good = db_log_read(db, 21, 0, 0, &l, &n, &first) == 0 && n == 6 &&
+	    first == 0 && l[0].len == 3 && strcmp(l[0].text, "abc") == 0;
+	ok(good, "keep=0 keeps every line; text by length");
+	db_log_lines_free(l, n);
+	good = db_log_read(db, 999, 0, 0, &l, &n, &first) == 0 && n == 0 &&
+	    first == 0;
+	ok(good, "no log: nothing, first=0");
+	db_log_lines_free(l, n);
+}
+
+/* Delete: subtree, logs, tombstone, counters. */
+static void
+test_delete(struct db *db)
+{
+	struct task_row		 r;
+	struct db_log_line	*l;
+	size_t			 n;
+	int64_t			 v, first;
+
+	/* 20 has children 21..24, 21 has child 30, 30 gets child 31. */
+	db_begin(db);
+	row_init(&r, 31, 30, "echo", TASK_SUCCEEDED);
+	db_task_insert(db, &r);
+	db_log_insert(db, 31, 0, 1, "g", 1, 0);
+	row_init(&r, 40, 0, "echo", TASK_SUCCEEDED);	/* unrelated */
+	db_task_insert(db, &r);
+	db_log_insert(db, 40, 0, 1, "keep", 4, 0);
+	row_init(&r, 1000, 0, "echo", TASK_SUCCEEDED);	/* the highest id */
+	r.version = 500;
+	db_task_insert(db, &r);
+	ok(db_commit(db) == 0, "insert a grandchild and more");
+
+	ok(db_max_id(db, &v) == 0 && v == 1000, "max id 1000");
+	ok(db_max_seq(db, &v) == 0 && v == 500, "max seq is the top version");
+	ok(db_tombstone_min(db, &v) == 0 && v == 0, "no tombstones: min 0");
+
+	db_begin(db);
+	ok(db_task_delete(db, 20, 600) == 0, "delete task 20 at seq 600");
+	ok(db_task_delete(db, 1000, 601) == 0, "delete task 1000 at seq 601");
+	ok(db_commit(db) == 0, "commit the deletes");
+
+	ok(db_task_get(db, 20, &r) == 0 && db_task_get(db, 21, &r) == 0 &&
+	    db_task_get(db, 24, &r) == 0 && db_task_get(db, 30, &r) == 0 &&
+	    db_task_get(db, 31, &r) == 0, "the task, children, grandchildren "
+	    "are gone");
+	is(raw_int("SELECT count(*) FROM logs WHERE task IN (20, 21, 31)"), 0,
+	    "their logs are gone");
+	ok(db_log_read(db, 40, 0, 0, &l, &n, &first) == 0 && n == 1 &&
+	    strcmp(l[0].text, "keep") == 0, "an unrelated log stays");
+	db_log_lines_free(l, n);
+	ok(db_task_get(db, 40, &r) == 1, "an unrelated task stays");
+	task_row_free(&r);
+	ok(db_tombstone_min(db, &v) == 0 && v == 600, "tombstone min 600");
+	ok(db_max_seq(db, &v) == 0 && v == 601, "max seq sees the tombstone");
+	ok(db_max_id(db, &v) == 0 && v == 1000, "max id stays 1000 after its "
+	    "row is deleted");
+
+	/* The highest id is a child of the task deleted. */
+	db_begin(db);
+	row_init(&r, 2000, 0, "gather", TASK_SUCCEEDED);
+	db_task_insert(db, &r);
+	row_init(&r, 2001, 2000, "echo", TASK_SUCCEEDED);
+	db_task_insert(db, &r);
+	ok(db_task_delete(db, 2000, 602) == 0 && db_commit(db) == 0,
+	    "delete task 2000 and its child 2001");
+	ok(db_max_id(db, &v) == 0 && v == 2001, "max id stays 2001, the "
+	    "deleted child's");
+	db_begin(db);
+	ok(db_task_delete(db, 12345, 603) == 0 && db_commit(db) == 0,
+	    "deleting a missing task still leaves a tombstone");
+	ok(db_tombstone_min(db, &v) == 0 && v == 600 &&
+	    db_max_seq(db, &v) == 0 && v == 603 && db_max_id(db, &v) == 0 &&
+	    v == 12345, "and counts its id and seq");
+
+	db_begin(db);
+	ok(db_tombstone_prune(db, 10000) == 0, "prune every tombstone");
+	db_commit(db);
+	ok(db_tombstone_min(db, &v) == 0 && v == 603 &&
+	    db_max_seq(db, &v) == 0 && v == 603, "the newest tombstone is "
+	    "kept, max seq does not go back");
+}
+
+/* Idempotency keys. */
+static void
+test_idem(struct db *db)
+{
+	char	*hash, *ids;
+
+	db_begin(db);
+	ok(db_idem_put(db, "k1", "h1", "[1,2]", 100) == 0 &&
+	    db_idem_put(db, "k2", "h2", "[3]", 200) == 0, "put two keys");
+	ok(db_commit(db) == 0, "commit the keys");
+	ok(db_idem_get(db, "k1", &hash, &ids) == 1 && strcmp(hash, "h1") == 0
+	    && strcmp(ids, "[1,2]") == 0, "get k1");
+	free(hash);
+	free(ids);
+	ok(db_idem_get(db, "k3", &hash, &ids) == 0 && hash == NULL &&
+	    ids == NULL, "get a missing key: 0");
+	ok(db_idem_prune(db, 150) == 0, "prune before 150");
+	ok(db_idem_get(db, "k1", &hash, &ids) == 0, "k1 pruned");
+	ok(db_idem_get(db, "k2", &hash, &ids) == 1, "k2 kept");
+	free(hash);
+	free(ids);
+}
+
+/* Retention and counts. */
+static void
+test_expired_count(void)
+{
+	struct db	*db;
+	struct task_row	 r, *rows;
+	int64_t		*ids, counts[TASK_NSTATES];
+	size_t		 n;
+
+	clean();
+	db = reopen(NULL);
+	db_begin(db);
+	row_init(&r, 1, 0, "echo", TASK_SUCCEEDED);
+	r.finished_at = 300;
+	db_task_insert(db, &r);
+	row_init(&r, 2, 0, "echo", TASK_FAILED);
+	r.finished_at = 100;
+	db_task_insert(db, &r);
+	row_init(&r, 3, 0, "echo", TASK_CANCELED);
+	r.finished_at = 200;
+	db_task_insert(db, &r);
+	row_init(&r, 4, 1, "echo", TASK_SUCCEEDED);	/* a child */
+	r.finished_at = 50;
+	db_task_insert(db, &r);
+	row_init(&r, 5, 0, "echo", TASK_SCHEDULED);	/* not finished */
+	r.finished_at = 60;
+	db_task_insert(db, &r);
+	row_init(&r, 6, 0, "echo", TASK_SUCCEEDED);	/* too recent */
+	r.finished_at = 1000;
+	db_task_insert(db, &r);
+	row_init(&r, 7, 0, "echo", TASK_RUNNING);
+	db_task_insert(db, &r);
+	ok(db_commit(db) == 0, "insert finished tasks");
+
+	ok(db_task_expired(db, 500, 10, &ids, &n) == 0 && n == 3 &&
+	    ids[0] == 2 && ids[1] == 3 && ids[2] == 1, "expired: top-level "
+	    "finished before 500, oldest first");
+	free(ids);
+	ok(db_task_expired(db, 500, 2, &ids, &n) == 0 && n == 2 &&
+	    ids[0] == 2 && ids[1] == 3, "expired with limit 2");
+	free(ids);
+
+	ok(db_task_count(db, counts) == 0 && counts[TASK_SCHEDULED] == 1 &&
+	    counts[TASK_RUNNING] == 1 && counts[TASK_SUCCEEDED] == 3 &&
+	    counts[TASK_FAILED] == 1 && counts[TASK_CANCELED] == 1,
+	    "counts by state");
+	ok(db_task_in_state(db, TASK_SUCCEEDED, &rows, &n) == 0 && n == 3 &&
+	    rows[0].id == 1 && rows[1].id == 4 && rows[2].id == 6,
+	    "in state succeeded: id order, children too");
+	while (n > 0)
+		task_row_free(&rows[--n]);
+	free(rows);
+	db_close(db);
+}
+
+/* Rollback discards, commit keeps, a reopen preserves. */
+static void
+test_txn(struct db *db)
+{
+	struct task_row	 r, got;
+
+	db_begin(db);
+	row_init(&r, 50, 0, "echo", TASK_SCHEDULED);
+	ok(db_task_insert(db, &r) == 0, "insert inside a transaction");
+	db_rollback(db);
+	ok(db_task_get(db, 50, &got) == 0, "rollback discards it");
+	db_rollback(db);
+	ok(1, "a rollback without a transaction is harmless");
+	ok(db_begin(db) == 0 && db_begin(db) == -1, "no nested begin");
+	db_rollback(db);
+	ok(db_checkpoint(db) == 0, "passive checkpoint");
+
+	r.name = (char *)"survivor";
+	r.run_at = 77;
+	db_begin(db);
+	db_task_insert(db, &r);
+	db_log_insert(db, 50, 0, 1, "hello", 5, 10);
+	ok(db_commit(db) == 0, "insert and commit");
+}
+
+/* Write raw SQL to the test file. */
+static int
+raw_exec(const char *sql)
+{
+	sqlite3	*h;
+	int	 rc;
+
+	if (sqlite3_open(path, &h) != SQLITE_OK)
+		return (-1);
+	rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		diag("raw_exec: %s", sqlite3_errmsg(h));
+	sqlite3_close(h);
+	return (rc == SQLITE_OK ? 0 : -1);
+}
+
+/* Schema versions: newer refused, foreign files refused. */
+static void
+test_versions(void)
+{
+	struct db	*db;
+	char		*cause = NULL, sql[64], bad[320];
+	FILE		*f;
+
+	clean();
+	db = reopen(NULL);
+	db_close(db);
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d",
+	    db_schema_version() + 1);
+	ok(raw_exec(sql) == 0, "set user_version to %d",
+	    db_schema_version() + 1);
+	db = db_open(path, 0, &cause);
+	ok(db == NULL && cause != NULL && strstr(cause, "newer") != NULL,
+	    "a newer schema is refused (%s)", cause ? cause : "no cause");
+	free(cause);
+	db_close(db);
+
+	clean();
+	ok(raw_exec("CREATE TABLE t (x); PRAGMA application_id = 7") == 0,
+	    "a foreign database");
+	db = db_open(path, 0, &cause);
+	ok(db == NULL && cause != NULL && strstr(cause, "not a corod") !=
+	    NULL, "refused (%s)", cause ? cause : "no cause");
+	free(cause);
+	db_close(db);
+
+	clean();
+	ok(raw_exec("CREATE TABLE t (x)") == 0, "a database of tables, no id");
+	db = db_open(path, 0, &cause);
+	ok(db == NULL && cause != NULL, "refused (%s)",
+	    cause ? cause : "no cause");
+	free(cause);
+	db_close(db);
+
+	clean();
+	if ((f = fopen(path, "w")) != NULL) {
+		fputs("this is not a database, just some text that is long "
+		    "enough to look like a header of one\n", f);
+		fclose(f);
+	}
+	db = db_open(path, 0, &cause);
+	ok(db == NULL && cause != NULL, "a text file is refused (%s)",
+	    cause ? cause : "no cause");
+	free(cause);
+	db_close(db);
+	clean();
+
+	snprintf(bad, sizeof bad, "%s/no/such/dir/x.db", dir);
+	db = db_open(bad, 1, &cause);
+	ok(db == NULL && cause != NULL, "a missing directory fails (%s)",
+	    cause ? cause : "no cause");
+	free(cause);
+	db_close(db);
+}
+
+/* Every part, in order: some build on what the ones before stored. */
+int
+main(void)
+{
+	struct db		*db;
+	struct task_row		 got;
+	struct db_log_line	*l;
+	char			*hash, *ids;
+	size_t			 n;
+	int64_t			 v, first;
+
+	plan(PLAN);
+	setup();
+	db = reopen(NULL);
+	ok(db_schema_version() >= 1, "schema version %d", db_schema_version());
+	is(raw_int("PRAGMA application_id"), 0x636f726f, "application_id");
+	is(raw_int("PRAGMA user_version"), db_schema_version(),
+	    "user_version");
+	is(raw_int("SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1,
+	    "journal mode WAL");
+
+	test_rows(db);
+	test_children(db);
+	test_logs(db);
+	test_delete(db);
+	test_idem(db);
+	test_txn(db);
+
+	db = reopen(db);
+	memset(&got, 0, sizeof got);
+	ok(db_task_get(db, 50, &got) == 1 && got.name != NULL &&
+	    strcmp(got.name, "survivor") == 0 && got.run_at == 77,
+	    "reopen: the committed task is there");
+	task_row_free(&got);
+	ok(db_log_read(db, 50, 0, 0, &l, &n, &first) == 0 && n == 1 &&
+	    strcmp(l[0].text, "hello") == 0, "reopen: its log too");
+	db_log_lines_free(l, n);
+	ok(db_max_id(db, &v) == 0 && v == 12345, "reopen: max id 12345");
+	ok(db_max_seq(db, &v) == 0 && v == 603, "reopen: max seq 603");
+	ok(db_idem_get(db, "k2", &hash, &ids) == 1, "reopen: keys kept");
+	free(hash);
+	free(ids);
+	db_close(db);
+
+	test_list();
+	test_due();
+	test_expired_count();
+	test_versions();
+	teardown();
+	return (done_testing());
+}
