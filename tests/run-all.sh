@@ -94,7 +94,6 @@ if [ -f Makefile ] &&
 	say "make check (sanitizers)"
 	(cd "$asan/obj" &&
 	 COROD_TIMEOUT_MULT=${COROD_TIMEOUT_MULT:-3} \
-	 COROD_TEST_TIME_MULT=${COROD_TEST_TIME_MULT:-3} \
 	 make check) || status=1
 	count "$asan/obj"
 	show_failures "$asan/obj" "$stamp"

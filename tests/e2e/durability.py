@@ -21,19 +21,11 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP, scaled  # noqa: E402
-from corod import Corod, parse_time  # noqa: E402
+from corod import Corod, parse_time, echo  # noqa: E402
 
 FINAL = ("succeeded", "failed", "canceled")
 
 t = TAP("durability")
-
-
-def echo(msg, delay=None, **kw):
-    spec = {"kind": "echo", "params": {"message": msg}}
-    if delay is not None:
-        spec["delay"] = delay
-    spec.update(kw)
-    return spec
 
 
 def integrity(db):

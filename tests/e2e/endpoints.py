@@ -20,8 +20,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP, scaled  # noqa: E402
-from corod import (Corod, TIME_RE_FULL, corod_bin, format_time,  # noqa: E402
-                   is_problem, parse_time)
+from corod import (Corod, TIME_RE_FULL, corod_bin, echo,  # noqa: E402
+                   format_time, is_problem, parse_time, sleep)
 
 FINAL = ("succeeded", "failed", "canceled")
 TASK_FIELDS = ("id", "kind", "name", "params", "state", "created_at",
@@ -32,20 +32,6 @@ TIME_FIELDS = ("created_at", "run_at", "started_at", "finished_at")
 
 t = TAP("endpoints")
 d = Corod(t)
-
-
-def echo(msg, delay=None, **kw):
-    spec = {"kind": "echo", "params": {"message": msg}}
-    if delay is not None:
-        spec["delay"] = delay
-    spec.update(kw)
-    return spec
-
-
-def sleep(seconds, **kw):
-    spec = {"kind": "sleep", "params": {"seconds": seconds}}
-    spec.update(kw)
-    return spec
 
 
 def etag_value(h):

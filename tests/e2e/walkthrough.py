@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP  # noqa: E402
-from corod import Corod, TIME_RE, parse_time  # noqa: E402
+from corod import Corod, TIME_RE, parse_time, echo, sleep  # noqa: E402
 
 FINAL = ("succeeded", "failed", "canceled")
 
@@ -34,20 +34,6 @@ def span(task, a, b):
     """task[b] - task[a] in seconds (None if either is missing)."""
     x, y = ts(task, a), ts(task, b)
     return None if x is None or y is None else y - x
-
-
-def echo(msg, delay=None, **kw):
-    spec = {"kind": "echo", "params": {"message": msg}}
-    if delay is not None:
-        spec["delay"] = delay
-    spec.update(kw)
-    return spec
-
-
-def sleep(seconds, **kw):
-    spec = {"kind": "sleep", "params": {"seconds": seconds}}
-    spec.update(kw)
-    return spec
 
 
 def result_entries(result):

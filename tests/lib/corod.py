@@ -102,6 +102,22 @@ class Response(tuple):
         return "HTTP %s %s\n%s\n%s" % (self[0], self.reason, hdrs, text)
 
 
+def echo(msg, delay=None, **kw):
+    """An echo task spec."""
+    spec = {"kind": "echo", "params": {"message": msg}}
+    if delay is not None:
+        spec["delay"] = delay
+    spec.update(kw)
+    return spec
+
+
+def sleep(seconds, **kw):
+    """A sleep task spec."""
+    spec = {"kind": "sleep", "params": {"seconds": seconds}}
+    spec.update(kw)
+    return spec
+
+
 def parse_time(s):
     """RFC 3339 (Z or offset, optional fraction) -> float seconds since the
     epoch, exact to the microsecond; None if it is not one."""
@@ -507,7 +523,7 @@ class Corod:
                 raw = r.read()
                 break
             except (http.client.RemoteDisconnected, BrokenPipeError,
-                    ConnectionResetError) as e:
+                    ConnectionResetError):
                 # The server closed an idle keep-alive connection under us:
                 # once, on a fresh one (not for streamed bodies).
                 c.close()
@@ -515,7 +531,7 @@ class Corod:
                         hasattr(data, "__next__"):
                     raise
                 self._reset_conn()
-                last = e  # noqa: F841
+                continue
             except BaseException:
                 c.close()
                 raise
