@@ -12,6 +12,8 @@
 #ifndef API_H
 #define API_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -105,6 +107,9 @@ void		 http_respond_problem(struct http_request *,
 void		 http_respond_text(struct http_request *, unsigned int,
 		    const char *, char *, size_t);	/* type, buf (stolen) */
 void		 http_respond_empty(struct http_request *, unsigned int);
+void		 http_respond_stream(struct http_request *, unsigned int,
+		    const char *, ssize_t (*)(void *, char *, size_t), void *);
+void		 http_stream_wake(struct http_request *);
 void		 http_add_header(struct http_request *, const char *,
 		    const char *);
 /* Hold the request (no answer yet); resumed by any http_respond_*. */
@@ -122,6 +127,7 @@ void		 api_task_delete(struct http_request *, int64_t);
 void		 api_task_log(struct http_request *, int64_t);
 /* A task changed (committed): wake requests waiting on it. */
 void		 api_task_changed(int64_t, int64_t);
+void		 api_task_logged(int64_t);
 void		 api_tasks_shutdown(void);
 /* json.c: render a stored task as the API's JSON object */
 struct buf;

@@ -84,6 +84,10 @@ struct http_ctx {
 	int			 held;		/* suspended in MHD */
 	int			 stopping;	/* answered 503 by http_stop */
 	TAILQ_ENTRY(http_ctx)	 entry;		/* http_held, while held */
+
+	/* A streamed answer (http_respond_stream). */
+	ssize_t			(*stream_read)(void *, char *, size_t);
+	void			*stream_arg;
 };
 TAILQ_HEAD(http_ctx_list, http_ctx);
 
@@ -133,6 +137,7 @@ static struct MHD_Response *http_buffer_response(char *, size_t);
 static void	 http_answer_problem(struct http_request *, int,
 		     const char *, const char *);
 static void	 http_hdrs_free(struct http_ctx *);
+static ssize_t	 http_stream_cb(void *, uint64_t, char *, size_t);
 static enum MHD_Result http_query_cb(void *, enum MHD_ValueKind,
 		     const char *, const char *);
 static int	 http_hexval(char);
@@ -251,8 +256,9 @@ http_log_cb(void *arg, const char *fmt, va_list ap)
 	while (len > 0 && (http_lastlog[len - 1] == '\n' ||
 	    http_lastlog[len - 1] == '\r'))
 		http_lastlog[--len] = '\0';
-	if (http_closing && strncmp(http_lastlog, "Application reported",
-	    20) == 0) {
+	if (http_closing && (strncmp(http_lastlog, "Application reported",
+	    20) == 0 || strncmp(http_lastlog, "Closing connection "
+	    "(application error", 37) == 0)) {
 		http_closing = 0;
 		log_debug("libmicrohttpd: %s", http_lastlog);
 		return;
@@ -801,6 +807,11 @@ http_stop(void)
 	deadline = time_mono() + HTTP_STOP_WAIT * 1000LL;
 	for (;;) {
 		while ((ctx = TAILQ_FIRST(&http_held)) != NULL) {
+			if (ctx->stream_read != NULL) {
+				/* Its reader ends the stream when resumed. */
+				http_release(ctx);
+				continue;
+			}
 			ctx->stopping = 1;
 			http_nstopping++;
 			http_add_header(&ctx->req, MHD_HTTP_HEADER_CONNECTION,
@@ -1031,6 +1042,67 @@ http_respond_text(struct http_request *req, unsigned int status,
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 		    type);
 	http_set_response(req, status, resp);
+}
+
+/*
+ * A streamed answer of unknown length (chunked): read(arg, buf, max) is
+ * called when MHD can send; it returns the bytes it put in buf, 0 when it
+ * has nothing yet (the request is then held, its socket watched, until
+ * http_stream_wake), or -1 at the end.  The request's on_free is where
+ * arg is let go.
+ */
+void
+http_respond_stream(struct http_request *req, unsigned int status,
+    const char *type, ssize_t (*read)(void *, char *, size_t), void *arg)
+{
+	struct http_ctx		*ctx = (struct http_ctx *)req;
+	struct MHD_Response	*resp;
+
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
+	    http_stream_cb, ctx, NULL);
+	if (resp == NULL)
+		fatalx("%s: cannot create a response", __func__);
+	if (type != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    type);
+	ctx->stream_read = read;
+	ctx->stream_arg = arg;
+	http_set_response(req, status, resp);
+}
+
+/* There may be more to stream: resume a held stream. */
+void
+http_stream_wake(struct http_request *req)
+{
+	struct http_ctx	*ctx = (struct http_ctx *)req;
+
+	if (ctx->held && ctx->stream_read != NULL)
+		http_release(ctx);
+}
+
+/* MHD wants more of a streamed body. */
+static ssize_t
+http_stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct http_ctx		*ctx = cls;
+	struct http_request	*req = &ctx->req;
+	ssize_t			 n;
+
+	(void)pos;
+	if (req->gone) {
+		http_closing = 1;	/* MHD's complaint is expected */
+		return (MHD_CONTENT_READER_END_WITH_ERROR);
+	}
+	if (http_stopping)
+		return (MHD_CONTENT_READER_END_OF_STREAM);
+	n = ctx->stream_read(ctx->stream_arg, buf, max);
+	if (n > 0)
+		return (n);
+	if (n < 0)
+		return (MHD_CONTENT_READER_END_OF_STREAM);
+	/* Nothing yet: hold it (a bare 0 would have MHD spin on us). */
+	http_hold(ctx);
+	return (0);
 }
 
 /* Answer status with no body (204, 304, or a HEAD-like answer). */

@@ -63,6 +63,18 @@ struct waiter {
 #define WAITER_BUCKETS	1024
 static LIST_HEAD(, waiter) waiters[WAITER_BUCKETS];
 
+/* A GET .../log?follow=1 streaming new lines until the task is final. */
+struct follower {
+	struct http_request	*req;
+	int64_t			 id;
+	int64_t			 next;		/* next line number to send */
+	struct buf		 out;		/* formatted, not yet sent */
+	size_t			 off;
+	LIST_ENTRY(follower)	 entry;
+};
+static LIST_HEAD(, follower) followers[WAITER_BUCKETS];
+static size_t		 nfollowers;
+
 static int	json_depth_ok(json_t *, int);
 static int	row_is_group(const struct task_row *);
 static int	query_check(struct http_request *, const char *const *);
@@ -85,6 +97,10 @@ static void	waiter_free(struct waiter *);
 static void	waiter_timeout_cb(evutil_socket_t, short, void *);
 static void	waiter_gone(struct http_request *);
 static void	task_get_answer(struct http_request *, int64_t);
+static int	log_format(struct buf *, int64_t, int64_t *, size_t *);
+static ssize_t	follow_read(void *, char *, size_t);
+static void	follow_free(struct http_request *);
+static void	follow_wake(int64_t);
 
 /* Nesting of arrays and objects stays under limit. */
 static int
@@ -828,6 +844,7 @@ api_task_changed(int64_t id, int64_t version)
 		waiter_free(w);
 		task_get_answer(req, id);
 	}
+	follow_wake(id);
 }
 
 /* At stop: answer every waiter now. */
@@ -977,19 +994,57 @@ out:
 	task_unref(t);
 }
 
-/* GET /v1/tasks/{id}/log[?since=N] */
+/*
+ * Append the stored log lines from *next on (at most LOG_READ_MAX) as
+ * text, preceded by a marker line if earlier ones were dropped; *next
+ * moves past them and *n says how many there were.  -1 if the store
+ * failed.
+ */
+static int
+log_format(struct buf *b, int64_t id, int64_t *next, size_t *n)
+{
+	struct db_log_line	*lines = NULL;
+	char			 t[TIME_STRLEN];
+	int64_t			 first = 0;
+	size_t			 i;
+
+	*n = 0;
+	if (db_log_read(corod_db, id, *next, LOG_READ_MAX, &lines, n,
+	    &first) != 0)
+		return (-1);
+	if (*n > 0 && first > *next) {
+		buf_printf(b, "%s [%" PRId64 " earlier line%s dropped: the "
+		    "log keeps the last %d]\n", time_format(lines[0].at, t),
+		    first - *next, first - *next == 1 ? "" : "s",
+		    cfg->log_lines);
+	}
+	for (i = 0; i < *n; i++) {
+		buf_add(b, time_format(lines[i].at, t), 27);
+		buf_add(b, " ", 1);
+		buf_add(b, lines[i].text, lines[i].len);
+		buf_add(b, "\n", 1);
+	}
+	if (*n > 0)
+		*next = lines[*n - 1].n + 1;
+	else if (first > *next)
+		*next = first;
+	db_log_lines_free(lines, *n);
+	return (0);
+}
+
+/* GET /v1/tasks/{id}/log[?since=N][&follow=1] */
 void
 api_task_log(struct http_request *req, int64_t id)
 {
 	static const char *const names[] = { "since", "follow", NULL };
 	struct task_row		 row;
-	struct db_log_line	*lines = NULL;
 	struct problem		 p;
 	struct buf		 b = { NULL, 0, 0 };
+	struct follower		*f;
 	const char		*fs;
-	char			 t[TIME_STRLEN], next[32], *body;
-	int64_t			 since, first = 0, nextn;
-	size_t			 n = 0, i, len;
+	char			 next[32], *body;
+	int64_t			 since;
+	size_t			 n, len;
 
 	if (query_check(req, names) != 0)
 		return;
@@ -1009,29 +1064,101 @@ api_task_log(struct http_request *req, int64_t id)
 		return;
 	}
 	task_row_free(&row);
-	if (db_log_read(corod_db, id, since, LOG_READ_MAX, &lines, &n,
-	    &first) != 0) {
+
+	if (fs != NULL && strcmp(fs, "1") == 0 && req->method != HTTP_HEAD) {
+		f = xcalloc(1, sizeof *f);
+		f->req = req;
+		f->id = id;
+		f->next = since;
+		LIST_INSERT_HEAD(&followers[(uint64_t)id % WAITER_BUCKETS], f,
+		    entry);
+		nfollowers++;
+		req->data = f;
+		req->on_free = follow_free;
+		http_add_header(req, "X-Accel-Buffering", "no");
+		http_respond_stream(req, 200, "text/plain; charset=utf-8",
+		    follow_read, f);
+		return;
+	}
+
+	if (log_format(&b, id, &since, &n) != 0) {
+		buf_free(&b);
 		problem_set(&p, 503, "store-unavailable", NULL,
 		    "the log could not be read");
 		http_respond_problem(req, &p);
 		return;
 	}
-	if (n > 0 && first > since) {
-		buf_printf(&b, "%s [%" PRId64 " earlier line%s dropped: the "
-		    "log keeps the last %d]\n", time_format(lines[0].at, t),
-		    first - since, first - since == 1 ? "" : "s",
-		    cfg->log_lines);
-	}
-	for (i = 0; i < n; i++) {
-		buf_puts(&b, time_format(lines[i].at, t));
-		buf_add(&b, " ", 1);
-		buf_add(&b, lines[i].text, lines[i].len);
-		buf_add(&b, "\n", 1);
-	}
-	nextn = n > 0 ? lines[n - 1].n + 1 : (first > since ? first : since);
-	db_log_lines_free(lines, n);
-	snprintf(next, sizeof next, "%" PRId64, nextn);
+	snprintf(next, sizeof next, "%" PRId64, since);
 	http_add_header(req, "X-Log-Next", next);
 	body = buf_steal(&b, &len);
 	http_respond_text(req, 200, "text/plain; charset=utf-8", body, len);
+}
+
+/*
+ * The stream of a follower: what is formatted, else the lines committed
+ * since, else the end if the task is final (or gone), else wait.
+ */
+static ssize_t
+follow_read(void *arg, char *buf, size_t max)
+{
+	struct follower	*f = arg;
+	struct task_row	 row;
+	size_t		 n;
+	int		 found, final;
+
+	if (f->off == f->out.len) {
+		f->out.len = f->off = 0;
+		if (log_format(&f->out, f->id, &f->next, &n) != 0)
+			return (-1);
+	}
+	if (f->off < f->out.len) {
+		n = f->out.len - f->off;
+		if (n > max)
+			n = max;
+		memcpy(buf, f->out.data + f->off, n);
+		f->off += n;
+		return ((ssize_t)n);
+	}
+	/* Lines are committed with the final state: none left means done. */
+	memset(&row, 0, sizeof row);
+	found = db_task_get(corod_db, f->id, &row);
+	final = found != 1 || TASK_FINAL(row.state);
+	task_row_free(&row);
+	return (final ? -1 : 0);
+}
+
+/* The follower's request is over. */
+static void
+follow_free(struct http_request *req)
+{
+	struct follower	*f = req->data;
+
+	if (f == NULL)
+		return;
+	LIST_REMOVE(f, entry);
+	nfollowers--;
+	buf_free(&f->out);
+	free(f);
+	req->data = NULL;
+}
+
+/* New lines or a new state for a task: resume its followers. */
+static void
+follow_wake(int64_t id)
+{
+	struct follower	*f;
+
+	if (nfollowers == 0)
+		return;
+	LIST_FOREACH(f, &followers[(uint64_t)id % WAITER_BUCKETS], entry) {
+		if (f->id == id)
+			http_stream_wake(f->req);
+	}
+}
+
+/* Committed log lines of a task (commit_log_hook). */
+void
+api_task_logged(int64_t id)
+{
+	follow_wake(id);
 }

@@ -55,6 +55,7 @@ static int64_t		 next_id;	/* last id handed out */
 static int64_t		 next_seq;	/* last seq handed out */
 int64_t			 commit_seq;	/* last seq committed */
 void			(*commit_change_hook)(int64_t, int64_t);
+void			(*commit_log_hook)(int64_t);
 
 static void	commit_retry_cb(evutil_socket_t, short, void *);
 static void	commit_run_afters(int);
@@ -347,6 +348,13 @@ commit_flush(void)
 	ninserts = 0;
 
 	commit_seq = seq;
+	if (commit_log_hook != NULL) {
+		for (i = 0; i < nlogs; i++) {
+			if (logs[i].task != 0 &&
+			    (i == 0 || logs[i].task != logs[i - 1].task))
+				commit_log_hook(logs[i].task);
+		}
+	}
 	nlogs = 0;
 	log_text.len = 0;
 	while ((t = TAILQ_FIRST(&dirty)) != NULL) {

@@ -345,6 +345,8 @@ int64_t		 commit_next_id(void);	/* allocate a task id */
 extern int64_t	 commit_seq;		/* last committed change seq */
 /* Told of every committed change (id, version): wakes waiting requests. */
 extern void	(*commit_change_hook)(int64_t, int64_t);
+/* Told of each task that has new committed log lines: wakes followers. */
+extern void	(*commit_log_hook)(int64_t);
 
 /* housekeeping.c: retention of finished tasks, key and feed pruning */
 void		 housekeeping_init(struct event_base *);

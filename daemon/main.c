@@ -187,6 +187,7 @@ main(int argc, char **argv)
 	sched_init(loop_base);
 	housekeeping_init(loop_base);
 	commit_change_hook = api_task_changed;
+	commit_log_hook = api_task_logged;
 	if (http_start(loop_base, cfg->listen, &cause) != 0)
 		fatalx("cannot listen on %s: %s", cfg->listen, cause);
 	log_notice("corod %s started, database %s", PACKAGE_VERSION,

@@ -9,6 +9,7 @@ X-Log-Next/?since= and escaping, healthz, priority, retries after a
 timeout, run_at, the per-task log cap, HEAD.
 """
 
+import http.client
 import json
 import os
 import re
@@ -476,6 +477,67 @@ def log_since():
           "... X-Log-Next unchanged")
     r4 = d.request("GET", "/v1/tasks/%d/log?since=1000" % s["id"])
     t.ok(r4.status == 200 and not r4.raw, "?since beyond the end: empty 200")
+
+
+@t.test(timeout=30)
+def log_follow():
+    # A worker ticking 4 times: follow=1 streams each line as it is
+    # written and ends when the task is final.
+    s = d.submit({"kind": "repeat", "params": {"message": "f",
+                                                "interval": 0.3, "count": 4}})
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=scaled(10))
+    t0 = time.monotonic()
+    c.request("GET", "/v1/tasks/%d/log?follow=1" % s["id"])
+    r = c.getresponse()
+    t.is_(r.status, 200, "follow=1: 200")
+    t.is_(r.getheader("Transfer-Encoding"), "chunked", "... chunked")
+    seen = []
+    while True:
+        line = r.readline()
+        if not line:
+            break
+        if line.strip() and b" " in line:
+            seen.append((time.monotonic() - t0, line.decode().rstrip("\n")))
+    r.read()
+    c.close()
+    texts = [x[1].split(" ", 1)[1] for x in seen]
+    ticks = [x for x in seen if x[1].endswith(" f")]
+    t.ok(len(ticks) == 4, "all four ticks streamed", diag=repr(texts))
+    t.ok(len(ticks) == 4 and ticks[-1][0] - ticks[0][0] > 0.6,
+         "they arrived as they were written, not at the end",
+         diag=repr([round(x[0], 2) for x in ticks]))
+    t.is_(d.get(s["id"])["state"], "succeeded", "the stream ended with the task")
+
+    # A worker that runs until canceled: the stream ends with the cancel.
+    w = d.submit({"kind": "repeat", "params": {"message": "w",
+                                                "interval": 0.2}})
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=scaled(10))
+    c.request("GET", "/v1/tasks/%d/log?follow=1&since=1" % w["id"])
+    r = c.getresponse()
+    first = r.readline().decode()
+    t.like(first, r" w\n$", "since=1 starts at the first tick")
+    d.request("POST", "/v1/tasks/%d/cancel" % w["id"])
+    rest = r.read().decode()
+    c.close()
+    t.ok(rest.rstrip("\n").endswith("canceled"),
+         "the stream ends after the cancel line", diag=repr(rest[-200:]))
+
+    # A client that leaves mid-stream costs the daemon nothing.
+    w2 = d.submit({"kind": "repeat", "params": {"message": "x",
+                                                 "interval": 0.1}})
+    for _ in range(5):
+        c = http.client.HTTPConnection("127.0.0.1", d.port,
+                                       timeout=scaled(5))
+        c.request("GET", "/v1/tasks/%d/log?follow=1" % w2["id"])
+        r = c.getresponse()
+        r.readline()
+        c.close()
+    time.sleep(0.3)
+    d.request("POST", "/v1/tasks/%d/cancel" % w2["id"])
+    t.is_(d.request("GET", "/healthz").status, 200,
+          "alive after clients left their streams")
+    t.is_(d.request("GET", "/v1/tasks/%d/log?follow=2" % w2["id"]).status,
+          400, "follow=2: 400")
 
 
 @t.test(timeout=20)
