@@ -87,7 +87,7 @@ static void	respond_task(struct http_request *, unsigned int,
 static void	detach_cb(struct http_request *);
 static void	submit_free(struct submit *);
 static void	submit_done(void *, int);
-static int	submit_idem_write(void *);
+static int	submit_idem_write(struct db *, void *);
 static int	submit_idempotent(struct http_request *, const char *,
 		    const char *);
 static void	idem_retry(void *, int);
@@ -294,11 +294,11 @@ submit_free(struct submit *s)
 
 /* The idempotency row goes into the same transaction as the tasks. */
 static int
-submit_idem_write(void *arg)
+submit_idem_write(struct db *db, void *arg)
 {
 	struct submit	*s = arg;
 
-	return (db_idem_put(corod_db, s->idem_key, s->idem_hash, s->idem_ids,
+	return (db_idem_put(db, s->idem_key, s->idem_hash, s->idem_ids,
 	    time_now()));
 }
 

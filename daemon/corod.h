@@ -302,6 +302,7 @@ void		 task_fail(struct task *, const char *, const char *, int);
 void		 task_end_canceled(struct task *);
 int		 task_cancel(struct task *, enum cancel_reason);
 void		 task_committed(struct task *);
+void		 task_inserted(const struct task_row *);
 void		 task_discard(struct task *);
 void		 task_checkpoint(struct task *, const char *);
 void		 task_free(struct task *);
@@ -326,7 +327,7 @@ extern uint64_t		 sched_lateness_hist[SCHED_LATENESS_BUCKETS + 1];
 extern int64_t		 sched_lateness_sum;
 
 /* commit.c: the group commit at the end of each loop turn */
-void		 commit_init(struct event_base *);
+void		 commit_init(struct event_base *, const char *);
 void		 commit_shutdown(void);
 void		 commit_dirty(struct task *);
 void		 commit_forget(struct task *);
@@ -336,10 +337,11 @@ void		 commit_insert(struct task_row *);
 /* Call fn(arg, ok) once the current turn's writes are committed (ok=1) or
  * failed (ok=0).  If nothing is pending, it still runs at the turn's end. */
 void		 commit_after(void (*)(void *, int), void *);
-void		 commit_write(int (*)(void *), void *);
+void		 commit_write(int (*)(struct db *, void *), void *);
 int		 commit_pending(void);
 /* Flush now (end of turn); returns -1 if the commit failed. */
 int		 commit_flush(void);
+int		 commit_sync(void);
 int64_t		 commit_next_seq(void);	/* allocate a change seq */
 int64_t		 commit_next_id(void);	/* allocate a task id */
 extern int64_t	 commit_seq;		/* last committed change seq */

@@ -4,8 +4,8 @@
  * Once a minute (and at start): finished top-level tasks older than the
  * retention are deleted with their children and logs (each leaves a
  * tombstone for the change feed), idempotency keys older than 24 h are
- * dropped, tombstones more than a million changes old are pruned, and
- * the WAL is checkpointed.  Work is done in bounded batches so a large
+ * dropped and tombstones more than a million changes old are pruned (the
+ * WAL checkpoints itself on the writer's connection).  Work is done in bounded batches so a large
  * backlog costs several short turns, not one long stall.
  */
 #include <stdlib.h>
@@ -20,8 +20,14 @@
 
 static struct event	*hk_ev;
 static struct event	*hk_more_ev;
+/* Set by the loop while no prune is queued, read by the writer. */
+static int64_t		 hk_idem_before;
+static int64_t		 hk_seq_before;
+static int		 hk_queued;
 
 static void	hk_cb(evutil_socket_t, short, void *);
+static int	hk_prune(struct db *, void *);
+static void	hk_pruned(void *, int);
 
 /* Run now and every minute. */
 void
@@ -75,8 +81,34 @@ housekeeping_run(void)
 		if (n == HK_BATCH)
 			event_active(hk_more_ev, EV_TIMEOUT, 1);
 	}
-	db_idem_prune(corod_db, now - HK_IDEM_KEEP);
-	if (commit_seq > HK_TOMBSTONES_KEEP)
-		db_tombstone_prune(corod_db, commit_seq - HK_TOMBSTONES_KEEP);
-	db_checkpoint(corod_db);
+	/* The writer thread does the writing, with its connection. */
+	if (hk_queued)
+		return;
+	hk_queued = 1;
+	hk_idem_before = now - HK_IDEM_KEEP;
+	hk_seq_before = commit_seq > HK_TOMBSTONES_KEEP ?
+	    commit_seq - HK_TOMBSTONES_KEEP : 0;
+	commit_write(hk_prune, NULL);
+	commit_after(hk_pruned, NULL);
+}
+
+/* The prune was written (or dropped): the next one may be queued. */
+static void
+hk_pruned(void *arg, int ok)
+{
+	(void)arg;
+	(void)ok;
+	hk_queued = 0;
+}
+
+/* On the writer thread: drop old keys and tombstones. */
+static int
+hk_prune(struct db *db, void *arg)
+{
+	(void)arg;
+	if (db_idem_prune(db, hk_idem_before) != 0)
+		return (-1);
+	if (hk_seq_before > 0 && db_tombstone_prune(db, hk_seq_before) != 0)
+		return (-1);
+	return (0);
 }

@@ -181,7 +181,7 @@ main(int argc, char **argv)
 	if (!cfg->sync_full)
 		log_notice("sync normal: a commit survives a crash of corod "
 		    "but not a power loss or OS crash");
-	commit_init(loop_base);
+	commit_init(loop_base, cfg->db_path);
 	if (sched_recover() != 0)
 		fatalx("cannot recover interrupted tasks");
 	sched_init(loop_base);
@@ -196,13 +196,16 @@ main(int argc, char **argv)
 	if (loop_run() != 0)
 		rc = 1;
 
+	/* What was answered or promised is written before the end. */
 	loop_turn_end();
+	commit_sync();
 	http_stop();
 	loop_turn_end();
+	commit_sync();
 	housekeeping_shutdown();
 	sched_shutdown();
-	task_free_all();
 	commit_shutdown();
+	task_free_all();
 	db_close(corod_db);
 	loop_free();
 	log_notice("corod stopped");

@@ -413,7 +413,7 @@ sched_recover(void)
 	if (n > 0)
 		log_notice("recovered %zu interrupted task%s", n,
 		    n == 1 ? "" : "s");
-	if (commit_flush() != 0)
+	if (commit_sync() != 0)
 		return (-1);
 	for (i = 0; i < n; i++) {
 		if ((t = task_lookup(rows[i].id)) != NULL)

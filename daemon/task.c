@@ -201,10 +201,10 @@ task_submit(struct spec_tree *tree, int64_t *ids, struct task **tasks)
 			commit_insert(row);
 			continue;
 		}
+		/* Armed once committed (task_committed): not before. */
 		t = tasks[i] = task_create(row);
 		t->flags |= TASKF_NEW;
 		commit_dirty(t);
-		sched_add(t);
 	}
 }
 
@@ -673,6 +673,25 @@ task_committed(struct task *t)
 	    sched_in_window(t->row.run_at, t->row.id))
 		sched_add(t);
 	if (t->refs == 0 && task_idle(t))
+		task_free(t);
+}
+
+/*
+ * A row inserted without a task in memory is committed: if the window
+ * reached it meanwhile (the disk read could not see it), arm it now.
+ */
+void
+task_inserted(const struct task_row *row)
+{
+	struct task	*t;
+
+	if (row->parent != 0 || row->state != TASK_SCHEDULED ||
+	    row->run_at == 0 || !sched_in_window(row->run_at, row->id) ||
+	    task_lookup(row->id) != NULL)
+		return;
+	t = task_create(row);
+	sched_add(t);
+	if (!(t->flags & TASKF_ARMED))
 		task_free(t);
 }
 

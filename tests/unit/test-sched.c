@@ -44,7 +44,7 @@ submit(const char *text)
 	task_submit(&tree, ids, tasks);
 	id = ids[0];
 	/* The rows must live until their commit. */
-	if (commit_flush() != 0) {
+	if (commit_sync() != 0) {
 		diag("commit failed");
 		exit(1);
 	}
@@ -78,6 +78,15 @@ run_for(int ms)
 		loop_turn_end();
 	}
 	event_free(ev);
+	commit_sync();
+}
+
+/* End the turn and wait for its commit. */
+static void
+settle(void)
+{
+	loop_turn_end();
+	commit_sync();
 }
 
 static struct task_row	r;
@@ -123,7 +132,7 @@ start(void)
 		exit(1);
 	}
 	loop_init();
-	commit_init(loop_base);
+	commit_init(loop_base, dbpath);
 	sched_recover();
 	sched_init(loop_base);
 }
@@ -132,8 +141,8 @@ static void
 stop(void)
 {
 	sched_shutdown();
-	task_free_all();
 	commit_shutdown();
+	task_free_all();
 	db_close(corod_db);
 	loop_free();
 }
@@ -174,7 +183,7 @@ test_cancel(void)
 	t = task_lookup(id);
 	ok(t != NULL && t->row.state == TASK_RUNNING, "repeat running");
 	is(task_cancel(t, CANCEL_USER), 1, "cancel of a running task: 1");
-	loop_turn_end();
+	settle();
 	is(row(id)->state, TASK_CANCELED, "unwound at its await");
 	is(row(id)->cancel_requested, 1, "cancel_requested stored");
 	is_str(logtext(id), "repeat \"tick\" every 0.1 s scheduled for "
@@ -185,7 +194,7 @@ test_cancel(void)
 	    "\"delay\":10}");
 	t = task_get(s);
 	is(task_cancel(t, CANCEL_USER), 0, "cancel of a scheduled task: 0");
-	loop_turn_end();
+	settle();
 	is(row(s)->state, TASK_CANCELED, "canceled at once");
 	t = task_get(s);
 	task_ref(t);
@@ -254,7 +263,7 @@ test_groups(void)
 	    "{\"kind\":\"sleep\",\"params\":{\"seconds\":5}}]}}");
 	run_for(100);
 	task_cancel(task_lookup(g), CANCEL_USER);
-	loop_turn_end();
+	settle();
 	is(row(g)->state, TASK_CANCELED, "canceled gather");
 	ok(row(g + 1)->state == TASK_CANCELED &&
 	    row(g + 2)->state == TASK_CANCELED, "its children too");
