@@ -118,6 +118,7 @@ static void	 commit_complete(struct batch *);
 static void	 commit_batch_free(struct batch *);
 static void	 commit_run_afters(struct after *, size_t, int);
 static void	 commit_drop_fresh(void);
+static void	 commit_answer_now(int);
 static void	 commit_log_raw(int64_t, int64_t, int64_t, const char *,
 		     size_t, int);
 
@@ -361,6 +362,18 @@ commit_run_afters(struct after *list, size_t n, int ok)
 	for (i = 0; i < n; i++)
 		list[i].fn(list[i].arg, ok);
 	free(list);
+}
+
+/* Run the filling batch's callbacks now, without a commit. */
+static void
+commit_answer_now(int ok)
+{
+	struct after	*list = afters;
+	size_t		 n = nafters;
+
+	afters = NULL;
+	nafters = afters_cap = 0;
+	commit_run_afters(list, n, ok);
 }
 
 /* While failing: what belongs to new submissions goes at once. */
@@ -635,18 +648,11 @@ commit_complete(struct batch *b)
 int
 commit_flush(void)
 {
-	struct after	*list;
-	size_t		 n;
-
 	if (inflight != NULL)
 		return (0);
 	if (failing && evtimer_pending(retry_ev, NULL)) {
 		commit_drop_fresh();
-		list = afters;
-		n = nafters;
-		afters = NULL;
-		nafters = afters_cap = 0;
-		commit_run_afters(list, n, 0);
+		commit_answer_now(0);
 		return (-1);
 	}
 	if (TAILQ_EMPTY(&dirty) && nlogs == 0 && nwrites == 0 &&
@@ -654,11 +660,7 @@ commit_flush(void)
 		if (nafters == 0)
 			return (0);
 		/* Nothing to write and nothing in flight: durable already. */
-		list = afters;
-		n = nafters;
-		afters = NULL;
-		nafters = afters_cap = 0;
-		commit_run_afters(list, n, 1);
+		commit_answer_now(1);
 		return (0);
 	}
 	inflight = commit_take();
