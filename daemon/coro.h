@@ -74,6 +74,14 @@
 	CORO_CHECK_CANCEL(t);						\
 } while (0)
 
+/* Wait for an event the kind arranged (a transfer, a digest) to wake it
+ * with task_wake(t, WAKE_IO). */
+#define AWAIT_IO(t) do {						\
+	CORO_CHECK_CANCEL(t);						\
+	CORO_YIELD(t);							\
+	CORO_CHECK_CANCEL(t);						\
+} while (0)
+
 /* task.c: arm the task's timer to resume it with WAKE_TIMER. */
 void	task_sleep(struct task *, int64_t);
 

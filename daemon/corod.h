@@ -114,6 +114,8 @@ struct config {
 	int		 log_lines;	/* kept per task */
 	int64_t		 retention;	/* µs finished tasks are kept */
 	int		 max_running;	/* 0: unlimited */
+	int		 max_downloads;	/* transfers at once */
+	int		 max_downloads_per_host;	/* 0: unlimited */
 	int		 max_batch;	/* specs per request */
 	int		 max_children;	/* per sequence/gather */
 	int		 max_depth;	/* nesting of groups */
@@ -220,7 +222,7 @@ struct task {
 #define TASKF_QUEUED	0x04	/* in the run queue */
 #define TASKF_ARMED	0x08	/* in the due heap */
 #define TASKF_READY	0x10	/* due, waiting for a slot */
-#define TASKF_SLOT	0x20	/* holds a running slot */
+#define TASKF_SLOT	0x20	/* holds its slots (kind->slots) */
 #define TASKF_DELETE	0x40	/* delete at the next commit */
 	int			 refs;		/* held by a parent or a request */
 
@@ -228,6 +230,7 @@ struct task {
 	TAILQ_ENTRY(task)	 run_entry;	/* task.c run queue */
 	struct task		*hnext;		/* task.c id hash chain */
 	size_t			 heap_idx;	/* sched.c due or ready heap */
+	unsigned char		 wait_pool;	/* sched.c ready heap it is in */
 };
 TAILQ_HEAD(task_list, task);
 
@@ -240,6 +243,9 @@ TAILQ_HEAD(task_list, task);
 struct task_kind {
 	const char	*name;
 	int		 group;		/* sequence/gather: has children, no slot */
+	unsigned int	 slots;		/* the slots a running task takes */
+#define SLOT_RUN	0x01		/* max-running: every leaf */
+#define SLOT_DOWNLOAD	0x02		/* max-downloads */
 	int		(*validate)(json_t *, const char *, struct problem *);
 	int		(*start)(struct task *);
 	int		(*body)(struct task *);
@@ -251,7 +257,7 @@ const struct task_kind	*kind_find(const char *, size_t);
 const char		*kind_names(void);
 extern const struct task_kind	*kind_table[];
 extern const struct task_kind	 kind_echo, kind_sleep, kind_repeat,
-				 kind_sequence, kind_gather;
+				 kind_sequence, kind_gather, kind_download;
 
 /* group.c: what sequence and gather share */
 struct group {
@@ -299,6 +305,9 @@ void		 task_log(struct task *, const char *, ...)
 void		 task_describe(const struct task_row *, char *, size_t);
 void		 task_succeed(struct task *, json_t *);
 void		 task_fail(struct task *, const char *, const char *, int);
+void		 task_fail_status(struct task *, const char *, const char *,
+		    int, int);
+void		 task_progress(struct task *, const char *);
 void		 task_end_canceled(struct task *);
 int		 task_cancel(struct task *, enum cancel_reason);
 void		 task_committed(struct task *);
@@ -317,7 +326,7 @@ void		 sched_shutdown(void);
 void		 sched_add(struct task *);
 void		 sched_remove(struct task *);
 void		 sched_slot_release(struct task *);
-int		 sched_slots_used(void);
+int		 sched_slots_used(unsigned int);
 size_t		 sched_waiting(void);
 void		 sched_window_fill(void);
 int		 sched_in_window(int64_t, int64_t);

@@ -22,6 +22,7 @@ static void	echo_describe(const struct task_row *, char *, size_t);
 
 const struct task_kind kind_echo = {
 	.name = "echo",
+	.slots = SLOT_RUN,
 	.validate = echo_validate,
 	.start = echo_start,
 	.body = echo_body,

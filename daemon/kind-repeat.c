@@ -34,6 +34,7 @@ static void	repeat_describe(const struct task_row *, char *, size_t);
 
 const struct task_kind kind_repeat = {
 	.name = "repeat",
+	.slots = SLOT_RUN,
 	.validate = repeat_validate,
 	.start = repeat_start,
 	.body = repeat_body,

@@ -17,6 +17,7 @@ static void	sleep_describe(const struct task_row *, char *, size_t);
 
 const struct task_kind kind_sleep = {
 	.name = "sleep",
+	.slots = SLOT_RUN,
 	.validate = sleep_validate,
 	.start = sleep_start,
 	.body = sleep_body,

@@ -12,6 +12,7 @@ const struct task_kind *kind_table[] = {
 	&kind_repeat,
 	&kind_sequence,
 	&kind_gather,
+	&kind_download,
 	NULL,
 };
 

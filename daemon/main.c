@@ -22,6 +22,7 @@
 
 #include "corod.h"
 #include "db.h"
+#include "download.h"
 #include "../api/api.h"
 
 static int	mkdirs(const char *);
@@ -175,7 +176,11 @@ main(int argc, char **argv)
 	if (mkdirs(cfg->download_dir) != 0)
 		fatal("cannot create %s", cfg->download_dir);
 
+	/* before any thread: curl_global_init is not thread-safe */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx("curl_global_init failed");
 	loop_init();
+	transfer_init(loop_base, cfg->max_downloads_per_host);
 	if ((corod_db = db_open(cfg->db_path, cfg->sync_full, &cause)) == NULL)
 		fatalx("%s: %s", cfg->db_path, cause);
 	if (!cfg->sync_full)
@@ -206,9 +211,12 @@ main(int argc, char **argv)
 	sched_shutdown();
 	commit_shutdown();
 	task_free_all();
+	transfer_shutdown();
+	hasher_shutdown();
 	db_close(corod_db);
 	loop_free();
 	log_notice("corod stopped");
 	config_free(cfg);
+	curl_global_cleanup();
 	return (rc);
 }

@@ -14,10 +14,13 @@
  *
  * Children are armed by their running parent, window or not.
  *
- * When a task is due it takes a running slot if one is free (max-running,
- * 0: no limit; groups take none since they only wait), else it waits in
- * the ready heap: higher priority first, then earlier run_at, then lower
- * id.  Lateness (start - run_at) goes into a histogram for metrics.
+ * When a task is due it takes the slots its kind needs, one in each pool
+ * (every leaf one of max-running, 0: no limit; a download also one of
+ * max-downloads; groups none since they only wait).  If a pool is full it
+ * waits in that pool's ready heap: higher priority first, then earlier
+ * run_at, then lower id.  A freed slot goes to the best task waiting for
+ * its pool, which moves on to the next full pool it needs, if any.
+ * Lateness (start - run_at) goes into a histogram for metrics.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -47,10 +50,21 @@ struct heap {
 static int	due_before(const struct task *, const struct task *);
 static int	ready_before(const struct task *, const struct task *);
 
+/* A kind of slot: how many are taken, who waits for one. */
+struct pool {
+	unsigned int	  slot;		/* SLOT_* */
+	int		 *limit;	/* in cfg; 0: none */
+	int		  used;
+	struct heap	  ready;
+};
+
 static struct heap	  due = { NULL, 0, 0, due_before };
-static struct heap	  ready = { NULL, 0, 0, ready_before };
+static struct pool	  pools[] = {
+	{ SLOT_RUN, NULL, 0, { NULL, 0, 0, ready_before } },
+	{ SLOT_DOWNLOAD, NULL, 0, { NULL, 0, 0, ready_before } },
+};
+#define NPOOLS		(sizeof pools / sizeof pools[0])
 static struct event	 *due_ev;
-static int		  nslots;
 static int64_t		  wm_run_at, wm_id;	/* the window's watermark */
 static struct event	 *window_ev;
 
@@ -62,6 +76,9 @@ static void	heap_down(struct heap *, size_t);
 static void	sched_rearm(void);
 static void	sched_due_cb(evutil_socket_t, short, void *);
 static void	sched_start(struct task *);
+static int	sched_blocked(const struct task *);
+static void	sched_wait(struct task *, int);
+static void	sched_drain(void);
 static void	sched_window_cb(evutil_socket_t, short, void *);
 
 /* Start reading the window from disk, now and every second. */
@@ -70,6 +87,8 @@ sched_init(struct event_base *base)
 {
 	struct timeval	tv = { 1, 0 };
 
+	pools[0].limit = &cfg->max_running;
+	pools[1].limit = &cfg->max_downloads;
 	due_ev = evtimer_new(base, sched_due_cb, NULL);
 	window_ev = event_new(base, -1, EV_PERSIST, sched_window_cb, NULL);
 	event_add(window_ev, &tv);
@@ -77,21 +96,27 @@ sched_init(struct event_base *base)
 	sched_rearm();
 }
 
-/* Stop the window timer and free the heap (at exit). */
+/* Stop the window timer and free the heaps (at exit). */
 void
 sched_shutdown(void)
 {
+	size_t		 p;
+
 	if (window_ev != NULL)
 		event_free(window_ev);
 	if (due_ev != NULL)
 		event_free(due_ev);
 	window_ev = due_ev = NULL;
 	free(due.v);
-	free(ready.v);
-	due.v = ready.v = NULL;
-	due.n = due.cap = ready.n = ready.cap = 0;
+	due.v = NULL;
+	due.n = due.cap = 0;
+	for (p = 0; p < NPOOLS; p++) {
+		free(pools[p].ready.v);
+		pools[p].ready.v = NULL;
+		pools[p].ready.n = pools[p].ready.cap = 0;
+		pools[p].used = 0;
+	}
 	wm_run_at = wm_id = 0;
-	nslots = 0;
 }
 
 /* Is (run_at, id) inside the window held in memory? */
@@ -126,7 +151,7 @@ sched_remove(struct task *t)
 	}
 	if (t->flags & TASKF_READY) {
 		t->flags &= ~TASKF_READY;
-		heap_del(&ready, t);
+		heap_del(&pools[t->wait_pool].ready, t);
 	}
 }
 
@@ -156,11 +181,12 @@ sched_due_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct task	*t;
 	int64_t		 now = time_now();
-	int		 n = 0;
+	int		 n = 0, p;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
+
 	while (due.n > 0 && (t = due.v[0])->row.run_at <= now) {
 		if (n++ == SCHED_BATCH) {
 			event_active(due_ev, EV_TIMEOUT, 1);
@@ -168,10 +194,8 @@ sched_due_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		t->flags &= ~TASKF_ARMED;
 		heap_del(&due, t);
-		if (!t->kind->group && cfg->max_running > 0 &&
-		    nslots >= cfg->max_running) {
-			heap_push(&ready, t);
-			t->flags |= TASKF_READY;
+		if ((p = sched_blocked(t)) >= 0) {
+			sched_wait(t, p);
 			continue;
 		}
 		sched_start(t);
@@ -181,16 +205,50 @@ sched_due_cb(evutil_socket_t fd, short what, void *arg)
 	sched_rearm();
 }
 
-/* Take a slot (leaves only) and run; record how late it started. */
+/* A pool's limit (0: none; none before sched_init). */
+static inline int
+pool_limit(const struct pool *p)
+{
+	return (p->limit != NULL ? *p->limit : 0);
+}
+
+/* The first pool whose slot t needs and cannot get, or -1. */
+static int
+sched_blocked(const struct task *t)
+{
+	size_t	p;
+
+	for (p = 0; p < NPOOLS; p++) {
+		if ((t->kind->slots & pools[p].slot) &&
+		    pool_limit(&pools[p]) > 0 &&
+		    pools[p].used >= pool_limit(&pools[p]))
+			return ((int)p);
+	}
+	return (-1);
+}
+
+/* Wait in pool p's ready heap. */
+static void
+sched_wait(struct task *t, int p)
+{
+	t->wait_pool = (unsigned char)p;
+	heap_push(&pools[p].ready, t);
+	t->flags |= TASKF_READY;
+}
+
+/* Take the slots the kind needs and run; record how late it started. */
 static void
 sched_start(struct task *t)
 {
 	int64_t	late;
+	size_t	p;
 	int	i;
 
-	if (!t->kind->group) {
+	if (t->kind->slots != 0) {
 		t->flags |= TASKF_SLOT;
-		nslots++;
+		for (p = 0; p < NPOOLS; p++)
+			if (t->kind->slots & pools[p].slot)
+				pools[p].used++;
 	}
 	task_start(t);
 	late = t->row.started_at - t->row.run_at;
@@ -204,36 +262,73 @@ sched_start(struct task *t)
 	sched_lateness_sum += late;
 }
 
-/* The task's attempt ended: its slot goes to the best waiting task. */
+/* The task's attempt ended: its slots go to the best waiting tasks. */
 void
 sched_slot_release(struct task *t)
 {
-	struct task	*next;
+	size_t	p;
 
 	if (!(t->flags & TASKF_SLOT))
 		return;
 	t->flags &= ~TASKF_SLOT;
-	nslots--;
-	while (ready.n > 0 &&
-	    (cfg->max_running == 0 || nslots < cfg->max_running)) {
-		next = ready.v[0];
-		next->flags &= ~TASKF_READY;
-		heap_del(&ready, next);
-		sched_start(next);
-	}
+	for (p = 0; p < NPOOLS; p++)
+		if (t->kind->slots & pools[p].slot)
+			pools[p].used--;
+	sched_drain();
 }
 
-/* Running slots in use, tasks waiting for one. */
-int
-sched_slots_used(void)
+/*
+ * Give free slots to waiting tasks.  The best task of a pool with a free
+ * slot starts, or, if another pool it needs is full, waits there instead.
+ * A move only goes to a full pool, and nothing here frees a slot, so this
+ * ends.
+ */
+static void
+sched_drain(void)
 {
-	return (nslots);
+	struct task	*t;
+	size_t		 p;
+	int		 q, moved;
+
+	do {
+		moved = 0;
+		for (p = 0; p < NPOOLS; p++) {
+			while (pools[p].ready.n > 0 &&
+			    (pool_limit(&pools[p]) == 0 ||
+			    pools[p].used < pool_limit(&pools[p]))) {
+				t = pools[p].ready.v[0];
+				t->flags &= ~TASKF_READY;
+				heap_del(&pools[p].ready, t);
+				if ((q = sched_blocked(t)) >= 0)
+					sched_wait(t, q);
+				else
+					sched_start(t);
+				moved = 1;
+			}
+		}
+	} while (moved);
+}
+
+/* Slots of a kind (SLOT_*) in use; tasks waiting for any slot. */
+int
+sched_slots_used(unsigned int slot)
+{
+	size_t	p;
+
+	for (p = 0; p < NPOOLS; p++)
+		if (pools[p].slot == slot)
+			return (pools[p].used);
+	return (0);
 }
 
 size_t
 sched_waiting(void)
 {
-	return (ready.n);
+	size_t	p, n = 0;
+
+	for (p = 0; p < NPOOLS; p++)
+		n += pools[p].ready.n;
+	return (n);
 }
 
 /* Due order: run_at, then id. */

@@ -51,7 +51,7 @@ static void	task_finalize(struct task *, enum task_state);
 static void	task_end_attempt(struct task *);
 static int	task_idle(struct task *);
 static void	task_cancel_stored_children(struct task *);
-static char	*task_error_json(const char *, const char *);
+static char	*task_error_json(const char *, const char *, int);
 
 /* Bucket of an id. */
 static inline size_t
@@ -308,6 +308,17 @@ task_checkpoint(struct task *t, const char *text)
 		commit_dirty(t);
 }
 
+/* New progress (JSON text): a new version, so pollers see it. */
+void
+task_progress(struct task *t, const char *text)
+{
+	if (t->row.progress != NULL && strcmp(t->row.progress, text) == 0)
+		return;
+	free(t->row.progress);
+	t->row.progress = xstrdup(text);
+	task_touch(t);
+}
+
 /* "subject" of the scheduled-for-execution line. */
 void
 task_describe(const struct task_row *r, char *buf, size_t len)
@@ -477,14 +488,17 @@ task_log(struct task *t, const char *fmt, ...)
 		free(text);
 }
 
-/* {"code": ..., "message": ...} as text. */
+/* {"code": ..., "message": ..., "http_status"?: ...} as text. */
 static char *
-task_error_json(const char *code, const char *message)
+task_error_json(const char *code, const char *message, int http_status)
 {
 	json_t	*o;
 	char	*s;
 
 	o = json_pack("{s:s, s:s}", "code", code, "message", message);
+	if (http_status > 0)
+		json_object_set_new(o, "http_status",
+		    json_integer(http_status));
 	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return (s);
@@ -551,6 +565,14 @@ void
 task_fail(struct task *t, const char *code, const char *message,
     int transient)
 {
+	task_fail_status(t, code, message, transient, 0);
+}
+
+/* task_fail, with the HTTP status that caused it (0: none) in the error. */
+void
+task_fail_status(struct task *t, const char *code, const char *message,
+    int transient, int http_status)
+{
 	double	backoff;
 	int64_t	delay;
 
@@ -571,7 +593,7 @@ task_fail(struct task *t, const char *code, const char *message,
 		return;
 	}
 	free(t->row.error);
-	t->row.error = task_error_json(code, message);
+	t->row.error = task_error_json(code, message, http_status);
 	task_log(t, "failed: %s: %s", code, message);
 	task_finalize(t, TASK_FAILED);
 }

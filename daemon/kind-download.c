@@ -1,0 +1,1320 @@
+/*
+ * kind-download.c -- "download": stream a URL's body to a file.
+ *
+ * The body reads like the asyncio version: pick the file, ask for the
+ * bytes still missing, await the transfer, await the digest, verify,
+ * rename into place.  The transfer itself runs on the loop through
+ * transfer.c; curl calls dl_header and dl_write as bytes arrive, and those
+ * write straight to <path>.part (nothing is kept in memory but curl's own
+ * buffer).  The hasher thread hashes the file behind the writer.
+ *
+ * Resuming: once the final answer's headers are in, the file's path and
+ * the answer's validator (strong ETag or Last-Modified) are checkpointed
+ * with the task.  A later attempt (after a retry, a kill -9 or a restart)
+ * reopens the .part file and asks for the rest with Range and If-Range;
+ * a 200 means the server ignores ranges or the file changed, and the
+ * .part is truncated before the first byte of the new body is written, so
+ * old and new bytes are never spliced.  A 416 whose length is the .part's
+ * means the file was already complete.
+ *
+ * What a failure leaves: a retried attempt keeps the .part (and the
+ * claim's checkpoint) to resume from; a final failure or a cancellation
+ * removes it.
+ */
+#include <sys/queue.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "coro.h"
+#include "download.h"
+#include "../api/api.h"
+
+#define DL_URL_MAX		8192
+#define DL_HEADERS_MAX		64
+#define DL_HEADER_VALUE_MAX	8192
+#define DL_RESTARTS_MAX		2	/* starts over within one attempt */
+#define DL_BUFFER		(64 * 1024)	/* curl's receive buffer */
+#define DL_PROGRESS_EVERY	USEC_PER_SEC
+
+/* Why a callback stopped the transfer (or what the answer means). */
+enum dl_stop {
+	STOP_NONE = 0,
+	STOP_HTTP,		/* an error status */
+	STOP_COMPLETE,		/* 416: the .part is already the file */
+	STOP_RESTART,		/* start over from byte 0 */
+	STOP_BAD_RANGE,		/* 206 for a range we did not ask */
+	STOP_TOO_LARGE,
+	STOP_WRITE,		/* writing the file failed: err */
+	STOP_EXISTS,
+	STOP_IN_USE,
+	STOP_OPEN,		/* opening the file failed: err */
+};
+
+enum dl_wait {
+	WAIT_NONE = 0,
+	WAIT_TRANSFER,
+	WAIT_HASH,
+};
+
+struct download {
+	struct task		*task;
+	struct transfer		 x;
+	char			 errbuf[CURL_ERROR_SIZE];
+
+	/* params */
+	char			*url;
+	char			*path;		/* given, or NULL: a default */
+	int			 has_want;
+	unsigned char		 want[32];
+	int			 overwrite;
+	struct curl_slist	*headers;
+	struct curl_slist	*req_headers;	/* of the transfer in flight */
+	int64_t			 max_bytes;	/* 0: none */
+	long			 connect_ms;
+	long			 low_speed_limit;
+	long			 low_speed_time;
+	long			 max_redirects;
+
+	/* the file */
+	char			*rel;		/* claimed path under the dir */
+	int			 dirfd;
+	char			*name;		/* in dirfd */
+	char			*part;		/* name.part */
+	int			 fd;		/* the .part, or -1 */
+	int64_t			 offset;	/* kept when this request began */
+	int64_t			 size;		/* bytes in the file */
+	int64_t			 total;		/* expected, -1: unknown */
+	char			*etag;		/* validator of the kept bytes */
+	char			*last_modified;
+	char			*content_type;
+	char			*final_url;	/* after redirects */
+	int			 claimed;	/* rel is ours (dl_claim) */
+	struct hash_job		*hash;
+	int			 restarts;
+
+	/* the answer being read */
+	long			 status;
+	int64_t			 content_length;	/* -1: none */
+	int64_t			 range_start;	/* Content-Range, -1: none */
+	int64_t			 range_total;
+	char			*r_etag;
+	char			*r_last_modified;
+	char			*r_disposition;
+	char			*r_content_type;
+	int			 r_location;
+	int			 body;		/* final headers seen */
+	enum dl_stop		 stop;
+	int			 err;
+	CURLcode		 rc;
+	enum dl_wait		 waiting;
+	int			 xfer_done;
+	int			 hash_done;
+
+	/* progress */
+	int64_t			 mark_size;
+	int64_t			 mark_time;	/* monotonic */
+	int64_t			 began;		/* monotonic, this request */
+	double			 rate;
+	LIST_ENTRY(download)	 entry;		/* in active while receiving */
+	int			 listed;
+};
+
+static LIST_HEAD(, download)	 active = LIST_HEAD_INITIALIZER(active);
+static struct event		*progress_ev;
+
+static int	download_validate(json_t *, const char *, struct problem *);
+static int	download_start(struct task *);
+static int	download_body(struct task *);
+static void	download_free(struct task *);
+static void	download_describe(const struct task_row *, char *, size_t);
+
+const struct task_kind kind_download = {
+	.name = "download",
+	.slots = SLOT_RUN | SLOT_DOWNLOAD,
+	.validate = download_validate,
+	.start = download_start,
+	.body = download_body,
+	.free = download_free,
+	.describe = download_describe,
+};
+
+static int	dl_begin(struct download *);
+static int	dl_request(struct download *);
+static int	dl_outcome(struct download *);
+static void	dl_complete(struct download *);
+static void	dl_fail(struct download *, const char *, int, long,
+		    const char *, ...) __attribute__((format(printf, 5, 6)));
+static void	dl_fail_stop(struct download *);
+static void	dl_discard(struct download *);
+static int	dl_open_part(struct download *, int);
+static int	dl_open_default(struct download *);
+static int	dl_truncate(struct download *);
+static void	dl_checkpoint(struct download *);
+static void	dl_progress(struct download *);
+static void	dl_listen(struct download *, int);
+static void	dl_transfer_done(struct transfer *, CURLcode);
+static void	dl_hash_done(void *);
+static size_t	dl_header(char *, size_t, size_t, void *);
+static size_t	dl_write(char *, size_t, size_t, void *);
+static int	dl_response(struct download *);
+static void	dl_progress_cb(evutil_socket_t, short, void *);
+
+/* --- params -------------------------------------------------------------- */
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return (c - '0');
+	if (c >= 'a' && c <= 'f')
+		return (c - 'a' + 10);
+	if (c >= 'A' && c <= 'F')
+		return (c - 'A' + 10);
+	return (-1);
+}
+
+/* 64 hex digits into 32 bytes; -1 if not that. */
+static int
+parse_sha256(const char *s, unsigned char out[32])
+{
+	int	i, hi, lo;
+
+	if (strlen(s) != 64)
+		return (-1);
+	for (i = 0; i < 32; i++) {
+		if ((hi = hexval(s[2 * i])) < 0 ||
+		    (lo = hexval(s[2 * i + 1])) < 0)
+			return (-1);
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return (0);
+}
+
+/* An HTTP token (RFC 9110 tchar). */
+static int
+is_token(const char *s)
+{
+	const char	*p;
+
+	if (*s == '\0')
+		return (0);
+	for (p = s; *p != '\0'; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("!#$%&'*+-.^_`|~", *p)
+		    != NULL))
+			return (0);
+	}
+	return (1);
+}
+
+/* NULL if url is an http(s) URL with a host, else why not. */
+static const char *
+url_check(const char *url)
+{
+	CURLU		*u;
+	char		*scheme = NULL, *host = NULL;
+	const char	*why = NULL;
+
+	if (strlen(url) > DL_URL_MAX)
+		return ("url is longer than 8192 bytes");
+	if ((u = curl_url()) == NULL)
+		fatalx("%s: curl_url", __func__);
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+		why = "url is not a valid absolute URL";
+	else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    (strcasecmp(scheme, "http") != 0 &&
+	    strcasecmp(scheme, "https") != 0))
+		why = "url must be http:// or https://";
+	else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    host[0] == '\0')
+		why = "url has no host";
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return (why);
+}
+
+static int
+check_headers(json_t *v, const char *field, struct problem *p)
+{
+	const char	*name, *s;
+	json_t		*hv;
+	char		 sub[512];
+
+	if (!json_is_object(v)) {
+		problem_set(p, 400, "invalid-field", field,
+		    "headers must be an object of name: value strings");
+		return (-1);
+	}
+	if (json_object_size(v) > DL_HEADERS_MAX) {
+		problem_set(p, 400, "invalid-field", field,
+		    "at most %d headers", DL_HEADERS_MAX);
+		return (-1);
+	}
+	json_object_foreach(v, name, hv) {
+		pointer_join(sub, sizeof sub, field, name);
+		if (!is_token(name) || strlen(name) > 256) {
+			problem_set(p, 400, "invalid-field", sub,
+			    "a header name must be an HTTP token");
+			return (-1);
+		}
+		if (strcasecmp(name, "Range") == 0 ||
+		    strcasecmp(name, "If-Range") == 0) {
+			problem_set(p, 400, "invalid-field", sub,
+			    "%s is set by corod to resume downloads", name);
+			return (-1);
+		}
+		if (!json_is_string(hv) ||
+		    json_string_length(hv) > DL_HEADER_VALUE_MAX) {
+			problem_set(p, 400, "invalid-field", sub,
+			    "a header value must be a string of at most %d "
+			    "bytes", DL_HEADER_VALUE_MAX);
+			return (-1);
+		}
+		s = json_string_value(hv);
+		if (strlen(s) != json_string_length(hv) ||
+		    strpbrk(s, "\r\n") != NULL) {
+			problem_set(p, 400, "invalid-field", sub,
+			    "a header value must not contain CR, LF or NUL");
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/* An integer param in [lo, hi]. */
+static int
+check_int(json_t *v, const char *field, json_int_t lo, json_int_t hi,
+    const char *what, struct problem *p)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < lo ||
+	    json_integer_value(v) > hi) {
+		problem_set(p, 400, "invalid-field", field,
+		    "%s must be an integer from %lld to %lld", what,
+		    (long long)lo, (long long)hi);
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+download_validate(json_t *params, const char *base, struct problem *p)
+{
+	const char	*key, *why;
+	json_t		*v;
+	char		 field[256];
+	unsigned char	 sum[32];
+	double		 d;
+
+	json_object_foreach(params, key, v) {
+		pointer_join(field, sizeof field, base, key);
+		if (strcmp(key, "url") == 0) {
+			if (!json_is_string(v)) {
+				problem_set(p, 400, "invalid-field", field,
+				    "url must be a string");
+				return (-1);
+			}
+			if (strlen(json_string_value(v)) !=
+			    json_string_length(v) ||
+			    (why = url_check(json_string_value(v))) != NULL) {
+				problem_set(p, 400, "invalid-field", field,
+				    "%s", json_string_length(v) >
+				    strlen(json_string_value(v)) ?
+				    "url must not contain NUL" : why);
+				return (-1);
+			}
+		} else if (strcmp(key, "path") == 0) {
+			if (!json_is_string(v)) {
+				problem_set(p, 400, "invalid-field", field,
+				    "path must be a string");
+				return (-1);
+			}
+			why = strlen(json_string_value(v)) !=
+			    json_string_length(v) ?
+			    "path must not contain NUL" :
+			    dl_path_check(json_string_value(v));
+			if (why != NULL) {
+				problem_set(p, 400, "invalid-field", field,
+				    "%s", why);
+				return (-1);
+			}
+		} else if (strcmp(key, "sha256") == 0) {
+			if (!json_is_string(v) ||
+			    parse_sha256(json_string_value(v), sum) != 0) {
+				problem_set(p, 400, "invalid-field", field,
+				    "sha256 must be 64 hex digits");
+				return (-1);
+			}
+		} else if (strcmp(key, "overwrite") == 0) {
+			if (!json_is_boolean(v)) {
+				problem_set(p, 400, "invalid-field", field,
+				    "overwrite must be true or false");
+				return (-1);
+			}
+		} else if (strcmp(key, "headers") == 0) {
+			if (check_headers(v, field, p) != 0)
+				return (-1);
+		} else if (strcmp(key, "max_bytes") == 0) {
+			if (check_int(v, field, 1, INT64_MAX / 2, "max_bytes",
+			    p) != 0)
+				return (-1);
+		} else if (strcmp(key, "connect_timeout") == 0) {
+			d = json_number_value(v);
+			if (!json_is_number(v) || !isfinite(d) || d < 0.001 ||
+			    d > 86400) {
+				problem_set(p, 400, "invalid-field", field,
+				    "connect_timeout must be seconds from "
+				    "0.001 to 86400");
+				return (-1);
+			}
+		} else if (strcmp(key, "low_speed_limit") == 0) {
+			if (check_int(v, field, 1, INT32_MAX,
+			    "low_speed_limit", p) != 0)
+				return (-1);
+		} else if (strcmp(key, "low_speed_time") == 0) {
+			if (check_int(v, field, 1, 86400, "low_speed_time",
+			    p) != 0)
+				return (-1);
+		} else if (strcmp(key, "max_redirects") == 0) {
+			if (check_int(v, field, 0, 20, "max_redirects", p) != 0)
+				return (-1);
+		} else {
+			problem_set(p, 400, "unknown-field", field,
+			    "download takes url, path, sha256, overwrite, "
+			    "headers, max_bytes, connect_timeout, "
+			    "low_speed_limit, low_speed_time and "
+			    "max_redirects");
+			return (-1);
+		}
+	}
+	if (json_object_get(params, "url") == NULL) {
+		pointer_join(field, sizeof field, base, "url");
+		problem_set(p, 400, "missing-field", field,
+		    "download needs a \"url\"");
+		return (-1);
+	}
+	return (0);
+}
+
+/* Read params and the checkpoint of an earlier attempt into t->data. */
+static int
+download_start(struct task *t)
+{
+	struct download	*d;
+	json_t		*params, *v, *ck;
+	const char	*name;
+	char		*line;
+
+	if ((params = json_loads(t->row.params, 0, NULL)) == NULL)
+		return (-1);
+	d = xcalloc(1, sizeof *d);
+	d->task = t;
+	d->fd = d->dirfd = -1;
+	d->total = -1;
+	d->url = xstrdup(json_string_value(json_object_get(params, "url")));
+	if ((v = json_object_get(params, "path")) != NULL)
+		d->path = xstrdup(json_string_value(v));
+	if ((v = json_object_get(params, "sha256")) != NULL)
+		d->has_want = parse_sha256(json_string_value(v), d->want) == 0;
+	d->overwrite = json_is_true(json_object_get(params, "overwrite"));
+	json_object_foreach(json_object_get(params, "headers"), name, v) {
+		xasprintf(&line, "%s: %s", name, json_string_value(v));
+		d->headers = curl_slist_append(d->headers, line);
+		free(line);
+	}
+	d->max_bytes = json_integer_value(json_object_get(params, "max_bytes"));
+	d->connect_ms = 30000;
+	if ((v = json_object_get(params, "connect_timeout")) != NULL)
+		d->connect_ms = (long)ceil(json_number_value(v) * 1000);
+	d->low_speed_limit = 1;
+	if ((v = json_object_get(params, "low_speed_limit")) != NULL)
+		d->low_speed_limit = (long)json_integer_value(v);
+	d->low_speed_time = 60;
+	if ((v = json_object_get(params, "low_speed_time")) != NULL)
+		d->low_speed_time = (long)json_integer_value(v);
+	d->max_redirects = 10;
+	if ((v = json_object_get(params, "max_redirects")) != NULL)
+		d->max_redirects = (long)json_integer_value(v);
+	json_decref(params);
+
+	if (t->row.checkpoint != NULL &&
+	    (ck = json_loads(t->row.checkpoint, 0, NULL)) != NULL) {
+		if ((v = json_object_get(ck, "path")) != NULL &&
+		    json_is_string(v) &&
+		    dl_path_check(json_string_value(v)) == NULL)
+			d->rel = xstrdup(json_string_value(v));
+		if ((v = json_object_get(ck, "etag")) != NULL)
+			d->etag = xstrdup(json_string_value(v));
+		if ((v = json_object_get(ck, "last_modified")) != NULL)
+			d->last_modified = xstrdup(json_string_value(v));
+		if ((v = json_object_get(ck, "content_type")) != NULL)
+			d->content_type = xstrdup(json_string_value(v));
+		if ((v = json_object_get(ck, "total")) != NULL)
+			d->total = json_integer_value(v);
+		json_decref(ck);
+	}
+	t->data = d;
+	return (0);
+}
+
+/* --- the coroutine ------------------------------------------------------- */
+
+/* Choose the file, fetch, hash, verify, put in place. */
+static int
+download_body(struct task *t)
+{
+	struct download	*d = t->data;
+	int		 r;
+
+	CORO_BEGIN(t);
+	if (dl_begin(d) != 0) {
+		dl_fail_stop(d);
+		CORO_RETURN(t);
+	}
+	for (;;) {
+		if (dl_request(d) != 0) {
+			dl_fail(d, "internal", 0, 0, "curl refused the "
+			    "transfer");
+			CORO_RETURN(t);
+		}
+		do {
+			AWAIT_IO(t);
+		} while (!d->xfer_done);
+		d->waiting = WAIT_NONE;
+		if ((r = dl_outcome(d)) <= 0)
+			break;
+	}
+	if (r < 0)
+		CORO_RETURN(t);
+	dl_listen(d, 0);
+	d->waiting = WAIT_HASH;
+	hash_job_finish(d->hash, d->size);
+	do {
+		AWAIT_IO(t);
+	} while (!d->hash_done);
+	d->waiting = WAIT_NONE;
+	dl_complete(d);
+	CORO_RETURN(t);
+cancelled:
+	transfer_stop(&d->x);
+	/* a timeout with attempts left resumes: keep what we have */
+	if (t->cancel != CANCEL_TIMEOUT ||
+	    t->row.attempt >= t->row.max_attempts)
+		dl_discard(d);
+	task_end_canceled(t);
+	CORO_END(t);
+}
+
+/*
+ * Before the first request: take the checkpointed file of an earlier
+ * attempt (resuming if it has a validator), or claim and check the given
+ * path.  A default name waits for the answer's headers.
+ */
+static int
+dl_begin(struct download *d)
+{
+	struct stat	st;
+	const char	*rel = d->rel != NULL ? d->rel : d->path;
+
+	if (rel == NULL)
+		return (0);
+	if (d->rel == NULL)
+		d->rel = xstrdup(rel);
+	if (dl_claim(d->rel) != 0) {
+		d->stop = STOP_IN_USE;
+		return (-1);
+	}
+	d->claimed = 1;
+	/* a given path's first attempt truncates what another left */
+	if (dl_open_part(d, d->task->row.checkpoint == NULL) != 0)
+		return (-1);
+	if (fstat(d->fd, &st) != 0) {
+		d->err = errno;
+		d->stop = STOP_OPEN;
+		return (-1);
+	}
+	d->size = st.st_size;
+	if (d->size > 0 && d->etag == NULL && d->last_modified == NULL) {
+		task_log(d->task, "%" PRId64 " bytes kept without an ETag or "
+		    "Last-Modified to check them: starting over", d->size);
+		if (dl_truncate(d) != 0)
+			return (-1);
+	}
+	hash_job_written(d->hash, d->size);
+	return (0);
+}
+
+/* Ask for what is missing: everything, or the rest with If-Range. */
+static int
+dl_request(struct download *d)
+{
+	CURL			*e;
+	struct curl_slist	*h, *hdrs = NULL;
+	char			 range[32], *line = NULL, total[32];
+
+	free(d->r_etag);
+	free(d->r_last_modified);
+	free(d->r_disposition);
+	free(d->r_content_type);
+	d->r_etag = d->r_last_modified = d->r_disposition = NULL;
+	d->r_content_type = NULL;
+	d->status = 0;
+	d->body = d->xfer_done = 0;
+	d->stop = STOP_NONE;
+	d->rc = CURLE_OK;
+	d->errbuf[0] = '\0';
+	d->offset = d->size;
+
+	if ((e = curl_easy_init()) == NULL)
+		return (-1);
+	for (h = d->headers; h != NULL; h = h->next)
+		hdrs = curl_slist_append(hdrs, h->data);
+	if (d->offset > 0) {
+		snprintf(range, sizeof range, "%" PRId64 "-", d->offset);
+		curl_easy_setopt(e, CURLOPT_RANGE, range);
+		xasprintf(&line, "If-Range: %s", d->etag != NULL ? d->etag :
+		    d->last_modified);
+		hdrs = curl_slist_append(hdrs, line);
+		free(line);
+		if (d->total >= 0)
+			snprintf(total, sizeof total, "%" PRId64, d->total);
+		else
+			snprintf(total, sizeof total, "?");
+		task_log(d->task, "resuming at byte %" PRId64 " of %s",
+		    d->offset, total);
+	}
+	curl_easy_setopt(e, CURLOPT_URL, d->url);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(e, CURLOPT_MAXREDIRS, d->max_redirects);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, COROD_NAME "/" PACKAGE_VERSION);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, dl_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, d);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, dl_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, d);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, d->errbuf);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, d->connect_ms);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, d->low_speed_limit);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, d->low_speed_time);
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)DL_BUFFER);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	d->x.easy = e;
+	d->x.done = dl_transfer_done;
+	d->x.arg = d;
+	d->req_headers = hdrs;		/* must outlive the transfer */
+	if (transfer_start(&d->x) != 0)
+		return (-1);
+	d->waiting = WAIT_TRANSFER;
+	d->began = d->mark_time = time_mono();
+	d->mark_size = d->size;
+	dl_listen(d, 1);
+	return (0);
+}
+
+/* curl is done with the transfer (not called for a stopped one). */
+static void
+dl_transfer_done(struct transfer *x, CURLcode rc)
+{
+	struct download	*d = x->arg;
+
+	d->rc = rc;
+	d->xfer_done = 1;
+	if (d->waiting == WAIT_TRANSFER)
+		task_wake(d->task, WAKE_IO);
+}
+
+/* The hasher finished the file (or failed to read it). */
+static void
+dl_hash_done(void *arg)
+{
+	struct download	*d = arg;
+
+	d->hash_done = 1;
+	if (d->waiting == WAIT_HASH)
+		task_wake(d->task, WAKE_IO);
+}
+
+/*
+ * The transfer ended: 0 if the file is complete, 1 to start over with a
+ * new request, -1 if the task failed.
+ */
+static int
+dl_outcome(struct download *d)
+{
+	struct task	*t = d->task;
+	char		*eff = NULL;
+	long		 code = 0;
+
+	curl_easy_getinfo(d->x.easy, CURLINFO_EFFECTIVE_URL, &eff);
+	free(d->final_url);
+	d->final_url = xstrdup(eff != NULL ? eff : d->url);
+	if (d->status == 0 &&
+	    curl_easy_getinfo(d->x.easy, CURLINFO_RESPONSE_CODE, &code) ==
+	    CURLE_OK)
+		d->status = code;
+	curl_easy_cleanup(d->x.easy);
+	d->x.easy = NULL;
+	curl_slist_free_all(d->req_headers);
+	d->req_headers = NULL;
+	dl_listen(d, 0);
+
+	switch (d->stop) {
+	case STOP_NONE:
+		break;
+	case STOP_COMPLETE:
+		task_log(t, "HTTP 416: the %" PRId64 " bytes kept are the whole "
+		    "file", d->size);
+		d->total = d->size;
+		return (0);
+	case STOP_RESTART:
+	case STOP_BAD_RANGE:
+		if (++d->restarts > DL_RESTARTS_MAX) {
+			dl_fail(d, "bad_response", 1, d->status, "HTTP %ld "
+			    "does not fit the range asked for", d->status);
+			return (-1);
+		}
+		task_log(t, "HTTP %ld does not fit bytes %" PRId64 "-: "
+		    "starting over from byte 0", d->status, d->offset);
+		if (dl_truncate(d) != 0) {
+			dl_fail_stop(d);
+			return (-1);
+		}
+		return (1);
+	default:
+		dl_fail_stop(d);
+		return (-1);
+	}
+	switch (d->rc) {
+	case CURLE_OK:
+		if (d->fd == -1) {
+			dl_fail(d, "bad_response", 1, d->status,
+			    "HTTP %ld ended without a body", d->status);
+			return (-1);
+		}
+		if (d->total >= 0 && d->size != d->total) {
+			dl_fail(d, "bad_response", 1, d->status, "the body "
+			    "ended at byte %" PRId64 " of %" PRId64, d->size,
+			    d->total);
+			return (-1);
+		}
+		return (0);
+	case CURLE_TOO_MANY_REDIRECTS:
+		dl_fail(d, "too_many_redirects", 0, d->status,
+		    "more than %ld redirects", d->max_redirects);
+		return (-1);
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+		dl_fail(d, "bad_redirect", 0, d->status, "%s", d->errbuf[0] !=
+		    '\0' ? d->errbuf : curl_easy_strerror(d->rc));
+		return (-1);
+	default:
+		dl_fail(d, "network", 1, 0, "%s", d->errbuf[0] != '\0' ?
+		    d->errbuf : curl_easy_strerror(d->rc));
+		return (-1);
+	}
+}
+
+/* The digest is in: verify, put the file in place, succeed. */
+static void
+dl_complete(struct download *d)
+{
+	struct task	*t = d->task;
+	unsigned char	 sum[32];
+	char		 hex[65];
+	json_t		*result;
+	int		 i;
+	int64_t		 us;
+
+	if (hash_job_digest(d->hash, sum) != 0) {
+		dl_fail(d, "io_error", 0, 0, "reading %s back to hash it: %s",
+		    d->rel, strerror(errno));
+		return;
+	}
+	for (i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+	if (d->has_want && memcmp(sum, d->want, sizeof sum) != 0) {
+		dl_fail(d, "checksum_mismatch", 0, 0, "the sha256 of %s is %s, "
+		    "not the one given", d->rel, hex);
+		return;
+	}
+	close(d->fd);
+	d->fd = -1;
+	if (renameat2(d->dirfd, d->part, d->dirfd, d->name,
+	    d->overwrite ? 0 : RENAME_NOREPLACE) != 0) {
+		if (errno == EEXIST)
+			dl_fail(d, "exists", 0, 0, "%s appeared meanwhile (set "
+			    "overwrite to replace it)", d->rel);
+		else
+			dl_fail(d, "io_error", 0, 0, "cannot rename %s.part: "
+			    "%s", d->rel, strerror(errno));
+		return;
+	}
+	task_checkpoint(t, NULL);
+	us = time_mono() - d->began;
+	d->rate = us > 0 ? (double)(d->size - d->offset) * USEC_PER_SEC /
+	    (double)us : 0;
+	d->total = d->size;
+	dl_progress(d);
+	task_log(t, "saved %s: %" PRId64 " bytes, sha256 %s", d->rel,
+	    d->size, hex);
+	result = json_pack("{s:s, s:I, s:s, s:i, s:s?, s:s}", "path", d->rel,
+	    "bytes", (json_int_t)d->size, "sha256", hex, "http_status",
+	    (int)d->status, "content_type", d->content_type, "url",
+	    d->final_url);
+	task_succeed(t, result);
+}
+
+/*
+ * Fail the task.  An attempt that will be retried keeps its .part and
+ * checkpoint to resume from; a final failure removes them.
+ */
+static void
+dl_fail(struct download *d, const char *code, int transient, long status,
+    const char *fmt, ...)
+{
+	struct task	*t = d->task;
+	char		 msg[512];
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	transfer_stop(&d->x);
+	if (!transient || t->row.attempt >= t->row.max_attempts)
+		dl_discard(d);
+	task_fail_status(t, code, msg, transient, (int)status);
+}
+
+/* Fail for the reason a callback (or dl_begin) stopped. */
+static void
+dl_fail_stop(struct download *d)
+{
+	const char	*what = d->rel != NULL ? d->rel :
+	    d->path != NULL ? d->path : "the file";
+	long		 s = d->status;
+
+	switch (d->stop) {
+	case STOP_HTTP:
+		dl_fail(d, "http_error", s >= 500 || s == 408 || s == 429, s,
+		    "HTTP %ld from %s", s, d->final_url != NULL ?
+		    d->final_url : d->url);
+		break;
+	case STOP_TOO_LARGE:
+		dl_fail(d, "too_large", 0, s, "the body is larger than "
+		    "max_bytes (%" PRId64 ")", d->max_bytes);
+		break;
+	case STOP_WRITE:
+		if (d->err == ENOSPC || d->err == EDQUOT)
+			dl_fail(d, "disk_full", 0, s, "no space left writing "
+			    "%s", what);
+		else
+			dl_fail(d, "io_error", 0, s, "writing %s: %s", what,
+			    strerror(d->err));
+		break;
+	case STOP_EXISTS:
+		dl_fail(d, "exists", 0, 0, "%s exists (set overwrite to "
+		    "replace it)", what);
+		break;
+	case STOP_IN_USE:
+		dl_fail(d, "path_in_use", 0, 0, "another download is writing "
+		    "%s", what);
+		break;
+	case STOP_OPEN:
+		if (d->err == ELOOP || d->err == ENOTDIR)
+			dl_fail(d, "io_error", 0, 0, "cannot open %s: a part "
+			    "of it is a symlink or not a directory", what);
+		else if (d->err == ENOSPC || d->err == EDQUOT)
+			dl_fail(d, "disk_full", 0, 0, "no space left for %s",
+			    what);
+		else
+			dl_fail(d, "io_error", 0, 0, "cannot open %s: %s",
+			    what, strerror(d->err));
+		break;
+	default:
+		dl_fail(d, "internal", 0, s, "download stopped (%d)",
+		    (int)d->stop);
+		break;
+	}
+}
+
+/* Remove the partial file and forget the checkpoint (a final end). */
+static void
+dl_discard(struct download *d)
+{
+	if (d->fd != -1) {
+		close(d->fd);
+		d->fd = -1;
+	}
+	if (d->claimed && d->part != NULL && d->dirfd != -1)
+		unlinkat(d->dirfd, d->part, 0);
+	if (d->task->row.checkpoint != NULL)
+		task_checkpoint(d->task, NULL);
+}
+
+/* --- the file ------------------------------------------------------------ */
+
+/*
+ * Open rel's .part under the download directory (O_TRUNC when fresh),
+ * refusing an existing file at a given path unless overwrite, and start
+ * hashing it.
+ */
+static int
+dl_open_part(struct download *d, int fresh)
+{
+	struct stat	st;
+	const char	*last;
+	int		 flags = O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
+			    O_CLOEXEC;
+
+	if ((d->dirfd = dl_open_parent(d->rel, &last)) == -1)
+		goto fail;
+	d->name = xstrdup(last);
+	xasprintf(&d->part, "%s.part", d->name);
+	if (d->path != NULL && !d->overwrite &&
+	    fstatat(d->dirfd, d->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		d->stop = STOP_EXISTS;
+		return (-1);
+	}
+	if (fresh)
+		flags |= O_TRUNC;
+	if ((d->fd = openat(d->dirfd, d->part, flags, 0644)) == -1)
+		goto fail;
+	if (fstat(d->fd, &st) != 0)
+		goto fail;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		goto fail;
+	}
+	if ((d->hash = hash_job_new(d->fd, dl_hash_done, d)) == NULL)
+		goto fail;
+	return (0);
+fail:
+	d->err = errno;
+	d->stop = STOP_OPEN;
+	return (-1);
+}
+
+/*
+ * No path was given: name the file from the answer (Content-Disposition,
+ * else the URL), with .1, .2 ... if the name is taken, in the download
+ * directory itself.
+ */
+static int
+dl_open_default(struct download *d)
+{
+	char		 base[DL_NAME_MAX + 1], cand[DL_NAME_MAX + 16];
+	char		 part[DL_NAME_MAX + 32];
+	struct stat	 st;
+	int		 dfd, k;
+
+	base[0] = '\0';
+	if (d->r_disposition != NULL)
+		dl_name_from_disposition(d->r_disposition, base, sizeof base);
+	if (base[0] == '\0')
+		dl_name_from_url(d->url, base, sizeof base);
+	if (base[0] == '\0')
+		snprintf(base, sizeof base, "download");
+	if ((dfd = open(cfg->download_dir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1) {
+		d->err = errno;
+		d->stop = STOP_OPEN;
+		return (-1);
+	}
+	for (k = 0; k < 1000; k++) {
+		if (k == 0)
+			snprintf(cand, sizeof cand, "%s", base);
+		else
+			snprintf(cand, sizeof cand, "%s.%d", base, k);
+		snprintf(part, sizeof part, "%s.part", cand);
+		if (dl_claimed(cand) ||
+		    fstatat(dfd, part, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			continue;
+		if (!d->overwrite &&
+		    fstatat(dfd, cand, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			continue;
+		break;
+	}
+	close(dfd);
+	if (k == 1000) {
+		d->stop = STOP_EXISTS;
+		return (-1);
+	}
+	d->rel = xstrdup(cand);
+	dl_claim(d->rel);
+	d->claimed = 1;
+	return (dl_open_part(d, 1));
+}
+
+/* Start over: empty the .part and its hash. */
+static int
+dl_truncate(struct download *d)
+{
+	if (ftruncate(d->fd, 0) != 0) {
+		d->err = errno;
+		d->stop = STOP_WRITE;
+		return (-1);
+	}
+	d->size = d->offset = 0;
+	hash_job_reset(d->hash);
+	return (0);
+}
+
+/* Remember the file and its validator for a later attempt. */
+static void
+dl_checkpoint(struct download *d)
+{
+	json_t	*ck;
+	char	*s;
+
+	ck = json_pack("{s:s}", "path", d->rel);
+	if (d->etag != NULL)
+		json_object_set_new(ck, "etag", json_string(d->etag));
+	if (d->last_modified != NULL)
+		json_object_set_new(ck, "last_modified",
+		    json_string(d->last_modified));
+	if (d->content_type != NULL)
+		json_object_set_new(ck, "content_type",
+		    json_string(d->content_type));
+	if (d->total >= 0)
+		json_object_set_new(ck, "total", json_integer(d->total));
+	s = json_dumps(ck, JSON_COMPACT);
+	task_checkpoint(d->task, s);
+	free(s);
+	json_decref(ck);
+}
+
+/* --- the answer, as curl hands it over ----------------------------------- */
+
+/* A header value without surrounding blanks, as a new string. */
+static char *
+header_value(const char *v, size_t len)
+{
+	while (len > 0 && (*v == ' ' || *v == '\t')) {
+		v++;
+		len--;
+	}
+	while (len > 0 && (v[len - 1] == '\r' || v[len - 1] == '\n' ||
+	    v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	return (xstrndup(v, len));
+}
+
+static int
+header_is(const char *line, size_t len, const char *name, const char **v)
+{
+	size_t	n = strlen(name);
+
+	if (len <= n || line[n] != ':' || strncasecmp(line, name, n) != 0)
+		return (0);
+	*v = line + n + 1;
+	return (1);
+}
+
+/* Content-Range: "bytes A-B/T", where A-B or T may be a star. */
+static void
+parse_content_range(const char *v, int64_t *start, int64_t *total)
+{
+	const char	*slash;
+	char		*end;
+
+	*start = *total = -1;
+	while (*v == ' ')
+		v++;
+	if (strncasecmp(v, "bytes ", 6) != 0)
+		return;
+	v += 6;
+	if (*v != '*') {
+		*start = strtoll(v, &end, 10);
+		if (end == v || *end != '-')
+			*start = -1;
+	}
+	if ((slash = strchr(v, '/')) != NULL && slash[1] >= '0' &&
+	    slash[1] <= '9')
+		*total = strtoll(slash + 1, NULL, 10);
+}
+
+/* One header line of an answer (each answer of a redirect chain). */
+static size_t
+dl_header(char *buf, size_t size, size_t n, void *arg)
+{
+	struct download	*d = arg;
+	size_t		 len = size * n;
+	const char	*v;
+	char		*s;
+
+	if (d->body)		/* trailers */
+		return (len);
+	if (len > 5 && memcmp(buf, "HTTP/", 5) == 0) {
+		/* a new answer: forget the previous one's headers */
+		free(d->r_etag);
+		free(d->r_last_modified);
+		free(d->r_disposition);
+		free(d->r_content_type);
+		d->r_etag = d->r_last_modified = d->r_disposition = NULL;
+		d->r_content_type = NULL;
+		d->r_location = 0;
+		d->content_length = d->range_start = d->range_total = -1;
+		s = memchr(buf, ' ', len);
+		d->status = s != NULL ? strtol(s + 1, NULL, 10) : 0;
+		return (len);
+	}
+	if (len <= 2 && (buf[0] == '\r' || buf[0] == '\n')) {
+		if (d->status < 200)
+			return (len);		/* 1xx: another follows */
+		if (d->status >= 300 && d->status < 400 && d->r_location)
+			return (len);		/* curl follows it */
+		return (dl_response(d) == 0 ? len : 0);
+	}
+	if (header_is(buf, len, "ETag", &v))
+		d->r_etag = header_value(v, len - (size_t)(v - buf));
+	else if (header_is(buf, len, "Last-Modified", &v))
+		d->r_last_modified = header_value(v, len - (size_t)(v - buf));
+	else if (header_is(buf, len, "Content-Disposition", &v))
+		d->r_disposition = header_value(v, len - (size_t)(v - buf));
+	else if (header_is(buf, len, "Content-Type", &v))
+		d->r_content_type = header_value(v, len - (size_t)(v - buf));
+	else if (header_is(buf, len, "Location", &v))
+		d->r_location = 1;
+	else if (header_is(buf, len, "Content-Length", &v)) {
+		s = header_value(v, len - (size_t)(v - buf));
+		d->content_length = s[0] >= '0' && s[0] <= '9' ?
+		    strtoll(s, NULL, 10) : -1;
+		free(s);
+	} else if (header_is(buf, len, "Content-Range", &v)) {
+		s = header_value(v, len - (size_t)(v - buf));
+		parse_content_range(s, &d->range_start, &d->range_total);
+		free(s);
+	}
+	return (len);
+}
+
+/*
+ * The final answer's headers are in: decide what its body is.  -1 stops
+ * the transfer (d->stop says why).
+ */
+static int
+dl_response(struct download *d)
+{
+	struct task	*t = d->task;
+	int64_t		 total;
+	int		 changed;
+	char		 size[32];
+
+	if (d->status == 416 && d->offset > 0) {
+		d->stop = d->range_total == d->offset ? STOP_COMPLETE :
+		    STOP_RESTART;
+		return (-1);
+	}
+	if (d->status >= 300) {
+		d->stop = STOP_HTTP;
+		return (-1);
+	}
+	if (d->status == 206) {
+		if (d->offset == 0 || d->range_start != d->offset) {
+			d->stop = STOP_BAD_RANGE;
+			return (-1);
+		}
+		total = d->range_total >= 0 ? d->range_total :
+		    d->content_length >= 0 ? d->offset + d->content_length : -1;
+	} else {
+		if (d->offset > 0) {
+			changed = (d->etag != NULL && (d->r_etag == NULL ||
+			    strcmp(d->etag, d->r_etag) != 0)) ||
+			    (d->etag == NULL && d->last_modified != NULL &&
+			    (d->r_last_modified == NULL ||
+			    strcmp(d->last_modified, d->r_last_modified) != 0));
+			task_log(t, "HTTP %ld: %s; starting over from byte 0",
+			    d->status, changed ? "the remote file changed" :
+			    "the server ignored the range");
+			if (dl_truncate(d) != 0)
+				return (-1);
+		}
+		total = d->content_length;
+	}
+	if (d->max_bytes > 0 && total > d->max_bytes) {
+		d->stop = STOP_TOO_LARGE;
+		return (-1);
+	}
+	if (d->fd == -1 && dl_open_default(d) != 0)
+		return (-1);
+	/* If-Range takes a strong ETag or a date */
+	free(d->etag);
+	free(d->last_modified);
+	d->etag = d->r_etag != NULL && strncmp(d->r_etag, "W/", 2) != 0 ?
+	    xstrdup(d->r_etag) : NULL;
+	d->last_modified = d->r_last_modified != NULL ?
+	    xstrdup(d->r_last_modified) : NULL;
+	if (d->r_content_type != NULL) {
+		free(d->content_type);
+		d->content_type = xstrdup(d->r_content_type);
+	}
+	d->total = total;
+	d->body = 1;
+	dl_checkpoint(d);
+	if (d->offset == 0) {
+		if (total >= 0)
+			snprintf(size, sizeof size, "%" PRId64 " bytes", total);
+		else
+			snprintf(size, sizeof size, "size unknown");
+		task_log(t, "HTTP %ld, %s, saving to %s", d->status, size,
+		    d->rel);
+	}
+	dl_progress(d);
+	return (0);
+}
+
+/* Body bytes: straight to the file. */
+static size_t
+dl_write(char *buf, size_t size, size_t n, void *arg)
+{
+	struct download	*d = arg;
+	size_t		 len = size * n, off = 0;
+	ssize_t		 w;
+
+	if (!d->body)
+		return (len);
+	if (d->max_bytes > 0 && d->size + (int64_t)len > d->max_bytes) {
+		d->stop = STOP_TOO_LARGE;
+		return (0);
+	}
+	while (off < len) {
+		w = pwrite(d->fd, buf + off, len - off, d->size + (off_t)off);
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			d->err = errno;
+			d->stop = STOP_WRITE;
+			return (0);
+		}
+		off += (size_t)w;
+	}
+	d->size += (int64_t)len;
+	hash_job_written(d->hash, d->size);
+	return (len);
+}
+
+/* --- progress ------------------------------------------------------------ */
+
+/* Put the current progress in the task (a new version). */
+static void
+dl_progress(struct download *d)
+{
+	char	 text[160], total[32];
+
+	if (d->total >= 0)
+		snprintf(total, sizeof total, "%" PRId64, d->total);
+	else
+		snprintf(total, sizeof total, "null");
+	snprintf(text, sizeof text, "{\"current\":%" PRId64 ",\"total\":%s,"
+	    "\"unit\":\"bytes\",\"rate\":%.0f}", d->size, total, d->rate);
+	task_progress(d->task, text);
+}
+
+/* Receiving or not: the progress timer runs while anything is. */
+static void
+dl_listen(struct download *d, int on)
+{
+	struct timeval	tv = time_tv(DL_PROGRESS_EVERY);
+
+	if (on && !d->listed) {
+		LIST_INSERT_HEAD(&active, d, entry);
+		d->listed = 1;
+		if (progress_ev == NULL)
+			progress_ev = event_new(loop_base, -1, EV_PERSIST,
+			    dl_progress_cb, NULL);
+		if (!evtimer_pending(progress_ev, NULL))
+			evtimer_add(progress_ev, &tv);
+	} else if (!on && d->listed) {
+		LIST_REMOVE(d, entry);
+		d->listed = 0;
+		if (LIST_EMPTY(&active) && progress_ev != NULL) {
+			event_free(progress_ev);
+			progress_ev = NULL;
+		}
+	}
+}
+
+/* Every second: rate (smoothed) and bytes of each transfer. */
+static void
+dl_progress_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct download	*d;
+	int64_t		 now = time_mono(), dt;
+	double		 inst;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	LIST_FOREACH(d, &active, entry) {
+		if ((dt = now - d->mark_time) <= 0)
+			continue;
+		inst = (double)(d->size - d->mark_size) * USEC_PER_SEC /
+		    (double)dt;
+		d->rate = d->rate == 0 ? inst : 0.5 * d->rate + 0.5 * inst;
+		d->mark_size = d->size;
+		d->mark_time = now;
+		if (d->body)
+			dl_progress(d);
+	}
+}
+
+/* --- the rest of the kind ------------------------------------------------ */
+
+static void
+download_free(struct task *t)
+{
+	struct download	*d = t->data;
+
+	transfer_stop(&d->x);
+	if (d->x.easy != NULL)
+		curl_easy_cleanup(d->x.easy);
+	curl_slist_free_all(d->req_headers);
+	curl_slist_free_all(d->headers);
+	dl_listen(d, 0);
+	hash_job_free(d->hash);
+	if (d->fd != -1)
+		close(d->fd);
+	if (d->dirfd != -1)
+		close(d->dirfd);
+	if (d->claimed)
+		dl_unclaim(d->rel);
+	free(d->url);
+	free(d->path);
+	free(d->rel);
+	free(d->name);
+	free(d->part);
+	free(d->etag);
+	free(d->last_modified);
+	free(d->content_type);
+	free(d->final_url);
+	free(d->r_etag);
+	free(d->r_last_modified);
+	free(d->r_disposition);
+	free(d->r_content_type);
+	free(d);
+	t->data = NULL;
+}
+
+/* "download URL" */
+static void
+download_describe(const struct task_row *r, char *buf, size_t len)
+{
+	json_t	*params;
+
+	params = json_loads(r->params, 0, NULL);
+	snprintf(buf, len, "download %s",
+	    json_string_value(json_object_get(params, "url")));
+	json_decref(params);
+}

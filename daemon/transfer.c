@@ -1,0 +1,193 @@
+/*
+ * transfer.c -- libcurl's multi-socket interface on the loop.
+ *
+ * One multi handle carries every transfer.  curl tells us which sockets
+ * to watch (socket_cb) and when to call it back (timer_cb); libevent
+ * watches them on the loop's base, and every event is handed back with
+ * curl_multi_socket_action.  Transfers that ended are collected with
+ * curl_multi_info_read after each action and reported to their owners.
+ * No threads (but curl's resolver) and no blocking calls.
+ *
+ * curl must not be called from its own callbacks: transfer_stop is for
+ * the loop's callbacks and task bodies only.  A stopped transfer is never
+ * reported (curl delivers no CURLMSG_DONE for it).
+ */
+#include <stdlib.h>
+
+#include "corod.h"
+#include "download.h"
+
+/* A socket curl asked us to watch. */
+struct sock {
+	curl_socket_t	 fd;
+	struct event	*ev;
+};
+
+static CURLM		*multi;
+static struct event	*timer_ev;
+static size_t		 nactive;
+
+static int	socket_cb(CURL *, curl_socket_t, int, void *, void *);
+static int	timer_cb(CURLM *, long, void *);
+static void	event_cb(evutil_socket_t, short, void *);
+static void	timeout_cb(evutil_socket_t, short, void *);
+static void	check_done(void);
+
+/* The multi handle; per_host caps connections to one host (0: none). */
+void
+transfer_init(struct event_base *base, int per_host)
+{
+	if ((multi = curl_multi_init()) == NULL)
+		fatalx("%s: curl_multi_init", __func__);
+	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, base);
+	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	if (per_host > 0)
+		curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+		    (long)per_host);
+	timer_ev = evtimer_new(base, timeout_cb, NULL);
+}
+
+/* Free the multi handle (transfers were stopped by their owners). */
+void
+transfer_shutdown(void)
+{
+	if (multi == NULL)
+		return;
+	curl_multi_cleanup(multi);
+	multi = NULL;
+	event_free(timer_ev);
+	timer_ev = NULL;
+}
+
+/* Begin a transfer whose easy handle is set up; -1 if curl refuses. */
+int
+transfer_start(struct transfer *x)
+{
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	if (curl_multi_add_handle(multi, x->easy) != CURLM_OK)
+		return (-1);
+	x->active = 1;
+	nactive++;
+	return (0);
+}
+
+/* Abandon a transfer at once: its connection is closed, no report. */
+void
+transfer_stop(struct transfer *x)
+{
+	if (!x->active)
+		return;
+	curl_multi_remove_handle(multi, x->easy);
+	x->active = 0;
+	nactive--;
+}
+
+/* Transfers in progress. */
+size_t
+transfer_active(void)
+{
+	return (nactive);
+}
+
+/* curl's interest in a socket changed. */
+static int
+socket_cb(CURL *easy, curl_socket_t fd, int what, void *base, void *sp)
+{
+	struct sock	*s = sp;
+	short		 ev = EV_PERSIST;
+
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		if (s != NULL) {
+			event_free(s->ev);
+			free(s);
+			curl_multi_assign(multi, fd, NULL);
+		}
+		return (0);
+	}
+	if (what & CURL_POLL_IN)
+		ev |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		ev |= EV_WRITE;
+	if (s == NULL) {
+		s = xcalloc(1, sizeof *s);
+		s->fd = fd;
+		s->ev = event_new(base, fd, ev, event_cb, s);
+		curl_multi_assign(multi, fd, s);
+	} else {
+		/* event_assign may not touch a pending event */
+		event_del(s->ev);
+		event_assign(s->ev, base, fd, ev, event_cb, s);
+	}
+	event_add(s->ev, NULL);
+	return (0);
+}
+
+/* curl wants to be called after ms (-1: never; 0: next turn). */
+static int
+timer_cb(CURLM *m, long ms, void *arg)
+{
+	struct timeval	tv;
+
+	(void)m;
+	(void)arg;
+	if (ms < 0) {
+		evtimer_del(timer_ev);
+		return (0);
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(timer_ev, &tv);
+	return (0);
+}
+
+/* A watched socket is ready. */
+static void
+event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int	flags = 0, running;
+
+	(void)arg;
+	if (what & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(multi, fd, flags, &running);
+	check_done();
+}
+
+/* curl's timer. */
+static void
+timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int	running;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done();
+}
+
+/* Report the transfers that ended. */
+static void
+check_done(void)
+{
+	struct transfer	*x;
+	CURLMsg		*m;
+	CURLcode	 rc;
+	int		 left;
+	char		*priv;
+
+	while ((m = curl_multi_info_read(multi, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		rc = m->data.result;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+		x = (struct transfer *)(void *)priv;
+		/* m is invalid once its handle is removed */
+		transfer_stop(x);
+		x->done(x, rc);
+	}
+}
