@@ -98,6 +98,7 @@ struct download {
 	char			*content_type;
 	char			*final_url;	/* after redirects */
 	int			 claimed;	/* rel is ours (dl_claim) */
+	int			 opened;	/* we opened (so own) the .part */
 	struct hash_job		*hash;
 	int			 restarts;
 
@@ -857,7 +858,7 @@ dl_discard(struct download *d)
 		close(d->fd);
 		d->fd = -1;
 	}
-	if (d->claimed && d->part != NULL && d->dirfd != -1)
+	if (d->opened && d->claimed)
 		unlinkat(d->dirfd, d->part, 0);
 	if (d->task->row.checkpoint != NULL)
 		task_checkpoint(d->task, NULL);
@@ -891,6 +892,7 @@ dl_open_part(struct download *d, int fresh)
 		flags |= O_TRUNC;
 	if ((d->fd = openat(d->dirfd, d->part, flags, 0644)) == -1)
 		goto fail;
+	d->opened = 1;
 	if (fstat(d->fd, &st) != 0)
 		goto fail;
 	if (!S_ISREG(st.st_mode)) {
