@@ -208,8 +208,9 @@ while IFS= read -r cmd; do
 	elif [ -z "$body" ]; then
 		[ "$status" = 204 ] || why="empty body with status $status"
 	else
-		case $cmd in
-		*/log|*/log\ *|*/log\?*|*/log\'*|*/log\"*)
+		# the URL asked for is the command's last word
+		case ${cmd##* } in
+		*/log|*/log\?*|*/log\'|*/log\")
 			bad=$(printf '%s\n' "$body" | grep -Ev "$timefmt" |
 			    grep -v '^$' | head -3)
 			[ -z "$bad" ] || why="not log lines: $bad"
