@@ -13,6 +13,7 @@
 #define API_H
 
 #include <sys/types.h>
+#include <sys/socket.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -80,15 +81,24 @@ struct http_request {
 	int64_t			 started;	/* monotonic µs */
 };
 
-/* Start listening (host:port, port 0 picks one); -1 and *cause on error.
- * The bound address is logged as "listening on HOST:PORT". */
+/* Start serving the sockets of a listen list (listen.c: host:port, port 0
+ * picks one, unix:/path; or systemd's); -1 and *cause on error.  Each
+ * is logged as "listening on HOST:PORT" or "listening on unix:PATH". */
 int		 http_start(struct event_base *, const char *, char **);
-/* The port actually bound. */
+/* The first TCP port served, -1 if none. */
 int		 http_port(void);
 /* Stop accepting, answer suspended requests 503, stop the daemon. */
 void		 http_stop(void);
 /* Count of requests currently suspended. */
 size_t		 http_suspended(void);
+
+/* listen.c: the sockets; accepted connections go to MHD */
+int		 listen_open(const char *, char **);
+void		 listen_start(struct event_base *,
+		    void (*)(int, const struct sockaddr *, socklen_t));
+void		 listen_close(void);
+int		 listen_port(void);
+size_t		 listen_count(void);
 
 /* Request accessors. */
 const char	*http_header(struct http_request *, const char *);

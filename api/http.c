@@ -96,7 +96,6 @@ static struct event_base	*http_base;
 static struct event		*http_io_ev;
 static struct event		*http_timer_ev;
 static struct event		*http_kick_ev;
-static int			 http_bound_port = -1;
 static struct http_ctx_list	 http_held = TAILQ_HEAD_INITIALIZER(http_held);
 static size_t			 http_nheld;
 static int			 http_stopping;
@@ -105,9 +104,6 @@ static char			 http_lastlog[256];
 /* A gone request was refused: MHD's "internal error" line is expected. */
 static int			 http_closing;
 
-static int	 http_parse_listen(const char *, struct sockaddr_storage *,
-		     char **);
-static int	 http_bound(char *, size_t);
 static void	 http_log_cb(void *, const char *, va_list);
 static void	 http_panic_cb(void *, const char *, unsigned int,
 		     const char *);
@@ -116,6 +112,7 @@ static enum MHD_Result http_access_cb(void *, struct MHD_Connection *,
 		     size_t *, void **);
 static void	 http_completed_cb(void *, struct MHD_Connection *, void **,
 		     enum MHD_RequestTerminationCode);
+static void	 http_accept(int, const struct sockaddr *, socklen_t);
 static void	 http_io_cb(evutil_socket_t, short, void *);
 static void	 http_timer_cb(evutil_socket_t, short, void *);
 static void	 http_kick_cb(evutil_socket_t, short, void *);
@@ -143,107 +140,6 @@ static enum MHD_Result http_query_cb(void *, enum MHD_ValueKind,
 static int	 http_hexval(char);
 static size_t	 http_unescape_cb(void *, struct MHD_Connection *, char *);
 
-/*
- * Parse "host:port" ("[v6addr]:port" for IPv6; host "*" is any IPv4
- * address; a name is resolved, its first address used) into ss.
- */
-static int
-http_parse_listen(const char *s, struct sockaddr_storage *ss, char **cause)
-{
-	struct addrinfo	 hints, *res;
-	char		*copy, *host, *port, *end;
-	const char	*errstr;
-	int		 error;
-
-	copy = xstrdup(s);
-	memset(&hints, 0, sizeof hints);
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	if (*copy == '[') {
-		host = copy + 1;
-		if ((end = strchr(host, ']')) == NULL || end[1] != ':') {
-			errstr = "expected [address]:port";
-			goto fail;
-		}
-		*end = '\0';
-		port = end + 2;
-		hints.ai_family = AF_INET6;
-		hints.ai_flags |= AI_NUMERICHOST;
-	} else {
-		if ((end = strrchr(copy, ':')) == NULL) {
-			errstr = "expected host:port";
-			goto fail;
-		}
-		*end = '\0';
-		host = copy;
-		port = end + 1;
-		if (strchr(host, ':') != NULL) {
-			errstr = "an IPv6 address needs brackets: [addr]:port";
-			goto fail;
-		}
-		hints.ai_family = AF_UNSPEC;
-		if (strcmp(host, "*") == 0) {
-			host = NULL;
-			hints.ai_family = AF_INET;
-			hints.ai_flags |= AI_PASSIVE;
-		}
-	}
-	if (host != NULL && *host == '\0') {
-		errstr = "empty host";
-		goto fail;
-	}
-	if (*port == '\0' || strspn(port, "0123456789") != strlen(port) ||
-	    strlen(port) > 5 || strtol(port, NULL, 10) > 65535) {
-		errstr = "port must be a number from 0 to 65535";
-		goto fail;
-	}
-
-	if ((error = getaddrinfo(host, port, &hints, &res)) != 0) {
-		xasprintf(cause, "listen %s: %s", s, gai_strerror(error));
-		free(copy);
-		return (-1);
-	}
-	memset(ss, 0, sizeof *ss);
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	free(copy);
-	return (0);
-
-fail:
-	xasprintf(cause, "listen %s: %s", s, errstr);
-	free(copy);
-	return (-1);
-}
-
-/* Read the bound address back from the listen socket; the port or -1. */
-static int
-http_bound(char *host, size_t size)
-{
-	const union MHD_DaemonInfo	*info;
-	struct sockaddr_storage		 ss;
-	struct sockaddr_in		*sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6		*sin6 = (struct sockaddr_in6 *)&ss;
-	socklen_t			 len = sizeof ss;
-	char				 addr[INET6_ADDRSTRLEN];
-
-	info = MHD_get_daemon_info(http_daemon, MHD_DAEMON_INFO_LISTEN_FD);
-	if (info == NULL)
-		return (-1);
-	if (getsockname(info->listen_fd, (struct sockaddr *)&ss, &len) != 0)
-		return (-1);
-	switch (ss.ss_family) {
-	case AF_INET:
-		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof addr);
-		snprintf(host, size, "%s", addr);
-		return (ntohs(sin->sin_port));
-	case AF_INET6:
-		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof addr);
-		snprintf(host, size, "[%s]", addr);
-		return (ntohs(sin6->sin6_port));
-	}
-	return (-1);
-}
-
 /* MHD's messages, one warning each; the last is kept for http_start. */
 static void
 http_log_cb(void *arg, const char *fmt, va_list ap)
@@ -256,6 +152,18 @@ http_log_cb(void *arg, const char *fmt, va_list ap)
 	while (len > 0 && (http_lastlog[len - 1] == '\n' ||
 	    http_lastlog[len - 1] == '\r'))
 		http_lastlog[--len] = '\0';
+	/*
+	 * On a Unix socket handed over by listen.c, MHD cannot know it is
+	 * not TCP: it tries TCP_NODELAY/TCP_CORK, fails (not supported) and
+	 * says so, then warns of a delay that a Unix socket does not have.
+	 */
+	if ((strncmp(http_lastlog, "Setting TCP_", 12) == 0 &&
+	    strstr(http_lastlog, "not supported") != NULL) ||
+	    strncmp(http_lastlog, "Failed to push the data from buffers",
+	    36) == 0) {
+		log_debug("libmicrohttpd: %s", http_lastlog);
+		return;
+	}
 	if (http_closing && (strncmp(http_lastlog, "Application reported",
 	    20) == 0 || strncmp(http_lastlog, "Closing connection "
 	    "(application error", 37) == 0)) {
@@ -316,37 +224,28 @@ http_unescape_cb(void *arg, struct MHD_Connection *conn, char *s)
 	return ((size_t)(w - s));
 }
 
-/* Start MHD on address (host:port) and hook it into base. */
+/* Start MHD on the sockets of address (listen.c) and hook it into base. */
 int
 http_start(struct event_base *base, const char *address, char **cause)
 {
-	struct sockaddr_storage		 ss;
 	const union MHD_DaemonInfo	*info;
 	unsigned int			 flags;
-	uint16_t			 port;
-	char				 host[INET6_ADDRSTRLEN + 2];
 
 	if (http_daemon != NULL) {
 		xasprintf(cause, "listen %s: already listening", address);
 		return (-1);
 	}
-	if (http_parse_listen(address, &ss, cause) != 0)
+	if (listen_open(address, cause) != 0)
 		return (-1);
 
-	flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
+	/* corod accepts (listen.c); MHD serves what it is handed */
+	flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+	    MHD_USE_NO_LISTEN_SOCKET;
 	http_lastlog[0] = '\0';
 	MHD_set_panic_func(http_panic_cb, NULL);
-	/* The port is only for MHD's messages: SOCK_ADDR has it too. */
-	if (ss.ss_family == AF_INET6)
-		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	else
-		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	http_daemon = MHD_start_daemon(flags, port, NULL, NULL,
+	http_daemon = MHD_start_daemon(flags, 0, NULL, NULL,
 	    http_access_cb, NULL,
 	    MHD_OPTION_EXTERNAL_LOGGER, http_log_cb, NULL,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
 	    MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned int)cfg->connection_timeout,
@@ -357,19 +256,17 @@ http_start(struct event_base *base, const char *address, char **cause)
 		xasprintf(cause, "listen %s: %s", address,
 		    http_lastlog[0] != '\0' ? http_lastlog :
 		    "libmicrohttpd failed to start");
+		listen_close();
 		return (-1);
-	}
-
-	if ((http_bound_port = http_bound(host, sizeof host)) == -1) {
-		xasprintf(cause, "listen %s: cannot read the bound address",
-		    address);
-		goto fail;
 	}
 	info = MHD_get_daemon_info(http_daemon, MHD_DAEMON_INFO_EPOLL_FD);
 	if (info == NULL) {
 		xasprintf(cause, "listen %s: no epoll fd from libmicrohttpd",
 		    address);
-		goto fail;
+		MHD_stop_daemon(http_daemon);
+		http_daemon = NULL;
+		listen_close();
+		return (-1);
 	}
 	if ((event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE) == 0)
 		log_warnx("%s: event backend %s cannot see clients close; "
@@ -386,22 +283,31 @@ http_start(struct event_base *base, const char *address, char **cause)
 		fatalx("%s: event_new failed", __func__);
 	event_add(http_io_ev, NULL);
 	http_rearm();
-
-	log_info("listening on %s:%d", host, http_bound_port);
+	listen_start(base, http_accept);
 	return (0);
-
-fail:
-	MHD_stop_daemon(http_daemon);
-	http_daemon = NULL;
-	http_bound_port = -1;
-	return (-1);
 }
 
-/* The port actually bound; -1 if not listening. */
+/* A connection accepted by listen.c: MHD takes it (or closes it when
+ * the connection limit is reached). */
+static void
+http_accept(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	if (http_stopping || MHD_add_connection(http_daemon, fd, sa, len) !=
+	    MHD_YES) {
+		if (http_stopping)
+			close(fd);
+		log_debug("%s: connection refused (limit %d)", __func__,
+		    cfg->max_connections);
+		return;
+	}
+	http_kick();
+}
+
+/* The TCP port served first; -1 if none. */
 int
 http_port(void)
 {
-	return (http_bound_port);
+	return (listen_port());
 }
 
 /* Run MHD once and re-arm its timer. */
@@ -793,15 +699,13 @@ http_stop(void)
 	struct http_ctx			*ctx;
 	const union MHD_DaemonInfo	*info;
 	struct pollfd			 pfd;
-	MHD_socket			 fd;
 	int64_t				 deadline;
 	int				 wait;
 
 	if (http_daemon == NULL)
 		return;
 	http_stopping = 1;
-	if ((fd = MHD_quiesce_daemon(http_daemon)) != MHD_INVALID_SOCKET)
-		close(fd);
+	listen_close();
 	info = MHD_get_daemon_info(http_daemon, MHD_DAEMON_INFO_EPOLL_FD);
 
 	deadline = time_mono() + HTTP_STOP_WAIT * 1000LL;
@@ -838,7 +742,6 @@ http_stop(void)
 	MHD_stop_daemon(http_daemon);
 	http_daemon = NULL;
 	http_nstopping = 0;
-	http_bound_port = -1;
 	event_free(http_io_ev);
 	http_io_ev = NULL;
 	event_free(http_timer_ev);

@@ -73,6 +73,7 @@ struct batch {
 	struct after	 *afters;
 	size_t		  nafters;
 	int64_t		  seq;		/* commit_seq once written */
+	int		  log_lines;	/* cfg's, for the writer (reloads) */
 	int		  ok;
 };
 
@@ -459,6 +460,7 @@ commit_take(void)
 	afters = NULL;
 	nafters = afters_cap = 0;
 	b->seq = next_seq;
+	b->log_lines = cfg->log_lines;
 	return (b);
 }
 
@@ -544,7 +546,7 @@ commit_write_batch(struct batch *b)
 		e = &b->logs[i];
 		if (e->task != 0)
 			rc = db_log_insert(writer_db, e->task, e->n, e->at,
-			    b->text.data + e->off, e->len, cfg->log_lines);
+			    b->text.data + e->off, e->len, b->log_lines);
 	}
 	for (i = 0; i < b->nwrites && rc == 0; i++)
 		rc = b->writes[i].fn(writer_db, b->writes[i].arg);

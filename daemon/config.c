@@ -74,8 +74,20 @@ static const struct opt opt_table[] = {
 	    "comma list of other origins allowed to change state (* for any)" },
 	{ "log-level", OPT_LOGLEVEL, O(log_level), 0, 0, "info",
 	    "err, warning, notice, info or debug" },
+	{ "stop-timeout", OPT_SECONDS, O(stop_timeout), 0, 0, "10",
+	    "seconds a graceful stop may take before corod exits anyway" },
 };
 #undef O
+
+/*
+ * What a reload (SIGHUP) may change: the rest is read once at start, and
+ * a change of it is reported as waiting for a restart.
+ */
+static const char *const live_opts[] = {
+	"log-level", "max-running", "max-downloads", "max-body", "log-lines",
+	"retention", "max-batch", "max-children", "max-depth", "allow-origin",
+	NULL,
+};
 
 struct config	*cfg;
 
@@ -289,6 +301,80 @@ config_free(struct config *c)
 	free(c->download_dir);
 	free(c->allow_origin);
 	memset(c, 0, sizeof *c);
+}
+
+static int
+opt_live(const struct opt *o)
+{
+	const char *const	*p;
+
+	for (p = live_opts; *p != NULL; p++) {
+		if (strcmp(*p, o->name) == 0)
+			return (1);
+	}
+	return (0);
+}
+
+/* Whether option o has the same value in a and b. */
+static int
+opt_same(const struct opt *o, const struct config *a, const struct config *b)
+{
+	const char	*pa = (const char *)a + o->offset;
+	const char	*pb = (const char *)b + o->offset;
+
+	switch (o->type) {
+	case OPT_STRING:
+		return (strcmp(*(char *const *)(const void *)pa,
+		    *(char *const *)(const void *)pb) == 0);
+	case OPT_SIZE:
+		return (*(const size_t *)(const void *)pa ==
+		    *(const size_t *)(const void *)pb);
+	case OPT_SECONDS:
+		return (*(const int64_t *)(const void *)pa ==
+		    *(const int64_t *)(const void *)pb);
+	default:
+		return (*(const int *)(const void *)pa ==
+		    *(const int *)(const void *)pb);
+	}
+}
+
+/*
+ * A reload: take the live options of fresh into c; an option that only a
+ * restart applies is left and logged.  The number of changes taken.
+ */
+int
+config_apply(struct config *c, struct config *fresh)
+{
+	const struct opt	*o;
+	char			**sc, **sf, *tmp;
+	size_t			 i, sz;
+	int			 n = 0;
+
+	for (i = 0; i < sizeof opt_table / sizeof opt_table[0]; i++) {
+		o = &opt_table[i];
+		if (opt_same(o, c, fresh))
+			continue;
+		if (!opt_live(o)) {
+			log_warnx("reload: %s changed; it takes effect at the "
+			    "next start", o->name);
+			continue;
+		}
+		log_notice("reload: %s changed", o->name);
+		n++;
+		if (o->type == OPT_STRING) {
+			/* swap, so fresh frees the old string */
+			sc = (char **)(void *)((char *)c + o->offset);
+			sf = (char **)(void *)((char *)fresh + o->offset);
+			tmp = *sc;
+			*sc = *sf;
+			*sf = tmp;
+			continue;
+		}
+		sz = o->type == OPT_SIZE ? sizeof(size_t) :
+		    o->type == OPT_SECONDS ? sizeof(int64_t) : sizeof(int);
+		memcpy((char *)c + o->offset, (char *)fresh + o->offset, sz);
+	}
+	return (n);
 }
 
 /* The options, for --help. */

@@ -125,6 +125,7 @@ struct config {
 	int		 window_max;	/* tasks loaded by one window read */
 	char		*allow_origin;	/* extra origins allowed to change state */
 	int		 log_level;
+	int64_t		 stop_timeout;	/* µs a graceful stop may take */
 };
 extern struct config	*cfg;
 void		 config_defaults(struct config *);
@@ -134,6 +135,8 @@ int		 config_set(struct config *, const char *, const char *,
 /* Read "key = value" lines; -1 and *cause naming file:line on error. */
 int		 config_load(struct config *, const char *, char **);
 void		 config_free(struct config *);
+/* A reload: take fresh's live options into the first; the count. */
+int		 config_apply(struct config *, struct config *);
 /* --help text, and the option names for getopt_long */
 void		 config_usage(FILE *);
 const char	*config_option_name(size_t);
@@ -328,6 +331,8 @@ void		 sched_remove(struct task *);
 void		 sched_slot_release(struct task *);
 int		 sched_slots_used(unsigned int);
 size_t		 sched_waiting(void);
+size_t		 sched_due_count(void);
+void		 sched_limits_changed(void);
 void		 sched_window_fill(void);
 int		 sched_in_window(int64_t, int64_t);
 int		 sched_recover(void);
@@ -359,6 +364,14 @@ extern void	(*commit_change_hook)(int64_t, int64_t);
 /* Told of each task that has new committed log lines: wakes followers. */
 extern void	(*commit_log_hook)(int64_t);
 
+/* notify.c: the service manager's notify protocol and watchdog */
+void		 notify_init(struct event_base *);
+void		 notify_shutdown(void);
+void		 notify_send(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+void		 notify_ready(void);
+const char	*notify_status_line(void);
+
 /* housekeeping.c: retention of finished tasks, key and feed pruning */
 void		 housekeeping_init(struct event_base *);
 void		 housekeeping_run(void);
@@ -367,6 +380,7 @@ void		 housekeeping_shutdown(void);
 /* loop.c: the event base and end-of-turn work */
 extern struct event_base	*loop_base;
 void		 loop_init(void);
+void		 loop_hooks(void (*)(void), void (*)(void));
 void		 loop_free(void);
 void		 loop_turn_end(void);
 int		 loop_run(void);

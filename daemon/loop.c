@@ -19,6 +19,8 @@ struct db		*corod_db;	/* the store, opened by main */
 static int		 stopping;
 static int64_t		 started_at;
 static struct event	*ev_term, *ev_int, *ev_hup;
+static void		(*reload_hook)(void);
+static void		(*stop_hook)(void);
 
 static void	loop_signal_cb(evutil_socket_t, short, void *);
 
@@ -61,17 +63,32 @@ loop_free(void)
 	loop_base = NULL;
 }
 
-/* SIGTERM/SIGINT stop gracefully; SIGHUP is logged (nothing to reopen). */
+/* What main.c does on SIGHUP, and before a stop. */
+void
+loop_hooks(void (*reload)(void), void (*stop)(void))
+{
+	reload_hook = reload;
+	stop_hook = stop;
+}
+
+/* SIGTERM/SIGINT stop gracefully; SIGHUP reloads. */
 static void
 loop_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
 	(void)arg;
 	if (sig == SIGHUP) {
-		log_notice("SIGHUP: nothing to reload");
+		if (reload_hook != NULL)
+			reload_hook();
+		else
+			log_notice("SIGHUP: nothing to reload");
 		return;
 	}
+	if (stopping)
+		return;
 	log_notice("signal %d: stopping", (int)sig);
+	if (stop_hook != NULL)
+		stop_hook();
 	loop_stop();
 }
 

@@ -4,11 +4,14 @@
  * Start-up order matters for what a client can see: the database is
  * opened and migrated, tasks interrupted by a crash are rescheduled and
  * committed, the window of due tasks is read, and only then does the
- * listener open.  SIGTERM stops accepting, lets the turn in flight commit
- * and answer, and exits 0; running tasks stay "running" in the store and
- * are rescheduled as interrupted at the next start.
+ * listener open, and only then is the service manager told READY=1.
+ * SIGTERM (STOPPING=1) stops accepting, lets the turn in flight commit and
+ * answer, and exits 0 within stop-timeout; running tasks stay "running" in
+ * the store and are rescheduled as interrupted at the next start (downloads
+ * resume from their .part files).  SIGHUP rereads the configuration.
  */
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -28,6 +31,9 @@
 static int	mkdirs(const char *);
 static void	raise_nofile(void);
 static void	parse_args(int, char **, int *);
+static int	config_build(struct config *, char **);
+static void	reload(void);
+static void	stopping(void);
 
 /* mkdir -p */
 static int
@@ -69,18 +75,17 @@ raise_nofile(void)
 	}
 }
 
-/*
- * Two passes: the first finds --config (and -h/-V/-n), the file is read,
- * then the second applies the flags over it.
- */
-static void
-parse_args(int argc, char **argv, int *check)
+static int	 main_argc;
+static char	**main_argv;
+static struct option	*main_opts;
+static const char	*config_path;
+
+/* getopt_long's table: every option of config.c, and ours. */
+static struct option *
+options(void)
 {
 	struct option	*opts;
-	const char	*name, *config = NULL;
-	char		*cause;
 	size_t		 nopt = 0, i;
-	int		 ch, pass;
 
 	while (config_option_name(nopt) != NULL)
 		nopt++;
@@ -99,54 +104,146 @@ parse_args(int argc, char **argv, int *check)
 	opts[nopt + 2].val = 'V';
 	opts[nopt + 3].name = "check";
 	opts[nopt + 3].val = 'n';
+	return (opts);
+}
 
-	for (pass = 0; pass < 2; pass++) {
-		optind = 1;
-		opterr = pass == 0;
-		while ((ch = getopt_long(argc, argv, "c:hVn", opts,
-		    NULL)) != -1) {
-			switch (ch) {
-			case 'c':
-				config = optarg;
-				break;
-			case 'h':
-				config_usage(stdout);
-				exit(0);
-			case 'V':
-				printf("corod %s\n", PACKAGE_VERSION);
-				exit(0);
-			case 'n':
-				*check = 1;
-				break;
-			case '?':
-			case ':':
-				fprintf(stderr, "corod: try --help\n");
-				exit(2);
-			default:
-				if (pass == 0)
-					break;
-				name = config_option_name((size_t)(ch - 1000));
-				if (config_set(cfg, name, optarg, &cause) != 0) {
-					fprintf(stderr, "corod: --%s\n", cause);
-					exit(2);
-				}
-				break;
-			}
-		}
-		if (pass == 0) {
-			if (optind < argc) {
-				fprintf(stderr, "corod: unexpected argument "
-				    "'%s'; try --help\n", argv[optind]);
-				exit(2);
-			}
-			if (config != NULL &&
-			    config_load(cfg, config, &cause) != 0) {
-				fprintf(stderr, "corod: %s\n", cause);
-				exit(2);
-			}
+/* The first pass over the flags: --config, -h, -V, -n and bad usage. */
+static void
+parse_args(int argc, char **argv, int *check)
+{
+	int	ch;
+
+	main_argc = argc;
+	main_argv = argv;
+	main_opts = options();
+	optind = 1;
+	opterr = 1;
+	while ((ch = getopt_long(argc, argv, "c:hVn", main_opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'h':
+			config_usage(stdout);
+			exit(0);
+		case 'V':
+			printf("corod %s\n", PACKAGE_VERSION);
+			exit(0);
+		case 'n':
+			*check = 1;
+			break;
+		case '?':
+		case ':':
+			fprintf(stderr, "corod: try --help\n");
+			exit(2);
 		}
 	}
-	free(opts);
+	if (optind < argc) {
+		fprintf(stderr, "corod: unexpected argument '%s'; try --help\n",
+		    argv[optind]);
+		exit(2);
+	}
+}
+
+/*
+ * Build a configuration: the defaults (under $STATE_DIRECTORY when the
+ * service manager gives one), the file, then the flags over it.  Done at
+ * start and again on a reload.  -1 and *cause on error.
+ */
+static int
+config_build(struct config *c, char **cause)
+{
+	const char	*state, *name;
+	char		*dir, *path, *err;
+	int		 ch;
+
+	config_defaults(c);
+	if ((state = getenv("STATE_DIRECTORY")) != NULL && *state == '/') {
+		/* the first of a colon-separated list */
+		dir = xstrndup(state, strcspn(state, ":"));
+		xasprintf(&path, "%s/corod.db", dir);
+		config_set(c, "db", path, &err);
+		free(path);
+		xasprintf(&path, "%s/downloads", dir);
+		config_set(c, "download-dir", path, &err);
+		free(path);
+		free(dir);
+	}
+	if (config_path != NULL && config_load(c, config_path, cause) != 0)
+		return (-1);
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(main_argc, main_argv, "c:hVn", main_opts,
+	    NULL)) != -1) {
+		if (ch < 1000)
+			continue;
+		name = config_option_name((size_t)(ch - 1000));
+		if (config_set(c, name, optarg, &err) != 0) {
+			xasprintf(cause, "--%s", err);
+			free(err);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/*
+ * SIGHUP: read the file and flags again and take what can change live;
+ * the service manager sees RELOADING=1 ... READY=1 around it.  A bad file
+ * changes nothing.
+ */
+static void
+reload(void)
+{
+	struct config	 fresh;
+	char		*cause;
+
+	notify_send("RELOADING=1");
+	log_notice("SIGHUP: reloading %s", config_path != NULL ? config_path :
+	    "the flags (no config file)");
+	if (config_build(&fresh, &cause) != 0) {
+		log_warnx("reload failed, nothing changed: %s", cause);
+		free(cause);
+	} else {
+		if (config_apply(cfg, &fresh) == 0)
+			log_notice("reload: nothing changed");
+		log_set_level(cfg->log_level);
+		sched_limits_changed();
+	}
+	config_free(&fresh);
+	/* stderr goes to the journal: there is no log file to reopen */
+	notify_ready();
+}
+
+/* The stop took longer than stop-timeout: everything answered is on
+ * disk already, so leave now. */
+static void
+stop_timeout_cb(int sig)
+{
+	static const char	msg[] = "<3>the graceful stop took longer "
+	    "than stop-timeout; exiting\n";
+
+	(void)sig;
+	if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+/* SIGTERM/SIGINT: tell the manager, bound the stop, leave the loop. */
+static void
+stopping(void)
+{
+	struct sigaction	sa;
+	struct itimerval	it;
+
+	notify_send("STOPPING=1");
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = stop_timeout_cb;
+	sigaction(SIGALRM, &sa, NULL);
+	memset(&it, 0, sizeof it);
+	it.it_value = time_tv(cfg->stop_timeout);
+	if (cfg->stop_timeout > 0)
+		setitimer(ITIMER_REAL, &it, NULL);
 }
 
 int
@@ -157,8 +254,11 @@ main(int argc, char **argv)
 	int			 check = 0, rc = 0;
 
 	cfg = &conf;
-	config_defaults(cfg);
 	parse_args(argc, argv, &check);
+	if (config_build(cfg, &cause) != 0) {
+		fprintf(stderr, "corod: %s\n", cause);
+		exit(2);
+	}
 	log_init(cfg->log_level);
 	if (check) {
 		printf("configuration OK\n");
@@ -180,6 +280,8 @@ main(int argc, char **argv)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("curl_global_init failed");
 	loop_init();
+	loop_hooks(reload, stopping);
+	notify_init(loop_base);
 	transfer_init(loop_base, cfg->max_downloads_per_host);
 	if ((corod_db = db_open(cfg->db_path, cfg->sync_full, &cause)) == NULL)
 		fatalx("%s: %s", cfg->db_path, cause);
@@ -197,6 +299,7 @@ main(int argc, char **argv)
 		fatalx("cannot listen on %s: %s", cfg->listen, cause);
 	log_notice("corod %s started, database %s", PACKAGE_VERSION,
 	    cfg->db_path);
+	notify_ready();
 
 	if (loop_run() != 0)
 		rc = 1;
@@ -213,10 +316,12 @@ main(int argc, char **argv)
 	task_free_all();
 	transfer_shutdown();
 	hasher_shutdown();
+	notify_shutdown();
 	db_close(corod_db);
 	loop_free();
 	log_notice("corod stopped");
 	config_free(cfg);
+	free(main_opts);
 	curl_global_cleanup();
 	return (rc);
 }

@@ -309,6 +309,13 @@ sched_drain(void)
 	} while (moved);
 }
 
+/* max-running or max-downloads changed (a reload): fill new slots. */
+void
+sched_limits_changed(void)
+{
+	sched_drain();
+}
+
 /* Slots of a kind (SLOT_*) in use; tasks waiting for any slot. */
 int
 sched_slots_used(unsigned int slot)
@@ -319,6 +326,13 @@ sched_slots_used(unsigned int slot)
 		if (pools[p].slot == slot)
 			return (pools[p].used);
 	return (0);
+}
+
+/* Tasks armed in the due heap (the window held in memory). */
+size_t
+sched_due_count(void)
+{
+	return (due.n);
 }
 
 size_t
