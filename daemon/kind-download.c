@@ -227,6 +227,10 @@ url_check(const char *url)
 
 	if (strlen(url) > DL_URL_MAX)
 		return ("url is longer than 8192 bytes");
+	/* curl's parser would read "http:///x" as host x */
+	if ((strncasecmp(url, "http://", 7) == 0 && url[7] == '/') ||
+	    (strncasecmp(url, "https://", 8) == 0 && url[8] == '/'))
+		return ("url has no host");
 	if ((u = curl_url()) == NULL)
 		fatalx("%s: curl_url", __func__);
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
@@ -714,6 +718,11 @@ dl_outcome(struct download *d)
 	case CURLE_TOO_MANY_REDIRECTS:
 		dl_fail(d, "too_many_redirects", 0, d->status,
 		    "more than %ld redirects", d->max_redirects);
+		return (-1);
+	case CURLE_PARTIAL_FILE:
+		dl_fail(d, "bad_response", 1, d->status, "the body ended at "
+		    "byte %" PRId64 " of %" PRId64 " (%s)", d->size, d->total,
+		    d->errbuf[0] != '\0' ? d->errbuf : "connection closed");
 		return (-1);
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:
