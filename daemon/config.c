@@ -37,11 +37,14 @@ struct opt {
 #define O(f)	offsetof(struct config, f)
 static const struct opt opt_table[] = {
 	{ "listen", OPT_STRING, O(listen), 0, 0, "127.0.0.1:8080",
-	    "HOST:PORT to serve the API on" },
+	    "HOST:PORT or unix:/PATH to serve the API on, comma-separated "
+	    "(systemd's sockets replace it)" },
 	{ "db", OPT_STRING, O(db_path), 0, 0, "var/corod.db",
-	    "sqlite database file (created if missing)" },
+	    "sqlite database file, created if missing "
+	    "($STATE_DIRECTORY/corod.db under systemd)" },
 	{ "download-dir", OPT_STRING, O(download_dir), 0, 0, "var/downloads",
-	    "directory downloads are written under" },
+	    "directory downloads are written under "
+	    "($STATE_DIRECTORY/downloads under systemd)" },
 	{ "sync", OPT_SYNC, O(sync_full), 0, 0, "full",
 	    "full: a commit survives power loss; normal: only process crashes" },
 	{ "max-body", OPT_SIZE, O(max_body), 1024, 1LL << 30, "1M",
