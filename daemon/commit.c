@@ -229,7 +229,7 @@ commit_forget(struct task *t)
 
 	if (t->flags & TASKF_DIRTY) {
 		TAILQ_REMOVE(&dirty, t, dirty_entry);
-		t->flags &= ~TASKF_DIRTY;
+		t->flags &= ~(TASKF_DIRTY | TASKF_VERSIONED);
 	}
 	for (i = 0; i < nlogs; i++) {
 		if (logs[i].task == t->row.id)
@@ -429,7 +429,7 @@ commit_take(void)
 	b->ops = xcalloc(n, 1);
 	while ((t = TAILQ_FIRST(&dirty)) != NULL) {
 		TAILQ_REMOVE(&dirty, t, dirty_entry);
-		t->flags &= ~TASKF_DIRTY;
+		t->flags &= ~(TASKF_DIRTY | TASKF_VERSIONED);
 		if (t->flags & TASKF_DELETE)
 			b->ops[b->ntasks] = OP_DELETE;
 		else if (t->flags & TASKF_NEW)

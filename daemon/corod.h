@@ -227,6 +227,7 @@ struct task {
 #define TASKF_READY	0x10	/* due, waiting for a slot */
 #define TASKF_SLOT	0x20	/* holds its slots (kind->slots) */
 #define TASKF_DELETE	0x40	/* delete at the next commit */
+#define TASKF_VERSIONED	0x80	/* dirty with a new version (task_touch) */
 	int			 refs;		/* held by a parent or a request */
 
 	TAILQ_ENTRY(task)	 dirty_entry;	/* commit.c */

@@ -288,13 +288,18 @@ task_count(void)
 	return (hcount);
 }
 
-/* The task changed: a new version, and on the commit list. */
+/*
+ * The task changed: a new version, and on the commit list.  One version
+ * per commit is enough, but a task dirty only by a checkpoint (which
+ * takes none) still needs one.
+ */
 void
 task_touch(struct task *t)
 {
-	if (t->flags & TASKF_DIRTY)
+	if (t->flags & TASKF_VERSIONED)
 		return;
 	t->row.version = commit_next_seq();
+	t->flags |= TASKF_VERSIONED;
 	commit_dirty(t);
 }
 

@@ -367,6 +367,33 @@ def get_wait():
     t.between(res.get("t", 1e9) - t0, 0, 2.0, "... at once")
 
 
+@t.test(timeout=40)
+def wait_follows_every_change():
+    """A client that only long-polls sees every state, the final one too,
+    each with a new version: a repeat with a count checkpoints each tick,
+    and its last tick and its success land in the same commit."""
+    task = d.submit({"kind": "repeat",
+                     "params": {"message": "tick", "interval": 0.2,
+                                "count": 3}})
+    v, states, versions = task["version"], [], []
+    deadline = time.monotonic() + scaled(10)
+    while time.monotonic() < deadline:
+        r = d.request("GET", "/v1/tasks/%d?wait=5&version=%d" %
+                      (task["id"], v), timeout=30)
+        if r.status != 200 or r.body["version"] == v:
+            break
+        v = r.body["version"]
+        states.append(r.body["state"])
+        versions.append(v)
+        if r.body["state"] == "succeeded":
+            break
+    t.ok(states[-1:] == ["succeeded"],
+         "long-polling alone reaches the final state", diag=states)
+    t.ok(time.monotonic() < deadline, "... without waiting out a poll")
+    t.ok(versions == sorted(set(versions)), "... each answer a new version",
+         diag=versions)
+
+
 # --- cancel and delete --------------------------------------------------------------
 
 @t.test(timeout=30)
