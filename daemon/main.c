@@ -256,7 +256,8 @@ main(int argc, char **argv)
 	cfg = &conf;
 	parse_args(argc, argv, &check);
 	if (config_build(cfg, &cause) != 0) {
-		fprintf(stderr, "corod: %s\n", cause);
+		/* at err level for the journal, like every other line */
+		fprintf(stderr, "<3>corod: %s\n", cause);
 		exit(2);
 	}
 	log_init(cfg->log_level);
