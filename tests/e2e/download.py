@@ -1230,4 +1230,47 @@ def bad_responses_and_network():
         stop_ok(d)
 
 
+@t.test(timeout=60)
+def disk_full():
+    """No space left: the task fails disk_full (final, even with attempts
+    left), its partial file is removed, and once there is room again the
+    next download works.  The download directory is a 2 MiB tmpfs, which
+    needs root (CI runs as root)."""
+    if os.geteuid() != 0:
+        t.skip("disk_full", "mounting a small tmpfs needs root")
+        return
+    mnt = tempfile.mkdtemp(prefix="corod-full-")
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
+                        mnt], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT)
+    if p.returncode != 0:
+        os.rmdir(mnt)
+        t.skip("disk_full", "cannot mount a tmpfs here: %s" %
+               p.stdout.decode("utf-8", "replace").strip())
+        return
+    try:
+        with Corod(t, name="disk-full",
+                   args=["--download-dir", mnt]) as d:
+            big = d.submit(dl(fs.url("full.bin", size=4 * MiB),
+                              {"max_attempts": 3}, path="full.bin"))
+            x = d.wait_state(big["id"], FINAL, 15)
+            t.is_((x["state"], (x["error"] or {}).get("code"),
+                   x["attempt"]), ("failed", "disk_full", 1),
+                  "4 MiB into 2 MiB: failed disk_full on attempt 1 of 3")
+            t.like((x["error"] or {}).get("message", ""), r"no space",
+                   "... saying there is no space")
+            t.is_(sorted(os.listdir(mnt)), [],
+                  "... and the partial file is removed")
+            small = d.submit(dl(fs.url("fits.bin", size=MiB),
+                                path="fits.bin"))
+            x = d.wait_state(small["id"], FINAL, 15)
+            t.is_((x["state"], (x["result"] or {}).get("sha256")),
+                  ("succeeded", sha256_hex("fits.bin", MiB)),
+                  "with room again, a 1 MiB download succeeds")
+            stop_ok(d)
+    finally:
+        subprocess.run(["umount", mnt])
+        os.rmdir(mnt)
+
+
 t.done()
