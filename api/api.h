@@ -148,4 +148,13 @@ void		 task_render(struct buf *, const struct task_row *,
 /* health.c */
 void		 api_healthz(struct http_request *);
 
+/* dashboard.c: the web dashboard, embedded by tools/embed.sh */
+struct embedded_file {
+	const char		*name;
+	const unsigned char	*data;
+	size_t			 len;
+};
+extern const struct embedded_file	 embedded_files[];
+void		 api_dashboard(struct http_request *);
+
 #endif /* API_H */

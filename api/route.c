@@ -49,6 +49,9 @@ struct route {
 };
 
 static const struct route route_table[] = {
+	{ "/", HTTP_GET|HTTP_HEAD, api_dashboard, NULL },
+	{ "/dashboard/app.js", HTTP_GET|HTTP_HEAD, api_dashboard, NULL },
+	{ "/dashboard/style.css", HTTP_GET|HTTP_HEAD, api_dashboard, NULL },
 	{ "/healthz", HTTP_GET|HTTP_HEAD, api_healthz, NULL },
 	{ "/v1/tasks", HTTP_GET|HTTP_HEAD, api_tasks_list, NULL },
 	{ "/v1/tasks", HTTP_POST, api_tasks_submit, NULL },

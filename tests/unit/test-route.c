@@ -74,6 +74,13 @@ api_healthz(struct http_request *req)
 }
 
 void
+api_dashboard(struct http_request *req)
+{
+	(void)req;
+	called = "dashboard";
+}
+
+void
 api_tasks_list(struct http_request *req)
 {
 	(void)req;
@@ -166,6 +173,12 @@ static void
 test_table(void)
 {
 	is_str(route(HTTP_GET, "/healthz", 0, NULL), "healthz", "GET /healthz");
+	is_str(route(HTTP_GET, "/", 0, NULL), "dashboard", "GET /: dashboard");
+	is_str(route(HTTP_GET, "/dashboard/app.js", 0, NULL), "dashboard",
+	    "GET /dashboard/app.js");
+	is_str(route(HTTP_GET, "/dashboard/nope.js", 0, NULL), "404",
+	    "an unknown asset: 404");
+	is_str(route(HTTP_POST, "/", 0, NULL), "405", "POST /: 405");
 	is_str(route(HTTP_HEAD, "/healthz", 0, NULL), "healthz",
 	    "HEAD /healthz");
 	is_str(route(HTTP_GET, "/v1/tasks", 0, NULL), "list", "GET /v1/tasks");
@@ -218,7 +231,7 @@ test_table(void)
 static void
 test_404(void)
 {
-	static const char *paths[] = { "/", "/v1", "/v1/", "/v1/tasks/",
+	static const char *paths[] = { "/v1", "/v1/", "/v1/tasks/", "/dashboard",
 	    "/v1/tasks/1/", "/v1/tasks/1/foo", "/v1/tasks//cancel",
 	    "/v1/tasks/1/cancel/", "/healthz/", "/v1/taskss", "/V1/tasks",
 	    "//v1/tasks", "/v1/tasks/1/log/x" };
