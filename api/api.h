@@ -21,6 +21,8 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "corod.h"
+
 struct MHD_Connection;
 struct MHD_Response;
 
@@ -128,6 +130,11 @@ void		 http_suspend(struct http_request *);
 /* route.c: dispatch a complete request to its endpoint */
 void		 route_request(struct http_request *);
 
+/* tasks.c: query arguments, answering 400 for the caller on error */
+int		 api_query_check(struct http_request *, const char *const *);
+int		 api_query_int(struct http_request *, const char *, int64_t,
+		    int64_t, int64_t, int64_t *);
+
 /* tasks.c */
 void		 api_tasks_submit(struct http_request *);
 void		 api_tasks_list(struct http_request *);
@@ -136,7 +143,7 @@ void		 api_task_cancel(struct http_request *, int64_t);
 void		 api_task_delete(struct http_request *, int64_t);
 void		 api_task_log(struct http_request *, int64_t);
 /* A task changed (committed): wake requests waiting on it. */
-void		 api_task_changed(int64_t, int64_t);
+void		 api_task_changed(const struct task_row *, enum change_op);
 void		 api_task_logged(int64_t);
 void		 api_tasks_shutdown(void);
 /* json.c: render a stored task as the API's JSON object */
@@ -147,6 +154,15 @@ void		 task_render(struct buf *, const struct task_row *,
 
 /* health.c */
 void		 api_healthz(struct http_request *);
+
+/* events.c: the change feed (GET /v1/events), kept in memory */
+void		 events_init(size_t, int64_t);
+void		 events_shutdown(void);
+void		 events_add(const struct task_row *, enum change_op);
+void		 events_flush(void);
+void		 api_events(struct http_request *);
+size_t		 events_waiting(void);
+size_t		 events_streams(void);
 
 /* dashboard.c: the web dashboard, embedded by tools/embed.sh */
 struct embedded_file {

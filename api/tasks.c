@@ -77,9 +77,6 @@ static size_t		 nfollowers;
 
 static int	json_depth_ok(json_t *, int);
 static int	row_is_group(const struct task_row *);
-static int	query_check(struct http_request *, const char *const *);
-static int	query_int(struct http_request *, const char *, int64_t,
-		    int64_t, int64_t, int64_t *);
 static int	etag_matches(const char *, const char *);
 static int	if_match_fails(struct http_request *, int64_t);
 static void	respond_task(struct http_request *, unsigned int,
@@ -147,8 +144,8 @@ query_check_cb(void *arg, const char *key, const char *value)
 	return (1);
 }
 
-static int
-query_check(struct http_request *req, const char *const *names)
+int
+api_query_check(struct http_request *req, const char *const *names)
 {
 	struct query_check_arg	 a = { names, NULL };
 	struct problem		 p;
@@ -167,8 +164,8 @@ query_check(struct http_request *req, const char *const *names)
  * An integer query parameter in [min, max]; def if absent.  Answers 400
  * and returns -1 if it is malformed.
  */
-static int
-query_int(struct http_request *req, const char *name, int64_t min,
+int
+api_query_int(struct http_request *req, const char *name, int64_t min,
     int64_t max, int64_t def, int64_t *out)
 {
 	const char	*s = http_query(req, name);
@@ -461,7 +458,7 @@ api_tasks_submit(struct http_request *req)
 	size_t		 i, n, k;
 	int64_t		 now = time_now();
 
-	if (query_check(req, (const char *const []){ NULL }) != 0)
+	if (api_query_check(req, (const char *const []){ NULL }) != 0)
 		return;
 	if (req->len == 0) {
 		problem_set(&p, 400, "invalid-json", "", "the body is empty; "
@@ -604,7 +601,7 @@ api_tasks_list(struct http_request *req)
 	int			 st;
 	long long		 v;
 
-	if (query_check(req, names) != 0)
+	if (api_query_check(req, names) != 0)
 		return;
 	memset(&f, 0, sizeof f);
 	f.parent = -1;
@@ -640,11 +637,11 @@ api_tasks_list(struct http_request *req)
 	    (strcmp(s, "none") == 0 || strcmp(s, "null") == 0))
 		f.parent = 0;
 	else {
-		if (query_int(req, "parent", 1, INT64_MAX, -1, &parent) != 0)
+		if (api_query_int(req, "parent", 1, INT64_MAX, -1, &parent) != 0)
 			return;
 		f.parent = parent;
 	}
-	if (query_int(req, "limit", 1, LIST_MAX, LIST_DEFAULT, &limit) != 0)
+	if (api_query_int(req, "limit", 1, LIST_MAX, LIST_DEFAULT, &limit) != 0)
 		return;
 	f.limit = (int)limit;
 	if ((s = http_query(req, "cursor")) != NULL) {
@@ -737,7 +734,7 @@ api_task_get(struct http_request *req, int64_t id)
 	double		 wait = 0;
 	int64_t		 version;
 
-	if (query_check(req, names) != 0)
+	if (api_query_check(req, names) != 0)
 		return;
 	if ((ws = http_query(req, "wait")) != NULL) {
 		errno = 0;
@@ -758,7 +755,7 @@ api_task_get(struct http_request *req, int64_t id)
 			return;
 		}
 	}
-	if (query_int(req, "version", 0, INT64_MAX, -1, &version) != 0)
+	if (api_query_int(req, "version", 0, INT64_MAX, -1, &version) != 0)
 		return;
 	if (wait <= 0 || version < 0) {
 		task_get_answer(req, id);
@@ -830,10 +827,13 @@ waiter_gone(struct http_request *req)
 
 /* A committed change: answer whoever waited on this task's version. */
 void
-api_task_changed(int64_t id, int64_t version)
+api_task_changed(const struct task_row *row, enum change_op op)
 {
 	struct waiter		*w, *next;
 	struct http_request	*req;
+	int64_t			 id = row->id, version = row->version;
+
+	events_add(row, op);
 
 	for (w = LIST_FIRST(&waiters[(uint64_t)id % WAITER_BUCKETS]);
 	    w != NULL; w = next) {
@@ -928,7 +928,7 @@ api_task_cancel(struct http_request *req, int64_t id)
 	struct problem	 p;
 	int		 rc;
 
-	if (query_check(req, (const char *const []){ NULL }) != 0)
+	if (api_query_check(req, (const char *const []){ NULL }) != 0)
 		return;
 	if ((t = task_get(id)) == NULL) {
 		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64, id);
@@ -957,7 +957,7 @@ api_task_delete(struct http_request *req, int64_t id)
 	struct task	*t, *parent = NULL;
 	struct problem	 p;
 
-	if (query_check(req, (const char *const []){ NULL }) != 0)
+	if (api_query_check(req, (const char *const []){ NULL }) != 0)
 		return;
 	if ((t = task_get(id)) == NULL) {
 		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64, id);
@@ -1046,9 +1046,9 @@ api_task_log(struct http_request *req, int64_t id)
 	int64_t			 since;
 	size_t			 n, len;
 
-	if (query_check(req, names) != 0)
+	if (api_query_check(req, names) != 0)
 		return;
-	if (query_int(req, "since", 0, INT64_MAX, 0, &since) != 0)
+	if (api_query_int(req, "since", 0, INT64_MAX, 0, &since) != 0)
 		return;
 	if ((fs = http_query(req, "follow")) != NULL &&
 	    strcmp(fs, "0") != 0 && strcmp(fs, "1") != 0) {

@@ -107,7 +107,8 @@ static int		 failing;
 static int64_t		 next_id;	/* last id handed out */
 static int64_t		 next_seq;	/* last seq handed out */
 int64_t			 commit_seq;	/* last seq committed */
-void			(*commit_change_hook)(int64_t, int64_t);
+void	(*commit_change_hook)(const struct task_row *, enum change_op);
+void	(*commit_batch_hook)(void);
 void			(*commit_log_hook)(int64_t);
 
 static void	 commit_retry_cb(evutil_socket_t, short, void *);
@@ -595,8 +596,8 @@ commit_complete(struct batch *b)
 		commit_seq = b->seq;
 		for (i = 0; i < b->ninserts; i++) {
 			if (commit_change_hook != NULL)
-				commit_change_hook(b->inserts[i]->id,
-				    b->inserts[i]->version);
+				commit_change_hook(b->inserts[i],
+				    CHANGE_CREATED);
 			task_inserted(b->inserts[i]);
 		}
 		if (commit_log_hook != NULL) {
@@ -610,11 +611,15 @@ commit_complete(struct batch *b)
 			t = b->tasks[i];
 			t->refs--;
 			if (commit_change_hook != NULL)
-				commit_change_hook(b->rows[i].id,
-				    b->rows[i].version);
+				commit_change_hook(&b->rows[i],
+				    b->ops[i] == OP_INSERT ? CHANGE_CREATED :
+				    b->ops[i] == OP_DELETE ? CHANGE_DELETED :
+				    CHANGE_UPDATED);
 			if (!(t->flags & TASKF_DIRTY))
 				task_committed(t);
 		}
+		if (commit_batch_hook != NULL)
+			commit_batch_hook();
 	} else {
 		if (!failing)
 			log_warnx("commit: writing to the store failed; "

@@ -59,6 +59,8 @@ static const struct opt opt_table[] = {
 	    "downloads transferring at once (the rest wait, scheduled)" },
 	{ "max-downloads-per-host", OPT_INT, O(max_downloads_per_host), 0,
 	    100000, "0", "connections to one host at once (0: unlimited)" },
+	{ "events-kept", OPT_INT, O(events_kept), 1000, 100000000, "100000",
+	    "changes the event feed keeps in memory for pollers" },
 	{ "max-batch", OPT_INT, O(max_batch), 1, 100000, "1000",
 	    "task specs in one submission" },
 	{ "max-children", OPT_INT, O(max_children), 1, 100000, "1000",

@@ -117,6 +117,7 @@ struct config {
 	int		 max_downloads;	/* transfers at once */
 	int		 max_downloads_per_host;	/* 0: unlimited */
 	int		 max_batch;	/* specs per request */
+	int		 events_kept;	/* the change feed's memory */
 	int		 max_children;	/* per sequence/gather */
 	int		 max_depth;	/* nesting of groups */
 	int		 max_connections;
@@ -360,8 +361,15 @@ int		 commit_sync(void);
 int64_t		 commit_next_seq(void);	/* allocate a change seq */
 int64_t		 commit_next_id(void);	/* allocate a task id */
 extern int64_t	 commit_seq;		/* last committed change seq */
-/* Told of every committed change (id, version): wakes waiting requests. */
-extern void	(*commit_change_hook)(int64_t, int64_t);
+/* Told of every committed change (the row as written), then that the
+ * batch's changes are all told: wakes waiting requests, feeds events. */
+enum change_op {
+	CHANGE_CREATED,
+	CHANGE_UPDATED,
+	CHANGE_DELETED,
+};
+extern void	(*commit_change_hook)(const struct task_row *, enum change_op);
+extern void	(*commit_batch_hook)(void);
 /* Told of each task that has new committed log lines: wakes followers. */
 extern void	(*commit_log_hook)(int64_t);
 

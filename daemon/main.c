@@ -294,7 +294,9 @@ main(int argc, char **argv)
 		fatalx("cannot recover interrupted tasks");
 	sched_init(loop_base);
 	housekeeping_init(loop_base);
+	events_init((size_t)cfg->events_kept, commit_seq);
 	commit_change_hook = api_task_changed;
+	commit_batch_hook = events_flush;
 	commit_log_hook = api_task_logged;
 	if (http_start(loop_base, cfg->listen, &cause) != 0)
 		fatalx("cannot listen on %s: %s", cfg->listen, cause);
@@ -311,6 +313,7 @@ main(int argc, char **argv)
 	http_stop();
 	loop_turn_end();
 	commit_sync();
+	events_shutdown();
 	housekeeping_shutdown();
 	sched_shutdown();
 	commit_shutdown();

@@ -81,6 +81,13 @@ api_dashboard(struct http_request *req)
 }
 
 void
+api_events(struct http_request *req)
+{
+	(void)req;
+	called = "events";
+}
+
+void
 api_tasks_list(struct http_request *req)
 {
 	(void)req;

@@ -1,0 +1,512 @@
+/*
+ * events.c -- the change feed: GET /v1/events, long-polled or streamed.
+ *
+ * Every committed change of a task becomes an event {seq, type, task,
+ * state, version, progress?}, seq being the task's new version.  The last
+ * events-kept of them live in a ring in memory, in seq order (each batch
+ * is sorted before it goes in), so answering a poller never touches the
+ * database: a since older than the ring (or than the daemon's start) is
+ * 410 and the client relists.
+ *
+ * Pollers with nothing to read are held (suspended, no thread) on one
+ * list; when a batch's events are in, every one of them is answered, and
+ * pollers that asked from the same position share one rendered body.
+ * Server-Sent Events streams keep a cursor and are woken the same way; a
+ * timer sends their keep-alive comments.
+ */
+#include <sys/queue.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../daemon/corod.h"
+#include "api.h"
+
+#define EVENTS_LIMIT_DEFAULT	1000
+#define EVENTS_LIMIT_MAX	10000
+#define EVENTS_WAIT_MAX		60		/* seconds */
+#define SSE_CHUNK		200		/* events rendered at a time */
+#define SSE_KEEPALIVE		15		/* seconds */
+
+struct feed_event {
+	int64_t		 seq;
+	int64_t		 task;
+	unsigned char	 type;		/* enum change_op */
+	unsigned char	 state;
+	char		*progress;	/* JSON text or NULL */
+};
+
+/* A long poll with nothing to read yet. */
+struct poller {
+	struct http_request	*req;
+	int64_t			 since;
+	int64_t			 limit;
+	struct event		*timer;
+	LIST_ENTRY(poller)	 entry;
+};
+
+/* A Server-Sent Events stream. */
+struct stream {
+	struct http_request	*req;
+	int64_t			 cursor;	/* last seq sent */
+	struct buf		 out;
+	size_t			 off;
+	int			 keepalive;	/* owes a comment */
+	int			 ending;	/* sent "gone": end after out */
+	LIST_ENTRY(stream)	 entry;
+};
+
+static struct feed_event	*ring;
+static size_t			 ring_cap, ring_head, ring_n;
+static int64_t			 kept_from;	/* every event after it is kept */
+static int64_t			 feed_pos;	/* the newest seq */
+static struct feed_event	*pending;	/* this batch's, unsorted */
+static size_t			 npending, pending_cap;
+static LIST_HEAD(, poller)	 pollers = LIST_HEAD_INITIALIZER(pollers);
+static LIST_HEAD(, stream)	 streams = LIST_HEAD_INITIALIZER(streams);
+static size_t			 npollers, nstreams;
+static struct event		*keepalive_ev;
+
+static const char *const type_names[] = { "created", "updated", "deleted" };
+
+static void	poller_answer(struct poller *, struct buf *, int64_t *,
+		    int64_t *);
+static void	poller_free(struct poller *);
+static void	poller_gone(struct http_request *);
+static void	poller_timeout_cb(evutil_socket_t, short, void *);
+static ssize_t	stream_read(void *, char *, size_t);
+static void	stream_free(struct http_request *);
+static void	keepalive_cb(evutil_socket_t, short, void *);
+
+/* Keep up to cap events; the feed starts at seq (the committed one). */
+void
+events_init(size_t cap, int64_t seq)
+{
+	struct timeval	tv = { SSE_KEEPALIVE, 0 };
+
+	ring_cap = cap > 0 ? cap : 1;
+	ring = xcalloc(ring_cap, sizeof *ring);
+	ring_head = ring_n = 0;
+	kept_from = feed_pos = seq;
+	keepalive_ev = event_new(loop_base, -1, EV_PERSIST, keepalive_cb,
+	    NULL);
+	event_add(keepalive_ev, &tv);
+}
+
+/* Free the ring (at exit; held requests were answered by http_stop). */
+void
+events_shutdown(void)
+{
+	size_t	i;
+
+	for (i = 0; i < ring_n; i++)
+		free(ring[(ring_head + i) % ring_cap].progress);
+	for (i = 0; i < npending; i++)
+		free(pending[i].progress);
+	free(ring);
+	free(pending);
+	ring = pending = NULL;
+	ring_n = npending = pending_cap = 0;
+	if (keepalive_ev != NULL)
+		event_free(keepalive_ev);
+	keepalive_ev = NULL;
+}
+
+size_t
+events_waiting(void)
+{
+	return (npollers);
+}
+
+size_t
+events_streams(void)
+{
+	return (nstreams);
+}
+
+/* A committed change (commit_change_hook, via tasks.c). */
+void
+events_add(const struct task_row *row, enum change_op op)
+{
+	struct feed_event	*e;
+
+	if (ring == NULL)
+		return;
+	if (npending == pending_cap) {
+		pending_cap = pending_cap == 0 ? 256 : pending_cap * 2;
+		pending = xreallocarray(pending, pending_cap, sizeof *pending);
+	}
+	e = &pending[npending++];
+	e->seq = row->version;
+	e->task = row->id;
+	e->type = (unsigned char)op;
+	e->state = (unsigned char)row->state;
+	e->progress = op != CHANGE_DELETED && row->progress != NULL ?
+	    xstrdup(row->progress) : NULL;
+}
+
+static int
+event_cmp(const void *a, const void *b)
+{
+	const struct feed_event	*x = a, *y = b;
+
+	return (x->seq < y->seq ? -1 : x->seq > y->seq);
+}
+
+/* The i-th kept event, oldest first. */
+static inline struct feed_event *
+ring_at(size_t i)
+{
+	return (&ring[(ring_head + i) % ring_cap]);
+}
+
+/* Index of the first kept event after seq (ring_n if none). */
+static size_t
+ring_after(int64_t seq)
+{
+	size_t	lo = 0, hi = ring_n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (ring_at(mid)->seq <= seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (lo);
+}
+
+/*
+ * A batch's changes are all in (commit_batch_hook): into the ring in seq
+ * order, then every held poller is answered and every stream woken.
+ */
+void
+events_flush(void)
+{
+	struct feed_event	*e;
+	struct poller		*p;
+	struct stream		*s;
+	struct buf		 body = { NULL, 0, 0 };
+	int64_t			 body_since = -1, body_limit = -1;
+	size_t			 i;
+
+	if (npending == 0)
+		return;
+	qsort(pending, npending, sizeof *pending, event_cmp);
+	for (i = 0; i < npending; i++) {
+		if (pending[i].seq <= feed_pos) {	/* cannot happen */
+			free(pending[i].progress);
+			continue;
+		}
+		if (ring_n == ring_cap) {
+			e = ring_at(0);
+			kept_from = e->seq;
+			free(e->progress);
+			ring_head = (ring_head + 1) % ring_cap;
+			ring_n--;
+		}
+		*ring_at(ring_n) = pending[i];
+		ring_n++;
+		feed_pos = pending[i].seq;
+	}
+	npending = 0;
+
+	while ((p = LIST_FIRST(&pollers)) != NULL)
+		poller_answer(p, &body, &body_since, &body_limit);
+	buf_free(&body);
+	LIST_FOREACH(s, &streams, entry)
+		http_stream_wake(s->req);
+}
+
+/* One event as JSON. */
+static void
+event_render(struct buf *b, const struct feed_event *e)
+{
+	buf_puts(b, "{\"seq\":");
+	buf_add_int(b, e->seq);
+	buf_puts(b, ",\"type\":\"");
+	buf_puts(b, type_names[e->type]);
+	buf_puts(b, "\",\"task\":");
+	buf_add_int(b, e->task);
+	buf_puts(b, ",\"state\":\"");
+	buf_puts(b, task_state_name(e->state));
+	buf_puts(b, "\",\"version\":");
+	buf_add_int(b, e->seq);
+	if (e->progress != NULL) {
+		buf_puts(b, ",\"progress\":");
+		buf_puts(b, e->progress);
+	}
+	buf_puts(b, "}");
+}
+
+/*
+ * {"events": [...after since, at most limit], "next": N}: next is the
+ * last event's seq, or with none the position (the feed's, if since is
+ * ahead of it).
+ */
+static void
+events_render(struct buf *b, int64_t since, int64_t limit)
+{
+	size_t	i, n = 0;
+	int64_t	next = since > feed_pos ? feed_pos : since;
+
+	buf_puts(b, "{\"events\":[");
+	for (i = ring_after(since); i < ring_n && (int64_t)n < limit; i++) {
+		if (n++ > 0)
+			buf_puts(b, ",");
+		event_render(b, ring_at(i));
+		next = ring_at(i)->seq;
+	}
+	buf_puts(b, "],\"next\":");
+	buf_add_int(b, next);
+	buf_puts(b, "}");
+}
+
+/* Send the feed from since (the caller checked it is kept). */
+static void
+events_answer(struct http_request *req, int64_t since, int64_t limit)
+{
+	struct buf	 b = { NULL, 0, 0 };
+	char		*body;
+	size_t		 len;
+
+	events_render(&b, since, limit);
+	body = buf_steal(&b, &len);
+	http_respond_text(req, 200, "application/json", body, len);
+}
+
+/* 410: the client's position is older than what is kept. */
+static void
+events_gone(struct http_request *req, int64_t since)
+{
+	struct problem	p;
+
+	problem_set(&p, 410, "events-gone", NULL, "events after %" PRId64
+	    " are no longer kept (the feed keeps those after %" PRId64 "); "
+	    "list the tasks again and follow from the seq of the list",
+	    since, kept_from);
+	http_respond_problem(req, &p);
+}
+
+/* Does the Accept header ask for an event stream? */
+static int
+wants_stream(struct http_request *req)
+{
+	const char	*a = http_header(req, "Accept");
+
+	return (a != NULL && strstr(a, "text/event-stream") != NULL);
+}
+
+/* GET /v1/events?since=SEQ&wait=S&limit=N, or a stream. */
+void
+api_events(struct http_request *req)
+{
+	static const char *const names[] = { "since", "wait", "limit", NULL };
+	struct poller	*p;
+	struct stream	*s;
+	struct timeval	 tv;
+	const char	*lei;
+	char		*end;
+	int64_t		 since, wait, limit;
+
+	if (api_query_check(req, names) != 0 ||
+	    api_query_int(req, "since", 0, INT64_MAX, feed_pos, &since) != 0 ||
+	    api_query_int(req, "wait", 0, EVENTS_WAIT_MAX, 0, &wait) != 0 ||
+	    api_query_int(req, "limit", 1, EVENTS_LIMIT_MAX,
+	    EVENTS_LIMIT_DEFAULT, &limit) != 0)
+		return;
+
+	if (wants_stream(req) && req->method != HTTP_HEAD) {
+		if ((lei = http_header(req, "Last-Event-ID")) != NULL &&
+		    *lei != '\0') {
+			since = strtoll(lei, &end, 10);
+			if (*end != '\0' || since < 0)
+				since = feed_pos;
+		}
+		if (since < kept_from) {
+			events_gone(req, since);
+			return;
+		}
+		s = xcalloc(1, sizeof *s);
+		s->req = req;
+		s->cursor = since > feed_pos ? feed_pos : since;
+		buf_puts(&s->out, "retry: 2000\n: corod change feed\n\n");
+		LIST_INSERT_HEAD(&streams, s, entry);
+		nstreams++;
+		req->data = s;
+		req->on_free = stream_free;
+		http_add_header(req, "Cache-Control", "no-store");
+		http_add_header(req, "X-Accel-Buffering", "no");
+		http_respond_stream(req, 200, "text/event-stream", stream_read,
+		    s);
+		return;
+	}
+
+	if (since < kept_from) {
+		events_gone(req, since);
+		return;
+	}
+	if (since == feed_pos && wait > 0 &&
+	    req->method != HTTP_HEAD) {
+		/* nothing yet: hold it until a batch or the time is up */
+		p = xcalloc(1, sizeof *p);
+		p->req = req;
+		p->since = since;
+		p->limit = limit;
+		p->timer = evtimer_new(loop_base, poller_timeout_cb, p);
+		tv.tv_sec = (time_t)wait;
+		tv.tv_usec = 0;
+		evtimer_add(p->timer, &tv);
+		LIST_INSERT_HEAD(&pollers, p, entry);
+		npollers++;
+		req->data = p;
+		req->on_gone = poller_gone;
+		req->on_free = poller_gone;
+		http_suspend(req);
+		return;
+	}
+	events_answer(req, since, limit);
+}
+
+/*
+ * Answer a held poller; body caches the rendering for (since, limit), as
+ * the pollers woken by one batch mostly asked from the same position.
+ */
+static void
+poller_answer(struct poller *p, struct buf *body, int64_t *since,
+    int64_t *limit)
+{
+	struct http_request	*req = p->req;
+	char			*copy;
+
+	if (*since != p->since || *limit != p->limit) {
+		body->len = 0;
+		events_render(body, p->since, p->limit);
+		*since = p->since;
+		*limit = p->limit;
+	}
+	poller_free(p);
+	copy = xmalloc(body->len + 1);
+	memcpy(copy, body->data, body->len);
+	http_respond_text(req, 200, "application/json", copy, body->len);
+}
+
+static void
+poller_free(struct poller *p)
+{
+	LIST_REMOVE(p, entry);
+	npollers--;
+	event_free(p->timer);
+	if (p->req != NULL) {
+		p->req->data = NULL;
+		p->req->on_gone = NULL;
+		p->req->on_free = NULL;
+	}
+	free(p);
+}
+
+/* The client left (or the request is freed): forget the poller. */
+static void
+poller_gone(struct http_request *req)
+{
+	struct poller	*p = req->data;
+
+	if (p == NULL)
+		return;
+	p->req = NULL;
+	req->data = NULL;
+	req->on_gone = NULL;
+	req->on_free = NULL;
+	poller_free(p);
+}
+
+/* Nothing happened in time: an empty answer. */
+static void
+poller_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct poller		*p = arg;
+	struct http_request	*req = p->req;
+	int64_t			 since = p->since, limit = p->limit;
+
+	(void)fd;
+	(void)what;
+	poller_free(p);
+	if (req != NULL)
+		events_answer(req, since, limit);
+}
+
+/*
+ * A stream's next bytes: what is rendered, else the events after its
+ * cursor, else a keep-alive comment it owes, else wait.  A stream that
+ * fell behind the ring is told "gone" and ends.
+ */
+static ssize_t
+stream_read(void *arg, char *buf, size_t max)
+{
+	struct stream	*s = arg;
+	size_t		 i, n = 0, len;
+
+	if (s->off == s->out.len) {
+		s->out.len = s->off = 0;
+		if (s->ending)
+			return (-1);
+		if (s->cursor < kept_from) {
+			buf_puts(&s->out, "event: gone\ndata: {\"kept_from\":");
+			buf_add_int(&s->out, kept_from);
+			buf_puts(&s->out, "}\n\n");
+			s->ending = 1;
+		} else {
+			for (i = ring_after(s->cursor); i < ring_n &&
+			    n < SSE_CHUNK; i++, n++) {
+				buf_puts(&s->out, "id: ");
+				buf_add_int(&s->out, ring_at(i)->seq);
+				buf_puts(&s->out, "\ndata: ");
+				event_render(&s->out, ring_at(i));
+				buf_puts(&s->out, "\n\n");
+				s->cursor = ring_at(i)->seq;
+			}
+			if (n == 0 && s->keepalive)
+				buf_puts(&s->out, ": keep-alive\n\n");
+		}
+		s->keepalive = 0;
+	}
+	if (s->off == s->out.len)
+		return (0);
+	len = s->out.len - s->off;
+	if (len > max)
+		len = max;
+	memcpy(buf, s->out.data + s->off, len);
+	s->off += len;
+	return ((ssize_t)len);
+}
+
+static void
+stream_free(struct http_request *req)
+{
+	struct stream	*s = req->data;
+
+	if (s == NULL)
+		return;
+	LIST_REMOVE(s, entry);
+	nstreams--;
+	buf_free(&s->out);
+	free(s);
+	req->data = NULL;
+}
+
+/* Every 15 s: streams owe a keep-alive comment. */
+static void
+keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream	*s;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	LIST_FOREACH(s, &streams, entry) {
+		s->keepalive = 1;
+		http_stream_wake(s->req);
+	}
+}
