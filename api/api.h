@@ -61,6 +61,7 @@ struct http_request {
 	struct MHD_Connection	*conn;
 	enum http_method	 method;
 	const char		*url;		/* path, without the query */
+	const char		*route;		/* the route's path, if any */
 
 	char			*body;		/* NUL-terminated */
 	size_t			 len;
@@ -93,6 +94,7 @@ int		 http_port(void);
 void		 http_stop(void);
 /* Count of requests currently suspended. */
 size_t		 http_suspended(void);
+extern void	(*http_answer_hook)(struct http_request *);
 
 /* listen.c: the sockets; accepted connections go to MHD */
 int		 listen_open(const char *, char **);
@@ -172,5 +174,9 @@ struct embedded_file {
 };
 extern const struct embedded_file	 embedded_files[];
 void		 api_dashboard(struct http_request *);
+
+/* metrics.c: GET /metrics */
+void		 api_metrics(struct http_request *);
+void		 metrics_count_answer(struct http_request *);
 
 #endif /* API_H */

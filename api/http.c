@@ -104,6 +104,9 @@ static char			 http_lastlog[256];
 /* A gone request was refused: MHD's "internal error" line is expected. */
 static int			 http_closing;
 
+/* Told of every answer (its status is set): metrics count them. */
+void				(*http_answer_hook)(struct http_request *);
+
 static void	 http_log_cb(void *, const char *, va_list);
 static void	 http_panic_cb(void *, const char *, unsigned int,
 		     const char *);
@@ -862,6 +865,8 @@ http_set_response(struct http_request *req, unsigned int status,
 	http_hdrs_free(ctx);
 	req->response = resp;
 	req->status = status;
+	if (http_answer_hook != NULL)
+		http_answer_hook(req);
 	if (ctx->held)
 		http_release(ctx);
 	else

@@ -60,6 +60,7 @@ static const struct route route_table[] = {
 	{ "/v1/tasks/{id}/cancel", HTTP_POST, NULL, api_task_cancel },
 	{ "/v1/tasks/{id}/log", HTTP_GET|HTTP_HEAD, NULL, api_task_log },
 	{ "/v1/events", HTTP_GET|HTTP_HEAD, api_events, NULL },
+	{ "/metrics", HTTP_GET|HTTP_HEAD, api_metrics, NULL },
 };
 #define ROUTE_COUNT	(sizeof route_table / sizeof route_table[0])
 
@@ -408,6 +409,7 @@ route_request(struct http_request *req)
 		if (!route_match(route_table[i].path, req->url, &id, &idlen))
 			continue;
 		methods |= route_table[i].methods;
+		req->route = route_table[i].path;
 		if (route_table[i].methods & req->method)
 			r = &route_table[i];
 	}

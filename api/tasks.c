@@ -832,8 +832,14 @@ api_task_changed(const struct task_row *row, enum change_op op)
 	struct waiter		*w, *next;
 	struct http_request	*req;
 	int64_t			 id = row->id, version = row->version;
+	const struct task_kind	*k;
 
 	events_add(row, op);
+	if (op == CHANGE_CREATED) {
+		k = kind_find(row->kind, strlen(row->kind));
+		stats_created[k != NULL ? stats_kind_index(k) :
+		    STATS_KINDS - 1]++;
+	}
 
 	for (w = LIST_FIRST(&waiters[(uint64_t)id % WAITER_BUCKETS]);
 	    w != NULL; w = next) {

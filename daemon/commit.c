@@ -593,7 +593,8 @@ commit_complete(struct batch *b)
 			failing = 0;
 			log_notice("commit: the store accepts writes again");
 		}
-		commit_seq = b->seq;
+		/* read by the stats thread */
+		__atomic_store_n(&commit_seq, b->seq, __ATOMIC_RELAXED);
 		for (i = 0; i < b->ninserts; i++) {
 			if (commit_change_hook != NULL)
 				commit_change_hook(b->inserts[i],

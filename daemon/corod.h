@@ -381,6 +381,20 @@ void		 notify_send(const char *, ...)
 void		 notify_ready(void);
 const char	*notify_status_line(void);
 
+/* stats.c: counters for /metrics, and the store's counts by a thread */
+#define STATS_KINDS	8	/* kind_table's, and one for unknown */
+extern uint64_t	 stats_finished[STATS_KINDS][TASK_NSTATES];
+extern uint64_t	 stats_created[STATS_KINDS];
+extern uint64_t	 stats_download_bytes;
+void		 stats_init(const char *);
+void		 stats_shutdown(void);
+int		 stats_kind_index(const struct task_kind *);
+void		 stats_http(const char *, int);
+void		 stats_http_each(void (*)(void *, const char *, int, uint64_t),
+		    void *);
+int		 stats_task_counts(int64_t [STATS_KINDS][TASK_NSTATES],
+		    int64_t *);
+
 /* housekeeping.c: retention of finished tasks, key and feed pruning */
 void		 housekeeping_init(struct event_base *);
 void		 housekeeping_run(void);

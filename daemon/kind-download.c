@@ -1212,6 +1212,7 @@ dl_write(char *buf, size_t size, size_t n, void *arg)
 		off += (size_t)w;
 	}
 	d->size += (int64_t)len;
+	stats_download_bytes += len;
 	hash_job_written(d->hash, d->size);
 	return (len);
 }

@@ -295,6 +295,8 @@ main(int argc, char **argv)
 	sched_init(loop_base);
 	housekeeping_init(loop_base);
 	events_init((size_t)cfg->events_kept, commit_seq);
+	stats_init(cfg->db_path);
+	http_answer_hook = metrics_count_answer;
 	commit_change_hook = api_task_changed;
 	commit_batch_hook = events_flush;
 	commit_log_hook = api_task_logged;
@@ -314,6 +316,7 @@ main(int argc, char **argv)
 	loop_turn_end();
 	commit_sync();
 	events_shutdown();
+	stats_shutdown();
 	housekeeping_shutdown();
 	sched_shutdown();
 	commit_shutdown();

@@ -41,6 +41,7 @@ enum db_st {
 	DB_ST_IDEM_GET,
 	DB_ST_IDEM_PUT,
 	DB_ST_IDEM_PRUNE,
+	DB_ST_TASK_COUNT_KINDS,
 	DB_NST
 };
 

@@ -681,6 +681,26 @@ db_task_due(struct db *db, int64_t after_run_at, int64_t after_id,
  * state index: for health and metrics, not for every request.
  */
 int
+db_task_count_kinds(struct db *db,
+    void (*fn)(void *, const char *, int, int64_t), void *arg)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = STMT(db, DB_ST_TASK_COUNT_KINDS, "SELECT kind, state,"
+	    " count(*) FROM tasks INDEXED BY tasks_kind GROUP BY kind, state"))
+	    == NULL)
+		return (-1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(st, 0),
+		    sqlite3_column_int(st, 1), sqlite3_column_int64(st, 2));
+	if (rc != SQLITE_DONE)
+		return (db_fail(db, st, __func__));
+	sqlite3_reset(st);
+	return (0);
+}
+
+int
 db_task_count(struct db *db, int64_t *counts)
 {
 	sqlite3_stmt	*st;

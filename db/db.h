@@ -75,6 +75,9 @@ int		 db_task_due(struct db *, int64_t, int64_t, int64_t, int,
 		    struct task_row **, size_t *);
 /* Counts by state (index = enum task_state), for health and metrics. */
 int		 db_task_count(struct db *, int64_t *);
+/* Counts by kind and state: fn(arg, kind, state, count) per pair. */
+int		 db_task_count_kinds(struct db *,
+		    void (*)(void *, const char *, int, int64_t), void *);
 
 /*
  * The log lines n >= since, up to limit lines, in order; *first is the

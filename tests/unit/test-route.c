@@ -88,6 +88,13 @@ api_events(struct http_request *req)
 }
 
 void
+api_metrics(struct http_request *req)
+{
+	(void)req;
+	called = "metrics";
+}
+
+void
 api_tasks_list(struct http_request *req)
 {
 	(void)req;

@@ -1,0 +1,155 @@
+/*
+ * metrics.c -- GET /metrics, the Prometheus text exposition (0.0.4).
+ *
+ * Everything here is read from memory: counters kept as things happen
+ * (stats.c), gauges of the loop's state, and the tasks by kind and state
+ * as stats.c's thread last counted them in the store.  So a scrape costs
+ * the loop a few microseconds whatever the size of the store.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../daemon/corod.h"
+#include "../daemon/download.h"
+#include "api.h"
+
+static void
+help(struct buf *b, const char *name, const char *type, const char *text)
+{
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+static void
+gauge(struct buf *b, const char *name, const char *text, double v)
+{
+	help(b, name, "gauge", text);
+	buf_printf(b, "%s %.9g\n", name, v);
+}
+
+/* The name of kind index i (kind_table's order; the last is unknown). */
+static const char *
+kind_name(int i)
+{
+	int	n;
+
+	for (n = 0; kind_table[n] != NULL; n++)
+		;
+	return (i < n && i < STATS_KINDS - 1 ? kind_table[i]->name : NULL);
+}
+
+static void
+http_line(void *arg, const char *route, int status, uint64_t n)
+{
+	struct buf	*b = arg;
+
+	buf_printf(b, "corod_http_requests_total{route=\"%s\",code=\"%d\"} "
+	    "%llu\n", route != NULL ? route : "none", status,
+	    (unsigned long long)n);
+}
+
+/* Every answer: counted by route and status (http_answer_hook). */
+void
+metrics_count_answer(struct http_request *req)
+{
+	stats_http(req->route, (int)req->status);
+}
+
+void
+api_metrics(struct http_request *req)
+{
+	static const char *const outcomes[] = { "succeeded", "failed",
+	    "canceled" };
+	struct buf	 b = { NULL, 0, 0 };
+	int64_t		 counts[STATS_KINDS][TASK_NSTATES], at = 0;
+	uint64_t	 cum = 0;
+	const char	*k;
+	char		*body;
+	size_t		 len;
+	int		 i, s, counted;
+
+	buf_reserve(&b, 8192);
+	help(&b, "corod_build_info", "gauge", "corod's version.");
+	buf_printf(&b, "corod_build_info{version=\"%s\"} 1\n",
+	    PACKAGE_VERSION);
+	gauge(&b, "corod_uptime_seconds", "Seconds since corod started.",
+	    (double)(time_now() - loop_started_at()) / USEC_PER_SEC);
+
+	counted = stats_task_counts(counts, &at) == 0;
+	help(&b, "corod_tasks", "gauge", "Tasks in the store by kind and "
+	    "state, as counted at most a few seconds ago.");
+	for (i = 0; i < STATS_KINDS; i++) {
+		if ((k = kind_name(i)) == NULL)
+			continue;
+		for (s = 0; s < TASK_NSTATES; s++)
+			buf_printf(&b, "corod_tasks{kind=\"%s\",state=\"%s\"} "
+			    "%lld\n", k, task_state_name(s),
+			    (long long)counts[i][s]);
+	}
+	gauge(&b, "corod_tasks_counted_age_seconds", "How old the "
+	    "corod_tasks counts are (-1: not counted yet).", counted ?
+	    (double)(time_now() - at) / USEC_PER_SEC : -1);
+
+	help(&b, "corod_tasks_created_total", "counter", "Tasks created "
+	    "(submitted, children included) since start.");
+	for (i = 0; i < STATS_KINDS; i++)
+		if ((k = kind_name(i)) != NULL)
+			buf_printf(&b, "corod_tasks_created_total{kind=\"%s\"} "
+			    "%llu\n", k, (unsigned long long)stats_created[i]);
+	help(&b, "corod_tasks_finished_total", "counter", "Tasks that reached "
+	    "a final state since start, by outcome.");
+	for (i = 0; i < STATS_KINDS; i++) {
+		if ((k = kind_name(i)) == NULL)
+			continue;
+		for (s = 0; s < 3; s++)
+			buf_printf(&b, "corod_tasks_finished_total{kind=\"%s\","
+			    "outcome=\"%s\"} %llu\n", k, outcomes[s],
+			    (unsigned long long)
+			    stats_finished[i][TASK_SUCCEEDED + s]);
+	}
+	gauge(&b, "corod_tasks_running", "Tasks running now.",
+	    (double)task_nrunning);
+	gauge(&b, "corod_tasks_waiting_for_slot", "Due tasks waiting for a "
+	    "running or download slot.", (double)sched_waiting());
+	gauge(&b, "corod_tasks_in_memory", "Tasks held in memory.",
+	    (double)task_count());
+
+	help(&b, "corod_scheduler_lateness_seconds", "histogram", "How late "
+	    "tasks started after their run_at.");
+	for (i = 0; i < SCHED_LATENESS_BUCKETS; i++) {
+		cum += sched_lateness_hist[i];
+		buf_printf(&b, "corod_scheduler_lateness_seconds_bucket"
+		    "{le=\"%g\"} %llu\n", (double)sched_lateness_bounds[i] /
+		    USEC_PER_SEC, (unsigned long long)cum);
+	}
+	cum += sched_lateness_hist[SCHED_LATENESS_BUCKETS];
+	buf_printf(&b, "corod_scheduler_lateness_seconds_bucket{le=\"+Inf\"} "
+	    "%llu\n", (unsigned long long)cum);
+	buf_printf(&b, "corod_scheduler_lateness_seconds_sum %.6f\n",
+	    (double)sched_lateness_sum / USEC_PER_SEC);
+	buf_printf(&b, "corod_scheduler_lateness_seconds_count %llu\n",
+	    (unsigned long long)cum);
+
+	help(&b, "corod_download_bytes_total", "counter", "Bytes downloads "
+	    "wrote to disk.");
+	buf_printf(&b, "corod_download_bytes_total %llu\n",
+	    (unsigned long long)stats_download_bytes);
+	gauge(&b, "corod_downloads_active", "Transfers in progress.",
+	    (double)transfer_active());
+
+	help(&b, "corod_http_requests_total", "counter", "HTTP answers by "
+	    "route and status code.");
+	stats_http_each(http_line, &b);
+	gauge(&b, "corod_http_held_requests", "Requests held open (long "
+	    "polls, log follows, event streams).", (double)http_suspended());
+	gauge(&b, "corod_event_pollers", "Long polls of /v1/events waiting.",
+	    (double)events_waiting());
+	gauge(&b, "corod_event_streams", "Server-Sent Events streams open.",
+	    (double)events_streams());
+	gauge(&b, "corod_commit_seq", "The last committed change.",
+	    (double)commit_seq);
+
+	body = buf_steal(&b, &len);
+	http_respond_text(req, 200, "text/plain; version=0.0.4; charset=utf-8",
+	    body, len);
+}

@@ -1,0 +1,186 @@
+/*
+ * stats.c -- what /metrics counts.
+ *
+ * Counters the loop keeps as things happen (tasks finished by outcome,
+ * download bytes, HTTP answers by route and status) live here.  The
+ * number of tasks in each kind and state is the store's to say: with a
+ * million tasks a GROUP BY takes tens of milliseconds, too long for the
+ * loop, so a thread of its own with its own read connection counts them
+ * every STATS_EVERY while the store changes, and /metrics shows the last
+ * count (at most that old).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "corod.h"
+#include "db.h"
+
+#define STATS_EVERY_MS	2000
+
+uint64_t	 stats_finished[STATS_KINDS][TASK_NSTATES];
+uint64_t	 stats_created[STATS_KINDS];
+uint64_t	 stats_download_bytes;
+
+static struct http_count {
+	const char	*route;
+	int		 status;
+	uint64_t	 n;
+}		*http_counts;
+static size_t	 nhttp_counts;
+
+static pthread_mutex_t	 mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 cv = PTHREAD_COND_INITIALIZER;
+static pthread_t	 thread;
+static int		 running, quit;
+static struct db	*stats_db;
+static int64_t		 counts[STATS_KINDS][TASK_NSTATES];	/* (mu) */
+static int64_t		 counted_at;				/* (mu) */
+static int		 counted;				/* (mu) */
+static int64_t		 seen_seq;	/* the thread's */
+
+static void	*stats_main(void *);
+
+/* The index of a kind in kind_table (STATS_KINDS - 1 for unknown). */
+int
+stats_kind_index(const struct task_kind *k)
+{
+	int	i;
+
+	for (i = 0; kind_table[i] != NULL && i < STATS_KINDS - 1; i++) {
+		if (kind_table[i] == k)
+			return (i);
+	}
+	return (STATS_KINDS - 1);
+}
+
+/* An HTTP answer of status on route (a route table path, static). */
+void
+stats_http(const char *route, int status)
+{
+	size_t	i;
+
+	for (i = 0; i < nhttp_counts; i++) {
+		if (http_counts[i].route == route &&
+		    http_counts[i].status == status) {
+			http_counts[i].n++;
+			return;
+		}
+	}
+	http_counts = xreallocarray(http_counts, nhttp_counts + 1,
+	    sizeof *http_counts);
+	http_counts[nhttp_counts].route = route;
+	http_counts[nhttp_counts].status = status;
+	http_counts[nhttp_counts].n = 1;
+	nhttp_counts++;
+}
+
+/* Each (route, status, count) so far. */
+void
+stats_http_each(void (*fn)(void *, const char *, int, uint64_t), void *arg)
+{
+	size_t	i;
+
+	for (i = 0; i < nhttp_counts; i++)
+		fn(arg, http_counts[i].route, http_counts[i].status,
+		    http_counts[i].n);
+}
+
+/* Start counting the store's tasks on a thread, with a connection of its
+ * own to path. */
+void
+stats_init(const char *path)
+{
+	char	*cause;
+
+	if ((stats_db = db_open(path, 0, &cause)) == NULL)
+		fatalx("%s: %s", path, cause);
+	seen_seq = -1;
+	quit = 0;
+	if ((errno = pthread_create(&thread, NULL, stats_main, NULL)) != 0)
+		fatal("%s: pthread_create", __func__);
+	running = 1;
+}
+
+void
+stats_shutdown(void)
+{
+	if (!running)
+		return;
+	pthread_mutex_lock(&mu);
+	quit = 1;
+	pthread_cond_signal(&cv);
+	pthread_mutex_unlock(&mu);
+	pthread_join(thread, NULL);
+	db_close(stats_db);
+	stats_db = NULL;
+	running = 0;
+	free(http_counts);
+	http_counts = NULL;
+	nhttp_counts = 0;
+}
+
+/* The last counts (0 if not counted yet) and when they were taken. */
+int
+stats_task_counts(int64_t out[STATS_KINDS][TASK_NSTATES], int64_t *at)
+{
+	int	ok;
+
+	pthread_mutex_lock(&mu);
+	memcpy(out, counts, sizeof counts);
+	*at = counted_at;
+	ok = counted;
+	pthread_mutex_unlock(&mu);
+	return (ok ? 0 : -1);
+}
+
+static void
+count_cb(void *arg, const char *kind, int state, int64_t n)
+{
+	int64_t			(*c)[TASK_NSTATES] = arg;
+	const struct task_kind	*k;
+
+	if (state < 0 || state >= TASK_NSTATES)
+		return;
+	k = kind != NULL ? kind_find(kind, strlen(kind)) : NULL;
+	c[k != NULL ? stats_kind_index(k) : STATS_KINDS - 1][state] += n;
+}
+
+/* The thread: recount whenever the committed seq moved. */
+static void *
+stats_main(void *arg)
+{
+	int64_t		 fresh[STATS_KINDS][TASK_NSTATES], seq;
+	struct timespec	 ts;
+
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	while (!quit) {
+		seq = __atomic_load_n(&commit_seq, __ATOMIC_RELAXED);
+		if (seq != seen_seq) {
+			pthread_mutex_unlock(&mu);
+			memset(fresh, 0, sizeof fresh);
+			if (db_task_count_kinds(stats_db, count_cb, fresh) == 0) {
+				pthread_mutex_lock(&mu);
+				memcpy(counts, fresh, sizeof counts);
+				counted_at = time_now();
+				counted = 1;
+				seen_seq = seq;
+			} else
+				pthread_mutex_lock(&mu);
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += STATS_EVERY_MS / 1000;
+		ts.tv_nsec += (STATS_EVERY_MS % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (!quit)
+			pthread_cond_timedwait(&cv, &mu, &ts);
+	}
+	pthread_mutex_unlock(&mu);
+	return (NULL);
+}
