@@ -9,8 +9,9 @@
  * 410 and the client relists.
  *
  * Pollers with nothing to read are held (suspended, no thread) on one
- * list; when a batch's events are in, every one of them is answered, and
- * pollers that asked from the same position share one rendered body.
+ * list; 100 ms after a batch's events are in (with whatever committed
+ * meanwhile), every one of them is answered, and pollers that asked from
+ * the same position share one rendered body.
  * Server-Sent Events streams keep a cursor and are woken the same way; a
  * timer sends their keep-alive comments.
  */
@@ -29,6 +30,7 @@
 #define EVENTS_WAIT_MAX		60		/* seconds */
 #define SSE_CHUNK		200		/* events rendered at a time */
 #define SSE_KEEPALIVE		15		/* seconds */
+#define EVENTS_COALESCE_US	100000		/* a poller's news waits */
 
 struct feed_event {
 	int64_t		 seq;
@@ -68,6 +70,7 @@ static LIST_HEAD(, poller)	 pollers = LIST_HEAD_INITIALIZER(pollers);
 static LIST_HEAD(, stream)	 streams = LIST_HEAD_INITIALIZER(streams);
 static size_t			 npollers, nstreams;
 static struct event		*keepalive_ev;
+static struct event		*wake_ev;
 
 static const char *const type_names[] = { "created", "updated", "deleted" };
 
@@ -79,6 +82,7 @@ static void	poller_timeout_cb(evutil_socket_t, short, void *);
 static ssize_t	stream_read(void *, char *, size_t);
 static void	stream_free(struct http_request *);
 static void	keepalive_cb(evutil_socket_t, short, void *);
+static void	wake_cb(evutil_socket_t, short, void *);
 
 /* Keep up to cap events; the feed starts at seq (the committed one). */
 void
@@ -93,6 +97,7 @@ events_init(size_t cap, int64_t seq)
 	keepalive_ev = event_new(loop_base, -1, EV_PERSIST, keepalive_cb,
 	    NULL);
 	event_add(keepalive_ev, &tv);
+	wake_ev = evtimer_new(loop_base, wake_cb, NULL);
 }
 
 /* Free the ring (at exit; held requests were answered by http_stop). */
@@ -111,7 +116,9 @@ events_shutdown(void)
 	ring_n = npending = pending_cap = 0;
 	if (keepalive_ev != NULL)
 		event_free(keepalive_ev);
-	keepalive_ev = NULL;
+	if (wake_ev != NULL)
+		event_free(wake_ev);
+	keepalive_ev = wake_ev = NULL;
 }
 
 size_t
@@ -186,10 +193,7 @@ void
 events_flush(void)
 {
 	struct feed_event	*e;
-	struct poller		*p;
-	struct stream		*s;
-	struct buf		 body = { NULL, 0, 0 };
-	int64_t			 body_since = -1, body_limit = -1;
+	struct timeval		 tv = { 0, EVENTS_COALESCE_US };
 	size_t			 i;
 
 	if (npending == 0)
@@ -212,7 +216,28 @@ events_flush(void)
 		feed_pos = pending[i].seq;
 	}
 	npending = 0;
+	/*
+	 * Pollers and streams hear of it a moment later, together with
+	 * whatever else commits meanwhile: under a stream of submissions a
+	 * poller is answered ten times a second, not once per commit.
+	 */
+	if ((!LIST_EMPTY(&pollers) || !LIST_EMPTY(&streams)) &&
+	    !evtimer_pending(wake_ev, NULL))
+		evtimer_add(wake_ev, &tv);
+}
 
+/* Answer every held poller, wake every stream. */
+static void
+wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct poller		*p;
+	struct stream		*s;
+	struct buf		 body = { NULL, 0, 0 };
+	int64_t			 body_since = -1, body_limit = -1;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
 	while ((p = LIST_FIRST(&pollers)) != NULL)
 		poller_answer(p, &body, &body_since, &body_limit);
 	buf_free(&body);
