@@ -136,6 +136,8 @@ void		 route_request(struct http_request *);
 int		 api_query_check(struct http_request *, const char *const *);
 int		 api_query_int(struct http_request *, const char *, int64_t,
 		    int64_t, int64_t, int64_t *);
+int		 api_query_seconds(struct http_request *, const char *, int,
+		    double, double *);
 
 /* tasks.c */
 void		 api_tasks_submit(struct http_request *);

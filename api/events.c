@@ -230,7 +230,7 @@ events_flush(void)
 static void
 wake_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct poller		*p;
+	struct poller		*p, *next;
 	struct stream		*s;
 	struct buf		 body = { NULL, 0, 0 };
 	int64_t			 body_since = -1, body_limit = -1;
@@ -238,8 +238,12 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	while ((p = LIST_FIRST(&pollers)) != NULL)
-		poller_answer(p, &body, &body_since, &body_limit);
+	/* only those with news: one may have come since, from the feed's end */
+	for (p = LIST_FIRST(&pollers); p != NULL; p = next) {
+		next = LIST_NEXT(p, entry);
+		if (p->since < feed_pos)
+			poller_answer(p, &body, &body_since, &body_limit);
+	}
 	buf_free(&body);
 	LIST_FOREACH(s, &streams, entry)
 		http_stream_wake(s->req);
@@ -334,11 +338,12 @@ api_events(struct http_request *req)
 	struct timeval	 tv;
 	const char	*lei;
 	char		*end;
-	int64_t		 since, wait, limit;
+	int64_t		 since, limit;
+	double		 wait;
 
 	if (api_query_check(req, names) != 0 ||
 	    api_query_int(req, "since", 0, INT64_MAX, feed_pos, &since) != 0 ||
-	    api_query_int(req, "wait", 0, EVENTS_WAIT_MAX, 0, &wait) != 0 ||
+	    api_query_seconds(req, "wait", EVENTS_WAIT_MAX, 0, &wait) != 0 ||
 	    api_query_int(req, "limit", 1, EVENTS_LIMIT_MAX,
 	    EVENTS_LIMIT_DEFAULT, &limit) != 0)
 		return;
@@ -381,8 +386,7 @@ api_events(struct http_request *req)
 		p->since = since;
 		p->limit = limit;
 		p->timer = evtimer_new(loop_base, poller_timeout_cb, p);
-		tv.tv_sec = (time_t)wait;
-		tv.tv_usec = 0;
+		tv = time_tv((int64_t)(wait * USEC_PER_SEC));
 		evtimer_add(p->timer, &tv);
 		LIST_INSERT_HEAD(&pollers, p, entry);
 		npollers++;

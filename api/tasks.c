@@ -191,6 +191,33 @@ api_query_int(struct http_request *req, const char *name, int64_t min,
 	return (0);
 }
 
+/* A duration argument in seconds (fractions allowed) from 0 to max. */
+int
+api_query_seconds(struct http_request *req, const char *name, int max,
+    double def, double *out)
+{
+	const char	*s = http_query(req, name);
+	char		*end, field[64];
+	struct problem	 p;
+	double		 d;
+
+	*out = def;
+	if (s == NULL)
+		return (0);
+	errno = 0;
+	d = strtod(s, &end);
+	if (*s == '\0' || *end != '\0' || errno != 0 || !isfinite(d) ||
+	    d < 0 || d > max) {
+		snprintf(field, sizeof field, "/query/%s", name);
+		problem_set(&p, 400, "invalid-parameter", field,
+		    "%s must be a number of seconds from 0 to %d", name, max);
+		http_respond_problem(req, &p);
+		return (-1);
+	}
+	*out = d;
+	return (0);
+}
+
 /* Does an If-None-Match / If-Match header list this ETag? */
 static int
 etag_matches(const char *header, const char *etag)
@@ -730,23 +757,14 @@ api_task_get(struct http_request *req, int64_t id)
 	struct waiter	*w;
 	struct timeval	 tv;
 	const char	*ws;
-	char		*end;
 	double		 wait = 0;
 	int64_t		 version;
 
 	if (api_query_check(req, names) != 0)
 		return;
+	if (api_query_seconds(req, "wait", WAIT_MAX, 0, &wait) != 0)
+		return;
 	if ((ws = http_query(req, "wait")) != NULL) {
-		errno = 0;
-		wait = strtod(ws, &end);
-		if (*ws == '\0' || *end != '\0' || errno != 0 ||
-		    !isfinite(wait) || wait < 0 || wait > WAIT_MAX) {
-			problem_set(&p, 400, "invalid-parameter", "/query/wait",
-			    "wait must be a number of seconds from 0 to %d",
-			    WAIT_MAX);
-			http_respond_problem(req, &p);
-			return;
-		}
 		if (http_query(req, "version") == NULL) {
 			problem_set(&p, 400, "missing-parameter",
 			    "/query/version", "wait needs the version to wait "
@@ -993,8 +1011,7 @@ api_task_delete(struct http_request *req, int64_t id)
 		}
 		task_unref(parent);
 	}
-	t->flags |= TASKF_DELETE;
-	task_touch(t);
+	task_delete(t);
 	change_wait(req, id, 204);
 out:
 	task_unref(t);

@@ -318,6 +318,7 @@ int		 task_cancel(struct task *, enum cancel_reason);
 void		 task_committed(struct task *);
 void		 task_inserted(const struct task_row *);
 void		 task_discard(struct task *);
+void		 task_delete(struct task *);
 void		 task_checkpoint(struct task *, const char *);
 void		 task_free(struct task *);
 size_t		 task_count(void);

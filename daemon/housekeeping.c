@@ -74,8 +74,7 @@ housekeeping_run(void)
 			if ((t = task_get(ids[i])) == NULL ||
 			    !TASK_FINAL(t->row.state))
 				continue;
-			t->flags |= TASKF_DELETE;
-			task_touch(t);
+			task_delete(t);
 		}
 		free(ids);
 		if (n == HK_BATCH)

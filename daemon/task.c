@@ -303,6 +303,33 @@ task_touch(struct task *t)
 	commit_dirty(t);
 }
 
+/*
+ * Forget a finished task at the next commit, and its stored descendants
+ * with it, each as a change of its own (a tombstone and a "deleted"
+ * event), children first.
+ */
+void
+task_delete(struct task *t)
+{
+	struct task	*c;
+	int64_t		*ids = NULL;
+	size_t		 n = 0, i;
+
+	if (t->kind->group &&
+	    db_task_child_ids(corod_db, t->row.id, &ids, &n) == 0) {
+		for (i = 0; i < n; i++) {
+			if ((c = task_get(ids[i])) == NULL)
+				continue;
+			task_ref(c);
+			task_delete(c);
+			task_unref(c);
+		}
+		free(ids);
+	}
+	t->flags |= TASKF_DELETE;
+	task_touch(t);
+}
+
 /* Kind-private resume state changed; stored without a new version. */
 void
 task_checkpoint(struct task *t, const char *text)

@@ -1,0 +1,1388 @@
+/*
+ * app.js -- corod's web dashboard: counts by state, a live task table,
+ * a task's detail with its live log, a submission form, cancel and delete.
+ *
+ * How it stays live without polling: list a page once (GET /v1/tasks
+ * answers the `seq` the page reflects), then follow the change feed,
+ * GET /v1/events?since=SEQ&wait=30, in a loop: one request held by the
+ * daemon while nothing happens.  Events patch rows in place (state,
+ * progress); a task in view whose state changed is fetched again; a
+ * change that may add or remove rows of the page (a new task, a state
+ * leaving or entering the state filter, a delete) relists the page.
+ * 410 (the feed forgot our position) relists too; errors back off.
+ * Everything goes through fetch() so that a bearer token can be sent.
+ *
+ * The log of the open task streams with fetch() and a ReadableStream
+ * (GET /v1/tasks/{id}/log?follow=1; the answer ends when the task does).
+ *
+ * Sections: helpers, the API, counts, the task table, the change feed,
+ * the detail, actions, the form, start-up.
+ */
+'use strict';
+
+(function () {
+
+const STATES = ['scheduled', 'running', 'succeeded', 'failed', 'canceled'];
+const FINAL = new Set(['succeeded', 'failed', 'canceled']);
+const FEED_WAIT = 30;		/* seconds the daemon holds an events request */
+const PAGE_SIZE = 50;
+const LOG_KEEP = 2000;		/* log lines kept on the page */
+const TOKEN_KEY = 'corod.token';
+
+/* --- helpers ------------------------------------------------------------ */
+
+const $ = (sel, root) => (root || document).querySelector(sel);
+
+/* el('td', {class: 'x', 'data-id': 3}, child, 'text', ...): an element;
+ * attributes false/null/undefined are left out, true is an empty one. */
+function el(tag, attrs, ...children) {
+	const e = document.createElement(tag);
+	for (const [k, v] of Object.entries(attrs || {})) {
+		if (v === false || v === null || v === undefined)
+			continue;
+		if (k === 'text')
+			e.textContent = v;
+		else
+			e.setAttribute(k, v === true ? '' : String(v));
+	}
+	for (const c of children.flat()) {
+		if (c !== null && c !== undefined && c !== false)
+			e.append(c);
+	}
+	return e;
+}
+
+const sleep = (ms, signal) => new Promise((resolve) => {
+	const t = setTimeout(resolve, ms);
+	if (signal)
+		signal.addEventListener('abort', () => { clearTimeout(t); resolve(); },
+		    { once: true });
+});
+
+function fmtBytes(n) {
+	if (typeof n !== 'number' || !isFinite(n))
+		return '?';
+	const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+	let i = 0;
+	while (n >= 1024 && i < units.length - 1) {
+		n /= 1024;
+		i++;
+	}
+	return (i === 0 || n >= 100 ? Math.round(n) : n.toFixed(1)) + ' ' + units[i];
+}
+
+function fmtAmount(n, unit) {
+	return unit === 'bytes' ? fmtBytes(n) : String(n);
+}
+
+function fmtDuration(s) {
+	if (typeof s !== 'number' || !isFinite(s) || s < 0)
+		return '';
+	if (s < 1)
+		return Math.round(s * 1000) + ' ms';
+	if (s < 60)
+		return (s < 10 ? s.toFixed(1) : Math.round(s)) + ' s';
+	if (s < 3600)
+		return Math.floor(s / 60) + ' min ' +
+		    String(Math.round(s % 60)).padStart(2, '0') + ' s';
+	return Math.floor(s / 3600) + ' h ' +
+	    String(Math.floor(s % 3600 / 60)).padStart(2, '0') + ' min';
+}
+
+/* An RFC 3339 time, short and local: the time of day today, else the date too. */
+function fmtTime(iso) {
+	if (!iso)
+		return '';
+	const d = new Date(iso);
+	if (isNaN(d))
+		return iso;
+	const time = d.toLocaleTimeString([], { hour12: false });
+	if (d.toDateString() === new Date().toDateString())
+		return time;
+	return d.toLocaleDateString() + ' ' + time;
+}
+
+function seconds(a, b) {
+	const d = (Date.parse(b) - Date.parse(a)) / 1000;
+	return isFinite(d) ? d : NaN;
+}
+
+function clip(s, n) {
+	s = String(s);
+	return s.length > n ? s.slice(0, n - 1) + '…' : s;
+}
+
+let noticeTimer = 0;
+function notice(text, kind) {
+	const n = $('#notice');
+	n.textContent = text;
+	n.dataset.kind = kind || 'info';
+	n.hidden = false;
+	clearTimeout(noticeTimer);
+	noticeTimer = setTimeout(() => { n.hidden = true; }, 6000);
+}
+
+/* --- the API ------------------------------------------------------------ */
+
+let token = '';
+try {
+	token = localStorage.getItem(TOKEN_KEY) || '';
+} catch (e) {
+	/* storage disabled: the token lasts as long as the page */
+}
+
+function authHeaders(h) {
+	h = h || {};
+	if (token)
+		h.Authorization = 'Bearer ' + token;
+	return h;
+}
+
+/*
+ * api('GET', 'v1/tasks', {headers, body, signal}) -> {status, ok, headers,
+ * data}: data is the parsed JSON (a task, a list, a problem document), the
+ * text for anything else, null for 204/304.  Paths are relative, so the
+ * dashboard works behind a reverse proxy's prefix too.  Network errors and
+ * aborts throw.
+ */
+async function api(method, path, opts) {
+	opts = opts || {};
+	const headers = authHeaders(Object.assign({ Accept: 'application/json' },
+	    opts.headers));
+	const init = { method, headers, signal: opts.signal, cache: 'no-store' };
+	if (opts.body !== undefined) {
+		headers['Content-Type'] = 'application/json';
+		init.body = JSON.stringify(opts.body);
+	}
+	const res = await fetch(path, init);
+	let data = null;
+	if (res.status !== 204 && res.status !== 304) {
+		const text = await res.text();
+		data = text;
+		if (/json/.test(res.headers.get('Content-Type') || '')) {
+			try {
+				data = JSON.parse(text);
+			} catch (e) {
+				/* keep the text */
+			}
+		}
+	}
+	if (res.status === 401)
+		authFailed();
+	return { status: res.status, ok: res.ok, headers: res.headers, data };
+}
+
+/* A one-line description of an error answer (a problem document or not). */
+function problemText(r) {
+	const p = r.data;
+	if (p && typeof p === 'object' && (p.detail || p.title)) {
+		let s = (p.title || 'HTTP ' + r.status) + (p.detail ? ': ' + p.detail : '');
+		if (p.field)
+			s += ' (field ' + p.field + ')';
+		return s;
+	}
+	return 'HTTP ' + r.status + (typeof p === 'string' && p ? ': ' + clip(p, 200) : '');
+}
+
+function authFailed() {
+	feed.unauthorized = true;
+	setFeedStatus('unauthorized', 'token needed (401)');
+	$('#token').setAttribute('aria-invalid', 'true');
+}
+
+/* --- counts by state ------------------------------------------------------ */
+
+/*
+ * From /metrics (corod_tasks{state=,kind=} gauges: one small request);
+ * without /metrics, from one list of up to 1000 tasks ("1000+").  Counts
+ * follow the kind filter.  Refreshed when the feed reports a change of
+ * state, at most once a second.  corod recounts its store every few
+ * seconds (corod_tasks_counted_age_seconds says when it last did), so a
+ * count older than the last change we saw is asked for again a little
+ * later, until it is newer.
+ */
+const counts = { timer: 0, last: 0, busy: false, again: false, metrics: true,
+    changed: 0, retry: 0 };
+
+function refreshCountsSoon(delay) {
+	if (counts.timer)
+		return;
+	const wait = Math.max(delay || 0, counts.last + 1000 - Date.now());
+	counts.timer = setTimeout(() => {
+		counts.timer = 0;
+		refreshCounts();
+	}, wait);
+}
+
+/* The feed saw a change of state, a new task or a deleted one. */
+function countsChanged() {
+	counts.changed = Date.now();
+	counts.retry = 0;
+	refreshCountsSoon();
+}
+
+async function refreshCounts() {
+	if (counts.busy) {
+		counts.again = true;
+		return;
+	}
+	counts.busy = true;
+	counts.last = Date.now();
+	try {
+		let n = counts.metrics ? await countsFromMetrics() : null;
+		if (n && n.stale && counts.retry < 5) {
+			counts.retry++;
+			counts.again = true;
+		}
+		n = n || await countsFromList();
+		if (n)
+			renderCounts(n);
+	} catch (e) {
+		/* the feed shows connection trouble */
+	} finally {
+		counts.busy = false;
+		if (counts.again) {
+			counts.again = false;
+			refreshCountsSoon();
+		}
+	}
+}
+
+async function countsFromMetrics() {
+	const asked = Date.now();
+	const r = await api('GET', 'metrics', { headers: { Accept: 'text/plain' } });
+	if (!r.ok || typeof r.data !== 'string' || !/^corod_tasks\{/m.test(r.data)) {
+		if (r.status === 404)
+			counts.metrics = false;
+		return null;
+	}
+	const n = {};
+	for (const s of STATES)
+		n[s] = 0;
+	for (const line of r.data.split('\n')) {
+		const m = /^corod_tasks\{([^}]*)\}\s+(\S+)/.exec(line);
+		if (!m)
+			continue;
+		const labels = {};
+		for (const l of m[1].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g))
+			labels[l[1]] = l[2];
+		if (view.kind && labels.kind !== view.kind)
+			continue;
+		if (labels.state in n)
+			n[labels.state] += Number(m[2]) || 0;
+	}
+	const age = /^corod_tasks_counted_age_seconds\s+(\S+)/m.exec(r.data);
+	if (age && Number(age[1]) < 0)
+		return null;	/* not counted yet */
+	const countedAt = age ? asked - Number(age[1]) * 1000 : asked - 3000;
+	n.stale = countedAt < counts.changed;
+	return n;
+}
+
+async function countsFromList() {
+	const q = new URLSearchParams({ limit: '1000' });
+	if (view.kind)
+		q.set('kind', view.kind);
+	const r = await api('GET', 'v1/tasks?' + q);
+	if (!r.ok)
+		return null;
+	const n = {};
+	for (const s of STATES)
+		n[s] = 0;
+	for (const t of r.data.tasks)
+		n[t.state] = (n[t.state] || 0) + 1;
+	if (r.data.next_cursor)
+		for (const s of STATES)
+			n[s] = n[s] + '+';
+	return n;
+}
+
+function renderCounts(n) {
+	for (const s of STATES) {
+		const b = $('[data-count-state="' + s + '"]');
+		$('.n', b).textContent = String(n[s]);
+		b.dataset.count = String(n[s]);
+	}
+}
+
+/* --- the task table ------------------------------------------------------- */
+
+const view = {
+	states: new Set(),	/* the state filter; empty: all */
+	kind: '',
+	top: false,		/* parent=none */
+	cursors: [null],	/* the cursor of each page down to this one */
+	order: [],		/* ids on the page, newest first */
+	tasks: new Map(),	/* id -> task */
+	rows: new Map(),	/* id -> <tr> */
+	next: null,		/* next_cursor */
+	url: '',
+	etag: null,		/* "s<seq>" */
+	seq: null,		/* the feed position the page reflects */
+};
+
+function listUrl() {
+	const q = new URLSearchParams();
+	if (view.states.size)
+		q.set('state', STATES.filter((s) => view.states.has(s)).join(','));
+	if (view.kind)
+		q.set('kind', view.kind);
+	if (view.top)
+		q.set('parent', 'none');
+	q.set('limit', String(PAGE_SIZE));
+	const cursor = view.cursors[view.cursors.length - 1];
+	if (cursor)
+		q.set('cursor', cursor);
+	return 'v1/tasks?' + q;
+}
+
+/* One list request at a time; a relist asked for meanwhile runs after it. */
+let listing = null;
+let listAgain = false;
+
+function relist() {
+	if (listing) {
+		listAgain = true;
+		return listing;
+	}
+	listing = (async () => {
+		do {
+			listAgain = false;
+			await loadList();
+		} while (listAgain);
+	})().finally(() => { listing = null; });
+	return listing;
+}
+
+async function loadList() {
+	const url = listUrl();
+	const headers = {};
+	if (url === view.url && view.etag && typeof view.seq === 'number')
+		headers['If-None-Match'] = view.etag;
+	let r;
+	try {
+		r = await api('GET', url, { headers });
+	} catch (e) {
+		showListError('cannot reach corod: ' + e.message);
+		return;
+	}
+	if (url !== listUrl())
+		return;		/* the filters changed meanwhile */
+	if (r.status === 304) {
+		feed.listed(view.seq);	/* nothing changed since view.seq */
+		return;
+	}
+	if (!r.ok) {
+		showListError(problemText(r));
+		if (r.status === 400 && view.cursors.length > 1) {
+			view.cursors = [null];	/* a stale cursor: back to page 1 */
+			listAgain = true;
+		}
+		return;
+	}
+	showListError('');
+	view.url = url;
+	view.etag = r.headers.get('ETag');
+	view.order = r.data.tasks.map((t) => t.id);
+	view.tasks = new Map(r.data.tasks.map((t) => [t.id, t]));
+	view.next = r.data.next_cursor;
+	view.seq = r.data.seq;
+	renderTable();
+	if (typeof r.data.seq === 'number')
+		feed.listed(r.data.seq);
+}
+
+function showListError(text) {
+	const p = $('#list-error');
+	p.textContent = text;
+	p.hidden = !text;
+}
+
+function renderTable() {
+	const tbody = $('#tasks tbody');
+	view.rows = new Map();
+	const rows = view.order.map((id) => {
+		const tr = renderRow(view.tasks.get(id));
+		view.rows.set(id, tr);
+		return tr;
+	});
+	tbody.replaceChildren(...rows);
+	$('#tasks-empty').hidden = rows.length > 0;
+	$('#page-prev').disabled = view.cursors.length <= 1;
+	$('#page-next').disabled = !view.next;
+	$('#page-info').textContent = 'page ' + view.cursors.length;
+}
+
+/* Put a changed task on the page (if it is there) and in the detail. */
+function updateTask(t) {
+	const old = view.tasks.get(t.id);
+	if (old && old.version <= t.version) {
+		view.tasks.set(t.id, t);
+		const tr = renderRow(t);
+		view.rows.get(t.id).replaceWith(tr);
+		view.rows.set(t.id, tr);
+	}
+	if (detail.task && detail.task.id === t.id && detail.task.version <= t.version)
+		showDetail(t);
+}
+
+function summary(t) {
+	const p = t.params || {};
+	switch (t.kind) {
+	case 'echo':
+		return JSON.stringify(p.message);
+	case 'sleep':
+		return p.seconds + ' s';
+	case 'repeat':
+		return JSON.stringify(p.message) + ' every ' + p.interval + ' s' +
+		    (p.count ? ', ' + p.count + ' times' : '');
+	case 'sequence':
+	case 'gather':
+		return (p.tasks ? p.tasks.length : 0) + ' tasks';
+	case 'download':
+		try {
+			const u = new URL(p.url);
+			return u.host + u.pathname;
+		} catch (e) {
+			return String(p.url);
+		}
+	default:
+		return '';
+	}
+}
+
+function stateBadge(t) {
+	let text = t.state;
+	if (t.cancel_requested && !FINAL.has(t.state))
+		text += ' (canceling)';
+	return el('span', { class: 'badge', 'data-state': t.state, text });
+}
+
+function progressView(t) {
+	const p = t.progress;
+	if (!p) {
+		if (t.kind === 'download' && t.state === 'running')
+			return el('span', { class: 'muted', text: 'connecting…' });
+		return null;
+	}
+	const total = typeof p.total === 'number' && p.total > 0 ? p.total : null;
+	const bar = el('progress', {
+		class: 'bar',
+		max: total === null ? null : total,
+		value: total === null ? null : Math.min(p.current, total),
+		'aria-label': 'progress of task ' + t.id,
+	});
+	const parts = [fmtAmount(p.current, p.unit) +
+	    (total !== null ? ' / ' + fmtAmount(total, p.unit) : '')];
+	if (t.state === 'running') {
+		if (p.rate > 0)
+			parts.push(fmtAmount(Math.round(p.rate), p.unit) + '/s');
+		if (total !== null && p.rate > 0 && p.current < total)
+			parts.push('ETA ' + fmtDuration((total - p.current) / p.rate));
+	}
+	return el('div', {
+		class: 'progress',
+		'data-current': p.current,
+		'data-total': total === null ? null : total,
+	}, bar, el('span', { class: 'progress-text', text: parts.join(' · ') }));
+}
+
+function whenView(t) {
+	let label, at;
+	if (FINAL.has(t.state) && t.finished_at) {
+		at = t.finished_at;
+		const d = t.started_at ? fmtDuration(seconds(t.started_at, t.finished_at)) : '';
+		label = 'ended ' + fmtTime(at) + (d ? ' (' + d + ')' : '');
+	} else if (t.state === 'running' && t.started_at) {
+		at = t.started_at;
+		label = 'started ' + fmtTime(at);
+	} else if (t.run_at) {
+		at = t.run_at;
+		label = 'due ' + fmtTime(at);
+	} else {
+		at = t.created_at;
+		label = t.parent ? 'waits for #' + t.parent : 'created ' + fmtTime(at);
+	}
+	return el('time', { datetime: at, title: at, text: label });
+}
+
+function actionButtons(t) {
+	if (FINAL.has(t.state))
+		return el('button', { type: 'button', class: 'small', 'data-action': 'delete',
+		    title: 'Delete task ' + t.id + ' and its log', text: 'Delete' });
+	return el('button', { type: 'button', class: 'small', 'data-action': 'cancel',
+	    title: 'Cancel task ' + t.id, text: 'Cancel' });
+}
+
+function renderRow(t) {
+	const sub = [el('span', { class: 'kind', text: t.kind })];
+	if (t.parent)
+		sub.push(el('span', { class: 'muted', text: ' · in #' + t.parent }));
+	if (t.max_attempts > 1 || t.attempt > 1)
+		sub.push(el('span', { class: 'muted',
+		    text: ' · attempt ' + t.attempt + '/' + t.max_attempts }));
+	const state = [stateBadge(t)];
+	if (t.error)
+		state.push(el('span', { class: 'error-code', title: t.error.message || '',
+		    text: t.error.code }));
+	return el('tr', {
+		'data-task-id': t.id,
+		'data-state': t.state,
+		'data-kind': t.kind,
+		'data-version': t.version,
+		class: detail.id === t.id ? 'selected' : null,
+	},
+	el('td', { class: 'c-id' }, el('button', { type: 'button', class: 'link',
+	    'data-action': 'open', title: 'Show task ' + t.id, text: String(t.id) })),
+	el('td', { class: 'c-task' },
+	    el('span', { class: 'name', text: clip(t.name || summary(t), 80) }),
+	    el('span', { class: 'sub' }, sub)),
+	el('td', { class: 'c-state' }, state),
+	el('td', { class: 'c-progress' }, progressView(t)),
+	el('td', { class: 'c-when' }, whenView(t)),
+	el('td', { class: 'c-actions' }, actionButtons(t)));
+}
+
+/* --- the change feed -------------------------------------------------------- */
+
+const feed = {
+	since: null,		/* our position; null: list first */
+	ctrl: null,		/* aborts the held request */
+	gen: 0,			/* a new loop on a new token */
+	unauthorized: false,	/* a 401: wait for a token */
+	requests: 0,
+	wake: null,		/* ends a back-off early (back online) */
+};
+
+/*
+ * A page was listed at position SEQ.  Follow from it, unless we are
+ * behind it already; if we were ahead (the list was read before changes
+ * we applied to the old page), step back so that none is missed.
+ */
+feed.listed = function (seq) {
+	if (typeof seq !== 'number')
+		return;
+	if (feed.since === null) {
+		feed.since = seq;
+	} else if (seq < feed.since) {
+		feed.since = seq;
+		if (feed.ctrl)
+			feed.ctrl.abort();
+	}
+};
+
+function setFeedStatus(status, text) {
+	const s = $('#feed-status');
+	s.dataset.status = status;
+	s.textContent = text;
+}
+
+function restartFeed() {
+	feed.gen++;
+	if (feed.ctrl)
+		feed.ctrl.abort();
+	feed.since = null;
+	feed.unauthorized = false;
+	setFeedStatus('connecting', 'connecting…');
+	followFeed(feed.gen);
+}
+
+async function followFeed(gen) {
+	let backoff = 0;
+	let wait = 0;		/* the first answer comes at once: "live" */
+	while (gen === feed.gen) {
+		if (backoff) {
+			setFeedStatus('offline', 'offline: retrying in ' +
+			    Math.round(backoff / 1000) + ' s');
+			feed.wake = new AbortController();
+			await sleep(backoff * (0.75 + Math.random() / 2), feed.wake.signal);
+			if (gen !== feed.gen)
+				return;
+		}
+		if (feed.since === null) {
+			await relist();
+			if (gen !== feed.gen)
+				return;
+			refreshCountsSoon();
+			if (feed.unauthorized) {
+				authFailed();
+				return;	/* until a token is given */
+			}
+			if (feed.since === null) {
+				backoff = Math.min(Math.max(backoff * 2, 1000), 30000);
+				continue;
+			}
+		}
+		const since = feed.since;
+		feed.ctrl = new AbortController();
+		let r;
+		try {
+			feed.requests++;
+			r = await api('GET', 'v1/events?since=' + since + '&wait=' + wait,
+			    { signal: feed.ctrl.signal });
+		} catch (e) {
+			if (gen !== feed.gen)
+				return;
+			if (e.name === 'AbortError') {
+				backoff = 0;	/* stepped back: ask again at once */
+				continue;
+			}
+			backoff = Math.min(Math.max(backoff * 2, 1000), 30000);
+			wait = 0;
+			continue;
+		} finally {
+			feed.ctrl = null;
+		}
+		if (gen !== feed.gen)
+			return;
+		if (r.status === 200 && r.data && Array.isArray(r.data.events)) {
+			backoff = 0;
+			wait = FEED_WAIT;
+			setFeedStatus('live', 'live');
+			if (feed.since !== since)
+				continue;	/* stepped back meanwhile */
+			const next = r.data.next;
+			if (typeof next === 'number' && next < since) {
+				/* the feed is behind us: another database */
+				feed.since = null;
+				continue;
+			}
+			feed.since = typeof next === 'number' ? next : since;
+			if (r.data.events.length) {
+				await applyEvents(r.data.events);
+				await sleep(250);	/* let a burst gather */
+			}
+		} else if (r.status === 410) {
+			feed.since = null;	/* forgotten: list again */
+		} else if (r.status === 401) {
+			return;		/* until a token is given */
+		} else if (r.status === 404) {
+			await pollList(gen);	/* a corod without the feed */
+			return;
+		} else {
+			backoff = Math.min(Math.max(backoff * 2, 1000), 30000);
+		}
+	}
+}
+
+/* Without /v1/events: relist with If-None-Match every 5 s. */
+async function pollList(gen) {
+	setFeedStatus('polling', 'polling');
+	while (gen === feed.gen) {
+		await sleep(5000);
+		if (gen !== feed.gen)
+			return;
+		await relist();
+		refreshCountsSoon();
+		if (detail.id)
+			refreshDetail();
+	}
+}
+
+/* May a change of a task that is not on the page put it there? */
+function mayJoin(ev) {
+	if (view.states.size && !view.states.has(ev.state))
+		return false;
+	const first = view.cursors.length === 1;
+	if (ev.type === 'created')
+		return first;
+	if (!view.states.size)
+		return false;	/* it would be on the page already */
+	if (first || view.order.length < PAGE_SIZE)
+		return true;
+	return ev.task > Math.min(...view.order);
+}
+
+async function applyEvents(events) {
+	let again = false;
+	let changed = false;
+	const fetch_ = new Set();
+	for (const ev of events) {
+		const progressOnly = ev.type === 'updated' && ev.state === 'running' &&
+		    ev.progress;
+		if (!progressOnly)
+			changed = true;
+		detailEvent(ev, progressOnly);
+		const t = view.tasks.get(ev.task);
+		if (!t) {
+			if (ev.type !== 'deleted' && mayJoin(ev))
+				again = true;
+			continue;
+		}
+		if (ev.version <= t.version)
+			continue;
+		if (ev.type === 'deleted' ||
+		    (view.states.size && !view.states.has(ev.state))) {
+			again = true;
+			continue;
+		}
+		const moved = ev.state !== t.state;
+		const patched = Object.assign({}, t, { state: ev.state, version: ev.version });
+		if ('progress' in ev)
+			patched.progress = ev.progress;
+		if (!progressOnly || moved) {
+			fetch_.add(ev.task);
+			patched.version = t.version;	/* the rest is still old */
+		}
+		updateTask(patched);
+	}
+	if (changed)
+		countsChanged();
+	if (fetch_.size > 8)
+		again = true;
+	if (again) {
+		await relist();
+		return;
+	}
+	await Promise.all([...fetch_].map(async (id) => {
+		try {
+			const r = await api('GET', 'v1/tasks/' + id);
+			if (r.ok)
+				updateTask(r.data);
+			else if (r.status === 404)
+				await relist();
+		} catch (e) {
+			/* the next event or relist brings it */
+		}
+	}));
+}
+
+/* --- the detail ------------------------------------------------------------ */
+
+const detail = {
+	id: null,
+	task: null,
+	ctrl: null,		/* aborts the log stream */
+	streaming: false,
+	lines: 0,		/* log lines received: ?since= on a reconnect */
+	fetching: false,
+	fetchAgain: false,
+	children: null,		/* id -> task, for groups */
+	childTimer: 0,
+};
+
+async function openDetail(id) {
+	closeDetail();
+	detail.id = id;
+	const sec = $('#detail');
+	sec.hidden = false;
+	sec.dataset.taskId = String(id);
+	$('#detail-title').textContent = 'Task ' + id;
+	$('#detail-fields').replaceChildren();
+	$('#detail-blocks').replaceChildren();
+	$('#detail-actions').replaceChildren();
+	$('#detail-log').replaceChildren();
+	for (const [rid, tr] of view.rows)
+		tr.classList.toggle('selected', rid === id);
+	await refreshDetail();
+	if (detail.id !== id)
+		return;
+	startLog(id);
+	if (window.matchMedia('(max-width: 60rem)').matches)
+		sec.scrollIntoView({ behavior: 'smooth', block: 'start' });
+}
+
+function closeDetail() {
+	if (detail.ctrl)
+		detail.ctrl.abort();
+	clearTimeout(detail.childTimer);
+	Object.assign(detail, { id: null, task: null, ctrl: null, streaming: false,
+	    lines: 0, children: null, childTimer: 0 });
+	$('#detail').hidden = true;
+	delete $('#detail').dataset.taskId;
+	for (const tr of view.rows.values())
+		tr.classList.remove('selected');
+}
+
+async function refreshDetail() {
+	if (detail.fetching) {
+		detail.fetchAgain = true;
+		return;
+	}
+	detail.fetching = true;
+	try {
+		do {
+			detail.fetchAgain = false;
+			const id = detail.id;
+			if (id === null)
+				return;
+			let r;
+			try {
+				r = await api('GET', 'v1/tasks/' + id);
+			} catch (e) {
+				return;
+			}
+			if (detail.id !== id)
+				continue;
+			if (r.ok) {
+				showDetail(r.data);
+				if (r.data.children.length)
+					refreshChildren();
+			} else {
+				detailGone(r.status === 404 ? 'deleted' : problemText(r));
+			}
+		} while (detail.fetchAgain);
+	} finally {
+		detail.fetching = false;
+	}
+}
+
+function detailGone(why) {
+	$('#detail').dataset.state = 'gone';
+	$('#detail-title').textContent = 'Task ' + detail.id + ' (' + why + ')';
+	$('#detail-actions').replaceChildren();
+	if (detail.ctrl)
+		detail.ctrl.abort();
+}
+
+function detailEvent(ev, progressOnly) {
+	if (detail.id === null)
+		return;
+	if (detail.children && detail.children.has(ev.task)) {
+		clearTimeout(detail.childTimer);
+		detail.childTimer = setTimeout(refreshChildren, 300);
+	}
+	if (ev.task !== detail.id || !detail.task || ev.version <= detail.task.version)
+		return;
+	if (ev.type === 'deleted') {
+		detailGone('deleted');
+		return;
+	}
+	if (progressOnly && ev.state === detail.task.state) {
+		showDetail(Object.assign({}, detail.task,
+		    { progress: ev.progress, version: ev.version }));
+	} else {
+		refreshDetail();
+		if (!detail.streaming && !FINAL.has(ev.state))
+			startLog(detail.id);
+	}
+}
+
+function jsonBlock(title, value, id) {
+	return [el('h3', { text: title }),
+	    el('pre', { id, class: 'json', text: JSON.stringify(value, null, 2) })];
+}
+
+function showDetail(t) {
+	detail.task = t;
+	const sec = $('#detail');
+	sec.dataset.state = t.state;
+	sec.dataset.version = String(t.version);
+	$('#detail-title').replaceChildren('Task ' + t.id + ' ', stateBadge(t));
+	const acts = actionButtons(t);
+	acts.dataset.taskId = String(t.id);
+	$('#detail-actions').replaceChildren(acts);
+
+	const rows = [];
+	const add = (name, value, node) => {
+		if (value === null || value === undefined || value === '')
+			return;
+		rows.push(el('dt', { text: name }),
+		    el('dd', { 'data-field': name }, node || String(value)));
+	};
+	const timeNode = (iso) => el('time', { datetime: iso, title: iso, text: fmtTime(iso) });
+	add('kind', t.kind);
+	add('name', t.name);
+	add('state', t.state + (t.cancel_requested ? ' (cancel requested)' : ''));
+	add('created', t.created_at, t.created_at && timeNode(t.created_at));
+	add('run at', t.run_at, t.run_at && timeNode(t.run_at));
+	add('started', t.started_at, t.started_at && timeNode(t.started_at));
+	add('finished', t.finished_at, t.finished_at && timeNode(t.finished_at));
+	if (t.started_at && t.finished_at)
+		add('took', fmtDuration(seconds(t.started_at, t.finished_at)));
+	add('attempt', t.attempt + ' of ' + t.max_attempts);
+	add('priority', t.priority);
+	add('delay', t.delay === undefined || t.delay === null ? null : t.delay + ' s');
+	add('timeout', t.timeout === null ? null : t.timeout + ' s');
+	add('parent', t.parent, t.parent && el('button', { type: 'button', class: 'link',
+	    'data-open': t.parent, text: '#' + t.parent }));
+	add('progress', t.progress ? 1 : null, t.progress && progressView(t));
+	add('version', t.version);
+	$('#detail-fields').replaceChildren(...rows);
+
+	const blocks = [];
+	if (t.error)
+		blocks.push(el('h3', { text: 'Error' }),
+		    el('p', { id: 'detail-error', class: 'problem' },
+			el('strong', { text: t.error.code }),
+			t.error.message ? ': ' + t.error.message : '',
+			t.error.http_status ? ' (HTTP ' + t.error.http_status + ')' : ''));
+	if (t.result !== null && t.result !== undefined)
+		blocks.push(...jsonBlock('Result', t.result, 'detail-result'));
+	if (t.children.length)
+		blocks.push(el('h3', { text: 'Children (' + t.children.length + ')' }),
+		    childList(t));
+	blocks.push(...jsonBlock('Params', t.params, 'detail-params'));
+	$('#detail-blocks').replaceChildren(...blocks);
+}
+
+function childList(t) {
+	const shown = t.children.slice(0, 200);
+	const items = shown.map((id) => {
+		const c = detail.children && detail.children.get(id);
+		return el('li', { 'data-task-id': id },
+		    el('button', { type: 'button', class: 'link', 'data-open': id,
+			text: '#' + id }),
+		    c ? ' ' : null, c ? stateBadge(c) : null,
+		    c ? ' ' + clip(c.name || c.kind + ' ' + summary(c), 60) : null,
+		    c && c.progress ? progressView(c) : null);
+	});
+	if (t.children.length > shown.length)
+		items.push(el('li', { class: 'muted',
+		    text: '… and ' + (t.children.length - shown.length) + ' more' }));
+	return el('ul', { id: 'detail-children', class: 'children' }, items);
+}
+
+/* The states of a group's children (its first 200), for the detail. */
+async function refreshChildren() {
+	const id = detail.id;
+	if (id === null)
+		return;
+	try {
+		const r = await api('GET', 'v1/tasks?parent=' + id + '&limit=200');
+		if (!r.ok || detail.id !== id)
+			return;
+		detail.children = new Map(r.data.tasks.map((c) => [c.id, c]));
+		if (detail.task) {
+			const ul = $('#detail-children');
+			if (ul)
+				ul.replaceWith(childList(detail.task));
+		}
+	} catch (e) {
+		/* shown without states */
+	}
+}
+
+/* Stream the log of task ID into #detail-log until the task ends. */
+async function startLog(id) {
+	if (detail.streaming)
+		return;
+	const ctrl = new AbortController();
+	detail.ctrl = ctrl;
+	detail.streaming = true;
+	const status = $('#detail-log-status');
+	let backoff = 1000;
+	try {
+		while (detail.id === id && !ctrl.signal.aborted) {
+			status.textContent = '(following)';
+			let res;
+			try {
+				res = await fetch('v1/tasks/' + id + '/log?follow=1&since=' + detail.lines,
+				    { headers: authHeaders({ Accept: 'text/plain' }),
+					signal: ctrl.signal, cache: 'no-store' });
+				if (!res.ok) {
+					status.textContent = res.status === 404 ?
+					    '(no such task)' : '(HTTP ' + res.status + ')';
+					return;
+				}
+				await readLines(res.body, (line) => appendLog(id, line));
+				status.textContent = '(complete)';
+				return;	/* the answer ends with the task */
+			} catch (e) {
+				if (ctrl.signal.aborted)
+					return;
+				status.textContent = '(reconnecting)';
+				await sleep(backoff, ctrl.signal);
+				backoff = Math.min(backoff * 2, 30000);
+			}
+		}
+	} finally {
+		if (detail.ctrl === ctrl) {
+			detail.ctrl = null;
+			detail.streaming = false;
+		}
+	}
+}
+
+async function readLines(body, online) {
+	const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+	let buf = '';
+	for (;;) {
+		const { value, done } = await reader.read();
+		if (done)
+			break;
+		buf += value;
+		const lines = buf.split('\n');
+		buf = lines.pop();
+		lines.forEach(online);
+	}
+	if (buf)
+		online(buf);
+}
+
+/* A log line's RFC 3339 stamp, shown as a local time to the millisecond. */
+function logTime(iso) {
+	if (!/^\d{4}-\d\d-\d\dT/.test(iso))
+		return '';
+	const d = new Date(iso);
+	if (isNaN(d))
+		return '';
+	const t = d.toLocaleTimeString([], { hour12: false }) + '.' +
+	    String(d.getMilliseconds()).padStart(3, '0');
+	return d.toDateString() === new Date().toDateString() ? t :
+	    d.toLocaleDateString() + ' ' + t;
+}
+
+const DROPPED = /^\S+ \[\d+ earlier lines? dropped/;
+
+function appendLog(id, line) {
+	if (detail.id !== id)
+		return;
+	if (!DROPPED.test(line))
+		detail.lines++;
+	const box = $('#detail-log');
+	const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+	const sp = line.indexOf(' ');
+	const stamp = sp > 0 ? line.slice(0, sp) : '';
+	const div = logTime(stamp) ?
+	    el('div', { class: 'line' }, el('time', { class: 'ts', datetime: stamp,
+		title: stamp, text: logTime(stamp) }), line.slice(sp)) :
+	    el('div', { class: 'line', text: line });
+	box.append(div);
+	while (box.childElementCount > LOG_KEEP)
+		box.firstElementChild.remove();
+	if (atEnd)
+		box.scrollTop = box.scrollHeight;
+}
+
+/* --- actions ---------------------------------------------------------------- */
+
+async function cancelTask(id, button) {
+	button.disabled = true;
+	try {
+		const r = await api('POST', 'v1/tasks/' + id + '/cancel');
+		if (r.status === 200 || r.status === 202) {
+			updateTask(r.data);
+			notice(r.data.state === 'canceled' ? 'Task ' + id + ' canceled' :
+			    'Task ' + id + ': cancel requested', 'ok');
+		} else if (r.status === 409) {
+			notice('Task ' + id + ' has already finished: nothing to cancel', 'error');
+			refreshOne(id);
+		} else {
+			notice('Cancel ' + id + ': ' + problemText(r), 'error');
+			if (r.status === 404)
+				relist();
+		}
+	} catch (e) {
+		notice('Cancel ' + id + ': ' + e.message, 'error');
+	} finally {
+		button.disabled = false;
+	}
+}
+
+/* The first click arms the button, a second one within 4 s deletes. */
+async function deleteTask(id, button) {
+	if (button.dataset.armed !== 'true') {
+		button.dataset.armed = 'true';
+		button.textContent = 'Delete?';
+		setTimeout(() => {
+			if (button.isConnected) {
+				button.dataset.armed = 'false';
+				button.textContent = 'Delete';
+			}
+		}, 4000);
+		return;
+	}
+	button.disabled = true;
+	try {
+		const r = await api('DELETE', 'v1/tasks/' + id);
+		if (r.status === 204 || r.status === 404) {
+			notice('Task ' + id + ' deleted', 'ok');
+			if (detail.id === id)
+				closeDetail();
+			if (view.tasks.has(id)) {
+				view.tasks.delete(id);
+				view.order = view.order.filter((x) => x !== id);
+				view.rows.get(id).remove();
+				view.rows.delete(id);
+			}
+			relist();
+		} else if (r.status === 409) {
+			notice('Task ' + id + ' cannot be deleted: ' +
+			    (r.data && r.data.detail ? r.data.detail : 'it has not finished'), 'error');
+			refreshOne(id);
+		} else {
+			notice('Delete ' + id + ': ' + problemText(r), 'error');
+		}
+	} catch (e) {
+		notice('Delete ' + id + ': ' + e.message, 'error');
+	} finally {
+		button.disabled = false;
+	}
+}
+
+async function refreshOne(id) {
+	try {
+		const r = await api('GET', 'v1/tasks/' + id);
+		if (r.ok)
+			updateTask(r.data);
+	} catch (e) {
+		/* the feed brings it */
+	}
+}
+
+function onAction(e) {
+	const b = e.target.closest('button');
+	const tr = e.target.closest('tr[data-task-id]');
+	const host = b && b.closest('[data-task-id]');
+	if (b && b.dataset.open) {
+		openDetail(Number(b.dataset.open));
+		return;
+	}
+	if (b && b.dataset.action && host) {
+		const id = Number(host.dataset.taskId);
+		if (b.dataset.action === 'cancel')
+			cancelTask(id, b);
+		else if (b.dataset.action === 'delete')
+			deleteTask(id, b);
+		else if (b.dataset.action === 'open')
+			openDetail(id);
+		return;
+	}
+	if (tr && !b && !window.getSelection().toString())
+		openDetail(Number(tr.dataset.taskId));
+}
+
+/* --- the form ----------------------------------------------------------------- */
+
+function templates() {
+	return {
+		echo: { message: 'Hello!' },
+		sleep: { seconds: 2 },
+		repeat: { message: 'Message from worker', interval: 1 },
+		sequence: { tasks: [
+			{ kind: 'echo', params: { message: 'Hello!' }, delay: 1 },
+			{ kind: 'echo', params: { message: 'Hi!' }, delay: 2 }],
+		    on_failure: 'cancel' },
+		gather: { tasks: [
+			{ kind: 'echo', params: { message: 'Hello!' }, delay: 1 },
+			{ kind: 'echo', params: { message: 'Hi!' }, delay: 2 }],
+		    on_failure: 'cancel' },
+		download: { url: new URL('healthz', location.href).href },
+	};
+}
+
+const form = { template: '' };	/* the template last put in the editor */
+
+function setTemplate() {
+	const kind = $('#submit-kind').value;
+	form.template = JSON.stringify(templates()[kind], null, 2);
+	$('#submit-params').value = form.template;
+	checkParams();
+}
+
+/* Live validation of the params editor; returns the object or null. */
+function checkParams() {
+	const ta = $('#submit-params');
+	const out = $('#submit-params-check');
+	let v;
+	try {
+		v = JSON.parse(ta.value || 'null');
+		if (v === null || typeof v !== 'object' || Array.isArray(v))
+			throw new Error('params must be a JSON object: {…}');
+	} catch (e) {
+		out.textContent = e.message.replace(/^JSON\.parse: /, '');
+		out.dataset.valid = 'false';
+		ta.setAttribute('aria-invalid', 'true');
+		return null;
+	}
+	out.textContent = 'valid JSON';
+	out.dataset.valid = 'true';
+	ta.removeAttribute('aria-invalid');
+	return v;
+}
+
+const OPTIONAL = [
+	['name', '#submit-name', 'text'],
+	['delay', '#submit-delay', 'number'],
+	['priority', '#submit-priority', 'number'],
+	['max_attempts', '#submit-max-attempts', 'number'],
+	['timeout', '#submit-timeout', 'number'],
+];
+
+/* The element a problem's field (a JSON Pointer into the spec) points at. */
+function fieldInput(pointer) {
+	const top = String(pointer || '').split('/')[1];
+	if (top === 'params')
+		return $('#submit-params');
+	if (top === 'kind')
+		return $('#submit-kind');
+	const o = OPTIONAL.find((x) => x[0] === top);
+	return o ? $(o[1]) : null;
+}
+
+function showSubmitError(title, detail_, field) {
+	const box = $('#submit-error');
+	const parts = [el('strong', { text: title })];
+	if (detail_)
+		parts.push(el('span', { class: 'detail', text: detail_ }));
+	if (field)
+		parts.push(el('span', { class: 'field' }, 'field ', el('code', { text: field })));
+	box.replaceChildren(...parts);
+	box.dataset.field = field || '';
+	box.hidden = false;
+	const input = fieldInput(field);
+	if (input) {
+		input.setAttribute('aria-invalid', 'true');
+		input.focus();
+	}
+}
+
+function clearSubmitError() {
+	const box = $('#submit-error');
+	box.hidden = true;
+	box.replaceChildren();
+	for (const [, sel] of OPTIONAL)
+		$(sel).removeAttribute('aria-invalid');
+	$('#submit-kind').removeAttribute('aria-invalid');
+	checkParams();
+}
+
+async function submitTask(e) {
+	e.preventDefault();
+	clearSubmitError();
+	$('#submit-result').textContent = '';
+	const params = checkParams();
+	if (!params) {
+		showSubmitError('The params are not a JSON object',
+		    $('#submit-params-check').textContent, '/params');
+		return;
+	}
+	const spec = { kind: $('#submit-kind').value, params };
+	for (const [name, sel, type] of OPTIONAL) {
+		const input = $(sel);
+		if (type === 'number' && input.validity.badInput) {
+			showSubmitError('Not a number', name + ' must be a number', '/' + name);
+			return;
+		}
+		if (input.value.trim() === '')
+			continue;
+		spec[name] = type === 'number' ? Number(input.value) : input.value;
+	}
+	const button = $('#submit-button');
+	button.disabled = true;
+	try {
+		const r = await api('POST', 'v1/tasks', { body: spec });
+		if (r.status === 201 || r.status === 200) {
+			const id = r.data.id;
+			$('#submit-result').replaceChildren('Created ',
+			    el('button', { type: 'button', class: 'link', 'data-open': id,
+				id: 'submit-created', 'data-task-id': id, text: 'task ' + id }));
+		} else if (r.data && typeof r.data === 'object' && r.data.title) {
+			showSubmitError(r.data.title + ' (' + r.status + ')', r.data.detail,
+			    r.data.field);
+		} else {
+			showSubmitError('HTTP ' + r.status, typeof r.data === 'string' ?
+			    clip(r.data, 300) : '', null);
+		}
+	} catch (err) {
+		showSubmitError('Cannot reach corod', err.message, null);
+	} finally {
+		button.disabled = false;
+	}
+}
+
+/* --- start-up ------------------------------------------------------------------- */
+
+function readFilters(initial) {
+	view.states = new Set([...document.querySelectorAll('#filter-state input:checked')]
+	    .map((i) => i.value));
+	view.kind = $('#filter-kind').value;
+	view.top = $('#filter-top').checked;
+	view.cursors = [null];
+	for (const s of STATES)
+		$('[data-count-state="' + s + '"]').setAttribute('aria-pressed',
+		    String(view.states.has(s)));
+	if (initial)
+		return;		/* the feed lists first */
+	relist();
+	refreshCountsSoon();
+}
+
+function init() {
+	$('#token').value = token;
+	$('#token-form').addEventListener('submit', (e) => {
+		e.preventDefault();
+		if ($('#token').value.trim() === token && !feed.unauthorized)
+			return;
+		token = $('#token').value.trim();
+		try {
+			if (token)
+				localStorage.setItem(TOKEN_KEY, token);
+			else
+				localStorage.removeItem(TOKEN_KEY);
+		} catch (err) {
+			/* kept for this page only */
+		}
+		$('#token').removeAttribute('aria-invalid');
+		notice(token ? 'Token set' : 'Token cleared', 'ok');
+		restartFeed();
+		refreshCountsSoon();
+		if (detail.id !== null)
+			openDetail(detail.id);
+	});
+	window.addEventListener('online', () => {
+		if (feed.wake)
+			feed.wake.abort();
+	});
+	$('#token').addEventListener('change', () => $('#token-form').requestSubmit());
+
+	$('#filters').addEventListener('change', () => readFilters());
+	$('#filters').addEventListener('submit', (e) => e.preventDefault());
+	for (const b of document.querySelectorAll('[data-count-state]')) {
+		b.addEventListener('click', () => {
+			const box = $('#filter-state input[value="' + b.dataset.countState + '"]');
+			box.checked = !box.checked;
+			readFilters();
+		});
+	}
+	$('#page-next').addEventListener('click', () => {
+		if (view.next) {
+			view.cursors.push(view.next);
+			relist();
+		}
+	});
+	$('#page-prev').addEventListener('click', () => {
+		if (view.cursors.length > 1) {
+			view.cursors.pop();
+			relist();
+		}
+	});
+	$('#tasks tbody').addEventListener('click', onAction);
+	$('#detail').addEventListener('click', onAction);
+	$('#submit-result').addEventListener('click', onAction);
+	$('#detail-close').addEventListener('click', closeDetail);
+	document.addEventListener('keydown', (e) => {
+		if (e.key === 'Escape' && detail.id !== null &&
+		    !e.target.closest('input, textarea, select'))
+			closeDetail();
+	});
+
+	$('#submit-kind').addEventListener('change', () => {
+		const ta = $('#submit-params');
+		if (ta.value.trim() === '' || ta.value === form.template)
+			setTemplate();
+	});
+	$('#submit-template').addEventListener('click', setTemplate);
+	$('#submit-params').addEventListener('input', checkParams);
+	$('#submit-params').addEventListener('keydown', (e) => {
+		if (e.key === 'Enter' && (e.ctrlKey || e.metaKey))
+			$('#submit-form').requestSubmit();
+	});
+	$('#submit-form').addEventListener('submit', submitTask);
+	$('#submit-form').addEventListener('input', (e) => {
+		if (e.target !== $('#submit-params'))
+			e.target.removeAttribute('aria-invalid');
+	});
+	setTemplate();
+
+	readFilters(true);
+	restartFeed();
+}
+
+/* For the browser test and the curious: the feed's request count. */
+window.corodDashboard = { feed, view, detail };
+
+init();
+
+})();
