@@ -61,7 +61,7 @@ api_metrics(struct http_request *req)
 	static const char *const outcomes[] = { "succeeded", "failed",
 	    "canceled" };
 	struct buf	 b = { NULL, 0, 0 };
-	int64_t		 counts[STATS_KINDS][TASK_NSTATES], at = 0;
+	int64_t		 counts[STATS_KINDS][TASK_NSTATES], at = 0, seq = 0;
 	uint64_t	 cum = 0;
 	const char	*k;
 	char		*body;
@@ -75,7 +75,7 @@ api_metrics(struct http_request *req)
 	gauge(&b, "corod_uptime_seconds", "Seconds since corod started.",
 	    (double)(time_now() - loop_started_at()) / USEC_PER_SEC);
 
-	counted = stats_task_counts(counts, &at) == 0;
+	counted = stats_task_counts(counts, &at, &seq) == 0;
 	help(&b, "corod_tasks", "gauge", "Tasks in the store by kind and "
 	    "state, as counted at most a few seconds ago.");
 	for (i = 0; i < STATS_KINDS; i++) {
@@ -89,6 +89,9 @@ api_metrics(struct http_request *req)
 	gauge(&b, "corod_tasks_counted_age_seconds", "How old the "
 	    "corod_tasks counts are (-1: not counted yet).", counted ?
 	    (double)(time_now() - at) / USEC_PER_SEC : -1);
+	gauge(&b, "corod_tasks_counted_seq", "The change feed position the "
+	    "corod_tasks counts include (they may include later ones).",
+	    (double)seq);
 
 	help(&b, "corod_tasks_created_total", "counter", "Tasks created "
 	    "(submitted, children included) since start.");

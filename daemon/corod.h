@@ -394,7 +394,7 @@ void		 stats_http(const char *, int);
 void		 stats_http_each(void (*)(void *, const char *, int, uint64_t),
 		    void *);
 int		 stats_task_counts(int64_t [STATS_KINDS][TASK_NSTATES],
-		    int64_t *);
+		    int64_t *, int64_t *);
 
 /* housekeeping.c: retention of finished tasks, key and feed pruning */
 void		 housekeeping_init(struct event_base *);

@@ -38,6 +38,7 @@ static int		 running, quit;
 static struct db	*stats_db;
 static int64_t		 counts[STATS_KINDS][TASK_NSTATES];	/* (mu) */
 static int64_t		 counted_at;				/* (mu) */
+static int64_t		 counted_seq;				/* (mu) */
 static int		 counted;				/* (mu) */
 static int64_t		 seen_seq;	/* the thread's */
 
@@ -122,15 +123,18 @@ stats_shutdown(void)
 	nhttp_counts = 0;
 }
 
-/* The last counts (0 if not counted yet) and when they were taken. */
+/* The last counts (0 if not counted yet), when they were taken and the
+ * committed seq they reflect (at least). */
 int
-stats_task_counts(int64_t out[STATS_KINDS][TASK_NSTATES], int64_t *at)
+stats_task_counts(int64_t out[STATS_KINDS][TASK_NSTATES], int64_t *at,
+    int64_t *seq)
 {
 	int	ok;
 
 	pthread_mutex_lock(&mu);
 	memcpy(out, counts, sizeof counts);
 	*at = counted_at;
+	*seq = counted_seq;
 	ok = counted;
 	pthread_mutex_unlock(&mu);
 	return (ok ? 0 : -1);
@@ -166,6 +170,7 @@ stats_main(void *arg)
 				pthread_mutex_lock(&mu);
 				memcpy(counts, fresh, sizeof counts);
 				counted_at = time_now();
+				counted_seq = seq;
 				counted = 1;
 				seen_seq = seq;
 			} else

@@ -26,6 +26,7 @@ const STATES = ['scheduled', 'running', 'succeeded', 'failed', 'canceled'];
 const FINAL = new Set(['succeeded', 'failed', 'canceled']);
 const FEED_WAIT = 30;		/* seconds the daemon holds an events request */
 const PAGE_SIZE = 50;
+const BACKOFF_MAX = 10000;	/* ms between attempts to reach corod, at most */
 const LOG_KEEP = 2000;		/* log lines kept on the page */
 const TOKEN_KEY = 'corod.token';
 
@@ -193,25 +194,26 @@ function authFailed() {
 /* --- counts by state ------------------------------------------------------ */
 
 /*
- * From /metrics (corod_tasks{state=,kind=} gauges: one small request);
- * without /metrics, from one list of up to 1000 tasks ("1000+").  Counts
- * follow the kind filter.  Refreshed when the feed reports a change of
- * state, at most once a second.  corod recounts its store every few
- * seconds (corod_tasks_counted_age_seconds says when it last did), so a
- * count older than the last change we saw is asked for again a little
- * later, until it is newer.
+ * A small store (at most SMALL tasks of the kind in view) is counted
+ * exactly from one list.  A larger one from /metrics: its corod_tasks
+ * {state=,kind=} gauges are recounted by corod every few seconds
+ * (corod_tasks_counted_age_seconds says when), so counts older than the
+ * last change we saw are asked for again a little later.  Without
+ * /metrics, from a list of 1000 ("1000+").  Refreshed when the feed
+ * reports a change of state, at most once a second; counts follow the
+ * kind filter.
  */
+const SMALL = 200;
 const counts = { timer: 0, last: 0, busy: false, again: false, metrics: true,
-    changed: 0, retry: 0 };
+    small: true, changed: 0, retry: 0 };
 
-function refreshCountsSoon(delay) {
+function refreshCountsSoon() {
 	if (counts.timer)
 		return;
-	const wait = Math.max(delay || 0, counts.last + 1000 - Date.now());
 	counts.timer = setTimeout(() => {
 		counts.timer = 0;
 		refreshCounts();
-	}, wait);
+	}, Math.max(0, counts.last + 1000 - Date.now()));
 }
 
 /* The feed saw a change of state, a new task or a deleted one. */
@@ -229,12 +231,15 @@ async function refreshCounts() {
 	counts.busy = true;
 	counts.last = Date.now();
 	try {
-		let n = counts.metrics ? await countsFromMetrics() : null;
-		if (n && n.stale && counts.retry < 5) {
-			counts.retry++;
-			counts.again = true;
+		let n = counts.small ? await countsFromList(SMALL) : null;
+		if (!n && counts.metrics) {
+			n = await countsFromMetrics();
+			if (n && n.total <= SMALL)
+				counts.small = true;	/* next time exactly */
+			if (n && n.stale && counts.retry++ < 5)
+				counts.again = true;
 		}
-		n = n || await countsFromList();
+		n = n || await countsFromList(1000);
 		if (n)
 			renderCounts(n);
 	} catch (e) {
@@ -248,6 +253,35 @@ async function refreshCounts() {
 	}
 }
 
+function zeroCounts() {
+	const n = { total: 0 };
+	for (const s of STATES)
+		n[s] = 0;
+	return n;
+}
+
+/* Count one list of up to LIMIT tasks: exact (null if there are more,
+ * for SMALL), else with a "+" when there are more. */
+async function countsFromList(limit) {
+	const q = new URLSearchParams({ limit: String(limit) });
+	if (view.kind)
+		q.set('kind', view.kind);
+	const r = await api('GET', 'v1/tasks?' + q);
+	if (!r.ok)
+		return null;
+	if (r.data.next_cursor && limit === SMALL) {
+		counts.small = false;
+		return null;
+	}
+	const n = zeroCounts();
+	for (const t of r.data.tasks)
+		n[t.state]++;
+	if (r.data.next_cursor)
+		for (const s of STATES)
+			n[s] = n[s] + '+';
+	return n;
+}
+
 async function countsFromMetrics() {
 	const asked = Date.now();
 	const r = await api('GET', 'metrics', { headers: { Accept: 'text/plain' } });
@@ -256,9 +290,10 @@ async function countsFromMetrics() {
 			counts.metrics = false;
 		return null;
 	}
-	const n = {};
-	for (const s of STATES)
-		n[s] = 0;
+	const age = /^corod_tasks_counted_age_seconds\s+(\S+)/m.exec(r.data);
+	if (age && Number(age[1]) < 0)
+		return null;	/* not counted yet */
+	const n = zeroCounts();
 	for (const line of r.data.split('\n')) {
 		const m = /^corod_tasks\{([^}]*)\}\s+(\S+)/.exec(line);
 		if (!m)
@@ -266,34 +301,13 @@ async function countsFromMetrics() {
 		const labels = {};
 		for (const l of m[1].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g))
 			labels[l[1]] = l[2];
-		if (view.kind && labels.kind !== view.kind)
+		if ((view.kind && labels.kind !== view.kind) || !(labels.state in n))
 			continue;
-		if (labels.state in n)
-			n[labels.state] += Number(m[2]) || 0;
+		n[labels.state] += Number(m[2]) || 0;
+		n.total += Number(m[2]) || 0;
 	}
-	const age = /^corod_tasks_counted_age_seconds\s+(\S+)/m.exec(r.data);
-	if (age && Number(age[1]) < 0)
-		return null;	/* not counted yet */
 	const countedAt = age ? asked - Number(age[1]) * 1000 : asked - 3000;
 	n.stale = countedAt < counts.changed;
-	return n;
-}
-
-async function countsFromList() {
-	const q = new URLSearchParams({ limit: '1000' });
-	if (view.kind)
-		q.set('kind', view.kind);
-	const r = await api('GET', 'v1/tasks?' + q);
-	if (!r.ok)
-		return null;
-	const n = {};
-	for (const s of STATES)
-		n[s] = 0;
-	for (const t of r.data.tasks)
-		n[t.state] = (n[t.state] || 0) + 1;
-	if (r.data.next_cursor)
-		for (const s of STATES)
-			n[s] = n[s] + '+';
 	return n;
 }
 
@@ -550,8 +564,8 @@ const feed = {
 	ctrl: null,		/* aborts the held request */
 	gen: 0,			/* a new loop on a new token */
 	unauthorized: false,	/* a 401: wait for a token */
-	requests: 0,
 	wake: null,		/* ends a back-off early (back online) */
+	dropped: false,		/* the held request was dropped (offline) */
 };
 
 /*
@@ -592,6 +606,7 @@ async function followFeed(gen) {
 	let wait = 0;		/* the first answer comes at once: "live" */
 	while (gen === feed.gen) {
 		if (backoff) {
+			wait = 0;	/* so that the next answer says "live" */
 			setFeedStatus('offline', 'offline: retrying in ' +
 			    Math.round(backoff / 1000) + ' s');
 			feed.wake = new AbortController();
@@ -603,32 +618,31 @@ async function followFeed(gen) {
 			await relist();
 			if (gen !== feed.gen)
 				return;
-			refreshCountsSoon();
+			countsChanged();	/* anything may have changed */
 			if (feed.unauthorized) {
 				authFailed();
 				return;	/* until a token is given */
 			}
 			if (feed.since === null) {
-				backoff = Math.min(Math.max(backoff * 2, 1000), 30000);
+				backoff = Math.min(Math.max(backoff * 2, 1000), BACKOFF_MAX);
 				continue;
 			}
 		}
 		const since = feed.since;
 		feed.ctrl = new AbortController();
+		feed.dropped = false;
 		let r;
 		try {
-			feed.requests++;
 			r = await api('GET', 'v1/events?since=' + since + '&wait=' + wait,
 			    { signal: feed.ctrl.signal });
 		} catch (e) {
 			if (gen !== feed.gen)
 				return;
-			if (e.name === 'AbortError') {
+			if (e.name === 'AbortError' && !feed.dropped) {
 				backoff = 0;	/* stepped back: ask again at once */
 				continue;
 			}
-			backoff = Math.min(Math.max(backoff * 2, 1000), 30000);
-			wait = 0;
+			backoff = Math.min(Math.max(backoff * 2, 1000), BACKOFF_MAX);
 			continue;
 		} finally {
 			feed.ctrl = null;
@@ -653,6 +667,7 @@ async function followFeed(gen) {
 				await sleep(250);	/* let a burst gather */
 			}
 		} else if (r.status === 410) {
+			backoff = 0;
 			feed.since = null;	/* forgotten: list again */
 		} else if (r.status === 401) {
 			return;		/* until a token is given */
@@ -660,7 +675,7 @@ async function followFeed(gen) {
 			await pollList(gen);	/* a corod without the feed */
 			return;
 		} else {
-			backoff = Math.min(Math.max(backoff * 2, 1000), 30000);
+			backoff = Math.min(Math.max(backoff * 2, 1000), BACKOFF_MAX);
 		}
 	}
 }
@@ -831,6 +846,7 @@ function detailGone(why) {
 	$('#detail').dataset.state = 'gone';
 	$('#detail-title').textContent = 'Task ' + detail.id + ' (' + why + ')';
 	$('#detail-actions').replaceChildren();
+	$('#detail-log-status').textContent = '';
 	if (detail.ctrl)
 		detail.ctrl.abort();
 }
@@ -901,12 +917,15 @@ function showDetail(t) {
 	$('#detail-fields').replaceChildren(...rows);
 
 	const blocks = [];
-	if (t.error)
+	if (t.error) {
+		const e = t.error;
+		const http = e.http_status && !String(e.message).includes('HTTP ' + e.http_status) ?
+		    ' (HTTP ' + e.http_status + ')' : '';
 		blocks.push(el('h3', { text: 'Error' }),
 		    el('p', { id: 'detail-error', class: 'problem' },
-			el('strong', { text: t.error.code }),
-			t.error.message ? ': ' + t.error.message : '',
-			t.error.http_status ? ' (HTTP ' + t.error.http_status + ')' : ''));
+			el('strong', { text: e.code }),
+			el('span', { text: (e.message || '') + http })));
+	}
 	if (t.result !== null && t.result !== undefined)
 		blocks.push(...jsonBlock('Result', t.result, 'detail-result'));
 	if (t.children.length)
@@ -1296,6 +1315,7 @@ function readFilters(initial) {
 	if (initial)
 		return;		/* the feed lists first */
 	relist();
+	counts.small = true;	/* perhaps, for this kind */
 	refreshCountsSoon();
 }
 
@@ -1324,6 +1344,12 @@ function init() {
 	window.addEventListener('online', () => {
 		if (feed.wake)
 			feed.wake.abort();
+	});
+	window.addEventListener('offline', () => {
+		if (feed.ctrl) {
+			feed.dropped = true;
+			feed.ctrl.abort();
+		}
 	});
 	$('#token').addEventListener('change', () => $('#token-form').requestSubmit());
 
@@ -1379,9 +1405,6 @@ function init() {
 	readFilters(true);
 	restartFeed();
 }
-
-/* For the browser test and the curious: the feed's request count. */
-window.corodDashboard = { feed, view, detail };
 
 init();
 

@@ -1,0 +1,851 @@
+// dashboard.mjs -- corod's web dashboard in a real browser, as TAP.
+//
+// Starts the real daemon (--listen 127.0.0.1:0, a fresh database and
+// download directory), a slow HTTP file server of its own (3 MiB over
+// about 5 s, with Content-Length), and Debian's Chromium driven by
+// playwright-core; then, through the page only (no reload):
+//   - a sleep with a delay goes scheduled -> running -> succeeded,
+//     an echo with a delay scheduled -> succeeded;
+//   - a bad spec shows the problem document's detail and field;
+//   - a sequence from the kind's template runs;
+//   - a repeat's detail streams its log live, its Cancel button cancels it,
+//     and a scheduled echo's Cancel button too;
+//   - a download's progress bar grows, then the task succeeds;
+//   - Delete removes a finished task; counts and the state filter agree
+//     with the daemon;
+//   - a 401 asks for a token (played by a route in the browser: corod has
+//     no tokens yet); a token is then sent on every request;
+//   - an idle page holds one events request and sends nothing else;
+//   - a phone-sized viewport needs no sideways scrolling;
+//   - no request goes anywhere but the daemon's origin; no script error.
+// A screenshot of each state goes to the artefact directory (printed;
+// $COROD_ARTIFACTS, default $TMPDIR/corod-dashboard-artifacts), and the
+// one taken during the download as dashboard.png, copied to
+// doc/dashboard.png when COROD_UPDATE_SCREENSHOT=1.
+//
+// Run by dashboard.sh, which finds node, Chromium and playwright-core.
+// Environment: COROD_BIN, COROD_SRCDIR, COROD_TIMEOUT_MULT, COROD_KEEP,
+// COROD_CHROMIUM (default /usr/bin/chromium), COROD_PLAYWRIGHT (the
+// playwright-core directory), COROD_DASHBOARD_TMP (a work directory; the
+// pids of the daemon and the browser are written to its "pids" file so
+// that dashboard.sh can kill them whatever happens here).
+
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const env = process.env;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const srcdir = env.COROD_SRCDIR || path.resolve(here, '../..');
+const bin = env.COROD_BIN || path.join(srcdir, 'daemon', 'corod');
+const chromiumPath = env.COROD_CHROMIUM || '/usr/bin/chromium';
+const mult = Math.max(1, Number(env.COROD_TIMEOUT_MULT) || 1);
+const scaled = (ms) => ms * mult;
+
+const require = createRequire(path.join(here, '..', 'package.json'));
+const { chromium } = require(env.COROD_PLAYWRIGHT || 'playwright-core');
+
+// --- TAP ----------------------------------------------------------------------
+
+let n = 0;
+let failed = 0;
+
+function ok(cond, desc, diag) {
+	n++;
+	if (cond) {
+		console.log(`ok ${n} - ${desc}`);
+		return true;
+	}
+	failed++;
+	console.log(`not ok ${n} - ${desc}`);
+	if (diag)
+		comment(diag);
+	return false;
+}
+
+function comment(text) {
+	for (const line of String(text).split('\n').slice(0, 40))
+		console.log('# ' + line);
+}
+
+// One test point: fn() returns [cond, desc?, diag?] or throws (not ok).
+async function step(desc, fn) {
+	try {
+		const r = await fn();
+		const [cond, d, diag] = Array.isArray(r) ? r : [r !== false];
+		return ok(cond, d || desc, diag);
+	} catch (e) {
+		return ok(false, desc, e && e.stack ? e.stack : String(e));
+	}
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, fn, ms) {
+	const deadline = Date.now() + scaled(ms);
+	let last;
+	for (;;) {
+		last = await fn();
+		if (last)
+			return last;
+		if (Date.now() > deadline)
+			throw new Error(`timed out after ${scaled(ms)} ms waiting for ${what}`);
+		await sleep(50);
+	}
+}
+
+// --- the work directory, the artefacts -------------------------------------------
+
+const tmp = env.COROD_DASHBOARD_TMP ||
+    fs.mkdtempSync(path.join(env.TMPDIR || os.tmpdir(), 'corod-dashboard-'));
+fs.mkdirSync(tmp, { recursive: true });
+const pidFile = path.join(tmp, 'pids');
+
+function notePid(what, pid) {
+	if (pid)
+		fs.appendFileSync(pidFile, `${what} ${pid}\n`);
+}
+
+const artifacts = env.COROD_ARTIFACTS ||
+    path.join(env.TMPDIR || os.tmpdir(), 'corod-dashboard-artifacts');
+fs.rmSync(artifacts, { recursive: true, force: true });
+fs.mkdirSync(artifacts, { recursive: true });
+let shots = 0;
+
+async function shot(page, name) {
+	const file = path.join(artifacts,
+	    String(++shots).padStart(2, '0') + '-' + name + '.png');
+	try {
+		await page.screenshot({ path: file, fullPage: true });
+	} catch (e) {
+		comment(`screenshot ${name}: ${e.message}`);
+	}
+	return file;
+}
+
+// --- the daemon ----------------------------------------------------------------
+
+const SANITIZER = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer',
+	'runtime error:', 'WARNING: ThreadSanitizer',
+	'ERROR: UndefinedBehaviorSanitizer'];
+
+const daemon = { proc: null, output: '', port: 0, exited: null };
+
+// Start corod (again: on the same port, with more arguments).
+async function startDaemon(port, extra) {
+	const log = fs.openSync(path.join(tmp, 'stderr.log'), 'a');
+	const args = ['--listen', '127.0.0.1:' + (port || 0), '--db', path.join(tmp, 'corod.db'),
+		'--download-dir', path.join(tmp, 'dl')].concat(extra || []);
+	daemon.output = '';
+	daemon.exited = null;
+	const p = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: Object.assign({
+		ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0' }, env) });
+	daemon.proc = p;
+	notePid('daemon', p.pid);
+	const take = (chunk) => {
+		daemon.output += chunk;
+		fs.writeSync(log, chunk);
+	};
+	p.stdout.setEncoding('utf8').on('data', take);
+	p.stderr.setEncoding('utf8').on('data', take);
+	const exited = new Promise((resolve) => p.on('exit', (code, sig) => {
+		daemon.exited = { code, sig };
+		resolve(daemon.exited);
+	}));
+	daemon.exit = exited;
+	p.on('error', (e) => { daemon.output += `spawn ${bin}: ${e.message}\n`; });
+	const m = await waitFor('the "listening on" line', () => {
+		if (daemon.exited)
+			throw new Error(`corod exited (${JSON.stringify(daemon.exited)}):\n${daemon.output}`);
+		return /listening on 127\.0\.0\.1:(\d+)/.exec(daemon.output);
+	}, 10000);
+	daemon.port = Number(m[1]);
+	daemon.origin = `http://127.0.0.1:${daemon.port}`;
+	await waitFor('GET /healthz', async () => {
+		try {
+			return (await fetch(daemon.origin + '/healthz')).status === 200;
+		} catch (e) {
+			return false;
+		}
+	}, 10000);
+}
+
+// A request to the daemon from the test itself (not through the page).
+async function apiGet(p) {
+	const r = await fetch(daemon.origin + p, { headers: { Authorization: 'Bearer test-token' } });
+	const text = await r.text();
+	let body = text;
+	try {
+		body = JSON.parse(text);
+	} catch (e) {
+		/* text */
+	}
+	return { status: r.status, body };
+}
+
+// The daemon's tasks by state (all of them, page by page), as the tiles show them.
+async function daemonCounts() {
+	const n = { scheduled: '0', running: '0', succeeded: '0', failed: '0', canceled: '0' };
+	let cursor = null;
+	do {
+		const r = (await apiGet('/v1/tasks?limit=1000' + (cursor ? '&cursor=' + cursor : ''))).body;
+		for (const t of r.tasks)
+			n[t.state] = String(Number(n[t.state]) + 1);
+		cursor = r.next_cursor;
+	} while (cursor);
+	return n;
+}
+
+const pageCounts = (page) => page.evaluate(() => Object.fromEntries(['scheduled', 'running',
+	'succeeded', 'failed', 'canceled'].map((s) => [s, document.querySelector(
+	    `[data-count-state="${s}"]`).dataset.count])));
+
+async function stopDaemon() {
+	if (!daemon.proc || daemon.exited)
+		return daemon.exited;
+	daemon.proc.kill('SIGTERM');
+	const t = setTimeout(() => daemon.proc.kill('SIGKILL'), scaled(15000));
+	const r = await daemon.exit;
+	clearTimeout(t);
+	return r;
+}
+
+// --- the slow file server ---------------------------------------------------------
+
+const FILE_SIZE = 3 * 1024 * 1024;
+const CHUNK = 64 * 1024;
+const CHUNK_MS = 100;		// 48 chunks: about 5 s
+const fileBytes = Buffer.alloc(FILE_SIZE);
+for (let i = 0; i < FILE_SIZE; i++)
+	fileBytes[i] = (i * 7 + (i >> 12)) & 0xff;
+const fileSha = createHash('sha256').update(fileBytes).digest('hex');
+
+const files = { server: null, port: 0, requests: [] };
+
+function startFileServer() {
+	files.server = http.createServer((req, res) => {
+		files.requests.push(req.method + ' ' + req.url);
+		if (req.url !== '/slow.bin') {
+			res.writeHead(404).end();
+			return;
+		}
+		res.writeHead(200, { 'Content-Type': 'application/octet-stream',
+			'Content-Length': FILE_SIZE, ETag: '"slow-1"' });
+		let off = 0;
+		const timer = setInterval(() => {
+			if (off >= FILE_SIZE) {
+				clearInterval(timer);
+				res.end();
+				return;
+			}
+			res.write(fileBytes.subarray(off, off + CHUNK));
+			off += CHUNK;
+		}, CHUNK_MS);
+		res.on('close', () => clearInterval(timer));
+	});
+	return new Promise((resolve) => files.server.listen(0, '127.0.0.1', () => {
+		files.port = files.server.address().port;
+		resolve();
+	}));
+}
+
+// --- the browser ------------------------------------------------------------------
+
+let browser = null;
+const requests = [];		// every request the page made
+const pageErrors = [];
+const consoleErrors = [];
+
+async function startBrowser() {
+	browser = await chromium.launch({
+		executablePath: chromiumPath,
+		args: ['--headless', '--no-sandbox', '--disable-gpu',
+			'--disable-background-networking', '--disable-component-update',
+			'--disable-sync', '--no-first-run'],
+		timeout: scaled(30000),
+	});
+	const proc = browser.process && browser.process();
+	notePid('browser', proc && proc.pid);
+	const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+	context.on('request', (r) => requests.push({ url: r.url(), method: r.method(),
+		headers: r.headers(), at: Date.now(), type: r.resourceType() }));
+	const page = await context.newPage();
+	page.setDefaultTimeout(scaled(15000));
+	page.on('pageerror', (e) => pageErrors.push(e.stack || e.message));
+	page.on('console', (m) => {
+		// a fetch answered 4xx is logged by Chromium; that is the API talking
+		if (m.type() === 'error' && !/Failed to load resource/.test(m.text()))
+			consoleErrors.push(m.text());
+	});
+	return page;
+}
+
+// What the page shows.
+const rowState = (page, id) => page.getAttribute(`tr[data-task-id="${id}"]`,
+    'data-state', { timeout: 1000 }).catch(() => null);
+
+async function waitRow(page, id, state, ms) {
+	await waitFor(`task ${id}'s row to show ${state}`,
+	    async () => (await rowState(page, id)) === state, ms);
+}
+
+// Every state a row has shown since the page loaded, recorded in the page.
+async function watchRows(page) {
+	await page.evaluate(() => {
+		window.__seen = {};
+		const rec = (tr) => {
+			const id = tr.dataset.taskId;
+			const seen = window.__seen[id] || (window.__seen[id] = []);
+			if (seen[seen.length - 1] !== tr.dataset.state)
+				seen.push(tr.dataset.state);
+		};
+		const tbody = document.querySelector('#tasks tbody');
+		tbody.querySelectorAll('tr[data-task-id]').forEach(rec);
+		new MutationObserver((ms) => {
+			for (const m of ms) {
+				if (m.type === 'attributes' && m.target.matches('tr[data-task-id]'))
+					rec(m.target);
+				for (const a of m.addedNodes)
+					if (a.nodeType === 1 && a.matches('tr[data-task-id]'))
+						rec(a);
+			}
+		}).observe(tbody, { childList: true, subtree: true, attributes: true,
+			attributeFilter: ['data-state'] });
+		window.__notReloaded = true;
+	});
+}
+
+const seen = (page, id) => page.evaluate((i) => (window.__seen[i] || []).slice(), String(id));
+const notReloaded = (page) => page.evaluate(() => window.__notReloaded === true);
+
+// Fill the form and submit; the new task's id, or the error box's text.
+async function submitForm(page, kind, params, opts) {
+	opts = opts || {};
+	await page.selectOption('#submit-kind', kind);
+	if (params !== undefined)
+		await page.fill('#submit-params',
+		    typeof params === 'string' ? params : JSON.stringify(params, null, 2));
+	for (const f of ['name', 'delay', 'priority', 'max-attempts', 'timeout'])
+		await page.fill('#submit-' + f, opts[f] === undefined ? '' : String(opts[f]));
+	await page.click('#submit-button');
+	const r = await page.waitForFunction(() => {
+		const c = document.querySelector('#submit-created');
+		const e = document.querySelector('#submit-error');
+		if (c)
+			return { id: Number(c.dataset.taskId) };
+		if (e && !e.hidden)
+			return { error: e.textContent, field: e.dataset.field };
+		return null;
+	}, null, { timeout: scaled(10000) });
+	return r.jsonValue();
+}
+
+// Do the tiles count what the table shows (when every task is on it)?
+const countsAgree = (page) => page.evaluate(() => {
+	const rows = [...document.querySelectorAll('#tasks tbody tr')];
+	return [...document.querySelectorAll('[data-count-state]')].every((b) =>
+	    b.dataset.count === String(rows.filter((r) =>
+		r.dataset.state === b.dataset.countState).length));
+});
+
+function isSubsequence(want, got) {
+	let i = 0;
+	for (const s of got)
+		if (s === want[i])
+			i++;
+	return i === want.length;
+}
+
+// --- the run ------------------------------------------------------------------------
+
+let cleaned = false;
+
+async function cleanup() {
+	if (cleaned)
+		return;
+	cleaned = true;
+	if (browser)
+		await Promise.race([browser.close().catch(() => {}), sleep(5000)]);
+	const proc = browser && browser.process && browser.process();
+	if (proc && proc.exitCode === null)
+		proc.kill('SIGKILL');
+	if (files.server)
+		files.server.close();
+	if (daemon.proc && !daemon.exited)
+		daemon.proc.kill('SIGKILL');
+}
+
+function bailOut(why) {
+	console.log('Bail out! ' + why);
+	const proc = browser && browser.process && browser.process();
+	if (proc)
+		proc.kill('SIGKILL');
+	if (daemon.proc && !daemon.exited)
+		daemon.proc.kill('SIGKILL');
+	process.exit(2);
+}
+
+const watchdog = setTimeout(() => bailOut(`dashboard.mjs took longer than ${scaled(150)} s`),
+    scaled(150000));
+for (const sig of ['SIGINT', 'SIGTERM'])
+	process.on(sig, () => bailOut('interrupted (' + sig + ')'));
+
+async function main() {
+	const t0 = Date.now();
+	if (!await step('corod starts and answers GET /healthz on 127.0.0.1', async () => {
+		await startDaemon();
+		return [true, `corod answers GET /healthz on 127.0.0.1:${daemon.port}`];
+	})) {
+		comment(daemon.output);
+		return;
+	}
+	await startFileServer();
+	comment(`artefacts: ${artifacts}`);
+
+	let page;
+	if (!await step('Chromium opens the dashboard at /: assets load, the feed goes live',
+	    async () => {
+		page = await startBrowser();
+		const res = await page.goto(daemon.origin + '/');
+		await page.waitForSelector('#feed-status[data-status="live"]',
+		    { timeout: scaled(10000) });
+		await watchRows(page);
+		const title = await page.title();
+		const assets = requests.filter((r) => /\/dashboard\/(app\.js|style\.css)$/.test(r.url));
+		await shot(page, 'loaded');
+		return [res.status() === 200 && title === 'corod' && assets.length === 2,
+		    null, `status ${res.status()}, title ${title}, assets ${assets.length}`];
+	}))
+		return;
+
+	// 1. sleep 2 s after a delay of 1 s: scheduled, running, succeeded
+	let sleepId;
+	await step('a sleep of 2 s with a delay of 1 s, submitted through the form, ' +
+	    'shows scheduled -> running -> succeeded without a reload', async () => {
+		const r = await submitForm(page, 'sleep', { seconds: 2 }, { delay: 1, name: 'nap' });
+		if (!r.id)
+			throw new Error('no task created: ' + JSON.stringify(r));
+		sleepId = r.id;
+		await waitRow(page, sleepId, 'running', 5000);
+		await shot(page, 'sleep-running');
+		await waitRow(page, sleepId, 'succeeded', 6000);
+		await shot(page, 'sleep-succeeded');
+		const states = await seen(page, sleepId);
+		return [isSubsequence(['scheduled', 'running', 'succeeded'], states) &&
+		    await notReloaded(page), null, 'states shown: ' + states.join(' -> ')];
+	});
+
+	// 2. an echo with a delay of 2 s
+	let echoId;
+	await step('an echo with a delay of 2 s shows scheduled -> succeeded', async () => {
+		const r = await submitForm(page, 'echo', { message: 'Hello from the browser' },
+		    { delay: 2 });
+		echoId = r.id;
+		await waitRow(page, echoId, 'scheduled', 3000);
+		await waitRow(page, echoId, 'succeeded', 6000);
+		await shot(page, 'echo-succeeded');
+		const states = await seen(page, echoId);
+		return [isSubsequence(['scheduled', 'succeeded'], states), null,
+		    'states shown: ' + states.join(' -> ')];
+	});
+
+	// 3. bad input: the problem document's detail and field are shown
+	await step('a bad spec shows the 400 problem\'s detail and field; ' +
+	    'broken JSON is caught before sending', async () => {
+		const posts = () => requests.filter((q) => q.method === 'POST').length;
+		const before = posts();
+		const r = await submitForm(page, 'echo', { message: 5 });
+		const field = r.field;
+		const text = r.error || '';
+		await shot(page, 'bad-spec');
+		await page.fill('#submit-params', '{"message": ');
+		const invalid = await page.getAttribute('#submit-params-check', 'data-valid');
+		await page.click('#submit-button');
+		await page.waitForSelector('#submit-error:not([hidden])');
+		const sent = posts() - before;
+		return [field === '/params/message' && /400/.test(text) &&
+		    /message/.test(text) && invalid === 'false' && sent === 1, null,
+		    `field ${field}; text ${text}; check ${invalid}; POSTs ${sent}`];
+	});
+
+	// 4. a sequence from its template
+	let seqId;
+	await step('the sequence template submits a sequence with two children', async () => {
+		await page.selectOption('#submit-kind', 'sequence');
+		await page.click('#submit-template');
+		const tpl = JSON.parse(await page.inputValue('#submit-params'));
+		const r = await submitForm(page, 'sequence', undefined);
+		seqId = r.id;
+		const t = (await apiGet('/v1/tasks/' + seqId)).body;
+		return [Array.isArray(tpl.tasks) && t.kind === 'sequence' &&
+		    t.children.length === 2, null, JSON.stringify(t).slice(0, 400)];
+	});
+
+	// 5. a repeat, its detail and live log
+	let repeatId;
+	await step('a repeat\'s detail streams its log as it is written', async () => {
+		const r = await submitForm(page, 'repeat',
+		    { message: 'Message from worker', interval: 0.4 }, { name: 'worker' });
+		repeatId = r.id;
+		await waitRow(page, repeatId, 'running', 5000);
+		await page.click(`tr[data-task-id="${repeatId}"] button[data-action="open"]`);
+		await page.waitForSelector(`#detail[data-task-id="${repeatId}"]:not([hidden])`);
+		const lines = () => page.locator('#detail-log .line').count();
+		const a = await waitFor('3 log lines', async () => (await lines()) >= 3 &&
+		    (await lines()), 6000);
+		const b = await waitFor('more log lines', async () => {
+			const c = await lines();
+			return c > a && c;
+		}, 4000);
+		const text = await page.textContent('#detail-log');
+		const detailState = await page.getAttribute('#detail', 'data-state');
+		return [b > a && /Message from worker/.test(text) && detailState === 'running',
+		    null, `lines ${a} then ${b}; state ${detailState}`];
+	});
+
+	// 6. a download's progress bar
+	let dlId;
+	await step('a download\'s progress bar grows while it runs, then it succeeds',
+	    async () => {
+		const url = `http://127.0.0.1:${files.port}/slow.bin`;
+		const r = await submitForm(page, 'download', { url, sha256: fileSha },
+		    { name: 'slow.bin' });
+		dlId = r.id;
+		const bar = `tr[data-task-id="${dlId}"] progress`;
+		const values = [];
+		let readme = null;
+		const deadline = Date.now() + scaled(20000);
+		for (;;) {
+			const st = await rowState(page, dlId);
+			const v = await page.evaluate((sel) => {
+				const p = document.querySelector(sel);
+				return p ? [p.value, p.max] : null;
+			}, bar);
+			if (v && v[0] > 0 && (values.length === 0 ||
+			    v[0] !== values[values.length - 1][0])) {
+				values.push(v);
+				if (!readme && v[0] > FILE_SIZE * 0.3 && v[0] < FILE_SIZE * 0.9 &&
+				    await countsAgree(page)) {
+					readme = await shot(page, 'download-progress');
+					fs.copyFileSync(readme, path.join(artifacts, 'dashboard.png'));
+				}
+			}
+			if (st === 'succeeded' || st === 'failed' || st === 'canceled')
+				break;
+			if (Date.now() > deadline)
+				throw new Error('the download did not finish; bar values ' +
+				    JSON.stringify(values));
+			await sleep(100);
+		}
+		await shot(page, 'download-succeeded');
+		const st = await rowState(page, dlId);
+		const mid = values.filter((v) => v[0] < FILE_SIZE);
+		let growing = mid.length >= 2;
+		for (let i = 1; i < mid.length; i++)
+			growing = growing && mid[i][0] > mid[i - 1][0];
+		const last = values[values.length - 1];
+		const t = (await apiGet('/v1/tasks/' + dlId)).body;
+		return [st === 'succeeded' && growing && last && last[0] === FILE_SIZE &&
+		    last[1] === FILE_SIZE && t.result && t.result.sha256 === fileSha, null,
+		    `state ${st}; bar values ${JSON.stringify(values)}; result ` +
+		    JSON.stringify(t.result)];
+	});
+
+	// 7. cancel the repeat with its button
+	await step('the repeat\'s Cancel button cancels it (202); its log says so',
+	    async () => {
+		const answer = page.waitForResponse((res) =>
+		    res.url().endsWith(`/v1/tasks/${repeatId}/cancel`));
+		await page.click(`tr[data-task-id="${repeatId}"] button[data-action="cancel"]`);
+		const status = (await answer).status();
+		await waitRow(page, repeatId, 'canceled', 5000);
+		await page.waitForFunction(() =>
+		    /canceled/.test(document.querySelector('#detail-log').textContent) &&
+		    document.querySelector('#detail-log-status').textContent === '(complete)',
+		    null, { timeout: scaled(5000) });
+		await shot(page, 'repeat-canceled');
+		const states = await seen(page, repeatId);
+		return [(status === 202 || status === 200) &&
+		    await page.getAttribute('#detail', 'data-state') === 'canceled', null,
+		    `status ${status}; states ${states.join(' -> ')}`];
+	});
+
+	// 8. cancel a scheduled task: 200
+	let lateId;
+	await step('Cancel on a scheduled echo (delay 60 s) answers 200 and shows canceled',
+	    async () => {
+		const r = await submitForm(page, 'echo', { message: 'later' }, { delay: 60 });
+		lateId = r.id;
+		await waitRow(page, lateId, 'scheduled', 5000);
+		const answer = page.waitForResponse((res) =>
+		    res.url().endsWith(`/v1/tasks/${lateId}/cancel`));
+		await page.click(`tr[data-task-id="${lateId}"] button[data-action="cancel"]`);
+		const status = (await answer).status();
+		await waitRow(page, lateId, 'canceled', 5000);
+		return [status === 200, null, `status ${status}`];
+	});
+
+	// 9. delete a finished task
+	await step('Delete (clicked twice) removes a finished task: 204, its row goes',
+	    async () => {
+		const b = `tr[data-task-id="${echoId}"] button[data-action="delete"]`;
+		await page.click(b);
+		const armed = await page.getAttribute(b, 'data-armed');
+		const answer = page.waitForResponse((res) =>
+		    res.url().endsWith(`/v1/tasks/${echoId}`) && res.request().method() === 'DELETE');
+		await page.click(b);
+		const status = (await answer).status();
+		await page.waitForSelector(`tr[data-task-id="${echoId}"]`,
+		    { state: 'detached', timeout: scaled(5000) });
+		const gone = (await apiGet('/v1/tasks/' + echoId)).status;
+		await shot(page, 'deleted');
+		return [armed === 'true' && status === 204 && gone === 404, null,
+		    `armed ${armed}; DELETE ${status}; GET after ${gone}`];
+	});
+
+	// 10. counts by state, and the table, agree with the daemon
+	await step('the counts by state and the table agree with the daemon', async () => {
+		await waitRow(page, seqId, 'succeeded', 8000);
+		let want, got;
+		await waitFor('the counts to match', async () => {
+			want = await daemonCounts();
+			got = await pageCounts(page);
+			const rows = await page.locator('#tasks tbody tr').count();
+			const all = Object.values(want).reduce((a, b) => a + Number(b), 0);
+			return JSON.stringify(want) === JSON.stringify(got) && rows === all;
+		}, 10000).catch(() => null);
+		return [JSON.stringify(want) === JSON.stringify(got), null,
+		    `daemon ${JSON.stringify(want)}; page ${JSON.stringify(got)}`];
+	});
+
+	// 11. the state filter
+	await step('the state filter (canceled) shows only canceled tasks', async () => {
+		await page.check('#filter-state input[value="canceled"]');
+		await waitFor('a filtered list', async () => {
+			const states = await page.$$eval('#tasks tbody tr', (trs) =>
+			    trs.map((t) => t.dataset.state));
+			return states.length === 2 && states.every((s) => s === 'canceled');
+		}, 5000);
+		const ids = await page.$$eval('#tasks tbody tr', (trs) =>
+		    trs.map((t) => Number(t.dataset.taskId)));
+		await shot(page, 'filter-canceled');
+		await page.uncheck('#filter-state input[value="canceled"]');
+		await page.waitForFunction(() =>
+		    document.querySelectorAll('#tasks tbody tr').length > 2);
+		return [ids.includes(repeatId) && ids.includes(lateId), null,
+		    'ids ' + ids.join(',')];
+	});
+
+	// 12. a bearer token.  corod has no tokens yet: a route in the browser
+	// plays a corod that wants one (401 without it) for this test point.
+	await step('a 401 says a token is needed; with the token set, every API ' +
+	    'request carries Authorization: Bearer and the page works', async () => {
+		const wants = async (route) => {
+			if (route.request().headers().authorization === 'Bearer test-token')
+				return route.continue();
+			return route.fulfill({ status: 401, contentType: 'application/problem+json',
+				headers: { 'WWW-Authenticate': 'Bearer' },
+				body: JSON.stringify({ type: 'urn:corod:problem:unauthorized',
+				    title: 'Unauthorized', status: 401,
+				    detail: 'a bearer token is needed' }) });
+		};
+		await page.route(/\/(v1\/|metrics)/, wants);
+		try {
+			const refused = await submitForm(page, 'echo', { message: 'no token' });
+			const status = await page.getAttribute('#feed-status', 'data-status');
+			await shot(page, 'token-needed');
+			if (!/401/.test(refused.error || '') || status !== 'unauthorized')
+				throw new Error(`without a token: ${JSON.stringify(refused)}, ` +
+				    `feed status ${status}`);
+			const from = requests.length;
+			await page.fill('#token', 'test-token');
+			await page.click('#token-save');
+			await page.waitForSelector('#feed-status[data-status="live"]');
+			const r = await submitForm(page, 'echo', { message: 'with a token' });
+			await waitRow(page, r.id, 'succeeded', 5000);
+			const api = requests.slice(from).filter((q) =>
+			    /\/(v1\/|metrics)/.test(new URL(q.url).pathname));
+			const bad = api.filter((q) => q.headers.authorization !== 'Bearer test-token');
+			const stored = await page.evaluate(() => localStorage.getItem('corod.token'));
+			await shot(page, 'token');
+			return [api.length >= 3 && bad.length === 0 && stored === 'test-token', null,
+			    `${api.length} API requests, without the header: ` +
+			    bad.map((q) => q.method + ' ' + q.url).join(', ')];
+		} finally {
+			await page.unroute(/\/(v1\/|metrics)/, wants);
+		}
+	});
+
+	// 13. a restart of the daemon, a feed that forgot us (410), paging
+	await step('after a restart of corod the page reconnects by itself; back from ' +
+	    'offline past the feed\'s history (410) it relists; Older/Newer page through; ' +
+	    'counts of 1200 tasks (/metrics) agree',
+	    async () => {
+		await page.evaluate(() => {
+			window.__feed = [];
+			const s = document.querySelector('#feed-status');
+			new MutationObserver(() => window.__feed.push(s.dataset.status))
+			    .observe(s, { attributes: true, attributeFilter: ['data-status'] });
+		});
+		const port = daemon.port;
+		const r0 = await stopDaemon();
+		if (!r0 || r0.code !== 0)
+			throw new Error('corod did not stop cleanly: ' + JSON.stringify(r0));
+		await waitFor('the page to notice', async () =>
+		    (await page.evaluate(() => window.__feed)).includes('offline'), 10000);
+		const restarted = Date.now();
+		await startDaemon(port, ['--events-kept', '1000']);	// its least
+		await page.waitForSelector('#feed-status[data-status="live"]',
+		    { timeout: scaled(15000) }).catch(async (e) => {
+			throw new Error(e.message + '\nfeed status: ' +
+			    (await page.evaluate(() => window.__feed)).join(' -> ') +
+			    '\nrequests since the restart: ' + requests.filter((q) =>
+				q.at >= restarted).map((q) => q.url).join(', '));
+		});
+		const gone = [];
+		page.on('response', (res) => {
+			if (res.status() === 410)
+				gone.push(res.url());
+		});
+		// offline, the page misses more changes than the feed keeps (1000)
+		await page.context().setOffline(true);
+		await page.waitForSelector('#feed-status[data-status="offline"]');
+		let newest = 0;
+		for (let b = 0; b < 2; b++) {
+			const batch = [];
+			for (let i = 1; i <= 600; i++)
+				batch.push({ kind: 'echo', params: { message: `burst ${b}.${i}` } });
+			const res = await fetch(daemon.origin + '/v1/tasks', { method: 'POST',
+				headers: { 'Content-Type': 'application/json' },
+				body: JSON.stringify(batch) });
+			newest = Math.max(newest, ...(await res.json()).tasks.map((t) => t.id));
+		}
+		await waitFor('the burst to finish', async () => (await apiGet(
+		    '/v1/tasks?state=scheduled,running&limit=1')).body.tasks.length === 0, 20000);
+		await page.context().setOffline(false);
+		await waitRow(page, newest, 'succeeded', 10000);
+		await page.waitForSelector('#feed-status[data-status="live"]');
+		await shot(page, 'after-restart-burst');
+		const first = await page.$$eval('#tasks tbody tr', (trs) =>
+		    trs.map((t) => Number(t.dataset.taskId)));
+		await page.click('#page-next');
+		await page.waitForFunction((min) => {
+			const trs = document.querySelectorAll('#tasks tbody tr');
+			return trs.length > 0 && Number(trs[0].dataset.taskId) < min;
+		}, Math.min(...first));
+		const second = await page.$$eval('#tasks tbody tr', (trs) =>
+		    trs.map((t) => Number(t.dataset.taskId)));
+		const info = await page.textContent('#page-info');
+		const all = (await apiGet('/v1/tasks?limit=100')).body.tasks.map((t) => t.id);
+		await page.click('#page-prev');
+		await page.waitForFunction((top) => Number(document.querySelector(
+		    '#tasks tbody tr').dataset.taskId) === top, newest);
+		const statuses = await page.evaluate(() => window.__feed);
+		// over 200 tasks, the counts come from /metrics (a few seconds late)
+		let want, got;
+		await waitFor('the counts (from /metrics) to match', async () => {
+			want = await daemonCounts();
+			got = await pageCounts(page);
+			return JSON.stringify(want) === JSON.stringify(got);
+		}, 10000).catch(() => null);
+		if (JSON.stringify(want) !== JSON.stringify(got))
+			throw new Error(`counts: daemon ${JSON.stringify(want)}, page ${JSON.stringify(got)}`);
+		return [first[0] === newest && first.length === 50 &&
+		    JSON.stringify(first.concat(second)) === JSON.stringify(all) &&
+		    info === 'page 2' && gone.length >= 1, null,
+		    `feed status: ${statuses.join(' -> ')}; 410s: ${gone.length}; ` +
+		    `page 1 ${first[0]}..${first[first.length - 1]}, page 2 ` +
+		    `${second[0]}..${second[second.length - 1]} (${info}); ${all.length} listed`];
+	});
+
+	// 14. idle cost
+	await step('an idle dashboard holds one events request (wait=30) and sends ' +
+	    'nothing else', async () => {
+		// let the last refreshes (counts, lists) settle
+		await waitFor('a quiet page', async () => {
+			const last = requests.filter((q) => !/\/v1\/events/.test(q.url)).pop();
+			return Date.now() - last.at > 2500;
+		}, 15000);
+		const from = requests.length;
+		await sleep(4000);
+		const during = requests.slice(from);
+		const events = during.filter((q) => /\/v1\/events\?/.test(q.url));
+		const lastFeed = requests.filter((q) => /\/v1\/events\?/.test(q.url)).pop();
+		return [during.length === events.length && events.length <= 1 &&
+		    /[?&]wait=30\b/.test(lastFeed.url), null,
+		    `requests in 4 s: ${during.map((q) => q.url).join(', ') || 'none'}; ` +
+		    `the held one: ${lastFeed.url}`];
+	});
+
+	// 15. phone
+	await step('on a phone-sized viewport (390x844) nothing scrolls sideways', async () => {
+		await page.setViewportSize({ width: 390, height: 844 });
+		await sleep(300);
+		const w = await page.evaluate(() => [document.documentElement.scrollWidth,
+			window.innerWidth]);
+		await shot(page, 'phone');
+		await page.setViewportSize({ width: 1280, height: 900 });
+		return [w[0] <= w[1], null, `scrollWidth ${w[0]}, innerWidth ${w[1]}`];
+	});
+
+	await step('the page made no request to any origin but the daemon\'s', async () => {
+		const foreign = requests.filter((q) => !q.url.startsWith(daemon.origin + '/') &&
+		    !q.url.startsWith('data:'));
+		return [foreign.length === 0, null, foreign.map((q) => q.url).join('\n')];
+	});
+
+	await step('no script error on the page', async () => [
+		pageErrors.length === 0 && consoleErrors.length === 0, null,
+		pageErrors.concat(consoleErrors).join('\n')]);
+
+	await step('the page loaded once (no reload)', async () => {
+		const docs = requests.filter((q) => q.type === 'document');
+		return [docs.length === 1 && await notReloaded(page), null,
+		    docs.map((q) => q.url).join(', ')];
+	});
+
+	comment(`${requests.length} requests in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+let status = 0;
+try {
+	await main();
+} catch (e) {
+	ok(false, 'the run', e.stack);
+}
+if (fs.existsSync(path.join(artifacts, 'dashboard.png'))) {
+	comment(`screenshot for the README: ${path.join(artifacts, 'dashboard.png')}`);
+	if (env.COROD_UPDATE_SCREENSHOT === '1') {
+		fs.copyFileSync(path.join(artifacts, 'dashboard.png'),
+		    path.join(srcdir, 'doc', 'dashboard.png'));
+		comment('copied to doc/dashboard.png');
+	}
+}
+if (browser) {
+	await Promise.race([browser.close().catch(() => {}), sleep(5000)]);
+}
+if (daemon.proc) {
+	const r = await stopDaemon();
+	ok(r && r.code === 0, `corod exits 0 after SIGTERM (${JSON.stringify(r)})`,
+	    daemon.output.split('\n').slice(-20).join('\n'));
+	const reports = daemon.output.split('\n').filter((l) =>
+	    SANITIZER.some((s) => l.includes(s)));
+	ok(reports.length === 0, 'no sanitizer report in corod\'s output',
+	    reports.slice(0, 5).join('\n'));
+}
+await cleanup();
+clearTimeout(watchdog);
+console.log(`1..${n}`);
+if (failed || env.COROD_KEEP === '1') {
+	comment(`kept ${tmp}; the tail of the daemon's output:`);
+	comment(daemon.output.split('\n').slice(-30).join('\n'));
+} else if (!env.COROD_DASHBOARD_TMP) {
+	fs.rmSync(tmp, { recursive: true, force: true });
+}
+status = failed ? 1 : 0;
+process.exit(status);
