@@ -121,6 +121,11 @@ void		 http_respond_problem(struct http_request *,
 void		 http_respond_text(struct http_request *, unsigned int,
 		    const char *, char *, size_t);	/* type, buf (stolen) */
 void		 http_respond_empty(struct http_request *, unsigned int);
+struct http_shared;
+struct http_shared *http_shared_new(char *, size_t);	/* buf stolen */
+void		 http_shared_unref(struct http_shared *);
+void		 http_respond_shared(struct http_request *, unsigned int,
+		    const char *, struct http_shared *);
 void		 http_respond_stream(struct http_request *, unsigned int,
 		    const char *, ssize_t (*)(void *, char *, size_t), void *);
 void		 http_stream_wake(struct http_request *);

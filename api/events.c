@@ -10,8 +10,10 @@
  *
  * Pollers with nothing to read are held (suspended, no thread) on one
  * list; 100 ms after a batch's events are in (with whatever committed
- * meanwhile), every one of them is answered, and pollers that asked from
- * the same position share one rendered body.
+ * meanwhile), every one of them is answered, and pollers that asked the
+ * same thing share one rendered body (not copied).  With many pollers the
+ * wait grows so that answering them takes at most a tenth of the loop's
+ * time, and pollers coming back while a fan-out is due join it.
  * Server-Sent Events streams keep a cursor and are woken the same way; a
  * timer sends their keep-alive comments.
  */
@@ -31,6 +33,7 @@
 #define SSE_CHUNK		200		/* events rendered at a time */
 #define SSE_KEEPALIVE		15		/* seconds */
 #define EVENTS_COALESCE_US	100000		/* a poller's news waits */
+#define EVENTS_COALESCE_MAX_US	5000000		/* ... at most, under load */
 
 struct feed_event {
 	int64_t		 seq;
@@ -71,11 +74,17 @@ static LIST_HEAD(, stream)	 streams = LIST_HEAD_INITIALIZER(streams);
 static size_t			 npollers, nstreams;
 static struct event		*keepalive_ev;
 static struct event		*wake_ev;
+static int64_t			 fanout_us;	/* the last wake's cost */
+
+/* The last rendering, for every poller asking the same thing. */
+static struct {
+	int64_t			 since, limit, pos;
+	struct http_shared	*body;
+}				 cache;
 
 static const char *const type_names[] = { "created", "updated", "deleted" };
 
-static void	poller_answer(struct poller *, struct buf *, int64_t *,
-		    int64_t *);
+static void	poller_answer(struct poller *);
 static void	poller_free(struct poller *);
 static void	poller_gone(struct http_request *);
 static void	poller_timeout_cb(evutil_socket_t, short, void *);
@@ -114,6 +123,8 @@ events_shutdown(void)
 	free(pending);
 	ring = pending = NULL;
 	ring_n = npending = pending_cap = 0;
+	http_shared_unref(cache.body);
+	cache.body = NULL;
 	if (keepalive_ev != NULL)
 		event_free(keepalive_ev);
 	if (wake_ev != NULL)
@@ -193,7 +204,8 @@ void
 events_flush(void)
 {
 	struct feed_event	*e;
-	struct timeval		 tv = { 0, EVENTS_COALESCE_US };
+	struct timeval		 tv;
+	int64_t			 delay;
 	size_t			 i;
 
 	if (npending == 0)
@@ -222,8 +234,16 @@ events_flush(void)
 	 * poller is answered ten times a second, not once per commit.
 	 */
 	if ((!LIST_EMPTY(&pollers) || !LIST_EMPTY(&streams)) &&
-	    !evtimer_pending(wake_ev, NULL))
+	    !evtimer_pending(wake_ev, NULL)) {
+		/* a fan-out takes at most a tenth of the loop's time */
+		delay = 10 * fanout_us;
+		if (delay < EVENTS_COALESCE_US)
+			delay = EVENTS_COALESCE_US;
+		if (delay > EVENTS_COALESCE_MAX_US)
+			delay = EVENTS_COALESCE_MAX_US;
+		tv = time_tv(delay);
 		evtimer_add(wake_ev, &tv);
+	}
 }
 
 /* Answer every held poller, wake every stream. */
@@ -232,8 +252,7 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct poller		*p, *next;
 	struct stream		*s;
-	struct buf		 body = { NULL, 0, 0 };
-	int64_t			 body_since = -1, body_limit = -1;
+	int64_t			 start = time_mono();
 
 	(void)fd;
 	(void)what;
@@ -242,11 +261,11 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 	for (p = LIST_FIRST(&pollers); p != NULL; p = next) {
 		next = LIST_NEXT(p, entry);
 		if (p->since < feed_pos)
-			poller_answer(p, &body, &body_since, &body_limit);
+			poller_answer(p);
 	}
-	buf_free(&body);
 	LIST_FOREACH(s, &streams, entry)
 		http_stream_wake(s->req);
+	fanout_us = time_mono() - start;
 }
 
 /* One event as JSON. */
@@ -293,7 +312,8 @@ events_render(struct buf *b, int64_t since, int64_t limit)
 	buf_puts(b, "}");
 }
 
-/* Send the feed from since (the caller checked it is kept). */
+/* Send the feed from since (the caller checked it is kept); a body
+ * rendered for the same question at the same position is reused. */
 static void
 events_answer(struct http_request *req, int64_t since, int64_t limit)
 {
@@ -301,9 +321,17 @@ events_answer(struct http_request *req, int64_t since, int64_t limit)
 	char		*body;
 	size_t		 len;
 
-	events_render(&b, since, limit);
-	body = buf_steal(&b, &len);
-	http_respond_text(req, 200, "application/json", body, len);
+	if (cache.body == NULL || cache.since != since ||
+	    cache.limit != limit || cache.pos != feed_pos) {
+		events_render(&b, since, limit);
+		body = buf_steal(&b, &len);
+		http_shared_unref(cache.body);
+		cache.body = http_shared_new(body, len);
+		cache.since = since;
+		cache.limit = limit;
+		cache.pos = feed_pos;
+	}
+	http_respond_shared(req, 200, "application/json", cache.body);
 }
 
 /* 410: the client's position is older than what is kept. */
@@ -378,9 +406,13 @@ api_events(struct http_request *req)
 		events_gone(req, since);
 		return;
 	}
-	if (since == feed_pos && wait > 0 &&
-	    req->method != HTTP_HEAD) {
-		/* nothing yet: hold it until a batch or the time is up */
+	/*
+	 * Nothing yet: hold it until a batch or the time is up.  News while
+	 * a fan-out is due: join it, so that pollers coming back at once
+	 * are answered together, not one by one.
+	 */
+	if (wait > 0 && req->method != HTTP_HEAD && since <= feed_pos &&
+	    (since == feed_pos || evtimer_pending(wake_ev, NULL))) {
 		p = xcalloc(1, sizeof *p);
 		p->req = req;
 		p->since = since;
@@ -399,27 +431,15 @@ api_events(struct http_request *req)
 	events_answer(req, since, limit);
 }
 
-/*
- * Answer a held poller; body caches the rendering for (since, limit), as
- * the pollers woken by one batch mostly asked from the same position.
- */
+/* Answer a held poller (pollers woken together share one body). */
 static void
-poller_answer(struct poller *p, struct buf *body, int64_t *since,
-    int64_t *limit)
+poller_answer(struct poller *p)
 {
 	struct http_request	*req = p->req;
-	char			*copy;
+	int64_t			 since = p->since, limit = p->limit;
 
-	if (*since != p->since || *limit != p->limit) {
-		body->len = 0;
-		events_render(body, p->since, p->limit);
-		*since = p->since;
-		*limit = p->limit;
-	}
 	poller_free(p);
-	copy = xmalloc(body->len + 1);
-	memcpy(copy, body->data, body->len);
-	http_respond_text(req, 200, "application/json", copy, body->len);
+	events_answer(req, since, limit);
 }
 
 static void

@@ -61,6 +61,9 @@
 #include "../daemon/corod.h"
 #include "api.h"
 
+/* libmicrohttpd's memory per connection. */
+#define HTTP_POOL_SIZE	(16 * 1024)
+
 /* How long http_stop lets MHD send the 503s, in milliseconds. */
 #define HTTP_STOP_WAIT	2000
 
@@ -250,6 +253,12 @@ http_start(struct event_base *base, const char *address, char **cause)
 	    http_access_cb, NULL,
 	    MHD_OPTION_EXTERNAL_LOGGER, http_log_cb, NULL,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
+	    /*
+	     * Each connection's pool holds its headers and buffers (bodies
+	     * go to our own buffer); MHD clears it after every request, so
+	     * its size is what a held long-poll costs: 16 KiB, not 32.
+	     */
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_POOL_SIZE,
 	    MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned int)cfg->connection_timeout,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_completed_cb, NULL,
@@ -946,6 +955,61 @@ http_respond_text(struct http_request *req, unsigned int status,
 	struct MHD_Response	*resp;
 
 	resp = http_buffer_response(buf, len);
+	if (type != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    type);
+	http_set_response(req, status, resp);
+}
+
+/*
+ * One body for many answers (a change feed fan-out): each answer's
+ * response points into it, and the last to be freed frees it.
+ */
+struct http_shared {
+	int	 refs;
+	size_t	 len;
+	char	*data;
+};
+
+/* Take buf (len bytes) as a shared body, held once by the caller. */
+struct http_shared *
+http_shared_new(char *buf, size_t len)
+{
+	struct http_shared	*sh = xmalloc(sizeof *sh);
+
+	sh->refs = 1;
+	sh->len = len;
+	sh->data = buf;
+	return (sh);
+}
+
+void
+http_shared_unref(struct http_shared *sh)
+{
+	if (sh != NULL && --sh->refs == 0) {
+		free(sh->data);
+		free(sh);
+	}
+}
+
+static void
+http_shared_free_cb(void *arg)
+{
+	http_shared_unref(arg);
+}
+
+/* Answer with the shared body (not copied). */
+void
+http_respond_shared(struct http_request *req, unsigned int status,
+    const char *type, struct http_shared *sh)
+{
+	struct MHD_Response	*resp;
+
+	sh->refs++;
+	resp = MHD_create_response_from_buffer_with_free_callback_cls(sh->len,
+	    sh->data, http_shared_free_cb, sh);
+	if (resp == NULL)
+		fatalx("%s: cannot create a response", __func__);
 	if (type != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 		    type);

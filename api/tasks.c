@@ -728,9 +728,28 @@ task_get_answer(struct http_request *req, int64_t id)
 {
 	struct task_row	 row;
 	struct problem	 p;
+	struct task	*t;
 	const char	*inm;
 	char		 etag[32];
+	int64_t		 version;
 
+	/*
+	 * A revalidation is answered from the version alone: the task's in
+	 * memory, else one indexed read (a client only knows committed
+	 * versions, so a match is one).
+	 */
+	if ((inm = http_header(req, "If-None-Match")) != NULL) {
+		if ((t = task_lookup(id)) != NULL)
+			version = t->row.version;
+		else if (db_task_version(corod_db, id, &version) != 1)
+			version = -1;
+		snprintf(etag, sizeof etag, "\"%" PRId64 "\"", version);
+		if (version >= 0 && etag_matches(inm, etag)) {
+			http_add_header(req, "ETag", etag);
+			http_respond_empty(req, 304);
+			return;
+		}
+	}
 	memset(&row, 0, sizeof row);
 	if (db_task_get(corod_db, id, &row) != 1) {
 		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64, id);

@@ -681,6 +681,29 @@ db_task_due(struct db *db, int64_t after_run_at, int64_t after_id,
  * state index: for health and metrics, not for every request.
  */
 int
+db_task_version(struct db *db, int64_t id, int64_t *version)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = STMT(db, DB_ST_TASK_VERSION,
+	    "SELECT version FROM tasks WHERE id = ?1")) == NULL)
+		return (-1);
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*version = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		return (1);
+	}
+	if (rc != SQLITE_DONE)
+		return (db_fail(db, st, __func__));
+	sqlite3_reset(st);
+	return (0);
+}
+
+int
 db_task_count_kinds(struct db *db,
     void (*fn)(void *, const char *, int, int64_t), void *arg)
 {

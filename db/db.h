@@ -73,6 +73,8 @@ int		 db_task_in_state(struct db *, int, struct task_row **,
  */
 int		 db_task_due(struct db *, int64_t, int64_t, int64_t, int,
 		    struct task_row **, size_t *);
+/* The version of a task: 1 if found, 0 if not, -1 on error. */
+int		 db_task_version(struct db *, int64_t, int64_t *);
 /* Counts by state (index = enum task_state), for health and metrics. */
 int		 db_task_count(struct db *, int64_t *);
 /* Counts by kind and state: fn(arg, kind, state, count) per pair. */
