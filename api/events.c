@@ -92,6 +92,7 @@ static ssize_t	stream_read(void *, char *, size_t);
 static void	stream_free(struct http_request *);
 static void	keepalive_cb(evutil_socket_t, short, void *);
 static void	wake_cb(evutil_socket_t, short, void *);
+static void	wake_schedule(void);
 
 /* Keep up to cap events; the feed starts at seq (the committed one). */
 void
@@ -204,8 +205,6 @@ void
 events_flush(void)
 {
 	struct feed_event	*e;
-	struct timeval		 tv;
-	int64_t			 delay;
 	size_t			 i;
 
 	if (npending == 0)
@@ -233,17 +232,30 @@ events_flush(void)
 	 * whatever else commits meanwhile: under a stream of submissions a
 	 * poller is answered ten times a second, not once per commit.
 	 */
-	if ((!LIST_EMPTY(&pollers) || !LIST_EMPTY(&streams)) &&
-	    !evtimer_pending(wake_ev, NULL)) {
-		/* a fan-out takes at most a tenth of the loop's time */
-		delay = 10 * fanout_us;
-		if (delay < EVENTS_COALESCE_US)
-			delay = EVENTS_COALESCE_US;
-		if (delay > EVENTS_COALESCE_MAX_US)
-			delay = EVENTS_COALESCE_MAX_US;
-		tv = time_tv(delay);
-		evtimer_add(wake_ev, &tv);
-	}
+	if (!LIST_EMPTY(&pollers) || !LIST_EMPTY(&streams))
+		wake_schedule();
+}
+
+/*
+ * Arm the fan-out unless it is: 100 ms away, or more when the last one
+ * was costly, so that fan-outs (and the re-polls they bring) take about
+ * a tenth of the loop's time whatever the number of pollers.
+ */
+static void
+wake_schedule(void)
+{
+	struct timeval	tv;
+	int64_t		delay;
+
+	if (evtimer_pending(wake_ev, NULL))
+		return;
+	delay = 20 * fanout_us;
+	if (delay < EVENTS_COALESCE_US)
+		delay = EVENTS_COALESCE_US;
+	if (delay > EVENTS_COALESCE_MAX_US)
+		delay = EVENTS_COALESCE_MAX_US;
+	tv = time_tv(delay);
+	evtimer_add(wake_ev, &tv);
 }
 
 /* Answer every held poller, wake every stream. */
@@ -407,12 +419,13 @@ api_events(struct http_request *req)
 		return;
 	}
 	/*
-	 * Nothing yet: hold it until a batch or the time is up.  News while
-	 * a fan-out is due: join it, so that pollers coming back at once
-	 * are answered together, not one by one.
+	 * A poll that may wait is held: with nothing new until a batch or
+	 * the time is up; with news until the next fan-out, so that pollers
+	 * are answered together from one rendering, never one by one.
 	 */
-	if (wait > 0 && req->method != HTTP_HEAD && since <= feed_pos &&
-	    (since == feed_pos || evtimer_pending(wake_ev, NULL))) {
+	if (wait > 0 && req->method != HTTP_HEAD && since <= feed_pos) {
+		if (since < feed_pos)
+			wake_schedule();
 		p = xcalloc(1, sizeof *p);
 		p->req = req;
 		p->since = since;
