@@ -61,7 +61,8 @@ struct db_filter {
 	int64_t		 before;	/* id cursor, 0: from the newest */
 	int		 limit;
 };
-/* Newest first (id descending). */
+/* Newest first (id descending); log_next is the stored one (a list
+ * renders none). */
 int		 db_task_list(struct db *, const struct db_filter *,
 		    struct task_row **, size_t *);
 /* All tasks in a state (recovery at start), in id order. */
