@@ -52,6 +52,18 @@ render_int(struct buf *b, const char *key, int64_t v)
 	buf_add_int(b, v);
 }
 
+/* ,"key":seconds, from µs: whole seconds without printf (lists of a
+ * hundred tasks with a delay spent a tenth of their time formatting). */
+static void
+render_seconds(struct buf *b, const char *key, int64_t us)
+{
+	if (us % USEC_PER_SEC == 0) {
+		render_int(b, key, us / USEC_PER_SEC);
+		return;
+	}
+	buf_printf(b, ",\"%s\":%.6g", key, (double)us / USEC_PER_SEC);
+}
+
 /* Append the task object; kids are the ids of its children, in order. */
 void
 task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
@@ -80,12 +92,11 @@ task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
 	render_int(b, "max_attempts", r->max_attempts);
 	render_int(b, "priority", r->priority);
 	if (r->timeout != 0)
-		buf_printf(b, ",\"timeout\":%.6g",
-		    (double)r->timeout / USEC_PER_SEC);
+		render_seconds(b, "timeout", r->timeout);
 	else
 		buf_add(b, ",\"timeout\":null", 15);
 	if (r->delay != 0)
-		buf_printf(b, ",\"delay\":%.6g", (double)r->delay / USEC_PER_SEC);
+		render_seconds(b, "delay", r->delay);
 	if (r->parent != 0)
 		render_int(b, "parent", r->parent);
 	else
