@@ -333,7 +333,12 @@ def two_download_slots():
         polls = 0
         while time.monotonic() < deadline and polls < 10000:
             polls += 1
-            st = [d.get(i)["state"] for i in ids]
+            # one list is one read of the store: a consistent snapshot
+            # (separate GETs could see a task still running and the one
+            # that took its slot already running)
+            r = d.request("GET", "/v1/tasks?kind=download&limit=1000")
+            by_id = {x["id"]: x["state"] for x in r.body["tasks"]}
+            st = [by_id.get(i) for i in ids]
             seen_states.append(st)
             max_running = max(max_running, st.count("running"))
             if all(s in FINAL for s in st):
