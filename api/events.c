@@ -19,6 +19,8 @@
  */
 #include <sys/queue.h>
 
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,6 +377,7 @@ api_events(struct http_request *req)
 	static const char *const names[] = { "since", "wait", "limit", NULL };
 	struct poller	*p;
 	struct stream	*s;
+	struct problem	 pr;
 	struct timeval	 tv;
 	const char	*lei;
 	char		*end;
@@ -391,9 +394,16 @@ api_events(struct http_request *req)
 	if (wants_stream(req) && req->method != HTTP_HEAD) {
 		if ((lei = http_header(req, "Last-Event-ID")) != NULL &&
 		    *lei != '\0') {
+			errno = 0;
 			since = strtoll(lei, &end, 10);
-			if (*end != '\0' || since < 0)
-				since = feed_pos;
+			if (*end != '\0' || since < 0 || errno != 0 ||
+			    !isdigit((unsigned char)*lei)) {
+				problem_set(&pr, 400, "invalid-header",
+				    "/headers/Last-Event-ID", "Last-Event-ID "
+				    "must be the id of an event (a seq)");
+				http_respond_problem(req, &pr);
+				return;
+			}
 		}
 		if (since < kept_from) {
 			events_gone(req, since);

@@ -143,7 +143,6 @@ static void	 http_hdrs_free(struct http_ctx *);
 static ssize_t	 http_stream_cb(void *, uint64_t, char *, size_t);
 static enum MHD_Result http_query_cb(void *, enum MHD_ValueKind,
 		     const char *, const char *);
-static int	 http_hexval(char);
 static size_t	 http_unescape_cb(void *, struct MHD_Connection *, char *);
 
 /* MHD's messages, one warning each; the last is kept for http_start. */
@@ -191,19 +190,6 @@ http_panic_cb(void *arg, const char *file, unsigned int line,
 	abort();
 }
 
-/* The value of a hex digit, -1 if c is none. */
-static int
-http_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
-}
-
 /*
  * Decode %XX in the path and in query arguments, in place; the new length.
  * "%00" stays as it is: a NUL would cut the C string short, so that
@@ -219,8 +205,8 @@ http_unescape_cb(void *arg, struct MHD_Connection *conn, char *s)
 	(void)arg;
 	(void)conn;
 	while (*r != '\0') {
-		if (r[0] == '%' && (hi = http_hexval(r[1])) != -1 &&
-		    (lo = http_hexval(r[2])) != -1 && (hi | lo) != 0) {
+		if (r[0] == '%' && (hi = hex_value(r[1])) != -1 &&
+		    (lo = hex_value(r[2])) != -1 && (hi | lo) != 0) {
 			*w++ = (char)(hi << 4 | lo);
 			r += 3;
 		} else

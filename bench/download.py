@@ -52,7 +52,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import Daemon, comment, corod_bin, die, parse_rfc3339_us, percentile, result
+from lib import Daemon, comment, corod_bin, die, parse_rfc3339_us, percentile, result, table, verdict
 
 MIB = 1 << 20
 BIG_MIB = int(os.environ.get("DL_BIG_MIB", "1024"))
@@ -626,10 +626,6 @@ def big_label():
     return "1 GiB" if BIG_MIB == 1024 else "%d MiB" % BIG_MIB
 
 
-def verdict(ok):
-    return "PASS" if ok else "MISS"
-
-
 def main():
     global _work
     sections = [s for s in SECTIONS if s in ("big", "many", "cancel")]
@@ -768,14 +764,7 @@ def main():
         rows.append(("section %s" % s, "FAILED (see above)", "", "MISS"))
 
     if rows:
-        hdr = ("figure (median of %d runs)" % RUNS, "measured", "target", "verdict")
-        w = [max(len(r[i]) for r in rows + [hdr]) for i in range(4)]
-        fmt = "| %%-%ds | %%-%ds | %%-%ds | %%-%ds |" % tuple(w)
-        comment("")
-        comment(fmt % hdr)
-        comment("|" + "|".join("-" * (x + 2) for x in w) + "|")
-        for r in rows:
-            comment(fmt % r)
+        table(rows, ("figure (median of %d runs)" % RUNS, "measured", "target", "verdict"))
     sys.exit(1 if failed else 0)
 
 

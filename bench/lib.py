@@ -47,6 +47,22 @@ def comment(text):
         print("# " + line, flush=True)
 
 
+def verdict(ok):
+    return "PASS" if ok else "MISS"
+
+
+def table(rows, header=("figure", "measured", "target", "verdict")):
+    """Print rows of (figure, measured, target, verdict) as a Markdown
+    table in comments, the closing summary of a benchmark."""
+    w = [max(len(r[i]) for r in list(rows) + [header]) for i in range(4)]
+    fmt = "| %%-%ds | %%-%ds | %%-%ds | %%-%ds |" % tuple(w)
+    comment("")
+    comment(fmt % tuple(header))
+    comment("|" + "|".join("-" * (x + 2) for x in w) + "|")
+    for r in rows:
+        comment(fmt % r)
+
+
 def die(msg):
     print("bench: " + msg, file=sys.stderr, flush=True)
     sys.exit(1)

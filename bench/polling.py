@@ -62,7 +62,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import BENCH_DIR, Daemon, Client, comment, die, result  # noqa: E402
+from lib import BENCH_DIR, Daemon, Client, comment, die, result, table, verdict  # noqa: E402
 
 MIB = 1 << 20
 N_TASKS = int(os.environ.get("POLL_TASKS", "1000000"))
@@ -462,10 +462,6 @@ def wrk_read(d, tag, path, etag, rows, target):
 
 def fmt_int(x):
     return "{:,}".format(int(x))
-
-
-def verdict(ok):
-    return "PASS" if ok else "MISS"
 
 
 def section_reads(d, fillinfo, sections, rows):
@@ -1035,14 +1031,7 @@ def main():
 
     for s in failed:
         rows.append(("section %s" % s, "FAILED (see above)", "", "MISS"))
-    hdr = ("figure", "measured", "target", "verdict")
-    w = [max(len(r[i]) for r in rows + [hdr]) for i in range(4)]
-    fmt = "| %%-%ds | %%-%ds | %%-%ds | %%-%ds |" % tuple(w)
-    comment("")
-    comment(fmt % hdr)
-    comment("|" + "|".join("-" * (x + 2) for x in w) + "|")
-    for r in rows:
-        comment(fmt % r)
+    table(rows)
     sys.exit(1 if failed else 0)
 
 

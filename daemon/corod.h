@@ -67,6 +67,7 @@ void		 buf_add_int(struct buf *, int64_t);
 void		 buf_json_string(struct buf *, const char *, size_t);
 char		*buf_steal(struct buf *, size_t *);
 void		 buf_free(struct buf *);
+int		 hex_value(int);
 
 /* log.c */
 enum log_level {

@@ -11,7 +11,6 @@
  */
 #include <sys/stat.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -105,14 +104,13 @@ static size_t
 pct_decode(char *s, size_t len)
 {
 	size_t	i, n = 0;
-	char	hex[3] = { 0, 0, 0 };
+	int	hi, lo;
 
 	for (i = 0; i < len; i++) {
-		if (s[i] == '%' && i + 2 < len && isxdigit((unsigned char)s[i + 1])
-		    && isxdigit((unsigned char)s[i + 2])) {
-			hex[0] = s[i + 1];
-			hex[1] = s[i + 2];
-			s[n++] = (char)strtol(hex, NULL, 16);
+		if (s[i] == '%' && i + 2 < len &&
+		    (hi = hex_value(s[i + 1])) != -1 &&
+		    (lo = hex_value(s[i + 2])) != -1) {
+			s[n++] = (char)(hi << 4 | lo);
 			i += 2;
 		} else
 			s[n++] = s[i];

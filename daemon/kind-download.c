@@ -171,18 +171,6 @@ static void	dl_progress_cb(evutil_socket_t, short, void *);
 
 /* --- params -------------------------------------------------------------- */
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
-}
-
 /* 64 hex digits into 32 bytes; -1 if not that. */
 static int
 parse_sha256(const char *s, unsigned char out[32])
@@ -192,8 +180,8 @@ parse_sha256(const char *s, unsigned char out[32])
 	if (strlen(s) != 64)
 		return (-1);
 	for (i = 0; i < 32; i++) {
-		if ((hi = hexval(s[2 * i])) < 0 ||
-		    (lo = hexval(s[2 * i + 1])) < 0)
+		if ((hi = hex_value(s[2 * i])) < 0 ||
+		    (lo = hex_value(s[2 * i + 1])) < 0)
 			return (-1);
 		out[i] = (unsigned char)(hi << 4 | lo);
 	}
@@ -215,6 +203,21 @@ is_token(const char *s)
 			return (0);
 	}
 	return (1);
+}
+
+/* A param's string, or NULL (and *why) if it is not one without NUL. */
+static const char *
+plain_string(json_t *v, const char *name, char *why, size_t len)
+{
+	if (!json_is_string(v)) {
+		snprintf(why, len, "%s must be a string", name);
+		return (NULL);
+	}
+	if (strlen(json_string_value(v)) != json_string_length(v)) {
+		snprintf(why, len, "%s must not contain NUL", name);
+		return (NULL);
+	}
+	return (json_string_value(v));
 }
 
 /* NULL if url is an http(s) URL with a host, else why not. */
@@ -314,39 +317,22 @@ check_int(json_t *v, const char *field, json_int_t lo, json_int_t hi,
 static int
 download_validate(json_t *params, const char *base, struct problem *p)
 {
-	const char	*key, *why;
+	const char	*key, *why, *str;
 	json_t		*v;
-	char		 field[256];
+	char		 field[256], msg[64];
 	unsigned char	 sum[32];
 	double		 d;
 
 	json_object_foreach(params, key, v) {
 		pointer_join(field, sizeof field, base, key);
-		if (strcmp(key, "url") == 0) {
-			if (!json_is_string(v)) {
-				problem_set(p, 400, "invalid-field", field,
-				    "url must be a string");
-				return (-1);
-			}
-			if (strlen(json_string_value(v)) !=
-			    json_string_length(v) ||
-			    (why = url_check(json_string_value(v))) != NULL) {
-				problem_set(p, 400, "invalid-field", field,
-				    "%s", json_string_length(v) >
-				    strlen(json_string_value(v)) ?
-				    "url must not contain NUL" : why);
-				return (-1);
-			}
-		} else if (strcmp(key, "path") == 0) {
-			if (!json_is_string(v)) {
-				problem_set(p, 400, "invalid-field", field,
-				    "path must be a string");
-				return (-1);
-			}
-			why = strlen(json_string_value(v)) !=
-			    json_string_length(v) ?
-			    "path must not contain NUL" :
-			    dl_path_check(json_string_value(v));
+		if (strcmp(key, "url") == 0 || strcmp(key, "path") == 0) {
+			if ((str = plain_string(v, key, msg, sizeof msg)) ==
+			    NULL)
+				why = msg;
+			else if (key[0] == 'u')
+				why = url_check(str);
+			else
+				why = dl_path_check(str);
 			if (why != NULL) {
 				problem_set(p, 400, "invalid-field", field,
 				    "%s", why);

@@ -1281,6 +1281,11 @@ def history_gone():
                 "410 before streaming")
         r = feed(c, "since=1", headers={"Accept": "text/event-stream"})
         problem(r, 410, "a stream with since=1: 410")
+        for bad in ("abc", "-5", "12x", "+7", "99999999999999999999999"):
+            r = feed(c, "", headers={"Accept": "text/event-stream",
+                                     "Last-Event-ID": bad})
+            problem(r, 400, "Last-Event-ID %r: 400 naming the header" % bad,
+                    field="/headers/Last-Event-ID")
         s = SSE(c.port, headers=(("Last-Event-ID", str(edge)),))
         try:
             s.wait(lambda: s.count() >= 1000, 10)
