@@ -94,6 +94,18 @@ int		 http_port(void);
 void		 http_stop(void);
 /* Count of requests currently suspended. */
 size_t		 http_suspended(void);
+void		 http_poke(void);
+
+/* conn.c: connections from accept to close, their limits and deadlines */
+extern size_t	 conn_open;
+extern uint64_t	 conn_refused_total, conn_refused_client, conn_timed_out;
+void		 conn_init(struct event_base *, int);
+int		 conn_admit(int, const struct sockaddr *, socklen_t);
+void		 conn_closed(int);
+void		 conn_request_begun(int);
+void		 conn_request_read(int);
+void		 conn_request_done(int);
+void		 conn_shutdown(void);
 extern void	(*http_answer_hook)(struct http_request *);
 
 /* listen.c: the sockets; accepted connections go to MHD */
@@ -103,6 +115,7 @@ void		 listen_start(struct event_base *,
 void		 listen_close(void);
 int		 listen_port(void);
 size_t		 listen_count(void);
+const char	*listen_exposed(void);
 
 /* Request accessors. */
 const char	*http_header(struct http_request *, const char *);
@@ -160,6 +173,13 @@ struct buf;
 struct task_row;
 void		 task_render(struct buf *, const struct task_row *,
 		    const int64_t *, size_t);
+
+/* auth.c: bearer tokens from cfg->token_file */
+int		 auth_load(char **);
+void		 auth_free(void);
+int		 auth_enabled(void);
+/* 1: go on; 0: answered 401 */
+int		 auth_check(struct http_request *);
 
 /* health.c */
 void		 api_healthz(struct http_request *);

@@ -39,11 +39,13 @@
 #include <sys/types.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <poll.h>
@@ -84,6 +86,7 @@ struct http_ctx {
 	struct http_hdr		*hdrs;		/* pending headers, in order */
 	struct http_hdr		**hdrs_tail;
 	int			 routed;	/* route_request was called */
+	int			 read;		/* the whole request is in */
 	int			 held;		/* suspended in MHD */
 	int			 stopping;	/* answered 503 by http_stop */
 	TAILQ_ENTRY(http_ctx)	 entry;		/* http_held, while held */
@@ -119,6 +122,11 @@ static enum MHD_Result http_access_cb(void *, struct MHD_Connection *,
 static void	 http_completed_cb(void *, struct MHD_Connection *, void **,
 		     enum MHD_RequestTerminationCode);
 static void	 http_accept(int, const struct sockaddr *, socklen_t);
+static void	 http_notify_cb(void *, struct MHD_Connection *, void **,
+		    enum MHD_ConnectionNotificationCode);
+static void	*http_uri_cb(void *, const char *, struct MHD_Connection *);
+static int	 http_conn_fd(struct MHD_Connection *);
+static int	 http_read_pem(const char *, int, char **, char **);
 static void	 http_io_cb(evutil_socket_t, short, void *);
 static void	 http_timer_cb(evutil_socket_t, short, void *);
 static void	 http_kick_cb(evutil_socket_t, short, void *);
@@ -158,14 +166,18 @@ http_log_cb(void *arg, const char *fmt, va_list ap)
 	    http_lastlog[len - 1] == '\r'))
 		http_lastlog[--len] = '\0';
 	/*
-	 * On a Unix socket handed over by listen.c, MHD cannot know it is
-	 * not TCP: it tries TCP_NODELAY/TCP_CORK, fails (not supported) and
-	 * says so, then warns of a delay that a Unix socket does not have.
+	 * Not worth a warning: on a Unix socket handed over by listen.c,
+	 * MHD cannot know it is not TCP: it tries TCP_NODELAY/TCP_CORK,
+	 * fails (not supported) and says so, then warns of a delay that a
+	 * Unix socket does not have; and clients that leave.
 	 */
 	if ((strncmp(http_lastlog, "Setting TCP_", 12) == 0 &&
 	    strstr(http_lastlog, "not supported") != NULL) ||
 	    strncmp(http_lastlog, "Failed to push the data from buffers",
-	    36) == 0) {
+	    36) == 0 ||
+	    /* a client left mid-request, or conn.c ended a slow one */
+	    strncmp(http_lastlog, "Connection socket is closed when reading "
+	    "request", 48) == 0) {
 		log_debug("libmicrohttpd: %s", http_lastlog);
 		return;
 	}
@@ -216,23 +228,114 @@ http_unescape_cb(void *arg, struct MHD_Connection *conn, char *s)
 	return ((size_t)(w - s));
 }
 
+/*
+ * Read a PEM file for TLS into *out; a key (private) must not be readable
+ * by others.  -1 and *cause on error.
+ */
+static int
+http_read_pem(const char *path, int private, char **out, char **cause)
+{
+	struct stat	 st;
+	struct buf	 b = { NULL, 0, 0 };
+	char		 chunk[4096];
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+		xasprintf(cause, "%s: %s", path, strerror(errno));
+		return (-1);
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > 1024 * 1024) {
+		xasprintf(cause, "%s: not a regular file of at most 1 MiB",
+		    path);
+		close(fd);
+		return (-1);
+	}
+	if (private && (st.st_mode & (S_IRWXO | S_IWGRP))) {
+		xasprintf(cause, "%s: mode %04o lets others read or change "
+		    "the key; chmod 600 (or 640 for a group) first", path,
+		    (unsigned int)(st.st_mode & 07777));
+		close(fd);
+		return (-1);
+	}
+	while ((n = read(fd, chunk, sizeof chunk)) > 0)
+		buf_add(&b, chunk, (size_t)n);
+	close(fd);
+	if (n < 0 || b.len == 0) {
+		xasprintf(cause, "%s: %s", path, n < 0 ? strerror(errno) :
+		    "empty");
+		free(b.data);
+		return (-1);
+	}
+	buf_add(&b, "", 1);	/* MHD wants a C string */
+	*out = b.data;
+	return (0);
+}
+
 /* Start MHD on the sockets of address (listen.c) and hook it into base. */
 int
 http_start(struct event_base *base, const char *address, char **cause)
 {
 	const union MHD_DaemonInfo	*info;
 	unsigned int			 flags;
+	const char			*exposed;
+	char				*cert = NULL, *key = NULL;
+	struct MHD_OptionItem		 tls[3] = {
+		{ MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL },
+		{ MHD_OPTION_END, 0, NULL } };
 
 	if (http_daemon != NULL) {
 		xasprintf(cause, "listen %s: already listening", address);
 		return (-1);
 	}
-	if (listen_open(address, cause) != 0)
-		return (-1);
 
 	/* corod accepts (listen.c); MHD serves what it is handed */
 	flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
 	    MHD_USE_NO_LISTEN_SOCKET;
+	if (cfg->tls_cert[0] != '\0' || cfg->tls_key[0] != '\0') {
+		if (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0') {
+			xasprintf(cause, "TLS needs both tls-cert and tls-key");
+			return (-1);
+		}
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			xasprintf(cause, "this libmicrohttpd was built "
+			    "without TLS; tls-cert cannot be used");
+			return (-1);
+		}
+		if (http_read_pem(cfg->tls_cert, 0, &cert, cause) != 0)
+			return (-1);
+		if (http_read_pem(cfg->tls_key, 1, &key, cause) != 0) {
+			free(cert);
+			return (-1);
+		}
+		flags |= MHD_USE_TLS;
+		tls[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0,
+		    key };
+		tls[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0,
+		    cert };
+	}
+
+	if (listen_open(address, cause) != 0) {
+		free(cert);
+		free(key);
+		return (-1);
+	}
+	/* A token, or an explicit choice, before others can reach the API. */
+	if ((exposed = listen_exposed()) != NULL && !auth_enabled() &&
+	    !cfg->insecure_no_auth) {
+		xasprintf(cause, "listen %s: others can reach this address "
+		    "and no token-file is set; set one (or insecure-no-auth "
+		    "to serve it without tokens)", exposed);
+		listen_close();
+		free(cert);
+		free(key);
+		return (-1);
+	}
+	if (exposed != NULL && !auth_enabled())
+		log_warnx("serving %s without tokens (insecure-no-auth): "
+		    "anyone who can reach it can run tasks", exposed);
+
 	http_lastlog[0] = '\0';
 	MHD_set_panic_func(http_panic_cb, NULL);
 	http_daemon = MHD_start_daemon(flags, 0, NULL, NULL,
@@ -249,7 +352,15 @@ http_start(struct event_base *base, const char *address, char **cause)
 	    (unsigned int)cfg->connection_timeout,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_completed_cb, NULL,
 	    MHD_OPTION_UNESCAPE_CALLBACK, http_unescape_cb, NULL,
+	    MHD_OPTION_NOTIFY_CONNECTION, http_notify_cb, NULL,
+	    MHD_OPTION_URI_LOG_CALLBACK, http_uri_cb, NULL,
+	    MHD_OPTION_ARRAY, tls,
 	    MHD_OPTION_END);
+	/* MHD copied what it needs of them into its credentials */
+	if (key != NULL)
+		explicit_bzero(key, strlen(key));
+	free(key);
+	free(cert);
 	if (http_daemon == NULL) {
 		xasprintf(cause, "listen %s: %s", address,
 		    http_lastlog[0] != '\0' ? http_lastlog :
@@ -281,6 +392,7 @@ http_start(struct event_base *base, const char *address, char **cause)
 		fatalx("%s: event_new failed", __func__);
 	event_add(http_io_ev, NULL);
 	http_rearm();
+	conn_init(base, (flags & MHD_USE_TLS) != 0);
 	listen_start(base, http_accept);
 	return (0);
 }
@@ -290,14 +402,58 @@ http_start(struct event_base *base, const char *address, char **cause)
 static void
 http_accept(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	if (http_stopping || MHD_add_connection(http_daemon, fd, sa, len) !=
-	    MHD_YES) {
-		if (http_stopping)
-			close(fd);
-		log_debug("%s: connection refused (limit %d)", __func__,
-		    cfg->max_connections);
+	if (http_stopping) {
+		close(fd);
 		return;
 	}
+	if (conn_admit(fd, sa, len) != 0)
+		return;		/* answered and closed */
+	if (MHD_add_connection(http_daemon, fd, sa, len) != MHD_YES) {
+		/* MHD closed it */
+		log_debug("%s: libmicrohttpd refused a connection", __func__);
+		conn_closed(fd);
+		return;
+	}
+	http_kick();
+}
+
+/* The descriptor of a connection, -1 if MHD does not say. */
+static int
+http_conn_fd(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo	*info;
+
+	info = MHD_get_connection_info(conn,
+	    MHD_CONNECTION_INFO_CONNECTION_FD);
+	return (info != NULL ? info->connect_fd : -1);
+}
+
+/* MHD took or closed a connection: conn.c tracks it from accept. */
+static void
+http_notify_cb(void *arg, struct MHD_Connection *conn, void **socket_ctx,
+    enum MHD_ConnectionNotificationCode code)
+{
+	(void)arg;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		*socket_ctx = (void *)(intptr_t)(http_conn_fd(conn) + 1);
+	else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_ctx != NULL)
+		conn_closed((int)((intptr_t)*socket_ctx - 1));
+}
+
+/* A request line was read: the rest of the request must follow soon. */
+static void *
+http_uri_cb(void *arg, const char *uri, struct MHD_Connection *conn)
+{
+	(void)arg;
+	(void)uri;
+	conn_request_begun(http_conn_fd(conn));
+	return (NULL);		/* the access handler makes the context */
+}
+
+/* Have MHD run soon (conn.c shut a socket down). */
+void
+http_poke(void)
+{
 	http_kick();
 }
 
@@ -515,6 +671,10 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 		*upload_data_size = 0;
 		return (MHD_YES);
 	}
+	if (!ctx->read) {
+		ctx->read = 1;
+		conn_request_read(http_conn_fd(conn));
+	}
 	return (http_finish(ctx));
 }
 
@@ -658,9 +818,10 @@ http_completed_cb(void *arg, struct MHD_Connection *conn, void **con_cls,
 	struct http_request	*req;
 
 	(void)arg;
-	(void)conn;
 	if (ctx == NULL)
 		return;
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		conn_request_done(http_conn_fd(conn));
 	req = &ctx->req;
 	if (ctx->held) {
 		/* Not expected: MHD does not end suspended requests. */

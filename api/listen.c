@@ -149,6 +149,41 @@ listen_count(void)
 	return (nlisteners);
 }
 
+/*
+ * The name of the first socket others can reach: TCP on an address
+ * that is not loopback (a wildcard address included).  NULL if every
+ * socket is loopback or Unix.
+ */
+const char *
+listen_exposed(void)
+{
+	struct sockaddr_storage	 ss;
+	const struct in6_addr	*a6;
+	const uint8_t		*v4;
+	socklen_t		 len;
+	size_t			 i;
+
+	for (i = 0; i < nlisteners; i++) {
+		len = sizeof ss;
+		if (getsockname(listeners[i].fd, (struct sockaddr *)&ss,
+		    &len) != 0)
+			return (listeners[i].name);
+		if (ss.ss_family == AF_INET) {
+			v4 = (const uint8_t *)
+			    &((struct sockaddr_in *)&ss)->sin_addr;
+			if (v4[0] != 127)
+				return (listeners[i].name);
+		} else if (ss.ss_family == AF_INET6) {
+			a6 = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+			if (!IN6_IS_ADDR_LOOPBACK(a6) &&
+			    !(IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127))
+				return (listeners[i].name);
+		} else if (ss.ss_family != AF_UNIX)
+			return (listeners[i].name);
+	}
+	return (NULL);
+}
+
 /* Keep fd as a listener named name. */
 static void
 listen_add(int fd, const char *name, const char *unlink_path)

@@ -116,6 +116,8 @@ api_metrics(struct http_request *req)
 	    "running or download slot.", (double)sched_waiting());
 	gauge(&b, "corod_tasks_in_memory", "Tasks held in memory.",
 	    (double)task_count());
+	gauge(&b, "corod_tasks_stored", "Tasks in the store, finished ones "
+	    "included (max-tasks bounds it).", (double)task_nstored);
 
 	help(&b, "corod_scheduler_lateness_seconds", "histogram", "How late "
 	    "tasks started after their run_at.");
@@ -145,6 +147,19 @@ api_metrics(struct http_request *req)
 	stats_http_each(http_line, &b);
 	gauge(&b, "corod_http_held_requests", "Requests held open (long "
 	    "polls, log follows, event streams).", (double)http_suspended());
+	gauge(&b, "corod_http_connections", "HTTP connections open.",
+	    (double)conn_open);
+	help(&b, "corod_http_connections_refused_total", "counter",
+	    "Connections refused at a limit: max-connections (total) or "
+	    "max-connections-per-client (client).");
+	buf_printf(&b, "corod_http_connections_refused_total{limit=\"total\"} "
+	    "%llu\n", (unsigned long long)conn_refused_total);
+	buf_printf(&b, "corod_http_connections_refused_total{limit=\"client\"}"
+	    " %llu\n", (unsigned long long)conn_refused_client);
+	help(&b, "corod_http_request_timeouts_total", "counter", "Connections "
+	    "closed because a request was not complete in request-timeout.");
+	buf_printf(&b, "corod_http_request_timeouts_total %llu\n",
+	    (unsigned long long)conn_timed_out);
 	gauge(&b, "corod_event_pollers", "Long polls of /v1/events waiting.",
 	    (double)events_waiting());
 	gauge(&b, "corod_event_streams", "Server-Sent Events streams open.",

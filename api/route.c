@@ -5,6 +5,9 @@
  * "{id}" matches one non-empty path segment.  The checks run in this order,
  * and the first that fails answers:
  *
+ *	401	a token is configured and the request is for /v1/ (any path
+ *		under it, known or not) or /metrics (unless metrics-public)
+ *		without one of the tokens (auth.c)
  *	404	no shape matches the path
  *	405	the shape matches, the method does not (Allow lists them)
  *	403	a state-changing request (POST, PUT, PATCH, DELETE) from another
@@ -414,6 +417,11 @@ route_request(struct http_request *req)
 			r = &route_table[i];
 	}
 
+	/* Tokens guard the API (known paths or not) and the metrics. */
+	if ((strncmp(req->url, "/v1/", 4) == 0 || strcmp(req->url, "/v1") == 0 ||
+	    (strcmp(req->url, "/metrics") == 0 && !cfg->metrics_public)) &&
+	    !auth_check(req))
+		return;
 	if (methods == 0) {
 		route_not_found(req);
 		return;

@@ -343,6 +343,7 @@ submit_done(void *arg, int ok)
 			if (s->tasks[i] != NULL)
 				task_discard(s->tasks[i]);
 		}
+		task_nstored -= (int64_t)s->tree.nrows;
 	}
 	if (req == NULL)
 		goto out;
@@ -578,6 +579,24 @@ api_tasks_submit(struct http_request *req)
 		}
 	}
 	json_decref(root);
+
+	/*
+	 * The store's bound.  Retention (or DELETE) makes room again, so
+	 * this is a 429 to retry later rather than a refusal for good.
+	 */
+	if (cfg->max_tasks > 0 &&
+	    task_nstored + (int64_t)s->tree.nrows > cfg->max_tasks) {
+		problem_set(&p, 429, "too-many-tasks", "", "corod stores at "
+		    "most %d tasks (max-tasks) and holds %" PRId64 "; this "
+		    "submission has %zu; delete finished tasks or wait for "
+		    "their retention", cfg->max_tasks, task_nstored,
+		    s->tree.nrows);
+		p.retry_after = 60;
+		spec_tree_free(&s->tree);
+		free(s);
+		http_respond_problem(req, &p);
+		return;
+	}
 
 	/* The tasks, on the commit list; s->tasks stay valid until then. */
 	s->ids = xcalloc(s->tree.nrows, sizeof *s->ids);
@@ -872,6 +891,8 @@ api_task_changed(const struct task_row *row, enum change_op op)
 	const struct task_kind	*k;
 
 	events_add(row, op);
+	if (op == CHANGE_DELETED)
+		task_nstored--;
 	if (op == CHANGE_CREATED) {
 		k = kind_find(row->kind, strlen(row->kind));
 		stats_created[k != NULL ? stats_kind_index(k) :

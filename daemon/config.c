@@ -22,6 +22,7 @@ enum opt_type {
 	OPT_SECONDS,	/* a duration in seconds (fractions allowed) */
 	OPT_SYNC,	/* full | normal */
 	OPT_LOGLEVEL,
+	OPT_BOOL,	/* yes/no; a bare --flag on the command line is yes */
 };
 
 struct opt {
@@ -67,10 +68,31 @@ static const struct opt opt_table[] = {
 	    "children of one sequence or gather" },
 	{ "max-depth", OPT_INT, O(max_depth), 1, 64, "8",
 	    "nesting depth of sequences and gathers" },
+	{ "max-tasks", OPT_INT, O(max_tasks), 0, 1000000000, "10000000",
+	    "tasks stored at once, finished ones included (429 above; "
+	    "0: unlimited)" },
+	{ "retention-count", OPT_INT, O(retention_count), 0, 1000000000, "0",
+	    "finished tasks kept at most, oldest removed first (0: no limit)" },
 	{ "max-connections", OPT_INT, O(max_connections), 1, 1000000, "4096",
 	    "HTTP connections at once" },
+	{ "max-connections-per-client", OPT_INT, O(max_client_connections), 0,
+	    1000000, "1024", "HTTP connections from one client address at "
+	    "once (0: unlimited)" },
 	{ "connection-timeout", OPT_INT, O(connection_timeout), 1, 86400,
 	    "60", "seconds an idle HTTP connection is kept" },
+	{ "request-timeout", OPT_INT, O(request_timeout), 1, 86400, "30",
+	    "seconds a client may take to send a whole request" },
+	{ "token-file", OPT_STRING, O(token_file), 0, 0, "",
+	    "file of bearer tokens, one per line, required on /v1/ "
+	    "(not readable by others)" },
+	{ "insecure-no-auth", OPT_BOOL, O(insecure_no_auth), 0, 0, "no",
+	    "serve a non-loopback address without a token" },
+	{ "metrics-public", OPT_BOOL, O(metrics_public), 0, 0, "no",
+	    "serve /metrics without a token" },
+	{ "tls-cert", OPT_STRING, O(tls_cert), 0, 0, "",
+	    "PEM certificate (chain) to serve HTTPS with" },
+	{ "tls-key", OPT_STRING, O(tls_key), 0, 0, "",
+	    "PEM private key of tls-cert (not readable by others)" },
 	{ "window", OPT_SECONDS, O(window), 0, 0, "60",
 	    "seconds ahead that scheduled tasks are held in memory" },
 	{ "window-max", OPT_INT, O(window_max), 1, 10000000, "100000",
@@ -91,6 +113,7 @@ static const struct opt opt_table[] = {
 static const char *const live_opts[] = {
 	"log-level", "max-running", "max-downloads", "max-body", "log-lines",
 	"retention", "max-batch", "max-children", "max-depth", "allow-origin",
+	"max-tasks", "retention-count", "token-file", "metrics-public",
 	NULL,
 };
 
@@ -222,6 +245,18 @@ config_set(struct config *c, const char *name, const char *value,
 			goto bad;
 		*(int *)field = lvl;
 		return (0);
+	case OPT_BOOL:
+		if (strcasecmp(value, "yes") == 0 ||
+		    strcasecmp(value, "true") == 0 ||
+		    strcasecmp(value, "on") == 0 || strcmp(value, "1") == 0)
+			*(int *)field = 1;
+		else if (strcasecmp(value, "no") == 0 ||
+		    strcasecmp(value, "false") == 0 ||
+		    strcasecmp(value, "off") == 0 || strcmp(value, "0") == 0)
+			*(int *)field = 0;
+		else
+			goto bad;
+		return (0);
 	}
 bad:
 	xasprintf(cause, "%s: bad value '%s'", name, value);
@@ -305,6 +340,9 @@ config_free(struct config *c)
 	free(c->db_path);
 	free(c->download_dir);
 	free(c->allow_origin);
+	free(c->token_file);
+	free(c->tls_cert);
+	free(c->tls_key);
 	memset(c, 0, sizeof *c);
 }
 
@@ -395,7 +433,8 @@ config_usage(FILE *f)
 	    "  -V, --version        show the version\n"
 	    "  -c, --config FILE    read settings from FILE first\n");
 	for (i = 0; i < sizeof opt_table / sizeof opt_table[0]; i++) {
-		snprintf(arg, sizeof arg, "--%s VALUE", opt_table[i].name);
+		snprintf(arg, sizeof arg, opt_table[i].type == OPT_BOOL ?
+		    "--%s[=yes|no]" : "--%s VALUE", opt_table[i].name);
 		fprintf(f, "  %-26s %s (default: %s)\n", arg,
 		    opt_table[i].help, opt_table[i].def[0] != '\0' ?
 		    opt_table[i].def : "none");
@@ -409,4 +448,12 @@ config_option_name(size_t i)
 	if (i >= sizeof opt_table / sizeof opt_table[0])
 		return (NULL);
 	return (opt_table[i].name);
+}
+
+/* Whether option i is yes/no (a flag on the command line). */
+int
+config_option_is_flag(size_t i)
+{
+	return (i < sizeof opt_table / sizeof opt_table[0] &&
+	    opt_table[i].type == OPT_BOOL);
 }

@@ -121,8 +121,17 @@ struct config {
 	int		 events_kept;	/* the change feed's memory */
 	int		 max_children;	/* per sequence/gather */
 	int		 max_depth;	/* nesting of groups */
+	int		 max_tasks;	/* stored at once, 0: unlimited */
+	int		 retention_count;	/* finished kept, 0: no limit */
 	int		 max_connections;
-	int		 connection_timeout;	/* seconds */
+	int		 max_client_connections;	/* per address, 0: any */
+	int		 connection_timeout;	/* seconds idle */
+	int		 request_timeout;	/* seconds for a whole request */
+	char		*token_file;	/* "": no tokens, no auth */
+	int		 insecure_no_auth;
+	int		 metrics_public;
+	char		*tls_cert;	/* "": plain HTTP */
+	char		*tls_key;
 	int64_t		 window;	/* µs of due tasks held in memory */
 	int		 window_max;	/* tasks loaded by one window read */
 	char		*allow_origin;	/* extra origins allowed to change state */
@@ -142,6 +151,7 @@ int		 config_apply(struct config *, struct config *);
 /* --help text, and the option names for getopt_long */
 void		 config_usage(FILE *);
 const char	*config_option_name(size_t);
+int		 config_option_is_flag(size_t);
 
 /* The task states.  Final states never change again (see task.c). */
 enum task_state {
@@ -325,6 +335,8 @@ void		 task_free(struct task *);
 size_t		 task_count(void);
 void		 task_free_all(void);
 extern size_t	 task_nrunning;
+/* Tasks in the store and on their way there (max-tasks counts these). */
+extern int64_t	 task_nstored;
 
 /* sched.c: due timers, slots, the window of due tasks */
 #define SCHED_LATENESS_BUCKETS	16

@@ -2,11 +2,13 @@
  * housekeeping.c -- what keeps the database from growing without bound.
  *
  * Once a minute (and at start): finished top-level tasks older than the
- * retention are deleted with their children and logs (each leaves a
- * tombstone for the change feed), idempotency keys older than 24 h are
+ * retention, and beyond the newest retention-count of them, are deleted
+ * with their children and logs (each leaves a tombstone for the change
+ * feed), idempotency keys older than 24 h are
  * dropped and tombstones more than a million changes old are pruned (the
- * WAL checkpoints itself on the writer's connection).  Work is done in bounded batches so a large
- * backlog costs several short turns, not one long stall.
+ * WAL checkpoints itself on the writer's connection).  Work is done in
+ * bounded batches so a large backlog costs several short turns, not one
+ * long stall; the next batch is chosen once the last one is committed.
  */
 #include <stdlib.h>
 
@@ -26,6 +28,8 @@ static int64_t		 hk_seq_before;
 static int		 hk_queued;
 
 static void	hk_cb(evutil_socket_t, short, void *);
+static size_t	hk_delete(int64_t *, size_t);
+static void	hk_again(void *, int);
 static int	hk_prune(struct db *, void *);
 static void	hk_pruned(void *, int);
 
@@ -60,26 +64,57 @@ hk_cb(evutil_socket_t fd, short what, void *arg)
 	housekeeping_run();
 }
 
-/* One round; another follows at once if the batch was full. */
+/* Delete the finished tasks of ids (and free it); how many were. */
+static size_t
+hk_delete(int64_t *ids, size_t n)
+{
+	struct task	*t;
+	size_t		 i, deleted = 0;
+
+	for (i = 0; i < n; i++) {
+		if ((t = task_get(ids[i])) == NULL ||
+		    !TASK_FINAL(t->row.state) || (t->flags & TASKF_DELETE))
+			continue;
+		task_delete(t);
+		deleted++;
+	}
+	free(ids);
+	return (deleted);
+}
+
+/* A full batch was committed: the next round. */
+static void
+hk_again(void *arg, int ok)
+{
+	(void)arg;
+	(void)ok;
+	event_active(hk_more_ev, EV_TIMEOUT, 1);
+}
+
+/* One round; another follows once a full batch is committed. */
 void
 housekeeping_run(void)
 {
 	int64_t		*ids = NULL, now = time_now();
-	size_t		 n = 0, i;
-	struct task	*t;
+	size_t		 n = 0, deleted = 0;
+	int		 more = 0;
 
 	if (cfg->retention > 0 && db_task_expired(corod_db,
 	    now - cfg->retention, HK_BATCH, &ids, &n) == 0) {
-		for (i = 0; i < n; i++) {
-			if ((t = task_get(ids[i])) == NULL ||
-			    !TASK_FINAL(t->row.state))
-				continue;
-			task_delete(t);
-		}
-		free(ids);
-		if (n == HK_BATCH)
-			event_active(hk_more_ev, EV_TIMEOUT, 1);
+		deleted += hk_delete(ids, n);
+		more |= n == HK_BATCH;
 	}
+	/* only when there could be more finished tasks than are kept */
+	if (!more && cfg->retention_count > 0 &&
+	    task_nstored > cfg->retention_count && db_task_beyond(corod_db,
+	    cfg->retention_count, HK_BATCH, &ids, &n) == 0) {
+		deleted += hk_delete(ids, n);
+		more |= n == HK_BATCH;
+	}
+	if (deleted > 0)
+		log_info("retention: deleting %zu finished tasks", deleted);
+	if (more && deleted > 0)
+		commit_after(hk_again, NULL);
 	/* The writer thread does the writing, with its connection. */
 	if (hk_queued)
 		return;

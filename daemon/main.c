@@ -92,7 +92,8 @@ options(void)
 	opts = xcalloc(nopt + 5, sizeof *opts);
 	for (i = 0; i < nopt; i++) {
 		opts[i].name = config_option_name(i);
-		opts[i].has_arg = required_argument;
+		opts[i].has_arg = config_option_is_flag(i) ?
+		    optional_argument : required_argument;
 		opts[i].val = 1000 + (int)i;
 	}
 	opts[nopt].name = "config";
@@ -178,7 +179,8 @@ config_build(struct config *c, char **cause)
 		if (ch < 1000)
 			continue;
 		name = config_option_name((size_t)(ch - 1000));
-		if (config_set(c, name, optarg, &err) != 0) {
+		if (config_set(c, name, optarg != NULL ? optarg : "yes",
+		    &err) != 0) {
 			xasprintf(cause, "--%s", err);
 			free(err);
 			return (-1);
@@ -209,6 +211,19 @@ reload(void)
 			log_notice("reload: nothing changed");
 		log_set_level(cfg->log_level);
 		sched_limits_changed();
+		/* the tokens are read again even if the path is the same */
+		if (cfg->token_file[0] == '\0' && auth_enabled() &&
+		    listen_exposed() != NULL && !cfg->insecure_no_auth)
+			log_warnx("reload: token-file is unset but others can "
+			    "reach %s; the tokens in use are kept",
+			    listen_exposed());
+		else if (auth_load(&cause) != 0) {
+			log_warnx("reload: %s; the tokens in use are kept",
+			    cause);
+			free(cause);
+		} else if (auth_enabled())
+			log_notice("reload: tokens read from %s",
+			    cfg->token_file);
 	}
 	config_free(&fresh);
 	/* stderr goes to the journal: there is no log file to reopen */
@@ -251,7 +266,8 @@ main(int argc, char **argv)
 {
 	static struct config	 conf;
 	char			*cause, *dir;
-	int			 check = 0, rc = 0;
+	int64_t			 counts[TASK_NSTATES];
+	int			 check = 0, rc = 0, i;
 
 	cfg = &conf;
 	parse_args(argc, argv, &check);
@@ -261,6 +277,10 @@ main(int argc, char **argv)
 		exit(2);
 	}
 	log_init(cfg->log_level);
+	if (auth_load(&cause) != 0) {
+		fprintf(stderr, "<3>corod: %s\n", cause);
+		exit(2);
+	}
 	if (check) {
 		printf("configuration OK\n");
 		return (0);
@@ -286,6 +306,10 @@ main(int argc, char **argv)
 	transfer_init(loop_base, cfg->max_downloads_per_host);
 	if ((corod_db = db_open(cfg->db_path, cfg->sync_full, &cause)) == NULL)
 		fatalx("%s: %s", cfg->db_path, cause);
+	if (db_task_count(corod_db, counts) != 0)
+		fatalx("%s: cannot count the tasks", cfg->db_path);
+	for (i = 0; i < TASK_NSTATES; i++)
+		task_nstored += counts[i];
 	if (!cfg->sync_full)
 		log_notice("sync normal: a commit survives a crash of corod "
 		    "but not a power loss or OS crash");
@@ -313,6 +337,7 @@ main(int argc, char **argv)
 	loop_turn_end();
 	commit_sync();
 	http_stop();
+	conn_shutdown();
 	loop_turn_end();
 	commit_sync();
 	events_shutdown();
@@ -328,6 +353,7 @@ main(int argc, char **argv)
 	loop_free();
 	log_notice("corod stopped");
 	config_free(cfg);
+	auth_free();
 	free(main_opts);
 	curl_global_cleanup();
 	return (rc);

@@ -41,6 +41,7 @@ static struct task_list	  runq = TAILQ_HEAD_INITIALIZER(runq);
 static int		  task_exiting;
 
 size_t			  task_nrunning;
+int64_t			  task_nstored;
 
 static void	task_hash_add(struct task *);
 static void	task_hash_del(struct task *);
@@ -174,6 +175,8 @@ task_submit(struct spec_tree *tree, int64_t *ids, struct task **tasks)
 	size_t		 i;
 	int		 n;
 
+	/* back down if the commit fails (api/tasks.c), and at each delete */
+	task_nstored += (int64_t)tree->nrows;
 	for (i = 0; i < tree->nrows; i++) {
 		row = &tree->rows[i];
 		row->id = ids[i] = commit_next_id();

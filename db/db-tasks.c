@@ -935,6 +935,33 @@ db_task_expired(struct db *db, int64_t before, int limit, int64_t **ids,
 }
 
 /*
+ * The finished top-level tasks older than the newest keep of them, the
+ * oldest first, at most limit.  It walks keep index entries, so it is
+ * only asked when more than keep tasks are stored at all.
+ */
+int
+db_task_beyond(struct db *db, int keep, int limit, int64_t **ids, size_t *n)
+{
+	sqlite3_stmt	*st;
+	int		 rc = SQLITE_OK;
+
+	*ids = NULL;
+	*n = 0;
+	if ((st = STMT(db, DB_ST_TASK_BEYOND, "SELECT id FROM tasks"
+	    " INDEXED BY tasks_finished WHERE parent IS NULL AND state >= 2"
+	    " AND finished_at <= (SELECT finished_at FROM tasks INDEXED BY"
+	    " tasks_finished WHERE parent IS NULL AND state >= 2 ORDER BY"
+	    " finished_at DESC LIMIT 1 OFFSET ?1) ORDER BY finished_at, id"
+	    " LIMIT ?2")) == NULL)
+		return (-1);
+	rc |= sqlite3_bind_int(st, 1, keep);
+	rc |= sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
+	if (rc != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	return (ids_collect(db, st, __func__, ids, n));
+}
+
+/*
  * Drop the tombstones before seq, except the newest one: it keeps
  * db_max_seq from going back.
  */

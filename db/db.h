@@ -114,6 +114,8 @@ int		 db_idem_prune(struct db *, int64_t);
  */
 int		 db_task_expired(struct db *, int64_t, int, int64_t **,
 		    size_t *);
+/* Finished top-level tasks after the newest keep of them, oldest first. */
+int		 db_task_beyond(struct db *, int, int, int64_t **, size_t *);
 int		 db_tombstone_prune(struct db *, int64_t);
 /* Tombstones are kept from this seq on; 0 if none (for the feed's 410). */
 int		 db_tombstone_min(struct db *, int64_t *);

@@ -878,7 +878,8 @@ def help_options():
     rc, out, err = run_corod(["--help"], cwd=tempfile.gettempdir())
     opts = {}
     for line in out.splitlines():
-        m = re.match(r"^\s+--([a-z0-9-]+) VALUE\s.*\(default: (.*)\)$", line)
+        m = re.match(r"^\s+--([a-z0-9-]+)(?: VALUE|\[=yes\|no\])\s.*"
+                     r"\(default: (.*)\)$", line)
         if m:
             opts[m.group(1)] = "" if m.group(2) == "none" else m.group(2)
     return rc, opts

@@ -190,6 +190,10 @@ class Corod:
         self.conn = None
         self.starts = 0
         self.closed = False
+        # Sent as "Authorization: Bearer ..." unless a request has its own.
+        self.token = None
+        # An ssl.SSLContext: talk HTTPS (the daemon has tls-cert).
+        self.tls = None
         self._log_offset = 0           # where this process's output begins
         self._reader = None
         self._lines = []
@@ -469,12 +473,12 @@ class Corod:
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http",
+                                      self.port)
 
     def _reset_conn(self):
         self._close_conn()
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                               timeout=scaled(30))
+        self.conn = self.connection()
 
     def _close_conn(self):
         if self.conn is not None:
@@ -486,6 +490,10 @@ class Corod:
 
     def connection(self, timeout=30):
         """A new connection of its own (for threads, raw tests)."""
+        if self.tls is not None:
+            return http.client.HTTPSConnection("127.0.0.1", self.port,
+                                               timeout=scaled(timeout),
+                                               context=self.tls)
         return http.client.HTTPConnection("127.0.0.1", self.port,
                                           timeout=scaled(timeout))
 
@@ -498,6 +506,9 @@ class Corod:
         with Content-Type: application/json).  Returns a Response.
         """
         hdrs = dict(headers or {})
+        if self.token is not None and \
+                not any(k.lower() == "authorization" for k in hdrs):
+            hdrs["Authorization"] = "Bearer " + self.token
         data = body
         if body is not None and not isinstance(body, (bytes, bytearray, str)) \
                 and not hasattr(body, "__next__"):

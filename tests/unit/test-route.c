@@ -10,12 +10,15 @@
  * `make check` links this file with libcorod.a: its stubs keep http.c and
  * the endpoints (tasks.c, health.c) out of the link.
  */
+#include <sys/stat.h>
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -63,6 +66,18 @@ http_respond_problem(struct http_request *req, const struct problem *p)
 	    p->allow != NULL ? p->allow : "");
 	answered.allow = NULL;
 	nanswers++;
+}
+
+static char		 answered_challenge[128];
+
+void
+http_add_header(struct http_request *req, const char *name,
+    const char *value)
+{
+	(void)req;
+	if (strcasecmp(name, "WWW-Authenticate") == 0)
+		snprintf(answered_challenge, sizeof answered_challenge, "%s",
+		    value);
 }
 
 /* Stubs: the endpoints. */
@@ -172,6 +187,7 @@ route(enum http_method m, const char *url, size_t len, ...)
 	nanswers = 0;
 	memset(&answered, 0, sizeof answered);
 	answered_allow[0] = '\0';
+	answered_challenge[0] = '\0';
 	route_request(&f.req);
 	if (called != NULL && nanswers == 0)
 		return (called);
@@ -502,6 +518,116 @@ test_problem(void)
 	is_str(buf, "/ab/c~0", "... kept when whole");
 }
 
+/* Write text to a new file of mode; its path (static). */
+static const char *
+token_file(const char *text, mode_t mode)
+{
+	static char	 path[64];
+	int		 fd;
+
+	snprintf(path, sizeof path, "/tmp/corod-test-token.XXXXXX");
+	if ((fd = mkstemp(path)) == -1 || fchmod(fd, mode) != 0 ||
+	    write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+		perror(path);
+		exit(1);
+	}
+	close(fd);
+	return (path);
+}
+
+/* Load a token file; 0 or -1, the cause in why. */
+static int
+load(const char *text, mode_t mode, char *why, size_t len)
+{
+	char	*cause = NULL;
+	int	 rc;
+
+	test_cfg.token_file = (char *)token_file(text, mode);
+	rc = auth_load(&cause);
+	unlink(test_cfg.token_file);
+	snprintf(why, len, "%s", cause != NULL ? cause : "");
+	free(cause);
+	return (rc);
+}
+
+/* Bearer tokens: 401 with a challenge, several tokens, the file checks. */
+static void
+test_auth(void)
+{
+	char	why[512];
+
+	ok(load("# rotation\n  first-token-0123456789  \n\n"
+	    "second-token-9876543210\n", 0600, why, sizeof why) == 0,
+	    "two tokens load (comments, blanks trimmed)");
+	ok(auth_enabled(), "tokens are required");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, NULL), "401",
+	    "no Authorization: 401");
+	is_str(answered.field, "/headers/Authorization", "... naming the header");
+	is_str(answered_challenge, "Bearer realm=\"corod\"",
+	    "... with a WWW-Authenticate challenge");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization",
+	    "Bearer first-token-0123456789", NULL), "list", "the first token");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization",
+	    "bearer second-token-9876543210", NULL), "list",
+	    "the second token (scheme in any case)");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization",
+	    "Bearer first-token-012345678", NULL), "401", "a prefix: 401");
+	ok(strstr(answered_challenge, "invalid_token") != NULL,
+	    "... error=\"invalid_token\"");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization",
+	    "Bearer first-token-0123456789x", NULL), "401", "longer: 401");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization",
+	    "Bearer ", NULL), "401", "empty: 401");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization",
+	    "Basic Zmlyc3Q6eA==", NULL), "401", "another scheme: 401");
+	ok(strstr(answered_challenge, "invalid_request") != NULL,
+	    "... error=\"invalid_request\"");
+	is_str(route(HTTP_GET, "/v1/nothing", 0, NULL), "401",
+	    "unknown /v1/ paths: 401 before 404");
+	is_str(route(HTTP_POST, "/v1/tasks", 2, "Content-Type",
+	    "application/json", NULL), "401", "POST without a token: 401");
+	is_str(route(HTTP_DELETE, "/v1/tasks/7", 0, "Authorization",
+	    "Bearer second-token-9876543210", NULL), "delete",
+	    "DELETE with a token");
+	is_str(route(HTTP_GET, "/healthz", 0, NULL), "healthz",
+	    "/healthz needs none");
+	is_str(route(HTTP_GET, "/", 0, NULL), "dashboard",
+	    "the dashboard needs none");
+	is_str(route(HTTP_GET, "/metrics", 0, NULL), "401",
+	    "/metrics needs one");
+	test_cfg.metrics_public = 1;
+	is_str(route(HTTP_GET, "/metrics", 0, NULL), "metrics",
+	    "... unless metrics-public");
+	test_cfg.metrics_public = 0;
+
+	ok(load("third-token-0123456789\n", 0644, why, sizeof why) == -1 &&
+	    strstr(why, "0644") != NULL, "a file others can read is refused");
+	diag("%s", why);
+	ok(load("third-token-0123456789\n", 0620, why, sizeof why) == -1,
+	    "a file its group can change is refused");
+	ok(load("# nothing\n\n", 0600, why, sizeof why) == -1 &&
+	    strstr(why, "no token") != NULL, "a file without tokens is refused");
+	ok(load("two words\n", 0600, why, sizeof why) == -1 &&
+	    strstr(why, ":1:") != NULL, "a token with a blank is refused, "
+	    "naming the line");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization",
+	    "Bearer first-token-0123456789", NULL), "list",
+	    "a failed reload keeps the tokens in use");
+	ok(load("third-token-0123456789\n", 0640, why, sizeof why) == 0,
+	    "a group-readable file is fine");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization",
+	    "Bearer first-token-0123456789", NULL), "401",
+	    "a rotated-out token: 401");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization",
+	    "Bearer third-token-0123456789", NULL), "list",
+	    "the new token");
+	test_cfg.token_file = (char *)"";
+	ok(auth_load(NULL) == 0 && !auth_enabled(), "no token file: no tokens");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, NULL), "list",
+	    "... and no 401");
+	auth_free();
+}
+
 int
 main(void)
 {
@@ -516,5 +642,6 @@ main(void)
 	test_origin();
 	test_type();
 	test_problem();
+	test_auth();
 	return (done_testing());
 }
