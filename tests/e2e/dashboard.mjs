@@ -13,8 +13,8 @@
 //   - a download's progress bar grows, then the task succeeds;
 //   - Delete removes a finished task; counts and the state filter agree
 //     with the daemon;
-//   - a 401 asks for a token (played by a route in the browser: corod has
-//     no tokens yet); a token is then sent on every request;
+//   - corod restarted with a token-file: the page's 401 asks for the
+//     token; once typed in, it is sent on every request;
 //   - an idle page holds one events request and sends nothing else;
 //   - a phone-sized viewport needs no sideways scrolling;
 //   - no request goes anywhere but the daemon's origin; no script error.
@@ -175,9 +175,12 @@ async function startDaemon(port, extra) {
 	}, 10000);
 }
 
+// The token of the daemon started with a token-file (step 12 on).
+const TOKEN = 'dashboard-test-token-4c1f9a2e';
+
 // A request to the daemon from the test itself (not through the page).
 async function apiGet(p) {
-	const r = await fetch(daemon.origin + p, { headers: { Authorization: 'Bearer test-token' } });
+	const r = await fetch(daemon.origin + p, { headers: { Authorization: 'Bearer ' + TOKEN } });
 	const text = await r.text();
 	let body = text;
 	try {
@@ -641,44 +644,38 @@ async function main() {
 		    'ids ' + ids.join(',')];
 	});
 
-	// 12. a bearer token.  corod has no tokens yet: a route in the browser
-	// plays a corod that wants one (401 without it) for this test point.
-	await step('a 401 says a token is needed; with the token set, every API ' +
-	    'request carries Authorization: Bearer and the page works', async () => {
-		const wants = async (route) => {
-			if (route.request().headers().authorization === 'Bearer test-token')
-				return route.continue();
-			return route.fulfill({ status: 401, contentType: 'application/problem+json',
-				headers: { 'WWW-Authenticate': 'Bearer' },
-				body: JSON.stringify({ type: 'urn:corod:problem:unauthorized',
-				    title: 'Unauthorized', status: 401,
-				    detail: 'a bearer token is needed' }) });
-		};
-		await page.route(/\/(v1\/|metrics)/, wants);
-		try {
-			const refused = await submitForm(page, 'echo', { message: 'no token' });
-			const status = await page.getAttribute('#feed-status', 'data-status');
-			await shot(page, 'token-needed');
-			if (!/401/.test(refused.error || '') || status !== 'unauthorized')
-				throw new Error(`without a token: ${JSON.stringify(refused)}, ` +
-				    `feed status ${status}`);
-			const from = requests.length;
-			await page.fill('#token', 'test-token');
-			await page.click('#token-save');
-			await page.waitForSelector('#feed-status[data-status="live"]');
-			const r = await submitForm(page, 'echo', { message: 'with a token' });
-			await waitRow(page, r.id, 'succeeded', 5000);
-			const api = requests.slice(from).filter((q) =>
-			    /\/(v1\/|metrics)/.test(new URL(q.url).pathname));
-			const bad = api.filter((q) => q.headers.authorization !== 'Bearer test-token');
-			const stored = await page.evaluate(() => localStorage.getItem('corod.token'));
-			await shot(page, 'token');
-			return [api.length >= 3 && bad.length === 0 && stored === 'test-token', null,
-			    `${api.length} API requests, without the header: ` +
-			    bad.map((q) => q.method + ' ' + q.url).join(', ')];
-		} finally {
-			await page.unroute(/\/(v1\/|metrics)/, wants);
-		}
+	// 12. a bearer token: corod restarted with a token-file on the same port.
+	await step('corod restarted with a token-file: the page says a token is needed; ' +
+	    'with the token set, every API request carries Authorization: Bearer and ' +
+	    'the page works', async () => {
+		const port = daemon.port;
+		const tf = path.join(tmp, 'tokens');
+		fs.writeFileSync(tf, TOKEN + '\n', { mode: 0o600 });
+		const r0 = await stopDaemon();
+		if (!r0 || r0.code !== 0)
+			throw new Error('corod did not stop cleanly: ' + JSON.stringify(r0));
+		await startDaemon(port, ['--token-file', tf]);
+		await page.waitForSelector('#feed-status[data-status="unauthorized"]',
+		    { timeout: scaled(15000) });
+		const refused = await submitForm(page, 'echo', { message: 'no token' });
+		await shot(page, 'token-needed');
+		if (!/401/.test(refused.error || ''))
+			throw new Error(`without a token: ${JSON.stringify(refused)}`);
+		const from = requests.length;
+		await page.fill('#token', TOKEN);
+		await page.click('#token-save');
+		await page.waitForSelector('#feed-status[data-status="live"]',
+		    { timeout: scaled(10000) });
+		const r = await submitForm(page, 'echo', { message: 'with a token' });
+		await waitRow(page, r.id, 'succeeded', 5000);
+		const api = requests.slice(from).filter((q) =>
+		    /\/(v1\/|metrics)/.test(new URL(q.url).pathname));
+		const bad = api.filter((q) => q.headers.authorization !== 'Bearer ' + TOKEN);
+		const stored = await page.evaluate(() => localStorage.getItem('corod.token'));
+		await shot(page, 'token');
+		return [api.length >= 3 && bad.length === 0 && stored === TOKEN, null,
+		    `${api.length} API requests, without the header: ` +
+		    bad.map((q) => q.method + ' ' + q.url).join(', ')];
 	});
 
 	// 13. a restart of the daemon, a feed that forgot us (410), paging

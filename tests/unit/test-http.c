@@ -759,6 +759,10 @@ main(void)
 	test_cfg.max_connections = 64;
 	test_cfg.connection_timeout = 10;
 	test_cfg.allow_origin = (char *)"";
+	test_cfg.token_file = (char *)"";
+	test_cfg.tls_cert = (char *)"";
+	test_cfg.tls_key = (char *)"";
+	test_cfg.request_timeout = 10;
 	cfg = &test_cfg;
 	base = event_base_new();
 
@@ -794,6 +798,15 @@ main(void)
 		}
 		close(fd);
 	}
+
+	/* Others can reach *: not without a token or insecure-no-auth. */
+	cause = NULL;
+	ok(http_start(base, "*:0", &cause) == -1 && cause != NULL &&
+	    strstr(cause, "token-file") != NULL, "http_start(\"*:0\") without "
+	    "a token is refused: %s", cause != NULL ? cause : "no cause");
+	free(cause);
+	ok(http_port() == -1, "... and leaves nothing open");
+	test_cfg.insecure_no_auth = 1;
 
 	/* Names and other addresses; start and stop again. */
 	for (i = 0; i < sizeof good / sizeof good[0]; i++) {
