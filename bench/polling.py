@@ -574,7 +574,7 @@ def submit_run(d, tag, pol=None):
 def poll_daemon(db, what):
     """A fresh daemon on the filled database for one part of the poll section."""
     d = DbDaemon(db, ["--max-connections", str(POLLERS + 1024),
-                           "--max-connections-per-client", "0"])
+                       "--max-connections-per-client", "0"])
     d.start()
     comment("poll: %s: corod pid %d port %d (fresh, same database), VmRSS %.1f MiB, open-files limit %s"
             % (what, d.pid, d.port, d.rss_bytes() / MIB, d.nofile_limit()))
