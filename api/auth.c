@@ -39,6 +39,7 @@ static uint8_t	(*auth_digests)[32];
 static size_t	 auth_ntokens;
 
 static void	auth_digest(const char *, size_t, uint8_t [32]);
+static int	auth_refuse(struct http_request *, const char *, const char *);
 static int	auth_read(const char *, uint8_t (**)[32], size_t *, char **);
 
 static void
@@ -184,6 +185,23 @@ auth_free(void)
 	auth_ntokens = 0;
 }
 
+/* Answer 401 with a challenge naming error (RFC 6750) if there is one. */
+static int
+auth_refuse(struct http_request *req, const char *error, const char *detail)
+{
+	struct problem	 p;
+	char		 challenge[80];
+
+	problem_set(&p, 401, "unauthorized", "/headers/Authorization", "%s",
+	    detail);
+	snprintf(challenge, sizeof challenge, "Bearer realm=\"corod\"%s%s%s",
+	    error != NULL ? ", error=\"" : "", error != NULL ? error : "",
+	    error != NULL ? "\"" : "");
+	http_add_header(req, "WWW-Authenticate", challenge);
+	http_respond_problem(req, &p);
+	return (0);
+}
+
 /*
  * Whether the request may go on: with tokens configured, its
  * Authorization must be "Bearer <one of them>".  If not, it is answered
@@ -192,7 +210,6 @@ auth_free(void)
 int
 auth_check(struct http_request *req)
 {
-	struct problem	 p;
 	const char	*h, *tok;
 	uint8_t		 d[32], diff, match = 0;
 	size_t		 i, j, len;
@@ -200,23 +217,12 @@ auth_check(struct http_request *req)
 	if (auth_ntokens == 0)
 		return (1);
 	h = http_header(req, "Authorization");
-	if (h == NULL) {
-		problem_set(&p, 401, "unauthorized", "/headers/Authorization",
-		    "this corod needs a bearer token: send Authorization: "
-		    "Bearer <token>");
-		http_add_header(req, "WWW-Authenticate",
-		    "Bearer realm=\"corod\"");
-		http_respond_problem(req, &p);
-		return (0);
-	}
-	if (strncasecmp(h, "Bearer ", 7) != 0) {
-		problem_set(&p, 401, "unauthorized", "/headers/Authorization",
-		    "Authorization must be \"Bearer <token>\"");
-		http_add_header(req, "WWW-Authenticate",
-		    "Bearer realm=\"corod\", error=\"invalid_request\"");
-		http_respond_problem(req, &p);
-		return (0);
-	}
+	if (h == NULL)
+		return (auth_refuse(req, NULL, "this corod needs a bearer "
+		    "token: send Authorization: Bearer <token>"));
+	if (strncasecmp(h, "Bearer ", 7) != 0)
+		return (auth_refuse(req, "invalid_request",
+		    "Authorization must be \"Bearer <token>\""));
 	for (tok = h + 7; *tok == ' '; tok++)
 		;
 	len = strlen(tok);
@@ -232,10 +238,6 @@ auth_check(struct http_request *req)
 	}
 	if (match)
 		return (1);
-	problem_set(&p, 401, "unauthorized", "/headers/Authorization",
-	    "the bearer token is not valid");
-	http_add_header(req, "WWW-Authenticate",
-	    "Bearer realm=\"corod\", error=\"invalid_token\"");
-	http_respond_problem(req, &p);
-	return (0);
+	return (auth_refuse(req, "invalid_token",
+	    "the bearer token is not valid"));
 }
