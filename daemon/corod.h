@@ -357,6 +357,8 @@ void		 commit_insert(struct task_row *);
 void		 commit_after(void (*)(void *, int), void *);
 void		 commit_write(int (*)(struct db *, void *), void *);
 int		 commit_pending(void);
+/* After ok=0: 1 if the store failed because its disk is full. */
+int		 commit_store_full(void);
 /* Flush now (end of turn); returns -1 if the commit failed. */
 int		 commit_flush(void);
 int		 commit_sync(void);
