@@ -712,8 +712,23 @@ dl_outcome(struct download *d)
 		return (-1);
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:
-		dl_fail(d, "bad_redirect", 0, d->status, "%s", d->errbuf[0] !=
-		    '\0' ? d->errbuf : curl_easy_strerror(d->rc));
+		/*
+		 * Following a redirect (the answer was a 3xx): its Location
+		 * is bad.  Otherwise the answer was not HTTP at all (curl
+		 * says "HTTP/0.9"): a bad response, like any garbled one.
+		 */
+		if (d->status >= 300 && d->status < 400)
+			dl_fail(d, "bad_redirect", 0, d->status, "%s",
+			    d->errbuf[0] != '\0' ? d->errbuf :
+			    curl_easy_strerror(d->rc));
+		else
+			dl_fail(d, "bad_response", 1, 0, "the answer is not "
+			    "HTTP (%s)", d->errbuf[0] != '\0' ? d->errbuf :
+			    curl_easy_strerror(d->rc));
+		return (-1);
+	case CURLE_WEIRD_SERVER_REPLY:
+		dl_fail(d, "bad_response", 1, 0, "%s", d->errbuf[0] != '\0' ?
+		    d->errbuf : curl_easy_strerror(d->rc));
 		return (-1);
 	default:
 		dl_fail(d, "network", 1, 0, "%s", d->errbuf[0] != '\0' ?
