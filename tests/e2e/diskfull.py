@@ -18,6 +18,11 @@ skipped otherwise) that a filler file fills to the last byte.  Then:
   exists;
 - after kill -9 the file passes integrity_check and every task answered
   201 is there.
+
+And a start on a full disk, with a task to recover: corod cannot store
+that the task was interrupted, so it exits 1 saying the disk is full
+(running it without that record could run it twice unannounced); with
+room again it starts and the task runs again, its log saying why.
 """
 
 import json
@@ -31,7 +36,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP, SkipTest, scaled  # noqa: E402
-from corod import Corod, echo, is_problem  # noqa: E402
+from corod import Corod, DaemonError, echo, is_problem  # noqa: E402
 
 FINAL = ("succeeded", "failed", "canceled")
 KiB = 1024
@@ -216,6 +221,44 @@ def database_disk_full():
     try:
         with Corod(t, name="dbfull", db=os.path.join(mnt, "corod.db")) as d:
             run_full(d, mnt)
+    finally:
+        umount(mnt)
+
+
+
+@t.test(timeout=120)
+def start_with_the_disk_full():
+    mnt = mount_tmpfs(4 * 1024 * 1024)
+    try:
+        with Corod(t, name="startfull",
+                   db=os.path.join(mnt, "corod.db")) as d:
+            r = d.submit({"kind": "repeat", "params": {"message": "tick",
+                                                        "interval": 0.2}})
+            d.wait_state(r["id"], "running", 5)
+            d.kill9()
+            filler = os.path.join(mnt, "filler")
+            fill(filler)
+            try:
+                d.start()
+                t.fail("corod started on a full disk with a task to "
+                       "recover")
+            except DaemonError as e:
+                t.ok("status 1" in str(e) and "disk holding the database "
+                     "is full" in str(e), "it exits 1 saying the disk "
+                     "is full", diag=str(e)[-1500:])
+            t.is_(integrity(d.db), ["ok"], "the file passes "
+                  "integrity_check")
+            os.unlink(filler)
+            d.start()
+            x = d.wait_for(lambda: (lambda y: y if y["state"] == "running"
+                                    and y["attempt"] == 2 else None)(
+                d.get(r["id"])), 5, desc="the repeat running again")
+            t.ok(x is not None, "with room again it starts, and the "
+                 "repeat runs again (attempt 2)")
+            t.ok(any(ln[1].startswith("interrupted:")
+                     for ln in d.log(r["id"])),
+                 "... its log says it was interrupted")
+            t.is_(d.stop(), 0, "SIGTERM: exit status 0")
     finally:
         umount(mnt)
 
