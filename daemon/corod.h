@@ -258,6 +258,10 @@ struct task_kind {
 	void		(*free)(struct task *);
 	/* "scheduled for execution" line subject, e.g. "\"Hello!\"" */
 	void		(*describe)(const struct task_row *, char *, size_t);
+	/* Optional: a scheduled task with a checkpoint (an earlier attempt
+	 * left something to resume from) is canceled and will not run
+	 * again: drop what that attempt left. */
+	void		(*abandon)(struct task *);
 };
 const struct task_kind	*kind_find(const char *, size_t);
 const char		*kind_names(void);

@@ -155,6 +155,7 @@ static int	download_start(struct task *);
 static int	download_body(struct task *);
 static void	download_free(struct task *);
 static void	download_describe(const struct task_row *, char *, size_t);
+static void	download_abandon(struct task *);
 
 const struct task_kind kind_download = {
 	.name = "download",
@@ -164,6 +165,7 @@ const struct task_kind kind_download = {
 	.body = download_body,
 	.free = download_free,
 	.describe = download_describe,
+	.abandon = download_abandon,
 };
 
 static int	dl_begin(struct download *);
@@ -1484,4 +1486,34 @@ download_describe(const struct task_row *r, char *buf, size_t len)
 	snprintf(buf, len, "download %s",
 	    json_string_value(json_object_get(params, "url")));
 	json_decref(params);
+}
+
+/*
+ * Canceled while waiting for its next attempt (a retry's backoff, or
+ * rescheduled after a crash): remove the .part the checkpoint names, as
+ * a cancel of a running download does, unless another download is
+ * writing that path now.
+ */
+static void
+download_abandon(struct task *t)
+{
+	json_t		*ck, *v;
+	const char	*rel, *last;
+	char		*part;
+	int		 dfd;
+
+	if ((ck = json_loads(t->row.checkpoint, 0, NULL)) == NULL)
+		return;
+	v = json_object_get(ck, "path");
+	if (json_is_string(v) && dl_path_check(rel = json_string_value(v)) ==
+	    NULL && !dl_claimed(rel) &&
+	    (dfd = dl_open_parent(rel, &last)) != -1) {
+		xasprintf(&part, "%s.part", last);
+		if (unlinkat(dfd, part, 0) == 0)
+			task_log(t, "removed %s.part", rel);
+		free(part);
+		close(dfd);
+	}
+	json_decref(ck);
+	task_checkpoint(t, NULL);
 }
