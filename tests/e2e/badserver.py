@@ -417,6 +417,33 @@ def resets():
 
 
 @t.test(timeout=60)
+def cancel_while_waiting_to_retry():
+    """A reset mid-body keeps the .part for the retry; canceled during the
+    backoff (scheduled, not running), the .part goes as it does for a
+    running download."""
+    size = 300000
+    with Corod(t, name="cancel-backoff") as d:
+        a = d.submit(dl(srv.url("/backoff", ("rst_mid", size, 100000),
+                                ("ok", size)), "backoff.bin",
+                        {"max_attempts": 3}))
+        d.wait_for(lambda: (lambda x: x["state"] == "scheduled" and
+                            x["attempt"] == 1)(d.get(a["id"])), 10,
+                   desc="attempt 1 failed, waiting for its retry")
+        part = os.path.join(d.download_dir, "backoff.bin.part")
+        t.ok(os.path.exists(part), "the .part is kept for the retry (%s "
+             "bytes)" % (os.path.getsize(part) if os.path.exists(part)
+                         else None))
+        r = d.cancel(a["id"])
+        t.is_((r.status, r.body.get("state")), (200, "canceled"),
+              "cancel during the backoff: 200 canceled")
+        t.is_(left_on_disk(d), [], "the .part is removed")
+        t.like(logtext(d, a["id"]), r"removed backoff\.bin\.part",
+               "... and the log says so")
+        t.is_(len(srv.requests("/backoff")), 1, "no second request")
+        t.is_(d.stop(), 0, "SIGTERM: exit status 0")
+
+
+@t.test(timeout=60)
 def lengths_that_lie():
     size = 200000
     with Corod(t, name="lengths") as d:
