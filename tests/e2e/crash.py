@@ -3,7 +3,8 @@
 
 CRASH_ROUNDS rounds (default 20) on one database: corod starts, several
 client threads submit (single specs and batches of echo, sleep, repeat,
-sequence and gather, some with an Idempotency-Key, some repeating one)
+sequence, gather and a few throttled downloads, some with an
+Idempotency-Key, some repeating one)
 and cancel tasks they were answered for, as fast as they can, for a
 random 0.3-1.5 s; then corod gets SIGKILL mid-load.  Every answer is
 recorded.  Before each restart the file must pass PRAGMA integrity_check
@@ -21,7 +22,9 @@ At the end corod runs until every task is final, and then for every task
 in the store: no attempt without a reason (attempt <= 1 + the number of
 "interrupted:" lines in its log, since every spec has max_attempts 1),
 an echo logged its message at most once (exactly once if it succeeded,
-never if its cancel was answered 200), a repeat with a count that
+never if its cancel was answered 200), a download that succeeded has
+the right bytes (resumed across kills) and none failed, no .part file is
+left, a repeat with a count that
 succeeded logged exactly count ticks (one interrupted and rescheduled
 keeps its count; more would be a tick run twice), a succeeded group has
 only succeeded children.
@@ -29,6 +32,7 @@ only succeeded children.
 CRASH_SEED fixes the random choices (the seed used is printed).
 """
 
+import hashlib
 import http.client
 import json
 import os
@@ -42,11 +46,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP, scaled, timeout_mult  # noqa: E402
 from corod import Corod  # noqa: E402
+from fileserver import FileServer, sha256_hex  # noqa: E402
 
 FINAL = ("succeeded", "failed", "canceled")
 THREADS = 6
 
+DL_SIZE = 96 * 1024
+DL_RATE = 256 * 1024        # bytes/s: a download takes about 0.4 s
+
 t = TAP("crash", total_timeout=600)
+fs = FileServer(t)
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", "20"))
 SEED = int(os.environ.get("CRASH_SEED") or random.randrange(1 << 30))
 t.diag("CRASH_ROUNDS=%d CRASH_SEED=%d" % (ROUNDS, SEED))
@@ -99,7 +108,13 @@ def gen_spec(rng, tag):
     """A spec with unique messages under tag (max_attempts 1 throughout)."""
     x = rng.random()
     delay = rng.choice([None, None, 0, 0.05, 0.2, 0.6, 1.5])
-    if x < 0.40:
+    if x < 0.02:
+        # throttled, so that kills land mid-transfer (resumed after)
+        name = "dl-%s.bin" % tag
+        s = {"kind": "download", "params": {
+            "url": fs.url(name, size=DL_SIZE, rate=DL_RATE),
+            "path": "crash/" + name}}
+    elif x < 0.40:
         s = {"kind": "echo", "params": {"message": "m " + tag}}
     elif x < 0.55:
         s = {"kind": "sleep", "params": {"seconds": rng.choice(
@@ -424,7 +439,7 @@ def kill9_under_load():
         t.is_(integrity(d.db), ["ok"], "integrity_check at the end")
         logs = stored_logs(d.db)
         problems = []
-        echoes = repeats = 0
+        echoes = repeats = downloads = 0
         for tid, x in sorted(everything.items()):
             lines = logs.get(tid, [])
             intr = sum(1 for ln in lines if ln.startswith("interrupted:"))
@@ -447,6 +462,23 @@ def kill9_under_load():
                     problems.append((tid, "repeat of %d %s with %d ticks" %
                                      (cnt, x["state"], n)))
                 repeats += 1
+            elif x["kind"] == "download":
+                name = x["params"]["path"][len("crash/"):]
+                on_disk = os.path.join(d.download_dir, x["params"]["path"])
+                if x["state"] == "succeeded":
+                    want = sha256_hex(name, DL_SIZE)
+                    got = (x["result"] or {}).get("sha256")
+                    have = None
+                    if os.path.isfile(on_disk):
+                        with open(on_disk, "rb") as f:
+                            have = hashlib.sha256(f.read()).hexdigest()
+                    if got != want or have != want:
+                        problems.append((tid, "download sha256 %s, file %s"
+                                         % (got, have)))
+                elif x["state"] == "failed":
+                    problems.append((tid, "download failed: %s" %
+                                     x["error"]))
+                downloads += 1
             elif x["kind"] in ("sequence", "gather") and \
                     x["state"] == "succeeded":
                 states = [everything[c]["state"] for c in x["children"]
@@ -456,8 +488,14 @@ def kill9_under_load():
                                      states))
         t.is_(problems[:30], [], "no task ran twice without being "
               "interrupted (%d tasks, %d echoes, %d counted repeats, %d "
+              "downloads (succeeded ones with the right bytes), %d "
               "interrupted and rescheduled)" % (
-                  len(everything), echoes, repeats, stats["interrupted"]))
+                  len(everything), echoes, repeats, downloads,
+                  stats["interrupted"]))
+        parts = []
+        for root, _, files in os.walk(d.download_dir):
+            parts.extend(f for f in files if f.endswith(".part"))
+        t.is_(parts, [], "no .part file is left once every task is final")
 
 
 t.done()
