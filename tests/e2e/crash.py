@@ -4,11 +4,11 @@
 CRASH_ROUNDS rounds (default 20) on one database: corod starts, several
 client threads submit (single specs and batches of echo, sleep, repeat,
 sequence, gather and a few throttled downloads, some with an
-Idempotency-Key, some repeating one)
-and cancel tasks they were answered for, as fast as they can, for a
-random 0.3-1.5 s; then corod gets SIGKILL mid-load.  Every answer is
-recorded.  Before each restart the file must pass PRAGMA integrity_check
-(python's sqlite3, read-only); after it:
+Idempotency-Key, some repeating one) and cancel tasks they were answered
+for, as fast as they can, for a random 0.3-1.5 s; then corod gets
+SIGKILL mid-load.  Every answer is recorded.  Before each restart the
+file must pass PRAGMA integrity_check (python's sqlite3, read-only);
+after it:
 
 - every task answered 201 (or 200 for a repeated Idempotency-Key) is
   there, with the kind, params, name, delay and parent it was submitted
@@ -22,12 +22,11 @@ At the end corod runs until every task is final, and then for every task
 in the store: no attempt without a reason (attempt <= 1 + the number of
 "interrupted:" lines in its log, since every spec has max_attempts 1),
 an echo logged its message at most once (exactly once if it succeeded,
-never if its cancel was answered 200), a download that succeeded has
-the right bytes (resumed across kills) and none failed, no .part file is
-left, a repeat with a count that
+never if its cancel was answered 200), a repeat with a count that
 succeeded logged exactly count ticks (one interrupted and rescheduled
 keeps its count; more would be a tick run twice), a succeeded group has
-only succeeded children.
+only succeeded children, a download that succeeded has the right bytes
+(resumed across kills) and none failed; no .part file is left.
 
 CRASH_SEED fixes the random choices (the seed used is printed).
 """
@@ -44,7 +43,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
-from tap import TAP, scaled, timeout_mult  # noqa: E402
+from tap import TAP, scaled  # noqa: E402
 from corod import Corod  # noqa: E402
 from fileserver import FileServer, sha256_hex  # noqa: E402
 
@@ -433,7 +432,7 @@ def kill9_under_load():
                     L.cancel_round[x["id"]] = None
         d.wait_for(lambda: not unfinished(), 30, interval=0.2,
                    desc="every task final")
-        ok, everything = check_store(d, None)
+        _, everything = check_store(d, None)
 
         t.is_(d.stop(), 0, "SIGTERM: exit status 0")
         t.is_(integrity(d.db), ["ok"], "integrity_check at the end")

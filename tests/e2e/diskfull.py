@@ -25,7 +25,6 @@ that the task was interrupted, so it exits 1 saying the disk is full
 room again it starts and the task runs again, its log saying why.
 """
 
-import json
 import os
 import sqlite3
 import subprocess
