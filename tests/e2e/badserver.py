@@ -22,11 +22,18 @@ server in this process does what an HTTP server library will not:
   reused);
 - answer something that is not HTTP: bad_response, retried (a redirect
   to another scheme stays bad_redirect).
+
+And two states between attempts: a download canceled while it waits for
+its retry loses its .part; one whose file was put in place just before
+a kill -9 (the state made by hand, checkpoint included) succeeds with
+that file on its next attempt.
 """
 
 import hashlib
+import json
 import os
 import socket
+import sqlite3
 import struct
 import sys
 import threading
@@ -205,6 +212,12 @@ class RawServer:
         time.sleep(0.2)             # let the client read those bytes
         self._rst(c)
         return "reset"
+
+    def _do_stall(self, c, path, hdrs, size, k):
+        """Announce size, send k bytes, then hold the connection."""
+        self._head(c, "200 OK", size)
+        c.sendall(body_of(path, size)[:k])
+        return self._wait_peer(c, 120)
 
     def _do_less(self, c, path, hdrs, size, k):
         """Announce size, send k bytes, close with a FIN."""
@@ -440,6 +453,53 @@ def cancel_while_waiting_to_retry():
         t.like(logtext(d, a["id"]), r"removed backoff\.bin\.part",
                "... and the log says so")
         t.is_(len(srv.requests("/backoff")), 1, "no second request")
+        t.is_(d.stop(), 0, "SIGTERM: exit status 0")
+
+
+@t.test(timeout=60)
+def placed_before_a_crash():
+    """The state a kill -9 leaves between putting the file in place and
+    storing the success (made here by hand: corod is killed mid-body, the
+    file is put at its path, the .part removed and the checkpoint given
+    the record corod writes before its rename): the next attempt succeeds
+    with the file instead of failing 'exists'."""
+    size = 50000
+    with Corod(t, name="placed") as d:
+        a = d.submit(dl(srv.url("/placed", ("stall", size, 1000)),
+                        "placed.bin"))
+        part = os.path.join(d.download_dir, "placed.bin.part")
+        d.wait_for(lambda: os.path.exists(part) and
+                   os.path.getsize(part) == 1000, 5, desc="1000 bytes in")
+        d.kill9()
+        data = body_of("/placed", size)
+        with open(os.path.join(d.download_dir, "placed.bin"), "wb") as f:
+            f.write(data)
+        os.unlink(part)
+        sha = hashlib.sha256(data).hexdigest()
+        con = sqlite3.connect(d.db)
+        try:
+            (ck,) = con.execute("SELECT checkpoint FROM tasks WHERE id = ?",
+                                (a["id"],)).fetchone()
+            ck = json.loads(ck)
+            ck["placed"] = {"sha256": sha, "bytes": size,
+                            "http_status": 200, "url": a["params"]["url"]}
+            con.execute("UPDATE tasks SET checkpoint = ? WHERE id = ?",
+                        (json.dumps(ck), a["id"]))
+            con.commit()
+        finally:
+            con.close()
+        d.start()
+        x = d.wait_state(a["id"], FINAL, 5)
+        res = x["result"] or {}
+        t.is_((x["state"], x["attempt"], res.get("sha256"),
+               res.get("bytes")), ("succeeded", 2, sha, size),
+              "the file found in place is the task's success (attempt 2)")
+        t.like(logtext(d, a["id"]), r"placed\.bin was put in place before "
+               r"the daemon stopped", "... and the log says so")
+        t.is_(len(srv.requests("/placed")), 1, "... without a second "
+              "request")
+        t.is_(left_on_disk(d), ["placed.bin"], "the file stays, nothing "
+              "else is left")
         t.is_(d.stop(), 0, "SIGTERM: exit status 0")
 
 
