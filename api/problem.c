@@ -94,6 +94,8 @@ problem_title(int status)
 		return ("Service Unavailable");
 	case 504:
 		return ("Gateway Timeout");
+	case 507:
+		return ("Insufficient Storage");
 	}
 	if (status >= 400 && status < 500)
 		return ("Client Error");

@@ -83,6 +83,7 @@ static void	respond_task(struct http_request *, unsigned int,
 		    const struct task_row *, const char *);
 static void	detach_cb(struct http_request *);
 static void	submit_free(struct submit *);
+static void	store_problem(struct problem *, const char *);
 static void	submit_done(void *, int);
 static int	submit_idem_write(struct db *, void *);
 static int	submit_idempotent(struct http_request *, const char *,
@@ -326,6 +327,24 @@ submit_idem_write(struct db *db, void *arg)
 	    time_now()));
 }
 
+/*
+ * A write that was not committed: 507 when the disk holding the database
+ * is full, 503 for any other failure of the store; what says what became
+ * of the request.  Either way corod retries by itself and a repeat may
+ * succeed (Retry-After).
+ */
+static void
+store_problem(struct problem *p, const char *what)
+{
+	if (commit_store_full())
+		problem_set(p, 507, "insufficient-storage", NULL, "the disk "
+		    "holding the database is full; %s", what);
+	else
+		problem_set(p, 503, "store-unavailable", NULL, "the database "
+		    "cannot be written; %s", what);
+	p->retry_after = 1;
+}
+
 /* After the commit: 201 with the tasks, or an error and no tasks. */
 static void
 submit_done(void *arg, int ok)
@@ -350,9 +369,7 @@ submit_done(void *arg, int ok)
 	req->data = NULL;
 	req->on_free = NULL;
 	if (!ok) {
-		problem_set(&p, 503, "store-unavailable", NULL,
-		    "the task could not be stored; nothing was submitted");
-		p.retry_after = 1;
+		store_problem(&p, "nothing was submitted");
 		http_respond_problem(req, &p);
 		goto out;
 	}
@@ -945,9 +962,8 @@ change_done(void *arg, int ok)
 	req->data = NULL;
 	req->on_free = NULL;
 	if (!ok) {
-		problem_set(&p, 503, "store-unavailable", NULL,
-		    "the change could not be stored; try again");
-		p.retry_after = 1;
+		store_problem(&p, "the change is not stored yet (it may not "
+		    "survive a restart); repeat the request");
 		http_respond_problem(req, &p);
 		goto out;
 	}

@@ -21,6 +21,35 @@
  * callbacks hear ok=0 (their requests get an error and their new tasks are
  * discarded), and what existing tasks changed is written again by the next
  * batch, tried a second later.
+ *
+ * A full disk in detail (the aims: no acknowledged work lost, no answer
+ * that promises what the store does not hold, recovery without a
+ * restart):
+ *   - the failed transaction is rolled back whole, so the file keeps
+ *     exactly what earlier commits wrote (a rolled-back WAL transaction
+ *     leaves only frames past the commit mark, which readers ignore and
+ *     the next writer overwrites);
+ *   - submissions in it are not acknowledged: their requests get 507
+ *     (commit_store_full says why the store failed, the API picks 507 or
+ *     503) and their tasks are dropped from memory, so memory holds
+ *     nothing new the store lacks;
+ *   - changes of existing tasks (a task finished, a tick logged, a
+ *     cancellation) stay in memory, dirty, and go into the next batch
+ *     again: memory runs ahead of the store only with changes that are
+ *     still to be written, never behind it.  A cancel or delete in the
+ *     failed batch is answered 507 too (not acknowledged), although its
+ *     change will be written with the others once there is room;
+ *   - while failing, the loop does not hand a batch over every turn: new
+ *     submissions are answered at once, without a try, and the retry
+ *     timer hands over what is pending once a second (with nothing
+ *     pending, the first submission after it is tried).  The first commit
+ *     that succeeds ends the failing state (logged), and submissions are
+ *     accepted again: nothing needs a restart when space comes back.
+ * The WAL grows with the largest transaction between checkpoints and is
+ * cut back to the journal_size_limit (db.c) when a checkpoint restarts
+ * it; its index (-shm) grows in 32 KiB steps that sqlite writes out, so
+ * a full disk there is an error (SQLITE_IOERR_SHMSIZE, errno ENOSPC, which
+ * db_full counts as full), not a SIGBUS.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -75,6 +104,7 @@ struct batch {
 	int64_t		  seq;		/* commit_seq once written */
 	int		  log_lines;	/* cfg's, for the writer (reloads) */
 	int		  ok;
+	int		  full;		/* failed for lack of space */
 };
 
 /* The batch filling during this turn. */
@@ -102,7 +132,8 @@ static struct event	*writer_ev;
 static struct batch	*inflight;	/* handed over, not completed */
 
 static struct event	*retry_ev;
-static int		 failing;
+static int		 failing;	/* the last commit failed */
+static int		 failing_full;	/* ... because the disk is full */
 
 static int64_t		 next_id;	/* last id handed out */
 static int64_t		 next_seq;	/* last seq handed out */
@@ -182,7 +213,7 @@ commit_shutdown(void)
 	if (retry_ev != NULL)
 		event_free(retry_ev);
 	retry_ev = NULL;
-	failing = 0;
+	failing = failing_full = 0;
 	free(logs);
 	logs = NULL;
 	nlogs = logs_cap = 0;
@@ -345,6 +376,16 @@ commit_write(int (*fn)(struct db *, void *), void *arg)
 	writes[nwrites].fn = fn;
 	writes[nwrites].arg = arg;
 	nwrites++;
+}
+
+/*
+ * Why the store refuses writes, for callbacks that heard ok=0: 1 if the
+ * last commit failed because the disk is full, 0 for any other error.
+ */
+int
+commit_store_full(void)
+{
+	return (failing && failing_full);
 }
 
 /* Anything waiting for the end of the turn, or a batch in flight. */
@@ -525,8 +566,10 @@ commit_write_batch(struct batch *b)
 	if (b->ntasks == 0 && b->ninserts == 0 && b->nlogs == 0 &&
 	    b->nwrites == 0)
 		return (0);
-	if (db_begin(writer_db) != 0)
+	if (db_begin(writer_db) != 0) {
+		b->full = db_full(writer_db);
 		return (-1);
+	}
 	for (i = 0; i < b->ninserts && rc == 0; i++)
 		rc = db_task_insert(writer_db, b->inserts[i]);
 	for (i = 0; i < b->ntasks && rc == 0; i++) {
@@ -553,6 +596,7 @@ commit_write_batch(struct batch *b)
 		rc = b->writes[i].fn(writer_db, b->writes[i].arg);
 	if (rc == 0 && db_commit(writer_db) == 0)
 		return (0);
+	b->full = db_full(writer_db);	/* before the rollback resets it */
 	db_rollback(writer_db);
 	return (-1);
 }
@@ -590,7 +634,7 @@ commit_complete(struct batch *b)
 	inflight = NULL;
 	if (b->ok) {
 		if (failing) {
-			failing = 0;
+			failing = failing_full = 0;
 			log_notice("commit: the store accepts writes again");
 		}
 		/* read by the stats thread */
@@ -622,10 +666,12 @@ commit_complete(struct batch *b)
 		if (commit_batch_hook != NULL)
 			commit_batch_hook();
 	} else {
-		if (!failing)
-			log_warnx("commit: writing to the store failed; "
-			    "retrying");
+		if (!failing || failing_full != b->full)
+			log_warnx("commit: writing to the store failed%s; "
+			    "retrying every second", b->full ?
+			    ": the disk is full" : "");
 		failing = 1;
+		failing_full = b->full;
 		evtimer_add(retry_ev, &tv);
 		/* Changes of existing tasks are written again next time. */
 		for (i = 0; i < b->ntasks; i++) {

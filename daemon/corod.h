@@ -268,6 +268,10 @@ struct task_kind {
 	void		(*free)(struct task *);
 	/* "scheduled for execution" line subject, e.g. "\"Hello!\"" */
 	void		(*describe)(const struct task_row *, char *, size_t);
+	/* Optional: a scheduled task with a checkpoint (an earlier attempt
+	 * left something to resume from) is canceled and will not run
+	 * again: drop what that attempt left. */
+	void		(*abandon)(struct task *);
 };
 const struct task_kind	*kind_find(const char *, size_t);
 const char		*kind_names(void);
@@ -369,6 +373,8 @@ void		 commit_insert(struct task_row *);
 void		 commit_after(void (*)(void *, int), void *);
 void		 commit_write(int (*)(struct db *, void *), void *);
 int		 commit_pending(void);
+/* After ok=0: 1 if the store failed because its disk is full. */
+int		 commit_store_full(void);
 /* Flush now (end of turn); returns -1 if the commit failed. */
 int		 commit_flush(void);
 int		 commit_sync(void);

@@ -20,6 +20,15 @@
  * What a failure leaves: a retried attempt keeps the .part (and the
  * claim's checkpoint) to resume from; a final failure or a cancellation
  * removes it.
+ *
+ * Putting the file in place survives a crash: the rename of the verified
+ * .part and the task's success are two things, and a kill between them
+ * used to leave the file in place and the task running in the store; the
+ * next attempt then found "its" path taken and failed `exists`.  So
+ * before the rename the checkpoint records what is being placed (sha256,
+ * size) and the body awaits that commit; an attempt that finds that
+ * record, no .part and a file of that size at the path knows the file is
+ * the one it verified, and succeeds with it.
  */
 #include <sys/queue.h>
 #include <sys/stat.h>
@@ -63,6 +72,7 @@ enum dl_wait {
 	WAIT_NONE = 0,
 	WAIT_TRANSFER,
 	WAIT_HASH,
+	WAIT_COMMIT,		/* the "placed" checkpoint */
 };
 
 struct download {
@@ -119,6 +129,14 @@ struct download {
 	enum dl_wait		 waiting;
 	int			 xfer_done;
 	int			 hash_done;
+	int			 ck_done;	/* the WAIT_COMMIT is over */
+	int			 ck_ok;		/* ... and it was written */
+
+	/* the verified file, being put in place (or found placed) */
+	char			 sha[65];
+	int64_t			 placed_bytes;	/* -1: none */
+	long			 placed_status;
+	char			*placed_url;
 
 	/* progress */
 	int64_t			 mark_size;
@@ -137,6 +155,7 @@ static int	download_start(struct task *);
 static int	download_body(struct task *);
 static void	download_free(struct task *);
 static void	download_describe(const struct task_row *, char *, size_t);
+static void	download_abandon(struct task *);
 
 const struct task_kind kind_download = {
 	.name = "download",
@@ -146,11 +165,16 @@ const struct task_kind kind_download = {
 	.body = download_body,
 	.free = download_free,
 	.describe = download_describe,
+	.abandon = download_abandon,
 };
 
 static int	dl_begin(struct download *);
 static int	dl_request(struct download *);
 static int	dl_outcome(struct download *);
+static int	dl_verify(struct download *);
+static void	dl_placing(struct download *);
+static void	dl_placing_done(void *, int);
+static int	dl_placed(struct download *);
 static void	dl_complete(struct download *);
 static void	dl_fail(struct download *, const char *, int, long,
 		    const char *, ...) __attribute__((format(printf, 5, 6)));
@@ -411,6 +435,7 @@ download_start(struct task *t)
 	d->task = t;
 	d->fd = d->dirfd = -1;
 	d->total = -1;
+	d->placed_bytes = -1;
 	d->url = xstrdup(json_string_value(json_object_get(params, "url")));
 	if ((v = json_object_get(params, "path")) != NULL)
 		d->path = xstrdup(json_string_value(v));
@@ -451,6 +476,20 @@ download_start(struct task *t)
 			d->content_type = xstrdup(json_string_value(v));
 		if ((v = json_object_get(ck, "total")) != NULL)
 			d->total = json_integer_value(v);
+		if ((v = json_object_get(ck, "placed")) != NULL &&
+		    json_is_string(json_object_get(v, "sha256")) &&
+		    strlen(json_string_value(json_object_get(v, "sha256")))
+		    == 64) {
+			snprintf(d->sha, sizeof d->sha, "%s",
+			    json_string_value(json_object_get(v, "sha256")));
+			d->placed_bytes = json_integer_value(
+			    json_object_get(v, "bytes"));
+			d->placed_status = (long)json_integer_value(
+			    json_object_get(v, "http_status"));
+			if (json_is_string(json_object_get(v, "url")))
+				d->placed_url = xstrdup(json_string_value(
+				    json_object_get(v, "url")));
+		}
 		json_decref(ck);
 	}
 	t->data = d;
@@ -467,8 +506,9 @@ download_body(struct task *t)
 	int		 r;
 
 	CORO_BEGIN(t);
-	if (dl_begin(d) != 0) {
-		dl_fail_stop(d);
+	if ((r = dl_begin(d)) != 0) {
+		if (r < 0)
+			dl_fail_stop(d);
 		CORO_RETURN(t);
 	}
 	for (;;) {
@@ -493,9 +533,25 @@ download_body(struct task *t)
 		AWAIT_IO(t);
 	} while (!d->hash_done);
 	d->waiting = WAIT_NONE;
+	if (dl_verify(d) != 0)
+		CORO_RETURN(t);
+	/* What is put in place is on disk before it is (see the top). */
+	for (;;) {
+		dl_placing(d);
+		d->waiting = WAIT_COMMIT;
+		do {
+			AWAIT_IO(t);
+		} while (!d->ck_done);
+		d->waiting = WAIT_NONE;
+		if (d->ck_ok)
+			break;
+		/* the store refuses writes (disk full): not in a hurry */
+		AWAIT_SLEEP(t, USEC_PER_SEC);
+	}
 	dl_complete(d);
 	CORO_RETURN(t);
 cancelled:
+	d->waiting = WAIT_NONE;
 	transfer_stop(&d->x);
 	/* a timeout with attempts left resumes: keep what we have */
 	if (t->cancel != CANCEL_TIMEOUT ||
@@ -508,7 +564,9 @@ cancelled:
 /*
  * Before the first request: take the checkpointed file of an earlier
  * attempt (resuming if it has a validator), or claim and check the given
- * path.  A default name waits for the answer's headers.
+ * path.  A default name waits for the answer's headers.  1 if an earlier
+ * attempt had already put the file in place (the task succeeded), -1 if
+ * it failed to begin (d->stop says why).
  */
 static int
 dl_begin(struct download *d)
@@ -525,6 +583,8 @@ dl_begin(struct download *d)
 		return (-1);
 	}
 	d->claimed = 1;
+	if (d->placed_bytes >= 0 && dl_placed(d))
+		return (1);
 	/* a given path's first attempt truncates what another left */
 	if (dl_open_part(d, d->task->row.checkpoint == NULL) != 0)
 		return (-1);
@@ -712,8 +772,23 @@ dl_outcome(struct download *d)
 		return (-1);
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:
-		dl_fail(d, "bad_redirect", 0, d->status, "%s", d->errbuf[0] !=
-		    '\0' ? d->errbuf : curl_easy_strerror(d->rc));
+		/*
+		 * Following a redirect (the answer was a 3xx): its Location
+		 * is bad.  Otherwise the answer was not HTTP at all (curl
+		 * says "HTTP/0.9"): a bad response, like any garbled one.
+		 */
+		if (d->status >= 300 && d->status < 400)
+			dl_fail(d, "bad_redirect", 0, d->status, "%s",
+			    d->errbuf[0] != '\0' ? d->errbuf :
+			    curl_easy_strerror(d->rc));
+		else
+			dl_fail(d, "bad_response", 1, 0, "the answer is not "
+			    "HTTP (%s)", d->errbuf[0] != '\0' ? d->errbuf :
+			    curl_easy_strerror(d->rc));
+		return (-1);
+	case CURLE_WEIRD_SERVER_REPLY:
+		dl_fail(d, "bad_response", 1, 0, "%s", d->errbuf[0] != '\0' ?
+		    d->errbuf : curl_easy_strerror(d->rc));
 		return (-1);
 	default:
 		dl_fail(d, "network", 1, 0, "%s", d->errbuf[0] != '\0' ?
@@ -722,29 +797,124 @@ dl_outcome(struct download *d)
 	}
 }
 
-/* The digest is in: verify, put the file in place, succeed. */
-static void
-dl_complete(struct download *d)
+/* The digest is in: 0 if it is the one wanted (or none was), into d->sha. */
+static int
+dl_verify(struct download *d)
 {
-	struct task	*t = d->task;
 	unsigned char	 sum[32];
-	char		 hex[65];
-	json_t		*result;
 	int		 i;
-	int64_t		 us;
 
 	if (hash_job_digest(d->hash, sum) != 0) {
 		dl_fail(d, "io_error", 0, 0, "reading %s back to hash it: %s",
 		    d->rel, strerror(errno));
-		return;
+		return (-1);
 	}
 	for (i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+		snprintf(d->sha + 2 * i, 3, "%02x", sum[i]);
 	if (d->has_want && memcmp(sum, d->want, sizeof sum) != 0) {
 		dl_fail(d, "checksum_mismatch", 0, 0, "the sha256 of %s is %s, "
-		    "not the one given", d->rel, hex);
-		return;
+		    "not the one given", d->rel, d->sha);
+		return (-1);
 	}
+	return (0);
+}
+
+/*
+ * Checkpoint that the verified .part is being put in place, and have
+ * dl_placing_done wake the body once that is committed (or failed).
+ */
+static void
+dl_placing(struct download *d)
+{
+	json_t	*ck = NULL, *placed;
+	char	*s;
+
+	if (d->task->row.checkpoint != NULL)
+		ck = json_loads(d->task->row.checkpoint, 0, NULL);
+	if (ck == NULL)
+		ck = json_pack("{s:s}", "path", d->rel);
+	placed = json_pack("{s:s, s:I, s:i, s:s}", "sha256", d->sha, "bytes",
+	    (json_int_t)d->size, "http_status", (int)d->status, "url",
+	    d->final_url != NULL ? d->final_url : d->url);
+	json_object_set_new(ck, "placed", placed);
+	s = json_dumps(ck, JSON_COMPACT);
+	task_checkpoint(d->task, s);
+	free(s);
+	json_decref(ck);
+	d->ck_done = d->ck_ok = 0;
+	task_ref(d->task);
+	commit_after(dl_placing_done, d->task);
+}
+
+/* The "placed" checkpoint is committed (ok) or not: wake the body. */
+static void
+dl_placing_done(void *arg, int ok)
+{
+	struct task	*t = arg;
+	struct download	*d = t->data;
+
+	if (d != NULL && t->row.state == TASK_RUNNING &&
+	    d->waiting == WAIT_COMMIT && !d->ck_done) {
+		d->ck_done = 1;
+		d->ck_ok = ok;
+		task_wake(t, WAKE_IO);
+	}
+	task_unref(t);
+}
+
+/*
+ * An earlier attempt recorded that it was putting its verified file in
+ * place: if there is no .part and a regular file of that size is at the
+ * path, the rename happened and only the success was lost (a crash):
+ * succeed with it, and return 1.  Otherwise 0: go on as usual (a .part
+ * that is complete is found so by the server's 416).
+ */
+static int
+dl_placed(struct download *d)
+{
+	struct task	*t = d->task;
+	struct stat	 st;
+	const char	*last;
+	char		*part;
+	json_t		*result;
+	int		 dfd, placed;
+
+	if ((dfd = dl_open_parent(d->rel, &last)) == -1)
+		return (0);
+	xasprintf(&part, "%s.part", last);
+	placed = fstatat(dfd, last, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_size == d->placed_bytes &&
+	    fstatat(dfd, part, &st, AT_SYMLINK_NOFOLLOW) != 0 &&
+	    errno == ENOENT;
+	free(part);
+	close(dfd);
+	if (!placed) {
+		d->placed_bytes = -1;
+		return (0);
+	}
+	task_checkpoint(t, NULL);
+	d->size = d->total = d->placed_bytes;
+	d->rate = 0;
+	dl_progress(d);
+	task_log(t, "%s was put in place before the daemon stopped: %"
+	    PRId64 " bytes, sha256 %s", d->rel, d->size, d->sha);
+	result = json_pack("{s:s, s:I, s:s, s:i, s:s?, s:s}", "path", d->rel,
+	    "bytes", (json_int_t)d->size, "sha256", d->sha, "http_status",
+	    (int)d->placed_status, "content_type", d->content_type, "url",
+	    d->placed_url != NULL ? d->placed_url : d->url);
+	task_succeed(t, result);
+	return (1);
+}
+
+/* Verified and recorded: put the file in place, succeed. */
+static void
+dl_complete(struct download *d)
+{
+	struct task	*t = d->task;
+	const char	*hex = d->sha;
+	json_t		*result;
+	int64_t		 us;
+
 	close(d->fd);
 	d->fd = -1;
 	if (renameat2(d->dirfd, d->part, d->dirfd, d->name,
@@ -1297,6 +1467,7 @@ download_free(struct task *t)
 	free(d->last_modified);
 	free(d->content_type);
 	free(d->final_url);
+	free(d->placed_url);
 	free(d->r_etag);
 	free(d->r_last_modified);
 	free(d->r_disposition);
@@ -1315,4 +1486,34 @@ download_describe(const struct task_row *r, char *buf, size_t len)
 	snprintf(buf, len, "download %s",
 	    json_string_value(json_object_get(params, "url")));
 	json_decref(params);
+}
+
+/*
+ * Canceled while waiting for its next attempt (a retry's backoff, or
+ * rescheduled after a crash): remove the .part the checkpoint names, as
+ * a cancel of a running download does, unless another download is
+ * writing that path now.
+ */
+static void
+download_abandon(struct task *t)
+{
+	json_t		*ck, *v;
+	const char	*rel, *last;
+	char		*part;
+	int		 dfd;
+
+	if ((ck = json_loads(t->row.checkpoint, 0, NULL)) == NULL)
+		return;
+	v = json_object_get(ck, "path");
+	if (json_is_string(v) && dl_path_check(rel = json_string_value(v)) ==
+	    NULL && !dl_claimed(rel) &&
+	    (dfd = dl_open_parent(rel, &last)) != -1) {
+		xasprintf(&part, "%s.part", last);
+		if (unlinkat(dfd, part, 0) == 0)
+			task_log(t, "removed %s.part", rel);
+		free(part);
+		close(dfd);
+	}
+	json_decref(ck);
+	task_checkpoint(t, NULL);
 }

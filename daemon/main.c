@@ -314,8 +314,13 @@ main(int argc, char **argv)
 		log_notice("sync normal: a commit survives a crash of corod "
 		    "but not a power loss or OS crash");
 	commit_init(loop_base, cfg->db_path);
+	/* Nothing may run before the reschedules are stored (a task would
+	 * run again without its "interrupted" line): no store, no start. */
 	if (sched_recover() != 0)
-		fatalx("cannot recover interrupted tasks");
+		fatalx("%s: cannot store the recovery of interrupted tasks: %s",
+		    cfg->db_path, commit_store_full() ? "the disk holding the "
+		    "database is full; free some space and start again" :
+		    "the database cannot be written");
 	sched_init(loop_base);
 	housekeeping_init(loop_base);
 	events_init((size_t)cfg->events_kept, commit_seq);

@@ -487,8 +487,9 @@ sched_recover(void)
 {
 	struct task_row	*rows = NULL, *kids;
 	struct task	*t, *c;
-	size_t		 n = 0, nk, i, j;
+	size_t		 n = 0, nk, i, j, nref = 0;
 	int64_t		 now = time_now();
+	int		 rc = -1;
 
 	if (db_task_in_state(corod_db, TASK_RUNNING, &rows, &n) != 0)
 		return (-1);
@@ -496,6 +497,7 @@ sched_recover(void)
 		if ((t = task_lookup(rows[i].id)) == NULL)
 			t = task_create(&rows[i]);
 		task_ref(t);
+		nref++;
 		task_log(t, "interrupted: the daemon stopped during attempt %d;"
 		    " rescheduled", t->row.attempt);
 		t->row.state = TASK_SCHEDULED;
@@ -506,7 +508,7 @@ sched_recover(void)
 		kids = NULL;
 		nk = 0;
 		if (db_task_children(corod_db, t->row.id, &kids, &nk) != 0)
-			return (-1);
+			goto out;
 		for (j = 0; j < nk; j++) {
 			if (kids[j].state == TASK_SCHEDULED &&
 			    kids[j].run_at != 0) {
@@ -523,12 +525,15 @@ sched_recover(void)
 		log_notice("recovered %zu interrupted task%s", n,
 		    n == 1 ? "" : "s");
 	if (commit_sync() != 0)
-		return (-1);
+		goto out;
+	rc = 0;
+out:
+	/* (on error too: the caller exits, and leak checkers look) */
 	for (i = 0; i < n; i++) {
-		if ((t = task_lookup(rows[i].id)) != NULL)
+		if (i < nref && (t = task_lookup(rows[i].id)) != NULL)
 			task_unref(t);
 		task_row_free(&rows[i]);
 	}
 	free(rows);
-	return (0);
+	return (rc);
 }

@@ -685,6 +685,8 @@ task_cancel(struct task *t, enum cancel_reason why)
 			t->row.cancel_requested = 1;
 		if (t->kind->group)
 			task_cancel_stored_children(t);
+		if (t->row.checkpoint != NULL && t->kind->abandon != NULL)
+			t->kind->abandon(t);
 		task_log(t, "canceled");
 		task_finalize(t, TASK_CANCELED);
 		return (0);

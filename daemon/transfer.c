@@ -11,8 +11,23 @@
  * curl must not be called from its own callbacks: transfer_stop is for
  * the loop's callbacks and task bodies only.  A stopped transfer is never
  * reported (curl delivers no CURLMSG_DONE for it).
+ *
+ * A server that sends more than its Content-Length leaves the extra bytes
+ * unread in the socket (curl reads no further than the announced end),
+ * and curl keeps the connection for the next request to that server,
+ * which would then read those bytes as its answer ("HTTP/0.9").  curl
+ * 7.88 does not look before reusing (its check for dead connections runs
+ * at most once a second), so a transfer that ended well has its socket
+ * peeked at: bytes waiting there mean the connection is spoiled, and it
+ * is shut down, which makes curl's next request on it fail to send and
+ * go to a fresh connection (curl retries a reused connection that fails
+ * before any answer).
  */
+#include <sys/socket.h>
+
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "corod.h"
 #include "download.h"
@@ -32,6 +47,7 @@ static int	timer_cb(CURLM *, long, void *);
 static void	event_cb(evutil_socket_t, short, void *);
 static void	timeout_cb(evutil_socket_t, short, void *);
 static void	check_done(void);
+static void	check_spoiled(struct transfer *);
 
 /* The multi handle; per_host caps connections to one host (0: none). */
 void
@@ -65,6 +81,7 @@ int
 transfer_start(struct transfer *x)
 {
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	x->fd = CURL_SOCKET_BAD;
 	if (curl_multi_add_handle(multi, x->easy) != CURLM_OK)
 		return (-1);
 	x->active = 1;
@@ -95,9 +112,19 @@ static int
 socket_cb(CURL *easy, curl_socket_t fd, int what, void *base, void *sp)
 {
 	struct sock	*s = sp;
+	struct transfer	*x;
+	char		*priv = NULL;
 	short		 ev = EV_PERSIST;
 
-	(void)easy;
+	if (what != CURL_POLL_REMOVE &&
+	    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) == CURLE_OK &&
+	    priv != NULL && (x = (struct transfer *)(void *)priv)->fd != fd) {
+		x->fd = fd;
+		x->locallen = sizeof x->local;
+		if (getsockname(fd, (struct sockaddr *)&x->local,
+		    &x->locallen) != 0)
+			x->fd = CURL_SOCKET_BAD;
+	}
 	if (what == CURL_POLL_REMOVE) {
 		if (s != NULL) {
 			event_free(s->ev);
@@ -187,7 +214,39 @@ check_done(void)
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
 		x = (struct transfer *)(void *)priv;
 		/* m is invalid once its handle is removed */
+		if (rc == CURLE_OK)
+			check_spoiled(x);
 		transfer_stop(x);
 		x->done(x, rc);
 	}
+}
+
+/*
+ * A transfer ended well: if its connection, now idle in curl's cache,
+ * still has bytes to read (more than the answer announced), shut it down
+ * so that no later request reads them as its answer.
+ */
+static void
+check_spoiled(struct transfer *x)
+{
+	struct sockaddr_storage	 now;
+	socklen_t		 len = sizeof now;
+	long			 version = 0;
+	char			 c;
+
+	/* HTTP/2 frames its streams (and shares the connection: other
+	 * streams' bytes may be waiting); only HTTP/1 can be spoiled. */
+	if (curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &version) !=
+	    CURLE_OK || (version != CURL_HTTP_VERSION_1_0 &&
+	    version != CURL_HTTP_VERSION_1_1))
+		return;
+	if (x->fd == CURL_SOCKET_BAD ||
+	    getsockname(x->fd, (struct sockaddr *)&now, &len) != 0 ||
+	    len != x->locallen || memcmp(&now, &x->local, len) != 0)
+		return;		/* closed, or the number is another's now */
+	if (recv(x->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
+		return;		/* nothing waiting (or closed): fine */
+	log_info("%s: the server sent more than it announced; its "
+	    "connection is not reused", __func__);
+	shutdown(x->fd, SHUT_RDWR);
 }

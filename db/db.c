@@ -12,6 +12,7 @@
  * so it is set on every open.  Checkpoints run as sqlite's automatic ones
  * plus a passive one from the daemon's idle timer.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,6 +192,22 @@ db_rollback(struct db *db)
 	if (sqlite3_get_autocommit(db->h))
 		return;
 	db_simple(db, DB_ST_ROLLBACK, "ROLLBACK", __func__);
+}
+
+/*
+ * Whether the last error was a full disk: SQLITE_FULL (sqlite's own name
+ * for ENOSPC on a write), or an I/O error whose system errno says so (the
+ * WAL index, -shm, grows by writes that can hit ENOSPC too, reported as
+ * SQLITE_IOERR_SHMSIZE).
+ */
+int
+db_full(struct db *db)
+{
+	int	rc = sqlite3_extended_errcode(db->h) & 0xff;
+	int	err = sqlite3_system_errno(db->h);
+
+	return (rc == SQLITE_FULL ||
+	    (rc == SQLITE_IOERR && (err == ENOSPC || err == EDQUOT)));
 }
 
 /* A passive WAL checkpoint: copies what it can, never waits. */

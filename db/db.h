@@ -33,6 +33,10 @@ int		 db_schema_version(void);
 int		 db_begin(struct db *);
 int		 db_commit(struct db *);
 void		 db_rollback(struct db *);
+/* 1 if the last call that failed on this connection failed because the
+ * disk (or the user's quota) is full, 0 otherwise.  Ask before
+ * db_rollback, which resets what the connection remembers. */
+int		 db_full(struct db *);
 
 /* Writes (inside db_begin/db_commit). */
 int		 db_task_insert(struct db *, const struct task_row *);

@@ -473,6 +473,7 @@ test_problem(void)
 	is_str(problem_title(415), "Unsupported Media Type", "title 415");
 	is_str(problem_title(422), "Unprocessable Content", "title 422");
 	is_str(problem_title(503), "Service Unavailable", "title 503");
+	is_str(problem_title(507), "Insufficient Storage", "title 507");
 	is_str(problem_title(499), "Client Error", "title of an odd 4xx");
 
 	problem_set(&p, 409, "conflict", NULL, "task %d is %s", 3, "done");
