@@ -69,18 +69,6 @@
 /* How long http_stop lets MHD send the 503s, in milliseconds. */
 #define HTTP_STOP_WAIT	2000
 
-/*
- * Resumes are handed to MHD in batches.  After any resume, MHD's next run
- * walks its whole list of suspended connections (every held long-poll),
- * at some 50-100 ns a connection; with 10,000 held that is most of a
- * millisecond per walk, and a busy daemon resumes a submission on every
- * commit.  So the next batch of resumes waits 1 µs per suspended
- * connection since the last one (10 ms with 10,000 held, nothing with a
- * hundred), which keeps the walks under a tenth of the loop.
- */
-#define HTTP_RESUME_PACE_NS	1000
-#define HTTP_RESUME_NOW_US	200	/* below this, resume at once */
-
 /* A header added before the response exists. */
 struct http_hdr {
 	char			*name;
@@ -100,7 +88,6 @@ struct http_ctx {
 	int			 routed;	/* route_request was called */
 	int			 read;		/* the whole request is in */
 	int			 held;		/* suspended in MHD */
-	int			 resuming;	/* on http_resuming */
 	int			 stopping;	/* answered 503 by http_stop */
 	TAILQ_ENTRY(http_ctx)	 entry;		/* http_held, while held */
 
@@ -117,12 +104,6 @@ static struct event		*http_timer_ev;
 static struct event		*http_kick_ev;
 static struct http_ctx_list	 http_held = TAILQ_HEAD_INITIALIZER(http_held);
 static size_t			 http_nheld;
-/* Released requests waiting for the next batch of resumes. */
-static struct http_ctx_list	 http_resuming =
-    TAILQ_HEAD_INITIALIZER(http_resuming);
-static size_t			 http_nresuming;
-static struct event		*http_resume_ev;
-static int64_t			 http_resume_next;	/* mono µs */
 /* What one request costs the loop in MHD_run, for the feed's pacing. */
 static int64_t			 http_run_us;
 static uint64_t			 http_run_requests;
@@ -165,8 +146,6 @@ static enum MHD_Result http_finish(struct http_ctx *);
 static enum MHD_Result http_queue(struct http_ctx *);
 static void	 http_hold(struct http_ctx *);
 static void	 http_release(struct http_ctx *);
-static void	 http_resume_flush(void);
-static void	 http_resume_cb(evutil_socket_t, short, void *);
 static void	 http_set_response(struct http_request *, unsigned int,
 		     struct MHD_Response *);
 static struct MHD_Response *http_buffer_response(char *, size_t);
@@ -413,10 +392,7 @@ http_start(struct event_base *base, const char *address, char **cause)
 	    http_io_cb, NULL);
 	http_timer_ev = evtimer_new(base, http_timer_cb, NULL);
 	http_kick_ev = event_new(base, -1, 0, http_kick_cb, NULL);
-	http_resume_ev = evtimer_new(base, http_resume_cb, NULL);
-	http_resume_next = 0;
-	if (http_io_ev == NULL || http_timer_ev == NULL ||
-	    http_kick_ev == NULL || http_resume_ev == NULL)
+	if (http_io_ev == NULL || http_timer_ev == NULL || http_kick_ev == NULL)
 		fatalx("%s: event_new failed", __func__);
 	event_add(http_io_ev, NULL);
 	http_rearm();
@@ -810,16 +786,11 @@ http_hold(struct http_ctx *ctx)
 	}
 }
 
-/*
- * Resume a held request: at once when few are suspended, else with the
- * next batch (see HTTP_RESUME_PACE_NS); MHD runs it after that.
- */
+/* Resume a held request; MHD runs it on the next loop turn. */
 static void
 http_release(struct http_ctx *ctx)
 {
 	struct http_request	*req = &ctx->req;
-	struct timeval		 tv;
-	int64_t			 now;
 
 	if (req->closed_ev != NULL) {
 		event_free(req->closed_ev);
@@ -829,53 +800,8 @@ http_release(struct http_ctx *ctx)
 	http_nheld--;
 	ctx->held = 0;
 	req->suspended = 0;
-	ctx->resuming = 1;
-	TAILQ_INSERT_TAIL(&http_resuming, ctx, entry);
-	http_nresuming++;
-
-	if (http_resume_ev == NULL || evtimer_pending(http_resume_ev, NULL))
-		return;
-	now = time_mono();
-	if (now >= http_resume_next) {
-		http_resume_flush();
-		return;
-	}
-	tv = time_tv(http_resume_next - now);
-	evtimer_add(http_resume_ev, &tv);
-}
-
-/* Hand every released request back to MHD, and have it run. */
-static void
-http_resume_flush(void)
-{
-	struct http_ctx	*ctx;
-	int64_t		 pause;
-
-	if (http_nresuming == 0)
-		return;
-	/* the walk this batch costs is over the connections still held */
-	pause = (int64_t)(http_nheld + http_nresuming) *
-	    HTTP_RESUME_PACE_NS / 1000;
-	http_resume_next = pause < HTTP_RESUME_NOW_US ? 0 :
-	    time_mono() + pause;
-	while ((ctx = TAILQ_FIRST(&http_resuming)) != NULL) {
-		TAILQ_REMOVE(&http_resuming, ctx, entry);
-		ctx->resuming = 0;
-		MHD_resume_connection(ctx->req.conn);
-	}
-	http_nresuming = 0;
-	if (http_resume_ev != NULL)
-		evtimer_del(http_resume_ev);
+	MHD_resume_connection(req->conn);
 	http_kick();
-}
-
-static void
-http_resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	http_resume_flush();
 }
 
 /*
@@ -924,16 +850,11 @@ http_completed_cb(void *arg, struct MHD_Connection *conn, void **con_cls,
 	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		conn_request_done(http_conn_fd(conn));
 	req = &ctx->req;
-	if (ctx->held || ctx->resuming) {
+	if (ctx->held) {
 		/* Not expected: MHD does not end suspended requests. */
 		log_warnx("%s: %s: ended while held", __func__, req->url);
-		if (ctx->held) {
-			TAILQ_REMOVE(&http_held, ctx, entry);
-			http_nheld--;
-		} else {
-			TAILQ_REMOVE(&http_resuming, ctx, entry);
-			http_nresuming--;
-		}
+		TAILQ_REMOVE(&http_held, ctx, entry);
+		http_nheld--;
 	}
 	if (ctx->stopping)
 		http_nstopping--;
@@ -988,7 +909,6 @@ http_stop(void)
 			http_answer_problem(&ctx->req, 503, "shutting-down",
 			    "corod is shutting down");
 		}
-		http_resume_flush();
 		MHD_run(http_daemon);
 		if (http_nstopping == 0)
 			break;
@@ -1014,8 +934,6 @@ http_stop(void)
 	http_timer_ev = NULL;
 	event_free(http_kick_ev);
 	http_kick_ev = NULL;
-	event_free(http_resume_ev);
-	http_resume_ev = NULL;
 	http_base = NULL;
 }
 
