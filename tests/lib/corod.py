@@ -263,6 +263,7 @@ class Corod:
         self._cond = threading.Condition()
         self.valgrind_log = None       # this start's log, under valgrind
         self._vg_unchecked = []        # logs of ended starts not yet read
+        self.vg_read = [0, 0]          # logs read: [after SIGTERM, SIGKILL]
         Corod.live.append(self)
         if tap is not None and self._cleanup_all not in tap.cleanups:
             tap.cleanups.append(self._cleanup_all)
@@ -476,6 +477,10 @@ class Corod:
         if vg and self.tap is not None:
             self.tap.fail("%s: valgrind report" % self.name,
                           diag="\n".join(vg[:40]))
+        if self.tap is not None and any(self.vg_read):
+            self.tap.diag("%s: valgrind logs read: %d with the leak check "
+                          "(SIGTERM), %d errors only (SIGKILL)" % (
+                              self.name, self.vg_read[0], self.vg_read[1]))
         failed = keep or (self.tap is not None and self.tap.failed)
         reports = self.sanitizer_reports() + vg
         if failed or reports or os.environ.get("COROD_KEEP") == "1":
@@ -538,6 +543,7 @@ class Corod:
             self._vg_unchecked.remove(path)
             k = killed or (path == self.valgrind_log and self.proc is not None
                            and self.proc.returncode == -signal.SIGKILL)
+            self.vg_read[k] += 1
             for p in valgrind_problems(path, killed=k):
                 out.append("%s: %s" % (os.path.basename(path), p))
         return out
