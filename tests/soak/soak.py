@@ -46,7 +46,8 @@ clients close, and the daemon is stopped with SIGTERM.  The checks:
     that legitimately grow -- sqlite's page cache, malloc's arenas, the
     event history kept, here 5000 events -- are full by half time);
   - descriptors flat: once idle again, no more than at the start plus
-    the file server connections libcurl may cache (SOAK_FD_SLACK, 8);
+    SOAK_FD_SLACK (8): connections libcurl keeps open to the file
+    server, and a pipe pair the first download opens;
   - no 5xx answer and no failed request (timeouts, resets);
   - the daemon exits 0 on SIGTERM and PRAGMA integrity_check says ok.
 
@@ -459,13 +460,17 @@ class Soak:
 
     def sample(self, t0):
         pid = self.d.pid
-        rss = None
+        mem = {}
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1]) * 1024
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                    mem[k] = int(v.split()[0]) * 1024
+        rss = mem["VmRSS"]
         fds = len(os.listdir("/proc/%d/fd" % pid))
         s = {"t": time.monotonic() - t0, "rss": rss, "fds": fds,
+             "anon": mem.get("RssAnon", 0), "file": mem.get("RssFile", 0),
+             "shmem": mem.get("RssShmem", 0),
              "requests": self.stats.total(), "in_memory": self.in_memory,
              "tasks": self.stats.tasks_submitted}
         self.samples.append(s)
@@ -579,15 +584,18 @@ class Soak:
         idle_kinds = self.fd_kinds()
 
         # --- the figures -----------------------------------------------------
-        out("samples (t in s, RSS in MiB, open descriptors, requests/s "
-            "since the previous sample, tasks in memory):")
-        out("%8s %9s %6s %9s %9s" % ("t", "rss", "fds", "req/s", "in_mem"))
+        out("samples (t in s; RSS and its anonymous, file and shared "
+            "memory parts in MiB; open descriptors; requests/s since the "
+            "previous sample; tasks in memory):")
+        out("%8s %7s %7s %7s %7s %5s %7s %7s" % (
+            "t", "rss", "anon", "file", "shmem", "fds", "req/s", "in_mem"))
         prev = None
         for s in self.samples:
             rate = ((s["requests"] - prev["requests"]) /
                     max(s["t"] - prev["t"], 1e-9)) if prev else 0.0
-            out("%8.1f %9.1f %6d %9.0f %9d" % (s["t"], s["rss"] / MIB,
-                                               s["fds"], rate, s["in_memory"]))
+            out("%8.1f %7.1f %7.1f %7.1f %7.1f %5d %7.0f %7d" % (
+                s["t"], s["rss"] / MIB, s["anon"] / MIB, s["file"] / MIB,
+                s["shmem"] / MIB, s["fds"], rate, s["in_memory"]))
             prev = s
         dur = loaded[-1]["t"] if loaded else self.seconds
 
@@ -634,6 +642,13 @@ class Soak:
                 self.metric_sum(metrics, "corod_tasks_finished_total"),
                 st.long_poll_events, st.sse_events))
         out("  requests in all %d (%.0f/s)" % (st.total(), st.total() / dur))
+        try:
+            out("  database %.1f MiB (+ WAL %.1f MiB) at the end: sqlite's "
+                "page caches (2 MiB a connection, two connections) fill as "
+                "it grows" % (os.path.getsize(self.d.db) / MIB,
+                              os.path.getsize(self.d.db + "-wal") / MIB))
+        except OSError:
+            pass
 
         # --- the checks ------------------------------------------------------
         checks.append((growth < bound,
