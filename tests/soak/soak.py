@@ -42,9 +42,11 @@ clients close, and the daemon is stopped with SIGTERM.  The checks:
     (each the median of the samples around that point) is below
     SOAK_RSS_GROWTH_MIB (default 4 MiB: over the second half of the
     10-minute run, about 36,000 tasks and 90,000 requests, a leak of
-    120 bytes a task or 50 bytes a request exceeds it, while the caches
-    that legitimately grow -- sqlite's page cache, malloc's arenas, the
-    event history kept, here 5000 events -- are full by half time);
+    120 bytes a task or 50 bytes a request exceeds it, while what grows
+    legitimately stays well below it: sqlite's page caches fill as the
+    database grows (at most 2 MiB for each of two connections; about
+    1 MiB over the second half here), and the event history (5000
+    events here) is full long before half time);
   - descriptors flat: once idle again, no more than at the start plus
     SOAK_FD_SLACK (8): connections libcurl keeps open to the file
     server, and a pipe pair the first download opens;
