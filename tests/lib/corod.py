@@ -264,6 +264,7 @@ class Corod:
         self.valgrind_log = None       # this start's log, under valgrind
         self._vg_unchecked = []        # logs of ended starts not yet read
         self.vg_read = [0, 0]          # logs read: [after SIGTERM, SIGKILL]
+        self._vg_status = {}           # log -> exit status of its process
         Corod.live.append(self)
         if tap is not None and self._cleanup_all not in tap.cleanups:
             tap.cleanups.append(self._cleanup_all)
@@ -322,6 +323,8 @@ class Corod:
                               "build it)" % b)
         out = open(self.stderr_path, "ab")
         self._log_offset = out.tell()
+        if self.proc is not None and self.valgrind_log:
+            self._vg_status[self.valgrind_log] = self.proc.returncode
         self.valgrind_log = None
         cmd = self.command()
         if self.valgrind_log:
@@ -541,8 +544,11 @@ class Corod:
             if running and path == self.valgrind_log:
                 continue
             self._vg_unchecked.remove(path)
-            k = killed or (path == self.valgrind_log and self.proc is not None
-                           and self.proc.returncode == -signal.SIGKILL)
+            if path == self.valgrind_log and self.proc is not None:
+                status = self.proc.returncode
+            else:
+                status = self._vg_status.get(path)
+            k = killed or status == -signal.SIGKILL
             self.vg_read[k] += 1
             for p in valgrind_problems(path, killed=k):
                 out.append("%s: %s" % (os.path.basename(path), p))
