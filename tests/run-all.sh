@@ -11,7 +11,7 @@
 #    make check.
 # 1b. make check-valgrind in the same build: the end-to-end tests with
 #    every daemon under valgrind memcheck, each failing on an error or a
-#    definite leak (about 6.5 minutes on 2 cores).  VALGRIND=no skips it.
+#    definite leak (about 5.5 minutes on 2 cores).  VALGRIND=no skips it.
 # 2. Sanitizers, out of tree: `make distdir` copies the distributed sources
 #    to build-asan/src (configure refuses a VPATH build of a source tree
 #    that is itself configured, and the in-tree build of step 1 is what the
