@@ -54,7 +54,7 @@ clients close, and the daemon is stopped with SIGTERM.  The checks:
     (4 for each transfer at once, CURLMOPT_MAXCONNECTS' default, times
     max-downloads, 8); and server sockets whose client reset the
     connection (in no table of /proc/PID/net) that the daemon still
-    holds, at most SOAK_DEAD_SOCKETS (8) -- a known issue: 0 to 5 are
+    holds, at most SOAK_DEAD_SOCKETS (16) -- a known issue: 0 to 5 are
     left after a run, whatever its length, so not one per request;
   - no 5xx answer and no failed request (timeouts, resets);
   - the daemon exits 0 on SIGTERM and PRAGMA integrity_check says ok.
@@ -671,7 +671,7 @@ class Soak:
         # Server sockets whose client reset the connection and that the
         # daemon has not closed: a known issue (README), bounded apart.
         dead = idle_kinds["socket without a connection"]
-        dead_bound = int(env_num("SOAK_DEAD_SOCKETS", 8))
+        dead_bound = int(env_num("SOAK_DEAD_SOCKETS", 16))
         fd_other = sum(idle_kinds.values()) - fs_conns - dead
         fd_other_base = sum(base_kinds.values()) - \
             base_kinds["to the file server"] - \
