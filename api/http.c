@@ -775,8 +775,14 @@ http_hold(struct http_ctx *ctx)
 		log_warnx("%s: %s: no socket to watch", __func__, req->url);
 		return;
 	}
-	req->closed_ev = event_new(http_base, info->connect_fd, EV_CLOSED,
-	    http_closed_cb, ctx);
+	/*
+	 * EV_READ too: a reset (or an error) is reported by epoll as
+	 * EPOLLHUP|EPOLLERR, which libevent turns into EV_READ|EV_WRITE and
+	 * never EV_CLOSED, so a watcher on EV_CLOSED alone missed it and the
+	 * level-triggered HUP spun the loop until the answer.
+	 */
+	req->closed_ev = event_new(http_base, info->connect_fd,
+	    EV_CLOSED | EV_READ | EV_PERSIST, http_closed_cb, ctx);
 	if (req->closed_ev == NULL || event_add(req->closed_ev, NULL) != 0) {
 		log_warnx("%s: %s: cannot watch the socket", __func__,
 		    req->url);
@@ -815,15 +821,35 @@ http_request_cost_ns(void)
 	return (http_cost_ns);
 }
 
-/* The client of a held request closed its end: drop the request. */
+/*
+ * The socket of a held request is readable or half-closed: if the client
+ * closed its end or reset it, drop the request.  Bytes of a next request
+ * sent early (pipelining) are left to MHD; the watch then goes on for
+ * EV_CLOSED only, so they do not wake the loop again.
+ */
 static void
 http_closed_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_ctx		*ctx = arg;
 	struct http_request	*req = &ctx->req;
+	char			 c;
+	ssize_t			 n;
 
-	(void)fd;
-	(void)what;
+	if (!(what & EV_CLOSED)) {
+		n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n > 0 || (n == -1 && (errno == EAGAIN ||
+		    errno == EWOULDBLOCK || errno == EINTR))) {
+			event_free(req->closed_ev);
+			req->closed_ev = event_new(http_base, fd,
+			    EV_CLOSED | EV_PERSIST, http_closed_cb, ctx);
+			if (req->closed_ev != NULL &&
+			    event_add(req->closed_ev, NULL) != 0) {
+				event_free(req->closed_ev);
+				req->closed_ev = NULL;
+			}
+			return;
+		}
+	}
 	log_debug("%s: %s %s: client gone", __func__,
 	    http_method_name(req->method), req->url);
 	req->gone = 1;

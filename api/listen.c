@@ -194,6 +194,7 @@ listen_add(int fd, const char *name, const char *unlink_path)
 	char			 addr[INET6_ADDRSTRLEN];
 	int			 port = -1;
 
+	memset(&ss, 0, sizeof ss);
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET) {
 			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -214,6 +215,8 @@ listen_add(int fd, const char *name, const char *unlink_path)
 	l->unlink_path = unlink_path != NULL ? xstrdup(unlink_path) : NULL;
 	if (name != NULL)
 		l->name = xstrdup(name);
+	else if (port < 0)	/* not inet: the caller may name it better */
+		xasprintf(&l->name, "fd %d", fd);
 	else if (ss.ss_family == AF_INET6)
 		xasprintf(&l->name, "[%s]:%d", addr, port);
 	else

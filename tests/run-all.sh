@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # tests/run-all.sh -- build corod and run the whole test suite twice: a
-# normal build with -Werror, then an AddressSanitizer+UBSan build; end with
-# one line "N passed, N failed" (test points of both runs) and a non-zero
-# exit status if anything failed or did not build.
+# normal build with -Werror, then an AddressSanitizer+UBSan build; between
+# them the end-to-end tests once more with the daemon under valgrind; end
+# with one line "N passed, N failed" (test points of all three runs) and a
+# non-zero exit status if anything failed or did not build.
 #
 #   ./tests/run-all.sh            (from anywhere; JOBS=N for make -jN)
 #
 # 1. In the tree: autoreconf -fi && ./configure --enable-werror && make &&
 #    make check.
+# 1b. make check-valgrind in the same build: the end-to-end tests with
+#    every daemon under valgrind memcheck, each failing on an error or a
+#    definite leak (about 5.5 minutes on 2 cores).  VALGRIND=no skips it.
 # 2. Sanitizers, out of tree: `make distdir` copies the distributed sources
 #    to build-asan/src (configure refuses a VPATH build of a source tree
 #    that is itself configured, and the in-tree build of step 1 is what the
@@ -29,10 +33,10 @@ status=0
 
 say() { printf '\n==> %s\n' "$*"; }
 
-# Add the counts of a build directory's test-suite.log; a missing log is
-# one failure (the suite did not run).
+# Add the counts of a build directory's test-suite.log (or the log named
+# second); a missing log is one failure (the suite did not run).
 count() {
-	local log=$1/test-suite.log p f e x
+	local log=$1/${2:-test-suite.log} p f e x
 	if [ ! -f "$log" ]; then
 		echo "run-all: no $log: the tests did not run" >&2
 		failed=$((failed + 1))
@@ -74,6 +78,21 @@ if autoreconf -fi && ./configure --enable-werror && make -j"$jobs"; then
 	make check || status=1
 	count .
 	show_failures . "$stamp"
+	if [ "${VALGRIND:-yes}" = no ]; then
+		say "make check-valgrind: skipped (VALGRIND=no)"
+	elif command -v valgrind >/dev/null 2>&1; then
+		say "make check-valgrind"
+		rm -f test-suite-valgrind.log
+		vstamp=$(mktemp "${TMPDIR:-/tmp}/corod-run-all.XXXXXX")
+		make check-valgrind || status=1
+		count . test-suite-valgrind.log
+		show_failures . "$vstamp"
+		rm -f "$vstamp"
+	else
+		echo "run-all: valgrind is not installed (VALGRIND=no to skip)" >&2
+		failed=$((failed + 1))
+		status=1
+	fi
 else
 	echo "run-all: the normal build failed" >&2
 	failed=$((failed + 1))

@@ -134,7 +134,21 @@ trap 'echo "Bail out! interrupted"; exit 2' INT TERM
 
 : "${ASAN_OPTIONS:=detect_leaks=1:abort_on_error=0}"
 export ASAN_OPTIONS
-"$bin" --listen 127.0.0.1:0 --db "$tmp/corod.db" \
+# COROD_WRAPPER goes in front of the daemon (split on blanks); a valgrind
+# one writes its report to a file of ours, read after the stop.
+wrapper=${COROD_WRAPPER:-}
+vglog=
+case $wrapper in
+valgrind|valgrind\ *|*/valgrind|*/valgrind\ *)
+	vglog=$tmp/valgrind.log
+	set -- $wrapper
+	first=$1
+	shift
+	wrapper="$first --log-file=$vglog $*"
+	;;
+esac
+# shellcheck disable=SC2086
+$wrapper "$bin" --listen 127.0.0.1:0 --db "$tmp/corod.db" \
     --download-dir "$tmp/dl" >"$tmp/stderr.log" 2>&1 </dev/null &
 pid=$!
 
@@ -250,6 +264,14 @@ reports=$(grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
     "$tmp/stderr.log" | head -5)
 ok "$([ -z "$reports" ]; echo $?)" "no sanitizer report in corod's output" \
     "$reports"
+if [ -n "$vglog" ]; then
+	summary=$(grep -E 'ERROR SUMMARY:|definitely lost:' "$vglog" 2>/dev/null)
+	bad=0
+	printf '%s\n' "$summary" | grep -q 'ERROR SUMMARY: 0 errors' || bad=1
+	printf '%s\n' "$summary" | grep -q 'definitely lost: [1-9]' && bad=1
+	ok $bad "valgrind: 0 errors, nothing definitely lost" \
+	    "$(grep -v '^==[0-9]*== *$' "$vglog" 2>/dev/null | tail -60)"
+fi
 
 echo "1..$n"
 [ "$failed" -eq 0 ]

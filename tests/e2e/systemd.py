@@ -18,7 +18,6 @@ import hashlib
 import http.client
 import os
 import re
-import shlex
 import shutil
 import signal
 import socket
@@ -226,7 +225,7 @@ class Daemon(Corod):
         super().__init__(tap, args=args, **kw)
 
     def command(self):
-        wrapper = shlex.split(os.environ.get("COROD_WRAPPER", ""))
+        wrapper = self.wrapper()
         cmd = [corod_bin()]
         if self.listen is not None:
             cmd += ["--listen", self.listen]

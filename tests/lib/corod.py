@@ -16,10 +16,19 @@ its stderr in the message.  Its stdout and stderr go to DIR/stderr.log
 (kept, with the database, only when a test failed; its tail is then
 printed as TAP comments).  Sanitizer reports in it fail the test.
 
+Under valgrind (COROD_WRAPPER starting with "valgrind"), each start gets
+its own --log-file=DIR/valgrind.N.log, read when that process has ended:
+after a SIGTERM (stop(), restart(), close()) it must say "ERROR SUMMARY:
+0 errors" and lose no bytes definitely; after a SIGKILL (kill9(), which
+leaves no summary and no leak check) it must hold no error report.  A
+report fails the test (DaemonError from stop() and kill9(), a failed
+point from close()).
+
 Environment:
   COROD_BIN            the binary (default: daemon/corod of the tree)
   COROD_TIMEOUT_MULT   multiply every timeout (sanitizers, valgrind)
-  COROD_WRAPPER        command put in front of the binary, e.g. "valgrind -q"
+  COROD_WRAPPER        command put in front of the binary, e.g. "valgrind"
+                       (make check-valgrind sets it, see above)
   COROD_KEEP           1: keep every temporary directory
 """
 
@@ -172,6 +181,64 @@ def parse_log(text):
     return out
 
 
+def wrapper_args(log_path=None):
+    """COROD_WRAPPER as a list; a valgrind wrapper gets --log-file=log_path
+    (unless it names one itself)."""
+    w = shlex.split(os.environ.get("COROD_WRAPPER", ""))
+    if log_path and is_valgrind(w) and \
+            not any(a.startswith("--log-file") for a in w):
+        w = w[:1] + ["--log-file=" + log_path] + w[1:]
+    return w
+
+
+def is_valgrind(wrapper=None):
+    """Whether the wrapper (default: COROD_WRAPPER) runs valgrind."""
+    if wrapper is None:
+        wrapper = shlex.split(os.environ.get("COROD_WRAPPER", ""))
+    return bool(wrapper) and os.path.basename(wrapper[0]) == "valgrind"
+
+
+# The first line of a valgrind error report is followed by its stack;
+# these stacks are not errors.
+VALGRIND_NOT_ERRORS = ("Process terminating with default action",
+                       "Warning:", "WARNING:")
+VG_LINE = re.compile(r"^==\d+== ?(.*)$")
+
+
+def valgrind_problems(path, killed=False):
+    """What a valgrind log reports against its process: a list of strings,
+    empty when it is clean.  With killed (SIGKILL: valgrind wrote no
+    summary), any error report in it; otherwise the summary must say 0
+    errors and 0 bytes definitely lost."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [m.group(1) for m in map(VG_LINE.match, f) if m]
+    except OSError as e:
+        return ["no valgrind log %s: %s" % (path, e)]
+    out = []
+    # Error reports: a line that is followed by "   at 0x..." / "   by".
+    for i in range(1, len(lines)):
+        if re.match(r"^\s+at 0x", lines[i]) and lines[i - 1].strip() and \
+                not lines[i - 1].startswith(" ") and \
+                not lines[i - 1].startswith(VALGRIND_NOT_ERRORS) and \
+                "are still reachable" not in lines[i - 1] and \
+                "are possibly lost" not in lines[i - 1] and \
+                "are indirectly lost" not in lines[i - 1]:
+            out.append(lines[i - 1].strip())
+    if killed:
+        return out
+    summary = [x for x in lines if x.startswith("ERROR SUMMARY:")]
+    if not summary:
+        out.append("no ERROR SUMMARY line (valgrind did not finish)")
+    elif not summary[-1].startswith("ERROR SUMMARY: 0 errors"):
+        out.append(summary[-1])
+    for x in lines:
+        m = re.search(r"definitely lost: ([\d,]+) bytes", x)
+        if m and m.group(1) != "0":
+            out.append(x.strip())
+    return out
+
+
 class Corod:
     """One corod process (restartable) on its own temporary directory."""
 
@@ -198,6 +265,10 @@ class Corod:
         self._reader = None
         self._lines = []
         self._cond = threading.Condition()
+        self.valgrind_log = None       # this start's log, under valgrind
+        self._vg_unchecked = []        # logs of ended starts not yet read
+        self.vg_read = [0, 0]          # logs read: [after SIGTERM, SIGKILL]
+        self._vg_status = {}           # log -> exit status of its process
         Corod.live.append(self)
         if tap is not None and self._cleanup_all not in tap.cleanups:
             tap.cleanups.append(self._cleanup_all)
@@ -206,8 +277,16 @@ class Corod:
 
     # --- process ---------------------------------------------------------------
 
+    def wrapper(self):
+        """COROD_WRAPPER for the next start (with a log file of its own
+        under valgrind)."""
+        if is_valgrind():
+            self.valgrind_log = os.path.join(self.dir, "valgrind.%d.log" %
+                                             (self.starts + 1))
+        return wrapper_args(self.valgrind_log)
+
     def command(self):
-        wrapper = shlex.split(os.environ.get("COROD_WRAPPER", ""))
+        wrapper = self.wrapper()
         return wrapper + [corod_bin(), "--listen", "127.0.0.1:0",
                           "--db", self.db,
                           "--download-dir", self.download_dir] + self.args
@@ -248,7 +327,12 @@ class Corod:
                               "build it)" % b)
         out = open(self.stderr_path, "ab")
         self._log_offset = out.tell()
+        if self.proc is not None and self.valgrind_log:
+            self._vg_status[self.valgrind_log] = self.proc.returncode
+        self.valgrind_log = None
         cmd = self.command()
+        if self.valgrind_log:
+            self._vg_unchecked.append(self.valgrind_log)
         out.write(("=== start %d: %s\n" % (self.starts + 1,
                                             " ".join(cmd))).encode())
         out.flush()
@@ -348,6 +432,7 @@ class Corod:
         os.kill(self.proc.pid, signal.SIGKILL)
         self._wait_exit(10)
         self.check_sanitizers()
+        self.check_valgrind(killed=True)
 
     def stop(self, timeout=15, check=True):
         """SIGTERM and wait; returns the exit status.  With check, a
@@ -365,6 +450,7 @@ class Corod:
                                                  self.output_tail()))
         if check:
             self.check_sanitizers()
+            self.check_valgrind()
             if rc != 0:
                 raise DaemonError("corod exited with status %d after "
                                   "SIGTERM:\n%s" % (rc, self.output_tail()))
@@ -394,8 +480,16 @@ class Corod:
                 pass
             if self._wait_exit(15) is None:
                 self._kill_hard()
+        vg = self.valgrind_reports()
+        if vg and self.tap is not None:
+            self.tap.fail("%s: valgrind report" % self.name,
+                          diag="\n".join(vg[:40]))
+        if self.tap is not None and any(self.vg_read):
+            self.tap.diag("%s: valgrind logs read: %d with the leak check "
+                          "(SIGTERM), %d errors only (SIGKILL)" % (
+                              self.name, self.vg_read[0], self.vg_read[1]))
         failed = keep or (self.tap is not None and self.tap.failed)
-        reports = self.sanitizer_reports()
+        reports = self.sanitizer_reports() + vg
         if failed or reports or os.environ.get("COROD_KEEP") == "1":
             if self.tap is not None:
                 self.tap.diag("%s: kept %s; the tail of its output:" %
@@ -443,6 +537,32 @@ class Corod:
         """Lines of the whole output that are sanitizer reports."""
         return [line for line in self.output(whole=True).splitlines()
                 if any(p in line for p in SANITIZER_PATTERNS)]
+
+    def valgrind_reports(self, killed=False):
+        """Problems in the valgrind logs of the starts that have ended and
+        were not read yet (each log is read once); [] if not under
+        valgrind.  A process that ended by SIGKILL is read as killed."""
+        out = []
+        running = self.proc is not None and self.proc.poll() is None
+        for path in list(self._vg_unchecked):
+            if running and path == self.valgrind_log:
+                continue
+            self._vg_unchecked.remove(path)
+            if path == self.valgrind_log and self.proc is not None:
+                status = self.proc.returncode
+            else:
+                status = self._vg_status.get(path)
+            k = killed or status == -signal.SIGKILL
+            self.vg_read[k] += 1
+            for p in valgrind_problems(path, killed=k):
+                out.append("%s: %s" % (os.path.basename(path), p))
+        return out
+
+    def check_valgrind(self, killed=False):
+        r = self.valgrind_reports(killed=killed)
+        if r:
+            raise DaemonError("valgrind report against corod (logs in %s):"
+                              "\n%s" % (self.dir, "\n".join(r[:40])))
 
     def check_sanitizers(self):
         r = self.sanitizer_reports()
