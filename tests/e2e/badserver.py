@@ -470,6 +470,17 @@ def placed_before_a_crash():
         part = os.path.join(d.download_dir, "placed.bin.part")
         d.wait_for(lambda: os.path.exists(part) and
                    os.path.getsize(part) == 1000, 5, desc="1000 bytes in")
+
+        def checkpointed():
+            con = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True)
+            try:
+                row = con.execute("SELECT checkpoint FROM tasks WHERE id = ?",
+                                  (a["id"],)).fetchone()
+            finally:
+                con.close()
+            return row is not None and row[0] is not None
+        # the checkpoint is committed after the headers, maybe after bytes
+        d.wait_for(checkpointed, 5, desc="the checkpoint stored")
         d.kill9()
         data = body_of("/placed", size)
         with open(os.path.join(d.download_dir, "placed.bin"), "wb") as f:
