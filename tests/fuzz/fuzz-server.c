@@ -1,0 +1,259 @@
+/*
+ * fuzz-server.c -- corod's HTTP side in-process, for the HTTP harnesses.
+ *
+ * fuzz_server_init starts what main.c starts, once per process: the loop,
+ * the store (a file in a temporary directory, synchronous=NORMAL: no fsync
+ * per input), its writer thread, the scheduler, the event feed, and the
+ * API on a Unix socket in that directory, so a request takes the real path:
+ * listen.c accepts it and hands it to libmicrohttpd, http.c, route.c and
+ * the endpoints answer.  Tasks run (at most a few at once, so workers that
+ * never end cannot eat the fuzzer's time); downloads go to a proxy that
+ * is not there, so they fail at once and never reach the network.
+ *
+ * fuzz_server_request is one client connection: the bytes are written,
+ * then the loop turns (each turn ends as loop_run's do, with the group
+ * commit) until nothing more arrives and no commit is in flight for a few
+ * turns in a row; then the client closes and the loop turns until corod has
+ * let go of the connection (a held request sees the close and is dropped).
+ *
+ * $FUZZ_VERBOSE prints each answer, $FUZZ_LOG sets corod's log level (err),
+ * $FUZZ_KEEP_DIR keeps the temporary directory.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "corod.h"
+#include "db.h"
+#include "download.h"
+#include "api.h"
+#include "fuzz-server.h"
+
+/* Turns without progress before the client gives up waiting. */
+#define FUZZ_IDLE_TURNS		3
+/* A bound on the turns of one input (a request answered later than
+ * this is dropped like one held). */
+#define FUZZ_MAX_TURNS		2000
+/* What the client keeps of the answers. */
+#define FUZZ_REPLY_MAX		(256 * 1024)
+
+static struct config	 conf;
+static char		 dir[256];
+static char		 sock_path[300];
+static char		 reply[FUZZ_REPLY_MAX];
+static int		 verbose;	/* $FUZZ_VERBOSE: print the answers */
+
+static void	fuzz_server_cleanup(void);
+static int	fuzz_turn(void);
+static void	fuzz_check_reply(const char *, size_t);
+
+/* Remove the temporary directory at exit. */
+static void
+fuzz_server_cleanup(void)
+{
+	char	cmd[400];
+
+	if (dir[0] == '\0' || getenv("FUZZ_KEEP_DIR") != NULL)
+		return;
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "fuzz: cannot remove %s\n", dir);
+}
+
+void
+fuzz_server_init(void)
+{
+	struct sigaction	 sa[3];
+	static const int	 sigs[3] = { SIGINT, SIGTERM, SIGHUP };
+	const char		*tmp;
+	char			*cause, path[400];
+	size_t			 i;
+
+	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
+		tmp = "/tmp";
+	snprintf(dir, sizeof dir, "%s/corod-fuzz.XXXXXX", tmp);
+	if (mkdtemp(dir) == NULL) {
+		perror("fuzz: mkdtemp");
+		exit(1);
+	}
+	atexit(fuzz_server_cleanup);
+
+	cfg = &conf;
+	config_defaults(cfg);
+	snprintf(sock_path, sizeof sock_path, "%s/api.sock", dir);
+	snprintf(path, sizeof path, "unix:%s", sock_path);
+	config_set(cfg, "listen", path, &cause);
+	snprintf(path, sizeof path, "%s/corod.db", dir);
+	config_set(cfg, "db", path, &cause);
+	snprintf(path, sizeof path, "%s/downloads", dir);
+	config_set(cfg, "download-dir", path, &cause);
+	if (mkdir(path, 0700) != 0) {
+		perror("fuzz: mkdir");
+		exit(1);
+	}
+	config_set(cfg, "sync", "normal", &cause);
+	config_set(cfg, "max-running", "4", &cause);
+	config_set(cfg, "max-downloads", "2", &cause);
+	config_set(cfg, "connection-timeout", "5", &cause);
+	config_set(cfg, "log-level", getenv("FUZZ_LOG") != NULL ?
+	    getenv("FUZZ_LOG") : "err", &cause);
+	log_init(cfg->log_level);
+	verbose = getenv("FUZZ_VERBOSE") != NULL;
+
+	/* Downloads: refused by a proxy that is not there, no DNS. */
+	setenv("http_proxy", "http://127.0.0.1:9", 1);
+	setenv("https_proxy", "http://127.0.0.1:9", 1);
+	unsetenv("no_proxy");
+	unsetenv("NO_PROXY");
+	unsetenv("NOTIFY_SOCKET");
+	signal(SIGPIPE, SIG_IGN);
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx("curl_global_init failed");
+	/* libFuzzer's own signal handlers stay: loop.c's would take them */
+	for (i = 0; i < 3; i++)
+		sigaction(sigs[i], NULL, &sa[i]);
+	loop_init();
+	for (i = 0; i < 3; i++)
+		sigaction(sigs[i], &sa[i], NULL);
+	notify_init(loop_base);
+	transfer_init(loop_base, cfg->max_downloads_per_host);
+	if ((corod_db = db_open(cfg->db_path, cfg->sync_full, &cause)) == NULL)
+		fatalx("%s: %s", cfg->db_path, cause);
+	commit_init(loop_base, cfg->db_path);
+	if (sched_recover() != 0)
+		fatalx("cannot recover interrupted tasks");
+	sched_init(loop_base);
+	housekeeping_init(loop_base);
+	events_init((size_t)cfg->events_kept, commit_seq);
+	stats_init(cfg->db_path);
+	http_answer_hook = metrics_count_answer;
+	commit_change_hook = api_task_changed;
+	commit_batch_hook = events_flush;
+	commit_log_hook = api_task_logged;
+	if (http_start(loop_base, cfg->listen, &cause) != 0)
+		fatalx("cannot listen on %s: %s", cfg->listen, cause);
+}
+
+/* One turn of loop_run, without blocking; whether a commit is pending. */
+static int
+fuzz_turn(void)
+{
+	if (event_base_loop(loop_base, EVLOOP_NONBLOCK) == -1)
+		fatalx("event_base_loop failed");
+	loop_turn_end();
+	return (commit_pending());
+}
+
+/*
+ * The answers must start with a status line, and corod answers no error
+ * of its own (a problem document) with a 5xx but 503.  libmicrohttpd's own
+ * answers to broken HTTP (505 for an unknown version, say) are HTML.
+ */
+static void
+fuzz_check_reply(const char *r, size_t len)
+{
+	const char	*eoh, *ct;
+	int		 status;
+
+	if (len == 0)
+		return;
+	if (len < 13 || strncmp(r, "HTTP/1.", 7) != 0 ||
+	    (r[7] != '0' && r[7] != '1') || r[8] != ' ' ||
+	    r[9] < '1' || r[9] > '5' || r[10] < '0' || r[10] > '9' ||
+	    r[11] < '0' || r[11] > '9' || r[12] != ' ') {
+		fprintf(stderr, "fuzz: not a status line: %.*s\n",
+		    (int)(len < 80 ? len : 80), r);
+		abort();
+	}
+	status = (r[9] - '0') * 100 + (r[10] - '0') * 10 + (r[11] - '0');
+	if (status < 500 || status == 503)
+		return;
+	eoh = memmem(r, len, "\r\n\r\n", 4);
+	ct = memmem(r, eoh != NULL ? (size_t)(eoh - r) : len,
+	    "application/problem+json", 24);
+	if (status == 500 || ct != NULL) {
+		fprintf(stderr, "fuzz: corod answered %d:\n%.*s\n", status,
+		    (int)(len < 2000 ? len : 2000), r);
+		abort();
+	}
+}
+
+size_t
+fuzz_server_request(const void *data, size_t size)
+{
+	struct sockaddr_un	 sun;
+	const char		*p = data;
+	size_t			 off = 0, got = 0;
+	ssize_t			 n;
+	int			 fd, idle = 0, turns = 0, eof = 0;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		fatal("fuzz: socket");
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	strncpy(sun.sun_path, sock_path, sizeof sun.sun_path - 1);
+	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0)
+		fatal("fuzz: connect %s", sock_path);
+
+	while (!eof && turns++ < FUZZ_MAX_TURNS) {
+		int progress = 0;
+
+		if (off < size) {
+			n = write(fd, p + off, size - off);
+			if (n > 0) {
+				off += (size_t)n;
+				progress = 1;
+			} else if (n == -1 && errno != EAGAIN)
+				off = size;	/* corod closed it */
+		}
+		if (fuzz_turn())
+			progress = 1;
+		for (;;) {
+			n = read(fd, reply + (got < sizeof reply ? got :
+			    sizeof reply - 4096), 4096);
+			if (n > 0) {
+				if (got < sizeof reply - 4096)
+					got += (size_t)n;
+				progress = 1;
+				continue;
+			}
+			if (n == 0 || errno != EAGAIN)
+				eof = 1;
+			break;
+		}
+		idle = progress ? 0 : idle + 1;
+		if (idle >= FUZZ_IDLE_TURNS && off == size)
+			break;
+	}
+	close(fd);
+	if (verbose)
+		fprintf(stderr, "fuzz: %zu bytes sent, %zu received in %d "
+		    "turns:\n%.*s\n", off, got, turns,
+		    (int)(got < 400 ? got : 400), reply);
+	fuzz_check_reply(reply, got);
+
+	/* Let corod see the close and let go of the connection. */
+	for (idle = 0, turns = 0; idle < FUZZ_IDLE_TURNS &&
+	    turns < FUZZ_MAX_TURNS; turns++) {
+		if (fuzz_turn() || http_suspended() != 0)
+			idle = 0;
+		else
+			idle++;
+	}
+	return (got);
+}
