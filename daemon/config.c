@@ -191,7 +191,8 @@ config_set(struct config *c, const char *name, const char *value,
 			if (*end == 'B')
 				end++;
 		}
-		if (*end != '\0' || n > LLONG_MAX / mult)
+		if (*end != '\0' || n > LLONG_MAX / mult ||
+		    n < LLONG_MIN / mult)
 			goto bad;
 		n *= mult;
 		if (n < o->min || n > o->max) {

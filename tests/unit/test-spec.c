@@ -220,6 +220,13 @@ test_config(void)
 	ok(config_set(&c, "max-body", "lots", &cause) != 0 &&
 	    strstr(cause, "max-body") != NULL, "bad size named");
 	free(cause);
+	/* found by fuzz-config: the multiplication overflowed */
+	ok(config_set(&c, "max-body", "-922337203758082G", &cause) != 0 &&
+	    strstr(cause, "max-body") != NULL, "huge negative size refused");
+	free(cause);
+	ok(config_set(&c, "max-body", "-1K", &cause) != 0 &&
+	    strstr(cause, "out of range") != NULL, "negative size out of range");
+	free(cause);
 	ok(config_set(&c, "nope", "1", &cause) != 0 &&
 	    strstr(cause, "nope") != NULL, "unknown option named");
 	free(cause);
