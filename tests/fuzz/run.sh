@@ -20,6 +20,7 @@ status=0
 
 for h in "$@"; do
 	dir=$work/$h
+	[ "$mode" = regress ] && dir=$work/regress/$h
 	rm -rf "$dir"
 	mkdir -p "$dir/corpus" || exit 2
 	log=$dir/log
