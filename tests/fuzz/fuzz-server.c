@@ -197,7 +197,7 @@ fuzz_server_request(const void *data, size_t size)
 {
 	struct sockaddr_un	 sun;
 	const char		*p = data;
-	size_t			 off = 0, got = 0;
+	size_t			 off = 0, got = 0, at, total = 0;
 	ssize_t			 n;
 	int			 fd, idle = 0, turns = 0, eof = 0;
 
@@ -224,11 +224,13 @@ fuzz_server_request(const void *data, size_t size)
 		if (fuzz_turn())
 			progress = 1;
 		for (;;) {
-			n = read(fd, reply + (got < sizeof reply ? got :
-			    sizeof reply - 4096), 4096);
+			/* past the buffer, the last 4 KiB are overwritten */
+			at = got < sizeof reply - 4096 ? got :
+			    sizeof reply - 4096;
+			n = read(fd, reply + at, 4096);
 			if (n > 0) {
-				if (got < sizeof reply - 4096)
-					got += (size_t)n;
+				got = at + (size_t)n;
+				total += (size_t)n;
 				progress = 1;
 				continue;
 			}
@@ -243,7 +245,7 @@ fuzz_server_request(const void *data, size_t size)
 	close(fd);
 	if (verbose)
 		fprintf(stderr, "fuzz: %zu bytes sent, %zu received in %d "
-		    "turns:\n%.*s\n", off, got, turns,
+		    "turns:\n%.*s\n", off, total, turns,
 		    (int)(got < 400 ? got : 400), reply);
 	fuzz_check_reply(reply, got);
 
@@ -255,5 +257,5 @@ fuzz_server_request(const void *data, size_t size)
 		else
 			idle++;
 	}
-	return (got);
+	return (total);
 }
