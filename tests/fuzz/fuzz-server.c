@@ -108,6 +108,9 @@ fuzz_server_init(void)
 	config_set(cfg, "max-running", "4", &cause);
 	config_set(cfg, "max-downloads", "2", &cause);
 	config_set(cfg, "connection-timeout", "5", &cause);
+	/* what a long run piles up: finished tasks, the feed in memory */
+	config_set(cfg, "retention", "10", &cause);
+	config_set(cfg, "events-kept", "1000", &cause);
 	config_set(cfg, "log-level", getenv("FUZZ_LOG") != NULL ?
 	    getenv("FUZZ_LOG") : "err", &cause);
 	log_init(cfg->log_level);
