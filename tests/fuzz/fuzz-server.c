@@ -14,7 +14,9 @@
  * then the loop turns (each turn ends as loop_run's do, with the group
  * commit) until nothing more arrives and no commit is in flight for a few
  * turns in a row; then the client closes and the loop turns until corod has
- * let go of the connection (a held request sees the close and is dropped).
+ * let go of the connection (a held request sees the close and is dropped;
+ * one still held a second later fails the input).  The limits are small
+ * (a 4 KiB body, 8 specs, 3 levels), so inputs reach them.
  *
  * $FUZZ_VERBOSE prints each answer, $FUZZ_LOG sets corod's log level (err),
  * $FUZZ_KEEP_DIR keeps the temporary directory.
@@ -111,6 +113,11 @@ fuzz_server_init(void)
 	/* what a long run piles up: finished tasks, the feed in memory */
 	config_set(cfg, "retention", "10", &cause);
 	config_set(cfg, "events-kept", "1000", &cause);
+	/* small limits, so that inputs reach them */
+	config_set(cfg, "max-body", "4K", &cause);
+	config_set(cfg, "max-batch", "8", &cause);
+	config_set(cfg, "max-children", "8", &cause);
+	config_set(cfg, "max-depth", "3", &cause);
 	config_set(cfg, "log-level", getenv("FUZZ_LOG") != NULL ?
 	    getenv("FUZZ_LOG") : "err", &cause);
 	log_init(cfg->log_level);
@@ -203,6 +210,7 @@ fuzz_server_request(const void *data, size_t size)
 	size_t			 off = 0, got = 0, at, total = 0;
 	ssize_t			 n;
 	int			 fd, idle = 0, turns = 0, eof = 0;
+	int64_t			 deadline;
 
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1)
@@ -252,13 +260,23 @@ fuzz_server_request(const void *data, size_t size)
 		    (int)(got < 400 ? got : 400), reply);
 	fuzz_check_reply(reply, got);
 
-	/* Let corod see the close and let go of the connection. */
-	for (idle = 0, turns = 0; idle < FUZZ_IDLE_TURNS &&
-	    turns < FUZZ_MAX_TURNS; turns++) {
+	/*
+	 * Let corod see the close and let go of the connection: a request
+	 * it still holds a second later is one it would hold forever.
+	 */
+	deadline = time_mono() + USEC_PER_SEC;
+	for (idle = 0; idle < FUZZ_IDLE_TURNS;) {
 		if (fuzz_turn() || http_suspended() != 0)
 			idle = 0;
 		else
 			idle++;
+		if (idle == 0 && time_mono() > deadline) {
+			if (http_suspended() == 0)
+				break;	/* only commits: tasks at work */
+			fprintf(stderr, "fuzz: %zu requests still held after "
+			    "their client left\n", http_suspended());
+			abort();
+		}
 	}
 	return (total);
 }
