@@ -49,6 +49,8 @@
 /* A bound on the turns of one input (a request answered later than
  * this is dropped like one held). */
 #define FUZZ_MAX_TURNS		2000
+/* How long a turn with nothing to do may wait for the writer, µs. */
+#define FUZZ_WAIT		1000
 /* What the client keeps of the answers. */
 #define FUZZ_REPLY_MAX		(256 * 1024)
 
@@ -59,7 +61,7 @@ static char		 reply[FUZZ_REPLY_MAX];
 static int		 verbose;	/* $FUZZ_VERBOSE: print the answers */
 
 static void	fuzz_server_cleanup(void);
-static int	fuzz_turn(void);
+static int	fuzz_turn(int64_t);
 static void	fuzz_check_reply(const char *, size_t);
 
 /* Remove the temporary directory at exit. */
@@ -158,11 +160,23 @@ fuzz_server_init(void)
 		fatalx("cannot listen on %s: %s", cfg->listen, cause);
 }
 
-/* One turn of loop_run, without blocking; whether a commit is pending. */
+/*
+ * One turn of loop_run; whether a commit is pending.  Waiting for one (or
+ * nothing else to do), the turn blocks for at most wait µs, so that the
+ * writer thread gets the CPU rather than a spinning loop.
+ */
 static int
-fuzz_turn(void)
+fuzz_turn(int64_t wait)
 {
-	if (event_base_loop(loop_base, EVLOOP_NONBLOCK) == -1)
+	struct timeval	tv;
+
+	if (wait > 0) {
+		tv.tv_sec = 0;
+		tv.tv_usec = (suseconds_t)wait;
+		event_base_loopexit(loop_base, &tv);
+	}
+	if (event_base_loop(loop_base, wait > 0 ? EVLOOP_ONCE :
+	    EVLOOP_NONBLOCK) == -1)
 		fatalx("event_base_loop failed");
 	loop_turn_end();
 	return (commit_pending());
@@ -210,7 +224,8 @@ fuzz_server_request(const void *data, size_t size)
 	size_t			 off = 0, got = 0, at, total = 0;
 	ssize_t			 n;
 	int			 fd, idle = 0, turns = 0, eof = 0;
-	int64_t			 deadline;
+	int			 io, pending, wait = 0;
+	int64_t			 deadline, started = time_mono();
 
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1)
@@ -222,18 +237,17 @@ fuzz_server_request(const void *data, size_t size)
 		fatal("fuzz: connect %s", sock_path);
 
 	while (!eof && turns++ < FUZZ_MAX_TURNS) {
-		int progress = 0;
-
+		io = 0;
 		if (off < size) {
 			n = write(fd, p + off, size - off);
 			if (n > 0) {
 				off += (size_t)n;
-				progress = 1;
+				io = 1;
 			} else if (n == -1 && errno != EAGAIN)
 				off = size;	/* corod closed it */
 		}
-		if (fuzz_turn())
-			progress = 1;
+		/* only a commit to wait for: block until it is done */
+		pending = fuzz_turn(wait ? FUZZ_WAIT : 0);
 		for (;;) {
 			/* past the buffer, the last 4 KiB are overwritten */
 			at = got < sizeof reply - 4096 ? got :
@@ -242,14 +256,15 @@ fuzz_server_request(const void *data, size_t size)
 			if (n > 0) {
 				got = at + (size_t)n;
 				total += (size_t)n;
-				progress = 1;
+				io = 1;
 				continue;
 			}
 			if (n == 0 || errno != EAGAIN)
 				eof = 1;
 			break;
 		}
-		idle = progress ? 0 : idle + 1;
+		wait = pending && !io;
+		idle = io || pending ? 0 : idle + 1;
 		if (idle >= FUZZ_IDLE_TURNS && off == size)
 			break;
 	}
@@ -266,17 +281,20 @@ fuzz_server_request(const void *data, size_t size)
 	 */
 	deadline = time_mono() + USEC_PER_SEC;
 	for (idle = 0; idle < FUZZ_IDLE_TURNS;) {
-		if (fuzz_turn() || http_suspended() != 0)
-			idle = 0;
-		else
+		fuzz_turn(0);
+		if (http_suspended() == 0) {
 			idle++;
-		if (idle == 0 && time_mono() > deadline) {
-			if (http_suspended() == 0)
-				break;	/* only commits: tasks at work */
+			continue;
+		}
+		idle = 0;
+		if (time_mono() > deadline) {
 			fprintf(stderr, "fuzz: %zu requests still held after "
 			    "their client left\n", http_suspended());
 			abort();
 		}
 	}
+	if (verbose)
+		fprintf(stderr, "fuzz: done in %lld us\n",
+		    (long long)(time_mono() - started));
 	return (total);
 }

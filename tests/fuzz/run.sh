@@ -5,8 +5,9 @@
 #   run.sh run SECONDS SRCDIR WORKDIR BINDIR HARNESS...
 #	each harness for SECONDS, from a copy of SRCDIR/corpus/HARNESS in
 #	WORKDIR/HARNESS/corpus (the seeds in the tree are not changed), with
-#	SRCDIR/HARNESS.dict; a crash, leak or timeout leaves its input in
-#	WORKDIR/HARNESS/.  FUZZ_FLAGS adds libFuzzer flags.
+#	SRCDIR/HARNESS.dict and the flags of SRCDIR/HARNESS.options; a crash,
+#	leak or timeout leaves its input in WORKDIR/HARNESS/.  FUZZ_FLAGS
+#	adds libFuzzer flags.
 #   run.sh regress 0 SRCDIR WORKDIR BINDIR HARNESS...
 #	each harness once over each of its seeds.
 #
@@ -26,6 +27,12 @@ for h in "$@"; do
 	log=$dir/log
 	dict=
 	[ -f "$src/$h.dict" ] && dict=-dict=$src/$h.dict
+	# HARNESS.options: "name = value" lines are libFuzzer flags
+	opts=
+	if [ -f "$src/$h.options" ]; then
+		opts=$(sed -n 's/^\([a-z_]*\) *= *\([^ ]*\) *$/-\1=\2/p' \
+		    "$src/$h.options")
+	fi
 	if [ "$mode" = regress ]; then
 		# shellcheck disable=SC2086
 		"$bin/$h" $dict -artifact_prefix="$dir/" \
@@ -44,7 +51,7 @@ for h in "$@"; do
 	cp "$src/corpus/$h"/* "$dir/corpus/" || exit 2
 	start=$(date +%s)
 	# shellcheck disable=SC2086
-	"$bin/$h" $dict -max_total_time="$seconds" -timeout=10 \
+	"$bin/$h" $dict $opts -max_total_time="$seconds" -timeout=10 \
 	    -print_final_stats=1 -artifact_prefix="$dir/" ${FUZZ_FLAGS:-} \
 	    "$dir/corpus" >"$log" 2>&1
 	rc=$?
