@@ -7,8 +7,10 @@
  * a valid tree is rendered as the API would render its tasks (api/json.c)
  * and a fault as its problem document (api/problem.c).  Checked: no crash,
  * no sanitizer report, every fault is a 400 with a JSON Pointer that
- * starts with '/' or is empty, every accepted row has a kind and params.
+ * starts with '/' or is empty, every accepted row has a kind and params
+ * and renders as JSON whose delay and timeout are the ones stored.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,16 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	config_defaults(cfg);
 	log_init(LOG_LVL_ERR);
 	return (0);
+}
+
+/* Does a rendered number of seconds (or its absence, or null) say us? */
+static int
+same_us(json_t *v, int64_t us)
+{
+	if (v == NULL || json_is_null(v))
+		return (us == 0);
+	return (json_is_number(v) &&
+	    llround(json_number_value(v) * USEC_PER_SEC) == us);
 }
 
 /* One spec at JSON Pointer base into tree; checks the outcome. */
@@ -64,6 +76,14 @@ fuzz_one(json_t *spec, const char *base, struct spec_tree *tree)
 		task_render(&b, &tree->rows[i], NULL, 0);
 		if ((j = json_loadb(b.data, b.len, 0, NULL)) == NULL)
 			abort();	/* the API would send broken JSON */
+		/* delay and timeout read back as they were given, to the µs */
+		if (!same_us(json_object_get(j, "delay"), tree->rows[i].delay) ||
+		    !same_us(json_object_get(j, "timeout"),
+		    tree->rows[i].timeout)) {
+			fprintf(stderr, "fuzz: rendered as %.*s\n", (int)b.len,
+			    b.data);
+			abort();
+		}
 		json_decref(j);
 		b.len = 0;
 	}
