@@ -7,8 +7,9 @@
  * API on a Unix socket in that directory, so a request takes the real path:
  * listen.c accepts it and hands it to libmicrohttpd, http.c, route.c and
  * the endpoints answer.  Tasks run (at most a few at once, so workers that
- * never end cannot eat the fuzzer's time); downloads go to a proxy that
- * is not there, so they fail at once and never reach the network.
+ * never end cannot eat the fuzzer's time, and every few thousand inputs
+ * all that is unfinished is canceled); downloads go to a proxy that is
+ * not there, so they fail at once and never reach the network.
  *
  * fuzz_server_request is one client connection: the bytes are written,
  * then the loop turns (each turn ends as loop_run's do, with the group
@@ -51,6 +52,8 @@
 #define FUZZ_MAX_TURNS		2000
 /* How long a turn with nothing to do may wait for the writer, µs. */
 #define FUZZ_WAIT		1000
+/* Inputs between two cancellations of everything unfinished. */
+#define FUZZ_RESET_EVERY	5000
 /* What the client keeps of the answers. */
 #define FUZZ_REPLY_MAX		(256 * 1024)
 
@@ -59,6 +62,7 @@ static char		 dir[256];
 static char		 sock_path[300];
 static char		 reply[FUZZ_REPLY_MAX];
 static int		 verbose;	/* $FUZZ_VERBOSE: print the answers */
+static unsigned long	 inputs;
 
 static void	fuzz_server_cleanup(void);
 static int	fuzz_turn(int64_t);
@@ -115,6 +119,7 @@ fuzz_server_init(void)
 	/* what a long run piles up: finished tasks, the feed in memory */
 	config_set(cfg, "retention", "10", &cause);
 	config_set(cfg, "events-kept", "1000", &cause);
+	config_set(cfg, "log-lines", "100", &cause);
 	/* small limits, so that inputs reach them */
 	config_set(cfg, "max-body", "4K", &cause);
 	config_set(cfg, "max-batch", "8", &cause);
@@ -216,6 +221,38 @@ fuzz_check_reply(const char *r, size_t len)
 	}
 }
 
+/*
+ * Cancel the unfinished top-level tasks (as POST /cancel does), so that
+ * a long run does not pile up workers that never end and tasks that wait
+ * behind them for a slot; retention then drops them from the store.
+ */
+static void
+fuzz_server_reset(void)
+{
+	struct db_filter	 f;
+	struct task_row		*rows = NULL;
+	struct task		*t;
+	size_t			 n = 0, i;
+
+	memset(&f, 0, sizeof f);
+	f.states = 1U << TASK_SCHEDULED | 1U << TASK_RUNNING;
+	f.parent = 0;
+	f.limit = 1000;
+	if (db_task_list(corod_db, &f, &rows, &n) != 0)
+		fatalx("fuzz: cannot list the tasks");
+	for (i = 0; i < n; i++) {
+		if ((t = task_get(rows[i].id)) != NULL) {
+			task_ref(t);
+			task_cancel(t, CANCEL_USER);
+			task_unref(t);
+		}
+		task_row_free(&rows[i]);
+	}
+	free(rows);
+	while (fuzz_turn(commit_pending() ? FUZZ_WAIT : 0))
+		;
+}
+
 size_t
 fuzz_server_request(const void *data, size_t size)
 {
@@ -227,6 +264,8 @@ fuzz_server_request(const void *data, size_t size)
 	int			 io, pending, wait = 0;
 	int64_t			 deadline, started = time_mono();
 
+	if (++inputs % FUZZ_RESET_EVERY == 0)
+		fuzz_server_reset();
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1)
 		fatal("fuzz: socket");
