@@ -38,7 +38,7 @@ for h in "$@"; do
 		"$bin/$h" $dict -artifact_prefix="$dir/" \
 		    "$src/corpus/$h"/* >"$log" 2>&1
 		rc=$?
-		n=$(ls "$src/corpus/$h" | wc -l)
+		n=$(find "$src/corpus/$h" -type f | wc -l)
 		if [ $rc -eq 0 ]; then
 			echo "PASS: $h: $n seeds"
 		else
@@ -58,7 +58,7 @@ for h in "$@"; do
 	took=$(( $(date +%s) - start ))
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
-	files=$(ls "$dir/corpus" | wc -l)
+	files=$(find "$dir/corpus" -type f | wc -l)
 	if [ $rc -eq 0 ] && [ -n "$execs" ]; then
 		echo "PASS: $h: ${execs} executions in ${took} s" \
 		    "(${rate}/s), corpus $files files"
