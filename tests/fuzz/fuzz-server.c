@@ -188,14 +188,19 @@ fuzz_turn(int64_t wait)
 }
 
 /*
- * The answers must start with a status line, and corod answers no error
- * of its own (a problem document) with a 5xx but 503.  libmicrohttpd's own
+ * The answers must start with a status line, a JSON body must parse, and
+ * corod answers no error of its own (a problem document) with a 5xx but
+ * 503.  libmicrohttpd's own
  * answers to broken HTTP (505 for an unknown version, say) are HTML.
  */
 static void
 fuzz_check_reply(const char *r, size_t len)
 {
-	const char	*eoh, *ct;
+	const char	*eoh, *ct, *cl;
+	size_t		 hlen;
+	unsigned long long blen;
+	json_t		*j;
+	json_error_t	 err;
 	int		 status;
 
 	if (len == 0)
@@ -209,11 +214,27 @@ fuzz_check_reply(const char *r, size_t len)
 		abort();
 	}
 	status = (r[9] - '0') * 100 + (r[10] - '0') * 10 + (r[11] - '0');
+	eoh = memmem(r, len, "\r\n\r\n", 4);
+	hlen = eoh != NULL ? (size_t)(eoh - r) : len;
+	ct = memmem(r, hlen, "application/problem+json", 24);
+
+	/* A whole JSON body (not HEAD's, not a stream) must parse. */
+	if (eoh != NULL && (ct != NULL ||
+	    memmem(r, hlen, "Content-Type: application/json", 30) != NULL) &&
+	    (cl = memmem(r, hlen, "Content-Length: ", 16)) != NULL &&
+	    (blen = strtoull(cl + 16, NULL, 10)) > 0 &&
+	    blen <= len - hlen - 4) {
+		if ((j = json_loadb(eoh + 4, blen, 0, &err)) == NULL) {
+			fprintf(stderr, "fuzz: a JSON answer that does not "
+			    "parse (%s):\n%.*s\n", err.text,
+			    (int)(len < 2000 ? len : 2000), r);
+			abort();
+		}
+		json_decref(j);
+	}
+
 	if (status < 500 || status == 503)
 		return;
-	eoh = memmem(r, len, "\r\n\r\n", 4);
-	ct = memmem(r, eoh != NULL ? (size_t)(eoh - r) : len,
-	    "application/problem+json", 24);
 	if (status == 500 || ct != NULL) {
 		fprintf(stderr, "fuzz: corod answered %d:\n%.*s\n", status,
 		    (int)(len < 2000 ? len : 2000), r);
