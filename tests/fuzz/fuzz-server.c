@@ -28,8 +28,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,21 +63,42 @@ static char		 reply[FUZZ_REPLY_MAX];
 static int		 verbose;	/* $FUZZ_VERBOSE: print the answers */
 static unsigned long	 inputs;
 
+static int	fuzz_remove(const char *, const struct stat *, int,
+		    struct FTW *);
 static void	fuzz_server_cleanup(void);
+static void	fuzz_set(const char *, const char *);
 static int	fuzz_turn(int64_t);
 static void	fuzz_check_reply(const char *, size_t);
+
+/* nftw: remove one entry of the temporary directory. */
+static int
+fuzz_remove(const char *path, const struct stat *st, int flag,
+    struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (remove(path) != 0)
+		fprintf(stderr, "fuzz: cannot remove %s\n", path);
+	return (0);
+}
 
 /* Remove the temporary directory at exit. */
 static void
 fuzz_server_cleanup(void)
 {
-	char	cmd[400];
+	if (dir[0] != '\0' && getenv("FUZZ_KEEP_DIR") == NULL)
+		nftw(dir, fuzz_remove, 16, FTW_DEPTH | FTW_PHYS);
+}
 
-	if (dir[0] == '\0' || getenv("FUZZ_KEEP_DIR") != NULL)
-		return;
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "fuzz: cannot remove %s\n", dir);
+/* Set an option; a refusal is a bug of this file. */
+static void
+fuzz_set(const char *name, const char *value)
+{
+	char	*cause;
+
+	if (config_set(cfg, name, value, &cause) != 0)
+		fatalx("fuzz: %s", cause);
 }
 
 void
@@ -103,30 +123,30 @@ fuzz_server_init(void)
 	config_defaults(cfg);
 	snprintf(sock_path, sizeof sock_path, "%s/api.sock", dir);
 	snprintf(path, sizeof path, "unix:%s", sock_path);
-	config_set(cfg, "listen", path, &cause);
+	fuzz_set("listen", path);
 	snprintf(path, sizeof path, "%s/corod.db", dir);
-	config_set(cfg, "db", path, &cause);
+	fuzz_set("db", path);
 	snprintf(path, sizeof path, "%s/downloads", dir);
-	config_set(cfg, "download-dir", path, &cause);
+	fuzz_set("download-dir", path);
 	if (mkdir(path, 0700) != 0) {
 		perror("fuzz: mkdir");
 		exit(1);
 	}
-	config_set(cfg, "sync", "normal", &cause);
-	config_set(cfg, "max-running", "4", &cause);
-	config_set(cfg, "max-downloads", "2", &cause);
-	config_set(cfg, "connection-timeout", "5", &cause);
+	fuzz_set("sync", "normal");
+	fuzz_set("max-running", "4");
+	fuzz_set("max-downloads", "2");
+	fuzz_set("connection-timeout", "5");
 	/* what a long run piles up: finished tasks, the feed in memory */
-	config_set(cfg, "retention", "10", &cause);
-	config_set(cfg, "events-kept", "1000", &cause);
-	config_set(cfg, "log-lines", "100", &cause);
+	fuzz_set("retention", "10");
+	fuzz_set("events-kept", "1000");
+	fuzz_set("log-lines", "100");
 	/* small limits, so that inputs reach them */
-	config_set(cfg, "max-body", "4K", &cause);
-	config_set(cfg, "max-batch", "8", &cause);
-	config_set(cfg, "max-children", "8", &cause);
-	config_set(cfg, "max-depth", "3", &cause);
-	config_set(cfg, "log-level", getenv("FUZZ_LOG") != NULL ?
-	    getenv("FUZZ_LOG") : "err", &cause);
+	fuzz_set("max-body", "4K");
+	fuzz_set("max-batch", "8");
+	fuzz_set("max-children", "8");
+	fuzz_set("max-depth", "3");
+	fuzz_set("log-level", getenv("FUZZ_LOG") != NULL ?
+	    getenv("FUZZ_LOG") : "err");
 	log_init(cfg->log_level);
 	verbose = getenv("FUZZ_VERBOSE") != NULL;
 
