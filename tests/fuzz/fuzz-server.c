@@ -194,6 +194,7 @@ static int
 fuzz_turn(int64_t wait)
 {
 	struct timeval	tv;
+	int64_t		start = time_mono(), took;
 
 	if (wait > 0) {
 		tv.tv_sec = 0;
@@ -204,6 +205,9 @@ fuzz_turn(int64_t wait)
 	    EVLOOP_NONBLOCK) == -1)
 		fatalx("event_base_loop failed");
 	loop_turn_end();
+	if (verbose && (took = time_mono() - start - wait) > 50000)
+		fprintf(stderr, "fuzz: a turn took %lld ms\n",
+		    (long long)took / 1000);
 	return (commit_pending());
 }
 
@@ -238,12 +242,15 @@ fuzz_check_reply(const char *r, size_t len)
 	hlen = eoh != NULL ? (size_t)(eoh - r) : len;
 	ct = memmem(r, hlen, "application/problem+json", 24);
 
-	/* A whole JSON body (not HEAD's, not a stream) must parse. */
+	/*
+	 * A whole JSON body must parse: not a stream's, and not HEAD's (none
+	 * is sent; what follows is the next answer, or nothing).
+	 */
 	if (eoh != NULL && (ct != NULL ||
 	    memmem(r, hlen, "Content-Type: application/json", 30) != NULL) &&
 	    (cl = memmem(r, hlen, "Content-Length: ", 16)) != NULL &&
 	    (blen = strtoull(cl + 16, NULL, 10)) > 0 &&
-	    blen <= len - hlen - 4) {
+	    blen <= len - hlen - 4 && strncmp(eoh + 4, "HTTP/1.", 7) != 0) {
 		if ((j = json_loadb(eoh + 4, blen, 0, &err)) == NULL) {
 			fprintf(stderr, "fuzz: a JSON answer that does not "
 			    "parse (%s):\n%.*s\n", err.text,
