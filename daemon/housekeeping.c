@@ -24,10 +24,14 @@ static struct event	*hk_more_ev;
 static int64_t		 hk_idem_before;
 static int64_t		 hk_seq_before;
 static int		 hk_queued;
+/* Deletions handed to the commit and not yet on disk; a full batch. */
+static int		 hk_deleting;
+static int		 hk_full;
 
 static void	hk_cb(evutil_socket_t, short, void *);
 static int	hk_prune(struct db *, void *);
 static void	hk_pruned(void *, int);
+static void	hk_deleted(void *, int);
 
 /* Run now and every minute. */
 void
@@ -60,7 +64,12 @@ hk_cb(evutil_socket_t fd, short what, void *arg)
 	housekeeping_run();
 }
 
-/* One round; another follows at once if the batch was full. */
+/*
+ * One round; if the batch was full, another follows once its deletions
+ * are committed.  The loop reads committed rows only: a round before that
+ * would find the same tasks expired and delete them (and their children)
+ * again, turn after turn while the writer is busy.
+ */
 void
 housekeeping_run(void)
 {
@@ -68,7 +77,7 @@ housekeeping_run(void)
 	size_t		 n = 0, i;
 	struct task	*t;
 
-	if (cfg->retention > 0 && db_task_expired(corod_db,
+	if (cfg->retention > 0 && !hk_deleting && db_task_expired(corod_db,
 	    now - cfg->retention, HK_BATCH, &ids, &n) == 0) {
 		for (i = 0; i < n; i++) {
 			if ((t = task_get(ids[i])) == NULL ||
@@ -77,8 +86,11 @@ housekeeping_run(void)
 			task_delete(t);
 		}
 		free(ids);
-		if (n == HK_BATCH)
-			event_active(hk_more_ev, EV_TIMEOUT, 1);
+		if (n > 0) {
+			hk_deleting = 1;
+			hk_full = n == HK_BATCH;
+			commit_after(hk_deleted, NULL);
+		}
 	}
 	/* The writer thread does the writing, with its connection. */
 	if (hk_queued)
@@ -98,6 +110,17 @@ hk_pruned(void *arg, int ok)
 	(void)arg;
 	(void)ok;
 	hk_queued = 0;
+}
+
+/* A round's deletions are committed (or failed: the minute timer tries
+ * again); after a full batch, the next round. */
+static void
+hk_deleted(void *arg, int ok)
+{
+	(void)arg;
+	hk_deleting = 0;
+	if (hk_full && ok && hk_more_ev != NULL)
+		event_active(hk_more_ev, EV_TIMEOUT, 1);
 }
 
 /* On the writer thread: drop old keys and tombstones. */
