@@ -186,8 +186,8 @@ fuzz_server_init(void)
 }
 
 /*
- * One turn of loop_run; whether a commit is pending.  Waiting for one (or
- * nothing else to do), the turn blocks for at most wait µs, so that the
+ * One turn of loop_run; whether a commit is pending.  With wait > 0 (only
+ * a commit to wait for) the turn may block for up to wait µs, so that the
  * writer thread gets the CPU rather than a spinning loop.
  */
 static int
