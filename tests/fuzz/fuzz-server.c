@@ -278,27 +278,33 @@ static void
 fuzz_server_reset(void)
 {
 	struct db_filter	 f;
-	struct task_row		*rows = NULL;
+	struct task_row		*rows;
 	struct task		*t;
-	size_t			 n = 0, i;
+	size_t			 n, i;
+	int			 rounds = 0;
 
 	memset(&f, 0, sizeof f);
 	f.states = 1U << TASK_SCHEDULED | 1U << TASK_RUNNING;
 	f.parent = 0;
 	f.limit = 1000;
-	if (db_task_list(corod_db, &f, &rows, &n) != 0)
-		fatalx("fuzz: cannot list the tasks");
-	for (i = 0; i < n; i++) {
-		if ((t = task_get(rows[i].id)) != NULL) {
-			task_ref(t);
-			task_cancel(t, CANCEL_USER);
-			task_unref(t);
+	do {
+		rows = NULL;
+		n = 0;
+		if (db_task_list(corod_db, &f, &rows, &n) != 0)
+			fatalx("fuzz: cannot list the tasks");
+		for (i = 0; i < n; i++) {
+			if ((t = task_get(rows[i].id)) != NULL) {
+				task_ref(t);
+				task_cancel(t, CANCEL_USER);
+				task_unref(t);
+			}
+			task_row_free(&rows[i]);
 		}
-		task_row_free(&rows[i]);
-	}
-	free(rows);
-	while (fuzz_turn(commit_pending() ? FUZZ_WAIT : 0))
-		;
+		free(rows);
+		/* the next list reads what this cancel committed */
+		while (fuzz_turn(commit_pending() ? FUZZ_WAIT : 0))
+			;
+	} while (n == (size_t)f.limit && ++rounds < 100);
 }
 
 size_t
