@@ -52,16 +52,27 @@ render_int(struct buf *b, const char *key, int64_t v)
 	buf_add_int(b, v);
 }
 
-/* ,"key":seconds, from µs: whole seconds without printf (lists of a
+/* ,"key":seconds, from µs (>= 0), exact: the whole seconds, then up to
+ * six decimals without trailing zeros, all without printf (lists of a
  * hundred tasks with a delay spent a tenth of their time formatting). */
 static void
 render_seconds(struct buf *b, const char *key, int64_t us)
 {
-	if (us % USEC_PER_SEC == 0) {
-		render_int(b, key, us / USEC_PER_SEC);
+	char	frac[7];
+	int64_t	f;
+	int	n, i;
+
+	render_int(b, key, us / USEC_PER_SEC);
+	if ((f = us % USEC_PER_SEC) == 0)
 		return;
+	for (n = 6; f % 10 == 0; n--)
+		f /= 10;
+	frac[0] = '.';
+	for (i = n; i > 0; i--) {
+		frac[i] = (char)('0' + f % 10);
+		f /= 10;
 	}
-	buf_printf(b, ",\"%s\":%.6g", key, (double)us / USEC_PER_SEC);
+	buf_add(b, frac, (size_t)n + 1);
 }
 
 /* Append the task object; kids are the ids of its children, in order. */

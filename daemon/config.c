@@ -214,7 +214,8 @@ config_set(struct config *c, const char *name, const char *value,
 			if (*end == 'B')
 				end++;
 		}
-		if (*end != '\0' || n > LLONG_MAX / mult)
+		if (*end != '\0' || n > LLONG_MAX / mult ||
+		    n < LLONG_MIN / mult)
 			goto bad;
 		n *= mult;
 		if (n < o->min || n > o->max) {
@@ -263,23 +264,35 @@ bad:
 	return (-1);
 }
 
-/*
- * Read a config file of "key = value" lines ("key value" also works; '#'
- * starts a comment; a value may be in double quotes).  -1 with *cause
- * naming the file and line on the first error.
- */
+/* Read the config file at path (config_read); -1 and *cause on error. */
 int
 config_load(struct config *c, const char *path, char **cause)
 {
 	FILE	*f;
-	char	*line = NULL, *key, *value, *p, *why;
-	size_t	 size = 0, len;
-	int	 lineno = 0, rc = 0;
+	int	 rc;
 
 	if ((f = fopen(path, "r")) == NULL) {
 		xasprintf(cause, "%s: %s", path, strerror(errno));
 		return (-1);
 	}
+	rc = config_read(c, f, path, cause);
+	fclose(f);
+	return (rc);
+}
+
+/*
+ * Read config lines from f, named path in messages: "key = value" ("key
+ * value" also works; '#' starts a comment; a value may be in double
+ * quotes).  -1 with *cause naming the file and line on the first error.
+ * The caller closes f.
+ */
+int
+config_read(struct config *c, FILE *f, const char *path, char **cause)
+{
+	char	*line = NULL, *key, *value, *p, *why;
+	size_t	 size = 0, len;
+	int	 lineno = 0, rc = 0;
+
 	while (getline(&line, &size, f) != -1) {
 		lineno++;
 		for (key = line; isspace((unsigned char)*key); key++)
@@ -328,7 +341,6 @@ config_load(struct config *c, const char *path, char **cause)
 		rc = -1;
 	}
 	free(line);
-	fclose(f);
 	return (rc);
 }
 

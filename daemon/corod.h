@@ -145,6 +145,7 @@ int		 config_set(struct config *, const char *, const char *,
 		    char **);
 /* Read "key = value" lines; -1 and *cause naming file:line on error. */
 int		 config_load(struct config *, const char *, char **);
+int		 config_read(struct config *, FILE *, const char *, char **);
 void		 config_free(struct config *);
 /* A reload: take fresh's live options into the first; the count. */
 int		 config_apply(struct config *, struct config *);

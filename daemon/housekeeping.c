@@ -26,12 +26,15 @@ static struct event	*hk_more_ev;
 static int64_t		 hk_idem_before;
 static int64_t		 hk_seq_before;
 static int		 hk_queued;
+/* Deletions handed to the commit and not yet on disk; a full batch. */
+static int		 hk_deleting;
+static int		 hk_full;
 
 static void	hk_cb(evutil_socket_t, short, void *);
 static size_t	hk_delete(int64_t *, size_t);
-static void	hk_again(void *, int);
 static int	hk_prune(struct db *, void *);
 static void	hk_pruned(void *, int);
+static void	hk_deleted(void *, int);
 
 /* Run now and every minute. */
 void
@@ -82,39 +85,37 @@ hk_delete(int64_t *ids, size_t n)
 	return (deleted);
 }
 
-/* A full batch was committed: the next round. */
-static void
-hk_again(void *arg, int ok)
-{
-	(void)arg;
-	(void)ok;
-	event_active(hk_more_ev, EV_TIMEOUT, 1);
-}
-
-/* One round; another follows once a full batch is committed. */
+/*
+ * One round; if a batch was full, another follows once its deletions are
+ * committed.  The loop reads committed rows only: a round before that
+ * would find the same tasks expired and delete them (and their children)
+ * again, turn after turn while the writer is busy.
+ */
 void
 housekeeping_run(void)
 {
 	int64_t		*ids = NULL, now = time_now();
 	size_t		 n = 0, deleted = 0;
-	int		 more = 0;
+	int		 full = 0;
 
-	if (cfg->retention > 0 && db_task_expired(corod_db,
+	if (cfg->retention > 0 && !hk_deleting && db_task_expired(corod_db,
 	    now - cfg->retention, HK_BATCH, &ids, &n) == 0) {
 		deleted += hk_delete(ids, n);
-		more |= n == HK_BATCH;
+		full |= n == HK_BATCH;
 	}
 	/* only when there could be more finished tasks than are kept */
-	if (!more && cfg->retention_count > 0 &&
+	if (!full && !hk_deleting && cfg->retention_count > 0 &&
 	    task_nstored > cfg->retention_count && db_task_beyond(corod_db,
 	    cfg->retention_count, HK_BATCH, &ids, &n) == 0) {
 		deleted += hk_delete(ids, n);
-		more |= n == HK_BATCH;
+		full |= n == HK_BATCH;
 	}
-	if (deleted > 0)
+	if (deleted > 0) {
 		log_info("retention: deleting %zu finished tasks", deleted);
-	if (more && deleted > 0)
-		commit_after(hk_again, NULL);
+		hk_deleting = 1;
+		hk_full = full;
+		commit_after(hk_deleted, NULL);
+	}
 	/* The writer thread does the writing, with its connection. */
 	if (hk_queued)
 		return;
@@ -133,6 +134,17 @@ hk_pruned(void *arg, int ok)
 	(void)arg;
 	(void)ok;
 	hk_queued = 0;
+}
+
+/* A round's deletions are committed (or failed: the minute timer tries
+ * again); after a full batch, the next round. */
+static void
+hk_deleted(void *arg, int ok)
+{
+	(void)arg;
+	hk_deleting = 0;
+	if (hk_full && ok && hk_more_ev != NULL)
+		event_active(hk_more_ev, EV_TIMEOUT, 1);
 }
 
 /* On the writer thread: drop old keys and tombstones. */

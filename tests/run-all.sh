@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tests/run-all.sh -- build corod and run the whole test suite twice: a
 # normal build with -Werror, then an AddressSanitizer+UBSan build; between
-# them the end-to-end tests once more with the daemon under valgrind; end
-# with one line "N passed, N failed" (test points of all three runs) and a
-# non-zero exit status if anything failed or did not build.
+# them the end-to-end tests once more with the daemon under valgrind; then
+# the fuzz harnesses briefly; end with one line "N passed, N failed" (test
+# points of all of them) and a non-zero exit status if anything failed or
+# did not build.
 #
 #   ./tests/run-all.sh            (from anywhere; JOBS=N for make -jN)
 #
@@ -19,6 +20,11 @@
 #    ../src/configure --enable-werror --enable-sanitizers && make &&
 #    make check, with every harness timeout stretched (COROD_TIMEOUT_MULT).
 #    This also checks that the distribution holds what the build needs.
+# 3. Fuzzing, out of tree the same way (build-fuzz/src, build-fuzz/obj):
+#    CC=clang ../src/configure --enable-fuzzing && make && make fuzz, each
+#    libFuzzer harness for FUZZ_SECONDS (default 30) from its seed corpus;
+#    each harness is one test point, passed if it ran its time without a
+#    crash.  `make fuzz-long` (an hour each) is not run here.
 #
 # A failing test's log (its last 100 lines) is printed after its run.
 
@@ -118,6 +124,35 @@ if [ -f Makefile ] &&
 	show_failures "$asan/obj" "$stamp"
 else
 	echo "run-all: the sanitizer build failed" >&2
+	failed=$((failed + 1))
+	status=1
+fi
+
+# --- 3. the fuzz harnesses, briefly, out of tree -------------------------------
+
+say "build (out of tree, CC=clang --enable-fuzzing)"
+fuzz=$top/build-fuzz
+rm -rf "$fuzz"
+mkdir -p "$fuzz/obj"
+if [ -f Makefile ] &&
+    make distdir distdir="corod-fuzz-src" >/dev/null &&
+    mv corod-fuzz-src "$fuzz/src" &&
+    (cd "$fuzz/obj" && CC=clang ../src/configure --enable-fuzzing &&
+     make -j"$jobs"); then
+	say "make fuzz (${FUZZ_SECONDS:-30} s per harness)"
+	(cd "$fuzz/obj" && make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}") |
+	    tee "$fuzz/fuzz.log"
+	[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+	p=$(grep -c '^PASS: fuzz-' "$fuzz/fuzz.log")
+	f=$(grep -c '^FAIL: fuzz-' "$fuzz/fuzz.log")
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if [ $((p + f)) -eq 0 ]; then
+		echo "run-all: make fuzz ran no harness" >&2
+		failed=$((failed + 1))
+	fi
+else
+	echo "run-all: the fuzzing build failed" >&2
 	failed=$((failed + 1))
 	status=1
 fi

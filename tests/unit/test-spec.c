@@ -188,6 +188,43 @@ test_time(void)
 	is_str(time_format(0, buf), "1970-01-01T00:00:00.000000Z", "epoch");
 }
 
+/* Delay and timeout render exactly as given (found by fuzz-spec). */
+static void
+test_render_seconds(void)
+{
+	struct spec_tree	 tree;
+	struct buf		 b = { NULL, 0, 0 };
+	int			 status;
+	char			*s;
+
+	check("{\"kind\":\"echo\",\"params\":{\"message\":\"x\"},"
+	    "\"delay\":1234567.5,\"timeout\":0.000001}", &tree, &status);
+	ok(status == 0 && tree.nrows == 1, "spec with fractional delay");
+	if (tree.nrows == 1) {
+		task_render(&b, &tree.rows[0], NULL, 0);
+		buf_add(&b, "", 1);
+		ok(strstr(b.data, "\"delay\":1234567.5,") != NULL,
+		    "delay rendered to the µs, not as 1.23457e+06");
+		ok(strstr(b.data, "\"timeout\":0.000001,") != NULL,
+		    "a µs timeout rendered exactly");
+		diag("%s", b.data);
+		buf_free(&b);
+	}
+	spec_tree_free(&tree);
+	check("{\"kind\":\"echo\",\"params\":{\"message\":\"x\"},"
+	    "\"delay\":3,\"timeout\":100.25}", &tree, &status);
+	if (tree.nrows == 1) {
+		task_render(&b, &tree.rows[0], NULL, 0);
+		s = buf_steal(&b, NULL);
+		ok(strstr(s, "\"delay\":3,") != NULL &&
+		    strstr(s, "\"timeout\":100.25,") != NULL,
+		    "whole and short fractions");
+		free(s);
+	} else
+		ok(0, "whole and short fractions");
+	spec_tree_free(&tree);
+}
+
 static void
 test_sha256(void)
 {
@@ -220,6 +257,13 @@ test_config(void)
 	ok(config_set(&c, "max-body", "lots", &cause) != 0 &&
 	    strstr(cause, "max-body") != NULL, "bad size named");
 	free(cause);
+	/* found by fuzz-config: the multiplication overflowed */
+	ok(config_set(&c, "max-body", "-922337203758082G", &cause) != 0 &&
+	    strstr(cause, "max-body") != NULL, "huge negative size refused");
+	free(cause);
+	ok(config_set(&c, "max-body", "-1K", &cause) != 0 &&
+	    strstr(cause, "out of range") != NULL, "negative size out of range");
+	free(cause);
 	ok(config_set(&c, "nope", "1", &cause) != 0 &&
 	    strstr(cause, "nope") != NULL, "unknown option named");
 	free(cause);
@@ -248,6 +292,7 @@ main(void)
 	cfg = &conf;
 	test_spec();
 	test_time();
+	test_render_seconds();
 	test_sha256();
 	test_config();
 	config_free(&conf);
