@@ -95,8 +95,6 @@ void		 http_stop(void);
 /* Count of requests currently suspended. */
 size_t		 http_suspended(void);
 void		 http_poke(void);
-/* ns one request costs the loop, measured (the feed paces by it) */
-int64_t		 http_request_cost_ns(void);
 
 /* conn.c: connections from accept to close, their limits and deadlines */
 extern size_t	 conn_open;

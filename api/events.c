@@ -12,10 +12,8 @@
  * list; 100 ms after a batch's events are in (with whatever committed
  * meanwhile), every one of them is answered, and pollers that asked the
  * same thing share one rendered body (not copied).  With many pollers the
- * wait grows so that answering them, and the requests they come back
- * with, take about a twentieth of the loop's time (the cost of a request
- * is measured by http.c), and pollers coming back while a fan-out is due
- * join it.
+ * wait grows so that answering them takes at most a tenth of the loop's
+ * time, and pollers coming back while a fan-out is due join it.
  * Server-Sent Events streams keep a cursor and are woken the same way; a
  * timer sends their keep-alive comments.
  */
@@ -78,8 +76,7 @@ static LIST_HEAD(, stream)	 streams = LIST_HEAD_INITIALIZER(streams);
 static size_t			 npollers, nstreams;
 static struct event		*keepalive_ev;
 static struct event		*wake_ev;
-/* The last wake's cost: its own time and the requests it brings back. */
-static int64_t			 fanout_us;
+static int64_t			 fanout_us;	/* the last wake's cost */
 
 /* The last rendering, for every poller asking the same thing. */
 static struct {
@@ -243,9 +240,8 @@ events_flush(void)
 
 /*
  * Arm the fan-out unless it is: 100 ms away, or more when the last one
- * was costly, so that fan-outs (answering, sending, and the re-polls
- * they bring) take about a twentieth of the loop's time whatever the
- * number of pollers.
+ * was costly, so that fan-outs (and the re-polls they bring) take about
+ * a tenth of the loop's time whatever the number of pollers.
  */
 static void
 wake_schedule(void)
@@ -270,7 +266,7 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct poller		*p, *next;
 	struct stream		*s;
-	int64_t			 start = time_mono(), answered = 0;
+	int64_t			 start = time_mono();
 
 	(void)fd;
 	(void)what;
@@ -278,16 +274,12 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 	/* only those with news: one may have come since, from the feed's end */
 	for (p = LIST_FIRST(&pollers); p != NULL; p = next) {
 		next = LIST_NEXT(p, entry);
-		if (p->since < feed_pos) {
+		if (p->since < feed_pos)
 			poller_answer(p);
-			answered++;
-		}
 	}
 	LIST_FOREACH(s, &streams, entry)
 		http_stream_wake(s->req);
-	/* each answer is sent, and comes back as a request: count those */
-	fanout_us = time_mono() - start +
-	    answered * http_request_cost_ns() / 1000;
+	fanout_us = time_mono() - start;
 }
 
 /* One event as JSON. */

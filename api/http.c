@@ -104,10 +104,6 @@ static struct event		*http_timer_ev;
 static struct event		*http_kick_ev;
 static struct http_ctx_list	 http_held = TAILQ_HEAD_INITIALIZER(http_held);
 static size_t			 http_nheld;
-/* What one request costs the loop in MHD_run, for the feed's pacing. */
-static int64_t			 http_run_us;
-static uint64_t			 http_run_requests;
-static int64_t			 http_cost_ns = 20000;
 static int			 http_stopping;
 static size_t			 http_nstopping;
 static char			 http_lastlog[256];
@@ -472,21 +468,10 @@ http_port(void)
 static void
 http_drive(void)
 {
-	int64_t	start;
-
 	if (http_daemon == NULL)
 		return;
-	start = time_mono();
 	if (MHD_run(http_daemon) != MHD_YES)
 		log_debug("%s: MHD_run failed", __func__);
-	http_run_us += time_mono() - start;
-	/* a moving average over batches of 1000 requests */
-	if (http_run_requests >= 1000) {
-		http_cost_ns = (http_cost_ns + http_run_us * 1000 /
-		    (int64_t)http_run_requests) / 2;
-		http_run_us = 0;
-		http_run_requests = 0;
-	}
 	http_closing = 0;
 	http_rearm();
 }
@@ -811,17 +796,6 @@ http_release(struct http_ctx *ctx)
 }
 
 /*
- * What one request costs the loop, in ns (MHD's time, our handlers
- * included, per request completed): the change feed paces its fan-outs
- * by it.
- */
-int64_t
-http_request_cost_ns(void)
-{
-	return (http_cost_ns);
-}
-
-/*
  * The socket of a held request is readable or half-closed: if the client
  * closed its end or reset it, drop the request.  Bytes of a next request
  * sent early (pipelining) are left to MHD; the watch then goes on for
@@ -872,7 +846,6 @@ http_completed_cb(void *arg, struct MHD_Connection *conn, void **con_cls,
 	(void)arg;
 	if (ctx == NULL)
 		return;
-	http_run_requests++;
 	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		conn_request_done(http_conn_fd(conn));
 	req = &ctx->req;
