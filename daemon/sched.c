@@ -521,6 +521,16 @@ sched_recover(void)
 		}
 		free(kids);
 	}
+	/*
+	 * A cancel answered 202 while the task ran was stored with
+	 * cancel_requested: the stop must not undo it, so the task (and a
+	 * group's children, all rescheduled above) ends canceled now.
+	 */
+	for (i = 0; i < n; i++) {
+		if ((t = task_lookup(rows[i].id)) != NULL &&
+		    t->row.cancel_requested && t->row.state == TASK_SCHEDULED)
+			task_cancel(t, CANCEL_USER);
+	}
 	if (n > 0)
 		log_notice("recovered %zu interrupted task%s", n,
 		    n == 1 ? "" : "s");

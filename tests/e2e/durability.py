@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -147,6 +148,49 @@ def interrupted_task_is_rescheduled():
         t.is_(c.status, 202, "the restarted repeat can be canceled: 202")
         t.is_(d.wait_state(r["id"], FINAL, 5)["state"], "canceled",
               "... and ends canceled")
+        t.is_(d.stop(), 0, "SIGTERM: exit status 0")
+
+
+@t.test(timeout=60)
+def cancel_in_flight_survives_kill():
+    # A cancel answered 202 is stored (cancel_requested) before the task
+    # has unwound; a kill -9 in between must not undo it.  The window is
+    # too short to hit on purpose, so the store is put in that state by
+    # hand: a running repeat and a running gather (with a running child)
+    # killed, then given the flag a committed 202 leaves.
+    with Corod(t, name="cancel-in-flight") as d:
+        r = d.submit({"kind": "repeat", "params": {"message": "tick",
+                                                    "interval": 0.2}})
+        g = d.submit({"kind": "gather", "params": {"tasks": [
+            {"kind": "sleep", "params": {"seconds": 30}},
+            {"kind": "echo", "params": {"message": "later"}, "delay": 30}]}})
+        d.wait_for(lambda: d.get(r["id"])["state"] == "running" and
+                   d.get(g["id"])["state"] == "running", 5,
+                   desc="both running")
+        kids = d.get(g["id"])["children"]
+        d.wait_for(lambda: d.get(kids[0])["state"] == "running", 5,
+                   desc="the gather's sleep running")
+        d.kill9()
+        con = sqlite3.connect(d.db)
+        try:
+            con.execute("UPDATE tasks SET cancel_requested = 1 "
+                        "WHERE id IN (?, ?)", (r["id"], g["id"]))
+            con.commit()
+        finally:
+            con.close()
+        d.start()
+        x = d.wait_state(r["id"], FINAL, 5)
+        t.is_(x["state"], "canceled", "a repeat cancelled (202) just before "
+              "a kill -9 ends canceled, not rescheduled")
+        y = d.wait_state(g["id"], FINAL, 5)
+        t.is_(y["state"], "canceled", "... and so does a gather")
+        t.is_([d.wait_state(k, FINAL, 5)["state"] for k in kids],
+              ["canceled", "canceled"], "... with its running and its "
+              "waiting child")
+        log = [line[1] for line in d.log(r["id"])]
+        t.ok(any("interrupted" in line for line in log) and
+             log[-1] == "canceled", "the repeat's log: interrupted, then "
+             "canceled", diag=log)
         t.is_(d.stop(), 0, "SIGTERM: exit status 0")
 
 
