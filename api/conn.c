@@ -80,6 +80,19 @@ static void	conn_deadline_cb(evutil_socket_t, short, void *);
 static void	conn_arm(struct conn *, int);
 static void	conn_refuse(int, int, const char *, int);
 static int	conn_key(const struct sockaddr *, socklen_t, uint8_t [16]);
+static struct client **client_bucket(const uint8_t [16]);
+
+/* The hash bucket of a client address (FNV-1a). */
+static struct client **
+client_bucket(const uint8_t key[16])
+{
+	uint32_t	h = 2166136261u;
+	size_t		i;
+
+	for (i = 0; i < 16; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return (&clients[h % CLIENT_BUCKETS]);
+}
 
 void
 conn_init(struct event_base *base, int tls)
@@ -118,7 +131,7 @@ conn_key(const struct sockaddr *sa, socklen_t len, uint8_t key[16])
 static void
 conn_refuse(int fd, int status, const char *detail, int retry_after)
 {
-	char	head[512], body[384], junk[4096];
+	char	head[512], body[384], junk[4096], retry[32] = "";
 	int	hlen, blen, i;
 	struct iovec	iov[2];
 	struct msghdr	msg;
@@ -133,13 +146,14 @@ conn_refuse(int fd, int status, const char *detail, int retry_after)
 		    "\"%s\"}", status == 408 ? "request-timeout" :
 		    "too-many-connections", problem_title(status), status,
 		    detail);
+		if (retry_after > 0)
+			snprintf(retry, sizeof retry, "Retry-After: %d\r\n",
+			    retry_after);
 		hlen = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n"
 		    "Content-Type: application/problem+json\r\n"
 		    "Content-Length: %d\r\nConnection: close\r\n"
-		    "Cache-Control: no-store\r\n%s%.0d%s\r\n", status,
-		    problem_title(status), blen,
-		    retry_after > 0 ? "Retry-After: " : "", retry_after,
-		    retry_after > 0 ? "\r\n" : "");
+		    "Cache-Control: no-store\r\n%s\r\n", status,
+		    problem_title(status), blen, retry);
 		iov[0].iov_base = head;
 		iov[0].iov_len = (size_t)hlen;
 		iov[1].iov_base = body;
@@ -165,8 +179,7 @@ conn_admit(int fd, const struct sockaddr *sa, socklen_t len)
 	struct conn	*c;
 	uint8_t		 key[16];
 	char		 name[INET6_ADDRSTRLEN], detail[200];
-	uint32_t	 h;
-	size_t		 i, nsize;
+	size_t		 nsize;
 
 	if (conn_open >= (size_t)cfg->max_connections) {
 		conn_refused_total++;
@@ -179,9 +192,7 @@ conn_admit(int fd, const struct sockaddr *sa, socklen_t len)
 		return (-1);
 	}
 	if (conn_key(sa, len, key) == 0) {
-		for (h = 2166136261u, i = 0; i < 16; i++)
-			h = (h ^ key[i]) * 16777619u;
-		bucket = &clients[h % CLIENT_BUCKETS];
+		bucket = client_bucket(key);
 		for (cl = *bucket; cl != NULL; cl = cl->next) {
 			if (memcmp(cl->addr, key, 16) == 0)
 				break;
@@ -238,8 +249,6 @@ conn_closed(int fd)
 {
 	struct conn	*c;
 	struct client	**p, *cl;
-	uint32_t	 h;
-	size_t		 i;
 
 	if (fd < 0 || (size_t)fd >= conns_size || (c = conns[fd]) == NULL)
 		return;
@@ -247,10 +256,7 @@ conn_closed(int fd)
 	conn_open--;
 	event_free(c->deadline_ev);
 	if ((cl = c->client) != NULL && --cl->nconns == 0) {
-		for (h = 2166136261u, i = 0; i < 16; i++)
-			h = (h ^ cl->addr[i]) * 16777619u;
-		for (p = &clients[h % CLIENT_BUCKETS]; *p != cl;
-		    p = &(*p)->next)
+		for (p = client_bucket(cl->addr); *p != cl; p = &(*p)->next)
 			;
 		*p = cl->next;
 		free(cl);
