@@ -24,7 +24,6 @@
 #include "corod.h"
 
 struct MHD_Connection;
-struct MHD_Response;
 
 /* problem.c: RFC 9457 problem documents */
 struct problem {
@@ -68,13 +67,12 @@ struct http_request {
 	size_t			 cap;
 	int			 too_large;	/* over max_body: 413 */
 
-	/* The answer, set by a handler; sent when the request runs again. */
-	struct MHD_Response	*response;
+	/* The answer's status, set by a handler; answered: it is going out. */
 	unsigned int		 status;
 	int			 answered;
 
-	int			 suspended;
-	struct event		*closed_ev;	/* client gone while suspended */
+	int			 suspended;	/* HTTP_HOLD_*: held, no answer */
+	struct event		*closed_ev;	/* client gone while held */
 	int			 gone;		/* ... and it went */
 
 	/* The handler's own state and what to do if the client goes away. */
@@ -105,6 +103,8 @@ void		 conn_closed(int);
 void		 conn_request_begun(int);
 void		 conn_request_read(int);
 void		 conn_request_done(int);
+void		 conn_moved(int, int);
+int		 conn_addr(int, struct sockaddr *, socklen_t *);
 void		 conn_shutdown(void);
 extern void	(*http_answer_hook)(struct http_request *);
 
@@ -144,8 +144,15 @@ void		 http_respond_stream(struct http_request *, unsigned int,
 void		 http_stream_wake(struct http_request *);
 void		 http_add_header(struct http_request *, const char *,
 		    const char *);
-/* Hold the request (no answer yet); resumed by any http_respond_*. */
+/*
+ * Hold the request (no answer yet) until any http_respond_*: briefly (a
+ * commit), or for long (a long-poll: on a plain connection the socket then
+ * leaves libmicrohttpd, and http_header/http_query answer NULL).
+ */
+#define HTTP_HOLD_SHORT	1
+#define HTTP_HOLD_LONG	2
 void		 http_suspend(struct http_request *);
+void		 http_hold(struct http_request *);
 
 /* route.c: dispatch a complete request to its endpoint */
 void		 route_request(struct http_request *);

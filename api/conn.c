@@ -62,6 +62,8 @@ struct conn {
 	enum conn_state	 state;
 	struct client	*client;	/* NULL: a Unix socket */
 	struct event	*deadline_ev;
+	struct sockaddr_storage addr;	/* the peer, as accept gave it */
+	socklen_t	 addrlen;
 };
 
 static struct event_base	 *conn_base;
@@ -80,6 +82,7 @@ static void	conn_deadline_cb(evutil_socket_t, short, void *);
 static void	conn_arm(struct conn *, int);
 static void	conn_refuse(int, int, const char *, int);
 static int	conn_key(const struct sockaddr *, socklen_t, uint8_t [16]);
+static struct conn **conn_slot(int);
 static struct client **client_bucket(const uint8_t [16]);
 
 /* The hash bucket of a client address (FNV-1a). */
@@ -179,7 +182,6 @@ conn_admit(int fd, const struct sockaddr *sa, socklen_t len)
 	struct conn	*c;
 	uint8_t		 key[16];
 	char		 name[INET6_ADDRSTRLEN], detail[200];
-	size_t		 nsize;
 
 	if (conn_open >= (size_t)cfg->max_connections) {
 		conn_refused_total++;
@@ -219,6 +221,31 @@ conn_admit(int fd, const struct sockaddr *sa, socklen_t len)
 		cl->nconns++;
 	}
 
+	if (*conn_slot(fd) != NULL)	/* not expected: closed unnoticed */
+		conn_closed(fd);
+	c = xcalloc(1, sizeof *c);
+	c->fd = fd;
+	c->client = cl;
+	if (len > sizeof c->addr)
+		len = sizeof c->addr;
+	memcpy(&c->addr, sa, len);
+	c->addrlen = len;
+	c->deadline_ev = evtimer_new(conn_base, conn_deadline_cb, c);
+	if (c->deadline_ev == NULL)
+		fatalx("%s: evtimer_new failed", __func__);
+	conns[fd] = c;
+	conn_open++;
+	c->state = CONN_NEW;
+	conn_arm(c, cfg->request_timeout);
+	return (0);
+}
+
+/* The table's slot for fd, grown to hold it. */
+static struct conn **
+conn_slot(int fd)
+{
+	size_t	nsize;
+
 	if ((size_t)fd >= conns_size) {
 		nsize = conns_size == 0 ? 1024 : conns_size;
 		while (nsize <= (size_t)fd)
@@ -228,18 +255,38 @@ conn_admit(int fd, const struct sockaddr *sa, socklen_t len)
 		    (nsize - conns_size) * sizeof *conns);
 		conns_size = nsize;
 	}
-	if (conns[fd] != NULL)	/* not expected: closed without a notice */
-		conn_closed(fd);
-	c = xcalloc(1, sizeof *c);
-	c->fd = fd;
-	c->client = cl;
-	c->deadline_ev = evtimer_new(conn_base, conn_deadline_cb, c);
-	if (c->deadline_ev == NULL)
-		fatalx("%s: evtimer_new failed", __func__);
-	conns[fd] = c;
-	conn_open++;
-	c->state = CONN_NEW;
-	conn_arm(c, cfg->request_timeout);
+	return (&conns[fd]);
+}
+
+/*
+ * The connection on fd now has the descriptor to (a held request's socket
+ * taken out of libmicrohttpd is a dup): its limits and deadline go along.
+ */
+void
+conn_moved(int fd, int to)
+{
+	struct conn	*c, **slot;
+
+	if (fd < 0 || (size_t)fd >= conns_size || (c = conns[fd]) == NULL)
+		return;
+	conns[fd] = NULL;
+	slot = conn_slot(to);
+	if (*slot != NULL)	/* not expected: closed unnoticed */
+		conn_closed(to);
+	*slot = c;
+	c->fd = to;
+}
+
+/* The peer address of the connection on fd; -1 if none is known. */
+int
+conn_addr(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	struct conn	*c;
+
+	if (fd < 0 || (size_t)fd >= conns_size || (c = conns[fd]) == NULL)
+		return (-1);
+	memcpy(sa, &c->addr, c->addrlen);
+	*len = c->addrlen;
 	return (0);
 }
 
@@ -264,16 +311,25 @@ conn_closed(int fd)
 	free(c);
 }
 
-/* Set c's deadline seconds from now; 0: none. */
+/*
+ * Set c's deadline seconds from now; 0: none.  The durations are few
+ * (request-timeout, connection-timeout), so each is a libevent common
+ * timeout: a queue in deadline order, not the timer heap, where ten
+ * thousand held long-polls' timers would make every re-arm (three per
+ * request) cost a walk down the heap.
+ */
 static void
 conn_arm(struct conn *c, int seconds)
 {
-	struct timeval	tv = { seconds, 0 };
+	struct timeval		 tv = { seconds, 0 };
+	const struct timeval	*common;
 
-	if (seconds > 0)
-		evtimer_add(c->deadline_ev, &tv);
-	else
+	if (seconds <= 0) {
 		evtimer_del(c->deadline_ev);
+		return;
+	}
+	common = event_base_init_common_timeout(conn_base, &tv);
+	evtimer_add(c->deadline_ev, common != NULL ? common : &tv);
 }
 
 /* The request line of a new request was read. */

@@ -448,7 +448,7 @@ api_events(struct http_request *req)
 		req->data = p;
 		req->on_gone = poller_gone;
 		req->on_free = poller_gone;
-		http_suspend(req);
+		http_hold(req);
 		return;
 	}
 	events_answer(req, since, limit);

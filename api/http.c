@@ -3,7 +3,8 @@
  *
  * MHD runs without threads of its own in epoll mode: its epoll fd is
  * watched by a persistent libevent read event, and one libevent timer is
- * re-armed from MHD_get_timeout after every MHD_run.  Nothing else may call
+ * armed from MHD_get_timeout after every MHD_run (if it is not already
+ * due sooner).  Nothing else may call
  * MHD_run: code that needs MHD to run again (a resumed request) activates
  * the kick event instead, which is safe from inside MHD's own callbacks.
  * The kick is an event of its own, not the timer made active: re-arming a
@@ -62,53 +63,38 @@
 
 #include "../daemon/corod.h"
 #include "api.h"
+#include "http-int.h"
 
 /* libmicrohttpd's memory per connection. */
-#define HTTP_POOL_SIZE	(16 * 1024)
+/*
+ * libmicrohttpd's memory per connection: its headers and buffers (bodies
+ * go to our own buffer).  Above 32 KiB MHD maps each pool (mmap) instead
+ * of taking it from the heap.  That matters because held requests leave
+ * MHD (held.c), freeing their pools while what they hold lives on: heap
+ * pools then left ten thousand holes that malloc split and merged on
+ * every request (a tenth of the loop's time, bench/polling.py).  The
+ * cost: MHD clears the whole pool after each request, so an idle
+ * keep-alive connection left in MHD keeps 36 KiB resident.
+ */
+#define HTTP_POOL_SIZE	(36 * 1024)
 
 /* How long http_stop lets MHD send the 503s, in milliseconds. */
 #define HTTP_STOP_WAIT	2000
-
-/* A header added before the response exists. */
-struct http_hdr {
-	char			*name;
-	char			*value;
-	struct http_hdr		*next;
-};
-
-/*
- * What http.c keeps about a request.  The public part comes first, so a
- * struct http_request pointer handed to a handler is also this.
- */
-struct http_ctx {
-	struct http_request	 req;
-	char			*url;		/* req->url, owned */
-	struct http_hdr		*hdrs;		/* pending headers, in order */
-	struct http_hdr		**hdrs_tail;
-	int			 routed;	/* route_request was called */
-	int			 read;		/* the whole request is in */
-	int			 held;		/* suspended in MHD */
-	int			 stopping;	/* answered 503 by http_stop */
-	TAILQ_ENTRY(http_ctx)	 entry;		/* http_held, while held */
-
-	/* A streamed answer (http_respond_stream). */
-	ssize_t			(*stream_read)(void *, char *, size_t);
-	void			*stream_arg;
-};
-TAILQ_HEAD(http_ctx_list, http_ctx);
 
 static struct MHD_Daemon	*http_daemon;
 static struct event_base	*http_base;
 static struct event		*http_io_ev;
 static struct event		*http_timer_ev;
+static int64_t			 http_timer_at;	/* when it fires; 0: unarmed */
 static struct event		*http_kick_ev;
+/* Requests suspended in MHD (held.c keeps those it took). */
 static struct http_ctx_list	 http_held = TAILQ_HEAD_INITIALIZER(http_held);
-static size_t			 http_nheld;
-static int			 http_stopping;
+size_t				 http_nheld;
+int				 http_stopping;
 static size_t			 http_nstopping;
 static char			 http_lastlog[256];
-/* A gone request was refused: MHD's "internal error" line is expected. */
-static int			 http_closing;
+/* A request was refused or taken: MHD's "internal error" line is expected. */
+int				 http_closing;
 
 /* Told of every answer (its status is set): metrics count them. */
 void				(*http_answer_hook)(struct http_request *);
@@ -135,20 +121,23 @@ static void	 http_drive(void);
 static void	 http_rearm(void);
 static void	 http_kick(void);
 static enum http_method http_method_parse(const char *);
-static const char *http_method_name(enum http_method);
+static int	 http_token(const char *, const char *);
 static int	 http_too_long(struct MHD_Connection *);
 static void	 http_append(struct http_ctx *, const char *, size_t);
 static enum MHD_Result http_finish(struct http_ctx *);
 static enum MHD_Result http_queue(struct http_ctx *);
-static void	 http_hold(struct http_ctx *);
-static void	 http_release(struct http_ctx *);
-static void	 http_set_response(struct http_request *, unsigned int,
-		     struct MHD_Response *);
-static struct MHD_Response *http_buffer_response(char *, size_t);
+static void	 http_mhd_suspend(struct http_ctx *);
+static void	 http_mhd_resume(struct http_ctx *);
+static int	 http_can_answer(struct http_request *, unsigned int);
+static void	 http_set_answer(struct http_request *, unsigned int,
+		    const char *);
+static void	 http_respond_buf(struct http_request *, unsigned int,
+		    const char *, char *, size_t);
 static void	 http_answer_problem(struct http_request *, int,
-		     const char *, const char *);
-static void	 http_hdrs_free(struct http_ctx *);
+		    const char *, const char *);
 static ssize_t	 http_stream_cb(void *, uint64_t, char *, size_t);
+static void	 http_shared_free_cb(void *);
+static void	 http_hold_as(struct http_request *, int);
 static enum MHD_Result http_query_cb(void *, enum MHD_ValueKind,
 		     const char *, const char *);
 static size_t	 http_unescape_cb(void *, struct MHD_Connection *, char *);
@@ -314,6 +303,13 @@ http_start(struct event_base *base, const char *address, char **cause)
 		    key };
 		tls[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0,
 		    cert };
+	} else {
+		/*
+		 * Held requests leave MHD (held.c): turbo has MHD close its
+		 * copy of their socket without shutdown(2).  It also reads a
+		 * new connection at once, before waiting for it in epoll.
+		 */
+		flags |= MHD_USE_TURBO;
 	}
 
 	if (listen_open(address, cause) != 0) {
@@ -342,11 +338,6 @@ http_start(struct event_base *base, const char *address, char **cause)
 	    http_access_cb, NULL,
 	    MHD_OPTION_EXTERNAL_LOGGER, http_log_cb, NULL,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-	    /*
-	     * Each connection's pool holds its headers and buffers (bodies
-	     * go to our own buffer); MHD clears it after every request, so
-	     * its size is what a held long-poll costs: 16 KiB, not 32.
-	     */
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_POOL_SIZE,
 	    MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned int)cfg->connection_timeout,
@@ -384,6 +375,7 @@ http_start(struct event_base *base, const char *address, char **cause)
 
 	http_base = base;
 	http_stopping = 0;
+	http_timer_at = 0;
 	http_io_ev = event_new(base, info->epoll_fd, EV_READ|EV_PERSIST,
 	    http_io_cb, NULL);
 	http_timer_ev = evtimer_new(base, http_timer_cb, NULL);
@@ -393,6 +385,7 @@ http_start(struct event_base *base, const char *address, char **cause)
 	event_add(http_io_ev, NULL);
 	http_rearm();
 	conn_init(base, (flags & MHD_USE_TLS) != 0);
+	held_init(base, (flags & MHD_USE_TURBO) != 0);
 	listen_start(base, http_accept);
 	return (0);
 }
@@ -476,21 +469,31 @@ http_drive(void)
 	http_rearm();
 }
 
-/* Arm the timer for MHD's next timeout, or stop it if MHD has none. */
+/*
+ * Arm the timer for MHD's next timeout (0: it has work pending; the timer
+ * still lets the loop poll first).  An armed timer due no later is left
+ * as it is (it only makes MHD run once more), so that the run after every
+ * request does not move a timer through libevent's heap, which holds one
+ * per held request.
+ */
 static void
 http_rearm(void)
 {
 	MHD_UNSIGNED_LONG_LONG	 ms;
 	struct timeval		 tv;
+	int64_t			 at;
 
-	if (MHD_get_timeout(http_daemon, &ms) == MHD_YES) {
-		if (ms > (MHD_UNSIGNED_LONG_LONG)INT_MAX)
-			ms = INT_MAX;
-		tv.tv_sec = (time_t)(ms / 1000);
-		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-		evtimer_add(http_timer_ev, &tv);
-	} else
-		evtimer_del(http_timer_ev);
+	if (MHD_get_timeout(http_daemon, &ms) != MHD_YES)
+		return;
+	if (ms > (MHD_UNSIGNED_LONG_LONG)INT_MAX)
+		ms = INT_MAX;
+	at = time_mono() + (int64_t)ms * 1000;
+	if (http_timer_at != 0 && http_timer_at <= at)
+		return;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(http_timer_ev, &tv);
+	http_timer_at = at;
 }
 
 /*
@@ -514,13 +517,14 @@ http_io_cb(evutil_socket_t fd, short what, void *arg)
 	http_drive();
 }
 
-/* MHD's timeout expired, or a resume asked for a run. */
+/* MHD's timeout expired. */
 static void
 http_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	(void)arg;
+	http_timer_at = 0;
 	http_drive();
 }
 
@@ -560,7 +564,7 @@ http_method_parse(const char *m)
 }
 
 /* The method's name, for the log. */
-static const char *
+const char *
 http_method_name(enum http_method m)
 {
 	switch (m) {
@@ -635,6 +639,7 @@ http_append(struct http_ctx *ctx, const char *data, size_t size)
 	req->body[req->len] = '\0';
 }
 
+
 /* MHD's access handler: the three phases described at the top. */
 static enum MHD_Result
 http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
@@ -643,13 +648,18 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 {
 	struct http_ctx		*ctx = *con_cls;
 	struct http_request	*req;
+	const char		*c;
 
 	(void)arg;
-	(void)version;
 	if (ctx == NULL) {
 		ctx = xcalloc(1, sizeof *ctx);
 		ctx->hdrs_tail = &ctx->hdrs;
 		ctx->url = xstrdup(url);
+		ctx->fd = -1;
+		ctx->http10 = strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
+		c = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONNECTION);
+		ctx->close = c != NULL && http_token(c, "close");
 		req = &ctx->req;
 		req->conn = conn;
 		req->method = http_method_parse(method);
@@ -678,7 +688,27 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 	return (http_finish(ctx));
 }
 
-/* The request is complete (or resumed): route it, queue or hold it. */
+/* Is tok one of the comma-separated tokens of a header value? */
+static int
+http_token(const char *value, const char *tok)
+{
+	size_t	len = strlen(tok), n;
+
+	while (*value != '\0') {
+		value += strspn(value, " \t,");
+		n = strcspn(value, " \t,");
+		if (n == len && strncasecmp(value, tok, len) == 0)
+			return (1);
+		value += n;
+	}
+	return (0);
+}
+
+/*
+ * The request is complete (or resumed): route it, queue or hold it.  A
+ * long hold or a stream on a plain connection leaves MHD (held.c): MHD is
+ * told to drop the request, and closes its copy of the socket.
+ */
 static enum MHD_Result
 http_finish(struct http_ctx *ctx)
 {
@@ -692,7 +722,7 @@ http_finish(struct http_ctx *ctx)
 	if (req->answered)
 		return (MHD_YES);
 
-	if (req->response == NULL && !ctx->routed) {
+	if (!ctx->answer && !ctx->routed) {
 		ctx->routed = 1;
 		if (req->too_large)
 			http_answer_problem(req, 413, "body-too-large", NULL);
@@ -704,10 +734,19 @@ http_finish(struct http_ctx *ctx)
 		} else
 			route_request(req);
 	}
-	if (req->response != NULL)
+	if (ctx->answer) {
+		if (ctx->body == HTTP_BODY_STREAM &&
+		    held_take(ctx, http_conn_fd(req->conn)) == 0) {
+			held_answer(ctx);
+			return (MHD_NO);
+		}
 		return (http_queue(ctx));
+	}
 	if (req->suspended && !http_stopping) {
-		http_hold(ctx);
+		if (req->suspended == HTTP_HOLD_LONG &&
+		    held_take(ctx, http_conn_fd(req->conn)) == 0)
+			return (MHD_NO);
+		http_mhd_suspend(ctx);
 		return (MHD_YES);
 	}
 
@@ -720,21 +759,63 @@ http_finish(struct http_ctx *ctx)
 	return (http_queue(ctx));
 }
 
-/* Queue the stored response; no-store unless the handler said otherwise. */
+static void
+http_shared_free_cb(void *arg)
+{
+	http_shared_unref(arg);
+}
+
+/* The stored answer as an MHD response, queued; no-store by default. */
 static enum MHD_Result
 http_queue(struct http_ctx *ctx)
 {
 	struct http_request	*req = &ctx->req;
-	struct MHD_Response	*resp = req->response;
+	struct MHD_Response	*resp = NULL;
+	struct http_hdr		*h;
 	enum MHD_Result		 ret;
+	int			 cache = 0;
 
-	if (MHD_get_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL) ==
-	    NULL)
+	switch (ctx->body) {
+	case HTTP_BODY_BUF:
+		if (ctx->body_len == 0)
+			resp = MHD_create_response_from_buffer(0, NULL,
+			    MHD_RESPMEM_PERSISTENT);
+		else
+			resp = MHD_create_response_from_buffer_with_free_callback(
+			    ctx->body_len, ctx->body_buf, free);
+		if (resp != NULL)
+			ctx->body_buf = NULL;
+		break;
+	case HTTP_BODY_SHARED:
+		resp = MHD_create_response_from_buffer_with_free_callback_cls(
+		    ctx->body_shared->len, ctx->body_shared->data,
+		    http_shared_free_cb, ctx->body_shared);
+		if (resp != NULL)
+			ctx->body_shared = NULL;
+		break;
+	case HTTP_BODY_STREAM:
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+		    16384, http_stream_cb, ctx, NULL);
+		break;
+	}
+	if (resp == NULL)
+		fatalx("%s: cannot create a response", __func__);
+	if (ctx->type[0] != '\0')
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    ctx->type);
+	for (h = ctx->hdrs; h != NULL; h = h->next) {
+		if (strcasecmp(h->name, MHD_HTTP_HEADER_CACHE_CONTROL) == 0)
+			cache = 1;
+		if (MHD_add_response_header(resp, h->name, h->value) != MHD_YES)
+			log_warnx("%s: %s: header %s refused", __func__,
+			    req->url, h->name);
+	}
+	http_hdrs_free(ctx);
+	if (!cache)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
 		    "no-store");
 	ret = MHD_queue_response(req->conn, req->status, resp);
 	MHD_destroy_response(resp);
-	req->response = NULL;
 	req->answered = 1;
 	if (ret != MHD_YES)
 		log_warnx("%s: %s %s: cannot queue %u", __func__,
@@ -744,19 +825,17 @@ http_queue(struct http_ctx *ctx)
 
 /* Suspend the request in MHD and watch its socket for the client leaving. */
 static void
-http_hold(struct http_ctx *ctx)
+http_mhd_suspend(struct http_ctx *ctx)
 {
-	struct http_request		*req = &ctx->req;
-	const union MHD_ConnectionInfo	*info;
+	struct http_request	*req = &ctx->req;
+	int			 fd;
 
 	MHD_suspend_connection(req->conn);
 	ctx->held = 1;
 	TAILQ_INSERT_TAIL(&http_held, ctx, entry);
 	http_nheld++;
 
-	info = MHD_get_connection_info(req->conn,
-	    MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (info == NULL) {
+	if ((fd = http_conn_fd(req->conn)) == -1) {
 		log_warnx("%s: %s: no socket to watch", __func__, req->url);
 		return;
 	}
@@ -766,7 +845,7 @@ http_hold(struct http_ctx *ctx)
 	 * never EV_CLOSED, so a watcher on EV_CLOSED alone missed it and the
 	 * level-triggered HUP spun the loop until the answer.
 	 */
-	req->closed_ev = event_new(http_base, info->connect_fd,
+	req->closed_ev = event_new(http_base, fd,
 	    EV_CLOSED | EV_READ | EV_PERSIST, http_closed_cb, ctx);
 	if (req->closed_ev == NULL || event_add(req->closed_ev, NULL) != 0) {
 		log_warnx("%s: %s: cannot watch the socket", __func__,
@@ -777,9 +856,9 @@ http_hold(struct http_ctx *ctx)
 	}
 }
 
-/* Resume a held request; MHD runs it on the next loop turn. */
+/* Resume a request suspended in MHD; MHD runs it on the next loop turn. */
 static void
-http_release(struct http_ctx *ctx)
+http_mhd_resume(struct http_ctx *ctx)
 {
 	struct http_request	*req = &ctx->req;
 
@@ -796,33 +875,41 @@ http_release(struct http_ctx *ctx)
 }
 
 /*
- * The socket of a held request is readable or half-closed: if the client
- * closed its end or reset it, drop the request.  Bytes of a next request
- * sent early (pipelining) are left to MHD; the watch then goes on for
- * EV_CLOSED only, so they do not wake the loop again.
+ * Is a held request's client gone?  Called when its socket is readable or
+ * half-closed: 1 if the client closed its end or reset it.  Bytes of a
+ * next request sent early (pipelining) are not; the caller then watches
+ * for EV_CLOSED only, so that they do not wake the loop again.
  */
+int
+http_client_gone(int fd, short what)
+{
+	char	c;
+	ssize_t	n;
+
+	if (what & EV_CLOSED)
+		return (1);
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return (!(n > 0 || (n == -1 && (errno == EAGAIN ||
+	    errno == EWOULDBLOCK || errno == EINTR))));
+}
+
+/* The socket of a request suspended in MHD is readable or half-closed. */
 static void
 http_closed_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_ctx		*ctx = arg;
 	struct http_request	*req = &ctx->req;
-	char			 c;
-	ssize_t			 n;
 
-	if (!(what & EV_CLOSED)) {
-		n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-		if (n > 0 || (n == -1 && (errno == EAGAIN ||
-		    errno == EWOULDBLOCK || errno == EINTR))) {
+	if (!http_client_gone(fd, what)) {
+		event_free(req->closed_ev);
+		req->closed_ev = event_new(http_base, fd,
+		    EV_CLOSED | EV_PERSIST, http_closed_cb, ctx);
+		if (req->closed_ev != NULL &&
+		    event_add(req->closed_ev, NULL) != 0) {
 			event_free(req->closed_ev);
-			req->closed_ev = event_new(http_base, fd,
-			    EV_CLOSED | EV_PERSIST, http_closed_cb, ctx);
-			if (req->closed_ev != NULL &&
-			    event_add(req->closed_ev, NULL) != 0) {
-				event_free(req->closed_ev);
-				req->closed_ev = NULL;
-			}
-			return;
+			req->closed_ev = NULL;
 		}
+		return;
 	}
 	log_debug("%s: %s %s: client gone", __func__,
 	    http_method_name(req->method), req->url);
@@ -832,27 +919,40 @@ http_closed_cb(evutil_socket_t fd, short what, void *arg)
 	if (req->on_gone != NULL)
 		req->on_gone(req);
 	if (ctx->held)
-		http_release(ctx);
+		http_mhd_resume(ctx);
 }
 
-/* MHD is done with the request: free it and everything it holds. */
+/* MHD is done with the request: free it, unless held.c took it. */
 static void
 http_completed_cb(void *arg, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
 	struct http_ctx		*ctx = *con_cls;
-	struct http_request	*req;
 
 	(void)arg;
 	if (ctx == NULL)
 		return;
+	*con_cls = NULL;
+	if (ctx->fd != -1)
+		return;		/* outside MHD now */
 	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		conn_request_done(http_conn_fd(conn));
-	req = &ctx->req;
+	http_ctx_free(ctx, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+}
+
+/* Free a request and everything it holds; ok: its answer was sent. */
+void
+http_ctx_free(struct http_ctx *ctx, int ok)
+{
+	struct http_request	*req = &ctx->req;
+
 	if (ctx->held) {
-		/* Not expected: MHD does not end suspended requests. */
-		log_warnx("%s: %s: ended while held", __func__, req->url);
-		TAILQ_REMOVE(&http_held, ctx, entry);
+		if (ctx->fd == -1) {
+			/* Not expected: MHD does not end suspended requests. */
+			log_warnx("%s: %s: ended while held", __func__,
+			    req->url);
+			TAILQ_REMOVE(&http_held, ctx, entry);
+		}
 		http_nheld--;
 	}
 	if (ctx->stopping)
@@ -862,21 +962,45 @@ http_completed_cb(void *arg, struct MHD_Connection *conn, void **con_cls,
 	if (req->on_free != NULL)
 		req->on_free(req);
 	log_debug("%s %s %u%s (%lld us)", http_method_name(req->method),
-	    req->url, req->answered ? req->status : 0,
-	    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted",
+	    req->url, req->answered ? req->status : 0, ok ? "" : " aborted",
 	    (long long)(time_mono() - req->started));
-	if (req->response != NULL)
-		MHD_destroy_response(req->response);
+	free(ctx->body_buf);
+	http_shared_unref(ctx->body_shared);
 	http_hdrs_free(ctx);
 	free(req->body);
 	free(ctx->url);
 	free(ctx);
-	*con_cls = NULL;
 }
 
 /*
- * Stop accepting, answer every held request 503, let MHD send those
- * answers (for a bounded time) and stop it.
+ * A connection held.c parked after an answer sent a next request: hand
+ * it back to MHD.  0, or -1 if MHD refused it (and closed it).
+ */
+int
+http_handback(int fd)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len;
+
+	if (http_daemon == NULL || http_stopping ||
+	    conn_addr(fd, (struct sockaddr *)&ss, &len) != 0) {
+		close(fd);
+		conn_closed(fd);
+		return (-1);
+	}
+	if (MHD_add_connection(http_daemon, fd, (struct sockaddr *)&ss,
+	    len) != MHD_YES) {
+		log_debug("%s: libmicrohttpd refused a connection", __func__);
+		conn_closed(fd);
+		return (-1);
+	}
+	http_kick();
+	return (0);
+}
+
+/*
+ * Stop accepting, answer every held request 503 (streams end), let MHD and
+ * held.c send those answers (for a bounded time) and stop MHD.
  */
 void
 http_stop(void)
@@ -885,45 +1009,43 @@ http_stop(void)
 	const union MHD_DaemonInfo	*info;
 	struct pollfd			 pfd;
 	int64_t				 deadline;
-	int				 wait;
+	int				 wait, writing;
 
 	if (http_daemon == NULL)
 		return;
 	http_stopping = 1;
 	listen_close();
 	info = MHD_get_daemon_info(http_daemon, MHD_DAEMON_INFO_EPOLL_FD);
+	held_stop();
 
 	deadline = time_mono() + HTTP_STOP_WAIT * 1000LL;
 	for (;;) {
 		while ((ctx = TAILQ_FIRST(&http_held)) != NULL) {
 			if (ctx->stream_read != NULL) {
 				/* Its reader ends the stream when resumed. */
-				http_release(ctx);
+				http_mhd_resume(ctx);
 				continue;
 			}
-			ctx->stopping = 1;
-			http_nstopping++;
-			http_add_header(&ctx->req, MHD_HTTP_HEADER_CONNECTION,
-			    "close");
-			http_answer_problem(&ctx->req, 503, "shutting-down",
-			    "corod is shutting down");
+			http_stop_answer(ctx);
 		}
 		MHD_run(http_daemon);
-		if (http_nstopping == 0)
+		writing = held_flush();
+		if (http_nstopping == 0 && writing == 0)
 			break;
 		wait = (int)((deadline - time_mono()) / 1000);
 		if (wait <= 0) {
 			log_warnx("%s: %zu answers not sent", __func__,
-			    http_nstopping);
+			    http_nstopping + (size_t)writing);
 			break;
 		}
 		if (info != NULL) {
 			pfd.fd = info->epoll_fd;
 			pfd.events = POLLIN;
-			poll(&pfd, 1, wait < 50 ? wait : 50);
+			poll(&pfd, 1, wait < 10 ? wait : 10);
 		}
 	}
 
+	held_shutdown();
 	MHD_stop_daemon(http_daemon);
 	http_daemon = NULL;
 	http_nstopping = 0;
@@ -934,6 +1056,17 @@ http_stop(void)
 	event_free(http_kick_ev);
 	http_kick_ev = NULL;
 	http_base = NULL;
+}
+
+/* At stop: a held request is answered 503 and its connection closed. */
+void
+http_stop_answer(struct http_ctx *ctx)
+{
+	ctx->stopping = 1;
+	http_nstopping++;
+	http_add_header(&ctx->req, MHD_HTTP_HEADER_CONNECTION, "close");
+	http_answer_problem(&ctx->req, 503, "shutting-down",
+	    "corod is shutting down");
 }
 
 /* Count of requests currently held. */
@@ -947,6 +1080,8 @@ http_suspended(void)
 const char *
 http_header(struct http_request *req, const char *name)
 {
+	if (req->conn == NULL)
+		return (NULL);	/* held outside MHD: read them before */
 	return (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
 	    name));
 }
@@ -960,7 +1095,8 @@ http_query(struct http_request *req, const char *name)
 {
 	const char	*value = NULL;
 
-	if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND,
+	if (req->conn == NULL ||
+	    MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND,
 	    name, strlen(name), &value, NULL) != MHD_YES)
 		return (NULL);
 	return (value != NULL ? value : "");
@@ -994,74 +1130,78 @@ http_query_each(struct http_request *req,
 	w.fn = fn;
 	w.arg = arg;
 	w.ret = 0;
-	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
-	    http_query_cb, &w);
+	if (req->conn != NULL)
+		MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
+		    http_query_cb, &w);
 	return (w.ret);
 }
 
-/* A response over buf (malloc'd, freed by MHD; NULL if len is 0). */
-static struct MHD_Response *
-http_buffer_response(char *buf, size_t len)
-{
-	struct MHD_Response	*resp;
-
-	if (len == 0) {
-		free(buf);
-		resp = MHD_create_response_from_buffer(0, NULL,
-		    MHD_RESPMEM_PERSISTENT);
-	} else
-		resp = MHD_create_response_from_buffer_with_free_callback(len,
-		    buf, free);
-	if (resp == NULL)
-		fatalx("%s: cannot create a response", __func__);
-	return (resp);
-}
-
-/*
- * Store resp as the request's answer, with the headers added so far.  A
- * held request is resumed; otherwise it is queued when the handler returns.
- */
-static void
-http_set_response(struct http_request *req, unsigned int status,
-    struct MHD_Response *resp)
+/* May the request be answered now?  Says why not if it is a bug. */
+static int
+http_can_answer(struct http_request *req, unsigned int status)
 {
 	struct http_ctx	*ctx = (struct http_ctx *)req;
-	struct http_hdr	*h;
 
-	if (req->gone) {
-		MHD_destroy_response(resp);
-		return;
-	}
-	if (req->answered || req->response != NULL) {
+	if (req->gone)
+		return (0);
+	if (req->answered || ctx->answer) {
 		log_warnx("%s: %s %s: answered twice (%u, then %u)", __func__,
 		    http_method_name(req->method), req->url, req->status,
 		    status);
-		MHD_destroy_response(resp);
-		return;
+		return (0);
 	}
-	for (h = ctx->hdrs; h != NULL; h = h->next) {
-		if (MHD_add_response_header(resp, h->name, h->value) != MHD_YES)
-			log_warnx("%s: %s: header %s refused", __func__,
-			    req->url, h->name);
-	}
-	http_hdrs_free(ctx);
-	req->response = resp;
+	return (1);
+}
+
+/*
+ * The answer is stored on the request (its body set by the caller): a
+ * request held in MHD is resumed, one held outside it is sent by held.c;
+ * otherwise it is queued when the handler returns.
+ */
+static void
+http_set_answer(struct http_request *req, unsigned int status,
+    const char *type)
+{
+	struct http_ctx	*ctx = (struct http_ctx *)req;
+
+	ctx->answer = 1;
 	req->status = status;
+	if (type != NULL && (size_t)snprintf(ctx->type, sizeof ctx->type,
+	    "%s", type) >= sizeof ctx->type)
+		fatalx("%s: content type %s too long", __func__, type);
 	if (http_answer_hook != NULL)
 		http_answer_hook(req);
-	if (ctx->held)
-		http_release(ctx);
+	if (ctx->fd != -1)
+		held_answer(ctx);
+	else if (ctx->held)
+		http_mhd_resume(ctx);
 	else
 		req->suspended = 0;
+}
+
+/* Answer status with buf (len bytes, stolen; NULL if len is 0). */
+static void
+http_respond_buf(struct http_request *req, unsigned int status,
+    const char *type, char *buf, size_t len)
+{
+	struct http_ctx	*ctx = (struct http_ctx *)req;
+
+	if (!http_can_answer(req, status)) {
+		free(buf);
+		return;
+	}
+	ctx->body = HTTP_BODY_BUF;
+	ctx->body_buf = buf;
+	ctx->body_len = len;
+	http_set_answer(req, status, type);
 }
 
 /* Answer status with a JSON document (the reference is stolen). */
 void
 http_respond_json(struct http_request *req, unsigned int status, json_t *j)
 {
-	struct MHD_Response	*resp;
-	struct problem		 p;
-	char			*s;
+	struct problem	 p;
+	char		*s;
 
 	s = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
@@ -1073,35 +1213,31 @@ http_respond_json(struct http_request *req, unsigned int status, json_t *j)
 		http_respond_problem(req, &p);
 		return;
 	}
-	resp = http_buffer_response(s, strlen(s));
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    "application/json");
-	http_set_response(req, status, resp);
+	http_respond_buf(req, status, "application/json", s, strlen(s));
 }
 
 /* Answer with a problem document, with Allow and Retry-After if set. */
 void
 http_respond_problem(struct http_request *req, const struct problem *p)
 {
-	struct MHD_Response	*resp;
-	json_t			*j;
-	char			*s, ra[32];
+	json_t	*j;
+	char	*s, ra[32];
 
+	if (!http_can_answer(req, (unsigned int)p->status))
+		return;
 	j = problem_json(p);
 	s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	if (s == NULL)
 		fatalx("%s: cannot encode a problem", __func__);
-	resp = http_buffer_response(s, strlen(s));
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    "application/problem+json");
 	if (p->allow != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, p->allow);
+		http_add_header(req, MHD_HTTP_HEADER_ALLOW, p->allow);
 	if (p->retry_after > 0) {
 		snprintf(ra, sizeof ra, "%d", p->retry_after);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+		http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, ra);
 	}
-	http_set_response(req, (unsigned int)p->status, resp);
+	http_respond_buf(req, (unsigned int)p->status,
+	    "application/problem+json", s, strlen(s));
 }
 
 /* A problem with the status's title as its only detail. */
@@ -1125,24 +1261,12 @@ void
 http_respond_text(struct http_request *req, unsigned int status,
     const char *type, char *buf, size_t len)
 {
-	struct MHD_Response	*resp;
-
-	resp = http_buffer_response(buf, len);
-	if (type != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-		    type);
-	http_set_response(req, status, resp);
+	if (len == 0) {
+		free(buf);
+		buf = NULL;
+	}
+	http_respond_buf(req, status, type, buf, len);
 }
-
-/*
- * One body for many answers (a change feed fan-out): each answer's
- * response points into it, and the last to be freed frees it.
- */
-struct http_shared {
-	int	 refs;
-	size_t	 len;
-	char	*data;
-};
 
 /* Take buf (len bytes) as a shared body, held once by the caller. */
 struct http_shared *
@@ -1165,54 +1289,40 @@ http_shared_unref(struct http_shared *sh)
 	}
 }
 
-static void
-http_shared_free_cb(void *arg)
-{
-	http_shared_unref(arg);
-}
-
 /* Answer with the shared body (not copied). */
 void
 http_respond_shared(struct http_request *req, unsigned int status,
     const char *type, struct http_shared *sh)
 {
-	struct MHD_Response	*resp;
+	struct http_ctx	*ctx = (struct http_ctx *)req;
 
+	if (!http_can_answer(req, status))
+		return;
 	sh->refs++;
-	resp = MHD_create_response_from_buffer_with_free_callback_cls(sh->len,
-	    sh->data, http_shared_free_cb, sh);
-	if (resp == NULL)
-		fatalx("%s: cannot create a response", __func__);
-	if (type != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-		    type);
-	http_set_response(req, status, resp);
+	ctx->body = HTTP_BODY_SHARED;
+	ctx->body_shared = sh;
+	http_set_answer(req, status, type);
 }
 
 /*
  * A streamed answer of unknown length (chunked): read(arg, buf, max) is
- * called when MHD can send; it returns the bytes it put in buf, 0 when it
- * has nothing yet (the request is then held, its socket watched, until
- * http_stream_wake), or -1 at the end.  The request's on_free is where
- * arg is let go.
+ * called when the socket can take more; it returns the bytes it put in
+ * buf, 0 when it has nothing yet (the request is then held, its socket
+ * watched, until http_stream_wake), or -1 at the end.  The request's
+ * on_free is where arg is let go.
  */
 void
 http_respond_stream(struct http_request *req, unsigned int status,
     const char *type, ssize_t (*read)(void *, char *, size_t), void *arg)
 {
-	struct http_ctx		*ctx = (struct http_ctx *)req;
-	struct MHD_Response	*resp;
+	struct http_ctx	*ctx = (struct http_ctx *)req;
 
-	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
-	    http_stream_cb, ctx, NULL);
-	if (resp == NULL)
-		fatalx("%s: cannot create a response", __func__);
-	if (type != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-		    type);
+	if (!http_can_answer(req, status))
+		return;
+	ctx->body = HTTP_BODY_STREAM;
 	ctx->stream_read = read;
 	ctx->stream_arg = arg;
-	http_set_response(req, status, resp);
+	http_set_answer(req, status, type);
 }
 
 /* There may be more to stream: resume a held stream. */
@@ -1221,8 +1331,12 @@ http_stream_wake(struct http_request *req)
 {
 	struct http_ctx	*ctx = (struct http_ctx *)req;
 
-	if (ctx->held && ctx->stream_read != NULL)
-		http_release(ctx);
+	if (ctx->stream_read == NULL)
+		return;
+	if (ctx->fd != -1)
+		held_stream_wake(ctx);
+	else if (ctx->held)
+		http_mhd_resume(ctx);
 }
 
 /* MHD wants more of a streamed body. */
@@ -1246,7 +1360,7 @@ http_stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
 	if (n < 0)
 		return (MHD_CONTENT_READER_END_OF_STREAM);
 	/* Nothing yet: hold it (a bare 0 would have MHD spin on us). */
-	http_hold(ctx);
+	http_mhd_suspend(ctx);
 	return (0);
 }
 
@@ -1254,13 +1368,10 @@ http_stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
 void
 http_respond_empty(struct http_request *req, unsigned int status)
 {
-	http_set_response(req, status, http_buffer_response(NULL, 0));
+	http_respond_buf(req, status, NULL, NULL, 0);
 }
 
-/*
- * Add a response header: kept on the request until the answer exists,
- * added to the answer directly once it does.
- */
+/* Add a response header: kept on the request until the answer goes out. */
 void
 http_add_header(struct http_request *req, const char *name,
     const char *value)
@@ -1273,13 +1384,6 @@ http_add_header(struct http_request *req, const char *name,
 		    req->url, name);
 		return;
 	}
-	if (req->response != NULL) {
-		if (MHD_add_response_header(req->response, name, value) !=
-		    MHD_YES)
-			log_warnx("%s: %s: header %s refused", __func__,
-			    req->url, name);
-		return;
-	}
 	h = xcalloc(1, sizeof *h);
 	h->name = xstrdup(name);
 	h->value = xstrdup(value);
@@ -1288,7 +1392,7 @@ http_add_header(struct http_request *req, const char *name,
 }
 
 /* Free the pending headers. */
-static void
+void
 http_hdrs_free(struct http_ctx *ctx)
 {
 	struct http_hdr	*h, *next;
@@ -1305,12 +1409,28 @@ http_hdrs_free(struct http_ctx *ctx)
 
 /*
  * Hold the request: no answer now, one later from the loop (any
- * http_respond_* resumes it).  Only a request not yet answered can be held.
+ * http_respond_* ends the hold).  A short hold (a commit) stays in MHD; a
+ * long one (a long-poll) may leave it.  Only a request not yet answered
+ * can be held.
  */
+static void
+http_hold_as(struct http_request *req, int how)
+{
+	struct http_ctx	*ctx = (struct http_ctx *)req;
+
+	if (req->answered || ctx->answer || req->gone)
+		return;
+	req->suspended = how;
+}
+
 void
 http_suspend(struct http_request *req)
 {
-	if (req->answered || req->response != NULL || req->gone)
-		return;
-	req->suspended = 1;
+	http_hold_as(req, HTTP_HOLD_SHORT);
+}
+
+void
+http_hold(struct http_request *req)
+{
+	http_hold_as(req, HTTP_HOLD_LONG);
 }

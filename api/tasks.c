@@ -60,7 +60,8 @@ struct waiter {
 	struct event		*timer;
 	LIST_ENTRY(waiter)	 entry;
 };
-#define WAITER_BUCKETS	1024
+/* Ten thousand waiters cost a change less than one bucket's walk. */
+#define WAITER_BUCKETS	65536
 static LIST_HEAD(, waiter) waiters[WAITER_BUCKETS];
 
 /* A GET .../log?follow=1 streaming new lines until the task is final. */
@@ -853,7 +854,7 @@ api_task_get(struct http_request *req, int64_t id)
 	req->data = w;
 	req->on_gone = waiter_gone;
 	req->on_free = waiter_gone;
-	http_suspend(req);
+	http_hold(req);
 }
 
 static void

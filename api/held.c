@@ -1,0 +1,574 @@
+/*
+ * held.c -- held requests outside libmicrohttpd.
+ *
+ * libmicrohttpd 0.9.75 walks every suspended connection on each run after
+ * a resume, and a commit resumes the submissions it answers: ten thousand
+ * long-polls suspended there made every commit walk them all (a quarter
+ * of the submission rate, bench/polling.py).  Each also kept its 16 KiB
+ * pool, which MHD clears (so touches) after every answer.
+ *
+ * So on a plain connection a long hold (http_hold) or a stream leaves MHD.
+ * The socket is dup'ed and MHD is told to drop the request; started with
+ * MHD_USE_TURBO it then closes its copy without shutdown(2), and the
+ * client sees nothing.  Here the socket is watched for the client leaving,
+ * the answer written (HTTP/1.1: status line, Date, the headers,
+ * Content-Length, or chunks for a stream) and, for keep-alive, the
+ * connection parked until the client sends its next request, which hands
+ * it back to MHD (MHD_add_connection).  conn.c follows the connection
+ * throughout: its limits and its idle deadline still apply.
+ *
+ *	HELD_WAIT	no answer yet; watched for the client leaving
+ *	HELD_SEND	the head and body being written (EV_WRITE when the
+ *			socket is full, bounded by connection-timeout)
+ *	HELD_IDLE	a stream with nothing to send; watched as in WAIT
+ *	(end)		parked (HTTP/1.1, keep-alive) or closed
+ *
+ * TLS connections stay in MHD: their session cannot be taken out.  A
+ * request pipelined behind a held one is lost if MHD had already read it
+ * (its buffer goes with the request); no browser pipelines.
+ */
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <microhttpd.h>
+
+#include "corod.h"
+#include "api.h"
+#include "http-int.h"
+
+/* A stream's read size, as MHD's. */
+#define HELD_CHUNK	16384
+
+enum held_state {
+	HELD_WAIT,
+	HELD_SEND,
+	HELD_IDLE,
+};
+
+/* The socket side of a request taken out of MHD. */
+struct held_io {
+	struct http_ctx	*ctx;
+	struct event	*ev;
+	enum held_state	 state;
+	int		 queued;	/* in held_sendq */
+	TAILQ_ENTRY(held_io) sendq;
+	struct buf	 head;		/* status line and headers, or a chunk */
+	size_t		 head_off;
+	const char	*body;		/* the answer's body (not owned) */
+	size_t		 body_len;
+	size_t		 body_off;
+	int		 keep;		/* keep-alive once answered */
+	int		 chunked;	/* a stream, in chunks */
+	int		 ended;		/* the stream's last bytes are queued */
+	int		 early;		/* the client sent more already */
+};
+
+/* A keep-alive connection waiting outside MHD for its next request. */
+struct parked {
+	int			 fd;
+	struct event		*ev;
+	TAILQ_ENTRY(parked)	 entry;
+};
+TAILQ_HEAD(parked_list, parked);
+
+static struct event_base	*held_base;
+static struct event		*held_kick_ev;
+static int			 held_enabled;
+/*
+ * Answers and stream wake-ups are written from the kick, after the code
+ * that gave them returns: a fan-out may go on walking its list, and a
+ * handler may touch its request after answering, as under MHD.
+ */
+static TAILQ_HEAD(, held_io)	 held_sendq = TAILQ_HEAD_INITIALIZER(held_sendq);
+static struct http_ctx_list	 held_list = TAILQ_HEAD_INITIALIZER(held_list);
+static struct parked_list	 parked_list =
+				    TAILQ_HEAD_INITIALIZER(parked_list);
+
+static void	 held_watch(struct http_ctx *, enum held_state);
+static void	 held_read_cb(evutil_socket_t, short, void *);
+static void	 held_write_cb(evutil_socket_t, short, void *);
+static void	 held_send(struct http_ctx *);
+static void	 held_queue(struct http_ctx *);
+static void	 held_kick_cb(evutil_socket_t, short, void *);
+static void	 held_run_queue(void);
+static int	 held_fill(struct http_ctx *);
+static void	 held_end(struct http_ctx *, int);
+static void	 held_park(int);
+static void	 held_parked_cb(evutil_socket_t, short, void *);
+static void	 held_unpark(struct parked *);
+static const char *held_date(void);
+
+/* Take requests out of MHD from now on (plain HTTP only: enabled). */
+void
+held_init(struct event_base *base, int enabled)
+{
+	held_base = base;
+	held_enabled = enabled;
+	if (held_kick_ev == NULL &&
+	    (held_kick_ev = event_new(base, -1, 0, held_kick_cb, NULL)) == NULL)
+		fatalx("%s: event_new failed", __func__);
+}
+
+/*
+ * Take the request on fd out of MHD: 0, and the caller has MHD drop it;
+ * -1 if it must stay (TLS, or no descriptor to spare).
+ */
+int
+held_take(struct http_ctx *ctx, int fd)
+{
+	struct held_io	*io;
+	int		 nfd;
+
+	if (!held_enabled || fd == -1)
+		return (-1);
+	if ((nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		log_warnx("%s: %s: dup: %s; held in libmicrohttpd", __func__,
+		    ctx->req.url, strerror(errno));
+		return (-1);
+	}
+	conn_moved(fd, nfd);
+	ctx->fd = nfd;
+	ctx->req.conn = NULL;
+	http_closing = 1;	/* MHD says "application error": expected */
+
+	io = xcalloc(1, sizeof *io);
+	io->ctx = ctx;
+	io->ev = event_new(held_base, -1, 0, held_read_cb, ctx);
+	if (io->ev == NULL)
+		fatalx("%s: event_new failed", __func__);
+	ctx->io = io;
+	ctx->held = 1;
+	http_nheld++;
+	TAILQ_INSERT_TAIL(&held_list, ctx, entry);
+	if (!ctx->answer)
+		held_watch(ctx, HELD_WAIT);
+	return (0);
+}
+
+/* Watch the socket as the state needs. */
+static void
+held_watch(struct http_ctx *ctx, enum held_state state)
+{
+	struct held_io	*io = ctx->io;
+	struct timeval	 tv = { cfg->connection_timeout, 0 };
+
+	io->state = state;
+	event_del(io->ev);
+	if (state == HELD_SEND) {
+		event_assign(io->ev, held_base, ctx->fd, EV_WRITE | EV_PERSIST,
+		    held_write_cb, ctx);
+		event_add(io->ev, &tv);
+	} else {
+		/*
+		 * EV_READ too: a reset comes as EPOLLHUP|EPOLLERR, which is
+		 * EV_READ, never EV_CLOSED.  Once the client sent more (it
+		 * pipelines), EV_CLOSED alone, or the bytes would wake us
+		 * again and again.
+		 */
+		event_assign(io->ev, held_base, ctx->fd, EV_CLOSED | EV_PERSIST |
+		    (io->early ? 0 : EV_READ), held_read_cb, ctx);
+		event_add(io->ev, NULL);
+	}
+}
+
+/* The socket of a waiting request is readable or half-closed. */
+static void
+held_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_ctx		*ctx = arg;
+	struct http_request	*req = &ctx->req;
+
+	if (!http_client_gone(fd, what)) {
+		ctx->io->early = 1;
+		held_watch(ctx, ctx->io->state);
+		return;
+	}
+	log_debug("%s: %s %s: client gone", __func__,
+	    http_method_name(req->method), req->url);
+	req->gone = 1;
+	if (req->on_gone != NULL)
+		req->on_gone(req);
+	held_end(ctx, 0);
+}
+
+/* The socket can take more, or the client stopped reading for too long. */
+static void
+held_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_ctx	*ctx = arg;
+
+	(void)fd;
+	if (what & EV_TIMEOUT) {
+		log_info("%s %s: the client read nothing for %d s; closing",
+		    http_method_name(ctx->req.method), ctx->req.url,
+		    cfg->connection_timeout);
+		ctx->req.gone = 1;
+		held_end(ctx, 0);
+		return;
+	}
+	held_send(ctx);
+}
+
+/* The answer is set: write its head, then its body. */
+void
+held_answer(struct http_ctx *ctx)
+{
+	struct http_request	*req = &ctx->req;
+	struct held_io		*io = ctx->io;
+	struct http_hdr		*h, *next;
+	struct buf		*b = &io->head;
+	const char		*reason;
+	int			 cache = 0, close = 0, nolength;
+
+	reason = MHD_get_reason_phrase_for(req->status);
+	buf_printf(b, "HTTP/1.1 %u %s\r\nDate: %s\r\n", req->status,
+	    reason != NULL && *reason != '\0' ? reason : "Unknown",
+	    held_date());
+	if (ctx->type[0] != '\0')
+		buf_printf(b, "Content-Type: %s\r\n", ctx->type);
+	for (h = ctx->hdrs; h != NULL; h = next) {
+		next = h->next;
+		if (strcasecmp(h->name, "Cache-Control") == 0)
+			cache = 1;
+		if (strcasecmp(h->name, "Connection") == 0 &&
+		    strcasecmp(h->value, "close") == 0)
+			close = 1;
+		buf_printf(b, "%s: %s\r\n", h->name, h->value);
+	}
+	http_hdrs_free(ctx);
+	if (!cache)
+		buf_puts(b, "Cache-Control: no-store\r\n");
+
+	io->keep = !ctx->http10 && !ctx->close && !close && !http_stopping;
+	nolength = req->status < 200 || req->status == 204 ||
+	    req->status == 304;
+	switch (ctx->body) {
+	case HTTP_BODY_BUF:
+		io->body = ctx->body_buf;
+		io->body_len = ctx->body_len;
+		break;
+	case HTTP_BODY_SHARED:
+		io->body = ctx->body_shared->data;
+		io->body_len = ctx->body_shared->len;
+		break;
+	case HTTP_BODY_STREAM:
+		if (ctx->http10)
+			io->keep = 0;	/* the close ends the body */
+		else {
+			io->chunked = 1;
+			buf_puts(b, "Transfer-Encoding: chunked\r\n");
+		}
+		break;
+	}
+	if (ctx->body != HTTP_BODY_STREAM && !nolength)
+		buf_printf(b, "Content-Length: %zu\r\n", io->body_len);
+	if (nolength || req->method == HTTP_HEAD) {
+		io->body_len = 0;
+		io->ended = 1;
+	}
+	if (!io->keep && !close)
+		buf_puts(b, "Connection: close\r\n");
+	buf_puts(b, "\r\n");
+	req->answered = 1;
+	held_queue(ctx);
+}
+
+/* Have the kick write for the request. */
+static void
+held_queue(struct http_ctx *ctx)
+{
+	struct held_io	*io = ctx->io;
+
+	if (io->queued)
+		return;
+	io->queued = 1;
+	TAILQ_INSERT_TAIL(&held_sendq, io, sendq);
+	event_active(held_kick_ev, 0, 0);
+}
+
+static void
+held_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	held_run_queue();
+}
+
+/* Write for every request queued. */
+static void
+held_run_queue(void)
+{
+	struct held_io	*io;
+
+	while ((io = TAILQ_FIRST(&held_sendq)) != NULL) {
+		TAILQ_REMOVE(&held_sendq, io, sendq);
+		io->queued = 0;
+		held_send(io->ctx);
+	}
+}
+
+/* Write what is queued; a stream is read for more until it has none. */
+static void
+held_send(struct http_ctx *ctx)
+{
+	struct held_io	*io = ctx->io;
+	struct iovec	 iov[2];
+	struct msghdr	 msg;
+	ssize_t		 n;
+	size_t		 k;
+
+	for (;;) {
+		if (io->head_off == io->head.len &&
+		    io->body_off == io->body_len) {
+			if (ctx->body != HTTP_BODY_STREAM || io->ended) {
+				held_end(ctx, 1);
+				return;
+			}
+			if (!held_fill(ctx)) {
+				held_watch(ctx, HELD_IDLE);
+				return;
+			}
+			continue;
+		}
+		memset(&msg, 0, sizeof msg);
+		msg.msg_iov = iov;
+		if (io->head_off < io->head.len) {
+			iov[msg.msg_iovlen].iov_base = io->head.data +
+			    io->head_off;
+			iov[msg.msg_iovlen++].iov_len = io->head.len -
+			    io->head_off;
+		}
+		if (io->body_off < io->body_len) {
+			iov[msg.msg_iovlen].iov_base = (char *)io->body +
+			    io->body_off;
+			iov[msg.msg_iovlen++].iov_len = io->body_len -
+			    io->body_off;
+		}
+		n = sendmsg(ctx->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				if (io->state != HELD_SEND)
+					held_watch(ctx, HELD_SEND);
+				return;
+			}
+			log_debug("%s: %s %s: %s", __func__,
+			    http_method_name(ctx->req.method), ctx->req.url,
+			    strerror(errno));
+			ctx->req.gone = 1;
+			held_end(ctx, 0);
+			return;
+		}
+		k = (size_t)n;
+		if (io->head_off < io->head.len) {
+			if (k < io->head.len - io->head_off) {
+				io->head_off += k;
+				continue;
+			}
+			k -= io->head.len - io->head_off;
+			io->head_off = io->head.len;
+		}
+		io->body_off += k;
+	}
+}
+
+/*
+ * The stream's next bytes into the head buffer, framed: 1 if there are
+ * some (or its end), 0 if it has none yet.
+ */
+static int
+held_fill(struct http_ctx *ctx)
+{
+	struct held_io	*io = ctx->io;
+	char		 data[HELD_CHUNK];
+	ssize_t		 n;
+
+	io->head.len = io->head_off = 0;
+	n = http_stopping ? -1 : ctx->stream_read(ctx->stream_arg, data,
+	    sizeof data);
+	if (n == 0)
+		return (0);
+	if (n < 0) {
+		io->ended = 1;
+		if (io->chunked)
+			buf_puts(&io->head, "0\r\n\r\n");
+		return (1);
+	}
+	if (io->chunked)
+		buf_printf(&io->head, "%zx\r\n", (size_t)n);
+	buf_add(&io->head, data, (size_t)n);
+	if (io->chunked)
+		buf_puts(&io->head, "\r\n");
+	return (1);
+}
+
+/* A stream may have more: send it if it was waiting for some. */
+void
+held_stream_wake(struct http_ctx *ctx)
+{
+	if (ctx->io != NULL && ctx->io->state == HELD_IDLE)
+		held_queue(ctx);
+}
+
+/*
+ * The request is over: ok, its answer was sent.  The connection is
+ * parked for the next request, or closed.
+ */
+static void
+held_end(struct http_ctx *ctx, int ok)
+{
+	struct held_io	*io = ctx->io;
+	int		 fd = ctx->fd, keep;
+
+	keep = ok && io->keep && !http_stopping;
+	TAILQ_REMOVE(&held_list, ctx, entry);
+	if (io->queued)
+		TAILQ_REMOVE(&held_sendq, io, sendq);
+	event_free(io->ev);
+	buf_free(&io->head);
+	free(io);
+	ctx->io = NULL;
+	if (ok)
+		conn_request_done(fd);
+	http_ctx_free(ctx, ok);
+	if (keep)
+		held_park(fd);
+	else {
+		close(fd);
+		conn_closed(fd);
+	}
+}
+
+/* Wait outside MHD for the connection's next request. */
+static void
+held_park(int fd)
+{
+	struct parked	*p;
+
+	p = xcalloc(1, sizeof *p);
+	p->fd = fd;
+	p->ev = event_new(held_base, fd, EV_READ | EV_PERSIST,
+	    held_parked_cb, p);
+	if (p->ev == NULL || event_add(p->ev, NULL) != 0)
+		fatalx("%s: cannot watch a parked connection", __func__);
+	TAILQ_INSERT_TAIL(&parked_list, p, entry);
+}
+
+/*
+ * A parked connection is readable: its next request goes to MHD; at its
+ * end (the client closed it, or conn.c shut it down idle), it is closed.
+ */
+static void
+held_parked_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct parked	*p = arg;
+	char		 c;
+	ssize_t		 n;
+
+	(void)what;
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	held_unpark(p);
+	if (n > 0)
+		http_handback(fd);
+	else {
+		close(fd);
+		conn_closed(fd);
+	}
+}
+
+static void
+held_unpark(struct parked *p)
+{
+	TAILQ_REMOVE(&parked_list, p, entry);
+	event_free(p->ev);
+	free(p);
+}
+
+/* At stop: held requests are answered 503; streams end. */
+void
+held_stop(void)
+{
+	struct http_ctx	*ctx, *next;
+
+	for (ctx = TAILQ_FIRST(&held_list); ctx != NULL; ctx = next) {
+		next = TAILQ_NEXT(ctx, entry);
+		if (!ctx->answer)
+			http_stop_answer(ctx);
+		else if (ctx->io->state == HELD_IDLE)
+			held_queue(ctx);
+	}
+}
+
+/* At stop: write what can be written; the count of answers still going. */
+int
+held_flush(void)
+{
+	struct http_ctx	*ctx, *next;
+	int		 n = 0;
+
+	held_run_queue();
+	for (ctx = TAILQ_FIRST(&held_list); ctx != NULL; ctx = next) {
+		next = TAILQ_NEXT(ctx, entry);
+		if (ctx->io->state == HELD_SEND)
+			held_send(ctx);
+	}
+	TAILQ_FOREACH(ctx, &held_list, entry)
+		n++;
+	return (n);
+}
+
+/* At stop, last: close what is left, parked connections included. */
+void
+held_shutdown(void)
+{
+	struct http_ctx	*ctx;
+	struct parked	*p;
+	int		 fd;
+
+	while ((ctx = TAILQ_FIRST(&held_list)) != NULL) {
+		ctx->req.gone = 1;
+		held_end(ctx, 0);
+	}
+	while ((p = TAILQ_FIRST(&parked_list)) != NULL) {
+		fd = p->fd;
+		held_unpark(p);
+		close(fd);
+		conn_closed(fd);
+	}
+	if (held_kick_ev != NULL)
+		event_free(held_kick_ev);
+	held_kick_ev = NULL;
+}
+
+/* The Date header's value, formatted once a second. */
+static const char *
+held_date(void)
+{
+	static char	 s[64];
+	static time_t	 last = -1;
+	struct tm	 tm;
+	time_t		 now = time(NULL);
+
+	if (now != last && gmtime_r(&now, &tm) != NULL) {
+		strftime(s, sizeof s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		last = now;
+	}
+	return (s);
+}
