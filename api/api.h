@@ -1,13 +1,14 @@
 /*
  * api.h -- the HTTP side: libmicrohttpd driven from the libevent loop
- * (http.c), routing (route.c), problem documents (problem.c) and the
- * endpoints (tasks.c, health.c).
+ * (http.c), held requests outside it (held.c), routing (route.c),
+ * problem documents (problem.c) and the endpoints (tasks.c, health.c).
  *
  * Every request goes through two phases: the headers call only allocates
  * the request (answering on the first call would cost keep-alive), body
  * pieces are appended with a bound, and the final call routes it.  A
- * handler either answers at once or suspends the request and answers later
- * from the loop (after a commit, a change, a timeout) with http_resume().
+ * handler either answers at once or holds the request (http_suspend,
+ * http_hold) and answers later from the loop (after a commit, a change, a
+ * timeout) with any http_respond_*.
  */
 #ifndef API_H
 #define API_H

@@ -21,10 +21,13 @@
  *				request line)
  *
  * Past it, the socket is shut down (with a 408 if a request had begun)
- * and libmicrohttpd, seeing it closed, frees the connection.  Connections
- * are kept in a table indexed by descriptor: the loop is the only thread
- * that accepts or closes them.
+ * and libmicrohttpd (or held.c, for a connection it parked), seeing it
+ * closed, frees the connection.  Connections are kept in a table indexed
+ * by descriptor: the loop is the only thread that accepts or closes them.
+ * A held request taken out of libmicrohttpd moves to a dup of its socket
+ * (conn_moved), and keeps its limits and deadlines.
  */
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -42,6 +45,7 @@
 #include "api.h"
 
 #define CLIENT_BUCKETS	1024
+#define CONN_SLAB	256	/* connections per mapped block */
 
 enum conn_state {
 	CONN_NEW,	/* accepted, nothing read */
@@ -57,13 +61,21 @@ struct client {
 	struct client	*next;
 };
 
+/*
+ * A connection, with its deadline's struct event after it in the same
+ * slot.  Slots come from blocks mapped outside malloc's heap: a
+ * connection lives as long as its socket, and placed in the heap between
+ * libmicrohttpd's pools it kept the pool of every held request (freed
+ * when the request leaves MHD) from going back to the heap whole.
+ */
 struct conn {
 	int		 fd;
 	enum conn_state	 state;
 	struct client	*client;	/* NULL: a Unix socket */
-	struct event	*deadline_ev;
+	struct event	*deadline_ev;	/* in this slot */
 	struct sockaddr_storage addr;	/* the peer, as accept gave it */
 	socklen_t	 addrlen;
+	struct conn	*next_free;
 };
 
 static struct event_base	 *conn_base;
@@ -71,6 +83,9 @@ static struct conn		**conns;	/* by descriptor */
 static size_t			  conns_size;
 static struct client		 *clients[CLIENT_BUCKETS];
 static int			  conn_tls;
+static struct conn		 *conn_free_list;
+static void			**conn_blocks;
+static size_t			  conn_nblocks;
 
 /* Open connections, and the refused and timed-out ones (metrics). */
 size_t		conn_open;
@@ -83,6 +98,9 @@ static void	conn_arm(struct conn *, int);
 static void	conn_refuse(int, int, const char *, int);
 static int	conn_key(const struct sockaddr *, socklen_t, uint8_t [16]);
 static struct conn **conn_slot(int);
+static size_t	conn_slot_size(size_t *);
+static struct conn *conn_alloc(void);
+static void	conn_free(struct conn *);
 static struct client **client_bucket(const uint8_t [16]);
 
 /* The hash bucket of a client address (FNV-1a). */
@@ -223,21 +241,71 @@ conn_admit(int fd, const struct sockaddr *sa, socklen_t len)
 
 	if (*conn_slot(fd) != NULL)	/* not expected: closed unnoticed */
 		conn_closed(fd);
-	c = xcalloc(1, sizeof *c);
+	c = conn_alloc();
 	c->fd = fd;
 	c->client = cl;
 	if (len > sizeof c->addr)
 		len = sizeof c->addr;
 	memcpy(&c->addr, sa, len);
 	c->addrlen = len;
-	c->deadline_ev = evtimer_new(conn_base, conn_deadline_cb, c);
-	if (c->deadline_ev == NULL)
-		fatalx("%s: evtimer_new failed", __func__);
 	conns[fd] = c;
 	conn_open++;
 	c->state = CONN_NEW;
 	conn_arm(c, cfg->request_timeout);
 	return (0);
+}
+
+/* The size of a slot: the connection, then its event. */
+static size_t
+conn_slot_size(size_t *ev_off)
+{
+	size_t	off;
+
+	off = (sizeof(struct conn) + 15) & ~(size_t)15;
+	if (ev_off != NULL)
+		*ev_off = off;
+	return ((off + event_get_struct_event_size() + 15) & ~(size_t)15);
+}
+
+/* A zeroed connection slot with its deadline event set up. */
+static struct conn *
+conn_alloc(void)
+{
+	struct conn	*c;
+	unsigned char	*block;
+	size_t		 size, off, i;
+
+	size = conn_slot_size(&off);
+	if (conn_free_list == NULL) {
+		block = mmap(NULL, CONN_SLAB * size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (block == MAP_FAILED)
+			fatal("%s: mmap", __func__);
+		conn_blocks = xreallocarray(conn_blocks, conn_nblocks + 1,
+		    sizeof *conn_blocks);
+		conn_blocks[conn_nblocks++] = block;
+		for (i = CONN_SLAB; i-- > 0;) {
+			c = (struct conn *)(void *)(block + i * size);
+			c->next_free = conn_free_list;
+			conn_free_list = c;
+		}
+	}
+	c = conn_free_list;
+	conn_free_list = c->next_free;
+	memset(c, 0, size);
+	c->deadline_ev = (struct event *)(void *)((unsigned char *)c + off);
+	if (event_assign(c->deadline_ev, conn_base, -1, 0, conn_deadline_cb,
+	    c) != 0)
+		fatalx("%s: event_assign failed", __func__);
+	return (c);
+}
+
+static void
+conn_free(struct conn *c)
+{
+	evtimer_del(c->deadline_ev);
+	c->next_free = conn_free_list;
+	conn_free_list = c;
 }
 
 /* The table's slot for fd, grown to hold it. */
@@ -301,14 +369,13 @@ conn_closed(int fd)
 		return;
 	conns[fd] = NULL;
 	conn_open--;
-	event_free(c->deadline_ev);
 	if ((cl = c->client) != NULL && --cl->nconns == 0) {
 		for (p = client_bucket(cl->addr); *p != cl; p = &(*p)->next)
 			;
 		*p = cl->next;
 		free(cl);
 	}
-	free(c);
+	conn_free(c);
 }
 
 /*
@@ -410,4 +477,10 @@ conn_shutdown(void)
 	free(conns);
 	conns = NULL;
 	conns_size = 0;
+	for (i = 0; i < conn_nblocks; i++)
+		munmap(conn_blocks[i], CONN_SLAB * conn_slot_size(NULL));
+	free(conn_blocks);
+	conn_blocks = NULL;
+	conn_nblocks = 0;
+	conn_free_list = NULL;
 }

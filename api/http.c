@@ -22,20 +22,27 @@
  *	body	each piece is appended while the total fits max_body; past
  *		that the request is marked too large and the rest discarded.
  *	final	413 if too large, else route_request().  A handler either
- *		answers (http_respond_*) or holds the request (http_suspend).
+ *		answers (http_respond_*) or holds the request: briefly
+ *		(http_suspend, a commit) or for long (http_hold, a long-poll).
  *
- * A held request is suspended in MHD.  MHD then neither times it out nor
- * notices the client going away, so an EV_CLOSED watcher on its socket
- * does: the request is marked gone, its on_gone hook runs, and it is
- * resumed only to be closed.  An answer to a held request is stored on it,
- * the request is resumed and the kick activated; the next handler call
- * queues the answer.  MHD_stop_daemon aborts with suspended connections, so
- * http_stop answers every held request 503 and lets MHD send that first;
- * a request arriving meanwhile on an open connection gets 503 too.
+ * A briefly held request, and any held one over TLS, is suspended in MHD.
+ * MHD then neither times it out nor notices the client going away, so an
+ * EV_CLOSED watcher on its socket does: the request is marked gone, its
+ * on_gone hook runs, and it is resumed only to be closed.  An answer to a
+ * held request is stored on it, the request is resumed and the kick
+ * activated; the next handler call queues the answer.  A long hold or a
+ * stream on a plain connection leaves MHD instead (held.c), because MHD
+ * walks every suspended connection after each resume.
+ *
+ * An answer is kept as its status, headers and body until it goes out:
+ * as an MHD response (http_queue) or written by held.c.
+ * MHD_stop_daemon aborts with suspended connections, so http_stop answers
+ * every held request 503 and lets MHD and held.c send that first; a
+ * request arriving meanwhile on an open connection gets 503 too.
  *
  * For handlers: req->body is NULL when the request had none (len 0);
- * headers added before the answer exists wait on the request; Cache-Control
- * is no-store unless the handler set its own.
+ * headers added before the answer goes out wait on the request;
+ * Cache-Control is no-store unless the handler set its own.
  */
 #include <sys/types.h>
 #include <sys/queue.h>
@@ -65,18 +72,16 @@
 #include "api.h"
 #include "http-int.h"
 
-/* libmicrohttpd's memory per connection. */
 /*
  * libmicrohttpd's memory per connection: its headers and buffers (bodies
- * go to our own buffer).  Above 32 KiB MHD maps each pool (mmap) instead
- * of taking it from the heap.  That matters because held requests leave
- * MHD (held.c), freeing their pools while what they hold lives on: heap
- * pools then left ten thousand holes that malloc split and merged on
- * every request (a tenth of the loop's time, bench/polling.py).  The
- * cost: MHD clears the whole pool after each request, so an idle
- * keep-alive connection left in MHD keeps 36 KiB resident.
+ * go to our own buffer).  MHD clears the whole pool after every request,
+ * so this is what an idle keep-alive connection left in MHD keeps
+ * resident, and what each request pays in memset: 16 KiB, not 32.  (Above
+ * 32 KiB MHD would map each pool, out of the heap, but the clearing made
+ * every request cost more than the heap's holes did; conn.c keeps its
+ * own long-lived records out of the heap instead, bench/polling.py.)
  */
-#define HTTP_POOL_SIZE	(36 * 1024)
+#define HTTP_POOL_SIZE	(16 * 1024)
 
 /* How long http_stop lets MHD send the 503s, in milliseconds. */
 #define HTTP_STOP_WAIT	2000
