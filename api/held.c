@@ -28,7 +28,9 @@
  * (its buffer goes with the request); no browser pipelines.
  */
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/queue.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -51,6 +53,9 @@
 /* A stream's read size, as MHD's. */
 #define HELD_CHUNK	16384
 
+/* A shared body at least this long is sent from a memfd (sendfile). */
+#define HELD_SENDFILE_MIN	16384
+
 enum held_state {
 	HELD_WAIT,
 	HELD_SEND,
@@ -69,6 +74,7 @@ struct held_io {
 	const char	*body;		/* the answer's body (not owned) */
 	size_t		 body_len;
 	size_t		 body_off;
+	int		 body_fd;	/* or its memfd (sendfile), -1 */
 	int		 keep;		/* keep-alive once answered */
 	int		 chunked;	/* a stream, in chunks */
 	int		 ended;		/* the stream's last bytes are queued */
@@ -109,6 +115,8 @@ static void	 held_park(int);
 static void	 held_parked_cb(evutil_socket_t, short, void *);
 static void	 held_unpark(struct parked *);
 static const char *held_date(void);
+static int	 held_memfd(struct http_shared *);
+static ssize_t	 held_write(struct http_ctx *);
 
 /* Take requests out of MHD from now on (plain HTTP only: enabled). */
 void
@@ -232,6 +240,8 @@ held_answer(struct http_ctx *ctx)
 	const char		*reason;
 	int			 cache = 0, close = 0, nolength;
 
+	io->body_fd = -1;
+
 	reason = MHD_get_reason_phrase_for(req->status);
 	buf_printf(b, "HTTP/1.1 %u %s\r\nDate: %s\r\n", req->status,
 	    reason != NULL && *reason != '\0' ? reason : "Unknown",
@@ -262,6 +272,8 @@ held_answer(struct http_ctx *ctx)
 	case HTTP_BODY_SHARED:
 		io->body = ctx->body_shared->data;
 		io->body_len = ctx->body_shared->len;
+		if (req->method != HTTP_HEAD && !nolength)
+			io->body_fd = held_memfd(ctx->body_shared);
 		break;
 	case HTTP_BODY_STREAM:
 		if (ctx->http10)
@@ -325,8 +337,6 @@ static void
 held_send(struct http_ctx *ctx)
 {
 	struct held_io	*io = ctx->io;
-	struct iovec	 iov[2];
-	struct msghdr	 msg;
 	ssize_t		 n;
 	size_t		 k;
 
@@ -343,21 +353,7 @@ held_send(struct http_ctx *ctx)
 			}
 			continue;
 		}
-		memset(&msg, 0, sizeof msg);
-		msg.msg_iov = iov;
-		if (io->head_off < io->head.len) {
-			iov[msg.msg_iovlen].iov_base = io->head.data +
-			    io->head_off;
-			iov[msg.msg_iovlen++].iov_len = io->head.len -
-			    io->head_off;
-		}
-		if (io->body_off < io->body_len) {
-			iov[msg.msg_iovlen].iov_base = (char *)io->body +
-			    io->body_off;
-			iov[msg.msg_iovlen++].iov_len = io->body_len -
-			    io->body_off;
-		}
-		n = sendmsg(ctx->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = held_write(ctx);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
@@ -555,6 +551,79 @@ held_shutdown(void)
 	if (held_kick_ev != NULL)
 		event_free(held_kick_ev);
 	held_kick_ev = NULL;
+}
+
+/*
+ * Write some of what is left: the head and the body in one sendmsg, or,
+ * for a body in a memfd, the head (corked) then the body by sendfile.
+ * What write(2) returns.
+ */
+static ssize_t
+held_write(struct http_ctx *ctx)
+{
+	struct held_io	*io = ctx->io;
+	struct iovec	 iov[2];
+	struct msghdr	 msg;
+	off_t		 off;
+	ssize_t		 n;
+
+	if (io->body_fd >= 0 && io->head_off == io->head.len) {
+		off = (off_t)io->body_off;
+		n = sendfile(ctx->fd, io->body_fd, &off,
+		    io->body_len - io->body_off);
+		if (n == 0) {		/* not expected: the memfd is short */
+			errno = EIO;
+			n = -1;
+		}
+		return (n);
+	}
+	memset(&msg, 0, sizeof msg);
+	msg.msg_iov = iov;
+	if (io->head_off < io->head.len) {
+		iov[msg.msg_iovlen].iov_base = io->head.data + io->head_off;
+		iov[msg.msg_iovlen++].iov_len = io->head.len - io->head_off;
+	}
+	if (io->body_off < io->body_len && io->body_fd < 0) {
+		iov[msg.msg_iovlen].iov_base = (char *)io->body + io->body_off;
+		iov[msg.msg_iovlen++].iov_len = io->body_len - io->body_off;
+	}
+	return (sendmsg(ctx->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT |
+	    (io->body_fd >= 0 && io->body_off < io->body_len ? MSG_MORE : 0)));
+}
+
+/*
+ * The memfd holding a shared body, made on its first answer: -1 if there
+ * is none (a short body, or memfd_create failed: it is then sent from
+ * memory, as it would be anyway).
+ */
+static int
+held_memfd(struct http_shared *sh)
+{
+	size_t	off = 0;
+	ssize_t	n;
+	int	fd;
+
+	if (sh->memfd != -1 || sh->len < HELD_SENDFILE_MIN)
+		return (sh->memfd >= 0 ? sh->memfd : -1);
+	sh->memfd = -2;
+	if ((fd = memfd_create("corod-answer", MFD_CLOEXEC)) == -1) {
+		log_debug("%s: memfd_create: %s", __func__, strerror(errno));
+		return (-1);
+	}
+	while (off < sh->len) {
+		n = write(fd, sh->data + off, sh->len - off);
+		if (n <= 0) {
+			if (n == -1 && errno == EINTR)
+				continue;
+			log_debug("%s: write: %s", __func__,
+			    n == -1 ? strerror(errno) : "short");
+			close(fd);
+			return (-1);
+		}
+		off += (size_t)n;
+	}
+	sh->memfd = fd;
+	return (fd);
 }
 
 /* The Date header's value, formatted once a second. */
