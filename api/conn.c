@@ -27,7 +27,6 @@
  * A held request taken out of libmicrohttpd moves to a dup of its socket
  * (conn_moved), and keeps its limits and deadlines.
  */
-#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -45,7 +44,6 @@
 #include "api.h"
 
 #define CLIENT_BUCKETS	1024
-#define CONN_SLAB	256	/* connections per mapped block */
 
 enum conn_state {
 	CONN_NEW,	/* accepted, nothing read */
@@ -63,19 +61,16 @@ struct client {
 
 /*
  * A connection, with its deadline's struct event after it in the same
- * slot.  Slots come from blocks mapped outside malloc's heap: a
- * connection lives as long as its socket, and placed in the heap between
- * libmicrohttpd's pools it kept the pool of every held request (freed
- * when the request leaves MHD) from going back to the heap whole.
+ * record, from a slab (it lives as long as its socket: see slab.c).
  */
 struct conn {
+	struct conn	*next_free;	/* first: the slab's link */
 	int		 fd;
 	enum conn_state	 state;
 	struct client	*client;	/* NULL: a Unix socket */
 	struct event	*deadline_ev;	/* in this slot */
 	struct sockaddr_storage addr;	/* the peer, as accept gave it */
 	socklen_t	 addrlen;
-	struct conn	*next_free;
 };
 
 static struct event_base	 *conn_base;
@@ -83,9 +78,8 @@ static struct conn		**conns;	/* by descriptor */
 static size_t			  conns_size;
 static struct client		 *clients[CLIENT_BUCKETS];
 static int			  conn_tls;
-static struct conn		 *conn_free_list;
-static void			**conn_blocks;
-static size_t			  conn_nblocks;
+static struct slab		  conn_slab;
+static size_t			  conn_ev_off;
 
 /* Open connections, and the refused and timed-out ones (metrics). */
 size_t		conn_open;
@@ -98,7 +92,6 @@ static void	conn_arm(struct conn *, int);
 static void	conn_refuse(int, int, const char *, int);
 static int	conn_key(const struct sockaddr *, socklen_t, uint8_t [16]);
 static struct conn **conn_slot(int);
-static size_t	conn_slot_size(size_t *);
 static struct conn *conn_alloc(void);
 static void	conn_free(struct conn *);
 static struct client **client_bucket(const uint8_t [16]);
@@ -255,45 +248,17 @@ conn_admit(int fd, const struct sockaddr *sa, socklen_t len)
 	return (0);
 }
 
-/* The size of a slot: the connection, then its event. */
-static size_t
-conn_slot_size(size_t *ev_off)
-{
-	size_t	off;
-
-	off = (sizeof(struct conn) + 15) & ~(size_t)15;
-	if (ev_off != NULL)
-		*ev_off = off;
-	return ((off + event_get_struct_event_size() + 15) & ~(size_t)15);
-}
-
-/* A zeroed connection slot with its deadline event set up. */
+/* A zeroed connection record with its deadline event set up. */
 static struct conn *
 conn_alloc(void)
 {
 	struct conn	*c;
-	unsigned char	*block;
-	size_t		 size, off, i;
 
-	size = conn_slot_size(&off);
-	if (conn_free_list == NULL) {
-		block = mmap(NULL, CONN_SLAB * size, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (block == MAP_FAILED)
-			fatal("%s: mmap", __func__);
-		conn_blocks = xreallocarray(conn_blocks, conn_nblocks + 1,
-		    sizeof *conn_blocks);
-		conn_blocks[conn_nblocks++] = block;
-		for (i = CONN_SLAB; i-- > 0;) {
-			c = (struct conn *)(void *)(block + i * size);
-			c->next_free = conn_free_list;
-			conn_free_list = c;
-		}
-	}
-	c = conn_free_list;
-	conn_free_list = c->next_free;
-	memset(c, 0, size);
-	c->deadline_ev = (struct event *)(void *)((unsigned char *)c + off);
+	if (conn_slab.size == 0)
+		conn_slab.size = slab_size_with_event(sizeof *c, &conn_ev_off);
+	c = slab_get(&conn_slab);
+	c->deadline_ev = (struct event *)(void *)((unsigned char *)c +
+	    conn_ev_off);
 	if (event_assign(c->deadline_ev, conn_base, -1, 0, conn_deadline_cb,
 	    c) != 0)
 		fatalx("%s: event_assign failed", __func__);
@@ -304,8 +269,7 @@ static void
 conn_free(struct conn *c)
 {
 	evtimer_del(c->deadline_ev);
-	c->next_free = conn_free_list;
-	conn_free_list = c;
+	slab_put(&conn_slab, c);
 }
 
 /* The table's slot for fd, grown to hold it. */
@@ -477,10 +441,5 @@ conn_shutdown(void)
 	free(conns);
 	conns = NULL;
 	conns_size = 0;
-	for (i = 0; i < conn_nblocks; i++)
-		munmap(conn_blocks[i], CONN_SLAB * conn_slot_size(NULL));
-	free(conn_blocks);
-	conn_blocks = NULL;
-	conn_nblocks = 0;
-	conn_free_list = NULL;
+	slab_release(&conn_slab);
 }

@@ -28,9 +28,7 @@
  * (its buffer goes with the request); no browser pipelines.
  */
 #include <sys/types.h>
-#include <sys/mman.h>
 #include <sys/queue.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -53,19 +51,16 @@
 /* A stream's read size, as MHD's. */
 #define HELD_CHUNK	16384
 
-/* A shared body at least this long is sent from a memfd (sendfile). */
-#define HELD_SENDFILE_MIN	16384
-
 enum held_state {
 	HELD_WAIT,
 	HELD_SEND,
 	HELD_IDLE,
 };
 
-/* The socket side of a request taken out of MHD. */
+/* The socket side of a request taken out of MHD (a slab record: slab.c). */
 struct held_io {
 	struct http_ctx	*ctx;
-	struct event	*ev;
+	struct event	*ev;		/* in this record */
 	enum held_state	 state;
 	int		 queued;	/* in held_sendq */
 	TAILQ_ENTRY(held_io) sendq;
@@ -74,7 +69,6 @@ struct held_io {
 	const char	*body;		/* the answer's body (not owned) */
 	size_t		 body_len;
 	size_t		 body_off;
-	int		 body_fd;	/* or its memfd (sendfile), -1 */
 	int		 keep;		/* keep-alive once answered */
 	int		 chunked;	/* a stream, in chunks */
 	int		 ended;		/* the stream's last bytes are queued */
@@ -83,8 +77,8 @@ struct held_io {
 
 /* A keep-alive connection waiting outside MHD for its next request. */
 struct parked {
+	struct event		*ev;		/* in this record */
 	int			 fd;
-	struct event		*ev;
 	TAILQ_ENTRY(parked)	 entry;
 };
 TAILQ_HEAD(parked_list, parked);
@@ -101,6 +95,8 @@ static TAILQ_HEAD(, held_io)	 held_sendq = TAILQ_HEAD_INITIALIZER(held_sendq);
 static struct http_ctx_list	 held_list = TAILQ_HEAD_INITIALIZER(held_list);
 static struct parked_list	 parked_list =
 				    TAILQ_HEAD_INITIALIZER(parked_list);
+static struct slab		 held_io_slab, parked_slab;
+static size_t			 held_io_ev_off, parked_ev_off;
 
 static void	 held_watch(struct http_ctx *, enum held_state);
 static void	 held_read_cb(evutil_socket_t, short, void *);
@@ -115,7 +111,6 @@ static void	 held_park(int);
 static void	 held_parked_cb(evutil_socket_t, short, void *);
 static void	 held_unpark(struct parked *);
 static const char *held_date(void);
-static int	 held_memfd(struct http_shared *);
 static ssize_t	 held_write(struct http_ctx *);
 
 /* Take requests out of MHD from now on (plain HTTP only: enabled). */
@@ -124,6 +119,10 @@ held_init(struct event_base *base, int enabled)
 {
 	held_base = base;
 	held_enabled = enabled;
+	held_io_slab.size = slab_size_with_event(sizeof(struct held_io),
+	    &held_io_ev_off);
+	parked_slab.size = slab_size_with_event(sizeof(struct parked),
+	    &parked_ev_off);
 	if (held_kick_ev == NULL &&
 	    (held_kick_ev = event_new(base, -1, 0, held_kick_cb, NULL)) == NULL)
 		fatalx("%s: event_new failed", __func__);
@@ -151,11 +150,12 @@ held_take(struct http_ctx *ctx, int fd)
 	ctx->req.conn = NULL;
 	http_closing = 1;	/* MHD says "application error": expected */
 
-	io = xcalloc(1, sizeof *io);
+	io = slab_get(&held_io_slab);
 	io->ctx = ctx;
-	io->ev = event_new(held_base, -1, 0, held_read_cb, ctx);
-	if (io->ev == NULL)
-		fatalx("%s: event_new failed", __func__);
+	io->ev = (struct event *)(void *)((unsigned char *)io +
+	    held_io_ev_off);
+	if (event_assign(io->ev, held_base, -1, 0, held_read_cb, ctx) != 0)
+		fatalx("%s: event_assign failed", __func__);
 	ctx->io = io;
 	ctx->held = 1;
 	http_nheld++;
@@ -240,8 +240,6 @@ held_answer(struct http_ctx *ctx)
 	const char		*reason;
 	int			 cache = 0, close = 0, nolength;
 
-	io->body_fd = -1;
-
 	reason = MHD_get_reason_phrase_for(req->status);
 	buf_printf(b, "HTTP/1.1 %u %s\r\nDate: %s\r\n", req->status,
 	    reason != NULL && *reason != '\0' ? reason : "Unknown",
@@ -272,8 +270,6 @@ held_answer(struct http_ctx *ctx)
 	case HTTP_BODY_SHARED:
 		io->body = ctx->body_shared->data;
 		io->body_len = ctx->body_shared->len;
-		if (req->method != HTTP_HEAD && !nolength)
-			io->body_fd = held_memfd(ctx->body_shared);
 		break;
 	case HTTP_BODY_STREAM:
 		if (ctx->http10)
@@ -434,9 +430,9 @@ held_end(struct http_ctx *ctx, int ok)
 	TAILQ_REMOVE(&held_list, ctx, entry);
 	if (io->queued)
 		TAILQ_REMOVE(&held_sendq, io, sendq);
-	event_free(io->ev);
+	event_del(io->ev);
 	buf_free(&io->head);
-	free(io);
+	slab_put(&held_io_slab, io);
 	ctx->io = NULL;
 	if (ok)
 		conn_request_done(fd);
@@ -455,11 +451,11 @@ held_park(int fd)
 {
 	struct parked	*p;
 
-	p = xcalloc(1, sizeof *p);
+	p = slab_get(&parked_slab);
 	p->fd = fd;
-	p->ev = event_new(held_base, fd, EV_READ | EV_PERSIST,
-	    held_parked_cb, p);
-	if (p->ev == NULL || event_add(p->ev, NULL) != 0)
+	p->ev = (struct event *)(void *)((unsigned char *)p + parked_ev_off);
+	if (event_assign(p->ev, held_base, fd, EV_READ | EV_PERSIST,
+	    held_parked_cb, p) != 0 || event_add(p->ev, NULL) != 0)
 		fatalx("%s: cannot watch a parked connection", __func__);
 	TAILQ_INSERT_TAIL(&parked_list, p, entry);
 }
@@ -493,8 +489,8 @@ static void
 held_unpark(struct parked *p)
 {
 	TAILQ_REMOVE(&parked_list, p, entry);
-	event_free(p->ev);
-	free(p);
+	event_del(p->ev);
+	slab_put(&parked_slab, p);
 }
 
 /* At stop: held requests are answered 503; streams end. */
@@ -551,79 +547,29 @@ held_shutdown(void)
 	if (held_kick_ev != NULL)
 		event_free(held_kick_ev);
 	held_kick_ev = NULL;
+	slab_release(&held_io_slab);
+	slab_release(&parked_slab);
 }
 
-/*
- * Write some of what is left: the head and the body in one sendmsg, or,
- * for a body in a memfd, the head (corked) then the body by sendfile.
- * What write(2) returns.
- */
+/* Write some of what is left, head and body in one go: sendmsg's return. */
 static ssize_t
 held_write(struct http_ctx *ctx)
 {
 	struct held_io	*io = ctx->io;
 	struct iovec	 iov[2];
 	struct msghdr	 msg;
-	off_t		 off;
-	ssize_t		 n;
 
-	if (io->body_fd >= 0 && io->head_off == io->head.len) {
-		off = (off_t)io->body_off;
-		n = sendfile(ctx->fd, io->body_fd, &off,
-		    io->body_len - io->body_off);
-		if (n == 0) {		/* not expected: the memfd is short */
-			errno = EIO;
-			n = -1;
-		}
-		return (n);
-	}
 	memset(&msg, 0, sizeof msg);
 	msg.msg_iov = iov;
 	if (io->head_off < io->head.len) {
 		iov[msg.msg_iovlen].iov_base = io->head.data + io->head_off;
 		iov[msg.msg_iovlen++].iov_len = io->head.len - io->head_off;
 	}
-	if (io->body_off < io->body_len && io->body_fd < 0) {
+	if (io->body_off < io->body_len) {
 		iov[msg.msg_iovlen].iov_base = (char *)io->body + io->body_off;
 		iov[msg.msg_iovlen++].iov_len = io->body_len - io->body_off;
 	}
-	return (sendmsg(ctx->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT |
-	    (io->body_fd >= 0 && io->body_off < io->body_len ? MSG_MORE : 0)));
-}
-
-/*
- * The memfd holding a shared body, made on its first answer: -1 if there
- * is none (a short body, or memfd_create failed: it is then sent from
- * memory, as it would be anyway).
- */
-static int
-held_memfd(struct http_shared *sh)
-{
-	size_t	off = 0;
-	ssize_t	n;
-	int	fd;
-
-	if (sh->memfd != -1 || sh->len < HELD_SENDFILE_MIN)
-		return (sh->memfd >= 0 ? sh->memfd : -1);
-	sh->memfd = -2;
-	if ((fd = memfd_create("corod-answer", MFD_CLOEXEC)) == -1) {
-		log_debug("%s: memfd_create: %s", __func__, strerror(errno));
-		return (-1);
-	}
-	while (off < sh->len) {
-		n = write(fd, sh->data + off, sh->len - off);
-		if (n <= 0) {
-			if (n == -1 && errno == EINTR)
-				continue;
-			log_debug("%s: write: %s", __func__,
-			    n == -1 ? strerror(errno) : "short");
-			close(fd);
-			return (-1);
-		}
-		off += (size_t)n;
-	}
-	sh->memfd = fd;
-	return (fd);
+	return (sendmsg(ctx->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT));
 }
 
 /* The Date header's value, formatted once a second. */

@@ -56,17 +56,11 @@ struct http_ctx {
 };
 TAILQ_HEAD(http_ctx_list, http_ctx);
 
-/*
- * One body for many answers: freed with its last reference.  held.c may
- * copy it once into a memfd and sendfile(2) it to each client: the
- * kernel then references its pages instead of copying the body per
- * answer (10,000 answers of 80 KB were a third of a fan-out).
- */
+/* One body for many answers: freed with its last reference. */
 struct http_shared {
 	int	 refs;
 	size_t	 len;
 	char	*data;
-	int	 memfd;		/* -1: none yet; -2: could not be made */
 };
 
 /* http.c */

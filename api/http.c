@@ -1282,7 +1282,6 @@ http_shared_new(char *buf, size_t len)
 	sh->refs = 1;
 	sh->len = len;
 	sh->data = buf;
-	sh->memfd = -1;
 	return (sh);
 }
 
@@ -1290,8 +1289,6 @@ void
 http_shared_unref(struct http_shared *sh)
 {
 	if (sh != NULL && --sh->refs == 0) {
-		if (sh->memfd >= 0)
-			close(sh->memfd);
 		free(sh->data);
 		free(sh);
 	}

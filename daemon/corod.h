@@ -52,6 +52,18 @@ char		*xstrndup(const char *, size_t);
 int		 xasprintf(char **, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 
+/* slab.c: fixed-size records in blocks mapped outside the heap */
+struct slab {
+	size_t		 size;		/* set before the first slab_get */
+	void		*free;
+	void		**blocks;
+	size_t		 nblocks;
+};
+void		*slab_get(struct slab *);
+void		 slab_put(struct slab *, void *);
+void		 slab_release(struct slab *);
+size_t		 slab_size_with_event(size_t, size_t *);
+
 /* buf.c: a growable byte buffer */
 struct buf {
 	char		*data;
