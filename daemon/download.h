@@ -16,11 +16,6 @@
 struct transfer {
 	CURL		*easy;
 	int		 active;	/* added to the multi handle */
-	/* The socket curl last used for it, and its local address, to tell
-	 * it from a later socket with the same number. */
-	curl_socket_t	 fd;
-	struct sockaddr_storage local;
-	socklen_t	 locallen;
 	/* Called on the loop when the transfer ended by itself. */
 	void		(*done)(struct transfer *, CURLcode);
 	void		*arg;

@@ -22,7 +22,19 @@
  * is shut down, which makes curl's next request on it fail to send and
  * go to a fresh connection (curl retries a reused connection that fails
  * before any answer).
+ *
+ * Which socket that is, only curl knows: CURLINFO_ACTIVESOCKET, asked
+ * when the transfer is reported done, names the connection it just left
+ * in the cache.  The socket callback is no guide: curl calls it with one
+ * transfer's handle for sockets of others, and a socket remembered from
+ * it belonged, by the time the transfer ended, to another download in
+ * mid-body, whose waiting bytes then looked like a spoiled connection
+ * and were cut off (issue 12: 1 to 7 of 64 concurrent downloads failed
+ * "transfer closed with ... bytes remaining").  And a connection curl
+ * has already handed to the next transfer is in use, not spoiled: a
+ * socket curl still watches is never shut down here.
  */
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -36,11 +48,13 @@
 struct sock {
 	curl_socket_t	 fd;
 	struct event	*ev;
+	LIST_ENTRY(sock) entry;
 };
 
 static CURLM		*multi;
 static struct event	*timer_ev;
 static size_t		 nactive;
+static LIST_HEAD(, sock) socks = LIST_HEAD_INITIALIZER(socks);
 
 static int	socket_cb(CURL *, curl_socket_t, int, void *, void *);
 static int	timer_cb(CURLM *, long, void *);
@@ -48,6 +62,7 @@ static void	event_cb(evutil_socket_t, short, void *);
 static void	timeout_cb(evutil_socket_t, short, void *);
 static void	check_done(void);
 static void	check_spoiled(struct transfer *);
+static int	transfer_watched(curl_socket_t);
 
 /* The multi handle; per_host caps connections to one host (0: none). */
 void
@@ -81,7 +96,6 @@ int
 transfer_start(struct transfer *x)
 {
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
-	x->fd = CURL_SOCKET_BAD;
 	if (curl_multi_add_handle(multi, x->easy) != CURLM_OK)
 		return (-1);
 	x->active = 1;
@@ -112,24 +126,15 @@ static int
 socket_cb(CURL *easy, curl_socket_t fd, int what, void *base, void *sp)
 {
 	struct sock	*s = sp;
-	struct transfer	*x;
-	char		*priv = NULL;
 	short		 ev = EV_PERSIST;
 
-	if (what != CURL_POLL_REMOVE &&
-	    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) == CURLE_OK &&
-	    priv != NULL && (x = (struct transfer *)(void *)priv)->fd != fd) {
-		x->fd = fd;
-		x->locallen = sizeof x->local;
-		if (getsockname(fd, (struct sockaddr *)&x->local,
-		    &x->locallen) != 0)
-			x->fd = CURL_SOCKET_BAD;
-	}
+	(void)easy;
 	if (what == CURL_POLL_REMOVE) {
 		if (s != NULL) {
 			event_free(s->ev);
 			free(s);
 			curl_multi_assign(multi, fd, NULL);
+			LIST_REMOVE(s, entry);
 		}
 		return (0);
 	}
@@ -142,6 +147,7 @@ socket_cb(CURL *easy, curl_socket_t fd, int what, void *base, void *sp)
 		s->fd = fd;
 		s->ev = event_new(base, fd, ev, event_cb, s);
 		curl_multi_assign(multi, fd, s);
+		LIST_INSERT_HEAD(&socks, s, entry);
 	} else {
 		/* event_assign may not touch a pending event */
 		event_del(s->ev);
@@ -224,15 +230,15 @@ check_done(void)
 /*
  * A transfer ended well: if its connection, now idle in curl's cache,
  * still has bytes to read (more than the answer announced), shut it down
- * so that no later request reads them as its answer.
+ * so that no later request reads them as its answer.  Called before the
+ * handle leaves the multi handle: curl then still knows its connection.
  */
 static void
 check_spoiled(struct transfer *x)
 {
-	struct sockaddr_storage	 now;
-	socklen_t		 len = sizeof now;
-	long			 version = 0;
-	char			 c;
+	curl_socket_t	 fd = CURL_SOCKET_BAD;
+	long		 version = 0;
+	char		 c;
 
 	/* HTTP/2 frames its streams (and shares the connection: other
 	 * streams' bytes may be waiting); only HTTP/1 can be spoiled. */
@@ -240,13 +246,32 @@ check_spoiled(struct transfer *x)
 	    CURLE_OK || (version != CURL_HTTP_VERSION_1_0 &&
 	    version != CURL_HTTP_VERSION_1_1))
 		return;
-	if (x->fd == CURL_SOCKET_BAD ||
-	    getsockname(x->fd, (struct sockaddr *)&now, &len) != 0 ||
-	    len != x->locallen || memcmp(&now, &x->local, len) != 0)
-		return;		/* closed, or the number is another's now */
-	if (recv(x->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
+	if (curl_easy_getinfo(x->easy, CURLINFO_ACTIVESOCKET, &fd) !=
+	    CURLE_OK || fd == CURL_SOCKET_BAD)
+		return;		/* closed: nothing to reuse */
+	if (transfer_watched(fd))
+		return;		/* another transfer has it already */
+	if (recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
 		return;		/* nothing waiting (or closed): fine */
 	log_info("%s: the server sent more than it announced; its "
 	    "connection is not reused", __func__);
-	shutdown(x->fd, SHUT_RDWR);
+	shutdown(fd, SHUT_RDWR);
+}
+
+/*
+ * Does curl have us watch fd for a transfer?  Only after a transfer has
+ * handed its connection on is that asked, and curl then watches few
+ * sockets (one per transfer in progress at most, and max-downloads
+ * bounds those), so a walk is enough.
+ */
+static int
+transfer_watched(curl_socket_t fd)
+{
+	struct sock	*s;
+
+	LIST_FOREACH(s, &socks, entry) {
+		if (s->fd == fd)
+			return (1);
+	}
+	return (0);
 }
