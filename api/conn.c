@@ -26,6 +26,17 @@
  * by descriptor: the loop is the only thread that accepts or closes them.
  * A held request taken out of libmicrohttpd moves to a dup of its socket
  * (conn_moved), and keeps its limits and deadlines.
+ *
+ * A record keyed by a descriptor number must not outlive the descriptor:
+ * numbers are reused at once, and a deadline firing on a stale record
+ * would shut down whatever socket has the number now (a download's
+ * connection, say).  Every close of an API socket goes through
+ * conn_closed (libmicrohttpd's close notification, held.c's closes, a
+ * refused hand-back), which frees the record and deletes its deadline
+ * with it.  Before a deadline shuts a socket down it still checks that
+ * the socket's peer is the one accepted: should a close ever be missed,
+ * the stale record is dropped, with a warning, and the socket is left
+ * alone.
  */
 #include <sys/socket.h>
 
@@ -94,6 +105,7 @@ static int	conn_key(const struct sockaddr *, socklen_t, uint8_t [16]);
 static struct conn **conn_slot(int);
 static struct conn *conn_alloc(void);
 static void	conn_free(struct conn *);
+static int	conn_owns(struct conn *);
 static struct client **client_bucket(const uint8_t [16]);
 
 /* The hash bucket of a client address (FNV-1a). */
@@ -400,6 +412,24 @@ conn_request_done(int fd)
 	}
 }
 
+/*
+ * Is the socket on c's descriptor still the one accepted?  1 if its peer
+ * is the one accept gave; 0 if it has no peer (reset: whoever holds it
+ * sees that too, or a socket not connected, which is not ours); -1 if it
+ * is another socket or no socket at all.
+ */
+static int
+conn_owns(struct conn *c)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len = sizeof ss;
+
+	memset(&ss, 0, sizeof ss);
+	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) != 0)
+		return (errno == ENOTCONN ? 0 : -1);
+	return (len == c->addrlen && memcmp(&ss, &c->addr, len) == 0 ? 1 : -1);
+}
+
 /* A deadline passed: end the connection; libmicrohttpd sees it close. */
 static void
 conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
@@ -409,6 +439,20 @@ conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	switch (conn_owns(c)) {
+	case 1:
+		break;
+	case 0:
+		log_debug("connection %d: reset by the peer", c->fd);
+		conn_closed(c->fd);
+		return;
+	default:
+		log_warnx("connection %d: its socket was closed unnoticed "
+		    "(a bug); the record is dropped, the descriptor left alone",
+		    c->fd);
+		conn_closed(c->fd);
+		return;
+	}
 	if (c->state == CONN_IDLE) {
 		log_debug("connection %d: idle for %d s; closing", c->fd,
 		    cfg->connection_timeout);
