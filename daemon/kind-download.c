@@ -517,9 +517,13 @@ download_body(struct task *t)
 			    "transfer");
 			CORO_RETURN(t);
 		}
-		do {
+		/*
+		 * Each wait tests its flag before it parks: a flag set
+		 * before the wait began (a digest that ended early) would
+		 * otherwise never wake it.
+		 */
+		while (!d->xfer_done)
 			AWAIT_IO(t);
-		} while (!d->xfer_done);
 		d->waiting = WAIT_NONE;
 		if ((r = dl_outcome(d)) <= 0)
 			break;
@@ -529,19 +533,17 @@ download_body(struct task *t)
 	dl_listen(d, 0);
 	d->waiting = WAIT_HASH;
 	hash_job_finish(d->hash, d->size);
-	do {
+	while (!d->hash_done)
 		AWAIT_IO(t);
-	} while (!d->hash_done);
 	d->waiting = WAIT_NONE;
 	if (dl_verify(d) != 0)
 		CORO_RETURN(t);
 	/* What is put in place is on disk before it is (see the top). */
 	for (;;) {
-		dl_placing(d);
 		d->waiting = WAIT_COMMIT;
-		do {
+		dl_placing(d);
+		while (!d->ck_done)
 			AWAIT_IO(t);
-		} while (!d->ck_done);
 		d->waiting = WAIT_NONE;
 		if (d->ck_ok)
 			break;
@@ -1124,17 +1126,26 @@ dl_open_default(struct download *d)
 	return (dl_open_part(d, 1));
 }
 
-/* Start over: empty the .part and its hash. */
+/*
+ * Start over: empty the .part and its hash.  The hash is reset first:
+ * the hasher, still reading the kept bytes, would otherwise find the
+ * file shorter than it was told and end the job with an error (see
+ * hasher.c); any digest heard of before is forgotten.
+ */
 static int
 dl_truncate(struct download *d)
 {
+	hash_job_reset(d->hash);
+	d->hash_done = 0;
+	d->size = d->offset = 0;
+	/* the next rate is measured from 0 bytes, not from what was kept */
+	d->mark_size = 0;
+	d->mark_time = time_mono();
 	if (ftruncate(d->fd, 0) != 0) {
 		d->err = errno;
 		d->stop = STOP_WRITE;
 		return (-1);
 	}
-	d->size = d->offset = 0;
-	hash_job_reset(d->hash);
 	return (0);
 }
 

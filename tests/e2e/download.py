@@ -648,6 +648,64 @@ def range_ignored_or_file_changed():
         stop_ok(d)
 
 
+@t.test(timeout=150)
+def restart_from_zero_while_hashing():
+    """Issue 12 item 3: a retry that must start over from byte 0 while the
+    hasher still reads the bytes the attempt kept.  The .part was truncated
+    before the hash was reset; the hasher read 0 bytes, ended the job with
+    an error, and the body waited for the digest for ever (running, slot
+    and path held).  Every way of starting over is taken here: a 200 to
+    the range (range ignored), the file changed (If-Range mismatch), a 416
+    that does not match the .part, and a 206 for another range.  A big
+    kept part makes the hasher still busy when the answer arrives."""
+    size = 64 * MiB
+    k = size * 95 // 100
+    cases = [
+        # (name, options, what the retry's first answer is)
+        ("over-norange.bin", {"norange": 1}, 200),
+        ("over-changed.bin", {"version": 1, "version2": 2,
+                              "change_after": 1}, 200),
+        ("over-416.bin", {"bad416": 1, "bad416_times": 1}, 416),
+        ("over-206.bin", {"badrange": 1, "badrange_times": 1}, 206),
+    ]
+    with Corod(t, name="restart-hash") as d:
+        tasks = []
+        for name, opts, _ in cases:
+            u = fs.url(name, size=size, drop=k, **opts)
+            tasks.append(d.submit(dl(u, {"max_attempts": 3}, path=name)))
+        try:
+            got = wait_all(d, [x["id"] for x in tasks], 60)
+        except AssertionError as e:
+            t.fail("every download that started over ends: %s" % e)
+            for x in tasks:
+                y = d.get(x["id"])
+                t.diag("task %d: %s, log:\n%s" % (
+                    x["id"], y["state"], logtext(d, x["id"])[-1500:]))
+                d.cancel(x["id"])
+            return
+        for (name, opts, first), task in zip(cases, tasks):
+            x = got[task["id"]]
+            version = "2" if "version2" in opts else "1"
+            t.is_((x["state"], x["attempt"]), ("succeeded", 2),
+                  "%s: succeeded on attempt 2" % name) or \
+                t.diag(json.dumps(x)[:1500] + "\n" +
+                       logtext(d, task["id"])[-2000:])
+            t.is_((x["result"] or {}).get("sha256"),
+                  sha256_hex(name, size, version),
+                  "%s: the sha256 is the whole file's" % name)
+            full = os.path.join(d.download_dir, name)
+            t.ok(os.path.isfile(full) and size_or_none(full) == size and
+                 sha_file(full) == sha256_hex(name, size, version),
+                 "%s: the file on disk is whole" % name)
+            reqs = fs.requests(name)
+            t.is_([r["status"] for r in reqs[1:2]], [first],
+                  "%s: the retry's ranged request got a %d" % (name, first))
+            has_line(d, task["id"], r"starting over from byte 0",
+                     "%s: the log says it started over" % name)
+        no_part_left(d, "after starting over")
+        stop_ok(d)
+
+
 @t.test(timeout=60)
 def kill9_resumes():
     size = 2 * MiB

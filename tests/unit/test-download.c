@@ -216,8 +216,8 @@ test_hasher(const char *dir)
 	j = hash_job_new(fd, hash_cb, NULL);
 	hash_job_written(j, (int64_t)len);
 	usleep(20000);
-	ok(ftruncate(fd, 0) == 0, "truncated");
 	hash_job_reset(j);
+	ok(ftruncate(fd, 0) == 0, "truncated (after the reset)");
 	ok(pwrite(fd, "hello", 5, 0) == 5, "rewritten");
 	hash_job_finish(j, 5);
 	wait_hash();
@@ -225,6 +225,47 @@ test_hasher(const char *dir)
 	hex(digest, got);
 	sha256_hex("hello", 5, want);
 	is_str(got, want, "digest of what the file holds after the reset");
+	hash_job_free(j);
+
+	/*
+	 * A job that ended with an error before it was finished (the file
+	 * was shorter than written said: a truncation the hasher saw before
+	 * its reset) is taken back by the reset, and its owner hears of the
+	 * digest of what was written after it (issue 12: a download that
+	 * started over waited for that digest for ever).
+	 */
+	ok(ftruncate(fd, 0) == 0, "emptied for the error case");
+	hash_ready = 0;
+	j = hash_job_new(fd, hash_cb, NULL);
+	hash_job_written(j, 1000);
+	wait_hash();
+	is(hash_ready, 1, "a short read is reported at once");
+	ok(hash_job_digest(j, digest) == -1 && errno == EIO,
+	    "as EIO (errno %d)", errno);
+	hash_job_reset(j);
+	ok(hash_job_digest(j, digest) == -1 && errno == EAGAIN,
+	    "after a reset the job is at work again");
+	ok(pwrite(fd, "again", 5, 0) == 5, "rewritten");
+	hash_job_written(j, 5);
+	hash_job_finish(j, 5);
+	wait_hash();
+	is(hash_ready, 2, "called back again after the reset");
+	ok(hash_job_digest(j, digest) == 0, "digest after the revived job");
+	hex(digest, got);
+	sha256_hex("again", 5, want);
+	is_str(got, want, "digest of what was written after the reset");
+	/* a reset after the digest was heard takes the job back too */
+	hash_job_reset(j);
+	ok(ftruncate(fd, 0) == 0 && pwrite(fd, "third", 5, 0) == 5,
+	    "truncated (after the reset) and rewritten");
+	hash_job_written(j, 5);
+	hash_job_finish(j, 5);
+	wait_hash();
+	is(hash_ready, 3, "called back a third time");
+	ok(hash_job_digest(j, digest) == 0, "digest after a second reset");
+	hex(digest, got);
+	sha256_hex("third", 5, want);
+	is_str(got, want, "digest of the third content");
 	hash_job_free(j);
 
 	/* empty file */
