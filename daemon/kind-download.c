@@ -712,7 +712,7 @@ dl_outcome(struct download *d)
 
 	curl_easy_getinfo(d->x.easy, CURLINFO_EFFECTIVE_URL, &eff);
 	free(d->final_url);
-	d->final_url = xstrdup(eff != NULL ? eff : d->url);
+	d->final_url = utf8_clean(eff != NULL ? eff : d->url);
 	if (d->status == 0 &&
 	    curl_easy_getinfo(d->x.easy, CURLINFO_RESPONSE_CODE, &code) ==
 	    CURLE_OK)
@@ -1261,8 +1261,12 @@ dl_header(char *buf, size_t size, size_t n, void *arg)
 		d->r_last_modified = header_value(v, len - (size_t)(v - buf));
 	else if (header_is(buf, len, "Content-Disposition", &v))
 		d->r_disposition = header_value(v, len - (size_t)(v - buf));
-	else if (header_is(buf, len, "Content-Type", &v))
-		d->r_content_type = header_value(v, len - (size_t)(v - buf));
+	else if (header_is(buf, len, "Content-Type", &v)) {
+		/* it goes into the result (JSON): made UTF-8 */
+		s = header_value(v, len - (size_t)(v - buf));
+		d->r_content_type = utf8_clean(s);
+		free(s);
+	}
 	else if (header_is(buf, len, "Location", &v))
 		d->r_location = 1;
 	else if (header_is(buf, len, "Content-Length", &v)) {

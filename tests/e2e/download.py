@@ -1187,6 +1187,75 @@ def default_names():
         stop_ok(d)
 
 
+def raw_log(d, task_id):
+    """The log answer's bytes (r.raw), and whether they are UTF-8."""
+    r = d.request("GET", "/v1/tasks/%d/log" % task_id)
+    try:
+        r.raw.decode("utf-8")
+        return r.raw, True
+    except UnicodeDecodeError:
+        return r.raw, False
+
+
+@t.test(timeout=40)
+def names_not_utf8():
+    """Issue 12 item 7b: a Latin-1 Content-Disposition and a URL whose last
+    segment is not UTF-8 once decoded.  The task used to succeed with
+    "result": null (the result could not be made JSON), no checkpoint,
+    a new name each retry and orphan .part files; the log was not UTF-8.
+    Names are UTF-8 now: filename= that is not UTF-8 is read as
+    ISO-8859-1, bytes of the URL that are not UTF-8 become U+FFFD
+    (API.md, "path"); filename*= and escaped quotes are decoded."""
+    size, k = 300000, 100000
+    with Corod(t, name="names-utf8") as d:
+        dd = d.download_dir
+        # the fileserver sends header values in Latin-1: é is one byte 0xe9
+        u1 = fs.url("latin1-cd", size=size, cd="r\u00e9sum\u00e9.pdf",
+                    drop=k)
+        a = d.submit(dl(u1, {"max_attempts": 2}))
+        u2 = fs.base + "/data/x%ff.bin?size=1000"
+        b = d.submit(dl(u2))
+        u3 = fs.url("quoted-cd", size=100, cd='a"b.txt')
+        c = d.submit(dl(u3))
+        got = wait_all(d, [a["id"], b["id"], c["id"]], 20)
+
+        x = got[a["id"]]
+        want = "r\u00e9sum\u00e9.pdf"
+        t.is_((x["state"], x["attempt"], (x["result"] or {}).get("path")),
+              ("succeeded", 2, want),
+              "Latin-1 filename=: succeeded on attempt 2 with the name "
+              "read as ISO-8859-1 (%s)" % ascii(want)) or \
+            t.diag(json.dumps(x)[:1500])
+        full = os.path.join(dd, want)
+        t.ok(os.path.isfile(full) and read(full) == content("latin1-cd", size),
+             "... the file is there under that (UTF-8) name, whole",
+             diag=repr(os.listdir(dd)))
+        reqs = fs.requests("latin1-cd")
+        t.is_([r["range"] for r in reqs], [None, "bytes=%d-" % k],
+              "... the retry resumed the same .part (it was checkpointed)")
+        raw, good = raw_log(d, a["id"])
+        t.ok(good, "... its log is UTF-8", diag=repr(raw[-600:]))
+
+        x = got[b["id"]]
+        want = "x\ufffd.bin"
+        t.is_((x["state"], (x["result"] or {}).get("path")),
+              ("succeeded", want),
+              "URL x%ff.bin: succeeded, the byte that is not UTF-8 is "
+              "U+FFFD") or t.diag(json.dumps(x)[:1500])
+        t.ok(os.path.isfile(os.path.join(dd, want)),
+             "... the file is there under that name",
+             diag=repr(os.listdir(dd)))
+        raw, good = raw_log(d, b["id"])
+        t.ok(good, "... its log is UTF-8", diag=repr(raw[-600:]))
+
+        x = got[c["id"]]
+        t.is_((x["state"], (x["result"] or {}).get("path")),
+              ("succeeded", 'a"b.txt'),
+              'filename="a\\"b.txt": the escaped quote is unescaped')
+        t.is_(part_files(d), [], "no .part file left")
+        stop_ok(d)
+
+
 # --- request headers ---------------------------------------------------------------------
 
 @t.test(timeout=20)

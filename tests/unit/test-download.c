@@ -88,6 +88,55 @@ test_names(void)
 	dl_name_from_disposition("attachment; filename=\"a.txt\"; "
 	    "filename*=UTF-8''%E2%82%AC%20rates.txt", n, sizeof n);
 	is_str(n, "\xe2\x82\xac rates.txt", "filename* preferred, decoded");
+	/* issue 12: names that are not UTF-8, quoted pairs */
+	dl_name_from_disposition("attachment; filename=\"r\xe9sum\xe9.pdf\"",
+	    n, sizeof n);
+	is_str(n, "r\xc3\xa9sum\xc3\xa9.pdf",
+	    "a Latin-1 filename is taken as ISO-8859-1, made UTF-8");
+	dl_name_from_disposition("attachment; filename=\"r\xc3\xa9sum\xc3"
+	    "\xa9.pdf\"", n, sizeof n);
+	is_str(n, "r\xc3\xa9sum\xc3\xa9.pdf", "a UTF-8 filename is kept");
+	dl_name_from_disposition("attachment; filename*=iso-8859-1'fr'"
+	    "r%E9sum%E9.pdf", n, sizeof n);
+	is_str(n, "r\xc3\xa9sum\xc3\xa9.pdf", "filename*=ISO-8859-1 decoded");
+	dl_name_from_disposition("attachment; filename*=UTF-8''x%FF.bin", n,
+	    sizeof n);
+	is_str(n, "x\xef\xbf\xbd.bin",
+	    "filename*=UTF-8 with a byte that is not UTF-8: U+FFFD");
+	dl_name_from_disposition("attachment; filename*=KOI8-R''%F0%D2.txt; "
+	    "filename=\"fallback.txt\"", n, sizeof n);
+	is_str(n, "fallback.txt", "an unknown charset falls back to filename");
+	dl_name_from_disposition("attachment; filename=\"a\\\"b.txt\"", n,
+	    sizeof n);
+	is_str(n, "a\"b.txt", "an escaped quote is unescaped");
+	dl_name_from_disposition("attachment; filename=\"x\\\\y.txt\"; "
+	    "size=1", n, sizeof n);
+	is_str(n, "y.txt", "an escaped backslash separates like a slash");
+	dl_name_from_disposition("attachment; filename=\"a;b=c.txt\"", n,
+	    sizeof n);
+	is_str(n, "a;b=c.txt", "; and = inside the quotes are the name's");
+	dl_name_from_disposition("attachment; xfilename=\"no.txt\"", n,
+	    sizeof n);
+	is_str(n, "", "another parameter ending in filename is not it");
+	dl_name_from_disposition("attachment; filename=\"a\x85" "b\xff\"", n,
+	    sizeof n);
+	is_str(n, "a_b\xc3\xbf", "Latin-1 C1 controls become _");
+	dl_name_from_url("http://h/x%ff.bin", n, sizeof n);
+	is_str(n, "x\xef\xbf\xbd.bin", "URL bytes that are not UTF-8: U+FFFD");
+	dl_name_from_url("http://h/%C3%A9t%C3%A9", n, sizeof n);
+	is_str(n, "\xc3\xa9t\xc3\xa9", "URL UTF-8 kept");
+	{
+		char	url[300];
+
+		snprintf(url, sizeof url, "http://h/%0199d%%C3%%A9", 0);
+		dl_name_from_url(url, n, sizeof n);
+		is(strlen(n), 199, "a name is cut at 200 bytes between "
+		    "characters (%zu)", strlen(n));
+		snprintf(url, sizeof url, "http://h/%0199d%%FF", 0);
+		dl_name_from_url(url, n, sizeof n);
+		is(strlen(n), 199, "... and a U+FFFD that does not fit is left "
+		    "out");
+	}
 	dl_name_from_disposition("inline", n, sizeof n);
 	is_str(n, "", "no filename");
 	dl_name_from_disposition("attachment; filename=\"..\"", n, sizeof n);
