@@ -66,6 +66,7 @@ enum dl_stop {
 	STOP_EXISTS,
 	STOP_IN_USE,
 	STOP_OPEN,		/* opening the file failed: err */
+	STOP_LINKED,		/* the .part has err names (hard links) */
 };
 
 enum dl_wait {
@@ -1010,6 +1011,11 @@ dl_fail_stop(struct download *d)
 			dl_fail(d, "io_error", 0, 0, "cannot open %s: %s",
 			    what, strerror(d->err));
 		break;
+	case STOP_LINKED:
+		dl_fail(d, "io_error", 0, 0, "%s.part has %d hard links: "
+		    "refusing to write to a file that has other names", what,
+		    d->err);
+		break;
 	default:
 		dl_fail(d, "internal", 0, s, "download stopped (%d)",
 		    (int)d->stop);
@@ -1034,17 +1040,22 @@ dl_discard(struct download *d)
 /* --- the file ------------------------------------------------------------ */
 
 /*
- * Open rel's .part under the download directory (O_TRUNC when fresh),
+ * Open rel's .part under the download directory (emptied when fresh),
  * refusing an existing file at a given path unless overwrite, and start
  * hashing it.
+ *
+ * A new .part is created with O_EXCL.  An existing one is ours to resume
+ * or to empty only if it is a regular file with no other name: a .part
+ * planted as a hard link to another file would otherwise be truncated
+ * and written in place (that file's bytes lost), so a link count other
+ * than 1 fails the task (STOP_LINKED) and the file is left alone.
  */
 static int
 dl_open_part(struct download *d, int fresh)
 {
 	struct stat	st;
 	const char	*last;
-	int		 flags = O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
-			    O_CLOEXEC;
+	int		 flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
 
 	if ((d->dirfd = dl_open_parent(d->rel, &last)) == -1)
 		goto fail;
@@ -1055,17 +1066,27 @@ dl_open_part(struct download *d, int fresh)
 		d->stop = STOP_EXISTS;
 		return (-1);
 	}
-	if (fresh)
-		flags |= O_TRUNC;
-	if ((d->fd = openat(d->dirfd, d->part, flags, 0644)) == -1)
+	d->fd = openat(d->dirfd, d->part, flags | O_CREAT | O_EXCL, 0644);
+	if (d->fd == -1 && errno == EEXIST)
+		d->fd = openat(d->dirfd, d->part, flags);
+	if (d->fd == -1)
 		goto fail;
-	d->opened = 1;
 	if (fstat(d->fd, &st) != 0)
 		goto fail;
 	if (!S_ISREG(st.st_mode)) {
 		errno = EINVAL;
 		goto fail;
 	}
+	if (st.st_nlink != 1) {
+		close(d->fd);
+		d->fd = -1;
+		d->err = (int)st.st_nlink;
+		d->stop = STOP_LINKED;
+		return (-1);
+	}
+	d->opened = 1;
+	if (fresh && st.st_size > 0 && ftruncate(d->fd, 0) != 0)
+		goto fail;
 	if ((d->hash = hash_job_new(d->fd, dl_hash_done, d)) == NULL)
 		goto fail;
 	return (0);

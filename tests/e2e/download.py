@@ -1133,6 +1133,55 @@ def symlinks_and_overwrite():
 
 
 @t.test(timeout=40)
+def part_hard_link():
+    """Issue 12 item 9: a .part planted as a hard link to another file was
+    truncated and written in place.  Now the .part is created with O_EXCL,
+    and an existing one with another name (st_nlink != 1) fails the task,
+    final, io_error, leaving the other file as it was: on a first attempt
+    (which would empty it) and on a retry (which would resume into it)."""
+    with Corod(t, name="hardlink") as d:
+        dd = d.download_dir
+        os.makedirs(dd, exist_ok=True)
+        precious = os.path.join(d.dir, "precious")
+        with open(precious, "wb") as f:
+            f.write(b"precious bytes\n" * 100)
+        before = read(precious)
+
+        # a first attempt: the .part would be emptied
+        os.link(precious, os.path.join(dd, "first.bin.part"))
+        a = d.submit(dl(fs.url("hl-first.bin", size=5000),
+                        {"max_attempts": 3}, path="first.bin"))
+        x = d.wait_state(a["id"], FINAL, 10)
+        t.is_((x["state"], (x["error"] or {}).get("code"), x["attempt"]),
+              ("failed", "io_error", 1),
+              "a .part that is a hard link: failed io_error, not retried")
+        t.like((x["error"] or {}).get("message", ""), r"hard link",
+               "... the message says it is a hard link")
+        t.ok(read(precious) == before, "... the linked file is untouched")
+        t.is_(fs.requests("hl-first.bin"), [], "... and nothing was fetched")
+
+        # a retry: the .part would be resumed into
+        k = 3000
+        b = d.submit(dl(fs.url("hl-retry.bin", size=10000, drop=k),
+                        {"max_attempts": 2}, path="retry.bin"))
+        part = os.path.join(dd, "retry.bin.part")
+        d.wait_for(lambda: re.search(r"retrying in", logtext(d, b["id"])),
+                   10, desc="attempt 1 failed and waits for its retry")
+        t.is_(size_or_none(part), k, "attempt 1 kept %d bytes" % k)
+        os.unlink(part)
+        os.link(precious, part)
+        x = d.wait_state(b["id"], FINAL, 10)
+        t.is_((x["state"], (x["error"] or {}).get("code"), x["attempt"]),
+              ("failed", "io_error", 2),
+              "a kept .part replaced by a hard link before the retry: "
+              "failed io_error on attempt 2")
+        t.ok(read(precious) == before, "... the linked file is untouched")
+        t.is_(len(fs.requests("hl-retry.bin")), 1,
+              "... and the retry fetched nothing")
+        stop_ok(d)
+
+
+@t.test(timeout=40)
 def default_names():
     with Corod(t, name="names") as d:
         dd = d.download_dir
