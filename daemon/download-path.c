@@ -303,6 +303,41 @@ dl_name_from_disposition(const char *v, char *out, size_t outlen)
 }
 
 /*
+ * Open the download directory.  It is made at start, but may be removed
+ * while the daemon runs (a cleanup, an admin's rm -r): then it is made
+ * again, as mkdir -p would (each missing component 0750, as at start),
+ * so downloads go on working.  The configured path is the admin's, and
+ * like at start it is followed as given; only what lies below it is
+ * confined.  -1 with errno on failure.
+ */
+int
+dl_open_dir(void)
+{
+	const char	*dir = cfg->download_dir;
+	char		*s, *p;
+	int		 fd;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd != -1 || errno != ENOENT || dir[0] == '\0')
+		return (fd);
+	s = xstrdup(dir);
+	for (p = s + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(s, 0750) != 0 && errno != EEXIST)
+			goto out;
+		*p = '/';
+	}
+	if (mkdir(s, 0750) == 0)
+		log_warnx("%s: the download directory %s was missing: made it "
+		    "again", __func__, dir);
+out:
+	free(s);
+	return (open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+}
+
+/*
  * Open the directory that will hold path (creating what is missing), one
  * component at a time, never through a symlink.  Returns its descriptor
  * and sets *last to the file name; -1 with errno on failure.
@@ -315,8 +350,7 @@ dl_open_parent(const char *path, const char **last)
 	int		 dfd, fd;
 	size_t		 n;
 
-	dfd = open(cfg->download_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd == -1)
+	if ((dfd = dl_open_dir()) == -1)
 		return (-1);
 	for (c = path; (slash = strchr(c, '/')) != NULL; c = slash + 1) {
 		n = (size_t)(slash - c);

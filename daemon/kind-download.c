@@ -1116,8 +1116,7 @@ dl_open_default(struct download *d)
 		dl_name_from_url(d->url, base, sizeof base);
 	if (base[0] == '\0')
 		snprintf(base, sizeof base, "download");
-	if ((dfd = open(cfg->download_dir, O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) == -1) {
+	if ((dfd = dl_open_dir()) == -1) {
 		d->err = errno;
 		d->stop = STOP_OPEN;
 		return (-1);

@@ -1181,6 +1181,63 @@ def part_hard_link():
         stop_ok(d)
 
 
+@t.test(timeout=30)
+def download_dir_removed():
+    """Issue 12 item 9: the download directory removed while the daemon
+    runs is made again when a download starts (it failed io_error)."""
+    with Corod(t, name="dir-removed") as d:
+        dd = d.download_dir
+        a = d.submit(dl(fs.url("dir-a.bin", size=1000), path="dir-a.bin"))
+        x = d.wait_state(a["id"], FINAL, 10)
+        t.is_(x["state"], "succeeded", "a first download")
+        shutil.rmtree(dd)
+        t.ok(not os.path.exists(dd), "the download directory is removed")
+        b = d.submit(dl(fs.url("dir-b.bin", size=1000), path="sub/b.bin"))
+        x = d.wait_state(b["id"], FINAL, 10)
+        check_result(d, x, "a given path after the directory was removed",
+                     "sub/b.bin", data=content("dir-b.bin", 1000),
+                     status=None)
+        shutil.rmtree(dd, ignore_errors=True)
+        c = d.submit(dl(fs.url("dir-c.bin", size=1000)))
+        x = d.wait_state(c["id"], FINAL, 10)
+        check_result(d, x, "a default name after the directory was removed",
+                     "dir-c.bin", data=content("dir-c.bin", 1000),
+                     status=None)
+        t.ok(re.search(r"download directory .* was missing",
+                       d.output(whole=True)) is not None,
+             "the daemon's log says it made the directory again",
+             diag=d.output_tail(20))
+        stop_ok(d)
+
+
+@t.test(timeout=40)
+def rate_after_restart_from_zero():
+    """Issue 12 item 9: progress "rate" went negative after a restart
+    from byte 0 (bytes now minus the bytes at the last mark, taken before
+    the truncation).  Every progress event of the task is read back from
+    the change feed."""
+    size, k, rate = MiB, 700 * KiB, 256 * KiB
+    with Corod(t, name="rate") as d:
+        u = fs.url("rate-norange.bin", size=size, drop=k, norange=1,
+                   rate=rate)
+        a = d.submit(dl(u, {"max_attempts": 2}, path="rate.bin"))
+        x = d.wait_state(a["id"], FINAL, 30)
+        t.is_((x["state"], x["attempt"]), ("succeeded", 2),
+              "a throttled download restarted from byte 0 on attempt 2")
+        r = d.request("GET", "/v1/events?since=0&limit=10000")
+        evs = [e for e in (r.body or {}).get("events", [])
+               if e.get("task") == a["id"] and e.get("progress")]
+        rates = [e["progress"].get("rate") for e in evs]
+        cur = [e["progress"].get("current") for e in evs]
+        t.ok(len(evs) >= 4, "progress events seen (%d)" % len(evs))
+        t.ok(any(b < a_ for a_, b in zip(cur, cur[1:])),
+             "current went back to the start once (a restart)",
+             diag=repr(cur))
+        t.ok(all(isinstance(v, (int, float)) and v >= 0 for v in rates),
+             "rate is never negative", diag=repr(list(zip(cur, rates))))
+        stop_ok(d)
+
+
 @t.test(timeout=40)
 def default_names():
     with Corod(t, name="names") as d:
