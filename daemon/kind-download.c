@@ -53,6 +53,8 @@
 #define DL_RESTARTS_MAX		2	/* starts over within one attempt */
 #define DL_BUFFER		(64 * 1024)	/* curl's receive buffer */
 #define DL_PROGRESS_EVERY	USEC_PER_SEC
+#define DL_LOW_SPEED_LIMIT	1024L	/* bytes/s, by default ... */
+#define DL_LOW_SPEED_TIME	60L	/* ... for this many seconds */
 
 /* Why a callback stopped the transfer (or what the answer means). */
 enum dl_stop {
@@ -452,10 +454,15 @@ download_start(struct task *t)
 	d->connect_ms = 30000;
 	if ((v = json_object_get(params, "connect_timeout")) != NULL)
 		d->connect_ms = (long)ceil(json_number_value(v) * 1000);
-	d->low_speed_limit = 1;
+	/*
+	 * A server trickling a byte a second would hold a download slot
+	 * for ever under a 1 byte/s limit (never slower than it), so the
+	 * default is 1 KiB/s: below it for a minute, the attempt ends.
+	 */
+	d->low_speed_limit = DL_LOW_SPEED_LIMIT;
 	if ((v = json_object_get(params, "low_speed_limit")) != NULL)
 		d->low_speed_limit = (long)json_integer_value(v);
-	d->low_speed_time = 60;
+	d->low_speed_time = DL_LOW_SPEED_TIME;
 	if ((v = json_object_get(params, "low_speed_time")) != NULL)
 		d->low_speed_time = (long)json_integer_value(v);
 	d->max_redirects = 10;

@@ -576,7 +576,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         t0 = time.monotonic()
         chunk = 65536
         if rate:
-            chunk = max(256, min(65536, rate // 20))
+            # about 20 writes a second; a slow rate is a trickle of
+            # small writes (rate=1: a byte a second), not rare bursts
+            chunk = max(1, min(65536, rate // 20))
         sock = self.connection
 
         def send(b):
