@@ -53,6 +53,8 @@
 #define DL_RESTARTS_MAX		2	/* starts over within one attempt */
 #define DL_BUFFER		(64 * 1024)	/* curl's receive buffer */
 #define DL_PROGRESS_EVERY	USEC_PER_SEC
+#define DL_HEADER_BYTES_MAX	(100 * 1024)	/* of one answer, as curl's
+						   limit on one header line */
 #define DL_LOW_SPEED_LIMIT	1024L	/* bytes/s, by default ... */
 #define DL_LOW_SPEED_TIME	60L	/* ... for this many seconds */
 
@@ -69,6 +71,7 @@ enum dl_stop {
 	STOP_IN_USE,
 	STOP_OPEN,		/* opening the file failed: err */
 	STOP_LINKED,		/* the .part has err names (hard links) */
+	STOP_HEADERS,		/* the answer's headers are too large */
 };
 
 enum dl_wait {
@@ -125,6 +128,7 @@ struct download {
 	char			*r_disposition;
 	char			*r_content_type;
 	int			 r_location;
+	size_t			 r_header_bytes;
 	int			 body;		/* final headers seen */
 	enum dl_stop		 stop;
 	int			 err;
@@ -630,6 +634,7 @@ dl_request(struct download *d)
 	d->r_content_type = NULL;
 	d->status = 0;
 	d->body = d->xfer_done = 0;
+	d->r_header_bytes = 0;
 	d->stop = STOP_NONE;
 	d->rc = CURLE_OK;
 	d->errbuf[0] = '\0';
@@ -795,6 +800,16 @@ dl_outcome(struct download *d)
 			dl_fail(d, "bad_response", 1, 0, "the answer is not "
 			    "HTTP (%s)", d->errbuf[0] != '\0' ? d->errbuf :
 			    curl_easy_strerror(d->rc));
+		return (-1);
+	case CURLE_OUT_OF_MEMORY:
+		/*
+		 * What curl 7.88 says of a header line over 100 KiB
+		 * (CURL_MAX_HTTP_HEADER); an allocation that really failed
+		 * would not leave the daemon running for long anyway.
+		 */
+		dl_fail(d, "bad_response", 0, d->status, "the answer's "
+		    "headers are too large (a header line over %d KiB)",
+		    DL_HEADER_BYTES_MAX / 1024);
 		return (-1);
 	case CURLE_WEIRD_SERVER_REPLY:
 		dl_fail(d, "bad_response", 1, 0, "%s", d->errbuf[0] != '\0' ?
@@ -1017,6 +1032,10 @@ dl_fail_stop(struct download *d)
 		else
 			dl_fail(d, "io_error", 0, 0, "cannot open %s: %s",
 			    what, strerror(d->err));
+		break;
+	case STOP_HEADERS:
+		dl_fail(d, "bad_response", 0, s, "the answer's headers are "
+		    "larger than %d KiB", DL_HEADER_BYTES_MAX / 1024);
 		break;
 	case STOP_LINKED:
 		dl_fail(d, "io_error", 0, 0, "%s.part has %d hard links: "
@@ -1261,6 +1280,18 @@ dl_header(char *buf, size_t size, size_t n, void *arg)
 
 	if (d->body)		/* trailers */
 		return (len);
+	/*
+	 * Headers that do not end: bounded, and final (an answer that is
+	 * wrong, not a network that failed).  curl refuses one line over
+	 * 100 KiB itself (CURLE_OUT_OF_MEMORY, see dl_outcome).
+	 */
+	if (len > 5 && memcmp(buf, "HTTP/", 5) == 0)
+		d->r_header_bytes = 0;
+	d->r_header_bytes += len;
+	if (d->r_header_bytes > DL_HEADER_BYTES_MAX) {
+		d->stop = STOP_HEADERS;
+		return (0);
+	}
 	if (len > 5 && memcmp(buf, "HTTP/", 5) == 0) {
 		/* a new answer: forget the previous one's headers */
 		free(d->r_etag);
