@@ -33,6 +33,7 @@
 #include <sys/queue.h>
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -72,6 +73,7 @@ enum dl_stop {
 	STOP_OPEN,		/* opening the file failed: err */
 	STOP_LINKED,		/* the .part has err names (hard links) */
 	STOP_HEADERS,		/* the answer's headers are too large */
+	STOP_REDIRECT,		/* a redirect to r_location: follow it */
 };
 
 enum dl_wait {
@@ -113,6 +115,9 @@ struct download {
 	char			*last_modified;
 	char			*content_type;
 	char			*final_url;	/* after redirects */
+	char			*cur_url;	/* of the request in flight */
+	int			 redirects;	/* followed to reach cur_url */
+	int			 foreign;	/* cur_url's origin is not url's */
 	int			 claimed;	/* rel is ours (dl_claim) */
 	int			 opened;	/* we opened (so own) the .part */
 	struct hash_job		*hash;
@@ -127,7 +132,7 @@ struct download {
 	char			*r_last_modified;
 	char			*r_disposition;
 	char			*r_content_type;
-	int			 r_location;
+	char			*r_location;	/* as sent, not resolved */
 	size_t			 r_header_bytes;
 	int			 body;		/* final headers seen */
 	enum dl_stop		 stop;
@@ -178,6 +183,9 @@ const struct task_kind kind_download = {
 static int	dl_begin(struct download *);
 static int	dl_request(struct download *);
 static int	dl_outcome(struct download *);
+static int	dl_is_redirect(long);
+static char	*dl_origin(CURLU *);
+static int	dl_redirect(struct download *);
 static int	dl_verify(struct download *);
 static void	dl_placing(struct download *);
 static void	dl_placing_done(void *, int);
@@ -630,8 +638,9 @@ dl_request(struct download *d)
 	free(d->r_last_modified);
 	free(d->r_disposition);
 	free(d->r_content_type);
+	free(d->r_location);
 	d->r_etag = d->r_last_modified = d->r_disposition = NULL;
-	d->r_content_type = NULL;
+	d->r_content_type = d->r_location = NULL;
 	d->status = 0;
 	d->body = d->xfer_done = 0;
 	d->r_header_bytes = 0;
@@ -640,9 +649,16 @@ dl_request(struct download *d)
 	d->errbuf[0] = '\0';
 	d->offset = d->size;
 
+	if (d->cur_url == NULL)
+		d->cur_url = xstrdup(d->url);
 	if ((e = curl_easy_init()) == NULL)
 		return (-1);
-	for (h = d->headers; h != NULL; h = h->next)
+	/*
+	 * The params' headers go to url's origin only: a redirect to
+	 * another scheme, host or port gets none of them, as curl does for
+	 * Authorization and Cookie (they may be credentials: X-Api-Key).
+	 */
+	for (h = d->headers; h != NULL && !d->foreign; h = h->next)
 		hdrs = curl_slist_append(hdrs, h->data);
 	if (d->offset > 0) {
 		snprintf(range, sizeof range, "%" PRId64 "-", d->offset);
@@ -655,14 +671,14 @@ dl_request(struct download *d)
 			snprintf(total, sizeof total, "%" PRId64, d->total);
 		else
 			snprintf(total, sizeof total, "?");
-		task_log(d->task, "resuming at byte %" PRId64 " of %s",
-		    d->offset, total);
+		if (d->redirects == 0)
+			task_log(d->task, "resuming at byte %" PRId64 " of %s",
+			    d->offset, total);
 	}
-	curl_easy_setopt(e, CURLOPT_URL, d->url);
+	/* redirects are followed here, by dl_redirect, not by curl */
+	curl_easy_setopt(e, CURLOPT_URL, d->cur_url);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(e, CURLOPT_MAXREDIRS, d->max_redirects);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, COROD_NAME "/" PACKAGE_VERSION);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
@@ -739,6 +755,8 @@ dl_outcome(struct download *d)
 	switch (d->stop) {
 	case STOP_NONE:
 		break;
+	case STOP_REDIRECT:
+		return (dl_redirect(d));
 	case STOP_COMPLETE:
 		task_log(t, "HTTP 416: the %" PRId64 " bytes kept are the whole "
 		    "file", d->size);
@@ -753,6 +771,10 @@ dl_outcome(struct download *d)
 		}
 		task_log(t, "HTTP %ld does not fit bytes %" PRId64 "-: "
 		    "starting over from byte 0", d->status, d->offset);
+		/* the new request goes to url again */
+		free(d->cur_url);
+		d->cur_url = NULL;
+		d->redirects = d->foreign = 0;
 		if (dl_truncate(d) != 0) {
 			dl_fail_stop(d);
 			return (-1);
@@ -776,30 +798,16 @@ dl_outcome(struct download *d)
 			return (-1);
 		}
 		return (0);
-	case CURLE_TOO_MANY_REDIRECTS:
-		dl_fail(d, "too_many_redirects", 0, d->status,
-		    "more than %ld redirects", d->max_redirects);
-		return (-1);
 	case CURLE_PARTIAL_FILE:
 		dl_fail(d, "bad_response", 1, d->status, "the body ended at "
 		    "byte %" PRId64 " of %" PRId64 " (%s)", d->size, d->total,
 		    d->errbuf[0] != '\0' ? d->errbuf : "connection closed");
 		return (-1);
 	case CURLE_UNSUPPORTED_PROTOCOL:
-	case CURLE_URL_MALFORMAT:
-		/*
-		 * Following a redirect (the answer was a 3xx): its Location
-		 * is bad.  Otherwise the answer was not HTTP at all (curl
-		 * says "HTTP/0.9"): a bad response, like any garbled one.
-		 */
-		if (d->status >= 300 && d->status < 400)
-			dl_fail(d, "bad_redirect", 0, d->status, "%s",
-			    d->errbuf[0] != '\0' ? d->errbuf :
-			    curl_easy_strerror(d->rc));
-		else
-			dl_fail(d, "bad_response", 1, 0, "the answer is not "
-			    "HTTP (%s)", d->errbuf[0] != '\0' ? d->errbuf :
-			    curl_easy_strerror(d->rc));
+		/* the answer was not HTTP at all (curl says "HTTP/0.9") */
+		dl_fail(d, "bad_response", 1, 0, "the answer is not HTTP (%s)",
+		    d->errbuf[0] != '\0' ? d->errbuf :
+		    curl_easy_strerror(d->rc));
 		return (-1);
 	case CURLE_OUT_OF_MEMORY:
 		/*
@@ -820,6 +828,98 @@ dl_outcome(struct download *d)
 		    d->errbuf : curl_easy_strerror(d->rc));
 		return (-1);
 	}
+}
+
+/* Whether curl would follow a status with a Location (not 304-306). */
+static int
+dl_is_redirect(long status)
+{
+	return (status >= 300 && status < 400 && status != 304 &&
+	    status != 305 && status != 306);
+}
+
+/* scheme://host:port of a parsed URL, lower-case (caller frees). */
+static char *
+dl_origin(CURLU *u)
+{
+	char	*scheme = NULL, *host = NULL, *port = NULL, *o, *p;
+
+	curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+	curl_url_get(u, CURLUPART_HOST, &host, 0);
+	curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+	xasprintf(&o, "%s://%s:%s", scheme != NULL ? scheme : "",
+	    host != NULL ? host : "", port != NULL ? port : "");
+	for (p = o; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	return (o);
+}
+
+/*
+ * The answer was a redirect (STOP_REDIRECT): resolve its Location against
+ * the URL asked, as curl would (relative references, spaces and bytes
+ * beyond ASCII percent-encoded), and make it the next request's URL.
+ * corod follows redirects itself, not curl, to know when one leaves
+ * url's origin (then the params' headers are no longer sent).  1 to
+ * send the new request, -1 if the task failed.
+ */
+static int
+dl_redirect(struct download *d)
+{
+	CURLU		*u, *first;
+	CURLUcode	 uc;
+	char		*next = NULL, *scheme = NULL, *o1, *o2, where[256];
+
+	snprintf(where, sizeof where, "%s", d->r_location);
+	if (d->redirects >= d->max_redirects) {
+		dl_fail(d, "too_many_redirects", 0, d->status,
+		    "more than %ld redirects (the last to %s)",
+		    d->max_redirects, where);
+		return (-1);
+	}
+	if ((u = curl_url()) == NULL || (first = curl_url()) == NULL)
+		fatalx("%s: curl_url", __func__);
+	curl_url_set(u, CURLUPART_URL, d->cur_url, 0);
+	uc = curl_url_set(u, CURLUPART_URL, d->r_location, CURLU_URLENCODE |
+	    CURLU_ALLOW_SPACE | CURLU_NON_SUPPORT_SCHEME);
+	if (uc == CURLUE_OK)
+		uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+	if (uc == CURLUE_OK)
+		uc = curl_url_get(u, CURLUPART_URL, &next, 0);
+	if (uc != CURLUE_OK) {
+		dl_fail(d, "bad_redirect", 0, d->status, "HTTP %ld redirects "
+		    "to %s, which is not a valid URL (%s)", d->status, where,
+		    curl_url_strerror(uc));
+		goto out;
+	}
+	if (strcasecmp(scheme, "http") != 0 &&
+	    strcasecmp(scheme, "https") != 0) {
+		dl_fail(d, "bad_redirect", 0, d->status, "HTTP %ld redirects "
+		    "to %s: only http and https are followed", d->status,
+		    where);
+		curl_free(next);
+		next = NULL;
+		goto out;
+	}
+	curl_url_set(first, CURLUPART_URL, d->url, 0);
+	o1 = dl_origin(first);
+	o2 = dl_origin(u);
+	d->foreign = strcmp(o1, o2) != 0;
+	free(o1);
+	free(o2);
+	free(d->cur_url);
+	d->cur_url = xstrdup(next);
+	d->redirects++;
+out:
+	curl_free(scheme);
+	curl_url_cleanup(u);
+	curl_url_cleanup(first);
+	if (next == NULL)
+		return (-1);
+	curl_free(next);
+	return (1);
 }
 
 /* The digest is in: 0 if it is the one wanted (or none was), into d->sha. */
@@ -1298,9 +1398,9 @@ dl_header(char *buf, size_t size, size_t n, void *arg)
 		free(d->r_last_modified);
 		free(d->r_disposition);
 		free(d->r_content_type);
+		free(d->r_location);
 		d->r_etag = d->r_last_modified = d->r_disposition = NULL;
-		d->r_content_type = NULL;
-		d->r_location = 0;
+		d->r_content_type = d->r_location = NULL;
 		d->content_length = d->range_start = d->range_total = -1;
 		s = memchr(buf, ' ', len);
 		d->status = s != NULL ? strtol(s + 1, NULL, 10) : 0;
@@ -1309,25 +1409,37 @@ dl_header(char *buf, size_t size, size_t n, void *arg)
 	if (len <= 2 && (buf[0] == '\r' || buf[0] == '\n')) {
 		if (d->status < 200)
 			return (len);		/* 1xx: another follows */
-		if (d->status >= 300 && d->status < 400 && d->r_location)
-			return (len);		/* curl follows it */
+		if (d->r_location != NULL && dl_is_redirect(d->status)) {
+			/* followed by a new request: no need of its body */
+			d->stop = STOP_REDIRECT;
+			return (0);
+		}
 		return (dl_response(d) == 0 ? len : 0);
 	}
-	if (header_is(buf, len, "ETag", &v))
+	/* a header sent twice: the last one counts */
+	if (header_is(buf, len, "ETag", &v)) {
+		free(d->r_etag);
 		d->r_etag = header_value(v, len - (size_t)(v - buf));
-	else if (header_is(buf, len, "Last-Modified", &v))
+	} else if (header_is(buf, len, "Last-Modified", &v)) {
+		free(d->r_last_modified);
 		d->r_last_modified = header_value(v, len - (size_t)(v - buf));
-	else if (header_is(buf, len, "Content-Disposition", &v))
+	} else if (header_is(buf, len, "Content-Disposition", &v)) {
+		free(d->r_disposition);
 		d->r_disposition = header_value(v, len - (size_t)(v - buf));
-	else if (header_is(buf, len, "Content-Type", &v)) {
+	} else if (header_is(buf, len, "Content-Type", &v)) {
 		/* it goes into the result (JSON): made UTF-8 */
+		free(d->r_content_type);
 		s = header_value(v, len - (size_t)(v - buf));
 		d->r_content_type = utf8_clean(s);
 		free(s);
-	}
-	else if (header_is(buf, len, "Location", &v))
-		d->r_location = 1;
-	else if (header_is(buf, len, "Content-Length", &v)) {
+	} else if (header_is(buf, len, "Location", &v)) {
+		free(d->r_location);
+		d->r_location = header_value(v, len - (size_t)(v - buf));
+		if (d->r_location[0] == '\0') {	/* as curl: ignored */
+			free(d->r_location);
+			d->r_location = NULL;
+		}
+	} else if (header_is(buf, len, "Content-Length", &v)) {
 		s = header_value(v, len - (size_t)(v - buf));
 		d->content_length = s[0] >= '0' && s[0] <= '9' ?
 		    strtoll(s, NULL, 10) : -1;
@@ -1540,11 +1652,13 @@ download_free(struct task *t)
 	free(d->last_modified);
 	free(d->content_type);
 	free(d->final_url);
+	free(d->cur_url);
 	free(d->placed_url);
 	free(d->r_etag);
 	free(d->r_last_modified);
 	free(d->r_disposition);
 	free(d->r_content_type);
+	free(d->r_location);
 	free(d);
 	t->data = NULL;
 }

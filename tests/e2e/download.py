@@ -169,6 +169,16 @@ def has_line(d, task_id, regex, desc):
                 diag="log of task %d:\n%s" % (task_id, text[-3000:]))
 
 
+def raw_log(d, task_id):
+    """The log answer's bytes (r.raw), and whether they are UTF-8."""
+    r = d.request("GET", "/v1/tasks/%d/log" % task_id)
+    try:
+        r.raw.decode("utf-8")
+        return r.raw, True
+    except UnicodeDecodeError:
+        return r.raw, False
+
+
 def range_start(rec):
     m = re.match(r"^bytes=(\d+)-$", rec.get("range") or "")
     return int(m.group(1)) if m else None
@@ -495,6 +505,93 @@ def redirects():
                   (what, json.dumps(x["error"])))
         t.is_(files_under(d.download_dir), ["redir.bin"],
               "only the successful download left a file")
+        stop_ok(d)
+
+
+@t.test(timeout=40)
+def redirect_to_another_origin_drops_headers():
+    """Issue 12 item 9: the params' headers followed a redirect to another
+    host.  They go to url's origin only now (scheme, host and port, as curl
+    compares them for Authorization and Cookie): a second fileserver on
+    another port of 127.0.0.1 is another origin.  corod's own Range and
+    If-Range still go wherever the redirect leads."""
+    hdrs = {"X-Secret": "s3cret", "Authorization": "Bearer t0ken",
+            "User-Agent": "custom-agent/1.0"}
+    with FileServer(t) as fs2, Corod(t, name="redir-headers") as d:
+        t.ok(fs2.port != fs.port, "two servers: ports %d and %d" %
+             (fs.port, fs2.port))
+        # to another origin
+        far = fs2.url("far.bin", size=3000)
+        a = d.submit(dl(fs.url("to-far.bin", location=far), path="far.bin",
+                        headers=hdrs))
+        # within the origin
+        b = d.submit(dl(fs.url("near.bin", size=3000, redirect=2),
+                        path="near.bin", headers=hdrs))
+        # away and back: the first origin gets them again
+        back = fs.url("back.bin", size=3000)
+        c = d.submit(dl(fs.url("go.bin", location=fs2.url(
+            "via.bin", location=back)), path="back.bin", headers=hdrs))
+        # resuming across a redirect to another origin
+        k = 100000
+        far2 = fs2.url("far-resume.bin", size=300000, drop=k)
+        e = d.submit(dl(fs.url("to-far-resume.bin", location=far2),
+                        {"max_attempts": 2}, path="far-resume.bin",
+                        headers=hdrs))
+        got = wait_all(d, [x["id"] for x in (a, b, c, e)], 20)
+        for x, name in ((a, "far.bin"), (b, "near.bin"), (c, "back.bin"),
+                        (e, "far-resume.bin")):
+            t.is_(got[x["id"]]["state"], "succeeded", "%s succeeded" % name)
+
+        def seen(rs):
+            return [(r["headers"].get("x-secret"),
+                     r["headers"].get("authorization"), r["user_agent"])
+                    for r in rs]
+        mine = ("s3cret", "Bearer t0ken", "custom-agent/1.0")
+        first = seen(fs.requests("to-far.bin"))
+        t.is_(first, [mine], "the first server got the headers")
+        other = seen(fs2.requests("far.bin"))
+        t.is_([h[:2] for h in other], [(None, None)],
+              "the server on another port got none of them")
+        t.like(other[0][2] if other else "", r"^corod/",
+               "... and corod's own User-Agent")
+        t.is_(seen(fs.requests("near.bin")), [mine] * 3,
+              "a redirect within the origin keeps them (3 requests)")
+        t.is_([h[0] for h in seen(fs.requests("go.bin")) +
+               seen(fs2.requests("via.bin")) + seen(fs.requests("back.bin"))],
+              ["s3cret", None, "s3cret"],
+              "away and back: the first origin gets them again")
+        reqs = fs2.requests("far-resume.bin")
+        t.is_([(r["range"], r["if_range"], r["headers"].get("x-secret"))
+               for r in reqs],
+              [(None, None, None),
+               ("bytes=%d-" % k, etag_of("far-resume.bin", 300000), None)],
+              "resuming: Range and If-Range follow the redirect, the "
+              "params' headers do not")
+        t.is_(got[e["id"]]["attempt"], 2, "... resumed on attempt 2")
+        t.is_(got[e["id"]]["result"]["url"], far2,
+              "... the result's url is where the redirect led")
+        stop_ok(d)
+
+
+@t.test(timeout=30)
+def bad_redirect_not_utf8():
+    """A Location that is neither a URL nor UTF-8 (Latin-1 bytes): the task
+    fails bad_redirect quoting it, and its error and log are UTF-8 (issue
+    12 item 7b: log text is always UTF-8; the bytes that are not are
+    escaped as \\xNN in the log, U+FFFD in the error)."""
+    with Corod(t, name="bad-redirect") as d:
+        # the fileserver sends the header in Latin-1: \xff is one byte
+        u = fs.url("bad-loc.bin", location="http://h\u00ff st:99999/x")
+        a = d.submit(dl(u, path="bad-loc.bin"))
+        x = d.wait_state(a["id"], FINAL, 10)
+        t.is_((x["state"], (x["error"] or {}).get("code")),
+              ("failed", "bad_redirect"), "failed bad_redirect")
+        t.like((x["error"] or {}).get("message", ""), "h\ufffd st",
+               "the message quotes the Location, U+FFFD for the byte")
+        raw, good = raw_log(d, a["id"])
+        t.ok(good, "the log is UTF-8", diag=repr(raw[-600:]))
+        t.ok(b"h\\xff st" in raw, "... the byte escaped as \\xff",
+             diag=repr(raw[-600:]))
         stop_ok(d)
 
 
@@ -1291,16 +1388,6 @@ def default_names():
               "download", "a URL ending in / gives \"download\"")
         t.is_(part_files(d), [], "no .part file left")
         stop_ok(d)
-
-
-def raw_log(d, task_id):
-    """The log answer's bytes (r.raw), and whether they are UTF-8."""
-    r = d.request("GET", "/v1/tasks/%d/log" % task_id)
-    try:
-        r.raw.decode("utf-8")
-        return r.raw, True
-    except UnicodeDecodeError:
-        return r.raw, False
 
 
 @t.test(timeout=40)
