@@ -12,7 +12,11 @@ after kill -9 and after SIGTERM (Range + If-Range), servers that ignore
 ranges or change the file, cancel, checksums, validation at submission,
 path confinement against symlinks, overwrite, default names, request
 headers, max_bytes, a complete .part answered 416, bad responses, the
-low-speed limit.
+low-speed limit.  From issue 12: starting over from byte 0 while the
+hasher reads the kept bytes, names that are not UTF-8, a .part that is a
+hard link, headers kept from another origin after a redirect, a trickle
+under the default low-speed limit, the download directory removed, the
+rate after a restart.
 
 Where API.md leaves something open the test follows its wording and says
 so in a comment ("ambiguous:").
