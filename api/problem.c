@@ -17,7 +17,6 @@
 
 #define PROBLEM_URN	"urn:corod:problem:"
 
-static size_t	 utf8_valid_prefix(const unsigned char *, size_t);
 static json_t	*problem_string(const char *);
 
 /* Fill p: status, type slug, field (NULL for none) and a detail. */
@@ -102,50 +101,6 @@ problem_title(int status)
 	if (status >= 500 && status < 600)
 		return ("Server Error");
 	return ("Unknown Status");
-}
-
-/*
- * The length of the longest prefix of s that is well-formed UTF-8 (no
- * overlong forms, no surrogates, nothing above U+10FFFF).
- */
-static size_t
-utf8_valid_prefix(const unsigned char *s, size_t len)
-{
-	size_t		i = 0, n, k;
-	unsigned int	c, min;
-
-	while (i < len) {
-		c = s[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			c &= 0x1f;
-			min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			c &= 0x0f;
-			min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			c &= 0x07;
-			min = 0x10000;
-		} else
-			return (i);
-		if (len - i <= n)
-			return (i);
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return (i);
-			c = (c << 6) | (s[i + k] & 0x3f);
-		}
-		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-			return (i);
-		i += n + 1;
-	}
-	return (i);
 }
 
 /*

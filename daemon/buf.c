@@ -125,6 +125,85 @@ buf_json_string(struct buf *b, const char *s, size_t n)
 	buf_add(b, "\"", 1);
 }
 
+/*
+ * The length of the longest prefix of s that is well-formed UTF-8 (no
+ * overlong forms, no surrogates, nothing above U+10FFFF).
+ */
+size_t
+utf8_valid_prefix(const void *p, size_t len)
+{
+	const unsigned char	*s = p;
+	size_t			 i = 0, n, k;
+	unsigned int		 c, min;
+
+	while (i < len) {
+		c = s[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			c &= 0x1f;
+			min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			c &= 0x0f;
+			min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			c &= 0x07;
+			min = 0x10000;
+		} else
+			return (i);
+		if (len - i <= n)
+			return (i);
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return (i);
+			c = (c << 6) | (s[i + k] & 0x3f);
+		}
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return (i);
+		i += n + 1;
+	}
+	return (i);
+}
+
+/*
+ * Append n bytes of s as well-formed UTF-8: each byte that is not part of
+ * a well-formed sequence becomes U+FFFD (text from the outside: header
+ * values, names a server chose).
+ */
+void
+buf_add_utf8(struct buf *b, const void *p, size_t n)
+{
+	const char	*s = p;
+	size_t		 ok;
+
+	while (n > 0) {
+		ok = utf8_valid_prefix(s, n);
+		buf_add(b, s, ok);
+		s += ok;
+		n -= ok;
+		if (n > 0) {
+			buf_add(b, "\xef\xbf\xbd", 3);
+			s++;
+			n--;
+		}
+	}
+}
+
+/* A copy of s made well-formed UTF-8 as buf_add_utf8 does (caller frees). */
+char *
+utf8_clean(const char *s)
+{
+	struct buf	b = { NULL, 0, 0 };
+
+	buf_add_utf8(&b, s, strlen(s));
+	return (buf_steal(&b, NULL));
+}
+
 /* Take the contents (caller frees); the buffer is empty afterwards. */
 char *
 buf_steal(struct buf *b, size_t *len)

@@ -152,6 +152,7 @@ static void	 commit_batch_free(struct batch *);
 static void	 commit_run_afters(struct after *, size_t, int);
 static void	 commit_drop_fresh(void);
 static void	 commit_answer_now(int);
+static int	 log_has_control(const char *, size_t);
 static void	 commit_log_raw(int64_t, int64_t, int64_t, const char *,
 		     size_t, int);
 
@@ -292,42 +293,70 @@ commit_log_raw(int64_t task, int64_t n, int64_t at, const char *text,
 
 /*
  * Queue log line n of a task.  Control characters are escaped so that an
- * entry is always one line.  fresh: the task is created by this batch, so
- * the line goes if that fails.
+ * entry is always one line, and so are bytes that are not well-formed
+ * UTF-8 (a name or a header a server sent in Latin-1), as \xNN: the log
+ * is served as UTF-8 text and in JSON.  fresh: the task is created by
+ * this batch, so the line goes if that fails.
  */
 void
 commit_log(int64_t task, int64_t n, int64_t at, const char *text,
     size_t len, int fresh)
 {
 	static struct buf	 esc;
-	size_t			 i;
+	size_t			 i, seq;
 	unsigned char		 c;
 
 	for (i = 0; i < len; i++) {
 		c = (unsigned char)text[i];
-		if (c < 0x20 || c == 0x7f)
+		if (c < 0x20 || c >= 0x7f)
 			break;
 	}
-	if (i == len) {
+	if (i == len || (utf8_valid_prefix(text + i, len - i) == len - i &&
+	    !log_has_control(text + i, len - i))) {
 		commit_log_raw(task, n, at, text, len, fresh);
 		return;
 	}
 	esc.len = 0;
 	buf_add(&esc, text, i);
-	for (; i < len; i++) {
+	while (i < len) {
 		c = (unsigned char)text[i];
+		if (c >= 0x80) {
+			/* a whole well-formed sequence, or one byte escaped */
+			seq = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+			if (seq > len - i ||
+			    utf8_valid_prefix(text + i, seq) != seq)
+				seq = 0;
+		} else
+			seq = 1;
 		if (c == '\n')
 			buf_add(&esc, "\\n", 2);
 		else if (c == '\r')
 			buf_add(&esc, "\\r", 2);
 		else if (c == '\t')
 			buf_add(&esc, "\\t", 2);
-		else if (c < 0x20 || c == 0x7f)
+		else if (c < 0x20 || c == 0x7f || seq == 0)
 			buf_printf(&esc, "\\x%02x", c);
-		else
-			buf_add(&esc, &text[i], 1);
+		else {
+			buf_add(&esc, &text[i], seq);
+			i += seq;
+			continue;
+		}
+		i++;
 	}
 	commit_log_raw(task, n, at, esc.data, esc.len, fresh);
+}
+
+/* Whether len bytes of s hold a control character. */
+static int
+log_has_control(const char *s, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return (1);
+	}
+	return (0);
 }
 
 /*

@@ -80,6 +80,9 @@ void		 buf_json_string(struct buf *, const char *, size_t);
 char		*buf_steal(struct buf *, size_t *);
 void		 buf_free(struct buf *);
 int		 hex_value(int);
+size_t		 utf8_valid_prefix(const void *, size_t);
+void		 buf_add_utf8(struct buf *, const void *, size_t);
+char		*utf8_clean(const char *);
 
 /* log.c */
 enum log_level {

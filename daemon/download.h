@@ -44,6 +44,8 @@ const char	*dl_path_check(const char *);
 /* A safe file name from a URL or Content-Disposition; "" if none. */
 void		 dl_name_from_url(const char *, char *, size_t);
 void		 dl_name_from_disposition(const char *, char *, size_t);
+/* Open the download directory, made again if it was removed. */
+int		 dl_open_dir(void);
 /* Open (creating) the directories of path under the download directory
  * without following symlinks; the directory fd and the last component. */
 int		 dl_open_parent(const char *, const char **);

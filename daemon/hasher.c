@@ -10,6 +10,13 @@
  * an earlier attempt are hashed while the rest arrives; a file truncated
  * to start over resets its job.
  *
+ * A reset must come before the truncation: a read that finds fewer bytes
+ * than the loop said were written is an error (EIO) unless a reset
+ * happened meanwhile.  A reset also takes back a job that had already
+ * ended (with such an error, or done): it goes back to the work list and
+ * its callback is armed again, so its owner always hears of the digest
+ * of what it finally wrote.
+ *
  * The mutex guards the fields marked (mu); the thread alone touches the
  * digest state.  A job the loop lets go while the thread still has it is
  * marked abandoned and freed by the thread; a finished one by the loop.
@@ -38,6 +45,7 @@ struct hash_job {
 	int			 abandoned;	/* (mu) */
 	int			 done;		/* (mu) digest or error ready */
 	int			 error;		/* (mu) errno of a failed read */
+	int			 announced;	/* (mu) cb was called */
 	unsigned char		 digest[32];	/* (mu) once done */
 
 	EVP_MD_CTX		*ctx;		/* the thread's */
@@ -121,13 +129,23 @@ hash_job_written(struct hash_job *j, int64_t n)
 	pthread_mutex_unlock(&mu);
 }
 
-/* The file was truncated to start over: hash it from byte 0 again. */
+/*
+ * The file is about to be truncated to start over: hash it from byte 0
+ * again.  Call it before the truncation (see the top); a job that ended
+ * meanwhile is taken back.
+ */
 void
 hash_job_reset(struct hash_job *j)
 {
 	pthread_mutex_lock(&mu);
 	j->gen++;
 	j->written = 0;
+	j->final = -1;
+	if (j->done) {
+		TAILQ_REMOVE(&done, j, entry);
+		TAILQ_INSERT_TAIL(&work, j, entry);
+		j->done = j->error = j->announced = 0;
+	}
 	pthread_mutex_unlock(&mu);
 }
 
@@ -329,18 +347,15 @@ hasher_done_cb(evutil_socket_t fd, short what, void *arg)
 		n = 0;
 		pthread_mutex_lock(&mu);
 		TAILQ_FOREACH(j, &done, entry) {
-			if (j->cb == NULL)
+			if (j->announced)
 				continue;
+			j->announced = 1;
 			ready[n++] = j;
 			if (n == sizeof ready / sizeof ready[0])
 				break;
 		}
 		pthread_mutex_unlock(&mu);
-		for (i = 0; i < n; i++) {
-			void	(*cb)(void *) = ready[i]->cb;
-
-			ready[i]->cb = NULL;
-			cb(ready[i]->arg);
-		}
+		for (i = 0; i < n; i++)
+			ready[i]->cb(ready[i]->arg);
 	} while (n == sizeof ready / sizeof ready[0]);
 }

@@ -33,6 +33,7 @@
 #include <sys/queue.h>
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -53,6 +54,10 @@
 #define DL_RESTARTS_MAX		2	/* starts over within one attempt */
 #define DL_BUFFER		(64 * 1024)	/* curl's receive buffer */
 #define DL_PROGRESS_EVERY	USEC_PER_SEC
+#define DL_HEADER_BYTES_MAX	(100 * 1024)	/* of one answer, as curl's
+						   limit on one header line */
+#define DL_LOW_SPEED_LIMIT	1024L	/* bytes/s, by default ... */
+#define DL_LOW_SPEED_TIME	60L	/* ... for this many seconds */
 
 /* Why a callback stopped the transfer (or what the answer means). */
 enum dl_stop {
@@ -66,6 +71,9 @@ enum dl_stop {
 	STOP_EXISTS,
 	STOP_IN_USE,
 	STOP_OPEN,		/* opening the file failed: err */
+	STOP_LINKED,		/* the .part has err names (hard links) */
+	STOP_HEADERS,		/* the answer's headers are too large */
+	STOP_REDIRECT,		/* a redirect to r_location: follow it */
 };
 
 enum dl_wait {
@@ -107,6 +115,9 @@ struct download {
 	char			*last_modified;
 	char			*content_type;
 	char			*final_url;	/* after redirects */
+	char			*cur_url;	/* of the request in flight */
+	int			 redirects;	/* followed to reach cur_url */
+	int			 foreign;	/* cur_url's origin is not url's */
 	int			 claimed;	/* rel is ours (dl_claim) */
 	int			 opened;	/* we opened (so own) the .part */
 	struct hash_job		*hash;
@@ -121,7 +132,8 @@ struct download {
 	char			*r_last_modified;
 	char			*r_disposition;
 	char			*r_content_type;
-	int			 r_location;
+	char			*r_location;	/* as sent, not resolved */
+	size_t			 r_header_bytes;
 	int			 body;		/* final headers seen */
 	enum dl_stop		 stop;
 	int			 err;
@@ -171,6 +183,9 @@ const struct task_kind kind_download = {
 static int	dl_begin(struct download *);
 static int	dl_request(struct download *);
 static int	dl_outcome(struct download *);
+static int	dl_is_redirect(long);
+static char	*dl_origin(CURLU *);
+static int	dl_redirect(struct download *);
 static int	dl_verify(struct download *);
 static void	dl_placing(struct download *);
 static void	dl_placing_done(void *, int);
@@ -451,10 +466,15 @@ download_start(struct task *t)
 	d->connect_ms = 30000;
 	if ((v = json_object_get(params, "connect_timeout")) != NULL)
 		d->connect_ms = (long)ceil(json_number_value(v) * 1000);
-	d->low_speed_limit = 1;
+	/*
+	 * A server trickling a byte a second would hold a download slot
+	 * for ever under a 1 byte/s limit (never slower than it), so the
+	 * default is 1 KiB/s: below it for a minute, the attempt ends.
+	 */
+	d->low_speed_limit = DL_LOW_SPEED_LIMIT;
 	if ((v = json_object_get(params, "low_speed_limit")) != NULL)
 		d->low_speed_limit = (long)json_integer_value(v);
-	d->low_speed_time = 60;
+	d->low_speed_time = DL_LOW_SPEED_TIME;
 	if ((v = json_object_get(params, "low_speed_time")) != NULL)
 		d->low_speed_time = (long)json_integer_value(v);
 	d->max_redirects = 10;
@@ -517,9 +537,13 @@ download_body(struct task *t)
 			    "transfer");
 			CORO_RETURN(t);
 		}
-		do {
+		/*
+		 * Each wait tests its flag before it parks: a flag set
+		 * before the wait began (a digest that ended early) would
+		 * otherwise never wake it.
+		 */
+		while (!d->xfer_done)
 			AWAIT_IO(t);
-		} while (!d->xfer_done);
 		d->waiting = WAIT_NONE;
 		if ((r = dl_outcome(d)) <= 0)
 			break;
@@ -529,19 +553,17 @@ download_body(struct task *t)
 	dl_listen(d, 0);
 	d->waiting = WAIT_HASH;
 	hash_job_finish(d->hash, d->size);
-	do {
+	while (!d->hash_done)
 		AWAIT_IO(t);
-	} while (!d->hash_done);
 	d->waiting = WAIT_NONE;
 	if (dl_verify(d) != 0)
 		CORO_RETURN(t);
 	/* What is put in place is on disk before it is (see the top). */
 	for (;;) {
-		dl_placing(d);
 		d->waiting = WAIT_COMMIT;
-		do {
+		dl_placing(d);
+		while (!d->ck_done)
 			AWAIT_IO(t);
-		} while (!d->ck_done);
 		d->waiting = WAIT_NONE;
 		if (d->ck_ok)
 			break;
@@ -616,18 +638,27 @@ dl_request(struct download *d)
 	free(d->r_last_modified);
 	free(d->r_disposition);
 	free(d->r_content_type);
+	free(d->r_location);
 	d->r_etag = d->r_last_modified = d->r_disposition = NULL;
-	d->r_content_type = NULL;
+	d->r_content_type = d->r_location = NULL;
 	d->status = 0;
 	d->body = d->xfer_done = 0;
+	d->r_header_bytes = 0;
 	d->stop = STOP_NONE;
 	d->rc = CURLE_OK;
 	d->errbuf[0] = '\0';
 	d->offset = d->size;
 
+	if (d->cur_url == NULL)
+		d->cur_url = xstrdup(d->url);
 	if ((e = curl_easy_init()) == NULL)
 		return (-1);
-	for (h = d->headers; h != NULL; h = h->next)
+	/*
+	 * The params' headers go to url's origin only: a redirect to
+	 * another scheme, host or port gets none of them, as curl does for
+	 * Authorization and Cookie (they may be credentials: X-Api-Key).
+	 */
+	for (h = d->headers; h != NULL && !d->foreign; h = h->next)
 		hdrs = curl_slist_append(hdrs, h->data);
 	if (d->offset > 0) {
 		snprintf(range, sizeof range, "%" PRId64 "-", d->offset);
@@ -640,14 +671,14 @@ dl_request(struct download *d)
 			snprintf(total, sizeof total, "%" PRId64, d->total);
 		else
 			snprintf(total, sizeof total, "?");
-		task_log(d->task, "resuming at byte %" PRId64 " of %s",
-		    d->offset, total);
+		if (d->redirects == 0)
+			task_log(d->task, "resuming at byte %" PRId64 " of %s",
+			    d->offset, total);
 	}
-	curl_easy_setopt(e, CURLOPT_URL, d->url);
+	/* redirects are followed here, by dl_redirect, not by curl */
+	curl_easy_setopt(e, CURLOPT_URL, d->cur_url);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(e, CURLOPT_MAXREDIRS, d->max_redirects);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, COROD_NAME "/" PACKAGE_VERSION);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
@@ -710,7 +741,7 @@ dl_outcome(struct download *d)
 
 	curl_easy_getinfo(d->x.easy, CURLINFO_EFFECTIVE_URL, &eff);
 	free(d->final_url);
-	d->final_url = xstrdup(eff != NULL ? eff : d->url);
+	d->final_url = utf8_clean(eff != NULL ? eff : d->url);
 	if (d->status == 0 &&
 	    curl_easy_getinfo(d->x.easy, CURLINFO_RESPONSE_CODE, &code) ==
 	    CURLE_OK)
@@ -724,6 +755,8 @@ dl_outcome(struct download *d)
 	switch (d->stop) {
 	case STOP_NONE:
 		break;
+	case STOP_REDIRECT:
+		return (dl_redirect(d));
 	case STOP_COMPLETE:
 		task_log(t, "HTTP 416: the %" PRId64 " bytes kept are the whole "
 		    "file", d->size);
@@ -738,6 +771,10 @@ dl_outcome(struct download *d)
 		}
 		task_log(t, "HTTP %ld does not fit bytes %" PRId64 "-: "
 		    "starting over from byte 0", d->status, d->offset);
+		/* the new request goes to url again */
+		free(d->cur_url);
+		d->cur_url = NULL;
+		d->redirects = d->foreign = 0;
 		if (dl_truncate(d) != 0) {
 			dl_fail_stop(d);
 			return (-1);
@@ -761,30 +798,26 @@ dl_outcome(struct download *d)
 			return (-1);
 		}
 		return (0);
-	case CURLE_TOO_MANY_REDIRECTS:
-		dl_fail(d, "too_many_redirects", 0, d->status,
-		    "more than %ld redirects", d->max_redirects);
-		return (-1);
 	case CURLE_PARTIAL_FILE:
 		dl_fail(d, "bad_response", 1, d->status, "the body ended at "
 		    "byte %" PRId64 " of %" PRId64 " (%s)", d->size, d->total,
 		    d->errbuf[0] != '\0' ? d->errbuf : "connection closed");
 		return (-1);
 	case CURLE_UNSUPPORTED_PROTOCOL:
-	case CURLE_URL_MALFORMAT:
+		/* the answer was not HTTP at all (curl says "HTTP/0.9") */
+		dl_fail(d, "bad_response", 1, 0, "the answer is not HTTP (%s)",
+		    d->errbuf[0] != '\0' ? d->errbuf :
+		    curl_easy_strerror(d->rc));
+		return (-1);
+	case CURLE_OUT_OF_MEMORY:
 		/*
-		 * Following a redirect (the answer was a 3xx): its Location
-		 * is bad.  Otherwise the answer was not HTTP at all (curl
-		 * says "HTTP/0.9"): a bad response, like any garbled one.
+		 * What curl 7.88 says of a header line over 100 KiB
+		 * (CURL_MAX_HTTP_HEADER); an allocation that really failed
+		 * would not leave the daemon running for long anyway.
 		 */
-		if (d->status >= 300 && d->status < 400)
-			dl_fail(d, "bad_redirect", 0, d->status, "%s",
-			    d->errbuf[0] != '\0' ? d->errbuf :
-			    curl_easy_strerror(d->rc));
-		else
-			dl_fail(d, "bad_response", 1, 0, "the answer is not "
-			    "HTTP (%s)", d->errbuf[0] != '\0' ? d->errbuf :
-			    curl_easy_strerror(d->rc));
+		dl_fail(d, "bad_response", 0, d->status, "the answer's "
+		    "headers are too large (a header line over %d KiB)",
+		    DL_HEADER_BYTES_MAX / 1024);
 		return (-1);
 	case CURLE_WEIRD_SERVER_REPLY:
 		dl_fail(d, "bad_response", 1, 0, "%s", d->errbuf[0] != '\0' ?
@@ -795,6 +828,98 @@ dl_outcome(struct download *d)
 		    d->errbuf : curl_easy_strerror(d->rc));
 		return (-1);
 	}
+}
+
+/* Whether curl would follow a status with a Location (not 304-306). */
+static int
+dl_is_redirect(long status)
+{
+	return (status >= 300 && status < 400 && status != 304 &&
+	    status != 305 && status != 306);
+}
+
+/* scheme://host:port of a parsed URL, lower-case (caller frees). */
+static char *
+dl_origin(CURLU *u)
+{
+	char	*scheme = NULL, *host = NULL, *port = NULL, *o, *p;
+
+	curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+	curl_url_get(u, CURLUPART_HOST, &host, 0);
+	curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+	xasprintf(&o, "%s://%s:%s", scheme != NULL ? scheme : "",
+	    host != NULL ? host : "", port != NULL ? port : "");
+	for (p = o; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	return (o);
+}
+
+/*
+ * The answer was a redirect (STOP_REDIRECT): resolve its Location against
+ * the URL asked, as curl would (relative references, spaces and bytes
+ * beyond ASCII percent-encoded), and make it the next request's URL.
+ * corod follows redirects itself, not curl, to know when one leaves
+ * url's origin (then the params' headers are no longer sent).  1 to
+ * send the new request, -1 if the task failed.
+ */
+static int
+dl_redirect(struct download *d)
+{
+	CURLU		*u, *first;
+	CURLUcode	 uc;
+	char		*next = NULL, *scheme = NULL, *o1, *o2, where[256];
+
+	snprintf(where, sizeof where, "%s", d->r_location);
+	if (d->redirects >= d->max_redirects) {
+		dl_fail(d, "too_many_redirects", 0, d->status,
+		    "more than %ld redirects (the last to %s)",
+		    d->max_redirects, where);
+		return (-1);
+	}
+	if ((u = curl_url()) == NULL || (first = curl_url()) == NULL)
+		fatalx("%s: curl_url", __func__);
+	curl_url_set(u, CURLUPART_URL, d->cur_url, 0);
+	uc = curl_url_set(u, CURLUPART_URL, d->r_location, CURLU_URLENCODE |
+	    CURLU_ALLOW_SPACE | CURLU_NON_SUPPORT_SCHEME);
+	if (uc == CURLUE_OK)
+		uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+	if (uc == CURLUE_OK)
+		uc = curl_url_get(u, CURLUPART_URL, &next, 0);
+	if (uc != CURLUE_OK) {
+		dl_fail(d, "bad_redirect", 0, d->status, "HTTP %ld redirects "
+		    "to %s, which is not a valid URL (%s)", d->status, where,
+		    curl_url_strerror(uc));
+		goto out;
+	}
+	if (strcasecmp(scheme, "http") != 0 &&
+	    strcasecmp(scheme, "https") != 0) {
+		dl_fail(d, "bad_redirect", 0, d->status, "HTTP %ld redirects "
+		    "to %s: only http and https are followed", d->status,
+		    where);
+		curl_free(next);
+		next = NULL;
+		goto out;
+	}
+	curl_url_set(first, CURLUPART_URL, d->url, 0);
+	o1 = dl_origin(first);
+	o2 = dl_origin(u);
+	d->foreign = strcmp(o1, o2) != 0;
+	free(o1);
+	free(o2);
+	free(d->cur_url);
+	d->cur_url = xstrdup(next);
+	d->redirects++;
+out:
+	curl_free(scheme);
+	curl_url_cleanup(u);
+	curl_url_cleanup(first);
+	if (next == NULL)
+		return (-1);
+	curl_free(next);
+	return (1);
 }
 
 /* The digest is in: 0 if it is the one wanted (or none was), into d->sha. */
@@ -1008,6 +1133,15 @@ dl_fail_stop(struct download *d)
 			dl_fail(d, "io_error", 0, 0, "cannot open %s: %s",
 			    what, strerror(d->err));
 		break;
+	case STOP_HEADERS:
+		dl_fail(d, "bad_response", 0, s, "the answer's headers are "
+		    "larger than %d KiB", DL_HEADER_BYTES_MAX / 1024);
+		break;
+	case STOP_LINKED:
+		dl_fail(d, "io_error", 0, 0, "%s.part has %d hard links: "
+		    "refusing to write to a file that has other names", what,
+		    d->err);
+		break;
 	default:
 		dl_fail(d, "internal", 0, s, "download stopped (%d)",
 		    (int)d->stop);
@@ -1032,17 +1166,22 @@ dl_discard(struct download *d)
 /* --- the file ------------------------------------------------------------ */
 
 /*
- * Open rel's .part under the download directory (O_TRUNC when fresh),
+ * Open rel's .part under the download directory (emptied when fresh),
  * refusing an existing file at a given path unless overwrite, and start
  * hashing it.
+ *
+ * A new .part is created with O_EXCL.  An existing one is ours to resume
+ * or to empty only if it is a regular file with no other name: a .part
+ * planted as a hard link to another file would otherwise be truncated
+ * and written in place (that file's bytes lost), so a link count other
+ * than 1 fails the task (STOP_LINKED) and the file is left alone.
  */
 static int
 dl_open_part(struct download *d, int fresh)
 {
 	struct stat	st;
 	const char	*last;
-	int		 flags = O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
-			    O_CLOEXEC;
+	int		 flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
 
 	if ((d->dirfd = dl_open_parent(d->rel, &last)) == -1)
 		goto fail;
@@ -1053,17 +1192,27 @@ dl_open_part(struct download *d, int fresh)
 		d->stop = STOP_EXISTS;
 		return (-1);
 	}
-	if (fresh)
-		flags |= O_TRUNC;
-	if ((d->fd = openat(d->dirfd, d->part, flags, 0644)) == -1)
+	d->fd = openat(d->dirfd, d->part, flags | O_CREAT | O_EXCL, 0644);
+	if (d->fd == -1 && errno == EEXIST)
+		d->fd = openat(d->dirfd, d->part, flags);
+	if (d->fd == -1)
 		goto fail;
-	d->opened = 1;
 	if (fstat(d->fd, &st) != 0)
 		goto fail;
 	if (!S_ISREG(st.st_mode)) {
 		errno = EINVAL;
 		goto fail;
 	}
+	if (st.st_nlink != 1) {
+		close(d->fd);
+		d->fd = -1;
+		d->err = (int)st.st_nlink;
+		d->stop = STOP_LINKED;
+		return (-1);
+	}
+	d->opened = 1;
+	if (fresh && st.st_size > 0 && ftruncate(d->fd, 0) != 0)
+		goto fail;
 	if ((d->hash = hash_job_new(d->fd, dl_hash_done, d)) == NULL)
 		goto fail;
 	return (0);
@@ -1093,8 +1242,7 @@ dl_open_default(struct download *d)
 		dl_name_from_url(d->url, base, sizeof base);
 	if (base[0] == '\0')
 		snprintf(base, sizeof base, "download");
-	if ((dfd = open(cfg->download_dir, O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) == -1) {
+	if ((dfd = dl_open_dir()) == -1) {
 		d->err = errno;
 		d->stop = STOP_OPEN;
 		return (-1);
@@ -1124,17 +1272,26 @@ dl_open_default(struct download *d)
 	return (dl_open_part(d, 1));
 }
 
-/* Start over: empty the .part and its hash. */
+/*
+ * Start over: empty the .part and its hash.  The hash is reset first:
+ * the hasher, still reading the kept bytes, would otherwise find the
+ * file shorter than it was told and end the job with an error (see
+ * hasher.c); any digest heard of before is forgotten.
+ */
 static int
 dl_truncate(struct download *d)
 {
+	hash_job_reset(d->hash);
+	d->hash_done = 0;
+	d->size = d->offset = 0;
+	/* the next rate is measured from 0 bytes, not from what was kept */
+	d->mark_size = 0;
+	d->mark_time = time_mono();
 	if (ftruncate(d->fd, 0) != 0) {
 		d->err = errno;
 		d->stop = STOP_WRITE;
 		return (-1);
 	}
-	d->size = d->offset = 0;
-	hash_job_reset(d->hash);
 	return (0);
 }
 
@@ -1223,15 +1380,27 @@ dl_header(char *buf, size_t size, size_t n, void *arg)
 
 	if (d->body)		/* trailers */
 		return (len);
+	/*
+	 * Headers that do not end: bounded, and final (an answer that is
+	 * wrong, not a network that failed).  curl refuses one line over
+	 * 100 KiB itself (CURLE_OUT_OF_MEMORY, see dl_outcome).
+	 */
+	if (len > 5 && memcmp(buf, "HTTP/", 5) == 0)
+		d->r_header_bytes = 0;
+	d->r_header_bytes += len;
+	if (d->r_header_bytes > DL_HEADER_BYTES_MAX) {
+		d->stop = STOP_HEADERS;
+		return (0);
+	}
 	if (len > 5 && memcmp(buf, "HTTP/", 5) == 0) {
 		/* a new answer: forget the previous one's headers */
 		free(d->r_etag);
 		free(d->r_last_modified);
 		free(d->r_disposition);
 		free(d->r_content_type);
+		free(d->r_location);
 		d->r_etag = d->r_last_modified = d->r_disposition = NULL;
-		d->r_content_type = NULL;
-		d->r_location = 0;
+		d->r_content_type = d->r_location = NULL;
 		d->content_length = d->range_start = d->range_total = -1;
 		s = memchr(buf, ' ', len);
 		d->status = s != NULL ? strtol(s + 1, NULL, 10) : 0;
@@ -1240,21 +1409,37 @@ dl_header(char *buf, size_t size, size_t n, void *arg)
 	if (len <= 2 && (buf[0] == '\r' || buf[0] == '\n')) {
 		if (d->status < 200)
 			return (len);		/* 1xx: another follows */
-		if (d->status >= 300 && d->status < 400 && d->r_location)
-			return (len);		/* curl follows it */
+		if (d->r_location != NULL && dl_is_redirect(d->status)) {
+			/* followed by a new request: no need of its body */
+			d->stop = STOP_REDIRECT;
+			return (0);
+		}
 		return (dl_response(d) == 0 ? len : 0);
 	}
-	if (header_is(buf, len, "ETag", &v))
+	/* a header sent twice: the last one counts */
+	if (header_is(buf, len, "ETag", &v)) {
+		free(d->r_etag);
 		d->r_etag = header_value(v, len - (size_t)(v - buf));
-	else if (header_is(buf, len, "Last-Modified", &v))
+	} else if (header_is(buf, len, "Last-Modified", &v)) {
+		free(d->r_last_modified);
 		d->r_last_modified = header_value(v, len - (size_t)(v - buf));
-	else if (header_is(buf, len, "Content-Disposition", &v))
+	} else if (header_is(buf, len, "Content-Disposition", &v)) {
+		free(d->r_disposition);
 		d->r_disposition = header_value(v, len - (size_t)(v - buf));
-	else if (header_is(buf, len, "Content-Type", &v))
-		d->r_content_type = header_value(v, len - (size_t)(v - buf));
-	else if (header_is(buf, len, "Location", &v))
-		d->r_location = 1;
-	else if (header_is(buf, len, "Content-Length", &v)) {
+	} else if (header_is(buf, len, "Content-Type", &v)) {
+		/* it goes into the result (JSON): made UTF-8 */
+		free(d->r_content_type);
+		s = header_value(v, len - (size_t)(v - buf));
+		d->r_content_type = utf8_clean(s);
+		free(s);
+	} else if (header_is(buf, len, "Location", &v)) {
+		free(d->r_location);
+		d->r_location = header_value(v, len - (size_t)(v - buf));
+		if (d->r_location[0] == '\0') {	/* as curl: ignored */
+			free(d->r_location);
+			d->r_location = NULL;
+		}
+	} else if (header_is(buf, len, "Content-Length", &v)) {
 		s = header_value(v, len - (size_t)(v - buf));
 		d->content_length = s[0] >= '0' && s[0] <= '9' ?
 		    strtoll(s, NULL, 10) : -1;
@@ -1467,11 +1652,13 @@ download_free(struct task *t)
 	free(d->last_modified);
 	free(d->content_type);
 	free(d->final_url);
+	free(d->cur_url);
 	free(d->placed_url);
 	free(d->r_etag);
 	free(d->r_last_modified);
 	free(d->r_disposition);
 	free(d->r_content_type);
+	free(d->r_location);
 	free(d);
 	t->data = NULL;
 }

@@ -528,9 +528,12 @@ static char *
 task_error_json(const char *code, const char *message, int http_status)
 {
 	json_t	*o;
-	char	*s;
+	char	*s, *clean;
 
-	o = json_pack("{s:s, s:s}", "code", code, "message", message);
+	/* a message may quote what a server sent: JSON needs UTF-8 */
+	clean = utf8_clean(message);
+	o = json_pack("{s:s, s:s}", "code", code, "message", clean);
+	free(clean);
 	if (http_status > 0)
 		json_object_set_new(o, "http_status",
 		    json_integer(http_status));

@@ -246,6 +246,14 @@ class RawServer:
         self._head(c, "302 Found", 0, ["Location: " + location])
         return "redirect"
 
+    def _do_bighead(self, c, path, hdrs, lines, width):
+        """A 200 whose headers are `lines` headers of `width` bytes each
+        (one of 200 KB, or many that add up), then a short body."""
+        extra = ["X-Big-%d: %s" % (i, "b" * width) for i in range(lines)]
+        self._head(c, "200 OK", 5, extra)
+        c.sendall(b"hello")
+        return "complete"
+
     def _do_status(self, c, path, hdrs, status):
         self._head(c, "%d X" % status, 0)
         return "status"
@@ -578,6 +586,40 @@ def not_http():
         t.is_((x["state"], err(x), x["attempt"]),
               ("failed", "bad_redirect", 1),
               "a redirect to ftp:// is still bad_redirect, not retried")
+        t.is_(d.stop(), 0, "SIGTERM: exit status 0")
+
+
+@t.test(timeout=60)
+def huge_response_headers():
+    """Issue 12 item 9: an answer with a 200 KB header failed as
+    "network: Out of memory" (libcurl's refusal of a header line over
+    100 KB) and was retried; it is a final bad_response now, and so are
+    headers that add up to more than 100 KiB in many lines (which
+    libcurl would take)."""
+    with Corod(t, name="bighead") as d:
+        a = d.submit(dl(srv.url("/big-one", ("bighead", 1, 200000)),
+                        "big-one.bin", {"max_attempts": 3}))
+        b = d.submit(dl(srv.url("/big-many", ("bighead", 200, 1000)),
+                        "big-many.bin", {"max_attempts": 3}))
+        c = d.submit(dl(srv.url("/big-fine", ("bighead", 20, 1000)),
+                        "big-fine.bin", {"max_attempts": 3}))
+        got = {i: d.wait_state(i, FINAL, 10)
+               for i in (a["id"], b["id"], c["id"])}
+        for x, what, path in ((got[a["id"]], "one 200 KB header", "/big-one"),
+                              (got[b["id"]], "200 headers of 1 KB",
+                               "/big-many")):
+            t.is_((x["state"], err(x), x["attempt"]),
+                  ("failed", "bad_response", 1),
+                  "%s: bad_response on attempt 1 of 3 (final)" % what) or \
+                t.diag(json.dumps(x["error"]))
+            t.like((x["error"] or {}).get("message", ""), r"headers",
+                   "... the message speaks of the headers")
+            t.is_(len(srv.requests(path)), 1, "... asked once")
+        x = got[c["id"]]
+        t.is_((x["state"], (x["result"] or {}).get("bytes")),
+              ("succeeded", 5), "20 KB of headers are fine")
+        t.is_(left_on_disk(d), ["big-fine.bin"],
+              "the failed ones left nothing on disk")
         t.is_(d.stop(), 0, "SIGTERM: exit status 0")
 
 

@@ -12,7 +12,11 @@ after kill -9 and after SIGTERM (Range + If-Range), servers that ignore
 ranges or change the file, cancel, checksums, validation at submission,
 path confinement against symlinks, overwrite, default names, request
 headers, max_bytes, a complete .part answered 416, bad responses, the
-low-speed limit.
+low-speed limit.  From issue 12: starting over from byte 0 while the
+hasher reads the kept bytes, names that are not UTF-8, a .part that is a
+hard link, headers kept from another origin after a redirect, a trickle
+under the default low-speed limit, the download directory removed, the
+rate after a restart.
 
 Where API.md leaves something open the test follows its wording and says
 so in a comment ("ambiguous:").
@@ -167,6 +171,16 @@ def has_line(d, task_id, regex, desc):
     text = logtext(d, task_id)
     return t.ok(re.search(regex, text) is not None, desc,
                 diag="log of task %d:\n%s" % (task_id, text[-3000:]))
+
+
+def raw_log(d, task_id):
+    """The log answer's bytes (r.raw), and whether they are UTF-8."""
+    r = d.request("GET", "/v1/tasks/%d/log" % task_id)
+    try:
+        r.raw.decode("utf-8")
+        return r.raw, True
+    except UnicodeDecodeError:
+        return r.raw, False
 
 
 def range_start(rec):
@@ -498,6 +512,93 @@ def redirects():
         stop_ok(d)
 
 
+@t.test(timeout=40)
+def redirect_to_another_origin_drops_headers():
+    """Issue 12 item 9: the params' headers followed a redirect to another
+    host.  They go to url's origin only now (scheme, host and port, as curl
+    compares them for Authorization and Cookie): a second fileserver on
+    another port of 127.0.0.1 is another origin.  corod's own Range and
+    If-Range still go wherever the redirect leads."""
+    hdrs = {"X-Secret": "s3cret", "Authorization": "Bearer t0ken",
+            "User-Agent": "custom-agent/1.0"}
+    with FileServer(t) as fs2, Corod(t, name="redir-headers") as d:
+        t.ok(fs2.port != fs.port, "two servers: ports %d and %d" %
+             (fs.port, fs2.port))
+        # to another origin
+        far = fs2.url("far.bin", size=3000)
+        a = d.submit(dl(fs.url("to-far.bin", location=far), path="far.bin",
+                        headers=hdrs))
+        # within the origin
+        b = d.submit(dl(fs.url("near.bin", size=3000, redirect=2),
+                        path="near.bin", headers=hdrs))
+        # away and back: the first origin gets them again
+        back = fs.url("back.bin", size=3000)
+        c = d.submit(dl(fs.url("go.bin", location=fs2.url(
+            "via.bin", location=back)), path="back.bin", headers=hdrs))
+        # resuming across a redirect to another origin
+        k = 100000
+        far2 = fs2.url("far-resume.bin", size=300000, drop=k)
+        e = d.submit(dl(fs.url("to-far-resume.bin", location=far2),
+                        {"max_attempts": 2}, path="far-resume.bin",
+                        headers=hdrs))
+        got = wait_all(d, [x["id"] for x in (a, b, c, e)], 20)
+        for x, name in ((a, "far.bin"), (b, "near.bin"), (c, "back.bin"),
+                        (e, "far-resume.bin")):
+            t.is_(got[x["id"]]["state"], "succeeded", "%s succeeded" % name)
+
+        def seen(rs):
+            return [(r["headers"].get("x-secret"),
+                     r["headers"].get("authorization"), r["user_agent"])
+                    for r in rs]
+        mine = ("s3cret", "Bearer t0ken", "custom-agent/1.0")
+        first = seen(fs.requests("to-far.bin"))
+        t.is_(first, [mine], "the first server got the headers")
+        other = seen(fs2.requests("far.bin"))
+        t.is_([h[:2] for h in other], [(None, None)],
+              "the server on another port got none of them")
+        t.like(other[0][2] if other else "", r"^corod/",
+               "... and corod's own User-Agent")
+        t.is_(seen(fs.requests("near.bin")), [mine] * 3,
+              "a redirect within the origin keeps them (3 requests)")
+        t.is_([h[0] for h in seen(fs.requests("go.bin")) +
+               seen(fs2.requests("via.bin")) + seen(fs.requests("back.bin"))],
+              ["s3cret", None, "s3cret"],
+              "away and back: the first origin gets them again")
+        reqs = fs2.requests("far-resume.bin")
+        t.is_([(r["range"], r["if_range"], r["headers"].get("x-secret"))
+               for r in reqs],
+              [(None, None, None),
+               ("bytes=%d-" % k, etag_of("far-resume.bin", 300000), None)],
+              "resuming: Range and If-Range follow the redirect, the "
+              "params' headers do not")
+        t.is_(got[e["id"]]["attempt"], 2, "... resumed on attempt 2")
+        t.is_(got[e["id"]]["result"]["url"], far2,
+              "... the result's url is where the redirect led")
+        stop_ok(d)
+
+
+@t.test(timeout=30)
+def bad_redirect_not_utf8():
+    """A Location that is neither a URL nor UTF-8 (Latin-1 bytes): the task
+    fails bad_redirect quoting it, and its error and log are UTF-8 (issue
+    12 item 7b: log text is always UTF-8; the bytes that are not are
+    escaped as \\xNN in the log, U+FFFD in the error)."""
+    with Corod(t, name="bad-redirect") as d:
+        # the fileserver sends the header in Latin-1: \xff is one byte
+        u = fs.url("bad-loc.bin", location="http://h\u00ff st:99999/x")
+        a = d.submit(dl(u, path="bad-loc.bin"))
+        x = d.wait_state(a["id"], FINAL, 10)
+        t.is_((x["state"], (x["error"] or {}).get("code")),
+              ("failed", "bad_redirect"), "failed bad_redirect")
+        t.like((x["error"] or {}).get("message", ""), "h\ufffd st",
+               "the message quotes the Location, U+FFFD for the byte")
+        raw, good = raw_log(d, a["id"])
+        t.ok(good, "the log is UTF-8", diag=repr(raw[-600:]))
+        t.ok(b"h\\xff st" in raw, "... the byte escaped as \\xff",
+             diag=repr(raw[-600:]))
+        stop_ok(d)
+
+
 # --- HTTP errors and retries -----------------------------------------------------------
 
 @t.test(timeout=40)
@@ -644,6 +745,64 @@ def range_ignored_or_file_changed():
               "the retry sent If-Range with the old ETag and got the new "
               "file (200)")
         has_line(d, b["id"], over, "log says it started over")
+        no_part_left(d, "after starting over")
+        stop_ok(d)
+
+
+@t.test(timeout=150)
+def restart_from_zero_while_hashing():
+    """Issue 12 item 3: a retry that must start over from byte 0 while the
+    hasher still reads the bytes the attempt kept.  The .part was truncated
+    before the hash was reset; the hasher read 0 bytes, ended the job with
+    an error, and the body waited for the digest for ever (running, slot
+    and path held).  Every way of starting over is taken here: a 200 to
+    the range (range ignored), the file changed (If-Range mismatch), a 416
+    that does not match the .part, and a 206 for another range.  A big
+    kept part makes the hasher still busy when the answer arrives."""
+    size = 64 * MiB
+    k = size * 95 // 100
+    cases = [
+        # (name, options, what the retry's first answer is)
+        ("over-norange.bin", {"norange": 1}, 200),
+        ("over-changed.bin", {"version": 1, "version2": 2,
+                              "change_after": 1}, 200),
+        ("over-416.bin", {"bad416": 1, "bad416_times": 1}, 416),
+        ("over-206.bin", {"badrange": 1, "badrange_times": 1}, 206),
+    ]
+    with Corod(t, name="restart-hash") as d:
+        tasks = []
+        for name, opts, _ in cases:
+            u = fs.url(name, size=size, drop=k, **opts)
+            tasks.append(d.submit(dl(u, {"max_attempts": 3}, path=name)))
+        try:
+            got = wait_all(d, [x["id"] for x in tasks], 60)
+        except AssertionError as e:
+            t.fail("every download that started over ends: %s" % e)
+            for x in tasks:
+                y = d.get(x["id"])
+                t.diag("task %d: %s, log:\n%s" % (
+                    x["id"], y["state"], logtext(d, x["id"])[-1500:]))
+                d.cancel(x["id"])
+            return
+        for (name, opts, first), task in zip(cases, tasks):
+            x = got[task["id"]]
+            version = "2" if "version2" in opts else "1"
+            t.is_((x["state"], x["attempt"]), ("succeeded", 2),
+                  "%s: succeeded on attempt 2" % name) or \
+                t.diag(json.dumps(x)[:1500] + "\n" +
+                       logtext(d, task["id"])[-2000:])
+            t.is_((x["result"] or {}).get("sha256"),
+                  sha256_hex(name, size, version),
+                  "%s: the sha256 is the whole file's" % name)
+            full = os.path.join(d.download_dir, name)
+            t.ok(os.path.isfile(full) and size_or_none(full) == size and
+                 sha_file(full) == sha256_hex(name, size, version),
+                 "%s: the file on disk is whole" % name)
+            reqs = fs.requests(name)
+            t.is_([r["status"] for r in reqs[1:2]], [first],
+                  "%s: the retry's ranged request got a %d" % (name, first))
+            has_line(d, task["id"], r"starting over from byte 0",
+                     "%s: the log says it started over" % name)
         no_part_left(d, "after starting over")
         stop_ok(d)
 
@@ -1075,6 +1234,112 @@ def symlinks_and_overwrite():
 
 
 @t.test(timeout=40)
+def part_hard_link():
+    """Issue 12 item 9: a .part planted as a hard link to another file was
+    truncated and written in place.  Now the .part is created with O_EXCL,
+    and an existing one with another name (st_nlink != 1) fails the task,
+    final, io_error, leaving the other file as it was: on a first attempt
+    (which would empty it) and on a retry (which would resume into it)."""
+    with Corod(t, name="hardlink") as d:
+        dd = d.download_dir
+        os.makedirs(dd, exist_ok=True)
+        precious = os.path.join(d.dir, "precious")
+        with open(precious, "wb") as f:
+            f.write(b"precious bytes\n" * 100)
+        before = read(precious)
+
+        # a first attempt: the .part would be emptied
+        os.link(precious, os.path.join(dd, "first.bin.part"))
+        a = d.submit(dl(fs.url("hl-first.bin", size=5000),
+                        {"max_attempts": 3}, path="first.bin"))
+        x = d.wait_state(a["id"], FINAL, 10)
+        t.is_((x["state"], (x["error"] or {}).get("code"), x["attempt"]),
+              ("failed", "io_error", 1),
+              "a .part that is a hard link: failed io_error, not retried")
+        t.like((x["error"] or {}).get("message", ""), r"hard link",
+               "... the message says it is a hard link")
+        t.ok(read(precious) == before, "... the linked file is untouched")
+        t.is_(fs.requests("hl-first.bin"), [], "... and nothing was fetched")
+
+        # a retry: the .part would be resumed into
+        k = 3000
+        b = d.submit(dl(fs.url("hl-retry.bin", size=10000, drop=k),
+                        {"max_attempts": 2}, path="retry.bin"))
+        part = os.path.join(dd, "retry.bin.part")
+        d.wait_for(lambda: re.search(r"retrying in", logtext(d, b["id"])),
+                   10, desc="attempt 1 failed and waits for its retry")
+        t.is_(size_or_none(part), k, "attempt 1 kept %d bytes" % k)
+        os.unlink(part)
+        os.link(precious, part)
+        x = d.wait_state(b["id"], FINAL, 10)
+        t.is_((x["state"], (x["error"] or {}).get("code"), x["attempt"]),
+              ("failed", "io_error", 2),
+              "a kept .part replaced by a hard link before the retry: "
+              "failed io_error on attempt 2")
+        t.ok(read(precious) == before, "... the linked file is untouched")
+        t.is_(len(fs.requests("hl-retry.bin")), 1,
+              "... and the retry fetched nothing")
+        stop_ok(d)
+
+
+@t.test(timeout=30)
+def download_dir_removed():
+    """Issue 12 item 9: the download directory removed while the daemon
+    runs is made again when a download starts (it failed io_error)."""
+    with Corod(t, name="dir-removed") as d:
+        dd = d.download_dir
+        a = d.submit(dl(fs.url("dir-a.bin", size=1000), path="dir-a.bin"))
+        x = d.wait_state(a["id"], FINAL, 10)
+        t.is_(x["state"], "succeeded", "a first download")
+        shutil.rmtree(dd)
+        t.ok(not os.path.exists(dd), "the download directory is removed")
+        b = d.submit(dl(fs.url("dir-b.bin", size=1000), path="sub/b.bin"))
+        x = d.wait_state(b["id"], FINAL, 10)
+        check_result(d, x, "a given path after the directory was removed",
+                     "sub/b.bin", data=content("dir-b.bin", 1000),
+                     status=None)
+        shutil.rmtree(dd, ignore_errors=True)
+        c = d.submit(dl(fs.url("dir-c.bin", size=1000)))
+        x = d.wait_state(c["id"], FINAL, 10)
+        check_result(d, x, "a default name after the directory was removed",
+                     "dir-c.bin", data=content("dir-c.bin", 1000),
+                     status=None)
+        t.ok(re.search(r"download directory .* was missing",
+                       d.output(whole=True)) is not None,
+             "the daemon's log says it made the directory again",
+             diag=d.output_tail(20))
+        stop_ok(d)
+
+
+@t.test(timeout=40)
+def rate_after_restart_from_zero():
+    """Issue 12 item 9: progress "rate" went negative after a restart
+    from byte 0 (bytes now minus the bytes at the last mark, taken before
+    the truncation).  Every progress event of the task is read back from
+    the change feed."""
+    size, k, rate = MiB, 700 * KiB, 256 * KiB
+    with Corod(t, name="rate") as d:
+        u = fs.url("rate-norange.bin", size=size, drop=k, norange=1,
+                   rate=rate)
+        a = d.submit(dl(u, {"max_attempts": 2}, path="rate.bin"))
+        x = d.wait_state(a["id"], FINAL, 30)
+        t.is_((x["state"], x["attempt"]), ("succeeded", 2),
+              "a throttled download restarted from byte 0 on attempt 2")
+        r = d.request("GET", "/v1/events?since=0&limit=10000")
+        evs = [e for e in (r.body or {}).get("events", [])
+               if e.get("task") == a["id"] and e.get("progress")]
+        rates = [e["progress"].get("rate") for e in evs]
+        cur = [e["progress"].get("current") for e in evs]
+        t.ok(len(evs) >= 4, "progress events seen (%d)" % len(evs))
+        t.ok(any(b < a_ for a_, b in zip(cur, cur[1:])),
+             "current went back to the start once (a restart)",
+             diag=repr(cur))
+        t.ok(all(isinstance(v, (int, float)) and v >= 0 for v in rates),
+             "rate is never negative", diag=repr(list(zip(cur, rates))))
+        stop_ok(d)
+
+
+@t.test(timeout=40)
 def default_names():
     with Corod(t, name="names") as d:
         dd = d.download_dir
@@ -1125,6 +1390,65 @@ def default_names():
               "a Content-Disposition with directories keeps the base name")
         t.is_(run(fs.url_path("/nameless/", size=10), "no name"),
               "download", "a URL ending in / gives \"download\"")
+        t.is_(part_files(d), [], "no .part file left")
+        stop_ok(d)
+
+
+@t.test(timeout=40)
+def names_not_utf8():
+    """Issue 12 item 7b: a Latin-1 Content-Disposition and a URL whose last
+    segment is not UTF-8 once decoded.  The task used to succeed with
+    "result": null (the result could not be made JSON), no checkpoint,
+    a new name each retry and orphan .part files; the log was not UTF-8.
+    Names are UTF-8 now: filename= that is not UTF-8 is read as
+    ISO-8859-1, bytes of the URL that are not UTF-8 become U+FFFD
+    (API.md, "path"); filename*= and escaped quotes are decoded."""
+    size, k = 300000, 100000
+    with Corod(t, name="names-utf8") as d:
+        dd = d.download_dir
+        # the fileserver sends header values in Latin-1: é is one byte 0xe9
+        u1 = fs.url("latin1-cd", size=size, cd="r\u00e9sum\u00e9.pdf",
+                    drop=k)
+        a = d.submit(dl(u1, {"max_attempts": 2}))
+        u2 = fs.base + "/data/x%ff.bin?size=1000"
+        b = d.submit(dl(u2))
+        u3 = fs.url("quoted-cd", size=100, cd='a"b.txt')
+        c = d.submit(dl(u3))
+        got = wait_all(d, [a["id"], b["id"], c["id"]], 20)
+
+        x = got[a["id"]]
+        want = "r\u00e9sum\u00e9.pdf"
+        t.is_((x["state"], x["attempt"], (x["result"] or {}).get("path")),
+              ("succeeded", 2, want),
+              "Latin-1 filename=: succeeded on attempt 2 with the name "
+              "read as ISO-8859-1 (%s)" % ascii(want)) or \
+            t.diag(json.dumps(x)[:1500])
+        full = os.path.join(dd, want)
+        t.ok(os.path.isfile(full) and read(full) == content("latin1-cd", size),
+             "... the file is there under that (UTF-8) name, whole",
+             diag=repr(os.listdir(dd)))
+        reqs = fs.requests("latin1-cd")
+        t.is_([r["range"] for r in reqs], [None, "bytes=%d-" % k],
+              "... the retry resumed the same .part (it was checkpointed)")
+        raw, good = raw_log(d, a["id"])
+        t.ok(good, "... its log is UTF-8", diag=repr(raw[-600:]))
+
+        x = got[b["id"]]
+        want = "x\ufffd.bin"
+        t.is_((x["state"], (x["result"] or {}).get("path")),
+              ("succeeded", want),
+              "URL x%ff.bin: succeeded, the byte that is not UTF-8 is "
+              "U+FFFD") or t.diag(json.dumps(x)[:1500])
+        t.ok(os.path.isfile(os.path.join(dd, want)),
+             "... the file is there under that name",
+             diag=repr(os.listdir(dd)))
+        raw, good = raw_log(d, b["id"])
+        t.ok(good, "... its log is UTF-8", diag=repr(raw[-600:]))
+
+        x = got[c["id"]]
+        t.is_((x["state"], (x["result"] or {}).get("path")),
+              ("succeeded", 'a"b.txt'),
+              'filename="a\\"b.txt": the escaped quote is unescaped')
         t.is_(part_files(d), [], "no .part file left")
         stop_ok(d)
 
@@ -1248,6 +1572,41 @@ def bad_responses_and_network():
                 for p in (p, p + ".part")
                 if os.path.lexists(os.path.join(d.download_dir, p))]
         t.is_(left, [], "the final failures left no file and no .part")
+        stop_ok(d)
+
+
+@t.test(timeout=40)
+def trickle_default_low_speed_limit():
+    """Issue 12 item 9: a server trickling 1 byte/s held a download slot
+    for ever with the default low_speed_limit (1 byte/s: never slower).
+    The default is 1024 bytes/s now (API.md); the window is shortened
+    here with low_speed_time so the test stays short."""
+    with Corod(t, name="trickle") as d:
+        u = fs.url("trickle.bin", size=1000, rate=1)
+        a = d.submit(dl(u, path="trickle.bin", low_speed_time=2))
+        x = d.wait_state(a["id"], FINAL, 20)
+        t.is_((x["state"], (x["error"] or {}).get("code")),
+              ("failed", "network"),
+              "1 byte/s with the default limit over 2 s: failed network")
+        el = None
+        if x.get("started_at") and x.get("finished_at"):
+            el = parse_time(x["finished_at"]) - parse_time(x["started_at"])
+        t.ok(el is not None and el < scaled(10),
+             "... after a few seconds (%s s)" % el)
+        reqs = fs.requests("trickle.bin")
+        t.ok(reqs and 0 < reqs[0]["sent"] < 100,
+             "... while the server was trickling (%s bytes sent)" %
+             (reqs[0]["sent"] if reqs else None))
+        t.ok(not os.path.lexists(os.path.join(d.download_dir,
+                                              "trickle.bin.part")),
+             "... and the final failure left no .part")
+        # an explicit lower limit still lets it run
+        b = d.submit(dl(fs.url("trickle2.bin", size=4, rate=1),
+                        path="trickle2.bin", low_speed_limit=1,
+                        low_speed_time=30))
+        x = d.wait_state(b["id"], FINAL, 20)
+        t.is_(x["state"], "succeeded",
+              "with low_speed_limit 1 the same trickle of 4 bytes succeeds")
         stop_ok(d)
 
 

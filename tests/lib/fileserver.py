@@ -36,6 +36,9 @@ Query options, freely combined (n, K, B integers):
   norange=1      ignore Range (and If-Range): always 200 with the whole body
   badrange=1     answer a Range with a 206 for the wrong range (bytes 0-)
                  and the whole body [badrange_times=n: the first n such]
+  bad416=1       answer a Range (even a satisfiable one) with 416 and
+                 `Content-Range: bytes */size` [bad416_times=n: the first
+                 n such]
   status=S       answer S with a short text body instead of the file
                  [status_times=n: only the first n requests, then serve]
   fail=n         answer fail_status (default 500) to the first n requests
@@ -489,6 +492,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         extra = []
         if start is not None:
             s, e = start
+            if s < size and q.get("bad416") == "1" and (
+                    _int(q, "bad416_times") is None or
+                    fs._count(name, "bad416") <= _int(q, "bad416_times")):
+                s = size
             if s >= size:
                 self._simple(rec, 416, "", [("Content-Range",
                                              "bytes */%d" % size)] +
@@ -569,7 +576,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         t0 = time.monotonic()
         chunk = 65536
         if rate:
-            chunk = max(256, min(65536, rate // 20))
+            # about 20 writes a second; a slow rate is a trickle of
+            # small writes (rate=1: a byte a second), not rare bursts
+            chunk = max(1, min(65536, rate // 20))
         sock = self.connection
 
         def send(b):

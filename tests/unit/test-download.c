@@ -88,6 +88,55 @@ test_names(void)
 	dl_name_from_disposition("attachment; filename=\"a.txt\"; "
 	    "filename*=UTF-8''%E2%82%AC%20rates.txt", n, sizeof n);
 	is_str(n, "\xe2\x82\xac rates.txt", "filename* preferred, decoded");
+	/* issue 12: names that are not UTF-8, quoted pairs */
+	dl_name_from_disposition("attachment; filename=\"r\xe9sum\xe9.pdf\"",
+	    n, sizeof n);
+	is_str(n, "r\xc3\xa9sum\xc3\xa9.pdf",
+	    "a Latin-1 filename is taken as ISO-8859-1, made UTF-8");
+	dl_name_from_disposition("attachment; filename=\"r\xc3\xa9sum\xc3"
+	    "\xa9.pdf\"", n, sizeof n);
+	is_str(n, "r\xc3\xa9sum\xc3\xa9.pdf", "a UTF-8 filename is kept");
+	dl_name_from_disposition("attachment; filename*=iso-8859-1'fr'"
+	    "r%E9sum%E9.pdf", n, sizeof n);
+	is_str(n, "r\xc3\xa9sum\xc3\xa9.pdf", "filename*=ISO-8859-1 decoded");
+	dl_name_from_disposition("attachment; filename*=UTF-8''x%FF.bin", n,
+	    sizeof n);
+	is_str(n, "x\xef\xbf\xbd.bin",
+	    "filename*=UTF-8 with a byte that is not UTF-8: U+FFFD");
+	dl_name_from_disposition("attachment; filename*=KOI8-R''%F0%D2.txt; "
+	    "filename=\"fallback.txt\"", n, sizeof n);
+	is_str(n, "fallback.txt", "an unknown charset falls back to filename");
+	dl_name_from_disposition("attachment; filename=\"a\\\"b.txt\"", n,
+	    sizeof n);
+	is_str(n, "a\"b.txt", "an escaped quote is unescaped");
+	dl_name_from_disposition("attachment; filename=\"x\\\\y.txt\"; "
+	    "size=1", n, sizeof n);
+	is_str(n, "y.txt", "an escaped backslash separates like a slash");
+	dl_name_from_disposition("attachment; filename=\"a;b=c.txt\"", n,
+	    sizeof n);
+	is_str(n, "a;b=c.txt", "; and = inside the quotes are the name's");
+	dl_name_from_disposition("attachment; xfilename=\"no.txt\"", n,
+	    sizeof n);
+	is_str(n, "", "another parameter ending in filename is not it");
+	dl_name_from_disposition("attachment; filename=\"a\x85" "b\xff\"", n,
+	    sizeof n);
+	is_str(n, "a_b\xc3\xbf", "Latin-1 C1 controls become _");
+	dl_name_from_url("http://h/x%ff.bin", n, sizeof n);
+	is_str(n, "x\xef\xbf\xbd.bin", "URL bytes that are not UTF-8: U+FFFD");
+	dl_name_from_url("http://h/%C3%A9t%C3%A9", n, sizeof n);
+	is_str(n, "\xc3\xa9t\xc3\xa9", "URL UTF-8 kept");
+	{
+		char	url[300];
+
+		snprintf(url, sizeof url, "http://h/%0199d%%C3%%A9", 0);
+		dl_name_from_url(url, n, sizeof n);
+		is(strlen(n), 199, "a name is cut at 200 bytes between "
+		    "characters (%zu)", strlen(n));
+		snprintf(url, sizeof url, "http://h/%0199d%%FF", 0);
+		dl_name_from_url(url, n, sizeof n);
+		is(strlen(n), 199, "... and a U+FFFD that does not fit is left "
+		    "out");
+	}
 	dl_name_from_disposition("inline", n, sizeof n);
 	is_str(n, "", "no filename");
 	dl_name_from_disposition("attachment; filename=\"..\"", n, sizeof n);
@@ -216,8 +265,8 @@ test_hasher(const char *dir)
 	j = hash_job_new(fd, hash_cb, NULL);
 	hash_job_written(j, (int64_t)len);
 	usleep(20000);
-	ok(ftruncate(fd, 0) == 0, "truncated");
 	hash_job_reset(j);
+	ok(ftruncate(fd, 0) == 0, "truncated (after the reset)");
 	ok(pwrite(fd, "hello", 5, 0) == 5, "rewritten");
 	hash_job_finish(j, 5);
 	wait_hash();
@@ -225,6 +274,47 @@ test_hasher(const char *dir)
 	hex(digest, got);
 	sha256_hex("hello", 5, want);
 	is_str(got, want, "digest of what the file holds after the reset");
+	hash_job_free(j);
+
+	/*
+	 * A job that ended with an error before it was finished (the file
+	 * was shorter than written said: a truncation the hasher saw before
+	 * its reset) is taken back by the reset, and its owner hears of the
+	 * digest of what was written after it (issue 12: a download that
+	 * started over waited for that digest for ever).
+	 */
+	ok(ftruncate(fd, 0) == 0, "emptied for the error case");
+	hash_ready = 0;
+	j = hash_job_new(fd, hash_cb, NULL);
+	hash_job_written(j, 1000);
+	wait_hash();
+	is(hash_ready, 1, "a short read is reported at once");
+	ok(hash_job_digest(j, digest) == -1 && errno == EIO,
+	    "as EIO (errno %d)", errno);
+	hash_job_reset(j);
+	ok(hash_job_digest(j, digest) == -1 && errno == EAGAIN,
+	    "after a reset the job is at work again");
+	ok(pwrite(fd, "again", 5, 0) == 5, "rewritten");
+	hash_job_written(j, 5);
+	hash_job_finish(j, 5);
+	wait_hash();
+	is(hash_ready, 2, "called back again after the reset");
+	ok(hash_job_digest(j, digest) == 0, "digest after the revived job");
+	hex(digest, got);
+	sha256_hex("again", 5, want);
+	is_str(got, want, "digest of what was written after the reset");
+	/* a reset after the digest was heard takes the job back too */
+	hash_job_reset(j);
+	ok(ftruncate(fd, 0) == 0 && pwrite(fd, "third", 5, 0) == 5,
+	    "truncated (after the reset) and rewritten");
+	hash_job_written(j, 5);
+	hash_job_finish(j, 5);
+	wait_hash();
+	is(hash_ready, 3, "called back a third time");
+	ok(hash_job_digest(j, digest) == 0, "digest after a second reset");
+	hex(digest, got);
+	sha256_hex("third", 5, want);
+	is_str(got, want, "digest of the third content");
 	hash_job_free(j);
 
 	/* empty file */
