@@ -1313,7 +1313,8 @@ http_respond_shared(struct http_request *req, unsigned int status,
  * A streamed answer of unknown length (chunked): read(arg, buf, max) is
  * called when the socket can take more; it returns the bytes it put in
  * buf, 0 when it has nothing yet (the request is then held, its socket
- * watched, until http_stream_wake), or -1 at the end.  The request's
+ * watched, until http_stream_wake), -1 at the end, or -2 to cut it short
+ * (the connection is closed without the last chunk).  The request's
  * on_free is where arg is let go.
  */
 void
@@ -1362,6 +1363,8 @@ http_stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
 	n = ctx->stream_read(ctx->stream_arg, buf, max);
 	if (n > 0)
 		return (n);
+	if (n < -1)
+		return (MHD_CONTENT_READER_END_WITH_ERROR);
 	if (n < 0)
 		return (MHD_CONTENT_READER_END_OF_STREAM);
 	/* Nothing yet: hold it (a bare 0 would have MHD spin on us). */
