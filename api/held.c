@@ -407,8 +407,10 @@ held_fill(struct http_ctx *ctx)
 	ssize_t		 n;
 
 	io->head.len = io->head_off = 0;
-	n = http_stopping ? -1 : ctx->stream_read(ctx->stream_arg, data,
-	    sizeof data);
+	if (http_stopping)
+		n = ctx->stream_whole ? -2 : -1;
+	else
+		n = ctx->stream_read(ctx->stream_arg, data, sizeof data);
 	if (n == 0)
 		return (0);
 	if (n < -1)

@@ -1331,6 +1331,17 @@ http_respond_stream(struct http_request *req, unsigned int status,
 	http_set_answer(req, status, type);
 }
 
+/*
+ * The stream is one answer of known extent (a page), not a feed: a stop
+ * cuts it short (-2) instead of ending it, so the client does not take
+ * what it got for the whole.  Call before http_respond_stream.
+ */
+void
+http_stream_whole(struct http_request *req)
+{
+	((struct http_ctx *)req)->stream_whole = 1;
+}
+
 /* There may be more to stream: resume a held stream. */
 void
 http_stream_wake(struct http_request *req)
@@ -1359,7 +1370,8 @@ http_stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
 		return (MHD_CONTENT_READER_END_WITH_ERROR);
 	}
 	if (http_stopping)
-		return (MHD_CONTENT_READER_END_OF_STREAM);
+		return (ctx->stream_whole ? MHD_CONTENT_READER_END_WITH_ERROR :
+		    MHD_CONTENT_READER_END_OF_STREAM);
 	n = ctx->stream_read(ctx->stream_arg, buf, max);
 	if (n > 0)
 		return (n);
