@@ -1226,8 +1226,12 @@ api_task_log(struct http_request *req, int64_t id)
 		    page_read, f);
 		return;
 	}
+	/*
+	 * The writer thread commits meanwhile: lines that came since the
+	 * span was taken are bounded too.
+	 */
 	if (log_format(&b, id, &since, until > since ? until : INT64_MAX,
-	    0, &n) != 0) {
+	    (size_t)max_bytes, &n) != 0) {
 		buf_free(&b);
 		goto fail;
 	}
