@@ -11,15 +11,20 @@ Content-Length.  GET /v1/tasks?limit=1000 over tasks of 64 KiB params ends
 its page early by bytes and gives next_cursor, and following the cursors
 lists every task exactly once.  While four clients read the whole log
 slowly, /healthz keeps answering (a rough bound, not a timing goal), and
-twelve clients that ask for the whole log and read nothing cost the daemon
+twelve clients that ask for a 16 MiB page and read nothing cost the daemon
 little memory (its VmRSS, a rough bound): the pages are produced as the
-sockets drain, not built whole.
+sockets drain, not built whole.  Over TLS (the stream stays in
+libmicrohttpd) the pages are the same; a graceful stop while a page is
+read closes it without its last chunk, so it cannot pass for the whole.
 """
 
-import json
 import os
+import shutil
 import socket
+import ssl
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -271,6 +276,57 @@ def task_list_pages_by_bytes():
          diag="%d listed, %d distinct" % (len(seen), len(set(seen))))
     r = d.request("GET", "/v1/tasks?limit=5")
     t.is_(len(r.body["tasks"]), 5, "a small limit is kept as it is")
+
+
+@t.test(timeout=120)
+def pages_over_tls():
+    """Over TLS the stream stays in libmicrohttpd: the same pages."""
+    if shutil.which("openssl") is None:
+        t.skip("log pages over HTTPS", "no openssl command")
+        return
+    tmp = tempfile.mkdtemp(prefix="corod-bigtls-")
+    try:
+        cert = os.path.join(tmp, "cert.pem")
+        key = os.path.join(tmp, "key.pem")
+        p = subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
+             cert, "-days", "2", "-subj", "/CN=localhost", "-addext",
+             "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if p.returncode != 0:
+            t.ok(False, "openssl made a certificate", diag=p.stdout)
+            return
+        os.chmod(key, 0o600)
+        with Corod(t, args=["--tls-cert", cert, "--tls-key", key],
+                   start=False, name="tls") as dt:
+            dt.tls = ssl.create_default_context(cafile=cert)
+            dt.start()
+            task = dt.submit({"kind": "repeat", "params": {
+                "message": "t" * LINE, "interval": 0.001, "count": 40}})
+            dt.wait_state(task["id"], ("succeeded",), timeout=30)
+            path = "/v1/tasks/%d/log" % task["id"]
+            whole = dt.request("GET", path + "?follow=1", timeout=60)
+            since, got, pages = 0, b"", 0
+            while pages < 200:
+                r = dt.request("GET", path + "?since=%d&max_bytes=300000" %
+                               since, timeout=60)
+                nxt = int(r.headers["x-log-next"])
+                got += r.raw
+                pages += 1
+                if nxt == since:
+                    break
+                since = nxt
+            t.ok(r.status == 200 and got == whole.raw and
+                 len(whole.raw) > 40 * LINE,
+                 "over HTTPS, %d pages of 300000 bytes are the whole log"
+                 % pages)
+            r = dt.request("GET", path, timeout=60)
+            t.ok(r.status == 200 and r.headers["x-log-next"] == "16" and
+                 "content-length" not in r.headers,
+                 "... and a plain GET a streamed 1 MiB page")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @t.test(timeout=120)
