@@ -142,6 +142,7 @@ void		 http_respond_shared(struct http_request *, unsigned int,
 		    const char *, struct http_shared *);
 void		 http_respond_stream(struct http_request *, unsigned int,
 		    const char *, ssize_t (*)(void *, char *, size_t), void *);
+void		 http_stream_whole(struct http_request *);
 void		 http_stream_wake(struct http_request *);
 void		 http_add_header(struct http_request *, const char *,
 		    const char *);

@@ -50,6 +50,12 @@
 
 /* A stream's read size, as MHD's. */
 #define HELD_CHUNK	16384
+/*
+ * Reads of a stream per write turn: a client that reads as fast as the
+ * stream is produced (a large log page) would otherwise keep the loop
+ * here until its end; past this the loop polls (EV_WRITE) first.
+ */
+#define HELD_FILLS	16
 
 enum held_state {
 	HELD_WAIT,
@@ -335,6 +341,7 @@ held_send(struct http_ctx *ctx)
 	struct held_io	*io = ctx->io;
 	ssize_t		 n;
 	size_t		 k;
+	int		 fills = 0, r;
 
 	for (;;) {
 		if (io->head_off == io->head.len &&
@@ -343,8 +350,18 @@ held_send(struct http_ctx *ctx)
 				held_end(ctx, 1);
 				return;
 			}
-			if (!held_fill(ctx)) {
+			if (fills++ == HELD_FILLS) {
+				held_watch(ctx, HELD_SEND);
+				return;
+			}
+			if ((r = held_fill(ctx)) == 0) {
 				held_watch(ctx, HELD_IDLE);
+				return;
+			}
+			if (r == -1) {
+				/* Cut short: no last chunk, the close says so. */
+				ctx->req.gone = 1;
+				held_end(ctx, 0);
 				return;
 			}
 			continue;
@@ -380,7 +397,7 @@ held_send(struct http_ctx *ctx)
 
 /*
  * The stream's next bytes into the head buffer, framed: 1 if there are
- * some (or its end), 0 if it has none yet.
+ * some (or its end), 0 if it has none yet, -1 if it is cut short.
  */
 static int
 held_fill(struct http_ctx *ctx)
@@ -390,10 +407,14 @@ held_fill(struct http_ctx *ctx)
 	ssize_t		 n;
 
 	io->head.len = io->head_off = 0;
-	n = http_stopping ? -1 : ctx->stream_read(ctx->stream_arg, data,
-	    sizeof data);
+	if (http_stopping)
+		n = ctx->stream_whole ? -2 : -1;
+	else
+		n = ctx->stream_read(ctx->stream_arg, data, sizeof data);
 	if (n == 0)
 		return (0);
+	if (n < -1)
+		return (-1);
 	if (n < 0) {
 		io->ended = 1;
 		if (io->chunked)

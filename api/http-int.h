@@ -49,6 +49,7 @@ struct http_ctx {
 	char			 type[96];	/* Content-Type, "" none */
 	ssize_t			(*stream_read)(void *, char *, size_t);
 	void			*stream_arg;
+	int			 stream_whole;	/* a stop cuts it: -2 */
 
 	/* Outside libmicrohttpd (held.c): its own socket; else -1. */
 	int			 fd;

@@ -1313,7 +1313,8 @@ http_respond_shared(struct http_request *req, unsigned int status,
  * A streamed answer of unknown length (chunked): read(arg, buf, max) is
  * called when the socket can take more; it returns the bytes it put in
  * buf, 0 when it has nothing yet (the request is then held, its socket
- * watched, until http_stream_wake), or -1 at the end.  The request's
+ * watched, until http_stream_wake), -1 at the end, or -2 to cut it short
+ * (the connection is closed without the last chunk).  The request's
  * on_free is where arg is let go.
  */
 void
@@ -1328,6 +1329,17 @@ http_respond_stream(struct http_request *req, unsigned int status,
 	ctx->stream_read = read;
 	ctx->stream_arg = arg;
 	http_set_answer(req, status, type);
+}
+
+/*
+ * The stream is one answer of known extent (a page), not a feed: a stop
+ * cuts it short (-2) instead of ending it, so the client does not take
+ * what it got for the whole.  Call before http_respond_stream.
+ */
+void
+http_stream_whole(struct http_request *req)
+{
+	((struct http_ctx *)req)->stream_whole = 1;
 }
 
 /* There may be more to stream: resume a held stream. */
@@ -1358,10 +1370,13 @@ http_stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
 		return (MHD_CONTENT_READER_END_WITH_ERROR);
 	}
 	if (http_stopping)
-		return (MHD_CONTENT_READER_END_OF_STREAM);
+		return (ctx->stream_whole ? MHD_CONTENT_READER_END_WITH_ERROR :
+		    MHD_CONTENT_READER_END_OF_STREAM);
 	n = ctx->stream_read(ctx->stream_arg, buf, max);
 	if (n > 0)
 		return (n);
+	if (n < -1)
+		return (MHD_CONTENT_READER_END_WITH_ERROR);
 	if (n < 0)
 		return (MHD_CONTENT_READER_END_OF_STREAM);
 	/* Nothing yet: hold it (a bare 0 would have MHD spin on us). */

@@ -27,6 +27,25 @@
 #define LIST_DEFAULT	100
 #define LIST_MAX	1000
 #define LOG_READ_MAX	10000		/* lines per answer */
+/*
+ * Bytes per log answer (?max_bytes=, at least one line always): a page of
+ * a big log is produced as the client drains it, a batch of lines read
+ * from the store at a time, so an answer costs about a batch in memory
+ * and the loop a batch per turn, whatever its size.  A small page is
+ * built whole and answered with its length, as before.  The page's end is
+ * found first from the lines' lengths, which sqlite reads with their text
+ * (about 3 ms a MiB here): hence the maximum.
+ */
+#define LOG_BYTES_DEFAULT	(1024 * 1024)
+#define LOG_BYTES_MAX		(16 * 1024 * 1024)
+#define LOG_BATCH_BYTES		(32 * 1024)
+#define LOG_INLINE_MAX		(64 * 1024)
+#define LOG_LINE_EXTRA		29		/* time, space, newline */
+/*
+ * A page of GET /v1/tasks ends after the task that takes it to this many
+ * bytes (params may be as large as max-body each): next_cursor goes on.
+ */
+#define LIST_BYTES_MAX		(1024 * 1024)
 #define WAIT_MAX	60		/* seconds */
 #define JSON_MAX_DEPTH	64
 #define IDEM_KEY_MAX	200
@@ -64,11 +83,16 @@ struct waiter {
 #define WAITER_BUCKETS	65536
 static LIST_HEAD(, waiter) waiters[WAITER_BUCKETS];
 
-/* A GET .../log?follow=1 streaming new lines until the task is final. */
+/*
+ * A GET .../log?follow=1 streaming new lines until the task is final, or
+ * a large page of a plain GET .../log streamed up to its end (until).
+ */
 struct follower {
 	struct http_request	*req;
 	int64_t			 id;
 	int64_t			 next;		/* next line number to send */
+	int64_t			 until;		/* a page: where it ends */
+	int			 follow;	/* in followers[] */
 	struct buf		 out;		/* formatted, not yet sent */
 	size_t			 off;
 	LIST_ENTRY(follower)	 entry;
@@ -96,8 +120,11 @@ static void	waiter_free(struct waiter *);
 static void	waiter_timeout_cb(evutil_socket_t, short, void *);
 static void	waiter_gone(struct http_request *);
 static void	task_get_answer(struct http_request *, int64_t);
-static int	log_format(struct buf *, int64_t, int64_t *, size_t *);
+static int	log_format(struct buf *, int64_t, int64_t *, int64_t, size_t,
+		    size_t *);
 static ssize_t	follow_read(void *, char *, size_t);
+static ssize_t	page_read(void *, char *, size_t);
+static ssize_t	log_out(struct follower *, char *, size_t);
 static void	follow_free(struct http_request *);
 static void	follow_wake(int64_t);
 
@@ -661,8 +688,8 @@ api_tasks_list(struct http_request *req)
 	const char		*s, *e, *inm;
 	char			 etag[40], *end, *body;
 	int64_t			 limit, parent, *kids;
-	size_t			 n = 0, i, nkids, len;
-	int			 st;
+	size_t			 n = 0, i, nkids, len, shown;
+	int			 st, cut;
 	long long		 v;
 
 	if (api_query_check(req, names) != 0)
@@ -729,12 +756,15 @@ api_tasks_list(struct http_request *req)
 		http_respond_empty(req, 304);
 		return;
 	}
-	if (db_task_list(corod_db, &f, &rows, &n) != 0) {
+	f.max_bytes = LIST_BYTES_MAX;
+	if ((cut = db_task_list(corod_db, &f, &rows, &n)) == -1) {
 		problem_set(&p, 503, "store-unavailable", NULL,
 		    "the store could not be read");
 		http_respond_problem(req, &p);
 		return;
 	}
+	/* The page ends early after the task that takes it past the bound. */
+	shown = n;
 	buf_puts(&b, "{\"tasks\":[");
 	for (i = 0; i < n; i++) {
 		kids = NULL;
@@ -745,10 +775,15 @@ api_tasks_list(struct http_request *req)
 			buf_add(&b, ",", 1);
 		task_render(&b, &rows[i], kids, nkids);
 		free(kids);
+		if (b.len >= LIST_BYTES_MAX && i + 1 < n) {
+			cut = 1;
+			shown = i + 1;
+			break;
+		}
 	}
-	if (n == (size_t)f.limit)
+	if (cut || shown == (size_t)f.limit)
 		buf_printf(&b, "],\"next_cursor\":\"c%" PRId64 "\"",
-		    rows[n - 1].id);
+		    rows[shown - 1].id);
 	else
 		buf_puts(&b, "],\"next_cursor\":null");
 	buf_printf(&b, ",\"seq\":%" PRId64 "}", commit_seq);
@@ -1075,13 +1110,15 @@ out:
 }
 
 /*
- * Append the stored log lines from *next on (at most LOG_READ_MAX) as
- * text, preceded by a marker line if earlier ones were dropped; *next
- * moves past them and *n says how many there were.  -1 if the store
- * failed.
+ * Append the stored log lines from *next on, before until (at most
+ * LOG_READ_MAX, and no more once max_bytes of text are read; 0: no
+ * bound) as text, preceded by a marker line if earlier ones were
+ * dropped; *next moves past them and *n says how many there were.  -1 if
+ * the store failed.
  */
 static int
-log_format(struct buf *b, int64_t id, int64_t *next, size_t *n)
+log_format(struct buf *b, int64_t id, int64_t *next, int64_t until,
+    size_t max_bytes, size_t *n)
 {
 	struct db_log_line	*lines = NULL;
 	char			 t[TIME_STRLEN];
@@ -1089,8 +1126,8 @@ log_format(struct buf *b, int64_t id, int64_t *next, size_t *n)
 	size_t			 i;
 
 	*n = 0;
-	if (db_log_read(corod_db, id, *next, LOG_READ_MAX, &lines, n,
-	    &first) != 0)
+	if (db_log_page(corod_db, id, *next, until, LOG_READ_MAX, max_bytes,
+	    &lines, n, &first) != 0)
 		return (-1);
 	if (*n > 0 && first > *next) {
 		buf_printf(b, "%s [%" PRId64 " earlier line%s dropped: the "
@@ -1106,29 +1143,33 @@ log_format(struct buf *b, int64_t id, int64_t *next, size_t *n)
 	}
 	if (*n > 0)
 		*next = lines[*n - 1].n + 1;
-	else if (first > *next)
+	else if (first > *next && first < until)
 		*next = first;
 	db_log_lines_free(lines, *n);
 	return (0);
 }
 
-/* GET /v1/tasks/{id}/log[?since=N][&follow=1] */
+/* GET /v1/tasks/{id}/log[?since=N][&max_bytes=B][&follow=1] */
 void
 api_task_log(struct http_request *req, int64_t id)
 {
-	static const char *const names[] = { "since", "follow", NULL };
+	static const char *const names[] = { "since", "follow", "max_bytes",
+	    NULL };
 	struct task_row		 row;
 	struct problem		 p;
 	struct buf		 b = { NULL, 0, 0 };
 	struct follower		*f;
 	const char		*fs;
 	char			 next[32], *body;
-	int64_t			 since;
-	size_t			 n, len;
+	int64_t			 since, max_bytes, until;
+	size_t			 n, len, bytes;
 
 	if (api_query_check(req, names) != 0)
 		return;
 	if (api_query_int(req, "since", 0, INT64_MAX, 0, &since) != 0)
+		return;
+	if (api_query_int(req, "max_bytes", 1, LOG_BYTES_MAX,
+	    LOG_BYTES_DEFAULT, &max_bytes) != 0)
 		return;
 	if ((fs = http_query(req, "follow")) != NULL &&
 	    strcmp(fs, "0") != 0 && strcmp(fs, "1") != 0) {
@@ -1150,6 +1191,8 @@ api_task_log(struct http_request *req, int64_t id)
 		f->req = req;
 		f->id = id;
 		f->next = since;
+		f->until = INT64_MAX;
+		f->follow = 1;
 		LIST_INSERT_HEAD(&followers[(uint64_t)id % WAITER_BUCKETS], f,
 		    entry);
 		nfollowers++;
@@ -1161,17 +1204,89 @@ api_task_log(struct http_request *req, int64_t id)
 		return;
 	}
 
-	if (log_format(&b, id, &since, &n) != 0) {
-		buf_free(&b);
-		problem_set(&p, 503, "store-unavailable", NULL,
-		    "the log could not be read");
-		http_respond_problem(req, &p);
+	/*
+	 * Where the page ends is said (X-Log-Next) before its body, so it is
+	 * found first, from the lines' lengths alone.
+	 */
+	if (db_log_span(corod_db, id, since, LOG_READ_MAX, LOG_LINE_EXTRA,
+	    (size_t)max_bytes, &until, &bytes) != 0)
+		goto fail;
+	if (bytes > LOG_INLINE_MAX) {
+		f = xcalloc(1, sizeof *f);
+		f->req = req;
+		f->id = id;
+		f->next = since;
+		f->until = until;
+		req->data = f;
+		req->on_free = follow_free;
+		snprintf(next, sizeof next, "%" PRId64, until);
+		http_add_header(req, "X-Log-Next", next);
+		http_stream_whole(req);
+		http_respond_stream(req, 200, "text/plain; charset=utf-8",
+		    page_read, f);
 		return;
+	}
+	/*
+	 * The writer thread commits meanwhile: lines that came since the
+	 * span was taken are bounded too.
+	 */
+	if (log_format(&b, id, &since, until > since ? until : INT64_MAX,
+	    (size_t)max_bytes, &n) != 0) {
+		buf_free(&b);
+		goto fail;
 	}
 	snprintf(next, sizeof next, "%" PRId64, since);
 	http_add_header(req, "X-Log-Next", next);
 	body = buf_steal(&b, &len);
 	http_respond_text(req, 200, "text/plain; charset=utf-8", body, len);
+	return;
+fail:
+	problem_set(&p, 503, "store-unavailable", NULL,
+	    "the log could not be read");
+	http_respond_problem(req, &p);
+}
+
+/* Copy what is formatted and not yet sent; 0 if nothing is. */
+static ssize_t
+log_out(struct follower *f, char *buf, size_t max)
+{
+	size_t	n;
+
+	if (f->off == f->out.len) {
+		f->out.len = f->off = 0;
+		return (0);
+	}
+	n = f->out.len - f->off;
+	if (n > max)
+		n = max;
+	memcpy(buf, f->out.data + f->off, n);
+	f->off += n;
+	return ((ssize_t)n);
+}
+
+/*
+ * The stream of a large page: a batch of its lines at a time, read as
+ * the socket takes more.  Lines that went meanwhile (the log's cap, or
+ * a DELETE) end it early; a store that fails cuts it short (-2), so the
+ * client does not take it for the whole page.
+ */
+static ssize_t
+page_read(void *arg, char *buf, size_t max)
+{
+	struct follower	*f = arg;
+	ssize_t		 r;
+	size_t		 n;
+
+	if ((r = log_out(f, buf, max)) > 0)
+		return (r);
+	if (f->next >= f->until)
+		return (-1);
+	if (log_format(&f->out, f->id, &f->next, f->until, LOG_BATCH_BYTES,
+	    &n) != 0)
+		return (-2);
+	if (n == 0)
+		return (-1);
+	return (log_out(f, buf, max));
 }
 
 /*
@@ -1183,22 +1298,17 @@ follow_read(void *arg, char *buf, size_t max)
 {
 	struct follower	*f = arg;
 	struct task_row	 row;
+	ssize_t		 r;
 	size_t		 n;
 	int		 found, final;
 
-	if (f->off == f->out.len) {
-		f->out.len = f->off = 0;
-		if (log_format(&f->out, f->id, &f->next, &n) != 0)
-			return (-1);
-	}
-	if (f->off < f->out.len) {
-		n = f->out.len - f->off;
-		if (n > max)
-			n = max;
-		memcpy(buf, f->out.data + f->off, n);
-		f->off += n;
-		return ((ssize_t)n);
-	}
+	if ((r = log_out(f, buf, max)) > 0)
+		return (r);
+	if (log_format(&f->out, f->id, &f->next, INT64_MAX, LOG_BATCH_BYTES,
+	    &n) != 0)
+		return (-1);
+	if ((r = log_out(f, buf, max)) > 0)
+		return (r);
 	/* Lines are committed with the final state: none left means done. */
 	memset(&row, 0, sizeof row);
 	found = db_task_get(corod_db, f->id, &row);
@@ -1215,8 +1325,10 @@ follow_free(struct http_request *req)
 
 	if (f == NULL)
 		return;
-	LIST_REMOVE(f, entry);
-	nfollowers--;
+	if (f->follow) {
+		LIST_REMOVE(f, entry);
+		nfollowers--;
+	}
 	buf_free(&f->out);
 	free(f);
 	req->data = NULL;

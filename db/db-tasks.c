@@ -69,6 +69,9 @@ static void	 bind_text(sqlite3_stmt *, int, const char *, int *);
 static void	 bind_opt(sqlite3_stmt *, int, int64_t, int *);
 static char	*col_dup(sqlite3_stmt *, int);
 static void	 row_read(sqlite3_stmt *, struct task_row *);
+static size_t	 row_bytes(const struct task_row *);
+static int	 rows_collect_max(struct db *, sqlite3_stmt *, const char *,
+		     size_t, struct task_row **, size_t *);
 static int	 rows_collect(struct db *, sqlite3_stmt *, const char *,
 		     struct task_row **, size_t *);
 static int	 ids_collect(struct db *, sqlite3_stmt *, const char *,
@@ -149,6 +152,21 @@ row_read(sqlite3_stmt *st, struct task_row *r)
 	r->log_next = sqlite3_column_int64(st, 22);
 }
 
+/* The text a row holds (its variable fields), for a bound on a page. */
+static size_t
+row_bytes(const struct task_row *r)
+{
+	const char	*f[] = { r->name, r->params, r->progress, r->result,
+	    r->error, r->checkpoint };
+	size_t		 i, n = 0;
+
+	for (i = 0; i < sizeof f / sizeof f[0]; i++) {
+		if (f[i] != NULL)
+			n += strlen(f[i]);
+	}
+	return (n);
+}
+
 /*
  * Step a bound statement to the end, collecting its rows into an
  * allocated array (NULL when empty).  On error nothing is handed out.
@@ -157,8 +175,20 @@ static int
 rows_collect(struct db *db, sqlite3_stmt *st, const char *func,
     struct task_row **rowsp, size_t *np)
 {
+	return (rows_collect_max(db, st, func, 0, rowsp, np));
+}
+
+/*
+ * The same, but stop once the rows' text reaches max_bytes (0: never):
+ * then 1, else 0.  A thousand rows of large params would otherwise all be
+ * copied out, for an answer that would hold them all again.
+ */
+static int
+rows_collect_max(struct db *db, sqlite3_stmt *st, const char *func,
+    size_t max_bytes, struct task_row **rowsp, size_t *np)
+{
 	struct task_row	*rows = NULL;
-	size_t		 n = 0, cap = 0, i;
+	size_t		 n = 0, cap = 0, i, bytes = 0;
 	int		 rc;
 
 	*rowsp = NULL;
@@ -169,6 +199,13 @@ rows_collect(struct db *db, sqlite3_stmt *st, const char *func,
 			rows = xreallocarray(rows, cap, sizeof *rows);
 		}
 		row_read(st, &rows[n++]);
+		if (max_bytes != 0 &&
+		    (bytes += row_bytes(&rows[n - 1])) >= max_bytes) {
+			sqlite3_reset(st);
+			*rowsp = rows;
+			*np = n;
+			return (1);
+		}
 	}
 	if (rc != SQLITE_DONE) {
 		for (i = 0; i < n; i++)
@@ -590,7 +627,7 @@ db_task_list(struct db *db, const struct db_filter *f, struct task_row **rows,
 	char		*sql;
 	size_t		 i;
 	unsigned int	 states, all = (1U << TASK_NSTATES) - 1;
-	int		 kind, pmode, before, shape, rc = SQLITE_OK;
+	int		 kind, pmode, before, shape, cut, rc = SQLITE_OK;
 
 	*rows = NULL;
 	*n = 0;
@@ -624,16 +661,25 @@ db_task_list(struct db *db, const struct db_filter *f, struct task_row **rows,
 		rc |= sqlite3_bind_int64(st, 4, f->before);
 	if (rc != SQLITE_OK)
 		return (db_fail(db, st, __func__));
-	if (rows_collect(db, st, __func__, rows, n) != 0)
+	if ((cut = rows_collect_max(db, st, __func__, f->max_bytes, rows,
+	    n)) == -1)
 		return (-1);
-	/* A join's order is the plan's, not a promise: make sure. */
+	/*
+	 * A join's order is the plan's, not a promise: make sure.  A page
+	 * cut short relies on it (its cursor is its last id); say so if the
+	 * plan ever breaks it.
+	 */
 	for (i = 1; i < *n; i++) {
 		if ((*rows)[i - 1].id < (*rows)[i].id) {
+			if (cut)
+				log_warnx("%s: rows out of id order in a page "
+				    "cut by size: some may be skipped",
+				    __func__);
 			qsort(*rows, *n, sizeof **rows, list_cmp);
 			break;
 		}
 	}
-	return (0);
+	return (cut);
 }
 
 /* Every task in a state, in id order (recovery at start). */
@@ -758,10 +804,24 @@ int
 db_log_read(struct db *db, int64_t task, int64_t since, int limit,
     struct db_log_line **linesp, size_t *np, int64_t *first)
 {
+	return (db_log_page(db, task, since, INT64_MAX, limit, 0, linesp, np,
+	    first));
+}
+
+/*
+ * The lines since <= n < until, at most limit, stopping once their text
+ * reaches max_bytes (0: no bound): a log read a page at a time, as a
+ * slow client drains it, holds a few lines in memory, not the page.
+ */
+int
+db_log_page(struct db *db, int64_t task, int64_t since, int64_t until,
+    int limit, size_t max_bytes, struct db_log_line **linesp, size_t *np,
+    int64_t *first)
+{
 	sqlite3_stmt		*st;
 	struct db_log_line	*lines = NULL, *l;
 	const unsigned char	*p;
-	size_t			 n = 0, cap = 0;
+	size_t			 n = 0, cap = 0, bytes = 0;
 	int			 rc = SQLITE_OK;
 
 	*linesp = NULL;
@@ -775,14 +835,17 @@ db_log_read(struct db *db, int64_t task, int64_t since, int limit,
 		return (-1);
 
 	if ((st = STMT(db, DB_ST_LOG_READ, "SELECT n, at, text FROM logs"
-	    " WHERE task = ?1 AND n >= ?2 ORDER BY n LIMIT ?3")) == NULL)
+	    " WHERE task = ?1 AND n >= ?2 AND n < ?4 ORDER BY n"
+	    " LIMIT ?3")) == NULL)
 		return (-1);
 	rc |= sqlite3_bind_int64(st, 1, task);
 	rc |= sqlite3_bind_int64(st, 2, since);
 	rc |= sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
+	rc |= sqlite3_bind_int64(st, 4, until);
 	if (rc != SQLITE_OK)
 		return (db_fail(db, st, __func__));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((max_bytes == 0 || bytes < max_bytes) &&
+	    (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n == cap) {
 			cap = cap == 0 ? 16 : cap * 2;
 			lines = xreallocarray(lines, cap, sizeof *lines);
@@ -796,14 +859,55 @@ db_log_read(struct db *db, int64_t task, int64_t since, int limit,
 		if (l->len != 0)
 			memcpy(l->text, p, l->len);
 		l->text[l->len] = '\0';
+		bytes += l->len + 1;
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		db_log_lines_free(lines, n);
 		return (db_fail(db, st, __func__));
 	}
 	sqlite3_reset(st);
 	*linesp = lines;
 	*np = n;
+	return (0);
+}
+
+/*
+ * Where a page from since ends.  Only the lengths are read (the text of
+ * a line in overflow pages is still read by sqlite, but not copied).
+ */
+int
+db_log_span(struct db *db, int64_t task, int64_t since, int limit,
+    size_t per_line, size_t max_bytes, int64_t *until, size_t *bytesp)
+{
+	sqlite3_stmt	*st;
+	size_t		 bytes = 0, len, n = 0;
+	int		 rc = SQLITE_OK;
+
+	*until = since;
+	*bytesp = 0;
+	if ((st = STMT(db, DB_ST_LOG_SPAN, "SELECT n, length(CAST(text AS"
+	    " BLOB)) FROM logs WHERE task = ?1 AND n >= ?2 ORDER BY n"
+	    " LIMIT ?3")) == NULL)
+		return (-1);
+	rc |= sqlite3_bind_int64(st, 1, task);
+	rc |= sqlite3_bind_int64(st, 2, since);
+	rc |= sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
+	if (rc != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		len = (size_t)sqlite3_column_int64(st, 1) + per_line;
+		if (n > 0 && len > max_bytes - bytes)
+			break;
+		bytes += len;
+		n++;
+		*until = sqlite3_column_int64(st, 0) + 1;
+		if (bytes >= max_bytes)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return (db_fail(db, st, __func__));
+	sqlite3_reset(st);
+	*bytesp = bytes;
 	return (0);
 }
 

@@ -64,9 +64,12 @@ struct db_filter {
 	int64_t		 parent;	/* -1: any, 0: top level only */
 	int64_t		 before;	/* id cursor, 0: from the newest */
 	int		 limit;
+	size_t		 max_bytes;	/* 0: no bound (below) */
 };
 /* Newest first (id descending); log_next is the stored one (a list
- * renders none). */
+ * renders none).  With max_bytes, no more rows are read once the text of
+ * those read (name, params, progress, result, error, checkpoint) reaches
+ * it: then 1 is returned (0 otherwise), and more rows may match. */
 int		 db_task_list(struct db *, const struct db_filter *,
 		    struct task_row **, size_t *);
 /* All tasks in a state (recovery at start), in id order. */
@@ -98,6 +101,20 @@ struct db_log_line {
 };
 int		 db_log_read(struct db *, int64_t, int64_t, int,
 		    struct db_log_line **, size_t *, int64_t *);
+/*
+ * The same for lines since <= n < until, reading no more once their text
+ * reaches max_bytes (0: no bound; the first line is always read).
+ */
+int		 db_log_page(struct db *, int64_t, int64_t, int64_t, int,
+		    size_t, struct db_log_line **, size_t *, int64_t *);
+/*
+ * Where a page of the log from since ends, without copying its text: the
+ * lines n >= since, at most limit, while their sizes (text + per_line
+ * bytes each) sum to at most max_bytes, but always the first; *until is
+ * past the last of them (since if none), *bytes their total.
+ */
+int		 db_log_span(struct db *, int64_t, int64_t, int, size_t,
+		    size_t, int64_t *, size_t *);
 void		 db_log_lines_free(struct db_log_line *, size_t);
 
 /* Highest task id ever used (ids are never reused) and highest change

@@ -21,7 +21,7 @@
 #include "tap.h"
 
 #define NLIST	90
-#define PLAN	106
+#define PLAN	116
 
 static char	 dir[256];
 static char	 path[300];
@@ -241,6 +241,7 @@ test_rows(struct db *db)
 	f.parent = -1;
 	f.before = 0;
 	f.limit = 10;
+	f.max_bytes = 0;
 	ok(db_task_list(db, &f, &rows, &n) == 0 && n == 2 &&
 	    rows[0].id == 11 && rows[0].log_next == 0 && rows[1].id == 10 &&
 	    rows[1].log_next == 12, "a list reads the stored log_next (it "
@@ -248,6 +249,13 @@ test_rows(struct db *db)
 	while (n > 0)
 		task_row_free(&rows[--n]);
 	free(rows);
+	f.max_bytes = 1;
+	ok(db_task_list(db, &f, &rows, &n) == 1 && n == 1 &&
+	    rows[0].id == 11, "max_bytes: the first row, and 1 (cut short)");
+	while (n > 0)
+		task_row_free(&rows[--n]);
+	free(rows);
+	f.max_bytes = 0;
 
 	/* Update: only the mutable fields are stored. */
 	task_row_copy(&want, &full);
@@ -404,6 +412,7 @@ test_list(void)
 		f.parent = parents[c];
 		f.before = befores[d];
 		f.limit = limits[e];
+		f.max_bytes = 0;
 		combos++;
 		if (!list_check(db, all, NLIST, &f))
 			bad++;
@@ -614,6 +623,43 @@ test_logs(struct db *db)
 	    first == 0;
 	ok(good, "no log: nothing, first=0");
 	db_log_lines_free(l, n);
+
+	/* Pages: an end (until), a byte bound that still reads one line. */
+	good = db_log_page(db, 20, 0, 4, 0, 0, &l, &n, &first) == 0 &&
+	    n == 2 && l[0].n == 2 && l[1].n == 3 && first == 2;
+	ok(good, "page until=4: lines 2 and 3");
+	db_log_lines_free(l, n);
+	good = db_log_page(db, 21, 0, INT64_MAX, 0, 1, &l, &n, &first) == 0 &&
+	    n == 1 && l[0].n == 0;
+	ok(good, "page max_bytes=1: still one line");
+	db_log_lines_free(l, n);
+	good = db_log_page(db, 21, 0, INT64_MAX, 0, 5, &l, &n, &first) == 0 &&
+	    n == 2 && l[1].n == 1;
+	ok(good, "page max_bytes=5: reads until the text reaches it (2)");
+	db_log_lines_free(l, n);
+	{
+		int64_t	until;
+		size_t	bytes;
+
+		good = db_log_span(db, 21, 0, 0, 10, 12, &until, &bytes) == 0 &&
+		    until == 1 && bytes == 13;
+		ok(good, "span: the first line even over max_bytes");
+		good = db_log_span(db, 21, 0, 0, 10, 24, &until, &bytes) == 0 &&
+		    until == 2 && bytes == 24;
+		ok(good, "span: lines while the total fits (13 + 11)");
+		good = db_log_span(db, 21, 0, 0, 10, 34, &until, &bytes) == 0 &&
+		    until == 2 && bytes == 24;
+		ok(good, "span: not a line that would go past it");
+		good = db_log_span(db, 21, 0, 3, 10, 1000, &until, &bytes) ==
+		    0 && until == 3 && bytes == 35;
+		ok(good, "span: at most limit lines");
+		good = db_log_span(db, 20, 0, 0, 0, 1000, &until, &bytes) ==
+		    0 && until == 5 && bytes == 18;
+		ok(good, "span: from the first line kept to the last");
+		good = db_log_span(db, 20, 7, 0, 0, 1000, &until, &bytes) ==
+		    0 && until == 7 && bytes == 0;
+		ok(good, "span past the end: until=since, no bytes");
+	}
 }
 
 /* Delete: subtree, logs, tombstone, counters. */
