@@ -311,6 +311,55 @@ test_recovery(void)
 	    "the log continues after the lines already stored");
 }
 
+/*
+ * A stop with tasks in every state the scheduler holds (issue 12: the
+ * teardown freed the heaps while tasks were still flagged as in them,
+ * and task_free_all then crashed in heap_del); the store keeps them all.
+ */
+static void
+test_stop_in_every_state(void)
+{
+	int64_t		 backoff, blocker, waiting, armed;
+	struct task	*t;
+	int64_t		 run_at;
+
+	backoff = submit("{\"kind\":\"sleep\",\"params\":{\"seconds\":5},"
+	    "\"timeout\":0.05,\"max_attempts\":5}");
+	run_for(150);
+	/* one more slot than the earlier tests' tasks still hold */
+	conf.max_running = sched_slots_used(SLOT_RUN) + 1;
+	blocker = submit("{\"kind\":\"sleep\",\"params\":{\"seconds\":5}}");
+	waiting = submit("{\"kind\":\"echo\",\"params\":{\"message\":\"w\"}}");
+	armed = submit("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"delay\":30}");
+	run_for(50);
+	t = task_lookup(backoff);
+	ok(t != NULL && t->row.state == TASK_SCHEDULED &&
+	    (t->flags & TASKF_ARMED), "a task in its retry backoff is armed");
+	t = task_lookup(blocker);
+	ok(t != NULL && t->row.state == TASK_RUNNING, "one running");
+	t = task_lookup(waiting);
+	ok(t != NULL && (t->flags & TASKF_READY), "one due, waiting for a slot");
+	t = task_lookup(armed);
+	ok(t != NULL && (t->flags & TASKF_ARMED), "one armed");
+	run_at = row(armed)->run_at;
+	stop();
+	ok(1, "the teardown with tasks armed and waiting did not crash");
+	start();
+	is(row(backoff)->state, TASK_SCHEDULED, "after the stop: in backoff");
+	is(row(backoff)->attempt, 1, "... after its first attempt");
+	is(row(blocker)->state, TASK_SCHEDULED, "the running one rescheduled");
+	is(row(waiting)->state, TASK_SCHEDULED, "the waiting one scheduled");
+	is(row(armed)->state, TASK_SCHEDULED, "the armed one scheduled");
+	ok(row(armed)->run_at == run_at, "... at its run_at");
+	conf.max_running = 0;
+	run_for(100);
+	is(row(waiting)->state, TASK_SUCCEEDED, "the waiting one runs once "
+	    "slots are free");
+	t = task_lookup(armed);
+	ok(t != NULL && (t->flags & TASKF_ARMED), "the armed one armed again");
+}
+
 int
 main(void)
 {
@@ -327,6 +376,7 @@ main(void)
 	test_groups();
 	test_priority();
 	test_recovery();
+	test_stop_in_every_state();
 	task_row_free(&r);
 	stop();
 	unlink(dbpath);
