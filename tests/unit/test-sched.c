@@ -312,6 +312,41 @@ test_recovery(void)
 }
 
 /*
+ * A user's cancel of a running task (answered 202) is not undone by a
+ * retry: neither by a timeout being unwound in the same turn, nor by an
+ * attempt failing transiently before it reached an await.
+ */
+static void
+test_cancel_overtakes_retry(void)
+{
+	int64_t		 a, b;
+	struct task	*t;
+
+	a = submit("{\"kind\":\"sleep\",\"params\":{\"seconds\":5},"
+	    "\"timeout\":30,\"max_attempts\":3}");
+	b = submit("{\"kind\":\"sleep\",\"params\":{\"seconds\":5},"
+	    "\"max_attempts\":3}");
+	run_for(50);
+	t = task_lookup(a);
+	ok(t != NULL && t->row.state == TASK_RUNNING, "a running");
+	/* the deadline and the cancel in one turn */
+	is(task_cancel(t, CANCEL_TIMEOUT), 1, "timeout: unwinding");
+	is(task_cancel(t, CANCEL_USER), 1, "a user's cancel then: 1");
+	t = task_lookup(b);
+	ok(t != NULL && t->row.state == TASK_RUNNING, "b running");
+	is(task_cancel(t, CANCEL_USER), 1, "cancel b: 1");
+	/* its attempt fails, transiently, before it reaches an await */
+	task_fail(t, "network", "connection reset", 1);
+	settle();
+	run_for(50);
+	is(row(a)->state, TASK_CANCELED, "a ends canceled, not retried");
+	is(row(a)->cancel_requested, 1, "... cancel_requested stored");
+	is(row(b)->state, TASK_CANCELED, "b ends canceled, not retried");
+	ok(strstr(logtext(b), "not retried: canceled") != NULL,
+	    "b's log says why");
+}
+
+/*
  * A stop with tasks in every state the scheduler holds (issue 12: the
  * teardown freed the heaps while tasks were still flagged as in them,
  * and task_free_all then crashed in heap_del); the store keeps them all.
@@ -375,6 +410,7 @@ main(void)
 	test_timeout_retry();
 	test_groups();
 	test_priority();
+	test_cancel_overtakes_retry();
 	test_recovery();
 	test_stop_in_every_state();
 	task_row_free(&r);
