@@ -355,13 +355,13 @@ def sigterm_with_tasks_in_every_state():
                                                "--max-downloads", "1"]) as d:
         refused = free_port()
         # In backoff: a download from a port nobody listens on (a
-        # transient failure); after its third attempt it waits 3-5 s.
+        # transient failure); after its fourth attempt it waits 6-10 s.
         b = d.submit({"kind": "download", "params": {
             "url": "http://127.0.0.1:%d/refused.bin" % refused},
             "max_attempts": 8})
-        d.wait_for(lambda: any(x.startswith("attempt 3 failed")
-                               for x in log_texts(d, b["id"])), 20,
-                   desc="the third attempt failed")
+        d.wait_for(lambda: any(x.startswith("attempt 4 failed")
+                               for x in log_texts(d, b["id"])), 30,
+                   desc="the fourth attempt failed")
         # Running, holding the 5 running slots: a repeat, a sequence's
         # first child, a gather's two children, a download that stalls
         # (holding the one download slot).
@@ -393,7 +393,7 @@ def sigterm_with_tasks_in_every_state():
         t.ok(waiting, "before the stop: two due tasks wait for a slot")
         now = time.time()
         bt = d.get(b["id"])
-        t.ok(bt["state"] == "scheduled" and bt["attempt"] == 3 and
+        t.ok(bt["state"] == "scheduled" and bt["attempt"] == 4 and
              parse_time(bt["run_at"]) > now,
              "before the stop: the download is in its retry backoff",
              diag=json.dumps(bt))
