@@ -10,8 +10,9 @@ that overruns stop-timeout; several listeners (TCP, IPv6, unix:) with
 stale and busy socket files; socket activation by systemd-socket-activate
 on a TCP and a Unix socket at once; the config file and -n; SIGHUP
 reloading the live settings only, keeping everything on a bad file and
-the flags over the file; STATE_DIRECTORY; priority prefixes and
-log-level; the unit files through systemd-analyze verify and security.
+the flags over the file; STATE_DIRECTORY; a database corod cannot write
+refused at start (run as nobody); priority prefixes and log-level; the
+unit files through systemd-analyze verify and security.
 """
 
 import hashlib
