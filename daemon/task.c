@@ -615,13 +615,16 @@ task_fail_status(struct task *t, const char *code, const char *message,
 	/*
 	 * A cancel requested while this attempt ran (answered 202, maybe
 	 * already committed) means no attempt after it: the retry is what
-	 * is canceled.
+	 * is canceled, and what the attempt kept to resume from goes, as
+	 * for a scheduled task canceled (task_cancel).
 	 */
 	if (transient && !t->kind->group &&
 	    t->row.attempt < t->row.max_attempts && t->row.cancel_requested) {
 		task_log(t, "attempt %d failed: %s: %s; not retried: canceled",
 		    t->row.attempt, code, message);
 		task_finalize(t, TASK_CANCELED);
+		if (t->row.checkpoint != NULL && t->kind->abandon != NULL)
+			t->kind->abandon(t);
 		return;
 	}
 	if (transient && !t->kind->group &&
