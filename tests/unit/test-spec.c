@@ -304,6 +304,13 @@ test_config(void)
 	ok(config_set(&c, "nope", "1", &cause) != 0 &&
 	    strstr(cause, "nope") != NULL, "unknown option named");
 	free(cause);
+	/* issue 12: a tiny positive duration is not 0 (none, forever) */
+	ok(config_set(&c, "stop-timeout", "1e-7", &cause) == 0 &&
+	    c.stop_timeout == 1, "stop-timeout 1e-7: 1 µs, not none");
+	ok(config_set(&c, "retention", "0.0000026", &cause) == 0 &&
+	    c.retention == 3, "retention 2.6 µs: rounded to 3 µs");
+	ok(config_set(&c, "retention", "0", &cause) == 0 && c.retention == 0,
+	    "retention 0 stays 0 (forever)");
 
 	fd = mkstemp(path);
 	f = fdopen(fd, "w");
