@@ -116,6 +116,8 @@ static int	submit_idempotent(struct http_request *, const char *,
 static void	idem_retry(void *, int);
 static void	change_done(void *, int);
 static void	change_wait(struct http_request *, int64_t, unsigned int);
+static void	cancel_conflict(struct http_request *,
+		    const struct task_row *, int);
 static void	waiter_free(struct waiter *);
 static void	waiter_timeout_cb(evutil_socket_t, short, void *);
 static void	waiter_gone(struct http_request *);
@@ -1014,10 +1016,53 @@ change_done(void *arg, int ok)
 		http_respond_problem(req, &p);
 		goto out;
 	}
-	respond_task(req, c->status, &row, NULL);
+	/*
+	 * A 202 promises the task is unwound.  The answer is decided now,
+	 * with the cancel committed: a body that reached its end before an
+	 * await in the turn of the cancel (an echo started by the timer
+	 * that turn) kept its outcome, and the answer says so.
+	 */
+	if (c->status == 409)
+		cancel_conflict(req, &row, 0);
+	else if (c->status == 202 && (row.state == TASK_SUCCEEDED ||
+	    row.state == TASK_FAILED))
+		cancel_conflict(req, &row, 1);
+	else
+		respond_task(req, c->status, &row, NULL);
 	task_row_free(&row);
 out:
 	free(c);
+}
+
+/*
+ * 409 for a cancel of a task that succeeded or failed; the problem names
+ * the state it ended in.  late: it ended after the cancel was taken (its
+ * body reached its end before an await).
+ */
+static void
+cancel_conflict(struct http_request *req, const struct task_row *row,
+    int late)
+{
+	struct problem	 p;
+	json_t		*j;
+	char		*s;
+
+	if (late)
+		problem_set(&p, 409, "already-finished", NULL, "task %" PRId64
+		    " %s before the cancel reached it (it ended before an "
+		    "await point) and keeps its outcome", row->id,
+		    task_state_name(row->state));
+	else
+		problem_set(&p, 409, "already-finished", NULL, "task %" PRId64
+		    " has already %s", row->id, task_state_name(row->state));
+	j = problem_json(&p);
+	json_object_set_new(j, "state",
+	    json_string(task_state_name(row->state)));
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (s == NULL)
+		fatalx("%s: cannot encode a problem", __func__);
+	http_respond_text(req, 409, "application/problem+json", s, strlen(s));
 }
 
 /* Hold the request until the change is committed. */
@@ -1057,11 +1102,12 @@ api_task_cancel(struct http_request *req, int64_t id)
 		return;
 	}
 	rc = task_cancel(t, CANCEL_USER);
-	if (rc < 0) {
-		problem_set(&p, 409, "already-finished", NULL, "task %" PRId64
-		    " has already %s", id, task_state_name(t->row.state));
-		http_respond_problem(req, &p);
-	} else
+	/* a 409 too tells only what is committed (reads show the same) */
+	if (rc < 0 && t->row.version <= commit_seq)
+		cancel_conflict(req, &t->row, 0);
+	else if (rc < 0)
+		change_wait(req, id, 409);
+	else
 		change_wait(req, id, rc == 0 ? 200 : 202);
 	task_unref(t);
 }

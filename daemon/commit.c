@@ -171,7 +171,7 @@ commit_init(struct event_base *base, const char *path)
 		fatalx("%s: cannot read the store's counters", __func__);
 	commit_seq = next_seq;
 	if ((writer_db = db_open(path, cfg->sync_full, &cause)) == NULL)
-		fatalx("%s: %s", path, cause);
+		fatalx("%s", cause);
 	if (pipe2(writer_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
 		fatal("%s: pipe2", __func__);
 	writer_ev = event_new(base, writer_pipe[0], EV_READ | EV_PERSIST,

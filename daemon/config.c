@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,7 +151,11 @@ config_defaults(struct config *c)
 	}
 }
 
-/* A non-negative duration in seconds, fractions allowed, into µs. */
+/*
+ * A non-negative duration in seconds, fractions allowed, into µs rounded
+ * to the nearest; a positive one is at least 1 µs, since 0 means "none"
+ * or "forever" for some options (stop-timeout, retention).
+ */
 static int
 parse_seconds(const char *s, int64_t *out)
 {
@@ -162,7 +167,9 @@ parse_seconds(const char *s, int64_t *out)
 	if (end == s || *end != '\0' || errno != 0 || !(d >= 0) ||
 	    d > COROD_MAX_SECONDS)
 		return (-1);
-	*out = (int64_t)(d * USEC_PER_SEC);
+	*out = (int64_t)llround(d * USEC_PER_SEC);
+	if (d > 0 && *out == 0)
+		*out = 1;
 	return (0);
 }
 

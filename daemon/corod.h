@@ -116,7 +116,12 @@ int64_t		 time_mono(void);
 /* RFC 3339 UTC with microseconds; buf holds at least TIME_STRLEN bytes. */
 #define TIME_STRLEN	32
 char		*time_format(int64_t, char *);
-/* Parse RFC 3339 (any offset, optional fraction); -1 if malformed. */
+/* The times that can be stored and shown: after the epoch (0 stands for
+ * none in a row) to the end of 9999, UTC. */
+#define TIME_MIN_US	1LL
+#define TIME_MAX_US	253402300799999999LL	/* 9999-12-31T23:59:59.999999Z */
+/* Parse RFC 3339 (any offset, optional fraction); -1 if malformed, -2 if
+ * its instant is outside TIME_MIN_US..TIME_MAX_US. */
 int		 time_parse(const char *, int64_t *);
 struct timeval	 time_tv(int64_t);
 

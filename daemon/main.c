@@ -305,7 +305,7 @@ main(int argc, char **argv)
 	notify_init(loop_base);
 	transfer_init(loop_base, cfg->max_downloads_per_host);
 	if ((corod_db = db_open(cfg->db_path, cfg->sync_full, &cause)) == NULL)
-		fatalx("%s: %s", cfg->db_path, cause);
+		fatalx("%s", cause);	/* it names the file */
 	if (db_task_count(corod_db, counts) != 0)
 		fatalx("%s: cannot count the tasks", cfg->db_path);
 	for (i = 0; i < TASK_NSTATES; i++)

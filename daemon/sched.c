@@ -70,6 +70,7 @@ static struct event	 *window_ev;
 
 static void	heap_push(struct heap *, struct task *);
 static void	heap_del(struct heap *, struct task *);
+static void	heap_release(struct heap *, int);
 static void	heap_swap(struct heap *, size_t, size_t);
 static void	heap_up(struct heap *, size_t);
 static void	heap_down(struct heap *, size_t);
@@ -96,7 +97,13 @@ sched_init(struct event_base *base)
 	sched_rearm();
 }
 
-/* Stop the window timer and free the heaps (at exit). */
+/*
+ * Stop the timers and let go of every task (at exit).  The heaps hold
+ * pointers to tasks and each task a flag and an index saying it is in
+ * one; both sides of that are ended here, so the tasks (freed later by
+ * task_free_all, or never in a test) do not reach into freed heaps, in
+ * whatever order the modules are torn down.
+ */
 void
 sched_shutdown(void)
 {
@@ -107,13 +114,9 @@ sched_shutdown(void)
 	if (due_ev != NULL)
 		event_free(due_ev);
 	window_ev = due_ev = NULL;
-	free(due.v);
-	due.v = NULL;
-	due.n = due.cap = 0;
+	heap_release(&due, TASKF_ARMED);
 	for (p = 0; p < NPOOLS; p++) {
-		free(pools[p].ready.v);
-		pools[p].ready.v = NULL;
-		pools[p].ready.n = pools[p].ready.cap = 0;
+		heap_release(&pools[p].ready, TASKF_READY);
 		pools[p].used = 0;
 	}
 	wm_run_at = wm_id = 0;
@@ -423,6 +426,9 @@ heap_del(struct heap *h, struct task *t)
 {
 	size_t	i = t->heap_idx;
 
+	if (i >= h->n || h->v[i] != t)
+		fatalx("%s: task %lld is not at %zu of a heap of %zu", __func__,
+		    (long long)t->row.id, i, h->n);
 	t->heap_idx = (size_t)-1;
 	if (i != --h->n) {
 		h->v[i] = h->v[h->n];
@@ -430,6 +436,21 @@ heap_del(struct heap *h, struct task *t)
 		heap_down(h, i);
 		heap_up(h, i);
 	}
+}
+
+/* Empty a heap, clearing flag (TASKF_*) on its tasks, and free it. */
+static void
+heap_release(struct heap *h, int flag)
+{
+	size_t	i;
+
+	for (i = 0; i < h->n; i++) {
+		h->v[i]->flags &= ~flag;
+		h->v[i]->heap_idx = (size_t)-1;
+	}
+	free(h->v);
+	h->v = NULL;
+	h->n = h->cap = 0;
 }
 
 /* Every second: read newly due tasks into the window. */

@@ -22,7 +22,12 @@ static int	spec_seconds(json_t *, const char *, const char *, int,
 		    int64_t *, struct problem *);
 static size_t	spec_add_row(struct spec_tree *);
 
-/* A number of seconds (0 <= s <= 100 years; > 0 if positive). */
+/*
+ * A number of seconds (0 <= s <= 100 years; > 0 if positive) in µs,
+ * rounded to the nearest; a positive one is at least 1 µs, so that a
+ * tiny timeout is honoured (it expires at once) instead of becoming 0,
+ * which is none.
+ */
 static int
 spec_seconds(json_t *v, const char *field, const char *what, int positive,
     int64_t *out, struct problem *p)
@@ -38,6 +43,8 @@ spec_seconds(json_t *v, const char *field, const char *what, int positive,
 		return (-1);
 	}
 	*out = (int64_t)llround(d * USEC_PER_SEC);
+	if (positive && *out == 0)
+		*out = 1;
 	return (0);
 }
 
@@ -75,6 +82,7 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 	size_t			 idx, cidx, i;
 	int64_t			 us;
 	json_int_t		 n;
+	int			 rc;
 
 	if (!json_is_object(spec)) {
 		problem_set(p, 400, "invalid-spec", base[0] != '\0' ? base : "",
@@ -141,10 +149,17 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 				return (-1);
 			}
 			if (!json_is_string(v) ||
-			    time_parse(json_string_value(v), &us) != 0) {
+			    (rc = time_parse(json_string_value(v), &us)) == -1) {
 				problem_set(p, 400, "invalid-field", field,
 				    "run_at must be an RFC 3339 time such as "
 				    "2026-11-25T10:53:24.5Z");
+				return (-1);
+			}
+			if (rc != 0) {
+				problem_set(p, 400, "invalid-field", field,
+				    "run_at must be after 1970-01-01T00:00:00Z "
+				    "and at most 9999-12-31T23:59:59.999999Z "
+				    "in UTC (its offset applied)");
 				return (-1);
 			}
 			row->run_at = us;
@@ -208,8 +223,16 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 	row->params = json_dumps(params, JSON_COMPACT | COROD_JSON_REALS);
 	if (row->params == NULL)
 		fatalx("%s: cannot encode params", __func__);
-	if (parent == SIZE_MAX && row->run_at == 0)
+	if (parent == SIZE_MAX && row->run_at == 0) {
+		/* (delay is at most 100 years: this holds until 9899) */
+		if (row->delay > TIME_MAX_US - now) {
+			pointer_join(field, sizeof field, base, "delay");
+			problem_set(p, 400, "invalid-field", field, "delay "
+			    "ends after 9999-12-31T23:59:59.999999Z");
+			return (-1);
+		}
 		row->run_at = now + row->delay;
+	}
 
 	if (!kind->group)
 		return (0);

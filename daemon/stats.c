@@ -97,7 +97,7 @@ stats_init(const char *path)
 	char	*cause;
 
 	if ((stats_db = db_open(path, 0, &cause)) == NULL)
-		fatalx("%s: %s", path, cause);
+		fatalx("%s", cause);
 	seen_seq = -1;
 	quit = 0;
 	if ((errno = pthread_create(&thread, NULL, stats_main, NULL)) != 0)

@@ -615,6 +615,21 @@ task_fail_status(struct task *t, const char *code, const char *message,
 	double	backoff;
 	int64_t	delay;
 
+	/*
+	 * A cancel requested while this attempt ran (answered 202, maybe
+	 * already committed) means no attempt after it: the retry is what
+	 * is canceled, and what the attempt kept to resume from goes, as
+	 * for a scheduled task canceled (task_cancel).
+	 */
+	if (transient && !t->kind->group &&
+	    t->row.attempt < t->row.max_attempts && t->row.cancel_requested) {
+		task_log(t, "attempt %d failed: %s: %s; not retried: canceled",
+		    t->row.attempt, code, message);
+		task_finalize(t, TASK_CANCELED);
+		if (t->row.checkpoint != NULL && t->kind->abandon != NULL)
+			t->kind->abandon(t);
+		return;
+	}
 	if (transient && !t->kind->group &&
 	    t->row.attempt < t->row.max_attempts) {
 		backoff = ldexp(1.0, t->row.attempt - 1);
@@ -677,7 +692,12 @@ task_cancel_stored_children(struct task *t)
 /*
  * Cancel a task: a scheduled one becomes CANCELED at once (0); a running
  * one is unwound at its next await (1); a final one is left alone (-1,
- * or 0 if it is already CANCELED).
+ * or 0 if it is already CANCELED).  A running task given 1 for a user's
+ * cancel ends CANCELED unless its body reaches its end (succeeded or
+ * failed for good) before an await: a cancel overtakes a timeout being
+ * unwound and a retry (task_fail_status), so the attempt does not come
+ * back.  Whether the body got there is known when the turn's commit is
+ * done, and the API answers from that (api/tasks.c change_done).
  */
 int
 task_cancel(struct task *t, enum cancel_reason why)
@@ -694,13 +714,19 @@ task_cancel(struct task *t, enum cancel_reason why)
 		task_finalize(t, TASK_CANCELED);
 		return (0);
 	case TASK_RUNNING:
-		if (t->cancel != CANCEL_NONE)
-			return (1);
-		t->cancel = why;
 		if (why == CANCEL_USER && !t->row.cancel_requested) {
 			t->row.cancel_requested = 1;
 			task_touch(t);
 		}
+		if (t->cancel != CANCEL_NONE) {
+			/* already unwinding: a timeout would retry, not end */
+			if (why == CANCEL_USER && t->cancel == CANCEL_TIMEOUT) {
+				t->cancel = why;
+				task_log(t, "cancel requested");
+			}
+			return (1);
+		}
+		t->cancel = why;
 		if (why == CANCEL_TIMEOUT)
 			task_log(t, "timeout of %g s reached, canceling",
 			    (double)t->row.timeout / USEC_PER_SEC);

@@ -101,7 +101,10 @@ digits(const char **sp, int n, int *out)
  * Parse an RFC 3339 date-time: YYYY-MM-DD"T"hh:mm:ss[.frac](Z|+hh:mm|-hh:mm),
  * "t"/"z" and a space separator accepted as the RFC allows.  Fractions
  * beyond microseconds are truncated.  Returns -1 if anything is off,
- * including impossible dates and years before 1970 or after 9999.
+ * including impossible dates, and -2 for a well-formed time whose instant
+ * (the offset applied) is outside TIME_MIN_US..TIME_MAX_US: not after
+ * 1970-01-01T00:00:00Z or past 9999 in UTC, which time_format could not
+ * show.
  */
 int
 time_parse(const char *s, int64_t *out)
@@ -146,7 +149,7 @@ time_parse(const char *s, int64_t *out)
 		return (-1);
 
 	leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
 	    (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 59)
 		return (-1);
 
@@ -157,10 +160,11 @@ time_parse(const char *s, int64_t *out)
 	tm.tm_hour = h;
 	tm.tm_min = mi;
 	tm.tm_sec = sec;
-	t = (int64_t)timegm(&tm) - offset;
-	if (t < 0)
-		return (-1);
-	*out = t * USEC_PER_SEC + frac;
+	/* years 0000-9999 and offsets under a day: no overflow in µs */
+	t = ((int64_t)timegm(&tm) - offset) * USEC_PER_SEC + frac;
+	if (t < TIME_MIN_US || t > TIME_MAX_US)
+		return (-2);
+	*out = t;
 	return (0);
 }
 

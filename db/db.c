@@ -30,6 +30,7 @@
 #define DB_WAL_LIMIT	"67108864"	/* bytes */
 
 static int	db_pragma(sqlite3 *, const char *, const char *, char **);
+static int	db_writable(sqlite3 *, const char *, char **);
 static int	db_simple(struct db *, enum db_st, const char *, const char *);
 
 /* Run a PRAGMA; with want, check the value it answers. */
@@ -55,8 +56,46 @@ db_pragma(sqlite3 *h, const char *sql, const char *want, char **got)
 }
 
 /*
+ * Whether corod can write the file at path (h open on it), so that a
+ * start does not say READY and then fail every commit.  sqlite opens a
+ * file it may not write (its mode or owner, a read-only mount) for
+ * reading only, without an error; and a write also needs the -wal and
+ * -shm files beside it (left by a crash, maybe by another user), which
+ * taking the write lock opens (it fails if the directory is read-only
+ * and they do not exist yet).  Busy (another connection writing) is
+ * not a refusal.  -1 and *cause if not.
+ */
+static int
+db_writable(sqlite3 *h, const char *path, char **cause)
+{
+	int	rc;
+
+	if (sqlite3_db_readonly(h, "main") == 1) {
+		xasprintf(cause, "%s: the file is read-only to corod (check "
+		    "its owner and mode, and that its file system is mounted "
+		    "read-write)", path);
+		return (-1);
+	}
+	rc = sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+	/* other errors (not a database at all) are the next steps' to say */
+	if ((rc & 0xff) == SQLITE_READONLY || (rc & 0xff) == SQLITE_CANTOPEN ||
+	    (rc & 0xff) == SQLITE_PERM) {
+		xasprintf(cause, "%s: cannot write it: %s (its -wal and -shm "
+		    "files and its directory must be writable too)", path,
+		    sqlite3_errmsg(h));
+		if (!sqlite3_get_autocommit(h))
+			sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
  * Open the database at path, creating and migrating it.  On error NULL is
- * returned and *cause (allocated) says why.
+ * returned and *cause (allocated, naming the file) says why; a file corod
+ * cannot write is refused (db_writable).
  */
 struct db *
 db_open(const char *path, int sync_full, char **cause)
@@ -78,7 +117,8 @@ db_open(const char *path, int sync_full, char **cause)
 	sqlite3_extended_result_codes(h, 1);
 	sqlite3_busy_timeout(h, DB_BUSY_TIMEOUT);
 
-	if (migrate_check(h, path, &version, cause) != 0)
+	if (db_writable(h, path, cause) != 0 ||
+	    migrate_check(h, path, &version, cause) != 0)
 		goto fail;
 	if (db_pragma(h, "PRAGMA journal_mode = WAL", "wal", &got) != 0) {
 		xasprintf(cause, "%s: cannot use WAL mode: %s", path,

@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP, scaled  # noqa: E402
-from corod import Corod, is_problem  # noqa: E402
+from corod import Corod, is_problem, parse_time  # noqa: E402
 
 JSON = {"Content-Type": "application/json"}
 MIB = 1024 * 1024
@@ -249,6 +249,77 @@ def times():
                 "2026-01-01 00:00:00Z x", "", "2026-01-01T00:00:00.Z",
                 "99999-01-01T00:00:00Z"):
         problem(post(echo(run_at=bad)), 400, "run_at %r" % bad, "/run_at")
+
+
+@t.test(timeout=30)
+def times_at_the_edges():
+    # Issue 12 item 9: run_at "9999-12-31T23:59:59-23:59" names an instant
+    # in the year 10000 (UTC); it was stored and shown as 0000-00-00...
+    # A time is checked as the UTC instant it names: after the epoch (a
+    # stored 0 means none) to the end of 9999.
+    for bad in ("9999-12-31T23:59:59-23:59",
+                "9999-12-31T23:59:59.999999-00:01",
+                "9999-12-31T23:30:00-00:30", "1970-01-01T00:00:00+00:01",
+                "1970-01-01T00:59:59.999999+01:00",
+                "1970-01-01T01:00:00+01:00", "1970-01-01T00:00:00Z",
+                "0000-01-01T00:00:00Z"):
+        problem(post(echo(run_at=bad)), 400, "run_at %r (outside 1970 to "
+                "9999 in UTC)" % bad, "/run_at")
+    for given, shown in (
+            ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999Z"),
+            ("9999-12-31T23:58:59-00:01", "9999-12-31T23:59:59.000000Z"),
+            ("9999-12-31T00:00:00+23:59", "9999-12-30T00:01:00.000000Z"),
+            ("1969-12-31T23:30:00-01:00", "1970-01-01T00:30:00.000000Z"),
+            ("1970-01-01T01:00:00.000001+01:00",
+             "1970-01-01T00:00:00.000001Z")):
+        r = post(echo(run_at=given))
+        got = r.body.get("run_at") if isinstance(r.body, dict) else None
+        if r.status == 201:
+            accepted.add(r.body["id"])
+            got2 = d.get(r.body["id"])["run_at"]
+        else:
+            got2 = None
+        t.ok(r.status == 201 and got == shown and got2 == shown,
+             "run_at %r: 201, shown as %s" % (given, shown),
+             diag=r.describe())
+    # The longest delay, 100 years, ends well inside the range.
+    most = 100 * 365 * 86400
+    r = post(echo(delay=most))
+    ok = r.status == 201
+    if ok:
+        accepted.add(r.body["id"])
+        span = parse_time(r.body["run_at"]) - \
+            parse_time(r.body["created_at"])
+        ok = abs(span - most) < 0.001
+    t.ok(ok, "delay %d (100 years): run_at 100 years on" % most,
+         diag=r.describe())
+    problem(post(echo(delay=most + 1)), 400, "delay beyond 100 years",
+            "/delay")
+
+
+@t.test(timeout=30)
+def tiny_timeout():
+    # Issue 12 item 9: "timeout": 1e-7 rounded to 0 µs, which is no
+    # timeout at all.  A positive timeout is kept to the microsecond and
+    # is at least 1 µs: it is honoured (the attempt times out at its
+    # first await).
+    r = post({"kind": "sleep", "params": {"seconds": 30}, "timeout": 1e-7})
+    t.is_(r.status, 201, "a sleep with timeout 1e-7: 201")
+    if r.status != 201:
+        return
+    accepted.add(r.body["id"])
+    t.is_(r.body.get("timeout"), 0.000001, "... its timeout is 1 µs, not "
+          "none")
+    x = d.wait_state(r.body["id"], ("succeeded", "failed", "canceled"), 10)
+    t.ok(x["state"] == "failed" and (x.get("error") or {}).get("code") ==
+         "timeout", "... and it fails with error timeout",
+         diag=json.dumps(x))
+    r = post(echo(timeout=2.6e-6, delay=3600))
+    if r.status == 201:
+        accepted.add(r.body["id"])
+    t.ok(r.status == 201 and r.body.get("timeout") == 0.000003,
+         "timeout 2.6e-6: rounded to the nearest µs (3e-6)",
+         diag=r.describe())
 
 
 # --- bodies, content types, origins --------------------------------------------

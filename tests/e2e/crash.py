@@ -13,9 +13,9 @@ after it:
 - every task answered 201 (or 200 for a repeated Idempotency-Key) is
   there, with the kind, params, name, delay and parent it was submitted
   with (children of groups too);
-- every answered cancellation holds: a task answered 200 is canceled,
-  one answered 202 is final (canceled, or the outcome it reached before
-  its next await, API.md) and never scheduled or running again;
+- every answered cancellation holds: a task answered 200 or 202 is
+  canceled (a body that reached its end before an await is answered
+  409, doc/API.md) and never scheduled or running again;
 - an Idempotency-Key answered once names the same task ever after.
 
 At the end corod runs until every task is final, and then for every task
@@ -321,7 +321,9 @@ def check_store(d, rnd):
             continue        # counted as lost above
         if 200 in sts and x["state"] != "canceled":
             cancel_bad.append((tid, "200", x["state"]))
-        elif x["state"] not in FINAL:
+        elif x["state"] != "canceled":
+            # a 202 promises the task is unwound (a body that finished
+            # first is answered 409), across a kill too
             cancel_bad.append((tid, "202", x["state"]))
         elif not x["cancel_requested"] and x["state"] == "canceled" and \
                 L.parent.get(tid) is None:

@@ -5,8 +5,10 @@ Every answered submission is there after a restart, an answered
 cancellation never runs, a running task interrupted by the kill is
 rescheduled with a log line saying so (its attempt counted), delayed
 tasks still run at about their time, a burst of concurrent submissions
-killed mid-way loses no task that got its 201, SIGTERM exits 0 and the
-database passes sqlite's integrity check.
+killed mid-way loses no task that got its 201, SIGTERM exits 0 (with tasks
+in every state the scheduler holds: armed, in a retry's backoff, due and
+waiting for a slot, running, groups with children) and the database
+passes sqlite's integrity check.
 """
 
 import http.client
@@ -22,7 +24,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP, scaled  # noqa: E402
-from corod import Corod, parse_time, echo  # noqa: E402
+from corod import Corod, parse_time, echo, free_port  # noqa: E402
+from fileserver import FileServer  # noqa: E402
 
 FINAL = ("succeeded", "failed", "canceled")
 
@@ -325,6 +328,141 @@ def sigterm_and_restart():
         t.is_(d.request("GET", "/healthz").status, 200,
               "a third start works")
         t.is_(d.stop(), 0, "exit status 0")
+        integrity(d.db)
+
+
+def metric(d, name):
+    """A metric's value from GET /metrics (None if absent)."""
+    r = d.request("GET", "/metrics")
+    for line in (r.body or "").splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def log_texts(d, task_id):
+    return [x for _, x in d.log(task_id)]
+
+
+@t.test(timeout=180)
+def sigterm_with_tasks_in_every_state():
+    # Issue 12 item 2: a graceful stop with a task armed in the due heap,
+    # in a retry's backoff or due and waiting for a slot crashed in the
+    # teardown (the scheduler freed its heaps while tasks were still
+    # flagged as in them); stop() asserts exit 0 and no sanitizer report.
+    with FileServer(t) as fs, \
+            Corod(t, name="every-state", args=["--max-running", "5",
+                                               "--max-downloads", "1"]) as d:
+        refused = free_port()
+        # In backoff: a download from a port nobody listens on (a
+        # transient failure); after its fourth attempt it waits 6-10 s.
+        b = d.submit({"kind": "download", "params": {
+            "url": "http://127.0.0.1:%d/refused.bin" % refused},
+            "max_attempts": 8})
+        d.wait_for(lambda: any(x.startswith("attempt 4 failed")
+                               for x in log_texts(d, b["id"])), 30,
+                   desc="the fourth attempt failed")
+        # Running, holding the 5 running slots: a repeat, a sequence's
+        # first child, a gather's two children, a download that stalls
+        # (holding the one download slot).
+        r = d.submit({"kind": "repeat", "params": {"message": "tick",
+                                                    "interval": 0.2}})
+        s = d.submit({"kind": "sequence", "params": {"tasks": [
+            {"kind": "sleep", "params": {"seconds": 60}},
+            echo("after the sleep")]}})
+        g = d.submit({"kind": "gather", "params": {"tasks": [
+            {"kind": "sleep", "params": {"seconds": 60}},
+            {"kind": "sleep", "params": {"seconds": 60}}]}})
+        d1 = d.submit({"kind": "download", "params": {
+            "url": fs.url("stall.bin", size=1 << 20, stall=4096),
+            "path": "stall.bin"}})
+        for x in (r, s, g, d1):
+            d.wait_state(x["id"], "running", 10)
+        d.wait_state(s["children"][0], "running", 10)
+        for c in g["children"]:
+            d.wait_state(c, "running", 10)
+        # Armed (inside the window), and due but waiting for a slot: an
+        # echo and a download.
+        a = d.submit(echo("armed", 30))
+        e = d.submit(echo("due, no slot"))
+        d2 = d.submit({"kind": "download", "params": {
+            "url": fs.url("small.bin", size=5000), "path": "small.bin"}})
+        waiting = d.wait_for(lambda: metric(d, "corod_tasks_waiting_for_"
+                                            "slot") == 2, 5,
+                             desc="two due tasks waiting for a slot")
+        t.ok(waiting, "before the stop: two due tasks wait for a slot")
+        now = time.time()
+        bt = d.get(b["id"])
+        t.ok(bt["state"] == "scheduled" and bt["attempt"] == 4 and
+             parse_time(bt["run_at"]) > now,
+             "before the stop: the download is in its retry backoff",
+             diag=json.dumps(bt))
+        at = d.get(a["id"])
+        t.ok(at["state"] == "scheduled" and parse_time(at["run_at"]) > now,
+             "before the stop: the delayed echo is armed")
+        for x in (e, d2):
+            xt = d.get(x["id"])
+            t.ok(xt["state"] == "scheduled" and
+                 parse_time(xt["run_at"]) <= now,
+                 "before the stop: task %d is due and not started" % x["id"],
+                 diag=json.dumps(xt))
+        ids = [b["id"], r["id"], s["id"], g["id"], d1["id"], a["id"],
+               e["id"], d2["id"]] + s["children"] + g["children"]
+
+        for round_ in (1, 2):
+            before = {i: d.get(i) for i in ids}
+            logs = {i: log_texts(d, i) for i in ids}
+            t.is_(d.stop(), 0, "stop %d: SIGTERM with tasks armed, in "
+                  "backoff, waiting for slots, running: exit 0" % round_)
+            d.start()
+            after = {i: d.get(i) for i in ids}
+            bad = []
+            for i in ids:
+                x, y = before[i], after[i]
+                for k in ("kind", "params", "created_at", "parent",
+                          "max_attempts", "priority"):
+                    if x.get(k) != y.get(k):
+                        bad.append("%d: %s %r -> %r" % (i, k, x.get(k),
+                                                        y.get(k)))
+                if y["version"] < x["version"]:
+                    bad.append("%d: version went back" % i)
+                if y["attempt"] < x["attempt"]:
+                    bad.append("%d: attempt went back" % i)
+                if log_texts(d, i)[:len(logs[i])] != logs[i]:
+                    bad.append("%d: log lost lines" % i)
+                if x["state"] in FINAL and y != x:
+                    bad.append("%d: a final task changed" % i)
+            t.is_(bad, [], "stop %d: after the restart every task is there "
+                  "with its data and log" % round_)
+            at = d.get(a["id"])
+            t.ok(at["state"] == "scheduled" and
+                 at["run_at"] == before[a["id"]]["run_at"],
+                 "stop %d: the armed echo keeps its run_at" % round_)
+            # Continuing: the repeat runs again as a new attempt.
+            att = before[r["id"]]["attempt"]
+            d.wait_for(lambda: (lambda y: y["state"] == "running" and
+                                y["attempt"] == att + 1)(d.get(r["id"])),
+                       10, desc="the repeat running again")
+            t.ok(True, "stop %d: the repeat runs again (attempt %d)" %
+                 (round_, att + 1))
+            t.ok(any("interrupted" in x for x in log_texts(d, r["id"])),
+                 "stop %d: its log says it was interrupted" % round_)
+            for c in g["children"] + [s["children"][0], d1["id"]]:
+                d.wait_state(c, "running", 10)
+            t.ok(True, "stop %d: the groups' children and the stalled "
+                 "download run again" % round_)
+        # The echo that waited for a slot ran once the daemon was back.
+        t.is_(d.wait_state(e["id"], FINAL, 10)["state"], "succeeded",
+              "the due echo ran after the restart")
+        # Free the slots: the waiting download runs and completes.
+        for x in (r, s, g, d1, b):
+            d.cancel(x["id"])
+        for x in (r, s, g, d1):
+            t.is_(d.wait_state(x["id"], FINAL, 10)["state"], "canceled",
+                  "task %d (%s) canceled" % (x["id"], x["kind"]))
+        t.is_(d.wait_state(d2["id"], FINAL, 20)["state"], "succeeded",
+              "the download that waited for the slot completed")
+        t.is_(d.stop(), 0, "a last SIGTERM: exit 0")
         integrity(d.db)
 
 

@@ -10,8 +10,9 @@ that overruns stop-timeout; several listeners (TCP, IPv6, unix:) with
 stale and busy socket files; socket activation by systemd-socket-activate
 on a TCP and a Unix socket at once; the config file and -n; SIGHUP
 reloading the live settings only, keeping everything on a bad file and
-the flags over the file; STATE_DIRECTORY; priority prefixes and
-log-level; the unit files through systemd-analyze verify and security.
+the flags over the file; STATE_DIRECTORY; a database corod cannot write
+refused at start (run as nobody); priority prefixes and log-level; the
+unit files through systemd-analyze verify and security.
 """
 
 import hashlib
@@ -1139,6 +1140,108 @@ def state_directory():
         t.is_(d.request("GET", "/v1/tasks/%d" % task["id"]).status, 404,
               "... (a fresh database)")
         t.is_(d.stop(), 0, "SIGTERM: exit status 0")
+
+
+# --- a database corod cannot write ----------------------------------------
+
+def as_other_user():
+    """A command prefix that runs a program as a user file modes apply to:
+    [] when not root; setpriv to nobody when root (root writes a mode
+    0444 file anyway); None when neither works."""
+    if os.geteuid() != 0:
+        return []
+    sp = shutil.which("setpriv")
+    if sp is None:
+        return None
+    return [sp, "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def run_briefly(cmd, cwd, seconds):
+    """Run cmd (output joined) for at most seconds: (status, output), the
+    status None if it was still running (then stopped by SIGTERM)."""
+    e = dict(os.environ)
+    for k in SD_VARS:
+        e.pop(k, None)
+    p = subprocess.Popen(cmd, cwd=cwd, env=e, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = p.communicate(timeout=scaled(seconds))
+        rc = p.returncode
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        try:
+            out, _ = p.communicate(timeout=scaled(15))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+        rc = None
+    return rc, out.decode("utf-8", "replace")
+
+
+@t.test(timeout=90)
+def unwritable_database():
+    # Issue 12 item 7: a database file of mode 0444 in a writable
+    # directory started, said READY and answered every submission 503 for
+    # ever: sqlite opens a file it may not write for reading only, without
+    # an error.  A start must refuse it, as it refuses a read-only
+    # directory, and also -wal/-shm files it cannot write.
+    pre = as_other_user()
+    if pre is None:
+        t.skip("an unwritable database is refused", "running as root "
+               "without setpriv (util-linux): root writes a read-only file")
+        return
+    base = tempfile.mkdtemp(prefix="corod-e2e-ro-")
+    try:
+        os.chmod(base, 0o755)
+        state = os.path.join(base, "state")
+        os.mkdir(state, 0o755)
+        if pre:
+            os.chown(state, 65534, 65534)
+        db = os.path.join(state, "corod.db")
+        cmd = pre + [corod_bin(), "--listen", "127.0.0.1:0", "--db", db,
+                     "--download-dir", os.path.join(state, "dl")]
+        rc, out = run_briefly(pre + [corod_bin(), "--version"], base, 10)
+        if rc != 0:
+            t.skip("an unwritable database is refused", "the binary does "
+                   "not run as %s: %s" % ("nobody" if pre else "us",
+                                          out.strip()[:200]))
+            return
+
+        def starts(desc):
+            rc, out = run_briefly(cmd, base, 3)
+            t.ok(rc is None and "started, database " + db in out,
+                 desc, diag="status %s\n%s" % (rc, out[-2000:]))
+
+        def refused(desc, want):
+            rc, out = run_briefly(cmd, base, 10)
+            t.ok(rc not in (None, 0) and want in out and db in out and
+                 "listening on" not in out and "started" not in out,
+                 desc, diag="status %s\n%s" % (rc, out[-2000:]))
+
+        starts("a writable database: corod starts (as %s)" %
+               ("nobody" if pre else "this user"))
+        os.chmod(db, 0o444)
+        refused("the file mode 0444: refused at start, saying why",
+                "the file is read-only")
+        os.chmod(db, 0o644)
+        for side in ("-wal", "-shm"):
+            for x in ("-wal", "-shm"):
+                if os.path.exists(db + x):
+                    os.unlink(db + x)
+            with open(db + side, "w"):
+                pass
+            if pre:
+                os.chown(db + side, 65534, 65534)
+            os.chmod(db + side, 0o444)
+            refused("a %s file it cannot write: refused" % side,
+                    "cannot write it")
+            os.unlink(db + side)
+        os.chmod(state, 0o555)
+        refused("a read-only directory: refused", "cannot write it")
+        os.chmod(state, 0o755)
+        starts("everything writable again: it starts")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # --- logging -----------------------------------------------------------------

@@ -311,6 +311,90 @@ test_recovery(void)
 	    "the log continues after the lines already stored");
 }
 
+/*
+ * A user's cancel of a running task (answered 202) is not undone by a
+ * retry: neither by a timeout being unwound in the same turn, nor by an
+ * attempt failing transiently before it reached an await.
+ */
+static void
+test_cancel_overtakes_retry(void)
+{
+	int64_t		 a, b;
+	struct task	*t;
+
+	a = submit("{\"kind\":\"sleep\",\"params\":{\"seconds\":5},"
+	    "\"timeout\":30,\"max_attempts\":3}");
+	b = submit("{\"kind\":\"sleep\",\"params\":{\"seconds\":5},"
+	    "\"max_attempts\":3}");
+	run_for(50);
+	t = task_lookup(a);
+	ok(t != NULL && t->row.state == TASK_RUNNING, "a running");
+	/* the deadline and the cancel in one turn */
+	is(task_cancel(t, CANCEL_TIMEOUT), 1, "timeout: unwinding");
+	is(task_cancel(t, CANCEL_USER), 1, "a user's cancel then: 1");
+	t = task_lookup(b);
+	ok(t != NULL && t->row.state == TASK_RUNNING, "b running");
+	is(task_cancel(t, CANCEL_USER), 1, "cancel b: 1");
+	/* its attempt fails, transiently, before it reaches an await */
+	task_fail(t, "network", "connection reset", 1);
+	settle();
+	run_for(50);
+	is(row(a)->state, TASK_CANCELED, "a ends canceled, not retried");
+	is(row(a)->cancel_requested, 1, "... cancel_requested stored");
+	is(row(b)->state, TASK_CANCELED, "b ends canceled, not retried");
+	ok(strstr(logtext(b), "not retried: canceled") != NULL,
+	    "b's log says why");
+}
+
+/*
+ * A stop with tasks in every state the scheduler holds (issue 12: the
+ * teardown freed the heaps while tasks were still flagged as in them,
+ * and task_free_all then crashed in heap_del); the store keeps them all.
+ */
+static void
+test_stop_in_every_state(void)
+{
+	int64_t		 backoff, blocker, waiting, armed;
+	struct task	*t;
+	int64_t		 run_at;
+
+	backoff = submit("{\"kind\":\"sleep\",\"params\":{\"seconds\":5},"
+	    "\"timeout\":0.05,\"max_attempts\":5}");
+	run_for(150);
+	/* one more slot than the earlier tests' tasks still hold */
+	conf.max_running = sched_slots_used(SLOT_RUN) + 1;
+	blocker = submit("{\"kind\":\"sleep\",\"params\":{\"seconds\":5}}");
+	waiting = submit("{\"kind\":\"echo\",\"params\":{\"message\":\"w\"}}");
+	armed = submit("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"delay\":30}");
+	run_for(50);
+	t = task_lookup(backoff);
+	ok(t != NULL && t->row.state == TASK_SCHEDULED &&
+	    (t->flags & TASKF_ARMED), "a task in its retry backoff is armed");
+	t = task_lookup(blocker);
+	ok(t != NULL && t->row.state == TASK_RUNNING, "one running");
+	t = task_lookup(waiting);
+	ok(t != NULL && (t->flags & TASKF_READY), "one due, waiting for a slot");
+	t = task_lookup(armed);
+	ok(t != NULL && (t->flags & TASKF_ARMED), "one armed");
+	run_at = row(armed)->run_at;
+	stop();
+	ok(1, "the teardown with tasks armed and waiting did not crash");
+	start();
+	is(row(backoff)->state, TASK_SCHEDULED, "after the stop: in backoff");
+	is(row(backoff)->attempt, 1, "... after its first attempt");
+	is(row(blocker)->state, TASK_SCHEDULED, "the running one rescheduled");
+	is(row(waiting)->state, TASK_SCHEDULED, "the waiting one scheduled");
+	is(row(armed)->state, TASK_SCHEDULED, "the armed one scheduled");
+	ok(row(armed)->run_at == run_at, "... at its run_at");
+	conf.max_running = 0;
+	run_for(100);
+	is(row(waiting)->state, TASK_SUCCEEDED, "the waiting one runs once "
+	    "slots are free");
+	t = task_lookup(armed);
+	ok(t != NULL && (t->flags & TASKF_ARMED), "the armed one armed again");
+}
+
 int
 main(void)
 {
@@ -326,7 +410,9 @@ main(void)
 	test_timeout_retry();
 	test_groups();
 	test_priority();
+	test_cancel_overtakes_retry();
 	test_recovery();
+	test_stop_in_every_state();
 	task_row_free(&r);
 	stop();
 	unlink(dbpath);

@@ -126,6 +126,21 @@ test_spec(void)
 	    "\"priority\":\"hi\"}", "/priority", "priority type");
 	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
 	    "\"timeout\":0}", "/timeout", "zero timeout");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"run_at\":\"9999-12-31T23:59:59-23:59\"}", "/run_at",
+	    "run_at past 9999 in UTC");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"delay\":3153600000.000001}", "/delay", "delay over 100 years");
+	check("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"timeout\":1e-7}", &tree, &status);
+	ok(status == 0 && tree.nrows == 1 && tree.rows[0].timeout == 1,
+	    "timeout 1e-7: kept as 1 µs, not 0 (none)");
+	spec_tree_free(&tree);
+	check("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"delay\":1e-7}", &tree, &status);
+	ok(status == 0 && tree.nrows == 1 && tree.rows[0].delay == 0,
+	    "delay 1e-7: 0 (a delay may be 0)");
+	spec_tree_free(&tree);
 	expect_field("{\"kind\":\"sleep\",\"params\":{\"seconds\":-2}}",
 	    "/params/seconds", "negative sleep");
 	expect_field("{\"kind\":\"repeat\",\"params\":{\"message\":\"a\","
@@ -186,6 +201,28 @@ test_time(void)
 	ok(time_parse("yesterday", &us) != 0, "words");
 	ok(time_parse("2026-11-25T10:53:24Zjunk", &us) != 0, "trailing junk");
 	is_str(time_format(0, buf), "1970-01-01T00:00:00.000000Z", "epoch");
+	/* the instant, offset applied, must be showable (issue 12) */
+	is(time_parse("9999-12-31T23:59:59-23:59", &us), -2,
+	    "past 9999 in UTC: out of range");
+	is(time_parse("9999-12-31T23:59:59.999999-00:01", &us), -2,
+	    "a minute past 9999: out of range");
+	ok(time_parse("9999-12-31T23:59:59.999999Z", &us) == 0 &&
+	    us == TIME_MAX_US, "the last µs of 9999");
+	is_str(time_format(us, buf), "9999-12-31T23:59:59.999999Z",
+	    "... formats back");
+	ok(time_parse("9999-12-31T00:00:00+23:59", &us) == 0,
+	    "an offset that keeps it in 9999");
+	is_str(time_format(us, buf), "9999-12-30T00:01:00.000000Z",
+	    "... formats as UTC");
+	is(time_parse("1970-01-01T00:00:00+00:01", &us), -2,
+	    "before the epoch: out of range");
+	is(time_parse("1970-01-01T00:00:00Z", &us), -2,
+	    "the epoch itself (a stored 0 is none): out of range");
+	ok(time_parse("1969-12-31T23:30:00-01:00", &us) == 0 &&
+	    us == 1800 * USEC_PER_SEC, "a 1969 local time after the epoch");
+	is(time_parse("0000-01-01T00:00:00Z", &us), -2, "year 0");
+	is(time_parse("9999-12-31T23:59:59+24:00", &us), -1,
+	    "an offset of 24 h is malformed");
 }
 
 /* Delay and timeout render exactly as given (found by fuzz-spec). */
@@ -267,6 +304,13 @@ test_config(void)
 	ok(config_set(&c, "nope", "1", &cause) != 0 &&
 	    strstr(cause, "nope") != NULL, "unknown option named");
 	free(cause);
+	/* issue 12: a tiny positive duration is not 0 (none, forever) */
+	ok(config_set(&c, "stop-timeout", "1e-7", &cause) == 0 &&
+	    c.stop_timeout == 1, "stop-timeout 1e-7: 1 µs, not none");
+	ok(config_set(&c, "retention", "0.0000026", &cause) == 0 &&
+	    c.retention == 3, "retention 2.6 µs: rounded to 3 µs");
+	ok(config_set(&c, "retention", "0", &cause) == 0 && c.retention == 0,
+	    "retention 0 stays 0 (forever)");
 
 	fd = mkstemp(path);
 	f = fdopen(fd, "w");
