@@ -21,6 +21,9 @@
  *		and then the close is wanted.
  *	body	each piece is appended while the total fits max_body; past
  *		that the request is marked too large and the rest discarded.
+ *		The limit is the one of the headers call, kept on the
+ *		request: a reload lowering it does not apply to a body
+ *		already coming in.
  *	final	413 if too large, else route_request().  A handler either
  *		answers (http_respond_*) or holds the request: briefly
  *		(http_suspend, a commit) or for long (http_hold, a long-poll).
@@ -127,7 +130,7 @@ static void	 http_rearm(void);
 static void	 http_kick(void);
 static enum http_method http_method_parse(const char *);
 static int	 http_token(const char *, const char *);
-static int	 http_too_long(struct MHD_Connection *);
+static int	 http_too_long(struct MHD_Connection *, size_t);
 static void	 http_append(struct http_ctx *, const char *, size_t);
 static enum MHD_Result http_finish(struct http_ctx *);
 static enum MHD_Result http_queue(struct http_ctx *);
@@ -593,9 +596,9 @@ http_method_name(enum http_method m)
 	return ("OTHER");
 }
 
-/* Does the request announce a body longer than max_body? */
+/* Does the request announce a body longer than max? */
 static int
-http_too_long(struct MHD_Connection *conn)
+http_too_long(struct MHD_Connection *conn, size_t max)
 {
 	const char		*cl;
 	unsigned long long	 n;
@@ -608,10 +611,13 @@ http_too_long(struct MHD_Connection *conn)
 	n = strtoull(cl, NULL, 10);
 	if (errno == ERANGE)
 		return (1);
-	return (n > cfg->max_body);
+	return (n > max);
 }
 
-/* Keep a body piece while the total fits max_body; beyond, drop it all. */
+/*
+ * Keep a body piece while the total fits the request's max_body (the one
+ * it started with: req->len never exceeds it); beyond, drop it all.
+ */
 static void
 http_append(struct http_ctx *ctx, const char *data, size_t size)
 {
@@ -620,9 +626,9 @@ http_append(struct http_ctx *ctx, const char *data, size_t size)
 
 	if (req->too_large || req->answered)
 		return;
-	if (size > cfg->max_body - req->len) {
+	if (size > ctx->max_body - req->len) {
 		log_debug("%s: %s: body over %zu bytes", __func__, req->url,
-		    cfg->max_body);
+		    ctx->max_body);
 		req->too_large = 1;
 		free(req->body);
 		req->body = NULL;
@@ -634,8 +640,8 @@ http_append(struct http_ctx *ctx, const char *data, size_t size)
 		cap = req->cap != 0 ? req->cap : 4096;
 		while (cap < need)
 			cap *= 2;
-		if (cap > cfg->max_body + 1)
-			cap = cfg->max_body + 1;
+		if (cap > ctx->max_body + 1)
+			cap = ctx->max_body + 1;
 		req->body = xrealloc(req->body, cap);
 		req->cap = cap;
 	}
@@ -670,9 +676,10 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 		req->method = http_method_parse(method);
 		req->url = ctx->url;
 		req->started = time_mono();
+		ctx->max_body = cfg->max_body;
 		*con_cls = ctx;
 
-		if (http_too_long(conn)) {
+		if (http_too_long(conn, ctx->max_body)) {
 			/* MHD closes the connection after this: wanted. */
 			req->too_large = 1;
 			ctx->routed = 1;
@@ -1250,11 +1257,12 @@ static void
 http_answer_problem(struct http_request *req, int status, const char *type,
     const char *detail)
 {
-	struct problem	p;
+	struct http_ctx	*ctx = (struct http_ctx *)req;
+	struct problem	 p;
 
 	if (status == 413)
 		problem_set(&p, status, type, NULL, "the body is larger than "
-		    "%zu bytes", cfg->max_body);
+		    "%zu bytes", ctx->max_body);
 	else
 		problem_set(&p, status, type, NULL, "%s",
 		    detail != NULL ? detail : problem_title(status));
