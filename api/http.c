@@ -17,8 +17,10 @@
  *
  *	headers	allocate the request (struct http_ctx) and return; answering
  *		here would make MHD close the connection (no keep-alive).
- *		Only a Content-Length above max_body is answered here (413),
- *		and then the close is wanted.
+ *		Only a request whose framing RFC 9112 says to refuse (see
+ *		http_framing: 400, 501) and a Content-Length above max_body
+ *		(413) are answered here, and then the close is wanted: what
+ *		follows on the connection may be a smuggled request.
  *	body	each piece is appended while the total fits max_body; past
  *		that the request is marked too large and the rest discarded.
  *		The limit is the one of the headers call, kept on the
@@ -103,6 +105,12 @@ static size_t			 http_nstopping;
 static char			 http_lastlog[256];
 /* A request was refused or taken: MHD's "internal error" line is expected. */
 int				 http_closing;
+/*
+ * libmicrohttpd before 1.0 keeps a NUL in a header value (cutting it) and
+ * folded lines (appending them to the name): http_framing looks at its
+ * read buffer for them.  1.0 refuses both itself.
+ */
+static int			 http_mhd_lax;
 
 /* Told of every answer (its status is set): metrics count them. */
 void				(*http_answer_hook)(struct http_request *);
@@ -131,6 +139,11 @@ static void	 http_kick(void);
 static enum http_method http_method_parse(const char *);
 static int	 http_token(const char *, const char *);
 static int	 http_too_long(struct MHD_Connection *, size_t);
+static enum MHD_Result http_framing_cb(void *, enum MHD_ValueKind,
+		     const char *, size_t, const char *, size_t);
+static int	 http_framing_after(const char *);
+static int	 http_framing(struct MHD_Connection *, int, struct problem *);
+static void	 http_quote(char *, size_t, const char *, size_t);
 static void	 http_append(struct http_ctx *, const char *, size_t);
 static enum MHD_Result http_finish(struct http_ctx *);
 static enum MHD_Result http_queue(struct http_ctx *);
@@ -341,6 +354,7 @@ http_start(struct event_base *base, const char *address, char **cause)
 		    "anyone who can reach it can run tasks", exposed);
 
 	http_lastlog[0] = '\0';
+	http_mhd_lax = atoi(MHD_get_version()) < 1;
 	MHD_set_panic_func(http_panic_cb, NULL);
 	http_daemon = MHD_start_daemon(flags, 0, NULL, NULL,
 	    http_access_cb, NULL,
@@ -614,6 +628,215 @@ http_too_long(struct MHD_Connection *conn, size_t max)
 	return (n > max);
 }
 
+/* What the headers call found in the request's header fields. */
+struct http_fields {
+	int		 hosts;
+	int		 lengths;
+	int		 codings;		/* Transfer-Encoding fields */
+	const char	*coding;		/* the (last) one's value */
+	const char	*after;			/* past the last value's end */
+	struct problem	*p;
+	int		 bad;
+};
+
+/* An HTTP token character (RFC 9110 5.6.2), as header names are made of. */
+#define HTTP_TCHAR(c)	(((c) >= 'a' && (c) <= 'z') || \
+	((c) >= 'A' && (c) <= 'Z') || ((c) >= '0' && (c) <= '9') || \
+	((c) != '\0' && strchr("!#$%&\'*+-.^_`|~", (c)) != NULL))
+
+/*
+ * Quote len bytes of client input for a detail: printable ASCII as is,
+ * '"', '\' and the rest as \xHH, at most 48 bytes of it.
+ */
+static void
+http_quote(char *buf, size_t size, const char *s, size_t len)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const unsigned char	*u = (const unsigned char *)s;
+	size_t			 i, out = 0;
+
+	for (i = 0; i < len && i < 48 && out + 5 < size; i++) {
+		if (u[i] >= 0x20 && u[i] < 0x7f && u[i] != '"' && u[i] != '\\')
+			buf[out++] = (char)u[i];
+		else {
+			buf[out++] = '\\';
+			buf[out++] = 'x';
+			buf[out++] = hex[u[i] >> 4];
+			buf[out++] = hex[u[i] & 0xf];
+		}
+	}
+	buf[out] = '\0';
+}
+
+/*
+ * Did the value that ended just before after (its terminating NUL) end
+ * there on the wire?  libmicrohttpd 0.9 replaces the CR LF (or a bare LF)
+ * of a header line by NULs in place; a NUL inside the value cuts it
+ * short, and what followed on the line is silently dropped.  So past the
+ * terminator comes a NUL (the LF), the next line (a bare LF ended this
+ * one: the caller checks that), or blanks before the end: anything else
+ * was hidden behind a NUL.  Reads only bytes of the header block.
+ */
+static int
+http_framing_after(const char *after)
+{
+	while (*after == ' ' || *after == '\t')
+		after++;
+	return (*after == '\0');
+}
+
+/* One header field of the request, for http_framing. */
+static enum MHD_Result
+http_framing_cb(void *arg, enum MHD_ValueKind kind, const char *key,
+    size_t key_size, const char *value, size_t value_size)
+{
+	struct http_fields	*f = arg;
+	const char		*c;
+	char			 q[200];
+	size_t			 i;
+
+	(void)kind;
+	if (value == NULL)
+		value = "";
+	if (http_mhd_lax && f->after != NULL && f->after != key &&
+	    !http_framing_after(f->after)) {
+		problem_set(f->p, 400, "invalid-header", NULL, "a header "
+		    "value holds a NUL byte");
+		goto bad;
+	}
+	for (i = 0; i < key_size; i++) {
+		if (!HTTP_TCHAR(key[i]))
+			break;
+	}
+	if (key_size == 0 || i != key_size) {
+		http_quote(q, sizeof q, key, key_size);
+		problem_set(f->p, 400, "invalid-header", NULL, "the header "
+		    "name \"%s\" is not a token (RFC 9110 5.1; a blank "
+		    "before the colon?)", q);
+		goto bad;
+	}
+	if (http_mhd_lax) {
+		/*
+		 * The value follows its name on the line, past the ':' (made
+		 * a NUL) and blanks.  libmicrohttpd 0.9 appends a folded
+		 * continuation line (obs-fold) to a copy of the name made
+		 * elsewhere in its pool, where no value follows: refused,
+		 * as RFC 9112 5.2 allows (a field folded across lines can be
+		 * read as two by a proxy in front).
+		 */
+		if (!(key < value && key[key_size] == '\0' &&
+		    (size_t)(value - key) <= key_size + 1 + 16384)) {
+			problem_set(f->p, 400, "invalid-header", NULL, "a "
+			    "header field is folded across lines (obs-fold)");
+			goto bad;
+		}
+		for (c = key + key_size + 1; c < value; c++) {
+			if (*c != ' ' && *c != '\t') {
+				problem_set(f->p, 400, "invalid-header", NULL,
+				    "a header field is folded across lines "
+				    "(obs-fold)");
+				goto bad;
+			}
+		}
+		f->after = value + value_size + 1;
+	}
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		f->hosts++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->lengths++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		f->codings++;
+		f->coding = value;
+	}
+	return (MHD_YES);
+bad:
+	f->bad = 1;
+	return (MHD_NO);
+}
+
+/*
+ * Is the request framed as RFC 9112 lets a server accept it?  libmicrohttpd
+ * 0.9.75 takes what it should refuse, and each of these let a request be
+ * smuggled behind another on one connection (a proxy in front reading the
+ * bytes one way, corod another): Content-Length with Transfer-Encoding
+ * (6.1: the framing is faulty), two Content-Length fields (6.3: MHD takes
+ * the first), a name with a blank before the colon (5.1: MHD keeps
+ * "Content-Length " as another header, so the body became the next
+ * request), a transfer coding other than one "chunked" (6.1: MHD then
+ * reads the body until the connection ends: 501 for a coding it does not
+ * know, 400 for "chunked" twice), Transfer-Encoding in HTTP/1.0 (6.1), no
+ * Host or two in HTTP/1.1 (3.2), a NUL in a value and a folded line (see
+ * http_framing_cb).  0, or -1 with the problem in p: it is answered at
+ * once, and the connection closed with it.
+ */
+static int
+http_framing(struct MHD_Connection *conn, int http10, struct problem *p)
+{
+	struct http_fields	 f;
+	const char		*s;
+	size_t			 n;
+	int			 chunked = 0, other = 0;
+
+	memset(&f, 0, sizeof f);
+	f.p = p;
+	MHD_get_connection_values_n(conn, MHD_HEADER_KIND, http_framing_cb,
+	    &f);
+	if (f.bad)
+		return (-1);
+	if (f.after != NULL && !http_framing_after(f.after)) {
+		problem_set(p, 400, "invalid-header", NULL, "a header value "
+		    "holds a NUL byte");
+		return (-1);
+	}
+	if (f.hosts > 1 || (f.hosts == 0 && !http10)) {
+		problem_set(p, 400, "invalid-header", "/headers/Host", "%s",
+		    f.hosts > 1 ? "two Host header fields" : "an HTTP/1.1 "
+		    "request needs a Host header field");
+		return (-1);
+	}
+	if (f.lengths > 1) {
+		problem_set(p, 400, "invalid-header", "/headers/Content-Length",
+		    "two Content-Length header fields");
+		return (-1);
+	}
+	if (f.codings == 0)
+		return (0);
+	if (f.lengths != 0) {
+		problem_set(p, 400, "invalid-header",
+		    "/headers/Transfer-Encoding", "Transfer-Encoding and "
+		    "Content-Length together");
+		return (-1);
+	}
+	if (http10) {
+		problem_set(p, 400, "invalid-header",
+		    "/headers/Transfer-Encoding", "Transfer-Encoding in an "
+		    "HTTP/1.0 request");
+		return (-1);
+	}
+	for (s = f.coding; *s != '\0'; s += n) {
+		s += strspn(s, " \t,");
+		n = strcspn(s, " \t,");
+		if (n == 7 && strncasecmp(s, "chunked", 7) == 0)
+			chunked++;
+		else if (n != 0)
+			other++;
+	}
+	if (other != 0) {
+		problem_set(p, 501, "unsupported-transfer-coding",
+		    "/headers/Transfer-Encoding", "only the chunked transfer "
+		    "coding is understood");
+		return (-1);
+	}
+	if (f.codings > 1 || chunked != 1 ||
+	    strcasecmp(f.coding, "chunked") != 0) {
+		problem_set(p, 400, "invalid-header",
+		    "/headers/Transfer-Encoding", "Transfer-Encoding must be "
+		    "\"chunked\", once");
+		return (-1);
+	}
+	return (0);
+}
+
 /*
  * Keep a body piece while the total fits the request's max_body (the one
  * it started with: req->len never exceeds it); beyond, drop it all.
@@ -659,6 +882,7 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 {
 	struct http_ctx		*ctx = *con_cls;
 	struct http_request	*req;
+	struct problem		 p;
 	const char		*c;
 
 	(void)arg;
@@ -679,6 +903,17 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 		ctx->max_body = cfg->max_body;
 		*con_cls = ctx;
 
+		if (http_framing(conn, strcmp(version,
+		    MHD_HTTP_VERSION_1_0) == 0, &p) != 0) {
+			/* The close is wanted: the rest may be smuggled. */
+			log_info("%s %s: refused: %s", method, ctx->url,
+			    p.detail);
+			ctx->routed = 1;
+			http_add_header(req, MHD_HTTP_HEADER_CONNECTION,
+			    "close");
+			http_respond_problem(req, &p);
+			return (http_queue(ctx));
+		}
 		if (http_too_long(conn, ctx->max_body)) {
 			/* MHD closes the connection after this: wanted. */
 			req->too_large = 1;
