@@ -1333,6 +1333,20 @@ http_header(struct http_request *req, const char *name)
 	    name));
 }
 
+/* Did the request come over a Unix socket?  0 if it is not known. */
+int
+http_unix_socket(struct http_request *req)
+{
+	const union MHD_ConnectionInfo	*info;
+
+	if (req->conn == NULL)
+		return (0);
+	info = MHD_get_connection_info(req->conn,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	return (info != NULL && info->client_addr != NULL &&
+	    info->client_addr->sa_family == AF_UNIX);
+}
+
 /*
  * A query argument, decoded; "" if given without a value ("?follow"),
  * NULL if absent.  The first one counts if it is repeated.
