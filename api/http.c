@@ -149,6 +149,7 @@ static enum MHD_Result http_finish(struct http_ctx *);
 static enum MHD_Result http_queue(struct http_ctx *);
 static void	 http_mhd_suspend(struct http_ctx *);
 static void	 http_mhd_resume(struct http_ctx *);
+static int	 http_take_half_closed(struct http_ctx *);
 static int	 http_can_answer(struct http_request *, unsigned int);
 static void	 http_set_answer(struct http_request *, unsigned int,
 		    const char *);
@@ -962,7 +963,8 @@ http_finish(struct http_ctx *ctx)
 	struct http_request	*req = &ctx->req;
 	struct problem		 p;
 
-	if (req->gone) {
+	if (req->gone || ctx->fd != -1) {
+		/* gone, or taken out of MHD (held.c) while suspended */
 		http_closing = 1;
 		return (MHD_NO);	/* MHD closes the connection */
 	}
@@ -1079,6 +1081,7 @@ http_mhd_suspend(struct http_ctx *ctx)
 
 	MHD_suspend_connection(req->conn);
 	ctx->held = 1;
+	ctx->brief = req->suspended == HTTP_HOLD_SHORT;
 	TAILQ_INSERT_TAIL(&http_held, ctx, entry);
 	http_nheld++;
 
@@ -1122,6 +1125,50 @@ http_mhd_resume(struct http_ctx *ctx)
 }
 
 /*
+ * A request held briefly in MHD is answered, and its client has shut down
+ * its sending side (it waits for the answer, as HTTP allows).  Resumed,
+ * libmicrohttpd 0.9.75 would read first (the connection still says it
+ * reads, from before the suspension), see the end of input and close the
+ * connection without the answer, though the task was stored.  So the
+ * request leaves MHD instead (held.c writes the answer, then closes), and
+ * MHD is resumed only to drop its side.  1 if it was taken; 0 if the
+ * client did not half-close or the request must stay (TLS).
+ */
+static int
+http_take_half_closed(struct http_ctx *ctx)
+{
+	struct http_request	*req = &ctx->req;
+	struct MHD_Connection	*conn = req->conn;
+	int			 fd;
+	char			 c;
+
+	if ((fd = http_conn_fd(conn)) == -1 ||
+	    recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0)
+		return (0);
+	if (req->closed_ev != NULL) {
+		event_free(req->closed_ev);
+		req->closed_ev = NULL;
+	}
+	TAILQ_REMOVE(&http_held, ctx, entry);
+	http_nheld--;
+	ctx->held = 0;
+	if (held_take(ctx, fd) != 0) {
+		TAILQ_INSERT_TAIL(&http_held, ctx, entry);
+		http_nheld++;
+		ctx->held = 1;
+		return (0);
+	}
+	log_debug("%s: %s %s: the client half-closed; answered outside "
+	    "libmicrohttpd", __func__, http_method_name(req->method),
+	    req->url);
+	ctx->close = 1;		/* it sends nothing more */
+	req->suspended = 0;
+	MHD_resume_connection(conn);
+	http_kick();
+	return (1);
+}
+
+/*
  * Is a held request's client gone?  Called when its socket is readable or
  * half-closed: 1 if the client closed its end or reset it.  Bytes of a
  * next request sent early (pipelining) are not; the caller then watches
@@ -1146,7 +1193,32 @@ http_closed_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_ctx		*ctx = arg;
 	struct http_request	*req = &ctx->req;
+	ssize_t			 n;
+	char			 c;
 
+	/*
+	 * A client may shut down its sending side once its request is out
+	 * (HTTP allows the half-close) and still read the answer: one held
+	 * briefly, for a commit, is answered anyway (http_take_half_closed).
+	 * The commit happens whatever the client does, so its answer is
+	 * owed; if the client closed both ways, writing it fails.  Only a
+	 * reset ends the wait.  (A long hold, a long-poll or a stream, still
+	 * ends at the end of input: nothing was done for it.)  The end of
+	 * input stays readable: the watch ends here.
+	 */
+	if (ctx->brief) {
+		n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if ((n == 0 || (n > 0 && (what & EV_CLOSED))) || (n == -1 &&
+		    (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINTR) && (what & EV_CLOSED))) {
+			log_debug("%s: %s %s: the client half-closed; "
+			    "answering it anyway", __func__,
+			    http_method_name(req->method), req->url);
+			event_free(req->closed_ev);
+			req->closed_ev = NULL;
+			return;
+		}
+	}
 	if (!http_client_gone(fd, what)) {
 		event_free(req->closed_ev);
 		req->closed_ev = event_new(http_base, fd,
@@ -1433,6 +1505,8 @@ http_set_answer(struct http_request *req, unsigned int status,
 	if (http_answer_hook != NULL)
 		http_answer_hook(req);
 	if (ctx->fd != -1)
+		held_answer(ctx);
+	else if (ctx->held && ctx->brief && http_take_half_closed(ctx))
 		held_answer(ctx);
 	else if (ctx->held)
 		http_mhd_resume(ctx);

@@ -766,6 +766,69 @@ def framing_refused():
     still_alive("the framing cases")
 
 
+# --- a client that half-closes after its request ----------------------------------
+
+def half_closed(method, path, body=None):
+    """Send one request, shut down the sending side (HTTP allows it), read
+    until the server closes: (status, parsed JSON body or None, raw)."""
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=scaled(10))
+    data = b"%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % (
+        method.encode(), path.encode(), d.port)
+    if body is not None:
+        data += b"Content-Type: application/json\r\nContent-Length: %d\r\n" \
+            % len(body)
+    s.sendall(data + b"\r\n" + (body or b""))
+    s.shutdown(socket.SHUT_WR)
+    out = b""
+    try:
+        while len(out) < 1 << 20:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except OSError:
+        pass
+    s.close()
+    m = re.match(rb"HTTP/1\.1 (\d+) ", out)
+    head, _, rest = out.partition(b"\r\n\r\n")
+    try:
+        parsed = json.loads(rest) if rest else None
+    except ValueError:
+        parsed = None
+    return (int(m.group(1)) if m else None), parsed, out
+
+
+@t.test(timeout=60)
+def half_closed_client():
+    # A submission held for its commit once saw the half-close as the
+    # client leaving: the task was stored and never answered.
+    for i in range(5):
+        st, body, raw = half_closed("POST", "/v1/tasks", json.dumps(
+            echo("half-closed %d" % i, delay=3600)).encode())
+        ok = st == 201 and isinstance(body, dict) and "id" in body
+        if ok:
+            accepted.add(body["id"])
+        t.ok(ok, "POST, then shutdown(SHUT_WR): the 201 still comes (%d)"
+             % i, diag=repr(raw[:300]))
+        if ok:
+            t.is_(d.get(body["id"])["params"]["message"],
+                  "half-closed %d" % i, "... and the task it names exists")
+    tid = body["id"] if isinstance(body, dict) and "id" in body else 0
+    st, body, raw = half_closed("POST", "/v1/tasks/%d/cancel" % tid)
+    t.ok(st == 200 and isinstance(body, dict) and
+         body.get("state") == "canceled",
+         "a cancel, half-closed: 200, canceled", diag=repr(raw[:300]))
+    st, body, raw = half_closed("DELETE", "/v1/tasks/%d" % tid)
+    t.is_(st, 204, "a delete, half-closed: 204")
+    t.is_(d.request("GET", "/v1/tasks/%d" % tid).status, 404,
+          "... and the task is gone")
+    accepted.discard(tid)
+    st, body, raw = half_closed("POST", "/v1/tasks", b"{")
+    t.is_(st, 400, "a bad submission, half-closed: its 400")
+    st, body, raw = half_closed("GET", "/healthz")
+    t.is_(st, 200, "a GET, half-closed: 200")
+
+
 # --- nothing changed ------------------------------------------------------------
 
 @t.test(timeout=30)
