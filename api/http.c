@@ -158,6 +158,7 @@ static void	 http_respond_buf(struct http_request *, unsigned int,
 static void	 http_answer_problem(struct http_request *, int,
 		    const char *, const char *);
 static ssize_t	 http_stream_cb(void *, uint64_t, char *, size_t);
+static ssize_t	 http_head_read(void *, char *, size_t);
 static void	 http_shared_free_cb(void *);
 static void	 http_hold_as(struct http_request *, int);
 static enum MHD_Result http_query_cb(void *, enum MHD_ValueKind,
@@ -1640,12 +1641,24 @@ http_respond_shared(struct http_request *req, unsigned int status,
 	http_set_answer(req, status, type);
 }
 
+/* The body of a HEAD answer to a stream: none, its end at once. */
+static ssize_t
+http_head_read(void *arg, char *buf, size_t max)
+{
+	(void)arg;
+	(void)buf;
+	(void)max;
+	return (-1);
+}
+
 /*
  * A streamed answer of unknown length (chunked): read(arg, buf, max) is
  * called when the socket can take more; it returns the bytes it put in
  * buf, 0 when it has nothing yet (the request is then held, its socket
  * watched, until http_stream_wake), or -1 at the end.  The request's
- * on_free is where arg is let go.
+ * on_free is where arg is let go.  To HEAD the answer is the stream's
+ * head (its type, Transfer-Encoding: chunked) and it ends at once: read
+ * is never called.
  */
 void
 http_respond_stream(struct http_request *req, unsigned int status,
@@ -1655,6 +1668,8 @@ http_respond_stream(struct http_request *req, unsigned int status,
 
 	if (!http_can_answer(req, status))
 		return;
+	if (req->method == HTTP_HEAD)
+		read = http_head_read;
 	ctx->body = HTTP_BODY_STREAM;
 	ctx->stream_read = read;
 	ctx->stream_arg = arg;

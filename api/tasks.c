@@ -1145,7 +1145,8 @@ api_task_log(struct http_request *req, int64_t id)
 	}
 	task_row_free(&row);
 
-	if (fs != NULL && strcmp(fs, "1") == 0 && req->method != HTTP_HEAD) {
+	/* HEAD too: the stream's head; http.c ends it at once */
+	if (fs != NULL && strcmp(fs, "1") == 0) {
 		f = xcalloc(1, sizeof *f);
 		f->req = req;
 		f->id = id;
