@@ -1203,11 +1203,12 @@ http_closed_cb(evutil_socket_t fd, short what, void *arg)
 	 * briefly, for a commit, is answered anyway (http_take_half_closed).
 	 * The commit happens whatever the client does, so its answer is
 	 * owed; if the client closed both ways, writing it fails.  Only a
-	 * reset ends the wait.  (A long hold, a long-poll or a stream, still
-	 * ends at the end of input: nothing was done for it.)  The end of
-	 * input stays readable: the watch ends here.
+	 * reset ends the wait.  (A request whose handler stops its work when
+	 * the client leaves (on_gone), and a long hold, a long-poll or a
+	 * stream, still end at the end of input: nothing is owed to them.)
+	 * The end of input stays readable: the watch ends here.
 	 */
-	if (ctx->brief) {
+	if (ctx->brief && req->on_gone == NULL) {
 		n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 		if ((n == 0 || (n > 0 && (what & EV_CLOSED))) || (n == -1 &&
 		    (errno == EAGAIN || errno == EWOULDBLOCK ||
@@ -1507,7 +1508,8 @@ http_set_answer(struct http_request *req, unsigned int status,
 		http_answer_hook(req);
 	if (ctx->fd != -1)
 		held_answer(ctx);
-	else if (ctx->held && ctx->brief && http_take_half_closed(ctx))
+	else if (ctx->held && ctx->brief && req->on_gone == NULL &&
+	    http_take_half_closed(ctx))
 		held_answer(ctx);
 	else if (ctx->held)
 		http_mhd_resume(ctx);
