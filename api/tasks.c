@@ -417,7 +417,7 @@ submit_idempotent(struct http_request *req, const char *key,
 	struct buf	 b = { NULL, 0, 0 };
 	char		*old_hash = NULL, *ids_json = NULL, *body, loc[64];
 	json_t		*ids, *v;
-	size_t		 i, len, nkids;
+	size_t		 i, len, nkids, left = 0;
 	int64_t		*kids;
 	int		 found, batch;
 
@@ -445,6 +445,7 @@ submit_idempotent(struct http_request *req, const char *key,
 		if (b.len > 10)
 			buf_add(&b, ",", 1);
 		task_render(&b, &row, kids, nkids);
+		left++;
 		if (!batch) {
 			snprintf(loc, sizeof loc, "/v1/tasks/%" PRId64, row.id);
 			http_add_header(req, "Location", loc);
@@ -455,7 +456,8 @@ submit_idempotent(struct http_request *req, const char *key,
 	json_decref(ids);
 	if (batch)
 		buf_puts(&b, "]}");
-	if (b.len == 0) {
+	/* None left, one spec or a batch alike: 404 (a batch of some: 200) */
+	if (left == 0) {
 		problem_set(&p, 404, "not-found", NULL, "the tasks of this "
 		    "Idempotency-Key have been deleted");
 		http_respond_problem(req, &p);
