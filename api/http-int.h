@@ -35,7 +35,7 @@ struct http_ctx {
 	int			 routed;	/* route_request was called */
 	int			 read;		/* the whole request is in */
 	int			 held;		/* counted in http_nheld */
-	int			 brief;		/* ... briefly, in MHD (a commit) */
+	int			 brief;		/* ... for a commit, in MHD */
 	int			 stopping;	/* answered 503 by http_stop */
 	int			 http10;	/* an HTTP/1.0 request */
 	int			 close;		/* the client asked to close */

@@ -634,9 +634,9 @@ http_too_long(struct MHD_Connection *conn, size_t max)
 struct http_fields {
 	int		 hosts;
 	int		 lengths;
-	int		 codings;		/* Transfer-Encoding fields */
-	const char	*coding;		/* the (last) one's value */
-	const char	*after;			/* past the last value's end */
+	int		 codings;	/* Transfer-Encoding fields */
+	const char	*coding;	/* the (last) one's value */
+	const char	*after;		/* past the last value's end */
 	struct problem	*p;
 	int		 bad;
 };
@@ -726,8 +726,9 @@ http_framing_cb(void *arg, enum MHD_ValueKind kind, const char *key,
 		 * as RFC 9112 5.2 allows (a field folded across lines can be
 		 * read as two by a proxy in front).
 		 */
-		if (!(key < value && key[key_size] == '\0' &&
-		    (size_t)(value - key) <= key_size + 1 + 16384)) {
+		if (!((uintptr_t)key < (uintptr_t)value &&
+		    key[key_size] == '\0' && (uintptr_t)value -
+		    (uintptr_t)key <= key_size + 1 + HTTP_POOL_SIZE)) {
 			problem_set(f->p, 400, "invalid-header", NULL, "a "
 			    "header field is folded across lines (obs-fold)");
 			goto bad;

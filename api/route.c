@@ -385,7 +385,7 @@ route_host_allowed(const char *host, const char *list)
 	else if (*port != '\0')
 		return (0);
 	if (port[strspn(port, "0123456789")] != '\0')
-		return (0);	/* a second colon: an IPv6 without brackets */
+		return (0);	/* a second colon: IPv6 without brackets */
 	if (len == 0 || len >= sizeof name)
 		return (0);
 	memcpy(name, host, len);
