@@ -120,6 +120,8 @@ const char	*listen_exposed(void);
 
 /* Request accessors. */
 const char	*http_header(struct http_request *, const char *);
+/* Did the request come over a Unix socket? */
+int		 http_unix_socket(struct http_request *);
 const char	*http_query(struct http_request *, const char *);
 /* Call fn for each query argument; stop and return its non-zero value. */
 int		 http_query_each(struct http_request *,

@@ -391,7 +391,8 @@ api_events(struct http_request *req)
 	    EVENTS_LIMIT_DEFAULT, &limit) != 0)
 		return;
 
-	if (wants_stream(req) && req->method != HTTP_HEAD) {
+	/* HEAD too: the same head as the stream's (http.c sends no body) */
+	if (wants_stream(req)) {
 		if ((lei = http_header(req, "Last-Event-ID")) != NULL &&
 		    *lei != '\0') {
 			errno = 0;

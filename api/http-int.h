@@ -35,9 +35,15 @@ struct http_ctx {
 	int			 routed;	/* route_request was called */
 	int			 read;		/* the whole request is in */
 	int			 held;		/* counted in http_nheld */
+	int			 brief;		/* ... for a commit, in MHD */
 	int			 stopping;	/* answered 503 by http_stop */
 	int			 http10;	/* an HTTP/1.0 request */
 	int			 close;		/* the client asked to close */
+	/*
+	 * cfg->max_body when the headers came: a reload (SIGHUP) lowering it
+	 * during the upload must not shrink the buffer under the body.
+	 */
+	size_t			 max_body;
 	TAILQ_ENTRY(http_ctx)	 entry;		/* http_held or held.c's */
 
 	/* The answer (req->status), once set (ctx->answer). */

@@ -17,10 +17,15 @@
  *
  *	headers	allocate the request (struct http_ctx) and return; answering
  *		here would make MHD close the connection (no keep-alive).
- *		Only a Content-Length above max_body is answered here (413),
- *		and then the close is wanted.
+ *		Only a request whose framing RFC 9112 says to refuse (see
+ *		http_framing: 400, 501) and a Content-Length above max_body
+ *		(413) are answered here, and then the close is wanted: what
+ *		follows on the connection may be a smuggled request.
  *	body	each piece is appended while the total fits max_body; past
  *		that the request is marked too large and the rest discarded.
+ *		The limit is the one of the headers call, kept on the
+ *		request: a reload lowering it does not apply to a body
+ *		already coming in.
  *	final	413 if too large, else route_request().  A handler either
  *		answers (http_respond_*) or holds the request: briefly
  *		(http_suspend, a commit) or for long (http_hold, a long-poll).
@@ -100,6 +105,12 @@ static size_t			 http_nstopping;
 static char			 http_lastlog[256];
 /* A request was refused or taken: MHD's "internal error" line is expected. */
 int				 http_closing;
+/*
+ * libmicrohttpd before 1.0 keeps a NUL in a header value (cutting it) and
+ * folded lines (appending them to the name): http_framing looks at its
+ * read buffer for them.  1.0 refuses both itself.
+ */
+static int			 http_mhd_lax;
 
 /* Told of every answer (its status is set): metrics count them. */
 void				(*http_answer_hook)(struct http_request *);
@@ -127,12 +138,18 @@ static void	 http_rearm(void);
 static void	 http_kick(void);
 static enum http_method http_method_parse(const char *);
 static int	 http_token(const char *, const char *);
-static int	 http_too_long(struct MHD_Connection *);
+static int	 http_too_long(struct MHD_Connection *, size_t);
+static enum MHD_Result http_framing_cb(void *, enum MHD_ValueKind,
+		     const char *, size_t, const char *, size_t);
+static int	 http_framing_after(const char *);
+static int	 http_framing(struct MHD_Connection *, int, struct problem *);
+static void	 http_quote(char *, size_t, const char *, size_t);
 static void	 http_append(struct http_ctx *, const char *, size_t);
 static enum MHD_Result http_finish(struct http_ctx *);
 static enum MHD_Result http_queue(struct http_ctx *);
 static void	 http_mhd_suspend(struct http_ctx *);
 static void	 http_mhd_resume(struct http_ctx *);
+static int	 http_take_half_closed(struct http_ctx *);
 static int	 http_can_answer(struct http_request *, unsigned int);
 static void	 http_set_answer(struct http_request *, unsigned int,
 		    const char *);
@@ -141,6 +158,7 @@ static void	 http_respond_buf(struct http_request *, unsigned int,
 static void	 http_answer_problem(struct http_request *, int,
 		    const char *, const char *);
 static ssize_t	 http_stream_cb(void *, uint64_t, char *, size_t);
+static ssize_t	 http_head_read(void *, char *, size_t);
 static void	 http_shared_free_cb(void *);
 static void	 http_hold_as(struct http_request *, int);
 static enum MHD_Result http_query_cb(void *, enum MHD_ValueKind,
@@ -338,6 +356,7 @@ http_start(struct event_base *base, const char *address, char **cause)
 		    "anyone who can reach it can run tasks", exposed);
 
 	http_lastlog[0] = '\0';
+	http_mhd_lax = atoi(MHD_get_version()) < 1;
 	MHD_set_panic_func(http_panic_cb, NULL);
 	http_daemon = MHD_start_daemon(flags, 0, NULL, NULL,
 	    http_access_cb, NULL,
@@ -593,9 +612,9 @@ http_method_name(enum http_method m)
 	return ("OTHER");
 }
 
-/* Does the request announce a body longer than max_body? */
+/* Does the request announce a body longer than max? */
 static int
-http_too_long(struct MHD_Connection *conn)
+http_too_long(struct MHD_Connection *conn, size_t max)
 {
 	const char		*cl;
 	unsigned long long	 n;
@@ -608,10 +627,223 @@ http_too_long(struct MHD_Connection *conn)
 	n = strtoull(cl, NULL, 10);
 	if (errno == ERANGE)
 		return (1);
-	return (n > cfg->max_body);
+	return (n > max);
 }
 
-/* Keep a body piece while the total fits max_body; beyond, drop it all. */
+/* What the headers call found in the request's header fields. */
+struct http_fields {
+	int		 hosts;
+	int		 lengths;
+	int		 codings;	/* Transfer-Encoding fields */
+	const char	*coding;	/* the (last) one's value */
+	const char	*after;		/* past the last value's end */
+	struct problem	*p;
+	int		 bad;
+};
+
+/* An HTTP token character (RFC 9110 5.6.2), as header names are made of. */
+#define HTTP_TCHAR(c)	(((c) >= 'a' && (c) <= 'z') || \
+	((c) >= 'A' && (c) <= 'Z') || ((c) >= '0' && (c) <= '9') || \
+	((c) != '\0' && strchr("!#$%&\'*+-.^_`|~", (c)) != NULL))
+
+/*
+ * Quote len bytes of client input for a detail: printable ASCII as is,
+ * '"', '\' and the rest as \xHH, at most 48 bytes of it.
+ */
+static void
+http_quote(char *buf, size_t size, const char *s, size_t len)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const unsigned char	*u = (const unsigned char *)s;
+	size_t			 i, out = 0;
+
+	for (i = 0; i < len && i < 48 && out + 5 < size; i++) {
+		if (u[i] >= 0x20 && u[i] < 0x7f && u[i] != '"' && u[i] != '\\')
+			buf[out++] = (char)u[i];
+		else {
+			buf[out++] = '\\';
+			buf[out++] = 'x';
+			buf[out++] = hex[u[i] >> 4];
+			buf[out++] = hex[u[i] & 0xf];
+		}
+	}
+	buf[out] = '\0';
+}
+
+/*
+ * Did the value that ended just before after (its terminating NUL) end
+ * there on the wire?  libmicrohttpd 0.9 replaces the CR LF (or a bare LF)
+ * of a header line by NULs in place; a NUL inside the value cuts it
+ * short, and what followed on the line is silently dropped.  So past the
+ * terminator comes a NUL (the LF), the next line (a bare LF ended this
+ * one: the caller checks that), or blanks before the end: anything else
+ * was hidden behind a NUL.  Reads only bytes of the header block.
+ */
+static int
+http_framing_after(const char *after)
+{
+	while (*after == ' ' || *after == '\t')
+		after++;
+	return (*after == '\0');
+}
+
+/* One header field of the request, for http_framing. */
+static enum MHD_Result
+http_framing_cb(void *arg, enum MHD_ValueKind kind, const char *key,
+    size_t key_size, const char *value, size_t value_size)
+{
+	struct http_fields	*f = arg;
+	const char		*c;
+	char			 q[200];
+	size_t			 i;
+
+	(void)kind;
+	if (value == NULL)
+		value = "";
+	if (http_mhd_lax && f->after != NULL && f->after != key &&
+	    !http_framing_after(f->after)) {
+		problem_set(f->p, 400, "invalid-header", NULL, "a header "
+		    "value holds a NUL byte");
+		goto bad;
+	}
+	for (i = 0; i < key_size; i++) {
+		if (!HTTP_TCHAR(key[i]))
+			break;
+	}
+	if (key_size == 0 || i != key_size) {
+		http_quote(q, sizeof q, key, key_size);
+		problem_set(f->p, 400, "invalid-header", NULL, "the header "
+		    "name \"%s\" is not a token (RFC 9110 5.1; a blank "
+		    "before the colon?)", q);
+		goto bad;
+	}
+	if (http_mhd_lax) {
+		/*
+		 * The value follows its name on the line, past the ':' (made
+		 * a NUL) and blanks.  libmicrohttpd 0.9 appends a folded
+		 * continuation line (obs-fold) to a copy of the name made
+		 * elsewhere in its pool, where no value follows: refused,
+		 * as RFC 9112 5.2 allows (a field folded across lines can be
+		 * read as two by a proxy in front).
+		 */
+		if (!((uintptr_t)key < (uintptr_t)value &&
+		    key[key_size] == '\0' && (uintptr_t)value -
+		    (uintptr_t)key <= key_size + 1 + HTTP_POOL_SIZE)) {
+			problem_set(f->p, 400, "invalid-header", NULL, "a "
+			    "header field is folded across lines (obs-fold)");
+			goto bad;
+		}
+		for (c = key + key_size + 1; c < value; c++) {
+			if (*c != ' ' && *c != '\t') {
+				problem_set(f->p, 400, "invalid-header", NULL,
+				    "a header field is folded across lines "
+				    "(obs-fold)");
+				goto bad;
+			}
+		}
+		f->after = value + value_size + 1;
+	}
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		f->hosts++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->lengths++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		f->codings++;
+		f->coding = value;
+	}
+	return (MHD_YES);
+bad:
+	f->bad = 1;
+	return (MHD_NO);
+}
+
+/*
+ * Is the request framed as RFC 9112 lets a server accept it?  libmicrohttpd
+ * 0.9.75 takes what it should refuse, and each of these let a request be
+ * smuggled behind another on one connection (a proxy in front reading the
+ * bytes one way, corod another): Content-Length with Transfer-Encoding
+ * (6.1: the framing is faulty), two Content-Length fields (6.3: MHD takes
+ * the first), a name with a blank before the colon (5.1: MHD keeps
+ * "Content-Length " as another header, so the body became the next
+ * request), a transfer coding other than one "chunked" (6.1: MHD then
+ * reads the body until the connection ends: 501 for a coding it does not
+ * know, 400 for "chunked" twice), Transfer-Encoding in HTTP/1.0 (6.1), no
+ * Host or two in HTTP/1.1 (3.2), a NUL in a value and a folded line (see
+ * http_framing_cb).  0, or -1 with the problem in p: it is answered at
+ * once, and the connection closed with it.
+ */
+static int
+http_framing(struct MHD_Connection *conn, int http10, struct problem *p)
+{
+	struct http_fields	 f;
+	const char		*s;
+	size_t			 n;
+	int			 chunked = 0, other = 0;
+
+	memset(&f, 0, sizeof f);
+	f.p = p;
+	MHD_get_connection_values_n(conn, MHD_HEADER_KIND, http_framing_cb,
+	    &f);
+	if (f.bad)
+		return (-1);
+	if (f.after != NULL && !http_framing_after(f.after)) {
+		problem_set(p, 400, "invalid-header", NULL, "a header value "
+		    "holds a NUL byte");
+		return (-1);
+	}
+	if (f.hosts > 1 || (f.hosts == 0 && !http10)) {
+		problem_set(p, 400, "invalid-header", "/headers/Host", "%s",
+		    f.hosts > 1 ? "two Host header fields" : "an HTTP/1.1 "
+		    "request needs a Host header field");
+		return (-1);
+	}
+	if (f.lengths > 1) {
+		problem_set(p, 400, "invalid-header", "/headers/Content-Length",
+		    "two Content-Length header fields");
+		return (-1);
+	}
+	if (f.codings == 0)
+		return (0);
+	if (f.lengths != 0) {
+		problem_set(p, 400, "invalid-header",
+		    "/headers/Transfer-Encoding", "Transfer-Encoding and "
+		    "Content-Length together");
+		return (-1);
+	}
+	if (http10) {
+		problem_set(p, 400, "invalid-header",
+		    "/headers/Transfer-Encoding", "Transfer-Encoding in an "
+		    "HTTP/1.0 request");
+		return (-1);
+	}
+	for (s = f.coding; *s != '\0'; s += n) {
+		s += strspn(s, " \t,");
+		n = strcspn(s, " \t,");
+		if (n == 7 && strncasecmp(s, "chunked", 7) == 0)
+			chunked++;
+		else if (n != 0)
+			other++;
+	}
+	if (other != 0) {
+		problem_set(p, 501, "unsupported-transfer-coding",
+		    "/headers/Transfer-Encoding", "only the chunked transfer "
+		    "coding is understood");
+		return (-1);
+	}
+	if (f.codings > 1 || chunked != 1 ||
+	    strcasecmp(f.coding, "chunked") != 0) {
+		problem_set(p, 400, "invalid-header",
+		    "/headers/Transfer-Encoding", "Transfer-Encoding must be "
+		    "\"chunked\", once");
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Keep a body piece while the total fits the request's max_body (the one
+ * it started with: req->len never exceeds it); beyond, drop it all.
+ */
 static void
 http_append(struct http_ctx *ctx, const char *data, size_t size)
 {
@@ -620,9 +852,9 @@ http_append(struct http_ctx *ctx, const char *data, size_t size)
 
 	if (req->too_large || req->answered)
 		return;
-	if (size > cfg->max_body - req->len) {
+	if (size > ctx->max_body - req->len) {
 		log_debug("%s: %s: body over %zu bytes", __func__, req->url,
-		    cfg->max_body);
+		    ctx->max_body);
 		req->too_large = 1;
 		free(req->body);
 		req->body = NULL;
@@ -634,8 +866,8 @@ http_append(struct http_ctx *ctx, const char *data, size_t size)
 		cap = req->cap != 0 ? req->cap : 4096;
 		while (cap < need)
 			cap *= 2;
-		if (cap > cfg->max_body + 1)
-			cap = cfg->max_body + 1;
+		if (cap > ctx->max_body + 1)
+			cap = ctx->max_body + 1;
 		req->body = xrealloc(req->body, cap);
 		req->cap = cap;
 	}
@@ -653,6 +885,7 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 {
 	struct http_ctx		*ctx = *con_cls;
 	struct http_request	*req;
+	struct problem		 p;
 	const char		*c;
 
 	(void)arg;
@@ -670,9 +903,21 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 		req->method = http_method_parse(method);
 		req->url = ctx->url;
 		req->started = time_mono();
+		ctx->max_body = cfg->max_body;
 		*con_cls = ctx;
 
-		if (http_too_long(conn)) {
+		if (http_framing(conn, strcmp(version,
+		    MHD_HTTP_VERSION_1_0) == 0, &p) != 0) {
+			/* The close is wanted: the rest may be smuggled. */
+			log_info("%s %s: refused: %s", method, ctx->url,
+			    p.detail);
+			ctx->routed = 1;
+			http_add_header(req, MHD_HTTP_HEADER_CONNECTION,
+			    "close");
+			http_respond_problem(req, &p);
+			return (http_queue(ctx));
+		}
+		if (http_too_long(conn, ctx->max_body)) {
 			/* MHD closes the connection after this: wanted. */
 			req->too_large = 1;
 			ctx->routed = 1;
@@ -720,7 +965,8 @@ http_finish(struct http_ctx *ctx)
 	struct http_request	*req = &ctx->req;
 	struct problem		 p;
 
-	if (req->gone) {
+	if (req->gone || ctx->fd != -1) {
+		/* gone, or taken out of MHD (held.c) while suspended */
 		http_closing = 1;
 		return (MHD_NO);	/* MHD closes the connection */
 	}
@@ -837,6 +1083,7 @@ http_mhd_suspend(struct http_ctx *ctx)
 
 	MHD_suspend_connection(req->conn);
 	ctx->held = 1;
+	ctx->brief = req->suspended == HTTP_HOLD_SHORT;
 	TAILQ_INSERT_TAIL(&http_held, ctx, entry);
 	http_nheld++;
 
@@ -880,6 +1127,50 @@ http_mhd_resume(struct http_ctx *ctx)
 }
 
 /*
+ * A request held briefly in MHD is answered, and its client has shut down
+ * its sending side (it waits for the answer, as HTTP allows).  Resumed,
+ * libmicrohttpd 0.9.75 would read first (the connection still says it
+ * reads, from before the suspension), see the end of input and close the
+ * connection without the answer, though the task was stored.  So the
+ * request leaves MHD instead (held.c writes the answer, then closes), and
+ * MHD is resumed only to drop its side.  1 if it was taken; 0 if the
+ * client did not half-close or the request must stay (TLS).
+ */
+static int
+http_take_half_closed(struct http_ctx *ctx)
+{
+	struct http_request	*req = &ctx->req;
+	struct MHD_Connection	*conn = req->conn;
+	int			 fd;
+	char			 c;
+
+	if ((fd = http_conn_fd(conn)) == -1 ||
+	    recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0)
+		return (0);
+	if (req->closed_ev != NULL) {
+		event_free(req->closed_ev);
+		req->closed_ev = NULL;
+	}
+	TAILQ_REMOVE(&http_held, ctx, entry);
+	http_nheld--;
+	ctx->held = 0;
+	if (held_take(ctx, fd) != 0) {
+		TAILQ_INSERT_TAIL(&http_held, ctx, entry);
+		http_nheld++;
+		ctx->held = 1;
+		return (0);
+	}
+	log_debug("%s: %s %s: the client half-closed; answered outside "
+	    "libmicrohttpd", __func__, http_method_name(req->method),
+	    req->url);
+	ctx->close = 1;		/* it sends nothing more */
+	req->suspended = 0;
+	MHD_resume_connection(conn);
+	http_kick();
+	return (1);
+}
+
+/*
  * Is a held request's client gone?  Called when its socket is readable or
  * half-closed: 1 if the client closed its end or reset it.  Bytes of a
  * next request sent early (pipelining) are not; the caller then watches
@@ -904,7 +1195,33 @@ http_closed_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_ctx		*ctx = arg;
 	struct http_request	*req = &ctx->req;
+	ssize_t			 n;
+	char			 c;
 
+	/*
+	 * A client may shut down its sending side once its request is out
+	 * (HTTP allows the half-close) and still read the answer: one held
+	 * briefly, for a commit, is answered anyway (http_take_half_closed).
+	 * The commit happens whatever the client does, so its answer is
+	 * owed; if the client closed both ways, writing it fails.  Only a
+	 * reset ends the wait.  (A request whose handler stops its work when
+	 * the client leaves (on_gone), and a long hold, a long-poll or a
+	 * stream, still end at the end of input: nothing is owed to them.)
+	 * The end of input stays readable: the watch ends here.
+	 */
+	if (ctx->brief && req->on_gone == NULL) {
+		n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if ((n == 0 || (n > 0 && (what & EV_CLOSED))) || (n == -1 &&
+		    (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINTR) && (what & EV_CLOSED))) {
+			log_debug("%s: %s %s: the client half-closed; "
+			    "answering it anyway", __func__,
+			    http_method_name(req->method), req->url);
+			event_free(req->closed_ev);
+			req->closed_ev = NULL;
+			return;
+		}
+	}
 	if (!http_client_gone(fd, what)) {
 		event_free(req->closed_ev);
 		req->closed_ev = event_new(http_base, fd,
@@ -1091,6 +1408,20 @@ http_header(struct http_request *req, const char *name)
 	    name));
 }
 
+/* Did the request come over a Unix socket?  0 if it is not known. */
+int
+http_unix_socket(struct http_request *req)
+{
+	const union MHD_ConnectionInfo	*info;
+
+	if (req->conn == NULL)
+		return (0);
+	info = MHD_get_connection_info(req->conn,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	return (info != NULL && info->client_addr != NULL &&
+	    info->client_addr->sa_family == AF_UNIX);
+}
+
 /*
  * A query argument, decoded; "" if given without a value ("?follow"),
  * NULL if absent.  The first one counts if it is repeated.
@@ -1178,6 +1509,9 @@ http_set_answer(struct http_request *req, unsigned int status,
 		http_answer_hook(req);
 	if (ctx->fd != -1)
 		held_answer(ctx);
+	else if (ctx->held && ctx->brief && req->on_gone == NULL &&
+	    http_take_half_closed(ctx))
+		held_answer(ctx);
 	else if (ctx->held)
 		http_mhd_resume(ctx);
 	else
@@ -1250,11 +1584,12 @@ static void
 http_answer_problem(struct http_request *req, int status, const char *type,
     const char *detail)
 {
-	struct problem	p;
+	struct http_ctx	*ctx = (struct http_ctx *)req;
+	struct problem	 p;
 
 	if (status == 413)
 		problem_set(&p, status, type, NULL, "the body is larger than "
-		    "%zu bytes", cfg->max_body);
+		    "%zu bytes", ctx->max_body);
 	else
 		problem_set(&p, status, type, NULL, "%s",
 		    detail != NULL ? detail : problem_title(status));
@@ -1309,13 +1644,25 @@ http_respond_shared(struct http_request *req, unsigned int status,
 	http_set_answer(req, status, type);
 }
 
+/* The body of a HEAD answer to a stream: none, its end at once. */
+static ssize_t
+http_head_read(void *arg, char *buf, size_t max)
+{
+	(void)arg;
+	(void)buf;
+	(void)max;
+	return (-1);
+}
+
 /*
  * A streamed answer of unknown length (chunked): read(arg, buf, max) is
  * called when the socket can take more; it returns the bytes it put in
  * buf, 0 when it has nothing yet (the request is then held, its socket
  * watched, until http_stream_wake), -1 at the end, or -2 to cut it short
  * (the connection is closed without the last chunk).  The request's
- * on_free is where arg is let go.
+ * on_free is where arg is let go.  To HEAD the answer is the stream's
+ * head (its type, Transfer-Encoding: chunked) and it ends at once: read
+ * is never called.
  */
 void
 http_respond_stream(struct http_request *req, unsigned int status,
@@ -1325,6 +1672,8 @@ http_respond_stream(struct http_request *req, unsigned int status,
 
 	if (!http_can_answer(req, status))
 		return;
+	if (req->method == HTTP_HEAD)
+		read = http_head_read;
 	ctx->body = HTTP_BODY_STREAM;
 	ctx->stream_read = read;
 	ctx->stream_arg = arg;

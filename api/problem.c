@@ -75,6 +75,8 @@ problem_title(int status)
 		return ("Unsupported Media Type");
 	case 416:
 		return ("Range Not Satisfiable");
+	case 421:
+		return ("Misdirected Request");
 	case 422:
 		return ("Unprocessable Content");
 	case 428:

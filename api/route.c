@@ -5,6 +5,9 @@
  * "{id}" matches one non-empty path segment.  The checks run in this order,
  * and the first that fails answers:
  *
+ *	421	the Host header names neither this machine's loopback
+ *		(localhost, *.localhost), nor an IP address, nor a name of
+ *		cfg->allow_host, when the check applies (route_check_host)
  *	401	a token is configured and the request is for /v1/ (any path
  *		under it, known or not) or /metrics (unless metrics-public)
  *		without one of the tokens (auth.c)
@@ -31,7 +34,27 @@
  * refused too.  Requiring application/json bodies keeps plain HTML form
  * posts out as well: a browser cannot send that type cross-origin without
  * a CORS preflight, which corod never grants.
+ *
+ * The origin check proves nothing against DNS rebinding: a page on
+ * rebind.attacker.example whose name is made to resolve to 127.0.0.1
+ * talks to corod as its own origin, and controls Origin and Host alike.
+ * What it cannot do is send a Host other than its own name, so without a
+ * token only names that cannot be the attacker's are served (as
+ * Transmission's rpc-host-whitelist and Vite's server.allowedHosts do):
+ * localhost and *.localhost, IP literals (a browser sends one only when it
+ * connected to that very address: no name was resolved, so none was
+ * rebound), and those of allow-host.  The check is skipped where a
+ * rebinding page cannot reach: with a token (unless allow-host is set: it
+ * then applies too), over TLS (the page's name is not in corod's
+ * certificate, so the browser fails the handshake) and on Unix sockets
+ * (a browser cannot open one; their clients put any name in Host).
  */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +98,9 @@ static int	 route_parse_id(const char *, size_t, int64_t *);
 static int	 route_same_origin(const char *, const char *);
 static int	 route_origin_listed(const char *, const char *);
 static int	 route_check_origin(struct http_request *, struct problem *);
+static int	 route_host_listed(const char *, size_t, const char *);
+static int	 route_host_allowed(const char *, const char *);
+static int	 route_check_host(struct http_request *, struct problem *);
 static int	 route_json_type(const char *);
 static int	 route_check_type(struct http_request *, struct problem *);
 static void	 route_not_found(struct http_request *);
@@ -291,6 +317,120 @@ route_check_origin(struct http_request *req, struct problem *p)
 }
 
 /*
+ * Is the host name (len bytes, no port) in list (cfg->allow_host:
+ * comma-separated names, spaces and a trailing dot ignored; ".name" for
+ * name and every name under it; "*" for any)?
+ */
+static int
+route_host_listed(const char *name, size_t nlen, const char *list)
+{
+	const char	*p, *end;
+	size_t		 len;
+
+	if (list == NULL)
+		return (0);
+	for (p = list; *p != '\0'; p = end) {
+		p += strspn(p, " \t,");
+		end = p + strcspn(p, ",");
+		len = (size_t)(end - p);
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len > 1 && p[len - 1] == '.')
+			len--;
+		if (len == 1 && *p == '*')
+			return (1);
+		if (len > 1 && *p == '.') {
+			/* ".example.com": example.com or a name under it */
+			if (nlen == len - 1 &&
+			    strncasecmp(name, p + 1, len - 1) == 0)
+				return (1);
+			if (nlen > len &&
+			    strncasecmp(name + nlen - len, p, len) == 0)
+				return (1);
+			continue;
+		}
+		if (len != 0 && len == nlen && strncasecmp(p, name, len) == 0)
+			return (1);
+	}
+	return (0);
+}
+
+/*
+ * May a browser that sent this Host header be served without a token?
+ * host is "name", "name:port", "[v6]" or "[v6]:port".  Allowed: an IP
+ * literal, localhost and names under it, and the names of list.
+ */
+static int
+route_host_allowed(const char *host, const char *list)
+{
+	char		 name[256];
+	const char	*port;
+	size_t		 len;
+	struct in6_addr	 a6;
+	struct in_addr	 a4;
+	int		 v6 = *host == '[';
+
+	if (v6) {
+		if ((port = strchr(host, ']')) == NULL)
+			return (0);
+		len = (size_t)(port - host - 1);
+		host++;
+		port++;
+	} else {
+		len = strcspn(host, ":");
+		port = host + len;
+	}
+	if (*port == ':')
+		port++;
+	else if (*port != '\0')
+		return (0);
+	if (port[strspn(port, "0123456789")] != '\0')
+		return (0);	/* a second colon: IPv6 without brackets */
+	if (len == 0 || len >= sizeof name)
+		return (0);
+	memcpy(name, host, len);
+	name[len] = '\0';
+	if (v6)
+		return (inet_pton(AF_INET6, name, &a6) == 1);
+	if (inet_pton(AF_INET, name, &a4) == 1)
+		return (1);
+	if (len > 1 && name[len - 1] == '.')
+		name[--len] = '\0';	/* "localhost." is the same name */
+	if (strcasecmp(name, "localhost") == 0 ||
+	    (len > 10 && strcasecmp(name + len - 10, ".localhost") == 0))
+		return (1);
+	return (route_host_listed(name, len, list));
+}
+
+/* Does the Host header name a host this corod serves? (see the top) */
+static int
+route_check_host(struct http_request *req, struct problem *p)
+{
+	const char	*host;
+	char		 q[300];
+
+	if (cfg->allow_host == NULL || *cfg->allow_host == '\0') {
+		if (auth_enabled() || (cfg->tls_cert != NULL &&
+		    *cfg->tls_cert != '\0'))
+			return (0);
+	}
+	if (http_unix_socket(req))
+		return (0);
+	/* HTTP/1.0 without Host (http.c refuses it in HTTP/1.1): no browser */
+	if ((host = http_header(req, "Host")) == NULL)
+		return (0);
+	if (route_host_allowed(host, cfg->allow_host))
+		return (0);
+	route_quote(q, sizeof q, host, strlen(host));
+	problem_set(p, 421, "host-not-allowed", "/headers/Host", "this corod "
+	    "does not serve the host %s: only localhost, IP addresses and the "
+	    "names of allow-host (a page on another name reaching it is a DNS "
+	    "rebinding attack, or allow-host lacks a name of this machine)",
+	    q);
+	return (-1);
+}
+
+/*
  * Is ctype application/json?  Parameters may follow; a charset must be
  * utf-8.  Case does not matter.
  */
@@ -417,6 +557,11 @@ route_request(struct http_request *req)
 			r = &route_table[i];
 	}
 
+	/* A foreign Host first: a rebinding page learns nothing. */
+	if (route_check_host(req, &p) != 0) {
+		http_respond_problem(req, &p);
+		return;
+	}
 	/* Tokens guard the API (known paths or not) and the metrics. */
 	if ((strncmp(req->url, "/v1/", 4) == 0 || strcmp(req->url, "/v1") == 0 ||
 	    (strcmp(req->url, "/metrics") == 0 && !cfg->metrics_public)) &&

@@ -446,7 +446,7 @@ submit_idempotent(struct http_request *req, const char *key,
 	struct buf	 b = { NULL, 0, 0 };
 	char		*old_hash = NULL, *ids_json = NULL, *body, loc[64];
 	json_t		*ids, *v;
-	size_t		 i, len, nkids;
+	size_t		 i, len, nkids, left = 0;
 	int64_t		*kids;
 	int		 found, batch;
 
@@ -474,6 +474,7 @@ submit_idempotent(struct http_request *req, const char *key,
 		if (b.len > 10)
 			buf_add(&b, ",", 1);
 		task_render(&b, &row, kids, nkids);
+		left++;
 		if (!batch) {
 			snprintf(loc, sizeof loc, "/v1/tasks/%" PRId64, row.id);
 			http_add_header(req, "Location", loc);
@@ -484,7 +485,8 @@ submit_idempotent(struct http_request *req, const char *key,
 	json_decref(ids);
 	if (batch)
 		buf_puts(&b, "]}");
-	if (b.len == 0) {
+	/* None left, one spec or a batch alike: 404 (a batch of some: 200) */
+	if (left == 0) {
 		problem_set(&p, 404, "not-found", NULL, "the tasks of this "
 		    "Idempotency-Key have been deleted");
 		http_respond_problem(req, &p);
@@ -1232,7 +1234,8 @@ api_task_log(struct http_request *req, int64_t id)
 	}
 	task_row_free(&row);
 
-	if (fs != NULL && strcmp(fs, "1") == 0 && req->method != HTTP_HEAD) {
+	/* HEAD too: the stream's head; http.c ends it at once */
+	if (fs != NULL && strcmp(fs, "1") == 0) {
 		f = xcalloc(1, sizeof *f);
 		f->req = req;
 		f->id = id;

@@ -100,6 +100,9 @@ static const struct opt opt_table[] = {
 	    "scheduled tasks loaded into memory by one read" },
 	{ "allow-origin", OPT_STRING, O(allow_origin), 0, 0, "",
 	    "comma list of other origins allowed to change state (* for any)" },
+	{ "allow-host", OPT_STRING, O(allow_host), 0, 0, "",
+	    "comma list of Host names served besides localhost and IP "
+	    "addresses (.example.com: and its subdomains; * for any)" },
 	{ "log-level", OPT_LOGLEVEL, O(log_level), 0, 0, "info",
 	    "err, warning, notice, info or debug" },
 	{ "stop-timeout", OPT_SECONDS, O(stop_timeout), 0, 0, "10",
@@ -115,7 +118,7 @@ static const char *const live_opts[] = {
 	"log-level", "max-running", "max-downloads", "max-body", "log-lines",
 	"retention", "max-batch", "max-children", "max-depth", "allow-origin",
 	"max-tasks", "retention-count", "token-file", "metrics-public",
-	NULL,
+	"allow-host", NULL,
 };
 
 struct config	*cfg;
@@ -359,6 +362,7 @@ config_free(struct config *c)
 	free(c->db_path);
 	free(c->download_dir);
 	free(c->allow_origin);
+	free(c->allow_host);
 	free(c->token_file);
 	free(c->tls_cert);
 	free(c->tls_key);

@@ -155,6 +155,7 @@ struct config {
 	int64_t		 window;	/* µs of due tasks held in memory */
 	int		 window_max;	/* tasks loaded by one window read */
 	char		*allow_origin;	/* extra origins allowed to change state */
+	char		*allow_host;	/* Host names served, with loopback */
 	int		 log_level;
 	int64_t		 stop_timeout;	/* µs a graceful stop may take */
 };

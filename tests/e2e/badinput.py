@@ -11,6 +11,7 @@ answer and stop with status 0 and no sanitizer report.
 
 import json
 import os
+import re
 import socket
 import sys
 
@@ -684,6 +685,219 @@ def garbage_on_the_wire():
         still_alive("an idle connection is open")
     finally:
         idle.close()
+
+
+# --- framing that RFC 9112 says to refuse -----------------------------------------
+
+def exchange_until_closed(data, read_timeout=5):
+    """Send bytes on a fresh socket: (what came back, whether the server
+    closed the connection before read_timeout)."""
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=scaled(5))
+    out = b""
+    closed = False
+    try:
+        try:
+            s.sendall(data)
+        except OSError:
+            pass
+        s.settimeout(scaled(read_timeout))
+        while len(out) < 1 << 20:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except OSError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            out += chunk
+    finally:
+        s.close()
+    return out, closed
+
+
+def status_lines(out):
+    """The statuses of the answers in out, in order (each answer's head
+    read, its Content-Length body skipped)."""
+    statuses = []
+    while out:
+        m = re.match(rb"HTTP/1\.[01] (\d\d\d) ", out)
+        head, sep, rest = out.partition(b"\r\n\r\n")
+        if not m or not sep:
+            statuses.append(b"?")
+            break
+        statuses.append(m.group(1))
+        n = re.search(rb"(?im)^content-length: *(\d+)", head)
+        out = rest[int(n.group(1)) if n else 0:]
+    return statuses
+
+
+def smuggled_post():
+    """A request that would store a task if it were ever read."""
+    body = json.dumps(echo("smuggled")).encode()
+    return (b"POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: "
+            b"application/json\r\nContent-Length: %d\r\n\r\n%s" %
+            (d.port, len(body), body))
+
+
+@t.test(timeout=120)
+def framing_refused():
+    # Each was shown to smuggle a second request through libmicrohttpd
+    # 0.9.75; now the first is answered in the headers phase and the
+    # connection closed with it, so the second is never read.
+    sm = smuggled_post()
+    host = b"Host: 127.0.0.1:%d\r\n" % d.port
+    post = b"POST /v1/tasks HTTP/1.1\r\n" + host + \
+        b"Content-Type: application/json\r\n"
+    cases = [
+        ("Content-Length with Transfer-Encoding", 400,
+         post + b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"0\r\n\r\n" % (5 + len(sm)) + sm),
+        ("two different Content-Length", 400,
+         post + b"Content-Length: 0\r\nContent-Length: %d\r\n\r\n" % len(sm)
+         + sm),
+        ("two equal Content-Length", 400,
+         post + b"Content-Length: 0\r\nContent-Length: 0\r\n\r\n" + sm),
+        ("'Content-Length : N' (a space before the colon)", 400,
+         post + b"Content-Length : %d\r\n\r\n" % len(sm) + sm),
+        ("'Content-Length\\t: N' (a tab before the colon)", 400,
+         post + b"Content-Length\t: %d\r\n\r\n" % len(sm) + sm),
+        ("Transfer-Encoding: identity", 501,
+         post + b"Transfer-Encoding: identity\r\n\r\n" + sm),
+        ("Transfer-Encoding: gzip, chunked", 501,
+         post + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" + sm),
+        ("Transfer-Encoding: chunked, chunked", 400,
+         post + b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n" + sm),
+        ("two Transfer-Encoding: chunked fields", 400,
+         post + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked"
+         b"\r\n\r\n0\r\n\r\n" + sm),
+        ("Transfer-Encoding in HTTP/1.0", 400,
+         b"POST /v1/tasks HTTP/1.0\r\n" + host + b"Content-Type: application"
+         b"/json\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + sm),
+        ("an HTTP/1.1 request without Host", 400,
+         b"GET /healthz HTTP/1.1\r\n\r\n" + sm),
+        ("two Host fields", 400,
+         b"GET /healthz HTTP/1.1\r\n" + host + host + b"\r\n" + sm),
+        ("a NUL in a header value", 400,
+         b"GET /healthz HTTP/1.1\r\n" + host + b"X-Note: a\x00b\r\n\r\n" + sm),
+        ("a NUL in Content-Length", 400,
+         post + b"Content-Length: 0\x00%d\r\n\r\n" % len(sm) + sm),
+        ("a folded Transfer-Encoding (obs-fold)", 400,
+         post + b"Content-Length: 0\r\nTransfer-Encoding:\r\n chunked\r\n"
+         b"\r\n0\r\n\r\n" + sm),
+    ]
+    for desc, status, data in cases:
+        out, closed = exchange_until_closed(data)
+        head = out.split(b"\r\n\r\n", 1)[0]
+        t.ok(out.startswith(b"HTTP/1.1 %d " % status) and
+             b"application/problem+json" in head,
+             "%s: %d problem" % (desc, status), diag=repr(out[:400]))
+        t.ok(closed and len(status_lines(out)) == 1 and
+             b"smuggled" not in out and b"Connection: close" in head,
+             "... Connection: close, closed; the request behind it is not "
+             "answered", diag=repr(out[:1000]))
+    r = d.request("GET", "/v1/tasks?limit=1000")
+    t.is_([x["id"] for x in r.body["tasks"]
+           if x["params"].get("message") == "smuggled"], [],
+          "no smuggled request stored a task")
+    # The same request behind a well-framed one is read (so the checks
+    # above can see an answer to it): keep-alive and pipelining still work.
+    ok_get = b"GET /healthz HTTP/1.1\r\n" + host + b"\r\n"
+    out, _ = exchange_until_closed(ok_get + b"GET /v1/tasks/1/nope HTTP/1.1"
+                                   b"\r\n" + host + b"Connection: close\r\n"
+                                   b"\r\n")
+    t.ok(status_lines(out) == [b"200", b"404"],
+         "a well-framed request: the one behind it is answered too",
+         diag=repr(out[:600]))
+    out, _ = exchange_until_closed(post + b"Transfer-Encoding: Chunked\r\n"
+                                   b"Connection: close\r\n\r\n2\r\n[]\r\n"
+                                   b"0\r\n\r\n")
+    t.ok(out.startswith(b"HTTP/1.1 400 ") and
+         b"the array of task specs is empty" in out,
+         "Transfer-Encoding: Chunked (any case): the body is read (the "
+         "endpoint's 400 for [])", diag=repr(out[:300]))
+    for desc, data in (
+            ("an HTTP/1.0 request without Host",
+             b"GET /healthz HTTP/1.0\r\n\r\n"),
+            ("a header name with every token character",
+             b"GET /healthz HTTP/1.1\r\n" + host +
+             b"X-!#$%&'*+-.^_`|~09az: y\r\n\r\n"),
+            ("a value with blanks around it",
+             b"GET /healthz HTTP/1.1\r\n" + host + b"X-Pad: \t a b \t\r\n\r\n"),
+            ("an empty value", b"GET /healthz HTTP/1.1\r\n" + host +
+             b"X-Empty:\r\nX-Empty2: \r\n\r\n")):
+        out, _ = exchange_until_closed(data, read_timeout=2)
+        t.ok(not out.startswith(b"HTTP/1.1 400 ") and
+             not out.startswith(b"HTTP/1.1 501 ") and
+             out.startswith((b"HTTP/1.1 200 ", b"HTTP/1.0 200 ",
+                             b"HTTP/1.1 201 ")),
+             "%s: accepted" % desc, diag=repr(out[:300]))
+    still_alive("the framing cases")
+
+
+# --- a client that half-closes after its request ----------------------------------
+
+def half_closed(method, path, body=None):
+    """Send one request, shut down the sending side (HTTP allows it), read
+    until the server closes: (status, parsed JSON body or None, raw)."""
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=scaled(10))
+    data = b"%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % (
+        method.encode(), path.encode(), d.port)
+    if body is not None:
+        data += b"Content-Type: application/json\r\nContent-Length: %d\r\n" \
+            % len(body)
+    s.sendall(data + b"\r\n" + (body or b""))
+    s.shutdown(socket.SHUT_WR)
+    out = b""
+    try:
+        while len(out) < 1 << 20:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except OSError:
+        pass
+    s.close()
+    m = re.match(rb"HTTP/1\.1 (\d+) ", out)
+    head, _, rest = out.partition(b"\r\n\r\n")
+    try:
+        parsed = json.loads(rest) if rest else None
+    except ValueError:
+        parsed = None
+    return (int(m.group(1)) if m else None), parsed, out
+
+
+@t.test(timeout=60)
+def half_closed_client():
+    # A submission held for its commit once saw the half-close as the
+    # client leaving: the task was stored and never answered.
+    for i in range(5):
+        st, body, raw = half_closed("POST", "/v1/tasks", json.dumps(
+            echo("half-closed %d" % i, delay=3600)).encode())
+        ok = st == 201 and isinstance(body, dict) and "id" in body
+        if ok:
+            accepted.add(body["id"])
+        t.ok(ok, "POST, then shutdown(SHUT_WR): the 201 still comes (%d)"
+             % i, diag=repr(raw[:300]))
+        if ok:
+            t.is_(d.get(body["id"])["params"]["message"],
+                  "half-closed %d" % i, "... and the task it names exists")
+    tid = body["id"] if isinstance(body, dict) and "id" in body else 0
+    st, body, raw = half_closed("POST", "/v1/tasks/%d/cancel" % tid)
+    t.ok(st == 200 and isinstance(body, dict) and
+         body.get("state") == "canceled",
+         "a cancel, half-closed: 200, canceled", diag=repr(raw[:300]))
+    st, body, raw = half_closed("DELETE", "/v1/tasks/%d" % tid)
+    t.is_(st, 204, "a delete, half-closed: 204")
+    t.is_(d.request("GET", "/v1/tasks/%d" % tid).status, 404,
+          "... and the task is gone")
+    accepted.discard(tid)
+    st, body, raw = half_closed("POST", "/v1/tasks", b"{")
+    t.is_(st, 400, "a bad submission, half-closed: its 400")
+    st, body, raw = half_closed("GET", "/healthz")
+    t.is_(st, 200, "a GET, half-closed: 200")
 
 
 # --- nothing changed ------------------------------------------------------------

@@ -170,6 +170,27 @@ def idempotency_key():
          [z["id"] for z in x.body.get("tasks", [])],
          "the batch repeated: 200 with the same tasks", diag=y.describe())
 
+    # Repeated after DELETE: one answer for one spec and for a batch (404
+    # once none of the key's tasks is left; a batch with some: those).
+    def gone(task_id):
+        d.cancel(task_id)
+        return d.request("DELETE", "/v1/tasks/%d" % task_id).status
+    t.is_(gone(a.body["id"]), 204, "the keyed task canceled and deleted")
+    r = d.request("POST", "/v1/tasks", echo("idem", 3600), headers=key)
+    problem(r, 404, "its key repeated: 404")
+    first, second = [z["id"] for z in x.body["tasks"]]
+    t.is_(gone(first), 204, "one task of the keyed batch deleted")
+    r = d.request("POST", "/v1/tasks", [echo("i1", 3600), echo("i2", 3600)],
+                  headers=bkey)
+    t.ok(r.status == 200 and [z["id"] for z in r.body.get("tasks", [])] ==
+         [second], "the batch repeated: 200 with the task left",
+         diag=r.describe())
+    t.is_(gone(second), 204, "... and the other deleted")
+    r = d.request("POST", "/v1/tasks", [echo("i1", 3600), echo("i2", 3600)],
+                  headers=bkey)
+    problem(r, 404, "the batch repeated with none left: 404, as one spec "
+            "(was 200 {\"tasks\": []})")
+
 
 # --- list ----------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ read (closed after connection-timeout), a client that leaves while held
 (dropped, counted out), an idle parked connection closed after
 connection-timeout, parked connections still counted by
 max-connections-per-client, a log follow ending and the connection
-reused, 200 long-polls answered by one submission and each connection
-reused, and SIGTERM answering a held request 503.
+reused, HEAD on a stream (the stream's head, no body, ended at once),
+200 long-polls answered by one submission and each connection reused,
+and SIGTERM answering a held request 503.
 """
 
 import json
@@ -367,6 +368,39 @@ def sse_is_chunked():
         got += sse_chunk(c)
     t.ok(b'"task":%d' % task["id"] in got, "the new task's event arrives in a chunk")
     c.close()
+
+
+@t.test(timeout=60)
+def head_on_streams():
+    # HEAD once got the non-stream answer's head (JSON, Content-Length,
+    # X-Log-Next): it must be the stream's, with no body, and end at once.
+    task = d.submit({"kind": "repeat", "params": {"message": "tick",
+                                                   "interval": 0.5}})
+    cases = (("the SSE feed", "/v1/events",
+              [("Accept", "text/event-stream")]),
+             ("a log follow", "/v1/tasks/%d/log?follow=1" % task["id"], []))
+    for desc, path, hdrs in cases:
+        g = Raw(d)
+        g.send("GET", path, headers=hdrs)
+        _, gh, _, _ = g.response(head=True)
+        g.close()
+        c = Raw(d)
+        c.send("HEAD", path, headers=hdrs)
+        status, h, _, _ = c.response(head=True)
+        t.is_(status, "HTTP/1.1 200 OK", "HEAD on %s: 200" % desc)
+        gh.pop("date", None)
+        h.pop("date", None)
+        t.is_(h, gh, "... the same head as the GET's (%s, chunked)" %
+              gh.get("content-type"))
+        c.send("GET", "/healthz")
+        status, _, body, _ = c.response()
+        t.ok(status == "HTTP/1.1 200 OK" and b'"ok"' in body,
+             "... no body, and it ended: the connection serves the next "
+             "request", diag=repr(body[:200]))
+        c.close()
+    t.is_(d.cancel(task["id"]).status in (200, 202), True,
+          "the repeat is canceled")
+    t.ok(wait_held(d, 0), "nothing is left held")
 
 
 @t.test(timeout=90)

@@ -57,6 +57,30 @@ def problem(r, status, desc, field=None):
     return t.ok(good, desc, diag=why + "\n" + r.describe())
 
 
+def read_answer_once(s, timeout=10):
+    """One answer (head and Content-Length body), without waiting for
+    the connection to close."""
+    s.settimeout(scaled(timeout))
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        m = re.search(rb"(?im)^content-length: *(\d+)", head)
+        want = int(m.group(1)) if m else 0
+        while len(rest) < want:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return head + b"\r\n\r\n" + rest
+    except OSError:
+        return data
+
+
 def metric(d, name):
     r = d.request("GET", "/metrics")
     m = re.search(r"^%s (\S+)$" % re.escape(name), r.body or "", re.M)
@@ -213,6 +237,115 @@ def exposed_needs_token():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# --- DNS rebinding: the Host header -------------------------------------------
+
+def rebinding(d, host):
+    """What a page on host, rebound to corod's address, gets: its POST (as
+    its own origin) and its GET."""
+    h = {"Host": host, "Origin": "http://" + host}
+    post = d.request("POST", "/v1/tasks", echo("rebound"), headers=h)
+    get = d.request("GET", "/v1/tasks", headers={"Host": host})
+    return post, get
+
+
+def unix_get(path, host, url="/v1/tasks"):
+    """GET url over a Unix socket with this Host: the status."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(scaled(10))
+    try:
+        s.connect(path)
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+                  b"\r\n" % (url.encode(), host.encode()))
+        got = read_answer_once(s)
+    finally:
+        s.close()
+    m = re.match(rb"HTTP/1\.1 (\d+) ", got)
+    return int(m.group(1)) if m else got[:100]
+
+
+@t.test(timeout=90)
+def host_check():
+    tmp = tempfile.mkdtemp(prefix="corod-host-")
+    try:
+        sock = os.path.join(tmp, "api.sock")
+        conf = os.path.join(tmp, "corod.conf")
+        write(conf, "# no allow-host yet\n")
+        with Corod(t, args=["--config", conf, "--listen",
+                            "127.0.0.1:0,unix:" + sock], name="host") as d:
+            evil = "rebind.attacker.example:%d" % d.port
+            post, get = rebinding(d, evil)
+            problem(post, 421, "a rebinding page's POST (Origin = its Host): "
+                    "421", "/headers/Host")
+            t.ok(evil in post.body.get("detail", "") and
+                 post.body.get("type", "").endswith("host-not-allowed"),
+                 "... host-not-allowed, naming the host",
+                 diag=post.describe())
+            problem(get, 421, "... and its GET /v1/tasks: 421")
+            for path in ("/", "/healthz", "/metrics", "/v1/nothing"):
+                r = d.request("GET", path, headers={"Host": evil})
+                problem(r, 421, "GET %s with that Host: 421" % path)
+            r = d.request("GET", "/v1/tasks")
+            t.is_(r.body["tasks"], [], "nothing was stored")
+            for host in ("127.0.0.1:%d" % d.port, "localhost:%d" % d.port,
+                         "localhost", "app.localhost:%d" % d.port,
+                         "[::1]:%d" % d.port, "10.0.0.5:%d" % d.port):
+                r = d.request("GET", "/v1/tasks", headers={"Host": host})
+                t.is_(r.status, 200, "Host: %s is served" % host)
+            r = d.request("POST", "/v1/tasks", echo("local"), headers={
+                "Host": "localhost:%d" % d.port,
+                "Origin": "http://localhost:%d" % d.port})
+            t.is_(r.status, 201, "the dashboard's POST on localhost: 201")
+            t.is_(d.request("GET", "/").status, 200,
+                  "the dashboard on 127.0.0.1 still loads")
+            t.is_(unix_get(sock, "rebind.attacker.example"), 200,
+                  "on the Unix socket any Host is served")
+            # allow-host, live: a reload takes it.
+            write(conf, "allow-host = corod.test, .corp.test\n")
+            os.kill(d.pid, signal.SIGHUP)
+            d.wait_output(r"reload: allow-host changed", 10)
+            for host, want in (("corod.test:%d" % d.port, 200),
+                               ("CoroD.Test", 200),
+                               ("corp.test", 200), ("a.b.corp.test", 200),
+                               ("xcorp.test", 421), (evil, 421),
+                               ("localhost", 200)):
+                r = d.request("GET", "/v1/tasks", headers={"Host": host})
+                t.is_(r.status, want, "after the reload, allow-host "
+                      "corod.test, .corp.test: Host %s: %d" % (host, want))
+            write(conf, "allow-host = *\n")
+            os.kill(d.pid, signal.SIGHUP)
+            d.wait_for(lambda: d.output().count("reload: allow-host "
+                                                "changed") >= 2, 10)
+            t.is_(rebinding(d, evil)[1].status, 200,
+                  "allow-host *: any Host (behind a proxy)")
+        with Corod(t, args=["--allow-host", "corod.test"],
+                   name="host-flag") as d:
+            t.is_(d.request("GET", "/v1/tasks", headers={
+                "Host": "corod.test:%d" % d.port}).status, 200,
+                "--allow-host on the command line")
+            problem(d.request("GET", "/v1/tasks", headers={
+                "Host": "other.test"}), 421, "... and only that name")
+        tf = os.path.join(tmp, "tokens")
+        write(tf, TOKEN1 + "\n")
+        with Corod(t, args=["--token-file", tf], name="host-token") as d:
+            d.token = TOKEN1
+            t.is_(rebinding(d, "corod.test")[1].status, 200,
+                  "with a token, any Host (the token protects)")
+            problem(d.request("GET", "/v1/tasks", headers={
+                "Host": "corod.test", "Authorization": "Bearer x"}), 401,
+                "... and a wrong token is still 401")
+        with Corod(t, args=["--token-file", tf, "--allow-host", "corod.test"],
+                   name="host-token-list") as d:
+            d.token = TOKEN1
+            t.is_(d.request("GET", "/v1/tasks", headers={
+                "Host": "corod.test"}).status, 200,
+                "a token and allow-host: a listed name")
+            problem(d.request("GET", "/v1/tasks", headers={
+                "Host": "other.test"}), 421,
+                "... another name: 421 (allow-host applies with tokens too)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # --- TLS ---------------------------------------------------------------------
 
 @t.test(timeout=90)
@@ -355,6 +488,84 @@ def retention_count():
                  for k in kids), "... with the children of the kept group")
         t.ok(all(d.request("GET", "/v1/tasks/%d" % i).status == 404
                  for i in ids), "... and the older ones are gone")
+
+
+# --- the body limit and a reload ------------------------------------------
+
+def post_begun(d, framing):
+    """A socket on which the headers of a POST /v1/tasks were sent and
+    taken: corod said 100 Continue, so the request has begun (and has
+    its limits) before anything that follows."""
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=scaled(10))
+    s.sendall(b"POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+              b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+              b"%s\r\n\r\n" % (d.port, framing))
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = s.recv(1)
+        if not chunk:
+            break
+        got += chunk
+    t.ok(got.startswith(b"HTTP/1.1 100 "), "... the headers are taken (100 "
+         "Continue)", diag=repr(got))
+    return s
+
+
+def reloaded(d, n):
+    """Wait for the n-th "reload: max-body changed" of this start."""
+    d.wait_for(lambda: d.output().count("reload: max-body changed") >= n, 10,
+               desc="reload %d" % n)
+
+
+@t.test(timeout=60)
+def max_body_reload():
+    # A request keeps the max-body it started with: lowering it by SIGHUP
+    # while a body comes in once wrote past the (shrunk) buffer (SIGSEGV;
+    # ASan: heap-buffer-overflow in http_append).
+    tmp = tempfile.mkdtemp(prefix="corod-body-")
+    try:
+        conf = os.path.join(tmp, "corod.conf")
+        write(conf, "max-body = 1M\n")
+        with Corod(t, args=["--config", conf], name="max-body") as d:
+            spec = json.dumps(echo("padded")).encode()
+            body = spec + b" " * (100000 - len(spec))
+            s = post_begun(d, b"Content-Length: %d" % len(body))
+            s.sendall(body[:5000])
+            write(conf, "max-body = 1K\n")
+            os.kill(d.pid, signal.SIGHUP)
+            reloaded(d, 1)
+            s.sendall(body[5000:])
+            got = read_answer_once(s)
+            s.close()
+            t.ok(got.startswith(b"HTTP/1.1 201 "), "a 100 KB upload begun "
+                 "under max-body 1M and finished after a reload to 1K: "
+                 "201 (its own limit)", diag=repr(got[:300]))
+            t.ok(d.running(), "... and corod is still running")
+            r = d.request("POST", "/v1/tasks", body[:5000])
+            problem(r, 413, "a 5 KB body sent after the reload: 413")
+            t.ok("1024 bytes" in (r.body or {}).get("detail", ""),
+                 "... naming the new limit", diag=r.describe())
+            r = d.request("GET", "/v1/tasks")
+            t.is_([x["params"]["message"] for x in r.body["tasks"]],
+                  ["padded"], "only the upload begun before it was stored")
+            # ... and the other way: raised during a chunked upload (no
+            # Content-Length to refuse early), the request keeps 1K.
+            body = spec + b" " * (2000 - len(spec))
+            s = post_begun(d, b"Transfer-Encoding: chunked")
+            s.sendall(b"%x\r\n%s\r\n" % (500, body[:500]))
+            write(conf, "max-body = 1M\n")
+            os.kill(d.pid, signal.SIGHUP)
+            reloaded(d, 2)
+            s.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (1500, body[500:]))
+            got = read_answer_once(s)
+            s.close()
+            t.ok(got.startswith(b"HTTP/1.1 413 "), "a 2 KB chunked body begun "
+                 "under 1K, the limit raised to 1M meanwhile: 413 (its own "
+                 "limit)", diag=repr(got[:300]))
+            t.is_(len(d.request("GET", "/v1/tasks").body["tasks"]), 1,
+                  "... nothing more was stored")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- connections -------------------------------------------------------------

@@ -411,8 +411,8 @@ class Soak:
         s = socket.create_connection(("127.0.0.1", self.d.port),
                                      timeout=scaled(20))
         try:
-            hdr = "GET /v1/events HTTP/1.1\r\nHost: soak\r\n" \
-                  "Accept: text/event-stream\r\n"
+            hdr = "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" \
+                  "Accept: text/event-stream\r\n" % self.d.port
             if "last" in pos:
                 hdr += "Last-Event-ID: %d\r\n" % pos["last"]
             s.sendall((hdr + "\r\n").encode())

@@ -6,8 +6,9 @@
  * HTTP/1.1 over plain sockets: keep-alive over two requests, a request
  * answered 2 s later from a timer while another is answered at once, a
  * request answered from another request's handler, a client leaving while
- * its request is held, 413 with and without Content-Length, and http_stop
- * with a held request.  The client sends back one line per check through a
+ * its request is held, 413 with and without Content-Length, framing that
+ * RFC 9112 says to refuse (answered at once and closed, so that a request
+ * behind it is never read), and http_stop with a held request.  The client sends back one line per check through a
  * pipe; the parent prints them as TAP after http_stop, with its own checks.
  *
  * `make check` builds it from this file, api/http.c, api/problem.c and
@@ -530,6 +531,28 @@ problem_status(struct resp *r)
 static void
 client(void)
 {
+	static const struct {
+		const char	*what;
+		const char	*req;
+		int		 status;
+	} framing[] = {
+		{ "Content-Length and Transfer-Encoding", "POST /echo "
+		    "HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+		    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400 },
+		{ "two Content-Length", "POST /echo HTTP/1.1\r\nHost: t\r\n"
+		    "Content-Length: 0\r\nContent-Length: 0\r\n\r\n", 400 },
+		{ "a blank before the colon", "POST /echo HTTP/1.1\r\n"
+		    "Host: t\r\nContent-Length : 0\r\n\r\n", 400 },
+		{ "Transfer-Encoding: identity", "POST /echo HTTP/1.1\r\n"
+		    "Host: t\r\nTransfer-Encoding: identity\r\n\r\n", 501 },
+		{ "chunked twice", "POST /echo HTTP/1.1\r\nHost: t\r\n"
+		    "Transfer-Encoding: chunked, chunked\r\n\r\n", 400 },
+		{ "no Host in HTTP/1.1", "GET /hello HTTP/1.1\r\n\r\n", 400 },
+		{ "two Host", "GET /hello HTTP/1.1\r\nHost: t\r\nHost: u"
+		    "\r\n\r\n", 400 },
+		{ "a folded line", "GET /hello HTTP/1.1\r\nHost: t\r\n"
+		    "X-A: a\r\n b\r\n\r\n", 400 },
+	};
 	static struct client	 c1, c2, idle;
 	static struct resp	 r, r2;
 	static char		 big[4096];
@@ -712,6 +735,24 @@ client(void)
 	    "Content-Length over max_body, body sent: 413");
 	close(c2.fd);
 
+	/*
+	 * Framing RFC 9112 says to refuse: answered in the headers phase
+	 * and closed, so the request sent behind it is never read.
+	 */
+	for (i = 0; i < (int)(sizeof framing / sizeof framing[0]); i++) {
+		c2.fd = cl_open();
+		c2.len = 0;
+		cl_sendf(&c2, "%s%s", framing[i].req,
+		    "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+		report(cl_read(&c2, &r2, 0) == 0 &&
+		    r2.status == framing[i].status &&
+		    streq(hdr(&r2, "Connection"), "close") &&
+		    cl_read(&c2, &r, 0) == -1, "%s: %d, closed, the request "
+		    "behind it not answered", framing[i].what,
+		    framing[i].status);
+		close(c2.fd);
+	}
+
 	/* http_stop with a held request: 503, then nobody listens. */
 	c1.fd = cl_open();
 	c1.len = 0;
@@ -892,7 +933,7 @@ main(void)
 	waitpid(pid, &status, 0);
 	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	    "client exited cleanly after %zu checks", len);
-	ok(len == 38, "client ran every check (%zu)", len);
+	ok(len == 46, "client ran every check (%zu)", len);
 
 	event_base_free(base);
 	libevent_global_shutdown();

@@ -69,6 +69,14 @@ http_respond_problem(struct http_request *req, const struct problem *p)
 }
 
 static char		 answered_challenge[128];
+static int		 fake_unix;	/* the request came over a Unix socket */
+
+int
+http_unix_socket(struct http_request *req)
+{
+	(void)req;
+	return (fake_unix);
+}
 
 void
 http_add_header(struct http_request *req, const char *name,
@@ -333,6 +341,8 @@ test_origin(void)
 {
 	const char	*host = "127.0.0.1:8080";
 
+	/* a corod served under its own name (allow-host) */
+	test_cfg.allow_host = (char *)"corod.example";
 	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
 	    "http://127.0.0.1:8080", NULL), "delete", "same origin (http)");
 	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Host", host, "Origin",
@@ -411,6 +421,84 @@ test_origin(void)
 	is_str(route(HTTP_DELETE, "/v1/tasks/1", 0, "Sec-Fetch-Site",
 	    "cross-site", NULL), "delete", "... and cross-site");
 	test_cfg.allow_origin = (char *)"";
+	test_cfg.allow_host = (char *)"";
+}
+
+/* The Host header against DNS rebinding (allow-host). */
+static void
+test_host(void)
+{
+	static const char *good[] = { "localhost", "localhost:8080",
+	    "LocalHost:1", "localhost.", "app.localhost:8080",
+	    "a.b.localhost", "127.0.0.1", "127.0.0.1:8080", "127.9.8.7:1",
+	    "[::1]", "[::1]:8080", "10.1.2.3:8080", "[2001:db8::5]:80",
+	    "0.0.0.0:8080" };
+	static const char *bad[] = { "rebind.attacker.example",
+	    "rebind.attacker.example:8080", "localhost.attacker.example",
+	    "attackerlocalhost", "127.0.0.1.attacker.example", "127.1",
+	    "2130706433", "::1", "[::1", "[::1]x", "[nothost]:80", "",
+	    ":8080", "localhost:80:80", "localhost:x", "corod.example",
+	    "localhost .example" };
+	size_t	i;
+
+	for (i = 0; i < sizeof good / sizeof good[0]; i++)
+		is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", good[i], NULL),
+		    "list", "Host: %s is served", good[i]);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", bad[i], NULL),
+		    "421", "Host: %s: 421", bad[i]);
+	route(HTTP_POST, "/v1/tasks", 2, "Host", "rebind.attacker.example:8080",
+	    "Origin", "http://rebind.attacker.example:8080", "Content-Type",
+	    "application/json", NULL);
+	is(answered.status, 421, "a rebinding page's POST (its Origin is "
+	    "its Host): 421");
+	is_str(answered.type, "host-not-allowed", "... type host-not-allowed");
+	is_str(answered.field, "/headers/Host", "... field /headers/Host");
+	ok(strstr(answered.detail, "\"rebind.attacker.example:8080\"") !=
+	    NULL && strstr(answered.detail, "allow-host") != NULL,
+	    "... naming the host and allow-host: %s", answered.detail);
+	is_str(route(HTTP_GET, "/healthz", 0, "Host", "evil.example", NULL),
+	    "421", "every path is checked (/healthz)");
+	is_str(route(HTTP_GET, "/nope", 0, "Host", "evil.example", NULL),
+	    "421", "... before 404");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, NULL), "list",
+	    "no Host (HTTP/1.0; http.c refuses it in 1.1): served");
+	fake_unix = 1;
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "evil.example", NULL),
+	    "list", "a Unix socket: any Host");
+	fake_unix = 0;
+
+	test_cfg.allow_host = (char *)" corod.example , .corp.example., "
+	    "Other.Example";
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "corod.example:8080",
+	    NULL), "list", "allow-host: a listed name");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "CoroD.example.", NULL),
+	    "list", "... in other case, with a trailing dot");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "other.example", NULL),
+	    "list", "... the last of the list");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "corp.example", NULL),
+	    "list", "... .corp.example: corp.example itself");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "a.b.corp.example:1",
+	    NULL), "list", "... and the names under it");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "xcorp.example", NULL),
+	    "421", "... not a name that only ends like it");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "a.corod.example",
+	    NULL), "421", "a name under a listed one (no dot): 421");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "localhost", NULL),
+	    "list", "localhost is still served");
+	test_cfg.allow_host = (char *)"*";
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "evil.example", NULL),
+	    "list", "allow-host *: any Host");
+	test_cfg.allow_host = (char *)"";
+
+	test_cfg.tls_cert = (char *)"cert.pem";
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "corod.example", NULL),
+	    "list", "over TLS (no allow-host): not checked");
+	test_cfg.allow_host = (char *)"other.example";
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "corod.example", NULL),
+	    "421", "... unless allow-host is set");
+	test_cfg.allow_host = (char *)"";
+	test_cfg.tls_cert = (char *)"";
 }
 
 /* Content-Type on state-changing requests. */
@@ -452,7 +540,7 @@ test_type(void)
 	    "application/json", NULL), "cancel", "cancel with JSON type");
 	is_str(route(HTTP_GET, "/v1/tasks", 0, "Content-Type", "text/plain",
 	    NULL), "list", "GET is not checked");
-	is_str(route(HTTP_POST, "/v1/tasks", 2, "Host", "h", "Origin",
+	is_str(route(HTTP_POST, "/v1/tasks", 2, "Host", "127.0.0.1", "Origin",
 	    "http://evil.example", "Content-Type", "text/plain", NULL), "403",
 	    "the origin check comes before the type");
 }
@@ -622,6 +710,19 @@ test_auth(void)
 	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization",
 	    "Bearer third-token-0123456789", NULL), "list",
 	    "the new token");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "corod.example",
+	    "Authorization", "Bearer third-token-0123456789", NULL), "list",
+	    "with tokens, any Host");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "evil.example", NULL),
+	    "401", "... (without one: 401)");
+	test_cfg.allow_host = (char *)"corod.example";
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "evil.example",
+	    "Authorization", "Bearer third-token-0123456789", NULL), "421",
+	    "... unless allow-host is set: then it applies too");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Host", "corod.example",
+	    "Authorization", "Bearer third-token-0123456789", NULL), "list",
+	    "... to names not listed");
+	test_cfg.allow_host = (char *)"";
 	test_cfg.token_file = (char *)"";
 	ok(auth_load(NULL) == 0 && !auth_enabled(), "no token file: no tokens");
 	is_str(route(HTTP_GET, "/v1/tasks", 0, NULL), "list",
@@ -635,12 +736,15 @@ main(void)
 	memset(&test_cfg, 0, sizeof test_cfg);
 	test_cfg.max_body = 1024;
 	test_cfg.allow_origin = (char *)"";
+	test_cfg.allow_host = (char *)"";
+	test_cfg.tls_cert = (char *)"";
 	cfg = &test_cfg;
 
 	test_table();
 	test_404();
 	test_ids();
 	test_origin();
+	test_host();
 	test_type();
 	test_problem();
 	test_auth();
