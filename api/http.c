@@ -141,6 +141,7 @@ static int	 http_token(const char *, const char *);
 static int	 http_too_long(struct MHD_Connection *, size_t);
 static enum MHD_Result http_framing_cb(void *, enum MHD_ValueKind,
 		     const char *, size_t, const char *, size_t);
+static int	 http_tchar(unsigned char);
 static int	 http_framing_after(const char *);
 static int	 http_framing(struct MHD_Connection *, int, struct problem *);
 static void	 http_quote(char *, size_t, const char *, size_t);
@@ -642,9 +643,23 @@ struct http_fields {
 };
 
 /* An HTTP token character (RFC 9110 5.6.2), as header names are made of. */
-#define HTTP_TCHAR(c)	(((c) >= 'a' && (c) <= 'z') || \
-	((c) >= 'A' && (c) <= 'Z') || ((c) >= '0' && (c) <= '9') || \
-	((c) != '\0' && strchr("!#$%&\'*+-.^_`|~", (c)) != NULL))
+/*
+ * RFC 9110 5.6.2's tchar.  It is asked of every byte of every header
+ * name, most of them letters: those are answered first.
+ */
+static int
+http_tchar(unsigned char c)
+{
+	if (((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= '0' && c <= '9'))
+		return (1);
+	switch (c) {
+	case '!': case '#': case '$': case '%': case '&': case '\'':
+	case '*': case '+': case '-': case '.': case '^': case '_':
+	case '`': case '|': case '~':
+		return (1);
+	}
+	return (0);
+}
 
 /*
  * Quote len bytes of client input for a detail: printable ASCII as is,
@@ -707,7 +722,7 @@ http_framing_cb(void *arg, enum MHD_ValueKind kind, const char *key,
 		goto bad;
 	}
 	for (i = 0; i < key_size; i++) {
-		if (!HTTP_TCHAR(key[i]))
+		if (!http_tchar((unsigned char)key[i]))
 			break;
 	}
 	if (key_size == 0 || i != key_size) {
@@ -743,13 +758,23 @@ http_framing_cb(void *arg, enum MHD_ValueKind kind, const char *key,
 		}
 		f->after = value + value_size + 1;
 	}
-	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
-		f->hosts++;
-	else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
-		f->lengths++;
-	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
-		f->codings++;
-		f->coding = value;
+	/* by length first: most fields are none of the three */
+	switch (key_size) {
+	case 4:
+		if (strncasecmp(key, MHD_HTTP_HEADER_HOST, 4) == 0)
+			f->hosts++;
+		break;
+	case 14:
+		if (strncasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH, 14) == 0)
+			f->lengths++;
+		break;
+	case 17:
+		if (strncasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING,
+		    17) == 0) {
+			f->codings++;
+			f->coding = value;
+		}
+		break;
 	}
 	return (MHD_YES);
 bad:

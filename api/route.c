@@ -101,6 +101,8 @@ static int	 route_check_origin(struct http_request *, struct problem *);
 static int	 route_host_listed(const char *, size_t, const char *);
 static int	 route_host_allowed(const char *, const char *);
 static int	 route_check_host(struct http_request *, struct problem *);
+static int	 route_host_seen(const char *);
+static void	 route_host_keep(const char *);
 static int	 route_json_type(const char *);
 static int	 route_check_type(struct http_request *, struct problem *);
 static void	 route_not_found(struct http_request *);
@@ -356,6 +358,30 @@ route_host_listed(const char *name, size_t nlen, const char *list)
 }
 
 /*
+ * The last Host allowed by the rules that need no configuration (a
+ * loopback name, an IP literal): clients send the same one on every
+ * request, and a string compare is all it then costs.  Names allowed by
+ * allow-host are not kept, so a reload that drops one takes effect.
+ */
+static char	route_host_last[64];
+
+static int
+route_host_seen(const char *host)
+{
+	return (route_host_last[0] != '\0' &&
+	    strcmp(host, route_host_last) == 0);
+}
+
+static void
+route_host_keep(const char *host)
+{
+	size_t	len = strlen(host);
+
+	if (len < sizeof route_host_last)
+		memcpy(route_host_last, host, len + 1);
+}
+
+/*
  * May a browser that sent this Host header be served without a token?
  * host is "name", "name:port", "[v6]" or "[v6]:port".  Allowed: an IP
  * literal, localhost and names under it, and the names of list.
@@ -368,6 +394,7 @@ route_host_allowed(const char *host, const char *list)
 	size_t		 len;
 	struct in6_addr	 a6;
 	struct in_addr	 a4;
+	const char	*whole = host;
 	int		 v6 = *host == '[';
 
 	if (v6) {
@@ -390,15 +417,20 @@ route_host_allowed(const char *host, const char *list)
 		return (0);
 	memcpy(name, host, len);
 	name[len] = '\0';
-	if (v6)
-		return (inet_pton(AF_INET6, name, &a6) == 1);
-	if (inet_pton(AF_INET, name, &a4) == 1)
+	if ((v6 && inet_pton(AF_INET6, name, &a6) == 1) ||
+	    (!v6 && inet_pton(AF_INET, name, &a4) == 1)) {
+		route_host_keep(whole);
 		return (1);
+	}
+	if (v6)
+		return (0);
 	if (len > 1 && name[len - 1] == '.')
 		name[--len] = '\0';	/* "localhost." is the same name */
 	if (strcasecmp(name, "localhost") == 0 ||
-	    (len > 10 && strcasecmp(name + len - 10, ".localhost") == 0))
+	    (len > 10 && strcasecmp(name + len - 10, ".localhost") == 0)) {
+		route_host_keep(host);
 		return (1);
+	}
 	return (route_host_listed(name, len, list));
 }
 
@@ -419,7 +451,7 @@ route_check_host(struct http_request *req, struct problem *p)
 	/* HTTP/1.0 without Host (http.c refuses it in HTTP/1.1): no browser */
 	if ((host = http_header(req, "Host")) == NULL)
 		return (0);
-	if (route_host_allowed(host, cfg->allow_host))
+	if (route_host_seen(host) || route_host_allowed(host, cfg->allow_host))
 		return (0);
 	route_quote(q, sizeof q, host, strlen(host));
 	problem_set(p, 421, "host-not-allowed", "/headers/Host", "this corod "

@@ -22,7 +22,6 @@ import os
 import shutil
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,7 +30,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP, scaled  # noqa: E402
-from corod import Corod, corod_bin  # noqa: E402
+from corod import Corod, rss_meaningless, self_signed_cert  # noqa: E402
 
 LINE = 65536                # the repeat message: the largest line allowed
 TICKS = 320                 # about 20 MiB of log
@@ -40,20 +39,6 @@ PAGE_MAX = 16 * 1024 * 1024  # the largest max_bytes
 
 t = TAP("bigbody")
 d = Corod(t, args=["--max-body", "4M", "--connection-timeout", "30"])
-
-
-def rss_meaningless():
-    """Why the daemon's RSS is not corod's memory, or None."""
-    if os.environ.get("COROD_WRAPPER"):
-        return "the daemon runs under COROD_WRAPPER"
-    try:
-        with open(corod_bin(), "rb") as f:
-            if b"__asan_init" in f.read():
-                return "an AddressSanitizer build (its quarantine holds " \
-                       "freed memory)"
-    except OSError:
-        pass
-    return None
 
 
 def vmrss(pid):
@@ -286,18 +271,11 @@ def pages_over_tls():
         return
     tmp = tempfile.mkdtemp(prefix="corod-bigtls-")
     try:
-        cert = os.path.join(tmp, "cert.pem")
-        key = os.path.join(tmp, "key.pem")
-        p = subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-             "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
-             cert, "-days", "2", "-subj", "/CN=localhost", "-addext",
-             "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if p.returncode != 0:
-            t.ok(False, "openssl made a certificate", diag=p.stdout)
+        made, why = self_signed_cert(tmp)
+        if made is None:
+            t.ok(False, "openssl made a certificate", diag=why)
             return
-        os.chmod(key, 0o600)
+        cert, key = made
         with Corod(t, args=["--tls-cert", cert, "--tls-key", key],
                    start=False, name="tls") as dt:
             dt.tls = ssl.create_default_context(cafile=cert)

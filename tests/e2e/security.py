@@ -27,7 +27,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP, scaled  # noqa: E402
-from corod import Corod, corod_bin, echo, is_problem  # noqa: E402
+from corod import Corod, corod_bin, echo, is_problem, \
+    self_signed_cert  # noqa: E402
 
 t = TAP("security")
 
@@ -355,18 +356,11 @@ def tls():
         return
     tmp = tempfile.mkdtemp(prefix="corod-tls-")
     try:
-        cert = os.path.join(tmp, "cert.pem")
-        key = os.path.join(tmp, "key.pem")
-        p = subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-             "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
-             cert, "-days", "2", "-subj", "/CN=localhost", "-addext",
-             "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if p.returncode != 0:
-            t.ok(False, "openssl made a certificate", diag=p.stdout)
+        made, why = self_signed_cert(tmp)
+        if made is None:
+            t.ok(False, "openssl made a certificate", diag=why)
             return
-        os.chmod(key, 0o600)
+        cert, key = made
         tf = os.path.join(tmp, "tokens")
         write(tf, TOKEN1 + "\n")
         with Corod(t, args=["--tls-cert", cert, "--tls-key", key,

@@ -17,7 +17,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from tap import TAP, SkipTest  # noqa: E402
-from corod import corod_bin  # noqa: E402
+from corod import rss_meaningless  # noqa: E402
 
 spec = importlib.util.spec_from_file_location(
     "soakload", os.path.join(HERE, "..", "soak", "soak.py"))
@@ -27,20 +27,6 @@ spec.loader.exec_module(soakload)
 SECONDS = soakload.env_num("SOAK_SECONDS", 45)
 
 t = TAP("soak", total_timeout=SECONDS + 300)
-
-
-def rss_meaningless():
-    """Why the daemon's RSS is not corod's memory, or None."""
-    if os.environ.get("COROD_WRAPPER"):
-        return "the daemon runs under COROD_WRAPPER"
-    try:
-        with open(corod_bin(), "rb") as f:
-            if b"__asan_init" in f.read():
-                return "an AddressSanitizer build (its quarantine holds " \
-                       "freed memory)"
-    except OSError:
-        pass
-    return None
 
 
 @t.test(timeout=SECONDS + 200)

@@ -30,7 +30,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from tap import TAP, scaled  # noqa: E402
-from corod import Corod  # noqa: E402
+from corod import Corod, net_sockets  # noqa: E402
 from nginx import Nginx  # noqa: E402
 
 t = TAP("sockets", total_timeout=600)
@@ -162,18 +162,9 @@ class Churn:
 
 
 def dead_sockets(pid):
-    """The daemon's sockets in no table of /proc/PID/net: TCP connections
-    whose peer reset them, still held open."""
-    known = set()
-    for name in ("tcp", "tcp6", "unix", "udp", "udp6"):
-        try:
-            with open("/proc/%d/net/%s" % (pid, name)) as f:
-                rows = f.readlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            col = row.split()
-            known.add("socket:[%s]" % (col[6] if name == "unix" else col[9]))
+    """The daemon's sockets in no table of /proc/PID/net: connections
+    gone (reset by their peer, or shut down) whose descriptor is held."""
+    known = net_sockets(pid)
     dead = 0
     top = "/proc/%d/fd" % pid
     for n in os.listdir(top):

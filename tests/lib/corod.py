@@ -782,6 +782,61 @@ class Corod:
         raise AssertionError("more than %d pages" % max_pages)
 
 
+def self_signed_cert(directory):
+    """A self-signed certificate for localhost and 127.0.0.1 (openssl, EC
+    P-256, 2 days) in directory: (cert path, key path), the key mode 0600;
+    None and openssl's output if it failed."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    p = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
+         cert, "-days", "2", "-subj", "/CN=localhost", "-addext",
+         "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        universal_newlines=True)
+    if p.returncode != 0:
+        return None, p.stdout
+    os.chmod(key, 0o600)
+    return (cert, key), None
+
+
+def rss_meaningless():
+    """Why the daemon's RSS says nothing of corod's own memory, or None:
+    an AddressSanitizer build (its quarantine holds freed memory) or a
+    daemon under COROD_WRAPPER (valgrind)."""
+    if os.environ.get("COROD_WRAPPER"):
+        return "the daemon runs under COROD_WRAPPER"
+    try:
+        with open(corod_bin(), "rb") as f:
+            if b"__asan_init" in f.read():
+                return "an AddressSanitizer build (its quarantine holds " \
+                       "freed memory)"
+    except OSError:
+        pass
+    return None
+
+
+def net_sockets(pid):
+    """The sockets in the tables of /proc/PID/net (tcp, tcp6, unix, udp,
+    udp6), as readlink shows them ("socket:[INODE]"), each with its table
+    and its remote address column (tcp, udp: "HEXADDR:HEXPORT")."""
+    found = {}
+    for name in ("tcp", "tcp6", "unix", "udp", "udp6"):
+        try:
+            with open("/proc/%d/net/%s" % (pid, name)) as f:
+                rows = f.readlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            col = row.split()
+            if name == "unix":
+                found["socket:[%s]" % col[6]] = (name, None)
+            else:
+                found["socket:[%s]" % col[9]] = (name, col[2])
+    return found
+
+
 def free_port():
     """A port that was free a moment ago (for tests that need one)."""
     s = socket.socket()

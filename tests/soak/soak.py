@@ -79,7 +79,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from corod import Corod  # noqa: E402
+from corod import Corod, net_sockets  # noqa: E402
 from fileserver import FileServer, sha256_hex  # noqa: E402
 from tap import scaled  # noqa: E402
 
@@ -491,21 +491,10 @@ class Soak:
         in /proc/PID/net/tcp), socket, pipe, anon_inode:..., or the
         file's path."""
         pid = self.d.pid
-        to_fs = set()
-        in_table = set()
-        for name in ("tcp", "tcp6", "unix", "udp"):
-            try:
-                with open("/proc/%d/net/%s" % (pid, name)) as f:
-                    rows = f.readlines()[1:]
-            except OSError:
-                continue
-            for row in rows:
-                col = row.split()
-                ino = col[6] if name == "unix" else col[9]
-                in_table.add("socket:[%s]" % ino)
-                if name.startswith("tcp") and \
-                        col[2].endswith(":%04X" % self.fs.port):
-                    to_fs.add("socket:[%s]" % ino)
+        in_table = net_sockets(pid)
+        to_fs = set(k for k, (table, remote) in in_table.items()
+                    if table.startswith("tcp") and
+                    remote.endswith(":%04X" % self.fs.port))
         kinds = collections.Counter()
         top = "/proc/%d/fd" % pid
         for n in os.listdir(top):
