@@ -131,10 +131,10 @@ socket_cb(CURL *easy, curl_socket_t fd, int what, void *base, void *sp)
 	(void)easy;
 	if (what == CURL_POLL_REMOVE) {
 		if (s != NULL) {
+			LIST_REMOVE(s, entry);
 			event_free(s->ev);
 			free(s);
 			curl_multi_assign(multi, fd, NULL);
-			LIST_REMOVE(s, entry);
 		}
 		return (0);
 	}
