@@ -18,7 +18,7 @@
  *	headers	allocate the request (struct http_ctx) and return; answering
  *		here would make MHD close the connection (no keep-alive).
  *		Only a request whose framing RFC 9112 says to refuse (see
- *		http_framing: 400, 501) and a Content-Length above max_body
+ *		http_framing: 400) and a Content-Length above max_body
  *		(413) are answered here, and then the close is wanted: what
  *		follows on the connection may be a smuggled request.
  *	body	each piece is appended while the total fits max_body; past
@@ -791,8 +791,9 @@ bad:
  * the first), a name with a blank before the colon (5.1: MHD keeps
  * "Content-Length " as another header, so the body became the next
  * request), a transfer coding other than one "chunked" (6.1: MHD then
- * reads the body until the connection ends: 501 for a coding it does not
- * know, 400 for "chunked" twice), Transfer-Encoding in HTTP/1.0 (6.1), no
+ * reads the body until the connection ends; unsupported-transfer-coding
+ * for a coding it does not know: RFC 9112 says 501, but it is the
+ * client's input, and corod answers bad input 4xx), Transfer-Encoding in HTTP/1.0 (6.1), no
  * Host or two in HTTP/1.1 (3.2), a NUL in a value and a folded line (see
  * http_framing_cb).  0, or -1 with the problem in p: it is answered at
  * once, and the connection closed with it.
@@ -850,7 +851,7 @@ http_framing(struct MHD_Connection *conn, int http10, struct problem *p)
 			other++;
 	}
 	if (other != 0) {
-		problem_set(p, 501, "unsupported-transfer-coding",
+		problem_set(p, 400, "unsupported-transfer-coding",
 		    "/headers/Transfer-Encoding", "only the chunked transfer "
 		    "coding is understood");
 		return (-1);

@@ -37,6 +37,12 @@ t = TAP("sockets", total_timeout=600)
 MiB = 1 << 20
 FINAL = ("succeeded", "failed", "canceled")
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+# The daemon's request-timeout and connection-timeout, stretched with the
+# harness's timeouts (valgrind): libmicrohttpd's own idle timeout is the
+# connection-timeout, and it must stay well past the request-timeout, or
+# it closes an unfinished request before corod's deadline answers it 408.
+REQUEST_TIMEOUT = max(1, int(round(scaled(1))))
+CONNECTION_TIMEOUT = 3 * REQUEST_TIMEOUT
 
 
 def reset(s):
@@ -101,8 +107,8 @@ class Churn:
         try:
             if kind == "unfinished":
                 s.sendall(b"GET /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A")
-                # past request-timeout (1 s): a 408, then the close
-                st = read_answer(s, timeout=scaled(10))
+                # past request-timeout: a 408, then the close
+                st = read_answer(s, timeout=REQUEST_TIMEOUT + scaled(10))
                 if st != 408:
                     self.errors.append("unfinished request: %r" % st)
                 s.close()
@@ -127,7 +133,7 @@ class Churn:
                         reset(s) if rng.random() < 0.5 else s.close()
                         s = None
                     else:
-                        time.sleep(2.2 + rng.random())
+                        time.sleep(CONNECTION_TIMEOUT + 0.2 + rng.random())
                         s.close()
             else:
                 s.sendall(HEALTHZ)
@@ -138,8 +144,8 @@ class Churn:
                     reset(s)
                     s = None
                 elif kind == "idle":
-                    # past connection-timeout (2 s): corod closes it
-                    s.settimeout(scaled(10))
+                    # past connection-timeout: corod closes it
+                    s.settimeout(CONNECTION_TIMEOUT + scaled(10))
                     if s.recv(1) != b"":
                         self.errors.append("idle: bytes instead of a close")
                     s.close()
@@ -181,8 +187,9 @@ def dead_sockets(pid):
 def downloads_whole_while_connections_churn():
     nfiles, rounds, per_round, size = 4, 2, 64, 16 * MiB
     n = rounds * per_round
-    with Nginx(t) as ng, Corod(t, args=["--connection-timeout", "2",
-                                        "--request-timeout", "1"]) as d:
+    with Nginx(t) as ng, \
+            Corod(t, args=["--connection-timeout", str(CONNECTION_TIMEOUT),
+                           "--request-timeout", str(REQUEST_TIMEOUT)]) as d:
         shas = [ng.create("f%d.bin" % i, size)[0] for i in range(nfiles)]
         churn = Churn(d.port)
         churn.start()
