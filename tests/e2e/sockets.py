@@ -96,6 +96,13 @@ class Churn:
         for th in self.threads:
             th.start()
 
+    def wait_every_kind(self, timeout):
+        """Until each kind of ending has happened (or timeout seconds)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and \
+                not all(self.count[k] > 0 for k in self.KINDS):
+            time.sleep(0.1)
+
     def finish(self):
         self.stop.set()
         for th in self.threads:
@@ -196,9 +203,13 @@ def downloads_whole_while_connections_churn():
         ids = []
         done = {}
         try:
-            # batches a second and a half apart, so that transfers start
-            # and end throughout the churn
+            # the second batch once every kind of ending has happened (the
+            # idle ones last connection-timeout, stretched under the
+            # sanitizers and valgrind), so that transfers start and end
+            # throughout the churn however slow the daemon
             for r in range(rounds):
+                if r > 0:
+                    churn.wait_every_kind(scaled(120))
                 specs = [{"kind": "download",
                           "params": {"url": ng.url("f%d.bin" % (i % nfiles)),
                                      "path": "o%d-%d.bin" % (r, i)}}
@@ -207,7 +218,6 @@ def downloads_whole_while_connections_churn():
                 t.is_(a.status, 201, "batch %d of %d downloads submitted"
                       % (r + 1, per_round))
                 ids += [x["id"] for x in a.body["tasks"]]
-                time.sleep(1.5)
             deadline = time.monotonic() + scaled(240)
             while time.monotonic() < deadline and len(done) < n:
                 for i in ids:
@@ -221,13 +231,14 @@ def downloads_whole_while_connections_churn():
         bad = []
         for k, i in enumerate(ids):
             x = done.get(i)
+            want = shas[k % per_round % nfiles]
             if x is None or x["state"] != "succeeded" or \
-                    (x["result"] or {}).get("sha256") != shas[k % per_round % nfiles]:
+                    (x["result"] or {}).get("sha256") != want:
                 bad.append((i, x and x["state"], x and x["error"]))
         t.is_(bad, [], "every one of the %d downloads of %d MiB is whole"
               % (n, size // MiB))
         t.ok(all(churn.count[k] > 0 for k in Churn.KINDS),
-             "every kind of connection ending happened meanwhile",
+             "every kind of connection ending happened during the downloads",
              diag=repr(churn.count))
         t.diag("connections: %r" % churn.count)
         t.is_(churn.errors[:5], [], "every API connection was answered "
