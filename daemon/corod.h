@@ -218,6 +218,21 @@ struct task_row {
 	int64_t		 version;	/* change seq of the last change */
 	int64_t		 log_next;	/* log lines ever written */
 };
+/*
+ * A fault found checking what a client or a schedule asked for: a problem
+ * type slug ("invalid-field", "unknown-kind", "too-many-tasks", ...), the
+ * JSON Pointer of the field at fault ("" if none) and a sentence.  The
+ * daemon says what is wrong; api/ says which HTTP status that is.
+ */
+struct verror {
+	const char	*code;
+	char		 field[256];
+	char		 detail[512];
+};
+void		 verror_set(struct verror *, const char *, const char *,
+		    const char *, ...)
+		    __attribute__((format(printf, 4, 5)));
+
 void		 task_row_free(struct task_row *);	/* fields only */
 void		 task_row_copy(struct task_row *, const struct task_row *);
 
