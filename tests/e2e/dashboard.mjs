@@ -661,9 +661,12 @@ async function main() {
 		await shot(page, 'token-needed');
 		if (!/401/.test(refused.error || ''))
 			throw new Error(`without a token: ${JSON.stringify(refused)}`);
-		const from = requests.length;
 		await page.fill('#token', TOKEN);
 		await page.click('#token-save');
+		// From here on every request must carry the token; one the
+		// page's reconnect timer sent while the token was being typed
+		// could not (under ASan that happened once).
+		const from = requests.length;
 		await page.waitForSelector('#feed-status[data-status="live"]',
 		    { timeout: scaled(10000) });
 		const r = await submitForm(page, 'echo', { message: 'with a token' });
