@@ -177,6 +177,7 @@ void		 api_task_delete(struct http_request *, int64_t);
 void		 api_task_log(struct http_request *, int64_t);
 void		 api_tasks_shutdown(void);
 /* api_wake_waiters, api_wake_followers: steps of a commit (corod.h) */
+
 /* json.c: render a stored task as the API's JSON object */
 struct buf;
 struct task_row;
