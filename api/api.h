@@ -161,7 +161,7 @@ void		 http_hold(struct http_request *);
 /* route.c: dispatch a complete request to its endpoint */
 void		 route_request(struct http_request *);
 
-/* tasks.c: query arguments, answering 400 for the caller on error */
+/* query.c: query arguments, answering 400 for the caller on error */
 int		 api_query_check(struct http_request *, const char *const *);
 int		 api_query_int(struct http_request *, const char *, int64_t,
 		    int64_t, int64_t, int64_t *);
@@ -175,10 +175,9 @@ void		 api_task_get(struct http_request *, int64_t);
 void		 api_task_cancel(struct http_request *, int64_t);
 void		 api_task_delete(struct http_request *, int64_t);
 void		 api_task_log(struct http_request *, int64_t);
-/* A task changed (committed): wake requests waiting on it. */
-void		 api_task_changed(const struct task_row *, enum change_op);
-void		 api_task_logged(int64_t);
 void		 api_tasks_shutdown(void);
+/* api_wake_waiters, api_wake_followers: steps of a commit (corod.h) */
+
 /* json.c: render a stored task as the API's JSON object */
 struct buf;
 struct task_row;
@@ -198,8 +197,7 @@ void		 api_healthz(struct http_request *);
 /* events.c: the change feed (GET /v1/events), kept in memory */
 void		 events_init(size_t, int64_t);
 void		 events_shutdown(void);
-void		 events_add(const struct task_row *, enum change_op);
-void		 events_flush(void);
+/* events_add, events_flush: steps of a commit (corod.h) */
 void		 api_events(struct http_request *);
 size_t		 events_waiting(void);
 size_t		 events_streams(void);

@@ -147,7 +147,7 @@ events_streams(void)
 	return (nstreams);
 }
 
-/* A committed change (commit_change_hook, via tasks.c). */
+/* A committed change (the first step of commit_complete). */
 void
 events_add(const struct task_row *row, enum change_op op)
 {
@@ -200,7 +200,7 @@ ring_after(int64_t seq)
 }
 
 /*
- * A batch's changes are all in (commit_batch_hook): into the ring in seq
+ * A batch's changes are all in (commit_complete): into the ring in seq
  * order, then every held poller is answered and every stream woken.
  */
 void

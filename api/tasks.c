@@ -2,12 +2,14 @@
  * tasks.c -- the /v1/tasks endpoints.
  *
  * Reads (list, get, log) answer from committed data at once.  Writes
- * (submit, cancel, delete) change tasks in memory, suspend the request and
- * answer from a commit_after callback: a 201 or a cancellation's answer
- * goes out only after its transaction reached the disk.  If the client
- * leaves meanwhile, the request is detached and the callback only cleans
- * up.  GET ?wait= holds the request until the task's version changes
- * (api_task_changed, called for every committed change) or time runs out.
+ * suspend the request and answer once their transaction reached the
+ * disk: a submission is parsed and validated here and handed to
+ * admission (task_submit, daemon/submit.c), which calls back after the
+ * commit; a cancel or delete changes the task in memory and answers from
+ * a commit_after callback.  If the client leaves meanwhile, the request
+ * is detached and the callback only cleans up.  GET ?wait= holds the
+ * request until the task's version changes (api_wake_waiters, told of
+ * every committed change) or time runs out.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -50,19 +52,11 @@
 #define JSON_MAX_DEPTH	64
 #define IDEM_KEY_MAX	200
 
-/* A submission waiting for its commit. */
+/* A submission waiting for its commit: the request, admission's part. */
 struct submit {
 	struct http_request	*req;		/* NULL once the client left */
-	struct spec_tree	 tree;
-	int64_t			*ids;		/* per row */
-	struct task		**tasks;	/* per row, until committed */
-	int			 batch;		/* answer {"tasks": [...]} */
-	char			*idem_key;
-	char			 idem_hash[65];
-	char			*idem_ids;	/* JSON array of top-level ids */
-	LIST_ENTRY(submit)	 idem_entry;	/* keys not yet committed */
+	struct submission	 sub;
 };
-static LIST_HEAD(, submit) idem_pending = LIST_HEAD_INITIALIZER(idem_pending);
 
 /* A cancel or delete waiting for its commit. */
 struct change {
@@ -107,13 +101,14 @@ static int	if_match_fails(struct http_request *, int64_t);
 static void	respond_task(struct http_request *, unsigned int,
 		    const struct task_row *, const char *);
 static void	detach_cb(struct http_request *);
-static void	submit_free(struct submit *);
+static void	verror_problem(struct problem *, const struct verror *);
 static void	store_problem(struct problem *, const char *);
-static void	submit_done(void *, int);
-static int	submit_idem_write(struct db *, void *);
-static int	submit_idempotent(struct http_request *, const char *,
-		    const char *);
-static void	idem_retry(void *, int);
+static void	submit_done(struct submission *, enum submit_result,
+		    const struct verror *);
+static void	submit_answer(struct http_request *, struct submission *,
+		    enum submit_result, const struct verror *);
+static void	submit_created(struct http_request *, struct submission *);
+static void	submit_replayed(struct http_request *, struct submission *);
 static void	change_done(void *, int);
 static void	change_wait(struct http_request *, int64_t, unsigned int);
 static void	cancel_conflict(struct http_request *,
@@ -128,7 +123,6 @@ static ssize_t	follow_read(void *, char *, size_t);
 static ssize_t	page_read(void *, char *, size_t);
 static ssize_t	log_out(struct follower *, char *, size_t);
 static void	follow_free(struct http_request *);
-static void	follow_wake(int64_t);
 
 /* Nesting of arrays and objects stays under limit. */
 static int
@@ -152,101 +146,6 @@ json_depth_ok(json_t *v, int limit)
 		}
 	}
 	return (1);
-}
-
-/* Every query parameter must be one of names; 400 otherwise. */
-struct query_check_arg {
-	const char *const	*names;
-	const char		*bad;
-};
-
-static int
-query_check_cb(void *arg, const char *key, const char *value)
-{
-	struct query_check_arg	*a = arg;
-	const char *const	*n;
-
-	(void)value;
-	for (n = a->names; *n != NULL; n++) {
-		if (strcmp(*n, key) == 0)
-			return (0);
-	}
-	a->bad = key;
-	return (1);
-}
-
-int
-api_query_check(struct http_request *req, const char *const *names)
-{
-	struct query_check_arg	 a = { names, NULL };
-	struct problem		 p;
-	char			 field[256];
-
-	if (http_query_each(req, query_check_cb, &a) == 0)
-		return (0);
-	pointer_join(field, sizeof field, "/query", a.bad);
-	problem_set(&p, 400, "unknown-parameter", field,
-	    "unknown query parameter \"%.64s\"", a.bad);
-	http_respond_problem(req, &p);
-	return (-1);
-}
-
-/*
- * An integer query parameter in [min, max]; def if absent.  Answers 400
- * and returns -1 if it is malformed.
- */
-int
-api_query_int(struct http_request *req, const char *name, int64_t min,
-    int64_t max, int64_t def, int64_t *out)
-{
-	const char	*s = http_query(req, name);
-	char		*end, field[64];
-	struct problem	 p;
-	long long	 v;
-
-	*out = def;
-	if (s == NULL)
-		return (0);
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (*s == '\0' || !isdigit((unsigned char)*s) || *end != '\0' ||
-	    errno != 0 || v < min || v > max) {
-		snprintf(field, sizeof field, "/query/%s", name);
-		problem_set(&p, 400, "invalid-parameter", field,
-		    "%s must be an integer from %lld to %lld", name,
-		    (long long)min, (long long)max);
-		http_respond_problem(req, &p);
-		return (-1);
-	}
-	*out = v;
-	return (0);
-}
-
-/* A duration argument in seconds (fractions allowed) from 0 to max. */
-int
-api_query_seconds(struct http_request *req, const char *name, int max,
-    double def, double *out)
-{
-	const char	*s = http_query(req, name);
-	char		*end, field[64];
-	struct problem	 p;
-	double		 d;
-
-	*out = def;
-	if (s == NULL)
-		return (0);
-	errno = 0;
-	d = strtod(s, &end);
-	if (*s == '\0' || *end != '\0' || errno != 0 || !isfinite(d) ||
-	    d < 0 || d > max) {
-		snprintf(field, sizeof field, "/query/%s", name);
-		problem_set(&p, 400, "invalid-parameter", field,
-		    "%s must be a number of seconds from 0 to %d", name, max);
-		http_respond_problem(req, &p);
-		return (-1);
-	}
-	*out = d;
-	return (0);
 }
 
 /* Does an If-None-Match / If-Match header list this ETag? */
@@ -334,138 +233,161 @@ detach_cb(struct http_request *req)
 	req->data = NULL;
 }
 
+/*
+ * What a daemon's refusal is over HTTP: the status, and the field and
+ * Retry-After where the code decides them; the detail is the daemon's.
+ * A store that failed is retried by corod itself, so a repeat may
+ * succeed.  Any other code is a 400.
+ */
+static const struct {
+	const char	*code;
+	unsigned int	 status;
+	const char	*field;		/* NULL: the verror's */
+	int		 retry_after;
+} verror_statuses[] = {
+	/* retention (or a DELETE) makes room: a 429, try later */
+	{ "too-many-tasks",		429, NULL, 60 },
+	{ "idempotency-key-reused",	422, "/headers/Idempotency-Key", 0 },
+	{ "insufficient-storage",	507, NULL, 1 },
+	{ "store-unavailable",		503, NULL, 1 },
+};
+
+/* The problem document of a daemon's verror. */
 static void
-submit_free(struct submit *s)
+verror_problem(struct problem *p, const struct verror *e)
 {
-	if (s->idem_key != NULL)
-		LIST_REMOVE(s, idem_entry);
-	free(s->idem_key);
-	free(s->idem_ids);
-	free(s->ids);
-	free(s->tasks);
-	spec_tree_free(&s->tree);
-	free(s);
-}
+	const char	*field = e->field;
+	unsigned int	 status = 400;
+	int		 retry_after = 0;
+	size_t		 i;
 
-/* The idempotency row goes into the same transaction as the tasks. */
-static int
-submit_idem_write(struct db *db, void *arg)
-{
-	struct submit	*s = arg;
-
-	return (db_idem_put(db, s->idem_key, s->idem_hash, s->idem_ids,
-	    time_now()));
+	for (i = 0; i < sizeof verror_statuses / sizeof verror_statuses[0];
+	    i++) {
+		if (strcmp(verror_statuses[i].code, e->code) != 0)
+			continue;
+		status = verror_statuses[i].status;
+		if (verror_statuses[i].field != NULL)
+			field = verror_statuses[i].field;
+		retry_after = verror_statuses[i].retry_after;
+		break;
+	}
+	problem_set(p, (int)status, e->code, field, "%s", e->detail);
+	p->retry_after = retry_after;
 }
 
 /*
  * A write that was not committed: 507 when the disk holding the database
  * is full, 503 for any other failure of the store; what says what became
- * of the request.  Either way corod retries by itself and a repeat may
- * succeed (Retry-After).
+ * of the request.
  */
 static void
 store_problem(struct problem *p, const char *what)
 {
-	if (commit_store_full())
-		problem_set(p, 507, "insufficient-storage", NULL, "the disk "
-		    "holding the database is full; %s", what);
-	else
-		problem_set(p, 503, "store-unavailable", NULL, "the database "
-		    "cannot be written; %s", what);
-	p->retry_after = 1;
+	struct verror	e;
+
+	verror_store(&e, what);
+	verror_problem(p, &e);
 }
 
-/* After the commit: 201 with the tasks, or an error and no tasks. */
+/* Admission decided, after a commit: answer unless the client left. */
 static void
-submit_done(void *arg, int ok)
+submit_done(struct submission *sub, enum submit_result result,
+    const struct verror *e)
 {
-	struct submit	*s = arg;
-	struct http_request *req = s->req;
-	struct problem	 p;
+	struct submit		*s = (struct submit *)((char *)sub -
+				    offsetof(struct submit, sub));
+	struct http_request	*req = s->req;
+
+	if (req != NULL) {
+		req->data = NULL;
+		req->on_free = NULL;
+		submit_answer(req, sub, result, e);
+	}
+	submit_free(sub);
+	free(s);
+}
+
+/* The answer to a submission: 201, 200 (replayed) or a problem. */
+static void
+submit_answer(struct http_request *req, struct submission *sub,
+    enum submit_result result, const struct verror *e)
+{
+	struct problem	p;
+
+	switch (result) {
+	case SUBMIT_CREATED:
+		submit_created(req, sub);
+		break;
+	case SUBMIT_REPLAYED:
+		submit_replayed(req, sub);
+		break;
+	default:
+		verror_problem(&p, e);
+		http_respond_problem(req, &p);
+		break;
+	}
+}
+
+/* 201 with the tasks (as stored by this commit). */
+static void
+submit_created(struct http_request *req, struct submission *sub)
+{
+	struct spec_tree *tree = &sub->tree;
 	struct buf	 b = { NULL, 0, 0 };
 	size_t		 i, j, nkids, len, first = 1;
 	int64_t		*kids;
 	char		 loc[64], *body;
 
-	if (!ok) {
-		for (i = s->tree.nrows; i-- > 0;) {
-			if (s->tasks[i] != NULL)
-				task_discard(s->tasks[i]);
-		}
-		task_nstored -= (int64_t)s->tree.nrows;
-	}
-	if (req == NULL)
-		goto out;
-	req->data = NULL;
-	req->on_free = NULL;
-	if (!ok) {
-		store_problem(&p, "nothing was submitted");
-		http_respond_problem(req, &p);
-		goto out;
-	}
-	kids = xcalloc(s->tree.nrows, sizeof *kids);
-	if (s->batch)
+	kids = xcalloc(tree->nrows, sizeof *kids);
+	if (sub->batch)
 		buf_puts(&b, "{\"tasks\":[");
-	for (i = 0; i < s->tree.nrows; i++) {
-		if (s->tree.parent[i] != SIZE_MAX)
+	for (i = 0; i < tree->nrows; i++) {
+		if (tree->parent[i] != SIZE_MAX)
 			continue;
 		nkids = 0;
-		for (j = i + 1; j < s->tree.nrows; j++) {
-			if (s->tree.parent[j] == i)
-				kids[nkids++] = s->ids[j];
+		for (j = i + 1; j < tree->nrows; j++) {
+			if (tree->parent[j] == i)
+				kids[nkids++] = tree->rows[j].id;
 		}
 		if (!first)
 			buf_add(&b, ",", 1);
 		first = 0;
-		task_render(&b, &s->tree.rows[i], kids, nkids);
-		if (!s->batch) {
+		task_render(&b, &tree->rows[i], kids, nkids);
+		if (!sub->batch) {
 			snprintf(loc, sizeof loc, "/v1/tasks/%" PRId64,
-			    s->ids[i]);
+			    tree->rows[i].id);
 			http_add_header(req, "Location", loc);
 			snprintf(loc, sizeof loc, "\"%" PRId64 "\"",
-			    s->tree.rows[i].version);
+			    tree->rows[i].version);
 			http_add_header(req, "ETag", loc);
 		}
 	}
-	if (s->batch)
+	if (sub->batch)
 		buf_puts(&b, "]}");
 	free(kids);
 	body = buf_steal(&b, &len);
 	http_respond_text(req, 201, "application/json", body, len);
-out:
-	submit_free(s);
 }
 
-/* A key committed by an earlier request: 200 with its tasks, or 422. */
-static int
-submit_idempotent(struct http_request *req, const char *key,
-    const char *hash)
+/*
+ * A key committed by an earlier request, with this body: 200 with its
+ * tasks as stored now, those that are left.
+ */
+static void
+submit_replayed(struct http_request *req, struct submission *sub)
 {
 	struct problem	 p;
 	struct task_row	 row;
 	struct buf	 b = { NULL, 0, 0 };
-	char		*old_hash = NULL, *ids_json = NULL, *body, loc[64];
-	json_t		*ids, *v;
+	char		*body, loc[64];
 	size_t		 i, len, nkids, left = 0;
 	int64_t		*kids;
-	int		 found, batch;
 
-	if ((found = db_idem_get(corod_db, key, &old_hash, &ids_json)) != 1)
-		return (found);
-	if (strcmp(old_hash, hash) != 0) {
-		problem_set(&p, 422, "idempotency-key-reused",
-		    "/headers/Idempotency-Key", "this Idempotency-Key was "
-		    "used with a different body");
-		http_respond_problem(req, &p);
-		goto done;
-	}
-	ids = json_loads(ids_json, 0, NULL);
-	batch = json_is_object(ids);
-	if (batch)
+	if (sub->batch)
 		buf_puts(&b, "{\"tasks\":[");
-	json_array_foreach(batch ? json_object_get(ids, "tasks") : ids, i, v) {
+	for (i = 0; i < sub->nreplay; i++) {
 		memset(&row, 0, sizeof row);
-		if (db_task_get(corod_db, json_integer_value(v), &row) != 1)
+		if (db_task_get(corod_db, sub->replay_ids[i], &row) != 1)
 			continue;
 		kids = NULL;
 		nkids = 0;
@@ -475,15 +397,14 @@ submit_idempotent(struct http_request *req, const char *key,
 			buf_add(&b, ",", 1);
 		task_render(&b, &row, kids, nkids);
 		left++;
-		if (!batch) {
+		if (!sub->batch) {
 			snprintf(loc, sizeof loc, "/v1/tasks/%" PRId64, row.id);
 			http_add_header(req, "Location", loc);
 		}
 		free(kids);
 		task_row_free(&row);
 	}
-	json_decref(ids);
-	if (batch)
+	if (sub->batch)
 		buf_puts(&b, "]}");
 	/* None left, one spec or a batch alike: 404 (a batch of some: 200) */
 	if (left == 0) {
@@ -491,49 +412,30 @@ submit_idempotent(struct http_request *req, const char *key,
 		    "Idempotency-Key have been deleted");
 		http_respond_problem(req, &p);
 		buf_free(&b);
-		goto done;
+		return;
 	}
 	body = buf_steal(&b, &len);
 	http_respond_text(req, 200, "application/json", body, len);
-done:
-	free(old_hash);
-	free(ids_json);
-	return (1);
-}
-
-/* The same key is being committed right now: ask again after that. */
-static void
-idem_retry(void *arg, int ok)
-{
-	struct change		*c = arg;
-	struct http_request	*req = c->req;
-
-	(void)ok;
-	free(c);
-	if (req == NULL)
-		return;
-	req->data = NULL;
-	req->on_free = NULL;
-	api_tasks_submit(req);
 }
 
 /*
  * POST /v1/tasks: one spec (an object) or a batch (an array), all or
- * nothing, in one commit.
+ * nothing, in one commit.  The body is parsed and validated here;
+ * admission (task_submit) decides the rest.
  */
 void
 api_tasks_submit(struct http_request *req)
 {
 	struct submit	*s;
-	struct submit	*other;
-	struct change	*retry;
 	struct problem	 p;
+	struct verror	 e;
 	json_error_t	 err;
 	json_t		*root, *spec;
 	const char	*key;
-	char		 base[32], *canon;
+	char		 base[32], *canon, hash[65];
 	size_t		 i, n, k;
 	int64_t		 now = time_now();
+	enum submit_result result;
 
 	if (api_query_check(req, (const char *const []){ NULL }) != 0)
 		return;
@@ -573,16 +475,13 @@ api_tasks_submit(struct http_request *req)
 		goto bad;
 	}
 
-	/* Idempotency: the same key and body answer the first tasks. */
-	key = http_header(req, "Idempotency-Key");
-	s = xcalloc(1, sizeof *s);
-	if (key != NULL) {
+	/* Idempotency: the key, and the request as a hash of its body. */
+	if ((key = http_header(req, "Idempotency-Key")) != NULL) {
 		for (k = 0; key[k] != '\0'; k++) {
 			if (key[k] < 0x21 || key[k] > 0x7e)
 				break;
 		}
 		if (k == 0 || key[k] != '\0' || k > IDEM_KEY_MAX) {
-			free(s);
 			problem_set(&p, 400, "invalid-header",
 			    "/headers/Idempotency-Key", "Idempotency-Key must "
 			    "be 1 to %d visible ASCII characters",
@@ -590,89 +489,41 @@ api_tasks_submit(struct http_request *req)
 			goto bad;
 		}
 		canon = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
-		sha256_hex(canon, strlen(canon), s->idem_hash);
+		sha256_hex(canon, strlen(canon), hash);
 		free(canon);
-		LIST_FOREACH(other, &idem_pending, idem_entry) {
-			if (strcmp(other->idem_key, key) == 0) {
-				free(s);
-				json_decref(root);
-				retry = xcalloc(1, sizeof *retry);
-				retry->req = req;
-				req->data = retry;
-				req->on_free = detach_cb;
-				commit_after(idem_retry, retry);
-				http_suspend(req);
-				return;
-			}
-		}
-		if (submit_idempotent(req, key, s->idem_hash) != 0) {
-			free(s);
-			json_decref(root);
-			return;
-		}
 	}
 
 	/* Validate everything before storing anything. */
-	s->batch = json_is_array(root);
+	s = xcalloc(1, sizeof *s);
+	s->sub.batch = json_is_array(root);
 	for (i = 0; i < n; i++) {
-		spec = s->batch ? json_array_get(root, i) : root;
-		if (s->batch)
+		spec = s->sub.batch ? json_array_get(root, i) : root;
+		if (s->sub.batch)
 			snprintf(base, sizeof base, "/%zu", i);
 		else
 			base[0] = '\0';
-		if (spec_parse(spec, base, SIZE_MAX, 0, now, &s->tree,
+		if (spec_parse(spec, base, SIZE_MAX, 0, now, &s->sub.tree,
 		    &p) != 0) {
-			spec_tree_free(&s->tree);
+			submit_free(&s->sub);
 			free(s);
 			goto bad;
 		}
 	}
 	json_decref(root);
 
-	/*
-	 * The store's bound.  Retention (or DELETE) makes room again, so
-	 * this is a 429 to retry later rather than a refusal for good.
-	 */
-	if (cfg->max_tasks > 0 &&
-	    task_nstored + (int64_t)s->tree.nrows > cfg->max_tasks) {
-		problem_set(&p, 429, "too-many-tasks", "", "corod stores at "
-		    "most %d tasks (max-tasks) and holds %" PRId64 "; this "
-		    "submission has %zu; delete finished tasks or wait for "
-		    "their retention", cfg->max_tasks, task_nstored,
-		    s->tree.nrows);
-		p.retry_after = 60;
-		spec_tree_free(&s->tree);
-		free(s);
-		http_respond_problem(req, &p);
+	result = task_submit(&s->sub, key, key != NULL ? hash : NULL,
+	    submit_done, &e);
+	if (result == SUBMIT_PENDING) {
+		/* answered from submit_done, after the commit */
+		s->req = req;
+		req->data = s;
+		req->on_free = detach_cb;
+		http_suspend(req);
 		return;
 	}
-
-	/* The tasks, on the commit list; s->tasks stay valid until then. */
-	s->ids = xcalloc(s->tree.nrows, sizeof *s->ids);
-	s->tasks = xcalloc(s->tree.nrows, sizeof *s->tasks);
-	task_submit(&s->tree, s->ids, s->tasks);
-	if (key != NULL) {
-		s->idem_key = xstrdup(key);
-		if (s->batch) {
-			struct buf b = { NULL, 0, 0 };
-			buf_puts(&b, "{\"tasks\":[");
-			for (i = 0, k = 0; i < s->tree.nrows; i++) {
-				if (s->tree.parent[i] == SIZE_MAX)
-					buf_printf(&b, "%s%" PRId64,
-					    k++ == 0 ? "" : ",", s->ids[i]);
-			}
-			buf_puts(&b, "]}");
-			s->idem_ids = buf_steal(&b, NULL);
-		} else
-			xasprintf(&s->idem_ids, "[%" PRId64 "]", s->ids[0]);
-		LIST_INSERT_HEAD(&idem_pending, s, idem_entry);
-		commit_write(submit_idem_write, s);
-	}
-	s->req = req;
-	req->data = s;
-	req->on_free = detach_cb;
-	commit_after(submit_done, s);
-	http_suspend(req);
+	submit_answer(req, &s->sub, result, &e);
+	submit_free(&s->sub);
+	free(s);
 	return;
 bad:
 	json_decref(root);
@@ -938,23 +789,16 @@ waiter_gone(struct http_request *req)
 	waiter_free(w);
 }
 
-/* A committed change: answer whoever waited on this task's version. */
+/*
+ * A committed change (a step of commit_complete): answer whoever waited
+ * on this task's version.
+ */
 void
-api_task_changed(const struct task_row *row, enum change_op op)
+api_wake_waiters(const struct task_row *row)
 {
 	struct waiter		*w, *next;
 	struct http_request	*req;
 	int64_t			 id = row->id, version = row->version;
-	const struct task_kind	*k;
-
-	events_add(row, op);
-	if (op == CHANGE_DELETED)
-		task_nstored--;
-	if (op == CHANGE_CREATED) {
-		k = kind_find(row->kind, strlen(row->kind));
-		stats_created[k != NULL ? stats_kind_index(k) :
-		    STATS_KINDS - 1]++;
-	}
 
 	for (w = LIST_FIRST(&waiters[(uint64_t)id % WAITER_BUCKETS]);
 	    w != NULL; w = next) {
@@ -965,7 +809,6 @@ api_task_changed(const struct task_row *row, enum change_op op)
 		waiter_free(w);
 		task_get_answer(req, id);
 	}
-	follow_wake(id);
 }
 
 /* At stop: answer every waiter now. */
@@ -1383,9 +1226,12 @@ follow_free(struct http_request *req)
 	req->data = NULL;
 }
 
-/* New lines or a new state for a task: resume its followers. */
-static void
-follow_wake(int64_t id)
+/*
+ * New committed log lines or a new state for a task (a step of
+ * commit_complete): resume its followers.
+ */
+void
+api_wake_followers(int64_t id)
 {
 	struct follower	*f;
 
@@ -1395,11 +1241,4 @@ follow_wake(int64_t id)
 		if (f->id == id)
 			http_stream_wake(f->req);
 	}
-}
-
-/* Committed log lines of a task (commit_log_hook). */
-void
-api_task_logged(int64_t id)
-{
-	follow_wake(id);
 }

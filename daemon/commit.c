@@ -138,9 +138,6 @@ static int		 failing_full;	/* ... because the disk is full */
 static int64_t		 next_id;	/* last id handed out */
 static int64_t		 next_seq;	/* last seq handed out */
 int64_t			 commit_seq;	/* last seq committed */
-void	(*commit_change_hook)(const struct task_row *, enum change_op);
-void	(*commit_batch_hook)(void);
-void			(*commit_log_hook)(int64_t);
 
 static void	 commit_retry_cb(evutil_socket_t, short, void *);
 static void	 commit_writer_cb(evutil_socket_t, short, void *);
@@ -148,6 +145,7 @@ static void	*commit_writer(void *);
 static int	 commit_write_batch(struct batch *);
 static struct batch *commit_take(void);
 static void	 commit_complete(struct batch *);
+static void	 commit_changed(const struct task_row *, enum change_op);
 static void	 commit_batch_free(struct batch *);
 static void	 commit_run_afters(struct after *, size_t, int);
 static void	 commit_drop_fresh(void);
@@ -650,6 +648,20 @@ commit_writer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * A committed change (the row as written), told to each by name, in this
+ * order: the change feed, requests waiting on the task's version, its
+ * log's followers (a final state ends their streams), the counters.
+ */
+static void
+commit_changed(const struct task_row *row, enum change_op op)
+{
+	events_add(row, op);
+	api_wake_waiters(row);
+	api_wake_followers(row->id);
+	submit_counted(row, op);
+}
+
+/*
  * A batch is written (or failed): release its tasks, tell who waited,
  * and hand over the next batch.
  */
@@ -668,32 +680,29 @@ commit_complete(struct batch *b)
 		}
 		/* read by the stats thread */
 		__atomic_store_n(&commit_seq, b->seq, __ATOMIC_RELAXED);
+		/* Rows inserted, log lines, then the tasks' own changes. */
 		for (i = 0; i < b->ninserts; i++) {
-			if (commit_change_hook != NULL)
-				commit_change_hook(b->inserts[i],
-				    CHANGE_CREATED);
+			commit_changed(b->inserts[i], CHANGE_CREATED);
 			task_inserted(b->inserts[i]);
 		}
-		if (commit_log_hook != NULL) {
-			for (i = 0; i < b->nlogs; i++) {
-				if (b->logs[i].task != 0 && (i == 0 ||
-				    b->logs[i].task != b->logs[i - 1].task))
-					commit_log_hook(b->logs[i].task);
-			}
+		for (i = 0; i < b->nlogs; i++) {
+			if (b->logs[i].task != 0 && (i == 0 ||
+			    b->logs[i].task != b->logs[i - 1].task))
+				api_wake_followers(b->logs[i].task);
 		}
 		for (i = 0; i < b->ntasks; i++) {
 			t = b->tasks[i];
 			t->refs--;
-			if (commit_change_hook != NULL)
-				commit_change_hook(&b->rows[i],
-				    b->ops[i] == OP_INSERT ? CHANGE_CREATED :
-				    b->ops[i] == OP_DELETE ? CHANGE_DELETED :
-				    CHANGE_UPDATED);
+			commit_changed(&b->rows[i],
+			    b->ops[i] == OP_INSERT ? CHANGE_CREATED :
+			    b->ops[i] == OP_DELETE ? CHANGE_DELETED :
+			    CHANGE_UPDATED);
 			if (!(t->flags & TASKF_DIRTY))
 				task_committed(t);
 		}
-		if (commit_batch_hook != NULL)
-			commit_batch_hook();
+		/* The feed takes the batch whole, in seq order. */
+		events_flush();
+		/* Schedules (what fired is stored) and leases go here. */
 	} else {
 		if (!failing || failing_full != b->full)
 			log_warnx("commit: writing to the store failed%s; "

@@ -232,6 +232,8 @@ struct verror {
 void		 verror_set(struct verror *, const char *, const char *,
 		    const char *, ...)
 		    __attribute__((format(printf, 4, 5)));
+/* The store did not take a write: what became of the request. */
+void		 verror_store(struct verror *, const char *);
 
 void		 task_row_free(struct task_row *);	/* fields only */
 void		 task_row_copy(struct task_row *, const struct task_row *);
@@ -348,7 +350,7 @@ void		 spec_tree_free(struct spec_tree *);
 struct task	*task_lookup(int64_t);
 struct task	*task_get(int64_t);
 struct task	*task_create(const struct task_row *);
-void		 task_submit(struct spec_tree *, int64_t *, struct task **);
+void		 task_create_tree(struct spec_tree *);
 void		 task_ref(struct task *);
 void		 task_unref(struct task *);
 void		 task_touch(struct task *);
@@ -376,6 +378,42 @@ void		 task_free(struct task *);
 size_t		 task_count(void);
 void		 task_free_all(void);
 extern size_t	 task_nrunning;
+
+/*
+ * submit.c: admission, the one way new tasks come in (the API, schedules,
+ * tests).  The caller parses and validates the spec into tree, sets batch
+ * (the request was a list: the idempotency key's record says so) and owns
+ * the struct (it may be embedded) until done has been called, or
+ * task_submit returned anything but SUBMIT_PENDING; submit_free then
+ * frees what is in it.  With a key (and the request's hash, 64 hex
+ * digits), a repeat is answered from the first submission.
+ */
+enum submit_result {
+	SUBMIT_CREATED,		/* committed: tree.rows carry their ids */
+	SUBMIT_REPLAYED,	/* the key's first tasks: replay_ids */
+	SUBMIT_REFUSED,		/* nothing stored: the verror says why */
+	SUBMIT_PENDING,		/* returned only: done will say, once */
+};
+struct submission {
+	struct spec_tree	 tree;
+	int			 batch;
+	void			(*done)(struct submission *,
+				    enum submit_result, const struct verror *);
+	/* admission's own */
+	char			*idem_key;	/* kept while it waits */
+	char			 idem_hash[65];
+	char			*idem_ids;	/* the key's record (JSON) */
+	int64_t			*replay_ids;	/* REPLAYED: top-level ids */
+	size_t			 nreplay;
+	int			 idem_listed;	/* in the pending keys */
+	LIST_ENTRY(submission)	 idem_entry;
+};
+int		 submit_init(void);
+enum submit_result task_submit(struct submission *, const char *,
+		    const char *, void (*)(struct submission *,
+		    enum submit_result, const struct verror *),
+		    struct verror *);
+void		 submit_free(struct submission *);
 /* Tasks in the store and on their way there (max-tasks counts these). */
 extern int64_t	 task_nstored;
 
@@ -418,17 +456,27 @@ int		 commit_sync(void);
 int64_t		 commit_next_seq(void);	/* allocate a change seq */
 int64_t		 commit_next_id(void);	/* allocate a task id */
 extern int64_t	 commit_seq;		/* last committed change seq */
-/* Told of every committed change (the row as written), then that the
- * batch's changes are all told: wakes waiting requests, feeds events. */
 enum change_op {
 	CHANGE_CREATED,
 	CHANGE_UPDATED,
 	CHANGE_DELETED,
 };
-extern void	(*commit_change_hook)(const struct task_row *, enum change_op);
-extern void	(*commit_batch_hook)(void);
-/* Told of each task that has new committed log lines: wakes followers. */
-extern void	(*commit_log_hook)(int64_t);
+/*
+ * After a commit, commit_complete tells the rest of corod by name, in
+ * this order, of each committed change (the row as written):
+ *   1. the change feed		events_add (api/events.c)
+ *   2. task waiters		api_wake_waiters (api/tasks.c: GET ?wait=)
+ *   3. log followers		api_wake_followers (api/tasks.c), also of
+ *				each task with new committed log lines
+ *   4. the counters		submit_counted (submit.c)
+ * then, once per batch, the feed takes the batch in seq order
+ * (events_flush); then the commit_after callbacks run.
+ */
+void		 events_add(const struct task_row *, enum change_op);
+void		 events_flush(void);
+void		 api_wake_waiters(const struct task_row *);
+void		 api_wake_followers(int64_t);
+void		 submit_counted(const struct task_row *, enum change_op);
 
 /* notify.c: the service manager's notify protocol and watchdog */
 void		 notify_init(struct event_base *);
@@ -456,6 +504,21 @@ int		 stats_task_counts(int64_t [STATS_KINDS][TASK_NSTATES],
 void		 housekeeping_init(struct event_base *);
 void		 housekeeping_run(void);
 void		 housekeeping_shutdown(void);
+
+/*
+ * corod.c: start and stop the daemon's pieces, for main, the fuzzers and
+ * the tests alike (cfg set first).  What a harness may leave out:
+ */
+#define COROD_LISTEN	0x01	/* serve the API on cfg->listen */
+#define COROD_NOTIFY	0x02	/* speak the service manager's protocol */
+#define COROD_SIGNALS	0x04	/* SIGTERM, SIGINT, SIGHUP as loop events */
+void		 corod_init(int);
+void		 corod_shutdown(void);
+
+/* api/api.c: the HTTP API as the daemon starts and stops it */
+int		 api_init(struct event_base *, const char *, char **);
+void		 api_stop(void);
+void		 api_shutdown(void);
 
 /* loop.c: the event base and end-of-turn work */
 extern struct event_base	*loop_base;

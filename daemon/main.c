@@ -4,7 +4,8 @@
  * Start-up order matters for what a client can see: the database is
  * opened and migrated, tasks interrupted by a crash are rescheduled and
  * committed, the window of due tasks is read, and only then does the
- * listener open, and only then is the service manager told READY=1.
+ * listener open (corod_init, corod.c, shared with the fuzzers and the
+ * tests), and only then is the service manager told READY=1.
  * SIGTERM (STOPPING=1) stops accepting, lets the turn in flight commit and
  * answer, and exits 0 within stop-timeout; running tasks stay "running" in
  * the store and are rescheduled as interrupted at the next start (downloads
@@ -24,8 +25,6 @@
 #include <unistd.h>
 
 #include "corod.h"
-#include "db.h"
-#include "download.h"
 #include "../api/api.h"
 
 static int	mkdirs(const char *);
@@ -266,8 +265,7 @@ main(int argc, char **argv)
 {
 	static struct config	 conf;
 	char			*cause, *dir;
-	int64_t			 counts[TASK_NSTATES];
-	int			 check = 0, rc = 0, i;
+	int			 check = 0, rc = 0;
 
 	cfg = &conf;
 	parse_args(argc, argv, &check);
@@ -297,40 +295,8 @@ main(int argc, char **argv)
 	if (mkdirs(cfg->download_dir) != 0)
 		fatal("cannot create %s", cfg->download_dir);
 
-	/* before any thread: curl_global_init is not thread-safe */
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		fatalx("curl_global_init failed");
-	loop_init();
+	corod_init(COROD_LISTEN | COROD_NOTIFY | COROD_SIGNALS);
 	loop_hooks(reload, stopping);
-	notify_init(loop_base);
-	transfer_init(loop_base, cfg->max_downloads_per_host);
-	if ((corod_db = db_open(cfg->db_path, cfg->sync_full, &cause)) == NULL)
-		fatalx("%s", cause);	/* it names the file */
-	if (db_task_count(corod_db, counts) != 0)
-		fatalx("%s: cannot count the tasks", cfg->db_path);
-	for (i = 0; i < TASK_NSTATES; i++)
-		task_nstored += counts[i];
-	if (!cfg->sync_full)
-		log_notice("sync normal: a commit survives a crash of corod "
-		    "but not a power loss or OS crash");
-	commit_init(loop_base, cfg->db_path);
-	/* Nothing may run before the reschedules are stored (a task would
-	 * run again without its "interrupted" line): no store, no start. */
-	if (sched_recover() != 0)
-		fatalx("%s: cannot store the recovery of interrupted tasks: %s",
-		    cfg->db_path, commit_store_full() ? "the disk holding the "
-		    "database is full; free some space and start again" :
-		    "the database cannot be written");
-	sched_init(loop_base);
-	housekeeping_init(loop_base);
-	events_init((size_t)cfg->events_kept, commit_seq);
-	stats_init(cfg->db_path);
-	http_answer_hook = metrics_count_answer;
-	commit_change_hook = api_task_changed;
-	commit_batch_hook = events_flush;
-	commit_log_hook = api_task_logged;
-	if (http_start(loop_base, cfg->listen, &cause) != 0)
-		fatalx("cannot listen on %s: %s", cfg->listen, cause);
 	log_notice("corod %s started, database %s", PACKAGE_VERSION,
 	    cfg->db_path);
 	notify_ready();
@@ -338,28 +304,10 @@ main(int argc, char **argv)
 	if (loop_run() != 0)
 		rc = 1;
 
-	/* What was answered or promised is written before the end. */
-	loop_turn_end();
-	commit_sync();
-	http_stop();
-	conn_shutdown();
-	loop_turn_end();
-	commit_sync();
-	events_shutdown();
-	stats_shutdown();
-	housekeeping_shutdown();
-	sched_shutdown();
-	commit_shutdown();
-	task_free_all();
-	transfer_shutdown();
-	hasher_shutdown();
-	notify_shutdown();
-	db_close(corod_db);
-	loop_free();
+	corod_shutdown();
 	log_notice("corod stopped");
 	config_free(cfg);
 	auth_free();
 	free(main_opts);
-	curl_global_cleanup();
 	return (rc);
 }

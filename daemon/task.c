@@ -3,9 +3,11 @@
  *
  * The state machine, with the function that makes each move:
  *
- *   (submitted) --api_tasks_submit--> SCHEDULED   run_at set, or 0 for a
- *                                                 child until its parent
- *                                                 arms it (task_arm)
+ *   (submitted) --task_submit--> SCHEDULED        admitted (submit.c), then
+ *                                                 task_create_tree: run_at
+ *                                                 set, or 0 for a child
+ *                                                 until its parent arms it
+ *                                                 (task_arm)
  *   SCHEDULED --task_start--> RUNNING             due and given a slot
  *   SCHEDULED --task_cancel--> CANCELED           at once
  *   RUNNING --task_succeed--> SUCCEEDED
@@ -41,7 +43,6 @@ static struct task_list	  runq = TAILQ_HEAD_INITIALIZER(runq);
 static int		  task_exiting;
 
 size_t			  task_nrunning;
-int64_t			  task_nstored;
 
 static void	task_hash_add(struct task *);
 static void	task_hash_del(struct task *);
@@ -158,16 +159,17 @@ task_create(const struct task_row *row)
 }
 
 /*
- * Create the tasks of a validated submission: ids, versions and parents
- * are assigned (ids[i] per row of the tree, the rows updated too), every
- * row goes into the turn's commit, and top-level tasks log that they are
+ * Create the tasks of an admitted submission (task_submit, submit.c):
+ * ids, versions and parents are assigned in the tree's rows, every row
+ * goes into the turn's commit, and top-level tasks log that they are
  * scheduled.  A top-level task due within the window becomes a task in
- * memory, armed (tasks[i]); the others (children wait for their parent,
- * later tasks for the window) are only rows (tasks[i] NULL), which the
- * caller keeps alive until the commit is done.
+ * memory (armed once committed); the others (children wait for their
+ * parent, later tasks for the window) are only rows, which the caller
+ * keeps alive until the commit is done.  If the commit fails, the caller
+ * discards what is in memory (task_lookup of each top-level id).
  */
 void
-task_submit(struct spec_tree *tree, int64_t *ids, struct task **tasks)
+task_create_tree(struct spec_tree *tree)
 {
 	struct task_row	*row;
 	struct task	*t;
@@ -175,18 +177,15 @@ task_submit(struct spec_tree *tree, int64_t *ids, struct task **tasks)
 	size_t		 i;
 	int		 n;
 
-	/* back down if the commit fails (api/tasks.c), and at each delete */
-	task_nstored += (int64_t)tree->nrows;
 	for (i = 0; i < tree->nrows; i++) {
 		row = &tree->rows[i];
-		row->id = ids[i] = commit_next_id();
+		row->id = commit_next_id();
 		if (tree->parent[i] != SIZE_MAX)
-			row->parent = ids[tree->parent[i]];
+			row->parent = tree->rows[tree->parent[i]].id;
 		row->version = commit_next_seq();
 	}
 	for (i = 0; i < tree->nrows; i++) {
 		row = &tree->rows[i];
-		tasks[i] = NULL;
 		if (tree->parent[i] == SIZE_MAX) {
 			task_describe(row, what, sizeof what);
 			n = snprintf(line, sizeof line,
@@ -205,7 +204,7 @@ task_submit(struct spec_tree *tree, int64_t *ids, struct task **tasks)
 			continue;
 		}
 		/* Armed once committed (task_committed): not before. */
-		t = tasks[i] = task_create(row);
+		t = task_create(row);
 		t->flags |= TASKF_NEW;
 		commit_dirty(t);
 	}

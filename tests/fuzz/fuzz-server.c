@@ -1,10 +1,11 @@
 /*
  * fuzz-server.c -- corod's HTTP side in-process, for the HTTP harnesses.
  *
- * fuzz_server_init starts what main.c starts, once per process: the loop,
- * the store (a file in a temporary directory, synchronous=NORMAL: no fsync
- * per input), its writer thread, the scheduler, the event feed, and the
- * API on a Unix socket in that directory, so a request takes the real path:
+ * fuzz_server_init starts what main.c starts (corod_init), once per
+ * process: the loop, the store (a file in a temporary directory,
+ * synchronous=NORMAL: no fsync per input), its writer thread, the
+ * scheduler, the event feed, and the API on a Unix socket in that
+ * directory, so a request takes the real path:
  * listen.c accepts it and hands it to libmicrohttpd, http.c, route.c and
  * the endpoints answer.  Tasks run (at most a few at once, so workers that
  * never end cannot eat the fuzzer's time, and every few thousand inputs
@@ -35,12 +36,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <event2/event.h>
 
 #include "corod.h"
 #include "db.h"
-#include "download.h"
 #include "api.h"
 #include "fuzz-server.h"
 
@@ -104,11 +103,8 @@ fuzz_set(const char *name, const char *value)
 void
 fuzz_server_init(void)
 {
-	struct sigaction	 sa[3];
-	static const int	 sigs[3] = { SIGINT, SIGTERM, SIGHUP };
 	const char		*tmp;
-	char			*cause, path[400];
-	size_t			 i;
+	char			 path[400];
 
 	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
 		tmp = "/tmp";
@@ -158,31 +154,8 @@ fuzz_server_init(void)
 	unsetenv("NOTIFY_SOCKET");
 	signal(SIGPIPE, SIG_IGN);
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		fatalx("curl_global_init failed");
-	/* libFuzzer's own signal handlers stay: loop.c's would take them */
-	for (i = 0; i < 3; i++)
-		sigaction(sigs[i], NULL, &sa[i]);
-	loop_init();
-	for (i = 0; i < 3; i++)
-		sigaction(sigs[i], &sa[i], NULL);
-	notify_init(loop_base);
-	transfer_init(loop_base, cfg->max_downloads_per_host);
-	if ((corod_db = db_open(cfg->db_path, cfg->sync_full, &cause)) == NULL)
-		fatalx("%s: %s", cfg->db_path, cause);
-	commit_init(loop_base, cfg->db_path);
-	if (sched_recover() != 0)
-		fatalx("cannot recover interrupted tasks");
-	sched_init(loop_base);
-	housekeeping_init(loop_base);
-	events_init((size_t)cfg->events_kept, commit_seq);
-	stats_init(cfg->db_path);
-	http_answer_hook = metrics_count_answer;
-	commit_change_hook = api_task_changed;
-	commit_batch_hook = events_flush;
-	commit_log_hook = api_task_logged;
-	if (http_start(loop_base, cfg->listen, &cause) != 0)
-		fatalx("cannot listen on %s: %s", cfg->listen, cause);
+	/* as main starts corod; libFuzzer's own signal handlers stay */
+	corod_init(COROD_LISTEN);
 }
 
 /*

@@ -1,10 +1,13 @@
 /*
  * test-sched.c -- the coroutine runtime and the scheduler, in process:
- * a real event base and a real sqlite file, no HTTP.  Tasks are submitted
- * as the API does (spec_parse, task_submit, commit) and the loop is run
- * for a bounded time; what the store then says is checked: order and
- * rough timing, cancellation at an await, timeouts and retries, slots by
- * priority, groups, and recovery of interrupted tasks after a "crash".
+ * corod started as main starts it (corod_init, without HTTP, notify or
+ * signals) on a real sqlite file.  Tasks are submitted as the API does
+ * (spec_parse, then admission: task_submit) and the loop is run for a
+ * bounded time; what the store then says is checked: order and rough
+ * timing, cancellation at an await, timeouts and retries, slots by
+ * priority, groups, recovery of interrupted tasks after a stop, and
+ * admission itself (max-tasks, idempotency, a failed commit, the
+ * counters).
  */
 #include <sys/stat.h>
 
@@ -22,36 +25,85 @@ static struct config	conf;
 static char		dir[] = "/tmp/corod-sched-XXXXXX";
 static char		dbpath[512];
 
-/* Submit spec text; the id of its (first) top-level task. */
-static int64_t
-submit(const char *text)
-{
-	struct spec_tree	 tree;
-	struct problem		 p;
-	json_t			*j;
-	int64_t			*ids, id;
-	struct task		**tasks;
+/* What admission told last (done, or task_submit's own result). */
+static struct {
+	int			 n;		/* outcomes told */
+	enum submit_result	 result;
+	int64_t			 id;		/* the first top-level task */
+	char			 code[64];	/* the verror's, if refused */
+}			told;
 
-	memset(&tree, 0, sizeof tree);
+/* Admission's outcome: note it, free the submission. */
+static void
+submitted(struct submission *s, enum submit_result result,
+    const struct verror *e)
+{
+	told.n++;
+	told.result = result;
+	told.id = 0;
+	if (result == SUBMIT_CREATED)
+		told.id = s->tree.rows[0].id;
+	else if (result == SUBMIT_REPLAYED && s->nreplay > 0)
+		told.id = s->replay_ids[0];
+	snprintf(told.code, sizeof told.code, "%s", e != NULL ? e->code : "");
+	submit_free(s);
+	free(s);
+}
+
+/* A request's hash for an idempotency key: FNV-1a, as 64 hex digits. */
+static void
+text_hash(const char *text, char *out)
+{
+	uint64_t	h = 0xcbf29ce484222325ULL;
+	int		i;
+
+	for (; *text != '\0'; text++)
+		h = (h ^ (unsigned char)*text) * 0x100000001b3ULL;
+	for (i = 0; i < 4; i++)
+		snprintf(out + i * 16, 17, "%016llx", (unsigned long long)h);
+}
+
+/*
+ * Hand spec text to admission with a key (or NULL); its result now.
+ * SUBMIT_PENDING: told once its commit is done.
+ */
+static enum submit_result
+submit_start(const char *text, const char *key)
+{
+	struct submission	*s;
+	struct problem		 p;
+	struct verror		 e;
+	json_t			*j;
+	char			 hash[65];
+	enum submit_result	 rc;
+
+	s = xcalloc(1, sizeof *s);
 	if ((j = json_loads(text, 0, NULL)) == NULL ||
-	    spec_parse(j, "", SIZE_MAX, 0, time_now(), &tree, &p) != 0) {
+	    spec_parse(j, "", SIZE_MAX, 0, time_now(), &s->tree, &p) != 0) {
 		diag("bad spec %s: %s", text, p.detail);
 		exit(1);
 	}
 	json_decref(j);
-	ids = xcalloc(tree.nrows, sizeof *ids);
-	tasks = xcalloc(tree.nrows, sizeof *tasks);
-	task_submit(&tree, ids, tasks);
-	id = ids[0];
-	/* The rows must live until their commit. */
-	if (commit_sync() != 0) {
-		diag("commit failed");
+	text_hash(text, hash);
+	rc = task_submit(s, key, key != NULL ? hash : NULL, submitted, &e);
+	if (rc != SUBMIT_PENDING)
+		submitted(s, rc, rc == SUBMIT_REFUSED ? &e : NULL);
+	return (rc);
+}
+
+/* Submit spec text and wait for its commit; the id of its first task. */
+static int64_t
+submit(const char *text)
+{
+	int	n = told.n;
+
+	if (submit_start(text, NULL) != SUBMIT_PENDING ||
+	    commit_sync() != 0 || told.n != n + 1 ||
+	    told.result != SUBMIT_CREATED) {
+		diag("submission of %s not created (%s)", text, told.code);
 		exit(1);
 	}
-	free(ids);
-	free(tasks);
-	spec_tree_free(&tree);
-	return (id);
+	return (told.id);
 }
 
 static void
@@ -122,29 +174,18 @@ logtext(int64_t id)
 	return (out);
 }
 
+/* Start corod as main does, without what a test has no use for. */
 static void
 start(void)
 {
-	char	*cause;
-
-	if ((corod_db = db_open(dbpath, 0, &cause)) == NULL) {
-		diag("db_open: %s", cause);
-		exit(1);
-	}
-	loop_init();
-	commit_init(loop_base, dbpath);
-	sched_recover();
-	sched_init(loop_base);
+	corod_init(0);
 }
 
+/* Stop it as main does; running tasks stay "running" in the store. */
 static void
 stop(void)
 {
-	sched_shutdown();
-	commit_shutdown();
-	task_free_all();
-	db_close(corod_db);
-	loop_free();
+	corod_shutdown();
 }
 
 static void
@@ -298,7 +339,7 @@ test_recovery(void)
 	    "\"interval\":0.1}}");
 	run_for(250);
 	is(row(id)->state, TASK_RUNNING, "worker running before the crash");
-	/* A crash: the store stays as it is, memory is lost. */
+	/* A stop (as a crash): the store keeps it running, memory is lost. */
 	stop();
 	start();
 	is(row(id)->state, TASK_SCHEDULED, "interrupted task rescheduled");
@@ -395,16 +436,129 @@ test_stop_in_every_state(void)
 	ok(t != NULL && (t->flags & TASKF_ARMED), "the armed one armed again");
 }
 
+/* A write that fails the commit it is in (a store that fails). */
+static int
+fail_write(struct db *db, void *arg)
+{
+	(void)db;
+	(void)arg;
+	return (-1);
+}
+
+/*
+ * Admission: the counters follow what is committed, max-tasks refuses,
+ * a repeated idempotency key answers the first tasks (also while the
+ * first is still being committed) and refuses another body, and a failed
+ * commit leaves nothing behind.
+ */
+static void
+test_admission(void)
+{
+	const char	*echo = "{\"kind\":\"echo\",\"params\":"
+			    "{\"message\":\"m\"}}";
+	const char	*gather = "{\"kind\":\"gather\",\"params\":"
+			    "{\"tasks\":[{\"kind\":\"echo\",\"params\":"
+			    "{\"message\":\"a\"}},{\"kind\":\"echo\","
+			    "\"params\":{\"message\":\"b\"}}]}}";
+	int64_t		 counts[TASK_NSTATES], stored, echoes, groups, a, id;
+	struct task	*t;
+	int		 i, n;
+
+	stored = 0;
+	db_task_count(corod_db, counts);
+	for (i = 0; i < TASK_NSTATES; i++)
+		stored += counts[i];
+	is(task_nstored, stored, "task_nstored counts the store at start");
+	echoes = (int64_t)stats_created[stats_kind_index(&kind_echo)];
+	groups = (int64_t)stats_created[stats_kind_index(&kind_gather)];
+
+	a = submit(echo);
+	is(task_nstored, stored + 1, "a task submitted is counted stored");
+	is((int64_t)stats_created[stats_kind_index(&kind_echo)], echoes + 1,
+	    "... and created, once committed");
+	submit(gather);
+	is(task_nstored, stored + 4, "a group counts with its children");
+	is((int64_t)stats_created[stats_kind_index(&kind_gather)],
+	    groups + 1, "one gather created");
+	is((int64_t)stats_created[stats_kind_index(&kind_echo)], echoes + 3,
+	    "and its two echoes");
+
+	conf.max_tasks = (int)task_nstored + 2;
+	is(submit_start(gather, NULL), SUBMIT_REFUSED,
+	    "max-tasks: three tasks more than it allows refused at once");
+	is_str(told.code, "too-many-tasks", "... too-many-tasks");
+	is(task_nstored, stored + 4, "... and nothing counted");
+	conf.max_tasks = 0;
+
+	n = told.n;
+	is(submit_start(echo, "k1"), SUBMIT_PENDING, "a key: submitted");
+	is(submit_start(echo, "k1"), SUBMIT_PENDING,
+	    "the same key while the first is being committed: it waits");
+	commit_sync();
+	ok(told.n == n + 2 && told.result == SUBMIT_REPLAYED,
+	    "after the commit it answers the first's tasks");
+	id = told.id;
+	ok(id > a && row(id) != NULL, "... the task committed (%lld)",
+	    (long long)id);
+	is(submit_start(echo, "k1"), SUBMIT_REPLAYED,
+	    "the key again: replayed at once");
+	is(told.id, id, "... with the same task");
+	is(submit_start(gather, "k1"), SUBMIT_REFUSED,
+	    "the key with another body: refused");
+	is_str(told.code, "idempotency-key-reused", "... as reused");
+	is(task_nstored, stored + 5, "one task stored for the three");
+
+	/* A commit that fails: the submission is undone, memory and count. */
+	n = told.n;
+	is(submit_start(echo, "k2"), SUBMIT_PENDING, "submitted");
+	commit_write(fail_write, NULL);
+	ok(commit_sync() != 0, "its commit failed");
+	ok(told.n == n + 1 && told.result == SUBMIT_REFUSED,
+	    "the submission is told");
+	is_str(told.code, "store-unavailable", "... that the store failed");
+	is(task_nstored, stored + 5, "its task is not counted");
+	id = commit_next_id();	/* the next id; the failed one was id - 1 */
+	ok(task_lookup(id - 1) == NULL && row(id - 1) == NULL,
+	    "nor in memory, nor stored");
+	run_for(1200);		/* the store's retry ends the failing */
+	a = submit(echo);
+	ok(a > id, "the store takes submissions again");
+	run_for(50);
+	is(row(a)->state, TASK_SUCCEEDED, "... and they run");
+	is(submit_start(echo, "k2"), SUBMIT_PENDING,
+	    "the failed submission's key is free");
+	commit_sync();
+	is(told.result, SUBMIT_CREATED, "... and takes a new one");
+
+	/* A delete committed is counted. */
+	stored = task_nstored;
+	t = task_get(a);
+	task_ref(t);
+	task_delete(t);
+	task_unref(t);
+	settle();
+	is(task_nstored, stored - 1, "a delete committed is counted");
+	ok(row(a) == NULL, "... and the task is gone");
+}
+
 int
 main(void)
 {
+	char	*cause;
+
 	log_init(LOG_LVL_WARNING);
 	config_defaults(&conf);
 	cfg = &conf;
 	if (mkdtemp(dir) == NULL)
 		return (1);
 	snprintf(dbpath, sizeof dbpath, "%s/corod.db", dir);
+	if (config_set(&conf, "db", dbpath, &cause) != 0 ||
+	    config_set(&conf, "sync", "normal", &cause) != 0) {
+		diag("config: %s", cause);
+		return (1);
+	}
 	start();
+	test_admission();
 	test_order();
 	test_cancel();
 	test_timeout_retry();

@@ -1,0 +1,98 @@
+/*
+ * corod.c -- start and stop the daemon's pieces, in one order, for main
+ * and for every harness (the fuzzers, the unit tests).
+ *
+ * The order matters for what a client can see: the store is opened and
+ * its tasks counted, the writer starts, tasks interrupted by a crash are
+ * rescheduled and committed, the window of due tasks is read, and only
+ * then does the API serve.  The stop writes what was answered or
+ * promised, answers what is held, writes again, and frees everything
+ * (for leak checkers); running tasks stay "running" in the store and are
+ * rescheduled at the next start.
+ *
+ * What a harness may leave out is a flag (corod.h): the listening socket,
+ * the notify protocol, the signal events (libFuzzer keeps its own).
+ * main keeps what is a daemon's alone: arguments, the configuration,
+ * directories, limits and its lifecycle around the loop.
+ */
+#include <signal.h>
+#include <stdlib.h>
+
+#include <curl/curl.h>
+
+#include "corod.h"
+#include "db.h"
+#include "download.h"
+
+static int	corod_flags;
+
+/* Start everything (cfg set); any failure is fatal and says why. */
+void
+corod_init(int flags)
+{
+	static const int	 sigs[3] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction	 sa[3];
+	char			*cause;
+	size_t			 i;
+
+	corod_flags = flags;
+	/* before any thread: curl_global_init is not thread-safe */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx("curl_global_init failed");
+	/* without COROD_SIGNALS the process's own handlers stay */
+	for (i = 0; i < 3 && !(flags & COROD_SIGNALS); i++)
+		sigaction(sigs[i], NULL, &sa[i]);
+	loop_init();
+	for (i = 0; i < 3 && !(flags & COROD_SIGNALS); i++)
+		sigaction(sigs[i], &sa[i], NULL);
+	if (flags & COROD_NOTIFY)
+		notify_init(loop_base);
+	transfer_init(loop_base, cfg->max_downloads_per_host);
+	if ((corod_db = db_open(cfg->db_path, cfg->sync_full, &cause)) == NULL)
+		fatalx("%s", cause);	/* it names the file */
+	if (submit_init() != 0)
+		fatalx("%s: cannot count the tasks", cfg->db_path);
+	if (!cfg->sync_full)
+		log_notice("sync normal: a commit survives a crash of corod "
+		    "but not a power loss or OS crash");
+	commit_init(loop_base, cfg->db_path);
+	/* Nothing may run before the reschedules are stored (a task would
+	 * run again without its "interrupted" line): no store, no start. */
+	if (sched_recover() != 0)
+		fatalx("%s: cannot store the recovery of interrupted tasks: %s",
+		    cfg->db_path, commit_store_full() ? "the disk holding the "
+		    "database is full; free some space and start again" :
+		    "the database cannot be written");
+	sched_init(loop_base);
+	housekeeping_init(loop_base);
+	stats_init(cfg->db_path);
+	if (api_init(loop_base, (flags & COROD_LISTEN) ? cfg->listen : NULL,
+	    &cause) != 0)
+		fatalx("cannot listen on %s: %s", cfg->listen, cause);
+}
+
+/* Stop everything corod_init started, after the loop has returned. */
+void
+corod_shutdown(void)
+{
+	/* What was answered or promised is written before the end. */
+	loop_turn_end();
+	commit_sync();
+	api_stop();
+	loop_turn_end();
+	commit_sync();
+	api_shutdown();
+	stats_shutdown();
+	housekeeping_shutdown();
+	sched_shutdown();
+	commit_shutdown();
+	task_free_all();
+	transfer_shutdown();
+	hasher_shutdown();
+	if (corod_flags & COROD_NOTIFY)
+		notify_shutdown();
+	db_close(corod_db);
+	corod_db = NULL;
+	loop_free();
+	curl_global_cleanup();
+}

@@ -1,0 +1,280 @@
+/*
+ * submit.c -- admission: the one way new tasks come in.
+ *
+ * Every producer (the API's POST /v1/tasks, schedules firing, the tests)
+ * hands over a validated spec tree, and admission decides whether it is
+ * stored, in this order:
+ *   1. idempotency: a key whose first submission is still being
+ *      committed waits for that commit and is asked again; a key stored
+ *      before answers its first tasks (replayed) if the request is the
+ *      same (its hash), and is refused if not;
+ *   2. uniqueness (a schedule's or queue's unique key): not yet; its
+ *      place is marked in submit_admit;
+ *   3. the max-tasks bound: task_nstored counts the tasks stored and on
+ *      their way, so a burst cannot overshoot it before a commit;
+ *   4. the tasks go into this turn's commit (task_create_tree), and the
+ *      key's record with them, in the same transaction.
+ * done hears the outcome once the commit is done (a 201 goes out only
+ * then); a commit that failed leaves nothing: the tasks in memory are
+ * discarded and the count given back.  The counters follow the
+ * committed changes (submit_counted, a step of commit_complete).
+ *
+ * A call that refuses at once (or answers from the store at once) never
+ * calls done.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "corod.h"
+#include "db.h"
+
+static LIST_HEAD(, submission)	idem_pending =
+				    LIST_HEAD_INITIALIZER(idem_pending);
+
+int64_t				task_nstored;
+
+static enum submit_result submit_admit(struct submission *, const char *,
+		    struct verror *);
+static int	submit_replay(struct submission *, const char *,
+		    struct verror *);
+static void	submit_retry(void *, int);
+static void	submit_committed(void *, int);
+static int	submit_idem_write(struct db *, void *);
+static void	submit_idem_record(struct submission *);
+
+/* Count what the store holds (at start); -1 if it cannot be read. */
+int
+submit_init(void)
+{
+	int64_t	counts[TASK_NSTATES];
+	int	i;
+
+	if (db_task_count(corod_db, counts) != 0)
+		return (-1);
+	task_nstored = 0;
+	for (i = 0; i < TASK_NSTATES; i++)
+		task_nstored += counts[i];
+	return (0);
+}
+
+/*
+ * Admit s->tree (validated, s->batch set) with an idempotency key and
+ * the request's hash (key NULL: none).  SUBMIT_PENDING: the tasks (or a
+ * wait for the key) are on their way and done(s, result, verror) will
+ * be called once, after a commit.  Otherwise done is not called:
+ * SUBMIT_REFUSED with err filled in, or SUBMIT_REPLAYED with the key's
+ * first tasks in s->replay_ids.
+ */
+enum submit_result
+task_submit(struct submission *s, const char *key, const char *hash,
+    void (*done)(struct submission *, enum submit_result,
+    const struct verror *), struct verror *err)
+{
+	s->done = done;
+	if (key != NULL)
+		snprintf(s->idem_hash, sizeof s->idem_hash, "%s", hash);
+	return (submit_admit(s, key, err));
+}
+
+/* The steps of task_submit, again for a submission that waited. */
+static enum submit_result
+submit_admit(struct submission *s, const char *key, struct verror *err)
+{
+	struct submission	*other;
+	int			 rc;
+
+	if (key != NULL) {
+		LIST_FOREACH(other, &idem_pending, idem_entry) {
+			if (strcmp(other->idem_key, key) == 0) {
+				if (s->idem_key == NULL)
+					s->idem_key = xstrdup(key);
+				commit_after(submit_retry, s);
+				return (SUBMIT_PENDING);
+			}
+		}
+		if ((rc = submit_replay(s, key, err)) != -1)
+			return (rc);
+	}
+
+	/* Uniqueness (unique keys of schedules and queues) goes here. */
+
+	/*
+	 * The store's bound.  Retention (or a delete) makes room again, so
+	 * a caller may well try later.
+	 */
+	if (cfg->max_tasks > 0 &&
+	    task_nstored + (int64_t)s->tree.nrows > cfg->max_tasks) {
+		verror_set(err, "too-many-tasks", NULL, "corod stores at most "
+		    "%d tasks (max-tasks) and holds %lld; this submission has "
+		    "%zu; delete finished tasks or wait for their retention",
+		    cfg->max_tasks, (long long)task_nstored, s->tree.nrows);
+		return (SUBMIT_REFUSED);
+	}
+
+	/* Given back if the commit fails, and at each delete committed. */
+	task_nstored += (int64_t)s->tree.nrows;
+	task_create_tree(&s->tree);
+	if (key != NULL) {
+		if (s->idem_key == NULL)
+			s->idem_key = xstrdup(key);
+		submit_idem_record(s);
+		LIST_INSERT_HEAD(&idem_pending, s, idem_entry);
+		s->idem_listed = 1;
+		commit_write(submit_idem_write, s);
+	}
+	commit_after(submit_committed, s);
+	return (SUBMIT_PENDING);
+}
+
+/*
+ * A key committed before: SUBMIT_REPLAYED with its tasks' ids, or
+ * SUBMIT_REFUSED (another request, or the store unreadable); -1 if the
+ * key is new.
+ */
+static int
+submit_replay(struct submission *s, const char *key, struct verror *err)
+{
+	char	*old_hash = NULL, *ids_json = NULL;
+	json_t	*ids, *list, *v;
+	size_t	 i;
+	int	 found, rc = SUBMIT_REPLAYED;
+
+	if ((found = db_idem_get(corod_db, key, &old_hash, &ids_json)) == 0)
+		return (-1);
+	if (found != 1) {
+		verror_set(err, "store-unavailable", NULL, "the database "
+		    "cannot be read; nothing was submitted");
+		rc = SUBMIT_REFUSED;
+		goto out;
+	}
+	if (strcmp(old_hash, s->idem_hash) != 0) {
+		verror_set(err, "idempotency-key-reused", NULL, "this "
+		    "Idempotency-Key was used with a different body");
+		rc = SUBMIT_REFUSED;
+		goto out;
+	}
+	/* [id] for one spec, {"tasks": [ids]} for a list (of one, too) */
+	ids = json_loads(ids_json, 0, NULL);
+	s->batch = json_is_object(ids);
+	list = s->batch ? json_object_get(ids, "tasks") : ids;
+	s->replay_ids = xcalloc(json_array_size(list) + 1,
+	    sizeof *s->replay_ids);
+	s->nreplay = 0;
+	json_array_foreach(list, i, v)
+		s->replay_ids[s->nreplay++] = json_integer_value(v);
+	json_decref(ids);
+out:
+	free(old_hash);
+	free(ids_json);
+	return (rc);
+}
+
+/* The same key was being committed: that commit is done, ask again. */
+static void
+submit_retry(void *arg, int ok)
+{
+	struct submission	*s = arg;
+	struct verror		 err;
+	enum submit_result	 rc;
+
+	(void)ok;
+	if ((rc = submit_admit(s, s->idem_key, &err)) != SUBMIT_PENDING)
+		s->done(s, rc, rc == SUBMIT_REFUSED ? &err : NULL);
+}
+
+/*
+ * The key's record: the top-level ids, as [id] for one spec and
+ * {"tasks": [ids]} for a list (a stored format: replays read it back).
+ */
+static void
+submit_idem_record(struct submission *s)
+{
+	struct buf	b = { NULL, 0, 0 };
+	size_t		i, k;
+
+	if (!s->batch) {
+		xasprintf(&s->idem_ids, "[%lld]",
+		    (long long)s->tree.rows[0].id);
+		return;
+	}
+	buf_puts(&b, "{\"tasks\":[");
+	for (i = 0, k = 0; i < s->tree.nrows; i++) {
+		if (s->tree.parent[i] != SIZE_MAX)
+			continue;
+		if (k++ > 0)
+			buf_add(&b, ",", 1);
+		buf_add_int(&b, s->tree.rows[i].id);
+	}
+	buf_puts(&b, "]}");
+	s->idem_ids = buf_steal(&b, NULL);
+}
+
+/* The key's record goes into the same transaction as the tasks. */
+static int
+submit_idem_write(struct db *db, void *arg)
+{
+	struct submission	*s = arg;
+
+	return (db_idem_put(db, s->idem_key, s->idem_hash, s->idem_ids,
+	    time_now()));
+}
+
+/* The commit is done: created, or nothing is left of it. */
+static void
+submit_committed(void *arg, int ok)
+{
+	struct submission	*s = arg;
+	struct verror		 err;
+	struct task		*t;
+	size_t			 i;
+
+	if (s->idem_listed) {
+		LIST_REMOVE(s, idem_entry);
+		s->idem_listed = 0;
+	}
+	if (ok) {
+		s->done(s, SUBMIT_CREATED, NULL);
+		return;
+	}
+	/* Only top-level tasks due in the window were put in memory. */
+	for (i = s->tree.nrows; i-- > 0;) {
+		if (s->tree.parent[i] == SIZE_MAX &&
+		    (t = task_lookup(s->tree.rows[i].id)) != NULL)
+			task_discard(t);
+	}
+	task_nstored -= (int64_t)s->tree.nrows;
+	verror_store(&err, "nothing was submitted");
+	s->done(s, SUBMIT_REFUSED, &err);
+}
+
+/* Free what a submission holds (not the struct: the caller's). */
+void
+submit_free(struct submission *s)
+{
+	if (s->idem_listed)
+		fatalx("%s: a submission still waiting for its commit",
+		    __func__);
+	free(s->idem_key);
+	free(s->idem_ids);
+	free(s->replay_ids);
+	spec_tree_free(&s->tree);
+}
+
+/*
+ * The counters, from each committed change (commit_complete's fourth
+ * step): tasks stored (max-tasks) and tasks created by kind (/metrics).
+ */
+void
+submit_counted(const struct task_row *row, enum change_op op)
+{
+	const struct task_kind	*k;
+
+	if (op == CHANGE_DELETED)
+		task_nstored--;
+	else if (op == CHANGE_CREATED) {
+		k = kind_find(row->kind, strlen(row->kind));
+		stats_created[k != NULL ? stats_kind_index(k) :
+		    STATS_KINDS - 1]++;
+	}
+}
