@@ -110,7 +110,6 @@ static void	detach_cb(struct http_request *);
 static void	submit_free(struct submit *);
 static void	store_problem(struct problem *, const char *);
 static void	submit_done(void *, int);
-static int	submit_idem_write(struct db *, void *);
 static int	submit_idempotent(struct http_request *, const char *,
 		    const char *);
 static void	idem_retry(void *, int);
@@ -345,16 +344,6 @@ submit_free(struct submit *s)
 	free(s->tasks);
 	spec_tree_free(&s->tree);
 	free(s);
-}
-
-/* The idempotency row goes into the same transaction as the tasks. */
-static int
-submit_idem_write(struct db *db, void *arg)
-{
-	struct submit	*s = arg;
-
-	return (db_idem_put(db, s->idem_key, s->idem_hash, s->idem_ids,
-	    time_now()));
 }
 
 /*
@@ -666,7 +655,9 @@ api_tasks_submit(struct http_request *req)
 		} else
 			xasprintf(&s->idem_ids, "[%" PRId64 "]", s->ids[0]);
 		LIST_INSERT_HEAD(&idem_pending, s, idem_entry);
-		commit_write(submit_idem_write, s);
+		/* in the same transaction as the tasks */
+		commit_idem_put(s->idem_key, s->idem_hash, s->idem_ids,
+		    time_now());
 	}
 	s->req = req;
 	req->data = s;

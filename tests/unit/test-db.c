@@ -66,7 +66,8 @@ setup(void)
 static void
 clean(void)
 {
-	static const char	*suffix[] = { "", "-wal", "-shm", "-journal" };
+	static const char	*suffix[] = { "", "-wal", "-shm", "-journal",
+				    ".lock" };
 	char			 p[320];
 	size_t			 i;
 
@@ -198,9 +199,9 @@ test_rows(struct db *db)
 	min.name = (char *)"";
 
 	ok(db_begin(db) == 0, "begin");
-	ok(db_task_insert(db, &full) == 0, "insert a row with every field set");
-	ok(db_task_insert(db, &min) == 0, "insert a row with NULLs and zeros");
-	ok(db_task_insert(db, &min) == -1, "a duplicate id is refused");
+	ok(db_task_insert(db, &full, 0) == 0, "insert a row with every field set");
+	ok(db_task_insert(db, &min, 0) == 0, "insert a row with NULLs and zeros");
+	ok(db_task_insert(db, &min, 0) == -1, "a duplicate id is refused");
 	ok(db_commit(db) == 0, "commit");
 
 	memset(&got, 0, sizeof got);
@@ -281,7 +282,7 @@ test_rows(struct db *db)
 	full.priority = 77;
 	full.kind = (char *)"echo";
 	full.timeout = 1;
-	ok(db_task_update(db, &full) == 0, "update");
+	ok(db_task_update(db, &full, 0) == 0, "update");
 	is(db_task_get(db, 10, &got), 1, "get the updated row");
 	d = row_diff(&got, &want);
 	ok(d == NULL, "update stores the mutable fields only (%s)",
@@ -297,7 +298,7 @@ test_rows(struct db *db)
 	ok(want.kind == NULL && want.id == 0, "task_row_free zeroes");
 
 	row_init(&min, 12345, 0, "echo", TASK_SCHEDULED);
-	ok(db_task_update(db, &min) == 0, "update of a missing row: logged, 0");
+	ok(db_task_update(db, &min, 0) == 1, "update of a missing row: 1, nothing written");
 }
 
 /* What the brute-force reference knows of a listed task. */
@@ -397,7 +398,7 @@ test_list(void)
 		    (enum task_state)all[i].state);
 		r.run_at = 5;
 		r.child_index = (int)i;
-		if (db_task_insert(db, &r) != 0)
+		if (db_task_insert(db, &r, 0) != 0)
 			break;
 	}
 	ok(i == NLIST && db_commit(db) == 0, "insert %d tasks to list", NLIST);
@@ -458,12 +459,12 @@ test_list(void)
 	f.before = 40;
 	f.limit = 3;
 	list_check(db, all, NLIST, &f);
-	for (nst0 = 0, st = NULL; (st = sqlite3_next_stmt(db->h, st)) != NULL;)
+	for (nst0 = 0, st = NULL; (st = sqlite3_next_stmt(SQ(db)->h, st)) != NULL;)
 		nst0++;
 	f.before = 30;
 	f.kind = "sleep";
 	list_check(db, all, NLIST, &f);
-	for (nst1 = 0, st = NULL; (st = sqlite3_next_stmt(db->h, st)) != NULL;)
+	for (nst1 = 0, st = NULL; (st = sqlite3_next_stmt(SQ(db)->h, st)) != NULL;)
 		nst1++;
 	ok(nst0 == nst1 && nst0 > 0, "list statements are cached (%zu)", nst0);
 	db_close(db);
@@ -480,14 +481,14 @@ test_children(struct db *db)
 
 	db_begin(db);
 	row_init(&r, 20, 0, "sequence", TASK_SCHEDULED);
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	for (i = 0; i < 4; i++) {
 		row_init(&r, 21 + (int64_t)i, 20, "echo", TASK_SCHEDULED);
 		r.child_index = idx[i];
-		db_task_insert(db, &r);
+		db_task_insert(db, &r, 0);
 	}
 	row_init(&r, 30, 21, "echo", TASK_SCHEDULED);
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "insert a group of 4 children");
 
 	ok(db_task_children(db, 20, &rows, &n) == 0 && n == 4 &&
@@ -522,17 +523,17 @@ test_due(void)
 	for (i = 2; i <= 7; i++) {
 		row_init(&r, (int64_t)i, 0, "echo", TASK_SCHEDULED);
 		r.run_at = i == 7 ? 300 : (i % 2 ? 100 : 200);
-		db_task_insert(db, &r);
+		db_task_insert(db, &r, 0);
 	}
 	row_init(&r, 8, 0, "echo", TASK_RUNNING);	/* not scheduled */
 	r.run_at = 100;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 9, 2, "echo", TASK_SCHEDULED);	/* a child */
 	r.run_at = 100;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 10, 0, "echo", TASK_CANCELED);
 	r.run_at = 50;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "insert due candidates");
 
 	good = db_task_due(db, 0, 0, 250, 100, &rows, &n) == 0 && n == 5;
@@ -674,14 +675,14 @@ test_delete(struct db *db)
 	/* 20 has children 21..24, 21 has child 30, 30 gets child 31. */
 	db_begin(db);
 	row_init(&r, 31, 30, "echo", TASK_SUCCEEDED);
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	db_log_insert(db, 31, 0, 1, "g", 1, 0);
 	row_init(&r, 40, 0, "echo", TASK_SUCCEEDED);	/* unrelated */
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	db_log_insert(db, 40, 0, 1, "keep", 4, 0);
 	row_init(&r, 1000, 0, "echo", TASK_SUCCEEDED);	/* the highest id */
 	r.version = 500;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "insert a grandchild and more");
 
 	ok(db_max_id(db, &v) == 0 && v == 1000, "max id 1000");
@@ -712,9 +713,9 @@ test_delete(struct db *db)
 	/* The highest id is a child of the task deleted. */
 	db_begin(db);
 	row_init(&r, 2000, 0, "gather", TASK_SUCCEEDED);
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 2001, 2000, "echo", TASK_SUCCEEDED);
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	ok(db_task_delete(db, 2000, 602) == 0 && db_commit(db) == 0,
 	    "delete task 2000 and its child 2001");
 	ok(db_max_id(db, &v) == 0 && v == 2001, "max id stays 2001, the "
@@ -771,24 +772,24 @@ test_expired_count(void)
 	db_begin(db);
 	row_init(&r, 1, 0, "echo", TASK_SUCCEEDED);
 	r.finished_at = 300;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 2, 0, "echo", TASK_FAILED);
 	r.finished_at = 100;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 3, 0, "echo", TASK_CANCELED);
 	r.finished_at = 200;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 4, 1, "echo", TASK_SUCCEEDED);	/* a child */
 	r.finished_at = 50;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 5, 0, "echo", TASK_SCHEDULED);	/* not finished */
 	r.finished_at = 60;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 6, 0, "echo", TASK_SUCCEEDED);	/* too recent */
 	r.finished_at = 1000;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 7, 0, "echo", TASK_RUNNING);
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "insert finished tasks");
 
 	ok(db_task_expired(db, 500, 10, &ids, &n) == 0 && n == 3 &&
@@ -820,7 +821,7 @@ test_txn(struct db *db)
 
 	db_begin(db);
 	row_init(&r, 50, 0, "echo", TASK_SCHEDULED);
-	ok(db_task_insert(db, &r) == 0, "insert inside a transaction");
+	ok(db_task_insert(db, &r, 0) == 0, "insert inside a transaction");
 	db_rollback(db);
 	ok(db_task_get(db, 50, &got) == 0, "rollback discards it");
 	db_rollback(db);
@@ -832,7 +833,7 @@ test_txn(struct db *db)
 	r.name = (char *)"survivor";
 	r.run_at = 77;
 	db_begin(db);
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	db_log_insert(db, 50, 0, 1, "hello", 5, 10);
 	ok(db_commit(db) == 0, "insert and commit");
 }
