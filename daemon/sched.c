@@ -466,7 +466,7 @@ sched_window_cb(evutil_socket_t fd, short what, void *arg)
 /*
  * Claim the scheduled top-level tasks due up to now + window that are
  * beyond the watermark, at most window-max of them, and arm them.  The
- * store hands them to this process (store_owner) with a lease; on sqlite
+ * store hands them to this daemon (db_owner) with a lease; on sqlite
  * the claim is written with each task's next change (its start), so the
  * read is all it costs.  A row claimed but not kept (in memory already)
  * is simply not written: the claim lapses.
@@ -484,7 +484,7 @@ sched_window_fill(void)
 	w.after_id = wm_id;
 	w.until = until;
 	w.limit = cfg->window_max;
-	if (db_claim(corod_db, store_owner(), now + STORE_LEASE, &w, &rows,
+	if (db_claim(corod_db, db_owner(corod_db), now + STORE_LEASE, &w, &rows,
 	    &n) != 0)
 		return;
 	if (n == (size_t)cfg->window_max) {
@@ -524,7 +524,7 @@ sched_recover(void)
 	int64_t		 now = time_now();
 	int		 rc = -1;
 
-	if (db_expired(corod_db, now, store_owner(), &rows, &n) != 0)
+	if (db_expired(corod_db, now, db_owner(corod_db), &rows, &n) != 0)
 		return (-1);
 	for (i = 0; i < n; i++) {
 		if ((t = task_lookup(rows[i].id)) == NULL)

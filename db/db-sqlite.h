@@ -72,7 +72,7 @@ struct sqlite_db {
 	sqlite3_stmt	*list[DB_LIST_NSHAPES];
 	char		*path;
 	int		 sync_full;
-	const char	*owner;		/* store_owner(), static */
+	const char	*owner;		/* the lock's (db_lock_owner) */
 	struct db_lock	*lock;		/* this process's claim on the file */
 	int64_t		 last_id;	/* the last handed out */
 	int64_t		 last_seq;
@@ -150,6 +150,7 @@ int	sq_write(struct db *, struct store_batch *);
 /* lock.c: one process per database file */
 struct db_lock	*db_lock_take(const char *, char **);
 void		 db_lock_release(struct db_lock *);
+const char	*db_lock_owner(struct db_lock *);
 
 /* migrate.c */
 int		 migrate_check(sqlite3 *, const char *, int *, char **);

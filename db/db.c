@@ -41,6 +41,7 @@ static void	sq_close(struct db *);
 static int64_t	sq_next_id(struct db *);
 static int64_t	sq_next_seq(struct db *);
 static int64_t	sq_last_seq(struct db *);
+static const char *sq_owner(struct db *);
 
 /* Run a PRAGMA; with want, check the value it answers. */
 static int
@@ -157,7 +158,7 @@ sq_open(const char *path, int sync_full, char **cause)
 	sq->h = h;
 	sq->path = xstrdup(path);
 	sq->sync_full = sync_full;
-	sq->owner = store_owner();
+	sq->owner = db_lock_owner(lock);
 	sq->lock = lock;
 	db = &sq->db;
 	if (sq_max_id(db, &sq->last_id) != 0 ||
@@ -216,6 +217,12 @@ static int64_t
 sq_last_seq(struct db *db)
 {
 	return (SQ(db)->last_seq);
+}
+
+static const char *
+sq_owner(struct db *db)
+{
+	return (SQ(db)->owner);
 }
 
 /*
@@ -324,6 +331,7 @@ const struct store_ops store_sqlite = {
 	.next_id = sq_next_id,
 	.next_seq = sq_next_seq,
 	.last_seq = sq_last_seq,
+	.owner = sq_owner,
 	.writer_start = sq_writer_start,
 	.writer_stop = sq_writer_stop,
 	.write_batch = sq_write_batch,

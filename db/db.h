@@ -61,6 +61,16 @@ db_last_seq(struct db *db)
 	return (db->ops->last_seq(db));
 }
 
+/*
+ * This daemon's name as an owner of claims: one per life of a daemon on
+ * the store (on sqlite, made when the process takes the file's lock).
+ */
+static inline const char *
+db_owner(struct db *db)
+{
+	return (db->ops->owner(db));
+}
+
 /* Start the backend's writing on the loop's base (once, by commit.c). */
 static inline int
 db_writer_start(struct db *db, struct event_base *base, char **cause)

@@ -23,6 +23,9 @@
  * sharing it.  A child of fork() inherits the table but not the right:
  * entries of another pid are not its own.  The descriptor is close-on-
  * exec, so a program corod runs does not keep the lock after corod ends.
+ *
+ * Taking the lock makes this daemon's owner name for claims (store.h): a
+ * new one each time a process takes a file afresh.
  */
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -46,6 +49,7 @@ struct db_lock {
 	pid_t		 pid;
 	int		 fd;
 	int		 refs;
+	char		 owner[STORE_OWNER_MAX];
 };
 
 static pthread_mutex_t	 lock_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -134,6 +138,7 @@ db_lock_take(const char *path, char **cause)
 	l->pid = getpid();
 	l->fd = fd;
 	l->refs = 1;
+	store_owner_make(l->owner, sizeof l->owner);
 	l->next = locks;
 	locks = l;
 	pthread_mutex_unlock(&lock_mu);
@@ -144,6 +149,13 @@ fail:
 	close(fd);
 	free(lpath);
 	return (NULL);
+}
+
+/* The owner name of this holding of the lock (db_owner). */
+const char *
+db_lock_owner(struct db_lock *l)
+{
+	return (l->owner);
 }
 
 /*

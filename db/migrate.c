@@ -68,7 +68,7 @@
  *
  * Version 2: claims (store.h).  tasks gains
  *   owner		the owner holding a running row ("<host>/<pid>/<start
- *			µs>", store_owner); NULL on rows not running
+ *			µs>", store_owner_make); NULL on rows not running
  *   lease_until	µs until which the owner's claim holds, NULL likewise
  *   fence		the fencing token: raised by one each time an owner
  *			takes the row (claim, recovery); an owner's write

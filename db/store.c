@@ -5,7 +5,6 @@
  * one (PostgreSQL) would be chosen here by the form of the setting (a
  * "postgresql://" URI), and nothing above db.h would know.
  */
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,25 +21,19 @@ db_open(const char *path, int sync_full, char **cause)
 }
 
 /*
- * "<host>/<pid>/<start µs>": one name per process life, so a restarted
- * daemon (same host, maybe the same pid) is another owner, and the rows
- * a dead one held are known as not this one's.  Made on first use by a
- * process; a child of fork() (tests) makes its own.
+ * A new owner name, "<host>/<pid>/<µs now>", into buf: one per life of a
+ * daemon on a store (made when it takes the store), so a restarted daemon
+ * (same host, maybe the same pid) is another owner, and the rows a dead
+ * one held are known as not this one's.
  */
-const char *
-store_owner(void)
+void
+store_owner_make(char *buf, size_t len)
 {
-	static char	 name[HOST_NAME_MAX + 64];
-	static pid_t	 pid;
-	char		 host[HOST_NAME_MAX + 1];
+	char	host[256];
 
-	if (pid != getpid()) {
-		pid = getpid();
-		if (gethostname(host, sizeof host) != 0)
-			snprintf(host, sizeof host, "localhost");
-		host[sizeof host - 1] = '\0';
-		snprintf(name, sizeof name, "%s/%ld/%lld", host, (long)pid,
-		    (long long)time_now());
-	}
-	return (name);
+	if (gethostname(host, sizeof host) != 0)
+		snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = '\0';
+	snprintf(buf, len, "%s/%ld/%lld", host, (long)getpid(),
+	    (long long)time_now());
 }

@@ -115,6 +115,8 @@ struct store_ops {
 	int64_t		 (*next_id)(struct db *);
 	int64_t		 (*next_seq)(struct db *);
 	int64_t		 (*last_seq)(struct db *);	/* last handed out */
+	/* who this process is to the store, for claims (store_owner_make) */
+	const char	*(*owner)(struct db *);
 
 	/* writing: start with the loop's base, one batch in flight */
 	int		 (*writer_start)(struct db *, struct event_base *,
@@ -168,7 +170,8 @@ struct db {
 
 extern const struct store_ops	store_sqlite;
 
-/* This process's identity as an owner: "<host>/<pid>/<start µs>". */
-const char	*store_owner(void);
+/* A new owner name: "<host>/<pid>/<µs>" (store.c). */
+#define STORE_OWNER_MAX	320
+void		 store_owner_make(char *, size_t);
 
 #endif /* STORE_H */
