@@ -529,6 +529,11 @@ sched_recover(void)
 	for (i = 0; i < n; i++) {
 		if ((t = task_lookup(rows[i].id)) == NULL)
 			t = task_create(&rows[i]);
+		else {
+			/* taken: its change is written with the new token */
+			t->row.fence = rows[i].fence;
+			t->row.fence_prev = rows[i].fence_prev;
+		}
 		task_ref(t);
 		nref++;
 		task_log(t, "interrupted: the daemon stopped during attempt %d;"
