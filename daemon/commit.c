@@ -633,9 +633,9 @@ commit_lost(struct batch *b)
 		t = b->tasks[i];
 		t->refs--;
 		log_warnx("task %lld: its claim was lost (the store no longer "
-		    "holds fence %lld): another owner has it; dropped from "
+		    "holds token %lld): another owner has it; dropped from "
 		    "memory", (long long)t->row.id,
-		    (long long)b->rows[i].fence);
+		    (long long)b->rows[i].fence_prev);
 		free(b->rows[i].progress);
 		free(b->rows[i].result);
 		free(b->rows[i].error);
