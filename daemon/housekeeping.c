@@ -22,7 +22,7 @@
 
 static struct event	*hk_ev;
 static struct event	*hk_more_ev;
-/* Set by the loop while no prune is queued, read by the writer. */
+/* A prune is in a batch not yet answered. */
 static int		 hk_queued;
 /* Deletions handed to the commit and not yet on disk; a full batch. */
 static int		 hk_deleting;
