@@ -316,8 +316,8 @@ sq_checkpoint(struct db *db)
 {
 	int	rc;
 
-	rc = sqlite3_wal_checkpoint_v2(SQ(db)->h, NULL, SQLITE_CHECKPOINT_PASSIVE,
-	    NULL, NULL);
+	rc = sqlite3_wal_checkpoint_v2(SQ(db)->h, NULL,
+	    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		log_warnx("%s: %s", __func__, sqlite3_errmsg(SQ(db)->h));
 		return (-1);

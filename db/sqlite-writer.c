@@ -28,8 +28,8 @@ struct sq_writer {
 	pthread_t		 thread;
 	pthread_mutex_t		 mu;
 	pthread_cond_t		 cv;
-	struct store_batch	*job;		/* handed over, not written (mu) */
-	struct store_batch	*done;		/* written, not answered (mu) */
+	struct store_batch	*job;		/* (mu) handed over */
+	struct store_batch	*done;		/* (mu) written, not answered */
 	int			 quit;		/* (mu) */
 	int			 pipe[2];
 	struct event		*ev;

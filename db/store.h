@@ -1,8 +1,9 @@
 /*
  * store.h -- the store as a backend: struct store_ops, as OpenSMTPD's
- * scheduler backends.  sqlite (db/sqlite*.c, db-tasks.c) is the first
- * and only one; callers use the short functions of db.h, which dispatch
- * through db->ops.  Only utility and model declarations are seen here.
+ * scheduler backends.  sqlite (db.c, lock.c, migrate.c, db-tasks.c,
+ * sqlite-writer.c) is the first and only one; callers use the short
+ * functions of db.h, which dispatch through db->ops.  Only utility and
+ * model declarations are seen here.
  *
  * What the store owns:
  *   - ids and change sequence numbers (next_id, next_seq).  The backend
@@ -57,7 +58,7 @@ enum store_op {
 
 /* One log line of a batch; its text is at off in the batch's text. */
 struct store_log {
-	int64_t		task;		/* 0: dropped (its task was discarded) */
+	int64_t		task;		/* 0: dropped (its task discarded) */
 	int64_t		n;
 	int64_t		at;
 	size_t		off;

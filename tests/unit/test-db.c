@@ -208,8 +208,10 @@ test_rows(struct db *db)
 	min.name = (char *)"";
 
 	ok(db_begin(db) == 0, "begin");
-	ok(db_task_insert(db, &full, 0) == 0, "insert a row with every field set");
-	ok(db_task_insert(db, &min, 0) == 0, "insert a row with NULLs and zeros");
+	ok(db_task_insert(db, &full, 0) == 0,
+	    "insert a row with every field set");
+	ok(db_task_insert(db, &min, 0) == 0,
+	    "insert a row with NULLs and zeros");
 	ok(db_task_insert(db, &min, 0) == -1, "a duplicate id is refused");
 	ok(db_commit(db) == 0, "commit");
 
@@ -307,7 +309,8 @@ test_rows(struct db *db)
 	ok(want.kind == NULL && want.id == 0, "task_row_free zeroes");
 
 	row_init(&min, 12345, 0, "echo", TASK_SCHEDULED);
-	ok(db_task_update(db, &min, 0) == 1, "update of a missing row: 1, nothing written");
+	ok(db_task_update(db, &min, 0) == 1,
+	    "update of a missing row: 1, nothing written");
 }
 
 /* What the brute-force reference knows of a listed task. */
@@ -468,12 +471,14 @@ test_list(void)
 	f.before = 40;
 	f.limit = 3;
 	list_check(db, all, NLIST, &f);
-	for (nst0 = 0, st = NULL; (st = sqlite3_next_stmt(SQ(db)->h, st)) != NULL;)
+	for (nst0 = 0, st = NULL;
+	    (st = sqlite3_next_stmt(SQ(db)->h, st)) != NULL;)
 		nst0++;
 	f.before = 30;
 	f.kind = "sleep";
 	list_check(db, all, NLIST, &f);
-	for (nst1 = 0, st = NULL; (st = sqlite3_next_stmt(SQ(db)->h, st)) != NULL;)
+	for (nst1 = 0, st = NULL;
+	    (st = sqlite3_next_stmt(SQ(db)->h, st)) != NULL;)
 		nst1++;
 	ok(nst0 == nst1 && nst0 > 0, "list statements are cached (%zu)", nst0);
 	db_close(db);
