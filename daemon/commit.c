@@ -1,21 +1,30 @@
 /*
- * commit.c -- group commit, written by a writer thread.
+ * commit.c -- group commit: the turn's changes as one batch to the store.
  *
  * During a turn, changed tasks go on the dirty list (task_touch), new rows
  * and log lines into buffers, and requests that promise durability
  * register a callback.  At the end of the turn (loop.c) commit_flush hands
- * all of it, as one batch, to the writer thread, which writes it with its
- * own connection in one BEGIN IMMEDIATE ... COMMIT (the fsync included)
- * while the loop goes on.  When the commit is done the loop hears of it
- * (a pipe), and only then are the callbacks run: a 201 for a submission or
- * an answer to a cancellation is sent only after its transaction has
- * reached the disk.  Whatever the loop changed meanwhile forms the next
- * batch, handed over as soon as the writer is free: one batch in flight,
- * one filling.
+ * all of it, as one batch, to the store (db_write_batch), which writes it
+ * in one transaction while the loop goes on (sqlite: on its writer thread,
+ * db/sqlite-writer.c) and answers on the loop.  Only then are the
+ * callbacks run: a 201 for a submission or an answer to a cancellation is
+ * sent only after its transaction has reached the disk.  Whatever the loop
+ * changed meanwhile forms the next batch, handed over as soon as the store
+ * is free: one batch in flight, one filling.
  *
  * A batch holds snapshots of the rows it writes and pins their tasks in
- * memory until it is done.  The loop's own connection only reads, and sees
- * committed data only.
+ * memory until it is done.  Ids and change seqs are the store's to hand
+ * out (commit_next_id, commit_next_seq ask it).
+ *
+ * Claims: a running row carries this process's claim (owner, lease,
+ * fencing token; db/store.h).  Every running row's lease is renewed in
+ * one statement of a batch every STORE_LEASE_RENEW while tasks run, so a
+ * lease outlives a living owner; on sqlite, where the file's lock already
+ * keeps other owners out, that is bookkeeping for the day several nodes
+ * share a store, and costs one statement every ten seconds.  A row whose
+ * write the store refused because its token no longer holds (another
+ * owner took it) is reported by the batch: its task is dropped from
+ * memory (commit_lost) and nothing more of it is written.
  *
  * If a commit fails (disk full, I/O error), it is rolled back, the
  * callbacks hear ok=0 (their requests get an error and their new tasks are
@@ -51,43 +60,31 @@
  * a full disk there is an error (SQLITE_IOERR_SHMSIZE, errno ENOSPC, which
  * db_full counts as full), not a SIGBUS.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "corod.h"
 #include "db.h"
 
-struct log_entry {
-	int64_t		task;		/* 0: dropped (its task was discarded) */
-	int64_t		n;
-	int64_t		at;
-	size_t		off;
-	size_t		len;
-	int		fresh;		/* of a task this batch creates */
-};
+#define log_entry	store_log
 
 struct after {
 	void		(*fn)(void *, int);
 	void		*arg;
 };
 
-struct write {
-	int		(*fn)(struct db *, void *);
-	void		*arg;
-};
-
 enum batch_op {
-	OP_UPDATE,
-	OP_INSERT,
-	OP_DELETE,
+	OP_UPDATE = STORE_UPDATE,
+	OP_INSERT = STORE_INSERT,
+	OP_DELETE = STORE_DELETE,
 };
 
-/* What one transaction writes, and who waits for it. */
+/*
+ * What one transaction writes, and who waits for it.  sb is what the
+ * store sees: it points at the arrays below.
+ */
 struct batch {
+	struct store_batch sb;
 	struct task	**tasks;	/* pinned (refs) until done */
 	struct task_row	 *rows;		/* their rows when handed over */
 	unsigned char	 *ops;		/* enum batch_op */
@@ -97,12 +94,9 @@ struct batch {
 	struct log_entry *logs;
 	size_t		  nlogs;
 	struct buf	  text;
-	struct write	 *writes;
-	size_t		  nwrites;
 	struct after	 *afters;
 	size_t		  nafters;
 	int64_t		  seq;		/* commit_seq once written */
-	int		  log_lines;	/* cfg's, for the writer (reloads) */
 	int		  ok;
 	int		  full;		/* failed for lack of space */
 };
@@ -116,33 +110,31 @@ static size_t		 nlogs, logs_cap;
 static struct buf	 log_text;
 static struct after	*afters;
 static size_t		 nafters, afters_cap;
-static struct write	*writes;
-static size_t		 nwrites, writes_cap;
+static struct store_idem *idems;
+static size_t		 nidems, idems_cap;
+static int64_t		 prune_idem, prune_seq;
+static int		 renew;		/* renew the leases with the batch */
 
-/* The writer thread and the batch it has. */
-static struct db	*writer_db;
-static pthread_t	 writer;
-static pthread_mutex_t	 writer_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t	 writer_cv = PTHREAD_COND_INITIALIZER;
-static struct batch	*writer_job;	/* handed over, not yet written */
-static struct batch	*writer_done;	/* written, not yet completed */
-static int		 writer_quit;
-static int		 writer_pipe[2] = { -1, -1 };
-static struct event	*writer_ev;
 static struct batch	*inflight;	/* handed over, not completed */
+static int		 last_ok = 1;	/* of the last batch answered */
 
 static struct event	*retry_ev;
+static struct event	*renew_ev;
 static int		 failing;	/* the last commit failed */
 static int		 failing_full;	/* ... because the disk is full */
 
-static int64_t		 next_id;	/* last id handed out */
-static int64_t		 next_seq;	/* last seq handed out */
+/* Tasks whose claim was lost, until they leave memory (commit_lost). */
+static int64_t		*lost_ids;
+static size_t		 nlost_ids;
+
 int64_t			 commit_seq;	/* last seq committed */
 
 static void	 commit_retry_cb(evutil_socket_t, short, void *);
-static void	 commit_writer_cb(evutil_socket_t, short, void *);
-static void	*commit_writer(void *);
-static int	 commit_write_batch(struct batch *);
+static void	 commit_renew_cb(evutil_socket_t, short, void *);
+static void	 commit_done(struct store_batch *, void *);
+static void	 commit_lost(struct batch *);
+static int	 commit_is_lost(int64_t);
+static void	 commit_lost_sweep(void);
 static struct batch *commit_take(void);
 static void	 commit_complete(struct batch *);
 static void	 commit_changed(const struct task_row *, enum change_op);
@@ -155,63 +147,51 @@ static void	 commit_log_raw(int64_t, int64_t, int64_t, const char *,
 		     size_t, int);
 
 /*
- * Read where ids and seqs continue; open the writer's connection to the
- * database at path and start its thread.
+ * Start the store's writing on the loop (corod_db, opened at path) and
+ * the lease renewal.
  */
 void
 commit_init(struct event_base *base, const char *path)
 {
-	char	*cause;
-	int	 rc;
+	struct timeval	 tv = time_tv(STORE_LEASE_RENEW);
+	char		*cause;
 
-	if (db_max_id(corod_db, &next_id) != 0 ||
-	    db_max_seq(corod_db, &next_seq) != 0)
-		fatalx("%s: cannot read the store's counters", __func__);
-	commit_seq = next_seq;
-	if ((writer_db = db_open(path, cfg->sync_full, &cause)) == NULL)
-		fatalx("%s", cause);
-	if (pipe2(writer_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
-		fatal("%s: pipe2", __func__);
-	writer_ev = event_new(base, writer_pipe[0], EV_READ | EV_PERSIST,
-	    commit_writer_cb, NULL);
-	event_add(writer_ev, NULL);
+	if (db_writer_start(corod_db, base, &cause) != 0)
+		fatalx("%s: %s", path, cause);
+	commit_seq = db_last_seq(corod_db);
 	retry_ev = evtimer_new(base, commit_retry_cb, NULL);
-	writer_quit = 0;
-	if ((rc = pthread_create(&writer, NULL, commit_writer, NULL)) != 0) {
-		errno = rc;
-		fatal("%s: pthread_create", __func__);
-	}
+	renew_ev = event_new(base, -1, EV_PERSIST, commit_renew_cb, NULL);
+	event_add(renew_ev, &tv);
+	last_ok = 1;
 }
 
 /* Stop the writer (after commit_sync) and free what the module holds. */
 void
 commit_shutdown(void)
 {
-	pthread_mutex_lock(&writer_mu);
-	writer_quit = 1;
-	pthread_cond_broadcast(&writer_cv);
-	pthread_mutex_unlock(&writer_mu);
-	pthread_join(writer, NULL);
+	db_writer_stop(corod_db);
 	/* Only after a crash-like stop (tests): nobody hears of it. */
-	if (writer_done != NULL)
-		inflight = writer_done;
 	if (inflight != NULL) {
 		for (size_t i = 0; i < inflight->ntasks; i++)
 			inflight->tasks[i]->refs--;
 		free(inflight->afters);
 		commit_batch_free(inflight);
 	}
-	inflight = writer_done = writer_job = NULL;
-	db_close(writer_db);
-	writer_db = NULL;
-	event_free(writer_ev);
-	writer_ev = NULL;
-	close(writer_pipe[0]);
-	close(writer_pipe[1]);
-	writer_pipe[0] = writer_pipe[1] = -1;
+	inflight = NULL;
 	if (retry_ev != NULL)
 		event_free(retry_ev);
 	retry_ev = NULL;
+	if (renew_ev != NULL)
+		event_free(renew_ev);
+	renew_ev = NULL;
+	free(idems);
+	idems = NULL;
+	nidems = idems_cap = 0;
+	prune_idem = prune_seq = 0;
+	renew = 0;
+	free(lost_ids);
+	lost_ids = NULL;
+	nlost_ids = 0;
 	failing = failing_full = 0;
 	free(logs);
 	logs = NULL;
@@ -220,33 +200,30 @@ commit_shutdown(void)
 	free(afters);
 	afters = NULL;
 	nafters = afters_cap = 0;
-	free(writes);
-	writes = NULL;
-	nwrites = writes_cap = 0;
 	free(inserts);
 	inserts = NULL;
 	ninserts = inserts_cap = 0;
 }
 
-/* A new task id; never reused, even across restarts. */
+/* A new task id, the store's; never reused, even across restarts. */
 int64_t
 commit_next_id(void)
 {
-	return (++next_id);
+	return (db_next_id(corod_db));
 }
 
-/* A new change sequence number (a task's next version). */
+/* A new change sequence number (a task's next version), the store's. */
 int64_t
 commit_next_seq(void)
 {
-	return (++next_seq);
+	return (db_next_seq(corod_db));
 }
 
-/* Put a task on the commit list. */
+/* Put a task on the commit list (unless its claim is lost: not ours). */
 void
 commit_dirty(struct task *t)
 {
-	if (t->flags & TASKF_DIRTY)
+	if (t->flags & (TASKF_DIRTY | TASKF_LOST))
 		return;
 	t->flags |= TASKF_DIRTY;
 	TAILQ_INSERT_TAIL(&dirty, t, dirty_entry);
@@ -275,6 +252,8 @@ commit_log_raw(int64_t task, int64_t n, int64_t at, const char *text,
 {
 	struct log_entry	*e;
 
+	if (nlost_ids != 0 && commit_is_lost(task))
+		return;
 	if (nlogs == logs_cap) {
 		logs_cap = logs_cap == 0 ? 1024 : logs_cap * 2;
 		logs = xreallocarray(logs, logs_cap, sizeof *logs);
@@ -387,22 +366,43 @@ commit_after(void (*fn)(void *, int), void *arg)
 }
 
 /*
- * Call fn(db, arg) inside this turn's transaction, on the writer thread
- * with its connection (for rows that are not tasks: idempotency keys,
- * pruning); its non-zero return fails the commit.  A write is attempted
- * once: after a failed commit it is dropped.  fn must touch nothing the
- * loop uses.
+ * Store an idempotency key (the request's body hash and the JSON array of
+ * the ids it created) in this turn's transaction.  Like the tasks of the
+ * submission it belongs to, it is attempted once: a failed commit drops
+ * it (the request was answered with an error).
  */
 void
-commit_write(int (*fn)(struct db *, void *), void *arg)
+commit_idem_put(const char *key, const char *hash, const char *ids,
+    int64_t created_at)
 {
-	if (nwrites == writes_cap) {
-		writes_cap = writes_cap == 0 ? 16 : writes_cap * 2;
-		writes = xreallocarray(writes, writes_cap, sizeof *writes);
+	struct store_idem	*k;
+
+	if (nidems == idems_cap) {
+		idems_cap = idems_cap == 0 ? 16 : idems_cap * 2;
+		idems = xreallocarray(idems, idems_cap, sizeof *idems);
 	}
-	writes[nwrites].fn = fn;
-	writes[nwrites].arg = arg;
-	nwrites++;
+	k = &idems[nidems++];
+	k->created_at = created_at;
+	k->key = log_text.len;
+	buf_add(&log_text, key, strlen(key) + 1);
+	k->hash = log_text.len;
+	buf_add(&log_text, hash, strlen(hash) + 1);
+	k->ids = log_text.len;
+	buf_add(&log_text, ids, strlen(ids) + 1);
+}
+
+/*
+ * Drop, with this turn's transaction, the idempotency keys created before
+ * idem_before and the tombstones before seq_before (0: neither).
+ * Attempted once, like commit_idem_put.
+ */
+void
+commit_prune(int64_t idem_before, int64_t seq_before)
+{
+	if (idem_before > prune_idem)
+		prune_idem = idem_before;
+	if (seq_before > prune_seq)
+		prune_seq = seq_before;
 }
 
 /*
@@ -420,7 +420,8 @@ int
 commit_pending(void)
 {
 	return (!TAILQ_EMPTY(&dirty) || nlogs != 0 || nafters != 0 ||
-	    nwrites != 0 || ninserts != 0 || inflight != NULL);
+	    ninserts != 0 || nidems != 0 || prune_idem != 0 ||
+	    prune_seq != 0 || renew || inflight != NULL);
 }
 
 /* Run callbacks (they may register new ones, for the next batch). */
@@ -457,7 +458,8 @@ commit_drop_fresh(void)
 			logs[i].task = 0;
 	}
 	ninserts = 0;
-	nwrites = 0;
+	nidems = 0;
+	prune_idem = prune_seq = 0;
 }
 
 /* A failed commit is tried again from this timer. */
@@ -468,6 +470,21 @@ commit_retry_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	commit_flush();
+}
+
+/*
+ * Every STORE_LEASE_RENEW: while tasks run, the next batch renews all of
+ * this owner's leases in one statement (a batch with nothing else is
+ * written too: a commit every ten seconds while anything runs).
+ */
+static void
+commit_renew_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (task_nrunning > 0)
+		renew = 1;
 }
 
 /* Copy a row for the writer: the strings a task may replace are copied. */
@@ -507,6 +524,8 @@ commit_take(void)
 			b->ops[b->ntasks] = OP_UPDATE;
 		t->flags &= ~TASKF_NEW;
 		commit_snapshot(&b->rows[b->ntasks], &t->row);
+		/* from now on the store holds its token (a claim included) */
+		t->row.fence_prev = t->row.fence;
 		t->refs++;
 		b->tasks[b->ntasks++] = t;
 	}
@@ -520,16 +539,31 @@ commit_take(void)
 	nlogs = logs_cap = 0;
 	b->text = log_text;
 	memset(&log_text, 0, sizeof log_text);
-	b->writes = writes;
-	b->nwrites = nwrites;
-	writes = NULL;
-	nwrites = writes_cap = 0;
+	b->sb.idem = idems;
+	b->sb.nidem = nidems;
+	idems = NULL;
+	nidems = idems_cap = 0;
+	b->sb.prune_idem = prune_idem;
+	b->sb.prune_seq = prune_seq;
+	prune_idem = prune_seq = 0;
+	b->sb.renew = renew;
+	renew = 0;
 	b->afters = afters;
 	b->nafters = nafters;
 	afters = NULL;
 	nafters = afters_cap = 0;
-	b->seq = next_seq;
-	b->log_lines = cfg->log_lines;
+	b->seq = db_last_seq(corod_db);
+	b->sb.rows = b->rows;
+	b->sb.ops = b->ops;
+	b->sb.nrows = b->ntasks;
+	b->sb.inserts = b->inserts;
+	b->sb.ninserts = b->ninserts;
+	b->sb.logs = b->logs;
+	b->sb.nlogs = b->nlogs;
+	b->sb.text = b->text.data;
+	b->sb.textlen = b->text.len;
+	b->sb.lease_until = time_now() + STORE_LEASE;
+	b->sb.log_lines = cfg->log_lines;
 	return (b);
 }
 
@@ -550,101 +584,108 @@ commit_batch_free(struct batch *b)
 	free(b->inserts);
 	free(b->logs);
 	buf_free(&b->text);
-	free(b->writes);
+	free(b->sb.idem);
+	free(b->sb.lost);
 	free(b);
 }
 
-/* The writer thread: write each batch handed over, say when done. */
-static void *
-commit_writer(void *arg)
-{
-	struct batch	*b;
-	char		 c = 'w';
-
-	(void)arg;
-	pthread_mutex_lock(&writer_mu);
-	for (;;) {
-		while (writer_job == NULL && !writer_quit)
-			pthread_cond_wait(&writer_cv, &writer_mu);
-		if (writer_job == NULL)
-			break;
-		b = writer_job;
-		pthread_mutex_unlock(&writer_mu);
-		b->ok = commit_write_batch(b) == 0;
-		pthread_mutex_lock(&writer_mu);
-		writer_job = NULL;
-		writer_done = b;
-		pthread_cond_broadcast(&writer_cv);
-		while (write(writer_pipe[1], &c, 1) == -1 && errno == EINTR)
-			;
-	}
-	pthread_mutex_unlock(&writer_mu);
-	return (NULL);
-}
-
-/* On the writer thread: one transaction. */
-static int
-commit_write_batch(struct batch *b)
-{
-	struct log_entry	*e;
-	size_t			 i;
-	int			 rc = 0;
-
-	if (b->ntasks == 0 && b->ninserts == 0 && b->nlogs == 0 &&
-	    b->nwrites == 0)
-		return (0);
-	if (db_begin(writer_db) != 0) {
-		b->full = db_full(writer_db);
-		return (-1);
-	}
-	for (i = 0; i < b->ninserts && rc == 0; i++)
-		rc = db_task_insert(writer_db, b->inserts[i]);
-	for (i = 0; i < b->ntasks && rc == 0; i++) {
-		switch (b->ops[i]) {
-		case OP_DELETE:
-			rc = db_task_delete(writer_db, b->rows[i].id,
-			    b->rows[i].version);
-			break;
-		case OP_INSERT:
-			rc = db_task_insert(writer_db, &b->rows[i]);
-			break;
-		default:
-			rc = db_task_update(writer_db, &b->rows[i]);
-			break;
-		}
-	}
-	for (i = 0; i < b->nlogs && rc == 0; i++) {
-		e = &b->logs[i];
-		if (e->task != 0)
-			rc = db_log_insert(writer_db, e->task, e->n, e->at,
-			    b->text.data + e->off, e->len, b->log_lines);
-	}
-	for (i = 0; i < b->nwrites && rc == 0; i++)
-		rc = b->writes[i].fn(writer_db, b->writes[i].arg);
-	if (rc == 0 && db_commit(writer_db) == 0)
-		return (0);
-	b->full = db_full(writer_db);	/* before the rollback resets it */
-	db_rollback(writer_db);
-	return (-1);
-}
-
-/* The writer says a batch is done (the pipe). */
+/*
+ * The store answered a batch (on the loop).  Rows whose claim was lost
+ * are taken out of it first: nothing of them was written.
+ */
 static void
-commit_writer_cb(evutil_socket_t fd, short what, void *arg)
+commit_done(struct store_batch *sb, void *arg)
 {
-	struct batch	*b;
-	char		 buf[64];
+	struct batch	*b = arg;
 
-	(void)what;
-	(void)arg;
-	while (read(fd, buf, sizeof buf) > 0)
-		;
-	pthread_mutex_lock(&writer_mu);
-	b = writer_done;
-	writer_done = NULL;
-	pthread_mutex_unlock(&writer_mu);
-	if (b != NULL)
-		commit_complete(b);
+	b->ok = sb->ok;
+	b->full = sb->full;
+	last_ok = b->ok;
+	if (b->ok && sb->nlost > 0)
+		commit_lost(b);
+	commit_complete(b);
+}
+
+/*
+ * The store refused some of a batch's rows: their claim is another
+ * owner's now (the fencing token changed behind our back).  Such a task
+ * is not ours to run or write: it is marked lost (commit_dirty and the
+ * log drop its changes from now on), a running one is canceled so its
+ * body lets go of what it holds, and it leaves memory as soon as nothing
+ * holds it (commit_lost_sweep).
+ */
+static void
+commit_lost(struct batch *b)
+{
+	struct task	*t;
+	size_t		 i, j;
+
+	for (i = 0, j = 0; i < b->ntasks; i++) {
+		if (!b->sb.lost[i]) {
+			b->tasks[j] = b->tasks[i];
+			b->rows[j] = b->rows[i];
+			b->ops[j] = b->ops[i];
+			j++;
+			continue;
+		}
+		t = b->tasks[i];
+		t->refs--;
+		log_warnx("task %lld: its claim was lost (the store no longer "
+		    "holds token %lld): another owner has it; dropped from "
+		    "memory", (long long)t->row.id,
+		    (long long)b->rows[i].fence_prev);
+		free(b->rows[i].progress);
+		free(b->rows[i].result);
+		free(b->rows[i].error);
+		free(b->rows[i].checkpoint);
+		if (t->flags & TASKF_LOST)
+			continue;
+		commit_forget(t);
+		t->flags |= TASKF_LOST;
+		lost_ids = xreallocarray(lost_ids, nlost_ids + 1,
+		    sizeof *lost_ids);
+		lost_ids[nlost_ids++] = t->row.id;
+		if (t->flags & (TASKF_ARMED | TASKF_READY))
+			sched_remove(t);
+		if (t->row.state == TASK_RUNNING)
+			task_cancel(t, CANCEL_USER);
+	}
+	b->ntasks = b->sb.nrows = j;
+	commit_lost_sweep();
+}
+
+/* Whether a task's claim was lost (its log lines are not written). */
+static int
+commit_is_lost(int64_t id)
+{
+	size_t	i;
+
+	for (i = 0; i < nlost_ids; i++) {
+		if (lost_ids[i] == id)
+			return (1);
+	}
+	return (0);
+}
+
+/* Lost tasks nothing holds any more leave memory. */
+static void
+commit_lost_sweep(void)
+{
+	struct task	*t;
+	size_t		 i;
+
+	for (i = 0; i < nlost_ids; ) {
+		t = task_lookup(lost_ids[i]);
+		if (t != NULL && (t->refs > 0 || t->row.state == TASK_RUNNING ||
+		    (t->flags & (TASKF_QUEUED | TASKF_ARMED | TASKF_READY |
+		    TASKF_DIRTY)))) {
+			i++;
+			continue;
+		}
+		if (t != NULL)
+			task_free(t);
+		lost_ids[i] = lost_ids[--nlost_ids];
+	}
 }
 
 /*
@@ -711,12 +752,18 @@ commit_complete(struct batch *b)
 		failing = 1;
 		failing_full = b->full;
 		evtimer_add(retry_ev, &tv);
-		/* Changes of existing tasks are written again next time. */
+		/*
+		 * Changes of existing tasks are written again next time, with
+		 * the token the store still holds (a claim is not written).
+		 */
 		for (i = 0; i < b->ntasks; i++) {
 			t = b->tasks[i];
 			t->refs--;
-			if (b->ops[i] != OP_INSERT)
-				commit_dirty(t);
+			if (b->ops[i] == OP_INSERT)
+				continue;
+			if (t->row.fence == b->rows[i].fence)
+				t->row.fence_prev = b->rows[i].fence_prev;
+			commit_dirty(t);
 		}
 		for (i = 0; i < b->nlogs; i++) {
 			if (b->logs[i].task != 0 && !b->logs[i].fresh)
@@ -740,6 +787,8 @@ commit_complete(struct batch *b)
 int
 commit_flush(void)
 {
+	if (nlost_ids != 0)
+		commit_lost_sweep();
 	if (inflight != NULL)
 		return (0);
 	if (failing && evtimer_pending(retry_ev, NULL)) {
@@ -747,8 +796,9 @@ commit_flush(void)
 		commit_answer_now(0);
 		return (-1);
 	}
-	if (TAILQ_EMPTY(&dirty) && nlogs == 0 && nwrites == 0 &&
-	    ninserts == 0) {
+	if (TAILQ_EMPTY(&dirty) && nlogs == 0 &&
+	    ninserts == 0 && nidems == 0 && prune_idem == 0 &&
+	    prune_seq == 0 && !renew) {
 		if (nafters == 0)
 			return (0);
 		/* Nothing to write and nothing in flight: durable already. */
@@ -756,10 +806,7 @@ commit_flush(void)
 		return (0);
 	}
 	inflight = commit_take();
-	pthread_mutex_lock(&writer_mu);
-	writer_job = inflight;
-	pthread_cond_broadcast(&writer_cv);
-	pthread_mutex_unlock(&writer_mu);
+	db_write_batch(corod_db, &inflight->sb, commit_done, inflight);
 	return (0);
 }
 
@@ -770,8 +817,7 @@ commit_flush(void)
 int
 commit_sync(void)
 {
-	struct batch	*b;
-	int		 ok = 1;
+	int	ok = 1;
 
 	for (;;) {
 		if (inflight == NULL) {
@@ -782,14 +828,9 @@ commit_sync(void)
 			if (inflight == NULL)
 				break;
 		}
-		pthread_mutex_lock(&writer_mu);
-		while (writer_done == NULL)
-			pthread_cond_wait(&writer_cv, &writer_mu);
-		b = writer_done;
-		writer_done = NULL;
-		pthread_mutex_unlock(&writer_mu);
-		ok = b->ok;
-		commit_complete(b);
+		/* answers it: commit_done, which may hand over the next */
+		db_write_wait(corod_db);
+		ok = last_ok;
 		if (!ok)
 			return (-1);
 	}

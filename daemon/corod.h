@@ -217,6 +217,12 @@ struct task_row {
 	char		*checkpoint;	/* kind-private resume state */
 	int64_t		 version;	/* change seq of the last change */
 	int64_t		 log_next;	/* log lines ever written */
+	/* the claim (db/store.h): the lease of a running row, the fencing
+	 * token this owner holds and the one the store holds (one less
+	 * after a claim not yet written, the same otherwise) */
+	int64_t		 lease_until;
+	int64_t		 fence;
+	int64_t		 fence_prev;
 };
 /*
  * A fault found checking what a client or a schedule asked for: a problem
@@ -279,6 +285,7 @@ struct task {
 #define TASKF_SLOT	0x20	/* holds its slots (kind->slots) */
 #define TASKF_DELETE	0x40	/* delete at the next commit */
 #define TASKF_VERSIONED	0x80	/* dirty with a new version (task_touch) */
+#define TASKF_LOST	0x100	/* its claim is another owner's: not written */
 	int			 refs;		/* held by a parent or a request */
 
 	TAILQ_ENTRY(task)	 dirty_entry;	/* commit.c */
@@ -446,7 +453,10 @@ void		 commit_insert(struct task_row *);
 /* Call fn(arg, ok) once the current turn's writes are committed (ok=1) or
  * failed (ok=0).  If nothing is pending, it still runs at the turn's end. */
 void		 commit_after(void (*)(void *, int), void *);
-void		 commit_write(int (*)(struct db *, void *), void *);
+/* Rows that are not tasks, written with the turn's batch. */
+void		 commit_idem_put(const char *, const char *, const char *,
+		    int64_t);
+void		 commit_prune(int64_t, int64_t);
 int		 commit_pending(void);
 /* After ok=0: 1 if the store failed because its disk is full. */
 int		 commit_store_full(void);

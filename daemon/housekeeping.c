@@ -22,9 +22,7 @@
 
 static struct event	*hk_ev;
 static struct event	*hk_more_ev;
-/* Set by the loop while no prune is queued, read by the writer. */
-static int64_t		 hk_idem_before;
-static int64_t		 hk_seq_before;
+/* A prune is in a batch not yet answered. */
 static int		 hk_queued;
 /* Deletions handed to the commit and not yet on disk; a full batch. */
 static int		 hk_deleting;
@@ -32,7 +30,6 @@ static int		 hk_full;
 
 static void	hk_cb(evutil_socket_t, short, void *);
 static size_t	hk_delete(int64_t *, size_t);
-static int	hk_prune(struct db *, void *);
 static void	hk_pruned(void *, int);
 static void	hk_deleted(void *, int);
 
@@ -116,14 +113,12 @@ housekeeping_run(void)
 		hk_full = full;
 		commit_after(hk_deleted, NULL);
 	}
-	/* The writer thread does the writing, with its connection. */
+	/* Written with the turn's batch. */
 	if (hk_queued)
 		return;
 	hk_queued = 1;
-	hk_idem_before = now - HK_IDEM_KEEP;
-	hk_seq_before = commit_seq > HK_TOMBSTONES_KEEP ?
-	    commit_seq - HK_TOMBSTONES_KEEP : 0;
-	commit_write(hk_prune, NULL);
+	commit_prune(now - HK_IDEM_KEEP, commit_seq > HK_TOMBSTONES_KEEP ?
+	    commit_seq - HK_TOMBSTONES_KEEP : 0);
 	commit_after(hk_pruned, NULL);
 }
 
@@ -147,14 +142,3 @@ hk_deleted(void *arg, int ok)
 		event_active(hk_more_ev, EV_TIMEOUT, 1);
 }
 
-/* On the writer thread: drop old keys and tombstones. */
-static int
-hk_prune(struct db *db, void *arg)
-{
-	(void)arg;
-	if (db_idem_prune(db, hk_idem_before) != 0)
-		return (-1);
-	if (hk_seq_before > 0 && db_tombstone_prune(db, hk_seq_before) != 0)
-		return (-1);
-	return (0);
-}

@@ -464,19 +464,28 @@ sched_window_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Load the scheduled top-level tasks due up to now + window that are
- * beyond the watermark, at most window-max of them, and arm them.
+ * Claim the scheduled top-level tasks due up to now + window that are
+ * beyond the watermark, at most window-max of them, and arm them.  The
+ * store hands them to this daemon (db_owner) with a lease; on sqlite
+ * the claim is written with each task's next change (its start), so the
+ * read is all it costs.  A row claimed but not kept (in memory already)
+ * is simply not written: the claim lapses.
  */
 void
 sched_window_fill(void)
 {
-	struct task_row	*rows = NULL;
-	struct task	*t;
-	int64_t		 until = time_now() + cfg->window;
-	size_t		 n = 0, i;
+	struct task_row		*rows = NULL;
+	struct task		*t;
+	struct store_window	 w;
+	int64_t			 now = time_now(), until = now + cfg->window;
+	size_t			 n = 0, i;
 
-	if (db_task_due(corod_db, wm_run_at, wm_id, until, cfg->window_max,
-	    &rows, &n) != 0)
+	w.after_run_at = wm_run_at;
+	w.after_id = wm_id;
+	w.until = until;
+	w.limit = cfg->window_max;
+	if (db_claim(corod_db, db_owner(corod_db), now + STORE_LEASE, &w, &rows,
+	    &n) != 0)
 		return;
 	if (n == (size_t)cfg->window_max) {
 		wm_run_at = rows[n - 1].run_at;
@@ -498,10 +507,13 @@ sched_window_fill(void)
 }
 
 /*
- * At start: tasks the store says are running were interrupted when the
- * daemon died.  Each is rescheduled (its next start counts an attempt)
- * with a log line saying so; a child waits for its parent to arm it again,
- * and so do the armed children of an interrupted group.
+ * At start: running tasks whose owner's lease is over (db_expired: on
+ * sqlite every running row of a previous process, the file's lock proving
+ * it gone) were interrupted when their daemon died.  The store hands them
+ * to this process, and each is rescheduled (its next start counts an
+ * attempt) with a log line saying so, the change written with the new
+ * fencing token; a child waits for its parent to arm it again, and so do
+ * the armed children of an interrupted group.
  */
 int
 sched_recover(void)
@@ -512,11 +524,16 @@ sched_recover(void)
 	int64_t		 now = time_now();
 	int		 rc = -1;
 
-	if (db_task_in_state(corod_db, TASK_RUNNING, &rows, &n) != 0)
+	if (db_expired(corod_db, now, db_owner(corod_db), &rows, &n) != 0)
 		return (-1);
 	for (i = 0; i < n; i++) {
 		if ((t = task_lookup(rows[i].id)) == NULL)
 			t = task_create(&rows[i]);
+		else {
+			/* taken: its change is written with the new token */
+			t->row.fence = rows[i].fence;
+			t->row.fence_prev = rows[i].fence_prev;
+		}
 		task_ref(t);
 		nref++;
 		task_log(t, "interrupted: the daemon stopped during attempt %d;"

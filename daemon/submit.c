@@ -40,7 +40,6 @@ static int	submit_replay(struct submission *, const char *,
 		    struct verror *);
 static void	submit_retry(void *, int);
 static void	submit_committed(void *, int);
-static int	submit_idem_write(struct db *, void *);
 static void	submit_idem_record(struct submission *);
 
 /* Count what the store holds (at start); -1 if it cannot be read. */
@@ -121,7 +120,8 @@ submit_admit(struct submission *s, const char *key, struct verror *err)
 		submit_idem_record(s);
 		LIST_INSERT_HEAD(&idem_pending, s, idem_entry);
 		s->idem_listed = 1;
-		commit_write(submit_idem_write, s);
+		commit_idem_put(s->idem_key, s->idem_hash, s->idem_ids,
+		    time_now());
 	}
 	commit_after(submit_committed, s);
 	return (SUBMIT_PENDING);
@@ -208,16 +208,6 @@ submit_idem_record(struct submission *s)
 	}
 	buf_puts(&b, "]}");
 	s->idem_ids = buf_steal(&b, NULL);
-}
-
-/* The key's record goes into the same transaction as the tasks. */
-static int
-submit_idem_write(struct db *db, void *arg)
-{
-	struct submission	*s = arg;
-
-	return (db_idem_put(db, s->idem_key, s->idem_hash, s->idem_ids,
-	    time_now()));
 }
 
 /* The commit is done: created, or nothing is left of it. */

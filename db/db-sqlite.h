@@ -1,18 +1,22 @@
 /*
  * db-sqlite.h -- private to the sqlite backend (db.c, db-tasks.c,
- * migrate.c); nothing outside db/ includes it.
+ * migrate.c, sqlite-writer.c, lock.c); nothing outside db/ includes it
+ * but the store's unit test.
  *
- * struct db is one connection and its statement cache.  Statements are
- * prepared on first use with SQLITE_PREPARE_PERSISTENT, kept until
- * db_close, and reset after every use so that none holds a read
- * transaction open between calls.
+ * struct sqlite_db is one connection (it begins with struct db, so the
+ * ops can find it) and its statement cache.  Statements are prepared on
+ * first use with SQLITE_PREPARE_PERSISTENT, kept until the close, and
+ * reset after every use so that none holds a read transaction open
+ * between calls.
  */
 #ifndef DB_SQLITE_H
 #define DB_SQLITE_H
 
 #include <sqlite3.h>
 
-/* The fixed statements, one slot each in struct db. */
+#include "store.h"
+
+/* The fixed statements, one slot each in struct sqlite_db. */
 enum db_st {
 	DB_ST_BEGIN,
 	DB_ST_COMMIT,
@@ -45,6 +49,8 @@ enum db_st {
 	DB_ST_IDEM_PRUNE,
 	DB_ST_TASK_COUNT_KINDS,
 	DB_ST_TASK_VERSION,
+	DB_ST_LEASE_RENEW,
+	DB_ST_TASK_LEASE_EXPIRED,
 	DB_NST
 };
 
@@ -56,16 +62,95 @@ enum db_st {
 #define DB_LIST_STATES		32
 #define DB_LIST_NSHAPES		(DB_LIST_STATES * 2 * 3 * 2)
 
-struct db {
+struct db_lock;
+struct sq_writer;
+
+struct sqlite_db {
+	struct db	 db;		/* first: ops */
 	sqlite3		*h;
 	sqlite3_stmt	*st[DB_NST];
 	sqlite3_stmt	*list[DB_LIST_NSHAPES];
+	char		*path;
+	int		 sync_full;
+	const char	*owner;		/* the lock's (db_lock_owner) */
+	struct db_lock	*lock;		/* this process's claim on the file */
+	int64_t		 last_id;	/* the last handed out */
+	int64_t		 last_seq;
+	struct sq_writer *writer;	/* the loop's connection's, started */
 };
+#define SQ(db)		((struct sqlite_db *)(void *)(db))
 
-/* db.c */
+/* db.c: connections and transactions */
+struct db	*sq_open(const char *, int, char **);
 sqlite3_stmt	*db_stmt(struct db *, sqlite3_stmt **, const char *,
 		    const char *);
 int		 db_fail(struct db *, sqlite3_stmt *, const char *);
+int		 db_begin(struct db *);
+int		 db_commit(struct db *);
+void		 db_rollback(struct db *);
+/* 1 if the last call that failed on this connection failed because the
+ * disk (or the user's quota) is full, 0 otherwise.  Ask before
+ * db_rollback, which resets what the connection remembers. */
+int		 db_full(struct db *);
+int		 sq_checkpoint(struct db *);
+
+/* db-tasks.c: the writer's statements (inside db_begin/db_commit) */
+int		 db_task_insert(struct db *, const struct task_row *, int64_t);
+int		 db_task_update(struct db *, const struct task_row *, int64_t);
+/* Remove a task, its children (recursively) and their logs; leave a
+ * tombstone at seq so the change feed can report the deletion. */
+int		 db_task_delete(struct db *, int64_t, int64_t);
+/* Append log line n; drop lines older than n - keep + 1. */
+int		 db_log_insert(struct db *, int64_t, int64_t, int64_t,
+		    const char *, size_t, int);
+int		 db_idem_put(struct db *, const char *, const char *,
+		    const char *, int64_t);
+int		 db_idem_prune(struct db *, int64_t);
+/* Drop the tombstones before seq but the newest. */
+int		 db_tombstone_prune(struct db *, int64_t);
+int		 db_lease_renew(struct db *, int64_t);
+
+/* db-tasks.c: the reads and claims of struct store_ops */
+int	sq_claim(struct db *, const char *, int64_t,
+	    const struct store_window *, struct task_row **, size_t *);
+int	sq_expired(struct db *, int64_t, const char *, struct task_row **,
+	    size_t *);
+int	sq_task_get(struct db *, int64_t, struct task_row *);
+int	sq_task_children(struct db *, int64_t, struct task_row **, size_t *);
+int	sq_task_child_ids(struct db *, int64_t, int64_t **, size_t *);
+int	sq_task_list(struct db *, const struct db_filter *,
+	    struct task_row **, size_t *);
+int	sq_task_in_state(struct db *, int, struct task_row **, size_t *);
+int	sq_task_due(struct db *, int64_t, int64_t, int64_t, int,
+	    struct task_row **, size_t *);
+int	sq_task_version(struct db *, int64_t, int64_t *);
+int	sq_task_count(struct db *, int64_t *);
+int	sq_task_count_kinds(struct db *,
+	    void (*)(void *, const char *, int, int64_t), void *);
+int	sq_log_page(struct db *, int64_t, int64_t, int64_t, int, size_t,
+	    struct db_log_line **, size_t *, int64_t *);
+int	sq_log_span(struct db *, int64_t, int64_t, int, size_t, size_t,
+	    int64_t *, size_t *);
+int	sq_max_id(struct db *, int64_t *);
+int	sq_max_seq(struct db *, int64_t *);
+int	sq_idem_get(struct db *, const char *, char **, char **);
+int	sq_task_expired(struct db *, int64_t, int, int64_t **, size_t *);
+int	sq_task_beyond(struct db *, int, int, int64_t **, size_t *);
+int	sq_tombstone_min(struct db *, int64_t *);
+
+/* sqlite-writer.c: the writer thread */
+int	sq_writer_start(struct db *, struct event_base *, char **);
+void	sq_writer_stop(struct db *);
+void	sq_write_batch(struct db *, struct store_batch *,
+	    void (*)(struct store_batch *, void *), void *);
+void	sq_write_wait(struct db *);
+/* One batch in one transaction on a connection (the writer's). */
+int	sq_write(struct db *, struct store_batch *);
+
+/* lock.c: one process per database file */
+struct db_lock	*db_lock_take(const char *, char **);
+void		 db_lock_release(struct db_lock *);
+const char	*db_lock_owner(struct db_lock *);
 
 /* migrate.c */
 int		 migrate_check(sqlite3 *, const char *, int *, char **);

@@ -2,13 +2,16 @@
  * db-tasks.c -- the store's queries: tasks, their logs, tombstones and
  * idempotency keys.
  *
+ * The sqlite backend's half of struct store_ops (store.h) that reads, and
+ * the statements its writer runs (sqlite-writer.c).
+ *
  * Every query is a cached prepared statement (db.c), reset after use.
  * Strings are bound SQLITE_STATIC: the caller's buffers outlive the step,
  * and the write path allocates nothing.  Rows read are copied out (the
  * caller owns them, task_row_free); the column order is TASK_COLS
  * everywhere, decoded by row_read.
  *
- * Listing (db_task_list) must stay fast with a million rows, so each filter
+ * Listing (sq_task_list) must stay fast with a million rows, so each filter
  * shape has its own statement, built once, that reads about limit index
  * entries and rows: a filter on several states is a lazy merge of one
  * index range per state (list_sql), not "state IN (...)", which would
@@ -31,6 +34,12 @@
 /* The columns as stored (for INSERT). */
 #define TASK_COLS_STORED	TASK_COLS_COMMON "log_next"
 /*
+ * The claim's columns read with every row: the lease and the fencing
+ * token (row_read makes fence_prev the same: nothing taken yet).  The
+ * owner is not read: it is only compared in SQL (expired, renewal).
+ */
+#define TASK_COLS_TAIL		", lease_until, fence"
+/*
  * The columns as read: log_next is stored only with the task's other
  * changes, so a task that logged since (a worker, until it was killed)
  * continues after its last stored line.  A final task's row was written
@@ -41,16 +50,16 @@
 #define TASK_COLS	TASK_COLS_COMMON				\
 	"CASE WHEN state >= 2 THEN log_next ELSE max(log_next, "	\
 	"coalesce((SELECT max(n) + 1 FROM logs "			\
-	"WHERE logs.task = tasks.id), 0)) END"
+	"WHERE logs.task = tasks.id), 0)) END" TASK_COLS_TAIL
 
 /*
  * A list renders no log_next, so it reads the stored one (a list of
  * unfinished tasks spends a third of its time on the lookup otherwise).
  */
-#define TASK_COLS_LIST	TASK_COLS_STORED
+#define TASK_COLS_LIST	TASK_COLS_STORED TASK_COLS_TAIL
 
 #define STMT(db, which, sql)						\
-	db_stmt((db), &(db)->st[(which)], (sql), __func__)
+	db_stmt((db), &SQ(db)->st[(which)], (sql), __func__)
 
 /* The parent filter's modes, part of a list statement's shape. */
 #define LIST_PARENT_ANY		0
@@ -79,6 +88,9 @@ static int	 ids_collect(struct db *, sqlite3_stmt *, const char *,
 static int	 one_int64(struct db *, sqlite3_stmt *, const char *,
 		     int64_t *);
 static int	 done(struct db *, sqlite3_stmt *, const char *);
+static void	 claim_bind(struct db *, sqlite3_stmt *, int,
+		     const struct task_row *, int64_t, int *);
+static void	 rows_take(struct task_row *, size_t, int64_t);
 static void	 sql_add(char *, size_t *, const char *, ...)
 		     __attribute__((format(printf, 3, 4)));
 static void	 list_arm(char *, size_t *, const char *, const char *, int,
@@ -150,6 +162,8 @@ row_read(sqlite3_stmt *st, struct task_row *r)
 	r->checkpoint = col_dup(st, 20);
 	r->version = sqlite3_column_int64(st, 21);
 	r->log_next = sqlite3_column_int64(st, 22);
+	r->lease_until = sqlite3_column_int64(st, 23);
+	r->fence = r->fence_prev = sqlite3_column_int64(st, 24);
 }
 
 /* The text a row holds (its variable fields), for a bound on a page. */
@@ -270,15 +284,15 @@ done(struct db *db, sqlite3_stmt *st, const char *func)
 
 /* Store a new task; id 0 lets sqlite choose one (tests only). */
 int
-db_task_insert(struct db *db, const struct task_row *r)
+db_task_insert(struct db *db, const struct task_row *r, int64_t lease_until)
 {
 	sqlite3_stmt	*st;
 	int		 rc = SQLITE_OK;
 
 	if ((st = STMT(db, DB_ST_TASK_INSERT, "INSERT INTO tasks ("
-	    TASK_COLS_STORED ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-	    " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,"
-	    " ?23)")) == NULL)
+	    TASK_COLS_STORED ", owner, lease_until, fence) VALUES (?1, ?2,"
+	    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+	    " ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)")) == NULL)
 		return (-1);
 	bind_opt(st, 1, r->id, &rc);
 	bind_opt(st, 2, r->parent, &rc);
@@ -303,14 +317,41 @@ db_task_insert(struct db *db, const struct task_row *r)
 	bind_text(st, 21, r->checkpoint, &rc);
 	rc |= sqlite3_bind_int64(st, 22, r->version);
 	rc |= sqlite3_bind_int64(st, 23, r->log_next);
+	claim_bind(db, st, 24, r, lease_until, &rc);
 	if (rc != SQLITE_OK)
 		return (db_fail(db, st, __func__));
 	return (done(db, st, __func__));
 }
 
-/* Store a task's mutable fields (the list is in db.h). */
+/*
+ * A running row carries its owner (this connection's) and the lease;
+ * other rows none: they are nobody's until claimed, and a million
+ * finished rows need not each store a name.  The token is the row's.
+ */
+static void
+claim_bind(struct db *db, sqlite3_stmt *st, int i, const struct task_row *r,
+    int64_t lease_until, int *rc)
+{
+	if (r->state == TASK_RUNNING) {
+		bind_text(st, i, SQ(db)->owner, rc);
+		bind_opt(st, i + 1, lease_until, rc);
+	} else {
+		*rc |= sqlite3_bind_null(st, i);
+		*rc |= sqlite3_bind_null(st, i + 1);
+	}
+	*rc |= sqlite3_bind_int64(st, i + 2, r->fence);
+}
+
+/*
+ * Store a task's mutable fields: state, run_at, started_at, finished_at,
+ * attempt, cancel_requested, progress, result, error, checkpoint,
+ * version, log_next, and the claim (claim_bind).  Only if the store
+ * still holds the token this owner had (fence_prev; fence is what it
+ * holds from now on, one more after a claim): 0 written, 1 if not (the
+ * row is another owner's now, or gone), -1 on error.
+ */
 int
-db_task_update(struct db *db, const struct task_row *r)
+db_task_update(struct db *db, const struct task_row *r, int64_t lease_until)
 {
 	sqlite3_stmt	*st;
 	int		 rc = SQLITE_OK;
@@ -318,8 +359,9 @@ db_task_update(struct db *db, const struct task_row *r)
 	if ((st = STMT(db, DB_ST_TASK_UPDATE, "UPDATE tasks SET state = ?2,"
 	    " run_at = ?3, started_at = ?4, finished_at = ?5, attempt = ?6,"
 	    " cancel_requested = ?7, progress = ?8, result = ?9, error = ?10,"
-	    " checkpoint = ?11, version = ?12, log_next = ?13"
-	    " WHERE id = ?1")) == NULL)
+	    " checkpoint = ?11, version = ?12, log_next = ?13, owner = ?14,"
+	    " lease_until = ?15, fence = ?16"
+	    " WHERE id = ?1 AND fence = ?17")) == NULL)
 		return (-1);
 	rc |= sqlite3_bind_int64(st, 1, r->id);
 	rc |= sqlite3_bind_int(st, 2, (int)r->state);
@@ -334,21 +376,98 @@ db_task_update(struct db *db, const struct task_row *r)
 	bind_text(st, 11, r->checkpoint, &rc);
 	rc |= sqlite3_bind_int64(st, 12, r->version);
 	rc |= sqlite3_bind_int64(st, 13, r->log_next);
+	claim_bind(db, st, 14, r, lease_until, &rc);
+	rc |= sqlite3_bind_int64(st, 17, r->fence_prev);
 	if (rc != SQLITE_OK)
 		return (db_fail(db, st, __func__));
 	if (done(db, st, __func__) != 0)
 		return (-1);
-	/* A bug above, not a store failure: failing would block commits. */
-	if (sqlite3_changes(db->h) == 0)
-		log_warnx("%s: task %lld is not stored", __func__,
-		    (long long)r->id);
+	/* Not a store failure: failing would block every later commit. */
+	return (sqlite3_changes(SQ(db)->h) == 0 ? 1 : 0);
+}
+
+/* Every running row of this connection's owner: its lease goes on. */
+int
+db_lease_renew(struct db *db, int64_t lease_until)
+{
+	sqlite3_stmt	*st;
+	int		 rc = SQLITE_OK;
+
+	if ((st = STMT(db, DB_ST_LEASE_RENEW, "UPDATE tasks INDEXED BY"
+	    " tasks_state SET lease_until = ?2 WHERE state = 1"
+	    " AND owner = ?1")) == NULL)
+		return (-1);
+	bind_text(st, 1, SQ(db)->owner, &rc);
+	rc |= sqlite3_bind_int64(st, 2, lease_until);
+	if (rc != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	return (done(db, st, __func__));
+}
+
+/* Rows read for an owner: theirs once written (store.h, "claims"). */
+static void
+rows_take(struct task_row *rows, size_t n, int64_t lease_until)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		rows[i].fence_prev = rows[i].fence;
+		rows[i].fence++;
+		rows[i].lease_until = lease_until;
+	}
+}
+
+/*
+ * The due window, claimed for owner.  One process owns an sqlite file
+ * (the lock), so no other owner can hold a scheduled row: the claim is
+ * the read, and it is written with the row's next change (the start).
+ */
+int
+sq_claim(struct db *db, const char *owner, int64_t lease_until,
+    const struct store_window *w, struct task_row **rows, size_t *n)
+{
+	(void)owner;
+	if (sq_task_due(db, w->after_run_at, w->after_id, w->until, w->limit,
+	    rows, n) != 0)
+		return (-1);
+	rows_take(*rows, *n, lease_until);
+	return (0);
+}
+
+/*
+ * Running rows whose lease is over, for self to take back.  A row of
+ * another owner counts whatever its lease says: this process holds the
+ * file's lock, so that owner is gone (on sqlite, every running row of a
+ * previous process, as before claims existed).
+ */
+int
+sq_expired(struct db *db, int64_t now, const char *self,
+    struct task_row **rows, size_t *n)
+{
+	sqlite3_stmt	*st;
+	int		 rc = SQLITE_OK;
+
+	*rows = NULL;
+	*n = 0;
+	if ((st = STMT(db, DB_ST_TASK_LEASE_EXPIRED, "SELECT " TASK_COLS
+	    " FROM tasks INDEXED BY tasks_state WHERE state = 1"
+	    " AND (owner IS NULL OR owner <> ?1 OR lease_until IS NULL"
+	    " OR lease_until < ?2) ORDER BY id")) == NULL)
+		return (-1);
+	rc |= sqlite3_bind_text(st, 1, self, -1, SQLITE_STATIC);
+	rc |= sqlite3_bind_int64(st, 2, now);
+	if (rc != SQLITE_OK)
+		return (db_fail(db, st, __func__));
+	if (rows_collect(db, st, __func__, rows, n) != 0)
+		return (-1);
+	rows_take(*rows, *n, 0);
 	return (0);
 }
 
 /*
  * Delete a task, its descendants and all their log lines, and leave a
  * tombstone (seq, id) for the change feed.  The highest id deleted is
- * remembered (db_max_id).
+ * remembered (sq_max_id).
  */
 int
 db_task_delete(struct db *db, int64_t id, int64_t seq)
@@ -429,7 +548,7 @@ db_log_insert(struct db *db, int64_t task, int64_t n, int64_t at,
  * found, -1 error.
  */
 int
-db_task_get(struct db *db, int64_t id, struct task_row *row)
+sq_task_get(struct db *db, int64_t id, struct task_row *row)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
@@ -453,7 +572,7 @@ db_task_get(struct db *db, int64_t id, struct task_row *row)
 
 /* The children of a task, in child_index order. */
 int
-db_task_children(struct db *db, int64_t parent, struct task_row **rows,
+sq_task_children(struct db *db, int64_t parent, struct task_row **rows,
     size_t *n)
 {
 	sqlite3_stmt	*st;
@@ -471,7 +590,7 @@ db_task_children(struct db *db, int64_t parent, struct task_row **rows,
 
 /* The ids of a task's children, in child_index order. */
 int
-db_task_child_ids(struct db *db, int64_t parent, int64_t **ids, size_t *n)
+sq_task_child_ids(struct db *db, int64_t parent, int64_t **ids, size_t *n)
 {
 	sqlite3_stmt	*st;
 
@@ -558,7 +677,7 @@ list_arm(char *buf, size_t *len, const char *cols, const char *index,
  * (from the index alone) go into a UNION ALL whose ORDER BY sqlite runs
  * as a lazy merge, so about limit entries are read and nothing is sorted,
  * and only the rows that made the limit are read, in the merge's order
- * (db_task_list checks it).  With neither kind nor states, walk the table
+ * (sq_task_list checks it).  With neither kind nor states, walk the table
  * back from the cursor.
  */
 static void
@@ -620,7 +739,7 @@ list_cmp(const void *a, const void *b)
 
 /* Tasks matching a filter, newest first. */
 int
-db_task_list(struct db *db, const struct db_filter *f, struct task_row **rows,
+sq_task_list(struct db *db, const struct db_filter *f, struct task_row **rows,
     size_t *n)
 {
 	sqlite3_stmt	*st;
@@ -644,10 +763,10 @@ db_task_list(struct db *db, const struct db_filter *f, struct task_row **rows,
 		states = 0;
 	shape = (((int)states * 2 + kind) * 3 + pmode) * 2 + before;
 
-	if ((st = db->list[shape]) == NULL) {
+	if ((st = SQ(db)->list[shape]) == NULL) {
 		sql = xmalloc(LIST_SQL_MAX);
 		list_sql(sql, states, kind, pmode, before);
-		st = db_stmt(db, &db->list[shape], sql, __func__);
+		st = db_stmt(db, &SQ(db)->list[shape], sql, __func__);
 		free(sql);
 		if (st == NULL)
 			return (-1);
@@ -684,7 +803,7 @@ db_task_list(struct db *db, const struct db_filter *f, struct task_row **rows,
 
 /* Every task in a state, in id order (recovery at start). */
 int
-db_task_in_state(struct db *db, int state, struct task_row **rows,
+sq_task_in_state(struct db *db, int state, struct task_row **rows,
     size_t *n)
 {
 	sqlite3_stmt	*st;
@@ -705,7 +824,7 @@ db_task_in_state(struct db *db, int state, struct task_row **rows,
  * after (after_run_at, after_id); at most limit (<= 0: all).
  */
 int
-db_task_due(struct db *db, int64_t after_run_at, int64_t after_id,
+sq_task_due(struct db *db, int64_t after_run_at, int64_t after_id,
     int64_t until, int limit, struct task_row **rows, size_t *n)
 {
 	sqlite3_stmt	*st;
@@ -733,7 +852,7 @@ db_task_due(struct db *db, int64_t after_run_at, int64_t after_id,
  * state index: for health and metrics, not for every request.
  */
 int
-db_task_version(struct db *db, int64_t id, int64_t *version)
+sq_task_version(struct db *db, int64_t id, int64_t *version)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
@@ -756,7 +875,7 @@ db_task_version(struct db *db, int64_t id, int64_t *version)
 }
 
 int
-db_task_count_kinds(struct db *db,
+sq_task_count_kinds(struct db *db,
     void (*fn)(void *, const char *, int, int64_t), void *arg)
 {
 	sqlite3_stmt	*st;
@@ -776,7 +895,7 @@ db_task_count_kinds(struct db *db,
 }
 
 int
-db_task_count(struct db *db, int64_t *counts)
+sq_task_count(struct db *db, int64_t *counts)
 {
 	sqlite3_stmt	*st;
 	int		 rc, state;
@@ -797,24 +916,12 @@ db_task_count(struct db *db, int64_t *counts)
 }
 
 /*
- * The lines n >= since of a task's log, at most limit (<= 0: all), in
- * order; *first is the lowest line still stored (0 if none).
- */
-int
-db_log_read(struct db *db, int64_t task, int64_t since, int limit,
-    struct db_log_line **linesp, size_t *np, int64_t *first)
-{
-	return (db_log_page(db, task, since, INT64_MAX, limit, 0, linesp, np,
-	    first));
-}
-
-/*
  * The lines since <= n < until, at most limit, stopping once their text
  * reaches max_bytes (0: no bound): a log read a page at a time, as a
  * slow client drains it, holds a few lines in memory, not the page.
  */
 int
-db_log_page(struct db *db, int64_t task, int64_t since, int64_t until,
+sq_log_page(struct db *db, int64_t task, int64_t since, int64_t until,
     int limit, size_t max_bytes, struct db_log_line **linesp, size_t *np,
     int64_t *first)
 {
@@ -876,7 +983,7 @@ db_log_page(struct db *db, int64_t task, int64_t since, int64_t until,
  * a line in overflow pages is still read by sqlite, but not copied).
  */
 int
-db_log_span(struct db *db, int64_t task, int64_t since, int limit,
+sq_log_span(struct db *db, int64_t task, int64_t since, int limit,
     size_t per_line, size_t max_bytes, int64_t *until, size_t *bytesp)
 {
 	sqlite3_stmt	*st;
@@ -924,7 +1031,7 @@ db_log_lines_free(struct db_log_line *lines, size_t n)
 
 /* The highest task id ever stored, deleted ones included. */
 int
-db_max_id(struct db *db, int64_t *id)
+sq_max_id(struct db *db, int64_t *id)
 {
 	sqlite3_stmt	*st;
 
@@ -940,7 +1047,7 @@ db_max_id(struct db *db, int64_t *id)
  * newest tombstone is never pruned, so a deletion's seq is not reused).
  */
 int
-db_max_seq(struct db *db, int64_t *seq)
+sq_max_seq(struct db *db, int64_t *seq)
 {
 	sqlite3_stmt	*st;
 
@@ -956,7 +1063,7 @@ db_max_seq(struct db *db, int64_t *seq)
  * -1 on error.
  */
 int
-db_idem_get(struct db *db, const char *key, char **hash, char **ids)
+sq_idem_get(struct db *db, const char *key, char **hash, char **ids)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
@@ -1019,7 +1126,7 @@ db_idem_prune(struct db *db, int64_t before)
  * a time, oldest first.
  */
 int
-db_task_expired(struct db *db, int64_t before, int limit, int64_t **ids,
+sq_task_expired(struct db *db, int64_t before, int limit, int64_t **ids,
     size_t *n)
 {
 	sqlite3_stmt	*st;
@@ -1044,7 +1151,7 @@ db_task_expired(struct db *db, int64_t before, int limit, int64_t **ids,
  * only asked when more than keep tasks are stored at all.
  */
 int
-db_task_beyond(struct db *db, int keep, int limit, int64_t **ids, size_t *n)
+sq_task_beyond(struct db *db, int keep, int limit, int64_t **ids, size_t *n)
 {
 	sqlite3_stmt	*st;
 	int		 rc = SQLITE_OK;
@@ -1067,7 +1174,7 @@ db_task_beyond(struct db *db, int keep, int limit, int64_t **ids, size_t *n)
 
 /*
  * Drop the tombstones before seq, except the newest one: it keeps
- * db_max_seq from going back.
+ * sq_max_seq from going back.
  */
 int
 db_tombstone_prune(struct db *db, int64_t seq)
@@ -1085,7 +1192,7 @@ db_tombstone_prune(struct db *db, int64_t seq)
 
 /* The oldest tombstone's seq, 0 if none. */
 int
-db_tombstone_min(struct db *db, int64_t *seq)
+sq_tombstone_min(struct db *db, int64_t *seq)
 {
 	sqlite3_stmt	*st;
 

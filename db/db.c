@@ -9,8 +9,13 @@
  * writers are admin tools, and a commit that fails is retried by the
  * caller from a timer.  synchronous is FULL (a commit survives power loss)
  * or NORMAL (it survives a process crash); it is not stored in the file,
- * so it is set on every open.  Checkpoints run as sqlite's automatic ones
- * plus a passive one from the daemon's idle timer.
+ * so it is set on every open.  Checkpoints are sqlite's automatic ones.
+ *
+ * The loop's connection is the backend's handle (struct store_ops, at the
+ * end): it hands out ids and seqs, counted in memory from the highest
+ * stored at open (exact: the file's lock keeps other processes out), and
+ * starts the writer, whose connection is its own (sqlite-writer.c).  A
+ * file is locked (lock.c) before sqlite opens it at all.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,6 +37,11 @@
 static int	db_pragma(sqlite3 *, const char *, const char *, char **);
 static int	db_writable(sqlite3 *, const char *, char **);
 static int	db_simple(struct db *, enum db_st, const char *, const char *);
+static void	sq_close(struct db *);
+static int64_t	sq_next_id(struct db *);
+static int64_t	sq_next_seq(struct db *);
+static int64_t	sq_last_seq(struct db *);
+static const char *sq_owner(struct db *);
 
 /* Run a PRAGMA; with want, check the value it answers. */
 static int
@@ -95,17 +105,22 @@ db_writable(sqlite3 *h, const char *path, char **cause)
 /*
  * Open the database at path, creating and migrating it.  On error NULL is
  * returned and *cause (allocated, naming the file) says why; a file corod
- * cannot write is refused (db_writable).
+ * cannot write is refused (db_writable), and so is a file another process
+ * holds (lock.c), before sqlite touches it.
  */
 struct db *
-db_open(const char *path, int sync_full, char **cause)
+sq_open(const char *path, int sync_full, char **cause)
 {
-	struct db	*db;
-	sqlite3		*h = NULL;
-	char		*got = NULL;
-	int		 version;
+	struct sqlite_db	*sq;
+	struct db		*db;
+	struct db_lock		*lock;
+	sqlite3			*h = NULL;
+	char			*got = NULL;
+	int			 version;
 
 	*cause = NULL;
+	if ((lock = db_lock_take(path, cause)) == NULL)
+		return (NULL);
 	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		if (h == NULL)
@@ -138,8 +153,21 @@ db_open(const char *path, int sync_full, char **cause)
 	if (migrate_run(h, path, cause) != 0)
 		goto fail;
 
-	db = xcalloc(1, sizeof *db);
-	db->h = h;
+	sq = xcalloc(1, sizeof *sq);
+	sq->db.ops = &store_sqlite;
+	sq->h = h;
+	sq->path = xstrdup(path);
+	sq->sync_full = sync_full;
+	sq->owner = db_lock_owner(lock);
+	sq->lock = lock;
+	db = &sq->db;
+	if (sq_max_id(db, &sq->last_id) != 0 ||
+	    sq_max_seq(db, &sq->last_seq) != 0) {
+		xasprintf(cause, "%s: cannot read where ids continue: %s",
+		    path, sqlite3_errmsg(h));
+		sq_close(db);
+		return (NULL);
+	}
 	log_debug("%s: %s opened, schema version %d, synchronous %s",
 	    __func__, path, db_schema_version(), sync_full ? "FULL" : "NORMAL");
 	return (db);
@@ -147,22 +175,54 @@ db_open(const char *path, int sync_full, char **cause)
 fail:
 	free(got);
 	sqlite3_close(h);
+	db_lock_release(lock);
 	return (NULL);
 }
 
-/* Finalize every statement and close the connection. */
-void
-db_close(struct db *db)
+/*
+ * Finalize every statement and close the connection (its writer, if it
+ * started one, is stopped first); the lock goes with the process's last.
+ */
+static void
+sq_close(struct db *db)
 {
-	sqlite3_stmt	*st;
+	struct sqlite_db	*sq = SQ(db);
+	sqlite3_stmt		*st;
 
-	if (db == NULL)
-		return;
-	while ((st = sqlite3_next_stmt(db->h, NULL)) != NULL)
+	if (sq->writer != NULL)
+		sq_writer_stop(db);
+	while ((st = sqlite3_next_stmt(sq->h, NULL)) != NULL)
 		sqlite3_finalize(st);
-	if (sqlite3_close(db->h) != SQLITE_OK)
-		log_warnx("%s: %s", __func__, sqlite3_errmsg(db->h));
-	free(db);
+	if (sqlite3_close(sq->h) != SQLITE_OK)
+		log_warnx("%s: %s", __func__, sqlite3_errmsg(sq->h));
+	db_lock_release(sq->lock);
+	free(sq->path);
+	free(sq);
+}
+
+/* Ids and seqs: counted here, never reused (the lock: nobody else). */
+static int64_t
+sq_next_id(struct db *db)
+{
+	return (++SQ(db)->last_id);
+}
+
+static int64_t
+sq_next_seq(struct db *db)
+{
+	return (++SQ(db)->last_seq);
+}
+
+static int64_t
+sq_last_seq(struct db *db)
+{
+	return (SQ(db)->last_seq);
+}
+
+static const char *
+sq_owner(struct db *db)
+{
+	return (SQ(db)->owner);
 }
 
 /*
@@ -175,9 +235,9 @@ db_stmt(struct db *db, sqlite3_stmt **slot, const char *sql,
 {
 	if (*slot != NULL)
 		return (*slot);
-	if (sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	if (sqlite3_prepare_v3(SQ(db)->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
 	    slot, NULL) != SQLITE_OK) {
-		log_warnx("%s: %s", func, sqlite3_errmsg(db->h));
+		log_warnx("%s: %s", func, sqlite3_errmsg(SQ(db)->h));
 		*slot = NULL;
 		return (NULL);
 	}
@@ -188,7 +248,7 @@ db_stmt(struct db *db, sqlite3_stmt **slot, const char *sql,
 int
 db_fail(struct db *db, sqlite3_stmt *st, const char *func)
 {
-	log_warnx("%s: %s", func, sqlite3_errmsg(db->h));
+	log_warnx("%s: %s", func, sqlite3_errmsg(SQ(db)->h));
 	if (st != NULL)
 		sqlite3_reset(st);
 	return (-1);
@@ -200,7 +260,7 @@ db_simple(struct db *db, enum db_st which, const char *sql, const char *func)
 {
 	sqlite3_stmt	*st;
 
-	if ((st = db_stmt(db, &db->st[which], sql, func)) == NULL)
+	if ((st = db_stmt(db, &SQ(db)->st[which], sql, func)) == NULL)
 		return (-1);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return (db_fail(db, st, func));
@@ -229,7 +289,7 @@ db_commit(struct db *db)
 void
 db_rollback(struct db *db)
 {
-	if (sqlite3_get_autocommit(db->h))
+	if (sqlite3_get_autocommit(SQ(db)->h))
 		return;
 	db_simple(db, DB_ST_ROLLBACK, "ROLLBACK", __func__);
 }
@@ -243,8 +303,8 @@ db_rollback(struct db *db)
 int
 db_full(struct db *db)
 {
-	int	rc = sqlite3_extended_errcode(db->h) & 0xff;
-	int	err = sqlite3_system_errno(db->h);
+	int	rc = sqlite3_extended_errcode(SQ(db)->h) & 0xff;
+	int	err = sqlite3_system_errno(SQ(db)->h);
 
 	return (rc == SQLITE_FULL ||
 	    (rc == SQLITE_IOERR && (err == ENOSPC || err == EDQUOT)));
@@ -252,15 +312,48 @@ db_full(struct db *db)
 
 /* A passive WAL checkpoint: copies what it can, never waits. */
 int
-db_checkpoint(struct db *db)
+sq_checkpoint(struct db *db)
 {
 	int	rc;
 
-	rc = sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE,
-	    NULL, NULL);
+	rc = sqlite3_wal_checkpoint_v2(SQ(db)->h, NULL,
+	    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	if (rc != SQLITE_OK) {
-		log_warnx("%s: %s", __func__, sqlite3_errmsg(db->h));
+		log_warnx("%s: %s", __func__, sqlite3_errmsg(SQ(db)->h));
 		return (-1);
 	}
 	return (0);
 }
+
+const struct store_ops store_sqlite = {
+	.name = "sqlite",
+	.close = sq_close,
+	.next_id = sq_next_id,
+	.next_seq = sq_next_seq,
+	.last_seq = sq_last_seq,
+	.owner = sq_owner,
+	.writer_start = sq_writer_start,
+	.writer_stop = sq_writer_stop,
+	.write_batch = sq_write_batch,
+	.write_wait = sq_write_wait,
+	.claim = sq_claim,
+	.expired = sq_expired,
+	.task_get = sq_task_get,
+	.task_children = sq_task_children,
+	.task_child_ids = sq_task_child_ids,
+	.task_list = sq_task_list,
+	.task_in_state = sq_task_in_state,
+	.task_due = sq_task_due,
+	.task_version = sq_task_version,
+	.task_count = sq_task_count,
+	.task_count_kinds = sq_task_count_kinds,
+	.log_page = sq_log_page,
+	.log_span = sq_log_span,
+	.max_id = sq_max_id,
+	.max_seq = sq_max_seq,
+	.idem_get = sq_idem_get,
+	.task_expired = sq_task_expired,
+	.task_beyond = sq_task_beyond,
+	.tombstone_min = sq_tombstone_min,
+	.checkpoint = sq_checkpoint,
+};

@@ -1,15 +1,15 @@
 /*
  * db.h -- the store: corod's narrow interface to its database.
  *
- * One connection, used only from the loop thread.  The daemon collects the
- * writes of a loop turn and wraps them in db_begin/db_commit (group commit,
- * daemon/commit.c); reads outside that window see committed data only.
- * Every function returns 0 on success and -1 on error (logged, with the
- * sqlite message) unless it says otherwise.  Rows handed out are owned by
- * the caller (task_row_free).
+ * Short functions that dispatch to the backend (store.h: struct
+ * store_ops; sqlite is the only one).  Every function returns 0 on
+ * success and -1 on error (logged, with the backend's message) unless it
+ * says otherwise.  Rows handed out are owned by the caller
+ * (task_row_free).
  *
- * A second backend (PostgreSQL) implements the same functions in a new
- * file; nothing above this header knows it is sqlite.
+ * Writes are not here: the daemon hands a whole batch to the backend
+ * (db_write_batch, daemon/commit.c assembles it), which answers on the
+ * loop.  Reads see committed data only.
  */
 #ifndef DB_H
 #define DB_H
@@ -17,46 +17,138 @@
 #include <stdint.h>
 #include <stddef.h>
 
-struct task_row;
-struct db;
+#include "store.h"
 
-/* Open (creating and migrating) the database at path.  sync_full selects
+struct task_row;
+
+/*
+ * Open (creating and migrating) the database at path.  sync_full selects
  * synchronous=FULL (durable across power loss) or NORMAL (durable across
  * process crashes only).  NULL and *cause (allocated) on error, e.g. a
- * schema newer than this binary knows. */
+ * schema newer than this binary knows, or another corod using the file.
+ * Further connections of the same process to the same file (the stats
+ * thread's, the writer's) share the first one's claim on it.
+ */
 struct db	*db_open(const char *, int, char **);
-void		 db_close(struct db *);
 /* For tests and tools: the schema version this binary writes. */
 int		 db_schema_version(void);
 
-/* The turn's transaction: BEGIN IMMEDIATE ... COMMIT. */
-int		 db_begin(struct db *);
-int		 db_commit(struct db *);
-void		 db_rollback(struct db *);
-/* 1 if the last call that failed on this connection failed because the
- * disk (or the user's quota) is full, 0 otherwise.  Ask before
- * db_rollback, which resets what the connection remembers. */
-int		 db_full(struct db *);
+static inline void
+db_close(struct db *db)
+{
+	if (db != NULL)
+		db->ops->close(db);
+}
 
-/* Writes (inside db_begin/db_commit). */
-int		 db_task_insert(struct db *, const struct task_row *);
-/* Store the mutable fields: state, run_at, started_at, finished_at,
- * attempt, cancel_requested, progress, result, error, checkpoint,
- * version, log_next. */
-int		 db_task_update(struct db *, const struct task_row *);
-/* Remove a task, its children (recursively) and their logs; leave a
- * tombstone at seq so the change feed can report the deletion. */
-int		 db_task_delete(struct db *, int64_t, int64_t);
-/* Append log line n; drop lines older than n - keep + 1. */
-int		 db_log_insert(struct db *, int64_t, int64_t, int64_t,
-		    const char *, size_t, int);
+/* A new task id, never reused, even across restarts. */
+static inline int64_t
+db_next_id(struct db *db)
+{
+	return (db->ops->next_id(db));
+}
+
+/* A new change sequence number (a task's next version). */
+static inline int64_t
+db_next_seq(struct db *db)
+{
+	return (db->ops->next_seq(db));
+}
+
+/* The last change sequence number handed out. */
+static inline int64_t
+db_last_seq(struct db *db)
+{
+	return (db->ops->last_seq(db));
+}
+
+/*
+ * This daemon's name as an owner of claims: one per life of a daemon on
+ * the store (on sqlite, made when the process takes the file's lock).
+ */
+static inline const char *
+db_owner(struct db *db)
+{
+	return (db->ops->owner(db));
+}
+
+/* Start the backend's writing on the loop's base (once, by commit.c). */
+static inline int
+db_writer_start(struct db *db, struct event_base *base, char **cause)
+{
+	return (db->ops->writer_start(db, base, cause));
+}
+
+/* Stop it (after the last batch was answered). */
+static inline void
+db_writer_stop(struct db *db)
+{
+	db->ops->writer_stop(db);
+}
+
+/*
+ * Write a batch in one transaction; done(batch, arg) is called on the
+ * loop when it is written (batch->ok) or failed.  One batch at a time.
+ */
+static inline void
+db_write_batch(struct db *db, struct store_batch *b,
+    void (*done)(struct store_batch *, void *), void *arg)
+{
+	db->ops->write_batch(db, b, done, arg);
+}
+
+/* Wait for the batch in flight to be answered (its callback has run). */
+static inline void
+db_write_wait(struct db *db)
+{
+	db->ops->write_wait(db);
+}
+
+/*
+ * Claim for owner, with a lease until lease_until, the due top-level
+ * scheduled tasks in (run_at, id) order strictly after (after_run_at,
+ * after_id) and with run_at <= until; at most limit.  The rows come back
+ * taken (fence = fence_prev + 1, lease_until): the claim holds once
+ * written with the row's next change.
+ */
+static inline int
+db_claim(struct db *db, const char *owner, int64_t lease_until,
+    const struct store_window *w, struct task_row **rows, size_t *n)
+{
+	return (db->ops->claim(db, owner, lease_until, w, rows, n));
+}
+
+/*
+ * The running tasks whose lease is over at now, for self to take back
+ * (recovery), in id order, taken as by db_claim.  On sqlite every running
+ * row of another owner counts: the file's lock proves that owner gone.
+ */
+static inline int
+db_expired(struct db *db, int64_t now, const char *self,
+    struct task_row **rows, size_t *n)
+{
+	return (db->ops->expired(db, now, self, rows, n));
+}
 
 /* Reads.  db_task_get returns 1 found, 0 not found, -1 error. */
-int		 db_task_get(struct db *, int64_t, struct task_row *);
+static inline int
+db_task_get(struct db *db, int64_t id, struct task_row *row)
+{
+	return (db->ops->task_get(db, id, row));
+}
+
 /* Children of a task, in child_index order. */
-int		 db_task_children(struct db *, int64_t, struct task_row **,
-		    size_t *);
-int		 db_task_child_ids(struct db *, int64_t, int64_t **, size_t *);
+static inline int
+db_task_children(struct db *db, int64_t parent, struct task_row **rows,
+    size_t *n)
+{
+	return (db->ops->task_children(db, parent, rows, n));
+}
+
+static inline int
+db_task_child_ids(struct db *db, int64_t parent, int64_t **ids, size_t *n)
+{
+	return (db->ops->task_child_ids(db, parent, ids, n));
+}
 
 struct db_filter {
 	unsigned int	 states;	/* bit (1 << state); 0: any */
@@ -66,28 +158,61 @@ struct db_filter {
 	int		 limit;
 	size_t		 max_bytes;	/* 0: no bound (below) */
 };
-/* Newest first (id descending); log_next is the stored one (a list
+/*
+ * Newest first (id descending); log_next is the stored one (a list
  * renders none).  With max_bytes, no more rows are read once the text of
  * those read (name, params, progress, result, error, checkpoint) reaches
- * it: then 1 is returned (0 otherwise), and more rows may match. */
-int		 db_task_list(struct db *, const struct db_filter *,
-		    struct task_row **, size_t *);
-/* All tasks in a state (recovery at start), in id order. */
-int		 db_task_in_state(struct db *, int, struct task_row **,
-		    size_t *);
+ * it: then 1 is returned (0 otherwise), and more rows may match.
+ */
+static inline int
+db_task_list(struct db *db, const struct db_filter *f,
+    struct task_row **rows, size_t *n)
+{
+	return (db->ops->task_list(db, f, rows, n));
+}
+
+/* All tasks in a state, in id order. */
+static inline int
+db_task_in_state(struct db *db, int state, struct task_row **rows,
+    size_t *n)
+{
+	return (db->ops->task_in_state(db, state, rows, n));
+}
+
 /*
  * Due top-level scheduled tasks in (run_at, id) order strictly after
- * (after_run_at, after_id) and with run_at <= until; at most limit.
+ * (after_run_at, after_id) and with run_at <= until; at most limit; not
+ * claimed (db_claim is the daemon's way to read them).
  */
-int		 db_task_due(struct db *, int64_t, int64_t, int64_t, int,
-		    struct task_row **, size_t *);
+static inline int
+db_task_due(struct db *db, int64_t after_run_at, int64_t after_id,
+    int64_t until, int limit, struct task_row **rows, size_t *n)
+{
+	return (db->ops->task_due(db, after_run_at, after_id, until, limit,
+	    rows, n));
+}
+
 /* The version of a task: 1 if found, 0 if not, -1 on error. */
-int		 db_task_version(struct db *, int64_t, int64_t *);
+static inline int
+db_task_version(struct db *db, int64_t id, int64_t *version)
+{
+	return (db->ops->task_version(db, id, version));
+}
+
 /* Counts by state (index = enum task_state), for health and metrics. */
-int		 db_task_count(struct db *, int64_t *);
+static inline int
+db_task_count(struct db *db, int64_t *counts)
+{
+	return (db->ops->task_count(db, counts));
+}
+
 /* Counts by kind and state: fn(arg, kind, state, count) per pair. */
-int		 db_task_count_kinds(struct db *,
-		    void (*)(void *, const char *, int, int64_t), void *);
+static inline int
+db_task_count_kinds(struct db *db,
+    void (*fn)(void *, const char *, int, int64_t), void *arg)
+{
+	return (db->ops->task_count_kinds(db, fn, arg));
+}
 
 /*
  * The log lines n >= since, up to limit lines, in order; *first is the
@@ -99,49 +224,99 @@ struct db_log_line {
 	char		*text;
 	size_t		 len;
 };
-int		 db_log_read(struct db *, int64_t, int64_t, int,
-		    struct db_log_line **, size_t *, int64_t *);
 /*
- * The same for lines since <= n < until, reading no more once their text
- * reaches max_bytes (0: no bound; the first line is always read).
+ * The lines since <= n < until, reading no more once their text reaches
+ * max_bytes (0: no bound; the first line is always read).
  */
-int		 db_log_page(struct db *, int64_t, int64_t, int64_t, int,
-		    size_t, struct db_log_line **, size_t *, int64_t *);
+static inline int
+db_log_page(struct db *db, int64_t task, int64_t since, int64_t until,
+    int limit, size_t max_bytes, struct db_log_line **lines, size_t *n,
+    int64_t *first)
+{
+	return (db->ops->log_page(db, task, since, until, limit, max_bytes,
+	    lines, n, first));
+}
+
+static inline int
+db_log_read(struct db *db, int64_t task, int64_t since, int limit,
+    struct db_log_line **lines, size_t *n, int64_t *first)
+{
+	return (db->ops->log_page(db, task, since, INT64_MAX, limit, 0,
+	    lines, n, first));
+}
+
 /*
  * Where a page of the log from since ends, without copying its text: the
  * lines n >= since, at most limit, while their sizes (text + per_line
  * bytes each) sum to at most max_bytes, but always the first; *until is
  * past the last of them (since if none), *bytes their total.
  */
-int		 db_log_span(struct db *, int64_t, int64_t, int, size_t,
-		    size_t, int64_t *, size_t *);
+static inline int
+db_log_span(struct db *db, int64_t task, int64_t since, int limit,
+    size_t per_line, size_t max_bytes, int64_t *until, size_t *bytes)
+{
+	return (db->ops->log_span(db, task, since, limit, per_line,
+	    max_bytes, until, bytes));
+}
 void		 db_log_lines_free(struct db_log_line *, size_t);
 
 /* Highest task id ever used (ids are never reused) and highest change
- * seq (tasks and tombstones). */
-int		 db_max_id(struct db *, int64_t *);
-int		 db_max_seq(struct db *, int64_t *);
+ * seq (tasks and tombstones), as stored. */
+static inline int
+db_max_id(struct db *db, int64_t *id)
+{
+	return (db->ops->max_id(db, id));
+}
+
+static inline int
+db_max_seq(struct db *db, int64_t *seq)
+{
+	return (db->ops->max_seq(db, seq));
+}
 
 /* Idempotency keys: 1 found (hash and ids JSON array allocated), 0 not. */
-int		 db_idem_get(struct db *, const char *, char **, char **);
-int		 db_idem_put(struct db *, const char *, const char *,
-		    const char *, int64_t);
-int		 db_idem_prune(struct db *, int64_t);
+static inline int
+db_idem_get(struct db *db, const char *key, char **hash, char **ids)
+{
+	return (db->ops->idem_get(db, key, hash, ids));
+}
 
 /*
  * Retention: ids of up to limit top-level finished tasks whose
- * finished_at < before (the caller deletes them with db_task_delete so
- * they get tombstones), and pruning of tombstones older than seq.
+ * finished_at < before (the daemon deletes them in a batch, so they get
+ * tombstones).
  */
-int		 db_task_expired(struct db *, int64_t, int, int64_t **,
-		    size_t *);
-/* Finished top-level tasks after the newest keep of them, oldest first. */
-int		 db_task_beyond(struct db *, int, int, int64_t **, size_t *);
-int		 db_tombstone_prune(struct db *, int64_t);
-/* Tombstones are kept from this seq on; 0 if none (for the feed's 410). */
-int		 db_tombstone_min(struct db *, int64_t *);
+static inline int
+db_task_expired(struct db *db, int64_t before, int limit, int64_t **ids,
+    size_t *n)
+{
+	return (db->ops->task_expired(db, before, limit, ids, n));
+}
 
-/* Passive WAL checkpoint from an idle timer. */
-int		 db_checkpoint(struct db *);
+/* Finished top-level tasks after the newest keep of them, oldest first. */
+static inline int
+db_task_beyond(struct db *db, int keep, int limit, int64_t **ids,
+    size_t *n)
+{
+	return (db->ops->task_beyond(db, keep, limit, ids, n));
+}
+
+/* Tombstones are kept from this seq on; 0 if none (for the feed's 410). */
+static inline int
+db_tombstone_min(struct db *db, int64_t *seq)
+{
+	return (db->ops->tombstone_min(db, seq));
+}
+
+/*
+ * Copy what the WAL holds into the database, without waiting for
+ * readers (sqlite; others: nothing).  Only the tests call it: sqlite's
+ * automatic checkpoints do this in the daemon.
+ */
+static inline int
+db_checkpoint(struct db *db)
+{
+	return (db->ops->checkpoint(db));
+}
 
 #endif /* DB_H */

@@ -65,6 +65,16 @@
  * No foreign keys: deleting a task removes its children and logs
  * explicitly (db_task_delete), and a log line whose task is gone must not
  * fail a whole group commit.
+ *
+ * Version 2: claims (store.h).  tasks gains
+ *   owner		the owner holding a running row ("<host>/<pid>/<start
+ *			µs>", store_owner_make); NULL on rows not running
+ *   lease_until	µs until which the owner's claim holds, NULL likewise
+ *   fence		the fencing token: raised by one each time an owner
+ *			takes the row (claim, recovery); an owner's write
+ *			says WHERE fence = the token it holds
+ * Rows of version 1 get NULL, NULL and 0: a running one of them has no
+ * owner, so the next start takes it back (as version 1 did every one).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -132,8 +142,16 @@ static const char *const step1[] = {
 	NULL
 };
 
+static const char *const step2[] = {
+	"ALTER TABLE tasks ADD COLUMN owner TEXT",
+	"ALTER TABLE tasks ADD COLUMN lease_until INTEGER",
+	"ALTER TABLE tasks ADD COLUMN fence INTEGER NOT NULL DEFAULT 0",
+	NULL
+};
+
 static const char *const *const steps[] = {
 	step1,
+	step2,
 };
 #define NSTEPS	((int)(sizeof steps / sizeof steps[0]))
 
@@ -206,7 +224,7 @@ migrate_run(sqlite3 *h, const char *path, char **cause)
 {
 	const char *const	*sql;
 	char			 set[64];
-	int			 v;
+	int			 v, from = -1;
 
 	for (;;) {
 		if (migrate_exec(h, "BEGIN IMMEDIATE") != 0)
@@ -221,6 +239,8 @@ migrate_run(sqlite3 *h, const char *path, char **cause)
 		}
 		if (v == NSTEPS)
 			break;
+		if (from == -1)
+			from = v;
 		for (sql = steps[v]; *sql != NULL; sql++) {
 			if (migrate_exec(h, *sql) != 0)
 				goto rollback;
@@ -229,7 +249,7 @@ migrate_run(sqlite3 *h, const char *path, char **cause)
 		if (migrate_exec(h, set) != 0 ||
 		    migrate_exec(h, "COMMIT") != 0)
 			goto rollback;
-		if (v + 1 > 1)
+		if (from > 0)	/* an existing file, not a new one */
 			log_notice("%s: schema upgraded to version %d", path,
 			    v + 1);
 	}

@@ -4,10 +4,14 @@
  * Round trips of every task field, listing with every filter against a
  * brute-force reference, cursor paging, children order, the due window,
  * log caps, deletion with tombstones, counters that never go back,
- * idempotency keys, retention, counts, transactions and schema versions.
+ * idempotency keys, retention, counts, transactions and schema versions;
+ * the backend's own parts: ids and seqs, claims, leases and fencing
+ * tokens, batches written by the writer thread, and the lock that keeps
+ * a second process off a file.
  * TAP on stdout; the store's own warnings go to stderr.
  */
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +25,7 @@
 #include "tap.h"
 
 #define NLIST	90
-#define PLAN	116
+#define PLAN	155
 
 static char	 dir[256];
 static char	 path[300];
@@ -46,6 +50,11 @@ static void		 test_expired_count(void);
 static void		 test_txn(struct db *);
 static void		 test_versions(void);
 static int		 raw_exec(const char *);
+static void		 test_ids(void);
+static void		 test_claims(void);
+static void		 test_writer(void);
+static void		 test_lock(void);
+static void		 test_upgrade(void);
 
 /* A fresh temp directory for the test's files. */
 static void
@@ -66,7 +75,8 @@ setup(void)
 static void
 clean(void)
 {
-	static const char	*suffix[] = { "", "-wal", "-shm", "-journal" };
+	static const char	*suffix[] = { "", "-wal", "-shm", "-journal",
+				    ".lock" };
 	char			 p[320];
 	size_t			 i;
 
@@ -198,9 +208,11 @@ test_rows(struct db *db)
 	min.name = (char *)"";
 
 	ok(db_begin(db) == 0, "begin");
-	ok(db_task_insert(db, &full) == 0, "insert a row with every field set");
-	ok(db_task_insert(db, &min) == 0, "insert a row with NULLs and zeros");
-	ok(db_task_insert(db, &min) == -1, "a duplicate id is refused");
+	ok(db_task_insert(db, &full, 0) == 0,
+	    "insert a row with every field set");
+	ok(db_task_insert(db, &min, 0) == 0,
+	    "insert a row with NULLs and zeros");
+	ok(db_task_insert(db, &min, 0) == -1, "a duplicate id is refused");
 	ok(db_commit(db) == 0, "commit");
 
 	memset(&got, 0, sizeof got);
@@ -281,7 +293,7 @@ test_rows(struct db *db)
 	full.priority = 77;
 	full.kind = (char *)"echo";
 	full.timeout = 1;
-	ok(db_task_update(db, &full) == 0, "update");
+	ok(db_task_update(db, &full, 0) == 0, "update");
 	is(db_task_get(db, 10, &got), 1, "get the updated row");
 	d = row_diff(&got, &want);
 	ok(d == NULL, "update stores the mutable fields only (%s)",
@@ -297,7 +309,8 @@ test_rows(struct db *db)
 	ok(want.kind == NULL && want.id == 0, "task_row_free zeroes");
 
 	row_init(&min, 12345, 0, "echo", TASK_SCHEDULED);
-	ok(db_task_update(db, &min) == 0, "update of a missing row: logged, 0");
+	ok(db_task_update(db, &min, 0) == 1,
+	    "update of a missing row: 1, nothing written");
 }
 
 /* What the brute-force reference knows of a listed task. */
@@ -397,7 +410,7 @@ test_list(void)
 		    (enum task_state)all[i].state);
 		r.run_at = 5;
 		r.child_index = (int)i;
-		if (db_task_insert(db, &r) != 0)
+		if (db_task_insert(db, &r, 0) != 0)
 			break;
 	}
 	ok(i == NLIST && db_commit(db) == 0, "insert %d tasks to list", NLIST);
@@ -458,12 +471,14 @@ test_list(void)
 	f.before = 40;
 	f.limit = 3;
 	list_check(db, all, NLIST, &f);
-	for (nst0 = 0, st = NULL; (st = sqlite3_next_stmt(db->h, st)) != NULL;)
+	for (nst0 = 0, st = NULL;
+	    (st = sqlite3_next_stmt(SQ(db)->h, st)) != NULL;)
 		nst0++;
 	f.before = 30;
 	f.kind = "sleep";
 	list_check(db, all, NLIST, &f);
-	for (nst1 = 0, st = NULL; (st = sqlite3_next_stmt(db->h, st)) != NULL;)
+	for (nst1 = 0, st = NULL;
+	    (st = sqlite3_next_stmt(SQ(db)->h, st)) != NULL;)
 		nst1++;
 	ok(nst0 == nst1 && nst0 > 0, "list statements are cached (%zu)", nst0);
 	db_close(db);
@@ -480,14 +495,14 @@ test_children(struct db *db)
 
 	db_begin(db);
 	row_init(&r, 20, 0, "sequence", TASK_SCHEDULED);
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	for (i = 0; i < 4; i++) {
 		row_init(&r, 21 + (int64_t)i, 20, "echo", TASK_SCHEDULED);
 		r.child_index = idx[i];
-		db_task_insert(db, &r);
+		db_task_insert(db, &r, 0);
 	}
 	row_init(&r, 30, 21, "echo", TASK_SCHEDULED);
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "insert a group of 4 children");
 
 	ok(db_task_children(db, 20, &rows, &n) == 0 && n == 4 &&
@@ -522,17 +537,17 @@ test_due(void)
 	for (i = 2; i <= 7; i++) {
 		row_init(&r, (int64_t)i, 0, "echo", TASK_SCHEDULED);
 		r.run_at = i == 7 ? 300 : (i % 2 ? 100 : 200);
-		db_task_insert(db, &r);
+		db_task_insert(db, &r, 0);
 	}
 	row_init(&r, 8, 0, "echo", TASK_RUNNING);	/* not scheduled */
 	r.run_at = 100;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 9, 2, "echo", TASK_SCHEDULED);	/* a child */
 	r.run_at = 100;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 10, 0, "echo", TASK_CANCELED);
 	r.run_at = 50;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "insert due candidates");
 
 	good = db_task_due(db, 0, 0, 250, 100, &rows, &n) == 0 && n == 5;
@@ -674,14 +689,14 @@ test_delete(struct db *db)
 	/* 20 has children 21..24, 21 has child 30, 30 gets child 31. */
 	db_begin(db);
 	row_init(&r, 31, 30, "echo", TASK_SUCCEEDED);
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	db_log_insert(db, 31, 0, 1, "g", 1, 0);
 	row_init(&r, 40, 0, "echo", TASK_SUCCEEDED);	/* unrelated */
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	db_log_insert(db, 40, 0, 1, "keep", 4, 0);
 	row_init(&r, 1000, 0, "echo", TASK_SUCCEEDED);	/* the highest id */
 	r.version = 500;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "insert a grandchild and more");
 
 	ok(db_max_id(db, &v) == 0 && v == 1000, "max id 1000");
@@ -712,9 +727,9 @@ test_delete(struct db *db)
 	/* The highest id is a child of the task deleted. */
 	db_begin(db);
 	row_init(&r, 2000, 0, "gather", TASK_SUCCEEDED);
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 2001, 2000, "echo", TASK_SUCCEEDED);
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	ok(db_task_delete(db, 2000, 602) == 0 && db_commit(db) == 0,
 	    "delete task 2000 and its child 2001");
 	ok(db_max_id(db, &v) == 0 && v == 2001, "max id stays 2001, the "
@@ -771,24 +786,24 @@ test_expired_count(void)
 	db_begin(db);
 	row_init(&r, 1, 0, "echo", TASK_SUCCEEDED);
 	r.finished_at = 300;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 2, 0, "echo", TASK_FAILED);
 	r.finished_at = 100;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 3, 0, "echo", TASK_CANCELED);
 	r.finished_at = 200;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 4, 1, "echo", TASK_SUCCEEDED);	/* a child */
 	r.finished_at = 50;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 5, 0, "echo", TASK_SCHEDULED);	/* not finished */
 	r.finished_at = 60;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 6, 0, "echo", TASK_SUCCEEDED);	/* too recent */
 	r.finished_at = 1000;
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	row_init(&r, 7, 0, "echo", TASK_RUNNING);
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "insert finished tasks");
 
 	ok(db_task_expired(db, 500, 10, &ids, &n) == 0 && n == 3 &&
@@ -820,7 +835,7 @@ test_txn(struct db *db)
 
 	db_begin(db);
 	row_init(&r, 50, 0, "echo", TASK_SCHEDULED);
-	ok(db_task_insert(db, &r) == 0, "insert inside a transaction");
+	ok(db_task_insert(db, &r, 0) == 0, "insert inside a transaction");
 	db_rollback(db);
 	ok(db_task_get(db, 50, &got) == 0, "rollback discards it");
 	db_rollback(db);
@@ -832,7 +847,7 @@ test_txn(struct db *db)
 	r.name = (char *)"survivor";
 	r.run_at = 77;
 	db_begin(db);
-	db_task_insert(db, &r);
+	db_task_insert(db, &r, 0);
 	db_log_insert(db, 50, 0, 1, "hello", 5, 10);
 	ok(db_commit(db) == 0, "insert and commit");
 }
@@ -912,6 +927,349 @@ test_versions(void)
 	db_close(db);
 }
 
+/* Ids and seqs: the store's, continuing from the highest stored. */
+static void
+test_ids(void)
+{
+	struct db	*db;
+	struct task_row	 r;
+
+	clean();
+	db = reopen(NULL);
+	ok(db_next_id(db) == 1 && db_next_id(db) == 2, "a new file's ids "
+	    "start at 1");
+	ok(db_last_seq(db) == 0 && db_next_seq(db) == 1 &&
+	    db_last_seq(db) == 1, "seqs too, and last_seq says the last");
+	db_begin(db);
+	row_init(&r, 41, 0, "echo", TASK_SCHEDULED);
+	r.version = 77;
+	db_task_insert(db, &r, 0);
+	db_task_delete(db, 41, 78);
+	ok(db_commit(db) == 0, "store id 41 at seq 77, delete it at 78");
+	db = reopen(db);
+	ok(db_next_id(db) == 42 && db_next_seq(db) == 79, "reopened: ids "
+	    "and seqs continue past the highest ever stored, deleted too");
+	db_close(db);
+}
+
+/* A running row as stored: owner, lease_until, fence. */
+static void
+claim_cols(int64_t id, char *owner, size_t len, int64_t *lease,
+    int64_t *fence)
+{
+	sqlite3		*h;
+	sqlite3_stmt	*st;
+	const char	*o;
+
+	owner[0] = '\0';
+	*lease = *fence = -1;
+	if (sqlite3_open(path, &h) != SQLITE_OK)
+		return;
+	if (sqlite3_prepare_v2(h, "SELECT owner, lease_until, fence FROM "
+	    "tasks WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			o = (const char *)sqlite3_column_text(st, 0);
+			snprintf(owner, len, "%s", o != NULL ? o : "(null)");
+			*lease = sqlite3_column_int64(st, 1);
+			*fence = sqlite3_column_int64(st, 2);
+		}
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(h);
+}
+
+static void
+rows_free(struct task_row *rows, size_t n)
+{
+	while (n > 0)
+		task_row_free(&rows[--n]);
+	free(rows);
+}
+
+/*
+ * Claims: the window comes back taken; the start writes the claim; a
+ * write whose token the store no longer holds changes nothing and is
+ * reported, and the batch goes on; recovery takes back expired leases.
+ */
+static void
+test_claims(void)
+{
+	struct db		*db;
+	struct task_row		 r, *rows, snap[3];
+	struct store_window	 w = { 0, 0, 1000, 10 };
+	struct store_batch	 b;
+	unsigned char		 ops[3] = { STORE_UPDATE, STORE_UPDATE,
+				    STORE_UPDATE };
+	char			 owner[STORE_OWNER_MAX], self[STORE_OWNER_MAX];
+	size_t			 n, i;
+	int64_t			 lease, fence;
+
+	clean();
+	db = reopen(NULL);
+	snprintf(self, sizeof self, "%s", db_owner(db));
+	ok(strchr(self, '/') != NULL && strstr(self, "/") != strrchr(self,
+	    '/'), "an owner name of host/pid/start (%s)", self);
+	db_begin(db);
+	for (i = 1; i <= 3; i++) {
+		row_init(&r, (int64_t)i, 0, "echo", TASK_SCHEDULED);
+		r.run_at = 100 * (int64_t)i;
+		db_task_insert(db, &r, 0);
+	}
+	ok(db_commit(db) == 0, "three due rows, fence 0");
+
+	ok(db_claim(db, self, 5000, &w, &rows, &n) == 0 && n == 3,
+	    "claim the window: three rows");
+	ok(rows[0].fence == 1 && rows[0].fence_prev == 0 &&
+	    rows[0].lease_until == 5000, "each taken: fence 0 -> 1, the "
+	    "lease, in memory only");
+	claim_cols(1, owner, sizeof owner, &lease, &fence);
+	ok(fence == 0 && strcmp(owner, "(null)") == 0, "nothing written by "
+	    "the claim itself (the read is the claim, on sqlite)");
+
+	/* the start of all three, as the writer writes it */
+	for (i = 0; i < 3; i++) {
+		snap[i] = rows[i];
+		snap[i].state = TASK_RUNNING;
+		snap[i].started_at = 150;
+		snap[i].version = 10 + (int64_t)i;
+	}
+	memset(&b, 0, sizeof b);
+	b.rows = snap;
+	b.ops = ops;
+	b.nrows = 3;
+	b.lease_until = 9000;
+	ok(sq_write(db, &b) == 0 && b.nlost == 0, "a batch starting them "
+	    "is written, nothing lost");
+	claim_cols(2, owner, sizeof owner, &lease, &fence);
+	ok(strcmp(owner, self) == 0 && lease == 9000 && fence == 1,
+	    "a running row carries owner, lease_until and fence (%s, %lld, "
+	    "%lld)", owner, (long long)lease, (long long)fence);
+
+	/* another owner takes row 2 behind the writer's back */
+	ok(raw_exec("UPDATE tasks SET fence = fence + 1, owner = 'other',"
+	    " progress = '\"theirs\"' WHERE id = 2") == 0,
+	    "the fence of row 2 changes behind the writer's back");
+	for (i = 0; i < 3; i++) {
+		snap[i].fence_prev = snap[i].fence;	/* as commit_take */
+		snap[i].progress = (char *)"\"ours\"";
+		snap[i].version = 20 + (int64_t)i;
+	}
+	memset(&b, 0, sizeof b);
+	b.rows = snap;
+	b.ops = ops;
+	b.nrows = 3;
+	b.lease_until = 9500;
+	ok(sq_write(db, &b) == 0, "the next batch still commits");
+	ok(b.nlost == 1 && b.lost != NULL && !b.lost[0] && b.lost[1] &&
+	    !b.lost[2], "... and reports row 2 (and only it) lost");
+	free(b.lost);
+	memset(&r, 0, sizeof r);
+	ok(db_task_get(db, 2, &r) == 1 && strcmp(r.progress, "\"theirs\"")
+	    == 0 && r.version == 11, "the lost write changed nothing");
+	task_row_free(&r);
+	ok(db_task_get(db, 3, &r) == 1 && strcmp(r.progress, "\"ours\"") ==
+	    0 && r.version == 22, "the rows around it were written");
+	task_row_free(&r);
+	rows_free(rows, n);
+
+	/* recovery: what expired() hands back */
+	ok(db_expired(db, 100, self, &rows, &n) == 0 && n == 1 &&
+	    rows[0].id == 2 && rows[0].fence == 3 && rows[0].fence_prev == 2,
+	    "expired: another owner's running row (taken: fence 2 -> 3), "
+	    "not this owner's live leases");
+	rows_free(rows, n);
+	ok(db_expired(db, 9600, self, &rows, &n) == 0 && n == 3,
+	    "... and this owner's own once their lease is over");
+	rows_free(rows, n);
+	ok(db_expired(db, 100, "a-new-owner", &rows, &n) == 0 && n == 3,
+	    "a new owner (a restart) takes back every running row");
+
+	/* the renewal: every running row of this owner, one statement */
+	db_begin(db);
+	ok(db_lease_renew(db, 20000) == 0 && db_commit(db) == 0,
+	    "renew this owner's leases");
+	claim_cols(1, owner, sizeof owner, &lease, &fence);
+	ok(lease == 20000, "renewed (%lld)", (long long)lease);
+	claim_cols(2, owner, sizeof owner, &lease, &fence);
+	ok(lease == 9000, "not another owner's");
+
+	/* rescheduled by recovery: no owner, no lease, the new token */
+	rows[1].state = TASK_SCHEDULED;
+	memset(&b, 0, sizeof b);
+	b.rows = &rows[1];
+	b.ops = ops;
+	b.nrows = 1;
+	b.lease_until = 30000;
+	ok(sq_write(db, &b) == 0 && b.nlost == 0, "recovery writes row 2 "
+	    "with the token it took");
+	claim_cols(2, owner, sizeof owner, &lease, &fence);
+	ok(fence == 3 && strcmp(owner, "(null)") == 0 && lease == 0,
+	    "a scheduled row: fence 3, no owner, no lease");
+	rows_free(rows, n);
+	db_close(db);
+}
+
+static int	 writer_calls;
+static int	 writer_ok;
+
+static void
+writer_done(struct store_batch *b, void *arg)
+{
+	writer_calls++;
+	writer_ok = b->ok && arg == &writer_calls;
+}
+
+/* The batch op: the writer thread, answered on the loop (or waited). */
+static void
+test_writer(void)
+{
+	struct db		*db;
+	struct event_base	*base;
+	struct store_batch	 b;
+	struct task_row		 r, *ins = &r, got;
+	struct store_log	 lg = { 7, 0, 123, 0, 5, 1 };
+	struct store_idem	 k;
+	char			 text[] = "hello\0key\0hash\0[7]";
+	char			*cause = NULL, *hash, *ids;
+
+	clean();
+	db = reopen(NULL);
+	base = event_base_new();
+	ok(db_writer_start(db, base, &cause) == 0, "start the writer");
+	row_init(&r, 7, 0, "echo", TASK_SCHEDULED);
+	memset(&b, 0, sizeof b);
+	b.inserts = &ins;
+	b.ninserts = 1;
+	b.logs = &lg;
+	b.nlogs = 1;
+	b.text = text;
+	b.textlen = sizeof text;
+	k.key = 6;
+	k.hash = 10;
+	k.ids = 15;
+	k.created_at = 5;
+	b.idem = &k;
+	b.nidem = 1;
+	b.log_lines = 10;
+	db_write_batch(db, &b, writer_done, &writer_calls);
+	event_base_loop(base, EVLOOP_ONCE);
+	ok(writer_calls == 1 && writer_ok, "the batch is answered on the "
+	    "loop (the pipe's event)");
+	memset(&got, 0, sizeof got);
+	ok(db_task_get(db, 7, &got) == 1 && got.log_next == 1,
+	    "its row and its log line are stored");
+	task_row_free(&got);
+	ok(db_idem_get(db, "key", &hash, &ids) == 1 && strcmp(hash, "hash")
+	    == 0 && strcmp(ids, "[7]") == 0, "and its idempotency key");
+	free(hash);
+	free(ids);
+
+	memset(&b, 0, sizeof b);
+	b.prune_idem = 10;
+	db_write_batch(db, &b, writer_done, &writer_calls);
+	db_write_wait(db);
+	ok(writer_calls == 2 && writer_ok, "write_wait answers the batch in "
+	    "flight");
+	ok(db_idem_get(db, "key", &hash, &ids) == 0, "which pruned the key");
+	db_writer_stop(db);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ok(writer_calls == 2, "nothing answered twice");
+	db_close(db);
+	event_base_free(base);
+}
+
+/*
+ * One process per file: another process's open is refused, naming the
+ * holder's pid; this process's further connections share the lock; a
+ * file is free again once its holder closed it.
+ */
+static void
+test_lock(void)
+{
+	struct db	*db, *db2;
+	char		*cause = NULL, want[64];
+	pid_t		 pid;
+	int		 status, fds[2];
+	ssize_t		 len;
+	char		 msg[1024];
+
+	clean();
+	db = reopen(NULL);
+	db2 = db_open(path, 0, &cause);
+	ok(db2 != NULL, "a second connection of this process shares the lock");
+	free(cause);
+	cause = NULL;
+	if (pipe(fds) != 0)
+		exit(1);
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		struct db	*c;
+
+		close(fds[0]);
+		c = db_open(path, 0, &cause);
+		if (c == NULL && cause != NULL &&
+		    write(fds[1], cause, strlen(cause)) < 0)
+			_exit(3);
+		_exit(c == NULL ? 0 : 1);
+	}
+	close(fds[1]);
+	len = read(fds[0], msg, sizeof msg - 1);
+	msg[len > 0 ? len : 0] = '\0';
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	snprintf(want, sizeof want, "pid %ld", (long)getpid());
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "another process "
+	    "cannot open the file");
+	ok(strstr(msg, want) != NULL && strstr(msg, path) != NULL,
+	    "its cause names the holder's pid and the path (%s)", msg);
+	db_close(db2);
+	db_close(db);
+
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		struct db	*c;
+
+		c = db_open(path, 0, &cause);
+		if (c == NULL)
+			_exit(1);
+		db_close(c);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "once closed here, "
+	    "another process opens it");
+}
+
+/* A version 1 file: upgraded, its running rows anybody's to take. */
+static void
+test_upgrade(void)
+{
+	struct db	*db;
+	struct task_row	 r, *rows;
+	size_t		 n;
+
+	clean();
+	db = reopen(NULL);
+	db_begin(db);
+	row_init(&r, 5, 0, "echo", TASK_RUNNING);
+	db_task_insert(db, &r, 1234);
+	ok(db_commit(db) == 0, "a running row");
+	db_close(db);
+	ok(raw_exec("ALTER TABLE tasks DROP COLUMN owner;"
+	    " ALTER TABLE tasks DROP COLUMN lease_until;"
+	    " ALTER TABLE tasks DROP COLUMN fence;"
+	    " PRAGMA user_version = 1") == 0, "made a version 1 file");
+	db = reopen(NULL);
+	is(raw_int("PRAGMA user_version"), db_schema_version(),
+	    "upgraded to version %d", db_schema_version());
+	ok(db_expired(db, 0, db_owner(db), &rows, &n) == 0 && n == 1 &&
+	    rows[0].id == 5 && rows[0].fence == 1, "its running row has no "
+	    "owner: taken back at start, as before");
+	rows_free(rows, n);
+	db_close(db);
+}
+
 /* Every part, in order: some build on what the ones before stored. */
 int
 main(void)
@@ -960,6 +1318,11 @@ main(void)
 	test_due();
 	test_expired_count();
 	test_versions();
+	test_ids();
+	test_claims();
+	test_writer();
+	test_lock();
+	test_upgrade();
 	teardown();
 	return (done_testing());
 }

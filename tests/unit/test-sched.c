@@ -7,7 +7,8 @@
  * timing, cancellation at an await, timeouts and retries, slots by
  * priority, groups, recovery of interrupted tasks after a stop, and
  * admission itself (max-tasks, idempotency, a failed commit, the
- * counters).
+ * counters); a task whose claim another owner took is dropped, not
+ * written.
  */
 #include <sys/stat.h>
 
@@ -15,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "corod.h"
 #include "db.h"
@@ -436,14 +439,9 @@ test_stop_in_every_state(void)
 	ok(t != NULL && (t->flags & TASKF_ARMED), "the armed one armed again");
 }
 
-/* A write that fails the commit it is in (a store that fails). */
-static int
-fail_write(struct db *db, void *arg)
-{
-	(void)db;
-	(void)arg;
-	return (-1);
-}
+/* A row stored already: inserted again, it fails its commit (a store
+ * that fails: "UNIQUE constraint failed"). */
+static struct task_row	stored_again;
 
 /*
  * Admission: the counters follow what is committed, max-tasks refuses,
@@ -511,8 +509,10 @@ test_admission(void)
 	/* A commit that fails: the submission is undone, memory and count. */
 	n = told.n;
 	is(submit_start(echo, "k2"), SUBMIT_PENDING, "submitted");
-	commit_write(fail_write, NULL);
+	task_row_copy(&stored_again, row(a));
+	commit_insert(&stored_again);
 	ok(commit_sync() != 0, "its commit failed");
+	task_row_free(&stored_again);
 	ok(told.n == n + 1 && told.result == SUBMIT_REFUSED,
 	    "the submission is told");
 	is_str(told.code, "store-unavailable", "... that the store failed");
@@ -541,6 +541,58 @@ test_admission(void)
 	ok(row(a) == NULL, "... and the task is gone");
 }
 
+/* Run SQL on the test file with a connection of its own. */
+static int
+raw_exec(const char *sql)
+{
+	sqlite3	*h;
+	int	 rc;
+
+	if (sqlite3_open(dbpath, &h) != SQLITE_OK)
+		return (-1);
+	rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+	sqlite3_close(h);
+	return (rc == SQLITE_OK ? 0 : -1);
+}
+
+/*
+ * Another owner takes a running task behind the daemon's back (its
+ * fencing token changes): the daemon's next write of it changes nothing,
+ * and the task is dropped from memory, its body stopped, nothing more of
+ * it written.
+ */
+static void
+test_lost(void)
+{
+	struct task	*t;
+	char		 sql[256];
+	int64_t		 id;
+	size_t		 running;
+
+	id = submit("{\"kind\":\"repeat\",\"params\":{\"message\":\"w\","
+	    "\"interval\":0.1}}");
+	run_for(150);
+	is(row(id)->state, TASK_RUNNING, "running, claimed");
+	ok(row(id)->fence == 0, "with its token (%lld)",
+	    (long long)row(id)->fence);
+	snprintf(sql, sizeof sql, "UPDATE tasks SET fence = fence + 1, "
+	    "owner = 'another', progress = '\"theirs\"' WHERE id = %lld",
+	    (long long)id);
+	ok(raw_exec(sql) == 0, "another owner takes it behind our back");
+	running = task_nrunning;
+	t = task_lookup(id);
+	task_progress(t, "\"ours\"");
+	settle();
+	ok((t = task_lookup(id)) == NULL || (t->flags & TASKF_LOST),
+	    "the write lost: the task is marked lost");
+	run_for(300);
+	ok(task_lookup(id) == NULL, "and has left memory");
+	ok(task_nrunning == running - 1, "its body stopped");
+	is(row(id)->state, TASK_RUNNING, "the store still says running");
+	is_str(row(id)->progress, "\"theirs\"", "nothing of ours written");
+	ok(strstr(logtext(id), "cancel") == NULL, "no line of ours after it");
+}
+
 int
 main(void)
 {
@@ -567,6 +619,7 @@ main(void)
 	test_cancel_overtakes_retry();
 	test_recovery();
 	test_stop_in_every_state();
+	test_lost();
 	task_row_free(&r);
 	stop();
 	unlink(dbpath);

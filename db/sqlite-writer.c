@@ -1,0 +1,272 @@
+/*
+ * sqlite-writer.c -- the sqlite backend's writing: a thread with its own
+ * connection writes each batch in one BEGIN IMMEDIATE ... COMMIT (the
+ * fsync included) while the loop goes on, then wakes the loop through a
+ * pipe, where the batch's callback runs.  One batch at a time: the
+ * daemon hands the next over only once the last was answered.
+ *
+ * The loop's connection only reads, and sees committed data only.  The
+ * writer's connection is opened by the loop thread at start (it shares
+ * the process's lock on the file, lock.c) and used by the thread alone.
+ *
+ * A write whose fencing token no longer holds (db_task_update says 1)
+ * changes nothing; the batch goes on and says which rows (lost[]).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "corod.h"
+#include "db.h"
+#include "db-sqlite.h"
+
+struct sq_writer {
+	struct db		*conn;		/* the thread's connection */
+	pthread_t		 thread;
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 cv;
+	struct store_batch	*job;		/* (mu) handed over */
+	struct store_batch	*done;		/* (mu) written, not answered */
+	int			 quit;		/* (mu) */
+	int			 pipe[2];
+	struct event		*ev;
+	struct store_batch	*inflight;	/* handed over, not answered */
+	void			(*cb)(struct store_batch *, void *);
+	void			*arg;
+};
+
+static void	*sq_writer_main(void *);
+static void	 sq_writer_cb(evutil_socket_t, short, void *);
+static void	 sq_answer(struct sq_writer *, struct store_batch *);
+
+/* Open the writer's connection and start its thread. */
+int
+sq_writer_start(struct db *db, struct event_base *base, char **cause)
+{
+	struct sqlite_db	*sq = SQ(db);
+	struct sq_writer	*w;
+	int			 rc;
+
+	if (sq->writer != NULL)
+		fatalx("%s: started twice", __func__);
+	w = xcalloc(1, sizeof *w);
+	if ((w->conn = sq_open(sq->path, sq->sync_full, cause)) == NULL) {
+		free(w);
+		return (-1);
+	}
+	if (pipe2(w->pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		fatal("%s: pipe2", __func__);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->ev = event_new(base, w->pipe[0], EV_READ | EV_PERSIST, sq_writer_cb,
+	    w);
+	event_add(w->ev, NULL);
+	if ((rc = pthread_create(&w->thread, NULL, sq_writer_main, w)) != 0) {
+		errno = rc;
+		fatal("%s: pthread_create", __func__);
+	}
+	sq->writer = w;
+	return (0);
+}
+
+/*
+ * Stop the thread (after the daemon's last sync).  A batch still in
+ * flight (a crash-like stop in a test) is not answered: its owner, the
+ * daemon, frees it.
+ */
+void
+sq_writer_stop(struct db *db)
+{
+	struct sq_writer	*w = SQ(db)->writer;
+
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->quit = 1;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	db_close(w->conn);
+	event_free(w->ev);
+	close(w->pipe[0]);
+	close(w->pipe[1]);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	free(w);
+	SQ(db)->writer = NULL;
+}
+
+/* Hand a batch to the thread; done(b, arg) runs on the loop after. */
+void
+sq_write_batch(struct db *db, struct store_batch *b,
+    void (*done)(struct store_batch *, void *), void *arg)
+{
+	struct sq_writer	*w = SQ(db)->writer;
+
+	if (w == NULL || w->inflight != NULL)
+		fatalx("%s: no writer, or a batch in flight", __func__);
+	w->inflight = b;
+	w->cb = done;
+	w->arg = arg;
+	pthread_mutex_lock(&w->mu);
+	w->job = b;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* The batch is answered: its callback may hand over the next one. */
+static void
+sq_answer(struct sq_writer *w, struct store_batch *b)
+{
+	w->inflight = NULL;
+	w->cb(b, w->arg);
+}
+
+/* Block until the batch in flight is written, and answer it. */
+void
+sq_write_wait(struct db *db)
+{
+	struct sq_writer	*w = SQ(db)->writer;
+	struct store_batch	*b;
+
+	if (w == NULL || w->inflight == NULL)
+		return;
+	pthread_mutex_lock(&w->mu);
+	while (w->done == NULL)
+		pthread_cond_wait(&w->cv, &w->mu);
+	b = w->done;
+	w->done = NULL;
+	pthread_mutex_unlock(&w->mu);
+	sq_answer(w, b);
+}
+
+/* The thread: write each batch handed over, say when done. */
+static void *
+sq_writer_main(void *arg)
+{
+	struct sq_writer	*w = arg;
+	struct store_batch	*b;
+	char			 c = 'w';
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->job == NULL && !w->quit)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->job == NULL)
+			break;
+		b = w->job;
+		pthread_mutex_unlock(&w->mu);
+		b->ok = sq_write(w->conn, b) == 0;
+		pthread_mutex_lock(&w->mu);
+		w->job = NULL;
+		w->done = b;
+		pthread_cond_broadcast(&w->cv);
+		while (write(w->pipe[1], &c, 1) == -1 && errno == EINTR)
+			;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return (NULL);
+}
+
+/* The thread says a batch is done (the pipe). */
+static void
+sq_writer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sq_writer	*w = arg;
+	struct store_batch	*b;
+	char			 buf[64];
+
+	(void)what;
+	while (read(fd, buf, sizeof buf) > 0)
+		;
+	pthread_mutex_lock(&w->mu);
+	b = w->done;
+	w->done = NULL;
+	pthread_mutex_unlock(&w->mu);
+	if (b != NULL)
+		sq_answer(w, b);
+}
+
+/* A row's write lost its claim: the batch says so and goes on. */
+static void
+sq_lost(struct store_batch *b, size_t i)
+{
+	if (b->lost == NULL)
+		b->lost = xcalloc(b->nrows, 1);
+	b->lost[i] = 1;
+	b->nlost++;
+}
+
+/*
+ * One batch in one transaction on db (the writer thread's connection):
+ * new rows, changed tasks, log lines, idempotency keys, pruning, the
+ * lease renewal.  0 if committed; -1 (and b->full) if rolled back.
+ */
+int
+sq_write(struct db *db, struct store_batch *b)
+{
+	struct store_log	*e;
+	struct store_idem	*k;
+	size_t			 i;
+	int			 rc = 0;
+
+	b->nlost = 0;
+	if (b->lost != NULL)
+		memset(b->lost, 0, b->nrows);
+	if (b->nrows == 0 && b->ninserts == 0 && b->nlogs == 0 &&
+	    b->nidem == 0 && b->prune_idem == 0 &&
+	    b->prune_seq == 0 && !b->renew)
+		return (0);
+	if (db_begin(db) != 0) {
+		b->full = db_full(db);
+		return (-1);
+	}
+	for (i = 0; i < b->ninserts && rc == 0; i++)
+		rc = db_task_insert(db, b->inserts[i], b->lease_until);
+	for (i = 0; i < b->nrows && rc == 0; i++) {
+		switch (b->ops[i]) {
+		case STORE_DELETE:
+			rc = db_task_delete(db, b->rows[i].id,
+			    b->rows[i].version);
+			break;
+		case STORE_INSERT:
+			rc = db_task_insert(db, &b->rows[i], b->lease_until);
+			break;
+		default:
+			if ((rc = db_task_update(db, &b->rows[i],
+			    b->lease_until)) == 1) {
+				sq_lost(b, i);
+				rc = 0;
+			}
+			break;
+		}
+	}
+	for (i = 0; i < b->nlogs && rc == 0; i++) {
+		e = &b->logs[i];
+		if (e->task != 0)
+			rc = db_log_insert(db, e->task, e->n, e->at,
+			    b->text + e->off, e->len, b->log_lines);
+	}
+	for (i = 0; i < b->nidem && rc == 0; i++) {
+		k = &b->idem[i];
+		rc = db_idem_put(db, b->text + k->key, b->text + k->hash,
+		    b->text + k->ids, k->created_at);
+	}
+	if (rc == 0 && b->prune_idem > 0)
+		rc = db_idem_prune(db, b->prune_idem);
+	if (rc == 0 && b->prune_seq > 0)
+		rc = db_tombstone_prune(db, b->prune_seq);
+	if (rc == 0 && b->renew)
+		rc = db_lease_renew(db, b->lease_until);
+	if (rc == 0 && db_commit(db) == 0)
+		return (0);
+	b->full = db_full(db);	/* before the rollback resets it */
+	db_rollback(db);
+	b->nlost = 0;
+	if (b->lost != NULL)
+		memset(b->lost, 0, b->nrows);
+	return (-1);
+}

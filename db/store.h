@@ -1,0 +1,178 @@
+/*
+ * store.h -- the store as a backend: struct store_ops, as OpenSMTPD's
+ * scheduler backends.  sqlite (db.c, lock.c, migrate.c, db-tasks.c,
+ * sqlite-writer.c) is the first and only one; callers use the short
+ * functions of db.h, which dispatch through db->ops.  Only utility and
+ * model declarations are seen here.
+ *
+ * What the store owns:
+ *   - ids and change sequence numbers (next_id, next_seq).  The backend
+ *     may cache them: sqlite counts in memory from the highest stored at
+ *     open, which is exact because one process owns the file (the lock).
+ *   - claims: claim() hands a window of due rows to one owner with a
+ *     lease and a fencing token (row.fence), expired() hands back the
+ *     running rows whose owner's lease is over, for recovery.  A row
+ *     taken carries fence = fence_prev + 1 in memory; its next write says
+ *     "WHERE fence = fence_prev" and stores the new token, every later
+ *     one "WHERE fence = fence".  A write whose token no longer holds
+ *     changes nothing and is reported in the batch (lost[]), which goes
+ *     on; the loop drops that task (commit.c).
+ *   - writing: one batch at a time (write_batch), answered on the loop
+ *     through the callback, never blocking it.  sqlite writes it on a
+ *     thread of its own with its own connection (sqlite-writer.c) and
+ *     wakes the loop through a pipe; a PostgreSQL backend would instead
+ *     send the batch in libpq's pipeline mode from the loop itself (its
+ *     socket watched by a libevent event) and call back on the result.
+ *
+ * Reads are synchronous calls this session: sqlite answers them on the
+ * loop's own connection in microseconds from the page cache.  A
+ * PostgreSQL backend cannot block the loop on a round trip, so the read
+ * ops will take a callback (op(db, args, done_cb, arg)) and answer from
+ * PQgetResult when the socket is readable; sqlite will keep answering at
+ * once, calling the callback before it returns.  The callers (api/,
+ * group.c, task_get) are converted to that shape by the lead, then the
+ * reads here change signature; nothing else in this interface changes.
+ */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+struct db;
+struct task_row;
+struct event_base;
+struct db_filter;
+struct db_log_line;
+
+/* How long a claim holds without renewal, and how often it is renewed. */
+#define STORE_LEASE		(30 * 1000000LL)	/* µs */
+#define STORE_LEASE_RENEW	(STORE_LEASE / 3)
+
+/* What a batch does to a task row (store_batch.ops). */
+enum store_op {
+	STORE_UPDATE,
+	STORE_INSERT,
+	STORE_DELETE,
+};
+
+/* One log line of a batch; its text is at off in the batch's text. */
+struct store_log {
+	int64_t		task;		/* 0: dropped (its task discarded) */
+	int64_t		n;
+	int64_t		at;
+	size_t		off;
+	size_t		len;
+	int		fresh;		/* of a task this batch creates */
+};
+
+/* An idempotency key to store; the strings are at offsets in text. */
+struct store_idem {
+	size_t		key, hash, ids;	/* NUL-terminated, in text */
+	int64_t		created_at;
+};
+
+/*
+ * What one transaction writes.  commit.c fills it; the backend writes it
+ * all or nothing, and fills in the outcome.
+ */
+struct store_batch {
+	struct task_row	 *rows;		/* snapshots of changed tasks */
+	unsigned char	 *ops;		/* enum store_op, one per row */
+	unsigned char	 *lost;		/* out: 1 where the fence failed */
+	size_t		  nrows;
+	struct task_row	**inserts;	/* new rows without a task */
+	size_t		  ninserts;
+	struct store_log *logs;
+	size_t		  nlogs;
+	char		 *text;		/* log lines and idempotency keys */
+	size_t		  textlen;
+	struct store_idem *idem;
+	size_t		  nidem;
+	int64_t		  prune_idem;	/* drop keys created before; 0: no */
+	int64_t		  prune_seq;	/* drop tombstones before; 0: no */
+	int64_t		  lease_until;	/* written on running rows */
+	int		  renew;	/* renew all of this owner's leases */
+	int		  log_lines;	/* lines kept per task */
+	/* the outcome */
+	int		  ok;
+	int		  full;		/* failed for lack of space */
+	size_t		  nlost;
+};
+
+/* The window a claim reads: due after (after_run_at, after_id), by until. */
+struct store_window {
+	int64_t		after_run_at;
+	int64_t		after_id;
+	int64_t		until;
+	int		limit;
+};
+
+struct store_ops {
+	const char	*name;
+	void		 (*close)(struct db *);
+
+	/* ids and change sequence numbers, never reused */
+	int64_t		 (*next_id)(struct db *);
+	int64_t		 (*next_seq)(struct db *);
+	int64_t		 (*last_seq)(struct db *);	/* last handed out */
+	/* who this process is to the store, for claims (store_owner_make) */
+	const char	*(*owner)(struct db *);
+
+	/* writing: start with the loop's base, one batch in flight */
+	int		 (*writer_start)(struct db *, struct event_base *,
+			     char **);
+	void		 (*writer_stop)(struct db *);
+	void		 (*write_batch)(struct db *, struct store_batch *,
+			     void (*)(struct store_batch *, void *), void *);
+	/* block until the batch in flight is answered (start, stop, tests) */
+	void		 (*write_wait)(struct db *);
+
+	/* claims and recovery (rows as task_row, taken in memory) */
+	int		 (*claim)(struct db *, const char *, int64_t,
+			     const struct store_window *, struct task_row **,
+			     size_t *);
+	int		 (*expired)(struct db *, int64_t, const char *,
+			     struct task_row **, size_t *);
+
+	/* reads (synchronous this session: see above) */
+	int	(*task_get)(struct db *, int64_t, struct task_row *);
+	int	(*task_children)(struct db *, int64_t, struct task_row **,
+		    size_t *);
+	int	(*task_child_ids)(struct db *, int64_t, int64_t **, size_t *);
+	int	(*task_list)(struct db *, const struct db_filter *,
+		    struct task_row **, size_t *);
+	int	(*task_in_state)(struct db *, int, struct task_row **,
+		    size_t *);
+	int	(*task_due)(struct db *, int64_t, int64_t, int64_t, int,
+		    struct task_row **, size_t *);
+	int	(*task_version)(struct db *, int64_t, int64_t *);
+	int	(*task_count)(struct db *, int64_t *);
+	int	(*task_count_kinds)(struct db *,
+		    void (*)(void *, const char *, int, int64_t), void *);
+	int	(*log_page)(struct db *, int64_t, int64_t, int64_t, int,
+		    size_t, struct db_log_line **, size_t *, int64_t *);
+	int	(*log_span)(struct db *, int64_t, int64_t, int, size_t,
+		    size_t, int64_t *, size_t *);
+	int	(*max_id)(struct db *, int64_t *);
+	int	(*max_seq)(struct db *, int64_t *);
+	int	(*idem_get)(struct db *, const char *, char **, char **);
+	int	(*task_expired)(struct db *, int64_t, int, int64_t **,
+		    size_t *);
+	int	(*task_beyond)(struct db *, int, int, int64_t **, size_t *);
+	int	(*tombstone_min)(struct db *, int64_t *);
+	int	(*checkpoint)(struct db *);
+};
+
+/* A connection to a store: each backend's own struct begins with this. */
+struct db {
+	const struct store_ops	*ops;
+};
+
+extern const struct store_ops	store_sqlite;
+
+/* A new owner name: "<host>/<pid>/<µs>" (store.c). */
+#define STORE_OWNER_MAX	320
+void		 store_owner_make(char *, size_t);
+
+#endif /* STORE_H */
