@@ -20,7 +20,6 @@
 #include <microhttpd.h>
 
 #include "../daemon/corod.h"
-#include "../daemon/sha256.h"
 #include "../db/db.h"
 #include "api.h"
 

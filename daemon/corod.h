@@ -84,6 +84,10 @@ size_t		 utf8_valid_prefix(const void *, size_t);
 void		 buf_add_utf8(struct buf *, const void *, size_t);
 char		*utf8_clean(const char *);
 
+/* digest.c: SHA-256 (libcrypto's EVP), hex in lower case */
+void		 sha256_digest(const void *, size_t, unsigned char [32]);
+void		 sha256_hex(const void *, size_t, char [65]);
+
 /* log.c */
 enum log_level {
 	LOG_LVL_ERR = 3,
