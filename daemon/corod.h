@@ -39,7 +39,7 @@
 struct problem;
 struct db;
 
-/* main.c: the store every module uses */
+/* loop.c: the store every module uses (main opens it) */
 extern struct db	*corod_db;
 
 /* xmalloc.c */
