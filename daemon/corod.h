@@ -246,6 +246,7 @@ enum task_wake {
 	WAKE_TIMER,		/* its sleep ended */
 	WAKE_CHILD,		/* a child reached a final state */
 	WAKE_IO,		/* a transfer finished (downloads) */
+	WAKE_PROC,		/* a process ended (proc.c) */
 	WAKE_CANCEL,		/* cancellation delivered at the await */
 };
 
