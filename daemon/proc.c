@@ -56,6 +56,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -99,6 +100,7 @@ static int		 open_max;	/* for a kernel without close_range */
 
 static void	 proc_sigchld_on(void);
 static pid_t	 proc_fork_exec(const struct proc_spawn *, int *);
+static void	 proc_child_default(int);
 static void	 proc_child(const struct proc_spawn *, volatile int *)
 		     __attribute__((noreturn));
 static int	 proc_watch(struct proc *);
@@ -202,6 +204,34 @@ proc_fork_exec(const struct proc_spawn *s, int *err)
 }
 
 /*
+ * The signals glibc keeps for itself (32 and 33, its threads' cancel and
+ * setxid) refuse sigaction, but an ignored one is inherited all the same
+ * (make check's environment ignores 32): set them with the system call,
+ * whose structure is this where the handler comes first.
+ */
+static void
+proc_child_default(int sig)
+{
+#if defined(__x86_64__) || defined(__aarch64__) || defined(__i386__) || \
+    defined(__riscv) || defined(__arm__)
+	struct {
+		void		*handler;
+		unsigned long	 flags;
+		void		*restorer;
+		uint64_t	 mask;
+	} ksa, old;
+
+	memset(&ksa, 0, sizeof ksa);
+	ksa.handler = SIG_DFL;
+	if (syscall(SYS_rt_sigaction, sig, NULL, &old, sizeof ksa.mask) == 0 &&
+	    old.handler != SIG_DFL)
+		syscall(SYS_rt_sigaction, sig, &ksa, NULL, sizeof ksa.mask);
+#else
+	(void)sig;
+#endif
+}
+
+/*
  * In the vfork child (signals blocked, the parent's memory): default
  * dispositions, a session of its own, the three descriptors, nothing
  * else open, the caller's own steps, then execve.  On failure the errno
@@ -219,9 +249,11 @@ proc_child(const struct proc_spawn *s, volatile int *err)
 	for (sig = 1; sig < NSIG; sig++) {
 		if (sig == SIGKILL || sig == SIGSTOP)
 			continue;
-		if (sigaction(sig, NULL, &sa) == 0 &&
-		    sa.sa_handler != SIG_DFL)
-			sigaction(sig, &dfl, NULL);
+		if (sigaction(sig, NULL, &sa) == 0) {
+			if (sa.sa_handler != SIG_DFL)
+				sigaction(sig, &dfl, NULL);
+		} else
+			proc_child_default(sig);
 	}
 	if (setsid() == -1)
 		goto fail;
