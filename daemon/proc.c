@@ -18,9 +18,9 @@
  * Spawning uses vfork semantics, not fork: the parent's page tables are
  * not copied (with 100,000 tasks in memory a fork costs milliseconds),
  * the parent waits until the child has called execve or failed, and the
- * child's errno comes back through the shared memory, so a program that
- * cannot be run is an error of proc_spawn itself (ENOENT, EACCES ...),
- * not an exit status 127.  Between vfork and execve the child runs on
+ * child's errno comes back through a close-on-exec pipe, so a program
+ * that cannot be run is an error of proc_spawn itself (ENOENT, EACCES
+ * ...), not an exit status 127.  Between vfork and execve the child runs on
  * the parent's stack and memory: only async-signal-safe calls, no
  * malloc, no stdio, no return.  Signals are blocked around it, and the
  * child sets every disposition back to the default before it unblocks
@@ -101,7 +101,7 @@ static int		 open_max;	/* for a kernel without close_range */
 static void	 proc_sigchld_on(void);
 static pid_t	 proc_fork_exec(const struct proc_spawn *, int *);
 static void	 proc_child_default(int);
-static void	 proc_child(const struct proc_spawn *, volatile int *)
+static void	 proc_child(const struct proc_spawn *, int)
 		     __attribute__((noreturn));
 static int	 proc_watch(struct proc *);
 static void	 proc_pidfd_cb(evutil_socket_t, short, void *);
@@ -175,32 +175,47 @@ proc_sigchld_on(void)
 
 /*
  * vfork, set the child up and exec.  The child's pid, or -1 with *err
- * (the child's errno if it could not exec; it is reaped here).
+ * (the child's errno if it could not exec; it is reaped here).  The
+ * child reports a failure through a close-on-exec pipe: at EOF the exec
+ * happened.  With vfork the child is done with by the time vfork returns
+ * and the read does not wait; where vfork is a fork (valgrind), it waits
+ * for the exec as fork+exec always has.
  */
 static pid_t
 proc_fork_exec(const struct proc_spawn *s, int *err)
 {
 	sigset_t	 all, old;
-	volatile int	 child_err = 0;
 	pid_t		 pid;
-	int		 status;
+	ssize_t		 n;
+	int		 status, report[2], child_err = 0;
 
+	if (pipe2(report, O_CLOEXEC) != 0) {
+		*err = errno;
+		return (-1);
+	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pid = vfork();
 	if (pid == 0)
-		proc_child(s, &child_err);	/* does not return */
-	*err = pid == -1 ? errno : child_err;
+		proc_child(s, report[1]);	/* does not return */
+	*err = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (pid == -1)
-		return (-1);
-	if (*err != 0) {
-		/* it has exited already: this does not block */
-		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-			;
+	close(report[1]);
+	if (pid == -1) {
+		close(report[0]);
 		return (-1);
 	}
-	return (pid);
+	while ((n = read(report[0], &child_err, sizeof child_err)) == -1 &&
+	    errno == EINTR)
+		;
+	close(report[0]);
+	if (n <= 0)
+		return (pid);
+	*err = n == sizeof child_err && child_err != 0 ? child_err : EIO;
+	/* it has exited, or is about to: this does not wait long */
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	return (-1);
 }
 
 /*
@@ -235,14 +250,14 @@ proc_child_default(int sig)
  * In the vfork child (signals blocked, the parent's memory): default
  * dispositions, a session of its own, the three descriptors, nothing
  * else open, the caller's own steps, then execve.  On failure the errno
- * is left in *err and the child exits 127.
+ * is written to report and the child exits 127.
  */
 static void
-proc_child(const struct proc_spawn *s, volatile int *err)
+proc_child(const struct proc_spawn *s, int report)
 {
 	struct sigaction	 dfl, sa;
 	sigset_t		 none;
-	int			 fd[3], i, sig, null = -1;
+	int			 fd[3], i, sig, err, null = -1;
 
 	memset(&dfl, 0, sizeof dfl);
 	dfl.sa_handler = SIG_DFL;
@@ -258,7 +273,9 @@ proc_child(const struct proc_spawn *s, volatile int *err)
 	if (setsid() == -1)
 		goto fail;
 
-	/* a given descriptor below 3 must not be overwritten before use */
+	/* the report pipe, and a given descriptor below 3, out of the way */
+	if (report < 3 && (report = fcntl(report, F_DUPFD_CLOEXEC, 3)) == -1)
+		goto fail;
 	for (i = 0; i < 3; i++) {
 		fd[i] = s->fd[i];
 		if (fd[i] >= 0 && fd[i] < 3 && fd[i] != i &&
@@ -278,10 +295,20 @@ proc_child(const struct proc_spawn *s, volatile int *err)
 		} else if (dup2(fd[i], i) == -1)
 			goto fail;
 	}
-	if (syscall(SYS_close_range, 3U, ~0U, 0U) == -1) {
-		for (i = 3; i < open_max; i++)
+	/* all but the report pipe (close-on-exec) */
+#ifdef SYS_close_range
+	if ((report == 3 || syscall(SYS_close_range, 3U,
+	    (unsigned int)report - 1, 0U) == 0) &&
+	    syscall(SYS_close_range, (unsigned int)report + 1, ~0U, 0U) == 0)
+		goto closed;
+#endif
+	for (i = 3; i < open_max; i++) {
+		if (i != report)
 			close(i);
 	}
+#ifdef SYS_close_range
+closed:
+#endif
 	if (s->child != NULL && s->child(s->child_arg) != 0)
 		goto fail;
 
@@ -290,7 +317,9 @@ proc_child(const struct proc_spawn *s, volatile int *err)
 	execve(s->path != NULL ? s->path : s->argv[0], s->argv,
 	    s->envp != NULL ? s->envp : (char *const []){ NULL });
 fail:
-	*err = errno != 0 ? errno : EINVAL;
+	err = errno != 0 ? errno : EINVAL;
+	while (write(report, &err, sizeof err) == -1 && errno == EINTR)
+		;
 	_exit(127);
 }
 
