@@ -31,11 +31,12 @@
  *
  *   RUNNING --(its end seen: proc_reap)--> ENDED     proc_status tells how;
  *                                                    the waiter is woken,
- *                                                    then done is called
+ *                                                    then done is called;
+ *                                                    its zombie is kept
  *   RUNNING --proc_free--> DETACHED                  SIGKILL to its group;
  *                                                    reaped, then freed,
  *                                                    by the loop
- *   ENDED --proc_free--> (freed)
+ *   ENDED --proc_free--> (reaped and freed)
  *
  * A proc is never freed by the loop while its owner holds it, and never
  * leaves a zombie or an event behind once freed: a detached one is
@@ -43,9 +44,10 @@
  * reaps the last of them.
  *
  * Signals go to the process group (kill(-pgid)), so a program's own
- * children are reached too.  After the program has ended, its group can
- * outlive it (a child it left behind); signalling it then reaches those.
- * The group's id cannot be reused while any member is alive.
+ * children are reached too, also after the program has ended (a child it
+ * left behind that ignored SIGTERM): the ended program's zombie, kept
+ * until proc_free, keeps its pid, and so the group's id, from being
+ * given to another process meanwhile.
  */
 #include <sys/types.h>
 #include <sys/queue.h>
@@ -65,9 +67,6 @@
 
 #ifndef P_PIDFD
 #define P_PIDFD		3
-#endif
-#ifndef CLOSE_RANGE_UNSHARE
-#define CLOSE_RANGE_UNSHARE	(1U << 1)
 #endif
 
 enum proc_state {
@@ -107,6 +106,7 @@ static int	 proc_watch(struct proc *);
 static void	 proc_pidfd_cb(evutil_socket_t, short, void *);
 static void	 proc_sigchld_cb(evutil_socket_t, short, void *);
 static int	 proc_reap(struct proc *, int);
+static void	 proc_bury(struct proc *);
 static void	 proc_ended_now(struct proc *, const siginfo_t *);
 
 /* A spawn request with its defaults: stdin, stdout, stderr /dev/null. */
@@ -157,8 +157,11 @@ proc_spawn(const struct proc_spawn *s)
 	if (proc_watch(p) != 0) {
 		proc_sigchld_on();
 		LIST_INSERT_HEAD(&sigchld_procs, p, entry);
-		/* it may have ended before the event was there to see it */
-		proc_reap(p, 0);
+		/*
+		 * It may have ended before the event was there to see it:
+		 * look on the loop (never call done before this returns).
+		 */
+		event_active(sigchld_ev, EV_SIGNAL, 1);
 	}
 	return (p);
 }
@@ -374,15 +377,22 @@ proc_sigchld_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 /*
- * Reap the process if it has ended (wait: block until it has); 1 if it
- * was, and then it has been reported (or freed, if detached).
+ * Has the process ended (wait: block until it has)?  1 if so, and then
+ * it has been reported, or freed if detached.  An owned process is only
+ * looked at (WNOWAIT): its zombie keeps its pid, and so its group's id,
+ * from being anyone else's until proc_free reaps it, so that signalling
+ * its group is safe as long as the handle exists.
  */
 static int
 proc_reap(struct proc *p, int wait)
 {
 	siginfo_t	 si;
-	int		 rc, flags = WEXITED | (wait ? 0 : WNOHANG);
+	int		 rc, flags = WEXITED;
 
+	if (!wait)
+		flags |= WNOHANG;
+	if (p->state != PROC_DETACHED)
+		flags |= WNOWAIT;
 	memset(&si, 0, sizeof si);
 	for (;;) {
 		if (p->pidfd != -1 && !no_p_pidfd)
@@ -411,7 +421,18 @@ proc_reap(struct proc *p, int wait)
 	return (1);
 }
 
-/* The process ended and was reaped: record how, and tell its owner. */
+/* Reap an ended process's zombie (it is one: this does not wait). */
+static void
+proc_bury(struct proc *p)
+{
+	siginfo_t	si;
+
+	while (waitid(P_PID, (id_t)p->pid, &si, WEXITED) == -1 &&
+	    errno == EINTR)
+		;
+}
+
+/* The process ended: record how, and tell its owner. */
 static void
 proc_ended_now(struct proc *p, const siginfo_t *si)
 {
@@ -437,7 +458,7 @@ proc_ended_now(struct proc *p, const siginfo_t *si)
 		p->pidfd = -1;
 	}
 	if (p->state == PROC_DETACHED) {
-		free(p);
+		free(p);		/* reaped: nobody holds it */
 		return;
 	}
 	p->state = PROC_ENDED;
@@ -508,6 +529,7 @@ proc_free(struct proc *p)
 	p->waiter = NULL;
 	p->done = NULL;
 	if (p->state == PROC_ENDED) {
+		proc_bury(p);
 		free(p);
 		return;
 	}
@@ -519,7 +541,7 @@ proc_free(struct proc *p)
 	}
 }
 
-/* Processes started and not yet reaped (detached ones included). */
+/* Processes started and not yet ended (detached ones included). */
 size_t
 proc_running(void)
 {

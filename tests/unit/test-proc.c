@@ -195,6 +195,7 @@ test_outcomes(const char *mode)
 	static char *const	 nope[] = { "/nonexistent/program", NULL };
 	static char *const	 dir_[] = { "/tmp", NULL };
 	struct proc		*p;
+	pid_t			 pid;
 	int			 st;
 
 	st = run(tru);
@@ -220,8 +221,11 @@ test_outcomes(const char *mode)
 	st = proc_status(p);
 	ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT, "%s: ... signaled 2 "
 	    "(status %#x)", mode, st);
-	ok(!alive(proc_pid(p)), "%s: ... and reaped", mode);
+	ok(alive(proc_pid(p)), "%s: ... its zombie kept while the handle is "
+	    "held (its group's id is not reused)", mode);
+	pid = proc_pid(p);
 	proc_free(p);
+	ok(!alive(pid), "%s: ... and reaped by proc_free", mode);
 
 	errno = 0;
 	p = spawn(nope, NULL, -1);
