@@ -5,7 +5,10 @@
  * http_respond_problem) and the endpoints are stubs here that record what
  * was called, so the path table, the task id syntax, the origin and
  * content-type checks and their order are checked without a socket.  The
- * problem documents and JSON Pointers of problem.c are checked too.
+ * problem documents and JSON Pointers of problem.c are checked too, and
+ * shapes with several parameters (route_match, and route_dispatch on a
+ * table of the test's own, as the queue and schedule endpoints will be),
+ * who may use a route, and route_serve_check's answer to http_start.
  *
  * `make check` links this file with libcorod.a: its stubs keep http.c and
  * the endpoints (tasks.c, health.c) out of the link.
