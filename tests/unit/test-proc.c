@@ -7,6 +7,7 @@
  * task body that awaits a process (AWAIT_PROC) through the real task
  * machinery and store, to its end and cancelled at the await.
  */
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -236,6 +237,57 @@ test_outcomes(const char *mode)
 	ok(p == NULL && errno == EACCES, "%s: a directory: EACCES (%s)", mode,
 	    strerror(errno));
 	is(proc_running(), 0, "%s: nothing left running", mode);
+}
+
+/* What the exec kind will add in the child: cwd, rlimits, no_new_privs. */
+static int
+child_setup(void *arg)
+{
+	struct rlimit	rl = { 77, 77 };
+
+	if (chdir(arg) != 0 || setrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return (-1);
+	return (0);
+}
+
+static void
+test_setup(const char *mode)
+{
+	static char *const	 show[] = { "/bin/sh", "-c",
+				    "echo \"$(pwd) $(ulimit -n) $(grep "
+				    "NoNewPrivs /proc/self/status | tr -d "
+				    "'\\t ')\"", NULL };
+	struct proc_spawn	 s;
+	struct proc		*p;
+	char			 out[128];
+	ssize_t			 n;
+	int			 fds[2];
+
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return;
+	proc_spawn_init(&s);
+	s.argv = show;
+	s.fd[1] = fds[1];
+	s.child = child_setup;
+	s.child_arg = "/tmp";
+	p = proc_spawn(&s);
+	close(fds[1]);
+	n = p != NULL ? read(fds[0], out, sizeof out - 1) : -1;
+	out[n > 0 ? n : 0] = '\0';
+	close(fds[0]);
+	is_str(out, "/tmp 77 NoNewPrivs:1\n", "%s: the child hook ran: cwd, "
+	    "an rlimit, no_new_privs", mode);
+	if (p != NULL) {
+		run_until(ended, p, 5000);
+		proc_free(p);
+	}
+	s.fd[1] = -1;
+	s.child_arg = "/nonexistent";
+	errno = 0;
+	p = proc_spawn(&s);
+	ok(p == NULL && errno == ENOENT, "%s: a hook that fails fails the "
+	    "spawn with its errno (%s)", mode, strerror(errno));
 }
 
 /* The child's descriptors, session, environment and signals. */
@@ -599,6 +651,7 @@ main(void)
 		proc_force_sigchld(i);
 		test_outcomes(mode);
 		test_child(mode);
+		test_setup(mode);
 		test_free(mode);
 		test_many(mode);
 		test_await(mode);
