@@ -158,8 +158,49 @@ void		 http_add_header(struct http_request *, const char *,
 void		 http_suspend(struct http_request *);
 void		 http_hold(struct http_request *);
 
-/* route.c: dispatch a complete request to its endpoint */
+/*
+ * route.c: dispatch a complete request to its endpoint.  A route is a
+ * path shape whose "{name}" segments are its parameters (integers if
+ * named "id" or "..._id", else strings), the methods it takes, who may
+ * use it, and its endpoint: fn without parameters, fn_args with them.
+ */
+#define ROUTE_MAX_PARAMS	4
+struct route_param {
+	const char	*name;		/* in the shape, namelen bytes */
+	size_t		 namelen;
+	const char	*value;		/* the path's segment, len bytes */
+	size_t		 len;
+	int64_t		 num;		/* an integer parameter's value */
+	const char	*what;		/* the shape's segment before it */
+	size_t		 whatlen;
+};
+struct route_params {
+	size_t			 n;
+	struct route_param	 p[ROUTE_MAX_PARAMS];
+};
+/* Beside the HTTP_* methods of a route: who may use it (default: a token
+ * holder, when tokens are configured). */
+#define ROUTE_ANYONE	0x1000		/* no token ever */
+#define ROUTE_METRICS	0x2000		/* a token unless metrics-public */
+#define ROUTE_WHO	(ROUTE_ANYONE|ROUTE_METRICS)
+struct route {
+	const char	*path;
+	unsigned int	 methods;	/* HTTP_* and ROUTE_ANYONE/METRICS */
+	void		(*fn)(struct http_request *);
+	void		(*fn_args)(struct http_request *,
+			    const struct route_params *);
+};
 void		 route_request(struct http_request *);
+void		 route_dispatch(const struct route *, size_t,
+		    struct http_request *);
+int		 route_serve_check(const char *, char **);
+/* 1 if the path has the shape (a filled), else 0. */
+int		 route_match(const char *, const char *, struct route_params *);
+/* The integers' values; -1 and a 400 in the problem if one is not. */
+int		 route_params_parse(struct route_params *, struct problem *);
+int64_t		 route_param_int(const struct route_params *, const char *);
+const char	*route_param_str(const struct route_params *, const char *,
+		    size_t *);
 
 /* query.c: query arguments, answering 400 for the caller on error */
 int		 api_query_check(struct http_request *, const char *const *);
@@ -171,10 +212,12 @@ int		 api_query_seconds(struct http_request *, const char *, int,
 /* tasks.c */
 void		 api_tasks_submit(struct http_request *);
 void		 api_tasks_list(struct http_request *);
-void		 api_task_get(struct http_request *, int64_t);
-void		 api_task_cancel(struct http_request *, int64_t);
-void		 api_task_delete(struct http_request *, int64_t);
-void		 api_task_log(struct http_request *, int64_t);
+void		 api_task_get(struct http_request *, const struct route_params *);
+void		 api_task_cancel(struct http_request *,
+		    const struct route_params *);
+void		 api_task_delete(struct http_request *,
+		    const struct route_params *);
+void		 api_task_log(struct http_request *, const struct route_params *);
 void		 api_tasks_shutdown(void);
 /* api_wake_waiters, api_wake_followers: steps of a commit (corod.h) */
 

@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include "corod.h"
-#include "sha256.h"
 #include "api.h"
 
 #define AUTH_MAX_TOKENS		64
@@ -45,11 +44,7 @@ static int	auth_read(const char *, uint8_t (**)[32], size_t *, char **);
 static void
 auth_digest(const char *s, size_t len, uint8_t d[32])
 {
-	struct sha256	ctx;
-
-	sha256_init(&ctx);
-	sha256_update(&ctx, s, len);
-	sha256_final(&ctx, d);
+	sha256_digest(s, len, d);
 }
 
 /* Whether tokens are required. */

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "../daemon/corod.h"
-#include "../daemon/sha256.h"
 #include "api.h"
 
 /* url -> the embedded file's name, and its type */

@@ -292,7 +292,6 @@ http_start(struct event_base *base, const char *address, char **cause)
 {
 	const union MHD_DaemonInfo	*info;
 	unsigned int			 flags;
-	const char			*exposed;
 	char				*cert = NULL, *key = NULL;
 	struct MHD_OptionItem		 tls[3] = {
 		{ MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL },
@@ -341,20 +340,14 @@ http_start(struct event_base *base, const char *address, char **cause)
 		free(key);
 		return (-1);
 	}
-	/* A token, or an explicit choice, before others can reach the API. */
-	if ((exposed = listen_exposed()) != NULL && !auth_enabled() &&
-	    !cfg->insecure_no_auth) {
-		xasprintf(cause, "listen %s: others can reach this address "
-		    "and no token-file is set; set one (or insecure-no-auth "
-		    "to serve it without tokens)", exposed);
+	/* A token, or an explicit choice, before others can reach the API:
+	 * the routes say which need one (route.c). */
+	if (route_serve_check(listen_exposed(), cause) != 0) {
 		listen_close();
 		free(cert);
 		free(key);
 		return (-1);
 	}
-	if (exposed != NULL && !auth_enabled())
-		log_warnx("serving %s without tokens (insecure-no-auth): "
-		    "anyone who can reach it can run tasks", exposed);
 
 	http_lastlog[0] = '\0';
 	http_mhd_lax = atoi(MHD_get_version()) < 1;

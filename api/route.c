@@ -1,23 +1,36 @@
 /*
  * route.c -- the path table and the checks every request passes first.
  *
- * A complete request is matched against the table below by path shape;
- * "{id}" matches one non-empty path segment.  The checks run in this order,
- * and the first that fails answers:
+ * A complete request is matched against the table below by path shape:
+ * "{name}" matches one non-empty path segment, and a shape may have several
+ * ("/v1/queues/{name}/claim", "/v1/schedules/{id}/trigger").  A parameter
+ * named "id" or "..._id" is an integer (a positive int64, as task ids are);
+ * any other is a string (the segment as decoded, the endpoint checks it).
+ * The endpoint gets them as struct route_params (route_param_int,
+ * route_param_str).
+ *
+ * Who may use a route is the route's own: by default a token is needed
+ * when tokens are configured (auth.c); ROUTE_ANYONE in its methods marks
+ * one that anyone may use (the dashboard, /healthz) and ROUTE_METRICS one
+ * that needs a token unless metrics-public.  A path under /v1 that no
+ * route knows needs a token too, so that an unknown path tells nothing
+ * without one.  The same table says whether corod may start on sockets
+ * others can reach (route_serve_check, asked by http_start).
+ *
+ * The checks run in this order, and the first that fails answers:
  *
  *	421	the Host header names neither this machine's loopback
  *		(localhost, *.localhost), nor an IP address, nor a name of
  *		cfg->allow_host, when the check applies (route_check_host)
- *	401	a token is configured and the request is for /v1/ (any path
- *		under it, known or not) or /metrics (unless metrics-public)
- *		without one of the tokens (auth.c)
+ *	401	a token is configured, the route (or an unknown path under
+ *		/v1) needs one, and the request has none of the tokens
  *	404	no shape matches the path
  *	405	the shape matches, the method does not (Allow lists them)
  *	403	a state-changing request (POST, PUT, PATCH, DELETE) from another
  *		origin, unless cfg->allow_origin names it
  *	415	a state-changing request whose body (or Content-Type) is not
  *		application/json
- *	400	the {id} segment is not a task id
+ *	400	an integer parameter ({id}) is not a positive integer
  *
  * Then the endpoint runs.  HEAD is routed like GET (MHD drops the body).
  *
@@ -66,19 +79,17 @@
 /* The methods that change state: these pass the origin and type checks. */
 #define ROUTE_UNSAFE	(HTTP_POST|HTTP_PUT|HTTP_PATCH|HTTP_DELETE)
 
-/* A path shape, the methods it takes and the endpoint for them. */
-struct route {
-	const char	*path;		/* "{id}" is one segment, a task id */
-	unsigned int	 methods;
-	void		(*fn)(struct http_request *);
-	void		(*fn_id)(struct http_request *, int64_t);
-};
-
+/*
+ * The path shapes, the methods each takes and the endpoint for them: fn
+ * for a shape without parameters, fn_args for one with.
+ */
 static const struct route route_table[] = {
-	{ "/", HTTP_GET|HTTP_HEAD, api_dashboard, NULL },
-	{ "/dashboard/app.js", HTTP_GET|HTTP_HEAD, api_dashboard, NULL },
-	{ "/dashboard/style.css", HTTP_GET|HTTP_HEAD, api_dashboard, NULL },
-	{ "/healthz", HTTP_GET|HTTP_HEAD, api_healthz, NULL },
+	{ "/", HTTP_GET|HTTP_HEAD|ROUTE_ANYONE, api_dashboard, NULL },
+	{ "/dashboard/app.js", HTTP_GET|HTTP_HEAD|ROUTE_ANYONE, api_dashboard,
+	    NULL },
+	{ "/dashboard/style.css", HTTP_GET|HTTP_HEAD|ROUTE_ANYONE,
+	    api_dashboard, NULL },
+	{ "/healthz", HTTP_GET|HTTP_HEAD|ROUTE_ANYONE, api_healthz, NULL },
 	{ "/v1/tasks", HTTP_GET|HTTP_HEAD, api_tasks_list, NULL },
 	{ "/v1/tasks", HTTP_POST, api_tasks_submit, NULL },
 	{ "/v1/tasks/{id}", HTTP_GET|HTTP_HEAD, NULL, api_task_get },
@@ -86,12 +97,13 @@ static const struct route route_table[] = {
 	{ "/v1/tasks/{id}/cancel", HTTP_POST, NULL, api_task_cancel },
 	{ "/v1/tasks/{id}/log", HTTP_GET|HTTP_HEAD, NULL, api_task_log },
 	{ "/v1/events", HTTP_GET|HTTP_HEAD, api_events, NULL },
-	{ "/metrics", HTTP_GET|HTTP_HEAD, api_metrics, NULL },
+	{ "/metrics", HTTP_GET|HTTP_HEAD|ROUTE_METRICS, api_metrics, NULL },
 };
 #define ROUTE_COUNT	(sizeof route_table / sizeof route_table[0])
 
-static int	 route_match(const char *, const char *, const char **,
-		     size_t *);
+static int	 route_param_is_int(const char *, size_t);
+static void	 route_param_what(const struct route_param *, char *, size_t);
+static unsigned int route_who(unsigned int, int, const char *);
 static void	 route_allow(unsigned int, char *, size_t);
 static void	 route_quote(char *, size_t, const char *, size_t);
 static int	 route_parse_id(const char *, size_t, int64_t *);
@@ -105,27 +117,46 @@ static int	 route_host_seen(const char *);
 static void	 route_host_keep(const char *);
 static int	 route_json_type(const char *);
 static int	 route_check_type(struct http_request *, struct problem *);
-static void	 route_not_found(struct http_request *);
+static void	 route_not_found(const struct route *, size_t,
+		     struct http_request *);
 
 /*
- * Does path match the shape pattern?  If the shape has "{id}", *id and
- * *idlen point at that segment of path.
+ * Does path match the shape pattern?  Each "{name}" of the pattern takes
+ * one non-empty segment of path; a match fills *a with them (unparsed:
+ * route_params_parse).  1 if it matches, else 0.
  */
-static int
-route_match(const char *pattern, const char *path, const char **id,
-    size_t *idlen)
+int
+route_match(const char *pattern, const char *path, struct route_params *a)
 {
-	size_t	n;
+	struct route_param	*rp;
+	const char		*end, *seg, *start = pattern;
+	size_t			 n;
 
+	a->n = 0;
 	while (*pattern != '\0') {
-		if (strncmp(pattern, "{id}", 4) == 0) {
+		if (*pattern == '{' &&
+		    (end = strchr(pattern, '}')) != NULL) {
 			n = strcspn(path, "/");
-			if (n == 0)
+			if (n == 0 || a->n == ROUTE_MAX_PARAMS)
 				return (0);
-			*id = path;
-			*idlen = n;
+			rp = &a->p[a->n++];
+			rp->name = pattern + 1;
+			rp->namelen = (size_t)(end - pattern - 1);
+			rp->value = path;
+			rp->len = n;
+			rp->num = 0;
+			/* the segment before it names what it is ("tasks") */
+			rp->what = NULL;
+			rp->whatlen = 0;
+			if (pattern - start >= 2 && pattern[-1] == '/') {
+				for (seg = pattern - 1; seg > start &&
+				    seg[-1] != '/'; seg--)
+					;
+				rp->what = seg;
+				rp->whatlen = (size_t)(pattern - 1 - seg);
+			}
 			path += n;
-			pattern += 4;
+			pattern = end + 1;
 			continue;
 		}
 		if (*pattern != *path)
@@ -134,6 +165,90 @@ route_match(const char *pattern, const char *path, const char **id,
 		path++;
 	}
 	return (*path == '\0');
+}
+
+/* Is a parameter of this name an integer: "id" or "..._id"? */
+static int
+route_param_is_int(const char *name, size_t len)
+{
+	return ((len == 2 && strncmp(name, "id", 2) == 0) ||
+	    (len > 3 && strncmp(name + len - 3, "_id", 3) == 0));
+}
+
+/* "a task id" for {id} after "tasks/", else "name" as it is. */
+static void
+route_param_what(const struct route_param *rp, char *buf, size_t size)
+{
+	size_t	wlen = rp->whatlen;
+
+	if (rp->namelen == 2 && wlen > 0) {
+		if (wlen > 1 && rp->what[wlen - 1] == 's')
+			wlen--;
+		snprintf(buf, size, "a %.*s id", (int)wlen, rp->what);
+	} else
+		snprintf(buf, size, "%.*s", (int)rp->namelen, rp->name);
+}
+
+/*
+ * Give the integer parameters of a match their values: 0, or -1 with a
+ * 400 in *p naming the first that is not a positive integer.
+ */
+int
+route_params_parse(struct route_params *a, struct problem *p)
+{
+	struct route_param	*rp;
+	char			 q[300], what[128], field[80];
+	size_t			 i;
+
+	for (i = 0; i < a->n; i++) {
+		rp = &a->p[i];
+		if (!route_param_is_int(rp->name, rp->namelen))
+			continue;
+		if (route_parse_id(rp->value, rp->len, &rp->num) == 0)
+			continue;
+		route_quote(q, sizeof q, rp->value, rp->len);
+		route_param_what(rp, what, sizeof what);
+		snprintf(field, sizeof field, "/path/%.*s", (int)rp->namelen,
+		    rp->name);
+		problem_set(p, 400, "invalid-field", field,
+		    "%s is a positive integer, not %s", what, q);
+		return (-1);
+	}
+	return (0);
+}
+
+/* The parameter of that name: its value (an integer one) or 0. */
+int64_t
+route_param_int(const struct route_params *a, const char *name)
+{
+	size_t	i, len = strlen(name);
+
+	for (i = 0; i < a->n; i++) {
+		if (a->p[i].namelen == len &&
+		    strncmp(a->p[i].name, name, len) == 0)
+			return (a->p[i].num);
+	}
+	return (0);
+}
+
+/*
+ * The parameter of that name as it came (len bytes in the request's path,
+ * valid while the request is), or NULL if the route has none.
+ */
+const char *
+route_param_str(const struct route_params *a, const char *name, size_t *len)
+{
+	size_t	i, nlen = strlen(name);
+
+	for (i = 0; i < a->n; i++) {
+		if (a->p[i].namelen == nlen &&
+		    strncmp(a->p[i].name, name, nlen) == 0) {
+			*len = a->p[i].len;
+			return (a->p[i].value);
+		}
+	}
+	*len = 0;
+	return (NULL);
 }
 
 /* The Allow header for a set of methods. */
@@ -539,21 +654,22 @@ route_check_type(struct http_request *req, struct problem *p)
 
 /* 404, naming the path without its trailing slash if that one exists. */
 static void
-route_not_found(struct http_request *req)
+route_not_found(const struct route *table, size_t count,
+    struct http_request *req)
 {
-	struct problem	 p;
-	const char	*id;
-	size_t		 i, idlen, len = strlen(req->url);
-	char		 q[300], q2[300], *alt;
+	struct problem		 p;
+	struct route_params	 a;
+	size_t			 i, len = strlen(req->url);
+	char			 q[300], q2[300], *alt;
 
 	route_quote(q, sizeof q, req->url, len);
 	if (len > 1 && req->url[len - 1] == '/') {
 		alt = xstrndup(req->url, len - 1);
-		for (i = 0; i < ROUTE_COUNT; i++) {
-			if (route_match(route_table[i].path, alt, &id, &idlen))
+		for (i = 0; i < count; i++) {
+			if (route_match(table[i].path, alt, &a))
 				break;
 		}
-		if (i != ROUTE_COUNT) {
+		if (i != count) {
 			route_quote(q2, sizeof q2, alt, len - 1);
 			problem_set(&p, 404, "not-found", NULL, "no such "
 			    "resource: %s (without the trailing slash: %s)",
@@ -568,25 +684,89 @@ route_not_found(struct http_request *req)
 	http_respond_problem(req, &p);
 }
 
+/*
+ * Who may send a request for url, whose shape the routes with these
+ * methods (their union, 0 if none) have: ROUTE_ANYONE, ROUTE_METRICS, or
+ * 0 for a token holder.  A route that needs a token wins; a path no route
+ * has needs one under /v1 (an unknown path tells nothing without it).
+ */
+static unsigned int
+route_who(unsigned int methods, int any_token, const char *url)
+{
+	if (methods == 0) {
+		if (strncmp(url, "/v1/", 4) == 0 || strcmp(url, "/v1") == 0)
+			return (0);
+		return (ROUTE_ANYONE);
+	}
+	if (any_token)
+		return (0);
+	return (methods & ROUTE_METRICS ? ROUTE_METRICS : ROUTE_ANYONE);
+}
+
+/*
+ * May corod serve the routes on sockets others can reach (exposed names
+ * one, NULL if none)?  Not without tokens when a route needs one, unless
+ * insecure-no-auth says so (then with a warning).  -1 and *cause if not.
+ */
+int
+route_serve_check(const char *exposed, char **cause)
+{
+	size_t		i;
+	unsigned int	who;
+	int		guarded = 0;
+
+	if (exposed == NULL || auth_enabled())
+		return (0);
+	for (i = 0; i < ROUTE_COUNT; i++) {
+		who = route_table[i].methods & ROUTE_WHO;
+		if (who == 0 || (who == ROUTE_METRICS && !cfg->metrics_public))
+			guarded = 1;
+	}
+	if (!guarded)
+		return (0);
+	if (!cfg->insecure_no_auth) {
+		xasprintf(cause, "listen %s: others can reach this address "
+		    "and no token-file is set; set one (or insecure-no-auth "
+		    "to serve it without tokens)", exposed);
+		return (-1);
+	}
+	log_warnx("serving %s without tokens (insecure-no-auth): anyone who "
+	    "can reach it can run tasks", exposed);
+	return (0);
+}
+
 /* Dispatch a complete request to its endpoint, or answer why not. */
 void
 route_request(struct http_request *req)
 {
+	route_dispatch(route_table, ROUTE_COUNT, req);
+}
+
+/*
+ * Dispatch req through a table of routes (route_request's, or a test's):
+ * the checks at the top of this file, then the endpoint.
+ */
+void
+route_dispatch(const struct route *table, size_t count,
+    struct http_request *req)
+{
 	const struct route	*r = NULL;
+	struct route_params	 a;
 	struct problem		 p;
-	const char		*id = NULL;
-	size_t			 i, idlen = 0;
-	unsigned int		 methods = 0;
-	int64_t			 n = 0;
+	size_t			 i;
+	unsigned int		 methods = 0, who;
+	int			 any_token = 0;
 	char			 allow[64], q[300];
 
-	for (i = 0; i < ROUTE_COUNT; i++) {
-		if (!route_match(route_table[i].path, req->url, &id, &idlen))
+	for (i = 0; i < count; i++) {
+		if (!route_match(table[i].path, req->url, &a))
 			continue;
-		methods |= route_table[i].methods;
-		req->route = route_table[i].path;
-		if (route_table[i].methods & req->method)
-			r = &route_table[i];
+		methods |= table[i].methods;
+		if ((table[i].methods & ROUTE_WHO) == 0)
+			any_token = 1;
+		req->route = table[i].path;
+		if (table[i].methods & req->method)
+			r = &table[i];
 	}
 
 	/* A foreign Host first: a rebinding page learns nothing. */
@@ -594,13 +774,12 @@ route_request(struct http_request *req)
 		http_respond_problem(req, &p);
 		return;
 	}
-	/* Tokens guard the API (known paths or not) and the metrics. */
-	if ((strncmp(req->url, "/v1/", 4) == 0 || strcmp(req->url, "/v1") == 0 ||
-	    (strcmp(req->url, "/metrics") == 0 && !cfg->metrics_public)) &&
+	who = route_who(methods, any_token, req->url);
+	if ((who == 0 || (who == ROUTE_METRICS && !cfg->metrics_public)) &&
 	    !auth_check(req))
 		return;
 	if (methods == 0) {
-		route_not_found(req);
+		route_not_found(table, count, req);
 		return;
 	}
 	if (r == NULL) {
@@ -621,17 +800,14 @@ route_request(struct http_request *req)
 		}
 	}
 
-	if (r->fn_id != NULL) {
-		/* id was set by the matching shape; all {id} shapes agree. */
-		route_match(r->path, req->url, &id, &idlen);
-		if (route_parse_id(id, idlen, &n) != 0) {
-			route_quote(q, sizeof q, id, idlen);
-			problem_set(&p, 400, "invalid-field", "/path/id",
-			    "a task id is a positive integer, not %s", q);
+	if (r->fn_args != NULL) {
+		/* this route's own parameters (another shape may differ) */
+		route_match(r->path, req->url, &a);
+		if (route_params_parse(&a, &p) != 0) {
 			http_respond_problem(req, &p);
 			return;
 		}
-		r->fn_id(req, n);
+		r->fn_args(req, &a);
 	} else
 		r->fn(req);
 }

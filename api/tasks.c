@@ -22,7 +22,6 @@
 #include <microhttpd.h>
 
 #include "../daemon/corod.h"
-#include "../daemon/sha256.h"
 #include "../db/db.h"
 #include "api.h"
 
@@ -695,9 +694,10 @@ task_get_answer(struct http_request *req, int64_t id)
 
 /* GET /v1/tasks/{id}[?wait=S&version=V] */
 void
-api_task_get(struct http_request *req, int64_t id)
+api_task_get(struct http_request *req, const struct route_params *args)
 {
 	static const char *const names[] = { "wait", "version", NULL };
+	int64_t		 id = route_param_int(args, "id");
 	struct task_row	 row;
 	struct problem	 p;
 	struct waiter	*w;
@@ -928,8 +928,9 @@ change_wait(struct http_request *req, int64_t id, unsigned int status)
 
 /* POST /v1/tasks/{id}/cancel */
 void
-api_task_cancel(struct http_request *req, int64_t id)
+api_task_cancel(struct http_request *req, const struct route_params *args)
 {
+	int64_t		 id = route_param_int(args, "id");
 	struct task	*t;
 	struct problem	 p;
 	int		 rc;
@@ -959,8 +960,9 @@ api_task_cancel(struct http_request *req, int64_t id)
 
 /* DELETE /v1/tasks/{id}: a finished task and its log (and children). */
 void
-api_task_delete(struct http_request *req, int64_t id)
+api_task_delete(struct http_request *req, const struct route_params *args)
 {
+	int64_t		 id = route_param_int(args, "id");
 	struct task	*t, *parent = NULL;
 	struct problem	 p;
 
@@ -1042,8 +1044,9 @@ log_format(struct buf *b, int64_t id, int64_t *next, int64_t until,
 
 /* GET /v1/tasks/{id}/log[?since=N][&max_bytes=B][&follow=1] */
 void
-api_task_log(struct http_request *req, int64_t id)
+api_task_log(struct http_request *req, const struct route_params *args)
 {
+	int64_t		 id = route_param_int(args, "id");
 	static const char *const names[] = { "since", "follow", "max_bytes",
 	    NULL };
 	struct task_row		 row;

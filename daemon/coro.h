@@ -28,6 +28,7 @@
 #define CORO_H
 
 #include "corod.h"
+#include "proc.h"
 
 #define CORO_WAITING	0	/* parked at an await */
 #define CORO_DONE	1	/* reached a final state (or a retry) */
@@ -80,6 +81,22 @@
 	CORO_CHECK_CANCEL(t);						\
 	CORO_YIELD(t);							\
 	CORO_CHECK_CANCEL(t);						\
+} while (0)
+
+/*
+ * Wait for a process (proc.c) to end; proc_status(p) then says how.  p is
+ * read again after each resume, so it lives in t->data.  Cancelled, the
+ * body's cancelled: path finds the process still running and its own:
+ * it signals the group (proc_signal) or lets go (proc_free kills it).
+ */
+#define AWAIT_PROC(t, p) do {						\
+	CORO_CHECK_CANCEL(t);						\
+	while (!proc_ended(p)) {					\
+		proc_await((p), (t));					\
+		CORO_YIELD(t);						\
+		proc_await((p), NULL);					\
+		CORO_CHECK_CANCEL(t);					\
+	}								\
 } while (0)
 
 /* task.c: arm the task's timer to resume it with WAKE_TIMER. */

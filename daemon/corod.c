@@ -23,6 +23,7 @@
 #include "corod.h"
 #include "db.h"
 #include "download.h"
+#include "proc.h"
 
 static int	corod_flags;
 
@@ -88,6 +89,7 @@ corod_shutdown(void)
 	commit_shutdown();
 	task_free_all();
 	transfer_shutdown();
+	proc_shutdown();
 	hasher_shutdown();
 	if (corod_flags & COROD_NOTIFY)
 		notify_shutdown();

@@ -39,7 +39,7 @@
 struct problem;
 struct db;
 
-/* main.c: the store every module uses */
+/* loop.c: the store every module uses (main opens it) */
 extern struct db	*corod_db;
 
 /* xmalloc.c */
@@ -83,6 +83,10 @@ int		 hex_value(int);
 size_t		 utf8_valid_prefix(const void *, size_t);
 void		 buf_add_utf8(struct buf *, const void *, size_t);
 char		*utf8_clean(const char *);
+
+/* digest.c: SHA-256 (libcrypto's EVP), hex in lower case */
+void		 sha256_digest(const void *, size_t, unsigned char [32]);
+void		 sha256_hex(const void *, size_t, char [65]);
 
 /* log.c */
 enum log_level {
@@ -250,6 +254,7 @@ enum task_wake {
 	WAKE_TIMER,		/* its sleep ended */
 	WAKE_CHILD,		/* a child reached a final state */
 	WAKE_IO,		/* a transfer finished (downloads) */
+	WAKE_PROC,		/* a process ended (proc.c) */
 	WAKE_CANCEL,		/* cancellation delivered at the await */
 };
 

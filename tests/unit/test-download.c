@@ -15,7 +15,6 @@
 
 #include "corod.h"
 #include "download.h"
-#include "sha256.h"
 #include "tap.h"
 
 static struct config	conf;

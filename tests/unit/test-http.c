@@ -179,6 +179,21 @@ stub_problem(struct http_request *req, int status, const char *detail)
 	http_respond_problem(req, &p);
 }
 
+/*
+ * In place of route.c's answer to http_start: corod's routes need a token
+ * on a socket others can reach, unless insecure-no-auth (test-route
+ * checks route.c's own).
+ */
+int
+route_serve_check(const char *exposed, char **cause)
+{
+	if (exposed == NULL || auth_enabled() || cfg->insecure_no_auth)
+		return (0);
+	xasprintf(cause, "listen %s: others can reach this address and no "
+	    "token-file is set", exposed);
+	return (-1);
+}
+
 /* The test's routes, in place of route.c. */
 void
 route_request(struct http_request *req)

@@ -5,7 +5,10 @@
  * http_respond_problem) and the endpoints are stubs here that record what
  * was called, so the path table, the task id syntax, the origin and
  * content-type checks and their order are checked without a socket.  The
- * problem documents and JSON Pointers of problem.c are checked too.
+ * problem documents and JSON Pointers of problem.c are checked too, and
+ * shapes with several parameters (route_match, and route_dispatch on a
+ * table of the test's own, as the queue and schedule endpoints will be),
+ * who may use a route, and route_serve_check's answer to http_start.
  *
  * `make check` links this file with libcorod.a: its stubs keep http.c and
  * the endpoints (tasks.c, health.c) out of the link.
@@ -132,35 +135,35 @@ api_tasks_submit(struct http_request *req)
 }
 
 void
-api_task_get(struct http_request *req, int64_t id)
+api_task_get(struct http_request *req, const struct route_params *a)
 {
 	(void)req;
 	called = "get";
-	called_id = id;
+	called_id = route_param_int(a, "id");
 }
 
 void
-api_task_cancel(struct http_request *req, int64_t id)
+api_task_cancel(struct http_request *req, const struct route_params *a)
 {
 	(void)req;
 	called = "cancel";
-	called_id = id;
+	called_id = route_param_int(a, "id");
 }
 
 void
-api_task_delete(struct http_request *req, int64_t id)
+api_task_delete(struct http_request *req, const struct route_params *a)
 {
 	(void)req;
 	called = "delete";
-	called_id = id;
+	called_id = route_param_int(a, "id");
 }
 
 void
-api_task_log(struct http_request *req, int64_t id)
+api_task_log(struct http_request *req, const struct route_params *a)
 {
 	(void)req;
 	called = "log";
-	called_id = id;
+	called_id = route_param_int(a, "id");
 }
 
 /*
@@ -730,6 +733,218 @@ test_auth(void)
 	auth_free();
 }
 
+/* --- several parameters: route_match and a table of the test's own ------ */
+
+static char	 got_name[64];
+static int64_t	 got_num;
+
+static void
+t_claim(struct http_request *req, const struct route_params *a)
+{
+	const char	*v;
+	size_t		 len;
+
+	(void)req;
+	called = "claim";
+	v = route_param_str(a, "name", &len);
+	snprintf(got_name, sizeof got_name, "%.*s", (int)len, v ? v : "");
+}
+
+static void
+t_trigger(struct http_request *req, const struct route_params *a)
+{
+	(void)req;
+	called = "trigger";
+	got_num = route_param_int(a, "id");
+}
+
+static void
+t_item(struct http_request *req, const struct route_params *a)
+{
+	const char	*v;
+	size_t		 len;
+
+	(void)req;
+	called = "item";
+	v = route_param_str(a, "name", &len);
+	snprintf(got_name, sizeof got_name, "%.*s", (int)len, v ? v : "");
+	got_num = route_param_int(a, "item_id");
+}
+
+static void
+t_queue(struct http_request *req, const struct route_params *a)
+{
+	(void)req;
+	(void)a;
+	called = "queue";
+}
+
+static void
+t_open(struct http_request *req, const struct route_params *a)
+{
+	(void)req;
+	(void)a;
+	called = "open";
+}
+
+static const struct route test_routes[] = {
+	{ "/v1/queues/{name}", HTTP_GET, NULL, t_queue },
+	{ "/v1/queues/{name}/claim", HTTP_POST, NULL, t_claim },
+	{ "/v1/queues/{name}/items/{item_id}", HTTP_GET|HTTP_DELETE, NULL,
+	    t_item },
+	{ "/v1/schedules/{id}/trigger", HTTP_POST, NULL, t_trigger },
+	{ "/open/{x}", HTTP_GET|ROUTE_ANYONE, NULL, t_open },
+};
+
+/* route() through test_routes. */
+static const char *
+troute(enum http_method m, const char *url)
+{
+	static char	 status[16];
+	struct fake	 f;
+
+	memset(&f, 0, sizeof f);
+	f.req.method = m;
+	f.req.url = url;
+	called = NULL;
+	nanswers = 0;
+	got_name[0] = '\0';
+	got_num = 0;
+	memset(&answered, 0, sizeof answered);
+	answered_allow[0] = '\0';
+	route_dispatch(test_routes, sizeof test_routes / sizeof test_routes[0],
+	    &f.req);
+	if (called != NULL && nanswers == 0)
+		return (called);
+	if (called == NULL && nanswers == 1) {
+		snprintf(status, sizeof status, "%d", answered.status);
+		return (status);
+	}
+	return ("bad: both or neither");
+}
+
+static void
+test_params(void)
+{
+	struct route_params	 a;
+	struct problem		 p;
+	const char		*v;
+	size_t			 len;
+	char			 name[32];
+
+	ok(route_match("/v1/queues/{name}/claim", "/v1/queues/mail/claim",
+	    &a), "a string parameter in the middle");
+	is(a.n, 1, "... one parameter");
+	v = route_param_str(&a, "name", &len);
+	ok(v != NULL && len == 4 && strncmp(v, "mail", 4) == 0,
+	    "... name is \"mail\"");
+	ok(route_param_str(&a, "nam", &len) == NULL && len == 0,
+	    "... and no other");
+	is(route_params_parse(&a, &p), 0, "... strings need no parsing");
+
+	ok(route_match("/v1/schedules/{id}/trigger", "/v1/schedules/42/trigger",
+	    &a) && route_params_parse(&a, &p) == 0 &&
+	    route_param_int(&a, "id") == 42, "an integer parameter: 42");
+	ok(route_match("/v1/schedules/{id}/trigger", "/v1/schedules/x1/trigger",
+	    &a), "a bad integer still matches the shape");
+	is(route_params_parse(&a, &p), -1, "... and fails to parse");
+	is(p.status, 400, "... 400");
+	is_str(p.field, "/path/id", "... field /path/id");
+	ok(strstr(p.detail, "a schedule id is a positive integer, not "
+	    "\"x1\"") != NULL, "... naming it: %s", p.detail);
+
+	ok(route_match("/v1/queues/{name}/items/{item_id}",
+	    "/v1/queues/q-1/items/9223372036854775807", &a) &&
+	    route_params_parse(&a, &p) == 0, "two parameters, a string and "
+	    "an integer");
+	is(a.n, 2, "... two");
+	v = route_param_str(&a, "name", &len);
+	snprintf(name, sizeof name, "%.*s", (int)len, v != NULL ? v : "");
+	is_str(name, "q-1", "... name q-1");
+	ok(route_param_int(&a, "item_id") == INT64_MAX, "... item_id "
+	    "INT64_MAX");
+	ok(route_match("/v1/queues/{name}/items/{item_id}",
+	    "/v1/queues/q/items/0", &a) && route_params_parse(&a, &p) == -1 &&
+	    strcmp(p.field, "/path/item_id") == 0, "... item_id 0: 400 at "
+	    "/path/item_id (%s)", p.detail);
+
+	ok(route_match("/{a}/{b}/{c}/{d}", "/1/2/3/4", &a) && a.n == 4,
+	    "four parameters");
+	ok(!route_match("/{a}/{b}/{c}/{d}/{e}", "/1/2/3/4/5", &a),
+	    "five: more than ROUTE_MAX_PARAMS never match");
+	ok(!route_match("/v1/queues/{name}/claim", "/v1/queues//claim", &a),
+	    "an empty segment does not match");
+	ok(!route_match("/v1/queues/{name}/claim", "/v1/queues/a/b/claim",
+	    &a), "a parameter is one segment");
+	ok(!route_match("/v1/queues/{name}/claim", "/v1/queues/a/claim/",
+	    &a), "a trailing slash does not match");
+	ok(!route_match("/v1/queues/{name}/claim", "/v1/queues/a", &a),
+	    "a shorter path does not match");
+	ok(route_match("/v1/tasks", "/v1/tasks", &a) && a.n == 0,
+	    "no parameters");
+
+	is_str(troute(HTTP_POST, "/v1/queues/mail/claim"), "claim",
+	    "POST /v1/queues/mail/claim");
+	is_str(got_name, "mail", "... the handler has name mail");
+	is_str(troute(HTTP_GET, "/v1/queues/mail"), "queue",
+	    "GET /v1/queues/mail: the shorter shape");
+	is_str(troute(HTTP_GET, "/v1/queues/mail/claim"), "405",
+	    "GET on claim: 405");
+	is_str(answered_allow, "POST", "... Allow: POST");
+	is_str(troute(HTTP_POST, "/v1/schedules/17/trigger"), "trigger",
+	    "POST /v1/schedules/17/trigger");
+	is(got_num, 17, "... the handler has id 17");
+	is_str(troute(HTTP_POST, "/v1/schedules/abc/trigger"), "400",
+	    "a schedule id that is not one: 400");
+	is_str(answered.field, "/path/id", "... at /path/id");
+	is_str(troute(HTTP_DELETE, "/v1/queues/q/items/5"), "item",
+	    "DELETE /v1/queues/q/items/5");
+	ok(strcmp(got_name, "q") == 0 && got_num == 5, "... name q, item_id 5");
+	is_str(troute(HTTP_POST, "/v1/queues/q/items/5"), "405",
+	    "POST there: 405");
+	is_str(answered_allow, "GET, DELETE", "... Allow: GET, DELETE");
+	is_str(troute(HTTP_POST, "/v1/queues/q/items/x"), "405",
+	    "405 comes before the integer is looked at");
+	is_str(troute(HTTP_GET, "/v1/queues/q/items/"), "404",
+	    "an empty last segment: 404");
+	is_str(troute(HTTP_GET, "/open/thing"), "open", "GET /open/thing");
+}
+
+/* Who may use a route, and whether corod may start on exposed sockets. */
+static void
+test_who(void)
+{
+	char	why[512], *cause = NULL;
+
+	ok(route_serve_check(NULL, &cause) == 0, "loopback only: served "
+	    "without tokens");
+	ok(route_serve_check("0.0.0.0:8080", &cause) == -1 && cause != NULL &&
+	    strstr(cause, "no token-file is set") != NULL, "exposed without "
+	    "tokens: refused (%s)", cause != NULL ? cause : "");
+	free(cause);
+	cause = NULL;
+	test_cfg.insecure_no_auth = 1;
+	ok(route_serve_check("0.0.0.0:8080", &cause) == 0 && cause == NULL,
+	    "... unless insecure-no-auth");
+	test_cfg.insecure_no_auth = 0;
+
+	ok(load("first-token-0123456789\n", 0600, why, sizeof why) == 0,
+	    "a token");
+	ok(route_serve_check("0.0.0.0:8080", &cause) == 0, "exposed with "
+	    "tokens: served");
+	is_str(troute(HTTP_POST, "/v1/queues/mail/claim"), "401",
+	    "a route of the test's table needs a token");
+	is_str(troute(HTTP_GET, "/v1/unknown"), "401",
+	    "... and an unknown path under /v1");
+	is_str(troute(HTTP_GET, "/open/thing"), "open",
+	    "... not one marked ROUTE_ANYONE");
+	is_str(troute(HTTP_GET, "/nothing"), "404",
+	    "... nor an unknown path elsewhere");
+	test_cfg.token_file = (char *)"";
+	auth_load(NULL);
+	auth_free();
+}
+
 int
 main(void)
 {
@@ -748,5 +963,7 @@ main(void)
 	test_type();
 	test_problem();
 	test_auth();
+	test_params();
+	test_who();
 	return (done_testing());
 }

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "corod.h"
-#include "sha256.h"
 #include "api.h"
 #include "tap.h"
 
@@ -265,7 +264,9 @@ test_render_seconds(void)
 static void
 test_sha256(void)
 {
-	char	hex[65];
+	char		 hex[65], *big;
+	unsigned char	 d[32];
+	size_t		 i;
 
 	sha256_hex("abc", 3, hex);
 	is_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff6"
@@ -273,6 +274,34 @@ test_sha256(void)
 	sha256_hex("", 0, hex);
 	is_str(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49599"
 	    "1b7852b855", "sha256('')");
+	/* FIPS 180-4's two-block message and a million 'a's */
+	sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+	    56, hex);
+	is_str(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd4"
+	    "19db06c1", "sha256 of 56 bytes (two blocks)");
+	big = xmalloc(1000000);
+	memset(big, 'a', 1000000);
+	sha256_hex(big, 1000000, hex);
+	is_str(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39cc"
+	    "c7112cd0", "sha256 of a million 'a'");
+	for (i = 0; i < 768; i++)
+		big[i] = (char)(i & 0xff);
+	sha256_hex(big, 768, hex);
+	is_str(hex, "f3a25aa93aa2fbba28d79260535bbd6a5eb0fc1c24a8b0f04e12b484"
+	    "c1dfe363", "sha256 of every byte value, three times");
+	free(big);
+	/*
+	 * What existing databases hold: an idempotency fingerprint is the
+	 * hex of the canonical spec (these from Python's hashlib), and a
+	 * token's raw digest is what auth.c compares.
+	 */
+	sha256_hex("{\"kind\":\"echo\",\"params\":{\"message\":\"hi\"}}", 41,
+	    hex);
+	is_str(hex, "f67185ac83668431d4976dd9344a6471b58c6db45bfa6a2222bb923d"
+	    "81997b74", "an idempotency fingerprint");
+	sha256_digest("first-token-0123456789", 22, d);
+	ok(d[0] == 0xd1 && d[1] == 0x0d && d[30] == 0xb5 && d[31] == 0x91,
+	    "a token's raw digest (d10d...b591)");
 }
 
 static void
