@@ -41,9 +41,8 @@ void		 problem_set(struct problem *, int, const char *,
 		    __attribute__((format(printf, 5, 6)));
 const char	*problem_title(int);
 json_t		*problem_json(const struct problem *);
-/* Append a reference token to a JSON Pointer, escaping ~ and /. */
-void		 pointer_join(char *, size_t, const char *, const char *);
-void		 pointer_index(char *, size_t, const char *, size_t);
+/* The status and document of a daemon's fault (400 but for a few). */
+void		 problem_from_verror(struct problem *, const struct verror *);
 
 /* http.c */
 enum http_method {

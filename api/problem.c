@@ -19,6 +19,19 @@
 
 static json_t	*problem_string(const char *);
 
+/*
+ * The statuses of the daemon's fault codes (struct verror) that are not
+ * 400: validation faults are all 400, admission ones say what to do.
+ */
+static const struct {
+	const char	*code;
+	int		 status;
+	int		 retry_after;	/* seconds, 0: no Retry-After */
+} verror_statuses[] = {
+	{ "too-many-tasks", 429, 60 },		/* max-tasks: wait, retry */
+	{ "idempotency-key-reused", 422, 0 },
+};
+
 /* Fill p: status, type slug, field (NULL for none) and a detail. */
 void
 problem_set(struct problem *p, int status, const char *type,
@@ -38,6 +51,25 @@ problem_set(struct problem *p, int status, const char *type,
 	va_start(ap, fmt);
 	vsnprintf(p->detail, sizeof p->detail, fmt, ap);
 	va_end(ap);
+}
+
+/* The problem document of a fault the daemon found (a struct verror). */
+void
+problem_from_verror(struct problem *p, const struct verror *e)
+{
+	size_t	i;
+	int	status = 400, retry_after = 0;
+
+	for (i = 0; i < sizeof verror_statuses / sizeof verror_statuses[0];
+	    i++) {
+		if (strcmp(verror_statuses[i].code, e->code) == 0) {
+			status = verror_statuses[i].status;
+			retry_after = verror_statuses[i].retry_after;
+			break;
+		}
+	}
+	problem_set(p, status, e->code, e->field, "%s", e->detail);
+	p->retry_after = retry_after;
 }
 
 /* The reason phrase of status (RFC 9110), for the problem's title. */
@@ -159,49 +191,4 @@ problem_json(const struct problem *p)
 	if (p->field[0] != '\0')
 		json_object_set_new(o, "field", problem_string(p->field));
 	return (o);
-}
-
-/*
- * Write base followed by "/" and the reference token tok into buf (RFC
- * 6901: "~" becomes "~0", "/" becomes "~1").  buf may be base itself.  On
- * truncation buf holds what fits, never a half escape.
- */
-void
-pointer_join(char *buf, size_t size, const char *base, const char *tok)
-{
-	char	 tmp[1024];
-	size_t	 len, i;
-
-	if (size == 0)
-		return;
-	if (size > sizeof tmp)
-		size = sizeof tmp;
-	/* Validators call this for every member: no allocation here. */
-	len = strlen(base);
-	if (len >= size)
-		len = size - 1;
-	memcpy(tmp, base, len);
-	if (len + 1 < size)
-		tmp[len++] = '/';
-	for (i = 0; tok[i] != '\0' && len + 1 < size; i++) {
-		if (tok[i] == '~' || tok[i] == '/') {
-			if (len + 2 >= size)
-				break;	/* never a half escape */
-			tmp[len++] = '~';
-			tmp[len++] = tok[i] == '~' ? '0' : '1';
-		} else
-			tmp[len++] = tok[i];
-	}
-	tmp[len] = '\0';
-	memcpy(buf, tmp, len + 1);
-}
-
-/* Write base followed by "/" and the array index i into buf. */
-void
-pointer_index(char *buf, size_t size, const char *base, size_t i)
-{
-	char	tok[32];
-
-	snprintf(tok, sizeof tok, "%zu", i);
-	pointer_join(buf, size, base, tok);
 }

@@ -528,6 +528,7 @@ api_tasks_submit(struct http_request *req)
 	struct submit	*other;
 	struct change	*retry;
 	struct problem	 p;
+	struct verror	 ve;
 	json_error_t	 err;
 	json_t		*root, *spec;
 	const char	*key;
@@ -621,9 +622,10 @@ api_tasks_submit(struct http_request *req)
 		else
 			base[0] = '\0';
 		if (spec_parse(spec, base, SIZE_MAX, 0, now, &s->tree,
-		    &p) != 0) {
+		    &ve) != 0) {
 			spec_tree_free(&s->tree);
 			free(s);
+			problem_from_verror(&p, &ve);
 			goto bad;
 		}
 	}
@@ -952,8 +954,7 @@ api_task_changed(const struct task_row *row, enum change_op op)
 		task_nstored--;
 	if (op == CHANGE_CREATED) {
 		k = kind_find(row->kind, strlen(row->kind));
-		stats_created[k != NULL ? stats_kind_index(k) :
-		    STATS_KINDS - 1]++;
+		stats_task_created(k);
 	}
 
 	for (w = LIST_FIRST(&waiters[(uint64_t)id % WAITER_BUCKETS]);

@@ -27,7 +27,7 @@ static int64_t
 submit(const char *text)
 {
 	struct spec_tree	 tree;
-	struct problem		 p;
+	struct verror		 p;
 	json_t			*j;
 	int64_t			*ids, id;
 	struct task		**tasks;

@@ -20,10 +20,12 @@ static const char *
 check(const char *text, struct spec_tree *tree, int *status)
 {
 	static struct problem	p;
+	struct verror		 e;
 	json_t			*j;
 	json_error_t		 err;
 
 	memset(&p, 0, sizeof p);
+	memset(&e, 0, sizeof e);
 	memset(tree, 0, sizeof *tree);
 	if ((j = json_loads(text, 0, &err)) == NULL) {
 		*status = -1;
@@ -31,7 +33,8 @@ check(const char *text, struct spec_tree *tree, int *status)
 	}
 	*status = 0;
 	if (spec_parse(j, "", SIZE_MAX, 0, 1000 * USEC_PER_SEC, tree,
-	    &p) != 0) {
+	    &e) != 0) {
+		problem_from_verror(&p, &e);
 		*status = p.status;
 		json_decref(j);
 		return (p.field);
