@@ -194,6 +194,9 @@ int		 auth_check(struct http_request *);
 /* health.c */
 void		 api_healthz(struct http_request *);
 
+/* kinds.c: GET /v1/kinds, the kind table with its params */
+void		 api_kinds(struct http_request *);
+
 /* events.c: the change feed (GET /v1/events), kept in memory */
 void		 events_init(size_t, int64_t);
 void		 events_shutdown(void);
