@@ -326,6 +326,14 @@ struct param_spec {
 	const char	*help;
 };
 const char	*param_type_name(enum param_type);
+const struct param_spec	*param_find(const struct param_spec *, const char *);
+/* A validated param's value, or its row's default (kinds' start). */
+double		 param_number(const struct param_spec *, json_t *,
+		    const char *);
+json_int_t	 param_integer(const struct param_spec *, json_t *,
+		    const char *);
+int		 param_boolean(const struct param_spec *, json_t *,
+		    const char *);
 
 /*
  * A pool of slots besides max-running, named by the kinds that take one

@@ -4,9 +4,10 @@
  * The body reads like the asyncio version: pick the file, ask for the
  * bytes still missing, await the transfer, await the digest, verify,
  * rename into place.  The transfer itself runs on the loop through
- * transfer.c; curl calls dl_header and dl_write as bytes arrive, and those
- * write straight to <path>.part (nothing is kept in memory but curl's own
- * buffer).  The hasher thread hashes the file behind the writer.
+ * transfer.c, the request made and its outcome read as transfer-http.c
+ * says (what an http kind shares); curl calls dl_header and dl_write as
+ * bytes arrive, and those write straight to <path>.part (nothing is kept
+ * in memory but curl's own buffer).  The hasher thread hashes the file behind the writer.
  *
  * Resuming: once the final answer's headers are in, the file's path and
  * the answer's validator (strong ETag or Last-Modified) are checkpointed
@@ -51,8 +52,6 @@
 #define DL_PROGRESS_EVERY	USEC_PER_SEC
 #define DL_HEADER_BYTES_MAX	TRANSFER_HEADER_BYTES_MAX	/* of one
 					   answer, as curl's of one line */
-#define DL_LOW_SPEED_LIMIT	1024L	/* bytes/s, by default ... */
-#define DL_LOW_SPEED_TIME	60L	/* ... for this many seconds */
 
 /* Why a callback stopped the transfer (or what the answer means). */
 enum dl_stop {
@@ -232,6 +231,11 @@ static const struct param_spec download_params[] = {
 	    .max = 86400, .def = "30", .unit = "seconds",
 	    .invalid = "connect_timeout must be seconds from 0.001 to 86400",
 	    .help = "seconds to connect" },
+	/*
+	 * A server trickling a byte a second would hold a download slot
+	 * for ever under a 1 byte/s limit (never slower than it), so the
+	 * default is 1 KiB/s: below it for a minute, the attempt ends.
+	 */
 	{ .name = "low_speed_limit", .type = PARAM_INTEGER, .imin = 1,
 	    .imax = INT32_MAX, .def = "1024", .unit = "bytes",
 	    .help = "bytes a second below which, for low_speed_time, the "
@@ -330,26 +334,18 @@ download_start(struct task *t)
 		d->path = xstrdup(json_string_value(v));
 	if ((v = json_object_get(params, "sha256")) != NULL)
 		d->has_want = parse_sha256(json_string_value(v), d->want) == 0;
-	d->overwrite = json_is_true(json_object_get(params, "overwrite"));
 	d->headers = transfer_headers(json_object_get(params, "headers"));
-	d->max_bytes = json_integer_value(json_object_get(params, "max_bytes"));
-	d->connect_ms = 30000;
-	if ((v = json_object_get(params, "connect_timeout")) != NULL)
-		d->connect_ms = (long)ceil(json_number_value(v) * 1000);
-	/*
-	 * A server trickling a byte a second would hold a download slot
-	 * for ever under a 1 byte/s limit (never slower than it), so the
-	 * default is 1 KiB/s: below it for a minute, the attempt ends.
-	 */
-	d->low_speed_limit = DL_LOW_SPEED_LIMIT;
-	if ((v = json_object_get(params, "low_speed_limit")) != NULL)
-		d->low_speed_limit = (long)json_integer_value(v);
-	d->low_speed_time = DL_LOW_SPEED_TIME;
-	if ((v = json_object_get(params, "low_speed_time")) != NULL)
-		d->low_speed_time = (long)json_integer_value(v);
-	d->max_redirects = 10;
-	if ((v = json_object_get(params, "max_redirects")) != NULL)
-		d->max_redirects = (long)json_integer_value(v);
+	/* the rest: given, or the table's defaults */
+	d->overwrite = param_boolean(download_params, params, "overwrite");
+	d->max_bytes = param_integer(download_params, params, "max_bytes");
+	d->connect_ms = (long)ceil(param_number(download_params, params,
+	    "connect_timeout") * 1000);
+	d->low_speed_limit = (long)param_integer(download_params, params,
+	    "low_speed_limit");
+	d->low_speed_time = (long)param_integer(download_params, params,
+	    "low_speed_time");
+	d->max_redirects = (long)param_integer(download_params, params,
+	    "max_redirects");
 	json_decref(params);
 
 	if (t->row.checkpoint != NULL &&

@@ -173,13 +173,74 @@ kind_pool(size_t i)
 const struct param_spec *
 kind_param(const struct task_kind *k, const char *name)
 {
+	return (param_find(k->params, name));
+}
+
+/* The row of table called name, or NULL. */
+const struct param_spec *
+param_find(const struct param_spec *table, const char *name)
+{
 	const struct param_spec	*ps;
 
-	for (ps = k->params; ps->name != NULL; ps++) {
+	for (ps = table; ps->name != NULL; ps++) {
 		if (strcmp(ps->name, name) == 0)
 			return (ps);
 	}
 	return (NULL);
+}
+
+/*
+ * For a kind's start: the value of param name in (validated) params, or
+ * its row's default when it is absent or null, or 0 (false) if it has
+ * none.  Asking for a param the table does not have is a bug.
+ */
+static const char *
+param_default(const struct param_spec *table, const char *name)
+{
+	const struct param_spec	*ps;
+
+	if ((ps = param_find(table, name)) == NULL)
+		fatalx("%s: no param %s", __func__, name);
+	return (ps->def);
+}
+
+double
+param_number(const struct param_spec *table, json_t *params,
+    const char *name)
+{
+	json_t		*v = json_object_get(params, name);
+	const char	*def;
+
+	if (v != NULL && !json_is_null(v))
+		return (json_number_value(v));
+	def = param_default(table, name);
+	return (def != NULL ? strtod(def, NULL) : 0);
+}
+
+json_int_t
+param_integer(const struct param_spec *table, json_t *params,
+    const char *name)
+{
+	json_t		*v = json_object_get(params, name);
+	const char	*def;
+
+	if (v != NULL && !json_is_null(v))
+		return (json_integer_value(v));
+	def = param_default(table, name);
+	return (def != NULL ? strtoll(def, NULL, 10) : 0);
+}
+
+int
+param_boolean(const struct param_spec *table, json_t *params,
+    const char *name)
+{
+	json_t		*v = json_object_get(params, name);
+	const char	*def;
+
+	if (v != NULL && !json_is_null(v))
+		return (json_is_true(v));
+	def = param_default(table, name);
+	return (def != NULL && strcmp(def, "true") == 0);
 }
 
 /* "string", "number" ... as GET /v1/kinds says; NULL if none. */
