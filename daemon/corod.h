@@ -390,8 +390,6 @@ int			 kind_validate(const struct task_kind *, json_t *,
 			    const char *, struct verror *);
 const struct param_spec	*kind_param(const struct task_kind *, const char *);
 extern const struct task_kind	*kind_table[];
-extern const struct task_kind	 kind_echo, kind_sleep, kind_repeat,
-				 kind_sequence, kind_gather, kind_download;
 
 /* group.c: what sequence and gather share */
 struct group {

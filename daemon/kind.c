@@ -17,6 +17,14 @@
 
 #include "corod.h"
 
+/* Each kind-*.c exports one; only this table names them. */
+extern const struct task_kind	kind_echo;
+extern const struct task_kind	kind_sleep;
+extern const struct task_kind	kind_repeat;
+extern const struct task_kind	kind_sequence;
+extern const struct task_kind	kind_gather;
+extern const struct task_kind	kind_download;
+
 const struct task_kind *kind_table[] = {
 	&kind_echo,
 	&kind_sleep,
