@@ -298,7 +298,9 @@ TAILQ_HEAD(task_list, task);
  * value of the wrong type or out of bounds (else one is made from the
  * row).  check, when set, runs on a value that passed the row, for what
  * a table cannot say (a URL's scheme, header names); it fills the verror
- * and returns -1 if the value is bad.
+ * and returns -1 if the value is bad.  why, for a string, is the same
+ * for checks that say only why not (NULL if the string is fine), as
+ * transfer_url_check and dl_path_check do: it becomes the detail.
  */
 enum param_type {
 	PARAM_STRING = 1,
@@ -323,6 +325,7 @@ struct param_spec {
 	const char	*unit;		/* "seconds", "bytes" ... or NULL */
 	const char	*invalid;
 	int		(*check)(json_t *, const char *, struct verror *);
+	const char	*(*why)(const char *);
 	const char	*help;
 };
 const char	*param_type_name(enum param_type);

@@ -193,7 +193,6 @@ static void	dl_progress_cb(evutil_socket_t, short, void *);
 
 /* --- params -------------------------------------------------------------- */
 
-static int	dl_check_path(json_t *, const char *, struct verror *);
 static int	dl_check_sha256(json_t *, const char *, struct verror *);
 static int	dl_check_headers(json_t *, const char *, struct verror *);
 
@@ -209,10 +208,10 @@ static struct kind_pool downloads_pool = {
 static const struct param_spec download_params[] = {
 	{ .name = "url", .type = PARAM_STRING,
 	    .flags = PARAM_REQUIRED | PARAM_NO_NUL,
-	    .max_len = TRANSFER_URL_MAX, .check = transfer_url_param,
+	    .max_len = TRANSFER_URL_MAX, .why = transfer_url_check,
 	    .help = "the http:// or https:// URL to fetch" },
 	{ .name = "path", .type = PARAM_STRING, .flags = PARAM_NO_NUL,
-	    .check = dl_check_path,
+	    .why = dl_path_check,
 	    .help = "where to save it, relative to the download directory "
 	    "(default: a name from the answer or the URL)" },
 	{ .name = "sha256", .type = PARAM_STRING, .check = dl_check_sha256,
@@ -287,18 +286,6 @@ dl_check_sha256(json_t *v, const char *field, struct verror *e)
 	if (parse_sha256(json_string_value(v), sum) != 0) {
 		verror_set(e, "invalid-field", field,
 		    "sha256 must be 64 hex digits");
-		return (-1);
-	}
-	return (0);
-}
-
-static int
-dl_check_path(json_t *v, const char *field, struct verror *e)
-{
-	const char	*why;
-
-	if ((why = dl_path_check(json_string_value(v))) != NULL) {
-		verror_set(e, "invalid-field", field, "%s", why);
 		return (-1);
 	}
 	return (0);

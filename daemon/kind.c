@@ -45,6 +45,8 @@ static int	param_check(const struct param_spec *, json_t *,
 		    const char *, struct verror *);
 static void	param_invalid(const struct param_spec *, json_t *,
 		    const char *, struct verror *);
+static json_t	*param_value(const struct param_spec *, json_t *,
+		    const char *, const char **);
 
 /*
  * Check the table and number the pools, once.  A kind without a name,
@@ -101,6 +103,7 @@ static void
 kind_check_params(const struct task_kind *k)
 {
 	const struct param_spec	*ps, *q;
+	struct param_spec	 row;
 	json_t			*def;
 	struct verror		 e;
 
@@ -112,13 +115,18 @@ kind_check_params(const struct task_kind *k)
 		if ((ps->type == PARAM_NUMBER && !(ps->min <= ps->max)) ||
 		    (ps->type == PARAM_INTEGER && ps->imin >= ps->imax) ||
 		    (ps->max_len != 0 && ps->min_len > ps->max_len) ||
+		    (ps->why != NULL && ps->type != PARAM_STRING) ||
 		    param_type_name(ps->type) == NULL)
 			fatalx("%s: %s.%s has no value", __func__, k->name,
 			    ps->name);
 		if (ps->def == NULL)
 			continue;
+		/* its type and bounds (a check may need cfg, not set yet) */
+		row = *ps;
+		row.check = NULL;
+		row.why = NULL;
 		def = json_loads(ps->def, JSON_DECODE_ANY, NULL);
-		if (def == NULL || param_check(ps, def, "", &e) != 0)
+		if (def == NULL || param_check(&row, def, "", &e) != 0)
 			fatalx("%s: %s.%s: bad default %s", __func__, k->name,
 			    ps->name, ps->def);
 		json_decref(def);
@@ -199,56 +207,56 @@ param_find(const struct param_spec *table, const char *name)
 
 /*
  * For a kind's start: the value of param name in (validated) params, or
- * its row's default when it is absent or null, or 0 (false) if it has
- * none.  Asking for a param the table does not have is a bug.
+ * its row's default when it is absent or null (*def, NULL if none).
+ * Asking for a param the table does not have is a bug.
  */
-static const char *
-param_default(const struct param_spec *table, const char *name)
+static json_t *
+param_value(const struct param_spec *table, json_t *params,
+    const char *name, const char **def)
 {
 	const struct param_spec	*ps;
+	json_t			*v = json_object_get(params, name);
 
 	if ((ps = param_find(table, name)) == NULL)
 		fatalx("%s: no param %s", __func__, name);
-	return (ps->def);
+	*def = ps->def;
+	return (v != NULL && !json_is_null(v) ? v : NULL);
 }
 
+/* A number param, its default or 0. */
 double
 param_number(const struct param_spec *table, json_t *params,
     const char *name)
 {
-	json_t		*v = json_object_get(params, name);
 	const char	*def;
+	json_t		*v = param_value(table, params, name, &def);
 
-	if (v != NULL && !json_is_null(v))
-		return (json_number_value(v));
-	def = param_default(table, name);
-	return (def != NULL ? strtod(def, NULL) : 0);
+	return (v != NULL ? json_number_value(v) : def != NULL ?
+	    strtod(def, NULL) : 0);
 }
 
+/* An integer param, its default or 0. */
 json_int_t
 param_integer(const struct param_spec *table, json_t *params,
     const char *name)
 {
-	json_t		*v = json_object_get(params, name);
 	const char	*def;
+	json_t		*v = param_value(table, params, name, &def);
 
-	if (v != NULL && !json_is_null(v))
-		return (json_integer_value(v));
-	def = param_default(table, name);
-	return (def != NULL ? strtoll(def, NULL, 10) : 0);
+	return (v != NULL ? json_integer_value(v) : def != NULL ?
+	    strtoll(def, NULL, 10) : 0);
 }
 
+/* A boolean param, its default or false. */
 int
 param_boolean(const struct param_spec *table, json_t *params,
     const char *name)
 {
-	json_t		*v = json_object_get(params, name);
 	const char	*def;
+	json_t		*v = param_value(table, params, name, &def);
 
-	if (v != NULL && !json_is_null(v))
-		return (json_is_true(v));
-	def = param_default(table, name);
-	return (def != NULL && strcmp(def, "true") == 0);
+	return (v != NULL ? json_is_true(v) : def != NULL &&
+	    strcmp(def, "true") == 0);
 }
 
 /* "string", "number" ... as GET /v1/kinds says; NULL if none. */
@@ -329,6 +337,7 @@ param_check(const struct param_spec *ps, json_t *v, const char *field,
     struct verror *e)
 {
 	const char *const	*c;
+	const char		*why;
 	double			 d;
 	json_int_t		 n;
 	size_t			 len;
@@ -360,6 +369,11 @@ param_check(const struct param_spec *ps, json_t *v, const char *field,
 					break;
 			if (*c == NULL)
 				goto invalid;
+		}
+		if (ps->why != NULL &&
+		    (why = ps->why(json_string_value(v))) != NULL) {
+			verror_set(e, "invalid-field", field, "%s", why);
+			return (-1);
 		}
 		break;
 	case PARAM_NUMBER:

@@ -58,19 +58,6 @@ transfer_url_check(const char *url)
 	return (why);
 }
 
-/* A params row's check for a URL (the row makes it a string). */
-int
-transfer_url_param(json_t *v, const char *field, struct verror *e)
-{
-	const char	*why;
-
-	if ((why = transfer_url_check(json_string_value(v))) != NULL) {
-		verror_set(e, "invalid-field", field, "%s", why);
-		return (-1);
-	}
-	return (0);
-}
-
 /* An HTTP token (RFC 9110 tchar). */
 static int
 is_token(const char *s)

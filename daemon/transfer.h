@@ -28,7 +28,7 @@ size_t		 transfer_active(void);
 
 /*
  * transfer-http.c: the request corod makes and what its end means.  The
- * checks are for a spec's params (a url row's check, a headers row's);
+ * checks are for a spec's params (a url row's why, a headers row's check);
  * the easy handle has the options every such request takes (no redirects
  * followed by curl: the kind does, to see them; the kind adds its own
  * callbacks and range).
@@ -37,10 +37,9 @@ size_t		 transfer_active(void);
 #define TRANSFER_HEADERS_MAX		64
 #define TRANSFER_HEADER_VALUE_MAX	8192
 #define TRANSFER_HEADER_BYTES_MAX	(100 * 1024)	/* curl's, of a line */
-/* NULL if url is an http(s) URL with a host, else why not. */
+/* NULL if url is an http(s) URL with a host, else why not (a url
+ * params row's why). */
 const char	*transfer_url_check(const char *);
-/* A params row's check: a string that transfer_url_check accepts. */
-int		 transfer_url_param(json_t *, const char *, struct verror *);
 /* An object of header name: value strings (names in reserved refused,
  * "set by corod <why>"); -1 with e filled if not. */
 int		 transfer_headers_check(json_t *, const char *,

@@ -420,7 +420,7 @@ test_kinds(void)
 	    "max_redirects must be an integer from 0 to 20", "integer bounds");
 	is_str(check_detail("{\"kind\":\"download\",\"params\":{\"url\":"
 	    "\"ftp://h/\"}}"), "invalid-field: url must be http:// or https://",
-	    "a row's own check (transfer_url_param)");
+	    "a row's own why (transfer_url_check)");
 	is_str(check_detail("{\"kind\":\"download\",\"params\":{\"url\":"
 	    "\"http://h/\",\"headers\":{\"if-range\":\"x\"}}}"),
 	    "invalid-field: if-range is set by corod to resume downloads",
