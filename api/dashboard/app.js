@@ -1233,8 +1233,11 @@ function showParams() {
 			about.push('required');
 		else if ('default' in p)
 			about.push('default ' + JSON.stringify(p.default));
+		/* a bound JavaScript cannot hold exactly is left open */
+		const bound = (v) => v === undefined ||
+		    (Number.isInteger(v) && !Number.isSafeInteger(v)) ? '…' : v;
 		if ('min' in p || 'max' in p)
-			about.push(('min' in p ? p.min : '…') + ' to ' + ('max' in p ? p.max : '…'));
+			about.push(bound(p.min) + ' to ' + bound(p.max));
 		if (p.enum)
 			about.push(p.enum.join(' | '));
 		return el('li', { 'data-param': p.name }, el('code', { text: p.name }),
