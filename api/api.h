@@ -41,9 +41,8 @@ void		 problem_set(struct problem *, int, const char *,
 		    __attribute__((format(printf, 5, 6)));
 const char	*problem_title(int);
 json_t		*problem_json(const struct problem *);
-/* Append a reference token to a JSON Pointer, escaping ~ and /. */
-void		 pointer_join(char *, size_t, const char *, const char *);
-void		 pointer_index(char *, size_t, const char *, size_t);
+/* The status and document of a daemon's fault (400 but for a few). */
+void		 problem_from_verror(struct problem *, const struct verror *);
 
 /* http.c */
 enum http_method {
@@ -236,6 +235,9 @@ int		 auth_check(struct http_request *);
 
 /* health.c */
 void		 api_healthz(struct http_request *);
+
+/* kinds.c: GET /v1/kinds, the kind table with its params */
+void		 api_kinds(struct http_request *);
 
 /* events.c: the change feed (GET /v1/events), kept in memory */
 void		 events_init(size_t, int64_t);

@@ -27,17 +27,6 @@ gauge(struct buf *b, const char *name, const char *text, double v)
 	buf_printf(b, "%s %.9g\n", name, v);
 }
 
-/* The name of kind index i (kind_table's order; the last is unknown). */
-static const char *
-kind_name(int i)
-{
-	int	n;
-
-	for (n = 0; kind_table[n] != NULL; n++)
-		;
-	return (i < n && i < STATS_KINDS - 1 ? kind_table[i]->name : NULL);
-}
-
 static void
 http_line(void *arg, const char *route, int status, uint64_t n)
 {
@@ -61,12 +50,12 @@ api_metrics(struct http_request *req)
 	static const char *const outcomes[] = { "succeeded", "failed",
 	    "canceled" };
 	struct buf	 b = { NULL, 0, 0 };
-	int64_t		 counts[STATS_KINDS][TASK_NSTATES], at = 0, seq = 0;
+	int64_t		(*counts)[TASK_NSTATES], at = 0, seq = 0;
 	uint64_t	 cum = 0;
 	const char	*k;
 	char		*body;
-	size_t		 len;
-	int		 i, s, counted;
+	size_t		 len, i, nk = kind_count();
+	int		 s, counted;
 
 	buf_reserve(&b, 8192);
 	help(&b, "corod_build_info", "gauge", "corod's version.");
@@ -75,17 +64,19 @@ api_metrics(struct http_request *req)
 	gauge(&b, "corod_uptime_seconds", "Seconds since corod started.",
 	    (double)(time_now() - loop_started_at()) / USEC_PER_SEC);
 
+	/* (kinds the daemon does not know are not shown) */
+	counts = xcalloc(nk + 1, sizeof *counts);
 	counted = stats_task_counts(counts, &at, &seq) == 0;
 	help(&b, "corod_tasks", "gauge", "Tasks in the store by kind and "
 	    "state, as counted at most a few seconds ago.");
-	for (i = 0; i < STATS_KINDS; i++) {
-		if ((k = kind_name(i)) == NULL)
-			continue;
+	for (i = 0; i < nk; i++) {
+		k = kind_get(i)->name;
 		for (s = 0; s < TASK_NSTATES; s++)
 			buf_printf(&b, "corod_tasks{kind=\"%s\",state=\"%s\"} "
 			    "%lld\n", k, task_state_name(s),
 			    (long long)counts[i][s]);
 	}
+	free(counts);
 	gauge(&b, "corod_tasks_counted_age_seconds", "How old the "
 	    "corod_tasks counts are (-1: not counted yet).", counted ?
 	    (double)(time_now() - at) / USEC_PER_SEC : -1);
@@ -95,20 +86,19 @@ api_metrics(struct http_request *req)
 
 	help(&b, "corod_tasks_created_total", "counter", "Tasks created "
 	    "(submitted, children included) since start.");
-	for (i = 0; i < STATS_KINDS; i++)
-		if ((k = kind_name(i)) != NULL)
-			buf_printf(&b, "corod_tasks_created_total{kind=\"%s\"} "
-			    "%llu\n", k, (unsigned long long)stats_created[i]);
+	for (i = 0; i < nk; i++)
+		buf_printf(&b, "corod_tasks_created_total{kind=\"%s\"} "
+		    "%llu\n", kind_get(i)->name,
+		    (unsigned long long)stats_created(i));
 	help(&b, "corod_tasks_finished_total", "counter", "Tasks that reached "
 	    "a final state since start, by outcome.");
-	for (i = 0; i < STATS_KINDS; i++) {
-		if ((k = kind_name(i)) == NULL)
-			continue;
+	for (i = 0; i < nk; i++) {
+		k = kind_get(i)->name;
 		for (s = 0; s < 3; s++)
 			buf_printf(&b, "corod_tasks_finished_total{kind=\"%s\","
 			    "outcome=\"%s\"} %llu\n", k, outcomes[s],
-			    (unsigned long long)
-			    stats_finished[i][TASK_SUCCEEDED + s]);
+			    (unsigned long long)stats_finished(i,
+			    TASK_SUCCEEDED + s));
 	}
 	gauge(&b, "corod_tasks_running", "Tasks running now.",
 	    (double)task_nrunning);

@@ -19,6 +19,25 @@
 
 static json_t	*problem_string(const char *);
 
+/*
+ * The daemon's fault codes (struct verror) that are not a 400: validation
+ * faults are all 400; admission's and the store's say what to do (a
+ * store that failed is retried by corod itself, so a repeat may
+ * succeed), and some name the field at fault themselves.
+ */
+static const struct {
+	const char	*code;
+	int		 status;
+	const char	*field;		/* NULL: the verror's */
+	int		 retry_after;	/* seconds, 0: no Retry-After */
+} verror_statuses[] = {
+	/* retention (or a DELETE) makes room: a 429, try later */
+	{ "too-many-tasks",		429, NULL, 60 },
+	{ "idempotency-key-reused",	422, "/headers/Idempotency-Key", 0 },
+	{ "insufficient-storage",	507, NULL, 1 },
+	{ "store-unavailable",		503, NULL, 1 },
+};
+
 /* Fill p: status, type slug, field (NULL for none) and a detail. */
 void
 problem_set(struct problem *p, int status, const char *type,
@@ -38,6 +57,28 @@ problem_set(struct problem *p, int status, const char *type,
 	va_start(ap, fmt);
 	vsnprintf(p->detail, sizeof p->detail, fmt, ap);
 	va_end(ap);
+}
+
+/* The problem document of a fault the daemon found (a struct verror). */
+void
+problem_from_verror(struct problem *p, const struct verror *e)
+{
+	const char	*field = e->field;
+	size_t		 i;
+	int		 status = 400, retry_after = 0;
+
+	for (i = 0; i < sizeof verror_statuses / sizeof verror_statuses[0];
+	    i++) {
+		if (strcmp(verror_statuses[i].code, e->code) == 0) {
+			status = verror_statuses[i].status;
+			if (verror_statuses[i].field != NULL)
+				field = verror_statuses[i].field;
+			retry_after = verror_statuses[i].retry_after;
+			break;
+		}
+	}
+	problem_set(p, status, e->code, field, "%s", e->detail);
+	p->retry_after = retry_after;
 }
 
 /* The reason phrase of status (RFC 9110), for the problem's title. */
@@ -159,49 +200,4 @@ problem_json(const struct problem *p)
 	if (p->field[0] != '\0')
 		json_object_set_new(o, "field", problem_string(p->field));
 	return (o);
-}
-
-/*
- * Write base followed by "/" and the reference token tok into buf (RFC
- * 6901: "~" becomes "~0", "/" becomes "~1").  buf may be base itself.  On
- * truncation buf holds what fits, never a half escape.
- */
-void
-pointer_join(char *buf, size_t size, const char *base, const char *tok)
-{
-	char	 tmp[1024];
-	size_t	 len, i;
-
-	if (size == 0)
-		return;
-	if (size > sizeof tmp)
-		size = sizeof tmp;
-	/* Validators call this for every member: no allocation here. */
-	len = strlen(base);
-	if (len >= size)
-		len = size - 1;
-	memcpy(tmp, base, len);
-	if (len + 1 < size)
-		tmp[len++] = '/';
-	for (i = 0; tok[i] != '\0' && len + 1 < size; i++) {
-		if (tok[i] == '~' || tok[i] == '/') {
-			if (len + 2 >= size)
-				break;	/* never a half escape */
-			tmp[len++] = '~';
-			tmp[len++] = tok[i] == '~' ? '0' : '1';
-		} else
-			tmp[len++] = tok[i];
-	}
-	tmp[len] = '\0';
-	memcpy(buf, tmp, len + 1);
-}
-
-/* Write base followed by "/" and the array index i into buf. */
-void
-pointer_index(char *buf, size_t size, const char *base, size_t i)
-{
-	char	tok[32];
-
-	snprintf(tok, sizeof tok, "%zu", i);
-	pointer_join(buf, size, base, tok);
 }

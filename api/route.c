@@ -97,6 +97,7 @@ static const struct route route_table[] = {
 	{ "/v1/tasks/{id}/cancel", HTTP_POST, NULL, api_task_cancel },
 	{ "/v1/tasks/{id}/log", HTTP_GET|HTTP_HEAD, NULL, api_task_log },
 	{ "/v1/events", HTTP_GET|HTTP_HEAD, api_events, NULL },
+	{ "/v1/kinds", HTTP_GET|HTTP_HEAD, api_kinds, NULL },
 	{ "/metrics", HTTP_GET|HTTP_HEAD|ROUTE_METRICS, api_metrics, NULL },
 };
 #define ROUTE_COUNT	(sizeof route_table / sizeof route_table[0])

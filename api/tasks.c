@@ -100,7 +100,6 @@ static int	if_match_fails(struct http_request *, int64_t);
 static void	respond_task(struct http_request *, unsigned int,
 		    const struct task_row *, const char *);
 static void	detach_cb(struct http_request *);
-static void	verror_problem(struct problem *, const struct verror *);
 static void	store_problem(struct problem *, const char *);
 static void	submit_done(struct submission *, enum submit_result,
 		    const struct verror *);
@@ -233,48 +232,6 @@ detach_cb(struct http_request *req)
 }
 
 /*
- * What a daemon's refusal is over HTTP: the status, and the field and
- * Retry-After where the code decides them; the detail is the daemon's.
- * A store that failed is retried by corod itself, so a repeat may
- * succeed.  Any other code is a 400.
- */
-static const struct {
-	const char	*code;
-	unsigned int	 status;
-	const char	*field;		/* NULL: the verror's */
-	int		 retry_after;
-} verror_statuses[] = {
-	/* retention (or a DELETE) makes room: a 429, try later */
-	{ "too-many-tasks",		429, NULL, 60 },
-	{ "idempotency-key-reused",	422, "/headers/Idempotency-Key", 0 },
-	{ "insufficient-storage",	507, NULL, 1 },
-	{ "store-unavailable",		503, NULL, 1 },
-};
-
-/* The problem document of a daemon's verror. */
-static void
-verror_problem(struct problem *p, const struct verror *e)
-{
-	const char	*field = e->field;
-	unsigned int	 status = 400;
-	int		 retry_after = 0;
-	size_t		 i;
-
-	for (i = 0; i < sizeof verror_statuses / sizeof verror_statuses[0];
-	    i++) {
-		if (strcmp(verror_statuses[i].code, e->code) != 0)
-			continue;
-		status = verror_statuses[i].status;
-		if (verror_statuses[i].field != NULL)
-			field = verror_statuses[i].field;
-		retry_after = verror_statuses[i].retry_after;
-		break;
-	}
-	problem_set(p, (int)status, e->code, field, "%s", e->detail);
-	p->retry_after = retry_after;
-}
-
-/*
  * A write that was not committed: 507 when the disk holding the database
  * is full, 503 for any other failure of the store; what says what became
  * of the request.
@@ -285,7 +242,7 @@ store_problem(struct problem *p, const char *what)
 	struct verror	e;
 
 	verror_store(&e, what);
-	verror_problem(p, &e);
+	problem_from_verror(p, &e);
 }
 
 /* Admission decided, after a commit: answer unless the client left. */
@@ -321,7 +278,7 @@ submit_answer(struct http_request *req, struct submission *sub,
 		submit_replayed(req, sub);
 		break;
 	default:
-		verror_problem(&p, e);
+		problem_from_verror(&p, e);
 		http_respond_problem(req, &p);
 		break;
 	}
@@ -502,9 +459,10 @@ api_tasks_submit(struct http_request *req)
 		else
 			base[0] = '\0';
 		if (spec_parse(spec, base, SIZE_MAX, 0, now, &s->sub.tree,
-		    &p) != 0) {
+		    &e) != 0) {
 			submit_free(&s->sub);
 			free(s);
+			problem_from_verror(&p, &e);
 			goto bad;
 		}
 	}

@@ -415,6 +415,22 @@ commit_store_full(void)
 	return (failing && failing_full);
 }
 
+/*
+ * A write the store did not take (a commit_after callback heard ok=0):
+ * "insufficient-storage" if its disk is full, "store-unavailable" for any
+ * other failure; what says what became of the request.
+ */
+void
+verror_store(struct verror *e, const char *what)
+{
+	if (commit_store_full())
+		verror_set(e, "insufficient-storage", NULL, "the disk holding "
+		    "the database is full; %s", what);
+	else
+		verror_set(e, "store-unavailable", NULL, "the database cannot "
+		    "be written; %s", what);
+}
+
 /* Anything waiting for the end of the turn, or a batch in flight. */
 int
 commit_pending(void)

@@ -3,7 +3,9 @@
  *
  * Every setting has one entry: its name (the long flag and the config file
  * key are the same), its type and bounds, its default and its help line.
- * Flags override the file; the file overrides the defaults.
+ * Flags override the file; the file overrides the defaults.  The
+ * max-<pool> settings of the kinds' slot pools (kind.c) are not written
+ * here: the OPT_POOLS row stands for them, one made from each pool.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -16,6 +18,8 @@
 
 #include "corod.h"
 
+#define nitems(a)	(sizeof (a) / sizeof (a)[0])
+
 enum opt_type {
 	OPT_STRING,
 	OPT_INT,	/* bounded integer */
@@ -24,6 +28,8 @@ enum opt_type {
 	OPT_SYNC,	/* full | normal */
 	OPT_LOGLEVEL,
 	OPT_BOOL,	/* yes/no; a bare --flag on the command line is yes */
+	OPT_POOLS,	/* in opt_table: one OPT_POOL row per kind pool */
+	OPT_POOL,	/* a pool's limit: pool_max[offset] */
 };
 
 struct opt {
@@ -57,8 +63,7 @@ static const struct opt opt_table[] = {
 	    "seconds finished tasks are kept (0: forever)" },
 	{ "max-running", OPT_INT, O(max_running), 0, 100000000, "0",
 	    "tasks running at once, not counting groups (0: unlimited)" },
-	{ "max-downloads", OPT_INT, O(max_downloads), 1, 100000, "8",
-	    "downloads transferring at once (the rest wait, scheduled)" },
+	{ "max-<pool>", OPT_POOLS, 0, 0, 0, NULL, NULL },
 	{ "max-downloads-per-host", OPT_INT, O(max_downloads_per_host), 0,
 	    100000, "0", "connections to one host at once (0: unlimited)" },
 	{ "events-kept", OPT_INT, O(events_kept), 1000, 100000000, "100000",
@@ -111,11 +116,12 @@ static const struct opt opt_table[] = {
 #undef O
 
 /*
- * What a reload (SIGHUP) may change: the rest is read once at start, and
- * a change of it is reported as waiting for a restart.
+ * What a reload (SIGHUP) may change (and the max-<pool> settings): the
+ * rest is read once at start, and a change of it is reported as waiting
+ * for a restart.
  */
 static const char *const live_opts[] = {
-	"log-level", "max-running", "max-downloads", "max-body", "log-lines",
+	"log-level", "max-running", "max-body", "log-lines",
 	"retention", "max-batch", "max-children", "max-depth", "allow-origin",
 	"max-tasks", "retention-count", "token-file", "metrics-public",
 	"allow-host", NULL,
@@ -123,8 +129,49 @@ static const char *const live_opts[] = {
 
 struct config	*cfg;
 
+static struct opt	*opts;	/* opt_table with the pools' rows */
+static size_t		 nopts;
+
+static void		 opts_build(void);
 static const struct opt	*opt_find(const char *);
 static int		 parse_seconds(const char *, int64_t *);
+
+/*
+ * The options: opt_table's rows, with the OPT_POOLS row replaced by a
+ * max-<name> row for each of the kinds' pools (made once, kept).
+ */
+static void
+opts_build(void)
+{
+	const struct kind_pool	*kp;
+	struct opt		*o;
+	size_t			 i, j, np;
+	char			*name, *def;
+
+	if (opts != NULL)
+		return;
+	np = kind_pool_count();
+	opts = xcalloc(nitems(opt_table) + np, sizeof *opts);
+	for (i = 0; i < nitems(opt_table); i++) {
+		if (opt_table[i].type != OPT_POOLS) {
+			opts[nopts++] = opt_table[i];
+			continue;
+		}
+		for (j = 0; j < np; j++) {
+			kp = kind_pool(j);
+			o = &opts[nopts++];
+			xasprintf(&name, "max-%s", kp->name);
+			xasprintf(&def, "%d", kp->def);
+			o->name = name;
+			o->def = def;
+			o->type = OPT_POOL;
+			o->offset = j;
+			o->min = kp->min;
+			o->max = kp->max;
+			o->help = kp->help;
+		}
+	}
+}
 
 /* Find an option by name. */
 static const struct opt *
@@ -132,9 +179,10 @@ opt_find(const char *name)
 {
 	size_t	i;
 
-	for (i = 0; i < sizeof opt_table / sizeof opt_table[0]; i++) {
-		if (strcmp(opt_table[i].name, name) == 0)
-			return (&opt_table[i]);
+	opts_build();
+	for (i = 0; i < nopts; i++) {
+		if (strcmp(opts[i].name, name) == 0)
+			return (&opts[i]);
 	}
 	return (NULL);
 }
@@ -147,10 +195,11 @@ config_defaults(struct config *c)
 	char	*cause;
 
 	memset(c, 0, sizeof *c);
-	for (i = 0; i < sizeof opt_table / sizeof opt_table[0]; i++) {
-		if (config_set(c, opt_table[i].name, opt_table[i].def,
-		    &cause) != 0)
-			fatalx("default of %s: %s", opt_table[i].name, cause);
+	opts_build();
+	c->pool_max = xcalloc(kind_pool_count() + 1, sizeof *c->pool_max);
+	for (i = 0; i < nopts; i++) {
+		if (config_set(c, opts[i].name, opts[i].def, &cause) != 0)
+			fatalx("default of %s: %s", opts[i].name, cause);
 	}
 }
 
@@ -200,6 +249,7 @@ config_set(struct config *c, const char *name, const char *value,
 		return (0);
 	case OPT_INT:
 	case OPT_SIZE:
+	case OPT_POOL:
 		errno = 0;
 		n = strtoll(value, &end, 10);
 		if (end == value || errno != 0)
@@ -235,6 +285,12 @@ config_set(struct config *c, const char *name, const char *value,
 		}
 		if (o->type == OPT_SIZE)
 			*(size_t *)field = (size_t)n;
+		else if (o->type == OPT_POOL) {
+			if (c->pool_max == NULL)
+				c->pool_max = xcalloc(kind_pool_count() + 1,
+				    sizeof *c->pool_max);
+			c->pool_max[o->offset] = (int)n;
+		}
 		else
 			*(int *)field = (int)n;
 		return (0);
@@ -268,6 +324,8 @@ config_set(struct config *c, const char *name, const char *value,
 		else
 			goto bad;
 		return (0);
+	case OPT_POOLS:
+		break;
 	}
 bad:
 	xasprintf(cause, "%s: bad value '%s'", name, value);
@@ -366,6 +424,7 @@ config_free(struct config *c)
 	free(c->token_file);
 	free(c->tls_cert);
 	free(c->tls_key);
+	free(c->pool_max);
 	memset(c, 0, sizeof *c);
 }
 
@@ -374,6 +433,8 @@ opt_live(const struct opt *o)
 {
 	const char *const	*p;
 
+	if (o->type == OPT_POOL)
+		return (1);	/* sched_limits_changed takes them */
 	for (p = live_opts; *p != NULL; p++) {
 		if (strcmp(*p, o->name) == 0)
 			return (1);
@@ -398,6 +459,8 @@ opt_same(const struct opt *o, const struct config *a, const struct config *b)
 	case OPT_SECONDS:
 		return (*(const int64_t *)(const void *)pa ==
 		    *(const int64_t *)(const void *)pb);
+	case OPT_POOL:
+		return (a->pool_max[o->offset] == b->pool_max[o->offset]);
 	default:
 		return (*(const int *)(const void *)pa ==
 		    *(const int *)(const void *)pb);
@@ -416,8 +479,9 @@ config_apply(struct config *c, struct config *fresh)
 	size_t			 i, sz;
 	int			 n = 0;
 
-	for (i = 0; i < sizeof opt_table / sizeof opt_table[0]; i++) {
-		o = &opt_table[i];
+	opts_build();
+	for (i = 0; i < nopts; i++) {
+		o = &opts[i];
 		if (opt_same(o, c, fresh))
 			continue;
 		if (!opt_live(o)) {
@@ -434,6 +498,10 @@ config_apply(struct config *c, struct config *fresh)
 			tmp = *sc;
 			*sc = *sf;
 			*sf = tmp;
+			continue;
+		}
+		if (o->type == OPT_POOL) {
+			c->pool_max[o->offset] = fresh->pool_max[o->offset];
 			continue;
 		}
 		sz = o->type == OPT_SIZE ? sizeof(size_t) :
@@ -455,12 +523,13 @@ config_usage(FILE *f)
 	    "  -h, --help           show this help\n"
 	    "  -V, --version        show the version\n"
 	    "  -c, --config FILE    read settings from FILE first\n");
-	for (i = 0; i < sizeof opt_table / sizeof opt_table[0]; i++) {
-		snprintf(arg, sizeof arg, opt_table[i].type == OPT_BOOL ?
-		    "--%s[=yes|no]" : "--%s VALUE", opt_table[i].name);
+	opts_build();
+	for (i = 0; i < nopts; i++) {
+		snprintf(arg, sizeof arg, opts[i].type == OPT_BOOL ?
+		    "--%s[=yes|no]" : "--%s VALUE", opts[i].name);
 		fprintf(f, "  %-26s %s (default: %s)\n", arg,
-		    opt_table[i].help, opt_table[i].def[0] != '\0' ?
-		    opt_table[i].def : "none");
+		    opts[i].help, opts[i].def[0] != '\0' ?
+		    opts[i].def : "none");
 	}
 }
 
@@ -468,15 +537,16 @@ config_usage(FILE *f)
 const char *
 config_option_name(size_t i)
 {
-	if (i >= sizeof opt_table / sizeof opt_table[0])
+	opts_build();
+	if (i >= nopts)
 		return (NULL);
-	return (opt_table[i].name);
+	return (opts[i].name);
 }
 
 /* Whether option i is yes/no (a flag on the command line). */
 int
 config_option_is_flag(size_t i)
 {
-	return (i < sizeof opt_table / sizeof opt_table[0] &&
-	    opt_table[i].type == OPT_BOOL);
+	opts_build();
+	return (i < nopts && opts[i].type == OPT_BOOL);
 }

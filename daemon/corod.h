@@ -36,7 +36,6 @@
 /* A duration or time no sane client asks for: 100 years, in seconds. */
 #define COROD_MAX_SECONDS	(100.0 * 365 * 86400)
 
-struct problem;
 struct db;
 
 /* loop.c: the store every module uses (main opens it) */
@@ -139,7 +138,7 @@ struct config {
 	int		 log_lines;	/* kept per task */
 	int64_t		 retention;	/* µs finished tasks are kept */
 	int		 max_running;	/* 0: unlimited */
-	int		 max_downloads;	/* transfers at once */
+	int		*pool_max;	/* max-<pool> of kind_pool(i); 0: none */
 	int		 max_downloads_per_host;	/* 0: unlimited */
 	int		 max_batch;	/* specs per request */
 	int		 events_kept;	/* the change feed's memory */
@@ -242,7 +241,10 @@ struct verror {
 void		 verror_set(struct verror *, const char *, const char *,
 		    const char *, ...)
 		    __attribute__((format(printf, 4, 5)));
-/* The store did not take a write: what became of the request. */
+/* Append a reference token to a JSON Pointer, escaping ~ and /. */
+void		 pointer_join(char *, size_t, const char *, const char *);
+void		 pointer_index(char *, size_t, const char *, size_t);
+/* commit.c: the store did not take a write: what became of the request. */
 void		 verror_store(struct verror *, const char *);
 
 void		 task_row_free(struct task_row *);	/* fields only */
@@ -287,7 +289,7 @@ struct task {
 #define TASKF_QUEUED	0x04	/* in the run queue */
 #define TASKF_ARMED	0x08	/* in the due heap */
 #define TASKF_READY	0x10	/* due, waiting for a slot */
-#define TASKF_SLOT	0x20	/* holds its slots (kind->slots) */
+#define TASKF_SLOT	0x20	/* holds its slots (sched.c) */
 #define TASKF_DELETE	0x40	/* delete at the next commit */
 #define TASKF_VERSIONED	0x80	/* dirty with a new version (task_touch) */
 #define TASKF_LOST	0x100	/* its claim is another owner's: not written */
@@ -302,18 +304,86 @@ struct task {
 TAILQ_HEAD(task_list, task);
 
 /*
- * A kind: one file, one table entry (kind.c).  validate checks params (a
- * JSON object) and fills the problem with a pointer under base; body is the
- * coroutine (coro.h); start parses params into t->data before the first
- * resume of an attempt; free releases t->data.
+ * A kind's params, one row each (kind.c's kind_validate walks them; GET
+ * /v1/kinds lists them).  Bounds: min/max for a number, imin/imax for an
+ * integer (INT64_MIN/MAX: unbounded); max_len for a string's bytes,
+ * min_len/max_len for an array's elements (0: none).  A string with
+ * choices must be one of them.  invalid, when set, is the detail for a
+ * value of the wrong type or out of bounds (else one is made from the
+ * row).  check, when set, runs on a value that passed the row, for what
+ * a table cannot say (a URL's scheme, header names); it fills the verror
+ * and returns -1 if the value is bad.  why, for a string, is the same
+ * for checks that say only why not (NULL if the string is fine), as
+ * transfer_url_check and dl_path_check do: it becomes the detail.
+ */
+enum param_type {
+	PARAM_STRING = 1,
+	PARAM_NUMBER,
+	PARAM_INTEGER,
+	PARAM_BOOLEAN,
+	PARAM_OBJECT,
+	PARAM_ARRAY,
+};
+struct param_spec {
+	const char	*name;		/* NULL ends the table */
+	enum param_type	 type;
+	unsigned int	 flags;
+#define PARAM_REQUIRED	0x01
+#define PARAM_NULLABLE	0x02		/* null: as if absent */
+#define PARAM_NO_NUL	0x04		/* a string without NUL bytes */
+	double		 min, max;
+	json_int_t	 imin, imax;
+	size_t		 min_len, max_len;
+	const char *const *choices;	/* NULL-terminated */
+	const char	*def;		/* the default as JSON text, or NULL */
+	const char	*unit;		/* "seconds", "bytes" ... or NULL */
+	const char	*invalid;
+	int		(*check)(json_t *, const char *, struct verror *);
+	const char	*(*why)(const char *);
+	const char	*help;
+};
+const char	*param_type_name(enum param_type);
+const struct param_spec	*param_find(const struct param_spec *, const char *);
+/* A validated param's value, or its row's default (kinds' start). */
+double		 param_number(const struct param_spec *, json_t *,
+		    const char *);
+json_int_t	 param_integer(const struct param_spec *, json_t *,
+		    const char *);
+int		 param_boolean(const struct param_spec *, json_t *,
+		    const char *);
+
+/*
+ * A pool of slots besides max-running, named by the kinds that take one
+ * (kind.c).  config.c makes a max-<name> setting of it (def, min..max,
+ * help) and sched.c a pool; index is its number among the pools, set by
+ * kind_setup.  Kinds naming the same pool share it.
+ */
+struct kind_pool {
+	const char	*name;		/* "downloads": max-downloads */
+	int		 def;
+	int		 min;
+	int		 max;
+	const char	*help;
+	int		 index;
+};
+
+/*
+ * A kind: one file, one table entry (kind.c).  params describe what a
+ * spec's params may hold (checked by kind_validate, listed by GET
+ * /v1/kinds); check, if set, is for what spans several params.  A leaf
+ * kind takes a max-running slot and one of its pool's, if it names one;
+ * a group takes none.  start parses params into t->data before the first
+ * resume of an attempt; body is the coroutine (coro.h); free releases
+ * t->data.
  */
 struct task_kind {
-	const char	*name;
-	int		 group;		/* sequence/gather: has children, no slot */
-	unsigned int	 slots;		/* the slots a running task takes */
-#define SLOT_RUN	0x01		/* max-running: every leaf */
-#define SLOT_DOWNLOAD	0x02		/* max-downloads */
-	int		(*validate)(json_t *, const char *, struct problem *);
+	const char		*name;
+	const char		*help;		/* a line for GET /v1/kinds */
+	int			 group;		/* has children, no slot */
+	struct kind_pool	*pool;		/* or NULL: max-running only */
+	const struct param_spec	*params;
+	const char		*example;	/* params for a form, JSON */
+	int		(*check)(json_t *, const char *, struct verror *);
 	int		(*start)(struct task *);
 	int		(*body)(struct task *);
 	void		(*free)(struct task *);
@@ -324,11 +394,19 @@ struct task_kind {
 	 * again: drop what that attempt left. */
 	void		(*abandon)(struct task *);
 };
+/* The pool every leaf takes a slot of (max-running): pool 0. */
+#define SLOT_RUN	0
+void			 kind_setup(void);
 const struct task_kind	*kind_find(const char *, size_t);
 const char		*kind_names(void);
+size_t			 kind_count(void);
+const struct task_kind	*kind_get(size_t);
+size_t			 kind_pool_count(void);	/* max-running's not counted */
+const struct kind_pool	*kind_pool(size_t);
+int			 kind_validate(const struct task_kind *, json_t *,
+			    const char *, struct verror *);
+const struct param_spec	*kind_param(const struct task_kind *, const char *);
 extern const struct task_kind	*kind_table[];
-extern const struct task_kind	 kind_echo, kind_sleep, kind_repeat,
-				 kind_sequence, kind_gather, kind_download;
 
 /* group.c: what sequence and gather share */
 struct group {
@@ -338,7 +416,7 @@ struct group {
 	int		  keep_going;	/* on_failure: "continue" */
 	int		  stopping;	/* siblings canceled after a failure */
 };
-int		 group_validate(json_t *, const char *, struct problem *);
+extern const struct param_spec	group_params[];
 int		 group_start(struct task *);
 void		 group_free(struct task *);
 void		 group_arm(struct task *, struct task *);
@@ -355,7 +433,7 @@ struct spec_tree {
 	size_t		 cap;
 };
 int		 spec_parse(json_t *, const char *, size_t, int, int64_t,
-		    struct spec_tree *, struct problem *);
+		    struct spec_tree *, struct verror *);
 void		 spec_tree_free(struct spec_tree *);
 
 /* task.c: lifecycle (the state machine is drawn there) */
@@ -436,7 +514,7 @@ void		 sched_shutdown(void);
 void		 sched_add(struct task *);
 void		 sched_remove(struct task *);
 void		 sched_slot_release(struct task *);
-int		 sched_slots_used(unsigned int);
+int		 sched_slots_used(int);	/* SLOT_RUN, or 1 + a kind_pool */
 size_t		 sched_waiting(void);
 size_t		 sched_due_count(void);
 void		 sched_limits_changed(void);
@@ -501,19 +579,23 @@ void		 notify_send(const char *, ...)
 void		 notify_ready(void);
 const char	*notify_status_line(void);
 
-/* stats.c: counters for /metrics, and the store's counts by a thread */
-#define STATS_KINDS	8	/* kind_table's, and one for unknown */
-extern uint64_t	 stats_finished[STATS_KINDS][TASK_NSTATES];
-extern uint64_t	 stats_created[STATS_KINDS];
+/* stats.c: counters for /metrics, and the store's counts by a thread.
+ * Kinds are counted by stats_kind_index: kind_table's index, or
+ * kind_count() for a kind this daemon does not know. */
 extern uint64_t	 stats_download_bytes;
 void		 stats_init(const char *);
 void		 stats_shutdown(void);
-int		 stats_kind_index(const struct task_kind *);
+size_t		 stats_kind_index(const struct task_kind *);
+void		 stats_task_created(const struct task_kind *);
+void		 stats_task_finished(const struct task_kind *, enum task_state);
+uint64_t	 stats_created(size_t);
+uint64_t	 stats_finished(size_t, enum task_state);
 void		 stats_http(const char *, int);
 void		 stats_http_each(void (*)(void *, const char *, int, uint64_t),
 		    void *);
-int		 stats_task_counts(int64_t [STATS_KINDS][TASK_NSTATES],
-		    int64_t *, int64_t *);
+/* The last counts into out[kind_count() + 1]; -1 if not counted yet. */
+int		 stats_task_counts(int64_t (*)[TASK_NSTATES], int64_t *,
+		    int64_t *);
 
 /* housekeeping.c: retention of finished tasks, key and feed pruning */
 void		 housekeeping_init(struct event_base *);

@@ -1,6 +1,7 @@
 /*
  * download.h -- what the download kind is built from: the transfers
- * (libcurl on the loop), the hasher thread and the confined paths.
+ * (libcurl on the loop, transfer.h), the hasher thread and the confined
+ * paths.
  */
 #ifndef DOWNLOAD_H
 #define DOWNLOAD_H
@@ -10,21 +11,7 @@
 
 #include <stdint.h>
 
-#include <curl/curl.h>
-
-/* transfer.c: one libcurl multi handle driven by the loop's events */
-struct transfer {
-	CURL		*easy;
-	int		 active;	/* added to the multi handle */
-	/* Called on the loop when the transfer ended by itself. */
-	void		(*done)(struct transfer *, CURLcode);
-	void		*arg;
-};
-void		 transfer_init(struct event_base *, int);
-void		 transfer_shutdown(void);
-int		 transfer_start(struct transfer *);
-void		 transfer_stop(struct transfer *);
-size_t		 transfer_active(void);
+#include "transfer.h"
 
 /* hasher.c: SHA-256 of a file as it is written, on a thread of its own */
 struct hash_job;

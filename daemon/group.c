@@ -12,53 +12,36 @@
 
 #include "coro.h"
 #include "db.h"
-#include "../api/api.h"
+
+static int	group_check_tasks(json_t *, const char *, struct verror *);
+
+static const char *const on_failure_choices[] = { "cancel", "continue",
+    NULL };
 
 /*
  * params: {"tasks": [spec, ...], "on_failure"?: "cancel"|"continue"}.
  * The specs themselves are checked by spec.c, which recurses into them.
  */
-int
-group_validate(json_t *params, const char *base, struct problem *p)
-{
-	const char	*key;
-	json_t		*v;
-	char		 field[256];
+const struct param_spec group_params[] = {
+	{ .name = "tasks", .type = PARAM_ARRAY, .flags = PARAM_REQUIRED,
+	    .min_len = 1, .check = group_check_tasks,
+	    .invalid = "tasks must be a non-empty array of task specs",
+	    .help = "the task specs of the children, at most max-children" },
+	{ .name = "on_failure", .type = PARAM_STRING,
+	    .choices = on_failure_choices, .def = "\"cancel\"",
+	    .help = "cancel: a failed child cancels the unfinished rest; "
+	    "continue: all run, the group fails at the end if any failed" },
+	{ .name = NULL },
+};
 
-	json_object_foreach(params, key, v) {
-		pointer_join(field, sizeof field, base, key);
-		if (strcmp(key, "tasks") == 0) {
-			if (!json_is_array(v) || json_array_size(v) == 0) {
-				problem_set(p, 400, "invalid-field", field,
-				    "tasks must be a non-empty array of task "
-				    "specs");
-				return (-1);
-			}
-			if (json_array_size(v) > (size_t)cfg->max_children) {
-				problem_set(p, 400, "limit-exceeded", field,
-				    "a group takes at most %d tasks (%zu given)",
-				    cfg->max_children, json_array_size(v));
-				return (-1);
-			}
-		} else if (strcmp(key, "on_failure") == 0) {
-			if (!json_is_string(v) ||
-			    (strcmp(json_string_value(v), "cancel") != 0 &&
-			    strcmp(json_string_value(v), "continue") != 0)) {
-				problem_set(p, 400, "invalid-field", field,
-				    "on_failure must be \"cancel\" or "
-				    "\"continue\"");
-				return (-1);
-			}
-		} else {
-			problem_set(p, 400, "unknown-field", field,
-			    "a group takes \"tasks\" and \"on_failure\"");
-			return (-1);
-		}
-	}
-	if (json_object_get(params, "tasks") == NULL) {
-		pointer_join(field, sizeof field, base, "tasks");
-		problem_set(p, 400, "missing-field", field,
-		    "a group needs \"tasks\"");
+/* At most max-children (a setting, so not in the table). */
+static int
+group_check_tasks(json_t *v, const char *field, struct verror *e)
+{
+	if (json_array_size(v) > (size_t)cfg->max_children) {
+		verror_set(e, "limit-exceeded", field,
+		    "a group takes at most %d tasks (%zu given)",
+		    cfg->max_children, json_array_size(v));
 		return (-1);
 	}
 	return (0);

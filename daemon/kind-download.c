@@ -4,9 +4,10 @@
  * The body reads like the asyncio version: pick the file, ask for the
  * bytes still missing, await the transfer, await the digest, verify,
  * rename into place.  The transfer itself runs on the loop through
- * transfer.c; curl calls dl_header and dl_write as bytes arrive, and those
- * write straight to <path>.part (nothing is kept in memory but curl's own
- * buffer).  The hasher thread hashes the file behind the writer.
+ * transfer.c, the request made and its outcome read as transfer-http.c
+ * says (what an http kind shares); curl calls dl_header and dl_write as
+ * bytes arrive, and those write straight to <path>.part (nothing is kept
+ * in memory but curl's own buffer).  The hasher thread hashes the file behind the writer.
  *
  * Resuming: once the final answer's headers are in, the file's path and
  * the answer's validator (strong ETag or Last-Modified) are checkpointed
@@ -46,18 +47,11 @@
 
 #include "coro.h"
 #include "download.h"
-#include "../api/api.h"
 
-#define DL_URL_MAX		8192
-#define DL_HEADERS_MAX		64
-#define DL_HEADER_VALUE_MAX	8192
 #define DL_RESTARTS_MAX		2	/* starts over within one attempt */
-#define DL_BUFFER		(64 * 1024)	/* curl's receive buffer */
 #define DL_PROGRESS_EVERY	USEC_PER_SEC
-#define DL_HEADER_BYTES_MAX	(100 * 1024)	/* of one answer, as curl's
-						   limit on one header line */
-#define DL_LOW_SPEED_LIMIT	1024L	/* bytes/s, by default ... */
-#define DL_LOW_SPEED_TIME	60L	/* ... for this many seconds */
+#define DL_HEADER_BYTES_MAX	TRANSFER_HEADER_BYTES_MAX	/* of one
+					   answer, as curl's of one line */
 
 /* Why a callback stopped the transfer (or what the answer means). */
 enum dl_stop {
@@ -162,23 +156,12 @@ struct download {
 static LIST_HEAD(, download)	 active = LIST_HEAD_INITIALIZER(active);
 static struct event		*progress_ev;
 
-static int	download_validate(json_t *, const char *, struct problem *);
 static int	download_start(struct task *);
 static int	download_body(struct task *);
 static void	download_free(struct task *);
 static void	download_describe(const struct task_row *, char *, size_t);
 static void	download_abandon(struct task *);
 
-const struct task_kind kind_download = {
-	.name = "download",
-	.slots = SLOT_RUN | SLOT_DOWNLOAD,
-	.validate = download_validate,
-	.start = download_start,
-	.body = download_body,
-	.free = download_free,
-	.describe = download_describe,
-	.abandon = download_abandon,
-};
 
 static int	dl_begin(struct download *);
 static int	dl_request(struct download *);
@@ -210,6 +193,74 @@ static void	dl_progress_cb(evutil_socket_t, short, void *);
 
 /* --- params -------------------------------------------------------------- */
 
+static int	dl_check_sha256(json_t *, const char *, struct verror *);
+static int	dl_check_headers(json_t *, const char *, struct verror *);
+
+/* Downloads take a slot of max-downloads as well as one of max-running. */
+static struct kind_pool downloads_pool = {
+	.name = "downloads",
+	.def = 8,
+	.min = 1,
+	.max = 100000,
+	.help = "downloads transferring at once (the rest wait, scheduled)",
+};
+
+static const struct param_spec download_params[] = {
+	{ .name = "url", .type = PARAM_STRING,
+	    .flags = PARAM_REQUIRED | PARAM_NO_NUL,
+	    .max_len = TRANSFER_URL_MAX, .why = transfer_url_check,
+	    .help = "the http:// or https:// URL to fetch" },
+	{ .name = "path", .type = PARAM_STRING, .flags = PARAM_NO_NUL,
+	    .why = dl_path_check,
+	    .help = "where to save it, relative to the download directory "
+	    "(default: a name from the answer or the URL)" },
+	{ .name = "sha256", .type = PARAM_STRING, .check = dl_check_sha256,
+	    .invalid = "sha256 must be 64 hex digits",
+	    .help = "the SHA-256 the file must have (64 hex digits)" },
+	{ .name = "overwrite", .type = PARAM_BOOLEAN, .def = "false",
+	    .help = "replace a file already at path" },
+	{ .name = "headers", .type = PARAM_OBJECT, .check = dl_check_headers,
+	    .invalid = "headers must be an object of name: value strings",
+	    .help = "extra request headers, name: value (sent to the URL's "
+	    "origin only)" },
+	{ .name = "max_bytes", .type = PARAM_INTEGER, .imin = 1,
+	    .imax = INT64_MAX / 2, .unit = "bytes",
+	    .help = "fail a body larger than this" },
+	{ .name = "connect_timeout", .type = PARAM_NUMBER, .min = 0.001,
+	    .max = 86400, .def = "30", .unit = "seconds",
+	    .invalid = "connect_timeout must be seconds from 0.001 to 86400",
+	    .help = "seconds to connect" },
+	/*
+	 * A server trickling a byte a second would hold a download slot
+	 * for ever under a 1 byte/s limit (never slower than it), so the
+	 * default is 1 KiB/s: below it for a minute, the attempt ends.
+	 */
+	{ .name = "low_speed_limit", .type = PARAM_INTEGER, .imin = 1,
+	    .imax = INT32_MAX, .def = "1024", .unit = "bytes",
+	    .help = "bytes a second below which, for low_speed_time, the "
+	    "attempt ends" },
+	{ .name = "low_speed_time", .type = PARAM_INTEGER, .imin = 1,
+	    .imax = 86400, .def = "60", .unit = "seconds",
+	    .help = "seconds below low_speed_limit that end the attempt" },
+	{ .name = "max_redirects", .type = PARAM_INTEGER, .imin = 0,
+	    .imax = 20, .def = "10",
+	    .help = "redirects followed" },
+	{ .name = NULL },
+};
+
+const struct task_kind kind_download = {
+	.name = "download",
+	.help = "streams a URL's body to a file, reporting progress",
+	.pool = &downloads_pool,
+	.params = download_params,
+	.example = "{\"url\": \"/healthz\"}",
+	.start = download_start,
+	.body = download_body,
+	.free = download_free,
+	.describe = download_describe,
+	.abandon = download_abandon,
+};
+
 /* 64 hex digits into 32 bytes; -1 if not that. */
 static int
 parse_sha256(const char *s, unsigned char out[32])
@@ -227,212 +278,28 @@ parse_sha256(const char *s, unsigned char out[32])
 	return (0);
 }
 
-/* An HTTP token (RFC 9110 tchar). */
 static int
-is_token(const char *s)
+dl_check_sha256(json_t *v, const char *field, struct verror *e)
 {
-	const char	*p;
+	unsigned char	sum[32];
 
-	if (*s == '\0')
-		return (0);
-	for (p = s; *p != '\0'; p++) {
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || strchr("!#$%&'*+-.^_`|~", *p)
-		    != NULL))
-			return (0);
-	}
-	return (1);
-}
-
-/* A param's string, or NULL (and *why) if it is not one without NUL. */
-static const char *
-plain_string(json_t *v, const char *name, char *why, size_t len)
-{
-	if (!json_is_string(v)) {
-		snprintf(why, len, "%s must be a string", name);
-		return (NULL);
-	}
-	if (strlen(json_string_value(v)) != json_string_length(v)) {
-		snprintf(why, len, "%s must not contain NUL", name);
-		return (NULL);
-	}
-	return (json_string_value(v));
-}
-
-/* NULL if url is an http(s) URL with a host, else why not. */
-static const char *
-url_check(const char *url)
-{
-	CURLU		*u;
-	char		*scheme = NULL, *host = NULL;
-	const char	*why = NULL;
-
-	if (strlen(url) > DL_URL_MAX)
-		return ("url is longer than 8192 bytes");
-	/* curl's parser would read "http:///x" as host x */
-	if ((strncasecmp(url, "http://", 7) == 0 && url[7] == '/') ||
-	    (strncasecmp(url, "https://", 8) == 0 && url[8] == '/'))
-		return ("url has no host");
-	if ((u = curl_url()) == NULL)
-		fatalx("%s: curl_url", __func__);
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
-		why = "url is not a valid absolute URL";
-	else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    (strcasecmp(scheme, "http") != 0 &&
-	    strcasecmp(scheme, "https") != 0))
-		why = "url must be http:// or https://";
-	else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-	    host[0] == '\0')
-		why = "url has no host";
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
-	return (why);
-}
-
-static int
-check_headers(json_t *v, const char *field, struct problem *p)
-{
-	const char	*name, *s;
-	json_t		*hv;
-	char		 sub[512];
-
-	if (!json_is_object(v)) {
-		problem_set(p, 400, "invalid-field", field,
-		    "headers must be an object of name: value strings");
-		return (-1);
-	}
-	if (json_object_size(v) > DL_HEADERS_MAX) {
-		problem_set(p, 400, "invalid-field", field,
-		    "at most %d headers", DL_HEADERS_MAX);
-		return (-1);
-	}
-	json_object_foreach(v, name, hv) {
-		pointer_join(sub, sizeof sub, field, name);
-		if (!is_token(name) || strlen(name) > 256) {
-			problem_set(p, 400, "invalid-field", sub,
-			    "a header name must be an HTTP token");
-			return (-1);
-		}
-		if (strcasecmp(name, "Range") == 0 ||
-		    strcasecmp(name, "If-Range") == 0) {
-			problem_set(p, 400, "invalid-field", sub,
-			    "%s is set by corod to resume downloads", name);
-			return (-1);
-		}
-		if (!json_is_string(hv) ||
-		    json_string_length(hv) > DL_HEADER_VALUE_MAX) {
-			problem_set(p, 400, "invalid-field", sub,
-			    "a header value must be a string of at most %d "
-			    "bytes", DL_HEADER_VALUE_MAX);
-			return (-1);
-		}
-		s = json_string_value(hv);
-		if (strlen(s) != json_string_length(hv) ||
-		    strpbrk(s, "\r\n") != NULL) {
-			problem_set(p, 400, "invalid-field", sub,
-			    "a header value must not contain CR, LF or NUL");
-			return (-1);
-		}
-	}
-	return (0);
-}
-
-/* An integer param in [lo, hi]. */
-static int
-check_int(json_t *v, const char *field, json_int_t lo, json_int_t hi,
-    const char *what, struct problem *p)
-{
-	if (!json_is_integer(v) || json_integer_value(v) < lo ||
-	    json_integer_value(v) > hi) {
-		problem_set(p, 400, "invalid-field", field,
-		    "%s must be an integer from %lld to %lld", what,
-		    (long long)lo, (long long)hi);
+	if (parse_sha256(json_string_value(v), sum) != 0) {
+		verror_set(e, "invalid-field", field,
+		    "sha256 must be 64 hex digits");
 		return (-1);
 	}
 	return (0);
 }
 
+/* Range and If-Range are ours: they resume. */
 static int
-download_validate(json_t *params, const char *base, struct problem *p)
+dl_check_headers(json_t *v, const char *field, struct verror *e)
 {
-	const char	*key, *why, *str;
-	json_t		*v;
-	char		 field[256], msg[64];
-	unsigned char	 sum[32];
-	double		 d;
+	static const char *const	reserved[] = { "Range", "If-Range",
+	    NULL };
 
-	json_object_foreach(params, key, v) {
-		pointer_join(field, sizeof field, base, key);
-		if (strcmp(key, "url") == 0 || strcmp(key, "path") == 0) {
-			if ((str = plain_string(v, key, msg, sizeof msg)) ==
-			    NULL)
-				why = msg;
-			else if (key[0] == 'u')
-				why = url_check(str);
-			else
-				why = dl_path_check(str);
-			if (why != NULL) {
-				problem_set(p, 400, "invalid-field", field,
-				    "%s", why);
-				return (-1);
-			}
-		} else if (strcmp(key, "sha256") == 0) {
-			if (!json_is_string(v) ||
-			    parse_sha256(json_string_value(v), sum) != 0) {
-				problem_set(p, 400, "invalid-field", field,
-				    "sha256 must be 64 hex digits");
-				return (-1);
-			}
-		} else if (strcmp(key, "overwrite") == 0) {
-			if (!json_is_boolean(v)) {
-				problem_set(p, 400, "invalid-field", field,
-				    "overwrite must be true or false");
-				return (-1);
-			}
-		} else if (strcmp(key, "headers") == 0) {
-			if (check_headers(v, field, p) != 0)
-				return (-1);
-		} else if (strcmp(key, "max_bytes") == 0) {
-			if (check_int(v, field, 1, INT64_MAX / 2, "max_bytes",
-			    p) != 0)
-				return (-1);
-		} else if (strcmp(key, "connect_timeout") == 0) {
-			d = json_number_value(v);
-			if (!json_is_number(v) || !isfinite(d) || d < 0.001 ||
-			    d > 86400) {
-				problem_set(p, 400, "invalid-field", field,
-				    "connect_timeout must be seconds from "
-				    "0.001 to 86400");
-				return (-1);
-			}
-		} else if (strcmp(key, "low_speed_limit") == 0) {
-			if (check_int(v, field, 1, INT32_MAX,
-			    "low_speed_limit", p) != 0)
-				return (-1);
-		} else if (strcmp(key, "low_speed_time") == 0) {
-			if (check_int(v, field, 1, 86400, "low_speed_time",
-			    p) != 0)
-				return (-1);
-		} else if (strcmp(key, "max_redirects") == 0) {
-			if (check_int(v, field, 0, 20, "max_redirects", p) != 0)
-				return (-1);
-		} else {
-			problem_set(p, 400, "unknown-field", field,
-			    "download takes url, path, sha256, overwrite, "
-			    "headers, max_bytes, connect_timeout, "
-			    "low_speed_limit, low_speed_time and "
-			    "max_redirects");
-			return (-1);
-		}
-	}
-	if (json_object_get(params, "url") == NULL) {
-		pointer_join(field, sizeof field, base, "url");
-		problem_set(p, 400, "missing-field", field,
-		    "download needs a \"url\"");
-		return (-1);
-	}
-	return (0);
+	return (transfer_headers_check(v, field, reserved,
+	    "to resume downloads", e));
 }
 
 /* Read params and the checkpoint of an earlier attempt into t->data. */
@@ -441,8 +308,6 @@ download_start(struct task *t)
 {
 	struct download	*d;
 	json_t		*params, *v, *ck;
-	const char	*name;
-	char		*line;
 
 	if ((params = json_loads(t->row.params, 0, NULL)) == NULL)
 		return (-1);
@@ -456,30 +321,18 @@ download_start(struct task *t)
 		d->path = xstrdup(json_string_value(v));
 	if ((v = json_object_get(params, "sha256")) != NULL)
 		d->has_want = parse_sha256(json_string_value(v), d->want) == 0;
-	d->overwrite = json_is_true(json_object_get(params, "overwrite"));
-	json_object_foreach(json_object_get(params, "headers"), name, v) {
-		xasprintf(&line, "%s: %s", name, json_string_value(v));
-		d->headers = curl_slist_append(d->headers, line);
-		free(line);
-	}
-	d->max_bytes = json_integer_value(json_object_get(params, "max_bytes"));
-	d->connect_ms = 30000;
-	if ((v = json_object_get(params, "connect_timeout")) != NULL)
-		d->connect_ms = (long)ceil(json_number_value(v) * 1000);
-	/*
-	 * A server trickling a byte a second would hold a download slot
-	 * for ever under a 1 byte/s limit (never slower than it), so the
-	 * default is 1 KiB/s: below it for a minute, the attempt ends.
-	 */
-	d->low_speed_limit = DL_LOW_SPEED_LIMIT;
-	if ((v = json_object_get(params, "low_speed_limit")) != NULL)
-		d->low_speed_limit = (long)json_integer_value(v);
-	d->low_speed_time = DL_LOW_SPEED_TIME;
-	if ((v = json_object_get(params, "low_speed_time")) != NULL)
-		d->low_speed_time = (long)json_integer_value(v);
-	d->max_redirects = 10;
-	if ((v = json_object_get(params, "max_redirects")) != NULL)
-		d->max_redirects = (long)json_integer_value(v);
+	d->headers = transfer_headers(json_object_get(params, "headers"));
+	/* the rest: given, or the table's defaults */
+	d->overwrite = param_boolean(download_params, params, "overwrite");
+	d->max_bytes = param_integer(download_params, params, "max_bytes");
+	d->connect_ms = (long)ceil(param_number(download_params, params,
+	    "connect_timeout") * 1000);
+	d->low_speed_limit = (long)param_integer(download_params, params,
+	    "low_speed_limit");
+	d->low_speed_time = (long)param_integer(download_params, params,
+	    "low_speed_time");
+	d->max_redirects = (long)param_integer(download_params, params,
+	    "max_redirects");
 	json_decref(params);
 
 	if (t->row.checkpoint != NULL &&
@@ -631,6 +484,7 @@ static int
 dl_request(struct download *d)
 {
 	CURL			*e;
+	struct transfer_http	 req;
 	struct curl_slist	*h, *hdrs = NULL;
 	char			 range[32], *line = NULL, total[32];
 
@@ -651,8 +505,6 @@ dl_request(struct download *d)
 
 	if (d->cur_url == NULL)
 		d->cur_url = xstrdup(d->url);
-	if ((e = curl_easy_init()) == NULL)
-		return (-1);
 	/*
 	 * The params' headers go to url's origin only: a redirect to
 	 * another scheme, host or port gets none of them, as curl does for
@@ -661,12 +513,25 @@ dl_request(struct download *d)
 	for (h = d->headers; h != NULL && !d->foreign; h = h->next)
 		hdrs = curl_slist_append(hdrs, h->data);
 	if (d->offset > 0) {
-		snprintf(range, sizeof range, "%" PRId64 "-", d->offset);
-		curl_easy_setopt(e, CURLOPT_RANGE, range);
 		xasprintf(&line, "If-Range: %s", d->etag != NULL ? d->etag :
 		    d->last_modified);
 		hdrs = curl_slist_append(hdrs, line);
 		free(line);
+	}
+	/* redirects are followed here, by dl_redirect, not by curl */
+	req.url = d->cur_url;
+	req.headers = hdrs;
+	req.errbuf = d->errbuf;
+	req.connect_ms = d->connect_ms;
+	req.low_speed_limit = d->low_speed_limit;
+	req.low_speed_time = d->low_speed_time;
+	if ((e = transfer_http_easy(&req)) == NULL) {
+		curl_slist_free_all(hdrs);
+		return (-1);
+	}
+	if (d->offset > 0) {
+		snprintf(range, sizeof range, "%" PRId64 "-", d->offset);
+		curl_easy_setopt(e, CURLOPT_RANGE, range);
 		if (d->total >= 0)
 			snprintf(total, sizeof total, "%" PRId64, d->total);
 		else
@@ -675,23 +540,10 @@ dl_request(struct download *d)
 			task_log(d->task, "resuming at byte %" PRId64 " of %s",
 			    d->offset, total);
 	}
-	/* redirects are followed here, by dl_redirect, not by curl */
-	curl_easy_setopt(e, CURLOPT_URL, d->cur_url);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, COROD_NAME "/" PACKAGE_VERSION);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, dl_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, d);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, dl_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, d);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, d->errbuf);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, d->connect_ms);
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, d->low_speed_limit);
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, d->low_speed_time);
-	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)DL_BUFFER);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	d->x.easy = e;
 	d->x.done = dl_transfer_done;
 	d->x.arg = d;
@@ -735,9 +587,10 @@ dl_hash_done(void *arg)
 static int
 dl_outcome(struct download *d)
 {
-	struct task	*t = d->task;
-	char		*eff = NULL;
-	long		 code = 0;
+	struct task		*t = d->task;
+	struct transfer_fault	 f;
+	char			*eff = NULL;
+	long			 code = 0;
 
 	curl_easy_getinfo(d->x.easy, CURLINFO_EFFECTIVE_URL, &eff);
 	free(d->final_url);
@@ -803,29 +656,10 @@ dl_outcome(struct download *d)
 		    "byte %" PRId64 " of %" PRId64 " (%s)", d->size, d->total,
 		    d->errbuf[0] != '\0' ? d->errbuf : "connection closed");
 		return (-1);
-	case CURLE_UNSUPPORTED_PROTOCOL:
-		/* the answer was not HTTP at all (curl says "HTTP/0.9") */
-		dl_fail(d, "bad_response", 1, 0, "the answer is not HTTP (%s)",
-		    d->errbuf[0] != '\0' ? d->errbuf :
-		    curl_easy_strerror(d->rc));
-		return (-1);
-	case CURLE_OUT_OF_MEMORY:
-		/*
-		 * What curl 7.88 says of a header line over 100 KiB
-		 * (CURL_MAX_HTTP_HEADER); an allocation that really failed
-		 * would not leave the daemon running for long anyway.
-		 */
-		dl_fail(d, "bad_response", 0, d->status, "the answer's "
-		    "headers are too large (a header line over %d KiB)",
-		    DL_HEADER_BYTES_MAX / 1024);
-		return (-1);
-	case CURLE_WEIRD_SERVER_REPLY:
-		dl_fail(d, "bad_response", 1, 0, "%s", d->errbuf[0] != '\0' ?
-		    d->errbuf : curl_easy_strerror(d->rc));
-		return (-1);
 	default:
-		dl_fail(d, "network", 1, 0, "%s", d->errbuf[0] != '\0' ?
-		    d->errbuf : curl_easy_strerror(d->rc));
+		transfer_fault(d->rc, d->errbuf, &f);
+		dl_fail(d, f.code, f.transient, f.with_status ? d->status : 0,
+		    "%s", f.message);
 		return (-1);
 	}
 }

@@ -9,61 +9,31 @@
 #include <string.h>
 
 #include "coro.h"
-#include "../api/api.h"
 
 /* Longest message accepted, bytes. */
 #define ECHO_MAX	65536
 
-static int	echo_validate(json_t *, const char *, struct problem *);
 static int	echo_start(struct task *);
 static int	echo_body(struct task *);
 static void	echo_free(struct task *);
 static void	echo_describe(const struct task_row *, char *, size_t);
 
+static const struct param_spec echo_params[] = {
+	{ .name = "message", .type = PARAM_STRING, .flags = PARAM_REQUIRED,
+	    .max_len = ECHO_MAX, .help = "the text written to the task log" },
+	{ .name = NULL },
+};
+
 const struct task_kind kind_echo = {
 	.name = "echo",
-	.slots = SLOT_RUN,
-	.validate = echo_validate,
+	.help = "writes message to the task log",
+	.params = echo_params,
+	.example = "{\"message\": \"Hello!\"}",
 	.start = echo_start,
 	.body = echo_body,
 	.free = echo_free,
 	.describe = echo_describe,
 };
-
-/* params: {"message": string} */
-static int
-echo_validate(json_t *params, const char *base, struct problem *p)
-{
-	const char	*key;
-	json_t		*v;
-	char		 field[256];
-
-	json_object_foreach(params, key, v) {
-		pointer_join(field, sizeof field, base, key);
-		if (strcmp(key, "message") != 0) {
-			problem_set(p, 400, "unknown-field", field,
-			    "echo takes only \"message\"");
-			return (-1);
-		}
-		if (!json_is_string(v)) {
-			problem_set(p, 400, "invalid-field", field,
-			    "message must be a string");
-			return (-1);
-		}
-		if (json_string_length(v) > ECHO_MAX) {
-			problem_set(p, 400, "invalid-field", field,
-			    "message is longer than %d bytes", ECHO_MAX);
-			return (-1);
-		}
-	}
-	if (json_object_get(params, "message") == NULL) {
-		pointer_join(field, sizeof field, base, "message");
-		problem_set(p, 400, "missing-field", field,
-		    "echo needs a \"message\"");
-		return (-1);
-	}
-	return (0);
-}
 
 /* Keep the message (as parsed JSON) for the body. */
 static int

@@ -12,8 +12,13 @@ static int	gather_body(struct task *);
 
 const struct task_kind kind_gather = {
 	.name = "gather",
+	.help = "runs its children concurrently",
 	.group = 1,
-	.validate = group_validate,
+	.params = group_params,
+	.example = "{\"tasks\": [{\"kind\": \"echo\", \"params\": "
+	    "{\"message\": \"Hello!\"}, \"delay\": 1}, {\"kind\": "
+	    "\"echo\", \"params\": {\"message\": \"Hi!\"}, \"delay\": 2}], "
+	    "\"on_failure\": \"cancel\"}",
 	.start = group_start,
 	.body = gather_body,
 	.free = group_free,

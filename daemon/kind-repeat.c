@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "coro.h"
-#include "../api/api.h"
 
 /* Locals that live across awaits. */
 struct repeat {
@@ -26,78 +25,36 @@ struct repeat {
 	int64_t		 k;		/* ticks of this attempt's schedule */
 };
 
-static int	repeat_validate(json_t *, const char *, struct problem *);
 static int	repeat_start(struct task *);
 static int	repeat_body(struct task *);
 static void	repeat_free(struct task *);
 static void	repeat_describe(const struct task_row *, char *, size_t);
 
+static const struct param_spec repeat_params[] = {
+	{ .name = "message", .type = PARAM_STRING, .flags = PARAM_REQUIRED,
+	    .max_len = 65536,
+	    .invalid = "message must be a string of at most 65536 bytes",
+	    .help = "the text logged at every tick" },
+	{ .name = "interval", .type = PARAM_NUMBER, .flags = PARAM_REQUIRED,
+	    .min = 0.001, .max = COROD_MAX_SECONDS, .unit = "seconds",
+	    .help = "seconds between ticks, at a fixed rate" },
+	{ .name = "count", .type = PARAM_INTEGER, .flags = PARAM_NULLABLE,
+	    .imin = 1, .imax = INT64_MAX,
+	    .help = "ticks before it succeeds; absent or null: until "
+	    "canceled" },
+	{ .name = NULL },
+};
+
 const struct task_kind kind_repeat = {
 	.name = "repeat",
-	.slots = SLOT_RUN,
-	.validate = repeat_validate,
+	.help = "every interval: sleeps, then logs message",
+	.params = repeat_params,
+	.example = "{\"message\": \"Message from worker\", \"interval\": 1}",
 	.start = repeat_start,
 	.body = repeat_body,
 	.free = repeat_free,
 	.describe = repeat_describe,
 };
-
-/* params: {"message": string, "interval": number > 0, "count"?: int >= 1} */
-static int
-repeat_validate(json_t *params, const char *base, struct problem *p)
-{
-	const char	*key;
-	json_t		*v;
-	char		 field[256];
-	double		 d;
-
-	json_object_foreach(params, key, v) {
-		pointer_join(field, sizeof field, base, key);
-		if (strcmp(key, "message") == 0) {
-			if (!json_is_string(v) ||
-			    json_string_length(v) > 65536) {
-				problem_set(p, 400, "invalid-field", field,
-				    "message must be a string of at most "
-				    "65536 bytes");
-				return (-1);
-			}
-		} else if (strcmp(key, "interval") == 0) {
-			d = json_number_value(v);
-			if (!json_is_number(v) || !isfinite(d) ||
-			    d < 0.001 || d > COROD_MAX_SECONDS) {
-				problem_set(p, 400, "invalid-field", field,
-				    "interval must be a number of seconds "
-				    "from 0.001 to %.0f", COROD_MAX_SECONDS);
-				return (-1);
-			}
-		} else if (strcmp(key, "count") == 0) {
-			if (!json_is_null(v) && (!json_is_integer(v) ||
-			    json_integer_value(v) < 1)) {
-				problem_set(p, 400, "invalid-field", field,
-				    "count must be an integer >= 1");
-				return (-1);
-			}
-		} else {
-			problem_set(p, 400, "unknown-field", field,
-			    "repeat takes \"message\", \"interval\" and "
-			    "\"count\"");
-			return (-1);
-		}
-	}
-	if (json_object_get(params, "message") == NULL) {
-		pointer_join(field, sizeof field, base, "message");
-		problem_set(p, 400, "missing-field", field,
-		    "repeat needs a \"message\"");
-		return (-1);
-	}
-	if (json_object_get(params, "interval") == NULL) {
-		pointer_join(field, sizeof field, base, "interval");
-		problem_set(p, 400, "missing-field", field,
-		    "repeat needs an \"interval\"");
-		return (-1);
-	}
-	return (0);
-}
 
 /* Parse params; pick up the ticks a previous attempt did. */
 static int

@@ -7,57 +7,29 @@
 #include <string.h>
 
 #include "coro.h"
-#include "../api/api.h"
 
-static int	sleep_validate(json_t *, const char *, struct problem *);
 static int	sleep_start(struct task *);
 static int	sleep_body(struct task *);
 static void	sleep_free(struct task *);
 static void	sleep_describe(const struct task_row *, char *, size_t);
 
+static const struct param_spec sleep_params[] = {
+	{ .name = "seconds", .type = PARAM_NUMBER, .flags = PARAM_REQUIRED,
+	    .min = 0, .max = COROD_MAX_SECONDS,
+	    .help = "how long to sleep, in seconds" },
+	{ .name = NULL },
+};
+
 const struct task_kind kind_sleep = {
 	.name = "sleep",
-	.slots = SLOT_RUN,
-	.validate = sleep_validate,
+	.help = "completes after seconds",
+	.params = sleep_params,
+	.example = "{\"seconds\": 2}",
 	.start = sleep_start,
 	.body = sleep_body,
 	.free = sleep_free,
 	.describe = sleep_describe,
 };
-
-/* params: {"seconds": number >= 0} */
-static int
-sleep_validate(json_t *params, const char *base, struct problem *p)
-{
-	const char	*key;
-	json_t		*v;
-	char		 field[256];
-	double		 d;
-
-	json_object_foreach(params, key, v) {
-		pointer_join(field, sizeof field, base, key);
-		if (strcmp(key, "seconds") != 0) {
-			problem_set(p, 400, "unknown-field", field,
-			    "sleep takes only \"seconds\"");
-			return (-1);
-		}
-		d = json_number_value(v);
-		if (!json_is_number(v) || !isfinite(d) || d < 0 ||
-		    d > COROD_MAX_SECONDS) {
-			problem_set(p, 400, "invalid-field", field,
-			    "seconds must be a number from 0 to %.0f",
-			    COROD_MAX_SECONDS);
-			return (-1);
-		}
-	}
-	if (json_object_get(params, "seconds") == NULL) {
-		pointer_join(field, sizeof field, base, "seconds");
-		problem_set(p, 400, "missing-field", field,
-		    "sleep needs \"seconds\"");
-		return (-1);
-	}
-	return (0);
-}
 
 /* The duration, µs, lives in t->data. */
 static int

@@ -15,8 +15,11 @@
  * Children are armed by their running parent, window or not.
  *
  * When a task is due it takes the slots its kind needs, one in each pool
- * (every leaf one of max-running, 0: no limit; a download also one of
- * max-downloads; groups none since they only wait).  If a pool is full it
+ * (every leaf one of max-running, 0: no limit; a kind that names a pool in
+ * its table row, as downloads do, also one of that pool's max-<pool>;
+ * groups none since they only wait).  The pools are made from the kind
+ * table at sched_init: pool 0 is max-running's, pool 1 + i is
+ * kind_pool(i)'s, its limit config.c's max-<name>.  If a pool is full it
  * waits in that pool's ready heap: higher priority first, then earlier
  * run_at, then lower id.  A freed slot goes to the best task waiting for
  * its pool, which moves on to the next full pool it needs, if any.
@@ -50,20 +53,16 @@ struct heap {
 static int	due_before(const struct task *, const struct task *);
 static int	ready_before(const struct task *, const struct task *);
 
-/* A kind of slot: how many are taken, who waits for one. */
+/* A pool of slots: how many are taken, who waits for one. */
 struct pool {
-	unsigned int	  slot;		/* SLOT_* */
 	int		 *limit;	/* in cfg; 0: none */
 	int		  used;
 	struct heap	  ready;
 };
 
 static struct heap	  due = { NULL, 0, 0, due_before };
-static struct pool	  pools[] = {
-	{ SLOT_RUN, NULL, 0, { NULL, 0, 0, ready_before } },
-	{ SLOT_DOWNLOAD, NULL, 0, { NULL, 0, 0, ready_before } },
-};
-#define NPOOLS		(sizeof pools / sizeof pools[0])
+static struct pool	 *pools;	/* SLOT_RUN, then the kinds' */
+static size_t		  npools;
 static struct event	 *due_ev;
 static int64_t		  wm_run_at, wm_id;	/* the window's watermark */
 static struct event	 *window_ev;
@@ -81,15 +80,23 @@ static int	sched_blocked(const struct task *);
 static void	sched_wait(struct task *, int);
 static void	sched_drain(void);
 static void	sched_window_cb(evutil_socket_t, short, void *);
+static int	sched_needs(const struct task *, size_t);
 
 /* Start reading the window from disk, now and every second. */
 void
 sched_init(struct event_base *base)
 {
 	struct timeval	tv = { 1, 0 };
+	size_t		i;
 
-	pools[0].limit = &cfg->max_running;
-	pools[1].limit = &cfg->max_downloads;
+	npools = 1 + kind_pool_count();
+	pools = xcalloc(npools, sizeof *pools);
+	pools[SLOT_RUN].limit = &cfg->max_running;
+	for (i = 0; i < npools; i++) {
+		if (i > 0)
+			pools[i].limit = &cfg->pool_max[i - 1];
+		pools[i].ready.before = ready_before;
+	}
 	due_ev = evtimer_new(base, sched_due_cb, NULL);
 	window_ev = event_new(base, -1, EV_PERSIST, sched_window_cb, NULL);
 	event_add(window_ev, &tv);
@@ -115,10 +122,11 @@ sched_shutdown(void)
 		event_free(due_ev);
 	window_ev = due_ev = NULL;
 	heap_release(&due, TASKF_ARMED);
-	for (p = 0; p < NPOOLS; p++) {
+	for (p = 0; p < npools; p++)
 		heap_release(&pools[p].ready, TASKF_READY);
-		pools[p].used = 0;
-	}
+	free(pools);
+	pools = NULL;
+	npools = 0;
 	wm_run_at = wm_id = 0;
 }
 
@@ -215,14 +223,25 @@ pool_limit(const struct pool *p)
 	return (p->limit != NULL ? *p->limit : 0);
 }
 
+/* Does t take a slot of pool p?  Leaves of max-running, and of their
+ * kind's pool. */
+static inline int
+sched_needs(const struct task *t, size_t p)
+{
+	if (t->kind->group)
+		return (0);
+	return (p == SLOT_RUN || (t->kind->pool != NULL &&
+	    p == 1 + (size_t)t->kind->pool->index));
+}
+
 /* The first pool whose slot t needs and cannot get, or -1. */
 static int
 sched_blocked(const struct task *t)
 {
 	size_t	p;
 
-	for (p = 0; p < NPOOLS; p++) {
-		if ((t->kind->slots & pools[p].slot) &&
+	for (p = 0; p < npools; p++) {
+		if (sched_needs(t, p) &&
 		    pool_limit(&pools[p]) > 0 &&
 		    pools[p].used >= pool_limit(&pools[p]))
 			return ((int)p);
@@ -247,10 +266,10 @@ sched_start(struct task *t)
 	size_t	p;
 	int	i;
 
-	if (t->kind->slots != 0) {
+	if (!t->kind->group) {
 		t->flags |= TASKF_SLOT;
-		for (p = 0; p < NPOOLS; p++)
-			if (t->kind->slots & pools[p].slot)
+		for (p = 0; p < npools; p++)
+			if (sched_needs(t, p))
 				pools[p].used++;
 	}
 	task_start(t);
@@ -274,8 +293,8 @@ sched_slot_release(struct task *t)
 	if (!(t->flags & TASKF_SLOT))
 		return;
 	t->flags &= ~TASKF_SLOT;
-	for (p = 0; p < NPOOLS; p++)
-		if (t->kind->slots & pools[p].slot)
+	for (p = 0; p < npools; p++)
+		if (sched_needs(t, p))
 			pools[p].used--;
 	sched_drain();
 }
@@ -295,7 +314,7 @@ sched_drain(void)
 
 	do {
 		moved = 0;
-		for (p = 0; p < NPOOLS; p++) {
+		for (p = 0; p < npools; p++) {
 			while (pools[p].ready.n > 0 &&
 			    (pool_limit(&pools[p]) == 0 ||
 			    pools[p].used < pool_limit(&pools[p]))) {
@@ -312,23 +331,20 @@ sched_drain(void)
 	} while (moved);
 }
 
-/* max-running or max-downloads changed (a reload): fill new slots. */
+/* max-running or a max-<pool> changed (a reload): fill new slots. */
 void
 sched_limits_changed(void)
 {
 	sched_drain();
 }
 
-/* Slots of a kind (SLOT_*) in use; tasks waiting for any slot. */
+/* Slots of pool p (SLOT_RUN, or 1 + a kind_pool's index) in use. */
 int
-sched_slots_used(unsigned int slot)
+sched_slots_used(int p)
 {
-	size_t	p;
-
-	for (p = 0; p < NPOOLS; p++)
-		if (pools[p].slot == slot)
-			return (pools[p].used);
-	return (0);
+	if (p < 0 || (size_t)p >= npools)
+		return (0);
+	return (pools[p].used);
 }
 
 /* Tasks armed in the due heap (the window held in memory). */
@@ -343,7 +359,7 @@ sched_waiting(void)
 {
 	size_t	p, n = 0;
 
-	for (p = 0; p < NPOOLS; p++)
+	for (p = 0; p < npools; p++)
 		n += pools[p].ready.n;
 	return (n);
 }

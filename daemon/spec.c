@@ -4,22 +4,21 @@
  * A spec is {"kind", "params", "name"?, "delay"? | "run_at"?, "priority"?,
  * "max_attempts"?, "timeout"?}; a group's params hold more specs, which
  * become its children.  Everything is checked before anything is stored,
- * and the first fault is reported as a problem whose field is a JSON
- * Pointer into the request body.
+ * and the first fault is reported as a struct verror whose field is a
+ * JSON Pointer into the request body (api/ makes it a 400 problem).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "corod.h"
-#include "../api/api.h"
 
 #define SPEC_MAX_NAME		256
 #define SPEC_MAX_PRIORITY	1000000
 #define SPEC_MAX_ATTEMPTS	100
 
 static int	spec_seconds(json_t *, const char *, const char *, int,
-		    int64_t *, struct problem *);
+		    int64_t *, struct verror *);
 static size_t	spec_add_row(struct spec_tree *);
 
 /*
@@ -30,14 +29,14 @@ static size_t	spec_add_row(struct spec_tree *);
  */
 static int
 spec_seconds(json_t *v, const char *field, const char *what, int positive,
-    int64_t *out, struct problem *p)
+    int64_t *out, struct verror *e)
 {
 	double	d;
 
 	d = json_number_value(v);
 	if (!json_is_number(v) || !isfinite(d) || d < 0 ||
 	    (positive && d == 0) || d > COROD_MAX_SECONDS) {
-		problem_set(p, 400, "invalid-field", field, "%s must be a "
+		verror_set(e, "invalid-field", field, "%s must be a "
 		    "number of seconds %s 0 and at most %.0f", what,
 		    positive ? "above" : "from", COROD_MAX_SECONDS);
 		return (-1);
@@ -67,12 +66,12 @@ spec_add_row(struct spec_tree *tree)
  * Check spec (at JSON Pointer base) and append its row and, for a group,
  * its children's rows after it.  parent is the index of the parent row
  * (SIZE_MAX at top level) and depth the group nesting so far.  Times are
- * relative to now.  Returns -1 with p filled in on the first fault; the
+ * relative to now.  Returns -1 with e filled in on the first fault; the
  * tree then holds partial rows (spec_tree_free them).
  */
 int
 spec_parse(json_t *spec, const char *base, size_t parent, int depth,
-    int64_t now, struct spec_tree *tree, struct problem *p)
+    int64_t now, struct spec_tree *tree, struct verror *e)
 {
 	const struct task_kind	*kind = NULL;
 	struct task_row		*row;
@@ -85,7 +84,7 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 	int			 rc;
 
 	if (!json_is_object(spec)) {
-		problem_set(p, 400, "invalid-spec", base[0] != '\0' ? base : "",
+		verror_set(e, "invalid-spec", base[0] != '\0' ? base : "",
 		    "a task spec must be a JSON object");
 		return (-1);
 	}
@@ -101,7 +100,7 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 		row = &tree->rows[idx];
 		if (strcmp(key, "kind") == 0) {
 			if (!json_is_string(v)) {
-				problem_set(p, 400, "invalid-field", field,
+				verror_set(e, "invalid-field", field,
 				    "kind must be a string, one of: %s",
 				    kind_names());
 				return (-1);
@@ -109,14 +108,14 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 			kind = kind_find(json_string_value(v),
 			    json_string_length(v));
 			if (kind == NULL) {
-				problem_set(p, 400, "unknown-kind", field,
+				verror_set(e, "unknown-kind", field,
 				    "unknown kind \"%.64s\"; kinds are: %s",
 				    json_string_value(v), kind_names());
 				return (-1);
 			}
 		} else if (strcmp(key, "params") == 0) {
 			if (!json_is_object(v)) {
-				problem_set(p, 400, "invalid-field", field,
+				verror_set(e, "invalid-field", field,
 				    "params must be a JSON object");
 				return (-1);
 			}
@@ -126,7 +125,7 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 				continue;
 			if (!json_is_string(v) ||
 			    json_string_length(v) > SPEC_MAX_NAME) {
-				problem_set(p, 400, "invalid-field", field,
+				verror_set(e, "invalid-field", field,
 				    "name must be a string of at most %d "
 				    "bytes", SPEC_MAX_NAME);
 				return (-1);
@@ -135,14 +134,14 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 		} else if (strcmp(key, "delay") == 0) {
 			if (json_is_null(v))
 				continue;
-			if (spec_seconds(v, field, "delay", 0, &us, p) != 0)
+			if (spec_seconds(v, field, "delay", 0, &us, e) != 0)
 				return (-1);
 			row->delay = us;
 		} else if (strcmp(key, "run_at") == 0) {
 			if (json_is_null(v))
 				continue;
 			if (parent != SIZE_MAX) {
-				problem_set(p, 400, "invalid-field", field,
+				verror_set(e, "invalid-field", field,
 				    "a child task cannot have run_at: its "
 				    "delay counts from when its parent starts "
 				    "it");
@@ -150,13 +149,13 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 			}
 			if (!json_is_string(v) ||
 			    (rc = time_parse(json_string_value(v), &us)) == -1) {
-				problem_set(p, 400, "invalid-field", field,
+				verror_set(e, "invalid-field", field,
 				    "run_at must be an RFC 3339 time such as "
 				    "2026-11-25T10:53:24.5Z");
 				return (-1);
 			}
 			if (rc != 0) {
-				problem_set(p, 400, "invalid-field", field,
+				verror_set(e, "invalid-field", field,
 				    "run_at must be after 1970-01-01T00:00:00Z "
 				    "and at most 9999-12-31T23:59:59.999999Z "
 				    "in UTC (its offset applied)");
@@ -167,7 +166,7 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 			if (!json_is_integer(v) ||
 			    (n = json_integer_value(v)) < -SPEC_MAX_PRIORITY ||
 			    n > SPEC_MAX_PRIORITY) {
-				problem_set(p, 400, "invalid-field", field,
+				verror_set(e, "invalid-field", field,
 				    "priority must be an integer from %d to %d",
 				    -SPEC_MAX_PRIORITY, SPEC_MAX_PRIORITY);
 				return (-1);
@@ -177,7 +176,7 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 			if (!json_is_integer(v) ||
 			    (n = json_integer_value(v)) < 1 ||
 			    n > SPEC_MAX_ATTEMPTS) {
-				problem_set(p, 400, "invalid-field", field,
+				verror_set(e, "invalid-field", field,
 				    "max_attempts must be an integer from 1 to "
 				    "%d", SPEC_MAX_ATTEMPTS);
 				return (-1);
@@ -186,11 +185,11 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 		} else if (strcmp(key, "timeout") == 0) {
 			if (json_is_null(v))
 				continue;
-			if (spec_seconds(v, field, "timeout", 1, &us, p) != 0)
+			if (spec_seconds(v, field, "timeout", 1, &us, e) != 0)
 				return (-1);
 			row->timeout = us;
 		} else {
-			problem_set(p, 400, "unknown-field", field,
+			verror_set(e, "unknown-field", field,
 			    "unknown field \"%.64s\" in a task spec", key);
 			return (-1);
 		}
@@ -198,13 +197,13 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 	row = &tree->rows[idx];
 	if (kind == NULL) {
 		pointer_join(field, sizeof field, base, "kind");
-		problem_set(p, 400, "missing-field", field,
+		verror_set(e, "missing-field", field,
 		    "a task spec needs a \"kind\", one of: %s", kind_names());
 		return (-1);
 	}
 	if (params == NULL) {
 		pointer_join(field, sizeof field, base, "params");
-		problem_set(p, 400, "missing-field", field,
+		verror_set(e, "missing-field", field,
 		    "a task spec needs \"params\" (an object)");
 		return (-1);
 	}
@@ -212,12 +211,12 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 	    !json_is_null(json_object_get(spec, "delay")) &&
 	    row->run_at != 0) {
 		pointer_join(field, sizeof field, base, "run_at");
-		problem_set(p, 400, "invalid-field", field,
+		verror_set(e, "invalid-field", field,
 		    "give either delay or run_at, not both");
 		return (-1);
 	}
 	pointer_join(field, sizeof field, base, "params");
-	if (kind->validate(params, field, p) != 0)
+	if (kind_validate(kind, params, field, e) != 0)
 		return (-1);
 	row->kind = xstrdup(kind->name);
 	row->params = json_dumps(params, JSON_COMPACT | COROD_JSON_REALS);
@@ -227,7 +226,7 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 		/* (delay is at most 100 years: this holds until 9899) */
 		if (row->delay > TIME_MAX_US - now) {
 			pointer_join(field, sizeof field, base, "delay");
-			problem_set(p, 400, "invalid-field", field, "delay "
+			verror_set(e, "invalid-field", field, "delay "
 			    "ends after 9999-12-31T23:59:59.999999Z");
 			return (-1);
 		}
@@ -237,7 +236,7 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 	if (!kind->group)
 		return (0);
 	if (depth + 1 > cfg->max_depth) {
-		problem_set(p, 400, "limit-exceeded", field,
+		verror_set(e, "limit-exceeded", field,
 		    "groups nest at most %d deep", cfg->max_depth);
 		return (-1);
 	}
@@ -247,7 +246,7 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 		pointer_index(field, sizeof field, cbase, i);
 		cidx = tree->nrows;
 		if (spec_parse(child, field, idx, depth + 1, now, tree,
-		    p) != 0)
+		    e) != 0)
 			return (-1);
 		tree->rows[cidx].child_index = (int)i;
 	}

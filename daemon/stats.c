@@ -8,6 +8,10 @@
  * loop, so a thread of its own with its own read connection counts them
  * every STATS_EVERY while the store changes, and /metrics shows the last
  * count (at most that old).
+ *
+ * Counts by kind are sized from the kind table (kind_count() kinds, and
+ * one more for a kind this daemon does not know, found in the store),
+ * made at the first count.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,9 +24,10 @@
 
 #define STATS_EVERY_MS	2000
 
-uint64_t	 stats_finished[STATS_KINDS][TASK_NSTATES];
-uint64_t	 stats_created[STATS_KINDS];
 uint64_t	 stats_download_bytes;
+
+static uint64_t	 (*finished)[TASK_NSTATES];	/* by stats_kind_index */
+static uint64_t	 *created;
 
 static struct http_count {
 	const char	*route;
@@ -36,25 +41,67 @@ static pthread_cond_t	 cv = PTHREAD_COND_INITIALIZER;
 static pthread_t	 thread;
 static int		 running, quit;
 static struct db	*stats_db;
-static int64_t		 counts[STATS_KINDS][TASK_NSTATES];	/* (mu) */
+static int64_t		 (*counts)[TASK_NSTATES];	/* (mu) */
 static int64_t		 counted_at;				/* (mu) */
 static int64_t		 counted_seq;				/* (mu) */
 static int		 counted;				/* (mu) */
 static int64_t		 seen_seq;	/* the thread's */
 
 static void	*stats_main(void *);
+static void	 stats_alloc(void);
 
-/* The index of a kind in kind_table (STATS_KINDS - 1 for unknown). */
-int
+/* The counters, one row per kind and one for unknown. */
+static void
+stats_alloc(void)
+{
+	if (created != NULL)
+		return;
+	created = xcalloc(kind_count() + 1, sizeof *created);
+	finished = xcalloc(kind_count() + 1, sizeof *finished);
+}
+
+/* The index of a kind in kind_table (kind_count() for unknown, NULL). */
+size_t
 stats_kind_index(const struct task_kind *k)
 {
-	int	i;
+	size_t	i;
 
-	for (i = 0; kind_table[i] != NULL && i < STATS_KINDS - 1; i++) {
+	for (i = 0; kind_table[i] != NULL; i++) {
 		if (kind_table[i] == k)
 			return (i);
 	}
-	return (STATS_KINDS - 1);
+	return (i);
+}
+
+/* A task of kind k (NULL: unknown) was created. */
+void
+stats_task_created(const struct task_kind *k)
+{
+	stats_alloc();
+	created[stats_kind_index(k)]++;
+}
+
+/* A task of kind k reached the final state s. */
+void
+stats_task_finished(const struct task_kind *k, enum task_state s)
+{
+	stats_alloc();
+	finished[stats_kind_index(k)][s]++;
+}
+
+/* The counts of kind index i (stats_kind_index) so far. */
+uint64_t
+stats_created(size_t i)
+{
+	stats_alloc();
+	return (i <= kind_count() ? created[i] : 0);
+}
+
+uint64_t
+stats_finished(size_t i, enum task_state s)
+{
+	stats_alloc();
+	return (i <= kind_count() ? finished[i][s] : 0);
 }
 
 /* An HTTP answer of status on route (a route table path, static). */
@@ -98,6 +145,9 @@ stats_init(const char *path)
 
 	if ((stats_db = db_open(path, 0, &cause)) == NULL)
 		fatalx("%s", cause);
+	stats_alloc();
+	if (counts == NULL)
+		counts = xcalloc(kind_count() + 1, sizeof *counts);
 	seen_seq = -1;
 	quit = 0;
 	if ((errno = pthread_create(&thread, NULL, stats_main, NULL)) != 0)
@@ -123,16 +173,19 @@ stats_shutdown(void)
 	nhttp_counts = 0;
 }
 
-/* The last counts (0 if not counted yet), when they were taken and the
- * committed seq they reflect (at least). */
+/* The last counts (0 if not counted yet) into out (kind_count() + 1
+ * rows), when they were taken and the committed seq they reflect (at
+ * least). */
 int
-stats_task_counts(int64_t out[STATS_KINDS][TASK_NSTATES], int64_t *at,
-    int64_t *seq)
+stats_task_counts(int64_t (*out)[TASK_NSTATES], int64_t *at, int64_t *seq)
 {
 	int	ok;
 
 	pthread_mutex_lock(&mu);
-	memcpy(out, counts, sizeof counts);
+	if (counts != NULL)
+		memcpy(out, counts, (kind_count() + 1) * sizeof *counts);
+	else
+		memset(out, 0, (kind_count() + 1) * sizeof *out);
 	*at = counted_at;
 	*seq = counted_seq;
 	ok = counted;
@@ -149,26 +202,28 @@ count_cb(void *arg, const char *kind, int state, int64_t n)
 	if (state < 0 || state >= TASK_NSTATES)
 		return;
 	k = kind != NULL ? kind_find(kind, strlen(kind)) : NULL;
-	c[k != NULL ? stats_kind_index(k) : STATS_KINDS - 1][state] += n;
+	c[stats_kind_index(k)][state] += n;
 }
 
 /* The thread: recount whenever the committed seq moved. */
 static void *
 stats_main(void *arg)
 {
-	int64_t		 fresh[STATS_KINDS][TASK_NSTATES], seq;
+	int64_t		 (*fresh)[TASK_NSTATES], seq;
+	size_t		 size = (kind_count() + 1) * sizeof *fresh;
 	struct timespec	 ts;
 
 	(void)arg;
+	fresh = xmalloc(size);
 	pthread_mutex_lock(&mu);
 	while (!quit) {
 		seq = __atomic_load_n(&commit_seq, __ATOMIC_RELAXED);
 		if (seq != seen_seq) {
 			pthread_mutex_unlock(&mu);
-			memset(fresh, 0, sizeof fresh);
+			memset(fresh, 0, size);
 			if (db_task_count_kinds(stats_db, count_cb, fresh) == 0) {
 				pthread_mutex_lock(&mu);
-				memcpy(counts, fresh, sizeof counts);
+				memcpy(counts, fresh, size);
 				counted_at = time_now();
 				counted_seq = seq;
 				counted = 1;
@@ -187,5 +242,6 @@ stats_main(void *arg)
 			pthread_cond_timedwait(&cv, &mu, &ts);
 	}
 	pthread_mutex_unlock(&mu);
+	free(fresh);
 	return (NULL);
 }

@@ -264,7 +264,6 @@ submit_counted(const struct task_row *row, enum change_op op)
 		task_nstored--;
 	else if (op == CHANGE_CREATED) {
 		k = kind_find(row->kind, strlen(row->kind));
-		stats_created[k != NULL ? stats_kind_index(k) :
-		    STATS_KINDS - 1]++;
+		stats_task_created(k);
 	}
 }

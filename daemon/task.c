@@ -570,7 +570,7 @@ task_finalize(struct task *t, enum task_state state)
 		sched_remove(t);
 	t->row.state = state;
 	task_touch(t);
-	stats_finished[stats_kind_index(t->kind)][state]++;
+	stats_task_finished(t->kind, state);
 	if ((p = t->parent) != NULL) {
 		p->nchildren_live--;
 		if (state != TASK_SUCCEEDED)

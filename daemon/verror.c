@@ -3,10 +3,12 @@
  *
  * Validators in daemon/ (specs, kinds' params, admission) describe what is
  * wrong as a struct verror; api/ maps its code to a status and a problem
- * document (api/problem.c).
+ * document (api/problem.c).  The field is a JSON Pointer (RFC 6901) into
+ * the request, built with pointer_join and pointer_index.
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "corod.h"
 
@@ -29,17 +31,46 @@ verror_set(struct verror *e, const char *code, const char *field,
 }
 
 /*
- * A write the store did not take (a commit_after callback heard ok=0):
- * "insufficient-storage" if its disk is full, "store-unavailable" for any
- * other failure; what says what became of the request.
+ * Write base followed by "/" and the reference token tok into buf (RFC
+ * 6901: "~" becomes "~0", "/" becomes "~1").  buf may be base itself.  On
+ * truncation buf holds what fits, never a half escape.
  */
 void
-verror_store(struct verror *e, const char *what)
+pointer_join(char *buf, size_t size, const char *base, const char *tok)
 {
-	if (commit_store_full())
-		verror_set(e, "insufficient-storage", NULL, "the disk holding "
-		    "the database is full; %s", what);
-	else
-		verror_set(e, "store-unavailable", NULL, "the database cannot "
-		    "be written; %s", what);
+	char	 tmp[1024];
+	size_t	 len, i;
+
+	if (size == 0)
+		return;
+	if (size > sizeof tmp)
+		size = sizeof tmp;
+	/* Validators call this for every member: no allocation here. */
+	len = strlen(base);
+	if (len >= size)
+		len = size - 1;
+	memcpy(tmp, base, len);
+	if (len + 1 < size)
+		tmp[len++] = '/';
+	for (i = 0; tok[i] != '\0' && len + 1 < size; i++) {
+		if (tok[i] == '~' || tok[i] == '/') {
+			if (len + 2 >= size)
+				break;	/* never a half escape */
+			tmp[len++] = '~';
+			tmp[len++] = tok[i] == '~' ? '0' : '1';
+		} else
+			tmp[len++] = tok[i];
+	}
+	tmp[len] = '\0';
+	memcpy(buf, tmp, len + 1);
+}
+
+/* Write base followed by "/" and the array index i into buf. */
+void
+pointer_index(char *buf, size_t size, const char *base, size_t i)
+{
+	char	tok[32];
+
+	snprintf(tok, sizeof tok, "%zu", i);
+	pointer_join(buf, size, base, tok);
 }

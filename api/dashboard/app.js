@@ -1164,28 +1164,96 @@ function onAction(e) {
 
 /* --- the form ----------------------------------------------------------------- */
 
-function templates() {
-	return {
-		echo: { message: 'Hello!' },
-		sleep: { seconds: 2 },
-		repeat: { message: 'Message from worker', interval: 1 },
-		sequence: { tasks: [
-			{ kind: 'echo', params: { message: 'Hello!' }, delay: 1 },
-			{ kind: 'echo', params: { message: 'Hi!' }, delay: 2 }],
-		    on_failure: 'cancel' },
-		gather: { tasks: [
-			{ kind: 'echo', params: { message: 'Hello!' }, delay: 1 },
-			{ kind: 'echo', params: { message: 'Hi!' }, delay: 2 }],
-		    on_failure: 'cancel' },
-		download: { url: new URL('healthz', location.href).href },
-	};
+/*
+ * The kinds and their params come from GET /v1/kinds: the kind choices
+ * (of the form and of the filter), each kind's template (its example;
+ * a url that is a path is made absolute against this page, so the
+ * download template fetches corod itself) and the list of its params
+ * under the editor.  Until they are in (corod down, a token needed) the
+ * load is retried.
+ */
+const kinds = { list: [], byName: new Map(), loading: null, wake: null };
+
+async function loadKinds() {
+	if (kinds.loading)
+		return kinds.loading;
+	kinds.loading = (async () => {
+		for (let backoff = 1000; ; backoff = Math.min(backoff * 2, BACKOFF_MAX)) {
+			try {
+				const r = await api('GET', 'v1/kinds');
+				if (r.ok && r.data && Array.isArray(r.data.kinds)) {
+					setKinds(r.data.kinds);
+					return;
+				}
+			} catch (e) {
+				/* offline: retried */
+			}
+			kinds.wake = new AbortController();	/* a token given */
+			await sleep(backoff, kinds.wake.signal);
+			kinds.wake = null;
+		}
+	})();
+	return kinds.loading;
+}
+
+function setKinds(list) {
+	kinds.list = list;
+	kinds.byName = new Map(list.map((k) => [k.name, k]));
+	for (const [sel, first] of [['#submit-kind', null], ['#filter-kind', 'all']]) {
+		const s = $(sel);
+		const was = s.value;
+		const opts = list.map((k) => el('option', { value: k.name, text: k.name,
+		    title: k.description }));
+		if (first)
+			opts.unshift(el('option', { value: '', text: first }));
+		s.replaceChildren(...opts);
+		if (was && kinds.byName.has(was))
+			s.value = was;
+	}
+	setTemplate();
+	showParams();
+}
+
+function template(kind) {
+	const k = kinds.byName.get(kind);
+	const ex = JSON.parse(JSON.stringify((k && k.example) || {}));
+	for (const p of (k ? k.params : [])) {
+		if (p.name === 'url' && typeof ex.url === 'string' && ex.url.startsWith('/'))
+			ex.url = new URL(ex.url, location.href).href;
+	}
+	return ex;
+}
+
+/* The selected kind's params: name, type, required or default, what it is. */
+function showParams() {
+	const k = kinds.byName.get($('#submit-kind').value);
+	const items = (k ? k.params : []).map((p) => {
+		const about = [p.type];
+		if (p.required)
+			about.push('required');
+		else if ('default' in p)
+			about.push('default ' + JSON.stringify(p.default));
+		/* a bound JavaScript cannot hold exactly is left open */
+		const bound = (v) => v === undefined ||
+		    (Number.isInteger(v) && !Number.isSafeInteger(v)) ? '…' : v;
+		if ('min' in p || 'max' in p)
+			about.push(bound(p.min) + ' to ' + bound(p.max));
+		if (p.enum)
+			about.push(p.enum.join(' | '));
+		return el('li', { 'data-param': p.name }, el('code', { text: p.name }),
+		    ' (' + about.join(', ') + ')', p.description ? ': ' + p.description : '');
+	});
+	$('#submit-param-list').replaceChildren(...items);
+	$('#submit-kind-about').textContent = k ? k.description : '';
 }
 
 const form = { template: '' };	/* the template last put in the editor */
 
 function setTemplate() {
 	const kind = $('#submit-kind').value;
-	form.template = JSON.stringify(templates()[kind], null, 2);
+	if (!kinds.byName.has(kind))
+		return;
+	form.template = JSON.stringify(template(kind), null, 2);
 	$('#submit-params').value = form.template;
 	checkParams();
 }
@@ -1336,6 +1404,8 @@ function init() {
 		}
 		$('#token').removeAttribute('aria-invalid');
 		notice(token ? 'Token set' : 'Token cleared', 'ok');
+		if (kinds.wake)
+			kinds.wake.abort();
 		restartFeed();
 		refreshCountsSoon();
 		if (detail.id !== null)
@@ -1388,6 +1458,7 @@ function init() {
 		const ta = $('#submit-params');
 		if (ta.value.trim() === '' || ta.value === form.template)
 			setTemplate();
+		showParams();
 	});
 	$('#submit-template').addEventListener('click', setTemplate);
 	$('#submit-params').addEventListener('input', checkParams);
@@ -1400,7 +1471,7 @@ function init() {
 		if (e.target !== $('#submit-params'))
 			e.target.removeAttribute('aria-invalid');
 	});
-	setTemplate();
+	loadKinds();
 
 	readFilters(true);
 	restartFeed();

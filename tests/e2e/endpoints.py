@@ -6,7 +6,7 @@ Submit one and batches (all or nothing), Idempotency-Key, list with
 filters, limit, cursor paging, seq and ETag/304, get with ETag/304 and
 ?wait=&version=, cancel in every state, If-Match, delete, the log with
 X-Log-Next/?since= and escaping, healthz, priority, retries after a
-timeout, run_at, the per-task log cap, HEAD.
+timeout, run_at, the per-task log cap, HEAD, the kinds listed.
 """
 
 import http.client
@@ -832,6 +832,115 @@ def log_cap():
         t.is_(len(r2.body.splitlines()) if isinstance(r2.body, str) else -1,
               2, "?since=19 gives the last 2 lines, no marker")
         t.is_(c.stop(), 0, "exit status 0")
+
+
+# --- kinds ---------------------------------------------------------------------
+
+KINDS = ("echo", "sleep", "repeat", "sequence", "gather", "download")
+
+
+@t.test(timeout=30)
+def kinds_listed():
+    r = d.request("GET", "/v1/kinds")
+    t.ok(r.status == 200 and r.headers.get("content-type", "")
+         .startswith("application/json") and isinstance(r.body, dict) and
+         isinstance(r.body.get("kinds"), list),
+         "GET /v1/kinds: 200, {\"kinds\": [...]}", diag=r.describe())
+    kinds = r.body.get("kinds", []) if isinstance(r.body, dict) else []
+    by = {k.get("name"): k for k in kinds}
+    t.is_(tuple(k.get("name") for k in kinds), KINDS,
+          "every kind listed, in the daemon's order")
+    # the same kinds the daemon counts and names in its errors
+    m = d.request("GET", "/metrics").body or ""
+    counted = re.findall(r'^corod_tasks_created_total\{kind="([^"]+)"\}', m,
+                         re.M)
+    t.is_(tuple(counted), KINDS, "... the kinds /metrics counts")
+    u = d.request("POST", "/v1/tasks", {"kind": "nope", "params": {}})
+    t.ok(isinstance(u.body, dict) and
+         u.body.get("detail", "").endswith(", ".join(KINDS)),
+         "... the kinds an unknown kind's problem names", diag=u.describe())
+    shape = all(isinstance(k.get("params"), list) and
+                isinstance(k.get("description"), str) and
+                isinstance(k.get("group"), bool) and "pool" in k and
+                isinstance(k.get("example"), dict) and
+                all(isinstance(p.get("name"), str) and
+                    p.get("type") in ("string", "number", "integer",
+                                      "boolean", "object", "array") and
+                    isinstance(p.get("required"), bool) and
+                    isinstance(p.get("description"), str)
+                    for p in k["params"]) for k in kinds)
+    t.ok(shape, "each kind: name, description, group, pool, example, params "
+         "of name, type, required, description", diag=json.dumps(kinds)[:2000])
+
+    echo_k = by.get("echo", {})
+    t.ok(echo_k.get("params") == [{
+        "name": "message", "type": "string", "required": True,
+        "max_length": 65536,
+        "description": echo_k["params"][0].get("description")}] and
+        echo_k.get("group") is False and echo_k.get("pool") is None,
+        "echo: one param, message, a required string of at most 64 KiB",
+        diag=json.dumps(echo_k))
+
+    dl = by.get("download", {})
+    ps = {p["name"]: p for p in dl.get("params", [])}
+    t.is_(list(ps), ["url", "path", "sha256", "overwrite", "headers",
+                     "max_bytes", "connect_timeout", "low_speed_limit",
+                     "low_speed_time", "max_redirects"],
+          "download: its params, in order")
+    want = {
+        "url": {"type": "string", "required": True, "max_length": 8192},
+        "path": {"type": "string", "required": False},
+        "sha256": {"type": "string", "required": False},
+        "overwrite": {"type": "boolean", "required": False,
+                      "default": False},
+        "headers": {"type": "object", "required": False},
+        "max_bytes": {"type": "integer", "min": 1, "unit": "bytes"},
+        "connect_timeout": {"type": "number", "default": 30, "min": 0.001,
+                            "max": 86400, "unit": "seconds"},
+        "low_speed_limit": {"type": "integer", "default": 1024, "min": 1},
+        "low_speed_time": {"type": "integer", "default": 60, "min": 1,
+                           "max": 86400},
+        "max_redirects": {"type": "integer", "default": 10, "min": 0,
+                          "max": 20},
+    }
+    bad = [(n, ps.get(n)) for n, w in want.items()
+           if any(ps.get(n, {}).get(k) != v for k, v in w.items())]
+    t.ok(not bad, "download: types, required, defaults and bounds",
+         diag=json.dumps(bad))
+    t.ok(dl.get("pool") == "downloads" and dl.get("group") is False,
+         "download takes a slot of the downloads pool (max-downloads)")
+
+    for g in ("sequence", "gather"):
+        gk = by.get(g, {})
+        gp = {p["name"]: p for p in gk.get("params", [])}
+        t.ok(gk.get("group") is True and gk.get("pool") is None and
+             gp.get("tasks", {}).get("type") == "array" and
+             gp["tasks"].get("required") is True and
+             gp.get("on_failure", {}).get("enum") == ["cancel", "continue"]
+             and gp["on_failure"].get("default") == "cancel",
+             "%s: a group; tasks a required array, on_failure an enum" % g,
+             diag=json.dumps(gk))
+
+    # every example is a valid spec's params (a path url: corod's own)
+    ids = []
+    for k in kinds:
+        ex = dict(k.get("example") or {})
+        if isinstance(ex.get("url"), str) and ex["url"].startswith("/"):
+            ex["url"] = d.url + ex["url"]
+        r = d.request("POST", "/v1/tasks", {"kind": k.get("name"),
+                                            "params": ex, "delay": 3600})
+        t.ok(r.status == 201, "%s's example is accepted" % k.get("name"),
+             diag=r.describe())
+        if r.status == 201:
+            ids.append(r.body["id"])
+    for i in ids:
+        d.cancel(i)
+
+    h = d.request("HEAD", "/v1/kinds")
+    t.ok(h.status == 200 and h.raw == b"", "HEAD /v1/kinds: 200, no body")
+    problem(d.request("POST", "/v1/kinds", {}), 405, "POST /v1/kinds: 405")
+    problem(d.request("GET", "/v1/kinds?x=1"), 400,
+            "GET /v1/kinds?x=1: an unknown parameter is 400", "/query/x")
 
 
 @t.test(timeout=20)

@@ -3,9 +3,10 @@
  *
  * The input is a request body as POST /v1/tasks takes it: JSON, one spec
  * or an array of them.  It is loaded as api/tasks.c loads it and every
- * spec goes through spec_parse (daemon/spec.c and each kind's validate);
- * a valid tree is rendered as the API would render its tasks (api/json.c)
- * and a fault as its problem document (api/problem.c).  Checked: no crash,
+ * spec goes through spec_parse (daemon/spec.c and each kind's params
+ * table, kind_validate); a valid tree is rendered as the API would render
+ * its tasks (api/json.c) and a fault as its problem document
+ * (api/problem.c, from the struct verror).  Checked: no crash,
  * no sanitizer report, every fault is a 400 with a JSON Pointer that
  * starts with '/' or is empty, every accepted row has a kind and params
  * and renders as JSON whose delay and timeout are the ones stored.
@@ -50,15 +51,17 @@ same_us(json_t *v, int64_t us)
 static int
 fuzz_one(json_t *spec, const char *base, struct spec_tree *tree)
 {
+	struct verror	 e;
 	struct problem	 p;
 	struct buf	 b = { NULL, 0, 0 };
 	json_t		*j;
 	char		*s;
 	size_t		 i, first = tree->nrows;
 
-	memset(&p, 0, sizeof p);
+	memset(&e, 0, sizeof e);
 	if (spec_parse(spec, base, SIZE_MAX, 0, 1000 * USEC_PER_SEC, tree,
-	    &p) != 0) {
+	    &e) != 0) {
+		problem_from_verror(&p, &e);
 		if (p.status != 400 || (p.field[0] != '\0' &&
 		    p.field[0] != '/'))
 			abort();

@@ -505,7 +505,6 @@ cancelled:
 
 static const struct task_kind	ptest_kind = {
 	.name = "echo",
-	.slots = SLOT_RUN,
 	.start = ptest_start,
 	.body = ptest_body,
 	.free = ptest_free,

@@ -121,6 +121,13 @@ api_metrics(struct http_request *req)
 }
 
 void
+api_kinds(struct http_request *req)
+{
+	(void)req;
+	called = "kinds";
+}
+
+void
 api_tasks_list(struct http_request *req)
 {
 	(void)req;
@@ -687,6 +694,8 @@ test_auth(void)
 	    "the dashboard needs none");
 	is_str(route(HTTP_GET, "/metrics", 0, NULL), "401",
 	    "/metrics needs one");
+	is_str(route(HTTP_GET, "/v1/kinds", 0, NULL), "401",
+	    "/v1/kinds needs one");
 	test_cfg.metrics_public = 1;
 	is_str(route(HTTP_GET, "/metrics", 0, NULL), "metrics",
 	    "... unless metrics-public");

@@ -74,7 +74,6 @@ static enum submit_result
 submit_start(const char *text, const char *key)
 {
 	struct submission	*s;
-	struct problem		 p;
 	struct verror		 e;
 	json_t			*j;
 	char			 hash[65];
@@ -82,8 +81,8 @@ submit_start(const char *text, const char *key)
 
 	s = xcalloc(1, sizeof *s);
 	if ((j = json_loads(text, 0, NULL)) == NULL ||
-	    spec_parse(j, "", SIZE_MAX, 0, time_now(), &s->tree, &p) != 0) {
-		diag("bad spec %s: %s", text, p.detail);
+	    spec_parse(j, "", SIZE_MAX, 0, time_now(), &s->tree, &e) != 0) {
+		diag("bad spec %s: %s", text, e.detail);
 		exit(1);
 	}
 	json_decref(j);
@@ -467,18 +466,18 @@ test_admission(void)
 	for (i = 0; i < TASK_NSTATES; i++)
 		stored += counts[i];
 	is(task_nstored, stored, "task_nstored counts the store at start");
-	echoes = (int64_t)stats_created[stats_kind_index(&kind_echo)];
-	groups = (int64_t)stats_created[stats_kind_index(&kind_gather)];
+	echoes = (int64_t)stats_created(stats_kind_index(kind_find("echo", 4)));
+	groups = (int64_t)stats_created(stats_kind_index(kind_find("gather", 6)));
 
 	a = submit(echo);
 	is(task_nstored, stored + 1, "a task submitted is counted stored");
-	is((int64_t)stats_created[stats_kind_index(&kind_echo)], echoes + 1,
+	is((int64_t)stats_created(stats_kind_index(kind_find("echo", 4))), echoes + 1,
 	    "... and created, once committed");
 	submit(gather);
 	is(task_nstored, stored + 4, "a group counts with its children");
-	is((int64_t)stats_created[stats_kind_index(&kind_gather)],
+	is((int64_t)stats_created(stats_kind_index(kind_find("gather", 6))),
 	    groups + 1, "one gather created");
-	is((int64_t)stats_created[stats_kind_index(&kind_echo)], echoes + 3,
+	is((int64_t)stats_created(stats_kind_index(kind_find("echo", 4))), echoes + 3,
 	    "and its two echoes");
 
 	conf.max_tasks = (int)task_nstored + 2;

@@ -19,10 +19,12 @@ static const char *
 check(const char *text, struct spec_tree *tree, int *status)
 {
 	static struct problem	p;
+	struct verror		 e;
 	json_t			*j;
 	json_error_t		 err;
 
 	memset(&p, 0, sizeof p);
+	memset(&e, 0, sizeof e);
 	memset(tree, 0, sizeof *tree);
 	if ((j = json_loads(text, 0, &err)) == NULL) {
 		*status = -1;
@@ -30,13 +32,35 @@ check(const char *text, struct spec_tree *tree, int *status)
 	}
 	*status = 0;
 	if (spec_parse(j, "", SIZE_MAX, 0, 1000 * USEC_PER_SEC, tree,
-	    &p) != 0) {
+	    &e) != 0) {
+		problem_from_verror(&p, &e);
 		*status = p.status;
 		json_decref(j);
 		return (p.field);
 	}
 	json_decref(j);
 	return ("OK");
+}
+
+/* The detail of the problem a spec gets ("OK" if valid). */
+static const char *
+check_detail(const char *text)
+{
+	static char		 detail[1024];
+	struct spec_tree	 tree;
+	struct verror		 e;
+	json_t			*j;
+
+	memset(&tree, 0, sizeof tree);
+	if ((j = json_loads(text, JSON_ALLOW_NUL, NULL)) == NULL)
+		return ("bad test JSON");
+	snprintf(detail, sizeof detail, "OK");
+	if (spec_parse(j, "", SIZE_MAX, 0, 1000 * USEC_PER_SEC, &tree,
+	    &e) != 0)
+		snprintf(detail, sizeof detail, "%s: %s", e.code, e.detail);
+	json_decref(j);
+	spec_tree_free(&tree);
+	return (detail);
 }
 
 static void
@@ -357,6 +381,86 @@ test_config(void)
 	config_free(&c);
 }
 
+/* The kind table: its params tables' details, pools and counts. */
+static void
+test_kinds(void)
+{
+	struct config	 c;
+	char		*cause = NULL;
+	size_t		 i;
+
+	is(kind_count(), 6, "six kinds in the table");
+	for (i = 0; i < kind_count(); i++)
+		ok(stats_kind_index(kind_get(i)) == i, "%s counted at %zu",
+		    kind_get(i)->name, i);
+	ok(stats_kind_index(NULL) == kind_count(), "unknown after them");
+	is(kind_pool_count(), 1, "one pool named by a kind");
+	is_str(kind_pool(0)->name, "downloads", "... downloads");
+	is_str(kind_names(), "echo, sleep, repeat, sequence, gather, download",
+	    "kind names for problems");
+
+	/* the max-<pool> setting is made from the pool */
+	config_defaults(&c);
+	is(c.pool_max[0], 8, "max-downloads: default 8");
+	ok(config_set(&c, "max-downloads", "3", &cause) == 0 &&
+	    c.pool_max[0] == 3, "max-downloads set");
+	ok(config_set(&c, "max-downloads", "0", &cause) != 0 &&
+	    strstr(cause, "max-downloads: 0 is out of range 1..100000") !=
+	    NULL, "max-downloads 0: out of range, named");
+	free(cause);
+	ok(config_option_name(0) != NULL, "options listed");
+	for (i = 0; config_option_name(i) != NULL; i++)
+		if (strcmp(config_option_name(i), "max-downloads") == 0)
+			break;
+	ok(config_option_name(i) != NULL && i > 0 &&
+	    strcmp(config_option_name(i - 1), "max-running") == 0,
+	    "max-downloads listed after max-running, where it always was");
+	config_free(&c);
+
+	/* details the table makes, as the hand-written checks wrote them */
+	is_str(check_detail("{\"kind\":\"echo\",\"params\":{\"x\":1}}"),
+	    "unknown-field: echo takes only \"message\"", "unknown param");
+	is_str(check_detail("{\"kind\":\"repeat\",\"params\":{\"x\":1}}"),
+	    "unknown-field: repeat takes \"message\", \"interval\" and "
+	    "\"count\"", "unknown param of three");
+	is_str(check_detail("{\"kind\":\"echo\",\"params\":{\"message\":1}}"),
+	    "invalid-field: message must be a string", "type");
+	is_str(check_detail("{\"kind\":\"sleep\",\"params\":{\"seconds\":-1}}"),
+	    "invalid-field: seconds must be a number from 0 to 3153600000",
+	    "number bounds");
+	is_str(check_detail("{\"kind\":\"repeat\",\"params\":{\"message\":"
+	    "\"m\",\"interval\":0}}"), "invalid-field: interval must be a "
+	    "number of seconds from 0.001 to 3153600000", "seconds bounds");
+	is_str(check_detail("{\"kind\":\"repeat\",\"params\":{\"message\":"
+	    "\"m\",\"interval\":1,\"count\":0}}"),
+	    "invalid-field: count must be an integer >= 1", "integer >= 1");
+	ok(strcmp(check_detail("{\"kind\":\"repeat\",\"params\":{\"message\":"
+	    "\"m\",\"interval\":1,\"count\":null}}"), "OK") == 0,
+	    "a nullable param may be null");
+	is_str(check_detail("{\"kind\":\"gather\",\"params\":{\"tasks\":"
+	    "[{\"kind\":\"echo\",\"params\":{\"message\":\"a\"}}],"
+	    "\"on_failure\":\"x\"}}"), "invalid-field: on_failure must be "
+	    "\"cancel\" or \"continue\"", "choices");
+	is_str(check_detail("{\"kind\":\"download\",\"params\":{\"url\":"
+	    "\"http://h/\",\"overwrite\":1}}"),
+	    "invalid-field: overwrite must be true or false", "boolean");
+	is_str(check_detail("{\"kind\":\"download\",\"params\":{\"url\":"
+	    "\"http://h/\",\"max_redirects\":21}}"), "invalid-field: "
+	    "max_redirects must be an integer from 0 to 20", "integer bounds");
+	is_str(check_detail("{\"kind\":\"download\",\"params\":{\"url\":"
+	    "\"ftp://h/\"}}"), "invalid-field: url must be http:// or https://",
+	    "a row's own why (transfer_url_check)");
+	is_str(check_detail("{\"kind\":\"download\",\"params\":{\"url\":"
+	    "\"http://h/\",\"headers\":{\"if-range\":\"x\"}}}"),
+	    "invalid-field: if-range is set by corod to resume downloads",
+	    "a reserved header");
+	is_str(check_detail("{\"kind\":\"download\",\"params\":{}}"),
+	    "missing-field: download needs \"url\"", "missing");
+	is_str(check_detail("{\"kind\":\"download\",\"params\":{\"url\":"
+	    "\"a\\u0000b\"}}"), "invalid-field: url must not contain NUL",
+	    "NUL");
+}
+
 int
 main(void)
 {
@@ -368,6 +472,7 @@ main(void)
 	test_render_seconds();
 	test_sha256();
 	test_config();
+	test_kinds();
 	config_free(&conf);
 	return (done_testing());
 }

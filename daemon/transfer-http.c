@@ -1,0 +1,221 @@
+/*
+ * transfer-http.c -- an HTTP request as corod makes one, and what the end
+ * of its transfer means: what the download kind (and any kind that speaks
+ * HTTP) shares.
+ *
+ * The checks run at submission, on a spec's params: a URL must be http or
+ * https with a host (curl's own parser decides, as it will read it), and
+ * extra headers must be names that are HTTP tokens with values that
+ * cannot split the request (no CR, LF or NUL).  The easy handle carries
+ * the options every request takes: only http and https, curl never
+ * follows a redirect itself (the kind does, to see where it goes), no
+ * signals (the threaded resolver), corod's User-Agent, a connect
+ * timeout and a floor on the speed so a trickling server cannot hold a
+ * slot for ever.  transfer_fault says what a CURLcode other than
+ * CURLE_OK means for the task: its error code and whether another
+ * attempt may do better.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "corod.h"
+#include "transfer.h"
+
+#define TRANSFER_BUFFER	(64 * 1024)	/* curl's receive buffer */
+
+static int	is_token(const char *);
+
+/* NULL if url is an http(s) URL with a host, else why not. */
+const char *
+transfer_url_check(const char *url)
+{
+	CURLU		*u;
+	char		*scheme = NULL, *host = NULL;
+	const char	*why = NULL;
+
+	if (strlen(url) > TRANSFER_URL_MAX)
+		return ("url is longer than 8192 bytes");
+	/* curl's parser would read "http:///x" as host x */
+	if ((strncasecmp(url, "http://", 7) == 0 && url[7] == '/') ||
+	    (strncasecmp(url, "https://", 8) == 0 && url[8] == '/'))
+		return ("url has no host");
+	if ((u = curl_url()) == NULL)
+		fatalx("%s: curl_url", __func__);
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+		why = "url is not a valid absolute URL";
+	else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    (strcasecmp(scheme, "http") != 0 &&
+	    strcasecmp(scheme, "https") != 0))
+		why = "url must be http:// or https://";
+	else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    host[0] == '\0')
+		why = "url has no host";
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return (why);
+}
+
+/* An HTTP token (RFC 9110 tchar). */
+static int
+is_token(const char *s)
+{
+	const char	*p;
+
+	if (*s == '\0')
+		return (0);
+	for (p = s; *p != '\0'; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("!#$%&'*+-.^_`|~", *p)
+		    != NULL))
+			return (0);
+	}
+	return (1);
+}
+
+/*
+ * Headers a spec adds to its request: an object of at most
+ * TRANSFER_HEADERS_MAX name: value strings.  A name in reserved (the
+ * kind's own headers, such as Range) is refused as "set by corod" and
+ * why.  -1 with e naming the header at fault.
+ */
+int
+transfer_headers_check(json_t *v, const char *field,
+    const char *const *reserved, const char *why, struct verror *e)
+{
+	const char *const	*r;
+	const char		*name, *s;
+	json_t			*hv;
+	char			 sub[512];
+
+	if (!json_is_object(v)) {
+		verror_set(e, "invalid-field", field,
+		    "headers must be an object of name: value strings");
+		return (-1);
+	}
+	if (json_object_size(v) > TRANSFER_HEADERS_MAX) {
+		verror_set(e, "invalid-field", field,
+		    "at most %d headers", TRANSFER_HEADERS_MAX);
+		return (-1);
+	}
+	json_object_foreach(v, name, hv) {
+		pointer_join(sub, sizeof sub, field, name);
+		if (!is_token(name) || strlen(name) > 256) {
+			verror_set(e, "invalid-field", sub,
+			    "a header name must be an HTTP token");
+			return (-1);
+		}
+		for (r = reserved; r != NULL && *r != NULL; r++) {
+			if (strcasecmp(name, *r) == 0) {
+				verror_set(e, "invalid-field", sub,
+				    "%s is set by corod %s", name, why);
+				return (-1);
+			}
+		}
+		if (!json_is_string(hv) ||
+		    json_string_length(hv) > TRANSFER_HEADER_VALUE_MAX) {
+			verror_set(e, "invalid-field", sub,
+			    "a header value must be a string of at most %d "
+			    "bytes", TRANSFER_HEADER_VALUE_MAX);
+			return (-1);
+		}
+		s = json_string_value(hv);
+		if (strlen(s) != json_string_length(hv) ||
+		    strpbrk(s, "\r\n") != NULL) {
+			verror_set(e, "invalid-field", sub,
+			    "a header value must not contain CR, LF or NUL");
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/* The "Name: value" lines of a checked headers object (NULL: none). */
+struct curl_slist *
+transfer_headers(json_t *headers)
+{
+	struct curl_slist	*list = NULL;
+	const char		*name;
+	json_t			*v;
+	char			*line;
+
+	json_object_foreach(headers, name, v) {
+		xasprintf(&line, "%s: %s", name, json_string_value(v));
+		list = curl_slist_append(list, line);
+		free(line);
+	}
+	return (list);
+}
+
+/* An easy handle with the options every request takes; NULL on error. */
+CURL *
+transfer_http_easy(const struct transfer_http *h)
+{
+	CURL	*e;
+
+	if ((e = curl_easy_init()) == NULL)
+		return (NULL);
+	curl_easy_setopt(e, CURLOPT_URL, h->url);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, COROD_NAME "/" PACKAGE_VERSION);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_ms);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, h->low_speed_limit);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, h->low_speed_time);
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)TRANSFER_BUFFER);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	return (e);
+}
+
+/*
+ * What a transfer that ended with rc (not CURLE_OK) means: an answer
+ * that is wrong (bad_response: cut short, not HTTP, headers too large)
+ * or a network that failed (network); errbuf is curl's own sentence.
+ */
+void
+transfer_fault(CURLcode rc, const char *errbuf, struct transfer_fault *f)
+{
+	const char	*why = errbuf != NULL && errbuf[0] != '\0' ? errbuf :
+	    curl_easy_strerror(rc);
+
+	f->code = "bad_response";
+	f->transient = 1;
+	f->with_status = 0;
+	switch (rc) {
+	case CURLE_PARTIAL_FILE:
+		f->with_status = 1;
+		snprintf(f->message, sizeof f->message, "the body ended "
+		    "early (%s)", errbuf != NULL && errbuf[0] != '\0' ?
+		    errbuf : "connection closed");
+		break;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		/* the answer was not HTTP at all (curl says "HTTP/0.9") */
+		snprintf(f->message, sizeof f->message, "the answer is not "
+		    "HTTP (%s)", why);
+		break;
+	case CURLE_OUT_OF_MEMORY:
+		/*
+		 * What curl 7.88 says of a header line over 100 KiB
+		 * (CURL_MAX_HTTP_HEADER); an allocation that really failed
+		 * would not leave the daemon running for long anyway.
+		 */
+		f->transient = 0;
+		f->with_status = 1;
+		snprintf(f->message, sizeof f->message, "the answer's "
+		    "headers are too large (a header line over %d KiB)",
+		    TRANSFER_HEADER_BYTES_MAX / 1024);
+		break;
+	case CURLE_WEIRD_SERVER_REPLY:
+		snprintf(f->message, sizeof f->message, "%s", why);
+		break;
+	default:
+		f->code = "network";
+		snprintf(f->message, sizeof f->message, "%s", why);
+		break;
+	}
+}

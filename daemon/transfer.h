@@ -1,0 +1,69 @@
+/*
+ * transfer.h -- HTTP requests on the loop: the transfers themselves
+ * (libcurl's multi handle, transfer.c) and the request and outcome that
+ * every kind speaking HTTP shares (transfer-http.c).
+ */
+#ifndef TRANSFER_H
+#define TRANSFER_H
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+struct verror;
+
+/* transfer.c: one libcurl multi handle driven by the loop's events */
+struct transfer {
+	CURL		*easy;
+	int		 active;	/* added to the multi handle */
+	/* Called on the loop when the transfer ended by itself. */
+	void		(*done)(struct transfer *, CURLcode);
+	void		*arg;
+};
+void		 transfer_init(struct event_base *, int);
+void		 transfer_shutdown(void);
+int		 transfer_start(struct transfer *);
+void		 transfer_stop(struct transfer *);
+size_t		 transfer_active(void);
+
+/*
+ * transfer-http.c: the request corod makes and what its end means.  The
+ * checks are for a spec's params (a url row's why, a headers row's check);
+ * the easy handle has the options every such request takes (no redirects
+ * followed by curl: the kind does, to see them; the kind adds its own
+ * callbacks and range).
+ */
+#define TRANSFER_URL_MAX		8192
+#define TRANSFER_HEADERS_MAX		64
+#define TRANSFER_HEADER_VALUE_MAX	8192
+#define TRANSFER_HEADER_BYTES_MAX	(100 * 1024)	/* curl's, of a line */
+/* NULL if url is an http(s) URL with a host, else why not (a url
+ * params row's why). */
+const char	*transfer_url_check(const char *);
+/* An object of header name: value strings (names in reserved refused,
+ * "set by corod <why>"); -1 with e filled if not. */
+int		 transfer_headers_check(json_t *, const char *,
+		    const char *const *, const char *, struct verror *);
+/* The "Name: value" lines of a checked headers object. */
+struct curl_slist *transfer_headers(json_t *);
+struct transfer_http {
+	const char		*url;
+	struct curl_slist	*headers;	/* kept until the end */
+	char			*errbuf;	/* CURL_ERROR_SIZE */
+	long			 connect_ms;
+	long			 low_speed_limit;	/* bytes/s ... */
+	long			 low_speed_time;	/* ... for seconds */
+};
+/* An easy handle for the request; NULL if curl cannot make one. */
+CURL		*transfer_http_easy(const struct transfer_http *);
+/* What a transfer that did not end well (CURLcode) means for a task. */
+struct transfer_fault {
+	const char	*code;		/* "network", "bad_response" */
+	int		 transient;	/* worth another attempt */
+	int		 with_status;	/* the answer's status applies */
+	char		 message[512];
+};
+void		 transfer_fault(CURLcode, const char *,
+		    struct transfer_fault *);
+
+#endif /* TRANSFER_H */
