@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "corod.h"
+#include "util.h"
 
 /* Make room for n more bytes (plus a NUL). */
 void

@@ -1,132 +1,28 @@
 /*
- * corod.h -- the daemon's shared declarations, one section per file.
+ * corod.h -- the runtime: settings, the task in memory and its kinds,
+ * admission, the scheduler, the group commit and the loop, one section
+ * per file.  It includes the model (model.h: rows, states, faults) and
+ * the utilities (util.h); db/ sees only those two.
  *
  * corod runs every task as a stackless coroutine on one libevent loop.
- * The state that matters lives in sqlite (db/); memory holds the running
- * tasks and a window of the next due ones.  All writes of one loop turn are
- * collected (commit.c) and committed together at the end of the turn; an
- * answer that promises durability is sent only after that commit.
+ * The state that matters lives in the store (db/); memory holds the
+ * running tasks and a window of the next due ones.  All writes of one loop
+ * turn are collected (commit.c) and committed together at the end of the
+ * turn; an answer that promises durability is sent only after that
+ * commit.  doc/ARCHITECTURE.md draws the layers.
  */
 #ifndef COROD_H
 #define COROD_H
 
-#include <sys/types.h>
-#include <sys/queue.h>
-
-#include <stdarg.h>
-#include <stdio.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "model.h"
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <jansson.h>
-
-#define COROD_NAME	"corod"
-
-#ifndef PACKAGE_VERSION
-#define PACKAGE_VERSION	"0.1.0"
-#endif
-
-#define USEC_PER_SEC	1000000LL
-
-/* Reals as a person wrote them: 0.2, not 0.20000000000000001. */
-#define COROD_JSON_REALS	JSON_REAL_PRECISION(15)
-
-/* A duration or time no sane client asks for: 100 years, in seconds. */
-#define COROD_MAX_SECONDS	(100.0 * 365 * 86400)
 
 struct db;
 
 /* loop.c: the store every module uses (main opens it) */
 extern struct db	*corod_db;
-
-/* xmalloc.c */
-void		*xmalloc(size_t);
-void		*xcalloc(size_t, size_t);
-void		*xrealloc(void *, size_t);
-void		*xreallocarray(void *, size_t, size_t);
-char		*xstrdup(const char *);
-char		*xstrndup(const char *, size_t);
-int		 xasprintf(char **, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
-
-/* slab.c: fixed-size records in blocks mapped outside the heap */
-struct slab {
-	size_t		 size;		/* set before the first slab_get */
-	void		*free;
-	void		**blocks;
-	size_t		 nblocks;
-};
-void		*slab_get(struct slab *);
-void		 slab_put(struct slab *, void *);
-void		 slab_release(struct slab *);
-size_t		 slab_size_with_event(size_t, size_t *);
-
-/* buf.c: a growable byte buffer */
-struct buf {
-	char		*data;
-	size_t		 len;
-	size_t		 cap;
-};
-void		 buf_reserve(struct buf *, size_t);
-void		 buf_add(struct buf *, const void *, size_t);
-void		 buf_puts(struct buf *, const char *);
-void		 buf_printf(struct buf *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
-void		 buf_add_int(struct buf *, int64_t);
-void		 buf_json_string(struct buf *, const char *, size_t);
-char		*buf_steal(struct buf *, size_t *);
-void		 buf_free(struct buf *);
-int		 hex_value(int);
-size_t		 utf8_valid_prefix(const void *, size_t);
-void		 buf_add_utf8(struct buf *, const void *, size_t);
-char		*utf8_clean(const char *);
-
-/* digest.c: SHA-256 (libcrypto's EVP), hex in lower case */
-void		 sha256_digest(const void *, size_t, unsigned char [32]);
-void		 sha256_hex(const void *, size_t, char [65]);
-
-/* log.c */
-enum log_level {
-	LOG_LVL_ERR = 3,
-	LOG_LVL_WARNING = 4,
-	LOG_LVL_NOTICE = 5,
-	LOG_LVL_INFO = 6,
-	LOG_LVL_DEBUG = 7,
-};
-void		 log_init(int);
-void		 log_set_level(int);
-int		 log_level_parse(const char *);
-void		 log_warn(const char *, ...)
-		    __attribute__((format(printf, 1, 2)));
-void		 log_warnx(const char *, ...)
-		    __attribute__((format(printf, 1, 2)));
-void		 log_notice(const char *, ...)
-		    __attribute__((format(printf, 1, 2)));
-void		 log_info(const char *, ...)
-		    __attribute__((format(printf, 1, 2)));
-void		 log_debug(const char *, ...)
-		    __attribute__((format(printf, 1, 2)));
-__attribute__((noreturn)) void fatal(const char *, ...)
-		    __attribute__((format(printf, 1, 2)));
-__attribute__((noreturn)) void fatalx(const char *, ...)
-		    __attribute__((format(printf, 1, 2)));
-
-/* timeutil.c: wall-clock microseconds for what is stored, monotonic for timers */
-int64_t		 time_now(void);
-int64_t		 time_mono(void);
-/* RFC 3339 UTC with microseconds; buf holds at least TIME_STRLEN bytes. */
-#define TIME_STRLEN	32
-char		*time_format(int64_t, char *);
-/* The times that can be stored and shown: after the epoch (0 stands for
- * none in a row) to the end of 9999, UTC. */
-#define TIME_MIN_US	1LL
-#define TIME_MAX_US	253402300799999999LL	/* 9999-12-31T23:59:59.999999Z */
-/* Parse RFC 3339 (any offset, optional fraction); -1 if malformed, -2 if
- * its instant is outside TIME_MIN_US..TIME_MAX_US. */
-int		 time_parse(const char *, int64_t *);
-struct timeval	 time_tv(int64_t);
 
 /* config.c: the option table, flags and the config file share it */
 struct config {
@@ -178,77 +74,8 @@ void		 config_usage(FILE *);
 const char	*config_option_name(size_t);
 int		 config_option_is_flag(size_t);
 
-/* The task states.  Final states never change again (see task.c). */
-enum task_state {
-	TASK_SCHEDULED = 0,
-	TASK_RUNNING = 1,
-	TASK_SUCCEEDED = 2,
-	TASK_FAILED = 3,
-	TASK_CANCELED = 4,
-};
-#define TASK_NSTATES	5
-#define TASK_FINAL(s)	((s) >= TASK_SUCCEEDED)
-const char	*task_state_name(enum task_state);
-int		 task_state_parse(const char *, size_t);	/* -1: unknown */
-
-/*
- * The persistent task: one row of the tasks table, as db/ stores it and api/
- * renders it.  JSON-valued fields are kept as compact JSON text (NULL for
- * null).  Times are wall-clock microseconds since the epoch, 0 for null.
- */
-struct task_row {
-	int64_t		 id;
-	int64_t		 parent;	/* 0: top level */
-	int		 child_index;
-	char		*kind;
-	char		*name;		/* NULL: none */
-	char		*params;	/* JSON object text */
-	enum task_state	 state;
-	int64_t		 created_at;
-	int64_t		 run_at;	/* 0: waiting for its parent */
-	int64_t		 delay;		/* µs; children: from parent start */
-	int64_t		 started_at;
-	int64_t		 finished_at;
-	int		 attempt;
-	int		 max_attempts;
-	int64_t		 timeout;	/* µs per attempt, 0: none */
-	int		 priority;
-	int		 cancel_requested;
-	char		*progress;
-	char		*result;
-	char		*error;
-	char		*checkpoint;	/* kind-private resume state */
-	int64_t		 version;	/* change seq of the last change */
-	int64_t		 log_next;	/* log lines ever written */
-	/* the claim (db/store.h): the lease of a running row, the fencing
-	 * token this owner holds and the one the store holds (one less
-	 * after a claim not yet written, the same otherwise) */
-	int64_t		 lease_until;
-	int64_t		 fence;
-	int64_t		 fence_prev;
-};
-/*
- * A fault found checking what a client or a schedule asked for: a problem
- * type slug ("invalid-field", "unknown-kind", "too-many-tasks", ...), the
- * JSON Pointer of the field at fault ("" if none) and a sentence.  The
- * daemon says what is wrong; api/ says which HTTP status that is.
- */
-struct verror {
-	const char	*code;
-	char		 field[256];
-	char		 detail[512];
-};
-void		 verror_set(struct verror *, const char *, const char *,
-		    const char *, ...)
-		    __attribute__((format(printf, 4, 5)));
-/* Append a reference token to a JSON Pointer, escaping ~ and /. */
-void		 pointer_join(char *, size_t, const char *, const char *);
-void		 pointer_index(char *, size_t, const char *, size_t);
 /* commit.c: the store did not take a write: what became of the request. */
 void		 verror_store(struct verror *, const char *);
-
-void		 task_row_free(struct task_row *);	/* fields only */
-void		 task_row_copy(struct task_row *, const struct task_row *);
 
 /* coro.h has the coroutine macros; kinds see struct task through it. */
 enum task_wake {
@@ -549,11 +376,6 @@ int		 commit_sync(void);
 int64_t		 commit_next_seq(void);	/* allocate a change seq */
 int64_t		 commit_next_id(void);	/* allocate a task id */
 extern int64_t	 commit_seq;		/* last committed change seq */
-enum change_op {
-	CHANGE_CREATED,
-	CHANGE_UPDATED,
-	CHANGE_DELETED,
-};
 /*
  * After a commit, commit_complete tells the rest of corod by name, in
  * this order, of each committed change (the row as written):

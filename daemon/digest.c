@@ -14,7 +14,7 @@
 
 #include <openssl/evp.h>
 
-#include "corod.h"
+#include "util.h"
 
 static pthread_once_t	 digest_once = PTHREAD_ONCE_INIT;
 static EVP_MD		*digest_md;

@@ -15,7 +15,7 @@
 
 #include <event2/event.h>
 
-#include "corod.h"
+#include "util.h"
 
 static int	log_level = LOG_LVL_INFO;
 

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "corod.h"
+#include <event2/event.h>
+
+#include "util.h"
 
 /* Records per mapped block. */
 #define SLAB_PER_BLOCK	256

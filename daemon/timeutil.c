@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "corod.h"
+#include "util.h"
 
 static int	digits(const char **, int, int *);
 

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "corod.h"
+#include "model.h"
 
 /* Fill e: code slug, field (a JSON Pointer, NULL for none), a detail. */
 void

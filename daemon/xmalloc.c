@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "corod.h"
+#include "util.h"
 
 /* Allocate size bytes. */
 void *

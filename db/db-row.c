@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "corod.h"
+#include "model.h"
 
 static char	*row_strdup(const char *);
 

@@ -38,7 +38,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "corod.h"
+#include "model.h"
 #include "db.h"
 #include "db-sqlite.h"
 

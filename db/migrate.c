@@ -79,7 +79,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "corod.h"
+#include "model.h"
 #include "db.h"
 #include "db-sqlite.h"
 

@@ -19,7 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "corod.h"
+#include <event2/event.h>
+
+#include "model.h"
 #include "db.h"
 #include "db-sqlite.h"
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "corod.h"
+#include "model.h"
 #include "db.h"
 #include "db-sqlite.h"
 

@@ -1,0 +1,88 @@
+/*
+ * model.h -- what a task is, as the store keeps it and the API shows it:
+ * its states, its row, the kinds of change a commit reports, and a
+ * validation fault.  No runtime here: db/ sees this and util.h only.
+ */
+#ifndef COROD_MODEL_H
+#define COROD_MODEL_H
+
+#include "util.h"
+
+/* The task states.  Final states never change again (see task.c). */
+enum task_state {
+	TASK_SCHEDULED = 0,
+	TASK_RUNNING = 1,
+	TASK_SUCCEEDED = 2,
+	TASK_FAILED = 3,
+	TASK_CANCELED = 4,
+};
+#define TASK_NSTATES	5
+#define TASK_FINAL(s)	((s) >= TASK_SUCCEEDED)
+const char	*task_state_name(enum task_state);
+int		 task_state_parse(const char *, size_t);	/* -1: unknown */
+
+/*
+ * The persistent task: one row of the tasks table, as db/ stores it and api/
+ * renders it.  JSON-valued fields are kept as compact JSON text (NULL for
+ * null).  Times are wall-clock microseconds since the epoch, 0 for null.
+ */
+struct task_row {
+	int64_t		 id;
+	int64_t		 parent;	/* 0: top level */
+	int		 child_index;
+	char		*kind;
+	char		*name;		/* NULL: none */
+	char		*params;	/* JSON object text */
+	enum task_state	 state;
+	int64_t		 created_at;
+	int64_t		 run_at;	/* 0: waiting for its parent */
+	int64_t		 delay;		/* µs; children: from parent start */
+	int64_t		 started_at;
+	int64_t		 finished_at;
+	int		 attempt;
+	int		 max_attempts;
+	int64_t		 timeout;	/* µs per attempt, 0: none */
+	int		 priority;
+	int		 cancel_requested;
+	char		*progress;
+	char		*result;
+	char		*error;
+	char		*checkpoint;	/* kind-private resume state */
+	int64_t		 version;	/* change seq of the last change */
+	int64_t		 log_next;	/* log lines ever written */
+	/* the claim (db/store.h): the lease of a running row, the fencing
+	 * token this owner holds and the one the store holds (one less
+	 * after a claim not yet written, the same otherwise) */
+	int64_t		 lease_until;
+	int64_t		 fence;
+	int64_t		 fence_prev;
+};
+/*
+ * A fault found checking what a client or a schedule asked for: a problem
+ * type slug ("invalid-field", "unknown-kind", "too-many-tasks", ...), the
+ * JSON Pointer of the field at fault ("" if none) and a sentence.  The
+ * daemon says what is wrong; api/ says which HTTP status that is.
+ */
+struct verror {
+	const char	*code;
+	char		 field[256];
+	char		 detail[512];
+};
+void		 verror_set(struct verror *, const char *, const char *,
+		    const char *, ...)
+		    __attribute__((format(printf, 4, 5)));
+/* Append a reference token to a JSON Pointer, escaping ~ and /. */
+void		 pointer_join(char *, size_t, const char *, const char *);
+void		 pointer_index(char *, size_t, const char *, size_t);
+
+void		 task_row_free(struct task_row *);	/* fields only */
+void		 task_row_copy(struct task_row *, const struct task_row *);
+
+/* What a committed change did to a task (the feed, waiters, counters). */
+enum change_op {
+	CHANGE_CREATED,
+	CHANGE_UPDATED,
+	CHANGE_DELETED,
+};
+
+#endif /* COROD_MODEL_H */
