@@ -244,6 +244,7 @@ struct group {
 	int		  stopping;	/* siblings canceled after a failure */
 };
 extern const struct param_spec	group_params[];
+extern const char		group_example[];
 int		 group_start(struct task *);
 void		 group_free(struct task *);
 void		 group_arm(struct task *, struct task *);

@@ -18,6 +18,12 @@ static int	group_check_tasks(json_t *, const char *, struct verror *);
 static const char *const on_failure_choices[] = { "cancel", "continue",
     NULL };
 
+/* The params a form starts from, for either group. */
+const char group_example[] = "{\"tasks\": [{\"kind\": \"echo\", "
+    "\"params\": {\"message\": \"Hello!\"}, \"delay\": 1}, {\"kind\": "
+    "\"echo\", \"params\": {\"message\": \"Hi!\"}, \"delay\": 2}], "
+    "\"on_failure\": \"cancel\"}";
+
 /*
  * params: {"tasks": [spec, ...], "on_failure"?: "cancel"|"continue"}.
  * The specs themselves are checked by spec.c, which recurses into them.

@@ -15,10 +15,7 @@ const struct task_kind kind_sequence = {
 	.help = "runs its children one after another",
 	.group = 1,
 	.params = group_params,
-	.example = "{\"tasks\": [{\"kind\": \"echo\", \"params\": "
-	    "{\"message\": \"Hello!\"}, \"delay\": 1}, {\"kind\": "
-	    "\"echo\", \"params\": {\"message\": \"Hi!\"}, \"delay\": 2}], "
-	    "\"on_failure\": \"cancel\"}",
+	.example = group_example,
 	.start = group_start,
 	.body = sequence_body,
 	.free = group_free,
