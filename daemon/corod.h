@@ -245,6 +245,12 @@ struct group {
 };
 extern const struct param_spec	group_params[];
 extern const char		group_example[];
+/* A group kind's row: what group.c gives, and its name, help and body. */
+#define GROUP_KIND(n, h, b) {						\
+	.name = (n), .help = (h), .group = 1, .params = group_params,	\
+	.example = group_example, .start = group_start, .body = (b),	\
+	.free = group_free, .describe = group_describe,			\
+}
 int		 group_start(struct task *);
 void		 group_free(struct task *);
 void		 group_arm(struct task *, struct task *);

@@ -10,17 +10,8 @@
 
 static int	gather_body(struct task *);
 
-const struct task_kind kind_gather = {
-	.name = "gather",
-	.help = "runs its children concurrently",
-	.group = 1,
-	.params = group_params,
-	.example = group_example,
-	.start = group_start,
-	.body = gather_body,
-	.free = group_free,
-	.describe = group_describe,
-};
+const struct task_kind kind_gather = GROUP_KIND("gather",
+    "runs its children concurrently", gather_body);
 
 static int
 gather_body(struct task *t)

@@ -10,17 +10,8 @@
 
 static int	sequence_body(struct task *);
 
-const struct task_kind kind_sequence = {
-	.name = "sequence",
-	.help = "runs its children one after another",
-	.group = 1,
-	.params = group_params,
-	.example = group_example,
-	.start = group_start,
-	.body = sequence_body,
-	.free = group_free,
-	.describe = group_describe,
-};
+const struct task_kind kind_sequence = GROUP_KIND("sequence",
+    "runs its children one after another", sequence_body);
 
 static int
 sequence_body(struct task *t)
