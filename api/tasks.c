@@ -210,7 +210,7 @@ respond_task(struct http_request *req, unsigned int status,
 	char		 etag[32], *body;
 
 	if (row_is_group(row))
-		db_task_child_ids(corod_db, row->id, &kids, &nkids);
+		db_task_child_ids_sync(corod_db, row->id, &kids, &nkids);
 	task_render(&b, row, kids, nkids);
 	free(kids);
 	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", row->version);
@@ -386,12 +386,12 @@ submit_replayed(struct http_request *req, struct submission *sub)
 		buf_puts(&b, "{\"tasks\":[");
 	for (i = 0; i < sub->nreplay; i++) {
 		memset(&row, 0, sizeof row);
-		if (db_task_get(corod_db, sub->replay_ids[i], &row) != 1)
+		if (db_task_get_sync(corod_db, sub->replay_ids[i], &row) != 1)
 			continue;
 		kids = NULL;
 		nkids = 0;
 		if (row_is_group(&row))
-			db_task_child_ids(corod_db, row.id, &kids, &nkids);
+			db_task_child_ids_sync(corod_db, row.id, &kids, &nkids);
 		if (b.len > 10)
 			buf_add(&b, ",", 1);
 		task_render(&b, &row, kids, nkids);
@@ -611,7 +611,7 @@ api_tasks_list(struct http_request *req)
 		return;
 	}
 	f.max_bytes = LIST_BYTES_MAX;
-	if ((cut = db_task_list(corod_db, &f, &rows, &n)) == -1) {
+	if ((cut = db_task_list_sync(corod_db, &f, &rows, &n)) == -1) {
 		problem_set(&p, 503, "store-unavailable", NULL,
 		    "the store could not be read");
 		http_respond_problem(req, &p);
@@ -624,7 +624,7 @@ api_tasks_list(struct http_request *req)
 		kids = NULL;
 		nkids = 0;
 		if (row_is_group(&rows[i]))
-			db_task_child_ids(corod_db, rows[i].id, &kids, &nkids);
+			db_task_child_ids_sync(corod_db, rows[i].id, &kids, &nkids);
 		if (i > 0)
 			buf_add(&b, ",", 1);
 		task_render(&b, &rows[i], kids, nkids);
@@ -667,7 +667,7 @@ task_get_answer(struct http_request *req, int64_t id)
 	if ((inm = http_header(req, "If-None-Match")) != NULL) {
 		if ((t = task_lookup(id)) != NULL)
 			version = t->row.version;
-		else if (db_task_version(corod_db, id, &version) != 1)
+		else if (db_task_version_sync(corod_db, id, &version) != 1)
 			version = -1;
 		snprintf(etag, sizeof etag, "\"%" PRId64 "\"", version);
 		if (version >= 0 && etag_matches(inm, etag)) {
@@ -677,7 +677,7 @@ task_get_answer(struct http_request *req, int64_t id)
 		}
 	}
 	memset(&row, 0, sizeof row);
-	if (db_task_get(corod_db, id, &row) != 1) {
+	if (db_task_get_sync(corod_db, id, &row) != 1) {
 		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64, id);
 		http_respond_problem(req, &p);
 		return;
@@ -726,7 +726,7 @@ api_task_get(struct http_request *req, const struct route_params *args)
 		return;
 	}
 	memset(&row, 0, sizeof row);
-	if (db_task_get(corod_db, id, &row) != 1 || row.version != version) {
+	if (db_task_get_sync(corod_db, id, &row) != 1 || row.version != version) {
 		task_row_free(&row);
 		task_get_answer(req, id);
 		return;
@@ -855,7 +855,7 @@ change_done(void *arg, int ok)
 		goto out;
 	}
 	memset(&row, 0, sizeof row);
-	if (db_task_get(corod_db, c->id, &row) != 1) {
+	if (db_task_get_sync(corod_db, c->id, &row) != 1) {
 		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64,
 		    c->id);
 		http_respond_problem(req, &p);
@@ -1019,7 +1019,7 @@ log_format(struct buf *b, int64_t id, int64_t *next, int64_t until,
 	size_t			 i;
 
 	*n = 0;
-	if (db_log_page(corod_db, id, *next, until, LOG_READ_MAX, max_bytes,
+	if (db_log_page_sync(corod_db, id, *next, until, LOG_READ_MAX, max_bytes,
 	    &lines, n, &first) != 0)
 		return (-1);
 	if (*n > 0 && first > *next) {
@@ -1073,7 +1073,7 @@ api_task_log(struct http_request *req, const struct route_params *args)
 		return;
 	}
 	memset(&row, 0, sizeof row);
-	if (db_task_get(corod_db, id, &row) != 1) {
+	if (db_task_get_sync(corod_db, id, &row) != 1) {
 		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64, id);
 		http_respond_problem(req, &p);
 		return;
@@ -1103,7 +1103,7 @@ api_task_log(struct http_request *req, const struct route_params *args)
 	 * Where the page ends is said (X-Log-Next) before its body, so it is
 	 * found first, from the lines' lengths alone.
 	 */
-	if (db_log_span(corod_db, id, since, LOG_READ_MAX, LOG_LINE_EXTRA,
+	if (db_log_span_sync(corod_db, id, since, LOG_READ_MAX, LOG_LINE_EXTRA,
 	    (size_t)max_bytes, &until, &bytes) != 0)
 		goto fail;
 	if (bytes > LOG_INLINE_MAX) {
@@ -1206,7 +1206,7 @@ follow_read(void *arg, char *buf, size_t max)
 		return (r);
 	/* Lines are committed with the final state: none left means done. */
 	memset(&row, 0, sizeof row);
-	found = db_task_get(corod_db, f->id, &row);
+	found = db_task_get_sync(corod_db, f->id, &row);
 	final = found != 1 || TASK_FINAL(row.state);
 	task_row_free(&row);
 	return (final ? -1 : 0);

@@ -95,14 +95,14 @@ housekeeping_run(void)
 	size_t		 n = 0, deleted = 0;
 	int		 full = 0;
 
-	if (cfg->retention > 0 && !hk_deleting && db_task_expired(corod_db,
+	if (cfg->retention > 0 && !hk_deleting && db_task_expired_sync(corod_db,
 	    now - cfg->retention, HK_BATCH, &ids, &n) == 0) {
 		deleted += hk_delete(ids, n);
 		full |= n == HK_BATCH;
 	}
 	/* only when there could be more finished tasks than are kept */
 	if (!full && !hk_deleting && cfg->retention_count > 0 &&
-	    task_nstored > cfg->retention_count && db_task_beyond(corod_db,
+	    task_nstored > cfg->retention_count && db_task_beyond_sync(corod_db,
 	    cfg->retention_count, HK_BATCH, &ids, &n) == 0) {
 		deleted += hk_delete(ids, n);
 		full |= n == HK_BATCH;

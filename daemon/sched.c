@@ -484,7 +484,7 @@ sched_window_fill(void)
 	w.after_id = wm_id;
 	w.until = until;
 	w.limit = cfg->window_max;
-	if (db_claim(corod_db, db_owner(corod_db), now + STORE_LEASE, &w, &rows,
+	if (db_claim_sync(corod_db, db_owner(corod_db), now + STORE_LEASE, &w, &rows,
 	    &n) != 0)
 		return;
 	if (n == (size_t)cfg->window_max) {
@@ -524,7 +524,7 @@ sched_recover(void)
 	int64_t		 now = time_now();
 	int		 rc = -1;
 
-	if (db_expired(corod_db, now, db_owner(corod_db), &rows, &n) != 0)
+	if (db_expired_sync(corod_db, now, db_owner(corod_db), &rows, &n) != 0)
 		return (-1);
 	for (i = 0; i < n; i++) {
 		if ((t = task_lookup(rows[i].id)) == NULL)
@@ -545,7 +545,7 @@ sched_recover(void)
 			continue;
 		kids = NULL;
 		nk = 0;
-		if (db_task_children(corod_db, t->row.id, &kids, &nk) != 0)
+		if (db_task_children_sync(corod_db, t->row.id, &kids, &nk) != 0)
 			goto out;
 		for (j = 0; j < nk; j++) {
 			if (kids[j].state == TASK_SCHEDULED &&

@@ -49,7 +49,7 @@ submit_init(void)
 	int64_t	counts[TASK_NSTATES];
 	int	i;
 
-	if (db_task_count(corod_db, counts) != 0)
+	if (db_task_count_sync(corod_db, counts) != 0)
 		return (-1);
 	task_nstored = 0;
 	for (i = 0; i < TASK_NSTATES; i++)
@@ -140,7 +140,7 @@ submit_replay(struct submission *s, const char *key, struct verror *err)
 	size_t	 i;
 	int	 found, rc = SUBMIT_REPLAYED;
 
-	if ((found = db_idem_get(corod_db, key, &old_hash, &ids_json)) == 0)
+	if ((found = db_idem_get_sync(corod_db, key, &old_hash, &ids_json)) == 0)
 		return (-1);
 	if (found != 1) {
 		verror_set(err, "store-unavailable", NULL, "the database "

@@ -133,7 +133,7 @@ task_get(int64_t id)
 	if ((t = task_lookup(id)) != NULL)
 		return (t);
 	memset(&row, 0, sizeof row);
-	if (db_task_get(corod_db, id, &row) != 1)
+	if (db_task_get_sync(corod_db, id, &row) != 1)
 		return (NULL);
 	t = task_create(&row);
 	task_row_free(&row);
@@ -318,7 +318,7 @@ task_delete(struct task *t)
 	size_t		 n = 0, i;
 
 	if (t->kind->group &&
-	    db_task_child_ids(corod_db, t->row.id, &ids, &n) == 0) {
+	    db_task_child_ids_sync(corod_db, t->row.id, &ids, &n) == 0) {
 		for (i = 0; i < n; i++) {
 			if ((c = task_get(ids[i])) == NULL)
 				continue;
@@ -676,7 +676,7 @@ task_cancel_stored_children(struct task *t)
 	size_t		 n = 0, i;
 	struct task	*c;
 
-	if (db_task_child_ids(corod_db, t->row.id, &ids, &n) != 0)
+	if (db_task_child_ids_sync(corod_db, t->row.id, &ids, &n) != 0)
 		return;
 	for (i = 0; i < n; i++) {
 		if ((c = task_get(ids[i])) != NULL) {
