@@ -39,6 +39,8 @@ struct http_ctx {
 	int			 stopping;	/* answered 503 by http_stop */
 	int			 http10;	/* an HTTP/1.0 request */
 	int			 close;		/* the client asked to close */
+	int			 free_wait;	/* 1 + ok: freed at the last read's
+						   end (http_read_end) */
 	/*
 	 * cfg->max_body when the headers came: a reload (SIGHUP) lowering it
 	 * during the upload must not shrink the buffer under the body.

@@ -140,6 +140,21 @@ task_get(int64_t id)
 	return (t);
 }
 
+/*
+ * The task of a row read from the store (db_task_get, answered maybe
+ * later): the one in memory if it was loaded meanwhile, else the row
+ * brought into memory.
+ */
+struct task *
+task_from_row(const struct task_row *row)
+{
+	struct task	*t;
+
+	if ((t = task_lookup(row->id)) != NULL)
+		return (t);
+	return (task_create(row));
+}
+
 /* Bring a row into memory (a copy).  The task is idle until armed. */
 struct task *
 task_create(const struct task_row *row)
