@@ -27,11 +27,22 @@ static int		 hk_queued;
 /* Deletions handed to the commit and not yet on disk; a full batch. */
 static int		 hk_deleting;
 static int		 hk_full;
+/* A round's reads are out; what it read and deletes. */
+static int		 hk_reading;
+static int64_t		*hk_ids;
+static size_t		 hk_nids;
+static size_t		 hk_round;
+static int		 hk_round_full;
 
 static void	hk_cb(evutil_socket_t, short, void *);
 static size_t	hk_delete(int64_t *, size_t);
 static void	hk_pruned(void *, int);
 static void	hk_deleted(void *, int);
+static void	hk_expired_done(void *, int);
+static void	hk_beyond(void);
+static void	hk_beyond_done(void *, int);
+static void	hk_take(int);
+static void	hk_round_end(void);
 
 /* Run now and every minute. */
 void
@@ -86,32 +97,25 @@ hk_delete(int64_t *ids, size_t n)
  * One round; if a batch was full, another follows once its deletions are
  * committed.  The loop reads committed rows only: a round before that
  * would find the same tasks expired and delete them (and their children)
- * again, turn after turn while the writer is busy.
+ * again, turn after turn while the writer is busy.  Its reads are
+ * answered at once (sqlite) or later (hk_expired_done, hk_beyond_done);
+ * a round whose reads are out is not started again.
  */
 void
 housekeeping_run(void)
 {
-	int64_t		*ids = NULL, now = time_now();
-	size_t		 n = 0, deleted = 0;
-	int		 full = 0;
+	int64_t	now = time_now();
 
-	if (cfg->retention > 0 && !hk_deleting && db_task_expired_sync(corod_db,
-	    now - cfg->retention, HK_BATCH, &ids, &n) == 0) {
-		deleted += hk_delete(ids, n);
-		full |= n == HK_BATCH;
-	}
-	/* only when there could be more finished tasks than are kept */
-	if (!full && !hk_deleting && cfg->retention_count > 0 &&
-	    task_nstored > cfg->retention_count && db_task_beyond_sync(corod_db,
-	    cfg->retention_count, HK_BATCH, &ids, &n) == 0) {
-		deleted += hk_delete(ids, n);
-		full |= n == HK_BATCH;
-	}
-	if (deleted > 0) {
-		log_info("retention: deleting %zu finished tasks", deleted);
-		hk_deleting = 1;
-		hk_full = full;
-		commit_after(hk_deleted, NULL);
+	if (!hk_reading && !hk_deleting) {
+		hk_reading = 1;
+		hk_round = 0;
+		hk_round_full = 0;
+		if (cfg->retention > 0)
+			db_task_expired(corod_db, now - cfg->retention,
+			    HK_BATCH, &hk_ids, &hk_nids, hk_expired_done,
+			    NULL);
+		else
+			hk_beyond();
 	}
 	/* Written with the turn's batch. */
 	if (hk_queued)
@@ -120,6 +124,62 @@ housekeeping_run(void)
 	commit_prune(now - HK_IDEM_KEEP, commit_seq > HK_TOMBSTONES_KEEP ?
 	    commit_seq - HK_TOMBSTONES_KEEP : 0);
 	commit_after(hk_pruned, NULL);
+}
+
+/* The expired tasks are read: delete them; then those beyond the count. */
+static void
+hk_expired_done(void *arg, int rc)
+{
+	(void)arg;
+	hk_take(rc);
+	hk_beyond();
+}
+
+/* Only when there could be more finished tasks than are kept. */
+static void
+hk_beyond(void)
+{
+	if (!hk_round_full && cfg->retention_count > 0 &&
+	    task_nstored > cfg->retention_count) {
+		db_task_beyond(corod_db, cfg->retention_count, HK_BATCH,
+		    &hk_ids, &hk_nids, hk_beyond_done, NULL);
+		return;
+	}
+	hk_round_end();
+}
+
+static void
+hk_beyond_done(void *arg, int rc)
+{
+	(void)arg;
+	hk_take(rc);
+	hk_round_end();
+}
+
+/* A read of ids to delete is answered: delete them. */
+static void
+hk_take(int rc)
+{
+	if (rc == 0) {
+		hk_round += hk_delete(hk_ids, hk_nids);
+		hk_round_full |= hk_nids == HK_BATCH;
+	} else
+		free(hk_ids);
+	hk_ids = NULL;
+	hk_nids = 0;
+}
+
+/* The round's reads are done: commit its deletions. */
+static void
+hk_round_end(void)
+{
+	hk_reading = 0;
+	if (hk_round > 0) {
+		log_info("retention: deleting %zu finished tasks", hk_round);
+		hk_deleting = 1;
+		hk_full = hk_round_full;
+		commit_after(hk_deleted, NULL);
+	}
 }
 
 /* The prune was written (or dropped): the next one may be queued. */
