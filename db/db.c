@@ -326,6 +326,112 @@ sq_checkpoint(struct db *db)
 }
 
 /*
+ * For the tests: with COROD_TEST_DEFER_READS=1 in the environment, the
+ * loop's connection answers each read in a later turn of the loop, once
+ * its writing started there, as a backend that answers later does (the
+ * read itself is done at once; only the callback waits): so the callers'
+ * continuations run the way they would on such a backend.  read_wait
+ * gives the answers still waiting.  Not for production: it costs an
+ * allocation per read.
+ */
+struct sq_answer {
+	store_done		 done;
+	void			*arg;
+	int			 rc;
+	struct sq_answer	*next;
+};
+struct sq_defer {
+	struct event		*ev;
+	struct sq_answer	*head;
+	struct sq_answer	**tail;
+};
+
+static void
+sq_defer_run(struct sq_defer *d)
+{
+	struct sq_answer	*a;
+
+	while ((a = d->head) != NULL) {
+		if ((d->head = a->next) == NULL)
+			d->tail = &d->head;
+		a->done(a->arg, a->rc);
+		free(a);
+	}
+}
+
+static void
+sq_defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sq_defer		*d = arg;
+	struct sq_answer	*a, *next;
+
+	(void)fd;
+	(void)what;
+	/* Only those asked before this turn: new ones wait for the next. */
+	a = d->head;
+	d->head = NULL;
+	d->tail = &d->head;
+	for (; a != NULL; a = next) {
+		next = a->next;
+		a->done(a->arg, a->rc);
+		free(a);
+	}
+}
+
+/* A read's answer: at once, or in a later turn (above). */
+static void
+sq_answer(struct db *db, store_done done, void *arg, int rc)
+{
+	struct sq_defer		*d = SQ(db)->defer;
+	struct sq_answer	*a;
+
+	if (d == NULL) {
+		done(arg, rc);
+		return;
+	}
+	a = xcalloc(1, sizeof *a);
+	a->done = done;
+	a->arg = arg;
+	a->rc = rc;
+	*d->tail = a;
+	d->tail = &a->next;
+	event_active(d->ev, EV_TIMEOUT, 1);
+}
+
+static int
+sqr_writer_start(struct db *db, struct event_base *base, char **cause)
+{
+	struct sq_defer	*d;
+	const char	*e = getenv("COROD_TEST_DEFER_READS");
+
+	if (sq_writer_start(db, base, cause) != 0)
+		return (-1);
+	if (e != NULL && strcmp(e, "1") == 0) {
+		d = xcalloc(1, sizeof *d);
+		d->tail = &d->head;
+		d->ev = event_new(base, -1, 0, sq_defer_cb, d);
+		SQ(db)->defer = d;
+		log_warnx("%s: reads are answered a turn later "
+		    "(COROD_TEST_DEFER_READS)", __func__);
+	}
+	return (0);
+}
+
+static void
+sqr_writer_stop(struct db *db)
+{
+	struct sq_defer	*d = SQ(db)->defer;
+
+	if (d != NULL) {
+		sq_defer_run(d);
+		event_free(d->ev);
+		free(d);
+		SQ(db)->defer = NULL;
+	}
+	sq_writer_stop(db);
+}
+
+/*
  * The read ops (store.h): sqlite reads on the loop's own connection and
  * answers at once, before the op returns.
  */
@@ -333,7 +439,7 @@ sq_checkpoint(struct db *db)
 static void								\
 sqr_##op params								\
 {									\
-	done(arg, sq_##op args);					\
+	sq_answer(db, done, arg, sq_##op args);				\
 }
 SQ_READ(claim, (struct db *db, const char *owner, int64_t lease_until,
     const struct store_window *w, struct task_row **rows, size_t *n,
@@ -386,11 +492,13 @@ SQ_READ(task_beyond, (struct db *db, int keep, int limit, int64_t **ids,
 SQ_READ(tombstone_min, (struct db *db, int64_t *seq, store_done done,
     void *arg), (db, seq))
 
-/* Every read was answered before its op returned. */
+/* Every read was answered before its op returned (but in the tests'
+ * mode above: then they are now). */
 static void
 sq_read_wait(struct db *db)
 {
-	(void)db;
+	if (SQ(db)->defer != NULL)
+		sq_defer_run(SQ(db)->defer);
 }
 
 const struct store_ops store_sqlite = {
@@ -400,8 +508,8 @@ const struct store_ops store_sqlite = {
 	.next_seq = sq_next_seq,
 	.last_seq = sq_last_seq,
 	.owner = sq_owner,
-	.writer_start = sq_writer_start,
-	.writer_stop = sq_writer_stop,
+	.writer_start = sqr_writer_start,
+	.writer_stop = sqr_writer_stop,
 	.write_batch = sq_write_batch,
 	.write_wait = sq_write_wait,
 	.claim = sqr_claim,

@@ -49,6 +49,20 @@
  * request with a read in flight is not freed until its done has run,
  * http_read_begin/http_read_end; done then only frees the outputs).
  *
+ * Who reads how, while the loop serves: api/tasks.c (get, list, log,
+ * ?wait=, cancel's and delete's lookups, a replay, children's ids),
+ * admission's idempotency lookup (daemon/submit.c), the window's claim
+ * (sched.c) and housekeeping's rounds all continue in the callback.  Not
+ * yet: task_get (daemon/task.c) loads a task synchronously for
+ * task_delete's and task_cancel_stored_children's walks of a stored
+ * subtree (their child ids too) and for housekeeping's deletions, and
+ * group_start reads a group's children at its start; each acts on the
+ * subtree in the same turn it reads it (a delete's tombstones, a
+ * cancel's children, in one commit).  A backend that answers later
+ * needs them as "load the subtree into memory (held), then act in the
+ * callback" first; until then they use the _sync forms, which on such a
+ * backend would block the loop.
+ *
  * read_wait(db) blocks until every read in flight on db is answered:
  * the synchronous forms of db.h (db_*_sync) are the op followed by it,
  * for the callers that need an answer before going on and may block:
@@ -167,8 +181,8 @@ struct store_ops {
 		    store_done, void *);
 	void	(*task_children)(struct db *, int64_t, struct task_row **,
 		    size_t *, store_done, void *);
-	void	(*task_child_ids)(struct db *, int64_t, int64_t **, size_t *,
-		    store_done, void *);
+	void	(*task_child_ids)(struct db *, int64_t, int64_t **,
+		    size_t *, store_done, void *);
 	void	(*task_list)(struct db *, const struct db_filter *,
 		    struct task_row **, size_t *, store_done, void *);
 	void	(*task_in_state)(struct db *, int, struct task_row **,
