@@ -77,6 +77,7 @@ struct http_read {
 	int64_t			 first;
 	struct buf		 b;
 	int64_t			 id;
+	int64_t			 target;	/* a change's task */
 	int64_t			 version;
 	int64_t			 since;
 	int64_t			 until;

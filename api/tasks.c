@@ -140,6 +140,11 @@ static void	cancel_task(struct http_request *, struct task *);
 static void	delete_task(struct http_request *, struct task *);
 static void	delete_parent(struct http_request *, struct task *);
 static void	delete_commit(struct http_request *, struct task *);
+static void	delete_loaded(void *);
+static void	change_subtree(struct http_request *, struct task *,
+		    void (*)(void *));
+static void	cancel_loaded(void *);
+static void	cancel_now(struct http_request *, struct task *);
 static void	cancel_conflict(struct http_request *,
 		    const struct task_row *, int);
 static void	waiter_free(struct waiter *);
@@ -1156,11 +1161,12 @@ change_row_done(void *arg, int rc)
 	    row->state == TASK_FAILED))
 		cancel_conflict(req, row, 1);
 	else {
-		respond_task(req, rd->status);
-		goto out;
+		respond_task(req, rd->status);	/* which frees the row */
+		goto end;
 	}
 out:
 	task_row_free(&rd->row);
+end:
 	http_read_end(req);
 }
 
@@ -1277,19 +1283,40 @@ api_task_cancel(struct http_request *req, const struct route_params *args)
 static void
 cancel_task(struct http_request *req, struct task *t)
 {
-	int64_t	id;
-	int	rc;
-
 	if (t == NULL) {
 		change_missing(req, req->rd.id);
 		return;
 	}
-	id = t->row.id;
-	task_ref(t);
-	if (if_match_fails(req, t->row.version)) {
-		task_unref(t);
+	if (if_match_fails(req, t->row.version))
+		return;
+	/* A scheduled group's children are only in the store: load them. */
+	if (t->row.state == TASK_SCHEDULED && t->kind->group) {
+		change_subtree(req, t, cancel_loaded);
 		return;
 	}
+	cancel_now(req, t);
+}
+
+static void
+cancel_loaded(void *arg)
+{
+	struct http_request	*req = arg;
+	struct task		*t;
+
+	if ((t = task_lookup(req->rd.target)) == NULL)
+		change_missing(req, req->rd.target);
+	else
+		cancel_now(req, t);
+	http_read_end(req);
+}
+
+static void
+cancel_now(struct http_request *req, struct task *t)
+{
+	int64_t	id = t->row.id;
+	int	rc;
+
+	task_ref(t);
 	rc = task_cancel(t, CANCEL_USER);
 	/* a 409 too tells only what is committed (reads show the same) */
 	if (rc < 0 && t->row.version <= commit_seq)
@@ -1362,10 +1389,47 @@ delete_commit(struct http_request *req, struct task *t)
 {
 	int64_t	id = t->row.id;
 
+	/* A group goes with its stored descendants: load them. */
+	if (t->kind->group) {
+		change_subtree(req, t, delete_loaded);
+		return;
+	}
 	task_ref(t);
 	task_delete(t);
 	change_wait(req, id, 204);
 	task_unref(t);
+}
+
+static void
+delete_loaded(void *arg)
+{
+	struct http_request	*req = arg;
+	struct task		*t;
+
+	if ((t = task_lookup(req->rd.target)) == NULL)
+		change_missing(req, req->rd.target);
+	else {
+		task_ref(t);
+		task_delete(t);
+		change_wait(req, req->rd.target, 204);
+		task_unref(t);
+	}
+	http_read_end(req);
+}
+
+/*
+ * Load the stored subtree of t (task_tree_load), then fn(req): the
+ * change is made in its callback, all of it in one turn.  Made even if
+ * the client left meanwhile (as it would have been at once); answered
+ * only if not.
+ */
+static void
+change_subtree(struct http_request *req, struct task *t, void (*fn)(void *))
+{
+	req->rd.target = t->row.id;
+	http_read_begin(req);
+	task_tree_load(&t->row.id, 1, fn, req);
+	http_read_hold(req);
 }
 
 /*

@@ -362,6 +362,8 @@ void		 spec_tree_free(struct spec_tree *);
 struct task	*task_lookup(int64_t);
 struct task	*task_get(int64_t);
 struct task	*task_from_row(const struct task_row *);
+void		 task_tree_load(const int64_t *, size_t, void (*)(void *),
+		    void *);
 struct task	*task_create(const struct task_row *);
 void		 task_create_tree(struct spec_tree *);
 void		 task_ref(struct task *);

@@ -33,6 +33,7 @@ static int64_t		*hk_ids;
 static size_t		 hk_nids;
 static size_t		 hk_round;
 static int		 hk_round_full;
+static void		(*hk_next)(void);
 
 static void	hk_cb(evutil_socket_t, short, void *);
 static size_t	hk_delete(int64_t *, size_t);
@@ -41,7 +42,8 @@ static void	hk_deleted(void *, int);
 static void	hk_expired_done(void *, int);
 static void	hk_beyond(void);
 static void	hk_beyond_done(void *, int);
-static void	hk_take(int);
+static void	hk_take(int, void (*)(void));
+static void	hk_loaded(void *);
 static void	hk_round_end(void);
 
 /* Run now and every minute. */
@@ -75,7 +77,10 @@ hk_cb(evutil_socket_t fd, short what, void *arg)
 	housekeeping_run();
 }
 
-/* Delete the finished tasks of ids (and free it); how many were. */
+/*
+ * Delete the finished tasks of ids (and free it); how many were.  Their
+ * subtrees are in memory (task_tree_load, hk_take).
+ */
 static size_t
 hk_delete(int64_t *ids, size_t n)
 {
@@ -83,7 +88,7 @@ hk_delete(int64_t *ids, size_t n)
 	size_t		 i, deleted = 0;
 
 	for (i = 0; i < n; i++) {
-		if ((t = task_get(ids[i])) == NULL ||
+		if ((t = task_lookup(ids[i])) == NULL ||
 		    !TASK_FINAL(t->row.state) || (t->flags & TASKF_DELETE))
 			continue;
 		task_delete(t);
@@ -131,8 +136,7 @@ static void
 hk_expired_done(void *arg, int rc)
 {
 	(void)arg;
-	hk_take(rc);
-	hk_beyond();
+	hk_take(rc, hk_beyond);
 }
 
 /* Only when there could be more finished tasks than are kept. */
@@ -152,21 +156,38 @@ static void
 hk_beyond_done(void *arg, int rc)
 {
 	(void)arg;
-	hk_take(rc);
-	hk_round_end();
+	hk_take(rc, hk_round_end);
 }
 
-/* A read of ids to delete is answered: delete them. */
+/*
+ * A read of ids to delete is answered: load them with their stored
+ * descendants, delete them (hk_loaded), then next.
+ */
 static void
-hk_take(int rc)
+hk_take(int rc, void (*next)(void))
 {
-	if (rc == 0) {
-		hk_round += hk_delete(hk_ids, hk_nids);
-		hk_round_full |= hk_nids == HK_BATCH;
-	} else
+	if (rc != 0 || hk_nids == 0) {
 		free(hk_ids);
+		hk_ids = NULL;
+		hk_nids = 0;
+		next();
+		return;
+	}
+	hk_next = next;
+	task_tree_load(hk_ids, hk_nids, hk_loaded, NULL);
+}
+
+static void
+hk_loaded(void *arg)
+{
+	size_t	n = hk_nids;
+
+	(void)arg;
+	hk_round += hk_delete(hk_ids, n);
+	hk_round_full |= n == HK_BATCH;
 	hk_ids = NULL;
 	hk_nids = 0;
+	hk_next();
 }
 
 /* The round's reads are done: commit its deletions. */

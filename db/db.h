@@ -9,7 +9,9 @@
  *
  * Writes are not here: the daemon hands a whole batch to the backend
  * (db_write_batch, daemon/commit.c assembles it), which answers on the
- * loop.  Reads see committed data only.
+ * loop.  Reads see committed data only, and answer through a callback,
+ * at once or later (store.h); their _sync forms are for those who may
+ * block.
  */
 #ifndef DB_H
 #define DB_H

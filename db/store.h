@@ -32,7 +32,8 @@
  *	void op(struct db *, inputs..., outputs..., store_done done,
  *	    void *arg);
  *
- * The outputs are the caller's storage, as in a plain function call.
+ * The inputs are only read during the call (a backend copies what it
+ * sends); the outputs are the caller's storage, as in a plain call.
  * The backend fills them and then calls done(arg, rc) exactly once, rc
  * being what the read returns (db.h says, per read: 0/-1, or 1/0/-1).
  * sqlite answers at once on the loop's own connection (microseconds
@@ -52,16 +53,19 @@
  * Who reads how, while the loop serves: api/tasks.c (get, list, log,
  * ?wait=, cancel's and delete's lookups, a replay, children's ids),
  * admission's idempotency lookup (daemon/submit.c), the window's claim
- * (sched.c) and housekeeping's rounds all continue in the callback.  Not
- * yet: task_get (daemon/task.c) loads a task synchronously for
- * task_delete's and task_cancel_stored_children's walks of a stored
- * subtree (their child ids too) and for housekeeping's deletions, and
- * group_start reads a group's children at its start; each acts on the
- * subtree in the same turn it reads it (a delete's tombstones, a
- * cancel's children, in one commit).  A backend that answers later
- * needs them as "load the subtree into memory (held), then act in the
- * callback" first; until then they use the _sync forms, which on such a
- * backend would block the loop.
+ * (sched.c) and housekeeping's rounds all continue in the callback.  A
+ * delete (the API's, retention's) and the API's cancel of a scheduled
+ * group first bring the stored subtree into memory (task_tree_load,
+ * daemon/task.c), then change it in one turn, as one commit.  Still
+ * synchronous on the loop (the _sync forms, which would block it on a
+ * backend that answers later): group_start, reading a group's children
+ * as it starts (kind-gather/kind-sequence's start); a cancel from
+ * inside the daemon of a scheduled group (a group's child that is a
+ * group itself, canceled with its parent or its siblings), whose walk reads
+ * the store (task.c: task_child_ids, task_get).  Before a PostgreSQL
+ * backend, the group's start needs its children loaded before it is
+ * started (sched_start), and the daemon's own cancels the subtree
+ * loaded first as the API's is.
  *
  * read_wait(db) blocks until every read in flight on db is answered:
  * the synchronous forms of db.h (db_*_sync) are the op followed by it,
@@ -69,8 +73,11 @@
  * start-up before the loop serves (recovery, counting), a connection of
  * a thread of its own (stats), tools and tests.  A backend may block in
  * read_wait (on sqlite it has nothing to do); nothing on the loop while
- * it serves calls it.
-  */
+ * it serves may call it (but the exceptions above, until converted).
+ *
+ * For the tests, COROD_TEST_DEFER_READS=1 makes sqlite answer the loop's
+ * reads a turn later (db.c), to run the callers as such a backend would.
+ */
 #ifndef STORE_H
 #define STORE_H
 

@@ -516,7 +516,8 @@ test_children(struct db *db)
 	    ids[0] == 22 && ids[1] == 23 && ids[2] == 24 && ids[3] == 21,
 	    "child ids in the same order");
 	free(ids);
-	ok(db_task_children_sync(db, 22, &rows, &n) == 0 && n == 0 && rows == NULL,
+	ok(db_task_children_sync(db, 22, &rows, &n) == 0 && n == 0 &&
+	    rows == NULL,
 	    "no children: empty");
 }
 
@@ -644,11 +645,13 @@ test_logs(struct db *db)
 	    n == 2 && l[0].n == 2 && l[1].n == 3 && first == 2;
 	ok(good, "page until=4: lines 2 and 3");
 	db_log_lines_free(l, n);
-	good = db_log_page_sync(db, 21, 0, INT64_MAX, 0, 1, &l, &n, &first) == 0 &&
+	good = db_log_page_sync(db, 21, 0, INT64_MAX, 0, 1, &l, &n,
+	    &first) == 0 &&
 	    n == 1 && l[0].n == 0;
 	ok(good, "page max_bytes=1: still one line");
 	db_log_lines_free(l, n);
-	good = db_log_page_sync(db, 21, 0, INT64_MAX, 0, 5, &l, &n, &first) == 0 &&
+	good = db_log_page_sync(db, 21, 0, INT64_MAX, 0, 5, &l, &n,
+	    &first) == 0 &&
 	    n == 2 && l[1].n == 1;
 	ok(good, "page max_bytes=5: reads until the text reaches it (2)");
 	db_log_lines_free(l, n);
@@ -656,22 +659,28 @@ test_logs(struct db *db)
 		int64_t	until;
 		size_t	bytes;
 
-		good = db_log_span_sync(db, 21, 0, 0, 10, 12, &until, &bytes) == 0 &&
+		good = db_log_span_sync(db, 21, 0, 0, 10, 12, &until,
+		    &bytes) == 0 &&
 		    until == 1 && bytes == 13;
 		ok(good, "span: the first line even over max_bytes");
-		good = db_log_span_sync(db, 21, 0, 0, 10, 24, &until, &bytes) == 0 &&
+		good = db_log_span_sync(db, 21, 0, 0, 10, 24, &until,
+		    &bytes) == 0 &&
 		    until == 2 && bytes == 24;
 		ok(good, "span: lines while the total fits (13 + 11)");
-		good = db_log_span_sync(db, 21, 0, 0, 10, 34, &until, &bytes) == 0 &&
+		good = db_log_span_sync(db, 21, 0, 0, 10, 34, &until,
+		    &bytes) == 0 &&
 		    until == 2 && bytes == 24;
 		ok(good, "span: not a line that would go past it");
-		good = db_log_span_sync(db, 21, 0, 3, 10, 1000, &until, &bytes) ==
+		good = db_log_span_sync(db, 21, 0, 3, 10, 1000, &until,
+		    &bytes) ==
 		    0 && until == 3 && bytes == 35;
 		ok(good, "span: at most limit lines");
-		good = db_log_span_sync(db, 20, 0, 0, 0, 1000, &until, &bytes) ==
+		good = db_log_span_sync(db, 20, 0, 0, 0, 1000, &until,
+		    &bytes) ==
 		    0 && until == 5 && bytes == 18;
 		ok(good, "span: from the first line kept to the last");
-		good = db_log_span_sync(db, 20, 7, 0, 0, 1000, &until, &bytes) ==
+		good = db_log_span_sync(db, 20, 7, 0, 0, 1000, &until,
+		    &bytes) ==
 		    0 && until == 7 && bytes == 0;
 		ok(good, "span past the end: until=since, no bytes");
 	}
@@ -700,18 +709,22 @@ test_delete(struct db *db)
 	ok(db_commit(db) == 0, "insert a grandchild and more");
 
 	ok(db_max_id_sync(db, &v) == 0 && v == 1000, "max id 1000");
-	ok(db_max_seq_sync(db, &v) == 0 && v == 500, "max seq is the top version");
-	ok(db_tombstone_min_sync(db, &v) == 0 && v == 0, "no tombstones: min 0");
+	ok(db_max_seq_sync(db, &v) == 0 && v == 500,
+	    "max seq is the top version");
+	ok(db_tombstone_min_sync(db, &v) == 0 && v == 0,
+	    "no tombstones: min 0");
 
 	db_begin(db);
 	ok(db_task_delete(db, 20, 600) == 0, "delete task 20 at seq 600");
 	ok(db_task_delete(db, 1000, 601) == 0, "delete task 1000 at seq 601");
 	ok(db_commit(db) == 0, "commit the deletes");
 
-	ok(db_task_get_sync(db, 20, &r) == 0 && db_task_get_sync(db, 21, &r) == 0 &&
-	    db_task_get_sync(db, 24, &r) == 0 && db_task_get_sync(db, 30, &r) == 0 &&
-	    db_task_get_sync(db, 31, &r) == 0, "the task, children, grandchildren "
-	    "are gone");
+	ok(db_task_get_sync(db, 20, &r) == 0 &&
+	    db_task_get_sync(db, 21, &r) == 0 &&
+	    db_task_get_sync(db, 24, &r) == 0 &&
+	    db_task_get_sync(db, 30, &r) == 0 &&
+	    db_task_get_sync(db, 31, &r) == 0, "the task, children, "
+	    "grandchildren are gone");
 	is(raw_int("SELECT count(*) FROM logs WHERE task IN (20, 21, 31)"), 0,
 	    "their logs are gone");
 	ok(db_log_read_sync(db, 40, 0, 0, &l, &n, &first) == 0 && n == 1 &&
@@ -720,8 +733,10 @@ test_delete(struct db *db)
 	ok(db_task_get_sync(db, 40, &r) == 1, "an unrelated task stays");
 	task_row_free(&r);
 	ok(db_tombstone_min_sync(db, &v) == 0 && v == 600, "tombstone min 600");
-	ok(db_max_seq_sync(db, &v) == 0 && v == 601, "max seq sees the tombstone");
-	ok(db_max_id_sync(db, &v) == 0 && v == 1000, "max id stays 1000 after its "
+	ok(db_max_seq_sync(db, &v) == 0 && v == 601,
+	    "max seq sees the tombstone");
+	ok(db_max_id_sync(db, &v) == 0 && v == 1000,
+	    "max id stays 1000 after its "
 	    "row is deleted");
 
 	/* The highest id is a child of the task deleted. */
@@ -738,7 +753,8 @@ test_delete(struct db *db)
 	ok(db_task_delete(db, 12345, 603) == 0 && db_commit(db) == 0,
 	    "deleting a missing task still leaves a tombstone");
 	ok(db_tombstone_min_sync(db, &v) == 0 && v == 600 &&
-	    db_max_seq_sync(db, &v) == 0 && v == 603 && db_max_id_sync(db, &v) == 0 &&
+	    db_max_seq_sync(db, &v) == 0 && v == 603 && db_max_id_sync(db,
+	    &v) == 0 &&
 	    v == 12345, "and counts its id and seq");
 
 	db_begin(db);
@@ -759,8 +775,8 @@ test_idem(struct db *db)
 	ok(db_idem_put(db, "k1", "h1", "[1,2]", 100) == 0 &&
 	    db_idem_put(db, "k2", "h2", "[3]", 200) == 0, "put two keys");
 	ok(db_commit(db) == 0, "commit the keys");
-	ok(db_idem_get_sync(db, "k1", &hash, &ids) == 1 && strcmp(hash, "h1") == 0
-	    && strcmp(ids, "[1,2]") == 0, "get k1");
+	ok(db_idem_get_sync(db, "k1", &hash, &ids) == 1 &&
+	    strcmp(hash, "h1") == 0 && strcmp(ids, "[1,2]") == 0, "get k1");
 	free(hash);
 	free(ids);
 	ok(db_idem_get_sync(db, "k3", &hash, &ids) == 0 && hash == NULL &&
@@ -818,7 +834,8 @@ test_expired_count(void)
 	    counts[TASK_RUNNING] == 1 && counts[TASK_SUCCEEDED] == 3 &&
 	    counts[TASK_FAILED] == 1 && counts[TASK_CANCELED] == 1,
 	    "counts by state");
-	ok(db_task_in_state_sync(db, TASK_SUCCEEDED, &rows, &n) == 0 && n == 3 &&
+	ok(db_task_in_state_sync(db, TASK_SUCCEEDED, &rows, &n) == 0 &&
+	    n == 3 &&
 	    rows[0].id == 1 && rows[1].id == 4 && rows[2].id == 6,
 	    "in state succeeded: id order, children too");
 	while (n > 0)
@@ -1171,7 +1188,8 @@ test_writer(void)
 	db_write_wait(db);
 	ok(writer_calls == 2 && writer_ok, "write_wait answers the batch in "
 	    "flight");
-	ok(db_idem_get_sync(db, "key", &hash, &ids) == 0, "which pruned the key");
+	ok(db_idem_get_sync(db, "key", &hash, &ids) == 0,
+	    "which pruned the key");
 	db_writer_stop(db);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	ok(writer_calls == 2, "nothing answered twice");
