@@ -25,7 +25,7 @@
 #include "tap.h"
 
 #define NLIST	90
-#define PLAN	155
+#define PLAN	157
 
 static char	 dir[256];
 static char	 path[300];
@@ -39,6 +39,7 @@ static void		 row_init(struct task_row *, int64_t, int64_t,
 static const char	*row_diff(const struct task_row *,
 			     const struct task_row *);
 static int64_t		 raw_int(const char *);
+static void		 count_answer(void *, int);
 static void		 test_rows(struct db *);
 static void		 test_list(void);
 static void		 test_children(struct db *);
@@ -169,6 +170,16 @@ raw_int(const char *sql)
 }
 
 /* Insert, get, update: every field, NULL and set, 0 and not. */
+/* A read's callback: answers[0] counts the calls, answers[1] the rc. */
+static void
+count_answer(void *arg, int rc)
+{
+	int	*answers = arg;
+
+	answers[0]++;
+	answers[1] = rc;
+}
+
 static void
 test_rows(struct db *db)
 {
@@ -176,6 +187,7 @@ test_rows(struct db *db)
 	struct db_filter f;
 	const char	*d;
 	size_t		 n;
+	int		 answers[2];
 
 	memset(&full, 0, sizeof full);
 	full.id = 10;
@@ -231,6 +243,17 @@ test_rows(struct db *db)
 	    " (progress IS NULL) + (checkpoint IS NULL) FROM tasks WHERE id = "
 	    "11"), 7, "zeros and NULLs are stored as NULL");
 	is(db_task_get_sync(db, 12, &got), 0, "get a missing id: 0");
+
+	/* The read's own shape (store.h): sqlite answers before returning. */
+	answers[0] = 0;
+	answers[1] = -9;
+	db_task_get(db, 10, &got, count_answer, answers);
+	ok(answers[0] == 1 && answers[1] == 1 && got.id == 10,
+	    "a read answers once, before it returns, the row filled");
+	task_row_free(&got);
+	answers[0] = 0;
+	db_task_get(db, 12, &got, count_answer, answers);
+	ok(answers[0] == 1 && answers[1] == 0, "... and a missing id: 0");
 
 	/*
 	 * log_next as read covers lines stored after the row (a task that
