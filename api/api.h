@@ -56,6 +56,50 @@ enum http_method {
 	HTTP_OTHER = 128,
 };
 
+/*
+ * A handler's store reads (db/store.h: answered at once or later, no
+ * cancel) land here, in the request, rather than in an allocation of the
+ * handler's: what the reads return, and where the handler is.  What is
+ * left in it when the request is freed is freed with it.
+ */
+struct db_log_line;
+struct http_request;
+struct http_read {
+	struct task_row		 row;
+	struct task_row		*rows;
+	size_t			 nrows;
+	size_t			 i;
+	int64_t			*ids;
+	size_t			 nids;
+	struct db_log_line	*lines;
+	size_t			 nlines;
+	int64_t			 first;
+	struct buf		 b;
+	int64_t			 id;
+	int64_t			 target;	/* a change's task */
+	int64_t			 version;
+	int64_t			 since;
+	int64_t			 until;
+	int64_t			 max_bytes;
+	size_t			 bytes;
+	int64_t			*todo;		/* ids still to read */
+	size_t			 ntodo;
+	size_t			 left;
+	int			 limit;
+	int			 batch;
+	int			 follow;
+	int			 phase;
+	unsigned int		 status;
+	int			 cut;
+	int			 rc;		/* of the last read of a loop */
+	int			 inloop;	/* a loop issued it, not back */
+	int			 pending;	/* ... and it is not answered */
+	void			(*step)(struct http_request *);
+	void			(*lookup)(struct http_request *,
+				    struct task *);
+	struct task		*task;		/* kept (a ref) by a chain */
+};
+
 struct http_request {
 	struct MHD_Connection	*conn;
 	enum http_method	 method;
@@ -80,6 +124,10 @@ struct http_request {
 	void			(*on_gone)(struct http_request *);
 	void			(*on_free)(struct http_request *);
 	int64_t			 started;	/* monotonic µs */
+
+	/* Store reads in flight for it (http_read_begin), and their answers. */
+	int			 reads;
+	struct http_read	 rd;
 };
 
 /* Start serving the sockets of a listen list (listen.c: host:port, port 0
@@ -156,6 +204,21 @@ void		 http_add_header(struct http_request *, const char *,
 #define HTTP_HOLD_LONG	2
 void		 http_suspend(struct http_request *);
 void		 http_hold(struct http_request *);
+/*
+ * A store read for the request: begin before issuing it, end as the last
+ * thing its callback does.  The request is not freed between the two
+ * (the callback writes into req->rd); http_read_wanted says in the
+ * callback whether an answer is still wanted (not if the client left or
+ * it was answered meanwhile, e.g. 503 at a stop): if not, the callback
+ * only ends.  http_read_hold, after issuing reads in a handler: suspend
+ * the request if one is still in flight (a backend that answers later);
+ * on sqlite it was answered already and nothing happens.
+ */
+void		 http_read_begin(struct http_request *);
+int		 http_read_wanted(struct http_request *);
+void		 http_read_end(struct http_request *);
+void		 http_read_hold(struct http_request *);
+extern void	(*http_read_clear_hook)(struct http_request *);
 
 /*
  * route.c: dispatch a complete request to its endpoint.  A route is a
@@ -218,6 +281,7 @@ void		 api_task_delete(struct http_request *,
 		    const struct route_params *);
 void		 api_task_log(struct http_request *, const struct route_params *);
 void		 api_tasks_shutdown(void);
+void		 api_read_clear(struct http_request *);
 /* api_wake_waiters, api_wake_followers: steps of a commit (corod.h) */
 
 /* json.c: render a stored task as the API's JSON object */

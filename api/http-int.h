@@ -39,6 +39,8 @@ struct http_ctx {
 	int			 stopping;	/* answered 503 by http_stop */
 	int			 http10;	/* an HTTP/1.0 request */
 	int			 close;		/* the client asked to close */
+	/* 1 + ok: freed when its last store read ends (http_read_end) */
+	int			 free_wait;
 	/*
 	 * cfg->max_body when the headers came: a reload (SIGHUP) lowering it
 	 * during the upload must not shrink the buffer under the body.

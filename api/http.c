@@ -114,6 +114,8 @@ static int			 http_mhd_lax;
 
 /* Told of every answer (its status is set): metrics count them. */
 void				(*http_answer_hook)(struct http_request *);
+/* Frees what store reads left in req->rd (api/tasks.c's). */
+void				(*http_read_clear_hook)(struct http_request *);
 
 static void	 http_log_cb(void *, const char *, va_list);
 static void	 http_panic_cb(void *, const char *, unsigned int,
@@ -1287,6 +1289,12 @@ http_ctx_free(struct http_ctx *ctx, int ok)
 {
 	struct http_request	*req = &ctx->req;
 
+	if (req->reads > 0) {
+		/* A store read writes into it still: free it once answered. */
+		req->gone = 1;
+		ctx->free_wait = 1 + ok;
+		return;
+	}
 	if (ctx->held) {
 		if (ctx->fd == -1) {
 			/* Not expected: MHD does not end suspended requests. */
@@ -1302,6 +1310,8 @@ http_ctx_free(struct http_ctx *ctx, int ok)
 		event_free(req->closed_ev);
 	if (req->on_free != NULL)
 		req->on_free(req);
+	if (http_read_clear_hook != NULL)
+		http_read_clear_hook(req);
 	log_debug("%s %s %u%s (%lld us)", http_method_name(req->method),
 	    req->url, req->answered ? req->status : 0, ok ? "" : " aborted",
 	    (long long)(time_mono() - req->started));
@@ -1821,4 +1831,40 @@ void
 http_hold(struct http_request *req)
 {
 	http_hold_as(req, HTTP_HOLD_LONG);
+}
+
+/* A store read for req is issued: req stays until http_read_end. */
+void
+http_read_begin(struct http_request *req)
+{
+	req->reads++;
+}
+
+/* Is an answer still wanted (the client there, none sent)? */
+int
+http_read_wanted(struct http_request *req)
+{
+	struct http_ctx	*ctx = (struct http_ctx *)req;
+
+	return (!req->gone && !req->answered && !ctx->answer &&
+	    ctx->free_wait == 0);
+}
+
+/* The read's callback is done with req: free it if that waited. */
+void
+http_read_end(struct http_request *req)
+{
+	struct http_ctx	*ctx = (struct http_ctx *)req;
+
+	if (--req->reads > 0 || ctx->free_wait == 0)
+		return;
+	http_ctx_free(ctx, ctx->free_wait - 1);
+}
+
+/* After a handler issued reads: hold the request if one is in flight. */
+void
+http_read_hold(struct http_request *req)
+{
+	if (req->reads > 0 && !req->suspended)
+		http_suspend(req);
 }

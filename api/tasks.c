@@ -1,7 +1,11 @@
 /*
  * tasks.c -- the /v1/tasks endpoints.
  *
- * Reads (list, get, log) answer from committed data at once.  Writes
+ * Reads (list, get, log) answer from committed data, in the callbacks
+ * of the store's reads (db/store.h): at once on sqlite, later on a store
+ * that answers later, the request held meanwhile (its answers land in
+ * req->rd; a read's callback checks that an answer is still wanted and
+ * ends the read last, http_read_begin/end).  Writes
  * suspend the request and answer once their transaction reached the
  * disk: a submission is parsed and validated here and handed to
  * admission (task_submit, daemon/submit.c), which calls back after the
@@ -88,8 +92,17 @@ struct follower {
 	int			 follow;	/* in followers[] */
 	struct buf		 out;		/* formatted, not yet sent */
 	size_t			 off;
+	int			 step;		/* LOG_* */
+	int			 reading;	/* a read is in flight */
+	int			 in_reader;	/* ... issued from log_stream */
+	int			 woken;		/* a commit since the lines */
+	struct db_log_line	*lines;		/* the read's answer */
+	size_t			 nlines;
+	int64_t			 first;
+	struct task_row		 row;
 	LIST_ENTRY(follower)	 entry;
 };
+enum { LOG_LINES, LOG_ROW, LOG_IDLE, LOG_END, LOG_FAIL };
 static LIST_HEAD(, follower) followers[WAITER_BUCKETS];
 static size_t		 nfollowers;
 
@@ -97,8 +110,13 @@ static int	json_depth_ok(json_t *, int);
 static int	row_is_group(const struct task_row *);
 static int	etag_matches(const char *, const char *);
 static int	if_match_fails(struct http_request *, int64_t);
-static void	respond_task(struct http_request *, unsigned int,
-		    const struct task_row *, const char *);
+static void	respond_task(struct http_request *, unsigned int);
+static void	respond_kids_done(void *, int);
+static void	respond_task_render(struct http_request *);
+static void	loop_issue(struct http_request *,
+		    void (*)(struct http_request *));
+static int	loop_back(struct http_request *);
+static void	loop_done(void *, int);
 static void	detach_cb(struct http_request *);
 static void	store_problem(struct problem *, const char *);
 static void	submit_done(struct submission *, enum submit_result,
@@ -107,18 +125,47 @@ static void	submit_answer(struct http_request *, struct submission *,
 		    enum submit_result, const struct verror *);
 static void	submit_created(struct http_request *, struct submission *);
 static void	submit_replayed(struct http_request *, struct submission *);
+static void	replay_step(struct http_request *);
+static void	list_rows_done(void *, int);
+static void	list_step(struct http_request *);
 static void	change_done(void *, int);
+static void	change_row_done(void *, int);
 static void	change_wait(struct http_request *, int64_t, unsigned int);
+static void	change_lookup(struct http_request *, int64_t,
+		    void (*)(struct http_request *, struct task *));
+static void	change_lookup_done(void *, int);
+static void	change_missing(struct http_request *, int64_t);
+static void	cancel_task(struct http_request *, struct task *);
+static void	delete_task(struct http_request *, struct task *);
+static void	delete_parent(struct http_request *, struct task *);
+static void	delete_commit(struct http_request *, struct task *);
+static void	delete_loaded(void *);
+static void	change_subtree(struct http_request *, struct task *,
+		    void (*)(void *));
+static void	cancel_loaded(void *);
+static void	cancel_now(struct http_request *, struct task *);
 static void	cancel_conflict(struct http_request *,
 		    const struct task_row *, int);
 static void	waiter_free(struct waiter *);
 static void	waiter_timeout_cb(evutil_socket_t, short, void *);
 static void	waiter_gone(struct http_request *);
 static void	task_get_answer(struct http_request *, int64_t);
-static int	log_format(struct buf *, int64_t, int64_t *, int64_t, size_t,
-		    size_t *);
-static ssize_t	follow_read(void *, char *, size_t);
-static ssize_t	page_read(void *, char *, size_t);
+static int	get_not_modified(struct http_request *);
+static void	get_version_done(void *, int);
+static void	get_read(struct http_request *);
+static void	get_row_done(void *, int);
+static void	wait_row_done(void *, int);
+static void	log_format(struct buf *, struct db_log_line *, size_t,
+		    int64_t, int64_t *, int64_t);
+static void	log_row_done(void *, int);
+static void	log_span_done(void *, int);
+static void	log_page_done(void *, int);
+static void	log_unavailable(struct http_request *);
+static ssize_t	log_stream(void *, char *, size_t);
+static void	log_stream_issue(struct follower *);
+static void	log_stream_back(struct follower *);
+static void	log_lines_done(void *, int);
+static void	log_final_done(void *, int);
 static ssize_t	log_out(struct follower *, char *, size_t);
 static void	follow_free(struct http_request *);
 
@@ -198,26 +245,93 @@ row_is_group(const struct task_row *row)
 	return (k != NULL && k->group);
 }
 
-/* Answer with one task (and its ETag, and a Location if given). */
+/*
+ * Answer with the task read into req->rd.row (and its ETag), its
+ * children's ids read first if it has any.  The row is freed.
+ */
 static void
-respond_task(struct http_request *req, unsigned int status,
-    const struct task_row *row, const char *location)
+respond_task(struct http_request *req, unsigned int status)
 {
-	struct buf	 b = { NULL, 0, 0 };
-	int64_t		*kids = NULL;
-	size_t		 nkids = 0, len;
-	char		 etag[32], *body;
+	struct http_read	*rd = &req->rd;
 
-	if (row_is_group(row))
-		db_task_child_ids(corod_db, row->id, &kids, &nkids);
-	task_render(&b, row, kids, nkids);
-	free(kids);
-	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", row->version);
+	rd->status = status;
+	if (!row_is_group(&rd->row)) {
+		respond_task_render(req);
+		return;
+	}
+	http_read_begin(req);
+	db_task_child_ids(corod_db, rd->row.id, &rd->ids, &rd->nids,
+	    respond_kids_done, req);
+}
+
+/* The children's ids are read (an error renders none, as before). */
+static void
+respond_kids_done(void *arg, int rc)
+{
+	struct http_request	*req = arg;
+
+	(void)rc;
+	if (http_read_wanted(req))
+		respond_task_render(req);
+	http_read_end(req);
+}
+
+static void
+respond_task_render(struct http_request *req)
+{
+	struct http_read	*rd = &req->rd;
+	struct buf		 b = { NULL, 0, 0 };
+	size_t			 len;
+	char			 etag[32], *body;
+
+	task_render(&b, &rd->row, rd->ids, rd->nids);
+	free(rd->ids);
+	rd->ids = NULL;
+	rd->nids = 0;
+	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", rd->row.version);
+	task_row_free(&rd->row);
 	http_add_header(req, "ETag", etag);
-	if (location != NULL)
-		http_add_header(req, "Location", location);
 	body = buf_steal(&b, &len);
-	http_respond_text(req, status, "application/json", body, len);
+	http_respond_text(req, rd->status, "application/json", body, len);
+}
+
+/*
+ * A loop over reads in a handler (a list's children, a replay's tasks):
+ * loop_issue before the read with loop_done as its callback, loop_back
+ * after it: 1 if it was answered at once (the loop goes on, rd->rc
+ * says), 0 if later (the loop returns; loop_done calls rd->step then).
+ */
+static void
+loop_issue(struct http_request *req, void (*step)(struct http_request *))
+{
+	struct http_read	*rd = &req->rd;
+
+	rd->step = step;
+	rd->inloop = 1;
+	rd->pending = 1;
+	http_read_begin(req);
+}
+
+static int
+loop_back(struct http_request *req)
+{
+	struct http_read	*rd = &req->rd;
+
+	rd->inloop = 0;
+	return (!rd->pending);
+}
+
+static void
+loop_done(void *arg, int rc)
+{
+	struct http_request	*req = arg;
+	struct http_read	*rd = &req->rd;
+
+	rd->rc = rc;
+	rd->pending = 0;
+	if (!rd->inloop && http_read_wanted(req))
+		rd->step(req);
+	http_read_end(req);
 }
 
 /* The client left while its write waited: the callback only cleans up. */
@@ -327,50 +441,92 @@ submit_created(struct http_request *req, struct submission *sub)
 
 /*
  * A key committed by an earlier request, with this body: 200 with its
- * tasks as stored now, those that are left.
+ * tasks as stored now, those that are left.  Each is read, and its
+ * children's ids (replay_step).
  */
 static void
 submit_replayed(struct http_request *req, struct submission *sub)
 {
-	struct problem	 p;
-	struct task_row	 row;
-	struct buf	 b = { NULL, 0, 0 };
-	char		*body, loc[64];
-	size_t		 i, len, nkids, left = 0;
-	int64_t		*kids;
+	struct http_read	*rd = &req->rd;
 
-	if (sub->batch)
-		buf_puts(&b, "{\"tasks\":[");
-	for (i = 0; i < sub->nreplay; i++) {
-		memset(&row, 0, sizeof row);
-		if (db_task_get(corod_db, sub->replay_ids[i], &row) != 1)
-			continue;
-		kids = NULL;
-		nkids = 0;
-		if (row_is_group(&row))
-			db_task_child_ids(corod_db, row.id, &kids, &nkids);
-		if (b.len > 10)
-			buf_add(&b, ",", 1);
-		task_render(&b, &row, kids, nkids);
-		left++;
-		if (!sub->batch) {
-			snprintf(loc, sizeof loc, "/v1/tasks/%" PRId64, row.id);
+	rd->todo = xcalloc(sub->nreplay > 0 ? sub->nreplay : 1,
+	    sizeof *rd->todo);
+	memcpy(rd->todo, sub->replay_ids, sub->nreplay * sizeof *rd->todo);
+	rd->ntodo = sub->nreplay;
+	rd->i = 0;
+	rd->phase = 0;
+	rd->left = 0;
+	rd->batch = sub->batch;
+	buf_free(&rd->b);
+	if (rd->batch)
+		buf_puts(&rd->b, "{\"tasks\":[");
+	replay_step(req);
+}
+
+static void
+replay_step(struct http_request *req)
+{
+	struct http_read	*rd = &req->rd;
+	struct problem		 p;
+	char			*body, loc[64];
+	size_t			 len;
+
+	while (rd->i < rd->ntodo) {
+		if (rd->phase == 0) {
+			rd->phase = 1;
+			task_row_free(&rd->row);
+			loop_issue(req, replay_step);
+			db_task_get(corod_db, rd->todo[rd->i], &rd->row,
+			    loop_done, req);
+			if (!loop_back(req))
+				return;
+		}
+		if (rd->phase == 1) {
+			rd->phase = 2;
+			if (rd->rc != 1) {
+				task_row_free(&rd->row);
+				rd->phase = 0;
+				rd->i++;
+				continue;
+			}
+			if (row_is_group(&rd->row)) {
+				loop_issue(req, replay_step);
+				db_task_child_ids(corod_db, rd->row.id,
+				    &rd->ids, &rd->nids, loop_done, req);
+				if (!loop_back(req))
+					return;
+			}
+		}
+		if (rd->b.len > 10)
+			buf_add(&rd->b, ",", 1);
+		task_render(&rd->b, &rd->row, rd->ids, rd->nids);
+		rd->left++;
+		if (!rd->batch) {
+			snprintf(loc, sizeof loc, "/v1/tasks/%" PRId64,
+			    rd->row.id);
 			http_add_header(req, "Location", loc);
 		}
-		free(kids);
-		task_row_free(&row);
+		free(rd->ids);
+		rd->ids = NULL;
+		rd->nids = 0;
+		task_row_free(&rd->row);
+		rd->phase = 0;
+		rd->i++;
 	}
-	if (sub->batch)
-		buf_puts(&b, "]}");
+	if (rd->batch)
+		buf_puts(&rd->b, "]}");
+	free(rd->todo);
+	rd->todo = NULL;
+	rd->ntodo = 0;
 	/* None left, one spec or a batch alike: 404 (a batch of some: 200) */
-	if (left == 0) {
+	if (rd->left == 0) {
 		problem_set(&p, 404, "not-found", NULL, "the tasks of this "
 		    "Idempotency-Key have been deleted");
 		http_respond_problem(req, &p);
-		buf_free(&b);
+		buf_free(&rd->b);
 		return;
 	}
-	body = buf_steal(&b, &len);
+	body = buf_steal(&rd->b, &len);
 	http_respond_text(req, 200, "application/json", body, len);
 }
 
@@ -481,6 +637,7 @@ api_tasks_submit(struct http_request *req)
 	submit_answer(req, &s->sub, result, &e);
 	submit_free(&s->sub);
 	free(s);
+	http_read_hold(req);	/* a replay's reads */
 	return;
 bad:
 	json_decref(root);
@@ -493,15 +650,14 @@ api_tasks_list(struct http_request *req)
 {
 	static const char *const names[] = { "state", "kind", "parent",
 	    "limit", "cursor", NULL };
+	struct http_read	*rd = &req->rd;
 	struct db_filter	 f;
-	struct task_row		*rows = NULL;
 	struct problem		 p;
-	struct buf		 b = { NULL, 0, 0 };
 	const char		*s, *e, *inm;
-	char			 etag[40], *end, *body;
-	int64_t			 limit, parent, *kids;
-	size_t			 n = 0, i, nkids, len, shown;
-	int			 st, cut;
+	char			 etag[40], *end;
+	int64_t			 limit, parent;
+	size_t			 len;
+	int			 st;
 	long long		 v;
 
 	if (api_query_check(req, names) != 0)
@@ -569,85 +725,179 @@ api_tasks_list(struct http_request *req)
 		return;
 	}
 	f.max_bytes = LIST_BYTES_MAX;
-	if ((cut = db_task_list(corod_db, &f, &rows, &n)) == -1) {
+	rd->limit = f.limit;
+	rd->version = commit_seq;	/* the ETag's */
+	http_read_begin(req);
+	db_task_list(corod_db, &f, &rd->rows, &rd->nrows, list_rows_done,
+	    req);
+	http_read_hold(req);
+}
+
+/* The page's rows are read: render them (list_step). */
+static void
+list_rows_done(void *arg, int rc)
+{
+	struct http_request	*req = arg;
+	struct http_read	*rd = &req->rd;
+	struct problem		 p;
+
+	if (!http_read_wanted(req))
+		goto out;
+	if (rc == -1) {
 		problem_set(&p, 503, "store-unavailable", NULL,
 		    "the store could not be read");
 		http_respond_problem(req, &p);
-		return;
+		goto out;
 	}
-	/* The page ends early after the task that takes it past the bound. */
-	shown = n;
-	buf_puts(&b, "{\"tasks\":[");
-	for (i = 0; i < n; i++) {
-		kids = NULL;
-		nkids = 0;
-		if (row_is_group(&rows[i]))
-			db_task_child_ids(corod_db, rows[i].id, &kids, &nkids);
-		if (i > 0)
-			buf_add(&b, ",", 1);
-		task_render(&b, &rows[i], kids, nkids);
-		free(kids);
-		if (b.len >= LIST_BYTES_MAX && i + 1 < n) {
-			cut = 1;
-			shown = i + 1;
+	rd->cut = rc;
+	rd->i = 0;
+	rd->phase = 0;
+	buf_puts(&rd->b, "{\"tasks\":[");
+	list_step(req);
+out:
+	http_read_end(req);
+}
+
+/*
+ * Render the rows from rd->i on, a group's children's ids read first;
+ * the page ends early after the task that takes it past the bound.
+ */
+static void
+list_step(struct http_request *req)
+{
+	struct http_read	*rd = &req->rd;
+	struct task_row		*row;
+	size_t			 i, len;
+	char			*body;
+
+	while (rd->i < rd->nrows) {
+		row = &rd->rows[rd->i];
+		if (rd->phase == 0 && row_is_group(row)) {
+			rd->phase = 1;
+			loop_issue(req, list_step);
+			db_task_child_ids(corod_db, row->id, &rd->ids,
+			    &rd->nids, loop_done, req);
+			if (!loop_back(req))
+				return;
+		}
+		if (rd->i > 0)
+			buf_add(&rd->b, ",", 1);
+		task_render(&rd->b, row, rd->ids, rd->nids);
+		free(rd->ids);
+		rd->ids = NULL;
+		rd->nids = 0;
+		rd->phase = 0;
+		rd->i++;
+		if (rd->b.len >= LIST_BYTES_MAX && rd->i < rd->nrows) {
+			rd->cut = 1;
 			break;
 		}
 	}
-	if (cut || shown == (size_t)f.limit)
-		buf_printf(&b, "],\"next_cursor\":\"c%" PRId64 "\"",
-		    rows[shown - 1].id);
+	/* rd->i rows are shown */
+	if (rd->cut || rd->i == (size_t)rd->limit)
+		buf_printf(&rd->b, "],\"next_cursor\":\"c%" PRId64 "\"",
+		    rd->rows[rd->i - 1].id);
 	else
-		buf_puts(&b, "],\"next_cursor\":null");
-	buf_printf(&b, ",\"seq\":%" PRId64 "}", commit_seq);
-	for (i = 0; i < n; i++)
-		task_row_free(&rows[i]);
-	free(rows);
-	body = buf_steal(&b, &len);
+		buf_puts(&rd->b, "],\"next_cursor\":null");
+	buf_printf(&rd->b, ",\"seq\":%" PRId64 "}", rd->version);
+	for (i = 0; i < rd->nrows; i++)
+		task_row_free(&rd->rows[i]);
+	free(rd->rows);
+	rd->rows = NULL;
+	rd->nrows = 0;
+	body = buf_steal(&rd->b, &len);
 	http_respond_text(req, 200, "application/json", body, len);
 }
 
-/* The task as stored now: 200, 304 or 404. */
+/*
+ * The task as stored now: 200, 304 or 404.  A revalidation is answered
+ * from the version alone: the task's in memory, else one indexed read (a
+ * client only knows committed versions, so a match is one).
+ */
 static void
 task_get_answer(struct http_request *req, int64_t id)
 {
-	struct task_row	 row;
-	struct problem	 p;
-	struct task	*t;
-	const char	*inm;
-	char		 etag[32];
-	int64_t		 version;
+	struct http_read	*rd = &req->rd;
+	struct task		*t;
 
-	/*
-	 * A revalidation is answered from the version alone: the task's in
-	 * memory, else one indexed read (a client only knows committed
-	 * versions, so a match is one).
-	 */
-	if ((inm = http_header(req, "If-None-Match")) != NULL) {
-		if ((t = task_lookup(id)) != NULL)
-			version = t->row.version;
-		else if (db_task_version(corod_db, id, &version) != 1)
-			version = -1;
-		snprintf(etag, sizeof etag, "\"%" PRId64 "\"", version);
-		if (version >= 0 && etag_matches(inm, etag)) {
-			http_add_header(req, "ETag", etag);
-			http_respond_empty(req, 304);
+	rd->id = id;
+	if (http_header(req, "If-None-Match") != NULL) {
+		if ((t = task_lookup(id)) == NULL) {
+			http_read_begin(req);
+			db_task_version(corod_db, id, &rd->version,
+			    get_version_done, req);
 			return;
 		}
+		rd->version = t->row.version;
+		if (get_not_modified(req))
+			return;
 	}
-	memset(&row, 0, sizeof row);
-	if (db_task_get(corod_db, id, &row) != 1) {
-		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64, id);
+	get_read(req);
+}
+
+/* If-None-Match names rd->version: 304 answered, returns 1. */
+static int
+get_not_modified(struct http_request *req)
+{
+	const char	*inm = http_header(req, "If-None-Match");
+	char		 etag[32];
+
+	if (inm == NULL || req->rd.version < 0)
+		return (0);
+	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", req->rd.version);
+	if (!etag_matches(inm, etag))
+		return (0);
+	http_add_header(req, "ETag", etag);
+	http_respond_empty(req, 304);
+	return (1);
+}
+
+static void
+get_version_done(void *arg, int rc)
+{
+	struct http_request	*req = arg;
+
+	if (rc != 1)
+		req->rd.version = -1;
+	if (http_read_wanted(req) && !get_not_modified(req))
+		get_read(req);
+	http_read_end(req);
+}
+
+/* Read the row of rd->id and answer with it. */
+static void
+get_read(struct http_request *req)
+{
+	struct http_read	*rd = &req->rd;
+
+	task_row_free(&rd->row);
+	http_read_begin(req);
+	db_task_get(corod_db, rd->id, &rd->row, get_row_done, req);
+}
+
+static void
+get_row_done(void *arg, int rc)
+{
+	struct http_request	*req = arg;
+	struct http_read	*rd = &req->rd;
+	struct problem		 p;
+
+	if (!http_read_wanted(req))
+		goto out;
+	if (rc != 1) {
+		task_row_free(&rd->row);
+		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64,
+		    rd->id);
 		http_respond_problem(req, &p);
-		return;
+		goto out;
 	}
-	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", row.version);
-	if ((inm = http_header(req, "If-None-Match")) != NULL &&
-	    etag_matches(inm, etag)) {
-		http_add_header(req, "ETag", etag);
-		http_respond_empty(req, 304);
-	} else
-		respond_task(req, 200, &row, NULL);
-	task_row_free(&row);
+	rd->version = rd->row.version;
+	if (get_not_modified(req))
+		task_row_free(&rd->row);
+	else
+		respond_task(req, 200);
+out:
+	http_read_end(req);
 }
 
 /* GET /v1/tasks/{id}[?wait=S&version=V] */
@@ -655,14 +905,12 @@ void
 api_task_get(struct http_request *req, const struct route_params *args)
 {
 	static const char *const names[] = { "wait", "version", NULL };
-	int64_t		 id = route_param_int(args, "id");
-	struct task_row	 row;
-	struct problem	 p;
-	struct waiter	*w;
-	struct timeval	 tv;
-	const char	*ws;
-	double		 wait = 0;
-	int64_t		 version;
+	struct http_read	*rd = &req->rd;
+	int64_t			 id = route_param_int(args, "id");
+	struct problem		 p;
+	const char		*ws;
+	double			 wait = 0;
+	int64_t			 version;
 
 	if (api_query_check(req, names) != 0)
 		return;
@@ -679,30 +927,52 @@ api_task_get(struct http_request *req, const struct route_params *args)
 	}
 	if (api_query_int(req, "version", 0, INT64_MAX, -1, &version) != 0)
 		return;
-	if (wait <= 0 || version < 0) {
+	if (wait <= 0 || version < 0)
 		task_get_answer(req, id);
-		return;
+	else {
+		/* Hold it if the task is at that version still. */
+		rd->id = id;
+		rd->version = version;
+		rd->until = (int64_t)(wait * USEC_PER_SEC);
+		task_row_free(&rd->row);
+		http_read_begin(req);
+		db_task_get(corod_db, id, &rd->row, wait_row_done, req);
 	}
-	memset(&row, 0, sizeof row);
-	if (db_task_get(corod_db, id, &row) != 1 || row.version != version) {
-		task_row_free(&row);
-		task_get_answer(req, id);
-		return;
-	}
-	task_row_free(&row);
+	http_read_hold(req);
+}
 
+static void
+wait_row_done(void *arg, int rc)
+{
+	struct http_request	*req = arg;
+	struct http_read	*rd = &req->rd;
+	struct waiter		*w;
+	struct timeval		 tv;
+	int			 same;
+
+	if (!http_read_wanted(req))
+		goto out;
+	same = rc == 1 && rd->row.version == rd->version;
+	task_row_free(&rd->row);
+	if (!same) {
+		task_get_answer(req, rd->id);
+		goto out;
+	}
 	w = xcalloc(1, sizeof *w);
 	w->req = req;
-	w->id = id;
-	w->version = version;
+	w->id = rd->id;
+	w->version = rd->version;
 	w->timer = evtimer_new(loop_base, waiter_timeout_cb, w);
-	tv = time_tv((int64_t)(wait * USEC_PER_SEC));
+	tv = time_tv(rd->until);
 	evtimer_add(w->timer, &tv);
-	LIST_INSERT_HEAD(&waiters[(uint64_t)id % WAITER_BUCKETS], w, entry);
+	LIST_INSERT_HEAD(&waiters[(uint64_t)w->id % WAITER_BUCKETS], w,
+	    entry);
 	req->data = w;
 	req->on_gone = waiter_gone;
 	req->on_free = waiter_gone;
 	http_hold(req);
+out:
+	http_read_end(req);
 }
 
 static void
@@ -795,7 +1065,6 @@ change_done(void *arg, int ok)
 {
 	struct change		*c = arg;
 	struct http_request	*req = c->req;
-	struct task_row		 row;
 	struct problem		 p;
 
 	if (req == NULL)
@@ -812,10 +1081,29 @@ change_done(void *arg, int ok)
 		http_respond_empty(req, 204);
 		goto out;
 	}
-	memset(&row, 0, sizeof row);
-	if (db_task_get(corod_db, c->id, &row) != 1) {
+	req->rd.id = c->id;
+	req->rd.status = c->status;
+	task_row_free(&req->rd.row);
+	http_read_begin(req);
+	db_task_get(corod_db, c->id, &req->rd.row, change_row_done, req);
+out:
+	free(c);
+}
+
+/* The changed task is read: the answer. */
+static void
+change_row_done(void *arg, int rc)
+{
+	struct http_request	*req = arg;
+	struct http_read	*rd = &req->rd;
+	struct task_row		*row = &rd->row;
+	struct problem		 p;
+
+	if (!http_read_wanted(req))
+		goto out;
+	if (rc != 1) {
 		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64,
-		    c->id);
+		    rd->id);
 		http_respond_problem(req, &p);
 		goto out;
 	}
@@ -825,16 +1113,19 @@ change_done(void *arg, int ok)
 	 * await in the turn of the cancel (an echo started by the timer
 	 * that turn) kept its outcome, and the answer says so.
 	 */
-	if (c->status == 409)
-		cancel_conflict(req, &row, 0);
-	else if (c->status == 202 && (row.state == TASK_SUCCEEDED ||
-	    row.state == TASK_FAILED))
-		cancel_conflict(req, &row, 1);
-	else
-		respond_task(req, c->status, &row, NULL);
-	task_row_free(&row);
+	if (rd->status == 409)
+		cancel_conflict(req, row, 0);
+	else if (rd->status == 202 && (row->state == TASK_SUCCEEDED ||
+	    row->state == TASK_FAILED))
+		cancel_conflict(req, row, 1);
+	else {
+		respond_task(req, rd->status);	/* which frees the row */
+		goto end;
+	}
 out:
-	free(c);
+	task_row_free(&rd->row);
+end:
+	http_read_end(req);
 }
 
 /*
@@ -884,27 +1175,106 @@ change_wait(struct http_request *req, int64_t id, unsigned int status)
 	http_suspend(req);
 }
 
+/*
+ * The task for a cancel or delete: in memory, else read and brought into
+ * memory; then fn(req, task), the task NULL if there is none.
+ */
+static void
+change_lookup(struct http_request *req, int64_t id,
+    void (*fn)(struct http_request *, struct task *))
+{
+	struct http_read	*rd = &req->rd;
+	struct task		*t;
+
+	if ((t = task_lookup(id)) != NULL) {
+		task_ref(t);
+		fn(req, t);
+		task_unref(t);
+		return;
+	}
+	rd->id = id;
+	rd->lookup = fn;
+	task_row_free(&rd->row);
+	http_read_begin(req);
+	db_task_get(corod_db, id, &rd->row, change_lookup_done, req);
+	http_read_hold(req);
+}
+
+static void
+change_lookup_done(void *arg, int rc)
+{
+	struct http_request	*req = arg;
+	struct http_read	*rd = &req->rd;
+	struct task		*t = NULL;
+
+	if (rc == 1) {
+		t = task_from_row(&rd->row);
+		task_ref(t);
+	}
+	task_row_free(&rd->row);
+	if (http_read_wanted(req))
+		rd->lookup(req, t);
+	if (t != NULL)
+		task_unref(t);
+	http_read_end(req);
+}
+
+/* No task of that id: 404. */
+static void
+change_missing(struct http_request *req, int64_t id)
+{
+	struct problem	p;
+
+	problem_set(&p, 404, "not-found", NULL, "no task %" PRId64, id);
+	http_respond_problem(req, &p);
+}
+
 /* POST /v1/tasks/{id}/cancel */
 void
 api_task_cancel(struct http_request *req, const struct route_params *args)
 {
-	int64_t		 id = route_param_int(args, "id");
-	struct task	*t;
-	struct problem	 p;
-	int		 rc;
-
 	if (api_query_check(req, (const char *const []){ NULL }) != 0)
 		return;
-	if ((t = task_get(id)) == NULL) {
-		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64, id);
-		http_respond_problem(req, &p);
+	change_lookup(req, route_param_int(args, "id"), cancel_task);
+}
+
+static void
+cancel_task(struct http_request *req, struct task *t)
+{
+	if (t == NULL) {
+		change_missing(req, req->rd.id);
 		return;
 	}
+	if (if_match_fails(req, t->row.version))
+		return;
+	/* A scheduled group's children are only in the store: load them. */
+	if (t->row.state == TASK_SCHEDULED && t->kind->group) {
+		change_subtree(req, t, cancel_loaded);
+		return;
+	}
+	cancel_now(req, t);
+}
+
+static void
+cancel_loaded(void *arg)
+{
+	struct http_request	*req = arg;
+	struct task		*t;
+
+	if ((t = task_lookup(req->rd.target)) == NULL)
+		change_missing(req, req->rd.target);
+	else
+		cancel_now(req, t);
+	http_read_end(req);
+}
+
+static void
+cancel_now(struct http_request *req, struct task *t)
+{
+	int64_t	id = t->row.id;
+	int	rc;
+
 	task_ref(t);
-	if (if_match_fails(req, t->row.version)) {
-		task_unref(t);
-		return;
-	}
 	rc = task_cancel(t, CANCEL_USER);
 	/* a 409 too tells only what is committed (reads show the same) */
 	if (rc < 0 && t->row.version <= commit_seq)
@@ -920,101 +1290,147 @@ api_task_cancel(struct http_request *req, const struct route_params *args)
 void
 api_task_delete(struct http_request *req, const struct route_params *args)
 {
-	int64_t		 id = route_param_int(args, "id");
-	struct task	*t, *parent = NULL;
-	struct problem	 p;
-
 	if (api_query_check(req, (const char *const []){ NULL }) != 0)
 		return;
-	if ((t = task_get(id)) == NULL) {
-		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64, id);
+	change_lookup(req, route_param_int(args, "id"), delete_task);
+}
+
+static void
+delete_task(struct http_request *req, struct task *t)
+{
+	struct problem	p;
+
+	if (t == NULL) {
+		change_missing(req, req->rd.id);
+		return;
+	}
+	if (if_match_fails(req, t->row.version))
+		return;
+	if (!TASK_FINAL(t->row.state)) {
+		problem_set(&p, 409, "not-finished", NULL, "task %" PRId64
+		    " is %s; cancel it first", t->row.id,
+		    task_state_name(t->row.state));
 		http_respond_problem(req, &p);
 		return;
 	}
-	task_ref(t);
-	if (if_match_fails(req, t->row.version))
-		goto out;
-	if (!TASK_FINAL(t->row.state)) {
-		problem_set(&p, 409, "not-finished", NULL, "task %" PRId64
-		    " is %s; cancel it first", id,
-		    task_state_name(t->row.state));
+	/* A child goes only with its parent finished (or gone). */
+	if (t->row.parent != 0) {
+		task_ref(t);
+		req->rd.task = t;	/* kept in memory meanwhile */
+		change_lookup(req, t->row.parent, delete_parent);
+		return;
+	}
+	delete_commit(req, t);
+}
+
+/* The parent of the child to delete (req->rd.task), NULL if none. */
+static void
+delete_parent(struct http_request *req, struct task *parent)
+{
+	struct problem	 p;
+	struct task	*t = req->rd.task;
+
+	req->rd.task = NULL;
+	if (parent != NULL && !TASK_FINAL(parent->row.state)) {
+		problem_set(&p, 409, "parent-running", NULL, "task %" PRId64
+		    " belongs to task %" PRId64 ", which is still %s",
+		    t->row.id, parent->row.id,
+		    task_state_name(parent->row.state));
 		http_respond_problem(req, &p);
-		goto out;
-	}
-	if (t->row.parent != 0 && (parent = task_get(t->row.parent)) != NULL) {
-		task_ref(parent);
-		if (!TASK_FINAL(parent->row.state)) {
-			problem_set(&p, 409, "parent-running", NULL, "task %"
-			    PRId64 " belongs to task %" PRId64 ", which is "
-			    "still %s", id, parent->row.id,
-			    task_state_name(parent->row.state));
-			http_respond_problem(req, &p);
-			task_unref(parent);
-			goto out;
-		}
-		task_unref(parent);
-	}
-	task_delete(t);
-	change_wait(req, id, 204);
-out:
+	} else
+		delete_commit(req, t);
 	task_unref(t);
 }
 
-/*
- * Append the stored log lines from *next on, before until (at most
- * LOG_READ_MAX, and no more once max_bytes of text are read; 0: no
- * bound) as text, preceded by a marker line if earlier ones were
- * dropped; *next moves past them and *n says how many there were.  -1 if
- * the store failed.
- */
-static int
-log_format(struct buf *b, int64_t id, int64_t *next, int64_t until,
-    size_t max_bytes, size_t *n)
+static void
+delete_commit(struct http_request *req, struct task *t)
 {
-	struct db_log_line	*lines = NULL;
-	char			 t[TIME_STRLEN];
-	int64_t			 first = 0;
-	size_t			 i;
+	int64_t	id = t->row.id;
 
-	*n = 0;
-	if (db_log_page(corod_db, id, *next, until, LOG_READ_MAX, max_bytes,
-	    &lines, n, &first) != 0)
-		return (-1);
-	if (*n > 0 && first > *next) {
+	/* A group goes with its stored descendants: load them. */
+	if (t->kind->group) {
+		change_subtree(req, t, delete_loaded);
+		return;
+	}
+	task_ref(t);
+	task_delete(t);
+	change_wait(req, id, 204);
+	task_unref(t);
+}
+
+static void
+delete_loaded(void *arg)
+{
+	struct http_request	*req = arg;
+	struct task		*t;
+
+	if ((t = task_lookup(req->rd.target)) == NULL)
+		change_missing(req, req->rd.target);
+	else {
+		task_ref(t);
+		task_delete(t);
+		change_wait(req, req->rd.target, 204);
+		task_unref(t);
+	}
+	http_read_end(req);
+}
+
+/*
+ * Load the stored subtree of t (task_tree_load), then fn(req): the
+ * change is made in its callback, all of it in one turn.  Made even if
+ * the client left meanwhile (as it would have been at once); answered
+ * only if not.
+ */
+static void
+change_subtree(struct http_request *req, struct task *t, void (*fn)(void *))
+{
+	req->rd.target = t->row.id;
+	http_read_begin(req);
+	task_tree_load(&t->row.id, 1, fn, req);
+	http_read_hold(req);
+}
+
+/*
+ * Append log lines read (db_log_page from *next, before until) as text,
+ * preceded by a marker line if earlier ones were dropped (first > *next);
+ * *next moves past them.  The lines are freed.
+ */
+static void
+log_format(struct buf *b, struct db_log_line *lines, size_t n,
+    int64_t first, int64_t *next, int64_t until)
+{
+	char	t[TIME_STRLEN];
+	size_t	i;
+
+	if (n > 0 && first > *next) {
 		buf_printf(b, "%s [%" PRId64 " earlier line%s dropped: the "
 		    "log keeps the last %d]\n", time_format(lines[0].at, t),
 		    first - *next, first - *next == 1 ? "" : "s",
 		    cfg->log_lines);
 	}
-	for (i = 0; i < *n; i++) {
+	for (i = 0; i < n; i++) {
 		buf_add(b, time_format(lines[i].at, t), 27);
 		buf_add(b, " ", 1);
 		buf_add(b, lines[i].text, lines[i].len);
 		buf_add(b, "\n", 1);
 	}
-	if (*n > 0)
-		*next = lines[*n - 1].n + 1;
+	if (n > 0)
+		*next = lines[n - 1].n + 1;
 	else if (first > *next && first < until)
 		*next = first;
-	db_log_lines_free(lines, *n);
-	return (0);
+	db_log_lines_free(lines, n);
 }
 
 /* GET /v1/tasks/{id}/log[?since=N][&max_bytes=B][&follow=1] */
 void
 api_task_log(struct http_request *req, const struct route_params *args)
 {
-	int64_t		 id = route_param_int(args, "id");
 	static const char *const names[] = { "since", "follow", "max_bytes",
 	    NULL };
-	struct task_row		 row;
+	struct http_read	*rd = &req->rd;
 	struct problem		 p;
-	struct buf		 b = { NULL, 0, 0 };
-	struct follower		*f;
 	const char		*fs;
-	char			 next[32], *body;
-	int64_t			 since, max_bytes, until;
-	size_t			 n, len, bytes;
+	int64_t			 since, max_bytes;
 
 	if (api_query_check(req, names) != 0)
 		return;
@@ -1030,70 +1446,142 @@ api_task_log(struct http_request *req, const struct route_params *args)
 		http_respond_problem(req, &p);
 		return;
 	}
-	memset(&row, 0, sizeof row);
-	if (db_task_get(corod_db, id, &row) != 1) {
-		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64, id);
+	rd->id = route_param_int(args, "id");
+	rd->since = since;
+	rd->max_bytes = max_bytes;
+	rd->follow = fs != NULL && strcmp(fs, "1") == 0;
+	task_row_free(&rd->row);
+	http_read_begin(req);
+	db_task_get(corod_db, rd->id, &rd->row, log_row_done, req);
+	http_read_hold(req);
+}
+
+/* The task is there: a follow's stream, else where the page ends. */
+static void
+log_row_done(void *arg, int rc)
+{
+	struct http_request	*req = arg;
+	struct http_read	*rd = &req->rd;
+	struct follower		*f;
+	struct problem		 p;
+
+	task_row_free(&rd->row);
+	if (!http_read_wanted(req))
+		goto out;
+	if (rc != 1) {
+		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64,
+		    rd->id);
 		http_respond_problem(req, &p);
-		return;
+		goto out;
 	}
-	task_row_free(&row);
 
 	/* HEAD too: the stream's head; http.c ends it at once */
-	if (fs != NULL && strcmp(fs, "1") == 0) {
+	if (rd->follow) {
 		f = xcalloc(1, sizeof *f);
 		f->req = req;
-		f->id = id;
-		f->next = since;
+		f->id = rd->id;
+		f->next = rd->since;
 		f->until = INT64_MAX;
 		f->follow = 1;
-		LIST_INSERT_HEAD(&followers[(uint64_t)id % WAITER_BUCKETS], f,
-		    entry);
+		LIST_INSERT_HEAD(&followers[(uint64_t)f->id % WAITER_BUCKETS],
+		    f, entry);
 		nfollowers++;
 		req->data = f;
 		req->on_free = follow_free;
 		http_add_header(req, "X-Accel-Buffering", "no");
 		http_respond_stream(req, 200, "text/plain; charset=utf-8",
-		    follow_read, f);
-		return;
+		    log_stream, f);
+		goto out;
 	}
 
 	/*
 	 * Where the page ends is said (X-Log-Next) before its body, so it is
 	 * found first, from the lines' lengths alone.
 	 */
-	if (db_log_span(corod_db, id, since, LOG_READ_MAX, LOG_LINE_EXTRA,
-	    (size_t)max_bytes, &until, &bytes) != 0)
-		goto fail;
-	if (bytes > LOG_INLINE_MAX) {
+	http_read_begin(req);
+	db_log_span(corod_db, rd->id, rd->since, LOG_READ_MAX, LOG_LINE_EXTRA,
+	    (size_t)rd->max_bytes, &rd->until, &rd->bytes, log_span_done, req);
+out:
+	http_read_end(req);
+}
+
+/* The page's end is known: stream it if large, else read it whole. */
+static void
+log_span_done(void *arg, int rc)
+{
+	struct http_request	*req = arg;
+	struct http_read	*rd = &req->rd;
+	struct follower		*f;
+	char			 next[32];
+
+	if (!http_read_wanted(req))
+		goto out;
+	if (rc != 0) {
+		log_unavailable(req);
+		goto out;
+	}
+	if (rd->bytes > LOG_INLINE_MAX) {
 		f = xcalloc(1, sizeof *f);
 		f->req = req;
-		f->id = id;
-		f->next = since;
-		f->until = until;
+		f->id = rd->id;
+		f->next = rd->since;
+		f->until = rd->until;
 		req->data = f;
 		req->on_free = follow_free;
-		snprintf(next, sizeof next, "%" PRId64, until);
+		snprintf(next, sizeof next, "%" PRId64, rd->until);
 		http_add_header(req, "X-Log-Next", next);
 		http_stream_whole(req);
 		http_respond_stream(req, 200, "text/plain; charset=utf-8",
-		    page_read, f);
-		return;
+		    log_stream, f);
+		goto out;
 	}
 	/*
 	 * The writer thread commits meanwhile: lines that came since the
 	 * span was taken are bounded too.
 	 */
-	if (log_format(&b, id, &since, until > since ? until : INT64_MAX,
-	    (size_t)max_bytes, &n) != 0) {
-		buf_free(&b);
-		goto fail;
+	if (rd->until <= rd->since)
+		rd->until = INT64_MAX;
+	http_read_begin(req);
+	db_log_page(corod_db, rd->id, rd->since, rd->until, LOG_READ_MAX,
+	    (size_t)rd->max_bytes, &rd->lines, &rd->nlines, &rd->first,
+	    log_page_done, req);
+out:
+	http_read_end(req);
+}
+
+/* A small page is read: answer it whole. */
+static void
+log_page_done(void *arg, int rc)
+{
+	struct http_request	*req = arg;
+	struct http_read	*rd = &req->rd;
+	struct buf		 b = { NULL, 0, 0 };
+	char			 next[32], *body;
+	size_t			 len;
+
+	if (!http_read_wanted(req))
+		goto out;
+	if (rc != 0) {
+		log_unavailable(req);
+		goto out;
 	}
-	snprintf(next, sizeof next, "%" PRId64, since);
+	log_format(&b, rd->lines, rd->nlines, rd->first, &rd->since,
+	    rd->until);
+	rd->lines = NULL;
+	rd->nlines = 0;
+	snprintf(next, sizeof next, "%" PRId64, rd->since);
 	http_add_header(req, "X-Log-Next", next);
 	body = buf_steal(&b, &len);
 	http_respond_text(req, 200, "text/plain; charset=utf-8", body, len);
-	return;
-fail:
+out:
+	http_read_end(req);
+}
+
+static void
+log_unavailable(struct http_request *req)
+{
+	struct problem	p;
+
 	problem_set(&p, 503, "store-unavailable", NULL,
 	    "the log could not be read");
 	http_respond_problem(req, &p);
@@ -1118,56 +1606,107 @@ log_out(struct follower *f, char *buf, size_t max)
 }
 
 /*
- * The stream of a large page: a batch of its lines at a time, read as
- * the socket takes more.  Lines that went meanwhile (the log's cap, or
- * a DELETE) end it early; a store that fails cuts it short (-2), so the
- * client does not take it for the whole page.
+ * The stream of a large page, or of a follower: a batch of lines at a
+ * time, read as the socket takes more.  A read that is not answered at
+ * once (a store that answers later) returns "nothing yet": http.c holds
+ * the stream, and the read's callback wakes it (libmicrohttpd's reader
+ * must not wait).  A page ends at its end, or early when lines went
+ * meanwhile (the log's cap, a DELETE); a store that fails cuts it short
+ * (-2), so the client does not take it for the whole page.  A follower
+ * sends what is committed, then reads its task: final (or gone) ends
+ * it, else it waits for the next commit of the task (api_wake_followers;
+ * one that came during the reads is not missed: woken).
  */
 static ssize_t
-page_read(void *arg, char *buf, size_t max)
+log_stream(void *arg, char *buf, size_t max)
 {
 	struct follower	*f = arg;
 	ssize_t		 r;
-	size_t		 n;
 
-	if ((r = log_out(f, buf, max)) > 0)
-		return (r);
-	if (f->next >= f->until)
-		return (-1);
-	if (log_format(&f->out, f->id, &f->next, f->until, LOG_BATCH_BYTES,
-	    &n) != 0)
-		return (-2);
-	if (n == 0)
-		return (-1);
-	return (log_out(f, buf, max));
+	for (;;) {
+		if ((r = log_out(f, buf, max)) > 0)
+			return (r);
+		if (f->reading)
+			return (0);
+		switch (f->step) {
+		case LOG_END:
+			return (-1);
+		case LOG_FAIL:
+			return (f->follow ? -1 : -2);
+		case LOG_IDLE:
+			f->step = LOG_LINES;
+			return (0);
+		case LOG_LINES:
+			if (!f->follow && f->next >= f->until)
+				return (-1);
+			f->woken = 0;
+			log_stream_issue(f);
+			db_log_page(corod_db, f->id, f->next, f->until,
+			    LOG_READ_MAX, LOG_BATCH_BYTES, &f->lines,
+			    &f->nlines, &f->first, log_lines_done, f);
+			f->in_reader = 0;
+			break;
+		case LOG_ROW:
+			log_stream_issue(f);
+			db_task_get(corod_db, f->id, &f->row, log_final_done,
+			    f);
+			f->in_reader = 0;
+			break;
+		}
+	}
 }
 
-/*
- * The stream of a follower: what is formatted, else the lines committed
- * since, else the end if the task is final (or gone), else wait.
- */
-static ssize_t
-follow_read(void *arg, char *buf, size_t max)
+static void
+log_stream_issue(struct follower *f)
+{
+	f->reading = 1;
+	f->in_reader = 1;
+	http_read_begin(f->req);
+}
+
+/* A stream's read is answered: wake the stream unless in its reader. */
+static void
+log_stream_back(struct follower *f)
+{
+	struct http_request	*req = f->req;
+
+	f->reading = 0;
+	if (!f->in_reader && !req->gone)
+		http_stream_wake(req);
+	http_read_end(req);	/* may free f */
+}
+
+static void
+log_lines_done(void *arg, int rc)
 {
 	struct follower	*f = arg;
-	struct task_row	 row;
-	ssize_t		 r;
-	size_t		 n;
-	int		 found, final;
+	size_t		 n = f->nlines;
 
-	if ((r = log_out(f, buf, max)) > 0)
-		return (r);
-	if (log_format(&f->out, f->id, &f->next, INT64_MAX, LOG_BATCH_BYTES,
-	    &n) != 0)
-		return (-1);
-	if ((r = log_out(f, buf, max)) > 0)
-		return (r);
-	/* Lines are committed with the final state: none left means done. */
-	memset(&row, 0, sizeof row);
-	found = db_task_get(corod_db, f->id, &row);
-	final = found != 1 || TASK_FINAL(row.state);
-	task_row_free(&row);
-	return (final ? -1 : 0);
+	if (rc != 0)
+		f->step = LOG_FAIL;
+	else {
+		log_format(&f->out, f->lines, n, f->first, &f->next,
+		    f->until);
+		if (n == 0)
+			f->step = f->follow ? LOG_ROW : LOG_END;
+	}
+	f->lines = NULL;
+	f->nlines = 0;
+	log_stream_back(f);
+}
+
+/* Lines are committed with the final state: none left means done. */
+static void
+log_final_done(void *arg, int rc)
+{
+	struct follower	*f = arg;
+
+	if (rc != 1 || TASK_FINAL(f->row.state))
+		f->step = LOG_END;
+	else
+		f->step = f->woken ? LOG_LINES : LOG_IDLE;
+	task_row_free(&f->row);
+	log_stream_back(f);
 }
 
 /* The follower's request is over. */
@@ -1183,6 +1722,8 @@ follow_free(struct http_request *req)
 		nfollowers--;
 	}
 	buf_free(&f->out);
+	db_log_lines_free(f->lines, f->nlines);
+	task_row_free(&f->row);
 	free(f);
 	req->data = NULL;
 }
@@ -1199,7 +1740,39 @@ api_wake_followers(int64_t id)
 	if (nfollowers == 0)
 		return;
 	LIST_FOREACH(f, &followers[(uint64_t)id % WAITER_BUCKETS], entry) {
-		if (f->id == id)
+		if (f->id == id) {
+			f->woken = 1;
 			http_stream_wake(f->req);
+		}
+	}
+}
+
+/* Free what reads left in req->rd (http_read_clear_hook). */
+void
+api_read_clear(struct http_request *req)
+{
+	struct http_read	*rd = &req->rd;
+	size_t			 i;
+
+	task_row_free(&rd->row);
+	memset(&rd->row, 0, sizeof rd->row);
+	for (i = 0; i < rd->nrows; i++)
+		task_row_free(&rd->rows[i]);
+	free(rd->rows);
+	rd->rows = NULL;
+	rd->nrows = 0;
+	free(rd->ids);
+	rd->ids = NULL;
+	rd->nids = 0;
+	free(rd->todo);
+	rd->todo = NULL;
+	rd->ntodo = 0;
+	db_log_lines_free(rd->lines, rd->nlines);
+	rd->lines = NULL;
+	rd->nlines = 0;
+	buf_free(&rd->b);
+	if (rd->task != NULL) {
+		task_unref(rd->task);
+		rd->task = NULL;
 	}
 }

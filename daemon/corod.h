@@ -273,6 +273,9 @@ void		 spec_tree_free(struct spec_tree *);
 /* task.c: lifecycle (the state machine is drawn there) */
 struct task	*task_lookup(int64_t);
 struct task	*task_get(int64_t);
+struct task	*task_from_row(const struct task_row *);
+void		 task_tree_load(const int64_t *, size_t, void (*)(void *),
+		    void *);
 struct task	*task_create(const struct task_row *);
 void		 task_create_tree(struct spec_tree *);
 void		 task_ref(struct task *);
@@ -331,6 +334,12 @@ struct submission {
 	size_t			 nreplay;
 	int			 idem_listed;	/* in the pending keys */
 	LIST_ENTRY(submission)	 idem_entry;
+	/* the key's lookup in the store (db_idem_get), answered maybe later */
+	char			*idem_old_hash;
+	char			*idem_old_ids;
+	int			 idem_found;
+	int			 idem_reading;
+	int			 idem_inline;
 };
 int		 submit_init(void);
 enum submit_result task_submit(struct submission *, const char *,

@@ -71,7 +71,7 @@ group_start(struct task *t)
 	    strcmp(json_string_value(of), "continue") == 0;
 	json_decref(params);
 
-	if (db_task_children(corod_db, t->row.id, &rows, &n) != 0) {
+	if (db_task_children_sync(corod_db, t->row.id, &rows, &n) != 0) {
 		free(g);
 		return (-1);
 	}

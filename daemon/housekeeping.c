@@ -27,11 +27,24 @@ static int		 hk_queued;
 /* Deletions handed to the commit and not yet on disk; a full batch. */
 static int		 hk_deleting;
 static int		 hk_full;
+/* A round's reads are out; what it read and deletes. */
+static int		 hk_reading;
+static int64_t		*hk_ids;
+static size_t		 hk_nids;
+static size_t		 hk_round;
+static int		 hk_round_full;
+static void		(*hk_next)(void);
 
 static void	hk_cb(evutil_socket_t, short, void *);
 static size_t	hk_delete(int64_t *, size_t);
 static void	hk_pruned(void *, int);
 static void	hk_deleted(void *, int);
+static void	hk_expired_done(void *, int);
+static void	hk_beyond(void);
+static void	hk_beyond_done(void *, int);
+static void	hk_take(int, void (*)(void));
+static void	hk_loaded(void *);
+static void	hk_round_end(void);
 
 /* Run now and every minute. */
 void
@@ -64,7 +77,10 @@ hk_cb(evutil_socket_t fd, short what, void *arg)
 	housekeeping_run();
 }
 
-/* Delete the finished tasks of ids (and free it); how many were. */
+/*
+ * Delete the finished tasks of ids (and free it); how many were.  Their
+ * subtrees are in memory (task_tree_load, hk_take).
+ */
 static size_t
 hk_delete(int64_t *ids, size_t n)
 {
@@ -72,7 +88,7 @@ hk_delete(int64_t *ids, size_t n)
 	size_t		 i, deleted = 0;
 
 	for (i = 0; i < n; i++) {
-		if ((t = task_get(ids[i])) == NULL ||
+		if ((t = task_lookup(ids[i])) == NULL ||
 		    !TASK_FINAL(t->row.state) || (t->flags & TASKF_DELETE))
 			continue;
 		task_delete(t);
@@ -86,32 +102,25 @@ hk_delete(int64_t *ids, size_t n)
  * One round; if a batch was full, another follows once its deletions are
  * committed.  The loop reads committed rows only: a round before that
  * would find the same tasks expired and delete them (and their children)
- * again, turn after turn while the writer is busy.
+ * again, turn after turn while the writer is busy.  Its reads are
+ * answered at once (sqlite) or later (hk_expired_done, hk_beyond_done);
+ * a round whose reads are out is not started again.
  */
 void
 housekeeping_run(void)
 {
-	int64_t		*ids = NULL, now = time_now();
-	size_t		 n = 0, deleted = 0;
-	int		 full = 0;
+	int64_t	now = time_now();
 
-	if (cfg->retention > 0 && !hk_deleting && db_task_expired(corod_db,
-	    now - cfg->retention, HK_BATCH, &ids, &n) == 0) {
-		deleted += hk_delete(ids, n);
-		full |= n == HK_BATCH;
-	}
-	/* only when there could be more finished tasks than are kept */
-	if (!full && !hk_deleting && cfg->retention_count > 0 &&
-	    task_nstored > cfg->retention_count && db_task_beyond(corod_db,
-	    cfg->retention_count, HK_BATCH, &ids, &n) == 0) {
-		deleted += hk_delete(ids, n);
-		full |= n == HK_BATCH;
-	}
-	if (deleted > 0) {
-		log_info("retention: deleting %zu finished tasks", deleted);
-		hk_deleting = 1;
-		hk_full = full;
-		commit_after(hk_deleted, NULL);
+	if (!hk_reading && !hk_deleting) {
+		hk_reading = 1;
+		hk_round = 0;
+		hk_round_full = 0;
+		if (cfg->retention > 0)
+			db_task_expired(corod_db, now - cfg->retention,
+			    HK_BATCH, &hk_ids, &hk_nids, hk_expired_done,
+			    NULL);
+		else
+			hk_beyond();
 	}
 	/* Written with the turn's batch. */
 	if (hk_queued)
@@ -120,6 +129,78 @@ housekeeping_run(void)
 	commit_prune(now - HK_IDEM_KEEP, commit_seq > HK_TOMBSTONES_KEEP ?
 	    commit_seq - HK_TOMBSTONES_KEEP : 0);
 	commit_after(hk_pruned, NULL);
+}
+
+/* The expired tasks are read: delete them; then those beyond the count. */
+static void
+hk_expired_done(void *arg, int rc)
+{
+	(void)arg;
+	hk_take(rc, hk_beyond);
+}
+
+/* Only when there could be more finished tasks than are kept. */
+static void
+hk_beyond(void)
+{
+	if (!hk_round_full && cfg->retention_count > 0 &&
+	    task_nstored > cfg->retention_count) {
+		db_task_beyond(corod_db, cfg->retention_count, HK_BATCH,
+		    &hk_ids, &hk_nids, hk_beyond_done, NULL);
+		return;
+	}
+	hk_round_end();
+}
+
+static void
+hk_beyond_done(void *arg, int rc)
+{
+	(void)arg;
+	hk_take(rc, hk_round_end);
+}
+
+/*
+ * A read of ids to delete is answered: load them with their stored
+ * descendants, delete them (hk_loaded), then next.
+ */
+static void
+hk_take(int rc, void (*next)(void))
+{
+	if (rc != 0 || hk_nids == 0) {
+		free(hk_ids);
+		hk_ids = NULL;
+		hk_nids = 0;
+		next();
+		return;
+	}
+	hk_next = next;
+	task_tree_load(hk_ids, hk_nids, hk_loaded, NULL);
+}
+
+static void
+hk_loaded(void *arg)
+{
+	size_t	n = hk_nids;
+
+	(void)arg;
+	hk_round += hk_delete(hk_ids, n);
+	hk_round_full |= n == HK_BATCH;
+	hk_ids = NULL;
+	hk_nids = 0;
+	hk_next();
+}
+
+/* The round's reads are done: commit its deletions. */
+static void
+hk_round_end(void)
+{
+	hk_reading = 0;
+	if (hk_round > 0) {
+		log_info("retention: deleting %zu finished tasks", hk_round);
+		hk_deleting = 1;
+		hk_full = hk_round_full;
+		commit_after(hk_deleted, NULL);
+	}
 }
 
 /* The prune was written (or dropped): the next one may be queued. */

@@ -74,6 +74,7 @@ static void	heap_swap(struct heap *, size_t, size_t);
 static void	heap_up(struct heap *, size_t);
 static void	heap_down(struct heap *, size_t);
 static void	sched_rearm(void);
+static void	sched_window_claimed(void *, int);
 static void	sched_due_cb(evutil_socket_t, short, void *);
 static void	sched_start(struct task *);
 static int	sched_blocked(const struct task *);
@@ -81,6 +82,15 @@ static void	sched_wait(struct task *, int);
 static void	sched_drain(void);
 static void	sched_window_cb(evutil_socket_t, short, void *);
 static int	sched_needs(const struct task *, size_t);
+
+/* The window's claim, while the store has not answered it. */
+static struct {
+	struct task_row	*rows;
+	size_t		 n;
+	int64_t		 until;		/* the claim's end */
+	int		 busy;
+	int		 dropped;	/* by sched_shutdown: answer ignored */
+} fill;
 
 /* Start reading the window from disk, now and every second. */
 void
@@ -128,12 +138,16 @@ sched_shutdown(void)
 	pools = NULL;
 	npools = 0;
 	wm_run_at = wm_id = 0;
+	if (fill.busy)
+		fill.dropped = 1;
 }
 
 /* Is (run_at, id) inside the window held in memory? */
 int
 sched_in_window(int64_t run_at, int64_t id)
 {
+	if (fill.busy && run_at <= fill.until)
+		return (1);	/* the claim out may not see it */
 	return (run_at < wm_run_at || (run_at == wm_run_at && id <= wm_id));
 }
 
@@ -486,28 +500,55 @@ sched_window_cb(evutil_socket_t fd, short what, void *arg)
  * the claim is written with each task's next change (its start), so the
  * read is all it costs.  A row claimed but not kept (in memory already)
  * is simply not written: the claim lapses.
+ *
+ * The claim is answered at once (sqlite) or later (sched_window_claimed).
+ * While it is out, a submission due by its end is armed at once
+ * (sched_in_window): the claim may not see it, and the watermark moves
+ * past it when the answer comes.  One claim at a time: a fill asked for
+ * meanwhile is the next second's.
  */
 void
 sched_window_fill(void)
 {
-	struct task_row		*rows = NULL;
-	struct task		*t;
 	struct store_window	 w;
-	int64_t			 now = time_now(), until = now + cfg->window;
-	size_t			 n = 0, i;
+	int64_t			 now = time_now();
 
+	if (fill.busy)
+		return;
+	fill.until = now + cfg->window;
 	w.after_run_at = wm_run_at;
 	w.after_id = wm_id;
-	w.until = until;
+	w.until = fill.until;
 	w.limit = cfg->window_max;
-	if (db_claim(corod_db, db_owner(corod_db), now + STORE_LEASE, &w, &rows,
-	    &n) != 0)
+	fill.busy = 1;
+	db_claim(corod_db, db_owner(corod_db), now + STORE_LEASE, &w,
+	    &fill.rows, &fill.n, sched_window_claimed, NULL);
+}
+
+/* The window's claim is answered: move the watermark, arm the rows. */
+static void
+sched_window_claimed(void *arg, int rc)
+{
+	struct task_row	*rows = fill.rows;
+	struct task	*t;
+	size_t		 n = fill.n, i;
+
+	(void)arg;
+	fill.busy = 0;
+	fill.rows = NULL;
+	fill.n = 0;
+	if (rc != 0 || fill.dropped) {
+		fill.dropped = 0;
+		for (i = 0; i < n; i++)
+			task_row_free(&rows[i]);
+		free(rows);
 		return;
+	}
 	if (n == (size_t)cfg->window_max) {
 		wm_run_at = rows[n - 1].run_at;
 		wm_id = rows[n - 1].id;
-	} else if (until > wm_run_at) {
-		wm_run_at = until;
+	} else if (fill.until > wm_run_at) {
+		wm_run_at = fill.until;
 		wm_id = INT64_MAX;
 	}
 	for (i = 0; i < n; i++) {
@@ -540,7 +581,7 @@ sched_recover(void)
 	int64_t		 now = time_now();
 	int		 rc = -1;
 
-	if (db_expired(corod_db, now, db_owner(corod_db), &rows, &n) != 0)
+	if (db_expired_sync(corod_db, now, db_owner(corod_db), &rows, &n) != 0)
 		return (-1);
 	for (i = 0; i < n; i++) {
 		if ((t = task_lookup(rows[i].id)) == NULL)
@@ -561,7 +602,7 @@ sched_recover(void)
 			continue;
 		kids = NULL;
 		nk = 0;
-		if (db_task_children(corod_db, t->row.id, &kids, &nk) != 0)
+		if (db_task_children_sync(corod_db, t->row.id, &kids, &nk) != 0)
 			goto out;
 		for (j = 0; j < nk; j++) {
 			if (kids[j].state == TASK_SCHEDULED &&

@@ -221,7 +221,9 @@ stats_main(void *arg)
 		if (seq != seen_seq) {
 			pthread_mutex_unlock(&mu);
 			memset(fresh, 0, size);
-			if (db_task_count_kinds(stats_db, count_cb, fresh) == 0) {
+			/* its own connection, on its own thread: may block */
+			if (db_task_count_kinds_sync(stats_db, count_cb,
+			    fresh) == 0) {
 				pthread_mutex_lock(&mu);
 				memcpy(counts, fresh, size);
 				counted_at = time_now();

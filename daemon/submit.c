@@ -36,7 +36,10 @@ int64_t				task_nstored;
 
 static enum submit_result submit_admit(struct submission *, const char *,
 		    struct verror *);
-static int	submit_replay(struct submission *, const char *,
+static int	submit_replay(struct submission *, struct verror *);
+static int	submit_key_busy(struct submission *);
+static void	submit_idem_done(void *, int);
+static enum submit_result submit_create(struct submission *,
 		    struct verror *);
 static void	submit_retry(void *, int);
 static void	submit_committed(void *, int);
@@ -49,7 +52,7 @@ submit_init(void)
 	int64_t	counts[TASK_NSTATES];
 	int	i;
 
-	if (db_task_count(corod_db, counts) != 0)
+	if (db_task_count_sync(corod_db, counts) != 0)
 		return (-1);
 	task_nstored = 0;
 	for (i = 0; i < TASK_NSTATES; i++)
@@ -80,22 +83,75 @@ task_submit(struct submission *s, const char *key, const char *hash,
 static enum submit_result
 submit_admit(struct submission *s, const char *key, struct verror *err)
 {
-	struct submission	*other;
-	int			 rc;
+	int	rc;
 
 	if (key != NULL) {
-		LIST_FOREACH(other, &idem_pending, idem_entry) {
-			if (strcmp(other->idem_key, key) == 0) {
-				if (s->idem_key == NULL)
-					s->idem_key = xstrdup(key);
-				commit_after(submit_retry, s);
-				return (SUBMIT_PENDING);
-			}
-		}
-		if ((rc = submit_replay(s, key, err)) != -1)
+		if (s->idem_key == NULL)
+			s->idem_key = xstrdup(key);
+		if (submit_key_busy(s))
+			return (SUBMIT_PENDING);
+		/*
+		 * Committed before?  The store answers at once (sqlite), or
+		 * later: then submit_idem_done goes on and answers through
+		 * s->done.
+		 */
+		s->idem_reading = 1;
+		s->idem_inline = 1;
+		db_idem_get(corod_db, s->idem_key, &s->idem_old_hash,
+		    &s->idem_old_ids, submit_idem_done, s);
+		s->idem_inline = 0;
+		if (s->idem_reading)
+			return (SUBMIT_PENDING);
+		if ((rc = submit_replay(s, err)) != -1)
 			return (rc);
 	}
+	return (submit_create(s, err));
+}
 
+/*
+ * Another submission with the key is on its way to the store: ask again
+ * once that commit is done (submit_retry).  1 if so.
+ */
+static int
+submit_key_busy(struct submission *s)
+{
+	struct submission	*other;
+
+	LIST_FOREACH(other, &idem_pending, idem_entry) {
+		if (strcmp(other->idem_key, s->idem_key) == 0) {
+			commit_after(submit_retry, s);
+			return (1);
+		}
+	}
+	return (0);
+}
+
+/* The key's lookup is answered; later than asked: go on from here. */
+static void
+submit_idem_done(void *arg, int found)
+{
+	struct submission	*s = arg;
+	struct verror		 err;
+	int			 rc;
+
+	s->idem_found = found;
+	s->idem_reading = 0;
+	if (s->idem_inline)
+		return;
+	if ((rc = submit_replay(s, &err)) == -1) {
+		/* the key may have come meanwhile */
+		if (submit_key_busy(s))
+			return;
+		if ((rc = submit_create(s, &err)) == SUBMIT_PENDING)
+			return;
+	}
+	s->done(s, rc, rc == SUBMIT_REFUSED ? &err : NULL);
+}
+
+/* Not a replay: the limits, then the tasks in memory, to be committed. */
+static enum submit_result
+submit_create(struct submission *s, struct verror *err)
+{
 	/* Uniqueness (unique keys of schedules and queues) goes here. */
 
 	/*
@@ -114,9 +170,7 @@ submit_admit(struct submission *s, const char *key, struct verror *err)
 	/* Given back if the commit fails, and at each delete committed. */
 	task_nstored += (int64_t)s->tree.nrows;
 	task_create_tree(&s->tree);
-	if (key != NULL) {
-		if (s->idem_key == NULL)
-			s->idem_key = xstrdup(key);
+	if (s->idem_key != NULL) {
 		submit_idem_record(s);
 		LIST_INSERT_HEAD(&idem_pending, s, idem_entry);
 		s->idem_listed = 1;
@@ -128,34 +182,33 @@ submit_admit(struct submission *s, const char *key, struct verror *err)
 }
 
 /*
- * A key committed before: SUBMIT_REPLAYED with its tasks' ids, or
- * SUBMIT_REFUSED (another request, or the store unreadable); -1 if the
- * key is new.
+ * The key's lookup read (s->idem_found, s->idem_old_*): SUBMIT_REPLAYED
+ * with its tasks' ids, or SUBMIT_REFUSED (another request, or the store
+ * unreadable); -1 if the key is new.
  */
 static int
-submit_replay(struct submission *s, const char *key, struct verror *err)
+submit_replay(struct submission *s, struct verror *err)
 {
-	char	*old_hash = NULL, *ids_json = NULL;
 	json_t	*ids, *list, *v;
 	size_t	 i;
-	int	 found, rc = SUBMIT_REPLAYED;
+	int	 rc = SUBMIT_REPLAYED;
 
-	if ((found = db_idem_get(corod_db, key, &old_hash, &ids_json)) == 0)
+	if (s->idem_found == 0)
 		return (-1);
-	if (found != 1) {
+	if (s->idem_found != 1) {
 		verror_set(err, "store-unavailable", NULL, "the database "
 		    "cannot be read; nothing was submitted");
 		rc = SUBMIT_REFUSED;
 		goto out;
 	}
-	if (strcmp(old_hash, s->idem_hash) != 0) {
+	if (strcmp(s->idem_old_hash, s->idem_hash) != 0) {
 		verror_set(err, "idempotency-key-reused", NULL, "this "
 		    "Idempotency-Key was used with a different body");
 		rc = SUBMIT_REFUSED;
 		goto out;
 	}
 	/* [id] for one spec, {"tasks": [ids]} for a list (of one, too) */
-	ids = json_loads(ids_json, 0, NULL);
+	ids = json_loads(s->idem_old_ids, 0, NULL);
 	s->batch = json_is_object(ids);
 	list = s->batch ? json_object_get(ids, "tasks") : ids;
 	s->replay_ids = xcalloc(json_array_size(list) + 1,
@@ -165,8 +218,9 @@ submit_replay(struct submission *s, const char *key, struct verror *err)
 		s->replay_ids[s->nreplay++] = json_integer_value(v);
 	json_decref(ids);
 out:
-	free(old_hash);
-	free(ids_json);
+	free(s->idem_old_hash);
+	free(s->idem_old_ids);
+	s->idem_old_hash = s->idem_old_ids = NULL;
 	return (rc);
 }
 
@@ -247,6 +301,8 @@ submit_free(struct submission *s)
 		    __func__);
 	free(s->idem_key);
 	free(s->idem_ids);
+	free(s->idem_old_hash);
+	free(s->idem_old_ids);
 	free(s->replay_ids);
 	spec_tree_free(&s->tree);
 }

@@ -53,6 +53,8 @@ static void	task_finalize(struct task *, enum task_state);
 static void	task_end_attempt(struct task *);
 static int	task_idle(struct task *);
 static void	task_cancel_stored_children(struct task *);
+static int	task_child_ids(struct task *, int64_t **, size_t *);
+static struct task *task_child(int64_t);
 static char	*task_error_json(const char *, const char *, int);
 
 /* Bucket of an id. */
@@ -133,11 +135,265 @@ task_get(int64_t id)
 	if ((t = task_lookup(id)) != NULL)
 		return (t);
 	memset(&row, 0, sizeof row);
-	if (db_task_get(corod_db, id, &row) != 1)
+	if (db_task_get_sync(corod_db, id, &row) != 1)
 		return (NULL);
 	t = task_create(&row);
 	task_row_free(&row);
 	return (t);
+}
+
+/*
+ * The task of a row read from the store (db_task_get, answered maybe
+ * later): the one in memory if it was loaded meanwhile, else the row
+ * brought into memory.
+ */
+struct task *
+task_from_row(const struct task_row *row)
+{
+	struct task	*t;
+
+	if ((t = task_lookup(row->id)) != NULL)
+		return (t);
+	return (task_create(row));
+}
+
+/*
+ * A stored subtree brought into memory: task_tree_load(ids, n, done,
+ * arg) loads the tasks of ids that exist and all their descendants,
+ * each held (a ref) with its children's ids, then calls done(arg), and
+ * lets go of them after.  While done runs, the walks of a delete and of
+ * a scheduled group's cancel (task_delete, task_cancel) find the
+ * children there, so that they read nothing: what they change is
+ * changed in one turn, as one commit, whether the store answered the
+ * reads at once (sqlite: all within the call) or later.  Outside of it
+ * they read the store synchronously (db/store.h says who still does).
+ */
+struct tree_node {
+	struct task	*t;
+	int64_t		*kids;		/* its children's ids, if read */
+	size_t		 nkids;
+	int		 read;
+};
+struct task_tree {
+	struct tree_node *v;		/* breadth first */
+	size_t		  n;
+	size_t		  cap;
+	int64_t		 *roots;
+	size_t		  nroots;
+	size_t		  root;		/* the next root to load */
+	size_t		  at;		/* the next node to expand */
+	size_t		  k;		/* ... and its next child */
+	int		  phase;	/* TREE_* */
+	int64_t		 *ids;		/* a read's answer */
+	size_t		  nids;
+	struct task_row	  row;
+	int		  rc;
+	int		  inloop;	/* a read issued by tree_step ... */
+	int		  pending;	/* ... and not answered yet */
+	void		(*done)(void *);
+	void		 *arg;
+};
+enum { TREE_ROOT, TREE_ROOT_READ, TREE_NODE, TREE_KIDS_READ, TREE_KID,
+    TREE_KID_READ };
+static struct task_tree	*task_tree_active;
+
+static void	tree_step(struct task_tree *);
+static void	tree_read_done(void *, int);
+
+void
+task_tree_load(const int64_t *ids, size_t n, void (*done)(void *),
+    void *arg)
+{
+	struct task_tree	*tr;
+
+	tr = xcalloc(1, sizeof *tr);
+	tr->roots = xcalloc(n > 0 ? n : 1, sizeof *tr->roots);
+	memcpy(tr->roots, ids, n * sizeof *ids);
+	tr->nroots = n;
+	tr->done = done;
+	tr->arg = arg;
+	tree_step(tr);
+}
+
+static void
+tree_add(struct task_tree *tr, struct task *t)
+{
+	if (tr->n == tr->cap) {
+		tr->cap = tr->cap == 0 ? 8 : tr->cap * 2;
+		tr->v = xreallocarray(tr->v, tr->cap, sizeof *tr->v);
+	}
+	task_ref(t);
+	memset(&tr->v[tr->n], 0, sizeof tr->v[tr->n]);
+	tr->v[tr->n++].t = t;
+}
+
+/* Before a read of tree_step: after it, 1 if answered already. */
+static void
+tree_issue(struct task_tree *tr, int phase)
+{
+	tr->phase = phase;
+	tr->inloop = 1;
+	tr->pending = 1;
+}
+
+static int
+tree_back(struct task_tree *tr)
+{
+	tr->inloop = 0;
+	return (!tr->pending);
+}
+
+static void
+tree_read_done(void *arg, int rc)
+{
+	struct task_tree	*tr = arg;
+
+	tr->rc = rc;
+	tr->pending = 0;
+	if (!tr->inloop)
+		tree_step(tr);
+}
+
+/* Everything is in: done, then let go. */
+static void
+tree_finish(struct task_tree *tr)
+{
+	struct task_tree	*outer = task_tree_active;
+	size_t			 i;
+
+	task_tree_active = tr;
+	tr->done(tr->arg);
+	task_tree_active = outer;
+	for (i = 0; i < tr->n; i++) {
+		free(tr->v[i].kids);
+		task_unref(tr->v[i].t);
+	}
+	free(tr->v);
+	free(tr->roots);
+	free(tr);
+}
+
+static void
+tree_step(struct task_tree *tr)
+{
+	struct tree_node	*nd;
+	struct task		*t;
+	int64_t			 id;
+
+	for (;;) {
+		switch (tr->phase) {
+		case TREE_ROOT:
+			if (tr->root == tr->nroots) {
+				tr->phase = TREE_NODE;
+				break;
+			}
+			id = tr->roots[tr->root];
+			if ((t = task_lookup(id)) != NULL) {
+				tree_add(tr, t);
+				tr->root++;
+				break;
+			}
+			tree_issue(tr, TREE_ROOT_READ);
+			db_task_get(corod_db, id, &tr->row, tree_read_done, tr);
+			if (!tree_back(tr))
+				return;
+			break;
+		case TREE_ROOT_READ:
+			if (tr->rc == 1)
+				tree_add(tr, task_from_row(&tr->row));
+			task_row_free(&tr->row);
+			tr->root++;
+			tr->phase = TREE_ROOT;
+			break;
+		case TREE_NODE:
+			if (tr->at == tr->n) {
+				tree_finish(tr);
+				return;
+			}
+			t = tr->v[tr->at].t;
+			if (!t->kind->group) {
+				tr->at++;
+				break;
+			}
+			tree_issue(tr, TREE_KIDS_READ);
+			db_task_child_ids(corod_db, t->row.id, &tr->ids,
+			    &tr->nids, tree_read_done, tr);
+			if (!tree_back(tr))
+				return;
+			break;
+		case TREE_KIDS_READ:
+			nd = &tr->v[tr->at];
+			if (tr->rc == 0) {
+				nd->kids = tr->ids;
+				nd->nkids = tr->nids;
+				nd->read = 1;
+			} else
+				free(tr->ids);
+			tr->ids = NULL;
+			tr->nids = 0;
+			tr->k = 0;
+			tr->phase = TREE_KID;
+			break;
+		case TREE_KID:
+			nd = &tr->v[tr->at];
+			if (tr->k == nd->nkids) {
+				tr->at++;
+				tr->phase = TREE_NODE;
+				break;
+			}
+			id = nd->kids[tr->k];
+			if ((t = task_lookup(id)) != NULL) {
+				tree_add(tr, t);
+				tr->k++;
+				break;
+			}
+			tree_issue(tr, TREE_KID_READ);
+			db_task_get(corod_db, id, &tr->row, tree_read_done, tr);
+			if (!tree_back(tr))
+				return;
+			break;
+		case TREE_KID_READ:
+			if (tr->rc == 1)
+				tree_add(tr, task_from_row(&tr->row));
+			task_row_free(&tr->row);
+			tr->k++;
+			tr->phase = TREE_KID;
+			break;
+		}
+	}
+}
+
+/*
+ * A group's children's ids (allocated): from the subtree loaded for the
+ * caller, else read.
+ */
+static int
+task_child_ids(struct task *t, int64_t **ids, size_t *n)
+{
+	struct task_tree	*tr = task_tree_active;
+	size_t			 i;
+
+	if (tr != NULL) {
+		for (i = 0; i < tr->n; i++) {
+			if (tr->v[i].t != t || !tr->v[i].read)
+				continue;
+			*n = tr->v[i].nkids;
+			*ids = xcalloc(*n > 0 ? *n : 1, sizeof **ids);
+			memcpy(*ids, tr->v[i].kids, *n * sizeof **ids);
+			return (0);
+		}
+	}
+	/* XXX on the loop: blocks on a store that answers later */
+	return (db_task_child_ids_sync(corod_db, t->row.id, ids, n));
+}
+
+/* A child of a walk: in the loaded subtree (memory), else task_get. */
+static struct task *
+task_child(int64_t id)
+{
+	if (task_tree_active != NULL)
+		return (task_lookup(id));
+	return (task_get(id));
 }
 
 /* Bring a row into memory (a copy).  The task is idle until armed. */
@@ -317,10 +573,9 @@ task_delete(struct task *t)
 	int64_t		*ids = NULL;
 	size_t		 n = 0, i;
 
-	if (t->kind->group &&
-	    db_task_child_ids(corod_db, t->row.id, &ids, &n) == 0) {
+	if (t->kind->group && task_child_ids(t, &ids, &n) == 0) {
 		for (i = 0; i < n; i++) {
-			if ((c = task_get(ids[i])) == NULL)
+			if ((c = task_child(ids[i])) == NULL)
 				continue;
 			task_ref(c);
 			task_delete(c);
@@ -676,10 +931,10 @@ task_cancel_stored_children(struct task *t)
 	size_t		 n = 0, i;
 	struct task	*c;
 
-	if (db_task_child_ids(corod_db, t->row.id, &ids, &n) != 0)
+	if (task_child_ids(t, &ids, &n) != 0)
 		return;
 	for (i = 0; i < n; i++) {
-		if ((c = task_get(ids[i])) != NULL) {
+		if ((c = task_child(ids[i])) != NULL) {
 			task_ref(c);
 			task_cancel(c, CANCEL_USER);
 			task_unref(c);

@@ -64,6 +64,7 @@ enum db_st {
 
 struct db_lock;
 struct sq_writer;
+struct sq_defer;
 
 struct sqlite_db {
 	struct db	 db;		/* first: ops */
@@ -77,6 +78,7 @@ struct sqlite_db {
 	int64_t		 last_id;	/* the last handed out */
 	int64_t		 last_seq;
 	struct sq_writer *writer;	/* the loop's connection's, started */
+	struct sq_defer	*defer;		/* reads answered later (tests) */
 };
 #define SQ(db)		((struct sqlite_db *)(void *)(db))
 

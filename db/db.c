@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "model.h"
 #include "db.h"
 #include "db-sqlite.h"
@@ -325,6 +327,182 @@ sq_checkpoint(struct db *db)
 	return (0);
 }
 
+/*
+ * For the tests: with COROD_TEST_DEFER_READS=1 in the environment, the
+ * loop's connection answers each read in a later turn of the loop, once
+ * its writing started there, as a backend that answers later does (the
+ * read itself is done at once; only the callback waits): so the callers'
+ * continuations run the way they would on such a backend.  read_wait
+ * gives the answers still waiting.  Not for production: it costs an
+ * allocation per read.
+ */
+struct sq_answer {
+	store_done		 done;
+	void			*arg;
+	int			 rc;
+	struct sq_answer	*next;
+};
+struct sq_defer {
+	struct event		*ev;
+	struct sq_answer	*head;
+	struct sq_answer	**tail;
+};
+
+static void
+sq_defer_run(struct sq_defer *d)
+{
+	struct sq_answer	*a;
+
+	while ((a = d->head) != NULL) {
+		if ((d->head = a->next) == NULL)
+			d->tail = &d->head;
+		a->done(a->arg, a->rc);
+		free(a);
+	}
+}
+
+static void
+sq_defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sq_defer		*d = arg;
+	struct sq_answer	*a, *next;
+
+	(void)fd;
+	(void)what;
+	/* Only those asked before this turn: new ones wait for the next. */
+	a = d->head;
+	d->head = NULL;
+	d->tail = &d->head;
+	for (; a != NULL; a = next) {
+		next = a->next;
+		a->done(a->arg, a->rc);
+		free(a);
+	}
+}
+
+/* A read's answer: at once, or in a later turn (above). */
+static void
+sq_answer(struct db *db, store_done done, void *arg, int rc)
+{
+	struct sq_defer		*d = SQ(db)->defer;
+	struct sq_answer	*a;
+
+	if (d == NULL) {
+		done(arg, rc);
+		return;
+	}
+	a = xcalloc(1, sizeof *a);
+	a->done = done;
+	a->arg = arg;
+	a->rc = rc;
+	*d->tail = a;
+	d->tail = &a->next;
+	event_active(d->ev, EV_TIMEOUT, 1);
+}
+
+static int
+sqr_writer_start(struct db *db, struct event_base *base, char **cause)
+{
+	struct sq_defer	*d;
+	const char	*e = getenv("COROD_TEST_DEFER_READS");
+
+	if (sq_writer_start(db, base, cause) != 0)
+		return (-1);
+	if (e != NULL && strcmp(e, "1") == 0) {
+		d = xcalloc(1, sizeof *d);
+		d->tail = &d->head;
+		d->ev = event_new(base, -1, 0, sq_defer_cb, d);
+		SQ(db)->defer = d;
+		log_warnx("%s: reads are answered a turn later "
+		    "(COROD_TEST_DEFER_READS)", __func__);
+	}
+	return (0);
+}
+
+static void
+sqr_writer_stop(struct db *db)
+{
+	struct sq_defer	*d = SQ(db)->defer;
+
+	if (d != NULL) {
+		sq_defer_run(d);
+		event_free(d->ev);
+		free(d);
+		SQ(db)->defer = NULL;
+	}
+	sq_writer_stop(db);
+}
+
+/*
+ * The read ops (store.h): sqlite reads on the loop's own connection and
+ * answers at once, before the op returns.
+ */
+#define SQ_READ(op, params, args)					\
+static void								\
+sqr_##op params								\
+{									\
+	sq_answer(db, done, arg, sq_##op args);				\
+}
+SQ_READ(claim, (struct db *db, const char *owner, int64_t lease_until,
+    const struct store_window *w, struct task_row **rows, size_t *n,
+    store_done done, void *arg), (db, owner, lease_until, w, rows, n))
+SQ_READ(expired, (struct db *db, int64_t now, const char *self,
+    struct task_row **rows, size_t *n, store_done done, void *arg),
+    (db, now, self, rows, n))
+SQ_READ(task_get, (struct db *db, int64_t id, struct task_row *row,
+    store_done done, void *arg), (db, id, row))
+SQ_READ(task_children, (struct db *db, int64_t parent,
+    struct task_row **rows, size_t *n, store_done done, void *arg),
+    (db, parent, rows, n))
+SQ_READ(task_child_ids, (struct db *db, int64_t parent, int64_t **ids,
+    size_t *n, store_done done, void *arg), (db, parent, ids, n))
+SQ_READ(task_list, (struct db *db, const struct db_filter *f,
+    struct task_row **rows, size_t *n, store_done done, void *arg),
+    (db, f, rows, n))
+SQ_READ(task_in_state, (struct db *db, int state, struct task_row **rows,
+    size_t *n, store_done done, void *arg), (db, state, rows, n))
+SQ_READ(task_due, (struct db *db, int64_t after_run_at, int64_t after_id,
+    int64_t until, int limit, struct task_row **rows, size_t *n,
+    store_done done, void *arg),
+    (db, after_run_at, after_id, until, limit, rows, n))
+SQ_READ(task_version, (struct db *db, int64_t id, int64_t *version,
+    store_done done, void *arg), (db, id, version))
+SQ_READ(task_count, (struct db *db, int64_t *counts, store_done done,
+    void *arg), (db, counts))
+SQ_READ(task_count_kinds, (struct db *db,
+    void (*fn)(void *, const char *, int, int64_t), void *fnarg,
+    store_done done, void *arg), (db, fn, fnarg))
+SQ_READ(log_page, (struct db *db, int64_t task, int64_t since,
+    int64_t until, int limit, size_t max_bytes, struct db_log_line **lines,
+    size_t *n, int64_t *first, store_done done, void *arg),
+    (db, task, since, until, limit, max_bytes, lines, n, first))
+SQ_READ(log_span, (struct db *db, int64_t task, int64_t since, int limit,
+    size_t per_line, size_t max_bytes, int64_t *until, size_t *bytes,
+    store_done done, void *arg),
+    (db, task, since, limit, per_line, max_bytes, until, bytes))
+SQ_READ(max_id, (struct db *db, int64_t *id, store_done done, void *arg),
+    (db, id))
+SQ_READ(max_seq, (struct db *db, int64_t *seq, store_done done,
+    void *arg), (db, seq))
+SQ_READ(idem_get, (struct db *db, const char *key, char **hash,
+    char **ids, store_done done, void *arg), (db, key, hash, ids))
+SQ_READ(task_expired, (struct db *db, int64_t before, int limit,
+    int64_t **ids, size_t *n, store_done done, void *arg),
+    (db, before, limit, ids, n))
+SQ_READ(task_beyond, (struct db *db, int keep, int limit, int64_t **ids,
+    size_t *n, store_done done, void *arg), (db, keep, limit, ids, n))
+SQ_READ(tombstone_min, (struct db *db, int64_t *seq, store_done done,
+    void *arg), (db, seq))
+
+/* Every read was answered before its op returned (but in the tests'
+ * mode above: then they are now). */
+static void
+sq_read_wait(struct db *db)
+{
+	if (SQ(db)->defer != NULL)
+		sq_defer_run(SQ(db)->defer);
+}
+
 const struct store_ops store_sqlite = {
 	.name = "sqlite",
 	.close = sq_close,
@@ -332,28 +510,29 @@ const struct store_ops store_sqlite = {
 	.next_seq = sq_next_seq,
 	.last_seq = sq_last_seq,
 	.owner = sq_owner,
-	.writer_start = sq_writer_start,
-	.writer_stop = sq_writer_stop,
+	.writer_start = sqr_writer_start,
+	.writer_stop = sqr_writer_stop,
 	.write_batch = sq_write_batch,
 	.write_wait = sq_write_wait,
-	.claim = sq_claim,
-	.expired = sq_expired,
-	.task_get = sq_task_get,
-	.task_children = sq_task_children,
-	.task_child_ids = sq_task_child_ids,
-	.task_list = sq_task_list,
-	.task_in_state = sq_task_in_state,
-	.task_due = sq_task_due,
-	.task_version = sq_task_version,
-	.task_count = sq_task_count,
-	.task_count_kinds = sq_task_count_kinds,
-	.log_page = sq_log_page,
-	.log_span = sq_log_span,
-	.max_id = sq_max_id,
-	.max_seq = sq_max_seq,
-	.idem_get = sq_idem_get,
-	.task_expired = sq_task_expired,
-	.task_beyond = sq_task_beyond,
-	.tombstone_min = sq_tombstone_min,
+	.claim = sqr_claim,
+	.expired = sqr_expired,
+	.task_get = sqr_task_get,
+	.task_children = sqr_task_children,
+	.task_child_ids = sqr_task_child_ids,
+	.task_list = sqr_task_list,
+	.task_in_state = sqr_task_in_state,
+	.task_due = sqr_task_due,
+	.task_version = sqr_task_version,
+	.task_count = sqr_task_count,
+	.task_count_kinds = sqr_task_count_kinds,
+	.log_page = sqr_log_page,
+	.log_span = sqr_log_span,
+	.max_id = sqr_max_id,
+	.max_seq = sqr_max_seq,
+	.idem_get = sqr_idem_get,
+	.task_expired = sqr_task_expired,
+	.task_beyond = sqr_task_beyond,
+	.tombstone_min = sqr_tombstone_min,
+	.read_wait = sq_read_wait,
 	.checkpoint = sq_checkpoint,
 };

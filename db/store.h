@@ -24,14 +24,59 @@
  *     send the batch in libpq's pipeline mode from the loop itself (its
  *     socket watched by a libevent event) and call back on the result.
  *
- * Reads are synchronous calls this session: sqlite answers them on the
- * loop's own connection in microseconds from the page cache.  A
- * PostgreSQL backend cannot block the loop on a round trip, so the read
- * ops will take a callback (op(db, args, done_cb, arg)) and answer from
- * PQgetResult when the socket is readable; sqlite will keep answering at
- * once, calling the callback before it returns.  The callers (api/,
- * group.c, task_get) are converted to that shape by the lead, then the
- * reads here change signature; nothing else in this interface changes.
+ * Reads answer through a callback, so that a backend may answer them
+ * later, from the loop, without blocking it (a PostgreSQL backend sends
+ * the query and calls back from PQgetResult when its socket is
+ * readable).  Every read op has one shape:
+ *
+ *	void op(struct db *, inputs..., outputs..., store_done done,
+ *	    void *arg);
+ *
+ * The inputs are only read during the call (a backend copies what it
+ * sends); the outputs are the caller's storage, as in a plain call.
+ * The backend fills them and then calls done(arg, rc) exactly once, rc
+ * being what the read returns (db.h says, per read: 0/-1, or 1/0/-1).
+ * sqlite answers at once on the loop's own connection (microseconds
+ * from the page cache): done runs before the op returns, so a caller
+ * pays no allocation, no syscall and no turn of the loop for the shape.
+ * A backend that answers later calls done from the loop, in a later
+ * turn; a caller must be correct either way (do the rest of its work in
+ * done, or check after the call whether done has run and wait if not).
+ *
+ * There is no cancel: the outputs and arg stay valid until done has run,
+ * whatever happened to whoever asked.  A caller whose asker may go away
+ * meanwhile (an HTTP client that leaves) keeps the read's state in
+ * storage that outlives it and lets done see that it went (api/: a
+ * request with a read in flight is not freed until its done has run,
+ * http_read_begin/http_read_end; done then only frees the outputs).
+ *
+ * Who reads how, while the loop serves: api/tasks.c (get, list, log,
+ * ?wait=, cancel's and delete's lookups, a replay, children's ids),
+ * admission's idempotency lookup (daemon/submit.c), the window's claim
+ * (sched.c) and housekeeping's rounds all continue in the callback.  A
+ * delete (the API's, retention's) and the API's cancel of a scheduled
+ * group first bring the stored subtree into memory (task_tree_load,
+ * daemon/task.c), then change it in one turn, as one commit.  Still
+ * synchronous on the loop (the _sync forms, which would block it on a
+ * backend that answers later): group_start, reading a group's children
+ * as it starts (kind-gather/kind-sequence's start); a cancel from
+ * inside the daemon of a scheduled group (a group's child that is a
+ * group itself, canceled with its parent or its siblings), whose walk reads
+ * the store (task.c: task_child_ids, task_get).  Before a PostgreSQL
+ * backend, the group's start needs its children loaded before it is
+ * started (sched_start), and the daemon's own cancels the subtree
+ * loaded first as the API's is.
+ *
+ * read_wait(db) blocks until every read in flight on db is answered:
+ * the synchronous forms of db.h (db_*_sync) are the op followed by it,
+ * for the callers that need an answer before going on and may block:
+ * start-up before the loop serves (recovery, counting), a connection of
+ * a thread of its own (stats), tools and tests.  A backend may block in
+ * read_wait (on sqlite it has nothing to do); nothing on the loop while
+ * it serves may call it (but the exceptions above, until converted).
+ *
+ * For the tests, COROD_TEST_DEFER_READS=1 makes sqlite answer the loop's
+ * reads a turn later (db.c), to run the callers as such a backend would.
  */
 #ifndef STORE_H
 #define STORE_H
@@ -44,6 +89,9 @@ struct task_row;
 struct event_base;
 struct db_filter;
 struct db_log_line;
+
+/* A read's answer: rc as db.h says for that read (see above). */
+typedef void	(*store_done)(void *, int);
 
 /* How long a claim holds without renewal, and how often it is renewed. */
 #define STORE_LEASE		(30 * 1000000LL)	/* µs */
@@ -128,39 +176,47 @@ struct store_ops {
 	/* block until the batch in flight is answered (start, stop, tests) */
 	void		 (*write_wait)(struct db *);
 
-	/* claims and recovery (rows as task_row, taken in memory) */
-	int		 (*claim)(struct db *, const char *, int64_t,
-			     const struct store_window *, struct task_row **,
-			     size_t *);
-	int		 (*expired)(struct db *, int64_t, const char *,
-			     struct task_row **, size_t *);
+	/* claims and recovery (rows as task_row, taken in memory): reads */
+	void	(*claim)(struct db *, const char *, int64_t,
+		    const struct store_window *, struct task_row **, size_t *,
+		    store_done, void *);
+	void	(*expired)(struct db *, int64_t, const char *,
+		    struct task_row **, size_t *, store_done, void *);
 
-	/* reads (synchronous this session: see above) */
-	int	(*task_get)(struct db *, int64_t, struct task_row *);
-	int	(*task_children)(struct db *, int64_t, struct task_row **,
-		    size_t *);
-	int	(*task_child_ids)(struct db *, int64_t, int64_t **, size_t *);
-	int	(*task_list)(struct db *, const struct db_filter *,
-		    struct task_row **, size_t *);
-	int	(*task_in_state)(struct db *, int, struct task_row **,
-		    size_t *);
-	int	(*task_due)(struct db *, int64_t, int64_t, int64_t, int,
-		    struct task_row **, size_t *);
-	int	(*task_version)(struct db *, int64_t, int64_t *);
-	int	(*task_count)(struct db *, int64_t *);
-	int	(*task_count_kinds)(struct db *,
-		    void (*)(void *, const char *, int, int64_t), void *);
-	int	(*log_page)(struct db *, int64_t, int64_t, int64_t, int,
-		    size_t, struct db_log_line **, size_t *, int64_t *);
-	int	(*log_span)(struct db *, int64_t, int64_t, int, size_t,
-		    size_t, int64_t *, size_t *);
-	int	(*max_id)(struct db *, int64_t *);
-	int	(*max_seq)(struct db *, int64_t *);
-	int	(*idem_get)(struct db *, const char *, char **, char **);
-	int	(*task_expired)(struct db *, int64_t, int, int64_t **,
-		    size_t *);
-	int	(*task_beyond)(struct db *, int, int, int64_t **, size_t *);
-	int	(*tombstone_min)(struct db *, int64_t *);
+	/* reads (the shape above), and waiting for them (not on the loop) */
+	void	(*task_get)(struct db *, int64_t, struct task_row *,
+		    store_done, void *);
+	void	(*task_children)(struct db *, int64_t, struct task_row **,
+		    size_t *, store_done, void *);
+	void	(*task_child_ids)(struct db *, int64_t, int64_t **,
+		    size_t *, store_done, void *);
+	void	(*task_list)(struct db *, const struct db_filter *,
+		    struct task_row **, size_t *, store_done, void *);
+	void	(*task_in_state)(struct db *, int, struct task_row **,
+		    size_t *, store_done, void *);
+	void	(*task_due)(struct db *, int64_t, int64_t, int64_t, int,
+		    struct task_row **, size_t *, store_done, void *);
+	void	(*task_version)(struct db *, int64_t, int64_t *, store_done,
+		    void *);
+	void	(*task_count)(struct db *, int64_t *, store_done, void *);
+	void	(*task_count_kinds)(struct db *,
+		    void (*)(void *, const char *, int, int64_t), void *,
+		    store_done, void *);
+	void	(*log_page)(struct db *, int64_t, int64_t, int64_t, int,
+		    size_t, struct db_log_line **, size_t *, int64_t *,
+		    store_done, void *);
+	void	(*log_span)(struct db *, int64_t, int64_t, int, size_t,
+		    size_t, int64_t *, size_t *, store_done, void *);
+	void	(*max_id)(struct db *, int64_t *, store_done, void *);
+	void	(*max_seq)(struct db *, int64_t *, store_done, void *);
+	void	(*idem_get)(struct db *, const char *, char **, char **,
+		    store_done, void *);
+	void	(*task_expired)(struct db *, int64_t, int, int64_t **,
+		    size_t *, store_done, void *);
+	void	(*task_beyond)(struct db *, int, int, int64_t **, size_t *,
+		    store_done, void *);
+	void	(*tombstone_min)(struct db *, int64_t *, store_done, void *);
+	void	(*read_wait)(struct db *);
 	int	(*checkpoint)(struct db *);
 };
 

@@ -263,7 +263,7 @@ fuzz_server_reset(void)
 	do {
 		rows = NULL;
 		n = 0;
-		if (db_task_list(corod_db, &f, &rows, &n) != 0)
+		if (db_task_list_sync(corod_db, &f, &rows, &n) != 0)
 			fatalx("fuzz: cannot list the tasks");
 		for (i = 0; i < n; i++) {
 			if ((t = task_get(rows[i].id)) != NULL) {

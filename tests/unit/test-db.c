@@ -25,7 +25,7 @@
 #include "tap.h"
 
 #define NLIST	90
-#define PLAN	155
+#define PLAN	157
 
 static char	 dir[256];
 static char	 path[300];
@@ -39,6 +39,7 @@ static void		 row_init(struct task_row *, int64_t, int64_t,
 static const char	*row_diff(const struct task_row *,
 			     const struct task_row *);
 static int64_t		 raw_int(const char *);
+static void		 count_answer(void *, int);
 static void		 test_rows(struct db *);
 static void		 test_list(void);
 static void		 test_children(struct db *);
@@ -169,6 +170,16 @@ raw_int(const char *sql)
 }
 
 /* Insert, get, update: every field, NULL and set, 0 and not. */
+/* A read's callback: answers[0] counts the calls, answers[1] the rc. */
+static void
+count_answer(void *arg, int rc)
+{
+	int	*answers = arg;
+
+	answers[0]++;
+	answers[1] = rc;
+}
+
 static void
 test_rows(struct db *db)
 {
@@ -176,6 +187,7 @@ test_rows(struct db *db)
 	struct db_filter f;
 	const char	*d;
 	size_t		 n;
+	int		 answers[2];
 
 	memset(&full, 0, sizeof full);
 	full.id = 10;
@@ -216,11 +228,11 @@ test_rows(struct db *db)
 	ok(db_commit(db) == 0, "commit");
 
 	memset(&got, 0, sizeof got);
-	is(db_task_get(db, 10, &got), 1, "get the full row");
+	is(db_task_get_sync(db, 10, &got), 1, "get the full row");
 	d = row_diff(&got, &full);
 	ok(d == NULL, "full row round trip (%s)", d ? d : "all fields");
 	task_row_free(&got);
-	is(db_task_get(db, 11, &got), 1, "get the minimal row");
+	is(db_task_get_sync(db, 11, &got), 1, "get the minimal row");
 	d = row_diff(&got, &min);
 	ok(d == NULL, "minimal row round trip (%s)", d ? d : "all fields");
 	ok(got.name != NULL && got.name[0] == '\0' && got.progress == NULL,
@@ -230,7 +242,18 @@ test_rows(struct db *db)
 	    "(started_at IS NULL) + (finished_at IS NULL) + (timeout IS NULL) +"
 	    " (progress IS NULL) + (checkpoint IS NULL) FROM tasks WHERE id = "
 	    "11"), 7, "zeros and NULLs are stored as NULL");
-	is(db_task_get(db, 12, &got), 0, "get a missing id: 0");
+	is(db_task_get_sync(db, 12, &got), 0, "get a missing id: 0");
+
+	/* The read's own shape (store.h): sqlite answers before returning. */
+	answers[0] = 0;
+	answers[1] = -9;
+	db_task_get(db, 10, &got, count_answer, answers);
+	ok(answers[0] == 1 && answers[1] == 1 && got.id == 10,
+	    "a read answers once, before it returns, the row filled");
+	task_row_free(&got);
+	answers[0] = 0;
+	db_task_get(db, 12, &got, count_answer, answers);
+	ok(answers[0] == 1 && answers[1] == 0, "... and a missing id: 0");
 
 	/*
 	 * log_next as read covers lines stored after the row (a task that
@@ -242,10 +265,10 @@ test_rows(struct db *db)
 	db_log_insert(db, 10, 12, 3, "c", 1, 0);
 	db_log_insert(db, 10, 13, 4, "d", 1, 0);
 	ok(db_commit(db) == 0, "log lines beyond the stored log_next");
-	ok(db_task_get(db, 11, &got) == 1 && got.log_next == 2,
+	ok(db_task_get_sync(db, 11, &got) == 1 && got.log_next == 2,
 	    "log_next read: stored 0, lines 0-1: 2");
 	task_row_free(&got);
-	ok(db_task_get(db, 10, &got) == 1 && got.log_next == 14,
+	ok(db_task_get_sync(db, 10, &got) == 1 && got.log_next == 14,
 	    "log_next read: stored 12, lines 12-13: 14");
 	task_row_free(&got);
 	f.states = 1 << TASK_SCHEDULED | 1 << TASK_RUNNING;
@@ -254,7 +277,7 @@ test_rows(struct db *db)
 	f.before = 0;
 	f.limit = 10;
 	f.max_bytes = 0;
-	ok(db_task_list(db, &f, &rows, &n) == 0 && n == 2 &&
+	ok(db_task_list_sync(db, &f, &rows, &n) == 0 && n == 2 &&
 	    rows[0].id == 11 && rows[0].log_next == 0 && rows[1].id == 10 &&
 	    rows[1].log_next == 12, "a list reads the stored log_next (it "
 	    "renders none, and the lookup is a third of its cost)");
@@ -262,7 +285,7 @@ test_rows(struct db *db)
 		task_row_free(&rows[--n]);
 	free(rows);
 	f.max_bytes = 1;
-	ok(db_task_list(db, &f, &rows, &n) == 1 && n == 1 &&
+	ok(db_task_list_sync(db, &f, &rows, &n) == 1 && n == 1 &&
 	    rows[0].id == 11, "max_bytes: the first row, and 1 (cut short)");
 	while (n > 0)
 		task_row_free(&rows[--n]);
@@ -294,7 +317,7 @@ test_rows(struct db *db)
 	full.kind = (char *)"echo";
 	full.timeout = 1;
 	ok(db_task_update(db, &full, 0) == 0, "update");
-	is(db_task_get(db, 10, &got), 1, "get the updated row");
+	is(db_task_get_sync(db, 10, &got), 1, "get the updated row");
 	d = row_diff(&got, &want);
 	ok(d == NULL, "update stores the mutable fields only (%s)",
 	    d ? d : "all fields");
@@ -302,7 +325,7 @@ test_rows(struct db *db)
 	db_begin(db);
 	db_log_insert(db, 10, 40, 5, "e", 1, 0);
 	db_commit(db);
-	ok(db_task_get(db, 10, &got) == 1 && got.log_next == 40,
+	ok(db_task_get_sync(db, 10, &got) == 1 && got.log_next == 40,
 	    "a final task's log_next is the stored one");
 	task_row_free(&got);
 	task_row_free(&want);
@@ -357,7 +380,7 @@ list_check(struct db *db, const struct lrow *all, size_t nall,
 	int		 good;
 
 	nw = list_expect(all, nall, f, ids);
-	if (db_task_list(db, f, &rows, &n) != 0) {
+	if (db_task_list_sync(db, f, &rows, &n) != 0) {
 		diag("list failed: states %#x kind %s parent %lld before %lld"
 		    " limit %d", f->states, f->kind ? f->kind : "-",
 		    (long long)f->parent, (long long)f->before, f->limit);
@@ -445,7 +468,7 @@ test_list(void)
 		good = 1;
 		i = 0;
 		do {
-			if (db_task_list(db, &f, &rows, &e) != 0) {
+			if (db_task_list_sync(db, &f, &rows, &e) != 0) {
 				good = 0;
 				break;
 			}
@@ -505,18 +528,19 @@ test_children(struct db *db)
 	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "insert a group of 4 children");
 
-	ok(db_task_children(db, 20, &rows, &n) == 0 && n == 4 &&
+	ok(db_task_children_sync(db, 20, &rows, &n) == 0 && n == 4 &&
 	    rows[0].id == 22 && rows[1].id == 23 && rows[2].id == 24 &&
 	    rows[3].id == 21 && rows[0].parent == 20, "children in "
 	    "child_index order, ties by id");
 	for (i = 0; i < n; i++)
 		task_row_free(&rows[i]);
 	free(rows);
-	ok(db_task_child_ids(db, 20, &ids, &n) == 0 && n == 4 &&
+	ok(db_task_child_ids_sync(db, 20, &ids, &n) == 0 && n == 4 &&
 	    ids[0] == 22 && ids[1] == 23 && ids[2] == 24 && ids[3] == 21,
 	    "child ids in the same order");
 	free(ids);
-	ok(db_task_children(db, 22, &rows, &n) == 0 && n == 0 && rows == NULL,
+	ok(db_task_children_sync(db, 22, &rows, &n) == 0 && n == 0 &&
+	    rows == NULL,
 	    "no children: empty");
 }
 
@@ -550,7 +574,7 @@ test_due(void)
 	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "insert due candidates");
 
-	good = db_task_due(db, 0, 0, 250, 100, &rows, &n) == 0 && n == 5;
+	good = db_task_due_sync(db, 0, 0, 250, 100, &rows, &n) == 0 && n == 5;
 	for (i = 0; good && i < n; i++)
 		good = rows[i].id == want[i];
 	ok(good, "due by 250: (run_at, id) order, scheduled top level only");
@@ -558,28 +582,28 @@ test_due(void)
 		task_row_free(&rows[i]);
 	free(rows);
 
-	good = db_task_due(db, 0, 0, 250, 2, &rows, &n) == 0 && n == 2 &&
+	good = db_task_due_sync(db, 0, 0, 250, 2, &rows, &n) == 0 && n == 2 &&
 	    rows[0].id == 3 && rows[1].id == 5;
 	ok(good, "due with limit 2");
 	for (i = 0; i < n; i++)
 		task_row_free(&rows[i]);
 	free(rows);
 
-	good = db_task_due(db, 100, 5, 250, 2, &rows, &n) == 0 && n == 2 &&
+	good = db_task_due_sync(db, 100, 5, 250, 2, &rows, &n) == 0 && n == 2 &&
 	    rows[0].id == 2 && rows[1].id == 4;
 	ok(good, "due after (100, 5): the tie-break on id continues");
 	for (i = 0; i < n; i++)
 		task_row_free(&rows[i]);
 	free(rows);
 
-	good = db_task_due(db, 200, 2, 250, 0, &rows, &n) == 0 && n == 2 &&
+	good = db_task_due_sync(db, 200, 2, 250, 0, &rows, &n) == 0 && n == 2 &&
 	    rows[0].id == 4 && rows[1].id == 6;
 	ok(good, "due after (200, 2), no limit");
 	for (i = 0; i < n; i++)
 		task_row_free(&rows[i]);
 	free(rows);
 
-	good = db_task_due(db, 200, INT64_MAX, 1000, 0, &rows, &n) == 0 &&
+	good = db_task_due_sync(db, 200, INT64_MAX, 1000, 0, &rows, &n) == 0 &&
 	    n == 1 && rows[0].id == 7;
 	ok(good, "due after (200, max): the next run_at only");
 	for (i = 0; i < n; i++)
@@ -612,43 +636,45 @@ test_logs(struct db *db)
 		db_log_insert(db, 21, i, 7 + i, "x", 1, 0);
 	ok(db_commit(db) == 0, "commit the log lines");
 
-	good = db_log_read(db, 20, 0, 0, &l, &n, &first) == 0 && n == 3 &&
+	good = db_log_read_sync(db, 20, 0, 0, &l, &n, &first) == 0 && n == 3 &&
 	    first == 2 && l[0].n == 2 && l[1].n == 3 && l[2].n == 4 &&
 	    strcmp(l[0].text, "line 2") == 0 && l[0].len == 6 &&
 	    l[2].at == 1004;
 	ok(good, "read: lines 2..4 kept, first=2");
 	db_log_lines_free(l, n);
-	good = db_log_read(db, 20, 3, 0, &l, &n, &first) == 0 && n == 2 &&
+	good = db_log_read_sync(db, 20, 3, 0, &l, &n, &first) == 0 && n == 2 &&
 	    l[0].n == 3 && l[1].n == 4 && first == 2;
 	ok(good, "since=3: lines 3 and 4");
 	db_log_lines_free(l, n);
-	good = db_log_read(db, 20, 0, 1, &l, &n, &first) == 0 && n == 1 &&
+	good = db_log_read_sync(db, 20, 0, 1, &l, &n, &first) == 0 && n == 1 &&
 	    l[0].n == 2;
 	ok(good, "limit=1: line 2 only");
 	db_log_lines_free(l, n);
-	good = db_log_read(db, 20, 5, 10, &l, &n, &first) == 0 && n == 0 &&
+	good = db_log_read_sync(db, 20, 5, 10, &l, &n, &first) == 0 && n == 0 &&
 	    l == NULL && first == 2;
 	ok(good, "since past the end: nothing");
 	db_log_lines_free(l, n);
-	good = db_log_read(db, 21, 0, 0, &l, &n, &first) == 0 && n == 6 &&
+	good = db_log_read_sync(db, 21, 0, 0, &l, &n, &first) == 0 && n == 6 &&
 	    first == 0 && l[0].len == 3 && strcmp(l[0].text, "abc") == 0;
 	ok(good, "keep=0 keeps every line; text by length");
 	db_log_lines_free(l, n);
-	good = db_log_read(db, 999, 0, 0, &l, &n, &first) == 0 && n == 0 &&
+	good = db_log_read_sync(db, 999, 0, 0, &l, &n, &first) == 0 && n == 0 &&
 	    first == 0;
 	ok(good, "no log: nothing, first=0");
 	db_log_lines_free(l, n);
 
 	/* Pages: an end (until), a byte bound that still reads one line. */
-	good = db_log_page(db, 20, 0, 4, 0, 0, &l, &n, &first) == 0 &&
+	good = db_log_page_sync(db, 20, 0, 4, 0, 0, &l, &n, &first) == 0 &&
 	    n == 2 && l[0].n == 2 && l[1].n == 3 && first == 2;
 	ok(good, "page until=4: lines 2 and 3");
 	db_log_lines_free(l, n);
-	good = db_log_page(db, 21, 0, INT64_MAX, 0, 1, &l, &n, &first) == 0 &&
+	good = db_log_page_sync(db, 21, 0, INT64_MAX, 0, 1, &l, &n,
+	    &first) == 0 &&
 	    n == 1 && l[0].n == 0;
 	ok(good, "page max_bytes=1: still one line");
 	db_log_lines_free(l, n);
-	good = db_log_page(db, 21, 0, INT64_MAX, 0, 5, &l, &n, &first) == 0 &&
+	good = db_log_page_sync(db, 21, 0, INT64_MAX, 0, 5, &l, &n,
+	    &first) == 0 &&
 	    n == 2 && l[1].n == 1;
 	ok(good, "page max_bytes=5: reads until the text reaches it (2)");
 	db_log_lines_free(l, n);
@@ -656,22 +682,28 @@ test_logs(struct db *db)
 		int64_t	until;
 		size_t	bytes;
 
-		good = db_log_span(db, 21, 0, 0, 10, 12, &until, &bytes) == 0 &&
+		good = db_log_span_sync(db, 21, 0, 0, 10, 12, &until,
+		    &bytes) == 0 &&
 		    until == 1 && bytes == 13;
 		ok(good, "span: the first line even over max_bytes");
-		good = db_log_span(db, 21, 0, 0, 10, 24, &until, &bytes) == 0 &&
+		good = db_log_span_sync(db, 21, 0, 0, 10, 24, &until,
+		    &bytes) == 0 &&
 		    until == 2 && bytes == 24;
 		ok(good, "span: lines while the total fits (13 + 11)");
-		good = db_log_span(db, 21, 0, 0, 10, 34, &until, &bytes) == 0 &&
+		good = db_log_span_sync(db, 21, 0, 0, 10, 34, &until,
+		    &bytes) == 0 &&
 		    until == 2 && bytes == 24;
 		ok(good, "span: not a line that would go past it");
-		good = db_log_span(db, 21, 0, 3, 10, 1000, &until, &bytes) ==
+		good = db_log_span_sync(db, 21, 0, 3, 10, 1000, &until,
+		    &bytes) ==
 		    0 && until == 3 && bytes == 35;
 		ok(good, "span: at most limit lines");
-		good = db_log_span(db, 20, 0, 0, 0, 1000, &until, &bytes) ==
+		good = db_log_span_sync(db, 20, 0, 0, 0, 1000, &until,
+		    &bytes) ==
 		    0 && until == 5 && bytes == 18;
 		ok(good, "span: from the first line kept to the last");
-		good = db_log_span(db, 20, 7, 0, 0, 1000, &until, &bytes) ==
+		good = db_log_span_sync(db, 20, 7, 0, 0, 1000, &until,
+		    &bytes) ==
 		    0 && until == 7 && bytes == 0;
 		ok(good, "span past the end: until=since, no bytes");
 	}
@@ -699,29 +731,35 @@ test_delete(struct db *db)
 	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "insert a grandchild and more");
 
-	ok(db_max_id(db, &v) == 0 && v == 1000, "max id 1000");
-	ok(db_max_seq(db, &v) == 0 && v == 500, "max seq is the top version");
-	ok(db_tombstone_min(db, &v) == 0 && v == 0, "no tombstones: min 0");
+	ok(db_max_id_sync(db, &v) == 0 && v == 1000, "max id 1000");
+	ok(db_max_seq_sync(db, &v) == 0 && v == 500,
+	    "max seq is the top version");
+	ok(db_tombstone_min_sync(db, &v) == 0 && v == 0,
+	    "no tombstones: min 0");
 
 	db_begin(db);
 	ok(db_task_delete(db, 20, 600) == 0, "delete task 20 at seq 600");
 	ok(db_task_delete(db, 1000, 601) == 0, "delete task 1000 at seq 601");
 	ok(db_commit(db) == 0, "commit the deletes");
 
-	ok(db_task_get(db, 20, &r) == 0 && db_task_get(db, 21, &r) == 0 &&
-	    db_task_get(db, 24, &r) == 0 && db_task_get(db, 30, &r) == 0 &&
-	    db_task_get(db, 31, &r) == 0, "the task, children, grandchildren "
-	    "are gone");
+	ok(db_task_get_sync(db, 20, &r) == 0 &&
+	    db_task_get_sync(db, 21, &r) == 0 &&
+	    db_task_get_sync(db, 24, &r) == 0 &&
+	    db_task_get_sync(db, 30, &r) == 0 &&
+	    db_task_get_sync(db, 31, &r) == 0, "the task, children, "
+	    "grandchildren are gone");
 	is(raw_int("SELECT count(*) FROM logs WHERE task IN (20, 21, 31)"), 0,
 	    "their logs are gone");
-	ok(db_log_read(db, 40, 0, 0, &l, &n, &first) == 0 && n == 1 &&
+	ok(db_log_read_sync(db, 40, 0, 0, &l, &n, &first) == 0 && n == 1 &&
 	    strcmp(l[0].text, "keep") == 0, "an unrelated log stays");
 	db_log_lines_free(l, n);
-	ok(db_task_get(db, 40, &r) == 1, "an unrelated task stays");
+	ok(db_task_get_sync(db, 40, &r) == 1, "an unrelated task stays");
 	task_row_free(&r);
-	ok(db_tombstone_min(db, &v) == 0 && v == 600, "tombstone min 600");
-	ok(db_max_seq(db, &v) == 0 && v == 601, "max seq sees the tombstone");
-	ok(db_max_id(db, &v) == 0 && v == 1000, "max id stays 1000 after its "
+	ok(db_tombstone_min_sync(db, &v) == 0 && v == 600, "tombstone min 600");
+	ok(db_max_seq_sync(db, &v) == 0 && v == 601,
+	    "max seq sees the tombstone");
+	ok(db_max_id_sync(db, &v) == 0 && v == 1000,
+	    "max id stays 1000 after its "
 	    "row is deleted");
 
 	/* The highest id is a child of the task deleted. */
@@ -732,20 +770,21 @@ test_delete(struct db *db)
 	db_task_insert(db, &r, 0);
 	ok(db_task_delete(db, 2000, 602) == 0 && db_commit(db) == 0,
 	    "delete task 2000 and its child 2001");
-	ok(db_max_id(db, &v) == 0 && v == 2001, "max id stays 2001, the "
+	ok(db_max_id_sync(db, &v) == 0 && v == 2001, "max id stays 2001, the "
 	    "deleted child's");
 	db_begin(db);
 	ok(db_task_delete(db, 12345, 603) == 0 && db_commit(db) == 0,
 	    "deleting a missing task still leaves a tombstone");
-	ok(db_tombstone_min(db, &v) == 0 && v == 600 &&
-	    db_max_seq(db, &v) == 0 && v == 603 && db_max_id(db, &v) == 0 &&
+	ok(db_tombstone_min_sync(db, &v) == 0 && v == 600 &&
+	    db_max_seq_sync(db, &v) == 0 && v == 603 && db_max_id_sync(db,
+	    &v) == 0 &&
 	    v == 12345, "and counts its id and seq");
 
 	db_begin(db);
 	ok(db_tombstone_prune(db, 10000) == 0, "prune every tombstone");
 	db_commit(db);
-	ok(db_tombstone_min(db, &v) == 0 && v == 603 &&
-	    db_max_seq(db, &v) == 0 && v == 603, "the newest tombstone is "
+	ok(db_tombstone_min_sync(db, &v) == 0 && v == 603 &&
+	    db_max_seq_sync(db, &v) == 0 && v == 603, "the newest tombstone is "
 	    "kept, max seq does not go back");
 }
 
@@ -759,15 +798,15 @@ test_idem(struct db *db)
 	ok(db_idem_put(db, "k1", "h1", "[1,2]", 100) == 0 &&
 	    db_idem_put(db, "k2", "h2", "[3]", 200) == 0, "put two keys");
 	ok(db_commit(db) == 0, "commit the keys");
-	ok(db_idem_get(db, "k1", &hash, &ids) == 1 && strcmp(hash, "h1") == 0
-	    && strcmp(ids, "[1,2]") == 0, "get k1");
+	ok(db_idem_get_sync(db, "k1", &hash, &ids) == 1 &&
+	    strcmp(hash, "h1") == 0 && strcmp(ids, "[1,2]") == 0, "get k1");
 	free(hash);
 	free(ids);
-	ok(db_idem_get(db, "k3", &hash, &ids) == 0 && hash == NULL &&
+	ok(db_idem_get_sync(db, "k3", &hash, &ids) == 0 && hash == NULL &&
 	    ids == NULL, "get a missing key: 0");
 	ok(db_idem_prune(db, 150) == 0, "prune before 150");
-	ok(db_idem_get(db, "k1", &hash, &ids) == 0, "k1 pruned");
-	ok(db_idem_get(db, "k2", &hash, &ids) == 1, "k2 kept");
+	ok(db_idem_get_sync(db, "k1", &hash, &ids) == 0, "k1 pruned");
+	ok(db_idem_get_sync(db, "k2", &hash, &ids) == 1, "k2 kept");
 	free(hash);
 	free(ids);
 }
@@ -806,19 +845,20 @@ test_expired_count(void)
 	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "insert finished tasks");
 
-	ok(db_task_expired(db, 500, 10, &ids, &n) == 0 && n == 3 &&
+	ok(db_task_expired_sync(db, 500, 10, &ids, &n) == 0 && n == 3 &&
 	    ids[0] == 2 && ids[1] == 3 && ids[2] == 1, "expired: top-level "
 	    "finished before 500, oldest first");
 	free(ids);
-	ok(db_task_expired(db, 500, 2, &ids, &n) == 0 && n == 2 &&
+	ok(db_task_expired_sync(db, 500, 2, &ids, &n) == 0 && n == 2 &&
 	    ids[0] == 2 && ids[1] == 3, "expired with limit 2");
 	free(ids);
 
-	ok(db_task_count(db, counts) == 0 && counts[TASK_SCHEDULED] == 1 &&
+	ok(db_task_count_sync(db, counts) == 0 && counts[TASK_SCHEDULED] == 1 &&
 	    counts[TASK_RUNNING] == 1 && counts[TASK_SUCCEEDED] == 3 &&
 	    counts[TASK_FAILED] == 1 && counts[TASK_CANCELED] == 1,
 	    "counts by state");
-	ok(db_task_in_state(db, TASK_SUCCEEDED, &rows, &n) == 0 && n == 3 &&
+	ok(db_task_in_state_sync(db, TASK_SUCCEEDED, &rows, &n) == 0 &&
+	    n == 3 &&
 	    rows[0].id == 1 && rows[1].id == 4 && rows[2].id == 6,
 	    "in state succeeded: id order, children too");
 	while (n > 0)
@@ -837,7 +877,7 @@ test_txn(struct db *db)
 	row_init(&r, 50, 0, "echo", TASK_SCHEDULED);
 	ok(db_task_insert(db, &r, 0) == 0, "insert inside a transaction");
 	db_rollback(db);
-	ok(db_task_get(db, 50, &got) == 0, "rollback discards it");
+	ok(db_task_get_sync(db, 50, &got) == 0, "rollback discards it");
 	db_rollback(db);
 	ok(1, "a rollback without a transaction is harmless");
 	ok(db_begin(db) == 0 && db_begin(db) == -1, "no nested begin");
@@ -1018,7 +1058,7 @@ test_claims(void)
 	}
 	ok(db_commit(db) == 0, "three due rows, fence 0");
 
-	ok(db_claim(db, self, 5000, &w, &rows, &n) == 0 && n == 3,
+	ok(db_claim_sync(db, self, 5000, &w, &rows, &n) == 0 && n == 3,
 	    "claim the window: three rows");
 	ok(rows[0].fence == 1 && rows[0].fence_prev == 0 &&
 	    rows[0].lease_until == 5000, "each taken: fence 0 -> 1, the "
@@ -1065,24 +1105,24 @@ test_claims(void)
 	    !b.lost[2], "... and reports row 2 (and only it) lost");
 	free(b.lost);
 	memset(&r, 0, sizeof r);
-	ok(db_task_get(db, 2, &r) == 1 && strcmp(r.progress, "\"theirs\"")
+	ok(db_task_get_sync(db, 2, &r) == 1 && strcmp(r.progress, "\"theirs\"")
 	    == 0 && r.version == 11, "the lost write changed nothing");
 	task_row_free(&r);
-	ok(db_task_get(db, 3, &r) == 1 && strcmp(r.progress, "\"ours\"") ==
+	ok(db_task_get_sync(db, 3, &r) == 1 && strcmp(r.progress, "\"ours\"") ==
 	    0 && r.version == 22, "the rows around it were written");
 	task_row_free(&r);
 	rows_free(rows, n);
 
 	/* recovery: what expired() hands back */
-	ok(db_expired(db, 100, self, &rows, &n) == 0 && n == 1 &&
+	ok(db_expired_sync(db, 100, self, &rows, &n) == 0 && n == 1 &&
 	    rows[0].id == 2 && rows[0].fence == 3 && rows[0].fence_prev == 2,
 	    "expired: another owner's running row (taken: fence 2 -> 3), "
 	    "not this owner's live leases");
 	rows_free(rows, n);
-	ok(db_expired(db, 9600, self, &rows, &n) == 0 && n == 3,
+	ok(db_expired_sync(db, 9600, self, &rows, &n) == 0 && n == 3,
 	    "... and this owner's own once their lease is over");
 	rows_free(rows, n);
-	ok(db_expired(db, 100, "a-new-owner", &rows, &n) == 0 && n == 3,
+	ok(db_expired_sync(db, 100, "a-new-owner", &rows, &n) == 0 && n == 3,
 	    "a new owner (a restart) takes back every running row");
 
 	/* the renewal: every running row of this owner, one statement */
@@ -1157,10 +1197,10 @@ test_writer(void)
 	ok(writer_calls == 1 && writer_ok, "the batch is answered on the "
 	    "loop (the pipe's event)");
 	memset(&got, 0, sizeof got);
-	ok(db_task_get(db, 7, &got) == 1 && got.log_next == 1,
+	ok(db_task_get_sync(db, 7, &got) == 1 && got.log_next == 1,
 	    "its row and its log line are stored");
 	task_row_free(&got);
-	ok(db_idem_get(db, "key", &hash, &ids) == 1 && strcmp(hash, "hash")
+	ok(db_idem_get_sync(db, "key", &hash, &ids) == 1 && strcmp(hash, "hash")
 	    == 0 && strcmp(ids, "[7]") == 0, "and its idempotency key");
 	free(hash);
 	free(ids);
@@ -1171,7 +1211,8 @@ test_writer(void)
 	db_write_wait(db);
 	ok(writer_calls == 2 && writer_ok, "write_wait answers the batch in "
 	    "flight");
-	ok(db_idem_get(db, "key", &hash, &ids) == 0, "which pruned the key");
+	ok(db_idem_get_sync(db, "key", &hash, &ids) == 0,
+	    "which pruned the key");
 	db_writer_stop(db);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	ok(writer_calls == 2, "nothing answered twice");
@@ -1263,7 +1304,7 @@ test_upgrade(void)
 	db = reopen(NULL);
 	is(raw_int("PRAGMA user_version"), db_schema_version(),
 	    "upgraded to version %d", db_schema_version());
-	ok(db_expired(db, 0, db_owner(db), &rows, &n) == 0 && n == 1 &&
+	ok(db_expired_sync(db, 0, db_owner(db), &rows, &n) == 0 && n == 1 &&
 	    rows[0].id == 5 && rows[0].fence == 1, "its running row has no "
 	    "owner: taken back at start, as before");
 	rows_free(rows, n);
@@ -1300,16 +1341,16 @@ main(void)
 
 	db = reopen(db);
 	memset(&got, 0, sizeof got);
-	ok(db_task_get(db, 50, &got) == 1 && got.name != NULL &&
+	ok(db_task_get_sync(db, 50, &got) == 1 && got.name != NULL &&
 	    strcmp(got.name, "survivor") == 0 && got.run_at == 77,
 	    "reopen: the committed task is there");
 	task_row_free(&got);
-	ok(db_log_read(db, 50, 0, 0, &l, &n, &first) == 0 && n == 1 &&
+	ok(db_log_read_sync(db, 50, 0, 0, &l, &n, &first) == 0 && n == 1 &&
 	    strcmp(l[0].text, "hello") == 0, "reopen: its log too");
 	db_log_lines_free(l, n);
-	ok(db_max_id(db, &v) == 0 && v == 12345, "reopen: max id 12345");
-	ok(db_max_seq(db, &v) == 0 && v == 603, "reopen: max seq 603");
-	ok(db_idem_get(db, "k2", &hash, &ids) == 1, "reopen: keys kept");
+	ok(db_max_id_sync(db, &v) == 0 && v == 12345, "reopen: max id 12345");
+	ok(db_max_seq_sync(db, &v) == 0 && v == 603, "reopen: max seq 603");
+	ok(db_idem_get_sync(db, "k2", &hash, &ids) == 1, "reopen: keys kept");
 	free(hash);
 	free(ids);
 	db_close(db);

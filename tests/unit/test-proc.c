@@ -551,7 +551,7 @@ stored_state(int64_t id)
 	int		s = -1;
 
 	memset(&r, 0, sizeof r);
-	if (db_task_get(corod_db, id, &r) == 1)
+	if (db_task_get_sync(corod_db, id, &r) == 1)
 		s = (int)r.state;
 	task_row_free(&r);
 	return (s);

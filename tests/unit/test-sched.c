@@ -151,7 +151,7 @@ row(int64_t id)
 {
 	task_row_free(&r);
 	memset(&r, 0, sizeof r);
-	if (db_task_get(corod_db, id, &r) != 1)
+	if (db_task_get_sync(corod_db, id, &r) != 1)
 		return (NULL);
 	return (&r);
 }
@@ -166,7 +166,7 @@ logtext(int64_t id)
 	int64_t			 first;
 
 	out[0] = '\0';
-	db_log_read(corod_db, id, 0, 1000, &l, &n, &first);
+	db_log_read_sync(corod_db, id, 0, 1000, &l, &n, &first);
 	for (i = 0; i < n; i++) {
 		if (i > 0)
 			strncat(out, "|", sizeof out - strlen(out) - 1);
@@ -462,7 +462,7 @@ test_admission(void)
 	int		 i, n;
 
 	stored = 0;
-	db_task_count(corod_db, counts);
+	db_task_count_sync(corod_db, counts);
 	for (i = 0; i < TASK_NSTATES; i++)
 		stored += counts[i];
 	is(task_nstored, stored, "task_nstored counts the store at start");
