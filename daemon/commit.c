@@ -65,6 +65,7 @@
 
 #include "corod.h"
 #include "db.h"
+#include "task-int.h"
 
 #define log_entry	store_log
 
@@ -85,7 +86,7 @@ enum batch_op {
  */
 struct batch {
 	struct store_batch sb;
-	struct task	**tasks;	/* pinned (refs) until done */
+	struct task_int	**tasks;	/* pinned (refs) until done */
 	struct task_row	 *rows;		/* their rows when handed over */
 	unsigned char	 *ops;		/* enum batch_op */
 	size_t		  ntasks;
@@ -223,21 +224,24 @@ commit_next_seq(void)
 void
 commit_dirty(struct task *t)
 {
-	if (t->flags & (TASKF_DIRTY | TASKF_LOST))
+	struct task_int	*ti = task_int(t);
+
+	if (ti->flags & (TASKF_DIRTY | TASKF_LOST))
 		return;
-	t->flags |= TASKF_DIRTY;
-	TAILQ_INSERT_TAIL(&dirty, t, dirty_entry);
+	ti->flags |= TASKF_DIRTY;
+	TAILQ_INSERT_TAIL(&dirty, ti, dirty_entry);
 }
 
 /* Take a task off the commit list and drop its pending log lines. */
 void
 commit_forget(struct task *t)
 {
-	size_t	i;
+	struct task_int	*ti = task_int(t);
+	size_t		 i;
 
-	if (t->flags & TASKF_DIRTY) {
-		TAILQ_REMOVE(&dirty, t, dirty_entry);
-		t->flags &= ~(TASKF_DIRTY | TASKF_VERSIONED);
+	if (ti->flags & TASKF_DIRTY) {
+		TAILQ_REMOVE(&dirty, ti, dirty_entry);
+		ti->flags &= ~(TASKF_DIRTY | TASKF_VERSIONED);
 	}
 	for (i = 0; i < nlogs; i++) {
 		if (logs[i].task == t->row.id)
@@ -520,30 +524,32 @@ static struct batch *
 commit_take(void)
 {
 	struct batch	*b;
-	struct task	*t;
+	struct task_int	*ti;
+	struct task_row	*row;
 	size_t		 n = 0;
 
 	b = xcalloc(1, sizeof *b);
-	TAILQ_FOREACH(t, &dirty, dirty_entry)
+	TAILQ_FOREACH(ti, &dirty, dirty_entry)
 		n++;
 	b->tasks = xcalloc(n, sizeof *b->tasks);
 	b->rows = xcalloc(n, sizeof *b->rows);
 	b->ops = xcalloc(n, 1);
-	while ((t = TAILQ_FIRST(&dirty)) != NULL) {
-		TAILQ_REMOVE(&dirty, t, dirty_entry);
-		t->flags &= ~(TASKF_DIRTY | TASKF_VERSIONED);
-		if (t->flags & TASKF_DELETE)
+	while ((ti = TAILQ_FIRST(&dirty)) != NULL) {
+		TAILQ_REMOVE(&dirty, ti, dirty_entry);
+		ti->flags &= ~(TASKF_DIRTY | TASKF_VERSIONED);
+		if (ti->flags & TASKF_DELETE)
 			b->ops[b->ntasks] = OP_DELETE;
-		else if (t->flags & TASKF_NEW)
+		else if (ti->flags & TASKF_NEW)
 			b->ops[b->ntasks] = OP_INSERT;
 		else
 			b->ops[b->ntasks] = OP_UPDATE;
-		t->flags &= ~TASKF_NEW;
-		commit_snapshot(&b->rows[b->ntasks], &t->row);
+		ti->flags &= ~TASKF_NEW;
+		row = &ti->pub.row;
+		commit_snapshot(&b->rows[b->ntasks], row);
 		/* from now on the store holds its token (a claim included) */
-		t->row.fence_prev = t->row.fence;
-		t->refs++;
-		b->tasks[b->ntasks++] = t;
+		row->fence_prev = row->fence;
+		ti->refs++;
+		b->tasks[b->ntasks++] = ti;
 	}
 	b->inserts = inserts;
 	b->ninserts = ninserts;
@@ -633,6 +639,7 @@ commit_done(struct store_batch *sb, void *arg)
 static void
 commit_lost(struct batch *b)
 {
+	struct task_int	*ti;
 	struct task	*t;
 	size_t		 i, j;
 
@@ -644,8 +651,9 @@ commit_lost(struct batch *b)
 			j++;
 			continue;
 		}
-		t = b->tasks[i];
-		t->refs--;
+		ti = b->tasks[i];
+		t = &ti->pub;
+		ti->refs--;
 		log_warnx("task %lld: its claim was lost (the store no longer "
 		    "holds token %lld): another owner has it; dropped from "
 		    "memory", (long long)t->row.id,
@@ -654,14 +662,14 @@ commit_lost(struct batch *b)
 		free(b->rows[i].result);
 		free(b->rows[i].error);
 		free(b->rows[i].checkpoint);
-		if (t->flags & TASKF_LOST)
+		if (ti->flags & TASKF_LOST)
 			continue;
 		commit_forget(t);
-		t->flags |= TASKF_LOST;
+		ti->flags |= TASKF_LOST;
 		lost_ids = xreallocarray(lost_ids, nlost_ids + 1,
 		    sizeof *lost_ids);
 		lost_ids[nlost_ids++] = t->row.id;
-		if (t->flags & (TASKF_ARMED | TASKF_READY))
+		if (ti->flags & (TASKF_ARMED | TASKF_READY))
 			sched_remove(t);
 		if (t->row.state == TASK_RUNNING)
 			task_cancel(t, CANCEL_USER);
@@ -687,16 +695,19 @@ commit_is_lost(int64_t id)
 static void
 commit_lost_sweep(void)
 {
+	struct task_int	*ti;
 	struct task	*t;
 	size_t		 i;
 
 	for (i = 0; i < nlost_ids; ) {
-		t = task_lookup(lost_ids[i]);
-		if (t != NULL && (t->refs > 0 || t->row.state == TASK_RUNNING ||
-		    (t->flags & (TASKF_QUEUED | TASKF_ARMED | TASKF_READY |
-		    TASKF_DIRTY)))) {
-			i++;
-			continue;
+		if ((t = task_lookup(lost_ids[i])) != NULL) {
+			ti = task_int(t);
+			if (ti->refs > 0 || t->row.state == TASK_RUNNING ||
+			    (ti->flags & (TASKF_QUEUED | TASKF_ARMED |
+			    TASKF_READY | TASKF_DIRTY))) {
+				i++;
+				continue;
+			}
 		}
 		if (t != NULL)
 			task_free(t);
@@ -726,7 +737,7 @@ static void
 commit_complete(struct batch *b)
 {
 	struct timeval	 tv = { 1, 0 };
-	struct task	*t;
+	struct task_int	*ti;
 	size_t		 i;
 
 	inflight = NULL;
@@ -748,14 +759,14 @@ commit_complete(struct batch *b)
 				api_wake_followers(b->logs[i].task);
 		}
 		for (i = 0; i < b->ntasks; i++) {
-			t = b->tasks[i];
-			t->refs--;
+			ti = b->tasks[i];
+			ti->refs--;
 			commit_changed(&b->rows[i],
 			    b->ops[i] == OP_INSERT ? CHANGE_CREATED :
 			    b->ops[i] == OP_DELETE ? CHANGE_DELETED :
 			    CHANGE_UPDATED);
-			if (!(t->flags & TASKF_DIRTY))
-				task_committed(t);
+			if (!(ti->flags & TASKF_DIRTY))
+				task_committed(&ti->pub);
 		}
 		/* The feed takes the batch whole, in seq order. */
 		events_flush();
@@ -773,13 +784,13 @@ commit_complete(struct batch *b)
 		 * the token the store still holds (a claim is not written).
 		 */
 		for (i = 0; i < b->ntasks; i++) {
-			t = b->tasks[i];
-			t->refs--;
+			ti = b->tasks[i];
+			ti->refs--;
 			if (b->ops[i] == OP_INSERT)
 				continue;
-			if (t->row.fence == b->rows[i].fence)
-				t->row.fence_prev = b->rows[i].fence_prev;
-			commit_dirty(t);
+			if (ti->pub.row.fence == b->rows[i].fence)
+				ti->pub.row.fence_prev = b->rows[i].fence_prev;
+			commit_dirty(&ti->pub);
 		}
 		for (i = 0; i < b->nlogs; i++) {
 			if (b->logs[i].task != 0 && !b->logs[i].fresh)

@@ -94,41 +94,24 @@ enum cancel_reason {
 	CANCEL_SIBLING,		/* a sibling failed (on_failure=cancel) */
 };
 
-/* The in-memory task: a loaded row plus its coroutine. */
+/*
+ * The in-memory task: a loaded row plus its coroutine, as kinds, groups
+ * and the API see it.  The runtime's bookkeeping (timers, flags, refs,
+ * where it is queued) is in struct task_int, task-int.h, which only
+ * task.c, sched.c and commit.c include; others ask (task_armed ...).
+ */
 struct task {
 	struct task_row		 row;
 	const struct task_kind	*kind;
 	void			*data;		/* kind locals across awaits */
 	int			 lc;		/* coroutine resume point */
-	enum task_wake		 wake;
+	enum task_wake		 wake;		/* why the body resumes */
 	enum cancel_reason	 cancel;	/* pending cancellation */
-
-	struct event		 timer;		/* sleeps and due time */
-	struct event		*deadline;	/* attempt timeout, if any */
 
 	struct task		*parent;	/* in memory while running */
 	int			 nchildren_live;	/* unfinished children */
 	int			 nchildren_bad;	/* ended but not succeeded */
-
-	unsigned int		 flags;
-#define TASKF_DIRTY	0x01	/* row changed this turn, in commit list */
-#define TASKF_NEW	0x02	/* row not yet inserted */
-#define TASKF_QUEUED	0x04	/* in the run queue */
-#define TASKF_ARMED	0x08	/* in the due heap */
-#define TASKF_READY	0x10	/* due, waiting for a slot */
-#define TASKF_SLOT	0x20	/* holds its slots (sched.c) */
-#define TASKF_DELETE	0x40	/* delete at the next commit */
-#define TASKF_VERSIONED	0x80	/* dirty with a new version (task_touch) */
-#define TASKF_LOST	0x100	/* its claim is another owner's: not written */
-	int			 refs;		/* held by a parent or a request */
-
-	TAILQ_ENTRY(task)	 dirty_entry;	/* commit.c */
-	TAILQ_ENTRY(task)	 run_entry;	/* task.c run queue */
-	struct task		*hnext;		/* task.c id hash chain */
-	size_t			 heap_idx;	/* sched.c due or ready heap */
-	unsigned char		 wait_pool;	/* sched.c ready heap it is in */
 };
-TAILQ_HEAD(task_list, task);
 
 /*
  * A kind's params, one row each (kind.c's kind_validate walks them; GET
@@ -304,6 +287,7 @@ void		 task_checkpoint(struct task *, const char *);
 void		 task_free(struct task *);
 size_t		 task_count(void);
 void		 task_free_all(void);
+int		 task_deleting(const struct task *);	/* at the next commit */
 extern size_t	 task_nrunning;
 
 /*
@@ -356,6 +340,7 @@ void		 sched_init(struct event_base *);
 void		 sched_shutdown(void);
 void		 sched_add(struct task *);
 void		 sched_remove(struct task *);
+int		 sched_armed(const struct task *);	/* in the due heap */
 void		 sched_slot_release(struct task *);
 int		 sched_slots_used(int);	/* SLOT_RUN, or 1 + a kind_pool */
 size_t		 sched_waiting(void);

@@ -115,7 +115,7 @@ void
 group_arm(struct task *t, struct task *c)
 {
 	(void)t;
-	if (c->row.state == TASK_SCHEDULED && !(c->flags & TASKF_ARMED))
+	if (c->row.state == TASK_SCHEDULED && !sched_armed(c))
 		task_arm(c, time_now() + c->row.delay);
 }
 

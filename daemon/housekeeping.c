@@ -89,7 +89,7 @@ hk_delete(int64_t *ids, size_t n)
 
 	for (i = 0; i < n; i++) {
 		if ((t = task_lookup(ids[i])) == NULL ||
-		    !TASK_FINAL(t->row.state) || (t->flags & TASKF_DELETE))
+		    !TASK_FINAL(t->row.state) || task_deleting(t))
 			continue;
 		task_delete(t);
 		deleted++;

@@ -86,7 +86,7 @@ kind_setup(void)
 			fatalx("%s: pool %s is given two ways", __func__,
 			    k->pool->name);
 		if (j == npools) {
-			if (npools == 254)	/* task.wait_pool: 1 + j */
+			if (npools == 254)	/* task_int.wait_pool: 1 + j */
 				fatalx("%s: too many pools", __func__);
 			pools = xreallocarray(pools, npools + 1,
 			    sizeof *pools);

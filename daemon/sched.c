@@ -31,6 +31,7 @@
 
 #include "corod.h"
 #include "db.h"
+#include "task-int.h"
 
 /* Lateness buckets' upper bounds in µs; the last bucket is +Inf. */
 const int64_t	 sched_lateness_bounds[SCHED_LATENESS_BUCKETS] = {
@@ -42,16 +43,17 @@ int64_t		 sched_lateness_sum;		/* µs */
 
 /* A binary heap of tasks; the task's heap_idx is its position. */
 struct heap {
-	struct task	**v;
+	struct task_int	**v;
 	size_t		  n;
 	size_t		  cap;
-	int		(*before)(const struct task *, const struct task *);
+	int		(*before)(const struct task_int *,
+			    const struct task_int *);
 };
 
 #define SCHED_BATCH	50000		/* due tasks started in one turn */
 
-static int	due_before(const struct task *, const struct task *);
-static int	ready_before(const struct task *, const struct task *);
+static int	due_before(const struct task_int *, const struct task_int *);
+static int	ready_before(const struct task_int *, const struct task_int *);
 
 /* A pool of slots: how many are taken, who waits for one. */
 struct pool {
@@ -67,8 +69,8 @@ static struct event	 *due_ev;
 static int64_t		  wm_run_at, wm_id;	/* the window's watermark */
 static struct event	 *window_ev;
 
-static void	heap_push(struct heap *, struct task *);
-static void	heap_del(struct heap *, struct task *);
+static void	heap_push(struct heap *, struct task_int *);
+static void	heap_del(struct heap *, struct task_int *);
 static void	heap_release(struct heap *, int);
 static void	heap_swap(struct heap *, size_t, size_t);
 static void	heap_up(struct heap *, size_t);
@@ -78,7 +80,7 @@ static void	sched_window_claimed(void *, int);
 static void	sched_due_cb(evutil_socket_t, short, void *);
 static void	sched_start(struct task *);
 static int	sched_blocked(const struct task *);
-static void	sched_wait(struct task *, int);
+static void	sched_wait(struct task_int *, int);
 static void	sched_drain(void);
 static void	sched_window_cb(evutil_socket_t, short, void *);
 static int	sched_needs(const struct task *, size_t);
@@ -155,14 +157,16 @@ sched_in_window(int64_t run_at, int64_t id)
 void
 sched_add(struct task *t)
 {
+	struct task_int	*ti = task_int(t);
+
 	if (t->row.state != TASK_SCHEDULED || t->row.run_at == 0)
 		return;
 	if (t->row.parent == 0 && !sched_in_window(t->row.run_at, t->row.id))
 		return;
 	sched_remove(t);
-	heap_push(&due, t);
-	t->flags |= TASKF_ARMED;
-	if (due.v[0] == t)
+	heap_push(&due, ti);
+	ti->flags |= TASKF_ARMED;
+	if (due.v[0] == ti)
 		sched_rearm();
 }
 
@@ -170,14 +174,23 @@ sched_add(struct task *t)
 void
 sched_remove(struct task *t)
 {
-	if (t->flags & TASKF_ARMED) {
-		t->flags &= ~TASKF_ARMED;
-		heap_del(&due, t);
+	struct task_int	*ti = task_int(t);
+
+	if (ti->flags & TASKF_ARMED) {
+		ti->flags &= ~TASKF_ARMED;
+		heap_del(&due, ti);
 	}
-	if (t->flags & TASKF_READY) {
-		t->flags &= ~TASKF_READY;
-		heap_del(&pools[t->wait_pool].ready, t);
+	if (ti->flags & TASKF_READY) {
+		ti->flags &= ~TASKF_READY;
+		heap_del(&pools[ti->wait_pool].ready, ti);
 	}
+}
+
+/* Is the task in the due heap (armed, waiting for its run_at)? */
+int
+sched_armed(const struct task *t)
+{
+	return ((task_int_const(t)->flags & TASKF_ARMED) != 0);
 }
 
 /* Arm the one timer for the earliest due task. */
@@ -192,7 +205,7 @@ sched_rearm(void)
 		evtimer_del(due_ev);
 		return;
 	}
-	tv = time_tv(due.v[0]->row.run_at - time_now());
+	tv = time_tv(due.v[0]->pub.row.run_at - time_now());
 	evtimer_add(due_ev, &tv);
 }
 
@@ -204,7 +217,7 @@ sched_rearm(void)
 static void
 sched_due_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct task	*t;
+	struct task_int	*ti;
 	int64_t		 now = time_now();
 	int		 n = 0, p;
 
@@ -212,18 +225,18 @@ sched_due_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 
-	while (due.n > 0 && (t = due.v[0])->row.run_at <= now) {
+	while (due.n > 0 && (ti = due.v[0])->pub.row.run_at <= now) {
 		if (n++ == SCHED_BATCH) {
 			event_active(due_ev, EV_TIMEOUT, 1);
 			return;
 		}
-		t->flags &= ~TASKF_ARMED;
-		heap_del(&due, t);
-		if ((p = sched_blocked(t)) >= 0) {
-			sched_wait(t, p);
+		ti->flags &= ~TASKF_ARMED;
+		heap_del(&due, ti);
+		if ((p = sched_blocked(&ti->pub)) >= 0) {
+			sched_wait(ti, p);
 			continue;
 		}
-		sched_start(t);
+		sched_start(&ti->pub);
 		if ((n & 1023) == 0)
 			now = time_now();
 	}
@@ -265,11 +278,11 @@ sched_blocked(const struct task *t)
 
 /* Wait in pool p's ready heap. */
 static void
-sched_wait(struct task *t, int p)
+sched_wait(struct task_int *ti, int p)
 {
-	t->wait_pool = (unsigned char)p;
-	heap_push(&pools[p].ready, t);
-	t->flags |= TASKF_READY;
+	ti->wait_pool = (unsigned char)p;
+	heap_push(&pools[p].ready, ti);
+	ti->flags |= TASKF_READY;
 }
 
 /* Take the slots the kind needs and run; record how late it started. */
@@ -281,7 +294,7 @@ sched_start(struct task *t)
 	int	i;
 
 	if (!t->kind->group) {
-		t->flags |= TASKF_SLOT;
+		task_int(t)->flags |= TASKF_SLOT;
 		for (p = 0; p < npools; p++)
 			if (sched_needs(t, p))
 				pools[p].used++;
@@ -302,11 +315,12 @@ sched_start(struct task *t)
 void
 sched_slot_release(struct task *t)
 {
-	size_t	p;
+	struct task_int	*ti = task_int(t);
+	size_t		 p;
 
-	if (!(t->flags & TASKF_SLOT))
+	if (!(ti->flags & TASKF_SLOT))
 		return;
-	t->flags &= ~TASKF_SLOT;
+	ti->flags &= ~TASKF_SLOT;
 	for (p = 0; p < npools; p++)
 		if (sched_needs(t, p))
 			pools[p].used--;
@@ -322,7 +336,7 @@ sched_slot_release(struct task *t)
 static void
 sched_drain(void)
 {
-	struct task	*t;
+	struct task_int	*ti;
 	size_t		 p;
 	int		 q, moved;
 
@@ -332,13 +346,13 @@ sched_drain(void)
 			while (pools[p].ready.n > 0 &&
 			    (pool_limit(&pools[p]) == 0 ||
 			    pools[p].used < pool_limit(&pools[p]))) {
-				t = pools[p].ready.v[0];
-				t->flags &= ~TASKF_READY;
-				heap_del(&pools[p].ready, t);
-				if ((q = sched_blocked(t)) >= 0)
-					sched_wait(t, q);
+				ti = pools[p].ready.v[0];
+				ti->flags &= ~TASKF_READY;
+				heap_del(&pools[p].ready, ti);
+				if ((q = sched_blocked(&ti->pub)) >= 0)
+					sched_wait(ti, q);
 				else
-					sched_start(t);
+					sched_start(&ti->pub);
 				moved = 1;
 			}
 		}
@@ -380,28 +394,32 @@ sched_waiting(void)
 
 /* Due order: run_at, then id. */
 static int
-due_before(const struct task *a, const struct task *b)
+due_before(const struct task_int *ta, const struct task_int *tb)
 {
-	if (a->row.run_at != b->row.run_at)
-		return (a->row.run_at < b->row.run_at);
-	return (a->row.id < b->row.id);
+	const struct task_row	*a = &ta->pub.row, *b = &tb->pub.row;
+
+	if (a->run_at != b->run_at)
+		return (a->run_at < b->run_at);
+	return (a->id < b->id);
 }
 
 /* Slot order: priority desc, run_at asc, id asc. */
 static int
-ready_before(const struct task *a, const struct task *b)
+ready_before(const struct task_int *ta, const struct task_int *tb)
 {
-	if (a->row.priority != b->row.priority)
-		return (a->row.priority > b->row.priority);
-	if (a->row.run_at != b->row.run_at)
-		return (a->row.run_at < b->row.run_at);
-	return (a->row.id < b->row.id);
+	const struct task_row	*a = &ta->pub.row, *b = &tb->pub.row;
+
+	if (a->priority != b->priority)
+		return (a->priority > b->priority);
+	if (a->run_at != b->run_at)
+		return (a->run_at < b->run_at);
+	return (a->id < b->id);
 }
 
 static void
 heap_swap(struct heap *h, size_t i, size_t j)
 {
-	struct task	*tmp = h->v[i];
+	struct task_int	*tmp = h->v[i];
 
 	h->v[i] = h->v[j];
 	h->v[j] = tmp;
@@ -439,7 +457,7 @@ heap_down(struct heap *h, size_t i)
 }
 
 static void
-heap_push(struct heap *h, struct task *t)
+heap_push(struct heap *h, struct task_int *t)
 {
 	if (h->n == h->cap) {
 		h->cap = h->cap == 0 ? 64 : h->cap * 2;
@@ -452,13 +470,13 @@ heap_push(struct heap *h, struct task *t)
 
 /* Remove from any position. */
 static void
-heap_del(struct heap *h, struct task *t)
+heap_del(struct heap *h, struct task_int *t)
 {
 	size_t	i = t->heap_idx;
 
 	if (i >= h->n || h->v[i] != t)
 		fatalx("%s: task %lld is not at %zu of a heap of %zu", __func__,
-		    (long long)t->row.id, i, h->n);
+		    (long long)t->pub.row.id, i, h->n);
 	t->heap_idx = (size_t)-1;
 	if (i != --h->n) {
 		h->v[i] = h->v[h->n];
@@ -555,7 +573,7 @@ sched_window_claimed(void *arg, int rc)
 		if (task_lookup(rows[i].id) == NULL) {
 			t = task_create(&rows[i]);
 			sched_add(t);
-			if (!(t->flags & TASKF_ARMED))
+			if (!(task_int(t)->flags & TASKF_ARMED))
 				task_free(t);
 		}
 		task_row_free(&rows[i]);

@@ -33,9 +33,10 @@
 
 #include "coro.h"
 #include "db.h"
+#include "task-int.h"
 
 /* id -> task, chained, grown at load factor 1. */
-static struct task	**htab;
+static struct task_int	**htab;
 static size_t		  hsize;
 static size_t		  hcount;
 
@@ -44,8 +45,8 @@ static int		  task_exiting;
 
 size_t			  task_nrunning;
 
-static void	task_hash_add(struct task *);
-static void	task_hash_del(struct task *);
+static void	task_hash_add(struct task_int *);
+static void	task_hash_del(struct task_int *);
 static void	task_timer_cb(evutil_socket_t, short, void *);
 static void	task_deadline_cb(evutil_socket_t, short, void *);
 static void	task_resume(struct task *);
@@ -68,9 +69,9 @@ task_bucket(int64_t id)
 
 /* Add to the id hash, growing it when full. */
 static void
-task_hash_add(struct task *t)
+task_hash_add(struct task_int *ti)
 {
-	struct task	**old = htab, *e, *next;
+	struct task_int	**old = htab, *e, *next;
 	size_t		  oldsize = hsize, i, b;
 
 	if (hcount + 1 > hsize) {
@@ -79,31 +80,31 @@ task_hash_add(struct task *t)
 		for (i = 0; i < oldsize; i++) {
 			for (e = old[i]; e != NULL; e = next) {
 				next = e->hnext;
-				b = task_bucket(e->row.id);
+				b = task_bucket(e->pub.row.id);
 				e->hnext = htab[b];
 				htab[b] = e;
 			}
 		}
 		free(old);
 	}
-	b = task_bucket(t->row.id);
-	t->hnext = htab[b];
-	htab[b] = t;
+	b = task_bucket(ti->pub.row.id);
+	ti->hnext = htab[b];
+	htab[b] = ti;
 	hcount++;
 }
 
 /* Remove from the id hash. */
 static void
-task_hash_del(struct task *t)
+task_hash_del(struct task_int *ti)
 {
-	struct task	**pp;
+	struct task_int	**pp;
 
 	if (hsize == 0)
 		return;
-	for (pp = &htab[task_bucket(t->row.id)]; *pp != NULL;
+	for (pp = &htab[task_bucket(ti->pub.row.id)]; *pp != NULL;
 	    pp = &(*pp)->hnext) {
-		if (*pp == t) {
-			*pp = t->hnext;
+		if (*pp == ti) {
+			*pp = ti->hnext;
 			hcount--;
 			return;
 		}
@@ -114,13 +115,13 @@ task_hash_del(struct task *t)
 struct task *
 task_lookup(int64_t id)
 {
-	struct task	*t;
+	struct task_int	*ti;
 
 	if (hsize == 0)
 		return (NULL);
-	for (t = htab[task_bucket(id)]; t != NULL; t = t->hnext) {
-		if (t->row.id == id)
-			return (t);
+	for (ti = htab[task_bucket(id)]; ti != NULL; ti = ti->hnext) {
+		if (ti->pub.row.id == id)
+			return (&ti->pub);
 	}
 	return (NULL);
 }
@@ -396,21 +397,27 @@ task_child(int64_t id)
 	return (task_get(id));
 }
 
-/* Bring a row into memory (a copy).  The task is idle until armed. */
+/*
+ * Bring a row into memory (a copy).  The task is idle until armed.  The
+ * one allocation of a task: the runtime's struct task_int, its public
+ * part first (task-int.h).
+ */
 struct task *
 task_create(const struct task_row *row)
 {
+	struct task_int	*ti;
 	struct task	*t;
 
-	t = xcalloc(1, sizeof *t);
+	ti = xcalloc(1, sizeof *ti);
+	t = &ti->pub;
 	task_row_copy(&t->row, row);
 	t->kind = kind_find(row->kind, strlen(row->kind));
 	if (t->kind == NULL)
 		fatalx("%s: task %lld has unknown kind %s", __func__,
 		    (long long)row->id, row->kind);
-	evtimer_assign(&t->timer, loop_base, task_timer_cb, t);
-	t->heap_idx = (size_t)-1;
-	task_hash_add(t);
+	evtimer_assign(&ti->timer, loop_base, task_timer_cb, t);
+	ti->heap_idx = (size_t)-1;
+	task_hash_add(ti);
 	return (t);
 }
 
@@ -461,7 +468,7 @@ task_create_tree(struct spec_tree *tree)
 		}
 		/* Armed once committed (task_committed): not before. */
 		t = task_create(row);
-		t->flags |= TASKF_NEW;
+		task_int(t)->flags |= TASKF_NEW;
 		commit_dirty(t);
 	}
 }
@@ -470,16 +477,19 @@ task_create_tree(struct spec_tree *tree)
 void
 task_ref(struct task *t)
 {
-	t->refs++;
+	task_int(t)->refs++;
 }
 
 /* Let go; an idle task nobody holds leaves memory. */
 void
 task_unref(struct task *t)
 {
-	if (--t->refs < 0)
+	struct task_int	*ti = task_int(t);
+
+	if (--ti->refs < 0)
 		fatalx("%s: task %lld refs < 0", __func__, (long long)t->row.id);
-	if (!task_exiting && t->refs == 0 && !(t->flags & TASKF_DIRTY) && task_idle(t))
+	if (!task_exiting && ti->refs == 0 && !(ti->flags & TASKF_DIRTY) &&
+	    task_idle(t))
 		task_free(t);
 }
 
@@ -487,7 +497,7 @@ task_unref(struct task *t)
 static int
 task_idle(struct task *t)
 {
-	if (t->flags & (TASKF_QUEUED | TASKF_ARMED | TASKF_READY))
+	if (task_int(t)->flags & (TASKF_QUEUED | TASKF_ARMED | TASKF_READY))
 		return (0);
 	if (t->row.state == TASK_RUNNING)
 		return (0);
@@ -498,21 +508,23 @@ task_idle(struct task *t)
 void
 task_free(struct task *t)
 {
+	struct task_int	*ti = task_int(t);
+
 	if (t->kind != NULL && t->kind->free != NULL && t->data != NULL)
 		t->kind->free(t);
-	if (t->flags & TASKF_QUEUED)
-		TAILQ_REMOVE(&runq, t, run_entry);
-	if (t->flags & TASKF_DIRTY)
+	if (ti->flags & TASKF_QUEUED)
+		TAILQ_REMOVE(&runq, ti, run_entry);
+	if (ti->flags & TASKF_DIRTY)
 		commit_forget(t);
-	if (t->flags & (TASKF_ARMED | TASKF_READY))
+	if (ti->flags & (TASKF_ARMED | TASKF_READY))
 		sched_remove(t);
-	if (evtimer_initialized(&t->timer))
-		evtimer_del(&t->timer);
-	if (t->deadline != NULL)
-		event_free(t->deadline);
-	task_hash_del(t);
+	if (evtimer_initialized(&ti->timer))
+		evtimer_del(&ti->timer);
+	if (ti->deadline != NULL)
+		event_free(ti->deadline);
+	task_hash_del(ti);
 	task_row_free(&t->row);
-	free(t);
+	free(ti);
 }
 
 /* Free every task in memory (at exit, for leak checkers). */
@@ -520,18 +532,18 @@ void
 task_free_all(void)
 {
 	size_t		 i;
-	struct task	*t;
+	struct task_int	*ti;
 
 	task_exiting = 1;
 	for (i = 0; i < hsize; i++) {
-		for (t = htab[i]; t != NULL; t = t->hnext) {
-			if (t->kind->free != NULL && t->data != NULL)
-				t->kind->free(t);
+		for (ti = htab[i]; ti != NULL; ti = ti->hnext) {
+			if (ti->pub.kind->free != NULL && ti->pub.data != NULL)
+				ti->pub.kind->free(&ti->pub);
 		}
 	}
 	for (i = 0; i < hsize; i++) {
-		while ((t = htab[i]) != NULL)
-			task_free(t);
+		while ((ti = htab[i]) != NULL)
+			task_free(&ti->pub);
 	}
 	task_exiting = 0;
 	free(htab);
@@ -554,10 +566,12 @@ task_count(void)
 void
 task_touch(struct task *t)
 {
-	if (t->flags & TASKF_VERSIONED)
+	struct task_int	*ti = task_int(t);
+
+	if (ti->flags & TASKF_VERSIONED)
 		return;
 	t->row.version = commit_next_seq();
-	t->flags |= TASKF_VERSIONED;
+	ti->flags |= TASKF_VERSIONED;
 	commit_dirty(t);
 }
 
@@ -583,8 +597,15 @@ task_delete(struct task *t)
 		}
 		free(ids);
 	}
-	t->flags |= TASKF_DELETE;
+	task_int(t)->flags |= TASKF_DELETE;
 	task_touch(t);
+}
+
+/* Is the task to be deleted at the next commit (task_delete)? */
+int
+task_deleting(const struct task *t)
+{
+	return ((task_int_const(t)->flags & TASKF_DELETE) != 0);
 }
 
 /* Kind-private resume state changed; stored without a new version. */
@@ -593,7 +614,7 @@ task_checkpoint(struct task *t, const char *text)
 {
 	free(t->row.checkpoint);
 	t->row.checkpoint = text != NULL ? xstrdup(text) : NULL;
-	if (!(t->flags & TASKF_DIRTY))
+	if (!(task_int(t)->flags & TASKF_DIRTY))
 		commit_dirty(t);
 }
 
@@ -637,7 +658,8 @@ task_arm(struct task *t, int64_t run_at)
 void
 task_start(struct task *t)
 {
-	struct timeval	tv;
+	struct task_int	*ti = task_int(t);
+	struct timeval	 tv;
 
 	t->row.state = TASK_RUNNING;
 	t->row.started_at = time_now();
@@ -651,10 +673,11 @@ task_start(struct task *t)
 	if (t->row.attempt > 1)
 		task_log(t, "attempt %d started", t->row.attempt);
 	if (t->row.timeout > 0) {
-		if (t->deadline == NULL)
-			t->deadline = evtimer_new(loop_base, task_deadline_cb, t);
+		if (ti->deadline == NULL)
+			ti->deadline = evtimer_new(loop_base, task_deadline_cb,
+			    t);
 		tv = time_tv(t->row.timeout);
-		evtimer_add(t->deadline, &tv);
+		evtimer_add(ti->deadline, &tv);
 	}
 	task_wake(t, WAKE_START);
 }
@@ -663,26 +686,30 @@ task_start(struct task *t)
 void
 task_wake(struct task *t, enum task_wake why)
 {
+	struct task_int	*ti = task_int(t);
+
 	t->wake = why;
-	if (t->flags & TASKF_QUEUED)
+	if (ti->flags & TASKF_QUEUED)
 		return;
-	t->flags |= TASKF_QUEUED;
-	TAILQ_INSERT_TAIL(&runq, t, run_entry);
+	ti->flags |= TASKF_QUEUED;
+	TAILQ_INSERT_TAIL(&runq, ti, run_entry);
 }
 
 /* Resume every queued body; returns how many ran. */
 int
 task_run_queue(void)
 {
+	struct task_int	*ti;
 	struct task	*t;
 	int		 n = 0;
 
-	while ((t = TAILQ_FIRST(&runq)) != NULL) {
-		TAILQ_REMOVE(&runq, t, run_entry);
-		t->flags &= ~TASKF_QUEUED;
+	while ((ti = TAILQ_FIRST(&runq)) != NULL) {
+		TAILQ_REMOVE(&runq, ti, run_entry);
+		ti->flags &= ~TASKF_QUEUED;
+		t = &ti->pub;
 		if (t->row.state == TASK_RUNNING)
 			task_resume(t);
-		else if (t->refs == 0 && !(t->flags & TASKF_DIRTY) &&
+		else if (ti->refs == 0 && !(ti->flags & TASKF_DIRTY) &&
 		    task_idle(t))
 			task_free(t);
 		n++;
@@ -749,7 +776,7 @@ task_sleep(struct task *t, int64_t us)
 {
 	struct timeval	tv = time_tv(us);
 
-	evtimer_add(&t->timer, &tv);
+	evtimer_add(&task_int(t)->timer, &tv);
 }
 
 /* Append a line to the task's log. */
@@ -800,9 +827,11 @@ task_error_json(const char *code, const char *message, int http_status)
 static void
 task_end_attempt(struct task *t)
 {
-	evtimer_del(&t->timer);
-	if (t->deadline != NULL)
-		evtimer_del(t->deadline);
+	struct task_int	*ti = task_int(t);
+
+	evtimer_del(&ti->timer);
+	if (ti->deadline != NULL)
+		evtimer_del(ti->deadline);
 	if (t->kind->free != NULL && t->data != NULL)
 		t->kind->free(t);
 	t->data = NULL;
@@ -821,7 +850,7 @@ task_finalize(struct task *t, enum task_state state)
 	/* Finished before its slot goes to the next task (which starts now). */
 	t->row.finished_at = time_now();
 	task_end_attempt(t);
-	if (t->flags & (TASKF_ARMED | TASKF_READY))
+	if (task_int(t)->flags & (TASKF_ARMED | TASKF_READY))
 		sched_remove(t);
 	t->row.state = state;
 	task_touch(t);
@@ -986,7 +1015,7 @@ task_cancel(struct task *t, enum cancel_reason why)
 			    (double)t->row.timeout / USEC_PER_SEC);
 		else
 			task_log(t, "cancel requested");
-		evtimer_del(&t->timer);
+		evtimer_del(&task_int(t)->timer);
 		task_wake(t, WAKE_CANCEL);
 		return (1);
 	case TASK_CANCELED:
@@ -1000,10 +1029,12 @@ task_cancel(struct task *t, enum cancel_reason why)
 void
 task_committed(struct task *t)
 {
-	t->flags &= ~(TASKF_DIRTY | TASKF_NEW);
-	if (t->flags & TASKF_DELETE) {
-		t->flags &= ~TASKF_DELETE;
-		if (t->refs == 0)
+	struct task_int	*ti = task_int(t);
+
+	ti->flags &= ~(TASKF_DIRTY | TASKF_NEW);
+	if (ti->flags & TASKF_DELETE) {
+		ti->flags &= ~TASKF_DELETE;
+		if (ti->refs == 0)
 			task_free(t);
 		return;
 	}
@@ -1012,10 +1043,10 @@ task_committed(struct task *t)
 	 * (the disk read could not see it): arm it now rather than lose it.
 	 */
 	if (t->row.state == TASK_SCHEDULED && t->row.parent == 0 &&
-	    t->row.run_at != 0 && !(t->flags & (TASKF_ARMED | TASKF_READY)) &&
+	    t->row.run_at != 0 && !(ti->flags & (TASKF_ARMED | TASKF_READY)) &&
 	    sched_in_window(t->row.run_at, t->row.id))
 		sched_add(t);
-	if (t->refs == 0 && task_idle(t))
+	if (ti->refs == 0 && task_idle(t))
 		task_free(t);
 }
 
@@ -1034,7 +1065,7 @@ task_inserted(const struct task_row *row)
 		return;
 	t = task_create(row);
 	sched_add(t);
-	if (!(t->flags & TASKF_ARMED))
+	if (!(task_int(t)->flags & TASKF_ARMED))
 		task_free(t);
 }
 
@@ -1043,7 +1074,7 @@ void
 task_discard(struct task *t)
 {
 	commit_forget(t);
-	t->flags &= ~TASKF_NEW;
+	task_int(t)->flags &= ~TASKF_NEW;
 	task_free(t);
 }
 

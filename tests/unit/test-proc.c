@@ -23,6 +23,7 @@
 #include "corod.h"
 #include "coro.h"
 #include "db.h"
+#include "task-int.h"	/* a task made by hand: TASKF_NEW */
 #include "tap.h"
 
 static struct config	conf;
@@ -527,7 +528,7 @@ ptest_run(char *const argv[])
 	row.version = commit_next_seq();
 	t = task_create(&row);
 	t->kind = &ptest_kind;
-	t->flags |= TASKF_NEW;
+	task_int(t)->flags |= TASKF_NEW;
 	commit_dirty(t);
 	body_argv = argv;
 	body_status = -2;

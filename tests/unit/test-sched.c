@@ -22,6 +22,7 @@
 #include "corod.h"
 #include "db.h"
 #include "api.h"
+#include "task-int.h"	/* a waiting or lost task's flags */
 #include "tap.h"
 
 static struct config	conf;
@@ -413,13 +414,14 @@ test_stop_in_every_state(void)
 	run_for(50);
 	t = task_lookup(backoff);
 	ok(t != NULL && t->row.state == TASK_SCHEDULED &&
-	    (t->flags & TASKF_ARMED), "a task in its retry backoff is armed");
+	    sched_armed(t), "a task in its retry backoff is armed");
 	t = task_lookup(blocker);
 	ok(t != NULL && t->row.state == TASK_RUNNING, "one running");
 	t = task_lookup(waiting);
-	ok(t != NULL && (t->flags & TASKF_READY), "one due, waiting for a slot");
+	ok(t != NULL && (task_int(t)->flags & TASKF_READY),
+	    "one due, waiting for a slot");
 	t = task_lookup(armed);
-	ok(t != NULL && (t->flags & TASKF_ARMED), "one armed");
+	ok(t != NULL && sched_armed(t), "one armed");
 	run_at = row(armed)->run_at;
 	stop();
 	ok(1, "the teardown with tasks armed and waiting did not crash");
@@ -435,7 +437,7 @@ test_stop_in_every_state(void)
 	is(row(waiting)->state, TASK_SUCCEEDED, "the waiting one runs once "
 	    "slots are free");
 	t = task_lookup(armed);
-	ok(t != NULL && (t->flags & TASKF_ARMED), "the armed one armed again");
+	ok(t != NULL && sched_armed(t), "the armed one armed again");
 }
 
 /* A row stored already: inserted again, it fails its commit (a store
@@ -582,7 +584,7 @@ test_lost(void)
 	t = task_lookup(id);
 	task_progress(t, "\"ours\"");
 	settle();
-	ok((t = task_lookup(id)) == NULL || (t->flags & TASKF_LOST),
+	ok((t = task_lookup(id)) == NULL || (task_int(t)->flags & TASKF_LOST),
 	    "the write lost: the task is marked lost");
 	run_for(300);
 	ok(task_lookup(id) == NULL, "and has left memory");
