@@ -280,7 +280,6 @@ void		 api_task_cancel(struct http_request *,
 void		 api_task_delete(struct http_request *,
 		    const struct route_params *);
 void		 api_task_log(struct http_request *, const struct route_params *);
-void		 api_tasks_shutdown(void);
 void		 api_read_clear(struct http_request *);
 /* api_wake_waiters, api_wake_followers: steps of a commit (corod.h) */
 

@@ -1039,26 +1039,6 @@ api_wake_waiters(const struct task_row *row)
 	}
 }
 
-/* At stop: answer every waiter now. */
-void
-api_tasks_shutdown(void)
-{
-	struct waiter	*w;
-	size_t		 i;
-	struct http_request *req;
-	int64_t		 id;
-
-	for (i = 0; i < WAITER_BUCKETS; i++) {
-		while ((w = LIST_FIRST(&waiters[i])) != NULL) {
-			req = w->req;
-			id = w->id;
-			waiter_free(w);
-			if (req != NULL)
-				task_get_answer(req, id);
-		}
-	}
-}
-
 /* After the commit of a cancel or delete: the answer. */
 static void
 change_done(void *arg, int ok)
