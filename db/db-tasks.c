@@ -5,11 +5,12 @@
  * The sqlite backend's half of struct store_ops (store.h) that reads, and
  * the statements its writer runs (sqlite-writer.c).
  *
- * Every query is a cached prepared statement (db.c), bound by query()
- * and reset after use.  Strings are bound SQLITE_STATIC: the caller's
- * buffers outlive the step, and the write path allocates nothing.  Rows read are copied out (the
- * caller owns them, task_row_free); the column order is TASK_COLS
- * everywhere, decoded by row_read.
+ * Every query is a cached prepared statement, bound by db_query (db.c;
+ * QUERY and EXEC, db-sqlite.h) and reset after use.  Strings are bound SQLITE_STATIC: the
+ * caller's buffers outlive the step, and the write path allocates
+ * nothing.  Rows read are copied out (the caller owns them,
+ * task_row_free); the column order is TASK_COLS everywhere, decoded by
+ * row_read.
  *
  * Listing (sq_task_list) must stay fast with a million rows, so each filter
  * shape has its own statement, built once, that reads about limit index
@@ -58,10 +59,6 @@
  */
 #define TASK_COLS_LIST	TASK_COLS_STORED TASK_COLS_TAIL
 
-/* One of the fixed statements, bound (query, below), for the caller. */
-#define QUERY(db, which, sql, ...)					\
-	query((db), &SQ(db)->st[(which)], (sql), __func__, __VA_ARGS__)
-
 /* The parent filter's modes, part of a list statement's shape. */
 #define LIST_PARENT_ANY		0
 #define LIST_PARENT_TOP		1
@@ -75,8 +72,6 @@
 	"SELECT t.id FROM tasks AS t INDEXED BY tasks_parent, sub "	\
 	"WHERE t.parent = sub.id) "
 
-static sqlite3_stmt *query(struct db *, sqlite3_stmt **, const char *,
-		     const char *, const char *, ...);
 static char	*col_dup(sqlite3_stmt *, int);
 static void	 row_read(sqlite3_stmt *, struct task_row *);
 static size_t	 row_bytes(const struct task_row *);
@@ -89,7 +84,6 @@ static int	 ids_collect(struct db *, sqlite3_stmt *, const char *,
 static int	 one_int64(struct db *, sqlite3_stmt *, const char *,
 		     int64_t *);
 static int	 row_one(struct db *, sqlite3_stmt *, const char *);
-static int	 done(struct db *, sqlite3_stmt *, const char *);
 static void	 rows_take(struct task_row *, size_t, int64_t);
 static void	 sql_add(char *, size_t *, const char *, ...)
 		     __attribute__((format(printf, 3, 4)));
@@ -97,82 +91,6 @@ static void	 list_arm(char *, size_t *, const char *, const char *, int,
 		     int, int, int, int);
 static int	 list_cmp(const void *, const void *);
 static void	 list_sql(char *, unsigned int, int, int, int);
-
-/*
- * The statement in *slot (prepared from sql on first use: db_stmt), its
- * parameters ?1, ?2, ... bound in order from the arguments as types
- * says, one letter each:
- *	i	int
- *	n	int, a limit: <= 0 binds -1 (no limit)
- *	I	int64_t
- *	o	int64_t whose 0 means "none": binds NULL
- *	t	const char *; NULL binds NULL
- *	s	const char *, size_t: that many bytes of text (NULL: none)
- * Text is bound SQLITE_STATIC: the caller keeps it alive until the
- * statement is reset.  NULL, logged for func, if the statement does not
- * prepare or a parameter does not bind; the steppers below take that
- * NULL and fail, so a query function is its SQL and what it does with
- * the rows.  The arguments are not checked against types (varargs): an
- * int64_t must be passed where I or o is, an int where i or n is.
- */
-static sqlite3_stmt *
-query(struct db *db, sqlite3_stmt **slot, const char *sql, const char *func,
-    const char *types, ...)
-{
-	sqlite3_stmt	*st;
-	va_list		 ap;
-	const char	*s;
-	size_t		 len;
-	int64_t		 v;
-	int		 i, x, rc = SQLITE_OK;
-
-	if ((st = db_stmt(db, slot, sql, func)) == NULL)
-		return (NULL);
-	va_start(ap, types);
-	for (i = 1; types[i - 1] != '\0'; i++) {
-		switch (types[i - 1]) {
-		case 'i':
-			rc |= sqlite3_bind_int(st, i, va_arg(ap, int));
-			break;
-		case 'n':
-			x = va_arg(ap, int);
-			rc |= sqlite3_bind_int(st, i, x > 0 ? x : -1);
-			break;
-		case 'I':
-			rc |= sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
-			break;
-		case 'o':
-			if ((v = va_arg(ap, int64_t)) == 0)
-				rc |= sqlite3_bind_null(st, i);
-			else
-				rc |= sqlite3_bind_int64(st, i, v);
-			break;
-		case 't':
-			if ((s = va_arg(ap, const char *)) == NULL)
-				rc |= sqlite3_bind_null(st, i);
-			else
-				rc |= sqlite3_bind_text(st, i, s, -1,
-				    SQLITE_STATIC);
-			break;
-		case 's':
-			s = va_arg(ap, const char *);
-			len = va_arg(ap, size_t);
-			rc |= sqlite3_bind_text64(st, i, s != NULL ? s : "",
-			    len, SQLITE_STATIC, SQLITE_UTF8);
-			break;
-		default:
-			fatalx("%s: %s: parameter type '%c'", __func__, func,
-			    types[i - 1]);
-		}
-	}
-	va_end(ap);
-	if (rc != SQLITE_OK) {
-		db_fail(db, st, func);
-		return (NULL);
-	}
-	return (st);
-}
-
 
 /* A text column as an allocated string; NULL stays NULL. */
 static char *
@@ -238,7 +156,7 @@ row_bytes(const struct task_row *r)
 }
 
 /*
- * Step a bound statement (NULL: query failed) to the end, collecting its
+ * Step a bound statement (NULL: db_query failed) to the end, collecting its
  * rows into an allocated array (NULL when empty).  On error nothing is
  * handed out.
  */
@@ -354,18 +272,6 @@ row_one(struct db *db, sqlite3_stmt *st, const char *func)
 	return (0);
 }
 
-/* Step a statement returning no rows. */
-static int
-done(struct db *db, sqlite3_stmt *st, const char *func)
-{
-	if (st == NULL)
-		return (-1);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return (db_fail(db, st, func));
-	sqlite3_reset(st);
-	return (0);
-}
-
 /*
  * Store a new task; id 0 lets sqlite choose one (tests only).  A running
  * row carries its owner (this connection's) and the lease; other rows
@@ -377,7 +283,7 @@ db_task_insert(struct db *db, const struct task_row *r, int64_t lease_until)
 {
 	int	running = r->state == TASK_RUNNING;
 
-	return (done(db, QUERY(db, DB_ST_TASK_INSERT, "INSERT INTO tasks ("
+	return (EXEC(db, DB_ST_TASK_INSERT, "INSERT INTO tasks ("
 	    TASK_COLS_STORED ", owner, lease_until, fence) VALUES (?1, ?2,"
 	    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
 	    " ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
@@ -390,15 +296,14 @@ db_task_insert(struct db *db, const struct task_row *r, int64_t lease_until)
 	    r->progress, r->result, r->error, r->checkpoint, r->version,
 	    r->log_next,
 	    running ? SQ(db)->owner : NULL, running ? lease_until : 0,
-	    r->fence), __func__));
+	    r->fence));
 }
-
 
 /*
  * Store a task's mutable fields: state, run_at, started_at, finished_at,
  * attempt, cancel_requested, progress, result, error, checkpoint,
- * version, log_next, and the claim (as db_task_insert).  Only if the store
- * still holds the token this owner had (fence_prev; fence is what it
+ * version, log_next, and the claim (as db_task_insert).  Only if the
+ * store still holds the token this owner had (fence_prev; fence is what it
  * holds from now on, one more after a claim): 0 written, 1 if not (the
  * row is another owner's now, or gone), -1 on error.
  */
@@ -407,7 +312,7 @@ db_task_update(struct db *db, const struct task_row *r, int64_t lease_until)
 {
 	int	running = r->state == TASK_RUNNING;
 
-	if (done(db, QUERY(db, DB_ST_TASK_UPDATE, "UPDATE tasks SET state = ?2,"
+	if (EXEC(db, DB_ST_TASK_UPDATE, "UPDATE tasks SET state = ?2,"
 	    " run_at = ?3, started_at = ?4, finished_at = ?5, attempt = ?6,"
 	    " cancel_requested = ?7, progress = ?8, result = ?9, error = ?10,"
 	    " checkpoint = ?11, version = ?12, log_next = ?13, owner = ?14,"
@@ -419,7 +324,7 @@ db_task_update(struct db *db, const struct task_row *r, int64_t lease_until)
 	    r->checkpoint,
 	    r->version, r->log_next,
 	    running ? SQ(db)->owner : NULL, running ? lease_until : 0, r->fence,
-	    r->fence_prev), __func__) != 0)
+	    r->fence_prev) != 0)
 		return (-1);
 	/* Not a store failure: failing would block every later commit. */
 	return (sqlite3_changes(SQ(db)->h) == 0 ? 1 : 0);
@@ -429,9 +334,9 @@ db_task_update(struct db *db, const struct task_row *r, int64_t lease_until)
 int
 db_lease_renew(struct db *db, int64_t lease_until)
 {
-	return (done(db, QUERY(db, DB_ST_LEASE_RENEW, "UPDATE tasks INDEXED BY"
+	return (EXEC(db, DB_ST_LEASE_RENEW, "UPDATE tasks INDEXED BY"
 	    " tasks_state SET lease_until = ?2 WHERE state = 1"
-	    " AND owner = ?1", "tI", SQ(db)->owner, lease_until), __func__));
+	    " AND owner = ?1", "tI", SQ(db)->owner, lease_until));
 }
 
 /* Rows read for an owner: theirs once written (store.h, "claims"). */
@@ -492,19 +397,17 @@ sq_expired(struct db *db, int64_t now, const char *self,
 int
 db_task_delete(struct db *db, int64_t id, int64_t seq)
 {
-	if (done(db, QUERY(db, DB_ST_DELETE_IDS, SUBTREE "UPDATE meta SET"
+	if (EXEC(db, DB_ST_DELETE_IDS, SUBTREE "UPDATE meta SET"
 	    " value = max(value, (SELECT max(id) FROM sub))"
-	    " WHERE key = 'max_deleted_id'", "I", id), __func__) != 0 ||
-	    done(db, QUERY(db, DB_ST_DELETE_LOGS,
-	    SUBTREE "DELETE FROM logs WHERE task IN sub", "I", id),
-	    __func__) != 0 ||
-	    done(db, QUERY(db, DB_ST_DELETE_TASKS,
-	    SUBTREE "DELETE FROM tasks WHERE id IN sub", "I", id),
-	    __func__) != 0)
+	    " WHERE key = 'max_deleted_id'", "I", id) != 0 ||
+	    EXEC(db, DB_ST_DELETE_LOGS,
+	    SUBTREE "DELETE FROM logs WHERE task IN sub", "I", id) != 0 ||
+	    EXEC(db, DB_ST_DELETE_TASKS,
+	    SUBTREE "DELETE FROM tasks WHERE id IN sub", "I", id) != 0)
 		return (-1);
-	return (done(db, QUERY(db, DB_ST_TOMBSTONE_INSERT,
+	return (EXEC(db, DB_ST_TOMBSTONE_INSERT,
 	    "INSERT INTO tombstones (seq, task) VALUES (?1, ?2)", "II", seq,
-	    id), __func__));
+	    id));
 }
 
 /*
@@ -515,15 +418,15 @@ int
 db_log_insert(struct db *db, int64_t task, int64_t n, int64_t at,
     const char *text, size_t len, int keep)
 {
-	if (done(db, QUERY(db, DB_ST_LOG_INSERT, "INSERT INTO logs (task, n,"
+	if (EXEC(db, DB_ST_LOG_INSERT, "INSERT INTO logs (task, n,"
 	    " at, text) VALUES (?1, ?2, ?3, ?4)", "IIIs", task, n, at, text,
-	    len), __func__) != 0)
+	    len) != 0)
 		return (-1);
 	if (keep <= 0 || n < keep)
 		return (0);
-	return (done(db, QUERY(db, DB_ST_LOG_TRIM,
+	return (EXEC(db, DB_ST_LOG_TRIM,
 	    "DELETE FROM logs WHERE task = ?1 AND n <= ?2", "II", task,
-	    n - keep), __func__));
+	    n - keep));
 }
 
 /*
@@ -993,18 +896,17 @@ int
 db_idem_put(struct db *db, const char *key, const char *hash,
     const char *ids, int64_t created_at)
 {
-	return (done(db, QUERY(db, DB_ST_IDEM_PUT, "INSERT OR REPLACE INTO"
+	return (EXEC(db, DB_ST_IDEM_PUT, "INSERT OR REPLACE INTO"
 	    " idempotency (key, hash, ids, created_at) VALUES (?1, ?2, ?3, ?4)",
-	    "tttI", key, hash, ids, created_at), __func__));
+	    "tttI", key, hash, ids, created_at));
 }
 
 /* Forget the idempotency keys created before a time. */
 int
 db_idem_prune(struct db *db, int64_t before)
 {
-	return (done(db, QUERY(db, DB_ST_IDEM_PRUNE,
-	    "DELETE FROM idempotency WHERE created_at < ?1", "I", before),
-	    __func__));
+	return (EXEC(db, DB_ST_IDEM_PRUNE,
+	    "DELETE FROM idempotency WHERE created_at < ?1", "I", before));
 }
 
 /*
@@ -1045,9 +947,9 @@ sq_task_beyond(struct db *db, int keep, int limit, int64_t **ids, size_t *n)
 int
 db_tombstone_prune(struct db *db, int64_t seq)
 {
-	return (done(db, QUERY(db, DB_ST_TOMBSTONE_PRUNE, "DELETE FROM"
+	return (EXEC(db, DB_ST_TOMBSTONE_PRUNE, "DELETE FROM"
 	    " tombstones WHERE seq < ?1 AND seq < (SELECT max(seq) FROM"
-	    " tombstones)", "I", seq), __func__));
+	    " tombstones)", "I", seq));
 }
 
 /* The oldest tombstone's seq, 0 if none. */
