@@ -240,19 +240,6 @@ ids_collect(struct db *db, sqlite3_stmt *st, const char *func,
 	return (0);
 }
 
-/* Step a statement returning one number (NULL reads as 0). */
-static int
-one_int64(struct db *db, sqlite3_stmt *st, const char *func, int64_t *out)
-{
-	if (st == NULL)
-		return (-1);
-	if (sqlite3_step(st) != SQLITE_ROW)
-		return (db_fail(db, st, func));
-	*out = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return (0);
-}
-
 /*
  * Step to a statement's one row, if any: 1 (the caller reads it, then
  * resets the statement), 0 none, -1 error.
@@ -270,6 +257,22 @@ row_one(struct db *db, sqlite3_stmt *st, const char *func)
 		return (db_fail(db, st, func));
 	sqlite3_reset(st);
 	return (0);
+}
+
+/*
+ * Step to a statement's one number, if any: 1 (*out is it; NULL reads
+ * as 0), 0 none, -1 error.
+ */
+static int
+one_int64(struct db *db, sqlite3_stmt *st, const char *func, int64_t *out)
+{
+	int	rc;
+
+	if ((rc = row_one(db, st, func)) == 1) {
+		*out = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	return (rc);
 }
 
 /*
@@ -696,16 +699,9 @@ sq_task_due(struct db *db, int64_t after_run_at, int64_t after_id,
 int
 sq_task_version(struct db *db, int64_t id, int64_t *version)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
-
-	st = QUERY(db, DB_ST_TASK_VERSION,
-	    "SELECT version FROM tasks WHERE id = ?1", "I", id);
-	if ((rc = row_one(db, st, __func__)) == 1) {
-		*version = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
-	}
-	return (rc);
+	return (one_int64(db, QUERY(db, DB_ST_TASK_VERSION,
+	    "SELECT version FROM tasks WHERE id = ?1", "I", id), __func__,
+	    version));
 }
 
 int
@@ -769,7 +765,7 @@ sq_log_page(struct db *db, int64_t task, int64_t since, int64_t until,
 	*np = 0;
 	if (one_int64(db, QUERY(db, DB_ST_LOG_FIRST,
 	    "SELECT min(n) FROM logs WHERE task = ?1", "I", task), __func__,
-	    first) != 0)
+	    first) != 1)
 		return (-1);
 
 	if ((st = QUERY(db, DB_ST_LOG_READ, "SELECT n, at, text FROM logs"
@@ -855,7 +851,8 @@ sq_max_id(struct db *db, int64_t *id)
 {
 	return (one_int64(db, QUERY(db, DB_ST_MAX_ID, "SELECT max(coalesce("
 	    "(SELECT value FROM meta WHERE key = 'max_deleted_id'), 0),"
-	    " coalesce((SELECT max(id) FROM tasks), 0))", ""), __func__, id));
+	    " coalesce((SELECT max(id) FROM tasks), 0))", ""), __func__,
+	    id) == 1 ? 0 : -1);
 }
 
 /*
@@ -867,7 +864,8 @@ sq_max_seq(struct db *db, int64_t *seq)
 {
 	return (one_int64(db, QUERY(db, DB_ST_MAX_SEQ, "SELECT max(coalesce("
 	    "(SELECT max(version) FROM tasks), 0), coalesce((SELECT max(seq)"
-	    " FROM tombstones), 0))", ""), __func__, seq));
+	    " FROM tombstones), 0))", ""), __func__,
+	    seq) == 1 ? 0 : -1);
 }
 
 /*
@@ -957,5 +955,6 @@ int
 sq_tombstone_min(struct db *db, int64_t *seq)
 {
 	return (one_int64(db, QUERY(db, DB_ST_TOMBSTONE_MIN,
-	    "SELECT min(seq) FROM tombstones", ""), __func__, seq));
+	    "SELECT min(seq) FROM tombstones", ""), __func__, seq) == 1 ?
+	    0 : -1);
 }
