@@ -422,28 +422,15 @@ struct sq_defer {
 	struct sq_answer	**tail;
 };
 
+/*
+ * Answer the reads waiting now; those their callbacks ask go on the
+ * emptied list, for the next turn.
+ */
 static void
-sq_defer_run(struct sq_defer *d)
+sq_defer_answer(struct sq_defer *d)
 {
-	struct sq_answer	*a;
-
-	while ((a = d->head) != NULL) {
-		if ((d->head = a->next) == NULL)
-			d->tail = &d->head;
-		a->done(a->arg, a->rc);
-		free(a);
-	}
-}
-
-static void
-sq_defer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct sq_defer		*d = arg;
 	struct sq_answer	*a, *next;
 
-	(void)fd;
-	(void)what;
-	/* Only those asked before this turn: new ones wait for the next. */
 	a = d->head;
 	d->head = NULL;
 	d->tail = &d->head;
@@ -452,6 +439,22 @@ sq_defer_cb(evutil_socket_t fd, short what, void *arg)
 		a->done(a->arg, a->rc);
 		free(a);
 	}
+}
+
+/* Answer every read, those asked meanwhile too (read_wait, the stop). */
+static void
+sq_defer_run(struct sq_defer *d)
+{
+	while (d->head != NULL)
+		sq_defer_answer(d);
+}
+
+static void
+sq_defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sq_defer_answer(arg);
 }
 
 /* A read's answer: at once, or in a later turn (above). */
