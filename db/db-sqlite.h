@@ -86,7 +86,17 @@ struct sqlite_db {
 struct db	*sq_open(const char *, int, char **);
 sqlite3_stmt	*db_stmt(struct db *, sqlite3_stmt **, const char *,
 		    const char *);
+/* The statement in a slot, prepared once, bound from a type string. */
+sqlite3_stmt	*db_query(struct db *, sqlite3_stmt **, const char *,
+		    const char *, const char *, ...);
+int		 db_done(struct db *, sqlite3_stmt *, const char *);
 int		 db_fail(struct db *, sqlite3_stmt *, const char *);
+/* One of the fixed statements, bound; and one that returns no rows, run:
+ * the errors logged for the function using them. */
+#define QUERY(db, which, sql, ...)					\
+	db_query((db), &SQ(db)->st[(which)], (sql), __func__, __VA_ARGS__)
+#define EXEC(db, which, sql, ...)					\
+	db_done((db), QUERY((db), (which), (sql), __VA_ARGS__), __func__)
 int		 db_begin(struct db *);
 int		 db_commit(struct db *);
 void		 db_rollback(struct db *);

@@ -5,11 +5,12 @@
  * The sqlite backend's half of struct store_ops (store.h) that reads, and
  * the statements its writer runs (sqlite-writer.c).
  *
- * Every query is a cached prepared statement (db.c), reset after use.
- * Strings are bound SQLITE_STATIC: the caller's buffers outlive the step,
- * and the write path allocates nothing.  Rows read are copied out (the
- * caller owns them, task_row_free); the column order is TASK_COLS
- * everywhere, decoded by row_read.
+ * Every query is a cached prepared statement, bound by db_query (db.c;
+ * QUERY and EXEC, db-sqlite.h) and reset after use.  Strings are bound SQLITE_STATIC: the
+ * caller's buffers outlive the step, and the write path allocates
+ * nothing.  Rows read are copied out (the caller owns them,
+ * task_row_free); the column order is TASK_COLS everywhere, decoded by
+ * row_read.
  *
  * Listing (sq_task_list) must stay fast with a million rows, so each filter
  * shape has its own statement, built once, that reads about limit index
@@ -58,9 +59,6 @@
  */
 #define TASK_COLS_LIST	TASK_COLS_STORED TASK_COLS_TAIL
 
-#define STMT(db, which, sql)						\
-	db_stmt((db), &SQ(db)->st[(which)], (sql), __func__)
-
 /* The parent filter's modes, part of a list statement's shape. */
 #define LIST_PARENT_ANY		0
 #define LIST_PARENT_TOP		1
@@ -74,8 +72,6 @@
 	"SELECT t.id FROM tasks AS t INDEXED BY tasks_parent, sub "	\
 	"WHERE t.parent = sub.id) "
 
-static void	 bind_text(sqlite3_stmt *, int, const char *, int *);
-static void	 bind_opt(sqlite3_stmt *, int, int64_t, int *);
 static char	*col_dup(sqlite3_stmt *, int);
 static void	 row_read(sqlite3_stmt *, struct task_row *);
 static size_t	 row_bytes(const struct task_row *);
@@ -87,9 +83,7 @@ static int	 ids_collect(struct db *, sqlite3_stmt *, const char *,
 		     int64_t **, size_t *);
 static int	 one_int64(struct db *, sqlite3_stmt *, const char *,
 		     int64_t *);
-static int	 done(struct db *, sqlite3_stmt *, const char *);
-static void	 claim_bind(struct db *, sqlite3_stmt *, int,
-		     const struct task_row *, int64_t, int *);
+static int	 row_one(struct db *, sqlite3_stmt *, const char *);
 static void	 rows_take(struct task_row *, size_t, int64_t);
 static void	 sql_add(char *, size_t *, const char *, ...)
 		     __attribute__((format(printf, 3, 4)));
@@ -97,26 +91,6 @@ static void	 list_arm(char *, size_t *, const char *, const char *, int,
 		     int, int, int, int);
 static int	 list_cmp(const void *, const void *);
 static void	 list_sql(char *, unsigned int, int, int, int);
-
-/* Bind a string that may be NULL; the caller keeps it alive. */
-static void
-bind_text(sqlite3_stmt *st, int i, const char *s, int *rc)
-{
-	if (s == NULL)
-		*rc |= sqlite3_bind_null(st, i);
-	else
-		*rc |= sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-}
-
-/* Bind a value whose 0 means "none" (NULL in the table). */
-static void
-bind_opt(sqlite3_stmt *st, int i, int64_t v, int *rc)
-{
-	if (v == 0)
-		*rc |= sqlite3_bind_null(st, i);
-	else
-		*rc |= sqlite3_bind_int64(st, i, v);
-}
 
 /* A text column as an allocated string; NULL stays NULL. */
 static char *
@@ -182,8 +156,9 @@ row_bytes(const struct task_row *r)
 }
 
 /*
- * Step a bound statement to the end, collecting its rows into an
- * allocated array (NULL when empty).  On error nothing is handed out.
+ * Step a bound statement (NULL: db_query failed) to the end, collecting its
+ * rows into an allocated array (NULL when empty).  On error nothing is
+ * handed out.
  */
 static int
 rows_collect(struct db *db, sqlite3_stmt *st, const char *func,
@@ -207,6 +182,8 @@ rows_collect_max(struct db *db, sqlite3_stmt *st, const char *func,
 
 	*rowsp = NULL;
 	*np = 0;
+	if (st == NULL)
+		return (-1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n == cap) {
 			cap = cap == 0 ? 16 : cap * 2;
@@ -244,6 +221,8 @@ ids_collect(struct db *db, sqlite3_stmt *st, const char *func,
 
 	*idsp = NULL;
 	*np = 0;
+	if (st == NULL)
+		return (-1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n == cap) {
 			cap = cap == 0 ? 16 : cap * 2;
@@ -261,126 +240,94 @@ ids_collect(struct db *db, sqlite3_stmt *st, const char *func,
 	return (0);
 }
 
-/* Step a statement returning one number (NULL reads as 0). */
+/*
+ * Step to a statement's one row, if any: 1 (the caller reads it, then
+ * resets the statement), 0 none, -1 error.
+ */
 static int
-one_int64(struct db *db, sqlite3_stmt *st, const char *func, int64_t *out)
+row_one(struct db *db, sqlite3_stmt *st, const char *func)
 {
-	if (sqlite3_step(st) != SQLITE_ROW)
-		return (db_fail(db, st, func));
-	*out = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return (0);
-}
+	int	rc;
 
-/* Step a statement returning no rows. */
-static int
-done(struct db *db, sqlite3_stmt *st, const char *func)
-{
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return (db_fail(db, st, func));
-	sqlite3_reset(st);
-	return (0);
-}
-
-/* Store a new task; id 0 lets sqlite choose one (tests only). */
-int
-db_task_insert(struct db *db, const struct task_row *r, int64_t lease_until)
-{
-	sqlite3_stmt	*st;
-	int		 rc = SQLITE_OK;
-
-	if ((st = STMT(db, DB_ST_TASK_INSERT, "INSERT INTO tasks ("
-	    TASK_COLS_STORED ", owner, lease_until, fence) VALUES (?1, ?2,"
-	    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-	    " ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)")) == NULL)
+	if (st == NULL)
 		return (-1);
-	bind_opt(st, 1, r->id, &rc);
-	bind_opt(st, 2, r->parent, &rc);
-	rc |= sqlite3_bind_int(st, 3, r->child_index);
-	bind_text(st, 4, r->kind, &rc);
-	bind_text(st, 5, r->name, &rc);
-	bind_text(st, 6, r->params, &rc);
-	rc |= sqlite3_bind_int(st, 7, (int)r->state);
-	rc |= sqlite3_bind_int64(st, 8, r->created_at);
-	bind_opt(st, 9, r->run_at, &rc);
-	rc |= sqlite3_bind_int64(st, 10, r->delay);
-	bind_opt(st, 11, r->started_at, &rc);
-	bind_opt(st, 12, r->finished_at, &rc);
-	rc |= sqlite3_bind_int(st, 13, r->attempt);
-	rc |= sqlite3_bind_int(st, 14, r->max_attempts);
-	bind_opt(st, 15, r->timeout, &rc);
-	rc |= sqlite3_bind_int(st, 16, r->priority);
-	rc |= sqlite3_bind_int(st, 17, r->cancel_requested);
-	bind_text(st, 18, r->progress, &rc);
-	bind_text(st, 19, r->result, &rc);
-	bind_text(st, 20, r->error, &rc);
-	bind_text(st, 21, r->checkpoint, &rc);
-	rc |= sqlite3_bind_int64(st, 22, r->version);
-	rc |= sqlite3_bind_int64(st, 23, r->log_next);
-	claim_bind(db, st, 24, r, lease_until, &rc);
-	if (rc != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	return (done(db, st, __func__));
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		return (1);
+	if (rc != SQLITE_DONE)
+		return (db_fail(db, st, func));
+	sqlite3_reset(st);
+	return (0);
 }
 
 /*
- * A running row carries its owner (this connection's) and the lease;
- * other rows none: they are nobody's until claimed, and a million
- * finished rows need not each store a name.  The token is the row's.
+ * Step to a statement's one number, if any: 1 (*out is it; NULL reads
+ * as 0), 0 none, -1 error.
  */
-static void
-claim_bind(struct db *db, sqlite3_stmt *st, int i, const struct task_row *r,
-    int64_t lease_until, int *rc)
+static int
+one_int64(struct db *db, sqlite3_stmt *st, const char *func, int64_t *out)
 {
-	if (r->state == TASK_RUNNING) {
-		bind_text(st, i, SQ(db)->owner, rc);
-		bind_opt(st, i + 1, lease_until, rc);
-	} else {
-		*rc |= sqlite3_bind_null(st, i);
-		*rc |= sqlite3_bind_null(st, i + 1);
+	int	rc;
+
+	if ((rc = row_one(db, st, func)) == 1) {
+		*out = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
 	}
-	*rc |= sqlite3_bind_int64(st, i + 2, r->fence);
+	return (rc);
+}
+
+/*
+ * Store a new task; id 0 lets sqlite choose one (tests only).  A running
+ * row carries its owner (this connection's) and the lease; other rows
+ * none: they are nobody's until claimed, and a million finished rows
+ * need not each store a name.  The token is the row's.
+ */
+int
+db_task_insert(struct db *db, const struct task_row *r, int64_t lease_until)
+{
+	int	running = r->state == TASK_RUNNING;
+
+	return (EXEC(db, DB_ST_TASK_INSERT, "INSERT INTO tasks ("
+	    TASK_COLS_STORED ", owner, lease_until, fence) VALUES (?1, ?2,"
+	    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+	    " ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+	    "ooittt" "iIoIoo" "iioii" "ttttII" "toI",
+	    r->id, r->parent, r->child_index, r->kind, r->name, r->params,
+	    (int)r->state, r->created_at, r->run_at, r->delay, r->started_at,
+	    r->finished_at,
+	    r->attempt, r->max_attempts, r->timeout, r->priority,
+	    r->cancel_requested,
+	    r->progress, r->result, r->error, r->checkpoint, r->version,
+	    r->log_next,
+	    running ? SQ(db)->owner : NULL, running ? lease_until : 0,
+	    r->fence));
 }
 
 /*
  * Store a task's mutable fields: state, run_at, started_at, finished_at,
  * attempt, cancel_requested, progress, result, error, checkpoint,
- * version, log_next, and the claim (claim_bind).  Only if the store
- * still holds the token this owner had (fence_prev; fence is what it
+ * version, log_next, and the claim (as db_task_insert).  Only if the
+ * store still holds the token this owner had (fence_prev; fence is what it
  * holds from now on, one more after a claim): 0 written, 1 if not (the
  * row is another owner's now, or gone), -1 on error.
  */
 int
 db_task_update(struct db *db, const struct task_row *r, int64_t lease_until)
 {
-	sqlite3_stmt	*st;
-	int		 rc = SQLITE_OK;
+	int	running = r->state == TASK_RUNNING;
 
-	if ((st = STMT(db, DB_ST_TASK_UPDATE, "UPDATE tasks SET state = ?2,"
+	if (EXEC(db, DB_ST_TASK_UPDATE, "UPDATE tasks SET state = ?2,"
 	    " run_at = ?3, started_at = ?4, finished_at = ?5, attempt = ?6,"
 	    " cancel_requested = ?7, progress = ?8, result = ?9, error = ?10,"
 	    " checkpoint = ?11, version = ?12, log_next = ?13, owner = ?14,"
 	    " lease_until = ?15, fence = ?16"
-	    " WHERE id = ?1 AND fence = ?17")) == NULL)
-		return (-1);
-	rc |= sqlite3_bind_int64(st, 1, r->id);
-	rc |= sqlite3_bind_int(st, 2, (int)r->state);
-	bind_opt(st, 3, r->run_at, &rc);
-	bind_opt(st, 4, r->started_at, &rc);
-	bind_opt(st, 5, r->finished_at, &rc);
-	rc |= sqlite3_bind_int(st, 6, r->attempt);
-	rc |= sqlite3_bind_int(st, 7, r->cancel_requested);
-	bind_text(st, 8, r->progress, &rc);
-	bind_text(st, 9, r->result, &rc);
-	bind_text(st, 10, r->error, &rc);
-	bind_text(st, 11, r->checkpoint, &rc);
-	rc |= sqlite3_bind_int64(st, 12, r->version);
-	rc |= sqlite3_bind_int64(st, 13, r->log_next);
-	claim_bind(db, st, 14, r, lease_until, &rc);
-	rc |= sqlite3_bind_int64(st, 17, r->fence_prev);
-	if (rc != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	if (done(db, st, __func__) != 0)
+	    " WHERE id = ?1 AND fence = ?17",
+	    "Iiooo" "iitttt" "II" "toI" "I",
+	    r->id, (int)r->state, r->run_at, r->started_at, r->finished_at,
+	    r->attempt, r->cancel_requested, r->progress, r->result, r->error,
+	    r->checkpoint,
+	    r->version, r->log_next,
+	    running ? SQ(db)->owner : NULL, running ? lease_until : 0, r->fence,
+	    r->fence_prev) != 0)
 		return (-1);
 	/* Not a store failure: failing would block every later commit. */
 	return (sqlite3_changes(SQ(db)->h) == 0 ? 1 : 0);
@@ -390,18 +337,9 @@ db_task_update(struct db *db, const struct task_row *r, int64_t lease_until)
 int
 db_lease_renew(struct db *db, int64_t lease_until)
 {
-	sqlite3_stmt	*st;
-	int		 rc = SQLITE_OK;
-
-	if ((st = STMT(db, DB_ST_LEASE_RENEW, "UPDATE tasks INDEXED BY"
+	return (EXEC(db, DB_ST_LEASE_RENEW, "UPDATE tasks INDEXED BY"
 	    " tasks_state SET lease_until = ?2 WHERE state = 1"
-	    " AND owner = ?1")) == NULL)
-		return (-1);
-	bind_text(st, 1, SQ(db)->owner, &rc);
-	rc |= sqlite3_bind_int64(st, 2, lease_until);
-	if (rc != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	return (done(db, st, __func__));
+	    " AND owner = ?1", "tI", SQ(db)->owner, lease_until));
 }
 
 /* Rows read for an owner: theirs once written (store.h, "claims"). */
@@ -444,21 +382,11 @@ int
 sq_expired(struct db *db, int64_t now, const char *self,
     struct task_row **rows, size_t *n)
 {
-	sqlite3_stmt	*st;
-	int		 rc = SQLITE_OK;
-
-	*rows = NULL;
-	*n = 0;
-	if ((st = STMT(db, DB_ST_TASK_LEASE_EXPIRED, "SELECT " TASK_COLS
-	    " FROM tasks INDEXED BY tasks_state WHERE state = 1"
+	if (rows_collect(db, QUERY(db, DB_ST_TASK_LEASE_EXPIRED, "SELECT "
+	    TASK_COLS " FROM tasks INDEXED BY tasks_state WHERE state = 1"
 	    " AND (owner IS NULL OR owner <> ?1 OR lease_until IS NULL"
-	    " OR lease_until < ?2) ORDER BY id")) == NULL)
-		return (-1);
-	rc |= sqlite3_bind_text(st, 1, self, -1, SQLITE_STATIC);
-	rc |= sqlite3_bind_int64(st, 2, now);
-	if (rc != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	if (rows_collect(db, st, __func__, rows, n) != 0)
+	    " OR lease_until < ?2) ORDER BY id", "tI", self, now), __func__,
+	    rows, n) != 0)
 		return (-1);
 	rows_take(*rows, *n, 0);
 	return (0);
@@ -472,40 +400,17 @@ sq_expired(struct db *db, int64_t now, const char *self,
 int
 db_task_delete(struct db *db, int64_t id, int64_t seq)
 {
-	sqlite3_stmt	*st;
-
-	if ((st = STMT(db, DB_ST_DELETE_IDS, SUBTREE "UPDATE meta SET value ="
-	    " max(value, (SELECT max(id) FROM sub))"
-	    " WHERE key = 'max_deleted_id'")) == NULL)
+	if (EXEC(db, DB_ST_DELETE_IDS, SUBTREE "UPDATE meta SET"
+	    " value = max(value, (SELECT max(id) FROM sub))"
+	    " WHERE key = 'max_deleted_id'", "I", id) != 0 ||
+	    EXEC(db, DB_ST_DELETE_LOGS,
+	    SUBTREE "DELETE FROM logs WHERE task IN sub", "I", id) != 0 ||
+	    EXEC(db, DB_ST_DELETE_TASKS,
+	    SUBTREE "DELETE FROM tasks WHERE id IN sub", "I", id) != 0)
 		return (-1);
-	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	if (done(db, st, __func__) != 0)
-		return (-1);
-
-	if ((st = STMT(db, DB_ST_DELETE_LOGS,
-	    SUBTREE "DELETE FROM logs WHERE task IN sub")) == NULL)
-		return (-1);
-	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	if (done(db, st, __func__) != 0)
-		return (-1);
-
-	if ((st = STMT(db, DB_ST_DELETE_TASKS,
-	    SUBTREE "DELETE FROM tasks WHERE id IN sub")) == NULL)
-		return (-1);
-	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	if (done(db, st, __func__) != 0)
-		return (-1);
-
-	if ((st = STMT(db, DB_ST_TOMBSTONE_INSERT,
-	    "INSERT INTO tombstones (seq, task) VALUES (?1, ?2)")) == NULL)
-		return (-1);
-	if (sqlite3_bind_int64(st, 1, seq) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, id) != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	return (done(db, st, __func__));
+	return (EXEC(db, DB_ST_TOMBSTONE_INSERT,
+	    "INSERT INTO tombstones (seq, task) VALUES (?1, ?2)", "II", seq,
+	    id));
 }
 
 /*
@@ -516,31 +421,15 @@ int
 db_log_insert(struct db *db, int64_t task, int64_t n, int64_t at,
     const char *text, size_t len, int keep)
 {
-	sqlite3_stmt	*st;
-	int		 rc = SQLITE_OK;
-
-	if ((st = STMT(db, DB_ST_LOG_INSERT, "INSERT INTO logs (task, n, at,"
-	    " text) VALUES (?1, ?2, ?3, ?4)")) == NULL)
-		return (-1);
-	rc |= sqlite3_bind_int64(st, 1, task);
-	rc |= sqlite3_bind_int64(st, 2, n);
-	rc |= sqlite3_bind_int64(st, 3, at);
-	rc |= sqlite3_bind_text64(st, 4, text != NULL ? text : "", len,
-	    SQLITE_STATIC, SQLITE_UTF8);
-	if (rc != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	if (done(db, st, __func__) != 0)
+	if (EXEC(db, DB_ST_LOG_INSERT, "INSERT INTO logs (task, n,"
+	    " at, text) VALUES (?1, ?2, ?3, ?4)", "IIIs", task, n, at, text,
+	    len) != 0)
 		return (-1);
 	if (keep <= 0 || n < keep)
 		return (0);
-
-	if ((st = STMT(db, DB_ST_LOG_TRIM,
-	    "DELETE FROM logs WHERE task = ?1 AND n <= ?2")) == NULL)
-		return (-1);
-	if (sqlite3_bind_int64(st, 1, task) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, n - keep) != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	return (done(db, st, __func__));
+	return (EXEC(db, DB_ST_LOG_TRIM,
+	    "DELETE FROM logs WHERE task = ?1 AND n <= ?2", "II", task,
+	    n - keep));
 }
 
 /*
@@ -553,21 +442,13 @@ sq_task_get(struct db *db, int64_t id, struct task_row *row)
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if ((st = STMT(db, DB_ST_TASK_GET,
-	    "SELECT " TASK_COLS " FROM tasks WHERE id = ?1")) == NULL)
-		return (-1);
-	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
+	st = QUERY(db, DB_ST_TASK_GET,
+	    "SELECT " TASK_COLS " FROM tasks WHERE id = ?1", "I", id);
+	if ((rc = row_one(db, st, __func__)) == 1) {
+		row_read(st, row);
 		sqlite3_reset(st);
-		return (0);
 	}
-	if (rc != SQLITE_ROW)
-		return (db_fail(db, st, __func__));
-	row_read(st, row);
-	sqlite3_reset(st);
-	return (1);
+	return (rc);
 }
 
 /* The children of a task, in child_index order. */
@@ -575,34 +456,18 @@ int
 sq_task_children(struct db *db, int64_t parent, struct task_row **rows,
     size_t *n)
 {
-	sqlite3_stmt	*st;
-
-	*rows = NULL;
-	*n = 0;
-	if ((st = STMT(db, DB_ST_TASK_CHILDREN, "SELECT " TASK_COLS
-	    " FROM tasks INDEXED BY tasks_parent WHERE parent = ?1"
-	    " ORDER BY child_index, id")) == NULL)
-		return (-1);
-	if (sqlite3_bind_int64(st, 1, parent) != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	return (rows_collect(db, st, __func__, rows, n));
+	return (rows_collect(db, QUERY(db, DB_ST_TASK_CHILDREN, "SELECT "
+	    TASK_COLS " FROM tasks INDEXED BY tasks_parent WHERE parent = ?1"
+	    " ORDER BY child_index, id", "I", parent), __func__, rows, n));
 }
 
 /* The ids of a task's children, in child_index order. */
 int
 sq_task_child_ids(struct db *db, int64_t parent, int64_t **ids, size_t *n)
 {
-	sqlite3_stmt	*st;
-
-	*ids = NULL;
-	*n = 0;
-	if ((st = STMT(db, DB_ST_TASK_CHILD_IDS, "SELECT id FROM tasks"
-	    " INDEXED BY tasks_parent WHERE parent = ?1"
-	    " ORDER BY child_index, id")) == NULL)
-		return (-1);
-	if (sqlite3_bind_int64(st, 1, parent) != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	return (ids_collect(db, st, __func__, ids, n));
+	return (ids_collect(db, QUERY(db, DB_ST_TASK_CHILD_IDS, "SELECT id"
+	    " FROM tasks INDEXED BY tasks_parent WHERE parent = ?1"
+	    " ORDER BY child_index, id", "I", parent), __func__, ids, n));
 }
 
 /* Append to a statement being built; too long is a bug. */
@@ -806,17 +671,9 @@ int
 sq_task_in_state(struct db *db, int state, struct task_row **rows,
     size_t *n)
 {
-	sqlite3_stmt	*st;
-
-	*rows = NULL;
-	*n = 0;
-	if ((st = STMT(db, DB_ST_TASK_IN_STATE, "SELECT " TASK_COLS
-	    " FROM tasks INDEXED BY tasks_state WHERE state = ?1"
-	    " ORDER BY id")) == NULL)
-		return (-1);
-	if (sqlite3_bind_int(st, 1, state) != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	return (rows_collect(db, st, __func__, rows, n));
+	return (rows_collect(db, QUERY(db, DB_ST_TASK_IN_STATE, "SELECT "
+	    TASK_COLS " FROM tasks INDEXED BY tasks_state WHERE state = ?1"
+	    " ORDER BY id", "i", state), __func__, rows, n));
 }
 
 /*
@@ -827,24 +684,12 @@ int
 sq_task_due(struct db *db, int64_t after_run_at, int64_t after_id,
     int64_t until, int limit, struct task_row **rows, size_t *n)
 {
-	sqlite3_stmt	*st;
-	int		 rc = SQLITE_OK;
-
-	*rows = NULL;
-	*n = 0;
-	if ((st = STMT(db, DB_ST_TASK_DUE, "SELECT " TASK_COLS
+	return (rows_collect(db, QUERY(db, DB_ST_TASK_DUE, "SELECT " TASK_COLS
 	    " FROM tasks INDEXED BY tasks_due"
 	    " WHERE state = 0 AND parent IS NULL"
 	    " AND (run_at, id) > (?1, ?2) AND run_at <= ?3"
-	    " ORDER BY run_at, id LIMIT ?4")) == NULL)
-		return (-1);
-	rc |= sqlite3_bind_int64(st, 1, after_run_at);
-	rc |= sqlite3_bind_int64(st, 2, after_id);
-	rc |= sqlite3_bind_int64(st, 3, until);
-	rc |= sqlite3_bind_int(st, 4, limit > 0 ? limit : -1);
-	if (rc != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	return (rows_collect(db, st, __func__, rows, n));
+	    " ORDER BY run_at, id LIMIT ?4", "IIIn", after_run_at, after_id,
+	    until, limit), __func__, rows, n));
 }
 
 /*
@@ -854,24 +699,9 @@ sq_task_due(struct db *db, int64_t after_run_at, int64_t after_id,
 int
 sq_task_version(struct db *db, int64_t id, int64_t *version)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
-
-	if ((st = STMT(db, DB_ST_TASK_VERSION,
-	    "SELECT version FROM tasks WHERE id = ?1")) == NULL)
-		return (-1);
-	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*version = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
-		return (1);
-	}
-	if (rc != SQLITE_DONE)
-		return (db_fail(db, st, __func__));
-	sqlite3_reset(st);
-	return (0);
+	return (one_int64(db, QUERY(db, DB_ST_TASK_VERSION,
+	    "SELECT version FROM tasks WHERE id = ?1", "I", id), __func__,
+	    version));
 }
 
 int
@@ -881,9 +711,9 @@ sq_task_count_kinds(struct db *db,
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if ((st = STMT(db, DB_ST_TASK_COUNT_KINDS, "SELECT kind, state,"
-	    " count(*) FROM tasks INDEXED BY tasks_kind GROUP BY kind, state"))
-	    == NULL)
+	if ((st = QUERY(db, DB_ST_TASK_COUNT_KINDS, "SELECT kind, state,"
+	    " count(*) FROM tasks INDEXED BY tasks_kind GROUP BY kind, state",
+	    "")) == NULL)
 		return (-1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		fn(arg, (const char *)sqlite3_column_text(st, 0),
@@ -901,8 +731,8 @@ sq_task_count(struct db *db, int64_t *counts)
 	int		 rc, state;
 
 	memset(counts, 0, TASK_NSTATES * sizeof *counts);
-	if ((st = STMT(db, DB_ST_TASK_COUNT, "SELECT state, count(*)"
-	    " FROM tasks INDEXED BY tasks_state GROUP BY state")) == NULL)
+	if ((st = QUERY(db, DB_ST_TASK_COUNT, "SELECT state, count(*)"
+	    " FROM tasks INDEXED BY tasks_state GROUP BY state", "")) == NULL)
 		return (-1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		state = sqlite3_column_int(st, 0);
@@ -929,28 +759,19 @@ sq_log_page(struct db *db, int64_t task, int64_t since, int64_t until,
 	struct db_log_line	*lines = NULL, *l;
 	const unsigned char	*p;
 	size_t			 n = 0, cap = 0, bytes = 0;
-	int			 rc = SQLITE_OK;
+	int			 rc = SQLITE_ROW;
 
 	*linesp = NULL;
 	*np = 0;
-	if ((st = STMT(db, DB_ST_LOG_FIRST,
-	    "SELECT min(n) FROM logs WHERE task = ?1")) == NULL)
-		return (-1);
-	if (sqlite3_bind_int64(st, 1, task) != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	if (one_int64(db, st, __func__, first) != 0)
+	if (one_int64(db, QUERY(db, DB_ST_LOG_FIRST,
+	    "SELECT min(n) FROM logs WHERE task = ?1", "I", task), __func__,
+	    first) != 1)
 		return (-1);
 
-	if ((st = STMT(db, DB_ST_LOG_READ, "SELECT n, at, text FROM logs"
+	if ((st = QUERY(db, DB_ST_LOG_READ, "SELECT n, at, text FROM logs"
 	    " WHERE task = ?1 AND n >= ?2 AND n < ?4 ORDER BY n"
-	    " LIMIT ?3")) == NULL)
+	    " LIMIT ?3", "IInI", task, since, limit, until)) == NULL)
 		return (-1);
-	rc |= sqlite3_bind_int64(st, 1, task);
-	rc |= sqlite3_bind_int64(st, 2, since);
-	rc |= sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
-	rc |= sqlite3_bind_int64(st, 4, until);
-	if (rc != SQLITE_OK)
-		return (db_fail(db, st, __func__));
 	while ((max_bytes == 0 || bytes < max_bytes) &&
 	    (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n == cap) {
@@ -988,19 +809,14 @@ sq_log_span(struct db *db, int64_t task, int64_t since, int limit,
 {
 	sqlite3_stmt	*st;
 	size_t		 bytes = 0, len, n = 0;
-	int		 rc = SQLITE_OK;
+	int		 rc;
 
 	*until = since;
 	*bytesp = 0;
-	if ((st = STMT(db, DB_ST_LOG_SPAN, "SELECT n, length(CAST(text AS"
+	if ((st = QUERY(db, DB_ST_LOG_SPAN, "SELECT n, length(CAST(text AS"
 	    " BLOB)) FROM logs WHERE task = ?1 AND n >= ?2 ORDER BY n"
-	    " LIMIT ?3")) == NULL)
+	    " LIMIT ?3", "IIn", task, since, limit)) == NULL)
 		return (-1);
-	rc |= sqlite3_bind_int64(st, 1, task);
-	rc |= sqlite3_bind_int64(st, 2, since);
-	rc |= sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
-	if (rc != SQLITE_OK)
-		return (db_fail(db, st, __func__));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		len = (size_t)sqlite3_column_int64(st, 1) + per_line;
 		if (n > 0 && len > max_bytes - bytes)
@@ -1033,13 +849,10 @@ db_log_lines_free(struct db_log_line *lines, size_t n)
 int
 sq_max_id(struct db *db, int64_t *id)
 {
-	sqlite3_stmt	*st;
-
-	if ((st = STMT(db, DB_ST_MAX_ID, "SELECT max(coalesce((SELECT value"
-	    " FROM meta WHERE key = 'max_deleted_id'), 0),"
-	    " coalesce((SELECT max(id) FROM tasks), 0))")) == NULL)
-		return (-1);
-	return (one_int64(db, st, __func__, id));
+	return (one_int64(db, QUERY(db, DB_ST_MAX_ID, "SELECT max(coalesce("
+	    "(SELECT value FROM meta WHERE key = 'max_deleted_id'), 0),"
+	    " coalesce((SELECT max(id) FROM tasks), 0))", ""), __func__,
+	    id) == 1 ? 0 : -1);
 }
 
 /*
@@ -1049,13 +862,10 @@ sq_max_id(struct db *db, int64_t *id)
 int
 sq_max_seq(struct db *db, int64_t *seq)
 {
-	sqlite3_stmt	*st;
-
-	if ((st = STMT(db, DB_ST_MAX_SEQ, "SELECT max(coalesce((SELECT"
-	    " max(version) FROM tasks), 0), coalesce((SELECT max(seq)"
-	    " FROM tombstones), 0))")) == NULL)
-		return (-1);
-	return (one_int64(db, st, __func__, seq));
+	return (one_int64(db, QUERY(db, DB_ST_MAX_SEQ, "SELECT max(coalesce("
+	    "(SELECT max(version) FROM tasks), 0), coalesce((SELECT max(seq)"
+	    " FROM tombstones), 0))", ""), __func__,
+	    seq) == 1 ? 0 : -1);
 }
 
 /*
@@ -1069,22 +879,14 @@ sq_idem_get(struct db *db, const char *key, char **hash, char **ids)
 	int		 rc;
 
 	*hash = *ids = NULL;
-	if ((st = STMT(db, DB_ST_IDEM_GET,
-	    "SELECT hash, ids FROM idempotency WHERE key = ?1")) == NULL)
-		return (-1);
-	if (sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC) != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
+	st = QUERY(db, DB_ST_IDEM_GET,
+	    "SELECT hash, ids FROM idempotency WHERE key = ?1", "t", key);
+	if ((rc = row_one(db, st, __func__)) == 1) {
+		*hash = col_dup(st, 0);
+		*ids = col_dup(st, 1);
 		sqlite3_reset(st);
-		return (0);
 	}
-	if (rc != SQLITE_ROW)
-		return (db_fail(db, st, __func__));
-	*hash = col_dup(st, 0);
-	*ids = col_dup(st, 1);
-	sqlite3_reset(st);
-	return (1);
+	return (rc);
 }
 
 /* Store an idempotency key (replacing one of the same name). */
@@ -1092,33 +894,17 @@ int
 db_idem_put(struct db *db, const char *key, const char *hash,
     const char *ids, int64_t created_at)
 {
-	sqlite3_stmt	*st;
-	int		 rc = SQLITE_OK;
-
-	if ((st = STMT(db, DB_ST_IDEM_PUT, "INSERT OR REPLACE INTO idempotency"
-	    " (key, hash, ids, created_at) VALUES (?1, ?2, ?3, ?4)")) == NULL)
-		return (-1);
-	rc |= sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc |= sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-	rc |= sqlite3_bind_text(st, 3, ids, -1, SQLITE_STATIC);
-	rc |= sqlite3_bind_int64(st, 4, created_at);
-	if (rc != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	return (done(db, st, __func__));
+	return (EXEC(db, DB_ST_IDEM_PUT, "INSERT OR REPLACE INTO"
+	    " idempotency (key, hash, ids, created_at) VALUES (?1, ?2, ?3, ?4)",
+	    "tttI", key, hash, ids, created_at));
 }
 
 /* Forget the idempotency keys created before a time. */
 int
 db_idem_prune(struct db *db, int64_t before)
 {
-	sqlite3_stmt	*st;
-
-	if ((st = STMT(db, DB_ST_IDEM_PRUNE,
-	    "DELETE FROM idempotency WHERE created_at < ?1")) == NULL)
-		return (-1);
-	if (sqlite3_bind_int64(st, 1, before) != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	return (done(db, st, __func__));
+	return (EXEC(db, DB_ST_IDEM_PRUNE,
+	    "DELETE FROM idempotency WHERE created_at < ?1", "I", before));
 }
 
 /*
@@ -1129,20 +915,10 @@ int
 sq_task_expired(struct db *db, int64_t before, int limit, int64_t **ids,
     size_t *n)
 {
-	sqlite3_stmt	*st;
-	int		 rc = SQLITE_OK;
-
-	*ids = NULL;
-	*n = 0;
-	if ((st = STMT(db, DB_ST_TASK_EXPIRED, "SELECT id FROM tasks"
-	    " INDEXED BY tasks_finished WHERE parent IS NULL AND state >= 2"
-	    " AND finished_at < ?1 ORDER BY finished_at, id LIMIT ?2")) == NULL)
-		return (-1);
-	rc |= sqlite3_bind_int64(st, 1, before);
-	rc |= sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
-	if (rc != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	return (ids_collect(db, st, __func__, ids, n));
+	return (ids_collect(db, QUERY(db, DB_ST_TASK_EXPIRED, "SELECT id FROM"
+	    " tasks INDEXED BY tasks_finished WHERE parent IS NULL AND"
+	    " state >= 2 AND finished_at < ?1 ORDER BY finished_at, id"
+	    " LIMIT ?2", "In", before, limit), __func__, ids, n));
 }
 
 /*
@@ -1153,23 +929,13 @@ sq_task_expired(struct db *db, int64_t before, int limit, int64_t **ids,
 int
 sq_task_beyond(struct db *db, int keep, int limit, int64_t **ids, size_t *n)
 {
-	sqlite3_stmt	*st;
-	int		 rc = SQLITE_OK;
-
-	*ids = NULL;
-	*n = 0;
-	if ((st = STMT(db, DB_ST_TASK_BEYOND, "SELECT id FROM tasks"
+	return (ids_collect(db, QUERY(db, DB_ST_TASK_BEYOND, "SELECT id FROM"
+	    " tasks INDEXED BY tasks_finished WHERE parent IS NULL AND"
+	    " state >= 2 AND finished_at <= (SELECT finished_at FROM tasks"
 	    " INDEXED BY tasks_finished WHERE parent IS NULL AND state >= 2"
-	    " AND finished_at <= (SELECT finished_at FROM tasks INDEXED BY"
-	    " tasks_finished WHERE parent IS NULL AND state >= 2 ORDER BY"
-	    " finished_at DESC LIMIT 1 OFFSET ?1) ORDER BY finished_at, id"
-	    " LIMIT ?2")) == NULL)
-		return (-1);
-	rc |= sqlite3_bind_int(st, 1, keep);
-	rc |= sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
-	if (rc != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	return (ids_collect(db, st, __func__, ids, n));
+	    " ORDER BY finished_at DESC LIMIT 1 OFFSET ?1) ORDER BY"
+	    " finished_at, id LIMIT ?2", "in", keep, limit), __func__, ids,
+	    n));
 }
 
 /*
@@ -1179,25 +945,16 @@ sq_task_beyond(struct db *db, int keep, int limit, int64_t **ids, size_t *n)
 int
 db_tombstone_prune(struct db *db, int64_t seq)
 {
-	sqlite3_stmt	*st;
-
-	if ((st = STMT(db, DB_ST_TOMBSTONE_PRUNE, "DELETE FROM tombstones"
-	    " WHERE seq < ?1 AND seq < (SELECT max(seq) FROM tombstones)"))
-	    == NULL)
-		return (-1);
-	if (sqlite3_bind_int64(st, 1, seq) != SQLITE_OK)
-		return (db_fail(db, st, __func__));
-	return (done(db, st, __func__));
+	return (EXEC(db, DB_ST_TOMBSTONE_PRUNE, "DELETE FROM"
+	    " tombstones WHERE seq < ?1 AND seq < (SELECT max(seq) FROM"
+	    " tombstones)", "I", seq));
 }
 
 /* The oldest tombstone's seq, 0 if none. */
 int
 sq_tombstone_min(struct db *db, int64_t *seq)
 {
-	sqlite3_stmt	*st;
-
-	if ((st = STMT(db, DB_ST_TOMBSTONE_MIN,
-	    "SELECT min(seq) FROM tombstones")) == NULL)
-		return (-1);
-	return (one_int64(db, st, __func__, seq));
+	return (one_int64(db, QUERY(db, DB_ST_TOMBSTONE_MIN,
+	    "SELECT min(seq) FROM tombstones", ""), __func__, seq) == 1 ?
+	    0 : -1);
 }

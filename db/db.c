@@ -18,6 +18,7 @@
  * file is locked (lock.c) before sqlite opens it at all.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +39,6 @@
 
 static int	db_pragma(sqlite3 *, const char *, const char *, char **);
 static int	db_writable(sqlite3 *, const char *, char **);
-static int	db_simple(struct db *, enum db_st, const char *, const char *);
 static void	sq_close(struct db *);
 static int64_t	sq_next_id(struct db *);
 static int64_t	sq_next_seq(struct db *);
@@ -256,13 +256,87 @@ db_fail(struct db *db, sqlite3_stmt *st, const char *func)
 	return (-1);
 }
 
-/* Step a statement that returns no rows. */
-static int
-db_simple(struct db *db, enum db_st which, const char *sql, const char *func)
+/*
+ * The statement in *slot (prepared from sql on first use: db_stmt), its
+ * parameters ?1, ?2, ... bound in order from the arguments as types
+ * says, one letter each:
+ *	i	int
+ *	n	int, a limit: <= 0 binds -1 (no limit)
+ *	I	int64_t
+ *	o	int64_t whose 0 means "none": binds NULL
+ *	t	const char *; NULL binds NULL
+ *	s	const char *, size_t: that many bytes of text (NULL: empty)
+ * Text is bound SQLITE_STATIC (no copy): the caller keeps it alive until
+ * the statement is reset.  NULL, logged for func, if the statement does
+ * not prepare or a parameter does not bind; the steppers (db_done, and
+ * db-tasks.c's) take that NULL and fail, so a query function is its SQL
+ * and what it does with the rows.  The arguments are not checked
+ * against types (varargs): an int64_t must be passed where I or o is,
+ * an int where i or n is.
+ */
+sqlite3_stmt *
+db_query(struct db *db, sqlite3_stmt **slot, const char *sql, const char *func,
+    const char *types, ...)
 {
 	sqlite3_stmt	*st;
+	va_list		 ap;
+	const char	*s;
+	size_t		 len;
+	int64_t		 v;
+	int		 i, x, rc = SQLITE_OK;
 
-	if ((st = db_stmt(db, &SQ(db)->st[which], sql, func)) == NULL)
+	if ((st = db_stmt(db, slot, sql, func)) == NULL)
+		return (NULL);
+	va_start(ap, types);
+	for (i = 1; types[i - 1] != '\0'; i++) {
+		switch (types[i - 1]) {
+		case 'i':
+			rc |= sqlite3_bind_int(st, i, va_arg(ap, int));
+			break;
+		case 'n':
+			x = va_arg(ap, int);
+			rc |= sqlite3_bind_int(st, i, x > 0 ? x : -1);
+			break;
+		case 'I':
+			rc |= sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+			break;
+		case 'o':
+			if ((v = va_arg(ap, int64_t)) == 0)
+				rc |= sqlite3_bind_null(st, i);
+			else
+				rc |= sqlite3_bind_int64(st, i, v);
+			break;
+		case 't':
+			if ((s = va_arg(ap, const char *)) == NULL)
+				rc |= sqlite3_bind_null(st, i);
+			else
+				rc |= sqlite3_bind_text(st, i, s, -1,
+				    SQLITE_STATIC);
+			break;
+		case 's':
+			s = va_arg(ap, const char *);
+			len = va_arg(ap, size_t);
+			rc |= sqlite3_bind_text64(st, i, s != NULL ? s : "",
+			    len, SQLITE_STATIC, SQLITE_UTF8);
+			break;
+		default:
+			fatalx("%s: %s: parameter type '%c'", __func__, func,
+			    types[i - 1]);
+		}
+	}
+	va_end(ap);
+	if (rc != SQLITE_OK) {
+		db_fail(db, st, func);
+		return (NULL);
+	}
+	return (st);
+}
+
+/* Step a bound statement (NULL: db_query failed) that returns no rows. */
+int
+db_done(struct db *db, sqlite3_stmt *st, const char *func)
+{
+	if (st == NULL)
 		return (-1);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return (db_fail(db, st, func));
@@ -274,7 +348,7 @@ db_simple(struct db *db, enum db_st which, const char *sql, const char *func)
 int
 db_begin(struct db *db)
 {
-	return (db_simple(db, DB_ST_BEGIN, "BEGIN IMMEDIATE", __func__));
+	return (EXEC(db, DB_ST_BEGIN, "BEGIN IMMEDIATE", ""));
 }
 
 /*
@@ -284,7 +358,7 @@ db_begin(struct db *db)
 int
 db_commit(struct db *db)
 {
-	return (db_simple(db, DB_ST_COMMIT, "COMMIT", __func__));
+	return (EXEC(db, DB_ST_COMMIT, "COMMIT", ""));
 }
 
 /* Roll back the open transaction, if any (an I/O error may have). */
@@ -293,7 +367,7 @@ db_rollback(struct db *db)
 {
 	if (sqlite3_get_autocommit(SQ(db)->h))
 		return;
-	db_simple(db, DB_ST_ROLLBACK, "ROLLBACK", __func__);
+	EXEC(db, DB_ST_ROLLBACK, "ROLLBACK", "");
 }
 
 /*
@@ -348,28 +422,15 @@ struct sq_defer {
 	struct sq_answer	**tail;
 };
 
+/*
+ * Answer the reads waiting now; those their callbacks ask go on the
+ * emptied list, for the next turn.
+ */
 static void
-sq_defer_run(struct sq_defer *d)
+sq_defer_answer(struct sq_defer *d)
 {
-	struct sq_answer	*a;
-
-	while ((a = d->head) != NULL) {
-		if ((d->head = a->next) == NULL)
-			d->tail = &d->head;
-		a->done(a->arg, a->rc);
-		free(a);
-	}
-}
-
-static void
-sq_defer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct sq_defer		*d = arg;
 	struct sq_answer	*a, *next;
 
-	(void)fd;
-	(void)what;
-	/* Only those asked before this turn: new ones wait for the next. */
 	a = d->head;
 	d->head = NULL;
 	d->tail = &d->head;
@@ -378,6 +439,22 @@ sq_defer_cb(evutil_socket_t fd, short what, void *arg)
 		a->done(a->arg, a->rc);
 		free(a);
 	}
+}
+
+/* Answer every read, those asked meanwhile too (read_wait, the stop). */
+static void
+sq_defer_run(struct sq_defer *d)
+{
+	while (d->head != NULL)
+		sq_defer_answer(d);
+}
+
+static void
+sq_defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sq_defer_answer(arg);
 }
 
 /* A read's answer: at once, or in a later turn (above). */

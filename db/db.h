@@ -133,104 +133,63 @@ db_sync_wait(struct db *db, struct db_sync *s)
 }
 
 /*
+ * DB_READ(op, (params), (args)) defines a read's two forms:
+ *	void	db_<op>(params..., store_done done, void *arg)
+ *	int	db_<op>_sync(params...)
+ * both asking the backend's op with args.  DB_READ_AS(name, op, ...)
+ * names them db_<name> instead (a read that is another's with some
+ * arguments fixed).
+ */
+#define DB_UNPAREN(...)	__VA_ARGS__
+#define DB_READ_AS(name, op, params, args)				\
+static inline void							\
+db_##name(DB_UNPAREN params, store_done done, void *arg)		\
+{									\
+	db->ops->op(DB_UNPAREN args, done, arg);			\
+}									\
+									\
+static inline int							\
+db_##name##_sync(DB_UNPAREN params)					\
+{									\
+	struct db_sync	s = { -1, 0 };					\
+									\
+	db->ops->op(DB_UNPAREN args, db_sync_done, &s);			\
+	return (db_sync_wait(db, &s));					\
+}
+#define DB_READ(op, params, args)	DB_READ_AS(op, op, params, args)
+
+/*
  * Claim for owner, with a lease until lease_until, the due top-level
  * scheduled tasks in (run_at, id) order strictly after (after_run_at,
  * after_id) and with run_at <= until; at most limit.  The rows come back
  * taken (fence = fence_prev + 1, lease_until): the claim holds once
  * written with the row's next change.
  */
-static inline void
-db_claim(struct db *db, const char *owner, int64_t lease_until,
-    const struct store_window *w, struct task_row **rows, size_t *n,
-    store_done done, void *arg)
-{
-	db->ops->claim(db, owner, lease_until, w, rows, n, done, arg);
-}
-
-static inline int
-db_claim_sync(struct db *db, const char *owner, int64_t lease_until,
-    const struct store_window *w, struct task_row **rows, size_t *n)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->claim(db, owner, lease_until, w, rows, n, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(claim, (struct db *db, const char *owner, int64_t lease_until,
+    const struct store_window *w, struct task_row **rows, size_t *n),
+    (db, owner, lease_until, w, rows, n))
 
 /*
  * The running tasks whose lease is over at now, for self to take back
  * (recovery), in id order, taken as by db_claim.  On sqlite every running
  * row of another owner counts: the file's lock proves that owner gone.
  */
-static inline void
-db_expired(struct db *db, int64_t now, const char *self,
-    struct task_row **rows, size_t *n,
-    store_done done, void *arg)
-{
-	db->ops->expired(db, now, self, rows, n, done, arg);
-}
-
-static inline int
-db_expired_sync(struct db *db, int64_t now, const char *self,
-    struct task_row **rows, size_t *n)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->expired(db, now, self, rows, n, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(expired, (struct db *db, int64_t now, const char *self,
+    struct task_row **rows, size_t *n),
+    (db, now, self, rows, n))
 
 /* Reads.  db_task_get returns 1 found, 0 not found, -1 error. */
-static inline void
-db_task_get(struct db *db, int64_t id, struct task_row *row,
-    store_done done, void *arg)
-{
-	db->ops->task_get(db, id, row, done, arg);
-}
-
-static inline int
-db_task_get_sync(struct db *db, int64_t id, struct task_row *row)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->task_get(db, id, row, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(task_get, (struct db *db, int64_t id, struct task_row *row),
+    (db, id, row))
 
 /* Children of a task, in child_index order. */
-static inline void
-db_task_children(struct db *db, int64_t parent, struct task_row **rows,
-    size_t *n,
-    store_done done, void *arg)
-{
-	db->ops->task_children(db, parent, rows, n, done, arg);
-}
+DB_READ(task_children, (struct db *db, int64_t parent, struct task_row **rows,
+    size_t *n),
+    (db, parent, rows, n))
 
-static inline int
-db_task_children_sync(struct db *db, int64_t parent, struct task_row **rows,
-    size_t *n)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->task_children(db, parent, rows, n, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
-
-static inline void
-db_task_child_ids(struct db *db, int64_t parent, int64_t **ids, size_t *n,
-    store_done done, void *arg)
-{
-	db->ops->task_child_ids(db, parent, ids, n, done, arg);
-}
-
-static inline int
-db_task_child_ids_sync(struct db *db, int64_t parent, int64_t **ids, size_t *n)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->task_child_ids(db, parent, ids, n, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(task_child_ids, (struct db *db, int64_t parent, int64_t **ids,
+    size_t *n),
+    (db, parent, ids, n))
 
 struct db_filter {
 	unsigned int	 states;	/* bit (1 << state); 0: any */
@@ -246,120 +205,36 @@ struct db_filter {
  * those read (name, params, progress, result, error, checkpoint) reaches
  * it: then 1 is returned (0 otherwise), and more rows may match.
  */
-static inline void
-db_task_list(struct db *db, const struct db_filter *f,
-    struct task_row **rows, size_t *n,
-    store_done done, void *arg)
-{
-	db->ops->task_list(db, f, rows, n, done, arg);
-}
-
-static inline int
-db_task_list_sync(struct db *db, const struct db_filter *f,
-    struct task_row **rows, size_t *n)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->task_list(db, f, rows, n, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(task_list, (struct db *db, const struct db_filter *f,
+    struct task_row **rows, size_t *n),
+    (db, f, rows, n))
 
 /* All tasks in a state, in id order. */
-static inline void
-db_task_in_state(struct db *db, int state, struct task_row **rows,
-    size_t *n,
-    store_done done, void *arg)
-{
-	db->ops->task_in_state(db, state, rows, n, done, arg);
-}
-
-static inline int
-db_task_in_state_sync(struct db *db, int state, struct task_row **rows,
-    size_t *n)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->task_in_state(db, state, rows, n, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(task_in_state, (struct db *db, int state, struct task_row **rows,
+    size_t *n),
+    (db, state, rows, n))
 
 /*
  * Due top-level scheduled tasks in (run_at, id) order strictly after
  * (after_run_at, after_id) and with run_at <= until; at most limit; not
  * claimed (db_claim is the daemon's way to read them).
  */
-static inline void
-db_task_due(struct db *db, int64_t after_run_at, int64_t after_id,
-    int64_t until, int limit, struct task_row **rows, size_t *n,
-    store_done done, void *arg)
-{
-	db->ops->task_due(db, after_run_at, after_id, until, limit, rows, n,
-	    done, arg);
-}
-
-static inline int
-db_task_due_sync(struct db *db, int64_t after_run_at, int64_t after_id,
-    int64_t until, int limit, struct task_row **rows, size_t *n)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->task_due(db, after_run_at, after_id, until, limit, rows, n,
-	    db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(task_due, (struct db *db, int64_t after_run_at, int64_t after_id,
+    int64_t until, int limit, struct task_row **rows, size_t *n),
+    (db, after_run_at, after_id, until, limit, rows, n))
 
 /* The version of a task: 1 if found, 0 if not, -1 on error. */
-static inline void
-db_task_version(struct db *db, int64_t id, int64_t *version,
-    store_done done, void *arg)
-{
-	db->ops->task_version(db, id, version, done, arg);
-}
-
-static inline int
-db_task_version_sync(struct db *db, int64_t id, int64_t *version)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->task_version(db, id, version, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(task_version, (struct db *db, int64_t id, int64_t *version),
+    (db, id, version))
 
 /* Counts by state (index = enum task_state), for health and metrics. */
-static inline void
-db_task_count(struct db *db, int64_t *counts,
-    store_done done, void *arg)
-{
-	db->ops->task_count(db, counts, done, arg);
-}
-
-static inline int
-db_task_count_sync(struct db *db, int64_t *counts)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->task_count(db, counts, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(task_count, (struct db *db, int64_t *counts),
+    (db, counts))
 
 /* Counts by kind and state: fn(arg, kind, state, count) per pair. */
-static inline void
-db_task_count_kinds(struct db *db,
-    void (*fn)(void *, const char *, int, int64_t), void *fnarg,
-    store_done done, void *arg)
-{
-	db->ops->task_count_kinds(db, fn, fnarg, done, arg);
-}
-
-static inline int
-db_task_count_kinds_sync(struct db *db,
-    void (*fn)(void *, const char *, int, int64_t), void *fnarg)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->task_count_kinds(db, fn, fnarg, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(task_count_kinds, (struct db *db,
+    void (*fn)(void *, const char *, int, int64_t), void *fnarg),
+    (db, fn, fnarg))
 
 /*
  * The log lines n >= since, up to limit lines, in order; *first is the
@@ -375,47 +250,14 @@ struct db_log_line {
  * The lines since <= n < until, reading no more once their text reaches
  * max_bytes (0: no bound; the first line is always read).
  */
-static inline void
-db_log_page(struct db *db, int64_t task, int64_t since, int64_t until,
+DB_READ(log_page, (struct db *db, int64_t task, int64_t since, int64_t until,
     int limit, size_t max_bytes, struct db_log_line **lines, size_t *n,
-    int64_t *first,
-    store_done done, void *arg)
-{
-	db->ops->log_page(db, task, since, until, limit, max_bytes, lines, n,
-	    first, done, arg);
-}
+    int64_t *first),
+    (db, task, since, until, limit, max_bytes, lines, n, first))
 
-static inline int
-db_log_page_sync(struct db *db, int64_t task, int64_t since, int64_t until,
-    int limit, size_t max_bytes, struct db_log_line **lines, size_t *n,
-    int64_t *first)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->log_page(db, task, since, until, limit, max_bytes, lines, n,
-	    first, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
-
-static inline void
-db_log_read(struct db *db, int64_t task, int64_t since, int limit,
-    struct db_log_line **lines, size_t *n, int64_t *first,
-    store_done done, void *arg)
-{
-	db->ops->log_page(db, task, since, INT64_MAX, limit, 0, lines, n, first,
-	    done, arg);
-}
-
-static inline int
-db_log_read_sync(struct db *db, int64_t task, int64_t since, int limit,
-    struct db_log_line **lines, size_t *n, int64_t *first)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->log_page(db, task, since, INT64_MAX, limit, 0, lines, n, first,
-	    db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ_AS(log_read, log_page, (struct db *db, int64_t task, int64_t since,
+    int limit, struct db_log_line **lines, size_t *n, int64_t *first),
+    (db, task, since, INT64_MAX, limit, 0, lines, n, first))
 
 /*
  * Where a page of the log from since ends, without copying its text: the
@@ -423,136 +265,40 @@ db_log_read_sync(struct db *db, int64_t task, int64_t since, int limit,
  * bytes each) sum to at most max_bytes, but always the first; *until is
  * past the last of them (since if none), *bytes their total.
  */
-static inline void
-db_log_span(struct db *db, int64_t task, int64_t since, int limit,
-    size_t per_line, size_t max_bytes, int64_t *until, size_t *bytes,
-    store_done done, void *arg)
-{
-	db->ops->log_span(db, task, since, limit, per_line, max_bytes, until,
-	    bytes, done, arg);
-}
-
-static inline int
-db_log_span_sync(struct db *db, int64_t task, int64_t since, int limit,
-    size_t per_line, size_t max_bytes, int64_t *until, size_t *bytes)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->log_span(db, task, since, limit, per_line, max_bytes, until,
-	    bytes, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(log_span, (struct db *db, int64_t task, int64_t since, int limit,
+    size_t per_line, size_t max_bytes, int64_t *until, size_t *bytes),
+    (db, task, since, limit, per_line, max_bytes, until, bytes))
 void		 db_log_lines_free(struct db_log_line *, size_t);
 
 /* Highest task id ever used (ids are never reused) and highest change
  * seq (tasks and tombstones), as stored. */
-static inline void
-db_max_id(struct db *db, int64_t *id,
-    store_done done, void *arg)
-{
-	db->ops->max_id(db, id, done, arg);
-}
+DB_READ(max_id, (struct db *db, int64_t *id),
+    (db, id))
 
-static inline int
-db_max_id_sync(struct db *db, int64_t *id)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->max_id(db, id, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
-
-static inline void
-db_max_seq(struct db *db, int64_t *seq,
-    store_done done, void *arg)
-{
-	db->ops->max_seq(db, seq, done, arg);
-}
-
-static inline int
-db_max_seq_sync(struct db *db, int64_t *seq)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->max_seq(db, seq, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(max_seq, (struct db *db, int64_t *seq),
+    (db, seq))
 
 /* Idempotency keys: 1 found (hash and ids JSON array allocated), 0 not. */
-static inline void
-db_idem_get(struct db *db, const char *key, char **hash, char **ids,
-    store_done done, void *arg)
-{
-	db->ops->idem_get(db, key, hash, ids, done, arg);
-}
-
-static inline int
-db_idem_get_sync(struct db *db, const char *key, char **hash, char **ids)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->idem_get(db, key, hash, ids, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(idem_get, (struct db *db, const char *key, char **hash, char **ids),
+    (db, key, hash, ids))
 
 /*
  * Retention: ids of up to limit top-level finished tasks whose
  * finished_at < before (the daemon deletes them in a batch, so they get
  * tombstones).
  */
-static inline void
-db_task_expired(struct db *db, int64_t before, int limit, int64_t **ids,
-    size_t *n,
-    store_done done, void *arg)
-{
-	db->ops->task_expired(db, before, limit, ids, n, done, arg);
-}
-
-static inline int
-db_task_expired_sync(struct db *db, int64_t before, int limit, int64_t **ids,
-    size_t *n)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->task_expired(db, before, limit, ids, n, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(task_expired, (struct db *db, int64_t before, int limit, int64_t **ids,
+    size_t *n),
+    (db, before, limit, ids, n))
 
 /* Finished top-level tasks after the newest keep of them, oldest first. */
-static inline void
-db_task_beyond(struct db *db, int keep, int limit, int64_t **ids,
-    size_t *n,
-    store_done done, void *arg)
-{
-	db->ops->task_beyond(db, keep, limit, ids, n, done, arg);
-}
-
-static inline int
-db_task_beyond_sync(struct db *db, int keep, int limit, int64_t **ids,
-    size_t *n)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->task_beyond(db, keep, limit, ids, n, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(task_beyond, (struct db *db, int keep, int limit, int64_t **ids,
+    size_t *n),
+    (db, keep, limit, ids, n))
 
 /* Tombstones are kept from this seq on; 0 if none (for the feed's 410). */
-static inline void
-db_tombstone_min(struct db *db, int64_t *seq,
-    store_done done, void *arg)
-{
-	db->ops->tombstone_min(db, seq, done, arg);
-}
-
-static inline int
-db_tombstone_min_sync(struct db *db, int64_t *seq)
-{
-	struct db_sync	s = { -1, 0 };
-
-	db->ops->tombstone_min(db, seq, db_sync_done, &s);
-	return (db_sync_wait(db, &s));
-}
+DB_READ(tombstone_min, (struct db *db, int64_t *seq),
+    (db, seq))
 
 /*
  * Copy what the WAL holds into the database, without waiting for

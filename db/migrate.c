@@ -157,6 +157,7 @@ static const char *const *const steps[] = {
 
 static int	migrate_int(sqlite3 *, const char *, int *);
 static int	migrate_exec(sqlite3 *, const char *);
+static int	migrate_newer(const char *, int, char **);
 
 /* The schema version this binary writes. */
 int
@@ -188,6 +189,17 @@ migrate_exec(sqlite3 *h, const char *sql)
 	return (sqlite3_exec(h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1);
 }
 
+/* A version this binary cannot write: -1 and *cause; else 0. */
+static int
+migrate_newer(const char *path, int version, char **cause)
+{
+	if (version <= NSTEPS && version >= 0)
+		return (0);
+	xasprintf(cause, "%s: schema version %d is newer than this corod "
+	    "knows (%d); use a newer corod", path, version, NSTEPS);
+	return (-1);
+}
+
 /*
  * Check that the file is corod's (or empty) and not newer than this
  * binary; *version is its schema version.  -1 and *cause on error.
@@ -209,13 +221,7 @@ migrate_check(sqlite3 *h, const char *path, int *version, char **cause)
 		    "0x%08x)", path, (unsigned int)appid);
 		return (-1);
 	}
-	if (*version > NSTEPS || *version < 0) {
-		xasprintf(cause, "%s: schema version %d is newer than this "
-		    "corod knows (%d); use a newer corod", path, *version,
-		    NSTEPS);
-		return (-1);
-	}
-	return (0);
+	return (migrate_newer(path, *version, cause));
 }
 
 /* Bring the file to this binary's version, one transaction a step. */
@@ -227,14 +233,11 @@ migrate_run(sqlite3 *h, const char *path, char **cause)
 	int			 v, from = -1;
 
 	for (;;) {
-		if (migrate_exec(h, "BEGIN IMMEDIATE") != 0)
+		if (migrate_exec(h, "BEGIN IMMEDIATE") != 0 ||
+		    migrate_int(h, "PRAGMA user_version", &v) != 0)
 			goto fail;
-		if (migrate_int(h, "PRAGMA user_version", &v) != 0)
-			goto rollback;
-		if (v > NSTEPS || v < 0) {
+		if (migrate_newer(path, v, cause) != 0) {
 			migrate_exec(h, "ROLLBACK");
-			xasprintf(cause, "%s: schema version %d is newer than "
-			    "this corod knows (%d)", path, v, NSTEPS);
 			return (-1);
 		}
 		if (v == NSTEPS)
@@ -243,26 +246,24 @@ migrate_run(sqlite3 *h, const char *path, char **cause)
 			from = v;
 		for (sql = steps[v]; *sql != NULL; sql++) {
 			if (migrate_exec(h, *sql) != 0)
-				goto rollback;
+				goto fail;
 		}
 		snprintf(set, sizeof set, "PRAGMA user_version = %d", v + 1);
 		if (migrate_exec(h, set) != 0 ||
 		    migrate_exec(h, "COMMIT") != 0)
-			goto rollback;
+			goto fail;
 		if (from > 0)	/* an existing file, not a new one */
 			log_notice("%s: schema upgraded to version %d", path,
 			    v + 1);
 	}
 	if (migrate_exec(h, "COMMIT") != 0)
-		goto rollback;
+		goto fail;
 	return (0);
 
-rollback:
+fail:
+	/* (a failed BEGIN left no transaction to roll back) */
 	xasprintf(cause, "%s: schema migration: %s", path, sqlite3_errmsg(h));
 	if (!sqlite3_get_autocommit(h))
 		migrate_exec(h, "ROLLBACK");
-	return (-1);
-fail:
-	xasprintf(cause, "%s: schema migration: %s", path, sqlite3_errmsg(h));
 	return (-1);
 }

@@ -42,7 +42,8 @@ struct sq_writer {
 
 static void	*sq_writer_main(void *);
 static void	 sq_writer_cb(evutil_socket_t, short, void *);
-static void	 sq_answer(struct sq_writer *, struct store_batch *);
+static void	 sq_answer(struct sq_writer *);
+static void	 sq_unlost(struct store_batch *);
 
 /* Open the writer's connection and start its thread. */
 int
@@ -119,10 +120,21 @@ sq_write_batch(struct db *db, struct store_batch *b,
 	pthread_mutex_unlock(&w->mu);
 }
 
-/* The batch is answered: its callback may hand over the next one. */
+/*
+ * Answer the batch the thread wrote (w->done, taken under the lock): its
+ * callback may hand over the next one.  Nothing if none is written yet.
+ */
 static void
-sq_answer(struct sq_writer *w, struct store_batch *b)
+sq_answer(struct sq_writer *w)
 {
+	struct store_batch	*b;
+
+	pthread_mutex_lock(&w->mu);
+	b = w->done;
+	w->done = NULL;
+	pthread_mutex_unlock(&w->mu);
+	if (b == NULL)
+		return;
 	w->inflight = NULL;
 	w->cb(b, w->arg);
 }
@@ -132,17 +144,14 @@ void
 sq_write_wait(struct db *db)
 {
 	struct sq_writer	*w = SQ(db)->writer;
-	struct store_batch	*b;
 
 	if (w == NULL || w->inflight == NULL)
 		return;
 	pthread_mutex_lock(&w->mu);
 	while (w->done == NULL)
 		pthread_cond_wait(&w->cv, &w->mu);
-	b = w->done;
-	w->done = NULL;
 	pthread_mutex_unlock(&w->mu);
-	sq_answer(w, b);
+	sq_answer(w);
 }
 
 /* The thread: write each batch handed over, say when done. */
@@ -178,18 +187,21 @@ static void
 sq_writer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sq_writer	*w = arg;
-	struct store_batch	*b;
 	char			 buf[64];
 
 	(void)what;
 	while (read(fd, buf, sizeof buf) > 0)
 		;
-	pthread_mutex_lock(&w->mu);
-	b = w->done;
-	w->done = NULL;
-	pthread_mutex_unlock(&w->mu);
-	if (b != NULL)
-		sq_answer(w, b);
+	sq_answer(w);
+}
+
+/* No row's write lost (yet, or any more: the batch was rolled back). */
+static void
+sq_unlost(struct store_batch *b)
+{
+	b->nlost = 0;
+	if (b->lost != NULL)
+		memset(b->lost, 0, b->nrows);
 }
 
 /* A row's write lost its claim: the batch says so and goes on. */
@@ -215,9 +227,7 @@ sq_write(struct db *db, struct store_batch *b)
 	size_t			 i;
 	int			 rc = 0;
 
-	b->nlost = 0;
-	if (b->lost != NULL)
-		memset(b->lost, 0, b->nrows);
+	sq_unlost(b);
 	if (b->nrows == 0 && b->ninserts == 0 && b->nlogs == 0 &&
 	    b->nidem == 0 && b->prune_idem == 0 &&
 	    b->prune_seq == 0 && !b->renew)
@@ -267,8 +277,6 @@ sq_write(struct db *db, struct store_batch *b)
 		return (0);
 	b->full = db_full(db);	/* before the rollback resets it */
 	db_rollback(db);
-	b->nlost = 0;
-	if (b->lost != NULL)
-		memset(b->lost, 0, b->nrows);
+	sq_unlost(b);
 	return (-1);
 }
