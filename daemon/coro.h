@@ -75,6 +75,20 @@
 	CORO_CHECK_CANCEL(t);						\
 } while (0)
 
+/* At the top of a group's body: its children into memory, answered at
+ * once or later (then the body waits here, and cancellation waits with
+ * it); it fails the task if the store cannot say. */
+#define GROUP_LOAD(t) do {						\
+	group_load(t);							\
+	while (((struct group *)(t)->data)->loading)			\
+		CORO_YIELD(t);						\
+	if (((struct group *)(t)->data)->load_failed) {			\
+		task_fail((t), "internal", "its children cannot be "	\
+		    "read from the store", 0);				\
+		CORO_RETURN(t);						\
+	}								\
+} while (0)
+
 /* Wait for an event the kind arranged (a transfer, a digest) to wake it
  * with task_wake(t, WAKE_IO). */
 #define AWAIT_IO(t) do {						\

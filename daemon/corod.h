@@ -225,6 +225,13 @@ struct group {
 	size_t		  next;		/* sequence: the child running */
 	int		  keep_going;	/* on_failure: "continue" */
 	int		  stopping;	/* siblings canceled after a failure */
+	/* loading the children (group_load): the store's answer */
+	struct task	 *owner;	/* NULL: the group went first */
+	struct task_row	 *rows;
+	size_t		  nrows;
+	int		  loading;	/* a read is out */
+	int		  calling;	/* inside the read's call */
+	int		  load_failed;
 };
 extern const struct param_spec	group_params[];
 extern const char		group_example[];
@@ -235,6 +242,7 @@ extern const char		group_example[];
 	.free = group_free, .describe = group_describe,			\
 }
 int		 group_start(struct task *);
+void		 group_load(struct task *);
 void		 group_free(struct task *);
 void		 group_arm(struct task *, struct task *);
 void		 group_cancel(struct task *, enum cancel_reason);

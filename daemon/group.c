@@ -14,6 +14,7 @@
 #include "db.h"
 
 static int	group_check_tasks(json_t *, const char *, struct verror *);
+static void	group_loaded(void *, int);
 
 static const char *const on_failure_choices[] = { "cancel", "continue",
     NULL };
@@ -53,15 +54,12 @@ group_check_tasks(json_t *v, const char *field, struct verror *e)
 	return (0);
 }
 
-/* Load the children into memory, held by the parent; count them. */
+/* Read the params; the children come with the body (GROUP_LOAD). */
 int
 group_start(struct task *t)
 {
 	struct group	*g;
-	struct task_row	*rows = NULL;
-	struct task	*c;
 	json_t		*params, *of;
-	size_t		 n = 0, i;
 
 	if ((params = json_loads(t->row.params, 0, NULL)) == NULL)
 		return (-1);
@@ -70,17 +68,50 @@ group_start(struct task *t)
 	g->keep_going = of != NULL &&
 	    strcmp(json_string_value(of), "continue") == 0;
 	json_decref(params);
+	g->owner = t;
+	t->data = g;
+	return (0);
+}
 
-	if (db_task_children_sync(corod_db, t->row.id, &rows, &n) != 0) {
+/*
+ * Ask the store for the children (GROUP_LOAD).  sqlite answers before
+ * the call returns; a store that answers later wakes the body, which
+ * waits at the load.  If the group ends first (a stop), the answer finds
+ * owner NULL and frees what the group left (group_free).
+ */
+void
+group_load(struct task *t)
+{
+	struct group	*g = t->data;
+
+	g->loading = g->calling = 1;
+	db_task_children(corod_db, t->row.id, &g->rows, &g->nrows,
+	    group_loaded, g);
+	g->calling = 0;
+}
+
+/* The store's answer: the children into memory, held by the parent. */
+static void
+group_loaded(void *arg, int rc)
+{
+	struct group	*g = arg;
+	struct task	*t = g->owner, *c;
+	size_t		 i;
+
+	g->loading = 0;
+	if (t == NULL) {
+		for (i = 0; i < g->nrows; i++)
+			task_row_free(&g->rows[i]);
+		free(g->rows);
 		free(g);
-		return (-1);
+		return;
 	}
-	g->kids = xcalloc(n, sizeof *g->kids);
+	g->load_failed = rc != 0;
+	g->kids = xcalloc(g->nrows > 0 ? g->nrows : 1, sizeof *g->kids);
 	t->nchildren_live = t->nchildren_bad = 0;
-	for (i = 0; i < n; i++) {
-		if ((c = task_lookup(rows[i].id)) == NULL)
-			c = task_create(&rows[i]);
-		task_row_free(&rows[i]);
+	for (i = 0; rc == 0 && i < g->nrows; i++) {
+		if ((c = task_lookup(g->rows[i].id)) == NULL)
+			c = task_create(&g->rows[i]);
 		task_ref(c);
 		c->parent = t;
 		g->kids[g->n++] = c;
@@ -89,9 +120,13 @@ group_start(struct task *t)
 		else if (c->row.state != TASK_SUCCEEDED)
 			t->nchildren_bad++;
 	}
-	free(rows);
-	t->data = g;
-	return (0);
+	for (i = 0; i < g->nrows; i++)
+		task_row_free(&g->rows[i]);
+	free(g->rows);
+	g->rows = NULL;
+	g->nrows = 0;
+	if (!g->calling)
+		task_wake(t, WAKE_IO);
 }
 
 /* Let go of the children. */
@@ -106,8 +141,13 @@ group_free(struct task *t)
 		task_unref(g->kids[i]);
 	}
 	free(g->kids);
-	free(g);
+	g->kids = NULL;
 	t->data = NULL;
+	if (g->loading) {
+		g->owner = NULL;	/* the store's answer frees it */
+		return;
+	}
+	free(g);
 }
 
 /* Arm a child: its delay counts from now. */

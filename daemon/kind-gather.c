@@ -20,6 +20,8 @@ gather_body(struct task *t)
 	size_t		 i;
 
 	CORO_BEGIN(t);
+	GROUP_LOAD(t);
+	g = t->data;
 	for (i = 0; i < g->n; i++)
 		group_arm(t, g->kids[i]);
 	while (t->nchildren_live > 0) {

@@ -19,6 +19,8 @@ sequence_body(struct task *t)
 	struct group	*g = t->data;
 
 	CORO_BEGIN(t);
+	GROUP_LOAD(t);
+	g = t->data;
 	for (g->next = 0; g->next < g->n; g->next++) {
 		group_arm(t, g->kids[g->next]);
 		while (!TASK_FINAL(g->kids[g->next]->row.state)) {

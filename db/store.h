@@ -56,16 +56,15 @@
  * (sched.c) and housekeeping's rounds all continue in the callback.  A
  * delete (the API's, retention's) and the API's cancel of a scheduled
  * group first bring the stored subtree into memory (task_tree_load,
- * daemon/task.c), then change it in one turn, as one commit.  Still
- * synchronous on the loop (the _sync forms, which would block it on a
- * backend that answers later): group_start, reading a group's children
- * as it starts (kind-gather/kind-sequence's start); a cancel from
- * inside the daemon of a scheduled group (a group's child that is a
- * group itself, canceled with its parent or its siblings), whose walk reads
- * the store (task.c: task_child_ids, task_get).  Before a PostgreSQL
- * backend, the group's start needs its children loaded before it is
- * started (sched_start), and the daemon's own cancels the subtree
- * loaded first as the API's is.
+ * daemon/task.c), then change it in one turn, as one commit.  A group
+ * reads its children at the top of its body (GROUP_LOAD, group.c), and
+ * waits there for the answer.  Still synchronous on the loop (the _sync
+ * forms, which would block it on a backend that answers later): a cancel
+ * from inside the daemon of a scheduled group (a group's child that is a
+ * group itself, canceled with its parent or its siblings), whose walk
+ * reads the store (task.c: task_child_ids, task_get).  Before a
+ * PostgreSQL backend, the daemon's own cancels need the subtree loaded
+ * first, as the API's is.
  *
  * read_wait(db) blocks until every read in flight on db is answered:
  * the synchronous forms of db.h (db_*_sync) are the op followed by it,
