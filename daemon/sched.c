@@ -159,7 +159,8 @@ sched_add(struct task *t)
 {
 	struct task_int	*ti = task_int(t);
 
-	if (t->row.state != TASK_SCHEDULED || t->row.run_at == 0)
+	if (t->row.state != TASK_SCHEDULED || t->row.run_at == 0 ||
+	    (ti->flags & TASKF_CANCELING))
 		return;
 	if (t->row.parent == 0 && !sched_in_window(t->row.run_at, t->row.id))
 		return;

@@ -35,6 +35,7 @@ struct task_int {
 #define TASKF_DELETE	0x40	/* delete at the next commit */
 #define TASKF_VERSIONED	0x80	/* dirty with a new version (task_touch) */
 #define TASKF_LOST	0x100	/* its claim is another owner's: not written */
+#define TASKF_CANCELING	0x200	/* canceled, its subtree being read */
 	int			 refs;		/* held by a parent or a request */
 
 	TAILQ_ENTRY(task_int)	 dirty_entry;	/* commit.c */

@@ -54,8 +54,8 @@ static void	task_finalize(struct task *, enum task_state);
 static void	task_end_attempt(struct task *);
 static int	task_idle(struct task *);
 static void	task_cancel_stored_children(struct task *);
-static int	task_child_ids(struct task *, int64_t **, size_t *);
-static struct task *task_child(int64_t);
+static int	task_cancel_load(struct task *, enum cancel_reason);
+static struct tree_node *tree_node_of(struct task *);
 static char	*task_error_json(const char *, const char *, int);
 
 /* Bucket of an id. */
@@ -166,8 +166,8 @@ task_from_row(const struct task_row *row)
  * a scheduled group's cancel (task_delete, task_cancel) find the
  * children there, so that they read nothing: what they change is
  * changed in one turn, as one commit, whether the store answered the
- * reads at once (sqlite: all within the call) or later.  Outside of it
- * they read the store synchronously (db/store.h says who still does).
+ * reads at once (sqlite: all within the call) or later.  A delete is
+ * made only there; a cancel outside of it loads the subtree first.
  */
 struct tree_node {
 	struct task	*t;
@@ -180,10 +180,10 @@ struct task_tree {
 	size_t		  n;
 	size_t		  cap;
 	int64_t		 *roots;
-	size_t		  nroots;
-	size_t		  root;		/* the next root to load */
+	const int64_t	 *want;		/* ids to bring in: the roots, then */
+	size_t		  nwant;	/* each node's children in turn */
+	size_t		  w;		/* the next of them */
 	size_t		  at;		/* the next node to expand */
-	size_t		  k;		/* ... and its next child */
 	int		  phase;	/* TREE_* */
 	int64_t		 *ids;		/* a read's answer */
 	size_t		  nids;
@@ -194,8 +194,7 @@ struct task_tree {
 	void		(*done)(void *);
 	void		 *arg;
 };
-enum { TREE_ROOT, TREE_ROOT_READ, TREE_NODE, TREE_KIDS_READ, TREE_KID,
-    TREE_KID_READ };
+enum { TREE_FETCH, TREE_FETCH_READ, TREE_NODE, TREE_KIDS_READ };
 static struct task_tree	*task_tree_active;
 
 static void	tree_step(struct task_tree *);
@@ -210,7 +209,8 @@ task_tree_load(const int64_t *ids, size_t n, void (*done)(void *),
 	tr = xcalloc(1, sizeof *tr);
 	tr->roots = xcalloc(n > 0 ? n : 1, sizeof *tr->roots);
 	memcpy(tr->roots, ids, n * sizeof *ids);
-	tr->nroots = n;
+	tr->want = tr->roots;
+	tr->nwant = n;
 	tr->done = done;
 	tr->arg = arg;
 	tree_step(tr);
@@ -283,28 +283,28 @@ tree_step(struct task_tree *tr)
 
 	for (;;) {
 		switch (tr->phase) {
-		case TREE_ROOT:
-			if (tr->root == tr->nroots) {
+		case TREE_FETCH:
+			if (tr->w == tr->nwant) {
 				tr->phase = TREE_NODE;
 				break;
 			}
-			id = tr->roots[tr->root];
+			id = tr->want[tr->w];
 			if ((t = task_lookup(id)) != NULL) {
 				tree_add(tr, t);
-				tr->root++;
+				tr->w++;
 				break;
 			}
-			tree_issue(tr, TREE_ROOT_READ);
+			tree_issue(tr, TREE_FETCH_READ);
 			db_task_get(corod_db, id, &tr->row, tree_read_done, tr);
 			if (!tree_back(tr))
 				return;
 			break;
-		case TREE_ROOT_READ:
+		case TREE_FETCH_READ:
 			if (tr->rc == 1)
 				tree_add(tr, task_from_row(&tr->row));
 			task_row_free(&tr->row);
-			tr->root++;
-			tr->phase = TREE_ROOT;
+			tr->w++;
+			tr->phase = TREE_FETCH;
 			break;
 		case TREE_NODE:
 			if (tr->at == tr->n) {
@@ -323,78 +323,46 @@ tree_step(struct task_tree *tr)
 				return;
 			break;
 		case TREE_KIDS_READ:
-			nd = &tr->v[tr->at];
+			/* (tree_add may move v, never a node's kids) */
+			nd = &tr->v[tr->at++];
 			if (tr->rc == 0) {
 				nd->kids = tr->ids;
 				nd->nkids = tr->nids;
 				nd->read = 1;
-			} else
+				tr->want = nd->kids;
+				tr->nwant = nd->nkids;
+			} else {
 				free(tr->ids);
+				log_warnx("task %lld: its children could not be "
+				    "read", (long long)nd->t->row.id);
+				tr->nwant = 0;
+			}
 			tr->ids = NULL;
 			tr->nids = 0;
-			tr->k = 0;
-			tr->phase = TREE_KID;
-			break;
-		case TREE_KID:
-			nd = &tr->v[tr->at];
-			if (tr->k == nd->nkids) {
-				tr->at++;
-				tr->phase = TREE_NODE;
-				break;
-			}
-			id = nd->kids[tr->k];
-			if ((t = task_lookup(id)) != NULL) {
-				tree_add(tr, t);
-				tr->k++;
-				break;
-			}
-			tree_issue(tr, TREE_KID_READ);
-			db_task_get(corod_db, id, &tr->row, tree_read_done, tr);
-			if (!tree_back(tr))
-				return;
-			break;
-		case TREE_KID_READ:
-			if (tr->rc == 1)
-				tree_add(tr, task_from_row(&tr->row));
-			task_row_free(&tr->row);
-			tr->k++;
-			tr->phase = TREE_KID;
+			tr->w = 0;
+			tr->phase = TREE_FETCH;
 			break;
 		}
 	}
 }
 
 /*
- * A group's children's ids (allocated): from the subtree loaded for the
- * caller, else read.
+ * A group's node in the subtree loaded for the caller (task_tree_load),
+ * or NULL: its children are known only there.
  */
-static int
-task_child_ids(struct task *t, int64_t **ids, size_t *n)
+static struct tree_node *
+tree_node_of(struct task *t)
 {
 	struct task_tree	*tr = task_tree_active;
 	size_t			 i;
 
-	if (tr != NULL) {
-		for (i = 0; i < tr->n; i++) {
-			if (tr->v[i].t != t || !tr->v[i].read)
-				continue;
-			*n = tr->v[i].nkids;
-			*ids = xcalloc(*n > 0 ? *n : 1, sizeof **ids);
-			memcpy(*ids, tr->v[i].kids, *n * sizeof **ids);
-			return (0);
-		}
+	if (tr == NULL)
+		return (NULL);
+	for (i = 0; i < tr->n; i++) {
+		if (tr->v[i].t == t)
+			return (&tr->v[i]);
 	}
-	/* XXX on the loop: blocks on a store that answers later */
-	return (db_task_child_ids_sync(corod_db, t->row.id, ids, n));
-}
-
-/* A child of a walk: in the loaded subtree (memory), else task_get. */
-static struct task *
-task_child(int64_t id)
-{
-	if (task_tree_active != NULL)
-		return (task_lookup(id));
-	return (task_get(id));
+	return (NULL);
 }
 
 /*
@@ -583,19 +551,21 @@ task_touch(struct task *t)
 void
 task_delete(struct task *t)
 {
-	struct task	*c;
-	int64_t		*ids = NULL;
-	size_t		 n = 0, i;
+	struct tree_node	*nd;
+	struct task		*c;
+	size_t			 i;
 
-	if (t->kind->group && task_child_ids(t, &ids, &n) == 0) {
-		for (i = 0; i < n; i++) {
-			if ((c = task_child(ids[i])) == NULL)
+	if (t->kind->group) {
+		if ((nd = tree_node_of(t)) == NULL)
+			fatalx("%s: group %lld outside its loaded subtree",
+			    __func__, (long long)t->row.id);
+		for (i = 0; i < nd->nkids; i++) {
+			if ((c = task_lookup(nd->kids[i])) == NULL)
 				continue;
 			task_ref(c);
 			task_delete(c);
 			task_unref(c);
 		}
-		free(ids);
 	}
 	task_int(t)->flags |= TASKF_DELETE;
 	task_touch(t);
@@ -952,29 +922,68 @@ task_end_canceled(struct task *t)
 	task_finalize(t, TASK_CANCELED);
 }
 
-/* A scheduled group's children are only on disk: cancel them there. */
+/*
+ * A scheduled group's children are only on disk: cancel them in the
+ * subtree loaded for this (task_tree_load, task_cancel_load).
+ */
 static void
 task_cancel_stored_children(struct task *t)
 {
-	int64_t		*ids = NULL;
-	size_t		 n = 0, i;
-	struct task	*c;
+	struct tree_node	*nd = tree_node_of(t);
+	struct task		*c;
+	size_t			 i;
 
-	if (task_child_ids(t, &ids, &n) != 0)
-		return;
-	for (i = 0; i < n; i++) {
-		if ((c = task_child(ids[i])) != NULL) {
+	for (i = 0; nd != NULL && i < nd->nkids; i++) {
+		if ((c = task_lookup(nd->kids[i])) != NULL) {
 			task_ref(c);
 			task_cancel(c, CANCEL_USER);
 			task_unref(c);
 		}
 	}
-	free(ids);
+}
+
+/* The subtree of a scheduled group is in: cancel it now, in one turn. */
+static void
+task_cancel_loaded(void *arg)
+{
+	struct task		*t = arg;
+	struct task_int		*ti = task_int(t);
+	enum cancel_reason	 why = t->cancel;
+
+	ti->flags &= ~TASKF_CANCELING;
+	t->cancel = CANCEL_NONE;
+	if (t->row.state == TASK_SCHEDULED && !task_deleting(t))
+		task_cancel(t, why);
+	task_unref(t);
 }
 
 /*
- * Cancel a task: a scheduled one becomes CANCELED at once (0); a running
- * one is unwound at its next await (1); a final one is left alone (-1,
+ * A scheduled group canceled outside a loaded subtree (its parent
+ * unwinds, a restart finds its cancel stored): its children must be
+ * read first, and the store may answer later.  Until then it cannot
+ * start (out of the scheduler, TASKF_CANCELING keeps it out); then
+ * group and children end in one turn, so one commit.
+ */
+static int
+task_cancel_load(struct task *t, enum cancel_reason why)
+{
+	struct task_int	*ti = task_int(t);
+
+	if (!(ti->flags & TASKF_CANCELING)) {
+		ti->flags |= TASKF_CANCELING;
+		t->cancel = why;
+		sched_remove(t);
+		task_ref(t);
+		task_tree_load(&t->row.id, 1, task_cancel_loaded, t);
+	}
+	return (t->row.state == TASK_CANCELED ? 0 : 1);
+}
+
+/*
+ * Cancel a task: a scheduled one becomes CANCELED at once (0), but a
+ * scheduled group outside its loaded subtree only once its children are
+ * read (1 until then, task_cancel_load); a running one is unwound at its
+ * next await (1); a final one is left alone (-1,
  * or 0 if it is already CANCELED).  A running task given 1 for a user's
  * cancel ends CANCELED unless its body reaches its end (succeeded or
  * failed for good) before an await: a cancel overtakes a timeout being
@@ -987,6 +996,8 @@ task_cancel(struct task *t, enum cancel_reason why)
 {
 	switch (t->row.state) {
 	case TASK_SCHEDULED:
+		if (t->kind->group && tree_node_of(t) == NULL)
+			return (task_cancel_load(t, why));
 		if (why == CANCEL_USER)
 			t->row.cancel_requested = 1;
 		if (t->kind->group)
@@ -1043,7 +1054,8 @@ task_committed(struct task *t)
 	 * (the disk read could not see it): arm it now rather than lose it.
 	 */
 	if (t->row.state == TASK_SCHEDULED && t->row.parent == 0 &&
-	    t->row.run_at != 0 && !(ti->flags & (TASKF_ARMED | TASKF_READY)) &&
+	    t->row.run_at != 0 &&
+	    !(ti->flags & (TASKF_ARMED | TASKF_READY | TASKF_CANCELING)) &&
 	    sched_in_window(t->row.run_at, t->row.id))
 		sched_add(t);
 	if (ti->refs == 0 && task_idle(t))

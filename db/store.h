@@ -54,17 +54,13 @@
  * ?wait=, cancel's and delete's lookups, a replay, children's ids),
  * admission's idempotency lookup (daemon/submit.c), the window's claim
  * (sched.c) and housekeeping's rounds all continue in the callback.  A
- * delete (the API's, retention's) and the API's cancel of a scheduled
- * group first bring the stored subtree into memory (task_tree_load,
- * daemon/task.c), then change it in one turn, as one commit.  A group
- * reads its children at the top of its body (GROUP_LOAD, group.c), and
- * waits there for the answer.  Still synchronous on the loop (the _sync
- * forms, which would block it on a backend that answers later): a cancel
- * from inside the daemon of a scheduled group (a group's child that is a
- * group itself, canceled with its parent or its siblings), whose walk
- * reads the store (task.c: task_child_ids, task_get).  Before a
- * PostgreSQL backend, the daemon's own cancels need the subtree loaded
- * first, as the API's is.
+ * delete (the API's, retention's) and any cancel of a scheduled group
+ * (the API's, or the daemon's own when a group's child that is a group
+ * itself is canceled with its parent) first bring the stored subtree
+ * into memory (task_tree_load, daemon/task.c), then change it in one
+ * turn, as one commit.  A group reads its children at the top of its
+ * body (GROUP_LOAD, group.c), and waits there for the answer.  Nothing
+ * on the loop reads synchronously while it serves.
  *
  * read_wait(db) blocks until every read in flight on db is answered:
  * the synchronous forms of db.h (db_*_sync) are the op followed by it,
@@ -72,7 +68,7 @@
  * start-up before the loop serves (recovery, counting), a connection of
  * a thread of its own (stats), tools and tests.  A backend may block in
  * read_wait (on sqlite it has nothing to do); nothing on the loop while
- * it serves may call it (but the exceptions above, until converted).
+ * it serves may call it.
  *
  * For the tests, COROD_TEST_DEFER_READS=1 makes sqlite answer the loop's
  * reads a turn later (db.c), to run the callers as such a backend would.

@@ -447,6 +447,44 @@ def cancel_states():
     t.is_(d.get(ok_["id"])["state"], "succeeded", "... the state is kept")
 
 
+@t.test(timeout=60)
+def cancel_reaches_nested_groups():
+    """A group that is a child of a group, canceled while still scheduled
+    (its parent canceled, or a sibling failed): it and its own children,
+    read from the store for this, all end canceled and never run."""
+    def tree(root):
+        out = [root]
+        for c in root.get("children") or []:
+            out += tree(d.get(c))
+        return out
+
+    inner = {"kind": "gather", "params": {"tasks": [
+        echo("never a"), {"kind": "sequence", "params": {"tasks": [
+            echo("never b"), echo("never c")]}}]}}
+    for how, first in (("parent canceled", sleep(30)),
+                       ("sibling failed", sleep(5, timeout=0.2))):
+        s = d.submit({"kind": "sequence", "params": {"tasks": [first,
+                                                                inner]}})
+        d.wait_state(s["id"], "running", 5)
+        if how == "parent canceled":
+            d.wait_state(s["id"] + 1, "running", 5)
+            t.is_(d.cancel(s["id"]).status, 202, how + ": cancel 202")
+        x = d.wait_state(s["id"], FINAL, 10)
+        t.is_(x["state"], "canceled" if how == "parent canceled"
+              else "failed", how + ": the outer sequence ended")
+        deadline = time.time() + scaled(5)
+        while True:
+            rest = tree(d.get(s["id"]))[2:]
+            if all(r["state"] in FINAL for r in rest) or \
+               time.time() > deadline:
+                break
+            time.sleep(0.05)
+        t.is_(len(rest), 5, how + ": the nested group and its subtree")
+        t.ok(all(r["state"] == "canceled" and r["started_at"] is None
+                 for r in rest), how + ": all canceled, none ran",
+             diag=[(r["id"], r["kind"], r["state"]) for r in rest])
+
+
 @t.test(timeout=90)
 def cancel_answer_is_truthful():
     # Issue 12 item 7: a cancel that reached a running task before its
