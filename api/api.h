@@ -56,49 +56,8 @@ enum http_method {
 	HTTP_OTHER = 128,
 };
 
-/*
- * A handler's store reads (db/store.h: answered at once or later, no
- * cancel) land here, in the request, rather than in an allocation of the
- * handler's: what the reads return, and where the handler is.  What is
- * left in it when the request is freed is freed with it.
- */
-struct db_log_line;
+struct http_read;
 struct http_request;
-struct http_read {
-	struct task_row		 row;
-	struct task_row		*rows;
-	size_t			 nrows;
-	size_t			 i;
-	int64_t			*ids;
-	size_t			 nids;
-	struct db_log_line	*lines;
-	size_t			 nlines;
-	int64_t			 first;
-	struct buf		 b;
-	int64_t			 id;
-	int64_t			 target;	/* a change's task */
-	int64_t			 version;
-	int64_t			 since;
-	int64_t			 until;
-	int64_t			 max_bytes;
-	size_t			 bytes;
-	int64_t			*todo;		/* ids still to read */
-	size_t			 ntodo;
-	size_t			 left;
-	int			 limit;
-	int			 batch;
-	int			 follow;
-	int			 phase;
-	unsigned int		 status;
-	int			 cut;
-	int			 rc;		/* of the last read of a loop */
-	int			 inloop;	/* a loop issued it, not back */
-	int			 pending;	/* ... and it is not answered */
-	void			(*step)(struct http_request *);
-	void			(*lookup)(struct http_request *,
-				    struct task *);
-	struct task		*task;		/* kept (a ref) by a chain */
-};
 
 struct http_request {
 	struct MHD_Connection	*conn;
@@ -125,9 +84,10 @@ struct http_request {
 	void			(*on_free)(struct http_request *);
 	int64_t			 started;	/* monotonic µs */
 
-	/* Store reads in flight for it (http_read_begin), and their answers. */
+	/* Store reads in flight for it (http_read_begin), and their answers
+	 * (api/tasks.c's, allocated by the first handler that reads). */
 	int			 reads;
-	struct http_read	 rd;
+	struct http_read	*rd;
 };
 
 /* Start serving the sockets of a listen list (listen.c: host:port, port 0

@@ -29,6 +29,56 @@
 #include "../db/db.h"
 #include "api.h"
 
+/*
+ * A handler's store reads (db/store.h: answered at once or later, no
+ * cancel) land here, hung on the request (req->rd, rd_of): what the
+ * reads return, and where the handler is.  Only a request that reads
+ * has one (a held feed poll does not); it is freed with the request.
+ */
+struct http_read {
+	struct task_row		 row;
+	struct task_row		*rows;
+	size_t			 nrows;
+	size_t			 i;
+	int64_t			*ids;
+	size_t			 nids;
+	struct db_log_line	*lines;
+	size_t			 nlines;
+	int64_t			 first;
+	struct buf		 b;
+	int64_t			 id;
+	int64_t			 target;	/* a change's task */
+	int64_t			 version;
+	int64_t			 since;
+	int64_t			 until;
+	int64_t			 max_bytes;
+	size_t			 bytes;
+	int64_t			*todo;		/* ids still to read */
+	size_t			 ntodo;
+	size_t			 left;
+	int			 limit;
+	int			 batch;
+	int			 follow;
+	int			 phase;
+	unsigned int		 status;
+	int			 cut;
+	int			 rc;		/* of the last read of a loop */
+	int			 inloop;	/* a loop issued it, not back */
+	int			 pending;	/* ... and it is not answered */
+	void			(*step)(struct http_request *);
+	void			(*lookup)(struct http_request *,
+				    struct task *);
+	struct task		*task;		/* kept (a ref) by a chain */
+};
+
+static struct http_read *
+rd_of(struct http_request *req)
+{
+	if (req->rd == NULL)
+		req->rd = xcalloc(1, sizeof *req->rd);
+	return (req->rd);
+}
+
 #define LIST_DEFAULT	100
 #define LIST_MAX	1000
 #define LOG_READ_MAX	10000		/* lines per answer */
@@ -246,13 +296,13 @@ row_is_group(const struct task_row *row)
 }
 
 /*
- * Answer with the task read into req->rd.row (and its ETag), its
+ * Answer with the task read into rd_of(req)->row (and its ETag), its
  * children's ids read first if it has any.  The row is freed.
  */
 static void
 respond_task(struct http_request *req, unsigned int status)
 {
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 
 	rd->status = status;
 	if (!row_is_group(&rd->row)) {
@@ -279,7 +329,7 @@ respond_kids_done(void *arg, int rc)
 static void
 respond_task_render(struct http_request *req)
 {
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct buf		 b = { NULL, 0, 0 };
 	size_t			 len;
 	char			 etag[32], *body;
@@ -304,7 +354,7 @@ respond_task_render(struct http_request *req)
 static void
 loop_issue(struct http_request *req, void (*step)(struct http_request *))
 {
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 
 	rd->step = step;
 	rd->inloop = 1;
@@ -315,7 +365,7 @@ loop_issue(struct http_request *req, void (*step)(struct http_request *))
 static int
 loop_back(struct http_request *req)
 {
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 
 	rd->inloop = 0;
 	return (!rd->pending);
@@ -325,7 +375,7 @@ static void
 loop_done(void *arg, int rc)
 {
 	struct http_request	*req = arg;
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 
 	rd->rc = rc;
 	rd->pending = 0;
@@ -447,7 +497,7 @@ submit_created(struct http_request *req, struct submission *sub)
 static void
 submit_replayed(struct http_request *req, struct submission *sub)
 {
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 
 	rd->todo = xcalloc(sub->nreplay > 0 ? sub->nreplay : 1,
 	    sizeof *rd->todo);
@@ -466,7 +516,7 @@ submit_replayed(struct http_request *req, struct submission *sub)
 static void
 replay_step(struct http_request *req)
 {
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct problem		 p;
 	char			*body, loc[64];
 	size_t			 len;
@@ -650,7 +700,7 @@ api_tasks_list(struct http_request *req)
 {
 	static const char *const names[] = { "state", "kind", "parent",
 	    "limit", "cursor", NULL };
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct db_filter	 f;
 	struct problem		 p;
 	const char		*s, *e, *inm;
@@ -738,7 +788,7 @@ static void
 list_rows_done(void *arg, int rc)
 {
 	struct http_request	*req = arg;
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct problem		 p;
 
 	if (!http_read_wanted(req))
@@ -765,7 +815,7 @@ out:
 static void
 list_step(struct http_request *req)
 {
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct task_row		*row;
 	size_t			 i, len;
 	char			*body;
@@ -817,7 +867,7 @@ list_step(struct http_request *req)
 static void
 task_get_answer(struct http_request *req, int64_t id)
 {
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct task		*t;
 
 	rd->id = id;
@@ -842,9 +892,9 @@ get_not_modified(struct http_request *req)
 	const char	*inm = http_header(req, "If-None-Match");
 	char		 etag[32];
 
-	if (inm == NULL || req->rd.version < 0)
+	if (inm == NULL || rd_of(req)->version < 0)
 		return (0);
-	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", req->rd.version);
+	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", rd_of(req)->version);
 	if (!etag_matches(inm, etag))
 		return (0);
 	http_add_header(req, "ETag", etag);
@@ -858,7 +908,7 @@ get_version_done(void *arg, int rc)
 	struct http_request	*req = arg;
 
 	if (rc != 1)
-		req->rd.version = -1;
+		rd_of(req)->version = -1;
 	if (http_read_wanted(req) && !get_not_modified(req))
 		get_read(req);
 	http_read_end(req);
@@ -868,7 +918,7 @@ get_version_done(void *arg, int rc)
 static void
 get_read(struct http_request *req)
 {
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 
 	task_row_free(&rd->row);
 	http_read_begin(req);
@@ -879,7 +929,7 @@ static void
 get_row_done(void *arg, int rc)
 {
 	struct http_request	*req = arg;
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct problem		 p;
 
 	if (!http_read_wanted(req))
@@ -905,7 +955,7 @@ void
 api_task_get(struct http_request *req, const struct route_params *args)
 {
 	static const char *const names[] = { "wait", "version", NULL };
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	int64_t			 id = route_param_int(args, "id");
 	struct problem		 p;
 	const char		*ws;
@@ -945,7 +995,7 @@ static void
 wait_row_done(void *arg, int rc)
 {
 	struct http_request	*req = arg;
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct waiter		*w;
 	struct timeval		 tv;
 	int			 same;
@@ -1061,11 +1111,11 @@ change_done(void *arg, int ok)
 		http_respond_empty(req, 204);
 		goto out;
 	}
-	req->rd.id = c->id;
-	req->rd.status = c->status;
-	task_row_free(&req->rd.row);
+	rd_of(req)->id = c->id;
+	rd_of(req)->status = c->status;
+	task_row_free(&rd_of(req)->row);
 	http_read_begin(req);
-	db_task_get(corod_db, c->id, &req->rd.row, change_row_done, req);
+	db_task_get(corod_db, c->id, &rd_of(req)->row, change_row_done, req);
 out:
 	free(c);
 }
@@ -1075,7 +1125,7 @@ static void
 change_row_done(void *arg, int rc)
 {
 	struct http_request	*req = arg;
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct task_row		*row = &rd->row;
 	struct problem		 p;
 
@@ -1163,7 +1213,7 @@ static void
 change_lookup(struct http_request *req, int64_t id,
     void (*fn)(struct http_request *, struct task *))
 {
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct task		*t;
 
 	if ((t = task_lookup(id)) != NULL) {
@@ -1184,7 +1234,7 @@ static void
 change_lookup_done(void *arg, int rc)
 {
 	struct http_request	*req = arg;
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct task		*t = NULL;
 
 	if (rc == 1) {
@@ -1222,7 +1272,7 @@ static void
 cancel_task(struct http_request *req, struct task *t)
 {
 	if (t == NULL) {
-		change_missing(req, req->rd.id);
+		change_missing(req, rd_of(req)->id);
 		return;
 	}
 	if (if_match_fails(req, t->row.version))
@@ -1241,8 +1291,8 @@ cancel_loaded(void *arg)
 	struct http_request	*req = arg;
 	struct task		*t;
 
-	if ((t = task_lookup(req->rd.target)) == NULL)
-		change_missing(req, req->rd.target);
+	if ((t = task_lookup(rd_of(req)->target)) == NULL)
+		change_missing(req, rd_of(req)->target);
 	else
 		cancel_now(req, t);
 	http_read_end(req);
@@ -1281,7 +1331,7 @@ delete_task(struct http_request *req, struct task *t)
 	struct problem	p;
 
 	if (t == NULL) {
-		change_missing(req, req->rd.id);
+		change_missing(req, rd_of(req)->id);
 		return;
 	}
 	if (if_match_fails(req, t->row.version))
@@ -1296,21 +1346,21 @@ delete_task(struct http_request *req, struct task *t)
 	/* A child goes only with its parent finished (or gone). */
 	if (t->row.parent != 0) {
 		task_ref(t);
-		req->rd.task = t;	/* kept in memory meanwhile */
+		rd_of(req)->task = t;	/* kept in memory meanwhile */
 		change_lookup(req, t->row.parent, delete_parent);
 		return;
 	}
 	delete_commit(req, t);
 }
 
-/* The parent of the child to delete (req->rd.task), NULL if none. */
+/* The parent of the child to delete (rd_of(req)->task), NULL if none. */
 static void
 delete_parent(struct http_request *req, struct task *parent)
 {
 	struct problem	 p;
-	struct task	*t = req->rd.task;
+	struct task	*t = rd_of(req)->task;
 
-	req->rd.task = NULL;
+	rd_of(req)->task = NULL;
 	if (parent != NULL && !TASK_FINAL(parent->row.state)) {
 		problem_set(&p, 409, "parent-running", NULL, "task %" PRId64
 		    " belongs to task %" PRId64 ", which is still %s",
@@ -1344,12 +1394,12 @@ delete_loaded(void *arg)
 	struct http_request	*req = arg;
 	struct task		*t;
 
-	if ((t = task_lookup(req->rd.target)) == NULL)
-		change_missing(req, req->rd.target);
+	if ((t = task_lookup(rd_of(req)->target)) == NULL)
+		change_missing(req, rd_of(req)->target);
 	else {
 		task_ref(t);
 		task_delete(t);
-		change_wait(req, req->rd.target, 204);
+		change_wait(req, rd_of(req)->target, 204);
 		task_unref(t);
 	}
 	http_read_end(req);
@@ -1364,7 +1414,7 @@ delete_loaded(void *arg)
 static void
 change_subtree(struct http_request *req, struct task *t, void (*fn)(void *))
 {
-	req->rd.target = t->row.id;
+	rd_of(req)->target = t->row.id;
 	http_read_begin(req);
 	task_tree_load(&t->row.id, 1, fn, req);
 	http_read_hold(req);
@@ -1407,7 +1457,7 @@ api_task_log(struct http_request *req, const struct route_params *args)
 {
 	static const char *const names[] = { "since", "follow", "max_bytes",
 	    NULL };
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct problem		 p;
 	const char		*fs;
 	int64_t			 since, max_bytes;
@@ -1441,7 +1491,7 @@ static void
 log_row_done(void *arg, int rc)
 {
 	struct http_request	*req = arg;
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct follower		*f;
 	struct problem		 p;
 
@@ -1490,7 +1540,7 @@ static void
 log_span_done(void *arg, int rc)
 {
 	struct http_request	*req = arg;
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct follower		*f;
 	char			 next[32];
 
@@ -1534,7 +1584,7 @@ static void
 log_page_done(void *arg, int rc)
 {
 	struct http_request	*req = arg;
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = rd_of(req);
 	struct buf		 b = { NULL, 0, 0 };
 	char			 next[32], *body;
 	size_t			 len;
@@ -1731,28 +1781,21 @@ api_wake_followers(int64_t id)
 void
 api_read_clear(struct http_request *req)
 {
-	struct http_read	*rd = &req->rd;
+	struct http_read	*rd = req->rd;
 	size_t			 i;
 
+	if (rd == NULL)
+		return;
 	task_row_free(&rd->row);
-	memset(&rd->row, 0, sizeof rd->row);
 	for (i = 0; i < rd->nrows; i++)
 		task_row_free(&rd->rows[i]);
 	free(rd->rows);
-	rd->rows = NULL;
-	rd->nrows = 0;
 	free(rd->ids);
-	rd->ids = NULL;
-	rd->nids = 0;
 	free(rd->todo);
-	rd->todo = NULL;
-	rd->ntodo = 0;
 	db_log_lines_free(rd->lines, rd->nlines);
-	rd->lines = NULL;
-	rd->nlines = 0;
 	buf_free(&rd->b);
-	if (rd->task != NULL) {
+	if (rd->task != NULL)
 		task_unref(rd->task);
-		rd->task = NULL;
-	}
+	free(rd);
+	req->rd = NULL;
 }
