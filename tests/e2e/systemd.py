@@ -908,6 +908,10 @@ def config_file():
             ("bad value", "log-level = info\nmax-running = lots\n", 2),
             ("out of range", "max-body = 10\n", 1),
             ("bad sync", "\n\n\n\nsync = sometimes\n", 5),
+            # a pool's limit, a setting made from the kind table
+            ("pool limit out of range", "max-downloads = 0\n", 1),
+            ("pool limit not a number", "max-running = 2\n"
+             "max-downloads = many\n", 2),
         ]
         for what, text, line in cases:
             path = os.path.join(tmp, "bad.conf")
@@ -939,6 +943,11 @@ def config_file():
              "naming it", diag="rc %s\nstderr %r" % (rc, err))
         rc, out, err = run_corod(["-n", "--max-running", "x"], tmp)
         t.is_(rc, 2, "a bad flag value: exit 2")
+        for v in ("x", "0", "100001", "-1"):
+            rc, out, err = run_corod(["-n", "--max-downloads", v], tmp)
+            t.ok(rc == 2 and "max-downloads" in err,
+                 "--max-downloads %s: exit 2, naming the setting" % v,
+                 diag="rc %s\nstderr %r" % (rc, err))
         rc, out, err = run_corod(["-n", "--no-such-flag", "1"], tmp)
         t.is_(rc, 2, "an unknown flag: exit 2")
 
@@ -1091,6 +1100,23 @@ def reload_config():
               "... max-running is still 3, not the file's 4 (a fourth "
               "sleep waits)")
         t.is_(d.request("GET", "/healthz").status, 200, "... it serves")
+
+        # A pool's limit out of range: refused the same way.
+        write(conf, "max-body = 1K\nmax-downloads = 0\n")
+        mark_out = len(d.lines())
+        reload_and_wait("bad pool limit")
+        try:
+            d.wait_output(r"reload failed", 5)
+        except WaitTimeout:
+            pass
+        out = d.lines()[mark_out:]
+        fail = [x for x in out if "reload failed, nothing changed" in x]
+        t.ok(fail and ("%s:2" % conf) in fail[0] and
+             "max-downloads" in fail[0],
+             "max-downloads = 0: 'reload failed, nothing changed' naming "
+             "FILE:2 and the setting", diag="\n".join(out))
+        t.ok(not any("changed" in x and "reload failed" not in x
+                     for x in out), "... nothing was changed")
         for i in sleeps + [extra]:
             d.cancel(i)
         t.is_(d.stop(), 0, "SIGTERM: exit status 0")
