@@ -76,6 +76,7 @@ test_parse(void)
 	struct cidr_list	 l;
 	char			*cause;
 	size_t			 i;
+	int			 r;
 
 	for (i = 0; good[i] != NULL; i++) {
 		ok(outbound_parse(good[i], &l, &cause) == 0, "list ok: '%s'",
@@ -84,9 +85,9 @@ test_parse(void)
 	}
 	for (i = 0; bad[i] != NULL; i++) {
 		cause = NULL;
-		ok(outbound_parse(bad[i], &l, &cause) == -1 && cause != NULL,
-		    "list refused: '%s' (%s)", bad[i],
-		    cause != NULL ? cause : "no cause");
+		r = outbound_parse(bad[i], &l, &cause);
+		ok(r == -1 && cause != NULL, "list refused: '%s' (%s)",
+		    bad[i], cause != NULL ? cause : "no cause");
 		free(cause);
 	}
 	ok(outbound_parse("1.0.0.0/8 2.0.0.0/8,3.0.0.0/8", &l, &cause) == 0 &&
