@@ -94,9 +94,9 @@ test_parse(void)
 	    l.n == 3, "three entries");
 	outbound_list_free(&l);
 	/* the cause names the entry */
-	ok(outbound_parse("10.0.0.0/8, 10.1.2.3/40", &l, &cause) == -1 &&
-	    strstr(cause, "10.1.2.3/40") != NULL, "cause names the entry: %s",
-	    cause);
+	r = outbound_parse("10.0.0.0/8, 10.1.2.3/40", &l, &cause);
+	ok(r == -1 && strstr(cause, "10.1.2.3/40") != NULL,
+	    "cause names the entry: %s", cause);
 	free(cause);
 }
 
@@ -157,6 +157,7 @@ static void
 test_rules(void)
 {
 	char	 why[OUTBOUND_WHY_MAX], *cause;
+	int	 r;
 
 	/* the built-in denials */
 	is(allowed("", "", "169.254.169.254", why, sizeof why), 0,
@@ -200,12 +201,12 @@ test_rules(void)
 	    "an allowlist: the rest denied");
 	/* a bad list changes nothing */
 	ok(outbound_set("127.0.0.9/32", "", &cause) == 0, "set");
-	ok(outbound_set("127.0.0.0/99", "", &cause) == -1 &&
-	    strncmp(cause, "outbound-deny: ", 15) == 0,
+	r = outbound_set("127.0.0.0/99", "", &cause);
+	ok(r == -1 && strncmp(cause, "outbound-deny: ", 15) == 0,
 	    "a bad deny list refused, naming it: %s", cause);
 	free(cause);
-	ok(outbound_set("", "x", &cause) == -1 &&
-	    strncmp(cause, "outbound-allow: ", 16) == 0,
+	r = outbound_set("", "x", &cause);
+	ok(r == -1 && strncmp(cause, "outbound-allow: ", 16) == 0,
 	    "a bad allow list refused, naming it: %s", cause);
 	free(cause);
 	is(outbound_allowed(sa("127.0.0.9"), why, sizeof why), 0,
