@@ -22,7 +22,9 @@
  * only see the address once connected); a denial makes curl give up on
  * that address (CURLE_COULDNT_CONNECT if no other one connects) and is
  * recorded on the transfer, which transfer_fault turns into
- * destination_denied.  PREREQFUNCTION checks again before each request
+ * destination_denied when the transfer opened no connection of its own
+ * (another address of the same name may have been reached, and then
+ * failed for a reason of its own).  PREREQFUNCTION checks again before each request
  * is sent: a connection from curl's cache was checked when opened, but
  * a reload may have denied its address since.  Redirects are new
  * requests (the kinds follow them), so they are checked like the first.
@@ -217,6 +219,8 @@ transfer_open_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 	}
 	if (!outbound_allowed(&a->addr, why, sizeof why))
 		goto deny;
+	if (x != NULL)
+		x->opened = 1;
 	return (socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol));
 deny:
 	if (x != NULL)
@@ -251,8 +255,11 @@ transfer_prereq_cb(void *arg, char *ip, char *local_ip, int port,
 		return (CURL_PREREQFUNC_OK);	/* not IP: nothing to check */
 	if (outbound_allowed((struct sockaddr *)(void *)&ss, why, sizeof why))
 		return (CURL_PREREQFUNC_OK);
-	if (x != NULL)
+	/* the transfer ends here, for this reason alone */
+	if (x != NULL) {
 		snprintf(x->denied, sizeof x->denied, "%s", why);
+		x->opened = 0;
+	}
 	return (CURL_PREREQFUNC_ABORT);
 }
 
@@ -272,7 +279,8 @@ transfer_fault(const struct transfer *x, CURLcode rc, const char *errbuf,
 	f->code = "bad_response";
 	f->transient = 1;
 	f->with_status = 0;
-	if (x != NULL && x->denied[0] != '\0' && rc != CURLE_OK) {
+	if (x != NULL && x->denied[0] != '\0' && !x->opened &&
+	    rc != CURLE_OK) {
 		/* no connection was made: trying again changes nothing */
 		f->code = "destination_denied";
 		f->transient = 0;

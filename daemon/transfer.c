@@ -100,6 +100,7 @@ transfer_start(struct transfer *x)
 {
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
 	x->denied[0] = '\0';
+	x->opened = 0;
 	curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETDATA, x);
 	curl_easy_setopt(x->easy, CURLOPT_PREREQDATA, x);
 	if (curl_multi_add_handle(multi, x->easy) != CURLM_OK)

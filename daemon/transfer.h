@@ -20,10 +20,14 @@ struct transfer {
 	int		 active;	/* added to the multi handle */
 	/*
 	 * Why the outbound rules refused a connection of this transfer
-	 * ("" if none did): transfer_fault then says destination_denied.
-	 * Cleared by transfer_start.
+	 * ("" if none did), and whether a socket to an allowed address was
+	 * opened: a transfer that failed with a denial and no connection
+	 * of its own is destination_denied (transfer_fault); one that had
+	 * another address of the name to talk to failed for another
+	 * reason.  Reset by transfer_start.
 	 */
 	char		 denied[OUTBOUND_WHY_MAX];
+	int		 opened;
 	/* Called on the loop when the transfer ended by itself. */
 	void		(*done)(struct transfer *, CURLcode);
 	void		*arg;
