@@ -6,9 +6,11 @@
  * is rendered without parsing anything.
  */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../daemon/corod.h"
+#include "../daemon/redact.h"
 #include "api.h"
 
 static void	render_time(struct buf *, const char *, int64_t);
@@ -80,7 +82,8 @@ void
 task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
     size_t nkids)
 {
-	size_t	i;
+	size_t	 i;
+	char	*params;
 
 	buf_add(b, "{\"id\":", 6);
 	buf_add_int(b, r->id);
@@ -91,7 +94,10 @@ task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
 		buf_json_string(b, r->name, strlen(r->name));
 	else
 		buf_add(b, "null", 4);
-	render_raw(b, "params", r->params);
+	/* inline credentials hidden (NULL, the common case: as stored) */
+	params = params_redacted(r->kind, r->params);
+	render_raw(b, "params", params != NULL ? params : r->params);
+	free(params);
 	buf_add(b, ",\"state\":\"", 10);
 	buf_puts(b, task_state_name(r->state));
 	buf_add(b, "\"", 1);

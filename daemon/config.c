@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "corod.h"
+#include "outbound.h"
 
 #define nitems(a)	(sizeof (a) / sizeof (a)[0])
 
@@ -30,6 +31,7 @@ enum opt_type {
 	OPT_BOOL,	/* yes/no; a bare --flag on the command line is yes */
 	OPT_POOLS,	/* in opt_table: one OPT_POOL row per kind pool */
 	OPT_POOL,	/* a pool's limit: pool_max[offset] */
+	OPT_CIDRS,	/* a string: a list of networks (outbound.c) */
 };
 
 struct opt {
@@ -108,6 +110,12 @@ static const struct opt opt_table[] = {
 	{ "allow-host", OPT_STRING, O(allow_host), 0, 0, "",
 	    "comma list of Host names served besides localhost and IP "
 	    "addresses (.example.com: and its subdomains; * for any)" },
+	{ "outbound-deny", OPT_CIDRS, O(outbound_deny), 0, 0, "",
+	    "networks (CIDRs, comma or space separated) transfers may not "
+	    "connect to, besides link-local, multicast and unspecified" },
+	{ "outbound-allow", OPT_CIDRS, O(outbound_allow), 0, 0, "",
+	    "networks transfers may connect to even if outbound-deny or the "
+	    "built-in denials hold them" },
 	{ "log-level", OPT_LOGLEVEL, O(log_level), 0, 0, "info",
 	    "err, warning, notice, info or debug" },
 	{ "stop-timeout", OPT_SECONDS, O(stop_timeout), 0, 0, "10",
@@ -124,7 +132,7 @@ static const char *const live_opts[] = {
 	"log-level", "max-running", "max-body", "log-lines",
 	"retention", "max-batch", "max-children", "max-depth", "allow-origin",
 	"max-tasks", "retention-count", "token-file", "metrics-public",
-	"allow-host", NULL,
+	"allow-host", "outbound-deny", "outbound-allow", NULL,
 };
 
 struct config	*cfg;
@@ -231,8 +239,9 @@ config_set(struct config *c, const char *name, const char *value,
     char **cause)
 {
 	const struct opt	*o;
+	struct cidr_list	 l;
 	void			*field;
-	char			*end;
+	char			*end, *why;
 	long long		 n, mult = 1;
 	int64_t			 us;
 	int			 lvl;
@@ -244,6 +253,17 @@ config_set(struct config *c, const char *name, const char *value,
 	field = (char *)c + o->offset;
 	switch (o->type) {
 	case OPT_STRING:
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return (0);
+	case OPT_CIDRS:
+		/* checked here, so a bad list fails the start or reload */
+		if (outbound_parse(value, &l, &why) != 0) {
+			xasprintf(cause, "%s: %s", name, why);
+			free(why);
+			return (-1);
+		}
+		outbound_list_free(&l);
 		free(*(char **)field);
 		*(char **)field = xstrdup(value);
 		return (0);
@@ -421,6 +441,8 @@ config_free(struct config *c)
 	free(c->download_dir);
 	free(c->allow_origin);
 	free(c->allow_host);
+	free(c->outbound_deny);
+	free(c->outbound_allow);
 	free(c->token_file);
 	free(c->tls_cert);
 	free(c->tls_key);
@@ -451,6 +473,7 @@ opt_same(const struct opt *o, const struct config *a, const struct config *b)
 
 	switch (o->type) {
 	case OPT_STRING:
+	case OPT_CIDRS:
 		return (strcmp(*(char *const *)(const void *)pa,
 		    *(char *const *)(const void *)pb) == 0);
 	case OPT_SIZE:
@@ -491,7 +514,7 @@ config_apply(struct config *c, struct config *fresh)
 		}
 		log_notice("reload: %s changed", o->name);
 		n++;
-		if (o->type == OPT_STRING) {
+		if (o->type == OPT_STRING || o->type == OPT_CIDRS) {
 			/* swap, so fresh frees the old string */
 			sc = (char **)(void *)((char *)c + o->offset);
 			sf = (char **)(void *)((char *)fresh + o->offset);

@@ -23,6 +23,7 @@
 #include "corod.h"
 #include "db.h"
 #include "download.h"
+#include "outbound.h"
 #include "proc.h"
 
 static int	corod_flags;
@@ -89,6 +90,7 @@ corod_shutdown(void)
 	commit_shutdown();
 	task_free_all();
 	transfer_shutdown();
+	outbound_shutdown();
 	proc_shutdown();
 	hasher_shutdown();
 	if (corod_flags & COROD_NOTIFY)

@@ -55,6 +55,8 @@ struct config {
 	int		 window_max;	/* tasks loaded by one window read */
 	char		*allow_origin;	/* extra origins allowed to change state */
 	char		*allow_host;	/* Host names served, with loopback */
+	char		*outbound_deny;	/* networks transfers may not reach */
+	char		*outbound_allow;	/* ... but for these */
 	int		 log_level;
 	int64_t		 stop_timeout;	/* µs a graceful stop may take */
 };

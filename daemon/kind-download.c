@@ -657,7 +657,7 @@ dl_outcome(struct download *d)
 		    d->errbuf[0] != '\0' ? d->errbuf : "connection closed");
 		return (-1);
 	default:
-		transfer_fault(d->rc, d->errbuf, &f);
+		transfer_fault(&d->x, d->rc, d->errbuf, &f);
 		dl_fail(d, f.code, f.transient, f.with_status ? d->status : 0,
 		    "%s", f.message);
 		return (-1);

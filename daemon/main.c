@@ -26,6 +26,7 @@
 
 #include "corod.h"
 #include "../api/api.h"
+#include "outbound.h"
 
 static int	mkdirs(const char *);
 static void	raise_nofile(void);
@@ -210,6 +211,12 @@ reload(void)
 			log_notice("reload: nothing changed");
 		log_set_level(cfg->log_level);
 		sched_limits_changed();
+		/* both lists parsed when read: this cannot fail now */
+		if (outbound_set(cfg->outbound_deny, cfg->outbound_allow,
+		    &cause) != 0) {
+			log_warnx("reload: %s", cause);
+			free(cause);
+		}
 		/* the tokens are read again even if the path is the same */
 		if (cfg->token_file[0] == '\0' && auth_enabled() &&
 		    listen_exposed() != NULL && !cfg->insecure_no_auth)
@@ -275,6 +282,11 @@ main(int argc, char **argv)
 		exit(2);
 	}
 	log_init(cfg->log_level);
+	if (outbound_set(cfg->outbound_deny, cfg->outbound_allow, &cause) !=
+	    0) {
+		fprintf(stderr, "<3>corod: %s\n", cause);
+		exit(2);
+	}
 	if (auth_load(&cause) != 0) {
 		fprintf(stderr, "<3>corod: %s\n", cause);
 		exit(2);

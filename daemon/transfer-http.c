@@ -14,7 +14,28 @@
  * slot for ever.  transfer_fault says what a CURLcode other than
  * CURLE_OK means for the task: its error code and whether another
  * attempt may do better.
+ *
+ * The outbound rules (outbound.c) are applied here, to every request:
+ * CURLOPT_OPENSOCKETFUNCTION is called with the address curl resolved
+ * and is about to connect to, before any socket exists, so a denied
+ * address gets no packet at all (CURLOPT_PREREQFUNCTION alone would
+ * only see the address once connected); a denial makes curl give up on
+ * that address (CURLE_COULDNT_CONNECT if no other one connects) and is
+ * recorded on the transfer, which transfer_fault turns into
+ * destination_denied when the transfer opened no connection of its own
+ * (another address of the same name may have been reached, and then
+ * failed for a reason of its own).  PREREQFUNCTION checks again before each request
+ * is sent: a connection from curl's cache was checked when opened, but
+ * a reload may have denied its address since.  Redirects are new
+ * requests (the kinds follow them), so they are checked like the first.
+ * corod uses no proxy: curl would otherwise take one from http_proxy and
+ * friends in the environment, and the proxy's address is then the only
+ * one checked.
  */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +47,9 @@
 #define TRANSFER_BUFFER	(64 * 1024)	/* curl's receive buffer */
 
 static int	is_token(const char *);
+static curl_socket_t transfer_open_cb(void *, curlsocktype,
+		    struct curl_sockaddr *);
+static int	transfer_prereq_cb(void *, char *, char *, int, int);
 
 /* NULL if url is an http(s) URL with a host, else why not. */
 const char *
@@ -169,16 +193,85 @@ transfer_http_easy(const struct transfer_http *h)
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, h->low_speed_time);
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)TRANSFER_BUFFER);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* "" : no proxy, whatever the environment says */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	/* the outbound rules (the data, the transfer, set by transfer_start) */
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, transfer_open_cb);
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, transfer_prereq_cb);
 	return (e);
 }
 
 /*
- * What a transfer that ended with rc (not CURLE_OK) means: an answer
- * that is wrong (bad_response: cut short, not HTTP, headers too large)
- * or a network that failed (network); errbuf is curl's own sentence.
+ * curl is about to open a socket to connect to a: the outbound rules
+ * decide.  A denied address is recorded on the transfer (arg) and curl
+ * gets no socket.
+ */
+static curl_socket_t
+transfer_open_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct transfer	*x = arg;
+	char		 why[OUTBOUND_WHY_MAX];
+
+	if (purpose != CURLSOCKTYPE_IPCXN) {
+		snprintf(why, sizeof why, "curl asked for a socket that is "
+		    "not a connection");
+		goto deny;
+	}
+	if (!outbound_allowed(&a->addr, why, sizeof why))
+		goto deny;
+	if (x != NULL)
+		x->opened = 1;
+	return (socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol));
+deny:
+	if (x != NULL)
+		snprintf(x->denied, sizeof x->denied, "%s", why);
+	return (CURL_SOCKET_BAD);
+}
+
+/*
+ * A request is about to be sent on a connection to ip (new or from
+ * curl's cache): check the address again, for a reload that denied it
+ * after the connection was made.
+ */
+static int
+transfer_prereq_cb(void *arg, char *ip, char *local_ip, int port,
+    int local_port)
+{
+	struct transfer		*x = arg;
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*s4 = (struct sockaddr_in *)(void *)&ss;
+	struct sockaddr_in6	*s6 = (struct sockaddr_in6 *)(void *)&ss;
+	char			 why[OUTBOUND_WHY_MAX];
+
+	(void)local_ip;
+	(void)port;
+	(void)local_port;
+	memset(&ss, 0, sizeof ss);
+	if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1)
+		s4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1)
+		s6->sin6_family = AF_INET6;
+	else
+		return (CURL_PREREQFUNC_OK);	/* not IP: nothing to check */
+	if (outbound_allowed((struct sockaddr *)(void *)&ss, why, sizeof why))
+		return (CURL_PREREQFUNC_OK);
+	/* the transfer ends here, for this reason alone */
+	if (x != NULL) {
+		snprintf(x->denied, sizeof x->denied, "%s", why);
+		x->opened = 0;
+	}
+	return (CURL_PREREQFUNC_ABORT);
+}
+
+/*
+ * What transfer x that ended with rc (not CURLE_OK) means: a connection
+ * the outbound rules denied (destination_denied), an answer that is
+ * wrong (bad_response: cut short, not HTTP, headers too large) or a
+ * network that failed (network); errbuf is curl's own sentence.
  */
 void
-transfer_fault(CURLcode rc, const char *errbuf, struct transfer_fault *f)
+transfer_fault(const struct transfer *x, CURLcode rc, const char *errbuf,
+    struct transfer_fault *f)
 {
 	const char	*why = errbuf != NULL && errbuf[0] != '\0' ? errbuf :
 	    curl_easy_strerror(rc);
@@ -186,6 +279,14 @@ transfer_fault(CURLcode rc, const char *errbuf, struct transfer_fault *f)
 	f->code = "bad_response";
 	f->transient = 1;
 	f->with_status = 0;
+	if (x != NULL && x->denied[0] != '\0' && !x->opened &&
+	    rc != CURLE_OK) {
+		/* no connection was made: trying again changes nothing */
+		f->code = "destination_denied";
+		f->transient = 0;
+		snprintf(f->message, sizeof f->message, "%s", x->denied);
+		return;
+	}
 	switch (rc) {
 	case CURLE_PARTIAL_FILE:
 		f->with_status = 1;

@@ -91,11 +91,18 @@ transfer_shutdown(void)
 	timer_ev = NULL;
 }
 
-/* Begin a transfer whose easy handle is set up; -1 if curl refuses. */
+/*
+ * Begin a transfer whose easy handle is set up; -1 if curl refuses.  The
+ * outbound checks transfer_http_easy installed report to x.
+ */
 int
 transfer_start(struct transfer *x)
 {
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	x->denied[0] = '\0';
+	x->opened = 0;
+	curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETDATA, x);
+	curl_easy_setopt(x->easy, CURLOPT_PREREQDATA, x);
 	if (curl_multi_add_handle(multi, x->easy) != CURLM_OK)
 		return (-1);
 	x->active = 1;

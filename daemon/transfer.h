@@ -10,12 +10,24 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "outbound.h"
+
 struct verror;
 
 /* transfer.c: one libcurl multi handle driven by the loop's events */
 struct transfer {
 	CURL		*easy;
 	int		 active;	/* added to the multi handle */
+	/*
+	 * Why the outbound rules refused a connection of this transfer
+	 * ("" if none did), and whether a socket to an allowed address was
+	 * opened: a transfer that failed with a denial and no connection
+	 * of its own is destination_denied (transfer_fault); one that had
+	 * another address of the name to talk to failed for another
+	 * reason.  Reset by transfer_start.
+	 */
+	char		 denied[OUTBOUND_WHY_MAX];
+	int		 opened;
 	/* Called on the loop when the transfer ended by itself. */
 	void		(*done)(struct transfer *, CURLcode);
 	void		*arg;
@@ -54,16 +66,26 @@ struct transfer_http {
 	long			 low_speed_limit;	/* bytes/s ... */
 	long			 low_speed_time;	/* ... for seconds */
 };
-/* An easy handle for the request; NULL if curl cannot make one. */
+/*
+ * An easy handle for the request; NULL if curl cannot make one.  Every
+ * connection it opens is checked against the outbound rules (outbound.c)
+ * first, and no proxy is used; start it with transfer_start, which makes
+ * a denial recorded on the transfer.
+ */
 CURL		*transfer_http_easy(const struct transfer_http *);
-/* What a transfer that did not end well (CURLcode) means for a task. */
+/*
+ * What a transfer that did not end well (CURLcode) means for a task: the
+ * transfer (for a connection the outbound rules denied: code
+ * destination_denied, final), curl's code and its error buffer.
+ */
 struct transfer_fault {
-	const char	*code;		/* "network", "bad_response" */
+	const char	*code;		/* "network", "bad_response",
+					 * "destination_denied" */
 	int		 transient;	/* worth another attempt */
 	int		 with_status;	/* the answer's status applies */
 	char		 message[512];
 };
-void		 transfer_fault(CURLcode, const char *,
-		    struct transfer_fault *);
+void		 transfer_fault(const struct transfer *, CURLcode,
+		    const char *, struct transfer_fault *);
 
 #endif /* TRANSFER_H */

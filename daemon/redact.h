@@ -1,0 +1,20 @@
+/*
+ * redact.h -- credentials written inline in a task's params, hidden
+ * wherever the task is shown.
+ */
+#ifndef REDACT_H
+#define REDACT_H
+
+#define REDACTED	"<redacted>"
+
+/*
+ * A task's params as the API and the logs show them: the values of the
+ * headers Authorization, Cookie and Proxy-Authorization (any case) of
+ * params.headers written inline become "<redacted>"; a secret reference
+ * ({"secret": NAME}) is shown as it is.  params is the stored compact
+ * JSON text of a task of kind.  NULL if nothing needs hiding (show the
+ * text as it is), else an allocated text the caller frees.
+ */
+char		*params_redacted(const char *, const char *);
+
+#endif /* REDACT_H */
