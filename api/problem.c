@@ -49,13 +49,9 @@ problem_set(struct problem *p, int status, const char *type,
 	p->type = type;
 	p->allow = NULL;
 	p->retry_after = 0;
-	if (field == NULL)
-		field = "";
-	if (field != p->field && (size_t)snprintf(p->field, sizeof p->field,
-	    "%s", field) >= sizeof p->field)
-		log_debug("%s: field truncated: %s", __func__, field);
 	va_start(ap, fmt);
-	vsnprintf(p->detail, sizeof p->detail, fmt, ap);
+	verror_fill(p->field, sizeof p->field, field, p->detail,
+	    sizeof p->detail, fmt, ap);
 	va_end(ap);
 }
 
