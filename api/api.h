@@ -43,6 +43,8 @@ const char	*problem_title(int);
 json_t		*problem_json(const struct problem *);
 /* The status and document of a daemon's fault (400 but for a few). */
 void		 problem_from_verror(struct problem *, const struct verror *);
+/* A byte of client input quoted for a detail: 1 or 4 bytes written. */
+size_t		 problem_quote_byte(char *, unsigned char);
 
 /* http.c */
 enum http_method {

@@ -663,20 +663,10 @@ http_tchar(unsigned char c)
 static void
 http_quote(char *buf, size_t size, const char *s, size_t len)
 {
-	static const char	 hex[] = "0123456789abcdef";
-	const unsigned char	*u = (const unsigned char *)s;
-	size_t			 i, out = 0;
+	size_t	i, out = 0;
 
-	for (i = 0; i < len && i < 48 && out + 5 < size; i++) {
-		if (u[i] >= 0x20 && u[i] < 0x7f && u[i] != '"' && u[i] != '\\')
-			buf[out++] = (char)u[i];
-		else {
-			buf[out++] = '\\';
-			buf[out++] = 'x';
-			buf[out++] = hex[u[i] >> 4];
-			buf[out++] = hex[u[i] & 0xf];
-		}
-	}
+	for (i = 0; i < len && i < 48 && out + 5 < size; i++)
+		out += problem_quote_byte(buf + out, (unsigned char)s[i]);
 	buf[out] = '\0';
 }
 

@@ -289,9 +289,7 @@ route_allow(unsigned int methods, char *buf, size_t size)
 static void
 route_quote(char *buf, size_t size, const char *s, size_t len)
 {
-	static const char	 hex[] = "0123456789abcdef";
-	const unsigned char	*u = (const unsigned char *)s;
-	size_t			 i, out = 0, max = len > 64 ? 64 : len;
+	size_t	i, out = 0, max = len > 64 ? 64 : len;
 
 	if (size < 3) {
 		if (size > 0)
@@ -302,15 +300,7 @@ route_quote(char *buf, size_t size, const char *s, size_t len)
 	for (i = 0; i < max; i++) {
 		if (out + 4 + 5 >= size)	/* room for \xHH and "..." */
 			break;
-		if (u[i] >= 0x20 && u[i] < 0x7f && u[i] != '"' &&
-		    u[i] != '\\')
-			buf[out++] = (char)u[i];
-		else {
-			buf[out++] = '\\';
-			buf[out++] = 'x';
-			buf[out++] = hex[u[i] >> 4];
-			buf[out++] = hex[u[i] & 0xf];
-		}
+		out += problem_quote_byte(buf + out, (unsigned char)s[i]);
 	}
 	buf[out++] = '"';
 	if (i < len && out + 3 < size) {
