@@ -558,27 +558,29 @@ http_kick_cb(evutil_socket_t fd, short what, void *arg)
 	http_drive();
 }
 
+/* The methods corod knows, by name; any other is HTTP_OTHER. */
+static const struct {
+	const char		*name;
+	enum http_method	 method;
+} http_methods[] = {
+	{ MHD_HTTP_METHOD_GET, HTTP_GET },
+	{ MHD_HTTP_METHOD_HEAD, HTTP_HEAD },
+	{ MHD_HTTP_METHOD_POST, HTTP_POST },
+	{ MHD_HTTP_METHOD_PUT, HTTP_PUT },
+	{ MHD_HTTP_METHOD_DELETE, HTTP_DELETE },
+	{ MHD_HTTP_METHOD_PATCH, HTTP_PATCH },
+	{ MHD_HTTP_METHOD_OPTIONS, HTTP_OPTIONS },
+};
+
 /* The method name as an enum (HTTP_OTHER for anything unknown). */
 static enum http_method
 http_method_parse(const char *m)
 {
-	static const struct {
-		const char		*name;
-		enum http_method	 method;
-	} table[] = {
-		{ MHD_HTTP_METHOD_GET, HTTP_GET },
-		{ MHD_HTTP_METHOD_HEAD, HTTP_HEAD },
-		{ MHD_HTTP_METHOD_POST, HTTP_POST },
-		{ MHD_HTTP_METHOD_PUT, HTTP_PUT },
-		{ MHD_HTTP_METHOD_DELETE, HTTP_DELETE },
-		{ MHD_HTTP_METHOD_PATCH, HTTP_PATCH },
-		{ MHD_HTTP_METHOD_OPTIONS, HTTP_OPTIONS },
-	};
 	size_t	i;
 
-	for (i = 0; i < sizeof table / sizeof table[0]; i++) {
-		if (strcmp(m, table[i].name) == 0)
-			return (table[i].method);
+	for (i = 0; i < sizeof http_methods / sizeof http_methods[0]; i++) {
+		if (strcmp(m, http_methods[i].name) == 0)
+			return (http_methods[i].method);
 	}
 	return (HTTP_OTHER);
 }
@@ -587,23 +589,11 @@ http_method_parse(const char *m)
 const char *
 http_method_name(enum http_method m)
 {
-	switch (m) {
-	case HTTP_GET:
-		return ("GET");
-	case HTTP_HEAD:
-		return ("HEAD");
-	case HTTP_POST:
-		return ("POST");
-	case HTTP_PUT:
-		return ("PUT");
-	case HTTP_DELETE:
-		return ("DELETE");
-	case HTTP_PATCH:
-		return ("PATCH");
-	case HTTP_OPTIONS:
-		return ("OPTIONS");
-	case HTTP_OTHER:
-		break;
+	size_t	i;
+
+	for (i = 0; i < sizeof http_methods / sizeof http_methods[0]; i++) {
+		if (http_methods[i].method == m)
+			return (http_methods[i].name);
 	}
 	return ("OTHER");
 }
