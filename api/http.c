@@ -151,6 +151,7 @@ static void	 http_append(struct http_ctx *, const char *, size_t);
 static enum MHD_Result http_finish(struct http_ctx *);
 static enum MHD_Result http_queue(struct http_ctx *);
 static void	 http_mhd_suspend(struct http_ctx *);
+static void	 http_unhold(struct http_ctx *);
 static void	 http_mhd_resume(struct http_ctx *);
 static int	 http_take_half_closed(struct http_ctx *);
 static int	 http_can_answer(struct http_request *, unsigned int);
@@ -1109,9 +1110,9 @@ http_mhd_suspend(struct http_ctx *ctx)
 	}
 }
 
-/* Resume a request suspended in MHD; MHD runs it on the next loop turn. */
+/* The request is held no more: off the list, its socket not watched. */
 static void
-http_mhd_resume(struct http_ctx *ctx)
+http_unhold(struct http_ctx *ctx)
 {
 	struct http_request	*req = &ctx->req;
 
@@ -1122,6 +1123,15 @@ http_mhd_resume(struct http_ctx *ctx)
 	TAILQ_REMOVE(&http_held, ctx, entry);
 	http_nheld--;
 	ctx->held = 0;
+}
+
+/* Resume a request suspended in MHD; MHD runs it on the next loop turn. */
+static void
+http_mhd_resume(struct http_ctx *ctx)
+{
+	struct http_request	*req = &ctx->req;
+
+	http_unhold(ctx);
 	req->suspended = 0;
 	MHD_resume_connection(req->conn);
 	http_kick();
@@ -1148,13 +1158,7 @@ http_take_half_closed(struct http_ctx *ctx)
 	if ((fd = http_conn_fd(conn)) == -1 ||
 	    recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0)
 		return (0);
-	if (req->closed_ev != NULL) {
-		event_free(req->closed_ev);
-		req->closed_ev = NULL;
-	}
-	TAILQ_REMOVE(&http_held, ctx, entry);
-	http_nheld--;
-	ctx->held = 0;
+	http_unhold(ctx);
 	if (held_take(ctx, fd) != 0) {
 		TAILQ_INSERT_TAIL(&http_held, ctx, entry);
 		http_nheld++;
