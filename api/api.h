@@ -166,6 +166,8 @@ void		 http_add_header(struct http_request *, const char *,
 #define HTTP_HOLD_LONG	2
 void		 http_suspend(struct http_request *);
 void		 http_hold(struct http_request *);
+/* The handler lets go of a held request: its data and hooks cleared. */
+void		 http_release(struct http_request *);
 /*
  * A store read for the request: begin before issuing it, end as the last
  * thing its callback does.  The request is not freed between the two

@@ -1817,6 +1817,14 @@ http_hold(struct http_request *req)
 	http_hold_as(req, HTTP_HOLD_LONG);
 }
 
+void
+http_release(struct http_request *req)
+{
+	req->data = NULL;
+	req->on_gone = NULL;
+	req->on_free = NULL;
+}
+
 /* A store read for req is issued: req stays until http_read_end. */
 void
 http_read_begin(struct http_request *req)

@@ -1030,11 +1030,8 @@ waiter_free(struct waiter *w)
 {
 	LIST_REMOVE(w, entry);
 	event_free(w->timer);
-	if (w->req != NULL) {
-		w->req->data = NULL;
-		w->req->on_gone = NULL;
-		w->req->on_free = NULL;
-	}
+	if (w->req != NULL)
+		http_release(w->req);
 	free(w);
 }
 
@@ -1060,9 +1057,7 @@ waiter_gone(struct http_request *req)
 
 	if (w == NULL)
 		return;
-	req->data = NULL;
-	req->on_gone = NULL;
-	req->on_free = NULL;
+	http_release(req);
 	w->req = NULL;
 	waiter_free(w);
 }
