@@ -43,6 +43,8 @@ const char	*problem_title(int);
 json_t		*problem_json(const struct problem *);
 /* The status and document of a daemon's fault (400 but for a few). */
 void		 problem_from_verror(struct problem *, const struct verror *);
+/* A byte of client input quoted for a detail: 1 or 4 bytes written. */
+size_t		 problem_quote_byte(char *, unsigned char);
 
 /* http.c */
 enum http_method {
@@ -164,6 +166,8 @@ void		 http_add_header(struct http_request *, const char *,
 #define HTTP_HOLD_LONG	2
 void		 http_suspend(struct http_request *);
 void		 http_hold(struct http_request *);
+/* The handler lets go of a held request: its data and hooks cleared. */
+void		 http_release(struct http_request *);
 /*
  * A store read for the request: begin before issuing it, end as the last
  * thing its callback does.  The request is not freed between the two

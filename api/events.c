@@ -472,11 +472,8 @@ poller_free(struct poller *p)
 	LIST_REMOVE(p, entry);
 	npollers--;
 	event_free(p->timer);
-	if (p->req != NULL) {
-		p->req->data = NULL;
-		p->req->on_gone = NULL;
-		p->req->on_free = NULL;
-	}
+	if (p->req != NULL)
+		http_release(p->req);
 	free(p);
 }
 
@@ -489,9 +486,7 @@ poller_gone(struct http_request *req)
 	if (p == NULL)
 		return;
 	p->req = NULL;
-	req->data = NULL;
-	req->on_gone = NULL;
-	req->on_free = NULL;
+	http_release(req);
 	poller_free(p);
 }
 

@@ -151,6 +151,7 @@ static void	 http_append(struct http_ctx *, const char *, size_t);
 static enum MHD_Result http_finish(struct http_ctx *);
 static enum MHD_Result http_queue(struct http_ctx *);
 static void	 http_mhd_suspend(struct http_ctx *);
+static void	 http_unhold(struct http_ctx *);
 static void	 http_mhd_resume(struct http_ctx *);
 static int	 http_take_half_closed(struct http_ctx *);
 static int	 http_can_answer(struct http_request *, unsigned int);
@@ -558,27 +559,29 @@ http_kick_cb(evutil_socket_t fd, short what, void *arg)
 	http_drive();
 }
 
+/* The methods corod knows, by name; any other is HTTP_OTHER. */
+static const struct {
+	const char		*name;
+	enum http_method	 method;
+} http_methods[] = {
+	{ MHD_HTTP_METHOD_GET, HTTP_GET },
+	{ MHD_HTTP_METHOD_HEAD, HTTP_HEAD },
+	{ MHD_HTTP_METHOD_POST, HTTP_POST },
+	{ MHD_HTTP_METHOD_PUT, HTTP_PUT },
+	{ MHD_HTTP_METHOD_DELETE, HTTP_DELETE },
+	{ MHD_HTTP_METHOD_PATCH, HTTP_PATCH },
+	{ MHD_HTTP_METHOD_OPTIONS, HTTP_OPTIONS },
+};
+
 /* The method name as an enum (HTTP_OTHER for anything unknown). */
 static enum http_method
 http_method_parse(const char *m)
 {
-	static const struct {
-		const char		*name;
-		enum http_method	 method;
-	} table[] = {
-		{ MHD_HTTP_METHOD_GET, HTTP_GET },
-		{ MHD_HTTP_METHOD_HEAD, HTTP_HEAD },
-		{ MHD_HTTP_METHOD_POST, HTTP_POST },
-		{ MHD_HTTP_METHOD_PUT, HTTP_PUT },
-		{ MHD_HTTP_METHOD_DELETE, HTTP_DELETE },
-		{ MHD_HTTP_METHOD_PATCH, HTTP_PATCH },
-		{ MHD_HTTP_METHOD_OPTIONS, HTTP_OPTIONS },
-	};
 	size_t	i;
 
-	for (i = 0; i < sizeof table / sizeof table[0]; i++) {
-		if (strcmp(m, table[i].name) == 0)
-			return (table[i].method);
+	for (i = 0; i < sizeof http_methods / sizeof http_methods[0]; i++) {
+		if (strcmp(m, http_methods[i].name) == 0)
+			return (http_methods[i].method);
 	}
 	return (HTTP_OTHER);
 }
@@ -587,23 +590,11 @@ http_method_parse(const char *m)
 const char *
 http_method_name(enum http_method m)
 {
-	switch (m) {
-	case HTTP_GET:
-		return ("GET");
-	case HTTP_HEAD:
-		return ("HEAD");
-	case HTTP_POST:
-		return ("POST");
-	case HTTP_PUT:
-		return ("PUT");
-	case HTTP_DELETE:
-		return ("DELETE");
-	case HTTP_PATCH:
-		return ("PATCH");
-	case HTTP_OPTIONS:
-		return ("OPTIONS");
-	case HTTP_OTHER:
-		break;
+	size_t	i;
+
+	for (i = 0; i < sizeof http_methods / sizeof http_methods[0]; i++) {
+		if (http_methods[i].method == m)
+			return (http_methods[i].name);
 	}
 	return ("OTHER");
 }
@@ -663,20 +654,10 @@ http_tchar(unsigned char c)
 static void
 http_quote(char *buf, size_t size, const char *s, size_t len)
 {
-	static const char	 hex[] = "0123456789abcdef";
-	const unsigned char	*u = (const unsigned char *)s;
-	size_t			 i, out = 0;
+	size_t	i, out = 0;
 
-	for (i = 0; i < len && i < 48 && out + 5 < size; i++) {
-		if (u[i] >= 0x20 && u[i] < 0x7f && u[i] != '"' && u[i] != '\\')
-			buf[out++] = (char)u[i];
-		else {
-			buf[out++] = '\\';
-			buf[out++] = 'x';
-			buf[out++] = hex[u[i] >> 4];
-			buf[out++] = hex[u[i] & 0xf];
-		}
-	}
+	for (i = 0; i < len && i < 48 && out + 5 < size; i++)
+		out += problem_quote_byte(buf + out, (unsigned char)s[i]);
 	buf[out] = '\0';
 }
 
@@ -1129,9 +1110,9 @@ http_mhd_suspend(struct http_ctx *ctx)
 	}
 }
 
-/* Resume a request suspended in MHD; MHD runs it on the next loop turn. */
+/* The request is held no more: off the list, its socket not watched. */
 static void
-http_mhd_resume(struct http_ctx *ctx)
+http_unhold(struct http_ctx *ctx)
 {
 	struct http_request	*req = &ctx->req;
 
@@ -1142,6 +1123,15 @@ http_mhd_resume(struct http_ctx *ctx)
 	TAILQ_REMOVE(&http_held, ctx, entry);
 	http_nheld--;
 	ctx->held = 0;
+}
+
+/* Resume a request suspended in MHD; MHD runs it on the next loop turn. */
+static void
+http_mhd_resume(struct http_ctx *ctx)
+{
+	struct http_request	*req = &ctx->req;
+
+	http_unhold(ctx);
 	req->suspended = 0;
 	MHD_resume_connection(req->conn);
 	http_kick();
@@ -1168,13 +1158,7 @@ http_take_half_closed(struct http_ctx *ctx)
 	if ((fd = http_conn_fd(conn)) == -1 ||
 	    recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0)
 		return (0);
-	if (req->closed_ev != NULL) {
-		event_free(req->closed_ev);
-		req->closed_ev = NULL;
-	}
-	TAILQ_REMOVE(&http_held, ctx, entry);
-	http_nheld--;
-	ctx->held = 0;
+	http_unhold(ctx);
 	if (held_take(ctx, fd) != 0) {
 		TAILQ_INSERT_TAIL(&http_held, ctx, entry);
 		http_nheld++;
@@ -1831,6 +1815,14 @@ void
 http_hold(struct http_request *req)
 {
 	http_hold_as(req, HTTP_HOLD_LONG);
+}
+
+void
+http_release(struct http_request *req)
+{
+	req->data = NULL;
+	req->on_gone = NULL;
+	req->on_free = NULL;
 }
 
 /* A store read for req is issued: req stays until http_read_end. */

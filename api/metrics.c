@@ -27,6 +27,14 @@ gauge(struct buf *b, const char *name, const char *text, double v)
 	buf_printf(b, "%s %.9g\n", name, v);
 }
 
+/* A counter without labels, with its help. */
+static void
+counter(struct buf *b, const char *name, const char *text, uint64_t v)
+{
+	help(b, name, "counter", text);
+	buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
 static void
 http_line(void *arg, const char *route, int status, uint64_t n)
 {
@@ -125,10 +133,8 @@ api_metrics(struct http_request *req)
 	buf_printf(&b, "corod_scheduler_lateness_seconds_count %llu\n",
 	    (unsigned long long)cum);
 
-	help(&b, "corod_download_bytes_total", "counter", "Bytes downloads "
-	    "wrote to disk.");
-	buf_printf(&b, "corod_download_bytes_total %llu\n",
-	    (unsigned long long)stats_download_bytes);
+	counter(&b, "corod_download_bytes_total", "Bytes downloads wrote to "
+	    "disk.", stats_download_bytes);
 	gauge(&b, "corod_downloads_active", "Transfers in progress.",
 	    (double)transfer_active());
 
@@ -146,10 +152,9 @@ api_metrics(struct http_request *req)
 	    "%llu\n", (unsigned long long)conn_refused_total);
 	buf_printf(&b, "corod_http_connections_refused_total{limit=\"client\"}"
 	    " %llu\n", (unsigned long long)conn_refused_client);
-	help(&b, "corod_http_request_timeouts_total", "counter", "Connections "
-	    "closed because a request was not complete in request-timeout.");
-	buf_printf(&b, "corod_http_request_timeouts_total %llu\n",
-	    (unsigned long long)conn_timed_out);
+	counter(&b, "corod_http_request_timeouts_total", "Connections closed "
+	    "because a request was not complete in request-timeout.",
+	    conn_timed_out);
 	gauge(&b, "corod_event_pollers", "Long polls of /v1/events waiting.",
 	    (double)events_waiting());
 	gauge(&b, "corod_event_streams", "Server-Sent Events streams open.",

@@ -49,13 +49,9 @@ problem_set(struct problem *p, int status, const char *type,
 	p->type = type;
 	p->allow = NULL;
 	p->retry_after = 0;
-	if (field == NULL)
-		field = "";
-	if (field != p->field && (size_t)snprintf(p->field, sizeof p->field,
-	    "%s", field) >= sizeof p->field)
-		log_debug("%s: field truncated: %s", __func__, field);
 	va_start(ap, fmt);
-	vsnprintf(p->detail, sizeof p->detail, fmt, ap);
+	verror_fill(p->field, sizeof p->field, field, p->detail,
+	    sizeof p->detail, fmt, ap);
 	va_end(ap);
 }
 
@@ -79,6 +75,26 @@ problem_from_verror(struct problem *p, const struct verror *e)
 	}
 	problem_set(p, status, e->code, field, "%s", e->detail);
 	p->retry_after = retry_after;
+}
+
+/*
+ * Quote a byte of client input for a detail: printable ASCII as is, '"',
+ * '\' and the rest as \xHH.  Writes 1 or 4 bytes (no NUL) and says which.
+ */
+size_t
+problem_quote_byte(char *buf, unsigned char c)
+{
+	static const char	hex[] = "0123456789abcdef";
+
+	if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+		buf[0] = (char)c;
+		return (1);
+	}
+	buf[0] = '\\';
+	buf[1] = 'x';
+	buf[2] = hex[c >> 4];
+	buf[3] = hex[c & 0xf];
+	return (4);
 }
 
 /* The reason phrase of status (RFC 9110), for the problem's title. */

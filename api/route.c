@@ -109,6 +109,7 @@ static void	 route_allow(unsigned int, char *, size_t);
 static void	 route_quote(char *, size_t, const char *, size_t);
 static int	 route_parse_id(const char *, size_t, int64_t *);
 static int	 route_same_origin(const char *, const char *);
+static const char *route_list_next(const char **, size_t *, char);
 static int	 route_origin_listed(const char *, const char *);
 static int	 route_check_origin(struct http_request *, struct problem *);
 static int	 route_host_listed(const char *, size_t, const char *);
@@ -289,9 +290,7 @@ route_allow(unsigned int methods, char *buf, size_t size)
 static void
 route_quote(char *buf, size_t size, const char *s, size_t len)
 {
-	static const char	 hex[] = "0123456789abcdef";
-	const unsigned char	*u = (const unsigned char *)s;
-	size_t			 i, out = 0, max = len > 64 ? 64 : len;
+	size_t	i, out = 0, max = len > 64 ? 64 : len;
 
 	if (size < 3) {
 		if (size > 0)
@@ -302,15 +301,7 @@ route_quote(char *buf, size_t size, const char *s, size_t len)
 	for (i = 0; i < max; i++) {
 		if (out + 4 + 5 >= size)	/* room for \xHH and "..." */
 			break;
-		if (u[i] >= 0x20 && u[i] < 0x7f && u[i] != '"' &&
-		    u[i] != '\\')
-			buf[out++] = (char)u[i];
-		else {
-			buf[out++] = '\\';
-			buf[out++] = 'x';
-			buf[out++] = hex[u[i] >> 4];
-			buf[out++] = hex[u[i] & 0xf];
-		}
+		out += problem_quote_byte(buf + out, (unsigned char)s[i]);
 	}
 	buf[out++] = '"';
 	if (i < len && out + 3 < size) {
@@ -377,28 +368,46 @@ route_same_origin(const char *origin, const char *host)
 }
 
 /*
+ * The next item of a comma-separated list (allow-origin, allow-host; NULL
+ * is empty) from *next on: where it starts, and in *len its length
+ * without the blanks after it and a trailing tail character ("/", ".");
+ * NULL when none is left.  An item is never empty.
+ */
+static const char *
+route_list_next(const char **next, size_t *len, char tail)
+{
+	const char	*p;
+	size_t		 n;
+
+	if (*next == NULL)
+		return (NULL);
+	p = *next + strspn(*next, " \t,");
+	if (*p == '\0')
+		return (NULL);
+	*next = p + strcspn(p, ",");
+	n = (size_t)(*next - p);
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	if (n > 1 && p[n - 1] == tail)
+		n--;
+	*len = n;
+	return (p);
+}
+
+/*
  * Is origin in list (cfg->allow_origin: comma-separated origins, spaces
  * and a trailing "/" ignored; "*" for any)?
  */
 static int
 route_origin_listed(const char *origin, const char *list)
 {
-	const char	*p, *end;
+	const char	*p, *next = list;
 	size_t		 len, olen = strlen(origin);
 
-	if (list == NULL)
-		return (0);
-	for (p = list; *p != '\0'; p = end) {
-		p += strspn(p, " \t,");
-		end = p + strcspn(p, ",");
-		len = (size_t)(end - p);
-		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
-		if (len > 1 && p[len - 1] == '/')
-			len--;
+	while ((p = route_list_next(&next, &len, '/')) != NULL) {
 		if (len == 1 && *p == '*')
 			return (1);
-		if (len != 0 && len == olen && strncasecmp(p, origin, len) == 0)
+		if (len == olen && strncasecmp(p, origin, len) == 0)
 			return (1);
 	}
 	return (0);
@@ -442,19 +451,10 @@ route_check_origin(struct http_request *req, struct problem *p)
 static int
 route_host_listed(const char *name, size_t nlen, const char *list)
 {
-	const char	*p, *end;
+	const char	*p, *next = list;
 	size_t		 len;
 
-	if (list == NULL)
-		return (0);
-	for (p = list; *p != '\0'; p = end) {
-		p += strspn(p, " \t,");
-		end = p + strcspn(p, ",");
-		len = (size_t)(end - p);
-		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
-		if (len > 1 && p[len - 1] == '.')
-			len--;
+	while ((p = route_list_next(&next, &len, '.')) != NULL) {
 		if (len == 1 && *p == '*')
 			return (1);
 		if (len > 1 && *p == '.') {
@@ -467,7 +467,7 @@ route_host_listed(const char *name, size_t nlen, const char *list)
 				return (1);
 			continue;
 		}
-		if (len != 0 && len == nlen && strncasecmp(p, name, len) == 0)
+		if (len == nlen && strncasecmp(p, name, len) == 0)
 			return (1);
 	}
 	return (0);

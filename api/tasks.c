@@ -203,6 +203,7 @@ static void	task_get_answer(struct http_request *, int64_t);
 static int	get_not_modified(struct http_request *);
 static void	get_version_done(void *, int);
 static void	get_read(struct http_request *);
+static void	row_read(struct http_request *, int64_t, store_done);
 static void	get_row_done(void *, int);
 static void	wait_row_done(void *, int);
 static void	log_format(struct buf *, struct db_log_line *, size_t,
@@ -918,11 +919,18 @@ get_version_done(void *arg, int rc)
 static void
 get_read(struct http_request *req)
 {
+	row_read(req, rd_of(req)->id, get_row_done);
+}
+
+/* Read task id's row into rd->row (its last freed); done(req, rc) then. */
+static void
+row_read(struct http_request *req, int64_t id, store_done done)
+{
 	struct http_read	*rd = rd_of(req);
 
 	task_row_free(&rd->row);
 	http_read_begin(req);
-	db_task_get(corod_db, rd->id, &rd->row, get_row_done, req);
+	db_task_get(corod_db, id, &rd->row, done, req);
 }
 
 static void
@@ -984,9 +992,7 @@ api_task_get(struct http_request *req, const struct route_params *args)
 		rd->id = id;
 		rd->version = version;
 		rd->until = (int64_t)(wait * USEC_PER_SEC);
-		task_row_free(&rd->row);
-		http_read_begin(req);
-		db_task_get(corod_db, id, &rd->row, wait_row_done, req);
+		row_read(req, id, wait_row_done);
 	}
 	http_read_hold(req);
 }
@@ -1030,11 +1036,8 @@ waiter_free(struct waiter *w)
 {
 	LIST_REMOVE(w, entry);
 	event_free(w->timer);
-	if (w->req != NULL) {
-		w->req->data = NULL;
-		w->req->on_gone = NULL;
-		w->req->on_free = NULL;
-	}
+	if (w->req != NULL)
+		http_release(w->req);
 	free(w);
 }
 
@@ -1060,9 +1063,7 @@ waiter_gone(struct http_request *req)
 
 	if (w == NULL)
 		return;
-	req->data = NULL;
-	req->on_gone = NULL;
-	req->on_free = NULL;
+	http_release(req);
 	w->req = NULL;
 	waiter_free(w);
 }
@@ -1113,9 +1114,7 @@ change_done(void *arg, int ok)
 	}
 	rd_of(req)->id = c->id;
 	rd_of(req)->status = c->status;
-	task_row_free(&rd_of(req)->row);
-	http_read_begin(req);
-	db_task_get(corod_db, c->id, &rd_of(req)->row, change_row_done, req);
+	row_read(req, c->id, change_row_done);
 out:
 	free(c);
 }
@@ -1224,9 +1223,7 @@ change_lookup(struct http_request *req, int64_t id,
 	}
 	rd->id = id;
 	rd->lookup = fn;
-	task_row_free(&rd->row);
-	http_read_begin(req);
-	db_task_get(corod_db, id, &rd->row, change_lookup_done, req);
+	row_read(req, id, change_lookup_done);
 	http_read_hold(req);
 }
 
@@ -1480,9 +1477,7 @@ api_task_log(struct http_request *req, const struct route_params *args)
 	rd->since = since;
 	rd->max_bytes = max_bytes;
 	rd->follow = fs != NULL && strcmp(fs, "1") == 0;
-	task_row_free(&rd->row);
-	http_read_begin(req);
-	db_task_get(corod_db, rd->id, &rd->row, log_row_done, req);
+	row_read(req, rd->id, log_row_done);
 	http_read_hold(req);
 }
 

@@ -61,19 +61,17 @@
 } while (0)
 
 /* Sleep until a monotonic deadline (fixed-rate ticks). */
-#define AWAIT_UNTIL(t, mono) do {					\
+#define AWAIT_UNTIL(t, mono)	AWAIT_SLEEP((t), (mono) - time_mono())
+
+/* Park until something wakes the task (task_wake). */
+#define AWAIT_WAKE(t) do {						\
 	CORO_CHECK_CANCEL(t);						\
-	task_sleep((t), (mono) - time_mono());				\
 	CORO_YIELD(t);							\
 	CORO_CHECK_CANCEL(t);						\
 } while (0)
 
 /* Wait for the next child to reach a final state. */
-#define AWAIT_CHILD(t) do {						\
-	CORO_CHECK_CANCEL(t);						\
-	CORO_YIELD(t);							\
-	CORO_CHECK_CANCEL(t);						\
-} while (0)
+#define AWAIT_CHILD(t)	AWAIT_WAKE(t)
 
 /* At the top of a group's body: its children into memory, answered at
  * once or later (then the body waits here, and cancellation waits with
@@ -91,11 +89,7 @@
 
 /* Wait for an event the kind arranged (a transfer, a digest) to wake it
  * with task_wake(t, WAKE_IO). */
-#define AWAIT_IO(t) do {						\
-	CORO_CHECK_CANCEL(t);						\
-	CORO_YIELD(t);							\
-	CORO_CHECK_CANCEL(t);						\
-} while (0)
+#define AWAIT_IO(t)	AWAIT_WAKE(t)
 
 /*
  * Wait for a process (proc.c) to end; proc_status(p) then says how.  p is

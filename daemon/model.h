@@ -71,6 +71,10 @@ struct verror {
 void		 verror_set(struct verror *, const char *, const char *,
 		    const char *, ...)
 		    __attribute__((format(printf, 4, 5)));
+/* The field and detail of a verror or an api/ problem alike. */
+void		 verror_fill(char *, size_t, const char *, char *, size_t,
+		    const char *, va_list)
+		    __attribute__((format(printf, 6, 0)));
 /* Append a reference token to a JSON Pointer, escaping ~ and /. */
 void		 pointer_join(char *, size_t, const char *, const char *);
 void		 pointer_index(char *, size_t, const char *, size_t);

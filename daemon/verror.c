@@ -20,14 +20,26 @@ verror_set(struct verror *e, const char *code, const char *field,
 	va_list	ap;
 
 	e->code = code;
+	va_start(ap, fmt);
+	verror_fill(e->field, sizeof e->field, field, e->detail,
+	    sizeof e->detail, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * The field and detail of a fault (a struct verror, api/'s struct
+ * problem): field NULL is none, and may be the buffer itself.
+ */
+void
+verror_fill(char *buf, size_t size, const char *field, char *detail,
+    size_t dsize, const char *fmt, va_list ap)
+{
 	if (field == NULL)
 		field = "";
-	if (field != e->field && (size_t)snprintf(e->field, sizeof e->field,
-	    "%s", field) >= sizeof e->field)
+	if (field != buf &&
+	    (size_t)snprintf(buf, size, "%s", field) >= size)
 		log_debug("%s: field truncated: %s", __func__, field);
-	va_start(ap, fmt);
-	vsnprintf(e->detail, sizeof e->detail, fmt, ap);
-	va_end(ap);
+	vsnprintf(detail, dsize, fmt, ap);
 }
 
 /*
