@@ -864,6 +864,16 @@ def log_cap():
             time.sleep(0.05)
         t.ok(nxt >= 60, "a repeat wrote 60 lines (%d)" % nxt)
 
+        # follow from the start: the head, the marker mid-stream, on
+        hc = c.connection(timeout=20)
+        hc.request("GET", "/v1/tasks/%d/log?follow=1" % w["id"])
+        hr = hc.getresponse()
+        head = [hr.readline().decode() for _ in range(3)]
+        t.ok("scheduled for execution" in head[0] and
+             head[1].endswith(" m\n") and " lines dropped (2 to " in head[2],
+             "follow from 0: the two head lines, then the marker",
+             diag=repr(head))
+
         # follow from inside the dropped range while lines keep coming
         fc = c.connection(timeout=20)
         fc.request("GET", "/v1/tasks/%d/log?follow=1&since=5" % w["id"])
@@ -884,6 +894,13 @@ def log_cap():
         times = [x.split(" ", 1)[0] for x in [first] + streamed]
         t.ok(times == sorted(times), "... in time order",
              diag="\n".join(streamed[-20:]))
+        hrest = hr.read().decode().splitlines()
+        hc.close()
+        t.ok(len(hrest) > 0 and hrest[-1].endswith(" canceled") and
+             all(x.endswith(" m") or "cancel" in x or "dropped" in x
+                 for x in hrest),
+             "the follower from 0 read on past the marker to the end",
+             diag="\n".join(hrest[-20:]))
         c.wait_state(w["id"], FINAL, 10)
 
         r = c.request("GET", "/v1/tasks/%d/log" % w["id"])
