@@ -82,6 +82,7 @@ struct tnotify {
 
 static uint64_t		 tnotify_seq;	/* the n of the next address */
 
+static int	tnotify_bind(int, int64_t, struct sockaddr_un *, socklen_t *);
 static void	tnotify_read_cb(evutil_socket_t, short, void *);
 static int	tnotify_recv(struct tnotify *);
 static void	tnotify_apply(struct tnotify *, char *, size_t);

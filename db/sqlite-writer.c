@@ -45,6 +45,7 @@ static void	 sq_writer_cb(evutil_socket_t, short, void *);
 static void	 sq_answer(struct sq_writer *);
 static void	 sq_unlost(struct store_batch *);
 static int	 sq_log_caps(struct db *, struct store_batch *);
+static int	 sq_cap_cmp(const void *, const void *);
 
 /* Open the writer's connection and start its thread. */
 int
