@@ -1419,8 +1419,10 @@ change_subtree(struct http_request *req, struct task *t, void (*fn)(void *))
 
 /*
  * Append log lines read (db_log_page from *next, before until) as text,
- * preceded by a marker line if earlier ones were dropped (first > *next);
- * *next moves past them.  The lines are freed.
+ * preceded by a marker line if earlier ones were dropped (first > *next:
+ * a log cut by the tail-only cap of earlier versions; the cap now keeps
+ * the head and stores its own marker, db_log_cap); *next moves past
+ * them.  The lines are freed.
  */
 static void
 log_format(struct buf *b, struct db_log_line *lines, size_t n,
@@ -1430,10 +1432,9 @@ log_format(struct buf *b, struct db_log_line *lines, size_t n,
 	size_t	i;
 
 	if (n > 0 && first > *next) {
-		buf_printf(b, "%s [%" PRId64 " earlier line%s dropped: the "
-		    "log keeps the last %d]\n", time_format(lines[0].at, t),
-		    first - *next, first - *next == 1 ? "" : "s",
-		    cfg->log_lines);
+		buf_printf(b, "%s [%" PRId64 " earlier line%s dropped]\n",
+		    time_format(lines[0].at, t), first - *next,
+		    first - *next == 1 ? "" : "s");
 	}
 	for (i = 0; i < n; i++) {
 		buf_add(b, time_format(lines[i].at, t), 27);

@@ -60,7 +60,8 @@ static const struct opt opt_table[] = {
 	{ "max-body", OPT_SIZE, O(max_body), 1024, 1LL << 30, "1M",
 	    "largest request body accepted (413 above)" },
 	{ "log-lines", OPT_INT, O(log_lines), 1, 100000000, "10000",
-	    "log lines kept per task (older ones dropped with a marker)" },
+	    "log lines kept per task: the first quarter and the last, a "
+	    "line between saying how many were dropped" },
 	{ "retention", OPT_SECONDS, O(retention), 0, 0, "604800",
 	    "seconds finished tasks are kept (0: forever)" },
 	{ "max-running", OPT_INT, O(max_running), 0, 100000000, "0",

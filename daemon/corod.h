@@ -287,6 +287,8 @@ void		 task_fail(struct task *, const char *, const char *, int);
 void		 task_fail_status(struct task *, const char *, const char *,
 		    int, int);
 void		 task_progress(struct task *, const char *);
+int64_t		 task_deadline(const struct task *);
+int		 task_deadline_move(struct task *, int64_t);
 void		 task_end_canceled(struct task *);
 int		 task_cancel(struct task *, enum cancel_reason);
 void		 task_committed(struct task *);

@@ -23,7 +23,7 @@ struct task_int {
 	struct task		 pub;		/* first: see above */
 
 	struct event		 timer;		/* sleeps and due time */
-	struct event		*deadline;	/* attempt timeout, if any */
+	struct task_deadline	*deadline;	/* attempt timeout, if any */
 
 	unsigned int		 flags;
 #define TASKF_DIRTY	0x01	/* row changed this turn, in commit list */
@@ -45,6 +45,18 @@ struct task_int {
 	unsigned char		 wait_pool;	/* sched.c ready heap it is in */
 };
 TAILQ_HEAD(task_list, task_int);
+
+/*
+ * The attempt's timeout: allocated for the tasks that have one, so a
+ * task without costs a pointer.  at moves when a program asks for more
+ * time (EXTEND_TIMEOUT_USEC, task_deadline_move); start says how long
+ * the attempt was given in the end.
+ */
+struct task_deadline {
+	struct event		 ev;
+	int64_t			 start;		/* monotonic µs, attempt start */
+	int64_t			 at;		/* monotonic µs it fires */
+};
 
 _Static_assert(offsetof(struct task_int, pub) == 0,
     "struct task must be the first member of struct task_int");

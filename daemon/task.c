@@ -57,6 +57,7 @@ static void	task_cancel_stored_children(struct task *);
 static int	task_cancel_load(struct task *, enum cancel_reason);
 static struct tree_node *tree_node_of(struct task *);
 static char	*task_error_json(const char *, const char *, int);
+static void	 task_timeout_text(struct task *, char *, size_t);
 
 /* Bucket of an id. */
 static inline size_t
@@ -488,8 +489,10 @@ task_free(struct task *t)
 		sched_remove(t);
 	if (evtimer_initialized(&ti->timer))
 		evtimer_del(&ti->timer);
-	if (ti->deadline != NULL)
-		event_free(ti->deadline);
+	if (ti->deadline != NULL) {
+		evtimer_del(&ti->deadline->ev);
+		free(ti->deadline);
+	}
 	task_hash_del(ti);
 	task_row_free(&t->row);
 	free(ti);
@@ -643,11 +646,15 @@ task_start(struct task *t)
 	if (t->row.attempt > 1)
 		task_log(t, "attempt %d started", t->row.attempt);
 	if (t->row.timeout > 0) {
-		if (ti->deadline == NULL)
-			ti->deadline = evtimer_new(loop_base, task_deadline_cb,
-			    t);
+		if (ti->deadline == NULL) {
+			ti->deadline = xcalloc(1, sizeof *ti->deadline);
+			evtimer_assign(&ti->deadline->ev, loop_base,
+			    task_deadline_cb, t);
+		}
+		ti->deadline->start = time_mono();
+		ti->deadline->at = ti->deadline->start + t->row.timeout;
 		tv = time_tv(t->row.timeout);
-		evtimer_add(ti->deadline, &tv);
+		evtimer_add(&ti->deadline->ev, &tv);
 	}
 	task_wake(t, WAKE_START);
 }
@@ -740,6 +747,54 @@ task_deadline_cb(evutil_socket_t fd, short what, void *arg)
 		task_cancel(t, CANCEL_TIMEOUT);
 }
 
+/*
+ * The running attempt's deadline on the monotonic clock (time_mono), or
+ * 0 if it has none (no timeout, or it has fired already).
+ */
+int64_t
+task_deadline(const struct task *t)
+{
+	const struct task_int	*ti = task_int_const(t);
+
+	if (t->row.state != TASK_RUNNING || ti->deadline == NULL ||
+	    !evtimer_pending(&ti->deadline->ev, NULL))
+		return (0);
+	return (ti->deadline->at);
+}
+
+/*
+ * Move the running attempt's deadline to at (monotonic µs): a program
+ * asked for more time (task-notify.c, which keeps it within the limit
+ * its caller set).  -1 if the attempt has no deadline to move.
+ */
+int
+task_deadline_move(struct task *t, int64_t at)
+{
+	struct task_deadline	*d = task_int(t)->deadline;
+	struct timeval		 tv;
+
+	if (task_deadline(t) == 0)
+		return (-1);
+	d->at = at;
+	tv = time_tv(at - time_mono());
+	evtimer_add(&d->ev, &tv);
+	return (0);
+}
+
+/* "5 s", or "5 s, extended to 12.5 s" when the program asked for more. */
+static void
+task_timeout_text(struct task *t, char *buf, size_t len)
+{
+	struct task_deadline	*d = task_int(t)->deadline;
+	double			 given = (double)t->row.timeout / USEC_PER_SEC;
+
+	if (d != NULL && d->at - d->start != t->row.timeout)
+		snprintf(buf, len, "%g s, extended to %.1f s", given,
+		    (double)(d->at - d->start) / USEC_PER_SEC);
+	else
+		snprintf(buf, len, "%g s", given);
+}
+
 /* Arm the timer to resume the body after us microseconds. */
 void
 task_sleep(struct task *t, int64_t us)
@@ -801,7 +856,7 @@ task_end_attempt(struct task *t)
 
 	evtimer_del(&ti->timer);
 	if (ti->deadline != NULL)
-		evtimer_del(ti->deadline);
+		evtimer_del(&ti->deadline->ev);
 	if (t->kind->free != NULL && t->data != NULL)
 		t->kind->free(t);
 	t->data = NULL;
@@ -909,11 +964,12 @@ task_fail_status(struct task *t, const char *code, const char *message,
 void
 task_end_canceled(struct task *t)
 {
-	char	msg[128];
+	char	msg[160], what[96];
 
 	if (t->cancel == CANCEL_TIMEOUT) {
+		task_timeout_text(t, what, sizeof what);
 		snprintf(msg, sizeof msg, "the attempt exceeded its timeout "
-		    "of %g s", (double)t->row.timeout / USEC_PER_SEC);
+		    "of %s", what);
 		t->cancel = CANCEL_NONE;
 		task_fail(t, "timeout", msg, 1);
 		return;
@@ -994,6 +1050,8 @@ task_cancel_load(struct task *t, enum cancel_reason why)
 int
 task_cancel(struct task *t, enum cancel_reason why)
 {
+	char	what[96];
+
 	switch (t->row.state) {
 	case TASK_SCHEDULED:
 		if (t->kind->group && tree_node_of(t) == NULL)
@@ -1021,9 +1079,10 @@ task_cancel(struct task *t, enum cancel_reason why)
 			return (1);
 		}
 		t->cancel = why;
-		if (why == CANCEL_TIMEOUT)
-			task_log(t, "timeout of %g s reached, canceling",
-			    (double)t->row.timeout / USEC_PER_SEC);
+		if (why == CANCEL_TIMEOUT) {
+			task_timeout_text(t, what, sizeof what);
+			task_log(t, "timeout of %s reached, canceling", what);
+		}
 		else
 			task_log(t, "cancel requested");
 		evtimer_del(&task_int(t)->timer);

@@ -39,6 +39,8 @@ enum db_st {
 	DB_ST_TOMBSTONE_MIN,
 	DB_ST_LOG_INSERT,
 	DB_ST_LOG_TRIM,
+	DB_ST_LOG_HEAD,
+	DB_ST_LOG_MARK,
 	DB_ST_LOG_READ,
 	DB_ST_LOG_FIRST,
 	DB_ST_LOG_SPAN,
@@ -112,9 +114,11 @@ int		 db_task_update(struct db *, const struct task_row *, int64_t);
 /* Remove a task, its children (recursively) and their logs; leave a
  * tombstone at seq so the change feed can report the deletion. */
 int		 db_task_delete(struct db *, int64_t, int64_t);
-/* Append log line n; drop lines older than n - keep + 1. */
+/* Append log line n. */
 int		 db_log_insert(struct db *, int64_t, int64_t, int64_t,
-		    const char *, size_t, int);
+		    const char *, size_t);
+/* The log cap of keep lines, head and tail, after line last (at). */
+int		 db_log_cap(struct db *, int64_t, int64_t, int64_t, int);
 int		 db_idem_put(struct db *, const char *, const char *,
 		    const char *, int64_t);
 int		 db_idem_prune(struct db *, int64_t);

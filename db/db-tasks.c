@@ -19,6 +19,7 @@
  * read and sort every match.  The schema and its indexes are described in
  * migrate.c.
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -413,23 +414,63 @@ db_task_delete(struct db *db, int64_t id, int64_t seq)
 	    id));
 }
 
-/*
- * Append log line n of a task (text of len bytes, no NUL needed) and, if
- * keep > 0, drop the lines before n - keep + 1.
- */
+/* Append log line n of a task (text of len bytes, no NUL needed). */
 int
 db_log_insert(struct db *db, int64_t task, int64_t n, int64_t at,
-    const char *text, size_t len, int keep)
+    const char *text, size_t len)
 {
-	if (EXEC(db, DB_ST_LOG_INSERT, "INSERT INTO logs (task, n,"
+	return (EXEC(db, DB_ST_LOG_INSERT, "INSERT INTO logs (task, n,"
 	    " at, text) VALUES (?1, ?2, ?3, ?4)", "IIIs", task, n, at, text,
-	    len) != 0)
-		return (-1);
-	if (keep <= 0 || n < keep)
+	    len));
+}
+
+/*
+ * The log cap (log-lines = keep), after a batch's lines of a task up to
+ * line last: the head, lines 0 .. H-1 with H = ceil(keep / 4), and the
+ * tail, the keep - H lines up to last, stay; the lines between go, and
+ * the last of them, K = last - (keep - H), is replaced by a marker line
+ * saying how many went and which.  Every line keeps its number, so
+ * ?since= reads on: from inside the dropped range, it reads the marker
+ * first, and the marker moves up (the old one is among the dropped) as
+ * the log grows.  The marker keeps line K's time.
+ *
+ * Run once per task and batch, not per line: a max(n) seek, a range
+ * delete (the rows dropped since the last batch, the old marker) and
+ * the marker's upsert.  The count holds even if keep changed since
+ * lines were last dropped, or a log was cut by the old tail-only rule:
+ * the lines that went are those from just after the last one kept
+ * below H, to K.
+ */
+int
+db_log_cap(struct db *db, int64_t task, int64_t last, int64_t at, int keep)
+{
+	char	text[200];
+	int64_t	head, tail, k, low;
+	int	len;
+
+	if (keep <= 0)
 		return (0);
-	return (EXEC(db, DB_ST_LOG_TRIM,
-	    "DELETE FROM logs WHERE task = ?1 AND n <= ?2", "II", task,
-	    n - keep));
+	head = ((int64_t)keep + 3) / 4;
+	tail = keep - head;
+	k = last - tail;
+	if (k < head)
+		return (0);
+	/* the first line dropped: after the last one kept below the head */
+	if (one_int64(db, QUERY(db, DB_ST_LOG_HEAD,
+	    "SELECT coalesce(max(n) + 1, 0) FROM logs WHERE task = ?1"
+	    " AND n < ?2", "II", task, head), __func__, &low) != 1)
+		return (-1);
+	if (EXEC(db, DB_ST_LOG_TRIM, "DELETE FROM logs WHERE task = ?1 AND"
+	    " n >= ?2 AND n < ?3", "III", task, head, k) != 0)
+		return (-1);
+	len = snprintf(text, sizeof text, "[%" PRId64 " line%s dropped (%"
+	    PRId64 " to %" PRId64 "): the log keeps the first %" PRId64
+	    " and the last %" PRId64 "]", k - low + 1, k - low + 1 == 1 ?
+	    "" : "s", low, k, low, tail);
+	return (EXEC(db, DB_ST_LOG_MARK, "INSERT OR REPLACE INTO logs (task,"
+	    " n, at, text) VALUES (?1, ?2, coalesce((SELECT at FROM logs"
+	    " WHERE task = ?1 AND n = ?2), ?3), ?4)", "IIIs", task, k, at,
+	    text, (size_t)len));
 }
 
 /*

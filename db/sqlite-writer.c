@@ -44,6 +44,8 @@ static void	*sq_writer_main(void *);
 static void	 sq_writer_cb(evutil_socket_t, short, void *);
 static void	 sq_answer(struct sq_writer *);
 static void	 sq_unlost(struct store_batch *);
+static int	 sq_log_caps(struct db *, struct store_batch *);
+static int	 sq_cap_cmp(const void *, const void *);
 
 /* Open the writer's connection and start its thread. */
 int
@@ -204,6 +206,71 @@ sq_unlost(struct store_batch *b)
 		memset(b->lost, 0, b->nrows);
 }
 
+/* A log over the cap: its last line in the batch. */
+struct sq_cap {
+	int64_t	task;
+	int64_t	last;
+	int64_t	at;
+};
+
+static int
+sq_cap_cmp(const void *a, const void *b)
+{
+	const struct sq_cap	*x = a, *y = b;
+
+	if (x->task != y->task)
+		return (x->task < y->task ? -1 : 1);
+	return (x->last < y->last ? -1 : x->last > y->last);
+}
+
+/*
+ * The log cap (db_log_cap), once per task whose log went over it in
+ * this batch, after all the batch's lines: not a statement per line.
+ * Lines below the cap are skipped at once, a run of one task's lines
+ * is one entry, and the few entries left are sorted to find each
+ * task's last line.
+ */
+static int
+sq_log_caps(struct db *db, struct store_batch *b)
+{
+	struct sq_cap		*caps = NULL;
+	struct store_log	*e;
+	size_t			 i, n = 0, cap = 0;
+	int			 rc = 0;
+
+	if (b->log_lines <= 0)
+		return (0);
+	for (i = 0; i < b->nlogs; i++) {
+		e = &b->logs[i];
+		if (e->task == 0 || e->n < b->log_lines)
+			continue;
+		if (n > 0 && caps[n - 1].task == e->task) {
+			if (e->n > caps[n - 1].last) {
+				caps[n - 1].last = e->n;
+				caps[n - 1].at = e->at;
+			}
+			continue;
+		}
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			caps = xreallocarray(caps, cap, sizeof *caps);
+		}
+		caps[n].task = e->task;
+		caps[n].last = e->n;
+		caps[n++].at = e->at;
+	}
+	if (n > 1)
+		qsort(caps, n, sizeof *caps, sq_cap_cmp);
+	for (i = 0; i < n && rc == 0; i++) {
+		if (i + 1 < n && caps[i + 1].task == caps[i].task)
+			continue;	/* not its last */
+		rc = db_log_cap(db, caps[i].task, caps[i].last, caps[i].at,
+		    b->log_lines);
+	}
+	free(caps);
+	return (rc);
+}
+
 /* A row's write lost its claim: the batch says so and goes on. */
 static void
 sq_lost(struct store_batch *b, size_t i)
@@ -260,8 +327,10 @@ sq_write(struct db *db, struct store_batch *b)
 		e = &b->logs[i];
 		if (e->task != 0)
 			rc = db_log_insert(db, e->task, e->n, e->at,
-			    b->text + e->off, e->len, b->log_lines);
+			    b->text + e->off, e->len);
 	}
+	if (rc == 0)
+		rc = sq_log_caps(db, b);
 	for (i = 0; i < b->nidem && rc == 0; i++) {
 		k = &b->idem[i];
 		rc = db_idem_put(db, b->text + k->key, b->text + k->hash,

@@ -849,26 +849,95 @@ def run_at():
 
 @t.test(timeout=40)
 def log_cap():
-    with Corod(t, args=["--log-lines", "5"], name="logcap") as c:
-        s = c.submit({"kind": "repeat", "params": {"message": "m",
-                                                    "interval": 0.02,
-                                                    "count": 20}})
-        s = c.wait_state(s["id"], FINAL, 10)
-        t.is_(s["state"], "succeeded", "repeat of 20 messages with "
-              "--log-lines 5")
-        r = c.request("GET", "/v1/tasks/%d/log" % s["id"])
+    # --log-lines 8 keeps the head (a quarter, rounded up: 2 lines) and
+    # the tail (6 lines) with one marker line between, in place of the
+    # last line dropped.  (A contract change: the cap used to keep only
+    # the last lines, so a program writing a lot lost its first ones.)
+    with Corod(t, args=["--log-lines", "8"], name="logcap") as c:
+        w = c.submit({"kind": "repeat", "params": {"message": "m",
+                                                    "interval": 0.01}})
+        end = time.monotonic() + scaled(20)
+        nxt = 0
+        while time.monotonic() < end and nxt < 60:
+            r = c.request("GET", "/v1/tasks/%d/log" % w["id"])
+            nxt = int(r.headers.get("x-log-next", "0"))
+            time.sleep(0.05)
+        t.ok(nxt >= 60, "a repeat wrote 60 lines (%d)" % nxt)
+
+        # follow from the start: the head, the marker mid-stream, on
+        hc = c.connection(timeout=20)
+        hc.request("GET", "/v1/tasks/%d/log?follow=1" % w["id"])
+        hr = hc.getresponse()
+        head = [hr.readline().decode() for _ in range(3)]
+        t.ok("scheduled for execution" in head[0] and
+             head[1].endswith(" m\n") and " lines dropped (2 to " in head[2],
+             "follow from 0: the two head lines, then the marker",
+             diag=repr(head))
+
+        # follow from inside the dropped range while lines keep coming
+        fc = c.connection(timeout=20)
+        fc.request("GET", "/v1/tasks/%d/log?follow=1&since=5" % w["id"])
+        fr = fc.getresponse()
+        first = fr.readline().decode()
+        t.like(first, r"^\S+ \[\d+ lines dropped \(2 to \d+\): the log "
+               r"keeps the first 2 and the last 6\]\n$",
+               "follow from since=5 (dropped): the marker comes first")
+        streamed = [fr.readline().decode() for _ in range(10)]
+        c.request("POST", "/v1/tasks/%d/cancel" % w["id"])
+        rest = fr.read().decode()
+        fc.close()
+        streamed = [x.rstrip("\n") for x in streamed] + rest.splitlines()
+        ticks = [x for x in streamed if x.endswith(" m")]
+        t.ok(len(ticks) >= 10 and streamed[-1].endswith(" canceled"),
+             "... then the lines as they come, across the pruning, to the "
+             "end of the task", diag="\n".join(streamed[-20:]))
+        times = [x.split(" ", 1)[0] for x in [first] + streamed]
+        t.ok(times == sorted(times), "... in time order",
+             diag="\n".join(streamed[-20:]))
+        hrest = hr.read().decode().splitlines()
+        hc.close()
+        t.ok(len(hrest) > 0 and hrest[-1].endswith(" canceled") and
+             all(x.endswith(" m") or "cancel" in x or "dropped" in x
+                 for x in hrest),
+             "the follower from 0 read on past the marker to the end",
+             diag="\n".join(hrest[-20:]))
+        c.wait_state(w["id"], FINAL, 10)
+
+        r = c.request("GET", "/v1/tasks/%d/log" % w["id"])
         lines = r.body.splitlines() if isinstance(r.body, str) else []
-        t.ok(len(lines) <= 6, "at most 5 lines kept plus a marker (%d)" %
-             len(lines), diag=r.body)
-        t.ok(len(lines) > 0 and "dropped" in lines[0],
-             "the first line says lines were dropped", diag=r.body)
-        t.ok(len(lines) > 1 and lines[-1].endswith(" m"),
-             "the last lines are kept", diag=r.body)
-        t.is_(r.headers.get("x-log-next"), "21",
-              "X-Log-Next counts every line written (1 + 20)")
-        r2 = c.request("GET", "/v1/tasks/%d/log?since=19" % s["id"])
-        t.is_(len(r2.body.splitlines()) if isinstance(r2.body, str) else -1,
-              2, "?since=19 gives the last 2 lines, no marker")
+        total = int(r.headers.get("x-log-next", "0"))
+        t.ok(len(lines) == 9, "the whole log: 2 + the marker + 6 lines",
+             diag=r.body)
+        t.ok(len(lines) == 9 and "scheduled for execution" in lines[0] and
+             lines[1].endswith(" m"),
+             "the head: the first two lines written", diag=r.body)
+        k = total - 1 - 6
+        want = "[%d lines dropped (2 to %d): the log keeps the first 2 and " \
+            "the last 6]" % (k - 1, k)
+        t.ok(len(lines) == 9 and lines[2].split(" ", 1)[1] == want,
+             "the marker says exactly how many were dropped, which",
+             diag="%r vs %r" % (lines[2:3], want))
+        t.ok(len(lines) == 9 and lines[-1].endswith(" canceled") and
+             all(x.endswith(" m") or "cancel" in x for x in lines[3:]),
+             "the tail: the last lines, the cancel's last", diag=r.body)
+        times = [x.split(" ", 1)[0] for x in lines]
+        t.ok(times == sorted(times), "times in order (the marker has the "
+             "last dropped line's)", diag=r.body)
+        t.ok(total > 60, "X-Log-Next counts every line written (%d)" % total)
+
+        r2 = c.request("GET", "/v1/tasks/%d/log?since=10" % w["id"])
+        l2 = r2.body.splitlines() if isinstance(r2.body, str) else []
+        t.is_(l2, lines[2:], "?since=10 (dropped): the marker, then the tail")
+        t.is_(r2.headers.get("x-log-next"), str(total), "... same X-Log-Next")
+        r3 = c.request("GET", "/v1/tasks/%d/log?since=%d" % (w["id"], k))
+        t.is_(r3.body.splitlines() if isinstance(r3.body, str) else None,
+              lines[2:], "?since=%d, the marker's own number: the same" % k)
+        r4 = c.request("GET", "/v1/tasks/%d/log?since=%d" % (w["id"], k + 1))
+        t.is_(r4.body.splitlines() if isinstance(r4.body, str) else None,
+              lines[3:], "?since=%d: the tail alone, no marker" % (k + 1))
+        r5 = c.request("GET", "/v1/tasks/%d/log?since=1" % w["id"])
+        t.is_(r5.body.splitlines() if isinstance(r5.body, str) else None,
+              lines[1:], "?since=1: the second head line on")
         t.is_(c.stop(), 0, "exit status 0")
 
 

@@ -25,7 +25,7 @@
 #include "tap.h"
 
 #define NLIST	90
-#define PLAN	157
+#define PLAN	167
 
 static char	 dir[256];
 static char	 path[300];
@@ -54,6 +54,7 @@ static int		 raw_exec(const char *);
 static void		 test_ids(void);
 static void		 test_claims(void);
 static void		 test_writer(void);
+static void		 test_log_cap(void);
 static void		 test_lock(void);
 static void		 test_upgrade(void);
 
@@ -260,10 +261,10 @@ test_rows(struct db *db)
 	 * logged without its row being written); a final task's is its own.
 	 */
 	db_begin(db);
-	db_log_insert(db, 11, 0, 1, "a", 1, 0);
-	db_log_insert(db, 11, 1, 2, "b", 1, 0);
-	db_log_insert(db, 10, 12, 3, "c", 1, 0);
-	db_log_insert(db, 10, 13, 4, "d", 1, 0);
+	db_log_insert(db, 11, 0, 1, "a", 1);
+	db_log_insert(db, 11, 1, 2, "b", 1);
+	db_log_insert(db, 10, 12, 3, "c", 1);
+	db_log_insert(db, 10, 13, 4, "d", 1);
 	ok(db_commit(db) == 0, "log lines beyond the stored log_next");
 	ok(db_task_get_sync(db, 11, &got) == 1 && got.log_next == 2,
 	    "log_next read: stored 0, lines 0-1: 2");
@@ -323,7 +324,7 @@ test_rows(struct db *db)
 	    d ? d : "all fields");
 	task_row_free(&got);
 	db_begin(db);
-	db_log_insert(db, 10, 40, 5, "e", 1, 0);
+	db_log_insert(db, 10, 40, 5, "e", 1);
 	db_commit(db);
 	ok(db_task_get_sync(db, 10, &got) == 1 && got.log_next == 40,
 	    "a final task's log_next is the stored one");
@@ -623,17 +624,17 @@ test_logs(struct db *db)
 	int			 good;
 
 	db_begin(db);
-	for (i = 0; i < 5; i++) {
+	/* lines 2..4 only: a log cut by the tail-only cap of old */
+	for (i = 2; i < 5; i++) {
 		snprintf(text, sizeof text, "line %lld", (long long)i);
-		if (db_log_insert(db, 20, i, 1000 + i, text, strlen(text),
-		    3) != 0)
+		if (db_log_insert(db, 20, i, 1000 + i, text, strlen(text)) != 0)
 			break;
 	}
-	ok(i == 5, "write 5 lines with keep=3");
-	ok(db_log_insert(db, 21, 0, 7, "abcdef", 3, 0) == 0, "a line of 3 "
+	ok(i == 5, "write lines 2..4");
+	ok(db_log_insert(db, 21, 0, 7, "abcdef", 3) == 0, "a line of 3 "
 	    "bytes, not NUL-terminated");
 	for (i = 1; i < 6; i++)
-		db_log_insert(db, 21, i, 7 + i, "x", 1, 0);
+		db_log_insert(db, 21, i, 7 + i, "x", 1);
 	ok(db_commit(db) == 0, "commit the log lines");
 
 	good = db_log_read_sync(db, 20, 0, 0, &l, &n, &first) == 0 && n == 3 &&
@@ -656,7 +657,7 @@ test_logs(struct db *db)
 	db_log_lines_free(l, n);
 	good = db_log_read_sync(db, 21, 0, 0, &l, &n, &first) == 0 && n == 6 &&
 	    first == 0 && l[0].len == 3 && strcmp(l[0].text, "abc") == 0;
-	ok(good, "keep=0 keeps every line; text by length");
+	ok(good, "no cap keeps every line; text by length");
 	db_log_lines_free(l, n);
 	good = db_log_read_sync(db, 999, 0, 0, &l, &n, &first) == 0 && n == 0 &&
 	    first == 0;
@@ -722,10 +723,10 @@ test_delete(struct db *db)
 	db_begin(db);
 	row_init(&r, 31, 30, "echo", TASK_SUCCEEDED);
 	db_task_insert(db, &r, 0);
-	db_log_insert(db, 31, 0, 1, "g", 1, 0);
+	db_log_insert(db, 31, 0, 1, "g", 1);
 	row_init(&r, 40, 0, "echo", TASK_SUCCEEDED);	/* unrelated */
 	db_task_insert(db, &r, 0);
-	db_log_insert(db, 40, 0, 1, "keep", 4, 0);
+	db_log_insert(db, 40, 0, 1, "keep", 4);
 	row_init(&r, 1000, 0, "echo", TASK_SUCCEEDED);	/* the highest id */
 	r.version = 500;
 	db_task_insert(db, &r, 0);
@@ -888,7 +889,7 @@ test_txn(struct db *db)
 	r.run_at = 77;
 	db_begin(db);
 	db_task_insert(db, &r, 0);
-	db_log_insert(db, 50, 0, 1, "hello", 5, 10);
+	db_log_insert(db, 50, 0, 1, "hello", 5);
 	ok(db_commit(db) == 0, "insert and commit");
 }
 
@@ -1160,6 +1161,158 @@ writer_done(struct store_batch *b, void *arg)
 	writer_ok = b->ok && arg == &writer_calls;
 }
 
+/* Lines (task, from..to) of every task in turn, as one batch of keep. */
+static int
+cap_batch(struct db *db, const int64_t *tasks, size_t ntasks, int64_t from,
+    int64_t to, int keep)
+{
+	static struct store_log	*logs;
+	static struct buf	 text;
+	struct store_batch	 b;
+	size_t			 nlogs = 0, j;
+	int64_t			 i;
+
+	free(logs);
+	logs = xcalloc((size_t)(to - from + 1) * ntasks, sizeof *logs);
+	text.len = 0;
+	for (i = from; i <= to; i++) {
+		for (j = 0; j < ntasks; j++) {
+			logs[nlogs].task = tasks[j];
+			logs[nlogs].n = i;
+			logs[nlogs].at = 1000 + i;
+			logs[nlogs].off = text.len;
+			buf_printf(&text, "line %lld", (long long)i);
+			logs[nlogs].len = text.len - logs[nlogs].off;
+			nlogs++;
+		}
+	}
+	memset(&b, 0, sizeof b);
+	b.logs = logs;
+	b.nlogs = nlogs;
+	b.text = text.data;
+	b.textlen = text.len;
+	b.log_lines = keep;
+	writer_ok = 0;
+	db_write_batch(db, &b, writer_done, &writer_calls);
+	db_write_wait(db);
+	if (from < 0) {		/* the end: free */
+		free(logs);
+		logs = NULL;
+		buf_free(&text);
+	}
+	return (writer_ok ? 0 : -1);
+}
+
+/* A log's lines are lines from..to of cap_batch, in order: 1 if so. */
+static int
+cap_lines(struct db_log_line *l, size_t n, int64_t from, int64_t to)
+{
+	char	want[32];
+	size_t	i;
+
+	if ((int64_t)n != to - from + 1)
+		return (0);
+	for (i = 0; i < n; i++) {
+		snprintf(want, sizeof want, "line %lld",
+		    (long long)from + (long long)i);
+		if (l[i].n != from + (int64_t)i || strcmp(l[i].text, want) != 0 ||
+		    l[i].at != 1000 + from + (int64_t)i)
+			return (0);
+	}
+	return (1);
+}
+
+/*
+ * The log cap keeps the head (a quarter, rounded up) and the tail, with
+ * a marker in place of the last line dropped: on the writer's path, a
+ * million lines, tasks interleaved in a batch, ?since= inside the
+ * dropped range, a cap changed between batches.
+ */
+static void
+test_log_cap(void)
+{
+	struct db		*db;
+	struct event_base	*base;
+	struct db_log_line	*l;
+	char			*cause = NULL;
+	int64_t			 first, i, one = 60, two[] = { 61, 62 };
+	size_t			 n;
+	int			 good = 1;
+
+	clean();
+	db = reopen(NULL);
+	base = event_base_new();
+	db_writer_start(db, base, &cause);
+
+	/* a million lines in batches of 10,000, keep 100: 25 + 75 */
+	for (i = 0; i < 1000000 && good; i += 10000)
+		good = cap_batch(db, &one, 1, i, i + 9999, 100) == 0;
+	ok(good, "a million lines written in batches, log-lines 100");
+	good = db_log_read_sync(db, 60, 0, 0, &l, &n, &first) == 0 && n == 101;
+	ok(good, "... 101 lines stored: 25 + the marker + 75 (%zu)", n);
+	ok(good && cap_lines(l, 25, 0, 24), "... the head: the first 25 "
+	    "lines, in order, their numbers and times kept");
+	ok(good && l[25].n == 999924 && l[25].at == 1000 + 999924 &&
+	    strcmp(l[25].text, "[999900 lines dropped (25 to 999924): the log "
+	    "keeps the first 25 and the last 75]") == 0,
+	    "... the marker: line 999924's number and time, the count exact "
+	    "(%s)", good ? l[25].text : "");
+	ok(good && cap_lines(l + 26, 75, 999925, 999999), "... the tail: the "
+	    "last 75 lines");
+	db_log_lines_free(l, n);
+
+	/* two tasks' lines interleaved in each batch, keep 10: 3 + 7 */
+	good = cap_batch(db, two, 2, 0, 5, 10) == 0 &&
+	    db_log_read_sync(db, 61, 0, 0, &l, &n, &first) == 0 &&
+	    cap_lines(l, n, 0, 5);
+	ok(good, "under the cap: every line, no marker");
+	db_log_lines_free(l, n);
+	good = cap_batch(db, two, 2, 6, 29, 10) == 0;
+	for (i = 0; i < 2 && good; i++) {
+		good = db_log_read_sync(db, two[i], 0, 0, &l, &n,
+		    &first) == 0 && n == 11 && cap_lines(l, 3, 0, 2) &&
+		    l[3].n == 22 && strcmp(l[3].text, "[20 lines dropped (3 "
+		    "to 22): the log keeps the first 3 and the last 7]") == 0 &&
+		    cap_lines(l + 4, 7, 23, 29);
+		db_log_lines_free(l, n);
+	}
+	ok(good, "two tasks interleaved in a batch: each capped once, 3 + "
+	    "marker + 7");
+	good = db_log_read_sync(db, 61, 10, 0, &l, &n, &first) == 0 &&
+	    n == 8 && l[0].n == 22 && strncmp(l[0].text, "[20 lines", 9) == 0 &&
+	    cap_lines(l + 1, 7, 23, 29);
+	ok(good, "since=10, inside the dropped range: the marker, then the "
+	    "tail");
+	db_log_lines_free(l, n);
+
+	/* the cap raised to 20 (5 + 15): lines 3 and 4 are gone already */
+	good = cap_batch(db, two, 1, 30, 39, 20) == 0 &&
+	    db_log_read_sync(db, 61, 0, 0, &l, &n, &first) == 0 && n == 19 &&
+	    cap_lines(l, 3, 0, 2) && l[3].n == 24 &&
+	    strcmp(l[3].text, "[22 lines dropped (3 to 24): the log keeps "
+	    "the first 3 and the last 15]") == 0 &&
+	    cap_lines(l + 4, 15, 25, 39);
+	ok(good, "the cap raised between batches: one marker, its count "
+	    "still exact (%s)", n > 3 ? l[3].text : "");
+	db_log_lines_free(l, n);
+	/* lowered to 4 (1 + 3): the head shrinks, the old marker goes */
+	good = cap_batch(db, two, 1, 40, 40, 4) == 0 &&
+	    db_log_read_sync(db, 61, 0, 0, &l, &n, &first) == 0 && n == 5 &&
+	    cap_lines(l, 1, 0, 0) && l[1].n == 37 &&
+	    strcmp(l[1].text, "[37 lines dropped (1 to 37): the log keeps "
+	    "the first 1 and the last 3]") == 0 &&
+	    cap_lines(l + 2, 3, 38, 40);
+	ok(good, "the cap lowered: one marker, exact (%s)",
+	    n > 1 ? l[1].text : "");
+	db_log_lines_free(l, n);
+
+	cap_batch(db, two, 0, -1, -1, 0);
+	db_writer_stop(db);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	db_close(db);
+	event_base_free(base);
+}
+
 /* The batch op: the writer thread, answered on the loop (or waited). */
 static void
 test_writer(void)
@@ -1362,6 +1515,7 @@ main(void)
 	test_ids();
 	test_claims();
 	test_writer();
+	test_log_cap();
 	test_lock();
 	test_upgrade();
 	teardown();
