@@ -76,6 +76,8 @@ corod_init(int flags)
 void
 corod_shutdown(void)
 {
+	/* Running programs are stopped (stop-signal, stop-grace). */
+	exec_shutdown();
 	/* What was answered or promised is written before the end. */
 	loop_turn_end();
 	commit_sync();

@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include "corod.h"
+#include "command.h"
+#include "proc.h"
 #include "../api/api.h"
 
 static int	mkdirs(const char *);
@@ -223,6 +225,8 @@ reload(void)
 		} else if (auth_enabled())
 			log_notice("reload: tokens read from %s",
 			    cfg->token_file);
+		/* exec's definitions: a mistake keeps the ones in use */
+		commands_reload();
 	}
 	config_free(&fresh);
 	/* stderr goes to the journal: there is no log file to reopen */
@@ -279,6 +283,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "<3>corod: %s\n", cause);
 		exit(2);
 	}
+	if (commands_load(&cause) != 0) {
+		fprintf(stderr, "<3>corod: %s\n", cause);
+		exit(2);
+	}
 	if (check) {
 		printf("configuration OK\n");
 		return (0);
@@ -296,6 +304,8 @@ main(int argc, char **argv)
 		fatal("cannot create %s", cfg->download_dir);
 
 	corod_init(COROD_LISTEN | COROD_NOTIFY | COROD_SIGNALS);
+	/* programs' children left behind come to corod to be reaped */
+	proc_subreaper();
 	loop_hooks(reload, stopping);
 	log_notice("corod %s started, database %s", PACKAGE_VERSION,
 	    cfg->db_path);
@@ -306,6 +316,7 @@ main(int argc, char **argv)
 
 	corod_shutdown();
 	log_notice("corod stopped");
+	commands_free();
 	config_free(cfg);
 	auth_free();
 	free(main_opts);
