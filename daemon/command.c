@@ -284,7 +284,7 @@ command_key(struct command *c, const char *key, char *v, unsigned int *seen,
 		}
 		errno = 0;
 		if (stat(v, &sb) != 0 || !S_ISREG(sb.st_mode) ||
-		    access(v, X_OK) != 0) {
+		    (sb.st_mode & 0111) == 0 || access(v, X_OK) != 0) {
 			xasprintf(why, "path %s is not an executable file%s%s",
 			    v, errno != 0 ? ": " : "",
 			    errno != 0 ? strerror(errno) : "");

@@ -1088,4 +1088,7 @@ exec_shutdown(void)
 		evtimer_del(ev);
 	}
 	event_free(ev);
+	/* what is left of each group (a child ignoring the stop-signal) */
+	LIST_FOREACH(x, &running, entry)
+		proc_signal(x->proc, SIGKILL);
 }
