@@ -396,7 +396,8 @@ test_kinds(void)
 	ok(stats_kind_index(NULL) == kind_count(), "unknown after them");
 	is(kind_pool_count(), 1, "one pool named by a kind");
 	is_str(kind_pool(0)->name, "downloads", "... downloads");
-	is_str(kind_names(), "echo, sleep, repeat, sequence, gather, download",
+	is_str(kind_names(), "echo, sleep, repeat, sequence, gather, download, "
+	    "exec",
 	    "kind names for problems");
 
 	/* the max-<pool> setting is made from the pool */
