@@ -70,7 +70,7 @@ struct exec_stream {
 	struct event	*ev;
 	int		 is_err;
 	size_t		 len;
-	char		 buf[EXEC_LINE_MAX];
+	char		*buf;		/* EXEC_LINE_MAX, from the first read */
 };
 
 struct exec {
@@ -86,7 +86,7 @@ struct exec {
 	struct event		 *stdin_ev;
 	struct exec_stream	  out;
 	struct exec_stream	  err;
-	char			  tail[EXEC_TAIL];
+	char			 *tail;		/* EXEC_TAIL, from the first read */
 	size_t			  tail_len;
 	struct proc		 *proc;
 	pid_t			  pid;
@@ -538,8 +538,13 @@ exec_stream_read(struct exec_stream *s, int reads)
 	size_t		 keep;
 	int		 i;
 
+	/* a running program that writes nothing costs no buffers */
+	if (s->fd != -1 && s->buf == NULL)
+		s->buf = xmalloc(EXEC_LINE_MAX);
+	if (s->fd != -1 && !s->is_err && x->tail == NULL)
+		x->tail = xmalloc(EXEC_TAIL);
 	for (i = 0; s->fd != -1 && (reads == 0 || i < reads); i++) {
-		n = read(s->fd, s->buf + s->len, sizeof s->buf - s->len);
+		n = read(s->fd, s->buf + s->len, EXEC_LINE_MAX - s->len);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && errno == EAGAIN)
@@ -583,7 +588,7 @@ exec_stream_lines(struct exec_stream *s, int eof)
 	while (p < end) {
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL) {
 			/* a line too long for the buffer is cut here */
-			if (!eof && !(p == s->buf && s->len == sizeof s->buf))
+			if (!eof && !(p == s->buf && s->len == EXEC_LINE_MAX))
 				break;
 			nl = end;
 		}
@@ -598,6 +603,9 @@ exec_stream_lines(struct exec_stream *s, int eof)
 static void
 exec_stream_close(struct exec_stream *s)
 {
+	free(s->buf);
+	s->buf = NULL;
+	s->len = 0;
 	if (s->ev != NULL) {
 		event_free(s->ev);
 		s->ev = NULL;
@@ -777,7 +785,8 @@ exec_result(struct exec *x)
 	    ((unsigned char)x->tail[skip] & 0xc0) == 0x80 &&
 	    x->tail_len == EXEC_TAIL)
 		skip++;
-	buf_add_utf8(&b, x->tail + skip, x->tail_len - skip);
+	if (x->tail != NULL)
+		buf_add_utf8(&b, x->tail + skip, x->tail_len - skip);
 	r = json_object();
 	json_object_set_new(r, "exit_code", WIFEXITED(st) ?
 	    json_integer(WEXITSTATUS(st)) : json_null());
@@ -966,6 +975,7 @@ exec_free(struct task *t)
 		free(x->envp[i]);
 	free(x->envp);
 	free(x->stdin_data);
+	free(x->tail);
 	free(x->rundir);
 	free(x->workdir);
 	free(x->result_path);

@@ -389,7 +389,7 @@ test_kinds(void)
 	char		*cause = NULL;
 	size_t		 i;
 
-	is(kind_count(), 6, "six kinds in the table");
+	is(kind_count(), 7, "seven kinds in the table");
 	for (i = 0; i < kind_count(); i++)
 		ok(stats_kind_index(kind_get(i)) == i, "%s counted at %zu",
 		    kind_get(i)->name, i);
