@@ -239,7 +239,9 @@ command_signal_name(int sig)
 #define SEEN_GRACE	0x10
 #define SEEN_TMAX	0x20
 #define SEEN_RETRY	0x40
-#define SEEN_LIMIT0	0x80	/* and the next COMMAND_NLIMITS bits */
+#define SEEN_MEM	0x80
+#define SEEN_PIDS	0x100
+#define SEEN_LIMIT0	0x200	/* and the next COMMAND_NLIMITS bits */
 
 /* One "key = value" into c; -1 and *why (allocated) if it is bad. */
 static int
@@ -266,6 +268,10 @@ command_key(struct command *c, const char *key, char *v, unsigned int *seen,
 		bit = SEEN_TMAX;
 	else if (strcmp(key, "retry-on-interrupt") == 0)
 		bit = SEEN_RETRY;
+	else if (strcmp(key, "memory-max") == 0)
+		bit = SEEN_MEM;
+	else if (strcmp(key, "pids-max") == 0)
+		bit = SEEN_PIDS;
 	for (i = 0; i < COMMAND_NLIMITS; i++)
 		if (strcmp(key, command_limits[i].key) == 0)
 			bit = SEEN_LIMIT0 << i;
@@ -395,6 +401,22 @@ command_key(struct command *c, const char *key, char *v, unsigned int *seen,
 			    "'%s'", v);
 			return (-1);
 		}
+	} else if (strcmp(key, "memory-max") == 0 ||
+	    strcmp(key, "pids-max") == 0) {
+		static const struct command_limit mem = { "memory-max", 0, 1 };
+		static const struct command_limit pids = { "pids-max", 0, 0 };
+		rlim_t	n;
+
+		if (command_limit_parse(key[0] == 'm' ? &mem : &pids, v,
+		    &n) != 0 || n == 0 || n == RLIM_INFINITY) {
+			xasprintf(why, "%s must be a count%s > 0: '%s'", key,
+			    key[0] == 'm' ? " of bytes (K, M, G)" : "", v);
+			return (-1);
+		}
+		if (key[0] == 'm')
+			c->memory_max = (uint64_t)n;
+		else
+			c->pids_max = (uint64_t)n;
 	} else {
 		for (i = 0; i < COMMAND_NLIMITS; i++)
 			if (strcmp(key, command_limits[i].key) == 0)

@@ -49,6 +49,8 @@ struct command {
 	int64_t		  stop_grace;	/* µs */
 	int64_t		  timeout_max;	/* µs, 0: none */
 	int		  retry_on_interrupt;
+	uint64_t	  memory_max;	/* cgroup memory.max, 0: none */
+	uint64_t	  pids_max;	/* cgroup pids.max, 0: none */
 	int		  limit_set[COMMAND_NLIMITS];
 	rlim_t		  limit[COMMAND_NLIMITS];
 	int		  refs;

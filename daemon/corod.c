@@ -23,6 +23,7 @@
 #include "corod.h"
 #include "db.h"
 #include "download.h"
+#include "cgroup.h"
 #include "proc.h"
 
 static int	corod_flags;
@@ -92,6 +93,7 @@ corod_shutdown(void)
 	task_free_all();
 	transfer_shutdown();
 	proc_shutdown();
+	cgroup_shutdown();
 	hasher_shutdown();
 	if (corod_flags & COROD_NOTIFY)
 		notify_shutdown();

@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "coro.h"
+#include "cgroup.h"
 #include "command.h"
 
 #define EXEC_LINE_MAX	(16 * 1024)	/* a longer line is split */
@@ -103,6 +104,8 @@ struct exec {
 	struct rlimit		  lim[COMMAND_NLIMITS];
 	int			  limset[COMMAND_NLIMITS];
 	const char		 *chdir_to;
+	char			 *cgroup;	/* its cgroup, or NULL */
+	char			 *cgroup_procs;	/* the child joins it */
 	LIST_ENTRY(exec)	  entry;
 };
 LIST_HEAD(exec_list, exec);
@@ -368,8 +371,18 @@ static int
 exec_child(void *arg)
 {
 	struct exec	*x = arg;
-	int		 i;
+	int		 i, fd;
 
+	/* its attempt's cgroup first: everything it starts is in it */
+	if (x->cgroup_procs != NULL) {
+		if ((fd = open(x->cgroup_procs, O_WRONLY | O_CLOEXEC)) == -1)
+			return (-1);
+		if (write(fd, "0", 1) != 1) {
+			close(fd);
+			return (-1);
+		}
+		close(fd);
+	}
 	for (i = 0; i < COMMAND_NLIMITS; i++) {
 		if (x->limset[i] && setrlimit(command_limits[i].resource,
 		    &x->lim[i]) != 0)
@@ -448,6 +461,19 @@ exec_spawn(struct exec *x)
 	 * merged; then tnotify_open(t, &path) here, and
 	 * exec_env_set(x, "NOTIFY_SOCKET", 13, path).
 	 */
+
+	x->cgroup = cgroup_task_create(t->row.id, t->row.attempt,
+	    c->memory_max, c->pids_max);
+	if (x->cgroup != NULL)
+		xasprintf(&x->cgroup_procs, "%s/cgroup.procs", x->cgroup);
+	if ((c->memory_max > 0 && !cgroup_has("memory")) ||
+	    (c->pids_max > 0 && !cgroup_has("pids")))
+		task_log(t, "%s%s%s not applied: corod has no delegated cgroup "
+		    "with that controller", c->memory_max > 0 &&
+		    !cgroup_has("memory") ? "memory-max" : "",
+		    c->memory_max > 0 && !cgroup_has("memory") &&
+		    c->pids_max > 0 && !cgroup_has("pids") ? " and " : "",
+		    c->pids_max > 0 && !cgroup_has("pids") ? "pids-max" : "");
 
 	if ((x->stdin_data != NULL && pipe2(in, O_CLOEXEC) != 0) ||
 	    pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0)
@@ -671,9 +697,11 @@ exec_grace_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (proc_ended(x->proc))
 		return;
-	task_log(x->t, "stop-grace of %g s over: SIGKILL to process group %ld",
-	    (double)x->cmd->stop_grace / USEC_PER_SEC, (long)x->pid);
+	task_log(x->t, "stop-grace of %g s over: SIGKILL to process group %ld%s",
+	    (double)x->cmd->stop_grace / USEC_PER_SEC, (long)x->pid,
+	    x->cgroup != NULL ? " and cgroup.kill" : "");
 	proc_signal(x->proc, SIGKILL);
+	cgroup_task_kill(x->cgroup);
 }
 
 /* Begin the stop protocol: stop-signal to the group, stop-grace armed. */
@@ -716,6 +744,8 @@ exec_finish(struct exec *x)
 	 * left cannot be told cheaply: no log line.
 	 */
 	proc_signal(x->proc, SIGKILL);
+	/* and what left the group, in its cgroup */
+	cgroup_task_kill(x->cgroup);
 	/* a grandchild still holding the pipes is gone: no more output */
 	exec_stream_close(&x->out);
 	exec_stream_close(&x->err);
@@ -966,6 +996,12 @@ exec_free(struct task *t)
 	if (x->timer != NULL)
 		event_free(x->timer);
 	proc_free(x->proc);	/* SIGKILL to its group if still running */
+	if (x->cgroup != NULL) {
+		cgroup_task_kill(x->cgroup);
+		cgroup_task_remove(x->cgroup);
+	}
+	free(x->cgroup);
+	free(x->cgroup_procs);
 	if (x->rundir != NULL)
 		exec_rmdir(x->rundir);
 	for (i = 0; x->argv != NULL && x->argv[i] != NULL; i++)
@@ -1087,6 +1123,7 @@ exec_shutdown(void)
 				task_log(x->t, "stop-grace over: SIGKILL to "
 				    "process group %ld", (long)x->pid);
 				proc_signal(x->proc, SIGKILL);
+				cgroup_task_kill(x->cgroup);
 			}
 			killed = 1;
 			end = now + USEC_PER_SEC;
@@ -1099,6 +1136,8 @@ exec_shutdown(void)
 	}
 	event_free(ev);
 	/* what is left of each group (a child ignoring the stop-signal) */
-	LIST_FOREACH(x, &running, entry)
+	LIST_FOREACH(x, &running, entry) {
 		proc_signal(x->proc, SIGKILL);
+		cgroup_task_kill(x->cgroup);
+	}
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "corod.h"
+#include "cgroup.h"
 #include "command.h"
 #include "proc.h"
 #include "../api/api.h"
@@ -306,6 +307,8 @@ main(int argc, char **argv)
 	corod_init(COROD_LISTEN | COROD_NOTIFY | COROD_SIGNALS);
 	/* programs' children left behind come to corod to be reaped */
 	proc_subreaper();
+	/* a cgroup per exec attempt, if corod's own is delegated */
+	cgroup_init();
 	loop_hooks(reload, stopping);
 	log_notice("corod %s started, database %s", PACKAGE_VERSION,
 	    cfg->db_path);

@@ -549,7 +549,108 @@ def result_file():
     t.is_(task["result"]["output"], [1, 2], "any JSON value")
 
 
+@t.test(timeout=30)
+def healthz_mode():
+    h = D.request("GET", "/healthz").body
+    t.ok(h.get("exec_cgroup") in ("none", "delegated"), "/healthz says "
+         "the exec cgroup mode", diag=h)
+    t.ok(D.wait_output(r"exec: (no delegated cgroup|delegated cgroup)"),
+         "the log says it too")
+
+
 D.close()
+
+
+def cgroup2_parent():
+    """A cgroup v2 directory this test may make children in, or None."""
+    mnt = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if " - cgroup2 " in line:
+                mnt = line.split()[4]
+                break
+    if mnt is None:
+        return None
+    path = "/"
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                path = line[3:].strip()
+    d = os.path.normpath(mnt + "/" + path)
+    return d if os.access(d, os.W_OK) else None
+
+
+@t.test(timeout=60)
+def cgroup_delegated():
+    """corod in a cgroup marked delegated (as systemd's Delegate=yes does):
+    a cgroup per attempt, and cgroup.kill reaches a grandchild that left
+    the process group."""
+    parent = cgroup2_parent()
+    if parent is None:
+        t.skip("cgroup_delegated", "no writable cgroup v2 here")
+        return
+    cg = os.path.join(parent, "corod-e2e-%d" % os.getpid())
+    try:
+        os.mkdir(cg)
+        os.setxattr(cg, "trusted.delegate", b"1")
+    except OSError as e:
+        if os.path.isdir(cg):
+            os.rmdir(cg)
+        t.skip("cgroup_delegated", "cannot make a delegated cgroup: %s" % e)
+        return
+    d = Corod(t, start=False)
+    cdir = os.path.join(d.dir, "commands")
+    write_commands(cdir, {"group": "path = %s\nallow-args = any\n"
+                          "stop-grace = 1\npids-max = 100\n" % GROUP})
+    d.args = ["--commands-dir", cdir]
+    plain = d.command
+    d.command = lambda: ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && '
+                         'exec "$@"', cg] + plain()
+    try:
+        d.start()
+        d.wait_output(r"exec: delegated cgroup " + cg)
+        t.is_(d.request("GET", "/healthz").body.get("exec_cgroup"),
+              "delegated", "/healthz: delegated")
+        pidfile = os.path.join(d.dir, "cg.pids")
+        task = d.submit({"kind": "exec", "params": {
+            "command": "group", "args": [pidfile, "-", "setsid"]}})
+        pids = read_pids(pidfile, 2)
+        tcg = os.path.join(cg, "task-%d.1" % task["id"])
+        with open(os.path.join(tcg, "cgroup.procs")) as f:
+            inside = [int(x) for x in f.read().split()]
+        t.ok(all(p in inside for p in pids), "the program and its "
+             "grandchild are in the attempt's cgroup", diag=(pids, inside))
+        try:
+            with open(os.path.join(tcg, "pids.max")) as f:
+                pids_max = f.read().strip()
+        except OSError:
+            pids_max = None
+        d.cancel(task["id"])
+        task = d.wait_state(task["id"], FINAL, timeout=20)
+        t.is_(task["state"], "canceled", "canceled")
+        t.ok(wait_gone(pids), "the grandchild that left the process group "
+             "is gone too (cgroup.kill)",
+             diag=[(p, pid_exists(p)) for p in pids])
+        t.ok(wait_gone([tcg], exists=os.path.exists), "the attempt's "
+             "cgroup is removed")
+        lines = log_texts(d, task["id"])
+        if pids_max is not None:
+            t.is_(pids_max, "100", "pids.max from the definition's pids-max")
+        else:
+            t.ok(any("pids-max not applied" in ln for ln in lines),
+                 "no pids controller delegated: pids-max not applied, "
+                 "logged", diag=lines)
+    finally:
+        d.close()
+        for sub in ("corod",):
+            try:
+                os.rmdir(os.path.join(cg, sub))
+            except OSError:
+                pass
+        try:
+            os.rmdir(cg)
+        except OSError as e:
+            t.diag("could not remove %s: %s" % (cg, e))
 
 
 # --- restarts -----------------------------------------------------------------
