@@ -198,6 +198,8 @@ BAD_DEFS = [
     ("limit-cpu", "path = /bin/true\nlimit-cpu = -5\n", r"bad\.conf:2: limit-cpu must be"),
     ("limit-fsize", "path = /bin/true\nlimit-fsize = 10Q\n", r"bad\.conf:2: limit-fsize must be"),
     ("limit-nproc", "path = /bin/true\nlimit-nproc = 1.5\n", r"bad\.conf:2: limit-nproc must be"),
+    ("memory-max", "path = /bin/true\nmemory-max = 0\n", r"bad\.conf:2: memory-max must be"),
+    ("pids-max", "path = /bin/true\npids-max = lots\n", r"bad\.conf:2: pids-max must be"),
     ("unknown key", "path = /bin/true\nshell = yes\n", r"bad\.conf:2: unknown key 'shell'"),
     ("no =", "path = /bin/true\njust words\n", r"bad\.conf:2: expected 'key = value'"),
 ]

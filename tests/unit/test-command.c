@@ -73,7 +73,9 @@ main(void)
 	    "limit-as = 1G\n"
 	    "limit-cpu = infinity\n"
 	    "limit-fsize = 10M\n"
-	    "limit-nproc = 100\n", &cause);
+	    "limit-nproc = 100\n"
+	    "memory-max = 512M\n"
+	    "pids-max = 64\n", &cause);
 	ok(c != NULL, "a file with every key parses (%s)",
 	    cause != NULL ? cause : "ok");
 	if (c == NULL)
@@ -100,6 +102,8 @@ main(void)
 	ok(c->limit[1] == 1024ULL * 1024 * 1024, "limit-as 1G");
 	ok(c->limit[2] == RLIM_INFINITY, "limit-cpu infinity");
 	ok(c->limit[3] == 10ULL * 1024 * 1024, "limit-fsize 10M");
+	ok(c->memory_max == 512ULL * 1024 * 1024, "memory-max 512M");
+	ok(c->pids_max == 64, "pids-max");
 	command_unref(c);
 
 	c = parse("path = /bin/true\n", &cause);
