@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "../daemon/corod.h"
+#include "../daemon/cgroup.h"
 #include "api.h"
 
 void
@@ -20,9 +21,10 @@ api_healthz(struct http_request *req)
 
 	up = (double)(time_now() - loop_started_at()) / USEC_PER_SEC;
 	buf_printf(&b, "{\"status\":\"%s\",\"version\":\"%s\","
-	    "\"uptime\":%.3f,\"running\":%zu,\"in_memory\":%zu}",
+	    "\"uptime\":%.3f,\"running\":%zu,\"in_memory\":%zu,"
+	    "\"exec_cgroup\":\"%s\"}",
 	    loop_stopping() ? "stopping" : "ok", PACKAGE_VERSION, up,
-	    task_nrunning, task_count());
+	    task_nrunning, task_count(), cgroup_mode());
 	body = buf_steal(&b, &len);
 	http_respond_text(req, loop_stopping() ? 503 : 200,
 	    "application/json", body, len);

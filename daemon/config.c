@@ -121,6 +121,12 @@ static const struct opt opt_table[] = {
 	    "err, warning, notice, info or debug" },
 	{ "stop-timeout", OPT_SECONDS, O(stop_timeout), 0, 0, "10",
 	    "seconds a graceful stop may take before corod exits anyway" },
+	{ "commands-dir", OPT_STRING, O(commands_dir), 0, 0, "",
+	    "directory of NAME.conf command definitions exec tasks may run "
+	    "(none: exec is off)" },
+	{ "exec-allow-any-path", OPT_BOOL, O(exec_allow_any_path), 0, 0, "no",
+	    "let exec tasks run any program named by its absolute path "
+	    "(logged as a warning)" },
 };
 #undef O
 
@@ -133,7 +139,8 @@ static const char *const live_opts[] = {
 	"log-level", "max-running", "max-body", "log-lines",
 	"retention", "max-batch", "max-children", "max-depth", "allow-origin",
 	"max-tasks", "retention-count", "token-file", "metrics-public",
-	"allow-host", "outbound-deny", "outbound-allow", NULL,
+	"allow-host", "outbound-deny", "outbound-allow", "commands-dir",
+	"exec-allow-any-path", NULL,
 };
 
 struct config	*cfg;
@@ -447,6 +454,7 @@ config_free(struct config *c)
 	free(c->token_file);
 	free(c->tls_cert);
 	free(c->tls_key);
+	free(c->commands_dir);
 	free(c->pool_max);
 	memset(c, 0, sizeof *c);
 }

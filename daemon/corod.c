@@ -23,6 +23,7 @@
 #include "corod.h"
 #include "db.h"
 #include "download.h"
+#include "cgroup.h"
 #include "outbound.h"
 #include "proc.h"
 
@@ -77,6 +78,8 @@ corod_init(int flags)
 void
 corod_shutdown(void)
 {
+	/* Running programs are stopped (stop-signal, stop-grace). */
+	exec_shutdown();
 	/* What was answered or promised is written before the end. */
 	loop_turn_end();
 	commit_sync();
@@ -92,6 +95,7 @@ corod_shutdown(void)
 	transfer_shutdown();
 	outbound_shutdown();
 	proc_shutdown();
+	cgroup_shutdown();
 	hasher_shutdown();
 	if (corod_flags & COROD_NOTIFY)
 		notify_shutdown();

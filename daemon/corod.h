@@ -59,6 +59,8 @@ struct config {
 	char		*outbound_allow;	/* ... but for these */
 	int		 log_level;
 	int64_t		 stop_timeout;	/* µs a graceful stop may take */
+	char		*commands_dir;	/* exec's definitions; "": exec off */
+	int		 exec_allow_any_path;
 };
 extern struct config	*cfg;
 void		 config_defaults(struct config *);
@@ -205,6 +207,10 @@ struct task_kind {
 	 * left something to resume from) is canceled and will not run
 	 * again: drop what that attempt left. */
 	void		(*abandon)(struct task *);
+	/* Optional: at start, for a task found running from a corod that
+	 * died, before it is rescheduled (exec kills what is left of its
+	 * program). */
+	void		(*interrupted)(struct task *);
 };
 /* The pool every leaf takes a slot of (max-running): pool 0. */
 #define SLOT_RUN	0
@@ -219,6 +225,9 @@ int			 kind_validate(const struct task_kind *, json_t *,
 			    const char *, struct verror *);
 const struct param_spec	*kind_param(const struct task_kind *, const char *);
 extern const struct task_kind	*kind_table[];
+
+/* kind-exec.c: a graceful stop ends the running programs first */
+void			 exec_shutdown(void);
 
 /* group.c: what sequence and gather share */
 struct group {

@@ -24,6 +24,7 @@ extern const struct task_kind	kind_repeat;
 extern const struct task_kind	kind_sequence;
 extern const struct task_kind	kind_gather;
 extern const struct task_kind	kind_download;
+extern const struct task_kind	kind_exec;
 
 const struct task_kind *kind_table[] = {
 	&kind_echo,
@@ -32,6 +33,7 @@ const struct task_kind *kind_table[] = {
 	&kind_sequence,
 	&kind_gather,
 	&kind_download,
+	&kind_exec,
 	NULL,
 };
 

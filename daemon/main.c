@@ -25,6 +25,9 @@
 #include <unistd.h>
 
 #include "corod.h"
+#include "cgroup.h"
+#include "command.h"
+#include "proc.h"
 #include "../api/api.h"
 #include "outbound.h"
 
@@ -230,6 +233,8 @@ reload(void)
 		} else if (auth_enabled())
 			log_notice("reload: tokens read from %s",
 			    cfg->token_file);
+		/* exec's definitions: a mistake keeps the ones in use */
+		commands_reload();
 	}
 	config_free(&fresh);
 	/* stderr goes to the journal: there is no log file to reopen */
@@ -291,6 +296,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "<3>corod: %s\n", cause);
 		exit(2);
 	}
+	if (commands_load(&cause) != 0) {
+		fprintf(stderr, "<3>corod: %s\n", cause);
+		exit(2);
+	}
 	if (check) {
 		printf("configuration OK\n");
 		return (0);
@@ -308,6 +317,10 @@ main(int argc, char **argv)
 		fatal("cannot create %s", cfg->download_dir);
 
 	corod_init(COROD_LISTEN | COROD_NOTIFY | COROD_SIGNALS);
+	/* programs' children left behind come to corod to be reaped */
+	proc_subreaper();
+	/* a cgroup per exec attempt, if corod's own is delegated */
+	cgroup_init();
 	loop_hooks(reload, stopping);
 	log_notice("corod %s started, database %s", PACKAGE_VERSION,
 	    cfg->db_path);
@@ -318,6 +331,7 @@ main(int argc, char **argv)
 
 	corod_shutdown();
 	log_notice("corod stopped");
+	commands_free();
 	config_free(cfg);
 	auth_free();
 	free(main_opts);

@@ -50,15 +50,18 @@
  * given to another process meanwhile.
  */
 #include <sys/types.h>
+#include <sys/prctl.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -81,6 +84,7 @@ struct proc {
 	struct event	*ev;		/* EV_READ on pidfd */
 	enum proc_state	 state;
 	int		 status;	/* wait status once ENDED */
+	int		 buried;	/* reaped by proc_rusage */
 	struct task	*waiter;	/* AWAIT_PROC */
 	void		(*done)(struct proc *, void *);
 	void		*arg;
@@ -90,12 +94,15 @@ LIST_HEAD(proc_list, proc);
 
 static struct proc_list	 procs = LIST_HEAD_INITIALIZER(procs);
 static struct proc_list	 sigchld_procs = LIST_HEAD_INITIALIZER(sigchld_procs);
+/* ENDED and held: their zombies are kept, the orphan reaper keeps off */
+static struct proc_list	 ended_procs = LIST_HEAD_INITIALIZER(ended_procs);
 static struct event	*sigchld_ev;
 static size_t		 nrunning;
 static int		 force_sigchld;
 static int		 no_pidfd;	/* pidfd_open said ENOSYS */
 static int		 no_p_pidfd;	/* waitid(P_PIDFD) said EINVAL (5.3) */
 static int		 open_max;	/* for a kernel without close_range */
+static int		 subreaper;	/* orphans come to us (proc_subreaper) */
 
 static void	 proc_sigchld_on(void);
 static pid_t	 proc_fork_exec(const struct proc_spawn *, int *);
@@ -108,6 +115,8 @@ static void	 proc_sigchld_cb(evutil_socket_t, short, void *);
 static int	 proc_reap(struct proc *, int);
 static void	 proc_bury(struct proc *);
 static void	 proc_ended_now(struct proc *, const siginfo_t *);
+static int	 proc_is_ours(pid_t);
+static void	 proc_reap_orphans(void);
 
 /* A spawn request with its defaults: stdin, stdout, stderr /dev/null. */
 void
@@ -374,6 +383,8 @@ proc_sigchld_cb(evutil_socket_t sig, short what, void *arg)
 		next = LIST_NEXT(p, entry);
 		proc_reap(p, 0);
 	}
+	if (subreaper)
+		proc_reap_orphans();
 }
 
 /*
@@ -427,6 +438,9 @@ proc_bury(struct proc *p)
 {
 	siginfo_t	si;
 
+	if (p->buried)
+		return;
+	p->buried = 1;
 	while (waitid(P_PID, (id_t)p->pid, &si, WEXITED) == -1 &&
 	    errno == EINTR)
 		;
@@ -462,6 +476,7 @@ proc_ended_now(struct proc *p, const siginfo_t *si)
 		return;
 	}
 	p->state = PROC_ENDED;
+	LIST_INSERT_HEAD(&ended_procs, p, entry);
 	if ((t = p->waiter) != NULL) {
 		p->waiter = NULL;
 		task_wake(t, WAKE_PROC);
@@ -477,6 +492,11 @@ proc_ended_now(struct proc *p, const siginfo_t *si)
 int
 proc_signal(struct proc *p, int sig)
 {
+	if (p->buried) {
+		/* its pid may be another's now */
+		errno = ESRCH;
+		return (-1);
+	}
 	if (kill(-p->pid, sig) == 0)
 		return (0);
 	/* the program left its group (setpgid): the program itself */
@@ -529,6 +549,7 @@ proc_free(struct proc *p)
 	p->waiter = NULL;
 	p->done = NULL;
 	if (p->state == PROC_ENDED) {
+		LIST_REMOVE(p, entry);
 		proc_bury(p);
 		free(p);
 		return;
@@ -539,6 +560,132 @@ proc_free(struct proc *p)
 		/* ended already: reaped (and freed) now, not at the next turn */
 		proc_reap(p, 0);
 	}
+}
+
+/*
+ * Reap an ended process now and take its resource usage (wait4): 0, or
+ * -1 if it has not ended or was reaped already.  Its group can no longer
+ * be signalled after this (the pid is free for reuse): signal the group
+ * for the last time first.
+ */
+int
+proc_rusage(struct proc *p, struct rusage *ru)
+{
+	int	st;
+
+	if (p->state != PROC_ENDED || p->buried)
+		return (-1);
+	p->buried = 1;
+	while (wait4(p->pid, &st, 0, ru) == -1) {
+		if (errno != EINTR)
+			return (-1);
+	}
+	return (0);
+}
+
+/*
+ * The start time of process pid (field 22 of /proc/PID/stat, clock ticks
+ * after boot), which with the pid names one process: a pid reused later
+ * has another.  0, or -1 if there is no such process.
+ */
+int
+proc_start_time(pid_t pid, unsigned long long *start)
+{
+	char	 path[64], buf[1024], *p;
+	FILE	*f;
+	size_t	 n;
+	int	 field;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return (-1);
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* the name, field 2, may hold anything: count after its ')' */
+	if ((p = strrchr(buf, ')')) == NULL)
+		return (-1);
+	for (field = 2; field < 22 && p != NULL; field++)
+		p = strchr(p + 1, ' ');
+	if (p == NULL)
+		return (-1);
+	*start = strtoull(p + 1, NULL, 10);
+	return (0);
+}
+
+/*
+ * Make corod the reaper of the orphans of its programs (a grandchild
+ * killed with its group after the program ended): without it they go to
+ * PID 1, which in a container may never reap them.  They are reaped on
+ * SIGCHLD; the procs of this file are never reaped there.
+ */
+void
+proc_subreaper(void)
+{
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
+		log_warn("%s: PR_SET_CHILD_SUBREAPER", __func__);
+		return;
+	}
+	subreaper = 1;
+	proc_sigchld_on();
+}
+
+/* Is pid one of our procs (reaped by proc_reap/proc_bury, not here)? */
+static int
+proc_is_ours(pid_t pid)
+{
+	struct proc	*p;
+
+	LIST_FOREACH(p, &procs, entry)
+		if (p->pid == pid)
+			return (1);
+	LIST_FOREACH(p, &sigchld_procs, entry)
+		if (p->pid == pid)
+			return (1);
+	LIST_FOREACH(p, &ended_procs, entry)
+		if (p->pid == pid && !p->buried)
+			return (1);
+	return (0);
+}
+
+/*
+ * Reap the orphans that ended.  Our children are listed per thread in
+ * /proc/self/task/TID/children; waitid(P_ALL) cannot be used, as it
+ * would also take the statuses proc.c keeps (an ended proc's zombie).
+ * An ended proc that is detached is still in a list until reaped, and
+ * one held (ENDED) is no orphan: neither is touched.
+ */
+static void
+proc_reap_orphans(void)
+{
+	DIR		*d;
+	struct dirent	*de;
+	FILE		*f;
+	siginfo_t	 si;
+	char		 path[300];
+	long		 pid;
+
+	if ((d = opendir("/proc/self/task")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%s/children",
+		    de->d_name);
+		if ((f = fopen(path, "re")) == NULL)
+			continue;
+		while (fscanf(f, "%ld", &pid) == 1) {
+			if (proc_is_ours((pid_t)pid))
+				continue;
+			memset(&si, 0, sizeof si);
+			if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG) ==
+			    0 && si.si_pid != 0)
+				log_debug("%s: orphan %ld reaped", __func__,
+				    pid);
+		}
+		fclose(f);
+	}
+	closedir(d);
 }
 
 /* Processes started and not yet ended (detached ones included). */

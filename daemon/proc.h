@@ -20,6 +20,7 @@
 #define PROC_H
 
 #include <sys/types.h>
+#include <sys/resource.h>
 
 struct proc;
 struct task;
@@ -54,5 +55,8 @@ void		 proc_free(struct proc *);
 size_t		 proc_running(void);
 void		 proc_force_sigchld(int);
 void		 proc_shutdown(void);
+int		 proc_rusage(struct proc *, struct rusage *);
+int		 proc_start_time(pid_t, unsigned long long *);
+void		 proc_subreaper(void);
 
 #endif /* PROC_H */

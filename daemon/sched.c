@@ -614,6 +614,8 @@ sched_recover(void)
 		nref++;
 		task_log(t, "interrupted: the daemon stopped during attempt %d;"
 		    " rescheduled", t->row.attempt);
+		if (t->kind->interrupted != NULL)
+			t->kind->interrupted(t);
 		t->row.state = TASK_SCHEDULED;
 		t->row.run_at = t->row.parent == 0 ? now : 0;
 		task_touch(t);

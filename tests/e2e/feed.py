@@ -36,7 +36,8 @@ from corod import Corod, echo, is_problem, parse_log, sleep  # noqa: E402
 
 FINAL = ("succeeded", "failed", "canceled")
 STATES = ("scheduled", "running", "succeeded", "failed", "canceled")
-KINDS = ("echo", "sleep", "repeat", "sequence", "gather", "download")
+KINDS = ("echo", "sleep", "repeat", "sequence", "gather", "download",
+         "exec")
 EVENT_KEYS = {"seq", "type", "task", "state", "version"}
 EVENT_TYPES = ("created", "updated", "deleted")
 GONE_TYPE = "urn:corod:problem:events-gone"

@@ -1,0 +1,1143 @@
+/*
+ * kind-exec.c -- "exec": run a program the operator defined (command.c).
+ *
+ * An attempt spawns the command through proc.c (vfork and execve, no
+ * shell): argv is the definition's path, its fixed args, then the
+ * client's; the environment is built, never inherited; the program gets
+ * a session and process group of its own, descriptors 0-2 only,
+ * no_new_privs, the definition's rlimits and working directory (or a
+ * fresh empty one, removed after).  stdin is /dev/null, or a pipe the
+ * loop writes params.stdin into without blocking.
+ *
+ * stdout and stderr are non-blocking pipes read by libevent events: the
+ * bytes are split into lines (a line longer than EXEC_LINE_MAX is cut
+ * there) and appended to the task's log as they come, stderr's marked
+ * with the prefix "[stderr] ".  The last EXEC_TAIL bytes of stdout go
+ * into the result.
+ *
+ * The attempt, and who moves it:
+ *
+ *   start --exec_spawn--> RUNNING --its end (WAKE_PROC)--> drained,
+ *        \                 |                    leftovers of its group
+ *         spawn_failed     | cancel, timeout     killed, reaped, result
+ *                          v
+ *                       STOPPING: stop-signal to the group; after
+ *                       stop-grace SIGKILL to the group (a log line
+ *                       each); waits for the end whatever else comes
+ *
+ * Its pid, group and start time are the task's checkpoint while it
+ * runs, so that after a kill -9 of corod the next start kills a program
+ * still running from before (pid AND start time must match: a reused
+ * pid is never killed, exec_interrupted) and the attempt ends
+ * "interrupted", rerun only with retry-on-interrupt.
+ */
+#include <sys/types.h>
+#include <sys/prctl.h>
+#include <sys/queue.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coro.h"
+#include "cgroup.h"
+#include "command.h"
+
+#define EXEC_LINE_MAX	(16 * 1024)	/* a longer line is split */
+#define EXEC_TAIL	4096		/* stdout kept for the result */
+#define EXEC_STDIN_MAX	(64 * 1024)
+#define EXEC_ARGS_MAX	4096
+#define EXEC_ARG_MAX	(128 * 1024)	/* the kernel's MAX_ARG_STRLEN */
+#define EXEC_ENV_MAX	256
+#define EXEC_RESULT_MAX	(1024 * 1024)	/* bytes of COROD_RESULT_FILE */
+#define EXEC_READS	16		/* reads per event: others run too */
+#define EXEC_PATH	"/usr/local/bin:/usr/bin:/bin"
+#define EXEC_STDERR	"[stderr] "
+
+struct exec;
+
+struct exec_stream {
+	struct exec	*x;
+	int		 fd;		/* -1: closed */
+	struct event	*ev;
+	int		 is_err;
+	size_t		 len;
+	char		*buf;		/* EXEC_LINE_MAX, from the first read */
+};
+
+struct exec {
+	struct task		*t;
+	struct command		*cmd;
+	char			**argv;
+	char			**envp;
+	size_t			  nenv;
+	char			 *stdin_data;	/* NULL: /dev/null */
+	size_t			  stdin_len;
+	size_t			  stdin_off;
+	int			  stdin_fd;
+	struct event		 *stdin_ev;
+	struct exec_stream	  out;
+	struct exec_stream	  err;
+	char			 *tail;		/* EXEC_TAIL, from the first read */
+	size_t			  tail_len;
+	struct proc		 *proc;
+	pid_t			  pid;
+	char			 *rundir;	/* removed after */
+	char			 *workdir;	/* the program's cwd */
+	char			 *result_path;
+	struct event		 *timer;	/* timeout-max, then stop-grace */
+	int			  deadline_hit;	/* timeout-max reached */
+	int			  stopping;
+	int64_t			  started;	/* monotonic µs */
+	struct rusage		  ru;
+	int			  have_ru;
+	/* for the child (async-signal-safe use only) */
+	struct rlimit		  lim[COMMAND_NLIMITS];
+	int			  limset[COMMAND_NLIMITS];
+	const char		 *chdir_to;
+	char			 *cgroup;	/* its cgroup, or NULL */
+	char			 *cgroup_procs;	/* the child joins it */
+	LIST_ENTRY(exec)	  entry;
+};
+LIST_HEAD(exec_list, exec);
+
+static struct exec_list	 running = LIST_HEAD_INITIALIZER(running);
+static int		 shutting_down;	/* exec_shutdown: bodies stay put */
+
+static int	exec_start(struct task *);
+static int	exec_body(struct task *);
+static void	exec_free(struct task *);
+static void	exec_describe(const struct task_row *, char *, size_t);
+static void	exec_interrupted(struct task *);
+static int	exec_check(json_t *, const char *, struct verror *);
+static int	exec_args_check(json_t *, const char *, struct verror *);
+static int	exec_env_check(json_t *, const char *, struct verror *);
+static int	exec_spawn(struct exec *);
+static int	exec_child(void *);
+static int	exec_env_has(struct exec *, const char *);
+static void	exec_env_set(struct exec *, const char *, size_t,
+		    const char *);
+static void	exec_read_cb(evutil_socket_t, short, void *);
+static void	exec_stdin_cb(evutil_socket_t, short, void *);
+static void	exec_stream_read(struct exec_stream *, int);
+static void	exec_stream_lines(struct exec_stream *, int);
+static void	exec_stream_close(struct exec_stream *);
+static void	exec_deadline_cb(evutil_socket_t, short, void *);
+static void	exec_grace_cb(evutil_socket_t, short, void *);
+static void	exec_stop(struct exec *);
+static void	exec_finish(struct exec *);
+static json_t	*exec_result(struct exec *);
+static json_t	*exec_output(struct exec *);
+static void	exec_rmdir(const char *);
+static void	exec_wakeup_cb(evutil_socket_t, short, void *);
+
+static const struct param_spec exec_params[] = {
+	{ .name = "command", .type = PARAM_STRING, .flags = PARAM_REQUIRED |
+	    PARAM_NO_NUL, .max_len = 4096,
+	    .help = "the name of a command the operator defined" },
+	{ .name = "args", .type = PARAM_ARRAY, .max_len = EXEC_ARGS_MAX,
+	    .check = exec_args_check,
+	    .help = "arguments after the command's own (strings), if it "
+	    "allows them" },
+	{ .name = "env", .type = PARAM_OBJECT, .max_len = EXEC_ENV_MAX,
+	    .check = exec_env_check,
+	    .help = "variables the command allows a client to set" },
+	{ .name = "stdin", .type = PARAM_STRING, .max_len = EXEC_STDIN_MAX,
+	    .help = "text given to the program on its standard input" },
+	{ .name = NULL },
+};
+
+const struct task_kind kind_exec = {
+	.name = "exec",
+	.help = "runs a program the operator defined (commands-dir)",
+	.params = exec_params,
+	.example = "{\"command\": \"backup\", \"args\": []}",
+	.check = exec_check,
+	.start = exec_start,
+	.body = exec_body,
+	.free = exec_free,
+	.describe = exec_describe,
+	.interrupted = exec_interrupted,
+};
+
+/* Each argument a string without NUL that the kernel takes. */
+static int
+exec_args_check(json_t *v, const char *field, struct verror *e)
+{
+	char	f[300];
+	size_t	i;
+	json_t	*a;
+
+	json_array_foreach(v, i, a) {
+		pointer_index(f, sizeof f, field, i);
+		if (!json_is_string(a) ||
+		    strlen(json_string_value(a)) != json_string_length(a) ||
+		    json_string_length(a) >= EXEC_ARG_MAX) {
+			verror_set(e, "invalid-field", f, "an argument must be "
+			    "a string without NUL, shorter than %d bytes",
+			    EXEC_ARG_MAX);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/* Names of variables, values strings (or, later, secrets). */
+static int
+exec_env_check(json_t *v, const char *field, struct verror *e)
+{
+	const char	*name;
+	json_t		*val;
+	char		 f[300];
+
+	json_object_foreach(v, name, val) {
+		pointer_join(f, sizeof f, field, name);
+		if (!command_env_name_ok(name, strlen(name))) {
+			verror_set(e, "invalid-field", f, "a variable name is "
+			    "letters, digits and _, not starting with a digit");
+			return (-1);
+		}
+		if (json_is_object(val) && json_object_size(val) == 1 &&
+		    json_object_get(val, "secret") != NULL) {
+			/*
+			 * SECRETS: {"secret": NAME} values are refused until
+			 * daemon/secret.c is merged; then this becomes
+			 * return secret_ref_check(val, f, e) and
+			 * exec_spawn resolves it (see SECRETS there).
+			 */
+			verror_set(e, "invalid-field", f,
+			    "secrets are not configured");
+			return (-1);
+		}
+		if (!json_is_string(val) || strlen(json_string_value(val)) !=
+		    json_string_length(val) || json_string_length(val) >
+		    EXEC_STDIN_MAX) {
+			verror_set(e, "invalid-field", f, "a variable's value "
+			    "must be a string without NUL of at most %d bytes",
+			    EXEC_STDIN_MAX);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/* What the command allows: defined, its arguments, its variables. */
+static int
+exec_check(json_t *params, const char *base, struct verror *e)
+{
+	struct command	*c;
+	const char	*name;
+	json_t		*a, *v;
+	char		 f[300], g[300];
+	size_t		 i;
+	int		 rc = -1;
+
+	name = json_string_value(json_object_get(params, "command"));
+	if ((c = command_get(name)) == NULL) {
+		pointer_join(f, sizeof f, base, "command");
+		if (cfg->commands_dir[0] == '\0' && !cfg->exec_allow_any_path)
+			verror_set(e, "invalid-field", f, "exec is off: no "
+			    "commands are defined (commands-dir)");
+		else
+			verror_set(e, "invalid-field", f, "no command \"%.100s\" "
+			    "is defined", name);
+		return (-1);
+	}
+	pointer_join(g, sizeof g, base, "args");
+	json_array_foreach(json_object_get(params, "args"), i, a) {
+		if (!command_arg_allowed(c, json_string_value(a))) {
+			pointer_index(f, sizeof f, g, i);
+			verror_set(e, "invalid-field", f, "command %s %s",
+			    c->name, c->allow == ALLOW_NONE ? "takes no "
+			    "arguments from clients" : "does not allow this "
+			    "argument");
+			goto out;
+		}
+	}
+	pointer_join(g, sizeof g, base, "env");
+	json_object_foreach(json_object_get(params, "env"), name, v) {
+		if (!command_env_allowed(c, name)) {
+			pointer_join(f, sizeof f, g, name);
+			verror_set(e, "invalid-field", f, "command %s does not "
+			    "let clients set %.100s", c->name, name);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	command_unref(c);
+	return (rc);
+}
+
+/* Read params into t->data; the command is held for the attempt. */
+static int
+exec_start(struct task *t)
+{
+	struct exec	*x;
+	json_t		*params, *a, *v;
+	const char	*name;
+	size_t		 i, n;
+
+	if ((params = json_loads(t->row.params, 0, NULL)) == NULL)
+		return (-1);
+	x = xcalloc(1, sizeof *x);
+	x->t = t;
+	x->stdin_fd = x->out.fd = x->err.fd = -1;
+	x->out.x = x->err.x = x;
+	x->err.is_err = 1;
+	t->data = x;
+	/* defined at submission; a reload may have removed it since */
+	name = json_string_value(json_object_get(params, "command"));
+	x->cmd = command_get(name != NULL ? name : "");
+	if (x->cmd != NULL) {
+		n = x->cmd->nargs + json_array_size(json_object_get(params,
+		    "args"));
+		x->argv = xcalloc(n + 2, sizeof *x->argv);
+		n = 0;
+		x->argv[n++] = xstrdup(x->cmd->path);
+		for (i = 0; i < x->cmd->nargs; i++)
+			x->argv[n++] = xstrdup(x->cmd->args[i]);
+		json_array_foreach(json_object_get(params, "args"), i, a)
+			x->argv[n++] = xstrdup(json_string_value(a));
+		/* the definition's variables, then the client's */
+		for (i = 0; i < x->cmd->nenv; i++) {
+			name = strchr(x->cmd->env[i], '=');
+			exec_env_set(x, x->cmd->env[i],
+			    (size_t)(name - x->cmd->env[i]), name + 1);
+		}
+		json_object_foreach(json_object_get(params, "env"), name, v) {
+			/* SECRETS: a {"secret": NAME} value is read here
+			 * (secret_read) once secret.c is merged */
+			if (json_is_string(v))
+				exec_env_set(x, name, strlen(name),
+				    json_string_value(v));
+		}
+	}
+	if ((v = json_object_get(params, "stdin")) != NULL &&
+	    json_is_string(v)) {
+		x->stdin_len = json_string_length(v);
+		x->stdin_data = xmalloc(x->stdin_len + 1);
+		memcpy(x->stdin_data, json_string_value(v), x->stdin_len);
+	}
+	json_decref(params);
+	return (0);
+}
+
+/* Set NAME=value in the environment being built (replacing NAME). */
+static void
+exec_env_set(struct exec *x, const char *name, size_t len, const char *value)
+{
+	size_t	i;
+	char	*s;
+
+	xasprintf(&s, "%.*s=%s", (int)len, name, value);
+	for (i = 0; i < x->nenv; i++) {
+		if (strncmp(x->envp[i], name, len) == 0 &&
+		    x->envp[i][len] == '=') {
+			free(x->envp[i]);
+			x->envp[i] = s;
+			return;
+		}
+	}
+	x->envp = xreallocarray(x->envp, x->nenv + 2, sizeof *x->envp);
+	x->envp[x->nenv++] = s;
+	x->envp[x->nenv] = NULL;
+}
+
+/* Is NAME in the environment being built? */
+static int
+exec_env_has(struct exec *x, const char *name)
+{
+	size_t	i, len = strlen(name);
+
+	for (i = 0; i < x->nenv; i++)
+		if (strncmp(x->envp[i], name, len) == 0 &&
+		    x->envp[i][len] == '=')
+			return (1);
+	return (0);
+}
+
+/* In the vfork child: limits, no_new_privs, cwd (async-signal-safe). */
+static int
+exec_child(void *arg)
+{
+	struct exec	*x = arg;
+	int		 i, fd;
+
+	/* its attempt's cgroup first: everything it starts is in it */
+	if (x->cgroup_procs != NULL) {
+		if ((fd = open(x->cgroup_procs, O_WRONLY | O_CLOEXEC)) == -1)
+			return (-1);
+		if (write(fd, "0", 1) != 1) {
+			close(fd);
+			return (-1);
+		}
+		close(fd);
+	}
+	for (i = 0; i < COMMAND_NLIMITS; i++) {
+		if (x->limset[i] && setrlimit(command_limits[i].resource,
+		    &x->lim[i]) != 0)
+			return (-1);
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return (-1);
+	if (chdir(x->chdir_to) != 0)
+		return (-1);
+	return (0);
+}
+
+/*
+ * Start the program: its run directory, pipes, environment; 0, or -1
+ * with errno (nothing left open).
+ */
+static int
+exec_spawn(struct exec *x)
+{
+	struct task		*t = x->t;
+	struct proc_spawn	 s;
+	struct command		*c = x->cmd;
+	char			 num[32], when[TIME_STRLEN], *dir, *base;
+	int			 in[2] = { -1, -1 }, out[2] = { -1, -1 };
+	int			 err[2] = { -1, -1 }, e, i;
+	int64_t			 timeout;
+
+	/* <the database's directory>/exec/ID.ATTEMPT, private to corod */
+	dir = xstrdup(cfg->db_path);
+	xasprintf(&base, "%s/exec", dirname(dir));
+	free(dir);
+	if (mkdir(base, 0700) != 0 && errno != EEXIST) {
+		e = errno;
+		free(base);
+		errno = e;
+		return (-1);
+	}
+	xasprintf(&x->rundir, "%s/%lld.%d", base, (long long)t->row.id,
+	    t->row.attempt);
+	free(base);
+	exec_rmdir(x->rundir);		/* a crash's leftovers */
+	if (mkdir(x->rundir, 0700) != 0)
+		goto fail;
+	xasprintf(&x->result_path, "%s/result.json", x->rundir);
+	if (c->cwd == NULL) {
+		xasprintf(&x->workdir, "%s/work", x->rundir);
+		if (mkdir(x->workdir, 0700) != 0)
+			goto fail;
+	} else
+		x->workdir = xstrdup(c->cwd);
+	x->chdir_to = x->workdir;
+	for (i = 0; i < COMMAND_NLIMITS; i++) {
+		x->limset[i] = c->limit_set[i];
+		x->lim[i].rlim_cur = x->lim[i].rlim_max = c->limit[i];
+	}
+
+	/* PATH, HOME, LANG unless the definition or client set them */
+	if (!exec_env_has(x, "PATH"))
+		exec_env_set(x, "PATH", 4, EXEC_PATH);
+	if (!exec_env_has(x, "HOME"))
+		exec_env_set(x, "HOME", 4, x->workdir);
+	if (!exec_env_has(x, "LANG"))
+		exec_env_set(x, "LANG", 4, "C.UTF-8");
+	snprintf(num, sizeof num, "%lld", (long long)t->row.id);
+	exec_env_set(x, "COROD_TASK_ID", 13, num);
+	snprintf(num, sizeof num, "%d", t->row.attempt);
+	exec_env_set(x, "COROD_ATTEMPT", 13, num);
+	timeout = t->row.timeout;
+	if (c->timeout_max > 0 && (timeout == 0 || timeout > c->timeout_max))
+		timeout = c->timeout_max;
+	exec_env_set(x, "COROD_DEADLINE", 14, timeout > 0 ?
+	    time_format(t->row.started_at + timeout, when) : "");
+	exec_env_set(x, "COROD_RESULT_FILE", 17, x->result_path);
+	/*
+	 * NOTIFY: NOTIFY_SOCKET is left unset until daemon/task-notify.c is
+	 * merged; then tnotify_open(t, &path) here, and
+	 * exec_env_set(x, "NOTIFY_SOCKET", 13, path).
+	 */
+
+	x->cgroup = cgroup_task_create(t->row.id, t->row.attempt,
+	    c->memory_max, c->pids_max);
+	if (x->cgroup != NULL)
+		xasprintf(&x->cgroup_procs, "%s/cgroup.procs", x->cgroup);
+	if ((c->memory_max > 0 && !cgroup_has("memory")) ||
+	    (c->pids_max > 0 && !cgroup_has("pids")))
+		task_log(t, "%s%s%s not applied: corod has no delegated cgroup "
+		    "with that controller", c->memory_max > 0 &&
+		    !cgroup_has("memory") ? "memory-max" : "",
+		    c->memory_max > 0 && !cgroup_has("memory") &&
+		    c->pids_max > 0 && !cgroup_has("pids") ? " and " : "",
+		    c->pids_max > 0 && !cgroup_has("pids") ? "pids-max" : "");
+
+	if ((x->stdin_data != NULL && pipe2(in, O_CLOEXEC) != 0) ||
+	    pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0)
+		goto fail;
+	proc_spawn_init(&s);
+	s.argv = x->argv;
+	s.envp = x->envp;
+	s.fd[0] = in[0];
+	s.fd[1] = out[1];
+	s.fd[2] = err[1];
+	s.child = exec_child;
+	s.child_arg = x;
+	x->started = time_mono();
+	x->proc = proc_spawn(&s);
+	e = errno;
+	if (in[0] != -1)
+		close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	in[0] = out[1] = err[1] = -1;
+	if (x->proc == NULL) {
+		errno = e;
+		goto fail;
+	}
+	x->pid = proc_pid(x->proc);
+	x->out.fd = out[0];
+	x->err.fd = err[0];
+	out[0] = err[0] = -1;
+	fcntl(x->out.fd, F_SETFL, O_NONBLOCK);
+	fcntl(x->err.fd, F_SETFL, O_NONBLOCK);
+	x->out.ev = event_new(loop_base, x->out.fd, EV_READ | EV_PERSIST,
+	    exec_read_cb, &x->out);
+	x->err.ev = event_new(loop_base, x->err.fd, EV_READ | EV_PERSIST,
+	    exec_read_cb, &x->err);
+	event_add(x->out.ev, NULL);
+	event_add(x->err.ev, NULL);
+	if (x->stdin_data != NULL) {
+		x->stdin_fd = in[1];
+		in[1] = -1;
+		fcntl(x->stdin_fd, F_SETFL, O_NONBLOCK);
+		x->stdin_ev = event_new(loop_base, x->stdin_fd,
+		    EV_WRITE | EV_PERSIST, exec_stdin_cb, x);
+		event_add(x->stdin_ev, NULL);
+	}
+	/* a timeout above timeout-max (or none) is cut to it */
+	if (c->timeout_max > 0 && (t->row.timeout == 0 ||
+	    t->row.timeout > c->timeout_max)) {
+		struct timeval	tv = time_tv(c->timeout_max);
+
+		x->timer = evtimer_new(loop_base, exec_deadline_cb, x);
+		evtimer_add(x->timer, &tv);
+	}
+	LIST_INSERT_HEAD(&running, x, entry);
+	return (0);
+fail:
+	e = errno;
+	for (i = 0; i < 2; i++) {
+		if (in[i] != -1)
+			close(in[i]);
+		if (out[i] != -1)
+			close(out[i]);
+		if (err[i] != -1)
+			close(err[i]);
+	}
+	errno = e;
+	return (-1);
+}
+
+/* A pipe of the program's is readable. */
+static void
+exec_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	exec_stream_read(arg, EXEC_READS);
+}
+
+/*
+ * Read what is there (at most reads reads; 0: until the pipe is empty,
+ * once the program has ended) into lines in the log.  EOF or an error
+ * closes the stream.
+ */
+static void
+exec_stream_read(struct exec_stream *s, int reads)
+{
+	struct exec	*x = s->x;
+	ssize_t		 n;
+	size_t		 keep;
+	int		 i;
+
+	/* a running program that writes nothing costs no buffers */
+	if (s->fd != -1 && s->buf == NULL)
+		s->buf = xmalloc(EXEC_LINE_MAX);
+	if (s->fd != -1 && !s->is_err && x->tail == NULL)
+		x->tail = xmalloc(EXEC_TAIL);
+	for (i = 0; s->fd != -1 && (reads == 0 || i < reads); i++) {
+		n = read(s->fd, s->buf + s->len, EXEC_LINE_MAX - s->len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			exec_stream_lines(s, 1);
+			exec_stream_close(s);
+			return;
+		}
+		if (!s->is_err) {
+			/* the last EXEC_TAIL bytes of stdout */
+			if ((size_t)n >= EXEC_TAIL) {
+				memcpy(x->tail, s->buf + s->len + n - EXEC_TAIL,
+				    EXEC_TAIL);
+				x->tail_len = EXEC_TAIL;
+			} else {
+				keep = EXEC_TAIL - (size_t)n;
+				if (x->tail_len > keep) {
+					memmove(x->tail, x->tail +
+					    (x->tail_len - keep), keep);
+					x->tail_len = keep;
+				}
+				memcpy(x->tail + x->tail_len, s->buf + s->len,
+				    (size_t)n);
+				x->tail_len += (size_t)n;
+			}
+		}
+		s->len += (size_t)n;
+		exec_stream_lines(s, 0);
+	}
+}
+
+/* The complete lines of the buffer into the log (at eof, the rest). */
+static void
+exec_stream_lines(struct exec_stream *s, int eof)
+{
+	struct task	*t = s->x->t;
+	const char	*p = s->buf, *end = s->buf + s->len, *nl;
+	const char	*mark = s->is_err ? EXEC_STDERR : "";
+
+	while (p < end) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL) {
+			/* a line too long for the buffer is cut here */
+			if (!eof && !(p == s->buf && s->len == EXEC_LINE_MAX))
+				break;
+			nl = end;
+		}
+		task_log(t, "%s%.*s", mark, (int)(nl - p), p);
+		p = nl < end ? nl + 1 : end;
+	}
+	s->len = (size_t)(end - p);
+	if (s->len > 0 && p != s->buf)
+		memmove(s->buf, p, s->len);
+}
+
+static void
+exec_stream_close(struct exec_stream *s)
+{
+	free(s->buf);
+	s->buf = NULL;
+	s->len = 0;
+	if (s->ev != NULL) {
+		event_free(s->ev);
+		s->ev = NULL;
+	}
+	if (s->fd != -1) {
+		close(s->fd);
+		s->fd = -1;
+	}
+}
+
+/* The program's stdin can take more of params.stdin. */
+static void
+exec_stdin_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exec	*x = arg;
+	ssize_t		 n;
+
+	(void)what;
+	while (x->stdin_off < x->stdin_len) {
+		n = write(fd, x->stdin_data + x->stdin_off,
+		    x->stdin_len - x->stdin_off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return;
+		if (n == -1) {
+			/* EPIPE: it did not read it all; that is its affair */
+			log_debug("%s: task %lld: stdin: %s", __func__,
+			    (long long)x->t->row.id, strerror(errno));
+			break;
+		}
+		x->stdin_off += (size_t)n;
+	}
+	event_free(x->stdin_ev);
+	x->stdin_ev = NULL;
+	close(x->stdin_fd);
+	x->stdin_fd = -1;
+}
+
+/* timeout-max is reached: the body stops the program. */
+static void
+exec_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exec	*x = arg;
+
+	(void)fd;
+	(void)what;
+	if (x->stopping || proc_ended(x->proc))
+		return;
+	x->deadline_hit = 1;
+	task_log(x->t, "timeout-max of %g s of command %s reached, stopping",
+	    (double)x->cmd->timeout_max / USEC_PER_SEC, x->cmd->name);
+	task_wake(x->t, WAKE_IO);
+}
+
+/* stop-grace is over and the program still runs: SIGKILL its group. */
+static void
+exec_grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exec	*x = arg;
+
+	(void)fd;
+	(void)what;
+	if (proc_ended(x->proc))
+		return;
+	task_log(x->t, "stop-grace of %g s over: SIGKILL to process group %ld%s",
+	    (double)x->cmd->stop_grace / USEC_PER_SEC, (long)x->pid,
+	    x->cgroup != NULL ? " and cgroup.kill" : "");
+	proc_signal(x->proc, SIGKILL);
+	cgroup_task_kill(x->cgroup);
+}
+
+/* Begin the stop protocol: stop-signal to the group, stop-grace armed. */
+static void
+exec_stop(struct exec *x)
+{
+	struct timeval	tv;
+
+	x->stopping = 1;
+	if (x->timer == NULL)
+		x->timer = evtimer_new(loop_base, exec_grace_cb, x);
+	else {
+		evtimer_del(x->timer);
+		evtimer_assign(x->timer, loop_base, exec_grace_cb, x);
+	}
+	task_log(x->t, "stopping: %s to process group %ld",
+	    command_signal_name(x->cmd->stop_signal), (long)x->pid);
+	if (proc_signal(x->proc, x->cmd->stop_signal) != 0 && errno != ESRCH)
+		log_warn("%s: task %lld: kill %ld", __func__,
+		    (long long)x->t->row.id, (long)x->pid);
+	tv = time_tv(x->cmd->stop_grace);
+	evtimer_add(x->timer, &tv);
+}
+
+/*
+ * The program has ended: take the rest of its output, kill what is left
+ * of its group (nothing outlives the attempt), reap it with its usage.
+ */
+static void
+exec_finish(struct exec *x)
+{
+	if (x->timer != NULL)
+		evtimer_del(x->timer);
+	exec_stream_read(&x->out, 0);
+	exec_stream_read(&x->err, 0);
+	/*
+	 * Whatever is left of its group goes (the program's zombie, kept
+	 * until proc_rusage, still holds the group's id: nothing else can
+	 * be in it).  A zombie answers kill too, so whether anything was
+	 * left cannot be told cheaply: no log line.
+	 */
+	proc_signal(x->proc, SIGKILL);
+	/* and what left the group, in its cgroup */
+	cgroup_task_kill(x->cgroup);
+	/* a grandchild still holding the pipes is gone: no more output */
+	exec_stream_close(&x->out);
+	exec_stream_close(&x->err);
+	if (x->stdin_ev != NULL) {
+		event_free(x->stdin_ev);
+		x->stdin_ev = NULL;
+		close(x->stdin_fd);
+		x->stdin_fd = -1;
+	}
+	x->have_ru = proc_rusage(x->proc, &x->ru) == 0;
+	LIST_REMOVE(x, entry);
+	x->entry.le_prev = NULL;
+}
+
+/* What COROD_RESULT_FILE holds, as JSON; null if nothing usable. */
+static json_t *
+exec_output(struct exec *x)
+{
+	struct stat	 sb;
+	json_error_t	 je;
+	json_t		*j;
+	char		*data;
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(x->result_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+	    O_NONBLOCK)) == -1)
+		return (json_null());
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		task_log(x->t, "result file ignored: not a regular file");
+		return (json_null());
+	}
+	if (sb.st_size > EXEC_RESULT_MAX) {
+		close(fd);
+		task_log(x->t, "result file ignored: larger than %d bytes",
+		    EXEC_RESULT_MAX);
+		return (json_null());
+	}
+	data = xmalloc((size_t)sb.st_size + 1);
+	n = read(fd, data, (size_t)sb.st_size);
+	close(fd);
+	if (n < 0)
+		n = 0;
+	j = json_loadb(data, (size_t)n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+	    &je);
+	free(data);
+	if (j == NULL) {
+		task_log(x->t, "result file ignored: not valid JSON: %s "
+		    "(line %d)", je.text, je.line);
+		return (json_null());
+	}
+	return (j);
+}
+
+/* The result: how it ended, its costs, stdout's tail, the result file. */
+static json_t *
+exec_result(struct exec *x)
+{
+	struct buf	 b = { NULL, 0, 0 };
+	json_t		*r;
+	int		 st = proc_status(x->proc);
+	size_t		 skip = 0;
+
+	/* the tail may begin inside a UTF-8 sequence */
+	while (skip < 3 && skip < x->tail_len &&
+	    ((unsigned char)x->tail[skip] & 0xc0) == 0x80 &&
+	    x->tail_len == EXEC_TAIL)
+		skip++;
+	if (x->tail != NULL)
+		buf_add_utf8(&b, x->tail + skip, x->tail_len - skip);
+	r = json_object();
+	json_object_set_new(r, "exit_code", WIFEXITED(st) ?
+	    json_integer(WEXITSTATUS(st)) : json_null());
+	json_object_set_new(r, "signal", WIFSIGNALED(st) ?
+	    json_string(command_signal_name(WTERMSIG(st))) : json_null());
+	json_object_set_new(r, "duration", json_real((double)(time_mono() -
+	    x->started) / USEC_PER_SEC));
+	json_object_set_new(r, "cpu_seconds", x->have_ru ? json_real(
+	    (double)x->ru.ru_utime.tv_sec + x->ru.ru_utime.tv_usec / 1e6 +
+	    (double)x->ru.ru_stime.tv_sec + x->ru.ru_stime.tv_usec / 1e6) :
+	    json_null());
+	json_object_set_new(r, "max_rss", x->have_ru ?
+	    json_integer((json_int_t)x->ru.ru_maxrss * 1024) : json_null());
+	json_object_set_new(r, "stdout_tail", json_stringn(b.data != NULL ?
+	    b.data : "", b.len));
+	json_object_set_new(r, "output", exec_output(x));
+	buf_free(&b);
+	return (r);
+}
+
+/*
+ * The attempt: start the program, wait for its end (or stop it), map
+ * how it ended.  While corod shuts down (exec_shutdown), a woken body
+ * stays where it is: the task stays running in the store, and the next
+ * start ends the attempt as interrupted.
+ */
+static int
+exec_body(struct task *t)
+{
+	struct exec	*x = t->data;
+	char		 msg[256];
+	int		 st;
+
+	CORO_BEGIN(t);
+	if (t->cancel != CANCEL_NONE) {
+		task_end_canceled(t);
+		CORO_RETURN(t);
+	}
+	if (t->row.checkpoint != NULL) {
+		/* an attempt was running when corod died (exec_interrupted
+		 * killed what was left of it) */
+		task_checkpoint(t, NULL);
+		if (x->cmd == NULL || !x->cmd->retry_on_interrupt) {
+			task_fail(t, "interrupted", "the program's attempt was "
+			    "interrupted by a stop of corod; the command does "
+			    "not have retry-on-interrupt", 0);
+			CORO_RETURN(t);
+		}
+		task_log(t, "running again after the interrupted attempt "
+		    "(retry-on-interrupt)");
+	}
+	if (x->cmd == NULL) {
+		task_fail(t, "spawn_failed", "the command is no longer "
+		    "defined", 0);
+		CORO_RETURN(t);
+	}
+	if (exec_spawn(x) != 0) {
+		snprintf(msg, sizeof msg, "%s: %s", x->cmd->path,
+		    strerror(errno));
+		task_fail(t, "spawn_failed", msg, 0);
+		CORO_RETURN(t);
+	}
+	{
+		unsigned long long	start = 0;
+		char			cp[128];
+
+		proc_start_time(x->pid, &start);
+		snprintf(cp, sizeof cp, "{\"pid\":%ld,\"pgid\":%ld,"
+		    "\"start_time\":%llu,\"attempt\":%d}", (long)x->pid,
+		    (long)x->pid, start, t->row.attempt);
+		task_checkpoint(t, cp);
+	}
+	task_log(t, "started %s (pid %ld)", x->cmd->path, (long)x->pid);
+
+	while (!proc_ended(x->proc)) {
+		proc_await(x->proc, t);
+		CORO_YIELD(t);
+		x = t->data;
+		proc_await(x->proc, NULL);
+		if (shutting_down)
+			continue;
+		if (t->cancel != CANCEL_NONE || x->deadline_hit)
+			break;
+	}
+	x = t->data;
+	if (!proc_ended(x->proc)) {
+		exec_stop(x);
+		/* a cancel now does not cut this wait short */
+		while (!proc_ended(x->proc)) {
+			proc_await(x->proc, t);
+			CORO_YIELD(t);
+			x = t->data;
+			proc_await(x->proc, NULL);
+		}
+	}
+	while (shutting_down)
+		CORO_YIELD(t);
+	x = t->data;
+	exec_finish(x);
+	task_checkpoint(t, NULL);
+	st = proc_status(x->proc);
+	if (x->stopping) {
+		task_log(t, "the program ended after the stop (%s %d)",
+		    WIFEXITED(st) ? "exit status" : "signal",
+		    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+		if (t->cancel == CANCEL_USER || !x->deadline_hit) {
+			task_end_canceled(t);
+			CORO_RETURN(t);
+		}
+		t->cancel = CANCEL_NONE;
+		snprintf(msg, sizeof msg, "the attempt exceeded the command's "
+		    "timeout-max of %g s", (double)x->cmd->timeout_max /
+		    USEC_PER_SEC);
+		task_fail(t, "timeout", msg, 1);
+		CORO_RETURN(t);
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+		task_succeed(t, exec_result(x));
+		CORO_RETURN(t);
+	}
+	json_decref(exec_result(x));	/* its log lines (the result file) */
+	if (WIFEXITED(st)) {
+		snprintf(msg, sizeof msg, "the program exited with status %d%s",
+		    WEXITSTATUS(st), WEXITSTATUS(st) == 75 ?
+		    " (EX_TEMPFAIL: transient)" : "");
+		task_fail(t, "exit_status", msg, WEXITSTATUS(st) == 75);
+	} else {
+		snprintf(msg, sizeof msg, "the program was killed by %s%s",
+		    command_signal_name(WTERMSIG(st)),
+		    WCOREDUMP(st) ? " (core dumped)" : "");
+		task_fail(t, "signaled", msg, 0);
+	}
+	CORO_END(t);
+}
+
+/* Remove a run directory and what the program left in it. */
+static int
+exec_rm_cb(const char *path, const struct stat *sb, int type,
+    struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (type == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return (0);
+}
+
+static void
+exec_rmdir(const char *dir)
+{
+	struct stat	sb;
+
+	if (lstat(dir, &sb) != 0)
+		return;
+	nftw(dir, exec_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The attempt is over (or corod stops): let go of everything. */
+static void
+exec_free(struct task *t)
+{
+	struct exec	*x = t->data;
+	size_t		 i;
+
+	if (x == NULL)
+		return;
+	if (x->entry.le_prev != NULL)
+		LIST_REMOVE(x, entry);
+	exec_stream_close(&x->out);
+	exec_stream_close(&x->err);
+	if (x->stdin_ev != NULL)
+		event_free(x->stdin_ev);
+	if (x->stdin_fd != -1)
+		close(x->stdin_fd);
+	if (x->timer != NULL)
+		event_free(x->timer);
+	proc_free(x->proc);	/* SIGKILL to its group if still running */
+	if (x->cgroup != NULL) {
+		cgroup_task_kill(x->cgroup);
+		cgroup_task_remove(x->cgroup);
+	}
+	free(x->cgroup);
+	free(x->cgroup_procs);
+	if (x->rundir != NULL)
+		exec_rmdir(x->rundir);
+	for (i = 0; x->argv != NULL && x->argv[i] != NULL; i++)
+		free(x->argv[i]);
+	free(x->argv);
+	for (i = 0; i < x->nenv; i++)
+		free(x->envp[i]);
+	free(x->envp);
+	free(x->stdin_data);
+	free(x->tail);
+	free(x->rundir);
+	free(x->workdir);
+	free(x->result_path);
+	command_unref(x->cmd);
+	free(x);
+	t->data = NULL;
+}
+
+static void
+exec_describe(const struct task_row *r, char *buf, size_t len)
+{
+	json_t	*params;
+
+	params = json_loads(r->params, 0, NULL);
+	snprintf(buf, len, "exec %.200s", json_string_value(
+	    json_object_get(params, "command")) != NULL ? json_string_value(
+	    json_object_get(params, "command")) : "?");
+	json_decref(params);
+}
+
+/*
+ * At start, for a task found running from a corod that died: if its
+ * program is still there (the same pid with the same start time: a
+ * reused pid is someone else), kill its group.  The attempt's outcome is
+ * the body's (interrupted, or run again with retry-on-interrupt).
+ */
+static void
+exec_interrupted(struct task *t)
+{
+	json_t			*cp;
+	unsigned long long	 was, now;
+	long			 pid, pgid;
+
+	if (t->row.checkpoint == NULL ||
+	    (cp = json_loads(t->row.checkpoint, 0, NULL)) == NULL)
+		return;
+	pid = (long)json_integer_value(json_object_get(cp, "pid"));
+	pgid = (long)json_integer_value(json_object_get(cp, "pgid"));
+	was = (unsigned long long)json_integer_value(json_object_get(cp,
+	    "start_time"));
+	json_decref(cp);
+	if (pid <= 1 || pgid <= 1)
+		return;
+	if (proc_start_time((pid_t)pid, &now) == 0 && now == was) {
+		task_log(t, "the program of the interrupted attempt (pid %ld) "
+		    "still runs: SIGKILL to process group %ld", pid, pgid);
+		kill(-(pid_t)pgid, SIGKILL);
+	} else
+		task_log(t, "the program of the interrupted attempt (pid %ld) "
+		    "is no longer running", pid);
+}
+
+/* Only makes event_base_loop(EVLOOP_ONCE) return. */
+static void
+exec_wakeup_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+/*
+ * A graceful stop of corod: every running program gets its stop-signal
+ * and, after its stop-grace (at most half of stop-timeout), SIGKILL;
+ * the loop runs until they have ended.  The tasks stay running in the
+ * store (their bodies do not move now), and the next start ends each
+ * attempt as interrupted (retry-on-interrupt decides).
+ */
+void
+exec_shutdown(void)
+{
+	struct exec	*x;
+	struct event	*ev;
+	struct timeval	 tv;
+	int64_t		 end, grace, now;
+	int		 left, killed = 0;
+
+	if (LIST_EMPTY(&running))
+		return;
+	shutting_down = 1;
+	grace = 0;
+	LIST_FOREACH(x, &running, entry) {
+		if (proc_ended(x->proc))
+			continue;
+		task_log(x->t, "corod is stopping: %s to process group %ld",
+		    command_signal_name(x->cmd->stop_signal), (long)x->pid);
+		proc_signal(x->proc, x->cmd->stop_signal);
+		if (x->cmd->stop_grace > grace)
+			grace = x->cmd->stop_grace;
+	}
+	if (cfg->stop_timeout > 0 && grace > cfg->stop_timeout / 2)
+		grace = cfg->stop_timeout / 2;
+	ev = evtimer_new(loop_base, exec_wakeup_cb, NULL);
+	end = time_mono() + grace;
+	for (;;) {
+		left = 0;
+		LIST_FOREACH(x, &running, entry)
+			if (!proc_ended(x->proc))
+				left++;
+		if (left == 0)
+			break;
+		now = time_mono();
+		if (now >= end) {
+			if (killed)
+				break;
+			LIST_FOREACH(x, &running, entry) {
+				if (proc_ended(x->proc))
+					continue;
+				task_log(x->t, "stop-grace over: SIGKILL to "
+				    "process group %ld", (long)x->pid);
+				proc_signal(x->proc, SIGKILL);
+				cgroup_task_kill(x->cgroup);
+			}
+			killed = 1;
+			end = now + USEC_PER_SEC;
+			continue;
+		}
+		tv = time_tv(end - now);
+		evtimer_add(ev, &tv);
+		event_base_loop(loop_base, EVLOOP_ONCE);
+		evtimer_del(ev);
+	}
+	event_free(ev);
+	/* what is left of each group (a child ignoring the stop-signal) */
+	LIST_FOREACH(x, &running, entry) {
+		proc_signal(x->proc, SIGKILL);
+		cgroup_task_kill(x->cgroup);
+	}
+}

@@ -1,0 +1,748 @@
+#!/usr/bin/env python3
+"""exec.py -- the `exec` kind (API.md, "Kind exec") end to end.
+
+The real daemon runs real programs: /usr/bin/env and the small shell
+scripts of tests/progs/ (exec-do.sh: one behaviour per mode; exec-group.sh:
+a program with a grandchild that ignores SIGTERM), defined as commands in
+a commands-dir the test writes.  Checked: exec off by default; every
+definition key refused with FILE:LINE when bad (corod -n exits 2), and a
+SIGHUP that rereads the directory (a bad file keeps the old set);
+refusals at submission naming the field (undefined command, arguments,
+patterns, variables, every param's bad values); the environment built
+(not inherited); arguments, cwd, rlimits, no_new_privs, descriptors,
+session; stdin; output live through ?follow=1; stderr marking and long
+lines split; every exit mapping and exit 75 retried; timeout and
+timeout-max; cancel with a SIGTERM-ignoring grandchild (no process left,
+checked in /proc); stop-grace's SIGKILL; the result file; kill -9 of
+corod mid-program then restart (the old group killed, the attempt
+interrupted, rerun only with retry-on-interrupt); a graceful stop.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from tap import TAP, scaled  # noqa: E402
+from corod import Corod, corod_bin, is_problem  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.environ.get("COROD_SRCDIR") or os.path.dirname(os.path.dirname(HERE))
+PROGS = os.path.join(SRC, "tests", "progs")
+DO = os.path.join(PROGS, "exec-do.sh")
+GROUP = os.path.join(PROGS, "exec-group.sh")
+FINAL = ("succeeded", "failed", "canceled")
+
+t = TAP("exec", total_timeout=600)
+
+# A variable of the test's own environment: the programs must not see it.
+os.environ["COROD_EXEC_LEAK_CHECK"] = "leaked"
+
+
+def write_commands(directory, defs):
+    """defs: name -> definition text; written as NAME.conf."""
+    os.makedirs(directory, exist_ok=True)
+    for name, text in defs.items():
+        with open(os.path.join(directory, name + ".conf"), "w") as f:
+            f.write(text)
+
+
+COMMANDS = {
+    "env": "path = /usr/bin/env\nenv = FIXED=from-definition\n"
+           "env = LANG=C\nenv-allow = GREETING\nenv-allow = OTHER\n",
+    "do": "path = %s\nallow-args = any\nstop-grace = 2\n" % DO,
+    "pat": "path = %s\narg = print\nallow-args = patterns\n"
+           "allow-arg = ^--since=[0-9-]+$   # dates\n"
+           "allow-arg = \"a#b\"\n" % DO,
+    "none": "path = %s\narg = print\n" % DO,
+    "print": "path = %s\narg = print\narg = fixed one\nallow-args = any\n"
+             "cwd = /\nlimit-nofile = 64\n" % DO,
+    "short": "path = %s\nallow-args = any\ntimeout-max = 1\n"
+             "stop-grace = 1\n" % DO,
+    "group": "path = %s\nallow-args = any\nstop-grace = 1\n" % GROUP,
+    "retry": "path = %s\nallow-args = any\nretry-on-interrupt = yes\n"
+             "stop-grace = 1\n" % DO,
+}
+
+
+def wait_reloaded(d, n, regex, timeout=10):
+    """Wait for the n-th output line matching regex."""
+    import re
+    pat = re.compile(regex)
+    end = time.monotonic() + scaled(timeout)
+    while time.monotonic() < end:
+        if sum(1 for ln in d.output().splitlines() if pat.search(ln)) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no %d lines matching %s" % (n, regex))
+
+
+def start(extra=(), commands=COMMANDS):
+    d = Corod(t, start=False)
+    cdir = os.path.join(d.dir, "commands")
+    write_commands(cdir, commands)
+    d.args = ["--commands-dir", cdir] + list(extra)
+    d.commands_dir = cdir
+    d.start()
+    return d
+
+
+def run(d, params, spec=None, states=FINAL, timeout=20):
+    s = {"kind": "exec", "params": params}
+    s.update(spec or {})
+    task = d.submit(s)
+    return d.wait_state(task["id"], states, timeout=timeout)
+
+
+def log_texts(d, tid):
+    """The log's texts, without their times."""
+    return [text for (_, text) in d.log(tid)]
+
+
+def problem(r, status, field):
+    return is_problem(r, status, field)[0]
+
+
+def refused(d, params, field, desc, detail=None):
+    r = d.request("POST", "/v1/tasks", {"kind": "exec", "params": params})
+    t.ok(problem(r, 400, field), desc,
+         diag="%s %s" % (r.status, r.body))
+    if detail is not None and r.status == 400:
+        t.like(r.body.get("detail", ""), detail, desc + ": detail")
+
+
+def pid_alive(pid):
+    """Is pid a live (non-zombie) process?"""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+    except OSError:
+        return False
+    return st.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def pid_exists(pid):
+    return os.path.exists("/proc/%d" % pid)
+
+
+def read_pids(path, n, timeout=10):
+    end = time.monotonic() + scaled(timeout)
+    while time.monotonic() < end:
+        try:
+            with open(path) as f:
+                pids = [int(x) for x in f.read().split()]
+            if len(pids) >= n:
+                return pids
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("%s: fewer than %d pids" % (path, n))
+
+
+def wait_gone(pids, exists=pid_exists, timeout=10):
+    end = time.monotonic() + scaled(timeout)
+    while time.monotonic() < end:
+        if not any(exists(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# --- definitions -------------------------------------------------------------
+
+@t.test(timeout=60)
+def exec_off_by_default():
+    d = Corod(t)
+    r = d.request("POST", "/v1/tasks", {"kind": "exec", "params": {
+        "command": "env"}})
+    t.ok(problem(r, 400, "/params/command"), "exec is off without "
+         "commands-dir", diag=r.body)
+    t.like(r.body.get("detail", ""), "exec is off", "the detail says so")
+    kinds = d.request("GET", "/v1/kinds").body
+    t.ok(any(k["name"] == "exec" for k in kinds["kinds"]),
+         "GET /v1/kinds lists exec")
+    d.close()
+
+
+BAD_DEFS = [
+    ("missing path", "arg = x\n", r"bad\.conf: path is required"),
+    ("relative path", "path = bin/true\n", r"bad\.conf:1: path must be absolute"),
+    ("no such path", "path = /nonexistent/prog\n", r"bad\.conf:1: path .*not an executable"),
+    ("path not executable", "path = %PLAIN%\n",
+     r"bad\.conf:1: path .*not an executable"),
+    ("path twice", "path = /bin/true\npath = /bin/true\n", r"bad\.conf:2: path is given twice"),
+    ("allow-args", "path = /bin/true\nallow-args = some\n", r"bad\.conf:2: allow-args must be"),
+    ("allow-arg regex", "path = /bin/true\nallow-args = patterns\nallow-arg = a(\n", r"bad\.conf:3: allow-arg 'a\('"),
+    ("allow-arg empty", "path = /bin/true\nallow-args = patterns\nallow-arg =\n", r"bad\.conf:3: allow-arg needs"),
+    ("patterns without allow-arg", "path = /bin/true\nallow-args = patterns\n", r"bad\.conf: allow-args = patterns needs"),
+    ("allow-arg without patterns", "path = /bin/true\nallow-arg = x\n", r"bad\.conf: allow-arg is given"),
+    ("env without =", "path = /bin/true\nenv = NAME\n", r"bad\.conf:2: env must be NAME=value"),
+    ("env bad name", "path = /bin/true\nenv = 1X=a\n", r"bad\.conf:2: env must be"),
+    ("env reserved", "path = /bin/true\nenv = COROD_TASK_ID=1\n", r"bad\.conf:2: env: COROD_TASK_ID is set by corod"),
+    ("env-allow bad name", "path = /bin/true\nenv-allow = A-B\n", r"bad\.conf:2: env-allow must be"),
+    ("env-allow reserved", "path = /bin/true\nenv-allow = NOTIFY_SOCKET\n", r"bad\.conf:2: env-allow: NOTIFY_SOCKET"),
+    ("cwd relative", "path = /bin/true\ncwd = tmp\n", r"bad\.conf:2: cwd must be absolute"),
+    ("cwd missing", "path = /bin/true\ncwd = /nonexistent\n", r"bad\.conf:2: cwd /nonexistent is not a directory"),
+    ("stop-signal", "path = /bin/true\nstop-signal = SIGNOPE\n", r"bad\.conf:2: stop-signal: unknown"),
+    ("stop-grace", "path = /bin/true\nstop-grace = -1\n", r"bad\.conf:2: stop-grace must be"),
+    ("stop-grace text", "path = /bin/true\nstop-grace = soon\n", r"bad\.conf:2: stop-grace must be"),
+    ("timeout-max 0", "path = /bin/true\ntimeout-max = 0\n", r"bad\.conf:2: timeout-max must be"),
+    ("retry-on-interrupt", "path = /bin/true\nretry-on-interrupt = maybe\n", r"bad\.conf:2: retry-on-interrupt must be"),
+    ("limit-nofile", "path = /bin/true\nlimit-nofile = many\n", r"bad\.conf:2: limit-nofile must be"),
+    ("limit-as", "path = /bin/true\nlimit-as = 1X\n", r"bad\.conf:2: limit-as must be"),
+    ("limit-cpu", "path = /bin/true\nlimit-cpu = -5\n", r"bad\.conf:2: limit-cpu must be"),
+    ("limit-fsize", "path = /bin/true\nlimit-fsize = 10Q\n", r"bad\.conf:2: limit-fsize must be"),
+    ("limit-nproc", "path = /bin/true\nlimit-nproc = 1.5\n", r"bad\.conf:2: limit-nproc must be"),
+    ("memory-max", "path = /bin/true\nmemory-max = 0\n", r"bad\.conf:2: memory-max must be"),
+    ("pids-max", "path = /bin/true\npids-max = lots\n", r"bad\.conf:2: pids-max must be"),
+    ("unknown key", "path = /bin/true\nshell = yes\n", r"bad\.conf:2: unknown key 'shell'"),
+    ("no =", "path = /bin/true\njust words\n", r"bad\.conf:2: expected 'key = value'"),
+]
+
+
+@t.test(timeout=120)
+def bad_definitions():
+    base = Corod(t, start=False)
+    for i, (desc, text, want) in enumerate(BAD_DEFS):
+        cdir = os.path.join(base.dir, "bad%d" % i)
+        plain = os.path.join(base.dir, "plain-file")
+        with open(plain, "w") as f:
+            f.write("#!/bin/sh\n")
+        os.chmod(plain, 0o644)
+        write_commands(cdir, {"ok": "path = /bin/true\n",
+                              "bad": text.replace("%PLAIN%", plain)})
+        p = subprocess.run([corod_bin(), "-n", "--commands-dir", cdir,
+                            "--db", os.path.join(base.dir, "x.db")],
+                           capture_output=True, text=True,
+                           timeout=scaled(20))
+        t.is_(p.returncode, 2, "bad definition (%s): exit 2" % desc)
+        t.like(p.stderr, want, "bad definition (%s): says where" % desc)
+    cdir = os.path.join(base.dir, "badname")
+    write_commands(cdir, {"bad name": "path = /bin/true\n"})
+    p = subprocess.run([corod_bin(), "-n", "--commands-dir", cdir],
+                       capture_output=True, text=True, timeout=scaled(20))
+    t.is_(p.returncode, 2, "a file name that is no command name: exit 2")
+    p = subprocess.run([corod_bin(), "-n", "--commands-dir",
+                        os.path.join(base.dir, "nonexistent")],
+                       capture_output=True, text=True, timeout=scaled(20))
+    t.is_(p.returncode, 2, "a commands-dir that does not exist: exit 2")
+    cdir = os.path.join(base.dir, "good")
+    write_commands(cdir, COMMANDS)
+    with open(os.path.join(cdir, "README"), "w") as f:
+        f.write("not a definition\n")
+    p = subprocess.run([corod_bin(), "-n", "--commands-dir", cdir],
+                       capture_output=True, text=True, timeout=scaled(20))
+    t.is_(p.returncode, 0, "the test's definitions pass -n (other files "
+          "ignored)", )
+    base.close()
+
+
+@t.test(timeout=60)
+def sighup_rereads():
+    d = start(commands={"one": "path = /bin/true\n"})
+    r = d.request("POST", "/v1/tasks", {"kind": "exec", "params": {
+        "command": "two"}})
+    t.ok(problem(r, 400, "/params/command"), "two is not defined yet")
+    write_commands(d.commands_dir, {"two": "path = /bin/true\n"})
+    os.kill(d.pid, signal.SIGHUP)
+    wait_reloaded(d, 1, r"reload: 2 commands defined")
+    task = run(d, {"command": "two"})
+    t.is_(task["state"], "succeeded", "after SIGHUP the new command runs")
+    write_commands(d.commands_dir, {"three": "path = /bin/true\n",
+                                    "broken": "path = relative\n"})
+    os.kill(d.pid, signal.SIGHUP)
+    wait_reloaded(d, 1, r"commands not changed: .*broken\.conf:1")
+    task = run(d, {"command": "two"})
+    t.is_(task["state"], "succeeded", "a bad file on SIGHUP keeps the old "
+          "set")
+    r = d.request("POST", "/v1/tasks", {"kind": "exec", "params": {
+        "command": "three"}})
+    t.ok(problem(r, 400, "/params/command"), "and none of the new one")
+    os.unlink(os.path.join(d.commands_dir, "broken.conf"))
+    os.unlink(os.path.join(d.commands_dir, "two.conf"))
+    os.kill(d.pid, signal.SIGHUP)
+    wait_reloaded(d, 2, r"reload: 2 commands defined")
+    r = d.request("POST", "/v1/tasks", {"kind": "exec", "params": {
+        "command": "two"}})
+    t.ok(problem(r, 400, "/params/command"), "a removed definition is "
+         "gone after SIGHUP")
+    d.close()
+
+
+# --- one daemon for most tests ----------------------------------------------
+
+D = start()
+
+
+@t.test(timeout=60)
+def refusals():
+    refused(D, {"command": "nope"}, "/params/command", "undefined command",
+            "no command \"nope\"")
+    refused(D, {"command": "none", "args": ["x"]}, "/params/args/0",
+            "a command taking no arguments", "takes no arguments")
+    refused(D, {"command": "pat", "args": ["--since=2026-01-01", "a#b",
+                                           "--since=x"]},
+            "/params/args/2", "an argument matching no pattern")
+    refused(D, {"command": "pat", "args": ["x--since=1"]}, "/params/args/0",
+            "patterns match the whole argument")
+    refused(D, {"command": "env", "env": {"GREETING": "a", "PATH": "/x"}},
+            "/params/env/PATH", "a variable the command does not allow")
+    refused(D, {"command": 5}, "/params/command", "command not a string")
+    refused(D, {}, "/params/command", "command missing")
+    refused(D, {"command": "do", "args": "x"}, "/params/args",
+            "args not an array")
+    refused(D, {"command": "do", "args": ["a", 1]}, "/params/args/1",
+            "an argument not a string")
+    refused(D, {"command": "env", "env": []}, "/params/env",
+            "env not an object")
+    refused(D, {"command": "env", "env": {"GREETING": 1}},
+            "/params/env/GREETING", "a variable's value not a string")
+    refused(D, {"command": "env", "env": {"1BAD": "x"}},
+            "/params/env/1BAD", "a bad variable name")
+    refused(D, {"command": "env", "env": {"GREETING": {"secret": "s"}}},
+            "/params/env/GREETING", "a secret value without secrets",
+            "secrets are not configured")
+    refused(D, {"command": "do", "stdin": 5}, "/params/stdin",
+            "stdin not a string")
+    refused(D, {"command": "do", "stdin": "x" * 65537}, "/params/stdin",
+            "stdin over 64 KiB")
+    refused(D, {"command": "do", "shell": "yes"}, "/params/shell",
+            "an unknown param")
+    refused(D, {"command": "/bin/true"}, "/params/command",
+            "a path without exec-allow-any-path")
+
+
+@t.test(timeout=60)
+def environment_built():
+    task = run(D, {"command": "env", "env": {"GREETING": "hello"}},
+               {"timeout": 30})
+    t.is_(task["state"], "succeeded", "env ran")
+    env = dict(ln.split("=", 1) for ln in
+               task["result"]["stdout_tail"].splitlines())
+    t.is_(sorted(env), sorted([
+        "PATH", "HOME", "LANG", "FIXED", "GREETING", "COROD_TASK_ID",
+        "COROD_ATTEMPT", "COROD_DEADLINE", "COROD_RESULT_FILE"]),
+        "exactly the built variables (nothing inherited)")
+    t.is_(env.get("GREETING"), "hello", "the client's variable")
+    t.is_(env.get("FIXED"), "from-definition", "the definition's variable")
+    t.is_(env.get("LANG"), "C", "the definition overrides LANG")
+    t.is_(env.get("PATH"), "/usr/local/bin:/usr/bin:/bin", "a fixed PATH")
+    t.is_(env.get("COROD_TASK_ID"), str(task["id"]), "COROD_TASK_ID")
+    t.is_(env.get("COROD_ATTEMPT"), "1", "COROD_ATTEMPT")
+    t.like(env.get("COROD_DEADLINE", ""), r"^\d{4}-\d\d-\d\dT[0-9:.]+Z$",
+           "COROD_DEADLINE with a timeout is RFC 3339")
+    t.ok(env.get("COROD_RESULT_FILE", "").startswith(D.dir),
+         "COROD_RESULT_FILE under corod's state directory")
+    t.ok("COROD_EXEC_LEAK_CHECK" not in env, "corod's environment is not "
+         "inherited")
+    task = run(D, {"command": "env"})
+    env = dict(ln.split("=", 1) for ln in
+               task["result"]["stdout_tail"].splitlines())
+    t.is_(env.get("COROD_DEADLINE"), "", "no timeout: COROD_DEADLINE empty")
+    t.ok(not os.path.exists(os.path.dirname(env["COROD_RESULT_FILE"])),
+         "the run directory is removed after")
+
+
+@t.test(timeout=60)
+def process_setup():
+    task = run(D, {"command": "print", "args": ["client arg", "--x"]})
+    t.is_(task["state"], "succeeded", "print ran")
+    out = task["result"]["stdout_tail"].splitlines()
+    args = [ln[4:] for ln in out if ln.startswith("arg=")]
+    t.is_(args, ["fixed one", "client arg", "--x"], "argv: fixed args then "
+          "the client's, no shell splitting")
+    t.ok("cwd=/" in out, "cwd from the definition", diag=out)
+    t.ok("nofile=64" in out, "limit-nofile applied", diag=out)
+    t.ok(any(ln.startswith("NoNewPrivs:") and ln.endswith("1")
+             for ln in out), "no_new_privs set", diag=out)
+    fds = [ln for ln in out if ln.startswith("fds=")][0].split("=")[1].split()
+    t.ok(set(fds) <= {"0", "1", "2", "3"}, "only 0-2 inherited (3: ls's "
+         "own)", diag=fds)
+    stat = [ln for ln in out if ln.startswith("stat=")][0].split("=")[1]
+    pid, pgrp, sid = stat.split()
+    t.ok(pid == pgrp == sid, "its own session and process group",
+         diag=stat)
+    task = run(D, {"command": "pat", "args": ["--since=2026-01-01",
+                                              "a#b"]})
+    t.is_(task["state"], "succeeded", "arguments matching the patterns run")
+    task = run(D, {"command": "do", "args": ["print"]})
+    cwd = [ln for ln in task["result"]["stdout_tail"].splitlines()
+           if ln.startswith("cwd=")][0][4:]
+    t.ok(cwd.startswith(D.dir) and cwd.endswith("/work"),
+         "no cwd: a fresh directory per task", diag=cwd)
+    t.ok(not os.path.exists(cwd), "removed after")
+
+
+@t.test(timeout=60)
+def stdin_given():
+    text = "line one\nline two ü\n"
+    text += "z" * (65536 - len(text.encode()))
+    task = run(D, {"command": "do", "args": ["cat"], "stdin": text})
+    t.is_(task["state"], "succeeded", "cat ran")
+    t.is_(task["result"]["stdout_tail"], text[-4096:],
+          "stdout_tail: the last 4 KiB of what it was given")
+    lines = log_texts(D, task["id"])
+    t.ok("line one" in lines and "line two ü" in lines,
+         "stdin's lines came back through stdout into the log")
+    task = run(D, {"command": "do", "args": ["cat"]})
+    t.is_((task["state"], task["result"]["stdout_tail"]), ("succeeded", ""),
+          "no stdin: /dev/null")
+
+
+@t.test(timeout=60)
+def output_lines():
+    task = run(D, {"command": "do", "args": ["mixed"]})
+    lines = log_texts(D, task["id"])
+    t.ok("out1" in lines and "out2" in lines, "stdout lines as they are")
+    t.ok("[stderr] err1" in lines, "stderr lines marked [stderr]")
+    xs = [ln for ln in lines if ln and set(ln) == {"x"}]
+    t.is_([len(x) for x in xs], [16384, 20000 - 16384],
+          "a line over 16 KiB is split")
+    t.ok("last without newline" in lines, "a last line without newline "
+         "is kept")
+
+
+@t.test(timeout=60)
+def follow_live():
+    task = D.submit({"kind": "exec", "params": {"command": "do",
+                                                "args": ["slow", "8"]}})
+    conn = socket.create_connection(("127.0.0.1", D.port),
+                                    timeout=scaled(20))
+    conn.sendall(("GET /v1/tasks/%d/log?follow=1 HTTP/1.1\r\nHost: "
+                  "127.0.0.1\r\n\r\n" % task["id"]).encode())
+    buf = b""
+    while b"tick 1" not in buf:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    state = D.get(task["id"])["state"]
+    t.ok(b"tick 1" in buf, "a line came through follow")
+    t.is_(state, "running", "while the program still runs")
+    conn.close()
+    D.wait_state(task["id"], FINAL, timeout=20)
+
+
+@t.test(timeout=90)
+def exit_mapping():
+    task = run(D, {"command": "do", "args": ["exit", "0"]})
+    r = task["result"]
+    t.is_((task["state"], r["exit_code"], r["signal"], r["output"]),
+          ("succeeded", 0, None, None), "exit 0 succeeds")
+    t.ok(all(k in r for k in ("duration", "cpu_seconds", "max_rss",
+                              "stdout_tail", "output")),
+         "the result's members", diag=r)
+    t.ok(r["duration"] >= 0 and r["cpu_seconds"] >= 0 and r["max_rss"] > 0,
+         "duration, cpu_seconds and max_rss measured", diag=r)
+    task = run(D, {"command": "do", "args": ["exit", "3"]},
+               {"max_attempts": 3})
+    t.is_((task["state"], task["error"]["code"], task["attempt"]),
+          ("failed", "exit_status", 1), "exit 3 fails exit_status, not "
+          "retried")
+    t.like(task["error"]["message"], "status 3", "the message says 3")
+    task = run(D, {"command": "do", "args": ["exit", "75"]})
+    t.is_((task["state"], task["error"]["code"]), ("failed", "exit_status"),
+          "exit 75 without attempts left fails")
+    task = run(D, {"command": "do", "args": ["tempfail", "2"]},
+               {"max_attempts": 3}, timeout=30)
+    t.is_((task["state"], task["attempt"]), ("succeeded", 2),
+          "exit 75 is retried, and the retry succeeds")
+    t.like(task["result"]["stdout_tail"], "attempt 2: done",
+           "COROD_ATTEMPT counts")
+    task = run(D, {"command": "do", "args": ["signal", "KILL"]})
+    t.is_((task["state"], task["error"]["code"]), ("failed", "signaled"),
+          "killed by a signal: signaled")
+    t.like(task["error"]["message"], "SIGKILL", "names the signal")
+    task = run(D, {"command": "do", "args": ["signal", "TERM"]},
+               {"max_attempts": 2})
+    t.is_((task["state"], task["error"]["code"], task["attempt"]),
+          ("failed", "signaled", 1), "signaled is final")
+
+
+@t.test(timeout=60)
+def spawn_failed():
+    d = start(extra=["--exec-allow-any-path"], commands={})
+    d.wait_output("exec-allow-any-path is on", timeout=5)
+    t.ok(True, "exec-allow-any-path is logged as a warning at start")
+    task = run(d, {"command": "/nonexistent/program"}, {"max_attempts": 3})
+    t.is_((task["state"], task["error"]["code"], task["attempt"]),
+          ("failed", "spawn_failed", 1), "a program that cannot start: "
+          "spawn_failed, final")
+    t.like(task["error"]["message"], "No such file or directory",
+           "with the errno text")
+    task = run(d, {"command": "/usr/bin/env", "args": ["true"]})
+    t.is_(task["state"], "succeeded", "any absolute path runs, with "
+          "arguments")
+    refused(d, {"command": "/usr/bin/env", "env": {"X": "1"}},
+            "/params/env/X", "no client variables for a bare path")
+    refused(d, {"command": "relative"}, "/params/command",
+            "a relative name still needs a definition")
+    d.close()
+
+
+@t.test(timeout=60)
+def timeouts():
+    task = run(D, {"command": "do", "args": ["slow", "100"]},
+               {"timeout": 1})
+    t.is_((task["state"], task["error"]["code"]), ("failed", "timeout"),
+          "the task's timeout stops the program")
+    lines = log_texts(D, task["id"])
+    t.ok(any(ln.startswith("stopping: SIGTERM to process group")
+             for ln in lines), "stop-signal to the group logged", diag=lines)
+    task = run(D, {"command": "short", "args": ["slow", "100"]},
+               {"timeout": 100})
+    t.is_((task["state"], task["error"]["code"]), ("failed", "timeout"),
+          "a timeout above timeout-max is cut to it")
+    t.like(task["error"]["message"], "timeout-max of 1 s", "says which")
+    task = run(D, {"command": "short", "args": ["slow", "100"]})
+    t.is_((task["state"], task["error"]["code"]), ("failed", "timeout"),
+          "no timeout: timeout-max applies")
+
+
+@t.test(timeout=60)
+def cancel_group():
+    pidfile = os.path.join(D.dir, "group.pids")
+    task = D.submit({"kind": "exec", "params": {"command": "group",
+                                                "args": [pidfile]}})
+    pids = read_pids(pidfile, 2)
+    t.ok(all(pid_alive(p) for p in pids), "program and grandchild run")
+    r = D.cancel(task["id"])
+    t.is_(r.status, 202, "cancel accepted")
+    task = D.wait_state(task["id"], FINAL, timeout=20)
+    t.is_(task["state"], "canceled", "canceled")
+    t.ok(wait_gone(pids), "no process of the program is left (not even a "
+         "zombie: corod reaps as subreaper)",
+         diag=[(p, pid_exists(p)) for p in pids])
+    lines = log_texts(D, task["id"])
+    t.ok(any(ln.startswith("stopping: SIGTERM") for ln in lines),
+         "the stop is logged")
+
+    pidfile = os.path.join(D.dir, "group2.pids")
+    task = D.submit({"kind": "exec", "params": {"command": "group",
+                                                "args": [pidfile, "ignore"]}})
+    pids = read_pids(pidfile, 2)
+    D.cancel(task["id"])
+    task = D.wait_state(task["id"], FINAL, timeout=20)
+    lines = log_texts(D, task["id"])
+    t.ok(any(ln.startswith("stop-grace of 1 s over: SIGKILL to process "
+                           "group") for ln in lines),
+         "a program ignoring SIGTERM: SIGKILL after stop-grace", diag=lines)
+    t.is_(task["state"], "canceled", "canceled")
+    t.ok(wait_gone(pids), "nothing left")
+
+
+@t.test(timeout=60)
+def result_file():
+    task = run(D, {"command": "do", "args": ["result",
+                                             '{"rows": 3, "ok": true}']})
+    t.is_(task["result"]["output"], {"rows": 3, "ok": True},
+          "COROD_RESULT_FILE's JSON in result.output")
+    task = run(D, {"command": "do", "args": ["result", "not json"]})
+    t.is_((task["state"], task["result"]["output"]), ("succeeded", None),
+          "invalid JSON: output null, the outcome unchanged")
+    t.ok(any(ln.startswith("result file ignored: not valid JSON")
+             for ln in log_texts(D, task["id"])), "and a log line says why")
+    task = run(D, {"command": "do", "args": ["result", "[1, 2]"]})
+    t.is_(task["result"]["output"], [1, 2], "any JSON value")
+
+
+@t.test(timeout=30)
+def healthz_mode():
+    h = D.request("GET", "/healthz").body
+    t.ok(h.get("exec_cgroup") in ("none", "delegated"), "/healthz says "
+         "the exec cgroup mode", diag=h)
+    t.ok(D.wait_output(r"exec: (no delegated cgroup|delegated cgroup)"),
+         "the log says it too")
+
+
+D.close()
+
+
+def cgroup2_parent():
+    """A cgroup v2 directory this test may make children in, or None."""
+    mnt = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if " - cgroup2 " in line:
+                mnt = line.split()[4]
+                break
+    if mnt is None:
+        return None
+    path = "/"
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                path = line[3:].strip()
+    d = os.path.normpath(mnt + "/" + path)
+    return d if os.access(d, os.W_OK) else None
+
+
+@t.test(timeout=60)
+def cgroup_delegated():
+    """corod in a cgroup marked delegated (as systemd's Delegate=yes does):
+    a cgroup per attempt, and cgroup.kill reaches a grandchild that left
+    the process group."""
+    parent = cgroup2_parent()
+    if parent is None:
+        t.skip("cgroup_delegated", "no writable cgroup v2 here")
+        return
+    cg = os.path.join(parent, "corod-e2e-%d" % os.getpid())
+    try:
+        os.mkdir(cg)
+        os.setxattr(cg, "trusted.delegate", b"1")
+    except OSError as e:
+        if os.path.isdir(cg):
+            os.rmdir(cg)
+        t.skip("cgroup_delegated", "cannot make a delegated cgroup: %s" % e)
+        return
+    d = Corod(t, start=False)
+    cdir = os.path.join(d.dir, "commands")
+    write_commands(cdir, {"group": "path = %s\nallow-args = any\n"
+                          "stop-grace = 1\npids-max = 100\n" % GROUP})
+    d.args = ["--commands-dir", cdir]
+    plain = d.command
+    d.command = lambda: ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && '
+                         'exec "$@"', cg] + plain()
+    try:
+        d.start()
+        d.wait_output(r"exec: delegated cgroup " + cg)
+        t.is_(d.request("GET", "/healthz").body.get("exec_cgroup"),
+              "delegated", "/healthz: delegated")
+        pidfile = os.path.join(d.dir, "cg.pids")
+        task = d.submit({"kind": "exec", "params": {
+            "command": "group", "args": [pidfile, "-", "setsid"]}})
+        pids = read_pids(pidfile, 2)
+        tcg = os.path.join(cg, "task-%d.1" % task["id"])
+        with open(os.path.join(tcg, "cgroup.procs")) as f:
+            inside = [int(x) for x in f.read().split()]
+        t.ok(all(p in inside for p in pids), "the program and its "
+             "grandchild are in the attempt's cgroup", diag=(pids, inside))
+        try:
+            with open(os.path.join(tcg, "pids.max")) as f:
+                pids_max = f.read().strip()
+        except OSError:
+            pids_max = None
+        d.cancel(task["id"])
+        task = d.wait_state(task["id"], FINAL, timeout=20)
+        t.is_(task["state"], "canceled", "canceled")
+        t.ok(wait_gone(pids), "the grandchild that left the process group "
+             "is gone too (cgroup.kill)",
+             diag=[(p, pid_exists(p)) for p in pids])
+        t.ok(wait_gone([tcg], exists=os.path.exists), "the attempt's "
+             "cgroup is removed")
+        lines = log_texts(d, task["id"])
+        if pids_max is not None:
+            t.is_(pids_max, "100", "pids.max from the definition's pids-max")
+        else:
+            t.ok(any("pids-max not applied" in ln for ln in lines),
+                 "no pids controller delegated: pids-max not applied, "
+                 "logged", diag=lines)
+    finally:
+        d.close()
+        for sub in ("corod",):
+            try:
+                os.rmdir(os.path.join(cg, sub))
+            except OSError:
+                pass
+        try:
+            os.rmdir(cg)
+        except OSError as e:
+            t.diag("could not remove %s: %s" % (cg, e))
+
+
+# --- restarts -----------------------------------------------------------------
+
+@t.test(timeout=120)
+def kill9_restart():
+    d = start()
+    pidfile = os.path.join(d.dir, "k.pids")
+    task = d.submit({"kind": "exec", "params": {"command": "group",
+                                                "args": [pidfile]}},
+                    )
+    pids = read_pids(pidfile, 2)
+    d.wait_for(lambda: d.get(task["id"])["state"] == "running", 10)
+    d.kill9()
+    t.ok(all(pid_alive(p) for p in pids), "the program outlives corod's "
+         "kill -9")
+    d.restart()
+    task = d.wait_state(task["id"], FINAL, timeout=20)
+    t.is_((task["state"], task["error"]["code"]), ("failed", "interrupted"),
+          "the attempt is interrupted; not rerun without "
+          "retry-on-interrupt")
+    t.ok(wait_gone(pids, exists=pid_alive), "its group was killed at start",
+         diag=[(p, pid_alive(p)) for p in pids])
+    lines = log_texts(d, task["id"])
+    t.ok(any("still runs: SIGKILL to process group" in ln for ln in lines),
+         "logged", diag=lines)
+
+    pidfile = os.path.join(d.dir, "r.pids")
+    task = d.submit({"kind": "exec", "params": {"command": "retry",
+                                                "args": ["first-slow",
+                                                         pidfile]}})
+    pids = read_pids(pidfile, 1)
+    d.kill9()
+    d.restart()
+    task = d.wait_state(task["id"], FINAL, timeout=20)
+    t.is_((task["state"], task["attempt"]), ("succeeded", 2),
+          "with retry-on-interrupt the attempt runs again")
+    t.like(task["result"]["stdout_tail"], "attempt 2: done", "as attempt 2")
+    t.ok(wait_gone(pids, exists=pid_alive), "the old program is gone")
+
+    # a pid that is another process's now is never killed
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        task = d.submit({"kind": "exec", "params": {"command": "retry",
+                                                    "args": ["first-slow",
+                                                             pidfile]}})
+        d.wait_for(lambda: d.get(task["id"])["state"] == "running", 10)
+        d.kill9()
+        import sqlite3
+        db = sqlite3.connect(d.db)
+        db.execute("UPDATE tasks SET checkpoint = ? WHERE id = ?", (
+            json.dumps({"pid": other.pid, "pgid": other.pid,
+                        "start_time": 1, "attempt": 1}), task["id"]))
+        db.commit()
+        db.close()
+        d.restart()
+        d.wait_state(task["id"], FINAL, timeout=20)
+        t.ok(other.poll() is None, "a pid with another start time is not "
+             "killed")
+    finally:
+        other.kill()
+        other.wait()
+        for p in read_pids(pidfile, 1):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+    d.close()
+
+
+@t.test(timeout=120)
+def graceful_stop():
+    d = start(extra=["--stop-timeout", "20"])
+    pidfile = os.path.join(d.dir, "g.pids")
+    task = d.submit({"kind": "exec", "params": {"command": "group",
+                                                "args": [pidfile]}})
+    pids = read_pids(pidfile, 2)
+    d.wait_for(lambda: d.get(task["id"])["state"] == "running", 10)
+    d.stop()
+    t.ok(True, "corod stopped (exit 0) with a program running")
+    t.ok(wait_gone(pids, exists=pid_alive), "the program and its group "
+         "were stopped", diag=[(p, pid_alive(p)) for p in pids])
+    d.restart()
+    task = d.wait_state(task["id"], FINAL, timeout=20)
+    t.is_((task["state"], task["error"]["code"]), ("failed", "interrupted"),
+          "after the restart the attempt is interrupted")
+    lines = log_texts(d, task["id"])
+    t.ok(any(ln.startswith("corod is stopping: SIGTERM to process group")
+             for ln in lines), "the stop is in the task's log", diag=lines)
+    d.close()
+
+
+t.done()
