@@ -51,6 +51,7 @@
 #include "coro.h"
 #include "cgroup.h"
 #include "command.h"
+#include "task-notify.h"
 
 #define EXEC_LINE_MAX	(16 * 1024)	/* a longer line is split */
 #define EXEC_TAIL	4096		/* stdout kept for the result */
@@ -96,6 +97,9 @@ struct exec {
 	char			 *result_path;
 	struct event		 *timer;	/* timeout-max, then stop-grace */
 	int			  deadline_hit;	/* timeout-max reached */
+	int			  watchdog_hit;	/* the program went silent */
+	struct tnotify		 *notify;	/* its NOTIFY_SOCKET */
+	int64_t			  watchdog;	/* params.watchdog, µs */
 	int			  stopping;
 	int64_t			  started;	/* monotonic µs */
 	struct rusage		  ru;
@@ -139,6 +143,7 @@ static json_t	*exec_result(struct exec *);
 static json_t	*exec_output(struct exec *);
 static void	exec_rmdir(const char *);
 static void	exec_wakeup_cb(evutil_socket_t, short, void *);
+static void	exec_watchdog_cb(struct task *, void *);
 
 static const struct param_spec exec_params[] = {
 	{ .name = "command", .type = PARAM_STRING, .flags = PARAM_REQUIRED |
@@ -153,6 +158,10 @@ static const struct param_spec exec_params[] = {
 	    .help = "variables the command allows a client to set" },
 	{ .name = "stdin", .type = PARAM_STRING, .max_len = EXEC_STDIN_MAX,
 	    .help = "text given to the program on its standard input" },
+	{ .name = "watchdog", .type = PARAM_NUMBER, .min = 0.001,
+	    .max = COROD_MAX_SECONDS, .unit = "seconds",
+	    .help = "the program must send WATCHDOG=1 to NOTIFY_SOCKET at "
+	    "least this often, or it is stopped (error watchdog)" },
 	{ .name = NULL },
 };
 
@@ -322,6 +331,9 @@ exec_start(struct task *t)
 				    json_string_value(v));
 		}
 	}
+	if ((v = json_object_get(params, "watchdog")) != NULL &&
+	    json_is_number(v))
+		x->watchdog = (int64_t)(json_number_value(v) * USEC_PER_SEC);
 	if ((v = json_object_get(params, "stdin")) != NULL &&
 	    json_is_string(v)) {
 		x->stdin_len = json_string_length(v);
@@ -405,7 +417,7 @@ exec_spawn(struct exec *x)
 	struct task		*t = x->t;
 	struct proc_spawn	 s;
 	struct command		*c = x->cmd;
-	char			 num[32], when[TIME_STRLEN], *dir, *base;
+	char			 num[32], when[TIME_STRLEN], *dir, *base, *addr;
 	int			 in[2] = { -1, -1 }, out[2] = { -1, -1 };
 	int			 err[2] = { -1, -1 }, e, i;
 	int64_t			 timeout;
@@ -456,11 +468,15 @@ exec_spawn(struct exec *x)
 	exec_env_set(x, "COROD_DEADLINE", 14, timeout > 0 ?
 	    time_format(t->row.started_at + timeout, when) : "");
 	exec_env_set(x, "COROD_RESULT_FILE", 17, x->result_path);
-	/*
-	 * NOTIFY: NOTIFY_SOCKET is left unset until daemon/task-notify.c is
-	 * merged; then tnotify_open(t, &path) here, and
-	 * exec_env_set(x, "NOTIFY_SOCKET", 13, path).
-	 */
+	/* the program's own sd_notify socket (task-notify.c) */
+	if ((x->notify = tnotify_open(t, &addr)) == NULL)
+		goto fail;
+	exec_env_set(x, "NOTIFY_SOCKET", 13, addr);
+	free(addr);
+	if (x->watchdog > 0) {
+		snprintf(num, sizeof num, "%lld", (long long)x->watchdog);
+		exec_env_set(x, "WATCHDOG_USEC", 13, num);
+	}
 
 	x->cgroup = cgroup_task_create(t->row.id, t->row.attempt,
 	    c->memory_max, c->pids_max);
@@ -499,6 +515,12 @@ exec_spawn(struct exec *x)
 		goto fail;
 	}
 	x->pid = proc_pid(x->proc);
+	tnotify_set_pgid(x->notify, x->pid);
+	if (c->timeout_max > 0)
+		tnotify_set_limit(x->notify, x->started + c->timeout_max);
+	if (x->watchdog > 0)
+		tnotify_set_watchdog(x->notify, x->watchdog, exec_watchdog_cb,
+		    x);
 	x->out.fd = out[0];
 	x->err.fd = err[0];
 	out[0] = err[0] = -1;
@@ -687,6 +709,22 @@ exec_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	task_wake(x->t, WAKE_IO);
 }
 
+/*
+ * No WATCHDOG=1 for params.watchdog (task-notify.c logged it): stop it
+ * as a timeout would, error "watchdog".
+ */
+static void
+exec_watchdog_cb(struct task *t, void *arg)
+{
+	struct exec	*x = arg;
+
+	(void)t;
+	if (x->stopping || proc_ended(x->proc))
+		return;
+	x->watchdog_hit = 1;
+	task_wake(x->t, WAKE_IO);
+}
+
 /* stop-grace is over and the program still runs: SIGKILL its group. */
 static void
 exec_grace_cb(evutil_socket_t fd, short what, void *arg)
@@ -756,6 +794,8 @@ exec_finish(struct exec *x)
 		x->stdin_fd = -1;
 	}
 	x->have_ru = proc_rusage(x->proc, &x->ru) == 0;
+	tnotify_close(x->notify);	/* its last progress written */
+	x->notify = NULL;
 	LIST_REMOVE(x, entry);
 	x->entry.le_prev = NULL;
 }
@@ -898,7 +938,8 @@ exec_body(struct task *t)
 		proc_await(x->proc, NULL);
 		if (shutting_down)
 			continue;
-		if (t->cancel != CANCEL_NONE || x->deadline_hit)
+		if (t->cancel != CANCEL_NONE || x->deadline_hit ||
+		    x->watchdog_hit)
 			break;
 	}
 	x = t->data;
@@ -922,11 +963,19 @@ exec_body(struct task *t)
 		task_log(t, "the program ended after the stop (%s %d)",
 		    WIFEXITED(st) ? "exit status" : "signal",
 		    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-		if (t->cancel == CANCEL_USER || !x->deadline_hit) {
+		if (t->cancel == CANCEL_USER ||
+		    !(x->deadline_hit || x->watchdog_hit)) {
 			task_end_canceled(t);
 			CORO_RETURN(t);
 		}
 		t->cancel = CANCEL_NONE;
+		if (x->watchdog_hit) {
+			snprintf(msg, sizeof msg, "the program sent no "
+			    "WATCHDOG=1 for %g s", (double)x->watchdog /
+			    USEC_PER_SEC);
+			task_fail(t, "watchdog", msg, 1);
+			CORO_RETURN(t);
+		}
 		snprintf(msg, sizeof msg, "the attempt exceeded the command's "
 		    "timeout-max of %g s", (double)x->cmd->timeout_max /
 		    USEC_PER_SEC);
@@ -995,6 +1044,7 @@ exec_free(struct task *t)
 		close(x->stdin_fd);
 	if (x->timer != NULL)
 		event_free(x->timer);
+	tnotify_close(x->notify);
 	proc_free(x->proc);	/* SIGKILL to its group if still running */
 	if (x->cgroup != NULL) {
 		cgroup_task_kill(x->cgroup);

@@ -36,6 +36,7 @@ SRC = os.environ.get("COROD_SRCDIR") or os.path.dirname(os.path.dirname(HERE))
 PROGS = os.path.join(SRC, "tests", "progs")
 DO = os.path.join(PROGS, "exec-do.sh")
 GROUP = os.path.join(PROGS, "exec-group.sh")
+NOTIFY = os.path.join(PROGS, "sd-notify.sh")
 FINAL = ("succeeded", "failed", "canceled")
 
 t = TAP("exec", total_timeout=600)
@@ -67,6 +68,9 @@ COMMANDS = {
     "group": "path = %s\nallow-args = any\nstop-grace = 1\n" % GROUP,
     "retry": "path = %s\nallow-args = any\nretry-on-interrupt = yes\n"
              "stop-grace = 1\n" % DO,
+    "notify": "path = %s\nallow-args = any\nstop-grace = 1\n" % NOTIFY,
+    "notify-max": "path = %s\nallow-args = any\nstop-grace = 1\n"
+                  "timeout-max = 2\n" % NOTIFY,
 }
 
 
@@ -326,8 +330,11 @@ def environment_built():
                task["result"]["stdout_tail"].splitlines())
     t.is_(sorted(env), sorted([
         "PATH", "HOME", "LANG", "FIXED", "GREETING", "COROD_TASK_ID",
-        "COROD_ATTEMPT", "COROD_DEADLINE", "COROD_RESULT_FILE"]),
+        "COROD_ATTEMPT", "COROD_DEADLINE", "COROD_RESULT_FILE",
+        "NOTIFY_SOCKET"]),
         "exactly the built variables (nothing inherited)")
+    t.like(env.get("NOTIFY_SOCKET", ""), r"^@corod/\d+/%d/" % task["id"],
+           "NOTIFY_SOCKET: the task's own socket, abstract")
     t.is_(env.get("GREETING"), "hello", "the client's variable")
     t.is_(env.get("FIXED"), "from-definition", "the definition's variable")
     t.is_(env.get("LANG"), "C", "the definition overrides LANG")
@@ -534,6 +541,61 @@ def cancel_group():
          "a program ignoring SIGTERM: SIGKILL after stop-grace", diag=lines)
     t.is_(task["state"], "canceled", "canceled")
     t.ok(wait_gone(pids), "nothing left")
+
+
+@t.test(timeout=90)
+def sd_notify():
+    """A program written for systemd talks to its task through
+    NOTIFY_SOCKET (systemd-notify(1) in tests/progs/sd-notify.sh)."""
+    task = run(D, {"command": "notify", "args": [
+        "STATUS=copying,X_COROD_PROGRESS=5/10", "sleep 0.3",
+        "STATUS=almost,X_COROD_PROGRESS=9/10"]})
+    t.is_(task["state"], "succeeded", "STATUS and progress: succeeded")
+    p = task.get("progress") or {}
+    t.ok(p.get("message") == "almost" and p.get("current") == 9 and
+         p.get("total") == 10, "progress: the last STATUS and count",
+         diag=p)
+    lines = log_texts(D, task["id"])
+    t.ok("status: copying" in lines and "status: almost" in lines,
+         "each STATUS is a log line", diag=lines)
+
+    task = run(D, {"command": "notify", "args": [
+        "EXTEND_TIMEOUT_USEC=4000000", "sleep 2"]}, {"timeout": 1})
+    t.ok(task["state"] == "succeeded", "EXTEND_TIMEOUT_USEC: a 1 s timeout "
+         "extended by the program, which runs 2 s", diag=task.get("error"))
+    task = run(D, {"command": "notify-max", "args": [
+        "EXTEND_TIMEOUT_USEC=60000000", "sleep 10"]}, {"timeout": 1})
+    t.is_((task["state"], (task.get("error") or {}).get("code")),
+          ("failed", "timeout"), "... never past the command's "
+          "timeout-max (2 s)")
+    t.ok(task["finished_at"] and task["started_at"],
+         "it has its times")
+
+    env = run(D, {"command": "notify", "args": ["sleep 0"],
+                  "watchdog": 0.5})
+    t.is_(env["state"], "succeeded", "a program that ends before its "
+          "watchdog: succeeded")
+    task = run(D, {"command": "notify", "args": ["ping 8 0.1"],
+                   "watchdog": 1})
+    t.ok(task["state"] == "succeeded", "WATCHDOG=1 often enough: "
+         "succeeded", diag=task.get("error"))
+    task = run(D, {"command": "notify", "args": ["ping 2 0.1", "sleep 10"],
+                   "watchdog": 0.5}, {"max_attempts": 1})
+    t.is_((task["state"], (task.get("error") or {}).get("code")),
+          ("failed", "watchdog"), "silent past params.watchdog: stopped, "
+          "error watchdog")
+    lines = log_texts(D, task["id"])
+    t.ok(any(ln.startswith("stopping: SIGTERM") for ln in lines),
+         "... through the stop protocol", diag=lines)
+    task = run(D, {"command": "notify", "args": ["WATCHDOG=trigger",
+                                                 "sleep 10"],
+                   "watchdog": 30}, {"max_attempts": 1})
+    t.is_((task["state"], (task.get("error") or {}).get("code")),
+          ("failed", "watchdog"), "WATCHDOG=trigger: stopped at once")
+    for bad in (0, -1, "1", True, 1e12):
+        refused(D, {"command": "notify", "watchdog": bad},
+                "/params/watchdog", "watchdog %r: 400 naming the field" %
+                (bad,))
 
 
 @t.test(timeout=60)
