@@ -112,6 +112,12 @@ static const struct opt opt_table[] = {
 	    "err, warning, notice, info or debug" },
 	{ "stop-timeout", OPT_SECONDS, O(stop_timeout), 0, 0, "10",
 	    "seconds a graceful stop may take before corod exits anyway" },
+	{ "secrets-dir", OPT_STRING, O(secrets_dir), 0, 0, "",
+	    "directory of secret files named by {\"secret\": NAME} "
+	    "($CREDENTIALS_DIRECTORY under systemd; empty: no secrets)" },
+	{ "retry-after-max", OPT_SECONDS, O(retry_after_max), 0, 0, "3600",
+	    "seconds at most an http task waits for a Retry-After before "
+	    "its next attempt" },
 };
 #undef O
 
@@ -124,7 +130,7 @@ static const char *const live_opts[] = {
 	"log-level", "max-running", "max-body", "log-lines",
 	"retention", "max-batch", "max-children", "max-depth", "allow-origin",
 	"max-tasks", "retention-count", "token-file", "metrics-public",
-	"allow-host", NULL,
+	"allow-host", "secrets-dir", "retry-after-max", NULL,
 };
 
 struct config	*cfg;

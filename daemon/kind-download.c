@@ -88,7 +88,7 @@ struct download {
 	int			 has_want;
 	unsigned char		 want[32];
 	int			 overwrite;
-	struct curl_slist	*headers;
+	json_t			*headers;	/* params', secrets unread */
 	struct curl_slist	*req_headers;	/* of the transfer in flight */
 	int64_t			 max_bytes;	/* 0: none */
 	long			 connect_ms;
@@ -221,8 +221,8 @@ static const struct param_spec download_params[] = {
 	    .help = "replace a file already at path" },
 	{ .name = "headers", .type = PARAM_OBJECT, .check = dl_check_headers,
 	    .invalid = "headers must be an object of name: value strings",
-	    .help = "extra request headers, name: value (sent to the URL's "
-	    "origin only)" },
+	    .help = "extra request headers, name: value or {\"secret\": "
+	    "NAME} (sent to the URL's origin only)" },
 	{ .name = "max_bytes", .type = PARAM_INTEGER, .imin = 1,
 	    .imax = INT64_MAX / 2, .unit = "bytes",
 	    .help = "fail a body larger than this" },
@@ -321,7 +321,9 @@ download_start(struct task *t)
 		d->path = xstrdup(json_string_value(v));
 	if ((v = json_object_get(params, "sha256")) != NULL)
 		d->has_want = parse_sha256(json_string_value(v), d->want) == 0;
-	d->headers = transfer_headers(json_object_get(params, "headers"));
+	/* secrets are read when each request is built (dl_request) */
+	if ((v = json_object_get(params, "headers")) != NULL)
+		d->headers = json_incref(v);
 	/* the rest: given, or the table's defaults */
 	d->overwrite = param_boolean(download_params, params, "overwrite");
 	d->max_bytes = param_integer(download_params, params, "max_bytes");
@@ -385,11 +387,8 @@ download_body(struct task *t)
 		CORO_RETURN(t);
 	}
 	for (;;) {
-		if (dl_request(d) != 0) {
-			dl_fail(d, "internal", 0, 0, "curl refused the "
-			    "transfer");
+		if (dl_request(d) != 0)
 			CORO_RETURN(t);
-		}
 		/*
 		 * Each wait tests its flag before it parks: a flag set
 		 * before the wait began (a digest that ended early) would
@@ -479,14 +478,18 @@ dl_begin(struct download *d)
 	return (0);
 }
 
-/* Ask for what is missing: everything, or the rest with If-Range. */
+/*
+ * Ask for what is missing: everything, or the rest with If-Range.  -1
+ * if the task failed (a secret cannot be read, curl refuses).
+ */
 static int
 dl_request(struct download *d)
 {
 	CURL			*e;
 	struct transfer_http	 req;
-	struct curl_slist	*h, *hdrs = NULL;
+	struct curl_slist	*hdrs = NULL;
 	char			 range[32], *line = NULL, total[32];
+	char			 why[512];
 
 	free(d->r_etag);
 	free(d->r_last_modified);
@@ -510,8 +513,11 @@ dl_request(struct download *d)
 	 * another scheme, host or port gets none of them, as curl does for
 	 * Authorization and Cookie (they may be credentials: X-Api-Key).
 	 */
-	for (h = d->headers; h != NULL && !d->foreign; h = h->next)
-		hdrs = curl_slist_append(hdrs, h->data);
+	if (!d->foreign && transfer_headers(d->headers, &hdrs, why,
+	    sizeof why) != 0) {
+		dl_fail(d, "secret_unavailable", 0, 0, "%s", why);
+		return (-1);
+	}
 	if (d->offset > 0) {
 		xasprintf(&line, "If-Range: %s", d->etag != NULL ? d->etag :
 		    d->last_modified);
@@ -527,6 +533,7 @@ dl_request(struct download *d)
 	req.low_speed_time = d->low_speed_time;
 	if ((e = transfer_http_easy(&req)) == NULL) {
 		curl_slist_free_all(hdrs);
+		dl_fail(d, "internal", 0, 0, "curl refused the transfer");
 		return (-1);
 	}
 	if (d->offset > 0) {
@@ -548,8 +555,10 @@ dl_request(struct download *d)
 	d->x.done = dl_transfer_done;
 	d->x.arg = d;
 	d->req_headers = hdrs;		/* must outlive the transfer */
-	if (transfer_start(&d->x) != 0)
+	if (transfer_start(&d->x) != 0) {
+		dl_fail(d, "internal", 0, 0, "curl refused the transfer");
 		return (-1);
+	}
 	d->waiting = WAIT_TRANSFER;
 	d->began = d->mark_time = time_mono();
 	d->mark_size = d->size;
@@ -1468,7 +1477,7 @@ download_free(struct task *t)
 	if (d->x.easy != NULL)
 		curl_easy_cleanup(d->x.easy);
 	curl_slist_free_all(d->req_headers);
-	curl_slist_free_all(d->headers);
+	json_decref(d->headers);
 	dl_listen(d, 0);
 	hash_job_free(d->hash);
 	if (d->fd != -1)
