@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""http.py -- the `http` kind and secrets (API.md, "Kind http", "Secrets
+"""http-kind.py -- the `http` kind and secrets (API.md, "Kind http", "Secrets
 and outbound rules") end to end.
 
 The real daemon calls a real HTTP server on 127.0.0.1 that this test
@@ -23,10 +23,9 @@ secrets-dir), and bad input for every param (400 naming the field).
 import os
 import sys
 
-# This file is named http.py: its directory first on sys.path would hide
-# the standard library's http package (http.server, http.client).
+# Not named http.py: in this directory, first on every test's sys.path,
+# that would hide the standard library's http package from all of them.
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import base64  # noqa: E402
 import email.utils
@@ -43,7 +42,7 @@ sys.path.insert(0, os.path.join(_HERE, "..", "lib"))
 from tap import TAP, scaled  # noqa: E402
 from corod import Corod, free_port, is_problem  # noqa: E402
 
-t = TAP("http")
+t = TAP("http-kind")
 
 
 class Handler(BaseHTTPRequestHandler):
