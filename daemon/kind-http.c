@@ -594,8 +594,8 @@ http_redirect(struct http_call *h, long status)
 	}
 	o1 = transfer_origin(h->url);
 	o2 = transfer_origin(next);
-	if (strcmp(o1, o2) != 0)
-		h->foreign = 1;
+	/* as downloads do: a redirect back to url's origin gets them */
+	h->foreign = strcmp(o1, o2) != 0;
 	free(o1);
 	free(o2);
 	task_log(h->task, "%s: HTTP %ld, redirected", h->cur_method, status);

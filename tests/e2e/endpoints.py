@@ -874,7 +874,8 @@ def log_cap():
 
 # --- kinds ---------------------------------------------------------------------
 
-KINDS = ("echo", "sleep", "repeat", "sequence", "gather", "download")
+KINDS = ("echo", "sleep", "repeat", "sequence", "gather", "download",
+         "http")
 
 
 @t.test(timeout=30)
@@ -903,7 +904,8 @@ def kinds_listed():
                 isinstance(k.get("example"), dict) and
                 all(isinstance(p.get("name"), str) and
                     p.get("type") in ("string", "number", "integer",
-                                      "boolean", "object", "array") and
+                                      "boolean", "object", "array",
+                                      "any") and
                     isinstance(p.get("required"), bool) and
                     isinstance(p.get("description"), str)
                     for p in k["params"]) for k in kinds)
