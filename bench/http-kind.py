@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/http.py -- corod's `http` kind against aiohttp and wrk, on nginx.
+"""bench/http-kind.py -- corod's `http` kind against aiohttp and wrk, on nginx.
 
 Starts Debian's nginx (NGINX_BIN, default /usr/sbin/nginx) on 127.0.0.1 with
 a private generated configuration whose location /204 answers 204 with no
@@ -18,7 +18,7 @@ body (access_log off), and measures, side by side, on that URL:
 Prints result lines (http_corod_rate, http_aiohttp_rate, http_wrk_rate
 req/s; http_corod_vs_aiohttp ratio) and a table against the issue's goal
 (corod >= 5x aiohttp).  Small runs to see it works:
-HTTP_TASKS=200 WRK_SECONDS=1 bench/http.py
+HTTP_TASKS=200 WRK_SECONDS=1 bench/http-kind.py
 """
 
 import os
