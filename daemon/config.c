@@ -430,6 +430,7 @@ config_free(struct config *c)
 	free(c->token_file);
 	free(c->tls_cert);
 	free(c->tls_key);
+	free(c->secrets_dir);
 	free(c->pool_max);
 	memset(c, 0, sizeof *c);
 }

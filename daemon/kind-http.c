@@ -440,7 +440,7 @@ http_sign(struct http_call *h, struct curl_slist **hdrs)
 	struct task	*t = h->task;
 	unsigned char	 mac[32], *key;
 	char		*data, *p, *end, *sig, *msg, line[128];
-	size_t		 n, msglen;
+	size_t		 n, msglen, kcap;
 	int		 klen;
 	int64_t		 ts = time_now() / USEC_PER_SEC;
 
@@ -459,10 +459,11 @@ http_sign(struct http_call *h, struct curl_slist **hdrs)
 		*--end = '\0';
 	if (strncmp(p, "whsec_", 6) == 0)
 		p += 6;
-	key = xmalloc(strlen(p) + 3);
+	kcap = strlen(p) + 3;	/* base64_decode's room: 3/4 of it */
+	key = xmalloc(kcap);
 	if ((klen = base64_decode(p, key)) <= 0) {
 		secret_free(data, n);
-		secret_free((char *)key, strlen(p) + 3);
+		secret_free((char *)key, kcap);
 		http_fail(h, "secret_invalid", 0, 0, NULL, 0, "secret %s "
 		    "(sign) is not a signing key: \"whsec_\" and base64",
 		    h->sign);
