@@ -50,6 +50,7 @@ test_secrets(void)
 {
 	char	 dir[] = "/tmp/corod-test-secret.XXXXXX", path[512], *s;
 	size_t	 len;
+	json_t	*v;
 
 	if (mkdtemp(dir) == NULL)
 		abort();
@@ -80,7 +81,9 @@ test_secrets(void)
 	is_str(ref("{\"secret\": \"tok\", \"x\": 1}"), "/params/sign",
 	    "two members");
 	is_str(ref("\"tok\""), "/params/sign", "a bare string");
-	ok(secret_is_ref(json_pack("{s:s}", "secret", "x")), "secret_is_ref");
+	v = json_pack("{s:s}", "secret", "x");
+	ok(secret_is_ref(v), "secret_is_ref");
+	json_decref(v);
 
 	s = secret_read("tok", &len);
 	ok(s != NULL && len == 6 && memcmp(s, "value\n", 7) == 0,
