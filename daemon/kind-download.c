@@ -167,7 +167,6 @@ static int	dl_begin(struct download *);
 static int	dl_request(struct download *);
 static int	dl_outcome(struct download *);
 static int	dl_is_redirect(long);
-static char	*dl_origin(CURLU *);
 static int	dl_redirect(struct download *);
 static int	dl_verify(struct download *);
 static void	dl_placing(struct download *);
@@ -681,87 +680,38 @@ dl_is_redirect(long status)
 	    status != 305 && status != 306);
 }
 
-/* scheme://host:port of a parsed URL, lower-case (caller frees). */
-static char *
-dl_origin(CURLU *u)
-{
-	char	*scheme = NULL, *host = NULL, *port = NULL, *o, *p;
-
-	curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-	curl_url_get(u, CURLUPART_HOST, &host, 0);
-	curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-	xasprintf(&o, "%s://%s:%s", scheme != NULL ? scheme : "",
-	    host != NULL ? host : "", port != NULL ? port : "");
-	for (p = o; *p != '\0'; p++)
-		*p = (char)tolower((unsigned char)*p);
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	return (o);
-}
-
 /*
  * The answer was a redirect (STOP_REDIRECT): resolve its Location against
- * the URL asked, as curl would (relative references, spaces and bytes
- * beyond ASCII percent-encoded), and make it the next request's URL.
- * corod follows redirects itself, not curl, to know when one leaves
- * url's origin (then the params' headers are no longer sent).  1 to
- * send the new request, -1 if the task failed.
+ * the URL asked, as curl would (transfer_redirect), and make it the next
+ * request's URL.  corod follows redirects itself, not curl, to know when
+ * one leaves url's origin (then the params' headers are no longer sent).
+ * 1 to send the new request, -1 if the task failed.
  */
 static int
 dl_redirect(struct download *d)
 {
-	CURLU		*u, *first;
-	CURLUcode	 uc;
-	char		*next = NULL, *scheme = NULL, *o1, *o2, where[256];
+	char	*next, *o1, *o2, why[512];
 
-	snprintf(where, sizeof where, "%s", d->r_location);
 	if (d->redirects >= d->max_redirects) {
 		dl_fail(d, "too_many_redirects", 0, d->status,
-		    "more than %ld redirects (the last to %s)",
-		    d->max_redirects, where);
+		    "more than %ld redirects (the last to %.200s)",
+		    d->max_redirects, d->r_location);
 		return (-1);
 	}
-	if ((u = curl_url()) == NULL || (first = curl_url()) == NULL)
-		fatalx("%s: curl_url", __func__);
-	curl_url_set(u, CURLUPART_URL, d->cur_url, 0);
-	uc = curl_url_set(u, CURLUPART_URL, d->r_location, CURLU_URLENCODE |
-	    CURLU_ALLOW_SPACE | CURLU_NON_SUPPORT_SCHEME);
-	if (uc == CURLUE_OK)
-		uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-	if (uc == CURLUE_OK)
-		uc = curl_url_get(u, CURLUPART_URL, &next, 0);
-	if (uc != CURLUE_OK) {
+	if (transfer_redirect(d->cur_url, d->r_location, &next, why,
+	    sizeof why) != 0) {
 		dl_fail(d, "bad_redirect", 0, d->status, "HTTP %ld redirects "
-		    "to %s, which is not a valid URL (%s)", d->status, where,
-		    curl_url_strerror(uc));
-		goto out;
+		    "to %s", d->status, why);
+		return (-1);
 	}
-	if (strcasecmp(scheme, "http") != 0 &&
-	    strcasecmp(scheme, "https") != 0) {
-		dl_fail(d, "bad_redirect", 0, d->status, "HTTP %ld redirects "
-		    "to %s: only http and https are followed", d->status,
-		    where);
-		curl_free(next);
-		next = NULL;
-		goto out;
-	}
-	curl_url_set(first, CURLUPART_URL, d->url, 0);
-	o1 = dl_origin(first);
-	o2 = dl_origin(u);
+	o1 = transfer_origin(d->url);
+	o2 = transfer_origin(next);
 	d->foreign = strcmp(o1, o2) != 0;
 	free(o1);
 	free(o2);
 	free(d->cur_url);
-	d->cur_url = xstrdup(next);
+	d->cur_url = next;
 	d->redirects++;
-out:
-	curl_free(scheme);
-	curl_url_cleanup(u);
-	curl_url_cleanup(first);
-	if (next == NULL)
-		return (-1);
-	curl_free(next);
 	return (1);
 }
 
