@@ -127,6 +127,12 @@ static const struct opt opt_table[] = {
 	{ "exec-allow-any-path", OPT_BOOL, O(exec_allow_any_path), 0, 0, "no",
 	    "let exec tasks run any program named by its absolute path "
 	    "(logged as a warning)" },
+	{ "secrets-dir", OPT_STRING, O(secrets_dir), 0, 0, "",
+	    "directory of secret files named by {\"secret\": NAME} "
+	    "($CREDENTIALS_DIRECTORY under systemd; empty: no secrets)" },
+	{ "retry-after-max", OPT_SECONDS, O(retry_after_max), 0, 0, "3600",
+	    "seconds at most an http task waits for a Retry-After before "
+	    "its next attempt" },
 };
 #undef O
 
@@ -140,7 +146,7 @@ static const char *const live_opts[] = {
 	"retention", "max-batch", "max-children", "max-depth", "allow-origin",
 	"max-tasks", "retention-count", "token-file", "metrics-public",
 	"allow-host", "outbound-deny", "outbound-allow", "commands-dir",
-	"exec-allow-any-path", NULL,
+	"exec-allow-any-path", "secrets-dir", "retry-after-max", NULL,
 };
 
 struct config	*cfg;
@@ -455,6 +461,7 @@ config_free(struct config *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->commands_dir);
+	free(c->secrets_dir);
 	free(c->pool_max);
 	memset(c, 0, sizeof *c);
 }

@@ -61,6 +61,8 @@ struct config {
 	int64_t		 stop_timeout;	/* µs a graceful stop may take */
 	char		*commands_dir;	/* exec's definitions; "": exec off */
 	int		 exec_allow_any_path;
+	char		*secrets_dir;	/* "": no secrets (secret.c) */
+	int64_t		 retry_after_max;	/* µs: Retry-After honoured */
 };
 extern struct config	*cfg;
 void		 config_defaults(struct config *);
@@ -137,6 +139,7 @@ enum param_type {
 	PARAM_BOOLEAN,
 	PARAM_OBJECT,
 	PARAM_ARRAY,
+	PARAM_ANY,		/* any JSON; its check says more */
 };
 struct param_spec {
 	const char	*name;		/* NULL ends the table */
@@ -295,6 +298,21 @@ void		 task_succeed(struct task *, json_t *);
 void		 task_fail(struct task *, const char *, const char *, int);
 void		 task_fail_status(struct task *, const char *, const char *,
 		    int, int);
+/*
+ * A failure with more to say than task_fail's: detail's members are
+ * added to the task's error (a final failure's; detail is taken), and
+ * a transient failure with retry_after (µs) is retried no sooner than
+ * that (a server's Retry-After; 0: the backoff alone).
+ */
+struct task_failure {
+	const char	*code;
+	const char	*message;
+	int		 transient;
+	int		 http_status;	/* 0: none */
+	json_t		*detail;	/* or NULL */
+	int64_t		 retry_after;
+};
+void		 task_fail_with(struct task *, struct task_failure *);
 void		 task_progress(struct task *, const char *);
 int64_t		 task_deadline(const struct task *);
 int		 task_deadline_move(struct task *, int64_t);

@@ -88,7 +88,7 @@ struct download {
 	int			 has_want;
 	unsigned char		 want[32];
 	int			 overwrite;
-	struct curl_slist	*headers;
+	json_t			*headers;	/* params', secrets unread */
 	struct curl_slist	*req_headers;	/* of the transfer in flight */
 	int64_t			 max_bytes;	/* 0: none */
 	long			 connect_ms;
@@ -167,7 +167,6 @@ static int	dl_begin(struct download *);
 static int	dl_request(struct download *);
 static int	dl_outcome(struct download *);
 static int	dl_is_redirect(long);
-static char	*dl_origin(CURLU *);
 static int	dl_redirect(struct download *);
 static int	dl_verify(struct download *);
 static void	dl_placing(struct download *);
@@ -221,8 +220,8 @@ static const struct param_spec download_params[] = {
 	    .help = "replace a file already at path" },
 	{ .name = "headers", .type = PARAM_OBJECT, .check = dl_check_headers,
 	    .invalid = "headers must be an object of name: value strings",
-	    .help = "extra request headers, name: value (sent to the URL's "
-	    "origin only)" },
+	    .help = "extra request headers, name: value or {\"secret\": "
+	    "NAME} (sent to the URL's origin only)" },
 	{ .name = "max_bytes", .type = PARAM_INTEGER, .imin = 1,
 	    .imax = INT64_MAX / 2, .unit = "bytes",
 	    .help = "fail a body larger than this" },
@@ -321,7 +320,9 @@ download_start(struct task *t)
 		d->path = xstrdup(json_string_value(v));
 	if ((v = json_object_get(params, "sha256")) != NULL)
 		d->has_want = parse_sha256(json_string_value(v), d->want) == 0;
-	d->headers = transfer_headers(json_object_get(params, "headers"));
+	/* secrets are read when each request is built (dl_request) */
+	if ((v = json_object_get(params, "headers")) != NULL)
+		d->headers = json_incref(v);
 	/* the rest: given, or the table's defaults */
 	d->overwrite = param_boolean(download_params, params, "overwrite");
 	d->max_bytes = param_integer(download_params, params, "max_bytes");
@@ -385,11 +386,8 @@ download_body(struct task *t)
 		CORO_RETURN(t);
 	}
 	for (;;) {
-		if (dl_request(d) != 0) {
-			dl_fail(d, "internal", 0, 0, "curl refused the "
-			    "transfer");
+		if (dl_request(d) != 0)
 			CORO_RETURN(t);
-		}
 		/*
 		 * Each wait tests its flag before it parks: a flag set
 		 * before the wait began (a digest that ended early) would
@@ -479,14 +477,18 @@ dl_begin(struct download *d)
 	return (0);
 }
 
-/* Ask for what is missing: everything, or the rest with If-Range. */
+/*
+ * Ask for what is missing: everything, or the rest with If-Range.  -1
+ * if the task failed (a secret cannot be read, curl refuses).
+ */
 static int
 dl_request(struct download *d)
 {
 	CURL			*e;
 	struct transfer_http	 req;
-	struct curl_slist	*h, *hdrs = NULL;
+	struct curl_slist	*hdrs = NULL;
 	char			 range[32], *line = NULL, total[32];
+	char			 why[512];
 
 	free(d->r_etag);
 	free(d->r_last_modified);
@@ -510,8 +512,11 @@ dl_request(struct download *d)
 	 * another scheme, host or port gets none of them, as curl does for
 	 * Authorization and Cookie (they may be credentials: X-Api-Key).
 	 */
-	for (h = d->headers; h != NULL && !d->foreign; h = h->next)
-		hdrs = curl_slist_append(hdrs, h->data);
+	if (!d->foreign && transfer_headers(d->headers, &hdrs, why,
+	    sizeof why) != 0) {
+		dl_fail(d, "secret_unavailable", 0, 0, "%s", why);
+		return (-1);
+	}
 	if (d->offset > 0) {
 		xasprintf(&line, "If-Range: %s", d->etag != NULL ? d->etag :
 		    d->last_modified);
@@ -527,6 +532,7 @@ dl_request(struct download *d)
 	req.low_speed_time = d->low_speed_time;
 	if ((e = transfer_http_easy(&req)) == NULL) {
 		curl_slist_free_all(hdrs);
+		dl_fail(d, "internal", 0, 0, "curl refused the transfer");
 		return (-1);
 	}
 	if (d->offset > 0) {
@@ -548,8 +554,10 @@ dl_request(struct download *d)
 	d->x.done = dl_transfer_done;
 	d->x.arg = d;
 	d->req_headers = hdrs;		/* must outlive the transfer */
-	if (transfer_start(&d->x) != 0)
+	if (transfer_start(&d->x) != 0) {
+		dl_fail(d, "internal", 0, 0, "curl refused the transfer");
 		return (-1);
+	}
 	d->waiting = WAIT_TRANSFER;
 	d->began = d->mark_time = time_mono();
 	d->mark_size = d->size;
@@ -672,87 +680,38 @@ dl_is_redirect(long status)
 	    status != 305 && status != 306);
 }
 
-/* scheme://host:port of a parsed URL, lower-case (caller frees). */
-static char *
-dl_origin(CURLU *u)
-{
-	char	*scheme = NULL, *host = NULL, *port = NULL, *o, *p;
-
-	curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-	curl_url_get(u, CURLUPART_HOST, &host, 0);
-	curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-	xasprintf(&o, "%s://%s:%s", scheme != NULL ? scheme : "",
-	    host != NULL ? host : "", port != NULL ? port : "");
-	for (p = o; *p != '\0'; p++)
-		*p = (char)tolower((unsigned char)*p);
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	return (o);
-}
-
 /*
  * The answer was a redirect (STOP_REDIRECT): resolve its Location against
- * the URL asked, as curl would (relative references, spaces and bytes
- * beyond ASCII percent-encoded), and make it the next request's URL.
- * corod follows redirects itself, not curl, to know when one leaves
- * url's origin (then the params' headers are no longer sent).  1 to
- * send the new request, -1 if the task failed.
+ * the URL asked, as curl would (transfer_redirect), and make it the next
+ * request's URL.  corod follows redirects itself, not curl, to know when
+ * one leaves url's origin (then the params' headers are no longer sent).
+ * 1 to send the new request, -1 if the task failed.
  */
 static int
 dl_redirect(struct download *d)
 {
-	CURLU		*u, *first;
-	CURLUcode	 uc;
-	char		*next = NULL, *scheme = NULL, *o1, *o2, where[256];
+	char	*next, *o1, *o2, why[512];
 
-	snprintf(where, sizeof where, "%s", d->r_location);
 	if (d->redirects >= d->max_redirects) {
 		dl_fail(d, "too_many_redirects", 0, d->status,
-		    "more than %ld redirects (the last to %s)",
-		    d->max_redirects, where);
+		    "more than %ld redirects (the last to %.200s)",
+		    d->max_redirects, d->r_location);
 		return (-1);
 	}
-	if ((u = curl_url()) == NULL || (first = curl_url()) == NULL)
-		fatalx("%s: curl_url", __func__);
-	curl_url_set(u, CURLUPART_URL, d->cur_url, 0);
-	uc = curl_url_set(u, CURLUPART_URL, d->r_location, CURLU_URLENCODE |
-	    CURLU_ALLOW_SPACE | CURLU_NON_SUPPORT_SCHEME);
-	if (uc == CURLUE_OK)
-		uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-	if (uc == CURLUE_OK)
-		uc = curl_url_get(u, CURLUPART_URL, &next, 0);
-	if (uc != CURLUE_OK) {
+	if (transfer_redirect(d->cur_url, d->r_location, &next, why,
+	    sizeof why) != 0) {
 		dl_fail(d, "bad_redirect", 0, d->status, "HTTP %ld redirects "
-		    "to %s, which is not a valid URL (%s)", d->status, where,
-		    curl_url_strerror(uc));
-		goto out;
+		    "to %s", d->status, why);
+		return (-1);
 	}
-	if (strcasecmp(scheme, "http") != 0 &&
-	    strcasecmp(scheme, "https") != 0) {
-		dl_fail(d, "bad_redirect", 0, d->status, "HTTP %ld redirects "
-		    "to %s: only http and https are followed", d->status,
-		    where);
-		curl_free(next);
-		next = NULL;
-		goto out;
-	}
-	curl_url_set(first, CURLUPART_URL, d->url, 0);
-	o1 = dl_origin(first);
-	o2 = dl_origin(u);
+	o1 = transfer_origin(d->url);
+	o2 = transfer_origin(next);
 	d->foreign = strcmp(o1, o2) != 0;
 	free(o1);
 	free(o2);
 	free(d->cur_url);
-	d->cur_url = xstrdup(next);
+	d->cur_url = next;
 	d->redirects++;
-out:
-	curl_free(scheme);
-	curl_url_cleanup(u);
-	curl_url_cleanup(first);
-	if (next == NULL)
-		return (-1);
-	curl_free(next);
 	return (1);
 }
 
@@ -1468,7 +1427,7 @@ download_free(struct task *t)
 	if (d->x.easy != NULL)
 		curl_easy_cleanup(d->x.easy);
 	curl_slist_free_all(d->req_headers);
-	curl_slist_free_all(d->headers);
+	json_decref(d->headers);
 	dl_listen(d, 0);
 	hash_job_free(d->hash);
 	if (d->fd != -1)

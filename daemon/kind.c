@@ -25,6 +25,7 @@ extern const struct task_kind	kind_sequence;
 extern const struct task_kind	kind_gather;
 extern const struct task_kind	kind_download;
 extern const struct task_kind	kind_exec;
+extern const struct task_kind	kind_http;
 
 const struct task_kind *kind_table[] = {
 	&kind_echo,
@@ -34,6 +35,7 @@ const struct task_kind *kind_table[] = {
 	&kind_gather,
 	&kind_download,
 	&kind_exec,
+	&kind_http,
 	NULL,
 };
 
@@ -278,6 +280,8 @@ param_type_name(enum param_type type)
 		return ("object");
 	case PARAM_ARRAY:
 		return ("array");
+	case PARAM_ANY:
+		return ("any");
 	}
 	return (NULL);
 }
@@ -403,6 +407,8 @@ param_check(const struct param_spec *ps, json_t *v, const char *field,
 		    (ps->max_len != 0 && json_array_size(v) > ps->max_len))
 			goto invalid;
 		break;
+	case PARAM_ANY:
+		break;
 	}
 	if (ps->check != NULL)
 		return (ps->check(v, field, e));
@@ -463,6 +469,9 @@ param_invalid(const struct param_spec *ps, json_t *v, const char *field,
 		if (ps->max_len != 0)
 			buf_printf(&b, " of at most %zu elements",
 			    ps->max_len);
+		break;
+	case PARAM_ANY:
+		buf_puts(&b, "JSON");
 		break;
 	}
 	verror_set(e, "invalid-field", field, "%s", b.data);

@@ -173,6 +173,10 @@ config_build(struct config *c, char **cause)
 		free(path);
 		free(dir);
 	}
+	/* systemd's LoadCredential= files, readable by this service only */
+	if ((state = getenv("CREDENTIALS_DIRECTORY")) != NULL &&
+	    *state == '/')
+		config_set(c, "secrets-dir", state, &err);
 	if (config_path != NULL && config_load(c, config_path, cause) != 0)
 		return (-1);
 	optind = 1;

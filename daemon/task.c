@@ -56,7 +56,7 @@ static int	task_idle(struct task *);
 static void	task_cancel_stored_children(struct task *);
 static int	task_cancel_load(struct task *, enum cancel_reason);
 static struct tree_node *tree_node_of(struct task *);
-static char	*task_error_json(const char *, const char *, int);
+static char	*task_error_json(const char *, const char *, int, json_t *);
 static void	 task_timeout_text(struct task *, char *, size_t);
 
 /* Bucket of an id. */
@@ -829,9 +829,11 @@ task_log(struct task *t, const char *fmt, ...)
 		free(text);
 }
 
-/* {"code": ..., "message": ..., "http_status"?: ...} as text. */
+/* {"code": ..., "message": ..., "http_status"?: ..., detail's...} as
+ * text (detail, if any, is taken). */
 static char *
-task_error_json(const char *code, const char *message, int http_status)
+task_error_json(const char *code, const char *message, int http_status,
+    json_t *detail)
 {
 	json_t	*o;
 	char	*s, *clean;
@@ -843,7 +845,15 @@ task_error_json(const char *code, const char *message, int http_status)
 	if (http_status > 0)
 		json_object_set_new(o, "http_status",
 		    json_integer(http_status));
-	s = json_dumps(o, JSON_COMPACT);
+	if (detail != NULL) {
+		/* code, message and http_status are task.c's */
+		json_object_del(detail, "code");
+		json_object_del(detail, "message");
+		json_object_del(detail, "http_status");
+		json_object_update(o, detail);
+		json_decref(detail);
+	}
+	s = json_dumps(o, JSON_COMPACT | COROD_JSON_REALS);
 	json_decref(o);
 	return (s);
 }
@@ -920,8 +930,23 @@ void
 task_fail_status(struct task *t, const char *code, const char *message,
     int transient, int http_status)
 {
-	double	backoff;
-	int64_t	delay;
+	struct task_failure	f = { code, message, transient, http_status,
+	    NULL, 0 };
+
+	task_fail_with(t, &f);
+}
+
+/*
+ * The one place an attempt fails: retried (after the backoff, or the
+ * failure's retry_after if that is longer) or final.
+ */
+void
+task_fail_with(struct task *t, struct task_failure *f)
+{
+	const char	*code = f->code, *message = f->message;
+	int		 transient = f->transient;
+	double		 backoff;
+	int64_t		 delay;
 
 	/*
 	 * A cancel requested while this attempt ran (answered 202, maybe
@@ -936,6 +961,7 @@ task_fail_status(struct task *t, const char *code, const char *message,
 		task_finalize(t, TASK_CANCELED);
 		if (t->row.checkpoint != NULL && t->kind->abandon != NULL)
 			t->kind->abandon(t);
+		json_decref(f->detail);
 		return;
 	}
 	if (transient && !t->kind->group &&
@@ -945,6 +971,12 @@ task_fail_status(struct task *t, const char *code, const char *message,
 			backoff = 300;
 		backoff *= 0.75 + 0.5 * ((double)random() / RAND_MAX);
 		delay = (int64_t)(backoff * USEC_PER_SEC);
+		/* the server's wait is a floor: sooner would be refused */
+		if (f->retry_after > delay) {
+			delay = f->retry_after;
+			backoff = (double)delay / USEC_PER_SEC;
+		}
+		json_decref(f->detail);
 		task_log(t, "attempt %d failed: %s: %s; retrying in %.1f s",
 		    t->row.attempt, code, message, backoff);
 		task_end_attempt(t);
@@ -955,7 +987,8 @@ task_fail_status(struct task *t, const char *code, const char *message,
 		return;
 	}
 	free(t->row.error);
-	t->row.error = task_error_json(code, message, http_status);
+	t->row.error = task_error_json(code, message, f->http_status,
+	    f->detail);
 	task_log(t, "failed: %s: %s", code, message);
 	task_finalize(t, TASK_FAILED);
 }

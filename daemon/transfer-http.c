@@ -36,12 +36,16 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "corod.h"
+#include "secret.h"
 #include "transfer.h"
 
 #define TRANSFER_BUFFER	(64 * 1024)	/* curl's receive buffer */
@@ -138,11 +142,17 @@ transfer_headers_check(json_t *v, const char *field,
 				return (-1);
 			}
 		}
+		if (secret_is_ref(hv)) {
+			if (secret_ref_check(hv, sub, e) != 0)
+				return (-1);
+			continue;
+		}
 		if (!json_is_string(hv) ||
 		    json_string_length(hv) > TRANSFER_HEADER_VALUE_MAX) {
 			verror_set(e, "invalid-field", sub,
 			    "a header value must be a string of at most %d "
-			    "bytes", TRANSFER_HEADER_VALUE_MAX);
+			    "bytes, or {\"secret\": \"NAME\"}",
+			    TRANSFER_HEADER_VALUE_MAX);
 			return (-1);
 		}
 		s = json_string_value(hv);
@@ -156,21 +166,124 @@ transfer_headers_check(json_t *v, const char *field,
 	return (0);
 }
 
-/* The "Name: value" lines of a checked headers object (NULL: none). */
-struct curl_slist *
-transfer_headers(json_t *headers)
+/*
+ * The "Name: value" lines of a checked headers object into *list (NULL:
+ * none), a {"secret": NAME} value read now (one trailing newline, as
+ * echo writes, dropped).  -1 with why (the secret that cannot be used)
+ * if not; *list is then NULL.
+ */
+int
+transfer_headers(json_t *headers, struct curl_slist **list, char *why,
+    size_t len)
 {
-	struct curl_slist	*list = NULL;
-	const char		*name;
-	json_t			*v;
-	char			*line;
+	const char	*name, *sname;
+	json_t		*v;
+	char		*line, *data;
+	size_t		 n;
 
+	*list = NULL;
 	json_object_foreach(headers, name, v) {
-		xasprintf(&line, "%s: %s", name, json_string_value(v));
-		list = curl_slist_append(list, line);
+		if (!secret_is_ref(v)) {
+			xasprintf(&line, "%s: %s", name, json_string_value(v));
+			*list = curl_slist_append(*list, line);
+			free(line);
+			continue;
+		}
+		sname = secret_ref_name(v);
+		if ((data = secret_read(sname, &n)) == NULL) {
+			snprintf(why, len, "secret %s (header %s) cannot be "
+			    "read: %s", sname, name, strerror(errno));
+			goto fail;
+		}
+		if (n > 0 && data[n - 1] == '\n')
+			data[--n] = '\0';
+		if (n > 0 && data[n - 1] == '\r')
+			data[--n] = '\0';
+		if (strlen(data) != n || strpbrk(data, "\r\n") != NULL ||
+		    n > TRANSFER_HEADER_VALUE_MAX) {
+			secret_free(data, n);
+			snprintf(why, len, "secret %s (header %s) is not a "
+			    "header value: one line of at most %d bytes", sname,
+			    name, TRANSFER_HEADER_VALUE_MAX);
+			goto fail;
+		}
+		xasprintf(&line, "%s: %s", name, data);
+		secret_free(data, n);
+		*list = curl_slist_append(*list, line);
+		explicit_bzero(line, strlen(line));
 		free(line);
 	}
-	return (list);
+	return (0);
+fail:
+	curl_slist_free_all(*list);
+	*list = NULL;
+	return (-1);
+}
+
+/*
+ * Resolve a redirect's Location against the URL asked, as curl would
+ * (relative references, spaces and bytes beyond ASCII percent-encoded)
+ * into *next (allocated).  -1 with why ("<where>, which is not ...") if
+ * it is not a valid http or https URL.
+ */
+int
+transfer_redirect(const char *cur, const char *location, char **next,
+    char *why, size_t len)
+{
+	CURLU		*u;
+	CURLUcode	 uc;
+	char		*n = NULL, *scheme = NULL;
+	int		 r = -1;
+
+	*next = NULL;
+	if ((u = curl_url()) == NULL)
+		fatalx("%s: curl_url", __func__);
+	curl_url_set(u, CURLUPART_URL, cur, 0);
+	uc = curl_url_set(u, CURLUPART_URL, location, CURLU_URLENCODE |
+	    CURLU_ALLOW_SPACE | CURLU_NON_SUPPORT_SCHEME);
+	if (uc == CURLUE_OK)
+		uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+	if (uc == CURLUE_OK)
+		uc = curl_url_get(u, CURLUPART_URL, &n, 0);
+	if (uc != CURLUE_OK)
+		snprintf(why, len, "%.200s, which is not a valid URL (%s)",
+		    location, curl_url_strerror(uc));
+	else if (strcasecmp(scheme, "http") != 0 &&
+	    strcasecmp(scheme, "https") != 0)
+		snprintf(why, len, "%.200s: only http and https are followed",
+		    location);
+	else {
+		*next = xstrdup(n);
+		r = 0;
+	}
+	curl_free(n);
+	curl_free(scheme);
+	curl_url_cleanup(u);
+	return (r);
+}
+
+/* scheme://host:port of a URL, lower-case (caller frees). */
+char *
+transfer_origin(const char *url)
+{
+	CURLU	*u;
+	char	*scheme = NULL, *host = NULL, *port = NULL, *o, *p;
+
+	if ((u = curl_url()) == NULL)
+		fatalx("%s: curl_url", __func__);
+	curl_url_set(u, CURLUPART_URL, url, 0);
+	curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+	curl_url_get(u, CURLUPART_HOST, &host, 0);
+	curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+	xasprintf(&o, "%s://%s:%s", scheme != NULL ? scheme : "",
+	    host != NULL ? host : "", port != NULL ? port : "");
+	for (p = o; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return (o);
 }
 
 /* An easy handle with the options every request takes; NULL on error. */

@@ -52,12 +52,14 @@ size_t		 transfer_active(void);
 /* NULL if url is an http(s) URL with a host, else why not (a url
  * params row's why). */
 const char	*transfer_url_check(const char *);
-/* An object of header name: value strings (names in reserved refused,
- * "set by corod <why>"); -1 with e filled if not. */
+/* An object of header name: value strings or {"secret": NAME} (names
+ * in reserved refused, "set by corod <why>"); -1 with e filled if not. */
 int		 transfer_headers_check(json_t *, const char *,
 		    const char *const *, const char *, struct verror *);
-/* The "Name: value" lines of a checked headers object. */
-struct curl_slist *transfer_headers(json_t *);
+/* The "Name: value" lines of a checked headers object, secrets read
+ * now; -1 and why if a secret cannot be read. */
+int		 transfer_headers(json_t *, struct curl_slist **, char *,
+		    size_t);
 struct transfer_http {
 	const char		*url;
 	struct curl_slist	*headers;	/* kept until the end */
@@ -66,6 +68,12 @@ struct transfer_http {
 	long			 low_speed_limit;	/* bytes/s ... */
 	long			 low_speed_time;	/* ... for seconds */
 };
+/* A redirect's Location resolved against the URL asked, as curl would
+ * (*next allocated); -1 and why if it is not an http(s) URL. */
+int		 transfer_redirect(const char *, const char *, char **,
+		    char *, size_t);
+/* scheme://host:port of a URL, lower-case, allocated. */
+char		*transfer_origin(const char *);
 /*
  * An easy handle for the request; NULL if curl cannot make one.  Every
  * connection it opens is checked against the outbound rules (outbound.c)

@@ -76,6 +76,10 @@ char		*utf8_clean(const char *);
 /* digest.c: SHA-256 (libcrypto's EVP), hex in lower case */
 void		 sha256_digest(const void *, size_t, unsigned char [32]);
 void		 sha256_hex(const void *, size_t, char [65]);
+void		 hmac_sha256(const void *, size_t, const void *, size_t,
+		    unsigned char [32]);
+char		*base64_encode(const void *, size_t);
+int		 base64_decode(const char *, unsigned char *);
 
 /* log.c */
 enum log_level {

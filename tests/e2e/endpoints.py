@@ -944,7 +944,7 @@ def log_cap():
 # --- kinds ---------------------------------------------------------------------
 
 KINDS = ("echo", "sleep", "repeat", "sequence", "gather", "download",
-         "exec")
+         "exec", "http")
 
 
 @t.test(timeout=30)
@@ -973,7 +973,8 @@ def kinds_listed():
                 isinstance(k.get("example"), dict) and
                 all(isinstance(p.get("name"), str) and
                     p.get("type") in ("string", "number", "integer",
-                                      "boolean", "object", "array") and
+                                      "boolean", "object", "array",
+                                      "any") and
                     isinstance(p.get("required"), bool) and
                     isinstance(p.get("description"), str)
                     for p in k["params"]) for k in kinds)
