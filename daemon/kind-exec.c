@@ -51,6 +51,7 @@
 #include "coro.h"
 #include "cgroup.h"
 #include "command.h"
+#include "secret.h"
 #include "task-notify.h"
 
 #define EXEC_LINE_MAX	(16 * 1024)	/* a longer line is split */
@@ -99,6 +100,7 @@ struct exec {
 	int			  deadline_hit;	/* timeout-max reached */
 	int			  watchdog_hit;	/* the program went silent */
 	struct tnotify		 *notify;	/* its NOTIFY_SOCKET */
+	char			 *secret_why;	/* an env secret not read */
 	int64_t			  watchdog;	/* params.watchdog, µs */
 	int			  stopping;
 	int64_t			  started;	/* monotonic µs */
@@ -144,6 +146,7 @@ static json_t	*exec_output(struct exec *);
 static void	exec_rmdir(const char *);
 static void	exec_wakeup_cb(evutil_socket_t, short, void *);
 static void	exec_watchdog_cb(struct task *, void *);
+static void	exec_env_secret(struct exec *, const char *, const char *);
 
 static const struct param_spec exec_params[] = {
 	{ .name = "command", .type = PARAM_STRING, .flags = PARAM_REQUIRED |
@@ -200,7 +203,7 @@ exec_args_check(json_t *v, const char *field, struct verror *e)
 	return (0);
 }
 
-/* Names of variables, values strings (or, later, secrets). */
+/* Names of variables, values strings or {"secret": NAME}. */
 static int
 exec_env_check(json_t *v, const char *field, struct verror *e)
 {
@@ -215,17 +218,11 @@ exec_env_check(json_t *v, const char *field, struct verror *e)
 			    "letters, digits and _, not starting with a digit");
 			return (-1);
 		}
-		if (json_is_object(val) && json_object_size(val) == 1 &&
-		    json_object_get(val, "secret") != NULL) {
-			/*
-			 * SECRETS: {"secret": NAME} values are refused until
-			 * daemon/secret.c is merged; then this becomes
-			 * return secret_ref_check(val, f, e) and
-			 * exec_spawn resolves it (see SECRETS there).
-			 */
-			verror_set(e, "invalid-field", f,
-			    "secrets are not configured");
-			return (-1);
+		/* a secret, read when the program is started */
+		if (secret_is_ref(val)) {
+			if (secret_ref_check(val, f, e) != 0)
+				return (-1);
+			continue;
 		}
 		if (!json_is_string(val) || strlen(json_string_value(val)) !=
 		    json_string_length(val) || json_string_length(val) >
@@ -324,9 +321,9 @@ exec_start(struct task *t)
 			    (size_t)(name - x->cmd->env[i]), name + 1);
 		}
 		json_object_foreach(json_object_get(params, "env"), name, v) {
-			/* SECRETS: a {"secret": NAME} value is read here
-			 * (secret_read) once secret.c is merged */
-			if (json_is_string(v))
+			if (secret_is_ref(v))
+				exec_env_secret(x, name, secret_ref_name(v));
+			else if (json_is_string(v))
 				exec_env_set(x, name, strlen(name),
 				    json_string_value(v));
 		}
@@ -342,6 +339,34 @@ exec_start(struct task *t)
 	}
 	json_decref(params);
 	return (0);
+}
+
+/*
+ * NAME=the secret's bytes (one trailing newline dropped, as a file made
+ * with echo has).  A secret that cannot be read, or holds a NUL, fails
+ * the attempt before the spawn (x->secret_why).
+ */
+static void
+exec_env_secret(struct exec *x, const char *name, const char *secret)
+{
+	char	*b;
+	size_t	 len, size;
+
+	if (x->secret_why != NULL)
+		return;
+	if ((b = secret_read(secret, &size)) == NULL) {
+		xasprintf(&x->secret_why, "secret %s for %s: %s", secret,
+		    name, strerror(errno));
+		return;
+	}
+	if ((len = size) > 0 && b[len - 1] == '\n')
+		b[--len] = '\0';
+	if (strlen(b) != len)
+		xasprintf(&x->secret_why, "secret %s for %s holds a NUL byte, "
+		    "which a variable cannot", secret, name);
+	else
+		exec_env_set(x, name, strlen(name), b);
+	secret_free(b, size);
 }
 
 /* Set NAME=value in the environment being built (replacing NAME). */
@@ -913,6 +938,10 @@ exec_body(struct task *t)
 		    "defined", 0);
 		CORO_RETURN(t);
 	}
+	if (x->secret_why != NULL) {
+		task_fail(t, "secret_unavailable", x->secret_why, 0);
+		CORO_RETURN(t);
+	}
 	if (exec_spawn(x) != 0) {
 		snprintf(msg, sizeof msg, "%s: %s", x->cmd->path,
 		    strerror(errno));
@@ -1058,7 +1087,7 @@ exec_free(struct task *t)
 		free(x->argv[i]);
 	free(x->argv);
 	for (i = 0; i < x->nenv; i++)
-		free(x->envp[i]);
+		secret_free(x->envp[i], strlen(x->envp[i]));	/* may hold one */
 	free(x->envp);
 	free(x->stdin_data);
 	free(x->tail);
@@ -1066,6 +1095,7 @@ exec_free(struct task *t)
 	free(x->workdir);
 	free(x->result_path);
 	command_unref(x->cmd);
+	free(x->secret_why);
 	free(x);
 	t->data = NULL;
 }

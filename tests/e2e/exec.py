@@ -18,6 +18,7 @@ corod mid-program then restart (the old group killed, the attempt
 interrupted, rerun only with retry-on-interrupt); a graceful stop.
 """
 
+import hashlib
 import json
 import os
 import signal
@@ -309,8 +310,8 @@ def refusals():
     refused(D, {"command": "env", "env": {"1BAD": "x"}},
             "/params/env/1BAD", "a bad variable name")
     refused(D, {"command": "env", "env": {"GREETING": {"secret": "s"}}},
-            "/params/env/GREETING", "a secret value without secrets",
-            "secrets are not configured")
+            "/params/env/GREETING/secret", "a secret value without "
+            "secrets-dir", "not configured")
     refused(D, {"command": "do", "stdin": 5}, "/params/stdin",
             "stdin not a string")
     refused(D, {"command": "do", "stdin": "x" * 65537}, "/params/stdin",
@@ -596,6 +597,78 @@ def sd_notify():
         refused(D, {"command": "notify", "watchdog": bad},
                 "/params/watchdog", "watchdog %r: 400 naming the field" %
                 (bad,))
+
+
+@t.test(timeout=60)
+def env_secrets():
+    """A variable's value from a secret file: read when the program
+    starts, never in the task, its log, the database or corod's output."""
+    d = Corod(t, start=False, name="secrets")
+    cdir = os.path.join(d.dir, "commands")
+    sdir = os.path.join(d.dir, "secrets")
+    os.makedirs(sdir)
+    value = "s3cr3t-%d-value" % os.getpid()
+    with open(os.path.join(sdir, "token"), "w") as f:
+        f.write(value + "\n")
+    write_commands(cdir, {"env": COMMANDS["env"],
+                          "hash": "path = %s\narg = hash\narg = GREETING\n"
+                                  "env-allow = GREETING\n" % DO})
+    d.args = ["--commands-dir", cdir, "--secrets-dir", sdir]
+    d.start()
+    try:
+        r = d.request("POST", "/v1/tasks", {"kind": "exec", "params": {
+            "command": "hash", "env": {"GREETING": {"secret": "token"}}}})
+        t.is_(r.status, 201, "a secret reference for an allowed variable")
+        x = d.wait_state(r.body["id"], FINAL, 20)
+        t.is_((x.get("result") or {}).get("stdout_tail", "").strip(),
+              hashlib.sha256(value.encode()).hexdigest(),
+              "the program gets the secret's bytes (its trailing newline "
+              "dropped)")
+        answers = json.dumps(r.body) + json.dumps(x)
+        t.ok(value not in answers, "the task as answered names the "
+             "secret, never its bytes")
+        t.is_(x["params"]["env"]["GREETING"], {"secret": "token"},
+              "params keep the reference")
+        for bad, field in (({"secret": "nope"}, "/params/env/GREETING/secret"),
+                           ({"secret": "../token"},
+                            "/params/env/GREETING/secret"),
+                           ({"secret": 1}, "/params/env/GREETING"),
+                           ({"secret": "token", "x": 1},
+                            "/params/env/GREETING")):
+            rr = d.request("POST", "/v1/tasks", {"kind": "exec", "params": {
+                "command": "env", "env": {"GREETING": bad}}})
+            t.ok(problem(rr, 400, field), "secret %r: 400 naming %s" %
+                 (bad, field), diag="%s %s" % (rr.status, rr.body))
+        # gone between submission and start: the attempt fails, says why
+        with open(os.path.join(sdir, "later"), "w") as f:
+            f.write("x")
+        r = d.request("POST", "/v1/tasks", {"kind": "exec", "delay": 1,
+                                            "params": {"command": "env",
+                                                       "env": {"GREETING": {
+                                                           "secret":
+                                                           "later"}}}})
+        t.is_(r.status, 201, "a secret present at submission")
+        os.unlink(os.path.join(sdir, "later"))
+        x = d.wait_state(r.body["id"], FINAL, 20)
+        t.is_((x["state"], (x.get("error") or {}).get("code")),
+              ("failed", "secret_unavailable"), "removed before the start: "
+              "failed secret_unavailable")
+        d.stop()
+        leaked = []
+        for root, _, files in os.walk(d.dir):
+            for name in files:
+                path = os.path.join(root, name)
+                try:
+                    with open(path, "rb") as f:
+                        if value.encode() in f.read() and \
+                           not path.startswith(sdir):
+                            leaked.append(path)
+                except OSError:
+                    pass
+        t.is_(leaked, [], "the secret's bytes are in no file of corod's "
+              "(database, WAL, output) but the secret's own")
+    finally:
+        d.close()
 
 
 @t.test(timeout=60)

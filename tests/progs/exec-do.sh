@@ -27,6 +27,8 @@ tempfail)	# EX_TEMPFAIL until attempt $2
 	;;
 result)	printf '%s' "$2" > "$COROD_RESULT_FILE" ;;
 cat)	cat ;;
+hash)	# the SHA-256 of variable $2's value: shows it came, without its bytes
+	printf '%s' "$(printenv "$2")" | sha256sum | cut -d' ' -f1 ;;
 first-slow)	# attempt 1 runs until killed (its pid in $2), later ones end
 	if [ "$COROD_ATTEMPT" = 1 ]; then
 		echo $$ >> "$2"
