@@ -1027,6 +1027,8 @@ wait_row_done(void *arg, int rc)
 	req->on_gone = waiter_gone;
 	req->on_free = waiter_gone;
 	http_hold(req);
+	/* a held waiter keeps nothing of its read: its wake reads anew */
+	api_read_clear(req);
 out:
 	http_read_end(req);
 }

@@ -1106,7 +1106,10 @@ def reload_config():
         mark_out = len(d.lines())
         reload_and_wait("bad pool limit")
         try:
-            d.wait_output(r"reload failed", 5)
+            # this reload's line, not the one before it
+            d.wait_for(lambda: any("reload failed" in x
+                                   for x in d.lines()[mark_out:]), 5,
+                       desc="a second 'reload failed' line")
         except WaitTimeout:
             pass
         out = d.lines()[mark_out:]
