@@ -792,6 +792,25 @@ def cgroup_delegated():
 
 # --- restarts -----------------------------------------------------------------
 
+def wait_checkpoint(d, tid, timeout=10):
+    """Wait until the running attempt's program is on disk (its pid in
+    the task's checkpoint, committed): a kill -9 before that commit is
+    the crash before the start was durable, another case (the next
+    start runs the attempt anew, as if it had not begun)."""
+    import sqlite3
+
+    def committed():
+        db = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True)
+        try:
+            row = db.execute("SELECT checkpoint FROM tasks WHERE id = ?",
+                             (tid,)).fetchone()
+        finally:
+            db.close()
+        return row is not None and row[0] is not None and \
+            '"pid"' in row[0]
+    d.wait_for(committed, timeout, desc="task %d's program committed" % tid)
+
+
 @t.test(timeout=120)
 def kill9_restart():
     d = start()
@@ -800,7 +819,7 @@ def kill9_restart():
                                                 "args": [pidfile]}},
                     )
     pids = read_pids(pidfile, 2)
-    d.wait_for(lambda: d.get(task["id"])["state"] == "running", 10)
+    wait_checkpoint(d, task["id"])
     d.kill9()
     t.ok(all(pid_alive(p) for p in pids), "the program outlives corod's "
          "kill -9")
@@ -820,6 +839,7 @@ def kill9_restart():
                                                 "args": ["first-slow",
                                                          pidfile]}})
     pids = read_pids(pidfile, 1)
+    wait_checkpoint(d, task["id"])
     d.kill9()
     d.restart()
     task = d.wait_state(task["id"], FINAL, timeout=20)
