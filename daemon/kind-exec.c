@@ -25,15 +25,22 @@
  *                       stop-grace SIGKILL to the group (a log line
  *                       each); waits for the end whatever else comes
  *
- * Its pid, group and start time are the task's checkpoint while it
- * runs, so that after a kill -9 of corod the next start kills a program
- * still running from before (pid AND start time must match: a reused
- * pid is never killed, exec_interrupted) and the attempt ends
- * "interrupted", rerun only with retry-on-interrupt.
+ * The attempt is on disk before its program starts: the body writes a
+ * checkpoint naming the attempt's run id and waits for its commit, then
+ * spawns with COROD_RUN_ID=<run id> in the program's environment, then
+ * adds the pid, group and start time to the checkpoint.  So after a
+ * kill -9 of corod at any moment, the next start knows whether a program
+ * may have run: if so, it kills the program's group if that still runs
+ * (pid AND start time must match: a reused pid is never killed), and
+ * every process whose environment carries the run id, wherever it went
+ * (exec_interrupted); the attempt ends "interrupted", rerun only with
+ * retry-on-interrupt.  A crash before that commit started nothing, and
+ * the attempt runs as if it had not begun.
  */
 #include <sys/types.h>
 #include <sys/prctl.h>
 #include <sys/queue.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -112,11 +119,24 @@ struct exec {
 	const char		 *chdir_to;
 	char			 *cgroup;	/* its cgroup, or NULL */
 	char			 *cgroup_procs;	/* the child joins it */
-	LIST_ENTRY(exec)	  entry;
+	char			  run_id[64];	/* COROD_RUN_ID */
+	int			  intent_done;	/* its checkpoint's commit */
+	int			  intent_ok;	/* ... wrote it */
+	LIST_ENTRY(exec)	  entry;	/* starting, then running */
 };
 LIST_HEAD(exec_list, exec);
 
 static struct exec_list	 running = LIST_HEAD_INITIALIZER(running);
+static struct exec_list	 starting = LIST_HEAD_INITIALIZER(starting);
+
+/* At start: processes carrying a COROD_RUN_ID, read once (exec_leftover) */
+struct exec_leftover {
+	pid_t		 pid;
+	char		*run_id;
+};
+static struct exec_leftover	*leftovers;
+static size_t			 nleftovers;
+static int			 leftovers_read;
 static int		 shutting_down;	/* exec_shutdown: bodies stay put */
 
 static int	exec_start(struct task *);
@@ -147,6 +167,11 @@ static void	exec_rmdir(const char *);
 static void	exec_wakeup_cb(evutil_socket_t, short, void *);
 static void	exec_watchdog_cb(struct task *, void *);
 static void	exec_env_secret(struct exec *, const char *, const char *);
+static void	exec_intent(struct exec *);
+static void	exec_intent_done(void *, int);
+static void	exec_leftover_add(pid_t, const char *, void *);
+static void	exec_leftovers_free(evutil_socket_t, short, void *);
+static void	exec_leftovers_kill(struct task *, const char *, pid_t);
 
 static const struct param_spec exec_params[] = {
 	{ .name = "command", .type = PARAM_STRING, .flags = PARAM_REQUIRED |
@@ -487,6 +512,7 @@ exec_spawn(struct exec *x)
 	exec_env_set(x, "COROD_TASK_ID", 13, num);
 	snprintf(num, sizeof num, "%d", t->row.attempt);
 	exec_env_set(x, "COROD_ATTEMPT", 13, num);
+	exec_env_set(x, "COROD_RUN_ID", 12, x->run_id);
 	timeout = t->row.timeout;
 	if (c->timeout_max > 0 && (timeout == 0 || timeout > c->timeout_max))
 		timeout = c->timeout_max;
@@ -573,6 +599,8 @@ exec_spawn(struct exec *x)
 		x->timer = evtimer_new(loop_base, exec_deadline_cb, x);
 		evtimer_add(x->timer, &tv);
 	}
+	if (x->entry.le_prev != NULL)
+		LIST_REMOVE(x, entry);		/* from starting */
 	LIST_INSERT_HEAD(&running, x, entry);
 	return (0);
 fail:
@@ -942,6 +970,35 @@ exec_body(struct task *t)
 		task_fail(t, "secret_unavailable", x->secret_why, 0);
 		CORO_RETURN(t);
 	}
+	/* the attempt on disk before its program starts (see the top) */
+	for (;;) {
+		exec_intent(x);
+		/* a cancel waits for it too (a commit's time): after it,
+		 * no callback of this attempt is pending */
+		while (!x->intent_done && !shutting_down) {
+			CORO_YIELD(t);
+			x = t->data;
+		}
+		if (t->cancel != CANCEL_NONE || shutting_down || x->intent_ok)
+			break;
+		/* the store refuses writes (disk full): not in a hurry */
+		task_sleep(t, USEC_PER_SEC);
+		CORO_YIELD(t);
+		x = t->data;
+		if (t->cancel != CANCEL_NONE || shutting_down)
+			break;
+	}
+	if (shutting_down) {
+		/* nothing started: the next start runs the attempt anew */
+		task_checkpoint(t, NULL);
+		while (shutting_down)
+			CORO_YIELD(t);
+	}
+	if (t->cancel != CANCEL_NONE) {
+		task_checkpoint(t, NULL);
+		task_end_canceled(t);
+		CORO_RETURN(t);
+	}
 	if (exec_spawn(x) != 0) {
 		snprintf(msg, sizeof msg, "%s: %s", x->cmd->path,
 		    strerror(errno));
@@ -950,12 +1007,13 @@ exec_body(struct task *t)
 	}
 	{
 		unsigned long long	start = 0;
-		char			cp[128];
+		char			cp[256];
 
 		proc_start_time(x->pid, &start);
 		snprintf(cp, sizeof cp, "{\"pid\":%ld,\"pgid\":%ld,"
-		    "\"start_time\":%llu,\"attempt\":%d}", (long)x->pid,
-		    (long)x->pid, start, t->row.attempt);
+		    "\"start_time\":%llu,\"attempt\":%d,\"run_id\":\"%s\"}",
+		    (long)x->pid, (long)x->pid, start, t->row.attempt,
+		    x->run_id);
 		task_checkpoint(t, cp);
 	}
 	task_log(t, "started %s (pid %ld)", x->cmd->path, (long)x->pid);
@@ -1113,9 +1171,120 @@ exec_describe(const struct task_row *r, char *buf, size_t len)
 }
 
 /*
+ * Checkpoint that the attempt is about to start its program, under a run
+ * id of its own (the program gets it as COROD_RUN_ID), and have
+ * exec_intent_done wake the body once that is committed (or failed).
+ */
+static void
+exec_intent(struct exec *x)
+{
+	struct task	*t = x->t;
+	uint64_t	 r;
+	char		 cp[160];
+
+	if (x->run_id[0] == '\0') {
+		if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r)
+			r = (uint64_t)time_now() ^ (uint64_t)(uintptr_t)x;
+		snprintf(x->run_id, sizeof x->run_id, "%lld.%d.%016llx",
+		    (long long)t->row.id, t->row.attempt,
+		    (unsigned long long)r);
+	}
+	snprintf(cp, sizeof cp, "{\"attempt\":%d,\"run_id\":\"%s\"}",
+	    t->row.attempt, x->run_id);
+	task_checkpoint(t, cp);
+	if (x->entry.le_prev == NULL)
+		LIST_INSERT_HEAD(&starting, x, entry);
+	x->intent_done = x->intent_ok = 0;
+	task_ref(t);
+	commit_after(exec_intent_done, t);
+}
+
+static void
+exec_intent_done(void *arg, int ok)
+{
+	struct task	*t = arg;
+	struct exec	*x = t->data;
+
+	if (x != NULL && !x->intent_done) {
+		x->intent_done = 1;
+		x->intent_ok = ok;
+		if (t->row.state == TASK_RUNNING)
+			task_wake(t, WAKE_IO);
+	}
+	task_unref(t);
+}
+
+static void
+exec_leftover_add(pid_t pid, const char *run_id, void *arg)
+{
+	(void)arg;
+	leftovers = xreallocarray(leftovers, nleftovers + 1,
+	    sizeof *leftovers);
+	leftovers[nleftovers].pid = pid;
+	leftovers[nleftovers].run_id = xstrdup(run_id);
+	nleftovers++;
+}
+
+static void
+exec_leftovers_free(evutil_socket_t fd, short what, void *arg)
+{
+	size_t	i;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (i = 0; i < nleftovers; i++)
+		free(leftovers[i].run_id);
+	free(leftovers);
+	leftovers = NULL;
+	nleftovers = 0;
+}
+
+/*
+ * SIGKILL to every process whose environment carries run_id (and to the
+ * group of each that leads one): what an interrupted attempt left,
+ * whatever group or session it moved to.  /proc is read once for all the
+ * tasks recovered at start, and forgotten at the loop's first turn
+ * (before any program of this corod's can carry a run id).  killed: a
+ * group already killed, whose members are not counted again.
+ */
+static void
+exec_leftovers_kill(struct task *t, const char *run_id, pid_t killed)
+{
+	struct timeval	 zero = { 0, 0 };
+	size_t		 i, n = 0;
+	pid_t		 pid, g;
+
+	if (!leftovers_read) {
+		leftovers_read = 1;
+		if (proc_env_scan("COROD_RUN_ID=", exec_leftover_add,
+		    NULL) == -1)
+			log_warn("exec: cannot read /proc for programs left "
+			    "by interrupted attempts");
+		event_base_once(loop_base, -1, EV_TIMEOUT,
+		    exec_leftovers_free, NULL, &zero);
+	}
+	for (i = 0; i < nleftovers; i++) {
+		if (strcmp(leftovers[i].run_id, run_id) != 0)
+			continue;
+		pid = leftovers[i].pid;
+		if ((g = getpgid(pid)) == pid)
+			kill(-g, SIGKILL);
+		if (kill(pid, SIGKILL) == 0 && (killed <= 1 || g != killed))
+			n++;
+	}
+	if (n > 0)
+		task_log(t, "SIGKILL to %zu more process%s of the "
+		    "interrupted attempt, found by COROD_RUN_ID=%s", n,
+		    n == 1 ? "" : "es", run_id);
+}
+
+/*
  * At start, for a task found running from a corod that died: if its
  * program is still there (the same pid with the same start time: a
- * reused pid is someone else), kill its group.  The attempt's outcome is
+ * reused pid is someone else), kill its group; then every process that
+ * carries the attempt's run id (a checkpoint of an attempt that had
+ * not yet recorded its pid has only that).  The attempt's outcome is
  * the body's (interrupted, or run again with retry-on-interrupt).
  */
 static void
@@ -1123,7 +1292,8 @@ exec_interrupted(struct task *t)
 {
 	json_t			*cp;
 	unsigned long long	 was, now;
-	long			 pid, pgid;
+	long			 pid, pgid, killed = 0;
+	const char		*run_id;
 
 	if (t->row.checkpoint == NULL ||
 	    (cp = json_loads(t->row.checkpoint, 0, NULL)) == NULL)
@@ -1132,16 +1302,21 @@ exec_interrupted(struct task *t)
 	pgid = (long)json_integer_value(json_object_get(cp, "pgid"));
 	was = (unsigned long long)json_integer_value(json_object_get(cp,
 	    "start_time"));
+	if (pid > 1 && pgid > 1) {
+		if (proc_start_time((pid_t)pid, &now) == 0 && now == was) {
+			task_log(t, "the program of the interrupted attempt "
+			    "(pid %ld) still runs: SIGKILL to process group "
+			    "%ld", pid, pgid);
+			kill(-(pid_t)pgid, SIGKILL);
+			killed = pgid;
+		} else
+			task_log(t, "the program of the interrupted attempt "
+			    "(pid %ld) is no longer running", pid);
+	}
+	if ((run_id = json_string_value(json_object_get(cp, "run_id"))) !=
+	    NULL)
+		exec_leftovers_kill(t, run_id, (pid_t)killed);
 	json_decref(cp);
-	if (pid <= 1 || pgid <= 1)
-		return;
-	if (proc_start_time((pid_t)pid, &now) == 0 && now == was) {
-		task_log(t, "the program of the interrupted attempt (pid %ld) "
-		    "still runs: SIGKILL to process group %ld", pid, pgid);
-		kill(-(pid_t)pgid, SIGKILL);
-	} else
-		task_log(t, "the program of the interrupted attempt (pid %ld) "
-		    "is no longer running", pid);
 }
 
 /* Only makes event_base_loop(EVLOOP_ONCE) return. */
@@ -1169,9 +1344,13 @@ exec_shutdown(void)
 	int64_t		 end, grace, now;
 	int		 left, killed = 0;
 
+	shutting_down = 1;
+	/* an attempt waiting to start its program never will: the next
+	 * start runs it anew (its checkpoint no longer says it began) */
+	LIST_FOREACH(x, &starting, entry)
+		task_checkpoint(x->t, NULL);
 	if (LIST_EMPTY(&running))
 		return;
-	shutting_down = 1;
 	grace = 0;
 	LIST_FOREACH(x, &running, entry) {
 		if (proc_ended(x->proc))

@@ -72,6 +72,8 @@
 #define P_PIDFD		3
 #endif
 
+#define PROC_ENV_MAX	(4 * 1024 * 1024)	/* > the kernel's ARG_MAX share */
+
 enum proc_state {
 	PROC_RUNNING,
 	PROC_ENDED,
@@ -611,6 +613,66 @@ proc_start_time(pid_t pid, unsigned long long *start)
 		return (-1);
 	*start = strtoull(p + 1, NULL, 10);
 	return (0);
+}
+
+/*
+ * Call fn(pid, value, arg) for each process whose environment holds
+ * NAME=value (NAME ends with '='): how the programs of a corod that died
+ * are found after it, whatever group or session they moved to.  Only
+ * processes this one may read are seen (its own user's), which are the
+ * only ones it could signal.  /proc/PID/environ is the block execve was
+ * given; a program that rewrites its own later is still found, one that
+ * execs with a fresh environment (env -i, sudo) is not.  Returns how
+ * many matched, or -1 if /proc cannot be read.
+ */
+int
+proc_env_scan(const char *name, void (*fn)(pid_t, const char *, void *),
+    void *arg)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		 path[64], *buf = NULL, *p, *end, *e;
+	size_t		 nlen = strlen(name), len, cap = 0;
+	ssize_t		 r;
+	pid_t		 self = getpid();
+	long		 pid;
+	int		 fd, n = 0;
+
+	if ((d = opendir("/proc")) == NULL)
+		return (-1);
+	while ((de = readdir(d)) != NULL) {
+		pid = strtol(de->d_name, &e, 10);
+		if (*e != '\0' || pid <= 1 || pid == (long)self)
+			continue;
+		snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			continue;
+		/* the whole block, up to the kernel's bound on it */
+		len = 0;
+		for (;;) {
+			if (len + 4096 + 1 > cap) {
+				if (cap >= PROC_ENV_MAX)
+					break;
+				cap = cap == 0 ? 16384 : cap * 2;
+				buf = xrealloc(buf, cap);
+			}
+			if ((r = read(fd, buf + len, cap - len - 1)) <= 0)
+				break;
+			len += (size_t)r;
+		}
+		close(fd);
+		buf[len] = '\0';
+		for (p = buf, end = buf + len; p < end; p += strlen(p) + 1) {
+			if (strncmp(p, name, nlen) == 0) {
+				fn((pid_t)pid, p + nlen, arg);
+				n++;
+				break;
+			}
+		}
+	}
+	closedir(d);
+	free(buf);
+	return (n);
 }
 
 /*

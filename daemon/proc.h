@@ -58,5 +58,7 @@ void		 proc_shutdown(void);
 int		 proc_rusage(struct proc *, struct rusage *);
 int		 proc_start_time(pid_t, unsigned long long *);
 void		 proc_subreaper(void);
+int		 proc_env_scan(const char *, void (*)(pid_t, const char *, void *),
+		    void *);
 
 #endif /* PROC_H */

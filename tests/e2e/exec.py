@@ -331,8 +331,8 @@ def environment_built():
                task["result"]["stdout_tail"].splitlines())
     t.is_(sorted(env), sorted([
         "PATH", "HOME", "LANG", "FIXED", "GREETING", "COROD_TASK_ID",
-        "COROD_ATTEMPT", "COROD_DEADLINE", "COROD_RESULT_FILE",
-        "NOTIFY_SOCKET"]),
+        "COROD_ATTEMPT", "COROD_RUN_ID", "COROD_DEADLINE",
+        "COROD_RESULT_FILE", "NOTIFY_SOCKET"]),
         "exactly the built variables (nothing inherited)")
     t.like(env.get("NOTIFY_SOCKET", ""), r"^@corod/\d+/%d/" % task["id"],
            "NOTIFY_SOCKET: the task's own socket, abstract")
@@ -342,6 +342,8 @@ def environment_built():
     t.is_(env.get("PATH"), "/usr/local/bin:/usr/bin:/bin", "a fixed PATH")
     t.is_(env.get("COROD_TASK_ID"), str(task["id"]), "COROD_TASK_ID")
     t.is_(env.get("COROD_ATTEMPT"), "1", "COROD_ATTEMPT")
+    t.like(env.get("COROD_RUN_ID", ""), r"^%d\.1\.[0-9a-f]{16}$" % task["id"],
+           "COROD_RUN_ID: the task, the attempt, 64 random bits")
     t.like(env.get("COROD_DEADLINE", ""), r"^\d{4}-\d\d-\d\dT[0-9:.]+Z$",
            "COROD_DEADLINE with a timeout is RFC 3339")
     t.ok(env.get("COROD_RESULT_FILE", "").startswith(D.dir),
@@ -794,9 +796,8 @@ def cgroup_delegated():
 
 def wait_checkpoint(d, tid, timeout=10):
     """Wait until the running attempt's program is on disk (its pid in
-    the task's checkpoint, committed): a kill -9 before that commit is
-    the crash before the start was durable, another case (the next
-    start runs the attempt anew, as if it had not begun)."""
+    the task's checkpoint, committed).  A kill -9 before that commit,
+    after the program started, is kill9_at_spawn's case."""
     import sqlite3
 
     def committed():
@@ -875,6 +876,80 @@ def kill9_restart():
                 os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
+    d.close()
+
+
+def checkpoint_of(d, tid):
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True)
+    try:
+        row = db.execute("SELECT checkpoint, attempt FROM tasks WHERE id = ?",
+                         (tid,)).fetchone()
+    finally:
+        db.close()
+    return row
+
+
+@t.test(timeout=180)
+def kill9_at_spawn():
+    """kill -9 the moment the program exists, whether or not its pid is
+    committed yet: the attempt was on disk before the spawn, so the
+    restart neither runs it again beside the old program nor loses it."""
+    d = start()
+    for i in range(3):
+        pidfile = os.path.join(d.dir, "s%d.pids" % i)
+        task = d.submit({"kind": "exec", "params": {
+            "command": "group", "args": [pidfile, "-", "setsid"]}})
+        pids = read_pids(pidfile, 2, timeout=20)
+        d.kill9()
+        cp = checkpoint_of(d, task["id"])
+        t.ok(cp is not None and cp[0] is not None and
+             '"run_id"' in cp[0] and cp[1] == 1,
+             "round %d: the attempt was on disk before its program ran"
+             % i, diag=cp)
+        t.ok(all(pid_alive(p) for p in pids), "round %d: the program and "
+             "its grandchild (in a session of its own) outlive corod" % i)
+        d.restart()
+        task = d.wait_state(task["id"], FINAL, timeout=20)
+        t.is_((task["state"], (task.get("error") or {}).get("code")),
+              ("failed", "interrupted"),
+              "round %d: interrupted, not run again" % i)
+        t.ok(wait_gone(pids, exists=pid_alive), "round %d: both killed at "
+             "start, the grandchild outside the group by its COROD_RUN_ID"
+             % i, diag=[(p, pid_alive(p)) for p in pids])
+        lines = log_texts(d, task["id"])
+        t.ok(any("found by COROD_RUN_ID=%d.1." % task["id"] in ln
+                 for ln in lines), "round %d: logged" % i, diag=lines)
+        t.is_(sum(1 for ln in lines if ln.startswith("started ")), 1,
+              "round %d: one program started in all" % i)
+
+    # with retry-on-interrupt: attempt 2 runs, once, after the old one died
+    pidfile = os.path.join(d.dir, "sr.pids")
+    task = d.submit({"kind": "exec", "params": {
+        "command": "retry", "args": ["first-slow", pidfile]}})
+    pids = read_pids(pidfile, 1, timeout=20)
+    d.kill9()
+    d.restart()
+    task = d.wait_state(task["id"], FINAL, timeout=20)
+    t.is_((task["state"], task["attempt"]), ("succeeded", 2),
+          "retry-on-interrupt: the attempt runs again as attempt 2")
+    t.like(task["result"]["stdout_tail"], "attempt 2: done", "as attempt 2")
+    t.ok(wait_gone(pids, exists=pid_alive), "the old program is gone")
+    t.is_(len(read_pids(pidfile, 1)), 1, "attempt 1 ran once: no second "
+          "attempt 1 beside it")
+
+    # a cancel while the start is being written ends it, nothing spawned
+    pidfile = os.path.join(d.dir, "c.pids")
+    task = d.submit({"kind": "exec", "params": {"command": "group",
+                                                "args": [pidfile]}})
+    d.cancel(task["id"])
+    task = d.wait_state(task["id"], FINAL, timeout=20)
+    t.is_(task["state"], "canceled", "canceled at once")
+    if not os.path.exists(pidfile):
+        t.ok(True, "canceled before its program started")
+    else:
+        t.ok(wait_gone(read_pids(pidfile, 1), exists=pid_alive),
+             "or started and stopped")
     d.close()
 
 

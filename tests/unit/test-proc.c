@@ -597,6 +597,49 @@ test_await(const char *mode)
 	    "%s: ... reaped, no zombie", mode);
 }
 
+/* proc_env_scan: found by a variable of its environment, wherever it went */
+static int	scan_hits;
+static pid_t	scan_pid;
+
+static void
+scan_cb(pid_t pid, const char *value, void *arg)
+{
+	if (strcmp(value, (const char *)arg) == 0) {
+		scan_hits++;
+		scan_pid = pid;
+	}
+}
+
+static void
+test_env_scan(void)
+{
+	static char *const	 sleep[] = { "/bin/sleep", "30", NULL };
+	char			 token[64], var[80];
+	char			*envp[] = { var, "PATH=/bin", NULL };
+	struct proc		*p;
+	int			 n;
+
+	snprintf(token, sizeof token, "scan.%ld", (long)getpid());
+	snprintf(var, sizeof var, "COROD_TEST_SCAN=%s", token);
+	scan_hits = 0;
+	n = proc_env_scan("COROD_TEST_SCAN=", scan_cb, token);
+	ok(n >= 0 && scan_hits == 0, "env scan: no process carries the "
+	    "token yet (%d)", n);
+	if ((p = spawn(sleep, envp, -1)) == NULL) {
+		ok(0, "env scan: spawn sleep");
+		return;
+	}
+	n = proc_env_scan("COROD_TEST_SCAN=", scan_cb, token);
+	ok(n >= 1 && scan_hits == 1 && scan_pid == proc_pid(p),
+	    "env scan: the program carrying it is found (%d, pid %ld)",
+	    scan_hits, (long)scan_pid);
+	proc_free(p);
+	ok(run_until(none_running, NULL, 5000), "env scan: reaped");
+	scan_hits = 0;
+	proc_env_scan("COROD_TEST_SCAN=", scan_cb, token);
+	ok(scan_hits == 0, "env scan: gone once it ended");
+}
+
 static void
 start(void)
 {
@@ -656,6 +699,7 @@ main(void)
 		test_many(mode);
 		test_await(mode);
 	}
+	test_env_scan();
 	stop();
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
