@@ -958,6 +958,18 @@ exec_body(struct task *t)
 			    "not have retry-on-interrupt", 0);
 			CORO_RETURN(t);
 		}
+		/* counted as attempts, at least one rerun: a program that
+		 * takes corod down with it (memory) is not a crash loop */
+		if (t->row.attempt > (t->row.max_attempts > 2 ?
+		    t->row.max_attempts : 2)) {
+			snprintf(msg, sizeof msg, "the program's attempt was "
+			    "interrupted by a stop of corod again, and %d "
+			    "attempts have run (max_attempts %d; an interrupted "
+			    "attempt is rerun at least once)",
+			    t->row.attempt - 1, t->row.max_attempts);
+			task_fail(t, "interrupted", msg, 0);
+			CORO_RETURN(t);
+		}
 		task_log(t, "running again after the interrupted attempt "
 		    "(retry-on-interrupt)");
 	}

@@ -938,6 +938,23 @@ def kill9_at_spawn():
     t.is_(len(read_pids(pidfile, 1)), 1, "attempt 1 ran once: no second "
           "attempt 1 beside it")
 
+    # interrupted again and again: counted as attempts, rerun at least
+    # once, then failed (no crash loop)
+    pidfile = os.path.join(d.dir, "loop.pids")
+    task = d.submit({"kind": "exec", "params": {
+        "command": "retry", "args": ["forever", pidfile]}})
+    for n in (1, 2):
+        pids = read_pids(pidfile, n, timeout=20)
+        d.kill9()
+        d.restart()
+    task = d.wait_state(task["id"], FINAL, timeout=20)
+    t.is_((task["state"], task["error"]["code"], task["attempt"]),
+          ("failed", "interrupted", 3), "interrupted twice with max_attempts "
+          "1: rerun once, then failed")
+    t.like(task["error"]["message"], "max_attempts 1", "the error says why")
+    t.ok(wait_gone(pids, exists=pid_alive), "no program left")
+    t.is_(len(read_pids(pidfile, 2)), 2, "two programs ran in all")
+
     # a cancel while the start is being written ends it, nothing spawned
     pidfile = os.path.join(d.dir, "c.pids")
     task = d.submit({"kind": "exec", "params": {"command": "group",

@@ -36,6 +36,10 @@ first-slow)	# attempt 1 runs until killed (its pid in $2), later ones end
 	fi
 	echo "attempt $COROD_ATTEMPT: done"
 	;;
+forever)	# every attempt runs until killed (its pid in $2)
+	echo $$ >> "$2"
+	while :; do sleep 0.1; done
+	;;
 print)	# what the program was given
 	shift
 	for a in "$@"; do echo "arg=$a"; done
