@@ -971,6 +971,43 @@ def kill9_at_spawn():
 
 
 @t.test(timeout=120)
+def lost_claim():
+    """Another owner takes the running task's claim (its fencing token
+    changed behind corod's back): corod's next write of it is refused, and
+    its program is stopped, not left running for nobody."""
+    import sqlite3
+    d = start()
+    args = ["STATUS=first"]
+    for i in range(60):
+        args += ["sleep 0.25", "STATUS=tick %d" % i]
+    task = d.submit({"kind": "exec", "params": {"command": "notify",
+                                                "args": args}})
+    wait_checkpoint(d, task["id"])
+    pid = json.loads(checkpoint_of(d, task["id"])[0])["pid"]
+    t.ok(pid_alive(pid), "the program runs")
+    db = sqlite3.connect(d.db, timeout=10)
+    try:
+        db.execute("UPDATE tasks SET owner = 'elsewhere/1/1', "
+                   "fence = fence + 1 WHERE id = ?", (task["id"],))
+        db.commit()
+    finally:
+        db.close()
+    t.ok(wait_gone([pid], exists=pid_alive), "its program is stopped once "
+         "corod learns the claim is lost")
+    d.wait_output(r"task %d: its claim was lost" % task["id"])
+    t.ok(True, "logged")
+    db = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True)
+    try:
+        owner, state = db.execute("SELECT owner, state FROM tasks WHERE "
+                                  "id = ?", (task["id"],)).fetchone()
+    finally:
+        db.close()
+    t.is_(owner, "elsewhere/1/1", "the other owner's claim is not "
+          "overwritten")
+    d.close()
+
+
+@t.test(timeout=120)
 def graceful_stop():
     d = start(extra=["--stop-timeout", "20"])
     pidfile = os.path.join(d.dir, "g.pids")
