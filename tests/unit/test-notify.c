@@ -31,40 +31,10 @@
 #include "task-int.h"	/* a task made by hand: TASKF_NEW */
 #include "task-notify.h"
 #include "tap.h"
+#include "unit-loop.h"
 
-static struct config	conf;
-static char		dir[] = "/tmp/corod-notify-XXXXXX";
-static char		dbpath[512];
 static char		prog[1024];	/* tests/progs/sd-notify.sh */
 static char		burst[1024];	/* tests/progs/notify-burst.py */
-static int		mult = 1;	/* COROD_TIMEOUT_MULT */
-
-static void
-break_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	event_base_loopbreak(arg);
-}
-
-/* Run the loop until cond(arg) or ms (times mult) pass; cond's last say. */
-static int
-run_until(int (*cond)(void *), void *arg, int ms)
-{
-	int64_t		 end = time_mono() + (int64_t)ms * 1000 * mult;
-	struct timeval	 tv;
-	struct event	*ev;
-
-	ev = evtimer_new(loop_base, break_cb, loop_base);
-	while (!cond(arg) && time_mono() < end) {
-		tv = time_tv(end - time_mono());
-		evtimer_add(ev, &tv);
-		event_base_loop(loop_base, EVLOOP_ONCE);
-		loop_turn_end();
-	}
-	event_free(ev);
-	return (cond(arg));
-}
 
 /* --- a task body that runs a program with a notify socket ----------- */
 
@@ -389,13 +359,13 @@ skip(int n, const char *why)
 static char	 secs_buf[8][32];
 static int	 secs_i;
 
-/* "%g" of s seconds times mult, for a program's argument. */
+/* "%g" of s seconds times unit_mult, for a program's argument. */
 static const char *
 secs(double s)
 {
 	char	*b = secs_buf[secs_i++ % 8];
 
-	snprintf(b, sizeof secs_buf[0], "%g", s * mult);
+	snprintf(b, sizeof secs_buf[0], "%g", s * unit_mult);
 	return (b);
 }
 
@@ -426,7 +396,7 @@ test_progress(void)
 	int64_t			 id, dl0, dl1;
 	uint64_t		 want = 14;	/* 7 datagrams, 7 barriers */
 
-	id = ntest_run(argv, 30 * USEC_PER_SEC * mult);
+	id = ntest_run(argv, 30 * USEC_PER_SEC * unit_mult);
 	ok(spawned(NULL), "a program with NOTIFY_SOCKET=%s",
 	    b_addr != NULL ? b_addr : "?");
 	ok(b_addr != NULL && strncmp(b_addr, "@corod/", 7) == 0,
@@ -506,17 +476,17 @@ test_extend(void)
 	int64_t		 id, dl, start;
 
 	snprintf(ext, sizeof ext, "EXTEND_TIMEOUT_USEC=%lld",
-	    (long long)(3 * USEC_PER_SEC * mult));
+	    (long long)(3 * USEC_PER_SEC * unit_mult));
 	snprintf(sl, sizeof sl, "sleep %s", secs(2));
 	argv[3] = sl;
 	start = time_mono();
-	id = ntest_run(argv, USEC_PER_SEC * mult);
+	id = ntest_run(argv, USEC_PER_SEC * unit_mult);
 	ok(run_until(accepted, &want, 5000), "timeout 1 s, the program "
 	    "sends EXTEND_TIMEOUT_USEC=3 s, then sleeps 2 s");
 	t = task_lookup(id);
 	dl = t != NULL ? task_deadline(t) : 0;
-	ok(dl - start > 2 * USEC_PER_SEC * mult && dl - time_mono() <=
-	    3 * USEC_PER_SEC * mult, "... the deadline is now + 3 s (%.2f s "
+	ok(dl - start > 2 * USEC_PER_SEC * unit_mult && dl - time_mono() <=
+	    3 * USEC_PER_SEC * unit_mult, "... the deadline is now + 3 s (%.2f s "
 	    "after the start)", (double)(dl - start) / 1e6);
 	ok(run_until(is_final, &id, 10000) && state_of(id) == TASK_SUCCEEDED,
 	    "... it ran past the first second and succeeded");
@@ -524,11 +494,11 @@ test_extend(void)
 
 	/* the same, with a limit 1.5 s after the start */
 	snprintf(ext, sizeof ext, "EXTEND_TIMEOUT_USEC=%lld",
-	    (long long)(10 * USEC_PER_SEC * mult));
+	    (long long)(10 * USEC_PER_SEC * unit_mult));
 	snprintf(sl, sizeof sl, "sleep %s", secs(30));
-	b_limit = USEC_PER_SEC * mult * 3 / 2;
+	b_limit = USEC_PER_SEC * unit_mult * 3 / 2;
 	start = time_mono();
-	id = ntest_run(argv, USEC_PER_SEC * mult);
+	id = ntest_run(argv, USEC_PER_SEC * unit_mult);
 	ok(run_until(accepted, &want, 5000), "a limit 1.5 s after the start; "
 	    "the program asks for 10 s more");
 	t = task_lookup(id);
@@ -539,7 +509,7 @@ test_extend(void)
 	ok(time_mono() - start >= b_limit - USEC_PER_SEC / 10,
 	    "... not before (%.2f s)", (double)(time_mono() - start) / 1e6);
 	stored(id, &r);
-	snprintf(sl, sizeof sl, "extended to %.1f s", 1.5 * mult);
+	snprintf(sl, sizeof sl, "extended to %.1f s", 1.5 * unit_mult);
 	ok(r.error != NULL && strstr(r.error, sl) != NULL,
 	    "... the error says the timeout was extended (%s)",
 	    r.error != NULL ? r.error : "none");
@@ -558,7 +528,7 @@ test_watchdog(void)
 
 	/* fed every 0.2 s for 2 s, watchdog 1 s: never fires */
 	snprintf(ping, sizeof ping, "ping 10 %s", secs(0.2));
-	b_watchdog = USEC_PER_SEC * mult;
+	b_watchdog = USEC_PER_SEC * unit_mult;
 	id = ntest_run(argv, 0);
 	ok(run_until(is_final, &id, 20000) && state_of(id) == TASK_SUCCEEDED,
 	    "watchdog 1 s, fed every 0.2 s: the program runs to its end");
@@ -569,7 +539,7 @@ test_watchdog(void)
 	snprintf(ping, sizeof ping, "ping 2 %s", secs(0.1));
 	snprintf(sl, sizeof sl, "sleep %s", secs(30));
 	argv[3] = sl;
-	b_watchdog = USEC_PER_SEC * mult / 2;
+	b_watchdog = USEC_PER_SEC * unit_mult / 2;
 	id = ntest_run(argv, 0);
 	ok(run_until(is_final, &id, 20000) && failed_with(id, "watchdog"),
 	    "watchdog 0.5 s, fed twice then silent: stopped, error "
@@ -706,7 +676,7 @@ test_close_pending(void)
 		p[i] = proc_spawn(&s);
 	}
 	/* the first ends once sent; give the others as long to send */
-	for (i = 0; i < 300 * mult && p[0] != NULL && proc_status(p[0]) == -1;
+	for (i = 0; i < 300 * unit_mult && p[0] != NULL && proc_status(p[0]) == -1;
 	    i++) {
 		usleep(10000);
 		if (waitpid(proc_pid(p[0]), NULL, WNOHANG | WNOWAIT) > 0)
@@ -778,31 +748,11 @@ test_open_close(void)
 }
 
 static void
-start(void)
-{
-	char	*cause;
-
-	if ((corod_db = db_open(dbpath, 0, &cause)) == NULL) {
-		diag("db_open: %s", cause);
-		exit(1);
-	}
-	loop_init();
-	commit_init(loop_base, dbpath);
-	sched_recover();
-	sched_init(loop_base);
-}
-
-static void
 stop(void)
 {
 	size_t	i;
 
-	proc_shutdown();
-	sched_shutdown();
-	commit_shutdown();
-	task_free_all();
-	db_close(corod_db);
-	loop_free();
+	unit_loop_stop();
 	for (i = 0; b_argv[i] != NULL; i++)
 		free(b_argv[i]);
 	free(b_addr);
@@ -811,14 +761,9 @@ stop(void)
 int
 main(void)
 {
-	const char	*m, *src;
-	char		 cmd[600];
+	const char	*src;
 
-	log_init(LOG_LVL_WARNING);
-	config_defaults(&conf);
-	cfg = &conf;
-	if ((m = getenv("COROD_TIMEOUT_MULT")) != NULL && atoi(m) > 0)
-		mult = atoi(m);
+	unit_init();
 	if ((src = getenv("COROD_SRCDIR")) == NULL)
 		src = ".";
 	snprintf(prog, sizeof prog, "%s/tests/progs/sd-notify.sh", src);
@@ -828,10 +773,7 @@ main(void)
 		printf("1..0 # SKIP no systemd-notify, or no %s\n", prog);
 		return (0);
 	}
-	if (mkdtemp(dir) == NULL)
-		return (1);
-	snprintf(dbpath, sizeof dbpath, "%s/corod.db", dir);
-	start();
+	unit_loop_start("notify");
 	test_open_close();
 	test_progress();
 	test_extend();
@@ -840,9 +782,5 @@ main(void)
 	test_burst();
 	test_close_pending();
 	stop();
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		diag("cleanup failed");
-	config_free(&conf);
 	return (done_testing());
 }

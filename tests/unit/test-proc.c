@@ -25,38 +25,8 @@
 #include "db.h"
 #include "task-int.h"	/* a task made by hand: TASKF_NEW */
 #include "tap.h"
+#include "unit-loop.h"
 
-static struct config	conf;
-static char		dir[] = "/tmp/corod-proc-XXXXXX";
-static char		dbpath[512];
-static int		mult = 1;	/* COROD_TIMEOUT_MULT */
-
-static void
-break_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	event_base_loopbreak(arg);
-}
-
-/* Run the loop until cond(arg) or ms (times mult) pass; cond's last say. */
-static int
-run_until(int (*cond)(void *), void *arg, int ms)
-{
-	int64_t		 end = time_mono() + (int64_t)ms * 1000 * mult;
-	struct timeval	 tv;
-	struct event	*ev;
-
-	ev = evtimer_new(loop_base, break_cb, loop_base);
-	while (!cond(arg) && time_mono() < end) {
-		tv = time_tv(end - time_mono());
-		evtimer_add(ev, &tv);
-		event_base_loop(loop_base, EVLOOP_ONCE);
-		loop_turn_end();
-	}
-	event_free(ev);
-	return (cond(arg));
-}
 
 static int
 ended(void *arg)
@@ -397,7 +367,7 @@ test_free(const char *mode)
 	if (p == NULL || kid <= 0)
 		return;
 	is(proc_signal(p, SIGTERM), 0, "%s: SIGTERM to the group", mode);
-	for (st = 0; st < 100 * mult && !dead(kid); st++)
+	for (st = 0; st < 100 * unit_mult && !dead(kid); st++)
 		usleep(10000);
 	ok(dead(kid), "%s: ... reaches the shell's child", mode);
 	run_until(ended, p, 200);
@@ -640,54 +610,19 @@ test_env_scan(void)
 	ok(scan_hits == 0, "env scan: gone once it ended");
 }
 
-static void
-start(void)
-{
-	char	*cause;
-
-	if ((corod_db = db_open(dbpath, 0, &cause)) == NULL) {
-		diag("db_open: %s", cause);
-		exit(1);
-	}
-	loop_init();
-	commit_init(loop_base, dbpath);
-	sched_recover();
-	sched_init(loop_base);
-}
-
-static void
-stop(void)
-{
-	proc_shutdown();
-	sched_shutdown();
-	commit_shutdown();
-	task_free_all();
-	db_close(corod_db);
-	loop_free();
-}
-
 int
 main(void)
 {
 	struct rlimit	 rl;
-	const char	*m;
-	char		 cmd[600];
 	int		 i;
 
-	log_init(LOG_LVL_WARNING);
-	config_defaults(&conf);
-	cfg = &conf;
-	if ((m = getenv("COROD_TIMEOUT_MULT")) != NULL && atoi(m) > 0)
-		mult = atoi(m);
+	unit_init();
 	/* a pidfd each: 1,000 at once need more than 1,024 descriptors */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096) {
 		rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (mkdtemp(dir) == NULL)
-		return (1);
-	snprintf(dbpath, sizeof dbpath, "%s/corod.db", dir);
-	start();
+	unit_loop_start("proc");
 	for (i = 0; i < 2; i++) {
 		const char *mode = i == 0 ? "pidfd" : "SIGCHLD";
 
@@ -700,10 +635,6 @@ main(void)
 		test_await(mode);
 	}
 	test_env_scan();
-	stop();
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		diag("cleanup failed");
-	config_free(&conf);
+	unit_loop_stop();
 	return (done_testing());
 }
