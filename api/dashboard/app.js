@@ -13,7 +13,12 @@
  * Everything goes through fetch() so that a bearer token can be sent.
  *
  * The log of the open task streams with fetch() and a ReadableStream
- * (GET /v1/tasks/{id}/log?follow=1; the answer ends when the task does).
+ * (GET /v1/tasks/{id}/log?follow=1; the answer ends when the task does):
+ * one request per open task, an exec program's lines as they come, its
+ * stderr lines marked, the cap's "lines dropped" line shown as a marker.
+ * An exec task's result (exit, rusage, output) and an http answer
+ * (status, timings, headers, body: as text, never markup) have views of
+ * their own.
  *
  * Sections: helpers, the API, counts, the task table, the change feed,
  * the detail, actions, the form, start-up.
@@ -460,6 +465,16 @@ function summary(t) {
 		} catch (e) {
 			return String(p.url);
 		}
+	case 'exec':
+		return [p.command].concat(Array.isArray(p.args) ? p.args : []).join(' ');
+	case 'http':
+		try {
+			const u = new URL(p.url);
+			return (p.method || (p.body !== undefined || 'json' in p ?
+			    'POST' : 'GET')) + ' ' + u.host + u.pathname;
+		} catch (e) {
+			return String(p.url);
+		}
 	default:
 		return '';
 	}
@@ -472,33 +487,53 @@ function stateBadge(t) {
 	return el('span', { class: 'badge', 'data-state': t.state, text });
 }
 
-function progressView(t) {
+/*
+ * A task's progress: a count (current, perhaps of a total, with a rate)
+ * with a bar, a message (an exec program's sd_notify STATUS=), or both.
+ * A program that only ever sent STATUS= has a message and no count: no
+ * bar then, and no numbers made up for it.
+ */
+function progressView(t, long) {
 	const p = t.progress;
-	if (!p) {
+	if (!p || typeof p !== 'object') {
 		if (t.kind === 'download' && t.state === 'running')
 			return el('span', { class: 'muted', text: 'connecting…' });
 		return null;
 	}
-	const total = typeof p.total === 'number' && p.total > 0 ? p.total : null;
-	const bar = el('progress', {
-		class: 'bar',
-		max: total === null ? null : total,
-		value: total === null ? null : Math.min(p.current, total),
-		'aria-label': 'progress of task ' + t.id,
-	});
-	const parts = [fmtAmount(p.current, p.unit) +
-	    (total !== null ? ' / ' + fmtAmount(total, p.unit) : '')];
-	if (t.state === 'running') {
-		if (p.rate > 0)
-			parts.push(fmtAmount(Math.round(p.rate), p.unit) + '/s');
-		if (total !== null && p.rate > 0 && p.current < total)
-			parts.push('ETA ' + fmtDuration((total - p.current) / p.rate));
+	const counted = typeof p.current === 'number' && isFinite(p.current);
+	const message = typeof p.message === 'string' && p.message !== '' ?
+	    p.message : null;
+	if (!counted && message === null)
+		return null;
+	const total = counted && typeof p.total === 'number' && p.total > 0 ?
+	    p.total : null;
+	const kids = [];
+	if (counted) {
+		kids.push(el('progress', {
+			class: 'bar',
+			max: total === null ? null : total,
+			value: total === null ? null : Math.min(p.current, total),
+			'aria-label': 'progress of task ' + t.id,
+		}));
+		const parts = [fmtAmount(p.current, p.unit) +
+		    (total !== null ? ' / ' + fmtAmount(total, p.unit) : '')];
+		if (t.state === 'running') {
+			if (p.rate > 0)
+				parts.push(fmtAmount(Math.round(p.rate), p.unit) + '/s');
+			if (total !== null && p.rate > 0 && p.current < total)
+				parts.push('ETA ' + fmtDuration((total - p.current) / p.rate));
+		}
+		kids.push(el('span', { class: 'progress-text', text: parts.join(' · ') }));
 	}
+	if (message !== null)
+		kids.push(el('span', { class: 'progress-message', title: message,
+		    text: long ? message : clip(message, 120) }));
 	return el('div', {
 		class: 'progress',
-		'data-current': p.current,
+		'data-current': counted ? p.current : null,
 		'data-total': total === null ? null : total,
-	}, bar, el('span', { class: 'progress-text', text: parts.join(' · ') }));
+		'data-message': message === null ? null : 'true',
+	}, kids);
 }
 
 function whenView(t) {
@@ -787,6 +822,7 @@ async function openDetail(id) {
 	$('#detail-blocks').replaceChildren();
 	$('#detail-actions').replaceChildren();
 	$('#detail-log').replaceChildren();
+	$('#detail-log-status').textContent = '';
 	for (const [rid, tr] of view.rows)
 		tr.classList.toggle('selected', rid === id);
 	await refreshDetail();
@@ -912,7 +948,8 @@ function showDetail(t) {
 	add('timeout', t.timeout === null ? null : t.timeout + ' s');
 	add('parent', t.parent, t.parent && el('button', { type: 'button', class: 'link',
 	    'data-open': t.parent, text: '#' + t.parent }));
-	add('progress', t.progress ? 1 : null, t.progress && progressView(t));
+	const pv = progressView(t, true);
+	add('progress', pv ? 1 : null, pv);
 	add('version', t.version);
 	$('#detail-fields').replaceChildren(...rows);
 
@@ -925,14 +962,119 @@ function showDetail(t) {
 		    el('p', { id: 'detail-error', class: 'problem' },
 			el('strong', { text: e.code }),
 			el('span', { text: (e.message || '') + http })));
+		if (isObject(e.response))
+			blocks.push(...httpAnswer('The answer (error.response)',
+			    e.response, 'detail-response'));
 	}
-	if (t.result !== null && t.result !== undefined)
-		blocks.push(...jsonBlock('Result', t.result, 'detail-result'));
+	if (t.result !== null && t.result !== undefined) {
+		if (t.kind === 'exec' && isObject(t.result))
+			blocks.push(...execResult(t.result));
+		else if (t.kind === 'http' && isObject(t.result))
+			blocks.push(...httpAnswer('Result', t.result, 'detail-result'));
+		else
+			blocks.push(...jsonBlock('Result', t.result, 'detail-result'));
+	}
 	if (t.children.length)
 		blocks.push(el('h3', { text: 'Children (' + t.children.length + ')' }),
 		    childList(t));
 	blocks.push(...jsonBlock('Params', t.params, 'detail-params'));
 	$('#detail-blocks').replaceChildren(...blocks);
+}
+
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/* Seconds to the millisecond and below, for timings and CPU time. */
+function fmtSeconds(s) {
+	if (typeof s !== 'number' || !isFinite(s) || s < 0)
+		return '—';
+	if (s < 1)
+		return (s * 1000).toFixed(s < 0.01 ? 2 : 1) + ' ms';
+	return s.toFixed(s < 10 ? 2 : 1) + ' s';
+}
+
+/* A list of name: value (each a string or a node), as the fields are. */
+function fieldList(id, pairs) {
+	const rows = [];
+	for (const [name, value] of pairs) {
+		if (value === null || value === undefined || value === '')
+			continue;
+		rows.push(el('dt', { text: name }), el('dd', { 'data-field': name },
+		    typeof value === 'object' ? value : String(value)));
+	}
+	return el('dl', { id, class: 'fields' }, rows);
+}
+
+/* An exec task's result: how the program ended, its rusage, its output. */
+function execResult(r) {
+	const out = [el('h3', { text: 'Result' }), fieldList('detail-result', [
+		['exit code', typeof r.exit_code === 'number' ? r.exit_code : null],
+		['signal', r.signal],
+		['duration', typeof r.duration === 'number' ? fmtSeconds(r.duration) : null],
+		['cpu', typeof r.cpu_seconds === 'number' ? fmtSeconds(r.cpu_seconds) : null],
+		['max rss', typeof r.max_rss === 'number' ? fmtBytes(r.max_rss) : null],
+	])];
+	if (r.output !== null && r.output !== undefined)
+		out.push(...jsonBlock('Output (the result file)', r.output, 'detail-output'));
+	if (typeof r.stdout_tail === 'string' && r.stdout_tail !== '')
+		out.push(el('details', { class: 'more' },
+		    el('summary', { text: 'stdout, its last 4 KiB' }),
+		    el('pre', { id: 'detail-stdout-tail', class: 'json', text: r.stdout_tail })));
+	return out;
+}
+
+const BODY_SHOWN = 256 * 1024;	/* characters of an answer's body put on the page */
+const TIMINGS = [['dns', 'dns'], ['connect', 'connect'], ['tls', 'tls'],
+	['first byte', 'first_byte'], ['total', 'total']];
+
+/*
+ * An http answer (a result, or a failed task's error.response): status,
+ * libcurl's timings, the kept headers and the body.  Everything the
+ * server sent goes in as text (textContent), never as markup.
+ */
+function httpAnswer(title, r, id) {
+	const timings = isObject(r.timings) ? el('span', { class: 'timings' },
+	    TIMINGS.filter(([, k]) => k in r.timings).map(([name, k]) =>
+		el('span', { 'data-timing': k, title: String(r.timings[k]) },
+		    el('span', { class: 'muted', text: name + ' ' }),
+		    r.timings[k] === null ? '—' : fmtSeconds(r.timings[k])))) : null;
+	let size = null;
+	if (typeof r.body_bytes === 'number')
+		size = fmtBytes(r.body_bytes) + (r.body_truncated ?
+		    ' (truncated: only the first bytes were kept)' : '');
+	const out = [el('h3', { text: title }), fieldList(id, [
+		['status', r.status],
+		['url', r.url],
+		['timings', timings],
+		['body', size],
+	])];
+	const hs = isObject(r.headers) ? Object.entries(r.headers) : [];
+	if (hs.length)
+		out.push(el('details', { class: 'more', open: true },
+		    el('summary', { text: 'Headers (' + hs.length + ')' }),
+		    el('dl', { id: id + '-headers', class: 'headers' },
+			hs.flatMap(([k, v]) => [el('dt', { text: k }),
+			    el('dd', { text: String(v) })]))));
+	let body = null;
+	let note = '';
+	if (typeof r.body === 'string') {
+		body = r.body;
+	} else if (typeof r.body_base64 === 'string') {
+		body = r.body_base64;
+		note = 'not UTF-8: shown as base64';
+	}
+	if (body !== null && body !== '') {
+		if (body.length > BODY_SHOWN) {
+			note = (note ? note + '; ' : '') + 'the first ' +
+			    fmtBytes(BODY_SHOWN) + ' of characters shown';
+			body = body.slice(0, BODY_SHOWN);
+		}
+		if (r.body_truncated)
+			note = (note ? note + '; ' : '') + 'truncated by response_max_bytes';
+		out.push(el('h3', { text: 'Body' }, note ?
+		    el('span', { class: 'muted', text: ' (' + note + ')' }) : null),
+		    el('pre', { id: id + '-body', class: 'body', text: body }));
+	}
+	return out;
 }
 
 function childList(t) {
@@ -1042,21 +1184,41 @@ function logTime(iso) {
 	    d.toLocaleDateString() + ' ' + t;
 }
 
-const DROPPED = /^\S+ \[\d+ earlier lines? dropped/;
+/*
+ * The cap's marker: "[N lines dropped (L to K): the log keeps ...]" is
+ * line K itself, so the next line is K + 1 whatever came before; the
+ * old tail-only rule's "[N earlier lines dropped]" stood in front of the
+ * lines and had no number.
+ */
+const MARKER = /^\[\d+ lines? dropped \(\d+ to (\d+)\): the log keeps /;
+const OLD_MARKER = /^\[\d+ earlier lines? dropped/;
+const STDERR = '[stderr] ';
 
 function appendLog(id, line) {
 	if (detail.id !== id)
 		return;
-	if (!DROPPED.test(line))
-		detail.lines++;
 	const box = $('#detail-log');
 	const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
 	const sp = line.indexOf(' ');
 	const stamp = sp > 0 ? line.slice(0, sp) : '';
-	const div = logTime(stamp) ?
-	    el('div', { class: 'line' }, el('time', { class: 'ts', datetime: stamp,
-		title: stamp, text: logTime(stamp) }), line.slice(sp)) :
-	    el('div', { class: 'line', text: line });
+	const timed = logTime(stamp) !== '';
+	const text = timed ? line.slice(sp + 1) : line;
+	let cls = 'line';
+	const m = MARKER.exec(text);
+	if (m) {
+		cls += ' marker';
+		detail.lines = Number(m[1]) + 1;
+	} else if (OLD_MARKER.test(text)) {
+		cls += ' marker';
+	} else {
+		detail.lines++;
+		if (text.startsWith(STDERR))
+			cls += ' stderr';
+	}
+	const div = timed ?
+	    el('div', { class: cls }, el('time', { class: 'ts', datetime: stamp,
+		title: stamp, text: logTime(stamp) }), ' ' + text) :
+	    el('div', { class: cls, text: line });
 	box.append(div);
 	while (box.childElementCount > LOG_KEEP)
 		box.firstElementChild.remove();

@@ -13,6 +13,12 @@
 //   - a download's progress bar grows, then the task succeeds;
 //   - Delete removes a finished task; counts and the state filter agree
 //     with the daemon;
+//   - an exec program's lines show in its detail while it runs, stderr
+//     marked; its STATUS= (a message, no count) shows without NaN; its
+//     result (exit code, duration, output); a log over --log-lines shows
+//     the cap's marker line as a marker;
+//   - an http task's answer: status, timings, headers, and a body holding
+//     markup shown as text (no element made); a 503's error.response;
 //   - corod restarted with a token-file: the page's 401 asks for the
 //     token; once typed in, it is sent on every request;
 //   - an idle page holds one events request and sends nothing else;
@@ -137,10 +143,13 @@ const SANITIZER = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer',
 const daemon = { proc: null, output: '', port: 0, exited: null };
 
 // Start corod (again: on the same port, with more arguments).
+// Every start has exec on (the commands of writeCommands) and keeps 100
+// log lines a task (a program's log is capped in step 13).
 async function startDaemon(port, extra) {
 	const log = fs.openSync(path.join(tmp, 'stderr.log'), 'a');
 	const args = ['--listen', '127.0.0.1:' + (port || 0), '--db', path.join(tmp, 'corod.db'),
-		'--download-dir', path.join(tmp, 'dl')].concat(extra || []);
+		'--download-dir', path.join(tmp, 'dl'), '--commands-dir', commandsDir,
+		'--log-lines', String(LOG_LINES)].concat(extra || []);
 	daemon.output = '';
 	daemon.exited = null;
 	const p = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: Object.assign({
@@ -175,7 +184,18 @@ async function startDaemon(port, extra) {
 	}, 10000);
 }
 
-// The token of the daemon started with a token-file (step 12 on).
+// The exec commands: tests/progs/dash-live.sh as "live".
+const commandsDir = path.join(tmp, 'commands');
+const LOG_LINES = 100;
+
+function writeCommands() {
+	fs.mkdirSync(commandsDir, { recursive: true });
+	fs.writeFileSync(path.join(commandsDir, 'live.conf'),
+	    `path = ${path.join(srcdir, 'tests', 'progs', 'dash-live.sh')}\n` +
+	    'allow-args = any\nstop-grace = 1\n');
+}
+
+// The token of the daemon started with a token-file (step 15 on).
 const TOKEN = 'dashboard-test-token-4c1f9a2e';
 
 // A request to the daemon from the test itself (not through the page).
@@ -230,9 +250,21 @@ const fileSha = createHash('sha256').update(fileBytes).digest('hex');
 
 const files = { server: null, port: 0, requests: [] };
 
+// Bodies of the http kind's answers: markup that must stay text.
+const HELLO_BODY = 'hello <img src=x onerror="window.__xss=1"> & <b>bold</b>\n';
+const BUSY_BODY = '<script>window.__xss=2</script>busy, try later\n';
+
 function startFileServer() {
 	files.server = http.createServer((req, res) => {
 		files.requests.push(req.method + ' ' + req.url);
+		if (req.url === '/hello' || req.url === '/busy') {
+			const hello = req.url === '/hello';
+			res.writeHead(hello ? 200 : 503, { 'Content-Type': 'text/html',
+				'X-Request-Id': hello ? 'dash-hello' : 'dash-busy',
+				'Set-Cookie': 'session=never-kept' });
+			res.end(hello ? HELLO_BODY : BUSY_BODY);
+			return;
+		}
 		if (req.url !== '/slow.bin') {
 			res.writeHead(404).end();
 			return;
@@ -401,6 +433,7 @@ for (const sig of ['SIGINT', 'SIGTERM'])
 async function main() {
 	const t0 = Date.now();
 	if (!await step('corod starts and answers GET /healthz on 127.0.0.1', async () => {
+		writeCommands();
 		await startDaemon();
 		return [true, `corod answers GET /healthz on 127.0.0.1:${daemon.port}`];
 	})) {
@@ -644,7 +677,148 @@ async function main() {
 		    'ids ' + ids.join(',')];
 	});
 
-	// 12. a bearer token: corod restarted with a token-file on the same port.
+	// 12. an exec program's output, live; its STATUS=; its result
+	await step('an exec program\'s detail shows its lines while it runs (stderr ' +
+	    'marked), its STATUS= message without NaN, then its result', async () => {
+		const go1 = path.join(tmp, 'go1');
+		const go2 = path.join(tmp, 'go2');
+		const r = await submitForm(page, 'exec',
+		    { command: 'live', args: ['live', go1, go2] }, { name: 'live program' });
+		if (!r.id)
+			throw new Error('no task created: ' + JSON.stringify(r));
+		const id = r.id;
+		await waitRow(page, id, 'running', 5000);
+		await page.click(`tr[data-task-id="${id}"] button[data-action="open"]`);
+		await page.waitForSelector(`#detail[data-task-id="${id}"]:not([hidden])`);
+		const logText = () => page.textContent('#detail-log');
+		await waitFor('the first lines', async () => /err 2: another warning/.test(
+		    await logText()), 10000);
+		// the program waits for go1: it is running, and its lines are in
+		const early = (await apiGet('/v1/tasks/' + id)).body.state;
+		await waitFor('the STATUS= message', () => page.evaluate(() => {
+			const m = document.querySelector('#detail-fields [data-field="progress"] ' +
+			    '.progress-message');
+			return m && m.textContent === 'halfway there';
+		}), 10000);
+		const prog = await page.evaluate((i) => {
+			const dd = document.querySelector('#detail-fields [data-field="progress"]');
+			const cell = document.querySelector(`tr[data-task-id="${i}"] .c-progress`);
+			return { dd: dd.textContent, bars: dd.querySelectorAll('progress').length,
+				cell: cell.textContent, cellBars: cell.querySelectorAll('progress').length };
+		}, id);
+		await shot(page, 'exec-running');
+		fs.writeFileSync(go1, '');
+		await waitFor('a line written after the detail opened', async () =>
+		    /out 3: after go/.test(await logText()), 10000);
+		const late = (await apiGet('/v1/tasks/' + id)).body.state;
+		const marks = await page.$$eval('#detail-log .line', (ls) => ls.map((l) =>
+		    [l.textContent.replace(/^\S+ /, ''), l.classList.contains('stderr')]));
+		fs.writeFileSync(go2, '');
+		await waitRow(page, id, 'succeeded', 10000);
+		await page.waitForSelector('#detail[data-state="succeeded"] #detail-result');
+		await page.waitForFunction(() =>
+		    document.querySelector('#detail-log-status').textContent === '(complete)',
+		    null, { timeout: scaled(5000) });
+		const res = await page.evaluate(() => {
+			const f = (n) => {
+				const d = document.querySelector(`#detail-result [data-field="${n}"]`);
+				return d ? d.textContent : null;
+			};
+			const out = document.querySelector('#detail-output');
+			return { exit: f('exit code'), duration: f('duration'), rss: f('max rss'),
+				output: out ? JSON.parse(out.textContent) : null,
+				text: document.querySelector('#detail').textContent };
+		});
+		await shot(page, 'exec-succeeded');
+		const stderrOk = marks.length > 0 && marks.every(([t, e]) =>
+		    /^\[stderr\] err \d/.test(t) === e) && marks.filter(([, e]) => e).length === 3;
+		const noNaN = !/NaN|undefined/.test(prog.dd + prog.cell + res.text);
+		return [early === 'running' && late === 'running' && stderrOk &&
+		    prog.bars === 0 && prog.cellBars === 0 && /halfway there/.test(prog.cell) &&
+		    noNaN && res.exit === '0' && /\d/.test(res.duration || '') &&
+		    /B$/.test(res.rss || '') && res.output && res.output.lines === 6, null,
+		    `states while shown: ${early}, ${late}; lines ${JSON.stringify(marks)}; ` +
+		    `progress ${JSON.stringify(prog)}; result ${JSON.stringify(res).slice(0, 600)}`];
+	});
+
+	// 13. the log cap's marker
+	await step(`a program's log over --log-lines (${LOG_LINES}) shows the head, one ` +
+	    'marker line, the tail', async () => {
+		const N = 300;
+		const r = await submitForm(page, 'exec', { command: 'live', args: ['many', String(N)] });
+		const id = r.id;
+		await waitRow(page, id, 'succeeded', 10000);
+		await page.click(`tr[data-task-id="${id}"] button[data-action="open"]`);
+		await page.waitForSelector(`#detail[data-task-id="${id}"][data-state="succeeded"]`);
+		await page.waitForFunction(() =>
+		    document.querySelector('#detail-log-status').textContent === '(complete)' &&
+		    document.querySelectorAll('#detail-log .line').length > 0,
+		    null, { timeout: scaled(5000) });
+		const got = await page.$$eval('#detail-log .line', (ls) => ls.map((l) =>
+		    [l.textContent.replace(/^\S+ /, ''), l.className]));
+		const markers = got.filter(([, c]) => /\bmarker\b/.test(c));
+		const last = got[got.length - 1] ? got[got.length - 1][0] : '';
+		await shot(page, 'exec-log-cap');
+		// the head (a quarter), the marker (the last line dropped), the tail
+		const head = Math.ceil(LOG_LINES / 4);
+		return [markers.length === 1 && /lines dropped/.test(markers[0][0]) &&
+		    got.length === LOG_LINES + 1 && /\bmarker\b/.test(got[head][1]) &&
+		    got.some(([t]) => t === 'line 1') && got.some(([t]) => t === 'line 299') &&
+		    got.every(([t, c]) => t.startsWith('[stderr] ') === /\bstderr\b/.test(c)),
+		    null, `${got.length} lines; markers ${JSON.stringify(markers)}; last ${last}`];
+	});
+
+	// 14. an http task's answer
+	const httpView = (prefix) => page.evaluate((p) => {
+		const f = (n) => {
+			const d = document.querySelector(`#${p} [data-field="${n}"]`);
+			return d ? d.textContent : null;
+		};
+		const body = document.querySelector(`#${p}-body`);
+		const headers = document.querySelector(`#${p}-headers`);
+		return { status: f('status'), timings: [...document.querySelectorAll(
+			`#${p} [data-timing]`)].map((s) => s.dataset.timing + '=' + s.textContent),
+			body: body ? body.textContent : null,
+			bodyChildren: body ? body.childElementCount : -1,
+			headers: headers ? headers.textContent : null,
+			imgs: document.querySelectorAll('#detail img, #detail script, #detail b').length,
+			xss: window.__xss === undefined ? null : window.__xss };
+	}, prefix);
+	await step('an http task\'s detail shows status 200, libcurl\'s timings, the ' +
+	    'headers, and a body with markup as text (no element made)', async () => {
+		const url = `http://127.0.0.1:${files.port}/hello`;
+		const r = await submitForm(page, 'http', { url });
+		const id = r.id;
+		await waitRow(page, id, 'succeeded', 10000);
+		await page.click(`tr[data-task-id="${id}"] button[data-action="open"]`);
+		await page.waitForSelector(`#detail[data-task-id="${id}"] #detail-result-body`);
+		const v = await httpView('detail-result');
+		await shot(page, 'http-succeeded');
+		return [v.status === '200' && v.timings.some((t) => /^total=total [\d.]+ (ms|s)$/.test(t)) &&
+		    v.timings.includes('tls=tls —') && v.body === HELLO_BODY &&
+		    v.bodyChildren === 0 && v.imgs === 0 && v.xss === null &&
+		    /x-request-id/.test(v.headers) && /dash-hello/.test(v.headers) &&
+		    !/never-kept/.test(v.headers), null, JSON.stringify(v)];
+	});
+
+	await step('a failed http task (503) shows http_error and its error.response, ' +
+	    'the body as text', async () => {
+		const url = `http://127.0.0.1:${files.port}/busy`;
+		const r = await submitForm(page, 'http', { url }, { 'max-attempts': 1 });
+		const id = r.id;
+		await waitRow(page, id, 'failed', 10000);
+		await page.click(`tr[data-task-id="${id}"] button[data-action="open"]`);
+		await page.waitForSelector(`#detail[data-task-id="${id}"] #detail-response-body`);
+		const v = await httpView('detail-response');
+		const err = await page.textContent('#detail-error');
+		await shot(page, 'http-failed');
+		return [/http_error/.test(err) && v.status === '503' && v.body === BUSY_BODY &&
+		    v.bodyChildren === 0 && v.imgs === 0 && v.xss === null &&
+		    v.timings.length >= 4 && /dash-busy/.test(v.headers), null,
+		    `error ${err}; ${JSON.stringify(v)}`];
+	});
+
+	// 15. a bearer token: corod restarted with a token-file on the same port.
 	await step('corod restarted with a token-file: the page says a token is needed; ' +
 	    'with the token set, every API request carries Authorization: Bearer and ' +
 	    'the page works', async () => {
@@ -671,8 +845,13 @@ async function main() {
 		    { timeout: scaled(10000) });
 		const r = await submitForm(page, 'echo', { message: 'with a token' });
 		await waitRow(page, r.id, 'succeeded', 5000);
-		const api = requests.slice(from).filter((q) =>
+		// the requests the click itself made may have been counted before
+		// `from`; the feed's next one and a count come within a second
+		const apiSince = () => requests.slice(from).filter((q) =>
 		    /\/(v1\/|metrics)/.test(new URL(q.url).pathname));
+		await waitFor('3 API requests since the token was set', () =>
+		    apiSince().length >= 3, 5000).catch(() => null);
+		const api = apiSince();
 		const bad = api.filter((q) => q.headers.authorization !== 'Bearer ' + TOKEN);
 		const stored = await page.evaluate(() => localStorage.getItem('corod.token'));
 		await shot(page, 'token');
@@ -681,7 +860,7 @@ async function main() {
 		    bad.map((q) => q.method + ' ' + q.url).join(', ')];
 	});
 
-	// 13. a restart of the daemon, a feed that forgot us (410), paging
+	// 16. a restart of the daemon, a feed that forgot us (410), paging
 	await step('after a restart of corod the page reconnects by itself; back from ' +
 	    'offline past the feed\'s history (410) it relists; Older/Newer page through; ' +
 	    'counts of 1200 tasks (/metrics) agree',
@@ -763,7 +942,7 @@ async function main() {
 		    `${second[0]}..${second[second.length - 1]} (${info}); ${all.length} listed`];
 	});
 
-	// 14. idle cost
+	// 17. idle cost
 	await step('an idle dashboard holds one events request (wait=30) and sends ' +
 	    'nothing else', async () => {
 		// let the last refreshes (counts, lists) settle
@@ -782,15 +961,24 @@ async function main() {
 		    `the held one: ${lastFeed.url}`];
 	});
 
-	// 15. phone
+	// 18. phone
 	await step('on a phone-sized viewport (390x844) nothing scrolls sideways', async () => {
 		await page.setViewportSize({ width: 390, height: 844 });
 		await sleep(300);
 		const w = await page.evaluate(() => [document.documentElement.scrollWidth,
 			window.innerWidth]);
+		// what sticks out, if anything: the outermost such elements
+		const wide = await page.evaluate(() => [...document.querySelectorAll('body *')]
+		    .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 &&
+			!(e.parentElement && e.parentElement.getBoundingClientRect().right >
+			    window.innerWidth + 1))
+		    .slice(0, 5).map((e) => e.tagName + (e.id ? '#' + e.id : '') +
+			(e.className ? '.' + e.className : '') + ' ' +
+			Math.round(e.getBoundingClientRect().right)));
 		await shot(page, 'phone');
 		await page.setViewportSize({ width: 1280, height: 900 });
-		return [w[0] <= w[1], null, `scrollWidth ${w[0]}, innerWidth ${w[1]}`];
+		return [w[0] <= w[1], null, `scrollWidth ${w[0]}, innerWidth ${w[1]}; ` +
+		    `sticking out: ${wide.join(', ') || 'nothing'}`];
 	});
 
 	await step('the page made no request to any origin but the daemon\'s', async () => {

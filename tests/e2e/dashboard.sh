@@ -7,6 +7,8 @@
 # Needs: node >= 20, Chromium (apt-get install chromium), and playwright-core
 # as pinned in tests/package-lock.json (npm ci --prefix tests; it never
 # downloads a browser).  Without them the test is skipped (1..0 # SKIP).
+# The exec steps run tests/progs/dash-live.sh, which needs systemd-notify
+# (as tests/e2e/exec.py does).
 #
 # Environment: COROD_BIN, COROD_SRCDIR, COROD_TIMEOUT_MULT, COROD_KEEP (see
 # tests/lib); COROD_CHROMIUM (default /usr/bin/chromium); COROD_NODE_MODULES
