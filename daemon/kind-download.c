@@ -47,6 +47,7 @@
 
 #include "coro.h"
 #include "download.h"
+#include "redact.h"
 
 #define DL_RESTARTS_MAX		2	/* starts over within one attempt */
 #define DL_PROGRESS_EVERY	USEC_PER_SEC
@@ -316,6 +317,9 @@ download_start(struct task *t)
 	d->total = -1;
 	d->placed_bytes = -1;
 	d->url = xstrdup(json_string_value(json_object_get(params, "url")));
+	/* what results and messages show: no userinfo, till curl says more */
+	if ((d->final_url = url_redacted(d->url)) == NULL)
+		d->final_url = xstrdup(d->url);
 	if ((v = json_object_get(params, "path")) != NULL)
 		d->path = xstrdup(json_string_value(v));
 	if ((v = json_object_get(params, "sha256")) != NULL)
@@ -597,12 +601,17 @@ dl_outcome(struct download *d)
 {
 	struct task		*t = d->task;
 	struct transfer_fault	 f;
-	char			*eff = NULL;
+	char			*eff = NULL, *shown;
 	long			 code = 0;
 
 	curl_easy_getinfo(d->x.easy, CURLINFO_EFFECTIVE_URL, &eff);
 	free(d->final_url);
 	d->final_url = utf8_clean(eff != NULL ? eff : d->url);
+	/* curl's effective URL keeps the userinfo: shown, it is hidden */
+	if ((shown = url_redacted(d->final_url)) != NULL) {
+		free(d->final_url);
+		d->final_url = shown;
+	}
 	if (d->status == 0 &&
 	    curl_easy_getinfo(d->x.easy, CURLINFO_RESPONSE_CODE, &code) ==
 	    CURLE_OK)
@@ -753,7 +762,7 @@ dl_placing(struct download *d)
 		ck = json_pack("{s:s}", "path", d->rel);
 	placed = json_pack("{s:s, s:I, s:i, s:s}", "sha256", d->sha, "bytes",
 	    (json_int_t)d->size, "http_status", (int)d->status, "url",
-	    d->final_url != NULL ? d->final_url : d->url);
+	    d->final_url);
 	json_object_set_new(ck, "placed", placed);
 	s = json_dumps(ck, JSON_COMPACT);
 	task_checkpoint(d->task, s);
@@ -819,7 +828,7 @@ dl_placed(struct download *d)
 	result = json_pack("{s:s, s:I, s:s, s:i, s:s?, s:s}", "path", d->rel,
 	    "bytes", (json_int_t)d->size, "sha256", d->sha, "http_status",
 	    (int)d->placed_status, "content_type", d->content_type, "url",
-	    d->placed_url != NULL ? d->placed_url : d->url);
+	    d->placed_url != NULL ? d->placed_url : d->final_url);
 	task_succeed(t, result);
 	return (1);
 }
@@ -892,8 +901,7 @@ dl_fail_stop(struct download *d)
 	switch (d->stop) {
 	case STOP_HTTP:
 		dl_fail(d, "http_error", s >= 500 || s == 408 || s == 429, s,
-		    "HTTP %ld from %s", s, d->final_url != NULL ?
-		    d->final_url : d->url);
+		    "HTTP %ld from %s", s, d->final_url);
 		break;
 	case STOP_TOO_LARGE:
 		dl_fail(d, "too_large", 0, s, "the body is larger than "
@@ -1460,11 +1468,15 @@ download_free(struct task *t)
 static void
 download_describe(const struct task_row *r, char *buf, size_t len)
 {
-	json_t	*params;
+	json_t		*params;
+	const char	*url;
+	char		*shown;
 
 	params = json_loads(r->params, 0, NULL);
-	snprintf(buf, len, "download %s",
-	    json_string_value(json_object_get(params, "url")));
+	url = json_string_value(json_object_get(params, "url"));
+	shown = url_redacted(url);
+	snprintf(buf, len, "download %s", shown != NULL ? shown : url);
+	free(shown);
 	json_decref(params);
 }
 

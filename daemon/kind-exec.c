@@ -482,6 +482,20 @@ exec_spawn(struct exec *x)
 		errno = e;
 		return (-1);
 	}
+	/*
+	 * Absolute: the program runs in another directory, and HOME and
+	 * COROD_RESULT_FILE name this one (a relative --db, as by default).
+	 */
+	if (base[0] != '/') {
+		if ((dir = realpath(base, NULL)) == NULL) {
+			e = errno;
+			free(base);
+			errno = e;
+			return (-1);
+		}
+		free(base);
+		base = dir;
+	}
 	xasprintf(&x->rundir, "%s/%lld.%d", base, (long long)t->row.id,
 	    t->row.attempt);
 	free(base);

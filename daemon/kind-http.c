@@ -37,6 +37,7 @@
 #include <strings.h>
 
 #include "coro.h"
+#include "redact.h"
 #include "secret.h"
 #include "transfer.h"
 
@@ -712,7 +713,7 @@ http_response(struct http_call *h, long status)
 	const char	*data = h->rbody.data != NULL ? h->rbody.data : "";
 	size_t		 len = h->rbody.len, valid;
 	int		 truncated = h->rbody_bytes > (int64_t)len;
-	char		*b64;
+	char		*b64, *shown;
 
 	o = json_pack("{s:i, s:O}", "status", (int)status, "headers",
 	    h->rheaders);
@@ -733,8 +734,13 @@ http_response(struct http_call *h, long status)
 	    http_is_json_type(json_string_value(ct)) &&
 	    (j = json_loadb(data, len, JSON_DECODE_ANY, NULL)) != NULL)
 		json_object_set_new(o, "json", j);
-	if (h->redirects > 0)
-		json_object_set_new(o, "url", json_string(h->cur_url));
+	if (h->redirects > 0) {
+		/* resolved against url, a Location keeps its userinfo */
+		shown = url_redacted(h->cur_url);
+		json_object_set_new(o, "url", json_string(shown != NULL ?
+		    shown : h->cur_url));
+		free(shown);
+	}
 	if (h->x.easy != NULL)
 		json_object_set_new(o, "timings", json_pack("{s:o, s:o, s:o, "
 		    "s:o, s:o}",
@@ -889,13 +895,18 @@ http_free(struct task *t)
 static void
 http_describe(const struct task_row *r, char *buf, size_t len)
 {
-	json_t	*params, *m;
+	json_t		*params, *m;
+	const char	*url;
+	char		*shown;
 
 	params = json_loads(r->params, 0, NULL);
 	m = json_object_get(params, "method");
+	url = json_string_value(json_object_get(params, "url"));
+	shown = url_redacted(url);
 	snprintf(buf, len, "%s %s", m != NULL ? json_string_value(m) :
 	    json_object_get(params, "body") != NULL ||
 	    json_object_get(params, "json") != NULL ? "POST" : "GET",
-	    json_string_value(json_object_get(params, "url")));
+	    shown != NULL ? shown : url);
+	free(shown);
 	json_decref(params);
 }

@@ -10,11 +10,16 @@
  * any case -- are shown as "<redacted>".  A secret reference
  * ({"secret": NAME}) stays: it names a secret, its bytes are elsewhere.
  * Other headers (X-Api-Key...) are not guessed at; secrets are for them.
+ * The userinfo of a url param (https://user:password@host/) is a
+ * credential too, and a name alone may be a token (https://TOKEN@host/),
+ * so all of it is hidden: https://<redacted>@host/.  A group's params
+ * hold its children's specs, which are redacted the same way.
  *
  * Tasks are rendered from their stored text without parsing (api/json.c
  * copies it), and lists of a hundred are benchmarked, so the text is
- * parsed only when the kind has a headers param and a case-insensitive
- * search finds one of the names in it.
+ * parsed only when the kind has a headers, url or tasks param and a
+ * quick search finds one of the names, or an '@', in it.  The stored
+ * text is jansson's (spec.c), so an '@' in a string is never escaped.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,24 +34,33 @@ static const char *const secret_headers[] = {
 
 static int	redact_maybe(const char *, const char *);
 static int	redact_name(const char *);
+static int	redact_params(json_t *, const struct task_kind *, int);
 
 /*
- * Could params (of a task of kind) hold such a header?  Cheap: no parse.
- * "authorization" also finds Proxy-Authorization.
+ * Could params (of a task of kind) hold such a header or userinfo?
+ * Cheap: no parse.  "authorization" also finds Proxy-Authorization.
  */
 static int
 redact_maybe(const char *kind, const char *params)
 {
 	const struct task_kind	*k;
+	int			 headers, url;
 
 	if (kind == NULL || params == NULL)
 		return (0);
 	/* most tasks stop here: a few short names compared */
-	if ((k = kind_find(kind, strlen(kind))) == NULL ||
-	    kind_param(k, "headers") == NULL)
+	if ((k = kind_find(kind, strlen(kind))) == NULL)
 		return (0);
-	return (strcasestr(params, "authorization") != NULL ||
-	    strcasestr(params, "cookie") != NULL);
+	if (kind_param(k, "tasks") != NULL)	/* a group: any child */
+		headers = url = 1;
+	else {
+		headers = kind_param(k, "headers") != NULL;
+		url = kind_param(k, "url") != NULL;
+	}
+	if (url && strchr(params, '@') != NULL)
+		return (1);
+	return (headers && (strcasestr(params, "authorization") != NULL ||
+	    strcasestr(params, "cookie") != NULL));
 }
 
 /* Is name one of the headers whose value is hidden? */
@@ -62,20 +76,52 @@ redact_name(const char *name)
 	return (0);
 }
 
+/*
+ * url with its userinfo (everything between "://" and the last '@' of
+ * the authority) replaced by REDACTED, or NULL if it has none.  The last
+ * '@': a password with one unescaped must not show its tail, whatever a
+ * parser would make of it.
+ */
 char *
-params_redacted(const char *kind, const char *params)
+url_redacted(const char *url)
 {
-	json_t		*v, *headers, *hv;
-	const char	*name;
-	char		*text = NULL;
-	int		 changed = 0;
+	const char	*auth, *at, *p, *end;
+	char		*s;
 
-	if (!redact_maybe(kind, params))
+	if (url == NULL || (auth = strstr(url, "://")) == NULL)
 		return (NULL);
-	if ((v = json_loads(params, 0, NULL)) == NULL)
+	auth += 3;
+	end = auth + strcspn(auth, "/?#");
+	at = NULL;
+	for (p = auth; p < end; p++) {
+		if (*p == '@')
+			at = p;
+	}
+	if (at == NULL)
 		return (NULL);
-	headers = json_object_get(v, "headers");
-	if (json_is_object(headers)) {
+	xasprintf(&s, "%.*s" REDACTED "%s", (int)(auth - url), url, at);
+	return (s);
+}
+
+/*
+ * Hide what needs hiding in params (an object) of a task of kind k,
+ * and in its children's specs if it is a group (depth bounds that, as
+ * max-depth bounded the spec); 1 if something changed.
+ */
+static int
+redact_params(json_t *params, const struct task_kind *k, int depth)
+{
+	json_t			*headers, *hv, *url, *tasks, *child, *kv;
+	const struct task_kind	*ck;
+	const char		*name;
+	char			*shown;
+	size_t			 i;
+	int			 changed = 0;
+
+	if (!json_is_object(params) || k == NULL || depth > 64)
+		return (0);
+	headers = json_object_get(params, "headers");
+	if (json_is_object(headers) && kind_param(k, "headers") != NULL) {
 		json_object_foreach(headers, name, hv) {
 			/* only a value given inline: a reference is shown */
 			if (!redact_name(name) || (json_is_object(hv) &&
@@ -87,7 +133,40 @@ params_redacted(const char *kind, const char *params)
 			changed = 1;
 		}
 	}
-	if (changed)
+	url = json_object_get(params, "url");
+	if (json_is_string(url) && kind_param(k, "url") != NULL &&
+	    (shown = url_redacted(json_string_value(url))) != NULL) {
+		json_object_set_new(params, "url", json_string(shown));
+		free(shown);
+		changed = 1;
+	}
+	tasks = json_object_get(params, "tasks");
+	if (json_is_array(tasks) && kind_param(k, "tasks") != NULL) {
+		json_array_foreach(tasks, i, child) {
+			kv = json_object_get(child, "kind");
+			if (!json_is_string(kv))
+				continue;
+			ck = kind_find(json_string_value(kv),
+			    json_string_length(kv));
+			if (redact_params(json_object_get(child, "params"), ck,
+			    depth + 1))
+				changed = 1;
+		}
+	}
+	return (changed);
+}
+
+char *
+params_redacted(const char *kind, const char *params)
+{
+	json_t	*v;
+	char	*text = NULL;
+
+	if (!redact_maybe(kind, params))
+		return (NULL);
+	if ((v = json_loads(params, 0, NULL)) == NULL)
+		return (NULL);
+	if (redact_params(v, kind_find(kind, strlen(kind)), 0))
 		text = json_dumps(v, JSON_COMPACT | COROD_JSON_REALS);
 	json_decref(v);
 	return (text);

@@ -17,9 +17,14 @@ http_proxy.  Redaction: a download carrying Authorization, Cookie and
 Proxy-Authorization headers shows "<redacted>" in every answer (201,
 GET, ?wait=, the list, an Idempotency-Key replay, the log, the change
 feed) and its stderr at debug level never has the values, while the
-server it downloads from receives them and the store keeps them.
+server it downloads from receives them and the store keeps them.  The
+same for a password in a URL's userinfo (http://user:PASSWORD@host/),
+of a download, an http task and a gather holding one: shown as
+http://<redacted>@host/ in the params and the result's url, nowhere in
+GET, the list, ?wait=, the log or the feed; the server got it.
 """
 
+import base64
 import json
 import os
 import signal
@@ -102,6 +107,20 @@ def deny_list():
               "the allowed server answered the redirect")
         t.is_(len(fs2.requests("redirected.bin")), 0,
               "the denied server was never asked")
+        # the same through the http kind: curl follows nothing itself,
+        # corod does, and each hop's address is checked
+        target = fs2.url("http-redirected")
+        h = d.submit({"kind": "http", "max_attempts": 3, "params": {
+            "url": fs1.url("http-to-denied", location=target),
+            "max_redirects": 3}})
+        h = d.wait_state(h["id"], FINAL, 20)
+        denied(d, h, "http: a 302 from the allowed server to a denied "
+               "address: destination_denied, final at attempt 1 of 3",
+               "127.0.0.2")
+        t.is_(len(fs1.requests("http-to-denied")), 1,
+              "http: the allowed server answered the redirect once")
+        t.is_(len(fs2.requests("http-redirected")), 0,
+              "http: the denied server was never asked")
 
 
 @t.test(timeout=60)
@@ -314,6 +333,68 @@ def redaction():
         t.ok(not leaks(out), "stderr (debug level) never has the values",
              diag=out[-2000:])
         t.ok("redact.bin" in out or len(out) > 0, "stderr was read")
+
+
+USERINFO_PW = "pw-e81c4a09f7b2d3"
+
+
+@t.test(timeout=90)
+def userinfo_redaction():
+    with Corod(t, args=["--log-level", "debug"]) as d:
+        def with_userinfo(url):
+            return url.replace("http://", "http://alice:%s@" % USERINFO_PW, 1)
+        specs = [
+            dl(with_userinfo(fs1.url("userinfo.bin")), path="userinfo.bin"),
+            {"kind": "http", "params": {
+                "url": with_userinfo(fs1.url("userinfo-http"))}},
+            {"kind": "gather", "params": {"tasks": [
+                dl(with_userinfo(fs1.url("userinfo-child.bin")),
+                   path="userinfo-child.bin")]}},
+        ]
+        answers = {}
+        ids = []
+        for i, spec in enumerate(specs):
+            r = d.request("POST", "/v1/tasks", spec)
+            t.is_(r.status, 201, "submitted %s" % spec["kind"])
+            answers["201 %d" % i] = r.raw
+            ids.append(r.body["id"])
+        shown = json.loads(answers["201 0"])["params"]["url"]
+        t.ok(shown.startswith("http://<redacted>@127.0.0.1:"),
+             "the url is shown with <redacted> for its userinfo",
+             diag=shown)
+        done = [d.wait_state(i, FINAL, 20) for i in ids]
+        t.ok(all(x["state"] == "succeeded" for x in done),
+             "the three ran", diag=json.dumps(done)[:2000])
+        reqs = fs1.requests("userinfo.bin")
+        auth = reqs[-1]["headers"].get("authorization", "") if reqs else ""
+        t.is_(auth, "Basic " + base64.b64encode(
+            ("alice:" + USERINFO_PW).encode()).decode(),
+            "the server received the credentials (Basic)")
+        t.ok((done[0].get("result") or {}).get("url", "").startswith(
+             "http://<redacted>@"), "the download's result url redacted",
+             diag=json.dumps(done[0].get("result")))
+        for tid in ids + [x for g in done for x in g["children"]]:
+            answers["GET %d" % tid] = d.request(
+                "GET", "/v1/tasks/%d" % tid).raw
+            answers["?wait= %d" % tid] = d.request(
+                "GET", "/v1/tasks/%d?wait=1&version=1" % tid).raw
+            answers["log %d" % tid] = d.request(
+                "GET", "/v1/tasks/%d/log" % tid).raw
+        answers["list"] = d.request("GET", "/v1/tasks?limit=100").raw
+        answers["events"] = d.request("GET", "/v1/events?since=0").raw
+        answers = {k: v.decode("utf-8", "replace") if isinstance(
+            v, bytes) else str(v) for k, v in answers.items()}
+        for name, text in answers.items():
+            t.ok(USERINFO_PW not in text, "%s: no password" % name,
+                 diag=text[:2000])
+        t.ok("<redacted>@" in answers["list"], "the list shows <redacted>@")
+        log = answers["log %d" % ids[0]]
+        t.ok("http://<redacted>@" in log, "the log names the url redacted",
+             diag=log)
+        d.stop()
+        out = d.output(whole=True)
+        t.ok(USERINFO_PW not in out, "stderr (debug level) never has the "
+             "password", diag=out[-2000:])
 
 
 t.done()

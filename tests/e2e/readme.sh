@@ -14,6 +14,16 @@
 # lines ("<RFC 3339 time> <text>") for a /log URL, or nothing for a 204.
 # Other commands (sleep) must exit 0.
 #
+# A fenced block right after `<!-- test: file PATH -->` is a file the
+# README has the reader write (a command definition): it is written to
+# PATH under the daemon's directory before the daemon starts.  The daemon
+# runs there as the README runs it, with relative paths (var/corod.db,
+# --commands-dir commands, --secrets-dir secrets, holding the key
+# hook-key); tests/progs/webhook-receiver.py, started with that key,
+# stands for the README's receiver, and `localhost:8081` is replaced by
+# its address.  Then what the README shows of its exec and http tasks is
+# checked (state, result, log, and what the receiver got).
+#
 # Environment: COROD_BIN, COROD_SRCDIR, COROD_TIMEOUT_MULT (see tests/lib).
 
 set -u
@@ -110,9 +120,18 @@ command -v timeout >/dev/null 2>&1 && have_timeout=1
 
 # --- the daemon ----------------------------------------------------------------
 
+case $bin in
+/*) ;;
+*) bin=$PWD/$bin ;;	# the daemon runs in $tmp
+esac
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/corod-readme-XXXXXX")
 pid=
+rpid=
 cleanup() {
+	if [ -n "$rpid" ] && kill -0 "$rpid" 2>/dev/null; then
+		kill -TERM "$rpid" 2>/dev/null
+		wait "$rpid" 2>/dev/null
+	fi
 	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid" 2>/dev/null
 		i=0
@@ -147,9 +166,63 @@ valgrind|valgrind\ *|*/valgrind|*/valgrind\ *)
 	wrapper="$first --log-file=$vglog $*"
 	;;
 esac
+# The README's files: the fenced block after each <!-- test: file PATH -->.
+mkdir -p "$tmp/commands" "$tmp/secrets"
+files=$(awk '
+	/^[ \t]*<!--[ \t]*test:[ \t]*file[ \t]+[^ \t]+[ \t]*-->[ \t]*$/ {
+		path = $0
+		sub(/^[ \t]*<!--[ \t]*test:[ \t]*file[ \t]+/, "", path)
+		sub(/[ \t]*-->[ \t]*$/, "", path)
+		next
+	}
+	path != "" && !inblock && /^[ \t]*$/ { next }
+	path != "" && !inblock && /^[ \t]*```/ { inblock = 1; next }
+	inblock && /^[ \t]*```[ \t]*$/ { inblock = 0; path = ""; next }
+	inblock { print path "\t" $0; next }
+	{ path = "" }
+' "$readme")
+if [ -n "$files" ]; then
+	while IFS= read -r line; do
+		f=${line%%	*}
+		case $f in
+		/*|*..*|*[!A-Za-z0-9_./-]*)
+			echo "Bail out! README: a file outside the directory: $f"
+			exit 1
+			;;
+		esac
+		mkdir -p "$tmp/$(dirname "$f")"
+		printf '%s\n' "${line#*	}" >>"$tmp/$f"
+	done <<FILES
+$files
+FILES
+fi
+printf 'whsec_%s\n' "$(head -c 32 /dev/urandom | base64 | tr -d '\n')" \
+    >"$tmp/secrets/hook-key"
+
+# The webhook receiver (the README's, on a free port).
+rport=
+if [ "$have_python" = 1 ]; then
+	python3 "$srcdir/tests/progs/webhook-receiver.py" 0 \
+	    "$tmp/secrets/hook-key" >"$tmp/receiver.out" 2>&1 </dev/null &
+	rpid=$!
+	i=0
+	while [ $i -lt $((100 * mult)) ]; do
+		rport=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' \
+		    "$tmp/receiver.out" | head -1)
+		[ -n "$rport" ] && break
+		kill -0 "$rpid" 2>/dev/null || break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	ok "$([ -n "$rport" ]; echo $?)" "the webhook receiver listens" \
+	    "$(cat "$tmp/receiver.out")"
+fi
+
+# Where and as the README starts it: relative paths, from its directory.
 # shellcheck disable=SC2086
-$wrapper "$bin" --listen 127.0.0.1:0 --db "$tmp/corod.db" \
-    --download-dir "$tmp/dl" >"$tmp/stderr.log" 2>&1 </dev/null &
+(cd "$tmp" && exec $wrapper "$bin" --listen 127.0.0.1:0 --db var/corod.db \
+    --download-dir var/downloads --commands-dir commands \
+    --secrets-dir secrets) >"$tmp/stderr.log" 2>&1 </dev/null &
 pid=$!
 
 port=
@@ -187,6 +260,18 @@ timefmt='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z '
 while IFS= read -r cmd; do
 	cmd=${cmd//localhost:8080/127.0.0.1:$port}
 	cmd=${cmd//127.0.0.1:8080/127.0.0.1:$port}
+	short=$(printf '%s' "$cmd" | cut -c1-100)
+	case $cmd in
+	*localhost:8081*|*127.0.0.1:8081*)
+		if [ -z "$rport" ]; then
+			n=$((n + 1))
+			echo "ok $n # SKIP no webhook receiver (python3): $short"
+			continue
+		fi
+		cmd=${cmd//localhost:8081/127.0.0.1:$rport}
+		cmd=${cmd//127.0.0.1:8081/127.0.0.1:$rport}
+		;;
+	esac
 	short=$(printf '%s' "$cmd" | cut -c1-100)
 	run=$cmd
 	is_curl=0
@@ -243,6 +328,74 @@ while IFS= read -r cmd; do
 done <<EOF
 $commands
 EOF
+
+# --- what the README shows of exec and http -------------------------------------
+
+# The tasks are found by kind (not by the README's ids) and checked
+# against what the README shows: the countdown's output, result and log;
+# the webhook's retry after a 503, its answer, and the receiver's view.
+if [ "$have_python" = 1 ]; then
+	for kind in exec http; do
+		printf '%s\n' "$commands" | grep -q "\"kind\":\"$kind\"" || continue
+		why=$(python3 - "127.0.0.1:$port" "$kind" "$tmp/receiver.out" \
+		    2>&1 <<'PY'
+import json, re, sys, urllib.request
+base, kind, recv = sys.argv[1], sys.argv[2], sys.argv[3]
+def get(path):
+    with urllib.request.urlopen("http://%s%s" % (base, path), timeout=30) as r:
+        return r.read().decode()
+tasks = json.loads(get("/v1/tasks?kind=%s&limit=100" % kind))["tasks"]
+if len(tasks) != 1:
+    sys.exit("%d %s tasks, the README makes 1" % (len(tasks), kind))
+t = json.loads(get("/v1/tasks/%d" % tasks[0]["id"]))
+log = get("/v1/tasks/%d/log" % t["id"])
+lines = [l.split(" ", 1)[1] for l in log.splitlines() if " " in l]
+res = t.get("result") or {}
+if kind == "exec":
+    want = ["exec countdown scheduled for execution", "3...", "2...",
+            "1...", "[stderr] liftoff"]
+    if t["state"] != "succeeded":
+        sys.exit("state %s: %s" % (t["state"], json.dumps(t)))
+    if res.get("exit_code") != 0 or res.get("signal") is not None:
+        sys.exit("exit: %s" % json.dumps(res))
+    if res.get("output") != {"launched": True}:
+        sys.exit("output (the result file): %s" % json.dumps(res))
+    if res.get("stdout_tail") != "3...\n2...\n1...\n":
+        sys.exit("stdout_tail: %r" % res.get("stdout_tail"))
+    for k in ("duration", "cpu_seconds", "max_rss"):
+        if not isinstance(res.get(k), (int, float)):
+            sys.exit("result.%s: %s" % (k, json.dumps(res)))
+    got = [l for l in lines if not l.startswith("started ")]
+    if got != want or not any(l.startswith("started /bin/sh (pid ")
+                              for l in lines):
+        sys.exit("log: %s" % log)
+else:
+    if t["state"] != "succeeded" or t["attempt"] != 2:
+        sys.exit("state %s, attempt %s: %s" % (t["state"], t["attempt"],
+                                               json.dumps(t)))
+    wid = "corod-%d" % t["id"]
+    if res.get("status") != 200 or res.get("json") != {"received": wid}:
+        sys.exit("result: %s" % json.dumps(res))
+    timings = res.get("timings") or {}
+    if sorted(timings) != ["connect", "dns", "first_byte", "tls", "total"]:
+        sys.exit("timings: %s" % json.dumps(res))
+    pats = [r"POST http://127\.0\.0\.1:\d+/flaky/backup scheduled for execution",
+            r"POST: HTTP 503",
+            r"attempt 1 failed: http_error: HTTP 503 is not a success status; retrying in \d+\.\d s",
+            r"attempt 2 started", r"POST: HTTP 200"]
+    if len(lines) != len(pats) or not all(
+            re.fullmatch(p, l) for p, l in zip(pats, lines)):
+        sys.exit("log: %s" % log)
+    with open(recv) as f:
+        seen = [l.rstrip("\n") for l in f if not l.startswith("listening")]
+    if seen != ["POST /flaky/backup id %s attempt 1 signature ok -> 503" % wid,
+                "POST /flaky/backup id %s attempt 2 signature ok -> 200" % wid]:
+        sys.exit("the receiver got: %s" % seen)
+PY
+		)
+		ok $? "README: the $kind task is as the README shows it" "$why"
+	done
+fi
 
 # --- and stop ----------------------------------------------------------------------
 

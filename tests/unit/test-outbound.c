@@ -248,6 +248,56 @@ test_redact(void)
 	free(s);
 	ok(params_redacted("download", NULL) == NULL, "no params");
 	ok(params_redacted("download", "{bad") == NULL, "not JSON: NULL");
+
+	/* userinfo in url */
+	s = params_redacted("download", "{\"url\":\"https://u:pw@h.example/"
+	    "a@b?c=d@e#f@g\"}");
+	is_str(s, "{\"url\":\"https://<redacted>@h.example/a@b?c=d@e#f@g\"}",
+	    "user:password hidden, an '@' after the authority kept");
+	free(s);
+	s = params_redacted("http", "{\"url\":\"http://TOKEN@h:8080\","
+	    "\"method\":\"GET\"}");
+	is_str(s, "{\"url\":\"http://<redacted>@h:8080\",\"method\":"
+	    "\"GET\"}", "a name alone hidden too (it may be a token)");
+	free(s);
+	s = params_redacted("http", "{\"url\":\"http://u:p@ss@h/x\"}");
+	is_str(s, "{\"url\":\"http://<redacted>@h/x\"}",
+	    "up to the last '@' of the authority");
+	free(s);
+	ok(params_redacted("http", "{\"url\":\"http://h/a@b\"}") == NULL,
+	    "an '@' in the path only: as stored");
+	ok(params_redacted("http", "{\"url\":\"http://h/\",\"json\":"
+	    "{\"to\":\"a@b\"}}") == NULL, "an '@' elsewhere: as stored");
+	ok(params_redacted("echo", "{\"message\":\"http://u:p@h/\"}") ==
+	    NULL, "a kind without url: as stored");
+	s = params_redacted("http", "{\"url\":\"http://u:p@h/\","
+	    "\"headers\":{\"Cookie\":\"c\"}}");
+	is_str(s, "{\"url\":\"http://<redacted>@h/\",\"headers\":"
+	    "{\"Cookie\":\"<redacted>\"}}", "url and header together");
+	free(s);
+
+	/* a group's children */
+	s = params_redacted("gather", "{\"tasks\":[{\"kind\":\"echo\","
+	    "\"params\":{\"message\":\"u:p@h\"}},{\"kind\":\"sequence\","
+	    "\"params\":{\"tasks\":[{\"kind\":\"download\",\"params\":"
+	    "{\"url\":\"http://u:p@h/\",\"headers\":{\"Authorization\":"
+	    "\"x\"}}}]}}]}");
+	is_str(s, "{\"tasks\":[{\"kind\":\"echo\",\"params\":{\"message\":"
+	    "\"u:p@h\"}},{\"kind\":\"sequence\",\"params\":{\"tasks\":"
+	    "[{\"kind\":\"download\",\"params\":{\"url\":"
+	    "\"http://<redacted>@h/\",\"headers\":{\"Authorization\":"
+	    "\"<redacted>\"}}}]}}]}", "a group's child specs, nested");
+	free(s);
+	ok(params_redacted("gather", "{\"tasks\":[{\"kind\":\"echo\","
+	    "\"params\":{\"message\":\"a@b\"}}]}") == NULL,
+	    "a group with nothing to hide: as stored");
+
+	/* url_redacted alone */
+	ok(url_redacted("http://h/") == NULL, "url_redacted: none");
+	ok(url_redacted("no scheme@h") == NULL, "url_redacted: no ://");
+	s = url_redacted("https://@h/");
+	is_str(s, "https://<redacted>@h/", "url_redacted: empty userinfo");
+	free(s);
 }
 
 int
