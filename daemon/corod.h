@@ -293,6 +293,8 @@ int		 task_run_queue(void);
 int		 task_queued(void);
 void		 task_log(struct task *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
+void		 task_log_text(struct task *, int64_t, const char *, size_t);
+void		 task_log_skip(struct task *, int64_t);
 void		 task_describe(const struct task_row *, char *, size_t);
 void		 task_succeed(struct task *, json_t *);
 void		 task_fail(struct task *, const char *, const char *, int);

@@ -71,8 +71,16 @@
 #define EXEC_READS	16		/* reads per event: others run too */
 #define EXEC_PATH	"/usr/local/bin:/usr/bin:/bin"
 #define EXEC_STDERR	"[stderr] "
+#define EXEC_HOLD_BYTES	(4 * 1024 * 1024)	/* held output: reading pauses */
 
 struct exec;
+
+/* A line of output held while the lines before it commit. */
+struct exec_line {
+	int64_t		 at;
+	size_t		 off;		/* in held_text */
+	size_t		 len;
+};
 
 struct exec_stream {
 	struct exec	*x;
@@ -120,6 +128,16 @@ struct exec {
 	char			 *cgroup;	/* its cgroup, or NULL */
 	char			 *cgroup_procs;	/* the child joins it */
 	char			  run_id[64];	/* COROD_RUN_ID */
+	/* output read while earlier lines commit (exec_log_line) */
+	struct exec_line	 *held;
+	size_t			  held_first;
+	size_t			  held_n;
+	size_t			  held_cap;
+	struct buf		  held_text;
+	int64_t			  held_dropped;	/* numbers to skip */
+	int			  log_waiting;	/* queued lines not committed */
+	int			  paused;	/* pipes not read: hold full */
+	int			  draining;	/* its end: read all, no pause */
 	int			  intent_done;	/* its checkpoint's commit */
 	int			  intent_ok;	/* ... wrote it */
 	LIST_ENTRY(exec)	  entry;	/* starting, then running */
@@ -167,6 +185,11 @@ static void	exec_rmdir(const char *);
 static void	exec_wakeup_cb(evutil_socket_t, short, void *);
 static void	exec_watchdog_cb(struct task *, void *);
 static void	exec_env_secret(struct exec *, const char *, const char *);
+static void	exec_log_line(struct exec *, const char *, const char *,
+		    size_t);
+static void	exec_log_flush(struct exec *);
+static void	exec_log_wait(struct exec *);
+static void	exec_log_committed(void *, int);
 static void	exec_intent(struct exec *);
 static void	exec_intent_done(void *, int);
 static void	exec_leftover_add(pid_t, const char *, void *);
@@ -658,7 +681,8 @@ exec_stream_read(struct exec_stream *s, int reads)
 		s->buf = xmalloc(EXEC_LINE_MAX);
 	if (s->fd != -1 && !s->is_err && x->tail == NULL)
 		x->tail = xmalloc(EXEC_TAIL);
-	for (i = 0; s->fd != -1 && (reads == 0 || i < reads); i++) {
+	for (i = 0; s->fd != -1 && !x->paused && (reads == 0 || i < reads);
+	    i++) {
 		n = read(s->fd, s->buf + s->len, EXEC_LINE_MAX - s->len);
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -696,7 +720,6 @@ exec_stream_read(struct exec_stream *s, int reads)
 static void
 exec_stream_lines(struct exec_stream *s, int eof)
 {
-	struct task	*t = s->x->t;
 	const char	*p = s->buf, *end = s->buf + s->len, *nl;
 	const char	*mark = s->is_err ? EXEC_STDERR : "";
 
@@ -707,12 +730,143 @@ exec_stream_lines(struct exec_stream *s, int eof)
 				break;
 			nl = end;
 		}
-		task_log(t, "%s%.*s", mark, (int)(nl - p), p);
+		exec_log_line(s->x, mark, p, (size_t)(nl - p));
 		p = nl < end ? nl + 1 : end;
 	}
 	s->len = (size_t)(end - p);
 	if (s->len > 0 && p != s->buf)
 		memmove(s->buf, p, s->len);
+}
+
+/*
+ * A line of output into the log.  While lines queued before are not yet
+ * committed it is held, and the held lines go with the next batch
+ * (exec_log_committed): a program writing faster than the store takes
+ * lines costs a batch of lines per commit, not a backlog in memory that
+ * delays every other write.  Of the held lines only the last "tail" of
+ * the log cap (log-lines) can be kept, so an older one is dropped at
+ * once and its number skipped: the cap would drop it anyway, and its
+ * marker counts it.  A line that would fall in the cap's head is queued
+ * instead, never dropped.  A program that is slower than a commit sees
+ * every line written as it comes.
+ */
+static void
+exec_log_line(struct exec *x, const char *mark, const char *p, size_t len)
+{
+	struct task		*t = x->t;
+	struct exec_line	*l;
+	int64_t			 keep = cfg->log_lines, head, tail;
+	size_t			 mlen = strlen(mark), base;
+
+	if (!x->log_waiting && x->held_n == 0 && x->held_dropped == 0) {
+		if (mlen == 0)
+			task_log_text(t, time_now(), p, len);
+		else
+			task_log(t, "%s%.*s", mark, (int)len, p);
+		exec_log_wait(x);
+		return;
+	}
+	if (x->held_n == 0) {
+		x->held_first = 0;
+		x->held_text.len = 0;
+	}
+	if (x->held_first + x->held_n == x->held_cap) {
+		if (x->held_first > 0) {
+			/* the room of the front that went, and its text's */
+			base = x->held[x->held_first].off;
+			memmove(x->held_text.data, x->held_text.data + base,
+			    x->held_text.len - base);
+			x->held_text.len -= base;
+			memmove(x->held, x->held + x->held_first,
+			    x->held_n * sizeof *x->held);
+			for (l = x->held; l < x->held + x->held_n; l++)
+				l->off -= base;
+			x->held_first = 0;
+		}
+		if (x->held_n == x->held_cap) {
+			x->held_cap = x->held_cap == 0 ? 256 : x->held_cap * 2;
+			x->held = xreallocarray(x->held, x->held_cap,
+			    sizeof *x->held);
+		}
+	}
+	l = &x->held[x->held_first + x->held_n++];
+	l->at = time_now();
+	l->off = x->held_text.len;
+	l->len = mlen + len;
+	buf_add(&x->held_text, mark, mlen);
+	buf_add(&x->held_text, p, len);
+
+	head = (keep + 3) / 4;
+	tail = keep - head;
+	while ((int64_t)x->held_n > tail) {
+		l = &x->held[x->held_first];
+		if (t->row.log_next + x->held_dropped >= head)
+			x->held_dropped++;
+		else
+			task_log_text(t, l->at, x->held_text.data + l->off,
+			    l->len);
+		x->held_first++;
+		x->held_n--;
+	}
+	if (!x->paused && !x->draining && x->held_n > 0 &&
+	    x->held_text.len - x->held[x->held_first].off > EXEC_HOLD_BYTES) {
+		/* long lines: the pipes wait (the program blocks) */
+		x->paused = 1;
+		if (x->out.ev != NULL)
+			event_del(x->out.ev);
+		if (x->err.ev != NULL)
+			event_del(x->err.ev);
+	}
+}
+
+/* The held lines into the log, after the numbers of those dropped. */
+static void
+exec_log_flush(struct exec *x)
+{
+	struct exec_line	*l;
+	size_t			 i;
+
+	task_log_skip(x->t, x->held_dropped);
+	x->held_dropped = 0;
+	for (i = 0; i < x->held_n; i++) {
+		l = &x->held[x->held_first + i];
+		task_log_text(x->t, l->at, x->held_text.data + l->off, l->len);
+	}
+	x->held_first = x->held_n = 0;
+	x->held_text.len = 0;
+	if (x->paused) {
+		x->paused = 0;
+		if (x->out.ev != NULL)
+			event_add(x->out.ev, NULL);
+		if (x->err.ev != NULL)
+			event_add(x->err.ev, NULL);
+	}
+}
+
+/* Hold the next lines until this turn's are committed. */
+static void
+exec_log_wait(struct exec *x)
+{
+	x->log_waiting = 1;
+	task_ref(x->t);
+	commit_after(exec_log_committed, x->t);
+}
+
+static void
+exec_log_committed(void *arg, int ok)
+{
+	struct task	*t = arg;
+	struct exec	*x = t->data;
+
+	(void)ok;	/* a failed batch: its lines are gone, go on */
+	if (x != NULL && x->log_waiting) {
+		x->log_waiting = 0;
+		if (x->held_n > 0 || x->held_dropped > 0) {
+			exec_log_flush(x);
+			exec_log_wait(x);
+		}
+	}
+	task_unref(t);
 }
 
 static void
@@ -840,6 +994,8 @@ exec_finish(struct exec *x)
 {
 	if (x->timer != NULL)
 		evtimer_del(x->timer);
+	x->draining = 1;
+	exec_log_flush(x);
 	exec_stream_read(&x->out, 0);
 	exec_stream_read(&x->err, 0);
 	/*
@@ -854,6 +1010,7 @@ exec_finish(struct exec *x)
 	/* a grandchild still holding the pipes is gone: no more output */
 	exec_stream_close(&x->out);
 	exec_stream_close(&x->err);
+	exec_log_flush(x);		/* before the task's end */
 	if (x->stdin_ev != NULL) {
 		event_free(x->stdin_ev);
 		x->stdin_ev = NULL;
@@ -1175,6 +1332,8 @@ exec_free(struct task *t)
 	free(x->envp);
 	free(x->stdin_data);
 	free(x->tail);
+	free(x->held);
+	free(x->held_text.data);
 	free(x->rundir);
 	free(x->workdir);
 	free(x->result_path);

@@ -829,6 +829,23 @@ task_log(struct task *t, const char *fmt, ...)
 		free(text);
 }
 
+/* Append a line read at time at (not formatted: text as it is). */
+void
+task_log_text(struct task *t, int64_t at, const char *text, size_t len)
+{
+	commit_log(t->row.id, t->row.log_next++, at, text, len, 0);
+}
+
+/*
+ * Number n lines the log cap would drop anyway as if they had been
+ * written (db_log_cap counts them, and its marker says so).
+ */
+void
+task_log_skip(struct task *t, int64_t n)
+{
+	t->row.log_next += n;
+}
+
 /* {"code": ..., "message": ..., "http_status"?: ..., detail's...} as
  * text (detail, if any, is taken). */
 static char *

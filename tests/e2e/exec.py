@@ -394,6 +394,60 @@ def process_setup():
     t.ok(not os.path.exists(cwd), "removed after")
 
 
+@t.test(timeout=180)
+def fast_output_capped():
+    """A program writing far faster than the store takes lines: the log
+    keeps the head and the tail exactly (every kept line in order, none
+    lost, none twice), the marker counts what went, the numbers run on,
+    and corod answers other requests meanwhile."""
+    import re
+    d = start(extra=["--log-lines", "1000"])
+    n = 300000
+    task = d.submit({"kind": "exec", "params": {
+        "command": "do", "args": ["seq", str(n), "err"]}})
+    answered = 0
+    while d.get(task["id"])["state"] not in FINAL:
+        r = d.request("GET", "/healthz")
+        answered += r.status == 200
+        time.sleep(0.01)
+    t.ok(answered > 0, "corod answered while taking the output (%d)"
+         % answered)
+    task = d.wait_state(task["id"], FINAL, timeout=60)
+    t.is_(task["state"], "succeeded", "the writer succeeded")
+    r = d.request("GET", "/v1/tasks/%d/log" % task["id"])
+    texts = [x.split(" ", 1)[1] for x in r.body.splitlines()]
+    nxt = int(r.headers.get("x-log-next", "0"))
+    marks = [i for i, x in enumerate(texts) if " lines dropped (" in x]
+    t.is_(len(marks), 1, "one marker line")
+    m = marks[0] if marks else 0
+    t.is_(len(texts), 1001, "the log holds log-lines lines and the marker")
+    head, tail = texts[:m], texts[m + 1:]
+    t.is_(len(head), 250, "the head: a quarter")
+    # the head: corod's first lines, then 1, 2, 3 ... in order
+    nums = [x for x in head if re.match(r"^\d+$", x)]
+    t.ok(nums == [str(i) for i in range(1, len(nums) + 1)] and
+         len(nums) > 200, "the head's output lines are the first, in order",
+         diag=head[:8])
+    out = [x for x in tail if re.match(r"^\d+$", x)]
+    errs = [x for x in tail if x.startswith("[stderr] e")]
+    t.ok(out and out[-1] == str(n) and
+         out == [str(i) for i in range(int(out[0]), n + 1)],
+         "the tail's output lines are the last, in order, none missing",
+         diag=(out[:3], out[-3:]))
+    t.ok(all(int(e[10:]) % 1000 == 0 for e in errs),
+         "stderr lines marked in the tail", diag=errs[:5])
+    mm = re.match(r"^\[(\d+) lines dropped \((\d+) to (\d+)\)",
+                  texts[m]) if marks else None
+    t.ok(mm is not None and int(mm.group(1)) ==
+         int(mm.group(3)) - int(mm.group(2)) + 1 and
+         int(mm.group(2)) == 250 and int(mm.group(3)) == nxt - 751,
+         "the marker: lines 250 to next-751 went, counted",
+         diag=(texts[m] if marks else None, nxt))
+    t.ok(nxt >= n + n // 1000, "the numbers count every line written "
+         "(%d)" % nxt)
+    d.close()
+
+
 @t.test(timeout=60)
 def stdin_given():
     text = "line one\nline two ü\n"

@@ -36,6 +36,14 @@ first-slow)	# attempt 1 runs until killed (its pid in $2), later ones end
 	fi
 	echo "attempt $COROD_ATTEMPT: done"
 	;;
+seq)	# $2 numbered lines as fast as seq writes them, and on stderr
+	# every 1000th ($3 = err)
+	if [ "$3" = err ]; then
+		seq 1 "$2" | awk '{ print; if ($1 % 1000 == 0) print "e" $1 > "/dev/stderr" }'
+	else
+		seq 1 "$2"
+	fi
+	;;
 forever)	# every attempt runs until killed (its pid in $2)
 	echo $$ >> "$2"
 	while :; do sleep 0.1; done
