@@ -26,6 +26,7 @@
 #include "cgroup.h"
 #include "outbound.h"
 #include "proc.h"
+#include "rundir.h"
 
 static int	corod_flags;
 
@@ -92,6 +93,7 @@ corod_shutdown(void)
 	sched_shutdown();
 	commit_shutdown();
 	task_free_all();
+	rundir_shutdown();	/* after the attempts let go of theirs */
 	transfer_shutdown();
 	outbound_shutdown();
 	proc_shutdown();

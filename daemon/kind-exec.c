@@ -47,8 +47,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +56,7 @@
 #include "coro.h"
 #include "cgroup.h"
 #include "command.h"
+#include "rundir.h"
 #include "secret.h"
 #include "task-notify.h"
 
@@ -181,7 +180,6 @@ static void	exec_stop(struct exec *);
 static void	exec_finish(struct exec *);
 static json_t	*exec_result(struct exec *);
 static json_t	*exec_output(struct exec *);
-static void	exec_rmdir(const char *);
 static void	exec_wakeup_cb(evutil_socket_t, short, void *);
 static void	exec_watchdog_cb(struct task *, void *);
 static void	exec_env_secret(struct exec *, const char *, const char *);
@@ -194,7 +192,8 @@ static void	exec_intent(struct exec *);
 static void	exec_intent_done(void *, int);
 static void	exec_leftover_add(pid_t, const char *, void *);
 static void	exec_leftovers_free(evutil_socket_t, short, void *);
-static void	exec_leftovers_kill(struct task *, const char *, pid_t);
+static void	exec_leftovers_kill(struct task *, const char *, pid_t,
+		    pid_t);
 
 static const struct param_spec exec_params[] = {
 	{ .name = "command", .type = PARAM_STRING, .flags = PARAM_REQUIRED |
@@ -490,47 +489,18 @@ exec_spawn(struct exec *x)
 	struct task		*t = x->t;
 	struct proc_spawn	 s;
 	struct command		*c = x->cmd;
-	char			 num[32], when[TIME_STRLEN], *dir, *base, *addr;
+	char			 num[32], when[TIME_STRLEN], *addr;
 	int			 in[2] = { -1, -1 }, out[2] = { -1, -1 };
 	int			 err[2] = { -1, -1 }, e, i;
 	int64_t			 timeout;
 
-	/* <the database's directory>/exec/ID.ATTEMPT, private to corod */
-	dir = xstrdup(cfg->db_path);
-	xasprintf(&base, "%s/exec", dirname(dir));
-	free(dir);
-	if (mkdir(base, 0700) != 0 && errno != EEXIST) {
-		e = errno;
-		free(base);
-		errno = e;
+	/* fresh, private to corod, under the database's directory */
+	if ((x->rundir = rundir_take()) == NULL)
 		return (-1);
-	}
-	/*
-	 * Absolute: the program runs in another directory, and HOME and
-	 * COROD_RESULT_FILE name this one (a relative --db, as by default).
-	 */
-	if (base[0] != '/') {
-		if ((dir = realpath(base, NULL)) == NULL) {
-			e = errno;
-			free(base);
-			errno = e;
-			return (-1);
-		}
-		free(base);
-		base = dir;
-	}
-	xasprintf(&x->rundir, "%s/%lld.%d", base, (long long)t->row.id,
-	    t->row.attempt);
-	free(base);
-	exec_rmdir(x->rundir);		/* a crash's leftovers */
-	if (mkdir(x->rundir, 0700) != 0)
-		goto fail;
 	xasprintf(&x->result_path, "%s/result.json", x->rundir);
-	if (c->cwd == NULL) {
+	if (c->cwd == NULL)
 		xasprintf(&x->workdir, "%s/work", x->rundir);
-		if (mkdir(x->workdir, 0700) != 0)
-			goto fail;
-	} else
+	else
 		x->workdir = xstrdup(c->cwd);
 	x->chdir_to = x->workdir;
 	for (i = 0; i < COMMAND_NLIMITS; i++) {
@@ -1189,14 +1159,12 @@ exec_body(struct task *t)
 		CORO_RETURN(t);
 	}
 	{
-		unsigned long long	start = 0;
-		char			cp[256];
+		char	cp[256];
 
-		proc_start_time(x->pid, &start);
+		/* the pid is known again after a crash by its run id */
 		snprintf(cp, sizeof cp, "{\"pid\":%ld,\"pgid\":%ld,"
-		    "\"start_time\":%llu,\"attempt\":%d,\"run_id\":\"%s\"}",
-		    (long)x->pid, (long)x->pid, start, t->row.attempt,
-		    x->run_id);
+		    "\"attempt\":%d,\"run_id\":\"%s\"}", (long)x->pid,
+		    (long)x->pid, t->row.attempt, x->run_id);
 		task_checkpoint(t, cp);
 	}
 	task_log(t, "started %s (pid %ld)", x->cmd->path, (long)x->pid);
@@ -1271,30 +1239,6 @@ exec_body(struct task *t)
 	CORO_END(t);
 }
 
-/* Remove a run directory and what the program left in it. */
-static int
-exec_rm_cb(const char *path, const struct stat *sb, int type,
-    struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	if (type == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return (0);
-}
-
-static void
-exec_rmdir(const char *dir)
-{
-	struct stat	sb;
-
-	if (lstat(dir, &sb) != 0)
-		return;
-	nftw(dir, exec_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* The attempt is over (or corod stops): let go of everything. */
 static void
 exec_free(struct task *t)
@@ -1323,7 +1267,8 @@ exec_free(struct task *t)
 	free(x->cgroup);
 	free(x->cgroup_procs);
 	if (x->rundir != NULL)
-		exec_rmdir(x->rundir);
+		rundir_release(x->rundir);	/* takes it */
+	x->rundir = NULL;
 	for (i = 0; x->argv != NULL && x->argv[i] != NULL; i++)
 		free(x->argv[i]);
 	free(x->argv);
@@ -1426,19 +1371,22 @@ exec_leftovers_free(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * SIGKILL to every process whose environment carries run_id (and to the
- * group of each that leads one): what an interrupted attempt left,
- * whatever group or session it moved to.  /proc is read once for all the
- * tasks recovered at start, and forgotten at the loop's first turn
- * (before any program of this corod's can carry a run id).  killed: a
- * group already killed, whose members are not counted again.
+ * What an interrupted attempt left: the program itself, pid, if a
+ * process of that pid carries its run id in its environment (a reused
+ * pid does not), with its group pgid; and every other process whose
+ * environment carries the run id (with the group of each that leads
+ * one), whatever group or session it moved to.  /proc is read once for
+ * all the tasks recovered at start, and forgotten at the loop's first
+ * turn (before any program of this corod's can carry a run id).
  */
 static void
-exec_leftovers_kill(struct task *t, const char *run_id, pid_t killed)
+exec_leftovers_kill(struct task *t, const char *run_id, pid_t pid,
+    pid_t pgid)
 {
 	struct timeval	 zero = { 0, 0 };
 	size_t		 i, n = 0;
-	pid_t		 pid, g;
+	pid_t		 p, g;
+	int		 found = 0;
 
 	if (!leftovers_read) {
 		leftovers_read = 1;
@@ -1449,13 +1397,26 @@ exec_leftovers_kill(struct task *t, const char *run_id, pid_t killed)
 		event_base_once(loop_base, -1, EV_TIMEOUT,
 		    exec_leftovers_free, NULL, &zero);
 	}
+	for (i = 0; pid > 1 && pgid > 1 && i < nleftovers; i++) {
+		if (leftovers[i].pid == pid &&
+		    strcmp(leftovers[i].run_id, run_id) == 0) {
+			task_log(t, "the program of the interrupted attempt "
+			    "(pid %ld) still runs: SIGKILL to process group "
+			    "%ld", (long)pid, (long)pgid);
+			kill(-pgid, SIGKILL);
+			found = 1;
+		}
+	}
+	if (pid > 1 && !found)
+		task_log(t, "the program of the interrupted attempt (pid %ld) "
+		    "is no longer running", (long)pid);
 	for (i = 0; i < nleftovers; i++) {
 		if (strcmp(leftovers[i].run_id, run_id) != 0)
 			continue;
-		pid = leftovers[i].pid;
-		if ((g = getpgid(pid)) == pid)
+		p = leftovers[i].pid;
+		if ((g = getpgid(p)) == p)
 			kill(-g, SIGKILL);
-		if (kill(pid, SIGKILL) == 0 && (killed <= 1 || g != killed))
+		if (kill(p, SIGKILL) == 0 && !(found && g == pgid))
 			n++;
 	}
 	if (n > 0)
@@ -1465,19 +1426,20 @@ exec_leftovers_kill(struct task *t, const char *run_id, pid_t killed)
 }
 
 /*
- * At start, for a task found running from a corod that died: if its
- * program is still there (the same pid with the same start time: a
- * reused pid is someone else), kill its group; then every process that
- * carries the attempt's run id (a checkpoint of an attempt that had
- * not yet recorded its pid has only that).  The attempt's outcome is
- * the body's (interrupted, or run again with retry-on-interrupt).
+ * At start, for a task found running from a corod that died: kill what
+ * is left of its attempt (exec_leftovers_kill); a checkpoint of an
+ * attempt that had not yet recorded its pid has only the run id.  A
+ * checkpoint of an older corod, with a start time and no run id: its
+ * group is killed if the same pid has the same start time (a reused
+ * pid is someone else).  The attempt's outcome is the body's
+ * (interrupted, or run again with retry-on-interrupt).
  */
 static void
 exec_interrupted(struct task *t)
 {
 	json_t			*cp;
 	unsigned long long	 was, now;
-	long			 pid, pgid, killed = 0;
+	long			 pid, pgid;
 	const char		*run_id;
 
 	if (t->row.checkpoint == NULL ||
@@ -1485,22 +1447,21 @@ exec_interrupted(struct task *t)
 		return;
 	pid = (long)json_integer_value(json_object_get(cp, "pid"));
 	pgid = (long)json_integer_value(json_object_get(cp, "pgid"));
-	was = (unsigned long long)json_integer_value(json_object_get(cp,
-	    "start_time"));
-	if (pid > 1 && pgid > 1) {
+	if ((run_id = json_string_value(json_object_get(cp, "run_id"))) !=
+	    NULL)
+		exec_leftovers_kill(t, run_id, (pid_t)pid, (pid_t)pgid);
+	else if (pid > 1 && pgid > 1) {
+		was = (unsigned long long)json_integer_value(
+		    json_object_get(cp, "start_time"));
 		if (proc_start_time((pid_t)pid, &now) == 0 && now == was) {
 			task_log(t, "the program of the interrupted attempt "
 			    "(pid %ld) still runs: SIGKILL to process group "
 			    "%ld", pid, pgid);
 			kill(-(pid_t)pgid, SIGKILL);
-			killed = pgid;
 		} else
 			task_log(t, "the program of the interrupted attempt "
 			    "(pid %ld) is no longer running", pid);
 	}
-	if ((run_id = json_string_value(json_object_get(cp, "run_id"))) !=
-	    NULL)
-		exec_leftovers_kill(t, run_id, (pid_t)killed);
 	json_decref(cp);
 }
 

@@ -99,6 +99,7 @@ static struct proc_list	 sigchld_procs = LIST_HEAD_INITIALIZER(sigchld_procs);
 /* ENDED and held: their zombies are kept, the orphan reaper keeps off */
 static struct proc_list	 ended_procs = LIST_HEAD_INITIALIZER(ended_procs);
 static struct event	*sigchld_ev;
+static struct event	*orphans_ev;	/* the reaper's next look */
 static size_t		 nrunning;
 static int		 force_sigchld;
 static int		 no_pidfd;	/* pidfd_open said ENOSYS */
@@ -118,7 +119,7 @@ static int	 proc_reap(struct proc *, int);
 static void	 proc_bury(struct proc *);
 static void	 proc_ended_now(struct proc *, const siginfo_t *);
 static int	 proc_is_ours(pid_t);
-static void	 proc_reap_orphans(void);
+static void	 proc_reap_orphans(evutil_socket_t, short, void *);
 
 /* A spawn request with its defaults: stdin, stdout, stderr /dev/null. */
 void
@@ -385,8 +386,17 @@ proc_sigchld_cb(evutil_socket_t sig, short what, void *arg)
 		next = LIST_NEXT(p, entry);
 		proc_reap(p, 0);
 	}
-	if (subreaper)
-		proc_reap_orphans();
+	/*
+	 * An orphan's end is a SIGCHLD like any other, and which child
+	 * sent it cannot be told: look for ended orphans a second after
+	 * the first SIGCHLD, once for all that come meanwhile, not with a
+	 * walk of /proc per program that ends.
+	 */
+	if (subreaper && !evtimer_pending(orphans_ev, NULL)) {
+		struct timeval	tv = { 1, 0 };
+
+		evtimer_add(orphans_ev, &tv);
+	}
 }
 
 /*
@@ -689,6 +699,8 @@ proc_subreaper(void)
 		return;
 	}
 	subreaper = 1;
+	if (orphans_ev == NULL)
+		orphans_ev = evtimer_new(loop_base, proc_reap_orphans, NULL);
 	proc_sigchld_on();
 }
 
@@ -718,7 +730,7 @@ proc_is_ours(pid_t pid)
  * one held (ENDED) is no orphan: neither is touched.
  */
 static void
-proc_reap_orphans(void)
+proc_reap_orphans(evutil_socket_t fd, short what, void *arg)
 {
 	DIR		*d;
 	struct dirent	*de;
@@ -727,6 +739,9 @@ proc_reap_orphans(void)
 	char		 path[300];
 	long		 pid;
 
+	(void)fd;
+	(void)what;
+	(void)arg;
 	if ((d = opendir("/proc/self/task")) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
@@ -794,4 +809,9 @@ proc_shutdown(void)
 		event_free(sigchld_ev);
 		sigchld_ev = NULL;
 	}
+	if (orphans_ev != NULL) {
+		event_free(orphans_ev);
+		orphans_ev = NULL;
+	}
+	subreaper = 0;
 }
