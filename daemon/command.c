@@ -60,10 +60,8 @@ static struct command	**set;		/* the definitions in use */
 static size_t		  nset;
 
 static int	 command_name_ok(const char *, size_t);
-static char	*command_value(char *);
 static int	 command_key(struct command *, const char *, char *,
 		    unsigned int *, char **);
-static int	 command_seconds(const char *, int64_t *);
 static int	 command_limit_parse(const struct command_limit *,
 		    const char *, rlim_t *);
 static int	 command_signal_parse(const char *);
@@ -112,87 +110,20 @@ command_env_reserved(const char *s, size_t len)
 	    (len == 13 && strncmp(s, "NOTIFY_SOCKET", 13) == 0));
 }
 
-/* The value of a line after its key, comments and quotes taken off. */
-static char *
-command_value(char *v)
-{
-	size_t	len;
-	char	*p;
-
-	while (isspace((unsigned char)*v))
-		v++;
-	len = strlen(v);
-	while (len > 0 && isspace((unsigned char)v[len - 1]))
-		v[--len] = '\0';
-	if (len >= 2 && v[0] == '"' && v[len - 1] == '"') {
-		v[len - 1] = '\0';
-		return (v + 1);
-	}
-	for (p = v; *p != '\0'; p++) {
-		if (*p == '#' && (p == v || isspace((unsigned char)p[-1]))) {
-			*p = '\0';
-			break;
-		}
-	}
-	len = strlen(v);
-	while (len > 0 && isspace((unsigned char)v[len - 1]))
-		v[--len] = '\0';
-	return (v);
-}
-
-/* Seconds, fractions allowed, 0..COROD_MAX_SECONDS, into µs. */
-static int
-command_seconds(const char *s, int64_t *us)
-{
-	char	*end;
-	double	 d;
-
-	errno = 0;
-	d = strtod(s, &end);
-	if (end == s || *end != '\0' || errno != 0 || !(d >= 0) ||
-	    d > COROD_MAX_SECONDS)
-		return (-1);
-	*us = (int64_t)llround(d * USEC_PER_SEC);
-	return (0);
-}
-
 /* An rlimit: a count (K/M/G for sizes) or "infinity". */
 static int
 command_limit_parse(const struct command_limit *l, const char *s,
     rlim_t *out)
 {
-	unsigned long long	 n, mult = 1;
-	char			*end;
+	long long	n;
 
 	if (strcasecmp(s, "infinity") == 0 || strcasecmp(s, "unlimited") == 0) {
 		*out = RLIM_INFINITY;
 		return (0);
 	}
-	if (!isdigit((unsigned char)*s))
+	if (!isdigit((unsigned char)*s) || config_number(s, l->size, &n) != 0)
 		return (-1);
-	errno = 0;
-	n = strtoull(s, &end, 10);
-	if (errno != 0 || end == s)
-		return (-1);
-	if (l->size && *end != '\0') {
-		switch (toupper((unsigned char)*end)) {
-		case 'K':
-			mult = 1024;
-			break;
-		case 'M':
-			mult = 1024 * 1024;
-			break;
-		case 'G':
-			mult = 1024ULL * 1024 * 1024;
-			break;
-		default:
-			return (-1);
-		}
-		end++;
-	}
-	if (*end != '\0' || n > ULLONG_MAX / mult)
-		return (-1);
-	*out = (rlim_t)(n * mult);
+	*out = (rlim_t)n;
 	return (*out == RLIM_INFINITY ? -1 : 0);
 }
 
@@ -378,14 +309,14 @@ command_key(struct command *c, const char *key, char *v, unsigned int *seen,
 			return (-1);
 		}
 	} else if (strcmp(key, "stop-grace") == 0) {
-		if (command_seconds(v, &c->stop_grace) != 0 ||
+		if (config_seconds(v, &c->stop_grace) != 0 ||
 		    c->stop_grace > 3600 * USEC_PER_SEC) {
 			xasprintf(why, "stop-grace must be seconds from 0 to "
 			    "3600: '%s'", v);
 			return (-1);
 		}
 	} else if (strcmp(key, "timeout-max") == 0) {
-		if (command_seconds(v, &c->timeout_max) != 0 ||
+		if (config_seconds(v, &c->timeout_max) != 0 ||
 		    c->timeout_max <= 0) {
 			xasprintf(why, "timeout-max must be seconds > 0: '%s'",
 			    v);
@@ -446,10 +377,10 @@ command_parse(const char *path, const char *name, char **cause)
 {
 	struct command	*c;
 	FILE		*f;
-	char		*line = NULL, *key, *p, *why;
+	char		*line = NULL, *key, *v, *why;
 	size_t		 size = 0;
 	unsigned int	 seen = 0;
-	int		 lineno = 0;
+	int		 lineno = 0, eq;
 	long		 total = 0;
 	ssize_t		 n;
 
@@ -475,23 +406,14 @@ command_parse(const char *path, const char *name, char **cause)
 			xasprintf(cause, "%s:%d: a NUL byte", path, lineno);
 			goto fail;
 		}
-		for (key = line; isspace((unsigned char)*key); key++)
-			;
-		if (*key == '#' || *key == '\0')
+		if ((key = config_line(line, &v, &eq)) == NULL)
 			continue;
-		for (p = key; *p != '\0' && *p != '=' &&
-		    !isspace((unsigned char)*p); p++)
-			;
-		while (isspace((unsigned char)*p))
-			*p++ = '\0';
-		if (*p != '=') {
-			*p = '\0';
+		if (!eq) {
 			xasprintf(cause, "%s:%d: expected 'key = value'", path,
 			    lineno);
 			goto fail;
 		}
-		*p++ = '\0';
-		if (command_key(c, key, command_value(p), &seen, &why) != 0) {
+		if (command_key(c, key, v, &seen, &why) != 0) {
 			xasprintf(cause, "%s:%d: %s", path, lineno, why);
 			free(why);
 			goto fail;

@@ -156,7 +156,6 @@ static size_t		 nopts;
 
 static void		 opts_build(void);
 static const struct opt	*opt_find(const char *);
-static int		 parse_seconds(const char *, int64_t *);
 
 /*
  * The options: opt_table's rows, with the OPT_POOLS row replaced by a
@@ -230,8 +229,8 @@ config_defaults(struct config *c)
  * to the nearest; a positive one is at least 1 µs, since 0 means "none"
  * or "forever" for some options (stop-timeout, retention).
  */
-static int
-parse_seconds(const char *s, int64_t *out)
+int
+config_seconds(const char *s, int64_t *out)
 {
 	char	*end;
 	double	 d;
@@ -247,6 +246,96 @@ parse_seconds(const char *s, int64_t *out)
 	return (0);
 }
 
+/*
+ * An integer, with size a K, M or G suffix (1024s; "KiB", "KB" and "Kb"
+ * read alike) allowed: 0, or -1 if s is not one or overflows.
+ */
+int
+config_number(const char *s, int size, long long *out)
+{
+	char		*end;
+	long long	 n, mult = 1;
+
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (end == s || errno != 0)
+		return (-1);
+	if (size && *end != '\0') {
+		switch (toupper((unsigned char)*end)) {
+		case 'K':
+			mult = 1024;
+			break;
+		case 'M':
+			mult = 1024 * 1024;
+			break;
+		case 'G':
+			mult = 1024 * 1024 * 1024;
+			break;
+		default:
+			return (-1);
+		}
+		end++;
+		if (*end == 'i' || *end == 'B' || *end == 'b')
+			end++;
+		if (*end == 'B')
+			end++;
+	}
+	if (*end != '\0' || n > LLONG_MAX / mult || n < LLONG_MIN / mult)
+		return (-1);
+	*out = n * mult;
+	return (0);
+}
+
+/*
+ * One line of a settings file (corod.conf, a command's NAME.conf), cut
+ * in place: "key = value", or "key value" (*eq says which).  The key, or
+ * NULL for a blank or comment line.  *value has its blanks trimmed; a
+ * '#' at its start or after a blank starts a comment; a value in double
+ * quotes is taken as it is between them ('#' and blanks included),
+ * a comment after the closing quote allowed.
+ */
+char *
+config_line(char *line, char **value, int *eq)
+{
+	char	*key, *p, *v, *q;
+	size_t	 len;
+
+	for (key = line; isspace((unsigned char)*key); key++)
+		;
+	if (*key == '#' || *key == '\0')
+		return (NULL);
+	for (p = key; *p != '\0' && *p != '=' &&
+	    !isspace((unsigned char)*p); p++)
+		;
+	for (v = p; isspace((unsigned char)*v); v++)
+		;
+	if ((*eq = (*v == '=')))
+		v++;
+	*p = '\0';
+	while (isspace((unsigned char)*v))
+		v++;
+	if (*v == '"' && (q = strchr(v + 1, '"')) != NULL) {
+		for (p = q + 1; isspace((unsigned char)*p); p++)
+			;
+		if (*p == '\0' || *p == '#') {
+			*q = '\0';
+			*value = v + 1;
+			return (key);
+		}
+	}
+	for (p = v; *p != '\0'; p++) {
+		if (*p == '#' && (p == v || isspace((unsigned char)p[-1]))) {
+			*p = '\0';
+			break;
+		}
+	}
+	len = strlen(v);
+	while (len > 0 && isspace((unsigned char)v[len - 1]))
+		v[--len] = '\0';
+	*value = v;
+	return (key);
+}
+
 /* Set option name to value; -1 with *cause allocated if either is bad. */
 int
 config_set(struct config *c, const char *name, const char *value,
@@ -255,8 +344,8 @@ config_set(struct config *c, const char *name, const char *value,
 	const struct opt	*o;
 	struct cidr_list	 l;
 	void			*field;
-	char			*end, *why;
-	long long		 n, mult = 1;
+	char			*why;
+	long long		 n;
 	int64_t			 us;
 	int			 lvl;
 
@@ -284,34 +373,8 @@ config_set(struct config *c, const char *name, const char *value,
 	case OPT_INT:
 	case OPT_SIZE:
 	case OPT_POOL:
-		errno = 0;
-		n = strtoll(value, &end, 10);
-		if (end == value || errno != 0)
+		if (config_number(value, o->type == OPT_SIZE, &n) != 0)
 			goto bad;
-		if (o->type == OPT_SIZE && *end != '\0') {
-			switch (toupper((unsigned char)*end)) {
-			case 'K':
-				mult = 1024;
-				break;
-			case 'M':
-				mult = 1024 * 1024;
-				break;
-			case 'G':
-				mult = 1024 * 1024 * 1024;
-				break;
-			default:
-				goto bad;
-			}
-			end++;
-			if (*end == 'i' || *end == 'B' || *end == 'b')
-				end++;
-			if (*end == 'B')
-				end++;
-		}
-		if (*end != '\0' || n > LLONG_MAX / mult ||
-		    n < LLONG_MIN / mult)
-			goto bad;
-		n *= mult;
 		if (n < o->min || n > o->max) {
 			xasprintf(cause, "%s: %s is out of range %lld..%lld",
 			    name, value, o->min, o->max);
@@ -329,7 +392,7 @@ config_set(struct config *c, const char *name, const char *value,
 			*(int *)field = (int)n;
 		return (0);
 	case OPT_SECONDS:
-		if (parse_seconds(value, &us) != 0)
+		if (config_seconds(value, &us) != 0)
 			goto bad;
 		*(int64_t *)field = us;
 		return (0);
@@ -383,48 +446,21 @@ config_load(struct config *c, const char *path, char **cause)
 }
 
 /*
- * Read config lines from f, named path in messages: "key = value" ("key
- * value" also works; '#' starts a comment; a value may be in double
- * quotes).  -1 with *cause naming the file and line on the first error.
+ * Read config lines from f, named path in messages (config_line: "key =
+ * value", "key value" also works).  -1 with *cause naming the file and line on the first error.
  * The caller closes f.
  */
 int
 config_read(struct config *c, FILE *f, const char *path, char **cause)
 {
-	char	*line = NULL, *key, *value, *p, *why;
-	size_t	 size = 0, len;
-	int	 lineno = 0, rc = 0;
+	char	*line = NULL, *key, *value, *why;
+	size_t	 size = 0;
+	int	 lineno = 0, rc = 0, eq;
 
 	while (getline(&line, &size, f) != -1) {
 		lineno++;
-		for (key = line; isspace((unsigned char)*key); key++)
-			;
-		if (*key == '#' || *key == '\0')
+		if ((key = config_line(line, &value, &eq)) == NULL)
 			continue;
-		for (p = key; *p != '\0' && *p != '=' &&
-		    !isspace((unsigned char)*p); p++)
-			;
-		value = p;
-		while (isspace((unsigned char)*value))
-			value++;
-		if (*value == '=')
-			value++;
-		*p = '\0';
-		while (isspace((unsigned char)*value))
-			value++;
-		len = strlen(value);
-		while (len > 0 && isspace((unsigned char)value[len - 1]))
-			value[--len] = '\0';
-		if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
-			value[len - 1] = '\0';
-			value++;
-		} else if ((p = strchr(value, '#')) != NULL) {
-			*p = '\0';
-			len = strlen(value);
-			while (len > 0 &&
-			    isspace((unsigned char)value[len - 1]))
-				value[--len] = '\0';
-		}
 		if (strcmp(key, "config") == 0) {
 			xasprintf(cause, "%s:%d: 'config' cannot be set in a "
 			    "config file", path, lineno);

@@ -72,6 +72,9 @@ int		 config_set(struct config *, const char *, const char *,
 /* Read "key = value" lines; -1 and *cause naming file:line on error. */
 int		 config_load(struct config *, const char *, char **);
 int		 config_read(struct config *, FILE *, const char *, char **);
+char		*config_line(char *, char **, int *);
+int		 config_seconds(const char *, int64_t *);
+int		 config_number(const char *, int, long long *);
 void		 config_free(struct config *);
 /* A reload: take fresh's live options into the first; the count. */
 int		 config_apply(struct config *, struct config *);

@@ -854,22 +854,46 @@ def cgroup_delegated():
 
 # --- restarts -----------------------------------------------------------------
 
+def checkpoint_of(d, tid):
+    """(checkpoint, attempt) of a task, read from the database file."""
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True)
+    try:
+        return db.execute("SELECT checkpoint, attempt FROM tasks WHERE "
+                          "id = ?", (tid,)).fetchone()
+    finally:
+        db.close()
+
+
 def wait_checkpoint(d, tid, timeout=10):
     """Wait until the running attempt's program is on disk (its pid in
     the task's checkpoint, committed).  A kill -9 before that commit,
     after the program started, is kill9_at_spawn's case."""
-    import sqlite3
-
     def committed():
-        db = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True)
-        try:
-            row = db.execute("SELECT checkpoint FROM tasks WHERE id = ?",
-                             (tid,)).fetchone()
-        finally:
-            db.close()
-        return row is not None and row[0] is not None and \
-            '"pid"' in row[0]
+        row = checkpoint_of(d, tid)
+        return row is not None and row[0] is not None and '"pid"' in row[0]
     d.wait_for(committed, timeout, desc="task %d's program committed" % tid)
+
+
+def retried_after_kill9(d, pidfile, committed, desc):
+    """A retry-on-interrupt command whose attempt 1 runs until killed:
+    kill -9 corod once the program runs (and, if committed, once its pid
+    is on disk), restart; attempt 2 runs, once, after the old one died."""
+    task = d.submit({"kind": "exec", "params": {
+        "command": "retry", "args": ["first-slow", pidfile]}})
+    pids = read_pids(pidfile, 1, timeout=20)
+    if committed:
+        wait_checkpoint(d, task["id"])
+    d.kill9()
+    d.restart()
+    task = d.wait_state(task["id"], FINAL, timeout=20)
+    t.is_((task["state"], task["attempt"]), ("succeeded", 2),
+          desc + ": the attempt runs again as attempt 2")
+    t.like(task["result"]["stdout_tail"], "attempt 2: done",
+           desc + ": as attempt 2")
+    t.ok(wait_gone(pids, exists=pid_alive), desc + ": the old program is "
+         "gone")
+    t.is_(len(read_pids(pidfile, 1)), 1, desc + ": attempt 1 ran once")
 
 
 @t.test(timeout=120)
@@ -896,18 +920,7 @@ def kill9_restart():
          "logged", diag=lines)
 
     pidfile = os.path.join(d.dir, "r.pids")
-    task = d.submit({"kind": "exec", "params": {"command": "retry",
-                                                "args": ["first-slow",
-                                                         pidfile]}})
-    pids = read_pids(pidfile, 1)
-    wait_checkpoint(d, task["id"])
-    d.kill9()
-    d.restart()
-    task = d.wait_state(task["id"], FINAL, timeout=20)
-    t.is_((task["state"], task["attempt"]), ("succeeded", 2),
-          "with retry-on-interrupt the attempt runs again")
-    t.like(task["result"]["stdout_tail"], "attempt 2: done", "as attempt 2")
-    t.ok(wait_gone(pids, exists=pid_alive), "the old program is gone")
+    retried_after_kill9(d, pidfile, True, "with retry-on-interrupt")
 
     # a pid that is another process's now is never killed
     other = subprocess.Popen(["sleep", "30"])
@@ -937,17 +950,6 @@ def kill9_restart():
             except OSError:
                 pass
     d.close()
-
-
-def checkpoint_of(d, tid):
-    import sqlite3
-    db = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True)
-    try:
-        row = db.execute("SELECT checkpoint, attempt FROM tasks WHERE id = ?",
-                         (tid,)).fetchone()
-    finally:
-        db.close()
-    return row
 
 
 @t.test(timeout=180)
@@ -984,19 +986,8 @@ def kill9_at_spawn():
               "round %d: one program started in all" % i)
 
     # with retry-on-interrupt: attempt 2 runs, once, after the old one died
-    pidfile = os.path.join(d.dir, "sr.pids")
-    task = d.submit({"kind": "exec", "params": {
-        "command": "retry", "args": ["first-slow", pidfile]}})
-    pids = read_pids(pidfile, 1, timeout=20)
-    d.kill9()
-    d.restart()
-    task = d.wait_state(task["id"], FINAL, timeout=20)
-    t.is_((task["state"], task["attempt"]), ("succeeded", 2),
-          "retry-on-interrupt: the attempt runs again as attempt 2")
-    t.like(task["result"]["stdout_tail"], "attempt 2: done", "as attempt 2")
-    t.ok(wait_gone(pids, exists=pid_alive), "the old program is gone")
-    t.is_(len(read_pids(pidfile, 1)), 1, "attempt 1 ran once: no second "
-          "attempt 1 beside it")
+    retried_after_kill9(d, os.path.join(d.dir, "sr.pids"), False,
+                        "retry-on-interrupt at spawn")
 
     # interrupted again and again: counted as attempts, rerun at least
     # once, then failed (no crash loop)

@@ -44,6 +44,45 @@ parse(const char *text, char **cause)
 	return (command_parse(path, "t", cause));
 }
 
+/* The line reader corod.conf and NAME.conf share (config.c). */
+static void
+test_config_line(void)
+{
+	char		 buf[128], *k, *v;
+	long long	 n;
+	int		 eq;
+
+#define LINE(text) (snprintf(buf, sizeof buf, "%s", (text)), \
+	    config_line(buf, &v, &eq))
+	ok(LINE("   ") == NULL && LINE("# c") == NULL &&
+	    LINE("  # c") == NULL, "blank and comment lines: no key");
+	k = LINE("  key = a value  # and a comment\n");
+	ok(k != NULL && strcmp(k, "key") == 0 && strcmp(v, "a value") == 0 &&
+	    eq, "key = value, the comment after a blank dropped");
+	k = LINE("key=a#b");
+	ok(k != NULL && strcmp(k, "key") == 0 && strcmp(v, "a#b") == 0,
+	    "key=value without blanks, a '#' inside kept");
+	k = LINE("key value");
+	ok(k != NULL && strcmp(v, "value") == 0 && !eq, "key value (no =)");
+	k = LINE("key = \" a # b \"   # why");
+	ok(k != NULL && strcmp(v, " a # b ") == 0, "a quoted value whole, a "
+	    "comment after its quote dropped (%s)", k != NULL ? v : "-");
+	k = LINE("key = \"half");
+	ok(k != NULL && strcmp(v, "\"half") == 0, "an unclosed quote is "
+	    "kept as it is");
+	k = LINE("key =");
+	ok(k != NULL && strcmp(v, "") == 0 && eq, "an empty value");
+#undef LINE
+	ok(config_number("64", 0, &n) == 0 && n == 64, "a number");
+	ok(config_number("2KiB", 1, &n) == 0 && n == 2048 &&
+	    config_number("3M", 1, &n) == 0 && n == 3 * 1024 * 1024,
+	    "sizes with K and M");
+	ok(config_number("2K", 0, &n) != 0 && config_number("1X", 1, &n) != 0 &&
+	    config_number("", 1, &n) != 0 &&
+	    config_number("99999999999G", 1, &n) != 0, "not numbers, a "
+	    "suffix where none is taken, overflow");
+}
+
 int
 main(void)
 {
@@ -149,6 +188,7 @@ main(void)
 	    "with it: any arguments, no client variables");
 	command_unref(c);
 	commands_free();
+	test_config_line();
 
 	xasprintf(&s, "rm -rf %s", dir);
 	if (system(s) != 0)
