@@ -357,7 +357,9 @@ def environment_built():
     env = dict(ln.split("=", 1) for ln in
                task["result"]["stdout_tail"].splitlines())
     t.is_(env.get("COROD_DEADLINE"), "", "no timeout: COROD_DEADLINE empty")
-    t.ok(not os.path.exists(os.path.dirname(env["COROD_RESULT_FILE"])),
+    # removed by corod's run-directory thread once the attempt ends
+    t.ok(wait_gone([os.path.dirname(env["COROD_RESULT_FILE"])],
+                   exists=os.path.exists),
          "the run directory is removed after")
 
 
@@ -391,7 +393,7 @@ def process_setup():
            if ln.startswith("cwd=")][0][4:]
     t.ok(cwd.startswith(D.dir) and cwd.endswith("/work"),
          "no cwd: a fresh directory per task", diag=cwd)
-    t.ok(not os.path.exists(cwd), "removed after")
+    t.ok(wait_gone([cwd], exists=os.path.exists), "removed after")
 
 
 @t.test(timeout=180)
