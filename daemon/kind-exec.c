@@ -28,11 +28,11 @@
  * The attempt is on disk before its program starts: the body writes a
  * checkpoint naming the attempt's run id and waits for its commit, then
  * spawns with COROD_RUN_ID=<run id> in the program's environment, then
- * adds the pid, group and start time to the checkpoint.  So after a
- * kill -9 of corod at any moment, the next start knows whether a program
- * may have run: if so, it kills the program's group if that still runs
- * (pid AND start time must match: a reused pid is never killed), and
- * every process whose environment carries the run id, wherever it went
+ * adds the pid and group to the checkpoint.  So after a kill -9 of corod
+ * at any moment, the next start knows whether a program may have run:
+ * if so, it kills the program's group if that pid still runs with the
+ * run id in its environment (a reused pid is never killed), and every
+ * process whose environment carries the run id, wherever it went
  * (exec_interrupted); the attempt ends "interrupted", rerun only with
  * retry-on-interrupt.  A crash before that commit started nothing, and
  * the attempt runs as if it had not begun.

@@ -2,7 +2,8 @@
  * rundir.c -- the run directories of exec attempts, made and removed on a
  * thread of their own.
  *
- * An attempt's directory, <the database's directory>/exec/run-PID-N,
+ * An attempt's directory, <the database's directory>/exec/run-TAG-N
+ * (TAG: corod's pid and start time),
  * holds its result file and, unless the command names a cwd, its working
  * directory work/; it is fresh and empty when the program starts and
  * removed after the attempt.  Making and removing directories is not
@@ -15,8 +16,10 @@
  * and the loop takes one when an attempt starts and hands it back when
  * the attempt ends, for the thread to remove: no system call on the loop
  * at all.  With none ready (a burst), the loop makes one itself.  Names
- * carry corod's pid, so that what a corod before it left in exec/ (a
- * crash's) is recognised and removed by the thread when it starts.
+ * carry corod's pid and start time (a pid alone may come again after a
+ * restart, in a container), so that what a corod before it left in
+ * exec/ (a crash's) is recognised and removed by the thread when it
+ * starts.
  *
  * The mutex guards the two lists and the flag; the thread alone does the
  * file system work it is given.
@@ -45,7 +48,7 @@ static pthread_t	 rd_thread;
 static int		 rd_started;	/* the thread runs */
 static int		 rd_stop;	/* (mu) */
 static char		*rd_base;	/* absolute .../exec */
-static long		 rd_pid;
+static char		 rd_tag[48];	/* this start's: pid.µs */
 static unsigned long	 rd_seq;	/* (mu) the next run-PID-N */
 static unsigned long	*rd_ready;	/* (mu) ready: their numbers */
 static size_t		 rd_nready, rd_ready_cap;
@@ -132,7 +135,9 @@ rundir_init(void)
 		base = dir;
 	}
 	rd_base = base;
-	rd_pid = (long)getpid();
+	/* a pid alone may be the same after a restart (in a container) */
+	snprintf(rd_tag, sizeof rd_tag, "%ld.%llx", (long)getpid(),
+	    (unsigned long long)time_now());
 	rd_stop = 0;
 	if (pthread_create(&rd_thread, NULL, rundir_main, NULL) != 0) {
 		log_warnx("exec: no thread for run directories: made and "
@@ -163,7 +168,7 @@ rundir_take(void)
 		n = rd_seq++;
 	pthread_cond_signal(&rd_cond);		/* make another */
 	pthread_mutex_unlock(&rd_mu);
-	xasprintf(&path, "%s/run-%ld-%lu", rd_base, rd_pid, n);
+	xasprintf(&path, "%s/run-%s-%lu", rd_base, rd_tag, n);
 	if (have)
 		return (path);
 	if (rundir_make(path) != 0) {
@@ -208,7 +213,7 @@ rundir_sweep(void)
 
 	if ((d = opendir(rd_base)) == NULL)
 		return;
-	len = (size_t)snprintf(mine, sizeof mine, "run-%ld-", rd_pid);
+	len = (size_t)snprintf(mine, sizeof mine, "run-%s-", rd_tag);
 	while ((de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 ||
 		    strcmp(de->d_name, "..") == 0 ||
@@ -248,7 +253,7 @@ rundir_main(void *arg)
 			pthread_mutex_lock(&rd_mu);
 			continue;
 		}
-		snprintf(path, sizeof path, "%s/run-%ld-%lu", rd_base, rd_pid,
+		snprintf(path, sizeof path, "%s/run-%s-%lu", rd_base, rd_tag,
 		    n);
 		if (rundir_make(path) != 0) {
 			log_warn("exec: %s", path);
@@ -291,8 +296,8 @@ rundir_shutdown(void)
 		rd_started = 0;
 	}
 	for (i = 0; i < rd_nready; i++) {
-		snprintf(path, sizeof path, "%s/run-%ld-%lu", rd_base,
-		    rd_pid, rd_ready[i]);
+		snprintf(path, sizeof path, "%s/run-%s-%lu", rd_base,
+		    rd_tag, rd_ready[i]);
 		rundir_remove(path);
 	}
 	for (i = 0; i < rd_ntrash; i++) {	/* the thread never ran */

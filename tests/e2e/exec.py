@@ -1024,6 +1024,38 @@ def kill9_at_spawn():
 
 
 @t.test(timeout=120)
+def leftovers_swept():
+    """What an earlier corod left in exec/ (a crash: run directories of its
+    own, of a corod with the same pid, of an older layout) is removed once
+    exec runs again; a fresh directory per attempt meanwhile."""
+    d = start()
+    task = run(d, {"command": "do", "args": ["print"]})
+    t.is_(task["state"], "succeeded", "a first program ran")
+    cwd = [ln for ln in task["result"]["stdout_tail"].splitlines()
+           if ln.startswith("cwd=")][0][4:]
+    base = os.path.dirname(os.path.dirname(cwd))
+    d.kill9()
+    pid = os.path.basename(os.path.dirname(cwd)).split("-")[1].split(".")[0]
+    left = [os.path.join(base, n) for n in
+            ("run-%s-0" % pid, "run-1.1-3", "17.1")]
+    for p in left:
+        os.makedirs(os.path.join(p, "work", "sub"), exist_ok=True)
+        with open(os.path.join(p, "work", "sub", "junk"), "w") as f:
+            f.write("x")
+    d.restart()
+    task = run(d, {"command": "do", "args": ["print"]})
+    t.is_(task["state"], "succeeded", "a program runs after the restart")
+    new = [ln for ln in task["result"]["stdout_tail"].splitlines()
+           if ln.startswith("cwd=")][0][4:]
+    t.ok(new not in [os.path.join(p, "work") for p in left],
+         "in a directory of its own", diag=new)
+    t.ok(wait_gone(left, exists=os.path.exists), "the earlier corod's "
+         "leftovers are removed", diag=[p for p in left
+                                        if os.path.exists(p)])
+    d.close()
+
+
+@t.test(timeout=120)
 def lost_claim():
     """Another owner takes the running task's claim (its fencing token
     changed behind corod's back): corod's next write of it is refused, and
