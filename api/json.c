@@ -94,6 +94,11 @@ task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
 		buf_json_string(b, r->name, strlen(r->name));
 	else
 		buf_add(b, "null", 4);
+	buf_add(b, ",\"queue\":", 9);
+	if (r->queue != NULL)
+		buf_json_string(b, r->queue, strlen(r->queue));
+	else
+		buf_add(b, "\"" QUEUE_DEFAULT "\"", sizeof QUEUE_DEFAULT + 1);
 	/* inline credentials hidden (NULL, the common case: as stored) */
 	params = params_redacted(r->kind, r->params);
 	render_raw(b, "params", params != NULL ? params : r->params);

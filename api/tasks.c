@@ -699,8 +699,8 @@ bad:
 void
 api_tasks_list(struct http_request *req)
 {
-	static const char *const names[] = { "state", "kind", "parent",
-	    "limit", "cursor", NULL };
+	static const char *const names[] = { "state", "kind", "queue",
+	    "parent", "limit", "cursor", NULL };
 	struct http_read	*rd = rd_of(req);
 	struct db_filter	 f;
 	struct problem		 p;
@@ -742,6 +742,16 @@ api_tasks_list(struct http_request *req)
 			return;
 		}
 		f.kind = s;
+	}
+	if ((s = http_query(req, "queue")) != NULL) {
+		if (!spec_queue_ok(s, strlen(s))) {
+			problem_set(&p, 400, "invalid-parameter",
+			    "/query/queue", "queue must be 1 to %d characters "
+			    "a-z, 0-9, '_', '.' or '-'", QUEUE_NAME_MAX);
+			http_respond_problem(req, &p);
+			return;
+		}
+		f.queue = s;
 	}
 	if ((s = http_query(req, "parent")) != NULL &&
 	    (strcmp(s, "none") == 0 || strcmp(s, "null") == 0))

@@ -277,6 +277,7 @@ struct spec_tree {
 int		 spec_parse(json_t *, const char *, size_t, int, int64_t,
 		    struct spec_tree *, struct verror *);
 void		 spec_tree_free(struct spec_tree *);
+int		 spec_queue_ok(const char *, size_t);
 
 /* task.c: lifecycle (the state machine is drawn there) */
 struct task	*task_lookup(int64_t);

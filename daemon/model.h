@@ -21,6 +21,10 @@ enum task_state {
 const char	*task_state_name(enum task_state);
 int		 task_state_parse(const char *, size_t);	/* -1: unknown */
 
+/* A task's queue: the name it waits in (spec.c checks the rule). */
+#define QUEUE_NAME_MAX	64
+#define QUEUE_DEFAULT	"default"
+
 /*
  * The persistent task: one row of the tasks table, as db/ stores it and api/
  * renders it.  JSON-valued fields are kept as compact JSON text (NULL for
@@ -32,6 +36,8 @@ struct task_row {
 	int		 child_index;
 	char		*kind;
 	char		*name;		/* NULL: none */
+	char		*queue;		/* NULL only before it is stored:
+					 * QUEUE_DEFAULT */
 	char		*params;	/* JSON object text */
 	enum task_state	 state;
 	int64_t		 created_at;

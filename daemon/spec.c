@@ -1,9 +1,9 @@
 /*
  * spec.c -- validate a submitted task spec into rows.
  *
- * A spec is {"kind", "params", "name"?, "delay"? | "run_at"?, "priority"?,
- * "max_attempts"?, "timeout"?}; a group's params hold more specs, which
- * become its children.  Everything is checked before anything is stored,
+ * A spec is {"kind", "params", "name"?, "queue"?, "delay"? | "run_at"?,
+ * "priority"?, "max_attempts"?, "timeout"?}; a group's params hold more
+ * specs, which become its children.  Everything is checked before anything is stored,
  * and the first fault is reported as a struct verror whose field is a
  * JSON Pointer into the request body (api/ makes it a 400 problem).
  */
@@ -20,6 +20,27 @@
 static int	spec_seconds(json_t *, const char *, const char *, int,
 		    int64_t *, struct verror *);
 static size_t	spec_add_row(struct spec_tree *);
+
+/*
+ * Is this a queue name: 1 to QUEUE_NAME_MAX bytes of [a-z0-9_.-]?  The
+ * rule is narrow so that a name is safe as it is in a URL path
+ * (/v1/queues/{queue}), a query, a token file line and a log line.
+ */
+int
+spec_queue_ok(const char *s, size_t len)
+{
+	size_t	i;
+
+	if (len == 0 || len > QUEUE_NAME_MAX)
+		return (0);
+	for (i = 0; i < len; i++) {
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '_' || s[i] == '.' || s[i] == '-'))
+			return (0);
+	}
+	return (1);
+}
 
 /*
  * A number of seconds (0 <= s <= 100 years; > 0 if positive) in µs,
@@ -131,6 +152,17 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 				return (-1);
 			}
 			row->name = xstrdup(json_string_value(v));
+		} else if (strcmp(key, "queue") == 0) {
+			if (!json_is_string(v) ||
+			    !spec_queue_ok(json_string_value(v),
+			    json_string_length(v))) {
+				verror_set(e, "invalid-field", field,
+				    "queue must be a string of 1 to %d "
+				    "characters a-z, 0-9, '_', '.' or '-'",
+				    QUEUE_NAME_MAX);
+				return (-1);
+			}
+			row->queue = xstrdup(json_string_value(v));
 		} else if (strcmp(key, "delay") == 0) {
 			if (json_is_null(v))
 				continue;
@@ -218,6 +250,15 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 	pointer_join(field, sizeof field, base, "params");
 	if (kind_validate(kind, params, field, e) != 0)
 		return (-1);
+	/*
+	 * No queue named: a child waits in its parent's (a group's work
+	 * stays where the group was sent), any other task in "default",
+	 * whatever its kind (a kind's pool, as max-downloads, bounds it
+	 * in every queue).
+	 */
+	if (row->queue == NULL)
+		row->queue = xstrdup(parent != SIZE_MAX ?
+		    tree->rows[parent].queue : QUEUE_DEFAULT);
 	row->kind = xstrdup(kind->name);
 	row->params = json_dumps(params, JSON_COMPACT | COROD_JSON_REALS);
 	if (row->params == NULL)

@@ -1,8 +1,8 @@
 /*
  * db-row.c -- struct task_row ownership: free and deep copy.
  *
- * A row owns its strings (kind, name, params, progress, result, error,
- * checkpoint); every other field is a value.  Rows come from the store
+ * A row owns its strings (kind, name, queue, params, progress, result,
+ * error, checkpoint); every other field is a value.  Rows come from the store
  * (db-tasks.c), from a parsed spec (spec.c) and from copies of both.
  */
 #include <stdlib.h>
@@ -25,6 +25,7 @@ task_row_free(struct task_row *row)
 {
 	free(row->kind);
 	free(row->name);
+	free(row->queue);
 	free(row->params);
 	free(row->progress);
 	free(row->result);
@@ -40,6 +41,7 @@ task_row_copy(struct task_row *dst, const struct task_row *src)
 	*dst = *src;
 	dst->kind = row_strdup(src->kind);
 	dst->name = row_strdup(src->name);
+	dst->queue = row_strdup(src->queue);
 	dst->params = row_strdup(src->params);
 	dst->progress = row_strdup(src->progress);
 	dst->result = row_strdup(src->result);

@@ -58,11 +58,11 @@ enum db_st {
 
 /*
  * db_task_list's statements, one per filter shape: the states bitmask
- * (TASK_NSTATES bits), whether a kind is given, the parent mode (any, top
- * level, one parent) and whether a cursor is given.
+ * (TASK_NSTATES bits), whether a kind is given, whether a queue is, the
+ * parent mode (any, top level, one parent) and whether a cursor is given.
  */
 #define DB_LIST_STATES		32
-#define DB_LIST_NSHAPES		(DB_LIST_STATES * 2 * 3 * 2)
+#define DB_LIST_NSHAPES		(DB_LIST_STATES * 2 * 2 * 3 * 2)
 
 struct db_lock;
 struct sq_writer;

@@ -32,7 +32,7 @@
 	"id, parent, child_index, kind, name, params, state, created_at, "\
 	"run_at, delay, started_at, finished_at, attempt, max_attempts, "\
 	"timeout, priority, cancel_requested, progress, result, error, "\
-	"checkpoint, version, "
+	"checkpoint, version, queue, "
 /* The columns as stored (for INSERT). */
 #define TASK_COLS_STORED	TASK_COLS_COMMON "log_next"
 /*
@@ -89,9 +89,9 @@ static void	 rows_take(struct task_row *, size_t, int64_t);
 static void	 sql_add(char *, size_t *, const char *, ...)
 		     __attribute__((format(printf, 3, 4)));
 static void	 list_arm(char *, size_t *, const char *, const char *, int,
-		     int, int, int, int);
+		     int, int, int, int, int);
 static int	 list_cmp(const void *, const void *);
-static void	 list_sql(char *, unsigned int, int, int, int);
+static void	 list_sql(char *, unsigned int, int, int, int, int);
 
 /* A text column as an allocated string; NULL stays NULL. */
 static char *
@@ -136,17 +136,18 @@ row_read(sqlite3_stmt *st, struct task_row *r)
 	r->error = col_dup(st, 19);
 	r->checkpoint = col_dup(st, 20);
 	r->version = sqlite3_column_int64(st, 21);
-	r->log_next = sqlite3_column_int64(st, 22);
-	r->lease_until = sqlite3_column_int64(st, 23);
-	r->fence = r->fence_prev = sqlite3_column_int64(st, 24);
+	r->queue = col_dup(st, 22);
+	r->log_next = sqlite3_column_int64(st, 23);
+	r->lease_until = sqlite3_column_int64(st, 24);
+	r->fence = r->fence_prev = sqlite3_column_int64(st, 25);
 }
 
 /* The text a row holds (its variable fields), for a bound on a page. */
 static size_t
 row_bytes(const struct task_row *r)
 {
-	const char	*f[] = { r->name, r->params, r->progress, r->result,
-	    r->error, r->checkpoint };
+	const char	*f[] = { r->name, r->queue, r->params, r->progress,
+	    r->result, r->error, r->checkpoint };
 	size_t		 i, n = 0;
 
 	for (i = 0; i < sizeof f / sizeof f[0]; i++) {
@@ -280,7 +281,8 @@ one_int64(struct db *db, sqlite3_stmt *st, const char *func, int64_t *out)
  * Store a new task; id 0 lets sqlite choose one (tests only).  A running
  * row carries its owner (this connection's) and the lease; other rows
  * none: they are nobody's until claimed, and a million finished rows
- * need not each store a name.  The token is the row's.
+ * need not each store a name.  The token is the row's.  A row without a
+ * queue (made by hand: tests) goes to the default one.
  */
 int
 db_task_insert(struct db *db, const struct task_row *r, int64_t lease_until)
@@ -290,15 +292,15 @@ db_task_insert(struct db *db, const struct task_row *r, int64_t lease_until)
 	return (EXEC(db, DB_ST_TASK_INSERT, "INSERT INTO tasks ("
 	    TASK_COLS_STORED ", owner, lease_until, fence) VALUES (?1, ?2,"
 	    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-	    " ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
-	    "ooittt" "iIoIoo" "iioii" "ttttII" "toI",
+	    " ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+	    "ooittt" "iIoIoo" "iioii" "ttttIt" "ItoI",
 	    r->id, r->parent, r->child_index, r->kind, r->name, r->params,
 	    (int)r->state, r->created_at, r->run_at, r->delay, r->started_at,
 	    r->finished_at,
 	    r->attempt, r->max_attempts, r->timeout, r->priority,
 	    r->cancel_requested,
 	    r->progress, r->result, r->error, r->checkpoint, r->version,
-	    r->log_next,
+	    r->queue != NULL ? r->queue : QUEUE_DEFAULT, r->log_next,
 	    running ? SQ(db)->owner : NULL, running ? lease_until : 0,
 	    r->fence));
 }
@@ -528,14 +530,14 @@ sql_add(char *buf, size_t *len, const char *fmt, ...)
 
 /*
  * One SELECT of a list statement: cols of the tasks matching the filter's
- * kind (?2), parent mode (?3) and cursor (?4), and state when state >= 0
- * (a states bitmask when the parent mode is LIST_PARENT_ONE), read
- * through index; unless it is an arm of a compound, newest first and at
- * most ?1.
+ * kind (?2), queue (?5), parent mode (?3) and cursor (?4), and state when
+ * state >= 0 (a states bitmask when the parent mode is LIST_PARENT_ONE),
+ * read through index; unless it is an arm of a compound, newest first
+ * and at most ?1.
  */
 static void
 list_arm(char *buf, size_t *len, const char *cols, const char *index,
-    int state, int kind, int pmode, int before, int arm)
+    int state, int kind, int queue, int pmode, int before, int arm)
 {
 	const char	*and = " WHERE";
 	int		 i;
@@ -543,6 +545,10 @@ list_arm(char *buf, size_t *len, const char *cols, const char *index,
 	sql_add(buf, len, "SELECT %s FROM tasks", cols);
 	if (index != NULL)
 		sql_add(buf, len, " INDEXED BY %s", index);
+	if (queue) {
+		sql_add(buf, len, "%s queue = ?5", and);
+		and = " AND";
+	}
 	if (kind) {
 		sql_add(buf, len, "%s kind = ?2", and);
 		and = " AND";
@@ -578,8 +584,9 @@ list_arm(char *buf, size_t *len, const char *cols, const char *index,
 /*
  * The statement for one filter shape.  The children of one parent are few:
  * read them all through tasks_parent and sort.  Otherwise read one index
- * range per state asked for (all of them under a kind, whose index leads
- * with (kind, state)), each already in id order.  With several, their ids
+ * range per state asked for (all of them under a queue or a kind, whose
+ * indexes lead with (queue, state) and (kind, state)), each already in id
+ * order; under both, the queue's ranges, the kind checked on each row.  With several, their ids
  * (from the index alone) go into a UNION ALL whose ORDER BY sqlite runs
  * as a lazy merge, so about limit entries are read and nothing is sorted,
  * and only the rows that made the limit are read, in the merge's order
@@ -587,7 +594,8 @@ list_arm(char *buf, size_t *len, const char *cols, const char *index,
  * back from the cursor.
  */
 static void
-list_sql(char *buf, unsigned int states, int kind, int pmode, int before)
+list_sql(char *buf, unsigned int states, int kind, int queue, int pmode,
+    int before)
 {
 	const char	*index;
 	size_t		 len = 0;
@@ -596,18 +604,18 @@ list_sql(char *buf, unsigned int states, int kind, int pmode, int before)
 	buf[0] = '\0';
 	if (pmode == LIST_PARENT_ONE) {
 		list_arm(buf, &len, TASK_COLS_LIST, "tasks_parent", (int)states,
-		    kind, pmode, before, 0);
+		    kind, queue, pmode, before, 0);
 		return;
 	}
-	if (kind) {
-		index = "tasks_kind";
+	if (queue || kind) {
+		index = queue ? "tasks_queue" : "tasks_kind";
 		if (states == 0)
 			states = (1U << TASK_NSTATES) - 1;
 	} else if (states != 0)
 		index = "tasks_state";
 	else {
-		list_arm(buf, &len, TASK_COLS_LIST, NULL, -1, kind, pmode, before,
-		    0);
+		list_arm(buf, &len, TASK_COLS_LIST, NULL, -1, kind, queue, pmode,
+		    before, 0);
 		return;
 	}
 	for (i = 0; i < TASK_NSTATES; i++) {
@@ -617,8 +625,8 @@ list_sql(char *buf, unsigned int states, int kind, int pmode, int before)
 	if (nstates == 1) {
 		for (i = 0; !(states & (1U << i)); i++)
 			/* nothing */;
-		list_arm(buf, &len, TASK_COLS_LIST, index, i, kind, pmode, before,
-		    0);
+		list_arm(buf, &len, TASK_COLS_LIST, index, i, kind, queue, pmode,
+		    before, 0);
 		return;
 	}
 	sql_add(buf, &len, "SELECT " TASK_COLS_LIST " FROM (");
@@ -627,8 +635,8 @@ list_sql(char *buf, unsigned int states, int kind, int pmode, int before)
 			continue;
 		if (narms++ != 0)
 			sql_add(buf, &len, " UNION ALL ");
-		list_arm(buf, &len, "id AS sid", index, i, kind, pmode, before,
-		    1);
+		list_arm(buf, &len, "id AS sid", index, i, kind, queue, pmode,
+		    before, 1);
 	}
 	sql_add(buf, &len, " ORDER BY sid DESC LIMIT ?1) AS s"
 	    " CROSS JOIN tasks ON tasks.id = s.sid");
@@ -652,12 +660,14 @@ sq_task_list(struct db *db, const struct db_filter *f, struct task_row **rows,
 	char		*sql;
 	size_t		 i;
 	unsigned int	 states, all = (1U << TASK_NSTATES) - 1;
-	int		 kind, pmode, before, shape, cut, rc = SQLITE_OK;
+	int		 kind, queue, pmode, before, shape, cut;
+	int		 rc = SQLITE_OK;
 
 	*rows = NULL;
 	*n = 0;
 	states = f->states & all;
 	kind = f->kind != NULL;
+	queue = f->queue != NULL;
 	if (f->parent < 0)
 		pmode = LIST_PARENT_ANY;
 	else if (f->parent == 0)
@@ -665,13 +675,14 @@ sq_task_list(struct db *db, const struct db_filter *f, struct task_row **rows,
 	else
 		pmode = LIST_PARENT_ONE;
 	before = f->before > 0;
-	if (states == all && !kind)
+	if (states == all && !kind && !queue)
 		states = 0;
-	shape = (((int)states * 2 + kind) * 3 + pmode) * 2 + before;
+	shape = ((((int)states * 2 + kind) * 2 + queue) * 3 + pmode) * 2 +
+	    before;
 
 	if ((st = SQ(db)->list[shape]) == NULL) {
 		sql = xmalloc(LIST_SQL_MAX);
-		list_sql(sql, states, kind, pmode, before);
+		list_sql(sql, states, kind, queue, pmode, before);
 		st = db_stmt(db, &SQ(db)->list[shape], sql, __func__);
 		free(sql);
 		if (st == NULL)
@@ -680,6 +691,8 @@ sq_task_list(struct db *db, const struct db_filter *f, struct task_row **rows,
 	rc |= sqlite3_bind_int(st, 1, f->limit > 0 ? f->limit : -1);
 	if (kind)
 		rc |= sqlite3_bind_text(st, 2, f->kind, -1, SQLITE_STATIC);
+	if (queue)
+		rc |= sqlite3_bind_text(st, 5, f->queue, -1, SQLITE_STATIC);
 	if (pmode == LIST_PARENT_ONE)
 		rc |= sqlite3_bind_int64(st, 3, f->parent);
 	if (before)

@@ -194,6 +194,7 @@ DB_READ(task_child_ids, (struct db *db, int64_t parent, int64_t **ids,
 struct db_filter {
 	unsigned int	 states;	/* bit (1 << state); 0: any */
 	const char	*kind;		/* NULL: any */
+	const char	*queue;		/* NULL: any */
 	int64_t		 parent;	/* -1: any, 0: top level only */
 	int64_t		 before;	/* id cursor, 0: from the newest */
 	int		 limit;

@@ -75,6 +75,16 @@
  *			says WHERE fence = the token it holds
  * Rows of version 1 get NULL, NULL and 0: a running one of them has no
  * owner, so the next start takes it back (as version 1 did every one).
+ *
+ * Version 3: queues.  tasks gains
+ *   queue		the name of the queue the task waits in ([a-z0-9_.-],
+ *			1 to 64 bytes, spec.c), 'default' unless its spec or
+ *			its parent's named one
+ * and the index
+ *   tasks_queue (queue, state, id)	lists by queue (as tasks_kind),
+ *					counts by queue and state
+ * Rows of version 2 were all sent before queues existed: they are in
+ * 'default' (the column's default fills them without rewriting a row).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -149,9 +159,16 @@ static const char *const step2[] = {
 	NULL
 };
 
+static const char *const step3[] = {
+	"ALTER TABLE tasks ADD COLUMN queue TEXT NOT NULL DEFAULT 'default'",
+	"CREATE INDEX tasks_queue ON tasks (queue, state, id)",
+	NULL
+};
+
 static const char *const *const steps[] = {
 	step1,
 	step2,
+	step3,
 };
 #define NSTEPS	((int)(sizeof steps / sizeof steps[0]))
 

@@ -935,6 +935,7 @@ function showDetail(t) {
 	const timeNode = (iso) => el('time', { datetime: iso, title: iso, text: fmtTime(iso) });
 	add('kind', t.kind);
 	add('name', t.name);
+	add('queue', t.queue);
 	add('state', t.state + (t.cancel_requested ? ' (cancel requested)' : ''));
 	add('created', t.created_at, t.created_at && timeNode(t.created_at));
 	add('run at', t.run_at, t.run_at && timeNode(t.run_at));

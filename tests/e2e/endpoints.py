@@ -25,8 +25,8 @@ from corod import (Corod, TIME_RE_FULL, corod_bin, echo,  # noqa: E402
                    format_time, is_problem, parse_time, sleep)
 
 FINAL = ("succeeded", "failed", "canceled")
-TASK_FIELDS = ("id", "kind", "name", "params", "state", "created_at",
-               "run_at", "started_at", "finished_at", "attempt",
+TASK_FIELDS = ("id", "kind", "name", "queue", "params", "state",
+               "created_at", "run_at", "started_at", "finished_at", "attempt",
                "max_attempts", "timeout", "parent", "children",
                "cancel_requested", "progress", "result", "error", "version")
 TIME_FIELDS = ("created_at", "run_at", "started_at", "finished_at")
@@ -79,8 +79,9 @@ def submit_one():
     t.is_(r.headers.get("location"), "/v1/tasks/%d" % task["id"],
           "Location: /v1/tasks/{id}")
     check_task_shape(task, "submitted task")
-    t.is_((task["kind"], task["name"], task["params"]),
-          ("echo", "greeting", {"message": "far"}), "kind, name, params")
+    t.is_((task["kind"], task["name"], task["queue"], task["params"]),
+          ("echo", "greeting", "default", {"message": "far"}),
+          "kind, name, queue (default), params")
     t.is_((task["state"], task["attempt"], task["max_attempts"],
            task["timeout"], task["parent"], task["children"],
            task["cancel_requested"], task["progress"], task["result"],

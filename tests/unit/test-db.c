@@ -25,7 +25,7 @@
 #include "tap.h"
 
 #define NLIST	90
-#define PLAN	167
+#define PLAN	176
 
 static char	 dir[256];
 static char	 path[300];
@@ -57,6 +57,7 @@ static void		 test_writer(void);
 static void		 test_log_cap(void);
 static void		 test_lock(void);
 static void		 test_upgrade(void);
+static void		 test_upgrade_queue(void);
 
 /* A fresh temp directory for the test's files. */
 static void
@@ -145,6 +146,10 @@ row_diff(const struct task_row *a, const struct task_row *b)
 	NUM(timeout); NUM(priority); NUM(cancel_requested); STR(progress);
 	STR(result); STR(error); STR(checkpoint); NUM(version);
 	NUM(log_next);
+	/* a row made without a queue is stored in the default one */
+	if (strcmp(a->queue != NULL ? a->queue : QUEUE_DEFAULT,
+	    b->queue != NULL ? b->queue : QUEUE_DEFAULT) != 0)
+		return ("queue");
 	return (NULL);
 #undef NUM
 #undef STR
@@ -190,12 +195,14 @@ test_rows(struct db *db)
 	size_t		 n;
 	int		 answers[2];
 
+	memset(&f, 0, sizeof f);
 	memset(&full, 0, sizeof full);
 	full.id = 10;
 	full.parent = 7;
 	full.child_index = 3;
 	full.kind = (char *)"download";
 	full.name = (char *)"fetch \xc3\xa9t\xc3\xa9";
+	full.queue = (char *)"thumbs.v2-big_1";
 	full.params = (char *)"{\"url\":\"http://x/\"}";
 	full.state = TASK_RUNNING;
 	full.created_at = 1764067204500115LL;
@@ -238,6 +245,8 @@ test_rows(struct db *db)
 	ok(d == NULL, "minimal row round trip (%s)", d ? d : "all fields");
 	ok(got.name != NULL && got.name[0] == '\0' && got.progress == NULL,
 	    "an empty string stays empty, NULL stays NULL");
+	ok(got.queue != NULL && strcmp(got.queue, QUEUE_DEFAULT) == 0,
+	    "a row made without a queue is in \"%s\"", QUEUE_DEFAULT);
 	task_row_free(&got);
 	is(raw_int("SELECT (parent IS NULL) + (run_at IS NULL) + "
 	    "(started_at IS NULL) + (finished_at IS NULL) + (timeout IS NULL) +"
@@ -314,6 +323,7 @@ test_rows(struct db *db)
 	want.version = 150;
 	want.log_next = 40;
 	full = want;
+	full.queue = (char *)"elsewhere";
 	full.priority = 77;
 	full.kind = (char *)"echo";
 	full.timeout = 1;
@@ -342,6 +352,7 @@ struct lrow {
 	int64_t		 id;
 	int64_t		 parent;
 	const char	*kind;
+	const char	*queue;
 	int		 state;
 };
 
@@ -356,6 +367,8 @@ list_expect(const struct lrow *all, size_t nall, const struct db_filter *f,
 		if (f->states != 0 && !(f->states & (1U << all[i].state)))
 			continue;
 		if (f->kind != NULL && strcmp(f->kind, all[i].kind) != 0)
+			continue;
+		if (f->queue != NULL && strcmp(f->queue, all[i].queue) != 0)
 			continue;
 		if (f->parent == 0 && all[i].parent != 0)
 			continue;
@@ -382,8 +395,9 @@ list_check(struct db *db, const struct lrow *all, size_t nall,
 
 	nw = list_expect(all, nall, f, ids);
 	if (db_task_list_sync(db, f, &rows, &n) != 0) {
-		diag("list failed: states %#x kind %s parent %lld before %lld"
-		    " limit %d", f->states, f->kind ? f->kind : "-",
+		diag("list failed: states %#x kind %s queue %s parent %lld"
+		    " before %lld limit %d", f->states,
+		    f->kind ? f->kind : "-", f->queue ? f->queue : "-",
 		    (long long)f->parent, (long long)f->before, f->limit);
 		return (0);
 	}
@@ -391,10 +405,11 @@ list_check(struct db *db, const struct lrow *all, size_t nall,
 	for (i = 0; good && i < n; i++)
 		good = rows[i].id == ids[i];
 	if (!good)
-		diag("list mismatch: states %#x kind %s parent %lld before %lld"
-		    " limit %d: %zu rows, want %zu", f->states,
-		    f->kind ? f->kind : "-", (long long)f->parent,
-		    (long long)f->before, f->limit, n, nw);
+		diag("list mismatch: states %#x kind %s queue %s parent %lld"
+		    " before %lld limit %d: %zu rows, want %zu", f->states,
+		    f->kind ? f->kind : "-", f->queue ? f->queue : "-",
+		    (long long)f->parent, (long long)f->before, f->limit, n,
+		    nw);
 	for (i = 0; i < n; i++)
 		task_row_free(&rows[i]);
 	free(rows);
@@ -409,6 +424,8 @@ test_list(void)
 	    1 << 2 | 1 << 3 | 1 << 4, 0x1f, 1 << 1 | 1 << 4 };
 	static const char	*kinds[] = { NULL, "echo", "sleep", "none" };
 	static const char	*knames[] = { "echo", "sleep", "gather" };
+	static const char	*queues[] = { NULL, "default", "q1", "none" };
+	static const char	*qnames[] = { "default", "q1", "q2", "q1" };
 	static const int64_t	 parents[] = { -1, 0, 3, 4 };
 	static const int64_t	 befores[] = { 0, 50, 1 };
 	static const int	 limits[] = { 0, 5, 1000 };
@@ -417,11 +434,12 @@ test_list(void)
 	struct db_filter	 f;
 	struct db		*db = NULL;
 	sqlite3_stmt		*st;
-	size_t			 i, a, b, c, d, e, combos = 0, bad = 0, n;
+	size_t			 i, a, b, c, d, e, q, combos = 0, bad = 0, n;
 	size_t			 nst0, nst1;
 	int64_t			 ids[NLIST], cursor;
 	int			 good;
 
+	memset(&f, 0, sizeof f);
 	clean();
 	db = reopen(NULL);
 	db_begin(db);
@@ -429,9 +447,11 @@ test_list(void)
 		all[i].id = (int64_t)i + 1;
 		all[i].parent = i % 3 == 2 ? (i % 2 ? 3 : 4) : 0;
 		all[i].kind = knames[i % 3];
+		all[i].queue = qnames[i % 4];
 		all[i].state = (int)(i * 7 % TASK_NSTATES);
 		row_init(&r, all[i].id, all[i].parent, all[i].kind,
 		    (enum task_state)all[i].state);
+		r.queue = (char *)all[i].queue;
 		r.run_at = 5;
 		r.child_index = (int)i;
 		if (db_task_insert(db, &r, 0) != 0)
@@ -443,9 +463,11 @@ test_list(void)
 	for (b = 0; b < sizeof kinds / sizeof kinds[0]; b++)
 	for (c = 0; c < sizeof parents / sizeof parents[0]; c++)
 	for (d = 0; d < sizeof befores / sizeof befores[0]; d++)
-	for (e = 0; e < sizeof limits / sizeof limits[0]; e++) {
+	for (e = 0; e < sizeof limits / sizeof limits[0]; e++)
+	for (q = 0; q < sizeof queues / sizeof queues[0]; q++) {
 		f.states = states[a];
 		f.kind = kinds[b];
+		f.queue = queues[q];
 		f.parent = parents[c];
 		f.before = befores[d];
 		f.limit = limits[e];
@@ -461,6 +483,7 @@ test_list(void)
 	for (a = 0; a < sizeof states / sizeof states[0]; a++) {
 		f.states = states[a];
 		f.kind = a % 2 ? "echo" : NULL;
+		f.queue = a % 3 == 1 ? "q1" : NULL;
 		f.parent = -1;
 		f.before = 0;
 		f.limit = 0;
@@ -484,11 +507,13 @@ test_list(void)
 			free(rows);
 			f.before = cursor;
 		} while (e == (size_t)f.limit && good);
-		ok(good && i == n, "paging by 4 with states %#x kind %s: %zu "
-		    "rows", f.states, f.kind ? f.kind : "any", n);
+		ok(good && i == n, "paging by 4 with states %#x kind %s queue "
+		    "%s: %zu rows", f.states, f.kind ? f.kind : "any",
+		    f.queue ? f.queue : "any", n);
 	}
 
 	/* Listing a shape again prepares nothing new. */
+	f.queue = NULL;
 	f.states = 1 << 2 | 1 << 3;
 	f.kind = "echo";
 	f.parent = 0;
@@ -1450,7 +1475,9 @@ test_upgrade(void)
 	db_task_insert(db, &r, 1234);
 	ok(db_commit(db) == 0, "a running row");
 	db_close(db);
-	ok(raw_exec("ALTER TABLE tasks DROP COLUMN owner;"
+	ok(raw_exec("DROP INDEX tasks_queue;"
+	    " ALTER TABLE tasks DROP COLUMN queue;"
+	    " ALTER TABLE tasks DROP COLUMN owner;"
 	    " ALTER TABLE tasks DROP COLUMN lease_until;"
 	    " ALTER TABLE tasks DROP COLUMN fence;"
 	    " PRAGMA user_version = 1") == 0, "made a version 1 file");
@@ -1460,6 +1487,56 @@ test_upgrade(void)
 	ok(db_expired_sync(db, 0, db_owner(db), &rows, &n) == 0 && n == 1 &&
 	    rows[0].id == 5 && rows[0].fence == 1, "its running row has no "
 	    "owner: taken back at start, as before");
+	rows_free(rows, n);
+	db_close(db);
+}
+
+/*
+ * A version 2 file (before queues): upgraded, its tasks in the default
+ * queue, listed by it through the new index.
+ */
+static void
+test_upgrade_queue(void)
+{
+	struct db	*db;
+	struct db_filter f;
+	struct task_row	 r, *rows;
+	size_t		 n;
+
+	clean();
+	db = reopen(NULL);
+	db_begin(db);
+	row_init(&r, 7, 0, "echo", TASK_SCHEDULED);
+	db_task_insert(db, &r, 0);
+	row_init(&r, 8, 0, "sleep", TASK_SUCCEEDED);
+	db_task_insert(db, &r, 0);
+	ok(db_commit(db) == 0, "two rows");
+	db_close(db);
+	ok(raw_exec("DROP INDEX tasks_queue;"
+	    " ALTER TABLE tasks DROP COLUMN queue;"
+	    " PRAGMA user_version = 2") == 0, "made a version 2 file");
+	is(raw_int("SELECT count(*) FROM pragma_table_info('tasks')"
+	    " WHERE name = 'queue'"), 0, "... without the queue column");
+	db = reopen(NULL);
+	is(raw_int("PRAGMA user_version"), db_schema_version(),
+	    "upgraded to version %d", db_schema_version());
+	is(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+	    " AND name = 'tasks_queue'"), 1, "with the index tasks_queue");
+	memset(&r, 0, sizeof r);
+	ok(db_task_get_sync(db, 7, &r) == 1 && r.queue != NULL &&
+	    strcmp(r.queue, QUEUE_DEFAULT) == 0, "an old task reads as queue "
+	    "\"%s\"", QUEUE_DEFAULT);
+	task_row_free(&r);
+	memset(&f, 0, sizeof f);
+	f.parent = -1;
+	f.queue = QUEUE_DEFAULT;
+	ok(db_task_list_sync(db, &f, &rows, &n) == 0 && n == 2 &&
+	    rows[0].id == 8 && rows[1].id == 7, "listed by queue \"%s\"",
+	    QUEUE_DEFAULT);
+	rows_free(rows, n);
+	f.queue = "q1";
+	ok(db_task_list_sync(db, &f, &rows, &n) == 0 && n == 0,
+	    "... and not by another");
 	rows_free(rows, n);
 	db_close(db);
 }
@@ -1518,6 +1595,7 @@ main(void)
 	test_log_cap();
 	test_lock();
 	test_upgrade();
+	test_upgrade_queue();
 	teardown();
 	return (done_testing());
 }

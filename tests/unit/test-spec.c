@@ -186,6 +186,57 @@ test_spec(void)
 	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
 	    "\"name\":7}", "/name", "name type");
 
+	/* Queues: default, given, inherited by children unless they name one. */
+	check("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"}}", &tree,
+	    &status);
+	ok(status == 0 && tree.nrows == 1 && tree.rows[0].queue != NULL &&
+	    strcmp(tree.rows[0].queue, "default") == 0, "queue: default");
+	spec_tree_free(&tree);
+	check("{\"kind\":\"download\",\"params\":{\"url\":"
+	    "\"http://127.0.0.1/x\"}}", &tree, &status);
+	ok(status == 0 && tree.nrows == 1 && tree.rows[0].queue != NULL &&
+	    strcmp(tree.rows[0].queue, "default") == 0,
+	    "queue: default for a download too");
+	spec_tree_free(&tree);
+	check("{\"kind\":\"sequence\",\"queue\":\"a.b_c-9\",\"params\":"
+	    "{\"tasks\":[{\"kind\":\"echo\",\"params\":{\"message\":\"a\"}},"
+	    "{\"kind\":\"gather\",\"queue\":\"own\",\"params\":{\"tasks\":"
+	    "[{\"kind\":\"echo\",\"params\":{\"message\":\"b\"}}]}}]}}",
+	    &tree, &status);
+	ok(status == 0 && tree.nrows == 4 &&
+	    strcmp(tree.rows[0].queue, "a.b_c-9") == 0 &&
+	    strcmp(tree.rows[1].queue, "a.b_c-9") == 0 &&
+	    strcmp(tree.rows[2].queue, "own") == 0 &&
+	    strcmp(tree.rows[3].queue, "own") == 0, "queue: given, a child "
+	    "takes its parent's unless it names its own");
+	spec_tree_free(&tree);
+	check("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},\"queue\":"
+	    "\"0123456789012345678901234567890123456789012345678901234567890123"
+	    "\"}", &tree, &status);
+	ok(status == 0, "queue: 64 characters");
+	spec_tree_free(&tree);
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"queue\":\"\"}", "/queue", "queue empty");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"queue\":\"0123456789012345678901234567890123456789012345678901"
+	    "2345678901234\"}", "/queue", "queue of 65");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"queue\":\"Thumbs\"}", "/queue", "queue upper case");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"queue\":\"a/b\"}", "/queue", "queue with a slash");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"queue\":\"a b\"}", "/queue", "queue with a space");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"queue\":7}", "/queue", "queue a number");
+	expect_field("{\"kind\":\"echo\",\"params\":{\"message\":\"a\"},"
+	    "\"queue\":null}", "/queue", "queue null");
+	expect_field("{\"kind\":\"gather\",\"params\":{\"tasks\":[{\"kind\":"
+	    "\"echo\",\"params\":{\"message\":\"a\"}},{\"kind\":\"echo\","
+	    "\"queue\":\"\\u00e9\",\"params\":{\"message\":\"b\"}}]}}",
+	    "/params/tasks/1/queue", "bad queue of a child");
+	ok(spec_queue_ok("a", 1) && !spec_queue_ok("a\0b", 3) &&
+	    !spec_queue_ok("", 0), "spec_queue_ok: lengths count, NUL refused");
+
 	/* Nesting beyond max-depth. */
 	conf.max_depth = 2;
 	expect_field("{\"kind\":\"gather\",\"params\":{\"tasks\":[{\"kind\":"
