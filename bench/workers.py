@@ -4,9 +4,9 @@
 corod's side speaks the contract of shared/API.md "External workers":
 POST /v1/tasks with kind "external" and a "queue", POST
 /v1/queues/{q}/claim {"worker", "max", "lease", "wait"}, POST
-/v1/tasks/{id}/complete {"token"}.  A binary without them (a 400 or 404 on
-the first external submission or claim, tried once at the start) gets one
-"# corod: external workers not available in this binary (...)" line and
+/v1/tasks/{id}/complete {"token"}.  A binary without them (a 400 or 404 to
+the first external submission, claim or complete, tried once at the start)
+gets one "# corod: external workers not available in this binary (...)" line and
 its result lines are left out; beanstalkd's are measured all the same.
 
 The peer is Debian's beanstalkd (1.12), the nearest job server in Debian,
@@ -652,6 +652,8 @@ def corod_probe():
         if not claims:
             die("corod: claim of the probe task -> %d: %s" % (st, b[:300]))
         st, b = c.post(*complete_path_body(claims[0]))
+        if st in (400, 404):
+            return "POST /v1/tasks/{id}/complete -> %d: %s" % (st, problem(b))
         if st != 200:
             die("corod: complete of the probe task -> %d: %s" % (st, problem(b)))
         c.close()
