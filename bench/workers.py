@@ -872,7 +872,8 @@ def holder_child(port):
             if b'"token"' in b:
                 st["claimed"] += 1
             h.busy = False
-            send(h)
+            if code == "200":       # an error answered again at once would spin
+                send(h)
 
     def step(timeout):
         """True when stdin has a command."""
