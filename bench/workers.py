@@ -155,13 +155,6 @@ class Conn:
                 return line
             self.fill()
 
-    def readexact(self, n):
-        while len(self.buf) < n:
-            self.fill()
-        data = bytes(self.buf[:n])
-        del self.buf[:n]
-        return data
-
     def next(self, parse):
         """The next answer, as parse() cuts it from the buffer."""
         while True:
@@ -367,13 +360,6 @@ class Beanstalkd:
 
     def cpu_seconds(self):
         return proc_cpu(self.proc.pid)
-
-    def rss_bytes(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
 
     def __enter__(self):
         return self.start()
