@@ -260,6 +260,25 @@ int		 auth_enabled(void);
 /* 1: go on; 0: answered 401 */
 int		 auth_check(struct http_request *);
 
+/* workers.c: external workers' calls */
+void		 api_queue_claim(struct http_request *,
+		    const struct route_params *);
+void		 api_task_heartbeat(struct http_request *,
+		    const struct route_params *);
+void		 api_task_complete(struct http_request *,
+		    const struct route_params *);
+void		 api_task_fail(struct http_request *,
+		    const struct route_params *);
+void		 api_task_release(struct http_request *,
+		    const struct route_params *);
+void		 api_workers(struct http_request *);
+size_t		 claim_wait_buckets(const int64_t **, const uint64_t **,
+		    int64_t *);
+/* auth.c (until i15-auth lands) */
+int		 auth_queue_allowed(struct http_request *, const char *);
+int		 auth_forbid_queue(struct http_request *, const char *,
+		    const char *);
+
 /* health.c */
 void		 api_healthz(struct http_request *);
 

@@ -236,3 +236,24 @@ auth_check(struct http_request *req)
 	return (auth_refuse(req, "invalid_token",
 	    "the bearer token is not valid"));
 }
+
+/* Placeholders until scoped tokens land (branch i15-auth). */
+int
+auth_queue_allowed(struct http_request *req, const char *queue)
+{
+	(void)req;
+	(void)queue;
+	return (1);
+}
+
+int
+auth_forbid_queue(struct http_request *req, const char *queue,
+    const char *field)
+{
+	struct problem	p;
+
+	problem_set(&p, 403, "forbidden", field, "this token does not serve "
+	    "queue %s", queue);
+	http_respond_problem(req, &p);
+	return (0);
+}

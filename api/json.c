@@ -16,6 +16,7 @@
 static void	render_time(struct buf *, const char *, int64_t);
 static void	render_raw(struct buf *, const char *, const char *);
 static void	render_int(struct buf *, const char *, int64_t);
+static void	render_waiting(struct buf *, const struct task_row *);
 
 /* ,"key":"time" or ,"key":null */
 static void
@@ -77,6 +78,36 @@ render_seconds(struct buf *b, const char *key, int64_t us)
 	buf_add(b, frac, (size_t)n + 1);
 }
 
+/*
+ * ,"waiting_for": why a scheduled task has not started: its parent has
+ * not reached it, its time has not come, a worker has not claimed it
+ * (external), or a slot; null once it has started.
+ */
+static void
+render_waiting(struct buf *b, const struct task_row *r)
+{
+	const char	*why;
+
+	if (r->state != TASK_SCHEDULED)
+		why = NULL;
+	else if (r->run_at == 0)
+		why = "parent";
+	else if (r->run_at > time_now())
+		why = "run_at";
+	else if (r->kind != NULL && strcmp(r->kind, "external") == 0)
+		why = "worker";
+	else
+		why = "slot";
+	buf_add(b, ",\"waiting_for\":", 15);
+	if (why == NULL)
+		buf_add(b, "null", 4);
+	else {
+		buf_add(b, "\"", 1);
+		buf_puts(b, why);
+		buf_add(b, "\"", 1);
+	}
+}
+
 /* Append the task object; kids are the ids of its children, in order. */
 void
 task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
@@ -134,6 +165,16 @@ task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
 	render_raw(b, "progress", r->progress);
 	render_raw(b, "result", r->result);
 	render_raw(b, "error", r->error);
+	render_waiting(b, r);
+	/* an external task: who claimed its latest attempt, and until when
+	 * the lease holds (the token is the worker's alone) */
+	if (r->worker != NULL) {
+		buf_add(b, ",\"worker\":", 10);
+		buf_json_string(b, r->worker, strlen(r->worker));
+		render_time(b, "lease_expires_at", r->state == TASK_RUNNING &&
+		    r->wend == 0 ? r->wlease_until : 0);
+	} else if (r->kind != NULL && strcmp(r->kind, "external") == 0)
+		buf_add(b, ",\"worker\":null,\"lease_expires_at\":null", 38);
 	render_int(b, "version", r->version);
 	buf_add(b, "}", 1);
 }

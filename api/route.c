@@ -98,6 +98,12 @@ static const struct route route_table[] = {
 	{ "/v1/tasks/{id}/log", HTTP_GET|HTTP_HEAD, NULL, api_task_log },
 	{ "/v1/events", HTTP_GET|HTTP_HEAD, api_events, NULL },
 	{ "/v1/kinds", HTTP_GET|HTTP_HEAD, api_kinds, NULL },
+	{ "/v1/queues/{queue}/claim", HTTP_POST, NULL, api_queue_claim },
+	{ "/v1/tasks/{id}/heartbeat", HTTP_POST, NULL, api_task_heartbeat },
+	{ "/v1/tasks/{id}/complete", HTTP_POST, NULL, api_task_complete },
+	{ "/v1/tasks/{id}/fail", HTTP_POST, NULL, api_task_fail },
+	{ "/v1/tasks/{id}/release", HTTP_POST, NULL, api_task_release },
+	{ "/v1/workers", HTTP_GET|HTTP_HEAD, api_workers, NULL },
 	{ "/metrics", HTTP_GET|HTTP_HEAD|ROUTE_METRICS, api_metrics, NULL },
 };
 #define ROUTE_COUNT	(sizeof route_table / sizeof route_table[0])

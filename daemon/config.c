@@ -133,6 +133,9 @@ static const struct opt opt_table[] = {
 	{ "retry-after-max", OPT_SECONDS, O(retry_after_max), 0, 0, "3600",
 	    "seconds at most an http task waits for a Retry-After before "
 	    "its next attempt" },
+	{ "cancel-grace", OPT_SECONDS, O(cancel_grace), 0, 0, "30",
+	    "seconds an external worker has to stop a canceled task before "
+	    "its lease is revoked" },
 };
 #undef O
 

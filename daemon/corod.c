@@ -91,6 +91,7 @@ corod_shutdown(void)
 	stats_shutdown();
 	housekeeping_shutdown();
 	sched_shutdown();
+	workers_shutdown();
 	commit_shutdown();
 	task_free_all();
 	rundir_shutdown();	/* after the attempts let go of theirs */

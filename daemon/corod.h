@@ -20,6 +20,7 @@
 #include <event2/event_struct.h>
 
 struct db;
+struct task_failure;
 
 /* loop.c: the store every module uses (main opens it) */
 extern struct db	*corod_db;
@@ -63,6 +64,7 @@ struct config {
 	int		 exec_allow_any_path;
 	char		*secrets_dir;	/* "": no secrets (secret.c) */
 	int64_t		 retry_after_max;	/* µs: Retry-After honoured */
+	int64_t		 cancel_grace;	/* µs a worker has to stop (external) */
 };
 extern struct config	*cfg;
 void		 config_defaults(struct config *);
@@ -217,6 +219,13 @@ struct task_kind {
 	 * died, before it is rescheduled (exec kills what is left of its
 	 * program). */
 	void		(*interrupted)(struct task *);
+	/* Optional: at start, for a task found running whose attempt goes
+	 * on without corod (an external worker's lease that holds): 1 if
+	 * it stays running (task_adopt), 0 to reschedule it as above. */
+	int		(*adopt)(struct task *);
+	/* Done by external workers: params any JSON object, no slot; due,
+	 * it waits in its queue for a claim (workers.c) */
+	int			 worker;
 };
 /* The pool every leaf takes a slot of (max-running): pool 0. */
 #define SLOT_RUN	0
@@ -231,6 +240,76 @@ int			 kind_validate(const struct task_kind *, json_t *,
 			    const char *, struct verror *);
 const struct param_spec	*kind_param(const struct task_kind *, const char *);
 extern const struct task_kind	*kind_table[];
+
+/*
+ * kind-external.c: tasks done by programs elsewhere, which claim them
+ * over HTTP (api/workers.c) and hold them by a lease the store keeps
+ * (the row's worker, wtoken, wlease, wlease_until, wend).  A token
+ * names one lease; every call of a worker presents it.
+ */
+enum lease_end {
+	LEASE_HELD = 0,		/* (or never claimed) */
+	LEASE_COMPLETED,
+	LEASE_FAILED,
+	LEASE_RELEASED,
+	LEASE_EXPIRED,		/* not renewed in time */
+	LEASE_REVOKED,		/* canceled, or timed out, and not stopped */
+	LEASE_LOST,		/* the claim's answer never reached it */
+};
+#define LEASE_TOKEN_LEN		22	/* base64url of 128 random bits */
+#define LEASE_DEFAULT		(30 * USEC_PER_SEC)
+#define LEASE_MIN		(1 * USEC_PER_SEC)
+#define LEASE_MAX		(3600 * USEC_PER_SEC)
+const char	*lease_end_name(int);
+void		 external_lease(struct task *, const char *, int64_t);
+int		 external_token(const struct task_row *, const char *);
+void		 external_heartbeat(struct task *, int64_t);
+void		 external_complete(struct task *, json_t *);
+void		 external_fail(struct task *, struct task_failure *, int);
+void		 external_release(struct task *, int64_t);
+void		 external_unlease(struct task *);
+void		 external_late(struct task *, const char *, const char *,
+		    const char *);
+
+/*
+ * workers.c: the worker queues.  A due external task waits in its
+ * queue's ready heap (priority, then run_at, then id); a claim waits in
+ * its queue's list, first come first served.  At the end of each turn
+ * (queue_dispatch, before the bodies run and the commit) every queue
+ * with both hands its best tasks to its oldest claims, leased to them
+ * (external_lease); served(claim, tasks, n) takes them.  The workers
+ * seen recently are kept for GET /v1/workers.
+ */
+struct claim {
+	char		  queue[65];
+	char		  worker[129];
+	int		  max;		/* tasks at most */
+	int64_t		  lease;	/* µs */
+	void		(*served)(struct claim *, struct task **, size_t);
+	int		  waiting;	/* in its queue's list */
+	TAILQ_ENTRY(claim) entry;
+};
+struct worker_seen {
+	char		 name[129];
+	char		 queues[256];	/* the last ones claimed from */
+	int64_t		 last_seen;	/* µs */
+	int64_t		 claims;	/* leases held now */
+	uint64_t	 claims_total;
+};
+void		 workers_shutdown(void);
+void		 queue_ready(struct task *);
+void		 queue_unready(struct task *);
+void		 queue_wait(struct claim *);
+void		 queue_unwait(struct claim *);
+void		 queue_dispatch(void);
+void		 worker_seen(const char *, const char *);
+void		 worker_leased(const char *, int);
+void		 workers_each(void (*)(void *, const struct worker_seen *),
+		    void *);
+size_t		 queue_ready_count(void);
+size_t		 queue_claims_waiting(void);
+extern uint64_t	 workers_claimed_total, workers_expired_total,
+		 workers_late_total;
 
 /* kind-exec.c: a graceful stop ends the running programs first */
 void			 exec_shutdown(void);
@@ -323,6 +402,8 @@ void		 task_progress(struct task *, const char *);
 int64_t		 task_deadline(const struct task *);
 int		 task_deadline_move(struct task *, int64_t);
 void		 task_end_canceled(struct task *);
+void		 task_requeue(struct task *, int64_t, int);
+void		 task_adopt(struct task *);
 int		 task_cancel(struct task *, enum cancel_reason);
 void		 task_committed(struct task *);
 void		 task_inserted(const struct task_row *);

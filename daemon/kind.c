@@ -26,6 +26,7 @@ extern const struct task_kind	kind_gather;
 extern const struct task_kind	kind_download;
 extern const struct task_kind	kind_exec;
 extern const struct task_kind	kind_http;
+extern const struct task_kind	kind_external;
 
 const struct task_kind *kind_table[] = {
 	&kind_echo,
@@ -36,6 +37,7 @@ const struct task_kind *kind_table[] = {
 	&kind_download,
 	&kind_exec,
 	&kind_http,
+	&kind_external,
 	NULL,
 };
 
@@ -303,6 +305,8 @@ kind_validate(const struct task_kind *k, json_t *params, const char *base,
 	char			 field[256];
 
 	json_object_foreach(params, key, v) {
+		if (k->worker)
+			break;		/* any object: the worker's to read */
 		if ((ps = kind_param(k, key)) != NULL) {
 			if (json_is_null(v) && (ps->flags & PARAM_NULLABLE))
 				continue;

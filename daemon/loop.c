@@ -97,6 +97,7 @@ void
 loop_turn_end(void)
 {
 	do {
+		queue_dispatch();	/* leases go in this turn's commit */
 		task_run_queue();
 		commit_flush();
 	} while (task_queued());

@@ -62,6 +62,14 @@ struct task_row {
 	int64_t		 lease_until;
 	int64_t		 fence;
 	int64_t		 fence_prev;
+	/* an external worker's lease (kind-external.c): who holds the
+	 * attempt, the token that fences its calls, the lease's length and
+	 * end (0: not leased now), and how the token's lease ended */
+	char		*worker;	/* NULL: never claimed */
+	char		*wtoken;
+	int64_t		 wlease;	/* µs */
+	int64_t		 wlease_until;
+	int		 wend;		/* enum lease_end (corod.h) */
 };
 /*
  * A fault found checking what a client or a schedule asked for: a problem

@@ -14,6 +14,9 @@
  *
  * Children are armed by their running parent, window or not.
  *
+ * An external task (a kind done by workers) takes no slot: due, it goes
+ * to its queue's ready heap (workers.c), where claims take it.
+ *
  * When a task is due it takes the slots its kind needs, one in each pool
  * (every leaf one of max-running, 0: no limit; a kind that names a pool in
  * its table row, as downloads do, also one of that pool's max-<pool>;
@@ -31,6 +34,7 @@
 
 #include "corod.h"
 #include "db.h"
+#include "heap.h"
 #include "task-int.h"
 
 /* Lateness buckets' upper bounds in µs; the last bucket is +Inf. */
@@ -40,27 +44,6 @@ const int64_t	 sched_lateness_bounds[SCHED_LATENESS_BUCKETS] = {
 };
 uint64_t	 sched_lateness_hist[SCHED_LATENESS_BUCKETS + 1];
 int64_t		 sched_lateness_sum;		/* µs */
-
-/*
- * A binary heap of tasks; the task's heap_idx is its position.  Each
- * entry keeps the order's key beside the task: sifting reads only the
- * array, not the tasks (10,000 tasks due at once would otherwise cost
- * a cache miss per comparison, and a start pops one each).  A task's key
- * does not change while it is in a heap (sched_add takes it out first).
- * The ready heaps order by priority first; the due heap keeps prio 0.
- */
-struct heap_ent {
-	int64_t		 run_at;
-	int64_t		 id;
-	int		 prio;
-	struct task_int	*ti;
-};
-struct heap {
-	struct heap_ent	*v;
-	size_t		 n;
-	size_t		 cap;
-	int		 by_priority;
-};
 
 #define SCHED_BATCH	50000		/* due tasks started in one turn */
 
@@ -79,12 +62,6 @@ static struct event	 *due_ev;
 static int64_t		  wm_run_at, wm_id;	/* the window's watermark */
 static struct event	 *window_ev;
 
-static void	heap_push(struct heap *, struct task_int *);
-static void	heap_del(struct heap *, struct task_int *);
-static void	heap_release(struct heap *, int);
-static void	heap_swap(struct heap *, size_t, size_t);
-static void	heap_up(struct heap *, size_t);
-static void	heap_down(struct heap *, size_t);
 static void	sched_rearm(void);
 static void	sched_window_claimed(void *, int);
 static void	sched_due_cb(evutil_socket_t, short, void *);
@@ -195,6 +172,8 @@ sched_remove(struct task *t)
 		ti->flags &= ~TASKF_READY;
 		heap_del(&pools[ti->wait_pool].ready, ti);
 	}
+	if (ti->flags & TASKF_WREADY)
+		queue_unready(t);
 }
 
 /* Is the task in the due heap (armed, waiting for its run_at)? */
@@ -244,6 +223,10 @@ sched_due_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		ti->flags &= ~TASKF_ARMED;
 		heap_del(&due, ti);
+		if (ti->pub.kind->worker) {
+			queue_ready(&ti->pub);
+			continue;
+		}
 		if ((p = sched_blocked(&ti->pub)) >= 0) {
 			sched_wait(ti, p);
 			continue;
@@ -404,108 +387,6 @@ sched_waiting(void)
 	return (n);
 }
 
-/* Due order: run_at, then id; slot order: priority desc first. */
-static inline int
-heap_before(const struct heap_ent *a, const struct heap_ent *b)
-{
-	if (a->prio != b->prio)
-		return (a->prio > b->prio);
-	if (a->run_at != b->run_at)
-		return (a->run_at < b->run_at);
-	return (a->id < b->id);
-}
-
-static void
-heap_swap(struct heap *h, size_t i, size_t j)
-{
-	struct heap_ent	tmp = h->v[i];
-
-	h->v[i] = h->v[j];
-	h->v[j] = tmp;
-	h->v[i].ti->heap_idx = i;
-	h->v[j].ti->heap_idx = j;
-}
-
-static void
-heap_up(struct heap *h, size_t i)
-{
-	while (i > 0 && heap_before(&h->v[i], &h->v[(i - 1) / 2])) {
-		heap_swap(h, i, (i - 1) / 2);
-		i = (i - 1) / 2;
-	}
-}
-
-static void
-heap_down(struct heap *h, size_t i)
-{
-	size_t	l, r, m;
-
-	for (;;) {
-		l = 2 * i + 1;
-		r = l + 1;
-		m = i;
-		if (l < h->n && heap_before(&h->v[l], &h->v[m]))
-			m = l;
-		if (r < h->n && heap_before(&h->v[r], &h->v[m]))
-			m = r;
-		if (m == i)
-			return;
-		heap_swap(h, i, m);
-		i = m;
-	}
-}
-
-static void
-heap_push(struct heap *h, struct task_int *t)
-{
-	struct heap_ent	*e;
-
-	if (h->n == h->cap) {
-		h->cap = h->cap == 0 ? 64 : h->cap * 2;
-		h->v = xreallocarray(h->v, h->cap, sizeof *h->v);
-	}
-	e = &h->v[h->n];
-	e->run_at = t->pub.row.run_at;
-	e->id = t->pub.row.id;
-	e->prio = h->by_priority ? t->pub.row.priority : 0;
-	e->ti = t;
-	t->heap_idx = h->n++;
-	heap_up(h, t->heap_idx);
-}
-
-/* Remove from any position. */
-static void
-heap_del(struct heap *h, struct task_int *t)
-{
-	size_t	i = t->heap_idx;
-
-	if (i >= h->n || h->v[i].ti != t)
-		fatalx("%s: task %lld is not at %zu of a heap of %zu", __func__,
-		    (long long)t->pub.row.id, i, h->n);
-	t->heap_idx = (size_t)-1;
-	if (i != --h->n) {
-		h->v[i] = h->v[h->n];
-		h->v[i].ti->heap_idx = i;
-		heap_down(h, i);
-		heap_up(h, i);
-	}
-}
-
-/* Empty a heap, clearing flag (TASKF_*) on its tasks, and free it. */
-static void
-heap_release(struct heap *h, int flag)
-{
-	size_t	i;
-
-	for (i = 0; i < h->n; i++) {
-		h->v[i].ti->flags &= ~flag;
-		h->v[i].ti->heap_idx = (size_t)-1;
-	}
-	free(h->v);
-	h->v = NULL;
-	h->n = h->cap = 0;
-}
-
 /* Every second: read newly due tasks into the window. */
 static void
 sched_window_cb(evutil_socket_t fd, short what, void *arg)
@@ -600,7 +481,7 @@ sched_recover(void)
 {
 	struct task_row	*rows = NULL, *kids;
 	struct task	*t, *c;
-	size_t		 n = 0, nk, i, j, nref = 0;
+	size_t		 n = 0, nk, i, j, nref = 0, nadopted = 0;
 	int64_t		 now = time_now();
 	int		 rc = -1;
 
@@ -616,6 +497,11 @@ sched_recover(void)
 		}
 		task_ref(t);
 		nref++;
+		/* an external worker's lease that holds: its attempt goes on */
+		if (t->kind->adopt != NULL && t->kind->adopt(t)) {
+			nadopted++;
+			continue;
+		}
 		task_log(t, "interrupted: the daemon stopped during attempt %d;"
 		    " rescheduled", t->row.attempt);
 		if (t->kind->interrupted != NULL)
@@ -651,9 +537,13 @@ sched_recover(void)
 		    t->row.cancel_requested && t->row.state == TASK_SCHEDULED)
 			task_cancel(t, CANCEL_USER);
 	}
-	if (n > 0)
-		log_notice("recovered %zu interrupted task%s", n,
-		    n == 1 ? "" : "s");
+	if (n > nadopted)
+		log_notice("recovered %zu interrupted task%s", n - nadopted,
+		    n - nadopted == 1 ? "" : "s");
+	if (nadopted > 0)
+		log_notice("%zu task%s leased to external workers go%s on",
+		    nadopted, nadopted == 1 ? "" : "s", nadopted == 1 ? "es" :
+		    "");
 	if (commit_sync() != 0)
 		goto out;
 	rc = 0;

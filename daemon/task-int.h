@@ -36,12 +36,13 @@ struct task_int {
 #define TASKF_VERSIONED	0x80	/* dirty with a new version (task_touch) */
 #define TASKF_LOST	0x100	/* its claim is another owner's: not written */
 #define TASKF_CANCELING	0x200	/* canceled, its subtree being read */
+#define TASKF_WREADY	0x400	/* due, in its worker queue (workers.c) */
 	int			 refs;		/* held by a parent or a request */
 
 	TAILQ_ENTRY(task_int)	 dirty_entry;	/* commit.c */
 	TAILQ_ENTRY(task_int)	 run_entry;	/* task.c run queue */
 	struct task_int		*hnext;		/* task.c id hash chain */
-	size_t			 heap_idx;	/* sched.c due or ready heap */
+	size_t			 heap_idx;	/* due, ready or worker heap */
 	unsigned char		 wait_pool;	/* sched.c ready heap it is in */
 };
 TAILQ_HEAD(task_list, task_int);

@@ -466,7 +466,8 @@ task_unref(struct task *t)
 static int
 task_idle(struct task *t)
 {
-	if (task_int(t)->flags & (TASKF_QUEUED | TASKF_ARMED | TASKF_READY))
+	if (task_int(t)->flags & (TASKF_QUEUED | TASKF_ARMED | TASKF_READY |
+	    TASKF_WREADY))
 		return (0);
 	if (t->row.state == TASK_RUNNING)
 		return (0);
@@ -485,7 +486,7 @@ task_free(struct task *t)
 		TAILQ_REMOVE(&runq, ti, run_entry);
 	if (ti->flags & TASKF_DIRTY)
 		commit_forget(t);
-	if (ti->flags & (TASKF_ARMED | TASKF_READY))
+	if (ti->flags & (TASKF_ARMED | TASKF_READY | TASKF_WREADY))
 		sched_remove(t);
 	if (evtimer_initialized(&ti->timer))
 		evtimer_del(&ti->timer);
@@ -902,7 +903,7 @@ task_finalize(struct task *t, enum task_state state)
 	/* Finished before its slot goes to the next task (which starts now). */
 	t->row.finished_at = time_now();
 	task_end_attempt(t);
-	if (task_int(t)->flags & (TASKF_ARMED | TASKF_READY))
+	if (task_int(t)->flags & (TASKF_ARMED | TASKF_READY | TASKF_WREADY))
 		sched_remove(t);
 	t->row.state = state;
 	task_touch(t);
@@ -1008,6 +1009,57 @@ task_fail_with(struct task *t, struct task_failure *f)
 	    f->detail);
 	task_log(t, "failed: %s: %s", code, message);
 	task_finalize(t, TASK_FAILED);
+}
+
+/*
+ * RUNNING -> SCHEDULED, due at run_at, the attempt given back if
+ * uncount (an external worker released it, or never heard of its claim):
+ * the next one has the same number.
+ */
+void
+task_requeue(struct task *t, int64_t run_at, int uncount)
+{
+	task_end_attempt(t);
+	t->row.state = TASK_SCHEDULED;
+	if (uncount && t->row.attempt > 0)
+		t->row.attempt--;
+	t->row.run_at = run_at;
+	task_touch(t);
+	sched_add(t);
+}
+
+/*
+ * A task found running at start whose attempt went on without corod (an
+ * external worker's lease that still holds): it is running here again,
+ * its timeout counted from its start, and its body resumes to arm its
+ * own timers.
+ */
+void
+task_adopt(struct task *t)
+{
+	struct task_int	*ti = task_int(t);
+	struct timeval	 tv;
+	int64_t		 left;
+
+	t->cancel = CANCEL_NONE;
+	t->lc = 0;
+	task_nrunning++;
+	task_touch(t);
+	if (t->row.timeout > 0) {
+		if (ti->deadline == NULL) {
+			ti->deadline = xcalloc(1, sizeof *ti->deadline);
+			evtimer_assign(&ti->deadline->ev, loop_base,
+			    task_deadline_cb, t);
+		}
+		left = t->row.timeout - (time_now() - t->row.started_at);
+		if (left < 0)
+			left = 0;
+		ti->deadline->at = time_mono() + left;
+		ti->deadline->start = ti->deadline->at - t->row.timeout;
+		tv = time_tv(left);
+		evtimer_add(&ti->deadline->ev, &tv);
+	}
+	task_wake(t, WAKE_START);
 }
 
 /* The body unwound after a cancellation: end CANCELED (or timed out). */

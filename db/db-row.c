@@ -2,7 +2,7 @@
  * db-row.c -- struct task_row ownership: free and deep copy.
  *
  * A row owns its strings (kind, name, queue, params, progress, result,
- * error, checkpoint); every other field is a value.  Rows come from the store
+ * error, checkpoint, worker, wtoken); every other field is a value.  Rows come from the store
  * (db-tasks.c), from a parsed spec (spec.c) and from copies of both.
  */
 #include <stdlib.h>
@@ -31,6 +31,8 @@ task_row_free(struct task_row *row)
 	free(row->result);
 	free(row->error);
 	free(row->checkpoint);
+	free(row->worker);
+	free(row->wtoken);
 	memset(row, 0, sizeof *row);
 }
 
@@ -47,4 +49,6 @@ task_row_copy(struct task_row *dst, const struct task_row *src)
 	dst->result = row_strdup(src->result);
 	dst->error = row_strdup(src->error);
 	dst->checkpoint = row_strdup(src->checkpoint);
+	dst->worker = row_strdup(src->worker);
+	dst->wtoken = row_strdup(src->wtoken);
 }

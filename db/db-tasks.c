@@ -32,7 +32,8 @@
 	"id, parent, child_index, kind, name, params, state, created_at, "\
 	"run_at, delay, started_at, finished_at, attempt, max_attempts, "\
 	"timeout, priority, cancel_requested, progress, result, error, "\
-	"checkpoint, version, queue, "
+	"checkpoint, version, queue, worker, wtoken, wlease, wlease_until, "\
+	"wend, "
 /* The columns as stored (for INSERT). */
 #define TASK_COLS_STORED	TASK_COLS_COMMON "log_next"
 /*
@@ -137,9 +138,14 @@ row_read(sqlite3_stmt *st, struct task_row *r)
 	r->checkpoint = col_dup(st, 20);
 	r->version = sqlite3_column_int64(st, 21);
 	r->queue = col_dup(st, 22);
-	r->log_next = sqlite3_column_int64(st, 23);
-	r->lease_until = sqlite3_column_int64(st, 24);
-	r->fence = r->fence_prev = sqlite3_column_int64(st, 25);
+	r->worker = col_dup(st, 23);
+	r->wtoken = col_dup(st, 24);
+	r->wlease = sqlite3_column_int64(st, 25);
+	r->wlease_until = sqlite3_column_int64(st, 26);
+	r->wend = sqlite3_column_int(st, 27);
+	r->log_next = sqlite3_column_int64(st, 28);
+	r->lease_until = sqlite3_column_int64(st, 29);
+	r->fence = r->fence_prev = sqlite3_column_int64(st, 30);
 }
 
 /* The text a row holds (its variable fields), for a bound on a page. */
@@ -292,15 +298,18 @@ db_task_insert(struct db *db, const struct task_row *r, int64_t lease_until)
 	return (EXEC(db, DB_ST_TASK_INSERT, "INSERT INTO tasks ("
 	    TASK_COLS_STORED ", owner, lease_until, fence) VALUES (?1, ?2,"
 	    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-	    " ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
-	    "ooittt" "iIoIoo" "iioii" "ttttIt" "ItoI",
+	    " ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29,"
+	    " ?30, ?31, ?32)",
+	    "ooittt" "iIoIoo" "iioii" "ttttIt" "ttooi" "ItoI",
 	    r->id, r->parent, r->child_index, r->kind, r->name, r->params,
 	    (int)r->state, r->created_at, r->run_at, r->delay, r->started_at,
 	    r->finished_at,
 	    r->attempt, r->max_attempts, r->timeout, r->priority,
 	    r->cancel_requested,
 	    r->progress, r->result, r->error, r->checkpoint, r->version,
-	    r->queue != NULL ? r->queue : QUEUE_DEFAULT, r->log_next,
+	    r->queue != NULL ? r->queue : QUEUE_DEFAULT,
+	    r->worker, r->wtoken, r->wlease, r->wlease_until, r->wend,
+	    r->log_next,
 	    running ? SQ(db)->owner : NULL, running ? lease_until : 0,
 	    r->fence));
 }
@@ -322,15 +331,17 @@ db_task_update(struct db *db, const struct task_row *r, int64_t lease_until)
 	    " run_at = ?3, started_at = ?4, finished_at = ?5, attempt = ?6,"
 	    " cancel_requested = ?7, progress = ?8, result = ?9, error = ?10,"
 	    " checkpoint = ?11, version = ?12, log_next = ?13, owner = ?14,"
-	    " lease_until = ?15, fence = ?16"
+	    " lease_until = ?15, fence = ?16, worker = ?18, wtoken = ?19,"
+	    " wlease = ?20, wlease_until = ?21, wend = ?22"
 	    " WHERE id = ?1 AND fence = ?17",
-	    "Iiooo" "iitttt" "II" "toI" "I",
+	    "Iiooo" "iitttt" "II" "toI" "I" "ttooi",
 	    r->id, (int)r->state, r->run_at, r->started_at, r->finished_at,
 	    r->attempt, r->cancel_requested, r->progress, r->result, r->error,
 	    r->checkpoint,
 	    r->version, r->log_next,
 	    running ? SQ(db)->owner : NULL, running ? lease_until : 0, r->fence,
-	    r->fence_prev) != 0)
+	    r->fence_prev,
+	    r->worker, r->wtoken, r->wlease, r->wlease_until, r->wend) != 0)
 		return (-1);
 	/* Not a store failure: failing would block every later commit. */
 	return (sqlite3_changes(SQ(db)->h) == 0 ? 1 : 0);

@@ -85,6 +85,16 @@
  *					counts by queue and state
  * Rows of version 2 were all sent before queues existed: they are in
  * 'default' (the column's default fills them without rewriting a row).
+ *
+ * Version 4: external workers (daemon/kind-external.c).  tasks gains
+ *   worker		the name of the worker that claimed the latest attempt
+ *   wtoken		the token of that claim: a worker's call must present
+ *			it (kept after the lease ends, so that a repeated
+ *			call is recognised and a stale one refused)
+ *   wlease		the lease's length in µs (a heartbeat's default)
+ *   wlease_until	µs the lease holds until, NULL when not leased
+ *   wend		how that lease ended (enum lease_end), 0 while it holds
+ * all NULL on rows no worker claimed (every row of version 3).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -165,10 +175,20 @@ static const char *const step3[] = {
 	NULL
 };
 
+static const char *const step4[] = {
+	"ALTER TABLE tasks ADD COLUMN worker TEXT",
+	"ALTER TABLE tasks ADD COLUMN wtoken TEXT",
+	"ALTER TABLE tasks ADD COLUMN wlease INTEGER",
+	"ALTER TABLE tasks ADD COLUMN wlease_until INTEGER",
+	"ALTER TABLE tasks ADD COLUMN wend INTEGER",
+	NULL
+};
+
 static const char *const *const steps[] = {
 	step1,
 	step2,
 	step3,
+	step4,
 };
 #define NSTEPS	((int)(sizeof steps / sizeof steps[0]))
 

@@ -1,0 +1,889 @@
+/*
+ * workers.c -- external workers over HTTP: claim (a held long-poll, as
+ * GET ?wait=), heartbeat, complete, fail, release, and GET /v1/workers.
+ *
+ * A claim waits in its queue (daemon/workers.c) until that queue serves
+ * it at a turn's end or its wait is up.  Served, its tasks are leased in
+ * memory and the answer goes out after the turn's commit: a lease a
+ * worker holds is on disk.  If the worker left meanwhile (or the commit
+ * failed), the tasks go back to waiting, the attempt not counted:
+ * nobody holds a lease nobody heard of.
+ *
+ * The calls on a claimed task present its token.  One that holds the
+ * lease acts, answered after the commit; one that named the lease as it
+ * ended, repeating the call that ended it (the same outcome), is
+ * answered 200 with the task and changes nothing; any other is 409
+ * lease-lost, and what it carried is logged on the task, not applied
+ * (kind-external.c).
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "db.h"
+
+#define CLAIM_MAX	100
+#define WAIT_MAX	60		/* seconds */
+#define WORKER_NAME_MAX	128
+#define LOG_LINES_MAX	1000		/* per heartbeat */
+#define LOG_LINE_MAX	65536		/* bytes per line */
+#define ERROR_CODE_MAX	64
+
+/* A claim held for its queue, then for its commit. */
+struct claimreq {
+	struct claim		 c;
+	struct http_request	*req;		/* NULL once the worker left */
+	struct event		*timer;
+	struct task		**tasks;	/* served: held (task_ref) */
+	size_t			 n;
+	int64_t			 started;	/* monotonic µs */
+};
+
+/* What a call on a claimed task does. */
+enum wcall {
+	WCALL_HEARTBEAT,
+	WCALL_COMPLETE,
+	WCALL_FAIL,
+	WCALL_RELEASE,
+};
+static const char *const wcall_names[] = {
+	"heartbeat", "complete", "fail", "release",
+};
+
+/* A call on a claimed task: its body, parsed, until the task is found. */
+struct wreq {
+	struct http_request	*req;		/* NULL once the client left */
+	struct http_request	*rreq;		/* while its read is out */
+	enum wcall		 call;
+	int64_t			 id;
+	json_t			*body;
+	char			*token;
+	struct task_row		 row;		/* read, if not in memory */
+	struct task		*t;		/* held while committing */
+};
+
+/* Claim wait time (µs from the claim to its answer) histogram. */
+static const int64_t	 wait_bounds[] = {
+	1000, 5000, 25000, 100000, 500000, 1000000, 5000000, 30000000,
+	60000000,
+};
+#define NWAIT_BOUNDS	(sizeof wait_bounds / sizeof wait_bounds[0])
+uint64_t		 claim_wait_hist[NWAIT_BOUNDS + 1];
+int64_t			 claim_wait_sum;
+
+static void	 store_problem(struct problem *, const char *);
+static json_t	*body_object(struct http_request *);
+static int	 field_seconds(struct http_request *, json_t *, const char *,
+		     double, double, double, int64_t *);
+static void	 claim_served(struct claim *, struct task **, size_t);
+static void	 claim_timeout_cb(evutil_socket_t, short, void *);
+static void	 claim_gone(struct http_request *);
+static void	 claim_committed(void *, int);
+static void	 claim_answer(struct claimreq *);
+static void	 claimreq_free(struct claimreq *);
+static void	 wcall_start(struct http_request *, const struct route_params *,
+		     enum wcall);
+static void	 wcall_read_done(void *, int);
+static void	 wcall_act(struct wreq *, struct task *);
+static int	 wcall_apply(struct wreq *, struct task *);
+static void	 wcall_committed(void *, int);
+static void	 wcall_gone(struct http_request *);
+static void	 wcall_free(struct wreq *);
+static void	 respond_row(struct http_request *, unsigned int,
+		     const struct task_row *);
+
+/* 507 or 503: the store did not take the change; what says what became
+ * of the call. */
+static void
+store_problem(struct problem *p, const char *what)
+{
+	struct verror	e;
+
+	verror_store(&e, what);
+	problem_from_verror(p, &e);
+}
+
+/* The body as a JSON object, or NULL with a 400 answered. */
+static json_t *
+body_object(struct http_request *req)
+{
+	struct problem	 p;
+	json_error_t	 err;
+	json_t		*root;
+
+	if (req->len == 0) {
+		problem_set(&p, 400, "invalid-json", "", "the body is empty; "
+		    "send a JSON object");
+		http_respond_problem(req, &p);
+		return (NULL);
+	}
+	root = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &err);
+	if (root == NULL) {
+		problem_set(&p, 400, "invalid-json", "", "the body is not "
+		    "valid JSON (line %d, column %d): %s", err.line,
+		    err.column, err.text);
+		http_respond_problem(req, &p);
+		return (NULL);
+	}
+	if (!json_is_object(root)) {
+		problem_set(&p, 400, "invalid-field", "", "the body must be "
+		    "a JSON object");
+		http_respond_problem(req, &p);
+		json_decref(root);
+		return (NULL);
+	}
+	return (root);
+}
+
+/*
+ * A number of seconds in min..max at key (absent or null: def), as µs;
+ * -1 with a 400 naming the field answered.
+ */
+static int
+field_seconds(struct http_request *req, json_t *o, const char *key,
+    double min, double max, double def, int64_t *us)
+{
+	struct problem	 p;
+	json_t		*v = json_object_get(o, key);
+	char		 field[80];
+	double		 d = def;
+
+	if (v != NULL && !json_is_null(v)) {
+		d = json_is_number(v) ? json_number_value(v) : -1.0;
+		if (!json_is_number(v) || d < min || d > max) {
+			snprintf(field, sizeof field, "/%s", key);
+			problem_set(&p, 400, "invalid-field", field, "%s is a "
+			    "number of seconds from %g to %g", key, min, max);
+			http_respond_problem(req, &p);
+			return (-1);
+		}
+	}
+	*us = (int64_t)(d * USEC_PER_SEC);
+	return (0);
+}
+
+/*
+ * A token's check of the keys a body may have: 0, or -1 with a 400
+ * naming the first key not among names.
+ */
+static int
+body_keys(struct http_request *req, json_t *o, const char *const *names)
+{
+	struct problem	 p;
+	const char	*key;
+	json_t		*v;
+	char		 field[300];
+	size_t		 i;
+
+	json_object_foreach(o, key, v) {
+		for (i = 0; names[i] != NULL; i++) {
+			if (strcmp(key, names[i]) == 0)
+				break;
+		}
+		if (names[i] == NULL) {
+			pointer_join(field, sizeof field, "", key);
+			problem_set(&p, 400, "unknown-field", field, "this call "
+			    "takes no field \"%.64s\"", key);
+			http_respond_problem(req, &p);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/* POST /v1/queues/{queue}/claim */
+void
+api_queue_claim(struct http_request *req, const struct route_params *args)
+{
+	static const char *const keys[] = { "worker", "max", "lease", "wait",
+	    NULL };
+	struct claimreq	*cr;
+	struct problem	 p;
+	const char	*queue, *worker;
+	json_t		*o, *v;
+	struct timeval	 tv;
+	int64_t		 lease, wait;
+	size_t		 qlen, i;
+	json_int_t	 max = 1;
+
+	if (api_query_check(req, (const char *const []){ NULL }) != 0)
+		return;
+	queue = route_param_str(args, "queue", &qlen);
+	if (!spec_queue_ok(queue, qlen)) {
+		problem_set(&p, 400, "invalid-field", "/path/queue", "a queue "
+		    "name is 1 to 64 of a-z, 0-9, '_', '.' and '-'");
+		http_respond_problem(req, &p);
+		return;
+	}
+	if ((o = body_object(req)) == NULL)
+		return;
+	if (body_keys(req, o, keys) != 0)
+		goto out;
+	v = json_object_get(o, "worker");
+	worker = json_string_value(v);
+	if (worker == NULL || json_string_length(v) == 0 ||
+	    json_string_length(v) > WORKER_NAME_MAX) {
+		problem_set(&p, 400, v == NULL ? "missing-field" :
+		    "invalid-field", "/worker", "worker names the worker: a "
+		    "string of 1 to %d bytes, such as \"host/pid\"",
+		    WORKER_NAME_MAX);
+		goto bad;
+	}
+	for (i = 0; worker[i] != '\0'; i++) {
+		if ((unsigned char)worker[i] < 0x20 || worker[i] == 0x7f)
+			break;
+	}
+	if (i != json_string_length(v)) {
+		problem_set(&p, 400, "invalid-field", "/worker", "worker may "
+		    "not hold control characters");
+		goto bad;
+	}
+	if ((v = json_object_get(o, "max")) != NULL && !json_is_null(v)) {
+		max = json_is_integer(v) ? json_integer_value(v) : 0;
+		if (max < 1 || max > CLAIM_MAX) {
+			problem_set(&p, 400, "invalid-field", "/max", "max is "
+			    "an integer from 1 to %d", CLAIM_MAX);
+			goto bad;
+		}
+	}
+	if (field_seconds(req, o, "lease", (double)LEASE_MIN / USEC_PER_SEC,
+	    (double)LEASE_MAX / USEC_PER_SEC,
+	    (double)LEASE_DEFAULT / USEC_PER_SEC, &lease) != 0 ||
+	    field_seconds(req, o, "wait", 0, WAIT_MAX, 0, &wait) != 0)
+		goto out;
+	if (!auth_queue_allowed(req, queue)) {
+		auth_forbid_queue(req, queue, "/path/queue");
+		goto out;
+	}
+
+	cr = xcalloc(1, sizeof *cr);
+	snprintf(cr->c.queue, sizeof cr->c.queue, "%.*s", (int)qlen, queue);
+	snprintf(cr->c.worker, sizeof cr->c.worker, "%s", worker);
+	cr->c.max = (int)max;
+	cr->c.lease = lease;
+	cr->c.served = claim_served;
+	cr->req = req;
+	cr->started = time_mono();
+	worker_seen(cr->c.worker, cr->c.queue);
+	/* wait 0 fires next turn: after this turn's dispatch */
+	cr->timer = evtimer_new(loop_base, claim_timeout_cb, cr);
+	tv = time_tv(wait);
+	evtimer_add(cr->timer, &tv);
+	queue_wait(&cr->c);
+	req->data = cr;
+	req->on_gone = claim_gone;
+	req->on_free = claim_gone;
+	http_hold(req);
+	goto out;
+bad:
+	http_respond_problem(req, &p);
+out:
+	json_decref(o);
+}
+
+/* The queue served the claim (at a turn's end): answer after the commit. */
+static void
+claim_served(struct claim *c, struct task **tasks, size_t n)
+{
+	struct claimreq	*cr = (struct claimreq *)c;
+	size_t		 i;
+
+	evtimer_del(cr->timer);
+	cr->tasks = xreallocarray(NULL, n, sizeof *cr->tasks);
+	for (i = 0; i < n; i++) {
+		task_ref(tasks[i]);
+		cr->tasks[i] = tasks[i];
+	}
+	cr->n = n;
+	commit_after(claim_committed, cr);
+}
+
+/* The wait is up with nothing served: an empty answer. */
+static void
+claim_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct claimreq	*cr = arg;
+
+	(void)fd;
+	(void)what;
+	queue_unwait(&cr->c);
+	claim_answer(cr);
+	claimreq_free(cr);
+}
+
+/* The worker left: a waiting claim stops waiting; a served one's tasks
+ * go back when its commit is done. */
+static void
+claim_gone(struct http_request *req)
+{
+	struct claimreq	*cr = req->data;
+
+	if (cr == NULL)
+		return;
+	http_release(req);
+	cr->req = NULL;
+	if (cr->c.waiting || cr->tasks == NULL) {
+		queue_unwait(&cr->c);
+		claimreq_free(cr);
+	}
+}
+
+/* The leases are committed: the answer, or, if nobody hears it, they go. */
+static void
+claim_committed(void *arg, int ok)
+{
+	struct claimreq	*cr = arg;
+	struct problem	 p;
+	size_t		 i;
+
+	if (cr->req == NULL || !ok) {
+		for (i = 0; i < cr->n; i++) {
+			if (cr->tasks[i]->row.state == TASK_RUNNING)
+				external_unlease(cr->tasks[i]);
+		}
+		if (cr->req != NULL) {
+			store_problem(&p, "nothing was claimed; claim "
+			    "again");
+			http_release(cr->req);
+			http_respond_problem(cr->req, &p);
+			cr->req = NULL;
+		}
+	} else
+		claim_answer(cr);
+	claimreq_free(cr);
+}
+
+/* {"claims": [{"task", "token", "attempt", "expires_at", "checkpoint"}]} */
+static void
+claim_answer(struct claimreq *cr)
+{
+	struct http_request	*req = cr->req;
+	struct buf		 b = { NULL, 0, 0 };
+	struct task		*t;
+	char			 tm[TIME_STRLEN], *body;
+	size_t			 i, len, k;
+	int64_t			 w;
+
+	if (req == NULL)
+		return;
+	http_release(req);
+	buf_puts(&b, "{\"claims\":[");
+	for (i = 0; i < cr->n; i++) {
+		t = cr->tasks[i];
+		buf_puts(&b, i == 0 ? "{\"task\":" : ",{\"task\":");
+		task_render(&b, &t->row, NULL, 0);
+		buf_puts(&b, ",\"token\":\"");
+		buf_puts(&b, t->row.wtoken);
+		buf_puts(&b, "\",\"attempt\":");
+		buf_add_int(&b, t->row.attempt);
+		buf_puts(&b, ",\"expires_at\":\"");
+		buf_puts(&b, time_format(t->row.wlease_until, tm));
+		buf_puts(&b, "\",\"checkpoint\":");
+		buf_puts(&b, t->row.checkpoint != NULL ? t->row.checkpoint :
+		    "null");
+		buf_puts(&b, "}");
+	}
+	buf_puts(&b, "]}");
+	w = time_mono() - cr->started;
+	for (k = 0; k < NWAIT_BOUNDS && w > wait_bounds[k]; k++)
+		;
+	claim_wait_hist[k]++;
+	claim_wait_sum += w;
+	body = buf_steal(&b, &len);
+	cr->req = NULL;
+	http_respond_text(req, 200, "application/json", body, len);
+}
+
+static void
+claimreq_free(struct claimreq *cr)
+{
+	size_t	i;
+
+	if (cr->req != NULL)
+		http_release(cr->req);
+	for (i = 0; i < cr->n; i++)
+		task_unref(cr->tasks[i]);
+	free(cr->tasks);
+	event_free(cr->timer);
+	free(cr);
+}
+
+/* Export the claim wait histogram for /metrics. */
+size_t
+claim_wait_buckets(const int64_t **bounds, const uint64_t **hist,
+    int64_t *sum)
+{
+	*bounds = wait_bounds;
+	*hist = claim_wait_hist;
+	*sum = claim_wait_sum;
+	return (NWAIT_BOUNDS);
+}
+
+void
+api_task_heartbeat(struct http_request *req, const struct route_params *a)
+{
+	wcall_start(req, a, WCALL_HEARTBEAT);
+}
+
+void
+api_task_complete(struct http_request *req, const struct route_params *a)
+{
+	wcall_start(req, a, WCALL_COMPLETE);
+}
+
+void
+api_task_fail(struct http_request *req, const struct route_params *a)
+{
+	wcall_start(req, a, WCALL_FAIL);
+}
+
+void
+api_task_release(struct http_request *req, const struct route_params *a)
+{
+	wcall_start(req, a, WCALL_RELEASE);
+}
+
+/*
+ * Check a call's body whole (nothing is applied if any field is wrong),
+ * then find the task: in memory (a lease that holds always is), else
+ * read (a repeat after the end, a stale token).
+ */
+static void
+wcall_start(struct http_request *req, const struct route_params *args,
+    enum wcall call)
+{
+	static const char *const keys[][7] = {
+		{ "token", "lease", "progress", "checkpoint", "log", NULL },
+		{ "token", "result", NULL },
+		{ "token", "error", "retry", "retry_after", NULL },
+		{ "token", "delay", NULL },
+	};
+	struct wreq	*w;
+	struct problem	 p;
+	struct task	*t;
+	json_t		*o, *v, *e;
+	const char	*s;
+	int64_t		 us;
+	size_t		 i, n;
+
+	if (api_query_check(req, (const char *const []){ NULL }) != 0)
+		return;
+	if ((o = body_object(req)) == NULL)
+		return;
+	if (body_keys(req, o, keys[call]) != 0)
+		goto out;
+	v = json_object_get(o, "token");
+	if (!json_is_string(v) || json_string_length(v) == 0 ||
+	    json_string_length(v) > 256) {
+		problem_set(&p, 400, v == NULL ? "missing-field" :
+		    "invalid-field", "/token", "token is the string the claim "
+		    "answered with");
+		goto bad;
+	}
+	switch (call) {
+	case WCALL_HEARTBEAT:
+		if (field_seconds(req, o, "lease",
+		    (double)LEASE_MIN / USEC_PER_SEC,
+		    (double)LEASE_MAX / USEC_PER_SEC, 0, &us) != 0)
+			goto out;
+		v = json_object_get(o, "log");
+		if (v != NULL && !json_is_null(v)) {
+			if (!json_is_array(v) ||
+			    json_array_size(v) > LOG_LINES_MAX) {
+				problem_set(&p, 400, "invalid-field", "/log",
+				    "log is an array of at most %d strings",
+				    LOG_LINES_MAX);
+				goto bad;
+			}
+			json_array_foreach(v, i, e) {
+				if (!json_is_string(e) ||
+				    json_string_length(e) > LOG_LINE_MAX) {
+					problem_set(&p, 400, "invalid-field",
+					    "", "each log line is a string of "
+					    "at most %d bytes", LOG_LINE_MAX);
+					snprintf(p.field, sizeof p.field,
+					    "/log/%zu", i);
+					goto bad;
+				}
+			}
+		}
+		v = json_object_get(o, "progress");
+		if (v != NULL && !json_is_null(v) && !json_is_object(v)) {
+			problem_set(&p, 400, "invalid-field", "/progress",
+			    "progress is an object, such as {\"current\": 3, "
+			    "\"total\": 10, \"unit\": \"items\"}");
+			goto bad;
+		}
+		break;
+	case WCALL_COMPLETE:
+		break;
+	case WCALL_FAIL:
+		e = json_object_get(o, "error");
+		if (!json_is_object(e)) {
+			problem_set(&p, 400, e == NULL ? "missing-field" :
+			    "invalid-field", "/error", "error is an object: "
+			    "{\"code\": ..., \"message\": ...}");
+			goto bad;
+		}
+		v = json_object_get(e, "code");
+		s = json_string_value(v);
+		n = s != NULL ? json_string_length(v) : 0;
+		for (i = 0; i < n; i++) {
+			if (!(s[i] >= 'a' && s[i] <= 'z') &&
+			    !(s[i] >= '0' && s[i] <= '9') && s[i] != '_')
+				break;
+		}
+		if (s == NULL || n == 0 || n > ERROR_CODE_MAX || i != n) {
+			problem_set(&p, 400, v == NULL ? "missing-field" :
+			    "invalid-field", "/error/code", "error.code is "
+			    "1 to %d of a-z, 0-9 and '_', such as "
+			    "\"bad_input\"", ERROR_CODE_MAX);
+			goto bad;
+		}
+		v = json_object_get(e, "message");
+		if (v != NULL && !json_is_string(v)) {
+			problem_set(&p, 400, "invalid-field", "/error/message",
+			    "error.message is a string");
+			goto bad;
+		}
+		v = json_object_get(o, "retry");
+		if (v != NULL && !json_is_boolean(v) && !json_is_null(v)) {
+			problem_set(&p, 400, "invalid-field", "/retry",
+			    "retry is true or false");
+			goto bad;
+		}
+		if (field_seconds(req, o, "retry_after", 0, COROD_MAX_SECONDS,
+		    0, &us) != 0)
+			goto out;
+		break;
+	case WCALL_RELEASE:
+		if (field_seconds(req, o, "delay", 0, COROD_MAX_SECONDS, 0,
+		    &us) != 0)
+			goto out;
+		break;
+	}
+
+	w = xcalloc(1, sizeof *w);
+	w->req = req;
+	w->call = call;
+	w->id = route_param_int(args, "id");
+	w->body = o;
+	w->token = xstrdup(json_string_value(json_object_get(o, "token")));
+	req->data = w;
+	req->on_gone = wcall_gone;
+	req->on_free = wcall_gone;
+	if ((t = task_lookup(w->id)) != NULL) {
+		task_ref(t);
+		wcall_act(w, t);
+		task_unref(t);
+		return;
+	}
+	w->rreq = req;
+	http_read_begin(req);
+	db_task_get(corod_db, w->id, &w->row, wcall_read_done, w);
+	http_read_hold(req);
+	return;
+bad:
+	http_respond_problem(req, &p);
+out:
+	json_decref(o);
+}
+
+static void
+wcall_read_done(void *arg, int rc)
+{
+	struct wreq		*w = arg;
+	struct http_request	*req = w->rreq;
+	struct problem		 p;
+	struct task		*t;
+
+	w->rreq = NULL;
+	if (w->req == NULL || !http_read_wanted(req)) {
+		/* the client left (or was answered): nothing to do */
+		task_row_free(&w->row);
+		if (w->req != NULL)
+			req->data = NULL;
+		wcall_free(w);
+		goto out;
+	}
+	if (rc != 1) {
+		task_row_free(&w->row);
+		if (rc == 0)
+			problem_set(&p, 404, "not-found", NULL, "no task %"
+			    PRId64, w->id);
+		else
+			store_problem(&p, "nothing was changed; repeat the "
+			    "call");
+		req->data = NULL;
+		req->on_gone = req->on_free = NULL;
+		http_respond_problem(req, &p);
+		wcall_free(w);
+		goto out;
+	}
+	/* in memory meanwhile?  That one is the truth */
+	if ((t = task_lookup(w->id)) == NULL)
+		t = task_from_row(&w->row);
+	task_row_free(&w->row);
+	task_ref(t);
+	wcall_act(w, t);
+	task_unref(t);
+out:
+	http_read_end(req);
+}
+
+/*
+ * The task is found: check the token and act, or answer why not.  The
+ * lease that holds acts and answers after the commit.
+ */
+static void
+wcall_act(struct wreq *w, struct task *t)
+{
+	struct http_request	*req = w->req;
+	struct problem		 p;
+	char			*content;
+	int			 lease;
+	static const int	 ends[] = { -1, LEASE_COMPLETED, LEASE_FAILED,
+	    LEASE_RELEASED };
+
+	if (!auth_queue_allowed(req, t->row.queue)) {
+		req->data = NULL;
+		req->on_gone = req->on_free = NULL;
+		auth_forbid_queue(req, t->row.queue, NULL);
+		wcall_free(w);
+		return;
+	}
+	if (!t->kind->worker) {
+		problem_set(&p, 409, "not-external", NULL, "task %" PRId64
+		    " is a %s task: no worker holds it", t->row.id,
+		    t->row.kind);
+		goto refuse;
+	}
+	lease = external_token(&t->row, w->token);
+	if (lease == LEASE_HELD) {
+		if (t->row.worker != NULL)
+			worker_seen(t->row.worker, NULL);
+		if (wcall_apply(w, t) != 0)
+			return;		/* answered (a bad field) */
+		w->t = t;
+		task_ref(t);
+		commit_after(wcall_committed, w);
+		http_suspend(req);
+		return;
+	}
+	if (lease > 0 && lease == ends[w->call]) {
+		/* the same call again: its outcome stands */
+		req->data = NULL;
+		req->on_gone = req->on_free = NULL;
+		respond_row(req, 200, &t->row);
+		wcall_free(w);
+		return;
+	}
+	if (lease < 0)
+		problem_set(&p, 409, "lease-lost", NULL, "this token does not "
+		    "hold task %" PRId64 "'s lease (another claim holds or "
+		    "held it since); what it carried is discarded",
+		    t->row.id);
+	else
+		problem_set(&p, 409, "lease-lost", NULL, "the lease of this "
+		    "token on task %" PRId64 " has ended (%s); what it carried "
+		    "is discarded", t->row.id, lease_end_name(lease));
+	if (w->call != WCALL_HEARTBEAT || json_object_size(w->body) > 1) {
+		json_object_del(w->body, "token");
+		content = json_dumps(w->body, JSON_COMPACT);
+		external_late(t, wcall_names[w->call], lease < 0 ?
+		    "not this task's lease" : lease_end_name(lease), content);
+		free(content);
+	}
+refuse:
+	req->data = NULL;
+	req->on_gone = req->on_free = NULL;
+	http_respond_problem(req, &p);
+	wcall_free(w);
+}
+
+/* Do what the call says (the lease holds); -1 if answered instead. */
+static int
+wcall_apply(struct wreq *w, struct task *t)
+{
+	struct task_failure	 f;
+	json_t			*o = w->body, *v, *e;
+	char			*text;
+	const char		*s;
+	int64_t			 us = 0, now = time_now();
+	size_t			 i;
+
+	switch (w->call) {
+	case WCALL_HEARTBEAT:
+		if ((v = json_object_get(o, "lease")) != NULL &&
+		    json_is_number(v))
+			us = (int64_t)(json_number_value(v) * USEC_PER_SEC);
+		if ((v = json_object_get(o, "progress")) != NULL &&
+		    json_is_object(v)) {
+			text = json_dumps(v, JSON_COMPACT | COROD_JSON_REALS);
+			task_progress(t, text);
+			free(text);
+		}
+		if ((v = json_object_get(o, "checkpoint")) != NULL) {
+			text = json_is_null(v) ? NULL : json_dumps(v,
+			    JSON_COMPACT | COROD_JSON_REALS | JSON_ENCODE_ANY);
+			task_checkpoint(t, text);
+			free(text);
+		}
+		if ((v = json_object_get(o, "log")) != NULL) {
+			json_array_foreach(v, i, e)
+				task_log_text(t, now, json_string_value(e),
+				    json_string_length(e));
+		}
+		external_heartbeat(t, us);
+		break;
+	case WCALL_COMPLETE:
+		v = json_object_get(o, "result");
+		external_complete(t, v != NULL ? json_incref(v) : NULL);
+		break;
+	case WCALL_FAIL:
+		e = json_object_get(o, "error");
+		memset(&f, 0, sizeof f);
+		f.code = json_string_value(json_object_get(e, "code"));
+		s = json_string_value(json_object_get(e, "message"));
+		f.message = s != NULL ? s : "(no message)";
+		/* the rest of the error object is kept with it */
+		f.detail = json_deep_copy(e);
+		if ((v = json_object_get(o, "retry_after")) != NULL &&
+		    json_is_number(v))
+			f.retry_after = (int64_t)(json_number_value(v) *
+			    USEC_PER_SEC);
+		v = json_object_get(o, "retry");
+		external_fail(t, &f, v == NULL || json_is_null(v) ||
+		    json_is_true(v));
+		break;
+	case WCALL_RELEASE:
+		if ((v = json_object_get(o, "delay")) != NULL &&
+		    json_is_number(v))
+			us = (int64_t)(json_number_value(v) * USEC_PER_SEC);
+		external_release(t, us);
+		break;
+	}
+	return (0);
+}
+
+/* The call's change is committed: answer. */
+static void
+wcall_committed(void *arg, int ok)
+{
+	struct wreq		*w = arg;
+	struct http_request	*req = w->req;
+	struct problem		 p;
+	struct buf		 b = { NULL, 0, 0 };
+	struct task		*t = w->t;
+	char			 tm[TIME_STRLEN], *body;
+	size_t			 len;
+
+	if (req == NULL)
+		goto out;
+	req->data = NULL;
+	req->on_gone = req->on_free = NULL;
+	if (!ok) {
+		store_problem(&p, "the call is not stored yet (it may not "
+		    "survive a restart); repeat it");
+		http_respond_problem(req, &p);
+		goto out;
+	}
+	if (w->call != WCALL_HEARTBEAT) {
+		respond_row(req, 200, &t->row);
+		goto out;
+	}
+	/* still held: its end; ended meanwhile (a revoke): now */
+	buf_puts(&b, "{\"expires_at\":\"");
+	buf_puts(&b, time_format(external_token(&t->row, w->token) ==
+	    LEASE_HELD ? t->row.wlease_until : time_now(), tm));
+	buf_puts(&b, t->row.cancel_requested ? "\",\"cancel_requested\":true}" :
+	    "\",\"cancel_requested\":false}");
+	body = buf_steal(&b, &len);
+	http_respond_text(req, 200, "application/json", body, len);
+out:
+	task_unref(t);
+	w->t = NULL;
+	wcall_free(w);
+}
+
+/* The client left: the change goes on, the answer goes nowhere. */
+static void
+wcall_gone(struct http_request *req)
+{
+	struct wreq	*w = req->data;
+
+	if (w == NULL)
+		return;
+	req->data = NULL;
+	req->on_gone = req->on_free = NULL;
+	w->req = NULL;
+	/* its read or commit, out, frees it when done */
+}
+
+static void
+wcall_free(struct wreq *w)
+{
+	json_decref(w->body);
+	free(w->token);
+	free(w);
+}
+
+/* A task as the answer, with its ETag. */
+static void
+respond_row(struct http_request *req, unsigned int status,
+    const struct task_row *row)
+{
+	struct buf	 b = { NULL, 0, 0 };
+	char		 etag[32], *body;
+	size_t		 len;
+
+	task_render(&b, row, NULL, 0);
+	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", row->version);
+	http_add_header(req, "ETag", etag);
+	body = buf_steal(&b, &len);
+	http_respond_text(req, status, "application/json", body, len);
+}
+
+/* GET /v1/workers */
+static void
+worker_render(void *arg, const struct worker_seen *w)
+{
+	struct buf	*b = arg;
+	const char	*p, *sp;
+	char		 tm[TIME_STRLEN];
+
+	buf_puts(b, b->len > 13 ? ",{\"name\":" : "{\"name\":");
+	buf_json_string(b, w->name, strlen(w->name));
+	buf_puts(b, ",\"queues\":[");
+	for (p = w->queues; *p != '\0'; p = *sp == ' ' ? sp + 1 : sp) {
+		if ((sp = strchr(p, ' ')) == NULL)
+			sp = p + strlen(p);
+		if (p != w->queues)
+			buf_puts(b, ",");
+		buf_json_string(b, p, (size_t)(sp - p));
+	}
+	buf_puts(b, "],\"claims\":");
+	buf_add_int(b, w->claims);
+	buf_puts(b, ",\"claims_total\":");
+	buf_add_int(b, (int64_t)w->claims_total);
+	buf_puts(b, ",\"last_seen\":\"");
+	buf_puts(b, time_format(w->last_seen, tm));
+	buf_puts(b, "\"}");
+}
+
+void
+api_workers(struct http_request *req)
+{
+	struct buf	 b = { NULL, 0, 0 };
+	char		*body;
+	size_t		 len;
+
+	if (api_query_check(req, (const char *const []){ NULL }) != 0)
+		return;
+	buf_puts(&b, "{\"workers\":[");
+	workers_each(worker_render, &b);
+	buf_puts(&b, "]}");
+	body = buf_steal(&b, &len);
+	http_respond_text(req, 200, "application/json", body, len);
+}

@@ -1,0 +1,371 @@
+/*
+ * workers.c -- the worker queues and the workers seen.
+ *
+ * A queue exists in memory while it has something: due external tasks
+ * in its ready heap (priority, then run_at, then id, as the scheduler's
+ * pools), claims waiting in its list (first come, first served: twenty
+ * workers on one queue take turns), or both for an instant.  It is made
+ * by the first task or claim that names it and freed when it has
+ * neither, so claims on any number of names cost only while they wait.
+ *
+ * A task made ready or a claim made to wait marks its queue; at the end
+ * of the turn (queue_dispatch, from loop_turn_end before the bodies run
+ * and the commit) each marked queue hands its best tasks to its oldest
+ * claims, up to each claim's max, leased to it (external_lease).  Done
+ * at the end of the turn, a burst of submissions goes to a batch claim
+ * whole rather than one task to the first claim, and the leases are in
+ * the turn's one commit.  The claim's owner (api/workers.c) answers
+ * after that commit.
+ *
+ * The workers seen (GET /v1/workers) are kept by name: when each was
+ * last heard of, the queues it claimed from, the leases it holds.  One
+ * idle for WORKER_FORGET is forgotten; there are at most WORKERS_MAX,
+ * the longest idle forgotten first.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heap.h"
+
+#define QUEUE_BUCKETS	1024
+#define WORKERS_MAX	10000
+#define WORKER_FORGET	(600 * USEC_PER_SEC)
+
+struct wqueue {
+	char			 name[65];
+	struct heap		 ready;
+	TAILQ_HEAD(, claim)	 claims;
+	size_t			 nclaims;
+	int			 marked;
+	struct wqueue		*hnext;
+	LIST_ENTRY(wqueue)	 mark_entry;
+};
+
+struct worker_ent {
+	struct worker_seen	 w;
+	struct worker_ent	*hnext;
+	TAILQ_ENTRY(worker_ent)	 lru;
+};
+
+static struct wqueue	*queues[QUEUE_BUCKETS];
+static LIST_HEAD(, wqueue) marked = LIST_HEAD_INITIALIZER(marked);
+static size_t		 nready, nclaims;
+
+static struct worker_ent *workers[QUEUE_BUCKETS];
+static TAILQ_HEAD(, worker_ent) worker_lru = TAILQ_HEAD_INITIALIZER(worker_lru);
+static size_t		 nworkers;
+
+uint64_t	 workers_claimed_total, workers_expired_total,
+		 workers_late_total;
+
+static uint32_t		 name_hash(const char *);
+static struct wqueue	*queue_get(const char *, int);
+static void		 queue_mark(struct wqueue *);
+static void		 queue_gc(struct wqueue *);
+static struct worker_ent *worker_get(const char *, int);
+static void		 worker_forget(struct worker_ent *);
+
+static uint32_t
+name_hash(const char *s)
+{
+	uint32_t	h = 2166136261u;
+
+	while (*s != '\0')
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return (h);
+}
+
+/* Let go of everything (at exit): tasks leave their heaps, claims are
+ * their owners' (api/ has answered them). */
+void
+workers_shutdown(void)
+{
+	struct wqueue		*q;
+	struct worker_ent	*w;
+	size_t			 i;
+
+	for (i = 0; i < QUEUE_BUCKETS; i++) {
+		while ((q = queues[i]) != NULL) {
+			queues[i] = q->hnext;
+			heap_release(&q->ready, TASKF_WREADY);
+			free(q);
+		}
+	}
+	LIST_INIT(&marked);
+	nready = nclaims = 0;
+	while ((w = TAILQ_FIRST(&worker_lru)) != NULL)
+		worker_forget(w);
+}
+
+/* The queue of this name; made if make, else NULL when it has none. */
+static struct wqueue *
+queue_get(const char *name, int make)
+{
+	struct wqueue	*q;
+	uint32_t	 b = name_hash(name) % QUEUE_BUCKETS;
+
+	for (q = queues[b]; q != NULL; q = q->hnext) {
+		if (strcmp(q->name, name) == 0)
+			return (q);
+	}
+	if (!make)
+		return (NULL);
+	q = xcalloc(1, sizeof *q);
+	snprintf(q->name, sizeof q->name, "%s", name);
+	q->ready.by_priority = 1;
+	TAILQ_INIT(&q->claims);
+	q->hnext = queues[b];
+	queues[b] = q;
+	return (q);
+}
+
+/* Free a queue with nothing in it. */
+static void
+queue_gc(struct wqueue *q)
+{
+	struct wqueue	**pp;
+
+	if (q->ready.n > 0 || q->nclaims > 0 || q->marked)
+		return;
+	for (pp = &queues[name_hash(q->name) % QUEUE_BUCKETS]; *pp != NULL;
+	    pp = &(*pp)->hnext) {
+		if (*pp == q) {
+			*pp = q->hnext;
+			break;
+		}
+	}
+	free(q->ready.v);
+	free(q);
+}
+
+static void
+queue_mark(struct wqueue *q)
+{
+	if (q->marked)
+		return;
+	q->marked = 1;
+	LIST_INSERT_HEAD(&marked, q, mark_entry);
+}
+
+/* A due external task: into its queue's ready heap. */
+void
+queue_ready(struct task *t)
+{
+	struct task_int	*ti = task_int(t);
+	struct wqueue	*q;
+
+	if (ti->flags & TASKF_WREADY)
+		return;
+	q = queue_get(t->row.queue != NULL ? t->row.queue : QUEUE_DEFAULT, 1);
+	heap_push(&q->ready, ti);
+	ti->flags |= TASKF_WREADY;
+	nready++;
+	if (q->nclaims > 0)
+		queue_mark(q);
+}
+
+/* Out of its queue's ready heap (canceled, deleted, freed). */
+void
+queue_unready(struct task *t)
+{
+	struct task_int	*ti = task_int(t);
+	struct wqueue	*q;
+
+	if (!(ti->flags & TASKF_WREADY))
+		return;
+	q = queue_get(t->row.queue != NULL ? t->row.queue : QUEUE_DEFAULT, 0);
+	if (q == NULL)
+		fatalx("%s: task %lld has no queue %s", __func__,
+		    (long long)t->row.id, t->row.queue);
+	ti->flags &= ~TASKF_WREADY;
+	heap_del(&q->ready, ti);
+	nready--;
+	queue_gc(q);
+}
+
+/* A claim waits for tasks of its queue (served at the turn's end). */
+void
+queue_wait(struct claim *c)
+{
+	struct wqueue	*q = queue_get(c->queue, 1);
+
+	TAILQ_INSERT_TAIL(&q->claims, c, entry);
+	q->nclaims++;
+	nclaims++;
+	c->waiting = 1;
+	if (q->ready.n > 0)
+		queue_mark(q);
+}
+
+/* A claim no longer waits (its time is up, its worker left). */
+void
+queue_unwait(struct claim *c)
+{
+	struct wqueue	*q;
+
+	if (!c->waiting)
+		return;
+	if ((q = queue_get(c->queue, 0)) == NULL)
+		fatalx("%s: no queue %s", __func__, c->queue);
+	TAILQ_REMOVE(&q->claims, c, entry);
+	c->waiting = 0;
+	q->nclaims--;
+	nclaims--;
+	queue_gc(q);
+}
+
+/*
+ * The turn's end: every marked queue serves its claims in order, each
+ * with up to its max of the best ready tasks, leased to it.
+ */
+void
+queue_dispatch(void)
+{
+	struct wqueue	*q;
+	struct claim	*c;
+	struct task	*got[100];
+	struct task_int	*ti;
+	size_t		 n;
+
+	while ((q = LIST_FIRST(&marked)) != NULL) {
+		LIST_REMOVE(q, mark_entry);
+		q->marked = 0;
+		while (q->ready.n > 0 && (c = TAILQ_FIRST(&q->claims)) != NULL) {
+			TAILQ_REMOVE(&q->claims, c, entry);
+			c->waiting = 0;
+			q->nclaims--;
+			nclaims--;
+			for (n = 0; n < (size_t)c->max && n < 100 &&
+			    q->ready.n > 0; n++) {
+				ti = q->ready.v[0].ti;
+				ti->flags &= ~TASKF_WREADY;
+				heap_del(&q->ready, ti);
+				nready--;
+				got[n] = &ti->pub;
+				external_lease(got[n], c->worker, c->lease);
+			}
+			workers_claimed_total += n;
+			c->served(c, got, n);
+		}
+		queue_gc(q);
+	}
+}
+
+size_t
+queue_ready_count(void)
+{
+	return (nready);
+}
+
+size_t
+queue_claims_waiting(void)
+{
+	return (nclaims);
+}
+
+/* The worker of this name, made if make (the longest idle forgotten if
+ * there are too many). */
+static struct worker_ent *
+worker_get(const char *name, int make)
+{
+	struct worker_ent	*w;
+	uint32_t		 b = name_hash(name) % QUEUE_BUCKETS;
+	int64_t			 now = time_now();
+
+	for (w = workers[b]; w != NULL; w = w->hnext) {
+		if (strcmp(w->w.name, name) == 0)
+			return (w);
+	}
+	if (!make)
+		return (NULL);
+	/* the list is by last_seen: forget from its head */
+	while ((w = TAILQ_FIRST(&worker_lru)) != NULL &&
+	    (nworkers >= WORKERS_MAX || (w->w.claims == 0 &&
+	    now - w->w.last_seen > WORKER_FORGET)))
+		worker_forget(w);
+	w = xcalloc(1, sizeof *w);
+	snprintf(w->w.name, sizeof w->w.name, "%s", name);
+	w->w.last_seen = now;
+	w->hnext = workers[b];
+	workers[b] = w;
+	TAILQ_INSERT_TAIL(&worker_lru, w, lru);
+	nworkers++;
+	return (w);
+}
+
+static void
+worker_forget(struct worker_ent *w)
+{
+	struct worker_ent	**pp;
+
+	for (pp = &workers[name_hash(w->w.name) % QUEUE_BUCKETS]; *pp != NULL;
+	    pp = &(*pp)->hnext) {
+		if (*pp == w) {
+			*pp = w->hnext;
+			break;
+		}
+	}
+	TAILQ_REMOVE(&worker_lru, w, lru);
+	nworkers--;
+	free(w);
+}
+
+/* A worker was heard of (a claim names its queue; other calls NULL). */
+void
+worker_seen(const char *name, const char *queue)
+{
+	struct worker_ent	*w = worker_get(name, 1);
+	size_t			 len, used;
+	const char		*p;
+
+	w->w.last_seen = time_now();
+	TAILQ_REMOVE(&worker_lru, w, lru);
+	TAILQ_INSERT_TAIL(&worker_lru, w, lru);
+	if (queue == NULL)
+		return;
+	/* "a b c": a queue not listed yet goes first, the list bounded */
+	len = strlen(queue);
+	for (p = w->w.queues; (p = strstr(p, queue)) != NULL; p += len) {
+		if ((p == w->w.queues || p[-1] == ' ') &&
+		    (p[len] == '\0' || p[len] == ' '))
+			return;
+	}
+	used = strlen(w->w.queues);
+	if (used + len + 2 > sizeof w->w.queues)
+		used = 0;
+	snprintf(w->w.queues + used, sizeof w->w.queues - used, "%s%s",
+	    used > 0 ? " " : "", queue);
+}
+
+/* A lease of this worker began (1) or ended (-1). */
+void
+worker_leased(const char *name, int d)
+{
+	struct worker_ent	*w = worker_get(name, d > 0);
+
+	if (w == NULL)
+		return;
+	w->w.claims += d;
+	if (w->w.claims < 0)
+		w->w.claims = 0;
+	if (d > 0)
+		w->w.claims_total++;
+}
+
+/* Every worker seen recently, the longest idle first. */
+void
+workers_each(void (*fn)(void *, const struct worker_seen *), void *arg)
+{
+	struct worker_ent	*w, *next;
+	int64_t			 now = time_now();
+
+	for (w = TAILQ_FIRST(&worker_lru); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, lru);
+		if (w->w.claims == 0 && now - w->w.last_seen > WORKER_FORGET) {
+			worker_forget(w);
+			continue;
+		}
+		fn(arg, &w->w);
+	}
+}
