@@ -17,8 +17,9 @@
  * without one.  A worker token (auth.c: "TOKEN worker:QUEUE ...") may use
  * only the routes marked ROUTE_WORKER, what a program working a queue
  * needs (claim, heartbeat, complete, fail, release, a task's reads); their
- * endpoints then check the task's queue (auth_queue_allowed).  The same table says whether corod may start on sockets
- * others can reach (route_serve_check, asked by http_start).
+ * endpoints then check the task's queue (auth_queue_allowed).  The same
+ * table says whether corod may start on sockets others can reach
+ * (route_serve_check, asked by http_start).
  *
  * The checks run in this order, and the first that fails answers:
  *
