@@ -58,6 +58,7 @@ enum http_method {
 	HTTP_OTHER = 128,
 };
 
+struct auth_scope;
 struct http_read;
 struct http_request;
 
@@ -90,6 +91,10 @@ struct http_request {
 	 * (api/tasks.c's, allocated by the first handler that reads). */
 	int			 reads;
 	struct http_read	*rd;
+
+	/* What its token allows (auth_check; NULL: everything, as without
+	 * tokens), held until the request is freed (auth_release). */
+	const struct auth_scope	*scope;
 };
 
 /* Start serving the sockets of a listen list (listen.c: host:port, port 0
@@ -209,9 +214,11 @@ struct route_params {
 #define ROUTE_ANYONE	0x1000		/* no token ever */
 #define ROUTE_METRICS	0x2000		/* a token unless metrics-public */
 #define ROUTE_WHO	(ROUTE_ANYONE|ROUTE_METRICS)
+/* A worker-scoped token may call it (every other route: 403 to one). */
+#define ROUTE_WORKER	0x4000
 struct route {
 	const char	*path;
-	unsigned int	 methods;	/* HTTP_* and ROUTE_ANYONE/METRICS */
+	unsigned int	 methods;	/* HTTP_*, ROUTE_ANYONE/METRICS/WORKER */
 	void		(*fn)(struct http_request *);
 	void		(*fn_args)(struct http_request *,
 			    const struct route_params *);
@@ -257,8 +264,22 @@ void		 task_render(struct buf *, const struct task_row *,
 int		 auth_load(char **);
 void		 auth_free(void);
 int		 auth_enabled(void);
-/* 1: go on; 0: answered 401 */
+/* 1: go on (req->scope set); 0: answered 401 */
 int		 auth_check(struct http_request *);
+/* Drop the request's scope: http.c, as it frees the request. */
+void		 auth_release(struct http_request *);
+/* auth.c: what the token a request presented allows (NULL: everything,
+ * as without tokens) -- set by auth_check on the request. */
+struct auth_scope;
+const struct auth_scope *http_scope(struct http_request *);
+/* 1 if the request may act on tasks of this queue (always 1 unscoped). */
+int		 auth_queue_allowed(struct http_request *, const char *);
+/* Answer 403 (problem type "forbidden", field as given, may be NULL)
+ * saying which queues this token serves; returns 0 for `return`. */
+int		 auth_forbid_queue(struct http_request *, const char *,
+		    const char *);
+/* The queues of a worker scope, "a, b", for messages. */
+const char	*auth_scope_names(const struct auth_scope *);
 
 /* workers.c: external workers' calls */
 void		 api_queue_claim(struct http_request *,

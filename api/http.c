@@ -1296,6 +1296,7 @@ http_ctx_free(struct http_ctx *ctx, int ok)
 		req->on_free(req);
 	if (http_read_clear_hook != NULL)
 		http_read_clear_hook(req);
+	auth_release(req);
 	log_debug("%s %s %u%s (%lld us)", http_method_name(req->method),
 	    req->url, req->answered ? req->status : 0, ok ? "" : " aborted",
 	    (long long)(time_mono() - req->started));

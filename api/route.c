@@ -14,8 +14,12 @@
  * one that anyone may use (the dashboard, /healthz) and ROUTE_METRICS one
  * that needs a token unless metrics-public.  A path under /v1 that no
  * route knows needs a token too, so that an unknown path tells nothing
- * without one.  The same table says whether corod may start on sockets
- * others can reach (route_serve_check, asked by http_start).
+ * without one.  A worker token (auth.c: "TOKEN worker:QUEUE ...") may use
+ * only the routes marked ROUTE_WORKER, what a program working a queue
+ * needs (claim, heartbeat, complete, fail, release, a task's reads); their
+ * endpoints then check the task's queue (auth_queue_allowed).  The same
+ * table says whether corod may start on sockets others can reach
+ * (route_serve_check, asked by http_start).
  *
  * The checks run in this order, and the first that fails answers:
  *
@@ -26,6 +30,7 @@
  *		/v1) needs one, and the request has none of the tokens
  *	404	no shape matches the path
  *	405	the shape matches, the method does not (Allow lists them)
+ *	403	a worker token, and the route is not marked ROUTE_WORKER
  *	403	a state-changing request (POST, PUT, PATCH, DELETE) from another
  *		origin, unless cfg->allow_origin names it
  *	415	a state-changing request whose body (or Content-Type) is not
@@ -92,10 +97,12 @@ static const struct route route_table[] = {
 	{ "/healthz", HTTP_GET|HTTP_HEAD|ROUTE_ANYONE, api_healthz, NULL },
 	{ "/v1/tasks", HTTP_GET|HTTP_HEAD, api_tasks_list, NULL },
 	{ "/v1/tasks", HTTP_POST, api_tasks_submit, NULL },
-	{ "/v1/tasks/{id}", HTTP_GET|HTTP_HEAD, NULL, api_task_get },
+	{ "/v1/tasks/{id}", HTTP_GET|HTTP_HEAD|ROUTE_WORKER, NULL,
+	    api_task_get },
 	{ "/v1/tasks/{id}", HTTP_DELETE, NULL, api_task_delete },
 	{ "/v1/tasks/{id}/cancel", HTTP_POST, NULL, api_task_cancel },
-	{ "/v1/tasks/{id}/log", HTTP_GET|HTTP_HEAD, NULL, api_task_log },
+	{ "/v1/tasks/{id}/log", HTTP_GET|HTTP_HEAD|ROUTE_WORKER, NULL,
+	    api_task_log },
 	{ "/v1/events", HTTP_GET|HTTP_HEAD, api_events, NULL },
 	{ "/v1/kinds", HTTP_GET|HTTP_HEAD, api_kinds, NULL },
 	{ "/v1/queues/{queue}/claim", HTTP_POST, NULL, api_queue_claim },
@@ -127,6 +134,7 @@ static int	 route_json_type(const char *);
 static int	 route_check_type(struct http_request *, struct problem *);
 static void	 route_not_found(const struct route *, size_t,
 		     struct http_request *);
+static void	 route_forbid_worker(struct http_request *);
 
 /*
  * Does path match the shape pattern?  Each "{name}" of the pattern takes
@@ -691,6 +699,22 @@ route_not_found(const struct route *table, size_t count,
 	http_respond_problem(req, &p);
 }
 
+/* 403: a worker token asked for a route it may not use. */
+static void
+route_forbid_worker(struct http_request *req)
+{
+	struct problem	 p;
+	char		 method[16], q[300];
+
+	route_allow((unsigned int)req->method, method, sizeof method);
+	route_quote(q, sizeof q, req->url, strlen(req->url));
+	problem_set(&p, 403, "forbidden", NULL, "this is a worker token "
+	    "limited to queues %s: it may claim, heartbeat, complete, fail, "
+	    "release and read their tasks, not %s %s",
+	    auth_scope_names(http_scope(req)), method, q);
+	http_respond_problem(req, &p);
+}
+
 /*
  * Who may send a request for url, whose shape the routes with these
  * methods (their union, 0 if none) have: ROUTE_ANYONE, ROUTE_METRICS, or
@@ -796,6 +820,11 @@ route_dispatch(const struct route *table, size_t count,
 		    "%s takes only %s", q, allow);
 		p.allow = allow;
 		http_respond_problem(req, &p);
+		return;
+	}
+	/* Set by auth_check: a route anyone may use leaves it NULL. */
+	if (http_scope(req) != NULL && (r->methods & ROUTE_WORKER) == 0) {
+		route_forbid_worker(req);
 		return;
 	}
 

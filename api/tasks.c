@@ -882,7 +882,9 @@ task_get_answer(struct http_request *req, int64_t id)
 	struct task		*t;
 
 	rd->id = id;
-	if (http_header(req, "If-None-Match") != NULL) {
+	/* a worker token is not told a version before the queue is known */
+	if (http_header(req, "If-None-Match") != NULL &&
+	    http_scope(req) == NULL) {
 		if ((t = task_lookup(id)) == NULL) {
 			http_read_begin(req);
 			db_task_version(corod_db, id, &rd->version,
@@ -959,6 +961,11 @@ get_row_done(void *arg, int rc)
 		http_respond_problem(req, &p);
 		goto out;
 	}
+	if (!auth_queue_allowed(req, rd->row.queue)) {
+		task_row_free(&rd->row);
+		auth_forbid_queue(req, NULL, NULL);
+		goto out;
+	}
 	rd->version = rd->row.version;
 	if (get_not_modified(req))
 		task_row_free(&rd->row);
@@ -1018,6 +1025,11 @@ wait_row_done(void *arg, int rc)
 
 	if (!http_read_wanted(req))
 		goto out;
+	if (rc == 1 && !auth_queue_allowed(req, rd->row.queue)) {
+		task_row_free(&rd->row);
+		auth_forbid_queue(req, NULL, NULL);
+		goto out;
+	}
 	same = rc == 1 && rd->row.version == rd->version;
 	task_row_free(&rd->row);
 	if (!same) {
@@ -1502,7 +1514,9 @@ log_row_done(void *arg, int rc)
 	struct http_read	*rd = rd_of(req);
 	struct follower		*f;
 	struct problem		 p;
+	int			 allowed;
 
+	allowed = rc != 1 || auth_queue_allowed(req, rd->row.queue);
 	task_row_free(&rd->row);
 	if (!http_read_wanted(req))
 		goto out;
@@ -1510,6 +1524,10 @@ log_row_done(void *arg, int rc)
 		problem_set(&p, 404, "not-found", NULL, "no task %" PRId64,
 		    rd->id);
 		http_respond_problem(req, &p);
+		goto out;
+	}
+	if (!allowed) {
+		auth_forbid_queue(req, NULL, NULL);
 		goto out;
 	}
 

@@ -194,6 +194,15 @@ route_serve_check(const char *exposed, char **cause)
 	return (-1);
 }
 
+/* spec.c is not linked: auth.c's check of a token file's queue names,
+ * which this test never loads. */
+int
+spec_queue_ok(const char *s, size_t len)
+{
+	(void)s;
+	return (len > 0);
+}
+
 /* The test's routes, in place of route.c. */
 void
 route_request(struct http_request *req)

@@ -141,12 +141,16 @@ api_tasks_submit(struct http_request *req)
 	called = "submit";
 }
 
+/* What the endpoint would allow the request (auth_queue_allowed). */
+static int		 called_q1, called_q3;
+
 void
 api_task_get(struct http_request *req, const struct route_params *a)
 {
-	(void)req;
 	called = "get";
 	called_id = route_param_int(a, "id");
+	called_q1 = auth_queue_allowed(req, "q1");
+	called_q3 = auth_queue_allowed(req, "q3");
 }
 
 void
@@ -207,6 +211,7 @@ route(enum http_method m, const char *url, size_t len, ...)
 	answered_allow[0] = '\0';
 	answered_challenge[0] = '\0';
 	route_request(&f.req);
+	auth_release(&f.req);
 	if (called != NULL && nanswers == 0)
 		return (called);
 	if (called == NULL && nanswers == 1) {
@@ -742,6 +747,141 @@ test_auth(void)
 	auth_free();
 }
 
+/*
+ * spec.c is not linked: its rule for a queue name, which auth.c checks a
+ * worker token's queues with (1 to QUEUE_NAME_MAX of a-z 0-9 _ . -).
+ */
+int
+spec_queue_ok(const char *s, size_t len)
+{
+	size_t	i;
+
+	if (len == 0 || len > QUEUE_NAME_MAX)
+		return (0);
+	for (i = 0; i < len; i++) {
+		if (strchr("abcdefghijklmnopqrstuvwxyz0123456789_.-", s[i]) ==
+		    NULL || s[i] == '\0')
+			return (0);
+	}
+	return (1);
+}
+
+#define FULL	"Bearer full-token-0123456789"
+#define WORKER	"Bearer worker-token-0123456789"
+
+/* Worker tokens: only ROUTE_WORKER routes, only their queues; reloads. */
+static void
+test_scope(void)
+{
+	struct fake	 f;
+	char		 why[512];
+
+	ok(load("full-token-0123456789\n"
+	    "  worker-token-0123456789 \tworker:q1   q2 q1 \n", 0600, why,
+	    sizeof why) == 0, "a full and a worker token load (%s)", why);
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization", FULL, NULL),
+	    "list", "the full token lists");
+	is_str(route(HTTP_GET, "/v1/tasks/7", 0, "Authorization", FULL, NULL),
+	    "get", "... and reads a task");
+	ok(called_q1 && called_q3, "... of any queue");
+	is_str(route(HTTP_GET, "/v1/tasks/7", 0, "Authorization", WORKER,
+	    NULL), "get", "the worker token reads a task");
+	ok(called_q1 && !called_q3, "... of its queues only (q1, not q3)");
+	is_str(route(HTTP_HEAD, "/v1/tasks/7/log", 0, "Authorization", WORKER,
+	    NULL), "log", "... and its log (HEAD)");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization", WORKER, NULL),
+	    "403", "it may not list");
+	is_str(answered.type, "forbidden", "... a problem \"forbidden\"");
+	ok(strstr(answered.detail, "worker token") != NULL &&
+	    strstr(answered.detail, "q1, q2") != NULL &&
+	    strstr(answered.detail, "GET \"/v1/tasks\"") != NULL,
+	    "... naming its queues (once each) and what it asked");
+	diag("%s", answered.detail);
+	is_str(route(HTTP_POST, "/v1/tasks", 2, "Content-Type",
+	    "application/json", "Authorization", WORKER, NULL), "403",
+	    "... nor submit");
+	is_str(route(HTTP_POST, "/v1/tasks/7/cancel", 0, "Authorization",
+	    WORKER, NULL), "403", "... nor cancel");
+	is_str(route(HTTP_DELETE, "/v1/tasks/7", 0, "Authorization", WORKER,
+	    NULL), "403", "... nor delete");
+	is_str(route(HTTP_GET, "/v1/events", 0, "Authorization", WORKER, NULL),
+	    "403", "... nor follow the events");
+	is_str(route(HTTP_GET, "/v1/kinds", 0, "Authorization", WORKER, NULL),
+	    "403", "... nor read the kinds");
+	is_str(route(HTTP_GET, "/metrics", 0, "Authorization", WORKER, NULL),
+	    "403", "... nor /metrics");
+	test_cfg.metrics_public = 1;
+	is_str(route(HTTP_GET, "/metrics", 0, "Authorization", WORKER, NULL),
+	    "metrics", "... unless metrics-public");
+	test_cfg.metrics_public = 0;
+	is_str(route(HTTP_GET, "/healthz", 0, "Authorization", WORKER, NULL),
+	    "healthz", "/healthz is anyone's");
+	is_str(route(HTTP_GET, "/v1/nothing", 0, "Authorization", WORKER,
+	    NULL), "404", "an unknown path: 404");
+	is_str(route(HTTP_PUT, "/v1/tasks/7", 0, "Authorization", WORKER,
+	    NULL), "405", "a method no route takes: 405");
+	is_str(route(HTTP_GET, "/v1/tasks/x", 0, "Authorization", WORKER,
+	    NULL), "400", "a bad id: 400");
+
+	/* A request keeps its scope across a reload, until it is freed. */
+	memset(&f, 0, sizeof f);
+	f.req.method = HTTP_GET;
+	f.req.url = "/v1/tasks/7";
+	f.hdrs[0][0] = "Authorization";
+	f.hdrs[0][1] = WORKER;
+	called = NULL;
+	nanswers = 0;
+	route_request(&f.req);
+	ok(called != NULL && http_scope(&f.req) != NULL, "a held request "
+	    "has its scope");
+	ok(load("worker-token-0123456789 worker:q3\n", 0600, why,
+	    sizeof why) == 0, "a reload scopes the token to q3");
+	ok(auth_queue_allowed(&f.req, "q1") &&
+	    !auth_queue_allowed(&f.req, "q3"), "... the held request keeps "
+	    "the old scope");
+	auth_release(&f.req);
+	ok(http_scope(&f.req) == NULL, "... until released");
+	is_str(route(HTTP_GET, "/v1/tasks/7", 0, "Authorization", WORKER,
+	    NULL), "get", "a new request");
+	ok(!called_q1 && called_q3, "... has the new scope");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization", FULL, NULL),
+	    "401", "the full token was taken out");
+	ok(load("worker-token-0123456789\n", 0600, why, sizeof why) == 0,
+	    "a reload makes the worker token a full one");
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization", WORKER, NULL),
+	    "list", "... it lists");
+
+	ok(load("worker-token-0123456789 worker:\n", 0600, why,
+	    sizeof why) == -1 && strstr(why, ":1:") != NULL &&
+	    strstr(why, "no queue") != NULL, "worker: without a queue is "
+	    "refused (%s)", why);
+	ok(load("worker-token-0123456789 worker:   \n", 0600, why,
+	    sizeof why) == -1 && strstr(why, "no queue") != NULL,
+	    "... also with blanks after it");
+	ok(load("# a comment\nworker-token-0123456789 worker:q1 Q2\n", 0600,
+	    why, sizeof why) == -1 && strstr(why, ":2:") != NULL &&
+	    strstr(why, "\"Q2\"") != NULL, "a bad queue name is refused, "
+	    "naming the line and the name (%s)", why);
+	ok(load("worker-token-0123456789 worker:q\x01\n", 0600, why,
+	    sizeof why) == -1 && strstr(why, "\\x01") != NULL,
+	    "... quoted (%s)", why);
+	ok(load("worker-token-0123456789 admin\n", 0600, why,
+	    sizeof why) == -1 && strstr(why, ":1:") != NULL &&
+	    strstr(why, "admin") == NULL, "an unknown scope is refused, "
+	    "not echoed (%s)", why);
+	ok(load("worker-token-0123456789 Worker:q1\n", 0600, why,
+	    sizeof why) == -1, "... \"Worker:\" too (lower case only)");
+	ok(load("a-token-0123456789\nb-token-0123456789 worker:q1\n"
+	    "a-token-0123456789 worker:q2\n", 0600, why, sizeof why) == -1 &&
+	    strstr(why, ":3:") != NULL && strstr(why, "line 1") != NULL,
+	    "a token on two lines is refused (%s)", why);
+	is_str(route(HTTP_GET, "/v1/tasks", 0, "Authorization", WORKER, NULL),
+	    "list", "the refused files kept the tokens in use");
+	test_cfg.token_file = (char *)"";
+	auth_load(NULL);
+	auth_free();
+}
+
 /* --- several parameters: route_match and a table of the test's own ------ */
 
 static char	 got_name[64];
@@ -972,6 +1112,7 @@ main(void)
 	test_type();
 	test_problem();
 	test_auth();
+	test_scope();
 	test_params();
 	test_who();
 	return (done_testing());
