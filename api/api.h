@@ -295,10 +295,6 @@ void		 api_task_release(struct http_request *,
 void		 api_workers(struct http_request *);
 size_t		 claim_wait_buckets(const int64_t **, const uint64_t **,
 		    int64_t *);
-/* auth.c (until i15-auth lands) */
-int		 auth_queue_allowed(struct http_request *, const char *);
-int		 auth_forbid_queue(struct http_request *, const char *,
-		    const char *);
 
 /* health.c */
 void		 api_healthz(struct http_request *);

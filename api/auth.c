@@ -518,24 +518,3 @@ auth_forbid_queue(struct http_request *req, const char *queue,
 	http_respond_problem(req, &p);
 	return (0);
 }
-
-/* Placeholders until scoped tokens land (branch i15-auth). */
-int
-auth_queue_allowed(struct http_request *req, const char *queue)
-{
-	(void)req;
-	(void)queue;
-	return (1);
-}
-
-int
-auth_forbid_queue(struct http_request *req, const char *queue,
-    const char *field)
-{
-	struct problem	p;
-
-	problem_set(&p, 403, "forbidden", field, "this token does not serve "
-	    "queue %s", queue);
-	http_respond_problem(req, &p);
-	return (0);
-}

@@ -61,6 +61,7 @@ struct wreq {
 	char			*token;
 	struct task_row		 row;		/* read, if not in memory */
 	struct task		*t;		/* held while committing */
+	struct problem		*refused;	/* answered after its log line */
 };
 
 /* Claim wait time (µs from the claim to its answer) histogram. */
@@ -694,6 +695,14 @@ wcall_act(struct wreq *w, struct task *t)
 		external_late(t, wcall_names[w->call], lease < 0 ?
 		    "not this task's lease" : lease_end_name(lease), content);
 		free(content);
+		/* the 409 once its line is stored: a read after it sees it */
+		w->refused = xmalloc(sizeof *w->refused);
+		*w->refused = p;
+		w->t = t;
+		task_ref(t);
+		commit_after(wcall_committed, w);
+		http_suspend(req);
+		return;
 	}
 refuse:
 	req->data = NULL;
@@ -783,6 +792,10 @@ wcall_committed(void *arg, int ok)
 		goto out;
 	req->data = NULL;
 	req->on_gone = req->on_free = NULL;
+	if (w->refused != NULL) {
+		http_respond_problem(req, w->refused);
+		goto out;
+	}
 	if (!ok) {
 		store_problem(&p, "the call is not stored yet (it may not "
 		    "survive a restart); repeat it");
@@ -826,6 +839,7 @@ wcall_free(struct wreq *w)
 {
 	json_decref(w->body);
 	free(w->token);
+	free(w->refused);
 	free(w);
 }
 

@@ -177,6 +177,35 @@ api_task_log(struct http_request *req, const struct route_params *a)
 	called_id = route_param_int(a, "id");
 }
 
+/* The external workers' calls (api/workers.c). */
+#define WORKER_STUB(fn, what)						\
+void									\
+fn(struct http_request *req, const struct route_params *a)		\
+{									\
+	(void)req;							\
+	called = what;							\
+	called_id = route_param_int(a, "id");				\
+}
+WORKER_STUB(api_task_heartbeat, "heartbeat")
+WORKER_STUB(api_task_complete, "complete")
+WORKER_STUB(api_task_fail, "fail")
+WORKER_STUB(api_task_release, "release")
+
+void
+api_queue_claim(struct http_request *req, const struct route_params *a)
+{
+	(void)req;
+	(void)a;
+	called = "claim";
+}
+
+void
+api_workers(struct http_request *req)
+{
+	(void)req;
+	called = "workers";
+}
+
 /*
  * Route one request: method, url, body length and up to three header
  * pairs (name, value, ..., NULL).  Returns the endpoint called or the

@@ -440,7 +440,7 @@ test_kinds(void)
 	char		*cause = NULL;
 	size_t		 i;
 
-	is(kind_count(), 8, "eight kinds in the table");
+	is(kind_count(), 9, "nine kinds in the table");
 	for (i = 0; i < kind_count(); i++)
 		ok(stats_kind_index(kind_get(i)) == i, "%s counted at %zu",
 		    kind_get(i)->name, i);
@@ -449,7 +449,7 @@ test_kinds(void)
 	is_str(kind_pool(0)->name, "downloads", "... downloads");
 	is_str(kind_pool(1)->name, "http-requests", "... http-requests");
 	is_str(kind_names(), "echo, sleep, repeat, sequence, gather, download, "
-	    "exec, http", "kind names for problems");
+	    "exec, http, external", "kind names for problems");
 
 	/* the max-<pool> setting is made from the pool */
 	config_defaults(&c);
