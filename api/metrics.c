@@ -52,6 +52,46 @@ metrics_count_answer(struct http_request *req)
 	stats_http(req->route, (int)req->status);
 }
 
+/* External workers: claims, leases, late calls, the waiting. */
+static void
+metrics_workers(struct buf *b)
+{
+	const int64_t	*bounds;
+	const uint64_t	*hist;
+	int64_t		 sum;
+	uint64_t	 cum = 0;
+	size_t		 i, n;
+
+	counter(b, "corod_worker_claims_total", "Tasks leased to external "
+	    "workers by their claims.", workers_claimed_total);
+	counter(b, "corod_worker_leases_expired_total", "Leases of external "
+	    "workers that ran out without a heartbeat.",
+	    workers_expired_total);
+	counter(b, "corod_worker_late_calls_total", "Calls of external "
+	    "workers refused because their lease had ended (lease-lost), "
+	    "their content discarded.", workers_late_total);
+	gauge(b, "corod_worker_claims_waiting", "Claims of external workers "
+	    "waiting for a task.", (double)queue_claims_waiting());
+	gauge(b, "corod_worker_tasks_ready", "Due external tasks waiting "
+	    "for a claim.", (double)queue_ready_count());
+	n = claim_wait_buckets(&bounds, &hist, &sum);
+	help(b, "corod_worker_claim_wait_seconds", "histogram", "How long "
+	    "claims waited before their answer (tasks or none).");
+	for (i = 0; i < n; i++) {
+		cum += hist[i];
+		buf_printf(b, "corod_worker_claim_wait_seconds_bucket"
+		    "{le=\"%g\"} %llu\n", (double)bounds[i] / USEC_PER_SEC,
+		    (unsigned long long)cum);
+	}
+	cum += hist[n];
+	buf_printf(b, "corod_worker_claim_wait_seconds_bucket{le=\"+Inf\"} "
+	    "%llu\n", (unsigned long long)cum);
+	buf_printf(b, "corod_worker_claim_wait_seconds_sum %.6f\n",
+	    (double)sum / USEC_PER_SEC);
+	buf_printf(b, "corod_worker_claim_wait_seconds_count %llu\n",
+	    (unsigned long long)cum);
+}
+
 void
 api_metrics(struct http_request *req)
 {
@@ -132,6 +172,8 @@ api_metrics(struct http_request *req)
 	    (double)sched_lateness_sum / USEC_PER_SEC);
 	buf_printf(&b, "corod_scheduler_lateness_seconds_count %llu\n",
 	    (unsigned long long)cum);
+
+	metrics_workers(&b);
 
 	counter(&b, "corod_download_bytes_total", "Bytes downloads wrote to "
 	    "disk.", stats_download_bytes);

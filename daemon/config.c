@@ -149,7 +149,8 @@ static const char *const live_opts[] = {
 	"retention", "max-batch", "max-children", "max-depth", "allow-origin",
 	"max-tasks", "retention-count", "token-file", "metrics-public",
 	"allow-host", "outbound-deny", "outbound-allow", "commands-dir",
-	"exec-allow-any-path", "secrets-dir", "retry-after-max", NULL,
+	"exec-allow-any-path", "secrets-dir", "retry-after-max",
+	"cancel-grace", NULL,
 };
 
 struct config	*cfg;

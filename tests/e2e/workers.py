@@ -422,6 +422,36 @@ def workers_listed():
 
 
 @t.test(timeout=30)
+def metrics():
+    def metric(text, name):
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    before = d.request("GET", "/metrics").body
+    task = d.submit(ext("met"))
+    c = claim_one("met")
+    call(task["id"], "complete", c["token"])
+    call(task["id"], "fail", c["token"], error={"code": "late"})
+    text = d.request("GET", "/metrics").body
+    t.is_(metric(text, "corod_worker_claims_total") -
+          metric(before, "corod_worker_claims_total"), 1,
+          "corod_worker_claims_total counts the claim")
+    t.is_(metric(text, "corod_worker_late_calls_total") -
+          metric(before, "corod_worker_late_calls_total"), 1,
+          "corod_worker_late_calls_total counts the late fail")
+    t.ok(metric(text, "corod_worker_leases_expired_total") >= 2,
+         "corod_worker_leases_expired_total counts the expiries")
+    t.ok(metric(text, "corod_worker_claims_waiting") == 0 and
+         metric(text, "corod_worker_tasks_ready") is not None,
+         "the waiting claims and ready tasks are gauges")
+    t.ok(metric(text, "corod_worker_claim_wait_seconds_count") >
+         metric(before, "corod_worker_claim_wait_seconds_count"),
+         "the claim wait histogram counts the claim")
+
+
+@t.test(timeout=30)
 def bad_input():
     before = d.list_all()
     cases = [
