@@ -3,11 +3,12 @@
  * made from the kind table (daemon/kind.c), so the dashboard and other
  * clients need no list of their own.
  *
- * {"kinds": [{"name", "description", "group", "pool", "params": [{"name",
+ * {"kinds": [{"name", "description", "group", "pool", "worker", "params": [{"name",
  * "type", "required", "nullable"?, "default"?, "min"?, "max"?,
  * "min_length"?, "max_length"?, "enum"?, "unit"?, "description"}],
  * "example"}]}.  A bound the table leaves open (an integer to
- * INT64_MAX, a length of 0) is not shown.
+ * INT64_MAX, a length of 0) is not shown.  "worker": true marks a kind
+ * done by external workers, whose params are any object (none listed).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -98,6 +99,7 @@ api_kinds(struct http_request *req)
 		    NULL, "params", params);
 		if (k->pool == NULL)
 			json_object_set_new(o, "pool", json_null());
+		json_object_set_new(o, "worker", json_boolean(k->worker));
 		ex = k->example != NULL ? json_loads(k->example, 0, NULL) :
 		    NULL;
 		json_object_set_new(o, "example", ex != NULL ? ex :

@@ -202,6 +202,7 @@ api_queue_claim(struct http_request *req, const struct route_params *args)
 	struct claimreq	*cr;
 	struct problem	 p;
 	const char	*queue, *worker;
+	char		 qname[65];
 	json_t		*o, *v;
 	struct timeval	 tv;
 	int64_t		 lease, wait;
@@ -253,13 +254,14 @@ api_queue_claim(struct http_request *req, const struct route_params *args)
 	    (double)LEASE_DEFAULT / USEC_PER_SEC, &lease) != 0 ||
 	    field_seconds(req, o, "wait", 0, WAIT_MAX, 0, &wait) != 0)
 		goto out;
-	if (!auth_queue_allowed(req, queue)) {
-		auth_forbid_queue(req, queue, "/path/queue");
+	snprintf(qname, sizeof qname, "%.*s", (int)qlen, queue);
+	if (!auth_queue_allowed(req, qname)) {
+		auth_forbid_queue(req, qname, "/path/queue");
 		goto out;
 	}
 
 	cr = xcalloc(1, sizeof *cr);
-	snprintf(cr->c.queue, sizeof cr->c.queue, "%.*s", (int)qlen, queue);
+	memcpy(cr->c.queue, qname, sizeof cr->c.queue);
 	snprintf(cr->c.worker, sizeof cr->c.worker, "%s", worker);
 	cr->c.max = (int)max;
 	cr->c.lease = lease;

@@ -140,6 +140,8 @@ external_lease(struct task *t, const char *worker, int64_t lease)
 	t->row.wlease_until = time_now() + lease;
 	t->row.wend = LEASE_HELD;
 	task_start(t);
+	task_log(t, "claimed by worker %s (attempt %d, lease %.3g s)",
+	    worker, t->row.attempt, (double)lease / USEC_PER_SEC);
 	worker_leased(worker, 1);
 }
 
@@ -287,10 +289,6 @@ external_body(struct task *t)
 	char		 msg[256];
 
 	x = t->data;
-	if (t->wake == WAKE_START && t->cancel == CANCEL_NONE)
-		task_log(t, "claimed by worker %s (attempt %d, lease %.3g s)",
-		    t->row.worker, t->row.attempt,
-		    (double)t->row.wlease / USEC_PER_SEC);
 	if (t->cancel == CANCEL_TIMEOUT) {
 		task_log(t, "lease of worker %s revoked: the attempt's timeout "
 		    "passed", t->row.worker);

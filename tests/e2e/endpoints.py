@@ -945,7 +945,7 @@ def log_cap():
 # --- kinds ---------------------------------------------------------------------
 
 KINDS = ("echo", "sleep", "repeat", "sequence", "gather", "download",
-         "exec", "http")
+         "exec", "http", "external")
 
 
 @t.test(timeout=30)

@@ -175,7 +175,12 @@ def restart_and_upgrade():
     d.stop()
     con = sqlite3.connect(d.db)
     try:
-        con.executescript("DROP INDEX tasks_queue;"
+        con.executescript("ALTER TABLE tasks DROP COLUMN worker;"
+                          " ALTER TABLE tasks DROP COLUMN wtoken;"
+                          " ALTER TABLE tasks DROP COLUMN wlease;"
+                          " ALTER TABLE tasks DROP COLUMN wlease_until;"
+                          " ALTER TABLE tasks DROP COLUMN wend;"
+                          " DROP INDEX tasks_queue;"
                           " ALTER TABLE tasks DROP COLUMN queue;"
                           " PRAGMA user_version = 2;")
         version = con.execute("PRAGMA user_version").fetchone()[0]

@@ -13,8 +13,10 @@ latencies are bench/workers.py's.
 
 import json
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 
@@ -434,21 +436,77 @@ def metrics():
     c = claim_one("met")
     call(task["id"], "complete", c["token"])
     call(task["id"], "fail", c["token"], error={"code": "late"})
+    task = d.submit(ext("met", max_attempts=1))
+    claim_one("met", lease=1)
+    d.wait_for(lambda: d.get(task["id"])["state"] == "failed", scaled(10),
+               desc="a lease expires")
     text = d.request("GET", "/metrics").body
     t.is_(metric(text, "corod_worker_claims_total") -
-          metric(before, "corod_worker_claims_total"), 1,
-          "corod_worker_claims_total counts the claim")
+          metric(before, "corod_worker_claims_total"), 2,
+          "corod_worker_claims_total counts the claims")
     t.is_(metric(text, "corod_worker_late_calls_total") -
           metric(before, "corod_worker_late_calls_total"), 1,
           "corod_worker_late_calls_total counts the late fail")
-    t.ok(metric(text, "corod_worker_leases_expired_total") >= 2,
-         "corod_worker_leases_expired_total counts the expiries")
+    t.is_(metric(text, "corod_worker_leases_expired_total") -
+          metric(before, "corod_worker_leases_expired_total"), 1,
+          "corod_worker_leases_expired_total counts the expiry")
     t.ok(metric(text, "corod_worker_claims_waiting") == 0 and
          metric(text, "corod_worker_tasks_ready") is not None,
          "the waiting claims and ready tasks are gauges")
-    t.ok(metric(text, "corod_worker_claim_wait_seconds_count") >
-         metric(before, "corod_worker_claim_wait_seconds_count"),
-         "the claim wait histogram counts the claim")
+    t.is_(metric(text, "corod_worker_claim_wait_seconds_count") -
+          metric(before, "corod_worker_claim_wait_seconds_count"), 2,
+          "the claim wait histogram counts the claims")
+
+
+@t.test(timeout=60)
+def scoped_tokens():
+    full, mine = "full-token-0d9c8b7a6f5e4d3c", "worker-token-1a2b3c4d5e6f7a8b"
+    tmp = tempfile.mkdtemp(prefix="corod-wscope-")
+    try:
+        tf = os.path.join(tmp, "tokens")
+        with open(tf, "w") as f:
+            f.write("%s\n%s worker:q1\n" % (full, mine))
+        os.chmod(tf, 0o600)
+        with Corod(t, args=["--token-file", tf], name="wscope") as s:
+            s.token = full
+            a = s.submit(ext("q1"))
+            b = s.submit(ext("q2"))
+            s.token = mine
+            r = s.request("POST", "/v1/queues/q2/claim", {"worker": "x"})
+            problem(r, 403, "a worker token of q1 may not claim from q2")
+            r = s.request("POST", "/v1/queues/q1/claim", {"worker": "x"})
+            t.is_([c["task"]["id"] for c in r.body.get("claims", [])],
+                  [a["id"]], "... it claims from q1")
+            tok = r.body["claims"][0]["token"]
+            s.token = full
+            r = s.request("POST", "/v1/queues/q2/claim", {"worker": "y"})
+            tok2 = r.body["claims"][0]["token"]
+            s.token = mine
+            r = s.request("POST", "/v1/tasks/%d/heartbeat" % b["id"],
+                          {"token": tok2})
+            problem(r, 403, "... may not heartbeat a q2 task, even with its "
+                    "lease's token")
+            r = s.request("POST", "/v1/tasks/%d/complete" % b["id"],
+                          {"token": tok2})
+            problem(r, 403, "... nor complete it")
+            r = s.request("GET", "/v1/tasks/%d" % b["id"])
+            problem(r, 403, "... nor read it")
+            for path in ("/v1/workers", "/v1/tasks"):
+                problem(s.request("GET", path), 403,
+                        "... nor GET %s" % path)
+            r = s.request("POST", "/v1/tasks/%d/heartbeat" % a["id"],
+                          {"token": tok})
+            t.is_(r.status, 200, "it heartbeats its q1 task")
+            r = s.request("POST", "/v1/tasks/%d/complete" % a["id"],
+                          {"token": tok})
+            t.is_(r.body.get("state"), "succeeded", "... and completes it")
+            s.token = full
+            t.is_(s.get(b["id"])["state"], "running",
+                  "the q2 task is untouched")
+            t.is_(s.request("GET", "/v1/workers").status, 200,
+                  "the full token lists the workers")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @t.test(timeout=30)

@@ -25,7 +25,15 @@
 #include "tap.h"
 
 #define NLIST	90
-#define PLAN	176
+#define PLAN	182
+
+/* SQL that takes a file back before schema step 4 (external workers). */
+#define DROP_STEP4							\
+	"ALTER TABLE tasks DROP COLUMN worker;"				\
+	" ALTER TABLE tasks DROP COLUMN wtoken;"			\
+	" ALTER TABLE tasks DROP COLUMN wlease;"			\
+	" ALTER TABLE tasks DROP COLUMN wlease_until;"			\
+	" ALTER TABLE tasks DROP COLUMN wend; "
 
 static char	 dir[256];
 static char	 path[300];
@@ -1475,7 +1483,7 @@ test_upgrade(void)
 	db_task_insert(db, &r, 1234);
 	ok(db_commit(db) == 0, "a running row");
 	db_close(db);
-	ok(raw_exec("DROP INDEX tasks_queue;"
+	ok(raw_exec(DROP_STEP4 "DROP INDEX tasks_queue;"
 	    " ALTER TABLE tasks DROP COLUMN queue;"
 	    " ALTER TABLE tasks DROP COLUMN owner;"
 	    " ALTER TABLE tasks DROP COLUMN lease_until;"
@@ -1488,6 +1496,51 @@ test_upgrade(void)
 	    rows[0].id == 5 && rows[0].fence == 1, "its running row has no "
 	    "owner: taken back at start, as before");
 	rows_free(rows, n);
+	db_close(db);
+}
+
+/*
+ * A version 3 file (before external workers): upgraded, its rows without
+ * a worker; a worker's lease is stored and read back.
+ */
+static void
+test_upgrade_workers(void)
+{
+	struct db	*db;
+	struct task_row	 r;
+
+	clean();
+	db = reopen(NULL);
+	db_begin(db);
+	row_init(&r, 9, 0, "echo", TASK_RUNNING);
+	db_task_insert(db, &r, 1234);
+	ok(db_commit(db) == 0, "a running row");
+	db_close(db);
+	ok(raw_exec(DROP_STEP4 "PRAGMA user_version = 3") == 0,
+	    "made a version 3 file");
+	db = reopen(NULL);
+	is(raw_int("PRAGMA user_version"), db_schema_version(),
+	    "upgraded to version %d", db_schema_version());
+	memset(&r, 0, sizeof r);
+	ok(db_task_get_sync(db, 9, &r) == 1 && r.worker == NULL &&
+	    r.wtoken == NULL && r.wlease_until == 0 && r.wend == 0,
+	    "an old row has no worker");
+	r.worker = xstrdup("box-2/4711");
+	r.wtoken = xstrdup("AAAAAAAAAAAAAAAAAAAAAA");
+	r.wlease = 30000000;
+	r.wlease_until = 1796000000000000LL;
+	r.wend = 0;
+	r.fence_prev = r.fence;
+	db_begin(db);
+	ok(db_task_update(db, &r, 1234) == 0 && db_commit(db) == 0,
+	    "a lease written");
+	task_row_free(&r);
+	ok(db_task_get_sync(db, 9, &r) == 1 && r.worker != NULL &&
+	    strcmp(r.worker, "box-2/4711") == 0 && r.wtoken != NULL &&
+	    strcmp(r.wtoken, "AAAAAAAAAAAAAAAAAAAAAA") == 0 &&
+	    r.wlease == 30000000 && r.wlease_until == 1796000000000000LL &&
+	    r.wend == 0, "... and read back");
+	task_row_free(&r);
 	db_close(db);
 }
 
@@ -1512,7 +1565,7 @@ test_upgrade_queue(void)
 	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "two rows");
 	db_close(db);
-	ok(raw_exec("DROP INDEX tasks_queue;"
+	ok(raw_exec(DROP_STEP4 "DROP INDEX tasks_queue;"
 	    " ALTER TABLE tasks DROP COLUMN queue;"
 	    " PRAGMA user_version = 2") == 0, "made a version 2 file");
 	is(raw_int("SELECT count(*) FROM pragma_table_info('tasks')"
@@ -1596,6 +1649,7 @@ main(void)
 	test_lock();
 	test_upgrade();
 	test_upgrade_queue();
+	test_upgrade_workers();
 	teardown();
 	return (done_testing());
 }
