@@ -24,7 +24,6 @@ Skipped as a whole (1..0 # SKIP) while corod has no claim endpoint
 (POST /v1/queues/{queue}/claim answering 404 or 405).
 """
 
-import json
 import os
 import re
 import signal
