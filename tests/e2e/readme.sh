@@ -284,10 +284,12 @@ while IFS= read -r cmd; do
 		esac
 		;;
 	esac
+	# from the source tree, as the README runs tools/ and tests/progs/
 	if [ "$have_timeout" = 1 ]; then
-		out=$(timeout $((60 * mult)) bash -o pipefail -c "$run" 2>&1)
+		out=$(cd "$srcdir" &&
+		    timeout $((60 * mult)) bash -o pipefail -c "$run" 2>&1)
 	else
-		out=$(bash -o pipefail -c "$run" 2>&1)
+		out=$(cd "$srcdir" && bash -o pipefail -c "$run" 2>&1)
 	fi
 	rc=$?
 	if [ "$is_curl" = 0 ]; then

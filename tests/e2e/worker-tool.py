@@ -10,7 +10,7 @@ progress seen while it runs, stderr lines in the task log and PROGRESS
 lines not, the result equal to the program's JSON); a failing program
 retried then failed (exit_3 with the last stderr line); stdout that is
 not JSON (bad_output, not retried) and a program killed by a signal
-(signal_SIGKILL); a cancel that reaches the program (SIGTERM to it, its
+(code killed, signal SIGKILL); a cancel that reaches the program (SIGTERM to it, its
 last line in the log, the task canceled); the tool killed with SIGKILL
 mid-task (its program dies with it; exactly one re-delivery, to a second
 tool, after the 2 s lease, with the first attempt's checkpoint); a tool
@@ -233,8 +233,9 @@ def bad_output_and_signal():
     b = submit("bad", {"image": "d.png", "mode": "kill"})
     b = d.wait_state(b["id"], ("succeeded", "failed", "canceled"), 20)
     t.is_(b["state"], "failed", "killed by a signal: failed")
-    t.is_((b.get("error") or {}).get("code"), "signal_SIGKILL",
-          "error code signal_SIGKILL")
+    t.is_(((b.get("error") or {}).get("code"),
+           (b.get("error") or {}).get("signal")), ("killed", "SIGKILL"),
+          "error code killed, signal SIGKILL")
     tool.check_exit(0)
     tool.close()
 
