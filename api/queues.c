@@ -7,7 +7,9 @@
  * not do on a request, and a counter kept by every change of state would
  * cost every submission.  So they are at most a few seconds old, and the
  * answer says when they were taken ("as_of"; null before the first count,
- * made at start).  The claims waiting on a queue now ("workers_waiting")
+ * made at start) and the change-feed position they include at least
+ * ("seq": a client that saw a change at seq N knows whether they
+ * include it, as the dashboard does).  The claims waiting on a queue now ("workers_waiting")
  * are the loop's own, live.
  *
  * A queue exists as soon as it is named: the list has every queue with
@@ -39,7 +41,7 @@ static void	 queues_counted(void *, const struct stats_queue *);
 static void	 queues_claims(void *, const char *, size_t);
 static int	 queue_out_cmp(const void *, const void *);
 static void	 queue_render(struct buf *, const struct queue_out *);
-static void	 queues_as_of(struct buf *, int, int64_t);
+static void	 queues_as_of(struct buf *, int, int64_t, int64_t);
 
 static void
 queues_add(struct queues_out *o, const char *name)
@@ -103,20 +105,22 @@ queue_render(struct buf *b, const struct queue_out *q)
 	buf_add_int(b, (int64_t)q->claims);
 }
 
-/* ,"as_of": when the counts were taken, null if not yet. */
+/* ,"as_of": when the counts were taken, ,"seq": the feed position
+ * they include; null and 0 if not counted yet. */
 static void
-queues_as_of(struct buf *b, int counted, int64_t at)
+queues_as_of(struct buf *b, int counted, int64_t at, int64_t seq)
 {
 	char	tm[TIME_STRLEN];
 
 	buf_puts(b, ",\"as_of\":");
-	if (!counted) {
-		buf_puts(b, "null");
-		return;
+	if (!counted)
+		buf_puts(b, "null,\"seq\":0");
+	else {
+		buf_puts(b, "\"");
+		buf_puts(b, time_format(at, tm));
+		buf_puts(b, "\",\"seq\":");
+		buf_add_int(b, seq);
 	}
-	buf_puts(b, "\"");
-	buf_puts(b, time_format(at, tm));
-	buf_puts(b, "\"");
 }
 
 /* GET /v1/queues */
@@ -127,13 +131,13 @@ api_queues(struct http_request *req)
 	struct buf		 b = { NULL, 0, 0 };
 	char			*body;
 	size_t			 len, i;
-	int64_t			 at;
+	int64_t			 at, seq;
 	int			 counted;
 
 	if (api_query_check(req, (const char *const []){ NULL }) != 0)
 		return;
 	/* counted sorted by name; then those only claims name, sorted */
-	counted = stats_queues_each(queues_counted, &o, &at) == 0;
+	counted = stats_queues_each(queues_counted, &o, &at, &seq) == 0;
 	o.counted = o.n;
 	queue_claims_each(queues_claims, &o);
 	qsort(o.v, o.n, sizeof *o.v, queue_out_cmp);
@@ -146,7 +150,7 @@ api_queues(struct http_request *req)
 		buf_puts(&b, "}");
 	}
 	buf_puts(&b, "]");
-	queues_as_of(&b, counted, at);
+	queues_as_of(&b, counted, at, seq);
 	buf_puts(&b, "}");
 	free(o.v);
 	body = buf_steal(&b, &len);
@@ -163,7 +167,7 @@ api_queue_get(struct http_request *req, const struct route_params *args)
 	const char		*name;
 	char			 copy[QUEUE_NAME_MAX + 1], *body;
 	size_t			 len;
-	int64_t			 at;
+	int64_t			 at, seq;
 	int			 counted;
 
 	if (api_query_check(req, (const char *const []){ NULL }) != 0)
@@ -178,11 +182,11 @@ api_queue_get(struct http_request *req, const struct route_params *args)
 	memcpy(copy, name, len);
 	copy[len] = '\0';
 	memset(&q, 0, sizeof q);
-	counted = stats_queue_get(copy, &q.s, &at) == 0;
+	counted = stats_queue_get(copy, &q.s, &at, &seq) == 0;
 	q.claims = queue_claims_in(copy);
 
 	queue_render(&b, &q);
-	queues_as_of(&b, counted, at);
+	queues_as_of(&b, counted, at, seq);
 	buf_puts(&b, "}");
 	body = buf_steal(&b, &len);
 	http_respond_text(req, 200, "application/json", body, len);

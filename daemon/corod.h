@@ -554,9 +554,9 @@ struct stats_queue {
 	int64_t		 n[3];		/* waiting, running, claimed */
 };
 int		 stats_queues_each(void (*)(void *,
-		    const struct stats_queue *), void *, int64_t *);
+		    const struct stats_queue *), void *, int64_t *, int64_t *);
 int		 stats_queue_get(const char *, struct stats_queue *,
-		    int64_t *);
+		    int64_t *, int64_t *);
 
 /* housekeeping.c: retention of finished tasks, key and feed pruning */
 void		 housekeeping_init(struct event_base *);

@@ -224,11 +224,12 @@ stats_task_counts(int64_t (*out)[TASK_NSTATES], int64_t *at, int64_t *seq)
 /*
  * The last count of each queue with a waiting, running or claimed task,
  * by name, to fn (called with the counts locked: it must not wait); 0
- * if counted, with *at when, -1 if not counted yet.
+ * if counted, with *at when and *seq the committed seq it includes (at
+ * least), -1 if not counted yet.
  */
 int
 stats_queues_each(void (*fn)(void *, const struct stats_queue *), void *arg,
-    int64_t *at)
+    int64_t *at, int64_t *seq)
 {
 	size_t	i;
 	int	ok;
@@ -237,6 +238,7 @@ stats_queues_each(void (*fn)(void *, const struct stats_queue *), void *arg,
 	for (i = 0; i < nqcounts; i++)
 		fn(arg, &qcounts[i]);
 	*at = counted_at;
+	*seq = counted_seq;
 	ok = counted;
 	pthread_mutex_unlock(&mu);
 	return (ok ? 0 : -1);
@@ -245,7 +247,8 @@ stats_queues_each(void (*fn)(void *, const struct stats_queue *), void *arg,
 /* The last count of the queue of this name into *out (zeros if it had
  * nothing); 0 with *at as above, -1 if not counted yet. */
 int
-stats_queue_get(const char *name, struct stats_queue *out, int64_t *at)
+stats_queue_get(const char *name, struct stats_queue *out, int64_t *at,
+    int64_t *seq)
 {
 	struct stats_queue	*q;
 	int			 ok;
@@ -258,6 +261,7 @@ stats_queue_get(const char *name, struct stats_queue *out, int64_t *at)
 	if (q != NULL)
 		memcpy(out->n, q->n, sizeof out->n);
 	*at = counted_at;
+	*seq = counted_seq;
 	ok = counted;
 	pthread_mutex_unlock(&mu);
 	return (ok ? 0 : -1);

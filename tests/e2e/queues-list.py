@@ -8,7 +8,8 @@ scheduled tasks (a group's child waiting for its parent is not), running
 every running task (children too), claimed the running external ones.
 The counts are the stats thread's (a few seconds old at most, "as_of"
 says when), so each expectation is polled for, bounded; "workers_waiting"
-(claims held on the queue) is live.  A queue with nothing unfinished is
+(claims held on the queue) is live; "seq", the feed position the counts
+include, tells a client whether they include a change it saw.  A queue with nothing unfinished is
 not listed, but any valid name answers with zeros; a bad name is 400
 naming /path/queue.  Leases held survive a restart and are counted again.
 """
@@ -89,11 +90,13 @@ def one(name):
 def shape_and_empty():
     body = d.wait_for(lambda: (lambda b: b if b["as_of"] else None)(
         listed()), 10, desc="a first count")
-    t.is_(sorted(body), ["as_of", "queues"], "the list: queues and as_of")
+    t.is_(sorted(body), ["as_of", "queues", "seq"],
+          "the list: queues, as_of and seq")
+    t.ok(isinstance(body["seq"], int), "seq: the feed position counted")
     t.is_(body["queues"], [], "a new daemon: no queue listed")
     t.like(body["as_of"], "^" + TIME_RE + "$", "as_of: an RFC 3339 time")
     q = one("never-used")
-    t.is_(list(q), KEYS + ["as_of"], "a queue: its fields in order")
+    t.is_(list(q), KEYS + ["as_of", "seq"], "a queue: its fields in order")
     t.is_({k: q[k] for k in KEYS}, {
         "name": "never-used", "paused": False, "concurrency": None,
         "key_concurrency": None, "rate": None, "waiting": 0, "running": 0,
@@ -194,6 +197,18 @@ def waiting_claims():
     d.request("POST", "/v1/tasks/%d/complete" % task["id"],
               {"token": c["token"], "result": {}})
     expect({"idle": None}, "completed: idle no longer listed")
+
+
+@t.test(timeout=30)
+def seq_says_included():
+    task = d.submit(ext("seqq"))
+    pos = d.request("GET", "/v1/tasks?limit=1").body["seq"]
+    body = d.wait_for(lambda: (lambda b: b if b["seq"] >= pos else None)(
+        listed()), 20, interval=0.1, desc="counts at seq %d" % pos)
+    got = [q for q in body["queues"] if q["name"] == "seqq"]
+    t.ok(len(got) == 1 and got[0]["waiting"] == 1, "an answer whose seq "
+         "reaches the submission's includes it", diag=repr(body))
+    d.cancel(task["id"])
 
 
 @t.test(timeout=60)
