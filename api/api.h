@@ -293,6 +293,11 @@ void		 api_task_fail(struct http_request *,
 void		 api_task_release(struct http_request *,
 		    const struct route_params *);
 void		 api_workers(struct http_request *);
+
+/* queues.c: GET /v1/queues, GET /v1/queues/{queue} */
+void		 api_queues(struct http_request *);
+void		 api_queue_get(struct http_request *,
+		    const struct route_params *);
 size_t		 claim_wait_buckets(const int64_t **, const uint64_t **,
 		    int64_t *);
 

@@ -105,6 +105,8 @@ static const struct route route_table[] = {
 	    api_task_log },
 	{ "/v1/events", HTTP_GET|HTTP_HEAD, api_events, NULL },
 	{ "/v1/kinds", HTTP_GET|HTTP_HEAD, api_kinds, NULL },
+	{ "/v1/queues", HTTP_GET|HTTP_HEAD, api_queues, NULL },
+	{ "/v1/queues/{queue}", HTTP_GET|HTTP_HEAD, NULL, api_queue_get },
 	{ "/v1/queues/{queue}/claim", HTTP_POST|ROUTE_WORKER, NULL,
 	    api_queue_claim },
 	{ "/v1/tasks/{id}/heartbeat", HTTP_POST|ROUTE_WORKER, NULL,

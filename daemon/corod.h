@@ -308,6 +308,9 @@ void		 workers_each(void (*)(void *, const struct worker_seen *),
 		    void *);
 size_t		 queue_ready_count(void);
 size_t		 queue_claims_waiting(void);
+size_t		 queue_claims_in(const char *);
+void		 queue_claims_each(void (*)(void *, const char *, size_t),
+		    void *);
 extern uint64_t	 workers_claimed_total, workers_expired_total,
 		 workers_late_total;
 
@@ -545,6 +548,15 @@ void		 stats_http_each(void (*)(void *, const char *, int, uint64_t),
 /* The last counts into out[kind_count() + 1]; -1 if not counted yet. */
 int		 stats_task_counts(int64_t (*)[TASK_NSTATES], int64_t *,
 		    int64_t *);
+/* A queue's last counts (index: DB_QCOUNT_* of db.h). */
+struct stats_queue {
+	char		 name[QUEUE_NAME_MAX + 1];
+	int64_t		 n[3];		/* waiting, running, claimed */
+};
+int		 stats_queues_each(void (*)(void *,
+		    const struct stats_queue *), void *, int64_t *, int64_t *);
+int		 stats_queue_get(const char *, struct stats_queue *,
+		    int64_t *, int64_t *);
 
 /* housekeeping.c: retention of finished tasks, key and feed pruning */
 void		 housekeeping_init(struct event_base *);

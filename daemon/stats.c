@@ -12,9 +12,23 @@
  * Counts by kind are sized from the kind table (kind_count() kinds, and
  * one more for a kind this daemon does not know, found in the store),
  * made at the first count.
+ *
+ * The same thread counts each queue's waiting, running and claimed
+ * tasks (GET /v1/queues) in the same pass: a queue with a million
+ * waiting tasks costs a read of each row (db_task_count_queues), which
+ * the loop could not afford on every request, nor the submissions a
+ * counter kept up to date by every change of state.  Kept sorted by
+ * name, for lookups by name.
+ *
+ * On a large store a pass takes a while (0.35 s with a million tasks,
+ * 750,000 of them waiting: the waiting are read row by row), so the next
+ * one waits ten times as long as the last took if that is more than
+ * STATS_EVERY: the thread keeps to a tenth of a core, and counts on a
+ * busy large store are that much older (they say how old).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,7 +36,19 @@
 #include "corod.h"
 #include "db.h"
 
+/* One row of the store's answer: a queue, which count, how many. */
+struct qrow {
+	char	*name;
+	int	 what;
+	int64_t	 n;
+};
+struct qrows {
+	struct qrow	*v;
+	size_t		 n, size;
+};
+
 #define STATS_EVERY_MS	2000
+#define STATS_EVERY_MAX_MS	60000
 
 uint64_t	 stats_download_bytes;
 
@@ -46,9 +72,15 @@ static int64_t		 counted_at;				/* (mu) */
 static int64_t		 counted_seq;				/* (mu) */
 static int		 counted;				/* (mu) */
 static int64_t		 seen_seq;	/* the thread's */
+static struct stats_queue *qcounts;				/* (mu) */
+static size_t		 nqcounts;				/* (mu) */
 
 static void	*stats_main(void *);
 static void	 stats_alloc(void);
+static void	 qcount_cb(void *, const char *, int, int64_t);
+static int	 qrow_cmp(const void *, const void *);
+static int	 stats_queue_cmp(const void *, const void *);
+static int	 stats_count_queues(struct stats_queue **, size_t *);
 
 /* The counters, one row per kind and one for unknown. */
 static void
@@ -171,6 +203,9 @@ stats_shutdown(void)
 	free(http_counts);
 	http_counts = NULL;
 	nhttp_counts = 0;
+	free(qcounts);
+	qcounts = NULL;
+	nqcounts = 0;
 }
 
 /* The last counts (0 if not counted yet) into out (kind_count() + 1
@@ -193,6 +228,113 @@ stats_task_counts(int64_t (*out)[TASK_NSTATES], int64_t *at, int64_t *seq)
 	return (ok ? 0 : -1);
 }
 
+/*
+ * The last count of each queue with a waiting, running or claimed task,
+ * by name, to fn (called with the counts locked: it must not wait); 0
+ * if counted, with *at when and *seq the committed seq it includes (at
+ * least), -1 if not counted yet.
+ */
+int
+stats_queues_each(void (*fn)(void *, const struct stats_queue *), void *arg,
+    int64_t *at, int64_t *seq)
+{
+	size_t	i;
+	int	ok;
+
+	pthread_mutex_lock(&mu);
+	for (i = 0; i < nqcounts; i++)
+		fn(arg, &qcounts[i]);
+	*at = counted_at;
+	*seq = counted_seq;
+	ok = counted;
+	pthread_mutex_unlock(&mu);
+	return (ok ? 0 : -1);
+}
+
+/* The last count of the queue of this name into *out (zeros if it had
+ * nothing); 0 with *at as above, -1 if not counted yet. */
+int
+stats_queue_get(const char *name, struct stats_queue *out, int64_t *at,
+    int64_t *seq)
+{
+	struct stats_queue	*q;
+	int			 ok;
+
+	memset(out, 0, sizeof *out);
+	snprintf(out->name, sizeof out->name, "%s", name);
+	pthread_mutex_lock(&mu);
+	q = bsearch(out, qcounts, nqcounts, sizeof *qcounts,
+	    stats_queue_cmp);
+	if (q != NULL)
+		memcpy(out->n, q->n, sizeof out->n);
+	*at = counted_at;
+	*seq = counted_seq;
+	ok = counted;
+	pthread_mutex_unlock(&mu);
+	return (ok ? 0 : -1);
+}
+
+static int
+stats_queue_cmp(const void *a, const void *b)
+{
+	const struct stats_queue	*qa = a, *qb = b;
+
+	return (strcmp(qa->name, qb->name));
+}
+
+static void
+qcount_cb(void *arg, const char *name, int what, int64_t n)
+{
+	struct qrows	*r = arg;
+
+	if (name == NULL || what < 0 || what >= DB_QCOUNT_N)
+		return;
+	if (r->n == r->size) {
+		r->size = r->size == 0 ? 16 : r->size * 2;
+		r->v = xreallocarray(r->v, r->size, sizeof *r->v);
+	}
+	r->v[r->n].name = xstrdup(name);
+	r->v[r->n].what = what;
+	r->v[r->n].n = n;
+	r->n++;
+}
+
+static int
+qrow_cmp(const void *a, const void *b)
+{
+	const struct qrow	*ra = a, *rb = b;
+
+	return (strcmp(ra->name, rb->name));
+}
+
+/* Count the queues (on the thread), one entry per name, sorted. */
+static int
+stats_count_queues(struct stats_queue **out, size_t *nout)
+{
+	struct qrows		 r = { NULL, 0, 0 };
+	struct stats_queue	*q = NULL;
+	size_t			 i, n = 0;
+	int			 rc;
+
+	rc = db_task_count_queues_sync(stats_db, qcount_cb, &r);
+	if (rc == 0) {
+		qsort(r.v, r.n, sizeof *r.v, qrow_cmp);
+		q = xcalloc(r.n > 0 ? r.n : 1, sizeof *q);
+		for (i = 0; i < r.n; i++) {
+			if (n == 0 || strcmp(q[n - 1].name, r.v[i].name) != 0)
+				snprintf(q[n++].name, sizeof q->name, "%s",
+				    r.v[i].name);
+			q[n - 1].n[r.v[i].what] += r.v[i].n;
+		}
+	}
+	for (i = 0; i < r.n; i++)
+		free(r.v[i].name);
+	free(r.v);
+	*out = q;
+	*nout = n;
+	return (rc);
+}
+
 static void
 count_cb(void *arg, const char *kind, int state, int64_t n)
 {
@@ -209,9 +351,12 @@ count_cb(void *arg, const char *kind, int state, int64_t n)
 static void *
 stats_main(void *arg)
 {
-	int64_t		 (*fresh)[TASK_NSTATES], seq;
-	size_t		 size = (kind_count() + 1) * sizeof *fresh;
-	struct timespec	 ts;
+	int64_t			 (*fresh)[TASK_NSTATES], seq, began, mono;
+	int64_t			 every = STATS_EVERY_MS;
+	size_t			 size = (kind_count() + 1) * sizeof *fresh;
+	struct timespec		 ts;
+	struct stats_queue	*fq;
+	size_t			 nfq;
 
 	(void)arg;
 	fresh = xmalloc(size);
@@ -221,12 +366,23 @@ stats_main(void *arg)
 		if (seq != seen_seq) {
 			pthread_mutex_unlock(&mu);
 			memset(fresh, 0, size);
+			/* the counts show the store as of now, or later */
+			began = time_now();
+			mono = time_mono();
 			/* its own connection, on its own thread: may block */
 			if (db_task_count_kinds_sync(stats_db, count_cb,
-			    fresh) == 0) {
+			    fresh) == 0 && stats_count_queues(&fq, &nfq) == 0) {
+				mono = (time_mono() - mono) / 1000;
+				every = mono * 10 > STATS_EVERY_MS ? mono * 10 :
+				    STATS_EVERY_MS;
+				if (every > STATS_EVERY_MAX_MS)
+					every = STATS_EVERY_MAX_MS;
 				pthread_mutex_lock(&mu);
 				memcpy(counts, fresh, size);
-				counted_at = time_now();
+				free(qcounts);
+				qcounts = fq;
+				nqcounts = nfq;
+				counted_at = began;
 				counted_seq = seq;
 				counted = 1;
 				seen_seq = seq;
@@ -234,8 +390,8 @@ stats_main(void *arg)
 				pthread_mutex_lock(&mu);
 		}
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += STATS_EVERY_MS / 1000;
-		ts.tv_nsec += (STATS_EVERY_MS % 1000) * 1000000L;
+		ts.tv_sec += every / 1000;
+		ts.tv_nsec += (every % 1000) * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;

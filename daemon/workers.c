@@ -264,6 +264,30 @@ queue_claims_waiting(void)
 	return (nclaims);
 }
 
+/* The claims waiting on the queue of this name now. */
+size_t
+queue_claims_in(const char *name)
+{
+	struct wqueue	*q;
+
+	return ((q = queue_get(name, 0)) != NULL ? q->nclaims : 0);
+}
+
+/* Each queue with claims waiting now, and how many (in no order). */
+void
+queue_claims_each(void (*fn)(void *, const char *, size_t), void *arg)
+{
+	struct wqueue	*q;
+	size_t		 i;
+
+	for (i = 0; i < QUEUE_BUCKETS; i++) {
+		for (q = queues[i]; q != NULL; q = q->hnext) {
+			if (q->nclaims > 0)
+				fn(arg, q->name, q->nclaims);
+		}
+	}
+}
+
 /* The worker of this name, made if make (the longest idle forgotten if
  * there are too many). */
 static struct worker_ent *

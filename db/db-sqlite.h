@@ -50,6 +50,7 @@ enum db_st {
 	DB_ST_IDEM_PUT,
 	DB_ST_IDEM_PRUNE,
 	DB_ST_TASK_COUNT_KINDS,
+	DB_ST_TASK_COUNT_QUEUES,
 	DB_ST_TASK_VERSION,
 	DB_ST_LEASE_RENEW,
 	DB_ST_TASK_LEASE_EXPIRED,
@@ -142,6 +143,8 @@ int	sq_task_due(struct db *, int64_t, int64_t, int64_t, int,
 int	sq_task_version(struct db *, int64_t, int64_t *);
 int	sq_task_count(struct db *, int64_t *);
 int	sq_task_count_kinds(struct db *,
+	    void (*)(void *, const char *, int, int64_t), void *);
+int	sq_task_count_queues(struct db *,
 	    void (*)(void *, const char *, int, int64_t), void *);
 int	sq_log_page(struct db *, int64_t, int64_t, int64_t, int, size_t,
 	    struct db_log_line **, size_t *, int64_t *);

@@ -789,6 +789,42 @@ sq_task_count_kinds(struct db *db,
 	return (0);
 }
 
+/*
+ * Count tasks by queue: fn(arg, queue, DB_QCOUNT_*, n) for each queue
+ * and count that is not zero.  One statement, so the three counts are of
+ * one snapshot.  Waiting is the top-level scheduled tasks (tasks_due holds
+ * exactly those, but not the queue: each is read from its row, the cost
+ * of this count); a child waits for its parent, not in its queue.
+ * Running is every running task, children too, from tasks_queue alone;
+ * claimed the running external ones (few: leases held).
+ */
+int
+sq_task_count_queues(struct db *db,
+    void (*fn)(void *, const char *, int, int64_t), void *arg)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = QUERY(db, DB_ST_TASK_COUNT_QUEUES,
+	    "SELECT queue, 0, count(*) FROM tasks INDEXED BY tasks_due"
+	    " WHERE state = 0 AND parent IS NULL GROUP BY queue"
+	    " UNION ALL"
+	    " SELECT queue, 1, count(*) FROM tasks INDEXED BY tasks_queue"
+	    " WHERE state = 1 GROUP BY queue"
+	    " UNION ALL"
+	    " SELECT queue, 2, count(*) FROM tasks INDEXED BY tasks_kind"
+	    " WHERE kind = 'external' AND state = 1 GROUP BY queue",
+	    "")) == NULL)
+		return (-1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(st, 0),
+		    sqlite3_column_int(st, 1), sqlite3_column_int64(st, 2));
+	if (rc != SQLITE_DONE)
+		return (db_fail(db, st, __func__));
+	sqlite3_reset(st);
+	return (0);
+}
+
 int
 sq_task_count(struct db *db, int64_t *counts)
 {

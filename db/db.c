@@ -549,6 +549,9 @@ SQ_READ(task_count, (struct db *db, int64_t *counts, store_done done,
 SQ_READ(task_count_kinds, (struct db *db,
     void (*fn)(void *, const char *, int, int64_t), void *fnarg,
     store_done done, void *arg), (db, fn, fnarg))
+SQ_READ(task_count_queues, (struct db *db,
+    void (*fn)(void *, const char *, int, int64_t), void *fnarg,
+    store_done done, void *arg), (db, fn, fnarg))
 SQ_READ(log_page, (struct db *db, int64_t task, int64_t since,
     int64_t until, int limit, size_t max_bytes, struct db_log_line **lines,
     size_t *n, int64_t *first, store_done done, void *arg),
@@ -602,6 +605,7 @@ const struct store_ops store_sqlite = {
 	.task_version = sqr_task_version,
 	.task_count = sqr_task_count,
 	.task_count_kinds = sqr_task_count_kinds,
+	.task_count_queues = sqr_task_count_queues,
 	.log_page = sqr_log_page,
 	.log_span = sqr_log_span,
 	.max_id = sqr_max_id,

@@ -238,6 +238,19 @@ DB_READ(task_count_kinds, (struct db *db,
     (db, fn, fnarg))
 
 /*
+ * Counts by queue: fn(arg, queue, what, count) per queue and DB_QCOUNT_*
+ * that is not zero (daemon/stats.c, on its own connection: it reads a
+ * row per waiting task).
+ */
+#define DB_QCOUNT_WAITING	0	/* top-level scheduled */
+#define DB_QCOUNT_RUNNING	1	/* running, children too */
+#define DB_QCOUNT_CLAIMED	2	/* running external: a worker's */
+#define DB_QCOUNT_N		3
+DB_READ(task_count_queues, (struct db *db,
+    void (*fn)(void *, const char *, int, int64_t), void *fnarg),
+    (db, fn, fnarg))
+
+/*
  * The log lines n >= since, up to limit lines, in order; *first is the
  * lowest line number still stored (older ones were dropped by the cap).
  */

@@ -197,6 +197,9 @@ struct store_ops {
 	void	(*task_count_kinds)(struct db *,
 		    void (*)(void *, const char *, int, int64_t), void *,
 		    store_done, void *);
+	void	(*task_count_queues)(struct db *,
+		    void (*)(void *, const char *, int, int64_t), void *,
+		    store_done, void *);
 	void	(*log_page)(struct db *, int64_t, int64_t, int64_t, int,
 		    size_t, struct db_log_line **, size_t *, int64_t *,
 		    store_done, void *);

@@ -20,8 +20,12 @@
  * (status, timings, headers, body: as text, never markup) have views of
  * their own.
  *
- * Sections: helpers, the API, counts, the task table, the change feed,
- * the detail, actions, the form, start-up.
+ * The queues (GET /v1/queues: waiting, running, claimed) and the workers
+ * (GET /v1/workers) are read again when the feed reports a change, as the
+ * counts are; nothing is polled while nothing changes.
+ *
+ * Sections: helpers, the API, counts, queues and workers, the task table,
+ * the change feed, the detail, actions, the form, start-up.
  */
 'use strict';
 
@@ -226,6 +230,7 @@ function countsChanged() {
 	counts.changed = Date.now();
 	counts.retry = 0;
 	refreshCountsSoon();
+	sideChanged();
 }
 
 async function refreshCounts() {
@@ -322,6 +327,124 @@ function renderCounts(n) {
 		$('.n', b).textContent = String(n[s]);
 		b.dataset.count = String(n[s]);
 	}
+}
+
+/* --- queues and workers ----------------------------------------------------- */
+
+/*
+ * corod recounts the queues every few seconds on a thread of its own
+ * (while tasks change), and says which feed position a count includes
+ * ("seq"): one older than the change the feed showed us is asked for
+ * again a little later, a few times at most.  Workers are the daemon's
+ * memory, current at once.  Both at most once a second.
+ */
+const side = { timer: 0, last: 0, busy: false, again: false, want: 0, retry: 0,
+    queues: true, workers: true };
+
+function refreshSideSoon(delay) {
+	if (side.timer)
+		return;
+	side.timer = setTimeout(() => {
+		side.timer = 0;
+		refreshSide();
+	}, Math.max(delay || 0, side.last + 1000 - Date.now()));
+}
+
+/* A change at the feed's position now: the counts must include it. */
+function sideChanged() {
+	if (typeof feed.since === 'number')
+		side.want = Math.max(side.want, feed.since);
+	side.retry = 0;
+	refreshSideSoon();
+}
+
+async function refreshSide() {
+	if (side.busy) {
+		side.again = true;
+		return;
+	}
+	side.busy = true;
+	side.last = Date.now();
+	let stale = false;
+	try {
+		const [q, w] = await Promise.all([
+			side.queues ? api('GET', 'v1/queues') : null,
+			side.workers ? api('GET', 'v1/workers') : null]);
+		if (q) {
+			if (q.status === 404) {
+				side.queues = false;	/* a corod without queues */
+				$('#queues').hidden = true;
+			} else if (q.ok && q.data && Array.isArray(q.data.queues)) {
+				renderQueues(q.data);
+				stale = typeof q.data.seq === 'number' && q.data.seq < side.want;
+			} else {
+				showError('#queues-error', problemText(q));
+			}
+		}
+		if (w) {
+			if (w.status === 404) {
+				side.workers = false;
+				$('#workers').hidden = true;
+			} else if (w.ok && w.data && Array.isArray(w.data.workers)) {
+				renderWorkers(w.data.workers);
+			} else {
+				showError('#workers-error', problemText(w));
+			}
+		}
+	} catch (e) {
+		/* the feed shows connection trouble */
+	} finally {
+		side.busy = false;
+		if (side.again) {
+			side.again = false;
+			refreshSideSoon();
+		} else if (stale && side.retry++ < 6) {
+			refreshSideSoon(1000);
+		}
+	}
+}
+
+function showError(sel, text) {
+	const p = $(sel);
+	p.textContent = text;
+	p.hidden = !text;
+}
+
+/* A small table's rows, or its empty line. */
+function fillTable(table, empty, rows) {
+	$(table + ' tbody').replaceChildren(...rows);
+	$(empty).hidden = rows.length > 0;
+}
+
+function renderQueues(data) {
+	showError('#queues-error', '');
+	const cell = (q, k) => el('td', { class: 'num', 'data-col': k, text: String(q[k]) });
+	fillTable('#queues-table', '#queues-empty', data.queues.map((q) =>
+	    el('tr', { 'data-queue': q.name, 'data-waiting': q.waiting,
+		'data-running': q.running, 'data-claimed': q.claimed },
+		el('td', { class: 'c-name', text: q.name }),
+		cell(q, 'waiting'), cell(q, 'running'), cell(q, 'claimed'),
+		cell(q, 'workers_waiting'))));
+	const s = $('#queues-as-of');
+	s.textContent = data.as_of ? 'counted ' + fmtTime(data.as_of) : 'not counted yet';
+	s.dataset.seq = String(data.seq);
+}
+
+function renderWorkers(list) {
+	showError('#workers-error', '');
+	/* the most recently seen first */
+	const sorted = list.slice().sort((a, b) =>
+	    String(b.last_seen).localeCompare(String(a.last_seen)));
+	fillTable('#workers-table', '#workers-empty', sorted.map((w) =>
+	    el('tr', { 'data-worker': w.name, 'data-claims': w.claims },
+		el('td', { class: 'c-name', text: w.name }),
+		el('td', { class: 'c-name', text: (w.queues || []).join(', ') }),
+		el('td', { class: 'num', 'data-col': 'claims', text: String(w.claims),
+		    title: w.claims_total === undefined ? null :
+			w.claims_total + ' claimed since corod started' }),
+		el('td', { 'data-col': 'last_seen' },
+		    el('time', { datetime: w.last_seen, title: w.last_seen,
+			text: fmtTime(w.last_seen) })))));
 }
 
 /* --- the task table ------------------------------------------------------- */
@@ -475,6 +598,8 @@ function summary(t) {
 		} catch (e) {
 			return String(p.url);
 		}
+	case 'external':
+		return JSON.stringify(p);
 	default:
 		return '';
 	}
@@ -567,6 +692,11 @@ function renderRow(t) {
 	const sub = [el('span', { class: 'kind', text: t.kind })];
 	if (t.parent)
 		sub.push(el('span', { class: 'muted', text: ' · in #' + t.parent }));
+	if (t.queue && t.queue !== 'default')
+		sub.push(el('span', { class: 'muted', 'data-queue': t.queue,
+		    text: ' · queue ' + t.queue }));
+	if (t.worker && t.state === 'running')
+		sub.push(el('span', { class: 'muted', text: ' · worker ' + t.worker }));
 	if (t.max_attempts > 1 || t.attempt > 1)
 		sub.push(el('span', { class: 'muted',
 		    text: ' · attempt ' + t.attempt + '/' + t.max_attempts }));
@@ -724,6 +854,7 @@ async function pollList(gen) {
 			return;
 		await relist();
 		refreshCountsSoon();
+		refreshSideSoon();
 		if (detail.id)
 			refreshDetail();
 	}
@@ -937,6 +1068,10 @@ function showDetail(t) {
 	add('name', t.name);
 	add('queue', t.queue);
 	add('state', t.state + (t.cancel_requested ? ' (cancel requested)' : ''));
+	add('waiting for', t.waiting_for);
+	add('worker', t.worker);
+	add('lease expires', t.lease_expires_at,
+	    t.lease_expires_at && timeNode(t.lease_expires_at));
 	add('created', t.created_at, t.created_at && timeNode(t.created_at));
 	add('run at', t.run_at, t.run_at && timeNode(t.run_at));
 	add('started', t.started_at, t.started_at && timeNode(t.started_at));
@@ -1406,6 +1541,8 @@ function showParams() {
 		return el('li', { 'data-param': p.name }, el('code', { text: p.name }),
 		    ' (' + about.join(', ') + ')', p.description ? ': ' + p.description : '');
 	});
+	if (k && !k.params.length)
+		items.push(el('li', { 'data-param': '' }, 'any JSON object'));
 	$('#submit-param-list').replaceChildren(...items);
 	$('#submit-kind-about').textContent = k ? k.description : '';
 }
@@ -1444,6 +1581,7 @@ function checkParams() {
 
 const OPTIONAL = [
 	['name', '#submit-name', 'text'],
+	['queue', '#submit-queue', 'text'],
 	['delay', '#submit-delay', 'number'],
 	['priority', '#submit-priority', 'number'],
 	['max_attempts', '#submit-max-attempts', 'number'],
@@ -1571,6 +1709,7 @@ function init() {
 			kinds.wake.abort();
 		restartFeed();
 		refreshCountsSoon();
+		refreshSideSoon();
 		if (detail.id !== null)
 			openDetail(detail.id);
 	});

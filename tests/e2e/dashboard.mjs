@@ -19,6 +19,11 @@
 //     the cap's marker line as a marker;
 //   - an http task's answer: status, timings, headers, and a body holding
 //     markup shown as text (no element made); a 503's error.response;
+//   - an external task submitted through the form into a queue shows in
+//     the Queues view as waiting; claimed by a worker (this script, over
+//     HTTP), as running and claimed, and the worker in the Workers view
+//     with its claim; the task's detail names the worker and the lease;
+//     completed, the queue leaves the view and the worker holds nothing;
 //   - corod restarted with a token-file: the page's 401 asks for the
 //     token; once typed in, it is sent on every request;
 //   - an idle page holds one events request and sends nothing else;
@@ -198,6 +203,21 @@ function writeCommands() {
 // The token of the daemon started with a token-file (step 15 on).
 const TOKEN = 'dashboard-test-token-4c1f9a2e';
 
+// A POST to the daemon from the test itself: {status, body}.
+async function apiPost(p, body) {
+	const r = await fetch(daemon.origin + p, { method: 'POST',
+		headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + TOKEN },
+		body: JSON.stringify(body) });
+	const text = await r.text();
+	let parsed = text;
+	try {
+		parsed = JSON.parse(text);
+	} catch (e) {
+		/* text */
+	}
+	return { status: r.status, body: parsed };
+}
+
 // A request to the daemon from the test itself (not through the page).
 async function apiGet(p) {
 	const r = await fetch(daemon.origin + p, { headers: { Authorization: 'Bearer ' + TOKEN } });
@@ -365,7 +385,7 @@ async function submitForm(page, kind, params, opts) {
 	if (params !== undefined)
 		await page.fill('#submit-params',
 		    typeof params === 'string' ? params : JSON.stringify(params, null, 2));
-	for (const f of ['name', 'delay', 'priority', 'max-attempts', 'timeout'])
+	for (const f of ['name', 'queue', 'delay', 'priority', 'max-attempts', 'timeout'])
 		await page.fill('#submit-' + f, opts[f] === undefined ? '' : String(opts[f]));
 	await page.click('#submit-button');
 	const r = await page.waitForFunction(() => {
@@ -816,6 +836,82 @@ async function main() {
 		    v.bodyChildren === 0 && v.imgs === 0 && v.xss === null &&
 		    v.timings.length >= 4 && /dash-busy/.test(v.headers), null,
 		    `error ${err}; ${JSON.stringify(v)}`];
+	});
+
+	// 14b. an external task, a worker: the Queues and Workers views
+	const queueRow = (page, name) => page.evaluate((q) => {
+		const tr = document.querySelector(`#queues-table tr[data-queue="${q}"]`);
+		return tr && { waiting: tr.dataset.waiting, running: tr.dataset.running,
+			claimed: tr.dataset.claimed };
+	}, name);
+	const workerRow = (page, name) => page.evaluate((w) => {
+		const tr = [...document.querySelectorAll('#workers-table tr[data-worker]')]
+		    .find((r) => r.dataset.worker === w);
+		return tr && { claims: tr.dataset.claims, queues: tr.children[1].textContent };
+	}, name);
+	const detailField = (page, name) => page.evaluate((n) => {
+		const d = document.querySelector(`#detail [data-field="${n}"]`);
+		return d ? d.textContent : null;
+	}, name);
+	await step('an external task submitted into a queue shows in the Queues view ' +
+	    'waiting; claimed by a worker, running and claimed, and the worker in the ' +
+	    'Workers view; its detail names the worker and the lease; completed, the ' +
+	    'queue leaves the view', async () => {
+		const WORKER = 'dash-box/4711';
+		await page.selectOption('#submit-kind', 'external');
+		const anyObject = await page.textContent('#submit-param-list');
+		const r = await submitForm(page, 'external', { image: 'a.png', sizes: [64, 128] },
+		    { queue: 'thumbs' });
+		if (!r.id)
+			throw new Error('no task created: ' + JSON.stringify(r));
+		const id = r.id;
+		const t = (await apiGet('/v1/tasks/' + id)).body;
+		if (t.queue !== 'thumbs' || t.waiting_for !== 'worker')
+			throw new Error('the task: ' + JSON.stringify(t));
+		await waitFor('thumbs waiting 1 in the Queues view', async () =>
+		    JSON.stringify(await queueRow(page, 'thumbs')) ===
+		    JSON.stringify({ waiting: '1', running: '0', claimed: '0' }), 10000);
+		await page.click(`tr[data-task-id="${id}"] button[data-action="open"]`);
+		const waitingFor = await waitFor('the detail\'s waiting for', () =>
+		    detailField(page, 'waiting for'), 5000);
+		await shot(page, 'queue-waiting');
+
+		const c = await apiPost('/v1/queues/thumbs/claim', { worker: WORKER, lease: 60 });
+		const claim = c.body && c.body.claims && c.body.claims[0];
+		if (c.status !== 200 || !claim || claim.task.id !== id)
+			throw new Error('the claim: ' + JSON.stringify(c));
+		await waitFor('thumbs running 1, claimed 1', async () =>
+		    JSON.stringify(await queueRow(page, 'thumbs')) ===
+		    JSON.stringify({ waiting: '0', running: '1', claimed: '1' }), 10000);
+		const w = await waitFor('the worker with one claim', async () => {
+			const row = await workerRow(page, WORKER);
+			return row && row.claims === '1' && row;
+		}, 10000);
+		await waitRow(page, id, 'running', 5000);
+		await page.waitForSelector(`#detail[data-task-id="${id}"][data-state="running"]`);
+		const worker = await detailField(page, 'worker');
+		const lease = await page.getAttribute('#detail [data-field="lease expires"] time',
+		    'datetime').catch(() => null);
+		await shot(page, 'queue-claimed');
+
+		const done = await apiPost(`/v1/tasks/${id}/complete`,
+		    { token: claim.token, result: { thumbs: 2 } });
+		if (done.status !== 200)
+			throw new Error('complete: ' + JSON.stringify(done));
+		await waitRow(page, id, 'succeeded', 5000);
+		await waitFor('thumbs to leave the Queues view', async () =>
+		    (await queueRow(page, 'thumbs')) === null, 10000);
+		const after = await waitFor('the worker to hold no claim', async () => {
+			const row = await workerRow(page, WORKER);
+			return row && row.claims === '0' && row;
+		}, 10000);
+		await shot(page, 'queue-done');
+		return [/any JSON object/.test(anyObject) && waitingFor === 'worker' &&
+		    w.queues === 'thumbs' && worker === WORKER && lease === claim.expires_at &&
+		    after.queues === 'thumbs', null,
+		    `params help: ${anyObject}; waiting for: ${waitingFor}; worker row ` +
+		    `${JSON.stringify(w)} then ${JSON.stringify(after)}; detail worker ${worker}, ` +
+		    `lease ${lease} (claim says ${claim.expires_at})`];
 	});
 
 	// 15. a bearer token: corod restarted with a token-file on the same port.

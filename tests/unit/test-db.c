@@ -25,7 +25,7 @@
 #include "tap.h"
 
 #define NLIST	90
-#define PLAN	182
+#define PLAN	186
 
 /* SQL that takes a file back before schema step 4 (external workers). */
 #define DROP_STEP4							\
@@ -56,6 +56,8 @@ static void		 test_logs(struct db *);
 static void		 test_delete(struct db *);
 static void		 test_idem(struct db *);
 static void		 test_expired_count(void);
+static void		 qcount(void *, const char *, int, int64_t);
+static void		 test_count_queues(void);
 static void		 test_txn(struct db *);
 static void		 test_versions(void);
 static int		 raw_exec(const char *);
@@ -901,6 +903,74 @@ test_expired_count(void)
 	db_close(db);
 }
 
+/* Counts by queue: "a" and "b" each [waiting, running, claimed]. */
+static int64_t	qcounts[2][DB_QCOUNT_N];
+static int	qother;
+
+static void
+qcount(void *arg, const char *queue, int what, int64_t n)
+{
+	(void)arg;
+	if (what < 0 || what >= DB_QCOUNT_N)
+		qother++;
+	else if (strcmp(queue, "a") == 0)
+		qcounts[0][what] += n;
+	else if (strcmp(queue, "b") == 0)
+		qcounts[1][what] += n;
+	else
+		qother++;
+}
+
+static void
+test_count_queues(void)
+{
+	static const struct {
+		int64_t		 id, parent, run_at;
+		const char	*kind, *queue;
+		enum task_state	 state;
+	} rows[] = {
+		{ 1, 0, 5, "external", "a", TASK_SCHEDULED },
+		{ 2, 0, 9000, "echo", "a", TASK_SCHEDULED },	/* delayed */
+		{ 3, 0, 5, "external", "a", TASK_RUNNING },	/* claimed */
+		{ 4, 0, 5, "sequence", "a", TASK_RUNNING },
+		{ 5, 4, 5, "external", "a", TASK_RUNNING },	/* claimed child */
+		{ 6, 4, 0, "echo", "a", TASK_SCHEDULED },	/* its parent's */
+		{ 7, 0, 5, "external", "a", TASK_SUCCEEDED },
+		{ 8, 0, 5, "sleep", "b", TASK_RUNNING },
+		{ 9, 0, 5, "external", "b", TASK_FAILED },
+		{ 10, 0, 5, "echo", "c", TASK_CANCELED },
+	};
+	struct db	*db;
+	struct task_row	 r;
+	size_t		 i;
+
+	clean();
+	db = reopen(NULL);
+	db_begin(db);
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		row_init(&r, rows[i].id, rows[i].parent, rows[i].kind,
+		    rows[i].state);
+		r.run_at = rows[i].run_at;
+		r.queue = (char *)rows[i].queue;
+		db_task_insert(db, &r, 0);
+	}
+	ok(db_commit(db) == 0, "insert tasks in queues a, b, c");
+	memset(qcounts, 0, sizeof qcounts);
+	qother = 0;
+	ok(db_task_count_queues_sync(db, qcount, NULL) == 0, "count by queue");
+	ok(qcounts[0][DB_QCOUNT_WAITING] == 2 &&
+	    qcounts[0][DB_QCOUNT_RUNNING] == 3 &&
+	    qcounts[0][DB_QCOUNT_CLAIMED] == 2, "a: 2 waiting (top-level, the "
+	    "delayed too, not the child), 3 running (children too), 2 claimed "
+	    "(%lld %lld %lld)", (long long)qcounts[0][0],
+	    (long long)qcounts[0][1], (long long)qcounts[0][2]);
+	ok(qcounts[1][DB_QCOUNT_WAITING] == 0 &&
+	    qcounts[1][DB_QCOUNT_RUNNING] == 1 &&
+	    qcounts[1][DB_QCOUNT_CLAIMED] == 0 && qother == 0, "b: 1 running; "
+	    "c (only finished) not named");
+	db_close(db);
+}
+
 /* Rollback discards, commit keeps, a reopen preserves. */
 static void
 test_txn(struct db *db)
@@ -1641,6 +1711,7 @@ main(void)
 	test_list();
 	test_due();
 	test_expired_count();
+	test_count_queues();
 	test_versions();
 	test_ids();
 	test_claims();

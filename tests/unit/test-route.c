@@ -206,6 +206,22 @@ api_workers(struct http_request *req)
 	called = "workers";
 }
 
+/* The queues' counts (api/queues.c). */
+void
+api_queues(struct http_request *req)
+{
+	(void)req;
+	called = "queues";
+}
+
+void
+api_queue_get(struct http_request *req, const struct route_params *a)
+{
+	(void)req;
+	(void)a;
+	called = "queue";
+}
+
 /*
  * Route one request: method, url, body length and up to three header
  * pairs (name, value, ..., NULL).  Returns the endpoint called or the
@@ -305,6 +321,16 @@ test_table(void)
 	is_str(answered_allow, "GET, HEAD", "... Allow: GET, HEAD");
 	is_str(route(HTTP_OTHER, "/v1/tasks", 0, NULL), "405",
 	    "an unknown method");
+	is_str(route(HTTP_GET, "/v1/queues", 0, NULL), "queues",
+	    "GET /v1/queues");
+	is_str(route(HTTP_HEAD, "/v1/queues/mail", 0, NULL), "queue",
+	    "HEAD /v1/queues/mail");
+	is_str(route(HTTP_GET, "/v1/queues/mail", 0, NULL), "queue",
+	    "GET /v1/queues/mail");
+	is_str(route(HTTP_POST, "/v1/queues/mail", 2, "Content-Type",
+	    "application/json", NULL), "405", "POST /v1/queues/mail: 405 "
+	    "(PATCH comes with issue 16)");
+	is_str(answered_allow, "GET, HEAD", "... Allow: GET, HEAD");
 	is_str(route(HTTP_PUT, "/v1/tasks/abc", 0, NULL), "405",
 	    "405 comes before the id is looked at");
 }
@@ -837,6 +863,14 @@ test_scope(void)
 	    "403", "... nor follow the events");
 	is_str(route(HTTP_GET, "/v1/kinds", 0, "Authorization", WORKER, NULL),
 	    "403", "... nor read the kinds");
+	is_str(route(HTTP_GET, "/v1/queues", 0, "Authorization", WORKER, NULL),
+	    "403", "... nor list the queues");
+	is_str(route(HTTP_GET, "/v1/queues/q1", 0, "Authorization", WORKER,
+	    NULL), "403", "... nor read one, even its own");
+	is_str(route(HTTP_GET, "/v1/queues", 0, "Authorization", FULL, NULL),
+	    "queues", "the full token lists the queues");
+	is_str(route(HTTP_GET, "/v1/queues/q3", 0, "Authorization", FULL,
+	    NULL), "queue", "... and reads one");
 	is_str(route(HTTP_GET, "/metrics", 0, "Authorization", WORKER, NULL),
 	    "403", "... nor /metrics");
 	test_cfg.metrics_public = 1;
