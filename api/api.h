@@ -292,6 +292,8 @@ void		 api_task_fail(struct http_request *,
 		    const struct route_params *);
 void		 api_task_release(struct http_request *,
 		    const struct route_params *);
+void		 api_queue_complete(struct http_request *,
+		    const struct route_params *);
 void		 api_workers(struct http_request *);
 
 /* queues.c: GET /v1/queues, GET /v1/queues/{queue} */

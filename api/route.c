@@ -109,6 +109,8 @@ static const struct route route_table[] = {
 	{ "/v1/queues/{queue}", HTTP_GET|HTTP_HEAD, NULL, api_queue_get },
 	{ "/v1/queues/{queue}/claim", HTTP_POST|ROUTE_WORKER, NULL,
 	    api_queue_claim },
+	{ "/v1/queues/{queue}/complete", HTTP_POST|ROUTE_WORKER, NULL,
+	    api_queue_complete },
 	{ "/v1/tasks/{id}/heartbeat", HTTP_POST|ROUTE_WORKER, NULL,
 	    api_task_heartbeat },
 	{ "/v1/tasks/{id}/complete", HTTP_POST|ROUTE_WORKER, NULL,

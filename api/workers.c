@@ -861,6 +861,332 @@ respond_row(struct http_request *req, unsigned int status,
 	http_respond_text(req, status, "application/json", body, len);
 }
 
+/*
+ * POST /v1/queues/{queue}/complete {"tasks": [{"id", "token", "result"?},
+ * ...]}: many completions in one call (a worker that claimed a batch),
+ * each decided as POST /v1/tasks/{id}/complete would, all answered
+ * after one commit: {"tasks": [{"id", "status", "state"?, "version"?,
+ * "type"?, "detail"?}]} in the order given.  Tasks must be of the queue
+ * named (its scope is the token's).
+ */
+#define BATCH_COMPLETE_MAX	1000
+
+struct bc_item {
+	int64_t			 id;
+	const char		*token;
+	json_t			*result;	/* borrowed from the body */
+	struct task		*t;		/* held */
+	struct task_row		 row;		/* read, if not in memory */
+	int			 rc;		/* of the read */
+	unsigned int		 status;
+	const char		*type;
+	char			 detail[256];
+	struct bcomp		*bc;
+};
+
+struct bcomp {
+	struct http_request	*req;		/* NULL once the client left */
+	json_t			*body;
+	struct bc_item		*items;
+	size_t			 n;
+	size_t			 pending;	/* reads out */
+	struct http_request	*rreq;		/* ... for it, while out */
+	int			 issuing;
+	char			 queue[65];
+};
+
+static void	 bcomp_read_done(void *, int);
+static void	 bcomp_apply(struct bcomp *);
+static void	 bcomp_committed(void *, int);
+static void	 bcomp_gone(struct http_request *);
+static void	 bcomp_free(struct bcomp *);
+
+void
+api_queue_complete(struct http_request *req, const struct route_params *args)
+{
+	static const char *const keys[] = { "tasks", NULL };
+	struct bcomp	*bc;
+	struct bc_item	*it;
+	struct problem	 p;
+	const char	*queue, *key;
+	char		 qname[65], field[64];
+	json_t		*o, *a, *e, *v;
+	size_t		 qlen, i, j;
+
+	if (api_query_check(req, (const char *const []){ NULL }) != 0)
+		return;
+	queue = route_param_str(args, "queue", &qlen);
+	if (!spec_queue_ok(queue, qlen)) {
+		problem_set(&p, 400, "invalid-field", "/path/queue", "a queue "
+		    "name is 1 to 64 of a-z, 0-9, '_', '.' and '-'");
+		http_respond_problem(req, &p);
+		return;
+	}
+	snprintf(qname, sizeof qname, "%.*s", (int)qlen, queue);
+	if ((o = body_object(req)) == NULL)
+		return;
+	if (body_keys(req, o, keys) != 0)
+		goto out;
+	a = json_object_get(o, "tasks");
+	if (!json_is_array(a) || json_array_size(a) == 0 ||
+	    json_array_size(a) > BATCH_COMPLETE_MAX) {
+		problem_set(&p, 400, a == NULL ? "missing-field" :
+		    "invalid-field", "/tasks", "tasks is an array of 1 to %d "
+		    "{\"id\", \"token\", \"result\"?}", BATCH_COMPLETE_MAX);
+		goto bad;
+	}
+	json_array_foreach(a, i, e) {
+		snprintf(field, sizeof field, "/tasks/%zu", i);
+		if (!json_is_object(e)) {
+			problem_set(&p, 400, "invalid-field", field, "each item "
+			    "is {\"id\", \"token\", \"result\"?}");
+			goto bad;
+		}
+		json_object_foreach(e, key, v) {
+			if (strcmp(key, "id") != 0 && strcmp(key, "token") != 0 &&
+			    strcmp(key, "result") != 0) {
+				pointer_join(field, sizeof field, field, key);
+				problem_set(&p, 400, "unknown-field", field,
+				    "an item takes no field \"%.64s\"", key);
+				goto bad;
+			}
+		}
+		v = json_object_get(e, "id");
+		if (!json_is_integer(v) || json_integer_value(v) < 1) {
+			snprintf(field, sizeof field, "/tasks/%zu/id", i);
+			problem_set(&p, 400, v == NULL ? "missing-field" :
+			    "invalid-field", field, "id is a task id");
+			goto bad;
+		}
+		for (j = 0; j < i; j++) {
+			if (json_integer_value(json_object_get(json_array_get(a,
+			    j), "id")) == json_integer_value(v)) {
+				snprintf(field, sizeof field, "/tasks/%zu/id",
+				    i);
+				problem_set(&p, 400, "invalid-field", field,
+				    "task %" PRId64 " is named twice (also at "
+				    "/tasks/%zu)", (int64_t)json_integer_value(v),
+				    j);
+				goto bad;
+			}
+		}
+		v = json_object_get(e, "token");
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > 256) {
+			snprintf(field, sizeof field, "/tasks/%zu/token", i);
+			problem_set(&p, 400, v == NULL ? "missing-field" :
+			    "invalid-field", field, "token is the string the "
+			    "claim answered with");
+			goto bad;
+		}
+	}
+	if (!auth_queue_allowed(req, qname)) {
+		auth_forbid_queue(req, qname, "/path/queue");
+		goto out;
+	}
+
+	bc = xcalloc(1, sizeof *bc);
+	bc->req = bc->rreq = req;
+	bc->body = o;
+	memcpy(bc->queue, qname, sizeof bc->queue);
+	bc->n = json_array_size(a);
+	bc->items = xcalloc(bc->n, sizeof *bc->items);
+	req->data = bc;
+	req->on_gone = bcomp_gone;
+	req->on_free = bcomp_gone;
+	/* the tasks: in memory (a lease that holds always is), else read */
+	bc->issuing = 1;
+	json_array_foreach(a, i, e) {
+		it = &bc->items[i];
+		it->bc = bc;
+		it->id = json_integer_value(json_object_get(e, "id"));
+		it->token = json_string_value(json_object_get(e, "token"));
+		it->result = json_object_get(e, "result");
+		if ((it->t = task_lookup(it->id)) != NULL) {
+			task_ref(it->t);
+			continue;
+		}
+		bc->pending++;
+		http_read_begin(req);
+		db_task_get(corod_db, it->id, &it->row, bcomp_read_done, it);
+	}
+	bc->issuing = 0;
+	if (bc->pending == 0)
+		bcomp_apply(bc);
+	else
+		http_read_hold(req);
+	return;
+bad:
+	http_respond_problem(req, &p);
+out:
+	json_decref(o);
+}
+
+static void
+bcomp_read_done(void *arg, int rc)
+{
+	struct bc_item		*it = arg;
+	struct bcomp		*bc = it->bc;
+	struct http_request	*rreq = bc->rreq;
+
+	it->rc = rc;
+	if (rc == 1) {
+		if ((it->t = task_lookup(it->id)) == NULL)
+			it->t = task_from_row(&it->row);
+		task_ref(it->t);
+	}
+	task_row_free(&it->row);
+	if (--bc->pending == 0 && !bc->issuing)
+		bcomp_apply(bc);
+	/* the last thing: the request may go once its last read ends */
+	http_read_end(rreq);
+}
+
+/* Every task is found: decide each, then answer after the commit. */
+static void
+bcomp_apply(struct bcomp *bc)
+{
+	struct http_request	*req = bc->req;
+	struct bc_item		*it;
+	struct task		*t;
+	char			*content;
+	json_t			*late;
+	size_t			 i;
+	int			 lease;
+
+	for (i = 0; i < bc->n; i++) {
+		it = &bc->items[i];
+		if ((t = it->t) == NULL) {
+			it->status = it->rc < 0 ? 503 : 404;
+			it->type = it->rc < 0 ? "store-unavailable" : "not-found";
+			snprintf(it->detail, sizeof it->detail, it->rc < 0 ?
+			    "task %" PRId64 " cannot be read now" :
+			    "no task %" PRId64, it->id);
+			continue;
+		}
+		if (t->row.queue == NULL || strcmp(t->row.queue,
+		    bc->queue) != 0) {
+			it->status = 409;
+			it->type = "other-queue";
+			snprintf(it->detail, sizeof it->detail, "task %" PRId64
+			    " is not in queue %s", it->id, bc->queue);
+			continue;
+		}
+		if (!t->kind->worker) {
+			it->status = 409;
+			it->type = "not-external";
+			snprintf(it->detail, sizeof it->detail, "task %" PRId64
+			    " is a %s task: no worker holds it", it->id,
+			    t->row.kind);
+			continue;
+		}
+		lease = external_token(&t->row, it->token);
+		if (lease == LEASE_HELD) {
+			if (t->row.worker != NULL)
+				worker_seen(t->row.worker, NULL);
+			external_complete(t, it->result != NULL ?
+			    json_incref(it->result) : NULL);
+			it->status = 200;
+			continue;
+		}
+		if (lease == LEASE_COMPLETED) {
+			it->status = 200;	/* the same call again */
+			continue;
+		}
+		it->status = 409;
+		it->type = "lease-lost";
+		snprintf(it->detail, sizeof it->detail, lease < 0 ?
+		    "this token does not hold task %" PRId64 "'s lease" :
+		    "the lease of this token on task %" PRId64 " has ended "
+		    "(%s)", it->id, lease_end_name(lease));
+		late = json_pack("{s:O?}", "result", it->result);
+		content = json_dumps(late, JSON_COMPACT);
+		json_decref(late);
+		external_late(t, "complete", lease < 0 ?
+		    "not this task's lease" : lease_end_name(lease), content);
+		free(content);
+	}
+	/* a worker that left still had them done: its repeat is a 200 */
+	commit_after(bcomp_committed, bc);
+	if (req != NULL)
+		http_suspend(req);
+}
+
+static void
+bcomp_committed(void *arg, int ok)
+{
+	struct bcomp		*bc = arg;
+	struct http_request	*req = bc->req;
+	struct problem		 p;
+	struct buf		 b = { NULL, 0, 0 };
+	struct bc_item		*it;
+	char			*body;
+	size_t			 i, len;
+
+	if (req == NULL)
+		goto out;
+	req->data = NULL;
+	req->on_gone = req->on_free = NULL;
+	if (!ok) {
+		store_problem(&p, "the completions are not stored yet (they "
+		    "may not survive a restart); repeat the call");
+		http_respond_problem(req, &p);
+		goto out;
+	}
+	buf_puts(&b, "{\"tasks\":[");
+	for (i = 0; i < bc->n; i++) {
+		it = &bc->items[i];
+		buf_puts(&b, i == 0 ? "{\"id\":" : ",{\"id\":");
+		buf_add_int(&b, it->id);
+		buf_puts(&b, ",\"status\":");
+		buf_add_int(&b, it->status);
+		if (it->status == 200) {
+			buf_puts(&b, ",\"state\":\"");
+			buf_puts(&b, task_state_name(it->t->row.state));
+			buf_puts(&b, "\",\"version\":");
+			buf_add_int(&b, it->t->row.version);
+		} else {
+			buf_puts(&b, ",\"type\":\"urn:corod:problem:");
+			buf_puts(&b, it->type);
+			buf_puts(&b, "\",\"detail\":");
+			buf_json_string(&b, it->detail, strlen(it->detail));
+		}
+		buf_puts(&b, "}");
+	}
+	buf_puts(&b, "]}");
+	body = buf_steal(&b, &len);
+	http_respond_text(req, 200, "application/json", body, len);
+out:
+	bcomp_free(bc);
+}
+
+static void
+bcomp_gone(struct http_request *req)
+{
+	struct bcomp	*bc = req->data;
+
+	if (bc == NULL)
+		return;
+	req->data = NULL;
+	req->on_gone = req->on_free = NULL;
+	bc->req = NULL;
+	/* its commit, out, frees it when done */
+}
+
+static void
+bcomp_free(struct bcomp *bc)
+{
+	size_t	i;
+
+	for (i = 0; i < bc->n; i++) {
+		if (bc->items[i].t != NULL)
+			task_unref(bc->items[i].t);
+	}
+	free(bc->items);
+	json_decref(bc->body);
+	free(bc);
+}
+
 /* GET /v1/workers */
 static void
 worker_render(void *arg, const struct worker_seen *w)

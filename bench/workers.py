@@ -102,7 +102,7 @@ LAT_WARM = 20
 HOLDERS = int(os.environ.get("WORKERS_HOLDERS", "10000"))
 HOLD_WAIT = 60
 SUBMIT_SECONDS = int(os.environ.get("WORKERS_SUBMIT_SECONDS", "10"))
-SECTIONS = os.environ.get("WORKERS_SECTIONS", "rate batch latency hold") \
+SECTIONS = os.environ.get("WORKERS_SECTIONS", "rate batch together latency hold") \
     .replace(",", " ").split()
 PEERS = os.environ.get("WORKERS_PEERS", "corod beanstalkd").replace(",", " ").split()
 DEADLINE = float(os.environ.get("WORKERS_DEADLINE", "300"))   # per wait
@@ -441,8 +441,9 @@ def bs_worker(st, maxn):
             return
 
 
-def corod_worker(st, maxn, name, port):
-    """claim (max maxn, wait 0) -> complete each, until a claim is empty."""
+def corod_worker(st, maxn, name, port, together=False):
+    """claim (max maxn, wait 0) -> complete each (together: all of a claim
+    in one POST /v1/queues/{q}/complete), until a claim is empty."""
     host = b"Host: 127.0.0.1:%d\r\nContent-Type: application/json\r\n" % port
 
     def post(path, body):
@@ -460,6 +461,22 @@ def corod_worker(st, maxn, name, port):
         claims = json.loads(b)["claims"]
         if not claims:
             return
+        if together:
+            body = json.dumps({"tasks": [{"id": cl["task"]["id"],
+                                          "token": cl["token"]}
+                                         for cl in claims]},
+                              separators=(",", ":")).encode()
+            ((code, b),) = yield post(b"/v1/queues/%s/complete" % QUEUE, body)
+            if code == 200:
+                ok = sum(1 for x in json.loads(b)["tasks"]
+                         if x["status"] == 200)
+                st["done"] += ok
+                st["errors"] += len(claims) - ok
+                st["last"] = time.monotonic()
+            else:
+                st["errors"] += len(claims)
+                st["error"] = st["error"] or "complete -> %d: %s" % (code, problem(b))
+            continue
         for cl in claims:
             ((code, b),) = yield post(*complete_path_body(cl))
             if code == 200:
@@ -485,7 +502,8 @@ def worker_child(cfg):
             c.gen, c.parse = bs_worker(st, maxn), parse_beanstalk
         else:
             c = Http(port)
-            c.gen = corod_worker(st, maxn, "wbench/%d-%d" % (os.getpid(), i), port)
+            c.gen = corod_worker(st, maxn, "wbench/%d-%d" % (os.getpid(), i), port,
+                                 cfg.get("together", False))
             c.parse = parse_http
         c.got = []
         conns.append(c)
@@ -558,7 +576,7 @@ def read_line(p, t_end, what):
             return line.decode()
 
 
-def run_workers(peer, server, maxn, tag):
+def run_workers(peer, server, maxn, tag, together=False):
     """CONC workers over PROCS client processes until the queue is empty:
     (tasks done, seconds from go to the last complete)."""
     kids = []
@@ -566,7 +584,8 @@ def run_workers(peer, server, maxn, tag):
     try:
         for i in range(PROCS):
             k = CONC // PROCS + (1 if i < CONC % PROCS else 0)
-            cfg = {"peer": peer, "port": server.port, "workers": k, "max": maxn}
+            cfg = {"peer": peer, "port": server.port, "workers": k, "max": maxn,
+                   "together": together}
             kids.append(subprocess.Popen([sys.executable, os.path.abspath(__file__),
                                           "--worker-child", json.dumps(cfg)],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE))
@@ -662,12 +681,21 @@ def describe(peer, s):
 # --- sections -------------------------------------------------------------------
 def sec_throughput(peers, sec):
     maxn = 1 if sec == "rate" else BATCH
-    comment("---- %s: %d tasks put beforehand, %d workers, %s" % (
-        sec, N, CONC, "claim max 1 -> complete / reserve-with-timeout 0 -> delete"
-        if maxn == 1 else "claim max %d -> complete each / %d pipelined "
-        "reserve-with-timeout 0 -> delete each" % (maxn, maxn)))
+    together = sec == "together"
+    if together:
+        # beanstalkd deletes one job per command: its figure is "batch"'s
+        peers = [p for p in peers if p == "corod"]
+        comment("---- %s: %d tasks put beforehand, %d workers, claim max %d -> "
+                "one POST /v1/queues/{q}/complete for the claim's tasks"
+                % (sec, N, CONC, maxn))
+    else:
+        comment("---- %s: %d tasks put beforehand, %d workers, %s" % (
+            sec, N, CONC, "claim max 1 -> complete / reserve-with-timeout 0 -> delete"
+            if maxn == 1 else "claim max %d -> complete each / %d pipelined "
+            "reserve-with-timeout 0 -> delete each" % (maxn, maxn)))
     for peer in peers:
-        tag = "workers_%s%s" % (peer, "" if sec == "rate" else "_batch")
+        tag = "workers_%s%s" % (peer, {"rate": "", "batch": "_batch",
+                                       "together": "_batch_together"}[sec])
         with server(peer) as s:
             comment("%s: %s" % (tag, describe(peer, s)))
             if peer == "beanstalkd":
@@ -678,7 +706,7 @@ def sec_throughput(peers, sec):
                 how = "JSON arrays of %d on one connection" % BATCH
             comment("%s: fill: %d tasks in %.2f s = %.0f tasks/s (%s)"
                     % (tag, N, t_fill, N / t_fill, how))
-            done, dt = run_workers(peer, s, maxn, tag)
+            done, dt = run_workers(peer, s, maxn, tag, together)
         if sec == "rate":
             result("workers_%s_fill_rate" % peer, N / t_fill, "tasks/s")
         rate = done / dt
@@ -687,6 +715,9 @@ def sec_throughput(peers, sec):
     if ("corod" in peers and "beanstalkd" in peers):
         result("workers_corod_vs_beanstalkd%s" % ("" if sec == "rate" else "_batch"),
                FIG[(sec, "corod")] / FIG[(sec, "beanstalkd")], "x")
+    if together and ("batch", "beanstalkd") in FIG and ("together", "corod") in FIG:
+        result("workers_corod_together_vs_beanstalkd_batch",
+               FIG[("together", "corod")] / FIG[("batch", "beanstalkd")], "x")
 
 
 def latency_beanstalkd(s):
@@ -1097,6 +1128,13 @@ def rows(corod_off):
         out.append(("claim(max %d) -> complete each, %d workers" % (BATCH, CONC),
                     both("batch", lambda x: "%.0f/s" % x), ">= 50,000/s",
                     v("batch", lambda x: x >= GOAL_BATCH)))
+    if "together" in SECTIONS:
+        out.append(("claim(max %d) -> one complete for all, %d workers"
+                    % (BATCH, CONC),
+                    "corod %s" % ("%.0f/s" % FIG[("together", "corod")]
+                                  if ("together", "corod") in FIG else "n/a"),
+                    ">= 50,000/s",
+                    v("together", lambda x: x >= GOAL_BATCH)))
     if "latency" in SECTIONS:
         out.append(("submit -> claimed, one worker waiting",
                     both("latency", lambda x: "p50 %.2f p99 %.2f ms" % x),
@@ -1119,7 +1157,7 @@ def main():
         holder_child(int(sys.argv[2]))
         return
     for s in SECTIONS:
-        if s not in ("rate", "batch", "latency", "hold"):
+        if s not in ("rate", "batch", "together", "latency", "hold"):
             die("unknown section %r in WORKERS_SECTIONS" % s)
     for p in PEERS:
         if p not in ("corod", "beanstalkd"):
@@ -1146,7 +1184,7 @@ def main():
             v.stdout.strip() or v.stderr.strip(),
             "on every write before the reply (-f 0)" if BS_FSYNC == "0"
             else "-f %s" % BS_FSYNC))
-    for sec in ("rate", "batch"):
+    for sec in ("rate", "batch", "together"):
         if sec in SECTIONS and peers:
             sec_throughput(peers, sec)
     if "latency" in SECTIONS and peers:

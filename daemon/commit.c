@@ -138,6 +138,7 @@ static int	 commit_is_lost(int64_t);
 static void	 commit_lost_sweep(void);
 static struct batch *commit_take(void);
 static void	 commit_complete(struct batch *);
+static int	 commit_has_writes(void);
 static void	 commit_changed(const struct task_row *, enum change_op);
 static void	 commit_batch_free(struct batch *);
 static void	 commit_run_afters(struct after *, size_t, int);
@@ -433,6 +434,14 @@ verror_store(struct verror *e, const char *what)
 	else
 		verror_set(e, "store-unavailable", NULL, "the database cannot "
 		    "be written; %s", what);
+}
+
+/* Writes waiting for the end of the turn (callbacks not counted). */
+static int
+commit_has_writes(void)
+{
+	return (!TAILQ_EMPTY(&dirty) || nlogs != 0 || ninserts != 0 ||
+	    nidems != 0 || prune_idem != 0 || prune_seq != 0 || renew);
 }
 
 /* Anything waiting for the end of the turn, or a batch in flight. */
@@ -748,6 +757,15 @@ commit_complete(struct batch *b)
 		}
 		/* read by the stats thread */
 		__atomic_store_n(&commit_seq, b->seq, __ATOMIC_RELAXED);
+		/*
+		 * The batch filled while this one was written goes to the
+		 * writer first, so that it writes while this one's steps and
+		 * answers run here (the writer would otherwise wait for
+		 * them).  Only one with writes: callbacks alone are answered
+		 * after this batch's, below.
+		 */
+		if (commit_has_writes())
+			commit_flush();
 		/* Rows inserted, log lines, then the tasks' own changes. */
 		for (i = 0; i < b->ninserts; i++) {
 			commit_changed(b->inserts[i], CHANGE_CREATED);

@@ -255,6 +255,61 @@ def expiry_retry_and_fencing():
 
 
 @t.test(timeout=30)
+def complete_many():
+    tasks = d.submit([ext("many", {"i": i}) for i in range(4)])
+    other = d.submit(ext("many-other"))
+    r = claim("many", max=4)
+    cl = r.body["claims"]
+    t.is_(len(cl), 4, "four claimed")
+    oc = claim_one("many-other")
+    items = [{"id": cl[0]["task"]["id"], "token": cl[0]["token"],
+              "result": {"n": 0}},
+             {"id": cl[1]["task"]["id"], "token": cl[1]["token"]},
+             {"id": cl[2]["task"]["id"], "token": "C" * 22,
+              "result": "late"},
+             {"id": 999999, "token": "D" * 22},
+             {"id": other["id"], "token": oc["token"]}]
+    r = d.request("POST", "/v1/queues/many/complete", {"tasks": items})
+    t.is_(r.status, 200, "POST /v1/queues/many/complete: 200")
+    got = [(x["id"], x["status"]) for x in r.body.get("tasks", [])]
+    t.is_(got, [(cl[0]["task"]["id"], 200), (cl[1]["task"]["id"], 200),
+                (cl[2]["task"]["id"], 409), (999999, 404),
+                (other["id"], 409)],
+          "each item answered in order: done, done, lease-lost, missing, "
+          "another queue's")
+    t.is_([x.get("type", "").rsplit(":", 1)[-1]
+           for x in r.body["tasks"][2:]],
+          ["lease-lost", "not-found", "other-queue"], "... with its type")
+    t.is_(r.body["tasks"][0].get("state"), "succeeded", "... the state")
+    t.is_(d.get(cl[0]["task"]["id"])["result"], {"n": 0},
+          "the result stored")
+    t.is_(d.get(cl[2]["task"]["id"])["state"], "running",
+          "the wrong token's task is untouched")
+    t.is_(d.get(other["id"])["state"], "running",
+          "... and the other queue's")
+    r2 = d.request("POST", "/v1/queues/many/complete", {"tasks": items[:2]})
+    t.is_([x["status"] for x in r2.body.get("tasks", [])], [200, 200],
+          "the same completions again: 200 (idempotent)")
+    for c in cl[2:]:
+        call(c["task"]["id"], "complete", c["token"])
+    call(other["id"], "complete", oc["token"])
+    t.is_(len(tasks), 4, "(four submitted)")
+    for body, field in (({"tasks": []}, "/tasks"),
+                        ({"tasks": [{"id": 1}] * 1001}, "/tasks"),
+                        ({}, "/tasks"),
+                        ({"tasks": [{"token": "x"}]}, "/tasks/0/id"),
+                        ({"tasks": [{"id": 1}]}, "/tasks/0/token"),
+                        ({"tasks": [{"id": 1, "token": "x"},
+                                    {"id": 1, "token": "y"}]}, "/tasks/1/id"),
+                        ({"tasks": [{"id": 1, "token": "x", "why": 1}]},
+                         "/tasks/0/why"),
+                        ({"tasks": [5]}, "/tasks/0")):
+        r = d.request("POST", "/v1/queues/many/complete", body)
+        problem(r, 400, "complete-many bad input: 400 naming %s" % field,
+                field)
+
+
+@t.test(timeout=30)
 def heartbeat_extends():
     task = d.submit(ext("hb"))
     c = claim_one("hb", lease=1)

@@ -200,6 +200,14 @@ api_queue_claim(struct http_request *req, const struct route_params *a)
 }
 
 void
+api_queue_complete(struct http_request *req, const struct route_params *a)
+{
+	(void)req;
+	(void)a;
+	called = "complete-many";
+}
+
+void
 api_workers(struct http_request *req)
 {
 	(void)req;
