@@ -252,6 +252,9 @@ void		 api_task_delete(struct http_request *,
 		    const struct route_params *);
 void		 api_task_log(struct http_request *, const struct route_params *);
 void		 api_read_clear(struct http_request *);
+/* 507 or 503: the store did not take a write; the text says what became
+ * of the request. */
+void		 problem_store(struct problem *, const char *);
 /* api_wake_waiters, api_wake_followers: steps of a commit (corod.h) */
 
 /* json.c: render a stored task as the API's JSON object */
@@ -281,7 +284,14 @@ int		 auth_forbid_queue(struct http_request *, const char *,
 /* The queues of a worker scope, "a, b", for messages. */
 const char	*auth_scope_names(const struct auth_scope *);
 
-/* workers.c: external workers' calls */
+/* body.c: a JSON object body; each answers 400 naming the field and
+ * returns NULL or -1 on a fault */
+json_t		*body_object(struct http_request *);
+int		 body_keys(struct http_request *, json_t *, const char *const *);
+int		 body_seconds(struct http_request *, json_t *, const char *,
+		    double, double, double, int64_t *);
+
+/* claims.c, leases.c: external workers' calls */
 void		 api_queue_claim(struct http_request *,
 		    const struct route_params *);
 void		 api_task_heartbeat(struct http_request *,

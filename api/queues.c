@@ -140,7 +140,8 @@ api_queues(struct http_request *req)
 	counted = stats_queues_each(queues_counted, &o, &at, &seq) == 0;
 	o.counted = o.n;
 	queue_claims_each(queues_claims, &o);
-	qsort(o.v, o.n, sizeof *o.v, queue_out_cmp);
+	if (o.n > 1)		/* qsort's array may not be NULL */
+		qsort(o.v, o.n, sizeof *o.v, queue_out_cmp);
 
 	buf_puts(&b, "{\"queues\":[");
 	for (i = 0; i < o.n; i++) {

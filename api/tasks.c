@@ -168,7 +168,6 @@ static void	loop_issue(struct http_request *,
 static int	loop_back(struct http_request *);
 static void	loop_done(void *, int);
 static void	detach_cb(struct http_request *);
-static void	store_problem(struct problem *, const char *);
 static void	submit_done(struct submission *, enum submit_result,
 		    const struct verror *);
 static void	submit_answer(struct http_request *, struct submission *,
@@ -401,8 +400,8 @@ detach_cb(struct http_request *req)
  * is full, 503 for any other failure of the store; what says what became
  * of the request.
  */
-static void
-store_problem(struct problem *p, const char *what)
+void
+problem_store(struct problem *p, const char *what)
 {
 	struct verror	e;
 
@@ -1127,7 +1126,7 @@ change_done(void *arg, int ok)
 	req->data = NULL;
 	req->on_free = NULL;
 	if (!ok) {
-		store_problem(&p, "the change is not stored yet (it may not "
+		problem_store(&p, "the change is not stored yet (it may not "
 		    "survive a restart); repeat the request");
 		http_respond_problem(req, &p);
 		goto out;

@@ -318,7 +318,8 @@ stats_count_queues(struct stats_queue **out, size_t *nout)
 
 	rc = db_task_count_queues_sync(stats_db, qcount_cb, &r);
 	if (rc == 0) {
-		qsort(r.v, r.n, sizeof *r.v, qrow_cmp);
+		if (r.n > 1)	/* qsort's array may not be NULL */
+			qsort(r.v, r.n, sizeof *r.v, qrow_cmp);
 		q = xcalloc(r.n > 0 ? r.n : 1, sizeof *q);
 		for (i = 0; i < r.n; i++) {
 			if (n == 0 || strcmp(q[n - 1].name, r.v[i].name) != 0)

@@ -1,44 +1,25 @@
 /*
- * workers.c -- external workers over HTTP: claim (a held long-poll, as
- * GET ?wait=), heartbeat, complete, fail, release, and GET /v1/workers.
+ * leases.c -- what an external worker does with a task it holds:
+ * heartbeat, complete, fail, release, and complete many at once.
  *
- * A claim waits in its queue (daemon/workers.c) until that queue serves
- * it at a turn's end or its wait is up.  Served, its tasks are leased in
- * memory and the answer goes out after the turn's commit: a lease a
- * worker holds is on disk.  If the worker left meanwhile (or the commit
- * failed), the tasks go back to waiting, the attempt not counted:
- * nobody holds a lease nobody heard of.
- *
- * The calls on a claimed task present its token.  One that holds the
- * lease acts, answered after the commit; one that named the lease as it
- * ended, repeating the call that ended it (the same outcome), is
- * answered 200 with the task and changes nothing; any other is 409
- * lease-lost, and what it carried is logged on the task, not applied
- * (kind-external.c).
+ * Each call presents the lease's token.  One that holds the lease acts,
+ * answered after the commit; one that named the lease as it ended,
+ * repeating the call that ended it (the same outcome), is answered 200
+ * with the task and changes nothing; any other is 409 lease-lost, and
+ * what it carried is logged on the task, not applied (kind-external.c),
+ * the 409 answered once that line is stored.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "db.h"
 
-#define CLAIM_MAX	100
-#define WAIT_MAX	60		/* seconds */
-#define WORKER_NAME_MAX	128
 #define LOG_LINES_MAX	1000		/* per heartbeat */
 #define LOG_LINE_MAX	65536		/* bytes per line */
 #define ERROR_CODE_MAX	64
-
-/* A claim held for its queue, then for its commit. */
-struct claimreq {
-	struct claim		 c;
-	struct http_request	*req;		/* NULL once the worker left */
-	struct event		*timer;
-	struct task		**tasks;	/* served: held (task_ref) */
-	size_t			 n;
-	int64_t			 started;	/* monotonic µs */
-};
 
 /* What a call on a claimed task does. */
 enum wcall {
@@ -53,7 +34,7 @@ static const char *const wcall_names[] = {
 
 /* A call on a claimed task: its body, parsed, until the task is found. */
 struct wreq {
-	struct http_request	*req;		/* NULL once the client left */
+	struct http_request	*req;		/* first: NULL once it left */
 	struct http_request	*rreq;		/* while its read is out */
 	enum wcall		 call;
 	int64_t			 id;
@@ -64,364 +45,16 @@ struct wreq {
 	struct problem		*refused;	/* answered after its log line */
 };
 
-/* Claim wait time (µs from the claim to its answer) histogram. */
-static const int64_t	 wait_bounds[] = {
-	1000, 5000, 25000, 100000, 500000, 1000000, 5000000, 30000000,
-	60000000,
-};
-#define NWAIT_BOUNDS	(sizeof wait_bounds / sizeof wait_bounds[0])
-uint64_t		 claim_wait_hist[NWAIT_BOUNDS + 1];
-int64_t			 claim_wait_sum;
-
-static void	 store_problem(struct problem *, const char *);
-static json_t	*body_object(struct http_request *);
-static int	 field_seconds(struct http_request *, json_t *, const char *,
-		     double, double, double, int64_t *);
-static void	 claim_served(struct claim *, struct task **, size_t);
-static void	 claim_timeout_cb(evutil_socket_t, short, void *);
-static void	 claim_gone(struct http_request *);
-static void	 claim_committed(void *, int);
-static void	 claim_answer(struct claimreq *);
-static void	 claimreq_free(struct claimreq *);
 static void	 wcall_start(struct http_request *, const struct route_params *,
 		     enum wcall);
 static void	 wcall_read_done(void *, int);
 static void	 wcall_act(struct wreq *, struct task *);
 static int	 wcall_apply(struct wreq *, struct task *);
 static void	 wcall_committed(void *, int);
-static void	 wcall_gone(struct http_request *);
 static void	 wcall_free(struct wreq *);
+static void	 detach_gone(struct http_request *);
 static void	 respond_row(struct http_request *, unsigned int,
 		     const struct task_row *);
-
-/* 507 or 503: the store did not take the change; what says what became
- * of the call. */
-static void
-store_problem(struct problem *p, const char *what)
-{
-	struct verror	e;
-
-	verror_store(&e, what);
-	problem_from_verror(p, &e);
-}
-
-/* The body as a JSON object, or NULL with a 400 answered. */
-static json_t *
-body_object(struct http_request *req)
-{
-	struct problem	 p;
-	json_error_t	 err;
-	json_t		*root;
-
-	if (req->len == 0) {
-		problem_set(&p, 400, "invalid-json", "", "the body is empty; "
-		    "send a JSON object");
-		http_respond_problem(req, &p);
-		return (NULL);
-	}
-	root = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &err);
-	if (root == NULL) {
-		problem_set(&p, 400, "invalid-json", "", "the body is not "
-		    "valid JSON (line %d, column %d): %s", err.line,
-		    err.column, err.text);
-		http_respond_problem(req, &p);
-		return (NULL);
-	}
-	if (!json_is_object(root)) {
-		problem_set(&p, 400, "invalid-field", "", "the body must be "
-		    "a JSON object");
-		http_respond_problem(req, &p);
-		json_decref(root);
-		return (NULL);
-	}
-	return (root);
-}
-
-/*
- * A number of seconds in min..max at key (absent or null: def), as µs;
- * -1 with a 400 naming the field answered.
- */
-static int
-field_seconds(struct http_request *req, json_t *o, const char *key,
-    double min, double max, double def, int64_t *us)
-{
-	struct problem	 p;
-	json_t		*v = json_object_get(o, key);
-	char		 field[80];
-	double		 d = def;
-
-	if (v != NULL && !json_is_null(v)) {
-		d = json_is_number(v) ? json_number_value(v) : -1.0;
-		if (!json_is_number(v) || d < min || d > max) {
-			snprintf(field, sizeof field, "/%s", key);
-			problem_set(&p, 400, "invalid-field", field, "%s is a "
-			    "number of seconds from %g to %g", key, min, max);
-			http_respond_problem(req, &p);
-			return (-1);
-		}
-	}
-	*us = (int64_t)(d * USEC_PER_SEC);
-	return (0);
-}
-
-/*
- * A token's check of the keys a body may have: 0, or -1 with a 400
- * naming the first key not among names.
- */
-static int
-body_keys(struct http_request *req, json_t *o, const char *const *names)
-{
-	struct problem	 p;
-	const char	*key;
-	json_t		*v;
-	char		 field[300];
-	size_t		 i;
-
-	json_object_foreach(o, key, v) {
-		for (i = 0; names[i] != NULL; i++) {
-			if (strcmp(key, names[i]) == 0)
-				break;
-		}
-		if (names[i] == NULL) {
-			pointer_join(field, sizeof field, "", key);
-			problem_set(&p, 400, "unknown-field", field, "this call "
-			    "takes no field \"%.64s\"", key);
-			http_respond_problem(req, &p);
-			return (-1);
-		}
-	}
-	return (0);
-}
-
-/* POST /v1/queues/{queue}/claim */
-void
-api_queue_claim(struct http_request *req, const struct route_params *args)
-{
-	static const char *const keys[] = { "worker", "max", "lease", "wait",
-	    NULL };
-	struct claimreq	*cr;
-	struct problem	 p;
-	const char	*queue, *worker;
-	char		 qname[65];
-	json_t		*o, *v;
-	struct timeval	 tv;
-	int64_t		 lease, wait;
-	size_t		 qlen, i;
-	json_int_t	 max = 1;
-
-	if (api_query_check(req, (const char *const []){ NULL }) != 0)
-		return;
-	queue = route_param_str(args, "queue", &qlen);
-	if (!spec_queue_ok(queue, qlen)) {
-		problem_set(&p, 400, "invalid-field", "/path/queue", "a queue "
-		    "name is 1 to 64 of a-z, 0-9, '_', '.' and '-'");
-		http_respond_problem(req, &p);
-		return;
-	}
-	if ((o = body_object(req)) == NULL)
-		return;
-	if (body_keys(req, o, keys) != 0)
-		goto out;
-	v = json_object_get(o, "worker");
-	worker = json_string_value(v);
-	if (worker == NULL || json_string_length(v) == 0 ||
-	    json_string_length(v) > WORKER_NAME_MAX) {
-		problem_set(&p, 400, v == NULL ? "missing-field" :
-		    "invalid-field", "/worker", "worker names the worker: a "
-		    "string of 1 to %d bytes, such as \"host/pid\"",
-		    WORKER_NAME_MAX);
-		goto bad;
-	}
-	for (i = 0; worker[i] != '\0'; i++) {
-		if ((unsigned char)worker[i] < 0x20 || worker[i] == 0x7f)
-			break;
-	}
-	if (i != json_string_length(v)) {
-		problem_set(&p, 400, "invalid-field", "/worker", "worker may "
-		    "not hold control characters");
-		goto bad;
-	}
-	if ((v = json_object_get(o, "max")) != NULL && !json_is_null(v)) {
-		max = json_is_integer(v) ? json_integer_value(v) : 0;
-		if (max < 1 || max > CLAIM_MAX) {
-			problem_set(&p, 400, "invalid-field", "/max", "max is "
-			    "an integer from 1 to %d", CLAIM_MAX);
-			goto bad;
-		}
-	}
-	if (field_seconds(req, o, "lease", (double)LEASE_MIN / USEC_PER_SEC,
-	    (double)LEASE_MAX / USEC_PER_SEC,
-	    (double)LEASE_DEFAULT / USEC_PER_SEC, &lease) != 0 ||
-	    field_seconds(req, o, "wait", 0, WAIT_MAX, 0, &wait) != 0)
-		goto out;
-	snprintf(qname, sizeof qname, "%.*s", (int)qlen, queue);
-	if (!auth_queue_allowed(req, qname)) {
-		auth_forbid_queue(req, qname, "/path/queue");
-		goto out;
-	}
-
-	cr = xcalloc(1, sizeof *cr);
-	memcpy(cr->c.queue, qname, sizeof cr->c.queue);
-	snprintf(cr->c.worker, sizeof cr->c.worker, "%s", worker);
-	cr->c.max = (int)max;
-	cr->c.lease = lease;
-	cr->c.served = claim_served;
-	cr->req = req;
-	cr->started = time_mono();
-	worker_seen(cr->c.worker, cr->c.queue);
-	/* wait 0 fires next turn: after this turn's dispatch */
-	cr->timer = evtimer_new(loop_base, claim_timeout_cb, cr);
-	tv = time_tv(wait);
-	evtimer_add(cr->timer, &tv);
-	queue_wait(&cr->c);
-	req->data = cr;
-	req->on_gone = claim_gone;
-	req->on_free = claim_gone;
-	http_hold(req);
-	goto out;
-bad:
-	http_respond_problem(req, &p);
-out:
-	json_decref(o);
-}
-
-/* The queue served the claim (at a turn's end): answer after the commit. */
-static void
-claim_served(struct claim *c, struct task **tasks, size_t n)
-{
-	struct claimreq	*cr = (struct claimreq *)c;
-	size_t		 i;
-
-	evtimer_del(cr->timer);
-	cr->tasks = xreallocarray(NULL, n, sizeof *cr->tasks);
-	for (i = 0; i < n; i++) {
-		task_ref(tasks[i]);
-		cr->tasks[i] = tasks[i];
-	}
-	cr->n = n;
-	commit_after(claim_committed, cr);
-}
-
-/* The wait is up with nothing served: an empty answer. */
-static void
-claim_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct claimreq	*cr = arg;
-
-	(void)fd;
-	(void)what;
-	queue_unwait(&cr->c);
-	claim_answer(cr);
-	claimreq_free(cr);
-}
-
-/* The worker left: a waiting claim stops waiting; a served one's tasks
- * go back when its commit is done. */
-static void
-claim_gone(struct http_request *req)
-{
-	struct claimreq	*cr = req->data;
-
-	if (cr == NULL)
-		return;
-	http_release(req);
-	cr->req = NULL;
-	if (cr->c.waiting || cr->tasks == NULL) {
-		queue_unwait(&cr->c);
-		claimreq_free(cr);
-	}
-}
-
-/* The leases are committed: the answer, or, if nobody hears it, they go. */
-static void
-claim_committed(void *arg, int ok)
-{
-	struct claimreq	*cr = arg;
-	struct problem	 p;
-	size_t		 i;
-
-	if (cr->req == NULL || !ok) {
-		for (i = 0; i < cr->n; i++) {
-			if (cr->tasks[i]->row.state == TASK_RUNNING)
-				external_unlease(cr->tasks[i]);
-		}
-		if (cr->req != NULL) {
-			store_problem(&p, "nothing was claimed; claim "
-			    "again");
-			http_release(cr->req);
-			http_respond_problem(cr->req, &p);
-			cr->req = NULL;
-		}
-	} else
-		claim_answer(cr);
-	claimreq_free(cr);
-}
-
-/* {"claims": [{"task", "token", "attempt", "expires_at", "checkpoint"}]} */
-static void
-claim_answer(struct claimreq *cr)
-{
-	struct http_request	*req = cr->req;
-	struct buf		 b = { NULL, 0, 0 };
-	struct task		*t;
-	char			 tm[TIME_STRLEN], *body;
-	size_t			 i, len, k;
-	int64_t			 w;
-
-	if (req == NULL)
-		return;
-	http_release(req);
-	buf_puts(&b, "{\"claims\":[");
-	for (i = 0; i < cr->n; i++) {
-		t = cr->tasks[i];
-		buf_puts(&b, i == 0 ? "{\"task\":" : ",{\"task\":");
-		task_render(&b, &t->row, NULL, 0);
-		buf_puts(&b, ",\"token\":\"");
-		buf_puts(&b, t->row.wtoken);
-		buf_puts(&b, "\",\"attempt\":");
-		buf_add_int(&b, t->row.attempt);
-		buf_puts(&b, ",\"expires_at\":\"");
-		buf_puts(&b, time_format(t->row.wlease_until, tm));
-		buf_puts(&b, "\",\"checkpoint\":");
-		buf_puts(&b, t->row.checkpoint != NULL ? t->row.checkpoint :
-		    "null");
-		buf_puts(&b, "}");
-	}
-	buf_puts(&b, "]}");
-	w = time_mono() - cr->started;
-	for (k = 0; k < NWAIT_BOUNDS && w > wait_bounds[k]; k++)
-		;
-	claim_wait_hist[k]++;
-	claim_wait_sum += w;
-	body = buf_steal(&b, &len);
-	cr->req = NULL;
-	http_respond_text(req, 200, "application/json", body, len);
-}
-
-static void
-claimreq_free(struct claimreq *cr)
-{
-	size_t	i;
-
-	if (cr->req != NULL)
-		http_release(cr->req);
-	for (i = 0; i < cr->n; i++)
-		task_unref(cr->tasks[i]);
-	free(cr->tasks);
-	event_free(cr->timer);
-	free(cr);
-}
-
-/* Export the claim wait histogram for /metrics. */
-size_t
-claim_wait_buckets(const int64_t **bounds, const uint64_t **hist,
-    int64_t *sum)
-{
-	*bounds = wait_bounds;
-	*hist = claim_wait_hist;
-	*sum = claim_wait_sum;
-	return (NWAIT_BOUNDS);
-}
 
 void
 api_task_heartbeat(struct http_request *req, const struct route_params *a)
@@ -486,7 +119,7 @@ wcall_start(struct http_request *req, const struct route_params *args,
 	}
 	switch (call) {
 	case WCALL_HEARTBEAT:
-		if (field_seconds(req, o, "lease",
+		if (body_seconds(req, o, "lease",
 		    (double)LEASE_MIN / USEC_PER_SEC,
 		    (double)LEASE_MAX / USEC_PER_SEC, 0, &us) != 0)
 			goto out;
@@ -556,12 +189,12 @@ wcall_start(struct http_request *req, const struct route_params *args,
 			    "retry is true or false");
 			goto bad;
 		}
-		if (field_seconds(req, o, "retry_after", 0, COROD_MAX_SECONDS,
+		if (body_seconds(req, o, "retry_after", 0, COROD_MAX_SECONDS,
 		    0, &us) != 0)
 			goto out;
 		break;
 	case WCALL_RELEASE:
-		if (field_seconds(req, o, "delay", 0, COROD_MAX_SECONDS, 0,
+		if (body_seconds(req, o, "delay", 0, COROD_MAX_SECONDS, 0,
 		    &us) != 0)
 			goto out;
 		break;
@@ -574,8 +207,8 @@ wcall_start(struct http_request *req, const struct route_params *args,
 	w->body = o;
 	w->token = xstrdup(json_string_value(json_object_get(o, "token")));
 	req->data = w;
-	req->on_gone = wcall_gone;
-	req->on_free = wcall_gone;
+	req->on_gone = detach_gone;
+	req->on_free = detach_gone;
 	if ((t = task_lookup(w->id)) != NULL) {
 		task_ref(t);
 		wcall_act(w, t);
@@ -616,7 +249,7 @@ wcall_read_done(void *arg, int rc)
 			problem_set(&p, 404, "not-found", NULL, "no task %"
 			    PRId64, w->id);
 		else
-			store_problem(&p, "nothing was changed; repeat the "
+			problem_store(&p, "nothing was changed; repeat the "
 			    "call");
 		req->data = NULL;
 		req->on_gone = req->on_free = NULL;
@@ -799,7 +432,7 @@ wcall_committed(void *arg, int ok)
 		goto out;
 	}
 	if (!ok) {
-		store_problem(&p, "the call is not stored yet (it may not "
+		problem_store(&p, "the call is not stored yet (it may not "
 		    "survive a restart); repeat it");
 		http_respond_problem(req, &p);
 		goto out;
@@ -822,18 +455,21 @@ out:
 	wcall_free(w);
 }
 
-/* The client left: the change goes on, the answer goes nowhere. */
+/*
+ * The client left: the change goes on, the answer goes nowhere; its read
+ * or its commit, out, frees what it held.  struct wreq and struct bcomp
+ * both start with the request.
+ */
 static void
-wcall_gone(struct http_request *req)
+detach_gone(struct http_request *req)
 {
-	struct wreq	*w = req->data;
+	void	*data = req->data;
 
-	if (w == NULL)
+	if (data == NULL)
 		return;
 	req->data = NULL;
 	req->on_gone = req->on_free = NULL;
-	w->req = NULL;
-	/* its read or commit, out, frees it when done */
+	*(struct http_request **)data = NULL;
 }
 
 static void
@@ -885,7 +521,7 @@ struct bc_item {
 };
 
 struct bcomp {
-	struct http_request	*req;		/* NULL once the client left */
+	struct http_request	*req;		/* first: NULL once it left */
 	json_t			*body;
 	struct bc_item		*items;
 	size_t			 n;
@@ -898,7 +534,6 @@ struct bcomp {
 static void	 bcomp_read_done(void *, int);
 static void	 bcomp_apply(struct bcomp *);
 static void	 bcomp_committed(void *, int);
-static void	 bcomp_gone(struct http_request *);
 static void	 bcomp_free(struct bcomp *);
 
 void
@@ -992,8 +627,8 @@ api_queue_complete(struct http_request *req, const struct route_params *args)
 	bc->n = json_array_size(a);
 	bc->items = xcalloc(bc->n, sizeof *bc->items);
 	req->data = bc;
-	req->on_gone = bcomp_gone;
-	req->on_free = bcomp_gone;
+	req->on_gone = detach_gone;
+	req->on_free = detach_gone;
 	/* the tasks: in memory (a lease that holds always is), else read */
 	bc->issuing = 1;
 	json_array_foreach(a, i, e) {
@@ -1128,7 +763,7 @@ bcomp_committed(void *arg, int ok)
 	req->data = NULL;
 	req->on_gone = req->on_free = NULL;
 	if (!ok) {
-		store_problem(&p, "the completions are not stored yet (they "
+		problem_store(&p, "the completions are not stored yet (they "
 		    "may not survive a restart); repeat the call");
 		http_respond_problem(req, &p);
 		goto out;
@@ -1161,19 +796,6 @@ out:
 }
 
 static void
-bcomp_gone(struct http_request *req)
-{
-	struct bcomp	*bc = req->data;
-
-	if (bc == NULL)
-		return;
-	req->data = NULL;
-	req->on_gone = req->on_free = NULL;
-	bc->req = NULL;
-	/* its commit, out, frees it when done */
-}
-
-static void
 bcomp_free(struct bcomp *bc)
 {
 	size_t	i;
@@ -1185,47 +807,4 @@ bcomp_free(struct bcomp *bc)
 	free(bc->items);
 	json_decref(bc->body);
 	free(bc);
-}
-
-/* GET /v1/workers */
-static void
-worker_render(void *arg, const struct worker_seen *w)
-{
-	struct buf	*b = arg;
-	const char	*p, *sp;
-	char		 tm[TIME_STRLEN];
-
-	buf_puts(b, b->len > 13 ? ",{\"name\":" : "{\"name\":");
-	buf_json_string(b, w->name, strlen(w->name));
-	buf_puts(b, ",\"queues\":[");
-	for (p = w->queues; *p != '\0'; p = *sp == ' ' ? sp + 1 : sp) {
-		if ((sp = strchr(p, ' ')) == NULL)
-			sp = p + strlen(p);
-		if (p != w->queues)
-			buf_puts(b, ",");
-		buf_json_string(b, p, (size_t)(sp - p));
-	}
-	buf_puts(b, "],\"claims\":");
-	buf_add_int(b, w->claims);
-	buf_puts(b, ",\"claims_total\":");
-	buf_add_int(b, (int64_t)w->claims_total);
-	buf_puts(b, ",\"last_seen\":\"");
-	buf_puts(b, time_format(w->last_seen, tm));
-	buf_puts(b, "\"}");
-}
-
-void
-api_workers(struct http_request *req)
-{
-	struct buf	 b = { NULL, 0, 0 };
-	char		*body;
-	size_t		 len;
-
-	if (api_query_check(req, (const char *const []){ NULL }) != 0)
-		return;
-	buf_puts(&b, "{\"workers\":[");
-	workers_each(worker_render, &b);
-	buf_puts(&b, "]}");
-	body = buf_steal(&b, &len);
-	http_respond_text(req, 200, "application/json", body, len);
 }
