@@ -73,7 +73,8 @@ queues_claims(void *arg, const char *name, size_t n)
 	struct queue_out	 key, *q;
 
 	snprintf(key.s.name, sizeof key.s.name, "%s", name);
-	q = bsearch(&key, o->v, o->counted, sizeof *o->v, queue_out_cmp);
+	q = o->counted == 0 ? NULL :	/* (an empty array may be NULL) */
+	    bsearch(&key, o->v, o->counted, sizeof *o->v, queue_out_cmp);
 	if (q == NULL) {
 		queues_add(o, name);
 		q = &o->v[o->n - 1];
