@@ -310,6 +310,38 @@ def complete_many():
 
 
 @t.test(timeout=30)
+def in_a_sequence():
+    seq = d.submit({"kind": "sequence", "params": {"tasks": [
+        ext("seq", {"step": 1}), ext("seq", {"step": 2}),
+        echo("after the workers")]}})
+    c1 = claim_one("seq", wait=5)
+    t.is_(c1["task"]["params"], {"step": 1}, "a sequence's first external "
+          "child is claimable")
+    t.is_(c1["task"]["parent"], seq["id"], "... as its child")
+    r = claim("seq")
+    t.is_(r.body, {"claims": []}, "the second waits for the first")
+    call(c1["task"]["id"], "complete", c1["token"], result=1)
+    c2 = claim_one("seq", wait=5)
+    t.is_(c2["task"]["params"], {"step": 2}, "then the second")
+    call(c2["task"]["id"], "complete", c2["token"], result=2)
+    done = d.wait_state(seq["id"], ("succeeded", "failed", "canceled"), 10)
+    t.is_(done["state"], "succeeded", "the sequence succeeds")
+    g = d.submit({"kind": "gather", "params": {"tasks": [
+        ext("gat"), ext("gat")]}})
+    c = claim_one("gat", wait=5)
+    d.cancel(g["id"])
+    r = call(c["task"]["id"], "heartbeat", c["token"])
+    t.is_(r.body.get("cancel_requested"), True,
+          "a canceled gather's claimed child hears it")
+    call(c["task"]["id"], "fail", c["token"],
+         error={"code": "canceled", "message": "parent canceled"})
+    done = d.wait_state(g["id"], ("succeeded", "failed", "canceled"), 10)
+    t.is_(done["state"], "canceled", "the gather ends canceled")
+    t.is_(claim("gat").body, {"claims": []},
+          "its unclaimed child is no longer claimable")
+
+
+@t.test(timeout=30)
 def heartbeat_extends():
     task = d.submit(ext("hb"))
     c = claim_one("hb", lease=1)
