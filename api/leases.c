@@ -308,7 +308,18 @@ wcall_act(struct wreq *w, struct task *t)
 		return;
 	}
 	if (lease > 0 && lease == ends[w->call]) {
-		/* the same call again: its outcome stands */
+		/*
+		 * The same call again: its outcome stands.  If the first
+		 * one's change is not committed yet (a retry right behind
+		 * it), the 200 waits for that commit, as the first one's did.
+		 */
+		if (t->row.version > commit_seq) {
+			w->t = t;
+			task_ref(t);
+			commit_after(wcall_committed, w);
+			http_suspend(req);
+			return;
+		}
 		req->data = NULL;
 		req->on_gone = req->on_free = NULL;
 		respond_row(req, 200, &t->row);
