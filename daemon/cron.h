@@ -33,9 +33,11 @@ struct cron {
 int	 cron_parse(const char *, struct cron *, char *, size_t);
 /* The first firing strictly after after_us (microseconds since the
  * epoch) in zone, into *next_us (a whole minute).  -1 if the zone is
- * unknown or nothing fires within five years. */
+ * unknown or nothing fires within five years.  Calendars are cached per
+ * zone without a lock: call from the loop's thread only. */
 int	 cron_next(const struct cron *, const char *, int64_t, int64_t *);
-/* 1 if zone is an IANA zone ICU knows ("UTC" included), else 0. */
+/* 1 if zone is an IANA zone ICU knows ("UTC" included, spelled as
+ * IANA does: "europe/berlin" is refused), else 0. */
 int	 cron_zone_ok(const char *);
 
 #endif /* CRON_H */

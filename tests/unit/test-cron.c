@@ -176,6 +176,8 @@ test_zones(void)
 	ok(cron_zone_ok("Australia/Lord_Howe"), "Australia/Lord_Howe known");
 	ok(!cron_zone_ok("Mars/Olympus_Mons"), "Mars/Olympus_Mons unknown");
 	ok(!cron_zone_ok("Etc/Unknown"), "Etc/Unknown refused");
+	ok(!cron_zone_ok("europe/berlin"), "zone names are case-sensitive");
+	ok(cron_zone_ok("US/Eastern"), "a link (US/Eastern) is known");
 	ok(!cron_zone_ok(""), "empty zone refused");
 	ok(!cron_zone_ok(NULL), "NULL zone refused");
 	is(next("* * * * *", "Nowhere/Atall", 0), -1,
