@@ -262,6 +262,8 @@ struct buf;
 struct task_row;
 void		 task_render(struct buf *, const struct task_row *,
 		    const int64_t *, size_t);
+/* A duration in µs as JSON seconds, exact */
+void		 json_add_seconds(struct buf *, int64_t);
 
 /* auth.c: bearer tokens from cfg->token_file */
 int		 auth_load(char **);
@@ -283,6 +285,11 @@ int		 auth_forbid_queue(struct http_request *, const char *,
 		    const char *);
 /* The queues of a worker scope, "a, b", for messages. */
 const char	*auth_scope_names(const struct auth_scope *);
+
+/* tasks.c: ETags (a version as "N") */
+int		 api_etag_matches(const char *, const char *);
+int		 api_if_match_fails(struct http_request *, int64_t,
+		    const char *);
 
 /* body.c: a JSON object body; each answers 400 naming the field and
  * returns NULL or -1 on a fault */
@@ -308,6 +315,12 @@ void		 api_workers(struct http_request *);
 
 /* queues.c: GET /v1/queues, GET /v1/queues/{queue} */
 void		 api_queues(struct http_request *);
+void		 api_queue_patch(struct http_request *,
+		    const struct route_params *);
+/* The {queue} of the path into name (QUEUE_NAME_MAX + 1 bytes): 0, or
+ * -1 with a 400 naming /path/queue answered. */
+int		 api_path_queue(struct http_request *,
+		    const struct route_params *, char *);
 void		 api_queue_get(struct http_request *,
 		    const struct route_params *);
 size_t		 claim_wait_buckets(const int64_t **, const uint64_t **,

@@ -54,23 +54,18 @@ api_queue_claim(struct http_request *req, const struct route_params *args)
 	    NULL };
 	struct claimreq	*cr;
 	struct problem	 p;
-	const char	*queue, *worker;
-	char		 qname[65];
+	const char	*worker;
+	char		 qname[QUEUE_NAME_MAX + 1];
 	json_t		*o, *v;
 	struct timeval	 tv;
 	int64_t		 lease, wait;
-	size_t		 qlen, i;
+	size_t		 i;
 	json_int_t	 max = 1;
 
 	if (api_query_check(req, (const char *const []){ NULL }) != 0)
 		return;
-	queue = route_param_str(args, "queue", &qlen);
-	if (!spec_queue_ok(queue, qlen)) {
-		problem_set(&p, 400, "invalid-field", "/path/queue", "a queue "
-		    "name is 1 to 64 of a-z, 0-9, '_', '.' and '-'");
-		http_respond_problem(req, &p);
+	if (api_path_queue(req, args, qname) != 0)
 		return;
-	}
 	if ((o = body_object(req)) == NULL)
 		return;
 	if (body_keys(req, o, keys) != 0)
@@ -107,7 +102,6 @@ api_queue_claim(struct http_request *req, const struct route_params *args)
 	    (double)LEASE_DEFAULT / USEC_PER_SEC, &lease) != 0 ||
 	    body_seconds(req, o, "wait", 0, WAIT_MAX, 0, &wait) != 0)
 		goto out;
-	snprintf(qname, sizeof qname, "%.*s", (int)qlen, queue);
 	if (!auth_queue_allowed(req, qname)) {
 		auth_forbid_queue(req, qname, "/path/queue");
 		goto out;

@@ -55,17 +55,27 @@ render_int(struct buf *b, const char *key, int64_t v)
 	buf_add_int(b, v);
 }
 
-/* ,"key":seconds, from µs (>= 0), exact: the whole seconds, then up to
- * six decimals without trailing zeros, all without printf (lists of a
- * hundred tasks with a delay spent a tenth of their time formatting). */
+/* ,"key":seconds, from µs (>= 0) */
 static void
 render_seconds(struct buf *b, const char *key, int64_t us)
+{
+	buf_add(b, ",\"", 2);
+	buf_puts(b, key);
+	buf_add(b, "\":", 2);
+	json_add_seconds(b, us);
+}
+
+/* Seconds from µs (>= 0), exact: the whole seconds, then up to six
+ * decimals without trailing zeros, all without printf (lists of a
+ * hundred tasks with a delay spent a tenth of their time formatting). */
+void
+json_add_seconds(struct buf *b, int64_t us)
 {
 	char	frac[7];
 	int64_t	f;
 	int	n, i;
 
-	render_int(b, key, us / USEC_PER_SEC);
+	buf_add_int(b, us / USEC_PER_SEC);
 	if ((f = us % USEC_PER_SEC) == 0)
 		return;
 	for (n = 6; f % 10 == 0; n--)
@@ -78,26 +88,12 @@ render_seconds(struct buf *b, const char *key, int64_t us)
 	buf_add(b, frac, (size_t)n + 1);
 }
 
-/*
- * ,"waiting_for": why a scheduled task has not started: its parent has
- * not reached it, its time has not come, a worker has not claimed it
- * (external), or a slot; null once it has started.
- */
+/* ,"waiting_for": why a scheduled task has not started (sched.c). */
 static void
 render_waiting(struct buf *b, const struct task_row *r)
 {
-	const char	*why;
+	const char	*why = task_waiting_for(r);
 
-	if (r->state != TASK_SCHEDULED)
-		why = NULL;
-	else if (r->run_at == 0)
-		why = "parent";
-	else if (r->run_at > time_now())
-		why = "run_at";
-	else if (r->kind != NULL && strcmp(r->kind, "external") == 0)
-		why = "worker";
-	else
-		why = "slot";
 	buf_add(b, ",\"waiting_for\":", 15);
 	if (why == NULL)
 		buf_add(b, "null", 4);
@@ -130,6 +126,11 @@ task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
 		buf_json_string(b, r->queue, strlen(r->queue));
 	else
 		buf_add(b, "\"" QUEUE_DEFAULT "\"", sizeof QUEUE_DEFAULT + 1);
+	buf_add(b, ",\"concurrency_key\":", 19);
+	if (r->ckey != NULL)
+		buf_json_string(b, r->ckey, strlen(r->ckey));
+	else
+		buf_add(b, "null", 4);
 	/* inline credentials hidden (NULL, the common case: as stored) */
 	params = params_redacted(r->kind, r->params);
 	render_raw(b, "params", params != NULL ? params : r->params);

@@ -554,21 +554,15 @@ api_queue_complete(struct http_request *req, const struct route_params *args)
 	struct bcomp	*bc;
 	struct bc_item	*it;
 	struct problem	 p;
-	const char	*queue, *key;
-	char		 qname[65], field[64];
+	const char	*key;
+	char		 qname[QUEUE_NAME_MAX + 1], field[64];
 	json_t		*o, *a, *e, *v;
-	size_t		 qlen, i, j;
+	size_t		 i, j;
 
 	if (api_query_check(req, (const char *const []){ NULL }) != 0)
 		return;
-	queue = route_param_str(args, "queue", &qlen);
-	if (!spec_queue_ok(queue, qlen)) {
-		problem_set(&p, 400, "invalid-field", "/path/queue", "a queue "
-		    "name is 1 to 64 of a-z, 0-9, '_', '.' and '-'");
-		http_respond_problem(req, &p);
+	if (api_path_queue(req, args, qname) != 0)
 		return;
-	}
-	snprintf(qname, sizeof qname, "%.*s", (int)qlen, queue);
 	if ((o = body_object(req)) == NULL)
 		return;
 	if (body_keys(req, o, keys) != 0)

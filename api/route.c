@@ -107,6 +107,7 @@ static const struct route route_table[] = {
 	{ "/v1/kinds", HTTP_GET|HTTP_HEAD, api_kinds, NULL },
 	{ "/v1/queues", HTTP_GET|HTTP_HEAD, api_queues, NULL },
 	{ "/v1/queues/{queue}", HTTP_GET|HTTP_HEAD, NULL, api_queue_get },
+	{ "/v1/queues/{queue}", HTTP_PATCH, NULL, api_queue_patch },
 	{ "/v1/queues/{queue}/claim", HTTP_POST|ROUTE_WORKER, NULL,
 	    api_queue_claim },
 	{ "/v1/queues/{queue}/complete", HTTP_POST|ROUTE_WORKER, NULL,

@@ -158,8 +158,6 @@ static size_t		 nfollowers;
 
 static int	json_depth_ok(json_t *, int);
 static int	row_is_group(const struct task_row *);
-static int	etag_matches(const char *, const char *);
-static int	if_match_fails(struct http_request *, int64_t);
 static void	respond_task(struct http_request *, unsigned int);
 static void	respond_kids_done(void *, int);
 static void	respond_task_render(struct http_request *);
@@ -244,8 +242,8 @@ json_depth_ok(json_t *v, int limit)
 }
 
 /* Does an If-None-Match / If-Match header list this ETag? */
-static int
-etag_matches(const char *header, const char *etag)
+int
+api_etag_matches(const char *header, const char *etag)
 {
 	const char	*p = header, *q;
 	size_t		 len = strlen(etag);
@@ -267,9 +265,13 @@ etag_matches(const char *header, const char *etag)
 	return (0);
 }
 
-/* If-Match given and not the task's version: 412 answered, returns 1. */
-static int
-if_match_fails(struct http_request *req, int64_t version)
+/*
+ * If-Match given and not the version of what (a task, a queue): 412
+ * answered, returns 1.
+ */
+int
+api_if_match_fails(struct http_request *req, int64_t version,
+    const char *what)
 {
 	const char	*h = http_header(req, "If-Match");
 	char		 etag[32];
@@ -278,10 +280,10 @@ if_match_fails(struct http_request *req, int64_t version)
 	if (h == NULL)
 		return (0);
 	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", version);
-	if (etag_matches(h, etag))
+	if (api_etag_matches(h, etag))
 		return (0);
 	problem_set(&p, 412, "precondition-failed", "/headers/If-Match",
-	    "the task's version is %" PRId64 ", not %.40s", version, h);
+	    "the %s's version is %" PRId64 ", not %.40s", what, version, h);
 	http_respond_problem(req, &p);
 	return (1);
 }
@@ -780,7 +782,7 @@ api_tasks_list(struct http_request *req)
 	snprintf(etag, sizeof etag, "\"s%" PRId64 "\"", commit_seq);
 	http_add_header(req, "ETag", etag);
 	if ((inm = http_header(req, "If-None-Match")) != NULL &&
-	    etag_matches(inm, etag)) {
+	    api_etag_matches(inm, etag)) {
 		http_respond_empty(req, 304);
 		return;
 	}
@@ -907,7 +909,7 @@ get_not_modified(struct http_request *req)
 	if (inm == NULL || rd_of(req)->version < 0)
 		return (0);
 	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", rd_of(req)->version);
-	if (!etag_matches(inm, etag))
+	if (!api_etag_matches(inm, etag))
 		return (0);
 	http_add_header(req, "ETag", etag);
 	http_respond_empty(req, 304);
@@ -1295,7 +1297,7 @@ cancel_task(struct http_request *req, struct task *t)
 		change_missing(req, rd_of(req)->id);
 		return;
 	}
-	if (if_match_fails(req, t->row.version))
+	if (api_if_match_fails(req, t->row.version, "task"))
 		return;
 	/* A scheduled group's children are only in the store: load them. */
 	if (t->row.state == TASK_SCHEDULED && t->kind->group) {
@@ -1354,7 +1356,7 @@ delete_task(struct http_request *req, struct task *t)
 		change_missing(req, rd_of(req)->id);
 		return;
 	}
-	if (if_match_fails(req, t->row.version))
+	if (api_if_match_fails(req, t->row.version, "task"))
 		return;
 	if (!TASK_FINAL(t->row.state)) {
 		problem_set(&p, 409, "not-finished", NULL, "task %" PRId64

@@ -114,6 +114,8 @@ static size_t		 nafters, afters_cap;
 static struct store_idem *idems;
 static size_t		 nidems, idems_cap;
 static int64_t		 prune_idem, prune_seq;
+static struct queue_row	*qrows;		/* queue settings to store */
+static size_t		 nqrows, qrows_cap;
 static int		 renew;		/* renew the leases with the batch */
 
 static struct batch	*inflight;	/* handed over, not completed */
@@ -189,6 +191,9 @@ commit_shutdown(void)
 	free(idems);
 	idems = NULL;
 	nidems = idems_cap = 0;
+	free(qrows);
+	qrows = NULL;
+	nqrows = qrows_cap = 0;
 	prune_idem = prune_seq = 0;
 	renew = 0;
 	free(lost_ids);
@@ -397,6 +402,20 @@ commit_idem_put(const char *key, const char *hash, const char *ids,
 }
 
 /*
+ * Store a queue's settings (replacing the stored ones) in this turn's
+ * transaction; attempted once, like commit_idem_put.
+ */
+void
+commit_queue_put(const struct queue_row *q)
+{
+	if (nqrows == qrows_cap) {
+		qrows_cap = qrows_cap == 0 ? 4 : qrows_cap * 2;
+		qrows = xreallocarray(qrows, qrows_cap, sizeof *qrows);
+	}
+	qrows[nqrows++] = *q;
+}
+
+/*
  * Drop, with this turn's transaction, the idempotency keys created before
  * idem_before and the tombstones before seq_before (0: neither).
  * Attempted once, like commit_idem_put.
@@ -441,16 +460,15 @@ static int
 commit_has_writes(void)
 {
 	return (!TAILQ_EMPTY(&dirty) || nlogs != 0 || ninserts != 0 ||
-	    nidems != 0 || prune_idem != 0 || prune_seq != 0 || renew);
+	    nidems != 0 || nqrows != 0 || prune_idem != 0 || prune_seq != 0 ||
+	    renew);
 }
 
 /* Anything waiting for the end of the turn, or a batch in flight. */
 int
 commit_pending(void)
 {
-	return (!TAILQ_EMPTY(&dirty) || nlogs != 0 || nafters != 0 ||
-	    ninserts != 0 || nidems != 0 || prune_idem != 0 ||
-	    prune_seq != 0 || renew || inflight != NULL);
+	return (commit_has_writes() || nafters != 0 || inflight != NULL);
 }
 
 /* Run callbacks (they may register new ones, for the next batch). */
@@ -488,6 +506,7 @@ commit_drop_fresh(void)
 	}
 	ninserts = 0;
 	nidems = 0;
+	nqrows = 0;
 	prune_idem = prune_seq = 0;
 }
 
@@ -574,6 +593,10 @@ commit_take(void)
 	b->sb.nidem = nidems;
 	idems = NULL;
 	nidems = idems_cap = 0;
+	b->sb.queues = qrows;
+	b->sb.nqueues = nqrows;
+	qrows = NULL;
+	nqrows = qrows_cap = 0;
 	b->sb.prune_idem = prune_idem;
 	b->sb.prune_seq = prune_seq;
 	prune_idem = prune_seq = 0;
@@ -616,6 +639,7 @@ commit_batch_free(struct batch *b)
 	free(b->logs);
 	buf_free(&b->text);
 	free(b->sb.idem);
+	free(b->sb.queues);
 	free(b->sb.lost);
 	free(b);
 }
@@ -841,9 +865,7 @@ commit_flush(void)
 		commit_answer_now(0);
 		return (-1);
 	}
-	if (TAILQ_EMPTY(&dirty) && nlogs == 0 &&
-	    ninserts == 0 && nidems == 0 && prune_idem == 0 &&
-	    prune_seq == 0 && !renew) {
+	if (!commit_has_writes()) {
 		if (nafters == 0)
 			return (0);
 		/* Nothing to write and nothing in flight: durable already. */

@@ -56,6 +56,8 @@ corod_init(int flags)
 		fatalx("%s", cause);	/* it names the file */
 	if (submit_init() != 0)
 		fatalx("%s: cannot count the tasks", cfg->db_path);
+	if (queue_init() != 0)
+		fatalx("%s: cannot read the queues' settings", cfg->db_path);
 	if (!cfg->sync_full)
 		log_notice("sync normal: a commit survives a crash of corod "
 		    "but not a power loss or OS crash");
@@ -91,7 +93,7 @@ corod_shutdown(void)
 	stats_shutdown();
 	housekeeping_shutdown();
 	sched_shutdown();
-	workers_shutdown();
+	queue_shutdown();
 	commit_shutdown();
 	task_free_all();
 	rundir_shutdown();	/* after the attempts let go of theirs */

@@ -296,7 +296,7 @@ struct worker_seen {
 	int64_t		 claims;	/* leases held now */
 	uint64_t	 claims_total;
 };
-void		 workers_shutdown(void);
+void		 workers_shutdown(void);	/* (by queue_shutdown) */
 void		 queue_ready(struct task *);
 void		 queue_unready(struct task *);
 void		 queue_wait(struct claim *);
@@ -313,6 +313,36 @@ void		 queue_claims_each(void (*)(void *, const char *, size_t),
 		    void *);
 extern uint64_t	 workers_claimed_total, workers_expired_total,
 		 workers_late_total;
+
+/*
+ * queue.c: queues' settings (the queues table, in memory from the
+ * start) and the gates due tasks of a queue pass: paused, concurrency,
+ * key_concurrency, rate.  Why a due task waits:
+ */
+enum waiting {
+	WAITING_NONE = 0,
+	WAITING_SLOT,			/* max-running, a kind's pool */
+	WAITING_PAUSED,
+	WAITING_CONCURRENCY,
+	WAITING_KEY,
+	WAITING_RATE,
+};
+#define QUEUE_LIMIT_MAX		1000000	/* concurrency, rate's limit */
+const char	*wait_why_name(int);
+int		 queue_init(void);
+void		 queue_shutdown(void);
+/* A leaf starts, is claimed or adopted: counted in its queue and key,
+ * a rate token taken; and its attempt ended. */
+void		 queue_take(struct task *);
+void		 queue_give(struct task *);
+void		 queue_settings(const char *, struct queue_row *);
+void		 queue_settings_set(const struct queue_row *);
+void		 queue_settings_each(void (*)(void *, const struct queue_row *),
+		    void *);
+int		 queue_running(const char *);
+int		 queue_paused(const char *);
+/* Why a scheduled row has not started (waiting_for), NULL if it has. */
+const char	*task_waiting_for(const struct task_row *);
 
 /* kind-exec.c: a graceful stop ends the running programs first */
 void			 exec_shutdown(void);
@@ -496,6 +526,7 @@ void		 commit_after(void (*)(void *, int), void *);
 /* Rows that are not tasks, written with the turn's batch. */
 void		 commit_idem_put(const char *, const char *, const char *,
 		    int64_t);
+void		 commit_queue_put(const struct queue_row *);
 void		 commit_prune(int64_t, int64_t);
 int		 commit_pending(void);
 /* After ok=0: 1 if the store failed because its disk is full. */

@@ -92,8 +92,6 @@ kind_setup(void)
 			fatalx("%s: pool %s is given two ways", __func__,
 			    k->pool->name);
 		if (j == npools) {
-			if (npools == 254)	/* task_int.wait_pool: 1 + j */
-				fatalx("%s: too many pools", __func__);
 			pools = xreallocarray(pools, npools + 1,
 			    sizeof *pools);
 			pools[npools++] = k->pool;

@@ -24,6 +24,7 @@ int		 task_state_parse(const char *, size_t);	/* -1: unknown */
 /* A task's queue: the name it waits in (spec.c checks the rule). */
 #define QUEUE_NAME_MAX	64
 #define QUEUE_DEFAULT	"default"
+#define CKEY_MAX	256		/* a concurrency_key's bytes */
 
 /*
  * The persistent task: one row of the tasks table, as db/ stores it and api/
@@ -70,7 +71,23 @@ struct task_row {
 	int64_t		 wlease;	/* µs */
 	int64_t		 wlease_until;
 	int		 wend;		/* enum lease_end (corod.h) */
+	char		*ckey;		/* concurrency_key, NULL: none */
 };
+/*
+ * A queue's settings, as the queues table keeps them once changed
+ * (daemon/queue.c; a queue without a row has these all 0).  0 is "none"
+ * for the limits.
+ */
+struct queue_row {
+	char		 name[QUEUE_NAME_MAX + 1];
+	int		 paused;
+	int		 concurrency;	/* leaves running at once */
+	int		 key_concurrency;	/* ... sharing a concurrency_key */
+	int		 rate_limit;	/* starts per rate_per */
+	int64_t		 rate_per;	/* µs */
+	int64_t		 version;	/* change seq of the last change */
+};
+
 /*
  * A fault found checking what a client or a schedule asked for: a problem
  * type slug ("invalid-field", "unknown-kind", "too-many-tasks", ...), the

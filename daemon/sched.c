@@ -17,7 +17,9 @@
  * An external task (a kind done by workers) takes no slot: due, it goes
  * to its queue's ready heap (workers.c), where claims take it.
  *
- * When a task is due it takes the slots its kind needs, one in each pool
+ * When a task is due it first passes its queue's gates (queue.c: paused,
+ * concurrency, key_concurrency, rate), waiting in the gate's heap while
+ * one holds it back.  Then it takes the slots its kind needs, one in each pool
  * (every leaf one of max-running, 0: no limit; a kind that names a pool in
  * its table row, as downloads do, also one of that pool's max-<pool>;
  * groups none since they only wait).  The pools are made from the kind
@@ -25,7 +27,8 @@
  * kind_pool(i)'s, its limit config.c's max-<name>.  If a pool is full it
  * waits in that pool's ready heap: higher priority first, then earlier
  * run_at, then lower id.  A freed slot goes to the best task waiting for
- * its pool, which moves on to the next full pool it needs, if any.
+ * its pool, which moves on to the next full pool it needs, if any; a gate
+ * with room again does the same with its best task (sched_drain).
  * Lateness (start - run_at) goes into a histogram for metrics.
  */
 #include <stdint.h>
@@ -34,8 +37,7 @@
 
 #include "corod.h"
 #include "db.h"
-#include "heap.h"
-#include "task-int.h"
+#include "queue.h"
 
 /* Lateness buckets' upper bounds in µs; the last bucket is +Inf. */
 const int64_t	 sched_lateness_bounds[SCHED_LATENESS_BUCKETS] = {
@@ -66,8 +68,8 @@ static void	sched_rearm(void);
 static void	sched_window_claimed(void *, int);
 static void	sched_due_cb(evutil_socket_t, short, void *);
 static void	sched_start(struct task *);
-static int	sched_blocked(const struct task *);
-static void	sched_wait(struct task_int *, int);
+static void	sched_route(struct task_int *);
+static struct heap *sched_blocked(struct task *, int *);
 static void	sched_drain(void);
 static void	sched_window_cb(evutil_socket_t, short, void *);
 static int	sched_needs(const struct task *, size_t);
@@ -175,7 +177,7 @@ sched_remove(struct task *t)
 	}
 	if (ti->flags & TASKF_READY) {
 		ti->flags &= ~TASKF_READY;
-		heap_del(&pools[ti->wait_pool].ready, ti);
+		heap_del(ti->wait_heap, ti);
 	}
 	if (ti->flags & TASKF_WREADY)
 		queue_unready(t);
@@ -214,7 +216,7 @@ sched_due_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct task_int	*ti;
 	int64_t		 now = time_now();
-	int		 n = 0, p;
+	int		 n = 0;
 
 	(void)fd;
 	(void)what;
@@ -228,15 +230,7 @@ sched_due_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		ti->flags &= ~TASKF_ARMED;
 		heap_del(&due, ti);
-		if (ti->pub.kind->worker) {
-			queue_ready(&ti->pub);
-			continue;
-		}
-		if ((p = sched_blocked(&ti->pub)) >= 0) {
-			sched_wait(ti, p);
-			continue;
-		}
-		sched_start(&ti->pub);
+		sched_route(ti);
 		if ((n & 1023) == 0)
 			now = time_now();
 	}
@@ -261,28 +255,46 @@ sched_needs(const struct task *t, size_t p)
 	    p == 1 + (size_t)t->kind->pool->index));
 }
 
-/* The first pool whose slot t needs and cannot get, or -1. */
-static int
-sched_blocked(const struct task *t)
+/*
+ * Where t must wait before it starts: the heap of the first of its
+ * queue's gates that holds it back, else of the first pool whose slot it
+ * needs and cannot get (why: a WAITING_*); NULL if it may start.
+ */
+static struct heap *
+sched_blocked(struct task *t, int *why)
 {
-	size_t	p;
+	struct heap	*h;
+	size_t		 p;
 
+	if ((*why = queue_gate(t, &h)) != 0)
+		return (h);
+	*why = WAITING_SLOT;
 	for (p = 0; p < npools; p++) {
 		if (sched_needs(t, p) &&
 		    pool_limit(&pools[p]) > 0 &&
 		    pools[p].used >= pool_limit(&pools[p]))
-			return ((int)p);
+			return (&pools[p].ready);
 	}
-	return (-1);
+	return (NULL);
 }
 
-/* Wait in pool p's ready heap. */
+/*
+ * A due task goes on: an external one to its worker queue (whose claims
+ * pass the gates, workers.c), any other to the first heap that holds it
+ * back, or it starts.
+ */
 static void
-sched_wait(struct task_int *ti, int p)
+sched_route(struct task_int *ti)
 {
-	ti->wait_pool = (unsigned char)p;
-	heap_push(&pools[p].ready, ti);
-	ti->flags |= TASKF_READY;
+	struct heap	*h;
+	int		 why;
+
+	if (ti->pub.kind->worker)
+		queue_ready(&ti->pub);
+	else if ((h = sched_blocked(&ti->pub, &why)) != NULL)
+		queue_hold(ti, h, why);
+	else
+		sched_start(&ti->pub);
 }
 
 /* Take the slots the kind needs and run; record how late it started. */
@@ -298,6 +310,7 @@ sched_start(struct task *t)
 		for (p = 0; p < npools; p++)
 			if (sched_needs(t, p))
 				pools[p].used++;
+		queue_take(t);
 	}
 	task_start(t);
 	late = t->row.started_at - t->row.run_at;
@@ -318,27 +331,30 @@ sched_slot_release(struct task *t)
 	struct task_int	*ti = task_int(t);
 	size_t		 p;
 
-	if (!(ti->flags & TASKF_SLOT))
+	if (!(ti->flags & (TASKF_SLOT | TASKF_QSLOT)))
 		return;
-	ti->flags &= ~TASKF_SLOT;
-	for (p = 0; p < npools; p++)
-		if (sched_needs(t, p))
-			pools[p].used--;
+	queue_give(t);
+	if (ti->flags & TASKF_SLOT) {
+		ti->flags &= ~TASKF_SLOT;
+		for (p = 0; p < npools; p++)
+			if (sched_needs(t, p))
+				pools[p].used--;
+	}
 	sched_drain();
 }
 
 /*
  * Give free slots to waiting tasks.  The best task of a pool with a free
- * slot starts, or, if another pool it needs is full, waits there instead.
- * A move only goes to a full pool, and nothing here frees a slot, so this
- * ends.
+ * slot, or of a gate with room again, starts, or, if a gate or pool it
+ * needs is full, waits there instead.  A move only goes to a full gate or
+ * pool, and nothing here frees room, so this ends.
  */
 static void
 sched_drain(void)
 {
 	struct task_int	*ti;
 	size_t		 p;
-	int		 q, moved;
+	int		 moved;
 
 	do {
 		moved = 0;
@@ -349,17 +365,19 @@ sched_drain(void)
 				ti = pools[p].ready.v[0].ti;
 				ti->flags &= ~TASKF_READY;
 				heap_del(&pools[p].ready, ti);
-				if ((q = sched_blocked(&ti->pub)) >= 0)
-					sched_wait(ti, q);
-				else
-					sched_start(&ti->pub);
+				sched_route(ti);
 				moved = 1;
 			}
+		}
+		while ((ti = queue_gate_next()) != NULL) {
+			sched_route(ti);
+			moved = 1;
 		}
 	} while (moved);
 }
 
-/* max-running or a max-<pool> changed (a reload): fill new slots. */
+/* max-running, a max-<pool> or a queue's settings changed: fill the
+ * room there is now. */
 void
 sched_limits_changed(void)
 {
@@ -561,4 +579,37 @@ out:
 	}
 	free(rows);
 	return (rc);
+}
+
+/*
+ * Why a scheduled row has not started (waiting_for): its parent has not
+ * reached it, its time has not come, a gate of its queue or a pool holds
+ * it back, or (external) no claim has taken it; NULL once started.
+ */
+const char *
+task_waiting_for(const struct task_row *r)
+{
+	struct task	*t;
+	struct task_int	*ti;
+	struct heap	*h;
+	int		 why;
+
+	if (r->state != TASK_SCHEDULED)
+		return (NULL);
+	if (r->run_at == 0)
+		return ("parent");
+	if (r->run_at > time_now())
+		return ("run_at");
+	if ((t = task_lookup(r->id)) != NULL) {
+		ti = task_int(t);
+		if (ti->flags & TASKF_READY)
+			return (wait_why_name(ti->wait_why));
+		if (ti->flags & TASKF_WREADY)
+			return ((why = queue_gate(t, &h)) != 0 &&
+			    why != WAITING_KEY ? wait_why_name(why) :
+			    "worker");
+	}
+	if (r->kind != NULL && strcmp(r->kind, "external") == 0)
+		return ("worker");
+	return ("slot");
 }

@@ -1,8 +1,8 @@
 /*
  * spec.c -- validate a submitted task spec into rows.
  *
- * A spec is {"kind", "params", "name"?, "queue"?, "delay"? | "run_at"?,
- * "priority"?, "max_attempts"?, "timeout"?}; a group's params hold more
+ * A spec is {"kind", "params", "name"?, "queue"?, "concurrency_key"?,
+ * "delay"? | "run_at"?, "priority"?, "max_attempts"?, "timeout"?}; a group's params hold more
  * specs, which become its children.  Everything is checked before anything is stored,
  * and the first fault is reported as a struct verror whose field is a
  * JSON Pointer into the request body (api/ makes it a 400 problem).
@@ -163,6 +163,19 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 				return (-1);
 			}
 			row->queue = xstrdup(json_string_value(v));
+		} else if (strcmp(key, "concurrency_key") == 0) {
+			if (json_is_null(v))
+				continue;
+			if (!json_is_string(v) || json_string_length(v) == 0 ||
+			    json_string_length(v) > CKEY_MAX ||
+			    strlen(json_string_value(v)) !=
+			    json_string_length(v)) {
+				verror_set(e, "invalid-field", field,
+				    "concurrency_key must be a string of 1 to "
+				    "%d bytes without NUL", CKEY_MAX);
+				return (-1);
+			}
+			row->ckey = xstrdup(json_string_value(v));
 		} else if (strcmp(key, "delay") == 0) {
 			if (json_is_null(v))
 				continue;
@@ -245,6 +258,13 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 		pointer_join(field, sizeof field, base, "run_at");
 		verror_set(e, "invalid-field", field,
 		    "give either delay or run_at, not both");
+		return (-1);
+	}
+	/* a group takes no slot: its children are what key limits bound */
+	if (row->ckey != NULL && kind->group) {
+		pointer_join(field, sizeof field, base, "concurrency_key");
+		verror_set(e, "invalid-field", field, "a %s runs no work "
+		    "itself: give its tasks the concurrency_key", kind->name);
 		return (-1);
 	}
 	pointer_join(field, sizeof field, base, "params");

@@ -19,6 +19,8 @@
 
 #include "corod.h"
 
+struct heap;
+
 struct task_int {
 	struct task		 pub;		/* first: see above */
 
@@ -30,20 +32,22 @@ struct task_int {
 #define TASKF_NEW	0x02	/* row not yet inserted */
 #define TASKF_QUEUED	0x04	/* in the run queue */
 #define TASKF_ARMED	0x08	/* in the due heap */
-#define TASKF_READY	0x10	/* due, waiting for a slot */
+#define TASKF_READY	0x10	/* due, waiting in wait_heap */
 #define TASKF_SLOT	0x20	/* holds its slots (sched.c) */
 #define TASKF_DELETE	0x40	/* delete at the next commit */
 #define TASKF_VERSIONED	0x80	/* dirty with a new version (task_touch) */
 #define TASKF_LOST	0x100	/* its claim is another owner's: not written */
 #define TASKF_CANCELING	0x200	/* canceled, its subtree being read */
 #define TASKF_WREADY	0x400	/* due, in its worker queue (workers.c) */
+#define TASKF_QSLOT	0x800	/* counted running in its queue (queue.c) */
 	int			 refs;		/* held by a parent or a request */
 
 	TAILQ_ENTRY(task_int)	 dirty_entry;	/* commit.c */
 	TAILQ_ENTRY(task_int)	 run_entry;	/* task.c run queue */
 	struct task_int		*hnext;		/* task.c id hash chain */
 	size_t			 heap_idx;	/* due, ready or worker heap */
-	unsigned char		 wait_pool;	/* sched.c ready heap it is in */
+	struct heap		*wait_heap;	/* a pool's or a gate's */
+	unsigned char		 wait_why;	/* enum waiting */
 };
 TAILQ_HEAD(task_list, task_int);
 

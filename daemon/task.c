@@ -1044,6 +1044,7 @@ task_adopt(struct task *t)
 	t->cancel = CANCEL_NONE;
 	t->lc = 0;
 	task_nrunning++;
+	queue_take(t);		/* its queue counts it as running */
 	task_touch(t);
 	if (t->row.timeout > 0) {
 		if (ti->deadline == NULL) {

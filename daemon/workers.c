@@ -26,21 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "heap.h"
+#include "queue.h"
 
-#define QUEUE_BUCKETS	1024
+#define WORKER_BUCKETS	1024
 #define WORKERS_MAX	10000
 #define WORKER_FORGET	(600 * USEC_PER_SEC)
-
-struct wqueue {
-	char			 name[65];
-	struct heap		 ready;
-	TAILQ_HEAD(, claim)	 claims;
-	size_t			 nclaims;
-	int			 marked;
-	struct wqueue		*hnext;
-	LIST_ENTRY(wqueue)	 mark_entry;
-};
 
 struct worker_ent {
 	struct worker_seen	 w;
@@ -48,11 +38,10 @@ struct worker_ent {
 	TAILQ_ENTRY(worker_ent)	 lru;
 };
 
-static struct wqueue	*queues[QUEUE_BUCKETS];
-static LIST_HEAD(, wqueue) marked = LIST_HEAD_INITIALIZER(marked);
+static LIST_HEAD(, queue) marked = LIST_HEAD_INITIALIZER(marked);
 static size_t		 nready, nclaims;
 
-static struct worker_ent *workers[QUEUE_BUCKETS];
+static struct worker_ent *workers[WORKER_BUCKETS];
 static TAILQ_HEAD(, worker_ent) worker_lru = TAILQ_HEAD_INITIALIZER(worker_lru);
 static size_t		 nworkers;
 
@@ -60,9 +49,8 @@ uint64_t	 workers_claimed_total, workers_expired_total,
 		 workers_late_total;
 
 static uint32_t		 name_hash(const char *);
-static struct wqueue	*queue_get(const char *, int);
-static void		 queue_mark(struct wqueue *);
-static void		 queue_gc(struct wqueue *);
+static size_t		 queue_serve(struct queue *, struct claim *,
+			     struct task **);
 static struct worker_ent *worker_get(const char *, int);
 static void		 worker_forget(struct worker_ent *);
 
@@ -76,71 +64,22 @@ name_hash(const char *s)
 	return (h);
 }
 
-/* Let go of everything (at exit): tasks leave their heaps, claims are
- * their owners' (api/ has answered them). */
+/* Let go of the workers (at exit; queue_shutdown freed the queues,
+ * claims are their owners': api/ has answered them). */
 void
 workers_shutdown(void)
 {
-	struct wqueue		*q;
 	struct worker_ent	*w;
-	size_t			 i;
 
-	for (i = 0; i < QUEUE_BUCKETS; i++) {
-		while ((q = queues[i]) != NULL) {
-			queues[i] = q->hnext;
-			heap_release(&q->ready, TASKF_WREADY);
-			free(q);
-		}
-	}
 	LIST_INIT(&marked);
 	nready = nclaims = 0;
 	while ((w = TAILQ_FIRST(&worker_lru)) != NULL)
 		worker_forget(w);
 }
 
-/* The queue of this name; made if make, else NULL when it has none. */
-static struct wqueue *
-queue_get(const char *name, int make)
-{
-	struct wqueue	*q;
-	uint32_t	 b = name_hash(name) % QUEUE_BUCKETS;
-
-	for (q = queues[b]; q != NULL; q = q->hnext) {
-		if (strcmp(q->name, name) == 0)
-			return (q);
-	}
-	if (!make)
-		return (NULL);
-	q = xcalloc(1, sizeof *q);
-	snprintf(q->name, sizeof q->name, "%s", name);
-	q->ready.by_priority = 1;
-	TAILQ_INIT(&q->claims);
-	q->hnext = queues[b];
-	queues[b] = q;
-	return (q);
-}
-
-/* Free a queue with nothing in it. */
-static void
-queue_gc(struct wqueue *q)
-{
-	struct wqueue	**pp;
-
-	if (q->ready.n > 0 || q->nclaims > 0 || q->marked)
-		return;
-	for (pp = &queues[name_hash(q->name) % QUEUE_BUCKETS]; *pp != NULL;
-	    pp = &(*pp)->hnext) {
-		if (*pp == q) {
-			*pp = q->hnext;
-			break;
-		}
-	}
-	free(q->ready.v);
-	free(q);
-}
-
-static void
-queue_mark(struct wqueue *q)
+/* The queue has ready tasks and claims: serve them at the turn's end. */
+void
+queue_mark(struct queue *q)
 {
 	if (q->marked)
 		return;
@@ -153,7 +92,7 @@ void
 queue_ready(struct task *t)
 {
 	struct task_int	*ti = task_int(t);
-	struct wqueue	*q;
+	struct queue	*q;
 
 	if (ti->flags & TASKF_WREADY)
 		return;
@@ -170,7 +109,7 @@ void
 queue_unready(struct task *t)
 {
 	struct task_int	*ti = task_int(t);
-	struct wqueue	*q;
+	struct queue	*q;
 
 	if (!(ti->flags & TASKF_WREADY))
 		return;
@@ -188,7 +127,7 @@ queue_unready(struct task *t)
 void
 queue_wait(struct claim *c)
 {
-	struct wqueue	*q = queue_get(c->queue, 1);
+	struct queue	*q = queue_get(c->queue, 1);
 
 	TAILQ_INSERT_TAIL(&q->claims, c, entry);
 	q->nclaims++;
@@ -202,7 +141,7 @@ queue_wait(struct claim *c)
 void
 queue_unwait(struct claim *c)
 {
-	struct wqueue	*q;
+	struct queue	*q;
 
 	if (!c->waiting)
 		return;
@@ -217,39 +156,66 @@ queue_unwait(struct claim *c)
 
 /*
  * The turn's end: every marked queue serves its claims in order, each
- * with up to its max of the best ready tasks, leased to it.
+ * with up to its max of the best ready tasks its gates let go, leased to
+ * it.  A paused or full queue serves none: its claims wait (queue.c
+ * marks it again when it has room).
  */
 void
 queue_dispatch(void)
 {
-	struct wqueue	*q;
+	struct queue	*q;
 	struct claim	*c;
 	struct task	*got[100];
-	struct task_int	*ti;
 	size_t		 n;
 
 	while ((q = LIST_FIRST(&marked)) != NULL) {
 		LIST_REMOVE(q, mark_entry);
 		q->marked = 0;
 		while (q->ready.n > 0 && (c = TAILQ_FIRST(&q->claims)) != NULL) {
+			if ((n = queue_serve(q, c, got)) == 0)
+				break;
 			TAILQ_REMOVE(&q->claims, c, entry);
 			c->waiting = 0;
 			q->nclaims--;
 			nclaims--;
-			for (n = 0; n < (size_t)c->max && n < 100 &&
-			    q->ready.n > 0; n++) {
-				ti = q->ready.v[0].ti;
-				ti->flags &= ~TASKF_WREADY;
-				heap_del(&q->ready, ti);
-				nready--;
-				got[n] = &ti->pub;
-				external_lease(got[n], c->worker, c->lease);
-			}
 			workers_claimed_total += n;
 			c->served(c, got, n);
 		}
 		queue_gc(q);
 	}
+}
+
+/*
+ * Lease the best ready tasks of q the gates let go to claim c, up to its
+ * max, into got; how many.  A task whose concurrency_key is full waits
+ * for its key (out of the ready heap); a full or paused queue stops.
+ */
+static size_t
+queue_serve(struct queue *q, struct claim *c, struct task **got)
+{
+	struct task_int	*ti;
+	struct heap	*h;
+	size_t		 n = 0;
+	int		 why;
+
+	while (n < (size_t)c->max && n < 100 && q->ready.n > 0) {
+		ti = q->ready.v[0].ti;
+		why = queue_gate(&ti->pub, &h);
+		if (why != 0 && why != WAITING_KEY)
+			break;
+		ti->flags &= ~TASKF_WREADY;
+		heap_del(&q->ready, ti);
+		nready--;
+		if (why == WAITING_KEY) {
+			queue_hold(ti, h, why);
+			continue;
+		}
+		got[n] = &ti->pub;
+		queue_take(got[n]);
+		external_lease(got[n], c->worker, c->lease);
+		n++;
+	}
+	return (n);
 }
 
 size_t
@@ -268,24 +234,9 @@ queue_claims_waiting(void)
 size_t
 queue_claims_in(const char *name)
 {
-	struct wqueue	*q;
+	struct queue	*q;
 
 	return ((q = queue_get(name, 0)) != NULL ? q->nclaims : 0);
-}
-
-/* Each queue with claims waiting now, and how many (in no order). */
-void
-queue_claims_each(void (*fn)(void *, const char *, size_t), void *arg)
-{
-	struct wqueue	*q;
-	size_t		 i;
-
-	for (i = 0; i < QUEUE_BUCKETS; i++) {
-		for (q = queues[i]; q != NULL; q = q->hnext) {
-			if (q->nclaims > 0)
-				fn(arg, q->name, q->nclaims);
-		}
-	}
 }
 
 /* The worker of this name, made if make (the longest idle forgotten if
@@ -294,7 +245,7 @@ static struct worker_ent *
 worker_get(const char *name, int make)
 {
 	struct worker_ent	*w;
-	uint32_t		 b = name_hash(name) % QUEUE_BUCKETS;
+	uint32_t		 b = name_hash(name) % WORKER_BUCKETS;
 	int64_t			 now = time_now();
 
 	for (w = workers[b]; w != NULL; w = w->hnext) {
@@ -323,7 +274,7 @@ worker_forget(struct worker_ent *w)
 {
 	struct worker_ent	**pp;
 
-	for (pp = &workers[name_hash(w->w.name) % QUEUE_BUCKETS]; *pp != NULL;
+	for (pp = &workers[name_hash(w->w.name) % WORKER_BUCKETS]; *pp != NULL;
 	    pp = &(*pp)->hnext) {
 		if (*pp == w) {
 			*pp = w->hnext;

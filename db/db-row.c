@@ -2,7 +2,7 @@
  * db-row.c -- struct task_row ownership: free and deep copy.
  *
  * A row owns its strings (kind, name, queue, params, progress, result,
- * error, checkpoint, worker, wtoken); every other field is a value.  Rows come from the store
+ * error, checkpoint, worker, wtoken, ckey); every other field is a value.  Rows come from the store
  * (db-tasks.c), from a parsed spec (spec.c) and from copies of both.
  */
 #include <stdlib.h>
@@ -33,6 +33,7 @@ task_row_free(struct task_row *row)
 	free(row->checkpoint);
 	free(row->worker);
 	free(row->wtoken);
+	free(row->ckey);
 	memset(row, 0, sizeof *row);
 }
 
@@ -51,4 +52,5 @@ task_row_copy(struct task_row *dst, const struct task_row *src)
 	dst->checkpoint = row_strdup(src->checkpoint);
 	dst->worker = row_strdup(src->worker);
 	dst->wtoken = row_strdup(src->wtoken);
+	dst->ckey = row_strdup(src->ckey);
 }

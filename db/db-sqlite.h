@@ -54,6 +54,8 @@ enum db_st {
 	DB_ST_TASK_VERSION,
 	DB_ST_LEASE_RENEW,
 	DB_ST_TASK_LEASE_EXPIRED,
+	DB_ST_QUEUE_PUT,
+	DB_ST_QUEUE_LIST,
 	DB_NST
 };
 
@@ -126,6 +128,8 @@ int		 db_idem_prune(struct db *, int64_t);
 /* Drop the tombstones before seq but the newest. */
 int		 db_tombstone_prune(struct db *, int64_t);
 int		 db_lease_renew(struct db *, int64_t);
+/* db-queues.c */
+int		 db_queue_put(struct db *, const struct queue_row *);
 
 /* db-tasks.c: the reads and claims of struct store_ops */
 int	sq_claim(struct db *, const char *, int64_t,
@@ -156,6 +160,7 @@ int	sq_idem_get(struct db *, const char *, char **, char **);
 int	sq_task_expired(struct db *, int64_t, int, int64_t **, size_t *);
 int	sq_task_beyond(struct db *, int, int, int64_t **, size_t *);
 int	sq_tombstone_min(struct db *, int64_t *);
+int	sq_queue_list(struct db *, struct queue_row **, size_t *);
 
 /* sqlite-writer.c: the writer thread */
 int	sq_writer_start(struct db *, struct event_base *, char **);

@@ -314,6 +314,10 @@ DB_READ(task_beyond, (struct db *db, int keep, int limit, int64_t **ids,
 DB_READ(tombstone_min, (struct db *db, int64_t *seq),
     (db, seq))
 
+/* Every queue's stored settings (queue.c), by name. */
+DB_READ(queue_list, (struct db *db, struct queue_row **rows, size_t *n),
+    (db, rows, n))
+
 /*
  * Copy what the WAL holds into the database, without waiting for
  * readers (sqlite; others: nothing).  Only the tests call it: sqlite's

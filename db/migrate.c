@@ -95,6 +95,18 @@
  *   wlease_until	µs the lease holds until, NULL when not leased
  *   wend		how that lease ended (enum lease_end), 0 while it holds
  * all NULL on rows no worker claimed (every row of version 3).
+ *
+ * Version 5: queue limits (daemon/queue.c).  tasks gains
+ *   ckey		the task's concurrency_key, NULL if none: tasks with
+ *			one key in one queue run at most that queue's
+ *			key_concurrency at once
+ * and the table
+ *   queues		a queue's settings once they were changed (PATCH):
+ *			paused, concurrency, key_concurrency (NULL:
+ *			unlimited), rate_limit starts per rate_per µs (NULL:
+ *			no rate), version (the change seq of the last
+ *			change); a queue without a row has the defaults
+ * Rows of version 4 have no key.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -184,11 +196,25 @@ static const char *const step4[] = {
 	NULL
 };
 
+static const char *const step5[] = {
+	"ALTER TABLE tasks ADD COLUMN ckey TEXT",
+	"CREATE TABLE queues ("
+	"  name TEXT PRIMARY KEY,"
+	"  paused INTEGER NOT NULL,"
+	"  concurrency INTEGER,"
+	"  key_concurrency INTEGER,"
+	"  rate_limit INTEGER,"
+	"  rate_per INTEGER,"
+	"  version INTEGER NOT NULL) WITHOUT ROWID",
+	NULL
+};
+
 static const char *const *const steps[] = {
 	step1,
 	step2,
 	step3,
 	step4,
+	step5,
 };
 #define NSTEPS	((int)(sizeof steps / sizeof steps[0]))
 

@@ -283,7 +283,8 @@ sq_lost(struct store_batch *b, size_t i)
 
 /*
  * One batch in one transaction on db (the writer thread's connection):
- * new rows, changed tasks, log lines, idempotency keys, pruning, the
+ * new rows, changed tasks, log lines, idempotency keys, queue settings,
+ * pruning, the
  * lease renewal.  0 if committed; -1 (and b->full) if rolled back.
  */
 int
@@ -296,7 +297,7 @@ sq_write(struct db *db, struct store_batch *b)
 
 	sq_unlost(b);
 	if (b->nrows == 0 && b->ninserts == 0 && b->nlogs == 0 &&
-	    b->nidem == 0 && b->prune_idem == 0 &&
+	    b->nidem == 0 && b->prune_idem == 0 && b->nqueues == 0 &&
 	    b->prune_seq == 0 && !b->renew)
 		return (0);
 	if (db_begin(db) != 0) {
@@ -338,6 +339,8 @@ sq_write(struct db *db, struct store_batch *b)
 	}
 	if (rc == 0 && b->prune_idem > 0)
 		rc = db_idem_prune(db, b->prune_idem);
+	for (i = 0; i < b->nqueues && rc == 0; i++)
+		rc = db_queue_put(db, &b->queues[i]);
 	if (rc == 0 && b->prune_seq > 0)
 		rc = db_tombstone_prune(db, b->prune_seq);
 	if (rc == 0 && b->renew)

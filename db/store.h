@@ -133,6 +133,8 @@ struct store_batch {
 	struct store_idem *idem;
 	size_t		  nidem;
 	int64_t		  prune_idem;	/* drop keys created before; 0: no */
+	struct queue_row *queues;	/* settings to store (replacing) */
+	size_t		  nqueues;
 	int64_t		  prune_seq;	/* drop tombstones before; 0: no */
 	int64_t		  lease_until;	/* written on running rows */
 	int		  renew;	/* renew all of this owner's leases */
@@ -214,6 +216,8 @@ struct store_ops {
 	void	(*task_beyond)(struct db *, int, int, int64_t **, size_t *,
 		    store_done, void *);
 	void	(*tombstone_min)(struct db *, int64_t *, store_done, void *);
+	void	(*queue_list)(struct db *, struct queue_row **, size_t *,
+		    store_done, void *);
 	void	(*read_wait)(struct db *);
 	int	(*checkpoint)(struct db *);
 };

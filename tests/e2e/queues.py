@@ -175,7 +175,9 @@ def restart_and_upgrade():
     d.stop()
     con = sqlite3.connect(d.db)
     try:
-        con.executescript("ALTER TABLE tasks DROP COLUMN worker;"
+        con.executescript("DROP TABLE queues;"
+                          " ALTER TABLE tasks DROP COLUMN ckey;"
+                          " ALTER TABLE tasks DROP COLUMN worker;"
                           " ALTER TABLE tasks DROP COLUMN wtoken;"
                           " ALTER TABLE tasks DROP COLUMN wlease;"
                           " ALTER TABLE tasks DROP COLUMN wlease_until;"

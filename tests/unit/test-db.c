@@ -25,10 +25,16 @@
 #include "tap.h"
 
 #define NLIST	90
-#define PLAN	186
+#define PLAN	194
+
+/* SQL that takes a file back before schema step 5 (queue limits). */
+#define DROP_STEP5							\
+	"DROP TABLE queues;"						\
+	" ALTER TABLE tasks DROP COLUMN ckey; "
 
 /* SQL that takes a file back before schema step 4 (external workers). */
 #define DROP_STEP4							\
+	DROP_STEP5							\
 	"ALTER TABLE tasks DROP COLUMN worker;"				\
 	" ALTER TABLE tasks DROP COLUMN wtoken;"			\
 	" ALTER TABLE tasks DROP COLUMN wlease;"			\
@@ -58,6 +64,7 @@ static void		 test_idem(struct db *);
 static void		 test_expired_count(void);
 static void		 qcount(void *, const char *, int, int64_t);
 static void		 test_count_queues(void);
+static void		 test_upgrade_limits(void);
 static void		 test_txn(struct db *);
 static void		 test_versions(void);
 static int		 raw_exec(const char *);
@@ -1615,6 +1622,68 @@ test_upgrade_workers(void)
 }
 
 /*
+ * A version 4 file (before queue limits): upgraded, its rows without a
+ * concurrency_key and no queue with settings; settings stored (replaced)
+ * and read back, and a key round-trips.
+ */
+static void
+test_upgrade_limits(void)
+{
+	struct db		*db;
+	struct task_row		 r;
+	struct queue_row	 q, *qs;
+	size_t			 n;
+
+	clean();
+	db = reopen(NULL);
+	db_begin(db);
+	row_init(&r, 11, 0, "echo", TASK_SCHEDULED);
+	db_task_insert(db, &r, 0);
+	ok(db_commit(db) == 0, "a row");
+	db_close(db);
+	ok(raw_exec(DROP_STEP5 "PRAGMA user_version = 4") == 0,
+	    "made a version 4 file");
+	db = reopen(NULL);
+	is(raw_int("PRAGMA user_version"), db_schema_version(),
+	    "upgraded to version %d", db_schema_version());
+	memset(&r, 0, sizeof r);
+	ok(db_task_get_sync(db, 11, &r) == 1 && r.ckey == NULL,
+	    "an old row has no concurrency_key");
+	task_row_free(&r);
+	ok(db_queue_list_sync(db, &qs, &n) == 0 && n == 0,
+	    "no queue has settings");
+	memset(&q, 0, sizeof q);
+	strcpy(q.name, "mail");
+	q.paused = 1;
+	q.concurrency = 4;
+	q.key_concurrency = 1;
+	q.rate_limit = 10;
+	q.rate_per = 1500000;
+	q.version = 77;
+	row_init(&r, 12, 0, "echo", TASK_SCHEDULED);
+	r.ckey = xstrdup("customer-42");
+	db_begin(db);
+	db_task_insert(db, &r, 0);
+	db_queue_put(db, &q);
+	q.concurrency = 0;
+	q.version = 78;
+	db_queue_put(db, &q);
+	ok(db_commit(db) == 0, "settings stored twice, and a keyed task");
+	free(r.ckey);
+	ok(db_queue_list_sync(db, &qs, &n) == 0 && n == 1 &&
+	    strcmp(qs[0].name, "mail") == 0 && qs[0].paused == 1 &&
+	    qs[0].concurrency == 0 && qs[0].key_concurrency == 1 &&
+	    qs[0].rate_limit == 10 && qs[0].rate_per == 1500000 &&
+	    qs[0].version == 78, "... read back as last stored");
+	free(qs);
+	memset(&r, 0, sizeof r);
+	ok(db_task_get_sync(db, 12, &r) == 1 && r.ckey != NULL &&
+	    strcmp(r.ckey, "customer-42") == 0, "the key is read back");
+	task_row_free(&r);
+	db_close(db);
+}
+
+/*
  * A version 2 file (before queues): upgraded, its tasks in the default
  * queue, listed by it through the new index.
  */
@@ -1721,6 +1790,7 @@ main(void)
 	test_upgrade();
 	test_upgrade_queue();
 	test_upgrade_workers();
+	test_upgrade_limits();
 	teardown();
 	return (done_testing());
 }

@@ -230,6 +230,14 @@ api_queue_get(struct http_request *req, const struct route_params *a)
 	called = "queue";
 }
 
+void
+api_queue_patch(struct http_request *req, const struct route_params *a)
+{
+	(void)req;
+	(void)a;
+	called = "queue_patch";
+}
+
 /*
  * Route one request: method, url, body length and up to three header
  * pairs (name, value, ..., NULL).  Returns the endpoint called or the
@@ -336,9 +344,9 @@ test_table(void)
 	is_str(route(HTTP_GET, "/v1/queues/mail", 0, NULL), "queue",
 	    "GET /v1/queues/mail");
 	is_str(route(HTTP_POST, "/v1/queues/mail", 2, "Content-Type",
-	    "application/json", NULL), "405", "POST /v1/queues/mail: 405 "
-	    "(PATCH comes with issue 16)");
-	is_str(answered_allow, "GET, HEAD", "... Allow: GET, HEAD");
+	    "application/json", NULL), "405", "POST /v1/queues/mail: 405");
+	is_str(answered_allow, "GET, HEAD, PATCH", "... Allow: GET, HEAD, "
+	    "PATCH");
 	is_str(route(HTTP_PUT, "/v1/tasks/abc", 0, NULL), "405",
 	    "405 comes before the id is looked at");
 }
@@ -879,6 +887,15 @@ test_scope(void)
 	    "queues", "the full token lists the queues");
 	is_str(route(HTTP_GET, "/v1/queues/q3", 0, "Authorization", FULL,
 	    NULL), "queue", "... and reads one");
+	is_str(route(HTTP_PATCH, "/v1/queues/q1", 2, "Authorization", WORKER,
+	    "Content-Type", "application/json", NULL), "403",
+	    "a worker token may not change its own queue's settings");
+	is_str(route(HTTP_PATCH, "/v1/queues/q3", 2, "Authorization", FULL,
+	    "Content-Type", "application/json", NULL), "queue_patch",
+	    "the full token changes a queue's settings");
+	is_str(route(HTTP_PATCH, "/v1/queues/q3", 2, "Authorization", FULL,
+	    "Content-Type", "text/plain", NULL), "415",
+	    "... with a JSON body only");
 	is_str(route(HTTP_GET, "/metrics", 0, "Authorization", WORKER, NULL),
 	    "403", "... nor /metrics");
 	test_cfg.metrics_public = 1;

@@ -47,6 +47,7 @@ unit_loop_start(const char *name)
 	}
 	loop_init();
 	commit_init(loop_base, dbpath);
+	queue_init();
 	sched_recover();
 	sched_init(loop_base);
 }
@@ -59,6 +60,7 @@ unit_loop_stop(void)
 
 	proc_shutdown();
 	sched_shutdown();
+	queue_shutdown();
 	commit_shutdown();
 	task_free_all();
 	db_close(corod_db);

@@ -1,0 +1,553 @@
+/*
+ * queue.c -- queues: their settings, and the gates a due task of a queue
+ * passes before it takes a slot.
+ *
+ * A queue's settings (paused, concurrency, key_concurrency, rate) live in
+ * the queues table once changed (PATCH /v1/queues/{queue}) and in memory
+ * from the start on, so that a gate costs a hash lookup, never a read.
+ * A task that is due passes, in this order:
+ *   paused		nothing of the queue starts (groups included)
+ *   concurrency	at most this many of its leaves run (or are claimed)
+ *   key_concurrency	at most this many of its leaves with one
+ *			concurrency_key run
+ *   rate		a token bucket of rate_limit starts per rate_per,
+ *			full at the start
+ * and then the scheduler's pools (max-running and the kinds' pools,
+ * sched.c).  A gate that holds a task back keeps it in a heap (the
+ * queue's, or its key's for key_concurrency: priority, then run_at, then
+ * id) with why (WAITING_*, for waiting_for).  When a gate may have room
+ * again (a task of the queue or key ends, a token is due, the settings
+ * change) it is marked, and sched.c's drain takes its best task
+ * (queue_gate_next), which goes on to the next gate, a pool, or starts.
+ * A key exists in memory while it has tasks running or waiting, so
+ * 100,000 keys cost only while they are in use.
+ *
+ * Every queue counts its running leaves and every key its running tasks,
+ * limits or not, so that a limit set while tasks run counts them.
+ * External tasks pass the same gates when a claim would take them
+ * (workers.c): paused or full, the claims wait.
+ *
+ * The rate's tokens are not stored: a restart starts with a full bucket.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "corod.h"
+#include "db.h"
+#include "queue.h"
+
+#define QUEUE_BUCKETS	1024
+
+static struct queue	*queues[QUEUE_BUCKETS];
+static struct qkey	**keys;		/* chained, resized as it grows */
+static size_t		  nkeys_all, keys_cap;
+static LIST_HEAD(, queue) gates = LIST_HEAD_INITIALIZER(gates);
+static LIST_HEAD(, qkey)  kgates = LIST_HEAD_INITIALIZER(kgates);
+
+static const char *const wait_names[] = {
+	NULL, "slot", "queue_paused", "queue_concurrency", "key_concurrency",
+	"rate_limit",
+};
+
+static uint32_t		 hash_str(uint32_t, const char *);
+static struct qkey	*key_get(struct queue *, const char *, int);
+static void		 key_gc(struct qkey *);
+static void		 key_mark(struct qkey *);
+static void		 gate_mark(struct queue *);
+static int		 rate_room(struct queue *, int64_t);
+static void		 rate_wait(struct queue *, int64_t);
+static void		 rate_cb(evutil_socket_t, short, void *);
+
+const char *
+wait_why_name(int why)
+{
+	if (why <= 0 || (size_t)why >= sizeof wait_names / sizeof *wait_names)
+		return (NULL);
+	return (wait_names[why]);
+}
+
+static uint32_t
+hash_str(uint32_t h, const char *s)
+{
+	while (*s != '\0')
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return (h);
+}
+
+/* Read the stored settings (at start, before any task is due). */
+int
+queue_init(void)
+{
+	struct queue_row	*rows;
+	struct queue		*q;
+	size_t			 n, i;
+
+	if (db_queue_list_sync(corod_db, &rows, &n) != 0)
+		return (-1);
+	for (i = 0; i < n; i++) {
+		q = queue_get(rows[i].name, 1);
+		q->set = rows[i];
+		q->tokens = q->set.rate_limit;
+	}
+	free(rows);
+	return (0);
+}
+
+/* Let go of everything (at exit): tasks leave the heaps (their flags
+ * cleared), claims are their owners'. */
+void
+queue_shutdown(void)
+{
+	struct queue	*q;
+	struct qkey	*k;
+	size_t		 i;
+
+	for (i = 0; i < keys_cap; i++) {
+		while ((k = keys[i]) != NULL) {
+			keys[i] = k->hnext;
+			heap_release(&k->waiting, TASKF_READY);
+			free(k);
+		}
+	}
+	free(keys);
+	keys = NULL;
+	nkeys_all = keys_cap = 0;
+	for (i = 0; i < QUEUE_BUCKETS; i++) {
+		while ((q = queues[i]) != NULL) {
+			queues[i] = q->hnext;
+			heap_release(&q->waiting, TASKF_READY);
+			heap_release(&q->ready, TASKF_WREADY);
+			if (q->rate_ev != NULL)
+				event_free(q->rate_ev);
+			free(q);
+		}
+	}
+	LIST_INIT(&gates);
+	LIST_INIT(&kgates);
+	workers_shutdown();
+}
+
+/* The queue of this name; made if make, else NULL when it has nothing. */
+struct queue *
+queue_get(const char *name, int make)
+{
+	struct queue	*q;
+	uint32_t	 b = hash_str(2166136261u, name) % QUEUE_BUCKETS;
+
+	for (q = queues[b]; q != NULL; q = q->hnext) {
+		if (strcmp(q->name, name) == 0)
+			return (q);
+	}
+	if (!make)
+		return (NULL);
+	q = xcalloc(1, sizeof *q);
+	snprintf(q->name, sizeof q->name, "%s", name);
+	snprintf(q->set.name, sizeof q->set.name, "%s", name);
+	q->waiting.by_priority = 1;
+	q->ready.by_priority = 1;
+	TAILQ_INIT(&q->claims);
+	q->hnext = queues[b];
+	queues[b] = q;
+	return (q);
+}
+
+/* Free a queue that holds nothing (its settings are defaults). */
+void
+queue_gc(struct queue *q)
+{
+	struct queue	**pp;
+
+	if (q->set.version != 0 || q->running > 0 || q->nkeys > 0 ||
+	    q->waiting.n > 0 || q->ready.n > 0 || q->nclaims > 0 ||
+	    q->marked || q->gate_marked)
+		return;
+	for (pp = &queues[hash_str(2166136261u, q->name) % QUEUE_BUCKETS];
+	    *pp != NULL; pp = &(*pp)->hnext) {
+		if (*pp == q) {
+			*pp = q->hnext;
+			break;
+		}
+	}
+	if (q->rate_ev != NULL)
+		event_free(q->rate_ev);
+	free(q->waiting.v);
+	free(q->ready.v);
+	free(q);
+}
+
+/* The key of this queue; made if make, else NULL when not in use. */
+static struct qkey *
+key_get(struct queue *q, const char *key, int make)
+{
+	struct qkey	*k, **old;
+	uint32_t	 h = hash_str(hash_str(2166136261u, q->name), key);
+	size_t		 i, oldcap, len;
+
+	if (keys_cap > 0) {
+		for (k = keys[h % keys_cap]; k != NULL; k = k->hnext) {
+			if (k->hash == h && k->q == q &&
+			    strcmp(k->key, key) == 0)
+				return (k);
+		}
+	}
+	if (!make)
+		return (NULL);
+	if (nkeys_all >= keys_cap) {
+		old = keys;
+		oldcap = keys_cap;
+		keys_cap = keys_cap == 0 ? 256 : keys_cap * 2;
+		keys = xcalloc(keys_cap, sizeof *keys);
+		for (i = 0; i < oldcap; i++) {
+			while ((k = old[i]) != NULL) {
+				old[i] = k->hnext;
+				k->hnext = keys[k->hash % keys_cap];
+				keys[k->hash % keys_cap] = k;
+			}
+		}
+		free(old);
+	}
+	len = strlen(key);
+	k = xcalloc(1, sizeof *k + len + 1);
+	memcpy(k->key, key, len + 1);
+	k->q = q;
+	k->hash = h;
+	k->waiting.by_priority = 1;
+	k->hnext = keys[h % keys_cap];
+	keys[h % keys_cap] = k;
+	nkeys_all++;
+	q->nkeys++;
+	return (k);
+}
+
+/* Free a key with nothing running or waiting (its queue is the
+ * caller's to free). */
+static void
+key_gc(struct qkey *k)
+{
+	struct qkey	**pp;
+	struct queue	*q = k->q;
+
+	if (k->running > 0 || k->waiting.n > 0 || k->marked)
+		return;
+	for (pp = &keys[k->hash % keys_cap]; *pp != NULL;
+	    pp = &(*pp)->hnext) {
+		if (*pp == k) {
+			*pp = k->hnext;
+			break;
+		}
+	}
+	nkeys_all--;
+	q->nkeys--;
+	free(k->waiting.v);
+	free(k);
+}
+
+static void
+key_mark(struct qkey *k)
+{
+	if (k->marked || k->waiting.n == 0)
+		return;
+	k->marked = 1;
+	LIST_INSERT_HEAD(&kgates, k, mark_entry);
+}
+
+static void
+gate_mark(struct queue *q)
+{
+	if (q->gate_marked || q->waiting.n == 0)
+		return;
+	q->gate_marked = 1;
+	LIST_INSERT_HEAD(&gates, q, gate_entry);
+}
+
+/* Refill the bucket to now: is there a token? */
+static int
+rate_room(struct queue *q, int64_t now)
+{
+	double	add;
+
+	if (q->set.rate_limit <= 0)
+		return (1);
+	if (now > q->refill_at) {
+		add = (double)(now - q->refill_at) * q->set.rate_limit /
+		    (double)q->set.rate_per;
+		q->tokens = fmin(q->tokens + add, q->set.rate_limit);
+		q->refill_at = now;
+	}
+	return (q->tokens >= 1.0);
+}
+
+/* Wake the queue's gate when its next token is due. */
+static void
+rate_wait(struct queue *q, int64_t now)
+{
+	struct timeval	tv;
+	double		us;
+
+	(void)now;
+	if (q->rate_ev == NULL)
+		q->rate_ev = evtimer_new(loop_base, rate_cb, q);
+	if (evtimer_pending(q->rate_ev, NULL))
+		return;
+	us = (1.0 - q->tokens) * (double)q->set.rate_per / q->set.rate_limit;
+	tv = time_tv((int64_t)ceil(us > 1 ? us : 1));
+	evtimer_add(q->rate_ev, &tv);
+}
+
+static void
+rate_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue	*q = arg;
+
+	(void)fd;
+	(void)what;
+	gate_mark(q);
+	if (q->ready.n > 0 && q->nclaims > 0)
+		queue_mark(q);
+	sched_limits_changed();
+}
+
+/*
+ * The gate of t's queue that holds it back now: WAITING_PAUSED,
+ * WAITING_CONCURRENCY, WAITING_KEY or WAITING_RATE, with
+ * the heap to wait in (*h); 0 if it may go on.  A group is held back by
+ * a pause only: it takes no slot, its children pass the gates.
+ */
+int
+queue_gate(struct task *t, struct heap **h)
+{
+	struct queue	*q;
+	struct qkey	*k;
+	int64_t		 now;
+
+	q = queue_get(t->row.queue != NULL ? t->row.queue : QUEUE_DEFAULT, 0);
+	if (q == NULL || q->set.version == 0)
+		return (0);	/* defaults: no gate */
+	*h = &q->waiting;
+	if (q->set.paused)
+		return (WAITING_PAUSED);
+	if (t->kind->group)
+		return (0);
+	if (q->set.concurrency > 0 && q->running >= q->set.concurrency)
+		return (WAITING_CONCURRENCY);
+	if (q->set.key_concurrency > 0 && t->row.ckey != NULL &&
+	    (k = key_get(q, t->row.ckey, 0)) != NULL &&
+	    k->running >= q->set.key_concurrency) {
+		*h = &k->waiting;
+		return (WAITING_KEY);
+	}
+	now = time_now();
+	if (!rate_room(q, now)) {
+		rate_wait(q, now);
+		return (WAITING_RATE);
+	}
+	return (0);
+}
+
+/* Hold a due task in a waiting heap, why (a WAITING_*) it waits. */
+void
+queue_hold(struct task_int *ti, struct heap *h, int why)
+{
+	ti->wait_heap = h;
+	ti->wait_why = (unsigned char)why;
+	heap_push(h, ti);
+	ti->flags |= TASKF_READY;
+}
+
+/* A leaf starts or is claimed: counted, and a token taken. */
+void
+queue_take(struct task *t)
+{
+	struct task_int	*ti = task_int(t);
+	struct queue	*q;
+	struct qkey	*k;
+
+	if (t->kind->group || (ti->flags & TASKF_QSLOT))
+		return;
+	q = queue_get(t->row.queue != NULL ? t->row.queue : QUEUE_DEFAULT, 1);
+	q->running++;
+	if (t->row.ckey != NULL) {
+		k = key_get(q, t->row.ckey, 1);
+		k->running++;
+	}
+	if (q->set.rate_limit > 0) {
+		rate_room(q, time_now());
+		q->tokens -= 1.0;	/* (adopted at start: may go below 0) */
+	}
+	ti->flags |= TASKF_QSLOT;
+}
+
+/* Its attempt ended: the queue and the key may let the next one go. */
+void
+queue_give(struct task *t)
+{
+	struct task_int	*ti = task_int(t);
+	struct queue	*q;
+	struct qkey	*k;
+
+	if (!(ti->flags & TASKF_QSLOT))
+		return;
+	ti->flags &= ~TASKF_QSLOT;
+	q = queue_get(t->row.queue != NULL ? t->row.queue : QUEUE_DEFAULT, 0);
+	if (q == NULL)
+		fatalx("%s: task %lld has no queue %s", __func__,
+		    (long long)t->row.id, t->row.queue);
+	q->running--;
+	if (t->row.ckey != NULL && (k = key_get(q, t->row.ckey, 0)) != NULL) {
+		k->running--;
+		key_mark(k);
+		key_gc(k);
+	}
+	gate_mark(q);
+	if (q->ready.n > 0 && q->nclaims > 0)
+		queue_mark(q);
+	queue_gc(q);
+}
+
+/*
+ * The best task of a marked gate whose gate has let it go now (taken out
+ * of the heap), or NULL when no marked gate has one.  The caller sends
+ * it on (sched.c: the next gate, a pool, or its start); nothing here
+ * frees room, so draining ends.
+ */
+struct task_int *
+queue_gate_next(void)
+{
+	struct queue	*q;
+	struct qkey	*k;
+	struct task_int	*ti;
+	struct heap	*h;
+
+	while ((q = LIST_FIRST(&gates)) != NULL) {
+		if (q->waiting.n > 0) {
+			ti = q->waiting.v[0].ti;
+			h = NULL;
+			if (queue_gate(&ti->pub, &h) == 0 || h != &q->waiting) {
+				heap_del(&q->waiting, ti);
+				ti->flags &= ~TASKF_READY;
+				return (ti);
+			}
+		}
+		LIST_REMOVE(q, gate_entry);
+		q->gate_marked = 0;
+		queue_gc(q);
+	}
+	while ((k = LIST_FIRST(&kgates)) != NULL) {
+		if (k->waiting.n > 0) {
+			ti = k->waiting.v[0].ti;
+			h = NULL;
+			if (queue_gate(&ti->pub, &h) == 0 || h != &k->waiting) {
+				heap_del(&k->waiting, ti);
+				ti->flags &= ~TASKF_READY;
+				return (ti);
+			}
+		}
+		LIST_REMOVE(k, mark_entry);
+		k->marked = 0;
+		q = k->q;
+		key_gc(k);
+		queue_gc(q);
+	}
+	return (NULL);
+}
+
+/* A queue's settings now (the defaults, named, if it has none). */
+void
+queue_settings(const char *name, struct queue_row *out)
+{
+	struct queue	*q = queue_get(name, 0);
+
+	if (q != NULL)
+		*out = q->set;
+	else {
+		memset(out, 0, sizeof *out);
+		snprintf(out->name, sizeof out->name, "%s", name);
+	}
+}
+
+/* Leaves of the queue running or claimed now. */
+int
+queue_running(const char *name)
+{
+	struct queue	*q = queue_get(name, 0);
+
+	return (q != NULL ? q->running : 0);
+}
+
+/*
+ * New settings, live (their version set: stored, or being stored): every
+ * gate of the queue is looked at again, and tasks it holds back move on.
+ */
+void
+queue_settings_set(const struct queue_row *set)
+{
+	struct queue	*q = queue_get(set->name, 1);
+	struct qkey	*k;
+	size_t		 i;
+	int		 rate_changed;
+
+	rate_changed = set->rate_limit != q->set.rate_limit ||
+	    set->rate_per != q->set.rate_per;
+	q->set = *set;
+	if (rate_changed) {
+		/* a new bucket starts full (at most the old one's tokens) */
+		q->tokens = q->set.rate_limit > 0 ?
+		    fmin(q->set.rate_limit, q->tokens > 0 && q->refill_at != 0 ?
+		    q->tokens : q->set.rate_limit) : 0;
+		q->refill_at = time_now();
+		if (q->rate_ev != NULL)
+			evtimer_del(q->rate_ev);
+	}
+	gate_mark(q);
+	for (i = 0; i < keys_cap && q->nkeys > 0; i++) {
+		for (k = keys[i]; k != NULL; k = k->hnext) {
+			if (k->q == q)
+				key_mark(k);
+		}
+	}
+	if (q->ready.n > 0 && q->nclaims > 0)
+		queue_mark(q);
+	sched_limits_changed();
+	queue_gc(q);
+}
+
+/* Each queue with stored settings (in no order). */
+void
+queue_settings_each(void (*fn)(void *, const struct queue_row *), void *arg)
+{
+	struct queue	*q;
+	size_t		 i;
+
+	for (i = 0; i < QUEUE_BUCKETS; i++) {
+		for (q = queues[i]; q != NULL; q = q->hnext) {
+			if (q->set.version != 0)
+				fn(arg, &q->set);
+		}
+	}
+}
+
+/* Is the queue paused now? */
+int
+queue_paused(const char *name)
+{
+	struct queue	*q = queue_get(name, 0);
+
+	return (q != NULL && q->set.paused);
+}
+
+/* Each queue with claims waiting now, and how many (in no order). */
+void
+queue_claims_each(void (*fn)(void *, const char *, size_t), void *arg)
+{
+	struct queue	*q;
+	size_t		 i;
+
+	for (i = 0; i < QUEUE_BUCKETS; i++) {
+		for (q = queues[i]; q != NULL; q = q->hnext) {
+			if (q->nclaims > 0)
+				fn(arg, q->name, q->nclaims);
+		}
+	}
+}
