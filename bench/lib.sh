@@ -94,7 +94,7 @@ wrk_to_ms() {
 }
 
 # run_wrk NAME DURATION LUA_ARGS... — runs wrk against $DAEMON_URL/v1/tasks
-# with bench/submit.lua and prints NAME_rate, NAME_latency_p50/p99 and
+# with bench/submit.lua (or bench/$WRK_SCRIPT) and prints NAME_rate, NAME_latency_p50/p99 and
 # NAME_errors result lines; the raw wrk output is kept in $DAEMON_TMP/wrk.out.
 # Also sets WRK_RATE (requests/s) for callers that derive more figures.
 WRK_THREADS=${WRK_THREADS:-2}
@@ -107,7 +107,7 @@ run_wrk() {
     local secs=${duration%s}
     timeout --kill-after=5 $((secs + 60)) \
         wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$duration" --timeout "$WRK_TIMEOUT" --latency \
-            -s "$BENCH_DIR/submit.lua" "$DAEMON_URL/v1/tasks" -- "$@" >"$out" 2>&1
+            -s "$BENCH_DIR/${WRK_SCRIPT:-submit.lua}" "$DAEMON_URL/v1/tasks" -- "$@" >"$out" 2>&1
     local rc=$?
     if [ $rc -ne 0 ]; then
         echo "# wrk exited with status $rc; its output:"
