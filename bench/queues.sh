@@ -6,7 +6,8 @@
 # DURATION seconds each), each on a fresh daemon:
 #   single_stored  echo specs due in an hour, no queue, no key
 #   keyed_stored   the same naming one of QUEUES_N queues (1,000) and one of
-#                  QUEUES_KEYS keys (100,000) in turn, on a daemon whose
+#                  QUEUES_KEYS keys (100,000) in turn (other keys than those
+#                  held, so that a task due now runs), on a daemon whose
 #                  QUEUES_N queues have key_concurrency 1 and concurrency
 #                  QUEUES_KEYS, and which holds QUEUES_KEYS keys in use: as
 #                  many `sleep` tasks running, one per key, spread over the
@@ -45,7 +46,7 @@ setup_keys() {
 			printf "["
 			for (i = b; i < b + 1000 && i < k; i++)
 				printf "%s{\"kind\":\"sleep\",\"params\":{\"seconds\":3600},\"queue\":\"q%d\",\"concurrency_key\":\"k%d\"}",
-				    i > b ? "," : "", i % q, i
+				    (i > b ? "," : ""), i % q, i
 			printf "]" }' >"$DAEMON_TMP/batch.json"
 		curl -s -o /dev/null -w '%{http_code}' --json @"$DAEMON_TMP/batch.json" \
 		    "$DAEMON_URL/v1/tasks" | grep -q '^201$' || return 1

@@ -8,7 +8,9 @@
 -- not run during the measurement, as bench/submit.lua; 0: run at once).
 -- With QUEUES:KEYS = 0:0 the spec names no queue and no key (the
 -- single-queue baseline); otherwise each names one of QUEUES queues
--- ("q0" ...) and one of KEYS concurrency keys ("k0" ...), in turn.  The
+-- ("q0" ...) and one of KEYS concurrency keys ("j0" ...), in turn: not
+-- the keys bench/queues.sh holds in use ("k0" ...), so a task due now
+-- runs at once.  The
 -- body is made per request in both cases, so that the passes cost the
 -- client the same.  Responses other than 2xx are counted and printed by
 -- done() as "lua_non2xx N" (bench/lib.sh parses it).
@@ -42,7 +44,7 @@ function request()
          .. '"delay":%d}', delay)
    else
       b = string.format('{"kind":"echo","params":{"message":"bench"},'
-         .. '"delay":%d,"queue":"q%d","concurrency_key":"k%d"}', delay,
+         .. '"delay":%d,"queue":"q%d","concurrency_key":"j%d"}', delay,
          counter % nqueues, (counter * 31) % nkeys)
    end
    return wrk.format(nil, nil, nil, b)

@@ -900,8 +900,13 @@ task_finalize(struct task *t, enum task_state state)
 {
 	struct task	*p;
 
-	/* Finished before its slot goes to the next task (which starts now). */
+	/*
+	 * Finished, and its change numbered, before its slot (its queue's,
+	 * its key's) goes to the next task, which starts now: the feed shows
+	 * this one end before that one starts.
+	 */
 	t->row.finished_at = time_now();
+	task_touch(t);
 	task_end_attempt(t);
 	if (task_int(t)->flags & (TASKF_ARMED | TASKF_READY | TASKF_WREADY))
 		sched_remove(t);
@@ -1019,6 +1024,7 @@ task_fail_with(struct task *t, struct task_failure *f)
 void
 task_requeue(struct task *t, int64_t run_at, int uncount)
 {
+	task_touch(t);		/* numbered before the next takes its slot */
 	task_end_attempt(t);
 	t->row.state = TASK_SCHEDULED;
 	if (uncount && t->row.attempt > 0)

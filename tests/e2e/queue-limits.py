@@ -80,6 +80,37 @@ def max_overlap(tasks):
     return best
 
 
+def feed_since():
+    return d.request("GET", "/v1/tasks?limit=1").body["seq"]
+
+
+def feed_max(since, groups):
+    """Replay the feed after since: the most tasks of one group (a dict
+    id -> group) running at once, by the order of the events."""
+    events = []
+    for _ in range(1000):
+        b = d.request("GET", "/v1/events?since=%d" % since).body
+        if not b["events"]:
+            break
+        events += b["events"]
+        since = b["next"]
+    running, live, best = {}, set(), 0
+    for e in events:
+        tid = e.get("task")
+        if tid not in groups:
+            continue
+        g = groups[tid]
+        if e["state"] == "running" and tid not in live:
+            live.add(tid)
+            running[g] = running.get(g, 0) + 1
+            best = max(best, running[g])
+        elif e["state"] in ("succeeded", "failed", "canceled") and \
+                tid in live:
+            live.discard(tid)
+            running[g] -= 1
+    return best
+
+
 def waiting_for(task_id):
     return d.get(task_id).get("waiting_for")
 
@@ -142,6 +173,7 @@ def if_match():
 @t.test(timeout=60)
 def concurrency_bounds():
     patch("c2", {"concurrency": 2})
+    since = feed_since()
     ids = [d.submit(sleeper("c2", 0.4))["id"] for _ in range(6)]
     d.wait_for(lambda: any(waiting_for(i) == "queue_concurrency"
                            for i in ids), 10,
@@ -150,6 +182,8 @@ def concurrency_bounds():
     tasks = finished(ids)
     t.ok(all(x["state"] == "succeeded" for x in tasks), "all 6 succeeded")
     t.is_(max_overlap(tasks), 2, "never more than 2 ran at once (and 2 did)")
+    t.ok(feed_max(since, {i: 0 for i in ids}) <= 2, "... as the feed tells "
+         "it: an end comes before the start it makes room for")
 
 
 @t.test(timeout=60)
@@ -178,6 +212,7 @@ def pause_and_resume():
 @t.test(timeout=60)
 def key_concurrency():
     patch("kq", {"key_concurrency": 1})
+    since = feed_since()
     keys = ["a", "a", "a", "b", "b", "c"]
     ids = [d.submit(sleeper("kq", 0.4, concurrency_key=k))["id"]
            for k in keys]
@@ -191,6 +226,8 @@ def key_concurrency():
         mine = [x for x, kk in zip(tasks, keys) if kk == k]
         t.is_(max_overlap(mine), 1, "key %s: never two at once" % k)
     t.ok(max_overlap(tasks) >= 2, "different keys ran side by side")
+    t.is_(feed_max(since, dict(zip(ids, keys))), 1, "the feed never shows "
+          "two of one key running")
     t.is_(tasks[0]["concurrency_key"], "a", "the task shows its key")
     plain = d.submit(sleeper("kq", 0))
     t.is_(plain["concurrency_key"], None, "... null without one")
