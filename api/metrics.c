@@ -152,6 +152,13 @@ api_metrics(struct http_request *req)
 	    (double)task_nrunning);
 	gauge(&b, "corod_tasks_waiting_for_slot", "Due tasks waiting for a "
 	    "running or download slot.", (double)sched_waiting());
+	gauge(&b, "corod_queue_tasks_held", "Due tasks held back by their "
+	    "queue: paused, at its concurrency, their key's, or its rate.",
+	    (double)queue_held_count());
+	gauge(&b, "corod_queues_paused", "Queues paused now.",
+	    (double)queue_paused_count());
+	gauge(&b, "corod_queue_keys", "Concurrency keys with tasks running or "
+	    "waiting for them.", (double)queue_key_count());
 	gauge(&b, "corod_tasks_in_memory", "Tasks held in memory.",
 	    (double)task_count());
 	gauge(&b, "corod_tasks_stored", "Tasks in the store, finished ones "

@@ -341,6 +341,10 @@ void		 queue_settings_each(void (*)(void *, const struct queue_row *),
 		    void *);
 int		 queue_running(const char *);
 int		 queue_paused(const char *);
+/* /metrics: tasks held at the gates, paused queues, keys in use */
+size_t		 queue_held_count(void);
+size_t		 queue_paused_count(void);
+size_t		 queue_key_count(void);
 /* Why a scheduled row has not started (waiting_for), NULL if it has. */
 const char	*task_waiting_for(const struct task_row *);
 

@@ -551,3 +551,41 @@ queue_claims_each(void (*fn)(void *, const char *, size_t), void *arg)
 		}
 	}
 }
+
+/* Due tasks held back at a gate (a queue's heap or a key's). */
+size_t
+queue_held_count(void)
+{
+	struct queue	*q;
+	struct qkey	*k;
+	size_t		 i, n = 0;
+
+	for (i = 0; i < QUEUE_BUCKETS; i++) {
+		for (q = queues[i]; q != NULL; q = q->hnext)
+			n += q->waiting.n;
+	}
+	for (i = 0; i < keys_cap; i++) {
+		for (k = keys[i]; k != NULL; k = k->hnext)
+			n += k->waiting.n;
+	}
+	return (n);
+}
+
+size_t
+queue_paused_count(void)
+{
+	struct queue	*q;
+	size_t		 i, n = 0;
+
+	for (i = 0; i < QUEUE_BUCKETS; i++) {
+		for (q = queues[i]; q != NULL; q = q->hnext)
+			n += q->set.paused != 0;
+	}
+	return (n);
+}
+
+size_t
+queue_key_count(void)
+{
+	return (nkeys_all);
+}

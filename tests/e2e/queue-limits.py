@@ -111,6 +111,13 @@ def feed_max(since, groups):
     return best
 
 
+def metric(name):
+    for line in d.request("GET", "/metrics").body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
 def waiting_for(task_id):
     return d.get(task_id).get("waiting_for")
 
@@ -199,6 +206,9 @@ def pause_and_resume():
     t.ok(True, "a task of a paused queue waits: queue_paused")
     wait_waiting(seq["id"], "queue_paused")
     t.ok(True, "... a group too")
+    t.ok(metric("corod_queue_tasks_held") >= 2, "/metrics counts the tasks "
+         "held back by their queue")
+    t.ok(metric("corod_queues_paused") >= 1, "... and the paused queues")
     done = d.wait_state(run["id"], ("succeeded", "failed", "canceled"))
     t.is_(done["state"], "succeeded", "the task running when paused ran on")
     t.is_(d.get(e["id"])["state"], "scheduled", "the held one did not start")
