@@ -259,7 +259,9 @@ def rate_limit():
     # 2 s after the first (a little slack for clock rounding)
     t.ok(starts[5] - starts[0] >= 1.95, "6 starts at 2 per second take at "
          "least 2 s (took %.2f s)" % (starts[5] - starts[0]))
-    worst = max(sum(1 for s in starts if a <= s < a + 1.0) for a in starts)
+    # started_at is taken a little after the token (a few µs, more under
+    # valgrind): a window of 0.95 s, not 1, for the bound
+    worst = max(sum(1 for s in starts if a <= s < a + 0.95) for a in starts)
     t.ok(worst <= 3, "no second holds more than 3 starts (the bucket's 2 "
          "and one refill; %d)" % worst)
 
