@@ -70,6 +70,13 @@ struct task_row {
 	int64_t		 wlease;	/* µs */
 	int64_t		 wlease_until;
 	int		 wend;		/* enum lease_end (corod.h) */
+	/* unique tasks (unique.c): the spec's "unique" object as compact
+	 * JSON (kept after the task ends), the key the task holds (set
+	 * only while it is unfinished and not waiting), and the holder a
+	 * successor waits for (0: none) */
+	char		*unique_spec;	/* NULL: no "unique" */
+	char		*ukey;
+	int64_t		 uwait;
 };
 /*
  * A fault found checking what a client or a schedule asked for: a problem

@@ -2,7 +2,8 @@
  * db-row.c -- struct task_row ownership: free and deep copy.
  *
  * A row owns its strings (kind, name, queue, params, progress, result,
- * error, checkpoint, worker, wtoken); every other field is a value.  Rows come from the store
+ * error, checkpoint, worker, wtoken, unique_spec, ukey); every other
+ * field is a value.  Rows come from the store
  * (db-tasks.c), from a parsed spec (spec.c) and from copies of both.
  */
 #include <stdlib.h>
@@ -33,6 +34,8 @@ task_row_free(struct task_row *row)
 	free(row->checkpoint);
 	free(row->worker);
 	free(row->wtoken);
+	free(row->unique_spec);
+	free(row->ukey);
 	memset(row, 0, sizeof *row);
 }
 
@@ -51,4 +54,6 @@ task_row_copy(struct task_row *dst, const struct task_row *src)
 	dst->checkpoint = row_strdup(src->checkpoint);
 	dst->worker = row_strdup(src->worker);
 	dst->wtoken = row_strdup(src->wtoken);
+	dst->unique_spec = row_strdup(src->unique_spec);
+	dst->ukey = row_strdup(src->ukey);
 }
