@@ -79,9 +79,10 @@ render_seconds(struct buf *b, const char *key, int64_t us)
 }
 
 /*
- * ,"waiting_for": why a scheduled task has not started: its parent has
- * not reached it, its time has not come, a worker has not claimed it
- * (external), or a slot; null once it has started.
+ * ,"waiting_for": why a scheduled task has not started: the holder of
+ * its unique key has not ended (a successor), its parent has not reached
+ * it, its time has not come, a worker has not claimed it (external), or
+ * a slot; null once it has started.
  */
 static void
 render_waiting(struct buf *b, const struct task_row *r)
@@ -90,6 +91,8 @@ render_waiting(struct buf *b, const struct task_row *r)
 
 	if (r->state != TASK_SCHEDULED)
 		why = NULL;
+	else if (r->uwait != 0)
+		why = "unique";		/* a successor behind its holder */
 	else if (r->run_at == 0)
 		why = "parent";
 	else if (r->run_at > time_now())
@@ -166,6 +169,8 @@ task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
 	render_raw(b, "result", r->result);
 	render_raw(b, "error", r->error);
 	render_waiting(b, r);
+	/* as stored: compact JSON, or null (no parsing, no allocation) */
+	render_raw(b, "unique", r->unique_spec);
 	/* an external task: who claimed its latest attempt, and until when
 	 * the lease holds (the token is the worker's alone) */
 	if (r->worker != NULL) {

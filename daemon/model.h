@@ -25,6 +25,9 @@ int		 task_state_parse(const char *, size_t);	/* -1: unknown */
 #define QUEUE_NAME_MAX	64
 #define QUEUE_DEFAULT	"default"
 
+/* A unique key's length in bytes (spec.c), at most. */
+#define UNIQUE_KEY_MAX	256
+
 /*
  * The persistent task: one row of the tasks table, as db/ stores it and api/
  * renders it.  JSON-valued fields are kept as compact JSON text (NULL for

@@ -146,8 +146,9 @@ sched_add(struct task *t)
 {
 	struct task_int	*ti = task_int(t);
 
+	/* (a unique key's successor waits for its holder: unique.c) */
 	if (t->row.state != TASK_SCHEDULED || t->row.run_at == 0 ||
-	    (ti->flags & TASKF_CANCELING))
+	    t->row.uwait != 0 || (ti->flags & TASKF_CANCELING))
 		return;
 	if (t->row.parent == 0 && !sched_in_window(t->row.run_at, t->row.id))
 		return;
