@@ -457,6 +457,7 @@ struct submission {
 	 * the holder a refusal names (its Location) */
 	TAILQ_ENTRY(submission)	 unique_entry;
 	int			 unique_waiting;
+	int			 unique_held;	/* its keys' entries */
 	int64_t			 unique_holder;
 };
 int		 submit_init(void);

@@ -21,7 +21,7 @@ static int	spec_seconds(json_t *, const char *, const char *, int,
 		    int64_t *, struct verror *);
 static size_t	spec_add_row(struct spec_tree *);
 static int	spec_unique(json_t *, const char *, struct task_row *,
-		    const char **, struct verror *);
+		    const char **, int64_t *, struct verror *);
 
 static const char *const unique_modes[] = {
 	"reject", "keep", "replace", "debounce", NULL
@@ -81,12 +81,13 @@ spec_seconds(json_t *v, const char *field, const char *what, int positive,
  * with it, and so is max_delay (a bound on how far debouncing may push a
  * task: nothing else moves it).  The row gets it as compact JSON with
  * on_conflict filled in (unique_spec), and the key it asks for (ukey:
- * admission decides whether it holds it); *modep is on_conflict.  null:
+ * admission decides whether it holds it); *modep is on_conflict, and
+ * times[0], times[1] debounce and max_delay in µs (-1: none).  null:
  * none.
  */
 static int
 spec_unique(json_t *v, const char *field, struct task_row *row,
-    const char **modep, struct verror *e)
+    const char **modep, int64_t *times, struct verror *e)
 {
 	const char	*k, *mode = "reject";
 	json_t		*m, *key = NULL, *out;
@@ -134,6 +135,7 @@ spec_unique(json_t *v, const char *field, struct task_row *row,
 			if (spec_seconds(m, f, k, strcmp(k, "max_delay") == 0,
 			    &us, e) != 0)
 				return (-1);
+			times[strcmp(k, "max_delay") == 0] = us;
 		} else {
 			verror_set(e, "unknown-field", f, "unknown field "
 			    "\"%.64s\" in unique (key, on_conflict, debounce, "
@@ -211,6 +213,7 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 	const struct task_kind	*kind = NULL;
 	struct task_row		*row;
 	const char		*key, *umode = NULL;
+	int64_t			 utimes[2] = { -1, -1 };
 	json_t			*v, *params = NULL, *tasks, *child;
 	char			 field[256], cbase[256];
 	size_t			 idx, cidx, i;
@@ -342,7 +345,8 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 				    "the group)");
 				return (-1);
 			}
-			if (spec_unique(v, field, row, &umode, e) != 0)
+			if (spec_unique(v, field, row, &umode, utimes,
+			    e) != 0)
 				return (-1);
 		} else {
 			verror_set(e, "unknown-field", field,
@@ -411,6 +415,19 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 			return (-1);
 		}
 		row->run_at = now + row->delay;
+	}
+	/*
+	 * A debounced task runs debounce after its first submission too
+	 * (or at its own run_at, if later): each conflict then moves it to
+	 * debounce after the latest (unique.c), so it runs once the
+	 * submissions pause, within max_delay of the first.
+	 */
+	if (umode != NULL && strcmp(umode, "debounce") == 0) {
+		us = utimes[0];
+		if (utimes[1] >= 0 && utimes[1] < us)
+			us = utimes[1];
+		if (row->run_at < now + us)
+			row->run_at = now + us;
 	}
 
 	if (!kind->group)

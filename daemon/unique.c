@@ -64,6 +64,8 @@ struct ukey {
 	int			 failed;	/* the read failed */
 	int			 handover;	/* holder ended, succ not stored */
 	int			 npending;	/* changes not committed */
+	int			 waking;	/* inside unique_wake */
+	int			 nref;		/* submissions looking at it */
 	struct task_row		 row;		/* the read's answer */
 	TAILQ_HEAD(, submission) waiters;
 };
@@ -162,7 +164,7 @@ unique_gc(struct ukey *u)
 	struct ukey	**pp;
 
 	if (u->reading || u->npending > 0 || !TAILQ_EMPTY(&u->waiters) ||
-	    u->succ != 0)
+	    u->succ != 0 || u->waking > 0 || u->nref > 0)
 		return;
 	for (pp = &utab[unique_hash(u->key)]; *pp != NULL;
 	    pp = &(*pp)->next) {
@@ -195,13 +197,13 @@ unique_wake(struct ukey *u)
 
 	TAILQ_CONCAT(&list, &u->waiters, unique_entry);
 	/* (each may wait again, on this key or another) */
-	u->npending++;			/* not dropped meanwhile */
+	u->waking++;			/* not dropped meanwhile */
 	while ((s = TAILQ_FIRST(&list)) != NULL) {
 		TAILQ_REMOVE(&list, s, unique_entry);
 		s->unique_waiting = 0;
 		submit_again(s);
 	}
-	u->npending--;
+	u->waking--;
 	unique_gc(u);
 }
 
@@ -444,6 +446,30 @@ unique_modify(struct task *t, struct task_row *row, json_t *spec)
 	}
 }
 
+/* Hold (or let go of) the entries of s's keys while s looks at them. */
+static void
+unique_hold(struct submission *s, int hold)
+{
+	struct ukey	*u;
+	size_t		 i;
+
+	if (s->unique_held == hold)
+		return;
+	s->unique_held = hold;
+	for (i = 0; i < s->tree.nrows; i++) {
+		if (s->tree.parent[i] != SIZE_MAX ||
+		    s->tree.rows[i].ukey == NULL)
+			continue;
+		u = unique_find(s->tree.rows[i].ukey, hold);
+		if (hold)
+			u->nref++;
+		else if (u != NULL) {
+			u->nref--;
+			unique_gc(u);
+		}
+	}
+}
+
 /*
  * Admission's step 2 (submit.c) for s, its idempotency step passed.
  * -1: go on and create the tasks (no key, or every key free, or a
@@ -452,7 +478,8 @@ unique_modify(struct task *t, struct task_row *row, json_t *spec)
  * commit and is asked again, submit_again; or a change of the holder
  * is on its way and s->done will answer), SUBMIT_REFUSED (err, and
  * s->unique_holder for a Location), SUBMIT_REPLAYED (the holder's id in
- * s->replay_ids: keep).
+ * s->replay_ids: keep).  While s waits, the entries of all its keys are
+ * held (a batch's keys are known together, not one at a time).
  */
 int
 unique_admit(struct submission *s, struct verror *err)
@@ -460,11 +487,12 @@ unique_admit(struct submission *s, struct verror *err)
 	struct task_row	*row, *nrow = NULL;
 	struct ukey	*u, *nu = NULL;
 	struct task	*t;
-	json_t		*spec;
+	json_t		*spec = NULL;
 	const char	*mode;
 	char		 field[64];
 	size_t		 i, j, nkeys = 0;
 	int64_t		 target;
+	int		 rc;
 
 	for (i = 0; i < s->tree.nrows; i++) {
 		row = &s->tree.rows[i];
@@ -481,28 +509,43 @@ unique_admit(struct submission *s, struct verror *err)
 			verror_set(err, "invalid-field", field, "this batch "
 			    "gives the unique key \"%.64s\" twice: at most one "
 			    "task holds it", row->ukey);
+			unique_hold(s, 0);
 			return (SUBMIT_REFUSED);
 		}
-		u = unique_find(row->ukey, 1);
-		if (!u->known && !u->reading)
+		nkeys++;
+		nrow = row;
+	}
+	if (nkeys == 0)
+		return (-1);
+	unique_hold(s, 1);
+
+	/* Every key read (at once, together), then every key still. */
+	for (i = 0; i < s->tree.nrows; i++) {
+		row = &s->tree.rows[i];
+		if (s->tree.parent[i] != SIZE_MAX || row->ukey == NULL)
+			continue;
+		u = unique_find(row->ukey, 0);
+		if (!u->known && !u->reading && !u->failed)
 			unique_read(u);
-		if (u->failed && !u->known) {
-			u->failed = 0;
-			unique_gc(u);
+	}
+	for (i = 0; i < s->tree.nrows; i++) {
+		row = &s->tree.rows[i];
+		if (s->tree.parent[i] != SIZE_MAX || row->ukey == NULL)
+			continue;
+		u = unique_find(row->ukey, 0);
+		if (u->failed && !u->known && !u->reading) {
+			u->failed = 0;		/* the next asks again */
 			verror_set(err, "store-unavailable", NULL, "the "
 			    "database cannot be read; nothing was submitted");
-			return (SUBMIT_REFUSED);
+			rc = SUBMIT_REFUSED;
+			goto out;
 		}
 		if (!u->known || u->reading || u->npending > 0) {
 			unique_wait(u, s);
 			return (SUBMIT_PENDING);
 		}
-		nkeys++;
 		nu = u;
-		nrow = row;
 	}
-	if (nkeys == 0)
-		return (-1);
 
 	/* Every key is known and still: the committed state decides. */
 	if (s->batch) {
@@ -519,10 +562,10 @@ unique_admit(struct submission *s, struct verror *err)
 			    "submitted whole or not at all",
 			    (long long)u->holder, row->ukey);
 			s->unique_holder = u->holder;
-			unique_forget(s);
-			return (SUBMIT_REFUSED);
+			rc = SUBMIT_REFUSED;
+			goto out;
 		}
-		return (-1);
+		return (-1);		/* held until unique_created */
 	}
 	u = nu;
 	row = nrow;
@@ -536,15 +579,15 @@ unique_admit(struct submission *s, struct verror *err)
 		    "holds the unique key \"%.64s\" (on_conflict \"reject\")",
 		    (long long)u->holder, row->ukey);
 		s->unique_holder = u->holder;
-		goto refused;
+		rc = SUBMIT_REFUSED;
+		goto out;
 	}
 	if (strcmp(mode, "keep") == 0) {
 		s->replay_ids = xcalloc(1, sizeof *s->replay_ids);
 		s->replay_ids[0] = u->holder;
 		s->nreplay = 1;
-		json_decref(spec);
-		unique_gc(u);
-		return (SUBMIT_REPLAYED);
+		rc = SUBMIT_REPLAYED;
+		goto out;
 	}
 
 	/* replace, debounce: the successor if one waits, else the holder */
@@ -553,22 +596,9 @@ unique_admit(struct submission *s, struct verror *err)
 	if (t == NULL)
 		t = task_lookup(target);
 	if (t == NULL) {
-		/* on disk only: read it (and pin it), then ask again */
-		u->known = 0;
-		unique_read(u);
+		/* on disk only: read it again (pinned then), and decide */
 		json_decref(spec);
-		if (u->reading) {
-			unique_wait(u, s);
-			return (SUBMIT_PENDING);
-		}
-		if (u->failed) {
-			u->failed = 0;
-			unique_gc(u);
-			verror_set(err, "store-unavailable", NULL, "the "
-			    "database cannot be read; nothing was submitted");
-			return (SUBMIT_REFUSED);
-		}
-		/* read at once: the holder is pinned now (or gone) */
+		u->known = 0;
 		return (unique_admit(s, err));
 	}
 	if (strcmp(t->row.kind, row->kind) != 0) {
@@ -577,14 +607,15 @@ unique_admit(struct submission *s, struct verror *err)
 		    "make it a %s task", (long long)u->holder, row->ukey,
 		    t->row.kind, mode, row->kind);
 		s->unique_holder = u->holder;
-		goto refused;
+		rc = SUBMIT_REFUSED;
+		goto out;
 	}
 	if (t->row.state == TASK_SCHEDULED) {
 		unique_modify(t, row, spec);
-		json_decref(spec);
 		unique_pend(u, SETTLE_CHANGE, t->row.id, NULL);
 		submit_changed(s, t->row.id);
-		return (SUBMIT_PENDING);
+		rc = SUBMIT_PENDING;
+		goto out;
 	}
 	if (t->row.state != TASK_RUNNING || u->succ != 0) {
 		/* (a final task holds no key: not reached) */
@@ -592,20 +623,26 @@ unique_admit(struct submission *s, struct verror *err)
 		    "holds the unique key \"%.64s\" and cannot be changed",
 		    (long long)u->holder, row->ukey);
 		s->unique_holder = u->holder;
-		goto refused;
+		rc = SUBMIT_REFUSED;
+		goto out;
 	}
-	/* A running holder: the new task waits behind it, not holding. */
+	/*
+	 * A running holder: the new task waits behind it, not holding the
+	 * key (unique_created finds it by its spec: the entry may go till
+	 * then, the key is read again if need be).
+	 */
 	row->run_at = unique_due(spec, row, row->created_at, time_now());
-	free(row->ukey);
-	row->ukey = NULL;
 	row->uwait = u->holder;
 	json_decref(spec);
+	unique_hold(s, 0);
+	free(row->ukey);
+	row->ukey = NULL;
 	return (-1);
 
-refused:
+out:
 	json_decref(spec);
-	unique_gc(u);
-	return (SUBMIT_REFUSED);
+	unique_hold(s, 0);
+	return (rc);
 }
 
 /* The JSON Pointer of row i's unique key in the request. */
@@ -654,21 +691,14 @@ unique_created(struct submission *s)
 			free(key);
 		}
 	}
+	unique_hold(s, 0);
 }
 
 /* The keys of s were looked at but nothing is made (refused later). */
 void
 unique_forget(struct submission *s)
 {
-	struct ukey	*u;
-	size_t		 i;
-
-	for (i = 0; i < s->tree.nrows; i++) {
-		if (s->tree.parent[i] == SIZE_MAX &&
-		    s->tree.rows[i].ukey != NULL &&
-		    (u = unique_find(s->tree.rows[i].ukey, 0)) != NULL)
-			unique_gc(u);
-	}
+	unique_hold(s, 0);
 }
 
 /*
