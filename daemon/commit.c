@@ -233,23 +233,6 @@ commit_dirty(struct task *t)
 	TAILQ_INSERT_TAIL(&dirty, ti, dirty_entry);
 }
 
-/*
- * Move a dirty task to the end of the commit list: its write then
- * follows those of the tasks dirtied before it in this turn (a unique
- * key's successor takes the key only after its holder let go of it:
- * the store refuses two holders at any point of a transaction).
- */
-void
-commit_requeue(struct task *t)
-{
-	struct task_int	*ti = task_int(t);
-
-	if (!(ti->flags & TASKF_DIRTY))
-		return;
-	TAILQ_REMOVE(&dirty, ti, dirty_entry);
-	TAILQ_INSERT_TAIL(&dirty, ti, dirty_entry);
-}
-
 /* Take a task off the commit list and drop its pending log lines. */
 void
 commit_forget(struct task *t)

@@ -509,7 +509,6 @@ extern int64_t		 sched_lateness_sum;
 void		 commit_init(struct event_base *, const char *);
 void		 commit_shutdown(void);
 void		 commit_dirty(struct task *);
-void		 commit_requeue(struct task *);
 void		 commit_forget(struct task *);
 void		 commit_log(int64_t, int64_t, int64_t, const char *, size_t,
 		    int);

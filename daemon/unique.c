@@ -325,9 +325,8 @@ unique_settled(void *arg, int ok)
 
 /*
  * The holder ended: the successor takes the key and becomes due, in the
- * holder's commit.  Its write must follow the holder's, which releases
- * the key (the store would refuse two holders): it goes to the end of
- * the commit list.
+ * holder's commit (the store writes rows holding a key after the others,
+ * so the holder's release comes first: sqlite-writer.c).
  */
 static void
 unique_handover(struct ukey *u)
@@ -348,7 +347,6 @@ unique_handover(struct ukey *u)
 	    "now, due at %s", u->key, time_format(t->row.run_at, at));
 	(void)was;
 	task_touch(t);
-	commit_requeue(t);
 	/* the successor's pin is the holder's now */
 	if (u->holder_t != NULL)
 		task_unref(u->holder_t);

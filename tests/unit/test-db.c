@@ -25,7 +25,7 @@
 #include "tap.h"
 
 #define NLIST	90
-#define PLAN	(186 + 5 + 19)
+#define PLAN	(186 + 5 + 17)
 
 /* SQL that takes a file back before schema step 5 (unique tasks). */
 #define DROP_STEP5							\
@@ -1715,9 +1715,11 @@ test_upgrade_unique(void)
 static void
 test_unique(void)
 {
-	struct db	*db;
-	struct task_row	 r, got, *rows;
-	size_t		 n;
+	struct db		*db;
+	struct task_row		 r, got, *rows, snap[2];
+	struct store_batch	 b;
+	unsigned char		 ops[2] = { STORE_UPDATE, STORE_UPDATE };
+	size_t			 n;
 	const char	*spec = "{\"key\":\"k\",\"on_conflict\":\"replace\"}";
 
 	clean();
@@ -1770,24 +1772,28 @@ test_unique(void)
 	    "it is listed as waiting");
 	rows_free(rows, n);
 
-	/* the holder ends and the successor takes the key, in one commit */
-	memset(&got, 0, sizeof got);
-	db_task_get_sync(db, 1, &got);
-	got.state = TASK_SUCCEEDED;
-	free(got.ukey);
-	got.ukey = NULL;
-	db_begin(db);
-	ok(db_task_update(db, &got, 0) == 0, "the holder ends, its key "
-	    "released");
-	task_row_free(&got);
-	db_task_get_sync(db, 5, &got);
-	got.ukey = xstrdup("k");
-	got.uwait = 0;
-	free(got.params);
-	got.params = xstrdup("{\"message\":\"new\"}");
-	ok(db_task_update(db, &got, 0) == 0, "the successor takes it");
-	ok(db_commit(db) == 0, "committed");
-	task_row_free(&got);
+	/*
+	 * The holder ends and the successor takes the key, in one batch,
+	 * the successor first: the writer writes rows holding a key last.
+	 */
+	memset(snap, 0, sizeof snap);
+	db_task_get_sync(db, 5, &snap[0]);
+	snap[0].ukey = xstrdup("k");
+	snap[0].uwait = 0;
+	free(snap[0].params);
+	snap[0].params = xstrdup("{\"message\":\"new\"}");
+	db_task_get_sync(db, 1, &snap[1]);
+	snap[1].state = TASK_SUCCEEDED;
+	free(snap[1].ukey);
+	snap[1].ukey = NULL;
+	memset(&b, 0, sizeof b);
+	b.rows = snap;
+	b.ops = ops;
+	b.nrows = 2;
+	ok(sq_write(db, &b) == 0 && b.nlost == 0, "a batch: the successor "
+	    "takes the key, the holder ends (in this order) -- written");
+	task_row_free(&snap[0]);
+	task_row_free(&snap[1]);
 	ok(db_unique_get_sync(db, "k", &got) == 1 && got.id == 5 &&
 	    got.uwait == 0 && strcmp(got.params, "{\"message\":\"new\"}") == 0,
 	    "the successor holds \"k\" now, its params written");
