@@ -366,9 +366,11 @@ submit_committed(void *arg, int ok)
 void
 submit_free(struct submission *s)
 {
-	if (s->idem_listed)
+	if (s->idem_listed || s->unique_waiting)
 		fatalx("%s: a submission still waiting for its commit",
 		    __func__);
+	/* (a key looked at, then answered by its idempotency key) */
+	unique_forget(s);
 	free(s->idem_key);
 	free(s->idem_ids);
 	free(s->idem_old_hash);

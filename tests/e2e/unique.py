@@ -61,7 +61,7 @@ def post(spec, headers=None, conn=None):
     return d.request("POST", "/v1/tasks", spec, headers=headers, conn=conn)
 
 
-def storm(spec, n=32):
+def storm(spec, n=32, headers=None):
     """n clients, each on its own connection, POST spec at once."""
     out = [None] * n
     gate = threading.Barrier(n)
@@ -70,7 +70,7 @@ def storm(spec, n=32):
         c = d.connection()
         try:
             gate.wait(timeout=10)
-            out[i] = post(spec, conn=c)
+            out[i] = post(spec, headers=headers, conn=c)
         except Exception as e:      # noqa: BLE001 (reported below)
             out[i] = e
         finally:
@@ -129,6 +129,21 @@ def thirty_two_at_once():
         t.is_([x["id"] for x in hs], [hid],
               "%s: one unfinished task holds the key (GET /v1/tasks)" % mode)
         d.cancel(hid)
+
+
+@t.test(timeout=60)
+def thirty_two_with_one_idempotency_key():
+    spec = uspec(echo("storm", FAR), "storm-idem", "reject")
+    res = storm(spec, headers={"Idempotency-Key": "storm-idem-1"})
+    st = sorted(getattr(r, "status", None) or 0 for r in res)
+    t.is_(st, [200] * 31 + [201], "one 201, 31 replays (200), no 409: "
+          "the Idempotency-Key is checked first")
+    good = [r for r in res if hasattr(r, "body") and
+            isinstance(r.body, dict) and "id" in r.body]
+    t.is_(len({r.body["id"] for r in good}), 1, "all the same task")
+    t.is_(len(holders("storm-idem")), 1, "one holder")
+    for r in good[:1]:
+        d.cancel(r.body["id"])
 
 
 @t.test(timeout=30)
