@@ -39,7 +39,7 @@
  * While a successor waits, replace and debounce change it, not the
  * holder.  A successor is held in memory (pinned) until the hand-over,
  * and read back at start (unique_init).  A batch with any key held is
- * refused whole (409 naming /i/unique/key).
+ * refused whole (409 naming /i/unique/key), a key twice in it is a 400.
  *
  * Changed params: the row's old string may still be in a batch in
  * flight (commit.c's snapshots share it), so it is freed only after the
@@ -105,6 +105,7 @@ static char		*unique_spec_key(const char *);
 static int64_t		 unique_due(json_t *, const struct task_row *,
 			     int64_t, int64_t);
 static void		 unique_rows_free(struct task_row *, size_t);
+static void		 unique_hold(struct submission *, int);
 
 /* FNV-1a of a key. */
 static size_t
@@ -332,7 +333,7 @@ static void
 unique_handover(struct ukey *u)
 {
 	struct task	*t = u->succ_t;
-	int64_t		 now = time_now(), was = u->holder;
+	int64_t		 now = time_now();
 	char		 at[TIME_STRLEN];
 
 	u->succ_t = NULL;
@@ -345,7 +346,6 @@ unique_handover(struct ukey *u)
 		t->row.run_at = now;
 	task_log(t, "the task it waited for ended: holds unique key \"%s\" "
 	    "now, due at %s", u->key, time_format(t->row.run_at, at));
-	(void)was;
 	task_touch(t);
 	/* the successor's pin is the holder's now */
 	if (u->holder_t != NULL)
