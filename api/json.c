@@ -167,6 +167,8 @@ task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
 	render_raw(b, "result", r->result);
 	render_raw(b, "error", r->error);
 	render_waiting(b, r);
+	/* as stored: compact JSON, or null (no parsing, no allocation) */
+	render_raw(b, "unique", r->unique_spec);
 	/* an external task: who claimed its latest attempt, and until when
 	 * the lease holds (the token is the worker's alone) */
 	if (r->worker != NULL) {

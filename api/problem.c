@@ -34,6 +34,8 @@ static const struct {
 	/* retention (or a DELETE) makes room: a 429, try later */
 	{ "too-many-tasks",		429, NULL, 60 },
 	{ "idempotency-key-reused",	422, "/headers/Idempotency-Key", 0 },
+	/* another unfinished task holds the key (Location: it) */
+	{ "unique-conflict",		409, NULL, 0 },
 	{ "insufficient-storage",	507, NULL, 1 },
 	{ "store-unavailable",		503, NULL, 1 },
 };

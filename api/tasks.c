@@ -435,6 +435,7 @@ submit_answer(struct http_request *req, struct submission *sub,
     enum submit_result result, const struct verror *e)
 {
 	struct problem	p;
+	char		loc[64];
 
 	switch (result) {
 	case SUBMIT_CREATED:
@@ -445,6 +446,13 @@ submit_answer(struct http_request *req, struct submission *sub,
 		break;
 	default:
 		problem_from_verror(&p, e);
+		/* a unique key's holder: where it is */
+		if (sub->unique_holder != 0 &&
+		    strcmp(e->code, "unique-conflict") == 0) {
+			snprintf(loc, sizeof loc, "/v1/tasks/%" PRId64,
+			    sub->unique_holder);
+			http_add_header(req, "Location", loc);
+		}
 		http_respond_problem(req, &p);
 		break;
 	}

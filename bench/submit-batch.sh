@@ -12,6 +12,9 @@ set -u
 DURATION=${DURATION:-10}
 DURATION=${DURATION%s}
 BATCH=${BATCH:-100}
+# UNIQUE=unique: each spec with a unique key of its own; UNIQUE=dynamic:
+# bodies built per request the same way, without keys (to compare with)
+UNIQUE=${UNIQUE:-}
 
 echo "# submit-batch: wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${DURATION}s --timeout $WRK_TIMEOUT --latency -s bench/submit.lua -- $BATCH (keep-alive)"
 echo "# submit-batch: body a JSON array of $BATCH x {\"kind\":\"echo\",\"params\":{\"message\":\"bench\"},\"delay\":3600}, POST /v1/tasks, default durability"
@@ -19,7 +22,7 @@ echo "# submit-batch: corod $COROD_BIN, fresh database, loopback 127.0.0.1, $(np
 
 status=0
 start_daemon
-run_wrk submit_batch "${DURATION}s" "$BATCH" || status=1
+run_wrk submit_batch "${DURATION}s" "$BATCH" $UNIQUE || status=1
 if [ -n "$WRK_RATE" ]; then
     awk -v r="$WRK_RATE" -v b="$BATCH" 'BEGIN { printf "submit_batch_tasks_rate %.0f tasks/s\n", r * b }'
 fi

@@ -69,6 +69,9 @@ corod_init(int flags)
 		    cfg->db_path, commit_store_full() ? "the disk holding the "
 		    "database is full; free some space and start again" :
 		    "the database cannot be written");
+	if (unique_init() != 0)
+		fatalx("%s: cannot read or store the tasks waiting for a "
+		    "unique key's holder", cfg->db_path);
 	sched_init(loop_base);
 	housekeeping_init(loop_base);
 	stats_init(cfg->db_path);
@@ -95,6 +98,7 @@ corod_shutdown(void)
 	sched_shutdown();
 	queue_shutdown();
 	commit_shutdown();
+	unique_shutdown();
 	task_free_all();
 	rundir_shutdown();	/* after the attempts let go of theirs */
 	transfer_shutdown();

@@ -487,6 +487,12 @@ struct submission {
 	int			 idem_found;
 	int			 idem_reading;
 	int			 idem_inline;
+	/* unique keys (unique.c): waiting for a key's read or commit, and
+	 * the holder a refusal names (its Location) */
+	TAILQ_ENTRY(submission)	 unique_entry;
+	int			 unique_waiting;
+	int			 unique_held;	/* its keys' entries */
+	int64_t			 unique_holder;
 };
 int		 submit_init(void);
 enum submit_result task_submit(struct submission *, const char *,
@@ -496,6 +502,23 @@ enum submit_result task_submit(struct submission *, const char *,
 void		 submit_free(struct submission *);
 /* Tasks in the store and on their way there (max-tasks counts these). */
 extern int64_t	 task_nstored;
+/* For unique.c: admit again (a key it waited for is known), and answer
+ * with a task changed instead of created, after the commit. */
+void		 submit_again(struct submission *);
+void		 submit_changed(struct submission *, int64_t);
+
+/*
+ * unique.c: unique keys, at most one unfinished holder each (admission's
+ * step 2; the store's partial unique index enforces it).
+ */
+int		 unique_admit(struct submission *, struct verror *);
+void		 unique_created(struct submission *);
+void		 unique_forget(struct submission *);
+void		 unique_spec_pointer(struct submission *, size_t, char *,
+		    size_t);
+void		 unique_final(struct task *);
+int		 unique_init(void);
+void		 unique_shutdown(void);
 
 /* sched.c: due timers, slots, the window of due tasks */
 #define SCHED_LATENESS_BUCKETS	16

@@ -26,6 +26,9 @@ int		 task_state_parse(const char *, size_t);	/* -1: unknown */
 #define QUEUE_DEFAULT	"default"
 #define CKEY_MAX	256		/* a concurrency_key's bytes */
 
+/* A unique key's length in bytes (spec.c), at most. */
+#define UNIQUE_KEY_MAX	256
+
 /*
  * The persistent task: one row of the tasks table, as db/ stores it and api/
  * renders it.  JSON-valued fields are kept as compact JSON text (NULL for
@@ -72,6 +75,13 @@ struct task_row {
 	int64_t		 wlease_until;
 	int		 wend;		/* enum lease_end (corod.h) */
 	char		*ckey;		/* concurrency_key, NULL: none */
+	/* unique tasks (unique.c): the spec's "unique" object as compact
+	 * JSON (kept after the task ends), the key the task holds (set
+	 * only while it is unfinished and not waiting), and the holder a
+	 * successor waits for (0: none) */
+	char		*unique_spec;	/* NULL: no "unique" */
+	char		*ukey;
+	int64_t		 uwait;
 };
 /*
  * A queue's settings, as the queues table keeps them once changed

@@ -148,8 +148,9 @@ sched_add(struct task *t)
 {
 	struct task_int	*ti = task_int(t);
 
+	/* (a unique key's successor waits for its holder: unique.c) */
 	if (t->row.state != TASK_SCHEDULED || t->row.run_at == 0 ||
-	    (ti->flags & TASKF_CANCELING))
+	    t->row.uwait != 0 || (ti->flags & TASKF_CANCELING))
 		return;
 	if (t->row.parent == 0 && !sched_in_window(t->row.run_at, t->row.id))
 		return;
@@ -582,8 +583,9 @@ out:
 }
 
 /*
- * Why a scheduled row has not started (waiting_for): its parent has not
- * reached it, its time has not come, a gate of its queue or a pool holds
+ * Why a scheduled row has not started (waiting_for): the holder of its
+ * unique key has not ended (a successor), its parent has not reached it,
+ * its time has not come, a gate of its queue or a pool holds
  * it back, or (external) no claim has taken it; NULL once started.
  */
 const char *
@@ -596,6 +598,8 @@ task_waiting_for(const struct task_row *r)
 
 	if (r->state != TASK_SCHEDULED)
 		return (NULL);
+	if (r->uwait != 0)
+		return ("unique");	/* a successor behind its key's holder */
 	if (r->run_at == 0)
 		return ("parent");
 	if (r->run_at > time_now())

@@ -2,8 +2,9 @@
  * spec.c -- validate a submitted task spec into rows.
  *
  * A spec is {"kind", "params", "name"?, "queue"?, "concurrency_key"?,
- * "delay"? | "run_at"?, "priority"?, "max_attempts"?, "timeout"?}; a group's params hold more
- * specs, which become its children.  Everything is checked before anything is stored,
+ * "delay"? | "run_at"?, "priority"?, "max_attempts"?, "timeout"?,
+ * "unique"?}; a group's params hold more specs, which become its
+ * children.  Everything is checked before anything is stored,
  * and the first fault is reported as a struct verror whose field is a
  * JSON Pointer into the request body (api/ makes it a 400 problem).
  */
@@ -20,6 +21,12 @@
 static int	spec_seconds(json_t *, const char *, const char *, int,
 		    int64_t *, struct verror *);
 static size_t	spec_add_row(struct spec_tree *);
+static int	spec_unique(json_t *, const char *, struct task_row *,
+		    const char **, int64_t *, struct verror *);
+
+static const char *const unique_modes[] = {
+	"reject", "keep", "replace", "debounce", NULL
+};
 
 /*
  * Is this a queue name: 1 to QUEUE_NAME_MAX bytes of [a-z0-9_.-]?  The
@@ -68,6 +75,116 @@ spec_seconds(json_t *v, const char *field, const char *what, int positive,
 	return (0);
 }
 
+/*
+ * The "unique" object at field: {"key": 1 to UNIQUE_KEY_MAX bytes,
+ * "on_conflict"?: one of unique_modes (default "reject"), "debounce"?: s,
+ * "max_delay"?: s}.  debounce is required by "debounce" and only taken
+ * with it, and so is max_delay (a bound on how far debouncing may push a
+ * task: nothing else moves it).  The row gets it as compact JSON with
+ * on_conflict filled in (unique_spec), and the key it asks for (ukey:
+ * admission decides whether it holds it); *modep is on_conflict, and
+ * times[0], times[1] debounce and max_delay in µs (-1: none).  null:
+ * none.
+ */
+static int
+spec_unique(json_t *v, const char *field, struct task_row *row,
+    const char **modep, int64_t *times, struct verror *e)
+{
+	const char	*k, *mode = "reject";
+	json_t		*m, *key = NULL, *out;
+	char		 f[256];
+	int64_t		 us;
+	size_t		 i;
+
+	if (json_is_null(v))
+		return (0);
+	if (!json_is_object(v)) {
+		verror_set(e, "invalid-field", field, "unique must be an "
+		    "object: {\"key\", \"on_conflict\"?, \"debounce\"?, "
+		    "\"max_delay\"?}");
+		return (-1);
+	}
+	json_object_foreach(v, k, m) {
+		pointer_join(f, sizeof f, field, k);
+		if (strcmp(k, "key") == 0) {
+			if (!json_is_string(m) || json_string_length(m) == 0 ||
+			    json_string_length(m) > UNIQUE_KEY_MAX ||
+			    strlen(json_string_value(m)) !=
+			    json_string_length(m)) {
+				verror_set(e, "invalid-field", f, "unique.key "
+				    "must be a string of 1 to %d bytes (no NUL)",
+				    UNIQUE_KEY_MAX);
+				return (-1);
+			}
+			key = m;
+		} else if (strcmp(k, "on_conflict") == 0) {
+			for (i = 0; unique_modes[i] != NULL; i++) {
+				if (json_is_string(m) && strcmp(
+				    json_string_value(m), unique_modes[i]) == 0)
+					break;
+			}
+			if (unique_modes[i] == NULL) {
+				verror_set(e, "invalid-field", f,
+				    "unique.on_conflict must be one of "
+				    "\"reject\", \"keep\", \"replace\", "
+				    "\"debounce\"");
+				return (-1);
+			}
+			mode = unique_modes[i];
+		} else if (strcmp(k, "debounce") == 0 ||
+		    strcmp(k, "max_delay") == 0) {
+			if (spec_seconds(m, f, k, strcmp(k, "max_delay") == 0,
+			    &us, e) != 0)
+				return (-1);
+			times[strcmp(k, "max_delay") == 0] = us;
+		} else {
+			verror_set(e, "unknown-field", f, "unknown field "
+			    "\"%.64s\" in unique (key, on_conflict, debounce, "
+			    "max_delay)", k);
+			return (-1);
+		}
+	}
+	if (key == NULL) {
+		pointer_join(f, sizeof f, field, "key");
+		verror_set(e, "missing-field", f, "unique needs a \"key\" "
+		    "(a string)");
+		return (-1);
+	}
+	if (strcmp(mode, "debounce") == 0 &&
+	    json_object_get(v, "debounce") == NULL) {
+		pointer_join(f, sizeof f, field, "debounce");
+		verror_set(e, "missing-field", f, "on_conflict \"debounce\" "
+		    "needs \"debounce\" (seconds of quiet before the task "
+		    "runs)");
+		return (-1);
+	}
+	if (strcmp(mode, "debounce") != 0) {
+		k = json_object_get(v, "debounce") != NULL ? "debounce" :
+		    json_object_get(v, "max_delay") != NULL ? "max_delay" :
+		    NULL;
+		if (k != NULL) {
+			pointer_join(f, sizeof f, field, k);
+			verror_set(e, "invalid-field", f, "%s applies only "
+			    "to on_conflict \"debounce\"", k);
+			return (-1);
+		}
+	}
+	out = json_pack("{s:O, s:s}", "key", key, "on_conflict", mode);
+	if ((m = json_object_get(v, "debounce")) != NULL)
+		json_object_set(out, "debounce", m);
+	if ((m = json_object_get(v, "max_delay")) != NULL)
+		json_object_set(out, "max_delay", m);
+	free(row->unique_spec);
+	row->unique_spec = json_dumps(out, JSON_COMPACT | COROD_JSON_REALS);
+	json_decref(out);
+	if (row->unique_spec == NULL)
+		fatalx("%s: cannot encode unique", __func__);
+	free(row->ukey);
+	row->ukey = xstrdup(json_string_value(key));
+	*modep = mode;
+	return (0);
+}
+
 /* Room for one more row; its index. */
 static size_t
 spec_add_row(struct spec_tree *tree)
@@ -96,7 +213,8 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 {
 	const struct task_kind	*kind = NULL;
 	struct task_row		*row;
-	const char		*key;
+	const char		*key, *umode = NULL;
+	int64_t			 utimes[2] = { -1, -1 };
 	json_t			*v, *params = NULL, *tasks, *child;
 	char			 field[256], cbase[256];
 	size_t			 idx, cidx, i;
@@ -233,6 +351,17 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 			if (spec_seconds(v, field, "timeout", 1, &us, e) != 0)
 				return (-1);
 			row->timeout = us;
+		} else if (strcmp(key, "unique") == 0) {
+			if (parent != SIZE_MAX && !json_is_null(v)) {
+				verror_set(e, "invalid-field", field,
+				    "a child task cannot have unique: only a "
+				    "top-level task holds a key (give it to "
+				    "the group)");
+				return (-1);
+			}
+			if (spec_unique(v, field, row, &umode, utimes,
+			    e) != 0)
+				return (-1);
 		} else {
 			verror_set(e, "unknown-field", field,
 			    "unknown field \"%.64s\" in a task spec", key);
@@ -267,6 +396,21 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 		    "itself: give its tasks the concurrency_key", kind->name);
 		return (-1);
 	}
+	/*
+	 * A group's children are rows of their own, made from its params:
+	 * replacing a scheduled group's params would mean replacing them,
+	 * so replace and debounce are refused for groups (keep and reject
+	 * hold).
+	 */
+	if (umode != NULL && kind->group && (strcmp(umode, "replace") == 0 ||
+	    strcmp(umode, "debounce") == 0)) {
+		pointer_join(cbase, sizeof cbase, base, "unique");
+		pointer_join(field, sizeof field, cbase, "on_conflict");
+		verror_set(e, "invalid-field", field, "a %s cannot be "
+		    "replaced or debounced (its children are tasks of their "
+		    "own); use \"reject\" or \"keep\"", kind->name);
+		return (-1);
+	}
 	pointer_join(field, sizeof field, base, "params");
 	if (kind_validate(kind, params, field, e) != 0)
 		return (-1);
@@ -292,6 +436,19 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 			return (-1);
 		}
 		row->run_at = now + row->delay;
+	}
+	/*
+	 * A debounced task runs debounce after its first submission too
+	 * (or at its own run_at, if later): each conflict then moves it to
+	 * debounce after the latest (unique.c), so it runs once the
+	 * submissions pause, within max_delay of the first.
+	 */
+	if (umode != NULL && strcmp(umode, "debounce") == 0) {
+		us = utimes[0];
+		if (utimes[1] >= 0 && utimes[1] < us)
+			us = utimes[1];
+		if (row->run_at < now + us)
+			row->run_at = now + us;
 	}
 
 	if (!kind->group)

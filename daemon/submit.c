@@ -8,8 +8,11 @@
  *      committed waits for that commit and is asked again; a key stored
  *      before answers its first tasks (replayed) if the request is the
  *      same (its hash), and is refused if not;
- *   2. uniqueness (a schedule's or queue's unique key): not yet; its
- *      place is marked in submit_admit;
+ *   2. uniqueness (unique.c): a spec's unique key held by another
+ *      unfinished task is answered as its on_conflict says (refused,
+ *      the holder kept, the holder replaced or debounced, or a
+ *      successor made behind a running holder); a key being read or
+ *      changed waits for that and is asked again (submit_again);
  *   3. the max-tasks bound: task_nstored counts the tasks stored and on
  *      their way, so a burst cannot overshoot it before a commit;
  *   4. the tasks go into this turn's commit (task_create_tree), and the
@@ -44,6 +47,7 @@ static enum submit_result submit_create(struct submission *,
 static void	submit_retry(void *, int);
 static void	submit_committed(void *, int);
 static void	submit_idem_record(struct submission *);
+static void	submit_replied(void *, int);
 
 /* Count what the store holds (at start); -1 if it cannot be read. */
 int
@@ -148,11 +152,17 @@ submit_idem_done(void *arg, int found)
 	s->done(s, rc, rc == SUBMIT_REFUSED ? &err : NULL);
 }
 
-/* Not a replay: the limits, then the tasks in memory, to be committed. */
+/*
+ * Not a replay: a unique key's holder, the limits, then the tasks in
+ * memory, to be committed.
+ */
 static enum submit_result
 submit_create(struct submission *s, struct verror *err)
 {
-	/* Uniqueness (unique keys of schedules and queues) goes here. */
+	int	rc;
+
+	if ((rc = unique_admit(s, err)) != -1)
+		return (rc);
 
 	/*
 	 * The store's bound.  Retention (or a delete) makes room again, so
@@ -164,12 +174,14 @@ submit_create(struct submission *s, struct verror *err)
 		    "%d tasks (max-tasks) and holds %lld; this submission has "
 		    "%zu; delete finished tasks or wait for their retention",
 		    cfg->max_tasks, (long long)task_nstored, s->tree.nrows);
+		unique_forget(s);
 		return (SUBMIT_REFUSED);
 	}
 
 	/* Given back if the commit fails, and at each delete committed. */
 	task_nstored += (int64_t)s->tree.nrows;
 	task_create_tree(&s->tree);
+	unique_created(s);
 	if (s->idem_key != NULL) {
 		submit_idem_record(s);
 		LIST_INSERT_HEAD(&idem_pending, s, idem_entry);
@@ -222,6 +234,64 @@ out:
 	free(s->idem_old_ids);
 	s->idem_old_hash = s->idem_old_ids = NULL;
 	return (rc);
+}
+
+/*
+ * A unique key s waited for is known now (read, or its change
+ * committed): admission again, from the start (its idempotency key may
+ * have been committed meanwhile too).
+ */
+void
+submit_again(struct submission *s)
+{
+	struct verror		 err;
+	enum submit_result	 rc;
+
+	if ((rc = submit_admit(s, s->idem_key, &err)) != SUBMIT_PENDING)
+		s->done(s, rc, rc == SUBMIT_REFUSED ? &err : NULL);
+}
+
+/*
+ * Admission changed an existing task for s (a unique key's holder
+ * replaced or debounced) instead of creating one: the answer is that
+ * task (as a replay: 200 and the task as stored), after this turn's
+ * commit; an idempotency key records it in the same commit, so a
+ * repeat of the request answers it again rather than changing it twice.
+ */
+void
+submit_changed(struct submission *s, int64_t id)
+{
+	s->replay_ids = xcalloc(1, sizeof *s->replay_ids);
+	s->replay_ids[0] = id;
+	s->nreplay = 1;
+	if (s->idem_key != NULL) {
+		xasprintf(&s->idem_ids, "[%lld]", (long long)id);
+		LIST_INSERT_HEAD(&idem_pending, s, idem_entry);
+		s->idem_listed = 1;
+		commit_idem_put(s->idem_key, s->idem_hash, s->idem_ids,
+		    time_now());
+	}
+	commit_after(submit_replied, s);
+}
+
+/* The change of submit_changed is committed (or not): answer. */
+static void
+submit_replied(void *arg, int ok)
+{
+	struct submission	*s = arg;
+	struct verror		 err;
+
+	if (s->idem_listed) {
+		LIST_REMOVE(s, idem_entry);
+		s->idem_listed = 0;
+	}
+	if (ok) {
+		s->done(s, SUBMIT_REPLAYED, NULL);
+		return;
+	}
+	verror_store(&err, "the change was not acknowledged (it may still "
+	    "be written: the task is retried)");
+	s->done(s, SUBMIT_REFUSED, &err);
 }
 
 /* The same key was being committed: that commit is done, ask again. */
@@ -296,9 +366,11 @@ submit_committed(void *arg, int ok)
 void
 submit_free(struct submission *s)
 {
-	if (s->idem_listed)
+	if (s->idem_listed || s->unique_waiting)
 		fatalx("%s: a submission still waiting for its commit",
 		    __func__);
+	/* (a key looked at, then answered by its idempotency key) */
+	unique_forget(s);
 	free(s->idem_key);
 	free(s->idem_ids);
 	free(s->idem_old_hash);

@@ -912,6 +912,9 @@ task_finalize(struct task *t, enum task_state state)
 		sched_remove(t);
 	t->row.state = state;
 	task_touch(t);
+	/* a unique key is let go of (and handed on) in this same commit */
+	if (t->row.ukey != NULL || t->row.uwait != 0)
+		unique_final(t);
 	stats_task_finished(t->kind, state);
 	if ((p = t->parent) != NULL) {
 		p->nchildren_live--;

@@ -2,7 +2,8 @@
  * db-row.c -- struct task_row ownership: free and deep copy.
  *
  * A row owns its strings (kind, name, queue, params, progress, result,
- * error, checkpoint, worker, wtoken, ckey); every other field is a value.  Rows come from the store
+ * error, checkpoint, worker, wtoken, ckey, unique_spec, ukey); every
+ * other field is a value.  Rows come from the store
  * (db-tasks.c), from a parsed spec (spec.c) and from copies of both.
  */
 #include <stdlib.h>
@@ -34,6 +35,8 @@ task_row_free(struct task_row *row)
 	free(row->worker);
 	free(row->wtoken);
 	free(row->ckey);
+	free(row->unique_spec);
+	free(row->ukey);
 	memset(row, 0, sizeof *row);
 }
 
@@ -53,4 +56,6 @@ task_row_copy(struct task_row *dst, const struct task_row *src)
 	dst->worker = row_strdup(src->worker);
 	dst->wtoken = row_strdup(src->wtoken);
 	dst->ckey = row_strdup(src->ckey);
+	dst->unique_spec = row_strdup(src->unique_spec);
+	dst->ukey = row_strdup(src->ukey);
 }

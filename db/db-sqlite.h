@@ -56,6 +56,8 @@ enum db_st {
 	DB_ST_TASK_LEASE_EXPIRED,
 	DB_ST_QUEUE_PUT,
 	DB_ST_QUEUE_LIST,
+	DB_ST_UNIQUE_GET,
+	DB_ST_UNIQUE_WAITING,
 	DB_NST
 };
 
@@ -157,6 +159,8 @@ int	sq_log_span(struct db *, int64_t, int64_t, int, size_t, size_t,
 int	sq_max_id(struct db *, int64_t *);
 int	sq_max_seq(struct db *, int64_t *);
 int	sq_idem_get(struct db *, const char *, char **, char **);
+int	sq_unique_get(struct db *, const char *, struct task_row *);
+int	sq_unique_waiting(struct db *, struct task_row **, size_t *);
 int	sq_task_expired(struct db *, int64_t, int, int64_t **, size_t *);
 int	sq_task_beyond(struct db *, int, int, int64_t **, size_t *);
 int	sq_tombstone_min(struct db *, int64_t *);

@@ -40,8 +40,10 @@
  * The claim's columns read with every row: the lease and the fencing
  * token (row_read makes fence_prev the same: nothing taken yet).  The
  * owner is not read: it is only compared in SQL (expired, renewal).
+ * Then the unique key's (unique.c): the spec, the key held, the holder
+ * a successor waits for.
  */
-#define TASK_COLS_TAIL		", lease_until, fence"
+#define TASK_COLS_TAIL		", lease_until, fence, unique_spec, ukey, uwait"
 /*
  * The columns as read: log_next is stored only with the task's other
  * changes, so a task that logged since (a worker, until it was killed)
@@ -147,6 +149,9 @@ row_read(sqlite3_stmt *st, struct task_row *r)
 	r->log_next = sqlite3_column_int64(st, 29);
 	r->lease_until = sqlite3_column_int64(st, 30);
 	r->fence = r->fence_prev = sqlite3_column_int64(st, 31);
+	r->unique_spec = col_dup(st, 32);
+	r->ukey = col_dup(st, 33);
+	r->uwait = sqlite3_column_int64(st, 34);
 }
 
 /* The text a row holds (its variable fields), for a bound on a page. */
@@ -154,7 +159,7 @@ static size_t
 row_bytes(const struct task_row *r)
 {
 	const char	*f[] = { r->name, r->queue, r->params, r->progress,
-	    r->result, r->error, r->checkpoint, r->ckey };
+	    r->result, r->error, r->checkpoint, r->ckey, r->unique_spec };
 	size_t		 i, n = 0;
 
 	for (i = 0; i < sizeof f / sizeof f[0]; i++) {
@@ -297,11 +302,12 @@ db_task_insert(struct db *db, const struct task_row *r, int64_t lease_until)
 	int	running = r->state == TASK_RUNNING;
 
 	return (EXEC(db, DB_ST_TASK_INSERT, "INSERT INTO tasks ("
-	    TASK_COLS_STORED ", owner, lease_until, fence) VALUES (?1, ?2,"
+	    TASK_COLS_STORED ", owner, lease_until, fence, unique_spec, ukey,"
+	    " uwait) VALUES (?1, ?2,"
 	    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
 	    " ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29,"
-	    " ?30, ?31, ?32, ?33)",
-	    "ooittt" "iIoIoo" "iioii" "ttttIt" "ttooi" "tItoI",
+	    " ?30, ?31, ?32, ?33, ?34, ?35, ?36)",
+	    "ooittt" "iIoIoo" "iioii" "ttttIt" "ttooi" "t" "ItoI" "tto",
 	    r->id, r->parent, r->child_index, r->kind, r->name, r->params,
 	    (int)r->state, r->created_at, r->run_at, r->delay, r->started_at,
 	    r->finished_at,
@@ -312,13 +318,15 @@ db_task_insert(struct db *db, const struct task_row *r, int64_t lease_until)
 	    r->worker, r->wtoken, r->wlease, r->wlease_until, r->wend,
 	    r->ckey, r->log_next,
 	    running ? SQ(db)->owner : NULL, running ? lease_until : 0,
-	    r->fence));
+	    r->fence, r->unique_spec, r->ukey, r->uwait));
 }
 
 /*
  * Store a task's mutable fields: state, run_at, started_at, finished_at,
  * attempt, cancel_requested, progress, result, error, checkpoint,
- * version, log_next, and the claim (as db_task_insert).  Only if the
+ * version, log_next, the claim (as db_task_insert), params (a unique
+ * key's replace or debounce changes them), the key held and the holder
+ * waited for (unique.c).  Only if the
  * store still holds the token this owner had (fence_prev; fence is what it
  * holds from now on, one more after a claim): 0 written, 1 if not (the
  * row is another owner's now, or gone), -1 on error.
@@ -333,16 +341,18 @@ db_task_update(struct db *db, const struct task_row *r, int64_t lease_until)
 	    " cancel_requested = ?7, progress = ?8, result = ?9, error = ?10,"
 	    " checkpoint = ?11, version = ?12, log_next = ?13, owner = ?14,"
 	    " lease_until = ?15, fence = ?16, worker = ?18, wtoken = ?19,"
-	    " wlease = ?20, wlease_until = ?21, wend = ?22"
+	    " wlease = ?20, wlease_until = ?21, wend = ?22, params = ?23,"
+	    " ukey = ?24, uwait = ?25"
 	    " WHERE id = ?1 AND fence = ?17",
-	    "Iiooo" "iitttt" "II" "toI" "I" "ttooi",
+	    "Iiooo" "iitttt" "II" "toI" "I" "ttooi" "tto",
 	    r->id, (int)r->state, r->run_at, r->started_at, r->finished_at,
 	    r->attempt, r->cancel_requested, r->progress, r->result, r->error,
 	    r->checkpoint,
 	    r->version, r->log_next,
 	    running ? SQ(db)->owner : NULL, running ? lease_until : 0, r->fence,
 	    r->fence_prev,
-	    r->worker, r->wtoken, r->wlease, r->wlease_until, r->wend) != 0)
+	    r->worker, r->wtoken, r->wlease, r->wlease_until, r->wend,
+	    r->params, r->ukey, r->uwait) != 0)
 		return (-1);
 	/* Not a store failure: failing would block every later commit. */
 	return (sqlite3_changes(SQ(db)->h) == 0 ? 1 : 0);
@@ -744,7 +754,8 @@ sq_task_in_state(struct db *db, int state, struct task_row **rows,
 
 /*
  * Scheduled top-level tasks due by until, in (run_at, id) order, strictly
- * after (after_run_at, after_id); at most limit (<= 0: all).
+ * after (after_run_at, after_id); at most limit (<= 0: all).  A unique
+ * key's successor is not due while it waits for its holder (uwait).
  */
 int
 sq_task_due(struct db *db, int64_t after_run_at, int64_t after_id,
@@ -753,7 +764,7 @@ sq_task_due(struct db *db, int64_t after_run_at, int64_t after_id,
 	return (rows_collect(db, QUERY(db, DB_ST_TASK_DUE, "SELECT " TASK_COLS
 	    " FROM tasks INDEXED BY tasks_due"
 	    " WHERE state = 0 AND parent IS NULL"
-	    " AND (run_at, id) > (?1, ?2) AND run_at <= ?3"
+	    " AND (run_at, id) > (?1, ?2) AND run_at <= ?3 AND uwait IS NULL"
 	    " ORDER BY run_at, id LIMIT ?4", "IIIn", after_run_at, after_id,
 	    until, limit), __func__, rows, n));
 }
@@ -991,6 +1002,35 @@ sq_idem_get(struct db *db, const char *key, char **hash, char **ids)
 		sqlite3_reset(st);
 	}
 	return (rc);
+}
+
+/*
+ * The task holding a unique key (unfinished, not waiting): 1 and *row,
+ * 0 if none holds it, -1 on error.  Through tasks_ukey.
+ */
+int
+sq_unique_get(struct db *db, const char *key, struct task_row *row)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	memset(row, 0, sizeof *row);
+	st = QUERY(db, DB_ST_UNIQUE_GET, "SELECT " TASK_COLS " FROM tasks"
+	    " INDEXED BY tasks_ukey WHERE ukey = ?1", "t", key);
+	if ((rc = row_one(db, st, __func__)) == 1) {
+		row_read(st, row);
+		sqlite3_reset(st);
+	}
+	return (rc);
+}
+
+/* The successors waiting for their holder, in id order (start). */
+int
+sq_unique_waiting(struct db *db, struct task_row **rows, size_t *n)
+{
+	return (rows_collect(db, QUERY(db, DB_ST_UNIQUE_WAITING, "SELECT "
+	    TASK_COLS " FROM tasks INDEXED BY tasks_uwait WHERE uwait IS NOT"
+	    " NULL ORDER BY id", ""), __func__, rows, n));
 }
 
 /* Store an idempotency key (replacing one of the same name). */

@@ -566,6 +566,10 @@ SQ_READ(max_seq, (struct db *db, int64_t *seq, store_done done,
     void *arg), (db, seq))
 SQ_READ(idem_get, (struct db *db, const char *key, char **hash,
     char **ids, store_done done, void *arg), (db, key, hash, ids))
+SQ_READ(unique_get, (struct db *db, const char *key, struct task_row *row,
+    store_done done, void *arg), (db, key, row))
+SQ_READ(unique_waiting, (struct db *db, struct task_row **rows, size_t *n,
+    store_done done, void *arg), (db, rows, n))
 SQ_READ(task_expired, (struct db *db, int64_t before, int limit,
     int64_t **ids, size_t *n, store_done done, void *arg),
     (db, before, limit, ids, n))
@@ -613,6 +617,8 @@ const struct store_ops store_sqlite = {
 	.max_id = sqr_max_id,
 	.max_seq = sqr_max_seq,
 	.idem_get = sqr_idem_get,
+	.unique_get = sqr_unique_get,
+	.unique_waiting = sqr_unique_waiting,
 	.task_expired = sqr_task_expired,
 	.task_beyond = sqr_task_beyond,
 	.tombstone_min = sqr_tombstone_min,

@@ -297,6 +297,16 @@ DB_READ(idem_get, (struct db *db, const char *key, char **hash, char **ids),
     (db, key, hash, ids))
 
 /*
+ * Unique keys (daemon/unique.c): the task holding key (unfinished, not
+ * waiting) into *row, 1 found, 0 if none holds it; and the successors
+ * waiting for their holder (rows with uwait), in id order.
+ */
+DB_READ(unique_get, (struct db *db, const char *key, struct task_row *row),
+    (db, key, row))
+DB_READ(unique_waiting, (struct db *db, struct task_row **rows, size_t *n),
+    (db, rows, n))
+
+/*
  * Retention: ids of up to limit top-level finished tasks whose
  * finished_at < before (the daemon deletes them in a batch, so they get
  * tombstones).

@@ -107,6 +107,30 @@
  *			no rate), version (the change seq of the last
  *			change); a queue without a row has the defaults
  * Rows of version 4 have no key.
+ *
+ * Version 6: unique tasks (daemon/unique.c).  tasks gains
+ *   unique_spec	the spec's "unique" object as compact JSON ({"key",
+ *			"on_conflict", "debounce"?, "max_delay"?}), kept
+ *			after the task ends, for rendering
+ *   ukey		the key the task HOLDS: set while it is unfinished
+ *			(scheduled or running), set to NULL by the same
+ *			write that makes it final; NULL on a successor
+ *			still waiting
+ *   uwait		a successor's holder: the id of the running (or
+ *			rescheduled) holder it waits behind (on_conflict
+ *			"replace"/"debounce" met a running holder); NULL
+ *			otherwise.  The write that ends the holder gives
+ *			the successor the key (ukey set, uwait NULL).  A
+ *			row with uwait is never due (tasks_due's read
+ *			skips it).
+ * and the indexes
+ *   tasks_ukey (ukey) UNIQUE		partial: rows holding a key only;
+ *					the store itself refuses a second
+ *					unfinished holder, and tasks
+ *					without a key pay nothing
+ *   tasks_uwait (uwait)		partial: waiting successors only
+ *					(loaded at start)
+ * Rows of version 5 get NULL in all three: no task had a key.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -209,12 +233,23 @@ static const char *const step5[] = {
 	NULL
 };
 
+static const char *const step6[] = {
+	"ALTER TABLE tasks ADD COLUMN unique_spec TEXT",
+	"ALTER TABLE tasks ADD COLUMN ukey TEXT",
+	"ALTER TABLE tasks ADD COLUMN uwait INTEGER",
+	"CREATE UNIQUE INDEX tasks_ukey ON tasks (ukey)"
+	"  WHERE ukey IS NOT NULL",
+	"CREATE INDEX tasks_uwait ON tasks (uwait) WHERE uwait IS NOT NULL",
+	NULL
+};
+
 static const char *const *const steps[] = {
 	step1,
 	step2,
 	step3,
 	step4,
 	step5,
+	step6,
 };
 #define NSTEPS	((int)(sizeof steps / sizeof steps[0]))
 

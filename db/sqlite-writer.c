@@ -11,6 +11,7 @@
  *
  * A write whose fencing token no longer holds (db_task_update says 1)
  * changes nothing; the batch goes on and says which rows (lost[]).
+ * Rows holding a unique key are written after the others (sq_write).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -292,7 +293,7 @@ sq_write(struct db *db, struct store_batch *b)
 {
 	struct store_log	*e;
 	struct store_idem	*k;
-	size_t			 i;
+	size_t			 i, j;
 	int			 rc = 0;
 
 	sq_unlost(b);
@@ -306,19 +307,28 @@ sq_write(struct db *db, struct store_batch *b)
 	}
 	for (i = 0; i < b->ninserts && rc == 0; i++)
 		rc = db_task_insert(db, b->inserts[i], b->lease_until);
-	for (i = 0; i < b->nrows && rc == 0; i++) {
-		switch (b->ops[i]) {
+	/*
+	 * Rows holding a unique key go last: a key let go of and taken in
+	 * one batch (a holder ends, its successor takes it) must never be
+	 * held twice at any point of the transaction, whatever the order
+	 * the daemon changed them in (tasks_ukey would refuse it).
+	 */
+	for (i = 0; i < 2 * b->nrows && rc == 0; i++) {
+		j = i % b->nrows;	/* twice: without a key, then with */
+		if ((b->rows[j].ukey != NULL) != (i >= b->nrows))
+			continue;
+		switch (b->ops[j]) {
 		case STORE_DELETE:
-			rc = db_task_delete(db, b->rows[i].id,
-			    b->rows[i].version);
+			rc = db_task_delete(db, b->rows[j].id,
+			    b->rows[j].version);
 			break;
 		case STORE_INSERT:
-			rc = db_task_insert(db, &b->rows[i], b->lease_until);
+			rc = db_task_insert(db, &b->rows[j], b->lease_until);
 			break;
 		default:
-			if ((rc = db_task_update(db, &b->rows[i],
+			if ((rc = db_task_update(db, &b->rows[j],
 			    b->lease_until)) == 1) {
-				sq_lost(b, i);
+				sq_lost(b, j);
 				rc = 0;
 			}
 			break;

@@ -52,8 +52,9 @@
  *
  * Who reads how, while the loop serves: api/tasks.c (get, list, log,
  * ?wait=, cancel's and delete's lookups, a replay, children's ids),
- * admission's idempotency lookup (daemon/submit.c), the window's claim
- * (sched.c) and housekeeping's rounds all continue in the callback.  A
+ * admission's idempotency and unique-key lookups (daemon/submit.c,
+ * unique.c), the window's claim (sched.c) and housekeeping's rounds
+ * all continue in the callback.  A
  * delete (the API's, retention's) and any cancel of a scheduled group
  * (the API's, or the daemon's own when a group's child that is a group
  * itself is canceled with its parent) first bring the stored subtree
@@ -210,6 +211,10 @@ struct store_ops {
 	void	(*max_id)(struct db *, int64_t *, store_done, void *);
 	void	(*max_seq)(struct db *, int64_t *, store_done, void *);
 	void	(*idem_get)(struct db *, const char *, char **, char **,
+		    store_done, void *);
+	void	(*unique_get)(struct db *, const char *, struct task_row *,
+		    store_done, void *);
+	void	(*unique_waiting)(struct db *, struct task_row **, size_t *,
 		    store_done, void *);
 	void	(*task_expired)(struct db *, int64_t, int, int64_t **,
 		    size_t *, store_done, void *);

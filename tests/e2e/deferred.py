@@ -19,9 +19,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Those that read the most through the store: every endpoint, the
 # walk-through, held requests (waits, follows), a kill -9 and recovery,
-# big pages of a log streamed while the client reads.
+# big pages of a log streamed while the client reads, unique keys (their
+# holder read from the store while other submissions of the key wait).
 TESTS = ["endpoints.py", "walkthrough.py", "held.py", "crash.py",
-         "bigbody.py"]
+         "bigbody.py", "unique.py"]
 # Each test bounds itself; this only turns a hang into a failure.
 LIMIT = 900 * max(1, int(os.environ.get("COROD_TIMEOUT_MULT", "1") or 1))
 

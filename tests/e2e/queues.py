@@ -175,7 +175,11 @@ def restart_and_upgrade():
     d.stop()
     con = sqlite3.connect(d.db)
     try:
-        con.executescript("DROP TABLE queues;"
+        con.executescript("DROP INDEX tasks_ukey; DROP INDEX tasks_uwait;"
+                          " ALTER TABLE tasks DROP COLUMN unique_spec;"
+                          " ALTER TABLE tasks DROP COLUMN ukey;"
+                          " ALTER TABLE tasks DROP COLUMN uwait;"
+                          " DROP TABLE queues;"
                           " ALTER TABLE tasks DROP COLUMN ckey;"
                           " ALTER TABLE tasks DROP COLUMN worker;"
                           " ALTER TABLE tasks DROP COLUMN wtoken;"

@@ -25,10 +25,18 @@
 #include "tap.h"
 
 #define NLIST	90
-#define PLAN	194
+#define PLAN	(194 + 5 + 17)
+
+/* SQL that takes a file back before schema step 6 (unique tasks). */
+#define DROP_STEP6							\
+	"DROP INDEX tasks_ukey; DROP INDEX tasks_uwait;"		\
+	" ALTER TABLE tasks DROP COLUMN unique_spec;"			\
+	" ALTER TABLE tasks DROP COLUMN ukey;"				\
+	" ALTER TABLE tasks DROP COLUMN uwait; "
 
 /* SQL that takes a file back before schema step 5 (queue limits). */
 #define DROP_STEP5							\
+	DROP_STEP6							\
 	"DROP TABLE queues;"						\
 	" ALTER TABLE tasks DROP COLUMN ckey; "
 
@@ -75,6 +83,8 @@ static void		 test_log_cap(void);
 static void		 test_lock(void);
 static void		 test_upgrade(void);
 static void		 test_upgrade_queue(void);
+static void		 test_upgrade_unique(void);
+static void		 test_unique(void);
 
 /* A fresh temp directory for the test's files. */
 static void
@@ -162,7 +172,7 @@ row_diff(const struct task_row *a, const struct task_row *b)
 	NUM(started_at); NUM(finished_at); NUM(attempt); NUM(max_attempts);
 	NUM(timeout); NUM(priority); NUM(cancel_requested); STR(progress);
 	STR(result); STR(error); STR(checkpoint); NUM(version);
-	NUM(log_next);
+	NUM(log_next); STR(unique_spec); STR(ukey); NUM(uwait);
 	/* a row made without a queue is stored in the default one */
 	if (strcmp(a->queue != NULL ? a->queue : QUEUE_DEFAULT,
 	    b->queue != NULL ? b->queue : QUEUE_DEFAULT) != 0)
@@ -1641,8 +1651,8 @@ test_upgrade_limits(void)
 	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "a row");
 	db_close(db);
-	ok(raw_exec(DROP_STEP5 "PRAGMA user_version = 4") == 0,
-	    "made a version 4 file");
+	ok(raw_exec(DROP_STEP6 "PRAGMA user_version = 5") == 0,
+	    "made a version 5 file");
 	db = reopen(NULL);
 	is(raw_int("PRAGMA user_version"), db_schema_version(),
 	    "upgraded to version %d", db_schema_version());
@@ -1733,6 +1743,141 @@ test_upgrade_queue(void)
 	db_close(db);
 }
 
+/*
+ * A version 5 file (before unique tasks): upgraded, its rows without a
+ * key, the partial indexes there.
+ */
+static void
+test_upgrade_unique(void)
+{
+	struct db	*db;
+	struct task_row	 r;
+
+	clean();
+	db = reopen(NULL);
+	db_begin(db);
+	row_init(&r, 11, 0, "echo", TASK_SCHEDULED);
+	db_task_insert(db, &r, 0);
+	ok(db_commit(db) == 0, "a scheduled row");
+	db_close(db);
+	ok(raw_exec(DROP_STEP5 "PRAGMA user_version = 4") == 0,
+	    "made a version 4 file");
+	db = reopen(NULL);
+	is(raw_int("PRAGMA user_version"), db_schema_version(),
+	    "upgraded to version %d", db_schema_version());
+	is(raw_int("SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+	    " AND name IN ('tasks_ukey', 'tasks_uwait')"), 2,
+	    "with the indexes tasks_ukey and tasks_uwait");
+	memset(&r, 0, sizeof r);
+	ok(db_task_get_sync(db, 11, &r) == 1 && r.unique_spec == NULL &&
+	    r.ukey == NULL && r.uwait == 0, "an old row has no unique key");
+	task_row_free(&r);
+	db_close(db);
+}
+
+/*
+ * Unique keys in the store: one unfinished holder per key (the partial
+ * unique index refuses a second, and the transaction with it), rows
+ * without a key unbounded, a key released by the write that ends its
+ * holder taken by the successor waiting, which is never due meanwhile.
+ */
+static void
+test_unique(void)
+{
+	struct db		*db;
+	struct task_row		 r, got, *rows, snap[2];
+	struct store_batch	 b;
+	unsigned char		 ops[2] = { STORE_UPDATE, STORE_UPDATE };
+	size_t			 n;
+	const char	*spec = "{\"key\":\"k\",\"on_conflict\":\"replace\"}";
+
+	clean();
+	db = reopen(NULL);
+	db_begin(db);
+	row_init(&r, 1, 0, "echo", TASK_SCHEDULED);
+	r.run_at = 100;
+	r.unique_spec = (char *)spec;
+	r.ukey = (char *)"k";
+	ok(db_task_insert(db, &r, 0) == 0, "a holder of \"k\"");
+	row_init(&r, 2, 0, "echo", TASK_SCHEDULED);
+	r.run_at = 100;
+	ok(db_task_insert(db, &r, 0) == 0, "a row without a key");
+	row_init(&r, 3, 0, "echo", TASK_SCHEDULED);
+	r.run_at = 100;
+	ok(db_task_insert(db, &r, 0) == 0, "... and another");
+	ok(db_commit(db) == 0, "committed");
+
+	db_begin(db);
+	row_init(&r, 4, 0, "echo", TASK_SCHEDULED);
+	r.unique_spec = (char *)spec;
+	r.ukey = (char *)"k";
+	ok(db_task_insert(db, &r, 0) == -1, "a second holder of \"k\" is "
+	    "refused by the store");
+	db_rollback(db);
+	ok(db_task_get_sync(db, 4, &got) == 0, "... and is not there");
+
+	ok(db_unique_get_sync(db, "k", &got) == 1 && got.id == 1 &&
+	    got.ukey != NULL && strcmp(got.ukey, "k") == 0 &&
+	    got.unique_spec != NULL && strcmp(got.unique_spec, spec) == 0,
+	    "the holder of \"k\" is read by its key");
+	task_row_free(&got);
+	ok(db_unique_get_sync(db, "other", &got) == 0, "nobody holds "
+	    "\"other\"");
+
+	/* a successor waits: never due, listed for the start */
+	db_begin(db);
+	row_init(&r, 5, 0, "echo", TASK_SCHEDULED);
+	r.run_at = 50;
+	r.unique_spec = (char *)spec;
+	r.uwait = 1;
+	ok(db_task_insert(db, &r, 0) == 0, "a successor waiting for 1");
+	ok(db_commit(db) == 0, "committed");
+	ok(db_task_due_sync(db, 0, 0, 1000, 0, &rows, &n) == 0 && n == 3 &&
+	    rows[0].id == 1 && rows[1].id == 2 && rows[2].id == 3,
+	    "the successor is not due while it waits");
+	rows_free(rows, n);
+	ok(db_unique_waiting_sync(db, &rows, &n) == 0 && n == 1 &&
+	    rows[0].id == 5 && rows[0].uwait == 1 && rows[0].ukey == NULL,
+	    "it is listed as waiting");
+	rows_free(rows, n);
+
+	/*
+	 * The holder ends and the successor takes the key, in one batch,
+	 * the successor first: the writer writes rows holding a key last.
+	 */
+	memset(snap, 0, sizeof snap);
+	db_task_get_sync(db, 5, &snap[0]);
+	snap[0].ukey = xstrdup("k");
+	snap[0].uwait = 0;
+	free(snap[0].params);
+	snap[0].params = xstrdup("{\"message\":\"new\"}");
+	db_task_get_sync(db, 1, &snap[1]);
+	snap[1].state = TASK_SUCCEEDED;
+	free(snap[1].ukey);
+	snap[1].ukey = NULL;
+	memset(&b, 0, sizeof b);
+	b.rows = snap;
+	b.ops = ops;
+	b.nrows = 2;
+	ok(sq_write(db, &b) == 0 && b.nlost == 0, "a batch: the successor "
+	    "takes the key, the holder ends (in this order) -- written");
+	task_row_free(&snap[0]);
+	task_row_free(&snap[1]);
+	ok(db_unique_get_sync(db, "k", &got) == 1 && got.id == 5 &&
+	    got.uwait == 0 && strcmp(got.params, "{\"message\":\"new\"}") == 0,
+	    "the successor holds \"k\" now, its params written");
+	task_row_free(&got);
+	ok(db_task_due_sync(db, 0, 0, 1000, 0, &rows, &n) == 0 && n == 3 &&
+	    rows[0].id == 5, "and is due");
+	rows_free(rows, n);
+	ok(db_unique_waiting_sync(db, &rows, &n) == 0 && n == 0,
+	    "nothing waits any more");
+	rows_free(rows, n);
+	is(raw_int("SELECT count(*) FROM tasks WHERE unique_spec IS NOT NULL"),
+	    2, "the ended holder keeps its spec");
+	db_close(db);
+}
+
 /* Every part, in order: some build on what the ones before stored. */
 int
 main(void)
@@ -1791,6 +1936,8 @@ main(void)
 	test_upgrade_queue();
 	test_upgrade_workers();
 	test_upgrade_limits();
+	test_upgrade_unique();
+	test_unique();
 	teardown();
 	return (done_testing());
 }

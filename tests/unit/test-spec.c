@@ -513,6 +513,109 @@ test_kinds(void)
 	    "NUL");
 }
 
+/* "unique": the object as stored, the key asked for, every fault. */
+static void
+test_unique(void)
+{
+	struct spec_tree	 tree;
+	int			 status;
+	char			 key[300];
+
+	is_str(check("{\"kind\":\"echo\",\"params\":{\"message\":\"u\"},"
+	    "\"unique\":{\"key\":\"k1\"}}", &tree, &status), "OK",
+	    "unique with a key only");
+	is_str(tree.rows[0].unique_spec, "{\"key\":\"k1\",\"on_conflict\":"
+	    "\"reject\"}", "stored with on_conflict defaulted to reject");
+	is_str(tree.rows[0].ukey, "k1", "the key asked for");
+	is(tree.rows[0].uwait, 0, "waits for nobody");
+	spec_tree_free(&tree);
+
+	is_str(check("{\"kind\":\"echo\",\"params\":{\"message\":\"u\"},"
+	    "\"unique\":{\"on_conflict\":\"debounce\",\"max_delay\":60,"
+	    "\"debounce\":2.5,\"key\":\"d\"}}", &tree, &status), "OK",
+	    "debounce with max_delay");
+	is_str(tree.rows[0].unique_spec, "{\"key\":\"d\",\"on_conflict\":"
+	    "\"debounce\",\"debounce\":2.5,\"max_delay\":60}",
+	    "stored in a fixed order");
+	is(tree.rows[0].run_at, 1002500000, "a debounced task is due "
+	    "debounce after its submission");
+	spec_tree_free(&tree);
+	is_str(check("{\"kind\":\"echo\",\"params\":{\"message\":\"u\"},"
+	    "\"delay\":10,\"unique\":{\"key\":\"d\",\"on_conflict\":"
+	    "\"debounce\",\"debounce\":2}}", &tree, &status), "OK",
+	    "debounce with a later delay");
+	is(tree.rows[0].run_at, 1010000000, "... its own run_at if later");
+	spec_tree_free(&tree);
+	is_str(check("{\"kind\":\"echo\",\"params\":{\"message\":\"u\"},"
+	    "\"unique\":{\"key\":\"d\",\"on_conflict\":\"debounce\","
+	    "\"debounce\":20,\"max_delay\":5}}", &tree, &status), "OK",
+	    "debounce longer than max_delay");
+	is(tree.rows[0].run_at, 1005000000, "... due at max_delay");
+	spec_tree_free(&tree);
+	is_str(check("{\"kind\":\"echo\",\"params\":{\"message\":\"u\"},"
+	    "\"unique\":null}", &tree, &status), "OK", "unique null");
+	ok(tree.rows[0].unique_spec == NULL && tree.rows[0].ukey == NULL,
+	    "... is none");
+	spec_tree_free(&tree);
+	memset(key, 'k', 256);
+	key[256] = '\0';
+	{
+		char	text[512];
+
+		snprintf(text, sizeof text, "{\"kind\":\"echo\",\"params\":"
+		    "{\"message\":\"u\"},\"unique\":{\"key\":\"%s\"}}", key);
+		expect_field(text, "OK", "a key of 256 bytes");
+		snprintf(text, sizeof text, "{\"kind\":\"echo\",\"params\":"
+		    "{\"message\":\"u\"},\"unique\":{\"key\":\"%sk\"}}",
+		    key);
+		expect_field(text, "/unique/key", "a key of 257 bytes");
+	}
+	is(tree.nrows, 0, "(freed)");
+
+#define U(body)	"{\"kind\":\"echo\",\"params\":{\"message\":\"u\"}," \
+	"\"unique\":" body "}"
+	expect_field(U("\"k\""), "/unique", "unique a string");
+	expect_field(U("[]"), "/unique", "unique an array");
+	expect_field(U("{}"), "/unique/key", "no key");
+	expect_field(U("{\"key\":1}"), "/unique/key", "key a number");
+	expect_field(U("{\"key\":\"\"}"), "/unique/key", "key empty");
+	expect_field(U("{\"key\":\"k\",\"on_conflict\":\"merge\"}"),
+	    "/unique/on_conflict", "unknown on_conflict");
+	expect_field(U("{\"key\":\"k\",\"on_conflict\":null}"),
+	    "/unique/on_conflict", "on_conflict null");
+	expect_field(U("{\"key\":\"k\",\"on_conflict\":\"debounce\"}"),
+	    "/unique/debounce", "debounce missing");
+	expect_field(U("{\"key\":\"k\",\"on_conflict\":\"debounce\","
+	    "\"debounce\":-1}"), "/unique/debounce", "debounce negative");
+	expect_field(U("{\"key\":\"k\",\"on_conflict\":\"debounce\","
+	    "\"debounce\":1,\"max_delay\":0}"), "/unique/max_delay",
+	    "max_delay 0");
+	expect_field(U("{\"key\":\"k\",\"on_conflict\":\"replace\","
+	    "\"debounce\":1}"), "/unique/debounce", "debounce with replace");
+	expect_field(U("{\"key\":\"k\",\"max_delay\":1}"),
+	    "/unique/max_delay", "max_delay without debounce");
+	expect_field(U("{\"key\":\"k\",\"ttl\":1}"), "/unique/ttl",
+	    "an unknown member");
+#undef U
+	is_str(check_detail("{\"kind\":\"echo\",\"params\":{\"message\":"
+	    "\"u\"},\"unique\":{\"key\":\"a\\u0000b\"}}"),
+	    "invalid-field: unique.key must be a string of 1 to 256 bytes "
+	    "(no NUL)", "a key with a NUL");
+	expect_field("{\"kind\":\"sequence\",\"params\":{\"tasks\":[{"
+	    "\"kind\":\"echo\",\"params\":{\"message\":\"a\"},\"unique\":"
+	    "{\"key\":\"c\"}}]}}", "/params/tasks/0/unique", "on a child");
+	expect_field("{\"kind\":\"gather\",\"params\":{\"tasks\":[]},"
+	    "\"unique\":{\"key\":\"g\",\"on_conflict\":\"replace\"}}",
+	    "/unique/on_conflict", "replace on a group");
+	expect_field("{\"kind\":\"sequence\",\"params\":{\"tasks\":[]},"
+	    "\"unique\":{\"key\":\"g\",\"on_conflict\":\"debounce\","
+	    "\"debounce\":1}}", "/unique/on_conflict", "debounce on a group");
+	expect_field("{\"kind\":\"gather\",\"params\":{\"tasks\":[{"
+	    "\"kind\":\"echo\",\"params\":{\"message\":\"a\"}}]},"
+	    "\"unique\":{\"key\":\"g\",\"on_conflict\":\"keep\"}}", "OK",
+	    "keep on a group");
+}
+
 int
 main(void)
 {
@@ -520,6 +623,7 @@ main(void)
 	config_defaults(&conf);
 	cfg = &conf;
 	test_spec();
+	test_unique();
 	test_time();
 	test_render_seconds();
 	test_sha256();
