@@ -501,6 +501,18 @@ function queueRow(q) {
 		    title: 'Edit the limits of ' + q.name, text: 'Limits…' })));
 }
 
+/*
+ * The path of a queue, or null for "." and "..": the queue rule allows
+ * them, but a URL takes them (and their %2E spellings) for a dot segment,
+ * so fetch() would ask another resource.
+ */
+function queuePath(name) {
+	return name === '.' || name === '..' ? null :
+	    'v1/queues/' + encodeURIComponent(name);
+}
+const DOT_NAME = 'a queue named "." or ".." cannot be reached from a browser ' +
+    '(URLs drop such path segments): use the HTTP API with a client that keeps them';
+
 function queueStatus(text, kind) {
 	const p = $('#queues-status');
 	p.textContent = text;
@@ -527,10 +539,13 @@ function queueEvent(ev) {
 }
 
 async function pauseQueue(name, paused, button) {
+	if (!queuePath(name)) {
+		queueStatus(DOT_NAME, 'error');
+		return;
+	}
 	button.disabled = true;
 	try {
-		const r = await api('PATCH', 'v1/queues/' + encodeURIComponent(name),
-		    { body: { paused } });
+		const r = await api('PATCH', queuePath(name), { body: { paused } });
 		if (r.ok && r.data && r.data.name === name) {
 			queueChanged(r.data);
 			queueStatus((r.data.paused ? 'Paused ' : 'Resumed ') + name +
@@ -694,10 +709,14 @@ async function saveLimits(e) {
 	const body = readLimits();
 	if (!body)
 		return;
+	if (!queuePath(ed.name)) {
+		showLimitsProblem('Cannot save', DOT_NAME, null);
+		return;
+	}
 	const button = $('#queue-save');
 	button.disabled = true;
 	try {
-		const r = await api('PATCH', 'v1/queues/' + encodeURIComponent(ed.name),
+		const r = await api('PATCH', queuePath(ed.name),
 		    { body, headers: { 'If-Match': '"' + ed.version + '"' } });
 		if (queues.edit !== ed)
 			return;		/* closed or another queue's meanwhile */
@@ -728,7 +747,7 @@ async function limitsConflict(ed, tried) {
 	const was = ed.version;
 	let now = null;
 	try {
-		const r = await api('GET', 'v1/queues/' + encodeURIComponent(ed.name));
+		const r = await api('GET', queuePath(ed.name));
 		if (r.ok && r.data && r.data.name === ed.name)
 			now = r.data;
 	} catch (e) {
@@ -760,8 +779,12 @@ async function openQueueByName(e) {
 	const name = input.value.trim();
 	if (!name)
 		return;
+	if (!queuePath(name)) {
+		queueStatus(DOT_NAME, 'error');
+		return;
+	}
 	try {
-		const r = await api('GET', 'v1/queues/' + encodeURIComponent(name));
+		const r = await api('GET', queuePath(name));
 		if (r.ok && r.data && r.data.name === name) {
 			input.removeAttribute('aria-invalid');
 			queueStatus('', '');
