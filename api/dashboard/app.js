@@ -20,9 +20,16 @@
  * (status, timings, headers, body: as text, never markup) have views of
  * their own.
  *
- * The queues (GET /v1/queues: waiting, running, claimed) and the workers
- * (GET /v1/workers) are read again when the feed reports a change, as the
- * counts are; nothing is polled while nothing changes.
+ * The queues (GET /v1/queues: waiting, running, claimed, and each one's
+ * settings) and the workers (GET /v1/workers) are read again when the
+ * feed reports a change, as the counts are; nothing is polled while
+ * nothing changes.  A queue's row pauses and resumes it, and its limits
+ * are edited in a form under the table (PATCH /v1/queues/{queue} with
+ * If-Match: a 412 says someone changed it meanwhile).
+ *
+ * The feed also carries events of things that are not tasks (a queue's
+ * settings, a schedule): they have no numeric "task" and are never
+ * treated as one; a queue's refreshes the Queues view.
  *
  * Sections: helpers, the API, counts, queues and workers, the task table,
  * the change feed, the detail, actions, the form, start-up.
@@ -416,18 +423,380 @@ function fillTable(table, empty, rows) {
 	$(empty).hidden = rows.length > 0;
 }
 
+/*
+ * A queue's settings (paused, concurrency, key_concurrency, rate) are
+ * live in every answer about it; its row shows them beside the counts,
+ * with Pause / Resume and Limits… buttons.  Pause and Resume send what
+ * the button says ({"paused": true|false}), so a second click, or
+ * another user's, does no harm; the limits are one PATCH with If-Match
+ * of the version the form was filled from.  A PATCH's answer is shown at
+ * once and stands until a list at least as new comes (a list asked for
+ * before the PATCH may be answered after it).
+ */
+const queues = {
+	data: null,		/* the last list: {queues, as_of, seq} */
+	newer: new Map(),	/* name -> a queue answered newer than the list */
+	edit: null,		/* the queue in the limits form: {name, version} */
+};
+
+const limitText = (v) => v === null || v === undefined ? '—' : String(v);
+const rateText = (r) => r ? limitText(r.limit) + ' / ' + limitText(r.per) + ' s' : '—';
+
+/* "concurrency 4, per key none, rate 100 / 60 s", of a queue or a PATCH body */
+function settingsText(s) {
+	const v = (x) => x === null || x === undefined ? 'none' : String(x);
+	return 'concurrency ' + v(s.concurrency) + ', per key ' + v(s.key_concurrency) +
+	    ', rate ' + (s.rate ? rateText(s.rate) : 'none');
+}
+
 function renderQueues(data) {
 	showError('#queues-error', '');
-	const cell = (q, k) => el('td', { class: 'num', 'data-col': k, text: String(q[k]) });
-	fillTable('#queues-table', '#queues-empty', data.queues.map((q) =>
-	    el('tr', { 'data-queue': q.name, 'data-waiting': q.waiting,
-		'data-running': q.running, 'data-claimed': q.claimed },
-		el('td', { class: 'c-name', text: q.name }),
-		cell(q, 'waiting'), cell(q, 'running'), cell(q, 'claimed'),
-		cell(q, 'workers_waiting'))));
+	queues.data = data;
+	const list = data.queues.map((q) => {
+		const n = queues.newer.get(q.name);
+		if (!n)
+			return q;
+		if (n.version <= q.version) {
+			queues.newer.delete(q.name);
+			return q;
+		}
+		return Object.assign({}, q, { paused: n.paused, concurrency: n.concurrency,
+		    key_concurrency: n.key_concurrency, rate: n.rate, version: n.version });
+	});
+	for (const [name, n] of queues.newer) {
+		if (!list.some((q) => q.name === name))
+			list.push(n);	/* changed here, not counted yet */
+	}
+	list.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+	fillTable('#queues-table', '#queues-empty', list.map(queueRow));
 	const s = $('#queues-as-of');
 	s.textContent = data.as_of ? 'counted ' + fmtTime(data.as_of) : 'not counted yet';
 	s.dataset.seq = String(data.seq);
+	limitsStale(list);
+}
+
+function queueRow(q) {
+	const cell = (k) => el('td', { class: 'num', 'data-col': k, text: String(q[k]) });
+	const setting = (k, text, title) => el('td', { class: 'num', 'data-col': k,
+	    text, title });
+	return el('tr', { 'data-queue': q.name, 'data-waiting': q.waiting,
+	    'data-running': q.running, 'data-claimed': q.claimed,
+	    'data-paused': String(q.paused === true), 'data-version': q.version },
+	    el('td', { class: 'c-name' }, el('span', { class: 'name', text: q.name }),
+		q.paused ? [' ', el('span', { class: 'badge paused', text: 'paused',
+		    title: 'nothing of it starts nor is claimed' })] : null),
+	    cell('waiting'), cell('running'), cell('claimed'), cell('workers_waiting'),
+	    setting('concurrency', limitText(q.concurrency),
+		q.concurrency === null ? 'no limit' : null),
+	    setting('key_concurrency', limitText(q.key_concurrency),
+		q.key_concurrency === null ? 'no limit' : null),
+	    setting('rate', rateText(q.rate), q.rate ? 'at most ' + q.rate.limit +
+		' starts per ' + q.rate.per + ' s' : 'no limit'),
+	    el('td', { class: 'c-actions' },
+		el('button', { type: 'button', class: 'small',
+		    'data-queue-action': q.paused ? 'resume' : 'pause',
+		    title: (q.paused ? 'Resume ' : 'Pause ') + q.name,
+		    text: q.paused ? 'Resume' : 'Pause' }), ' ',
+		el('button', { type: 'button', class: 'small', 'data-queue-action': 'limits',
+		    title: 'Edit the limits of ' + q.name, text: 'Limits…' })));
+}
+
+/*
+ * The path of a queue, or null for "." and "..": the queue rule allows
+ * them, but a URL takes them (and their %2E spellings) for a dot segment,
+ * so fetch() would ask another resource.
+ */
+function queuePath(name) {
+	return name === '.' || name === '..' ? null :
+	    'v1/queues/' + encodeURIComponent(name);
+}
+const DOT_NAME = 'a queue named "." or ".." cannot be reached from a browser ' +
+    '(URLs drop such path segments): use the HTTP API with a client that keeps them';
+
+function queueStatus(text, kind) {
+	const p = $('#queues-status');
+	p.textContent = text;
+	p.dataset.kind = kind || 'info';
+	p.hidden = !text;
+}
+
+/* A queue as corod answered it (a PATCH, or a GET after a 412). */
+function queueChanged(q) {
+	const listed = queues.data && queues.data.queues.find((x) => x.name === q.name);
+	if (!listed || listed.version < q.version)
+		queues.newer.set(q.name, q);
+	renderQueues(queues.data || { queues: [], as_of: q.as_of, seq: q.seq });
+	/* the open task may wait for something else now */
+	if (detail.task && detail.task.queue === q.name && detail.task.state === 'scheduled')
+		refreshDetail();
+}
+
+/* A queue's settings changed (an event of the feed): read them again. */
+function queueEvent(ev) {
+	refreshSideSoon();
+	if (detail.task && detail.task.queue === ev.queue && detail.task.state === 'scheduled')
+		refreshDetail();
+}
+
+async function pauseQueue(name, paused, button) {
+	if (!queuePath(name)) {
+		queueStatus(DOT_NAME, 'error');
+		return;
+	}
+	button.disabled = true;
+	try {
+		const r = await api('PATCH', queuePath(name), { body: { paused } });
+		if (r.ok && r.data && r.data.name === name) {
+			queueChanged(r.data);
+			queueStatus((r.data.paused ? 'Paused ' : 'Resumed ') + name +
+			    ' (version ' + r.data.version + ')', 'ok');
+		} else {
+			queueStatus((paused ? 'Pause ' : 'Resume ') + name + ': ' +
+			    problemText(r), 'error');
+		}
+	} catch (e) {
+		queueStatus((paused ? 'Pause ' : 'Resume ') + name + ': cannot reach corod: ' +
+		    e.message, 'error');
+	} finally {
+		button.disabled = false;
+	}
+}
+
+function onQueueAction(e) {
+	const b = e.target.closest('button[data-queue-action]');
+	const tr = b && b.closest('tr[data-queue]');
+	if (!tr)
+		return;
+	const name = tr.dataset.queue;
+	const action = b.dataset.queueAction;
+	if (action === 'pause' || action === 'resume') {
+		pauseQueue(name, action === 'pause', b);
+	} else if (action === 'limits') {
+		const q = queues.newer.get(name) || (queues.data &&
+		    queues.data.queues.find((x) => x.name === name));
+		if (q)
+			openLimits(q);
+	}
+}
+
+/* --- a queue's limits: the form under the table --- */
+
+/* The form's inputs and the problem fields (JSON Pointers) they answer to. */
+const LIMITS = [
+	['/concurrency', '#queue-concurrency', 'concurrency'],
+	['/key_concurrency', '#queue-key-concurrency', 'key concurrency'],
+	['/rate/limit', '#queue-rate-limit', 'rate limit'],
+	['/rate/per', '#queue-rate-per', 'rate period'],
+];
+
+function limitsInput(pointer) {
+	pointer = String(pointer || '');
+	const f = LIMITS.find((x) => x[0] === pointer) ||
+	    (pointer.startsWith('/rate') ? LIMITS[2] : null);
+	return f ? $(f[1]) : null;
+}
+
+function fillLimits(q) {
+	const v = (x) => x === null || x === undefined ? '' : String(x);
+	$('#queue-concurrency').value = v(q.concurrency);
+	$('#queue-key-concurrency').value = v(q.key_concurrency);
+	$('#queue-rate-limit').value = v(q.rate && q.rate.limit);
+	$('#queue-rate-per').value = v(q.rate && q.rate.per);
+}
+
+function setLimitsVersion(version) {
+	queues.edit.version = version;
+	$('#queue-form').dataset.version = String(version);
+	$('#queue-form-version').textContent = '(version ' + version + ')';
+}
+
+function openLimits(q) {
+	queues.edit = { name: q.name, version: q.version };
+	const f = $('#queue-form');
+	f.dataset.queue = q.name;
+	$('#queue-form-name').textContent = q.name;
+	setLimitsVersion(q.version);
+	fillLimits(q);
+	clearLimitsProblem();
+	queueStatus('', '');	/* an older answer's line */
+	$('#queue-form-stale').hidden = true;
+	f.hidden = false;
+	$('#queue-concurrency').focus();
+}
+
+function closeLimits() {
+	queues.edit = null;
+	clearLimitsProblem();
+	$('#queue-form').hidden = true;
+	delete $('#queue-form').dataset.queue;
+}
+
+/* The list shows a newer version of the queue in the form: say so. */
+function limitsStale(list) {
+	const ed = queues.edit;
+	const p = $('#queue-form-stale');
+	const q = ed && list.find((x) => x.name === ed.name);
+	if (!q || q.version <= ed.version) {
+		p.hidden = true;
+		return;
+	}
+	p.textContent = ed.name + ' changed since this form was filled: version ' +
+	    q.version + ' has ' + settingsText(q) + '. Saving now is refused (412).';
+	p.hidden = false;
+}
+
+function clearLimitsProblem() {
+	const box = $('#queue-form-problem');
+	box.hidden = true;
+	box.replaceChildren();
+	box.dataset.field = '';
+	box.dataset.status = '';
+	for (const [, sel] of LIMITS)
+		$(sel).removeAttribute('aria-invalid');
+}
+
+function showLimitsProblem(title, text, field, status) {
+	const box = $('#queue-form-problem');
+	const parts = [el('strong', { text: title })];
+	if (text)
+		parts.push(el('span', { class: 'detail', text }));
+	if (field)
+		parts.push(el('span', { class: 'field' }, 'field ', el('code', { text: field })));
+	box.replaceChildren(...parts);
+	box.dataset.field = field || '';
+	box.dataset.status = String(status || '');
+	box.hidden = false;
+	const input = limitsInput(field);
+	if (input) {
+		input.setAttribute('aria-invalid', 'true');
+		input.focus();
+	}
+}
+
+/* The PATCH body of the form (every limit; empty: none), or null. */
+function readLimits() {
+	const out = {};
+	for (const [pointer, sel, label] of LIMITS) {
+		const input = $(sel);
+		if (input.validity.badInput) {
+			showLimitsProblem('Not a number', 'the ' + label + ' must be a number, ' +
+			    'or empty for no limit', pointer);
+			return null;
+		}
+		out[pointer] = input.value.trim() === '' ? null : Number(input.value);
+	}
+	const body = { concurrency: out['/concurrency'],
+	    key_concurrency: out['/key_concurrency'], rate: null };
+	const limit = out['/rate/limit'];
+	const per = out['/rate/per'];
+	if (limit !== null || per !== null) {
+		/* one of the two alone: corod says which is missing */
+		body.rate = {};
+		if (limit !== null)
+			body.rate.limit = limit;
+		if (per !== null)
+			body.rate.per = per;
+	}
+	return body;
+}
+
+async function saveLimits(e) {
+	e.preventDefault();
+	const ed = queues.edit;
+	if (!ed)
+		return;
+	clearLimitsProblem();
+	const body = readLimits();
+	if (!body)
+		return;
+	if (!queuePath(ed.name)) {
+		showLimitsProblem('Cannot save', DOT_NAME, null);
+		return;
+	}
+	const button = $('#queue-save');
+	button.disabled = true;
+	try {
+		const r = await api('PATCH', queuePath(ed.name),
+		    { body, headers: { 'If-Match': '"' + ed.version + '"' } });
+		if (queues.edit !== ed)
+			return;		/* closed or another queue's meanwhile */
+		if (r.ok && r.data && r.data.name === ed.name) {
+			queueChanged(r.data);
+			closeLimits();
+			queueStatus('Saved ' + ed.name + ': ' + settingsText(r.data) +
+			    ' (version ' + r.data.version + ')', 'ok');
+		} else if (r.status === 412) {
+			await limitsConflict(ed, body);
+		} else if (r.data && typeof r.data === 'object' && r.data.title) {
+			showLimitsProblem(r.data.title + ' (' + r.status + ')', r.data.detail,
+			    r.data.field, r.status);
+		} else {
+			showLimitsProblem('HTTP ' + r.status, typeof r.data === 'string' ?
+			    clip(r.data, 300) : '', null, r.status);
+		}
+	} catch (err) {
+		showLimitsProblem('Cannot reach corod', err.message, null);
+	} finally {
+		button.disabled = false;
+	}
+}
+
+/* 412: someone changed the queue since the form was filled.  Nothing was
+ * saved; the form gets the values it has now, and says what was typed. */
+async function limitsConflict(ed, tried) {
+	const was = ed.version;
+	let now = null;
+	try {
+		const r = await api('GET', queuePath(ed.name));
+		if (r.ok && r.data && r.data.name === ed.name)
+			now = r.data;
+	} catch (e) {
+		/* said below */
+	}
+	if (queues.edit !== ed)
+		return;
+	if (!now) {
+		showLimitsProblem('The queue changed meanwhile (412)', 'Nothing was saved, ' +
+		    'and its new values cannot be read now: close the form and open it again.',
+		    null, 412);
+		return;
+	}
+	queueChanged(now);
+	setLimitsVersion(now.version);
+	fillLimits(now);
+	$('#queue-form-stale').hidden = true;
+	showLimitsProblem('The queue changed meanwhile (412)', 'Nothing was saved: ' +
+	    ed.name + ' went from version ' + was + ' to ' + now.version + ' since this ' +
+	    'form was filled. The form now shows its values (' + settingsText(now) +
+	    '); you had entered ' + settingsText(tried) + '. Check them and save again.',
+	    null, 412);
+}
+
+/* Limits… for a queue by name (one with no task yet is not listed). */
+async function openQueueByName(e) {
+	e.preventDefault();
+	const input = $('#queue-open-name');
+	const name = input.value.trim();
+	if (!name)
+		return;
+	if (!queuePath(name)) {
+		queueStatus(DOT_NAME, 'error');
+		return;
+	}
+	try {
+		const r = await api('GET', queuePath(name));
+		if (r.ok && r.data && r.data.name === name) {
+			input.removeAttribute('aria-invalid');
+			queueStatus('', '');
+			openLimits(queues.newer.get(name) && queues.newer.get(name).version >
+			    r.data.version ? queues.newer.get(name) : r.data);
+		} else {
+			input.setAttribute('aria-invalid', 'true');
+			queueStatus('Queue ' + clip(name, 80) + ': ' + problemText(r), 'error');
+		}
+	} catch (err) {
+		queueStatus('Cannot reach corod: ' + err.message, 'error');
+	}
 }
 
 function renderWorkers(list) {
@@ -879,6 +1248,16 @@ async function applyEvents(events) {
 	let changed = false;
 	const fetch_ = new Set();
 	for (const ev of events) {
+		/*
+		 * Something that is not a task (a queue's settings, a
+		 * schedule): nothing of the task table, and never a
+		 * GET /v1/tasks/undefined.
+		 */
+		if (typeof ev.task !== 'number') {
+			if (typeof ev.queue === 'string')
+				queueEvent(ev);
+			continue;
+		}
 		const progressOnly = ev.type === 'updated' && ev.state === 'running' &&
 		    ev.progress;
 		if (!progressOnly)
@@ -1041,6 +1420,14 @@ function detailEvent(ev, progressOnly) {
 	}
 }
 
+/* Why a scheduled task waits, in words (the others are words already). */
+const WAITING = new Map([
+	['queue_paused', 'queue paused'],
+	['queue_concurrency', 'queue at its concurrency'],
+	['key_concurrency', 'its key at key_concurrency'],
+	['rate_limit', 'rate limit'],
+]);
+
 function jsonBlock(title, value, id) {
 	return [el('h3', { text: title }),
 	    el('pre', { id, class: 'json', text: JSON.stringify(value, null, 2) })];
@@ -1067,8 +1454,11 @@ function showDetail(t) {
 	add('kind', t.kind);
 	add('name', t.name);
 	add('queue', t.queue);
+	add('concurrency key', t.concurrency_key);
 	add('state', t.state + (t.cancel_requested ? ' (cancel requested)' : ''));
-	add('waiting for', t.waiting_for);
+	add('waiting for', t.waiting_for, t.waiting_for && el('span', {
+		'data-reason': t.waiting_for, title: t.waiting_for,
+		text: WAITING.get(t.waiting_for) || t.waiting_for }));
 	add('worker', t.worker);
 	add('lease expires', t.lease_expires_at,
 	    t.lease_expires_at && timeNode(t.lease_expires_at));
@@ -1545,6 +1935,12 @@ function showParams() {
 		items.push(el('li', { 'data-param': '' }, 'any JSON object'));
 	$('#submit-param-list').replaceChildren(...items);
 	$('#submit-kind-about').textContent = k ? k.description : '';
+	/* corod refuses a key on a group: it runs no work of its own */
+	const key = $('#submit-concurrency-key');
+	key.disabled = !!(k && k.group);
+	key.title = key.disabled ? 'A ' + k.name + ' runs no work itself: give its ' +
+	    'tasks the key' : 'Tasks of one queue sharing a key run at most the ' +
+	    'queue\'s key concurrency at once';
 }
 
 const form = { template: '' };	/* the template last put in the editor */
@@ -1582,6 +1978,7 @@ function checkParams() {
 const OPTIONAL = [
 	['name', '#submit-name', 'text'],
 	['queue', '#submit-queue', 'text'],
+	['concurrency_key', '#submit-concurrency-key', 'text'],
 	['delay', '#submit-delay', 'number'],
 	['priority', '#submit-priority', 'number'],
 	['max_attempts', '#submit-max-attempts', 'number'],
@@ -1643,7 +2040,7 @@ async function submitTask(e) {
 			showSubmitError('Not a number', name + ' must be a number', '/' + name);
 			return;
 		}
-		if (input.value.trim() === '')
+		if (input.disabled || input.value.trim() === '')
 			continue;
 		spec[name] = type === 'number' ? Number(input.value) : input.value;
 	}
@@ -1747,6 +2144,16 @@ function init() {
 		}
 	});
 	$('#tasks tbody').addEventListener('click', onAction);
+	$('#queues-table tbody').addEventListener('click', onQueueAction);
+	$('#queue-form').addEventListener('submit', saveLimits);
+	$('#queue-cancel').addEventListener('click', closeLimits);
+	$('#queue-form').addEventListener('input', (e) =>
+	    e.target.removeAttribute('aria-invalid'));
+	$('#queue-open').addEventListener('submit', openQueueByName);
+	$('#queue-form').addEventListener('keydown', (e) => {
+		if (e.key === 'Escape')
+			closeLimits();
+	});
 	$('#detail').addEventListener('click', onAction);
 	$('#submit-result').addEventListener('click', onAction);
 	$('#detail-close').addEventListener('click', closeDetail);

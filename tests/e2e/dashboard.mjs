@@ -26,6 +26,17 @@
 //     completed, the queue leaves the view and the worker holds nothing;
 //   - corod restarted with a token-file: the page's 401 asks for the
 //     token; once typed in, it is sent on every request;
+//   - with the token, the queue controls: Limits… for a queue with no
+//     task saves a concurrency (PATCH with If-Match) and the queue is
+//     listed with it; Pause holds a task of it (its detail: "queue
+//     paused", its concurrency key shown as text), Resume lets it run; a
+//     key limit of 1 holds a second task of one key ("its key at
+//     key_concurrency"); a rate period of 0 shows corod's problem and
+//     changes nothing; a change made over HTTP behind the page's back
+//     makes Save answer 412, and the form says so with the new values;
+//     a group kind takes no concurrency key; feed events that are not a
+//     task's (a queue's, a schedule's) refresh the Queues view and are
+//     never fetched as a task;
 //   - an idle page holds one events request and sends nothing else;
 //   - a phone-sized viewport needs no sideways scrolling;
 //   - no request goes anywhere but the daemon's origin; no script error.
@@ -219,6 +230,13 @@ async function apiPost(p, body) {
 }
 
 // A request to the daemon from the test itself (not through the page).
+async function apiPatch(p, body) {
+	const r = await fetch(daemon.origin + p, { method: 'PATCH',
+		headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + TOKEN },
+		body: JSON.stringify(body) });
+	return { status: r.status, body: await r.json().catch(() => null) };
+}
+
 async function apiGet(p) {
 	const r = await fetch(daemon.origin + p, { headers: { Authorization: 'Bearer ' + TOKEN } });
 	const text = await r.text();
@@ -387,6 +405,8 @@ async function submitForm(page, kind, params, opts) {
 		    typeof params === 'string' ? params : JSON.stringify(params, null, 2));
 	for (const f of ['name', 'queue', 'delay', 'priority', 'max-attempts', 'timeout'])
 		await page.fill('#submit-' + f, opts[f] === undefined ? '' : String(opts[f]));
+	if (await page.isEnabled('#submit-concurrency-key'))	// not for groups
+		await page.fill('#submit-concurrency-key', opts.key === undefined ? '' : opts.key);
 	await page.click('#submit-button');
 	const r = await page.waitForFunction(() => {
 		const c = document.querySelector('#submit-created');
@@ -954,6 +974,252 @@ async function main() {
 		return [api.length >= 3 && bad.length === 0 && stored === TOKEN, null,
 		    `${api.length} API requests, without the header: ` +
 		    bad.map((q) => q.method + ' ' + q.url).join(', ')];
+	});
+
+	// 15b. the queue controls, with the token
+	const GATE = 'gate';
+	const gateRow = (page) => page.evaluate((q) => {
+		const tr = document.querySelector(`#queues-table tr[data-queue="${q}"]`);
+		if (!tr)
+			return null;
+		const col = (k) => tr.querySelector(`[data-col="${k}"]`).textContent;
+		return { paused: tr.dataset.paused, version: tr.dataset.version,
+			waiting: tr.dataset.waiting, concurrency: col('concurrency'),
+			key: col('key_concurrency'), rate: col('rate') };
+	}, GATE);
+	const gateGet = async () => (await apiGet('/v1/queues/' + GATE)).body;
+	const formProblem = (page) => page.evaluate(() => {
+		const b = document.querySelector('#queue-form-problem');
+		return b.hidden ? null : { text: b.textContent, field: b.dataset.field,
+			status: b.dataset.status };
+	});
+	// Fill the limits form (strings; '' is no limit) and press Save.
+	const saveLimits = async (page, v) => {
+		const ids = { concurrency: '#queue-concurrency', key: '#queue-key-concurrency',
+			limit: '#queue-rate-limit', per: '#queue-rate-per' };
+		for (const [k, sel] of Object.entries(ids))
+			if (k in v)
+				await page.fill(sel, v[k]);
+		await page.click('#queue-save');
+	};
+	const openLimitsOf = async (page, name) => {
+		await page.click(`#queues-table tr[data-queue="${name}"] ` +
+		    'button[data-queue-action="limits"]');
+		await page.waitForSelector(`#queue-form[data-queue="${name}"]:not([hidden])`);
+	};
+	const patches = () => requests.filter((q) => q.method === 'PATCH');
+
+	await step('Limits… of a queue with no task: concurrency 5 from the form is ' +
+	    'sent as PATCH with If-Match "0" and the token, the queue is listed with ' +
+	    'it (no task in it), and GET /v1/queues/gate says 5', async () => {
+		const before = patches().length;
+		await page.fill('#queue-open-name', GATE);
+		await page.click('#queue-open-button');
+		await page.waitForSelector(`#queue-form[data-queue="${GATE}"]:not([hidden])`);
+		const version = await page.getAttribute('#queue-form', 'data-version');
+		await saveLimits(page, { concurrency: '5' });
+		await page.waitForSelector('#queue-form', { state: 'hidden' });
+		const row = await waitFor('gate in the Queues view with concurrency 5',
+		    async () => {
+			const r = await gateRow(page);
+			return r && r.concurrency === '5' && r;
+		}, 5000);
+		const status = await page.textContent('#queues-status');
+		const q = await gateGet();
+		const sent = patches().slice(before);
+		await shot(page, 'queue-limits-saved');
+		return [version === '0' && q.concurrency === 5 && q.rate === null &&
+		    q.key_concurrency === null && row.version === String(q.version) &&
+		    row.waiting === '0' && row.rate === '—' && row.paused === 'false' &&
+		    /Saved gate/.test(status) && sent.length === 1 &&
+		    sent[0].headers['if-match'] === '"0"' &&
+		    sent[0].headers.authorization === 'Bearer ' + TOKEN, null,
+		    `form version ${version}; row ${JSON.stringify(row)}; status ${status}; ` +
+		    `GET ${JSON.stringify(q)}; PATCHes ${JSON.stringify(sent.map((r) =>
+			r.headers))}`];
+	});
+
+	await step('Limits… of a queue named ".." says a browser cannot reach it, and ' +
+	    'sends nothing (a URL would make it another path)', async () => {
+		const from = requests.length;
+		await page.fill('#queue-open-name', '..');
+		await page.click('#queue-open-button');
+		await page.waitForSelector('#queues-status[data-kind="error"]:not([hidden])');
+		const text = await page.textContent('#queues-status');
+		const sent = requests.slice(from).filter((q) => !/\/v1\/events/.test(q.url));
+		await page.fill('#queue-open-name', '');
+		return [/cannot be reached/.test(text) && sent.length === 0 &&
+		    await page.isHidden('#queue-form'), null,
+		    `status ${text}; sent ${sent.map((q) => q.url).join(', ')}`];
+	});
+
+	const XSS_KEY = 'k<img src=x onerror="window.__xss=3">1';
+	await step('Pause: a task submitted into the paused queue waits, its detail ' +
+	    'says "queue paused" and shows its concurrency key as text; Resume: it runs',
+	    async () => {
+		await page.click(`#queues-table tr[data-queue="${GATE}"] ` +
+		    'button[data-queue-action="pause"]');
+		await waitFor('gate paused in the view', async () =>
+		    ((await gateRow(page)) || {}).paused === 'true', 5000);
+		const paused = (await gateGet()).paused;
+		const r = await submitForm(page, 'echo', { message: 'through the gate' },
+		    { queue: GATE, key: XSS_KEY });
+		if (!r.id)
+			throw new Error('no task created: ' + JSON.stringify(r));
+		const id = r.id;
+		await page.click(`tr[data-task-id="${id}"] button[data-action="open"]`);
+		await page.waitForSelector(`#detail[data-task-id="${id}"] ` +
+		    '[data-field="waiting for"]');
+		const reason = await page.evaluate(() => {
+			const d = document.querySelector('#detail [data-field="waiting for"]');
+			const s = d.querySelector('[data-reason]');
+			return { text: d.textContent, code: s && s.dataset.reason };
+		});
+		const key = await page.evaluate(() => {
+			const d = document.querySelector('#detail [data-field="concurrency key"]');
+			return d && { text: d.textContent, elements: d.querySelectorAll('*').length };
+		});
+		const stillWaiting = (await apiGet('/v1/tasks/' + id)).body;
+		await shot(page, 'queue-paused');
+		await page.click(`#queues-table tr[data-queue="${GATE}"] ` +
+		    'button[data-queue-action="resume"]');
+		await waitRow(page, id, 'succeeded', 5000);
+		await page.waitForSelector(`#detail[data-task-id="${id}"][data-state="succeeded"]`);
+		const after = await gateRow(page);
+		const reasonAfter = await detailField(page, 'waiting for');
+		const xss = await page.evaluate(() => window.__xss === undefined ? null : window.__xss);
+		return [paused === true && reason.text === 'queue paused' &&
+		    reason.code === 'queue_paused' && key && key.text === XSS_KEY &&
+		    key.elements === 0 && xss === null && stillWaiting.state === 'scheduled' &&
+		    after.paused === 'false' && reasonAfter === null, null,
+		    `paused ${paused}; reason ${JSON.stringify(reason)}; key ` +
+		    `${JSON.stringify(key)}; task then ${stillWaiting.state}/` +
+		    `${stillWaiting.waiting_for}; row after resume ${JSON.stringify(after)}; ` +
+		    `waiting for after ${reasonAfter}; xss ${xss}`];
+	});
+
+	await step('a key concurrency of 1 from the form holds a second task of one ' +
+	    'key ("its key at key_concurrency"); a group kind takes no key', async () => {
+		await openLimitsOf(page, GATE);
+		await saveLimits(page, { key: '1' });
+		await page.waitForSelector('#queue-form', { state: 'hidden' });
+		const q = await gateGet();
+		const a = await submitForm(page, 'sleep', { seconds: 2 }, { queue: GATE, key: 'k2' });
+		const b = await submitForm(page, 'sleep', { seconds: 0.1 },
+		    { queue: GATE, key: 'k2' });
+		await waitRow(page, a.id, 'running', 5000);
+		await page.click(`tr[data-task-id="${b.id}"] button[data-action="open"]`);
+		const reason = await waitFor('the second task\'s reason', async () => {
+			const t = await detailField(page, 'waiting for');
+			return t === 'its key at key_concurrency' && t;
+		}, 5000).catch(async () => detailField(page, 'waiting for'));
+		await shot(page, 'queue-key');
+		await waitRow(page, b.id, 'succeeded', 8000);
+		await page.selectOption('#submit-kind', 'sequence');
+		const group = await page.isDisabled('#submit-concurrency-key');
+		await page.selectOption('#submit-kind', 'echo');
+		const plain = await page.isEnabled('#submit-concurrency-key');
+		return [q.key_concurrency === 1 && q.concurrency === 5 &&
+		    reason === 'its key at key_concurrency' && group && plain, null,
+		    `GET ${JSON.stringify(q)}; reason ${reason}; disabled for a sequence ` +
+		    `${group}; enabled for an echo ${plain}`];
+	});
+
+	let gateVersion;
+	await step('a rate period of 0 shows corod\'s problem (its detail, field ' +
+	    '/rate/per) and changes nothing', async () => {
+		const before = await gateGet();
+		await openLimitsOf(page, GATE);
+		await saveLimits(page, { limit: '10', per: '0' });
+		const p = await waitFor('the problem', () => formProblem(page), 5000);
+		const invalid = await page.getAttribute('#queue-rate-per', 'aria-invalid');
+		const open = await page.isVisible('#queue-form');
+		const after = await gateGet();
+		gateVersion = after.version;
+		await shot(page, 'queue-bad-rate');
+		const settings = (q) => JSON.stringify([q.paused, q.concurrency,
+			q.key_concurrency, q.rate, q.version]);
+		return [p.field === '/rate/per' && p.status === '400' &&
+		    /0\.001 to 86400/.test(p.text) && invalid === 'true' && open &&
+		    settings(after) === settings(before), null,
+		    `problem ${JSON.stringify(p)}; aria-invalid ${invalid}; before ` +
+		    `${JSON.stringify(before)}; after ${JSON.stringify(after)}`];
+	});
+
+	await step('changed over HTTP behind the page\'s back, Save answers 412: the ' +
+	    'form says so, shows the new values and version, nothing is saved; ' +
+	    'saved again, it is', async () => {
+		const formVersion = await page.getAttribute('#queue-form', 'data-version');
+		const behind = await apiPatch('/v1/queues/' + GATE, { concurrency: 7 });
+		if (behind.status !== 200)
+			throw new Error('PATCH over HTTP: ' + JSON.stringify(behind));
+		await saveLimits(page, { concurrency: '3', limit: '', per: '' });
+		const p = await waitFor('the 412', async () => {
+			const x = await formProblem(page);
+			return x && x.status === '412' && x;
+		}, 5000);
+		const shown = await page.inputValue('#queue-concurrency');
+		const newVersion = await page.getAttribute('#queue-form', 'data-version');
+		const row = await gateRow(page);
+		const mid = await gateGet();
+		await shot(page, 'queue-conflict');
+		await saveLimits(page, { concurrency: '3' });
+		await page.waitForSelector('#queue-form', { state: 'hidden' });
+		const end = await gateGet();
+		return [formVersion === String(gateVersion) && /changed meanwhile/.test(p.text) &&
+		    /concurrency 7/.test(p.text) && shown === '7' &&
+		    newVersion === String(behind.body.version) && row.concurrency === '7' &&
+		    mid.concurrency === 7 && mid.version === behind.body.version &&
+		    end.concurrency === 3 && end.key_concurrency === 1 && end.rate === null, null,
+		    `form version ${formVersion} (GET said ${gateVersion}); problem ` +
+		    `${JSON.stringify(p)}; form shows ${shown}, version ${newVersion}; row ` +
+		    `${JSON.stringify(row)}; GET then ${JSON.stringify(mid)}, at the end ` +
+		    JSON.stringify(end)];
+	});
+
+	// corod sends non-task events (a queue's settings, a schedule's) once
+	// schedules are in; until then the page is given one answer of the
+	// feed holding two, as API.md writes them (the only answer here that
+	// does not come from corod).
+	await step('feed events without a "task" (a queue\'s, a schedule\'s) refresh ' +
+	    'the Queues view and are never fetched as a task', async () => {
+		let held = null;
+		const handler = (route) => {
+			if (held)
+				return route.continue();
+			held = { route, since: Number(new URL(route.request().url())
+			    .searchParams.get('since')) };
+			return undefined;	/* answered below */
+		};
+		await page.route(/\/v1\/events\?/, handler);
+		// end the request held now, so that the next one is routed
+		const r = await apiPost('/v1/tasks', { kind: 'echo', params: { message: 'x' },
+			queue: 'elsewhere' });
+		await waitFor('the next events request', () => held, 10000);
+		await waitFor('a quiet page', async () => {
+			const last = requests.filter((q) => !/\/v1\/events/.test(q.url)).pop();
+			return Date.now() - last.at > 2500;
+		}, 15000);
+		const from = requests.length;
+		const behind = await apiPatch('/v1/queues/' + GATE, { concurrency: 9 });
+		const v = behind.body.version;
+		await held.route.fulfill({ status: 200, contentType: 'application/json',
+			body: JSON.stringify({ events: [
+				{ seq: held.since, type: 'updated', queue: GATE, version: v },
+				{ seq: held.since, type: 'created', schedule: 1, version: v }],
+			next: held.since }) });
+		await page.unroute(/\/v1\/events\?/, handler);
+		const row = await waitFor('the row to show concurrency 9', async () => {
+			const x = await gateRow(page);
+			return x && x.concurrency === '9' && x;
+		}, 5000).catch(() => gateRow(page));
+		await waitRow(page, r.body.id, 'succeeded', 10000);
+		const after = requests.slice(from).map((q) => q.method + ' ' +
+		    new URL(q.url).pathname);
+		const bad = requests.filter((q) => /undefined|null|NaN/.test(new URL(q.url).pathname));
+		return [row.concurrency === '9' && after.includes('GET /v1/queues') &&
+		    bad.length === 0, null, `row ${JSON.stringify(row)}; requests after: ` +
+		    `${after.join(', ')}; bad: ${bad.map((q) => q.url).join(', ')}`];
 	});
 
 	// 16. a restart of the daemon, a feed that forgot us (410), paging
