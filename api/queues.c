@@ -227,7 +227,8 @@ api_path_queue(struct http_request *req, const struct route_params *args,
 	s = route_param_str(args, "queue", &len);
 	if (!spec_queue_ok(s, len)) {
 		problem_set(&p, 400, "invalid-field", "/path/queue", "a queue "
-		    "name is 1 to 64 of a-z, 0-9, '_', '.' and '-'");
+		    "name is 1 to 64 of a-z, 0-9, '_', '.' and '-', not "
+		    "\".\" nor \"..\"");
 		http_respond_problem(req, &p);
 		return (-1);
 	}

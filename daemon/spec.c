@@ -29,9 +29,10 @@ static const char *const unique_modes[] = {
 };
 
 /*
- * Is this a queue name: 1 to QUEUE_NAME_MAX bytes of [a-z0-9_.-]?  The
- * rule is narrow so that a name is safe as it is in a URL path
- * (/v1/queues/{queue}), a query, a token file line and a log line.
+ * Is this a queue name: 1 to QUEUE_NAME_MAX bytes of [a-z0-9_.-], not "."
+ * nor ".."?  The rule is narrow so that a name is safe as it is in a URL
+ * path (/v1/queues/{queue}: browsers and curl resolve a "." or ".."
+ * segment away), a query, a token file line and a log line.
  */
 int
 spec_queue_ok(const char *s, size_t len)
@@ -39,6 +40,9 @@ spec_queue_ok(const char *s, size_t len)
 	size_t	i;
 
 	if (len == 0 || len > QUEUE_NAME_MAX)
+		return (0);
+	if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' &&
+	    s[1] == '.'))
 		return (0);
 	for (i = 0; i < len; i++) {
 		if (!((s[i] >= 'a' && s[i] <= 'z') ||
@@ -276,7 +280,8 @@ spec_parse(json_t *spec, const char *base, size_t parent, int depth,
 			    json_string_length(v))) {
 				verror_set(e, "invalid-field", field,
 				    "queue must be a string of 1 to %d "
-				    "characters a-z, 0-9, '_', '.' or '-'",
+				    "characters a-z, 0-9, '_', '.' or '-', "
+				    "not \".\" nor \"..\"",
 				    QUEUE_NAME_MAX);
 				return (-1);
 			}

@@ -446,6 +446,8 @@ def bad_input():
     problem(r, 415, "a form: 415")
     r = d.request("PATCH", "/v1/queues/BAD", {"paused": True})
     problem(r, 400, "a bad queue name: 400", "/path/queue")
+    r = d.request("PATCH", "/v1/queues/..", {"paused": True})
+    problem(r, 400, "\"..\" as a queue name: 400", "/path/queue")
     r = d.request("PATCH", "/v1/queues/bad?x=1", {"paused": True})
     problem(r, 400, "a query parameter: 400", "/query/x")
     b = queue("bad")

@@ -66,6 +66,8 @@ def bad_values():
         ("Thumbs", "upper case"),
         ("a/b", "a slash"),
         ("a b", "a space"),
+        (".", "\".\" (a path segment of its own)"),
+        ("..", "\"..\""),
         ("caf\u00e9", "non-ASCII"),
         (7, "a number"),
         (None, "null"),
