@@ -9,7 +9,7 @@
 #                  QUEUES_KEYS keys (100,000) in turn (other keys than those
 #                  held, so that a task due now runs), on a daemon whose
 #                  QUEUES_N queues have key_concurrency 1 and concurrency
-#                  QUEUES_KEYS, and which holds QUEUES_KEYS keys in use: as
+#                  2 x QUEUES_KEYS (a limit, never reached), and holds QUEUES_KEYS keys in use: as
 #                  many `sleep` tasks running, one per key, spread over the
 #                  queues (submitted before the pass, in batches)
 #   single_due     echo specs due now (each runs at once), no queue, no key
@@ -38,7 +38,7 @@ setup_keys() {
 	local i b n=0 running
 	for ((i = 0; i < QUEUES_N; i++)); do
 		curl -s -o /dev/null -X PATCH --json \
-		    "{\"key_concurrency\":1,\"concurrency\":$QUEUES_KEYS}" \
+		    "{\"key_concurrency\":1,\"concurrency\":$((QUEUES_KEYS * 2))}" \
 		    "$DAEMON_URL/v1/queues/q$i" || return 1
 	done
 	for ((b = 0; b < QUEUES_KEYS; b += 1000)); do
