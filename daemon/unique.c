@@ -5,7 +5,7 @@
  * (spec.c) asks that no other unfinished (scheduled or running) task
  * holds its key.  The store enforces it: the row's ukey is set only
  * while its task is unfinished, under a partial unique index (schema
- * step 5, db/migrate.c), so a second holder cannot be written even by a
+ * step 6, db/migrate.c), so a second holder cannot be written even by a
  * bug here.  Admission (submit.c, step 2) keeps it from ever getting
  * that far, since a refused row would fail its whole batch: this module
  * knows, for every key it is asked about, who holds it, and lets only

@@ -1651,8 +1651,8 @@ test_upgrade_limits(void)
 	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "a row");
 	db_close(db);
-	ok(raw_exec(DROP_STEP6 "PRAGMA user_version = 5") == 0,
-	    "made a version 5 file");
+	ok(raw_exec(DROP_STEP5 "PRAGMA user_version = 4") == 0,
+	    "made a version 4 file");
 	db = reopen(NULL);
 	is(raw_int("PRAGMA user_version"), db_schema_version(),
 	    "upgraded to version %d", db_schema_version());
@@ -1760,8 +1760,8 @@ test_upgrade_unique(void)
 	db_task_insert(db, &r, 0);
 	ok(db_commit(db) == 0, "a scheduled row");
 	db_close(db);
-	ok(raw_exec(DROP_STEP5 "PRAGMA user_version = 4") == 0,
-	    "made a version 4 file");
+	ok(raw_exec(DROP_STEP6 "PRAGMA user_version = 5") == 0,
+	    "made a version 5 file");
 	db = reopen(NULL);
 	is(raw_int("PRAGMA user_version"), db_schema_version(),
 	    "upgraded to version %d", db_schema_version());
