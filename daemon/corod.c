@@ -68,6 +68,9 @@ corod_init(int flags)
 		    "database is full; free some space and start again" :
 		    "the database cannot be written");
 	sched_init(loop_base);
+	/* after the window: slots missed while down fire into it */
+	if (schedule_init(loop_base) != 0)
+		fatalx("%s: cannot read the schedules", cfg->db_path);
 	housekeeping_init(loop_base);
 	stats_init(cfg->db_path);
 	if (api_init(loop_base, (flags & COROD_LISTEN) ? cfg->listen : NULL,
@@ -88,6 +91,7 @@ corod_shutdown(void)
 	loop_turn_end();
 	commit_sync();
 	api_shutdown();
+	schedule_shutdown();
 	stats_shutdown();
 	housekeeping_shutdown();
 	sched_shutdown();

@@ -54,6 +54,11 @@ enum db_st {
 	DB_ST_TASK_VERSION,
 	DB_ST_LEASE_RENEW,
 	DB_ST_TASK_LEASE_EXPIRED,
+	DB_ST_SCHEDULE_PUT,
+	DB_ST_SCHEDULE_DELETE,
+	DB_ST_SCHEDULE_DELETED_ID,
+	DB_ST_SCHEDULE_TOMBSTONE,
+	DB_ST_SCHEDULE_ALL,
 	DB_NST
 };
 
@@ -126,6 +131,11 @@ int		 db_idem_prune(struct db *, int64_t);
 /* Drop the tombstones before seq but the newest. */
 int		 db_tombstone_prune(struct db *, int64_t);
 int		 db_lease_renew(struct db *, int64_t);
+
+/* db-schedules.c: the writer's statements, and the read at start */
+int		 db_schedule_put(struct db *, const struct schedule_row *);
+int		 db_schedule_delete(struct db *, int64_t, int64_t);
+int	sq_schedule_all(struct db *, struct schedule_row **, size_t *);
 
 /* db-tasks.c: the reads and claims of struct store_ops */
 int	sq_claim(struct db *, const char *, int64_t,

@@ -573,6 +573,8 @@ SQ_READ(task_beyond, (struct db *db, int keep, int limit, int64_t **ids,
     size_t *n, store_done done, void *arg), (db, keep, limit, ids, n))
 SQ_READ(tombstone_min, (struct db *db, int64_t *seq, store_done done,
     void *arg), (db, seq))
+SQ_READ(schedule_all, (struct db *db, struct schedule_row **rows, size_t *n,
+    store_done done, void *arg), (db, rows, n))
 
 /* Every read was answered before its op returned (but in the tests'
  * mode above: then they are now). */
@@ -614,6 +616,7 @@ const struct store_ops store_sqlite = {
 	.task_expired = sqr_task_expired,
 	.task_beyond = sqr_task_beyond,
 	.tombstone_min = sqr_tombstone_min,
+	.schedule_all = sqr_schedule_all,
 	.read_wait = sq_read_wait,
 	.checkpoint = sq_checkpoint,
 };

@@ -22,6 +22,7 @@
 #include "store.h"
 
 struct task_row;
+struct schedule_row;
 
 /*
  * Open (creating and migrating) the database at path.  sync_full selects
@@ -313,6 +314,10 @@ DB_READ(task_beyond, (struct db *db, int keep, int limit, int64_t **ids,
 /* Tombstones are kept from this seq on; 0 if none (for the feed's 410). */
 DB_READ(tombstone_min, (struct db *db, int64_t *seq),
     (db, seq))
+
+/* Every schedule, in id order (the daemon reads them once, at start). */
+DB_READ(schedule_all, (struct db *db, struct schedule_row **rows,
+    size_t *n), (db, rows, n))
 
 /*
  * Copy what the WAL holds into the database, without waiting for
