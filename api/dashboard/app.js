@@ -879,6 +879,9 @@ async function applyEvents(events) {
 	let changed = false;
 	const fetch_ = new Set();
 	for (const ev of events) {
+		/* a schedule's or a queue's change: not a task of this list */
+		if (!('task' in ev))
+			continue;
 		const progressOnly = ev.type === 'updated' && ev.state === 'running' &&
 		    ev.progress;
 		if (!progressOnly)
