@@ -19,7 +19,12 @@
  * hundred bytes: doc/API.md says so.)
  *
  * Firing: when the timer fires, every schedule due fires in that turn,
- * so one commit holds them all.  A firing builds the spec's rows
+ * so one commit holds them all.  The timer is armed SCHEDULE_LEAD before
+ * the slot: a firing whose outcome nothing can change by the slot (the
+ * last task has ended, or overlap allow) is made then, its task due at
+ * the slot, so that it is stored and in the scheduler's window when the
+ * slot comes and starts on time; the others are decided at the slot.  A
+ * pause or a delete before the slot cancels such a task.  A firing builds the spec's rows
  * (spec_parse), marks the top row with the schedule and the slot
  * (schedule, scheduled_for; the store's unique index on the two makes a
  * slot fire at most once whatever happens), due at the slot plus the
@@ -68,11 +73,21 @@
 #define SCHEDULE_SCAN_MAX	1000000	/* missed slots walked, at most */
 #define SCHEDULE_NAME_MAX	256
 #define SCHEDULE_EVERY_MIN	USEC_PER_SEC
+/*
+ * How long before its slot a firing is made, when nothing can change its
+ * outcome by then: the task is stored and in the scheduler's window
+ * before its time, and starts at the slot as any task due then (a
+ * firing made at the slot itself starts only once its commit is done:
+ * 140 ms after the minute for 10,000 schedules here).
+ */
+#define SCHEDULE_LEAD		USEC_PER_SEC
 
 struct schedule {
 	struct schedule_row	 row;
 	struct cron		 cron;		/* row.cron parsed */
+	int64_t			 fire_at;	/* the heap's key (heap_put) */
 	size_t			 heap_idx;	/* SIZE_MAX: not in it */
+	int			 at_slot;	/* not ahead: decided at the slot */
 	int			 last_state;	/* -1: unknown or gone */
 	int			 kick;		/* in the kick list */
 };
@@ -121,7 +136,7 @@ static void	schedule_due_cb(evutil_socket_t, short, void *);
 static void	schedule_kick_cb(evutil_socket_t, short, void *);
 static int	schedule_next_slot(const struct schedule_row *,
 		    const struct cron *, int64_t, int64_t *);
-static void	schedule_run_due(struct schedule *, int64_t, int);
+static void	schedule_run_due(struct schedule *, int64_t, int64_t, int);
 static int	schedule_submit(struct schedule *, int64_t, int64_t, int,
 		    struct firing **, struct verror *);
 static void	schedule_fired(struct submission *, enum submit_result,
@@ -130,6 +145,7 @@ static void	schedule_missed(struct schedule *, int64_t, int64_t);
 static void	schedule_skipped(struct schedule *, int64_t, const char *);
 static void	schedule_write(struct schedule *, enum change_op);
 static int	schedule_busy(struct schedule *);
+static void	schedule_recall(struct schedule *, const char *);
 static int64_t	schedule_jitter(const struct schedule_row *, int64_t);
 static size_t	schedule_index(int64_t);
 static void	schedule_free(struct schedule *);
@@ -152,12 +168,12 @@ schedule_catch_up_name(int v)
 	return (v >= 0 && v <= CATCH_UP_NONE ? catch_up_names[v] : "latest");
 }
 
-/* The heap: parent i, children 2i+1, 2i+2; by next_at, then id. */
+/* The heap: parent i, children 2i+1, 2i+2; by fire_at, then id. */
 static inline int
 heap_less(const struct schedule *a, const struct schedule *b)
 {
-	if (a->row.next_at != b->row.next_at)
-		return (a->row.next_at < b->row.next_at);
+	if (a->fire_at != b->fire_at)
+		return (a->fire_at < b->fire_at);
 	return (a->row.id < b->row.id);
 }
 
@@ -201,7 +217,10 @@ heap_down(size_t i)
 	}
 }
 
-/* Into the heap (or moved in it) by row.next_at; out if it has none. */
+/*
+ * Into the heap (or moved in it) for its next slot, SCHEDULE_LEAD ahead
+ * of it (or at it, at_slot); out if it has none.
+ */
 static void
 heap_put(struct schedule *s)
 {
@@ -209,6 +228,7 @@ heap_put(struct schedule *s)
 		heap_out(s);
 		return;
 	}
+	s->fire_at = s->row.next_at - (s->at_slot ? 0 : SCHEDULE_LEAD);
 	if (s->heap_idx == SIZE_MAX) {
 		if (nheap == heap_cap) {
 			heap_cap = heap_cap == 0 ? 64 : heap_cap * 2;
@@ -251,7 +271,7 @@ schedule_rearm(void)
 		evtimer_del(due_ev);
 		return;
 	}
-	tv = time_tv(heap[0]->row.next_at - time_now());
+	tv = time_tv(heap[0]->fire_at - time_now());
 	evtimer_add(due_ev, &tv);
 }
 
@@ -384,7 +404,7 @@ schedule_init(struct event_base *base)
 		}
 		if (s->row.next_at != 0 && !s->row.paused &&
 		    s->row.next_at <= now)
-			schedule_run_due(s, now, 1);
+			schedule_run_due(s, now, now, 1);
 		else
 			heap_put(s);
 	}
@@ -539,6 +559,26 @@ schedule_busy(struct schedule *s)
 	    !TASK_FINAL(s->last_state));
 }
 
+/*
+ * A firing made ahead of its slot (SCHEDULE_LEAD) whose schedule is
+ * paused or deleted before the slot: its task is canceled, so that
+ * nothing runs after the pause.
+ */
+static void
+schedule_recall(struct schedule *s, const char *why)
+{
+	struct task	*t;
+
+	if (s->row.last_task == 0 || s->last_state != TASK_SCHEDULED ||
+	    s->row.last_task_for <= time_now() ||
+	    (t = task_lookup(s->row.last_task)) == NULL)
+		return;
+	task_ref(t);
+	task_log(t, "its schedule was %s before its slot", why);
+	task_cancel(t, CANCEL_USER);
+	task_unref(t);
+}
+
 /* The new row, in this turn's commit, with a new version. */
 static void
 schedule_write(struct schedule *s, enum change_op op)
@@ -663,12 +703,13 @@ schedule_fired(struct submission *sub, enum submit_result result,
 
 /*
  * Fire what is due of a schedule at now: the slots from next_at up to
- * now.  At start (every slot passed while down) they follow catch_up;
- * from the timer the latest fires whatever the policy, only older ones
- * (the loop stalled) follow it.  Then the next slot, and the row.
+ * upto (now, or a slot SCHEDULE_LEAD ahead).  At start (every slot
+ * passed while down) they follow catch_up; from the timer the latest
+ * fires whatever the policy, only older ones (the loop stalled) follow
+ * it.  Then the next slot, and the row.
  */
 static void
-schedule_run_due(struct schedule *s, int64_t now, int at_start)
+schedule_run_due(struct schedule *s, int64_t now, int64_t upto, int at_start)
 {
 	struct firing	*f;
 	struct verror	 e;
@@ -685,7 +726,7 @@ schedule_run_due(struct schedule *s, int64_t now, int at_start)
 #define KEEP	(SCHEDULE_CATCH_UP_MAX + 1)
 #define KEPT(i)	keep[(i) % KEEP]
 	keep = xcalloc(KEEP, sizeof *keep);
-	for (slot = s->row.next_at; slot != 0 && slot <= now;) {
+	for (slot = s->row.next_at; slot != 0 && slot <= upto;) {
 		KEPT(count) = slot;
 		count++;
 		last = slot;
@@ -693,7 +734,7 @@ schedule_run_due(struct schedule *s, int64_t now, int at_start)
 			log_warnx("schedule %" PRId64 ": more than %d slots "
 			    "passed; counted as missed up to there, the rest "
 			    "not", s->row.id, SCHEDULE_SCAN_MAX);
-			if (schedule_next_slot(&s->row, &s->cron, now,
+			if (schedule_next_slot(&s->row, &s->cron, upto,
 			    &next) != 0)
 				ended = 1;
 			break;
@@ -796,7 +837,14 @@ schedule_run_due(struct schedule *s, int64_t now, int at_start)
 	heap_put(s);
 }
 
-/* The timer: every schedule due fires in this turn (one commit). */
+/*
+ * The timer: every schedule whose slot is due, or SCHEDULE_LEAD away,
+ * fires in this turn (one commit).  A slot not yet due is fired ahead
+ * only when nothing can change the outcome by its time: the overlap
+ * rule lets it fire whatever runs (allow), or the last task has ended
+ * (a final task stays final).  Otherwise the decision waits for the slot
+ * (at_slot).
+ */
 static void
 schedule_due_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -806,10 +854,20 @@ schedule_due_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	while (nheap > 0 && heap[0]->row.next_at <= now) {
+	while (nheap > 0 && heap[0]->fire_at <= now) {
 		s = heap[0];
 		heap_out(s);
-		schedule_run_due(s, now, 0);
+		if (s->row.next_at <= now) {
+			s->at_slot = 0;
+			schedule_run_due(s, now, now, 0);
+		} else if (!schedule_busy(s) ||
+		    s->row.overlap == OVERLAP_ALLOW) {
+			s->at_slot = 0;
+			schedule_run_due(s, now, s->row.next_at, 0);
+		} else {
+			s->at_slot = 1;
+			heap_put(s);
+		}
 	}
 	schedule_rearm();
 }
@@ -963,6 +1021,8 @@ schedule_update(struct schedule *s, struct schedule_row *row)
 	    (row->cron == NULL) != (s->row.cron == NULL) ||
 	    (row->cron != NULL && strcmp(row->cron, s->row.cron) != 0) ||
 	    row->paused != s->row.paused;
+	if (row->paused && !s->row.paused)
+		schedule_recall(s, "paused");
 	/* what firing keeps */
 	row->id = s->row.id;
 	row->created_at = s->row.created_at;
@@ -1003,6 +1063,8 @@ schedule_pause(struct schedule *s, int paused)
 
 	if (s->row.paused == paused)
 		return;
+	if (paused)
+		schedule_recall(s, "paused");
 	s->row.paused = paused;
 	s->row.next_at = 0;
 	if (!paused) {
@@ -1023,6 +1085,7 @@ schedule_delete(struct schedule *s)
 	size_t	i;
 
 	heap_out(s);
+	schedule_recall(s, "deleted");
 	commit_schedule_delete(s->row.id, commit_next_seq());
 	i = schedule_index(s->row.id);
 	memmove(&all[i], &all[i + 1], (nall - i - 1) * sizeof *all);
@@ -1047,9 +1110,14 @@ schedule_trigger(struct schedule *s, void (*done)(void *,
     struct verror *e)
 {
 	struct firing	*f;
-	int64_t		 now = time_now();
+	int64_t		 now = time_now(), at = now;
 
-	if (schedule_submit(s, now, now, 1, &f, e) != 0)
+	/* a (schedule, scheduled_for) is one task: two triggers in one
+	 * microsecond, or one on a slot's instant, take the next one */
+	while (at <= s->row.last_task_for || at == s->row.last_scheduled_for ||
+	    at == s->row.next_at)
+		at++;
+	if (schedule_submit(s, at, now, 1, &f, e) != 0)
 		return (-1);
 	f->done = done;
 	f->arg = arg;

@@ -130,6 +130,16 @@ def expected_runs(cron, zone, start, n):
     return out
 
 
+def jitter_of(sid, slot_us, jitter_us):
+    """The daemon's jitter of a slot (splitmix64 of id and slot), µs."""
+    m = (1 << 64) - 1
+    z = ((sid * 0x9e3779b97f4a7c15) & m) ^ slot_us
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & m
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & m
+    z ^= z >> 31
+    return z % jitter_us
+
+
 def offset_of(s):
     """'+02:00' of an RFC 3339 string, as minutes."""
     sign = 1 if s[-6] == "+" else -1
@@ -348,7 +358,10 @@ def every_second():
 def minute_across_restart():
     with Corod(t, name="sched-minute") as d:
         s = create(d, {"cron": "* * * * *", "task": echo("minute")})
-        d.wait_for(lambda: fired(d, s["id"]), 75, interval=0.5,
+        # (a firing is made a second ahead: wait for its task to end, or
+        # the slot missed while down would be skipped behind it)
+        d.wait_for(lambda: [x for x in fired(d, s["id"])
+                            if x["state"] == "succeeded"], 75, interval=0.5,
                    desc="the first firing")
         first = slots(fired(d, s["id"]))[0]
         d.stop()
@@ -512,6 +525,55 @@ def kill9_no_double():
               "twice (%d tasks)" % len(sl))
         t.ok(all(b > a for a, b in zip(sl, sl[1:])),
              "... slots only move forward")
+
+
+# --- start_at, end_at, jitter, a refused submission ------------------------
+
+@t.test(timeout=60)
+def bounds_jitter_refused():
+    with Corod(t, args=["--max-tasks", "3"], name="sched-bounds") as d:
+        now = time.time()
+        start = datetime.datetime.fromtimestamp(int(now) + 2, UTC)
+        end = start + datetime.timedelta(seconds=2)
+        s = create(d, {"every": 1, "task": echo("b"),
+                       "start_at": start.isoformat().replace("+00:00", "Z"),
+                       "end_at": end.isoformat().replace("+00:00", "Z")})
+        t.is_([parse_time(x) for x in s["next_runs"]],
+              [start.timestamp() + k for k in range(3)],
+              "next_runs: start_at itself, then every second, up to end_at")
+        d.wait_for(lambda: get(d, s["id"])["next_runs"] == [], 8,
+                   desc="the schedule ended")
+        time.sleep(0.5)
+        sl = slots(fired(d, s["id"]))
+        t.is_(sl, [start.timestamp() + k for k in range(3)],
+              "it fired at start_at .. end_at, then no more")
+        # max-tasks 3 is reached: the next firings are refused, counted
+        j = create(d, {"every": 1, "jitter": 0.5, "task": echo("j")})
+        d.wait_for(lambda: get(d, j["id"])["missed"]["count"] >= 2, 8,
+                   desc="refused firings counted missed")
+        t.ok(d.running(), "a refused firing is missed, the daemon goes on")
+        t.ok(fired(d, j["id"]) == [], "... and nothing of them is stored")
+        t.ok("max-tasks" in d.output() or "stores at most" in d.output(),
+             "... the log says why")
+        r = d.request("POST", "/v1/schedules/%d/trigger" % j["id"])
+        problem(r, 429, "a trigger over max-tasks: 429")
+    with Corod(t, name="sched-jitter") as d:
+        j = create(d, {"every": 1, "jitter": 0.5, "overlap": "allow",
+                       "task": echo("j")})
+        time.sleep(4)
+        tasks = fired(d, j["id"])
+        off = [parse_time(x["run_at"]) - y for x, y in zip(tasks,
+                                                          slots(tasks))]
+        t.ok(len(off) >= 2 and all(0 <= x < 0.5 for x in off),
+             "jitter: each due within [slot, slot + 0.5 s): %s" %
+             ["%.3f" % x for x in off])
+        t.ok(len(set(round(x, 6) for x in off)) > 1,
+             "... not the same for every slot")
+        t.is_([round(x * 1e6) for x in off],
+              [jitter_of(j["id"], round(y * 1e6), 500000)
+               for y in slots(tasks)],
+              "... a hash of the schedule and the slot: the same slot "
+              "always gets the same jitter")
 
 
 # --- a worker token may not use schedules -----------------------------------
