@@ -919,7 +919,8 @@ schedule_kick_cb(evutil_socket_t fd, short what, void *arg)
 	for (i = 0; i < n; i++) {
 		s = list[i];
 		s->kick = 0;
-		if (s->row.pending_slot == 0 || schedule_busy(s))
+		if (s->row.pending_slot == 0 || schedule_busy(s) ||
+		    s->row.paused)
 			continue;
 		slot = s->row.pending_slot;
 		s->row.pending_slot = 0;
@@ -1021,8 +1022,13 @@ schedule_update(struct schedule *s, struct schedule_row *row)
 	    (row->cron == NULL) != (s->row.cron == NULL) ||
 	    (row->cron != NULL && strcmp(row->cron, s->row.cron) != 0) ||
 	    row->paused != s->row.paused;
-	if (row->paused && !s->row.paused)
+	if (row->paused && !s->row.paused) {
 		schedule_recall(s, "paused");
+		if (s->row.pending_slot != 0)
+			schedule_skipped(s, s->row.pending_slot, "the schedule "
+			    "was paused");
+		s->row.pending_slot = 0;
+	}
 	/* what firing keeps */
 	row->id = s->row.id;
 	row->created_at = s->row.created_at;
@@ -1063,8 +1069,13 @@ schedule_pause(struct schedule *s, int paused)
 
 	if (s->row.paused == paused)
 		return;
-	if (paused)
+	if (paused) {
 		schedule_recall(s, "paused");
+		if (s->row.pending_slot != 0)
+			schedule_skipped(s, s->row.pending_slot, "the schedule "
+			    "was paused");
+		s->row.pending_slot = 0;
+	}
 	s->row.paused = paused;
 	s->row.next_at = 0;
 	if (!paused) {

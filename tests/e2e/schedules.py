@@ -459,6 +459,23 @@ def overlap_modes():
         t.ok(len(al) >= 6, "... one per slot (%d)" % len(al))
 
 
+@t.test(timeout=60)
+def pause_drops_queued():
+    with Corod(t, name="sched-pause-queue") as d:
+        sid = create(d, {"every": 1, "overlap": "queue",
+                         "task": sleep(3)})["id"]
+        s = d.wait_for(lambda: get(d, sid)["queued_slot"] and get(d, sid),
+                       5, desc="a slot queued")
+        t.ok(parse_time(s["queued_slot"]) is not None, "queue: a slot waits "
+             "(queued_slot %s)" % s["queued_slot"])
+        r = d.request("POST", "/v1/schedules/%d/pause" % sid)
+        t.ok(r.status == 200 and r.body["queued_slot"] is None and
+             r.body["skipped"]["last"] == s["queued_slot"],
+             "pause drops the waiting slot, counted in skipped")
+        time.sleep(3.5)
+        t.is_(len(fired(d, sid)), 1, "... it never runs")
+
+
 # --- pause, resume, trigger, events -----------------------------------------
 
 @t.test(timeout=60)
@@ -478,7 +495,11 @@ def pause_resume_trigger():
              r.headers.get("location") == "/v1/tasks/%d" % r.body["id"],
              "... the task, carrying its schedule, Location naming it")
         d.wait_state(r.body["id"], "succeeded", 5)
-        lr = get(d, s["id"])["last_run"]
+        # (the schedule hears of the task's commit as the daemon handles
+        # it, a moment after a read can see it)
+        lr = d.wait_for(lambda: (get(d, s["id"])["last_run"] or {}).get(
+            "state") == "succeeded" and get(d, s["id"])["last_run"], 5,
+            desc="last_run succeeded")
         t.ok(lr["task"] == r.body["id"] and lr["state"] == "succeeded",
              "last_run is the triggered task, succeeded")
         r = d.request("POST", "/v1/schedules/%d/resume" % s["id"])
