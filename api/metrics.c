@@ -58,6 +58,9 @@ metrics_schedules(struct buf *b)
 {
 	gauge(b, "corod_schedules", "Schedules stored.",
 	    (double)schedule_count());
+	gauge(b, "corod_schedules_in_memory", "Schedules held in memory: "
+	    "those due within the window, and those just used.",
+	    (double)schedule_in_memory());
 	counter(b, "corod_schedule_firings_total", "Tasks schedules "
 	    "submitted (slots fired and triggers) since start.",
 	    schedule_fired_total);

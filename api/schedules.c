@@ -1,13 +1,17 @@
 /*
  * schedules.c -- the /v1/schedules endpoints (doc/API.md, "Schedules").
  *
- * Schedules live in memory (daemon/schedule.c holds every one, as
- * stored or about to be), so reads answer at once without the store.
- * A change (create, PATCH, DELETE, pause, resume, trigger) is made in
- * memory and written in this turn's commit; the request is held and
- * answered from a commit_after callback, once the change is on disk.  If
- * the client leaves meanwhile, the callback only cleans up.  A creation
- * whose commit failed is taken back (schedule_abandon).
+ * daemon/schedule.c holds the schedules due soon in memory; the others
+ * are in the store.  A read answers from memory for a schedule there
+ * (it is as new as the store or newer), else from the store's read,
+ * answered at once or later (the request held meanwhile: http_read_begin
+ * and _end, as tasks.c does).  A change (create, PATCH, DELETE, pause,
+ * resume, trigger) is made on the schedule in memory (schedule_load
+ * reads it in first if need be) and written in this turn's commit; the
+ * request is held and answered from a commit_after callback, once the
+ * change is on disk.  If the client leaves meanwhile, the callback only
+ * cleans up.  A creation whose commit failed is taken back
+ * (schedule_abandon).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -18,6 +22,7 @@
 #include <string.h>
 
 #include "../daemon/corod.h"
+#include "../db/db.h"
 #include "api.h"
 
 #define SCHED_LIST_DEFAULT	100
@@ -37,16 +42,20 @@ struct sched_change {
 static void	sched_detach(struct http_request *);
 static void	sched_committed(void *, int);
 static void	sched_wait(struct http_request *, int64_t, unsigned int, int);
-static void	sched_render(struct buf *, const struct schedule *);
+static void	sched_render(struct buf *, const struct schedule_row *);
 static void	sched_respond(struct http_request *, unsigned int,
-		    const struct schedule *);
+		    const struct schedule_row *);
 static void	sched_time_local(struct buf *, int64_t, const char *);
 static void	sched_time(struct buf *, const char *, int64_t);
 static void	sched_seconds(struct buf *, const char *, int64_t);
 static void	sched_count(struct buf *, const char *, int64_t, int64_t);
-static struct schedule *sched_lookup(struct http_request *,
-		    const struct route_params *);
-static int	sched_if_match(struct http_request *, const struct schedule *);
+static int	sched_if_match(struct http_request *,
+		    const struct schedule_row *);
+static void	sched_act(struct http_request *, const struct route_params *,
+		    void (*)(struct http_request *, struct schedule *));
+static void	sched_loaded(void *, struct schedule *, int);
+static void	sched_get_read(void *, int);
+static void	sched_list_read(void *, int);
 static void	sched_triggered(void *, const struct spec_tree *,
 		    const struct verror *);
 
@@ -106,11 +115,10 @@ sched_time_local(struct buf *b, int64_t us, const char *zone)
 
 /* The schedule as the API's JSON object. */
 static void
-sched_render(struct buf *b, const struct schedule *s)
+sched_render(struct buf *b, const struct schedule_row *r)
 {
-	const struct schedule_row	*r = schedule_row(s);
-	int64_t				 runs[SCHED_NEXT_RUNS];
-	int				 i, n = 0, st;
+	int64_t	runs[SCHED_NEXT_RUNS];
+	int	i, n = 0, st;
 
 	buf_printf(b, "{\"id\":%" PRId64 ",\"name\":", r->id);
 	if (r->name != NULL)
@@ -156,7 +164,7 @@ sched_render(struct buf *b, const struct schedule *s)
 	else {
 		buf_printf(b, "{\"task\":%" PRId64, r->last_task);
 		sched_time(b, "scheduled_for", r->last_task_for);
-		st = schedule_last_state(s);
+		st = r->last_state;
 		if (st < 0)
 			buf_puts(b, ",\"state\":null}");
 		else
@@ -176,18 +184,17 @@ sched_render(struct buf *b, const struct schedule *s)
 /* Answer with the schedule and its ETag (and Location for a 201). */
 static void
 sched_respond(struct http_request *req, unsigned int status,
-    const struct schedule *s)
+    const struct schedule_row *r)
 {
 	struct buf	 b = { NULL, 0, 0 };
 	char		 hdr[64], *body;
 	size_t		 len;
 
-	sched_render(&b, s);
-	snprintf(hdr, sizeof hdr, "\"%" PRId64 "\"", schedule_row(s)->version);
+	sched_render(&b, r);
+	snprintf(hdr, sizeof hdr, "\"%" PRId64 "\"", r->version);
 	http_add_header(req, "ETag", hdr);
 	if (status == 201) {
-		snprintf(hdr, sizeof hdr, "/v1/schedules/%" PRId64,
-		    schedule_row(s)->id);
+		snprintf(hdr, sizeof hdr, "/v1/schedules/%" PRId64, r->id);
 		http_add_header(req, "Location", hdr);
 	}
 	body = buf_steal(&b, &len);
@@ -247,7 +254,7 @@ sched_committed(void *arg, int ok)
 		} else if (c->status == 204)
 			http_respond_empty(req, 204);
 		else if ((s = schedule_find(c->id)) != NULL)
-			sched_respond(req, c->status, s);
+			sched_respond(req, c->status, schedule_row(s));
 		else {
 			problem_set(&p, 404, "not-found", NULL, "schedule %"
 			    PRId64 " was deleted meanwhile", c->id);
@@ -257,25 +264,9 @@ sched_committed(void *arg, int ok)
 	free(c);
 }
 
-/* The route's schedule, or NULL with a 404 answered. */
-static struct schedule *
-sched_lookup(struct http_request *req, const struct route_params *args)
-{
-	struct schedule	*s;
-	struct problem	 p;
-	int64_t		 id = route_param_int(args, "id");
-
-	if ((s = schedule_find(id)) == NULL) {
-		problem_set(&p, 404, "not-found", NULL, "no schedule %" PRId64,
-		    id);
-		http_respond_problem(req, &p);
-	}
-	return (s);
-}
-
 /* If-Match given and not the schedule's version: 412 answered, 1. */
 static int
-sched_if_match(struct http_request *req, const struct schedule *s)
+sched_if_match(struct http_request *req, const struct schedule_row *r)
 {
 	const char	*h = http_header(req, "If-Match"), *p;
 	char		 etag[32];
@@ -285,16 +276,67 @@ sched_if_match(struct http_request *req, const struct schedule *s)
 	if (h == NULL)
 		return (0);
 	len = (size_t)snprintf(etag, sizeof etag, "\"%" PRId64 "\"",
-	    schedule_row(s)->version);
+	    r->version);
 	for (p = h; *p != '\0'; p++) {
 		if (*p == '*' || (strncmp(p, etag, len) == 0))
 			return (0);
 	}
 	problem_set(&pr, 412, "precondition-failed", "/headers/If-Match",
-	    "the schedule's version is %" PRId64 ", not %.40s",
-	    schedule_row(s)->version, h);
+	    "the schedule's version is %" PRId64 ", not %.40s", r->version, h);
 	http_respond_problem(req, &pr);
 	return (1);
+}
+
+/* A change of the route's schedule, once it is in memory. */
+struct sched_pending {
+	struct http_request	*req;
+	int64_t			 id;
+	void			(*act)(struct http_request *,
+				    struct schedule *);
+};
+
+/*
+ * Bring the route's schedule into memory (schedule_load: at once, or
+ * after a read) and act on it; 404 if there is none.
+ */
+static void
+sched_act(struct http_request *req, const struct route_params *args,
+    void (*act)(struct http_request *, struct schedule *))
+{
+	struct sched_pending	*sp;
+
+	if (api_query_check(req, (const char *const []){ NULL }) != 0)
+		return;
+	sp = xcalloc(1, sizeof *sp);
+	sp->req = req;
+	sp->id = route_param_int(args, "id");
+	sp->act = act;
+	http_read_begin(req);
+	schedule_load(sp->id, sched_loaded, sp);
+	http_read_hold(req);
+}
+
+static void
+sched_loaded(void *arg, struct schedule *s, int rc)
+{
+	struct sched_pending	*sp = arg;
+	struct http_request	*req = sp->req;
+	struct problem		 p;
+
+	if (http_read_wanted(req)) {
+		if (s == NULL) {
+			if (rc == 0)
+				problem_set(&p, 404, "not-found", NULL,
+				    "no schedule %" PRId64, sp->id);
+			else
+				problem_set(&p, 503, "store-unavailable", NULL,
+				    "the store could not be read");
+			http_respond_problem(req, &p);
+		} else if (!sched_if_match(req, schedule_row(s)))
+			sp->act(req, s);
+	}
+	free(sp);
+	http_read_end(req);
 }
 
 /* POST /v1/schedules */
@@ -322,19 +364,25 @@ api_schedules_create(struct http_request *req)
 }
 
 /* GET /v1/schedules?limit=&cursor=: newest first, as tasks are. */
+/* A page of the list, read maybe later. */
+struct sched_list {
+	struct http_request	*req;
+	struct schedule_row	*rows;
+	size_t			 n;
+	int			 limit;
+	int64_t			 seq;
+};
+
 void
 api_schedules_list(struct http_request *req)
 {
 	static const char *const names[] = { "limit", "cursor", NULL };
-	struct schedule	*s;
-	struct problem	 p;
-	struct buf	 b = { NULL, 0, 0 };
-	const char	*c, *inm;
-	char		*end, etag[40], *body;
-	int64_t		 limit, before = INT64_MAX, last = 0;
-	size_t		 len;
-	long long	 v;
-	int		 n = 0;
+	struct sched_list	*l;
+	struct problem		 p;
+	const char		*c, *inm;
+	char			*end, etag[40];
+	int64_t			 limit, before = INT64_MAX;
+	long long		 v;
 
 	if (api_query_check(req, names) != 0 ||
 	    api_query_int(req, "limit", 1, SCHED_LIST_MAX, SCHED_LIST_DEFAULT,
@@ -360,57 +408,150 @@ api_schedules_list(struct http_request *req)
 		http_respond_empty(req, 304);
 		return;
 	}
-	buf_puts(&b, "{\"schedules\":[");
-	for (s = schedule_before(before); s != NULL && n < limit;
-	    s = schedule_before(schedule_row(s)->id)) {
-		if (n++ > 0)
-			buf_puts(&b, ",");
-		sched_render(&b, s);
-		last = schedule_row(s)->id;
-	}
-	if (n == limit && last > 0 && schedule_before(last) != NULL)
-		buf_printf(&b, "],\"next_cursor\":\"c%" PRId64 "\"", last);
-	else
-		buf_puts(&b, "],\"next_cursor\":null");
-	buf_printf(&b, ",\"seq\":%" PRId64 "}", commit_seq);
-	body = buf_steal(&b, &len);
-	http_respond_text(req, 200, "application/json", body, len);
+	l = xcalloc(1, sizeof *l);
+	l->req = req;
+	l->limit = (int)limit;
+	l->seq = commit_seq;
+	http_read_begin(req);
+	db_schedule_list(corod_db, before, (int)limit, &l->rows, &l->n,
+	    sched_list_read, l);
+	http_read_hold(req);
 }
 
-/* GET /v1/schedules/{id} */
+/*
+ * The page is read: each schedule as in memory if it is there (as new as
+ * the store or newer), else as read.
+ */
+static void
+sched_list_read(void *arg, int rc)
+{
+	struct sched_list	*l = arg;
+	struct http_request	*req = l->req;
+	struct schedule		*s;
+	struct problem		 p;
+	struct buf		 b = { NULL, 0, 0 };
+	size_t			 i, len;
+	char			*body;
+
+	if (http_read_wanted(req)) {
+		if (rc != 0) {
+			problem_set(&p, 503, "store-unavailable", NULL,
+			    "the store could not be read");
+			http_respond_problem(req, &p);
+		} else {
+			buf_puts(&b, "{\"schedules\":[");
+			for (i = 0; i < l->n; i++) {
+				if (i > 0)
+					buf_puts(&b, ",");
+				s = schedule_find(l->rows[i].id);
+				sched_render(&b, s != NULL ? schedule_row(s) :
+				    &l->rows[i]);
+			}
+			if (l->n == (size_t)l->limit)
+				buf_printf(&b, "],\"next_cursor\":\"c%" PRId64
+				    "\"", l->rows[l->n - 1].id);
+			else
+				buf_puts(&b, "],\"next_cursor\":null");
+			buf_printf(&b, ",\"seq\":%" PRId64 "}", l->seq);
+			body = buf_steal(&b, &len);
+			http_respond_text(req, 200, "application/json", body,
+			    len);
+		}
+	}
+	for (i = 0; i < l->n; i++)
+		schedule_row_free(&l->rows[i]);
+	free(l->rows);
+	free(l);
+	http_read_end(req);
+}
+
+/* A read of one schedule, answered maybe later. */
+struct sched_get {
+	struct http_request	*req;
+	int64_t			 id;
+	struct schedule_row	 row;
+};
+
+/* If-None-Match names this version: 304 answered, 1. */
+static int
+sched_not_modified(struct http_request *req, int64_t version)
+{
+	const char	*inm = http_header(req, "If-None-Match");
+	char		 etag[32];
+
+	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", version);
+	if (inm == NULL || (strstr(inm, etag) == NULL &&
+	    strchr(inm, '*') == NULL))
+		return (0);
+	http_add_header(req, "ETag", etag);
+	http_respond_empty(req, 304);
+	return (1);
+}
+
+/* GET /v1/schedules/{id}: from memory if it is there, else the store. */
 void
 api_schedule_get(struct http_request *req, const struct route_params *args)
 {
-	struct schedule	*s;
-	const char	*inm;
-	char		 etag[32];
+	struct sched_get	*g;
+	struct schedule		*s;
+	int64_t			 id = route_param_int(args, "id");
 
-	if (api_query_check(req, (const char *const []){ NULL }) != 0 ||
-	    (s = sched_lookup(req, args)) == NULL)
+	if (api_query_check(req, (const char *const []){ NULL }) != 0)
 		return;
-	snprintf(etag, sizeof etag, "\"%" PRId64 "\"", schedule_row(s)->version);
-	if ((inm = http_header(req, "If-None-Match")) != NULL &&
-	    (strstr(inm, etag) != NULL || strchr(inm, '*') != NULL)) {
-		http_add_header(req, "ETag", etag);
-		http_respond_empty(req, 304);
+	if ((s = schedule_find(id)) != NULL) {
+		if (!sched_not_modified(req, schedule_row(s)->version))
+			sched_respond(req, 200, schedule_row(s));
 		return;
 	}
-	sched_respond(req, 200, s);
+	g = xcalloc(1, sizeof *g);
+	g->req = req;
+	g->id = id;
+	http_read_begin(req);
+	db_schedule_get(corod_db, id, &g->row, sched_get_read, g);
+	http_read_hold(req);
+}
+
+static void
+sched_get_read(void *arg, int rc)
+{
+	struct sched_get	*g = arg;
+	struct http_request	*req = g->req;
+	struct schedule		*s;
+	struct problem		 p;
+
+	if (http_read_wanted(req)) {
+		/* in memory meanwhile: that one is as new or newer */
+		if ((s = schedule_find(g->id)) != NULL) {
+			if (!sched_not_modified(req, schedule_row(s)->version))
+				sched_respond(req, 200, schedule_row(s));
+		} else if (rc == 1) {
+			if (!sched_not_modified(req, g->row.version))
+				sched_respond(req, 200, &g->row);
+		} else {
+			if (rc == 0)
+				problem_set(&p, 404, "not-found", NULL,
+				    "no schedule %" PRId64, g->id);
+			else
+				problem_set(&p, 503, "store-unavailable", NULL,
+				    "the store could not be read");
+			http_respond_problem(req, &p);
+		}
+	}
+	schedule_row_free(&g->row);
+	free(g);
+	http_read_end(req);
 }
 
 /* PATCH /v1/schedules/{id}: the members given replace the stored ones. */
-void
-api_schedule_patch(struct http_request *req, const struct route_params *args)
+static void
+sched_patch(struct http_request *req, struct schedule *s)
 {
 	struct schedule_row	 row;
-	struct schedule		*s;
 	struct problem		 p;
 	struct verror		 e;
 	json_t			*o;
 
-	if (api_query_check(req, (const char *const []){ NULL }) != 0 ||
-	    (s = sched_lookup(req, args)) == NULL || sched_if_match(req, s) ||
-	    (o = body_object(req)) == NULL)
+	if ((o = body_object(req)) == NULL)
 		return;
 	if (schedule_check(o, schedule_row(s), time_now(), &row, &e) != 0) {
 		json_decref(o);
@@ -423,45 +564,53 @@ api_schedule_patch(struct http_request *req, const struct route_params *args)
 	sched_wait(req, schedule_row(s)->id, 200, 0);
 }
 
-/* DELETE /v1/schedules/{id}: the tasks it made stay. */
 void
-api_schedule_delete(struct http_request *req, const struct route_params *args)
+api_schedule_patch(struct http_request *req, const struct route_params *args)
 {
-	struct schedule	*s;
-	int64_t		 id;
+	sched_act(req, args, sched_patch);
+}
 
-	if (api_query_check(req, (const char *const []){ NULL }) != 0 ||
-	    (s = sched_lookup(req, args)) == NULL || sched_if_match(req, s))
-		return;
-	id = schedule_row(s)->id;
+/* DELETE /v1/schedules/{id}: the tasks it made stay. */
+static void
+sched_delete(struct http_request *req, struct schedule *s)
+{
+	int64_t	id = schedule_row(s)->id;
+
 	schedule_delete(s);
 	sched_wait(req, id, 204, 0);
 }
 
+void
+api_schedule_delete(struct http_request *req, const struct route_params *args)
+{
+	sched_act(req, args, sched_delete);
+}
+
 /* POST /v1/schedules/{id}/pause and .../resume */
 static void
-sched_pause(struct http_request *req, const struct route_params *args,
-    int paused)
+sched_pause(struct http_request *req, struct schedule *s)
 {
-	struct schedule	*s;
+	schedule_pause(s, 1);
+	sched_wait(req, schedule_row(s)->id, 200, 0);
+}
 
-	if (api_query_check(req, (const char *const []){ NULL }) != 0 ||
-	    (s = sched_lookup(req, args)) == NULL || sched_if_match(req, s))
-		return;
-	schedule_pause(s, paused);
+static void
+sched_resume(struct http_request *req, struct schedule *s)
+{
+	schedule_pause(s, 0);
 	sched_wait(req, schedule_row(s)->id, 200, 0);
 }
 
 void
 api_schedule_pause(struct http_request *req, const struct route_params *args)
 {
-	sched_pause(req, args, 1);
+	sched_act(req, args, sched_pause);
 }
 
 void
 api_schedule_resume(struct http_request *req, const struct route_params *args)
 {
-	sched_pause(req, args, 0);
+	sched_act(req, args, sched_resume);
 }
 
 /* The trigger's task is stored (tree) or not: 201 with it, or why. */
@@ -508,17 +657,13 @@ sched_triggered(void *arg, const struct spec_tree *tree,
 }
 
 /* POST /v1/schedules/{id}/trigger: one run now -> 201 + the task. */
-void
-api_schedule_trigger(struct http_request *req, const struct route_params *args)
+static void
+sched_trigger(struct http_request *req, struct schedule *s)
 {
 	struct sched_change	*c;
-	struct schedule		*s;
 	struct problem		 p;
 	struct verror		 e;
 
-	if (api_query_check(req, (const char *const []){ NULL }) != 0 ||
-	    (s = sched_lookup(req, args)) == NULL)
-		return;
 	c = xcalloc(1, sizeof *c);
 	c->req = req;
 	c->id = schedule_row(s)->id;
@@ -532,6 +677,12 @@ api_schedule_trigger(struct http_request *req, const struct route_params *args)
 	req->on_gone = sched_detach;
 	req->on_free = sched_detach;
 	http_suspend(req);
+}
+
+void
+api_schedule_trigger(struct http_request *req, const struct route_params *args)
+{
+	sched_act(req, args, sched_trigger);
 }
 
 /*

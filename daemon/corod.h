@@ -538,9 +538,10 @@ void		 api_wake_followers(int64_t);
 void		 submit_counted(const struct task_row *, enum change_op);
 
 /*
- * schedule.c: recurring tasks.  Every schedule is in memory (a small
- * struct; the definition as stored, its parsed cron), the ones with a
- * next slot in a heap by it, one timer for the earliest.  A slot fires
+ * schedule.c: recurring tasks.  The schedules due soon are in memory (a
+ * small struct; the definition as stored, its parsed cron), in a heap by
+ * their next slot, one timer for the earliest; the others are read from
+ * the store when needed.  A slot fires
  * through admission (task_submit), and the schedule's new state goes in
  * the same transaction as the task (commit_schedule_put).  The API
  * reads schedules from here (they are the store's rows, as committed or
@@ -569,12 +570,14 @@ void		 schedule_pause(struct schedule *, int);
 int		 schedule_trigger(struct schedule *, void (*)(void *,
 		    const struct spec_tree *, const struct verror *), void *,
 		    struct verror *);
+/* The schedule if it is in memory (due soon, or just used), else NULL. */
 struct schedule	*schedule_find(int64_t);
-/* The schedule with the highest id below before, or NULL. */
-struct schedule	*schedule_before(int64_t);
+/* The schedule in memory, read from the store if need be: done(arg, it,
+ * 1), or (arg, NULL, 0) none, (arg, NULL, -1) the store failed; at once
+ * or later.  It stays in memory at least until the turn ends. */
+void		 schedule_load(int64_t, void (*)(void *, struct schedule *,
+		    int), void *);
 const struct schedule_row *schedule_row(const struct schedule *);
-/* The last task's state (enum task_state), -1 unknown or deleted. */
-int		 schedule_last_state(const struct schedule *);
 /* The next n firings after from: into runs (µs); how many. */
 int		 schedule_runs(const struct schedule_row *, int64_t, int64_t *,
 		    int);
@@ -582,7 +585,8 @@ int		 schedule_slots(const char *, int64_t, const char *, int64_t,
 		    int64_t, int64_t *, int, struct verror *);
 /* The zone's offset (minutes east of UTC) at an instant; 0 if unknown. */
 int		 schedule_offset(const char *, int64_t);
-size_t		 schedule_count(void);
+size_t		 schedule_count(void);		/* stored */
+size_t		 schedule_in_memory(void);
 extern uint64_t	 schedule_fired_total, schedule_missed_total,
 		 schedule_skipped_total;
 const char	*schedule_overlap_name(int);

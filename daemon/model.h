@@ -140,6 +140,9 @@ struct schedule_row {
 	int64_t		 skipped_last;
 	int64_t		 created_at;
 	int64_t		 version;	/* change seq of the last change */
+	/* not stored: read with the row, the state of its last task
+	 * (enum task_state), -1 if none or deleted */
+	int		 last_state;
 };
 void		 schedule_row_free(struct schedule_row *);
 void		 schedule_row_copy(struct schedule_row *,

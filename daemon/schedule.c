@@ -9,14 +9,16 @@
  * slot is always computed from the last one stored, never from "now at
  * start", so a restart neither skips nor repeats a slot.
  *
- * Memory holds every schedule: its row and its parsed cron, a few
- * hundred bytes (the spec's text is most of it), and those with a next
- * slot sit in a heap by next_at under one timer.  (The design asked for
- * only those due soon, read from the store ahead like sched.c's window;
- * with ten thousand `* * * * *` schedules every one is due within the
- * minute anyway, and the API then answers from memory without reading
- * the store on the loop.  A schedule due next year costs the same few
- * hundred bytes: doc/API.md says so.)
+ * Memory holds the schedules due soon, as sched.c holds the tasks due
+ * soon: every schedule not paused whose next slot is at or before the
+ * watermark (the window's end, window + SCHEDULE_LEAD ahead, read from
+ * the store every second: schedule_window_fill), its row and its parsed
+ * cron, a few hundred bytes; they sit in a heap by fire time under one
+ * timer.  A schedule whose next slot is beyond the window leaves memory
+ * once its row is committed (schedule_sweep, every second), unless a
+ * slot of it is queued; the API reads those from the store, and loads
+ * one it changes (schedule_load).  So a schedule due next year costs
+ * disk, not memory.
  *
  * Firing: when the timer fires, every schedule due fires in that turn,
  * so one commit holds them all.  The timer is armed SCHEDULE_LEAD before
@@ -88,7 +90,6 @@ struct schedule {
 	int64_t			 fire_at;	/* the heap's key (heap_put) */
 	size_t			 heap_idx;	/* SIZE_MAX: not in it */
 	int			 at_slot;	/* not ahead: decided at the slot */
-	int			 last_state;	/* -1: unknown or gone */
 	int			 kick;		/* in the kick list */
 };
 
@@ -112,6 +113,25 @@ static struct schedule	**heap;
 static size_t		  nheap, heap_cap;
 static struct event	 *due_ev;
 
+/* The window: every schedule not paused whose next slot is at or
+ * before wm is in memory; the read out, if any. */
+static int64_t		  wm;
+static struct event	 *window_ev;
+static struct {
+	struct schedule_row	*rows;
+	size_t			 n;
+	int64_t			 until;
+	int			 busy;
+	int			 dropped;
+} fill;
+
+/* Deleted, the deletion not yet committed: not read back meanwhile. */
+static int64_t		 *gone;
+static size_t		  ngone, gone_cap;
+
+/* Schedules stored (and on their way there). */
+static int64_t		  schedule_nstored;
+
 /* Schedules whose last task ended with a slot queued behind it. */
 static struct schedule	**kicks;
 static size_t		  nkicks, kicks_cap;
@@ -134,6 +154,15 @@ static void	heap_out(struct schedule *);
 static void	schedule_rearm(void);
 static void	schedule_due_cb(evutil_socket_t, short, void *);
 static void	schedule_kick_cb(evutil_socket_t, short, void *);
+static void	schedule_kick(struct schedule *);
+static struct schedule *schedule_admit(const struct schedule_row *);
+static void	schedule_window_cb(evutil_socket_t, short, void *);
+static void	schedule_window_fill(void);
+static void	schedule_window_read(void *, int);
+static void	schedule_sweep(int64_t);
+static void	schedule_load_read(void *, int);
+static void	schedule_gone_done(void *, int);
+static struct schedule *schedule_add(const struct schedule_row *);
 static int	schedule_next_slot(const struct schedule_row *,
 		    const struct cron *, int64_t, int64_t *);
 static void	schedule_run_due(struct schedule *, int64_t, int64_t, int);
@@ -299,13 +328,6 @@ schedule_find(int64_t id)
 	return (i < nall && all[i]->row.id == id ? all[i] : NULL);
 }
 
-struct schedule *
-schedule_before(int64_t before)
-{
-	size_t	i = schedule_index(before);
-
-	return (i > 0 ? all[i - 1] : NULL);
-}
 
 const struct schedule_row *
 schedule_row(const struct schedule *s)
@@ -313,21 +335,23 @@ schedule_row(const struct schedule *s)
 	return (&s->row);
 }
 
-int
-schedule_last_state(const struct schedule *s)
+
+/* Schedules stored; and those in memory now. */
+size_t
+schedule_count(void)
 {
-	return (s->last_state);
+	return ((size_t)schedule_nstored);
 }
 
 size_t
-schedule_count(void)
+schedule_in_memory(void)
 {
 	return (nall);
 }
 
 /* Into all[] (by id) and, with a next slot, the heap. */
 static struct schedule *
-schedule_add(const struct schedule_row *row, int last_state)
+schedule_add(const struct schedule_row *row)
 {
 	struct schedule	*s;
 	char		 why[256];
@@ -336,7 +360,6 @@ schedule_add(const struct schedule_row *row, int last_state)
 	s = xcalloc(1, sizeof *s);
 	schedule_row_copy(&s->row, row);
 	s->heap_idx = SIZE_MAX;
-	s->last_state = last_state;
 	if (s->row.cron != NULL &&
 	    cron_parse(s->row.cron, &s->cron, why, sizeof why) != 0)
 		log_warnx("schedule %" PRId64 ": its cron \"%s\" no longer "
@@ -360,61 +383,241 @@ schedule_free(struct schedule *s)
 	free(s);
 }
 
+/* A slot queued behind its last task, which has ended: fire it soon. */
+static void
+schedule_kick(struct schedule *s)
+{
+	if (s->kick)
+		return;
+	s->kick = 1;
+	if (nkicks == kicks_cap) {
+		kicks_cap = kicks_cap == 0 ? 16 : kicks_cap * 2;
+		kicks = xreallocarray(kicks, kicks_cap, sizeof *kicks);
+	}
+	kicks[nkicks++] = s;
+	/* next turn: not from inside a commit's completion */
+	if (kick_ev != NULL)
+		event_active(kick_ev, EV_TIMEOUT, 1);
+}
+
 /*
- * At start: every schedule from the store, the state of each one's last
- * task, then the slots missed while the daemon was down (catch_up) and
- * the timer.  Written with the start's commit.  -1 if the store cannot
- * be read.
+ * A schedule read from the store comes into memory, unless it is there
+ * already (memory is as new or newer) or its deletion is on its way.
+ * NULL if not added (the one in memory is the caller's to use).
+ */
+static struct schedule *
+schedule_admit(const struct schedule_row *row)
+{
+	struct schedule	*s;
+	size_t		 i;
+
+	if (schedule_find(row->id) != NULL)
+		return (NULL);
+	for (i = 0; i < ngone; i++)
+		if (gone[i] == row->id)
+			return (NULL);
+	s = schedule_add(row);
+	if (s->row.pending_slot != 0 && !schedule_busy(s))
+		schedule_kick(s);
+	return (s);
+}
+
+/*
+ * At start: the schedules due by the window's end (and those with a
+ * slot queued behind their last task), then the slots missed while the
+ * daemon was down (catch_up) and the timers.  Written with the start's
+ * commit.  -1 if the store cannot be read.
  */
 int
 schedule_init(struct event_base *base)
 {
 	struct schedule_row	*rows = NULL;
 	struct schedule		*s;
-	struct task_row		 tr;
+	struct timeval		 tv = { 1, 0 };
 	size_t			 n = 0, i;
 	int64_t			 now = time_now();
-	int			 state;
 
 	due_ev = evtimer_new(base, schedule_due_cb, NULL);
 	kick_ev = evtimer_new(base, schedule_kick_cb, NULL);
-	if (db_schedule_all_sync(corod_db, &rows, &n) != 0)
+	window_ev = event_new(base, -1, EV_PERSIST, schedule_window_cb, NULL);
+	event_add(window_ev, &tv);
+	if (db_schedule_count_sync(corod_db, &schedule_nstored) != 0 ||
+	    db_schedule_due_sync(corod_db, 0, now + cfg->window + SCHEDULE_LEAD,
+	    1, &rows, &n) != 0)
 		return (-1);
+	wm = now + cfg->window + SCHEDULE_LEAD;
 	for (i = 0; i < n; i++) {
-		state = -1;
-		if (rows[i].last_task != 0) {
-			memset(&tr, 0, sizeof tr);
-			if (db_task_get_sync(corod_db, rows[i].last_task,
-			    &tr) == 1)
-				state = (int)tr.state;
-			task_row_free(&tr);
+		if ((s = schedule_admit(&rows[i])) != NULL) {
+			if (s->row.next_at != 0 && !s->row.paused &&
+			    s->row.next_at <= now)
+				schedule_run_due(s, now, now, 1);
+			else
+				heap_put(s);
 		}
-		s = schedule_add(&rows[i], state);
 		schedule_row_free(&rows[i]);
-		/* a slot queued behind a task that ended while down */
-		if (s->row.pending_slot != 0 && !schedule_busy(s)) {
-			s->kick = 1;
-			if (nkicks == kicks_cap) {
-				kicks_cap = kicks_cap == 0 ? 16 :
-				    kicks_cap * 2;
-				kicks = xreallocarray(kicks, kicks_cap,
-				    sizeof *kicks);
-			}
-			kicks[nkicks++] = s;
-		}
-		if (s->row.next_at != 0 && !s->row.paused &&
-		    s->row.next_at <= now)
-			schedule_run_due(s, now, now, 1);
-		else
-			heap_put(s);
 	}
 	free(rows);
-	if (nkicks > 0)
-		event_active(kick_ev, EV_TIMEOUT, 1);
-	if (n > 0)
-		log_info("%zu schedule%s, %zu with a next slot", n,
-		    n == 1 ? "" : "s", nheap);
+	if (schedule_nstored > 0)
+		log_info("%lld schedule%s, %zu due within the window",
+		    (long long)schedule_nstored, schedule_nstored == 1 ? "" :
+		    "s", nheap);
 	return (0);
+}
+
+/*
+ * Every second: schedules not needed soon leave memory (schedule_sweep),
+ * and those due by the window's end that are not in memory come in
+ * (schedule_window_fill).
+ */
+static void
+schedule_window_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	schedule_sweep(time_now());
+	schedule_window_fill();
+}
+
+/*
+ * Read the schedules whose next slot is past the watermark and by the
+ * window's end, answered at once (sqlite) or later.  The watermark keeps
+ * this true: every schedule not paused whose next slot is at or before
+ * it is in memory (a sweep only lets go of one whose slot is beyond the
+ * window's end, which is beyond the watermark).
+ */
+static void
+schedule_window_fill(void)
+{
+	if (fill.busy)
+		return;
+	fill.busy = 1;
+	fill.until = time_now() + cfg->window + SCHEDULE_LEAD;
+	db_schedule_due(corod_db, wm, fill.until, 0, &fill.rows, &fill.n,
+	    schedule_window_read, NULL);
+}
+
+static void
+schedule_window_read(void *arg, int rc)
+{
+	struct schedule_row	*rows = fill.rows;
+	struct schedule		*s;
+	size_t			 n = fill.n, i;
+
+	(void)arg;
+	fill.busy = 0;
+	fill.rows = NULL;
+	fill.n = 0;
+	if (rc == 0 && !fill.dropped && fill.until > wm)
+		wm = fill.until;
+	for (i = 0; i < n; i++) {
+		if (rc == 0 && !fill.dropped &&
+		    (s = schedule_admit(&rows[i])) != NULL)
+			heap_put(s);
+		schedule_row_free(&rows[i]);
+	}
+	free(rows);
+	fill.dropped = 0;
+}
+
+/*
+ * Let go of the schedules not needed soon: no slot by the window's end
+ * (paused, ended, or later), nothing queued, nothing of them unwritten
+ * (their row is committed: a read of the store shows what memory did).
+ * They come back with the window, or when the API asks (schedule_load).
+ */
+static void
+schedule_sweep(int64_t now)
+{
+	struct schedule	*s;
+	size_t		 i, j;
+
+	for (i = 0, j = 0; i < nall; i++) {
+		s = all[i];
+		if ((s->row.next_at != 0 && !s->row.paused &&
+		    s->row.next_at <= now + cfg->window + SCHEDULE_LEAD) ||
+		    s->row.pending_slot != 0 || s->kick ||
+		    s->row.version > commit_seq) {
+			all[j++] = s;
+			continue;
+		}
+		heap_out(s);
+		schedule_free(s);
+	}
+	nall = j;
+}
+
+/* A read for schedule_load, answered maybe later. */
+struct schedule_load {
+	int64_t			 id;
+	struct schedule_row	 row;
+	void			(*done)(void *, struct schedule *, int);
+	void			*arg;
+};
+
+static void
+schedule_load_read(void *arg, int rc)
+{
+	struct schedule_load	*ld = arg;
+	struct schedule		*s;
+
+	if ((s = schedule_find(ld->id)) == NULL && rc == 1 &&
+	    (s = schedule_admit(&ld->row)) != NULL)
+		heap_put(s);
+	if (rc == 1 && s == NULL)
+		rc = 0;		/* deleted meanwhile */
+	schedule_row_free(&ld->row);
+	ld->done(ld->arg, s, s != NULL ? 1 : rc);
+	free(ld);
+}
+
+/*
+ * The schedule id in memory, read from the store if need be: done(arg,
+ * schedule, 1), or (arg, NULL, 0) if there is none, (arg, NULL, -1) if
+ * the store cannot be read; at once or later.  The schedule stays in
+ * memory at least until the turn ends (a sweep runs in a turn of its
+ * own).
+ */
+void
+schedule_load(int64_t id, void (*done)(void *, struct schedule *, int),
+    void *arg)
+{
+	struct schedule_load	*ld;
+	struct schedule		*s;
+	size_t			 i;
+
+	if ((s = schedule_find(id)) != NULL) {
+		done(arg, s, 1);
+		return;
+	}
+	for (i = 0; i < ngone; i++) {
+		if (gone[i] == id) {
+			done(arg, NULL, 0);
+			return;
+		}
+	}
+	ld = xcalloc(1, sizeof *ld);
+	ld->id = id;
+	ld->done = done;
+	ld->arg = arg;
+	db_schedule_get(corod_db, id, &ld->row, schedule_load_read, ld);
+}
+
+/* A deletion is committed (or failed: then it is written again). */
+static void
+schedule_gone_done(void *arg, int ok)
+{
+	int64_t	id = (int64_t)(intptr_t)arg;
+	size_t	i;
+
+	if (!ok)
+		return;		/* schedule_unwritten writes it again */
+	for (i = 0; i < ngone; i++) {
+		if (gone[i] == id) {
+			gone[i] = gone[--ngone];
+			break;
+		}
+	}
 }
 
 /* Stop the timers and forget every schedule (at exit). */
@@ -427,7 +630,16 @@ schedule_shutdown(void)
 		event_free(due_ev);
 	if (kick_ev != NULL)
 		event_free(kick_ev);
-	due_ev = kick_ev = NULL;
+	if (window_ev != NULL)
+		event_free(window_ev);
+	due_ev = kick_ev = window_ev = NULL;
+	if (fill.busy)
+		fill.dropped = 1;
+	free(gone);
+	gone = NULL;
+	ngone = gone_cap = 0;
+	wm = 0;
+	schedule_nstored = 0;
 	for (i = 0; i < nall; i++)
 		schedule_free(all[i]);
 	free(all);
@@ -555,8 +767,8 @@ schedule_jitter(const struct schedule_row *r, int64_t slot)
 static int
 schedule_busy(struct schedule *s)
 {
-	return (s->row.last_task != 0 && s->last_state >= 0 &&
-	    !TASK_FINAL(s->last_state));
+	return (s->row.last_task != 0 && s->row.last_state >= 0 &&
+	    !TASK_FINAL(s->row.last_state));
 }
 
 /*
@@ -569,7 +781,7 @@ schedule_recall(struct schedule *s, const char *why)
 {
 	struct task	*t;
 
-	if (s->row.last_task == 0 || s->last_state != TASK_SCHEDULED ||
+	if (s->row.last_task == 0 || s->row.last_state != TASK_SCHEDULED ||
 	    s->row.last_task_for <= time_now() ||
 	    (t = task_lookup(s->row.last_task)) == NULL)
 		return;
@@ -662,7 +874,7 @@ schedule_submit(struct schedule *s, int64_t slot, int64_t now, int trigger,
 	}
 	s->row.last_task = top->id;
 	s->row.last_task_for = slot;
-	s->last_state = TASK_SCHEDULED;
+	s->row.last_state = TASK_SCHEDULED;
 	schedule_fired_total++;
 	*fp = f;
 	return (0);
@@ -688,7 +900,7 @@ schedule_fired(struct submission *sub, enum submit_result result,
 		if (!f->trigger && (s = schedule_find(f->schedule)) != NULL) {
 			if (s->row.last_task == sub->tree.rows[0].id) {
 				s->row.last_task = 0;
-				s->last_state = -1;
+				s->row.last_state = -1;
 			}
 			schedule_missed(s, 1, f->slot);
 			schedule_write(s, CHANGE_UPDATED);
@@ -886,18 +1098,9 @@ schedule_task_changed(const struct task_row *row, enum change_op op)
 	if ((s = schedule_find(row->schedule)) == NULL ||
 	    s->row.last_task != row->id)
 		return;
-	s->last_state = op == CHANGE_DELETED ? -1 : (int)row->state;
-	if (s->row.pending_slot == 0 || schedule_busy(s) || s->kick)
-		return;
-	s->kick = 1;
-	if (nkicks == kicks_cap) {
-		kicks_cap = kicks_cap == 0 ? 16 : kicks_cap * 2;
-		kicks = xreallocarray(kicks, kicks_cap, sizeof *kicks);
-	}
-	kicks[nkicks++] = s;
-	/* next turn: not from inside the commit's completion */
-	if (kick_ev != NULL)
-		event_active(kick_ev, EV_TIMEOUT, 1);
+	s->row.last_state = op == CHANGE_DELETED ? -1 : (int)row->state;
+	if (s->row.pending_slot != 0 && !schedule_busy(s))
+		schedule_kick(s);
 }
 
 /* Slots queued behind tasks that ended: fire them now. */
@@ -945,8 +1148,10 @@ schedule_unwritten(int64_t id, int64_t version, int deleted)
 
 	if ((s = schedule_find(id)) != NULL)
 		commit_schedule_put(&s->row, CHANGE_UPDATED);
-	else if (deleted)
+	else if (deleted) {
 		commit_schedule_delete(id, version);
+		commit_after(schedule_gone_done, (void *)(intptr_t)id);
+	}
 }
 
 /*
@@ -975,7 +1180,9 @@ schedule_create(struct schedule_row *row)
 	if (row->every > 0 && row->start_at == 0 && row->next_at != 0 &&
 	    row->next_at <= row->created_at)
 		row->next_at += row->every;
-	s = schedule_add(row, -1);
+	row->last_state = -1;
+	s = schedule_add(row);
+	schedule_nstored++;
 	schedule_row_free(row);
 	schedule_write(s, CHANGE_CREATED);
 	heap_put(s);
@@ -992,6 +1199,7 @@ schedule_abandon(int64_t id)
 	commit_schedule_forget(id);
 	if ((s = schedule_find(id)) == NULL)
 		return;
+	schedule_nstored--;
 	heap_out(s);
 	i = schedule_index(id);
 	memmove(&all[i], &all[i + 1], (nall - i - 1) * sizeof *all);
@@ -1037,6 +1245,7 @@ schedule_update(struct schedule *s, struct schedule_row *row)
 	row->last_task = s->row.last_task;
 	row->last_task_for = s->row.last_task_for;
 	row->pending_slot = s->row.pending_slot;
+	row->last_state = s->row.last_state;
 	row->missed_count = s->row.missed_count;
 	row->missed_last = s->row.missed_last;
 	row->skipped_count = s->row.skipped_count;
@@ -1098,6 +1307,13 @@ schedule_delete(struct schedule *s)
 	heap_out(s);
 	schedule_recall(s, "deleted");
 	commit_schedule_delete(s->row.id, commit_next_seq());
+	schedule_nstored--;
+	if (ngone == gone_cap) {
+		gone_cap = gone_cap == 0 ? 16 : gone_cap * 2;
+		gone = xreallocarray(gone, gone_cap, sizeof *gone);
+	}
+	gone[ngone++] = s->row.id;
+	commit_after(schedule_gone_done, (void *)(intptr_t)s->row.id);
 	i = schedule_index(s->row.id);
 	memmove(&all[i], &all[i + 1], (nall - i - 1) * sizeof *all);
 	nall--;

@@ -1,6 +1,7 @@
 /*
  * db-schedules.c -- the store's queries for schedules (daemon/schedule.c):
- * the writer's put and delete, and the read of them all at start.
+ * the writer's put and delete; the reads of one, of a page, of those due
+ * soon (the daemon's window), each row with its last task's state.
  *
  * A schedule is one row of the schedules table (migrate.c, version 5),
  * written whole by every change (INSERT OR REPLACE: a schedule changes a
@@ -24,8 +25,20 @@
 	" missed_count,"						\
 	" missed_last, skipped_count, skipped_last, created_at, version"
 
+/* The columns as read: the row's, then its last task's state. */
+#define SCHEDULE_READ							\
+	"SELECT s.id, s.name, s.cron, s.every, s.time_zone, s.task,"	\
+	" s.overlap, s.catch_up, s.paused, s.starting_deadline, s.jitter,"\
+	" s.start_at, s.end_at, s.next_at, s.last_scheduled_for,"	\
+	" s.last_task, s.last_task_for, s.pending_slot, s.missed_count,"\
+	" s.missed_last, s.skipped_count, s.skipped_last, s.created_at,"\
+	" s.version, coalesce((SELECT state FROM tasks"			\
+	" WHERE tasks.id = s.last_task), -1) FROM schedules AS s"
+
 static char	*col_str(sqlite3_stmt *, int);
 static void	 schedule_read(sqlite3_stmt *, struct schedule_row *);
+static int	 schedules_collect(struct db *, sqlite3_stmt *, const char *,
+		     struct schedule_row **, size_t *);
 
 /* A text column as an allocated string; NULL stays NULL. */
 static char *
@@ -66,6 +79,7 @@ schedule_read(sqlite3_stmt *st, struct schedule_row *r)
 	r->skipped_last = sqlite3_column_int64(st, 21);
 	r->created_at = sqlite3_column_int64(st, 22);
 	r->version = sqlite3_column_int64(st, 23);
+	r->last_state = sqlite3_column_int(st, 24);
 }
 
 /* Store a schedule whole (a new one, or its every change). */
@@ -105,19 +119,18 @@ db_schedule_delete(struct db *db, int64_t id, int64_t seq)
 	    " (seq, task, schedule) VALUES (?1, 0, ?2)", "II", seq, id));
 }
 
-/* Every schedule, in id order (at start: the daemon holds them all). */
-int
-sq_schedule_all(struct db *db, struct schedule_row **rowsp, size_t *np)
+/* Step a bound statement to its end, collecting schedule rows. */
+static int
+schedules_collect(struct db *db, sqlite3_stmt *st, const char *func,
+    struct schedule_row **rowsp, size_t *np)
 {
-	sqlite3_stmt		*st;
 	struct schedule_row	*rows = NULL;
 	size_t			 n = 0, cap = 0, i;
 	int			 rc;
 
 	*rowsp = NULL;
 	*np = 0;
-	if ((st = QUERY(db, DB_ST_SCHEDULE_ALL, "SELECT " SCHEDULE_COLS
-	    " FROM schedules ORDER BY id", "")) == NULL)
+	if (st == NULL)
 		return (-1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n == cap) {
@@ -130,10 +143,76 @@ sq_schedule_all(struct db *db, struct schedule_row **rowsp, size_t *np)
 		for (i = 0; i < n; i++)
 			schedule_row_free(&rows[i]);
 		free(rows);
-		return (db_fail(db, st, __func__));
+		return (db_fail(db, st, func));
 	}
 	sqlite3_reset(st);
 	*rowsp = rows;
 	*np = n;
+	return (0);
+}
+
+/* One schedule: 1 (row filled), 0 none, -1 error. */
+int
+sq_schedule_get(struct db *db, int64_t id, struct schedule_row *row)
+{
+	struct schedule_row	*rows;
+	size_t			 n;
+
+	memset(row, 0, sizeof *row);
+	if (schedules_collect(db, QUERY(db, DB_ST_SCHEDULE_GET, SCHEDULE_READ
+	    " WHERE s.id = ?1", "I", id), __func__, &rows, &n) != 0)
+		return (-1);
+	if (n == 0)
+		return (0);
+	*row = rows[0];
+	free(rows);
+	return (1);
+}
+
+/*
+ * The schedules not paused whose next slot is in (after, until], by it
+ * (the daemon's window, through schedules_next); with pending, also
+ * those with a slot queued behind their last task (at start).
+ */
+int
+sq_schedule_due(struct db *db, int64_t after, int64_t until, int pending,
+    struct schedule_row **rows, size_t *n)
+{
+	if (pending)
+		return (schedules_collect(db, QUERY(db,
+		    DB_ST_SCHEDULE_START, SCHEDULE_READ " WHERE (s.next_at > ?1"
+		    " AND s.next_at <= ?2 AND s.paused = 0) OR s.pending_slot"
+		    " IS NOT NULL ORDER BY s.id", "II", after, until), __func__,
+		    rows, n));
+	return (schedules_collect(db, QUERY(db, DB_ST_SCHEDULE_DUE,
+	    SCHEDULE_READ " INDEXED BY schedules_next WHERE s.next_at > ?1"
+	    " AND s.next_at <= ?2 AND s.paused = 0 ORDER BY s.next_at",
+	    "II", after, until), __func__, rows, n));
+}
+
+/* A page of schedules, newest first: ids below before, at most limit. */
+int
+sq_schedule_list(struct db *db, int64_t before, int limit,
+    struct schedule_row **rows, size_t *n)
+{
+	return (schedules_collect(db, QUERY(db, DB_ST_SCHEDULE_LIST,
+	    SCHEDULE_READ " WHERE s.id < ?1 ORDER BY s.id DESC LIMIT ?2",
+	    "In", before, limit), __func__, rows, n));
+}
+
+/* How many schedules are stored. */
+int
+sq_schedule_count(struct db *db, int64_t *n)
+{
+	sqlite3_stmt	*st;
+
+	*n = 0;
+	if ((st = QUERY(db, DB_ST_SCHEDULE_COUNT, "SELECT count(*) FROM"
+	    " schedules", "")) == NULL)
+		return (-1);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return (db_fail(db, st, __func__));
+	*n = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
 	return (0);
 }

@@ -315,9 +315,21 @@ DB_READ(task_beyond, (struct db *db, int keep, int limit, int64_t **ids,
 DB_READ(tombstone_min, (struct db *db, int64_t *seq),
     (db, seq))
 
-/* Every schedule, in id order (the daemon reads them once, at start). */
-DB_READ(schedule_all, (struct db *db, struct schedule_row **rows,
-    size_t *n), (db, rows, n))
+/*
+ * Schedules, each row with its last task's state (last_state).  get: 1
+ * found, 0 not, -1 error.  due: those not paused whose next slot is in
+ * (after, until], by it (with pending, also those with a slot queued
+ * behind their last task, in id order: the start's read).  list: ids
+ * below before, newest first, at most limit.
+ */
+DB_READ(schedule_get, (struct db *db, int64_t id, struct schedule_row *row),
+    (db, id, row))
+DB_READ(schedule_due, (struct db *db, int64_t after, int64_t until,
+    int pending, struct schedule_row **rows, size_t *n),
+    (db, after, until, pending, rows, n))
+DB_READ(schedule_list, (struct db *db, int64_t before, int limit,
+    struct schedule_row **rows, size_t *n), (db, before, limit, rows, n))
+DB_READ(schedule_count, (struct db *db, int64_t *n), (db, n))
 
 /*
  * Copy what the WAL holds into the database, without waiting for

@@ -220,8 +220,13 @@ struct store_ops {
 	void	(*task_beyond)(struct db *, int, int, int64_t **, size_t *,
 		    store_done, void *);
 	void	(*tombstone_min)(struct db *, int64_t *, store_done, void *);
-	void	(*schedule_all)(struct db *, struct schedule_row **, size_t *,
+	void	(*schedule_get)(struct db *, int64_t, struct schedule_row *,
 		    store_done, void *);
+	void	(*schedule_due)(struct db *, int64_t, int64_t, int,
+		    struct schedule_row **, size_t *, store_done, void *);
+	void	(*schedule_list)(struct db *, int64_t, int,
+		    struct schedule_row **, size_t *, store_done, void *);
+	void	(*schedule_count)(struct db *, int64_t *, store_done, void *);
 	void	(*read_wait)(struct db *);
 	int	(*checkpoint)(struct db *);
 };

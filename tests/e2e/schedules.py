@@ -10,7 +10,9 @@ across a restart whose missed slot fires once under `latest` (this waits
 real minutes, bounded); catch_up all and none across a stopped daemon;
 overlap skip, queue, replace and allow with sleep tasks; pause, resume,
 trigger; kill -9 right after firings never fires a slot twice; schedule
-events in the feed carry no "task"; a worker token gets 403.  Timing is
+events in the feed carry no "task"; a schedule not due within the window
+leaves memory and is still read, changed, triggered and deleted; a worker
+token gets 403.  Timing is
 checked in rough bounds and order only.
 """
 
@@ -595,6 +597,62 @@ def bounds_jitter_refused():
                for y in slots(tasks)],
               "... a hash of the schedule and the slot: the same slot "
               "always gets the same jitter")
+
+
+# --- only the schedules due soon are in memory ------------------------------
+
+def metric(d, name):
+    r = d.request("GET", "/metrics")
+    for line in (r.body or "").splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+@t.test(timeout=90)
+def window():
+    with Corod(t, args=["--window", "2"], name="sched-window") as d:
+        far = create(d, {"every": 3600, "task": echo("far")})
+        near = create(d, {"every": 4, "task": echo("near")})
+        d.wait_for(lambda: metric(d, "corod_schedules_in_memory") == 1, 5,
+                   desc="the far one left memory")
+        t.is_(metric(d, "corod_schedules"), 2, "both stored, one in memory "
+              "(window 2 s)")
+        g = get(d, far["id"])
+        t.ok(g["version"] == far["version"] and g["next_runs"] ==
+             far["next_runs"], "GET of one not in memory: as stored")
+        r = d.request("GET", "/v1/schedules/%d" % far["id"],
+                      headers={"If-None-Match": '"%d"' % far["version"]})
+        t.is_(r.status, 304, "... 304 with its version")
+        r = d.request("GET", "/v1/schedules")
+        t.is_([x["id"] for x in r.body.get("schedules", [])],
+              [near["id"], far["id"]], "the list has both")
+        r = d.request("PATCH", "/v1/schedules/%d" % far["id"],
+                      {"name": "renamed"},
+                      headers={"If-Match": '"%d"' % far["version"]})
+        t.ok(r.status == 200 and r.body["name"] == "renamed",
+             "PATCH of one not in memory (If-Match checked): 200")
+        r = d.request("POST", "/v1/schedules/%d/trigger" % far["id"])
+        t.is_(r.status, 201, "trigger of one not in memory: 201")
+        d.wait_state(r.body["id"], "succeeded", 5)
+        d.wait_for(lambda: metric(d, "corod_schedules_in_memory") == 1, 5,
+                   desc="it left memory again")
+        d.wait_for(lambda: (get(d, far["id"])["last_run"] or {}).get(
+            "state") == "succeeded", 5, desc="last_run read with the row")
+        t.ok(True, "read from the store: last_run's state is its task's")
+        time.sleep(9)
+        sl = slots(fired(d, near["id"]))
+        t.ok(len(sl) >= 2 and all(abs((b - a) - 4) < 1e-6
+                                  for a, b in zip(sl, sl[1:])),
+             "every 4 with a 2 s window: it leaves and comes back, and "
+             "fires every slot (%d)" % len(sl))
+        d.restart()
+        t.is_(metric(d, "corod_schedules"), 2, "after a restart: counted")
+        r = d.request("DELETE", "/v1/schedules/%d" % far["id"])
+        t.is_(r.status, 204, "DELETE of one not in memory: 204")
+        r = d.request("GET", "/v1/schedules/%d" % far["id"])
+        problem(r, 404, "then 404")
+        t.is_(metric(d, "corod_schedules"), 1, "one left")
 
 
 # --- a worker token may not use schedules -----------------------------------

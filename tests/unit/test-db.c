@@ -25,7 +25,7 @@
 #include "tap.h"
 
 #define NLIST	90
-#define PLAN	198
+#define PLAN	203
 
 /* SQL that takes a file back before schema step 5 (schedules). */
 #define DROP_STEP5							\
@@ -1723,15 +1723,16 @@ test_upgrade_schedules(void)
 	ok(db_schedule_put(db, &sr) == 0 && db_task_insert(db, &r, 0) == 0 &&
 	    db_commit(db) == 0, "a schedule and its firing, in one "
 	    "transaction");
-	ok(db_schedule_all_sync(db, &rows, &n) == 0 && n == 1 &&
+	ok(db_schedule_list_sync(db, INT64_MAX, 10, &rows, &n) == 0 && n == 1 &&
 	    rows[0].id == 20 && strcmp(rows[0].cron, "30 2 * * *") == 0 &&
 	    strcmp(rows[0].time_zone, "Europe/Berlin") == 0 &&
 	    rows[0].every == 0 && rows[0].name == NULL &&
 	    rows[0].overlap == OVERLAP_QUEUE &&
 	    rows[0].catch_up == CATCH_UP_ALL &&
 	    rows[0].next_at == 1796000000000000LL && rows[0].last_task == 21 &&
-	    rows[0].missed_count == 3 && rows[0].version == 30,
-	    "... read back");
+	    rows[0].missed_count == 3 && rows[0].version == 30 &&
+	    rows[0].last_state == TASK_SCHEDULED,
+	    "... read back, with its last task's state");
 	if (n == 1)
 		schedule_row_free(&rows[0]);
 	free(rows);
@@ -1740,6 +1741,21 @@ test_upgrade_schedules(void)
 	    r.scheduled_for == 1795900000000000LL, "the task carries its "
 	    "schedule and slot");
 	task_row_free(&r);
+	ok(db_schedule_due_sync(db, 0, 1796000000000000LL, 0, &rows, &n) == 0 &&
+	    n == 1 && rows[0].id == 20, "due by its next slot: read by the "
+	    "window");
+	if (n == 1)
+		schedule_row_free(&rows[0]);
+	free(rows);
+	ok(db_schedule_due_sync(db, 0, 1796000000000000LL - 1, 0, &rows,
+	    &n) == 0 && n == 0, "... and not before");
+	free(rows);
+	memset(&sr, 0, sizeof sr);
+	ok(db_schedule_get_sync(db, 20, &sr) == 1 && sr.id == 20 &&
+	    sr.last_task == 21 && sr.last_state == TASK_SCHEDULED,
+	    "one read by id");
+	schedule_row_free(&sr);
+	is(db_schedule_get_sync(db, 99, &sr), 0, "... a missing one: 0");
 	row_init(&r, 22, 0, "echo", TASK_SCHEDULED);
 	r.schedule = 20;
 	r.scheduled_for = 1795900000000000LL;
@@ -1752,6 +1768,7 @@ test_upgrade_schedules(void)
 	db_begin(db);
 	ok(db_schedule_delete(db, 20, 31) == 0 && db_commit(db) == 0,
 	    "the schedule deleted");
+	ok(db_schedule_count_sync(db, &v) == 0 && v == 0, "none left");
 	ok(db_max_seq_sync(db, &v) == 0 && v == 31, "its deletion's seq "
 	    "stays the highest");
 	ok(db_max_id_sync(db, &v) == 0 && v == 21, "... and ids go on past "
