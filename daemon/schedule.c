@@ -1176,10 +1176,6 @@ schedule_create(struct schedule_row *row)
 	if (!row->paused && schedule_next_slot(row, &c, row->created_at - 1,
 	    &next) == 0)
 		row->next_at = next;
-	/* every: the anchor (created_at) is not a slot, start_at is */
-	if (row->every > 0 && row->start_at == 0 && row->next_at != 0 &&
-	    row->next_at <= row->created_at)
-		row->next_at += row->every;
 	row->last_state = -1;
 	s = schedule_add(row);
 	schedule_nstored++;
