@@ -326,6 +326,23 @@ void		 api_queue_get(struct http_request *,
 size_t		 claim_wait_buckets(const int64_t **, const uint64_t **,
 		    int64_t *);
 
+/* schedules.c: /v1/schedules (daemon/schedule.c holds them) */
+void		 api_schedules_create(struct http_request *);
+void		 api_schedules_list(struct http_request *);
+void		 api_schedules_preview(struct http_request *);
+void		 api_schedule_get(struct http_request *,
+		    const struct route_params *);
+void		 api_schedule_patch(struct http_request *,
+		    const struct route_params *);
+void		 api_schedule_delete(struct http_request *,
+		    const struct route_params *);
+void		 api_schedule_trigger(struct http_request *,
+		    const struct route_params *);
+void		 api_schedule_pause(struct http_request *,
+		    const struct route_params *);
+void		 api_schedule_resume(struct http_request *,
+		    const struct route_params *);
+
 /* health.c */
 void		 api_healthz(struct http_request *);
 

@@ -2,7 +2,12 @@
  * events.c -- the change feed: GET /v1/events, long-polled or streamed.
  *
  * Every committed change of a task becomes an event {seq, type, task,
- * state, version, progress?}, seq being the task's new version.  The last
+ * state, version, progress?}, seq being the task's new version.  Objects
+ * that are not tasks have events too, without "task" (a client that
+ * follows tasks alone skips an event without it): a schedule's {seq,
+ * type, schedule, version} (events_add_schedule) and a queue's {seq,
+ * type: "updated", queue, version} (events_add_queue), seq being the
+ * change's seq as for a task, in one order with them.  The last
  * events-kept of them live in a ring in memory, in seq order (each batch
  * is sorted before it goes in), so answering a poller never touches the
  * database: a since older than the ring (or than the daemon's start) is
@@ -39,11 +44,15 @@
 
 struct feed_event {
 	int64_t		 seq;
-	int64_t		 task;
+	int64_t		 task;		/* or the schedule's id */
 	unsigned char	 type;		/* enum change_op */
 	unsigned char	 state;
-	char		*progress;	/* JSON text or NULL */
+	unsigned char	 object;	/* FEED_* */
+	char		*progress;	/* JSON text or NULL; a queue's name */
 };
+#define FEED_TASK	0
+#define FEED_SCHEDULE	1
+#define FEED_QUEUE	2
 
 /* A long poll with nothing to read yet. */
 struct poller {
@@ -95,6 +104,7 @@ static void	stream_free(struct http_request *);
 static void	keepalive_cb(evutil_socket_t, short, void *);
 static void	wake_cb(evutil_socket_t, short, void *);
 static void	wake_schedule(void);
+static struct feed_event *events_pending_add(void);
 
 /* Keep up to cap events; the feed starts at seq (the committed one). */
 void
@@ -155,17 +165,55 @@ events_add(const struct task_row *row, enum change_op op)
 
 	if (ring == NULL)
 		return;
-	if (npending == pending_cap) {
-		pending_cap = pending_cap == 0 ? 256 : pending_cap * 2;
-		pending = xreallocarray(pending, pending_cap, sizeof *pending);
-	}
-	e = &pending[npending++];
+	e = events_pending_add();
 	e->seq = row->version;
 	e->task = row->id;
 	e->type = (unsigned char)op;
 	e->state = (unsigned char)row->state;
 	e->progress = op != CHANGE_DELETED && row->progress != NULL ?
 	    xstrdup(row->progress) : NULL;
+}
+
+/* Room for one more event of this batch. */
+static struct feed_event *
+events_pending_add(void)
+{
+	if (npending == pending_cap) {
+		pending_cap = pending_cap == 0 ? 256 : pending_cap * 2;
+		pending = xreallocarray(pending, pending_cap, sizeof *pending);
+	}
+	memset(&pending[npending], 0, sizeof pending[npending]);
+	return (&pending[npending++]);
+}
+
+/* A committed change of a schedule (commit_complete, after the tasks'). */
+void
+events_add_schedule(int64_t id, int64_t version, enum change_op op)
+{
+	struct feed_event	*e;
+
+	if (ring == NULL)
+		return;
+	e = events_pending_add();
+	e->seq = version;
+	e->task = id;
+	e->type = (unsigned char)op;
+	e->object = FEED_SCHEDULE;
+}
+
+/* A committed change of a queue's settings; version is its seq. */
+void
+events_add_queue(const char *name, int64_t version)
+{
+	struct feed_event	*e;
+
+	if (ring == NULL)
+		return;
+	e = events_pending_add();
+	e->seq = version;
+	e->type = CHANGE_UPDATED;
+	e->object = FEED_QUEUE;
+	e->progress = xstrdup(name);
 }
 
 static int
@@ -290,6 +338,22 @@ event_render(struct buf *b, const struct feed_event *e)
 	buf_add_int(b, e->seq);
 	buf_puts(b, ",\"type\":\"");
 	buf_puts(b, type_names[e->type]);
+	if (e->object == FEED_SCHEDULE) {
+		buf_puts(b, "\",\"schedule\":");
+		buf_add_int(b, e->task);
+		buf_puts(b, ",\"version\":");
+		buf_add_int(b, e->seq);
+		buf_puts(b, "}");
+		return;
+	}
+	if (e->object == FEED_QUEUE) {
+		buf_puts(b, "\",\"queue\":");
+		buf_json_string(b, e->progress, strlen(e->progress));
+		buf_puts(b, ",\"version\":");
+		buf_add_int(b, e->seq);
+		buf_puts(b, "}");
+		return;
+	}
 	buf_puts(b, "\",\"task\":");
 	buf_add_int(b, e->task);
 	buf_puts(b, ",\"state\":\"");

@@ -178,6 +178,14 @@ task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
 		    r->wend == 0 ? r->wlease_until : 0);
 	} else if (r->kind != NULL && strcmp(r->kind, "external") == 0)
 		buf_add(b, ",\"worker\":null,\"lease_expires_at\":null", 38);
+	/* a schedule's firing: which, and the slot it fired for */
+	if (r->schedule != 0) {
+		buf_add(b, ",\"schedule\":{\"id\":", 18);
+		buf_add_int(b, r->schedule);
+		render_time(b, "scheduled_for", r->scheduled_for);
+		buf_add(b, "}", 1);
+	} else
+		buf_add(b, ",\"schedule\":null", 16);
 	render_int(b, "version", r->version);
 	buf_add(b, "}", 1);
 }

@@ -52,6 +52,27 @@ metrics_count_answer(struct http_request *req)
 	stats_http(req->route, (int)req->status);
 }
 
+/* Schedules: how many, their firings, the slots missed and skipped. */
+static void
+metrics_schedules(struct buf *b)
+{
+	gauge(b, "corod_schedules", "Schedules stored.",
+	    (double)schedule_count());
+	gauge(b, "corod_schedules_in_memory", "Schedules held in memory: "
+	    "those due within the window, and those just used.",
+	    (double)schedule_in_memory());
+	counter(b, "corod_schedule_firings_total", "Tasks schedules "
+	    "submitted (slots fired and triggers) since start.",
+	    schedule_fired_total);
+	counter(b, "corod_schedule_missed_total", "Slots of schedules that "
+	    "did not fire (the daemon was down, catch_up, or the submission "
+	    "was refused) since start.", schedule_missed_total);
+	counter(b, "corod_schedule_skipped_total", "Slots of schedules "
+	    "skipped because their last task was unfinished (overlap skip, "
+	    "or a second slot waiting under queue) since start.",
+	    schedule_skipped_total);
+}
+
 /* External workers: claims, leases, late calls, the waiting. */
 static void
 metrics_workers(struct buf *b)
@@ -181,6 +202,7 @@ api_metrics(struct http_request *req)
 	    (unsigned long long)cum);
 
 	metrics_workers(&b);
+	metrics_schedules(&b);
 
 	counter(&b, "corod_download_bytes_total", "Bytes downloads wrote to "
 	    "disk.", stats_download_bytes);

@@ -120,6 +120,18 @@ static const struct route route_table[] = {
 	{ "/v1/tasks/{id}/release", HTTP_POST|ROUTE_WORKER, NULL,
 	    api_task_release },
 	{ "/v1/workers", HTTP_GET|HTTP_HEAD, api_workers, NULL },
+	{ "/v1/schedules", HTTP_GET|HTTP_HEAD, api_schedules_list, NULL },
+	{ "/v1/schedules", HTTP_POST, api_schedules_create, NULL },
+	{ "/v1/schedules/{id}", HTTP_GET|HTTP_HEAD, NULL, api_schedule_get },
+	{ "/v1/schedules/{id}", HTTP_PATCH, NULL, api_schedule_patch },
+	{ "/v1/schedules/{id}", HTTP_DELETE, NULL, api_schedule_delete },
+	{ "/v1/schedules/{id}/trigger", HTTP_POST, NULL,
+	    api_schedule_trigger },
+	{ "/v1/schedules/{id}/pause", HTTP_POST, NULL, api_schedule_pause },
+	{ "/v1/schedules/{id}/resume", HTTP_POST, NULL, api_schedule_resume },
+	/* after {id}: the last shape that matches with the method wins */
+	{ "/v1/schedules/preview", HTTP_GET|HTTP_HEAD, api_schedules_preview,
+	    NULL },
 	{ "/metrics", HTTP_GET|HTTP_HEAD|ROUTE_METRICS, api_metrics, NULL },
 };
 #define ROUTE_COUNT	(sizeof route_table / sizeof route_table[0])

@@ -97,6 +97,7 @@ struct batch {
 	struct buf	  text;
 	struct after	 *afters;
 	size_t		  nafters;
+	unsigned char	 *sched_ops;	/* enum change_op per schedule row */
 	int64_t		  seq;		/* commit_seq once written */
 	int		  ok;
 	int		  full;		/* failed for lack of space */
@@ -113,6 +114,9 @@ static struct after	*afters;
 static size_t		 nafters, afters_cap;
 static struct store_idem *idems;
 static size_t		 nidems, idems_cap;
+static struct schedule_row *scheds;	/* schedule rows, copies */
+static unsigned char	*sched_ops;	/* enum change_op */
+static size_t		 nscheds, scheds_cap;
 static int64_t		 prune_idem, prune_seq;
 static struct queue_row	*qrows;		/* queue settings to store */
 static size_t		 nqrows, qrows_cap;
@@ -194,6 +198,13 @@ commit_shutdown(void)
 	free(qrows);
 	qrows = NULL;
 	nqrows = qrows_cap = 0;
+	for (size_t i = 0; i < nscheds; i++)
+		schedule_row_free(&scheds[i]);
+	free(scheds);
+	free(sched_ops);
+	scheds = NULL;
+	sched_ops = NULL;
+	nscheds = scheds_cap = 0;
 	prune_idem = prune_seq = 0;
 	renew = 0;
 	free(lost_ids);
@@ -416,6 +427,58 @@ commit_queue_put(const struct queue_row *q)
 }
 
 /*
+ * Write a schedule's row (a copy of it, whole) in this turn's transaction,
+ * with the tasks its firing made in the same turn: the slot fired and the
+ * task that fired for it are stored together or not at all.  op says
+ * what the change was to the feed (CHANGE_CREATED or CHANGE_UPDATED).
+ * Unlike an idempotency key, it is not dropped if the commit fails: the
+ * schedule is asked to write itself again (schedule_unwritten), as a
+ * task's change is; a new schedule whose creation failed is taken back by
+ * its creator (commit_schedule_forget).
+ */
+void
+commit_schedule_put(const struct schedule_row *row, enum change_op op)
+{
+	if (nscheds == scheds_cap) {
+		scheds_cap = scheds_cap == 0 ? 64 : scheds_cap * 2;
+		scheds = xreallocarray(scheds, scheds_cap, sizeof *scheds);
+		sched_ops = xreallocarray(sched_ops, scheds_cap, 1);
+	}
+	schedule_row_copy(&scheds[nscheds], row);
+	sched_ops[nscheds++] = (unsigned char)op;
+}
+
+/* Delete a schedule in this turn's transaction; seq is the deletion's. */
+void
+commit_schedule_delete(int64_t id, int64_t seq)
+{
+	struct schedule_row	row;
+
+	memset(&row, 0, sizeof row);
+	row.id = id;
+	row.version = seq;
+	commit_schedule_put(&row, CHANGE_DELETED);
+}
+
+/* Take back what this turn would write of a schedule (its creation is
+ * being abandoned). */
+void
+commit_schedule_forget(int64_t id)
+{
+	size_t	i, j;
+
+	for (i = 0, j = 0; i < nscheds; i++) {
+		if (scheds[i].id == id) {
+			schedule_row_free(&scheds[i]);
+			continue;
+		}
+		scheds[j] = scheds[i];
+		sched_ops[j++] = sched_ops[i];
+	}
+	nscheds = j;
+}
+
+/*
  * Drop, with this turn's transaction, the idempotency keys created before
  * idem_before and the tombstones before seq_before (0: neither).
  * Attempted once, like commit_idem_put.
@@ -460,8 +523,8 @@ static int
 commit_has_writes(void)
 {
 	return (!TAILQ_EMPTY(&dirty) || nlogs != 0 || ninserts != 0 ||
-	    nidems != 0 || nqrows != 0 || prune_idem != 0 || prune_seq != 0 ||
-	    renew);
+	    nidems != 0 || nqrows != 0 || nscheds != 0 || prune_idem != 0 ||
+	    prune_seq != 0 || renew);
 }
 
 /* Anything waiting for the end of the turn, or a batch in flight. */
@@ -597,6 +660,15 @@ commit_take(void)
 	b->sb.nqueues = nqrows;
 	qrows = NULL;
 	nqrows = qrows_cap = 0;
+	b->sb.schedules = scheds;
+	b->sb.nschedules = nscheds;
+	b->sched_ops = sched_ops;
+	b->sb.schedule_del = xcalloc(nscheds > 0 ? nscheds : 1, 1);
+	for (size_t i = 0; i < nscheds; i++)
+		b->sb.schedule_del[i] = sched_ops[i] == CHANGE_DELETED;
+	scheds = NULL;
+	sched_ops = NULL;
+	nscheds = scheds_cap = 0;
 	b->sb.prune_idem = prune_idem;
 	b->sb.prune_seq = prune_seq;
 	prune_idem = prune_seq = 0;
@@ -641,6 +713,11 @@ commit_batch_free(struct batch *b)
 	free(b->sb.idem);
 	free(b->sb.queues);
 	free(b->sb.lost);
+	for (i = 0; i < b->sb.nschedules; i++)
+		schedule_row_free(&b->sb.schedules[i]);
+	free(b->sb.schedules);
+	free(b->sb.schedule_del);
+	free(b->sched_ops);
 	free(b);
 }
 
@@ -760,6 +837,10 @@ commit_changed(const struct task_row *row, enum change_op op)
 	api_wake_waiters(row);
 	api_wake_followers(row->id);
 	submit_counted(row, op);
+	/* the cheapest place a schedule hears its task ended: a test of a
+	 * field on every committed change, a call only for firings */
+	if (row->schedule != 0 && row->parent == 0)
+		schedule_task_changed(row, op);
 }
 
 /*
@@ -810,9 +891,15 @@ commit_complete(struct batch *b)
 			if (!(ti->flags & TASKF_DIRTY))
 				task_committed(&ti->pub);
 		}
+		/* Schedules and queues changed: the feed hears of them too. */
+		for (i = 0; i < b->sb.nschedules; i++)
+			events_add_schedule(b->sb.schedules[i].id,
+			    b->sb.schedules[i].version, b->sched_ops[i]);
+		for (i = 0; i < b->sb.nqueues; i++)
+			events_add_queue(b->sb.queues[i].name,
+			    b->sb.queues[i].version);
 		/* The feed takes the batch whole, in seq order. */
 		events_flush();
-		/* Schedules (what fired is stored) and leases go here. */
 	} else {
 		if (!failing || failing_full != b->full)
 			log_warnx("commit: writing to the store failed%s; "
@@ -840,6 +927,11 @@ commit_complete(struct batch *b)
 				    b->logs[i].at, b->text.data +
 				    b->logs[i].off, b->logs[i].len, 0);
 		}
+		/* Schedules write their state as it is now, next time. */
+		for (i = 0; i < b->sb.nschedules; i++)
+			schedule_unwritten(b->sb.schedules[i].id,
+			    b->sb.schedules[i].version,
+			    b->sched_ops[i] == CHANGE_DELETED);
 	}
 	/* The callbacks discard what failed; then the batch goes. */
 	commit_run_afters(b->afters, b->nafters, b->ok);

@@ -103,7 +103,8 @@ static const struct opt opt_table[] = {
 	{ "tls-key", OPT_STRING, O(tls_key), 0, 0, "",
 	    "PEM private key of tls-cert (not readable by others)" },
 	{ "window", OPT_SECONDS, O(window), 0, 0, "60",
-	    "seconds ahead that scheduled tasks are held in memory" },
+	    "seconds ahead that scheduled tasks and schedules are held in "
+	    "memory" },
 	{ "window-max", OPT_INT, O(window_max), 1, 10000000, "100000",
 	    "scheduled tasks loaded into memory by one read" },
 	{ "allow-origin", OPT_STRING, O(allow_origin), 0, 0, "",

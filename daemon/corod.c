@@ -73,6 +73,9 @@ corod_init(int flags)
 		fatalx("%s: cannot read or store the tasks waiting for a "
 		    "unique key's holder", cfg->db_path);
 	sched_init(loop_base);
+	/* after the window: slots missed while down fire into it */
+	if (schedule_init(loop_base) != 0)
+		fatalx("%s: cannot read the schedules", cfg->db_path);
 	housekeeping_init(loop_base);
 	stats_init(cfg->db_path);
 	if (api_init(loop_base, (flags & COROD_LISTEN) ? cfg->listen : NULL,
@@ -93,6 +96,7 @@ corod_shutdown(void)
 	loop_turn_end();
 	commit_sync();
 	api_shutdown();
+	schedule_shutdown();
 	stats_shutdown();
 	housekeeping_shutdown();
 	sched_shutdown();

@@ -554,6 +554,10 @@ void		 commit_after(void (*)(void *, int), void *);
 void		 commit_idem_put(const char *, const char *, const char *,
 		    int64_t);
 void		 commit_queue_put(const struct queue_row *);
+void		 commit_schedule_put(const struct schedule_row *,
+		    enum change_op);
+void		 commit_schedule_delete(int64_t, int64_t);
+void		 commit_schedule_forget(int64_t);
 void		 commit_prune(int64_t, int64_t);
 int		 commit_pending(void);
 /* After ok=0: 1 if the store failed because its disk is full. */
@@ -572,14 +576,80 @@ extern int64_t	 commit_seq;		/* last committed change seq */
  *   3. log followers		api_wake_followers (api/tasks.c), also of
  *				each task with new committed log lines
  *   4. the counters		submit_counted (submit.c)
- * then, once per batch, the feed takes the batch in seq order
- * (events_flush); then the commit_after callbacks run.
+ *   5. its schedule		schedule_task_changed (schedule.c), for a
+ *				top-level task a schedule fired
+ * then the schedules and queue settings the batch wrote go to the feed
+ * (events_add_schedule, events_add_queue),
+ * and, once per batch, the feed takes the batch in seq order
+ * (events_flush); then the commit_after callbacks run.  A failed batch
+ * asks each schedule it held to write itself again (schedule_unwritten).
  */
 void		 events_add(const struct task_row *, enum change_op);
+/* The feed's changes of objects that are not tasks: a schedule (its
+ * version the change's seq), a queue (its name). */
+void		 events_add_schedule(int64_t, int64_t, enum change_op);
+void		 events_add_queue(const char *, int64_t);
+void		 schedule_task_changed(const struct task_row *, enum change_op);
+void		 schedule_unwritten(int64_t, int64_t, int);
 void		 events_flush(void);
 void		 api_wake_waiters(const struct task_row *);
 void		 api_wake_followers(int64_t);
 void		 submit_counted(const struct task_row *, enum change_op);
+
+/*
+ * schedule.c: recurring tasks.  The schedules due soon are in memory (a
+ * small struct; the definition as stored, its parsed cron), in a heap by
+ * their next slot, one timer for the earliest; the others are read from
+ * the store when needed.  A slot fires
+ * through admission (task_submit), and the schedule's new state goes in
+ * the same transaction as the task (commit_schedule_put).  The API
+ * reads schedules from here (they are the store's rows, as committed or
+ * about to be) and changes them through the functions below, each of
+ * which writes the change in this turn's commit; the caller answers from
+ * a commit_after callback.
+ */
+struct schedule;
+int		 schedule_init(struct event_base *);
+void		 schedule_shutdown(void);
+/*
+ * Check a body (POST: base NULL; PATCH: merged over base) into row (and
+ * its cron) at time now; -1 and the verror naming the field if not.
+ * row's strings are allocated (schedule_row_free).
+ */
+int		 schedule_check(json_t *, const struct schedule_row *, int64_t,
+		    struct schedule_row *, struct verror *);
+struct schedule	*schedule_create(struct schedule_row *);
+void		 schedule_update(struct schedule *, struct schedule_row *);
+void		 schedule_delete(struct schedule *);
+void		 schedule_abandon(int64_t);
+void		 schedule_pause(struct schedule *, int);
+/* One run now, outside the slots: 0 and done(arg, its rows as stored,
+ * or NULL if its commit failed, verror) after the commit, or -1 and the
+ * verror. */
+int		 schedule_trigger(struct schedule *, void (*)(void *,
+		    const struct spec_tree *, const struct verror *), void *,
+		    struct verror *);
+/* The schedule if it is in memory (due soon, or just used), else NULL. */
+struct schedule	*schedule_find(int64_t);
+/* The schedule in memory, read from the store if need be: done(arg, it,
+ * 1), or (arg, NULL, 0) none, (arg, NULL, -1) the store failed; at once
+ * or later.  It stays in memory at least until the turn ends. */
+void		 schedule_load(int64_t, void (*)(void *, struct schedule *,
+		    int), void *);
+const struct schedule_row *schedule_row(const struct schedule *);
+/* The next n firings after from: into runs (µs); how many. */
+int		 schedule_runs(const struct schedule_row *, int64_t, int64_t *,
+		    int);
+int		 schedule_slots(const char *, int64_t, const char *, int64_t,
+		    int64_t, int64_t *, int, struct verror *);
+/* The zone's offset (minutes east of UTC) at an instant; 0 if unknown. */
+int		 schedule_offset(const char *, int64_t);
+size_t		 schedule_count(void);		/* stored */
+size_t		 schedule_in_memory(void);
+extern uint64_t	 schedule_fired_total, schedule_missed_total,
+		 schedule_skipped_total;
+const char	*schedule_overlap_name(int);
+const char	*schedule_catch_up_name(int);
 
 /* notify.c: the service manager's notify protocol and watchdog */
 void		 notify_init(struct event_base *);

@@ -590,3 +590,16 @@ cron_next(const struct cron *c, const char *zone, int64_t after_us,
 	*next_us = n * 60000000;
 	return (0);
 }
+
+int
+cron_zone_offset(const char *zone, int64_t at_us, int *minutes)
+{
+	UCalendar	*cal;
+	int32_t		 off;
+
+	if ((cal = cron_calendar(zone)) == NULL ||
+	    cron_offset(cal, cron_floor_div(at_us, 60000000), &off) != 0)
+		return (-1);
+	*minutes = off;
+	return (0);
+}

@@ -39,5 +39,8 @@ int	 cron_next(const struct cron *, const char *, int64_t, int64_t *);
 /* 1 if zone is an IANA zone ICU knows ("UTC" included, spelled as
  * IANA does: "europe/berlin" is refused), else 0. */
 int	 cron_zone_ok(const char *);
+/* The zone's offset from UTC (minutes east, DST included) at instant
+ * at_us, into *minutes; -1 if the zone is unknown.  Loop thread only. */
+int	 cron_zone_offset(const char *, int64_t, int *);
 
 #endif /* CRON_H */

@@ -82,6 +82,10 @@ struct task_row {
 	char		*unique_spec;	/* NULL: no "unique" */
 	char		*ukey;
 	int64_t		 uwait;
+	/* a schedule's firing (schedule.c): the schedule's id and the slot
+	 * it fired for (µs); 0 and 0 for a task no schedule made */
+	int64_t		 schedule;
+	int64_t		 scheduled_for;
 };
 /*
  * A queue's settings, as the queues table keeps them once changed
@@ -119,6 +123,57 @@ void		 verror_fill(char *, size_t, const char *, char *, size_t,
 /* Append a reference token to a JSON Pointer, escaping ~ and /. */
 void		 pointer_join(char *, size_t, const char *, const char *);
 void		 pointer_index(char *, size_t, const char *, size_t);
+
+/*
+ * A schedule as the store keeps it (the schedules table, migrate.c step
+ * 5): its definition as the API took it, and where its firing is.  The
+ * task spec is compact JSON text; times are µs since the epoch, 0 for
+ * none; durations µs.
+ */
+enum schedule_overlap {
+	OVERLAP_SKIP = 0,
+	OVERLAP_QUEUE,
+	OVERLAP_REPLACE,
+	OVERLAP_ALLOW,
+};
+enum schedule_catch_up {
+	CATCH_UP_LATEST = 0,
+	CATCH_UP_ALL,
+	CATCH_UP_NONE,
+};
+struct schedule_row {
+	int64_t		 id;
+	char		*name;		/* NULL: none */
+	char		*cron;		/* NULL: an every schedule */
+	int64_t		 every;		/* µs, 0: a cron schedule */
+	char		*time_zone;
+	char		*task;		/* the spec, JSON object text */
+	int		 overlap;	/* enum schedule_overlap */
+	int		 catch_up;	/* enum schedule_catch_up */
+	int		 paused;
+	int64_t		 starting_deadline;	/* 0: to the next slot */
+	int64_t		 jitter;
+	int64_t		 start_at;
+	int64_t		 end_at;
+	int64_t		 next_at;	/* the next slot; 0: none (ended) */
+	int64_t		 last_scheduled_for;	/* the last slot fired */
+	int64_t		 last_task;	/* the last task it made */
+	int64_t		 last_task_for;	/* ... its scheduled_for (a slot, or
+					 * the time of a trigger) */
+	int64_t		 pending_slot;	/* overlap queue: one waiting */
+	int64_t		 missed_count;
+	int64_t		 missed_last;
+	int64_t		 skipped_count;
+	int64_t		 skipped_last;
+	int64_t		 created_at;
+	int64_t		 version;	/* change seq of the last change */
+	/* not stored: read with the row, the state of its last task
+	 * (enum task_state), -1 if none or deleted */
+	int		 last_state;
+};
+void		 schedule_row_free(struct schedule_row *);
+void		 schedule_row_copy(struct schedule_row *,
+		    const struct schedule_row *);
 
 void		 task_row_free(struct task_row *);	/* fields only */
 void		 task_row_copy(struct task_row *, const struct task_row *);

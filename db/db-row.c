@@ -3,8 +3,10 @@
  *
  * A row owns its strings (kind, name, queue, params, progress, result,
  * error, checkpoint, worker, wtoken, ckey, unique_spec, ukey); every
- * other field is a value.  Rows come from the store
- * (db-tasks.c), from a parsed spec (spec.c) and from copies of both.
+ * other field is a value.  Rows come from the store (db-tasks.c), from a
+ * parsed spec (spec.c) and from copies of both.  A schedule row owns
+ * name, cron, time_zone and task likewise (db-schedules.c,
+ * daemon/schedule.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -58,4 +60,26 @@ task_row_copy(struct task_row *dst, const struct task_row *src)
 	dst->ckey = row_strdup(src->ckey);
 	dst->unique_spec = row_strdup(src->unique_spec);
 	dst->ukey = row_strdup(src->ukey);
+}
+
+/* A schedule row's strings freed and the row zeroed. */
+void
+schedule_row_free(struct schedule_row *row)
+{
+	free(row->name);
+	free(row->cron);
+	free(row->time_zone);
+	free(row->task);
+	memset(row, 0, sizeof *row);
+}
+
+/* Deep copy src into dst; what dst held before is not freed. */
+void
+schedule_row_copy(struct schedule_row *dst, const struct schedule_row *src)
+{
+	*dst = *src;
+	dst->name = row_strdup(src->name);
+	dst->cron = row_strdup(src->cron);
+	dst->time_zone = row_strdup(src->time_zone);
+	dst->task = row_strdup(src->task);
 }

@@ -58,6 +58,15 @@ enum db_st {
 	DB_ST_QUEUE_LIST,
 	DB_ST_UNIQUE_GET,
 	DB_ST_UNIQUE_WAITING,
+	DB_ST_SCHEDULE_PUT,
+	DB_ST_SCHEDULE_DELETE,
+	DB_ST_SCHEDULE_DELETED_ID,
+	DB_ST_SCHEDULE_TOMBSTONE,
+	DB_ST_SCHEDULE_GET,
+	DB_ST_SCHEDULE_DUE,
+	DB_ST_SCHEDULE_START,
+	DB_ST_SCHEDULE_LIST,
+	DB_ST_SCHEDULE_COUNT,
 	DB_NST
 };
 
@@ -132,6 +141,16 @@ int		 db_tombstone_prune(struct db *, int64_t);
 int		 db_lease_renew(struct db *, int64_t);
 /* db-queues.c */
 int		 db_queue_put(struct db *, const struct queue_row *);
+
+/* db-schedules.c: the writer's statements, and the read at start */
+int		 db_schedule_put(struct db *, const struct schedule_row *);
+int		 db_schedule_delete(struct db *, int64_t, int64_t);
+int	sq_schedule_get(struct db *, int64_t, struct schedule_row *);
+int	sq_schedule_due(struct db *, int64_t, int64_t, int,
+	    struct schedule_row **, size_t *);
+int	sq_schedule_list(struct db *, int64_t, int, struct schedule_row **,
+	    size_t *);
+int	sq_schedule_count(struct db *, int64_t *);
 
 /* db-tasks.c: the reads and claims of struct store_ops */
 int	sq_claim(struct db *, const char *, int64_t,

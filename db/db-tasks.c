@@ -33,7 +33,7 @@
 	"run_at, delay, started_at, finished_at, attempt, max_attempts, "\
 	"timeout, priority, cancel_requested, progress, result, error, "\
 	"checkpoint, version, queue, worker, wtoken, wlease, wlease_until, "\
-	"wend, ckey, "
+	"wend, ckey, schedule, scheduled_for, "
 /* The columns as stored (for INSERT). */
 #define TASK_COLS_STORED	TASK_COLS_COMMON "log_next"
 /*
@@ -146,12 +146,14 @@ row_read(sqlite3_stmt *st, struct task_row *r)
 	r->wlease_until = sqlite3_column_int64(st, 26);
 	r->wend = sqlite3_column_int(st, 27);
 	r->ckey = col_dup(st, 28);
-	r->log_next = sqlite3_column_int64(st, 29);
-	r->lease_until = sqlite3_column_int64(st, 30);
-	r->fence = r->fence_prev = sqlite3_column_int64(st, 31);
-	r->unique_spec = col_dup(st, 32);
-	r->ukey = col_dup(st, 33);
-	r->uwait = sqlite3_column_int64(st, 34);
+	r->schedule = sqlite3_column_int64(st, 29);
+	r->scheduled_for = sqlite3_column_int64(st, 30);
+	r->log_next = sqlite3_column_int64(st, 31);
+	r->lease_until = sqlite3_column_int64(st, 32);
+	r->fence = r->fence_prev = sqlite3_column_int64(st, 33);
+	r->unique_spec = col_dup(st, 34);
+	r->ukey = col_dup(st, 35);
+	r->uwait = sqlite3_column_int64(st, 36);
 }
 
 /* The text a row holds (its variable fields), for a bound on a page. */
@@ -306,8 +308,8 @@ db_task_insert(struct db *db, const struct task_row *r, int64_t lease_until)
 	    " uwait) VALUES (?1, ?2,"
 	    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
 	    " ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29,"
-	    " ?30, ?31, ?32, ?33, ?34, ?35, ?36)",
-	    "ooittt" "iIoIoo" "iioii" "ttttIt" "ttooi" "t" "ItoI" "tto",
+	    " ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38)",
+	    "ooittt" "iIoIoo" "iioii" "ttttIt" "ttooi" "t" "oo" "ItoI" "tto",
 	    r->id, r->parent, r->child_index, r->kind, r->name, r->params,
 	    (int)r->state, r->created_at, r->run_at, r->delay, r->started_at,
 	    r->finished_at,
@@ -316,7 +318,8 @@ db_task_insert(struct db *db, const struct task_row *r, int64_t lease_until)
 	    r->progress, r->result, r->error, r->checkpoint, r->version,
 	    r->queue != NULL ? r->queue : QUEUE_DEFAULT,
 	    r->worker, r->wtoken, r->wlease, r->wlease_until, r->wend,
-	    r->ckey, r->log_next,
+	    r->ckey, r->schedule, r->scheduled_for,
+	    r->log_next,
 	    running ? SQ(db)->owner : NULL, running ? lease_until : 0,
 	    r->fence, r->unique_spec, r->ukey, r->uwait));
 }
@@ -958,20 +961,22 @@ db_log_lines_free(struct db_log_line *lines, size_t n)
 	free(lines);
 }
 
-/* The highest task id ever stored, deleted ones included. */
+/* The highest id ever stored (tasks and schedules share the count),
+ * deleted ones included. */
 int
 sq_max_id(struct db *db, int64_t *id)
 {
 	return (one_int64(db, QUERY(db, DB_ST_MAX_ID, "SELECT max(coalesce("
 	    "(SELECT value FROM meta WHERE key = 'max_deleted_id'), 0),"
-	    " coalesce((SELECT max(id) FROM tasks), 0))", ""), __func__,
+	    " coalesce((SELECT max(id) FROM tasks), 0), coalesce((SELECT"
+	    " max(id) FROM schedules), 0))", ""), __func__,
 	    id) == 1 ? 0 : -1);
 }
 
 /*
- * The highest change seq stored: a task's version, a tombstone (the
- * newest tombstone is never pruned, so a deletion's seq is not reused)
- * or a queue's version.
+ * The highest change seq stored: a task's, a queue's or a schedule's
+ * version or a tombstone (the newest tombstone is never pruned, so a
+ * deletion's seq is not reused).
  */
 int
 sq_max_seq(struct db *db, int64_t *seq)
@@ -979,7 +984,8 @@ sq_max_seq(struct db *db, int64_t *seq)
 	return (one_int64(db, QUERY(db, DB_ST_MAX_SEQ, "SELECT max(coalesce("
 	    "(SELECT max(version) FROM tasks), 0), coalesce((SELECT max(seq)"
 	    " FROM tombstones), 0), coalesce((SELECT max(version) FROM"
-	    " queues), 0))", ""), __func__,
+	    " queues), 0), coalesce((SELECT max(version) FROM"
+	    " schedules), 0))", ""), __func__,
 	    seq) == 1 ? 0 : -1);
 }
 

@@ -579,6 +579,16 @@ SQ_READ(tombstone_min, (struct db *db, int64_t *seq, store_done done,
     void *arg), (db, seq))
 SQ_READ(queue_list, (struct db *db, struct queue_row **rows, size_t *n,
     store_done done, void *arg), (db, rows, n))
+SQ_READ(schedule_get, (struct db *db, int64_t id, struct schedule_row *row,
+    store_done done, void *arg), (db, id, row))
+SQ_READ(schedule_due, (struct db *db, int64_t after, int64_t until,
+    int pending, struct schedule_row **rows, size_t *n, store_done done,
+    void *arg), (db, after, until, pending, rows, n))
+SQ_READ(schedule_list, (struct db *db, int64_t before, int limit,
+    struct schedule_row **rows, size_t *n, store_done done, void *arg),
+    (db, before, limit, rows, n))
+SQ_READ(schedule_count, (struct db *db, int64_t *n, store_done done,
+    void *arg), (db, n))
 
 /* Every read was answered before its op returned (but in the tests'
  * mode above: then they are now). */
@@ -623,6 +633,10 @@ const struct store_ops store_sqlite = {
 	.task_beyond = sqr_task_beyond,
 	.tombstone_min = sqr_tombstone_min,
 	.queue_list = sqr_queue_list,
+	.schedule_get = sqr_schedule_get,
+	.schedule_due = sqr_schedule_due,
+	.schedule_list = sqr_schedule_list,
+	.schedule_count = sqr_schedule_count,
 	.read_wait = sq_read_wait,
 	.checkpoint = sq_checkpoint,
 };

@@ -22,6 +22,7 @@
 #include "store.h"
 
 struct task_row;
+struct schedule_row;
 
 /*
  * Open (creating and migrating) the database at path.  sync_full selects
@@ -327,6 +328,22 @@ DB_READ(tombstone_min, (struct db *db, int64_t *seq),
 /* Every queue's stored settings (queue.c), by name. */
 DB_READ(queue_list, (struct db *db, struct queue_row **rows, size_t *n),
     (db, rows, n))
+
+/*
+ * Schedules, each row with its last task's state (last_state).  get: 1
+ * found, 0 not, -1 error.  due: those not paused whose next slot is in
+ * (after, until], by it (with pending, also those with a slot queued
+ * behind their last task, in id order: the start's read).  list: ids
+ * below before, newest first, at most limit.
+ */
+DB_READ(schedule_get, (struct db *db, int64_t id, struct schedule_row *row),
+    (db, id, row))
+DB_READ(schedule_due, (struct db *db, int64_t after, int64_t until,
+    int pending, struct schedule_row **rows, size_t *n),
+    (db, after, until, pending, rows, n))
+DB_READ(schedule_list, (struct db *db, int64_t before, int limit,
+    struct schedule_row **rows, size_t *n), (db, before, limit, rows, n))
+DB_READ(schedule_count, (struct db *db, int64_t *n), (db, n))
 
 /*
  * Copy what the WAL holds into the database, without waiting for

@@ -131,6 +131,36 @@
  *   tasks_uwait (uwait)		partial: waiting successors only
  *					(loaded at start)
  * Rows of version 5 get NULL in all three: no task had a key.
+ *
+ * Version 7: schedules (daemon/schedule.c).  A new table
+ *   schedules		one row per schedule (struct schedule_row): its
+ *			definition as the API took it (cron text or every µs,
+ *			time_zone, the task spec as JSON text, overlap and
+ *			catch_up as their enum values, starting_deadline,
+ *			jitter, paused, start_at, end_at) and where its
+ *			firing is: next_at (the next slot, NULL when none:
+ *			paused or ended), last_scheduled_for (the last slot
+ *			fired), last_task and last_task_for (the last task
+ *			made and its scheduled_for: a slot, or a trigger's
+ *			time), pending_slot (overlap
+ *			queue: the one slot waiting behind a running task),
+ *			the missed and skipped counts and last slots,
+ *			created_at, version (a change seq, as a task's)
+ * with the index
+ *   schedules_next (next_at)		the next to fire, partial: those
+ *					with one
+ * tasks gains
+ *   schedule		the id of the schedule that fired it, NULL if none
+ *   scheduled_for	the slot it fired for (µs), NULL likewise
+ * and the index
+ *   tasks_schedule (schedule, scheduled_for)	UNIQUE, partial on
+ *			schedule IS NOT NULL: a slot fires at most once,
+ *			whatever a restart or another node believes; tasks
+ *			no schedule made pay nothing for it
+ * tombstones gains
+ *   schedule		the id of a deleted schedule (task is 0 then): its
+ *			seq is kept like a task's, so none is reused
+ * Rows of version 6 have no schedule.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +273,42 @@ static const char *const step6[] = {
 	NULL
 };
 
+static const char *const step7[] = {
+	"CREATE TABLE schedules ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT,"
+	"  cron TEXT,"
+	"  every INTEGER,"
+	"  time_zone TEXT NOT NULL,"
+	"  task TEXT NOT NULL,"
+	"  overlap INTEGER NOT NULL,"
+	"  catch_up INTEGER NOT NULL,"
+	"  paused INTEGER NOT NULL,"
+	"  starting_deadline INTEGER,"
+	"  jitter INTEGER,"
+	"  start_at INTEGER,"
+	"  end_at INTEGER,"
+	"  next_at INTEGER,"
+	"  last_scheduled_for INTEGER,"
+	"  last_task INTEGER,"
+	"  last_task_for INTEGER,"
+	"  pending_slot INTEGER,"
+	"  missed_count INTEGER NOT NULL,"
+	"  missed_last INTEGER,"
+	"  skipped_count INTEGER NOT NULL,"
+	"  skipped_last INTEGER,"
+	"  created_at INTEGER NOT NULL,"
+	"  version INTEGER NOT NULL)",
+	"CREATE INDEX schedules_next ON schedules (next_at)"
+	"  WHERE next_at IS NOT NULL",
+	"ALTER TABLE tasks ADD COLUMN schedule INTEGER",
+	"ALTER TABLE tasks ADD COLUMN scheduled_for INTEGER",
+	"CREATE UNIQUE INDEX tasks_schedule ON tasks (schedule, scheduled_for)"
+	"  WHERE schedule IS NOT NULL",
+	"ALTER TABLE tombstones ADD COLUMN schedule INTEGER",
+	NULL
+};
+
 static const char *const *const steps[] = {
 	step1,
 	step2,
@@ -250,6 +316,7 @@ static const char *const *const steps[] = {
 	step4,
 	step5,
 	step6,
+	step7,
 };
 #define NSTEPS	((int)(sizeof steps / sizeof steps[0]))
 

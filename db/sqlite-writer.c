@@ -285,8 +285,8 @@ sq_lost(struct store_batch *b, size_t i)
 /*
  * One batch in one transaction on db (the writer thread's connection):
  * new rows, changed tasks, log lines, idempotency keys, queue settings,
- * pruning, the
- * lease renewal.  0 if committed; -1 (and b->full) if rolled back.
+ * schedules (a firing's change with the task it made), pruning, the lease
+ * renewal.  0 if committed; -1 (and b->full) if rolled back.
  */
 int
 sq_write(struct db *db, struct store_batch *b)
@@ -299,6 +299,7 @@ sq_write(struct db *db, struct store_batch *b)
 	sq_unlost(b);
 	if (b->nrows == 0 && b->ninserts == 0 && b->nlogs == 0 &&
 	    b->nidem == 0 && b->prune_idem == 0 && b->nqueues == 0 &&
+	    b->nschedules == 0 &&
 	    b->prune_seq == 0 && !b->renew)
 		return (0);
 	if (db_begin(db) != 0) {
@@ -346,6 +347,13 @@ sq_write(struct db *db, struct store_batch *b)
 		k = &b->idem[i];
 		rc = db_idem_put(db, b->text + k->key, b->text + k->hash,
 		    b->text + k->ids, k->created_at);
+	}
+	for (i = 0; i < b->nschedules && rc == 0; i++) {
+		if (b->schedule_del[i])
+			rc = db_schedule_delete(db, b->schedules[i].id,
+			    b->schedules[i].version);
+		else
+			rc = db_schedule_put(db, &b->schedules[i]);
 	}
 	if (rc == 0 && b->prune_idem > 0)
 		rc = db_idem_prune(db, b->prune_idem);

@@ -85,6 +85,7 @@ struct task_row;
 struct event_base;
 struct db_filter;
 struct db_log_line;
+struct schedule_row;
 
 /* A read's answer: rc as db.h says for that read (see above). */
 typedef void	(*store_done)(void *, int);
@@ -140,6 +141,11 @@ struct store_batch {
 	int64_t		  lease_until;	/* written on running rows */
 	int		  renew;	/* renew all of this owner's leases */
 	int		  log_lines;	/* lines kept per task */
+	/* schedules written whole (put), or deleted (del: id and version
+	 * are the deletion's) */
+	struct schedule_row *schedules;
+	unsigned char	 *schedule_del;
+	size_t		  nschedules;
 	/* the outcome */
 	int		  ok;
 	int		  full;		/* failed for lack of space */
@@ -223,6 +229,13 @@ struct store_ops {
 	void	(*tombstone_min)(struct db *, int64_t *, store_done, void *);
 	void	(*queue_list)(struct db *, struct queue_row **, size_t *,
 		    store_done, void *);
+	void	(*schedule_get)(struct db *, int64_t, struct schedule_row *,
+		    store_done, void *);
+	void	(*schedule_due)(struct db *, int64_t, int64_t, int,
+		    struct schedule_row **, size_t *, store_done, void *);
+	void	(*schedule_list)(struct db *, int64_t, int,
+		    struct schedule_row **, size_t *, store_done, void *);
+	void	(*schedule_count)(struct db *, int64_t *, store_done, void *);
 	void	(*read_wait)(struct db *);
 	int	(*checkpoint)(struct db *);
 };

@@ -1177,38 +1177,22 @@ async function main() {
 		    JSON.stringify(end)];
 	});
 
-	// corod sends non-task events (a queue's settings, a schedule's) once
-	// schedules are in; until then the page is given one answer of the
-	// feed holding two, as API.md writes them (the only answer here that
-	// does not come from corod).
+	// corod's feed carries events that are not a task's: a queue's
+	// settings (a PATCH behind the page's back) and a schedule's (made
+	// over HTTP): the page refreshes its Queues view for the first and
+	// never takes either for a task.
 	await step('feed events without a "task" (a queue\'s, a schedule\'s) refresh ' +
 	    'the Queues view and are never fetched as a task', async () => {
-		let held = null;
-		const handler = (route) => {
-			if (held)
-				return route.continue();
-			held = { route, since: Number(new URL(route.request().url())
-			    .searchParams.get('since')) };
-			return undefined;	/* answered below */
-		};
-		await page.route(/\/v1\/events\?/, handler);
-		// end the request held now, so that the next one is routed
-		const r = await apiPost('/v1/tasks', { kind: 'echo', params: { message: 'x' },
-			queue: 'elsewhere' });
-		await waitFor('the next events request', () => held, 10000);
 		await waitFor('a quiet page', async () => {
 			const last = requests.filter((q) => !/\/v1\/events/.test(q.url)).pop();
 			return Date.now() - last.at > 2500;
 		}, 15000);
 		const from = requests.length;
 		const behind = await apiPatch('/v1/queues/' + GATE, { concurrency: 9 });
-		const v = behind.body.version;
-		await held.route.fulfill({ status: 200, contentType: 'application/json',
-			body: JSON.stringify({ events: [
-				{ seq: held.since, type: 'updated', queue: GATE, version: v },
-				{ seq: held.since, type: 'created', schedule: 1, version: v }],
-			next: held.since }) });
-		await page.unroute(/\/v1\/events\?/, handler);
+		const sched = await apiPost('/v1/schedules', { every: 3600,
+			task: { kind: 'echo', params: { message: 'hourly' } } });
+		const r = await apiPost('/v1/tasks', { kind: 'echo', params: { message: 'x' },
+			queue: 'elsewhere' });
 		const row = await waitFor('the row to show concurrency 9', async () => {
 			const x = await gateRow(page);
 			return x && x.concurrency === '9' && x;
@@ -1217,9 +1201,15 @@ async function main() {
 		const after = requests.slice(from).map((q) => q.method + ' ' +
 		    new URL(q.url).pathname);
 		const bad = requests.filter((q) => /undefined|null|NaN/.test(new URL(q.url).pathname));
-		return [row.concurrency === '9' && after.includes('GET /v1/queues') &&
-		    bad.length === 0, null, `row ${JSON.stringify(row)}; requests after: ` +
-		    `${after.join(', ')}; bad: ${bad.map((q) => q.url).join(', ')}`];
+		const asTask = requests.slice(from).filter((q) => sched.body &&
+		    new URL(q.url).pathname === '/v1/tasks/' + sched.body.id);
+		return [behind.status === 200 && sched.status === 201 &&
+		    row.concurrency === '9' && after.includes('GET /v1/queues') &&
+		    bad.length === 0 && asTask.length === 0, null,
+		    `PATCH ${behind.status}, schedule ${sched.status}; row ` +
+		    `${JSON.stringify(row)}; requests after: ${after.join(', ')}; bad: ` +
+		    `${bad.map((q) => q.url).join(', ')}; the schedule's id asked as a ` +
+		    `task: ${asTask.length}`];
 	});
 
 	// 16. a restart of the daemon, a feed that forgot us (410), paging

@@ -165,6 +165,17 @@ def patch_answers():
 
 
 @t.test(timeout=20)
+def evented():
+    since = feed_since()
+    v = patch("ev", {"paused": True}).body["version"]
+    b = d.request("GET", "/v1/events?since=%d" % since).body
+    mine = [e for e in b["events"] if e.get("queue") == "ev"]
+    t.is_(mine, [{"seq": v, "type": "updated", "queue": "ev", "version": v}],
+          "a PATCH is one event in the feed: the queue, its version as seq")
+    patch("ev", {"paused": False})
+
+
+@t.test(timeout=20)
 def if_match():
     v = patch("im", {"concurrency": 2}).body["version"]
     r = d.request("PATCH", "/v1/queues/im", {"concurrency": 5},

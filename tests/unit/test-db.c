@@ -25,10 +25,19 @@
 #include "tap.h"
 
 #define NLIST	90
-#define PLAN	(194 + 5 + 17)
+#define PLAN	(194 + 5 + 17 + 17)
+
+/* SQL that takes a file back before schema step 7 (schedules). */
+#define DROP_STEP7							\
+	"DROP TABLE schedules;"						\
+	" DROP INDEX tasks_schedule;"					\
+	" ALTER TABLE tasks DROP COLUMN schedule;"			\
+	" ALTER TABLE tasks DROP COLUMN scheduled_for;"			\
+	" ALTER TABLE tombstones DROP COLUMN schedule; "
 
 /* SQL that takes a file back before schema step 6 (unique tasks). */
 #define DROP_STEP6							\
+	DROP_STEP7							\
 	"DROP INDEX tasks_ukey; DROP INDEX tasks_uwait;"		\
 	" ALTER TABLE tasks DROP COLUMN unique_spec;"			\
 	" ALTER TABLE tasks DROP COLUMN ukey;"				\
@@ -173,6 +182,7 @@ row_diff(const struct task_row *a, const struct task_row *b)
 	NUM(timeout); NUM(priority); NUM(cancel_requested); STR(progress);
 	STR(result); STR(error); STR(checkpoint); NUM(version);
 	NUM(log_next); STR(unique_spec); STR(ukey); NUM(uwait);
+	NUM(schedule); NUM(scheduled_for);
 	/* a row made without a queue is stored in the default one */
 	if (strcmp(a->queue != NULL ? a->queue : QUEUE_DEFAULT,
 	    b->queue != NULL ? b->queue : QUEUE_DEFAULT) != 0)
@@ -1878,6 +1888,109 @@ test_unique(void)
 	db_close(db);
 }
 
+/*
+ * A version 6 file (before schedules): upgraded; a schedule stored,
+ * read back and deleted (its seq and id never handed out again); a
+ * second task for one slot of a schedule refused by the store.
+ */
+static void
+test_upgrade_schedules(void)
+{
+	struct db		*db;
+	struct task_row		 r;
+	struct schedule_row	 sr, *rows;
+	size_t			 n;
+	int64_t			 v;
+
+	clean();
+	db = reopen(NULL);
+	db_begin(db);
+	row_init(&r, 11, 0, "echo", TASK_SUCCEEDED);
+	db_task_insert(db, &r, 0);
+	ok(db_commit(db) == 0, "a row");
+	db_close(db);
+	ok(raw_exec(DROP_STEP7 "PRAGMA user_version = 6") == 0,
+	    "made a version 6 file");
+	db = reopen(NULL);
+	is(raw_int("PRAGMA user_version"), db_schema_version(),
+	    "upgraded to version %d", db_schema_version());
+	memset(&r, 0, sizeof r);
+	ok(db_task_get_sync(db, 11, &r) == 1 && r.schedule == 0 &&
+	    r.scheduled_for == 0, "an old task has no schedule");
+	task_row_free(&r);
+
+	memset(&sr, 0, sizeof sr);
+	sr.id = 20;
+	sr.cron = (char *)"30 2 * * *";
+	sr.time_zone = (char *)"Europe/Berlin";
+	sr.task = (char *)"{\"kind\":\"echo\"}";
+	sr.overlap = OVERLAP_QUEUE;
+	sr.catch_up = CATCH_UP_ALL;
+	sr.next_at = 1796000000000000LL;
+	sr.last_task = 21;
+	sr.missed_count = 3;
+	sr.created_at = 1795000000000000LL;
+	sr.version = 30;
+	row_init(&r, 21, 0, "echo", TASK_SCHEDULED);
+	r.schedule = 20;
+	r.scheduled_for = 1795900000000000LL;
+	db_begin(db);
+	ok(db_schedule_put(db, &sr) == 0 && db_task_insert(db, &r, 0) == 0 &&
+	    db_commit(db) == 0, "a schedule and its firing, in one "
+	    "transaction");
+	ok(db_schedule_list_sync(db, INT64_MAX, 10, &rows, &n) == 0 && n == 1 &&
+	    rows[0].id == 20 && strcmp(rows[0].cron, "30 2 * * *") == 0 &&
+	    strcmp(rows[0].time_zone, "Europe/Berlin") == 0 &&
+	    rows[0].every == 0 && rows[0].name == NULL &&
+	    rows[0].overlap == OVERLAP_QUEUE &&
+	    rows[0].catch_up == CATCH_UP_ALL &&
+	    rows[0].next_at == 1796000000000000LL && rows[0].last_task == 21 &&
+	    rows[0].missed_count == 3 && rows[0].version == 30 &&
+	    rows[0].last_state == TASK_SCHEDULED,
+	    "... read back, with its last task's state");
+	if (n == 1)
+		schedule_row_free(&rows[0]);
+	free(rows);
+	memset(&r, 0, sizeof r);
+	ok(db_task_get_sync(db, 21, &r) == 1 && r.schedule == 20 &&
+	    r.scheduled_for == 1795900000000000LL, "the task carries its "
+	    "schedule and slot");
+	task_row_free(&r);
+	ok(db_schedule_due_sync(db, 0, 1796000000000000LL, 0, &rows, &n) == 0 &&
+	    n == 1 && rows[0].id == 20, "due by its next slot: read by the "
+	    "window");
+	if (n == 1)
+		schedule_row_free(&rows[0]);
+	free(rows);
+	ok(db_schedule_due_sync(db, 0, 1796000000000000LL - 1, 0, &rows,
+	    &n) == 0 && n == 0, "... and not before");
+	free(rows);
+	memset(&sr, 0, sizeof sr);
+	ok(db_schedule_get_sync(db, 20, &sr) == 1 && sr.id == 20 &&
+	    sr.last_task == 21 && sr.last_state == TASK_SCHEDULED,
+	    "one read by id");
+	schedule_row_free(&sr);
+	is(db_schedule_get_sync(db, 99, &sr), 0, "... a missing one: 0");
+	row_init(&r, 22, 0, "echo", TASK_SCHEDULED);
+	r.schedule = 20;
+	r.scheduled_for = 1795900000000000LL;
+	db_begin(db);
+	ok(db_task_insert(db, &r, 0) != 0, "a second task for the same slot "
+	    "is refused by the store");
+	db_rollback(db);
+	is(raw_int("SELECT count(*) FROM tasks WHERE schedule = 20"), 1,
+	    "... one task for the slot");
+	db_begin(db);
+	ok(db_schedule_delete(db, 20, 31) == 0 && db_commit(db) == 0,
+	    "the schedule deleted");
+	ok(db_schedule_count_sync(db, &v) == 0 && v == 0, "none left");
+	ok(db_max_seq_sync(db, &v) == 0 && v == 31, "its deletion's seq "
+	    "stays the highest");
+	ok(db_max_id_sync(db, &v) == 0 && v == 21, "... and ids go on past "
+	    "its id (%lld)", (long long)v);
+	db_close(db);
+}
+
 /* Every part, in order: some build on what the ones before stored. */
 int
 main(void)
@@ -1938,6 +2051,7 @@ main(void)
 	test_upgrade_limits();
 	test_upgrade_unique();
 	test_unique();
+	test_upgrade_schedules();
 	teardown();
 	return (done_testing());
 }

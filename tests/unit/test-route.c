@@ -238,6 +238,76 @@ api_queue_patch(struct http_request *req, const struct route_params *a)
 	called = "queue_patch";
 }
 
+/* The schedules (api/schedules.c). */
+void
+api_schedules_create(struct http_request *req)
+{
+	(void)req;
+	called = "schedule-create";
+}
+
+void
+api_schedules_list(struct http_request *req)
+{
+	(void)req;
+	called = "schedule-list";
+}
+
+void
+api_schedules_preview(struct http_request *req)
+{
+	(void)req;
+	called = "schedule-preview";
+}
+
+void
+api_schedule_get(struct http_request *req, const struct route_params *a)
+{
+	(void)req;
+	called_id = route_param_int(a, "id");
+	called = "schedule-get";
+}
+
+void
+api_schedule_patch(struct http_request *req, const struct route_params *a)
+{
+	(void)req;
+	called_id = route_param_int(a, "id");
+	called = "schedule-patch";
+}
+
+void
+api_schedule_delete(struct http_request *req, const struct route_params *a)
+{
+	(void)req;
+	called_id = route_param_int(a, "id");
+	called = "schedule-delete";
+}
+
+void
+api_schedule_trigger(struct http_request *req, const struct route_params *a)
+{
+	(void)req;
+	called_id = route_param_int(a, "id");
+	called = "schedule-trigger";
+}
+
+void
+api_schedule_pause(struct http_request *req, const struct route_params *a)
+{
+	(void)req;
+	called_id = route_param_int(a, "id");
+	called = "schedule-pause";
+}
+
+void
+api_schedule_resume(struct http_request *req, const struct route_params *a)
+{
+	(void)req;
+	called_id = route_param_int(a, "id");
+	called = "schedule-resume";
+}
+
 /*
  * Route one request: method, url, body length and up to three header
  * pairs (name, value, ..., NULL).  Returns the endpoint called or the
@@ -349,6 +419,29 @@ test_table(void)
 	    "PATCH");
 	is_str(route(HTTP_PUT, "/v1/tasks/abc", 0, NULL), "405",
 	    "405 comes before the id is looked at");
+	is_str(route(HTTP_GET, "/v1/schedules", 0, NULL), "schedule-list",
+	    "GET /v1/schedules");
+	is_str(route(HTTP_POST, "/v1/schedules", 2, "Content-Type",
+	    "application/json", NULL), "schedule-create",
+	    "POST /v1/schedules");
+	is_str(route(HTTP_GET, "/v1/schedules/preview", 0, NULL),
+	    "schedule-preview", "GET /v1/schedules/preview is not an id");
+	is_str(route(HTTP_GET, "/v1/schedules/7", 0, NULL), "schedule-get",
+	    "GET /v1/schedules/7");
+	is(called_id, 7, "... with id 7");
+	is_str(route(HTTP_PATCH, "/v1/schedules/7", 2, "Content-Type",
+	    "application/json", NULL), "schedule-patch",
+	    "PATCH /v1/schedules/7");
+	is_str(route(HTTP_DELETE, "/v1/schedules/7", 0, NULL),
+	    "schedule-delete", "DELETE /v1/schedules/7");
+	is_str(route(HTTP_POST, "/v1/schedules/7/trigger", 0, NULL),
+	    "schedule-trigger", "POST /v1/schedules/7/trigger");
+	is_str(route(HTTP_POST, "/v1/schedules/7/pause", 0, NULL),
+	    "schedule-pause", "POST /v1/schedules/7/pause");
+	is_str(route(HTTP_POST, "/v1/schedules/7/resume", 0, NULL),
+	    "schedule-resume", "POST /v1/schedules/7/resume");
+	is_str(route(HTTP_PATCH, "/v1/schedules/preview", 2, "Content-Type",
+	    "application/json", NULL), "400", "PATCH of preview: not an id");
 }
 
 /* Unknown paths, trailing slashes. */
