@@ -7,7 +7,7 @@ set -u
 cd "$(dirname "$0")" || exit 1
 status=0
 for b in submit-single.sh submit-batch.sh lateness.py repeat-rss.py download.py polling.py bigbody.py \
-         exec.py http-kind.py workers.py queues.sh keylimit.py; do
+         exec.py http-kind.py workers.py queues.sh keylimit.py schedules.py; do
     echo "# ---- bench/$b"
     # bounded: the repeat run at 100,000 is the longest (a few minutes)
     timeout --kill-after=30 1800 "./$b"
