@@ -9,7 +9,7 @@
 #   ./tests/run-all.sh            (from anywhere; JOBS=N for make -jN)
 #
 # 1. In the tree: autoreconf -fi && ./configure --enable-werror && make &&
-#    make check.
+#    make -jJOBS check.
 # 1b. make check-valgrind in the same build: the end-to-end tests with
 #    every daemon under valgrind memcheck, each failing on an error or a
 #    definite leak (about 5.5 minutes on 2 cores).  VALGRIND=no skips it.
@@ -18,7 +18,7 @@
 #    that is itself configured, and the in-tree build of step 1 is what the
 #    README's run command uses), then build-asan/obj runs
 #    ../src/configure --enable-werror --enable-sanitizers && make &&
-#    make check, with every harness timeout stretched (COROD_TIMEOUT_MULT).
+#    make -jJOBS check, with every harness timeout stretched (COROD_TIMEOUT_MULT).
 #    This also checks that the distribution holds what the build needs.
 # 3. Fuzzing, out of tree the same way (build-fuzz/src, build-fuzz/obj):
 #    CC=clang ../src/configure --enable-fuzzing && make && make fuzz, each
@@ -80,8 +80,11 @@ trap 'rm -f "$stamp"' EXIT
 say "build (in tree, --enable-werror)"
 rm -f test-suite.log
 if autoreconf -fi && ./configure --enable-werror && make -j"$jobs"; then
-	say "make check"
-	make check || status=1
+	say "make -j$jobs check"
+	# the tests are independent (each daemon on its own port and
+	# directory) and several wait on real time (schedules.py on whole
+	# minutes): $jobs at once keeps the run well inside CI's hour
+	make -j"$jobs" check || status=1
 	count .
 	show_failures . "$stamp"
 	if [ "${VALGRIND:-yes}" = no ]; then
@@ -119,7 +122,7 @@ if [ -f Makefile ] &&
 	say "make check (sanitizers)"
 	(cd "$asan/obj" &&
 	 COROD_TIMEOUT_MULT=${COROD_TIMEOUT_MULT:-3} \
-	 make check) || status=1
+	 make -j"$jobs" check) || status=1
 	count "$asan/obj"
 	show_failures "$asan/obj" "$stamp"
 else

@@ -177,7 +177,11 @@ def restart_and_upgrade():
     d.stop()
     con = sqlite3.connect(d.db)
     try:
-        con.executescript("DROP INDEX tasks_ukey; DROP INDEX tasks_uwait;"
+        con.executescript("DROP TABLE schedules; DROP INDEX tasks_schedule;"
+                          " ALTER TABLE tasks DROP COLUMN schedule;"
+                          " ALTER TABLE tasks DROP COLUMN scheduled_for;"
+                          " ALTER TABLE tombstones DROP COLUMN schedule;"
+                          " DROP INDEX tasks_ukey; DROP INDEX tasks_uwait;"
                           " ALTER TABLE tasks DROP COLUMN unique_spec;"
                           " ALTER TABLE tasks DROP COLUMN ukey;"
                           " ALTER TABLE tasks DROP COLUMN uwait;"
