@@ -1741,6 +1741,10 @@ async function followFeed(gen) {
 			if (typeof next === 'number' && next < since) {
 				/* the feed is behind us: another database */
 				feed.since = null;
+				scheds.gone.clear();	/* its ids are others */
+				scheds.newer.clear();
+				scheds.tasks.clear();
+				scheds.etag = null;
 				continue;
 			}
 			feed.since = typeof next === 'number' ? next : since;

@@ -37,6 +37,14 @@
 //     a group kind takes no concurrency key; feed events that are not a
 //     task's (a queue's, a schedule's) refresh the Queues view and are
 //     never fetched as a task;
+//   - the Schedules view: a schedule made over HTTP shows through the
+//     feed (its name with markup as text, its next run with its zone's
+//     offset, the others on demand); Preview shows 5 runs from corod; a
+//     bad cron shows corod's detail and field /cron and creates nothing;
+//     one made with the form (every 1 s) fires and its last run links to
+//     its task's detail; Pause stops its firings, Resume starts them;
+//     Trigger opens the new task; Delete (twice) removes it, also while
+//     it fires; the list is read at most once a second;
 //   - an idle page holds one events request and sends nothing else;
 //   - a phone-sized viewport needs no sideways scrolling;
 //   - no request goes anywhere but the daemon's origin; no script error.
@@ -1404,8 +1412,15 @@ async function main() {
 		const back = await page.$$eval('#schedules-table tr[data-schedule]', (trs, ids) =>
 		    trs.filter((t) => ids.includes(Number(t.dataset.schedule))).length,
 		    [ticker, kolkata.id]);
-		return [gone.every((s) => s === 404) && task.status === 200 && back === 0, null,
-		    `GET after delete: ${gone}; task ${last}: ${task.status}; rows back ${back}`];
+		// read on the feed's events, at most once a second (a firing each
+		// second made one each): gaps a little under 1 s allow for timers
+		const lists = requests.filter((q) => q.method === 'GET' &&
+		    new URL(q.url).pathname === '/v1/schedules').map((q) => q.at);
+		const gaps = lists.slice(1).map((t, i) => t - lists[i]);
+		return [gone.every((s) => s === 404) && task.status === 200 && back === 0 &&
+		    lists.length >= 3 && gaps.every((g) => g >= 900), null,
+		    `GET after delete: ${gone}; task ${last}: ${task.status}; rows back ${back}; ` +
+		    `${lists.length} lists, gaps ${gaps.join(', ')} ms`];
 	});
 
 	// 16. a restart of the daemon, a feed that forgot us (410), paging
