@@ -2736,8 +2736,12 @@ function init() {
 		if (ta.value.trim() === '' || ta.value === schedForm.template)
 			setScheduleTemplate();
 	});
-	$('#schedule-form').addEventListener('input', (e) =>
-	    e.target.removeAttribute('aria-invalid'));
+	$('#schedule-form').addEventListener('input', (e) => {
+		e.target.removeAttribute('aria-invalid');
+		if (e.target.closest('#schedule-rule, #schedule-cron, #schedule-every, ' +
+		    '#schedule-zone'))
+			$('#schedule-preview').hidden = true;	/* of another rule */
+	});
 	$('#schedule-form').addEventListener('keydown', (e) => {
 		if (e.key === 'Escape')
 			closeScheduleForm();
