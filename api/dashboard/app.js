@@ -845,7 +845,11 @@ const scheds = {
 	gone: new Set(),	/* ids deleted from this page */
 	tasks: new Map(),	/* task id -> {state, seq}: the feed's latest */
 	armed: null,		/* {id, until}: Delete clicked once */
+	rows: new Map(),	/* id -> {key, tr}: the rows shown */
 };
+
+const scheduleArmed = (id) => scheds.armed !== null && scheds.armed.id === id &&
+    scheds.armed.until > Date.now();
 
 function refreshSchedulesSoon() {
 	if (scheds.timer || !scheds.on)
@@ -949,15 +953,24 @@ function scheduleList() {
 	});
 }
 
-/* Rows are made anew on every change (a firing each second, perhaps):
- * the runs a user opened stay open. */
+/* A row is made anew when its schedule changed (a firing each second,
+ * perhaps): the runs a user opened stay open. */
 function renderSchedules() {
 	showError('#schedules-error', '');
 	const list = scheduleList();
 	const open = new Set([...document.querySelectorAll(
 	    '#schedules-table tr[data-schedule] details[open]')].map((d) =>
 	    d.closest('tr').dataset.schedule));
-	fillTable('#schedules-table', '#schedules-empty', list.map(scheduleRow));
+	const rows = new Map();
+	fillTable('#schedules-table', '#schedules-empty', list.map((s) => {
+		/* an unchanged row stays (a click on it is not lost) */
+		const key = JSON.stringify(s) + (scheduleArmed(s.id) ? ' armed' : '');
+		const was = scheds.rows.get(s.id);
+		const tr = was && was.key === key ? was.tr : scheduleRow(s);
+		rows.set(s.id, { key, tr });
+		return tr;
+	}));
+	scheds.rows = rows;
 	for (const id of open) {
 		const d = document.querySelector('#schedules-table tr[data-schedule="' + id +
 		    '"] details');
@@ -1038,8 +1051,7 @@ function scheduleRow(s) {
 		    title: c.last ? 'the last ' + fmtTime(c.last) + ' (' + c.last + ')' : null });
 	};
 	const label = s.name || 'schedule ' + s.id;
-	const armed = scheds.armed && scheds.armed.id === s.id &&
-	    scheds.armed.until > Date.now();
+	const armed = scheduleArmed(s.id);
 	return el('tr', { 'data-schedule': s.id, 'data-paused': String(s.paused === true),
 	    'data-version': s.version, 'data-last-task': lr ? lr.task : null,
 	    'data-last-state': lr ? lr.state || 'deleted' : null,
