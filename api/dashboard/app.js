@@ -29,10 +29,12 @@
  *
  * The feed also carries events of things that are not tasks (a queue's
  * settings, a schedule): they have no numeric "task" and are never
- * treated as one; a queue's refreshes the Queues view.
+ * treated as one; a queue's refreshes the Queues view, a schedule's the
+ * Schedules view.  That view pauses, resumes, triggers and deletes
+ * schedules, and a form under it previews and creates one.
  *
- * Sections: helpers, the API, counts, queues and workers, the task table,
- * the change feed, the detail, actions, the form, start-up.
+ * Sections: helpers, the API, counts, queues and workers, schedules, the
+ * task table, the change feed, the detail, actions, the form, start-up.
  */
 'use strict';
 
@@ -816,6 +818,563 @@ function renderWorkers(list) {
 			text: fmtTime(w.last_seen) })))));
 }
 
+/* --- schedules ------------------------------------------------------------------ */
+
+/*
+ * GET /v1/schedules lists them (newest first, 100 at most here), read
+ * again when the feed has a schedule's event (created, updated: a
+ * firing, a pause...; deleted), at most once a second and with
+ * If-None-Match (its ETag is the feed's position), never on a timer.
+ * A schedule's last task changes state without a schedule event: the
+ * task events the feed brings patch the "Last run" in place.  An answer
+ * to our own POST, pause, resume or trigger is shown at once and stands
+ * over an older list, as the queues' do; a schedule deleted here stays
+ * out of older lists.
+ *
+ * Times: next_runs come with the offset of the schedule's zone and are
+ * shown as given (the zone's wall clock), not converted to this
+ * browser's; last_run.scheduled_for is UTC and shown in local time, as
+ * the tasks' times are.
+ */
+const SCHED_LIST = 100;
+const scheds = {
+	timer: 0, last: 0, busy: false, again: false, on: true,
+	data: null,		/* the last list: {schedules, next_cursor, seq} */
+	etag: null,
+	newer: new Map(),	/* id -> a schedule answered newer than the list */
+	gone: new Set(),	/* ids deleted from this page */
+	tasks: new Map(),	/* task id -> {state, seq}: the feed's latest */
+	armed: null,		/* {id, until}: Delete clicked once */
+	rows: new Map(),	/* id -> {key, tr}: the rows shown */
+};
+
+const scheduleArmed = (id) => scheds.armed !== null && scheds.armed.id === id &&
+    scheds.armed.until > Date.now();
+
+function refreshSchedulesSoon() {
+	if (scheds.timer || !scheds.on)
+		return;
+	scheds.timer = setTimeout(() => {
+		scheds.timer = 0;
+		refreshSchedules();
+	}, Math.max(0, scheds.last + 1000 - Date.now()));
+}
+
+async function refreshSchedules() {
+	if (scheds.busy) {
+		scheds.again = true;
+		return;
+	}
+	scheds.busy = true;
+	scheds.last = Date.now();
+	try {
+		const headers = {};
+		if (scheds.etag && scheds.data)
+			headers['If-None-Match'] = scheds.etag;
+		const r = await api('GET', 'v1/schedules?limit=' + SCHED_LIST, { headers });
+		if (r.status === 304) {
+			showError('#schedules-error', '');
+		} else if (r.status === 404) {
+			scheds.on = false;	/* a corod without schedules */
+			$('#schedules').hidden = true;
+		} else if (r.ok && r.data && Array.isArray(r.data.schedules)) {
+			scheds.etag = r.headers.get('ETag');
+			scheds.data = r.data;
+			renderSchedules();
+		} else {
+			showError('#schedules-error', problemText(r));
+		}
+	} catch (e) {
+		/* the feed shows connection trouble */
+	} finally {
+		scheds.busy = false;
+		if (scheds.again) {
+			scheds.again = false;
+			refreshSchedulesSoon();
+		}
+	}
+}
+
+/* A schedule's event of the feed. */
+function scheduleEvent(ev) {
+	if (ev.type === 'deleted')
+		scheds.gone.add(ev.schedule);
+	refreshSchedulesSoon();
+}
+
+/* A task's event: the state of a schedule's last run may have moved. */
+function scheduleTaskEvent(ev) {
+	scheds.tasks.delete(ev.task);
+	scheds.tasks.set(ev.task, { state: ev.state, seq: ev.seq });
+	if (scheds.tasks.size > 1000)
+		scheds.tasks.delete(scheds.tasks.keys().next().value);
+	const tr = document.querySelector('#schedules-table tr[data-last-task="' +
+	    ev.task + '"]');
+	if (tr && tr.dataset.lastState !== ev.state)
+		renderSchedules();
+}
+
+/* A schedule as corod answered one of our requests. */
+function scheduleChanged(s) {
+	const listed = scheds.data && scheds.data.schedules.find((x) => x.id === s.id);
+	if (!listed || listed.version < s.version)
+		scheds.newer.set(s.id, s);
+	renderSchedules();
+}
+
+/* The list, with what is newer than it, newest first. */
+function scheduleList() {
+	const data = scheds.data || { schedules: [], seq: 0 };
+	const list = [];
+	for (const s of data.schedules) {
+		if (scheds.gone.has(s.id))
+			continue;
+		const n = scheds.newer.get(s.id);
+		if (n && n.version > s.version) {
+			list.push(n);
+			continue;
+		}
+		scheds.newer.delete(s.id);
+		list.push(s);
+	}
+	for (const [id, n] of scheds.newer) {
+		if (!scheds.gone.has(id) && !list.some((s) => s.id === id))
+			list.push(n);
+	}
+	list.sort((a, b) => b.id - a.id);
+	return list.map((s) => {
+		/* a last run's state the feed brought after the list was read */
+		const lr = s.last_run;
+		const seen = lr && scheds.tasks.get(lr.task);
+		if (!seen || seen.seq <= (data.seq || 0) || seen.state === lr.state)
+			return s;
+		return Object.assign({}, s, { last_run: Object.assign({}, lr,
+		    { state: seen.state }) });
+	});
+}
+
+/* A row is made anew when its schedule changed (a firing each second,
+ * perhaps): the runs a user opened stay open. */
+function renderSchedules() {
+	showError('#schedules-error', '');
+	const list = scheduleList();
+	const open = new Set([...document.querySelectorAll(
+	    '#schedules-table tr[data-schedule] details[open]')].map((d) =>
+	    d.closest('tr').dataset.schedule));
+	const rows = new Map();
+	fillTable('#schedules-table', '#schedules-empty', list.map((s) => {
+		/* an unchanged row stays (a click on it is not lost) */
+		const key = JSON.stringify(s) + (scheduleArmed(s.id) ? ' armed' : '');
+		const was = scheds.rows.get(s.id);
+		const tr = was && was.key === key ? was.tr : scheduleRow(s);
+		rows.set(s.id, { key, tr });
+		return tr;
+	}));
+	scheds.rows = rows;
+	for (const id of open) {
+		const d = document.querySelector('#schedules-table tr[data-schedule="' + id +
+		    '"] details');
+		if (d)
+			d.open = true;
+	}
+	const more = $('#schedules-more');
+	more.hidden = !(scheds.data && scheds.data.next_cursor);
+	more.textContent = more.hidden ? '' : 'the newest ' + SCHED_LIST + ' shown';
+}
+
+/* "2026-03-29T03:00:00.5+02:00" -> "2026-03-29 03:00:00 +02:00": the
+ * schedule's wall clock, as corod gave it. */
+function fmtZoned(iso) {
+	const m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)$/
+	    .exec(String(iso));
+	if (!m)
+		return String(iso);
+	return m[1] + ' ' + m[2] + ' ' + (m[3] === 'Z' ? '+00:00' : m[3]);
+}
+
+function ruleText(s) {
+	if (s.cron !== null && s.cron !== undefined)
+		return s.cron;
+	return 'every ' + s.every + ' s';
+}
+
+function scheduleRow(s) {
+	const name = el('span', { class: 'name', text: s.name ? clip(s.name, 80) :
+	    'schedule ' + s.id, title: s.name || null });
+	const sub = [el('span', { class: 'muted', text: '#' + s.id + ' · ' + s.task.kind +
+	    (s.task.queue && s.task.queue !== 'default' ? ' · queue ' + s.task.queue : '') })];
+	if (s.paused)
+		sub.unshift(el('span', { class: 'badge paused', text: 'paused',
+		    title: 'no slot fires until it is resumed' }), ' ');
+
+	const rule = el('td', { 'data-col': 'rule' },
+	    el(s.cron !== null && s.cron !== undefined ? 'code' : 'span',
+		{ class: 'rule', text: ruleText(s) }),
+	    el('span', { class: 'sub muted', 'data-col': 'zone', text: s.time_zone }));
+
+	const runs = Array.isArray(s.next_runs) ? s.next_runs : [];
+	let next;
+	if (runs.length) {
+		next = [el('time', { class: 'next', datetime: runs[0],
+		    title: runs.join('\n'), text: fmtZoned(runs[0]) })];
+		if (runs.length > 1)
+			next.push(el('details', { class: 'more' },
+			    el('summary', { text: (runs.length - 1) + ' more' }),
+			    el('ol', { class: 'runs', start: 2 }, runs.slice(1).map((r) =>
+				el('li', {}, el('time', { datetime: r, text: fmtZoned(r) }))))));
+	} else {
+		next = [el('span', { class: 'muted', text: s.paused ? 'paused' : 'none',
+		    title: s.paused ? null : 'ended, or no slot to come' })];
+	}
+	if (s.queued_slot)
+		next.push(el('span', { class: 'sub muted', text: 'one waits (queue): ' +
+		    fmtTime(s.queued_slot), title: s.queued_slot }));
+
+	const lr = s.last_run;
+	let last;
+	if (lr) {
+		last = [el('button', { type: 'button', class: 'link', 'data-open': lr.task,
+		    title: 'Show task ' + lr.task, text: '#' + lr.task }), ' ',
+		    lr.state ? el('span', { class: 'badge', 'data-state': lr.state,
+			text: lr.state }) :
+			el('span', { class: 'muted', text: 'deleted' }),
+		    el('span', { class: 'sub muted' }, 'for ',
+			el('time', { datetime: lr.scheduled_for, title: lr.scheduled_for,
+			    text: fmtTime(lr.scheduled_for) }))];
+	} else {
+		last = [el('span', { class: 'muted', text: 'never' })];
+	}
+
+	const counted = (k) => {
+		const c = s[k] || { count: 0, last: null };
+		return el('td', { class: 'num', 'data-col': k, text: String(c.count),
+		    title: c.last ? 'the last ' + fmtTime(c.last) + ' (' + c.last + ')' : null });
+	};
+	const label = s.name || 'schedule ' + s.id;
+	const armed = scheduleArmed(s.id);
+	return el('tr', { 'data-schedule': s.id, 'data-paused': String(s.paused === true),
+	    'data-version': s.version, 'data-last-task': lr ? lr.task : null,
+	    'data-last-state': lr ? lr.state || 'deleted' : null,
+	    'data-next-runs': runs.length },
+	    el('td', { class: 'c-name' }, name, el('span', { class: 'sub' }, sub)),
+	    rule,
+	    el('td', { 'data-col': 'next' }, next),
+	    el('td', { 'data-col': 'last' }, last),
+	    counted('missed'), counted('skipped'),
+	    el('td', { class: 'c-actions' },
+		el('button', { type: 'button', class: 'small',
+		    'data-schedule-action': s.paused ? 'resume' : 'pause',
+		    title: (s.paused ? 'Resume ' : 'Pause ') + label,
+		    text: s.paused ? 'Resume' : 'Pause' }), ' ',
+		el('button', { type: 'button', class: 'small', 'data-schedule-action': 'trigger',
+		    title: 'Run ' + label + ' once now (no slot moves)', text: 'Trigger' }), ' ',
+		el('button', { type: 'button', class: 'small', 'data-schedule-action': 'delete',
+		    'data-armed': armed ? 'true' : null,
+		    title: 'Delete ' + label + ' (the tasks it made stay)',
+		    text: armed ? 'Delete?' : 'Delete' })));
+}
+
+function scheduleStatus(text, kind, node) {
+	const p = $('#schedules-status');
+	p.replaceChildren(text);
+	if (node)
+		p.append(' ', node);
+	p.dataset.kind = kind || 'info';
+	p.hidden = !text;
+}
+
+async function scheduleAction(id, action, button) {
+	const what = action[0].toUpperCase() + action.slice(1);
+	button.disabled = true;
+	try {
+		const r = await api('POST', 'v1/schedules/' + id + '/' + action);
+		if (action === 'trigger' && r.status === 201 && r.data &&
+		    typeof r.data.id === 'number') {
+			const t = r.data.id;
+			scheduleStatus('Triggered schedule ' + id + ':', 'ok', el('button',
+			    { type: 'button', class: 'link', 'data-open': t, id: 'schedule-triggered',
+				'data-task-id': t, text: 'task ' + t }));
+			refreshSchedulesSoon();	/* its last_run */
+			openDetail(t);
+		} else if (r.ok && r.data && r.data.id === id) {
+			scheduleChanged(r.data);
+			scheduleStatus((r.data.paused ? 'Paused' : 'Resumed') + ' schedule ' + id +
+			    ' (version ' + r.data.version + ')', 'ok');
+		} else {
+			scheduleStatus(what + ' schedule ' + id + ': ' + problemText(r), 'error');
+			if (r.status === 404)
+				scheduleGone(id);
+		}
+	} catch (e) {
+		scheduleStatus(what + ' schedule ' + id + ': cannot reach corod: ' +
+		    e.message, 'error');
+	} finally {
+		button.disabled = false;
+	}
+}
+
+function scheduleGone(id) {
+	scheds.gone.add(id);
+	scheds.newer.delete(id);
+	renderSchedules();
+}
+
+/* The first click arms the button, a second one within 4 s deletes (the
+ * row may be made anew meanwhile: the arming is kept in scheds). */
+async function deleteSchedule(id, button) {
+	const a = scheds.armed;
+	if (!a || a.id !== id || a.until <= Date.now()) {
+		scheds.armed = { id, until: Date.now() + 4000 };
+		button.dataset.armed = 'true';
+		button.textContent = 'Delete?';
+		setTimeout(() => {
+			if (scheds.armed && scheds.armed.id === id &&
+			    scheds.armed.until <= Date.now()) {
+				scheds.armed = null;
+				renderSchedules();
+			}
+		}, 4050);
+		return;
+	}
+	scheds.armed = null;
+	button.disabled = true;
+	try {
+		const r = await api('DELETE', 'v1/schedules/' + id);
+		if (r.status === 204 || r.status === 404) {
+			scheduleStatus('Deleted schedule ' + id + ' (its tasks stay)', 'ok');
+			scheduleGone(id);
+		} else {
+			scheduleStatus('Delete schedule ' + id + ': ' + problemText(r), 'error');
+		}
+	} catch (e) {
+		scheduleStatus('Delete schedule ' + id + ': cannot reach corod: ' +
+		    e.message, 'error');
+	} finally {
+		button.disabled = false;
+	}
+}
+
+function onScheduleAction(e) {
+	const b = e.target.closest('button');
+	if (!b)
+		return;
+	if (b.dataset.open) {
+		openDetail(Number(b.dataset.open));
+		return;
+	}
+	const tr = b.closest('tr[data-schedule]');
+	if (!tr || !b.dataset.scheduleAction)
+		return;
+	const id = Number(tr.dataset.schedule);
+	const action = b.dataset.scheduleAction;
+	if (action === 'delete')
+		deleteSchedule(id, b);
+	else
+		scheduleAction(id, action, b);
+}
+
+/* --- a new schedule: the form under the table --- */
+
+/* The form's inputs and the problem fields (JSON Pointers) they answer to;
+ * a preview's are under /query. */
+const SCHEDULE_FIELDS = [
+	['/name', '#schedule-name'],
+	['/cron', '#schedule-cron'],
+	['/every', '#schedule-every'],
+	['/time_zone', '#schedule-zone'],
+	['/overlap', '#schedule-overlap'],
+	['/catch_up', '#schedule-catch-up'],
+	['/task/kind', '#schedule-kind'],
+	['/task/queue', '#schedule-queue'],
+	['/task/params', '#schedule-params'],
+	['/task', '#schedule-params'],
+];
+
+function scheduleInput(pointer) {
+	const p = String(pointer || '').replace(/^\/query(?=\/)/, '');
+	const f = SCHEDULE_FIELDS.find((x) => p === x[0] || p.startsWith(x[0] + '/'));
+	return f ? $(f[1]) : null;
+}
+
+const schedForm = { template: '' };
+
+function openScheduleForm() {
+	const f = $('#schedule-form');
+	f.hidden = false;
+	$('#schedule-new').setAttribute('aria-expanded', 'true');
+	clearScheduleProblem();
+	if (!$('#schedule-params').value.trim())
+		setScheduleTemplate();
+	$('#schedule-name').focus();
+}
+
+function closeScheduleForm() {
+	clearScheduleProblem();
+	$('#schedule-preview').hidden = true;
+	$('#schedule-form').hidden = true;
+	$('#schedule-new').setAttribute('aria-expanded', 'false');
+}
+
+function setScheduleTemplate() {
+	const kind = $('#schedule-kind').value;
+	if (!kinds.byName.has(kind))
+		return;
+	schedForm.template = JSON.stringify(template(kind), null, 2);
+	$('#schedule-params').value = schedForm.template;
+}
+
+function showRule() {
+	const every = $('#schedule-rule').value === 'every';
+	$('#schedule-cron-label').hidden = every;
+	$('#schedule-every-label').hidden = !every;
+}
+
+function clearScheduleProblem() {
+	const box = $('#schedule-form-problem');
+	box.hidden = true;
+	box.replaceChildren();
+	box.dataset.field = '';
+	box.dataset.status = '';
+	for (const [, sel] of SCHEDULE_FIELDS)
+		$(sel).removeAttribute('aria-invalid');
+}
+
+function showScheduleProblem(title, text, field, status) {
+	const box = $('#schedule-form-problem');
+	const parts = [el('strong', { text: title })];
+	if (text)
+		parts.push(el('span', { class: 'detail', text }));
+	if (field)
+		parts.push(el('span', { class: 'field' }, 'field ', el('code', { text: field })));
+	box.replaceChildren(...parts);
+	box.dataset.field = field || '';
+	box.dataset.status = String(status || '');
+	box.hidden = false;
+	const input = scheduleInput(field);
+	if (input) {
+		input.setAttribute('aria-invalid', 'true');
+		input.focus();
+	}
+}
+
+function showAnswerProblem(r) {
+	if (r.data && typeof r.data === 'object' && r.data.title)
+		showScheduleProblem(r.data.title + ' (' + r.status + ')', r.data.detail,
+		    r.data.field, r.status);
+	else
+		showScheduleProblem('HTTP ' + r.status, typeof r.data === 'string' ?
+		    clip(r.data, 300) : '', null, r.status);
+}
+
+/* The rule of the form: {cron} or {every}, or null (said). */
+function readRule() {
+	if ($('#schedule-rule').value === 'every') {
+		const input = $('#schedule-every');
+		if (input.validity.badInput || input.value.trim() === '') {
+			showScheduleProblem('Not a number', 'every is a number of seconds ' +
+			    '(at least 1)', '/every');
+			return null;
+		}
+		return { every: Number(input.value) };
+	}
+	return { cron: $('#schedule-cron').value.trim() };
+}
+
+function zoneOf() {
+	return $('#schedule-zone').value.trim() || 'UTC';
+}
+
+async function previewSchedule() {
+	clearScheduleProblem();
+	const rule = readRule();
+	if (!rule)
+		return;
+	const q = new URLSearchParams();
+	for (const [k, v] of Object.entries(rule))
+		q.set(k, String(v));
+	q.set('time_zone', zoneOf());
+	q.set('count', '5');
+	const ol = $('#schedule-preview');
+	const button = $('#schedule-preview-button');
+	button.disabled = true;
+	try {
+		const r = await api('GET', 'v1/schedules/preview?' + q);
+		if (r.ok && r.data && Array.isArray(r.data.runs)) {
+			ol.replaceChildren(...r.data.runs.map((t) => el('li', {},
+			    el('time', { datetime: t, title: t, text: fmtZoned(t) }))));
+			if (!r.data.runs.length)
+				ol.append(el('li', { class: 'muted', text: 'no run to come' }));
+			ol.dataset.zone = r.data.time_zone || '';
+			ol.hidden = false;
+		} else {
+			ol.hidden = true;
+			showAnswerProblem(r);
+		}
+	} catch (e) {
+		showScheduleProblem('Cannot reach corod', e.message, null);
+	} finally {
+		button.disabled = false;
+	}
+}
+
+async function createSchedule(e) {
+	e.preventDefault();
+	clearScheduleProblem();
+	const rule = readRule();
+	if (!rule)
+		return;
+	let params;
+	try {
+		params = JSON.parse($('#schedule-params').value || '{}');
+		if (!isObject(params))
+			throw new Error('params must be a JSON object: {…}');
+	} catch (err) {
+		showScheduleProblem('The params are not a JSON object',
+		    err.message.replace(/^JSON\.parse: /, ''), '/task/params');
+		return;
+	}
+	const task = { kind: $('#schedule-kind').value, params };
+	const queue = $('#schedule-queue').value.trim();
+	if (queue)
+		task.queue = queue;
+	const body = Object.assign(rule, { time_zone: zoneOf(), task,
+	    overlap: $('#schedule-overlap').value, catch_up: $('#schedule-catch-up').value });
+	const name = $('#schedule-name').value.trim();
+	if (name)
+		body.name = name;
+	const button = $('#schedule-save');
+	button.disabled = true;
+	try {
+		const r = await api('POST', 'v1/schedules', { body });
+		if (r.status === 201 && r.data && typeof r.data.id === 'number') {
+			scheduleChanged(r.data);
+			closeScheduleForm();
+			$('#schedule-name').value = '';
+			scheduleStatus('Created schedule ' + r.data.id + (r.data.name ?
+			    ' (' + clip(r.data.name, 80) + ')' : ''), 'ok');
+		} else {
+			showAnswerProblem(r);
+		}
+	} catch (err) {
+		showScheduleProblem('Cannot reach corod', err.message, null);
+	} finally {
+		button.disabled = false;
+	}
+}
+
+/* The zones this browser knows, as suggestions (corod decides). */
+function fillZones() {
+	let zones = [];
+	try {
+		zones = Intl.supportedValuesOf('timeZone');
+	} catch (e) {
+		/* an older browser: no suggestions */
+	}
+	if (!zones.includes('UTC'))
+		zones = ['UTC'].concat(zones);
+	$('#schedule-zones').replaceChildren(...zones.map((z) => el('option', { value: z })));
+}
+
 /* --- the task table ------------------------------------------------------- */
 
 const view = {
@@ -1153,6 +1712,7 @@ async function followFeed(gen) {
 			if (gen !== feed.gen)
 				return;
 			countsChanged();	/* anything may have changed */
+			refreshSchedulesSoon();
 			if (feed.unauthorized) {
 				authFailed();
 				return;	/* until a token is given */
@@ -1193,6 +1753,10 @@ async function followFeed(gen) {
 			if (typeof next === 'number' && next < since) {
 				/* the feed is behind us: another database */
 				feed.since = null;
+				scheds.gone.clear();	/* its ids are others */
+				scheds.newer.clear();
+				scheds.tasks.clear();
+				scheds.etag = null;
 				continue;
 			}
 			feed.since = typeof next === 'number' ? next : since;
@@ -1224,6 +1788,7 @@ async function pollList(gen) {
 		await relist();
 		refreshCountsSoon();
 		refreshSideSoon();
+		refreshSchedulesSoon();
 		if (detail.id)
 			refreshDetail();
 	}
@@ -1256,8 +1821,11 @@ async function applyEvents(events) {
 		if (typeof ev.task !== 'number') {
 			if (typeof ev.queue === 'string')
 				queueEvent(ev);
+			else if (typeof ev.schedule === 'number')
+				scheduleEvent(ev);
 			continue;
 		}
+		scheduleTaskEvent(ev);
 		const progressOnly = ev.type === 'updated' && ev.state === 'running' &&
 		    ev.progress;
 		if (!progressOnly)
@@ -1474,6 +2042,10 @@ function showDetail(t) {
 	add('timeout', t.timeout === null ? null : t.timeout + ' s');
 	add('parent', t.parent, t.parent && el('button', { type: 'button', class: 'link',
 	    'data-open': t.parent, text: '#' + t.parent }));
+	add('schedule', t.schedule, t.schedule && el('span', {
+		'data-schedule': t.schedule.id }, 'schedule ' + t.schedule.id + ', for ',
+		el('time', { datetime: t.schedule.scheduled_for, title: t.schedule.scheduled_for,
+		    text: fmtTime(t.schedule.scheduled_for) })));
 	const pv = progressView(t, true);
 	add('progress', pv ? 1 : null, pv);
 	add('version', t.version);
@@ -1887,7 +2459,8 @@ async function loadKinds() {
 function setKinds(list) {
 	kinds.list = list;
 	kinds.byName = new Map(list.map((k) => [k.name, k]));
-	for (const [sel, first] of [['#submit-kind', null], ['#filter-kind', 'all']]) {
+	for (const [sel, first] of [['#submit-kind', null], ['#filter-kind', 'all'],
+	    ['#schedule-kind', null]]) {
 		const s = $(sel);
 		const was = s.value;
 		const opts = list.map((k) => el('option', { value: k.name, text: k.name,
@@ -1900,6 +2473,8 @@ function setKinds(list) {
 	}
 	setTemplate();
 	showParams();
+	if (!$('#schedule-params').value.trim())
+		setScheduleTemplate();
 }
 
 function template(kind) {
@@ -2107,6 +2682,7 @@ function init() {
 		restartFeed();
 		refreshCountsSoon();
 		refreshSideSoon();
+		refreshSchedulesSoon();
 		if (detail.id !== null)
 			openDetail(detail.id);
 	});
@@ -2154,6 +2730,36 @@ function init() {
 		if (e.key === 'Escape')
 			closeLimits();
 	});
+	$('#schedules-table tbody').addEventListener('click', onScheduleAction);
+	$('#schedules-status').addEventListener('click', onAction);
+	$('#schedule-new').addEventListener('click', () => {
+		if ($('#schedule-form').hidden)
+			openScheduleForm();
+		else
+			closeScheduleForm();
+	});
+	$('#schedule-form').addEventListener('submit', createSchedule);
+	$('#schedule-cancel').addEventListener('click', closeScheduleForm);
+	$('#schedule-preview-button').addEventListener('click', previewSchedule);
+	$('#schedule-rule').addEventListener('change', showRule);
+	$('#schedule-template').addEventListener('click', setScheduleTemplate);
+	$('#schedule-kind').addEventListener('change', () => {
+		const ta = $('#schedule-params');
+		if (ta.value.trim() === '' || ta.value === schedForm.template)
+			setScheduleTemplate();
+	});
+	$('#schedule-form').addEventListener('input', (e) => {
+		e.target.removeAttribute('aria-invalid');
+		if (e.target.closest('#schedule-rule, #schedule-cron, #schedule-every, ' +
+		    '#schedule-zone'))
+			$('#schedule-preview').hidden = true;	/* of another rule */
+	});
+	$('#schedule-form').addEventListener('keydown', (e) => {
+		if (e.key === 'Escape')
+			closeScheduleForm();
+	});
+	fillZones();
+	showRule();
 	$('#detail').addEventListener('click', onAction);
 	$('#submit-result').addEventListener('click', onAction);
 	$('#detail-close').addEventListener('click', closeDetail);

@@ -37,6 +37,14 @@
 //     a group kind takes no concurrency key; feed events that are not a
 //     task's (a queue's, a schedule's) refresh the Queues view and are
 //     never fetched as a task;
+//   - the Schedules view: a schedule made over HTTP shows through the
+//     feed (its name with markup as text, its next run with its zone's
+//     offset, the others on demand); Preview shows 5 runs from corod; a
+//     bad cron shows corod's detail and field /cron and creates nothing;
+//     one made with the form (every 1 s) fires and its last run links to
+//     its task's detail; Pause stops its firings, Resume starts them;
+//     Trigger opens the new task; Delete (twice) removes it, also while
+//     it fires; the list is read at most once a second;
 //   - an idle page holds one events request and sends nothing else;
 //   - a phone-sized viewport needs no sideways scrolling;
 //   - no request goes anywhere but the daemon's origin; no script error.
@@ -1210,6 +1218,209 @@ async function main() {
 		    `${JSON.stringify(row)}; requests after: ${after.join(', ')}; bad: ` +
 		    `${bad.map((q) => q.url).join(', ')}; the schedule's id asked as a ` +
 		    `task: ${asTask.length}`];
+	});
+
+	// 15c. the Schedules view, with the token
+	const schedRow = (page, id) => page.evaluate((i) => {
+		const tr = document.querySelector(`#schedules-table tr[data-schedule="${i}"]`);
+		if (!tr)
+			return null;
+		const col = (k) => tr.querySelector(`[data-col="${k}"]`);
+		return { paused: tr.dataset.paused, version: tr.dataset.version,
+			lastTask: tr.dataset.lastTask || null, lastState: tr.dataset.lastState || null,
+			runs: Number(tr.dataset.nextRuns), name: tr.querySelector('.name').textContent,
+			rule: col('rule').querySelector('.rule').textContent,
+			zone: col('zone').textContent, next: col('next').textContent,
+			first: (col('next').querySelector('time.next') || {}).textContent || null,
+			more: col('next').querySelectorAll('details li').length,
+			missed: col('missed').textContent, skipped: col('skipped').textContent };
+	}, id);
+	const schedCount = async () => (await apiGet('/v1/schedules')).body.schedules.length;
+	const schedButton = (id, action) =>
+	    `#schedules-table tr[data-schedule="${id}"] button[data-schedule-action="${action}"]`;
+	// what corod's "2026-12-07T08:30:00.25+05:30" looks like on the page
+	const zoned = (iso) => iso.replace(/^(\S{10})T(\d\d:\d\d:\d\d)(\.\d+)?/, '$1 $2 ');
+	const XSS_NAME = 'nightly <img src=x onerror="window.__xss=4">';
+	let kolkata = null;
+
+	await step('a schedule created over HTTP behind the page\'s back shows in the ' +
+	    'Schedules view through the feed (no reload): its name as text, cron and ' +
+	    'zone, the next run in its zone (+05:30), 4 more on demand', async () => {
+		const r = await apiPost('/v1/schedules', { name: XSS_NAME, cron: '0 3 * * *',
+			time_zone: 'Asia/Kolkata', task: { kind: 'echo', params: { message: 'at 3' } } });
+		if (r.status !== 201)
+			throw new Error(`POST /v1/schedules: ${r.status} ${JSON.stringify(r.body)}`);
+		kolkata = r.body;
+		const row = await waitFor('the schedule\'s row', () => schedRow(page, kolkata.id), 5000);
+		await page.click(`#schedules-table tr[data-schedule="${kolkata.id}"] details summary`);
+		const shown = await page.isVisible(`#schedules-table tr[data-schedule="${kolkata.id}"] ` +
+		    'details li');
+		const xss = await page.evaluate(() => window.__xss);
+		await shot(page, 'schedule-from-http');
+		return [row.name === XSS_NAME && row.rule === '0 3 * * *' &&
+		    row.zone === 'Asia/Kolkata' && row.first === zoned(kolkata.next_runs[0]) &&
+		    / 03:00:00 \+05:30$/.test(row.first) && row.more === 4 && shown &&
+		    row.lastTask === null && row.paused === 'false' && row.missed === '0' &&
+		    xss === undefined && await notReloaded(page), null,
+		    `row ${JSON.stringify(row)}; next_runs ${kolkata.next_runs[0]}; ` +
+		    `the others shown ${shown}; __xss ${xss}`];
+	});
+
+	await step('Preview shows the next 5 runs of a rule in its zone (GET ' +
+	    '/v1/schedules/preview with the token), 5 min apart, nothing created', async () => {
+		const before = await schedCount();
+		const from = requests.length;
+		await page.click('#schedule-new');
+		await page.waitForSelector('#schedule-form:not([hidden])');
+		await page.selectOption('#schedule-rule', 'cron');
+		await page.fill('#schedule-cron', '*/5 * * * *');
+		await page.fill('#schedule-zone', 'Asia/Kolkata');
+		await page.click('#schedule-preview-button');
+		await page.waitForSelector('#schedule-preview:not([hidden]) li');
+		const runs = await page.$$eval('#schedule-preview time', (ts) =>
+		    ts.map((t) => [t.getAttribute('datetime'), t.textContent]));
+		const sent = requests.slice(from).filter((q) => /\/v1\/schedules\/preview\?/.test(q.url));
+		const gaps = runs.slice(1).map((r, i) => (Date.parse(r[0]) - Date.parse(runs[i][0])) / 1000);
+		await shot(page, 'schedule-preview');
+		return [runs.length === 5 && runs.every((r) => /:[0-5][05]:00 \+05:30$/.test(r[1])) &&
+		    gaps.every((g) => g === 300) && sent.length === 1 &&
+		    sent[0].headers.authorization === 'Bearer ' + TOKEN &&
+		    /time_zone=Asia%2FKolkata/.test(sent[0].url) && await schedCount() === before,
+		    null, `runs ${JSON.stringify(runs)}; requests ${sent.map((q) => q.url)}`];
+	});
+
+	await step('a bad cron (61 * * * *) shows corod\'s detail naming /cron, marks the ' +
+	    'input, and creates nothing', async () => {
+		const before = await schedCount();
+		await page.fill('#schedule-cron', '61 * * * *');
+		await page.click('#schedule-save');
+		await page.waitForSelector('#schedule-form-problem:not([hidden])');
+		const text = await page.textContent('#schedule-form-problem');
+		const field = await page.getAttribute('#schedule-form-problem', 'data-field');
+		const invalid = await page.getAttribute('#schedule-cron', 'aria-invalid');
+		const rows = await page.$$eval('#schedules-table tr[data-schedule]', (t) => t.length);
+		const after = await schedCount();
+		return [/minute: 61 is out of range 0-59/.test(text) && field === '/cron' &&
+		    invalid === 'true' && after === before && rows === before &&
+		    await page.isVisible('#schedule-form'), null,
+		    `problem "${text}" field ${field}; aria-invalid ${invalid}; ` +
+		    `schedules ${before} -> ${after}, rows ${rows}`];
+	});
+
+	let ticker = null;
+	await step('a schedule made with the form (every 1 s, echo) shows its next runs, ' +
+	    'fires, and its last run is a task that succeeded, whose link opens the ' +
+	    'task\'s detail (made by the schedule)', async () => {
+		const from = requests.length;
+		await page.fill('#schedule-name', 'ticker');
+		await page.selectOption('#schedule-rule', 'every');
+		await page.fill('#schedule-every', '1');
+		await page.fill('#schedule-zone', 'UTC');
+		await page.selectOption('#schedule-kind', 'echo');
+		await page.fill('#schedule-params', '{"message": "tick"}');
+		await page.click('#schedule-save');
+		await page.waitForSelector('#schedule-form', { state: 'hidden' });
+		const status = await page.textContent('#schedules-status');
+		const m = /Created schedule (\d+)/.exec(status);
+		if (!m)
+			throw new Error(`status: ${status}`);
+		ticker = Number(m[1]);
+		const first = await schedRow(page, ticker);
+		const post = requests.slice(from).find((q) => q.method === 'POST' &&
+		    new URL(q.url).pathname === '/v1/schedules');
+		const row = await waitFor('a last run that succeeded', async () => {
+			const r = await schedRow(page, ticker);
+			return r && r.lastState === 'succeeded' && r;
+		}, 6000);
+		await page.click(`#schedules-table tr[data-schedule="${ticker}"] ` +
+		    '[data-col="last"] button[data-open]');
+		await page.waitForSelector(`#detail[data-task-id="${row.lastTask}"]` +
+		    ' [data-field="schedule"]');
+		const made = await page.getAttribute('#detail [data-field="schedule"] span',
+		    'data-schedule');
+		const api = (await apiGet('/v1/schedules/' + ticker)).body;
+		await shot(page, 'schedule-fired');
+		return [first && first.runs === 5 && first.rule === 'every 1 s' &&
+		    first.name === 'ticker' && post && post.headers.authorization === 'Bearer ' +
+		    TOKEN && made === String(ticker) && api.task.params.message === 'tick' &&
+		    api.time_zone === 'UTC', null, `first ${JSON.stringify(first)}; ` +
+		    `then ${JSON.stringify(row)}; detail's schedule ${made}; GET ${JSON.stringify(api)}`];
+	});
+
+	await step('Pause: the row says paused, no next run, and it fires no more (2.5 s); ' +
+	    'Resume: next runs again, and it fires again', async () => {
+		await page.click(schedButton(ticker, 'pause'));
+		const paused = await waitFor('the row paused', async () => {
+			const r = await schedRow(page, ticker);
+			return r && r.paused === 'true' && r;
+		}, 5000);
+		const held = (await apiGet('/v1/schedules/' + ticker)).body;
+		await sleep(2500);
+		const still = (await apiGet('/v1/schedules/' + ticker)).body;
+		const during = await schedRow(page, ticker);
+		await shot(page, 'schedule-paused');
+		await page.click(schedButton(ticker, 'resume'));
+		const resumed = await waitFor('the row resumed with next runs', async () => {
+			const r = await schedRow(page, ticker);
+			return r && r.paused === 'false' && r.runs === 5 && r;
+		}, 5000);
+		const again = await waitFor('a new last run that succeeded', async () => {
+			const r = await schedRow(page, ticker);
+			return r && Number(r.lastTask) > held.last_run.task &&
+			    r.lastState === 'succeeded' && r;
+		}, 6000);
+		return [held.paused && paused.runs === 0 && / *paused/.test(paused.next) &&
+		    still.last_run.task === held.last_run.task && during.runs === 0 &&
+		    still.version === held.version && resumed.runs === 5 && again, null,
+		    `paused ${JSON.stringify(paused)}; last run ${held.last_run.task} -> ` +
+		    `${still.last_run.task}; resumed ${JSON.stringify(resumed)}`];
+	});
+
+	await step('Trigger runs a schedule once now: the new task\'s detail opens (made by ' +
+	    'the schedule), and the row\'s last run is that task', async () => {
+		await page.click(schedButton(kolkata.id, 'trigger'));
+		await page.waitForSelector('#schedule-triggered');
+		const id = Number(await page.getAttribute('#schedule-triggered', 'data-task-id'));
+		await page.waitForSelector(`#detail[data-task-id="${id}"] [data-field="schedule"]`);
+		const made = await page.getAttribute('#detail [data-field="schedule"] span',
+		    'data-schedule');
+		const row = await waitFor('the row\'s last run', async () => {
+			const r = await schedRow(page, kolkata.id);
+			return r && r.lastTask === String(id) && r.lastState === 'succeeded' && r;
+		}, 5000);
+		const t = (await apiGet('/v1/tasks/' + id)).body;
+		return [made === String(kolkata.id) && t.schedule && t.schedule.id === kolkata.id &&
+		    row.runs === 5 && row.first === zoned(kolkata.next_runs[0]), null,
+		    `task ${JSON.stringify(t.schedule)}; row ${JSON.stringify(row)}`];
+	});
+
+	await step('Delete (clicked twice, on a schedule firing each second too) removes ' +
+	    'it from the view; GET answers 404; its tasks stay', async () => {
+		const last = (await apiGet('/v1/schedules/' + ticker)).body.last_run.task;
+		for (const id of [ticker, kolkata.id]) {
+			await page.click(schedButton(id, 'delete'));
+			await page.waitForSelector(schedButton(id, 'delete') + '[data-armed="true"]');
+			await page.click(schedButton(id, 'delete'));
+			await page.waitForSelector(`#schedules-table tr[data-schedule="${id}"]`,
+			    { state: 'detached', timeout: scaled(5000) });
+		}
+		const gone = await Promise.all([ticker, kolkata.id].map(async (id) =>
+		    (await apiGet('/v1/schedules/' + id)).status));
+		const task = await apiGet('/v1/tasks/' + last);
+		// no late list puts them back
+		await sleep(1200);
+		const back = await page.$$eval('#schedules-table tr[data-schedule]', (trs, ids) =>
+		    trs.filter((t) => ids.includes(Number(t.dataset.schedule))).length,
+		    [ticker, kolkata.id]);
+		// read on the feed's events, at most once a second (a firing each
+		// second made one each): gaps a little under 1 s allow for timers
+		const lists = requests.filter((q) => q.method === 'GET' &&
+		    new URL(q.url).pathname === '/v1/schedules').map((q) => q.at);
+		const gaps = lists.slice(1).map((t, i) => t - lists[i]);
+		return [gone.every((s) => s === 404) && task.status === 200 && back === 0 &&
+		    lists.length >= 3 && gaps.every((g) => g >= 900), null,
+		    `GET after delete: ${gone}; task ${last}: ${task.status}; rows back ${back}; ` +
+		    `${lists.length} lists, gaps ${gaps.join(', ')} ms`];
 	});
 
 	// 16. a restart of the daemon, a feed that forgot us (410), paging
