@@ -73,13 +73,18 @@
 /* Wait for the next child to reach a final state. */
 #define AWAIT_CHILD(t)	AWAIT_WAKE(t)
 
-/* At the top of a group's body: its children into memory, answered at
- * once or later (then the body waits here, and cancellation waits with
- * it); it fails the task if the store cannot say. */
+/*
+ * At the top of a group's body: its children into memory, answered at
+ * once or later (then the body waits here, and a cancellation waits with
+ * it, delivered once they are in: the body may end without another
+ * await, as a gather whose children all end at once); it fails the task
+ * if the store cannot say.
+ */
 #define GROUP_LOAD(t) do {						\
 	group_load(t);							\
 	while (((struct group *)(t)->data)->loading)			\
 		CORO_YIELD(t);						\
+	CORO_CHECK_CANCEL(t);						\
 	if (((struct group *)(t)->data)->load_failed) {			\
 		task_fail((t), "internal", "its children cannot be "	\
 		    "read from the store", 0);				\

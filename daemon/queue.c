@@ -51,7 +51,6 @@ static const char *const wait_names[] = {
 	"rate_limit",
 };
 
-static uint32_t		 hash_str(uint32_t, const char *);
 static struct qkey	*key_get(struct queue *, const char *, int);
 static void		 key_gc(struct qkey *);
 static void		 key_mark(struct qkey *);
@@ -68,8 +67,9 @@ wait_why_name(int why)
 	return (wait_names[why]);
 }
 
-static uint32_t
-hash_str(uint32_t h, const char *s)
+/* FNV-1a of s, continuing from h (2166136261 to start): names' hashes. */
+uint32_t
+queue_hash(uint32_t h, const char *s)
 {
 	while (*s != '\0')
 		h = (h ^ (unsigned char)*s++) * 16777619u;
@@ -134,7 +134,7 @@ struct queue *
 queue_get(const char *name, int make)
 {
 	struct queue	*q;
-	uint32_t	 b = hash_str(2166136261u, name) % QUEUE_BUCKETS;
+	uint32_t	 b = queue_hash(QUEUE_HASH0, name) % QUEUE_BUCKETS;
 
 	for (q = queues[b]; q != NULL; q = q->hnext) {
 		if (strcmp(q->name, name) == 0)
@@ -163,7 +163,7 @@ queue_gc(struct queue *q)
 	    q->waiting.n > 0 || q->ready.n > 0 || q->nclaims > 0 ||
 	    q->marked || q->gate_marked)
 		return;
-	for (pp = &queues[hash_str(2166136261u, q->name) % QUEUE_BUCKETS];
+	for (pp = &queues[queue_hash(QUEUE_HASH0, q->name) % QUEUE_BUCKETS];
 	    *pp != NULL; pp = &(*pp)->hnext) {
 		if (*pp == q) {
 			*pp = q->hnext;
@@ -182,7 +182,7 @@ static struct qkey *
 key_get(struct queue *q, const char *key, int make)
 {
 	struct qkey	*k, **old;
-	uint32_t	 h = hash_str(hash_str(2166136261u, q->name), key);
+	uint32_t	 h = queue_hash(queue_hash(QUEUE_HASH0, q->name), key);
 	size_t		 i, oldcap, len;
 
 	if (keys_cap > 0) {

@@ -52,6 +52,8 @@ struct queue {
 	struct queue		*hnext;
 };
 
+#define QUEUE_HASH0	2166136261u	/* queue_hash's start */
+uint32_t	 queue_hash(uint32_t, const char *);
 struct queue	*queue_get(const char *, int);
 void		 queue_gc(struct queue *);
 void		 queue_mark(struct queue *);

@@ -48,21 +48,10 @@ static size_t		 nworkers;
 uint64_t	 workers_claimed_total, workers_expired_total,
 		 workers_late_total;
 
-static uint32_t		 name_hash(const char *);
 static size_t		 queue_serve(struct queue *, struct claim *,
 			     struct task **);
 static struct worker_ent *worker_get(const char *, int);
 static void		 worker_forget(struct worker_ent *);
-
-static uint32_t
-name_hash(const char *s)
-{
-	uint32_t	h = 2166136261u;
-
-	while (*s != '\0')
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return (h);
-}
 
 /* Let go of the workers (at exit; queue_shutdown freed the queues,
  * claims are their owners': api/ has answered them). */
@@ -245,7 +234,7 @@ static struct worker_ent *
 worker_get(const char *name, int make)
 {
 	struct worker_ent	*w;
-	uint32_t		 b = name_hash(name) % WORKER_BUCKETS;
+	uint32_t		 b = queue_hash(QUEUE_HASH0, name) % WORKER_BUCKETS;
 	int64_t			 now = time_now();
 
 	for (w = workers[b]; w != NULL; w = w->hnext) {
@@ -274,7 +263,8 @@ worker_forget(struct worker_ent *w)
 {
 	struct worker_ent	**pp;
 
-	for (pp = &workers[name_hash(w->w.name) % WORKER_BUCKETS]; *pp != NULL;
+	for (pp = &workers[queue_hash(QUEUE_HASH0, w->w.name) %
+	    WORKER_BUCKETS]; *pp != NULL;
 	    pp = &(*pp)->hnext) {
 		if (*pp == w) {
 			*pp = w->hnext;

@@ -313,6 +313,60 @@ test_groups(void)
 	    row(g + 2)->state == TASK_CANCELED, "its children too");
 }
 
+/*
+ * A gather canceled while its children are being read (a store that
+ * answers later), one child canceled on its own meanwhile: the cancel is
+ * delivered once the children are in, so the gather ends canceled, not
+ * failed by a child (its other children end at once: no await comes).
+ */
+static void
+test_cancel_while_loading(void)
+{
+	struct task_row	 kid;
+	struct task	*t = NULL, *c;
+	struct group	*grp;
+	int64_t		 g;
+	int		 i;
+
+	stop();
+	setenv("COROD_TEST_DEFER_READS", "1", 1);
+	start();
+	g = submit("{\"kind\":\"gather\",\"params\":{\"tasks\":["
+	    "{\"kind\":\"sleep\",\"params\":{\"seconds\":5}},"
+	    "{\"kind\":\"sleep\",\"params\":{\"seconds\":5}}]}}");
+	for (i = 0; i < 10000; i++) {
+		t = task_lookup(g);
+		grp = t != NULL ? t->data : NULL;
+		if (t != NULL && t->row.state == TASK_RUNNING && grp != NULL &&
+		    grp->loading)
+			break;
+		event_base_loop(loop_base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		loop_turn_end();
+		t = NULL;
+	}
+	ok(t != NULL, "a gather runs, waiting for its children's read");
+	if (t != NULL) {
+		task_cancel(t, CANCEL_USER);
+		/* the API's way: the child read, into memory, canceled */
+		memset(&kid, 0, sizeof kid);
+		if (db_task_get_sync(corod_db, g + 1, &kid) == 1) {
+			if ((c = task_lookup(g + 1)) == NULL)
+				c = task_create(&kid);
+			task_ref(c);
+			task_cancel(c, CANCEL_USER);
+			task_unref(c);
+		}
+		task_row_free(&kid);
+	}
+	run_for(200);
+	is(row(g)->state, TASK_CANCELED, "it ends canceled");
+	ok(row(g + 1)->state == TASK_CANCELED &&
+	    row(g + 2)->state == TASK_CANCELED, "... and so do its children");
+	stop();
+	unsetenv("COROD_TEST_DEFER_READS");
+	start();
+}
+
 static void
 test_priority(void)
 {
@@ -616,6 +670,7 @@ main(void)
 	test_cancel();
 	test_timeout_retry();
 	test_groups();
+	test_cancel_while_loading();
 	test_priority();
 	test_cancel_overtakes_retry();
 	test_recovery();
