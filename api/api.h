@@ -95,6 +95,23 @@ struct http_request {
 	/* What its token allows (auth_check; NULL: everything, as without
 	 * tokens), held until the request is freed (auth_release). */
 	const struct auth_scope	*scope;
+
+	/* Where the loop time it costs is counted (http_charge), or NULL. */
+	struct http_cost	*cost;
+};
+
+/*
+ * The loop time a class of requests costs, for a handler that bounds it
+ * (the change feed's fan-outs): the share of the MHD run that took each
+ * in (by the count of requests the run took), the writes of its answer
+ * outside MHD, and the intake of the next request on its connection (a
+ * poller's re-poll).  The handler reads and clears us; the record must
+ * outlive every request charged to it.
+ */
+struct http_cost {
+	int64_t			 us;
+	int			 run_n;		/* charged in this MHD run */
+	struct http_cost	*run_next;	/* the run's other records */
 };
 
 /* Start serving the sockets of a listen list (listen.c: host:port, port 0
@@ -173,6 +190,8 @@ void		 http_suspend(struct http_request *);
 void		 http_hold(struct http_request *);
 /* The handler lets go of a held request: its data and hooks cleared. */
 void		 http_release(struct http_request *);
+/* Count the request's loop time in cost (struct http_cost). */
+void		 http_charge(struct http_request *, struct http_cost *);
 /*
  * A store read for the request: begin before issuing it, end as the last
  * thing its callback does.  The request is not freed between the two

@@ -16,11 +16,21 @@
  * Pollers with nothing to read are held (suspended, no thread) on one
  * list; 100 ms after a batch's events are in (with whatever committed
  * meanwhile), every one of them is answered, and pollers that asked the
- * same thing share one rendered body (not copied).  With many pollers the
- * wait grows so that answering them takes at most a tenth of the loop's
- * time, and pollers coming back while a fan-out is due join it.
- * Server-Sent Events streams keep a cursor and are woken the same way; a
- * timer sends their keep-alive comments.
+ * same thing share one rendered body (not copied).  Pollers coming back
+ * while a fan-out is due join it.  Server-Sent Events streams keep a
+ * cursor and are woken the same way; a timer sends their keep-alive
+ * comments.
+ *
+ * Fan-outs get a bounded share of the loop, whatever the number of
+ * pollers and the size of their answers.  Every held poller and stream
+ * is charged (http_charge) with the loop time it costs: its part of the
+ * MHD run that took it in, the writes of its answer, the intake of the
+ * re-poll that follows; the fan-out itself adds its own time.  That is a
+ * debt, paid back at FANOUT_PAYBACK of the time that passes; a fan-out
+ * waits until it is paid.  With 10,000 pollers re-polling at every
+ * answer, fan-outs then come seconds apart, and a poller that falls
+ * behind the kept history is answered 410 and lists again, never
+ * answered with a gap.
  */
 #include <sys/queue.h>
 
@@ -40,7 +50,11 @@
 #define SSE_CHUNK		200		/* events rendered at a time */
 #define SSE_KEEPALIVE		15		/* seconds */
 #define EVENTS_COALESCE_US	100000		/* a poller's news waits */
-#define EVENTS_COALESCE_MAX_US	5000000		/* ... at most, under load */
+/*
+ * The fan-outs' debt is paid back at 1/FANOUT_PAYBACK of the time that
+ * passes: they take at most 1/(FANOUT_PAYBACK + 1) of the loop.
+ */
+#define FANOUT_PAYBACK		10
 
 struct feed_event {
 	int64_t		 seq;
@@ -85,7 +99,11 @@ static LIST_HEAD(, stream)	 streams = LIST_HEAD_INITIALIZER(streams);
 static size_t			 npollers, nstreams;
 static struct event		*keepalive_ev;
 static struct event		*wake_ev;
-static int64_t			 fanout_us;	/* the last wake's cost */
+static struct http_cost		 fanout_cost;	/* spent since settled */
+static int64_t			 fanout_debt;	/* µs not yet paid back */
+static int64_t			 fanout_settled; /* when, monotonic µs */
+static struct poller		**wake_list;	/* a fan-out's, sorted */
+static size_t			 wake_cap;
 
 /* The last rendering, for every poller asking the same thing. */
 static struct {
@@ -95,7 +113,10 @@ static struct {
 
 static const char *const type_names[] = { "created", "updated", "deleted" };
 
+static void	events_answer(struct http_request *, int64_t, int64_t);
+static void	events_gone(struct http_request *, int64_t);
 static void	poller_answer(struct poller *);
+static int	poller_cmp(const void *, const void *);
 static void	poller_free(struct poller *);
 static void	poller_gone(struct http_request *);
 static void	poller_timeout_cb(evutil_socket_t, short, void *);
@@ -134,6 +155,9 @@ events_shutdown(void)
 		free(pending[i].progress);
 	free(ring);
 	free(pending);
+	free(wake_list);
+	wake_list = NULL;
+	wake_cap = 0;
 	ring = pending = NULL;
 	ring_n = npending = pending_cap = 0;
 	http_shared_unref(cache.body);
@@ -286,48 +310,90 @@ events_flush(void)
 		wake_schedule();
 }
 
-/*
- * Arm the fan-out unless it is: 100 ms away, or more when the last one
- * was costly, so that fan-outs (and the re-polls they bring) take about
- * a tenth of the loop's time whatever the number of pollers.
- */
+/* Arm the fan-out, 100 ms away (or later, wake_cb decides), unless it is. */
 static void
 wake_schedule(void)
 {
 	struct timeval	tv;
-	int64_t		delay;
 
 	if (evtimer_pending(wake_ev, NULL))
 		return;
-	delay = 20 * fanout_us;
-	if (delay < EVENTS_COALESCE_US)
-		delay = EVENTS_COALESCE_US;
-	if (delay > EVENTS_COALESCE_MAX_US)
-		delay = EVENTS_COALESCE_MAX_US;
-	tv = time_tv(delay);
+	tv = time_tv(EVENTS_COALESCE_US);
 	evtimer_add(wake_ev, &tv);
 }
 
-/* Answer every held poller, wake every stream. */
+/* Add what fan-outs spent to their debt, less what time has paid back. */
+static void
+fanout_settle(int64_t now)
+{
+	fanout_debt += fanout_cost.us;
+	fanout_cost.us = 0;
+	fanout_debt -= (now - fanout_settled) / FANOUT_PAYBACK;
+	if (fanout_debt < 0)
+		fanout_debt = 0;
+	fanout_settled = now;
+}
+
+/*
+ * Answer every held poller, wake every stream; or, while the fan-outs'
+ * debt is not paid back, wait until it is (it may have grown meanwhile:
+ * the re-polls of the last fan-out come in after it).
+ */
 static void
 wake_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct poller		*p, *next;
+	struct poller		*p;
 	struct stream		*s;
+	struct timeval		 tv;
+	size_t			 i, n;
 	int64_t			 start = time_mono();
 
 	(void)fd;
 	(void)what;
 	(void)arg;
-	/* only those with news: one may have come since, from the feed's end */
-	for (p = LIST_FIRST(&pollers); p != NULL; p = next) {
-		next = LIST_NEXT(p, entry);
-		if (p->since < feed_pos)
-			poller_answer(p);
+	fanout_settle(start);
+	if (fanout_debt > 0) {
+		tv = time_tv(fanout_debt * FANOUT_PAYBACK);
+		evtimer_add(wake_ev, &tv);
+		return;
 	}
+	/*
+	 * Only those with news (one may have come since, from the feed's
+	 * end), in the order of what they asked: pollers that fell behind
+	 * and followed again ask from many positions, and each rendering
+	 * (held until its writes end) then serves all who asked the same.
+	 */
+	n = 0;
+	LIST_FOREACH(p, &pollers, entry) {
+		if (p->since >= feed_pos)
+			continue;
+		if (n == wake_cap) {
+			wake_cap = wake_cap == 0 ? 64 : wake_cap * 2;
+			wake_list = xreallocarray(wake_list, wake_cap,
+			    sizeof *wake_list);
+		}
+		wake_list[n++] = p;
+	}
+	qsort(wake_list, n, sizeof *wake_list, poller_cmp);
+	for (i = 0; i < n; i++)
+		poller_answer(wake_list[i]);
 	LIST_FOREACH(s, &streams, entry)
 		http_stream_wake(s->req);
-	fanout_us = time_mono() - start;
+	fanout_cost.us += time_mono() - start;
+}
+
+/* Pollers in the order of (since, limit). */
+static int
+poller_cmp(const void *a, const void *b)
+{
+	const struct poller	*p = *(struct poller *const *)a;
+	const struct poller	*q = *(struct poller *const *)b;
+
+	if (p->since != q->since)
+		return (p->since < q->since ? -1 : 1);
+	if (p->limit != q->limit)
+		return (p->limit < q->limit ? -1 : 1);
+	return (0);
 }
 
 /* One event as JSON. */
@@ -390,8 +456,11 @@ events_render(struct buf *b, int64_t since, int64_t limit)
 	buf_puts(b, "}");
 }
 
-/* Send the feed from since (the caller checked it is kept); a body
- * rendered for the same question at the same position is reused. */
+/*
+ * Send the feed from since, or 410 if events after it are no longer kept
+ * (a held poller's since may have fallen out of the ring meanwhile); a
+ * body rendered for the same question at the same position is reused.
+ */
 static void
 events_answer(struct http_request *req, int64_t since, int64_t limit)
 {
@@ -399,6 +468,10 @@ events_answer(struct http_request *req, int64_t since, int64_t limit)
 	char		*body;
 	size_t		 len;
 
+	if (since < kept_from) {
+		events_gone(req, since);
+		return;
+	}
 	if (cache.body == NULL || cache.since != since ||
 	    cache.limit != limit || cache.pos != feed_pos) {
 		events_render(&b, since, limit);
@@ -482,6 +555,7 @@ api_events(struct http_request *req)
 		nstreams++;
 		req->data = s;
 		req->on_free = stream_free;
+		http_charge(req, &fanout_cost);
 		http_add_header(req, "Cache-Control", "no-store");
 		http_add_header(req, "X-Accel-Buffering", "no");
 		http_respond_stream(req, 200, "text/event-stream", stream_read,
@@ -513,6 +587,7 @@ api_events(struct http_request *req)
 		req->data = p;
 		req->on_gone = poller_gone;
 		req->on_free = poller_gone;
+		http_charge(req, &fanout_cost);
 		http_hold(req);
 		return;
 	}

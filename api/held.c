@@ -56,6 +56,11 @@
  * here until its end; past this the loop polls (EV_WRITE) first.
  */
 #define HELD_FILLS	16
+/*
+ * The writes of one loop turn, in µs: past it the rest of the queue waits
+ * for the next turn, after the loop has polled (held_run_queue).
+ */
+#define HELD_SLICE_US	2000
 
 enum held_state {
 	HELD_WAIT,
@@ -85,6 +90,7 @@ struct held_io {
 struct parked {
 	struct event		*ev;		/* in this record */
 	int			 fd;
+	struct http_cost	*cost;		/* the last request's */
 	TAILQ_ENTRY(parked)	 entry;
 };
 TAILQ_HEAD(parked_list, parked);
@@ -108,12 +114,13 @@ static void	 held_watch(struct http_ctx *, enum held_state);
 static void	 held_read_cb(evutil_socket_t, short, void *);
 static void	 held_write_cb(evutil_socket_t, short, void *);
 static void	 held_send(struct http_ctx *);
+static void	 held_send_some(struct http_ctx *);
 static void	 held_queue(struct http_ctx *);
 static void	 held_kick_cb(evutil_socket_t, short, void *);
-static void	 held_run_queue(void);
+static void	 held_run_queue(int64_t);
 static int	 held_fill(struct http_ctx *);
 static void	 held_end(struct http_ctx *, int);
-static void	 held_park(int);
+static void	 held_park(int, struct http_cost *);
 static void	 held_parked_cb(evutil_socket_t, short, void *);
 static void	 held_unpark(struct parked *);
 static const char *held_date(void);
@@ -318,25 +325,51 @@ held_kick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	held_run_queue();
+	held_run_queue(HELD_SLICE_US);
 }
 
-/* Write for every request queued. */
+/*
+ * Write for every request queued; with a budget (µs), stop once it is
+ * spent and go on after the loop has polled: a fan-out of thousands of
+ * answers then does not hold up the requests coming in meanwhile.
+ */
 static void
-held_run_queue(void)
+held_run_queue(int64_t budget)
 {
 	struct held_io	*io;
+	struct timeval	 now = { 0, 0 };
+	int64_t		 start = budget > 0 ? time_mono() : 0;
 
 	while ((io = TAILQ_FIRST(&held_sendq)) != NULL) {
+		if (budget > 0 && time_mono() - start >= budget) {
+			event_add(held_kick_ev, &now);
+			return;
+		}
 		TAILQ_REMOVE(&held_sendq, io, sendq);
 		io->queued = 0;
 		held_send(io->ctx);
 	}
 }
 
-/* Write what is queued; a stream is read for more until it has none. */
+/* Write what is queued, the time it takes counted if the request is. */
 static void
 held_send(struct http_ctx *ctx)
+{
+	struct http_cost	*cost = ctx->req.cost;
+	int64_t			 start;
+
+	if (cost == NULL) {
+		held_send_some(ctx);
+		return;
+	}
+	start = time_mono();
+	held_send_some(ctx);	/* may free ctx */
+	cost->us += time_mono() - start;
+}
+
+/* Write what is queued; a stream is read for more until it has none. */
+static void
+held_send_some(struct http_ctx *ctx)
 {
 	struct held_io	*io = ctx->io;
 	ssize_t		 n;
@@ -445,6 +478,7 @@ static void
 held_end(struct http_ctx *ctx, int ok)
 {
 	struct held_io	*io = ctx->io;
+	struct http_cost *cost = ctx->req.cost;
 	int		 fd = ctx->fd, keep;
 
 	keep = ok && io->keep && !http_stopping;
@@ -459,21 +493,25 @@ held_end(struct http_ctx *ctx, int ok)
 		conn_request_done(fd);
 	http_ctx_free(ctx, ok);
 	if (keep)
-		held_park(fd);
+		held_park(fd, cost);
 	else {
 		close(fd);
 		conn_closed(fd);
 	}
 }
 
-/* Wait outside MHD for the connection's next request. */
+/*
+ * Wait outside MHD for the connection's next request; its intake is
+ * counted in the cost of the request before it (a poller's re-poll).
+ */
 static void
-held_park(int fd)
+held_park(int fd, struct http_cost *cost)
 {
 	struct parked	*p;
 
 	p = slab_get(&parked_slab);
 	p->fd = fd;
+	p->cost = cost;
 	p->ev = (struct event *)(void *)((unsigned char *)p + parked_ev_off);
 	if (event_assign(p->ev, held_base, fd, EV_READ | EV_PERSIST,
 	    held_parked_cb, p) != 0 || event_add(p->ev, NULL) != 0)
@@ -489,6 +527,8 @@ static void
 held_parked_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct parked	*p = arg;
+	struct http_cost *cost = p->cost;
+	int64_t		 start = cost != NULL ? time_mono() : 0;
 	char		 c;
 	ssize_t		 n;
 
@@ -504,6 +544,8 @@ held_parked_cb(evutil_socket_t fd, short what, void *arg)
 		close(fd);
 		conn_closed(fd);
 	}
+	if (cost != NULL)
+		cost->us += time_mono() - start;
 }
 
 static void
@@ -536,7 +578,7 @@ held_flush(void)
 	struct http_ctx	*ctx, *next;
 	int		 n = 0;
 
-	held_run_queue();
+	held_run_queue(0);
 	for (ctx = TAILQ_FIRST(&held_list); ctx != NULL; ctx = next) {
 		next = TAILQ_NEXT(ctx, entry);
 		if (ctx->io->state == HELD_SEND)

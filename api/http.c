@@ -97,6 +97,10 @@ static struct event		*http_io_ev;
 static struct event		*http_timer_ev;
 static int64_t			 http_timer_at;	/* when it fires; 0: unarmed */
 static struct event		*http_kick_ev;
+/* The MHD run going on: requests it took in, and the records charged. */
+static int			 http_running;
+static int			 http_run_reqs;
+static struct http_cost		*http_run_costs;
 /* Requests suspended in MHD (held.c keeps those it took). */
 static struct http_ctx_list	 http_held = TAILQ_HEAD_INITIALIZER(http_held);
 size_t				 http_nheld;
@@ -478,14 +482,38 @@ http_port(void)
 	return (listen_port());
 }
 
-/* Run MHD once and re-arm its timer. */
+/*
+ * Run MHD once and re-arm its timer.  The run's time is shared among the
+ * cost records charged during it by their part of the requests it took
+ * in: what MHD spends reading and parsing is not seen request by request.
+ */
 static void
 http_drive(void)
 {
+	struct http_cost	*c, *next;
+	int64_t			 start, spent;
+
 	if (http_daemon == NULL)
 		return;
+	start = time_mono();
+	http_running = 1;
 	if (MHD_run(http_daemon) != MHD_YES)
 		log_debug("%s: MHD_run failed", __func__);
+	http_running = 0;
+	if (http_run_costs != NULL) {
+		spent = time_mono() - start;
+		for (c = http_run_costs; c != NULL; c = next) {
+			next = c->run_next;
+			if (c->run_n >= http_run_reqs)
+				c->us += spent;
+			else
+				c->us += spent * c->run_n / http_run_reqs;
+			c->run_n = 0;
+			c->run_next = NULL;
+		}
+		http_run_costs = NULL;
+	}
+	http_run_reqs = 0;
 	http_closing = 0;
 	http_rearm();
 }
@@ -907,6 +935,7 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 		req->started = time_mono();
 		ctx->max_body = cfg->max_body;
 		*con_cls = ctx;
+		http_run_reqs++;
 
 		if (http_framing(conn, strcmp(version,
 		    MHD_HTTP_VERSION_1_0) == 0, &p) != 0) {
@@ -1816,6 +1845,17 @@ void
 http_hold(struct http_request *req)
 {
 	http_hold_as(req, HTTP_HOLD_LONG);
+}
+
+/* From now on, count req's loop time in cost (api.h: struct http_cost). */
+void
+http_charge(struct http_request *req, struct http_cost *cost)
+{
+	req->cost = cost;
+	if (http_running && cost->run_n++ == 0) {
+		cost->run_next = http_run_costs;
+		http_run_costs = cost;
+	}
 }
 
 void

@@ -1324,6 +1324,145 @@ def history_gone():
         t.is_(c.stop(), 0, "exit status 0")
 
 
+@t.test(timeout=60)
+def held_poller_falls_out():
+    """A poller held at the feed's end whose position leaves the kept
+    history before the fan-out answers it gets 410, not the events after
+    the gap (it would miss those in between without knowing)."""
+    with Corod(t, args=["--events-kept", "1000", "--max-batch", "2000"],
+               name="kept1000b") as c:
+        p = position(c)
+        socks = open_sockets(c.port, "/v1/events?since=%d&wait=20" % p, 3)
+        try:
+            c.wait_for(lambda: metric(c, "corod_event_pollers") == 3, 5,
+                       desc="3 pollers held")
+            # one commit of 1200 events: 200 leave the ring at once
+            c.submit([echo("out%d" % i, 3600) for i in range(1200)])
+            answers = read_answers(socks, 10)
+            got = [a[0] if a is not None else None for a in answers]
+            t.is_(got, [410] * 3, "3 held pollers whose since left the kept "
+                  "history meanwhile: 410 (got %s)" % got)
+            b = json.loads(answers[0][2].decode()) if answers[0] else {}
+            t.is_(b.get("type"), GONE_TYPE, "... events-gone")
+        finally:
+            close_all(socks)
+        # behind, but still kept: all of it, from since on, no gap
+        p = position(c)
+        socks = open_sockets(c.port, "/v1/events?since=%d&wait=20&limit=10000"
+                             % p, 2)
+        try:
+            c.wait_for(lambda: metric(c, "corod_event_pollers") == 2, 5,
+                       desc="2 pollers held")
+            made = c.submit([echo("in%d" % i, 3600) for i in range(900)])
+            answers = read_answers(socks, 10)
+            for a in answers:
+                ev = json.loads(a[2].decode())["events"] if a else []
+                t.is_([e["task"] for e in ev], [m["id"] for m in made],
+                      "a held poller still inside the history: all 900 "
+                      "events")
+        finally:
+            close_all(socks)
+        t.is_(c.stop(), 0, "exit status 0")
+
+
+@t.test(timeout=120)
+def repolling_pollers_miss_nothing():
+    """Pollers that re-poll at every answer while tasks are submitted as
+    fast as the clients can: each poller's answers, end to end, hold every
+    task created in the stretch they cover; a stretch ends only with a 410
+    (the poller then follows from the feed's end, as after a relist)."""
+    import bisect
+    with Corod(t, args=["--events-kept", "20000"], name="repoll") as c:
+        stop = threading.Event()
+        lock = threading.Lock()
+        created = {}                    # version of a 201 -> task id
+        errors = []
+        results = []                    # per poller: [(since, next, seqs)]
+        gone = [0]
+
+        def poller():
+            conn = c.connection(timeout=30)
+            stretches = []
+            try:
+                since = feed_ok(c, conn=conn)["next"]
+                for _ in range(100000):
+                    if stop.is_set():
+                        break
+                    r = feed(c, "since=%d&wait=2" % since, conn=conn)
+                    if r.status == 410:
+                        with lock:
+                            gone[0] += 1
+                        since = feed_ok(c, conn=conn)["next"]
+                        continue
+                    if r.status != 200:
+                        errors.append("poll: " + r.describe())
+                        return
+                    seqs = [e["seq"] for e in r.body["events"]]
+                    stretches.append((since, r.body["next"], set(seqs)))
+                    since = r.body["next"]
+            except Exception as e:
+                errors.append("poller: %r" % e)
+            finally:
+                conn.close()
+                with lock:
+                    results.append(stretches)
+
+        def submitter(k):
+            conn = c.connection()
+            try:
+                for b in range(100000):
+                    if stop.is_set():
+                        break
+                    r = c.request("POST", "/v1/tasks",
+                                  [echo("rp-%d-%d-%d" % (k, b, i), 3600)
+                                   for i in range(50)], conn=conn)
+                    if r.status != 201:
+                        errors.append("submit: " + r.describe())
+                        return
+                    with lock:
+                        for task in r.body["tasks"]:
+                            created[task["version"]] = task["id"]
+            finally:
+                conn.close()
+
+        pollers = [threading.Thread(target=poller) for _ in range(40)]
+        subs = [threading.Thread(target=submitter, args=(k,))
+                for k in range(3)]
+        for th in pollers:
+            th.start()
+        time.sleep(0.5)
+        for th in subs:
+            th.start()
+        time.sleep(scaled(5))
+        stop.set()
+        for th in subs + pollers:
+            th.join(scaled(30))
+        t.ok(not any(th.is_alive() for th in subs + pollers),
+             "every client thread ended")
+        t.is_(errors[:3], [], "no poller or submitter failed (%d errors)"
+              % len(errors))
+        versions = sorted(created)
+        missed = 0
+        covered = []
+        for stretches in results:
+            n = 0
+            for since, nxt, seqs in stretches:
+                lo = bisect.bisect_right(versions, since)
+                hi = bisect.bisect_right(versions, nxt)
+                n += hi - lo
+                missed += sum(1 for v in versions[lo:hi] if v not in seqs)
+            covered.append(n)
+        t.ok(len(versions) > 1000, "%d tasks created while 40 pollers "
+             "re-polled" % len(versions))
+        t.ok(len(covered) == 40 and min(covered) > 0,
+             "every poller's answers covered created events (%d to %d of "
+             "them; %d answers were 410, each poller then following from "
+             "the end)" % (min(covered or [0]), max(covered or [0]), gone[0]))
+        t.is_(missed, 0, "no poller missed an event inside the stretches "
+              "its answers covered")
+        t.is_(c.stop(), 0, "exit status 0")
+
+
 # --- Server-Sent Events -------------------------------------------------------------
 
 @t.test(timeout=30)
