@@ -86,10 +86,10 @@ finish() {
 	[ "$failed" -eq 0 ]
 	exit
 }
-# The rest of the plan is given up: its points are failed by name.
+# A failed point, and the rest of the checks given up.
 bail() {
+	ok 1 "$*"
 	echo "Bail out! $*"
-	failed=$((failed + 1))
 	finish
 }
 
