@@ -2,9 +2,9 @@
 # tests/run-all.sh -- build corod and run the whole test suite twice: a
 # normal build with -Werror, then an AddressSanitizer+UBSan build; between
 # them the end-to-end tests once more with the daemon under valgrind; then
-# the fuzz harnesses briefly; end with one line "N passed, N failed" (test
-# points of all of them) and a non-zero exit status if anything failed or
-# did not build.
+# the fuzz harnesses briefly, then the Debian package's checks; end with
+# one line "N passed, N failed" (test points of all of them) and a
+# non-zero exit status if anything failed or did not build.
 #
 #   ./tests/run-all.sh            (from anywhere; JOBS=N for make -jN)
 #
@@ -25,6 +25,12 @@
 #    libFuzzer harness for FUZZ_SECONDS (default 30) from its seed corpus;
 #    each harness is one test point, passed if it ran its time without a
 #    crash.  `make fuzz-long` (an hour each) is not run here.
+# 4. The Debian package: tests/package/deb.sh builds it from a copy of
+#    the distribution (build-deb/, `make distdir`, so not from the tree
+#    configured by step 1) with DEB_BUILD_OPTIONS=nocheck (the suite has
+#    run), runs lintian, and as root installs, checks, removes and purges
+#    it (about 20 s); one point per check, its skips (not root) counted
+#    neither passed nor failed.
 #
 # A failing test's log (its last 100 lines) is printed after its run.
 
@@ -156,6 +162,28 @@ if [ -f Makefile ] &&
 	fi
 else
 	echo "run-all: the fuzzing build failed" >&2
+	failed=$((failed + 1))
+	status=1
+fi
+
+# --- 4. the Debian package -------------------------------------------------------
+
+say "Debian package (tests/package/deb.sh)"
+if [ -f Makefile ]; then
+	DEB_BUILD_OPTIONS=nocheck ./tests/package/deb.sh "$top/build-deb" |
+	    tee "$top/deb.log"
+	[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+	p=$(grep -Ec '^ok [0-9]+' "$top/deb.log")
+	s=$(grep -Ec '^ok [0-9]+ .*# SKIP' "$top/deb.log")
+	f=$(grep -Ec '^not ok [0-9]+' "$top/deb.log")
+	passed=$((passed + p - s))
+	failed=$((failed + f))
+	if [ $((p + f)) -eq 0 ]; then
+		echo "run-all: tests/package/deb.sh checked nothing" >&2
+		failed=$((failed + 1))
+	fi
+else
+	echo "run-all: no configured tree for the package build" >&2
 	failed=$((failed + 1))
 	status=1
 fi
