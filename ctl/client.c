@@ -297,8 +297,9 @@ client_easy(struct ctl *ctl, const char *method, const char *path,
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 
 	req->hdrs = curl_slist_append(req->hdrs, "Expect:");
+	/* Not text/event-stream: that asks /v1/events for a stream. */
 	req->hdrs = curl_slist_append(req->hdrs, "Accept: application/json, "
-	    "application/problem+json, text/plain, text/event-stream");
+	    "application/problem+json, text/plain");
 	if (ctl->token != NULL) {
 		if (asprintf(&auth, "Authorization: Bearer %s",
 		    ctl->token) == -1)

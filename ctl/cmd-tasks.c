@@ -16,7 +16,6 @@
 
 #define WAIT_MAX	60	/* the API's longest wait, seconds */
 
-static char	*task_info(json_t *);
 static void	 task_show(struct ctl *, json_t *);
 static size_t	 log_write(char *, size_t, size_t, void *);
 static int	 is_final(const char *);
@@ -86,7 +85,7 @@ if_match(struct args *a, char *buf, size_t len, const char **hdrs)
 
 /* What a task in ls says besides its state: why it waits, its progress,
  * its error (malloc'd). */
-static char *
+char *
 task_info(json_t *t)
 {
 	const char	*state, *w, *code, *msg, *unit;

@@ -64,7 +64,7 @@ static int	watch_perform(struct watch *, const char *, long,
 static int	watch_relist(struct watch *);
 static int	watch_apply(struct watch *, json_t *);
 static void	watch_draw(struct watch *);
-static void	put_line(const char *, int);
+static void	put_line(const char *, int, int);
 
 /* The columns of the table (as ls, with the times of a run). */
 static const struct col watch_cols[] = {
@@ -75,7 +75,7 @@ static const struct col watch_cols[] = {
 	{ "QUEUE",	"queue",	COL_STRING,	NULL },
 	{ "STARTED",	"started_at",	COL_TIME,	NULL },
 	{ "FINISHED",	"finished_at",	COL_TIME,	NULL },
-	{ "PROGRESS",	"progress",	COL_JSON,	NULL },
+	{ "INFO",	NULL,		COL_FUNC,	task_info },
 	{ NULL,		NULL,		0,		NULL }
 };
 static const struct listing watch_listing = {
@@ -311,9 +311,10 @@ watch_apply(struct watch *w, json_t *doc)
 }
 
 /* Print s (with colour escapes), cut to cols visible characters, and
- * clear the rest of the line. */
+ * clear the rest of the line; a newline unless it is the screen's last
+ * (which would scroll it). */
 static void
-put_line(const char *s, int cols)
+put_line(const char *s, int cols, int last)
 {
 	int	n = 0, esc = 0;
 
@@ -327,7 +328,9 @@ put_line(const char *s, int cols)
 		if (esc && *s == 'm')
 			esc = 0;
 	}
-	fputs("\033[0m\033[K\r\n", stdout);
+	fputs("\033[0m\033[K", stdout);
+	if (!last)
+		putchar('\n');
 }
 
 /* Draw the screen: a title line and the table. */
@@ -349,7 +352,7 @@ watch_draw(struct watch *w)
 	    "%s(q to quit)%s", colour(ctl, "7"), ctl->url, w->seq, clock,
 	    w->status, colour_off(ctl));
 	fputs("\033[H", stdout);
-	put_line(title, w->cols);
+	put_line(title, w->cols, w->rows == 1);
 	if ((mem = open_memstream(&buf, &len)) != NULL) {
 		listing_print(ctl, &watch_listing, w->list, mem);
 		fclose(mem);
@@ -358,7 +361,7 @@ watch_draw(struct watch *w)
 			next = strchr(line, '\n');
 			if (next != NULL)
 				next++;
-			put_line(line, w->cols);
+			put_line(line, w->cols, row == w->rows - 1);
 		}
 		free(buf);
 	}

@@ -175,6 +175,7 @@ int		 list_all(struct ctl *, const char *, const char *, long,
 		    json_t **);
 int		 check_id(const char *);
 int		 show_object(struct ctl *, const char *);
+char		*task_info(json_t *);
 
 /* cmd-watch.c */
 int		 cmd_watch(struct ctl *, struct args *);
