@@ -46,6 +46,24 @@ const struct listing listing_workers = {
 	"/v1/workers", "workers", 0, worker_cols
 };
 
+/*
+ * GET /v1/nodes (issue 17).  Once the daemon serves it, `corodctl nodes`
+ * is this row of ctl_cmds[] (and "nodes" in the bash completion's
+ * nouns):
+ *	{ "nodes", "ls", "", "nodes ls", 0, 0, cmd_list, &listing_nodes },
+ */
+static const struct col node_cols[] = {
+	{ "ID",			"id",			COL_STRING,	NULL },
+	{ "HOST",		"host",			COL_STRING,	NULL },
+	{ "STARTED",		"started_at",		COL_TIME,	NULL },
+	{ "LAST_SEEN",		"last_seen",		COL_TIME,	NULL },
+	{ "RUNNING",		"running",		COL_INT,	NULL },
+	{ NULL,			NULL,			0,		NULL }
+};
+const struct listing listing_nodes = {
+	"/v1/nodes", "nodes", 0, node_cols
+};
+
 /* A queue's rate as "N/Ss" (malloc'd). */
 static char *
 queue_rate(json_t *q)

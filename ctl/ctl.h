@@ -196,5 +196,6 @@ int		 cmd_queues_pause(struct ctl *, struct args *);
 int		 cmd_queues_set(struct ctl *, struct args *);
 extern const struct listing listing_queues;
 extern const struct listing listing_workers;
+extern const struct listing listing_nodes;
 
 #endif
