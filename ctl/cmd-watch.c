@@ -36,6 +36,7 @@
 
 #define WATCH_WAIT	30	/* seconds a feed request is held */
 #define WATCH_QUIT	-1
+#define WATCH_RESIZE	-2
 
 struct watch {
 	struct ctl	*ctl;
@@ -144,30 +145,32 @@ watch_size(struct watch *w)
 	}
 }
 
-/* Read keys and signals: WATCH_QUIT to quit, else 0 (redrawn if need
- * be). */
+/* Read the signals: WATCH_QUIT to quit, WATCH_RESIZE when the terminal
+ * changed size (the list is read again for the new number of rows),
+ * else 0. */
 static int
 watch_input(struct watch *w)
 {
 	unsigned char	buf[64];
 	ssize_t		n, i;
+	int		rc = 0;
 
 	while ((n = read(watch_pipe[0], buf, sizeof buf)) > 0) {
 		for (i = 0; i < n; i++) {
-			if (buf[i] == SIGWINCH) {
-				watch_size(w);
-				watch_draw(w);
-			} else
+			if (buf[i] != SIGWINCH)
 				return WATCH_QUIT;
+			watch_size(w);
+			rc = WATCH_RESIZE;
 		}
 	}
-	return 0;
+	return rc;
 }
 
 /*
  * One GET of path through the multi handle, hearing keys and signals
- * meanwhile.  0 with resp filled, WATCH_QUIT, or an exit status (the
- * terminal restored and the reason printed).
+ * meanwhile.  0 with resp filled, WATCH_QUIT or WATCH_RESIZE (the
+ * request abandoned), or an exit status (the terminal restored and the
+ * reason printed).
  */
 static int
 watch_perform(struct watch *w, const char *path, long timeout,
@@ -202,10 +205,10 @@ watch_perform(struct watch *w, const char *path, long timeout,
 		if (term_raw && (fds[0].revents & CURL_WAIT_POLLIN)) {
 			if (read(STDIN_FILENO, &key, 1) != 1 || key == 'q' ||
 			    key == 'Q' || key == 3)
-				quit = 1;
+				quit = WATCH_QUIT;
 		}
-		if (watch_input(w) == WATCH_QUIT)
-			quit = 1;
+		if (!quit)
+			quit = watch_input(w);
 	}
 	while ((msg = curl_multi_info_read(w->multi, &left)) != NULL)
 		if (msg->msg == CURLMSG_DONE)
@@ -214,7 +217,7 @@ watch_perform(struct watch *w, const char *path, long timeout,
 	if (quit) {
 		client_easy_done(&req);
 		response_free(resp);
-		return WATCH_QUIT;
+		return quit;
 	}
 	if (result != CURLE_OK)
 		term_restore();
@@ -425,7 +428,9 @@ cmd_watch(struct ctl *ctl, struct args *a)
 	relist = 1;
 	for (;;) {
 		if (relist) {
-			if ((rc = watch_relist(&w)) != 0)
+			while ((rc = watch_relist(&w)) == WATCH_RESIZE)
+				;
+			if (rc != 0)
 				break;
 			w.status[0] = '\0';
 			watch_draw(&w);
@@ -434,6 +439,10 @@ cmd_watch(struct ctl *ctl, struct args *a)
 		    WATCH_WAIT);
 		rc = watch_perform(&w, path, WATCH_WAIT + 30, &r);
 		free(path);
+		if (rc == WATCH_RESIZE) {
+			relist = 1;
+			continue;
+		}
 		if (rc != 0)
 			break;
 		if (r.status == 410) {

@@ -287,6 +287,7 @@ parse_args(const struct ctl_cmd *c, struct ctl *ctl, int argc, char **argv,
 	return 0;
 }
 
+/* Parse the global options, find the verb, run it. */
 int
 main(int argc, char **argv)
 {

@@ -572,9 +572,21 @@ def watch_on_a_pty():
              "... the terminal's modes restored (echo, canonical)")
     finally:
         os.close(fd)
-    pid, fd = pty_run(["watch", "--state", "running"], env)
+    pid, fd = pty_run(["watch", "--state", "succeeded"], env, rows=8)
+
+    def rows_of(text):
+        """The task rows of the last frame drawn."""
+        frame = plain(text.split("\x1b[H")[-1]).replace("\r", "")
+        return len([x for x in frame.split("\n")
+                    if re.match(r"^\d+ +succeeded ", x)])
     try:
-        pty_read(fd, lambda s: "(q to quit)" in s, 10)
+        out = pty_read(fd, lambda s: rows_of(s) == 6, 10)
+        t.is_(rows_of(out), 6, "8 rows: a title, a header, 6 tasks")
+        fcntl.ioctl(fd, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", 14, 140, 0, 0))
+        os.kill(pid, signal.SIGWINCH)
+        out = pty_read(fd, lambda s: rows_of(s) == 12, 10)
+        t.is_(rows_of(out), 12, "resized to 14 rows (SIGWINCH): 12 tasks")
         os.kill(pid, signal.SIGTERM)
         status, out = pty_wait(pid, fd)
         t.ok(status == 0 and "\x1b[?1049l" in out,
