@@ -241,10 +241,11 @@ header_cb(char *data, size_t size, size_t nmemb, void *arg)
 
 /*
  * Prepare the handle for method path (path under the base, "/v1/...") with
- * body (JSON, or NULL), extra headers (a NULL-terminated list) and a
- * timeout in seconds (0: none).  The answer goes to resp; with stream, a
- * 2xx answer's body goes to it instead.  Returns the request, for
- * client_easy_result().
+ * req->body (compact JSON text, or NULL) and extra headers (a
+ * NULL-terminated list); the caller sets a timeout and performs it.  The
+ * answer goes to resp; with req->stream, a 2xx answer's body goes to the
+ * stream instead.  Returns req, for client_easy_result() and
+ * client_easy_done().
  */
 struct request *
 client_easy(struct ctl *ctl, const char *method, const char *path,
