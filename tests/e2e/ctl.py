@@ -548,8 +548,9 @@ def watch_on_a_pty():
         out = pty_read(fd, lambda s: "STATE" in s and "(q to quit)" in s, 10)
         t.ok("\x1b[?1049h" in out and "STATE" in out,
              "watch: the alternate screen and the table's header")
+        # Due later than the redraw can take, even under valgrind.
         tid = d.submit({"kind": "echo", "params": {"message": "watched"},
-                        "delay": 1.5})["id"]
+                        "delay": scaled(1.5)})["id"]
         row = re.compile(r"(^|\n)%d +scheduled " % tid)
         out = pty_read(fd, lambda s: row.search(plain(s).replace(
             "\r", "")), 10)
@@ -557,7 +558,7 @@ def watch_on_a_pty():
              "a task submitted appears, scheduled", diag=repr(out[-600:]))
         row = re.compile(r"(^|\n)%d +succeeded " % tid)
         out = pty_read(fd, lambda s: row.search(plain(s).replace(
-            "\r", "")), 15)
+            "\r", "")), 20)
         t.ok(row.search(plain(out).replace("\r", "")),
              "... then succeeded, without a key pressed",
              diag=repr(out[-600:]))
