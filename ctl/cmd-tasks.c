@@ -432,13 +432,14 @@ cmd_log(struct ctl *ctl, struct args *a)
 	}
 }
 
-/* cancel ID: 200 canceled, 202 cancel requested. */
+/* cancel ID: "canceled", or "cancel requested" while a running task
+ * unwinds. */
 int
 cmd_cancel(struct ctl *ctl, struct args *a)
 {
 	struct response	 r;
 	json_t		*doc;
-	const char	*hdrs[2];
+	const char	*hdrs[2], *state;
 	char		 path[64], hdr[128];
 	int		 rc;
 
@@ -452,13 +453,13 @@ cmd_cancel(struct ctl *ctl, struct args *a)
 		return rc;
 	}
 	doc = response_json(&r);
+	state = json_string_value(json_object_get(doc, "state"));
 	if (ctl->json)
 		print_json(doc);
+	else if (state != NULL && strcmp(state, "canceled") == 0)
+		printf("%s canceled\n", a->argv[0]);
 	else
-		printf("%s %s\n", a->argv[0], r.status == 202 &&
-		    strcmp(json_string_value(json_object_get(doc, "state")) ?
-		    json_string_value(json_object_get(doc, "state")) : "",
-		    "canceled") != 0 ? "cancel requested" : "canceled");
+		printf("%s cancel requested\n", a->argv[0]);
 	json_decref(doc);
 	response_free(&r);
 	return 0;
