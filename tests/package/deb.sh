@@ -43,11 +43,14 @@ build=${1:-$top/build-deb}
 PATHS='
 /usr/sbin/corod
 /usr/bin/corod-worker
+/usr/bin/corodctl
+/usr/share/bash-completion/completions/corodctl
 /lib/systemd/system/corod.service
 /lib/systemd/system/corod.socket
 /etc/corod/corod.conf
 /usr/share/man/man8/corod.8.gz
 /usr/share/man/man1/corod-worker.1.gz
+/usr/share/man/man1/corodctl.1.gz
 /usr/share/doc/corod/copyright
 /usr/share/doc/corod/README.md.gz
 /usr/share/doc/corod/API.md.gz
@@ -55,7 +58,7 @@ PATHS='
 '
 CONFFILE=/etc/corod/corod.conf
 # Man pages by name, each found by `man -w` once installed.
-MANPAGES='corod.8 corod-worker.1'
+MANPAGES='corod.8 corod-worker.1 corodctl.1'
 
 n=0
 failed=0
@@ -201,6 +204,9 @@ ok $? "dpkg-query: $st"
 out=$(/usr/sbin/corod --version 2>&1)
 [ "$out" = "corod $version" ]
 ok $? "corod --version: $out"
+out=$(/usr/bin/corodctl --version 2>&1)
+[ "$out" = "corodctl $version" ]
+ok $? "corodctl --version: $out"
 for p in $PATHS; do
 	[ -e "$p" ]
 	ok $? "installed: $p"
