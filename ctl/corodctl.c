@@ -25,6 +25,7 @@
 #include "ctl.h"
 
 static const struct ctl_cmd *cmd_find(int, char **, int *);
+static int	noun_is(const char *, const char *);
 static void	usage(FILE *, int) __attribute__((noreturn));
 static int	parse_args(const struct ctl_cmd *, struct ctl *, int, char **,
 		    struct args *, const char **, const char **);
@@ -199,6 +200,21 @@ usage_error(const struct ctl_cmd *c, const char *fmt, ...)
 }
 
 /*
+ * Is word the noun, or the noun without its plural s ("queue ls" as
+ * "queues ls": users type both, as kubectl accepts both)?
+ */
+static int
+noun_is(const char *noun, const char *word)
+{
+	size_t	n = strlen(noun);
+
+	if (strcmp(noun, word) == 0)
+		return (1);
+	return (n > 1 && noun[n - 1] == 's' && strlen(word) == n - 1 &&
+	    strncmp(noun, word, n - 1) == 0);
+}
+
+/*
  * The verb argv names: "ls", or "schedules ls"; a noun alone means its
  * ls.  *used is how many words named it.  NULL if none.
  */
@@ -216,7 +232,7 @@ cmd_find(int argc, char **argv, int *used)
 		}
 	}
 	for (c = ctl_cmds; c->verb != NULL; c++) {
-		if (c->noun == NULL || strcmp(c->noun, argv[0]) != 0)
+		if (c->noun == NULL || !noun_is(c->noun, argv[0]))
 			continue;
 		/* "schedules" and "schedules --limit 5" are its ls. */
 		named = argc > 1 && argv[1][0] != '-';

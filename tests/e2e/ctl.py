@@ -624,6 +624,11 @@ def queues_and_workers():
     rc, _, err = ctl(d, "queues", "set", "thumbs", "concurrency=0")
     t.ok(rc == 1 and problem_line(err, 400, "/concurrency"),
          "concurrency=0: 400 line naming /concurrency", diag=err)
+    out = ok_run(d, "queue", "show", "thumbs")
+    t.ok(re.search(r"thumbs", out), "the singular noun works too: queue "
+         "show", diag=out)
+    rc, out, _ = ctl(d, "schedule", "ls")
+    t.is_(rc, 0, "... schedule ls")
     rc, _, err = ctl(d, "queues", "show", "Bad Name")
     t.ok(rc == 1 and problem_line(err, 400, "/path/queue"),
          "a bad queue name: 400 naming /path/queue", diag=err)
