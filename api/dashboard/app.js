@@ -647,18 +647,23 @@ function limitsStale(list) {
 	p.hidden = false;
 }
 
-function clearLimitsProblem() {
-	const box = $('#queue-form-problem');
+/*
+ * A form's problem box: corod's problem document (title, detail, the
+ * field it names) shown beside the form, the named input marked and
+ * focused; fields are the form's [pointer, selector] pairs.
+ */
+function clearFormProblem(boxSel, fields) {
+	const box = $(boxSel);
 	box.hidden = true;
 	box.replaceChildren();
 	box.dataset.field = '';
 	box.dataset.status = '';
-	for (const [, sel] of LIMITS)
+	for (const [, sel] of fields)
 		$(sel).removeAttribute('aria-invalid');
 }
 
-function showLimitsProblem(title, text, field, status) {
-	const box = $('#queue-form-problem');
+function showFormProblem(boxSel, input, title, text, field, status) {
+	const box = $(boxSel);
 	const parts = [el('strong', { text: title })];
 	if (text)
 		parts.push(el('span', { class: 'detail', text }));
@@ -668,11 +673,19 @@ function showLimitsProblem(title, text, field, status) {
 	box.dataset.field = field || '';
 	box.dataset.status = String(status || '');
 	box.hidden = false;
-	const input = limitsInput(field);
 	if (input) {
 		input.setAttribute('aria-invalid', 'true');
 		input.focus();
 	}
+}
+
+function clearLimitsProblem() {
+	clearFormProblem('#queue-form-problem', LIMITS);
+}
+
+function showLimitsProblem(title, text, field, status) {
+	showFormProblem('#queue-form-problem', limitsInput(field), title, text,
+	    field, status);
 }
 
 /* The PATCH body of the form (every limit; empty: none), or null. */
@@ -1230,31 +1243,12 @@ function showRule() {
 }
 
 function clearScheduleProblem() {
-	const box = $('#schedule-form-problem');
-	box.hidden = true;
-	box.replaceChildren();
-	box.dataset.field = '';
-	box.dataset.status = '';
-	for (const [, sel] of SCHEDULE_FIELDS)
-		$(sel).removeAttribute('aria-invalid');
+	clearFormProblem('#schedule-form-problem', SCHEDULE_FIELDS);
 }
 
 function showScheduleProblem(title, text, field, status) {
-	const box = $('#schedule-form-problem');
-	const parts = [el('strong', { text: title })];
-	if (text)
-		parts.push(el('span', { class: 'detail', text }));
-	if (field)
-		parts.push(el('span', { class: 'field' }, 'field ', el('code', { text: field })));
-	box.replaceChildren(...parts);
-	box.dataset.field = field || '';
-	box.dataset.status = String(status || '');
-	box.hidden = false;
-	const input = scheduleInput(field);
-	if (input) {
-		input.setAttribute('aria-invalid', 'true');
-		input.focus();
-	}
+	showFormProblem('#schedule-form-problem', scheduleInput(field), title,
+	    text, field, status);
 }
 
 function showAnswerProblem(r) {
