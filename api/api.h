@@ -190,6 +190,13 @@ void		 http_suspend(struct http_request *);
 void		 http_hold(struct http_request *);
 /* The handler lets go of a held request: its data and hooks cleared. */
 void		 http_release(struct http_request *);
+/*
+ * Keep a record for a callback to come (a commit, a store read), its
+ * first member the request (struct http_request *): if the client leaves
+ * first, that member becomes NULL and the callback only cleans up.  The
+ * callback lets go of the request with http_release.
+ */
+void		 http_keep(struct http_request *, void *);
 /* Count the request's loop time in cost (struct http_cost). */
 void		 http_charge(struct http_request *, struct http_cost *);
 /*

@@ -1847,6 +1847,26 @@ http_hold(struct http_request *req)
 	http_hold_as(req, HTTP_HOLD_LONG);
 }
 
+/* The client of a kept request left: its record forgets it. */
+static void
+http_keep_detach(struct http_request *req)
+{
+	void	*record = req->data;
+
+	if (record != NULL)
+		*(struct http_request **)record = NULL;
+	http_release(req);
+}
+
+void
+http_keep(struct http_request *req, void *record)
+{
+	*(struct http_request **)record = req;
+	req->data = record;
+	req->on_gone = http_keep_detach;
+	req->on_free = http_keep_detach;
+}
+
 /* From now on, count req's loop time in cost (api.h: struct http_cost). */
 void
 http_charge(struct http_request *req, struct http_cost *cost)

@@ -52,7 +52,6 @@ static void	 wcall_act(struct wreq *, struct task *);
 static int	 wcall_apply(struct wreq *, struct task *);
 static void	 wcall_committed(void *, int);
 static void	 wcall_free(struct wreq *);
-static void	 detach_gone(struct http_request *);
 static void	 respond_row(struct http_request *, unsigned int,
 		     const struct task_row *);
 
@@ -206,9 +205,7 @@ wcall_start(struct http_request *req, const struct route_params *args,
 	w->id = route_param_int(args, "id");
 	w->body = o;
 	w->token = xstrdup(json_string_value(json_object_get(o, "token")));
-	req->data = w;
-	req->on_gone = detach_gone;
-	req->on_free = detach_gone;
+	http_keep(req, w);
 	if ((t = task_lookup(w->id)) != NULL) {
 		task_ref(t);
 		wcall_act(w, t);
@@ -251,8 +248,7 @@ wcall_read_done(void *arg, int rc)
 		else
 			problem_store(&p, "nothing was changed; repeat the "
 			    "call");
-		req->data = NULL;
-		req->on_gone = req->on_free = NULL;
+		http_release(req);
 		http_respond_problem(req, &p);
 		wcall_free(w);
 		goto out;
@@ -283,8 +279,7 @@ wcall_act(struct wreq *w, struct task *t)
 	    LEASE_RELEASED };
 
 	if (!auth_queue_allowed(req, t->row.queue)) {
-		req->data = NULL;
-		req->on_gone = req->on_free = NULL;
+		http_release(req);
 		auth_forbid_queue(req, t->row.queue, NULL);
 		wcall_free(w);
 		return;
@@ -320,8 +315,7 @@ wcall_act(struct wreq *w, struct task *t)
 			http_suspend(req);
 			return;
 		}
-		req->data = NULL;
-		req->on_gone = req->on_free = NULL;
+		http_release(req);
 		respond_row(req, 200, &t->row);
 		wcall_free(w);
 		return;
@@ -351,8 +345,7 @@ wcall_act(struct wreq *w, struct task *t)
 		return;
 	}
 refuse:
-	req->data = NULL;
-	req->on_gone = req->on_free = NULL;
+	http_release(req);
 	http_respond_problem(req, &p);
 	wcall_free(w);
 }
@@ -436,8 +429,7 @@ wcall_committed(void *arg, int ok)
 
 	if (req == NULL)
 		goto out;
-	req->data = NULL;
-	req->on_gone = req->on_free = NULL;
+	http_release(req);
 	if (w->refused != NULL) {
 		http_respond_problem(req, w->refused);
 		goto out;
@@ -464,23 +456,6 @@ out:
 	task_unref(t);
 	w->t = NULL;
 	wcall_free(w);
-}
-
-/*
- * The client left: the change goes on, the answer goes nowhere; its read
- * or its commit, out, frees what it held.  struct wreq and struct bcomp
- * both start with the request.
- */
-static void
-detach_gone(struct http_request *req)
-{
-	void	*data = req->data;
-
-	if (data == NULL)
-		return;
-	req->data = NULL;
-	req->on_gone = req->on_free = NULL;
-	*(struct http_request **)data = NULL;
 }
 
 static void
@@ -631,9 +606,7 @@ api_queue_complete(struct http_request *req, const struct route_params *args)
 	memcpy(bc->queue, qname, sizeof bc->queue);
 	bc->n = json_array_size(a);
 	bc->items = xcalloc(bc->n, sizeof *bc->items);
-	req->data = bc;
-	req->on_gone = detach_gone;
-	req->on_free = detach_gone;
+	http_keep(req, bc);
 	/* the tasks: in memory (a lease that holds always is), else read */
 	bc->issuing = 1;
 	json_array_foreach(a, i, e) {
@@ -765,8 +738,7 @@ bcomp_committed(void *arg, int ok)
 
 	if (req == NULL)
 		goto out;
-	req->data = NULL;
-	req->on_gone = req->on_free = NULL;
+	http_release(req);
 	if (!ok) {
 		problem_store(&p, "the completions are not stored yet (they "
 		    "may not survive a restart); repeat the call");

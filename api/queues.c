@@ -363,15 +363,6 @@ patch_rate(struct http_request *req, json_t *o, struct queue_row *set)
 	return (0);
 }
 
-/* The client left before the commit: the callback only cleans up. */
-static void
-patch_gone(struct http_request *req)
-{
-	struct queue_patch	*qp = req->data;
-
-	qp->req = NULL;
-}
-
 /* The settings are committed (or not: undone, unless changed since). */
 static void
 patch_done(void *arg, int ok)
@@ -387,8 +378,7 @@ patch_done(void *arg, int ok)
 			queue_settings_set(&qp->old);
 	}
 	if (req != NULL) {
-		req->data = NULL;
-		req->on_free = NULL;
+		http_release(req);
 		if (ok)
 			queue_answer(req, qp->set.name);
 		else {
@@ -447,11 +437,9 @@ api_queue_patch(struct http_request *req, const struct route_params *args)
 	commit_queue_put(&set);
 	queue_settings_set(&set);
 	qp = xcalloc(1, sizeof *qp);
-	qp->req = req;
 	qp->old = old;
 	qp->set = set;
-	req->data = qp;
-	req->on_free = patch_gone;
+	http_keep(req, qp);
 	commit_after(patch_done, qp);
 	http_suspend(req);
 out:

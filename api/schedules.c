@@ -39,7 +39,6 @@ struct sched_change {
 	int			 created;	/* abandon it if not stored */
 };
 
-static void	sched_detach(struct http_request *);
 static void	sched_committed(void *, int);
 static void	sched_wait(struct http_request *, int64_t, unsigned int, int);
 static void	sched_render(struct buf *, const struct schedule_row *);
@@ -201,18 +200,6 @@ sched_respond(struct http_request *req, unsigned int status,
 	http_respond_text(req, status, "application/json", body, len);
 }
 
-/* The client left: the commit's callback only cleans up. */
-static void
-sched_detach(struct http_request *req)
-{
-	struct sched_change	*c = req->data;
-
-	if (c != NULL)
-		c->req = NULL;
-	req->data = NULL;
-	req->on_gone = req->on_free = NULL;
-}
-
 /* Hold the request until this turn's commit; then answer status. */
 static void
 sched_wait(struct http_request *req, int64_t id, unsigned int status,
@@ -221,13 +208,10 @@ sched_wait(struct http_request *req, int64_t id, unsigned int status,
 	struct sched_change	*c;
 
 	c = xcalloc(1, sizeof *c);
-	c->req = req;
 	c->id = id;
 	c->status = status;
 	c->created = created;
-	req->data = c;
-	req->on_gone = sched_detach;
-	req->on_free = sched_detach;
+	http_keep(req, c);
 	commit_after(sched_committed, c);
 	http_suspend(req);
 }
@@ -244,8 +228,7 @@ sched_committed(void *arg, int ok)
 	if (!ok && c->created)
 		schedule_abandon(c->id);
 	if (req != NULL) {
-		req->data = NULL;
-		req->on_gone = req->on_free = NULL;
+		http_release(req);
 		if (!ok) {
 			problem_store(&p, c->created ? "the schedule was not "
 			    "created" : "the change may be written later; "
@@ -627,8 +610,7 @@ sched_triggered(void *arg, const struct spec_tree *tree,
 	char			 hdr[64], *body;
 
 	if (req != NULL) {
-		req->data = NULL;
-		req->on_gone = req->on_free = NULL;
+		http_release(req);
 		if (tree == NULL) {
 			if (e != NULL)
 				problem_from_verror(&p, e);
@@ -673,9 +655,7 @@ sched_trigger(struct http_request *req, struct schedule *s)
 		http_respond_problem(req, &p);
 		return;
 	}
-	req->data = c;
-	req->on_gone = sched_detach;
-	req->on_free = sched_detach;
+	http_keep(req, c);
 	http_suspend(req);
 }
 

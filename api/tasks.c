@@ -165,7 +165,6 @@ static void	loop_issue(struct http_request *,
 		    void (*)(struct http_request *));
 static int	loop_back(struct http_request *);
 static void	loop_done(void *, int);
-static void	detach_cb(struct http_request *);
 static void	submit_done(struct submission *, enum submit_result,
 		    const struct verror *);
 static void	submit_answer(struct http_request *, struct submission *,
@@ -386,17 +385,6 @@ loop_done(void *arg, int rc)
 	http_read_end(req);
 }
 
-/* The client left while its write waited: the callback only cleans up. */
-static void
-detach_cb(struct http_request *req)
-{
-	struct submit	*s = req->data;
-
-	/* Both struct submit and struct change start with the request. */
-	*(struct http_request **)s = NULL;
-	req->data = NULL;
-}
-
 /*
  * A write that was not committed: 507 when the disk holding the database
  * is full, 503 for any other failure of the store; what says what became
@@ -421,8 +409,7 @@ submit_done(struct submission *sub, enum submit_result result,
 	struct http_request	*req = s->req;
 
 	if (req != NULL) {
-		req->data = NULL;
-		req->on_free = NULL;
+		http_release(req);
 		submit_answer(req, sub, result, e);
 	}
 	submit_free(sub);
@@ -688,9 +675,7 @@ api_tasks_submit(struct http_request *req)
 	    submit_done, &e);
 	if (result == SUBMIT_PENDING) {
 		/* answered from submit_done, after the commit */
-		s->req = req;
-		req->data = s;
-		req->on_free = detach_cb;
+		http_keep(req, s);
 		http_suspend(req);
 		return;
 	}
@@ -1133,8 +1118,7 @@ change_done(void *arg, int ok)
 
 	if (req == NULL)
 		goto out;
-	req->data = NULL;
-	req->on_free = NULL;
+	http_release(req);
 	if (!ok) {
 		problem_store(&p, "the change is not stored yet (it may not "
 		    "survive a restart); repeat the request");
@@ -1228,11 +1212,9 @@ change_wait(struct http_request *req, int64_t id, unsigned int status)
 	struct change	*c;
 
 	c = xcalloc(1, sizeof *c);
-	c->req = req;
 	c->id = id;
 	c->status = status;
-	req->data = c;
-	req->on_free = detach_cb;
+	http_keep(req, c);
 	commit_after(change_done, c);
 	http_suspend(req);
 }
