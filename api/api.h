@@ -121,6 +121,11 @@ void		 conn_request_done(int);
 void		 conn_moved(int, int);
 int		 conn_addr(int, struct sockaddr *, socklen_t *);
 void		 conn_shutdown(void);
+void		 conn_lingering(int);
+/* held.c: connections lingering after an early answer, and those closed
+ * at once because too many were */
+extern size_t	 held_lingering;
+extern uint64_t	 held_linger_refused;
 extern void	(*http_answer_hook)(struct http_request *);
 
 /* listen.c: the sockets; accepted connections go to MHD */

@@ -85,9 +85,11 @@ void		 http_hdrs_free(struct http_ctx *);
 
 /* held.c: held requests outside libmicrohttpd (plain HTTP) */
 void		 held_init(struct event_base *, int);
+int		 held_can_take(void);
 int		 held_take(struct http_ctx *, int);
 void		 held_answer(struct http_ctx *);
 void		 held_stream_wake(struct http_ctx *);
+void		 held_linger_after(struct http_ctx *);
 void		 held_stop(void);
 int		 held_flush(void);
 void		 held_shutdown(void);

@@ -149,6 +149,7 @@ static int	 http_framing(struct MHD_Connection *, int, struct problem *);
 static void	 http_quote(char *, size_t, const char *, size_t);
 static void	 http_append(struct http_ctx *, const char *, size_t);
 static enum MHD_Result http_finish(struct http_ctx *);
+static enum MHD_Result http_early(struct http_ctx *);
 static enum MHD_Result http_queue(struct http_ctx *);
 static void	 http_mhd_suspend(struct http_ctx *);
 static void	 http_unhold(struct http_ctx *);
@@ -917,20 +918,26 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 			http_add_header(req, MHD_HTTP_HEADER_CONNECTION,
 			    "close");
 			http_respond_problem(req, &p);
-			return (http_queue(ctx));
+			return (http_early(ctx));
 		}
 		if (http_too_long(conn, ctx->max_body)) {
-			/* MHD closes the connection after this: wanted. */
+			/* The connection is closed after this: wanted. */
 			req->too_large = 1;
 			ctx->routed = 1;
 			http_answer_problem(req, 413, "body-too-large", NULL);
-			return (http_queue(ctx));
+			return (http_early(ctx));
 		}
 		return (MHD_YES);
 	}
 	if (*upload_data_size != 0) {
 		http_append(ctx, upload_data, *upload_data_size);
 		*upload_data_size = 0;
+		if (ctx->req.too_large && !ctx->routed && held_can_take()) {
+			/* A chunked body passed max_body: say so now. */
+			ctx->routed = 1;
+			http_answer_problem(&ctx->req, 413, "body-too-large", NULL);
+			return (http_early(ctx));
+		}
 		return (MHD_YES);
 	}
 	if (!ctx->read) {
@@ -938,6 +945,29 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 		conn_request_read(http_conn_fd(conn));
 	}
 	return (http_finish(ctx));
+}
+
+/*
+ * The request is answered before its body was read (its answer is set),
+ * and its connection will be closed: never read on, what follows may be
+ * a smuggled request.  On a plain connection the request leaves MHD
+ * (held.c), which writes the answer, then reads and discards what the
+ * client still sends before closing (lingering close): else the close,
+ * with the client's bytes unread, resets the connection, and a client
+ * that writes its whole body before reading loses the answer.  Over
+ * TLS, MHD sends it (in the headers call only: MHD 0.9.75 refuses an
+ * answer while the body comes) and closes the connection at once.
+ */
+static enum MHD_Result
+http_early(struct http_ctx *ctx)
+{
+	ctx->close = 1;
+	if (held_take(ctx, http_conn_fd(ctx->req.conn)) == 0) {
+		held_linger_after(ctx);
+		held_answer(ctx);
+		return (MHD_NO);	/* MHD drops its side */
+	}
+	return (http_queue(ctx));
 }
 
 /* Is tok one of the comma-separated tokens of a header value? */
