@@ -95,6 +95,9 @@ struct http_request {
 	/* What its token allows (auth_check; NULL: everything, as without
 	 * tokens), held until the request is freed (auth_release). */
 	const struct auth_scope	*scope;
+
+	/* route.c's checks passed at the headers call (a body was coming). */
+	const struct route	*checked;
 };
 
 /* Start serving the sockets of a listen list (listen.c: host:port, port 0
@@ -229,6 +232,7 @@ struct route {
 			    const struct route_params *);
 };
 void		 route_request(struct http_request *);
+int		 route_headers(struct http_request *);
 void		 route_dispatch(const struct route *, size_t,
 		    struct http_request *);
 int		 route_serve_check(const char *, char **);

@@ -46,6 +46,7 @@ struct http_ctx {
 	 * during the upload must not shrink the buffer under the body.
 	 */
 	size_t			 max_body;
+	size_t			 received;	/* body bytes, kept or not */
 	TAILQ_ENTRY(http_ctx)	 entry;		/* http_held or held.c's */
 
 	/* The answer (req->status), once set (ctx->answer). */

@@ -141,6 +141,7 @@ static void	 http_kick(void);
 static enum http_method http_method_parse(const char *);
 static int	 http_token(const char *, const char *);
 static int	 http_too_long(struct MHD_Connection *, size_t);
+static int	 http_body_coming(struct MHD_Connection *);
 static enum MHD_Result http_framing_cb(void *, enum MHD_ValueKind,
 		     const char *, size_t, const char *, size_t);
 static int	 http_tchar(unsigned char);
@@ -618,6 +619,20 @@ http_too_long(struct MHD_Connection *conn, size_t max)
 	return (n > max);
 }
 
+/* Does the request announce a body (chunked, or a length above 0)? */
+static int
+http_body_coming(struct MHD_Connection *conn)
+{
+	const char	*cl;
+
+	if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL)
+		return (1);
+	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	return (cl != NULL && strspn(cl, "0") != strlen(cl));
+}
+
 /* What the headers call found in the request's header fields. */
 struct http_fields {
 	int		 hosts;
@@ -845,7 +860,8 @@ http_framing(struct MHD_Connection *conn, int http10, struct problem *p)
 
 /*
  * Keep a body piece while the total fits the request's max_body (the one
- * it started with: req->len never exceeds it); beyond, drop it all.
+ * it started with: req->len never exceeds it); beyond, drop it all.  The
+ * body of a request refused at its headers is only counted.
  */
 static void
 http_append(struct http_ctx *ctx, const char *data, size_t size)
@@ -855,7 +871,7 @@ http_append(struct http_ctx *ctx, const char *data, size_t size)
 
 	if (req->too_large || req->answered)
 		return;
-	if (size > ctx->max_body - req->len) {
+	if (size > ctx->max_body - ctx->received) {
 		log_debug("%s: %s: body over %zu bytes", __func__, req->url,
 		    ctx->max_body);
 		req->too_large = 1;
@@ -864,6 +880,9 @@ http_append(struct http_ctx *ctx, const char *data, size_t size)
 		req->len = req->cap = 0;
 		return;
 	}
+	ctx->received += size;
+	if (ctx->answer)
+		return;		/* refused at the headers: not kept */
 	need = req->len + size + 1;
 	if (need > req->cap) {
 		cap = req->cap != 0 ? req->cap : 4096;
@@ -920,6 +939,17 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 			http_respond_problem(req, &p);
 			return (http_early(ctx));
 		}
+		if (http_body_coming(conn) && !route_headers(req)) {
+			/*
+			 * Refused: the body is discarded as it comes, the
+			 * answer given once it is in, or at once if it is
+			 * too large to wait for.
+			 */
+			ctx->routed = 1;
+			if (http_too_long(conn, ctx->max_body))
+				return (http_early(ctx));
+			return (MHD_YES);
+		}
 		if (http_too_long(conn, ctx->max_body)) {
 			/* The connection is closed after this: wanted. */
 			req->too_large = 1;
@@ -932,10 +962,13 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 	if (*upload_data_size != 0) {
 		http_append(ctx, upload_data, *upload_data_size);
 		*upload_data_size = 0;
-		if (ctx->req.too_large && !ctx->routed && held_can_take()) {
-			/* A chunked body passed max_body: say so now. */
-			ctx->routed = 1;
-			http_answer_problem(&ctx->req, 413, "body-too-large", NULL);
+		if (ctx->req.too_large && held_can_take()) {
+			/* A chunked body passed max_body: answer now. */
+			if (!ctx->answer) {
+				ctx->routed = 1;
+				http_answer_problem(&ctx->req, 413,
+				    "body-too-large", NULL);
+			}
 			return (http_early(ctx));
 		}
 		return (MHD_YES);

@@ -38,6 +38,13 @@
  *	400	an integer parameter ({id}) is not a positive integer
  *
  * Then the endpoint runs.  HEAD is routed like GET (MHD drops the body).
+ * A request that announces a body (Content-Length above 0, or chunked)
+ * passes these checks but the last when its headers are in
+ * (route_headers), before its body is read: a refused one's body is
+ * discarded as it comes, not kept, and one too large to wait for gets the
+ * refusal (not a 413) at once (http.c).  A Content-Length above 0 without
+ * a Content-Type is refused then too; a chunked body without one is
+ * refused once read.
  *
  * Trailing slashes are not stripped: "/v1/tasks/" is not "/v1/tasks" but a
  * 404 whose detail names the path without the slash.  Every resource then
@@ -156,6 +163,8 @@ static int	 route_check_type(struct http_request *, struct problem *);
 static void	 route_not_found(const struct route *, size_t,
 		     struct http_request *);
 static void	 route_forbid_worker(struct http_request *);
+static const struct route *route_check(const struct route *, size_t,
+		     struct http_request *);
 
 /*
  * Does path match the shape pattern?  Each "{name}" of the pattern takes
@@ -669,12 +678,15 @@ route_json_type(const char *ctype)
 static int
 route_check_type(struct http_request *req, struct problem *p)
 {
-	const char	*ctype;
+	const char	*ctype, *cl;
 	char		 q[300];
 
 	ctype = http_header(req, "Content-Type");
 	if (ctype == NULL) {
-		if (req->len == 0)
+		/* the body is not read yet at the headers (route_headers) */
+		if (req->len == 0 && ((cl = http_header(req,
+		    "Content-Length")) == NULL || strspn(cl, "0") ==
+		    strlen(cl)))
 			return (0);
 		problem_set(p, 415, "unsupported-media-type", NULL,
 		    "a body must be sent as Content-Type: application/json");
@@ -795,12 +807,63 @@ route_request(struct http_request *req)
 }
 
 /*
+ * A request whose body is still to come is checked when its headers are
+ * in (http.c), so that a refusal (a 401, a 415) is known before the body
+ * is read: the body is then discarded, not kept, and if it is too large
+ * to wait for, the refusal is the early answer (instead of a 413).  1 if
+ * it passed, its route kept for route_request; 0 if it was answered.
+ */
+int
+route_headers(struct http_request *req)
+{
+	const struct route	*r;
+
+	if ((r = route_check(route_table, ROUTE_COUNT, req)) == NULL)
+		return (0);
+	req->checked = r;
+	return (1);
+}
+
+/*
  * Dispatch req through a table of routes (route_request's, or a test's):
- * the checks at the top of this file, then the endpoint.
+ * the checks at the top of this file (unless route_headers made them:
+ * only the body's type is left), then the endpoint.
  */
 void
 route_dispatch(const struct route *table, size_t count,
     struct http_request *req)
+{
+	const struct route	*r;
+	struct route_params	 a;
+	struct problem		 p;
+
+	if ((r = req->checked) != NULL) {
+		if ((req->method & ROUTE_UNSAFE) &&
+		    route_check_type(req, &p) != 0) {
+			http_respond_problem(req, &p);
+			return;
+		}
+	} else if ((r = route_check(table, count, req)) == NULL)
+		return;
+
+	if (r->fn_args != NULL) {
+		/* this route's own parameters (another shape may differ) */
+		route_match(r->path, req->url, &a);
+		if (route_params_parse(&a, &p) != 0) {
+			http_respond_problem(req, &p);
+			return;
+		}
+		r->fn_args(req, &a);
+	} else
+		r->fn(req);
+}
+
+/*
+ * The checks at the top of this file, all but a parameter's syntax: the
+ * route that req takes, or NULL if it was answered.
+ */
+static const struct route *
+route_check(const struct route *table, size_t count, struct http_request *req)
 {
 	const struct route	*r = NULL;
 	struct route_params	 a;
@@ -824,15 +887,15 @@ route_dispatch(const struct route *table, size_t count,
 	/* A foreign Host first: a rebinding page learns nothing. */
 	if (route_check_host(req, &p) != 0) {
 		http_respond_problem(req, &p);
-		return;
+		return (NULL);
 	}
 	who = route_who(methods, any_token, req->url);
 	if ((who == 0 || (who == ROUTE_METRICS && !cfg->metrics_public)) &&
 	    !auth_check(req))
-		return;
+		return (NULL);
 	if (methods == 0) {
 		route_not_found(table, count, req);
-		return;
+		return (NULL);
 	}
 	if (r == NULL) {
 		route_allow(methods, allow, sizeof allow);
@@ -841,30 +904,20 @@ route_dispatch(const struct route *table, size_t count,
 		    "%s takes only %s", q, allow);
 		p.allow = allow;
 		http_respond_problem(req, &p);
-		return;
+		return (NULL);
 	}
 	/* Set by auth_check: a route anyone may use leaves it NULL. */
 	if (http_scope(req) != NULL && (r->methods & ROUTE_WORKER) == 0) {
 		route_forbid_worker(req);
-		return;
+		return (NULL);
 	}
 
 	if (req->method & ROUTE_UNSAFE) {
 		if (route_check_origin(req, &p) != 0 ||
 		    route_check_type(req, &p) != 0) {
 			http_respond_problem(req, &p);
-			return;
+			return (NULL);
 		}
 	}
-
-	if (r->fn_args != NULL) {
-		/* this route's own parameters (another shape may differ) */
-		route_match(r->path, req->url, &a);
-		if (route_params_parse(&a, &p) != 0) {
-			http_respond_problem(req, &p);
-			return;
-		}
-		r->fn_args(req, &a);
-	} else
-		r->fn(req);
+	return (r);
 }
