@@ -17,18 +17,30 @@
  *
  *	headers	allocate the request (struct http_ctx) and return; answering
  *		here would make MHD close the connection (no keep-alive).
- *		Only a request whose framing RFC 9112 says to refuse (see
- *		http_framing: 400) and a Content-Length above max_body
- *		(413) are answered here, and then the close is wanted: what
- *		follows on the connection may be a smuggled request.
+ *		A request that announces a body passes route.c's checks
+ *		now (route_headers): if refused (401, 415...), its answer
+ *		is kept and its body will be discarded.  Only a request
+ *		whose framing RFC 9112 says to refuse (see http_framing:
+ *		400) and a Content-Length above max_body (413, or the
+ *		refusal) are answered here (http_early), and then the close
+ *		is wanted: what follows on the connection may be a
+ *		smuggled request.
  *	body	each piece is appended while the total fits max_body; past
- *		that the request is marked too large and the rest discarded.
- *		The limit is the one of the headers call, kept on the
- *		request: a reload lowering it does not apply to a body
- *		already coming in.
- *	final	413 if too large, else route_request().  A handler either
- *		answers (http_respond_*) or holds the request: briefly
- *		(http_suspend, a commit) or for long (http_hold, a long-poll).
+ *		that the request is marked too large and the rest discarded
+ *		(a refused request's all of it).  The limit is the one of
+ *		the headers call, kept on the request: a reload lowering it
+ *		does not apply to a body already coming in.  Past
+ *		HTTP_DISCARD_MAX discarded, it is answered at once too.
+ *	final	the refusal, 413 if too large, else route_request() (the
+ *		checks route_headers made are not made again).  A handler
+ *		either answers (http_respond_*) or holds the request:
+ *		briefly (http_suspend, a commit) or for long (http_hold, a
+ *		long-poll).
+ *
+ * An early answer leaves MHD on a plain connection: held.c writes it, then
+ * reads and discards what the client still sends before it closes
+ * (lingering close, see held.c), so that a client writing its whole body
+ * before reading gets the answer, not a reset.
  *
  * A briefly held request, and any held one over TLS, is suspended in MHD.
  * MHD then neither times it out nor notices the client going away, so an
@@ -87,6 +99,14 @@
  * own long-lived records out of the heap instead, bench/polling.py.)
  */
 #define HTTP_POOL_SIZE	(16 * 1024)
+
+/*
+ * A chunked body is read to its end, discarded past max_body (or when the
+ * request was refused at its headers), and answered then, keeping the
+ * connection; past this many bytes discarded it is answered at once, as
+ * one announced too large is (http_early).
+ */
+#define HTTP_DISCARD_MAX	(64 * 1024 * 1024)
 
 /* How long http_stop lets MHD send the 503s, in milliseconds. */
 #define HTTP_STOP_WAIT	2000
@@ -869,9 +889,10 @@ http_append(struct http_ctx *ctx, const char *data, size_t size)
 	struct http_request	*req = &ctx->req;
 	size_t			 need, cap;
 
+	ctx->received += size;
 	if (req->too_large || req->answered)
 		return;
-	if (size > ctx->max_body - ctx->received) {
+	if (ctx->received > ctx->max_body) {
 		log_debug("%s: %s: body over %zu bytes", __func__, req->url,
 		    ctx->max_body);
 		req->too_large = 1;
@@ -880,7 +901,6 @@ http_append(struct http_ctx *ctx, const char *data, size_t size)
 		req->len = req->cap = 0;
 		return;
 	}
-	ctx->received += size;
 	if (ctx->answer)
 		return;		/* refused at the headers: not kept */
 	need = req->len + size + 1;
@@ -962,8 +982,9 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 	if (*upload_data_size != 0) {
 		http_append(ctx, upload_data, *upload_data_size);
 		*upload_data_size = 0;
-		if (ctx->req.too_large && held_can_take()) {
-			/* A chunked body passed max_body: answer now. */
+		if (ctx->received > ctx->max_body && ctx->received -
+		    ctx->max_body > HTTP_DISCARD_MAX && held_can_take()) {
+			/* Too much to wait for its end: answer now. */
 			if (!ctx->answer) {
 				ctx->routed = 1;
 				http_answer_problem(&ctx->req, 413,
