@@ -18,8 +18,8 @@
  *	headers	allocate the request (struct http_ctx) and return; answering
  *		here would make MHD close the connection (no keep-alive).
  *		A request that announces a body passes route.c's checks
- *		now (route_headers): if refused (401, 415...), its answer
- *		is kept and its body will be discarded.  Only a request
+ *		up to the origin now (route_headers): if refused (401,
+ *		404...), its answer is kept and its body will be discarded.  Only a request
  *		whose framing RFC 9112 says to refuse (see http_framing:
  *		400) and a Content-Length above max_body (413, or the
  *		refusal) are answered here (http_early), and then the close

@@ -39,12 +39,11 @@
  *
  * Then the endpoint runs.  HEAD is routed like GET (MHD drops the body).
  * A request that announces a body (Content-Length above 0, or chunked)
- * passes these checks but the last when its headers are in
+ * passes the checks up to the origin's when its headers are in
  * (route_headers), before its body is read: a refused one's body is
  * discarded as it comes, not kept, and one too large to wait for gets the
- * refusal (not a 413) at once (http.c).  A Content-Length above 0 without
- * a Content-Type is refused then too; a chunked body without one is
- * refused once read.
+ * refusal (not a 413) at once (http.c).  A body over max-body is refused
+ * 413 before its type is looked at (415), as before.
  *
  * Trailing slashes are not stripped: "/v1/tasks/" is not "/v1/tasks" but a
  * 404 whose detail names the path without the slash.  Every resource then
@@ -678,15 +677,12 @@ route_json_type(const char *ctype)
 static int
 route_check_type(struct http_request *req, struct problem *p)
 {
-	const char	*ctype, *cl;
+	const char	*ctype;
 	char		 q[300];
 
 	ctype = http_header(req, "Content-Type");
 	if (ctype == NULL) {
-		/* the body is not read yet at the headers (route_headers) */
-		if (req->len == 0 && ((cl = http_header(req,
-		    "Content-Length")) == NULL || strspn(cl, "0") ==
-		    strlen(cl)))
+		if (req->len == 0)
 			return (0);
 		problem_set(p, 415, "unsupported-media-type", NULL,
 		    "a body must be sent as Content-Type: application/json");
@@ -808,10 +804,11 @@ route_request(struct http_request *req)
 
 /*
  * A request whose body is still to come is checked when its headers are
- * in (http.c), so that a refusal (a 401, a 415) is known before the body
- * is read: the body is then discarded, not kept, and if it is too large
- * to wait for, the refusal is the early answer (instead of a 413).  1 if
- * it passed, its route kept for route_request; 0 if it was answered.
+ * in (http.c), up to the origin, so that a refusal (a 401, a 404) is
+ * known before the body is read: the body is then discarded, not kept,
+ * and if it is too large to wait for, the refusal is the early answer
+ * (instead of a 413).  1 if it passed, its route kept for route_request;
+ * 0 if it was answered.
  */
 int
 route_headers(struct http_request *req)
@@ -837,14 +834,13 @@ route_dispatch(const struct route *table, size_t count,
 	struct route_params	 a;
 	struct problem		 p;
 
-	if ((r = req->checked) != NULL) {
-		if ((req->method & ROUTE_UNSAFE) &&
-		    route_check_type(req, &p) != 0) {
-			http_respond_problem(req, &p);
-			return;
-		}
-	} else if ((r = route_check(table, count, req)) == NULL)
+	if ((r = req->checked) == NULL &&
+	    (r = route_check(table, count, req)) == NULL)
 		return;
+	if ((req->method & ROUTE_UNSAFE) && route_check_type(req, &p) != 0) {
+		http_respond_problem(req, &p);
+		return;
+	}
 
 	if (r->fn_args != NULL) {
 		/* this route's own parameters (another shape may differ) */
@@ -859,8 +855,9 @@ route_dispatch(const struct route *table, size_t count,
 }
 
 /*
- * The checks at the top of this file, all but a parameter's syntax: the
- * route that req takes, or NULL if it was answered.
+ * The checks at the top of this file up to the origin (the body's type
+ * and a parameter's syntax are route_dispatch's): the route that req
+ * takes, or NULL if it was answered.
  */
 static const struct route *
 route_check(const struct route *table, size_t count, struct http_request *req)
@@ -912,12 +909,9 @@ route_check(const struct route *table, size_t count, struct http_request *req)
 		return (NULL);
 	}
 
-	if (req->method & ROUTE_UNSAFE) {
-		if (route_check_origin(req, &p) != 0 ||
-		    route_check_type(req, &p) != 0) {
-			http_respond_problem(req, &p);
-			return (NULL);
-		}
+	if ((req->method & ROUTE_UNSAFE) && route_check_origin(req, &p) != 0) {
+		http_respond_problem(req, &p);
+		return (NULL);
 	}
 	return (r);
 }
