@@ -34,8 +34,8 @@
  * (lingering close), the answer is followed by shutdown(SHUT_WR) and the
  * socket is read and discarded until the client closes it, bounded:
  *
- *	total		request-timeout (the time a request may take to come
- *			in; 30 s by default, nginx's lingering_time)
+ *	total		request-timeout (the time a request may take to
+ *			come in; 30 s by default, nginx's lingering_time)
  *	between reads	HELD_LINGER_IDLE, 5 s (nginx's lingering_timeout)
  *	bytes		HELD_LINGER_BYTES, 64 MiB discarded
  *	connections	a quarter of max-connections lingering at once;
@@ -111,7 +111,7 @@ struct held_io {
 	int		 chunked;	/* a stream, in chunks */
 	int		 ended;		/* the stream's last bytes are queued */
 	int		 early;		/* the client sent more already */
-	int		 linger;	/* answered before the body was read */
+	int		 linger;	/* answered before the body came */
 };
 
 /* A keep-alive connection waiting outside MHD for its next request. */
@@ -126,7 +126,7 @@ TAILQ_HEAD(parked_list, parked);
 struct lingering {
 	struct event		*ev;		/* in this record */
 	int			 fd;
-	int64_t			 until;		/* monotonic µs: the total */
+	int64_t			 until;		/* monotonic µs: the end */
 	size_t			 bytes;		/* discarded */
 	TAILQ_ENTRY(lingering)	 entry;
 };
@@ -147,7 +147,8 @@ static struct parked_list	 parked_list =
 static struct lingering_list	 linger_list =
 				    TAILQ_HEAD_INITIALIZER(linger_list);
 static struct slab		 held_io_slab, parked_slab, linger_slab;
-static size_t			 held_io_ev_off, parked_ev_off, linger_ev_off;
+static size_t			 held_io_ev_off, parked_ev_off;
+static size_t			 linger_ev_off;
 
 /* Connections lingering now; those closed at once at the limit (metrics). */
 size_t				 held_lingering;

@@ -19,12 +19,12 @@
  *		here would make MHD close the connection (no keep-alive).
  *		A request that announces a body passes route.c's checks
  *		up to the origin now (route_headers): if refused (401,
- *		404...), its answer is kept and its body will be discarded.  Only a request
- *		whose framing RFC 9112 says to refuse (see http_framing:
- *		400) and a Content-Length above max_body (413, or the
- *		refusal) are answered here (http_early), and then the close
- *		is wanted: what follows on the connection may be a
- *		smuggled request.
+ *		404...), its answer is kept and its body will be
+ *		discarded.  Only a request whose framing RFC 9112 says to
+ *		refuse (see http_framing: 400) and a Content-Length above
+ *		max_body (413, or the refusal) are answered here
+ *		(http_early), and then the close is wanted: what follows on
+ *		the connection may be a smuggled request.
  *	body	each piece is appended while the total fits max_body; past
  *		that the request is marked too large and the rest discarded
  *		(a refused request's all of it).  The limit is the one of
