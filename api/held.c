@@ -49,9 +49,10 @@
  * TLS connections stay in MHD: their session cannot be taken out.
  * There an early answer is sent by MHD, which then ends the TLS session
  * (close_notify) and closes the socket: a client still sending sees a
- * reset, as before.  A request pipelined behind a held one is lost if
- * MHD had already read it (its buffer goes with the request); no
- * browser pipelines.
+ * reset.  So over TLS http.c reads such a body to its end instead
+ * (http_early_ok), and only refused framing is answered early.  A
+ * request pipelined behind a held one is lost if MHD had already read it
+ * (its buffer goes with the request); no browser pipelines.
  */
 #include <sys/types.h>
 #include <sys/queue.h>

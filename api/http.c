@@ -171,6 +171,7 @@ static void	 http_quote(char *, size_t, const char *, size_t);
 static void	 http_append(struct http_ctx *, const char *, size_t);
 static enum MHD_Result http_finish(struct http_ctx *);
 static enum MHD_Result http_early(struct http_ctx *);
+static int	 http_early_ok(struct MHD_Connection *);
 static enum MHD_Result http_queue(struct http_ctx *);
 static void	 http_mhd_suspend(struct http_ctx *);
 static void	 http_unhold(struct http_ctx *);
@@ -966,7 +967,8 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 			 * too large to wait for.
 			 */
 			ctx->routed = 1;
-			if (http_too_long(conn, ctx->max_body))
+			if (http_too_long(conn, ctx->max_body) &&
+			    http_early_ok(conn))
 				return (http_early(ctx));
 			return (MHD_YES);
 		}
@@ -975,7 +977,9 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 			req->too_large = 1;
 			ctx->routed = 1;
 			http_answer_problem(req, 413, "body-too-large", NULL);
-			return (http_early(ctx));
+			if (http_early_ok(conn))
+				return (http_early(ctx));
+			return (MHD_YES);	/* TLS: read to its end */
 		}
 		return (MHD_YES);
 	}
@@ -983,14 +987,21 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 		http_append(ctx, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		if (ctx->received > ctx->max_body && ctx->received -
-		    ctx->max_body > HTTP_DISCARD_MAX && held_can_take()) {
+		    ctx->max_body > HTTP_DISCARD_MAX) {
 			/* Too much to wait for its end: answer now. */
 			if (!ctx->answer) {
 				ctx->routed = 1;
 				http_answer_problem(&ctx->req, 413,
 				    "body-too-large", NULL);
 			}
-			return (http_early(ctx));
+			if (held_can_take())
+				return (http_early(ctx));
+			/* TLS: MHD cannot answer now; closed unanswered. */
+			log_info("%s %s: more than %zu bytes over max-body; "
+			    "closing", http_method_name(ctx->req.method),
+			    ctx->req.url, (size_t)HTTP_DISCARD_MAX);
+			http_closing = 1;
+			return (MHD_NO);
 		}
 		return (MHD_YES);
 	}
@@ -1002,6 +1013,27 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 }
 
 /*
+ * May a request be answered before its body is read?  On a plain
+ * connection, yes: the close lingers (http_early).  Over TLS the answer
+ * goes through MHD, which closes at once, and a client still sending
+ * sees a reset: so there the body is read to its end (discarded, within
+ * request-timeout and HTTP_DISCARD_MAX) and the answer given then,
+ * unless the client waits for "100 Continue" before sending it (nothing
+ * is in flight: it is told at once and sends nothing).
+ */
+static int
+http_early_ok(struct MHD_Connection *conn)
+{
+	const char	*e;
+
+	if (held_can_take())
+		return (1);
+	e = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_EXPECT);
+	return (e != NULL && strcasecmp(e, "100-continue") == 0);
+}
+
+/*
  * The request is answered before its body was read (its answer is set),
  * and its connection will be closed: never read on, what follows may be
  * a smuggled request.  On a plain connection the request leaves MHD
@@ -1010,7 +1042,8 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
  * with the client's bytes unread, resets the connection, and a client
  * that writes its whole body before reading loses the answer.  Over
  * TLS, MHD sends it (in the headers call only: MHD 0.9.75 refuses an
- * answer while the body comes) and closes the connection at once.
+ * answer while the body comes) and closes the connection at once: see
+ * http_early_ok.
  */
 static enum MHD_Result
 http_early(struct http_ctx *ctx)

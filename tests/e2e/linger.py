@@ -21,13 +21,18 @@ connection; a client trickling bytes for ever is closed at request-timeout,
 a silent one after 5 s (first); past the count limit the connection is
 closed at once (and counted); past 64 MiB discarded too; the connection
 count returns to its baseline; a stop while clients linger is quick and
-clean.
+clean.  Over TLS (the session stays in libmicrohttpd, which closes at
+once after an early answer) the body is read to its end and discarded
+instead, so the same clients read the 413; one that waits for 100
+Continue is answered at once.
 """
 
 import http.client
 import json
 import os
+import shutil
 import socket
+import ssl
 import sys
 import tempfile
 import threading
@@ -36,7 +41,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP, scaled  # noqa: E402
-from corod import Corod  # noqa: E402
+from corod import Corod, self_signed_cert  # noqa: E402
 
 t = TAP("linger", total_timeout=900)
 MiB = 1 << 20
@@ -46,7 +51,7 @@ TOKEN = "linger-test-token-0123456789abcdef"
 BODY = b'{"kind":"echo","params":{"message":"' + b"x" * (BIG - 64) + b'"}}'
 
 tmp = tempfile.mkdtemp(prefix="corod-linger-")
-t.cleanups.append(lambda: __import__("shutil").rmtree(tmp, True))
+t.cleanups.append(lambda: shutil.rmtree(tmp, True))
 TOKEN_FILE = os.path.join(tmp, "tokens")
 with open(TOKEN_FILE, "w") as f:
     f.write(TOKEN + "\n")
@@ -58,10 +63,15 @@ def chunks(data, size=65536):
         yield data[i:i + size]
 
 
-def whole_body_client(port, headers, chunked, out, i):
+def whole_body_client(port, headers, chunked, out, i, tls=None):
     """http.client as a script uses it: write the whole body, then read."""
     try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=scaled(60))
+        if tls is not None:
+            c = http.client.HTTPSConnection("localhost", port, context=tls,
+                                            timeout=scaled(60))
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", port,
+                                           timeout=scaled(60))
         if chunked:
             c.request("POST", "/v1/tasks", body=chunks(BODY), headers=headers,
                       encode_chunked=True)
@@ -76,11 +86,11 @@ def whole_body_client(port, headers, chunked, out, i):
         out[i] = e
 
 
-def crowd(d, headers, chunked):
+def crowd(d, headers, chunked, tls=None):
     """CLIENTS clients at once; their results."""
     out = [None] * CLIENTS
     th = [threading.Thread(target=whole_body_client,
-                           args=(d.port, headers, chunked, out, i))
+                           args=(d.port, headers, chunked, out, i, tls))
           for i in range(CLIENTS)]
     for x in th:
         x.start()
@@ -315,6 +325,48 @@ def whole_body_415():
         d.stop()
     finally:
         d.close()
+
+
+# --- TLS: the body read to its end instead -----------------------------------
+
+@t.test(timeout=240)
+def whole_body_tls():
+    # MHD keeps a TLS session; it cannot linger (it closes at once after
+    # an early answer), so the body is read, discarded, and answered then.
+    tls_tmp = tempfile.mkdtemp(prefix="corod-linger-tls-")
+    try:
+        made, why = self_signed_cert(tls_tmp)
+        if made is None:
+            t.skip("TLS", "openssl failed: %s" % why)
+            return
+        cert, key = made
+        d = Corod(t, args=["--max-body", "1M", "--tls-cert", cert,
+                           "--tls-key", key], name="linger-tls", start=False)
+        d.tls = ssl.create_default_context(cafile=cert)
+        d.start()
+        try:
+            for chunked in (False, True):
+                how = "chunked" if chunked else "Content-Length"
+                out = crowd(d, {"Content-Type": "application/json"}, chunked,
+                            tls=d.tls)
+                check_crowd(out, 413, "body-too-large", "TLS, 413, " + how,
+                            detail="1048576")
+            # A client waiting for 100 Continue is answered at once.
+            raw = socket.create_connection(("127.0.0.1", d.port))
+            s = d.tls.wrap_socket(raw, server_hostname="localhost")
+            s.sendall(b"POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\n"
+                      b"Expect: 100-continue\r\n"
+                      b"Content-Length: %d\r\n\r\n" % BIG)
+            status, _ = read_head(s)
+            t.is_(status, 413, "TLS, Expect: 100-continue: 413 before the "
+                  "body is sent")
+            s.close()
+            d.stop()
+        finally:
+            d.close()
+    finally:
+        shutil.rmtree(tls_tmp, True)
 
 
 # --- daemon C: the bounds -----------------------------------------------------
