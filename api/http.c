@@ -1050,6 +1050,8 @@ http_early(struct http_ctx *ctx)
 {
 	ctx->close = 1;
 	if (held_take(ctx, http_conn_fd(ctx->req.conn)) == 0) {
+		/* Not read on: its request-timeout ends (held.c bounds it). */
+		conn_request_read(ctx->fd);
 		held_linger_after(ctx);
 		held_answer(ctx);
 		return (MHD_NO);	/* MHD drops its side */
