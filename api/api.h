@@ -96,6 +96,9 @@ struct http_request {
 	 * tokens), held until the request is freed (auth_release). */
 	const struct auth_scope	*scope;
 
+	/* route.c's checks passed at the headers call (a body was coming). */
+	const struct route	*checked;
+
 	/* Where the loop time it costs is counted (http_charge), or NULL. */
 	struct http_cost	*cost;
 };
@@ -138,6 +141,11 @@ void		 conn_request_done(int);
 void		 conn_moved(int, int);
 int		 conn_addr(int, struct sockaddr *, socklen_t *);
 void		 conn_shutdown(void);
+void		 conn_lingering(int);
+/* held.c: connections lingering after an early answer, and those closed
+ * at once because too many were */
+extern size_t	 held_lingering;
+extern uint64_t	 held_linger_refused;
 extern void	(*http_answer_hook)(struct http_request *);
 
 /* listen.c: the sockets; accepted connections go to MHD */
@@ -192,9 +200,11 @@ void		 http_hold(struct http_request *);
 void		 http_release(struct http_request *);
 /*
  * Keep a record for a callback to come (a commit, a store read), its
- * first member the request (struct http_request *): if the client leaves
- * first, that member becomes NULL and the callback only cleans up.  The
- * callback lets go of the request with http_release.
+ * first member the request (struct http_request *): if the request is
+ * freed first (the client reset or closed it), that member becomes NULL
+ * and the callback only cleans up.  The answer is owed: a client that
+ * only half-closed still gets it (http.c, http_closed_cb).  The callback
+ * lets go of the request with http_release.
  */
 void		 http_keep(struct http_request *, void *);
 /* Count the request's loop time in cost (struct http_cost). */
@@ -250,6 +260,7 @@ struct route {
 			    const struct route_params *);
 };
 void		 route_request(struct http_request *);
+int		 route_headers(struct http_request *);
 void		 route_dispatch(const struct route *, size_t,
 		    struct http_request *);
 int		 route_serve_check(const char *, char **);

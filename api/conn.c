@@ -19,6 +19,9 @@
  *	request complete	none (the answer, a long-poll, a stream)
  *	answer sent		now + connection-timeout (idle, then the next
  *				request line)
+ *	lingering		none: held.c reads and discards what the
+ *				client still sends after an early answer,
+ *				within its own bounds, then closes
  *
  * Past it, the socket is shut down (with a 408 if a request had begun)
  * and libmicrohttpd (or held.c, for a connection it parked), seeing it
@@ -61,6 +64,7 @@ enum conn_state {
 	CONN_READING,	/* request line read, the rest coming */
 	CONN_HANDLING,	/* request complete */
 	CONN_IDLE,	/* answered, waiting for the next request */
+	CONN_LINGER,	/* answered early, closing: held.c bounds it */
 };
 
 /* One client address and how many connections it has open. */
@@ -409,6 +413,22 @@ conn_request_done(int fd)
 	if (fd >= 0 && (size_t)fd < conns_size && (c = conns[fd]) != NULL) {
 		c->state = CONN_IDLE;
 		conn_arm(c, cfg->connection_timeout);
+	}
+}
+
+/*
+ * The connection on fd was answered before its request was read and is
+ * closing: held.c reads what the client still sends, bounded, then
+ * closes it.  It keeps counting toward the limits until then.
+ */
+void
+conn_lingering(int fd)
+{
+	struct conn	*c;
+
+	if (fd >= 0 && (size_t)fd < conns_size && (c = conns[fd]) != NULL) {
+		c->state = CONN_LINGER;
+		conn_arm(c, 0);
 	}
 }
 

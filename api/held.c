@@ -23,7 +23,34 @@
  *	HELD_IDLE	a stream with nothing to send; watched as in WAIT
  *	(end)		parked (HTTP/1.1, keep-alive) or closed
  *
- * TLS connections stay in MHD: their session cannot be taken out.  A
+ * An answer given before the request's body was read (http_early: a
+ * framing 400, a 413, a 401 or 415 decided from the headers while the
+ * body is still coming) is written here too, and the connection then
+ * closed, never read on: what follows may be a smuggled request.  A
+ * close(2) with the client's bytes unread in the receive buffer makes
+ * the kernel send a reset, and a client that writes its whole body
+ * before reading (Python's http.client, requests, most libraries) would
+ * see "connection reset" instead of the answer.  So, as nginx does
+ * (lingering close), the answer is followed by shutdown(SHUT_WR) and the
+ * socket is read and discarded until the client closes it, bounded:
+ *
+ *	total		request-timeout (the time a request may take to
+ *			come in; 30 s by default, nginx's lingering_time)
+ *	between reads	HELD_LINGER_IDLE, 5 s (nginx's lingering_timeout)
+ *	bytes		HELD_LINGER_BYTES, 64 MiB discarded
+ *	connections	a quarter of max-connections lingering at once;
+ *			past it, or while stopping, the socket is closed at
+ *			once (a reset, as before)
+ *
+ * A lingering connection keeps its place in conn.c's counts (the limits
+ * apply) until it is closed, and is read at most HELD_LINGER_READS
+ * chunks per loop turn, so a fast sender does not keep the loop.
+ *
+ * TLS connections stay in MHD: their session cannot be taken out.
+ * There an early answer is sent by MHD, which then ends the TLS session
+ * (close_notify) and closes the socket: a client still sending sees a
+ * reset.  So over TLS http.c reads such a body to its end instead
+ * (http_early_ok), and only refused framing is answered early.  A
  * request pipelined behind a held one is lost if MHD had already read it
  * (its buffer goes with the request); no browser pipelines.
  */
@@ -62,6 +89,12 @@
  */
 #define HELD_SLICE_US	2000
 
+/* Lingering close (see above). */
+#define HELD_LINGER_IDLE	5
+#define HELD_LINGER_BYTES	(64 * 1024 * 1024)
+#define HELD_LINGER_CHUNK	65536
+#define HELD_LINGER_READS	4
+
 enum held_state {
 	HELD_WAIT,
 	HELD_SEND,
@@ -84,6 +117,7 @@ struct held_io {
 	int		 chunked;	/* a stream, in chunks */
 	int		 ended;		/* the stream's last bytes are queued */
 	int		 early;		/* the client sent more already */
+	int		 linger;	/* answered before the body came */
 };
 
 /* A keep-alive connection waiting outside MHD for its next request. */
@@ -94,6 +128,16 @@ struct parked {
 	TAILQ_ENTRY(parked)	 entry;
 };
 TAILQ_HEAD(parked_list, parked);
+
+/* A closing connection read and discarded until the client closes it. */
+struct lingering {
+	struct event		*ev;		/* in this record */
+	int			 fd;
+	int64_t			 until;		/* monotonic µs: the end */
+	size_t			 bytes;		/* discarded */
+	TAILQ_ENTRY(lingering)	 entry;
+};
+TAILQ_HEAD(lingering_list, lingering);
 
 static struct event_base	*held_base;
 static struct event		*held_kick_ev;
@@ -107,8 +151,15 @@ static TAILQ_HEAD(, held_io)	 held_sendq = TAILQ_HEAD_INITIALIZER(held_sendq);
 static struct http_ctx_list	 held_list = TAILQ_HEAD_INITIALIZER(held_list);
 static struct parked_list	 parked_list =
 				    TAILQ_HEAD_INITIALIZER(parked_list);
-static struct slab		 held_io_slab, parked_slab;
+static struct lingering_list	 linger_list =
+				    TAILQ_HEAD_INITIALIZER(linger_list);
+static struct slab		 held_io_slab, parked_slab, linger_slab;
 static size_t			 held_io_ev_off, parked_ev_off;
+static size_t			 linger_ev_off;
+
+/* Connections lingering now; those closed at once at the limit (metrics). */
+size_t				 held_lingering;
+uint64_t			 held_linger_refused;
 
 static void	 held_watch(struct http_ctx *, enum held_state);
 static void	 held_read_cb(evutil_socket_t, short, void *);
@@ -123,6 +174,10 @@ static void	 held_end(struct http_ctx *, int);
 static void	 held_park(int, struct http_cost *);
 static void	 held_parked_cb(evutil_socket_t, short, void *);
 static void	 held_unpark(struct parked *);
+static int	 held_linger(int);
+static void	 held_linger_wait(struct lingering *);
+static void	 held_linger_cb(evutil_socket_t, short, void *);
+static void	 held_linger_end(struct lingering *, const char *);
 static const char *held_date(void);
 static ssize_t	 held_write(struct http_ctx *);
 
@@ -136,9 +191,18 @@ held_init(struct event_base *base, int enabled)
 	    &held_io_ev_off);
 	parked_slab.size = slab_size_with_event(sizeof(struct parked),
 	    &parked_ev_off);
+	linger_slab.size = slab_size_with_event(sizeof(struct lingering),
+	    &linger_ev_off);
 	if (held_kick_ev == NULL &&
 	    (held_kick_ev = event_new(base, -1, 0, held_kick_cb, NULL)) == NULL)
 		fatalx("%s: event_new failed", __func__);
+}
+
+/* Can requests leave MHD (a plain connection)? */
+int
+held_can_take(void)
+{
+	return (held_enabled);
 }
 
 /*
@@ -479,9 +543,10 @@ held_end(struct http_ctx *ctx, int ok)
 {
 	struct held_io	*io = ctx->io;
 	struct http_cost *cost = ctx->req.cost;
-	int		 fd = ctx->fd, keep;
+	int		 fd = ctx->fd, keep, linger;
 
 	keep = ok && io->keep && !http_stopping;
+	linger = ok && !keep && (io->linger || io->early);
 	TAILQ_REMOVE(&held_list, ctx, entry);
 	if (io->queued)
 		TAILQ_REMOVE(&held_sendq, io, sendq);
@@ -489,15 +554,141 @@ held_end(struct http_ctx *ctx, int ok)
 	buf_free(&io->head);
 	slab_put(&held_io_slab, io);
 	ctx->io = NULL;
-	if (ok)
+	if (ok && !linger)
 		conn_request_done(fd);
 	http_ctx_free(ctx, ok);
 	if (keep)
 		held_park(fd, cost);
-	else {
+	else if (!linger || held_linger(fd) != 0) {
 		close(fd);
 		conn_closed(fd);
 	}
+}
+
+/*
+ * The answer is out and the client may still be sending (an early
+ * answer, or a request behind one that closes): read and discard until
+ * it closes, so that the close does not reset the connection before the
+ * client read the answer.  -1 if it cannot linger (the limit, a stop):
+ * the caller closes it.
+ */
+static int
+held_linger(int fd)
+{
+	struct lingering	*l;
+	size_t			 max;
+
+	max = (size_t)cfg->max_connections / 4;
+	if (http_stopping || held_lingering >= (max > 0 ? max : 1)) {
+		if (!http_stopping) {
+			held_linger_refused++;
+			log_debug("%s: connection %d: %zu lingering already; "
+			    "closed at once", __func__, fd, held_lingering);
+		}
+		return (-1);
+	}
+	if (shutdown(fd, SHUT_WR) != 0)
+		return (-1);	/* reset meanwhile: nothing to wait for */
+	l = slab_get(&linger_slab);
+	l->fd = fd;
+	l->until = time_mono() + (int64_t)cfg->request_timeout * 1000000;
+	l->ev = (struct event *)(void *)((unsigned char *)l + linger_ev_off);
+	if (event_assign(l->ev, held_base, fd, EV_READ | EV_PERSIST,
+	    held_linger_cb, l) != 0)
+		fatalx("%s: event_assign failed", __func__);
+	TAILQ_INSERT_TAIL(&linger_list, l, entry);
+	held_lingering++;
+	conn_lingering(fd);
+	held_linger_wait(l);
+	return (0);
+}
+
+/* Wait for the next bytes: HELD_LINGER_IDLE at most, or what is left. */
+static void
+held_linger_wait(struct lingering *l)
+{
+	struct timeval	tv;
+	int64_t		left;
+
+	left = l->until - time_mono();
+	if (left > HELD_LINGER_IDLE * 1000000LL)
+		left = HELD_LINGER_IDLE * 1000000LL;
+	if (left < 0)
+		left = 0;
+	tv.tv_sec = (time_t)(left / 1000000);
+	tv.tv_usec = (suseconds_t)(left % 1000000);
+	if (event_add(l->ev, &tv) != 0)
+		fatalx("%s: cannot watch a lingering connection", __func__);
+}
+
+/*
+ * A lingering connection is readable, or sent nothing for a while: read
+ * and discard a few chunks (more wait for the next turn); closed at the
+ * client's end, or past a bound.
+ */
+static void
+held_linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static char		 junk[HELD_LINGER_CHUNK];
+	struct lingering	*l = arg;
+	ssize_t			 n;
+	int			 i;
+
+	if (what & EV_TIMEOUT) {
+		held_linger_end(l, time_mono() >= l->until ? "still sending "
+		    "at request-timeout" : "silent for 5 s");
+		return;
+	}
+	for (i = 0; i < HELD_LINGER_READS; i++) {
+		n = recv(fd, junk, sizeof junk, MSG_DONTWAIT);
+		if (n == 0) {
+			held_linger_end(l, NULL);
+			return;
+		}
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			held_linger_end(l, NULL);	/* reset */
+			return;
+		}
+		l->bytes += (size_t)n;
+		if (l->bytes > HELD_LINGER_BYTES) {
+			held_linger_end(l, "more than 64 MiB discarded");
+			return;
+		}
+	}
+	if (time_mono() >= l->until) {
+		held_linger_end(l, "still sending at request-timeout");
+		return;
+	}
+	held_linger_wait(l);
+}
+
+/* The lingering is over (why: a bound, or NULL: the client closed). */
+static void
+held_linger_end(struct lingering *l, const char *why)
+{
+	int	fd = l->fd;
+
+	if (why != NULL)
+		log_debug("connection %d: lingering after an early answer: "
+		    "%s (%zu bytes discarded); closing", fd, why, l->bytes);
+	TAILQ_REMOVE(&linger_list, l, entry);
+	held_lingering--;
+	event_del(l->ev);
+	slab_put(&linger_slab, l);
+	close(fd);
+	conn_closed(fd);
+}
+
+/* The request is answered before its body was read: linger after it. */
+void
+held_linger_after(struct http_ctx *ctx)
+{
+	if (ctx->io != NULL)
+		ctx->io->linger = 1;
 }
 
 /*
@@ -589,13 +780,15 @@ held_flush(void)
 	return (n);
 }
 
-/* At stop, last: close what is left, parked connections included. */
+/* At stop, last: close what is left, parked and lingering connections
+ * included. */
 void
 held_shutdown(void)
 {
-	struct http_ctx	*ctx;
-	struct parked	*p;
-	int		 fd;
+	struct http_ctx		*ctx;
+	struct parked		*p;
+	struct lingering	*l;
+	int			 fd;
 
 	while ((ctx = TAILQ_FIRST(&held_list)) != NULL) {
 		ctx->req.gone = 1;
@@ -607,11 +800,14 @@ held_shutdown(void)
 		close(fd);
 		conn_closed(fd);
 	}
+	while ((l = TAILQ_FIRST(&linger_list)) != NULL)
+		held_linger_end(l, NULL);
 	if (held_kick_ev != NULL)
 		event_free(held_kick_ev);
 	held_kick_ev = NULL;
 	slab_release(&held_io_slab);
 	slab_release(&parked_slab);
+	slab_release(&linger_slab);
 }
 
 /* Write some of what is left, head and body in one go: sendmsg's return. */

@@ -46,6 +46,7 @@ struct http_ctx {
 	 * during the upload must not shrink the buffer under the body.
 	 */
 	size_t			 max_body;
+	size_t			 received;	/* body bytes, kept or not */
 	TAILQ_ENTRY(http_ctx)	 entry;		/* http_held or held.c's */
 
 	/* The answer (req->status), once set (ctx->answer). */
@@ -85,9 +86,11 @@ void		 http_hdrs_free(struct http_ctx *);
 
 /* held.c: held requests outside libmicrohttpd (plain HTTP) */
 void		 held_init(struct event_base *, int);
+int		 held_can_take(void);
 int		 held_take(struct http_ctx *, int);
 void		 held_answer(struct http_ctx *);
 void		 held_stream_wake(struct http_ctx *);
+void		 held_linger_after(struct http_ctx *);
 void		 held_stop(void);
 int		 held_flush(void);
 void		 held_shutdown(void);

@@ -17,18 +17,30 @@
  *
  *	headers	allocate the request (struct http_ctx) and return; answering
  *		here would make MHD close the connection (no keep-alive).
- *		Only a request whose framing RFC 9112 says to refuse (see
- *		http_framing: 400) and a Content-Length above max_body
- *		(413) are answered here, and then the close is wanted: what
- *		follows on the connection may be a smuggled request.
+ *		A request that announces a body passes route.c's checks
+ *		up to the origin now (route_headers): if refused (401,
+ *		404...), its answer is kept and its body will be
+ *		discarded.  Only a request whose framing RFC 9112 says to
+ *		refuse (see http_framing: 400) and a Content-Length above
+ *		max_body (413, or the refusal) are answered here
+ *		(http_early), and then the close is wanted: what follows on
+ *		the connection may be a smuggled request.
  *	body	each piece is appended while the total fits max_body; past
- *		that the request is marked too large and the rest discarded.
- *		The limit is the one of the headers call, kept on the
- *		request: a reload lowering it does not apply to a body
- *		already coming in.
- *	final	413 if too large, else route_request().  A handler either
- *		answers (http_respond_*) or holds the request: briefly
- *		(http_suspend, a commit) or for long (http_hold, a long-poll).
+ *		that the request is marked too large and the rest discarded
+ *		(a refused request's all of it).  The limit is the one of
+ *		the headers call, kept on the request: a reload lowering it
+ *		does not apply to a body already coming in.  Past
+ *		HTTP_DISCARD_MAX discarded, it is answered at once too.
+ *	final	the refusal, 413 if too large, else route_request() (the
+ *		checks route_headers made are not made again).  A handler
+ *		either answers (http_respond_*) or holds the request:
+ *		briefly (http_suspend, a commit) or for long (http_hold, a
+ *		long-poll).
+ *
+ * An early answer leaves MHD on a plain connection: held.c writes it, then
+ * reads and discards what the client still sends before it closes
+ * (lingering close, see held.c), so that a client writing its whole body
+ * before reading gets the answer, not a reset.
  *
  * A briefly held request, and any held one over TLS, is suspended in MHD.
  * MHD then neither times it out nor notices the client going away, so an
@@ -88,6 +100,14 @@
  */
 #define HTTP_POOL_SIZE	(16 * 1024)
 
+/*
+ * A chunked body is read to its end, discarded past max_body (or when the
+ * request was refused at its headers), and answered then, keeping the
+ * connection; past this many bytes discarded it is answered at once, as
+ * one announced too large is (http_early).
+ */
+#define HTTP_DISCARD_MAX	(64 * 1024 * 1024)
+
 /* How long http_stop lets MHD send the 503s, in milliseconds. */
 #define HTTP_STOP_WAIT	2000
 
@@ -145,6 +165,7 @@ static void	 http_kick(void);
 static enum http_method http_method_parse(const char *);
 static int	 http_token(const char *, const char *);
 static int	 http_too_long(struct MHD_Connection *, size_t);
+static int	 http_body_coming(struct MHD_Connection *);
 static enum MHD_Result http_framing_cb(void *, enum MHD_ValueKind,
 		     const char *, size_t, const char *, size_t);
 static int	 http_tchar(unsigned char);
@@ -153,6 +174,8 @@ static int	 http_framing(struct MHD_Connection *, int, struct problem *);
 static void	 http_quote(char *, size_t, const char *, size_t);
 static void	 http_append(struct http_ctx *, const char *, size_t);
 static enum MHD_Result http_finish(struct http_ctx *);
+static enum MHD_Result http_early(struct http_ctx *);
+static int	 http_early_ok(struct MHD_Connection *);
 static enum MHD_Result http_queue(struct http_ctx *);
 static void	 http_mhd_suspend(struct http_ctx *);
 static void	 http_unhold(struct http_ctx *);
@@ -645,6 +668,20 @@ http_too_long(struct MHD_Connection *conn, size_t max)
 	return (n > max);
 }
 
+/* Does the request announce a body (chunked, or a length above 0)? */
+static int
+http_body_coming(struct MHD_Connection *conn)
+{
+	const char	*cl;
+
+	if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL)
+		return (1);
+	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	return (cl != NULL && strspn(cl, "0") != strlen(cl));
+}
+
 /* What the headers call found in the request's header fields. */
 struct http_fields {
 	int		 hosts;
@@ -872,7 +909,8 @@ http_framing(struct MHD_Connection *conn, int http10, struct problem *p)
 
 /*
  * Keep a body piece while the total fits the request's max_body (the one
- * it started with: req->len never exceeds it); beyond, drop it all.
+ * it started with: req->len never exceeds it); beyond, drop it all.  The
+ * body of a request refused at its headers is only counted.
  */
 static void
 http_append(struct http_ctx *ctx, const char *data, size_t size)
@@ -880,9 +918,10 @@ http_append(struct http_ctx *ctx, const char *data, size_t size)
 	struct http_request	*req = &ctx->req;
 	size_t			 need, cap;
 
+	ctx->received += size;
 	if (req->too_large || req->answered)
 		return;
-	if (size > ctx->max_body - req->len) {
+	if (ctx->received > ctx->max_body) {
 		log_debug("%s: %s: body over %zu bytes", __func__, req->url,
 		    ctx->max_body);
 		req->too_large = 1;
@@ -891,6 +930,8 @@ http_append(struct http_ctx *ctx, const char *data, size_t size)
 		req->len = req->cap = 0;
 		return;
 	}
+	if (ctx->answer)
+		return;		/* refused at the headers: not kept */
 	need = req->len + size + 1;
 	if (need > req->cap) {
 		cap = req->cap != 0 ? req->cap : 4096;
@@ -946,20 +987,51 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 			http_add_header(req, MHD_HTTP_HEADER_CONNECTION,
 			    "close");
 			http_respond_problem(req, &p);
-			return (http_queue(ctx));
+			return (http_early(ctx));
+		}
+		if (http_body_coming(conn) && !route_headers(req)) {
+			/*
+			 * Refused: the body is discarded as it comes, the
+			 * answer given once it is in, or at once if it is
+			 * too large to wait for.
+			 */
+			ctx->routed = 1;
+			if (http_too_long(conn, ctx->max_body) &&
+			    http_early_ok(conn))
+				return (http_early(ctx));
+			return (MHD_YES);
 		}
 		if (http_too_long(conn, ctx->max_body)) {
-			/* MHD closes the connection after this: wanted. */
+			/* The connection is closed after this: wanted. */
 			req->too_large = 1;
 			ctx->routed = 1;
 			http_answer_problem(req, 413, "body-too-large", NULL);
-			return (http_queue(ctx));
+			if (http_early_ok(conn))
+				return (http_early(ctx));
+			return (MHD_YES);	/* TLS: read to its end */
 		}
 		return (MHD_YES);
 	}
 	if (*upload_data_size != 0) {
 		http_append(ctx, upload_data, *upload_data_size);
 		*upload_data_size = 0;
+		if (ctx->received > ctx->max_body && ctx->received -
+		    ctx->max_body > HTTP_DISCARD_MAX) {
+			/* Too much to wait for its end: answer now. */
+			if (!ctx->answer) {
+				ctx->routed = 1;
+				http_answer_problem(&ctx->req, 413,
+				    "body-too-large", NULL);
+			}
+			if (held_can_take())
+				return (http_early(ctx));
+			/* TLS: MHD cannot answer now; closed unanswered. */
+			log_info("%s %s: more than %zu bytes over max-body; "
+			    "closing", http_method_name(ctx->req.method),
+			    ctx->req.url, (size_t)HTTP_DISCARD_MAX);
+			http_closing = 1;
+			return (MHD_NO);
+		}
 		return (MHD_YES);
 	}
 	if (!ctx->read) {
@@ -967,6 +1039,53 @@ http_access_cb(void *arg, struct MHD_Connection *conn, const char *url,
 		conn_request_read(http_conn_fd(conn));
 	}
 	return (http_finish(ctx));
+}
+
+/*
+ * May a request be answered before its body is read?  On a plain
+ * connection, yes: the close lingers (http_early).  Over TLS the answer
+ * goes through MHD, which closes at once, and a client still sending
+ * sees a reset: so there the body is read to its end (discarded, within
+ * request-timeout and HTTP_DISCARD_MAX) and the answer given then,
+ * unless the client waits for "100 Continue" before sending it (nothing
+ * is in flight: it is told at once and sends nothing).
+ */
+static int
+http_early_ok(struct MHD_Connection *conn)
+{
+	const char	*e;
+
+	if (held_can_take())
+		return (1);
+	e = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_EXPECT);
+	return (e != NULL && strcasecmp(e, "100-continue") == 0);
+}
+
+/*
+ * The request is answered before its body was read (its answer is set),
+ * and its connection will be closed: never read on, what follows may be
+ * a smuggled request.  On a plain connection the request leaves MHD
+ * (held.c), which writes the answer, then reads and discards what the
+ * client still sends before closing (lingering close): else the close,
+ * with the client's bytes unread, resets the connection, and a client
+ * that writes its whole body before reading loses the answer.  Over
+ * TLS, MHD sends it (in the headers call only: MHD 0.9.75 refuses an
+ * answer while the body comes) and closes the connection at once: see
+ * http_early_ok.
+ */
+static enum MHD_Result
+http_early(struct http_ctx *ctx)
+{
+	ctx->close = 1;
+	if (held_take(ctx, http_conn_fd(ctx->req.conn)) == 0) {
+		/* Not read on: its request-timeout ends (held.c bounds it). */
+		conn_request_read(ctx->fd);
+		held_linger_after(ctx);
+		held_answer(ctx);
+		return (MHD_NO);	/* MHD drops its side */
+	}
+	return (http_queue(ctx));
 }
 
 /* Is tok one of the comma-separated tokens of a header value? */
@@ -1863,7 +1982,8 @@ http_keep(struct http_request *req, void *record)
 {
 	*(struct http_request **)record = req;
 	req->data = record;
-	req->on_gone = http_keep_detach;
+	/* no on_gone: a client that half-closed is still owed the answer */
+	req->on_gone = NULL;
 	req->on_free = http_keep_detach;
 }
 

@@ -226,6 +226,12 @@ api_metrics(struct http_request *req)
 	counter(&b, "corod_http_request_timeouts_total", "Connections closed "
 	    "because a request was not complete in request-timeout.",
 	    conn_timed_out);
+	gauge(&b, "corod_http_connections_lingering", "Connections answered "
+	    "before their body was read, read and discarded until the "
+	    "client closes them.", (double)held_lingering);
+	counter(&b, "corod_http_linger_refused_total", "Connections closed "
+	    "at once after an early answer: a quarter of max-connections "
+	    "were lingering.", held_linger_refused);
 	gauge(&b, "corod_event_pollers", "Long polls of /v1/events waiting.",
 	    (double)events_waiting());
 	gauge(&b, "corod_event_streams", "Server-Sent Events streams open.",

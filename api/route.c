@@ -38,6 +38,12 @@
  *	400	an integer parameter ({id}) is not a positive integer
  *
  * Then the endpoint runs.  HEAD is routed like GET (MHD drops the body).
+ * A request that announces a body (Content-Length above 0, or chunked)
+ * passes the checks up to the origin's when its headers are in
+ * (route_headers), before its body is read: a refused one's body is
+ * discarded as it comes, not kept, and one too large to wait for gets the
+ * refusal (not a 413) at once (http.c).  A body over max-body is refused
+ * 413 before its type is looked at (415), as before.
  *
  * Trailing slashes are not stripped: "/v1/tasks/" is not "/v1/tasks" but a
  * 404 whose detail names the path without the slash.  Every resource then
@@ -156,6 +162,8 @@ static int	 route_check_type(struct http_request *, struct problem *);
 static void	 route_not_found(const struct route *, size_t,
 		     struct http_request *);
 static void	 route_forbid_worker(struct http_request *);
+static const struct route *route_check(const struct route *, size_t,
+		     struct http_request *);
 
 /*
  * Does path match the shape pattern?  Each "{name}" of the pattern takes
@@ -795,12 +803,64 @@ route_request(struct http_request *req)
 }
 
 /*
+ * A request whose body is still to come is checked when its headers are
+ * in (http.c), up to the origin, so that a refusal (a 401, a 404) is
+ * known before the body is read: the body is then discarded, not kept,
+ * and if it is too large to wait for, the refusal is the early answer
+ * (instead of a 413).  1 if it passed, its route kept for route_request;
+ * 0 if it was answered.
+ */
+int
+route_headers(struct http_request *req)
+{
+	const struct route	*r;
+
+	if ((r = route_check(route_table, ROUTE_COUNT, req)) == NULL)
+		return (0);
+	req->checked = r;
+	return (1);
+}
+
+/*
  * Dispatch req through a table of routes (route_request's, or a test's):
- * the checks at the top of this file, then the endpoint.
+ * the checks at the top of this file (unless route_headers made them:
+ * only the body's type is left), then the endpoint.
  */
 void
 route_dispatch(const struct route *table, size_t count,
     struct http_request *req)
+{
+	const struct route	*r;
+	struct route_params	 a;
+	struct problem		 p;
+
+	if ((r = req->checked) == NULL &&
+	    (r = route_check(table, count, req)) == NULL)
+		return;
+	if ((req->method & ROUTE_UNSAFE) && route_check_type(req, &p) != 0) {
+		http_respond_problem(req, &p);
+		return;
+	}
+
+	if (r->fn_args != NULL) {
+		/* this route's own parameters (another shape may differ) */
+		route_match(r->path, req->url, &a);
+		if (route_params_parse(&a, &p) != 0) {
+			http_respond_problem(req, &p);
+			return;
+		}
+		r->fn_args(req, &a);
+	} else
+		r->fn(req);
+}
+
+/*
+ * The checks at the top of this file up to the origin (the body's type
+ * and a parameter's syntax are route_dispatch's): the route that req
+ * takes, or NULL if it was answered.
+ */
+static const struct route *
+route_check(const struct route *table, size_t count, struct http_request *req)
 {
 	const struct route	*r = NULL;
 	struct route_params	 a;
@@ -824,15 +884,15 @@ route_dispatch(const struct route *table, size_t count,
 	/* A foreign Host first: a rebinding page learns nothing. */
 	if (route_check_host(req, &p) != 0) {
 		http_respond_problem(req, &p);
-		return;
+		return (NULL);
 	}
 	who = route_who(methods, any_token, req->url);
 	if ((who == 0 || (who == ROUTE_METRICS && !cfg->metrics_public)) &&
 	    !auth_check(req))
-		return;
+		return (NULL);
 	if (methods == 0) {
 		route_not_found(table, count, req);
-		return;
+		return (NULL);
 	}
 	if (r == NULL) {
 		route_allow(methods, allow, sizeof allow);
@@ -841,30 +901,17 @@ route_dispatch(const struct route *table, size_t count,
 		    "%s takes only %s", q, allow);
 		p.allow = allow;
 		http_respond_problem(req, &p);
-		return;
+		return (NULL);
 	}
 	/* Set by auth_check: a route anyone may use leaves it NULL. */
 	if (http_scope(req) != NULL && (r->methods & ROUTE_WORKER) == 0) {
 		route_forbid_worker(req);
-		return;
+		return (NULL);
 	}
 
-	if (req->method & ROUTE_UNSAFE) {
-		if (route_check_origin(req, &p) != 0 ||
-		    route_check_type(req, &p) != 0) {
-			http_respond_problem(req, &p);
-			return;
-		}
+	if ((req->method & ROUTE_UNSAFE) && route_check_origin(req, &p) != 0) {
+		http_respond_problem(req, &p);
+		return (NULL);
 	}
-
-	if (r->fn_args != NULL) {
-		/* this route's own parameters (another shape may differ) */
-		route_match(r->path, req->url, &a);
-		if (route_params_parse(&a, &p) != 0) {
-			http_respond_problem(req, &p);
-			return;
-		}
-		r->fn_args(req, &a);
-	} else
-		r->fn(req);
+	return (r);
 }

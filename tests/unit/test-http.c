@@ -203,6 +203,14 @@ spec_queue_ok(const char *s, size_t len)
 	return (len > 0);
 }
 
+/* route.c's checks at the headers: none here. */
+int
+route_headers(struct http_request *req)
+{
+	(void)req;
+	return (1);
+}
+
 /* The test's routes, in place of route.c. */
 void
 route_request(struct http_request *req)

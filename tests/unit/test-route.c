@@ -933,6 +933,88 @@ spec_queue_ok(const char *s, size_t len)
 #define FULL	"Bearer full-token-0123456789"
 #define WORKER	"Bearer worker-token-0123456789"
 
+/*
+ * Route in two phases as http.c does for a request announcing a body:
+ * route_headers when the headers are in (no body yet), then, if it
+ * passed, route_request once len body bytes came.  Returns as route().
+ */
+static const char *
+route2(enum http_method m, const char *url, size_t len, ...)
+{
+	static char	 status[16];
+	struct fake	 f;
+	va_list		 ap;
+	const char	*name;
+	size_t		 i = 0;
+	int		 passed;
+
+	memset(&f, 0, sizeof f);
+	f.req.method = m;
+	f.req.url = url;
+	va_start(ap, len);
+	while ((name = va_arg(ap, const char *)) != NULL && i < 7) {
+		f.hdrs[i][0] = name;
+		f.hdrs[i][1] = va_arg(ap, const char *);
+		i++;
+	}
+	va_end(ap);
+
+	called = NULL;
+	nanswers = 0;
+	memset(&answered, 0, sizeof answered);
+	passed = route_headers(&f.req);
+	if (passed != (nanswers == 0) || passed != (f.req.checked != NULL)) {
+		auth_release(&f.req);
+		return ("bad: route_headers");
+	}
+	if (passed) {
+		f.req.len = len;
+		f.req.body = len != 0 ? (char *)"{}" : NULL;
+		route_request(&f.req);
+	}
+	auth_release(&f.req);
+	if (called != NULL && nanswers == 0)
+		return (called);
+	if (called == NULL && nanswers == 1) {
+		snprintf(status, sizeof status, "%d", answered.status);
+		return (status);
+	}
+	return ("bad: both or neither");
+}
+
+/* The checks route_headers makes before a body comes, and those after. */
+static void
+test_headers(void)
+{
+	char	why[512];
+
+	is_str(route2(HTTP_POST, "/v1/tasks", 2, "Content-Type",
+	    "application/json", NULL), "submit", "two phases: submitted");
+	is_str(route2(HTTP_POST, "/v1/nothing", 2, NULL), "404",
+	    "an unknown path: 404 from the headers");
+	is_str(route2(HTTP_PUT, "/v1/tasks", 2, NULL), "405",
+	    "a method not taken: 405 from the headers");
+	is_str(route2(HTTP_POST, "/v1/tasks", 2, "Host", "127.0.0.1", "Origin",
+	    "http://evil.example", "Content-Type", "application/json", NULL),
+	    "403", "another origin: 403 from the headers");
+	is_str(route2(HTTP_POST, "/v1/tasks", 2, "Content-Type", "text/plain",
+	    NULL), "415", "the type is checked once the body is in (after "
+	    "the size): 415");
+	is_str(route2(HTTP_POST, "/v1/tasks", 2, NULL), "415",
+	    "... a body without a Content-Type too");
+	ok(load("header-token-0123456789\n", 0600, why, sizeof why) == 0,
+	    "a token");
+	is_str(route2(HTTP_POST, "/v1/tasks", 2, "Content-Type",
+	    "application/json", NULL), "401", "no token: 401 from the headers");
+	is_str(route2(HTTP_POST, "/v1/tasks", 2, "Content-Type",
+	    "application/json", "Authorization",
+	    "Bearer header-token-0123456789", NULL), "submit",
+	    "with it: submitted, the token checked once");
+	test_cfg.token_file = (char *)"";
+	ok(auth_load(NULL) == 0 && !auth_enabled(), "no tokens again");
+	auth_free();
+}
+
 /* Worker tokens: only ROUTE_WORKER routes, only their queues; reloads. */
 static void
 test_scope(void)
@@ -1293,6 +1375,7 @@ main(void)
 	test_type();
 	test_problem();
 	test_auth();
+	test_headers();
 	test_scope();
 	test_params();
 	test_who();
