@@ -48,6 +48,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tap import scaled  # noqa: E402
+import openapi  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
@@ -73,6 +74,10 @@ def corod_bin():
 
 class DaemonError(Exception):
     """The daemon died, did not start, or misbehaved at the process level."""
+
+
+class SchemaViolation(AssertionError):
+    """An answer the description (doc/openapi.yaml) does not allow."""
 
 
 class WaitTimeout(AssertionError):
@@ -268,6 +273,7 @@ class Corod:
         self.valgrind_log = None       # this start's log, under valgrind
         self._vg_unchecked = []        # logs of ended starts not yet read
         self.vg_read = [0, 0]          # logs read: [after SIGTERM, SIGKILL]
+        self.violations = []           # answers doc/openapi.yaml refuses
         self._vg_status = {}           # log -> exit status of its process
         Corod.live.append(self)
         if tap is not None and self._cleanup_all not in tap.cleanups:
@@ -480,6 +486,10 @@ class Corod:
                 pass
             if self._wait_exit(15) is None:
                 self._kill_hard()
+        if self.violations and self.tap is not None:
+            self.tap.fail("%s: %d answers do not match doc/openapi.yaml" %
+                          (self.name, len(self.violations)),
+                          diag="\n".join(self.violations[:20]))
         vg = self.valgrind_reports()
         if vg and self.tap is not None:
             self.tap.fail("%s: valgrind report" % self.name,
@@ -683,7 +693,22 @@ class Corod:
                 parsed = raw.decode("utf-8", "replace")
         if r.will_close and not own:
             self._close_conn()
-        return Response(r.status, headers_out, parsed, raw, r.reason)
+        resp = Response(r.status, headers_out, parsed, raw, r.reason)
+        self.check_answer(method, path, resp)
+        return resp
+
+    def check_answer(self, method, path, resp):
+        """Fail (SchemaViolation) unless doc/openapi.yaml allows this
+        answer to this request (tests/lib/openapi.py); kept for close()
+        too, in case a test swallowed the exception."""
+        why = openapi.check(method, path, resp.status, resp.headers,
+                            resp.raw)
+        if why:
+            self.violations.extend(why)
+            raise SchemaViolation("the answer does not match "
+                                  "doc/openapi.yaml:\n  " +
+                                  "\n  ".join(why) + "\n" +
+                                  resp.describe()[:1500])
 
     # --- API helpers ---------------------------------------------------------
 
