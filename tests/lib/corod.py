@@ -871,6 +871,66 @@ def free_port():
     return port
 
 
+def raw_answers(out):
+    """The answers in bytes read from a socket: (status, headers with
+    lower-case names, body) for each whole one (Content-Length or chunked
+    body), in order."""
+    answers = []
+    while out:
+        m = re.match(rb"HTTP/1\.[01] (\d\d\d)[^\r\n]*\r\n", out)
+        head, sep, rest = out.partition(b"\r\n\r\n")
+        if not m or not sep:
+            break
+        headers = {}
+        for line in head.split(b"\r\n")[1:]:
+            k, _, v = line.decode("latin-1").partition(":")
+            k = k.strip().lower()
+            v = v.strip()
+            headers[k] = headers[k] + ", " + v if k in headers else v
+        if "chunked" in headers.get("transfer-encoding", ""):
+            body = b""
+            while True:
+                size, nl, rest = rest.partition(b"\r\n")
+                try:
+                    n = int(size.split(b";")[0], 16)
+                except ValueError:
+                    return answers
+                if not nl or n == 0:
+                    break
+                body += rest[:n]
+                rest = rest[n + 2:]
+            rest = rest.partition(b"\r\n")[2]
+        else:
+            n = int(headers.get("content-length", "0") or 0)
+            if len(rest) < n:
+                break
+            body, rest = rest[:n], rest[n:]
+        answers.append((int(m.group(1)), headers, body))
+        out = rest
+    return answers
+
+
+def check_raw(request, out):
+    """Check the first answer in out (bytes read from a raw socket)
+    against doc/openapi.yaml, as request() does for its answers: by the
+    request line of request (bytes), or when there is none (or it cannot
+    be read), only as a problem document.  SchemaViolation if it does not
+    match; returns out."""
+    answers = raw_answers(out)
+    if not answers:
+        return out
+    status, headers, body = answers[0]
+    m = re.match(rb"([A-Z]+) (/\S*) HTTP/1\.[01]\r\n", request or b"")
+    method = m.group(1).decode() if m else None
+    path = m.group(2).decode("latin-1") if m else None
+    why = openapi.check(method, path, status, headers, body)
+    if why:
+        raise SchemaViolation("the answer does not match doc/openapi.yaml:"
+                              "\n  " + "\n  ".join(why) + "\n" +
+                              repr(out[:1500]))
+    return out
+
+
 def is_problem(r, status, field=None):
     """(bool, why) whether r is a problem document with this status (and
     field, a JSON Pointer, if given; a tuple accepts any of several)."""

@@ -60,6 +60,7 @@ class Description:
         self.path = path
         anyop = self.doc.get("x-corod-any-operation", {})
         self.any_statuses = set(str(s) for s in anyop.get("statuses", ()))
+        self.unparsed = set(str(s) for s in anyop.get("unparsed", ()))
         self.templates = []
         for tmpl, item in self.doc["paths"].items():
             rx = "^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+",
@@ -140,10 +141,24 @@ def _media(ctype):
 
 def check(method, path, status, headers, raw):
     """What is wrong with this answer by the description: a list of
-    strings, empty when it matches (or when the check is off)."""
+    strings, empty when it matches (or when the check is off).  method
+    None: the request is not known (a raw exchange); then only a problem
+    document is checked."""
     if not ENABLED:
         return []
     d = description()
+    if str(status) in d.unparsed and \
+            headers.get("content-type") is None and \
+            raw.lstrip().startswith(b"<html>"):
+        return []       # libmicrohttpd's own answer to what it cannot parse
+    if method is None:
+        if _media(headers.get("content-type", "")) != \
+                "application/problem+json":
+            return []
+        return _check_body(d, "(a raw request) -> %s" % status, "GET",
+                           headers.get("content-type", ""), raw,
+                           "/components/schemas/Problem",
+                           {"application/problem+json"})
     tmpl, op, item = d.operation(method, path)
     code = str(status)
     ctype = headers.get("content-type", "")
