@@ -24,12 +24,22 @@ leaves no summary and no leak check) it must hold no error report.  A
 report fails the test (DaemonError from stop() and kill9(), a failed
 point from close()).
 
+Every answer request() reads is checked against doc/openapi.yaml
+(tests/lib/openapi.py: the operation, its status, content type and body
+schema); one the description does not allow raises SchemaViolation (an
+AssertionError naming the request, the status and the schema error) and
+fails the test, and close() fails once more for all of them, in case a
+test swallowed the exception.  check_raw() does the same for an answer
+read from a raw socket.
+
 Environment:
   COROD_BIN            the binary (default: daemon/corod of the tree)
   COROD_TIMEOUT_MULT   multiply every timeout (sanitizers, valgrind)
   COROD_WRAPPER        command put in front of the binary, e.g. "valgrind"
                        (make check-valgrind sets it, see above)
   COROD_KEEP           1: keep every temporary directory
+  COROD_NO_OPENAPI_CHECK  1: do not check answers against the description
+                       (without it, missing PyYAML or jsonschema is an error)
 """
 
 import http.client
