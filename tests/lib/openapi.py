@@ -149,8 +149,13 @@ def check(method, path, status, headers, raw):
     d = description()
     if str(status) in d.unparsed and \
             headers.get("content-type") is None and \
-            raw.lstrip().startswith(b"<html>"):
-        return []       # libmicrohttpd's own answer to what it cannot parse
+            (raw.lstrip().startswith(b"<html>") or
+             raw.startswith(b"HTTP/1.1 %d " % status)):
+        # libmicrohttpd's own answer to what it cannot parse; 0.9.75
+        # sends its head twice for a Content-Length it cannot read (the
+        # second head is then the start of the "body"): a known defect,
+        # in the description's x-corod-any-operation
+        return []
     if method is None:
         if _media(headers.get("content-type", "")) != \
                 "application/problem+json":
