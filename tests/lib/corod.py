@@ -920,6 +920,18 @@ def raw_answers(out):
     return answers
 
 
+def check_answer(method, path, status, headers, body):
+    """Check an answer read by a test's own client (headers with
+    lower-case names, the body decoded from its framing, maybe cut short
+    when a stream was closed) against doc/openapi.yaml; SchemaViolation
+    if it does not match."""
+    why = openapi.check(method, path, status, headers, body)
+    if why:
+        raise SchemaViolation("the answer does not match doc/openapi.yaml:"
+                              "\n  " + "\n  ".join(why) + "\n" +
+                              repr(body[:1500]))
+
+
 def check_raw(request, out):
     """Check the first answer in out (bytes read from a raw socket)
     against doc/openapi.yaml, as request() does for its answers: by the

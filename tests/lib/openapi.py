@@ -212,6 +212,8 @@ def check(method, path, status, headers, raw):
     if key is None:
         return ["%s: content type %r is not documented for %s %s (%s)" % (
             where, ctype, opname, code, ", ".join(content))]
+    if _media(key) == "text/event-stream":
+        return _check_stream(d, where, raw)
     schema = content[key].get("schema")
     if schema is None:
         return []
@@ -243,6 +245,39 @@ def _check_body(d, where, method, ctype, raw, pointer, types, schema=None):
         out.append("%s: body%s does not match %s: %s" % (
             where, at if at != "/" else "", pointer,
             _short(e)))
+    return out
+
+
+def _check_stream(d, where, raw):
+    """Server-Sent Events: each record's data is an Event, or StreamGone
+    for the record named "gone"."""
+    out = []
+    text = raw.decode("utf-8", "replace").replace("\r\n", "\n")
+    records = text.split("\n\n")
+    if not text.endswith("\n\n"):
+        records.pop()           # cut short when the client left
+    for rec in records:
+        name, data = "message", None
+        for line in rec.split("\n"):
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data = line[5:]
+        if data is None:
+            continue
+        ptr = "/components/schemas/" + ("StreamGone" if name == "gone"
+                                        else "Event")
+        try:
+            ev = json.loads(data)
+        except ValueError as e:
+            out.append("%s: an event's data is not JSON (%s): %r" % (
+                where, e, data[:200]))
+            continue
+        for e in list(d.validator(ptr).iter_errors(ev))[:1]:
+            out.append("%s: event %r does not match %s: %s" % (
+                where, data[:200], ptr, _short(e)))
+        if len(out) >= 3:
+            break
     return out
 
 
