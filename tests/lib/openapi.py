@@ -10,8 +10,8 @@ belong to an operation (method and path template; HEAD is GET without a
 body), its status must be one the operation lists (or one of
 x-corod-any-operation's, answered before any endpoint runs), its content
 type one the status lists, and a JSON body must match the schema (a list
-of more than 200 elements, such as a batch of a thousand tasks, on its
-first and last 100).  An unknown path may only be answered with those
+of more than 40 elements, such as a batch of a thousand tasks, on its
+first and last 20).  An unknown path may only be answered with those
 any-operation statuses and a problem document.
 
 Needs PyYAML and jsonschema (Debian: python3-yaml, python3-jsonschema).
@@ -260,7 +260,7 @@ def _check_body(d, where, method, ctype, raw, pointer, types, schema=None):
     return out
 
 
-SAMPLE = 100
+SAMPLE = 20
 
 
 def _sample(body):
