@@ -394,7 +394,8 @@ void		 api_events(struct http_request *);
 size_t		 events_waiting(void);
 size_t		 events_streams(void);
 
-/* dashboard.c: the web dashboard, embedded by tools/embed.sh */
+/* dashboard.c: the web dashboard and the API's description, embedded
+ * by tools/embed.sh */
 struct embedded_file {
 	const char		*name;
 	const unsigned char	*data;
@@ -402,6 +403,7 @@ struct embedded_file {
 };
 extern const struct embedded_file	 embedded_files[];
 void		 api_dashboard(struct http_request *);
+void		 api_openapi(struct http_request *);
 
 /* metrics.c: GET /metrics */
 void		 api_metrics(struct http_request *);

@@ -5,7 +5,8 @@
  * the daemon needs no files and no network to serve its dashboard.  Each
  * answer carries an ETag (the SHA-256 of the bytes, computed once) and
  * Cache-Control: no-cache, so a browser revalidates and gets 304; the
- * Content-Security-Policy allows nothing but corod's own origin.
+ * Content-Security-Policy allows nothing but corod's own origin.  The
+ * API's description (doc/openapi.yaml, as JSON) is embedded the same way.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,12 @@ static const struct {
 
 static char	etags[NASSETS][72];
 
+static const struct embedded_file *embedded(const char *);
+static void	 serve_embedded(struct http_request *,
+		     const struct embedded_file *, char *, size_t,
+		     const char *);
+
+/* The embedded file of this name, or NULL. */
 static const struct embedded_file *
 embedded(const char *name)
 {
@@ -45,8 +52,6 @@ void
 api_dashboard(struct http_request *req)
 {
 	const struct embedded_file	*f = NULL;
-	const char			*inm;
-	char				 hex[65], *body;
 	size_t				 i;
 
 	for (i = 0; i < NASSETS; i++) {
@@ -59,23 +64,56 @@ api_dashboard(struct http_request *req)
 		http_respond_empty(req, 404);
 		return;
 	}
-	if (etags[i][0] == '\0') {
-		sha256_hex(f->data, f->len, hex);
-		snprintf(etags[i], sizeof etags[i], "\"%.32s\"", hex);
-	}
-	http_add_header(req, "ETag", etags[i]);
-	http_add_header(req, "Cache-Control", "no-cache");
 	http_add_header(req, "X-Content-Type-Options", "nosniff");
 	http_add_header(req, "Content-Security-Policy", "default-src 'self'; "
 	    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
 	    "form-action 'self'");
 	http_add_header(req, "Referrer-Policy", "no-referrer");
+	serve_embedded(req, f, etags[i], sizeof etags[i], assets[i].type);
+}
+
+/*
+ * GET /v1/openapi.json: doc/openapi.yaml as JSON (made at build time),
+ * for client generators.  Like every /v1/ path it needs a token when
+ * tokens are configured (route.c); a client revalidates with the ETag.
+ */
+void
+api_openapi(struct http_request *req)
+{
+	static char			 etag[72];
+	const struct embedded_file	*f;
+
+	if (api_query_check(req, (const char *const []){ NULL }) != 0)
+		return;
+	if ((f = embedded("openapi.json")) == NULL)
+		fatalx("%s: the description is not built in", __func__);
+	serve_embedded(req, f, etag, sizeof etag, "application/json");
+}
+
+/*
+ * Answer an embedded file: its ETag (the SHA-256 of the bytes, computed
+ * on first use into etag), Cache-Control: no-cache so clients revalidate,
+ * 304 when If-None-Match names it, else the bytes.
+ */
+static void
+serve_embedded(struct http_request *req, const struct embedded_file *f,
+    char *etag, size_t etagsize, const char *type)
+{
+	const char	*inm;
+	char		 hex[65], *body;
+
+	if (etag[0] == '\0') {
+		sha256_hex(f->data, f->len, hex);
+		snprintf(etag, etagsize, "\"%.32s\"", hex);
+	}
+	http_add_header(req, "ETag", etag);
+	http_add_header(req, "Cache-Control", "no-cache");
 	if ((inm = http_header(req, "If-None-Match")) != NULL &&
-	    strstr(inm, etags[i]) != NULL) {
+	    strstr(inm, etag) != NULL) {
 		http_respond_empty(req, 304);
 		return;
 	}
 	body = xmalloc(f->len + 1);
 	memcpy(body, f->data, f->len);
-	http_respond_text(req, 200, assets[i].type, body, f->len);
+	http_respond_text(req, 200, type, body, f->len);
 }

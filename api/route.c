@@ -111,6 +111,7 @@ static const struct route route_table[] = {
 	    api_task_log },
 	{ "/v1/events", HTTP_GET|HTTP_HEAD, api_events, NULL },
 	{ "/v1/kinds", HTTP_GET|HTTP_HEAD, api_kinds, NULL },
+	{ "/v1/openapi.json", HTTP_GET|HTTP_HEAD, api_openapi, NULL },
 	{ "/v1/queues", HTTP_GET|HTTP_HEAD, api_queues, NULL },
 	{ "/v1/queues/{queue}", HTTP_GET|HTTP_HEAD, NULL, api_queue_get },
 	{ "/v1/queues/{queue}", HTTP_PATCH, NULL, api_queue_patch },

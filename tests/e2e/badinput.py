@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP, scaled  # noqa: E402
-from corod import Corod, is_problem, parse_time  # noqa: E402
+from corod import Corod, check_raw, is_problem, parse_time  # noqa: E402
 
 JSON = {"Content-Type": "application/json"}
 MIB = 1024 * 1024
@@ -366,7 +366,7 @@ def post_big_raw(length, expect_continue=False):
             out += chunk
     finally:
         s.close()
-    return out
+    return check_raw(head.encode(), out)
 
 
 @t.test(timeout=60)
@@ -640,7 +640,7 @@ def raw_exchange(data, read_timeout=5):
             out += chunk
     finally:
         s.close()
-    return out
+    return check_raw(data, out)
 
 
 @t.test(timeout=90)
@@ -715,7 +715,7 @@ def exchange_until_closed(data, read_timeout=5):
             out += chunk
     finally:
         s.close()
-    return out, closed
+    return check_raw(data, out), closed
 
 
 def status_lines(out):

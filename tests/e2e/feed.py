@@ -32,7 +32,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP, scaled  # noqa: E402
-from corod import Corod, echo, is_problem, parse_log, sleep  # noqa: E402
+from corod import Corod, check_answer, echo, is_problem, parse_log, \
+    sleep  # noqa: E402
 
 FINAL = ("succeeded", "failed", "canceled")
 STATES = ("scheduled", "running", "succeeded", "failed", "canceled")
@@ -177,6 +178,7 @@ class RawStream:
     time (monotonic) it arrived.  wait(pred, timeout) waits for pred()."""
 
     def __init__(self, port, path, headers=()):
+        self.path = path
         self.cond = threading.Condition()
         self.status = None
         self.headers = {}
@@ -314,6 +316,11 @@ class RawStream:
             self.sock.close()
         except OSError:
             pass
+        # what came is checked against doc/openapi.yaml, as corod.py's
+        # request() does for whole answers (SchemaViolation)
+        if self.status is not None and self.status > 0:
+            check_answer("GET", self.path, self.status, self.headers,
+                         self.body())
 
 
 class SSE(RawStream):

@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP, scaled  # noqa: E402
-from corod import Corod, echo, sleep  # noqa: E402
+from corod import Corod, check_answer, echo, sleep  # noqa: E402
 
 t = TAP("held")
 d = Corod(t, args=["--connection-timeout", "3", "--events-kept", "300000"])
@@ -41,8 +41,10 @@ class Raw:
         self.s = socket.create_connection(("127.0.0.1", dd.port),
                                           timeout=scaled(timeout))
         self.buf = b""
+        self.sent = []          # (method, path) of requests not answered
 
     def send(self, method, path, version="HTTP/1.1", headers=()):
+        self.sent.append((method, path))
         lines = ["%s %s %s" % (method, path, version), "Host: 127.0.0.1"]
         lines += ["%s: %s" % h for h in headers]
         self.s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
@@ -66,7 +68,16 @@ class Raw:
         return out
 
     def response(self, head=False):
-        """(status line, {lower name: value}, body, framing)."""
+        """(status line, {lower name: value}, body, framing), checked
+        against doc/openapi.yaml as corod.py's request() does."""
+        got = self._response(head)
+        if self.sent:
+            method, path = self.sent.pop(0)
+            check_answer(method, path, int(got[0].split()[1]), got[1],
+                         got[2])
+        return got
+
+    def _response(self, head):
         status = self._line()
         headers = {}
         while True:

@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP, scaled  # noqa: E402
-from corod import Corod, corod_bin, echo, is_problem, \
+from corod import Corod, check_raw, corod_bin, echo, is_problem, \
     self_signed_cert  # noqa: E402
 
 t = TAP("security")
@@ -77,7 +77,7 @@ def read_answer_once(s, timeout=10):
             if not chunk:
                 break
             rest += chunk
-        return head + b"\r\n\r\n" + rest
+        return check_raw(None, head + b"\r\n\r\n" + rest)
     except OSError:
         return data
 
@@ -576,7 +576,7 @@ def read_answer(s, timeout=5):
             data += chunk
     except OSError:
         pass
-    return data
+    return check_raw(None, data)
 
 
 @t.test(timeout=60)

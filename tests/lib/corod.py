@@ -24,12 +24,22 @@ leaves no summary and no leak check) it must hold no error report.  A
 report fails the test (DaemonError from stop() and kill9(), a failed
 point from close()).
 
+Every answer request() reads is checked against doc/openapi.yaml
+(tests/lib/openapi.py: the operation, its status, content type and body
+schema); one the description does not allow raises SchemaViolation (an
+AssertionError naming the request, the status and the schema error) and
+fails the test, and close() fails once more for all of them, in case a
+test swallowed the exception.  check_raw() does the same for an answer
+read from a raw socket.
+
 Environment:
   COROD_BIN            the binary (default: daemon/corod of the tree)
   COROD_TIMEOUT_MULT   multiply every timeout (sanitizers, valgrind)
   COROD_WRAPPER        command put in front of the binary, e.g. "valgrind"
                        (make check-valgrind sets it, see above)
   COROD_KEEP           1: keep every temporary directory
+  COROD_NO_OPENAPI_CHECK  1: do not check answers against the description
+                       (without it, missing PyYAML or jsonschema is an error)
 """
 
 import http.client
@@ -48,6 +58,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tap import scaled  # noqa: E402
+import openapi  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
@@ -73,6 +84,10 @@ def corod_bin():
 
 class DaemonError(Exception):
     """The daemon died, did not start, or misbehaved at the process level."""
+
+
+class SchemaViolation(AssertionError):
+    """An answer the description (doc/openapi.yaml) does not allow."""
 
 
 class WaitTimeout(AssertionError):
@@ -268,6 +283,7 @@ class Corod:
         self.valgrind_log = None       # this start's log, under valgrind
         self._vg_unchecked = []        # logs of ended starts not yet read
         self.vg_read = [0, 0]          # logs read: [after SIGTERM, SIGKILL]
+        self.violations = []           # answers doc/openapi.yaml refuses
         self._vg_status = {}           # log -> exit status of its process
         Corod.live.append(self)
         if tap is not None and self._cleanup_all not in tap.cleanups:
@@ -480,6 +496,10 @@ class Corod:
                 pass
             if self._wait_exit(15) is None:
                 self._kill_hard()
+        if self.violations and self.tap is not None:
+            self.tap.fail("%s: %d answers do not match doc/openapi.yaml" %
+                          (self.name, len(self.violations)),
+                          diag="\n".join(self.violations[:20]))
         vg = self.valgrind_reports()
         if vg and self.tap is not None:
             self.tap.fail("%s: valgrind report" % self.name,
@@ -683,7 +703,22 @@ class Corod:
                 parsed = raw.decode("utf-8", "replace")
         if r.will_close and not own:
             self._close_conn()
-        return Response(r.status, headers_out, parsed, raw, r.reason)
+        resp = Response(r.status, headers_out, parsed, raw, r.reason)
+        self.check_answer(method, path, resp)
+        return resp
+
+    def check_answer(self, method, path, resp):
+        """Fail (SchemaViolation) unless doc/openapi.yaml allows this
+        answer to this request (tests/lib/openapi.py); kept for close()
+        too, in case a test swallowed the exception."""
+        why = openapi.check(method, path, resp.status, resp.headers,
+                            resp.raw)
+        if why:
+            self.violations.extend(why)
+            raise SchemaViolation("the answer does not match "
+                                  "doc/openapi.yaml:\n  " +
+                                  "\n  ".join(why) + "\n" +
+                                  resp.describe()[:1500])
 
     # --- API helpers ---------------------------------------------------------
 
@@ -844,6 +879,78 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def raw_answers(out):
+    """The answers in bytes read from a socket: (status, headers with
+    lower-case names, body) for each whole one (Content-Length or chunked
+    body), in order."""
+    answers = []
+    while out:
+        m = re.match(rb"HTTP/1\.[01] (\d\d\d)[^\r\n]*\r\n", out)
+        head, sep, rest = out.partition(b"\r\n\r\n")
+        if not m or not sep:
+            break
+        headers = {}
+        for line in head.split(b"\r\n")[1:]:
+            k, _, v = line.decode("latin-1").partition(":")
+            k = k.strip().lower()
+            v = v.strip()
+            headers[k] = headers[k] + ", " + v if k in headers else v
+        if "chunked" in headers.get("transfer-encoding", ""):
+            body = b""
+            while True:
+                size, nl, rest = rest.partition(b"\r\n")
+                try:
+                    n = int(size.split(b";")[0], 16)
+                except ValueError:
+                    return answers
+                if not nl or n == 0:
+                    break
+                body += rest[:n]
+                rest = rest[n + 2:]
+            rest = rest.partition(b"\r\n")[2]
+        else:
+            n = int(headers.get("content-length", "0") or 0)
+            if len(rest) < n:
+                break
+            body, rest = rest[:n], rest[n:]
+        answers.append((int(m.group(1)), headers, body))
+        out = rest
+    return answers
+
+
+def check_answer(method, path, status, headers, body):
+    """Check an answer read by a test's own client (headers with
+    lower-case names, the body decoded from its framing, maybe cut short
+    when a stream was closed) against doc/openapi.yaml; SchemaViolation
+    if it does not match."""
+    why = openapi.check(method, path, status, headers, body)
+    if why:
+        raise SchemaViolation("the answer does not match doc/openapi.yaml:"
+                              "\n  " + "\n  ".join(why) + "\n" +
+                              repr(body[:1500]))
+
+
+def check_raw(request, out):
+    """Check the first answer in out (bytes read from a raw socket)
+    against doc/openapi.yaml, as request() does for its answers: by the
+    request line of request (bytes), or when there is none (or it cannot
+    be read), only as a problem document.  SchemaViolation if it does not
+    match; returns out."""
+    answers = raw_answers(out)
+    if not answers:
+        return out
+    status, headers, body = answers[0]
+    m = re.match(rb"([A-Z]+) (/\S*) HTTP/1\.[01]\r\n", request or b"")
+    method = m.group(1).decode() if m else None
+    path = m.group(2).decode("latin-1") if m else None
+    why = openapi.check(method, path, status, headers, body)
+    if why:
+        raise SchemaViolation("the answer does not match doc/openapi.yaml:"
+                              "\n  " + "\n  ".join(why) + "\n" +
+                              repr(out[:1500]))
+    return out
 
 
 def is_problem(r, status, field=None):

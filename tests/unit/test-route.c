@@ -128,6 +128,13 @@ api_kinds(struct http_request *req)
 }
 
 void
+api_openapi(struct http_request *req)
+{
+	(void)req;
+	called = "openapi";
+}
+
+void
 api_tasks_list(struct http_request *req)
 {
 	(void)req;
@@ -442,6 +449,12 @@ test_table(void)
 	    "schedule-resume", "POST /v1/schedules/7/resume");
 	is_str(route(HTTP_PATCH, "/v1/schedules/preview", 2, "Content-Type",
 	    "application/json", NULL), "400", "PATCH of preview: not an id");
+	is_str(route(HTTP_GET, "/v1/openapi.json", 0, NULL), "openapi",
+	    "GET /v1/openapi.json");
+	is_str(route(HTTP_HEAD, "/v1/openapi.json", 0, NULL), "openapi",
+	    "HEAD /v1/openapi.json");
+	is_str(route(HTTP_POST, "/v1/openapi.json", 2, "Content-Type",
+	    "application/json", NULL), "405", "POST /v1/openapi.json");
 }
 
 /* Unknown paths, trailing slashes. */
