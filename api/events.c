@@ -374,7 +374,8 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		wake_list[n++] = p;
 	}
-	qsort(wake_list, n, sizeof *wake_list, poller_cmp);
+	if (n > 1)
+		qsort(wake_list, n, sizeof *wake_list, poller_cmp);
 	for (i = 0; i < n; i++)
 		poller_answer(wake_list[i]);
 	LIST_FOREACH(s, &streams, entry)

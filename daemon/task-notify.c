@@ -266,8 +266,8 @@ tnotify_recv(struct tnotify *n)
 	struct ucred	 cred = { 0, 0, 0 };
 	ssize_t		 len;
 	size_t		 i, nfd;
-	int		 have_cred = 0, *fds;
-	pid_t		 pg;
+	int		 have_cred = 0, foreign, *fds;
+	pid_t		 pg = -1;
 
 	memset(&msg, 0, sizeof msg);
 	msg.msg_iov = &iov;
@@ -285,24 +285,34 @@ tnotify_recv(struct tnotify *n)
 	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
 		if (c->cmsg_level != SOL_SOCKET)
 			continue;
-		if (c->cmsg_type == SCM_RIGHTS) {
-			/* a barrier's pipe, or anything: never kept */
-			nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof (int);
-			fds = (int *)(void *)CMSG_DATA(c);
-			for (i = 0; i < nfd; i++) {
-				int	fdv;
-
-				memcpy(&fdv, &fds[i], sizeof fdv);
-				close(fdv);
-			}
-		} else if (c->cmsg_type == SCM_CREDENTIALS &&
+		if (c->cmsg_type == SCM_CREDENTIALS &&
 		    c->cmsg_len >= CMSG_LEN(sizeof cred)) {
 			memcpy(&cred, CMSG_DATA(c), sizeof cred);
 			have_cred = 1;
 		}
 	}
-	if (!have_cred || cred.pid <= 0 || n->pgid <= 0 ||
-	    (pg = getpgid(cred.pid)) == -1 || pg != n->pgid) {
+	/*
+	 * The sender's group is looked up before its descriptors are
+	 * closed: closing a barrier's pipe lets systemd-notify exit, and
+	 * once it is reaped its pid has no group (the barrier was counted
+	 * foreign when the loop lost the CPU between the two).
+	 */
+	foreign = !have_cred || cred.pid <= 0 || n->pgid <= 0 ||
+	    (pg = getpgid(cred.pid)) == -1 || pg != n->pgid;
+	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		/* a barrier's pipe, or anything: never kept */
+		nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof (int);
+		fds = (int *)(void *)CMSG_DATA(c);
+		for (i = 0; i < nfd; i++) {
+			int	fdv;
+
+			memcpy(&fdv, &fds[i], sizeof fdv);
+			close(fdv);
+		}
+	}
+	if (foreign) {
 		n->stats.foreign++;
 		if (!n->warned) {
 			n->warned = 1;

@@ -588,6 +588,8 @@ test_oversize(void)
 	tnotify_stats(b_notify, &st);
 	is(st.oversize, 1, "... the 5000-byte one dropped, counted");
 	is(st.accepted, 5, "... the 4096-byte one taken (and 3 barriers)");
+	is(st.foreign, 0, "... none counted foreign (a barrier's sender is "
+	    "looked up before its pipe is closed, which lets it exit)");
 	task_cancel(task_lookup(id), CANCEL_USER);
 	ok(run_until(is_final, &id, 10000), "canceled");
 	run_until(committed, NULL, 2000);
