@@ -263,8 +263,8 @@ stats_queue_get(const char *name, struct stats_queue *out, int64_t *at,
 	memset(out, 0, sizeof *out);
 	snprintf(out->name, sizeof out->name, "%s", name);
 	pthread_mutex_lock(&mu);
-	q = bsearch(out, qcounts, nqcounts, sizeof *qcounts,
-	    stats_queue_cmp);
+	q = nqcounts == 0 ? NULL :	/* none before the first count: NULL */
+	    bsearch(out, qcounts, nqcounts, sizeof *qcounts, stats_queue_cmp);
 	if (q != NULL)
 		memcpy(out->n, q->n, sizeof out->n);
 	*at = counted_at;

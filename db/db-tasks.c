@@ -738,7 +738,8 @@ sq_task_list(struct db *db, const struct db_filter *f, struct task_row **rows,
 				log_warnx("%s: rows out of id order in a page "
 				    "cut by size: some may be skipped",
 				    __func__);
-			qsort(*rows, *n, sizeof **rows, list_cmp);
+			if (*n > 1)	/* qsort's array may not be NULL */
+				qsort(*rows, *n, sizeof **rows, list_cmp);
 			break;
 		}
 	}
