@@ -1,0 +1,318 @@
+/*
+ * pg-migrate.c -- the PostgreSQL backend's schema, as numbered steps.
+ *
+ * Everything corod keeps lives in the schema "corod" of the database the
+ * URI names (its connections run with search_path=corod, pg-conn.c), so
+ * it shares a database with other applications without touching their
+ * tables.  corod.meta's schema_version says how many steps have run;
+ * step N (steps[N - 1]) turns version N - 1 into N.  Several nodes may
+ * start at once on a new or older database: the migration holds a
+ * session advisory lock (PG_MIGRATE_LOCK) on the writer's connection
+ * from reading the version to the last step, so one node migrates and
+ * the others find the work done.  Each step is one job, so one
+ * transaction with its version's update (DDL is transactional here): a
+ * crash in the middle leaves the previous version whole.  A version
+ * newer than this binary knows is refused, as on sqlite (migrate.c says
+ * the rules for adding a step: append, never edit a released one).
+ *
+ * Version 1 is sqlite's version 7 (migrate.c describes the columns: the
+ * same names, NULL for the row's 0 in the same places, bigint for
+ * sqlite's INTEGER) and what several nodes need besides:
+ *
+ *   tasks.xid, tombstones.xid, schedules.xid, queues.xid
+ *	the id of the transaction that last wrote the row
+ *	(pg_current_xact_id()): the change feed reads only rows written by
+ *	transactions below the oldest one still open, so a row committed
+ *	late with an earlier version is not skipped (the xid8 watermark).
+ *   tasks.owner, lease_until, fence
+ *	the claim (store.h): the owner is a node's name (nodes.owner).
+ *   logs.text is bytea: a program's output may hold NUL bytes and
+ *	invalid UTF-8, which a text column refuses.
+ *   nodes	one row per life of a daemon on the database: its owner
+ *	name, host, pid, started_at, last_seen (renewed with its leases),
+ *	stopped_at (a clean stop) and running (its tasks then), for
+ *	GET /v1/nodes and for taking back the leases of a node gone.
+ *   task_ids, change_seqs	sequences handing out blocks of PG_BLOCK
+ *	ids and change seqs (pg.c), so a node pays one round trip per
+ *	block, not per task.  Ids from different nodes interleave; they
+ *	are never reused.
+ *   idempotency, tombstones, meta: as on sqlite.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "db.h"
+#include "pg.h"
+
+/* pg_advisory_lock's key for migrations: "corodmig" as a number. */
+#define PG_MIGRATE_LOCK		"7237954311068493159"
+
+static const char *const step1[] = {
+	"CREATE TABLE tasks ("
+	"  id bigint PRIMARY KEY,"
+	"  parent bigint,"
+	"  child_index integer NOT NULL,"
+	"  kind text NOT NULL,"
+	"  name text,"
+	"  queue text NOT NULL DEFAULT 'default',"
+	"  params text NOT NULL,"
+	"  state integer NOT NULL,"
+	"  created_at bigint NOT NULL,"
+	"  run_at bigint,"
+	"  delay bigint NOT NULL,"
+	"  started_at bigint,"
+	"  finished_at bigint,"
+	"  attempt integer NOT NULL,"
+	"  max_attempts integer NOT NULL,"
+	"  timeout bigint,"
+	"  priority integer NOT NULL,"
+	"  cancel_requested integer NOT NULL,"
+	"  progress text,"
+	"  result text,"
+	"  error text,"
+	"  checkpoint text,"
+	"  version bigint NOT NULL,"
+	"  log_next bigint NOT NULL,"
+	"  owner text,"
+	"  lease_until bigint,"
+	"  fence bigint NOT NULL DEFAULT 0,"
+	"  worker text,"
+	"  wtoken text,"
+	"  wlease bigint,"
+	"  wlease_until bigint,"
+	"  wend integer,"
+	"  ckey text,"
+	"  unique_spec text,"
+	"  ukey text,"
+	"  uwait bigint,"
+	"  schedule bigint,"
+	"  scheduled_for bigint,"
+	"  xid xid8 NOT NULL DEFAULT pg_current_xact_id())",
+	"CREATE INDEX tasks_state ON tasks (state, id)",
+	"CREATE INDEX tasks_kind ON tasks (kind, state, id)",
+	"CREATE INDEX tasks_queue ON tasks (queue, state, id)",
+	"CREATE INDEX tasks_parent ON tasks (parent, child_index)"
+	"  WHERE parent IS NOT NULL",
+	"CREATE INDEX tasks_due ON tasks (run_at, id)"
+	"  WHERE state = 0 AND parent IS NULL",
+	"CREATE INDEX tasks_version ON tasks (version)",
+	"CREATE INDEX tasks_xid ON tasks (xid, version)",
+	"CREATE INDEX tasks_finished ON tasks (finished_at)"
+	"  WHERE parent IS NULL AND state >= 2",
+	"CREATE INDEX tasks_owner ON tasks (owner, lease_until)"
+	"  WHERE owner IS NOT NULL",
+	"CREATE UNIQUE INDEX tasks_ukey ON tasks (ukey)"
+	"  WHERE ukey IS NOT NULL",
+	"CREATE INDEX tasks_uwait ON tasks (uwait) WHERE uwait IS NOT NULL",
+	"CREATE UNIQUE INDEX tasks_schedule ON tasks (schedule, scheduled_for)"
+	"  WHERE schedule IS NOT NULL",
+	"CREATE TABLE logs ("
+	"  task bigint NOT NULL,"
+	"  n bigint NOT NULL,"
+	"  at bigint NOT NULL,"
+	"  text bytea NOT NULL,"
+	"  PRIMARY KEY (task, n))",
+	"CREATE TABLE tombstones ("
+	"  seq bigint PRIMARY KEY,"
+	"  task bigint NOT NULL,"
+	"  schedule bigint,"
+	"  xid xid8 NOT NULL DEFAULT pg_current_xact_id())",
+	"CREATE INDEX tombstones_xid ON tombstones (xid, seq)",
+	"CREATE TABLE idempotency ("
+	"  key text PRIMARY KEY,"
+	"  hash text NOT NULL,"
+	"  ids text NOT NULL,"
+	"  created_at bigint NOT NULL)",
+	"CREATE INDEX idempotency_created ON idempotency (created_at)",
+	"CREATE TABLE queues ("
+	"  name text PRIMARY KEY,"
+	"  paused integer NOT NULL,"
+	"  concurrency integer,"
+	"  key_concurrency integer,"
+	"  rate_limit integer,"
+	"  rate_per bigint,"
+	"  version bigint NOT NULL,"
+	"  xid xid8 NOT NULL DEFAULT pg_current_xact_id())",
+	"CREATE TABLE schedules ("
+	"  id bigint PRIMARY KEY,"
+	"  name text,"
+	"  cron text,"
+	"  every bigint,"
+	"  time_zone text NOT NULL,"
+	"  task text NOT NULL,"
+	"  overlap integer NOT NULL,"
+	"  catch_up integer NOT NULL,"
+	"  paused integer NOT NULL,"
+	"  starting_deadline bigint,"
+	"  jitter bigint,"
+	"  start_at bigint,"
+	"  end_at bigint,"
+	"  next_at bigint,"
+	"  last_scheduled_for bigint,"
+	"  last_task bigint,"
+	"  last_task_for bigint,"
+	"  pending_slot bigint,"
+	"  missed_count bigint NOT NULL,"
+	"  missed_last bigint,"
+	"  skipped_count bigint NOT NULL,"
+	"  skipped_last bigint,"
+	"  created_at bigint NOT NULL,"
+	"  version bigint NOT NULL,"
+	"  xid xid8 NOT NULL DEFAULT pg_current_xact_id())",
+	"CREATE INDEX schedules_next ON schedules (next_at)"
+	"  WHERE next_at IS NOT NULL",
+	"CREATE TABLE nodes ("
+	"  id bigserial PRIMARY KEY,"
+	"  owner text NOT NULL UNIQUE,"
+	"  host text NOT NULL,"
+	"  pid integer NOT NULL,"
+	"  started_at bigint NOT NULL,"
+	"  last_seen bigint NOT NULL,"
+	"  stopped_at bigint,"
+	"  running integer NOT NULL DEFAULT 0)",
+	"CREATE SEQUENCE task_ids INCREMENT BY " PG_BLOCK_STR " MINVALUE 1"
+	"  START 1",
+	"CREATE SEQUENCE change_seqs INCREMENT BY " PG_BLOCK_STR " MINVALUE 1"
+	"  START 1",
+	"INSERT INTO meta (key, value) VALUES ('max_deleted_id', 0)",
+	NULL
+};
+
+static const char *const *const steps[] = {
+	step1,
+};
+#define NSTEPS	((int)(sizeof steps / sizeof steps[0]))
+
+static const struct pg_stmt st_lock = { "mig_lock",
+	"SELECT pg_advisory_lock(" PG_MIGRATE_LOCK ")" };
+static const struct pg_stmt st_unlock = { "mig_unlock",
+	"SELECT pg_advisory_unlock(" PG_MIGRATE_LOCK ")" };
+static const struct pg_stmt st_base[] = {
+	{ "mig_schema", "CREATE SCHEMA IF NOT EXISTS corod" },
+	{ "mig_meta", "CREATE TABLE IF NOT EXISTS meta ("
+	    "  key text PRIMARY KEY, value bigint NOT NULL)" },
+	{ "mig_app", "INSERT INTO meta (key, value)"
+	    " VALUES ('application', 1668248175) ON CONFLICT DO NOTHING" },
+	{ "mig_zero", "INSERT INTO meta (key, value)"
+	    " VALUES ('schema_version', 0) ON CONFLICT DO NOTHING" },
+};
+static const struct pg_stmt st_version = { "mig_version",
+	"SELECT value FROM meta WHERE key = 'schema_version'" };
+static const struct pg_stmt st_set = { "mig_set",
+	"UPDATE meta SET value = $1 WHERE key = 'schema_version'" };
+
+/* A job's end, for the blocking steps here. */
+struct mig_wait {
+	int	 done;
+	int	 ok;
+	char	*error;
+	int64_t	 version;
+};
+
+static void
+mig_done(void *arg, int ok, const char *error)
+{
+	struct mig_wait	*w = arg;
+
+	w->done = 1;
+	w->ok = ok;
+	if (!ok && w->error == NULL)
+		w->error = xstrdup(error != NULL ? error : "failed");
+}
+
+static void
+mig_version(void *arg, const PGresult *res)
+{
+	struct mig_wait	*w = arg;
+
+	w->version = PQntuples(res) == 1 ? pg_int(res, 0, 0) : -1;
+}
+
+/* Send a job on the writer and wait for it: 0, or -1 and w->error. */
+static int
+mig_run(struct pg_db *pg, struct pg_job *j, struct mig_wait *w)
+{
+	w->done = 0;
+	pg_job_send(pg, PG_WRITER, j, mig_done, w);
+	pg_wait(pg);
+	return (w->done && w->ok ? 0 : -1);
+}
+
+/* The schema version this binary writes. */
+int
+pg_schema_version(void)
+{
+	return (NSTEPS);
+}
+
+/*
+ * Bring the database to this binary's version (blocking: at open).
+ * 0, or -1 and *cause (allocated).
+ */
+int
+pg_migrate(struct pg_db *pg, char **cause)
+{
+	struct mig_wait		 w = { 0, 0, NULL, -1 };
+	struct pg_params	 p;
+	struct pg_stmt		 st;
+	struct pg_job		*j;
+	const char *const	*sql;
+	size_t			 i;
+	int			 v, locked = 0;
+
+	j = pg_job_new();
+	pg_job_add(j, &st_lock, NULL, NULL, NULL);
+	if (mig_run(pg, j, &w) != 0)
+		goto fail;
+	locked = 1;
+	j = pg_job_new();
+	for (i = 0; i < sizeof st_base / sizeof st_base[0]; i++)
+		pg_job_add(j, &st_base[i], NULL, NULL, NULL);
+	pg_job_add(j, &st_version, NULL, mig_version, &w);
+	if (mig_run(pg, j, &w) != 0)
+		goto fail;
+	v = (int)w.version;
+	if (v < 0 || v > NSTEPS) {
+		xasprintf(cause, "PostgreSQL: corod schema version %d is newer "
+		    "than this corod knows (%d); use a newer corod", v, NSTEPS);
+		goto out;
+	}
+	for (; v < NSTEPS; v++) {
+		/* each statement of a step runs once: unprepared */
+		j = pg_job_new();
+		for (sql = steps[v]; *sql != NULL; sql++) {
+			st.name = NULL;
+			st.sql = *sql;
+			pg_job_add(j, &st, NULL, NULL, NULL);
+		}
+		pg_params_init(&p);
+		pg_param_int(&p, v + 1);
+		pg_job_add(j, &st_set, &p, NULL, NULL);
+		if (mig_run(pg, j, &w) != 0)
+			goto fail;
+		if (v > 0)
+			log_notice("PostgreSQL: corod schema upgraded to "
+			    "version %d", v + 1);
+	}
+	j = pg_job_new();
+	pg_job_add(j, &st_unlock, NULL, NULL, NULL);
+	if (mig_run(pg, j, &w) != 0)
+		goto fail;
+	free(w.error);
+	return (0);
+
+fail:
+	xasprintf(cause, "PostgreSQL: schema migration: %s",
+	    w.error != NULL ? w.error : "failed");
+out:
+	if (locked) {
+		/* the lock goes with the session if this fails too */
+		j = pg_job_new();
+		pg_job_add(j, &st_unlock, NULL, NULL, NULL);
+		mig_run(pg, j, &w);
+	}
+	free(w.error);
+	return (-1);
+}
