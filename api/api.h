@@ -385,6 +385,7 @@ void		 api_healthz(struct http_request *);
 
 /* kinds.c: GET /v1/kinds, the kind table with its params */
 void		 api_kinds(struct http_request *);
+void		 api_nodes(struct http_request *);
 
 /* events.c: the change feed (GET /v1/events), kept in memory */
 void		 events_init(size_t, int64_t);

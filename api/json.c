@@ -11,6 +11,7 @@
 
 #include "../daemon/corod.h"
 #include "../daemon/redact.h"
+#include "db.h"
 #include "api.h"
 
 static void	render_time(struct buf *, const char *, int64_t);
@@ -186,6 +187,13 @@ task_render(struct buf *b, const struct task_row *r, const int64_t *kids,
 		buf_add(b, "}", 1);
 	} else
 		buf_add(b, ",\"schedule\":null", 16);
+	/* the node running it: the row's (read from the store), or this
+	 * one's for a task running here */
+	if (r->state == TASK_RUNNING)
+		render_int(b, "node", r->node != 0 ? r->node :
+		    db_node(corod_db));
+	else
+		buf_add(b, ",\"node\":null", 12);
 	render_int(b, "version", r->version);
 	buf_add(b, "}", 1);
 }

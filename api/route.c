@@ -127,6 +127,7 @@ static const struct route route_table[] = {
 	{ "/v1/tasks/{id}/release", HTTP_POST|ROUTE_WORKER, NULL,
 	    api_task_release },
 	{ "/v1/workers", HTTP_GET|HTTP_HEAD, api_workers, NULL },
+	{ "/v1/nodes", HTTP_GET|HTTP_HEAD, api_nodes, NULL },
 	{ "/v1/schedules", HTTP_GET|HTTP_HEAD, api_schedules_list, NULL },
 	{ "/v1/schedules", HTTP_POST, api_schedules_create, NULL },
 	{ "/v1/schedules/{id}", HTTP_GET|HTTP_HEAD, NULL, api_schedule_get },

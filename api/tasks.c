@@ -1289,6 +1289,13 @@ cancel_task(struct http_request *req, struct task *t)
 	}
 	if (api_if_match_fails(req, t->row.version, "task"))
 		return;
+	/* another node holds it: that node cancels it, told through the
+	 * store; 202, the cancel being on its way */
+	if (task_held_elsewhere(t)) {
+		commit_cancel_elsewhere(t->row.id);
+		change_wait(req, t->row.id, 202);
+		return;
+	}
 	/* A scheduled group's children are only in the store: load them. */
 	if (t->row.state == TASK_SCHEDULED && t->kind->group) {
 		change_subtree(req, t, cancel_loaded);

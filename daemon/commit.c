@@ -18,10 +18,12 @@
  *
  * Claims: a running row carries this process's claim (owner, lease,
  * fencing token; db/store.h).  Every running row's lease is renewed in
- * one statement of a batch every STORE_LEASE_RENEW while tasks run, so a
+ * one statement of a batch every third of the lease while tasks run, so a
  * lease outlives a living owner; on sqlite, where the file's lock already
- * keeps other owners out, that is bookkeeping for the day several nodes
- * share a store, and costs one statement every ten seconds.  A row whose
+ * keeps other owners out, that is bookkeeping, and costs one statement
+ * every ten seconds.  On a shared store (PostgreSQL) the renewal is
+ * written whether tasks run or not: it also renews the scheduled rows
+ * this node claimed and says the node is alive (db/pg-writer.c).  A row whose
  * write the store refused because its token no longer holds (another
  * owner took it) is reported by the batch: its task is dropped from
  * memory (commit_lost) and nothing more of it is written.
@@ -121,6 +123,8 @@ static int64_t		 prune_idem, prune_seq;
 static struct queue_row	*qrows;		/* queue settings to store */
 static size_t		 nqrows, qrows_cap;
 static int		 renew;		/* renew the leases with the batch */
+static struct store_cancel *rcancels;	/* cancels of tasks held elsewhere */
+static size_t		 nrcancels, rcancels_cap;
 
 static struct batch	*inflight;	/* handed over, not completed */
 static int		 last_ok = 1;	/* of the last batch answered */
@@ -138,6 +142,7 @@ int64_t			 commit_seq;	/* last seq committed */
 
 static void	 commit_retry_cb(evutil_socket_t, short, void *);
 static void	 commit_renew_cb(evutil_socket_t, short, void *);
+static void	 commit_cancel_heard(void *, int64_t);
 static void	 commit_done(struct store_batch *, void *);
 static void	 commit_lost(struct batch *);
 static int	 commit_is_lost(int64_t);
@@ -161,7 +166,7 @@ static void	 commit_log_raw(int64_t, int64_t, int64_t, const char *,
 void
 commit_init(struct event_base *base, const char *path)
 {
-	struct timeval	 tv = time_tv(STORE_LEASE_RENEW);
+	struct timeval	 tv = time_tv(store_lease / 3);
 	char		*cause;
 
 	if (db_writer_start(corod_db, base, &cause) != 0)
@@ -171,6 +176,7 @@ commit_init(struct event_base *base, const char *path)
 	renew_ev = event_new(base, -1, EV_PERSIST, commit_renew_cb, NULL);
 	event_add(renew_ev, &tv);
 	last_ok = 1;
+	db_listen(corod_db, commit_cancel_heard, NULL);
 }
 
 /* Stop the writer (after commit_sync) and free what the module holds. */
@@ -195,6 +201,9 @@ commit_shutdown(void)
 	free(idems);
 	idems = NULL;
 	nidems = idems_cap = 0;
+	free(rcancels);
+	rcancels = NULL;
+	nrcancels = rcancels_cap = 0;
 	free(qrows);
 	qrows = NULL;
 	nqrows = qrows_cap = 0;
@@ -502,6 +511,13 @@ commit_store_full(void)
 	return (failing && failing_full);
 }
 
+/* Whether the last commit failed (the store is out of reach or full). */
+int
+commit_failing(void)
+{
+	return (failing);
+}
+
 /*
  * A write the store did not take (a commit_after callback heard ok=0):
  * "insufficient-storage" if its disk is full, "store-unavailable" for any
@@ -524,7 +540,7 @@ commit_has_writes(void)
 {
 	return (!TAILQ_EMPTY(&dirty) || nlogs != 0 || ninserts != 0 ||
 	    nidems != 0 || nqrows != 0 || nscheds != 0 || prune_idem != 0 ||
-	    prune_seq != 0 || renew);
+	    prune_seq != 0 || renew || nrcancels != 0);
 }
 
 /* Anything waiting for the end of the turn, or a batch in flight. */
@@ -584,9 +600,47 @@ commit_retry_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Every STORE_LEASE_RENEW: while tasks run, the next batch renews all of
- * this owner's leases in one statement (a batch with nothing else is
- * written too: a commit every ten seconds while anything runs).
+ * Ask the node holding a task to cancel it (a shared store: that node
+ * alone changes it, store.h), in this turn's transaction.
+ */
+void
+commit_cancel_elsewhere(int64_t id)
+{
+	if (nrcancels == rcancels_cap) {
+		rcancels_cap = rcancels_cap == 0 ? 8 : rcancels_cap * 2;
+		rcancels = xreallocarray(rcancels, rcancels_cap,
+		    sizeof *rcancels);
+	}
+	rcancels[nrcancels].task = id;
+	rcancels[nrcancels++].seq = commit_next_seq();
+}
+
+/*
+ * Another node asked to cancel task id (the store's news, or 0: news
+ * may have been missed, so the next batch renews and reads them).
+ */
+static void
+commit_cancel_heard(void *arg, int64_t id)
+{
+	(void)arg;
+	if (id == 0)
+		renew = 1;
+	else
+		task_cancel_asked(id);
+}
+
+/* Renew the leases with the next batch (fence.c, after a fence). */
+void
+commit_renew(void)
+{
+	renew = 1;
+}
+
+/*
+ * Every third of the lease: while tasks run (always on a shared store),
+ * the next batch renews all of this owner's leases in one statement (a
+ * batch with nothing else is written too: a commit every ten seconds
+ * while anything runs).
  */
 static void
 commit_renew_cb(evutil_socket_t fd, short what, void *arg)
@@ -594,7 +648,7 @@ commit_renew_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (task_nrunning > 0)
+	if (task_nrunning > 0 || corod_db->ops->shared)
 		renew = 1;
 }
 
@@ -674,6 +728,10 @@ commit_take(void)
 	prune_idem = prune_seq = 0;
 	b->sb.renew = renew;
 	renew = 0;
+	b->sb.cancels = rcancels;
+	b->sb.ncancels = nrcancels;
+	rcancels = NULL;
+	nrcancels = rcancels_cap = 0;
 	b->afters = afters;
 	b->nafters = nafters;
 	afters = NULL;
@@ -688,7 +746,7 @@ commit_take(void)
 	b->sb.nlogs = b->nlogs;
 	b->sb.text = b->text.data;
 	b->sb.textlen = b->text.len;
-	b->sb.lease_until = time_now() + STORE_LEASE;
+	b->sb.lease_until = time_now() + store_lease;
 	b->sb.log_lines = cfg->log_lines;
 	return (b);
 }
@@ -718,6 +776,8 @@ commit_batch_free(struct batch *b)
 	free(b->sb.schedules);
 	free(b->sb.schedule_del);
 	free(b->sched_ops);
+	free(b->sb.cancels);
+	free(b->sb.cancel_asked);
 	free(b);
 }
 
@@ -733,6 +793,13 @@ commit_done(struct store_batch *sb, void *arg)
 	b->ok = sb->ok;
 	b->full = sb->full;
 	last_ok = b->ok;
+	if (b->ok)
+		fence_committed(sb->renew ? sb->lease_until : 0);
+	for (size_t i = 0; b->ok && i < sb->ncancel_asked; i++)
+		task_cancel_asked(sb->cancel_asked[i]);
+	free(sb->cancel_asked);
+	sb->cancel_asked = NULL;
+	sb->ncancel_asked = 0;
 	if (b->ok && sb->nlost > 0)
 		commit_lost(b);
 	commit_complete(b);
@@ -772,20 +839,33 @@ commit_lost(struct batch *b)
 		free(b->rows[i].result);
 		free(b->rows[i].error);
 		free(b->rows[i].checkpoint);
-		if (ti->flags & TASKF_LOST)
-			continue;
-		commit_forget(t);
-		ti->flags |= TASKF_LOST;
-		lost_ids = xreallocarray(lost_ids, nlost_ids + 1,
-		    sizeof *lost_ids);
-		lost_ids[nlost_ids++] = t->row.id;
-		if (ti->flags & (TASKF_ARMED | TASKF_READY))
-			sched_remove(t);
-		if (t->row.state == TASK_RUNNING)
-			task_cancel(t, CANCEL_USER);
+		commit_lose(t);
 	}
 	b->ntasks = b->sb.nrows = j;
 	commit_lost_sweep();
+}
+
+/*
+ * A task that is not ours any more: nothing more of it is written, it
+ * leaves the scheduler, a running one is canceled so its body lets go
+ * of what it holds (its program stopped), and it leaves memory once
+ * nothing holds it (commit_lost_sweep).
+ */
+void
+commit_lose(struct task *t)
+{
+	struct task_int	*ti = task_int(t);
+
+	if (ti->flags & TASKF_LOST)
+		return;
+	commit_forget(t);
+	ti->flags |= TASKF_LOST;
+	lost_ids = xreallocarray(lost_ids, nlost_ids + 1, sizeof *lost_ids);
+	lost_ids[nlost_ids++] = t->row.id;
+	if (ti->flags & (TASKF_ARMED | TASKF_READY | TASKF_WREADY))
+		sched_remove(t);
+	if (t->row.state == TASK_RUNNING)
+		task_cancel(t, CANCEL_USER);
 }
 
 /* Whether a task's claim was lost (its log lines are not written). */

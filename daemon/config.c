@@ -8,6 +8,7 @@
  * here: the OPT_POOLS row stands for them, one made from each pool.
  */
 #include <ctype.h>
+#include <libgen.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -18,6 +19,7 @@
 
 #include "corod.h"
 #include "outbound.h"
+#include "db.h"
 
 #define nitems(a)	(sizeof (a) / sizeof (a)[0])
 
@@ -51,7 +53,8 @@ static const struct opt opt_table[] = {
 	    "(systemd's sockets replace it)" },
 	{ "db", OPT_STRING, O(db_path), 0, 0, "var/corod.db",
 	    "sqlite database file, created if missing "
-	    "($STATE_DIRECTORY/corod.db under systemd)" },
+	    "($STATE_DIRECTORY/corod.db under systemd), or a PostgreSQL URI "
+	    "(postgresql://...) shared by several nodes" },
 	{ "download-dir", OPT_STRING, O(download_dir), 0, 0, "var/downloads",
 	    "directory downloads are written under "
 	    "($STATE_DIRECTORY/downloads under systemd)" },
@@ -137,6 +140,10 @@ static const struct opt opt_table[] = {
 	{ "cancel-grace", OPT_SECONDS, O(cancel_grace), 0, 0, "30",
 	    "seconds an external worker has to stop a canceled task before "
 	    "its lease is revoked" },
+	{ "lease", OPT_SECONDS, O(lease), 1, 3600, "30",
+	    "seconds a node's claim on a task holds without renewal (renewed "
+	    "every third of it); with PostgreSQL, how soon another node takes "
+	    "over the tasks of a node that died" },
 };
 #undef O
 
@@ -399,6 +406,13 @@ config_set(struct config *c, const char *name, const char *value,
 	case OPT_SECONDS:
 		if (config_seconds(value, &us) != 0)
 			goto bad;
+		/* a range, when the row gives one (in seconds) */
+		if (o->max != 0 && (us < o->min * 1000000LL ||
+		    us > o->max * 1000000LL)) {
+			xasprintf(cause, "%s: %s is out of range %lld..%lld "
+			    "seconds", name, value, o->min, o->max);
+			return (-1);
+		}
 		*(int64_t *)field = us;
 		return (0);
 	case OPT_SYNC:
@@ -485,6 +499,23 @@ config_read(struct config *c, FILE *f, const char *path, char **cause)
 	}
 	free(line);
 	return (rc);
+}
+
+/*
+ * The directory of this node's own files (the programs' run
+ * directories): the database's with an sqlite file, download-dir's
+ * parent with a PostgreSQL URI (the database is not a directory then,
+ * and each node has its own).  Allocated.
+ */
+char *
+config_local_dir(const struct config *c)
+{
+	char	*copy, *dir;
+
+	copy = xstrdup(db_is_uri(c->db_path) ? c->download_dir : c->db_path);
+	dir = xstrdup(dirname(copy));
+	free(copy);
+	return (dir);
 }
 
 /* Free the strings of c. */

@@ -52,6 +52,7 @@ corod_init(int flags)
 	if (flags & COROD_NOTIFY)
 		notify_init(loop_base);
 	transfer_init(loop_base, cfg->max_downloads_per_host);
+	store_lease = cfg->lease;
 	if ((corod_db = db_open(cfg->db_path, cfg->sync_full, &cause)) == NULL)
 		fatalx("%s", cause);	/* it names the file */
 	if (submit_init() != 0)
@@ -73,6 +74,8 @@ corod_init(int flags)
 		fatalx("%s: cannot read or store the tasks waiting for a "
 		    "unique key's holder", cfg->db_path);
 	sched_init(loop_base);
+	rescue_init(loop_base);
+	fence_init(loop_base);
 	/* after the window: slots missed while down fire into it */
 	if (schedule_init(loop_base) != 0)
 		fatalx("%s: cannot read the schedules", cfg->db_path);
@@ -99,6 +102,8 @@ corod_shutdown(void)
 	schedule_shutdown();
 	stats_shutdown();
 	housekeeping_shutdown();
+	fence_shutdown();
+	rescue_shutdown();
 	sched_shutdown();
 	queue_shutdown();
 	commit_shutdown();

@@ -65,6 +65,7 @@ struct config {
 	char		*secrets_dir;	/* "": no secrets (secret.c) */
 	int64_t		 retry_after_max;	/* µs: Retry-After honoured */
 	int64_t		 cancel_grace;	/* µs a worker has to stop (external) */
+	int64_t		 lease;		/* µs a node's claims hold (store.h) */
 };
 extern struct config	*cfg;
 void		 config_defaults(struct config *);
@@ -78,6 +79,7 @@ char		*config_line(char *, char **, int *);
 int		 config_seconds(const char *, int64_t *);
 int		 config_number(const char *, int, long long *);
 void		 config_free(struct config *);
+char		*config_local_dir(const struct config *);
 /* A reload: take fresh's live options into the first; the count. */
 int		 config_apply(struct config *, struct config *);
 /* --help text, and the option names for getopt_long */
@@ -401,6 +403,7 @@ struct task	*task_get(int64_t);
 struct task	*task_from_row(const struct task_row *);
 void		 task_tree_load(const int64_t *, size_t, void (*)(void *),
 		    void *);
+int		 task_tree_children(struct task *, const int64_t **, size_t *);
 struct task	*task_create(const struct task_row *);
 void		 task_create_tree(struct spec_tree *);
 void		 task_ref(struct task *);
@@ -442,6 +445,8 @@ void		 task_end_canceled(struct task *);
 void		 task_requeue(struct task *, int64_t, int);
 void		 task_adopt(struct task *);
 int		 task_cancel(struct task *, enum cancel_reason);
+int		 task_held_elsewhere(const struct task *);
+void		 task_cancel_asked(int64_t);
 void		 task_committed(struct task *);
 void		 task_inserted(const struct task_row *);
 void		 task_discard(struct task *);
@@ -449,6 +454,7 @@ void		 task_delete(struct task *);
 void		 task_checkpoint(struct task *, const char *);
 void		 task_free(struct task *);
 size_t		 task_count(void);
+void		 task_each(void (*)(struct task *, void *), void *);
 void		 task_free_all(void);
 int		 task_deleting(const struct task *);	/* at the next commit */
 extern size_t	 task_nrunning;
@@ -533,11 +539,16 @@ size_t		 sched_waiting(void);
 size_t		 sched_due_count(void);
 void		 sched_limits_changed(void);
 void		 sched_window_fill(void);
+void		 sched_window_reset(void);
 int		 sched_in_window(int64_t, int64_t);
-int		 sched_recover(void);
 extern const int64_t	 sched_lateness_bounds[SCHED_LATENESS_BUCKETS];
 extern uint64_t		 sched_lateness_hist[SCHED_LATENESS_BUCKETS + 1];
 extern int64_t		 sched_lateness_sum;
+
+/* rescue.c: taking back the tasks of an owner gone */
+int		 sched_recover(void);
+void		 rescue_init(struct event_base *);
+void		 rescue_shutdown(void);
 
 /* commit.c: the group commit at the end of each loop turn */
 void		 commit_init(struct event_base *, const char *);
@@ -562,6 +573,16 @@ void		 commit_prune(int64_t, int64_t);
 int		 commit_pending(void);
 /* After ok=0: 1 if the store failed because its disk is full. */
 int		 commit_store_full(void);
+int		 commit_failing(void);
+void		 commit_lose(struct task *);
+void		 commit_renew(void);
+void		 commit_cancel_elsewhere(int64_t);
+
+/* fence.c: a node that cannot renew its claims stops its work */
+void		 fence_init(struct event_base *);
+void		 fence_shutdown(void);
+void		 fence_committed(int64_t);
+int		 fence_active(void);
 /* Flush now (end of turn); returns -1 if the commit failed. */
 int		 commit_flush(void);
 int		 commit_sync(void);

@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -313,9 +312,9 @@ main(int argc, char **argv)
 	raise_nofile();
 	srandom((unsigned int)(time_now() ^ getpid()));
 
-	dir = xstrdup(cfg->db_path);
-	if (mkdirs(dirname(dir)) != 0)
-		fatal("cannot create the directory of %s", cfg->db_path);
+	dir = config_local_dir(cfg);
+	if (mkdirs(dir) != 0)
+		fatal("cannot create %s", dir);
 	free(dir);
 	if (mkdirs(cfg->download_dir) != 0)
 		fatal("cannot create %s", cfg->download_dir);

@@ -86,7 +86,26 @@ struct task_row {
 	 * it fired for (µs); 0 and 0 for a task no schedule made */
 	int64_t		 schedule;
 	int64_t		 scheduled_for;
+	/* the node running it (db_node; a shared store's nodes), 0: none
+	 * or not running; not stored (read from the claim's owner) */
+	int64_t		 node;
 };
+
+/*
+ * A daemon's life on a store (GET /v1/nodes): on PostgreSQL a row of
+ * corod.nodes per node started, on sqlite this process alone.
+ */
+struct node_row {
+	int64_t		 id;
+	char		*owner;		/* the name its claims carry */
+	char		*host;
+	int		 pid;
+	int64_t		 started_at;
+	int64_t		 last_seen;	/* renewed with its leases */
+	int64_t		 stopped_at;	/* 0: not stopped cleanly */
+	int		 running;	/* tasks running, as last renewed */
+};
+void		 node_rows_free(struct node_row *, size_t);
 /*
  * A queue's settings, as the queues table keeps them once changed
  * (daemon/queue.c; a queue without a row has these all 0).  0 is "none"

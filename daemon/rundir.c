@@ -29,7 +29,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -115,8 +114,8 @@ rundir_init(void)
 
 	if (rd_base != NULL)
 		return (0);
-	dir = xstrdup(cfg->db_path);
-	xasprintf(&base, "%s/exec", dirname(dir));
+	dir = config_local_dir(cfg);
+	xasprintf(&base, "%s/exec", dir);
 	free(dir);
 	if (mkdir(base, 0700) != 0 && errno != EEXIST) {
 		e = errno;

@@ -449,8 +449,21 @@ sched_window_fill(void)
 	w.until = fill.until;
 	w.limit = cfg->window_max;
 	fill.busy = 1;
-	db_claim(corod_db, db_owner(corod_db), now + STORE_LEASE, &w,
+	db_claim(corod_db, db_owner(corod_db), now + store_lease, &w,
 	    &fill.rows, &fill.n, sched_window_claimed, NULL);
+}
+
+/*
+ * The window holds nothing any more (fence.c dropped what this node
+ * held): read it again from the start, and ignore a claim in flight
+ * (made under the owner name left behind).
+ */
+void
+sched_window_reset(void)
+{
+	wm_run_at = wm_id = 0;
+	if (fill.busy)
+		fill.dropped = 1;
 }
 
 /* The window's claim is answered: move the watermark, arm the rows. */
@@ -482,104 +495,21 @@ sched_window_claimed(void *arg, int rc)
 	for (i = 0; i < n; i++) {
 		if (task_lookup(rows[i].id) == NULL) {
 			t = task_create(&rows[i]);
-			sched_add(t);
-			if (!(task_int(t)->flags & TASKF_ARMED))
-				task_free(t);
-		}
-		task_row_free(&rows[i]);
-	}
-	free(rows);
-}
-
-/*
- * At start: running tasks whose owner's lease is over (db_expired: on
- * sqlite every running row of a previous process, the file's lock proving
- * it gone) were interrupted when their daemon died.  The store hands them
- * to this process, and each is rescheduled (its next start counts an
- * attempt) with a log line saying so, the change written with the new
- * fencing token; a child waits for its parent to arm it again, and so do
- * the armed children of an interrupted group.
- */
-int
-sched_recover(void)
-{
-	struct task_row	*rows = NULL, *kids;
-	struct task	*t, *c;
-	size_t		 n = 0, nk, i, j, nref = 0, nadopted = 0;
-	int64_t		 now = time_now();
-	int		 rc = -1;
-
-	if (db_expired_sync(corod_db, now, db_owner(corod_db), &rows, &n) != 0)
-		return (-1);
-	for (i = 0; i < n; i++) {
-		if ((t = task_lookup(rows[i].id)) == NULL)
-			t = task_create(&rows[i]);
-		else {
-			/* taken: its change is written with the new token */
-			t->row.fence = rows[i].fence;
-			t->row.fence_prev = rows[i].fence_prev;
-		}
-		task_ref(t);
-		nref++;
-		/* an external worker's lease that holds: its attempt goes on */
-		if (t->kind->adopt != NULL && t->kind->adopt(t)) {
-			nadopted++;
-			continue;
-		}
-		task_log(t, "interrupted: the daemon stopped during attempt %d;"
-		    " rescheduled", t->row.attempt);
-		if (t->kind->interrupted != NULL)
-			t->kind->interrupted(t);
-		t->row.state = TASK_SCHEDULED;
-		t->row.run_at = t->row.parent == 0 ? now : 0;
-		task_touch(t);
-		if (!t->kind->group)
-			continue;
-		kids = NULL;
-		nk = 0;
-		if (db_task_children_sync(corod_db, t->row.id, &kids, &nk) != 0)
-			goto out;
-		for (j = 0; j < nk; j++) {
-			if (kids[j].state == TASK_SCHEDULED &&
-			    kids[j].run_at != 0) {
-				if ((c = task_lookup(kids[j].id)) == NULL)
-					c = task_create(&kids[j]);
-				c->row.run_at = 0;
-				task_touch(c);
+			/* a cancel asked while another node held it (a
+			 * shared store): honoured rather than run */
+			if (t->row.cancel_requested) {
+				task_ref(t);
+				task_cancel(t, CANCEL_USER);
+				task_unref(t);
+			} else {
+				sched_add(t);
+				if (!(task_int(t)->flags & TASKF_ARMED))
+					task_free(t);
 			}
-			task_row_free(&kids[j]);
 		}
-		free(kids);
-	}
-	/*
-	 * A cancel answered 202 while the task ran was stored with
-	 * cancel_requested: the stop must not undo it, so the task (and a
-	 * group's children, all rescheduled above) ends canceled now.
-	 */
-	for (i = 0; i < n; i++) {
-		if ((t = task_lookup(rows[i].id)) != NULL &&
-		    t->row.cancel_requested && t->row.state == TASK_SCHEDULED)
-			task_cancel(t, CANCEL_USER);
-	}
-	if (n > nadopted)
-		log_notice("recovered %zu interrupted task%s", n - nadopted,
-		    n - nadopted == 1 ? "" : "s");
-	if (nadopted > 0)
-		log_notice("%zu task%s leased to external workers go%s on",
-		    nadopted, nadopted == 1 ? "" : "s", nadopted == 1 ? "es" :
-		    "");
-	if (commit_sync() != 0)
-		goto out;
-	rc = 0;
-out:
-	/* (on error too: the caller exits, and leak checkers look) */
-	for (i = 0; i < n; i++) {
-		if (i < nref && (t = task_lookup(rows[i].id)) != NULL)
-			task_unref(t);
 		task_row_free(&rows[i]);
 	}
 	free(rows);
-	return (rc);
 }
 
 /*

@@ -367,6 +367,22 @@ tree_node_of(struct task *t)
 }
 
 /*
+ * The ids of a group's children, as the subtree loaded for the caller
+ * (task_tree_load) holds them: 0, or -1 if t is not a group read there.
+ */
+int
+task_tree_children(struct task *t, const int64_t **ids, size_t *n)
+{
+	struct tree_node	*nd;
+
+	if ((nd = tree_node_of(t)) == NULL || !nd->read)
+		return (-1);
+	*ids = nd->kids;
+	*n = nd->nkids;
+	return (0);
+}
+
+/*
  * Bring a row into memory (a copy).  The task is idle until armed.  The
  * one allocation of a task: the runtime's struct task_int, its public
  * part first (task-int.h).
@@ -521,6 +537,19 @@ task_free_all(void)
 	free(htab);
 	htab = NULL;
 	hsize = hcount = 0;
+}
+
+/* fn(t, arg) for each task in memory; fn may not free any. */
+void
+task_each(void (*fn)(struct task *, void *), void *arg)
+{
+	struct task_int	*ti;
+	size_t		 i;
+
+	for (i = 0; i < hsize; i++) {
+		for (ti = htab[i]; ti != NULL; ti = ti->hnext)
+			fn(&ti->pub, arg);
+	}
 }
 
 /* Tasks in memory. */
@@ -1205,6 +1234,43 @@ task_cancel(struct task *t, enum cancel_reason why)
 	default:
 		return (-1);
 	}
+}
+
+/*
+ * On a shared store: whether another node holds the task (its claim's
+ * lease runs), so that only that node may change it; a cancel is asked
+ * of it instead (commit_cancel_elsewhere).  A row in memory that this
+ * node holds carries no other node (its own, or 0).
+ */
+int
+task_held_elsewhere(const struct task *t)
+{
+	if (!corod_db->ops->shared || t->row.node == 0 ||
+	    t->row.node == db_node(corod_db))
+		return (0);
+	if (t->row.state != TASK_SCHEDULED && t->row.state != TASK_RUNNING)
+		return (0);
+	return (t->row.lease_until > time_now());
+}
+
+/*
+ * Another node asked to cancel task id: if this node holds it, cancel
+ * it as a user's cancel would (its outcome is this node's to write).
+ */
+void
+task_cancel_asked(int64_t id)
+{
+	struct task	*t;
+
+	if ((t = task_lookup(id)) == NULL || t->row.cancel_requested ||
+	    (task_int(t)->flags & TASKF_LOST) || task_held_elsewhere(t))
+		return;
+	if (t->row.state != TASK_SCHEDULED && t->row.state != TASK_RUNNING)
+		return;
+	log_info("task %lld: cancel asked on another node", (long long)id);
+	task_ref(t);
+	task_cancel(t, CANCEL_USER);
+	task_unref(t);
 }
 
 /* Its change is committed: leave memory if nothing holds it. */

@@ -62,6 +62,19 @@ task_row_copy(struct task_row *dst, const struct task_row *src)
 	dst->ukey = row_strdup(src->ukey);
 }
 
+/* Free n node rows and the array. */
+void
+node_rows_free(struct node_row *rows, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		free(rows[i].owner);
+		free(rows[i].host);
+	}
+	free(rows);
+}
+
 /* A schedule row's strings freed and the row zeroed. */
 void
 schedule_row_free(struct schedule_row *row)

@@ -154,6 +154,8 @@ row_read(sqlite3_stmt *st, struct task_row *r)
 	r->unique_spec = col_dup(st, 34);
 	r->ukey = col_dup(st, 35);
 	r->uwait = sqlite3_column_int64(st, 36);
+	/* one process owns the file: a running row is its node's */
+	r->node = r->state == TASK_RUNNING ? 1 : 0;
 }
 
 /* The text a row holds (its variable fields), for a bound on a page. */

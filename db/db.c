@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -44,6 +45,9 @@ static int64_t	sq_next_id(struct db *);
 static int64_t	sq_next_seq(struct db *);
 static int64_t	sq_last_seq(struct db *);
 static const char *sq_owner(struct db *);
+static int64_t	sq_node(struct db *);
+static void	sq_reborn(struct db *);
+static int	sq_node_list(struct db *, struct node_row **, size_t *);
 
 /* Run a PRAGMA; with want, check the value it answers. */
 static int
@@ -225,6 +229,46 @@ static const char *
 sq_owner(struct db *db)
 {
 	return (SQ(db)->owner);
+}
+
+/* One process owns the file: nothing to fence against, ever. */
+static void
+sq_reborn(struct db *db)
+{
+	(void)db;
+}
+
+/* One process owns the file: it is node 1, the only one. */
+static int64_t
+sq_node(struct db *db)
+{
+	(void)db;
+	return (1);
+}
+
+/*
+ * This process as the only node: its host and start are its owner
+ * name's ("<host>/<pid>/<µs>", store_owner_make).
+ */
+static int
+sq_node_list(struct db *db, struct node_row **rows, size_t *n)
+{
+	const char	*owner = SQ(db)->owner, *slash;
+	struct node_row	*r;
+
+	r = xcalloc(1, sizeof *r);
+	r->id = 1;
+	r->owner = xstrdup(owner);
+	slash = strchr(owner, '/');
+	r->host = slash != NULL ? xstrndup(owner, (size_t)(slash - owner)) :
+	    xstrdup(owner);
+	r->pid = (int)getpid();
+	if ((slash = strrchr(owner, '/')) != NULL)
+		r->started_at = strtoll(slash + 1, NULL, 10);
+	r->last_seen = time_now();
+	*rows = r;
+	*n = 1;
+	return (0);
 }
 
 /*
@@ -589,6 +633,8 @@ SQ_READ(schedule_list, (struct db *db, int64_t before, int limit,
     (db, before, limit, rows, n))
 SQ_READ(schedule_count, (struct db *db, int64_t *n, store_done done,
     void *arg), (db, n))
+SQ_READ(node_list, (struct db *db, struct node_row **rows, size_t *n,
+    store_done done, void *arg), (db, rows, n))
 
 /* Every read was answered before its op returned (but in the tests'
  * mode above: then they are now). */
@@ -606,6 +652,8 @@ const struct store_ops store_sqlite = {
 	.next_seq = sq_next_seq,
 	.last_seq = sq_last_seq,
 	.owner = sq_owner,
+	.node = sq_node,
+	.reborn = sq_reborn,
 	.writer_start = sqr_writer_start,
 	.writer_stop = sqr_writer_stop,
 	.write_batch = sq_write_batch,
@@ -637,6 +685,7 @@ const struct store_ops store_sqlite = {
 	.schedule_due = sqr_schedule_due,
 	.schedule_list = sqr_schedule_list,
 	.schedule_count = sqr_schedule_count,
+	.node_list = sqr_node_list,
 	.read_wait = sq_read_wait,
 	.checkpoint = sq_checkpoint,
 };

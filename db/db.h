@@ -33,6 +33,8 @@ struct schedule_row;
  * thread's, the writer's) share the first one's claim on it.
  */
 struct db	*db_open(const char *, int, char **);
+/* Whether the db setting is a PostgreSQL URI rather than a file. */
+int		 db_is_uri(const char *);
 /* For tests and tools: the schema version this binary writes. */
 int		 db_schema_version(void);
 
@@ -72,6 +74,31 @@ static inline const char *
 db_owner(struct db *db)
 {
 	return (db->ops->owner(db));
+}
+
+/*
+ * Take a new owner name (a shared store, after a fence): the claims of
+ * the old one become another owner's, taken back once their leases end.
+ */
+static inline void
+db_reborn(struct db *db)
+{
+	db->ops->reborn(db);
+}
+
+/* Hear of cancels asked on other nodes (a shared store: store.h). */
+static inline void
+db_listen(struct db *db, void (*fn)(void *, int64_t), void *arg)
+{
+	if (db->ops->listen != NULL)
+		db->ops->listen(db, fn, arg);
+}
+
+/* This daemon's node (GET /v1/nodes; sqlite: 1, the only one). */
+static inline int64_t
+db_node(struct db *db)
+{
+	return (db->ops->node(db));
 }
 
 /* Start the backend's writing on the loop's base (once, by commit.c). */
@@ -131,6 +158,13 @@ db_sync_wait(struct db *db, struct db_sync *s)
 	if (!s->answered)
 		db->ops->read_wait(db);
 	return (s->answered ? s->rc : -1);
+}
+
+/* Block until every read in flight is answered (not on the serving loop). */
+static inline void
+db_read_wait(struct db *db)
+{
+	db->ops->read_wait(db);
 }
 
 /*
@@ -344,6 +378,14 @@ DB_READ(schedule_due, (struct db *db, int64_t after, int64_t until,
 DB_READ(schedule_list, (struct db *db, int64_t before, int limit,
     struct schedule_row **rows, size_t *n), (db, before, limit, rows, n))
 DB_READ(schedule_count, (struct db *db, int64_t *n), (db, n))
+
+/*
+ * The nodes: those not stopped, and those stopped or last seen within
+ * the last hour, by id (sqlite: this process, with running 0: the
+ * caller knows its own).
+ */
+DB_READ(node_list, (struct db *db, struct node_row **rows, size_t *n),
+    (db, rows, n))
 
 /*
  * Copy what the WAL holds into the database, without waiting for

@@ -77,6 +77,9 @@ struct pg_stmt {
 	const char	*sql;
 };
 
+/* The channel a cancel of a task held by another node is told on. */
+#define PG_CANCEL_CHANNEL	"corod_cancel"
+
 /* Ids and change seqs are taken from the server in blocks of this many. */
 #define PG_BLOCK	1024
 #define PG_BLOCK_STR	"1024"
@@ -167,7 +170,10 @@ struct pg_db {
 	int64_t		 seq_next, seq_end;
 	int64_t		 seq_spare, seq_spare_end;
 	int64_t		 last_seq;
-	int		 refilling;	/* a block's request in flight */
+	int		 secondary;	/* another thread's: one reader */
+	/* cancels asked on other nodes (store.h: listen) */
+	void		(*cancel_fn)(void *, int64_t);
+	void		*cancel_arg;
 	/* the writer's batch in flight */
 	struct store_batch *batch;
 	void		(*batch_done)(struct store_batch *, void *);
@@ -175,7 +181,11 @@ struct pg_db {
 };
 #define PG(db)		((struct pg_db *)(void *)(db))
 
-/* pg-conn.c: connections */
+/* pg.c: the backend */
+extern const struct store_ops	store_pg;
+struct db	*pg_open(const char *, char **);
+
+/* pg-conn.c: connections (a secondary store opens one reader only) */
 /* Open the pool's connections, blocking (start-up): 0, or -1 and cause. */
 int		 pg_pool_open(struct pg_db *, char **);
 /* Watch the sockets from the loop from now on. */

@@ -1,9 +1,9 @@
 /*
  * store.c -- choosing a backend, and this process's name as an owner.
  *
- * sqlite is the only backend: every path is an sqlite file.  A second
- * one (PostgreSQL) would be chosen here by the form of the setting (a
- * "postgresql://" URI), and nothing above db.h would know.
+ * The form of the setting chooses: a "postgresql://" (or "postgres://")
+ * URI is a PostgreSQL database shared by several nodes (pg.c), anything
+ * else an sqlite file; nothing above db.h knows which.
  */
 #include <stdio.h>
 #include <string.h>
@@ -12,11 +12,23 @@
 #include "model.h"
 #include "db.h"
 #include "db-sqlite.h"
+#include "pg.h"
 
-/* Open the store named by path (see db.h). */
+int64_t	store_lease = STORE_LEASE_DEFAULT;
+
+int
+db_is_uri(const char *path)
+{
+	return (strncmp(path, "postgresql://", 13) == 0 ||
+	    strncmp(path, "postgres://", 11) == 0);
+}
+
+/* Open the store named by path (see db.h): a file, or a URI. */
 struct db *
 db_open(const char *path, int sync_full, char **cause)
 {
+	if (db_is_uri(path))
+		return (pg_open(path, cause));	/* the server's fsync says */
 	return (sq_open(path, sync_full, cause));
 }
 

@@ -86,13 +86,17 @@ struct event_base;
 struct db_filter;
 struct db_log_line;
 struct schedule_row;
+struct node_row;
 
 /* A read's answer: rc as db.h says for that read (see above). */
 typedef void	(*store_done)(void *, int);
 
-/* How long a claim holds without renewal, and how often it is renewed. */
-#define STORE_LEASE		(30 * 1000000LL)	/* µs */
-#define STORE_LEASE_RENEW	(STORE_LEASE / 3)
+/*
+ * How long a claim holds without renewal (µs): the lease setting, 30 s
+ * unless configured (store.c); it is renewed every third of that.
+ */
+#define STORE_LEASE_DEFAULT	(30 * 1000000LL)
+extern int64_t	store_lease;
 
 /* What a batch does to a task row (store_batch.ops). */
 enum store_op {
@@ -109,6 +113,18 @@ struct store_log {
 	size_t		off;
 	size_t		len;
 	int		fresh;		/* of a task this batch creates */
+};
+
+/*
+ * A cancel asked of a task another node holds (a shared store): the row
+ * is flagged (cancel_requested, with a new version seq) without touching
+ * the claim, and the holder is told (PostgreSQL's NOTIFY; its renewal
+ * also reads the flags, store_batch.cancel_asked).  Only the holder
+ * changes its task.
+ */
+struct store_cancel {
+	int64_t		task;
+	int64_t		seq;
 };
 
 /* An idempotency key to store; the strings are at offsets in text. */
@@ -146,6 +162,12 @@ struct store_batch {
 	struct schedule_row *schedules;
 	unsigned char	 *schedule_del;
 	size_t		  nschedules;
+	struct store_cancel *cancels;	/* of tasks other nodes hold */
+	size_t		  ncancels;
+	/* out, with renew on a shared store: this owner's tasks whose
+	 * cancel another node asked for (allocated; the caller frees) */
+	int64_t		 *cancel_asked;
+	size_t		  ncancel_asked;
 	/* the outcome */
 	int		  ok;
 	int		  full;		/* failed for lack of space */
@@ -162,14 +184,33 @@ struct store_window {
 
 struct store_ops {
 	const char	*name;
+	/*
+	 * Other processes share the store (PostgreSQL's nodes): claims are
+	 * written when taken, leases renewed while the daemon lives, and
+	 * the rows of an owner whose lease ran out taken back while it
+	 * serves, not only at start.  0: one process owns it (sqlite).
+	 */
+	int		 shared;
 	void		 (*close)(struct db *);
 
 	/* ids and change sequence numbers, never reused */
 	int64_t		 (*next_id)(struct db *);
 	int64_t		 (*next_seq)(struct db *);
 	int64_t		 (*last_seq)(struct db *);	/* last handed out */
-	/* who this process is to the store, for claims (store_owner_make) */
+	/* who this process is to the store, for claims (store_owner_make),
+	 * and its node's id (GET /v1/nodes) */
 	const char	*(*owner)(struct db *);
+	int64_t		 (*node)(struct db *);
+	/* a new owner name for this daemon (a shared store: fence.c) */
+	void		 (*reborn)(struct db *);
+	/*
+	 * A shared store tells fn(arg, id) on the loop when another node
+	 * asks to cancel a task this one may hold, and fn(arg, 0) when such
+	 * news may have been missed (a connection lost): look again (the
+	 * next renewal reads them).  NULL on a store of one process.
+	 */
+	void		 (*listen)(struct db *, void (*)(void *, int64_t),
+			     void *);
 
 	/* writing: start with the loop's base, one batch in flight */
 	int		 (*writer_start)(struct db *, struct event_base *,
@@ -236,6 +277,8 @@ struct store_ops {
 	void	(*schedule_list)(struct db *, int64_t, int,
 		    struct schedule_row **, size_t *, store_done, void *);
 	void	(*schedule_count)(struct db *, int64_t *, store_done, void *);
+	void	(*node_list)(struct db *, struct node_row **, size_t *,
+		    store_done, void *);
 	void	(*read_wait)(struct db *);
 	int	(*checkpoint)(struct db *);
 };

@@ -40,6 +40,12 @@ Environment:
   COROD_KEEP           1: keep every temporary directory
   COROD_NO_OPENAPI_CHECK  1: do not check answers against the description
                        (without it, missing PyYAML or jsonschema is an error)
+  COROD_TEST_PG        a PostgreSQL URI (tests/lib/pg.py's): each daemon
+                       given no db of its own gets a fresh database on that
+                       server instead of an sqlite file (dropped at close),
+                       to run the single-node suite on the PostgreSQL
+                       backend; a test that needs an sqlite file calls
+                       sqlite_only(why), which skips it there
 """
 
 import http.client
@@ -57,7 +63,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tap import scaled  # noqa: E402
+from tap import scaled, SkipTest  # noqa: E402
 import openapi  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -254,6 +260,38 @@ def valgrind_problems(path, killed=False):
     return out
 
 
+_pg_count = [0]
+
+
+def pg_database_new(uri):
+    """A new empty database on the server of uri; its URI."""
+    _pg_count[0] += 1
+    name = "corod_%d_%d" % (os.getpid(), _pg_count[0])
+    base, _, rest = uri.rpartition("/")
+    subprocess.run(["psql", "-qX", "-v", "ON_ERROR_STOP=1", uri, "-c",
+                    "CREATE DATABASE %s" % name], check=True,
+                   stdout=subprocess.DEVNULL)
+    query = ("?" + rest.split("?", 1)[1]) if "?" in rest else ""
+    return "%s/%s%s" % (base, name, query)
+
+
+def pg_database_drop(uri):
+    """Drop a database pg_database_new made (its sessions ended)."""
+    base, _, rest = uri.rpartition("/")
+    name = rest.split("?", 1)[0]
+    admin = base + "/postgres"
+    subprocess.run(["psql", "-qX", admin, "-c",
+                    "DROP DATABASE IF EXISTS %s WITH (FORCE)" % name],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def sqlite_only(why):
+    """Skip the rest of a test that needs an sqlite file when the suite
+    runs on PostgreSQL (COROD_TEST_PG)."""
+    if os.environ.get("COROD_TEST_PG"):
+        raise SkipTest("needs an sqlite file: %s" % why)
+
+
 class Corod:
     """One corod process (restartable) on its own temporary directory."""
 
@@ -264,6 +302,10 @@ class Corod:
         self.args = list(args)
         self.name = name
         self.dir = tempfile.mkdtemp(prefix="corod-e2e-")
+        self.pg_db = None               # a database made for this one
+        if db is None and os.environ.get("COROD_TEST_PG"):
+            db = pg_database_new(os.environ["COROD_TEST_PG"])
+            self.pg_db = db
         self.db = db or os.path.join(self.dir, "corod.db")
         self.download_dir = os.path.join(self.dir, "dl")
         self.stderr_path = os.path.join(self.dir, "stderr.log")
@@ -517,6 +559,9 @@ class Corod:
                 self.tap.diag(self.output_tail(60, whole=True))
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if self.pg_db is not None:
+            pg_database_drop(self.pg_db)
+            self.pg_db = None
         if self in Corod.live:
             Corod.live.remove(self)
 

@@ -128,6 +128,13 @@ api_kinds(struct http_request *req)
 }
 
 void
+api_nodes(struct http_request *req)
+{
+	(void)req;
+	called = "nodes";
+}
+
+void
 api_openapi(struct http_request *req)
 {
 	(void)req;

@@ -1,0 +1,564 @@
+/*
+ * pg.c -- the PostgreSQL backend: opening, this node, ids and seqs.
+ *
+ * A store on PostgreSQL is shared by every node started on the same
+ * database (API.md, "Several nodes").  Opening one (pg_open) connects
+ * the pool (pg-conn.c), brings the schema up to date (pg-migrate.c) and
+ * registers this daemon's life as a node: a row of corod.nodes whose
+ * owner name (store_owner_make) is what its claims carry.  A second
+ * open of the same database by the same process (the stats thread's
+ * connection) is a secondary: one reader, no node of its own, no
+ * migration.
+ *
+ * Ids and change seqs come from the server's sequences in blocks of
+ * PG_BLOCK (one nextval a block): a node hands them out from memory and
+ * asks for the next block while half of the current one is left, so
+ * next_id and next_seq never wait on the server while it answers within
+ * the time half a block lasts (at 100,000 submissions a second, 5 ms).
+ * Should a block run out before its successor arrives, the next one is
+ * fetched blocking (logged: it means the server is far slower than the
+ * submissions).  Ids from different nodes interleave; none is reused.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model.h"
+#include "db.h"
+#include "pg.h"
+
+static void	pg_close(struct db *);
+static int64_t	pg_next_id(struct db *);
+static int64_t	pg_next_seq(struct db *);
+static int64_t	pg_last_seq(struct db *);
+static const char *pg_owner(struct db *);
+static int64_t	pg_node(struct db *);
+static void	pg_reborn(struct db *);
+static void	pg_store_listen(struct db *, void (*)(void *, int64_t),
+		    void *);
+static void	pg_node_list(struct db *, struct node_row **, size_t *,
+		    store_done, void *);
+static int	pg_writer_start(struct db *, struct event_base *, char **);
+static void	pg_writer_stop(struct db *);
+static void	pg_write_wait(struct db *);
+static void	pg_read_wait(struct db *);
+static int	pg_checkpoint(struct db *);
+
+/* The open stores of this process, for telling a secondary. */
+static struct pg_db	*pg_primary;
+
+/* A sequence's block: [first, first + PG_BLOCK). */
+struct pg_block {
+	int64_t		*next, *end;	/* where it goes */
+	int		 answered;
+	int		 ok;
+};
+
+static const struct pg_stmt st_ids = { "blk_ids",
+	"SELECT nextval('task_ids')" };
+static const struct pg_stmt st_seqs = { "blk_seqs",
+	"SELECT nextval('change_seqs')" };
+static const struct pg_stmt st_node = { "node_add",
+	"INSERT INTO nodes (owner, host, pid, started_at, last_seen)"
+	" VALUES ($1, $2, $3, $4, $4) RETURNING id" };
+static const struct pg_stmt st_node_stop = { "node_stop",
+	"UPDATE nodes SET stopped_at = $2, last_seen = $2, running = 0"
+	" WHERE id = $1" };
+static const struct pg_stmt st_node_release = { "node_release",
+	"UPDATE tasks SET lease_until = 0 WHERE owner = $1" };
+static const struct pg_stmt st_max_seq = { "max_seq_at_open",
+	"SELECT greatest((SELECT max(version) FROM tasks),"
+	" (SELECT max(seq) FROM tombstones),"
+	" (SELECT max(version) FROM schedules),"
+	" (SELECT max(version) FROM queues))" };
+
+/* A job's end, when blocking for it. */
+struct pg_sync {
+	int	 done;
+	int	 ok;
+	char	*error;
+	int64_t	 value;
+};
+
+static void
+pg_sync_done(void *arg, int ok, const char *error)
+{
+	struct pg_sync	*s = arg;
+
+	s->done = 1;
+	s->ok = ok;
+	if (!ok && s->error == NULL)
+		s->error = xstrdup(error != NULL ? error : "failed");
+}
+
+static void
+pg_sync_value(void *arg, const PGresult *res)
+{
+	struct pg_sync	*s = arg;
+
+	s->value = PQntuples(res) == 1 ? pg_int(res, 0, 0) : 0;
+}
+
+/* One statement returning one value, blocking: 0, or -1 and *cause. */
+static int
+pg_value_sync(struct pg_db *pg, enum pg_role role, const struct pg_stmt *st,
+    const struct pg_params *p, int64_t *value, char **cause)
+{
+	struct pg_sync	 s = { 0, 0, NULL, 0 };
+	struct pg_job	*j;
+
+	j = pg_job_new();
+	pg_job_add(j, st, p, pg_sync_value, &s);
+	pg_job_send(pg, role, j, pg_sync_done, &s);
+	pg_wait(pg);
+	if (s.done && s.ok) {
+		if (value != NULL)
+			*value = s.value;
+		return (0);
+	}
+	if (cause != NULL)
+		xasprintf(cause, "%s", s.error != NULL ? s.error :
+		    "PostgreSQL: no answer");
+	free(s.error);
+	return (-1);
+}
+
+/* Open the store at uri (see the top); NULL and *cause on error. */
+struct db *
+pg_open(const char *uri, char **cause)
+{
+	struct pg_db		*pg;
+	struct pg_params	 p;
+	char			 host[256];
+	int64_t			 v;
+
+	*cause = NULL;
+	pg = xcalloc(1, sizeof *pg);
+	pg->db.ops = &store_pg;
+	pg->uri = xstrdup(uri);
+	pg->secondary = pg_primary != NULL &&
+	    strcmp(pg_primary->uri, uri) == 0;
+	if (pg_pool_open(pg, cause) != 0)
+		goto fail;
+	if (pg->secondary) {
+		snprintf(pg->owner, sizeof pg->owner, "%s", pg_primary->owner);
+		pg->node = pg_primary->node;
+		return (&pg->db);
+	}
+	if (pg_migrate(pg, cause) != 0)
+		goto fail;
+
+	store_owner_make(pg->owner, sizeof pg->owner);
+	if (gethostname(host, sizeof host) != 0)
+		snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = '\0';
+	pg_params_init(&p);
+	pg_param_str(&p, pg->owner);
+	pg_param_str(&p, host);
+	pg_param_int(&p, (int64_t)getpid());
+	pg_param_int(&p, time_now());
+	if (pg_value_sync(pg, PG_WRITER, &st_node, &p, &pg->node, cause) != 0)
+		goto fail;
+	if (pg_value_sync(pg, PG_READER, &st_ids, NULL, &v, cause) != 0)
+		goto fail;
+	pg->id_next = v;
+	pg->id_end = v + PG_BLOCK;
+	if (pg_value_sync(pg, PG_READER, &st_seqs, NULL, &v, cause) != 0)
+		goto fail;
+	pg->seq_next = v;
+	pg->seq_end = v + PG_BLOCK;
+	/* the feed starts after what is stored (any node's) */
+	if (pg_value_sync(pg, PG_READER, &st_max_seq, NULL, &pg->last_seq,
+	    cause) != 0)
+		goto fail;
+	if (pg->last_seq < pg->seq_next - 1)
+		pg->last_seq = pg->seq_next - 1;
+	pg_primary = pg;
+	log_debug("%s: node %lld (%s), schema version %d", __func__,
+	    (long long)pg->node, pg->owner, pg_schema_version());
+	return (&pg->db);
+
+fail:
+	pg_pool_close(pg);
+	free(pg->uri);
+	free(pg);
+	return (NULL);
+}
+
+static void
+pg_close(struct db *db)
+{
+	struct pg_db	*pg = PG(db);
+
+	pg_pool_close(pg);
+	if (pg_primary == pg)
+		pg_primary = NULL;
+	free(pg->uri);
+	free(pg);
+}
+
+/* A block's answer: it becomes the spare. */
+static void
+pg_block_result(void *arg, const PGresult *res)
+{
+	struct pg_block	*b = arg;
+
+	if (PQntuples(res) == 1) {
+		*b->next = pg_int(res, 0, 0);
+		*b->end = *b->next + PG_BLOCK;
+	}
+}
+
+static void
+pg_block_done(void *arg, int ok, const char *error)
+{
+	struct pg_block	*b = arg;
+
+	if (!ok)
+		log_warnx("PostgreSQL: cannot take a block of ids: %s",
+		    error);
+	free(b);
+}
+
+/* Ask for the next block of a sequence into (*next, *end), not waiting. */
+static void
+pg_block_ask(struct pg_db *pg, const struct pg_stmt *st, int64_t *next,
+    int64_t *end)
+{
+	struct pg_block	*b;
+	struct pg_job	*j;
+
+	b = xcalloc(1, sizeof *b);
+	b->next = next;
+	b->end = end;
+	j = pg_job_new();
+	pg_job_add(j, st, NULL, pg_block_result, b);
+	pg_job_send(pg, PG_READER, j, pg_block_done, b);
+}
+
+/*
+ * The next number of a block, moving to the spare when it runs out and
+ * asking for a new spare once half of a block is used.
+ */
+static int64_t
+pg_block_take(struct pg_db *pg, const struct pg_stmt *st, int64_t *next,
+    int64_t *end, int64_t *spare, int64_t *spare_end)
+{
+	char	*cause = NULL;
+	int64_t	 v;
+
+	if (*next == *end) {
+		while (*spare == *spare_end) {
+			/* the spare did not come in time (or failed) */
+			log_warnx("PostgreSQL: waiting for a block of %s",
+			    st == &st_ids ? "ids" : "change seqs");
+			if (pg_value_sync(pg, PG_READER, st, NULL, &v,
+			    &cause) == 0) {
+				*spare = v;
+				*spare_end = v + PG_BLOCK;
+				break;
+			}
+			log_warnx("%s", cause);
+			free(cause);
+			cause = NULL;
+			sleep(1);
+		}
+		*next = *spare;
+		*end = *spare_end;
+		*spare = *spare_end = 0;
+	}
+	v = (*next)++;
+	if (*end - *next == PG_BLOCK / 2 && *spare == *spare_end)
+		pg_block_ask(pg, st, spare, spare_end);
+	return (v);
+}
+
+static int64_t
+pg_next_id(struct db *db)
+{
+	struct pg_db	*pg = PG(db);
+
+	return (pg_block_take(pg, &st_ids, &pg->id_next, &pg->id_end,
+	    &pg->id_spare, &pg->id_spare_end));
+}
+
+static int64_t
+pg_next_seq(struct db *db)
+{
+	struct pg_db	*pg = PG(db);
+	int64_t		 v;
+
+	v = pg_block_take(pg, &st_seqs, &pg->seq_next, &pg->seq_end,
+	    &pg->seq_spare, &pg->seq_spare_end);
+	if (v > pg->last_seq)
+		pg->last_seq = v;
+	return (v);
+}
+
+static int64_t
+pg_last_seq(struct db *db)
+{
+	return (PG(db)->last_seq);
+}
+
+static const char *
+pg_owner(struct db *db)
+{
+	return (PG(db)->owner);
+}
+
+static int64_t
+pg_node(struct db *db)
+{
+	return (PG(db)->node);
+}
+
+/*
+ * A new owner name for this node (after a fence): its node row follows
+ * (written when the store answers again; until then the node's tasks
+ * show no node).
+ */
+static const struct pg_stmt st_node_owner = { "node_owner",
+	"UPDATE nodes SET owner = $2, last_seen = $3 WHERE id = $1" };
+
+static void
+pg_reborn_done(void *arg, int ok, const char *error)
+{
+	(void)arg;
+	if (!ok)
+		log_warnx("PostgreSQL: cannot rename node: %s", error);
+}
+
+static void
+pg_reborn(struct db *db)
+{
+	struct pg_db		*pg = PG(db);
+	struct pg_params	 p;
+	struct pg_job		*j;
+
+	store_owner_make(pg->owner, sizeof pg->owner);
+	pg_params_init(&p);
+	pg_param_int(&p, pg->node);
+	pg_param_str(&p, pg->owner);
+	pg_param_int(&p, time_now());
+	j = pg_job_new();
+	pg_job_add(j, &st_node_owner, &p, NULL, NULL);
+	pg_job_send(pg, PG_WRITER, j, pg_reborn_done, NULL);
+}
+
+/*
+ * A NOTIFY on PG_CANCEL_CHANNEL (pg-writer.c sends it with a cancel of
+ * a task held elsewhere; its payload is the task's id), or channel NULL
+ * after the LISTEN connection came back: news may have been missed.
+ */
+static void
+pg_cancel_heard(void *arg, const char *channel, const char *payload)
+{
+	struct pg_db	*pg = arg;
+	long long	 id;
+
+	if (pg->cancel_fn == NULL)
+		return;
+	if (channel == NULL || payload == NULL) {
+		pg->cancel_fn(pg->cancel_arg, 0);
+		return;
+	}
+	if ((id = strtoll(payload, NULL, 10)) > 0)
+		pg->cancel_fn(pg->cancel_arg, (int64_t)id);
+}
+
+static void
+pg_store_listen(struct db *db, void (*fn)(void *, int64_t), void *arg)
+{
+	struct pg_db	*pg = PG(db);
+
+	pg->cancel_fn = fn;
+	pg->cancel_arg = arg;
+	pg_listen(pg, PG_CANCEL_CHANNEL, pg_cancel_heard, pg);
+}
+
+/* GET /v1/nodes's read: the outputs and the caller's answer. */
+struct pg_nodes {
+	struct node_row	**rows;
+	size_t		 *n;
+	store_done	  done;
+	void		 *arg;
+};
+
+static const struct pg_stmt st_nodes = { "node_list",
+	"SELECT id, owner, host, pid, started_at, last_seen, stopped_at,"
+	" running FROM nodes WHERE stopped_at IS NULL AND last_seen > $1"
+	" OR stopped_at > $1 OR id = $2 ORDER BY id" };
+
+static void
+pg_nodes_result(void *arg, const PGresult *res)
+{
+	struct pg_nodes	*q = arg;
+	struct node_row	*r;
+	int		 i, n = PQntuples(res);
+
+	*q->rows = r = xcalloc(n > 0 ? (size_t)n : 1, sizeof *r);
+	for (i = 0; i < n; i++) {
+		r[i].id = pg_int(res, i, 0);
+		r[i].owner = pg_dup(res, i, 1);
+		r[i].host = pg_dup(res, i, 2);
+		r[i].pid = (int)pg_int(res, i, 3);
+		r[i].started_at = pg_int(res, i, 4);
+		r[i].last_seen = pg_int(res, i, 5);
+		r[i].stopped_at = pg_int(res, i, 6);
+		r[i].running = (int)pg_int(res, i, 7);
+	}
+	*q->n = (size_t)n;
+}
+
+static void
+pg_nodes_done(void *arg, int ok, const char *error)
+{
+	struct pg_nodes	*q = arg;
+
+	if (!ok) {
+		log_warnx("%s: %s", __func__, error);
+		node_rows_free(*q->rows, *q->n);
+		*q->rows = NULL;
+		*q->n = 0;
+	}
+	q->done(q->arg, ok ? 0 : -1);
+	free(q);
+}
+
+/* Nodes alive, or stopped or last seen within the hour, and this one. */
+static void
+pg_node_list(struct db *db, struct node_row **rows, size_t *n,
+    store_done done, void *arg)
+{
+	struct pg_db		*pg = PG(db);
+	struct pg_nodes		*q;
+	struct pg_params	 p;
+	struct pg_job		*j;
+
+	*rows = NULL;
+	*n = 0;
+	q = xcalloc(1, sizeof *q);
+	q->rows = rows;
+	q->n = n;
+	q->done = done;
+	q->arg = arg;
+	pg_params_init(&p);
+	pg_param_int(&p, time_now() - 3600 * 1000000LL);
+	pg_param_int(&p, pg->node);
+	j = pg_job_new();
+	pg_job_add(j, &st_nodes, &p, pg_nodes_result, q);
+	pg_job_send(pg, PG_READER, j, pg_nodes_done, q);
+}
+
+/* The loop's base: the connections are watched by it from now on. */
+static int
+pg_writer_start(struct db *db, struct event_base *base, char **cause)
+{
+	(void)cause;
+	pg_attach(PG(db), base);
+	return (0);
+}
+
+/*
+ * A clean stop (after the last batch): the node's row says so, and its
+ * claims end now, so that another node (or this one started again)
+ * takes its scheduled tasks and its interrupted ones at once rather
+ * than after the lease.
+ */
+static void
+pg_writer_stop(struct db *db)
+{
+	struct pg_db		*pg = PG(db);
+	struct pg_params	 p, q;
+	struct pg_sync		 s = { 0, 0, NULL, 0 };
+	struct pg_job		*j;
+
+	if (pg->secondary)
+		return;
+	pg_wait(pg);
+	pg_params_init(&p);
+	pg_param_int(&p, pg->node);
+	pg_param_int(&p, time_now());
+	pg_params_init(&q);
+	pg_param_str(&q, pg->owner);
+	j = pg_job_new();
+	pg_job_add(j, &st_node_stop, &p, NULL, NULL);
+	pg_job_add(j, &st_node_release, &q, NULL, NULL);
+	pg_job_send(pg, PG_WRITER, j, pg_sync_done, &s);
+	pg_wait(pg);
+	if (!s.done || !s.ok)
+		log_warnx("PostgreSQL: cannot mark node %lld stopped: %s",
+		    (long long)pg->node, s.error != NULL ? s.error :
+		    "no answer");
+	free(s.error);
+}
+
+static void
+pg_write_wait(struct db *db)
+{
+	pg_wait(PG(db));
+}
+
+static void
+pg_read_wait(struct db *db)
+{
+	pg_wait(PG(db));
+}
+
+/* The server checkpoints by itself. */
+static int
+pg_checkpoint(struct db *db)
+{
+	(void)db;
+	return (0);
+}
+
+const struct store_ops store_pg = {
+	.name = "postgresql",
+	.shared = 1,
+	.close = pg_close,
+	.next_id = pg_next_id,
+	.next_seq = pg_next_seq,
+	.last_seq = pg_last_seq,
+	.owner = pg_owner,
+	.node = pg_node,
+	.reborn = pg_reborn,
+	.listen = pg_store_listen,
+	.writer_start = pg_writer_start,
+	.writer_stop = pg_writer_stop,
+	.write_batch = pg_write_batch,
+	.write_wait = pg_write_wait,
+	.claim = pg_claim,
+	.expired = pg_expired,
+	.task_get = pg_task_get,
+	.task_children = pg_task_children,
+	.task_child_ids = pg_task_child_ids,
+	.task_list = pg_task_list,
+	.task_in_state = pg_task_in_state,
+	.task_due = pg_task_due,
+	.task_version = pg_task_version,
+	.task_count = pg_task_count,
+	.task_count_kinds = pg_task_count_kinds,
+	.task_count_queues = pg_task_count_queues,
+	.log_page = pg_log_page,
+	.log_span = pg_log_span,
+	.max_id = pg_max_id,
+	.max_seq = pg_max_seq,
+	.idem_get = pg_idem_get,
+	.unique_get = pg_unique_get,
+	.unique_waiting = pg_unique_waiting,
+	.task_expired = pg_task_expired,
+	.task_beyond = pg_task_beyond,
+	.tombstone_min = pg_tombstone_min,
+	.queue_list = pg_queue_list,
+	.schedule_get = pg_schedule_get,
+	.schedule_due = pg_schedule_due,
+	.schedule_list = pg_schedule_list,
+	.schedule_count = pg_schedule_count,
+	.node_list = pg_node_list,
+	.read_wait = pg_read_wait,
+	.checkpoint = pg_checkpoint,
+};
