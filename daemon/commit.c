@@ -125,6 +125,8 @@ static size_t		 nqrows, qrows_cap;
 static int		 renew;		/* renew the leases with the batch */
 static struct store_cancel *rcancels;	/* cancels of tasks held elsewhere */
 static size_t		 nrcancels, rcancels_cap;
+static int64_t		*releases;	/* claims let go of */
+static size_t		 nreleases, releases_cap;
 
 static struct batch	*inflight;	/* handed over, not completed */
 static int		 last_ok = 1;	/* of the last batch answered */
@@ -204,6 +206,9 @@ commit_shutdown(void)
 	free(rcancels);
 	rcancels = NULL;
 	nrcancels = rcancels_cap = 0;
+	free(releases);
+	releases = NULL;
+	nreleases = releases_cap = 0;
 	free(qrows);
 	qrows = NULL;
 	nqrows = qrows_cap = 0;
@@ -540,7 +545,7 @@ commit_has_writes(void)
 {
 	return (!TAILQ_EMPTY(&dirty) || nlogs != 0 || ninserts != 0 ||
 	    nidems != 0 || nqrows != 0 || nscheds != 0 || prune_idem != 0 ||
-	    prune_seq != 0 || renew || nrcancels != 0);
+	    prune_seq != 0 || renew || nrcancels != 0 || nreleases != 0);
 }
 
 /* Anything waiting for the end of the turn, or a batch in flight. */
@@ -616,6 +621,24 @@ commit_cancel_elsewhere(int64_t id)
 }
 
 /*
+ * Let go of the claim on a scheduled row this daemon claimed but does
+ * not keep (a shared store: another node may take it at once), in this
+ * turn's transaction; no change of the task.
+ */
+void
+commit_release(int64_t id)
+{
+	if (!corod_db->ops->shared)
+		return;
+	if (nreleases == releases_cap) {
+		releases_cap = releases_cap == 0 ? 16 : releases_cap * 2;
+		releases = xreallocarray(releases, releases_cap,
+		    sizeof *releases);
+	}
+	releases[nreleases++] = id;
+}
+
+/*
  * Another node asked to cancel task id (the store's news, or 0: news
  * may have been missed, so the next batch renews and reads them).
  */
@@ -679,6 +702,7 @@ commit_take(void)
 	b->tasks = xcalloc(n, sizeof *b->tasks);
 	b->rows = xcalloc(n, sizeof *b->rows);
 	b->ops = xcalloc(n, 1);
+	b->sb.held = xcalloc(n > 0 ? n : 1, 1);
 	while ((ti = TAILQ_FIRST(&dirty)) != NULL) {
 		TAILQ_REMOVE(&dirty, ti, dirty_entry);
 		ti->flags &= ~(TASKF_DIRTY | TASKF_VERSIONED);
@@ -690,6 +714,9 @@ commit_take(void)
 			b->ops[b->ntasks] = OP_UPDATE;
 		ti->flags &= ~TASKF_NEW;
 		row = &ti->pub.row;
+		b->sb.held[b->ntasks] = row->state == TASK_RUNNING ||
+		    (ti->flags & (TASKF_ARMED | TASKF_READY | TASKF_WREADY |
+		    TASKF_QUEUED | TASKF_SLOT)) != 0;
 		commit_snapshot(&b->rows[b->ntasks], row);
 		/* from now on the store holds its token (a claim included) */
 		row->fence_prev = row->fence;
@@ -732,6 +759,10 @@ commit_take(void)
 	b->sb.ncancels = nrcancels;
 	rcancels = NULL;
 	nrcancels = rcancels_cap = 0;
+	b->sb.releases = releases;
+	b->sb.nreleases = nreleases;
+	releases = NULL;
+	nreleases = releases_cap = 0;
 	b->afters = afters;
 	b->nafters = nafters;
 	afters = NULL;
@@ -778,6 +809,8 @@ commit_batch_free(struct batch *b)
 	free(b->sched_ops);
 	free(b->sb.cancels);
 	free(b->sb.cancel_asked);
+	free(b->sb.releases);
+	free(b->sb.held);
 	free(b);
 }
 

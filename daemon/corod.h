@@ -577,6 +577,7 @@ int		 commit_failing(void);
 void		 commit_lose(struct task *);
 void		 commit_renew(void);
 void		 commit_cancel_elsewhere(int64_t);
+void		 commit_release(int64_t);
 
 /* fence.c: a node that cannot renew its claims stops its work */
 void		 fence_init(struct event_base *);

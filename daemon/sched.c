@@ -72,6 +72,7 @@ static void	sched_route(struct task_int *);
 static struct heap *sched_blocked(struct task *, int *);
 static void	sched_drain(void);
 static void	sched_window_cb(evutil_socket_t, short, void *);
+static int	sched_full(void);
 static int	sched_needs(const struct task *, size_t);
 
 /* The window's claim, while the store has not answered it. */
@@ -152,7 +153,9 @@ sched_add(struct task *t)
 	if (t->row.state != TASK_SCHEDULED || t->row.run_at == 0 ||
 	    t->row.uwait != 0 || (ti->flags & TASKF_CANCELING))
 		return;
-	if (t->row.parent == 0 && !sched_in_window(t->row.run_at, t->row.id))
+	if (t->row.parent == 0 && (!sched_in_window(t->row.run_at, t->row.id) ||
+	    (sched_full() && !t->kind->worker && !t->kind->group &&
+	    !(ti->flags & TASKF_SLOT))))
 		return;
 	sched_remove(t);
 	/* due already: a claim right after the 201 must find it */
@@ -411,6 +414,25 @@ sched_waiting(void)
 	return (n);
 }
 
+/*
+ * On a shared store, whether this node has no slot for more (its
+ * max-running taken, or tasks already waiting for one): it then leaves
+ * new work to the other nodes, neither claiming (sched_window_fill) nor
+ * holding a submission (sched_add), so that a node claims only what it
+ * has slots for.  Alone on a store it holds everything (the tasks wait
+ * for its slots in memory, by priority).
+ */
+static int
+sched_full(void)
+{
+	if (!corod_db->ops->shared || npools == 0)
+		return (0);
+	if (pools[SLOT_RUN].ready.n > 0)
+		return (1);
+	return (*pools[SLOT_RUN].limit > 0 &&
+	    pools[SLOT_RUN].used >= *pools[SLOT_RUN].limit);
+}
+
 /* Every second: read newly due tasks into the window. */
 static void
 sched_window_cb(evutil_socket_t fd, short what, void *arg)
@@ -441,7 +463,7 @@ sched_window_fill(void)
 	struct store_window	 w;
 	int64_t			 now = time_now();
 
-	if (fill.busy)
+	if (fill.busy || sched_full())
 		return;
 	fill.until = now + cfg->window;
 	w.after_run_at = wm_run_at;
@@ -503,8 +525,11 @@ sched_window_claimed(void *arg, int rc)
 				task_unref(t);
 			} else {
 				sched_add(t);
-				if (!(task_int(t)->flags & TASKF_ARMED))
+				if (!(task_int(t)->flags & (TASKF_ARMED |
+				    TASKF_READY | TASKF_WREADY))) {
+					commit_release(t->row.id);
 					task_free(t);
+				}
 			}
 		}
 		task_row_free(&rows[i]);

@@ -141,6 +141,13 @@ struct store_batch {
 	struct task_row	 *rows;		/* snapshots of changed tasks */
 	unsigned char	 *ops;		/* enum store_op, one per row */
 	unsigned char	 *lost;		/* out: 1 where the fence failed */
+	/*
+	 * 1 where this daemon holds the row (running, or scheduled and
+	 * armed in its memory): on a shared store the row carries its
+	 * claim (owner, lease); 0: nobody's until claimed.  sqlite writes
+	 * the claim of running rows only, whatever this says.
+	 */
+	unsigned char	 *held;
 	size_t		  nrows;
 	struct task_row	**inserts;	/* new rows without a task */
 	size_t		  ninserts;
@@ -164,6 +171,8 @@ struct store_batch {
 	size_t		  nschedules;
 	struct store_cancel *cancels;	/* of tasks other nodes hold */
 	size_t		  ncancels;
+	int64_t		 *releases;	/* scheduled rows claimed, not kept: */
+	size_t		  nreleases;	/* their claim is let go (shared) */
 	/* out, with renew on a shared store: this owner's tasks whose
 	 * cancel another node asked for (allocated; the caller frees) */
 	int64_t		 *cancel_asked;
