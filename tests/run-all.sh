@@ -78,6 +78,10 @@ show_failures() {
 	done
 }
 
+# the PostgreSQL tests start their own server: here it must be installed
+# (install-deps --test), so a missing one fails rather than skips
+export COROD_REQUIRE_PG=${COROD_REQUIRE_PG:-1}
+
 stamp=$(mktemp "${TMPDIR:-/tmp}/corod-run-all.XXXXXX")
 trap 'rm -f "$stamp"' EXIT
 

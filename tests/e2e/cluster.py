@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""cluster.py -- several corod nodes on one PostgreSQL (API.md, "Several
+nodes").
+
+A private PostgreSQL 15 from Debian's packages (tests/lib/pg.py: initdb
+and pg_ctl in a temporary directory, a private port, as the postgres user
+when run as root), torn down at the end; nodes on it with a short lease
+(LEASE seconds) so that take-overs come within seconds:
+
+- every node lists every node (GET /v1/nodes), itself as "self";
+- a task submitted on one node is seen, followed and finished on all;
+- a task submitted on node 1 is canceled on node 2 while it runs on node
+  3 (nodes 1 and 2 have their one slot taken, so node 3 claims it): the
+  cancel is answered 202 and the task ends canceled on node 3, told
+  through NOTIFY, well within a lease;
+- kill -9 of the node running a batch of long tasks: each is taken over
+  by another node once, after the lease, with an "interrupted" line, and
+  finishes with all its ticks; no tick of its first attempt is logged
+  after its second began (never twice at once);
+- the database stopped for 10 s with tasks running and started again:
+  the nodes fence themselves before their leases end, serve again, and
+  nothing answered is lost (every task answered 201 before the outage
+  finishes; submissions during it are refused 503, not lost);
+- a network stall between one node and the database (a proxy that stops
+  forwarding, tests/lib/stallproxy.py): that node stops its tasks before
+  its lease ends (its log says self-fencing, in time), the other nodes
+  take them over after the lease, and when the network comes back the
+  node serves again;
+- a schedule known to three nodes fires each slot once (the unique
+  (schedule, scheduled_for)).
+"""
+
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from tap import TAP, scaled  # noqa: E402
+from corod import Corod  # noqa: E402
+from pg import Postgres, available  # noqa: E402
+from stallproxy import StallProxy  # noqa: E402
+
+LEASE = 3.0                 # seconds: renewals every 1 s, fence at 2.5 s
+FINAL = ("succeeded", "failed", "canceled")
+
+t = TAP("cluster", total_timeout=600)
+if not available():
+    if os.environ.get("COROD_REQUIRE_PG") == "1":
+        t.fail("PostgreSQL is not installed (COROD_REQUIRE_PG=1)")
+    else:
+        t.skip("cluster", "PostgreSQL is not installed")
+    t.done()
+
+pg = Postgres(t)
+pg.start()
+t.cleanups.append(pg.close)
+
+
+def node(name, args=(), uri=None):
+    return Corod(t, name=name, db=uri or pg.uri,
+                 args=["--lease", str(LEASE)] + list(args))
+
+
+def node_id(d):
+    r = d.request("GET", "/v1/nodes")
+    assert r.status == 200, r.describe()
+    return r.body["self"]
+
+
+def repeat(count, interval=0.2, message="tick"):
+    return {"kind": "repeat", "params": {"message": message,
+                                         "interval": interval,
+                                         "count": count}}
+
+
+def ticks(d, tid):
+    return [x for x in d.log(tid) if x[1] == "tick"]
+
+
+@t.test(timeout=60)
+def nodes_listed():
+    ns = [node("n%d" % i) for i in (1, 2, 3)]
+    ids = [node_id(d) for d in ns]
+    t.is_(len(set(ids)), 3, "three nodes, three ids %r" % ids)
+    for d, me in zip(ns, ids):
+        r = d.request("GET", "/v1/nodes")
+        got = {n["id"]: n for n in r.body["nodes"]}
+        t.ok(set(ids) <= set(got), "%s lists every node" % d.name)
+        t.ok(all(got[i]["state"] == "up" for i in ids),
+             "%s: all three up" % d.name)
+        t.ok(got[me]["self"] and sum(n["self"] for n in got.values()) == 1,
+             "%s: itself, and only itself, is self" % d.name)
+        t.is_(got[me]["pid"], d.pid, "%s: its pid" % d.name)
+    # a task submitted on one node is seen and finished on every node
+    task = ns[0].submit({"kind": "echo", "params": {"message": "hi"},
+                         "delay": 0.2})
+    for d in ns:
+        got = d.wait_state(task["id"], FINAL, timeout=10)
+        t.is_(got["state"], "succeeded", "%s sees task %d succeeded" % (
+            d.name, task["id"]))
+        r = d.request("GET", "/v1/tasks?limit=10")
+        t.ok(any(x["id"] == task["id"] for x in r.body["tasks"]),
+             "%s lists it" % d.name)
+    ns[1].stop()
+    r = ns[0].request("GET", "/v1/nodes")
+    st = {n["id"]: n["state"] for n in r.body["nodes"]}
+    t.is_(st.get(ids[1]), "stopped", "a node stopped cleanly is stopped")
+    for d in ns:
+        d.close()
+
+
+@t.test(timeout=90)
+def cancel_across_nodes():
+    n1 = node("n1", ["--max-running", "1"])
+    n2 = node("n2", ["--max-running", "1"])
+    n3 = node("n3")
+    # their one slot taken: n1 and n2 leave new work to the others
+    b1 = n1.submit({"kind": "sleep", "params": {"seconds": 60}})
+    b2 = n2.submit({"kind": "sleep", "params": {"seconds": 60}})
+    n1.wait_state(b1["id"], "running")
+    n2.wait_state(b2["id"], "running")
+    task = n1.submit({"kind": "sleep", "params": {"seconds": 60}})
+    got = n3.wait_state(task["id"], "running", timeout=10)
+    id3 = node_id(n3)
+    t.is_(got["node"], id3, "submitted on node 1, it runs on node 3")
+    t.is_(n2.get(task["id"])["node"], id3, "node 2 says node 3 runs it")
+    t0 = time.monotonic()
+    r = n2.cancel(task["id"])
+    t.is_(r.status, 202, "cancel on node 2: 202 (node 3 holds it)")
+    t.ok(r.body.get("cancel_requested") is True, "cancel_requested")
+    got = n2.wait_state(task["id"], "canceled", timeout=10)
+    took = time.monotonic() - t0
+    t.ok(took < LEASE, "canceled %.2f s after the cancel (NOTIFY, under "
+         "a lease of %.0f s)" % (took, LEASE))
+    lines = [x[1] for x in n3.log(task["id"])]
+    t.ok("cancel requested" in lines and "canceled" in lines,
+         "node 3 unwound it: %r" % lines[-3:])
+    t.ok(re.search(r"cancel asked on another node", n3.output()),
+         "node 3 heard the cancel")
+    # a scheduled task held by another node: canceled there, never run
+    later = n3.submit({"kind": "echo", "params": {"message": "never"},
+                       "delay": 3})
+    r = n1.cancel(later["id"])
+    t.ok(r.status in (200, 202), "cancel of a task node 3 holds: %d" %
+         r.status)
+    got = n1.wait_state(later["id"], "canceled", timeout=10)
+    time.sleep(scaled(3.5))
+    got = n3.get(later["id"])
+    t.is_(got["state"], "canceled", "and it stays canceled")
+    t.ok(not any("never" in x[1] for x in n3.log(later["id"])),
+         "it never ran")
+    for d in (n1, n2, n3):
+        d.close()
+
+
+@t.test(timeout=120)
+def kill9_takeover():
+    a = node("a")
+    b = node("b")
+    c = node("c")
+    ida = node_id(a)
+    tasks = [a.submit(repeat(30)) for _ in range(6)]
+    for x in tasks:
+        got = a.wait_state(x["id"], "running", timeout=10)
+        t.is_(got["node"], ida, "task %d runs on node a" % x["id"])
+    time.sleep(scaled(0.5))
+    killed = time.monotonic()
+    a.kill9()
+    others = {node_id(b), node_id(c)}
+    for x in tasks:
+        got = b.wait_for(lambda: (lambda g: g if g["state"] == "running"
+                                  and g["node"] in others else None)(
+                                      b.get(x["id"])), timeout=20,
+                         desc="task %d running elsewhere" % x["id"])
+        t.ok(got["attempt"] == 2, "task %d: attempt 2 on node %d" % (
+            x["id"], got["node"]))
+    took = time.monotonic() - killed
+    t.ok(LEASE - 0.5 <= took, "taken over after the lease (%.1f s)" % took)
+    for x in tasks:
+        got = b.wait_state(x["id"], FINAL, timeout=60)
+        t.is_(got["state"], "succeeded", "task %d succeeded" % x["id"])
+        log = b.log(x["id"])
+        inter = [i for i, l in enumerate(log)
+                 if l[1].startswith("interrupted: the node running it")]
+        t.is_(len(inter), 1, "task %d: interrupted once" % x["id"])
+        started = [i for i, l in enumerate(log)
+                   if re.match(r"attempt \d+ started", l[1])]
+        # the second attempt's start; no first-attempt tick after it
+        second = log[started[-1]][0] if started else None
+        t.ok(second is not None and all(
+            l[0] <= second for l in log[:inter[0]] if l[1] == "tick"),
+            "task %d: no tick of attempt 1 after attempt 2 began" % x["id"])
+        # a repeat with a count resumes its count: 30 ticks in all
+        t.is_(len([l for l in log if l[1] == "tick"]), 30,
+              "task %d: 30 ticks in all" % x["id"])
+    for d in (a, b, c):
+        d.close()
+
+
+@t.test(timeout=150)
+def database_outage():
+    ns = [node("o%d" % i) for i in (1, 2, 3)]
+    answered = []
+    for i, d in enumerate(ns):
+        for _ in range(3):
+            answered.append(d.submit(repeat(25, 0.2)))
+    for x in answered:
+        ns[0].wait_state(x["id"], "running", timeout=10)
+    pg.stop()
+    t0 = time.monotonic()
+    # submissions while the database is down: refused, not acknowledged
+    r = ns[0].request("POST", "/v1/tasks", {"kind": "echo",
+                                            "params": {"message": "x"}})
+    t.ok(r.status in (503, 507), "a submission during the outage: %d" %
+         r.status)
+    for d in ns:
+        d.wait_output(r"self-fencing", timeout=LEASE + 5)
+    fenced = time.monotonic() - t0
+    t.ok(fenced < LEASE, "every node fenced within the lease (%.1f s)" %
+         fenced)
+    time.sleep(max(0, scaled(10) - (time.monotonic() - t0)))
+    pg.start()
+    for d in ns:
+        d.wait_output(r"the store answers again", timeout=30)
+    for x in answered:
+        got = ns[1].wait_state(x["id"], FINAL, timeout=90)
+        t.is_(got["state"], "succeeded", "task %d answered 201 before the "
+              "outage: succeeded" % x["id"])
+        n = len(ticks(ns[1], x["id"]))
+        t.is_(n, 25, "task %d: its 25 ticks" % x["id"])
+    r = ns[2].request("POST", "/v1/tasks", {"kind": "echo",
+                                            "params": {"message": "y"}})
+    t.is_(r.status, 201, "submissions are taken again")
+    for d in ns:
+        d.close()
+
+
+@t.test(timeout=150)
+def network_stall():
+    proxy = StallProxy(pg.port)
+    uri = "postgresql://postgres@127.0.0.1:%d/corod" % proxy.port
+    s = node("stalled", uri=uri)
+    b = node("s2")
+    ids = node_id(s)
+    tasks = [s.submit(repeat(40, 0.2)) for _ in range(4)]
+    for x in tasks:
+        got = s.wait_state(x["id"], "running", timeout=10)
+        t.is_(got["node"], ids, "task %d runs on the node to stall" %
+              x["id"])
+    time.sleep(scaled(0.3))
+    proxy.stall()
+    t0 = time.monotonic()
+    s.wait_output(r"self-fencing", timeout=LEASE + 5)
+    fenced = time.monotonic() - t0
+    t.ok(fenced < LEASE, "the stalled node fenced %.1f s after the stall, "
+         "before its lease of %.0f s ends" % (fenced, LEASE))
+    fence_at = time.time()
+    for x in tasks:
+        got = b.wait_for(lambda: (lambda g: g if g["state"] == "running"
+                                  and g["node"] != ids else None)(
+                                      b.get(x["id"])), timeout=20,
+                         desc="task %d taken over" % x["id"])
+    proxy.resume()
+    s.wait_output(r"the store answers again", timeout=30)
+    for x in tasks:
+        got = b.wait_state(x["id"], FINAL, timeout=90)
+        t.is_(got["state"], "succeeded", "task %d succeeded" % x["id"])
+        log = b.log(x["id"])
+        second = [l[0] for l in log if l[1].startswith("interrupted: the "
+                                                        "node running it")]
+        t.is_(len(second), 1, "task %d taken over once" % x["id"])
+        first_ticks = [l[0] for l in log if l[1] == "tick" and
+                       second and l[0] < second[0]]
+        t.ok(not first_ticks or max(first_ticks) <= fence_at + 0.05,
+             "task %d: no tick of the stalled node after it fenced" %
+             x["id"])
+        t.is_(len([l for l in log if l[1] == "tick"]), 40,
+              "task %d: 40 ticks in all" % x["id"])
+    r = s.request("POST", "/v1/tasks", {"kind": "echo",
+                                        "params": {"message": "back"}})
+    t.is_(r.status, 201, "the stalled node serves again")
+    for d in (s, b):
+        d.close()
+    proxy.close()
+
+
+@t.test(timeout=90)
+def schedule_fires_once():
+    ns = [node("c%d" % i) for i in (1, 2, 3)]
+    r = ns[0].request("POST", "/v1/schedules", {
+        "every": 1, "task": {"kind": "echo", "params": {"message": "s"}}})
+    t.is_(r.status, 201, "a schedule every second")
+    sid = r.body["id"]
+    # the other nodes read the schedules at their start
+    for d in ns[1:]:
+        d.restart()
+    time.sleep(scaled(5))
+    r = ns[2].request("GET", "/v1/tasks?limit=1000")
+    fired = [x for x in r.body["tasks"] if x.get("schedule") and
+             x["schedule"]["id"] == sid]
+    slots = [x["schedule"]["scheduled_for"] for x in fired]
+    t.ok(len(fired) >= 3, "it fired (%d tasks)" % len(fired))
+    t.is_(len(slots), len(set(slots)), "each slot once")
+    for d in ns:
+        d.close()
+
+
+t.done()
