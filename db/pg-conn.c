@@ -60,6 +60,9 @@
 #define PG_JOB_TIMEOUT		(10 * USEC_PER_SEC)
 #define PG_RETRIES		3	/* sends of a job that lost its Parse */
 #define PG_SEARCH_PATH		"-c search_path=corod"
+#define PG_MAXADDRS		4	/* of a name, tried in turn */
+#define PG_PREFIX		"PostgreSQL: "	/* of every message */
+#define PREFIX_LEN		(sizeof PG_PREFIX - 1)
 
 /* One statement of a job, with its own copy of the parameters. */
 struct pg_item {
@@ -137,6 +140,7 @@ struct pg_priv {
 	char		**keys;		/* PQconnectStartParams' arrays */
 	char		**vals;
 	int		 hostaddr;	/* index in vals of ours, or -1 */
+	int		 hostidx;	/* ... of host's */
 	char		*host;		/* a name to look up again, or NULL */
 	int64_t		 connect_timeout;
 	struct pg_jobs	 waiting[PG_NROLES];
@@ -188,6 +192,7 @@ static void	 pool_arm(struct pg_db *);
 static void	 pool_timer_cb(evutil_socket_t, short, void *);
 static int	 pool_busy(struct pg_db *);
 static int	 pool_conninfo(struct pg_db *, char **);
+static void	 pool_addrs(struct pg_priv *, const struct addrinfo *);
 static void	 listen_send(struct pg_db *, size_t, size_t, int);
 static void	 listen_done(void *, int, const char *);
 static void	 relisten_done(void *, int, const char *);
@@ -335,7 +340,7 @@ job_error(struct pg_job *j, const PGresult *res)
 
 	if (j->error != NULL)
 		return;
-	j->error = pg_line("PostgreSQL: ", PQresultErrorMessage(res), 0);
+	j->error = pg_line(PG_PREFIX, PQresultErrorMessage(res), 0);
 	if ((state = PQresultErrorField(res, PG_DIAG_SQLSTATE)) != NULL)
 		snprintf(j->sqlstate, sizeof j->sqlstate, "%s", state);
 }
@@ -462,6 +467,7 @@ conn_start(struct pg_conn *c)
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
+	log_debug("%s: looking %s up", __func__, p->host);
 	c->state = PG_RESOLVING;
 	c->deadline = time_mono() + p->connect_timeout;
 	/* the answer may come at once (the hosts file): then req is NULL */
@@ -470,31 +476,20 @@ conn_start(struct pg_conn *c)
 		c->dns = req;
 }
 
-/* The name's address: libpq's hostaddr from now on (or the old one). */
+/* The name's addresses: libpq's hostaddr from now on (or the old ones). */
 static void
 conn_dns_cb(int err, struct evutil_addrinfo *ai, void *arg)
 {
 	struct pg_conn	*c = arg;
 	struct pg_priv	*p;
-	char		 addr[INET6_ADDRSTRLEN];
-	void		*a;
 
 	if (err == EVUTIL_EAI_CANCEL)
 		return;		/* conn_down, pg_wait or the close: c may go */
 	p = c->pg->pool.priv;
 	c->dns = NULL;
-	if (err == 0 && ai != NULL) {
-		if (ai->ai_family == AF_INET6)
-			a = &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
-		else
-			a = &((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-		if (inet_ntop(ai->ai_family, a, addr, sizeof addr) != NULL &&
-		    strcmp(addr, p->vals[p->hostaddr]) != 0) {
-			log_notice("PostgreSQL: %s is now %s", p->host, addr);
-			free(p->vals[p->hostaddr]);
-			p->vals[p->hostaddr] = xstrdup(addr);
-		}
-	} else
+	if (err == 0 && ai != NULL)
+		pool_addrs(p, ai);
+	else
 		log_debug("%s: %s: %s (keeping %s)", __func__, p->host,
 		    evutil_gai_strerror(err), p->vals[p->hostaddr]);
 	if (ai != NULL)
@@ -590,13 +585,17 @@ conn_down(struct pg_conn *c, const char *why)
 		pg->pool.connected--;
 		log_warnx("PostgreSQL: %s connection %d lost: %s",
 		    role_names[c->role], c->idx, line);
-		xasprintf(&msg, "PostgreSQL: connection lost: %s", line);
+		/* a job's own error first if it had one (the server's
+		 * "terminating connection"), but all say the connection */
 		while ((j = TAILQ_FIRST(&c->flight)) != NULL) {
 			TAILQ_REMOVE(&c->flight, j, entry);
+			xasprintf(&msg, "PostgreSQL: connection lost: %s",
+			    j->error != NULL ? j->error + PREFIX_LEN : line);
+			free(j->error);
+			j->error = msg;
 			job_fail(pg, j, msg);
 		}
 		c->nflight = 0;
-		free(msg);
 	} else
 		log_debug("PostgreSQL: %s connection %d: %s",
 		    role_names[c->role], c->idx, line);
@@ -1165,11 +1164,10 @@ pool_conninfo(struct pg_db *pg, char **cause)
 	PQconninfoOption	*opts, *o;
 	struct addrinfo		 hints, *ai;
 	struct in6_addr		 in6;
-	char			*err = NULL, addr[INET6_ADDRSTRLEN];
+	char			*err = NULL;
 	const char		*host = NULL, *timeout = NULL;
 	size_t			 n = 0, i, k, max;
 	int			 rc, options = 0, hostaddr = 0;
-	void			*a;
 
 	if ((opts = PQconninfoParse(pg->uri, &err)) == NULL) {
 		xasprintf(cause, "PostgreSQL: bad URI: %s", err != NULL ?
@@ -1195,8 +1193,10 @@ pool_conninfo(struct pg_db *pg, char **cause)
 			options = 1;
 		} else
 			p->vals[n] = xstrdup(o->val);
-		if (strcmp(o->keyword, "host") == 0)
+		if (strcmp(o->keyword, "host") == 0) {
 			host = p->vals[n];
+			p->hostidx = n;
+		}
 		else if (strcmp(o->keyword, "hostaddr") == 0)
 			hostaddr = 1;
 		else if (strcmp(o->keyword, "connect_timeout") == 0)
@@ -1241,18 +1241,66 @@ pool_conninfo(struct pg_db *pg, char **cause)
 		    rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 		return (-1);
 	}
-	if (ai->ai_family == AF_INET6)
-		a = &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
-	else
-		a = &((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-	if (inet_ntop(ai->ai_family, a, addr, sizeof addr) == NULL)
-		fatal("%s: inet_ntop", __func__);
-	freeaddrinfo(ai);
 	p->host = xstrdup(host);
 	p->hostaddr = n;
 	p->keys[n] = xstrdup("hostaddr");
-	p->vals[n++] = xstrdup(addr);
+	p->vals[n++] = xstrdup("");
+	pool_addrs(p, ai);
+	freeaddrinfo(ai);
+	if (*p->vals[p->hostaddr] == '\0') {
+		xasprintf(cause, "PostgreSQL: %s: no address", host);
+		return (-1);
+	}
 	return (0);
+}
+
+/*
+ * A name's addresses (the first few, in the resolver's order) as libpq's
+ * lists: hostaddr "a1,a2", host "name,name" (libpq tries each in turn).
+ */
+static void
+pool_addrs(struct pg_priv *p, const struct addrinfo *ai)
+{
+	char		 seen[PG_MAXADDRS][INET6_ADDRSTRLEN];
+	char		 addrs[sizeof seen + PG_MAXADDRS], *hosts, *old;
+	const void	*a;
+	size_t		 off = 0;
+	int		 n = 0, i;
+
+	hosts = xstrdup(p->host);
+	for (; ai != NULL && n < PG_MAXADDRS; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET6)
+			a = &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+		else if (ai->ai_family == AF_INET)
+			a = &((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+		else
+			continue;
+		if (inet_ntop(ai->ai_family, a, seen[n], sizeof seen[n]) ==
+		    NULL)
+			continue;
+		for (i = 0; i < n; i++)
+			if (strcmp(seen[i], seen[n]) == 0)
+				break;
+		if (i < n)
+			continue;	/* one per socket type and protocol */
+		off += snprintf(addrs + off, sizeof addrs - off, "%s%s",
+		    n > 0 ? "," : "", seen[n]);
+		if (n++ > 0) {
+			old = hosts;
+			xasprintf(&hosts, "%s,%s", old, p->host);
+			free(old);
+		}
+	}
+	if (n == 0 || strcmp(addrs, p->vals[p->hostaddr]) == 0) {
+		free(hosts);
+		return;
+	}
+	if (*p->vals[p->hostaddr] != '\0')
+		log_notice("PostgreSQL: %s is now %s", p->host, addrs);
+	free(p->vals[p->hostaddr]);
+	p->vals[p->hostaddr] = xstrdup(addrs);
+	free(p->vals[p->hostidx]);
+	p->vals[p->hostidx] = hosts;
 }
 
 /*

@@ -480,7 +480,8 @@ test_terminate(void)
 	send1(pg, PG_READER, NULL, "SELECT pg_terminate_backend($1)", &p,
 	    &killer);
 	loop_until(&sleeper.done, 4000);
-	ok(sleeper.done && !sleeper.ok,
+	ok(sleeper.done && !sleeper.ok && sleeper.error != NULL &&
+	    strncmp(sleeper.error, "PostgreSQL: connection lost: ", 29) == 0,
 	    "terminated: the job in flight fails: %s", sleeper.error);
 	ok(killer.ok, "pg_terminate_backend ran");
 	send1(pg, PG_WRITER, NULL, "SELECT 'again'", NULL, &r);
@@ -603,12 +604,32 @@ test_outage(void)
 	struct res	*r, over = { 0 };
 	int		 i, n = 5, good = 0, done = 0, flag = 0, rc;
 
+	struct pg_db	*db;
+	struct res	 w[3];
+	char		*cause;
+
+	/* a second pool, to be closed with jobs waiting */
+	db = open_pool(uri, &cause);
+	free(cause);
+	if (db != NULL)
+		pg_attach(db, base);
 	if (server("stop") != 0) {
 		ok(0, "outage: pg.py stop (COROD_TEST_PGPY)");
 		return;
 	}
 	loop_until(&flag, 500);	/* every connection sees it go */
 	is(pg->pool.connected, 0, "outage: no connection up");
+	memset(w, 0, sizeof w);
+	for (i = 0; db != NULL && i < 3; i++)
+		send1(db, i == 2 ? PG_WRITER : PG_READER, NULL, "SELECT 1",
+		    NULL, &w[i]);
+	if (db != NULL)
+		close_pool(db);
+	ok(db != NULL && w[0].done == 1 && !w[0].ok && w[1].done == 1 &&
+	    !w[1].ok && w[2].done == 1 && !w[2].ok,
+	    "close: the jobs waiting hear done(ok 0): %s", w[0].error);
+	for (i = 0; i < 3; i++)
+		res_clear(&w[i]);
 	r = xcalloc(PG_QUEUE_MAX + n, sizeof *r);
 	for (i = 0; i < n; i++) {
 		pg_params_init(&p);
@@ -761,7 +782,7 @@ main(void)
 {
 	struct event	*tick;
 
-	log_init(LOG_LVL_WARNING);
+	log_init(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_WARNING);
 	if ((uri = getenv("COROD_TEST_PG")) == NULL) {
 		printf("1..0 # SKIP COROD_TEST_PG not set (with-pg.sh)\n");
 		return (77);
