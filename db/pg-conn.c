@@ -125,6 +125,7 @@ struct pg_conn {
 	struct pg_prep	*preps;		/* sorted by name */
 	size_t		 npreps, cappreps;
 	struct evdns_getaddrinfo_request *dns;
+	char		*fatal;		/* what the server said as it went */
 };
 
 /* A channel pg_listen names. */
@@ -512,7 +513,7 @@ conn_connect(struct pg_conn *c)
 		conn_down(c, PQerrorMessage(c->conn));
 		return;
 	}
-	PQsetNoticeProcessor(c->conn, pg_notice, NULL);
+	PQsetNoticeProcessor(c->conn, pg_notice, c);
 	c->state = PG_CONNECTING;
 	c->poll = PGRES_POLLING_WRITING;
 	c->deadline = time_mono() + p->connect_timeout;
@@ -574,7 +575,14 @@ conn_down(struct pg_conn *c, const char *why)
 	struct pg_job	*j;
 	char		*line, *msg;
 
-	line = pg_line("", why != NULL ? why : "", 1);
+	/* the server's FATAL (a shutdown, a terminate) says more than
+	 * libpq's "server closed the connection unexpectedly" */
+	if (c->fatal != NULL && c->state == PG_UP)
+		line = xstrdup(c->fatal);
+	else
+		line = pg_line("", why != NULL ? why : "", 1);
+	free(c->fatal);
+	c->fatal = NULL;
 	if (*line == '\0') {
 		free(line);
 		line = xstrdup("unknown error");
@@ -589,8 +597,13 @@ conn_down(struct pg_conn *c, const char *why)
 		 * "terminating connection"), but all say the connection */
 		while ((j = TAILQ_FIRST(&c->flight)) != NULL) {
 			TAILQ_REMOVE(&c->flight, j, entry);
-			xasprintf(&msg, "PostgreSQL: connection lost: %s",
-			    j->error != NULL ? j->error + PREFIX_LEN : line);
+			if (j->error != NULL && strncmp(j->error, PG_PREFIX,
+			    PREFIX_LEN) == 0)
+				xasprintf(&msg, "%sconnection lost: %s",
+				    PG_PREFIX, j->error + PREFIX_LEN);
+			else
+				xasprintf(&msg, "%sconnection lost: %s",
+				    PG_PREFIX, line);
 			free(j->error);
 			j->error = msg;
 			job_fail(pg, j, msg);
@@ -759,6 +772,7 @@ conn_read(struct pg_conn *c)
 	}
 	conn_notifies(c);
 	conn_results(c);
+	conn_notifies(c);	/* parsed with the results */
 	if (c->state == PG_UP && PQstatus(c->conn) == CONNECTION_BAD)
 		conn_down(c, PQerrorMessage(c->conn));
 }
@@ -1453,6 +1467,7 @@ pg_pool_close(struct pg_db *pg)
 				PQfinish(c->conn);
 			prep_clear(c);
 			free(c->preps);
+			free(c->fatal);
 			free(c);
 			pool->conns[r][k] = NULL;
 		}
@@ -1602,38 +1617,49 @@ pg_bytes(const PGresult *res, int r, int c, size_t *len)
 	return (s);
 }
 
-/* The server's notices (NOTICE: ... skipping) are for debugging only. */
+/*
+ * The server's notices (NOTICE: ... skipping) are for debugging only; a
+ * FATAL comes this way when the server ends an idle session, and is kept
+ * to say why the connection was lost.
+ */
 static void
 pg_notice(void *arg, const char *msg)
 {
-	char	*line;
+	struct pg_conn	*c = arg;
+	char		*line;
 
-	(void)arg;
-	line = pg_line("PostgreSQL: ", msg, 0);
+	line = pg_line(PG_PREFIX, msg, 0);
 	log_debug("%s", line);
 	free(line);
+	if (strncmp(msg, "FATAL:", 6) == 0) {
+		free(c->fatal);
+		c->fatal = pg_line("", msg, 1);
+	}
 }
 
 /*
  * A libpq message as one line after prefix: its first line only (first:
- * a connection's, whose further lines are hints), or all of it with the
- * line breaks and tabs as spaces; no trailing white space.
+ * a connection's, whose further lines are hints), or all of it; runs of
+ * white space (libpq's "ERROR:  ", line breaks, tabs) as one space, none
+ * at the end.
  */
 static char *
 pg_line(const char *prefix, const char *msg, int first)
 {
-	char	*s, *t;
-	size_t	 len;
+	char	*s, *t, *u;
 
 	xasprintf(&s, "%s%s", prefix, msg);
-	t = s + strlen(prefix);
+	t = u = s + strlen(prefix);
 	if (first)
 		t[strcspn(t, "\n")] = '\0';
-	for (; *t != '\0'; t++)
-		if (*t == '\n' || *t == '\t' || *t == '\r')
-			*t = ' ';
-	len = strlen(s);
-	while (len > 0 && (s[len - 1] == ' '))
-		s[--len] = '\0';
+	for (; *t != '\0'; t++) {
+		if (*t != ' ' && *t != '\n' && *t != '\t' && *t != '\r')
+			*u++ = *t;
+		else if (u > s && u[-1] != ' ')
+			*u++ = ' ';
+	}
+	if (u > s && u[-1] == ' ')
+		u--;
+	*u = '\0';
 	return (s);
 }
