@@ -42,7 +42,7 @@ from tap import SkipTest, scaled  # noqa: E402
 def pg_bindir():
     d = os.environ.get("PG_BINDIR")
     if d:
-        return d
+        return d if os.access(os.path.join(d, "postgres"), os.X_OK) else None
     if os.access("/usr/lib/postgresql/15/bin/postgres", os.X_OK):
         return "/usr/lib/postgresql/15/bin"
     cfg = shutil.which("pg_config")
@@ -60,7 +60,7 @@ def pg_bindir():
 def psql_bin():
     p = os.environ.get("PSQL")
     if p:
-        return p
+        return p if os.access(p, os.X_OK) else None
     if os.access("/usr/bin/psql", os.X_OK):
         return "/usr/bin/psql"
     return shutil.which("psql")

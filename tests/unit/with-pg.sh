@@ -26,6 +26,7 @@ import pg; sys.exit(0 if pg.available() else 1)"; then
 fi
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/corod-pg.XXXXXX") || exit 1
+# shellcheck disable=SC2317  # run by the trap
 cleanup() {
 	"$python" "$pgpy" stop "$dir" immediate >/dev/null 2>&1
 	if [ "${COROD_KEEP:-0}" = 1 ]; then
