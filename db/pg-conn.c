@@ -387,7 +387,7 @@ job_free(struct pg_job *j)
 	free(j);
 }
 
-/* --- prepared statement names, per connection ----------------------------- */
+/* --- prepared statement names, per connection ---------------------------- */
 
 static struct pg_prep *
 prep_find(struct pg_conn *c, const char *name)
@@ -451,7 +451,7 @@ prep_clear(struct pg_conn *c)
 	c->npreps = 0;
 }
 
-/* --- a connection --------------------------------------------------------- */
+/* --- a connection -------------------------------------------------------- */
 
 /* An attempt after the back-off: look the name up again first (loop). */
 static void
@@ -899,7 +899,7 @@ conn_notifies(struct pg_conn *c)
 	}
 }
 
-/* --- the pool -------------------------------------------------------------- */
+/* --- the pool ------------------------------------------------------------ */
 
 /* A connection of the role that is up (readers: the least busy). */
 static struct pg_conn *
@@ -1102,7 +1102,7 @@ pg_wait(struct pg_db *pg)
 	int		 r, i, n, timeout;
 	short		 what;
 
-	p->inwait = 1;
+	p->inwait++;		/* a done may wait too */
 	for (r = 0; r < PG_LISTEN; r++) {
 		for (i = 0; i < pg->pool.nconns[r]; i++) {
 			c = pg->pool.conns[r][i];
@@ -1127,8 +1127,9 @@ pg_wait(struct pg_db *pg)
 				if (c->fd == -1)
 					continue;
 				pfd[n].fd = c->fd;
-				pfd[n].events = (c->want & EV_READ ? POLLIN : 0) |
-				    (c->want & EV_WRITE ? POLLOUT : 0);
+				pfd[n].events = (c->want & EV_READ ?
+				    POLLIN : 0) | (c->want & EV_WRITE ?
+				    POLLOUT : 0);
 				pfd[n].revents = 0;
 				cs[n++] = c;
 			}
@@ -1151,7 +1152,7 @@ pg_wait(struct pg_db *pg)
 			conn_io(cs[i], what);
 		}
 	}
-	p->inwait = 0;
+	p->inwait--;
 	pool_arm(pg);
 }
 
@@ -1409,7 +1410,8 @@ pg_attach(struct pg_db *pg, struct event_base *base)
 	if (p->ev_dead == NULL || p->timer == NULL)
 		fatalx("%s: event_new", __func__);
 	if (p->host != NULL) {
-		p->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+		p->dns = evdns_base_new(base,
+		    EVDNS_BASE_INITIALIZE_NAMESERVERS |
 		    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 		if (p->dns == NULL)
 			log_warnx("PostgreSQL: no resolver: %s stays %s",
@@ -1496,7 +1498,7 @@ pg_pool_close(struct pg_db *pg)
 	pool->priv = NULL;
 }
 
-/* --- LISTEN ---------------------------------------------------------------- */
+/* --- LISTEN -------------------------------------------------------------- */
 
 /*
  * LISTEN on a channel from now on: the statement is kept (a job's
@@ -1519,15 +1521,18 @@ pg_listen(struct pg_db *pg, const char *channel,
 	l->channel = xstrdup(channel);
 	l->fn = fn;
 	l->arg = arg;
-	if (c->conn != NULL &&
-	    (q = PQescapeIdentifier(c->conn, channel, strlen(channel))) != NULL) {
+	if (c->conn != NULL && (q = PQescapeIdentifier(c->conn, channel,
+	    strlen(channel))) != NULL) {
 		xasprintf(&l->sql, "LISTEN %s", q);
 		PQfreemem(q);
 	} else {
 		/* no session to ask: quote as PQescapeIdentifier does */
 		buf_puts(&b, "LISTEN \"");
-		for (s = channel; *s != '\0'; s++)
-			buf_puts(&b, *s == '"' ? "\"\"" : (char []){ *s, '\0' });
+		for (s = channel; *s != '\0'; s++) {
+			if (*s == '"')
+				buf_add(&b, s, 1);	/* doubled */
+			buf_add(&b, s, 1);
+		}
 		buf_puts(&b, "\"");
 		l->sql = buf_steal(&b, NULL);
 	}
@@ -1577,7 +1582,7 @@ relisten_done(void *arg, int ok, const char *error)
 		p->listeners[i].fn(p->listeners[i].arg, NULL, NULL);
 }
 
-/* --- results, messages ----------------------------------------------------- */
+/* --- results, messages --------------------------------------------------- */
 
 int64_t
 pg_int(const PGresult *res, int r, int c)

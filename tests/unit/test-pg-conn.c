@@ -315,7 +315,8 @@ test_prepared(void)
 	}
 	pg_wait(pg);
 	for (i = 0; i < 3; i++)
-		good += r[i].ok && r[i].val != NULL && atoi(r[i].val) == 100 + i;
+		good += r[i].ok && r[i].val != NULL &&
+		    atoi(r[i].val) == 100 + i;
 	is(good, 3, "prepared: three jobs pipelined on one statement");
 	for (i = 0; i < 3; i++)
 		res_clear(&r[i]);
@@ -368,8 +369,8 @@ test_failure(void)
 		"SELECT 'late'" };
 	struct pg_params		p;
 	struct pg_job			*j;
-	struct res			a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 };
-	struct res			after = { 0 }, r = { 0 };
+	struct res			a = { 0 }, b = { 0 }, c = { 0 };
+	struct res			d = { 0 }, after = { 0 }, r = { 0 };
 
 	run1(PG_WRITER, NULL, create.sql, NULL, &r);
 	ok(r.ok, "create table");
@@ -552,7 +553,7 @@ heard_missed(void *arg)
 static void
 test_listen(void)
 {
-	struct heard	h = { 0, 0, "" }, other = { 0, 0, "" };
+	static struct heard h, other;	/* heard till the close */
 	struct res	r = { 0 };
 	int		n, flag;
 
@@ -604,6 +605,7 @@ test_outage(void)
 	struct res	*r, over = { 0 };
 	int		 i, n = 5, good = 0, done = 0, flag = 0, rc;
 
+	static struct heard down;	/* heard till the close */
 	struct pg_db	*db;
 	struct res	 w[3];
 	char		*cause;
@@ -642,6 +644,8 @@ test_outage(void)
 	for (i = 0; i < n; i++)
 		send1(pg, PG_WRITER, NULL, "SELECT 'over'", NULL, &over);
 	is(over.done, 0, "queue full: done not called within pg_job_send");
+	/* LISTEN while its connection is down: quoted without libpq */
+	pg_listen(pg, "corod \"down\"", on_notify, &down);
 	loop_until(&flag, 1000);
 	for (i = 0; i < PG_QUEUE_MAX + n; i++)
 		done += r[i].done;
@@ -658,7 +662,17 @@ test_outage(void)
 		res_clear(&r[i]);
 	}
 	free(r);
-	is(good, PG_QUEUE_MAX + n, "after the restart the waiting jobs succeed");
+	is(good, PG_QUEUE_MAX + n,
+	    "after the restart the waiting jobs succeed");
+	for (i = 0; i < 100 && pg->pool.connected < 2 + PG_READERS; i++)
+		loop_until(&flag, 50);
+	loop_until(&flag, 300);
+	send1(pg, PG_WRITER, NULL, "SELECT pg_notify('corod \"down\"', 'up')",
+	    NULL, &over);
+	for (i = 0; i < 60 && down.n == 0; i++)
+		loop_until(&flag, 50);
+	is_str(down.last, "corod \"down\":up",
+	    "LISTEN sent while down, quoted here");
 	res_clear(&over);
 }
 
