@@ -186,25 +186,41 @@ class Postgres:
         except OSError:
             return False
 
+    def _children(self, pid):
+        kids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            # "pid (comm) state ppid ...": comm may hold spaces
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(d))
+        return kids
+
     def kill(self):
-        """SIGKILL the postmaster (a crash); its backends end on their
-        own when they see it gone.  start() recovers."""
+        """SIGKILL the postmaster and its processes (a crash of the
+        server's machine, as the clients see it); start() recovers."""
         pid = self.pid()
         if pid is None:
             return
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            return
-        deadline = time.monotonic() + scaled(10)
-        while time.monotonic() < deadline:
+        pids = [pid] + self._children(pid)
+        for p in pids:
             try:
-                os.kill(pid, 0)
+                os.kill(p, signal.SIGKILL)
             except OSError:
-                break
-            time.sleep(0.05)
-        # the backends hold the shared memory until they notice
-        time.sleep(0.2)
+                pass
+        deadline = time.monotonic() + scaled(10)
+        for p in pids:
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(p, 0)
+                except OSError:
+                    break
+                time.sleep(0.02)
 
     def psql(self, sql, db="corod", check=True):
         """Run SQL with psql; its output (unaligned, tuples only)."""
