@@ -27,7 +27,9 @@
  * behind a failed statement is aborted with the rest of its job and is
  * forgotten; a later job sent before that was known, relying on the
  * name, fails with SQLSTATE 26000 without having changed anything (its
- * transaction rolled back), and is sent once more (conn_retry).
+ * transaction rolled back; a sequence's nextval aside, which only leaves
+ * a gap), and is sent once more (conn_end).  Any number of jobs may be
+ * in flight on a connection; their results come back in order.
  *
  * Job failures that do not come from a result (a lost connection, a full
  * queue, a timeout) go through the pool's dead list, whose done calls
@@ -1107,7 +1109,8 @@ pg_wait(struct pg_db *pg)
 		for (i = 0; i < pg->pool.nconns[r]; i++) {
 			c = pg->pool.conns[r][i];
 			if (c->state == PG_RESOLVING) {
-				evdns_getaddrinfo_cancel(c->dns);
+				if (c->dns != NULL)
+					evdns_getaddrinfo_cancel(c->dns);
 				c->dns = NULL;
 				conn_connect(c);
 			}

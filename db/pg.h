@@ -129,7 +129,8 @@ void		 pg_job_add(struct pg_job *, const struct pg_stmt *,
  */
 void		 pg_job_send(struct pg_db *, enum pg_role, struct pg_job *,
 		    pg_done_fn, void *);
-/* Drive every connection until no job is in flight or waiting. */
+/* Drive the writer's and the readers' connections until no job is in
+ * flight or waiting on them (gives up on a job after job_timeout). */
 void		 pg_wait(struct pg_db *);
 
 /*
