@@ -151,8 +151,9 @@ struct pg_pool {
 	 * before it fails (a stalled server: its connection goes too);
 	 * 0 at pg_pool_open: 10 s */
 	int64_t		 job_timeout;
-	/* the failed job's SQLSTATE during its done ("": none, as for a
-	 * lost connection), e.g. "23505" */
+	/* the failed job's SQLSTATE during its done, e.g. "23505" ("" if
+	 * the server gave none: a timeout, a full queue, a lost
+	 * connection unless the server said why) */
 	char		 sqlstate[6];
 	/* figures for /metrics and /healthz */
 	int64_t		 last_ok;	/* µs (time_now) of the last result */
