@@ -132,7 +132,8 @@ void		 pg_job_add(struct pg_job *, const struct pg_stmt *,
  */
 void		 pg_job_send(struct pg_db *, enum pg_role, struct pg_job *,
 		    pg_done_fn, void *);
-/* Drive every connection until no job is in flight or waiting. */
+/* Drive the writer's and the readers' connections until no job is in
+ * flight or waiting on them (gives up on a job after job_timeout). */
 void		 pg_wait(struct pg_db *);
 
 /*
@@ -144,9 +145,19 @@ void		 pg_listen(struct pg_db *, const char *,
 		    void (*)(void *, const char *, const char *), void *);
 
 /* The connections of one store. */
+struct pg_priv;
 struct pg_pool {
 	struct pg_conn	*conns[PG_NROLES][PG_READERS];
 	int		 nconns[PG_NROLES];
+	struct pg_priv	*priv;		/* pg-conn.c's own */
+	/* µs a job may wait for a connection, and then be in flight,
+	 * before it fails (a stalled server: its connection goes too);
+	 * 0 at pg_pool_open: 10 s */
+	int64_t		 job_timeout;
+	/* the failed job's SQLSTATE during its done, e.g. "23505" ("" if
+	 * the server gave none: a timeout, a full queue, a lost
+	 * connection unless the server said why) */
+	char		 sqlstate[6];
 	/* figures for /metrics and /healthz */
 	int64_t		 last_ok;	/* µs (time_now) of the last result */
 	int64_t		 rtt_last;	/* µs: the last job's round trip */
