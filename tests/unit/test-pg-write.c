@@ -132,6 +132,19 @@ q_exec(const char *fmt, ...)
 	free(sql);
 }
 
+/* Run SQL on the checking connection: whether it worked (quietly). */
+static int
+q_ok(const char *sql)
+{
+	PGresult	*res;
+	int		 rc;
+
+	res = PQexec(chk, sql);
+	rc = PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	return (rc);
+}
+
 /* The first cell of a query as a string (NULL if none or NULL). */
 static char *
 q_str(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -612,8 +625,8 @@ test_renew(struct pg_db *pg)
 	    "running and scheduled rows renewed");
 	is(q_int("SELECT lease_until FROM tasks WHERE id = 402"), 10,
 	    "another owner's row is not");
-	is(q_int("SELECT lease_until FROM tasks WHERE id = 2"), -2,
-	    "a finished row has none");
+	is(q_int("SELECT count(*) FROM tasks WHERE id = 2"
+	    " AND lease_until IS NULL"), 1, "a finished row has none");
 	is(q_int("SELECT last_seen FROM nodes WHERE owner = '%s'", OWNER_A),
 	    70000000 - STORE_LEASE, "the node's row is seen now");
 	is(q_int("SELECT running FROM nodes WHERE owner = '%s'", OWNER_A),
@@ -679,21 +692,29 @@ test_fail(struct pg_db *pg)
 	is(q_int("SELECT count(*) FROM tasks WHERE id = 600"), 0,
 	    "nothing of it is stored");
 
-	/* the server says disk_full (a trigger says it for it) */
-	q_exec("CREATE FUNCTION full_now() RETURNS trigger LANGUAGE plpgsql"
-	    " AS $$BEGIN RAISE EXCEPTION 'pretend' USING ERRCODE ="
-	    " 'disk_full'; END$$");
-	q_exec("CREATE TRIGGER full_now BEFORE INSERT ON queues"
-	    " FOR EACH ROW EXECUTE FUNCTION full_now()");
+	/*
+	 * The server says disk_full: a trigger says it for it, if PL/pgSQL
+	 * can be loaded (not on every test server: skipped then).
+	 */
 	memset(&q, 0, sizeof q);
 	snprintf(q.name, sizeof q.name, "q-full");
-	memset(&b, 0, sizeof b);
-	b.queues = &q;
-	b.nqueues = 1;
-	ok(!write_batch(pg, &b), "a batch the server has no room for fails");
-	is(b.full, 1, "... and says full (SQLSTATE 53100)");
-	q_exec("DROP TRIGGER full_now ON queues");
-	q_exec("DROP FUNCTION full_now()");
+	if (q_ok("CREATE FUNCTION full_now() RETURNS trigger LANGUAGE"
+	    " plpgsql AS $$BEGIN RAISE EXCEPTION 'pretend' USING ERRCODE ="
+	    " 'disk_full'; END$$")) {
+		q_exec("CREATE TRIGGER full_now BEFORE INSERT ON queues"
+		    " FOR EACH ROW EXECUTE FUNCTION full_now()");
+		memset(&b, 0, sizeof b);
+		b.queues = &q;
+		b.nqueues = 1;
+		ok(!write_batch(pg, &b),
+		    "a batch the server has no room for fails");
+		is(b.full, 1, "... and says full (SQLSTATE 53100)");
+		q_exec("DROP TRIGGER full_now ON queues");
+		q_exec("DROP FUNCTION full_now()");
+	} else {
+		ok(1, "a batch without room # SKIP no PL/pgSQL");
+		ok(1, "... says full # SKIP no PL/pgSQL");
+	}
 	memset(&b, 0, sizeof b);
 	b.queues = &q;
 	b.nqueues = 1;
