@@ -726,6 +726,12 @@ pgw_take_rows(void *arg, const PGresult *res)
 	struct pgw_take	*t = arg;
 	size_t		 i, n;
 
+	/* a job sent again (pg-conn.c) answers again: the last answer */
+	for (i = 0; i < t->ngot; i++)
+		task_row_free(&t->got[i]);
+	free(t->got);
+	t->got = NULL;
+	t->ngot = 0;
 	n = (size_t)PQntuples(res);
 	if (n == 0)
 		return;
