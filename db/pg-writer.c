@@ -220,7 +220,7 @@ static void	 pgw_unlost(struct store_batch *);
 static void	 pgw_lost(struct store_batch *, size_t);
 static void	 pgw_update_cb(void *, const PGresult *);
 static void	 pgw_batch_cb(void *, int, const char *);
-static int	 pgw_full(const char *);
+static int	 pgw_full(const char *, const char *);
 static void	 pgw_task_params(struct pg_params *, const struct task_row *,
 		     const char *, int64_t);
 static void	 pgw_update_params(struct pg_params *,
@@ -273,30 +273,25 @@ pgw_update_cb(void *arg, const PGresult *res)
 
 /*
  * Whether a failure is for lack of room: SQLSTATE class 53
- * (insufficient resources) but 53300 and 53400, which are limits of
- * the server's settings, not space.  pg-conn.c puts the SQLSTATE in
- * front of the message ("53100: ..."); the server's own words are
- * looked for too, in case a message comes without it.
+ * (insufficient resources: 53000, 53100 disk_full, 53200 out_of_memory)
+ * but 53300 and 53400, which are limits of the server's settings, not
+ * room.  pg-conn.c gives the failed job's SQLSTATE in pool.sqlstate
+ * during its done; without one (a connection lost, a message of
+ * libpq's own), the words of one are looked for.
  */
 static int
-pgw_full(const char *error)
+pgw_full(const char *sqlstate, const char *error)
 {
-	static const char *const codes[] = { "53000", "53100", "53200" };
 	static const char *const words[] = { "No space left on device",
-	    "could not extend file", "out of memory", "disk full" };
-	const char	*p;
+	    "could not extend file", "out of memory" };
 	size_t		 i;
 
+	if (sqlstate != NULL && sqlstate[0] != '\0')
+		return (strncmp(sqlstate, "53", 2) == 0 &&
+		    strcmp(sqlstate, "53300") != 0 &&
+		    strcmp(sqlstate, "53400") != 0);
 	if (error == NULL)
 		return (0);
-	for (i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-		for (p = error; (p = strstr(p, codes[i])) != NULL; p += 5) {
-			/* a code alone, not part of a longer number */
-			if ((p == error || !(p[-1] >= '0' && p[-1] <= '9')) &&
-			    !(p[5] >= '0' && p[5] <= '9'))
-				return (1);
-		}
-	}
 	for (i = 0; i < sizeof words / sizeof words[0]; i++) {
 		if (strcasestr(error, words[i]) != NULL)
 			return (1);
@@ -655,9 +650,9 @@ pgw_batch_cb(void *arg, int ok, const char *error)
 	b->ok = ok;
 	if (!ok) {
 		/* rolled back: nothing was written, nothing lost either */
-		b->full = pgw_full(error);
+		b->full = pgw_full(pg->pool.sqlstate, error);
 		pgw_unlost(b);
-		log_warnx("PostgreSQL: a batch failed%s: %s",
+		log_warnx("%s: a batch failed%s: %s", __func__,
 		    b->full ? " (no room)" : "",
 		    error != NULL ? error : "unknown error");
 	}
@@ -753,7 +748,7 @@ pgw_take_cb(void *arg, int ok, const char *error)
 
 	if (!ok) {
 		/* rolled back: nothing was taken */
-		log_warnx("PostgreSQL: %s: %s", t->what,
+		log_warnx("%s: %s: %s", __func__, t->what,
 		    error != NULL ? error : "unknown error");
 		for (i = 0; i < t->ngot; i++)
 			task_row_free(&t->got[i]);
