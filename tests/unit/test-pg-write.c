@@ -39,8 +39,14 @@
 static const char	*uri;
 static PGconn		*chk;		/* the test's own, for checking */
 
-/* The stand-in for pg-tasks.c's pg_row_read (helper READ's) until it
- * is merged: PG_TASK_COLUMNS in order. */
+/*
+ * A stand-in for pg-tasks.c's pg_row_read (helper READ's) until that is
+ * merged: PG_TASK_COLUMNS in order.  Weak, so that the real one wins if
+ * it is linked in; delete it then.
+ */
+void	pg_row_read(const PGresult *, int, struct task_row *)
+	    __attribute__((weak));
+
 void
 pg_row_read(const PGresult *res, int r, struct task_row *row)
 {
