@@ -170,18 +170,28 @@ static const struct pg_stmt st_nop = { "w_nop", "SELECT 1" };
 
 /*
  * The due window (db_claim): owner $1, lease $2, until $3, after
- * ($4, $5), now $6, limit $7 (NULL: none).  A row of the owner's own
- * keeps its token: it is this life's already, and a copy in memory
- * must not lose it.
+ * ($4, $5), now $6, limit $7 (NULL: none).  Two ranges, each read in
+ * its own index's order and locked as read: the rows after the
+ * watermark that are nobody's or the owner's (tasks_due), and the rows
+ * whose lease is over, wherever they are (an index on lease_until
+ * would spare reading every due row held by a live node: the lead's
+ * schema).  A row of the owner's own keeps its token: it is this
+ * life's already, and a copy in memory must not lose it.
  */
 static const struct pg_stmt st_claim = { "w_claim",
 	"UPDATE tasks AS t SET owner = $1, lease_until = $2,"
 	" fence = CASE WHEN t.owner = $1 THEN t.fence ELSE t.fence + 1 END,"
 	" xid = pg_current_xact_id()"
-	" FROM (SELECT id AS cid FROM tasks WHERE state = 0"
-	" AND parent IS NULL AND run_at <= $3 AND (((run_at, id) > ($4, $5)"
-	" AND (owner IS NULL OR owner = $1)) OR lease_until < $6)"
-	" ORDER BY run_at, id LIMIT $7 FOR UPDATE SKIP LOCKED) AS c"
+	" FROM (SELECT cid FROM ("
+	"SELECT * FROM (SELECT id AS cid, run_at AS crun FROM tasks"
+	" WHERE state = 0 AND parent IS NULL AND run_at <= $3"
+	" AND (run_at, id) > ($4, $5) AND (owner IS NULL OR owner = $1)"
+	" ORDER BY run_at, id LIMIT $7 FOR UPDATE SKIP LOCKED) AS a"
+	" UNION SELECT * FROM (SELECT id, run_at FROM tasks"
+	" WHERE state = 0 AND parent IS NULL AND run_at <= $3"
+	" AND lease_until < $6"
+	" ORDER BY run_at, id LIMIT $7 FOR UPDATE SKIP LOCKED) AS b"
+	") AS u ORDER BY crun, cid LIMIT $7) AS c"
 	" WHERE t.id = c.cid RETURNING " PGW_TASK_RETURNING };
 /* db_expired: self $1, now $2, the new lease $3 */
 static const struct pg_stmt st_expired = { "w_expired",

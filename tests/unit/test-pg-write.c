@@ -840,16 +840,20 @@ test_claim(struct pg_db *pg)
  * watermark as sched.c does; print the ids taken on fd.
  */
 static void
-claimer(const char *owner, int fd)
+claimer(const char *owner, int fd, int ready, int go)
 {
 	struct pg_db	*pg;
 	struct task_row	*rows;
 	size_t		 n, i;
 	int64_t		 wr = 0, wi = 0;
 	FILE		*f;
+	char		 c = 'r';
 
 	pg = store_open(owner);
 	f = fdopen(fd, "w");
+	/* both connected before either claims: they race */
+	if (write(ready, &c, 1) != 1 || read(go, &c, 1) != 0)
+		_exit(3);
 	for (;;) {
 		if (claim(pg, INT64_MAX / 2, wr, wi, 1000000, CLAIM_LIMIT,
 		    &rows, &n) != 0)
@@ -867,7 +871,10 @@ claimer(const char *owner, int fd)
 	_exit(0);
 }
 
-/* Two claimers at once: every row to one of them, none to both. */
+/*
+ * Two claimers at once: every row to one of them, none to both; a third
+ * of the rows are a dead node's, taken whatever the watermarks say.
+ */
 static void
 test_claim_race(void)
 {
@@ -875,26 +882,45 @@ test_claim_race(void)
 	const char	*owners[2] = { "racer/1", "racer/2" };
 	pid_t		 pids[2];
 	FILE		*f[2];
-	int		 fds[2][2], i, status, both = 0, none = 0, wrong = 0;
+	int		 fds[2][2], ready[2], go[2], i, status;
+	int		 both = 0, none = 0, wrong = 0;
+	char		 c;
 	int		 got[2] = { 0, 0 };
 	long long	 id;
 
 	q_exec("DELETE FROM tasks");
 	q_exec("INSERT INTO tasks (id, parent, child_index, kind, params,"
 	    " state, created_at, run_at, delay, attempt, max_attempts,"
-	    " priority, cancel_requested, version, log_next, fence)"
+	    " priority, cancel_requested, version, log_next, owner,"
+	    " lease_until, fence)"
 	    " SELECT 1000 + g, NULL, 0, 'echo', '{}', 0, 1, g %% 17, 0, 0, 1,"
-	    " 0, 0, 1, 0, 0 FROM generate_series(0, %d) AS g", NCLAIM - 1);
+	    " 0, 0, 1, 0, CASE WHEN g %% 3 = 0 THEN 'dead' END,"
+	    " CASE WHEN g %% 3 = 0 THEN 1 END, 0"
+	    " FROM generate_series(0, %d) AS g", NCLAIM - 1);
 	fflush(stdout);
+	if (pipe(ready) != 0 || pipe(go) != 0)
+		abort();
 	for (i = 0; i < 2; i++) {
 		if (pipe(fds[i]) != 0)
 			abort();
 		if ((pids[i] = fork()) == 0) {
 			close(fds[i][0]);
-			claimer(owners[i], fds[i][1]);
+			close(ready[0]);
+			close(go[1]);
+			if (i == 1)
+				close(fds[0][0]);
+			claimer(owners[i], fds[i][1], ready[1], go[0]);
 		}
 		close(fds[i][1]);
 	}
+	close(ready[1]);
+	close(go[0]);
+	for (i = 0; i < 2; i++) {
+		if (read(ready[0], &c, 1) != 1)
+			break;
+	}
+	close(go[1]);		/* go */
+	close(ready[0]);
 	memset(seen, 0, sizeof seen);
 	for (i = 0; i < 2; i++) {
 		f[i] = fdopen(fds[i][0], "r");
