@@ -10,7 +10,8 @@
  * nothing, and a failure for lack of room.  Claims: two processes
  * claiming the same window at once never both get a row; a claim takes
  * a row whose lease is over from a node gone, and expired the running
- * rows of one, once.
+ * rows of one, once.  On the loop (pg_attach): a batch of thousands of
+ * statements and a claim, answered from the loop.
  *
  * The store's pg_open is not used (pg.c): a struct pg_db is made by hand
  * (its ops unused), its pool opened and the schema migrated.  What is
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <libpq-fe.h>
 
 #include "corod.h"
@@ -834,6 +836,138 @@ test_claim(struct pg_db *pg)
 	rows_free(rows, n);
 }
 
+/* The loop's answers: a batch's and a claim's end the loop. */
+static struct event_base	*base;
+
+static void
+loop_batch_done(struct store_batch *b, void *arg)
+{
+	struct answer	*a = arg;
+
+	(void)b;
+	a->calls++;
+	event_base_loopbreak(base);
+}
+
+static void
+loop_take_done(void *arg, int rc)
+{
+	struct db_sync	*s = arg;
+
+	s->rc = rc;
+	s->answered++;
+	event_base_loopbreak(base);
+}
+
+/*
+ * On the loop (pg_attach): a big batch, thousands of statements in one
+ * pipeline, answered from the loop and not from within the call; a
+ * claim likewise.
+ */
+static void
+test_loop(void)
+{
+	struct pg_db		*pg;
+	struct store_batch	 b;
+	struct task_row		*rows, *taken;
+	struct store_log	*logs;
+	unsigned char		*ops;
+	struct answer		 a = { 0 };
+	struct store_window	 w;
+	struct db_sync		 s = { -1, 0 };
+	size_t			 i, n, nrows = 2000, nlogs = 6000;
+	char			 text[] = "0123456789";
+
+	q_exec("DELETE FROM tasks");
+	q_exec("DELETE FROM logs");
+	base = event_base_new();
+	pg = store_open("test-loop/1/1");
+	pg_attach(pg, base);
+	rows = xcalloc(nrows, sizeof *rows);
+	ops = xcalloc(nrows, 1);
+	logs = xcalloc(nlogs, sizeof *logs);
+	for (i = 0; i < nrows; i++) {
+		mkrow(&rows[i], 10000 + (int64_t)i, 0, TASK_SCHEDULED,
+		    1 + (int64_t)i);
+		ops[i] = STORE_INSERT;
+	}
+	for (i = 0; i < nlogs; i++) {
+		logs[i].task = 10000 + (int64_t)(i % nrows);
+		logs[i].n = (int64_t)(i / nrows);
+		logs[i].off = i % 10;
+		logs[i].len = 10 - i % 10;
+	}
+	memset(&b, 0, sizeof b);
+	b.rows = rows;
+	b.ops = ops;
+	b.nrows = nrows;
+	b.logs = logs;
+	b.nlogs = nlogs;
+	b.text = text;
+	b.textlen = 10;
+	b.lease_until = 5;
+	pg_write_batch(&pg->db, &b, loop_batch_done, &a);
+	is(a.calls, 0, "loop: a batch is not answered within the call");
+	event_base_dispatch(base);
+	ok(a.calls == 1 && b.ok, "loop: %zu rows and %zu lines in one"
+	    " batch, answered from the loop", nrows, nlogs);
+	is(q_int("SELECT count(*) FROM tasks WHERE id >= 10000"), 2000,
+	    "loop: the rows are stored");
+	is(q_int("SELECT count(*) FROM logs WHERE task >= 10000"), 6000,
+	    "loop: the lines are stored");
+
+	/* every other row's token gone: half the updates lost */
+	q_exec("UPDATE tasks SET fence = 9 WHERE id >= 10000 AND id %% 2 = 1");
+	for (i = 0; i < nrows; i++) {
+		rows[i].state = TASK_RUNNING;
+		ops[i] = STORE_UPDATE;
+	}
+	memset(&b, 0, sizeof b);
+	b.rows = rows;
+	b.ops = ops;
+	b.nrows = nrows;
+	b.lease_until = 6;
+	a.calls = 0;
+	pg_write_batch(&pg->db, &b, loop_batch_done, &a);
+	event_base_dispatch(base);
+	ok(a.calls == 1 && b.ok, "loop: %zu updates in one batch", nrows);
+	is(b.nlost, nrows / 2, "loop: the half whose token went are lost");
+	n = 0;
+	for (i = 0; b.lost != NULL && i < nrows; i++)
+		n += b.lost[i] == (rows[i].id % 2 == 1);
+	is(n, nrows, "loop: lost[] says which");
+	free(b.lost);
+	is(q_int("SELECT count(*) FROM tasks WHERE id >= 10000"
+	    " AND state = 1"), 1000, "loop: the others are written");
+
+	/* a claim on the loop: the rows this batch did not write */
+	w.after_run_at = 0;
+	w.after_id = 0;
+	w.until = 100000;
+	w.limit = 0;
+	q_exec("UPDATE tasks SET owner = NULL, lease_until = NULL"
+	    " WHERE id >= 10000 AND state = 0");
+	pg_claim(&pg->db, pg->owner, 1000, &w, &taken, &n, loop_take_done,
+	    &s);
+	is(s.answered, 0, "loop: a claim is not answered within the call");
+	event_base_dispatch(base);
+	ok(s.answered == 1 && s.rc == 0, "loop: the claim answered");
+	is(n, 1000, "loop: no limit: every due row it may take");
+	for (i = 1; i < n; i++) {
+		if (taken[i - 1].run_at > taken[i].run_at)
+			break;
+	}
+	is(i, n, "loop: in run_at order");
+	rows_free(taken, n);
+
+	store_close(pg);
+	event_base_free(base);
+	base = NULL;
+	free(rows);
+	free(ops);
+	free(logs);
+}
+
 /*
  * One claimer (a process of its own, a store of its own): claim the
  * window CLAIM_LIMIT rows at a time until none is left, moving the
@@ -981,6 +1115,7 @@ main(void)
 	test_fail(pg);
 	test_claim(pg);
 	store_close(pg);
+	test_loop();
 	test_claim_race();
 
 	PQfinish(chk);
