@@ -44,7 +44,8 @@
  * PG_TASK_COLUMNS as pg_row_read reads them, for a RETURNING clause:
  * log_next as sqlite's TASK_COLS has it (db-tasks.c), since an
  * unfinished task's lines are written without its row; a task taken
- * from a node gone continues after its last stored line.
+ * from a node gone continues after its last stored line.  (The same as
+ * pg-tasks.c's reads: tasks is not aliased in the statements below.)
  */
 #define PGW_TASK_RETURNING						\
 	"id, parent, child_index, kind, name, queue, params, state,"	\
@@ -52,7 +53,7 @@
 	" max_attempts, timeout, priority, cancel_requested, progress,"	\
 	" result, error, checkpoint, version, CASE WHEN state >= 2 THEN"\
 	" log_next ELSE greatest(log_next, coalesce((SELECT max(n) + 1"	\
-	" FROM logs WHERE logs.task = t.id), 0)) END, lease_until,"	\
+	" FROM logs WHERE logs.task = tasks.id), 0)) END, lease_until,"	\
 	" fence, worker, wtoken, wlease, wlease_until, wend, ckey,"	\
 	" unique_spec, ukey, uwait, schedule, scheduled_for"
 
@@ -179,8 +180,8 @@ static const struct pg_stmt st_nop = { "w_nop", "SELECT 1" };
  * life's already, and a copy in memory must not lose it.
  */
 static const struct pg_stmt st_claim = { "w_claim",
-	"UPDATE tasks AS t SET owner = $1, lease_until = $2,"
-	" fence = CASE WHEN t.owner = $1 THEN t.fence ELSE t.fence + 1 END,"
+	"UPDATE tasks SET owner = $1, lease_until = $2, fence = CASE"
+	" WHEN tasks.owner = $1 THEN tasks.fence ELSE tasks.fence + 1 END,"
 	" xid = pg_current_xact_id()"
 	" FROM (SELECT cid FROM ("
 	"SELECT * FROM (SELECT id AS cid, run_at AS crun FROM tasks"
@@ -192,16 +193,16 @@ static const struct pg_stmt st_claim = { "w_claim",
 	" AND lease_until < $6"
 	" ORDER BY run_at, id LIMIT $7 FOR UPDATE SKIP LOCKED) AS b"
 	") AS u ORDER BY crun, cid LIMIT $7) AS c"
-	" WHERE t.id = c.cid RETURNING " PGW_TASK_RETURNING };
+	" WHERE tasks.id = c.cid RETURNING " PGW_TASK_RETURNING };
 /* db_expired: self $1, now $2, the new lease $3 */
 static const struct pg_stmt st_expired = { "w_expired",
-	"UPDATE tasks AS t SET owner = $1, lease_until = $3,"
-	" fence = t.fence + 1, xid = pg_current_xact_id()"
+	"UPDATE tasks SET owner = $1, lease_until = $3,"
+	" fence = tasks.fence + 1, xid = pg_current_xact_id()"
 	" FROM (SELECT id AS cid FROM tasks WHERE state = 1"
 	" AND (owner IS NULL OR owner <> $1)"
 	" AND (lease_until IS NULL OR lease_until < $2)"
 	" FOR UPDATE SKIP LOCKED) AS c"
-	" WHERE t.id = c.cid RETURNING " PGW_TASK_RETURNING };
+	" WHERE tasks.id = c.cid RETURNING " PGW_TASK_RETURNING };
 
 /* A batch in flight: its updates' answers find their row through refs. */
 struct pgw_job;
