@@ -8,7 +8,8 @@
  * the log cap, idempotency keys, queues, schedules, the lease renewal,
  * unique keys handed over in one batch, a failed batch that leaves
  * nothing, and a failure for lack of room.  Claims: two processes
- * claiming the same window at once never both get a row; a claim takes
+ * claiming the same window at once never both get a row, nor two taking
+ * a dead node's running rows back at once; a claim takes
  * a row whose lease is over from a node gone, and expired the running
  * rows of one, once.  On the loop (pg_attach): a batch of thousands of
  * statements and a claim, answered from the loop.
@@ -971,10 +972,11 @@ test_loop(void)
 /*
  * One claimer (a process of its own, a store of its own): claim the
  * window CLAIM_LIMIT rows at a time until none is left, moving the
- * watermark as sched.c does; print the ids taken on fd.
+ * watermark as sched.c does, or (recover) take the expired rows once;
+ * print the ids taken on fd.
  */
 static void
-claimer(const char *owner, int fd, int ready, int go)
+claimer(const char *owner, int recover, int fd, int ready, int go)
 {
 	struct pg_db	*pg;
 	struct task_row	*rows;
@@ -989,6 +991,14 @@ claimer(const char *owner, int fd, int ready, int go)
 	if (write(ready, &c, 1) != 1 || read(go, &c, 1) != 0)
 		_exit(3);
 	for (;;) {
+		if (recover) {
+			if (expired(pg, 1000, &rows, &n) != 0)
+				_exit(2);
+			for (i = 0; i < n; i++)
+				fprintf(f, "%" PRId64 "\n", rows[i].id);
+			rows_free(rows, n);
+			break;
+		}
 		if (claim(pg, INT64_MAX / 2, wr, wi, 1000000, CLAIM_LIMIT,
 		    &rows, &n) != 0)
 			_exit(2);
@@ -1008,12 +1018,14 @@ claimer(const char *owner, int fd, int ready, int go)
 /*
  * Two claimers at once: every row to one of them, none to both; a third
  * of the rows are a dead node's, taken whatever the watermarks say.
+ * With recover, two nodes take a dead node's running rows at once.
  */
 static void
-test_claim_race(void)
+test_claim_race(int recover)
 {
 	static int	 seen[NCLAIM];
 	const char	*owners[2] = { "racer/1", "racer/2" };
+	const char	*what = recover ? "expired race" : "claim race";
 	pid_t		 pids[2];
 	FILE		*f[2];
 	int		 fds[2][2], ready[2], go[2], i, status;
@@ -1027,10 +1039,11 @@ test_claim_race(void)
 	    " state, created_at, run_at, delay, attempt, max_attempts,"
 	    " priority, cancel_requested, version, log_next, owner,"
 	    " lease_until, fence)"
-	    " SELECT 1000 + g, NULL, 0, 'echo', '{}', 0, 1, g %% 17, 0, 0, 1,"
-	    " 0, 0, 1, 0, CASE WHEN g %% 3 = 0 THEN 'dead' END,"
-	    " CASE WHEN g %% 3 = 0 THEN 1 END, 0"
-	    " FROM generate_series(0, %d) AS g", NCLAIM - 1);
+	    " SELECT 1000 + g, NULL, 0, 'echo', '{}', %d, 1, g %% 17, 0, 0, 1,"
+	    " 0, 0, 1, 0, CASE WHEN %d = 1 OR g %% 3 = 0 THEN 'dead' END,"
+	    " CASE WHEN %d = 1 OR g %% 3 = 0 THEN 1 END, 0"
+	    " FROM generate_series(0, %d) AS g", recover, recover, recover,
+	    NCLAIM - 1);
 	fflush(stdout);
 	if (pipe(ready) != 0 || pipe(go) != 0)
 		abort();
@@ -1043,7 +1056,8 @@ test_claim_race(void)
 			close(go[1]);
 			if (i == 1)
 				close(fds[0][0]);
-			claimer(owners[i], fds[i][1], ready[1], go[0]);
+			claimer(owners[i], recover, fds[i][1], ready[1],
+			    go[0]);
 		}
 		close(fds[i][1]);
 	}
@@ -1074,14 +1088,16 @@ test_claim_race(void)
 	for (i = 0; i < 2; i++) {
 		waitpid(pids[i], &status, 0);
 		ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		    "claimer %d ended well", i + 1);
+		    "%s: taker %d ended well", what, i + 1);
 	}
 	for (i = 0; i < NCLAIM; i++)
 		none += seen[i] == 0;
-	diag("claimers took %d and %d rows", got[0], got[1]);
-	is(both, 0, "no row handed to both");
-	is(none, 0, "every row handed to one");
-	is(wrong, 0, "the store names the claimer as each row's owner");
+	diag("%s took %d and %d rows", recover ? "expired" : "claimers",
+	    got[0], got[1]);
+	is(both, 0, "%s: no row handed to both", what);
+	is(none, 0, "%s: every row handed to one", what);
+	is(wrong, 0, "%s: the store names the taker as each row's owner",
+	    what);
 }
 
 int
@@ -1116,7 +1132,8 @@ main(void)
 	test_claim(pg);
 	store_close(pg);
 	test_loop();
-	test_claim_race();
+	test_claim_race(0);
+	test_claim_race(1);
 
 	PQfinish(chk);
 	return (done_testing());
