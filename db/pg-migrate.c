@@ -103,6 +103,9 @@ static const char *const step1[] = {
 	"  WHERE parent IS NULL AND state >= 2",
 	"CREATE INDEX tasks_owner ON tasks (owner, lease_until)"
 	"  WHERE owner IS NOT NULL",
+	/* the claim's second range: due rows whose lease is over */
+	"CREATE INDEX tasks_lease ON tasks (lease_until)"
+	"  WHERE state = 0 AND parent IS NULL",
 	"CREATE UNIQUE INDEX tasks_ukey ON tasks (ukey)"
 	"  WHERE ukey IS NOT NULL",
 	"CREATE INDEX tasks_uwait ON tasks (uwait) WHERE uwait IS NOT NULL",

@@ -76,9 +76,27 @@ static const struct pg_stmt st_insert = { "w_insert",
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
 	" $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26,"
 	" $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38)" };
+/*
+ * A schedule's firing: another node may have fired the same slot (the
+ * unique (schedule, scheduled_for)); then nothing is inserted and the
+ * row is lost, as a fence that no longer holds is.
+ */
+static const struct pg_stmt st_insert_fired = { "w_insert_fired",
+	"INSERT INTO tasks (id, parent, child_index, kind, name, params,"
+	" state, created_at, run_at, delay, started_at, finished_at,"
+	" attempt, max_attempts, timeout, priority, cancel_requested,"
+	" progress, result, error, checkpoint, version, queue, worker,"
+	" wtoken, wlease, wlease_until, wend, ckey, schedule, scheduled_for,"
+	" log_next, owner, lease_until, fence, unique_spec, ukey, uwait)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+	" $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26,"
+	" $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38)"
+	" ON CONFLICT (schedule, scheduled_for) WHERE schedule IS NOT NULL"
+	" DO NOTHING" };
 static const struct pg_stmt st_update = { "w_update",
 	"UPDATE tasks SET state = $2, run_at = $3, started_at = $4,"
-	" finished_at = $5, attempt = $6, cancel_requested = $7,"
+	" finished_at = $5, attempt = $6,"
+	" cancel_requested = greatest(cancel_requested, $7),"
 	" progress = $8, result = $9, error = $10, checkpoint = $11,"
 	" version = $12, log_next = $13, owner = $14, lease_until = $15,"
 	" fence = $16, worker = $18, wtoken = $19, wlease = $20,"
@@ -159,10 +177,28 @@ static const struct pg_stmt st_queue_put = { "w_queue_put",
 static const struct pg_stmt st_tombstone_prune = { "w_tombstone_prune",
 	"DELETE FROM tombstones WHERE seq < $1"
 	" AND seq < (SELECT max(seq) FROM tombstones)" };
-/* every row this node holds: scheduled ones too (a claim's) */
+/*
+ * Every row this node holds, scheduled ones too (a claim's); and, in
+ * the same statement, those of them another node asked to cancel (its
+ * NOTIFY may have been missed).
+ */
 static const struct pg_stmt st_renew = { "w_renew",
-	"UPDATE tasks SET lease_until = $2 WHERE owner = $1"
-	" AND state IN (0, 1)" };
+	"WITH r AS (UPDATE tasks SET lease_until = $2 WHERE owner = $1"
+	" AND state IN (0, 1) RETURNING id, cancel_requested)"
+	" SELECT id FROM r WHERE cancel_requested <> 0" };
+/* a claim taken but not kept is let go (store.h: releases) */
+static const struct pg_stmt st_release = { "w_release",
+	"UPDATE tasks SET owner = NULL, lease_until = NULL"
+	" WHERE id = ANY($1::bigint[]) AND owner = $2 AND state = 0" };
+/*
+ * A cancel of a task another node holds (store.h: store_cancel): the
+ * flag and a new version, the claim untouched, and the holder told.
+ */
+static const struct pg_stmt st_cancel = { "w_cancel",
+	"WITH c AS (UPDATE tasks SET cancel_requested = 1, version = $2,"
+	" xid = pg_current_xact_id() WHERE id = $1 AND state IN (0, 1)"
+	" RETURNING id) SELECT pg_notify('" PG_CANCEL_CHANNEL "', id::text)"
+	" FROM c" };
 static const struct pg_stmt st_node = { "w_node",
 	"UPDATE nodes SET last_seen = $2, running = (SELECT count(*)"
 	" FROM tasks WHERE owner = $1 AND state = 1) WHERE owner = $1" };
@@ -233,9 +269,12 @@ static void	 pgw_update_cb(void *, const PGresult *);
 static void	 pgw_batch_cb(void *, int, const char *);
 static int	 pgw_full(const char *, const char *);
 static void	 pgw_task_params(struct pg_params *, const struct task_row *,
-		     const char *, int64_t);
+		     const char *, int64_t, int);
 static void	 pgw_update_params(struct pg_params *,
-		     const struct task_row *, const char *, int64_t);
+		     const struct task_row *, const char *, int64_t, int);
+static int	 pgw_held(const struct store_batch *, size_t);
+static void	 pgw_renewed(void *, const PGresult *);
+static void	 pgw_ids(struct buf *, const int64_t *, size_t);
 static size_t	 pgw_log_caps(struct pg_job *, struct store_batch *);
 static int	 pgw_cap_cmp(const void *, const void *);
 static void	 pgw_schedule_params(struct pg_params *,
@@ -311,17 +350,16 @@ pgw_full(const char *sqlstate, const char *error)
 }
 
 /*
- * A new row's parameters (st_insert).  A scheduled or running row is
- * this node's, with the batch's lease (the file comment); a finished
- * one is nobody's.  A row without a queue (made by hand: tests) goes to
- * the default one.
+ * A new row's parameters (st_insert).  A row this node holds (running,
+ * or scheduled and armed in its memory: store_batch.held) is this
+ * node's, with the batch's lease (the file comment); any other is
+ * nobody's until claimed.  A row without a queue (made by hand: tests)
+ * goes to the default one.
  */
 static void
 pgw_task_params(struct pg_params *p, const struct task_row *r,
-    const char *owner, int64_t lease_until)
+    const char *owner, int64_t lease_until, int held)
 {
-	int	held = r->state == TASK_SCHEDULED || r->state == TASK_RUNNING;
-
 	pg_params_init(p);
 	pg_param_int0(p, r->id);
 	pg_param_int0(p, r->parent);
@@ -366,10 +404,8 @@ pgw_task_params(struct pg_params *p, const struct task_row *r,
 /* A changed row's parameters (st_update), the claim as pgw_task_params. */
 static void
 pgw_update_params(struct pg_params *p, const struct task_row *r,
-    const char *owner, int64_t lease_until)
+    const char *owner, int64_t lease_until, int held)
 {
-	int	held = r->state == TASK_SCHEDULED || r->state == TASK_RUNNING;
-
 	pg_params_init(p);
 	pg_param_int(p, r->id);
 	pg_param_int(p, r->state);
@@ -396,6 +432,52 @@ pgw_update_params(struct pg_params *p, const struct task_row *r,
 	pg_param_str(p, r->params);
 	pg_param_str(p, r->ukey);
 	pg_param_int0(p, r->uwait);
+}
+
+/*
+ * Whether this node holds row i of the batch (its claim written): as
+ * the daemon says (held[]), else (a batch made by hand: tests) when it
+ * is scheduled or running.  A finished row is nobody's.
+ */
+static int
+pgw_held(const struct store_batch *b, size_t i)
+{
+	const struct task_row	*r = &b->rows[i];
+
+	if (r->state != TASK_SCHEDULED && r->state != TASK_RUNNING)
+		return (0);
+	return (b->held != NULL ? b->held[i] : 1);
+}
+
+/* The renewal's answer: the tasks held here whose cancel was asked. */
+static void
+pgw_renewed(void *arg, const PGresult *res)
+{
+	struct store_batch	*b = arg;
+	int			 i, n = PQntuples(res);
+
+	if (n == 0)
+		return;
+	free(b->cancel_asked);
+	b->cancel_asked = xcalloc((size_t)n, sizeof *b->cancel_asked);
+	for (i = 0; i < n; i++)
+		b->cancel_asked[i] = pg_int(res, i, 0);
+	b->ncancel_asked = (size_t)n;
+}
+
+/* ids as a bigint[] literal ("{1,2,3}") into b. */
+static void
+pgw_ids(struct buf *b, const int64_t *ids, size_t n)
+{
+	size_t	i;
+
+	buf_add(b, "{", 1);
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			buf_add(b, ",", 1);
+		buf_add_int(b, ids[i]);
+	}
+	buf_add(b, "}", 2);	/* with the NUL */
 }
 
 /* A log over the cap: its last line in the batch. */
@@ -534,6 +616,7 @@ pg_write_batch(struct db *db, struct store_batch *b,
 	struct store_log	*e;
 	struct store_idem	*k;
 	struct task_row		*r;
+	struct buf		 ids = { NULL, 0, 0 };
 	size_t			 i, n, nst = 0;
 
 	if (pg->batch != NULL)
@@ -548,8 +631,10 @@ pg_write_batch(struct db *db, struct store_batch *b,
 	wj->pg = pg;
 	wj->refs = xcalloc(b->nrows > 0 ? b->nrows : 1, sizeof *wj->refs);
 	j = pg_job_new();
+	/* rows without a task in memory: nobody's until claimed */
 	for (i = 0; i < b->ninserts; i++, nst++) {
-		pgw_task_params(&p, b->inserts[i], pg->owner, b->lease_until);
+		pgw_task_params(&p, b->inserts[i], pg->owner, b->lease_until,
+		    b->inserts[i]->state == TASK_RUNNING);
 		pg_job_add(j, &st_insert, &p, NULL, NULL);
 	}
 	/*
@@ -570,13 +655,23 @@ pg_write_batch(struct db *db, struct store_batch *b,
 			pg_job_add(j, &st_delete, &p, NULL, NULL);
 			break;
 		case STORE_INSERT:
-			pgw_task_params(&p, r, pg->owner, b->lease_until);
-			pg_job_add(j, &st_insert, &p, NULL, NULL);
+			pgw_task_params(&p, r, pg->owner, b->lease_until,
+			    pgw_held(b, n));
+			if (r->schedule == 0) {
+				pg_job_add(j, &st_insert, &p, NULL, NULL);
+				break;
+			}
+			/* a slot another node fired: lost, as a fence */
+			wj->refs[n].job = wj;
+			wj->refs[n].i = n;
+			pg_job_add(j, &st_insert_fired, &p, pgw_update_cb,
+			    &wj->refs[n]);
 			break;
 		default:
 			wj->refs[n].job = wj;
 			wj->refs[n].i = n;
-			pgw_update_params(&p, r, pg->owner, b->lease_until);
+			pgw_update_params(&p, r, pg->owner, b->lease_until,
+			    pgw_held(b, n));
 			pg_job_add(j, &st_update, &p, pgw_update_cb,
 			    &wj->refs[n]);
 			break;
@@ -631,15 +726,30 @@ pg_write_batch(struct db *db, struct store_batch *b,
 		pg_job_add(j, &st_tombstone_prune, &p, NULL, NULL);
 		nst++;
 	}
+	if (b->nreleases > 0) {
+		pgw_ids(&ids, b->releases, b->nreleases);
+		pg_params_init(&p);
+		pg_param_str(&p, ids.data);
+		pg_param_str(&p, pg->owner);
+		pg_job_add(j, &st_release, &p, NULL, NULL);
+		buf_free(&ids);
+		nst++;
+	}
+	for (i = 0; i < b->ncancels; i++, nst++) {
+		pg_params_init(&p);
+		pg_param_int(&p, b->cancels[i].task);
+		pg_param_int(&p, b->cancels[i].seq);
+		pg_job_add(j, &st_cancel, &p, NULL, NULL);
+	}
 	if (b->renew) {
 		pg_params_init(&p);
 		pg_param_str(&p, pg->owner);
 		pg_param_int(&p, b->lease_until);
-		pg_job_add(j, &st_renew, &p, NULL, NULL);
-		/* the node's row: seen now (the lease is now + STORE_LEASE) */
+		pg_job_add(j, &st_renew, &p, pgw_renewed, b);
+		/* the node's row: seen now (the lease is now + the lease) */
 		pg_params_init(&p);
 		pg_param_str(&p, pg->owner);
-		pg_param_int(&p, b->lease_until - STORE_LEASE);
+		pg_param_int(&p, b->lease_until - store_lease);
 		pg_job_add(j, &st_node, &p, NULL, NULL);
 		nst += 2;
 	}
@@ -782,7 +892,7 @@ pgw_take_cb(void *arg, int ok, const char *error)
  * whoever held it (a node gone), up to w->limit by (run_at, id).  They
  * come back written: owner, lease_until, and a token one higher unless
  * they were owner's already (fence_prev = fence).  Now is the lease's
- * start (sched.c asks with now + STORE_LEASE).
+ * start (sched.c asks with now + store_lease).
  */
 void
 pg_claim(struct db *db, const char *owner, int64_t lease_until,
@@ -797,7 +907,7 @@ pg_claim(struct db *db, const char *owner, int64_t lease_until,
 	pg_param_int(&p, w->until);
 	pg_param_int(&p, w->after_run_at);
 	pg_param_int(&p, w->after_id);
-	pg_param_int(&p, lease_until - STORE_LEASE);
+	pg_param_int(&p, lease_until - store_lease);
 	if (w->limit > 0)
 		pg_param_int(&p, w->limit);
 	else
@@ -819,6 +929,6 @@ pg_expired(struct db *db, int64_t now, const char *self,
 	pg_params_init(&p);
 	pg_param_str(&p, self);
 	pg_param_int(&p, now);
-	pg_param_int(&p, now + STORE_LEASE);
+	pg_param_int(&p, now + store_lease);
 	pgw_take(PG(db), &st_expired, &p, 0, "expired", rows, n, done, arg);
 }

@@ -637,7 +637,7 @@ test_renew(struct pg_db *pg)
 	is(q_int("SELECT count(*) FROM tasks WHERE id = 2"
 	    " AND lease_until IS NULL"), 1, "a finished row has none");
 	is(q_int("SELECT last_seen FROM nodes WHERE owner = '%s'", OWNER_A),
-	    70000000 - STORE_LEASE, "the node's row is seen now");
+	    70000000 - store_lease, "the node's row is seen now");
 	is(q_int("SELECT running FROM nodes WHERE owner = '%s'", OWNER_A),
 	    q_int("SELECT count(*) FROM tasks WHERE owner = '%s' AND"
 	    " state = 1", OWNER_A), "... with its running count");
@@ -762,7 +762,7 @@ test_claim(struct pg_db *pg)
 	    now - 5, now - 1, now - 3, now + 1000000, now - 2, OWNER_A,
 	    now + 1000000, now + 100, now - 5);
 	rows = NULL;
-	ok(claim(pg, now + STORE_LEASE, 20, 0, now + 10, 10, &rows, &n) == 0,
+	ok(claim(pg, now + store_lease, 20, 0, now + 10, 10, &rows, &n) == 0,
 	    "claim answered");
 	is(n, 3, "three rows taken");
 	if (n == 3) {
@@ -774,15 +774,15 @@ test_claim(struct pg_db *pg)
 		is(rows[1].fence, 1, "... token 1");
 		is(rows[2].id, 703, "our own row");
 		is(rows[2].fence, 3, "... keeps its token");
-		is(rows[2].lease_until, now + STORE_LEASE, "... lease renewed");
+		is(rows[2].lease_until, now + store_lease, "... lease renewed");
 	}
 	rows_free(rows, n);
 	is(q_int("SELECT count(*) FROM tasks WHERE id IN (700, 701, 703)"
 	    " AND owner = '%s' AND lease_until = %" PRId64, OWNER_A,
-	    (int64_t)(now + STORE_LEASE)), 3, "the claim is written");
+	    (int64_t)(now + store_lease)), 3, "the claim is written");
 	is(q_int("SELECT count(*) FROM tasks WHERE id = 702 AND owner ="
 	    " 'alive' AND fence = 5"), 1, "a live node's row is left");
-	ok(claim(pg, now + STORE_LEASE, now - 2, 703, now + 10, 10, &rows,
+	ok(claim(pg, now + store_lease, now - 2, 703, now + 10, 10, &rows,
 	    &n) == 0 && n == 0, "nothing after the watermark");
 	rows_free(rows, n);
 
@@ -826,7 +826,7 @@ test_claim(struct pg_db *pg)
 		is(rows[0].id, 800, "in id order");
 		is(rows[0].fence, 8, "a new token");
 		is(rows[0].log_next, 5, "log_next after its last stored line");
-		is(rows[0].lease_until, now + STORE_LEASE, "a lease from now");
+		is(rows[0].lease_until, now + store_lease, "a lease from now");
 		is(rows[1].id, 801, "the second");
 		is(rows[2].id, 804, "the row without an owner");
 	}
