@@ -79,6 +79,7 @@ static void		 rd_send(struct db *, struct pg_read *,
 			     const struct pg_stmt *, const struct pg_params *,
 			     pg_result_fn);
 static void		 rd_done(void *, int, const char *);
+static void		 rd_again(struct pg_read *);
 static void		 rd_undo_row(struct pg_read *);
 static void		 rd_undo_rows(struct pg_read *);
 static void		 rd_undo_ids(struct pg_read *);
@@ -345,12 +346,27 @@ rd_undo_idem(struct pg_read *r)
 	*r->hash = *r->idsjson = NULL;
 }
 
+/*
+ * A result given again (pg-conn.c sends a job again when a statement's
+ * Parse, sent by another job, was lost: the statements before it had
+ * answered): what the first one filled goes.
+ */
+static void
+rd_again(struct pg_read *r)
+{
+	if (r->undo != NULL)
+		r->undo(r);
+	r->found = 0;
+	r->rc = 0;
+}
+
 /* One task row, if any: rc 1 found, 0 not. */
 static void
 rd_row(void *arg, const PGresult *res)
 {
 	struct pg_read	*r = arg;
 
+	rd_again(r);
 	if (PQntuples(res) < 1)
 		return;
 	pg_row_read(res, 0, r->row);
@@ -391,6 +407,7 @@ rd_rows(void *arg, const PGresult *res)
 	size_t			 bytes = 0, k;
 	int			 i, nrows = PQntuples(res);
 
+	rd_again(r);
 	if (r->max_bytes != 0) {
 		for (i = 0; i < nrows; i++) {
 			for (k = 0; k < sizeof text / sizeof text[0]; k++)
@@ -413,6 +430,7 @@ rd_ids(void *arg, const PGresult *res)
 	int64_t		*ids;
 	int		 i, nrows = PQntuples(res);
 
+	rd_again(r);
 	if (nrows <= 0)
 		return;
 	ids = xreallocarray(NULL, (size_t)nrows, sizeof *ids);
@@ -479,6 +497,7 @@ rd_lines(void *arg, const PGresult *res)
 	struct db_log_line	*lines;
 	int			 i, nrows = PQntuples(res);
 
+	rd_again(r);
 	if (nrows <= 0)
 		return;
 	lines = xreallocarray(NULL, (size_t)nrows, sizeof *lines);
@@ -521,6 +540,7 @@ rd_idem(void *arg, const PGresult *res)
 {
 	struct pg_read	*r = arg;
 
+	rd_again(r);
 	if (PQntuples(res) < 1)
 		return;
 	*r->hash = pg_dup(res, 0, 0);
@@ -538,6 +558,7 @@ rd_queues(void *arg, const PGresult *res)
 	size_t			 n = 0;
 	int			 i, nrows = PQntuples(res);
 
+	rd_again(r);
 	if (nrows <= 0)
 		return;
 	rows = xreallocarray(NULL, (size_t)nrows, sizeof *rows);
