@@ -21,11 +21,9 @@
  *     queues, the counts), whatever the database's collation.
  *   - pg's NULLs sort last, sqlite's first: the orders that could meet
  *     one exclude NULL (task_beyond).
- *   - The size bounds (a list's max_bytes, a log page's) are applied to
- *     what the server sends: a list's page is cut in C before its rows
- *     are copied out, a log page's lines are cut by the server (a running
- *     sum of their lengths), so a small page of big lines sends only
- *     what it keeps.
+ *   - The size bounds (a list's max_bytes, a log page's) are applied by
+ *     the server (a running sum of the lengths along the page's order),
+ *     so a page of big rows or lines sends only what it keeps.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -47,6 +45,17 @@
 #define LIST_STATES		(1 << TASK_NSTATES)
 #define LIST_NSHAPES		(LIST_STATES * 2 * 2 * 3 * 2)
 #define LIST_SQL_MAX		16384
+
+/* A row's text, as sqlite's row_bytes counts it (rd_rows). */
+#define LIST_ROW_BYTES							\
+	"octet_length(queue) + octet_length(params)"			\
+	" + coalesce(octet_length(name), 0)"				\
+	" + coalesce(octet_length(progress), 0)"			\
+	" + coalesce(octet_length(result), 0)"				\
+	" + coalesce(octet_length(error), 0)"				\
+	" + coalesce(octet_length(checkpoint), 0)"			\
+	" + coalesce(octet_length(ckey), 0)"				\
+	" + coalesce(octet_length(unique_spec), 0)"
 
 /*
  * A read in flight: the caller's outputs, what the answer needs of the
@@ -396,8 +405,8 @@ rows_read(struct pg_read *r, const PGresult *res, int nrows)
 /*
  * Every row of a result; with max_bytes, only those until their text
  * (sqlite's row_bytes: name, queue, params, progress, result, error,
- * checkpoint, ckey, unique_spec) reaches it, and then rc 1.  The lengths
- * are the server's, so the rows past the cut are never copied.
+ * checkpoint, ckey, unique_spec; LIST_ROW_BYTES) reaches it, and then
+ * rc 1.  A list's statement sends no row past that one already.
  */
 static void
 rd_rows(void *arg, const PGresult *res)
@@ -725,7 +734,7 @@ list_arm(char *buf, size_t *len, const char *cols, int state,
  * The statement for one filter shape (sqlite's list_sql says why each
  * reads what it does).  The parameters: $1 the limit, then the kind,
  * the queue, the parent and the cursor, those of them the shape has, in
- * that order.  The children of one parent are few: one SELECT through
+ * that order, and last the size bound.  The children of one parent are few: one SELECT through
  * tasks_parent, sorted.  Without kind, queue or states, the table walked
  * back from the cursor.  Otherwise one SELECT per state asked for (all
  * of them under a kind or a queue, whose indexes lead with the state
@@ -739,7 +748,7 @@ list_stmt(unsigned int states, int kind, int queue, int pmode, int before)
 	struct pg_stmt	*st;
 	char		*buf, *name;
 	size_t		 len = 0;
-	int		 shape, next = 2, pk = 0, pq = 0, pp = 0, pb = 0;
+	int		 shape, next = 2, pk = 0, pq = 0, pp = 0, pb = 0, pm;
 	int		 i, nstates = 0, narms = 0;
 
 	shape = ((((int)states * 2 + kind) * 2 + queue) * 3 + pmode) * 2 +
@@ -757,6 +766,7 @@ list_stmt(unsigned int states, int kind, int queue, int pmode, int before)
 		pp = next++;
 	if (before)
 		pb = next++;
+	pm = next++;
 	buf = xmalloc(LIST_SQL_MAX);
 	buf[0] = '\0';
 	if (pmode == LIST_PARENT_ONE || (states == 0 && !kind && !queue)) {
@@ -790,9 +800,18 @@ list_stmt(unsigned int states, int kind, int queue, int pmode, int before)
 	sql_add(buf, &len, ") AS a ORDER BY sid DESC LIMIT $1) AS s"
 	    " JOIN tasks ON tasks.id = s.sid ORDER BY id DESC");
 done:
+	/*
+	 * The size bound, by the server: the rows whose text before them
+	 * is below it (the last row sent reaches it, rd_rows says 1).  The
+	 * lengths of what is not sent are read, not its text.
+	 */
+	xasprintf(&name, "SELECT " PG_TASK_COLUMNS " FROM (SELECT *,"
+	    " sum(n_) OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) - n_"
+	    " AS b_ FROM (SELECT *, " LIST_ROW_BYTES " AS n_ FROM (%s) AS p)"
+	    " AS q) AS c WHERE b_ < $%d ORDER BY id DESC", buf, pm);
+	st->sql = name;
 	xasprintf(&name, "rd_task_list_%d", shape);
 	st->name = name;
-	st->sql = xstrdup(buf);
 	free(buf);
 out:
 	pthread_mutex_unlock(&list_lock);
@@ -801,8 +820,8 @@ out:
 
 /*
  * Tasks matching a filter, newest first: 1 if cut by max_bytes (more may
- * match), else 0.  The page is read with the limit; the cut is made
- * here, before the rows are copied out (rd_rows).
+ * match), else 0.  The server cuts the page (list_stmt), rd_rows finds
+ * the cut again for the answer.
  */
 void
 pg_task_list(struct db *db, const struct db_filter *f,
@@ -842,6 +861,8 @@ pg_task_list(struct db *db, const struct db_filter *f,
 		pg_param_int(&p, f->parent);
 	if (before)
 		pg_param_int(&p, f->before);
+	pg_param_int(&p, f->max_bytes == 0 || f->max_bytes > INT64_MAX ?
+	    INT64_MAX : (int64_t)f->max_bytes);
 	rd_send(db, r, list_stmt(states, kind, queue, pmode, before), &p,
 	    rd_rows);
 }
