@@ -141,9 +141,18 @@ void		 pg_listen(struct pg_db *, const char *,
 		    void (*)(void *, const char *, const char *), void *);
 
 /* The connections of one store. */
+struct pg_priv;
 struct pg_pool {
 	struct pg_conn	*conns[PG_NROLES][PG_READERS];
 	int		 nconns[PG_NROLES];
+	struct pg_priv	*priv;		/* pg-conn.c's own */
+	/* µs a job may wait for a connection, and then be in flight,
+	 * before it fails (a stalled server: its connection goes too);
+	 * 0 at pg_pool_open: 10 s */
+	int64_t		 job_timeout;
+	/* the failed job's SQLSTATE during its done ("": none, as for a
+	 * lost connection), e.g. "23505" */
+	char		 sqlstate[6];
 	/* figures for /metrics and /healthz */
 	int64_t		 last_ok;	/* µs (time_now) of the last result */
 	int64_t		 rtt_last;	/* µs: the last job's round trip */
