@@ -167,7 +167,8 @@ static const struct pg_stmt st_log_first = { "rd_log_first",
  */
 static const struct pg_stmt st_log_page = { "rd_log_page",
 	"SELECT n, at, text FROM (SELECT n, at, text,"
-	" sum(octet_length(text) + 1) OVER (ORDER BY n)"
+	" sum(octet_length(text) + 1) OVER (ORDER BY n ROWS UNBOUNDED"
+	" PRECEDING)"
 	" - octet_length(text) - 1 AS before"
 	" FROM logs WHERE task = $1 AND n >= $2 AND n < $3 ORDER BY n"
 	" LIMIT $4) AS l WHERE before < $5 ORDER BY n" };
@@ -212,7 +213,11 @@ static const struct pg_stmt st_queue_list = { "rd_queue_list",
 	"SELECT name, paused, concurrency, key_concurrency, rate_limit,"
 	" rate_per, version FROM queues ORDER BY name COLLATE \"C\"" };
 
-/* task_list's statements, built on first use and kept for the process. */
+/*
+ * task_list's statements, built on first use and kept for the process
+ * (a job keeps pointers to them); the lock, for a store of another
+ * thread's (the stats thread has its own connections).
+ */
 static struct pg_stmt	list_stmts[LIST_NSHAPES];
 static pthread_mutex_t	list_lock = PTHREAD_MUTEX_INITIALIZER;
 

@@ -41,9 +41,62 @@ static struct pg_db	*pg;
 static char		 dir[256];
 static uint64_t		 seed = 88172645463325252ULL;
 static int		 nfail;		/* mismatches in this family */
+static int		 early;		/* answers from within an op */
+static int		 twice;		/* answers after the first */
 
 static const char *const kinds[] = { "echo", "sleep", "external", "exec" };
 static const char *const queues[] = { "default", "q1", "q2", "Zq", "a" };
+
+struct answer;
+struct counted;
+
+static void		 answer_cb(void *, int);
+static int		 pg_answer(struct answer *);
+static uint32_t		 rnd(void);
+static void		 miss(const char *, ...)
+			     __attribute__((format(printf, 1, 2)));
+static int		 str_eq(const char *, const char *);
+static const char	*row_diff(const struct task_row *,
+			     const struct task_row *);
+static const char	*schedule_diff(const struct schedule_row *,
+			     const struct schedule_row *);
+static void		 rows_same(const char *, int, struct task_row *,
+			     size_t, int, struct task_row *, size_t);
+static void		 ids_same(const char *, int, int64_t *, size_t, int,
+			     int64_t *, size_t);
+static void		 schedules_same(const char *, int,
+			     struct schedule_row *, size_t, int,
+			     struct schedule_row *, size_t);
+static void		 family(const char *, int);
+static void		 ran_cb(void *, int, const char *);
+static int		 pg_run(const char *, const struct pg_params *);
+static void		 sq_run(const char *);
+static void		 both_run(const char *);
+static char		*maybe(int, const char *, int64_t);
+static void		 task_make(struct task_row *, int64_t, int64_t *,
+			     int *);
+static void		 pg_task_insert(const struct task_row *);
+static void		 log_put(int64_t, int64_t, size_t);
+static void		 schedule_make(struct schedule_row *, int);
+static void		 pg_schedule_insert(const struct schedule_row *);
+static void		 fill(void);
+static void		 test_get(void);
+static void		 test_children(void);
+static int		 list_both(const struct db_filter *, int64_t *,
+			     size_t *);
+static void		 test_list(void);
+static void		 test_list_semantics(void);
+static void		 test_state_due(void);
+static void		 counted_cb(void *, const char *, int, int64_t);
+static void		 counted_same(const char *, struct counted *,
+			     struct counted *);
+static void		 test_counts(void);
+static void		 test_logs(void);
+static void		 test_log_semantics(void);
+static void		 test_misc(void);
+static void		 test_schedules(void);
+static void		 test_many(void);
+static void		 test_fail(void);
 
 /* A read of either store answered: rc, -2 if done never ran. */
 struct answer {
@@ -64,8 +117,6 @@ answer_cb(void *arg, int rc)
  * Wait for a pg read asked with PG_ASK: its rc; done must not have run
  * within the call, and must run exactly once.
  */
-static int	 early;		/* answers from within an op */
-static int	 twice;
 
 static int
 pg_answer(struct answer *a)
@@ -93,7 +144,7 @@ rnd(void)
 }
 
 /* One mismatch, described (the first few only). */
-static void __attribute__((format(printf, 1, 2)))
+static void
 miss(const char *fmt, ...)
 {
 	va_list	ap;
