@@ -739,13 +739,14 @@ list_arm(char *buf, size_t *len, const char *cols, int state,
  * The statement for one filter shape (sqlite's list_sql says why each
  * reads what it does).  The parameters: $1 the limit, then the kind,
  * the queue, the parent and the cursor, those of them the shape has, in
- * that order, and last the size bound.  The children of one parent are few: one SELECT through
- * tasks_parent, sorted.  Without kind, queue or states, the table walked
- * back from the cursor.  Otherwise one SELECT per state asked for (all
- * of them under a kind or a queue, whose indexes lead with the state
- * after them), each one index range of at most limit entries (list_arm);
- * with several, their ids (from the index) go into a UNION ALL, the
- * newest limit of those are kept, and only their rows are read.
+ * that order, and last the size bound.  The children of one parent are
+ * few: one SELECT through tasks_parent, sorted.  Without kind, queue or
+ * states, the table walked back from the cursor.  Otherwise one SELECT
+ * per state asked for (all of them under a kind or a queue, whose
+ * indexes lead with the state after them), each one index range of at
+ * most limit entries (list_arm); with several, their ids (from the
+ * index) go into a UNION ALL, the newest limit of those are kept, and
+ * only their rows are read.
  */
 static const struct pg_stmt *
 list_stmt(unsigned int states, int kind, int queue, int pmode, int before)
