@@ -24,8 +24,9 @@
  *	(pg_current_xact_id()): the change feed reads only rows written by
  *	transactions below the oldest one still open, so a row committed
  *	late with an earlier version is not skipped (the xid8 watermark).
- *   tasks.owner, lease_until, fence
- *	the claim (store.h): the owner is a node's name (nodes.owner).
+ *   tasks.owner, node, lease_until, fence
+ *	the claim (store.h): the owner is a node's name (nodes.owner), the
+ *	node its row's id (what GET /v1/tasks/{id} says runs it).
  *   logs.text is bytea: a program's output may hold NUL bytes and
  *	invalid UTF-8, which a text column refuses.
  *   nodes	one row per life of a daemon on the database: its owner
@@ -76,6 +77,7 @@ static const char *const step1[] = {
 	"  version bigint NOT NULL,"
 	"  log_next bigint NOT NULL,"
 	"  owner text,"
+	"  node bigint,"
 	"  lease_until bigint,"
 	"  fence bigint NOT NULL DEFAULT 0,"
 	"  worker text,"

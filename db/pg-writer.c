@@ -40,23 +40,6 @@
 #include "db.h"
 #include "pg.h"
 
-/*
- * PG_TASK_COLUMNS as pg_row_read reads them, for a RETURNING clause:
- * log_next as sqlite's TASK_COLS has it (db-tasks.c), since an
- * unfinished task's lines are written without its row; a task taken
- * from a node gone continues after its last stored line.  (The same as
- * pg-tasks.c's reads: tasks is not aliased in the statements below.)
- */
-#define PGW_TASK_RETURNING						\
-	"id, parent, child_index, kind, name, queue, params, state,"	\
-	" created_at, run_at, delay, started_at, finished_at, attempt,"	\
-	" max_attempts, timeout, priority, cancel_requested, progress,"	\
-	" result, error, checkpoint, version, CASE WHEN state >= 2 THEN"\
-	" log_next ELSE greatest(log_next, coalesce((SELECT max(n) + 1"	\
-	" FROM logs WHERE logs.task = tasks.id), 0)) END, lease_until,"	\
-	" fence, worker, wtoken, wlease, wlease_until, wend, ckey,"	\
-	" unique_spec, ukey, uwait, schedule, scheduled_for"
-
 /* The subtree of task $1: itself, its children, theirs. */
 #define PGW_SUBTREE							\
 	"WITH RECURSIVE sub(id) AS (VALUES ($1::bigint) UNION ALL"	\
@@ -72,10 +55,11 @@ static const struct pg_stmt st_insert = { "w_insert",
 	" attempt, max_attempts, timeout, priority, cancel_requested,"
 	" progress, result, error, checkpoint, version, queue, worker,"
 	" wtoken, wlease, wlease_until, wend, ckey, schedule, scheduled_for,"
-	" log_next, owner, lease_until, fence, unique_spec, ukey, uwait)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-	" $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26,"
-	" $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38)" };
+	" log_next, owner, lease_until, fence, unique_spec, ukey, uwait,"
+	" node) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+	" $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25,"
+	" $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38,"
+	" $39)" };
 /*
  * A schedule's firing: another node may have fired the same slot (the
  * unique (schedule, scheduled_for)); then nothing is inserted and the
@@ -87,10 +71,11 @@ static const struct pg_stmt st_insert_fired = { "w_insert_fired",
 	" attempt, max_attempts, timeout, priority, cancel_requested,"
 	" progress, result, error, checkpoint, version, queue, worker,"
 	" wtoken, wlease, wlease_until, wend, ckey, schedule, scheduled_for,"
-	" log_next, owner, lease_until, fence, unique_spec, ukey, uwait)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-	" $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26,"
-	" $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38)"
+	" log_next, owner, lease_until, fence, unique_spec, ukey, uwait,"
+	" node) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+	" $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25,"
+	" $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38,"
+	" $39)"
 	" ON CONFLICT (schedule, scheduled_for) WHERE schedule IS NOT NULL"
 	" DO NOTHING" };
 static const struct pg_stmt st_update = { "w_update",
@@ -101,7 +86,7 @@ static const struct pg_stmt st_update = { "w_update",
 	" version = $12, log_next = $13, owner = $14, lease_until = $15,"
 	" fence = $16, worker = $18, wtoken = $19, wlease = $20,"
 	" wlease_until = $21, wend = $22, params = $23, ukey = $24,"
-	" uwait = $25, xid = pg_current_xact_id()"
+	" uwait = $25, node = $26, xid = pg_current_xact_id()"
 	" WHERE id = $1 AND fence = $17" };
 /* db_task_delete: the highest id deleted, the lines, the rows, the
  * tombstone; the CTEs all see the tasks as the statement began */
@@ -188,7 +173,7 @@ static const struct pg_stmt st_renew = { "w_renew",
 	" SELECT id FROM r WHERE cancel_requested <> 0" };
 /* a claim taken but not kept is let go (store.h: releases) */
 static const struct pg_stmt st_release = { "w_release",
-	"UPDATE tasks SET owner = NULL, lease_until = NULL"
+	"UPDATE tasks SET owner = NULL, node = NULL, lease_until = NULL"
 	" WHERE id = ANY($1::bigint[]) AND owner = $2 AND state = 0" };
 /*
  * A cancel of a task another node holds (store.h: store_cancel): the
@@ -216,7 +201,7 @@ static const struct pg_stmt st_nop = { "w_nop", "SELECT 1" };
  * life's already, and a copy in memory must not lose it.
  */
 static const struct pg_stmt st_claim = { "w_claim",
-	"UPDATE tasks SET owner = $1, lease_until = $2, fence = CASE"
+	"UPDATE tasks SET owner = $1, node = $8, lease_until = $2, fence = CASE"
 	" WHEN tasks.owner = $1 THEN tasks.fence ELSE tasks.fence + 1 END,"
 	" xid = pg_current_xact_id()"
 	" FROM (SELECT cid FROM ("
@@ -229,16 +214,16 @@ static const struct pg_stmt st_claim = { "w_claim",
 	" AND lease_until < $6"
 	" ORDER BY run_at, id LIMIT $7 FOR UPDATE SKIP LOCKED) AS b"
 	") AS u ORDER BY crun, cid LIMIT $7) AS c"
-	" WHERE tasks.id = c.cid RETURNING " PGW_TASK_RETURNING };
+	" WHERE tasks.id = c.cid RETURNING " PG_TASK_READ };
 /* db_expired: self $1, now $2, the new lease $3 */
 static const struct pg_stmt st_expired = { "w_expired",
-	"UPDATE tasks SET owner = $1, lease_until = $3,"
+	"UPDATE tasks SET owner = $1, node = $4, lease_until = $3,"
 	" fence = tasks.fence + 1, xid = pg_current_xact_id()"
 	" FROM (SELECT id AS cid FROM tasks WHERE state = 1"
 	" AND (owner IS NULL OR owner <> $1)"
 	" AND (lease_until IS NULL OR lease_until < $2)"
 	" FOR UPDATE SKIP LOCKED) AS c"
-	" WHERE tasks.id = c.cid RETURNING " PGW_TASK_RETURNING };
+	" WHERE tasks.id = c.cid RETURNING " PG_TASK_READ };
 
 /* A batch in flight: its updates' answers find their row through refs. */
 struct pgw_job;
@@ -269,9 +254,10 @@ static void	 pgw_update_cb(void *, const PGresult *);
 static void	 pgw_batch_cb(void *, int, const char *);
 static int	 pgw_full(const char *, const char *);
 static void	 pgw_task_params(struct pg_params *, const struct task_row *,
-		     const char *, int64_t, int);
+		     const char *, int64_t, int64_t, int);
 static void	 pgw_update_params(struct pg_params *,
-		     const struct task_row *, const char *, int64_t, int);
+		     const struct task_row *, const char *, int64_t, int64_t,
+		     int);
 static int	 pgw_held(const struct store_batch *, size_t);
 static void	 pgw_renewed(void *, const PGresult *);
 static void	 pgw_ids(struct buf *, const int64_t *, size_t);
@@ -358,7 +344,7 @@ pgw_full(const char *sqlstate, const char *error)
  */
 static void
 pgw_task_params(struct pg_params *p, const struct task_row *r,
-    const char *owner, int64_t lease_until, int held)
+    const char *owner, int64_t node, int64_t lease_until, int held)
 {
 	pg_params_init(p);
 	pg_param_int0(p, r->id);
@@ -399,12 +385,13 @@ pgw_task_params(struct pg_params *p, const struct task_row *r,
 	pg_param_str(p, r->unique_spec);
 	pg_param_str(p, r->ukey);
 	pg_param_int0(p, r->uwait);
+	pg_param_int0(p, held ? node : 0);
 }
 
 /* A changed row's parameters (st_update), the claim as pgw_task_params. */
 static void
 pgw_update_params(struct pg_params *p, const struct task_row *r,
-    const char *owner, int64_t lease_until, int held)
+    const char *owner, int64_t node, int64_t lease_until, int held)
 {
 	pg_params_init(p);
 	pg_param_int(p, r->id);
@@ -432,6 +419,7 @@ pgw_update_params(struct pg_params *p, const struct task_row *r,
 	pg_param_str(p, r->params);
 	pg_param_str(p, r->ukey);
 	pg_param_int0(p, r->uwait);
+	pg_param_int0(p, held ? node : 0);
 }
 
 /*
@@ -633,8 +621,8 @@ pg_write_batch(struct db *db, struct store_batch *b,
 	j = pg_job_new();
 	/* rows without a task in memory: nobody's until claimed */
 	for (i = 0; i < b->ninserts; i++, nst++) {
-		pgw_task_params(&p, b->inserts[i], pg->owner, b->lease_until,
-		    b->inserts[i]->state == TASK_RUNNING);
+		pgw_task_params(&p, b->inserts[i], pg->owner, pg->node,
+		    b->lease_until, b->inserts[i]->state == TASK_RUNNING);
 		pg_job_add(j, &st_insert, &p, NULL, NULL);
 	}
 	/*
@@ -655,8 +643,8 @@ pg_write_batch(struct db *db, struct store_batch *b,
 			pg_job_add(j, &st_delete, &p, NULL, NULL);
 			break;
 		case STORE_INSERT:
-			pgw_task_params(&p, r, pg->owner, b->lease_until,
-			    pgw_held(b, n));
+			pgw_task_params(&p, r, pg->owner, pg->node,
+			    b->lease_until, pgw_held(b, n));
 			if (r->schedule == 0) {
 				pg_job_add(j, &st_insert, &p, NULL, NULL);
 				break;
@@ -670,8 +658,8 @@ pg_write_batch(struct db *db, struct store_batch *b,
 		default:
 			wj->refs[n].job = wj;
 			wj->refs[n].i = n;
-			pgw_update_params(&p, r, pg->owner, b->lease_until,
-			    pgw_held(b, n));
+			pgw_update_params(&p, r, pg->owner, pg->node,
+			    b->lease_until, pgw_held(b, n));
 			pg_job_add(j, &st_update, &p, pgw_update_cb,
 			    &wj->refs[n]);
 			break;
@@ -912,6 +900,7 @@ pg_claim(struct db *db, const char *owner, int64_t lease_until,
 		pg_param_int(&p, w->limit);
 	else
 		pg_param_str(&p, NULL);
+	pg_param_int(&p, PG(db)->node);
 	pgw_take(PG(db), &st_claim, &p, 1, "claim", rows, n, done, arg);
 }
 
@@ -930,5 +919,6 @@ pg_expired(struct db *db, int64_t now, const char *self,
 	pg_param_str(&p, self);
 	pg_param_int(&p, now);
 	pg_param_int(&p, now + store_lease);
+	pg_param_int(&p, PG(db)->node);
 	pgw_take(PG(db), &st_expired, &p, 0, "expired", rows, n, done, arg);
 }

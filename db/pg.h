@@ -224,15 +224,79 @@ char		*pg_dup(const PGresult *, int, int);	/* NULL: NULL */
 char		*pg_bytes(const PGresult *, int, int, size_t *);
 
 /* pg-tasks.c: reading task rows */
-#define PG_TASK_COLUMNS	/* the columns a task row is read from, in	\
-			 * pg_row_read's order */			\
+#define PG_TASK_COLUMNS_HEAD						\
 	"id, parent, child_index, kind, name, queue, params, state,"	\
 	" created_at, run_at, delay, started_at, finished_at, attempt,"	\
 	" max_attempts, timeout, priority, cancel_requested, progress,"	\
-	" result, error, checkpoint, version, log_next, lease_until,"	\
+	" result, error, checkpoint, version, "
+#define PG_TASK_COLUMNS_TAIL						\
+	", lease_until,"						\
 	" fence, worker, wtoken, wlease, wlease_until, wend, ckey,"	\
-	" unique_spec, ukey, uwait, schedule, scheduled_for"
+	" unique_spec, ukey, uwait, schedule, scheduled_for, node"
+#define PG_TASK_COLUMNS	/* the columns a task row is read from, in	\
+			 * pg_row_read's order */			\
+	PG_TASK_COLUMNS_HEAD "log_next" PG_TASK_COLUMNS_TAIL
+/*
+ * The same, but log_next as sqlite's TASK_COLS reads it (db-tasks.c): an
+ * unfinished task's lines may be stored before its row is written again
+ * (commit_log), so it continues after its last stored line.  A final
+ * row's stored log_next is exact.  For FROM tasks (not aliased).
+ */
+#define PG_TASK_READ							\
+	PG_TASK_COLUMNS_HEAD "CASE WHEN state >= 2 THEN log_next ELSE"	\
+	" greatest(log_next, coalesce((SELECT max(n) + 1 FROM logs"	\
+	" WHERE logs.task = tasks.id), 0)) END" PG_TASK_COLUMNS_TAIL
 /* Row r of a result selecting PG_TASK_COLUMNS (first) into *row. */
 void		 pg_row_read(const PGresult *, int, struct task_row *);
+
+/* pg-tasks.c / pg-schedules.c: reads (store.h's ops, db.h says what each
+ * returns) */
+void	pg_task_get(struct db *, int64_t, struct task_row *, store_done,
+	    void *);
+void	pg_task_children(struct db *, int64_t, struct task_row **, size_t *,
+	    store_done, void *);
+void	pg_task_child_ids(struct db *, int64_t, int64_t **, size_t *,
+	    store_done, void *);
+void	pg_task_list(struct db *, const struct db_filter *,
+	    struct task_row **, size_t *, store_done, void *);
+void	pg_task_in_state(struct db *, int, struct task_row **, size_t *,
+	    store_done, void *);
+void	pg_task_due(struct db *, int64_t, int64_t, int64_t, int,
+	    struct task_row **, size_t *, store_done, void *);
+void	pg_task_version(struct db *, int64_t, int64_t *, store_done,
+	    void *);
+void	pg_task_count(struct db *, int64_t *, store_done, void *);
+void	pg_task_count_kinds(struct db *,
+	    void (*)(void *, const char *, int, int64_t), void *, store_done,
+	    void *);
+void	pg_task_count_queues(struct db *,
+	    void (*)(void *, const char *, int, int64_t), void *, store_done,
+	    void *);
+void	pg_log_page(struct db *, int64_t, int64_t, int64_t, int, size_t,
+	    struct db_log_line **, size_t *, int64_t *, store_done, void *);
+void	pg_log_span(struct db *, int64_t, int64_t, int, size_t, size_t,
+	    int64_t *, size_t *, store_done, void *);
+void	pg_max_id(struct db *, int64_t *, store_done, void *);
+void	pg_max_seq(struct db *, int64_t *, store_done, void *);
+void	pg_idem_get(struct db *, const char *, char **, char **, store_done,
+	    void *);
+void	pg_unique_get(struct db *, const char *, struct task_row *,
+	    store_done, void *);
+void	pg_unique_waiting(struct db *, struct task_row **, size_t *,
+	    store_done, void *);
+void	pg_task_expired(struct db *, int64_t, int, int64_t **, size_t *,
+	    store_done, void *);
+void	pg_task_beyond(struct db *, int, int, int64_t **, size_t *,
+	    store_done, void *);
+void	pg_tombstone_min(struct db *, int64_t *, store_done, void *);
+void	pg_queue_list(struct db *, struct queue_row **, size_t *,
+	    store_done, void *);
+void	pg_schedule_get(struct db *, int64_t, struct schedule_row *,
+	    store_done, void *);
+void	pg_schedule_due(struct db *, int64_t, int64_t, int,
+	    struct schedule_row **, size_t *, store_done, void *);
+void	pg_schedule_list(struct db *, int64_t, int, struct schedule_row **,
+	    size_t *, store_done, void *);
+void	pg_schedule_count(struct db *, int64_t *, store_done, void *);
 
 #endif /* PG_H */

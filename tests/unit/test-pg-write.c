@@ -42,60 +42,6 @@
 static const char	*uri;
 static PGconn		*chk;		/* the test's own, for checking */
 
-/*
- * A stand-in for pg-tasks.c's pg_row_read (helper READ's) until that is
- * merged: PG_TASK_COLUMNS in order.  Weak, so that the real one wins if
- * it is linked in; delete it then.
- */
-void	pg_row_read(const PGresult *, int, struct task_row *)
-	    __attribute__((weak));
-
-void
-pg_row_read(const PGresult *res, int r, struct task_row *row)
-{
-	int	c = 0;
-
-	memset(row, 0, sizeof *row);
-	row->id = pg_int(res, r, c++);
-	row->parent = pg_int(res, r, c++);
-	row->child_index = (int)pg_int(res, r, c++);
-	row->kind = pg_dup(res, r, c++);
-	row->name = pg_dup(res, r, c++);
-	row->queue = pg_dup(res, r, c++);
-	row->params = pg_dup(res, r, c++);
-	row->state = (enum task_state)pg_int(res, r, c++);
-	row->created_at = pg_int(res, r, c++);
-	row->run_at = pg_int(res, r, c++);
-	row->delay = pg_int(res, r, c++);
-	row->started_at = pg_int(res, r, c++);
-	row->finished_at = pg_int(res, r, c++);
-	row->attempt = (int)pg_int(res, r, c++);
-	row->max_attempts = (int)pg_int(res, r, c++);
-	row->timeout = pg_int(res, r, c++);
-	row->priority = (int)pg_int(res, r, c++);
-	row->cancel_requested = (int)pg_int(res, r, c++);
-	row->progress = pg_dup(res, r, c++);
-	row->result = pg_dup(res, r, c++);
-	row->error = pg_dup(res, r, c++);
-	row->checkpoint = pg_dup(res, r, c++);
-	row->version = pg_int(res, r, c++);
-	row->log_next = pg_int(res, r, c++);
-	row->lease_until = pg_int(res, r, c++);
-	row->fence = pg_int(res, r, c++);
-	row->fence_prev = row->fence;
-	row->worker = pg_dup(res, r, c++);
-	row->wtoken = pg_dup(res, r, c++);
-	row->wlease = pg_int(res, r, c++);
-	row->wlease_until = pg_int(res, r, c++);
-	row->wend = (int)pg_int(res, r, c++);
-	row->ckey = pg_dup(res, r, c++);
-	row->unique_spec = pg_dup(res, r, c++);
-	row->ukey = pg_dup(res, r, c++);
-	row->uwait = pg_int(res, r, c++);
-	row->schedule = pg_int(res, r, c++);
-	row->scheduled_for = pg_int(res, r, c++);
-}
-
 /* A store of this process, made by hand (pg.c's pg_open is the lead's). */
 static struct pg_db *
 store_open(const char *owner)
