@@ -716,13 +716,19 @@ commit_take(void)
 		row = &ti->pub.row;
 		b->sb.held[b->ntasks] = row->state == TASK_RUNNING ||
 		    (ti->flags & (TASKF_ARMED | TASKF_READY | TASKF_WREADY |
-		    TASKF_QUEUED | TASKF_SLOT)) != 0;
+		    TASKF_QUEUED | TASKF_SLOT)) != 0 ||
+		    (!(ti->flags & (TASKF_CANCELING | TASKF_LOST)) &&
+		    sched_will_hold(row));
 		commit_snapshot(&b->rows[b->ntasks], row);
 		/* from now on the store holds its token (a claim included) */
 		row->fence_prev = row->fence;
 		ti->refs++;
 		b->tasks[b->ntasks++] = ti;
 	}
+	/* rows without a task: armed once committed (task_inserted) */
+	b->sb.held_inserts = xcalloc(ninserts > 0 ? ninserts : 1, 1);
+	for (size_t i = 0; i < ninserts; i++)
+		b->sb.held_inserts[i] = sched_will_hold(inserts[i]);
 	b->inserts = inserts;
 	b->ninserts = ninserts;
 	inserts = NULL;
@@ -811,6 +817,7 @@ commit_batch_free(struct batch *b)
 	free(b->sb.cancel_asked);
 	free(b->sb.releases);
 	free(b->sb.held);
+	free(b->sb.held_inserts);
 	free(b);
 }
 

@@ -84,6 +84,10 @@ rescue_take(struct rescue *r)
 		t->row.state = TASK_SCHEDULED;
 		t->row.run_at = t->row.parent == 0 ? now : 0;
 		task_touch(t);
+		/* while serving: ours, whatever the window (at start the
+		 * window's first claim takes them) */
+		if (!r->at_start && t->row.parent == 0)
+			sched_hold(t);
 		if (t->kind->group)
 			r->groups[r->ngroups++] = t->row.id;
 	}
@@ -136,11 +140,8 @@ rescue_free(struct rescue *r, int taken)
 	size_t		 i;
 
 	for (i = 0; i < r->n; i++) {
-		if (taken && (t = task_lookup(r->rows[i].id)) != NULL) {
-			if (!r->at_start)
-				sched_add(t);
+		if (taken && (t = task_lookup(r->rows[i].id)) != NULL)
 			task_unref(t);
-		}
 		task_row_free(&r->rows[i]);
 	}
 	free(r->rows);

@@ -149,13 +149,40 @@ sched_add(struct task *t)
 {
 	struct task_int	*ti = task_int(t);
 
+	if (t->row.parent == 0 && !(ti->flags & TASKF_SLOT) &&
+	    !sched_will_hold(&t->row))
+		return;
+	sched_hold(t);
+}
+
+/*
+ * Whether this daemon arms a top-level scheduled row (sched_add, now or
+ * once it is committed: task_committed, task_inserted): inside the
+ * window, and, on a shared store, with a slot free (sched_full).  What
+ * commit.c writes as held, so that the store says whose it is before
+ * it is armed.
+ */
+int
+sched_will_hold(const struct task_row *r)
+{
+	if (r->parent != 0 || r->state != TASK_SCHEDULED || r->run_at == 0 ||
+	    r->uwait != 0)
+		return (0);
+	return (sched_in_window(r->run_at, r->id) && !sched_full());
+}
+
+/*
+ * Arm a scheduled task this daemon holds whatever the window says: one
+ * the store handed it (a claim, a rescue), whose claim it carries.
+ */
+void
+sched_hold(struct task *t)
+{
+	struct task_int	*ti = task_int(t);
+
 	/* (a unique key's successor waits for its holder: unique.c) */
 	if (t->row.state != TASK_SCHEDULED || t->row.run_at == 0 ||
 	    t->row.uwait != 0 || (ti->flags & TASKF_CANCELING))
-		return;
-	if (t->row.parent == 0 && (!sched_in_window(t->row.run_at, t->row.id) ||
-	    (sched_full() && !t->kind->worker && !t->kind->group &&
-	    !(ti->flags & TASKF_SLOT))))
 		return;
 	sched_remove(t);
 	/* due already: a claim right after the 201 must find it */
@@ -515,7 +542,18 @@ sched_window_claimed(void *arg, int rc)
 		wm_id = INT64_MAX;
 	}
 	for (i = 0; i < n; i++) {
-		if (task_lookup(rows[i].id) == NULL) {
+		if ((t = task_lookup(rows[i].id)) != NULL) {
+			/* in memory, not armed (it was nobody's: a shared
+			 * store's row left unheld a moment ago): ours now */
+			if (corod_db->ops->shared &&
+			    t->row.state == TASK_SCHEDULED &&
+			    !(task_int(t)->flags & (TASKF_ARMED | TASKF_READY |
+			    TASKF_WREADY | TASKF_LOST))) {
+				t->row.fence = rows[i].fence;
+				t->row.fence_prev = rows[i].fence_prev;
+				sched_hold(t);
+			}
+		} else {
 			t = task_create(&rows[i]);
 			/* a cancel asked while another node held it (a
 			 * shared store): honoured rather than run */

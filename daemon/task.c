@@ -1295,8 +1295,12 @@ task_committed(struct task *t)
 	    !(ti->flags & (TASKF_ARMED | TASKF_READY | TASKF_CANCELING)) &&
 	    sched_in_window(t->row.run_at, t->row.id))
 		sched_add(t);
-	if (ti->refs == 0 && task_idle(t))
+	if (ti->refs == 0 && task_idle(t)) {
+		/* not armed after all: a claim written for it is let go */
+		if (t->row.state == TASK_SCHEDULED && t->row.parent == 0)
+			commit_release(t->row.id);
 		task_free(t);
+	}
 }
 
 /*
@@ -1314,8 +1318,10 @@ task_inserted(const struct task_row *row)
 		return;
 	t = task_create(row);
 	sched_add(t);
-	if (!(task_int(t)->flags & TASKF_ARMED))
+	if (!(task_int(t)->flags & (TASKF_ARMED | TASKF_WREADY))) {
+		commit_release(t->row.id);	/* (a shared store's) */
 		task_free(t);
+	}
 }
 
 /* A new task whose submission failed to commit: forget it entirely. */

@@ -1330,6 +1330,8 @@ int
 pg_pool_open(struct pg_db *pg, char **cause)
 {
 	static const int counts[PG_NROLES] = { 1, PG_READERS, 1 };
+	static const int reads[PG_NROLES] = { 0, 1, 0 };
+	const int	*want = pg->secondary ? reads : counts;
 	struct pg_pool	*pool = &pg->pool;
 	struct pg_priv	*p;
 	struct pollfd	 pfd[PG_READERS + 2];
@@ -1346,7 +1348,7 @@ pg_pool_open(struct pg_db *pg, char **cause)
 	if (pool_conninfo(pg, cause) != 0)
 		goto fail;
 	for (r = 0; r < PG_NROLES; r++) {
-		for (i = 0; i < counts[r]; i++) {
+		for (i = 0; i < want[r]; i++) {
 			c = pool->conns[r][i] = xcalloc(1, sizeof *c);
 			c->pg = pg;
 			c->role = r;

@@ -105,7 +105,9 @@ static const char *const step1[] = {
 	"  WHERE parent IS NULL AND state >= 2",
 	"CREATE INDEX tasks_owner ON tasks (owner, lease_until)"
 	"  WHERE owner IS NOT NULL",
-	/* the claim's second range: due rows whose lease is over */
+	/* the claim's ranges: rows nobody holds, rows whose lease is over */
+	"CREATE INDEX tasks_free ON tasks (run_at, id)"
+	"  WHERE state = 0 AND parent IS NULL AND owner IS NULL",
 	"CREATE INDEX tasks_lease ON tasks (lease_until)"
 	"  WHERE state = 0 AND parent IS NULL",
 	"CREATE UNIQUE INDEX tasks_ukey ON tasks (ukey)"

@@ -192,12 +192,13 @@ static const struct pg_stmt st_nop = { "w_nop", "SELECT 1" };
 
 /*
  * The due window (db_claim): owner $1, lease $2, until $3, after
- * ($4, $5), now $6, limit $7 (NULL: none).  Two ranges, each read in
- * its own index's order and locked as read: the rows after the
- * watermark that are nobody's or the owner's (tasks_due), and the rows
- * whose lease is over, wherever they are (an index on lease_until
- * would spare reading every due row held by a live node: the lead's
- * schema).  A row of the owner's own keeps its token: it is this
+ * ($4, $5), now $6, limit $7 (NULL: none), node $8.  Three ranges, each
+ * read in its own index's order and locked as read: the owner's rows
+ * after the watermark (tasks_due), the rows nobody holds due by until
+ * wherever the watermark is (tasks_free: another node may have stored
+ * them, unheld, inside this node's window), and the rows whose lease is
+ * over, wherever they are (tasks_lease).  A successor waiting for its
+ * unique key's holder (uwait) is unique.c's, not the window's.  A row of the owner's own keeps its token: it is this
  * life's already, and a copy in memory must not lose it.
  */
 static const struct pg_stmt st_claim = { "w_claim",
@@ -207,11 +208,15 @@ static const struct pg_stmt st_claim = { "w_claim",
 	" FROM (SELECT cid FROM ("
 	"SELECT * FROM (SELECT id AS cid, run_at AS crun FROM tasks"
 	" WHERE state = 0 AND parent IS NULL AND run_at <= $3"
-	" AND (run_at, id) > ($4, $5) AND (owner IS NULL OR owner = $1)"
+	" AND (run_at, id) > ($4, $5) AND owner = $1 AND uwait IS NULL"
 	" ORDER BY run_at, id LIMIT $7 FOR UPDATE SKIP LOCKED) AS a"
 	" UNION SELECT * FROM (SELECT id, run_at FROM tasks"
 	" WHERE state = 0 AND parent IS NULL AND run_at <= $3"
-	" AND lease_until < $6"
+	" AND owner IS NULL AND uwait IS NULL"
+	" ORDER BY run_at, id LIMIT $7 FOR UPDATE SKIP LOCKED) AS f"
+	" UNION SELECT * FROM (SELECT id, run_at FROM tasks"
+	" WHERE state = 0 AND parent IS NULL AND run_at <= $3"
+	" AND lease_until < $6 AND uwait IS NULL"
 	" ORDER BY run_at, id LIMIT $7 FOR UPDATE SKIP LOCKED) AS b"
 	") AS u ORDER BY crun, cid LIMIT $7) AS c"
 	" WHERE tasks.id = c.cid RETURNING " PG_TASK_READ };
@@ -619,10 +624,11 @@ pg_write_batch(struct db *db, struct store_batch *b,
 	wj->pg = pg;
 	wj->refs = xcalloc(b->nrows > 0 ? b->nrows : 1, sizeof *wj->refs);
 	j = pg_job_new();
-	/* rows without a task in memory: nobody's until claimed */
+	/* rows without a task in memory: held if armed once committed */
 	for (i = 0; i < b->ninserts; i++, nst++) {
 		pgw_task_params(&p, b->inserts[i], pg->owner, pg->node,
-		    b->lease_until, b->inserts[i]->state == TASK_RUNNING);
+		    b->lease_until, b->held_inserts != NULL ?
+		    b->held_inserts[i] : b->inserts[i]->state == TASK_RUNNING);
 		pg_job_add(j, &st_insert, &p, NULL, NULL);
 	}
 	/*

@@ -150,6 +150,7 @@ struct store_batch {
 	unsigned char	 *held;
 	size_t		  nrows;
 	struct task_row	**inserts;	/* new rows without a task */
+	unsigned char	 *held_inserts;	/* as held, for them */
 	size_t		  ninserts;
 	struct store_log *logs;
 	size_t		  nlogs;

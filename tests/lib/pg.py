@@ -146,8 +146,10 @@ class Postgres:
             self.port = _free_port()
             with open(os.path.join(self.dir, "port"), "w") as f:
                 f.write("%d\n" % self.port)
-        opts = "-k %s -c listen_addresses=127.0.0.1 -p %d -c fsync=%s" % (
-            self.dir, self.port, "on" if self.fsync else "off")
+        # several daemons of 6 connections each, and the tests' psql
+        opts = ("-k %s -c listen_addresses=127.0.0.1 -p %d -c fsync=%s "
+                "-c max_connections=400" % (
+                    self.dir, self.port, "on" if self.fsync else "off"))
         self._run([self._bin("pg_ctl"), "-D", self.data, "-l", self.log,
                    "-w", "-t", str(int(scaled(timeout))), "-o", opts,
                    "start"], timeout=timeout + 10)
