@@ -1,7 +1,7 @@
 /*
  * cmd-queues.c -- queues and workers, and the generic listing.
  *
- * A resource that is only listed (workers; nodes when they come) is one
+ * A resource that is only listed (workers, nodes) is one
  * struct listing here and one row of ctl_cmds[] with cmd_list.  Queue
  * settings are changed with PATCH /v1/queues/{name}: members not given
  * keep their value, and --if-match VERSION makes the change conditional
@@ -46,18 +46,16 @@ const struct listing listing_workers = {
 	"/v1/workers", "workers", 0, worker_cols
 };
 
-/*
- * GET /v1/nodes (issue 17).  Once the daemon serves it, `corodctl nodes`
- * is this row of ctl_cmds[] (and "nodes" in the bash completion's
- * nouns):
- *	{ "nodes", "ls", "", "nodes ls", 0, 0, cmd_list, &listing_nodes },
- */
+/* GET /v1/nodes: the daemons serving the store (several on PostgreSQL). */
 static const struct col node_cols[] = {
-	{ "ID",			"id",			COL_STRING,	NULL },
+	{ "ID",			"id",			COL_INT,	NULL },
 	{ "HOST",		"host",			COL_STRING,	NULL },
+	{ "PID",		"pid",			COL_INT,	NULL },
+	{ "STATE",		"state",		COL_STRING,	NULL },
 	{ "STARTED",		"started_at",		COL_TIME,	NULL },
 	{ "LAST_SEEN",		"last_seen",		COL_TIME,	NULL },
 	{ "RUNNING",		"running",		COL_INT,	NULL },
+	{ "SELF",		"self",			COL_BOOL,	NULL },
 	{ NULL,			NULL,			0,		NULL }
 };
 const struct listing listing_nodes = {

@@ -140,6 +140,7 @@ const struct ctl_cmd ctl_cmds[] = {
 	  2, -1, cmd_queues_set, NULL },
 
 	{ "workers", "ls", "", "workers ls", 0, 0, cmd_list, &listing_workers },
+	{ "nodes", "ls", "", "nodes ls", 0, 0, cmd_list, &listing_nodes },
 
 	{ NULL, NULL, NULL, NULL, 0, 0, NULL, NULL }
 };

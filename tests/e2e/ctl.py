@@ -656,6 +656,13 @@ def queues_and_workers():
     c = r.body["claims"][0]
     api(d, "POST", "/v1/tasks/%d/complete" % c["task"]["id"],
         {"token": c["token"]})
+    rc, out, _ = ctl(d, "--json", "nodes")
+    got = json.loads(out)
+    t.is_([n["id"] for n in got["nodes"]], [1],
+          "nodes --json: the one node of an sqlite store")
+    out = ok_run(d, "nodes")
+    t.like(out, r"^ID +HOST +PID +STATE +STARTED +LAST_SEEN +RUNNING +SELF"
+           r"\n1 +\S+ +%d +up +" % d.pid, "nodes: a table of this one")
 
 
 @t.test(timeout=60)
