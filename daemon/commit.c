@@ -835,6 +835,8 @@ commit_done(struct store_batch *sb, void *arg)
 	last_ok = b->ok;
 	if (b->ok)
 		fence_committed(sb->renew ? sb->lease_until : 0);
+	if (b->ok && sb->renew)
+		sched_peers(sb->peers);
 	for (size_t i = 0; b->ok && i < sb->ncancel_asked; i++)
 		task_cancel_asked(sb->cancel_asked[i]);
 	free(sb->cancel_asked);

@@ -533,6 +533,7 @@ void		 sched_shutdown(void);
 void		 sched_add(struct task *);
 void		 sched_hold(struct task *);
 int		 sched_will_hold(const struct task_row *);
+void		 sched_peers(int);
 void		 sched_remove(struct task *);
 int		 sched_armed(const struct task *);	/* in the due heap */
 void		 sched_slot_release(struct task *);

@@ -149,8 +149,8 @@ sched_add(struct task *t)
 {
 	struct task_int	*ti = task_int(t);
 
-	if (t->row.parent == 0 && !(ti->flags & TASKF_SLOT) &&
-	    !sched_will_hold(&t->row))
+	if (t->row.parent == 0 && (!sched_in_window(t->row.run_at, t->row.id) ||
+	    (sched_full() && !(ti->flags & TASKF_SLOT))))
 		return;
 	sched_hold(t);
 }
@@ -441,18 +441,28 @@ sched_waiting(void)
 	return (n);
 }
 
+/* Other nodes up on a shared store, as the last renewal counted them. */
+static int	peers;
+
+void
+sched_peers(int n)
+{
+	peers = n;
+}
+
 /*
- * On a shared store, whether this node has no slot for more (its
- * max-running taken, or tasks already waiting for one): it then leaves
- * new work to the other nodes, neither claiming (sched_window_fill) nor
- * holding a submission (sched_add), so that a node claims only what it
- * has slots for.  Alone on a store it holds everything (the tasks wait
- * for its slots in memory, by priority).
+ * On a shared store with other nodes up, whether this node has no slot
+ * for more (its max-running taken, or tasks already waiting for one):
+ * it then leaves new work to the other nodes, neither claiming
+ * (sched_window_fill) nor holding a submission (sched_add), so that a
+ * node claims only what it has slots for.  Alone (sqlite, or the only
+ * node up) it holds everything, and the tasks wait for its slots in
+ * memory, by priority.
  */
 static int
 sched_full(void)
 {
-	if (!corod_db->ops->shared || npools == 0)
+	if (!corod_db->ops->shared || peers == 0 || npools == 0)
 		return (0);
 	if (pools[SLOT_RUN].ready.n > 0)
 		return (1);

@@ -30,7 +30,9 @@
  *   logs.text is bytea: a program's output may hold NUL bytes and
  *	invalid UTF-8, which a text column refuses.
  *   nodes	one row per life of a daemon on the database: its owner
- *	name, host, pid, started_at, last_seen (renewed with its leases),
+ *	name, host, machine (boot id and pid namespace: where its pid
+ *	means something), pid, started_at, last_seen (renewed with its
+ *	leases),
  *	stopped_at (a clean stop) and running (its tasks then), for
  *	GET /v1/nodes and for taking back the leases of a node gone.
  *   task_ids, change_seqs	sequences handing out blocks of PG_BLOCK
@@ -174,6 +176,7 @@ static const char *const step1[] = {
 	"  id bigserial PRIMARY KEY,"
 	"  owner text NOT NULL UNIQUE,"
 	"  host text NOT NULL,"
+	"  machine text NOT NULL DEFAULT '',"
 	"  pid integer NOT NULL,"
 	"  started_at bigint NOT NULL,"
 	"  last_seen bigint NOT NULL,"

@@ -27,6 +27,13 @@
  * so that owner's later writes change nothing and it learns it lost the
  * row (lost[]).
  *
+ * A batch may be written although its job failed: the connection lost
+ * after the server got it, a network that delivers it late (a stall: the
+ * bytes were sent before the job timed out).  Then commit.c writes what
+ * it holds again, so a batch must be right written twice: updates carry
+ * the fence and their values, log lines and tombstones are inserted if
+ * absent (ON CONFLICT DO NOTHING), keys, queues and schedules replaced.
+ *
  * Every statement that changes a row of tasks, schedules or queues sets
  * its xid (pg_current_xact_id()), which the change feed orders by
  * (pg-migrate.c); an insert takes the column's default.  The lease
@@ -95,9 +102,11 @@ static const struct pg_stmt st_delete = { "w_delete",
 	" (SELECT max(id) FROM sub)) WHERE key = 'max_deleted_id'),"
 	" l AS (DELETE FROM logs WHERE task IN (SELECT id FROM sub)),"
 	" d AS (DELETE FROM tasks WHERE id IN (SELECT id FROM sub))"
-	" INSERT INTO tombstones (seq, task) VALUES ($2, $1)" };
+	" INSERT INTO tombstones (seq, task) VALUES ($2, $1)"
+	" ON CONFLICT DO NOTHING" };
 static const struct pg_stmt st_log = { "w_log",
-	"INSERT INTO logs (task, n, at, text) VALUES ($1, $2, $3, $4)" };
+	"INSERT INTO logs (task, n, at, text) VALUES ($1, $2, $3, $4)"
+	" ON CONFLICT DO NOTHING" };
 /*
  * db_log_cap in one statement: task $1, head $2, K $3, K's time if it
  * has no line $4, the tail's length $5.  The head's last line is read
@@ -150,7 +159,8 @@ static const struct pg_stmt st_schedule_del = { "w_schedule_del",
 	"WITH d AS (DELETE FROM schedules WHERE id = $1),"
 	" m AS (UPDATE meta SET value = greatest(value, $1)"
 	" WHERE key = 'max_deleted_id')"
-	" INSERT INTO tombstones (seq, task, schedule) VALUES ($2, 0, $1)" };
+	" INSERT INTO tombstones (seq, task, schedule) VALUES ($2, 0, $1)"
+	" ON CONFLICT DO NOTHING" };
 static const struct pg_stmt st_queue_put = { "w_queue_put",
 	"INSERT INTO queues (name, paused, concurrency, key_concurrency,"
 	" rate_limit, rate_per, version) VALUES ($1, $2, $3, $4, $5, $6, $7)"
@@ -184,9 +194,12 @@ static const struct pg_stmt st_cancel = { "w_cancel",
 	" xid = pg_current_xact_id() WHERE id = $1 AND state IN (0, 1)"
 	" RETURNING id) SELECT pg_notify('" PG_CANCEL_CHANNEL "', id::text)"
 	" FROM c" };
+/* the node's row seen now ($2), and the other nodes up ($3: a lease ago) */
 static const struct pg_stmt st_node = { "w_node",
-	"UPDATE nodes SET last_seen = $2, running = (SELECT count(*)"
-	" FROM tasks WHERE owner = $1 AND state = 1) WHERE owner = $1" };
+	"WITH u AS (UPDATE nodes SET last_seen = $2, running = (SELECT"
+	" count(*) FROM tasks WHERE owner = $1 AND state = 1)"
+	" WHERE owner = $1) SELECT count(*) FROM nodes WHERE owner <> $1"
+	" AND stopped_at IS NULL AND last_seen > $3" };
 /* a batch with nothing to write still answers from the loop */
 static const struct pg_stmt st_nop = { "w_nop", "SELECT 1" };
 
@@ -265,6 +278,7 @@ static void	 pgw_update_params(struct pg_params *,
 		     int);
 static int	 pgw_held(const struct store_batch *, size_t);
 static void	 pgw_renewed(void *, const PGresult *);
+static void	 pgw_peers(void *, const PGresult *);
 static void	 pgw_ids(struct buf *, const int64_t *, size_t);
 static size_t	 pgw_log_caps(struct pg_job *, struct store_batch *);
 static int	 pgw_cap_cmp(const void *, const void *);
@@ -456,6 +470,15 @@ pgw_renewed(void *arg, const PGresult *res)
 	for (i = 0; i < n; i++)
 		b->cancel_asked[i] = pg_int(res, i, 0);
 	b->ncancel_asked = (size_t)n;
+}
+
+/* The renewal's count of the other nodes up. */
+static void
+pgw_peers(void *arg, const PGresult *res)
+{
+	struct store_batch	*b = arg;
+
+	b->peers = PQntuples(res) == 1 ? (int)pg_int(res, 0, 0) : 0;
 }
 
 /* ids as a bigint[] literal ("{1,2,3}") into b. */
@@ -744,7 +767,8 @@ pg_write_batch(struct db *db, struct store_batch *b,
 		pg_params_init(&p);
 		pg_param_str(&p, pg->owner);
 		pg_param_int(&p, b->lease_until - store_lease);
-		pg_job_add(j, &st_node, &p, NULL, NULL);
+		pg_param_int(&p, b->lease_until - 2 * store_lease);
+		pg_job_add(j, &st_node, &p, pgw_peers, b);
 		nst += 2;
 	}
 	if (nst == 0)

@@ -20,6 +20,7 @@
  * submissions).  Ids from different nodes interleave; none is reused.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +62,14 @@ static const struct pg_stmt st_ids = { "blk_ids",
 static const struct pg_stmt st_seqs = { "blk_seqs",
 	"SELECT nextval('change_seqs')" };
 static const struct pg_stmt st_node = { "node_add",
-	"INSERT INTO nodes (owner, host, pid, started_at, last_seen)"
-	" VALUES ($1, $2, $3, $4, $4) RETURNING id" };
+	"INSERT INTO nodes (owner, host, machine, pid, started_at, last_seen)"
+	" VALUES ($1, $2, $5, $3, $4, $4) RETURNING id" };
+/* the other lives on this machine that did not stop cleanly */
+static const struct pg_stmt st_node_same = { "node_same",
+	"SELECT id, owner, pid FROM nodes WHERE machine = $1 AND id <> $2"
+	" AND stopped_at IS NULL" };
+static const struct pg_stmt st_node_gone = { "node_gone",
+	"UPDATE nodes SET stopped_at = $2 WHERE id = $1" };
 static const struct pg_stmt st_node_stop = { "node_stop",
 	"UPDATE nodes SET stopped_at = $2, last_seen = $2, running = 0"
 	" WHERE id = $1" };
@@ -125,13 +132,127 @@ pg_value_sync(struct pg_db *pg, enum pg_role role, const struct pg_stmt *st,
 	return (-1);
 }
 
+/*
+ * This machine and pid namespace, where a pid names one process:
+ * "<boot id>:<pid namespace>", or "" if either cannot be read (then no
+ * node is ever judged gone by its pid).
+ */
+static void
+pg_machine(char *buf, size_t len)
+{
+	char	 boot[64], ns[64];
+	FILE	*f;
+	ssize_t	 n;
+
+	buf[0] = '\0';
+	if ((f = fopen("/proc/sys/kernel/random/boot_id", "r")) == NULL)
+		return;
+	if (fgets(boot, sizeof boot, f) == NULL) {
+		fclose(f);
+		return;
+	}
+	fclose(f);
+	boot[strcspn(boot, "\n")] = '\0';
+	if ((n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1)) <= 0)
+		return;
+	ns[n] = '\0';
+	snprintf(buf, len, "%s:%s", boot, ns);
+}
+
+/* The earlier lives on this machine, for pg_same_machine. */
+struct pg_lives {
+	int64_t		*ids;
+	char		**owners;
+	int		*pids;
+	int		 n;
+};
+
+static void
+pg_lives_result(void *arg, const PGresult *res)
+{
+	struct pg_lives	*l = arg;
+	int		 i;
+
+	l->n = PQntuples(res);
+	l->ids = xcalloc(l->n > 0 ? (size_t)l->n : 1, sizeof *l->ids);
+	l->owners = xcalloc(l->n > 0 ? (size_t)l->n : 1, sizeof *l->owners);
+	l->pids = xcalloc(l->n > 0 ? (size_t)l->n : 1, sizeof *l->pids);
+	for (i = 0; i < l->n; i++) {
+		l->ids[i] = pg_int(res, i, 0);
+		l->owners[i] = pg_dup(res, i, 1);
+		l->pids[i] = (int)pg_int(res, i, 2);
+	}
+}
+
+/*
+ * A node of this machine (and pid namespace) that did not stop cleanly
+ * and whose process is gone (kill -9, a crash) holds nothing any more:
+ * its claims end now, so that this life takes its tasks back at once,
+ * as a restart on sqlite does, rather than a lease later.  A pid in use
+ * again by another process keeps the node's claims until their lease
+ * ends (the safe way to be wrong).  Blocking: at open.
+ */
+static int
+pg_same_machine(struct pg_db *pg, const char *machine, char **cause)
+{
+	struct pg_lives		 l = { NULL, NULL, NULL, 0 };
+	struct pg_sync		 s = { 0, 0, NULL, 0 };
+	struct pg_params	 p, q;
+	struct pg_job		*j;
+	int			 i, rc = 0;
+
+	pg_params_init(&p);
+	pg_param_str(&p, machine);
+	pg_param_int(&p, pg->node);
+	j = pg_job_new();
+	pg_job_add(j, &st_node_same, &p, pg_lives_result, &l);
+	pg_job_send(pg, PG_READER, j, pg_sync_done, &s);
+	pg_wait(pg);
+	if (!s.done || !s.ok) {
+		xasprintf(cause, "%s", s.error != NULL ? s.error :
+		    "PostgreSQL: no answer");
+		free(s.error);
+		return (-1);
+	}
+	for (i = 0; i < l.n; i++) {
+		if (l.pids[i] <= 0 || kill(l.pids[i], 0) == 0 || errno != ESRCH)
+			continue;
+		log_notice("PostgreSQL: node %lld (pid %d) of this machine is "
+		    "gone: its claims end now", (long long)l.ids[i], l.pids[i]);
+		pg_params_init(&p);
+		pg_param_str(&p, l.owners[i]);
+		pg_params_init(&q);
+		pg_param_int(&q, l.ids[i]);
+		pg_param_int(&q, time_now());
+		memset(&s, 0, sizeof s);
+		j = pg_job_new();
+		pg_job_add(j, &st_node_release, &p, NULL, NULL);
+		pg_job_add(j, &st_node_gone, &q, NULL, NULL);
+		pg_job_send(pg, PG_WRITER, j, pg_sync_done, &s);
+		pg_wait(pg);
+		if (!s.done || !s.ok) {
+			xasprintf(cause, "%s", s.error != NULL ? s.error :
+			    "PostgreSQL: no answer");
+			free(s.error);
+			rc = -1;
+			break;
+		}
+	}
+	for (i = 0; i < l.n; i++)
+		free(l.owners[i]);
+	free(l.owners);
+	free(l.ids);
+	free(l.pids);
+	return (rc);
+}
+
 /* Open the store at uri (see the top); NULL and *cause on error. */
 struct db *
 pg_open(const char *uri, char **cause)
 {
 	struct pg_db		*pg;
 	struct pg_params	 p;
-	char			 host[256];
+	char			 host[256], machine[128];
 	int64_t			 v;
 
 	*cause = NULL;
@@ -154,12 +275,16 @@ pg_open(const char *uri, char **cause)
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "localhost");
 	host[sizeof host - 1] = '\0';
+	pg_machine(machine, sizeof machine);
 	pg_params_init(&p);
 	pg_param_str(&p, pg->owner);
 	pg_param_str(&p, host);
 	pg_param_int(&p, (int64_t)getpid());
 	pg_param_int(&p, time_now());
+	pg_param_str(&p, machine);
 	if (pg_value_sync(pg, PG_WRITER, &st_node, &p, &pg->node, cause) != 0)
+		goto fail;
+	if (machine[0] != '\0' && pg_same_machine(pg, machine, cause) != 0)
 		goto fail;
 	if (pg_value_sync(pg, PG_READER, &st_ids, NULL, &v, cause) != 0)
 		goto fail;
@@ -169,6 +294,9 @@ pg_open(const char *uri, char **cause)
 		goto fail;
 	pg->seq_next = v;
 	pg->seq_end = v + PG_BLOCK;
+	/* for a block in a hurry (pg_block_sync): connected now, while
+	 * blocking is allowed (its host name looked up) */
+	pg->blk = PQconnectdb(pg->uri);
 	/* the feed starts after what is stored (any node's) */
 	if (pg_value_sync(pg, PG_READER, &st_max_seq, NULL, &pg->last_seq,
 	    cause) != 0)
@@ -193,6 +321,8 @@ pg_close(struct db *db)
 	struct pg_db	*pg = PG(db);
 
 	pg_pool_close(pg);
+	if (pg->blk != NULL)
+		PQfinish(pg->blk);
 	if (pg_primary == pg)
 		pg_primary = NULL;
 	free(pg->uri);
@@ -239,6 +369,43 @@ pg_block_ask(struct pg_db *pg, const struct pg_stmt *st, int64_t *next,
 }
 
 /*
+ * A block, now, on the store's own blocking connection (pg->blk): the
+ * one wait on the loop there is, when a spare did not come in time.  Not
+ * through the pool: pg_wait would answer other jobs from inside whatever
+ * asked for the number (a commit's callbacks in the middle of a task's
+ * change).  0, or -1 and *cause.
+ */
+static int
+pg_block_sync(struct pg_db *pg, const struct pg_stmt *st, int64_t *v,
+    char **cause)
+{
+	PGresult	*res;
+	const char	*sql = st == &st_ids ? "SELECT nextval('corod.task_ids')" :
+			    "SELECT nextval('corod.change_seqs')";
+	int		 tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		if (pg->blk == NULL)
+			pg->blk = PQconnectdb(pg->uri);
+		else if (PQstatus(pg->blk) != CONNECTION_OK)
+			PQreset(pg->blk);
+		if (PQstatus(pg->blk) != CONNECTION_OK)
+			continue;
+		res = PQexec(pg->blk, sql);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK &&
+		    PQntuples(res) == 1) {
+			*v = pg_int(res, 0, 0);
+			PQclear(res);
+			return (0);
+		}
+		PQclear(res);
+	}
+	xasprintf(cause, "PostgreSQL: cannot take a block: %s",
+	    PQerrorMessage(pg->blk));
+	return (-1);
+}
+
+/*
  * The next number of a block, moving to the spare when it runs out and
  * asking for a new spare once half of a block is used.
  */
@@ -254,8 +421,7 @@ pg_block_take(struct pg_db *pg, const struct pg_stmt *st, int64_t *next,
 			/* the spare did not come in time (or failed) */
 			log_warnx("PostgreSQL: waiting for a block of %s",
 			    st == &st_ids ? "ids" : "change seqs");
-			if (pg_value_sync(pg, PG_READER, st, NULL, &v,
-			    &cause) == 0) {
+			if (pg_block_sync(pg, st, &v, &cause) == 0) {
 				*spare = v;
 				*spare_end = v + PG_BLOCK;
 				break;

@@ -81,8 +81,8 @@ struct pg_stmt {
 #define PG_CANCEL_CHANNEL	"corod_cancel"
 
 /* Ids and change seqs are taken from the server in blocks of this many. */
-#define PG_BLOCK	1024
-#define PG_BLOCK_STR	"1024"
+#define PG_BLOCK	16384
+#define PG_BLOCK_STR	"16384"
 
 
 /*
@@ -181,6 +181,7 @@ struct pg_db {
 	int64_t		 seq_next, seq_end;
 	int64_t		 seq_spare, seq_spare_end;
 	int64_t		 last_seq;
+	PGconn		*blk;		/* blocking, for a block in a hurry */
 	int		 secondary;	/* another thread's: one reader */
 	/* cancels asked on other nodes (store.h: listen) */
 	void		(*cancel_fn)(void *, int64_t);

@@ -175,9 +175,11 @@ struct store_batch {
 	int64_t		 *releases;	/* scheduled rows claimed, not kept: */
 	size_t		  nreleases;	/* their claim is let go (shared) */
 	/* out, with renew on a shared store: this owner's tasks whose
-	 * cancel another node asked for (allocated; the caller frees) */
+	 * cancel another node asked for (allocated; the caller frees), and
+	 * how many other nodes are up (seen within their lease) */
 	int64_t		 *cancel_asked;
 	size_t		  ncancel_asked;
+	int		  peers;
 	/* the outcome */
 	int		  ok;
 	int		  full;		/* failed for lack of space */

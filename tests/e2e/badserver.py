@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import socket
-import sqlite3
 import struct
 import sys
 import threading
@@ -480,13 +479,9 @@ def placed_before_a_crash():
                    os.path.getsize(part) == 1000, 5, desc="1000 bytes in")
 
         def checkpointed():
-            con = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True)
-            try:
-                row = con.execute("SELECT checkpoint FROM tasks WHERE id = ?",
-                                  (a["id"],)).fetchone()
-            finally:
-                con.close()
-            return row is not None and row[0] is not None
+            rows = d.sql("SELECT checkpoint FROM tasks WHERE id = ?",
+                         (a["id"],))
+            return bool(rows) and rows[0][0] is not None
         # the checkpoint is committed after the headers, maybe after bytes
         d.wait_for(checkpointed, 5, desc="the checkpoint stored")
         d.kill9()
@@ -495,18 +490,13 @@ def placed_before_a_crash():
             f.write(data)
         os.unlink(part)
         sha = hashlib.sha256(data).hexdigest()
-        con = sqlite3.connect(d.db)
-        try:
-            (ck,) = con.execute("SELECT checkpoint FROM tasks WHERE id = ?",
-                                (a["id"],)).fetchone()
-            ck = json.loads(ck)
-            ck["placed"] = {"sha256": sha, "bytes": size,
-                            "http_status": 200, "url": a["params"]["url"]}
-            con.execute("UPDATE tasks SET checkpoint = ? WHERE id = ?",
-                        (json.dumps(ck), a["id"]))
-            con.commit()
-        finally:
-            con.close()
+        (ck,) = d.sql("SELECT checkpoint FROM tasks WHERE id = ?",
+                      (a["id"],))[0]
+        ck = json.loads(ck)
+        ck["placed"] = {"sha256": sha, "bytes": size,
+                        "http_status": 200, "url": a["params"]["url"]}
+        d.sql("UPDATE tasks SET checkpoint = ? WHERE id = ?",
+              (json.dumps(ck), a["id"]))
         d.start()
         x = d.wait_state(a["id"], FINAL, 5)
         res = x["result"] or {}

@@ -132,6 +132,9 @@ def cancel_across_nodes():
     b2 = n2.submit({"kind": "sleep", "params": {"seconds": 60}})
     n1.wait_state(b1["id"], "running")
     n2.wait_state(b2["id"], "running")
+    # a node counts the others up at its renewals (every third of a
+    # lease): one after all three started
+    time.sleep(LEASE / 3 + 0.5)
     task = n1.submit({"kind": "sleep", "params": {"seconds": 60}})
     got = n3.wait_state(task["id"], "running", timeout=10)
     id3 = node_id(n3)

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -876,13 +875,8 @@ def sigterm_resumes():
 
 def checkpointed(d, task_id):
     """Whether the task's resume state is in the store."""
-    con = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True)
-    try:
-        row = con.execute("SELECT checkpoint FROM tasks WHERE id = ?",
-                          (task_id,)).fetchone()
-    finally:
-        con.close()
-    return row is not None and row[0] is not None
+    rows = d.sql("SELECT checkpoint FROM tasks WHERE id = ?", (task_id,))
+    return bool(rows) and rows[0][0] is not None
 
 
 @t.test(timeout=60)

@@ -857,14 +857,10 @@ def cgroup_delegated():
 # --- restarts -----------------------------------------------------------------
 
 def checkpoint_of(d, tid):
-    """(checkpoint, attempt) of a task, read from the database file."""
-    import sqlite3
-    db = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True)
-    try:
-        return db.execute("SELECT checkpoint, attempt FROM tasks WHERE "
-                          "id = ?", (tid,)).fetchone()
-    finally:
-        db.close()
+    """(checkpoint, attempt) of a task, read from the store."""
+    rows = d.sql("SELECT checkpoint, attempt FROM tasks WHERE id = ?",
+                 (tid,))
+    return rows[0] if rows else None
 
 
 def wait_checkpoint(d, tid, timeout=10):
@@ -932,13 +928,9 @@ def kill9_restart():
                                                              pidfile]}})
         d.wait_for(lambda: d.get(task["id"])["state"] == "running", 10)
         d.kill9()
-        import sqlite3
-        db = sqlite3.connect(d.db)
-        db.execute("UPDATE tasks SET checkpoint = ? WHERE id = ?", (
+        d.sql("UPDATE tasks SET checkpoint = ? WHERE id = ?", (
             json.dumps({"pid": other.pid, "pgid": other.pid,
                         "start_time": 1, "attempt": 1}), task["id"]))
-        db.commit()
-        db.close()
         d.restart()
         d.wait_state(task["id"], FINAL, timeout=20)
         t.ok(other.poll() is None, "a pid with another start time is not "
@@ -1075,23 +1067,14 @@ def lost_claim():
     wait_checkpoint(d, task["id"])
     pid = json.loads(checkpoint_of(d, task["id"])[0])["pid"]
     t.ok(pid_alive(pid), "the program runs")
-    db = sqlite3.connect(d.db, timeout=10)
-    try:
-        db.execute("UPDATE tasks SET owner = 'elsewhere/1/1', "
-                   "fence = fence + 1 WHERE id = ?", (task["id"],))
-        db.commit()
-    finally:
-        db.close()
+    d.sql("UPDATE tasks SET owner = 'elsewhere/1/1', fence = fence + 1 "
+          "WHERE id = ?", (task["id"],))
     t.ok(wait_gone([pid], exists=pid_alive), "its program is stopped once "
          "corod learns the claim is lost")
     d.wait_output(r"task %d: its claim was lost" % task["id"])
     t.ok(True, "logged")
-    db = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True)
-    try:
-        owner, state = db.execute("SELECT owner, state FROM tasks WHERE "
-                                  "id = ?", (task["id"],)).fetchone()
-    finally:
-        db.close()
+    owner, state = d.sql("SELECT owner, state FROM tasks WHERE id = ?",
+                         (task["id"],))[0]
     t.is_(owner, "elsewhere/1/1", "the other owner's claim is not "
           "overwritten")
     d.close()

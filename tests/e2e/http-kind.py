@@ -548,8 +548,17 @@ def secrets_sent_never_leaked():
             data = f.read()
         t.ok(needle not in data and key_b64 not in data,
              "%s holds no secret's bytes" % name)
-    t.ok(any(n.startswith("corod.db") for n in os.listdir(d.dir)),
-         "the database files were searched")
+    if d.is_pg():
+        # the store is a PostgreSQL database: its rows, searched
+        rows = d.sql("SELECT concat_ws(' ', params, progress, result, "
+                     "error, checkpoint) FROM tasks") + d.sql(
+            "SELECT encode(text, 'escape') FROM logs")
+        data = "\n".join(str(r[0]) for r in rows).encode()
+        t.ok(needle not in data and key_b64 not in data and len(rows) > 0,
+             "the PostgreSQL rows (%d) hold no secret's bytes" % len(rows))
+    else:
+        t.ok(any(n.startswith("corod.db") for n in os.listdir(d.dir)),
+             "the database files were searched")
     d.start()
 
 

@@ -28,7 +28,6 @@ import base64
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -324,10 +323,8 @@ def redaction():
                      "%s: <redacted> shown" % name, diag=text[:2000])
         # stored as given: the store has them (needed to run again)
         d.stop()
-        db = sqlite3.connect(d.db)
-        params = db.execute("SELECT params FROM tasks WHERE id = ?",
-                            (tid,)).fetchone()[0]
-        db.close()
+        params = d.sql("SELECT params FROM tasks WHERE id = ?",
+                       (tid,))[0][0]
         t.ok(SECRETS["Authorization"] in params, "stored as given")
         out = d.output(whole=True)
         t.ok(not leaks(out), "stderr (debug level) never has the values",

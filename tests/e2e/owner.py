@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP, scaled  # noqa: E402
-from corod import Corod, corod_bin, echo, sleep, wrapper_args  # noqa: E402
+from corod import sqlite_only, Corod, corod_bin, echo, sleep, wrapper_args  # noqa: E402
 
 FINAL = ("succeeded", "failed", "canceled")
 
@@ -64,6 +64,7 @@ def file_state(db):
 
 @t.test(timeout=120)
 def second_daemon_refused():
+    sqlite_only("the lock file of an sqlite store")
     with Corod(t, name="first") as d:
         kept = d.submit(echo("kept", 3600, name="kept"))
         done = d.submit(echo("done"))
@@ -99,6 +100,7 @@ def second_daemon_refused():
 
 @t.test(timeout=120)
 def kill9_leaves_no_lock():
+    sqlite_only("the lock file of an sqlite store")
     with Corod(t, name="killed") as d:
         s = d.submit(sleep(30, name="long"))
         d.wait_state(s["id"], "running", 5)
@@ -128,6 +130,7 @@ def kill9_leaves_no_lock():
 
 @t.test(timeout=120)
 def two_files_side_by_side():
+    sqlite_only("the lock file of an sqlite store")
     with Corod(t, name="a") as a, Corod(t, name="b") as b:
         xa = a.submit(echo("in a"))
         xb = b.submit(echo("in b"))

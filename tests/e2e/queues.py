@@ -22,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from tap import TAP  # noqa: E402
-from corod import Corod, echo, is_problem, sleep  # noqa: E402
+from corod import sqlite_only, Corod, echo, is_problem, sleep  # noqa: E402
 
 t = TAP("queues")
 d = Corod(t)
@@ -174,6 +174,7 @@ def restart_and_upgrade():
           "... and a kill -9, listed by it")
 
     # A file from before queues: version 2, as the previous release wrote.
+    sqlite_only("the rest writes an older sqlite schema into the file")
     d.stop()
     con = sqlite3.connect(d.db)
     try:

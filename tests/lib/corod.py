@@ -457,6 +457,63 @@ class Corod:
                                   "within %.0f s:\n%s" % (
                                       scaled(timeout), self.output_tail()))
 
+    # --- the store, behind the daemon's back ---------------------------------
+
+    def is_pg(self):
+        return self.db.startswith(("postgresql://", "postgres://"))
+
+    def sql(self, query, args=()):
+        """Run one statement on the daemon's store: its sqlite file, or
+        its PostgreSQL database (COROD_TEST_PG; psql, search_path corod,
+        ? placeholders filled in as literals).  The rows as tuples; from
+        PostgreSQL integers come back as int, NULL as None, the rest as
+        str."""
+        if not self.is_pg():
+            import sqlite3
+            con = sqlite3.connect(self.db, timeout=scaled(10))
+            try:
+                rows = con.execute(query, args).fetchall()
+                con.commit()
+                return rows
+            finally:
+                con.close()
+        parts = query.split("?")
+        if len(parts) != len(args) + 1:
+            raise ValueError("%d placeholders, %d args" % (len(parts) - 1,
+                                                           len(args)))
+        q = parts[0]
+        for a, rest in zip(args, parts[1:]):
+            if a is None:
+                q += "NULL"
+            elif isinstance(a, bool) or isinstance(a, int):
+                q += str(int(a))
+            else:
+                q += "'" + str(a).replace("'", "''") + "'"
+            q += rest
+        env = dict(os.environ, PGOPTIONS="-c search_path=corod")
+        p = subprocess.run(["psql", "-qAtX", "-v", "ON_ERROR_STOP=1",
+                            "-F", "\x1f", "-R", "\x1e", "-P",
+                            "null=\x01", self.db, "-c", q], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=scaled(30))
+        if p.returncode != 0:
+            raise DaemonError("psql: %s" % p.stderr.decode()[:500])
+        rows = []
+        for rec in p.stdout.decode("utf-8").split("\x1e"):
+            rec = rec.rstrip("\n")
+            if rec == "":
+                continue
+            row = []
+            for v in rec.split("\x1f"):
+                if v == "\x01":
+                    row.append(None)
+                elif re.match(r"^-?\d+$", v):
+                    row.append(int(v))
+                else:
+                    row.append(v)
+            rows.append(tuple(row))
+        return rows
+
     @property
     def pid(self):
         return self.proc.pid if self.proc is not None else None
