@@ -544,9 +544,14 @@ sched_window_claimed(void *arg, int rc)
 		free(rows);
 		return;
 	}
+	/* (it only moves on: on a shared store rows nobody held come from
+	 * before it too) */
 	if (n == (size_t)cfg->window_max) {
-		wm_run_at = rows[n - 1].run_at;
-		wm_id = rows[n - 1].id;
+		if (rows[n - 1].run_at > wm_run_at ||
+		    (rows[n - 1].run_at == wm_run_at && rows[n - 1].id > wm_id)) {
+			wm_run_at = rows[n - 1].run_at;
+			wm_id = rows[n - 1].id;
+		}
 	} else if (fill.until > wm_run_at) {
 		wm_run_at = fill.until;
 		wm_id = INT64_MAX;

@@ -952,8 +952,13 @@ claimer(const char *owner, int recover, int fd, int ready, int go)
 			break;
 		for (i = 0; i < n; i++)
 			fprintf(f, "%" PRId64 "\n", rows[i].id);
-		wr = rows[n - 1].run_at;
-		wi = rows[n - 1].id;
+		/* the watermark only moves on (sched.c): rows nobody held
+		 * come from before it too */
+		if (rows[n - 1].run_at > wr || (rows[n - 1].run_at == wr &&
+		    rows[n - 1].id > wi)) {
+			wr = rows[n - 1].run_at;
+			wi = rows[n - 1].id;
+		}
 		rows_free(rows, n);
 	}
 	fclose(f);
