@@ -702,7 +702,9 @@ commit_take(void)
 	b->tasks = xcalloc(n, sizeof *b->tasks);
 	b->rows = xcalloc(n, sizeof *b->rows);
 	b->ops = xcalloc(n, 1);
-	b->sb.held = xcalloc(n > 0 ? n : 1, 1);
+	/* whose rows are whose: a shared store's alone (sqlite: NULL) */
+	if (corod_db->ops->shared)
+		b->sb.held = xcalloc(n > 0 ? n : 1, 1);
 	while ((ti = TAILQ_FIRST(&dirty)) != NULL) {
 		TAILQ_REMOVE(&dirty, ti, dirty_entry);
 		ti->flags &= ~(TASKF_DIRTY | TASKF_VERSIONED);
@@ -714,11 +716,12 @@ commit_take(void)
 			b->ops[b->ntasks] = OP_UPDATE;
 		ti->flags &= ~TASKF_NEW;
 		row = &ti->pub.row;
-		b->sb.held[b->ntasks] = row->state == TASK_RUNNING ||
-		    (ti->flags & (TASKF_ARMED | TASKF_READY | TASKF_WREADY |
-		    TASKF_QUEUED | TASKF_SLOT)) != 0 ||
-		    (!(ti->flags & (TASKF_CANCELING | TASKF_LOST)) &&
-		    sched_will_hold(row));
+		if (b->sb.held != NULL)
+			b->sb.held[b->ntasks] = row->state == TASK_RUNNING ||
+			    (ti->flags & (TASKF_ARMED | TASKF_READY |
+			    TASKF_WREADY | TASKF_QUEUED | TASKF_SLOT)) != 0 ||
+			    (!(ti->flags & (TASKF_CANCELING | TASKF_LOST)) &&
+			    sched_will_hold(row));
 		commit_snapshot(&b->rows[b->ntasks], row);
 		/* from now on the store holds its token (a claim included) */
 		row->fence_prev = row->fence;
@@ -726,9 +729,11 @@ commit_take(void)
 		b->tasks[b->ntasks++] = ti;
 	}
 	/* rows without a task: armed once committed (task_inserted) */
-	b->sb.held_inserts = xcalloc(ninserts > 0 ? ninserts : 1, 1);
-	for (size_t i = 0; i < ninserts; i++)
-		b->sb.held_inserts[i] = sched_will_hold(inserts[i]);
+	if (corod_db->ops->shared) {
+		b->sb.held_inserts = xcalloc(ninserts > 0 ? ninserts : 1, 1);
+		for (size_t i = 0; i < ninserts; i++)
+			b->sb.held_inserts[i] = sched_will_hold(inserts[i]);
+	}
 	b->inserts = inserts;
 	b->ninserts = ninserts;
 	inserts = NULL;

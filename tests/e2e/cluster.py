@@ -114,6 +114,10 @@ def nodes_listed():
         r = d.request("GET", "/v1/tasks?limit=10")
         t.ok(any(x["id"] == task["id"] for x in r.body["tasks"]),
              "%s lists it" % d.name)
+    r = ns[0].request("GET", "/v1/nodes?limit=2")
+    t.ok(r.status == 400 and "limit" in r.body.get("detail", ""),
+         "GET /v1/nodes takes no query: 400 naming the parameter",
+         diag=r.describe())
     ns[1].stop()
     r = ns[0].request("GET", "/v1/nodes")
     st = {n["id"]: n["state"] for n in r.body["nodes"]}

@@ -908,6 +908,9 @@ def config_file():
             ("bad value", "log-level = info\nmax-running = lots\n", 2),
             ("out of range", "max-body = 10\n", 1),
             ("bad sync", "\n\n\n\nsync = sometimes\n", 5),
+            # seconds with a range: the lease (1..3600)
+            ("lease out of range", "lease = 0\n", 1),
+            ("lease too long", "\nlease = 3601\n", 2),
             # a pool's limit, a setting made from the kind table
             ("pool limit out of range", "max-downloads = 0\n", 1),
             ("pool limit not a number", "max-running = 2\n"
