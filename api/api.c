@@ -14,7 +14,7 @@
 int
 api_init(struct event_base *base, const char *listen, char **cause)
 {
-	events_init((size_t)cfg->events_kept, commit_seq);
+	events_init((size_t)cfg->events_kept, feed_position());
 	http_answer_hook = metrics_count_answer;
 	http_read_clear_hook = api_read_clear;
 	if (listen != NULL && http_start(base, listen, cause) != 0)

@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "../daemon/corod.h"
+#include "../db/store.h"
 #include "api.h"
 
 #define EVENTS_LIMIT_DEFAULT	1000
@@ -58,6 +59,7 @@
 
 struct feed_event {
 	int64_t		 seq;
+	int64_t		 version;	/* sqlite: seq */
 	int64_t		 task;		/* or the schedule's id */
 	unsigned char	 type;		/* enum change_op */
 	unsigned char	 state;
@@ -126,6 +128,7 @@ static void	keepalive_cb(evutil_socket_t, short, void *);
 static void	wake_cb(evutil_socket_t, short, void *);
 static void	wake_schedule(void);
 static struct feed_event *events_pending_add(void);
+static inline struct feed_event *ring_at(size_t);
 
 /* Keep up to cap events; the feed starts at seq (the committed one). */
 void
@@ -190,7 +193,7 @@ events_add(const struct task_row *row, enum change_op op)
 	if (ring == NULL)
 		return;
 	e = events_pending_add();
-	e->seq = row->version;
+	e->seq = e->version = row->version;
 	e->task = row->id;
 	e->type = (unsigned char)op;
 	e->state = (unsigned char)row->state;
@@ -219,7 +222,7 @@ events_add_schedule(int64_t id, int64_t version, enum change_op op)
 	if (ring == NULL)
 		return;
 	e = events_pending_add();
-	e->seq = version;
+	e->seq = e->version = version;
 	e->task = id;
 	e->type = (unsigned char)op;
 	e->object = FEED_SCHEDULE;
@@ -234,10 +237,68 @@ events_add_queue(const char *name, int64_t version)
 	if (ring == NULL)
 		return;
 	e = events_pending_add();
-	e->seq = version;
+	e->seq = e->version = version;
 	e->type = CHANGE_UPDATED;
 	e->object = FEED_QUEUE;
 	e->progress = xstrdup(name);
+}
+
+/*
+ * A shared store's change (feed.c), at its position in the store's one
+ * order for every node; its version is the object's own.
+ */
+void
+events_add_change(const struct store_change *c)
+{
+	struct feed_event	*e;
+
+	if (ring == NULL)
+		return;
+	e = events_pending_add();
+	e->seq = c->pos;
+	e->version = c->version;
+	e->task = c->id;
+	e->type = c->type;
+	e->state = c->state;
+	e->object = c->object == STORE_OBJ_SCHEDULE ? FEED_SCHEDULE :
+	    c->object == STORE_OBJ_QUEUE ? FEED_QUEUE : FEED_TASK;
+	if (c->text != NULL && (e->object == FEED_QUEUE ||
+	    (e->object == FEED_TASK && c->type != CHANGE_DELETED)))
+		e->progress = xstrdup(c->text);
+	if (e->object == FEED_QUEUE && e->progress == NULL)
+		e->progress = xstrdup("");
+}
+
+/*
+ * The feed has been read up to pos (feed.c): past changes that are not
+ * events (log lines, writes lost to a fence), so a poller at pos waits
+ * rather than being answered an empty page at once.
+ */
+void
+events_advance(int64_t pos)
+{
+	if (ring != NULL && pos > feed_pos)
+		feed_pos = pos;
+}
+
+/*
+ * The feed starts again at pos (feed.c: this node fell behind what the
+ * store keeps): whoever follows from before it is told 410 and lists
+ * again.
+ */
+void
+events_reset(int64_t pos)
+{
+	if (ring == NULL)
+		return;
+	while (ring_n > 0) {
+		free(ring_at(0)->progress);
+		ring_head = (ring_head + 1) % ring_cap;
+		ring_n--;
+	}
+	kept_from = feed_pos = pos;
+	if (!LIST_EMPTY(&pollers) || !LIST_EMPTY(&streams))
+		wake_schedule();
 }
 
 static int
@@ -409,7 +470,7 @@ event_render(struct buf *b, const struct feed_event *e)
 		buf_puts(b, "\",\"schedule\":");
 		buf_add_int(b, e->task);
 		buf_puts(b, ",\"version\":");
-		buf_add_int(b, e->seq);
+		buf_add_int(b, e->version);
 		buf_puts(b, "}");
 		return;
 	}
@@ -417,7 +478,7 @@ event_render(struct buf *b, const struct feed_event *e)
 		buf_puts(b, "\",\"queue\":");
 		buf_json_string(b, e->progress, strlen(e->progress));
 		buf_puts(b, ",\"version\":");
-		buf_add_int(b, e->seq);
+		buf_add_int(b, e->version);
 		buf_puts(b, "}");
 		return;
 	}
@@ -426,7 +487,7 @@ event_render(struct buf *b, const struct feed_event *e)
 	buf_puts(b, ",\"state\":\"");
 	buf_puts(b, task_state_name(e->state));
 	buf_puts(b, "\",\"version\":");
-	buf_add_int(b, e->seq);
+	buf_add_int(b, e->version);
 	if (e->progress != NULL) {
 		buf_puts(b, ",\"progress\":");
 		buf_puts(b, e->progress);
@@ -442,11 +503,13 @@ event_render(struct buf *b, const struct feed_event *e)
 static void
 events_render(struct buf *b, int64_t since, int64_t limit)
 {
-	size_t	i, n = 0;
-	int64_t	next = since > feed_pos ? feed_pos : since;
+	size_t	i = ring_after(since), n = 0;
+	/* with no event after since, the feed's position (it may have
+	 * moved on past changes that are not events: events_advance) */
+	int64_t	next = i < ring_n ? since : feed_pos;
 
 	buf_puts(b, "{\"events\":[");
-	for (i = ring_after(since); i < ring_n && (int64_t)n < limit; i++) {
+	for (; i < ring_n && (int64_t)n < limit; i++) {
 		if (n++ > 0)
 			buf_puts(b, ",");
 		event_render(b, ring_at(i));

@@ -363,7 +363,7 @@ api_schedules_list(struct http_request *req)
 	struct sched_list	*l;
 	struct problem		 p;
 	const char		*c, *inm;
-	char			*end, etag[40];
+	char			*end, etag[48];
 	int64_t			 limit, before = INT64_MAX;
 	long long		 v;
 
@@ -384,7 +384,7 @@ api_schedules_list(struct http_request *req)
 		}
 		before = v;
 	}
-	snprintf(etag, sizeof etag, "\"s%" PRId64 "\"", commit_seq);
+	feed_etag(etag, sizeof etag);
 	http_add_header(req, "ETag", etag);
 	if ((inm = http_header(req, "If-None-Match")) != NULL &&
 	    strstr(inm, etag) != NULL) {
@@ -394,7 +394,7 @@ api_schedules_list(struct http_request *req)
 	l = xcalloc(1, sizeof *l);
 	l->req = req;
 	l->limit = (int)limit;
-	l->seq = commit_seq;
+	l->seq = feed_position();
 	http_read_begin(req);
 	db_schedule_list(corod_db, before, (int)limit, &l->rows, &l->n,
 	    sched_list_read, l);

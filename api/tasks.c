@@ -699,7 +699,7 @@ api_tasks_list(struct http_request *req)
 	struct db_filter	 f;
 	struct problem		 p;
 	const char		*s, *e, *inm;
-	char			 etag[40], *end;
+	char			 etag[48], *end;
 	int64_t			 limit, parent;
 	size_t			 len;
 	int			 st;
@@ -772,7 +772,7 @@ api_tasks_list(struct http_request *req)
 		f.before = v;
 	}
 
-	snprintf(etag, sizeof etag, "\"s%" PRId64 "\"", commit_seq);
+	feed_etag(etag, sizeof etag);
 	http_add_header(req, "ETag", etag);
 	if ((inm = http_header(req, "If-None-Match")) != NULL &&
 	    api_etag_matches(inm, etag)) {
@@ -781,7 +781,7 @@ api_tasks_list(struct http_request *req)
 	}
 	f.max_bytes = LIST_BYTES_MAX;
 	rd->limit = f.limit;
-	rd->version = commit_seq;	/* the ETag's */
+	rd->version = feed_position();	/* the list's seq */
 	http_read_begin(req);
 	db_task_list(corod_db, &f, &rd->rows, &rd->nrows, list_rows_done,
 	    req);

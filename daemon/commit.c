@@ -141,6 +141,8 @@ static int64_t		*lost_ids;
 static size_t		 nlost_ids;
 
 int64_t			 commit_seq;	/* last seq committed */
+/* the store orders the change feed (a shared store's: feed.c) */
+static int		 feed_store;
 
 static void	 commit_retry_cb(evutil_socket_t, short, void *);
 static void	 commit_renew_cb(evutil_socket_t, short, void *);
@@ -174,6 +176,7 @@ commit_init(struct event_base *base, const char *path)
 	if (db_writer_start(corod_db, base, &cause) != 0)
 		fatalx("%s: %s", path, cause);
 	commit_seq = db_last_seq(corod_db);
+	feed_store = corod_db->ops->feed_read != NULL;
 	retry_ev = evtimer_new(base, commit_retry_cb, NULL);
 	renew_ev = event_new(base, -1, EV_PERSIST, commit_renew_cb, NULL);
 	event_add(renew_ev, &tv);
@@ -755,6 +758,7 @@ commit_take(void)
 	b->sb.schedules = scheds;
 	b->sb.nschedules = nscheds;
 	b->sched_ops = sched_ops;
+	b->sb.schedule_ops = sched_ops;
 	b->sb.schedule_del = xcalloc(nscheds > 0 ? nscheds : 1, 1);
 	for (size_t i = 0; i < nscheds; i++)
 		b->sb.schedule_del[i] = sched_ops[i] == CHANGE_DELETED;
@@ -960,7 +964,8 @@ commit_lost_sweep(void)
 static void
 commit_changed(const struct task_row *row, enum change_op op)
 {
-	events_add(row, op);
+	if (!feed_store)
+		events_add(row, op);
 	api_wake_waiters(row);
 	api_wake_followers(row->id);
 	submit_counted(row, op);
@@ -1019,14 +1024,17 @@ commit_complete(struct batch *b)
 				task_committed(&ti->pub);
 		}
 		/* Schedules and queues changed: the feed hears of them too. */
-		for (i = 0; i < b->sb.nschedules; i++)
+		for (i = 0; !feed_store && i < b->sb.nschedules; i++)
 			events_add_schedule(b->sb.schedules[i].id,
 			    b->sb.schedules[i].version, b->sched_ops[i]);
-		for (i = 0; i < b->sb.nqueues; i++)
+		for (i = 0; !feed_store && i < b->sb.nqueues; i++)
 			events_add_queue(b->sb.queues[i].name,
 			    b->sb.queues[i].version);
-		/* The feed takes the batch whole, in seq order. */
+		/* The feed takes the batch whole, in seq order; a shared
+		 * store's comes back through the store, in its order. */
 		events_flush();
+		if (feed_store)
+			feed_kick();
 	} else {
 		if (!failing || failing_full != b->full)
 			log_warnx("commit: writing to the store failed%s; "

@@ -62,6 +62,9 @@ corod_init(int flags)
 	if (!cfg->sync_full)
 		log_notice("sync normal: a commit survives a crash of corod "
 		    "but not a power loss or OS crash");
+	/* a shared store's feed is followed from before this node writes */
+	if (feed_init(loop_base) != 0)
+		fatalx("%s: cannot read the change feed", cfg->db_path);
 	commit_init(loop_base, cfg->db_path);
 	/* Nothing may run before the reschedules are stored (a task would
 	 * run again without its "interrupted" line): no store, no start. */
@@ -103,6 +106,7 @@ corod_shutdown(void)
 	stats_shutdown();
 	housekeeping_shutdown();
 	fence_shutdown();
+	feed_shutdown();
 	rescue_shutdown();
 	sched_shutdown();
 	queue_shutdown();

@@ -582,6 +582,13 @@ void		 commit_renew(void);
 void		 commit_cancel_elsewhere(int64_t);
 void		 commit_release(int64_t);
 
+/* feed.c: a shared store's change feed, followed (sqlite: commit.c) */
+int		 feed_init(struct event_base *);
+void		 feed_shutdown(void);
+void		 feed_kick(void);
+int64_t		 feed_position(void);
+void		 feed_etag(char *, size_t);
+
 /* fence.c: a node that cannot renew its claims stops its work */
 void		 fence_init(struct event_base *);
 void		 fence_shutdown(void);
@@ -610,6 +617,13 @@ extern int64_t	 commit_seq;		/* last committed change seq */
  * asks each schedule it held to write itself again (schedule_unwritten).
  */
 void		 events_add(const struct task_row *, enum change_op);
+/* A shared store's change, at its position (feed.c); the feed's position
+ * moved on past changes that are not events; the feed starts again at a
+ * position (what came before is gone: its followers are told 410). */
+struct store_change;
+void		 events_add_change(const struct store_change *);
+void		 events_advance(int64_t);
+void		 events_reset(int64_t);
 /* The feed's changes of objects that are not tasks: a schedule (its
  * version the change's seq), a queue (its name). */
 void		 events_add_schedule(int64_t, int64_t, enum change_op);

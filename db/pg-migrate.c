@@ -190,8 +190,75 @@ static const char *const step1[] = {
 	NULL
 };
 
+/*
+ * Version 2: the change feed (pg-feed.c).  A batch writes its changes
+ * (changes: the transaction's xid and k, its index in the batch) and one
+ * row of feed_commits (its xid, n: the k it used).  feed_sequence()
+ * gives the commits below the oldest transaction still open their
+ * positions, in xid order, under a lock of its own: a commit's changes
+ * are at pos + k.  Every node reads by position.
+ */
+static const char *const step2[] = {
+	"CREATE TABLE changes ("
+	"  xid xid8 NOT NULL,"
+	"  k integer NOT NULL,"
+	"  object smallint NOT NULL,"
+	"  id bigint NOT NULL,"
+	"  type smallint NOT NULL,"
+	"  state smallint NOT NULL,"
+	"  version bigint NOT NULL,"
+	"  text text,"
+	"  PRIMARY KEY (xid, k))",
+	"CREATE TABLE feed_commits ("
+	"  xid xid8 PRIMARY KEY,"
+	"  n integer NOT NULL,"
+	"  pos bigint UNIQUE,"
+	"  at bigint)",
+	"CREATE INDEX feed_commits_waiting ON feed_commits (xid)"
+	"  WHERE pos IS NULL",
+	"CREATE INDEX feed_commits_at ON feed_commits (at)",
+	"CREATE TABLE feed_head ("
+	"  one boolean PRIMARY KEY DEFAULT true CHECK (one),"
+	"  pos bigint NOT NULL)",
+	"INSERT INTO feed_head (pos) VALUES (0)",
+	/*
+	 * (head, waiting): the newest position, and whether commits wait
+	 * for theirs.  Another node sequencing now: (NULL, true).  Each
+	 * statement of a PL/pgSQL function takes a snapshot of its own, so
+	 * the one that reads the watermark starts after the lock is held.
+	 */
+	"CREATE FUNCTION feed_sequence(now bigint,"
+	"  OUT head bigint, OUT waiting boolean) LANGUAGE plpgsql AS $$"
+	" DECLARE last bigint;"
+	" BEGIN"
+	"  IF NOT pg_try_advisory_xact_lock(" PG_FEED_LOCK ") THEN"
+	"   head := NULL; waiting := true; RETURN;"
+	"  END IF;"
+	"  SELECT feed_head.pos INTO head FROM feed_head;"
+	"  WITH todo AS ("
+	"    SELECT f.xid, f.n, head + sum(f.n) OVER (ORDER BY f.xid)"
+	"      - f.n + 1 AS first FROM feed_commits f"
+	"    WHERE f.pos IS NULL"
+	"      AND f.xid < pg_snapshot_xmin(pg_current_snapshot())),"
+	"   done AS ("
+	"    UPDATE feed_commits c SET pos = todo.first, at = now"
+	"    FROM todo WHERE c.xid = todo.xid"
+	"    RETURNING c.pos + c.n - 1 AS end)"
+	"  SELECT max(done.end) INTO last FROM done;"
+	"  IF last IS NOT NULL THEN"
+	"   UPDATE feed_head SET pos = last;"
+	"   PERFORM pg_notify('" PG_FEED_CHANNEL "', last::text);"
+	"   head := last;"
+	"  END IF;"
+	"  waiting := EXISTS (SELECT 1 FROM feed_commits"
+	"   WHERE feed_commits.pos IS NULL);"
+	" END $$",
+	NULL
+};
+
 static const char *const *const steps[] = {
 	step1,
+	step2,
 };
 #define NSTEPS	((int)(sizeof steps / sizeof steps[0]))
 
@@ -270,7 +337,7 @@ pg_migrate(struct pg_db *pg, char **cause)
 	struct pg_job		*j;
 	const char *const	*sql;
 	size_t			 i;
-	int			 v, locked = 0;
+	int			 v, v0, locked = 0;
 
 	j = pg_job_new();
 	pg_job_add(j, &st_lock, NULL, NULL, NULL);
@@ -283,7 +350,7 @@ pg_migrate(struct pg_db *pg, char **cause)
 	pg_job_add(j, &st_version, NULL, mig_version, &w);
 	if (mig_run(pg, j, &w) != 0)
 		goto fail;
-	v = (int)w.version;
+	v0 = v = (int)w.version;
 	if (v < 0 || v > NSTEPS) {
 		xasprintf(cause, "PostgreSQL: corod schema version %d is newer "
 		    "than this corod knows (%d); use a newer corod", v, NSTEPS);
@@ -302,7 +369,7 @@ pg_migrate(struct pg_db *pg, char **cause)
 		pg_job_add(j, &st_set, &p, NULL, NULL);
 		if (mig_run(pg, j, &w) != 0)
 			goto fail;
-		if (v > 0)
+		if (v0 > 0)
 			log_notice("PostgreSQL: corod schema upgraded to "
 			    "version %d", v + 1);
 	}

@@ -725,6 +725,9 @@ const struct store_ops store_pg = {
 	.schedule_list = pg_schedule_list,
 	.schedule_count = pg_schedule_count,
 	.node_list = pg_node_list,
+	.feed_head = pg_feed_head,
+	.feed_read = pg_feed_read,
+	.feed_listen = pg_feed_listen,
 	.read_wait = pg_read_wait,
 	.checkpoint = pg_checkpoint,
 };

@@ -80,6 +80,11 @@ struct pg_stmt {
 /* The channel a cancel of a task held by another node is told on. */
 #define PG_CANCEL_CHANNEL	"corod_cancel"
 
+/* The channel feed_sequence() tells of new positions on (pg-feed.c), and
+ * its lock (pg_try_advisory_xact_lock's key: "corodfed" as a number). */
+#define PG_FEED_CHANNEL		"corod_feed"
+#define PG_FEED_LOCK		"7165071354921117028"
+
 /* Ids and change seqs are taken from the server in blocks of this many. */
 #define PG_BLOCK	16384
 #define PG_BLOCK_STR	"16384"
@@ -186,6 +191,9 @@ struct pg_db {
 	/* cancels asked on other nodes (store.h: listen) */
 	void		(*cancel_fn)(void *, int64_t);
 	void		*cancel_arg;
+	/* the feed's news (store.h: feed_listen) */
+	void		(*feed_fn)(void *);
+	void		*feed_arg;
 	/* the writer's batch in flight */
 	struct store_batch *batch;
 	void		(*batch_done)(struct store_batch *, void *);
@@ -216,6 +224,14 @@ void		 pg_claim(struct db *, const char *, int64_t,
 		    store_done, void *);
 void		 pg_expired(struct db *, int64_t, const char *,
 		    struct task_row **, size_t *, store_done, void *);
+
+/* pg-feed.c: the change feed (store.h: feed_*) */
+void		 pg_feed_write(struct pg_job *, const struct store_batch *);
+void		 pg_feed_head(struct db *, int64_t *, store_done, void *);
+void		 pg_feed_read(struct db *, int64_t, int,
+		    struct store_change **, size_t *, int64_t *, int *,
+		    store_done, void *);
+void		 pg_feed_listen(struct db *, void (*)(void *), void *);
 
 /* pg-conn.c: reading results (row r, column c) */
 int64_t		 pg_int(const PGresult *, int, int);	/* NULL: 0 */

@@ -6,6 +6,7 @@
  * else an sqlite file; nothing above db.h knows which.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -48,4 +49,14 @@ store_owner_make(char *buf, size_t len)
 	host[sizeof host - 1] = '\0';
 	snprintf(buf, len, "%s/%ld/%lld", host, (long)getpid(),
 	    (long long)time_now());
+}
+
+void
+store_changes_free(struct store_change *c, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		free(c[i].text);
+	free(c);
 }

@@ -169,6 +169,7 @@ struct store_batch {
 	 * are the deletion's) */
 	struct schedule_row *schedules;
 	unsigned char	 *schedule_del;
+	unsigned char	 *schedule_ops;	/* enum change_op (the feed's) */
 	size_t		  nschedules;
 	struct store_cancel *cancels;	/* of tasks other nodes hold */
 	size_t		  ncancels;
@@ -184,6 +185,33 @@ struct store_batch {
 	int		  ok;
 	int		  full;		/* failed for lack of space */
 	size_t		  nlost;
+};
+
+/*
+ * The change feed of a shared store: every node's committed changes, in
+ * one order for all (PostgreSQL: pg-feed.c says how), each at a position
+ * (pos) that only grows.  The backend writes a batch's changes with the
+ * batch, from what the batch holds (its rows and their ops, inserts,
+ * cancels, schedules, queues, log lines); a change whose write was lost
+ * (a fence) is not in the feed.  On sqlite the feed is the committing
+ * process's own (commit.c tells api/events.c) and these ops are NULL.
+ */
+enum store_object {
+	STORE_OBJ_TASK,
+	STORE_OBJ_SCHEDULE,
+	STORE_OBJ_QUEUE,
+	STORE_OBJ_LOG,		/* a task's new log lines (not an event) */
+};
+
+struct store_change {
+	int64_t		 pos;
+	int64_t		 id;		/* task, schedule (0: a queue) */
+	int64_t		 version;	/* LOG: the task's next line */
+	unsigned char	 object;	/* enum store_object */
+	unsigned char	 type;		/* enum change_op */
+	unsigned char	 state;		/* a task's */
+	char		*text;		/* progress JSON (or NULL); a
+					 * queue's name */
 };
 
 /* The window a claim reads: due after (after_run_at, after_id), by until. */
@@ -291,6 +319,23 @@ struct store_ops {
 	void	(*schedule_count)(struct db *, int64_t *, store_done, void *);
 	void	(*node_list)(struct db *, struct node_row **, size_t *,
 		    store_done, void *);
+	/*
+	 * The change feed (shared stores; NULL on sqlite).  feed_head: the
+	 * newest position (where a node starts following).  feed_read: the
+	 * changes after a position, at most about limit, into an allocated
+	 * array (store_changes_free), *next the position read up to (past
+	 * changes that are not there: written and then lost), *more 1 if
+	 * there may be more to read soon (a page cut at limit, changes
+	 * committed but not yet in order); rc 1, or 0 if changes after
+	 * after are no longer kept (*next: where the kept ones start), -1.
+	 * feed_listen: fn(arg) when another node's changes may be there to
+	 * read (a hint: a reader also reads every second or so).
+	 */
+	void	(*feed_head)(struct db *, int64_t *, store_done, void *);
+	void	(*feed_read)(struct db *, int64_t, int,
+		    struct store_change **, size_t *, int64_t *, int *,
+		    store_done, void *);
+	void	(*feed_listen)(struct db *, void (*)(void *), void *);
 	void	(*read_wait)(struct db *);
 	int	(*checkpoint)(struct db *);
 };
@@ -301,6 +346,9 @@ struct db {
 };
 
 extern const struct store_ops	store_sqlite;
+
+/* Free feed_read's array (store.c). */
+void		 store_changes_free(struct store_change *, size_t);
 
 /* A new owner name: "<host>/<pid>/<µs>" (store.c). */
 #define STORE_OWNER_MAX	320

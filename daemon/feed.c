@@ -1,0 +1,257 @@
+/*
+ * feed.c -- a shared store's change feed, followed on this node.
+ *
+ * On sqlite one process makes every change, and tells of each as it
+ * commits (commit_complete: the change feed, waiters, log followers).
+ * On a shared store (PostgreSQL's nodes) other nodes change tasks too,
+ * and change seqs, handed out in blocks per node, do not order them: the
+ * store orders every node's changes itself and hands them out by
+ * position (store.h, feed_read; db/pg-feed.c says how).  This node reads
+ * them, its own included, and tells of each in that order:
+ *
+ *   a task's change	the change feed (events_add_change), requests
+ *			waiting on the task (api_wake_waiters), its log's
+ *			followers (a final state ends their streams);
+ *   a schedule's	the change feed;
+ *   a queue's		the change feed;
+ *   new log lines	the task's followers.
+ *
+ * Its own changes woke its waiters and followers already at the commit;
+ * telling them again costs a look and changes nothing.  The feed's
+ * events, positions and the lists' seq (feed_position) all come from
+ * here, so a client may list on one node and follow on another.
+ *
+ * When it reads: after each commit of this node's (its own changes come
+ * back a few milliseconds later), when another node says the feed moved
+ * on (NOTIFY: a hint only), and every FEED_EVERY whatever is heard.  One
+ * read is in flight at a time; one asked for meanwhile follows it.  While
+ * the store says changes committed wait for their positions (an older
+ * transaction still open), it reads again after FEED_RETRY_MIN, doubling
+ * to FEED_RETRY_MAX while nothing comes.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "corod.h"
+#include "db.h"
+
+#define FEED_EVERY	(1000 * 1000LL)	/* µs: a read at least this often */
+#define FEED_RETRY_MIN	(1000LL)	/* µs */
+#define FEED_RETRY_MAX	(32 * 1000LL)
+#define FEED_ERROR_WAIT	(200 * 1000LL)	/* µs after a failed read */
+#define FEED_COMMITS	256		/* commits a read */
+
+static struct event		*feed_ev;	/* the next read */
+static int64_t			 feed_at;	/* read up to here */
+static int			 feed_reading;
+static int			 feed_again;	/* asked for while reading */
+static int64_t			 feed_retry = FEED_RETRY_MIN;
+static int			 feed_failing;
+/* the read in flight's outputs (one at a time) */
+static struct store_change	*feed_changes;
+static size_t			 feed_n;
+static int64_t			 feed_next;
+static int			 feed_more;
+
+static void	feed_arm(int64_t);
+static void	feed_cb(evutil_socket_t, short, void *);
+static void	feed_read_done(void *, int);
+static void	feed_heard(void *);
+static void	feed_apply(const struct store_change *);
+
+static void
+feed_head_done(void *arg, int rc)
+{
+	*(int *)arg = rc;
+}
+
+/*
+ * Follow a shared store's feed from its head (start-up: it blocks for
+ * the head's read).  Nothing on sqlite.
+ */
+int
+feed_init(struct event_base *base)
+{
+	int	rc = -2;
+
+	if (!corod_db->ops->shared || corod_db->ops->feed_read == NULL)
+		return (0);
+	corod_db->ops->feed_head(corod_db, &feed_at, feed_head_done, &rc);
+	corod_db->ops->read_wait(corod_db);
+	if (rc != 0) {
+		log_warnx("feed: the change feed's head cannot be read");
+		return (-1);
+	}
+	feed_ev = evtimer_new(base, feed_cb, NULL);
+	corod_db->ops->feed_listen(corod_db, feed_heard, NULL);
+	feed_arm(FEED_EVERY);
+	return (0);
+}
+
+/* Stop reading (a read in flight ends in feed_read_done, unheeded). */
+void
+feed_shutdown(void)
+{
+	if (feed_ev == NULL)
+		return;
+	event_free(feed_ev);
+	feed_ev = NULL;
+}
+
+/*
+ * The feed's position this node has told of: what a list reflects (its
+ * "seq"), where a client follows from.  On sqlite, the last commit.
+ */
+int64_t
+feed_position(void)
+{
+	return (corod_db->ops->shared && corod_db->ops->feed_read != NULL ?
+	    feed_at : commit_seq);
+}
+
+/*
+ * A list's ETag: it changes when the list may have.  On a shared store
+ * that is the feed's position, or this node's own last commit, which a
+ * client that just wrote must see at once, before its change comes back
+ * through the feed.
+ */
+void
+feed_etag(char *buf, size_t len)
+{
+	if (feed_ev != NULL)
+		snprintf(buf, len, "\"s%" PRId64 "-%" PRId64 "\"", feed_at,
+		    commit_seq);
+	else
+		snprintf(buf, len, "\"s%" PRId64 "\"", commit_seq);
+}
+
+/* Read soon: this node committed, or another says it did. */
+void
+feed_kick(void)
+{
+	if (feed_ev == NULL)
+		return;
+	if (feed_reading) {
+		feed_again = 1;
+		return;
+	}
+	feed_arm(0);
+}
+
+static void
+feed_heard(void *arg)
+{
+	(void)arg;
+	feed_kick();
+}
+
+static void
+feed_arm(int64_t us)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = (time_t)(us / 1000000);
+	tv.tv_usec = (suseconds_t)(us % 1000000);
+	evtimer_add(feed_ev, &tv);
+}
+
+static void
+feed_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (feed_reading) {
+		feed_again = 1;
+		return;
+	}
+	feed_reading = 1;
+	feed_again = 0;
+	corod_db->ops->feed_read(corod_db, feed_at, FEED_COMMITS,
+	    &feed_changes, &feed_n, &feed_next, &feed_more, feed_read_done,
+	    NULL);
+}
+
+/* One change read: told, in the feed's order, to whoever follows it. */
+static void
+feed_apply(const struct store_change *c)
+{
+	struct task_row	row;
+
+	switch (c->object) {
+	case STORE_OBJ_TASK:
+		events_add_change(c);
+		memset(&row, 0, sizeof row);
+		row.id = c->id;
+		row.version = c->version;
+		api_wake_waiters(&row);
+		api_wake_followers(c->id);
+		break;
+	case STORE_OBJ_SCHEDULE:
+	case STORE_OBJ_QUEUE:
+		events_add_change(c);
+		break;
+	case STORE_OBJ_LOG:
+		api_wake_followers(c->id);
+		break;
+	}
+}
+
+static void
+feed_read_done(void *arg, int rc)
+{
+	size_t	i;
+	int64_t	wait;
+
+	(void)arg;
+	feed_reading = 0;
+	if (feed_ev == NULL) {			/* stopped meanwhile */
+		store_changes_free(feed_changes, feed_n);
+		feed_changes = NULL;
+		feed_n = 0;
+		return;
+	}
+	if (rc < 0) {
+		if (!feed_failing)
+			log_warnx("feed: reading the change feed failed; "
+			    "trying again");
+		feed_failing = 1;
+		feed_arm(FEED_ERROR_WAIT);
+		return;
+	}
+	if (feed_failing) {
+		feed_failing = 0;
+		log_info("feed: the change feed reads again");
+	}
+	if (rc == 0) {
+		/* this node fell behind what the store keeps: its
+		 * followers list again (410), it goes on from there */
+		log_warnx("feed: the changes after %" PRId64 " are no longer "
+		    "kept; following from %" PRId64, feed_at, feed_next);
+		events_reset(feed_next);
+		feed_at = feed_next;
+		feed_arm(0);
+		return;
+	}
+	for (i = 0; i < feed_n; i++)
+		feed_apply(&feed_changes[i]);
+	events_flush();
+	if (feed_next > feed_at) {
+		feed_at = feed_next;
+		events_advance(feed_at);
+		feed_retry = FEED_RETRY_MIN;
+	} else if (feed_more && feed_retry < FEED_RETRY_MAX)
+		feed_retry *= 2;
+	store_changes_free(feed_changes, feed_n);
+	feed_changes = NULL;
+	feed_n = 0;
+	if (feed_again)
+		wait = 0;
+	else if (feed_more)
+		wait = feed_retry;
+	else
+		wait = FEED_EVERY;
+	feed_arm(wait);
+}
