@@ -235,7 +235,7 @@ static const struct pg_stmt st_claim = { "w_claim",
 	" WHERE tasks.id = c.cid RETURNING " PG_TASK_READ };
 /* db_expired: self $1, now $2, the new lease $3 */
 static const struct pg_stmt st_expired = { "w_expired",
-	"UPDATE tasks SET owner = $1, node = $4, lease_until = $3,"
+	"UPDATE tasks SET owner = $1, lease_until = $3,"
 	" fence = tasks.fence + 1, xid = pg_current_xact_id()"
 	" FROM (SELECT id AS cid FROM tasks WHERE state = 1"
 	" AND (owner IS NULL OR owner <> $1)"
@@ -950,6 +950,5 @@ pg_expired(struct db *db, int64_t now, const char *self,
 	pg_param_str(&p, self);
 	pg_param_int(&p, now);
 	pg_param_int(&p, now + store_lease);
-	pg_param_int(&p, PG(db)->node);
 	pgw_take(PG(db), &st_expired, &p, 0, "expired", rows, n, done, arg);
 }

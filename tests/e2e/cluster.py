@@ -27,12 +27,22 @@ when run as root), torn down at the end; nodes on it with a short lease
   take them over after the lease, and when the network comes back the
   node serves again;
 - a schedule known to three nodes fires each slot once (the unique
-  (schedule, scheduled_for)).
+  (schedule, scheduled_for));
+- the change feed across nodes: tasks submitted at once on three nodes
+  come to every node's GET /v1/events in one order, the same on all,
+  with no change missing, from the seq of a list taken on another node;
+  a Server-Sent Events stream, a ?wait= and a log follow on one node see
+  a task another node runs; a list's ETag moves with other nodes'
+  changes; a transaction left open by another client of the database
+  holds the feed back (the xid8 watermark) and does not reorder it.
 """
 
+import http.client
+import json
 import os
 import re
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -323,6 +333,197 @@ def schedule_fires_once():
     slots = [x["schedule"]["scheduled_for"] for x in fired]
     t.ok(len(fired) >= 3, "it fired (%d tasks)" % len(fired))
     t.is_(len(slots), len(set(slots)), "each slot once")
+    for d in ns:
+        d.close()
+
+
+def http_json(d, method, path, body=None, headers=None):
+    """One request on a connection of its own (threads)."""
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=scaled(30))
+    h = dict(headers or {})
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        h["Content-Type"] = "application/json"
+    c.request(method, path, body=data, headers=h)
+    r = c.getresponse()
+    raw = r.read()
+    c.close()
+    return r.status, dict(r.getheaders()), json.loads(raw) if raw and \
+        raw[:1] in (b"{", b"[") else raw
+
+
+def feed_all(d, since, upto_ids=(), timeout=20):
+    """Every event after since on d, polled until each of upto_ids has a
+    final event (bounded)."""
+    want = set(upto_ids)
+    events = []
+    deadline = time.time() + scaled(timeout)
+    while True:
+        st, _, body = http_json(d, "GET", "/v1/events?since=%d&limit=10000"
+                                % since)
+        assert st == 200, (st, body)
+        events += body["events"]
+        since = body["next"]
+        done = {e["task"] for e in events
+                if e.get("state") in FINAL and "task" in e}
+        if want <= done or time.time() > deadline:
+            return events
+        if not body["events"]:
+            time.sleep(0.05)
+
+
+def sse_collect(d, since, stop, out):
+    """A Server-Sent Events stream from d: events into out until stop()
+    says so (or 30 s)."""
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=scaled(30))
+    c.request("GET", "/v1/events?since=%d" % since,
+              headers={"Accept": "text/event-stream"})
+    r = c.getresponse()
+    deadline = time.time() + scaled(30)
+    while not stop(out) and time.time() < deadline:
+        line = r.fp.readline()
+        if not line:
+            break
+        if line.startswith(b"data: "):
+            out.append(json.loads(line[6:]))
+    c.close()
+
+
+@t.test(timeout=150)
+def feed_across_nodes():
+    ns = [node("f%d" % i) for i in (1, 2, 3)]
+    st, _, body = http_json(ns[1], "GET", "/v1/tasks?limit=1")
+    since = body["seq"]
+    t.ok(isinstance(since, int), "a list on node 2 says its seq")
+
+    # a long task on node 1: followed, waited for and streamed elsewhere
+    rep = ns[0].submit(repeat(5, 0.3))
+    ns[0].wait_state(rep["id"], "running")
+    follow = {}
+
+    def follower():
+        c = http.client.HTTPConnection("127.0.0.1", ns[1].port,
+                                       timeout=scaled(30))
+        c.request("GET", "/v1/tasks/%d/log?follow=1" % rep["id"])
+        r = c.getresponse()
+        follow["status"] = r.status
+        follow["body"] = r.read().decode()     # until the stream ends
+        follow["ended"] = time.time()
+        c.close()
+
+    waited = {}
+
+    def waiter():
+        st, _, body = http_json(ns[2], "GET", "/v1/tasks/%d?wait=30&"
+                                "version=%d" % (rep["id"], rep["version"]))
+        waited["status"], waited["version"] = st, body.get("version")
+
+    sse = []
+    ids = []
+    lock = threading.Lock()
+
+    def submitter(d, n):
+        for i in range(n):
+            st, _, body = http_json(d, "POST", "/v1/tasks", {
+                "kind": "echo", "params": {"message": "m%d" % i}})
+            if st == 201:
+                with lock:
+                    ids.append(body["id"])
+
+    ths = [threading.Thread(target=follower), threading.Thread(target=waiter),
+           threading.Thread(target=sse_collect, args=(
+               ns[2], since,
+               lambda out: {rep["id"]} | set(ids) <= {
+                   e.get("task") for e in out
+                   if e.get("state") == "succeeded"} and len(ids) == 150,
+               sse))]
+    ths += [threading.Thread(target=submitter, args=(d, 25))
+            for d in ns for _ in range(2)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(scaled(60))
+    t.is_(len(ids), 150, "150 tasks submitted on three nodes at once")
+    feeds = [feed_all(d, since, ids + [rep["id"]]) for d in ns]
+    for d, ev in zip(ns, feeds):
+        seqs = [e["seq"] for e in ev]
+        t.ok(seqs == sorted(set(seqs)), "%s: seqs only grow" % d.name)
+        created = {e["task"] for e in ev if e["type"] == "created"}
+        done = {e["task"] for e in ev if e.get("state") == "succeeded"}
+        t.ok(set(ids) <= created and set(ids) <= done,
+             "%s: every task's creation and end, whichever node made "
+             "them (%d/%d, %d/%d)" % (d.name, len(set(ids) & created),
+                                      len(ids), len(set(ids) & done),
+                                      len(ids)))
+        mine = [e for e in ev if e.get("task") == rep["id"]]
+        t.ok(mine and mine[-1]["state"] == "succeeded" and
+             [e["version"] for e in mine] == sorted(
+                 e["version"] for e in mine),
+             "%s: node 1's repeat task, to its end" % d.name)
+    key = [[(e["seq"], e.get("task"), e["type"], e.get("state"),
+             e["version"]) for e in ev] for ev in feeds]
+    t.ok(key[0] == key[1] == key[2],
+         "the three nodes' feeds are the same events in the same order "
+         "(%d events)" % len(key[0]))
+    ssek = [(e["seq"], e.get("task"), e["type"], e.get("state"),
+             e["version"]) for e in sse]
+    t.ok(len(ssek) > 0 and ssek == key[2][:len(ssek)],
+         "an event stream on node 3 sends the same events (%d)" % len(ssek))
+    t.is_(follow.get("status"), 200, "a log follow on node 2 of the task "
+          "node 1 runs")
+    t.ok(len([x for x in follow.get("body", "").splitlines()
+              if x.endswith(" tick")]) == 5,
+         "it streams the five ticks written on node 1, and ends with "
+         "the task", diag=follow.get("body"))
+    t.ok(waited.get("status") == 200 and
+         waited.get("version") != rep["version"],
+         "a ?wait= on node 3 is answered by node 1's change",
+         diag=repr(waited))
+
+    # a list's ETag moves with another node's change
+    # (ids come from each node's blocks: a list of every kind=echo)
+    lst = "/v1/tasks?kind=echo&limit=1000"
+    st, hd, _ = http_json(ns[0], "GET", lst)
+    etag = hd.get("ETag")
+    st2, _, _ = http_json(ns[0], "GET", lst,
+                          headers={"If-None-Match": etag})
+    t.is_(st2, 304, "an unchanged list: 304")
+    x = ns[1].submit({"kind": "echo", "params": {"message": "e"}})
+    deadline = time.time() + scaled(10)
+    while time.time() < deadline:
+        st2, _, body = http_json(ns[0], "GET", lst,
+                                 headers={"If-None-Match": etag})
+        if st2 == 200:
+            break
+        time.sleep(0.05)
+    t.ok(st2 == 200 and any(y["id"] == x["id"] for y in body["tasks"]),
+         "node 1's list ETag changes with a task node 2 made, and the "
+         "list has it")
+
+    # a transaction left open holds the feed back, in order
+    st, _, body = http_json(ns[1], "GET", "/v1/tasks?limit=1")
+    since = body["seq"]
+    holder = threading.Thread(target=pg.psql, args=(
+        "BEGIN; SELECT pg_current_xact_id(); SELECT pg_sleep(%g); COMMIT;"
+        % scaled(3),))
+    holder.start()
+    deadline = time.time() + scaled(10)
+    while time.time() < deadline and pg.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_xid IS "
+            "NOT NULL AND query LIKE '%pg_sleep%'").strip() != "1":
+        time.sleep(0.05)
+    a = ns[0].submit({"kind": "echo", "params": {"message": "held"}})
+    time.sleep(scaled(1))
+    st, _, body = http_json(ns[1], "GET", "/v1/events?since=%d" % since)
+    t.ok(not any(e.get("task") == a["id"] for e in body["events"]),
+         "a change committed while an older transaction is open is not "
+         "in the feed yet (it could still be followed by one ordered "
+         "before it)", diag=repr(body))
+    holder.join(scaled(20))
+    ev = feed_all(ns[1], since, [a["id"]])
+    t.ok(any(e.get("task") == a["id"] and e["type"] == "created"
+             for e in ev), "once it ended, the change is there")
     for d in ns:
         d.close()
 
