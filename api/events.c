@@ -504,9 +504,7 @@ static void
 events_render(struct buf *b, int64_t since, int64_t limit)
 {
 	size_t	i = ring_after(since), n = 0;
-	/* with no event after since, the feed's position (it may have
-	 * moved on past changes that are not events: events_advance) */
-	int64_t	next = i < ring_n ? since : feed_pos;
+	int64_t	next = since;
 
 	buf_puts(b, "{\"events\":[");
 	for (; i < ring_n && (int64_t)n < limit; i++) {
@@ -515,6 +513,10 @@ events_render(struct buf *b, int64_t since, int64_t limit)
 		event_render(b, ring_at(i));
 		next = ring_at(i)->seq;
 	}
+	/* to the feed's end: its position (past changes that are not
+	 * events, events_advance; or since, if ahead of it) */
+	if (i == ring_n)
+		next = feed_pos;
 	buf_puts(b, "],\"next\":");
 	buf_add_int(b, next);
 	buf_puts(b, "}");

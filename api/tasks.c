@@ -123,6 +123,7 @@ struct waiter {
 	struct http_request	*req;
 	int64_t			 id;
 	int64_t			 version;
+	int64_t			 deadline;	/* time_mono() */
 	struct event		*timer;
 	LIST_ENTRY(waiter)	 entry;
 };
@@ -1034,6 +1035,7 @@ wait_row_done(void *arg, int rc)
 	w->req = req;
 	w->id = rd->id;
 	w->version = rd->version;
+	w->deadline = time_mono() + rd->until;
 	w->timer = evtimer_new(loop_base, waiter_timeout_cb, w);
 	tv = time_tv(rd->until);
 	evtimer_add(w->timer, &tv);
@@ -1105,6 +1107,38 @@ api_wake_waiters(const struct task_row *row)
 		req = w->req;
 		waiter_free(w);
 		task_get_answer(req, id);
+	}
+}
+
+/*
+ * A change of the task another node may have made (a shared store's
+ * feed, daemon/feed.c): its version cannot be compared with the one
+ * waited past (the feed may tell of a change older than what the waiter
+ * read), so each waiter reads the task again and is held again if it is
+ * at that version still.
+ */
+void
+api_recheck_waiters(int64_t id)
+{
+	struct waiter		*w, *next;
+	struct http_request	*req;
+	struct http_read	*rd;
+	int64_t			 version, left;
+
+	for (w = LIST_FIRST(&waiters[(uint64_t)id % WAITER_BUCKETS]);
+	    w != NULL; w = next) {
+		next = LIST_NEXT(w, entry);
+		if (w->id != id)
+			continue;
+		req = w->req;
+		version = w->version;
+		left = w->deadline - time_mono();
+		waiter_free(w);
+		rd = rd_of(req);
+		rd->id = id;
+		rd->version = version;
+		rd->until = left > 0 ? left : 0;
+		row_read(req, id, wait_row_done);
 	}
 }
 

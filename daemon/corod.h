@@ -630,8 +630,11 @@ void		 events_add_schedule(int64_t, int64_t, enum change_op);
 void		 events_add_queue(const char *, int64_t);
 void		 schedule_task_changed(const struct task_row *, enum change_op);
 void		 schedule_unwritten(int64_t, int64_t, int);
+/* a shared store's feed: a schedule changed (maybe by another node) */
+void		 schedule_heard(int64_t, int64_t, int);
 void		 events_flush(void);
 void		 api_wake_waiters(const struct task_row *);
+void		 api_recheck_waiters(int64_t);
 void		 api_wake_followers(int64_t);
 void		 submit_counted(const struct task_row *, enum change_op);
 

@@ -10,9 +10,10 @@
  * them, its own included, and tells of each in that order:
  *
  *   a task's change	the change feed (events_add_change), requests
- *			waiting on the task (api_wake_waiters), its log's
+ *			waiting on the task (api_recheck_waiters), its log's
  *			followers (a final state ends their streams);
- *   a schedule's	the change feed;
+ *   a schedule's	the change feed, and schedule.c, which reads one
+ *			another node changed (schedule_heard);
  *   a queue's		the change feed;
  *   new log lines	the task's followers.
  *
@@ -45,6 +46,7 @@
 
 static struct event		*feed_ev;	/* the next read */
 static int64_t			 feed_at;	/* read up to here */
+static int64_t			 feed_others;	/* another node's last */
 static int			 feed_reading;
 static int			 feed_again;	/* asked for while reading */
 static int64_t			 feed_retry = FEED_RETRY_MIN;
@@ -53,6 +55,7 @@ static int			 feed_failing;
 static struct store_change	*feed_changes;
 static size_t			 feed_n;
 static int64_t			 feed_next;
+static int64_t			 feed_next_others;
 static int			 feed_more;
 
 static void	feed_arm(int64_t);
@@ -80,6 +83,7 @@ feed_init(struct event_base *base)
 		return (0);
 	corod_db->ops->feed_head(corod_db, &feed_at, feed_head_done, &rc);
 	corod_db->ops->read_wait(corod_db);
+	feed_others = feed_at;
 	if (rc != 0) {
 		log_warnx("feed: the change feed's head cannot be read");
 		return (-1);
@@ -113,16 +117,17 @@ feed_position(void)
 
 /*
  * A list's ETag: it changes when the list may have.  On a shared store
- * that is the feed's position, or this node's own last commit, which a
- * client that just wrote must see at once, before its change comes back
- * through the feed.
+ * that is another node's last change read, or this node's own last
+ * commit, which a client that just wrote must see at once, before its
+ * change comes back through the feed (and which must not change the tag
+ * again when it does).
  */
 void
 feed_etag(char *buf, size_t len)
 {
 	if (feed_ev != NULL)
-		snprintf(buf, len, "\"s%" PRId64 "-%" PRId64 "\"", feed_at,
-		    commit_seq);
+		snprintf(buf, len, "\"s%" PRId64 "-%" PRId64 "\"",
+		    feed_others, commit_seq);
 	else
 		snprintf(buf, len, "\"s%" PRId64 "\"", commit_seq);
 }
@@ -170,26 +175,24 @@ feed_cb(evutil_socket_t fd, short what, void *arg)
 	feed_reading = 1;
 	feed_again = 0;
 	corod_db->ops->feed_read(corod_db, feed_at, FEED_COMMITS,
-	    &feed_changes, &feed_n, &feed_next, &feed_more, feed_read_done,
-	    NULL);
+	    &feed_changes, &feed_n, &feed_next, &feed_next_others,
+	    &feed_more, feed_read_done, NULL);
 }
 
 /* One change read: told, in the feed's order, to whoever follows it. */
 static void
 feed_apply(const struct store_change *c)
 {
-	struct task_row	row;
-
 	switch (c->object) {
 	case STORE_OBJ_TASK:
 		events_add_change(c);
-		memset(&row, 0, sizeof row);
-		row.id = c->id;
-		row.version = c->version;
-		api_wake_waiters(&row);
+		api_recheck_waiters(c->id);
 		api_wake_followers(c->id);
 		break;
 	case STORE_OBJ_SCHEDULE:
+		events_add_change(c);
+		schedule_heard(c->id, c->version, c->type == CHANGE_DELETED);
+		break;
 	case STORE_OBJ_QUEUE:
 		events_add_change(c);
 		break;
@@ -231,13 +234,15 @@ feed_read_done(void *arg, int rc)
 		log_warnx("feed: the changes after %" PRId64 " are no longer "
 		    "kept; following from %" PRId64, feed_at, feed_next);
 		events_reset(feed_next);
-		feed_at = feed_next;
+		feed_at = feed_others = feed_next;
 		feed_arm(0);
 		return;
 	}
 	for (i = 0; i < feed_n; i++)
 		feed_apply(&feed_changes[i]);
 	events_flush();
+	if (feed_next_others > feed_others)
+		feed_others = feed_next_others;
 	if (feed_next > feed_at) {
 		feed_at = feed_next;
 		events_advance(feed_at);

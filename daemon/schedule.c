@@ -91,6 +91,9 @@ struct schedule {
 	size_t			 heap_idx;	/* SIZE_MAX: not in it */
 	int			 at_slot;	/* not ahead: decided at the slot */
 	int			 kick;		/* in the kick list */
+	/* the row is as stored (read from the store, not changed here
+	 * since): its version may be another node's, not this one's seq */
+	int			 stored;
 };
 
 /* A firing waiting for its commit. */
@@ -151,6 +154,7 @@ static void	heap_up(size_t);
 static void	heap_down(size_t);
 static void	heap_put(struct schedule *);
 static void	heap_out(struct schedule *);
+static void	schedule_load_again(struct schedule *);
 static void	schedule_rearm(void);
 static void	schedule_due_cb(evutil_socket_t, short, void *);
 static void	schedule_kick_cb(evutil_socket_t, short, void *);
@@ -417,6 +421,7 @@ schedule_admit(const struct schedule_row *row)
 		if (gone[i] == row->id)
 			return (NULL);
 	s = schedule_add(row);
+	s->stored = 1;
 	if (s->row.pending_slot != 0 && !schedule_busy(s))
 		schedule_kick(s);
 	return (s);
@@ -537,7 +542,7 @@ schedule_sweep(int64_t now)
 		if ((s->row.next_at != 0 && !s->row.paused &&
 		    s->row.next_at <= now + cfg->window + SCHEDULE_LEAD) ||
 		    s->row.pending_slot != 0 || s->kick ||
-		    s->row.version > commit_seq) {
+		    (!s->stored && s->row.version > commit_seq)) {
 			all[j++] = s;
 			continue;
 		}
@@ -601,6 +606,88 @@ schedule_load(int64_t id, void (*done)(void *, struct schedule *, int),
 	ld->done = done;
 	ld->arg = arg;
 	db_schedule_get(corod_db, id, &ld->row, schedule_load_read, ld);
+}
+
+static void
+schedule_heard_loaded(void *arg, struct schedule *s, int rc)
+{
+	(void)arg;
+	(void)s;
+	(void)rc;
+}
+
+/*
+ * A shared store's feed tells of a schedule's change (feed.c), made by
+ * this node or another.  One memory has at that version is its own.
+ * Another node's is taken from the store: a new schedule comes into
+ * memory at once (the window's fill would not see one whose next slot
+ * is before its watermark), a changed one is read again in place (the
+ * API may hold it in this turn), a deleted one stops firing and leaves
+ * with the next sweep.  A schedule with a change of this node's own on
+ * its way, or a firing waiting, keeps what it has: its commit writes
+ * the row whole.
+ */
+void
+schedule_heard(int64_t id, int64_t version, int deleted)
+{
+	struct schedule		*s = schedule_find(id);
+
+	if (s != NULL && (s->row.version == version || s->kick ||
+	    (!s->stored && s->row.version > commit_seq)))
+		return;
+	if (s == NULL) {
+		if (!deleted)
+			schedule_load(id, schedule_heard_loaded, NULL);
+		return;
+	}
+	if (deleted) {
+		s->row.next_at = 0;
+		s->row.pending_slot = 0;
+		s->stored = 1;
+		heap_out(s);
+		return;
+	}
+	schedule_load_again(s);
+}
+
+/* Read s's row again from the store, into memory in place. */
+struct schedule_again {
+	int64_t			 id;
+	struct schedule_row	 row;
+};
+
+static void
+schedule_again_read(void *arg, int rc)
+{
+	struct schedule_again	*a = arg;
+	struct schedule		*s;
+	char			 why[256];
+
+	if (rc == 1 && (s = schedule_find(a->id)) != NULL && s->stored &&
+	    !s->kick && s->row.version != a->row.version) {
+		schedule_row_free(&s->row);
+		schedule_row_copy(&s->row, &a->row);
+		memset(&s->cron, 0, sizeof s->cron);
+		if (s->row.cron != NULL &&
+		    cron_parse(s->row.cron, &s->cron, why, sizeof why) != 0)
+			log_warnx("schedule %" PRId64 ": its cron \"%s\" no "
+			    "longer parses (%s); it will not fire", s->row.id,
+			    s->row.cron, why);
+		s->at_slot = 0;
+		heap_put(s);
+	}
+	schedule_row_free(&a->row);
+	free(a);
+}
+
+static void
+schedule_load_again(struct schedule *s)
+{
+	struct schedule_again	*a;
+
+	a = xcalloc(1, sizeof *a);
+	a->id = s->row.id;
+	db_schedule_get(corod_db, a->id, &a->row, schedule_again_read, a);
 }
 
 /* A deletion is committed (or failed: then it is written again). */
@@ -796,6 +883,7 @@ static void
 schedule_write(struct schedule *s, enum change_op op)
 {
 	s->row.version = commit_next_seq();
+	s->stored = 0;
 	commit_schedule_put(&s->row, op);
 }
 

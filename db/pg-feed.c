@@ -61,14 +61,16 @@ static const struct pg_stmt st_changes = { "feed_changes",
 	" WHEN 1 THEN t.version = u.version"
 	" ELSE t.id IS NULL END" };
 static const struct pg_stmt st_commit = { "feed_commit",
-	"INSERT INTO feed_commits (xid, n) VALUES (pg_current_xact_id(), $1)" };
+	"INSERT INTO feed_commits (xid, n, node)"
+	" VALUES (pg_current_xact_id(), $1, $2)" };
 static const struct pg_stmt st_head = { "feed_head",
 	"SELECT pos FROM feed_head" };
 static const struct pg_stmt st_sequence = { "feed_sequence",
 	"SELECT head, waiting FROM feed_sequence($1)" };
 static const struct pg_stmt st_read = { "feed_read",
 	"SELECT f.pos, f.n, c.k, c.object, c.id, c.type, c.state, c.version,"
-	" c.text FROM (SELECT xid, pos, n FROM feed_commits WHERE pos > $1"
+	" c.text, f.node FROM (SELECT xid, pos, n, node FROM feed_commits"
+	" WHERE pos > $1"
 	" ORDER BY pos LIMIT $2) f LEFT JOIN changes c ON c.xid = f.xid"
 	" ORDER BY f.pos, c.k" };
 static const struct pg_stmt st_prune = { "feed_prune",
@@ -134,7 +136,7 @@ feed_text(struct buf *b, const char *s)
  * followers wake.  Nothing when the batch changes nothing followed.
  */
 void
-pg_feed_write(struct pg_job *j, const struct store_batch *b)
+pg_feed_write(struct pg_job *j, const struct store_batch *b, int64_t node)
 {
 	struct feed_item	*it;
 	struct feed_cols	 c;
@@ -220,6 +222,7 @@ pg_feed_write(struct pg_job *j, const struct store_batch *b)
 		buf_free(col);
 	pg_params_init(&p);
 	pg_param_int(&p, (int64_t)n);
+	pg_param_int(&p, node);
 	pg_job_add(j, &st_commit, &p, NULL, NULL);
 	free(it);
 }
@@ -278,7 +281,9 @@ struct feed_rd {
 	struct store_change	**out;
 	size_t			*nout;
 	int64_t			*next;
+	int64_t			*others;
 	int			*more;
+	int64_t			 node;		/* this one */
 	store_done		 done;
 	void			*arg;
 	int64_t			 head;		/* -1: not known */
@@ -290,6 +295,7 @@ struct feed_rd {
 	struct store_change	*c;
 	size_t			 n;
 	int64_t			 to;
+	int64_t			 others_to;
 };
 
 static int64_t	feed_pruned_at;	/* µs (time_mono) of the last prune */
@@ -326,6 +332,8 @@ feed_rows(void *arg, const PGresult *res)
 			f->ncommits++;
 			last = pos;
 			f->to = pos + pg_int(res, i, 1) - 1;
+			if (pg_int(res, i, 9) != f->node)
+				f->others_to = f->to;
 		}
 		if (PQgetisnull(res, i, 2))	/* a commit of lost writes */
 			continue;
@@ -361,12 +369,14 @@ feed_read_done(void *arg, int ok, const char *error)
 		*f->out = NULL;
 		*f->nout = 0;
 		*f->next = f->ncommits > 0 ? f->first - 1 : f->head;
+		*f->others = *f->next;
 		*f->more = 1;
 		rc = 0;
 	} else {
 		*f->out = f->c;
 		*f->nout = f->n;
 		*f->next = f->ncommits > 0 ? f->to : f->after;
+		*f->others = f->others_to;
 		*f->more = f->waiting || f->ncommits == f->limit;
 		rc = 1;
 	}
@@ -376,8 +386,8 @@ feed_read_done(void *arg, int ok, const char *error)
 
 void
 pg_feed_read(struct db *db, int64_t after, int limit,
-    struct store_change **out, size_t *nout, int64_t *next, int *more,
-    store_done done, void *arg)
+    struct store_change **out, size_t *nout, int64_t *next, int64_t *others,
+    int *more, store_done done, void *arg)
 {
 	struct pg_db		*pg = PG(db);
 	struct feed_rd		*f;
@@ -390,6 +400,8 @@ pg_feed_read(struct db *db, int64_t after, int limit,
 	f->out = out;
 	f->nout = nout;
 	f->next = next;
+	f->others = others;
+	f->node = pg->node;
 	f->more = more;
 	f->done = done;
 	f->arg = arg;

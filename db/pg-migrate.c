@@ -212,6 +212,7 @@ static const char *const step2[] = {
 	"CREATE TABLE feed_commits ("
 	"  xid xid8 PRIMARY KEY,"
 	"  n integer NOT NULL,"
+	"  node bigint NOT NULL,"
 	"  pos bigint UNIQUE,"
 	"  at bigint)",
 	"CREATE INDEX feed_commits_waiting ON feed_commits (xid)"

@@ -324,7 +324,8 @@ struct store_ops {
 	 * newest position (where a node starts following).  feed_read: the
 	 * changes after a position, at most about limit, into an allocated
 	 * array (store_changes_free), *next the position read up to (past
-	 * changes that are not there: written and then lost), *more 1 if
+	 * changes that are not there: written and then lost), *others the
+	 * end of the last commit read of another node's (0: none), *more 1 if
 	 * there may be more to read soon (a page cut at limit, changes
 	 * committed but not yet in order); rc 1, or 0 if changes after
 	 * after are no longer kept (*next: where the kept ones start), -1.
@@ -333,8 +334,8 @@ struct store_ops {
 	 */
 	void	(*feed_head)(struct db *, int64_t *, store_done, void *);
 	void	(*feed_read)(struct db *, int64_t, int,
-		    struct store_change **, size_t *, int64_t *, int *,
-		    store_done, void *);
+		    struct store_change **, size_t *, int64_t *, int64_t *,
+		    int *, store_done, void *);
 	void	(*feed_listen)(struct db *, void (*)(void *), void *);
 	void	(*read_wait)(struct db *);
 	int	(*checkpoint)(struct db *);
