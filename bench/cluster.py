@@ -275,6 +275,65 @@ def cpu_report(tag, s0, s1, node_pids):
             "%.2f %s" % (cores(d), _title(pid)) for d, pid in pgs[:4] if d > 0)))
 
 
+# --- what the database's backends do ------------------------------------------
+SAMPLE_EVERY = 0.05
+
+
+def start_sampler(db, seconds, path):
+    """One psql reading pg_stat_activity of db's client backends every
+    SAMPLE_EVERY s for `seconds`, after a second's warm-up, into path."""
+    n = int(seconds / SAMPLE_EVERY)
+    q = ("SELECT 's', pid, state, coalesce(wait_event_type, '-'), "
+         "coalesce(wait_event, '-'), left(query, 12) FROM pg_stat_activity "
+         "WHERE datname = '%s' AND backend_type = 'client backend' AND "
+         "pid <> pg_backend_pid(); SELECT pg_sleep(%g);\n" % (db, SAMPLE_EVERY))
+    script = "SELECT pg_sleep(1);\n" + q * n
+    f = open(path, "wb")
+    p = subprocess.Popen([_pg.psql_path, "-X", "-q", "-A", "-t", "-h", "127.0.0.1",
+                          "-p", str(_pg.port), "-U", "postgres", "-d", db],
+                         stdin=subprocess.PIPE, stdout=f, stderr=subprocess.DEVNULL)
+    f.close()
+    _procs.append(p)
+    p.stdin.write(script.encode())
+    p.stdin.close()
+    return p, path, n
+
+
+def activity_report(tag, sampler):
+    """The writers' backends (those whose last statement is an INSERT or
+    UPDATE: each node's batch connection) as sampled: how often running a
+    statement (and on what waiting), how often idle waiting for the node."""
+    p, path, n = sampler
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    _procs.remove(p)
+    rows = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            w = line.rstrip("\n").split("|")
+            if len(w) >= 6 and w[0] == "s":
+                rows.append(w[1:])
+    writers = {r[0] for r in rows if r[4].startswith(("INSERT", "UPDATE", "WITH"))}
+    if not rows or not writers:
+        return
+    counts = {}
+    total = 0
+    for pid, state, wtype, wevent, query in rows:
+        if pid not in writers:
+            continue
+        total += 1
+        key = "idle (waiting for the node)" if state.startswith("idle") else \
+            "active" + ("" if wtype == "-" else " waiting %s/%s" % (wtype, wevent))
+        counts[key] = counts.get(key, 0) + 1
+    comment("%s: the %d writer backend(s), sampled %d times each (pg_stat_activity every "
+            "%g s): %s" % (tag, len(writers), total // len(writers), SAMPLE_EVERY, ", ".join(
+                "%s %.0f%%" % (k, 100.0 * v / total)
+                for k, v in sorted(counts.items(), key=lambda x: -x[1]))))
+
+
 # --- wrk ----------------------------------------------------------------------
 def wrk_to_ms(v):
     for unit, mult in (("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60000.0),
@@ -316,12 +375,15 @@ def run_wrks(ds, batch, tag, db=None):
     before = pg_counters(db) if db else None
     outs, procs = [], []
     tmp = tempfile.mkdtemp(prefix="corod-bench-wrk.")
+    sampler = None
     try:
+        if db and DURATION >= 3:
+            sampler = start_sampler(db, DURATION - 2, os.path.join(tmp, "activity"))
         for i, d in enumerate(ds):
             path = os.path.join(tmp, "wrk%d.out" % i)
             f = open(path, "wb")
             p = subprocess.Popen(
-                ["timeout", "--kill-after=5", str(DURATION + 60), "wrk",
+                ["wrk",
                  "-t%d" % threads, "-c%d" % conns, "-d%ds" % DURATION,
                  "--timeout", WRK_TIMEOUT, "--latency",
                  "-s", os.path.join(BENCH_DIR, "submit.lua"),
@@ -351,7 +413,13 @@ def run_wrks(ds, batch, tag, db=None):
                 comment("%s: wrk exited with status %s; its output:" % (tag, p.returncode))
                 comment("  " + text.replace("\n", "\n  "))
             outs.append(r)
+        if sampler is not None:
+            activity_report(tag, sampler)
+            sampler = None
     finally:
+        if sampler is not None and sampler[0].poll() is None:
+            sampler[0].kill()
+            sampler[0].wait()
         for p, _ in procs:
             if p.poll() is None:
                 p.kill()
