@@ -260,7 +260,7 @@ def cpu_report(tag, s0, s1, node_pids):
     busy = sum(m[:7]) - idle - iowait
     pgs.sort(reverse=True)
     comment("%s cpu over %.1f s (cores; %d cores in all): corod %.2f (threads: %s), "
-            "this PostgreSQL %.2f, wrk %.2f, python %.2f, other processes %.2f; machine busy "
+            "this PostgreSQL %.2f, wrk %.2f, python (any) %.2f, other processes %.2f; machine busy "
             "%.2f (of it softirq %.2f, and %.2f in processes that came and went: "
             "other builds, psql), idle %.2f, iowait %.2f, steal %.2f" % (
                 tag, wall, os.cpu_count(), cores(groups["corod"]),
