@@ -501,6 +501,7 @@ def lateness(ds, tag, suffix):
     run_at = format_rfc3339_us(run_at_us)
     spec = {"kind": "echo", "params": {"message": "due"}, "run_at": run_at}
     ids = set()
+    via = {}            # id -> the node it was submitted to (which holds it)
     t0 = time.monotonic()
     left, i = LAT_N, 0
     while left > 0:
@@ -510,6 +511,8 @@ def lateness(ds, tag, suffix):
         if len(got) != n:
             die("%s: a batch of %d answered with %d tasks" % (tag, n, len(got)))
         ids.update(t["id"] for t in got)
+        for t in got:
+            via[t["id"]] = i % len(clients)
         left -= n
         i += 1
     comment("%s: %d tasks submitted in %.3f s in arrays of %d to %d node(s) in turn, "
@@ -551,7 +554,20 @@ def lateness(ds, tag, suffix):
     if early:
         comment("WARNING: %s: %d tasks started before their run_at (earliest by %.3f ms)"
                 % (tag, early, -min(lat)))
-    comment("%s: %d tasks measured, min %.3f ms" % (tag, len(lat), min(lat)))
+    comment("%s: %d tasks measured, min %.3f ms, p90 %.3f ms, %d over %g ms"
+            % (tag, len(lat), min(lat), percentile(lat, 90),
+               sum(1 for x in lat if x > GOAL_LATENESS_P99), GOAL_LATENESS_P99))
+    if len(ds) > 1:
+        # a task due within the window is held by the node it was
+        # submitted to, which fires it
+        for k in range(len(ds)):
+            mine = [(parse_rfc3339_us(t["started_at"]) - parse_rfc3339_us(t["run_at"]))
+                    / 1000.0 for t in done.values() if via.get(t["id"]) == k
+                    and t.get("started_at")]
+            if mine:
+                comment("%s: submitted to node %d: %d tasks, p50 %.3f ms, p99 %.3f ms, "
+                        "max %.3f ms" % (tag, k + 1, len(mine), percentile(mine, 50),
+                                        percentile(mine, 99), max(mine)))
     p = tag.split("_")[0]
     emit("%s_lateness_p50%s" % (p, suffix), percentile(lat, 50), "ms")
     emit("%s_lateness_p99%s" % (p, suffix), percentile(lat, 99), "ms")
