@@ -65,7 +65,7 @@ import json
 import os
 import random
 import select
-import signal
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -424,7 +424,6 @@ def run_wrks(ds, batch, tag, db=None):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        import shutil
         shutil.rmtree(tmp, ignore_errors=True)
     for i, r in enumerate(outs):
         comment("%s: node %d: wrk: %s; %s req/s, p50 %s ms, p99 %s ms, %d non-2xx%s"
