@@ -91,8 +91,9 @@ signal.signal(signal.SIGINT, _on_signal)
 
 
 class Daemon:
-    def __init__(self, extra_args=(), nofile=None):
+    def __init__(self, extra_args=(), nofile=None, db=None):
         self.bin = corod_bin()
+        self.db = db            # None: TMP/corod.db; else a file or a URI
         if not os.access(self.bin, os.X_OK):
             die("no corod binary at %s (build it, or set COROD_BIN)" % self.bin)
         self.extra_args = list(extra_args)
@@ -115,7 +116,7 @@ class Daemon:
         errf = open(self.stderr_path, "wb")
         outf = open(os.path.join(self.tmp, "stdout.log"), "wb")
         args = [self.bin, "--listen", "127.0.0.1:0",
-                "--db", os.path.join(self.tmp, "corod.db"),
+                "--db", self.db or os.path.join(self.tmp, "corod.db"),
                 "--download-dir", os.path.join(self.tmp, "dl")] + self.extra_args
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=outf,
                                      stderr=errf, preexec_fn=self._preexec)
