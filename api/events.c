@@ -79,6 +79,21 @@ struct poller {
 	LIST_ENTRY(poller)	 entry;
 };
 
+/*
+ * A poll that came while this node's own last commits were not yet back
+ * from a shared store's feed (feed_behind): held until they are, or
+ * EVENTS_LAG_MAX, then asked again, so that a client reads its own
+ * writes in the feed of the node it wrote to.
+ */
+struct lagger {
+	struct http_request	*req;
+	int64_t			 since, limit;
+	double			 wait;
+	struct event		*timer;
+	LIST_ENTRY(lagger)	 entry;
+};
+#define EVENTS_LAG_MAX		1000000		/* µs */
+
 /* A Server-Sent Events stream. */
 struct stream {
 	struct http_request	*req;
@@ -98,6 +113,7 @@ static struct feed_event	*pending;	/* this batch's, unsorted */
 static size_t			 npending, pending_cap;
 static LIST_HEAD(, poller)	 pollers = LIST_HEAD_INITIALIZER(pollers);
 static LIST_HEAD(, stream)	 streams = LIST_HEAD_INITIALIZER(streams);
+static LIST_HEAD(, lagger)	 laggers = LIST_HEAD_INITIALIZER(laggers);
 static size_t			 npollers, nstreams;
 static struct event		*keepalive_ev;
 static struct event		*wake_ev;
@@ -118,6 +134,11 @@ static const char *const type_names[] = { "created", "updated", "deleted" };
 static void	events_answer(struct http_request *, int64_t, int64_t);
 static void	events_gone(struct http_request *, int64_t);
 static void	poller_answer(struct poller *);
+static void	events_poll(struct http_request *, int64_t, double,
+		    int64_t);
+static void	lagger_again(struct lagger *);
+static void	lagger_gone(struct http_request *);
+static void	lagger_timeout_cb(evutil_socket_t, short, void *);
 static int	poller_cmp(const void *, const void *);
 static void	poller_free(struct poller *);
 static void	poller_gone(struct http_request *);
@@ -426,7 +447,9 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 	 */
 	n = 0;
 	LIST_FOREACH(p, &pollers, entry) {
-		if (p->since >= feed_pos)
+		/* (the feed may have moved on past changes that are not
+		 * events: events_advance) */
+		if (p->since >= feed_pos || ring_after(p->since) == ring_n)
 			continue;
 		if (n == wake_cap) {
 			wake_cap = wake_cap == 0 ? 64 : wake_cap * 2;
@@ -513,9 +536,9 @@ events_render(struct buf *b, int64_t since, int64_t limit)
 		event_render(b, ring_at(i));
 		next = ring_at(i)->seq;
 	}
-	/* to the feed's end: its position (past changes that are not
-	 * events, events_advance; or since, if ahead of it) */
-	if (i == ring_n)
+	/* none: the feed's position (past changes that are not events,
+	 * events_advance; or since, if ahead of it) */
+	if (n == 0)
 		next = feed_pos;
 	buf_puts(b, "],\"next\":");
 	buf_add_int(b, next);
@@ -578,7 +601,7 @@ void
 api_events(struct http_request *req)
 {
 	static const char *const names[] = { "since", "wait", "limit", NULL };
-	struct poller	*p;
+	struct lagger	*l;
 	struct stream	*s;
 	struct problem	 pr;
 	struct timeval	 tv;
@@ -633,6 +656,37 @@ api_events(struct http_request *req)
 		events_gone(req, since);
 		return;
 	}
+	if (feed_behind()) {
+		l = xcalloc(1, sizeof *l);
+		l->req = req;
+		l->since = since;
+		l->limit = limit;
+		l->wait = wait;
+		l->timer = evtimer_new(loop_base, lagger_timeout_cb, l);
+		tv = time_tv(EVENTS_LAG_MAX);
+		evtimer_add(l->timer, &tv);
+		LIST_INSERT_HEAD(&laggers, l, entry);
+		req->data = l;
+		req->on_gone = lagger_gone;
+		req->on_free = lagger_gone;
+		http_hold(req);
+		return;
+	}
+	events_poll(req, since, wait, limit);
+}
+
+/* A poll of the feed, its query read (api_events, lagger_again). */
+static void
+events_poll(struct http_request *req, int64_t since, double wait,
+    int64_t limit)
+{
+	struct poller	*p;
+	struct timeval	 tv;
+
+	if (since < kept_from) {
+		events_gone(req, since);
+		return;
+	}
 	/*
 	 * A poll that may wait is held: with nothing new until a batch or
 	 * the time is up; with news until the next fan-out, so that pollers
@@ -680,6 +734,50 @@ poller_free(struct poller *p)
 	if (p->req != NULL)
 		http_release(p->req);
 	free(p);
+}
+
+/* Ask a lagger's poll again, as it came (its wait starts now). */
+static void
+lagger_again(struct lagger *l)
+{
+	struct http_request	*req = l->req;
+	int64_t			 since = l->since, limit = l->limit;
+	double			 wait = l->wait;
+
+	LIST_REMOVE(l, entry);
+	event_free(l->timer);
+	http_release(req);
+	free(l);
+	events_poll(req, since, wait, limit);
+}
+
+static void
+lagger_gone(struct http_request *req)
+{
+	struct lagger	*l = req->data;
+
+	if (l == NULL)
+		return;
+	http_release(req);
+	LIST_REMOVE(l, entry);
+	event_free(l->timer);
+	free(l);
+}
+
+static void
+lagger_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	lagger_again(arg);
+}
+
+/* This node's own commits are back from the feed (feed.c). */
+void
+events_caught_up(void)
+{
+	while (!LIST_EMPTY(&laggers))
+		lagger_again(LIST_FIRST(&laggers));
 }
 
 /* The client left (or the request is freed): forget the poller. */

@@ -1033,7 +1033,9 @@ commit_complete(struct batch *b)
 		/* The feed takes the batch whole, in seq order; a shared
 		 * store's comes back through the store, in its order. */
 		events_flush();
-		if (feed_store)
+		if (feed_store && b->sb.feed)
+			feed_committed();
+		else if (feed_store)
 			feed_kick();
 	} else {
 		if (!failing || failing_full != b->full)

@@ -587,6 +587,8 @@ int		 feed_init(struct event_base *);
 void		 feed_shutdown(void);
 void		 feed_kick(void);
 int64_t		 feed_position(void);
+void		 feed_committed(void);
+int		 feed_behind(void);
 void		 feed_etag(char *, size_t);
 
 /* fence.c: a node that cannot renew its claims stops its work */
@@ -624,6 +626,7 @@ struct store_change;
 void		 events_add_change(const struct store_change *);
 void		 events_advance(int64_t);
 void		 events_reset(int64_t);
+void		 events_caught_up(void);
 /* The feed's changes of objects that are not tasks: a schedule (its
  * version the change's seq), a queue (its name). */
 void		 events_add_schedule(int64_t, int64_t, enum change_op);

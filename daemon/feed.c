@@ -51,12 +51,9 @@ static int			 feed_reading;
 static int			 feed_again;	/* asked for while reading */
 static int64_t			 feed_retry = FEED_RETRY_MIN;
 static int			 feed_failing;
-/* the read in flight's outputs (one at a time) */
-static struct store_change	*feed_changes;
-static size_t			 feed_n;
-static int64_t			 feed_next;
-static int64_t			 feed_next_others;
-static int			 feed_more;
+static struct store_feed	 feed_got;	/* the read in flight's */
+/* this node's commits that wrote changes, and those read back of them */
+static uint64_t			 feed_written, feed_read_own;
 
 static void	feed_arm(int64_t);
 static void	feed_cb(evutil_socket_t, short, void *);
@@ -132,6 +129,26 @@ feed_etag(char *buf, size_t len)
 		snprintf(buf, len, "\"s%" PRId64 "\"", commit_seq);
 }
 
+/* This node committed changes: read them back soon. */
+void
+feed_committed(void)
+{
+	feed_written++;
+	feed_kick();
+}
+
+/*
+ * Are this node's own commits not all back from the feed yet?  A poll of
+ * the feed waits for them a moment (api/events.c), so that a client
+ * sees its own writes there.
+ */
+int
+feed_behind(void)
+{
+	return (feed_ev != NULL && !feed_failing &&
+	    feed_read_own < feed_written);
+}
+
 /* Read soon: this node committed, or another says it did. */
 void
 feed_kick(void)
@@ -174,9 +191,8 @@ feed_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	feed_reading = 1;
 	feed_again = 0;
-	corod_db->ops->feed_read(corod_db, feed_at, FEED_COMMITS,
-	    &feed_changes, &feed_n, &feed_next, &feed_next_others,
-	    &feed_more, feed_read_done, NULL);
+	corod_db->ops->feed_read(corod_db, feed_at, FEED_COMMITS, &feed_got,
+	    feed_read_done, NULL);
 }
 
 /* One change read: told, in the feed's order, to whoever follows it. */
@@ -205,15 +221,14 @@ feed_apply(const struct store_change *c)
 static void
 feed_read_done(void *arg, int rc)
 {
-	size_t	i;
-	int64_t	wait;
+	struct store_feed	*f = &feed_got;
+	size_t			 i;
+	int64_t			 wait;
 
 	(void)arg;
 	feed_reading = 0;
 	if (feed_ev == NULL) {			/* stopped meanwhile */
-		store_changes_free(feed_changes, feed_n);
-		feed_changes = NULL;
-		feed_n = 0;
+		store_feed_free(f);
 		return;
 	}
 	if (rc < 0) {
@@ -221,6 +236,7 @@ feed_read_done(void *arg, int rc)
 			log_warnx("feed: reading the change feed failed; "
 			    "trying again");
 		feed_failing = 1;
+		events_caught_up();	/* nothing to wait for now */
 		feed_arm(FEED_ERROR_WAIT);
 		return;
 	}
@@ -232,31 +248,34 @@ feed_read_done(void *arg, int rc)
 		/* this node fell behind what the store keeps: its
 		 * followers list again (410), it goes on from there */
 		log_warnx("feed: the changes after %" PRId64 " are no longer "
-		    "kept; following from %" PRId64, feed_at, feed_next);
-		events_reset(feed_next);
-		feed_at = feed_others = feed_next;
+		    "kept; following from %" PRId64, feed_at, f->next);
+		events_reset(f->next);
+		feed_at = feed_others = f->next;
+		feed_read_own = feed_written;
+		events_caught_up();
 		feed_arm(0);
 		return;
 	}
-	for (i = 0; i < feed_n; i++)
-		feed_apply(&feed_changes[i]);
+	for (i = 0; i < f->n; i++)
+		feed_apply(&f->changes[i]);
 	events_flush();
-	if (feed_next_others > feed_others)
-		feed_others = feed_next_others;
-	if (feed_next > feed_at) {
-		feed_at = feed_next;
+	if (f->others > feed_others)
+		feed_others = f->others;
+	feed_read_own += f->own;
+	if (f->next > feed_at) {
+		feed_at = f->next;
 		events_advance(feed_at);
 		feed_retry = FEED_RETRY_MIN;
-	} else if (feed_more && feed_retry < FEED_RETRY_MAX)
+	} else if (f->more && feed_retry < FEED_RETRY_MAX)
 		feed_retry *= 2;
-	store_changes_free(feed_changes, feed_n);
-	feed_changes = NULL;
-	feed_n = 0;
+	if (!feed_behind())
+		events_caught_up();
 	if (feed_again)
 		wait = 0;
-	else if (feed_more)
+	else if (f->more)
 		wait = feed_retry;
 	else
 		wait = FEED_EVERY;
+	store_feed_free(f);
 	feed_arm(wait);
 }

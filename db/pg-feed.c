@@ -134,8 +134,9 @@ feed_text(struct buf *b, const char *s)
  * transaction): what the local feed of sqlite tells (commit.c), and a
  * LOG change for each task with new lines, so that other nodes' log
  * followers wake.  Nothing when the batch changes nothing followed.
+ * Returns how many changes it wrote.
  */
-void
+size_t
 pg_feed_write(struct pg_job *j, const struct store_batch *b, int64_t node)
 {
 	struct feed_item	*it;
@@ -148,7 +149,7 @@ pg_feed_write(struct pg_job *j, const struct store_batch *b, int64_t node)
 	cap = b->ninserts + b->nrows + b->ncancels + b->nschedules +
 	    b->nqueues + b->nlogs;
 	if (cap == 0)
-		return;
+		return (0);
 	it = xcalloc(cap, sizeof *it);
 	for (i = 0; i < b->ninserts; i++) {
 		r = b->inserts[i];
@@ -190,7 +191,7 @@ pg_feed_write(struct pg_job *j, const struct store_batch *b, int64_t node)
 	}
 	if (n == 0) {
 		free(it);
-		return;
+		return (0);
 	}
 	qsort(it, n, sizeof *it, feed_item_cmp);
 
@@ -225,6 +226,7 @@ pg_feed_write(struct pg_job *j, const struct store_batch *b, int64_t node)
 	pg_param_int(&p, node);
 	pg_job_add(j, &st_commit, &p, NULL, NULL);
 	free(it);
+	return (n);
 }
 
 /* feed_head's read */
@@ -275,14 +277,10 @@ pg_feed_head(struct db *db, int64_t *head, store_done done, void *arg)
 	pg_job_send(PG(db), PG_READER, j, feed_head_done, h);
 }
 
-/* feed_read's read: the caller's outputs and what the job found. */
+/* feed_read's read: the caller's output and what the job found. */
 struct feed_rd {
 	int64_t			 after;
-	struct store_change	**out;
-	size_t			*nout;
-	int64_t			*next;
-	int64_t			*others;
-	int			*more;
+	struct store_feed	*out;
 	int64_t			 node;		/* this one */
 	store_done		 done;
 	void			*arg;
@@ -292,10 +290,7 @@ struct feed_rd {
 	int			 ncommits;
 	int			 gap;
 	int64_t			 first;		/* the first commit's pos */
-	struct store_change	*c;
-	size_t			 n;
-	int64_t			 to;
-	int64_t			 others_to;
+	struct store_feed	 f;
 };
 
 static int64_t	feed_pruned_at;	/* µs (time_mono) of the last prune */
@@ -319,7 +314,7 @@ feed_rows(void *arg, const PGresult *res)
 	int64_t			 pos, last = -1;
 	int			 i, nrows = PQntuples(res);
 
-	f->c = nrows > 0 ? xcalloc((size_t)nrows, sizeof *f->c) : NULL;
+	f->f.changes = nrows > 0 ? xcalloc((size_t)nrows, sizeof *c) : NULL;
 	for (i = 0; i < nrows; i++) {
 		pos = pg_int(res, i, 0);
 		if (pos != last) {
@@ -331,13 +326,15 @@ feed_rows(void *arg, const PGresult *res)
 			}
 			f->ncommits++;
 			last = pos;
-			f->to = pos + pg_int(res, i, 1) - 1;
+			f->f.next = pos + pg_int(res, i, 1) - 1;
 			if (pg_int(res, i, 9) != f->node)
-				f->others_to = f->to;
+				f->f.others = f->f.next;
+			else
+				f->f.own++;
 		}
 		if (PQgetisnull(res, i, 2))	/* a commit of lost writes */
 			continue;
-		c = &f->c[f->n++];
+		c = &f->f.changes[f->f.n++];
 		c->pos = pos + pg_int(res, i, 2);
 		c->object = (unsigned char)pg_int(res, i, 3);
 		c->id = pg_int(res, i, 4);
@@ -352,42 +349,34 @@ static void
 feed_read_done(void *arg, int ok, const char *error)
 {
 	struct feed_rd	*f = arg;
-	int		 rc;
+	int		 rc = 1;
 
 	if (!ok) {
 		log_warnx("PostgreSQL: reading the change feed: %s",
 		    error != NULL ? error : "failed");
-		store_changes_free(f->c, f->n);
-		f->done(f->arg, -1);
-		free(f);
-		return;
-	}
-	if (f->gap || (f->ncommits == 0 && f->head > f->after)) {
+		store_feed_free(&f->f);
+		rc = -1;
+	} else if (f->gap || (f->ncommits == 0 && f->head > f->after)) {
 		/* what followed after was deleted: start again before the
 		 * oldest commit kept (or at the head, if none is) */
-		store_changes_free(f->c, f->n);
-		*f->out = NULL;
-		*f->nout = 0;
-		*f->next = f->ncommits > 0 ? f->first - 1 : f->head;
-		*f->others = *f->next;
-		*f->more = 1;
+		store_feed_free(&f->f);
+		f->f.next = f->f.others = f->ncommits > 0 ? f->first - 1 :
+		    f->head;
+		f->f.more = 1;
 		rc = 0;
 	} else {
-		*f->out = f->c;
-		*f->nout = f->n;
-		*f->next = f->ncommits > 0 ? f->to : f->after;
-		*f->others = f->others_to;
-		*f->more = f->waiting || f->ncommits == f->limit;
-		rc = 1;
+		if (f->ncommits == 0)
+			f->f.next = f->after;
+		f->f.more = f->waiting || f->ncommits == f->limit;
 	}
+	*f->out = f->f;
 	f->done(f->arg, rc);
 	free(f);
 }
 
 void
-pg_feed_read(struct db *db, int64_t after, int limit,
-    struct store_change **out, size_t *nout, int64_t *next, int64_t *others,
-    int *more, store_done done, void *arg)
+pg_feed_read(struct db *db, int64_t after, int limit, struct store_feed *out,
+    store_done done, void *arg)
 {
 	struct pg_db		*pg = PG(db);
 	struct feed_rd		*f;
@@ -395,14 +384,11 @@ pg_feed_read(struct db *db, int64_t after, int limit,
 	struct pg_job		*j;
 	int64_t			 now = time_now();
 
+	memset(out, 0, sizeof *out);
 	f = xcalloc(1, sizeof *f);
 	f->after = after;
 	f->out = out;
-	f->nout = nout;
-	f->next = next;
-	f->others = others;
 	f->node = pg->node;
-	f->more = more;
 	f->done = done;
 	f->arg = arg;
 	f->head = -1;

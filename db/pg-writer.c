@@ -758,7 +758,7 @@ pg_write_batch(struct db *db, struct store_batch *b,
 		pg_param_int(&p, b->cancels[i].seq);
 		pg_job_add(j, &st_cancel, &p, NULL, NULL);
 	}
-	pg_feed_write(j, b, pg->node);
+	b->feed = pg_feed_write(j, b, pg->node) > 0;
 	if (b->renew) {
 		pg_params_init(&p);
 		pg_param_str(&p, pg->owner);

@@ -226,12 +226,11 @@ void		 pg_expired(struct db *, int64_t, const char *,
 		    struct task_row **, size_t *, store_done, void *);
 
 /* pg-feed.c: the change feed (store.h: feed_*) */
-void		 pg_feed_write(struct pg_job *, const struct store_batch *,
+size_t		 pg_feed_write(struct pg_job *, const struct store_batch *,
 		    int64_t);
 void		 pg_feed_head(struct db *, int64_t *, store_done, void *);
-void		 pg_feed_read(struct db *, int64_t, int,
-		    struct store_change **, size_t *, int64_t *, int64_t *,
-		    int *, store_done, void *);
+void		 pg_feed_read(struct db *, int64_t, int, struct store_feed *,
+		    store_done, void *);
 void		 pg_feed_listen(struct db *, void (*)(void *), void *);
 
 /* pg-conn.c: reading results (row r, column c) */

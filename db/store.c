@@ -52,11 +52,12 @@ store_owner_make(char *buf, size_t len)
 }
 
 void
-store_changes_free(struct store_change *c, size_t n)
+store_feed_free(struct store_feed *f)
 {
 	size_t	i;
 
-	for (i = 0; i < n; i++)
-		free(c[i].text);
-	free(c);
+	for (i = 0; i < f->n; i++)
+		free(f->changes[i].text);
+	free(f->changes);
+	memset(f, 0, sizeof *f);
 }

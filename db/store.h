@@ -182,6 +182,7 @@ struct store_batch {
 	size_t		  ncancel_asked;
 	int		  peers;
 	/* the outcome */
+	int		  feed;		/* wrote changes to a shared feed */
 	int		  ok;
 	int		  full;		/* failed for lack of space */
 	size_t		  nlost;
@@ -212,6 +213,19 @@ struct store_change {
 	unsigned char	 state;		/* a task's */
 	char		*text;		/* progress JSON (or NULL); a
 					 * queue's name */
+};
+
+/* What a read of the feed found (feed_read). */
+struct store_feed {
+	struct store_change	*changes;	/* allocated */
+	size_t			 n;
+	int64_t			 next;	/* read up to (past changes that
+					 * are not there: written, then lost) */
+	int64_t			 others; /* the end of the last commit read
+					 * of another node's; 0: none */
+	size_t			 own;	/* commits read of this node's */
+	int			 more;	/* more to read soon: a page cut at
+					 * limit, commits not yet in order */
 };
 
 /* The window a claim reads: due after (after_run_at, after_id), by until. */
@@ -322,20 +336,15 @@ struct store_ops {
 	/*
 	 * The change feed (shared stores; NULL on sqlite).  feed_head: the
 	 * newest position (where a node starts following).  feed_read: the
-	 * changes after a position, at most about limit, into an allocated
-	 * array (store_changes_free), *next the position read up to (past
-	 * changes that are not there: written and then lost), *others the
-	 * end of the last commit read of another node's (0: none), *more 1 if
-	 * there may be more to read soon (a page cut at limit, changes
-	 * committed but not yet in order); rc 1, or 0 if changes after
-	 * after are no longer kept (*next: where the kept ones start), -1.
-	 * feed_listen: fn(arg) when another node's changes may be there to
-	 * read (a hint: a reader also reads every second or so).
+	 * changes after a position, at most about limit commits, into *out
+	 * (store_feed says what; store_feed_free); rc 1, or 0 if changes
+	 * after after are no longer kept (out->next: where the kept ones
+	 * start), -1.  feed_listen: fn(arg) when another node's changes may
+	 * be there to read (a hint: a reader also reads every second or so).
 	 */
 	void	(*feed_head)(struct db *, int64_t *, store_done, void *);
-	void	(*feed_read)(struct db *, int64_t, int,
-		    struct store_change **, size_t *, int64_t *, int64_t *,
-		    int *, store_done, void *);
+	void	(*feed_read)(struct db *, int64_t, int, struct store_feed *,
+		    store_done, void *);
 	void	(*feed_listen)(struct db *, void (*)(void *), void *);
 	void	(*read_wait)(struct db *);
 	int	(*checkpoint)(struct db *);
@@ -348,8 +357,8 @@ struct db {
 
 extern const struct store_ops	store_sqlite;
 
-/* Free feed_read's array (store.c). */
-void		 store_changes_free(struct store_change *, size_t);
+/* Free what feed_read found, and zero it (store.c). */
+void		 store_feed_free(struct store_feed *);
 
 /* A new owner name: "<host>/<pid>/<µs>" (store.c). */
 #define STORE_OWNER_MAX	320
