@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""cluster-unique.py -- unique keys across nodes on one PostgreSQL
+(API.md, "Unique tasks" and "Several nodes").
+
+Three nodes on a private PostgreSQL (tests/lib/pg.py; skipped without
+it, failed with COROD_REQUIRE_PG=1, as cluster.py).  In rounds, for each
+on_conflict mode, six clients (two per node) send a spec with the same
+new unique key at once; the holder is either scheduled (an echo due in a
+few seconds) or running (a sleep, due now).  Then:
+
+- every answer is one API.md allows for the mode: reject 201 or 409
+  with the Location of a task made in the round; keep 201 or 200 with
+  such a task; replace and debounce 201 (the holder, or a successor),
+  200 with such a task, or 409 unique-conflict naming a holder another
+  node holds (API.md, "Several nodes": only the node holding a holder
+  changes it) -- never 503 nor 500, and every node still serves;
+- at no sample of the store did two unfinished tasks hold a key: no
+  unfinished task with a "unique" neither holds its key nor waits as a
+  successor, and no key has two tasks running;
+- nothing answered 201 is lost: every such task is in the store and
+  ends succeeded; the runs of the tasks of one key never overlap
+  (started_at/finished_at), and no key stays held or waited for.
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from tap import TAP, scaled  # noqa: E402
+from corod import Corod  # noqa: E402
+from pg import Postgres, available  # noqa: E402
+
+LEASE = 3.0
+MODES = ("reject", "keep", "replace", "debounce")
+ROUNDS = 6                  # per mode: even ones scheduled, odd ones running
+CLIENTS_PER_NODE = 2
+
+t = TAP("cluster-unique", total_timeout=600)
+if not available():
+    if os.environ.get("COROD_REQUIRE_PG") == "1":
+        t.fail("PostgreSQL is not installed (COROD_REQUIRE_PG=1)")
+    else:
+        t.skip("cluster-unique", "PostgreSQL is not installed")
+    t.done()
+
+pg = Postgres(t)
+pg.start()
+t.cleanups.append(pg.close)
+
+
+def node(name):
+    return Corod(t, name=name, db=pg.uri, args=["--lease", str(LEASE)])
+
+
+def spec(mode, key, running, n):
+    u = {"key": key, "on_conflict": mode}
+    if mode == "debounce":
+        u["debounce"] = 0.3
+    if running:
+        return {"kind": "sleep", "params": {"seconds": 1}, "unique": u}
+    return {"kind": "echo", "params": {"message": "m%d" % n}, "delay": 1.5,
+            "unique": u}
+
+
+class Sampler(threading.Thread):
+    """Reads the store every 0.1 s while the rounds run (bounded)."""
+
+    def __init__(self, d):
+        super().__init__(daemon=True)
+        self.d = d
+        self.stop = threading.Event()
+        self.bad = []
+        self.samples = 0
+
+    def run(self):
+        deadline = time.monotonic() + scaled(300)
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                loose = self.d.sql(
+                    "SELECT id FROM tasks WHERE state IN (0, 1) AND"
+                    " unique_spec IS NOT NULL AND ukey IS NULL AND"
+                    " uwait IS NULL")
+                twice = self.d.sql(
+                    "SELECT ukey, count(*) FROM tasks WHERE state = 1 AND"
+                    " unique_spec IS NOT NULL GROUP BY"
+                    " unique_spec::json->>'key' , ukey HAVING count(*) > 1")
+            except Exception as e:  # noqa: BLE001 (reported, not raised)
+                self.bad.append("sql: %s" % e)
+                break
+            self.samples += 1
+            if loose:
+                self.bad.append("unfinished tasks with a unique key that "
+                                "neither hold it nor wait: %r" % loose)
+            if twice:
+                self.bad.append("a key with two tasks running: %r" % twice)
+            self.stop.wait(0.1)
+
+
+def round_of(ns, mode, key, running):
+    """Six clients at once; their (node, status, body, location)."""
+    clients = [d for d in ns for _ in range(CLIENTS_PER_NODE)]
+    barrier = threading.Barrier(len(clients))
+    out = [None] * len(clients)
+
+    def client(i, d):
+        c = d.connection(timeout=30)
+        try:
+            barrier.wait(timeout=scaled(10))
+            r = d.request("POST", "/v1/tasks", spec(mode, key, running, i),
+                          conn=c)
+            out[i] = (d.name, r.status, r.body, r.headers.get("location"))
+        except Exception as e:  # noqa: BLE001
+            out[i] = (d.name, None, repr(e), None)
+        finally:
+            c.close()
+
+    th = [threading.Thread(target=client, args=(i, d), daemon=True)
+          for i, d in enumerate(clients)]
+    for x in th:
+        x.start()
+    for x in th:
+        x.join(scaled(60))
+    return out
+
+
+def check_round(mode, key, answers, created):
+    """Each answer against API.md; the ids answered 201 go to created."""
+    made = {a[2]["id"] for a in answers if a[1] == 201}
+    created.update(made)
+    bad = []
+    for name, status, body, loc in answers:
+        if status == 201:
+            continue
+        holder = None
+        if loc is not None and loc.startswith("/v1/tasks/"):
+            holder = int(loc.rsplit("/", 1)[1])
+        if status == 409 and isinstance(body, dict) and \
+                body.get("code") == "unique-conflict" and \
+                holder in made and (mode == "reject" or
+                                    "node" in body.get("detail", "")):
+            continue
+        if status == 200 and mode != "reject" and \
+                isinstance(body, dict) and body.get("id") in made:
+            continue
+        bad.append((name, status, body if status != 201 else None, loc))
+    t.ok(not bad and made, "%s %s: %d answers, %d created, all allowed"
+         % (mode, key, len(answers), len(made)),
+         diag="%r\ncreated %r" % (bad, sorted(made)))
+    return [a for a in answers if a[1] in (500, 503, None)]
+
+
+@t.test(timeout=420)
+def same_key_on_three_nodes():
+    ns = [node("u%d" % i) for i in (1, 2, 3)]
+    time.sleep(LEASE / 3 + 0.5)         # the nodes count each other up
+    sampler = Sampler(ns[0])
+    sampler.start()
+    created = set()
+    failures = []
+    for mode in MODES:
+        for rnd in range(ROUNDS):
+            key = "k-%s-%d" % (mode, rnd)
+            answers = round_of(ns, mode, key, rnd % 2 == 1)
+            failures += check_round(mode, key, answers, created)
+            if failures:
+                break
+        if failures:
+            break
+    t.ok(not failures, "no 503, no 500, no client error",
+         diag=repr(failures[:5]))
+    for d in ns:
+        r = d.request("POST", "/v1/tasks", {"kind": "echo",
+                                            "params": {"message": "up"}})
+        t.ok(r.status == 201, "%s still serves: %d" % (d.name, r.status),
+             diag=d.output_tail(20))
+    # everything created ends, and ends succeeded
+    deadline = time.monotonic() + scaled(60)
+    left = set(created)
+    while left and time.monotonic() < deadline:
+        rows = ns[0].sql("SELECT id FROM tasks WHERE state IN (0, 1) AND"
+                         " id = ANY(?::bigint[])",
+                         ("{" + ",".join(map(str, left)) + "}",))
+        left = {r[0] for r in rows}
+        if left:
+            time.sleep(0.2)
+    sampler.stop.set()
+    sampler.join(scaled(30))
+    t.ok(sampler.samples > 10 and not sampler.bad,
+         "%d samples of the store: at most one holder of a key, never two "
+         "running" % sampler.samples, diag="\n".join(sampler.bad[:5]))
+    t.ok(not left, "every task answered 201 ended", diag=repr(left))
+    ids = "{" + ",".join(map(str, created)) + "}"
+    rows = ns[0].sql("SELECT id, state, unique_spec, started_at, finished_at"
+                     " FROM tasks WHERE id = ANY(?::bigint[])", (ids,))
+    got = {r[0]: r for r in rows}
+    t.is_(sorted(set(created) - set(got)), [],
+          "every task answered 201 is in the store (%d)" % len(created))
+    t.ok(all(r[1] == 2 for r in rows), "and succeeded",
+         diag=repr([r[:2] for r in rows if r[1] != 2]))
+    runs = {}
+    for r in rows:
+        if r[3] is not None and r[4] is not None:
+            runs.setdefault(json.loads(r[2])["key"], []).append(
+                (r[3], r[4], r[0]))
+    overlap = []
+    for k, v in runs.items():
+        v.sort()
+        for a, b in zip(v, v[1:]):
+            if b[0] < a[1]:
+                overlap.append((k, a, b))
+    t.ok(not overlap, "the runs of one key never overlap (%d keys)" %
+         len(runs), diag=repr(overlap[:5]))
+    rows = ns[0].sql("SELECT id, ukey, uwait FROM tasks WHERE ukey IS NOT"
+                     " NULL OR uwait IS NOT NULL")
+    t.is_(rows, [], "no key is held or waited for at the end")
+    for d in ns:
+        t.ok("unique" not in d.output() or
+             "duplicate key" not in d.output(),
+             "%s logged no unique violation" % d.name,
+             diag=d.output_tail(10))
+    for d in ns:
+        d.close()
+
+
+t.done()
