@@ -499,6 +499,8 @@ struct submission {
 	int			 unique_waiting;
 	int			 unique_held;	/* its keys' entries */
 	int64_t			 unique_holder;
+	int			 unique_group;	/* taken back whole, or */
+	int			 retakes;	/* stored (submit_retake) */
 };
 int		 submit_init(void);
 enum submit_result task_submit(struct submission *, const char *,
@@ -581,6 +583,9 @@ void		 commit_lose(struct task *);
 void		 commit_renew(void);
 void		 commit_cancel_elsewhere(int64_t);
 void		 commit_release(int64_t);
+void		 commit_unique_group(const int64_t *, size_t, size_t,
+		    const char *);
+int		 commit_lost_here(int64_t);
 
 /* feed.c: a shared store's change feed, followed (sqlite: commit.c) */
 int		 feed_init(struct event_base *);

@@ -24,6 +24,7 @@ few seconds) or running (a sleep, due now).  Then:
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -81,13 +82,14 @@ class Sampler(threading.Thread):
         while not self.stop.is_set() and time.monotonic() < deadline:
             try:
                 loose = self.d.sql(
-                    "SELECT id FROM tasks WHERE state IN (0, 1) AND"
-                    " unique_spec IS NOT NULL AND ukey IS NULL AND"
-                    " uwait IS NULL")
-                twice = self.d.sql(
-                    "SELECT ukey, count(*) FROM tasks WHERE state = 1 AND"
-                    " unique_spec IS NOT NULL GROUP BY"
-                    " unique_spec::json->>'key' , ukey HAVING count(*) > 1")
+                    "SELECT 'loose', id FROM tasks WHERE state IN (0, 1)"
+                    " AND unique_spec IS NOT NULL AND ukey IS NULL AND"
+                    " uwait IS NULL UNION ALL SELECT 'twice', count(*)"
+                    " FROM tasks WHERE state = 1 AND unique_spec IS NOT"
+                    " NULL GROUP BY unique_spec::json->>'key'"
+                    " HAVING count(*) > 1")
+                twice = [x for x in loose if x[0] == "twice"]
+                loose = [x for x in loose if x[0] == "loose"]
             except Exception as e:  # noqa: BLE001 (reported, not raised)
                 self.bad.append("sql: %s" % e)
                 break
@@ -139,7 +141,7 @@ def check_round(mode, key, answers, created):
         if loc is not None and loc.startswith("/v1/tasks/"):
             holder = int(loc.rsplit("/", 1)[1])
         if status == 409 and isinstance(body, dict) and \
-                body.get("code") == "unique-conflict" and \
+                body.get("type", "").endswith(":unique-conflict") and \
                 holder in made and (mode == "reject" or
                                     "node" in body.get("detail", "")):
             continue
@@ -189,7 +191,7 @@ def same_key_on_three_nodes():
             time.sleep(0.2)
     sampler.stop.set()
     sampler.join(scaled(30))
-    t.ok(sampler.samples > 10 and not sampler.bad,
+    t.ok(sampler.samples >= 3 and not sampler.bad,
          "%d samples of the store: at most one holder of a key, never two "
          "running" % sampler.samples, diag="\n".join(sampler.bad[:5]))
     t.ok(not left, "every task answered 201 ended", diag=repr(left))
@@ -217,11 +219,119 @@ def same_key_on_three_nodes():
     rows = ns[0].sql("SELECT id, ukey, uwait FROM tasks WHERE ukey IS NOT"
                      " NULL OR uwait IS NOT NULL")
     t.is_(rows, [], "no key is held or waited for at the end")
+    retaken = 0
     for d in ns:
-        t.ok("unique" not in d.output() or
-             "duplicate key" not in d.output(),
-             "%s logged no unique violation" % d.name,
-             diag=d.output_tail(10))
+        out = d.output()
+        t.ok("tasks_ukey" not in out and "writing to the store failed"
+             not in out, "%s: no batch failed (no unique violation)" %
+             d.name, diag=d.output_tail(10))
+        retaken += len(re.findall(r"another node holds its unique key",
+                                  out))
+    # (a race: how often a node lost it varies; said, not asserted)
+    t.ok(True, "submissions that lost the race and were admitted again: "
+         "%d" % retaken)
+    for d in ns:
+        d.close()
+
+
+def ids_of(body):
+    if isinstance(body, dict) and "tasks" in body:
+        return [x["id"] for x in body["tasks"]]
+    return [body.get("id")] if isinstance(body, dict) else None
+
+
+@t.test(timeout=240)
+def groups_batches_idempotency():
+    """What a node that lost the race leaves: nothing.  A sequence with
+    a key (its children are rows too), a batch of two keys, each client
+    with an Idempotency-Key of its own: afterwards no row without its
+    parent, every idempotency key answers a task that exists (its own
+    201, or the holder), and asked again the same request answers the
+    same holder."""
+    ns = [node("g%d" % i) for i in (1, 2, 3)]
+    time.sleep(LEASE / 3 + 0.5)
+    bad, created, sent = [], set(), []
+    for rnd in range(8):
+        key = "g-%d" % rnd
+        if rnd % 2 == 0:
+            body = {"kind": "sequence", "delay": 1, "unique": {
+                "key": key, "on_conflict": "keep" if rnd % 4 else "reject"},
+                "params": {"tasks": [
+                    {"kind": "echo", "params": {"message": "a"}},
+                    {"kind": "echo", "params": {"message": "b"}}]}}
+        else:
+            body = [{"kind": "echo", "params": {"message": "x"}, "delay": 1,
+                     "unique": {"key": key + "-a"}},
+                    {"kind": "echo", "params": {"message": "y"}, "delay": 1,
+                     "unique": {"key": key + "-b"}}]
+        clients = [d for d in ns for _ in range(CLIENTS_PER_NODE)]
+        barrier = threading.Barrier(len(clients))
+        out = [None] * len(clients)
+
+        def client(i, d, body=body, key=key):
+            c = d.connection(timeout=30)
+            hdr = {"Idempotency-Key": "%s-c%d" % (key, i)}
+            try:
+                barrier.wait(timeout=scaled(10))
+                r = d.request("POST", "/v1/tasks", body, headers=hdr,
+                              conn=c)
+                out[i] = (d, hdr, r.status, r.body, r.headers.get(
+                    "location"))
+            except Exception as e:  # noqa: BLE001
+                out[i] = (d, hdr, None, repr(e), None)
+            finally:
+                c.close()
+
+        th = [threading.Thread(target=client, args=(i, d), daemon=True)
+              for i, d in enumerate(clients)]
+        for x in th:
+            x.start()
+        for x in th:
+            x.join(scaled(60))
+        wins = [o for o in out if o[2] == 201]
+        if len(wins) != 1 or any(o[2] not in (200, 201, 409) for o in out):
+            bad.append((key, [(o[0].name, o[2], o[3]) for o in out]))
+        for o in wins:
+            created.update(ids_of(o[3]))
+        sent.append((body, out))
+    t.ok(not bad, "each round: one 201, the others 200 or 409",
+         diag=repr(bad[:3]))
+    orphans = ns[0].sql("SELECT id FROM tasks AS c WHERE parent IS NOT"
+                        " NULL AND NOT EXISTS (SELECT 1 FROM tasks AS p"
+                        " WHERE p.id = c.parent)")
+    t.is_(orphans, [], "no row without its parent (a lost sequence's "
+          "children went with it)")
+    lines = ns[0].sql("SELECT count(*) FROM logs WHERE NOT EXISTS (SELECT"
+                      " 1 FROM tasks WHERE tasks.id = logs.task)")
+    t.is_(lines[0][0], 0, "no log line without its task")
+    ghosts = []
+    for k, ids in ns[0].sql("SELECT key, ids FROM idempotency"):
+        v = json.loads(ids)
+        for i in (v["tasks"] if isinstance(v, dict) else v):
+            if not ns[0].sql("SELECT 1 FROM tasks WHERE id = ?", (i,)):
+                ghosts.append((k, i))
+    t.is_(ghosts, [], "every idempotency key names tasks that exist")
+    rows = ns[0].sql("SELECT id FROM tasks WHERE id = ANY(?::bigint[])",
+                     ("{" + ",".join(map(str, created)) + "}",))
+    t.is_(len(rows), len(created), "every task answered 201 is stored")
+    again = []
+    for body, out in sent:
+        for d, hdr, status, b, loc in out:
+            r = d.request("POST", "/v1/tasks", body, headers=hdr)
+            if status == 201:
+                # a replay: the same tasks (200 or 201 as API.md says)
+                ok = r.status in (200, 201) and ids_of(r.body) == \
+                    ids_of(b)
+            else:
+                # evaluated again: the holder may have ended since
+                ok = r.status in (200, 201, 409)
+            if not ok:
+                again.append((d.name, status, r.status, r.body))
+    t.ok(not again, "the same requests again (same Idempotency-Key): "
+         "their first tasks, or the holder", diag=repr(again[:3]))
+    retaken = sum(len(re.findall(r"another node holds its unique key",
+                                 d.output())) for d in ns)
+    t.ok(True, "submissions taken back and admitted again: %d" % retaken)
     for d in ns:
         d.close()
 
