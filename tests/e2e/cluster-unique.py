@@ -20,6 +20,12 @@ few seconds) or running (a sleep, due now).  Then:
 - nothing answered 201 is lost: every such task is in the store and
   ends succeeded; the runs of the tasks of one key never overlap
   (started_at/finished_at), and no key stays held or waited for.
+
+Then what a node that lost the race leaves (groups_batches_idempotency:
+a sequence's children, a batch, Idempotency-Keys: nothing), and where
+replace and debounce change a holder (replace_where_held: on the node
+holding it, or when no node holds it; 409 naming the node elsewhere; a
+successor only behind a holder running on the same node).
 """
 
 import json
@@ -333,6 +339,76 @@ def groups_batches_idempotency():
                                  d.output())) for d in ns)
     t.ok(True, "submissions taken back and admitted again: %d" % retaken)
     for d in ns:
+        d.close()
+
+
+def node_id(d):
+    return d.request("GET", "/v1/nodes").body["self"]
+
+
+@t.test(timeout=120)
+def replace_where_held():
+    """replace and debounce of a holder: changed on the node holding it
+    or when no node holds it; 409 naming the node elsewhere."""
+    a, b = node("ra"), node("rb")
+    ida = node_id(a)
+
+    def sub(d, key, params, mode="replace", **kw):
+        u = {"key": key, "on_conflict": mode}
+        if mode == "debounce":
+            u["debounce"] = 30
+        spec = dict({"kind": "echo", "params": params, "unique": u}, **kw)
+        return d.request("POST", "/v1/tasks", spec)
+
+    # armed on node a (due within its window): node a holds it
+    r = sub(a, "held", {"message": "one"}, delay=20)
+    t.is_(r.status, 201, "a holder due in 20 s, on node a")
+    h = r.body["id"]
+    for mode in ("replace", "debounce"):
+        r = sub(b, "held", {"message": "two"}, mode=mode, delay=20)
+        t.ok(r.status == 409 and r.headers.get("location") ==
+             "/v1/tasks/%d" % h and ("node %d" % ida) in
+             r.body.get("detail", ""), "%s on node b: 409, the holder's "
+             "Location, the detail names node a" % mode,
+             diag=r.describe()[:600])
+    r = sub(a, "held", {"message": "three"}, delay=20)
+    t.ok(r.status == 200 and r.body["id"] == h and
+         r.body["params"] == {"message": "three"},
+         "replace on node a (holding it): 200, changed", diag=r.describe())
+    # due beyond the windows: no node holds it, any node changes it
+    r = sub(a, "free", {"message": "one"}, delay=3600)
+    t.is_(r.status, 201, "a holder due in an hour")
+    f = r.body["id"]
+    r = sub(b, "free", {"message": "two"}, delay=3600)
+    t.ok(r.status == 200 and r.body["id"] == f and
+         r.body["params"] == {"message": "two"},
+         "replace on node b of a holder no node holds: 200, changed",
+         diag=r.describe())
+    got = a.get(f)
+    t.is_(got["params"], {"message": "two"}, "node a reads the change")
+    # running on node a: a successor there, 409 on node b
+    r = a.request("POST", "/v1/tasks", {
+        "kind": "sleep", "params": {"seconds": 3},
+        "unique": {"key": "run", "on_conflict": "replace"}})
+    run = r.body["id"]
+    a.wait_state(run, "running")
+    r = b.request("POST", "/v1/tasks", {
+        "kind": "sleep", "params": {"seconds": 0},
+        "unique": {"key": "run", "on_conflict": "replace"}})
+    t.ok(r.status == 409 and "running on node %d" % ida in
+         r.body.get("detail", ""), "replace on node b of a holder running "
+         "on node a: 409", diag=r.describe()[:600])
+    r = a.request("POST", "/v1/tasks", {
+        "kind": "sleep", "params": {"seconds": 0},
+        "unique": {"key": "run", "on_conflict": "replace"}})
+    t.ok(r.status == 201 and r.body["waiting_for"] == "unique",
+         "on node a: 201, a successor", diag=r.describe()[:600])
+    succ = r.body["id"]
+    got = a.wait_state(succ, ("succeeded", "failed", "canceled"), timeout=20)
+    t.is_(got["state"], "succeeded", "the successor ran after its holder")
+    t.ok(got["started_at"] >= a.get(run)["finished_at"],
+         "... once the holder had ended")
+    for d in (a, b):
         d.close()
 
 
