@@ -26,7 +26,10 @@
  * this node claimed and says the node is alive (db/pg-writer.c).  A row whose
  * write the store refused because its token no longer holds (another
  * owner took it) is reported by the batch: its task is dropped from
- * memory (commit_lost) and nothing more of it is written.
+ * memory (commit_lost) and nothing more of it is written.  On a shared
+ * store a submission whose unique key another node took first is taken
+ * back whole by its batch (commit_unique_group); its rows are left out
+ * of what the batch tells, and its callbacks ask commit_lost_here.
  *
  * If a commit fails (disk full, I/O error), it is rolled back, the
  * callbacks hear ok=0 (their requests get an error and their new tasks are
@@ -100,6 +103,8 @@ struct batch {
 	struct after	 *afters;
 	size_t		  nafters;
 	unsigned char	 *sched_ops;	/* enum change_op per schedule row */
+	int64_t		 *gone;		/* ids it wrote nothing of, sorted */
+	size_t		  ngone;
 	int64_t		  seq;		/* commit_seq once written */
 	int		  ok;
 	int		  full;		/* failed for lack of space */
@@ -127,8 +132,11 @@ static struct store_cancel *rcancels;	/* cancels of tasks held elsewhere */
 static size_t		 nrcancels, rcancels_cap;
 static int64_t		*releases;	/* claims let go of */
 static size_t		 nreleases, releases_cap;
+static struct store_ugroup *ugroups;	/* submissions holding unique keys */
+static size_t		 nugroups, ugroups_cap;
 
 static struct batch	*inflight;	/* handed over, not completed */
+static struct batch	*answering;	/* whose callbacks run */
 static int		 last_ok = 1;	/* of the last batch answered */
 
 static struct event	*retry_ev;
@@ -150,6 +158,10 @@ static void	 commit_cancel_heard(void *, int64_t);
 static void	 commit_done(struct store_batch *, void *);
 static void	 commit_lost(struct batch *);
 static int	 commit_is_lost(int64_t);
+static void	 commit_gone(struct batch *);
+static int	 commit_id_cmp(const void *, const void *);
+static int	 commit_was_gone(const struct batch *, int64_t);
+static void	 commit_ugroups_free(struct store_ugroup *, size_t);
 static void	 commit_lost_sweep(void);
 static struct batch *commit_take(void);
 static void	 commit_complete(struct batch *);
@@ -212,6 +224,9 @@ commit_shutdown(void)
 	free(releases);
 	releases = NULL;
 	nreleases = releases_cap = 0;
+	commit_ugroups_free(ugroups, nugroups);
+	ugroups = NULL;
+	nugroups = ugroups_cap = 0;
 	free(qrows);
 	qrows = NULL;
 	nqrows = qrows_cap = 0;
@@ -548,7 +563,8 @@ commit_has_writes(void)
 {
 	return (!TAILQ_EMPTY(&dirty) || nlogs != 0 || ninserts != 0 ||
 	    nidems != 0 || nqrows != 0 || nscheds != 0 || prune_idem != 0 ||
-	    prune_seq != 0 || renew || nrcancels != 0 || nreleases != 0);
+	    prune_seq != 0 || renew || nrcancels != 0 || nreleases != 0 ||
+	    nugroups != 0);
 }
 
 /* Anything waiting for the end of the turn, or a batch in flight. */
@@ -593,6 +609,9 @@ commit_drop_fresh(void)
 	}
 	ninserts = 0;
 	nidems = 0;
+	commit_ugroups_free(ugroups, nugroups);
+	ugroups = NULL;
+	nugroups = ugroups_cap = 0;
 	nqrows = 0;
 	prune_idem = prune_seq = 0;
 }
@@ -778,6 +797,10 @@ commit_take(void)
 	b->sb.nreleases = nreleases;
 	releases = NULL;
 	nreleases = releases_cap = 0;
+	b->sb.ugroups = ugroups;
+	b->sb.nugroups = nugroups;
+	ugroups = NULL;
+	nugroups = ugroups_cap = 0;
 	b->afters = afters;
 	b->nafters = nafters;
 	afters = NULL;
@@ -825,6 +848,8 @@ commit_batch_free(struct batch *b)
 	free(b->sb.cancels);
 	free(b->sb.cancel_asked);
 	free(b->sb.releases);
+	commit_ugroups_free(b->sb.ugroups, b->sb.nugroups);
+	free(b->gone);
 	free(b->sb.held);
 	free(b->sb.held_inserts);
 	free(b);
@@ -851,9 +876,115 @@ commit_done(struct store_batch *sb, void *arg)
 	free(sb->cancel_asked);
 	sb->cancel_asked = NULL;
 	sb->ncancel_asked = 0;
+	if (b->ok && (sb->nlost > 0 || sb->nugroups > 0))
+		commit_gone(b);
 	if (b->ok && sb->nlost > 0)
 		commit_lost(b);
 	commit_complete(b);
+}
+
+/*
+ * What a batch wrote nothing of, for its callbacks (commit_lost_here):
+ * the rows whose claim was lost, and the rows of the submissions whose
+ * unique key another node held (store_ugroup).
+ */
+static void
+commit_gone(struct batch *b)
+{
+	struct store_ugroup	*g;
+	size_t			 i, n = 0;
+
+	for (i = 0; i < b->sb.nugroups; i++) {
+		if (b->sb.ugroups[i].lost)
+			n += b->sb.ugroups[i].nids;
+	}
+	n += b->sb.nlost;
+	if (n == 0)
+		return;
+	b->gone = xcalloc(n, sizeof *b->gone);
+	for (i = 0; i < b->sb.nugroups; i++) {
+		g = &b->sb.ugroups[i];
+		if (!g->lost)
+			continue;
+		log_info("task %lld: not stored: another node holds its "
+		    "unique key; admitted again", (long long)g->ids[0]);
+		memcpy(&b->gone[b->ngone], g->ids, g->nids * sizeof *g->ids);
+		b->ngone += g->nids;
+	}
+	for (i = 0; i < b->ntasks && b->sb.nlost > 0; i++) {
+		if (b->sb.lost[i])
+			b->gone[b->ngone++] = b->rows[i].id;
+	}
+	qsort(b->gone, b->ngone, sizeof *b->gone, commit_id_cmp);
+}
+
+static int
+commit_id_cmp(const void *a, const void *b)
+{
+	int64_t	x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x < y ? -1 : x > y);
+}
+
+/* Whether b wrote nothing of row id (commit_gone). */
+static int
+commit_was_gone(const struct batch *b, int64_t id)
+{
+	return (b->ngone > 0 && bsearch(&id, b->gone, b->ngone,
+	    sizeof *b->gone, commit_id_cmp) != NULL);
+}
+
+/*
+ * In a commit_after callback of a batch that committed: whether it
+ * wrote nothing of task id, its claim lost to another owner (a fenced
+ * update: commit_lost) or its submission taken back because another
+ * node holds one of its unique keys (commit_unique_group).
+ */
+int
+commit_lost_here(int64_t id)
+{
+	return (answering != NULL && answering->ok &&
+	    commit_was_gone(answering, id));
+}
+
+/*
+ * On a shared store: the rows of a submission (ids, the first nholders
+ * of them holding unique keys) and its idempotency key (NULL: none) go
+ * together in this turn's transaction, or none of them does: another
+ * node may hold one of the keys already (store.h: store_ugroup).
+ */
+void
+commit_unique_group(const int64_t *ids, size_t nids, size_t nholders,
+    const char *idem)
+{
+	struct store_ugroup	*g;
+
+	if (!corod_db->ops->shared || nholders == 0)
+		return;
+	if (nugroups == ugroups_cap) {
+		ugroups_cap = ugroups_cap == 0 ? 8 : ugroups_cap * 2;
+		ugroups = xreallocarray(ugroups, ugroups_cap,
+		    sizeof *ugroups);
+	}
+	g = &ugroups[nugroups++];
+	g->ids = xreallocarray(NULL, nids, sizeof *g->ids);
+	memcpy(g->ids, ids, nids * sizeof *ids);
+	g->nids = nids;
+	g->nholders = nholders;
+	g->idem = idem != NULL ? xstrdup(idem) : NULL;
+	g->lost = 0;
+}
+
+static void
+commit_ugroups_free(struct store_ugroup *g, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		free(g[i].ids);
+		free(g[i].idem);
+	}
+	free(g);
 }
 
 /*
@@ -1005,6 +1136,9 @@ commit_complete(struct batch *b)
 			commit_flush();
 		/* Rows inserted, log lines, then the tasks' own changes. */
 		for (i = 0; i < b->ninserts; i++) {
+			if (b->ngone > 0 && commit_was_gone(b,
+			    b->inserts[i]->id))
+				continue;
 			commit_changed(b->inserts[i], CHANGE_CREATED);
 			task_inserted(b->inserts[i]);
 		}
@@ -1016,6 +1150,9 @@ commit_complete(struct batch *b)
 		for (i = 0; i < b->ntasks; i++) {
 			ti = b->tasks[i];
 			ti->refs--;
+			/* a submission taken back (its submitter discards it) */
+			if (b->ngone > 0 && commit_was_gone(b, b->rows[i].id))
+				continue;
 			commit_changed(&b->rows[i],
 			    b->ops[i] == OP_INSERT ? CHANGE_CREATED :
 			    b->ops[i] == OP_DELETE ? CHANGE_DELETED :
@@ -1071,7 +1208,9 @@ commit_complete(struct batch *b)
 			    b->sched_ops[i] == CHANGE_DELETED);
 	}
 	/* The callbacks discard what failed; then the batch goes. */
+	answering = b;
 	commit_run_afters(b->afters, b->nafters, b->ok);
+	answering = NULL;
 	commit_batch_free(b);
 	if (commit_pending())
 		commit_flush();

@@ -499,6 +499,10 @@ struct submission {
 	int			 unique_waiting;
 	int			 unique_held;	/* its keys' entries */
 	int64_t			 unique_holder;
+	/* a shared store: its rows are a group (commit_unique_group),
+	 * and how often another node took its key first */
+	int			 unique_group;
+	int			 retakes;
 };
 int		 submit_init(void);
 enum submit_result task_submit(struct submission *, const char *,
@@ -581,6 +585,11 @@ void		 commit_lose(struct task *);
 void		 commit_renew(void);
 void		 commit_cancel_elsewhere(int64_t);
 void		 commit_release(int64_t);
+/* a submission's rows, stored whole or not at all (unique keys on a
+ * shared store), and, in a commit_after callback, whether they were */
+void		 commit_unique_group(const int64_t *, size_t, size_t,
+		    const char *);
+int		 commit_lost_here(int64_t);
 
 /* feed.c: a shared store's change feed, followed (sqlite: commit.c) */
 int		 feed_init(struct event_base *);

@@ -22,6 +22,11 @@
  * discarded and the count given back.  The counters follow the
  * committed changes (submit_counted, a step of commit_complete).
  *
+ * On a shared store another node may take a unique key between step 2
+ * and the commit: the commit then stores nothing of the submission, and
+ * it goes through steps 2 to 4 again (submit_retake), answered as the
+ * holder now stored says.
+ *
  * A call that refuses at once (or answers from the store at once) never
  * calls done.
  */
@@ -48,6 +53,10 @@ static void	submit_retry(void *, int);
 static void	submit_committed(void *, int);
 static void	submit_idem_record(struct submission *);
 static void	submit_replied(void *, int);
+static void	submit_retake(struct submission *);
+
+/* Admissions again of one submission whose key another node took. */
+#define SUBMIT_RETAKES	8
 
 /* Count what the store holds (at start); -1 if it cannot be read. */
 int
@@ -285,6 +294,15 @@ submit_replied(void *arg, int ok)
 		LIST_REMOVE(s, idem_entry);
 		s->idem_listed = 0;
 	}
+	if (ok && commit_lost_here(s->replay_ids[0])) {
+		free(s->replay_ids);
+		s->replay_ids = NULL;
+		s->nreplay = 0;
+		free(s->idem_ids);
+		s->idem_ids = NULL;
+		submit_retake(s);
+		return;
+	}
 	if (ok) {
 		s->done(s, SUBMIT_REPLAYED, NULL);
 		return;
@@ -347,7 +365,8 @@ submit_committed(void *arg, int ok)
 		LIST_REMOVE(s, idem_entry);
 		s->idem_listed = 0;
 	}
-	if (ok) {
+	if (ok && (!s->unique_group ||
+	    !commit_lost_here(s->tree.rows[0].id))) {
 		s->done(s, SUBMIT_CREATED, NULL);
 		return;
 	}
@@ -358,8 +377,42 @@ submit_committed(void *arg, int ok)
 			task_discard(t);
 	}
 	task_nstored -= (int64_t)s->tree.nrows;
+	if (ok) {
+		/* nothing of it stayed: another node holds one of its keys */
+		for (i = 0; i < s->tree.nrows; i++) {
+			if (s->tree.parent[i] == SIZE_MAX)
+				s->tree.rows[i].log_next--;
+		}
+		free(s->idem_ids);
+		s->idem_ids = NULL;
+		s->unique_group = 0;
+		submit_retake(s);
+		return;
+	}
 	verror_store(&err, "nothing was submitted");
 	s->done(s, SUBMIT_REFUSED, &err);
+}
+
+/*
+ * A shared store committed s without what it made (a unique key another
+ * node took first: its rows, or the holder it changed, lost): admission
+ * again, from its unique step, so that it is answered as the holder now
+ * stored says.  Bounded: a key that keeps changing hands is a 503.
+ */
+static void
+submit_retake(struct submission *s)
+{
+	struct verror		 err;
+	enum submit_result	 rc;
+
+	if (++s->retakes > SUBMIT_RETAKES) {
+		verror_store(&err, "nothing was submitted: its unique key "
+		    "changed hands on other nodes too often; try again");
+		s->done(s, SUBMIT_REFUSED, &err);
+		return;
+	}
+	if ((rc = submit_create(s, &err)) != SUBMIT_PENDING)
+		s->done(s, rc, rc == SUBMIT_REFUSED ? &err : NULL);
 }
 
 /* Free what a submission holds (not the struct: the caller's). */

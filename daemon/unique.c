@@ -44,6 +44,22 @@
  * Changed params: the row's old string may still be in a batch in
  * flight (commit.c's snapshots share it), so it is freed only after the
  * next commit (unique_defer_free).
+ *
+ * Several nodes (a shared store): what memory knows is this node's
+ * view; another node may write a holder of the same key between this
+ * node's read and its commit.  The store decides, without failing the
+ * batch: a row taking a key is inserted only if the key is free, and a
+ * submission whose holder was not inserted is taken back whole in the
+ * same transaction (unique_group, commit_unique_group).  Its commit then
+ * reports it lost (commit_lost_here): the entry forgets what it knew
+ * (read again), and the submission is admitted again (submit.c,
+ * submit_retake) and answered from the holder the other node wrote.
+ * replace and debounce change only a holder this node may write: one
+ * it holds, or one no node holds (a fenced update: a node claiming it
+ * meanwhile makes the update lost, and the submission is admitted
+ * again); a holder another node holds, or running elsewhere, is 409
+ * (unique_elsewhere): changing it here would undo that node's claim,
+ * and a successor made here would wait for an end only that node sees.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +122,8 @@ static int64_t		 unique_due(json_t *, const struct task_row *,
 			     int64_t, int64_t);
 static void		 unique_rows_free(struct task_row *, size_t);
 static void		 unique_hold(struct submission *, int);
+static void		 unique_group(struct submission *);
+static int		 unique_elsewhere(struct task *);
 
 /* FNV-1a of a key. */
 static size_t
@@ -276,6 +294,21 @@ unique_settled(void *arg, int ok)
 	struct task		*t;
 	size_t			 i;
 
+	if (ok && st->what != SETTLE_SUCC && commit_lost_here(st->id)) {
+		/*
+		 * Committed without it (a shared store): another node holds
+		 * the key (the new holder was not inserted), or took the row
+		 * (its claim lost).  The store says who holds it now.
+		 */
+		if (u->holder_t != NULL && u->holder_t->row.id == st->id) {
+			task_unref(u->holder_t);
+			u->holder_t = NULL;
+		}
+		if (u->holder == st->id)
+			u->holder = 0;
+		u->known = 0;
+		goto settled;
+	}
 	switch (st->what) {
 	case SETTLE_HOLDER:
 		if (!ok && u->holder == st->id) {
@@ -319,6 +352,7 @@ unique_settled(void *arg, int ok)
 	case SETTLE_CHANGE:
 		break;
 	}
+settled:
 	free(st);
 	if (--u->npending == 0)
 		unique_wake(u);
@@ -608,6 +642,18 @@ unique_admit(struct submission *s, struct verror *err)
 		rc = SUBMIT_REFUSED;
 		goto out;
 	}
+	if (unique_elsewhere(t)) {
+		verror_set(err, "unique-conflict", "/unique/key", "task %lld "
+		    "holds the unique key \"%.64s\" and is %s on node %lld: "
+		    "%s changes a holder only on the node holding it (or one "
+		    "no node holds); send it there, or again later",
+		    (long long)u->holder, row->ukey, t->row.state ==
+		    TASK_RUNNING ? "running" : "held", (long long)t->row.node,
+		    mode);
+		s->unique_holder = u->holder;
+		rc = SUBMIT_REFUSED;
+		goto out;
+	}
 	if (t->row.state == TASK_SCHEDULED) {
 		unique_modify(t, row, spec);
 		unique_pend(u, SETTLE_CHANGE, t->row.id, NULL);
@@ -641,6 +687,26 @@ out:
 	json_decref(spec);
 	unique_hold(s, 0);
 	return (rc);
+}
+
+/*
+ * On a shared store, whether a holder (or successor) t is another
+ * node's to change: held there (armed or running, its lease running),
+ * or running anywhere but here (its successor would wait for an end
+ * only the node running it hands over; a node gone leaves it to the
+ * node that takes it over).  Such a holder is refused (409): a write of
+ * it here would undo the claim of the node holding it.  A holder no
+ * node holds is changed here by a fenced update: if a node claims it
+ * meanwhile, the update is lost and the submission admitted again.
+ */
+static int
+unique_elsewhere(struct task *t)
+{
+	if (!corod_db->ops->shared)
+		return (0);
+	if (t->row.state == TASK_RUNNING)
+		return (t->row.node != 0 && t->row.node != db_node(corod_db));
+	return (task_held_elsewhere(t));
 }
 
 /* The JSON Pointer of row i's unique key in the request. */
@@ -690,6 +756,43 @@ unique_created(struct submission *s)
 		}
 	}
 	unique_hold(s, 0);
+	if (corod_db->ops->shared && s->tree.rows[0].schedule == 0)
+		unique_group(s);
+}
+
+/*
+ * On a shared store, the submission's rows go whole or not at all with
+ * the keys they take: another node may have taken one since it was read
+ * (commit_unique_group).  A firing is not a group: a key another node
+ * holds loses its row as a slot another node fired does (pg-writer.c).
+ */
+static void
+unique_group(struct submission *s)
+{
+	int64_t	*ids;
+	size_t	 i, n = 0, nh = 0;
+
+	for (i = 0; i < s->tree.nrows; i++) {
+		if (s->tree.parent[i] == SIZE_MAX &&
+		    s->tree.rows[i].ukey != NULL)
+			nh++;
+	}
+	if (nh == 0)
+		return;
+	ids = xcalloc(s->tree.nrows, sizeof *ids);
+	for (i = 0; i < s->tree.nrows; i++) {
+		if (s->tree.parent[i] == SIZE_MAX &&
+		    s->tree.rows[i].ukey != NULL)
+			ids[n++] = s->tree.rows[i].id;
+	}
+	for (i = 0; i < s->tree.nrows; i++) {
+		if (s->tree.parent[i] != SIZE_MAX ||
+		    s->tree.rows[i].ukey == NULL)
+			ids[n++] = s->tree.rows[i].id;
+	}
+	commit_unique_group(ids, n, nh, s->idem_key);
+	s->unique_group = 1;
+	free(ids);
 }
 
 /* The keys of s were looked at but nothing is made (refused later). */

@@ -34,6 +34,14 @@
  * the fence and their values, log lines and tombstones are inserted if
  * absent (ON CONFLICT DO NOTHING), keys, queues and schedules replaced.
  *
+ * Unique keys.  Another node may insert a holder of a key this node
+ * read as free: a row holding a key is inserted ON CONFLICT DO NOTHING
+ * (tasks_ukey), and its submission's group (store.h: store_ugroup)
+ * deletes the rest of the submission in the same transaction if one of
+ * its holders is missing, and says so; the batch goes on.  A key is
+ * otherwise taken only by a successor, in the commit of its holder's
+ * end, whose row held the key until then: no other node could hold it.
+ *
  * Every statement that changes a row of tasks, schedules or queues sets
  * its xid (pg_current_xact_id()), which the change feed orders by
  * (pg-migrate.c); an insert takes the column's default.  The lease
@@ -56,35 +64,53 @@
  * The statements of a batch.  Parameters follow sqlite's numbering
  * (db-tasks.c), so the two read side by side.
  */
-static const struct pg_stmt st_insert = { "w_insert",
-	"INSERT INTO tasks (id, parent, child_index, kind, name, params,"
-	" state, created_at, run_at, delay, started_at, finished_at,"
-	" attempt, max_attempts, timeout, priority, cancel_requested,"
-	" progress, result, error, checkpoint, version, queue, worker,"
-	" wtoken, wlease, wlease_until, wend, ckey, schedule, scheduled_for,"
-	" log_next, owner, lease_until, fence, unique_spec, ukey, uwait,"
-	" node) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-	" $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25,"
-	" $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38,"
-	" $39)" };
+#define PGW_INSERT							\
+	"INSERT INTO tasks (id, parent, child_index, kind, name, params,"	\
+	" state, created_at, run_at, delay, started_at, finished_at,"	\
+	" attempt, max_attempts, timeout, priority, cancel_requested,"	\
+	" progress, result, error, checkpoint, version, queue, worker,"	\
+	" wtoken, wlease, wlease_until, wend, ckey, schedule, scheduled_for,"\
+	" log_next, owner, lease_until, fence, unique_spec, ukey, uwait,"	\
+	" node) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"	\
+	" $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25,"	\
+	" $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38,"	\
+	" $39)"
+static const struct pg_stmt st_insert = { "w_insert", PGW_INSERT };
 /*
  * A schedule's firing: another node may have fired the same slot (the
  * unique (schedule, scheduled_for)); then nothing is inserted and the
  * row is lost, as a fence that no longer holds is.
  */
 static const struct pg_stmt st_insert_fired = { "w_insert_fired",
-	"INSERT INTO tasks (id, parent, child_index, kind, name, params,"
-	" state, created_at, run_at, delay, started_at, finished_at,"
-	" attempt, max_attempts, timeout, priority, cancel_requested,"
-	" progress, result, error, checkpoint, version, queue, worker,"
-	" wtoken, wlease, wlease_until, wend, ckey, schedule, scheduled_for,"
-	" log_next, owner, lease_until, fence, unique_spec, ukey, uwait,"
-	" node) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-	" $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25,"
-	" $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38,"
-	" $39)"
-	" ON CONFLICT (schedule, scheduled_for) WHERE schedule IS NOT NULL"
-	" DO NOTHING" };
+	PGW_INSERT " ON CONFLICT (schedule, scheduled_for)"
+	" WHERE schedule IS NOT NULL DO NOTHING" };
+/*
+ * A row holding a unique key: another node may hold the key already
+ * (tasks_ukey); then nothing is inserted, and its submission's group
+ * (st_ugroup) takes the rest of it back.  A firing with a key: either
+ * index, and the row is lost as st_insert_fired's.
+ */
+static const struct pg_stmt st_insert_ukey = { "w_insert_ukey",
+	PGW_INSERT " ON CONFLICT (ukey) WHERE ukey IS NOT NULL DO NOTHING" };
+static const struct pg_stmt st_insert_fired_ukey = { "w_insert_fired_ukey",
+	PGW_INSERT " ON CONFLICT DO NOTHING" };
+/*
+ * A submission's group (store.h: store_ugroup): if a holder $1 was not
+ * inserted, its rows $2, their lines and its idempotency key $3 go; the
+ * answer says whether they did.  (Each statement sees the batch's
+ * earlier ones; the CTEs all see the tables as the statement began.)
+ */
+static const struct pg_stmt st_ugroup = { "w_ugroup",
+	"WITH miss AS (SELECT 1 AS m FROM unnest($1::bigint[]) AS h(id)"
+	" WHERE NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.id = h.id)"
+	" LIMIT 1),"
+	" l AS (DELETE FROM logs WHERE task = ANY($2::bigint[])"
+	" AND EXISTS (SELECT 1 FROM miss)),"
+	" d AS (DELETE FROM tasks WHERE id = ANY($2::bigint[])"
+	" AND EXISTS (SELECT 1 FROM miss)),"
+	" k AS (DELETE FROM idempotency WHERE key = $3"
+	" AND EXISTS (SELECT 1 FROM miss))"
+	" SELECT count(*) FROM miss" };
 static const struct pg_stmt st_update = { "w_update",
 	"UPDATE tasks SET state = $2, run_at = $3, started_at = $4,"
 	" finished_at = $5, attempt = $6,"
@@ -267,6 +293,7 @@ struct pgw_take {
 };
 
 static void	 pgw_unlost(struct store_batch *);
+static void	 pgw_ugroup_cb(void *, const PGresult *);
 static void	 pgw_lost(struct store_batch *, size_t);
 static void	 pgw_update_cb(void *, const PGresult *);
 static void	 pgw_batch_cb(void *, int, const char *);
@@ -297,9 +324,22 @@ static int	 pgw_id_cmp(const void *, const void *);
 static void
 pgw_unlost(struct store_batch *b)
 {
+	size_t	i;
+
 	b->nlost = 0;
 	if (b->lost != NULL)
 		memset(b->lost, 0, b->nrows);
+	for (i = 0; i < b->nugroups; i++)
+		b->ugroups[i].lost = 0;
+}
+
+/* A group's answer: whether a holder of it was not inserted. */
+static void
+pgw_ugroup_cb(void *arg, const PGresult *res)
+{
+	struct store_ugroup	*g = arg;
+
+	g->lost = PQntuples(res) == 1 && pg_int(res, 0, 0) > 0;
 }
 
 /* A row's write lost its claim: the batch says so and goes on. */
@@ -632,7 +672,7 @@ pg_write_batch(struct db *db, struct store_batch *b,
 	struct store_log	*e;
 	struct store_idem	*k;
 	struct task_row		*r;
-	struct buf		 ids = { NULL, 0, 0 };
+	struct buf		 ids = { NULL, 0, 0 }, gids = { NULL, 0, 0 };
 	size_t			 i, n, nst = 0;
 
 	if (pg->batch != NULL)
@@ -652,7 +692,8 @@ pg_write_batch(struct db *db, struct store_batch *b,
 		pgw_task_params(&p, b->inserts[i], pg->owner, pg->node,
 		    b->lease_until, b->held_inserts != NULL ?
 		    b->held_inserts[i] : b->inserts[i]->state == TASK_RUNNING);
-		pg_job_add(j, &st_insert, &p, NULL, NULL);
+		pg_job_add(j, b->inserts[i]->ukey != NULL ? &st_insert_ukey :
+		    &st_insert, &p, NULL, NULL);
 	}
 	/*
 	 * Rows holding a unique key go last (sq_write says why): twice
@@ -675,13 +716,16 @@ pg_write_batch(struct db *db, struct store_batch *b,
 			pgw_task_params(&p, r, pg->owner, pg->node,
 			    b->lease_until, pgw_held(b, n));
 			if (r->schedule == 0) {
-				pg_job_add(j, &st_insert, &p, NULL, NULL);
+				pg_job_add(j, r->ukey != NULL ?
+				    &st_insert_ukey : &st_insert, &p, NULL,
+				    NULL);
 				break;
 			}
 			/* a slot another node fired: lost, as a fence */
 			wj->refs[n].job = wj;
 			wj->refs[n].i = n;
-			pg_job_add(j, &st_insert_fired, &p, pgw_update_cb,
+			pg_job_add(j, r->ukey != NULL ? &st_insert_fired_ukey :
+			    &st_insert_fired, &p, pgw_update_cb,
 			    &wj->refs[n]);
 			break;
 		default:
@@ -715,6 +759,18 @@ pg_write_batch(struct db *db, struct store_batch *b,
 		pg_param_str(&p, b->text + k->ids);
 		pg_param_int(&p, k->created_at);
 		pg_job_add(j, &st_idem_put, &p, NULL, NULL);
+	}
+	/* after every row and line of the batch, before anything else */
+	for (i = 0; i < b->nugroups; i++, nst++) {
+		pgw_ids(&ids, b->ugroups[i].ids, b->ugroups[i].nholders);
+		pgw_ids(&gids, b->ugroups[i].ids, b->ugroups[i].nids);
+		pg_params_init(&p);
+		pg_param_str(&p, ids.data);
+		pg_param_str(&p, gids.data);
+		pg_param_str(&p, b->ugroups[i].idem);
+		pg_job_add(j, &st_ugroup, &p, pgw_ugroup_cb, &b->ugroups[i]);
+		buf_free(&ids);
+		buf_free(&gids);
 	}
 	for (i = 0; i < b->nschedules; i++, nst++) {
 		if (b->schedule_del[i]) {

@@ -134,6 +134,24 @@ struct store_idem {
 };
 
 /*
+ * A submission whose new rows hold unique keys, on a shared store: ids
+ * are all its rows (top-level, children), the first nholders of them
+ * the rows holding a key.  Another node may have written a holder of
+ * one of its keys first: a row holding a key is inserted only if the
+ * key is free (tasks_ukey), and if one was not, nothing of the
+ * submission stays (its other rows, their log lines, its idempotency
+ * key: taken out in the same transaction) and lost says so.  The batch
+ * goes on: another node's key never fails a batch.
+ */
+struct store_ugroup {
+	int64_t		*ids;
+	size_t		 nids;
+	size_t		 nholders;
+	char		*idem;		/* its idempotency key, or NULL */
+	int		 lost;		/* out */
+};
+
+/*
  * What one transaction writes.  commit.c fills it; the backend writes it
  * all or nothing, and fills in the outcome.
  */
@@ -175,6 +193,8 @@ struct store_batch {
 	size_t		  ncancels;
 	int64_t		 *releases;	/* scheduled rows claimed, not kept: */
 	size_t		  nreleases;	/* their claim is let go (shared) */
+	struct store_ugroup *ugroups;	/* (shared) see above; sqlite */
+	size_t		  nugroups;	/* ignores them (one writer) */
 	/* out, with renew on a shared store: this owner's tasks whose
 	 * cancel another node asked for (allocated; the caller frees), and
 	 * how many other nodes are up (seen within their lease) */

@@ -621,6 +621,84 @@ test_unique(struct pg_db *pg)
 	    "the successor holds it");
 }
 
+/*
+ * A key another node holds (501 holds "k"): the rows taking it are not
+ * inserted, their submissions (groups) leave nothing, the batch goes on
+ * with the rest.
+ */
+static void
+test_ugroup(struct pg_db *pg)
+{
+	struct store_batch	 b;
+	struct store_ugroup	 g[3];
+	struct store_log	 l;
+	struct store_idem	 k;
+	struct task_row		 rows[3], child, later, *ins[2];
+	unsigned char		 ops[3] = { STORE_INSERT, STORE_INSERT,
+				    STORE_INSERT };
+	int64_t			 g0[] = { 510, 511 }, g1[] = { 513 },
+				 g2[] = { 514 };
+	char			 text[] = "line\0idem-lost\0hash\0[510]";
+
+	mkrow(&rows[0], 510, 0, TASK_SCHEDULED, 100);
+	rows[0].ukey = (char *)"k";
+	mkrow(&rows[1], 512, 0, TASK_SCHEDULED, 100);
+	mkrow(&rows[2], 513, 0, TASK_SCHEDULED, 100);
+	rows[2].ukey = (char *)"k2";
+	mkrow(&child, 511, 510, TASK_SCHEDULED, 0);
+	mkrow(&later, 514, 0, TASK_SCHEDULED, 1000000);
+	later.ukey = (char *)"k";
+	ins[0] = &child;
+	ins[1] = &later;
+	memset(&l, 0, sizeof l);
+	l.task = 510;
+	l.at = 100;
+	l.len = 4;
+	l.fresh = 1;
+	k.key = 5;
+	k.hash = 15;
+	k.ids = 20;
+	k.created_at = 100;
+	memset(g, 0, sizeof g);
+	g[0].ids = g0;
+	g[0].nids = 2;
+	g[0].nholders = 1;
+	g[0].idem = (char *)"idem-lost";
+	g[1].ids = g1;
+	g[1].nids = g[1].nholders = 1;
+	g[2].ids = g2;
+	g[2].nids = g[2].nholders = 1;
+	memset(&b, 0, sizeof b);
+	b.rows = rows;
+	b.ops = ops;
+	b.nrows = 3;
+	b.inserts = ins;
+	b.ninserts = 2;
+	b.logs = &l;
+	b.nlogs = 1;
+	b.text = text;
+	b.textlen = sizeof text;
+	b.idem = &k;
+	b.nidem = 1;
+	b.ugroups = g;
+	b.nugroups = 3;
+	ok(write_batch(pg, &b), "a batch taking a key another holds commits");
+	ok(g[0].lost && !g[1].lost && g[2].lost, "the groups that lost say "
+	    "so (%d %d %d)", g[0].lost, g[1].lost, g[2].lost);
+	is(b.nlost, 0, "... no fence lost");
+	is(q_int("SELECT count(*) FROM tasks WHERE id IN (510, 511, 514)"), 0,
+	    "nothing of them is stored (the holders, the child)");
+	is(q_int("SELECT count(*) FROM logs WHERE task = 510"), 0,
+	    "... nor their lines");
+	is(q_int("SELECT count(*) FROM idempotency WHERE key = 'idem-lost'"),
+	    0, "... nor their idempotency key");
+	is(q_int("SELECT count(*) FROM tasks WHERE id IN (512, 513)"), 2,
+	    "the rest of the batch is");
+	is(q_int("SELECT id FROM tasks WHERE ukey = 'k'"), 501,
+	    "the key stays its holder's");
+	q_exec("DELETE FROM tasks WHERE id IN (512, 513)");
+}
+
 /* A batch that fails leaves nothing; one short of room says full. */
 static void
 test_fail(struct pg_db *pg)
@@ -1079,6 +1157,7 @@ main(void)
 	test_others(pg);
 	test_renew(pg);
 	test_unique(pg);
+	test_ugroup(pg);
 	test_fail(pg);
 	test_claim(pg);
 	store_close(pg);
