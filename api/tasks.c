@@ -147,6 +147,7 @@ struct follower {
 	int			 reading;	/* a read is in flight */
 	int			 in_reader;	/* ... issued from log_stream */
 	int			 woken;		/* a commit since the lines */
+	int			 final;		/* the task was read final */
 	struct db_log_line	*lines;		/* the read's answer */
 	size_t			 nlines;
 	int64_t			 first;
@@ -1702,8 +1703,9 @@ log_out(struct follower *f, char *buf, size_t max)
  * meanwhile (the log's cap, a DELETE); a store that fails cuts it short
  * (-2), so the client does not take it for the whole page.  A follower
  * sends what is committed, then reads its task: final (or gone) ends
- * it, else it waits for the next commit of the task (api_wake_followers;
- * one that came during the reads is not missed: woken).
+ * it, after one more read of the lines, else it waits for the next
+ * commit of the task (api_wake_followers; one that came during the reads
+ * is not missed: woken).
  */
 static ssize_t
 log_stream(void *arg, char *buf, size_t max)
@@ -1776,22 +1778,29 @@ log_lines_done(void *arg, int rc)
 		log_format(&f->out, f->lines, n, f->first, &f->next,
 		    f->until);
 		if (n == 0)
-			f->step = f->follow ? LOG_ROW : LOG_END;
+			f->step = f->follow && !f->final ? LOG_ROW : LOG_END;
 	}
 	f->lines = NULL;
 	f->nlines = 0;
 	log_stream_back(f);
 }
 
-/* Lines are committed with the final state: none left means done. */
+/*
+ * Lines are committed with the final state: once it is read, the lines
+ * read after it are the last.  (Not those read before it: a store that
+ * answers later may have committed the end between the two reads.)
+ */
 static void
 log_final_done(void *arg, int rc)
 {
 	struct follower	*f = arg;
 
-	if (rc != 1 || TASK_FINAL(f->row.state))
+	if (rc != 1)
 		f->step = LOG_END;
-	else
+	else if (TASK_FINAL(f->row.state)) {
+		f->final = 1;
+		f->step = LOG_LINES;
+	} else
 		f->step = f->woken ? LOG_LINES : LOG_IDLE;
 	task_row_free(&f->row);
 	log_stream_back(f);

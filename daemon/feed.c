@@ -103,13 +103,22 @@ feed_shutdown(void)
 
 /*
  * The feed's position this node has told of: what a list reflects (its
- * "seq"), where a client follows from.  On sqlite, the last commit.
+ * "seq", GET /v1/queues's too), where a client follows from.  On sqlite,
+ * the last commit.
  */
 int64_t
 feed_position(void)
 {
-	return (corod_db->ops->shared && corod_db->ops->feed_read != NULL ?
-	    feed_at : commit_seq);
+	/* read by the stats thread too (GET /v1/queues's seq) */
+	return (corod_db->ops->feed_read != NULL ?
+	    __atomic_load_n(&feed_at, __ATOMIC_RELAXED) :
+	    __atomic_load_n(&commit_seq, __ATOMIC_RELAXED));
+}
+
+static void
+feed_at_set(int64_t pos)
+{
+	__atomic_store_n(&feed_at, pos, __ATOMIC_RELAXED);
 }
 
 /*
@@ -250,7 +259,8 @@ feed_read_done(void *arg, int rc)
 		log_warnx("feed: the changes after %" PRId64 " are no longer "
 		    "kept; following from %" PRId64, feed_at, f->next);
 		events_reset(f->next);
-		feed_at = feed_others = f->next;
+		feed_at_set(f->next);
+		feed_others = f->next;
 		feed_read_own = feed_written;
 		events_caught_up();
 		feed_arm(0);
@@ -263,7 +273,7 @@ feed_read_done(void *arg, int rc)
 		feed_others = f->others;
 	feed_read_own += f->own;
 	if (f->next > feed_at) {
-		feed_at = f->next;
+		feed_at_set(f->next);
 		events_advance(feed_at);
 		feed_retry = FEED_RETRY_MIN;
 	} else if (f->more && feed_retry < FEED_RETRY_MAX)

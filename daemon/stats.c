@@ -363,7 +363,7 @@ stats_main(void *arg)
 	fresh = xmalloc(size);
 	pthread_mutex_lock(&mu);
 	while (!quit) {
-		seq = __atomic_load_n(&commit_seq, __ATOMIC_RELAXED);
+		seq = feed_position();
 		if (seq != seen_seq) {
 			pthread_mutex_unlock(&mu);
 			memset(fresh, 0, size);

@@ -285,17 +285,21 @@ def stream_to_slow_readers():
     # more than the socket buffers hold: corod waits for the reader
     slow = sse_open(d, pos, rcvbuf=65536)
     time.sleep(1.0)
+    want = positions(d, pos, end)
     got, ids = b"", []
-    while not ids or ids[-1] < end:
+    while not ids or ids[-1] < want[-1]:
         got += sse_chunk(slow)
         while b"\n\n" in got:
             ev, got = got.split(b"\n\n", 1)
             for line in ev.split(b"\n"):
                 if line.startswith(b"id: "):
                     ids.append(int(line[4:]))
-    t.ok(ids == positions(d, pos, end),
+    t.ok(ids == want,
          "a slow reader gets all %d events of a %d-byte backlog, in order"
-         % (len(ids), (end - pos) * 90))
+         % (len(ids), (end - pos) * 90),
+         diag="got %d ids, want %d; first differing: %r" % (
+             len(ids), len(want), next(((a, b) for a, b in zip(ids, want)
+                                        if a != b), None)))
     slow.close()
     # and readers that stop reading are closed after connection-timeout
     before = metric(d, "corod_http_connections")
