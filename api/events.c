@@ -13,6 +13,13 @@
  * database: a since older than the ring (or than the daemon's start) is
  * 410 and the client relists.
  *
+ * On a shared store (PostgreSQL's nodes) the events are every node's, as
+ * the store orders them (daemon/feed.c): seq is a change's position in
+ * that order, not its version (events_add_change), and the position may
+ * move on past changes that are not events (events_advance).  A poll on
+ * the node whose own commits are not back from the store yet waits for
+ * them a moment (a lagger), so a client sees its own writes.
+ *
  * Pollers with nothing to read are held (suspended, no thread) on one
  * list; 100 ms after a batch's events are in (with whatever committed
  * meanwhile), every one of them is answered, and pollers that asked the
