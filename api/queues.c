@@ -433,7 +433,7 @@ api_queue_patch(struct http_request *req, const struct route_params *args)
 		goto out;
 	if (api_if_match_fails(req, old.version, "queue"))
 		goto out;
-	set.version = commit_next_seq();
+	set.version = commit_next_version(old.version);
 	commit_queue_put(&set);
 	queue_settings_set(&set);
 	qp = xcalloc(1, sizeof *qp);

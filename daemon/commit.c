@@ -269,6 +269,13 @@ commit_next_seq(void)
 	return (db_next_seq(corod_db));
 }
 
+/* An object's next version: above its last (another node's, maybe). */
+int64_t
+commit_next_version(int64_t last)
+{
+	return (db_next_seq_after(corod_db, last));
+}
+
 /* Put a task on the commit list (unless its claim is lost: not ours). */
 void
 commit_dirty(struct task *t)

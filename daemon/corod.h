@@ -609,6 +609,7 @@ int		 fence_active(void);
 int		 commit_flush(void);
 int		 commit_sync(void);
 int64_t		 commit_next_seq(void);	/* allocate a change seq */
+int64_t		 commit_next_version(int64_t);	/* ... above a version */
 int64_t		 commit_next_id(void);	/* allocate a task id */
 extern int64_t	 commit_seq;		/* last committed change seq */
 /*

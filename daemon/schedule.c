@@ -882,7 +882,7 @@ schedule_recall(struct schedule *s, const char *why)
 static void
 schedule_write(struct schedule *s, enum change_op op)
 {
-	s->row.version = commit_next_seq();
+	s->row.version = commit_next_version(s->row.version);
 	s->stored = 0;
 	commit_schedule_put(&s->row, op);
 }
@@ -1390,7 +1390,7 @@ schedule_delete(struct schedule *s)
 
 	heap_out(s);
 	schedule_recall(s, "deleted");
-	commit_schedule_delete(s->row.id, commit_next_seq());
+	commit_schedule_delete(s->row.id, commit_next_version(s->row.version));
 	schedule_nstored--;
 	if (ngone == gone_cap) {
 		gone_cap = gone_cap == 0 ? 16 : gone_cap * 2;

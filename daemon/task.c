@@ -571,7 +571,7 @@ task_touch(struct task *t)
 
 	if (ti->flags & TASKF_VERSIONED)
 		return;
-	t->row.version = commit_next_seq();
+	t->row.version = commit_next_version(t->row.version);
 	ti->flags |= TASKF_VERSIONED;
 	commit_dirty(t);
 }

@@ -59,6 +59,15 @@ db_next_seq(struct db *db)
 	return (db->ops->next_seq(db));
 }
 
+/* A new change sequence number above v (an object's next version). */
+static inline int64_t
+db_next_seq_after(struct db *db, int64_t v)
+{
+	if (db->ops->seq_after != NULL)
+		db->ops->seq_after(db, v);
+	return (db->ops->next_seq(db));
+}
+
 /* The last change sequence number handed out. */
 static inline int64_t
 db_last_seq(struct db *db)

@@ -51,14 +51,15 @@
 static const struct pg_stmt st_changes = { "feed_changes",
 	"INSERT INTO changes (xid, k, object, id, type, state, version, text)"
 	" SELECT pg_current_xact_id(), u.k, u.object, u.id, u.type,"
-	" coalesce(u.state, t.state, 0), u.version, u.text"
+	" coalesce(u.state, t.state, 0), CASE WHEN u.state IS NULL THEN"
+	" t.version ELSE u.version END, u.text"
 	" FROM unnest($1::int[], $2::int2[], $3::int8[], $4::int2[],"
 	" $5::int2[], $6::int8[], $7::text[])"
 	" AS u(k, object, id, type, state, version, text)"
 	" LEFT JOIN tasks t ON u.object = 0 AND t.id = u.id"
-	" WHERE u.object <> 0 OR CASE u.type"
-	" WHEN 0 THEN t.id IS NOT NULL"
-	" WHEN 1 THEN t.version = u.version"
+	" WHERE u.object <> 0 OR CASE WHEN u.state IS NULL"
+	" THEN t.cancel_requested <> 0 WHEN u.type = 0 THEN t.id IS NOT NULL"
+	" WHEN u.type = 1 THEN t.version = u.version"
 	" ELSE t.id IS NULL END" };
 static const struct pg_stmt st_commit = { "feed_commit",
 	"INSERT INTO feed_commits (xid, n, node)"

@@ -205,8 +205,8 @@ static const struct pg_stmt st_tombstone_prune = { "w_tombstone_prune",
  */
 static const struct pg_stmt st_renew = { "w_renew",
 	"WITH r AS (UPDATE tasks SET lease_until = $2 WHERE owner = $1"
-	" AND state IN (0, 1) RETURNING id, cancel_requested)"
-	" SELECT id FROM r WHERE cancel_requested <> 0" };
+	" AND state IN (0, 1) RETURNING id, cancel_requested, version)"
+	" SELECT id, version FROM r WHERE cancel_requested <> 0" };
 /* a claim taken but not kept is let go (store.h: releases) */
 static const struct pg_stmt st_release = { "w_release",
 	"UPDATE tasks SET owner = NULL, node = NULL, lease_until = NULL"
@@ -216,9 +216,10 @@ static const struct pg_stmt st_release = { "w_release",
  * flag and a new version, the claim untouched, and the holder told.
  */
 static const struct pg_stmt st_cancel = { "w_cancel",
-	"WITH c AS (UPDATE tasks SET cancel_requested = 1, version = $2,"
-	" xid = pg_current_xact_id() WHERE id = $1 AND state IN (0, 1)"
-	" RETURNING id) SELECT pg_notify('" PG_CANCEL_CHANNEL "', id::text)"
+	"WITH c AS (UPDATE tasks SET cancel_requested = 1,"
+	" version = greatest($2, version + 1), xid = pg_current_xact_id()"
+	" WHERE id = $1 AND state IN (0, 1) RETURNING id, version)"
+	" SELECT pg_notify('" PG_CANCEL_CHANNEL "', id || ' ' || version)"
 	" FROM c" };
 /* the node's row seen now ($2), and the other nodes up ($3: a lease ago) */
 static const struct pg_stmt st_node = { "w_node",
@@ -500,15 +501,19 @@ pgw_held(const struct store_batch *b, size_t i)
 static void
 pgw_renewed(void *arg, const PGresult *res)
 {
-	struct store_batch	*b = arg;
+	struct pgw_job		*wj = arg;
+	struct store_batch	*b = wj->pg->batch;
 	int			 i, n = PQntuples(res);
 
 	if (n == 0)
 		return;
 	free(b->cancel_asked);
 	b->cancel_asked = xcalloc((size_t)n, sizeof *b->cancel_asked);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		b->cancel_asked[i] = pg_int(res, i, 0);
+		/* the version the cancel wrote: this node's next is above */
+		pg_seq_observe(wj->pg, pg_int(res, i, 1));
+	}
 	b->ncancel_asked = (size_t)n;
 }
 
@@ -819,7 +824,7 @@ pg_write_batch(struct db *db, struct store_batch *b,
 		pg_params_init(&p);
 		pg_param_str(&p, pg->owner);
 		pg_param_int(&p, b->lease_until);
-		pg_job_add(j, &st_renew, &p, pgw_renewed, b);
+		pg_job_add(j, &st_renew, &p, pgw_renewed, wj);
 		/* the node's row: seen now (the lease is now + the lease) */
 		pg_params_init(&p);
 		pg_param_str(&p, pg->owner);

@@ -34,6 +34,7 @@ static void	pg_close(struct db *);
 static int64_t	pg_next_id(struct db *);
 static int64_t	pg_next_seq(struct db *);
 static int64_t	pg_last_seq(struct db *);
+static void	pg_seq_after(struct db *, int64_t);
 static const char *pg_owner(struct db *);
 static int64_t	pg_node(struct db *);
 static void	pg_reborn(struct db *);
@@ -441,6 +442,49 @@ pg_block_take(struct pg_db *pg, const struct pg_stmt *st, int64_t *next,
 	return (v);
 }
 
+/*
+ * The next change seq will be above v, the version of an object another
+ * node may have written (store.h: seq_after).  Seqs stay unique (from
+ * blocks) and each object's versions grow whichever node writes them:
+ * within this block, it moves on to v + 1; past it, to the spare if that
+ * is above v, else to a new block, taken now (a fresh block is above
+ * every number handed out before it, v included).  That wait comes at
+ * most once for each block another node took since this one's.
+ */
+void
+pg_seq_observe(struct pg_db *pg, int64_t v)
+{
+	char	*cause = NULL;
+	int64_t	 b;
+
+	if (v < pg->seq_next)
+		return;
+	if (v + 1 < pg->seq_end) {
+		pg->seq_next = v + 1;
+		return;
+	}
+	if (pg->seq_spare != pg->seq_spare_end && v + 1 < pg->seq_spare_end) {
+		pg->seq_next = v + 1 > pg->seq_spare ? v + 1 : pg->seq_spare;
+		pg->seq_end = pg->seq_spare_end;
+		pg->seq_spare = pg->seq_spare_end = 0;
+		return;
+	}
+	while (pg_block_sync(pg, &st_seqs, &b, &cause) != 0) {
+		log_warnx("%s", cause);
+		free(cause);
+		cause = NULL;
+		sleep(1);
+	}
+	pg->seq_next = b;
+	pg->seq_end = b + PG_BLOCK;
+}
+
+static void
+pg_seq_after(struct db *db, int64_t v)
+{
+	pg_seq_observe(PG(db), v);
+}
+
 static int64_t
 pg_next_id(struct db *db)
 {
@@ -516,14 +560,16 @@ pg_reborn(struct db *db)
 
 /*
  * A NOTIFY on PG_CANCEL_CHANNEL (pg-writer.c sends it with a cancel of
- * a task held elsewhere; its payload is the task's id), or channel NULL
+ * a task held elsewhere; its payload is the task's id and new version),
+ * or channel NULL
  * after the LISTEN connection came back: news may have been missed.
  */
 static void
 pg_cancel_heard(void *arg, const char *channel, const char *payload)
 {
 	struct pg_db	*pg = arg;
-	long long	 id;
+	long long	 id, version;
+	char		*end;
 
 	if (pg->cancel_fn == NULL)
 		return;
@@ -531,8 +577,12 @@ pg_cancel_heard(void *arg, const char *channel, const char *payload)
 		pg->cancel_fn(pg->cancel_arg, 0);
 		return;
 	}
-	if ((id = strtoll(payload, NULL, 10)) > 0)
-		pg->cancel_fn(pg->cancel_arg, (int64_t)id);
+	/* "id version": the task's next change here goes above it */
+	if ((id = strtoll(payload, &end, 10)) <= 0)
+		return;
+	if ((version = strtoll(end, NULL, 10)) > 0)
+		pg_seq_observe(pg, (int64_t)version);
+	pg->cancel_fn(pg->cancel_arg, (int64_t)id);
 }
 
 static void
@@ -689,6 +739,7 @@ const struct store_ops store_pg = {
 	.next_id = pg_next_id,
 	.next_seq = pg_next_seq,
 	.last_seq = pg_last_seq,
+	.seq_after = pg_seq_after,
 	.owner = pg_owner,
 	.node = pg_node,
 	.reborn = pg_reborn,

@@ -204,6 +204,7 @@ struct pg_db {
 /* pg.c: the backend */
 extern const struct store_ops	store_pg;
 struct db	*pg_open(const char *, char **);
+void		 pg_seq_observe(struct pg_db *, int64_t);
 
 /* pg-conn.c: connections (a secondary store opens one reader only) */
 /* Open the pool's connections, blocking (start-up): 0, or -1 and cause. */

@@ -271,6 +271,13 @@ struct store_ops {
 	int64_t		 (*next_id)(struct db *);
 	int64_t		 (*next_seq)(struct db *);
 	int64_t		 (*last_seq)(struct db *);	/* last handed out */
+	/*
+	 * The next seq is to be above v, an object's version, before this
+	 * process writes that object's next version: on a shared store
+	 * another node may have written v, from numbers of its own.  NULL:
+	 * every version stored is below the next seq already (sqlite).
+	 */
+	void		 (*seq_after)(struct db *, int64_t);
 	/* who this process is to the store, for claims (store_owner_make),
 	 * and its node's id (GET /v1/nodes) */
 	const char	*(*owner)(struct db *);

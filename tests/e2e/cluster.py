@@ -528,4 +528,49 @@ def feed_across_nodes():
         d.close()
 
 
+@t.test(timeout=90)
+def versions_grow_across_nodes():
+    """Each node numbers changes from blocks of its own: a task submitted
+    on one node and run on another, or canceled from a third, still has
+    versions that only grow (the dashboard keeps the newest)."""
+    ns = [node("v%d" % i, ["--max-running", "1"]) for i in (1, 2, 3)]
+    # a node counts the others up at its renewals (every third of a
+    # lease): one after all three started
+    time.sleep(scaled(LEASE / 3 + 1))
+    for a, b in ((0, 1), (1, 0), (2, 0), (0, 2)):
+        # b's slot taken: a task submitted on b runs on a (or the third)
+        busy = ns[b].submit({"kind": "sleep", "params": {"seconds": 30}})
+        ns[b].wait_state(busy["id"], "running")
+        x = ns[b].submit(repeat(3, 0.2))
+        seen = [x["version"]]
+        deadline = time.time() + scaled(20)
+        while time.time() < deadline:
+            g = ns[a].get(x["id"])
+            if g["version"] != seen[-1]:
+                seen.append(g["version"])
+            if g["state"] in FINAL:
+                break
+            time.sleep(0.02)
+        t.ok(g["state"] == "succeeded" and g["node"] is None,
+             "task %d submitted on node %d ran elsewhere and succeeded" %
+             (x["id"], b + 1), diag=repr(g))
+        t.ok(seen == sorted(seen) and len(set(seen)) == len(seen),
+             "its versions only grew: %r" % seen)
+        ns[b].cancel(busy["id"])
+        ns[b].wait_state(busy["id"], FINAL)
+    # a cancel asked on another node writes above the holder's version
+    y = ns[0].submit({"kind": "sleep", "params": {"seconds": 30}})
+    before = ns[0].wait_state(y["id"], "running")
+    r = ns[2].request("POST", "/v1/tasks/%d/cancel" % y["id"])
+    t.ok(r.status in (200, 202), "cancel on node 3 of a task node 1 runs",
+         diag=r.describe())
+    asked = ns[2].get(y["id"])
+    end = ns[0].wait_state(y["id"], FINAL)
+    t.ok(before["version"] < asked["version"] <= end["version"],
+         "versions grow: running %d, cancel asked %d, canceled %d" % (
+             before["version"], asked["version"], end["version"]))
+    for d in ns:
+        d.close()
+
+
 t.done()
