@@ -339,6 +339,7 @@ void		 queue_take(struct task *);
 void		 queue_give(struct task *);
 void		 queue_settings(const char *, struct queue_row *);
 void		 queue_settings_set(const struct queue_row *);
+void		 queue_heard(const char *, int64_t);	/* feed.c */
 void		 queue_settings_each(void (*)(void *, const struct queue_row *),
 		    void *);
 int		 queue_running(const char *);

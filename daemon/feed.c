@@ -14,7 +14,8 @@
  *			followers (a final state ends their streams);
  *   a schedule's	the change feed, and schedule.c, which reads one
  *			another node changed (schedule_heard);
- *   a queue's		the change feed;
+ *   a queue's		the change feed, and queue.c, which reads settings
+ *			another node changed (queue_heard);
  *   new log lines	the task's followers.
  *
  * Its own changes woke its waiters and followers already at the commit;
@@ -220,6 +221,8 @@ feed_apply(const struct store_change *c)
 		break;
 	case STORE_OBJ_QUEUE:
 		events_add_change(c);
+		if (c->text != NULL)
+			queue_heard(c->text, c->version);
 		break;
 	case STORE_OBJ_LOG:
 		api_wake_followers(c->id);

@@ -95,6 +95,65 @@ queue_init(void)
 	return (0);
 }
 
+/* A read of every queue's settings (queue_heard), one at a time. */
+static struct {
+	int			 busy;
+	int			 again;
+	struct queue_row	*rows;
+	size_t			 n;
+}			 heard;
+
+static void	queue_heard_read(void *, int);
+
+/*
+ * A shared store's feed tells of a queue's new settings (daemon/feed.c),
+ * made by this node or another.  Another node's (a version memory does
+ * not have) are read from the store and applied, so that a queue paused
+ * or limited on one node is on every node.  The settings are a small
+ * table: all of them are read.
+ */
+void
+queue_heard(const char *name, int64_t version)
+{
+	struct queue_row	cur;
+
+	queue_settings(name, &cur);
+	if (cur.version == version)
+		return;
+	if (heard.busy) {
+		heard.again = 1;
+		return;
+	}
+	heard.busy = 1;
+	db_queue_list(corod_db, &heard.rows, &heard.n, queue_heard_read, NULL);
+}
+
+static void
+queue_heard_read(void *arg, int rc)
+{
+	struct queue_row	cur;
+	size_t			i;
+
+	(void)arg;
+	heard.busy = 0;
+	for (i = 0; rc == 0 && i < heard.n; i++) {
+		/* (one changed here meanwhile may be undone for a moment:
+		 * its own change, back through the feed, reads it again) */
+		queue_settings(heard.rows[i].name, &cur);
+		if (cur.version != heard.rows[i].version)
+			queue_settings_set(&heard.rows[i]);
+	}
+	free(heard.rows);
+	heard.rows = NULL;
+	heard.n = 0;
+	if (heard.again) {
+		heard.again = 0;
+		heard.busy = 1;
+		db_queue_list(corod_db, &heard.rows, &heard.n,
+		    queue_heard_read, NULL);
+	}
+}
+
 /* Let go of everything (at exit): tasks leave the heaps (their flags
  * cleared), claims are their owners'. */
 void

@@ -573,4 +573,30 @@ def versions_grow_across_nodes():
         d.close()
 
 
+@t.test(timeout=60)
+def queue_settings_across_nodes():
+    """A queue paused on one node is paused on every node, and resumed."""
+    ns = [node("q%d" % i) for i in (1, 2)]
+    r = ns[0].request("PATCH", "/v1/queues/qx", {"paused": True})
+    t.ok(r.status == 200, "PATCH paused on node 1", diag=r.describe())
+    version = r.body["version"]
+    got = ns[1].wait_for(lambda: (lambda b: b if b.get("paused") else None)(
+        ns[1].request("GET", "/v1/queues/qx").body), timeout=10,
+        desc="node 2 to see the pause")
+    t.is_(got["version"], version, "node 2 has the same settings' version")
+    x = ns[1].submit({"kind": "echo", "params": {"message": "p"},
+                      "queue": "qx"})
+    time.sleep(scaled(1.5))
+    t.is_(ns[1].get(x["id"])["state"], "scheduled",
+          "a task of the paused queue submitted on node 2 waits")
+    r = ns[1].request("PATCH", "/v1/queues/qx", {"paused": False},
+                      headers={"If-Match": '"%d"' % version})
+    t.ok(r.status == 200, "resumed on node 2 (If-Match the version node 1 "
+         "wrote)", diag=r.describe())
+    t.is_(ns[0].wait_state(x["id"], FINAL, timeout=10)["state"],
+          "succeeded", "the task then runs")
+    for d in ns:
+        d.close()
+
+
 t.done()
