@@ -44,6 +44,13 @@
 #define FEED_RETRY_MAX	(32 * 1000LL)
 #define FEED_ERROR_WAIT	(200 * 1000LL)	/* µs after a failed read */
 #define FEED_COMMITS	256		/* commits a read */
+/*
+ * Reads start at least this far apart: under a stream of commits one
+ * read takes many of them (each read is a sequencing on the server, and
+ * the server's CPU is the submissions'); the feed's pollers are answered
+ * every 100 ms anyway.
+ */
+#define FEED_GAP	(10 * 1000LL)	/* µs */
 
 static struct event		*feed_ev;	/* the next read */
 static int64_t			 feed_at;	/* read up to here */
@@ -52,6 +59,7 @@ static int			 feed_reading;
 static int			 feed_again;	/* asked for while reading */
 static int64_t			 feed_retry = FEED_RETRY_MIN;
 static int			 feed_failing;
+static int64_t			 feed_started;	/* the last read, time_mono */
 static struct store_feed	 feed_got;	/* the read in flight's */
 /* this node's commits that wrote changes, and those read back of them */
 static uint64_t			 feed_written, feed_read_own;
@@ -169,7 +177,7 @@ feed_kick(void)
 		feed_again = 1;
 		return;
 	}
-	feed_arm(0);
+	feed_arm(feed_started + FEED_GAP - time_mono());
 }
 
 static void
@@ -184,6 +192,8 @@ feed_arm(int64_t us)
 {
 	struct timeval	tv;
 
+	if (us < 0)
+		us = 0;
 	tv.tv_sec = (time_t)(us / 1000000);
 	tv.tv_usec = (suseconds_t)(us % 1000000);
 	evtimer_add(feed_ev, &tv);
@@ -201,6 +211,7 @@ feed_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	feed_reading = 1;
 	feed_again = 0;
+	feed_started = time_mono();
 	corod_db->ops->feed_read(corod_db, feed_at, FEED_COMMITS, &feed_got,
 	    feed_read_done, NULL);
 }
@@ -290,5 +301,7 @@ feed_read_done(void *arg, int rc)
 	else
 		wait = FEED_EVERY;
 	store_feed_free(f);
+	if (wait < feed_started + FEED_GAP - time_mono())
+		wait = feed_started + FEED_GAP - time_mono();
 	feed_arm(wait);
 }

@@ -56,7 +56,11 @@ static const struct pg_stmt st_changes = { "feed_changes",
 	" FROM unnest($1::int[], $2::int2[], $3::int8[], $4::int2[],"
 	" $5::int2[], $6::int8[], $7::text[])"
 	" AS u(k, object, id, type, state, version, text)"
-	" LEFT JOIN tasks t ON u.object = 0 AND t.id = u.id"
+	/* one look by primary key per change (a join the planner may
+	 * otherwise make by scanning the table: unnest's rows are unknown) */
+	" LEFT JOIN LATERAL (SELECT tasks.id, tasks.state, tasks.version,"
+	" tasks.cancel_requested FROM tasks WHERE u.object = 0"
+	" AND tasks.id = u.id) t ON true"
 	" WHERE u.object <> 0 OR CASE WHEN u.state IS NULL"
 	" THEN t.cancel_requested <> 0 WHEN u.type = 0 THEN t.id IS NOT NULL"
 	" WHEN u.type = 1 THEN t.version = u.version"
@@ -64,6 +68,15 @@ static const struct pg_stmt st_changes = { "feed_changes",
 static const struct pg_stmt st_commit = { "feed_commit",
 	"INSERT INTO feed_commits (xid, n, node)"
 	" VALUES (pg_current_xact_id(), $1, $2)" };
+/*
+ * A reader's sequencing need not wait for its own flush to disk: it is
+ * done again the same way after a crash that loses it (the same commits
+ * below the watermark, in the same xid order, from the same head), so a
+ * position handed out before the crash names the same change after it.
+ * Waiting would cost a flush per read, as many as the batches' own.
+ */
+static const struct pg_stmt st_nosync = { NULL,
+	"SET LOCAL synchronous_commit TO off" };
 static const struct pg_stmt st_head = { "feed_head",
 	"SELECT pos FROM feed_head" };
 static const struct pg_stmt st_sequence = { "feed_sequence",
@@ -96,6 +109,7 @@ struct feed_cols {
 };
 
 static int	feed_item_cmp(const void *, const void *);
+static int	feed_id_cmp(const void *, const void *);
 static void	feed_text(struct buf *, const char *);
 
 /* A batch's changes in the feed's order: by version, log lines last. */
@@ -111,6 +125,14 @@ feed_item_cmp(const void *a, const void *b)
 	if (x->version != y->version)
 		return (x->version < y->version ? -1 : 1);
 	return (x->id < y->id ? -1 : x->id > y->id);
+}
+
+static int
+feed_id_cmp(const void *a, const void *b)
+{
+	int64_t	x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x < y ? -1 : x > y);
 }
 
 /* One element of a text[] literal: NULL, or quoted and escaped. */
@@ -145,7 +167,8 @@ pg_feed_write(struct pg_job *j, const struct store_batch *b, int64_t node)
 	struct pg_params	 p;
 	const struct task_row	*r;
 	struct buf		*col;
-	size_t			 i, n = 0, cap;
+	int64_t			*ids;
+	size_t			 i, n = 0, cap, ntask;
 
 	cap = b->ninserts + b->nrows + b->ncancels + b->nschedules +
 	    b->nqueues + b->nlogs;
@@ -173,6 +196,7 @@ pg_feed_write(struct pg_job *j, const struct store_batch *b, int64_t node)
 		it[n++] = (struct feed_item){ b->cancels[i].task,
 		    b->cancels[i].seq, NULL, STORE_OBJ_TASK, CHANGE_UPDATED,
 		    -1 };
+	ntask = n;
 	for (i = 0; i < b->nschedules; i++)
 		it[n++] = (struct feed_item){ b->schedules[i].id,
 		    b->schedules[i].version, NULL, STORE_OBJ_SCHEDULE,
@@ -182,14 +206,25 @@ pg_feed_write(struct pg_job *j, const struct store_batch *b, int64_t node)
 	for (i = 0; i < b->nqueues; i++)
 		it[n++] = (struct feed_item){ 0, b->queues[i].version,
 		    b->queues[i].name, STORE_OBJ_QUEUE, CHANGE_UPDATED, 0 };
-	/* a task's lines are together in the batch (commit_log) */
+	/*
+	 * A task's lines are together in the batch (commit_log); a task
+	 * changed in the batch needs no LOG change besides (its change
+	 * wakes its followers too): a submission writes one row, not two.
+	 */
+	ids = xcalloc(ntask > 0 ? ntask : 1, sizeof *ids);
+	for (i = 0; i < ntask; i++)
+		ids[i] = it[i].id;
+	qsort(ids, ntask, sizeof *ids, feed_id_cmp);
 	for (i = 0; i < b->nlogs; i++) {
 		if (b->logs[i].task == 0 || (i + 1 < b->nlogs &&
-		    b->logs[i + 1].task == b->logs[i].task))
+		    b->logs[i + 1].task == b->logs[i].task) ||
+		    bsearch(&b->logs[i].task, ids, ntask, sizeof *ids,
+		    feed_id_cmp) != NULL)
 			continue;
 		it[n++] = (struct feed_item){ b->logs[i].task,
 		    b->logs[i].n + 1, NULL, STORE_OBJ_LOG, CHANGE_UPDATED, 0 };
 	}
+	free(ids);
 	if (n == 0) {
 		free(it);
 		return (0);
@@ -394,6 +429,7 @@ pg_feed_read(struct db *db, int64_t after, int limit, struct store_feed *out,
 	f->arg = arg;
 	f->head = -1;
 	j = pg_job_new();
+	pg_job_add(j, &st_nosync, NULL, NULL, NULL);
 	pg_params_init(&p);
 	pg_param_int(&p, now);
 	pg_job_add(j, &st_sequence, &p, feed_sequenced, f);
