@@ -56,11 +56,15 @@ static const struct pg_stmt st_changes = { "feed_changes",
 	" FROM unnest($1::int[], $2::int2[], $3::int8[], $4::int2[],"
 	" $5::int2[], $6::int8[], $7::text[])"
 	" AS u(k, object, id, type, state, version, text)"
-	/* one look by primary key per change (a join the planner may
-	 * otherwise make by scanning the table: unnest's rows are unknown) */
+	/*
+	 * One look by primary key per change.  OFFSET 0 keeps the planner
+	 * from making it a join, which it would plan by scanning the table
+	 * while the table is small and keep doing (a prepared statement's
+	 * plan) once it is not.
+	 */
 	" LEFT JOIN LATERAL (SELECT tasks.id, tasks.state, tasks.version,"
 	" tasks.cancel_requested FROM tasks WHERE u.object = 0"
-	" AND tasks.id = u.id) t ON true"
+	" AND tasks.id = u.id OFFSET 0) t ON true"
 	" WHERE u.object <> 0 OR CASE WHEN u.state IS NULL"
 	" THEN t.cancel_requested <> 0 WHEN u.type = 0 THEN t.id IS NOT NULL"
 	" WHEN u.type = 1 THEN t.version = u.version"
@@ -84,9 +88,11 @@ static const struct pg_stmt st_sequence = { "feed_sequence",
 static const struct pg_stmt st_read = { "feed_read",
 	"SELECT f.pos, f.n, c.k, c.object, c.id, c.type, c.state, c.version,"
 	" c.text, f.node FROM (SELECT xid, pos, n, node FROM feed_commits"
-	" WHERE pos > $1"
-	" ORDER BY pos LIMIT $2) f LEFT JOIN changes c ON c.xid = f.xid"
-	" ORDER BY f.pos, c.k" };
+	" WHERE pos > $1 ORDER BY pos LIMIT $2) f"
+	/* each commit's changes by the primary key (OFFSET 0: see
+	 * st_changes) */
+	" LEFT JOIN LATERAL (SELECT * FROM changes WHERE changes.xid = f.xid"
+	" OFFSET 0) c ON true ORDER BY f.pos, c.k" };
 static const struct pg_stmt st_prune = { "feed_prune",
 	"WITH old AS (DELETE FROM feed_commits WHERE xid IN (SELECT xid"
 	" FROM feed_commits WHERE at < $1 ORDER BY at LIMIT "
