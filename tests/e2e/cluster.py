@@ -528,4 +528,102 @@ def feed_across_nodes():
         d.close()
 
 
+def ext_claim(d, queue, worker, conn=None, **body):
+    body["worker"] = worker
+    return d.request("POST", "/v1/queues/%s/claim" % queue, body,
+                     timeout=body.get("wait", 0) + 30, conn=conn)
+
+
+@t.test(timeout=180)
+def workers_across_nodes():
+    """External tasks submitted on node 1 only, claimed by workers that
+    talk to nodes 2 and 3 only: each is claimed once, completed and
+    succeeds; a claim waiting on node 2 is answered soon after node 1
+    is given a task."""
+    ns = [node("x%d" % i) for i in (1, 2, 3)]
+    n = 40
+    ids = [ns[0].submit({"kind": "external", "queue": "xq",
+                         "params": {"i": i}})["id"] for i in range(n)]
+    lock = threading.Lock()
+    claimed, done, errors = {}, set(), []
+
+    def worker(d, name):
+        conn = d.connection()
+        deadline = time.time() + scaled(60)
+        while time.time() < deadline:
+            with lock:
+                if len(done) >= n:
+                    return
+            r = ext_claim(d, "xq", name, conn=conn, max=3, wait=1)
+            if r.status != 200:
+                with lock:
+                    errors.append(r.describe())
+                time.sleep(0.1)
+                continue
+            for c in r.body["claims"]:
+                tid = c["task"]["id"]
+                with lock:
+                    claimed.setdefault(tid, []).append(name)
+                r2 = d.request("POST", "/v1/tasks/%d/complete" % tid,
+                               {"token": c["token"],
+                                "result": {"by": name}}, conn=conn)
+                with lock:
+                    if r2.status == 200:
+                        done.add(tid)
+                    else:
+                        errors.append(r2.describe())
+
+    ths = [threading.Thread(target=worker, args=(d, "%s-w%d" % (d.name, k)))
+           for d in ns[1:] for k in range(2)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(scaled(90))
+    t.is_(errors, [], "no claim or complete through nodes 2 and 3 failed")
+    t.is_(sorted(claimed), sorted(ids),
+          "all %d tasks submitted on node 1 were claimed through nodes 2 "
+          "and 3 (%d)" % (n, len(claimed)))
+    t.ok(all(len(v) == 1 for v in claimed.values()),
+         "each by one worker only",
+         diag=repr({k: v for k, v in claimed.items() if len(v) != 1}))
+    t.is_(len(done), n, "each completed")
+    ends = [ns[0].wait_state(i, FINAL, timeout=scaled(10))["state"]
+            for i in ids]
+    t.is_(ends.count("succeeded"), n, "node 1 sees every one succeeded")
+    once = [i for i in ids
+            if sum("claimed by worker" in x[1] for x in ns[0].log(i)) == 1]
+    t.is_(len(once), n, "each task's log has one claim")
+
+    # the reverse: a claim waits on node 2, then node 1 is given a task
+    got = {}
+
+    def waiter():
+        t0 = time.time()
+        got["r"] = ext_claim(ns[1], "xr", "late", wait=20)
+        got["took"] = time.time() - t0
+
+    th = threading.Thread(target=waiter)
+    th.start()
+    time.sleep(0.5)
+    x = ns[0].submit({"kind": "external", "queue": "xr", "params": {}})
+    th.join(scaled(40))
+    r = got.get("r")
+    t.ok(r is not None and r.status == 200 and
+         [c["task"]["id"] for c in r.body["claims"]] == [x["id"]],
+         "a claim waiting on node 2 gets the task submitted on node 1",
+         diag=r.describe() if r is not None else "no answer")
+    t.ok(got.get("took", 99) < 0.5 + scaled(4),
+         "... within a few seconds, not its whole wait (%.2f s)"
+         % got.get("took", -1))
+    if r is not None and r.status == 200 and r.body["claims"]:
+        c = r.body["claims"][0]
+        r2 = ns[1].request("POST", "/v1/tasks/%d/complete" % x["id"],
+                           {"token": c["token"]})
+        t.ok(r2.status == 200, "... and is completed through node 2",
+             diag=r2.describe())
+    for d in ns:
+        d.close()
+
+
+
 t.done()
