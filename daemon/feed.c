@@ -11,7 +11,9 @@
  *
  *   a task's change	the change feed (events_add_change), requests
  *			waiting on the task (api_recheck_waiters), its log's
- *			followers (a final state ends their streams);
+ *			followers (a final state ends their streams), and,
+ *			made or scheduled again, the workers' claims
+ *			waiting here (queue_heard: they may fetch it);
  *   a schedule's	the change feed, and schedule.c, which reads one
  *			another node changed (schedule_heard);
  *   a queue's		the change feed;
@@ -188,6 +190,9 @@ feed_apply(const struct store_change *c)
 		events_add_change(c);
 		api_recheck_waiters(c->id);
 		api_wake_followers(c->id);
+		/* claims waiting here may want it (workers.c) */
+		if (c->type == CHANGE_CREATED || c->state == TASK_SCHEDULED)
+			queue_heard();
 		break;
 	case STORE_OBJ_SCHEDULE:
 		events_add_change(c);
