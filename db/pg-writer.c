@@ -256,9 +256,9 @@ static const struct pg_stmt st_claim_queue = { "w_claim_queue",
 	" ORDER BY priority DESC, run_at, id LIMIT $5"
 	" FOR UPDATE SKIP LOCKED) AS c"
 	" WHERE tasks.id = c.cid RETURNING " PG_TASK_READ };
-/* db_expired: self $1, now $2, the new lease $3 */
+/* db_expired: self $1, now $2, the new lease $3, node $4 */
 static const struct pg_stmt st_expired = { "w_expired",
-	"UPDATE tasks SET owner = $1, lease_until = $3,"
+	"UPDATE tasks SET owner = $1, node = $4, lease_until = $3,"
 	" fence = tasks.fence + 1, xid = pg_current_xact_id()"
 	" FROM (SELECT id AS cid FROM tasks WHERE state = 1"
 	" AND (owner IS NULL OR owner <> $1)"
@@ -996,5 +996,6 @@ pg_expired(struct db *db, int64_t now, const char *self,
 	pg_param_str(&p, self);
 	pg_param_int(&p, now);
 	pg_param_int(&p, now + store_lease);
+	pg_param_int(&p, PG(db)->node);
 	pgw_take(PG(db), &st_expired, &p, 0, "expired", rows, n, done, arg);
 }

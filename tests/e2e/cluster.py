@@ -626,4 +626,65 @@ def workers_across_nodes():
 
 
 
+@t.test(timeout=90)
+def worker_calls_across_nodes():
+    """Heartbeat, complete and fail through a node other than the one
+    the worker claimed through: 421 held-elsewhere naming the node that
+    holds the lease, nothing changed; through that node they work."""
+    ns = [node("y%d" % i) for i in (1, 2, 3)]
+    ids = [node_id(d) for d in ns]
+    a = ns[0].submit({"kind": "external", "queue": "yq", "params": {},
+                      "max_attempts": 2})
+    r = ext_claim(ns[1], "yq", "yw", wait=10)
+    t.ok(r.status == 200 and len(r.body["claims"]) == 1,
+         "claimed through node 2", diag=r.describe())
+    c = r.body["claims"][0]
+    before = ns[0].get(a["id"])
+    t.is_(before.get("node"), ids[1], "the task runs on node 2")
+    calls = [("heartbeat", {"progress": {"current": 1}}),
+             ("complete", {"result": {"by": "node 3"}}),
+             ("fail", {"error": {"code": "oops"}}),
+             ("release", {})]
+    for what, body in calls:
+        body = dict(body, token=c["token"])
+        r = ns[2].request("POST", "/v1/tasks/%d/%s" % (a["id"], what), body)
+        t.ok(r.status == 421 and r.body.get("type", "").endswith(
+            ":held-elsewhere") and r.body.get("node") == ids[1],
+             "%s through node 3: 421 held-elsewhere, node %d named"
+             % (what, ids[1]), diag=r.describe())
+    r = ns[2].request("POST", "/v1/queues/yq/complete",
+                      {"tasks": [{"id": a["id"], "token": c["token"]}]})
+    item = (r.body.get("tasks") or [{}])[0] if r.status == 200 else {}
+    t.ok(item.get("status") == 421 and "node %d" % ids[1] in
+         item.get("detail", ""),
+         "complete many through node 3: the item is 421 naming node %d"
+         % ids[1], diag=r.describe())
+    now = ns[0].get(a["id"])
+    t.ok(now["state"] == "running" and now["version"] == before["version"]
+         and now["progress"] is None,
+         "... and the task is unchanged", diag=repr(now))
+    r = ns[1].request("POST", "/v1/tasks/%d/heartbeat" % a["id"],
+                      {"token": c["token"], "progress": {"current": 2}})
+    t.is_(r.status, 200, "heartbeat through node 2: 200")
+    r = ns[1].request("POST", "/v1/tasks/%d/complete" % a["id"],
+                      {"token": c["token"], "result": {"by": "node 2"}})
+    t.ok(r.status == 200 and r.body.get("state") == "succeeded",
+         "complete through node 2: succeeded", diag=r.describe())
+    got = ns[2].wait_state(a["id"], FINAL, timeout=scaled(10))
+    t.ok(got["state"] == "succeeded" and got["result"] == {"by": "node 2"},
+         "node 3 sees it succeeded with node 2's result", diag=repr(got))
+    r = ns[2].request("POST", "/v1/tasks/%d/complete" % a["id"],
+                      {"token": c["token"], "result": {"by": "node 2"}})
+    t.ok(r.status == 200 and r.body.get("state") == "succeeded",
+         "the same complete again through node 3, once it ended: 200",
+         diag=r.describe())
+    r = ns[2].request("POST", "/v1/tasks/%d/fail" % a["id"],
+                      {"token": c["token"], "error": {"code": "late"}})
+    t.is_(r.status, 409, "a fail after it through node 3: 409 lease-lost")
+    got = ns[0].wait_state(a["id"], FINAL, timeout=scaled(10))
+    t.is_(got["result"], {"by": "node 2"}, "... the outcome stands")
+    for d in ns:
+        d.close()
+
+
 t.done()
