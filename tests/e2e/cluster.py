@@ -687,4 +687,46 @@ def worker_calls_across_nodes():
         d.close()
 
 
+
+@t.test(timeout=90)
+def worker_holder_dies():
+    """kill -9 of the node a worker claimed through: once its lease
+    ends another node holds the task, the worker's lease going on; a
+    call through a third node names that one, and through it the
+    complete works."""
+    ns = [node("z%d" % i) for i in (1, 2, 3)]
+    ids = [node_id(d) for d in ns]
+    a = ns[0].submit({"kind": "external", "queue": "zq", "params": {}})
+    r = ext_claim(ns[1], "zq", "zw", wait=10, lease=60)
+    t.ok(r.status == 200 and len(r.body["claims"]) == 1,
+         "claimed through node 2", diag=r.describe())
+    c = r.body["claims"][0]
+    ns[1].kill9()
+    deadline = time.time() + scaled(4 * LEASE)
+    holder = None
+    while time.time() < deadline:
+        got = ns[0].get(a["id"])
+        if got.get("node") in (ids[0], ids[2]):
+            holder = got["node"]
+            break
+        time.sleep(0.1)
+    t.ok(holder is not None and got["state"] == "running",
+         "after the lease another node holds it, still running",
+         diag=repr(got))
+    other = ns[2] if holder == ids[0] else ns[0]
+    mine = ns[0] if holder == ids[0] else ns[2]
+    r = other.request("POST", "/v1/tasks/%d/heartbeat" % a["id"],
+                      {"token": c["token"]})
+    t.ok(r.status == 421 and r.body.get("node") == holder,
+         "a heartbeat through the third node: 421 naming the new holder",
+         diag=r.describe())
+    r = mine.request("POST", "/v1/tasks/%d/complete" % a["id"],
+                     {"token": c["token"], "result": 7})
+    t.ok(r.status == 200 and r.body.get("state") == "succeeded",
+         "the complete through the new holder, with the first token: "
+         "succeeded", diag=r.describe())
+    for d in ns:
+        d.close()
+
+
 t.done()
