@@ -624,6 +624,7 @@ task_waiting_for(const struct task_row *r)
 	struct task	*t;
 	struct task_int	*ti;
 	struct heap	*h;
+	struct queue	*q;
 	int		 why;
 
 	if (r->state != TASK_SCHEDULED)
@@ -642,6 +643,14 @@ task_waiting_for(const struct task_row *r)
 			return ((why = queue_gate(t, &h)) != 0 &&
 			    why != WAITING_KEY ? wait_why_name(why) :
 			    "worker");
+	}
+	/* (a shared store's, not in memory: this node's gate of its queue) */
+	if (sched_for_workers(r) && (q = queue_get(r->queue != NULL ?
+	    r->queue : QUEUE_DEFAULT, 0)) != NULL) {
+		if (q->set.paused)
+			return ("queue_paused");
+		if (q->set.concurrency > 0 && q->running >= q->set.concurrency)
+			return ("queue_concurrency");
 	}
 	if (r->kind != NULL && strcmp(r->kind, "external") == 0)
 		return ("worker");

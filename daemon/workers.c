@@ -454,13 +454,18 @@ queue_claims_waiting(void)
 	return (nclaims);
 }
 
-/* Whether the queue of this name has a fetch out (a shared store). */
+/*
+ * Whether the queue of this name has a fetch out (a shared store), or
+ * tasks fetched that this turn's end hands out (the fetch's answer and a
+ * claim's timer may come in one turn, the timer last).
+ */
 int
 queue_fetching(const char *name)
 {
 	struct queue	*q;
 
-	return ((q = queue_get(name, 0)) != NULL && q->fetching);
+	return ((q = queue_get(name, 0)) != NULL && (q->fetching ||
+	    (q->marked && q->ready.n > 0 && corod_db->ops->shared)));
 }
 
 /* The claims waiting on the queue of this name now. */
