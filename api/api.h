@@ -34,6 +34,7 @@ struct problem {
 	char		 field[256];	/* JSON Pointer, "" if none */
 	const char	*allow;		/* 405: Allow header */
 	int		 retry_after;	/* 429/503: seconds, 0 none */
+	int64_t		 node;		/* 421 held-elsewhere: the node's id */
 };
 /* Fill p: status, type slug, field (may be NULL) and a detail format. */
 void		 problem_set(struct problem *, int, const char *,

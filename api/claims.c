@@ -18,6 +18,7 @@
 #define CLAIM_MAX	100
 #define WAIT_MAX	60		/* seconds */
 #define WORKER_NAME_MAX	128
+#define FETCH_GRACE	(2 * USEC_PER_SEC)	/* past wait, for a fetch out */
 
 /* A claim held for its queue, then for its commit. */
 struct claimreq {
@@ -27,6 +28,8 @@ struct claimreq {
 	struct task		**tasks;	/* served: held (task_ref) */
 	size_t			 n;
 	int64_t			 started;	/* monotonic µs */
+	int64_t			 last;		/* monotonic µs: the latest
+						 * answer, a fetch out */
 };
 
 /* Claim wait time (µs from the claim to its answer) histogram. */
@@ -115,6 +118,7 @@ api_queue_claim(struct http_request *req, const struct route_params *args)
 	cr->c.served = claim_served;
 	cr->req = req;
 	cr->started = time_mono();
+	cr->last = cr->started + wait + FETCH_GRACE;
 	worker_seen(cr->c.worker, cr->c.queue);
 	/* wait 0 fires next turn: after this turn's dispatch */
 	cr->timer = evtimer_new(loop_base, claim_timeout_cb, cr);
@@ -149,14 +153,23 @@ claim_served(struct claim *c, struct task **tasks, size_t n)
 	commit_after(claim_committed, cr);
 }
 
-/* The wait is up with nothing served: an empty answer. */
+/*
+ * The wait is up with nothing served: an empty answer.  On a shared
+ * store, while the queue's fetch is out (workers.c) the claim waits for
+ * it a little longer: a wait of 0 is answered with what the store has.
+ */
 static void
 claim_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct claimreq	*cr = arg;
+	struct timeval	 tv = { 0, 2000 };
 
 	(void)fd;
 	(void)what;
+	if (queue_fetching(cr->c.queue) && time_mono() < cr->last) {
+		evtimer_add(cr->timer, &tv);
+		return;
+	}
 	queue_unwait(&cr->c);
 	claim_answer(cr);
 	claimreq_free(cr);

@@ -8,6 +8,14 @@
  * with the task and changes nothing; any other is 409 lease-lost, and
  * what it carried is logged on the task, not applied (kind-external.c),
  * the 409 answered once that line is stored.
+ *
+ * On a shared store (PostgreSQL's nodes) the node a worker claimed
+ * through holds the task and its lease, in memory: only it may change
+ * the task.  A call through another node, which finds the task running
+ * there (the row's node), is answered 421 held-elsewhere naming that
+ * node (problem member "node"), and changes nothing; one on a row
+ * another node holds, not running (a stale token), is 409 lease-lost
+ * without the log line (which only the holder may write).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -48,6 +56,8 @@ struct wreq {
 static void	 wcall_start(struct http_request *, const struct route_params *,
 		     enum wcall);
 static void	 wcall_read_done(void *, int);
+static int	 wcall_elsewhere(struct http_request *,
+		    const struct task_row *, struct problem *);
 static void	 wcall_act(struct wreq *, struct task *);
 static int	 wcall_apply(struct wreq *, struct task *);
 static void	 wcall_committed(void *, int);
@@ -254,14 +264,53 @@ wcall_read_done(void *arg, int rc)
 		goto out;
 	}
 	/* in memory meanwhile?  That one is the truth */
-	if ((t = task_lookup(w->id)) == NULL)
+	if ((t = task_lookup(w->id)) == NULL) {
+		if (wcall_elsewhere(req, &w->row, &p)) {
+			task_row_free(&w->row);
+			http_release(req);
+			http_respond_problem(req, &p);
+			wcall_free(w);
+			goto out;
+		}
 		t = task_from_row(&w->row);
+	}
 	task_row_free(&w->row);
 	task_ref(t);
 	wcall_act(w, t);
 	task_unref(t);
 out:
 	http_read_end(req);
+}
+
+/*
+ * Whether another node holds the task of this row, read from the store
+ * since it is not in this node's memory (a shared store): then p says
+ * so, 421 naming the node that holds its lease, or 409 if the row is
+ * not running (no lease of a worker holds), and nothing is written.
+ */
+static int
+wcall_elsewhere(struct http_request *req, const struct task_row *r,
+    struct problem *p)
+{
+	/* (a queue the caller may not see: answered as before, 403) */
+	if (!corod_db->ops->shared || r->node == 0 ||
+	    r->node == db_node(corod_db) ||
+	    (r->state != TASK_RUNNING && r->state != TASK_SCHEDULED) ||
+	    r->kind == NULL || strcmp(r->kind, "external") != 0 ||
+	    !auth_queue_allowed(req, r->queue))
+		return (0);
+	if (r->state == TASK_SCHEDULED) {
+		problem_set(p, 409, "lease-lost", NULL, "this token does not "
+		    "hold task %" PRId64 "'s lease (it is waiting for a "
+		    "claim); what it carried is discarded", r->id);
+		return (1);
+	}
+	problem_set(p, 421, "held-elsewhere", NULL, "task %" PRId64 " is "
+	    "held by node %" PRId64 ", the node its worker claimed it "
+	    "through: call that node (GET /v1/nodes lists the nodes); "
+	    "nothing was changed", r->id, r->node);
+	p->node = r->node;
+	return (1);
 }
 
 /*
@@ -503,6 +552,7 @@ struct bc_item {
 	unsigned int		 status;
 	const char		*type;
 	char			 detail[256];
+	struct problem		 elsewhere;	/* status: another node's */
 	struct bcomp		*bc;
 };
 
@@ -644,9 +694,11 @@ bcomp_read_done(void *arg, int rc)
 
 	it->rc = rc;
 	if (rc == 1) {
-		if ((it->t = task_lookup(it->id)) == NULL)
+		if ((it->t = task_lookup(it->id)) == NULL &&
+		    !wcall_elsewhere(rreq, &it->row, &it->elsewhere))
 			it->t = task_from_row(&it->row);
-		task_ref(it->t);
+		if (it->t != NULL)
+			task_ref(it->t);
 	}
 	task_row_free(&it->row);
 	if (--bc->pending == 0 && !bc->issuing)
@@ -669,7 +721,14 @@ bcomp_apply(struct bcomp *bc)
 
 	for (i = 0; i < bc->n; i++) {
 		it = &bc->items[i];
-		if ((t = it->t) == NULL) {
+		if ((t = it->t) == NULL && it->elsewhere.status != 0) {
+			it->status = (unsigned int)it->elsewhere.status;
+			it->type = it->elsewhere.type;
+			snprintf(it->detail, sizeof it->detail, "%.*s",
+			    (int)sizeof it->detail - 1, it->elsewhere.detail);
+			continue;
+		}
+		if (t == NULL) {
 			it->status = it->rc < 0 ? 503 : 404;
 			it->type = it->rc < 0 ? "store-unavailable" : "not-found";
 			snprintf(it->detail, sizeof it->detail, it->rc < 0 ?

@@ -51,6 +51,7 @@ problem_set(struct problem *p, int status, const char *type,
 	p->type = type;
 	p->allow = NULL;
 	p->retry_after = 0;
+	p->node = 0;
 	va_start(ap, fmt);
 	verror_fill(p->field, sizeof p->field, field, p->detail,
 	    sizeof p->detail, fmt, ap);
@@ -217,5 +218,7 @@ problem_json(const struct problem *p)
 		json_object_set_new(o, "detail", problem_string(p->detail));
 	if (p->field[0] != '\0')
 		json_object_set_new(o, "field", problem_string(p->field));
+	if (p->node != 0)
+		json_object_set_new(o, "node", json_integer(p->node));
 	return (o);
 }

@@ -304,6 +304,8 @@ void		 queue_unready(struct task *);
 void		 queue_wait(struct claim *);
 void		 queue_unwait(struct claim *);
 void		 queue_dispatch(void);
+/* the feed told of a task made or made due again (on any node) */
+void		 queue_heard(void);
 void		 worker_seen(const char *, const char *);
 void		 worker_leased(const char *, int);
 void		 workers_each(void (*)(void *, const struct worker_seen *),
@@ -311,6 +313,7 @@ void		 workers_each(void (*)(void *, const struct worker_seen *),
 size_t		 queue_ready_count(void);
 size_t		 queue_claims_waiting(void);
 size_t		 queue_claims_in(const char *);
+int		 queue_fetching(const char *);
 void		 queue_claims_each(void (*)(void *, const char *, size_t),
 		    void *);
 extern uint64_t	 workers_claimed_total, workers_expired_total,
@@ -339,7 +342,7 @@ void		 queue_take(struct task *);
 void		 queue_give(struct task *);
 void		 queue_settings(const char *, struct queue_row *);
 void		 queue_settings_set(const struct queue_row *);
-void		 queue_heard(const char *, int64_t);	/* feed.c */
+void		 queue_settings_heard(const char *, int64_t); /* feed.c */
 void		 queue_settings_each(void (*)(void *, const struct queue_row *),
 		    void *);
 int		 queue_running(const char *);

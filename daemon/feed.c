@@ -11,11 +11,13 @@
  *
  *   a task's change	the change feed (events_add_change), requests
  *			waiting on the task (api_recheck_waiters), its log's
- *			followers (a final state ends their streams);
+ *			followers (a final state ends their streams), and,
+ *			made or scheduled again, the workers' claims
+ *			waiting here (queue_heard: they may fetch it);
  *   a schedule's	the change feed, and schedule.c, which reads one
  *			another node changed (schedule_heard);
  *   a queue's		the change feed, and queue.c, which reads settings
- *			another node changed (queue_heard);
+ *			another node changed (queue_settings_heard);
  *   new log lines	the task's followers.
  *
  * Its own changes woke its waiters and followers already at the commit;
@@ -225,6 +227,9 @@ feed_apply(const struct store_change *c)
 		events_add_change(c);
 		api_recheck_waiters(c->id);
 		api_wake_followers(c->id);
+		/* claims waiting here may want it (workers.c) */
+		if (c->type == CHANGE_CREATED || c->state == TASK_SCHEDULED)
+			queue_heard();
 		break;
 	case STORE_OBJ_SCHEDULE:
 		events_add_change(c);
@@ -233,7 +238,7 @@ feed_apply(const struct store_change *c)
 	case STORE_OBJ_QUEUE:
 		events_add_change(c);
 		if (c->text != NULL)
-			queue_heard(c->text, c->version);
+			queue_settings_heard(c->text, c->version);
 		break;
 	case STORE_OBJ_LOG:
 		api_wake_followers(c->id);

@@ -95,7 +95,7 @@ queue_init(void)
 	return (0);
 }
 
-/* A read of every queue's settings (queue_heard), one at a time. */
+/* A read of every queue's settings (queue_settings_heard), one at a time. */
 static struct {
 	int			 busy;
 	int			 again;
@@ -113,7 +113,7 @@ static void	queue_heard_read(void *, int);
  * table: all of them are read.
  */
 void
-queue_heard(const char *name, int64_t version)
+queue_settings_heard(const char *name, int64_t version)
 {
 	struct queue_row	cur;
 

@@ -47,6 +47,11 @@ struct queue {
 	struct heap		 ready;
 	TAILQ_HEAD(, claim)	 claims;
 	size_t			 nclaims;
+	/* a shared store's: claims waiting (on the list), a fetch out */
+	int			 wanting;
+	LIST_ENTRY(queue)	 want_entry;
+	int			 fetching;
+	int			 fetch_again;	/* asked for while out */
 	int			 marked;	/* for queue_dispatch */
 	LIST_ENTRY(queue)	 mark_entry;
 	struct queue		*hnext;

@@ -143,6 +143,20 @@ sched_in_window(int64_t run_at, int64_t id)
 	return (run_at < wm_run_at || (run_at == wm_run_at && id <= wm_id));
 }
 
+/*
+ * On a shared store a top-level external task is nobody's until a
+ * worker's claim waits for it: the node that claim waits on takes it
+ * then (workers.c, queue_fetch), wherever it was submitted.  Neither the
+ * window nor a submission holds one, so that no node keeps it in a heap
+ * no worker asks.
+ */
+static int
+sched_for_workers(const struct task_row *r)
+{
+	return (corod_db->ops->shared && r->parent == 0 && r->kind != NULL &&
+	    strcmp(r->kind, "external") == 0);
+}
+
 /* A scheduled task with its run_at: into the due heap if ours to hold. */
 void
 sched_add(struct task *t)
@@ -150,7 +164,8 @@ sched_add(struct task *t)
 	struct task_int	*ti = task_int(t);
 
 	if (t->row.parent == 0 && (!sched_in_window(t->row.run_at, t->row.id) ||
-	    (sched_full() && !(ti->flags & TASKF_SLOT))))
+	    (sched_full() && !(ti->flags & TASKF_SLOT)) ||
+	    sched_for_workers(&t->row)))
 		return;
 	sched_hold(t);
 }
@@ -166,7 +181,7 @@ int
 sched_will_hold(const struct task_row *r)
 {
 	if (r->parent != 0 || r->state != TASK_SCHEDULED || r->run_at == 0 ||
-	    r->uwait != 0)
+	    r->uwait != 0 || sched_for_workers(r))
 		return (0);
 	return (sched_in_window(r->run_at, r->id) && !sched_full());
 }
@@ -320,9 +335,16 @@ sched_route(struct task_int *ti)
 	struct heap	*h;
 	int		 why;
 
-	if (ti->pub.kind->worker)
+	if (ti->pub.kind->worker) {
 		queue_ready(&ti->pub);
-	else if ((h = sched_blocked(&ti->pub, &why)) != NULL)
+		/* a shared store's, no claim waiting here: let go (freed
+		 * unless its change is still to be written) */
+		if (!(ti->flags & TASKF_WREADY)) {
+			commit_release(ti->pub.row.id);
+			task_ref(&ti->pub);
+			task_unref(&ti->pub);
+		}
+	} else if ((h = sched_blocked(&ti->pub, &why)) != NULL)
 		queue_hold(ti, h, why);
 	else
 		sched_start(&ti->pub);
@@ -602,6 +624,7 @@ task_waiting_for(const struct task_row *r)
 	struct task	*t;
 	struct task_int	*ti;
 	struct heap	*h;
+	struct queue	*q;
 	int		 why;
 
 	if (r->state != TASK_SCHEDULED)
@@ -620,6 +643,14 @@ task_waiting_for(const struct task_row *r)
 			return ((why = queue_gate(t, &h)) != 0 &&
 			    why != WAITING_KEY ? wait_why_name(why) :
 			    "worker");
+	}
+	/* (a shared store's, not in memory: this node's gate of its queue) */
+	if (sched_for_workers(r) && (q = queue_get(r->queue != NULL ?
+	    r->queue : QUEUE_DEFAULT, 0)) != NULL) {
+		if (q->set.paused)
+			return ("queue_paused");
+		if (q->set.concurrency > 0 && q->running >= q->set.concurrency)
+			return ("queue_concurrency");
 	}
 	if (r->kind != NULL && strcmp(r->kind, "external") == 0)
 		return ("worker");

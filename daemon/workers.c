@@ -17,6 +17,18 @@
  * the turn's one commit.  The claim's owner (api/workers.c) answers
  * after that commit.
  *
+ * On a shared store (PostgreSQL's nodes) a top-level external task is
+ * nobody's until a claim waits for it (sched.c: sched_for_workers), so
+ * that a worker may claim through any node.  A queue with claims waiting
+ * and no ready task fetches them (queue_fetch: db_claim_queue, FOR
+ * UPDATE SKIP LOCKED, as many as its claims take), when a claim comes,
+ * when the change feed tells of a task created on any node
+ * (queue_heard), and every FETCH_EVERY whatever is heard (a task that
+ * came due, one let go by another node).  Fetched tasks nobody claimed
+ * (the claims left or were served meanwhile) are let go at once
+ * (queue_let_go: commit_release) rather than kept from other nodes'
+ * workers.  The row's fencing token still gives it to one claim only.
+ *
  * The workers seen (GET /v1/workers) are kept by name: when each was
  * last heard of, the queues it claimed from, the leases it holds.  One
  * idle for WORKER_FORGET is forgotten; there are at most WORKERS_MAX,
@@ -26,11 +38,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "queue.h"
 
 #define WORKER_BUCKETS	1024
 #define WORKERS_MAX	10000
 #define WORKER_FORGET	(600 * USEC_PER_SEC)
+#define FETCH_EVERY	(1000 * 1000LL)	/* µs: claims waiting look again */
+#define FETCH_MAX	100		/* tasks a fetch */
+
+/* A fetch out for one queue's claims (a shared store). */
+struct fetch {
+	char		 queue[QUEUE_NAME_MAX + 1];
+	char		*owner;		/* db_owner when sent */
+	struct task_row	*rows;
+	size_t		 n;
+};
 
 struct worker_ent {
 	struct worker_seen	 w;
@@ -40,6 +63,10 @@ struct worker_ent {
 
 static LIST_HEAD(, queue) marked = LIST_HEAD_INITIALIZER(marked);
 static size_t		 nready, nclaims;
+/* a shared store's queues with claims waiting, the fetches' timer */
+static LIST_HEAD(, queue) wanting = LIST_HEAD_INITIALIZER(wanting);
+static struct event	*fetch_ev;
+static int		 fetch_stopped;
 
 static struct worker_ent *workers[WORKER_BUCKETS];
 static TAILQ_HEAD(, worker_ent) worker_lru = TAILQ_HEAD_INITIALIZER(worker_lru);
@@ -50,6 +77,11 @@ uint64_t	 workers_claimed_total, workers_expired_total,
 
 static size_t		 queue_serve(struct queue *, struct claim *,
 			     struct task **);
+static void		 queue_want(struct queue *, int);
+static void		 queue_fetch(struct queue *);
+static void		 queue_fetched(void *, int);
+static void		 queue_fetch_cb(evutil_socket_t, short, void *);
+static void		 queue_let_go(struct queue *);
 static struct worker_ent *worker_get(const char *, int);
 static void		 worker_forget(struct worker_ent *);
 
@@ -61,7 +93,12 @@ workers_shutdown(void)
 	struct worker_ent	*w;
 
 	LIST_INIT(&marked);
+	LIST_INIT(&wanting);
 	nready = nclaims = 0;
+	if (fetch_ev != NULL)
+		event_free(fetch_ev);
+	fetch_ev = NULL;
+	fetch_stopped = 1;	/* a fetch still out is dropped */
 	while ((w = TAILQ_FIRST(&worker_lru)) != NULL)
 		worker_forget(w);
 }
@@ -84,6 +121,12 @@ queue_ready(struct task *t)
 	struct queue	*q;
 
 	if (ti->flags & TASKF_WREADY)
+		return;
+	/* (a shared store's: only for claims waiting here; the caller
+	 * lets it go) */
+	if (corod_db->ops->shared && t->row.parent == 0 &&
+	    ((q = queue_get(t->row.queue != NULL ? t->row.queue :
+	    QUEUE_DEFAULT, 0)) == NULL || q->nclaims == 0))
 		return;
 	q = queue_get(t->row.queue != NULL ? t->row.queue : QUEUE_DEFAULT, 1);
 	heap_push(&q->ready, ti);
@@ -124,6 +167,10 @@ queue_wait(struct claim *c)
 	c->waiting = 1;
 	if (q->ready.n > 0)
 		queue_mark(q);
+	else if (corod_db->ops->shared) {
+		queue_want(q, 1);
+		queue_fetch(q);
+	}
 }
 
 /* A claim no longer waits (its time is up, its worker left). */
@@ -140,6 +187,10 @@ queue_unwait(struct claim *c)
 	c->waiting = 0;
 	q->nclaims--;
 	nclaims--;
+	if (q->nclaims == 0) {
+		queue_want(q, 0);
+		queue_let_go(q);
+	}
 	queue_gc(q);
 }
 
@@ -170,8 +221,192 @@ queue_dispatch(void)
 			workers_claimed_total += n;
 			c->served(c, got, n);
 		}
+		/* (a shared store's: claims left want more, or none want
+		 * what is left) */
+		if (q->nclaims == 0) {
+			queue_want(q, 0);
+			queue_let_go(q);
+		} else if (q->ready.n == 0)
+			queue_fetch(q);
 		queue_gc(q);
 	}
+}
+
+/* q has claims waiting (on), or no longer (a shared store's list). */
+static void
+queue_want(struct queue *q, int on)
+{
+	struct timeval	tv;
+
+	if (on && !q->wanting && corod_db->ops->shared) {
+		q->wanting = 1;
+		LIST_INSERT_HEAD(&wanting, q, want_entry);
+		if (fetch_ev == NULL) {
+			fetch_ev = event_new(loop_base, -1, EV_PERSIST,
+			    queue_fetch_cb, NULL);
+			fetch_stopped = 0;
+			tv = time_tv(FETCH_EVERY);
+			event_add(fetch_ev, &tv);
+		}
+	} else if (!on && q->wanting) {
+		q->wanting = 0;
+		LIST_REMOVE(q, want_entry);
+	}
+}
+
+/*
+ * Fetch due external tasks of q from the store for its claims, as many
+ * as they take (FETCH_MAX at most); one fetch out a queue, one asked for
+ * meanwhile follows it.  A paused queue fetches none (it is looked at
+ * again every FETCH_EVERY).
+ */
+static void
+queue_fetch(struct queue *q)
+{
+	struct fetch	*f;
+	struct claim	*c;
+	int		 want = 0;
+
+	if (!q->wanting || q->set.paused ||
+	    corod_db->ops->claim_queue == NULL)
+		return;
+	if (q->fetching) {
+		q->fetch_again = 1;
+		return;
+	}
+	TAILQ_FOREACH(c, &q->claims, entry) {
+		if ((want += c->max) >= FETCH_MAX) {
+			want = FETCH_MAX;
+			break;
+		}
+	}
+	q->fetching = 1;
+	q->fetch_again = 0;
+	f = xcalloc(1, sizeof *f);
+	memcpy(f->queue, q->name, sizeof f->queue);
+	f->owner = xstrdup(db_owner(corod_db));
+	db_claim_queue(corod_db, f->owner, time_now() + store_lease, f->queue,
+	    want, &f->rows, &f->n, queue_fetched, f);
+}
+
+/*
+ * A fetch is answered: the tasks into the queue's ready heap, served at
+ * the turn's end.  One the claims no longer want is let go; a fetch made
+ * under an owner name fence.c has since left behind is dropped (its
+ * claim lapses).
+ */
+static void
+queue_fetched(void *arg, int rc)
+{
+	struct fetch	*f = arg;
+	struct queue	*q;
+	struct task	*t;
+	struct task_int	*ti;
+	size_t		 i;
+	int		 keep;
+
+	keep = rc == 0 && !fetch_stopped &&
+	    strcmp(f->owner, db_owner(corod_db)) == 0;
+	if ((q = queue_get(f->queue, 0)) != NULL)
+		q->fetching = 0;
+	for (i = 0; i < f->n; i++) {
+		if (!keep)
+			;
+		else if ((t = task_lookup(f->rows[i].id)) != NULL) {
+			/* in memory, not held (left here a moment ago) */
+			ti = task_int(t);
+			if (t->row.state == TASK_SCHEDULED &&
+			    !(ti->flags & (TASKF_ARMED | TASKF_READY |
+			    TASKF_WREADY | TASKF_LOST | TASKF_CANCELING))) {
+				t->row.fence = f->rows[i].fence;
+				t->row.fence_prev = f->rows[i].fence_prev;
+				sched_hold(t);
+				if (!(ti->flags & TASKF_WREADY))
+					commit_release(t->row.id);
+			}
+		} else {
+			t = task_create(&f->rows[i]);
+			if (t->row.cancel_requested) {
+				/* asked while nobody held it */
+				task_ref(t);
+				task_cancel(t, CANCEL_USER);
+				task_unref(t);
+			} else {
+				sched_hold(t);
+				if (!(task_int(t)->flags & TASKF_WREADY)) {
+					commit_release(t->row.id);
+					task_free(t);
+				}
+			}
+		}
+		task_row_free(&f->rows[i]);
+	}
+	/* served at the turn's end (and fetched again if claims are left
+	 * and nothing ready): after a fetch that found none, only if one
+	 * was asked for meanwhile */
+	if (keep && (q = queue_get(f->queue, 0)) != NULL &&
+	    (f->n > 0 || q->fetch_again))
+		queue_mark(q);
+	free(f->rows);
+	free(f->owner);
+	free(f);
+}
+
+/*
+ * Every FETCH_EVERY, and soon after the feed told of a new task: each
+ * queue with claims waiting and nothing ready fetches.
+ */
+static void
+queue_fetch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue	*q;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	LIST_FOREACH(q, &wanting, want_entry) {
+		if (q->ready.n == 0)
+			queue_fetch(q);
+	}
+}
+
+/* The feed told of a task created (on any node): look if claims wait. */
+void
+queue_heard(void)
+{
+	if (fetch_ev != NULL && !LIST_EMPTY(&wanting))
+		event_active(fetch_ev, EV_TIMEOUT, 1);
+}
+
+/*
+ * No claim waits on q any more (a shared store): its ready top-level
+ * tasks are let go, for another node's workers to claim.
+ */
+static void
+queue_let_go(struct queue *q)
+{
+	struct task_int	**go;
+	struct task	 *t;
+	size_t		  i, n = 0;
+
+	if (!corod_db->ops->shared || q->ready.n == 0)
+		return;
+	/* (picked first: a heap_del moves the others) */
+	go = xreallocarray(NULL, q->ready.n, sizeof *go);
+	for (i = 0; i < q->ready.n; i++) {
+		if (q->ready.v[i].ti->pub.row.parent == 0)
+			go[n++] = q->ready.v[i].ti;
+	}
+	for (i = 0; i < n; i++) {
+		t = &go[i]->pub;
+		go[i]->flags &= ~TASKF_WREADY;
+		heap_del(&q->ready, go[i]);
+		nready--;
+		commit_release(t->row.id);
+		task_ref(t);
+		task_unref(t);		/* freed if nothing else holds it */
+	}
+	free(go);
 }
 
 /*
@@ -217,6 +452,20 @@ size_t
 queue_claims_waiting(void)
 {
 	return (nclaims);
+}
+
+/*
+ * Whether the queue of this name has a fetch out (a shared store), or
+ * tasks fetched that this turn's end hands out (the fetch's answer and a
+ * claim's timer may come in one turn, the timer last).
+ */
+int
+queue_fetching(const char *name)
+{
+	struct queue	*q;
+
+	return ((q = queue_get(name, 0)) != NULL && (q->fetching ||
+	    (q->marked && q->ready.n > 0 && corod_db->ops->shared)));
 }
 
 /* The claims waiting on the queue of this name now. */

@@ -214,6 +214,18 @@ DB_READ(claim, (struct db *db, const char *owner, int64_t lease_until,
     (db, owner, lease_until, w, rows, n))
 
 /*
+ * On a shared store, claim for owner, with a lease until lease_until,
+ * at most limit due top-level external tasks of queue that nobody holds
+ * (or whose lease is over), best first (priority, run_at, id), for the
+ * workers' claims waiting on this node (workers.c).  Taken as by
+ * db_claim.  Only a shared store has it (ops->claim_queue).
+ */
+DB_READ(claim_queue, (struct db *db, const char *owner,
+    int64_t lease_until, const char *queue, int limit,
+    struct task_row **rows, size_t *n),
+    (db, owner, lease_until, queue, limit, rows, n))
+
+/*
  * The running tasks whose lease is over at now, for self to take back
  * (recovery), in id order, taken as by db_claim.  On sqlite every running
  * row of another owner counts: the file's lock proves that owner gone.

@@ -238,8 +238,10 @@ static const struct pg_stmt st_nop = { "w_nop", "SELECT 1" };
  * wherever the watermark is (tasks_free: another node may have stored
  * them, unheld, inside this node's window), and the rows whose lease is
  * over, wherever they are (tasks_lease).  A successor waiting for its
- * unique key's holder (uwait) is unique.c's, not the window's.  A row of the owner's own keeps its token: it is this
- * life's already, and a copy in memory must not lose it.
+ * unique key's holder (uwait) is unique.c's, not the window's, and an
+ * external task is its queue's (st_claim_queue: claimed when a worker
+ * asks).  A row of the owner's own keeps its token: it is this life's
+ * already, and a copy in memory must not lose it.
  */
 static const struct pg_stmt st_claim = { "w_claim",
 	"UPDATE tasks SET owner = $1, node = $8, lease_until = $2, fence = CASE"
@@ -249,20 +251,41 @@ static const struct pg_stmt st_claim = { "w_claim",
 	"SELECT * FROM (SELECT id AS cid, run_at AS crun FROM tasks"
 	" WHERE state = 0 AND parent IS NULL AND run_at <= $3"
 	" AND (run_at, id) > ($4, $5) AND owner = $1 AND uwait IS NULL"
+	" AND kind <> 'external'"
 	" ORDER BY run_at, id LIMIT $7 FOR UPDATE SKIP LOCKED) AS a"
 	" UNION SELECT * FROM (SELECT id, run_at FROM tasks"
 	" WHERE state = 0 AND parent IS NULL AND run_at <= $3"
 	" AND owner IS NULL AND uwait IS NULL"
+	" AND kind <> 'external'"
 	" ORDER BY run_at, id LIMIT $7 FOR UPDATE SKIP LOCKED) AS f"
 	" UNION SELECT * FROM (SELECT id, run_at FROM tasks"
 	" WHERE state = 0 AND parent IS NULL AND run_at <= $3"
 	" AND lease_until < $6 AND uwait IS NULL"
+	" AND kind <> 'external'"
 	" ORDER BY run_at, id LIMIT $7 FOR UPDATE SKIP LOCKED) AS b"
 	") AS u ORDER BY crun, cid LIMIT $7) AS c"
 	" WHERE tasks.id = c.cid RETURNING " PG_TASK_READ };
-/* db_expired: self $1, now $2, the new lease $3 */
+/*
+ * Due external tasks of one queue for the workers' claims waiting on
+ * this node (db_claim_queue): owner $1, lease $2, queue $3, now $4,
+ * limit $5, node $6; best first, as the queue's ready heap orders them.
+ * Rows nobody holds, or whose lease is over (a node gone); a node's own
+ * rows too (one it let go of, not yet written).
+ */
+static const struct pg_stmt st_claim_queue = { "w_claim_queue",
+	"UPDATE tasks SET owner = $1, node = $6, lease_until = $2, fence = CASE"
+	" WHEN tasks.owner = $1 THEN tasks.fence ELSE tasks.fence + 1 END,"
+	" xid = pg_current_xact_id()"
+	" FROM (SELECT id AS cid FROM tasks WHERE queue = $3 AND state = 0"
+	" AND kind = 'external' AND parent IS NULL AND uwait IS NULL"
+	" AND run_at <= $4"
+	" AND (owner IS NULL OR owner = $1 OR lease_until < $4)"
+	" ORDER BY priority DESC, run_at, id LIMIT $5"
+	" FOR UPDATE SKIP LOCKED) AS c"
+	" WHERE tasks.id = c.cid RETURNING " PG_TASK_READ };
+/* db_expired: self $1, now $2, the new lease $3, node $4 */
 static const struct pg_stmt st_expired = { "w_expired",
-	"UPDATE tasks SET owner = $1, lease_until = $3,"
+	"UPDATE tasks SET owner = $1, node = $4, lease_until = $3,"
 	" fence = tasks.fence + 1, xid = pg_current_xact_id()"
 	" FROM (SELECT id AS cid FROM tasks WHERE state = 1"
 	" AND (owner IS NULL OR owner <> $1)"
@@ -997,6 +1020,29 @@ pg_claim(struct db *db, const char *owner, int64_t lease_until,
 }
 
 /*
+ * Claim for owner at most limit due external tasks of queue nobody
+ * holds (db_claim_queue), written as pg_claim's; in id order (workers.c
+ * puts them in the queue's heap, which orders them).
+ */
+void
+pg_claim_queue(struct db *db, const char *owner, int64_t lease_until,
+    const char *queue, int limit, struct task_row **rows, size_t *n,
+    store_done done, void *arg)
+{
+	struct pg_params	p;
+
+	pg_params_init(&p);
+	pg_param_str(&p, owner);
+	pg_param_int(&p, lease_until);
+	pg_param_str(&p, queue);
+	pg_param_int(&p, lease_until - store_lease);
+	pg_param_int(&p, limit);
+	pg_param_int(&p, PG(db)->node);
+	pgw_take(PG(db), &st_claim_queue, &p, 0, "claim_queue", rows, n,
+	    done, arg);
+}
+
+/*
  * The running rows of other owners whose lease is over at now (or that
  * have none), taken for self with a lease from now and a token one
  * higher, in id order (db_expired): the tasks of nodes gone.
@@ -1011,5 +1057,6 @@ pg_expired(struct db *db, int64_t now, const char *self,
 	pg_param_str(&p, self);
 	pg_param_int(&p, now);
 	pg_param_int(&p, now + store_lease);
+	pg_param_int(&p, PG(db)->node);
 	pgw_take(PG(db), &st_expired, &p, 0, "expired", rows, n, done, arg);
 }

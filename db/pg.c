@@ -750,6 +750,7 @@ const struct store_ops store_pg = {
 	.write_wait = pg_write_wait,
 	.claim = pg_claim,
 	.expired = pg_expired,
+	.claim_queue = pg_claim_queue,
 	.task_get = pg_task_get,
 	.task_children = pg_task_children,
 	.task_child_ids = pg_task_child_ids,

@@ -225,6 +225,9 @@ void		 pg_claim(struct db *, const char *, int64_t,
 		    store_done, void *);
 void		 pg_expired(struct db *, int64_t, const char *,
 		    struct task_row **, size_t *, store_done, void *);
+void		 pg_claim_queue(struct db *, const char *, int64_t,
+		    const char *, int, struct task_row **, size_t *,
+		    store_done, void *);
 
 /* pg-feed.c: the change feed (store.h: feed_*) */
 size_t		 pg_feed_write(struct pg_job *, const struct store_batch *,

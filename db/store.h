@@ -308,6 +308,10 @@ struct store_ops {
 		    store_done, void *);
 	void	(*expired)(struct db *, int64_t, const char *,
 		    struct task_row **, size_t *, store_done, void *);
+	/* a shared store's due external rows of one queue (NULL: none) */
+	void	(*claim_queue)(struct db *, const char *, int64_t,
+		    const char *, int, struct task_row **, size_t *,
+		    store_done, void *);
 
 	/* reads (the shape above), and waiting for them (not on the loop) */
 	void	(*task_get)(struct db *, int64_t, struct task_row *,

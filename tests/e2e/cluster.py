@@ -198,8 +198,11 @@ def kill9_takeover():
     a.kill9()
     others = {node_id(b), node_id(c)}
     for x in tasks:
+        # (taken over, a row names its new node before that node has
+        # written the new attempt: wait for the attempt to move on)
         got = b.wait_for(lambda: (lambda g: g if g["state"] == "running"
-                                  and g["node"] in others else None)(
+                                  and g["node"] in others and
+                                  g["attempt"] > 1 else None)(
                                       b.get(x["id"])), timeout=20,
                          desc="task %d running elsewhere" % x["id"])
         t.ok(got["attempt"] == 2, "task %d: attempt 2 on node %d" % (
@@ -569,6 +572,163 @@ def versions_grow_across_nodes():
     t.ok(before["version"] < asked["version"] <= end["version"],
          "versions grow: running %d, cancel asked %d, canceled %d" % (
              before["version"], asked["version"], end["version"]))
+
+
+def ext_claim(d, queue, worker, conn=None, **body):
+    body["worker"] = worker
+    return d.request("POST", "/v1/queues/%s/claim" % queue, body,
+                     timeout=body.get("wait", 0) + 30, conn=conn)
+
+
+@t.test(timeout=180)
+def workers_across_nodes():
+    """External tasks submitted on node 1 only, claimed by workers that
+    talk to nodes 2 and 3 only: each is claimed once, completed and
+    succeeds; a claim waiting on node 2 is answered soon after node 1
+    is given a task."""
+    ns = [node("x%d" % i) for i in (1, 2, 3)]
+    n = 40
+    ids = [ns[0].submit({"kind": "external", "queue": "xq",
+                         "params": {"i": i}})["id"] for i in range(n)]
+    lock = threading.Lock()
+    claimed, done, errors = {}, set(), []
+
+    def worker(d, name):
+        conn = d.connection()
+        deadline = time.time() + scaled(60)
+        while time.time() < deadline:
+            with lock:
+                if len(done) >= n:
+                    return
+            r = ext_claim(d, "xq", name, conn=conn, max=3, wait=1)
+            if r.status != 200:
+                with lock:
+                    errors.append(r.describe())
+                time.sleep(0.1)
+                continue
+            for c in r.body["claims"]:
+                tid = c["task"]["id"]
+                with lock:
+                    claimed.setdefault(tid, []).append(name)
+                r2 = d.request("POST", "/v1/tasks/%d/complete" % tid,
+                               {"token": c["token"],
+                                "result": {"by": name}}, conn=conn)
+                with lock:
+                    if r2.status == 200:
+                        done.add(tid)
+                    else:
+                        errors.append(r2.describe())
+
+    ths = [threading.Thread(target=worker, args=(d, "%s-w%d" % (d.name, k)))
+           for d in ns[1:] for k in range(2)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(scaled(90))
+    t.is_(errors, [], "no claim or complete through nodes 2 and 3 failed")
+    t.is_(sorted(claimed), sorted(ids),
+          "all %d tasks submitted on node 1 were claimed through nodes 2 "
+          "and 3 (%d)" % (n, len(claimed)))
+    t.ok(all(len(v) == 1 for v in claimed.values()),
+         "each by one worker only",
+         diag=repr({k: v for k, v in claimed.items() if len(v) != 1}))
+    t.is_(len(done), n, "each completed")
+    ends = [ns[0].wait_state(i, FINAL, timeout=scaled(10))["state"]
+            for i in ids]
+    t.is_(ends.count("succeeded"), n, "node 1 sees every one succeeded")
+    once = [i for i in ids
+            if sum("claimed by worker" in x[1] for x in ns[0].log(i)) == 1]
+    t.is_(len(once), n, "each task's log has one claim")
+
+    # the reverse: a claim waits on node 2, then node 1 is given a task
+    got = {}
+
+    def waiter():
+        t0 = time.time()
+        got["r"] = ext_claim(ns[1], "xr", "late", wait=20)
+        got["took"] = time.time() - t0
+
+    th = threading.Thread(target=waiter)
+    th.start()
+    time.sleep(0.5)
+    x = ns[0].submit({"kind": "external", "queue": "xr", "params": {}})
+    th.join(scaled(40))
+    r = got.get("r")
+    t.ok(r is not None and r.status == 200 and
+         [c["task"]["id"] for c in r.body["claims"]] == [x["id"]],
+         "a claim waiting on node 2 gets the task submitted on node 1",
+         diag=r.describe() if r is not None else "no answer")
+    t.ok(got.get("took", 99) < 0.5 + scaled(4),
+         "... within a few seconds, not its whole wait (%.2f s)"
+         % got.get("took", -1))
+    if r is not None and r.status == 200 and r.body["claims"]:
+        c = r.body["claims"][0]
+        r2 = ns[1].request("POST", "/v1/tasks/%d/complete" % x["id"],
+                           {"token": c["token"]})
+        t.ok(r2.status == 200, "... and is completed through node 2",
+             diag=r2.describe())
+    for d in ns:
+        d.close()
+
+
+
+@t.test(timeout=90)
+def worker_calls_across_nodes():
+    """Heartbeat, complete and fail through a node other than the one
+    the worker claimed through: 421 held-elsewhere naming the node that
+    holds the lease, nothing changed; through that node they work."""
+    ns = [node("y%d" % i) for i in (1, 2, 3)]
+    ids = [node_id(d) for d in ns]
+    a = ns[0].submit({"kind": "external", "queue": "yq", "params": {},
+                      "max_attempts": 2})
+    r = ext_claim(ns[1], "yq", "yw", wait=10)
+    t.ok(r.status == 200 and len(r.body["claims"]) == 1,
+         "claimed through node 2", diag=r.describe())
+    c = r.body["claims"][0]
+    before = ns[0].get(a["id"])
+    t.is_(before.get("node"), ids[1], "the task runs on node 2")
+    calls = [("heartbeat", {"progress": {"current": 1}}),
+             ("complete", {"result": {"by": "node 3"}}),
+             ("fail", {"error": {"code": "oops"}}),
+             ("release", {})]
+    for what, body in calls:
+        body = dict(body, token=c["token"])
+        r = ns[2].request("POST", "/v1/tasks/%d/%s" % (a["id"], what), body)
+        t.ok(r.status == 421 and r.body.get("type", "").endswith(
+            ":held-elsewhere") and r.body.get("node") == ids[1],
+             "%s through node 3: 421 held-elsewhere, node %d named"
+             % (what, ids[1]), diag=r.describe())
+    r = ns[2].request("POST", "/v1/queues/yq/complete",
+                      {"tasks": [{"id": a["id"], "token": c["token"]}]})
+    item = (r.body.get("tasks") or [{}])[0] if r.status == 200 else {}
+    t.ok(item.get("status") == 421 and "node %d" % ids[1] in
+         item.get("detail", ""),
+         "complete many through node 3: the item is 421 naming node %d"
+         % ids[1], diag=r.describe())
+    now = ns[0].get(a["id"])
+    t.ok(now["state"] == "running" and now["version"] == before["version"]
+         and now["progress"] is None,
+         "... and the task is unchanged", diag=repr(now))
+    r = ns[1].request("POST", "/v1/tasks/%d/heartbeat" % a["id"],
+                      {"token": c["token"], "progress": {"current": 2}})
+    t.is_(r.status, 200, "heartbeat through node 2: 200")
+    r = ns[1].request("POST", "/v1/tasks/%d/complete" % a["id"],
+                      {"token": c["token"], "result": {"by": "node 2"}})
+    t.ok(r.status == 200 and r.body.get("state") == "succeeded",
+         "complete through node 2: succeeded", diag=r.describe())
+    got = ns[2].wait_state(a["id"], FINAL, timeout=scaled(10))
+    t.ok(got["state"] == "succeeded" and got["result"] == {"by": "node 2"},
+         "node 3 sees it succeeded with node 2's result", diag=repr(got))
+    r = ns[2].request("POST", "/v1/tasks/%d/complete" % a["id"],
+                      {"token": c["token"], "result": {"by": "node 2"}})
+    t.ok(r.status == 200 and r.body.get("state") == "succeeded",
+         "the same complete again through node 3, once it ended: 200",
+         diag=r.describe())
+    r = ns[2].request("POST", "/v1/tasks/%d/fail" % a["id"],
+                      {"token": c["token"], "error": {"code": "late"}})
+    t.is_(r.status, 409, "a fail after it through node 3: 409 lease-lost")
+    got = ns[0].wait_state(a["id"], FINAL, timeout=scaled(10))
+    t.is_(got["result"], {"by": "node 2"}, "... the outcome stands")
     for d in ns:
         d.close()
 
@@ -595,6 +755,45 @@ def queue_settings_across_nodes():
          "wrote)", diag=r.describe())
     t.is_(ns[0].wait_state(x["id"], FINAL, timeout=10)["state"],
           "succeeded", "the task then runs")
+
+
+@t.test(timeout=90)
+def worker_holder_dies():
+    """kill -9 of the node a worker claimed through: once its lease
+    ends another node holds the task, the worker's lease going on; a
+    call through a third node names that one, and through it the
+    complete works."""
+    ns = [node("z%d" % i) for i in (1, 2, 3)]
+    ids = [node_id(d) for d in ns]
+    a = ns[0].submit({"kind": "external", "queue": "zq", "params": {}})
+    r = ext_claim(ns[1], "zq", "zw", wait=10, lease=60)
+    t.ok(r.status == 200 and len(r.body["claims"]) == 1,
+         "claimed through node 2", diag=r.describe())
+    c = r.body["claims"][0]
+    ns[1].kill9()
+    deadline = time.time() + scaled(4 * LEASE)
+    holder = None
+    while time.time() < deadline:
+        got = ns[0].get(a["id"])
+        if got.get("node") in (ids[0], ids[2]):
+            holder = got["node"]
+            break
+        time.sleep(0.1)
+    t.ok(holder is not None and got["state"] == "running",
+         "after the lease another node holds it, still running",
+         diag=repr(got))
+    other = ns[2] if holder == ids[0] else ns[0]
+    mine = ns[0] if holder == ids[0] else ns[2]
+    r = other.request("POST", "/v1/tasks/%d/heartbeat" % a["id"],
+                      {"token": c["token"]})
+    t.ok(r.status == 421 and r.body.get("node") == holder,
+         "a heartbeat through the third node: 421 naming the new holder",
+         diag=r.describe())
+    r = mine.request("POST", "/v1/tasks/%d/complete" % a["id"],
+                     {"token": c["token"], "result": 7})
+    t.ok(r.status == 200 and r.body.get("state") == "succeeded",
+         "the complete through the new holder, with the first token: "
+         "succeeded", diag=r.describe())
     for d in ns:
         d.close()
 
