@@ -572,6 +572,8 @@ def versions_grow_across_nodes():
     t.ok(before["version"] < asked["version"] <= end["version"],
          "versions grow: running %d, cancel asked %d, canceled %d" % (
              before["version"], asked["version"], end["version"]))
+    for d in ns:
+        d.close()
 
 
 def ext_claim(d, queue, worker, conn=None, **body):
@@ -671,7 +673,6 @@ def workers_across_nodes():
         d.close()
 
 
-
 @t.test(timeout=90)
 def worker_calls_across_nodes():
     """Heartbeat, complete and fail through a node other than the one
@@ -755,6 +756,8 @@ def queue_settings_across_nodes():
          "wrote)", diag=r.describe())
     t.is_(ns[0].wait_state(x["id"], FINAL, timeout=10)["state"],
           "succeeded", "the task then runs")
+    for d in ns:
+        d.close()
 
 
 @t.test(timeout=90)
