@@ -302,6 +302,8 @@ void		 task_render(struct buf *, const struct task_row *,
 		    const int64_t *, size_t);
 /* A duration in µs as JSON seconds, exact */
 void		 json_add_seconds(struct buf *, int64_t);
+/* ,"key":"time" (RFC 3339, UTC) or ,"key":null (0) */
+void		 render_time(struct buf *, const char *, int64_t);
 
 /* auth.c: bearer tokens from cfg->token_file */
 int		 auth_load(char **);

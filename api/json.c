@@ -14,13 +14,12 @@
 #include "db.h"
 #include "api.h"
 
-static void	render_time(struct buf *, const char *, int64_t);
 static void	render_raw(struct buf *, const char *, const char *);
 static void	render_int(struct buf *, const char *, int64_t);
 static void	render_waiting(struct buf *, const struct task_row *);
 
-/* ,"key":"time" or ,"key":null */
-static void
+/* ,"key":"time" (RFC 3339, UTC) or ,"key":null (0) */
+void
 render_time(struct buf *b, const char *key, int64_t us)
 {
 	char	t[TIME_STRLEN];

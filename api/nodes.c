@@ -25,7 +25,6 @@ struct nodes_read {
 };
 
 static void	nodes_read_done(void *, int);
-static void	nodes_time(struct buf *, const char *, int64_t);
 
 /* GET /v1/nodes */
 void
@@ -40,19 +39,6 @@ api_nodes(struct http_request *req)
 	http_read_begin(req);
 	db_node_list(corod_db, &q->rows, &q->n, nodes_read_done, q);
 	http_read_hold(req);
-}
-
-/* ,"key":"time" or ,"key":null */
-static void
-nodes_time(struct buf *b, const char *key, int64_t us)
-{
-	char	t[TIME_STRLEN];
-
-	buf_printf(b, ",\"%s\":", key);
-	if (us == 0)
-		buf_puts(b, "null");
-	else
-		buf_printf(b, "\"%s\"", time_format(us, t));
 }
 
 static void
@@ -94,9 +80,9 @@ nodes_read_done(void *arg, int rc)
 		    "", r->id);
 		buf_json_string(&b, r->host, strlen(r->host));
 		buf_printf(&b, ",\"pid\":%d", r->pid);
-		nodes_time(&b, "started_at", r->started_at);
-		nodes_time(&b, "last_seen", r->last_seen);
-		nodes_time(&b, "stopped_at", r->stopped_at);
+		render_time(&b, "started_at", r->started_at);
+		render_time(&b, "last_seen", r->last_seen);
+		render_time(&b, "stopped_at", r->stopped_at);
 		buf_printf(&b, ",\"running\":%d,\"state\":\"%s\",\"self\":%s}",
 		    r->running, state, r->id == self ? "true" : "false");
 	}

@@ -45,7 +45,6 @@ static void	sched_render(struct buf *, const struct schedule_row *);
 static void	sched_respond(struct http_request *, unsigned int,
 		    const struct schedule_row *);
 static void	sched_time_local(struct buf *, int64_t, const char *);
-static void	sched_time(struct buf *, const char *, int64_t);
 static void	sched_seconds(struct buf *, const char *, int64_t);
 static void	sched_count(struct buf *, const char *, int64_t, int64_t);
 static int	sched_if_match(struct http_request *,
@@ -57,19 +56,6 @@ static void	sched_get_read(void *, int);
 static void	sched_list_read(void *, int);
 static void	sched_triggered(void *, const struct spec_tree *,
 		    const struct verror *);
-
-/* ,"key":"RFC 3339 UTC" or null */
-static void
-sched_time(struct buf *b, const char *key, int64_t us)
-{
-	char	t[TIME_STRLEN];
-
-	buf_printf(b, ",\"%s\":", key);
-	if (us == 0)
-		buf_puts(b, "null");
-	else
-		buf_printf(b, "\"%s\"", time_format(us, t));
-}
 
 /* ,"key":seconds or null (0) */
 static void
@@ -89,7 +75,7 @@ static void
 sched_count(struct buf *b, const char *key, int64_t n, int64_t last)
 {
 	buf_printf(b, ",\"%s\":{\"count\":%" PRId64, key, n);
-	sched_time(b, "last", last);
+	render_time(b, "last", last);
 	buf_puts(b, "}");
 }
 
@@ -143,8 +129,8 @@ sched_render(struct buf *b, const struct schedule_row *r)
 	else
 		buf_printf(b, "%.6g", (double)r->jitter / USEC_PER_SEC);
 	buf_printf(b, ",\"paused\":%s", r->paused ? "true" : "false");
-	sched_time(b, "start_at", r->start_at);
-	sched_time(b, "end_at", r->end_at);
+	render_time(b, "start_at", r->start_at);
+	render_time(b, "end_at", r->end_at);
 	/* next_runs: from the next slot on (none while paused or ended) */
 	if (r->next_at != 0 && !r->paused) {
 		runs[0] = r->next_at;
@@ -162,7 +148,7 @@ sched_render(struct buf *b, const struct schedule_row *r)
 		buf_puts(b, "null");
 	else {
 		buf_printf(b, "{\"task\":%" PRId64, r->last_task);
-		sched_time(b, "scheduled_for", r->last_task_for);
+		render_time(b, "scheduled_for", r->last_task_for);
 		st = r->last_state;
 		if (st < 0)
 			buf_puts(b, ",\"state\":null}");
@@ -173,10 +159,10 @@ sched_render(struct buf *b, const struct schedule_row *r)
 	sched_count(b, "missed", r->missed_count, r->missed_last);
 	sched_count(b, "skipped", r->skipped_count, r->skipped_last);
 	if (r->pending_slot != 0)
-		sched_time(b, "queued_slot", r->pending_slot);
+		render_time(b, "queued_slot", r->pending_slot);
 	else
 		buf_puts(b, ",\"queued_slot\":null");
-	sched_time(b, "created_at", r->created_at);
+	render_time(b, "created_at", r->created_at);
 	buf_printf(b, ",\"version\":%" PRId64 "}", r->version);
 }
 
