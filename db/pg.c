@@ -469,11 +469,16 @@ pg_seq_observe(struct pg_db *pg, int64_t v)
 		pg->seq_spare = pg->seq_spare_end = 0;
 		return;
 	}
-	while (pg_block_sync(pg, &st_seqs, &b, &cause) != 0) {
-		log_warnx("%s", cause);
+	/*
+	 * One try: this is on the loop, and with the server out of reach
+	 * the fence must still run.  Failing, the version may go down
+	 * (logged); the write itself fails and is tried again anyway.
+	 */
+	if (pg_block_sync(pg, &st_seqs, &b, &cause) != 0) {
+		log_warnx("%s; a version may not grow past %lld", cause,
+		    (long long)v);
 		free(cause);
-		cause = NULL;
-		sleep(1);
+		return;
 	}
 	pg->seq_next = b;
 	pg->seq_end = b + PG_BLOCK;
