@@ -180,6 +180,13 @@ api_metrics(struct http_request *req)
 	    (double)queue_paused_count());
 	gauge(&b, "corod_queue_keys", "Concurrency keys with tasks running or "
 	    "waiting for them.", (double)queue_key_count());
+	counter(&b, "corod_queue_grants_total", "Starts of tasks of queues "
+	    "with limits asked of the shared store (several nodes) since "
+	    "start.", grant_asked_total);
+	counter(&b, "corod_queue_grants_refused_total", "Of those, the ones "
+	    "the store refused (the queue's limits taken on other nodes) or "
+	    "could not answer: the task waited and asked again.",
+	    grant_refused_total);
 	gauge(&b, "corod_tasks_in_memory", "Tasks held in memory.",
 	    (double)task_count());
 	gauge(&b, "corod_tasks_stored", "Tasks in the store, finished ones "

@@ -1051,7 +1051,8 @@ commit_lose(struct task *t)
 	ti->flags |= TASKF_LOST;
 	lost_ids = xreallocarray(lost_ids, nlost_ids + 1, sizeof *lost_ids);
 	lost_ids[nlost_ids++] = t->row.id;
-	if (ti->flags & (TASKF_ARMED | TASKF_READY | TASKF_WREADY))
+	if (ti->flags & (TASKF_ARMED | TASKF_READY | TASKF_WREADY |
+	    TASKF_GRANT))
 		sched_remove(t);
 	if (t->row.state == TASK_RUNNING)
 		task_cancel(t, CANCEL_USER);
@@ -1083,7 +1084,7 @@ commit_lost_sweep(void)
 			ti = task_int(t);
 			if (ti->refs > 0 || t->row.state == TASK_RUNNING ||
 			    (ti->flags & (TASKF_QUEUED | TASKF_ARMED |
-			    TASKF_READY | TASKF_DIRTY))) {
+			    TASKF_READY | TASKF_GRANT | TASKF_DIRTY))) {
 				i++;
 				continue;
 			}

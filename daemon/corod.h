@@ -545,6 +545,7 @@ void		 sched_peers(int);
 void		 sched_remove(struct task *);
 int		 sched_armed(const struct task *);	/* in the due heap */
 void		 sched_slot_release(struct task *);
+void		 sched_go(struct task *);	/* slots taken: start */
 int		 sched_slots_used(int);	/* SLOT_RUN, or 1 + a kind_pool */
 size_t		 sched_waiting(void);
 size_t		 sched_due_count(void);
@@ -555,6 +556,13 @@ int		 sched_in_window(int64_t, int64_t);
 extern const int64_t	 sched_lateness_bounds[SCHED_LATENESS_BUCKETS];
 extern uint64_t		 sched_lateness_hist[SCHED_LATENESS_BUCKETS + 1];
 extern int64_t		 sched_lateness_sum;
+
+/* grant.c: a shared store's yes to a start in a queue with limits */
+int		 grant_needed(const struct task *);
+void		 grant_ask(struct task *);
+void		 grant_refused(struct task *, int, int64_t);
+void		 grant_shutdown(void);
+extern uint64_t	 grant_asked_total, grant_refused_total;
 
 /* rescue.c: taking back the tasks of an owner gone */
 int		 sched_recover(void);

@@ -116,7 +116,7 @@ fence_collect(struct task *t, void *arg)
 	struct task_int		*ti = task_int(t);
 
 	if (t->row.state != TASK_RUNNING && !(ti->flags & (TASKF_ARMED |
-	    TASKF_READY | TASKF_WREADY | TASKF_QUEUED)))
+	    TASKF_READY | TASKF_WREADY | TASKF_QUEUED | TASKF_GRANT)))
 		return;
 	if (f->n == f->cap) {
 		f->cap = f->cap == 0 ? 64 : f->cap * 2;

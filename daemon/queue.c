@@ -27,7 +27,13 @@
  * External tasks pass the same gates when a claim would take them
  * (workers.c): paused or full, the claims wait.
  *
- * The rate's tokens are not stored: a restart starts with a full bucket.
+ * On a shared store a queue with limits also asks the store before each
+ * start (grant.c): a no shuts the gate that said it (the queue's, or a
+ * key's) on this node for a moment (queue_refused), then its best task
+ * asks again.
+ *
+ * The rate's tokens are not stored: a restart starts with a full bucket
+ * (on a shared store the store's bucket, shared by the nodes, is too).
  */
 #include <math.h>
 #include <stdio.h>
@@ -37,6 +43,7 @@
 #include "corod.h"
 #include "db.h"
 #include "queue.h"
+#include "task-int.h"
 
 #define QUEUE_BUCKETS	1024
 
@@ -58,6 +65,7 @@ static void		 gate_mark(struct queue *);
 static int		 rate_room(struct queue *, int64_t);
 static void		 rate_wait(struct queue *, int64_t);
 static void		 rate_cb(evutil_socket_t, short, void *);
+static void		 refused_cb(evutil_socket_t, short, void *);
 
 const char *
 wait_why_name(int why)
@@ -180,6 +188,8 @@ queue_shutdown(void)
 			heap_release(&q->ready, TASKF_WREADY);
 			if (q->rate_ev != NULL)
 				event_free(q->rate_ev);
+			if (q->refused_ev != NULL)
+				event_free(q->refused_ev);
 			free(q);
 		}
 	}
@@ -231,6 +241,8 @@ queue_gc(struct queue *q)
 	}
 	if (q->rate_ev != NULL)
 		event_free(q->rate_ev);
+	if (q->refused_ev != NULL)
+		event_free(q->refused_ev);
 	free(q->waiting.v);
 	free(q->ready.v);
 	free(q);
@@ -389,15 +401,18 @@ queue_gate(struct task *t, struct heap **h)
 		return (WAITING_PAUSED);
 	if (t->kind->group)
 		return (0);
+	now = time_now();
+	if (q->refused_until > now && !t->kind->worker)
+		return (q->refused_why);
 	if (q->set.concurrency > 0 && q->running >= q->set.concurrency)
 		return (WAITING_CONCURRENCY);
 	if (q->set.key_concurrency > 0 && t->row.ckey != NULL &&
 	    (k = key_get(q, t->row.ckey, 0)) != NULL &&
-	    k->running >= q->set.key_concurrency) {
+	    (k->running >= q->set.key_concurrency ||
+	    (k->refused_until > now && !t->kind->worker))) {
 		*h = &k->waiting;
 		return (WAITING_KEY);
 	}
-	now = time_now();
 	if (!rate_room(q, now)) {
 		rate_wait(q, now);
 		return (WAITING_RATE);
@@ -413,6 +428,79 @@ queue_hold(struct task_int *ti, struct heap *h, int why)
 	ti->wait_why = (unsigned char)why;
 	heap_push(h, ti);
 	ti->flags |= TASKF_READY;
+}
+
+/*
+ * The store said no to t's start (grant.c), why (a WAITING_*): shut the
+ * gate that said it on this node for wait µs (0: QUEUE_RETRY), give back
+ * the token t took here, and say where t waits.  When the time is up
+ * the gate's best task asks again (refused_cb).
+ */
+struct heap *
+queue_refused(struct task *t, int why, int64_t wait)
+{
+	struct queue	*q;
+	struct qkey	*k;
+	struct timeval	 tv;
+	int64_t		 until;
+
+	q = queue_get(t->row.queue != NULL ? t->row.queue : QUEUE_DEFAULT, 1);
+	if (wait <= 0)
+		wait = QUEUE_RETRY;
+	until = time_now() + wait;
+	if (q->set.rate_limit > 0 && (task_int(t)->flags & TASKF_QSLOT))
+		q->tokens = fmin(q->tokens + 1.0, q->set.rate_limit);
+	if (q->refused_ev == NULL)
+		q->refused_ev = evtimer_new(loop_base, refused_cb, q);
+	if (!evtimer_pending(q->refused_ev, NULL) || until < q->retry_at) {
+		q->retry_at = until;
+		tv = time_tv(wait);
+		evtimer_add(q->refused_ev, &tv);
+	}
+	if (why == WAITING_KEY && t->row.ckey != NULL) {
+		k = key_get(q, t->row.ckey, 1);
+		k->refused_until = until;
+		return (&k->waiting);
+	}
+	q->refused_until = until;
+	q->refused_why = why;
+	return (&q->waiting);
+}
+
+/* A gate shut by the store opens again: its best tasks ask again; the
+ * timer is set again for a gate still shut. */
+static void
+refused_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue	*q = arg;
+	struct qkey	*k;
+	struct timeval	 tv;
+	int64_t		 now = time_now(), next = 0;
+	size_t		 i;
+
+	(void)fd;
+	(void)what;
+	if (q->refused_until > now)
+		next = q->refused_until;
+	else
+		gate_mark(q);
+	for (i = 0; i < keys_cap && q->nkeys > 0; i++) {
+		for (k = keys[i]; k != NULL; k = k->hnext) {
+			if (k->q != q || k->refused_until == 0)
+				continue;
+			if (k->refused_until > now) {
+				if (next == 0 || k->refused_until < next)
+					next = k->refused_until;
+			} else
+				key_mark(k);
+		}
+	}
+	if (next != 0) {
+		q->retry_at = next;
+		tv = time_tv(next - now);
+		evtimer_add(q->refused_ev, &tv);
+	}
+	sched_limits_changed();
 }
 
 /* A leaf starts or is claimed: counted, and a token taken. */

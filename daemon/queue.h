@@ -21,6 +21,7 @@ struct qkey {
 	struct heap		 waiting;
 	int			 marked;	/* on the gates' list */
 	LIST_ENTRY(qkey)	 mark_entry;
+	int64_t			 refused_until;	/* the store said no (grant.c) */
 	struct qkey		*hnext;
 	char			 key[];
 };
@@ -39,6 +40,11 @@ struct queue {
 	double			 tokens;
 	int64_t			 refill_at;
 	struct event		*rate_ev;	/* the next token, if waited for */
+	/* a shared store said no to a start (grant.c): shut until, why */
+	int64_t			 refused_until;
+	int			 refused_why;
+	struct event		*refused_ev;	/* at retry_at: ask again */
+	int64_t			 retry_at;
 	/* held back by pause, concurrency or rate */
 	struct heap		 waiting;
 	int			 gate_marked;
@@ -67,6 +73,10 @@ void		 queue_mark(struct queue *);
 int		 queue_gate(struct task *, struct heap **);
 /* Hold a due task in a waiting heap (a pool's or a gate's). */
 void		 queue_hold(struct task_int *, struct heap *, int);
+/* The store said no to t's start (grant.c): the gate that said it is
+ * shut on this node for wait µs (0: QUEUE_RETRY); the heap to wait in. */
+#define QUEUE_RETRY	(100 * 1000LL)
+struct heap	*queue_refused(struct task *, int, int64_t);
 /* A task popped from a gate that has room again, or NULL. */
 struct task_int	*queue_gate_next(void);
 

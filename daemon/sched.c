@@ -118,6 +118,7 @@ sched_shutdown(void)
 {
 	size_t		 p;
 
+	grant_shutdown();	/* (a task waiting for it is freed) */
 	if (window_ev != NULL)
 		event_free(window_ev);
 	if (due_ev != NULL)
@@ -212,7 +213,8 @@ sched_hold(struct task *t)
 		sched_rearm();
 }
 
-/* No longer due: out of the due heap, or out of the ready heap. */
+/* No longer due: out of the due heap, out of the ready heap, or no
+ * longer waiting for the store's yes. */
 void
 sched_remove(struct task *t)
 {
@@ -228,6 +230,11 @@ sched_remove(struct task *t)
 	}
 	if (ti->flags & TASKF_WREADY)
 		queue_unready(t);
+	/* the store's answer is dropped: the slots go now */
+	if (ti->flags & TASKF_GRANT) {
+		ti->flags &= ~TASKF_GRANT;
+		sched_slot_release(t);
+	}
 }
 
 /* Is the task in the due heap (armed, waiting for its run_at)? */
@@ -351,13 +358,15 @@ sched_route(struct task_int *ti)
 		sched_start(&ti->pub);
 }
 
-/* Take the slots the kind needs and run; record how late it started. */
+/*
+ * Take the slots the kind needs and run, or, a leaf of a queue with
+ * limits on a shared store, ask the store first (grant.c), holding the
+ * slots meanwhile.
+ */
 static void
 sched_start(struct task *t)
 {
-	int64_t	late;
 	size_t	p;
-	int	i;
 
 	if (!t->kind->group) {
 		task_int(t)->flags |= TASKF_SLOT;
@@ -365,7 +374,21 @@ sched_start(struct task *t)
 			if (sched_needs(t, p))
 				pools[p].used++;
 		queue_take(t);
+		if (grant_needed(t)) {
+			grant_ask(t);
+			return;
+		}
 	}
+	sched_go(t);
+}
+
+/* Its slots taken (and the store's yes given): run; record how late. */
+void
+sched_go(struct task *t)
+{
+	int64_t	late;
+	int	i;
+
 	task_start(t);
 	late = t->row.started_at - t->row.run_at;
 	if (late < 0)
@@ -586,7 +609,7 @@ sched_window_claimed(void *arg, int rc)
 			if (corod_db->ops->shared &&
 			    t->row.state == TASK_SCHEDULED &&
 			    !(task_int(t)->flags & (TASKF_ARMED | TASKF_READY |
-			    TASKF_WREADY | TASKF_LOST))) {
+			    TASKF_WREADY | TASKF_GRANT | TASKF_LOST))) {
 				t->row.fence = rows[i].fence;
 				t->row.fence_prev = rows[i].fence_prev;
 				sched_hold(t);

@@ -40,6 +40,7 @@ struct task_int {
 #define TASKF_CANCELING	0x200	/* canceled, its subtree being read */
 #define TASKF_WREADY	0x400	/* due, in its worker queue (workers.c) */
 #define TASKF_QSLOT	0x800	/* counted running in its queue (queue.c) */
+#define TASKF_GRANT	0x1000	/* slots taken, the store asked (grant.c) */
 	int			 refs;		/* held by a parent or a request */
 
 	TAILQ_ENTRY(task_int)	 dirty_entry;	/* commit.c */

@@ -483,7 +483,7 @@ static int
 task_idle(struct task *t)
 {
 	if (task_int(t)->flags & (TASKF_QUEUED | TASKF_ARMED | TASKF_READY |
-	    TASKF_WREADY))
+	    TASKF_WREADY | TASKF_GRANT))
 		return (0);
 	if (t->row.state == TASK_RUNNING)
 		return (0);
@@ -502,7 +502,8 @@ task_free(struct task *t)
 		TAILQ_REMOVE(&runq, ti, run_entry);
 	if (ti->flags & TASKF_DIRTY)
 		commit_forget(t);
-	if (ti->flags & (TASKF_ARMED | TASKF_READY | TASKF_WREADY))
+	if (ti->flags & (TASKF_ARMED | TASKF_READY | TASKF_WREADY |
+	    TASKF_GRANT))
 		sched_remove(t);
 	if (evtimer_initialized(&ti->timer))
 		evtimer_del(&ti->timer);
@@ -937,7 +938,8 @@ task_finalize(struct task *t, enum task_state state)
 	t->row.finished_at = time_now();
 	task_touch(t);
 	task_end_attempt(t);
-	if (task_int(t)->flags & (TASKF_ARMED | TASKF_READY | TASKF_WREADY))
+	if (task_int(t)->flags & (TASKF_ARMED | TASKF_READY | TASKF_WREADY |
+	    TASKF_GRANT))
 		sched_remove(t);
 	t->row.state = state;
 	task_touch(t);
@@ -1292,7 +1294,8 @@ task_committed(struct task *t)
 	 */
 	if (t->row.state == TASK_SCHEDULED && t->row.parent == 0 &&
 	    t->row.run_at != 0 &&
-	    !(ti->flags & (TASKF_ARMED | TASKF_READY | TASKF_CANCELING)) &&
+	    !(ti->flags & (TASKF_ARMED | TASKF_READY | TASKF_GRANT |
+	    TASKF_CANCELING)) &&
 	    sched_in_window(t->row.run_at, t->row.id))
 		sched_add(t);
 	if (ti->refs == 0 && task_idle(t)) {

@@ -317,7 +317,8 @@ queue_fetched(void *arg, int rc)
 			ti = task_int(t);
 			if (t->row.state == TASK_SCHEDULED &&
 			    !(ti->flags & (TASKF_ARMED | TASKF_READY |
-			    TASKF_WREADY | TASKF_LOST | TASKF_CANCELING))) {
+			    TASKF_WREADY | TASKF_GRANT | TASKF_LOST |
+			    TASKF_CANCELING))) {
 				t->row.fence = f->rows[i].fence;
 				t->row.fence_prev = f->rows[i].fence_prev;
 				sched_hold(t);

@@ -257,9 +257,185 @@ static const char *const step2[] = {
 	NULL
 };
 
+/*
+ * Version 3: queue limits across nodes.  A queue's concurrency,
+ * key_concurrency and rate hold for all nodes together, so the store
+ * says yes before a task of a limited queue starts (task_grant, for a
+ * node's own tasks; queue_claim, for the external tasks a node fetches
+ * for its workers' claims), under a lock per queue (queue_lock), so that
+ * two nodes never both take the last slot: each statement of a PL/pgSQL
+ * function takes its own snapshot, and the one that counts starts after
+ * the lock is held, so it sees every yes committed before.
+ *
+ * What a queue's slots count (queue_used): its leaves running (state 1;
+ * a group takes no slot), the rows granted a start not yet written
+ * (grant_attempt: the attempt the yes is for, above the row's attempt
+ * until the start's write; a batch writing the row knows nothing of it,
+ * so a change written meanwhile does not undo it), and the external
+ * rows a node fetched for its claims and holds (claimed at once or let
+ * go).  A yes or a held row whose lease is over (a node gone) counts no
+ * more; a running row counts until it is taken back.
+ *
+ * The rate's tokens: tokens as of tokens_at (NULL: a full bucket), taken
+ * by each yes (queue_spend).  A node's own bucket still gates first.
+ */
+static const char *const step3[] = {
+	"ALTER TABLE tasks ADD COLUMN grant_attempt integer",
+	"ALTER TABLE queues ADD COLUMN tokens double precision,"
+	"  ADD COLUMN tokens_at bigint",
+	"CREATE INDEX tasks_granted ON tasks (queue, ckey)"
+	"  WHERE state = 0 AND grant_attempt IS NOT NULL",
+	"CREATE INDEX tasks_fetched ON tasks (queue, ckey)"
+	"  WHERE state = 0 AND kind = 'external' AND owner IS NOT NULL",
+	"CREATE FUNCTION queue_lock(q text) RETURNS void LANGUAGE sql AS"
+	"  $$ SELECT pg_advisory_xact_lock(" PG_QUEUE_LOCK ", hashtext(q)) $$",
+	/* slots of q (of its key k, if not NULL) taken at now */
+	"CREATE FUNCTION queue_used(q text, k text, now bigint) RETURNS bigint"
+	"  LANGUAGE sql STABLE AS $$"
+	"  SELECT (SELECT count(*) FROM tasks WHERE queue = q AND state = 1"
+	"    AND kind NOT IN ('sequence', 'gather')"
+	"    AND (k IS NULL OR ckey = k))"
+	"  + (SELECT count(*) FROM tasks WHERE queue = q AND state = 0"
+	"    AND grant_attempt IS NOT NULL AND grant_attempt > attempt"
+	"    AND lease_until >= now AND (k IS NULL OR ckey = k))"
+	"  + (SELECT count(*) FROM tasks WHERE queue = q AND state = 0"
+	"    AND kind = 'external' AND owner IS NOT NULL"
+	"    AND lease_until >= now AND run_at <= now"
+	"    AND (grant_attempt IS NULL OR grant_attempt <= attempt)"
+	"    AND (k IS NULL OR ckey = k)) $$",
+	/*
+	 * How many of want may start in q (with key k) now, under its lock:
+	 * n, and if fewer than want, why (a WAITING_*: 2 paused, 3
+	 * concurrency, 4 key, 5 rate) and for the rate the µs to the next
+	 * token.  A queue without a row has no limit.
+	 */
+	"CREATE FUNCTION queue_room(q text, k text, want integer, now bigint,"
+	"  OUT n integer, OUT why integer, OUT wait bigint)"
+	"  LANGUAGE plpgsql AS $$"
+	" DECLARE s record; used bigint; tok double precision;"
+	" BEGIN"
+	"  n := want; why := 0; wait := 0;"
+	"  SELECT * INTO s FROM queues WHERE name = q;"
+	"  IF NOT FOUND THEN RETURN; END IF;"
+	"  IF s.paused <> 0 THEN n := 0; why := 2; RETURN; END IF;"
+	"  IF coalesce(s.concurrency, 0) > 0 THEN"
+	"   used := queue_used(q, NULL, now);"
+	"   IF used >= s.concurrency THEN n := 0; why := 3; RETURN; END IF;"
+	"   n := least(n, s.concurrency - used);"
+	"  END IF;"
+	"  IF coalesce(s.key_concurrency, 0) > 0 AND k IS NOT NULL THEN"
+	"   used := queue_used(q, k, now);"
+	"   IF used >= s.key_concurrency THEN n := 0; why := 4; RETURN;"
+	"   END IF;"
+	"   n := least(n, s.key_concurrency - used);"
+	"  END IF;"
+	"  IF coalesce(s.rate_limit, 0) > 0 AND s.rate_per > 0 THEN"
+	"   tok := CASE WHEN s.tokens IS NULL THEN s.rate_limit"
+	"    ELSE least(s.rate_limit::float8, s.tokens + greatest(0,"
+	"    now - s.tokens_at) * s.rate_limit::float8 / s.rate_per) END;"
+	"   IF tok < 1 THEN"
+	"    n := 0; why := 5;"
+	"    wait := ceil((1 - tok) * s.rate_per / s.rate_limit);"
+	"    RETURN;"
+	"   END IF;"
+	"   n := least(n, floor(tok)::integer);"
+	"  END IF;"
+	" END $$",
+	/* n tokens of q's rate taken at now */
+	"CREATE FUNCTION queue_spend(q text, n integer, now bigint)"
+	"  RETURNS void LANGUAGE sql AS $$"
+	"  UPDATE queues SET tokens = CASE WHEN tokens IS NULL THEN rate_limit"
+	"   ELSE least(rate_limit::float8, tokens + greatest(0,"
+	"   now - tokens_at) * rate_limit::float8 / rate_per) END - n,"
+	"   tokens_at = greatest(now, coalesce(tokens_at, now))"
+	"  WHERE name = q AND coalesce(rate_limit, 0) > 0 AND rate_per > 0"
+	"  AND n > 0 $$",
+	/*
+	 * May task id (held by owner o) start now?  why 0: yes (written:
+	 * grant_attempt; asked again after a lost answer, yes again); a
+	 * WAITING_* and wait as queue_room's: not now; -1: the row is not
+	 * o's any more (another node's, or ended); -2: not written yet (the
+	 * batch holding it is still to come): ask again.
+	 */
+	"CREATE FUNCTION task_grant(tid bigint, o text, q text, k text,"
+	"  now bigint, OUT why integer, OUT wait bigint)"
+	"  LANGUAGE plpgsql AS $$"
+	" DECLARE t record; r record;"
+	" BEGIN"
+	"  why := 0; wait := 0;"
+	"  PERFORM queue_lock(q);"
+	"  SELECT state, owner, attempt, grant_attempt INTO t FROM tasks"
+	"   WHERE id = tid;"
+	"  IF NOT FOUND OR t.owner IS NULL THEN why := -2; RETURN; END IF;"
+	"  IF t.owner <> o OR t.state > 1 THEN why := -1; RETURN; END IF;"
+	"  IF t.state = 1 OR t.grant_attempt > t.attempt THEN RETURN; END IF;"
+	"  SELECT * INTO r FROM queue_room(q, k, 1, now);"
+	"  IF r.n < 1 THEN why := r.why; wait := r.wait; RETURN; END IF;"
+	"  PERFORM queue_spend(q, 1, now);"
+	"  UPDATE tasks SET grant_attempt = attempt + 1 WHERE id = tid;"
+	" END $$",
+	/*
+	 * The due external tasks of queue q for the claims waiting on a
+	 * node (db_claim_queue): owner o, lease until l, now, at most lim,
+	 * node nd; best first.  Rows nobody holds, whose lease is over, or
+	 * o's own (let go, not yet written).  A queue with limits gives
+	 * only what it has room for, each key's within its key's room, and
+	 * looks at a bounded number of rows (a key that is full skips its
+	 * rows).
+	 */
+	"CREATE FUNCTION queue_claim(o text, l bigint, q text, now bigint,"
+	"  lim integer, nd bigint) RETURNS SETOF tasks LANGUAGE plpgsql AS $$"
+	" DECLARE s record; r record; room record; seen integer := 0;"
+	"  got integer := 0; kr record;"
+	" BEGIN"
+	"  SELECT * INTO s FROM queues WHERE name = q;"
+	"  IF NOT FOUND OR (coalesce(s.concurrency, 0) = 0 AND"
+	"   coalesce(s.key_concurrency, 0) = 0 AND"
+	"   coalesce(s.rate_limit, 0) = 0) THEN"
+	"   RETURN QUERY UPDATE tasks SET owner = o, node = nd,"
+	"    lease_until = l, fence = CASE WHEN tasks.owner = o"
+	"    THEN tasks.fence ELSE tasks.fence + 1 END,"
+	"    xid = pg_current_xact_id()"
+	"    FROM (SELECT id AS cid FROM tasks WHERE queue = q AND state = 0"
+	"    AND kind = 'external' AND parent IS NULL AND uwait IS NULL"
+	"    AND run_at <= now"
+	"    AND (owner IS NULL OR owner = o OR lease_until < now)"
+	"    ORDER BY priority DESC, run_at, id LIMIT lim"
+	"    FOR UPDATE SKIP LOCKED) AS c"
+	"    WHERE tasks.id = c.cid RETURNING tasks.*;"
+	"   RETURN;"
+	"  END IF;"
+	"  PERFORM queue_lock(q);"
+	"  SELECT * INTO room FROM queue_room(q, NULL, lim, now);"
+	"  IF room.n < 1 THEN RETURN; END IF;"
+	"  FOR r IN SELECT id, ckey FROM tasks WHERE queue = q AND state = 0"
+	"   AND kind = 'external' AND parent IS NULL AND uwait IS NULL"
+	"   AND run_at <= now"
+	"   AND (owner IS NULL OR owner = o OR lease_until < now)"
+	"   ORDER BY priority DESC, run_at, id FOR UPDATE SKIP LOCKED LOOP"
+	"   seen := seen + 1;"
+	"   EXIT WHEN got >= room.n OR seen > 10 * lim + 100;"
+	"   IF r.ckey IS NOT NULL AND coalesce(s.key_concurrency, 0) > 0 THEN"
+	"    SELECT * INTO kr FROM queue_room(q, r.ckey, 1, now);"
+	"    CONTINUE WHEN kr.why = 4;"
+	"    EXIT WHEN kr.n < 1;"
+	"   END IF;"
+	"   RETURN QUERY UPDATE tasks SET owner = o, node = nd,"
+	"    lease_until = l, fence = CASE WHEN tasks.owner = o"
+	"    THEN tasks.fence ELSE tasks.fence + 1 END,"
+	"    xid = pg_current_xact_id()"
+	"    WHERE tasks.id = r.id RETURNING tasks.*;"
+	"   got := got + 1;"
+	"  END LOOP;"
+	"  PERFORM queue_spend(q, got, now);"
+	" END $$",
+	NULL
+};
+
 static const char *const *const steps[] = {
 	step1,
 	step2,
+	step3,
 };
 #define NSTEPS	((int)(sizeof steps / sizeof steps[0]))
 

@@ -270,19 +270,19 @@ static const struct pg_stmt st_claim = { "w_claim",
  * this node (db_claim_queue): owner $1, lease $2, queue $3, now $4,
  * limit $5, node $6; best first, as the queue's ready heap orders them.
  * Rows nobody holds, or whose lease is over (a node gone); a node's own
- * rows too (one it let go of, not yet written).
+ * rows too (one it let go of, not yet written).  queue_claim()
+ * (pg-migrate.c, step 3) gives a queue with limits only what they leave
+ * room for across nodes.
  */
 static const struct pg_stmt st_claim_queue = { "w_claim_queue",
-	"UPDATE tasks SET owner = $1, node = $6, lease_until = $2, fence = CASE"
-	" WHEN tasks.owner = $1 THEN tasks.fence ELSE tasks.fence + 1 END,"
-	" xid = pg_current_xact_id()"
-	" FROM (SELECT id AS cid FROM tasks WHERE queue = $3 AND state = 0"
-	" AND kind = 'external' AND parent IS NULL AND uwait IS NULL"
-	" AND run_at <= $4"
-	" AND (owner IS NULL OR owner = $1 OR lease_until < $4)"
-	" ORDER BY priority DESC, run_at, id LIMIT $5"
-	" FOR UPDATE SKIP LOCKED) AS c"
-	" WHERE tasks.id = c.cid RETURNING " PG_TASK_READ };
+	"SELECT " PG_TASK_READ " FROM queue_claim($1, $2, $3, $4, $5, $6)"
+	" AS tasks" };
+/*
+ * May a task of a queue with limits start (db_grant)?  Task $1, owner $2,
+ * queue $3, concurrency key $4, now $5 (task_grant(), pg-migrate.c).
+ */
+static const struct pg_stmt st_grant = { "w_grant",
+	"SELECT why, wait FROM task_grant($1, $2, $3, $4, $5)" };
 /* db_expired: self $1, now $2, the new lease $3, node $4 */
 static const struct pg_stmt st_expired = { "w_expired",
 	"UPDATE tasks SET owner = $1, node = $4, lease_until = $3,"
@@ -1040,6 +1040,71 @@ pg_claim_queue(struct db *db, const char *owner, int64_t lease_until,
 	pg_param_int(&p, PG(db)->node);
 	pgw_take(PG(db), &st_claim_queue, &p, 0, "claim_queue", rows, n,
 	    done, arg);
+}
+
+/* A grant's answer. */
+struct pgw_grant {
+	int		*why;
+	int64_t		*wait;
+	store_done	 done;
+	void		*arg;
+};
+
+static void
+pgw_grant_row(void *arg, const PGresult *res)
+{
+	struct pgw_grant	*g = arg;
+
+	if (PQntuples(res) == 1) {
+		*g->why = (int)pg_int(res, 0, 0);
+		*g->wait = pg_int(res, 0, 1);
+	}
+}
+
+static void
+pgw_grant_cb(void *arg, int ok, const char *error)
+{
+	struct pgw_grant	*g = arg;
+
+	if (!ok)
+		log_warnx("%s: %s", __func__, error != NULL ? error :
+		    "unknown error");
+	g->done(g->arg, ok ? 0 : -1);
+	free(g);
+}
+
+/*
+ * Ask whether task id, of queue (with concurrency key ckey, or NULL),
+ * held by owner, may start now (db_grant): on the writer's connection,
+ * behind the batch in flight (which may be the one writing the row).
+ * *why, *wait as task_grant() answers; done(arg, -1) if it could not
+ * be asked (the answer unknown: the yes, if given, is found again).
+ */
+void
+pg_grant(struct db *db, int64_t id, const char *owner, const char *queue,
+    const char *ckey, int64_t now, int *why, int64_t *wait, store_done done,
+    void *arg)
+{
+	struct pgw_grant	*g;
+	struct pg_params	 p;
+	struct pg_job		*j;
+
+	*why = -2;
+	*wait = 0;
+	g = xcalloc(1, sizeof *g);
+	g->why = why;
+	g->wait = wait;
+	g->done = done;
+	g->arg = arg;
+	pg_params_init(&p);
+	pg_param_int(&p, id);
+	pg_param_str(&p, owner);
+	pg_param_str(&p, queue);
+	pg_param_str(&p, ckey);
+	pg_param_int(&p, now);
+	j = pg_job_new();
+	pg_job_add(j, &st_grant, &p, pgw_grant_row, g);
+	pg_job_send(PG(db), PG_WRITER, j, pgw_grant_cb, g);
 }
 
 /*

@@ -756,6 +756,7 @@ const struct store_ops store_pg = {
 	.claim = pg_claim,
 	.expired = pg_expired,
 	.claim_queue = pg_claim_queue,
+	.grant = pg_grant,
 	.task_get = pg_task_get,
 	.task_children = pg_task_children,
 	.task_child_ids = pg_task_child_ids,

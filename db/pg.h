@@ -85,6 +85,10 @@ struct pg_stmt {
 #define PG_FEED_CHANNEL		"corod_feed"
 #define PG_FEED_LOCK		"7165071354921117028"
 
+/* The class of the per-queue locks of queue_lock() (pg-migrate.c's step 3:
+ * pg_advisory_xact_lock(class, hashtext(queue)); "coro" as a number). */
+#define PG_QUEUE_LOCK		"1668248175"
+
 /* Ids and change seqs are taken from the server in blocks of this many. */
 #define PG_BLOCK	16384
 #define PG_BLOCK_STR	"16384"
@@ -225,6 +229,9 @@ void		 pg_claim(struct db *, const char *, int64_t,
 		    store_done, void *);
 void		 pg_expired(struct db *, int64_t, const char *,
 		    struct task_row **, size_t *, store_done, void *);
+void		 pg_grant(struct db *, int64_t, const char *, const char *,
+		    const char *, int64_t, int *, int64_t *, store_done,
+		    void *);
 void		 pg_claim_queue(struct db *, const char *, int64_t,
 		    const char *, int, struct task_row **, size_t *,
 		    store_done, void *);
