@@ -115,8 +115,8 @@ static void	queue_heard_read(void *, int);
 
 /*
  * A shared store's feed tells of a queue's new settings (daemon/feed.c),
- * made by this node or another.  Another node's (a version memory does
- * not have) are read from the store and applied, so that a queue paused
+ * made by this node or another.  Another node's (a version newer than
+ * memory's) are read from the store and applied, so that a queue paused
  * or limited on one node is on every node.  The settings are a small
  * table: all of them are read.
  */
@@ -126,7 +126,7 @@ queue_settings_heard(const char *name, int64_t version)
 	struct queue_row	cur;
 
 	queue_settings(name, &cur);
-	if (cur.version == version)
+	if (cur.version >= version)
 		return;
 	if (heard.busy) {
 		heard.again = 1;
@@ -145,10 +145,11 @@ queue_heard_read(void *arg, int rc)
 	(void)arg;
 	heard.busy = 0;
 	for (i = 0; rc == 0 && i < heard.n; i++) {
-		/* (one changed here meanwhile may be undone for a moment:
-		 * its own change, back through the feed, reads it again) */
+		/* only newer ones: versions grow across nodes, and one
+		 * changed here since the read began must not be undone (its
+		 * PATCH answers from memory) */
 		queue_settings(heard.rows[i].name, &cur);
-		if (cur.version != heard.rows[i].version)
+		if (heard.rows[i].version > cur.version)
 			queue_settings_set(&heard.rows[i]);
 	}
 	free(heard.rows);
@@ -290,6 +291,15 @@ key_get(struct queue *q, const char *key, int make)
 	nkeys_all++;
 	q->nkeys++;
 	return (k);
+}
+
+/* Tasks of q with concurrency key key running (or claimed) here. */
+int
+queue_key_running(struct queue *q, const char *key)
+{
+	struct qkey	*k = key_get(q, key, 0);
+
+	return (k != NULL ? k->running : 0);
 }
 
 /* Free a key with nothing running or waiting (its queue is the

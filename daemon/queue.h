@@ -68,6 +68,7 @@ uint32_t	 queue_hash(uint32_t, const char *);
 struct queue	*queue_get(const char *, int);
 void		 queue_gc(struct queue *);
 void		 queue_mark(struct queue *);
+int		 queue_key_running(struct queue *, const char *);
 /* The gate of t's queue that holds it back now (a WAITING_*, 0: none)
  * and, through h, the heap it waits in there. */
 int		 queue_gate(struct task *, struct heap **);

@@ -675,6 +675,10 @@ task_waiting_for(const struct task_row *r)
 			return ("queue_paused");
 		if (q->set.concurrency > 0 && q->running >= q->set.concurrency)
 			return ("queue_concurrency");
+		/* (a fetch leaves a full key's rows in the store) */
+		if (q->set.key_concurrency > 0 && r->ckey != NULL &&
+		    queue_key_running(q, r->ckey) >= q->set.key_concurrency)
+			return ("key_concurrency");
 	}
 	if (r->kind != NULL && strcmp(r->kind, "external") == 0)
 		return ("worker");
