@@ -429,12 +429,20 @@ sched_slot_release(struct task *t)
 static void
 sched_drain(void)
 {
+	static int	 draining, again;
 	struct task_int	*ti;
 	size_t		 p;
 	int		 moved;
 
+	/* (a start the store refuses at once gives its slots back from
+	 * inside: the loop here goes on instead) */
+	if (draining) {
+		again = 1;
+		return;
+	}
+	draining = 1;
 	do {
-		moved = 0;
+		moved = again = 0;
 		for (p = 0; p < npools; p++) {
 			while (pools[p].ready.n > 0 &&
 			    (pool_limit(&pools[p]) == 0 ||
@@ -450,7 +458,8 @@ sched_drain(void)
 			sched_route(ti);
 			moved = 1;
 		}
-	} while (moved);
+	} while (moved || again);
+	draining = 0;
 }
 
 /* max-running, a max-<pool> or a queue's settings changed: fill the
