@@ -12,7 +12,7 @@ a fresh file, as the other benchmarks do.  Everything runs on this
 machine's cores: PostgreSQL, the nodes and the load generators share them.
 
 Sections (CLUSTER_SECTIONS, default "single batch lateness workers
-failover"), each on sqlite, one PostgreSQL node and three:
+limits failover"), each on sqlite, one PostgreSQL node and three:
 
   single    durable single submissions/s: wrk -t2 -c32 -s bench/submit.lua
             (one echo due in an hour per POST /v1/tasks) for DURATION s
@@ -30,8 +30,17 @@ failover"), each on sqlite, one PostgreSQL node and three:
             (bench/workers.py's client: one selector per process, raw
             HTTP/1.1) claim(max 1) -> complete until their queue is empty.
             Over three nodes each process talks to one node and each node
-            was given a third of the tasks: a worker claims only what the
-            node it talks to holds (claims across nodes are not done yet).
+            was given a third of the tasks (a worker may claim any node's
+            tasks through any node: one whose node has none left takes
+            the others').
+  limits    a queue with concurrency LIMITS_CONC (8): LIMITS_N (2,000)
+            sleep tasks of LIMITS_SLEEP (0.02 s) due at once, submitted in
+            turn to each node; tasks/s from the first start to the last
+            end, beside the ideal (concurrency / sleep), the most that ran
+            at once (from the store's started_at/finished_at: never above
+            the limit), and over several nodes how often the store said
+            no (/metrics' corod_queue_grants*): a slot freed on one node
+            is taken on another when that one asks again (every 100 ms).
   failover  three nodes at the default lease (30 s); FAILOVER_KILLS (4)
             times: FAILOVER_TASKS (25) sleep tasks submitted to one node
             and running there, kill -9 of it, then the time from the kill
@@ -81,7 +90,7 @@ import pg as pglib  # noqa: E402  (tests/lib/pg.py)
 
 DURATION = int(os.environ.get("DURATION", "10").rstrip("s"))
 SECTIONS = os.environ.get("CLUSTER_SECTIONS",
-                          "single batch lateness workers failover") \
+                          "single batch lateness workers limits failover") \
     .replace(",", " ").split()
 NODES = 3
 WRK_THREADS = int(os.environ.get("WRK_THREADS", "2"))
@@ -98,6 +107,10 @@ WK_N = int(os.environ.get("CLUSTER_WORKERS_N", "30000"))
 WK_CONC = int(os.environ.get("CLUSTER_WORKERS_CONC", "33"))
 WK_PROCS = 3
 WK_DEADLINE = float(os.environ.get("WORKERS_DEADLINE", "300"))
+LIM_N = int(os.environ.get("LIMITS_N", "2000"))
+LIM_CONC = int(os.environ.get("LIMITS_CONC", "8"))
+LIM_SLEEP = float(os.environ.get("LIMITS_SLEEP", "0.02"))
+LIM_WAIT = float(os.environ.get("LIMITS_WAIT", "300"))
 FO_KILLS = int(os.environ.get("FAILOVER_KILLS", "4"))
 FO_TASKS = int(os.environ.get("FAILOVER_TASKS", "25"))
 FO_BUDGET = float(os.environ.get("FAILOVER_BUDGET", "230"))
@@ -689,10 +702,9 @@ def sec_workers():
     comment("---- workers: %d external tasks put beforehand, %d workers claim(max 1, "
             "wait 0) -> complete until their queue is empty (bench/workers.py's client)"
             % (WK_N, WK_CONC))
-    comment("workers: a worker can claim only the tasks the node it talks to holds "
-            "(claims across nodes are not done yet): over three nodes each node is "
-            "given a third of the tasks and one client process of %d workers"
-            % (WK_CONC // WK_PROCS))
+    comment("workers: over three nodes each node is given a third of the tasks and "
+            "one client process of %d workers (a worker may claim any node's tasks "
+            "through its node)" % (WK_CONC // WK_PROCS))
     with Daemon() as d:
         workers([d], "sqlite_workers", "")
     for n in (1, NODES):
@@ -701,6 +713,84 @@ def sec_workers():
         suffix = "_1node" if n == 1 else "_%dnodes" % n
         try:
             workers(ds, "pg_workers" + suffix, suffix)
+        finally:
+            stop_all(ds)
+            drop_db(name)
+
+
+# --- a queue with a concurrency limit -------------------------------------------
+def metric_of(c, name):
+    st, _, raw = c.request("GET", "/metrics")
+    for line in raw.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def limits(ds, tag, suffix):
+    cs = [d.client() for d in ds]
+    cs[0].json("PATCH", "/v1/queues/lim", {"concurrency": LIM_CONC})
+    time.sleep(1.5 if len(ds) > 1 else 0)     # heard by every node
+    run_at = format_rfc3339_us(now_us() + 2000000)
+    spec = {"kind": "sleep", "queue": "lim", "run_at": run_at,
+            "params": {"seconds": LIM_SLEEP}}
+    ids, left, i = [], LIM_N, 0
+    while left > 0:
+        k = min(100, left)
+        got = cs[i % len(cs)].json("POST", "/v1/tasks", [spec] * k,
+                                   expect=(201,))
+        ids += [x["id"] for x in got["tasks"]]
+        left -= k
+        i += 1
+    deadline = time.monotonic() + LIM_WAIT
+    while time.monotonic() < deadline:
+        b = cs[0].json("GET", "/v1/tasks?state=scheduled,running&limit=1")
+        if not b["tasks"]:
+            break
+        time.sleep(0.25)
+    rows = [(parse_rfc3339_us(t["started_at"]), parse_rfc3339_us(t["finished_at"]))
+            for t in cs[0].list_all("kind=sleep", deadline=deadline)
+            if t["state"] == "succeeded"]
+    if len(rows) != LIM_N:
+        comment("WARNING: %s: %d of %d succeeded in %g s" % (tag, len(rows), LIM_N,
+                                                             LIM_WAIT))
+    if not rows:
+        return
+    ev = sorted([(a, 1) for a, _ in rows] + [(b, -1) for _, b in rows])
+    n = most = 0
+    for _, x in ev:
+        n += x
+        most = max(most, n)
+    span = (max(b for _, b in rows) - min(a for a, _ in rows)) / 1e6
+    busy = sum(b - a for a, b in rows) / 1e6
+    asked = sum(metric_of(c, "corod_queue_grants_total") for c in cs)
+    refused = sum(metric_of(c, "corod_queue_grants_refused_total") for c in cs)
+    comment("%s: %d tasks of %g s, concurrency %d: %.2f s from the first start to "
+            "the last end; at most %d at once; the slots busy %.0f %% of the time; "
+            "%d starts asked of the store, %d refused" % (
+                tag, len(rows), LIM_SLEEP, LIM_CONC, span, most,
+                100.0 * busy / (LIM_CONC * span) if span > 0 else 0, asked, refused))
+    if most > LIM_CONC:
+        comment("WARNING: %s: %d ran at once, above the limit %d" % (tag, most,
+                                                                    LIM_CONC))
+    emit("%s_limited_rate%s" % (tag.split("_")[0], suffix), len(rows) / span,
+         "tasks/s")
+    for c in cs:
+        c.close()
+
+
+def sec_limits():
+    comment("---- limits: a queue with concurrency %d, %d sleep tasks of %g s due at "
+            "once (ideal %.0f tasks/s)" % (LIM_CONC, LIM_N, LIM_SLEEP,
+                                          LIM_CONC / LIM_SLEEP))
+    with Daemon() as d:
+        limits([d], "sqlite_limits", "")
+    for n in (1, NODES):
+        name, uri = new_db("lim%d" % n)
+        ds = start_nodes(uri, n)
+        suffix = "_1node" if n == 1 else "_%dnodes" % n
+        try:
+            limits(ds, "pg_limits" + suffix, suffix)
         finally:
             stop_all(ds)
             drop_db(name)
@@ -910,10 +1000,13 @@ def main():
             sec_lateness()
         elif sec == "workers":
             sec_workers()
+        elif sec == "limits":
+            sec_limits()
         elif sec == "failover":
             sec_failover()
         else:
-            die("unknown section %r (single batch lateness workers failover)" % sec)
+            die("unknown section %r (single batch lateness workers limits "
+                "failover)" % sec)
     closing_table()
 
 

@@ -343,6 +343,9 @@ void		 queue_give(struct task *);
 void		 queue_settings(const char *, struct queue_row *);
 void		 queue_settings_set(const struct queue_row *);
 void		 queue_settings_heard(const char *, int64_t); /* feed.c */
+/* A task stopped running on some node (feed.c): the gates the store shut
+ * for a full queue or key here ask again now. */
+void		 queue_refused_wake(void);
 void		 queue_settings_each(void (*)(void *, const struct queue_row *),
 		    void *);
 int		 queue_running(const char *);

@@ -13,7 +13,10 @@
  *			waiting on the task (api_recheck_waiters), its log's
  *			followers (a final state ends their streams), and,
  *			made or scheduled again, the workers' claims
- *			waiting here (queue_heard: they may fetch it);
+ *			waiting here (queue_heard: they may fetch it),
+ *			and no longer running, the starts the store
+ *			refused here (queue_refused_wake: a slot may be
+ *			free);
  *   a schedule's	the change feed, and schedule.c, which reads one
  *			another node changed (schedule_heard);
  *   a queue's		the change feed, and queue.c, which reads settings
@@ -71,6 +74,7 @@ static void	feed_cb(evutil_socket_t, short, void *);
 static void	feed_read_done(void *, int);
 static void	feed_heard(void *);
 static void	feed_apply(const struct store_change *);
+static int	feed_slot_freed;	/* a task not running any more, read */
 
 static void
 feed_head_done(void *arg, int rc)
@@ -230,6 +234,9 @@ feed_apply(const struct store_change *c)
 		/* claims waiting here may want it (workers.c) */
 		if (c->type == CHANGE_CREATED || c->state == TASK_SCHEDULED)
 			queue_heard();
+		/* a slot of its queue may be free now (grant.c) */
+		if (c->state != TASK_RUNNING)
+			feed_slot_freed = 1;
 		break;
 	case STORE_OBJ_SCHEDULE:
 		events_add_change(c);
@@ -285,9 +292,12 @@ feed_read_done(void *arg, int rc)
 		feed_arm(0);
 		return;
 	}
+	feed_slot_freed = 0;
 	for (i = 0; i < f->n; i++)
 		feed_apply(&f->changes[i]);
 	events_flush();
+	if (feed_slot_freed)
+		queue_refused_wake();
 	if (f->others > feed_others)
 		feed_others = f->others;
 	feed_read_own += f->own;

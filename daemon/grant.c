@@ -74,19 +74,30 @@ grant_ask(struct task *t)
 {
 	struct task_int	*ti = task_int(t);
 	struct grant	*g;
+	struct queue	*q;
+	int		 mine, kmine = 0;
 
 	if (grant_stopped || loop_stopping()) {
 		grant_refused(t, WAITING_CONCURRENCY, 0);
 		return;
 	}
+	/*
+	 * This node's own slots as its memory counts them, t's excepted
+	 * (queue_take counted it): leaves started or asked for, and the
+	 * external tasks fetched for its claims.
+	 */
+	q = queue_get(t->row.queue != NULL ? t->row.queue : QUEUE_DEFAULT, 1);
+	mine = q->running - 1 + (int)q->ready.n;
+	if (t->row.ckey != NULL)
+		kmine = queue_key_running(q, t->row.ckey) - 1;
 	g = xcalloc(1, sizeof *g);
 	g->id = t->row.id;
 	g->owner = xstrdup(db_owner(corod_db));
 	ti->flags |= TASKF_GRANT;
 	grant_asked_total++;
-	db_grant(corod_db, g->id, g->owner, t->row.queue != NULL ?
-	    t->row.queue : QUEUE_DEFAULT, t->row.ckey, time_now(), &g->why,
-	    &g->wait, grant_done, g);
+	db_grant(corod_db, g->id, g->owner, q->name, t->row.ckey, time_now(),
+	    mine > 0 ? mine : 0, kmine > 0 ? kmine : 0, &g->why, &g->wait,
+	    grant_done, g);
 }
 
 /*

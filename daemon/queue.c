@@ -52,6 +52,8 @@ static struct qkey	**keys;		/* chained, resized as it grows */
 static size_t		  nkeys_all, keys_cap;
 static LIST_HEAD(, queue) gates = LIST_HEAD_INITIALIZER(gates);
 static LIST_HEAD(, qkey)  kgates = LIST_HEAD_INITIALIZER(kgates);
+/* queues with a gate the store shut (queue_refused) */
+static LIST_HEAD(, queue) refused = LIST_HEAD_INITIALIZER(refused);
 
 static const char *const wait_names[] = {
 	NULL, "slot", "queue_paused", "queue_concurrency", "key_concurrency",
@@ -196,6 +198,7 @@ queue_shutdown(void)
 	}
 	LIST_INIT(&gates);
 	LIST_INIT(&kgates);
+	LIST_INIT(&refused);
 	workers_shutdown();
 }
 
@@ -244,6 +247,8 @@ queue_gc(struct queue *q)
 		event_free(q->rate_ev);
 	if (q->refused_ev != NULL)
 		event_free(q->refused_ev);
+	if (q->refused_listed)
+		LIST_REMOVE(q, refused_entry);
 	free(q->waiting.v);
 	free(q->ready.v);
 	free(q);
@@ -467,6 +472,10 @@ queue_refused(struct task *t, int why, int64_t wait)
 		tv = time_tv(wait);
 		evtimer_add(q->refused_ev, &tv);
 	}
+	if (!q->refused_listed) {
+		q->refused_listed = 1;
+		LIST_INSERT_HEAD(&refused, q, refused_entry);
+	}
 	if (why == WAITING_KEY && t->row.ckey != NULL) {
 		k = key_get(q, t->row.ckey, 1);
 		k->refused_until = until;
@@ -477,27 +486,32 @@ queue_refused(struct task *t, int why, int64_t wait)
 	return (&q->waiting);
 }
 
-/* A gate shut by the store opens again: its best tasks ask again; the
- * timer is set again for a gate still shut. */
+/*
+ * The gates the store shut for q whose time is up (all of them but a
+ * rate's if wake: a task ended somewhere) open, and their best tasks ask
+ * again; the timer is set again for a gate still shut, or q leaves the
+ * list.
+ */
 static void
-refused_cb(evutil_socket_t fd, short what, void *arg)
+refused_open(struct queue *q, int64_t now, int wake)
 {
-	struct queue	*q = arg;
 	struct qkey	*k;
 	struct timeval	 tv;
-	int64_t		 now = time_now(), next = 0;
+	int64_t		 next = 0;
 	size_t		 i;
 
-	(void)fd;
-	(void)what;
+	if (wake && q->refused_why != WAITING_RATE)
+		q->refused_until = 0;
 	if (q->refused_until > now)
 		next = q->refused_until;
 	else
 		gate_mark(q);
 	for (i = 0; i < keys_cap && q->nkeys > 0; i++) {
 		for (k = keys[i]; k != NULL; k = k->hnext) {
-			if (k->q != q || k->refused_until == 0)
+			if (k->q != q)
 				continue;
+			if (wake)
+				k->refused_until = 0;
 			if (k->refused_until > now) {
 				if (next == 0 || k->refused_until < next)
 					next = k->refused_until;
@@ -509,6 +523,34 @@ refused_cb(evutil_socket_t fd, short what, void *arg)
 		q->retry_at = next;
 		tv = time_tv(next - now);
 		evtimer_add(q->refused_ev, &tv);
+	} else {
+		evtimer_del(q->refused_ev);
+		if (q->refused_listed) {
+			q->refused_listed = 0;
+			LIST_REMOVE(q, refused_entry);
+		}
+	}
+}
+
+static void
+refused_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	refused_open(arg, time_now(), 0);
+	sched_limits_changed();
+}
+
+void
+queue_refused_wake(void)
+{
+	struct queue	*q, *next;
+
+	if (LIST_EMPTY(&refused))
+		return;
+	for (q = LIST_FIRST(&refused); q != NULL; q = next) {
+		next = LIST_NEXT(q, refused_entry);
+		refused_open(q, time_now(), 1);
 	}
 	sched_limits_changed();
 }
@@ -552,8 +594,17 @@ queue_give(struct task *t)
 		fatalx("%s: task %lld has no queue %s", __func__,
 		    (long long)t->row.id, t->row.queue);
 	q->running--;
+	/*
+	 * One of ours ran and ended: the store counts our slots as we say,
+	 * so a gate it shut for a full queue or key has room for us now.
+	 * (Not a start it refused: that one never ran.)
+	 */
+	if (t->row.state == TASK_RUNNING && q->refused_why != WAITING_RATE)
+		q->refused_until = 0;
 	if (t->row.ckey != NULL && (k = key_get(q, t->row.ckey, 0)) != NULL) {
 		k->running--;
+		if (t->row.state == TASK_RUNNING)
+			k->refused_until = 0;
 		key_mark(k);
 		key_gc(k);
 	}

@@ -45,6 +45,8 @@ struct queue {
 	int			 refused_why;
 	struct event		*refused_ev;	/* at retry_at: ask again */
 	int64_t			 retry_at;
+	int			 refused_listed;
+	LIST_ENTRY(queue)	 refused_entry;
 	/* held back by pause, concurrency or rate */
 	struct heap		 waiting;
 	int			 gate_marked;
@@ -78,6 +80,7 @@ void		 queue_hold(struct task_int *, struct heap *, int);
  * shut on this node for wait µs (0: QUEUE_RETRY); the heap to wait in. */
 #define QUEUE_RETRY	(100 * 1000LL)
 struct heap	*queue_refused(struct task *, int, int64_t);
+
 /* A task popped from a gate that has room again, or NULL. */
 struct task_int	*queue_gate_next(void);
 

@@ -228,15 +228,18 @@ DB_READ(claim_queue, (struct db *db, const char *owner,
 /*
  * On a shared store, whether task id (of queue, with concurrency key
  * ckey or NULL), held by owner, may start now, its queue's limits
- * (concurrency, key_concurrency, rate) counted over every node: *why 0,
+ * (concurrency, key_concurrency, rate) counted over every node, the
+ * owner's own slots as it says (mine of the queue, kmine of the key,
+ * besides this task's; the store counts the other owners'): *why 0,
  * yes (the store counts it from now on); a WAITING_* (2 paused, 3
  * concurrency, 4 key, 5 rate) and for the rate *wait, the µs to the next
  * token: not now; -1: the row is not owner's any more; -2: the row is
  * not written yet, ask again.  Only a shared store has it (ops->grant).
  */
 DB_READ(grant, (struct db *db, int64_t id, const char *owner,
-    const char *queue, const char *ckey, int64_t now, int *why,
-    int64_t *wait), (db, id, owner, queue, ckey, now, why, wait))
+    const char *queue, const char *ckey, int64_t now, int mine, int kmine,
+    int *why, int64_t *wait),
+    (db, id, owner, queue, ckey, now, mine, kmine, why, wait))
 
 /*
  * The running tasks whose lease is over at now, for self to take back

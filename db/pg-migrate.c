@@ -267,14 +267,17 @@ static const char *const step2[] = {
  * function takes its own snapshot, and the one that counts starts after
  * the lock is held, so it sees every yes committed before.
  *
- * What a queue's slots count (queue_used): its leaves running (state 1;
- * a group takes no slot), the rows granted a start not yet written
- * (grant_attempt: the attempt the yes is for, above the row's attempt
- * until the start's write; a batch writing the row knows nothing of it,
- * so a change written meanwhile does not undo it), and the external
- * rows a node fetched for its claims and holds (claimed at once or let
- * go).  A yes or a held row whose lease is over (a node gone) counts no
- * more; a running row counts until it is taken back.
+ * What a queue's slots count (queue_used, queue_room): its leaves
+ * running (state 1; a group takes no slot), the rows granted a start not
+ * yet written (grant_attempt: the attempt the yes is for, above the
+ * row's attempt until the start's write; a batch writing the row knows
+ * nothing of it, so a change written meanwhile does not undo it), and
+ * the external rows a node fetched for its claims and holds (claimed at
+ * once or let go).  A yes or a held row whose lease is over (a node gone)
+ * counts no more; a running row counts until it is taken back.  The
+ * node asking counts its own slots from its memory instead, which is
+ * ahead of its writes: a task that ended there frees its slot for that
+ * node at once, for the others once its end is committed.
  *
  * The rate's tokens: tokens as of tokens_at (NULL: a full bucket), taken
  * by each yes (queue_spend).  A node's own bucket still gates first.
@@ -289,27 +292,33 @@ static const char *const step3[] = {
 	"  WHERE state = 0 AND kind = 'external' AND owner IS NOT NULL",
 	"CREATE FUNCTION queue_lock(q text) RETURNS void LANGUAGE sql AS"
 	"  $$ SELECT pg_advisory_xact_lock(" PG_QUEUE_LOCK ", hashtext(q)) $$",
-	/* slots of q (of its key k, if not NULL) taken at now */
-	"CREATE FUNCTION queue_used(q text, k text, now bigint) RETURNS bigint"
-	"  LANGUAGE sql STABLE AS $$"
+	/* slots of q (of its key k, if not NULL) taken at now, by owners
+	 * other than o (NULL: every owner) */
+	"CREATE FUNCTION queue_used(q text, k text, now bigint, o text)"
+	"  RETURNS bigint LANGUAGE sql STABLE AS $$"
 	"  SELECT (SELECT count(*) FROM tasks WHERE queue = q AND state = 1"
 	"    AND kind NOT IN ('sequence', 'gather')"
-	"    AND (k IS NULL OR ckey = k))"
+	"    AND (k IS NULL OR ckey = k) AND owner IS DISTINCT FROM o)"
 	"  + (SELECT count(*) FROM tasks WHERE queue = q AND state = 0"
 	"    AND grant_attempt IS NOT NULL AND grant_attempt > attempt"
-	"    AND lease_until >= now AND (k IS NULL OR ckey = k))"
+	"    AND lease_until >= now AND (k IS NULL OR ckey = k)"
+	"    AND owner IS DISTINCT FROM o)"
 	"  + (SELECT count(*) FROM tasks WHERE queue = q AND state = 0"
 	"    AND kind = 'external' AND owner IS NOT NULL"
 	"    AND lease_until >= now AND run_at <= now"
 	"    AND (grant_attempt IS NULL OR grant_attempt <= attempt)"
-	"    AND (k IS NULL OR ckey = k)) $$",
+	"    AND (k IS NULL OR ckey = k) AND owner IS DISTINCT FROM o) $$",
 	/*
 	 * How many of want may start in q (with key k) now, under its lock:
 	 * n, and if fewer than want, why (a WAITING_*: 2 paused, 3
 	 * concurrency, 4 key, 5 rate) and for the rate the µs to the next
-	 * token.  A queue without a row has no limit.
+	 * token.  Owner o (NULL: none) counts its own slots itself: mine of
+	 * the queue's, kmine of the key's (its memory is ahead of what it
+	 * has written), the store counts the others'.  A queue without a
+	 * row has no limit.
 	 */
 	"CREATE FUNCTION queue_room(q text, k text, want integer, now bigint,"
+	"  o text, mine integer, kmine integer,"
 	"  OUT n integer, OUT why integer, OUT wait bigint)"
 	"  LANGUAGE plpgsql AS $$"
 	" DECLARE s record; used bigint; tok double precision;"
@@ -319,12 +328,12 @@ static const char *const step3[] = {
 	"  IF NOT FOUND THEN RETURN; END IF;"
 	"  IF s.paused <> 0 THEN n := 0; why := 2; RETURN; END IF;"
 	"  IF coalesce(s.concurrency, 0) > 0 THEN"
-	"   used := queue_used(q, NULL, now);"
+	"   used := queue_used(q, NULL, now, o) + coalesce(mine, 0);"
 	"   IF used >= s.concurrency THEN n := 0; why := 3; RETURN; END IF;"
 	"   n := least(n, s.concurrency - used);"
 	"  END IF;"
 	"  IF coalesce(s.key_concurrency, 0) > 0 AND k IS NOT NULL THEN"
-	"   used := queue_used(q, k, now);"
+	"   used := queue_used(q, k, now, o) + coalesce(kmine, 0);"
 	"   IF used >= s.key_concurrency THEN n := 0; why := 4; RETURN;"
 	"   END IF;"
 	"   n := least(n, s.key_concurrency - used);"
@@ -351,14 +360,16 @@ static const char *const step3[] = {
 	"  WHERE name = q AND coalesce(rate_limit, 0) > 0 AND rate_per > 0"
 	"  AND n > 0 $$",
 	/*
-	 * May task id (held by owner o) start now?  why 0: yes (written:
+	 * May task id (held by owner o, which has mine slots of q and kmine
+	 * of key k taken besides) start now?  why 0: yes (written:
 	 * grant_attempt; asked again after a lost answer, yes again); a
 	 * WAITING_* and wait as queue_room's: not now; -1: the row is not
 	 * o's any more (another node's, or ended); -2: not written yet (the
 	 * batch holding it is still to come): ask again.
 	 */
 	"CREATE FUNCTION task_grant(tid bigint, o text, q text, k text,"
-	"  now bigint, OUT why integer, OUT wait bigint)"
+	"  now bigint, mine integer, kmine integer,"
+	"  OUT why integer, OUT wait bigint)"
 	"  LANGUAGE plpgsql AS $$"
 	" DECLARE t record; r record;"
 	" BEGIN"
@@ -369,7 +380,7 @@ static const char *const step3[] = {
 	"  IF NOT FOUND OR t.owner IS NULL THEN why := -2; RETURN; END IF;"
 	"  IF t.owner <> o OR t.state > 1 THEN why := -1; RETURN; END IF;"
 	"  IF t.state = 1 OR t.grant_attempt > t.attempt THEN RETURN; END IF;"
-	"  SELECT * INTO r FROM queue_room(q, k, 1, now);"
+	"  SELECT * INTO r FROM queue_room(q, k, 1, now, o, mine, kmine);"
 	"  IF r.n < 1 THEN why := r.why; wait := r.wait; RETURN; END IF;"
 	"  PERFORM queue_spend(q, 1, now);"
 	"  UPDATE tasks SET grant_attempt = attempt + 1 WHERE id = tid;"
@@ -406,7 +417,7 @@ static const char *const step3[] = {
 	"   RETURN;"
 	"  END IF;"
 	"  PERFORM queue_lock(q);"
-	"  SELECT * INTO room FROM queue_room(q, NULL, lim, now);"
+	"  SELECT * INTO room FROM queue_room(q, NULL, lim, now, NULL, 0, 0);"
 	"  IF room.n < 1 THEN RETURN; END IF;"
 	"  FOR r IN SELECT id, ckey FROM tasks WHERE queue = q AND state = 0"
 	"   AND kind = 'external' AND parent IS NULL AND uwait IS NULL"
@@ -416,7 +427,8 @@ static const char *const step3[] = {
 	"   seen := seen + 1;"
 	"   EXIT WHEN got >= room.n OR seen > 10 * lim + 100;"
 	"   IF r.ckey IS NOT NULL AND coalesce(s.key_concurrency, 0) > 0 THEN"
-	"    SELECT * INTO kr FROM queue_room(q, r.ckey, 1, now);"
+	"    SELECT * INTO kr FROM queue_room(q, r.ckey, 1, now, NULL, 0,"
+	"     0);"
 	"    CONTINUE WHEN kr.why = 4;"
 	"    EXIT WHEN kr.n < 1;"
 	"   END IF;"

@@ -279,10 +279,11 @@ static const struct pg_stmt st_claim_queue = { "w_claim_queue",
 	" AS tasks" };
 /*
  * May a task of a queue with limits start (db_grant)?  Task $1, owner $2,
- * queue $3, concurrency key $4, now $5 (task_grant(), pg-migrate.c).
+ * queue $3, concurrency key $4, now $5, the owner's own slots of the
+ * queue $6 and of the key $7 (task_grant(), pg-migrate.c).
  */
 static const struct pg_stmt st_grant = { "w_grant",
-	"SELECT why, wait FROM task_grant($1, $2, $3, $4, $5)" };
+	"SELECT why, wait FROM task_grant($1, $2, $3, $4, $5, $6, $7)" };
 /* db_expired: self $1, now $2, the new lease $3, node $4 */
 static const struct pg_stmt st_expired = { "w_expired",
 	"UPDATE tasks SET owner = $1, node = $4, lease_until = $3,"
@@ -1075,15 +1076,16 @@ pgw_grant_cb(void *arg, int ok, const char *error)
 
 /*
  * Ask whether task id, of queue (with concurrency key ckey, or NULL),
- * held by owner, may start now (db_grant): on the writer's connection,
+ * held by owner, which has mine slots of the queue and kmine of the key
+ * taken besides, may start now (db_grant): on the writer's connection,
  * behind the batch in flight (which may be the one writing the row).
  * *why, *wait as task_grant() answers; done(arg, -1) if it could not
  * be asked (the answer unknown: the yes, if given, is found again).
  */
 void
 pg_grant(struct db *db, int64_t id, const char *owner, const char *queue,
-    const char *ckey, int64_t now, int *why, int64_t *wait, store_done done,
-    void *arg)
+    const char *ckey, int64_t now, int mine, int kmine, int *why,
+    int64_t *wait, store_done done, void *arg)
 {
 	struct pgw_grant	*g;
 	struct pg_params	 p;
@@ -1102,6 +1104,8 @@ pg_grant(struct db *db, int64_t id, const char *owner, const char *queue,
 	pg_param_str(&p, queue);
 	pg_param_str(&p, ckey);
 	pg_param_int(&p, now);
+	pg_param_int(&p, mine);
+	pg_param_int(&p, kmine);
 	j = pg_job_new();
 	pg_job_add(j, &st_grant, &p, pgw_grant_row, g);
 	pg_job_send(PG(db), PG_WRITER, j, pgw_grant_cb, g);

@@ -230,8 +230,8 @@ void		 pg_claim(struct db *, const char *, int64_t,
 void		 pg_expired(struct db *, int64_t, const char *,
 		    struct task_row **, size_t *, store_done, void *);
 void		 pg_grant(struct db *, int64_t, const char *, const char *,
-		    const char *, int64_t, int *, int64_t *, store_done,
-		    void *);
+		    const char *, int64_t, int, int, int *, int64_t *,
+		    store_done, void *);
 void		 pg_claim_queue(struct db *, const char *, int64_t,
 		    const char *, int, struct task_row **, size_t *,
 		    store_done, void *);

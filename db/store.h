@@ -316,8 +316,8 @@ struct store_ops {
 	/* a shared store's yes to a start in a queue with limits (NULL:
 	 * none; db.h) */
 	void	(*grant)(struct db *, int64_t, const char *, const char *,
-		    const char *, int64_t, int *, int64_t *, store_done,
-		    void *);
+		    const char *, int64_t, int, int, int *, int64_t *,
+		    store_done, void *);
 
 	/* reads (the shape above), and waiting for them (not on the loop) */
 	void	(*task_get)(struct db *, int64_t, struct task_row *,

@@ -87,7 +87,13 @@ def settle(ns):
 
 def wait_all(d, ids, what):
     for x in ids:
-        got = d.wait_state(x, FINAL, timeout=scaled(90))
+        got = d.get(x)
+        try:
+            got = d.wait_state(x, FINAL, timeout=scaled(90))
+        except Exception:       # (what the store says of it, then fail)
+            got["store"] = d.sql("SELECT owner, node, lease_until, fence,"
+                                 " attempt, grant_attempt FROM tasks"
+                                 " WHERE id = ?", (x,))
         t.ok(got["state"] == "succeeded", "%s: task %d succeeded" % (what, x),
              diag=repr(got))
 
