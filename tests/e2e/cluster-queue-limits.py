@@ -20,6 +20,10 @@ finished_at say how many ran at once, and when each started:
   holder_killed		kill -9 of the node running a concurrency-1 task:
 			it runs again elsewhere after the lease, the
 			others after it, never two at once
+  stopped_waiting	a graceful stop, and a restart, of a node whose
+			tasks of limited queues are running, refused by the
+			store and waiting at its gates: it exits cleanly,
+			the others run its tasks, never two at once
 """
 
 import os
@@ -287,6 +291,36 @@ def holder_killed():
     for d in ns[1:]:
         d.close()
     ns[0].close()
+
+
+@t.test(timeout=300)
+def stopped_waiting():
+    ns = [node("s%d" % i) for i in (1, 2, 3)]
+    r = ns[0].request("PATCH", "/v1/queues/one2", {"concurrency": 1})
+    t.is_(r.status, 200, "queue one2: concurrency 1")
+    r = ns[0].request("PATCH", "/v1/queues/k2", {"key_concurrency": 1})
+    t.is_(r.status, 200, "queue k2: key_concurrency 1")
+    settle(ns)
+    ids = []
+    for _ in range(4):
+        for d in ns:
+            ids.append(d.submit({"kind": "sleep", "queue": "one2",
+                                 "params": {"seconds": 0.3}})["id"])
+            ids.append(d.submit({"kind": "sleep", "queue": "k2",
+                                 "concurrency_key": "k",
+                                 "params": {"seconds": 0.3}})["id"])
+    time.sleep(0.4)
+    # node 2 stops with its tasks in every state (running, refused,
+    # waiting at a gate, maybe asking the store), and comes back
+    rc = ns[1].stop()
+    t.is_(rc, 0, "node 2 stops cleanly with tasks waiting for the store")
+    ns[1].start()
+    wait_all(ns[0], ids, "one2/k2")
+    for q, part in (("one2", ids[0::2]), ("k2", ids[1::2])):
+        t.is_(most_at_once(runs_of(ns[0], part)), 1, "queue %s: never two "
+              "at once, through a stop and a restart of a node" % q)
+    for d in ns:
+        d.close()
 
 
 t.done()
