@@ -221,6 +221,7 @@ queue_get(const char *name, int make)
 	q->waiting.by_priority = 1;
 	q->ready.by_priority = 1;
 	TAILQ_INIT(&q->claims);
+	LIST_INIT(&q->refused_keys);
 	q->hnext = queues[b];
 	queues[b] = q;
 	return (q);
@@ -317,6 +318,8 @@ key_gc(struct qkey *k)
 
 	if (k->running > 0 || k->waiting.n > 0 || k->marked)
 		return;
+	if (k->refused_listed)
+		LIST_REMOVE(k, refused_entry);
 	for (pp = &keys[k->hash % keys_cap]; *pp != NULL;
 	    pp = &(*pp)->hnext) {
 		if (*pp == k) {
@@ -479,6 +482,10 @@ queue_refused(struct task *t, int why, int64_t wait)
 	if (why == WAITING_KEY && t->row.ckey != NULL) {
 		k = key_get(q, t->row.ckey, 1);
 		k->refused_until = until;
+		if (!k->refused_listed) {
+			k->refused_listed = 1;
+			LIST_INSERT_HEAD(&q->refused_keys, k, refused_entry);
+		}
 		return (&k->waiting);
 	}
 	q->refused_until = until;
@@ -495,10 +502,9 @@ queue_refused(struct task *t, int why, int64_t wait)
 static void
 refused_open(struct queue *q, int64_t now, int wake)
 {
-	struct qkey	*k;
+	struct qkey	*k, *knext;
 	struct timeval	 tv;
 	int64_t		 next = 0;
-	size_t		 i;
 
 	if (wake && q->refused_why != WAITING_RATE)
 		q->refused_until = 0;
@@ -506,18 +512,18 @@ refused_open(struct queue *q, int64_t now, int wake)
 		next = q->refused_until;
 	else
 		gate_mark(q);
-	for (i = 0; i < keys_cap && q->nkeys > 0; i++) {
-		for (k = keys[i]; k != NULL; k = k->hnext) {
-			if (k->q != q)
-				continue;
-			if (wake)
-				k->refused_until = 0;
-			if (k->refused_until > now) {
-				if (next == 0 || k->refused_until < next)
-					next = k->refused_until;
-			} else
-				key_mark(k);
+	for (k = LIST_FIRST(&q->refused_keys); k != NULL; k = knext) {
+		knext = LIST_NEXT(k, refused_entry);
+		if (wake)
+			k->refused_until = 0;
+		if (k->refused_until > now) {
+			if (next == 0 || k->refused_until < next)
+				next = k->refused_until;
+			continue;
 		}
+		k->refused_listed = 0;
+		LIST_REMOVE(k, refused_entry);
+		key_mark(k);
 	}
 	if (next != 0) {
 		q->retry_at = next;

@@ -22,6 +22,8 @@ struct qkey {
 	int			 marked;	/* on the gates' list */
 	LIST_ENTRY(qkey)	 mark_entry;
 	int64_t			 refused_until;	/* the store said no (grant.c) */
+	int			 refused_listed;
+	LIST_ENTRY(qkey)	 refused_entry;	/* its queue's refused_keys */
 	struct qkey		*hnext;
 	char			 key[];
 };
@@ -47,6 +49,7 @@ struct queue {
 	int64_t			 retry_at;
 	int			 refused_listed;
 	LIST_ENTRY(queue)	 refused_entry;
+	LIST_HEAD(, qkey)	 refused_keys;	/* keys the store shut */
 	/* held back by pause, concurrency or rate */
 	struct heap		 waiting;
 	int			 gate_marked;
