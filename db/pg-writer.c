@@ -241,12 +241,15 @@ static const struct pg_stmt st_nop = { "w_nop", "SELECT 1" };
  * unique key's holder (uwait) is unique.c's, not the window's, and an
  * external task is its queue's (st_claim_queue: claimed when a worker
  * asks).  A row of the owner's own keeps its token: it is this life's
- * already, and a copy in memory must not lose it.
+ * already, and a copy in memory must not lose it.  A start another owner
+ * was granted (a queue's limits, pg-migrate.c's step 3) is not handed on:
+ * the new owner asks again.
  */
 static const struct pg_stmt st_claim = { "w_claim",
 	"UPDATE tasks SET owner = $1, node = $8, lease_until = $2, fence = CASE"
 	" WHEN tasks.owner = $1 THEN tasks.fence ELSE tasks.fence + 1 END,"
-	" xid = pg_current_xact_id()"
+	" grant_attempt = CASE WHEN tasks.owner = $1 THEN"
+	" tasks.grant_attempt END, xid = pg_current_xact_id()"
 	" FROM (SELECT cid FROM ("
 	"SELECT * FROM (SELECT id AS cid, run_at AS crun FROM tasks"
 	" WHERE state = 0 AND parent IS NULL AND run_at <= $3"
