@@ -47,6 +47,10 @@ static void	pg_writer_stop(struct db *);
 static void	pg_write_wait(struct db *);
 static void	pg_read_wait(struct db *);
 static int	pg_checkpoint(struct db *);
+static PGconn	*pg_blk_connect(struct pg_db *);
+
+/* seconds: pg_blk_connect's connect_timeout */
+#define PG_BLK_CONNECT_TIMEOUT	"2"
 
 /* The open stores of this process, for telling a secondary. */
 static struct pg_db	*pg_primary;
@@ -297,7 +301,7 @@ pg_open(const char *uri, char **cause)
 	pg->seq_end = v + PG_BLOCK;
 	/* for a block in a hurry (pg_block_sync): connected now, while
 	 * blocking is allowed (its host name looked up) */
-	pg->blk = PQconnectdb(pg->uri);
+	pg->blk = pg_blk_connect(pg);
 	/* the feed starts after what is stored (any node's) */
 	if (pg_value_sync(pg, PG_READER, &st_max_seq, NULL, &pg->last_seq,
 	    cause) != 0)
@@ -328,6 +332,24 @@ pg_close(struct db *db)
 		pg_primary = NULL;
 	free(pg->uri);
 	free(pg);
+}
+
+/*
+ * The blocking connection of pg_block_sync, which waits on the loop: a
+ * server that drops our SYNs, or a network that takes the connection
+ * but never answers, must not hold it until TCP gives up.  So libpq's
+ * connect_timeout, PG_BLK_CONNECT_TIMEOUT seconds (libpq's least), unless
+ * the URI says otherwise: expanded (expand_dbname) after our word, its
+ * own words win.  PQreset keeps them.
+ */
+static PGconn *
+pg_blk_connect(struct pg_db *pg)
+{
+	const char *const	 keys[] = { "connect_timeout", "dbname", NULL };
+	const char *const	 vals[] = { PG_BLK_CONNECT_TIMEOUT, pg->uri,
+				    NULL };
+
+	return (PQconnectdbParams(keys, vals, 1));
 }
 
 /* A block's answer: it becomes the spare. */
@@ -387,7 +409,7 @@ pg_block_sync(struct pg_db *pg, const struct pg_stmt *st, int64_t *v,
 
 	for (tries = 0; tries < 2; tries++) {
 		if (pg->blk == NULL)
-			pg->blk = PQconnectdb(pg->uri);
+			pg->blk = pg_blk_connect(pg);
 		else if (PQstatus(pg->blk) != CONNECTION_OK)
 			PQreset(pg->blk);
 		if (PQstatus(pg->blk) != CONNECTION_OK)
@@ -403,6 +425,7 @@ pg_block_sync(struct pg_db *pg, const struct pg_stmt *st, int64_t *v,
 	}
 	xasprintf(cause, "PostgreSQL: cannot take a block: %s",
 	    PQerrorMessage(pg->blk));
+	(*cause)[strcspn(*cause, "\n")] = '\0';	/* libpq's ends in one */
 	return (-1);
 }
 
