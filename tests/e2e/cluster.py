@@ -26,6 +26,9 @@ when run as root), torn down at the end; nodes on it with a short lease
   its lease ends (its log says self-fencing, in time), the other nodes
   take them over after the lease, and when the network comes back the
   node serves again;
+- in such a stall, with the node's connections cut, a block of change
+  seqs it must take at once (a PATCH of a queue another node wrote last)
+  gives up connecting, and the node goes on serving;
 - a schedule known to three nodes fires each slot once (the unique
   (schedule, scheduled_for));
 - the change feed across nodes: tasks submitted at once on three nodes
@@ -315,6 +318,58 @@ def network_stall():
                                         "params": {"message": "back"}})
     t.is_(r.status, 201, "the stalled node serves again")
     for d in (s, b):
+        d.close()
+    proxy.close()
+
+
+@t.test(timeout=120)
+def block_in_a_stall():
+    """A block of change seqs taken on the loop (pg.c's blocking
+    connection, pg_block_sync) while the network to the database drops
+    connections and then holds new ones unanswered: its connect gives up
+    (connect_timeout) and the node goes on serving, not held until the
+    network comes back."""
+    proxy = StallProxy(pg.port)
+    uri = "postgresql://postgres@127.0.0.1:%d/corod" % proxy.port
+    a = node("blk-a", uri=uri)
+    b = node("blk-b")       # started after a: its seqs are above a's block
+    r = b.request("PATCH", "/v1/queues/qblk", {"paused": True})
+    t.ok(r.status == 200, "PATCH on the second node", diag=r.describe())
+    v = r.body["version"]
+    a.wait_for(lambda: a.request("GET", "/v1/queues/qblk").body["version"]
+               == v, timeout=10, desc="the first node to read the PATCH")
+    proxy.stall()
+    proxy.cut()
+    # a's next version of qblk is above v, past its block: a new block,
+    # now, on its blocking connection, cut: it connects again
+    answer = []
+    conn = a.connection()
+
+    def patch():
+        try:
+            answer.append(a.request("PATCH", "/v1/queues/qblk",
+                                    {"paused": False}, conn=conn,
+                                    timeout=scaled(90)))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            answer.append(e)
+    th = threading.Thread(target=patch, daemon=True)
+    th.start()
+    line = a.wait_output(r"cannot take a block", timeout=30)
+    t.diag(line)
+    t.ok("timeout expired" in line, "the block's connect gave up in the "
+         "stall (connect_timeout)", diag=line)
+    r = a.request("GET", "/healthz", timeout=scaled(20))
+    t.ok(r.status in (200, 503), "the node answers in the stall (%d)" %
+         r.status, diag=r.describe())
+    proxy.resume()
+    th.join(scaled(90))
+    t.ok(answer and not isinstance(answer[0], Exception),
+         "the PATCH asked in the stall is answered (%s)" % (
+             answer[0].status if answer and not isinstance(
+                 answer[0], Exception) else "-"),
+         diag=repr(answer[0]) if answer else "no answer")
+    conn.close()
+    for d in (a, b):
         d.close()
     proxy.close()
 
