@@ -20,6 +20,7 @@
  * submissions).  Ids from different nodes interleave; none is reused.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,12 @@ static void	pg_writer_stop(struct db *);
 static void	pg_write_wait(struct db *);
 static void	pg_read_wait(struct db *);
 static int	pg_checkpoint(struct db *);
+static PGconn	*pg_blk_connect(struct pg_db *);
+static PGresult	*pg_blk_exec(struct pg_db *, const char *, const char **);
+
+/* seconds: the most pg_block_sync waits to connect, and for an answer */
+#define PG_BLK_WAIT	2
+#define PG_BLK_WAIT_STR	"2"
 
 /* The open stores of this process, for telling a secondary. */
 static struct pg_db	*pg_primary;
@@ -297,7 +304,7 @@ pg_open(const char *uri, char **cause)
 	pg->seq_end = v + PG_BLOCK;
 	/* for a block in a hurry (pg_block_sync): connected now, while
 	 * blocking is allowed (its host name looked up) */
-	pg->blk = PQconnectdb(pg->uri);
+	pg->blk = pg_blk_connect(pg);
 	/* the feed starts after what is stored (any node's) */
 	if (pg_value_sync(pg, PG_READER, &st_max_seq, NULL, &pg->last_seq,
 	    cause) != 0)
@@ -328,6 +335,62 @@ pg_close(struct db *db)
 		pg_primary = NULL;
 	free(pg->uri);
 	free(pg);
+}
+
+/*
+ * The blocking connection of pg_block_sync, which waits on the loop: a
+ * server that drops our SYNs, or a network that takes the connection
+ * but never answers, must not hold it until TCP gives up.  So libpq's
+ * connect_timeout, PG_BLK_WAIT seconds (libpq's least), unless the URI
+ * says otherwise: expanded (expand_dbname) after our word, its own words
+ * win.  PQreset keeps them.
+ */
+static PGconn *
+pg_blk_connect(struct pg_db *pg)
+{
+	const char *const	 keys[] = { "connect_timeout", "dbname", NULL };
+	const char *const	 vals[] = { PG_BLK_WAIT_STR, pg->uri, NULL };
+
+	return (PQconnectdbParams(keys, vals, 1));
+}
+
+/*
+ * sql on pg->blk, answered within PG_BLK_WAIT seconds, for the same
+ * reason: a connection up when the network stalls would hold the loop
+ * in PQexec until the stall ends.  Past the wait the connection is
+ * dropped (the next block connects again) and *why says so.  The last
+ * result, or NULL.
+ */
+static PGresult *
+pg_blk_exec(struct pg_db *pg, const char *sql, const char **why)
+{
+	struct pollfd	 pfd;
+	PGresult	*res, *last = NULL;
+	int64_t		 end, left;
+
+	if (!PQsendQuery(pg->blk, sql))
+		return (NULL);
+	end = time_mono() + PG_BLK_WAIT * USEC_PER_SEC;
+	pfd.fd = PQsocket(pg->blk);
+	pfd.events = POLLIN;
+	while (PQisBusy(pg->blk)) {
+		if ((left = end - time_mono()) <= 0) {
+			*why = "no answer within " PG_BLK_WAIT_STR " s";
+			PQfinish(pg->blk);
+			pg->blk = NULL;
+			return (NULL);
+		}
+		if (poll(&pfd, 1, (int)(left / 1000) + 1) == -1 &&
+		    errno != EINTR)
+			return (NULL);
+		if (!PQconsumeInput(pg->blk))
+			return (NULL);
+	}
+	while ((res = PQgetResult(pg->blk)) != NULL) {
+		PQclear(last);
+		last = res;
+	}
+	return (last);
 }
 
 /* A block's answer: it becomes the spare. */
@@ -383,16 +446,18 @@ pg_block_sync(struct pg_db *pg, const struct pg_stmt *st, int64_t *v,
 	PGresult	*res;
 	const char	*sql = st == &st_ids ? "SELECT nextval('corod.task_ids')" :
 			    "SELECT nextval('corod.change_seqs')";
+	const char	*why = NULL;
 	int		 tries;
 
-	for (tries = 0; tries < 2; tries++) {
+	/* not again after no answer: the wait is the loop's */
+	for (tries = 0; tries < 2 && why == NULL; tries++) {
 		if (pg->blk == NULL)
-			pg->blk = PQconnectdb(pg->uri);
+			pg->blk = pg_blk_connect(pg);
 		else if (PQstatus(pg->blk) != CONNECTION_OK)
 			PQreset(pg->blk);
 		if (PQstatus(pg->blk) != CONNECTION_OK)
 			continue;
-		res = PQexec(pg->blk, sql);
+		res = pg_blk_exec(pg, sql, &why);
 		if (PQresultStatus(res) == PGRES_TUPLES_OK &&
 		    PQntuples(res) == 1) {
 			*v = pg_int(res, 0, 0);
@@ -402,7 +467,8 @@ pg_block_sync(struct pg_db *pg, const struct pg_stmt *st, int64_t *v,
 		PQclear(res);
 	}
 	xasprintf(cause, "PostgreSQL: cannot take a block: %s",
-	    PQerrorMessage(pg->blk));
+	    why != NULL ? why : PQerrorMessage(pg->blk));
+	(*cause)[strcspn(*cause, "\n")] = '\0';	/* libpq's ends in one */
 	return (-1);
 }
 

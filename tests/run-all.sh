@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tests/run-all.sh -- build corod and run the whole test suite twice: a
 # normal build with -Werror, then an AddressSanitizer+UBSan build; between
-# them the end-to-end tests once more with the daemon under valgrind; then
-# the fuzz harnesses briefly, then the Debian package's checks; end with
-# one line "N passed, N failed" (test points of all of them) and a
-# non-zero exit status if anything failed or did not build.
+# them the end-to-end tests once more on PostgreSQL and once more with the
+# daemon under valgrind; then the fuzz harnesses briefly, then the Debian
+# package's checks; end with one line "N passed, N failed" (test points of
+# all of them) and a non-zero exit status if anything failed or did not
+# build.
 #
 #   ./tests/run-all.sh            (from anywhere; JOBS=N for make -jN)
 #
@@ -15,6 +16,11 @@
 #    or a definite leak (about 23 minutes one script at a time on 2 cores
 #    since the daemon links libpq; JOBS at once, as make check, to keep
 #    CI inside its hour).  VALGRIND=no skips it.
+# 1c. Before 1b: make -jJOBS check-pg in the same build, the single node's
+#    end-to-end tests once more with every daemon on PostgreSQL (a private
+#    server; what needs an sqlite file skips; about 10 minutes on 2 cores).
+#    PostgreSQL must be installed: COROD_REQUIRE_PG=1 (below) makes its
+#    absence a failure, not a skip.
 # 2. Sanitizers, out of tree: `make distdir` copies the distributed sources
 #    to build-asan/src (configure refuses a VPATH build of a source tree
 #    that is itself configured, and the in-tree build of step 1 is what the
@@ -99,6 +105,13 @@ if autoreconf -fi && ./configure --enable-werror && make -j"$jobs"; then
 	make -j"$jobs" check || status=1
 	count .
 	show_failures . "$stamp"
+	say "make -j$jobs check-pg"
+	rm -f test-suite-pg.log
+	pstamp=$(mktemp "${TMPDIR:-/tmp}/corod-run-all.XXXXXX")
+	make -j"$jobs" check-pg || status=1
+	count . test-suite-pg.log
+	show_failures . "$pstamp"
+	rm -f "$pstamp"
 	if [ "${VALGRIND:-yes}" = no ]; then
 		say "make check-valgrind: skipped (VALGRIND=no)"
 	elif command -v valgrind >/dev/null 2>&1; then

@@ -26,6 +26,10 @@ when run as root), torn down at the end; nodes on it with a short lease
   its lease ends (its log says self-fencing, in time), the other nodes
   take them over after the lease, and when the network comes back the
   node serves again;
+- in such a stall, a block of change seqs the node must take at once (a
+  PATCH of a queue another node wrote last) gives up waiting for its
+  answer, or, the node's connections cut, connecting; the node goes on
+  serving;
 - a schedule known to three nodes fires each slot once (the unique
   (schedule, scheduled_for));
 - the change feed across nodes: tasks submitted at once on three nodes
@@ -317,6 +321,68 @@ def network_stall():
     for d in (s, b):
         d.close()
     proxy.close()
+
+
+def block_in_a_stall(cut):
+    """A block of change seqs taken on the loop (pg.c's blocking
+    connection, pg_block_sync) while the network to the database holds
+    every byte (a connection up never answers), or (cut) drops the
+    connections and holds new ones unanswered: the query, or the connect
+    (connect_timeout), gives up and the node goes on serving, not held
+    until the network comes back."""
+    proxy = StallProxy(pg.port)
+    uri = "postgresql://postgres@127.0.0.1:%d/corod" % proxy.port
+    q = "/v1/queues/qblk%d" % cut
+    a = node("blk-a", uri=uri)
+    b = node("blk-b")       # started after a: its seqs are above a's block
+    r = b.request("PATCH", q, {"paused": True})
+    t.ok(r.status == 200, "PATCH on the second node", diag=r.describe())
+    v = r.body["version"]
+    a.wait_for(lambda: a.request("GET", q).body["version"] == v,
+               timeout=10, desc="the first node to read the PATCH")
+    proxy.stall()
+    if cut:
+        proxy.cut()
+    # a's next version of the queue is above v, past its block: a new
+    # block, now, on its blocking connection (cut: it connects again)
+    answer = []
+    conn = a.connection()
+
+    def patch():
+        try:
+            answer.append(a.request("PATCH", q, {"paused": False},
+                                    conn=conn, timeout=scaled(90)))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            answer.append(e)
+    th = threading.Thread(target=patch, daemon=True)
+    th.start()
+    line = a.wait_output(r"cannot take a block", timeout=30)
+    t.diag(line)
+    if cut:
+        t.ok("timeout expired" in line, "the block's connect gave up in "
+             "the stall (connect_timeout)", diag=line)
+    else:
+        t.ok("no answer within" in line, "the block's query gave up in "
+             "the stall", diag=line)
+    r = a.request("GET", "/healthz", timeout=scaled(20))
+    t.ok(r.status in (200, 503), "the node answers in the stall (%d)" %
+         r.status, diag=r.describe())
+    proxy.resume()
+    th.join(scaled(90))
+    t.ok(answer and not isinstance(answer[0], Exception),
+         "the PATCH asked in the stall is answered (%s)" % (
+             answer[0].status if answer and not isinstance(
+                 answer[0], Exception) else "-"),
+         diag=repr(answer[0]) if answer else "no answer")
+    conn.close()
+    for d in (a, b):
+        d.close()
+    proxy.close()
+
+
+t.run(block_in_a_stall, timeout=120, name="block_in_a_stall", args=(False,))
+t.run(block_in_a_stall, timeout=120, name="block_in_a_stall_cut",
+      args=(True,))
 
 
 @t.test(timeout=90)

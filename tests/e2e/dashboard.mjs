@@ -58,9 +58,10 @@
 // COROD_CHROMIUM (default /usr/bin/chromium), COROD_PLAYWRIGHT (the
 // playwright-core directory), COROD_DASHBOARD_TMP (a work directory; the
 // pids of the daemon and the browser are written to its "pids" file so
-// that dashboard.sh can kill them whatever happens here).
+// that dashboard.sh can kill them whatever happens here), COROD_TEST_PG
+// (the daemon on PostgreSQL, a database of its own on that server).
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -136,6 +137,22 @@ const tmp = env.COROD_DASHBOARD_TMP ||
 fs.mkdirSync(tmp, { recursive: true });
 const pidFile = path.join(tmp, 'pids');
 
+// The daemon's store: a file here, or with COROD_TEST_PG (make check-pg:
+// a PostgreSQL server's URI) a database of its own on that server, as
+// tests/lib/corod.py gives each daemon (the server goes with the run).
+function makeStore() {
+	const uri = env.COROD_TEST_PG;
+	if (!uri)
+		return path.join(tmp, 'corod.db');
+	const name = `corod_dashboard_${process.pid}`;
+	execFileSync(env.PSQL || 'psql', ['-qX', '-v', 'ON_ERROR_STOP=1', uri,
+	    '-c', `CREATE DATABASE ${name}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+	const slash = uri.lastIndexOf('/');
+	const query = uri.indexOf('?', slash);
+	return uri.slice(0, slash + 1) + name + (query < 0 ? '' : uri.slice(query));
+}
+const store = makeStore();
+
 function notePid(what, pid) {
 	if (pid)
 		fs.appendFileSync(pidFile, `${what} ${pid}\n`);
@@ -171,7 +188,7 @@ const daemon = { proc: null, output: '', port: 0, exited: null };
 // log lines a task (a program's log is capped in step 13).
 async function startDaemon(port, extra) {
 	const log = fs.openSync(path.join(tmp, 'stderr.log'), 'a');
-	const args = ['--listen', '127.0.0.1:' + (port || 0), '--db', path.join(tmp, 'corod.db'),
+	const args = ['--listen', '127.0.0.1:' + (port || 0), '--db', store,
 		'--download-dir', path.join(tmp, 'dl'), '--commands-dir', commandsDir,
 		'--log-lines', String(LOG_LINES)].concat(extra || []);
 	daemon.output = '';

@@ -24,7 +24,9 @@
 # its address.  Then what the README shows of its exec and http tasks is
 # checked (state, result, log, and what the receiver got).
 #
-# Environment: COROD_BIN, COROD_SRCDIR, COROD_TIMEOUT_MULT (see tests/lib).
+# Environment: COROD_BIN, COROD_SRCDIR, COROD_TIMEOUT_MULT (see tests/lib);
+# COROD_TEST_PG (make check-pg: a PostgreSQL server's URI): the daemon's
+# --db is a database of its own there instead of var/corod.db.
 
 set -u
 
@@ -218,9 +220,24 @@ if [ "$have_python" = 1 ]; then
 	    "$(cat "$tmp/receiver.out")"
 fi
 
+# The store: the README's file, or on PostgreSQL a database of its own
+# (as tests/lib/corod.py gives each daemon; the server goes with the run).
+db=var/corod.db
+if [ -n "${COROD_TEST_PG:-}" ]; then
+	name=corod_readme_$$
+	if ! "${PSQL:-psql}" -qX -v ON_ERROR_STOP=1 "$COROD_TEST_PG" \
+	    -c "CREATE DATABASE $name" >/dev/null; then
+		echo "Bail out! cannot make a database on $COROD_TEST_PG"
+		exit 1
+	fi
+	base=${COROD_TEST_PG%%\?*}
+	db=${base%/*}/$name${COROD_TEST_PG#"$base"}
+	echo "# --db $db"
+fi
+
 # Where and as the README starts it: relative paths, from its directory.
 # shellcheck disable=SC2086
-(cd "$tmp" && exec $wrapper "$bin" --listen 127.0.0.1:0 --db var/corod.db \
+(cd "$tmp" && exec $wrapper "$bin" --listen 127.0.0.1:0 --db "$db" \
     --download-dir var/downloads --commands-dir commands \
     --secrets-dir secrets) >"$tmp/stderr.log" 2>&1 </dev/null &
 pid=$!
