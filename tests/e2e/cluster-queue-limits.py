@@ -186,16 +186,18 @@ def rate_across_nodes():
                                  "params": {"message": "x"}})["id"])
     wait_all(ns[0], ids, "slow")
     starts = sorted(s for _, s, _ in runs_of(ns[0], ids))
-    # a bucket of 2 tokens, 2 more a second: in any second at most 4
-    # start; 12 starts take at least (12 - 2) / 2 = 5 s.  Three buckets
-    # of their own would start 6 at once and all 12 in 2 s.
+    # a bucket of 2 tokens, 2 more a second: the store's yeses come at
+    # most 4 in any second, and 12 take at least (12 - 2) / 2 = 5 s.
+    # Three buckets of their own would start 6 at once and all 12 in
+    # about 2 s.  (A start follows its yes by the answer's way back,
+    # longer on a loaded machine: a margin of one start, and of 1 s.)
     span = (starts[-1] - starts[0]) / 1e6
-    t.ok(span >= 4.5, "12 starts shared 2 a second across 3 nodes: they "
+    t.ok(span >= 4.0, "12 starts shared 2 a second across 3 nodes: they "
          "took %.2f s (at least 5 s less a margin)" % span)
     worst = max(sum(1 for y in starts if x <= y < x + 1000000)
                 for x in starts)
-    t.ok(worst <= 4, "at most 4 starts in any second (bucket of 2 plus 2 "
-         "a second): %d" % worst)
+    t.ok(worst <= 5, "at most 4 starts in any second (bucket of 2 plus 2 "
+         "a second; 5 with the margin): %d" % worst)
     for d in ns:
         d.close()
 
