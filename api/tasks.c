@@ -1153,10 +1153,23 @@ change_done(void *arg, int ok)
 
 	if (req == NULL)
 		goto out;
+	/* (a shared store's: lost to this node's own claim, and written
+	 * again with the next commit: the answer waits for that one) */
+	if (ok && commit_rewriting(c->id)) {
+		commit_after(change_done, c);
+		return;
+	}
 	http_release(req);
 	if (!ok) {
 		problem_store(&p, "the change is not stored yet (it may not "
 		    "survive a restart); repeat the request");
+		http_respond_problem(req, &p);
+		goto out;
+	}
+	/* (another node's now: its change was not written) */
+	if (commit_lost_here(c->id)) {
+		problem_store(&p, "the task was taken by another node while "
+		    "the change was made; repeat the request");
 		http_respond_problem(req, &p);
 		goto out;
 	}

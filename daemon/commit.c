@@ -147,6 +147,9 @@ static int		 failing_full;	/* ... because the disk is full */
 /* Tasks whose claim was lost, until they leave memory (commit_lost). */
 static int64_t		*lost_ids;
 static size_t		 nlost_ids;
+/* the batch being answered's changes written again (commit_rewriting) */
+static int64_t		*rewrites;
+static size_t		 nrewrites;
 
 int64_t			 commit_seq;	/* last seq committed */
 /* the store orders the change feed (a shared store's: feed.c) */
@@ -241,6 +244,9 @@ commit_shutdown(void)
 	renew = 0;
 	free(lost_ids);
 	lost_ids = NULL;
+	free(rewrites);
+	rewrites = NULL;
+	nrewrites = 0;
 	nlost_ids = 0;
 	failing = failing_full = 0;
 	free(logs);
@@ -874,6 +880,7 @@ commit_done(struct store_batch *sb, void *arg)
 	b->ok = sb->ok;
 	b->full = sb->full;
 	last_ok = b->ok;
+	nrewrites = 0;
 	if (b->ok)
 		fence_committed(sb->renew ? sb->lease_until : 0);
 	if (b->ok && sb->renew)
@@ -1020,14 +1027,30 @@ commit_lost(struct batch *b)
 		ti = b->tasks[i];
 		t = &ti->pub;
 		ti->refs--;
-		log_warnx("task %lld: its claim was lost (the store no longer "
-		    "holds token %lld): another owner has it; dropped from "
-		    "memory", (long long)t->row.id,
-		    (long long)b->rows[i].fence_prev);
 		free(b->rows[i].progress);
 		free(b->rows[i].result);
 		free(b->rows[i].error);
 		free(b->rows[i].checkpoint);
+		/*
+		 * Lost to this node's own claim, taken while the change was on
+		 * its way (the window's, answered before this batch: memory
+		 * has its token): ours still, written again with it.
+		 */
+		if (t->row.fence != b->rows[i].fence &&
+		    !(ti->flags & TASKF_LOST)) {
+			log_info("task %lld: its change is written again under "
+			    "this node's newer claim (token %lld)",
+			    (long long)t->row.id, (long long)t->row.fence);
+			commit_dirty(t);
+			rewrites = xreallocarray(rewrites, nrewrites + 1,
+			    sizeof *rewrites);
+			rewrites[nrewrites++] = t->row.id;
+			continue;
+		}
+		log_warnx("task %lld: its claim was lost (the store no longer "
+		    "holds token %lld): another owner has it; dropped from "
+		    "memory", (long long)t->row.id,
+		    (long long)b->rows[i].fence_prev);
 		commit_lose(t);
 	}
 	b->ntasks = b->sb.nrows = j;
@@ -1056,6 +1079,23 @@ commit_lose(struct task *t)
 		sched_remove(t);
 	if (t->row.state == TASK_RUNNING)
 		task_cancel(t, CANCEL_USER);
+}
+
+/*
+ * Inside a commit_after callback: whether task id's change of this
+ * commit lost to the node's own newer claim and is written again with
+ * the next one (commit_lost), so that an answer about it waits for that.
+ */
+int
+commit_rewriting(int64_t id)
+{
+	size_t	i;
+
+	for (i = 0; i < nrewrites; i++) {
+		if (rewrites[i] == id)
+			return (1);
+	}
+	return (0);
 }
 
 /* Whether a task's claim was lost (its log lines are not written). */

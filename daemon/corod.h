@@ -597,6 +597,7 @@ int		 commit_pending(void);
 int		 commit_store_full(void);
 int		 commit_failing(void);
 void		 commit_lose(struct task *);
+int		 commit_rewriting(int64_t);
 void		 commit_renew(void);
 void		 commit_cancel_elsewhere(int64_t);
 void		 commit_release(int64_t);

@@ -622,7 +622,18 @@ sched_window_claimed(void *arg, int rc)
 				t->row.fence = rows[i].fence;
 				t->row.fence_prev = rows[i].fence_prev;
 				sched_hold(t);
-			}
+			} else if (corod_db->ops->shared &&
+			    !(task_int(t)->flags & TASKF_LOST) &&
+			    t->row.fence != rows[i].fence)
+				/*
+				 * In memory for another reason (a cancel read
+				 * it a moment ago, its write still to come or
+				 * in flight): the claim is ours, and its token
+				 * the one to write with (commit.c writes again
+				 * a change that lost to it).
+				 */
+				t->row.fence = t->row.fence_prev =
+				    rows[i].fence;
 		} else {
 			t = task_create(&rows[i]);
 			/* a cancel asked while another node held it (a
