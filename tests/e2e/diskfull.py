@@ -66,17 +66,18 @@ def umount(mnt):
 def fill(path):
     """Write path until the file system is full; its size."""
     n = 0
-    with open(path, "wb") as f:
+    # unbuffered: a buffer still holding bytes when the disk filled would
+    # raise ENOSPC again when the file is closed
+    with open(path, "wb", buffering=0) as f:
         chunk = b"\0" * (64 * KiB)
         while True:
             try:
-                f.write(chunk)
-                f.flush()
-                n += len(chunk)
+                w = f.write(chunk)
             except OSError:
                 break
-        # the last bytes, one at a time (the buffer may hold a partial
-        # chunk that never made it)
+            if not w:
+                break
+            n += w
         try:
             os.fsync(f.fileno())
         except OSError:
