@@ -230,10 +230,12 @@ sched_remove(struct task *t)
 	}
 	if (ti->flags & TASKF_WREADY)
 		queue_unready(t);
-	/* the store's answer is dropped: the slots go now */
+	/* the store's answer is dropped: the slots go now (at exit, after
+	 * sched_shutdown, the pools and queues are gone already) */
 	if (ti->flags & TASKF_GRANT) {
 		ti->flags &= ~TASKF_GRANT;
-		sched_slot_release(t);
+		if (pools != NULL)
+			sched_slot_release(t);
 	}
 }
 
