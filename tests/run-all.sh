@@ -74,7 +74,9 @@ count() {
 	fi
 }
 
-# Print the tail of every failing test's log under a build directory.
+# Print the tail of every failing test's log under a build directory, and
+# keep its failing points for the recap at the end (CI shows only the tail
+# of the output, so that is where they must be named).
 show_failures() {
 	local trs
 	find "$1" -name '*.trs' -newer "$2" 2>/dev/null | sort |
@@ -82,6 +84,10 @@ show_failures() {
 		if grep -Eq '^:global-test-result: (FAIL|ERROR|XPASS)' "$trs"; then
 			printf '\n---- %s (last 100 lines) ----\n' "${trs%.trs}.log"
 			tail -100 "${trs%.trs}.log"
+			{ grep -E '^(not ok|Bail out)' "${trs%.trs}.log" ||
+			  grep -E '^:test-result: (ERROR|XPASS)' "$trs" ||
+			  echo "no point failed: see its log"; } 2>/dev/null |
+			    sed "s|^|[$3] ${trs%.trs}: |" | cut -c1-300 >>"$recap"
 		fi
 	done
 }
@@ -91,7 +97,8 @@ show_failures() {
 export COROD_REQUIRE_PG=${COROD_REQUIRE_PG:-1}
 
 stamp=$(mktemp "${TMPDIR:-/tmp}/corod-run-all.XXXXXX")
-trap 'rm -f "$stamp"' EXIT
+recap=$(mktemp "${TMPDIR:-/tmp}/corod-run-all.XXXXXX")
+trap 'rm -f "$stamp" "$recap"' EXIT
 
 # --- 1. the normal build, in the tree ------------------------------------------
 
@@ -104,13 +111,13 @@ if autoreconf -fi && ./configure --enable-werror && make -j"$jobs"; then
 	# minutes): $jobs at once keeps the run well inside CI's hour
 	make -j"$jobs" check || status=1
 	count .
-	show_failures . "$stamp"
+	show_failures . "$stamp" plain
 	say "make -j$jobs check-pg"
 	rm -f test-suite-pg.log
 	pstamp=$(mktemp "${TMPDIR:-/tmp}/corod-run-all.XXXXXX")
 	make -j"$jobs" check-pg || status=1
 	count . test-suite-pg.log
-	show_failures . "$pstamp"
+	show_failures . "$pstamp" check-pg
 	rm -f "$pstamp"
 	if [ "${VALGRIND:-yes}" = no ]; then
 		say "make check-valgrind: skipped (VALGRIND=no)"
@@ -120,7 +127,7 @@ if autoreconf -fi && ./configure --enable-werror && make -j"$jobs"; then
 		vstamp=$(mktemp "${TMPDIR:-/tmp}/corod-run-all.XXXXXX")
 		make -j"$jobs" check-valgrind || status=1
 		count . test-suite-valgrind.log
-		show_failures . "$vstamp"
+		show_failures . "$vstamp" valgrind
 		rm -f "$vstamp"
 	else
 		echo "run-all: valgrind is not installed (VALGRIND=no to skip)" >&2
@@ -149,7 +156,7 @@ if [ -f Makefile ] &&
 	 COROD_TIMEOUT_MULT=${COROD_TIMEOUT_MULT:-3} \
 	 make -j"$jobs" check) || status=1
 	count "$asan/obj"
-	show_failures "$asan/obj" "$stamp"
+	show_failures "$asan/obj" "$stamp" sanitizers
 else
 	echo "run-all: the sanitizer build failed" >&2
 	failed=$((failed + 1))
@@ -173,6 +180,7 @@ if [ -f Makefile ] &&
 	[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 	p=$(grep -c '^PASS: fuzz-' "$fuzz/fuzz.log")
 	f=$(grep -c '^FAIL: fuzz-' "$fuzz/fuzz.log")
+	grep '^FAIL: fuzz-' "$fuzz/fuzz.log" | sed 's/^/[fuzz] /' >>"$recap"
 	passed=$((passed + p))
 	failed=$((failed + f))
 	if [ $((p + f)) -eq 0 ]; then
@@ -195,6 +203,7 @@ if [ -f Makefile ]; then
 	p=$(grep -Ec '^ok [0-9]+' "$top/deb.log")
 	s=$(grep -Ec '^ok [0-9]+ .*# SKIP' "$top/deb.log")
 	f=$(grep -Ec '^not ok [0-9]+' "$top/deb.log")
+	grep -E '^not ok [0-9]+' "$top/deb.log" | sed 's/^/[deb] /' >>"$recap"
 	passed=$((passed + p - s))
 	failed=$((failed + f))
 	if [ $((p + f)) -eq 0 ]; then
@@ -208,5 +217,10 @@ else
 fi
 
 echo
+if [ -s "$recap" ]; then
+	echo "what failed:"
+	sort -u "$recap"
+	echo
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
