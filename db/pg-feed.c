@@ -78,9 +78,13 @@ static const struct pg_stmt st_commit = { "feed_commit",
  * below the watermark, in the same xid order, from the same head), so a
  * position handed out before the crash names the same change after it.
  * Waiting would cost a flush per read, as many as the batches' own.
+ * set_config(..., true) rather than SET LOCAL: the job's statements share
+ * the transaction up to its sync, but before PostgreSQL 17 a pipeline's
+ * is not a "transaction block", and SET LOCAL warns in the server's log
+ * on every read (while taking effect all the same).
  */
-static const struct pg_stmt st_nosync = { NULL,
-	"SET LOCAL synchronous_commit TO off" };
+static const struct pg_stmt st_nosync = { "feed_nosync",
+	"SELECT set_config('synchronous_commit', 'off', true)" };
 static const struct pg_stmt st_head = { "feed_head",
 	"SELECT pos FROM feed_head" };
 static const struct pg_stmt st_sequence = { "feed_sequence",
