@@ -22,11 +22,19 @@
  * The first commit that succeeds again ends the fence (logged); the node
  * serves as a new one from then on.  On sqlite (one process owns the
  * file) there is nothing to fence against.
+ *
+ * The check runs on the loop's timer.  If the store holds the loop in a
+ * blocking wait (pg.c: a block of numbers it cannot have in an outage),
+ * it calls fence_stalled instead, which at the same moment kills every
+ * program the node runs, the one work that goes on while the loop
+ * waits (the coroutines, transfers and calls wait with it); the fence
+ * itself follows once the loop runs again.
  */
 #include <stdlib.h>
 
 #include "corod.h"
 #include "db.h"
+#include "proc.h"
 #include "task-int.h"
 
 #define FENCE_CHECK	(250 * 1000LL)	/* µs between looks */
@@ -35,8 +43,10 @@ static struct event	*fence_ev;
 static int64_t		 held_until;	/* the store holds our claims until */
 static int		 fenced;
 static int64_t		 fenced_at;
+static int		 stall_killed;	/* fence_stalled's, till the fence */
 
 static void	fence_check_cb(evutil_socket_t, short, void *);
+static void	fence_stalled(void);
 static void	fence_collect(struct task *, void *);
 static void	fence(int64_t);
 
@@ -55,6 +65,8 @@ fence_init(struct event_base *base)
 		return;
 	held_until = time_now() + store_lease;
 	fenced = 0;
+	stall_killed = 0;
+	store_stall_fn = fence_stalled;
 	fence_ev = event_new(base, -1, EV_PERSIST, fence_check_cb, NULL);
 	event_add(fence_ev, &tv);
 }
@@ -65,6 +77,7 @@ fence_shutdown(void)
 	if (fence_ev != NULL)
 		event_free(fence_ev);
 	fence_ev = NULL;
+	store_stall_fn = NULL;
 }
 
 /* Whether the node is fenced (serving, but holding no task). */
@@ -108,6 +121,25 @@ fence_check_cb(evutil_socket_t fd, short what, void *arg)
 	fence(now);
 }
 
+/* The loop is held by the store (see the top): the programs, in time. */
+static void
+fence_stalled(void)
+{
+	int64_t	now = time_now();
+	size_t	n;
+
+	if (fence_ev == NULL || fenced || stall_killed ||
+	    now < held_until - store_lease / 6)
+		return;
+	stall_killed = 1;
+	n = proc_kill_all();
+	log_warnx("the store has not renewed this node's claims for %.1f s "
+	    "(they end in %.1f s), and holds the loop: %zu program%s killed "
+	    "now (self-fencing; the rest when the loop runs again)",
+	    (double)(now - (held_until - store_lease)) / 1e6,
+	    (double)(held_until - now) / 1e6, n, n == 1 ? "" : "s");
+}
+
 /* The tasks this node holds: running ones, and scheduled ones it arms. */
 static void
 fence_collect(struct task *t, void *arg)
@@ -134,6 +166,7 @@ fence(int64_t now)
 
 	fenced = 1;
 	fenced_at = now;
+	stall_killed = 0;
 	task_each(fence_collect, &f);
 	log_warnx("the store has not renewed this node's claims for %.1f s "
 	    "(they end in %.1f s): stopping its %zu task%s (self-fencing); "

@@ -498,6 +498,26 @@ proc_ended_now(struct proc *p, const siginfo_t *si)
 }
 
 /*
+ * SIGKILL to every running program's group, now (fence.c, when the loop
+ * is held and the fence cannot wait for it); they are reaped, and their
+ * tasks told, once the loop runs again.  How many were signalled.
+ */
+size_t
+proc_kill_all(void)
+{
+	struct proc_list *lists[2] = { &procs, &sigchld_procs };
+	struct proc	*p;
+	size_t		 i, n = 0;
+
+	for (i = 0; i < 2; i++)
+		LIST_FOREACH(p, lists[i], entry)
+			if (p->state != PROC_ENDED &&
+			    proc_signal(p, SIGKILL) == 0)
+				n++;
+	return (n);
+}
+
+/*
  * Send sig to the process's group (its children too); 0, or -1 with
  * errno (ESRCH: no process is left in it).
  */

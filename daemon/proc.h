@@ -55,6 +55,7 @@ void		 proc_free(struct proc *);
 size_t		 proc_running(void);
 void		 proc_force_sigchld(int);
 void		 proc_shutdown(void);
+size_t		 proc_kill_all(void);
 int		 proc_rusage(struct proc *, struct rusage *);
 int		 proc_start_time(pid_t, unsigned long long *);
 void		 proc_subreaper(void);

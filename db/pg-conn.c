@@ -144,6 +144,8 @@ struct pg_priv {
 	char		**vals;
 	int		 hostaddr;	/* index in vals of ours, or -1 */
 	int		 hostidx;	/* ... of host's */
+	int		 timeoutidx;	/* ... of connect_timeout's */
+	int		 uri_timeout;	/* the URI set connect_timeout */
 	char		*host;		/* a name to look up again, or NULL */
 	int64_t		 connect_timeout;
 	struct pg_jobs	 waiting[PG_NROLES];
@@ -1217,8 +1219,11 @@ pool_conninfo(struct pg_db *pg, char **cause)
 		}
 		else if (strcmp(o->keyword, "hostaddr") == 0)
 			hostaddr = 1;
-		else if (strcmp(o->keyword, "connect_timeout") == 0)
+		else if (strcmp(o->keyword, "connect_timeout") == 0) {
 			timeout = p->vals[n];
+			p->timeoutidx = n;
+			p->uri_timeout = 1;
+		}
 		n++;
 	}
 	PQconninfoFree(opts);
@@ -1230,8 +1235,10 @@ pool_conninfo(struct pg_db *pg, char **cause)
 			continue;
 		p->keys[n] = xstrdup(defaults[i][0]);
 		p->vals[n] = xstrdup(defaults[i][1]);
-		if (strcmp(defaults[i][0], "connect_timeout") == 0)
+		if (strcmp(defaults[i][0], "connect_timeout") == 0) {
 			timeout = p->vals[n];
+			p->timeoutidx = n;
+		}
 		n++;
 	}
 	if (!options) {
@@ -1319,6 +1326,29 @@ pool_addrs(struct pg_priv *p, const struct addrinfo *ai)
 	p->vals[p->hostaddr] = xstrdup(addrs);
 	free(p->vals[p->hostidx]);
 	p->vals[p->hostidx] = hosts;
+}
+
+/*
+ * A blocking connection outside the pool (pg.c's pg->blk), on the pool's
+ * parameters: the host's addresses as the resolver last gave them, so
+ * that libpq looks nothing up (a connect on the loop must not wait on
+ * DNS).  timeout is its connect_timeout unless the URI set one.
+ */
+PGconn *
+pg_pool_connect_now(struct pg_db *pg, const char *timeout)
+{
+	struct pg_priv	*p = pg->pool.priv;
+	const char	*save = p->vals[p->timeoutidx];
+	PGconn		*conn;
+
+	if (!p->uri_timeout)
+		p->vals[p->timeoutidx] = (char *)timeout;
+	conn = PQconnectdbParams((const char *const *)p->keys,
+	    (const char *const *)p->vals, 0);
+	p->vals[p->timeoutidx] = (char *)save;
+	if (conn != NULL)
+		PQsetNoticeProcessor(conn, pg_notice, NULL);
+	return (conn);
 }
 
 /*
@@ -1630,7 +1660,7 @@ pg_bytes(const PGresult *res, int r, int c, size_t *len)
 /*
  * The server's notices (NOTICE: ... skipping) are for debugging only; a
  * FATAL comes this way when the server ends an idle session, and is kept
- * to say why the connection was lost.
+ * to say why the connection was lost (none kept for pg->blk: NULL).
  */
 static void
 pg_notice(void *arg, const char *msg)
@@ -1641,7 +1671,7 @@ pg_notice(void *arg, const char *msg)
 	line = pg_line(PG_PREFIX, msg, 0);
 	log_debug("%s", line);
 	free(line);
-	if (strncmp(msg, "FATAL:", 6) == 0) {
+	if (c != NULL && strncmp(msg, "FATAL:", 6) == 0) {
 		free(c->fatal);
 		c->fatal = pg_line("", msg, 1);
 	}

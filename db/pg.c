@@ -61,8 +61,7 @@ static struct pg_db	*pg_primary;
 /* A sequence's block: [first, first + PG_BLOCK). */
 struct pg_block {
 	int64_t		*next, *end;	/* where it goes */
-	int		 answered;
-	int		 ok;
+	int		*asking;	/* cleared with the answer */
 };
 
 static const struct pg_stmt st_ids = { "blk_ids",
@@ -342,16 +341,13 @@ pg_close(struct db *db)
  * server that drops our SYNs, or a network that takes the connection
  * but never answers, must not hold it until TCP gives up.  So libpq's
  * connect_timeout, PG_BLK_WAIT seconds (libpq's least), unless the URI
- * says otherwise: expanded (expand_dbname) after our word, its own words
- * win.  PQreset keeps them.
+ * says otherwise.  On the pool's parameters, which name the host by its
+ * addresses: no lookup that could block the loop.
  */
 static PGconn *
 pg_blk_connect(struct pg_db *pg)
 {
-	const char *const	 keys[] = { "connect_timeout", "dbname", NULL };
-	const char *const	 vals[] = { PG_BLK_WAIT_STR, pg->uri, NULL };
-
-	return (PQconnectdbParams(keys, vals, 1));
+	return (pg_pool_connect_now(pg, PG_BLK_WAIT_STR));
 }
 
 /*
@@ -413,20 +409,23 @@ pg_block_done(void *arg, int ok, const char *error)
 	if (!ok)
 		log_warnx("PostgreSQL: cannot take a block of ids: %s",
 		    error);
+	*b->asking = 0;
 	free(b);
 }
 
 /* Ask for the next block of a sequence into (*next, *end), not waiting. */
 static void
 pg_block_ask(struct pg_db *pg, const struct pg_stmt *st, int64_t *next,
-    int64_t *end)
+    int64_t *end, int *asking)
 {
 	struct pg_block	*b;
 	struct pg_job	*j;
 
+	*asking = 1;
 	b = xcalloc(1, sizeof *b);
 	b->next = next;
 	b->end = end;
+	b->asking = asking;
 	j = pg_job_new();
 	pg_job_add(j, st, NULL, pg_block_result, b);
 	pg_job_send(pg, PG_READER, j, pg_block_done, b);
@@ -451,10 +450,13 @@ pg_block_sync(struct pg_db *pg, const struct pg_stmt *st, int64_t *v,
 
 	/* not again after no answer: the wait is the loop's */
 	for (tries = 0; tries < 2 && why == NULL; tries++) {
+		/* not PQreset: the host's addresses may have moved since */
+		if (pg->blk != NULL && PQstatus(pg->blk) != CONNECTION_OK) {
+			PQfinish(pg->blk);
+			pg->blk = NULL;
+		}
 		if (pg->blk == NULL)
 			pg->blk = pg_blk_connect(pg);
-		else if (PQstatus(pg->blk) != CONNECTION_OK)
-			PQreset(pg->blk);
 		if (PQstatus(pg->blk) != CONNECTION_OK)
 			continue;
 		res = pg_blk_exec(pg, sql, &why);
@@ -474,11 +476,14 @@ pg_block_sync(struct pg_db *pg, const struct pg_stmt *st, int64_t *v,
 
 /*
  * The next number of a block, moving to the spare when it runs out and
- * asking for a new spare once half of a block is used.
+ * asking for a new spare once half of a block is used, and again on
+ * each take past that while it has none and none is asked (an ask that
+ * failed in an outage): only if the half runs out within one outage
+ * does the loop wait here, its one blocking wait on the server.
  */
 static int64_t
 pg_block_take(struct pg_db *pg, const struct pg_stmt *st, int64_t *next,
-    int64_t *end, int64_t *spare, int64_t *spare_end)
+    int64_t *end, int64_t *spare, int64_t *spare_end, int *asking)
 {
 	char	*cause = NULL;
 	int64_t	 v;
@@ -488,6 +493,7 @@ pg_block_take(struct pg_db *pg, const struct pg_stmt *st, int64_t *next,
 			/* the spare did not come in time (or failed) */
 			log_warnx("PostgreSQL: waiting for a block of %s",
 			    st == &st_ids ? "ids" : "change seqs");
+			store_stalled();
 			if (pg_block_sync(pg, st, &v, &cause) == 0) {
 				*spare = v;
 				*spare_end = v + PG_BLOCK;
@@ -503,8 +509,8 @@ pg_block_take(struct pg_db *pg, const struct pg_stmt *st, int64_t *next,
 		*spare = *spare_end = 0;
 	}
 	v = (*next)++;
-	if (*end - *next == PG_BLOCK / 2 && *spare == *spare_end)
-		pg_block_ask(pg, st, spare, spare_end);
+	if (*end - *next <= PG_BLOCK / 2 && *spare == *spare_end && !*asking)
+		pg_block_ask(pg, st, spare, spare_end, asking);
 	return (v);
 }
 
@@ -562,7 +568,7 @@ pg_next_id(struct db *db)
 	struct pg_db	*pg = PG(db);
 
 	return (pg_block_take(pg, &st_ids, &pg->id_next, &pg->id_end,
-	    &pg->id_spare, &pg->id_spare_end));
+	    &pg->id_spare, &pg->id_spare_end, &pg->id_asking));
 }
 
 static int64_t
@@ -572,7 +578,7 @@ pg_next_seq(struct db *db)
 	int64_t		 v;
 
 	v = pg_block_take(pg, &st_seqs, &pg->seq_next, &pg->seq_end,
-	    &pg->seq_spare, &pg->seq_spare_end);
+	    &pg->seq_spare, &pg->seq_spare_end, &pg->seq_asking);
 	if (v > pg->last_seq)
 		pg->last_seq = v;
 	return (v);

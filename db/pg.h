@@ -189,6 +189,7 @@ struct pg_db {
 	int64_t		 id_spare, id_spare_end;
 	int64_t		 seq_next, seq_end;
 	int64_t		 seq_spare, seq_spare_end;
+	int		 id_asking, seq_asking;	/* a spare asked */
 	int64_t		 last_seq;
 	PGconn		*blk;		/* blocking, for a block in a hurry */
 	int		 secondary;	/* another thread's: one reader */
@@ -216,6 +217,7 @@ int		 pg_pool_open(struct pg_db *, char **);
 /* Watch the sockets from the loop from now on. */
 void		 pg_attach(struct pg_db *, struct event_base *);
 void		 pg_pool_close(struct pg_db *);
+PGconn		*pg_pool_connect_now(struct pg_db *, const char *);
 
 /* pg-migrate.c: the schema */
 int		 pg_migrate(struct pg_db *, char **);

@@ -16,6 +16,14 @@
 #include "pg.h"
 
 int64_t	store_lease = STORE_LEASE_DEFAULT;
+void	(*store_stall_fn)(void);
+
+void
+store_stalled(void)
+{
+	if (store_stall_fn != NULL)
+		store_stall_fn();
+}
 
 int
 db_is_uri(const char *path)

@@ -98,6 +98,16 @@ typedef void	(*store_done)(void *, int);
 #define STORE_LEASE_DEFAULT	(30 * 1000000LL)
 extern int64_t	store_lease;
 
+/*
+ * Called, if set, while a backend holds the loop in a blocking wait for
+ * its server (pg.c: a block of numbers in an outage, retried each
+ * second): the loop's timers do not run then, the fence's included, so
+ * the daemon stops there what must not outlive the node's claims
+ * (fence.c).  store_stalled calls it.
+ */
+extern void	(*store_stall_fn)(void);
+void		 store_stalled(void);
+
 /* What a batch does to a task row (store_batch.ops). */
 enum store_op {
 	STORE_UPDATE,

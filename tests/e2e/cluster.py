@@ -385,6 +385,156 @@ t.run(block_in_a_stall, timeout=120, name="block_in_a_stall_cut",
       args=(True,))
 
 
+BLOCK = 16384       # ids a node takes at once (pg.h PG_BLOCK)
+
+
+@t.test(timeout=240)
+def block_spare_asked_again():
+    """A node asks for its next block of ids (the spare) once half of its
+    block is used; an ask that fails in an outage is asked again once the
+    server is back.  So a block that runs out in a later outage moves to
+    the spare, and the node does not wait on the loop for the server
+    (pg.c's one blocking wait, retried each second: before, the node
+    answered nothing, and could not fence, until the outage ended)."""
+    d = node("spare")
+    one = [{"kind": "echo", "params": {"message": "x"}}]
+    x = d.submit(one)[0]["id"]
+    end = (x - 1) // BLOCK * BLOCK + 1 + BLOCK     # the block's end
+    left = end - x - 1
+    while left > BLOCK // 2 + 1000:                 # to near the half
+        got = d.submit(one * 1000)
+        left = end - got[-1]["id"] - 1
+    pg.stop()
+    # the half passed in the outage: the spare's ask fails (the pool's
+    # 10 s), as the batch's commit does
+    r = d.request("POST", "/v1/tasks", one * (left - BLOCK // 2 + 10),
+                  timeout=scaled(60))
+    t.is_(r.status, 503, "a batch past half the block, in an outage: 503 "
+          "(the spare asked, and failed)")
+    time.sleep(1)
+    pg.start()
+    d.wait_output(r"the store answers again", timeout=30)
+    y = d.submit(one)[0]["id"]
+    t.ok(y < end, "the server back: ids go on from the block (%d)" % y)
+    time.sleep(scaled(1))       # the spare asked again, and come
+    left = end - y - 1
+    pg.stop()
+    # the block runs out in the next outage: 9 batches at once take
+    # more than is left of it
+    answers, lock = [], threading.Lock()
+
+    def batch():
+        try:
+            st = d.request("POST", "/v1/tasks", one * 1000,
+                           conn=d.connection(), timeout=scaled(90)).status
+        except Exception as e:  # noqa: BLE001 (reported below)
+            st = repr(e)
+        with lock:
+            answers.append(st)
+    ths = [threading.Thread(target=batch, daemon=True)
+           for _ in range(left // 1000 + 1)]
+    for th in ths:
+        th.start()
+    time.sleep(scaled(2))
+    t0 = time.monotonic()
+    try:
+        r = d.request("GET", "/healthz", timeout=scaled(5))
+        health = r.status
+    except Exception as e:  # noqa: BLE001 (the assertion says it)
+        health = repr(e)
+    t.ok(health in (200, 503), "in the outage, with the block used up, "
+         "the node answers /healthz (%s, in %.1f s)" %
+         (health, time.monotonic() - t0))
+    for th in ths:
+        th.join(scaled(60))
+    t.is_(sorted(set(map(str, answers))), ["503"], "the %d batches in the "
+          "outage: 503, not held" % len(ths))
+    t.ok("waiting for a block" not in d.output(),
+         "the node never waited on the loop for a block of ids")
+    pg.start()
+    d.wait_output(r"the store answers again", timeout=30)
+    z = d.submit(one)[0]["id"]
+    t.ok(z >= end, "ids then come from the spare, another block "
+         "(%d)" % z)
+    d.close()
+
+
+def proc_dead(pid):
+    """Gone, or a zombie (killed, not reaped by a daemon held)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+@t.test(timeout=240)
+def block_runs_out_in_outage():
+    """A block of ids that runs out in an outage with no spare (its ask
+    failed in the same outage) holds the loop until the server answers
+    (pg.c's one blocking wait): the fence's timer cannot run, but the
+    store calls the fence from the wait, which kills the node's programs
+    before its leases end; the rest of the fence follows once the loop
+    runs again."""
+    d = Corod(t, name="runout", db=pg.uri, start=False)
+    cdir = os.path.join(d.dir, "commands")
+    os.makedirs(cdir)
+    with open(os.path.join(cdir, "do.conf"), "w") as f:
+        f.write("path = %s\nallow-args = any\nstop-grace = 1\n" % os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "..", "progs",
+            "exec-do.sh"))
+    lease = 10
+    d.args = ["--lease", str(lease), "--commands-dir", cdir]
+    d.start()
+    pidfile = os.path.join(d.dir, "pids")
+    task = d.submit({"kind": "exec", "params": {
+        "command": "do", "args": ["forever", pidfile]}})["id"]
+    d.wait_state(task, "running", timeout=scaled(10))
+    d.wait_for(lambda: os.path.exists(pidfile) and
+               open(pidfile).read().strip(), timeout=10, desc="its pid")
+    pid = int(open(pidfile).read().split()[0])
+    one = [{"kind": "echo", "params": {"message": "x"}}]
+    x = d.submit(one)[0]["id"]
+    end = (x - 1) // BLOCK * BLOCK + 1 + BLOCK
+    left = end - x - 1
+    while left > BLOCK // 2 + 1000:
+        got = d.submit(one * 1000)
+        left = end - got[-1]["id"] - 1
+    pg.stop()
+    t0 = time.monotonic()
+
+    def batch():
+        try:
+            d.request("POST", "/v1/tasks", one * 1000, conn=d.connection(),
+                      timeout=scaled(120))
+        except Exception:       # noqa: BLE001 (the daemon's state tells)
+            pass
+    ths = [threading.Thread(target=batch, daemon=True)
+           for _ in range(left // 1000 + 2)]
+    for th in ths:
+        th.start()
+    while not proc_dead(pid) and time.monotonic() - t0 < lease + 5:
+        time.sleep(0.05)
+    died = time.monotonic() - t0
+    t.ok(proc_dead(pid) and died < lease, "the program is killed before "
+         "the node's leases end (%d s after its last renewal at most): "
+         "%s %.1f s into the outage" % (lease, "dead" if proc_dead(pid)
+                                         else "still running", died))
+    line = d.wait_output(r"holds the loop: \d+ programs? killed",
+                         timeout=5)
+    t.ok("1 program killed" in line, "the node says so", diag=line)
+    pg.start()
+    d.wait_output(r"the store answers again", timeout=60)
+    for th in ths:
+        th.join(scaled(60))
+    got = d.wait_for(lambda: (lambda g: g if g["attempt"] >= 2 else None)(
+        d.get(task)), timeout=scaled(30), desc="the task taken back")
+    t.ok(got["attempt"] == 2, "the task was taken back after the lease, "
+         "as interrupted (attempt %d)" % got["attempt"])
+    d.cancel(task)
+    d.close()
+
+
 @t.test(timeout=90)
 def schedule_fires_once():
     ns = [node("c%d" % i) for i in (1, 2, 3)]
@@ -922,6 +1072,16 @@ def cancel_races_own_claim():
     t.is_(bad, [], "every task whose cancel was answered 200 is canceled "
           "in the store, and stays so past its run_at")
     d.close()
+
+
+@t.test()
+def server_log_clean():
+    """The nodes' statements made the server warn of nothing (a warning
+    each feed read filled the log before: SET LOCAL in a pipeline)."""
+    with open(pg.log, errors="replace") as f:
+        warned = [line.rstrip() for line in f if "WARNING:" in line]
+    t.is_(warned[:5], [], "PostgreSQL's log has no WARNING (%d)"
+          % len(warned))
 
 
 t.done()
