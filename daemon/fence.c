@@ -133,6 +133,12 @@ fence_stalled(void)
 		return;
 	stall_killed = 1;
 	n = proc_kill_all();
+	/*
+	 * The fence first when the loop runs again, before the programs'
+	 * ends are read (the next poll): a task must be let go as lost,
+	 * not failed by the SIGKILL.
+	 */
+	event_active(fence_ev, EV_TIMEOUT, 1);
 	log_warnx("the store has not renewed this node's claims for %.1f s "
 	    "(they end in %.1f s), and holds the loop: %zu program%s killed "
 	    "now (self-fencing; the rest when the loop runs again)",
