@@ -444,10 +444,25 @@ static const char *const step3[] = {
 	NULL
 };
 
+/*
+ * The workers' fetch (queue_claim) in its own order: a queue's due
+ * external rows best first, read from an index and not sorted, so a
+ * fetch reads the rows it takes and not the whole queue (a queue of
+ * 30,000 waiting was read whole for every claim: 115 claims/s).
+ */
+static const char *const step4[] = {
+	"CREATE INDEX tasks_claimable ON tasks"
+	"  (queue, priority DESC, run_at, id)"
+	"  WHERE state = 0 AND kind = 'external' AND parent IS NULL"
+	"  AND uwait IS NULL",
+	NULL
+};
+
 static const char *const *const steps[] = {
 	step1,
 	step2,
 	step3,
+	step4,
 };
 #define NSTEPS	((int)(sizeof steps / sizeof steps[0]))
 
