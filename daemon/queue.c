@@ -235,7 +235,7 @@ queue_gc(struct queue *q)
 
 	if (q->set.version != 0 || q->running > 0 || q->nkeys > 0 ||
 	    q->waiting.n > 0 || q->ready.n > 0 || q->nclaims > 0 ||
-	    q->marked || q->gate_marked)
+	    q->marked || q->gate_marked || q->linger_until != 0)
 		return;
 	for (pp = &queues[queue_hash(QUEUE_HASH0, q->name) % QUEUE_BUCKETS];
 	    *pp != NULL; pp = &(*pp)->hnext) {

@@ -63,6 +63,8 @@ struct queue {
 	LIST_ENTRY(queue)	 want_entry;
 	int			 fetching;
 	int			 fetch_again;	/* asked for while out */
+	int64_t			 linger_until;	/* time_mono; 0: not */
+	LIST_ENTRY(queue)	 linger_entry;
 	int			 marked;	/* for queue_dispatch */
 	LIST_ENTRY(queue)	 mark_entry;
 	struct queue		*hnext;

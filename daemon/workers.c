@@ -24,10 +24,14 @@
  * UPDATE SKIP LOCKED, as many as its claims take), when a claim comes,
  * when the change feed tells of a task created on any node
  * (queue_heard), and every FETCH_EVERY whatever is heard (a task that
- * came due, one let go by another node).  Fetched tasks nobody claimed
- * (the claims left or were served meanwhile) are let go at once
- * (queue_let_go: commit_release) rather than kept from other nodes'
- * workers.  The row's fencing token still gives it to one claim only.
+ * came due, one let go by another node).  A fetch takes FETCH_SPARE more
+ * than its claims take (a queue without limits: their room is the
+ * store's to share), so that the claims that follow are served from
+ * memory and not each by a round trip of its own; the tasks nobody
+ * claimed are kept LINGER after the last claim was served or left, then
+ * let go (queue_let_go: commit_release) rather than kept from other
+ * nodes' workers.  The row's fencing token still gives it to one claim
+ * only.
  *
  * The workers seen (GET /v1/workers) are kept by name: when each was
  * last heard of, the queues it claimed from, the leases it holds.  One
@@ -46,6 +50,8 @@
 #define WORKER_FORGET	(600 * USEC_PER_SEC)
 #define FETCH_EVERY	(1000 * 1000LL)	/* µs: claims waiting look again */
 #define FETCH_MAX	100		/* tasks a fetch */
+#define FETCH_SPARE	16		/* ... more than the claims take */
+#define LINGER		(100 * 1000LL)	/* µs: the spare kept, unclaimed */
 
 /* A fetch out for one queue's claims (a shared store). */
 struct fetch {
@@ -66,6 +72,9 @@ static size_t		 nready, nclaims;
 /* a shared store's queues with claims waiting, the fetches' timer */
 static LIST_HEAD(, queue) wanting = LIST_HEAD_INITIALIZER(wanting);
 static struct event	*fetch_ev;
+/* queues keeping fetched tasks a moment after their claims, its timer */
+static LIST_HEAD(, queue) lingering = LIST_HEAD_INITIALIZER(lingering);
+static struct event	*linger_ev;
 static int		 fetch_stopped;
 
 static struct worker_ent *workers[WORKER_BUCKETS];
@@ -82,6 +91,8 @@ static void		 queue_fetch(struct queue *);
 static void		 queue_fetched(void *, int);
 static void		 queue_fetch_cb(evutil_socket_t, short, void *);
 static void		 queue_let_go(struct queue *);
+static void		 queue_linger(struct queue *);
+static void		 queue_linger_cb(evutil_socket_t, short, void *);
 static struct worker_ent *worker_get(const char *, int);
 static void		 worker_forget(struct worker_ent *);
 
@@ -94,10 +105,14 @@ workers_shutdown(void)
 
 	LIST_INIT(&marked);
 	LIST_INIT(&wanting);
+	LIST_INIT(&lingering);
 	nready = nclaims = 0;
 	if (fetch_ev != NULL)
 		event_free(fetch_ev);
 	fetch_ev = NULL;
+	if (linger_ev != NULL)
+		event_free(linger_ev);
+	linger_ev = NULL;
 	fetch_stopped = 1;	/* a fetch still out is dropped */
 	while ((w = TAILQ_FIRST(&worker_lru)) != NULL)
 		worker_forget(w);
@@ -122,11 +137,12 @@ queue_ready(struct task *t)
 
 	if (ti->flags & TASKF_WREADY)
 		return;
-	/* (a shared store's: only for claims waiting here; the caller
-	 * lets it go) */
+	/* (a shared store's: only for claims waiting here, or that were
+	 * a moment ago; the caller lets it go) */
 	if (corod_db->ops->shared && t->row.parent == 0 &&
 	    ((q = queue_get(t->row.queue != NULL ? t->row.queue :
-	    QUEUE_DEFAULT, 0)) == NULL || q->nclaims == 0))
+	    QUEUE_DEFAULT, 0)) == NULL || (q->nclaims == 0 &&
+	    q->linger_until == 0)))
 		return;
 	q = queue_get(t->row.queue != NULL ? t->row.queue : QUEUE_DEFAULT, 1);
 	heap_push(&q->ready, ti);
@@ -189,7 +205,7 @@ queue_unwait(struct claim *c)
 	nclaims--;
 	if (q->nclaims == 0) {
 		queue_want(q, 0);
-		queue_let_go(q);
+		queue_linger(q);
 	}
 	queue_gc(q);
 }
@@ -225,7 +241,7 @@ queue_dispatch(void)
 		 * what is left) */
 		if (q->nclaims == 0) {
 			queue_want(q, 0);
-			queue_let_go(q);
+			queue_linger(q);
 		} else if (q->ready.n == 0)
 			queue_fetch(q);
 		queue_gc(q);
@@ -275,11 +291,14 @@ queue_fetch(struct queue *q)
 		return;
 	}
 	TAILQ_FOREACH(c, &q->claims, entry) {
-		if ((want += c->max) >= FETCH_MAX) {
-			want = FETCH_MAX;
+		if ((want += c->max) >= FETCH_MAX)
 			break;
-		}
 	}
+	if (q->set.concurrency == 0 && q->set.key_concurrency == 0 &&
+	    q->set.rate_limit == 0)
+		want += FETCH_SPARE;
+	if (want > FETCH_MAX)
+		want = FETCH_MAX;
 	q->fetching = 1;
 	q->fetch_again = 0;
 	f = xcalloc(1, sizeof *f);
@@ -381,7 +400,59 @@ queue_heard(void)
 
 /*
  * No claim waits on q any more (a shared store): its ready top-level
- * tasks are let go, for another node's workers to claim.
+ * tasks are kept LINGER for the claims that follow, then let go.
+ */
+static void
+queue_linger(struct queue *q)
+{
+	struct timeval	tv;
+
+	if (!corod_db->ops->shared || (q->ready.n == 0 && !q->fetching))
+		return;
+	if (q->linger_until == 0)
+		LIST_INSERT_HEAD(&lingering, q, linger_entry);
+	q->linger_until = time_mono() + LINGER;
+	if (linger_ev == NULL)
+		linger_ev = event_new(loop_base, -1, 0, queue_linger_cb, NULL);
+	if (!evtimer_pending(linger_ev, NULL)) {
+		tv = time_tv(LINGER);
+		evtimer_add(linger_ev, &tv);
+	}
+}
+
+/* The lingering queues whose time is up let go of what is left. */
+static void
+queue_linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue	*q, *next;
+	struct timeval	 tv;
+	int64_t		 now = time_mono(), first = 0;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (q = LIST_FIRST(&lingering); q != NULL; q = next) {
+		next = LIST_NEXT(q, linger_entry);
+		if (q->nclaims == 0 && q->linger_until > now) {
+			if (first == 0 || q->linger_until < first)
+				first = q->linger_until;
+			continue;
+		}
+		LIST_REMOVE(q, linger_entry);
+		q->linger_until = 0;
+		if (q->nclaims == 0)
+			queue_let_go(q);
+		queue_gc(q);
+	}
+	if (first != 0) {
+		tv = time_tv(first - now);
+		evtimer_add(linger_ev, &tv);
+	}
+}
+
+/*
+ * No claim waits on q any more, its linger over (a shared store): its
+ * ready top-level tasks are let go, for another node's workers to claim.
  */
 static void
 queue_let_go(struct queue *q)
