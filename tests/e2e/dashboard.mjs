@@ -1065,13 +1065,18 @@ async function main() {
 	});
 
 	await step('Limits… of a queue named ".." says a browser cannot reach it, and ' +
-	    'sends nothing (a URL would make it another path)', async () => {
+	    'sends nothing for it (a URL would make it another path)', async () => {
 		const from = requests.length;
 		await page.fill('#queue-open-name', '..');
 		await page.click('#queue-open-button');
 		await page.waitForSelector('#queues-status[data-kind="error"]:not([hidden])');
 		const text = await page.textContent('#queues-status');
-		const sent = requests.slice(from).filter((q) => !/\/v1\/events/.test(q.url));
+		// the views' own refreshes (a feed event of the step before may
+		// come now) are not about "..": any other request is
+		const refresh = (q) => q.method === 'GET' &&
+		    /^\/v1\/(events|queues|workers|tasks|schedules)$/.test(
+			new URL(q.url).pathname);
+		const sent = requests.slice(from).filter((q) => !refresh(q));
 		await page.fill('#queue-open-name', '');
 		return [/cannot be reached/.test(text) && sent.length === 0 &&
 		    await page.isHidden('#queue-form'), null,
