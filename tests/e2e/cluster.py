@@ -393,6 +393,19 @@ t.run(block_in_a_stall, timeout=120, name="block_in_a_stall_cut",
 BLOCK = 16384       # ids a node takes at once (pg.h PG_BLOCK)
 
 
+def submit_again(d, specs, timeout=60):
+    """The first id of specs submitted once the store takes writes again
+    (503 until then)."""
+    end = time.monotonic() + scaled(timeout)
+    while True:
+        r = d.request("POST", "/v1/tasks", specs, timeout=scaled(30))
+        if r.status == 201 or time.monotonic() > end:
+            break
+        time.sleep(0.2)
+    assert r.status == 201, r.describe()
+    return r.body["tasks"][0]["id"]
+
+
 @t.test(timeout=240)
 def block_spare_asked_again():
     """A node asks for its next block of ids (the spare) once half of its
@@ -410,16 +423,18 @@ def block_spare_asked_again():
         got = d.submit(one * 1000)
         left = end - got[-1]["id"] - 1
     pg.stop()
-    # the half passed in the outage: the spare's ask fails (the pool's
-    # 10 s), as the batch's commit does
+    t0 = time.monotonic()
+    # the half passed in the outage: the spare's ask fails once it has
+    # waited the pool's 10 s for a connection (the batch is refused at
+    # once or after as long: its commit may have been out when the
+    # connection went)
     r = d.request("POST", "/v1/tasks", one * (left - BLOCK // 2 + 10),
                   timeout=scaled(60))
     t.is_(r.status, 503, "a batch past half the block, in an outage: 503 "
           "(the spare asked, and failed)")
-    time.sleep(1)
+    time.sleep(max(0, 12 - (time.monotonic() - t0)))
     pg.start()
-    d.wait_output(r"the store answers again", timeout=30)
-    y = d.submit(one)[0]["id"]
+    y = submit_again(d, one)
     t.ok(y < end, "the server back: ids go on from the block (%d)" % y)
     time.sleep(scaled(1))       # the spare asked again, and come
     left = end - y - 1
@@ -457,8 +472,7 @@ def block_spare_asked_again():
     t.ok("waiting for a block" not in d.output(),
          "the node never waited on the loop for a block of ids")
     pg.start()
-    d.wait_output(r"the store answers again", timeout=30, nth=2)
-    z = d.submit(one)[0]["id"]
+    z = submit_again(d, one)
     t.ok(z >= end, "ids then come from the spare, another block "
          "(%d)" % z)
     d.close()
@@ -529,7 +543,7 @@ def block_runs_out_in_outage():
                          timeout=5)
     t.ok("1 program killed" in line, "the node says so", diag=line)
     pg.start()
-    d.wait_output(r"the store answers again", timeout=60)
+    submit_again(d, one)
     for th in ths:
         th.join(scaled(60))
     got = d.wait_for(lambda: (lambda g: g if g["attempt"] >= 2 else None)(

@@ -693,19 +693,15 @@ class Corod:
                               "\n".join(r[:20]) + "\n---\n" +
                               self.output_tail(80, whole=True))
 
-    def wait_output(self, regex, timeout=5, nth=1):
-        """Wait for a line of this start's output matching regex (the
-        nth such line)."""
+    def wait_output(self, regex, timeout=5):
+        """Wait for a line of this start's output matching regex."""
         pat = re.compile(regex)
         deadline = time.monotonic() + scaled(timeout)
         with self._cond:
             while True:
-                seen = 0
                 for line in self._lines:
                     if line is not None and pat.search(line):
-                        seen += 1
-                        if seen == nth:
-                            return line
+                        return line
                 left = deadline - time.monotonic()
                 if left <= 0 or None in self._lines:
                     raise WaitTimeout("no output line matching /%s/" % regex)
