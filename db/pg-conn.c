@@ -1329,6 +1329,17 @@ pool_addrs(struct pg_priv *p, const struct addrinfo *ai)
 }
 
 /*
+ * A job's first statement when its commit need not wait for its flush
+ * (the feed's sequencing, the workers' fetch: each says why).
+ * set_config(..., true) rather than SET LOCAL: a job's statements share
+ * the transaction up to its sync, but before PostgreSQL 17 a pipeline's
+ * is not a "transaction block", and SET LOCAL warns in the server's log
+ * each time (while taking effect all the same).
+ */
+const struct pg_stmt pg_st_nosync = { "nosync",
+	"SELECT set_config('synchronous_commit', 'off', true)" };
+
+/*
  * A blocking connection outside the pool (pg.c's pg->blk), on the pool's
  * parameters: the host's addresses as the resolver last gave them, so
  * that libpq looks nothing up (a connect on the loop must not wait on

@@ -73,18 +73,13 @@ static const struct pg_stmt st_commit = { "feed_commit",
 	"INSERT INTO feed_commits (xid, n, node)"
 	" VALUES (pg_current_xact_id(), $1, $2)" };
 /*
- * A reader's sequencing need not wait for its own flush to disk: it is
- * done again the same way after a crash that loses it (the same commits
+ * A reader's sequencing need not wait for its own flush to disk
+ * (pg_st_nosync, first in its job): it is done again the same way after
+ * a crash that loses it (the same commits
  * below the watermark, in the same xid order, from the same head), so a
  * position handed out before the crash names the same change after it.
  * Waiting would cost a flush per read, as many as the batches' own.
- * set_config(..., true) rather than SET LOCAL: the job's statements share
- * the transaction up to its sync, but before PostgreSQL 17 a pipeline's
- * is not a "transaction block", and SET LOCAL warns in the server's log
- * on every read (while taking effect all the same).
  */
-static const struct pg_stmt st_nosync = { "feed_nosync",
-	"SELECT set_config('synchronous_commit', 'off', true)" };
 static const struct pg_stmt st_head = { "feed_head",
 	"SELECT pos FROM feed_head" };
 static const struct pg_stmt st_sequence = { "feed_sequence",
@@ -439,7 +434,7 @@ pg_feed_read(struct db *db, int64_t after, int limit, struct store_feed *out,
 	f->arg = arg;
 	f->head = -1;
 	j = pg_job_new();
-	pg_job_add(j, &st_nosync, NULL, NULL, NULL);
+	pg_job_add(j, &pg_st_nosync, NULL, NULL, NULL);
 	pg_params_init(&p);
 	pg_param_int(&p, now);
 	pg_job_add(j, &st_sequence, &p, feed_sequenced, f);

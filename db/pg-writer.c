@@ -277,16 +277,6 @@ static const struct pg_stmt st_claim = { "w_claim",
  * (pg-migrate.c, step 3) gives a queue with limits only what they leave
  * room for across nodes.
  */
-/*
- * Its commit need not wait for its flush: what it takes is only held
- * for this node's claims, and the lease written for a claim (or the let
- * go) commits after it on the same connection, so the WAL's order makes
- * the fetch durable with that write; a crash before it loses a hold
- * nobody was told of (the rows are claimable again, and the lease's
- * write, its token gone, changes nothing).  One flush a claim less.
- */
-static const struct pg_stmt st_nosync = { "w_nosync",
-	"SELECT set_config('synchronous_commit', 'off', true)" };
 static const struct pg_stmt st_claim_queue = { "w_claim_queue",
 	"SELECT " PG_TASK_READ " FROM queue_claim($1, $2, $3, $4, $5, $6)"
 	" AS tasks" };
@@ -949,7 +939,7 @@ pgw_take(struct pg_db *pg, const struct pg_stmt *st, int nosync,
 	t->arg = arg;
 	j = pg_job_new();
 	if (nosync)
-		pg_job_add(j, &st_nosync, NULL, NULL, NULL);
+		pg_job_add(j, &pg_st_nosync, NULL, NULL, NULL);
 	pg_job_add(j, st, p, pgw_take_rows, t);
 	pg_job_send(pg, PG_WRITER, j, pgw_take_cb, t);
 }
@@ -1054,6 +1044,15 @@ pg_claim_queue(struct db *db, const char *owner, int64_t lease_until,
 	pg_param_int(&p, lease_until - store_lease);
 	pg_param_int(&p, limit);
 	pg_param_int(&p, PG(db)->node);
+	/*
+	 * Its commit need not wait for its flush (pg_st_nosync): what it
+	 * takes is only held for this node's claims, and the lease written
+	 * for a claim (or the let go) commits after it on the same
+	 * connection, so the WAL's order makes the fetch durable with that
+	 * write; a crash before it loses a hold nobody was told of (the rows
+	 * are claimable again, and the lease's write, its token gone,
+	 * changes nothing).  One flush a claim less.
+	 */
 	pgw_take(PG(db), &st_claim_queue, 1, &p, 0, "claim_queue", rows, n,
 	    done, arg);
 }

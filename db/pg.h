@@ -218,6 +218,7 @@ int		 pg_pool_open(struct pg_db *, char **);
 void		 pg_attach(struct pg_db *, struct event_base *);
 void		 pg_pool_close(struct pg_db *);
 PGconn		*pg_pool_connect_now(struct pg_db *, const char *);
+extern const struct pg_stmt pg_st_nosync;
 
 /* pg-migrate.c: the schema */
 int		 pg_migrate(struct pg_db *, char **);
